@@ -1,0 +1,14 @@
+{
+  "targets": [
+    {
+      "target_name": "jitmem_native",
+      "sources": ["native/src/jitmem_native.cc"],
+      "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra"],
+      "libraries": ["-ldl", "-lrt"]
+    }
+  ]
+}

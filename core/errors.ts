@@ -1,0 +1,27 @@
+/**
+ * One error class for everything a user can cause. `code` is stable and documented; the
+ * message names the offending value and what was expected. Callers switch on `code`, never
+ * on the message.
+ */
+export class JitmemError extends Error {
+  readonly code: string;
+  /** Structured details (addresses, sizes, offsets) for programs; the message has them for people. */
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: string, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'JitmemError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** Formats an executor address the way every message shows it. */
+export function hex(value: number | bigint): string {
+  return '0x' + value.toString(16);
+}
+
+/** True when `err` is an Error carrying the given `code` (JitmemError or a native/Node error). */
+export function hasCode(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
+}

@@ -1,0 +1,1 @@
+export const benchAllocCommand = undefined as never;

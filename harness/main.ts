@@ -1,0 +1,59 @@
+import type { Command, CommandIO } from './command.js';
+import { JitmemError } from '../core/errors.js';
+
+/**
+ * The `jitmem` command line. Subcommands are loaded on demand so that `jitmem executor` starts
+ * without loading the benchmark harness.
+ */
+const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  'bench-alloc': {
+    summary: 'allocator microbenchmark: allocate+free latency at 1k/10k/100k free ranges',
+    load: async () => (await import('./commands/bench-alloc.js')).benchAllocCommand,
+  },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((n) => n.length));
+  const lines = Object.entries(commands)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return [
+    'usage: jitmem <command> [options]',
+    '',
+    'commands:',
+    ...lines,
+    '',
+    "Run 'jitmem <command> --help' for a command's options.",
+    '',
+  ].join('\n');
+}
+
+export async function main(argv: string[], io: CommandIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version') {
+    const { readFileSync } = await import('node:fs');
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    io.stdout.write(pkg.version + '\n');
+    return 0;
+  }
+  const entry = commands[name];
+  if (!entry) {
+    io.stderr.write(`jitmem: unknown command ${JSON.stringify(name)}\n\n` + usage());
+    return 2;
+  }
+  try {
+    const command = await entry.load();
+    return await command.run(rest, io);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (err instanceof JitmemError || (code && /^(ERR_|E[A-Z])/.test(code))) {
+      io.stderr.write(`jitmem ${name}: ${(err as Error).message}${code ? ` [${code}]` : ''}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}

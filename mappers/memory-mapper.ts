@@ -1,0 +1,77 @@
+import type { AllocGroup } from './alloc-group.js';
+
+/**
+ * The transport contract between the memory manager (which decides where things go) and the
+ * executor's memory (where they end up), as LLVM ORC's MemoryMapper. Three implementations:
+ * in-process, shared memory, RPC copy. DESIGN.md §3.
+ */
+
+/** An executor address range; `end` is exclusive. */
+export interface ExecutorAddrRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+/**
+ * A wrapper-function call that runs in the executor: the function's executor address and its
+ * SPS-encoded argument bytes. The function returns an SPSError. A call with fn 0 is "none".
+ */
+export interface WrapperCall {
+  readonly fn: number;
+  readonly args: Uint8Array;
+}
+
+/** A finalize action and its dealloc twin; either may be null. */
+export interface AllocActionCallPair {
+  readonly finalize: WrapperCall | null;
+  readonly dealloc: WrapperCall | null;
+}
+
+export interface SegmentInfo {
+  /** Offset of the segment from the mapping base; page-aligned. */
+  readonly offset: number;
+  /** Bytes of content at the start of the segment (already written to working memory). */
+  readonly contentSize: number;
+  /** Bytes after the content that initialize zeroes. */
+  readonly zeroFillSize: number;
+  readonly group: AllocGroup;
+  /** The working memory prepare() returned for this segment (RPC copy sends its content). */
+  readonly workingMemory?: Uint8Array;
+}
+
+export interface AllocInfo {
+  readonly mappingBase: number;
+  readonly segments: readonly SegmentInfo[];
+  readonly actions: readonly AllocActionCallPair[];
+}
+
+export interface MemoryMapper {
+  /** The executor's page size. */
+  readonly pageSize: number;
+  /** Reserves `bytes` (a multiple of the page size) of executor address space. */
+  reserve(bytes: number): Promise<ExecutorAddrRange>;
+  /**
+   * Working memory for [addr, addr+size) of a reservation: where the linker writes content.
+   * It is valid until the range is initialized, deinitialized or released, after which the
+   * view is detached (it has length 0 and writes reach nothing).
+   */
+  prepare(addr: number, size: number): Uint8Array;
+  /**
+   * Moves the content into place (if the transport needs to), zeroes the zero-fill tails,
+   * applies protections and runs the finalize actions in order. Every segment is checked
+   * against its reservation before any byte is written. Returns the key: the lowest segment
+   * address.
+   */
+  initialize(info: AllocInfo): Promise<number>;
+  /**
+   * Runs the dealloc actions of each key's region in reverse, puts its pages back to RW and
+   * forgets it, so that the range can be initialized again. A key that names no initialized
+   * region but is the address of working memory handed out by prepare() (an abandoned
+   * allocation) just drops that working memory.
+   */
+  deinitialize(keys: readonly number[]): Promise<void>;
+  /** Deinitializes whatever is left in each reservation and gives its address space back. */
+  release(bases: readonly number[]): Promise<void>;
+  /** Releases every reservation; the mapper cannot be used afterwards. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,290 @@
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { JitmemError } from '../core/errors.js';
+import { checkAddress, checkProtection, checkSize } from '../core/checks.js';
+
+/**
+ * The one loader of the native addon, and the typed shell over it. Argument checks live here,
+ * where they read well; the addon only wraps syscalls. A failing syscall throws an Error with
+ * `code` = errno name (ENOMEM, EINVAL, ...) and `syscall`, as Node's own errors do.
+ */
+
+interface RawAddon {
+  pageSize(): number;
+  reserve(length: number, prot: number): number;
+  protect(address: number, length: number, prot: number): void;
+  unmap(address: number, length: number): void;
+  view(address: number, length: number): Uint8Array;
+  detach(view: Uint8Array | ArrayBuffer): void;
+  copyIn(address: number, source: Uint8Array): void;
+  copyOut(address: number, destination: Uint8Array): void;
+  fill(address: number, length: number, byte: number): void;
+  move(destination: number, source: number, length: number): void;
+  shmCreate(name: string, size: number): number;
+  shmOpen(name: string): number;
+  shmUnlink(name: string): void;
+  fdSize(fd: number): number;
+  mapShared(fd: number, length: number, prot: number): number;
+  closeFd(fd: number): void;
+  flushICache(address: number, length: number): void;
+  call(address: number, args: Array<number | bigint>): bigint;
+  callWrapper(address: number, args: Uint8Array): Uint8Array;
+  callMain(address: number, argv: string[]): number;
+  setAffinity(pid: number, cpus: number[]): void;
+  getAffinity(pid: number): number[];
+  currentCpu(): number;
+  dlopen(path: string): number;
+  dlsym(handle: number, name: string): number;
+  registerFrame(address: number): void;
+  deregisterFrame(address: number): void;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+// Compiled code runs from dist/native/, sources from native/: the build folder sits at the
+// package root either way.
+const candidates = [
+  path.resolve(here, '../../build/Release/jitmem_native.node'),
+  path.resolve(here, '../build/Release/jitmem_native.node'),
+];
+
+function load(): RawAddon {
+  const file = candidates.find((f) => existsSync(f));
+  if (!file) {
+    throw new JitmemError(
+      'ERR_NATIVE_NOT_BUILT',
+      `jitmem's native addon is not built (looked for ${candidates.join(' and ')}). ` +
+        `Build it with 'npm run install' (node-gyp rebuild; needs python3, make and g++), or run 'npm ci' again.`,
+      { candidates },
+    );
+  }
+  try {
+    return createRequire(import.meta.url)(file) as RawAddon;
+  } catch (err) {
+    throw new JitmemError(
+      'ERR_NATIVE_LOAD_FAILED',
+      `jitmem's native addon at ${file} failed to load: ${(err as Error).message}. ` +
+        `It was probably built for another Node version; rebuild it with 'npm run install'.`,
+      { file },
+      { cause: err },
+    );
+  }
+}
+
+let addon: RawAddon | undefined;
+function raw(): RawAddon {
+  return (addon ??= load());
+}
+
+export const PROT_NONE = 0;
+export const PROT_R = 1;
+export const PROT_W = 2;
+export const PROT_X = 4;
+export const PROT_RW = PROT_R | PROT_W;
+export const PROT_RX = PROT_R | PROT_X;
+
+let cachedPageSize: number | undefined;
+
+/** The system page size in bytes. */
+export function pageSize(): number {
+  return (cachedPageSize ??= raw().pageSize());
+}
+
+/** Reserves `length` bytes of anonymous address space (MAP_NORESERVE) with protection `prot`. */
+export function reserve(length: number, prot: number = PROT_RW): number {
+  checkSize('length', length, 1);
+  checkProtection('prot', prot);
+  return raw().reserve(length, prot);
+}
+
+/** Changes the protection of [address, address+length); address must be page-aligned. */
+export function protect(address: number, length: number, prot: number): void {
+  checkAddress('address', address);
+  checkSize('length', length);
+  checkProtection('prot', prot);
+  if (address % pageSize() !== 0) {
+    throw new JitmemError('ERR_UNALIGNED_ADDRESS', `protect: address 0x${address.toString(16)} is not page-aligned (page size ${pageSize()})`, { address });
+  }
+  if (length > 0) raw().protect(address, length, prot);
+}
+
+/** Unmaps [address, address+length). Every view of the range must be detached first. */
+export function unmap(address: number, length: number): void {
+  checkAddress('address', address);
+  checkSize('length', length, 1);
+  raw().unmap(address, length);
+}
+
+/**
+ * A zero-copy Uint8Array over [address, address+length) of this process. It does not own the
+ * memory: detach it (see `detach`) before the pages lose write access or are unmapped.
+ */
+export function view(address: number, length: number): Uint8Array {
+  checkAddress('address', address);
+  checkSize('length', length);
+  return raw().view(address, length);
+}
+
+/** Detaches a view so that it can no longer reach native memory: it then has length 0. */
+export function detach(v: Uint8Array | ArrayBuffer): void {
+  raw().detach(v);
+}
+
+/** memcpy(address, source). */
+export function copyIn(address: number, source: Uint8Array): void {
+  checkAddress('address', address);
+  raw().copyIn(address, source);
+}
+
+/** memcpy(destination, address). */
+export function copyOut(address: number, destination: Uint8Array): void {
+  checkAddress('address', address);
+  raw().copyOut(address, destination);
+}
+
+/** memset(address, byte, length). */
+export function fill(address: number, length: number, byte = 0): void {
+  checkAddress('address', address);
+  checkSize('length', length);
+  raw().fill(address, length, byte & 0xff);
+}
+
+/** memmove(destination, source, length), both addresses of this process. */
+export function move(destination: number, source: number, length: number): void {
+  checkAddress('destination', destination);
+  checkAddress('source', source);
+  checkSize('length', length);
+  raw().move(destination, source, length);
+}
+
+function checkShmName(name: string): void {
+  if (typeof name !== 'string' || !/^\/[^/\0]{1,250}$/.test(name)) {
+    throw new JitmemError('ERR_INVALID_SHM_NAME', `a shared-memory name must be "/" followed by 1 to 250 characters other than "/"; got ${JSON.stringify(name)}`, { name });
+  }
+}
+
+/** Creates a new POSIX shared-memory object of `size` bytes (O_EXCL) and returns its fd. */
+export function shmCreate(name: string, size: number): number {
+  checkShmName(name);
+  checkSize('size', size, 1);
+  return raw().shmCreate(name, size);
+}
+
+/** Opens an existing POSIX shared-memory object read-write and returns its fd. */
+export function shmOpen(name: string): number {
+  checkShmName(name);
+  return raw().shmOpen(name);
+}
+
+/** Removes a shared-memory object's name; mappings stay valid until unmapped. */
+export function shmUnlink(name: string): void {
+  checkShmName(name);
+  raw().shmUnlink(name);
+}
+
+/** The size of the file behind an fd (fstat). */
+export function fdSize(fd: number): number {
+  checkSize('fd', fd);
+  return raw().fdSize(fd);
+}
+
+/** mmap(NULL, length, prot, MAP_SHARED, fd, 0). */
+export function mapShared(fd: number, length: number, prot: number = PROT_RW): number {
+  checkSize('fd', fd);
+  checkSize('length', length, 1);
+  checkProtection('prot', prot);
+  return raw().mapShared(fd, length, prot);
+}
+
+export function closeFd(fd: number): void {
+  checkSize('fd', fd);
+  raw().closeFd(fd);
+}
+
+/** Makes freshly written code in [address, address+length) visible to instruction fetch. */
+export function flushICache(address: number, length: number): void {
+  checkAddress('address', address);
+  checkSize('length', length);
+  raw().flushICache(address, length);
+}
+
+function checkArgs(args: ReadonlyArray<number | bigint>): Array<number | bigint> {
+  if (args.length > 6) {
+    throw new JitmemError('ERR_TOO_MANY_ARGUMENTS', `native calls take at most 6 integer arguments; got ${args.length}`, { count: args.length });
+  }
+  for (const [i, a] of args.entries()) {
+    if (typeof a === 'bigint' ? a < -(2n ** 63n) || a >= 2n ** 64n : !Number.isSafeInteger(a)) {
+      throw new JitmemError('ERR_INVALID_ARGUMENT', `argument ${i} must be a safe integer or a 64-bit bigint; got ${String(a)}`, { index: i });
+    }
+  }
+  return [...args];
+}
+
+/** Calls the code at `address` as int64_t f(int64_t...) and returns the full 64-bit result. */
+export function call(address: number, ...args: Array<number | bigint>): bigint {
+  checkAddress('address', address);
+  return raw().call(address, checkArgs(args));
+}
+
+/** Calls the code at `address` as int32_t f(int64_t...): the result is the low 32 bits, signed. */
+export function callInt32(address: number, ...args: Array<number | bigint>): number {
+  return Number(BigInt.asIntN(32, call(address, ...args)));
+}
+
+/**
+ * Calls `address` with LLVM's C wrapper-function ABI and returns its result bytes. An
+ * out-of-band error from the wrapper throws with code ERR_WRAPPER_OUT_OF_BAND.
+ */
+export function callWrapper(address: number, args: Uint8Array): Uint8Array {
+  checkAddress('address', address);
+  return raw().callWrapper(address, args);
+}
+
+/** Calls `address` as int main(argc, argv, envp) with exactly the given argv. */
+export function callMain(address: number, argv: readonly string[]): number {
+  checkAddress('address', address);
+  return raw().callMain(address, [...argv]);
+}
+
+/** Pins process `pid` (0 = this one) to the given CPUs. */
+export function setAffinity(pid: number, cpus: readonly number[]): void {
+  checkSize('pid', pid);
+  if (cpus.length === 0) throw new JitmemError('ERR_INVALID_ARGUMENT', 'setAffinity needs at least one CPU', {});
+  for (const c of cpus) checkSize('cpu', c);
+  raw().setAffinity(pid, [...cpus]);
+}
+
+/** The CPUs process `pid` (0 = this one) may run on. */
+export function getAffinity(pid = 0): number[] {
+  checkSize('pid', pid);
+  return raw().getAffinity(pid);
+}
+
+/** The CPU this thread is running on right now. */
+export function currentCpu(): number {
+  return raw().currentCpu();
+}
+
+/** dlopen(path, RTLD_NOW|RTLD_GLOBAL); "" opens the process's global symbol scope. */
+export function dlopen(libraryPath: string): number {
+  if (typeof libraryPath !== 'string') throw new JitmemError('ERR_INVALID_ARGUMENT', 'dlopen takes a path string', {});
+  return raw().dlopen(libraryPath);
+}
+
+/** The address of `name` in a dlopen handle, or 0 when it is not defined there. */
+export function dlsym(handle: number, name: string): number {
+  checkAddress('handle', handle);
+  return raw().dlsym(handle, name);
+}
+
+/** Registers an .eh_frame section with the process's unwinder (libgcc __register_frame). */
+export function registerFrame(address: number): void {
+  checkAddress('address', address);
+  raw().registerFrame(address);
+}
+
+export function deregisterFrame(address: number): void {
+  checkAddress('address', address);
+  raw().deregisterFrame(address);
+}
