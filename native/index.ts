@@ -32,6 +32,7 @@ interface RawAddon {
   call(address: number, args: Array<number | bigint>): bigint;
   callWrapper(address: number, args: Uint8Array): Uint8Array;
   callMain(address: number, argv: string[]): number;
+  actionAddresses(): ActionAddresses;
   setAffinity(pid: number, cpus: number[]): void;
   getAffinity(pid: number): number[];
   currentCpu(): number;
@@ -239,6 +240,26 @@ export function callInt32(address: number, ...args: Array<number | bigint>): num
 export function callWrapper(address: number, args: Uint8Array): Uint8Array {
   checkAddress('address', address);
   return raw().callWrapper(address, args);
+}
+
+/**
+ * Addresses of the alloc-action functions built into the addon (C wrapper-function ABI, each
+ * returning an SPSError). They run wherever the addon is loaded: in this process for the
+ * in-process mapper, in the jitmem executor for the remote ones.
+ * - registerEHFrame / deregisterEHFrame: args SPSExecutorAddrRange of an .eh_frame section.
+ * - trace: args (addr log, u64 capacity, u64 value); appends value to a u64 log in target memory.
+ * - fail: always returns an error.
+ */
+export interface ActionAddresses {
+  readonly registerEHFrame: number;
+  readonly deregisterEHFrame: number;
+  readonly trace: number;
+  readonly fail: number;
+}
+
+let cachedActions: ActionAddresses | undefined;
+export function actionAddresses(): ActionAddresses {
+  return (cachedActions ??= Object.freeze(raw().actionAddresses()));
 }
 
 /** Calls `address` as int main(argc, argv, envp) with exactly the given argv. */
