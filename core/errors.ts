@@ -25,3 +25,16 @@ export function hex(value: number | bigint): string {
 export function hasCode(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
 }
+
+/**
+ * For operations that go on past a failure (tearing down several regions): throws the one
+ * error, or one JitmemError that names them all; does nothing when there were none.
+ */
+export function throwCollected(errors: readonly unknown[], op: string): void {
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) {
+    throw new JitmemError('ERR_MULTIPLE', `${op}: ${errors.length} failures: ${errors.map((e) => (e as Error).message).join('; ')}`, {
+      errors,
+    });
+  }
+}

@@ -12,20 +12,10 @@ export interface ExecutorAddrRange {
   readonly end: number;
 }
 
-/**
- * A wrapper-function call that runs in the executor: the function's executor address and its
- * SPS-encoded argument bytes. The function returns an SPSError. A call with fn 0 is "none".
- */
-export interface WrapperCall {
-  readonly fn: number;
-  readonly args: Uint8Array;
-}
-
-/** A finalize action and its dealloc twin; either may be null. */
-export interface AllocActionCallPair {
-  readonly finalize: WrapperCall | null;
-  readonly dealloc: WrapperCall | null;
-}
+// Alloc actions are a protocol-level notion (they travel inside finalize requests and run in
+// the executor); the types live with the code that runs them.
+export type { AllocActionCallPair, WrapperCall } from '../protocol/alloc-actions.js';
+import type { AllocActionCallPair } from '../protocol/alloc-actions.js';
 
 export interface SegmentInfo {
   /** Offset of the segment from the mapping base; page-aligned. */

@@ -1,0 +1,228 @@
+import * as native from '../native/index.js';
+import { JitmemError, hex, throwCollected } from '../core/errors.js';
+import { alignUp, checkAddress, checkSize } from '../core/checks.js';
+import type { AllocInfo, ExecutorAddrRange, MemoryMapper } from './memory-mapper.js';
+import type { WrapperCall } from './memory-mapper.js';
+import { checkAllocInfo } from './alloc-info.js';
+import { runDeallocActions, runFinalizeActions, type WrapperCallRunner } from '../protocol/alloc-actions.js';
+
+/**
+ * The executor is this process: reserve maps anonymous memory here, working memory is a
+ * zero-copy view of the target pages themselves, and initialize only changes protections and
+ * runs the alloc actions. Nothing crosses a process boundary, which makes it the baseline the
+ * other transports are measured against.
+ */
+
+interface Region {
+  readonly key: number;
+  readonly end: number;
+  /** Page-rounded ranges whose protection initialize changed. */
+  readonly segments: ReadonlyArray<{ readonly start: number; readonly length: number }>;
+  readonly deallocs: readonly WrapperCall[];
+}
+
+interface Reservation {
+  readonly start: number;
+  readonly end: number;
+  /** Live working-memory views by start address; detached when their pages change state. */
+  readonly views: Map<number, Uint8Array[]>;
+  /** Initialized regions by key. */
+  readonly regions: Map<number, Region>;
+}
+
+/** Runs an alloc action in this process: a real function with LLVM's wrapper ABI. */
+const runInProcess: WrapperCallRunner = (call) => native.callWrapper(call.fn, call.args);
+
+export class InProcessMemoryMapper implements MemoryMapper {
+  readonly pageSize = native.pageSize();
+  private readonly reservations = new Map<number, Reservation>();
+  private closed = false;
+
+  async reserve(bytes: number): Promise<ExecutorAddrRange> {
+    this.checkOpen();
+    checkSize('bytes', bytes, 1);
+    if (bytes % this.pageSize !== 0) {
+      throw new JitmemError('ERR_INVALID_SIZE', `reserve: ${bytes} bytes is not a multiple of the page size ${this.pageSize}`, { bytes });
+    }
+    const start = native.reserve(bytes, native.PROT_RW);
+    this.reservations.set(start, { start, end: start + bytes, views: new Map(), regions: new Map() });
+    return { start, end: start + bytes };
+  }
+
+  prepare(addr: number, size: number): Uint8Array {
+    this.checkOpen();
+    checkAddress('addr', addr);
+    checkSize('size', size);
+    const r = this.reservationOf(addr, size, 'prepare');
+    for (const region of r.regions.values()) {
+      if (addr < region.end && addr + size > region.key) {
+        throw new JitmemError(
+          'ERR_RANGE_INITIALIZED',
+          `prepare: [${hex(addr)}, ${hex(addr + size)}) overlaps the initialized region at ${hex(region.key)}; deinitialize it first`,
+          { addr, size, region: region.key },
+        );
+      }
+    }
+    const v = native.view(addr, size);
+    const list = r.views.get(addr);
+    if (list) list.push(v);
+    else r.views.set(addr, [v]);
+    return v;
+  }
+
+  async initialize(info: AllocInfo): Promise<number> {
+    this.checkOpen();
+    const { key, end } = checkAllocInfo(info, this.pageSize);
+    const r = this.reservationOf(key, end - key, 'initialize');
+    for (const region of r.regions.values()) {
+      if (key < region.end && end > region.key) {
+        throw new JitmemError(
+          'ERR_REGION_OVERLAP',
+          `initialize: region [${hex(key)}, ${hex(end)}) overlaps the initialized region [${hex(region.key)}, ${hex(region.end)})`,
+          { key, end, other: region.key },
+        );
+      }
+    }
+    // Every check passed: from here on bytes change. Working memory loses its window first, so
+    // that no view can reach pages that are about to become read-only or executable.
+    this.detachViews(r, key, end);
+    const segments: Array<{ start: number; length: number }> = [];
+    try {
+      for (const seg of info.segments) {
+        const start = info.mappingBase + seg.offset;
+        if (seg.zeroFillSize > 0) native.fill(start + seg.contentSize, seg.zeroFillSize, 0);
+        const length = alignUp(seg.contentSize + seg.zeroFillSize, this.pageSize);
+        if (length === 0) continue;
+        native.protect(start, length, seg.group.prot);
+        segments.push({ start, length });
+        if (seg.group.prot & 4) native.flushICache(start, length);
+      }
+      const deallocs = runFinalizeActions(info.actions, runInProcess);
+      r.regions.set(key, { key, end, segments, deallocs });
+      return key;
+    } catch (err) {
+      for (const s of segments) native.protect(s.start, s.length, native.PROT_RW);
+      throw err;
+    }
+  }
+
+  async deinitialize(keys: readonly number[]): Promise<void> {
+    this.checkOpen();
+    const errors: unknown[] = [];
+    // Reverse order, as LLVM: the last region initialized is the first torn down.
+    for (const key of [...keys].reverse()) {
+      try {
+        checkAddress('key', key);
+        const r = this.reservationOf(key, 0, 'deinitialize');
+        const region = r.regions.get(key);
+        if (region) {
+          this.teardown(r, region);
+        } else if (!this.dropViewsAt(r, key)) {
+          throw new JitmemError(
+            'ERR_UNKNOWN_KEY',
+            `deinitialize: ${hex(key)} is neither an initialized region nor prepared working memory`,
+            { key },
+          );
+        }
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    throwCollected(errors, 'deinitialize');
+  }
+
+  async release(bases: readonly number[]): Promise<void> {
+    this.checkOpen();
+    const errors: unknown[] = [];
+    for (const base of [...bases].reverse()) {
+      try {
+        checkAddress('base', base);
+        const r = this.reservations.get(base);
+        if (!r) {
+          throw new JitmemError('ERR_UNKNOWN_RESERVATION', `release: ${hex(base)} is not the start of a reservation`, { base });
+        }
+        this.releaseReservation(r);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    throwCollected(errors, 'release');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const errors: unknown[] = [];
+    for (const r of [...this.reservations.values()].reverse()) {
+      try {
+        this.releaseReservation(r);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    this.closed = true;
+    throwCollected(errors, 'close');
+  }
+
+  private releaseReservation(r: Reservation): void {
+    const errors: unknown[] = [];
+    for (const region of [...r.regions.values()].reverse()) {
+      try {
+        this.teardown(r, region);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    this.detachViews(r, r.start, r.end);
+    native.unmap(r.start, r.end - r.start);
+    this.reservations.delete(r.start);
+    throwCollected(errors, 'release');
+  }
+
+  /** Runs a region's dealloc actions, gives its pages back their write window and forgets it. */
+  private teardown(r: Reservation, region: Region): void {
+    r.regions.delete(region.key);
+    try {
+      runDeallocActions(region.deallocs, runInProcess);
+    } finally {
+      for (const s of region.segments) native.protect(s.start, s.length, native.PROT_RW);
+    }
+  }
+
+  private reservationOf(addr: number, size: number, op: string): Reservation {
+    for (const r of this.reservations.values()) {
+      if (addr >= r.start && addr < r.end) {
+        if (addr + size > r.end) {
+          throw new JitmemError(
+            'ERR_OUT_OF_RESERVATION',
+            `${op}: [${hex(addr)}, ${hex(addr + size)}) runs past the end of its reservation [${hex(r.start)}, ${hex(r.end)})`,
+            { addr, size, reservation: r.start },
+          );
+        }
+        return r;
+      }
+    }
+    throw new JitmemError('ERR_OUT_OF_RESERVATION', `${op}: ${hex(addr)} is not inside any reservation of this mapper`, { addr, size });
+  }
+
+  private detachViews(r: Reservation, start: number, end: number): void {
+    for (const [addr, list] of r.views) {
+      if (addr >= start && addr < end) {
+        for (const v of list) native.detach(v);
+        r.views.delete(addr);
+      }
+    }
+  }
+
+  private dropViewsAt(r: Reservation, addr: number): boolean {
+    const list = r.views.get(addr);
+    if (!list) return false;
+    for (const v of list) native.detach(v);
+    r.views.delete(addr);
+    return true;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new JitmemError('ERR_MAPPER_CLOSED', 'this InProcessMemoryMapper is closed', {});
+  }
+}
+

@@ -1,0 +1,133 @@
+import { JitmemError } from '../../core/errors.js';
+import { alignUp, checkAlignment, checkSize } from '../../core/checks.js';
+import { allocGroupId, allocGroupName, type AllocGroup } from '../alloc-group.js';
+import type { LinkGraph, Section } from '../link-graph.js';
+
+/**
+ * Where each section of a graph goes, by LLVM's BasicLayout rules: one segment per AllocGroup,
+ * segments in ascending AllocGroup id, content sections before zero-fill ones (each in graph
+ * order, at its alignment), every segment starting on a page boundary. The allocation's size
+ * is the sum of the page-rounded segment sizes.
+ */
+
+export interface PlacedSection {
+  readonly section: Section;
+  /** Offset of the section from the start of its segment. */
+  readonly offset: number;
+}
+
+export interface SegmentLayout {
+  readonly group: AllocGroup;
+  /** Offset of the segment from the allocation base; a multiple of the page size. */
+  readonly offset: number;
+  /** Bytes from the segment start to the end of the last content section. */
+  readonly contentSize: number;
+  /** Bytes after the content up to the end of the last zero-fill section. */
+  readonly zeroFillSize: number;
+  /** contentSize + zeroFillSize rounded up to the page size. */
+  readonly pageRoundedSize: number;
+  /** The largest section alignment in the segment. */
+  readonly alignment: number;
+  readonly sections: readonly PlacedSection[];
+}
+
+export interface GraphLayout {
+  readonly segments: readonly SegmentLayout[];
+  /** Sum of page-rounded segment sizes: the bytes the allocation takes. */
+  readonly size: number;
+}
+
+function checkSection(graph: LinkGraph, section: Section, index: number, pageSize: number): void {
+  const where = `section ${index} (${JSON.stringify(section?.name)}) of graph ${JSON.stringify(graph.name)}`;
+  if (typeof section !== 'object' || section === null) {
+    throw new JitmemError('ERR_INVALID_SECTION', `${where} is not a section object`, { graph: graph.name, index });
+  }
+  try {
+    checkSize('size', section.size);
+    checkAlignment('alignment', section.alignment);
+  } catch (err) {
+    const e = err as JitmemError;
+    throw new JitmemError(e.code, `${where}: ${e.message}`, { graph: graph.name, section: section.name, ...e.details });
+  }
+  if (section.alignment > pageSize) {
+    throw new JitmemError(
+      'ERR_ALIGNMENT_ABOVE_PAGE_SIZE',
+      `${where} asks for alignment ${section.alignment}, above the page size ${pageSize}; segments start on page boundaries, so no larger alignment can be honoured (LLVM refuses it too)`,
+      { graph: graph.name, section: section.name, alignment: section.alignment, pageSize },
+    );
+  }
+  if (section.content !== undefined && (!(section.content instanceof Uint8Array) || section.content.length !== section.size)) {
+    throw new JitmemError(
+      'ERR_CONTENT_SIZE_MISMATCH',
+      `${where} has size ${section.size} but ${section.content instanceof Uint8Array ? `${section.content.length} bytes of content` : 'content that is not a Uint8Array'}`,
+      { graph: graph.name, section: section.name, size: section.size },
+    );
+  }
+  const id = allocGroupId(section.group);
+  if (!Number.isInteger(id) || id < 0 || id > 15) {
+    throw new JitmemError('ERR_INVALID_ALLOC_GROUP', `${where} has an invalid AllocGroup`, { graph: graph.name, section: section.name });
+  }
+}
+
+export function layoutGraph(graph: LinkGraph, pageSize: number): GraphLayout {
+  if (typeof graph !== 'object' || graph === null || !Array.isArray(graph.sections)) {
+    throw new JitmemError('ERR_INVALID_GRAPH', `a link graph must be an object with a sections array; got ${graph === null ? 'null' : typeof graph}`, {});
+  }
+  const byGroup = new Map<number, Section[]>();
+  graph.sections.forEach((section, index) => {
+    checkSection(graph, section, index, pageSize);
+    if (section.size === 0) return; // empty sections take no space, as in LLVM
+    const id = allocGroupId(section.group);
+    let list = byGroup.get(id);
+    if (!list) byGroup.set(id, (list = []));
+    list.push(section);
+  });
+  if (byGroup.size === 0) {
+    throw new JitmemError(
+      'ERR_EMPTY_GRAPH',
+      `graph ${JSON.stringify(graph.name)} has no section with a size above 0; there is nothing to allocate`,
+      { graph: graph.name, sections: graph.sections.length },
+    );
+  }
+
+  const segments: SegmentLayout[] = [];
+  let base = 0;
+  for (const id of [...byGroup.keys()].sort((a, b) => a - b)) {
+    const sections = byGroup.get(id)!;
+    const placed: PlacedSection[] = [];
+    let end = 0;
+    let alignment = 1;
+    for (const section of sections) {
+      if (section.content === undefined) continue;
+      const offset = alignUp(end, section.alignment);
+      placed.push({ section, offset });
+      end = offset + section.size;
+      alignment = Math.max(alignment, section.alignment);
+    }
+    const contentSize = end;
+    for (const section of sections) {
+      if (section.content !== undefined) continue;
+      const offset = alignUp(end, section.alignment);
+      placed.push({ section, offset });
+      end = offset + section.size;
+      alignment = Math.max(alignment, section.alignment);
+    }
+    const pageRoundedSize = alignUp(end, pageSize);
+    segments.push({
+      group: sections[0]!.group,
+      offset: base,
+      contentSize,
+      zeroFillSize: end - contentSize,
+      pageRoundedSize,
+      alignment,
+      sections: placed,
+    });
+    base += pageRoundedSize;
+    if (!Number.isSafeInteger(base)) {
+      throw new JitmemError('ERR_INVALID_SIZE', `graph ${JSON.stringify(graph.name)} is too large to lay out (segment ${allocGroupName(sections[0]!.group)})`, {
+        graph: graph.name,
+      });
+    }
+  }
+  return { segments, size: base };
+}

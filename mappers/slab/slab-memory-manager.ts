@@ -1,0 +1,423 @@
+import { JitmemError, hex } from '../../core/errors.js';
+import { alignUp, checkSize } from '../../core/checks.js';
+import type { AllocGroup } from '../alloc-group.js';
+import type { LinkGraph } from '../link-graph.js';
+import type { AllocActionCallPair, AllocInfo, MemoryMapper } from '../memory-mapper.js';
+import { FreeRangeIndex, checkFitPolicy, type FitPolicy } from './free-range-index.js';
+import { layoutGraph, type GraphLayout } from './layout.js';
+
+/**
+ * Heap management over any MemoryMapper, as LLVM's MapperJITLinkMemoryManager: address space
+ * is reserved in large slabs and allocations are carved from them, so a session's code and
+ * data lie close together (the default code model needs it). Freed ranges coalesce with free
+ * neighbours; the fit policy picks where an allocation goes. Where LLVM burns an abandoned
+ * allocation's range, this one gives it back.
+ */
+
+export interface SlabMemoryManagerOptions {
+  /** Reservation granularity in bytes (a multiple of the page size). llvm-jitlink uses 1 GiB. */
+  readonly granularity?: number;
+  readonly policy?: FitPolicy;
+}
+
+export interface AllocatedSegment {
+  readonly group: AllocGroup;
+  /** Executor address of the segment (page-aligned). */
+  readonly address: number;
+  readonly contentSize: number;
+  readonly zeroFillSize: number;
+  /** Page-rounded size the segment takes. */
+  readonly size: number;
+  /** Where the content is written before finalize; detached afterwards. */
+  readonly workingMemory: Uint8Array;
+}
+
+export interface SlabStats {
+  readonly policy: FitPolicy;
+  readonly granularity: number;
+  readonly reservations: number;
+  readonly reservedBytes: number;
+  readonly peakReservedBytes: number;
+  readonly liveAllocations: number;
+  readonly liveBytes: number;
+  readonly peakLiveBytes: number;
+  readonly freeRanges: number;
+  readonly freeBytes: number;
+  readonly largestFreeRange: number;
+  /** 1 - largest free range / total free bytes: 0 when the free space is one range. */
+  readonly fragmentation: number;
+  readonly merges: number;
+  /** Bytes never reused because a mapper failed to initialize or deinitialize them. */
+  readonly burnedBytes: number;
+}
+
+type State = 'in-flight' | 'finalizing' | 'finalized' | 'deallocating' | 'gone';
+
+/**
+ * The state of one allocation, shared by its in-flight and finalized handles. Checks go
+ * through it rather than through the base address, so a stale handle can never free a newer
+ * allocation that happens to sit at the same address.
+ */
+export interface AllocationTicket {
+  state: State;
+  readonly base: number;
+  readonly size: number;
+}
+
+function sectionOffsets(layout: GraphLayout, graphName: string): (name: string) => number {
+  return (name: string) => {
+    for (const seg of layout.segments) {
+      for (const p of seg.sections) if (p.section.name === name) return seg.offset + p.offset;
+    }
+    throw new JitmemError('ERR_UNKNOWN_SECTION', `graph ${JSON.stringify(graphName)} has no allocated section named ${JSON.stringify(name)}`, {
+      graph: graphName,
+      section: name,
+    });
+  };
+}
+
+/** An allocation whose content is being written; finalize() or abandon() ends it. */
+export class InFlightAllocation {
+  readonly base: number;
+  readonly size: number;
+  readonly graph: LinkGraph;
+  readonly layout: GraphLayout;
+  readonly segments: readonly AllocatedSegment[];
+  /**
+   * Alloc actions finalize will run: the graph's own, plus any added once addresses are known
+   * (as LLVM's link passes add them to a graph between allocation and finalization).
+   */
+  readonly actions: AllocActionCallPair[];
+  private readonly offsetOf: (name: string) => number;
+
+  /** @internal Created by SlabMemoryManager.allocate. */
+  constructor(
+    readonly manager: SlabMemoryManager,
+    /** @internal */ readonly ticket: AllocationTicket,
+    graph: LinkGraph,
+    layout: GraphLayout,
+    base: number,
+    segments: AllocatedSegment[],
+  ) {
+    this.graph = graph;
+    this.layout = layout;
+    this.base = base;
+    this.size = layout.size;
+    this.segments = segments;
+    this.actions = [...(graph.actions ?? [])];
+    this.offsetOf = sectionOffsets(layout, graph.name);
+  }
+
+  /** Executor address of a section. */
+  sectionAddress(name: string): number {
+    return this.base + this.offsetOf(name);
+  }
+
+  /** The working memory of one content section (a subarray of its segment's). */
+  sectionWorkingMemory(name: string): Uint8Array {
+    for (const [i, seg] of this.layout.segments.entries()) {
+      for (const p of seg.sections) {
+        if (p.section.name === name && p.section.content !== undefined) {
+          return this.segments[i]!.workingMemory.subarray(p.offset, p.offset + p.section.size);
+        }
+      }
+    }
+    throw new JitmemError('ERR_UNKNOWN_SECTION', `graph ${JSON.stringify(this.graph.name)} has no content section named ${JSON.stringify(name)}`, {
+      section: name,
+    });
+  }
+
+  /**
+   * Copies every content section into working memory, and zeroes the alignment gaps between
+   * them, so the segment's content is exactly the graph's image even in a reused range.
+   */
+  writeContent(): void {
+    for (const [i, seg] of this.layout.segments.entries()) {
+      const wm = this.segments[i]!.workingMemory;
+      if (wm.length < seg.contentSize) {
+        throw new JitmemError('ERR_WORKING_MEMORY_DETACHED', `working memory of segment ${i} at ${hex(this.segments[i]!.address)} is no longer writable (finalized or abandoned)`, {
+          address: this.segments[i]!.address,
+        });
+      }
+      let cursor = 0;
+      for (const p of seg.sections) {
+        const content = p.section.content;
+        if (content === undefined) continue;
+        if (p.offset > cursor) wm.fill(0, cursor, p.offset);
+        wm.set(content, p.offset);
+        cursor = p.offset + content.length;
+      }
+    }
+  }
+
+  /** Makes the memory live in the executor: protections, zero-fill, finalize actions. */
+  finalize(): Promise<FinalizedAllocation> {
+    return this.manager.finalizeAllocation(this);
+  }
+
+  /** Gives the range back without finalizing it. */
+  abandon(): Promise<void> {
+    return this.manager.abandonAllocation(this);
+  }
+}
+
+/** Memory that is live in the executor until deallocated. */
+export class FinalizedAllocation {
+  private readonly offsetOf: (name: string) => number;
+
+  /** @internal Created by InFlightAllocation.finalize. */
+  constructor(
+    readonly manager: SlabMemoryManager,
+    /** @internal */ readonly ticket: AllocationTicket,
+    readonly graphName: string,
+    readonly layout: GraphLayout,
+    readonly base: number,
+    /** The key initialize returned (the lowest segment address). */
+    readonly key: number,
+  ) {
+    this.offsetOf = sectionOffsets(layout, graphName);
+  }
+
+  get size(): number {
+    return this.layout.size;
+  }
+
+  sectionAddress(name: string): number {
+    return this.base + this.offsetOf(name);
+  }
+}
+
+export class SlabMemoryManager {
+  readonly mapper: MemoryMapper;
+  readonly granularity: number;
+  readonly policy: FitPolicy;
+  private readonly index: FreeRangeIndex;
+  private readonly live = new Map<number, AllocationTicket>();
+  private readonly reservations = new Map<number, number>(); // start -> size
+  private pendingReserve: Promise<void> | undefined;
+  private reservedBytes = 0;
+  private peakReserved = 0;
+  private liveBytes = 0;
+  private peakLive = 0;
+  private burnedBytes = 0;
+  private closed = false;
+
+  constructor(mapper: MemoryMapper, options: SlabMemoryManagerOptions = {}) {
+    this.mapper = mapper;
+    this.policy = checkFitPolicy(options.policy ?? 'first-fit');
+    const granularity = options.granularity ?? 1024 ** 3;
+    checkSize('granularity', granularity, 1);
+    if (granularity % mapper.pageSize !== 0) {
+      throw new JitmemError('ERR_INVALID_GRANULARITY', `the reservation granularity ${granularity} is not a multiple of the page size ${mapper.pageSize}`, {
+        granularity,
+      });
+    }
+    this.granularity = granularity;
+    this.index = new FreeRangeIndex(this.policy);
+  }
+
+  async allocate(graph: LinkGraph): Promise<InFlightAllocation> {
+    this.checkOpen();
+    const layout = layoutGraph(graph, this.mapper.pageSize);
+    let base = this.index.take(layout.size);
+    while (base === undefined) {
+      // One reservation at a time: concurrent allocations that miss wait for it and retry.
+      if (!this.pendingReserve) {
+        this.pendingReserve = this.reserveFor(layout.size).finally(() => (this.pendingReserve = undefined));
+      }
+      await this.pendingReserve;
+      base = this.index.take(layout.size);
+    }
+    const segments: AllocatedSegment[] = [];
+    try {
+      for (const seg of layout.segments) {
+        const address = base + seg.offset;
+        segments.push({
+          group: seg.group,
+          address,
+          contentSize: seg.contentSize,
+          zeroFillSize: seg.zeroFillSize,
+          size: seg.pageRoundedSize,
+          workingMemory: this.mapper.prepare(address, seg.contentSize),
+        });
+      }
+    } catch (err) {
+      await this.mapper.deinitialize(segments.map((s) => s.address)).catch(() => undefined);
+      this.index.add(base, layout.size);
+      throw err;
+    }
+    const ticket: AllocationTicket = { state: 'in-flight', base, size: layout.size };
+    this.live.set(base, ticket);
+    this.liveBytes += layout.size;
+    this.peakLive = Math.max(this.peakLive, this.liveBytes);
+    return new InFlightAllocation(this, ticket, graph, layout, base, segments);
+  }
+
+  /** @internal */
+  async finalizeAllocation(alloc: InFlightAllocation): Promise<FinalizedAllocation> {
+    this.checkOpen();
+    const entry = this.expect(alloc, ['in-flight'], 'finalize');
+    entry.state = 'finalizing';
+    const info: AllocInfo = {
+      mappingBase: alloc.base,
+      segments: alloc.layout.segments.map((seg, i) => ({
+        offset: seg.offset,
+        contentSize: seg.contentSize,
+        zeroFillSize: seg.zeroFillSize,
+        group: seg.group,
+        workingMemory: alloc.segments[i]!.workingMemory,
+      })),
+      actions: alloc.actions,
+    };
+    let key: number;
+    try {
+      key = await this.mapper.initialize(info);
+    } catch (err) {
+      // The executor may hold part of the region; never hand the range out again.
+      this.burn(alloc.base, entry);
+      throw err;
+    }
+    entry.state = 'finalized';
+    return new FinalizedAllocation(this, entry, alloc.graph.name, alloc.layout, alloc.base, key);
+  }
+
+  /** @internal */
+  async abandonAllocation(alloc: InFlightAllocation): Promise<void> {
+    this.checkOpen();
+    const entry = this.expect(alloc, ['in-flight'], 'abandon');
+    entry.state = 'deallocating';
+    try {
+      await this.mapper.deinitialize(alloc.segments.map((s) => s.address));
+    } catch (err) {
+      this.burn(alloc.base, entry);
+      throw err;
+    }
+    this.free(alloc.base, entry);
+  }
+
+  /**
+   * Deinitializes the allocations (dealloc actions run, pages go back to RW) and returns their
+   * ranges to the free index, where they coalesce with their neighbours.
+   */
+  async deallocate(allocs: readonly FinalizedAllocation[]): Promise<void> {
+    this.checkOpen();
+    if (!Array.isArray(allocs)) {
+      throw new JitmemError('ERR_INVALID_ARGUMENT', 'deallocate takes an array of finalized allocations', {});
+    }
+    const seen = new Set<number>();
+    const entries = allocs.map((a, i) => {
+      if (!(a instanceof FinalizedAllocation)) {
+        throw new JitmemError('ERR_NOT_AN_ALLOCATION', `deallocate: element ${i} is not a FinalizedAllocation`, { index: i });
+      }
+      if (seen.has(a.base)) {
+        throw new JitmemError('ERR_DOUBLE_FREE', `deallocate: the allocation at ${hex(a.base)} is listed twice`, { base: a.base });
+      }
+      seen.add(a.base);
+      return this.expect(a, ['finalized'], 'deallocate');
+    });
+    for (const e of entries) e.state = 'deallocating';
+    try {
+      await this.mapper.deinitialize(allocs.map((a) => a.key));
+    } catch (err) {
+      allocs.forEach((a, i) => this.burn(a.base, entries[i]!));
+      throw err;
+    }
+    allocs.forEach((a, i) => this.free(a.base, entries[i]!));
+  }
+
+  stats(): SlabStats {
+    const freeBytes = this.index.totalFree;
+    const largest = this.index.largest;
+    return {
+      policy: this.policy,
+      granularity: this.granularity,
+      reservations: this.reservations.size,
+      reservedBytes: this.reservedBytes,
+      peakReservedBytes: this.peakReserved,
+      liveAllocations: this.live.size,
+      liveBytes: this.liveBytes,
+      peakLiveBytes: this.peakLive,
+      freeRanges: this.index.count,
+      freeBytes,
+      largestFreeRange: largest,
+      fragmentation: freeBytes === 0 ? 0 : 1 - largest / freeBytes,
+      merges: this.index.merges,
+      burnedBytes: this.burnedBytes,
+    };
+  }
+
+  /** The free ranges in address order (O(n)). */
+  freeRanges(): Array<{ start: number; end: number }> {
+    return this.index.ranges();
+  }
+
+  /** The reservations taken from the mapper, in address order. */
+  reservationRanges(): Array<{ start: number; end: number }> {
+    return [...this.reservations]
+      .sort(([a], [b]) => a - b)
+      .map(([start, size]) => ({ start, end: start + size }));
+  }
+
+  /** Gives every reservation back to the mapper; whatever is still live goes with it. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const bases = [...this.reservations.keys()];
+    this.reservations.clear();
+    this.live.clear();
+    if (bases.length > 0) await this.mapper.release(bases);
+  }
+
+  private async reserveFor(size: number): Promise<void> {
+    const bytes = alignUp(size, this.granularity);
+    const range = await this.mapper.reserve(bytes);
+    if (range.end - range.start !== bytes) {
+      throw new JitmemError('ERR_MAPPER_CONTRACT', `the mapper reserved ${range.end - range.start} bytes when asked for ${bytes}`, { bytes });
+    }
+    this.reservations.set(range.start, bytes);
+    this.reservedBytes += bytes;
+    this.peakReserved = Math.max(this.peakReserved, this.reservedBytes);
+    this.index.addBarrier(range.start);
+    this.index.addBarrier(range.end);
+    this.index.add(range.start, bytes);
+  }
+
+  private expect(alloc: InFlightAllocation | FinalizedAllocation, states: State[], op: string): AllocationTicket {
+    const entry = alloc.ticket;
+    if (alloc.manager !== this || this.live.get(entry.base) !== entry) {
+      if (alloc.manager === this && entry.state === 'gone') {
+        throw new JitmemError('ERR_ALREADY_FREED', `${op}: the allocation at ${hex(entry.base)} was already freed`, { base: entry.base });
+      }
+      throw new JitmemError('ERR_UNKNOWN_ALLOCATION', `${op}: ${hex(entry.base)} is not a live allocation of this memory manager`, {
+        base: entry.base,
+      });
+    }
+    const base = entry.base;
+    if (!states.includes(entry.state)) {
+      const code = entry.state === 'finalized' || entry.state === 'finalizing' ? 'ERR_ALREADY_FINALIZED' : 'ERR_INVALID_STATE';
+      throw new JitmemError(code, `${op}: the allocation at ${hex(base)} is ${entry.state}; ${op} needs it ${states.join(' or ')}`, {
+        base,
+        state: entry.state,
+      });
+    }
+    return entry;
+  }
+
+  private free(base: number, entry: AllocationTicket): void {
+    entry.state = 'gone';
+    this.live.delete(base);
+    this.liveBytes -= entry.size;
+    this.index.add(base, entry.size);
+  }
+
+  private burn(base: number, entry: AllocationTicket): void {
+    entry.state = 'gone';
+    this.live.delete(base);
+    this.liveBytes -= entry.size;
+    this.burnedBytes += entry.size;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new JitmemError('ERR_MANAGER_CLOSED', 'this SlabMemoryManager is closed', {});
+  }
+}
