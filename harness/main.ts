@@ -10,6 +10,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: 'allocator microbenchmark: allocate+free latency at 1k/10k/100k free ranges',
     load: async () => (await import('./commands/bench-alloc.js')).benchAllocCommand,
   },
+  workloads: {
+    summary: 'list workloads: link graphs, bytes by AllocGroup, pages',
+    load: async () => (await import('./commands/workloads.js')).workloadsCommand,
+  },
 };
 
 function usage(): string {

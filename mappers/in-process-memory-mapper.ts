@@ -30,6 +30,17 @@ interface Reservation {
   readonly regions: Map<number, Region>;
 }
 
+/** Gives page ranges their write window back, one mprotect per contiguous run. */
+function restoreWritable(ranges: ReadonlyArray<{ readonly start: number; readonly length: number }>): void {
+  let i = 0;
+  while (i < ranges.length) {
+    const start = ranges[i]!.start;
+    let end = start + ranges[i]!.length;
+    while (++i < ranges.length && ranges[i]!.start === end) end += ranges[i]!.length;
+    native.protect(start, end - start, native.PROT_RW);
+  }
+}
+
 /** Runs an alloc action in this process: a real function with LLVM's wrapper ABI. */
 const runInProcess: WrapperCallRunner = (call) => native.callWrapper(call.fn, call.args);
 
@@ -88,20 +99,28 @@ export class InProcessMemoryMapper implements MemoryMapper {
     this.detachViews(r, key, end);
     const segments: Array<{ start: number; length: number }> = [];
     try {
+      // Adjacent segments with the same protection take one mprotect: each call costs a
+      // syscall and splits a VMA.
+      const runs: Array<{ start: number; length: number; prot: number }> = [];
       for (const seg of info.segments) {
         const start = info.mappingBase + seg.offset;
         if (seg.zeroFillSize > 0) native.fill(start + seg.contentSize, seg.zeroFillSize, 0);
         const length = alignUp(seg.contentSize + seg.zeroFillSize, this.pageSize);
         if (length === 0) continue;
-        native.protect(start, length, seg.group.prot);
-        segments.push({ start, length });
-        if (seg.group.prot & 4) native.flushICache(start, length);
+        const last = runs[runs.length - 1];
+        if (last && last.prot === seg.group.prot && last.start + last.length === start) last.length += length;
+        else runs.push({ start, length, prot: seg.group.prot });
+      }
+      for (const run of runs) {
+        native.protect(run.start, run.length, run.prot);
+        segments.push(run);
+        if (run.prot & 4) native.flushICache(run.start, run.length);
       }
       const deallocs = runFinalizeActions(info.actions, runInProcess);
       r.regions.set(key, { key, end, segments, deallocs });
       return key;
     } catch (err) {
-      for (const s of segments) native.protect(s.start, s.length, native.PROT_RW);
+      restoreWritable(segments);
       throw err;
     }
   }
@@ -184,7 +203,7 @@ export class InProcessMemoryMapper implements MemoryMapper {
     try {
       runDeallocActions(region.deallocs, runInProcess);
     } finally {
-      for (const s of region.segments) native.protect(s.start, s.length, native.PROT_RW);
+      restoreWritable(region.segments);
     }
   }
 

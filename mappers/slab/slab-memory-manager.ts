@@ -193,6 +193,12 @@ export class SlabMemoryManager {
   readonly policy: FitPolicy;
   private readonly index: FreeRangeIndex;
   private readonly live = new Map<number, AllocationTicket>();
+  /**
+   * Layouts by graph. Graphs are immutable once handed to allocate (their types are readonly),
+   * so a JIT that re-allocates the same graph, as the update and churn patterns do, lays it
+   * out and validates it once.
+   */
+  private readonly layouts = new WeakMap<LinkGraph, GraphLayout>();
   private readonly reservations = new Map<number, number>(); // start -> size
   private pendingReserve: Promise<void> | undefined;
   private reservedBytes = 0;
@@ -218,7 +224,7 @@ export class SlabMemoryManager {
 
   async allocate(graph: LinkGraph): Promise<InFlightAllocation> {
     this.checkOpen();
-    const layout = layoutGraph(graph, this.mapper.pageSize);
+    const layout = this.layoutOf(graph);
     let base = this.index.take(layout.size);
     while (base === undefined) {
       // One reservation at a time: concurrent allocations that miss wait for it and retry.
@@ -366,6 +372,15 @@ export class SlabMemoryManager {
     this.reservations.clear();
     this.live.clear();
     if (bases.length > 0) await this.mapper.release(bases);
+  }
+
+  private layoutOf(graph: LinkGraph): GraphLayout {
+    let layout = typeof graph === 'object' && graph !== null ? this.layouts.get(graph) : undefined;
+    if (!layout) {
+      layout = layoutGraph(graph, this.mapper.pageSize);
+      this.layouts.set(graph, layout);
+    }
+    return layout;
   }
 
   private async reserveFor(size: number): Promise<void> {

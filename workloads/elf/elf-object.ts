@@ -1,0 +1,485 @@
+import { formatError, type ByteOrigin } from './format-error.js';
+import {
+  ELF64_EHDR_SIZE,
+  ELF64_REL_SIZE,
+  ELF64_RELA_SIZE,
+  ELF64_SHDR_SIZE,
+  ELF64_SYM_SIZE,
+  ELF_MAGIC,
+  ELFCLASS32,
+  ELFCLASS64,
+  ELFDATA2LSB,
+  ELFDATA2MSB,
+  ET_REL,
+  EV_CURRENT,
+  SHN_LORESERVE,
+  SHN_XINDEX,
+  SHT_GROUP,
+  SHT_NOBITS,
+  SHT_NULL,
+  SHT_REL,
+  SHT_RELA,
+  SHT_STRTAB,
+  SHT_SYMTAB,
+  SHT_SYMTAB_SHNDX,
+} from './elf-constants.js';
+
+/**
+ * A reader for ELF64 relocatable objects (either byte order; x86-64, AArch64 and any other
+ * machine, since nothing here depends on the instruction set). It reads the header and the
+ * section headers eagerly and checks every offset, size, count and index against the bytes it
+ * was given before using it; symbols and relocations are decoded on first use, with the same
+ * checks. Section contents are views of the input (zero-copy). Malformed input throws a
+ * JitmemError with an ERR_ELF_* code and the file offset of the offending field.
+ */
+
+export interface ElfSection {
+  readonly index: number;
+  readonly name: string;
+  readonly type: number;
+  readonly flags: number;
+  readonly address: number;
+  /** sh_offset: where the content starts, counted from the start of the object. */
+  readonly offset: number;
+  readonly size: number;
+  readonly link: number;
+  readonly info: number;
+  /** sh_addralign as the file has it: 0 or a power of two. */
+  readonly addressAlignment: number;
+  readonly entrySize: number;
+  /** The section's bytes, a view of the input; absent for NOBITS and NULL sections. */
+  readonly content?: Uint8Array;
+  /** Where this section's header starts, counted from the start of the object. */
+  readonly headerOffset: number;
+}
+
+export interface ElfSymbol {
+  readonly index: number;
+  readonly name: string;
+  readonly value: number;
+  readonly size: number;
+  /** STB_*: local, global, weak. */
+  readonly binding: number;
+  /** STT_*: notype, object, func, section, file... */
+  readonly type: number;
+  /** STV_*: the low two bits of st_other. */
+  readonly visibility: number;
+  /** The section the symbol is defined in (extended indices resolved), or SHN_UNDEF/ABS/COMMON. */
+  readonly sectionIndex: number;
+}
+
+export interface ElfRelocation {
+  /** Offset of the place to fix up, inside the target section. */
+  readonly offset: number;
+  /** The machine-specific relocation type (R_X86_64_*, R_AARCH64_*). */
+  readonly type: number;
+  /** Index into the object's symbol table; 0 means no symbol. */
+  readonly symbolIndex: number;
+  /** The explicit addend (RELA) or 0 for REL sections, whose addend sits in the target bytes. */
+  readonly addend: number;
+}
+
+const utf8 = new TextDecoder('utf-8');
+
+/** Section types that are tables of fixed-size entries, with the ELF64 entry size. */
+const TABLE_ENTRY_SIZES = new Map<number, number>([
+  [SHT_SYMTAB, ELF64_SYM_SIZE],
+  [SHT_RELA, ELF64_RELA_SIZE],
+  [SHT_REL, ELF64_REL_SIZE],
+  [SHT_SYMTAB_SHNDX, 4],
+  [SHT_GROUP, 4],
+]);
+const TWO_POW_32 = 2 ** 32;
+
+/** Field access at offsets the caller has already checked against the input's length. */
+class Fields {
+  constructor(
+    readonly origin: ByteOrigin,
+    readonly view: DataView,
+    readonly littleEndian: boolean,
+  ) {}
+
+  u8(offset: number): number {
+    return this.view.getUint8(offset);
+  }
+
+  u16(offset: number): number {
+    return this.view.getUint16(offset, this.littleEndian);
+  }
+
+  u32(offset: number): number {
+    return this.view.getUint32(offset, this.littleEndian);
+  }
+
+  /** A u64 that must fit a JS number; `field` names it in the error. */
+  u64(offset: number, field: string): number {
+    const lo = this.view.getUint32(offset + (this.littleEndian ? 0 : 4), this.littleEndian);
+    const hi = this.view.getUint32(offset + (this.littleEndian ? 4 : 0), this.littleEndian);
+    if (hi >= 0x200000) {
+      throw formatError(
+        'ERR_ELF_VALUE_TOO_LARGE',
+        this.origin,
+        offset,
+        `${field} is 0x${hi.toString(16)}${lo.toString(16).padStart(8, '0')}, above 2^53, larger than any object file or address jitmem handles`,
+        { field },
+      );
+    }
+    return hi * TWO_POW_32 + lo;
+  }
+
+  /** An i64 that must fit a JS number. */
+  i64(offset: number, field: string): number {
+    const value = this.view.getBigInt64(offset, this.littleEndian);
+    if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < BigInt(Number.MIN_SAFE_INTEGER)) {
+      throw formatError('ERR_ELF_VALUE_TOO_LARGE', this.origin, offset, `${field} is ${value}, outside the range of safe integers (±2^53)`, { field });
+    }
+    return Number(value);
+  }
+}
+
+function isPowerOfTwoOrZero(value: number): boolean {
+  // Exact for every safe integer, unlike bitwise operators, which work on 32 bits.
+  if (value === 0) return true;
+  let v = value;
+  while (v > 1) {
+    if (v % 2 !== 0) return false;
+    v /= 2;
+  }
+  return true;
+}
+
+export class ElfObject {
+  readonly origin: ByteOrigin;
+  /** The object's bytes (a view of the file, or of the archive holding it). */
+  readonly bytes: Uint8Array;
+  readonly littleEndian: boolean;
+  /** e_machine: EM_X86_64, EM_AARCH64... */
+  readonly machine: number;
+  /** e_flags (machine-specific). */
+  readonly flags: number;
+  readonly sections: readonly ElfSection[];
+  /** The SHT_SYMTAB section, if the object has one. */
+  readonly symbolTable: ElfSection | undefined;
+  private readonly fields: Fields;
+  private cachedSymbols: readonly ElfSymbol[] | undefined;
+
+  /** Reads the header and section headers of `bytes`; throws ERR_ELF_* on malformed input. */
+  constructor(bytes: Uint8Array, origin: ByteOrigin) {
+    this.origin = origin;
+    this.bytes = bytes;
+    const length = bytes.length;
+    for (let i = 0; i < 4; i++) {
+      if (i >= length || bytes[i] !== ELF_MAGIC[i]) {
+        const seen = Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ');
+        throw formatError('ERR_ELF_BAD_MAGIC', origin, 0, `expected the ELF magic 7f 45 4c 46; found ${seen || 'an empty file'}`);
+      }
+    }
+    if (length < 16) throw formatError('ERR_ELF_TRUNCATED', origin, length, `the ELF identification needs 16 bytes; the object has ${length}`);
+    const elfClass = bytes[4]!;
+    if (elfClass !== ELFCLASS64) {
+      throw formatError(
+        'ERR_ELF_UNSUPPORTED_CLASS',
+        origin,
+        4,
+        elfClass === ELFCLASS32 ? 'this is a 32-bit ELF object; jitmem reads ELF64 only' : `EI_CLASS is ${elfClass}; expected 2 (ELFCLASS64)`,
+        { value: elfClass },
+      );
+    }
+    const encoding = bytes[5]!;
+    if (encoding !== ELFDATA2LSB && encoding !== ELFDATA2MSB) {
+      throw formatError('ERR_ELF_BAD_ENCODING', origin, 5, `EI_DATA is ${encoding}; expected 1 (little-endian) or 2 (big-endian)`, { value: encoding });
+    }
+    if (bytes[6] !== EV_CURRENT) {
+      throw formatError('ERR_ELF_BAD_VERSION', origin, 6, `EI_VERSION is ${bytes[6]}; expected 1 (EV_CURRENT)`, { value: bytes[6] });
+    }
+    if (length < ELF64_EHDR_SIZE) {
+      throw formatError('ERR_ELF_TRUNCATED', origin, length, `the ELF64 header needs ${ELF64_EHDR_SIZE} bytes; the object has ${length}`);
+    }
+    this.littleEndian = encoding === ELFDATA2LSB;
+    const f = (this.fields = new Fields(origin, new DataView(bytes.buffer, bytes.byteOffset, length), this.littleEndian));
+
+    const type = f.u16(16);
+    if (type !== ET_REL) {
+      const kind = type === 2 ? 'an executable' : type === 3 ? 'a shared object or PIE' : type === 4 ? 'a core file' : `of type ${type}`;
+      throw formatError('ERR_ELF_NOT_RELOCATABLE', origin, 16, `the file is ${kind}; expected a relocatable object (e_type 1, ET_REL), as 'cc -c' makes`, { value: type });
+    }
+    this.machine = f.u16(18);
+    if (f.u32(20) !== EV_CURRENT) throw formatError('ERR_ELF_BAD_VERSION', origin, 20, `e_version is ${f.u32(20)}; expected 1`, { value: f.u32(20) });
+    this.flags = f.u32(48);
+    const headerSize = f.u16(52);
+    if (headerSize !== ELF64_EHDR_SIZE) {
+      throw formatError('ERR_ELF_BAD_HEADER', origin, 52, `e_ehsize is ${headerSize}; expected ${ELF64_EHDR_SIZE} for ELF64`, { value: headerSize });
+    }
+
+    this.sections = this.readSectionHeaders(length);
+    let symbolTable: ElfSection | undefined;
+    for (const section of this.sections) {
+      if (section.type !== SHT_SYMTAB) continue;
+      if (symbolTable) {
+        throw formatError('ERR_ELF_BAD_SECTION', origin, section.headerOffset + 4, `section [${section.index}] is a second symbol table (the first is [${symbolTable.index}]); an object has at most one`);
+      }
+      symbolTable = section;
+    }
+    this.symbolTable = symbolTable;
+  }
+
+  private readSectionHeaders(length: number): ElfSection[] {
+    const { origin } = this;
+    const f = this.fields;
+    const tableOffset = f.u64(40, 'e_shoff');
+    let count = f.u16(60);
+    let namesIndex = f.u16(62);
+    if (tableOffset === 0) {
+      if (count !== 0) throw formatError('ERR_ELF_BAD_HEADER', origin, 60, `e_shnum is ${count} but e_shoff is 0 (no section header table)`, { value: count });
+      return [];
+    }
+    const entrySize = f.u16(58);
+    if (entrySize !== ELF64_SHDR_SIZE) {
+      throw formatError('ERR_ELF_BAD_HEADER', origin, 58, `e_shentsize is ${entrySize}; expected ${ELF64_SHDR_SIZE} for ELF64`, { value: entrySize });
+    }
+    if (tableOffset > length - ELF64_SHDR_SIZE) {
+      throw formatError('ERR_ELF_TRUNCATED', origin, 40, `e_shoff ${tableOffset} leaves no room for a ${ELF64_SHDR_SIZE}-byte section header before the end of the object (${length} bytes)`, {
+        value: tableOffset,
+      });
+    }
+    // Extended numbering: with 65280 or more sections, the counts live in section 0.
+    if (count === 0) count = f.u64(tableOffset + 32, 'the section count in section 0 (sh_size)');
+    if (namesIndex === SHN_XINDEX) namesIndex = f.u32(tableOffset + 40);
+    if (count > (length - tableOffset) / ELF64_SHDR_SIZE) {
+      throw formatError(
+        'ERR_ELF_TRUNCATED',
+        origin,
+        60,
+        `${count} section headers of ${ELF64_SHDR_SIZE} bytes from offset ${tableOffset} run past the end of the object (${length} bytes)`,
+        { value: count },
+      );
+    }
+
+    interface RawHeader extends Omit<ElfSection, 'name' | 'content'> {
+      nameOffset: number;
+    }
+    const raw: RawHeader[] = [];
+    for (let index = 0; index < count; index++) {
+      const at = tableOffset + index * ELF64_SHDR_SIZE;
+      const type = f.u32(at + 4);
+      const header: RawHeader = {
+        index,
+        nameOffset: f.u32(at),
+        type,
+        flags: f.u64(at + 8, 'sh_flags'),
+        address: f.u64(at + 16, 'sh_addr'),
+        offset: f.u64(at + 24, 'sh_offset'),
+        size: f.u64(at + 32, 'sh_size'),
+        link: f.u32(at + 40),
+        info: f.u32(at + 44),
+        addressAlignment: f.u64(at + 48, 'sh_addralign'),
+        entrySize: f.u64(at + 56, 'sh_entsize'),
+        headerOffset: at,
+      };
+      if (type !== SHT_NOBITS && type !== SHT_NULL && (header.offset > length || header.size > length - header.offset)) {
+        throw formatError(
+          'ERR_ELF_TRUNCATED',
+          origin,
+          at + 24,
+          `section [${index}] claims ${header.size} bytes at offset ${header.offset}, past the end of the object (${length} bytes)`,
+          { section: index, sectionOffset: header.offset, size: header.size },
+        );
+      }
+      if (!isPowerOfTwoOrZero(header.addressAlignment)) {
+        throw formatError('ERR_ELF_BAD_ALIGNMENT', origin, at + 48, `section [${index}] has sh_addralign ${header.addressAlignment}; expected 0 or a power of two`, {
+          section: index,
+          value: header.addressAlignment,
+        });
+      }
+      raw.push(header);
+    }
+
+    if (namesIndex >= count) {
+      throw formatError('ERR_ELF_BAD_SECTION_INDEX', origin, 62, `the section-name table index (e_shstrndx) is ${namesIndex}; the object has ${count} sections`, {
+        value: namesIndex,
+      });
+    }
+    const namesHeader = namesIndex === 0 ? undefined : raw[namesIndex]!;
+    if (namesHeader && namesHeader.type !== SHT_STRTAB) {
+      throw formatError('ERR_ELF_BAD_SECTION', origin, namesHeader.headerOffset + 4, `the section-name table [${namesIndex}] has type ${namesHeader.type}; expected SHT_STRTAB (3)`, {
+        section: namesIndex,
+      });
+    }
+    const names = namesHeader && this.bytes.subarray(namesHeader.offset, namesHeader.offset + namesHeader.size);
+    const sections: ElfSection[] = raw.map(({ nameOffset, ...header }) => {
+      const name = names === undefined ? '' : this.string(names, namesIndex, nameOffset, header.headerOffset, `the name of section [${header.index}]`);
+      const hasContent = header.type !== SHT_NOBITS && header.type !== SHT_NULL;
+      return hasContent ? { ...header, name, content: this.bytes.subarray(header.offset, header.offset + header.size) } : { ...header, name };
+    });
+    for (const section of sections) this.checkLinks(section, sections);
+    return sections;
+  }
+
+  /** Checks the fixed entry sizes and the sh_link/sh_info indices of tables the linker will read. */
+  private checkLinks(section: ElfSection, sections: readonly ElfSection[]): void {
+    const entrySize = TABLE_ENTRY_SIZES.get(section.type);
+    if (entrySize === undefined) return;
+    const { origin } = this;
+    const at = section.headerOffset;
+    if (section.entrySize !== entrySize) {
+      throw formatError('ERR_ELF_BAD_ENTRY_SIZE', origin, at + 56, `section [${section.index}] ${JSON.stringify(section.name)} has sh_entsize ${section.entrySize}; expected ${entrySize}`, {
+        section: section.index,
+        value: section.entrySize,
+      });
+    }
+    if (section.size % entrySize !== 0) {
+      throw formatError('ERR_ELF_BAD_SECTION', origin, at + 32, `section [${section.index}] ${JSON.stringify(section.name)} has size ${section.size}, not a multiple of its entry size ${entrySize}`, {
+        section: section.index,
+        value: section.size,
+      });
+    }
+    const linkType = section.type === SHT_SYMTAB ? SHT_STRTAB : SHT_SYMTAB;
+    const linked = sections[section.link];
+    if (linked === undefined || linked.type !== linkType) {
+      throw formatError(
+        'ERR_ELF_BAD_SECTION_INDEX',
+        origin,
+        at + 40,
+        `section [${section.index}] ${JSON.stringify(section.name)} links to section ${section.link}, which is ${linked ? `of type ${linked.type}` : 'missing'}; expected ${linkType === SHT_STRTAB ? 'a string table' : 'the symbol table'}`,
+        { section: section.index, value: section.link },
+      );
+    }
+    if ((section.type === SHT_RELA || section.type === SHT_REL) && (section.info === 0 || section.info >= sections.length)) {
+      throw formatError(
+        'ERR_ELF_BAD_SECTION_INDEX',
+        origin,
+        at + 44,
+        `relocation section [${section.index}] ${JSON.stringify(section.name)} applies to section ${section.info}; expected 1..${sections.length - 1}`,
+        { section: section.index, value: section.info },
+      );
+    }
+  }
+
+  /** A NUL-terminated string at `nameOffset` in the string table `table` (section `tableIndex`). */
+  private string(table: Uint8Array, tableIndex: number, nameOffset: number, fieldOffset: number, what: string): string {
+    if (nameOffset >= table.length) {
+      throw formatError('ERR_ELF_BAD_STRING', this.origin, fieldOffset, `${what} is at offset ${nameOffset} of string table [${tableIndex}], which has ${table.length} bytes`, {
+        value: nameOffset,
+      });
+    }
+    const end = table.indexOf(0, nameOffset);
+    if (end < 0) {
+      throw formatError('ERR_ELF_BAD_STRING', this.origin, fieldOffset, `${what} at offset ${nameOffset} of string table [${tableIndex}] runs to the table's end without a terminating NUL`, {
+        value: nameOffset,
+      });
+    }
+    return end === nameOffset ? '' : utf8.decode(table.subarray(nameOffset, end));
+  }
+
+  /** The symbol table, decoded and checked on first use; empty when the object has none. */
+  symbols(): readonly ElfSymbol[] {
+    return (this.cachedSymbols ??= this.readSymbols());
+  }
+
+  private readSymbols(): ElfSymbol[] {
+    const table = this.symbolTable;
+    if (!table) return [];
+    const f = this.fields;
+    const strings = this.sections[table.link]!;
+    const names = strings.content!;
+    const count = table.size / ELF64_SYM_SIZE;
+    const extended = this.sections.find((s) => s.type === SHT_SYMTAB_SHNDX && s.link === table.index);
+    const symbols: ElfSymbol[] = new Array(count);
+    for (let index = 0; index < count; index++) {
+      const at = table.offset + index * ELF64_SYM_SIZE;
+      const info = f.u8(at + 4);
+      let sectionIndex = f.u16(at + 6);
+      let indexField = at + 6;
+      if (sectionIndex === SHN_XINDEX) {
+        if (!extended || index * 4 + 4 > extended.size) {
+          throw formatError('ERR_ELF_BAD_SECTION_INDEX', this.origin, at + 6, `symbol ${index} uses an extended section index (SHN_XINDEX) but no SHT_SYMTAB_SHNDX entry holds it`, {
+            symbol: index,
+          });
+        }
+        indexField = extended.offset + index * 4;
+        sectionIndex = f.u32(indexField);
+        if (sectionIndex >= this.sections.length) {
+          throw formatError('ERR_ELF_BAD_SECTION_INDEX', this.origin, indexField, `symbol ${index} is defined in section ${sectionIndex}; the object has ${this.sections.length} sections`, {
+            symbol: index,
+            value: sectionIndex,
+          });
+        }
+      } else if (sectionIndex < SHN_LORESERVE && sectionIndex >= this.sections.length) {
+        throw formatError('ERR_ELF_BAD_SECTION_INDEX', this.origin, indexField, `symbol ${index} is defined in section ${sectionIndex}; the object has ${this.sections.length} sections`, {
+          symbol: index,
+          value: sectionIndex,
+        });
+      }
+      symbols[index] = {
+        index,
+        name: this.string(names, strings.index, f.u32(at), at, `the name of symbol ${index}`),
+        value: f.u64(at + 8, `the value of symbol ${index}`),
+        size: f.u64(at + 16, `the size of symbol ${index}`),
+        binding: info >> 4,
+        type: info & 0xf,
+        visibility: f.u8(at + 5) & 3,
+        sectionIndex,
+      };
+    }
+    return symbols;
+  }
+
+  /** The SHT_RELA and SHT_REL sections, each applying to the section `info` names. */
+  relocationSections(): ElfSection[] {
+    return this.sections.filter((s) => s.type === SHT_RELA || s.type === SHT_REL);
+  }
+
+  /** The relocations of a SHT_RELA or SHT_REL section of this object, checked against their target and the symbol table. */
+  relocations(section: ElfSection): ElfRelocation[] {
+    if (this.sections[section.index] !== section || (section.type !== SHT_RELA && section.type !== SHT_REL)) {
+      throw formatError('ERR_ELF_BAD_SECTION', this.origin, section.headerOffset + 4, `section [${section.index}] ${JSON.stringify(section.name)} is not a relocation section of this object`);
+    }
+    const f = this.fields;
+    const withAddend = section.type === SHT_RELA;
+    const entrySize = withAddend ? ELF64_RELA_SIZE : ELF64_REL_SIZE;
+    const target = this.sections[section.info]!;
+    const symbolCount = this.sections[section.link]!.size / ELF64_SYM_SIZE;
+    const count = section.size / entrySize;
+    const relocations: ElfRelocation[] = new Array(count);
+    for (let i = 0; i < count; i++) {
+      const at = section.offset + i * entrySize;
+      const offset = f.u64(at, `r_offset of relocation ${i}`);
+      if (offset >= target.size) {
+        throw formatError(
+          'ERR_ELF_BAD_RELOCATION',
+          this.origin,
+          at,
+          `relocation ${i} of [${section.index}] ${JSON.stringify(section.name)} patches offset ${offset} of section [${target.index}] ${JSON.stringify(target.name)}, which has ${target.size} bytes`,
+          { section: section.index, relocation: i, value: offset },
+        );
+      }
+      const symbolIndex = f.u32(at + (this.littleEndian ? 12 : 8));
+      if (symbolIndex >= symbolCount) {
+        throw formatError(
+          'ERR_ELF_BAD_RELOCATION',
+          this.origin,
+          at + 8,
+          `relocation ${i} of [${section.index}] ${JSON.stringify(section.name)} names symbol ${symbolIndex}; the symbol table has ${symbolCount}`,
+          { section: section.index, relocation: i, value: symbolIndex },
+        );
+      }
+      relocations[i] = {
+        offset,
+        type: f.u32(at + (this.littleEndian ? 8 : 12)),
+        symbolIndex,
+        addend: withAddend ? f.i64(at + 16, `r_addend of relocation ${i}`) : 0,
+      };
+    }
+    return relocations;
+  }
+}
+
+/** True when `bytes` starts with the ELF magic. */
+export function isElf(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46;
+}
+
+/** Reads an ELF64 relocatable object; see ElfObject. */
+export function readElfObject(bytes: Uint8Array, origin: ByteOrigin): ElfObject {
+  return new ElfObject(bytes, origin);
+}
