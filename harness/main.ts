@@ -6,9 +6,17 @@ import { JitmemError } from '../core/errors.js';
  * without loading the benchmark harness.
  */
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  bench: {
+    summary: 'run the mapper x workload x pattern x policy benchmark and write a report',
+    load: async () => (await import('./commands/bench.js')).benchCommand,
+  },
   'bench-alloc': {
     summary: 'allocator microbenchmark: allocate+free latency at 1k/10k/100k free ranges',
     load: async () => (await import('./commands/bench-alloc.js')).benchAllocCommand,
+  },
+  executor: {
+    summary: 'serve one ORC (LLVM 22 wire protocol) session as the process that owns target memory',
+    load: async () => (await import('./commands/executor.js')).executorCommand,
   },
   workloads: {
     summary: 'list workloads: link graphs, bytes by AllocGroup, pages',

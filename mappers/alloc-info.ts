@@ -23,34 +23,36 @@ export function checkAllocInfo(info: AllocInfo, pageSize: number): { key: number
   let end = 0;
   const spans: Array<[number, number]> = [];
   info.segments.forEach((seg, i) => {
-    const where = `segment ${i} of the allocation at ${hex(base)}`;
-    checkSize(`${where}: offset`, seg.offset);
-    checkSize(`${where}: contentSize`, seg.contentSize);
-    checkSize(`${where}: zeroFillSize`, seg.zeroFillSize);
+    // Messages are built only on failure: this runs for every segment of every initialize.
+    const where = () => `segment ${i} of the allocation at ${hex(base)}`;
+    for (const field of ['offset', 'contentSize', 'zeroFillSize'] as const) {
+      const v = seg[field];
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) checkSize(`${where()}: ${field}`, v);
+    }
     if (seg.offset % pageSize !== 0) {
-      throw new JitmemError('ERR_UNALIGNED_SEGMENT', `${where}: offset ${hex(seg.offset)} is not a multiple of the page size ${pageSize}`, {
+      throw new JitmemError('ERR_UNALIGNED_SEGMENT', `${where()}: offset ${hex(seg.offset)} is not a multiple of the page size ${pageSize}`, {
         offset: seg.offset,
       });
     }
     const id = seg.group ? allocGroupId(seg.group) : NaN;
     if (!Number.isInteger(id) || id < 0 || id > 15) {
-      throw new JitmemError('ERR_INVALID_ALLOC_GROUP', `${where}: group must be an AllocGroup {prot 0..7, lifetime}`, {});
+      throw new JitmemError('ERR_INVALID_ALLOC_GROUP', `${where()}: group must be an AllocGroup {prot 0..7, lifetime}`, {});
     }
     if (seg.workingMemory !== undefined && seg.workingMemory.length > 0 && seg.workingMemory.length < seg.contentSize) {
       throw new JitmemError(
         'ERR_CONTENT_SIZE_MISMATCH',
-        `${where}: contentSize ${seg.contentSize} is larger than its working memory (${seg.workingMemory.length} bytes)`,
+        `${where()}: contentSize ${seg.contentSize} is larger than its working memory (${seg.workingMemory.length} bytes)`,
         { contentSize: seg.contentSize },
       );
     }
     const start = base + seg.offset;
     const segEnd = start + alignUp(seg.contentSize + seg.zeroFillSize, pageSize);
     if (!Number.isSafeInteger(segEnd)) {
-      throw new JitmemError('ERR_INVALID_SIZE', `${where}: ends past the largest safe address`, {});
+      throw new JitmemError('ERR_INVALID_SIZE', `${where()}: ends past the largest safe address`, {});
     }
     for (const [s, e] of spans) {
       if (start < e && segEnd > s) {
-        throw new JitmemError('ERR_SEGMENT_OVERLAP', `${where}: [${hex(start)}, ${hex(segEnd)}) overlaps another segment [${hex(s)}, ${hex(e)})`, {
+        throw new JitmemError('ERR_SEGMENT_OVERLAP', `${where()}: [${hex(start)}, ${hex(segEnd)}) overlaps another segment [${hex(s)}, ${hex(e)})`, {
           start,
         });
       }

@@ -16,8 +16,8 @@ import { runDeallocActions, runFinalizeActions, type WrapperCallRunner } from '.
 interface Region {
   readonly key: number;
   readonly end: number;
-  /** Page-rounded ranges whose protection initialize changed. */
-  readonly segments: ReadonlyArray<{ readonly start: number; readonly length: number }>;
+  /** Page-rounded runs whose protection initialize changed, with the protection it set. */
+  readonly segments: ReadonlyArray<{ readonly start: number; readonly length: number; readonly prot: number }>;
   readonly deallocs: readonly WrapperCall[];
 }
 
@@ -97,7 +97,7 @@ export class InProcessMemoryMapper implements MemoryMapper {
     // Every check passed: from here on bytes change. Working memory loses its window first, so
     // that no view can reach pages that are about to become read-only or executable.
     this.detachViews(r, key, end);
-    const segments: Array<{ start: number; length: number }> = [];
+    const segments: Array<{ start: number; length: number; prot: number }> = [];
     try {
       // Adjacent segments with the same protection take one mprotect: each call costs a
       // syscall and splits a VMA.
@@ -123,6 +123,44 @@ export class InProcessMemoryMapper implements MemoryMapper {
       restoreWritable(segments);
       throw err;
     }
+  }
+
+  /**
+   * Patches code in place: the pages under the patch get a write window (W^X is kept: they
+   * are RW, not RWX, while the bytes go in), then their own protection back, then an
+   * instruction-cache flush.
+   */
+  async patchCode(address: number, bytes: Uint8Array): Promise<void> {
+    this.checkOpen();
+    checkAddress('address', address);
+    if (!(bytes instanceof Uint8Array) || bytes.length === 0) {
+      throw new JitmemError('ERR_INVALID_PATCH', `patchCode at ${hex(address)} needs at least one byte to write`, { address });
+    }
+    const end = address + bytes.length;
+    const r = this.reservationOf(address, bytes.length, 'patchCode');
+    let run: Region['segments'][number] | undefined;
+    for (const region of r.regions.values()) {
+      if (address >= region.key && address < region.end) run = region.segments.find((s) => address >= s.start && address < s.start + s.length);
+    }
+    if (!run) {
+      throw new JitmemError('ERR_NOT_INITIALIZED', `patchCode: ${hex(address)} is not inside an initialized segment`, { address });
+    }
+    if (end > run.start + run.length) {
+      throw new JitmemError(
+        'ERR_PATCH_OUT_OF_SEGMENT',
+        `patchCode: [${hex(address)}, ${hex(end)}) runs past its segment [${hex(run.start)}, ${hex(run.start + run.length)})`,
+        { address, size: bytes.length },
+      );
+    }
+    const first = address - (address % this.pageSize);
+    const length = alignUp(end, this.pageSize) - first;
+    native.protect(first, length, native.PROT_RW);
+    try {
+      native.copyIn(address, bytes);
+    } finally {
+      native.protect(first, length, run.prot);
+    }
+    if (run.prot & 4) native.flushICache(address, bytes.length);
   }
 
   async deinitialize(keys: readonly number[]): Promise<void> {

@@ -64,4 +64,14 @@ export interface MemoryMapper {
   release(bases: readonly number[]): Promise<void>;
   /** Releases every reservation; the mapper cannot be used afterwards. */
   close(): Promise<void>;
+  /**
+   * Optional: overwrites [address, address + bytes.length) of an initialized region in place,
+   * with no new allocation (a breakpoint, an inline-cache rewrite). When it resolves the new
+   * bytes are what runs: the pages have their protection back and the instruction cache is
+   * coherent. Each transport does it its own way, which the `patch` pattern measures.
+   */
+  patchCode?(address: number, bytes: Uint8Array): Promise<void>;
 }
+
+/** What the patch pattern needs of a mapper: in-place code patching. */
+export type CodePatcher = Required<Pick<MemoryMapper, 'patchCode'>>;

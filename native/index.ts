@@ -40,6 +40,10 @@ interface RawAddon {
   dlsym(handle: number, name: string): number;
   registerFrame(address: number): void;
   deregisterFrame(address: number): void;
+  callAsync(address: number, kind: number, arg: number | string[]): Promise<number>;
+  dispatchStart(handler: (tag: number, args: Uint8Array, request: DispatchRequest) => void): number;
+  dispatchReply(request: DispatchRequest, result: Uint8Array | null, error?: string): void;
+  dispatchStop(): void;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -308,4 +312,54 @@ export function registerFrame(address: number): void {
 export function deregisterFrame(address: number): void {
   checkAddress('address', address);
   raw().deregisterFrame(address);
+}
+
+/**
+ * Runs JIT'd code on a libuv pool thread and resolves with its return value, so the event loop
+ * keeps running meanwhile (the executor goes on serving its controller, and JIT dispatch can
+ * reach it). The caller must keep the code mapped and executable until the promise settles.
+ */
+export function callInt32Async(address: number, arg: number): Promise<number> {
+  checkAddress('address', address);
+  if (!Number.isInteger(arg) || arg < -(2 ** 31) || arg >= 2 ** 31) {
+    throw new JitmemError('ERR_INVALID_ARGUMENT', `an int32 argument must be an integer in [-2^31, 2^31); got ${String(arg)}`, { arg });
+  }
+  return raw().callAsync(address, 0, arg);
+}
+
+/** int32_t f(void) on a pool thread; see callInt32Async. */
+export function callVoidAsync(address: number): Promise<number> {
+  checkAddress('address', address);
+  return raw().callAsync(address, 1, 0);
+}
+
+/** int main(argc, argv, envp) on a pool thread with exactly the given argv; see callInt32Async. */
+export function callMainAsync(address: number, argv: readonly string[]): Promise<number> {
+  checkAddress('address', address);
+  return raw().callAsync(address, 2, [...argv]);
+}
+
+/** A JIT dispatch call waiting for its answer (opaque). */
+export type DispatchRequest = { readonly __brand: 'DispatchRequest' };
+
+/**
+ * Starts JIT dispatch (spec §5.7): returns the address of a C function with the signature of
+ * __llvm_orc_SimpleRemoteEPC_dispatch_fn. Code running through the *Async calls that calls it
+ * blocks while `handler(tag, args, request)` runs on the main thread; answer each request
+ * exactly once with dispatchReply. Calls from the main thread itself fail at once with an
+ * out-of-band error instead of deadlocking.
+ */
+export function dispatchStart(handler: (tag: number, args: Uint8Array, request: DispatchRequest) => void): number {
+  if (typeof handler !== 'function') throw new JitmemError('ERR_INVALID_ARGUMENT', 'dispatchStart takes a handler function', {});
+  return raw().dispatchStart(handler);
+}
+
+/** Answers a dispatch request with result bytes, or with an out-of-band error message. */
+export function dispatchReply(request: DispatchRequest, result: Uint8Array | null, error = 'jit_dispatch failed'): void {
+  raw().dispatchReply(request, result, error);
+}
+
+/** Stops JIT dispatch: later calls get an out-of-band error at once. */
+export function dispatchStop(): void {
+  raw().dispatchStop();
 }

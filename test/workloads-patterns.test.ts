@@ -3,11 +3,11 @@ import { createHash } from 'node:crypto';
 import { JitmemError } from '../core/errors.js';
 import { InProcessMemoryMapper } from '../mappers/in-process-memory-mapper.js';
 import type { LinkGraph } from '../mappers/link-graph.js';
+import { allocGroup, R, X } from '../mappers/alloc-group.js';
 import { SlabMemoryManager, type FinalizedAllocation } from '../mappers/slab/slab-memory-manager.js';
 import * as native from '../native/index.js';
 import {
   churnPlan,
-  InProcessCodePatcher,
   loadPlan,
   patchPlan,
   returnConstantCode,
@@ -33,6 +33,11 @@ function inProcessManager(t: import('ava').ExecutionContext, granularity = 1 << 
   const mapper = new InProcessMemoryMapper();
   t.teardown(() => mapper.close());
   return new SlabMemoryManager(mapper, { granularity });
+}
+
+/** The in-process mapper of a manager made by inProcessManager: it patches code in place. */
+function patcherOf(manager: SlabMemoryManager): InProcessMemoryMapper {
+  return manager.mapper as InProcessMemoryMapper;
 }
 
 /** A step as plain data, with content reduced to a hash, so that two plans compare with deepEqual. */
@@ -192,7 +197,7 @@ test('patch changes the code that runs, in place, under the in-process mapper', 
   const seen: number[] = [];
   let base: number | undefined;
   const result = await runPlan(plan, manager, {
-    patcher: new InProcessCodePatcher(),
+    patcher: patcherOf(manager),
     afterStep: (step, _i, live) => {
       const alloc = live.get(0) as FinalizedAllocation | undefined;
       if (!alloc) return;
@@ -217,7 +222,7 @@ test('patch by default writes a module\'s own code back at seeded offsets, and n
   }
   const manager = inProcessManager(t);
   await runPlan(plan, manager, {
-    patcher: new InProcessCodePatcher(),
+    patcher: patcherOf(manager),
     afterStep: (step, _i, live) => {
       if (step.op === 'patch') t.true(sameBytes(native.view(live.get(0)!.sectionAddress('.text'), text.size), text.content!));
     },
@@ -227,16 +232,20 @@ test('patch by default writes a module\'s own code back at seeded offsets, and n
   t.like(manager.stats(), { liveAllocations: 0 }, 'a failed run frees what it allocated');
 });
 
-test('the in-process patcher flips protections around the write and leaves the code executable', (t) => {
-  const page = native.pageSize();
-  const address = native.reserve(page, native.PROT_RW);
-  t.teardown(() => native.unmap(address, page));
-  native.copyIn(address, returnConstantCode(7));
-  native.protect(address, page, native.PROT_RX);
-  t.is(native.callInt32(address), 7);
-  return new InProcessCodePatcher().patchCode(address, returnConstantCode(8)).then(() => {
-    t.is(native.callInt32(address), 8);
-  });
+test('the in-process mapper patches code with a write window and gives the pages their protection back', async (t) => {
+  const mapper = new InProcessMemoryMapper();
+  t.teardown(() => mapper.close());
+  const page = mapper.pageSize;
+  const { start } = await mapper.reserve(2 * page);
+  mapper.prepare(start, 16).set(returnConstantCode(7));
+  await mapper.initialize({ mappingBase: start, segments: [{ offset: 0, contentSize: 16, zeroFillSize: 0, group: allocGroup(R | X) }], actions: [] });
+  t.is(native.callInt32(start), 7);
+  await mapper.patchCode(start, returnConstantCode(8));
+  t.is(native.callInt32(start), 8);
+  // Still R-X, not writable: a write now would fault, so probe the protection by patching
+  // outside the segment instead, which the mapper refuses without touching anything.
+  await t.throwsAsync(mapper.patchCode(start + page - 2, returnConstantCode(9)), { code: 'ERR_PATCH_OUT_OF_SEGMENT' });
+  await t.throwsAsync(mapper.patchCode(start + page * 4, returnConstantCode(9)), { code: 'ERR_OUT_OF_RESERVATION' });
 });
 
 test('sweep covers 4 KiB to 64 MiB with graphs of exactly those sizes and seeded content', async (t) => {

@@ -16,9 +16,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 extern "C" {
@@ -483,6 +486,173 @@ Napi::Value DeregisterFrame(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// ---- Running JIT'd code off the main thread, and JIT dispatch ------------------------------
+// The executor runs run-as calls on a libuv pool thread so that its event loop keeps serving
+// the controller meanwhile (as LLVM's executor runs each call on a thread of its own). That is
+// also what makes JIT dispatch possible: JIT'd code calls jitmem_dispatch, which hands the call
+// to the main thread through a thread-safe function and blocks until the controller's answer
+// comes back through DispatchReply.
+
+// Calls addr on a pool thread: kind 0 = int32 f(int32 arg), 1 = int32 f(void), 2 = main(argv).
+class CallWorker : public Napi::AsyncWorker {
+ public:
+  CallWorker(Napi::Env env, uint64_t addr, int kind, int64_t arg, std::vector<std::string> argv)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), addr_(addr), kind_(kind), arg_(arg),
+        argv_(std::move(argv)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    if (kind_ == 0) {
+      using Fn = int32_t (*)(int32_t);
+      result_ = reinterpret_cast<Fn>(static_cast<uintptr_t>(addr_))(static_cast<int32_t>(arg_));
+    } else if (kind_ == 1) {
+      using Fn = int32_t (*)(void);
+      result_ = reinterpret_cast<Fn>(static_cast<uintptr_t>(addr_))();
+    } else {
+      std::vector<char *> argv;
+      for (auto &a : argv_) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      using Main = int (*)(int, char **, char **);
+      result_ = reinterpret_cast<Main>(static_cast<uintptr_t>(addr_))(static_cast<int>(argv_.size()), argv.data(), environ);
+      fflush(nullptr);
+    }
+  }
+  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), result_)); }
+  void OnError(const Napi::Error &e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  uint64_t addr_;
+  int kind_;
+  int64_t arg_;
+  std::vector<std::string> argv_;
+  int64_t result_ = 0;
+};
+
+Napi::Value CallAsync(const Napi::CallbackInfo &info) {
+  uint64_t addr = U64(info, 0, "address");
+  int64_t kind = I64(info, info[1], "kind");
+  if (kind < 0 || kind > 2) ThrowType(info.Env(), "kind must be 0 (int(int)), 1 (int(void)) or 2 (main)");
+  int64_t arg = 0;
+  std::vector<std::string> argv;
+  if (kind == 0) arg = I64(info, info[2], "argument");
+  if (kind == 2) {
+    if (info.Length() < 3 || !info[2].IsArray()) ThrowType(info.Env(), "argv must be an array of strings");
+    Napi::Array a = info[2].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value v = a.Get(i);
+      if (!v.IsString()) ThrowType(info.Env(), "argv must be an array of strings");
+      argv.push_back(v.As<Napi::String>().Utf8Value());
+    }
+  }
+  auto *w = new CallWorker(info.Env(), addr, static_cast<int>(kind), arg, std::move(argv));
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+struct DispatchRequest {
+  uint64_t tag;
+  std::vector<char> args;
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false;
+  std::vector<char> result;
+  std::string error;
+};
+
+std::mutex gDispatchMutex;
+Napi::ThreadSafeFunction gDispatch;
+bool gDispatchOpen = false;
+std::thread::id gMainThread;
+
+CWrapperFunctionBuffer OutOfBand(const std::string &msg) {
+  CWrapperFunctionBuffer r;
+  memset(&r, 0, sizeof r);
+  r.Data.ValuePtr = strdup(msg.c_str());
+  return r;
+}
+
+// __llvm_orc_SimpleRemoteEPC_dispatch_fn: (ctx, fnTag, argData, argSize) -> result buffer.
+extern "C" CWrapperFunctionBuffer jitmem_dispatch(void *, const void *tag, const char *data, size_t size) {
+  if (std::this_thread::get_id() == gMainThread)
+    return OutOfBand("jit_dispatch is only available to code started by run_as_* (it would block the executor's event loop)");
+  auto *req = new DispatchRequest();
+  req->tag = reinterpret_cast<uintptr_t>(tag);
+  req->args.assign(data, data + size);
+  {
+    std::lock_guard<std::mutex> lock(gDispatchMutex);
+    napi_status st = gDispatchOpen ? gDispatch.BlockingCall(req, [](Napi::Env env, Napi::Function fn, DispatchRequest *r) {
+      Napi::Buffer<char> args = Napi::Buffer<char>::Copy(env, r->args.data(), r->args.size());
+      fn.Call({Napi::Number::New(env, static_cast<double>(r->tag)), args, Napi::External<DispatchRequest>::New(env, r)});
+    }) : napi_closing;
+    if (st != napi_ok) {
+      delete req;
+      return OutOfBand("jit_dispatch not available (the executor's session is shut down)");
+    }
+  }
+  std::unique_lock<std::mutex> lock(req->m);
+  req->cv.wait(lock, [req] { return req->done; });
+  CWrapperFunctionBuffer r;
+  memset(&r, 0, sizeof r);
+  if (!req->error.empty()) {
+    r = OutOfBand(req->error);
+  } else if (req->result.size() <= sizeof(char *)) {
+    memcpy(r.Data.Value, req->result.data(), req->result.size());
+    r.Size = req->result.size();
+  } else {
+    r.Data.ValuePtr = static_cast<char *>(malloc(req->result.size()));
+    if (r.Data.ValuePtr) {
+      memcpy(r.Data.ValuePtr, req->result.data(), req->result.size());
+      r.Size = req->result.size();
+    } else {
+      r = OutOfBand("jit_dispatch: out of memory for the result");
+    }
+  }
+  lock.unlock();
+  delete req;
+  return r;
+}
+
+// dispatchStart(callback(tag, args, request)) -> address of jitmem_dispatch.
+Napi::Value DispatchStart(const Napi::CallbackInfo &info) {
+  if (info.Length() < 1 || !info[0].IsFunction()) ThrowType(info.Env(), "dispatchStart takes a callback");
+  std::lock_guard<std::mutex> lock(gDispatchMutex);
+  if (gDispatchOpen) gDispatch.Release();
+  gDispatch = Napi::ThreadSafeFunction::New(info.Env(), info[0].As<Napi::Function>(), "jitmem_dispatch", 0, 1);
+  // A pending dispatch must not keep the process alive once the session is over.
+  gDispatch.Unref(info.Env());
+  gDispatchOpen = true;
+  gMainThread = std::this_thread::get_id();
+  return Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(&jitmem_dispatch)));
+}
+
+// dispatchReply(request, resultBytes | null, errorMessage): wakes the blocked JIT'd code.
+Napi::Value DispatchReply(const Napi::CallbackInfo &info) {
+  if (info.Length() < 1 || !info[0].IsExternal()) ThrowType(info.Env(), "dispatchReply takes the request it was given");
+  DispatchRequest *req = info[0].As<Napi::External<DispatchRequest>>().Data();
+  std::lock_guard<std::mutex> lock(req->m);
+  if (req->done) ThrowType(info.Env(), "this dispatch request was already answered");
+  if (info.Length() > 1 && info[1].IsTypedArray()) {
+    Napi::Uint8Array bytes = Bytes(info, 1, "result");
+    req->result.assign(reinterpret_cast<char *>(bytes.Data()), reinterpret_cast<char *>(bytes.Data()) + bytes.ByteLength());
+  } else {
+    req->error = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "jit_dispatch failed";
+  }
+  req->done = true;
+  req->cv.notify_one();
+  return info.Env().Undefined();
+}
+
+// dispatchStop(): later dispatches fail at once with an out-of-band error.
+Napi::Value DispatchStop(const Napi::CallbackInfo &info) {
+  std::lock_guard<std::mutex> lock(gDispatchMutex);
+  if (gDispatchOpen) {
+    gDispatch.Release();
+    gDispatchOpen = false;
+  }
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pageSize", Napi::Function::New(env, PageSize));
   exports.Set("reserve", Napi::Function::New(env, Reserve));
@@ -512,6 +682,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dlsym", Napi::Function::New(env, DlSym));
   exports.Set("registerFrame", Napi::Function::New(env, RegisterFrame));
   exports.Set("deregisterFrame", Napi::Function::New(env, DeregisterFrame));
+  exports.Set("callAsync", Napi::Function::New(env, CallAsync));
+  exports.Set("dispatchStart", Napi::Function::New(env, DispatchStart));
+  exports.Set("dispatchReply", Napi::Function::New(env, DispatchReply));
+  exports.Set("dispatchStop", Napi::Function::New(env, DispatchStop));
   return exports;
 }
 

@@ -1,6 +1,6 @@
 import { JitmemError } from '../../core/errors.js';
 import type { LinkGraph } from '../../mappers/link-graph.js';
-import type { CodePatcher } from './code-patcher.js';
+import type { CodePatcher } from '../../mappers/memory-mapper.js';
 import type { Plan, Step } from './plan.js';
 
 /**

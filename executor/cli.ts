@@ -1,0 +1,299 @@
+import net from 'node:net';
+import type { Writable } from 'node:stream';
+import { JitmemError } from '../core/errors.js';
+import { DEFAULT_MAX_FRAME_SIZE } from '../protocol/frame.js';
+import { Executor } from './executor.js';
+
+/**
+ * `jitmem executor`: parse the command line, open the transport, serve one session, clean up.
+ * The process exits 0 when the controller goes away (however it goes) and 1 when the session
+ * ended on a protocol error, which is reported on stderr.
+ */
+
+export const EXECUTOR_USAGE = `usage: jitmem executor [--fds IN,OUT | --listen HOST:PORT|unix:PATH [--allow-remote] | --connect HOST:PORT|unix:PATH]
+                       [--sessions N] [--max-frame-size BYTES] [--close-when-idle | --no-close-when-idle]
+
+Serves one ORC SimpleRemoteEPC session (LLVM 22 wire protocol) and exits when it ends.
+
+  --fds IN,OUT          read frames from fd IN, write them to fd OUT (default 3,4: the pair a
+                        controller hands a child it spawns)
+  --listen HOST:PORT    accept one TCP connection on HOST (port 0 picks a free port); prints
+                        "listening on HOST:PORT" as the first line of stdout
+  filedescs=IN,OUT, listen=HOST:PORT
+                        llvm-jitlink-executor's spellings of --fds and --listen
+  --allow-remote        allow --listen on a host other than loopback
+  --sessions N          with --listen: serve N connections one after another, each with
+                        memory of its own (default 1), then exit
+  --connect HOST:PORT   connect to a controller listening on HOST:PORT
+  --listen unix:PATH, --connect unix:PATH
+                        the same over a Unix socket (the listening socket file is removed
+                        when the executor stops listening)
+  --max-frame-size N    refuse frames larger than N bytes (default ${DEFAULT_MAX_FRAME_SIZE})
+  --close-when-idle     close the connection once idle after run_as_main returned and the
+                        memory was given back (default for TCP: llvm-jitlink 22 never closes)
+`;
+
+export interface ExecutorIO {
+  readonly stdout: Writable | NodeJS.WritableStream;
+  readonly stderr: Writable | NodeJS.WritableStream;
+}
+
+/** A TCP host and port, or (host "unix", port -1) a Unix socket path in `path`. */
+interface Endpoint {
+  host: string;
+  port: number;
+  path?: string;
+}
+
+interface ParsedArgs {
+  mode: 'fds' | 'listen' | 'connect';
+  fds: [number, number];
+  endpoint: Endpoint | null;
+  allowRemote: boolean;
+  maxFrameSize: number;
+  closeWhenIdle: boolean | null;
+  sessions: number;
+}
+
+function parseEndpoint(flag: string, value: string | undefined): Endpoint {
+  if (value?.startsWith('unix:')) {
+    const path = value.slice('unix:'.length);
+    if (path.length === 0 || path.length > 107) {
+      throw new JitmemError('ERR_INVALID_ENDPOINT', `${flag} unix:PATH needs a socket path of 1 to 107 bytes; got ${JSON.stringify(path)}`, { flag, value });
+    }
+    return { host: 'unix', port: -1, path };
+  }
+  const m = value === undefined ? null : /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) {
+    throw new JitmemError('ERR_INVALID_ENDPOINT', `${flag} expects HOST:PORT with a port from 0 to 65535 (IPv6 hosts in brackets); got ${JSON.stringify(value ?? '')}`, {
+      flag,
+      value,
+    });
+  }
+  return { host: m[1] ?? m[2]!, port };
+}
+
+export function parseExecutorArgs(argv: readonly string[]): ParsedArgs | 'help' {
+  const out: ParsedArgs = { mode: 'fds', fds: [3, 4], endpoint: null, allowRemote: false, maxFrameSize: DEFAULT_MAX_FRAME_SIZE, closeWhenIdle: null, sessions: 1 };
+  let modeFlag: string | null = null;
+  const setMode = (flag: string, mode: ParsedArgs['mode']): void => {
+    if (modeFlag && modeFlag !== flag) {
+      throw new JitmemError('ERR_CONFLICTING_OPTIONS', `${flag} cannot be combined with ${modeFlag}: an executor serves one transport`, { flag });
+    }
+    modeFlag = flag;
+    out.mode = mode;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    let arg = argv[i]!;
+    // llvm-jitlink-executor's own spellings, so that `llvm-jitlink --oop-executor=<wrapper>`
+    // can start us exactly as it starts LLVM's executor.
+    if (arg.startsWith('filedescs=')) arg = `--fds=${arg.slice('filedescs='.length)}`;
+    else if (arg.startsWith('listen=')) arg = `--listen=${arg.slice('listen='.length)}`;
+    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const value = (): string | undefined => inline ?? argv[++i];
+    switch (flag) {
+      case '--help':
+      case '-h':
+        return 'help';
+      case '--fds': {
+        setMode(flag, 'fds');
+        const v = value();
+        const m = v === undefined ? null : /^(\d+),(\d+)$/.exec(v);
+        if (!m) throw new JitmemError('ERR_INVALID_OPTION', `--fds expects IN,OUT (two file descriptor numbers); got ${JSON.stringify(v ?? '')}`, { value: v });
+        out.fds = [Number(m[1]), Number(m[2])];
+        break;
+      }
+      case '--listen':
+        setMode(flag, 'listen');
+        out.endpoint = parseEndpoint(flag, value());
+        break;
+      case '--connect':
+        setMode(flag, 'connect');
+        out.endpoint = parseEndpoint(flag, value());
+        break;
+      case '--allow-remote':
+        out.allowRemote = true;
+        break;
+      case '--max-frame-size': {
+        const v = value();
+        const n = Number(v);
+        if (!Number.isSafeInteger(n) || n < 32) {
+          throw new JitmemError('ERR_INVALID_OPTION', `--max-frame-size expects a whole number of bytes >= 32; got ${JSON.stringify(v ?? '')}`, { value: v });
+        }
+        out.maxFrameSize = n;
+        break;
+      }
+      case '--sessions': {
+        const v = value();
+        const n = Number(v);
+        if (!Number.isSafeInteger(n) || n < 1) {
+          throw new JitmemError('ERR_INVALID_OPTION', `--sessions expects a whole number >= 1; got ${JSON.stringify(v ?? '')}`, { value: v });
+        }
+        out.sessions = n;
+        break;
+      }
+      case '--close-when-idle':
+        out.closeWhenIdle = true;
+        break;
+      case '--no-close-when-idle':
+        out.closeWhenIdle = false;
+        break;
+      default:
+        throw new JitmemError('ERR_UNKNOWN_OPTION', `unknown option ${JSON.stringify(arg)} for jitmem executor; see 'jitmem executor --help'`, { option: arg });
+    }
+  }
+  if (out.sessions > 1 && out.mode !== 'listen') {
+    throw new JitmemError('ERR_CONFLICTING_OPTIONS', '--sessions needs --listen: other transports carry one session', { sessions: out.sessions });
+  }
+  if (out.mode === 'listen' && out.endpoint!.path === undefined && !out.allowRemote && !isLoopback(out.endpoint!.host)) {
+    throw new JitmemError(
+      'ERR_REMOTE_NOT_ALLOWED',
+      `--listen ${out.endpoint!.host}: not a loopback address. An executor runs whatever code its controller sends; listening beyond this machine needs --allow-remote`,
+      { host: out.endpoint!.host },
+    );
+  }
+  return out;
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host === '::1') return true;
+  return net.isIPv4(host) && host.startsWith('127.');
+}
+
+function formatEndpoint(host: string, port: number, path?: string): string {
+  if (path !== undefined) return `unix:${path}`;
+  return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export async function runExecutor(argv: readonly string[], io: ExecutorIO): Promise<number> {
+  const args = parseExecutorArgs(argv);
+  if (args === 'help') {
+    io.stdout.write(EXECUTOR_USAGE);
+    return 0;
+  }
+  const live = new Set<Executor>();
+  // Whatever ends this process, the memory and the shm names go first.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    for (const e of live) e.shutdown();
+    process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGHUP' ? 1 : 15));
+  };
+  const onExit = (): void => {
+    for (const e of live) e.shutdown();
+  };
+  for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, onSignal);
+  process.on('exit', onExit);
+
+  const serveOne = async (input: net.Socket, output: net.Socket): Promise<number> => {
+    const executor = new Executor({ maxFrameSize: args.maxFrameSize, closeWhenIdle: args.closeWhenIdle ?? args.mode !== 'fds' });
+    live.add(executor);
+    try {
+      if (input === output) input.setNoDelay?.(true);
+      const end = await executor.serve(input, output);
+      await flushed(output);
+      input.destroy();
+      output.destroy();
+      if (end.error) {
+        io.stderr.write(`jitmem executor: session ended: ${end.error.message} [${end.error.code}]\n`);
+        return 1;
+      }
+      return 0;
+    } finally {
+      executor.shutdown();
+      live.delete(executor);
+    }
+  };
+
+  try {
+    if (args.mode === 'fds') {
+      let input: net.Socket;
+      let output: net.Socket;
+      try {
+        input = new net.Socket({ fd: args.fds[0], readable: true, writable: false });
+        output = args.fds[1] === args.fds[0] ? input : new net.Socket({ fd: args.fds[1], readable: false, writable: true });
+      } catch (err) {
+        throw new JitmemError('ERR_BAD_FD', `cannot use file descriptors ${args.fds[0]},${args.fds[1]} as the transport: ${(err as Error).message}. Start 'jitmem executor' from a controller, or use --listen/--connect`, {
+          fds: args.fds,
+        });
+      }
+      return await serveOne(input, output);
+    }
+    if (args.mode === 'connect') {
+      const socket = await connect(args.endpoint!);
+      return await serveOne(socket, socket);
+    }
+    const listener = await listen(args.endpoint!, io);
+    let status = 0;
+    try {
+      for (let i = 0; i < args.sessions; i++) {
+        const socket = await listener.next();
+        // One controller per executor, as llvm-jitlink-executor, unless told to serve more.
+        if (i === args.sessions - 1) listener.close();
+        status = Math.max(status, await serveOne(socket, socket));
+      }
+    } finally {
+      listener.close();
+    }
+    return status;
+  } finally {
+    for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.off(s, onSignal);
+    process.off('exit', onExit);
+  }
+}
+
+interface Listener {
+  next(): Promise<net.Socket>;
+  close(): void;
+}
+
+function listen(endpoint: Endpoint, io: ExecutorIO): Promise<Listener> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    const queue: net.Socket[] = [];
+    const waiting: Array<(s: net.Socket) => void> = [];
+    server.on('connection', (socket) => {
+      const w = waiting.shift();
+      if (w) w(socket);
+      else queue.push(socket);
+    });
+    server.once('error', (err) =>
+      reject(new JitmemError('ERR_LISTEN_FAILED', `cannot listen on ${formatEndpoint(endpoint.host, endpoint.port, endpoint.path)}: ${err.message}`, { host: endpoint.host, port: endpoint.port }, { cause: err })),
+    );
+    const options = endpoint.path !== undefined ? { path: endpoint.path, exclusive: true } : { host: endpoint.host, port: endpoint.port, exclusive: true };
+    server.listen(options, () => {
+      const port = endpoint.path !== undefined ? -1 : (server.address() as net.AddressInfo).port;
+      io.stdout.write(`listening on ${formatEndpoint(endpoint.host, port, endpoint.path)}\n`);
+      resolve({
+        next: () => new Promise((res) => (queue.length > 0 ? res(queue.shift()!) : waiting.push(res))),
+        close: () => {
+          if (server.listening) server.close();
+        },
+      });
+    });
+  });
+}
+
+function connect(endpoint: Endpoint): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = endpoint.path !== undefined ? net.connect({ path: endpoint.path }) : net.connect({ host: endpoint.host, port: endpoint.port });
+    socket.once('connect', () => resolve(socket));
+    socket.once('error', (err) =>
+      reject(new JitmemError('ERR_CONNECT_FAILED', `cannot connect to ${formatEndpoint(endpoint.host, endpoint.port, endpoint.path)}: ${err.message}`, { host: endpoint.host, port: endpoint.port }, { cause: err })),
+    );
+  });
+}
+
+/** Waits until what we wrote has left (or the peer is gone), at most 2 s. */
+function flushed(socket: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (socket.writableFinished || socket.destroyed) return resolve();
+    const t = setTimeout(resolve, 2000);
+    const done = (): void => {
+      clearTimeout(t);
+      resolve();
+    };
+    socket.once('finish', done);
+    socket.once('close', done);
+    socket.once('error', done);
+  });
+}

@@ -1,0 +1,143 @@
+import * as native from '../native/index.js';
+import { hex } from '../core/errors.js';
+import type { WireFinalizeRequest, WireWrapperCall } from '../protocol/sps.js';
+import type { ActionRunner } from './actions.js';
+import { AddressSpace, PROT_W, PROT_X, type Region, type Reservation } from './address-space.js';
+import { RemoteError } from './remote-error.js';
+
+/**
+ * Initialize / deinitialize of a region, shared by the memory manager (which copies content)
+ * and the shared-memory service (whose content is already in place). All checks come first:
+ * the segments must be page-aligned, inside one reservation, apart from each other and from
+ * every live region, and their content must fit. Only then is a byte written.
+ */
+
+export interface InitializeOptions {
+  /** Copy each segment's content and zero its tail (the memory manager); false when the controller already did (shared memory). */
+  readonly copyContent: boolean;
+  /** Only accept segments inside this reservation (shared memory names its reservation). */
+  readonly reservation?: Reservation;
+}
+
+export function initializeRegion(space: AddressSpace, actions: ActionRunner, fr: WireFinalizeRequest, options: InitializeOptions): Region {
+  if (fr.segments.length === 0) {
+    throw new RemoteError('ERR_EMPTY_FINALIZE_REQUEST', fr.actions.length > 0 ? 'finalization actions attached to an empty finalization request' : 'finalization request is empty');
+  }
+  const page = space.pageSize;
+  let res: Reservation | undefined = options.reservation;
+  const sorted = [...fr.segments].sort((a, b) => a.addr - b.addr);
+  for (const [i, s] of fr.segments.entries()) {
+    const what = `segment ${i}`;
+    if (s.addr % page !== 0) throw new RemoteError('ERR_UNALIGNED_SEGMENT', `${what} address ${hex(s.addr)} is not page-aligned (page size ${page})`);
+    if (options.copyContent && s.content && s.content.length > s.size) {
+      throw new RemoteError('ERR_CONTENT_TOO_LARGE', `${what} at ${hex(s.addr)}: content size (${s.content.length}) exceeds segment size (${s.size})`);
+    }
+    if (!Number.isSafeInteger(s.addr + s.size)) throw new RemoteError('ERR_OUT_OF_RESERVATION', `${what} at ${hex(s.addr)} with size ${s.size} wraps the address space`);
+    const r = space.requireRange(s.addr, s.size, what);
+    if (res && r !== res) {
+      throw new RemoteError('ERR_OUT_OF_RESERVATION', `${what} [${hex(s.addr)}, ${hex(s.addr + s.size)}) is not inside reservation ${hex(res.base)}; all segments of a region must lie in one reservation`);
+    }
+    res = r;
+  }
+  for (let i = 1; i < sorted.length; i++) {
+    const prev = sorted[i - 1]!;
+    const cur = sorted[i]!;
+    if (prev.addr + Math.max(prev.size, 1) > cur.addr) {
+      throw new RemoteError('ERR_OVERLAPPING_SEGMENTS', `segments [${hex(prev.addr)}, ${hex(prev.addr + prev.size)}) and [${hex(cur.addr)}, ${hex(cur.addr + cur.size)}) overlap`);
+    }
+  }
+  const reservation = res!;
+  const start = sorted[0]!.addr;
+  const last = sorted[sorted.length - 1]!;
+  const end = last.addr + last.size;
+  for (const other of reservation.regions.values()) {
+    if (start < other.end && other.start < end) {
+      throw new RemoteError('ERR_REGION_OVERLAP', `in initialize, region [${hex(start)}, ${hex(end)}) overlaps previous region [${hex(other.start)}, ${hex(other.end)})`);
+    }
+  }
+  // Pages the region covers must be writable now: a page still protected by a region that
+  // shares it would fault on the copy.
+  if (options.copyContent) {
+    for (const s of fr.segments) space.requireAccess(s.addr, s.size, PROT_W, `segment at ${hex(s.addr)}`);
+  }
+
+  const done: Array<{ addr: number; size: number; group: number }> = [];
+  try {
+    for (const s of fr.segments) {
+      if (s.size === 0) continue;
+      if (options.copyContent) {
+        const n = s.content?.length ?? 0;
+        if (n > 0) native.copyIn(s.addr, s.content!);
+        if (s.size > n) native.fill(s.addr + n, s.size - n, 0);
+      }
+      // Pages of a region belong to it alone and start at the reservation's protection, so a
+      // segment that keeps that protection needs no mprotect (nor one to restore it).
+      if ((s.group & 7) !== reservation.defaultProt) native.protect(s.addr, s.size, s.group & 7);
+      done.push(s);
+      if (s.group & PROT_X) native.flushICache(s.addr, s.size);
+    }
+  } catch (err) {
+    restoreProt(reservation, done);
+    throw new RemoteError('ERR_PROTECT_FAILED', `initialize of region [${hex(start)}, ${hex(end)}) failed: ${(err as Error).message}`);
+  }
+
+  // The region is live before its actions run: they may need to reach its memory (the trace
+  // log, the .eh_frame section), and the access checks look at live regions.
+  const region: Region = { start, end, segments: fr.segments.map((s) => ({ addr: s.addr, size: s.size, prot: s.group & 7 })), deallocs: [] };
+  reservation.regions.set(start, region);
+  for (const [i, pair] of fr.actions.entries()) {
+    if (pair.finalize) {
+      try {
+        actions.run(pair.finalize, `finalize action ${i}`);
+      } catch (err) {
+        runDeallocs(actions, region.deallocs);
+        reservation.regions.delete(start);
+        restoreProt(reservation, done);
+        throw err;
+      }
+    }
+    if (pair.dealloc) region.deallocs.push(pair.dealloc);
+  }
+  return region;
+}
+
+/**
+ * Runs the region's dealloc actions in reverse, puts its pages back as a fresh reservation has
+ * them (RW for anonymous memory; no access for shared memory, which the controller writes
+ * through its own mapping) and forgets the region, so the range can be initialized again.
+ * LLVM 22 keeps the region and its protections. Returns the first dealloc failure, after
+ * running all of them.
+ */
+export function deinitializeRegion(actions: ActionRunner, reservation: Reservation, region: Region): string | null {
+  const failure = runDeallocs(actions, region.deallocs);
+  reservation.regions.delete(region.start);
+  restoreProt(reservation, region.segments);
+  return failure;
+}
+
+function restoreProt(reservation: Reservation, segments: ReadonlyArray<{ addr: number; size: number; prot?: number; group?: number }>): void {
+  for (const s of segments) {
+    if (s.size === 0) continue;
+    const prot = s.prot ?? (s.group !== undefined ? s.group & 7 : -1);
+    if (prot === reservation.defaultProt) continue;
+    try {
+      native.protect(s.addr, s.size, reservation.defaultProt);
+    } catch {
+      // mprotect of our own mapping only fails when the kernel is out of memory for VMAs;
+      // nothing better to do, and the access checks never assumed more than the region had.
+    }
+  }
+}
+
+/** Runs dealloc calls in reverse; returns the first failure's message, or null. */
+export function runDeallocs(actions: ActionRunner, deallocs: readonly WireWrapperCall[]): string | null {
+  let failure: string | null = null;
+  for (let i = deallocs.length - 1; i >= 0; i--) {
+    try {
+      actions.run(deallocs[i]!, `dealloc action ${i}`);
+    } catch (err) {
+      failure ??= err instanceof RemoteError ? err.wireMessage : (err as Error).message;
+    }
+  }
+  return failure;
+}

@@ -1,0 +1,289 @@
+import { performance } from 'node:perf_hooks';
+import { Bench } from 'tinybench';
+import * as native from '../../native/index.js';
+import { JitmemError } from '../../core/errors.js';
+import type { LinkGraph } from '../../mappers/link-graph.js';
+import type { MemoryMapper } from '../../mappers/memory-mapper.js';
+import type { FitPolicy } from '../../mappers/slab/free-range-index.js';
+import { SlabMemoryManager, type FinalizedAllocation } from '../../mappers/slab/slab-memory-manager.js';
+import type { ExecutorName, MapperName, PatternName, PhaseName, ResultRow, SlabPoint, Stats } from '../report.js';
+import { PHASES } from '../report.js';
+import { PhaseClock, ReserveTimingMapper } from './phase-clock.js';
+import { verifyLive, type MemoryDigester, type MemoryReader } from './integrity.js';
+import type { AllocateStep, Plan, Step } from '../../workloads/patterns/plan.js';
+
+/**
+ * Runs one cell of the matrix (workload × pattern × mapper × executor × policy) with tinybench.
+ * Every iteration executes the pattern's steps against a slab memory manager over the cell's
+ * mapper, times each phase, and verifies the executor's memory outside the timed phases. The
+ * latency of an iteration is the sum of its phases: pattern bookkeeping and verification are
+ * not part of it.
+ */
+
+/** What the runner needs of a transport: a mapper plus the means to check and count. */
+export interface MapperHandle {
+  readonly mapper: MapperName;
+  readonly executor: ExecutorName;
+  readonly memoryMapper: MemoryMapper;
+  /** sha256 of executor memory ranges, computed in the executor. */
+  readonly digest: MemoryDigester;
+  /** Reads executor memory back, to name the first wrong byte on a mismatch. */
+  readonly read?: MemoryReader;
+  /** Cumulative controller→executor calls and bytes sent (zeros in-process). */
+  counters(): { calls: number; bytesSent: number };
+  /** Rewrites code in a finalized allocation in place (the `patch` pattern). */
+  readonly patch?: (address: number, bytes: Uint8Array) => Promise<void>;
+  readonly executorPid?: number;
+  close(): Promise<void>;
+}
+
+export interface Cell {
+  readonly workload: string;
+  readonly pattern: PatternName;
+  readonly mapper: MapperName;
+  readonly executor: ExecutorName;
+  readonly policy: FitPolicy;
+}
+
+export function cellName(c: Cell): string {
+  return `${c.workload}/${c.pattern}/${c.mapper}${c.executor === 'none' ? '' : `@${c.executor}`}/${c.policy}`;
+}
+
+export interface CellRunOptions {
+  /** Sampling time in milliseconds (tinybench `time`). */
+  readonly time: number;
+  /** Minimum iterations (tinybench `iterations`). */
+  readonly iterations: number;
+  readonly warmupIterations: number;
+  /** A fresh slab every iteration instead of one kept warm across iterations. */
+  readonly cold: boolean;
+  readonly granularity: number;
+  /** Called after each measured iteration (progress). */
+  readonly onIteration?: (done: number) => void;
+}
+
+interface LiveAlloc {
+  readonly graph: LinkGraph;
+  readonly fin: FinalizedAllocation;
+  readonly patches: Array<{ offset: number; bytes: Uint8Array }>;
+}
+
+function toStats(samples: number[]): Stats {
+  const s = Float64Array.from(samples).sort();
+  const n = s.length;
+  const q = (p: number) => {
+    const h = (n - 1) * p;
+    const lo = Math.floor(h);
+    return s[lo]! + (h - lo) * (s[Math.min(lo + 1, n - 1)]! - s[lo]!);
+  };
+  let sum = 0;
+  for (const x of s) sum += x;
+  const mean = sum / n;
+  let sq = 0;
+  for (const x of s) sq += (x - mean) ** 2;
+  const sd = n > 1 ? Math.sqrt(sq / (n - 1)) : 0;
+  // 95% margin of error of the mean relative to it, as tinybench reports it (normal quantile
+  // for large n; small n use Student's t, approximated well enough by 1.96 + 2.5/n).
+  const tq = 1.96 + (n > 1 ? 2.5 / (n - 1) : 0);
+  const rme = mean > 0 ? ((tq * sd) / Math.sqrt(n) / mean) * 100 : 0;
+  return { mean, p50: q(0.5), p75: q(0.75), p99: q(0.99), min: s[0]!, max: s[n - 1]!, rme, samplesCount: n, samples };
+}
+
+export class CellRunner {
+  private readonly clock = new PhaseClock();
+  private readonly timedMapper: ReserveTimingMapper;
+  private warm: SlabMemoryManager | undefined;
+  private readonly phaseSamples: Record<PhaseName, number[]> = {
+    reserve: [],
+    prepare: [],
+    write: [],
+    initialize: [],
+    deinitialize: [],
+    release: [],
+  };
+  private readonly latencySamples: number[] = [];
+  private series: SlabPoint[] | undefined;
+  private contentBytes = 0;
+  private zeroFillBytes = 0;
+  private measured = false;
+  private lastManager: SlabMemoryManager | undefined;
+  private readonly cpusSeen = new Set<number>();
+  /** Traffic of the integrity checks, which is not the transport's and is taken out of the counts. */
+  private readonly checkTraffic = { calls: 0, bytesSent: 0 };
+
+  constructor(
+    readonly cell: Cell,
+    private readonly handle: MapperHandle,
+    private readonly plan: Plan,
+    private readonly options: CellRunOptions,
+  ) {
+    this.timedMapper = new ReserveTimingMapper(handle.memoryMapper, this.clock);
+  }
+
+  /** CPUs the controller was seen on while this cell ran. */
+  get controllerCpus(): number[] {
+    return [...this.cpusSeen].sort((a, b) => a - b);
+  }
+
+  async run(): Promise<ResultRow> {
+    const name = cellName(this.cell);
+    let iteration = 0;
+    const countersBefore = { calls: 0, bytesSent: 0 };
+    const bench = new Bench({
+      time: this.options.time,
+      iterations: this.options.iterations,
+      warmupIterations: this.options.warmupIterations,
+      warmupTime: 0,
+      throws: true,
+      retainSamples: false,
+    });
+    bench.add(name, async () => {
+      const i = iteration++;
+      const total = await this.iteration(i, name);
+      if (this.measured) {
+        for (const p of PHASES) this.phaseSamples[p].push(this.clock.totals[p]);
+        this.latencySamples.push(total);
+        this.options.onIteration?.(this.latencySamples.length);
+      }
+      return { overriddenDuration: total };
+    }, {
+      beforeAll: (mode) => {
+        this.measured = mode === 'run';
+        if (this.measured) {
+          Object.assign(countersBefore, this.handle.counters());
+          this.checkTraffic.calls = 0;
+          this.checkTraffic.bytesSent = 0;
+        }
+      },
+    });
+    try {
+      await bench.run();
+    } finally {
+      await this.warm?.close();
+      this.warm = undefined;
+    }
+    const n = this.latencySamples.length;
+    if (n === 0) throw new JitmemError('ERR_BENCH_NO_SAMPLES', `cell ${name} produced no samples`, { cell: name });
+    const after = this.handle.counters();
+    const phases: Partial<Record<PhaseName, Stats>> = {};
+    for (const p of PHASES) phases[p] = toStats(this.phaseSamples[p]);
+    const slab = this.lastManager!.stats();
+    return {
+      ...this.cell,
+      contentBytes: this.contentBytes,
+      latency: toStats(this.latencySamples),
+      phases,
+      bytes: {
+        content: this.contentBytes,
+        zeroFill: this.zeroFillBytes,
+        moved: Math.round((after.bytesSent - countersBefore.bytesSent - this.checkTraffic.bytesSent) / n),
+      },
+      roundTrips: (after.calls - countersBefore.calls - this.checkTraffic.calls) / n,
+      slab: {
+        policy: slab.policy,
+        reservedBytes: slab.reservedBytes,
+        peakReservedBytes: slab.peakReservedBytes,
+        liveBytes: slab.liveBytes,
+        peakLiveBytes: slab.peakLiveBytes,
+        freeRanges: slab.freeRanges,
+        largestFreeRange: slab.largestFreeRange,
+        fragmentation: slab.fragmentation,
+        merges: slab.merges,
+      },
+      ...(this.series && this.series.length > 1 ? { slabSeries: this.series } : {}),
+    };
+  }
+
+  private manager(): SlabMemoryManager {
+    if (this.options.cold) {
+      return new SlabMemoryManager(this.timedMapper, { granularity: this.options.granularity, policy: this.cell.policy });
+    }
+    return (this.warm ??= new SlabMemoryManager(this.timedMapper, { granularity: this.options.granularity, policy: this.cell.policy }));
+  }
+
+  /** One iteration; returns its latency (sum of phases) in milliseconds. */
+  private async iteration(i: number, name: string): Promise<number> {
+    const clock = this.clock;
+    clock.reset();
+    this.cpusSeen.add(native.currentCpu());
+    const manager = this.manager();
+    this.lastManager = manager;
+    // Plans are stateless: each iteration replays the same steps from the start.
+    const steps: Step[] = [...this.plan.steps()];
+    const live = new Map<number, LiveAlloc>();
+    const record: SlabPoint[] | undefined = i === 0 && this.cell.pattern === 'churn' ? (this.series = []) : undefined;
+    let content = 0;
+    let zeroFill = 0;
+    let k = 0;
+    while (k < steps.length) {
+      const step = steps[k]!;
+      if (step.op === 'allocate') {
+        // A run of allocations: allocate and write each, then finalize them together so a
+        // remote transport pipelines the initialize calls.
+        const batch: Array<{ id: number; graph: LinkGraph; alloc: Awaited<ReturnType<SlabMemoryManager['allocate']>> }> = [];
+        while (k < steps.length && steps[k]!.op === 'allocate') {
+          const s = steps[k++] as AllocateStep;
+          if (live.has(s.id)) throw new JitmemError('ERR_BENCH_PLAN', `cell ${name}: step allocates id ${s.id} twice`, { id: s.id });
+          const reserveBefore = clock.totals.reserve;
+          const t0 = performance.now();
+          const alloc = await manager.allocate(s.graph);
+          clock.totals.prepare += performance.now() - t0 - (clock.totals.reserve - reserveBefore);
+          clock.time('write', () => alloc.writeContent());
+          for (const seg of alloc.layout.segments) {
+            content += seg.contentSize;
+            zeroFill += seg.zeroFillSize;
+          }
+          batch.push({ id: s.id, graph: s.graph, alloc });
+        }
+        const fins = await clock.timeAsync('initialize', () => Promise.all(batch.map((b) => b.alloc.finalize())));
+        batch.forEach((b, j) => live.set(b.id, { graph: b.graph, fin: fins[j]!, patches: [] }));
+      } else if (step.op === 'free') {
+        k++;
+        await this.freeBatch(name, manager, live, [...step.ids]);
+      } else if (step.op === 'phase') {
+        k++;
+        continue;
+      } else {
+        k++;
+        const target = live.get(step.id);
+        if (!target) throw new JitmemError('ERR_BENCH_PLAN', `cell ${name}: step patches id ${step.id}, which is not live`, { id: step.id });
+        if (!this.handle.patch) {
+          throw new JitmemError('ERR_PATCH_UNSUPPORTED', `cell ${name}: the ${this.cell.mapper} mapper cannot patch finalized code`, { cell: name });
+        }
+        const at = target.fin.sectionAddress(step.section) + step.offset;
+        await clock.timeAsync('initialize', () => this.handle.patch!(at, step.bytes));
+        target.patches.push({ offset: at - target.fin.base, bytes: step.bytes });
+      }
+      if (record) {
+        const s = manager.stats();
+        record.push({ step: record.length, freeRanges: s.freeRanges, fragmentation: s.fragmentation, liveBytes: s.liveBytes, reservedBytes: s.reservedBytes });
+      }
+    }
+    if (live.size > 0) await this.freeBatch(name, manager, live, [...live.keys()]);
+    if (this.options.cold) await clock.timeAsync('release', () => manager.close());
+    this.contentBytes = content;
+    this.zeroFillBytes = zeroFill;
+    return clock.total();
+  }
+
+  /** Verifies (untimed) and then deallocates (timed, one call) the given live allocations. */
+  private async freeBatch(name: string, manager: SlabMemoryManager, live: Map<number, LiveAlloc>, ids: number[]): Promise<void> {
+    const allocs = ids.map((id) => {
+      const a = live.get(id);
+      if (!a) throw new JitmemError('ERR_BENCH_PLAN', `cell ${name}: step frees id ${id}, which is not live`, { id });
+      return a;
+    });
+    const before = this.handle.counters();
+    await verifyLive(
+      name,
+      allocs.map((a) => ({ graph: a.graph, layout: a.fin.layout, base: a.fin.base, patches: a.patches })),
+      this.handle.digest,
+      this.handle.read,
+    );
+    const after = this.handle.counters();
+    this.checkTraffic.calls += after.calls - before.calls;
+    this.checkTraffic.bytesSent += after.bytesSent - before.bytesSent;
+    await this.clock.timeAsync('deinitialize', () => manager.deallocate(allocs.map((a) => a.fin)));
+    for (const id of ids) live.delete(id);
+  }
+}

@@ -1,0 +1,170 @@
+import { JitmemError } from '../../core/errors.js';
+import type { LinkGraph } from '../../mappers/link-graph.js';
+import type { FitPolicy } from '../../mappers/slab/free-range-index.js';
+import { loadWorkload, type WorkloadOptions } from '../../workloads/workload-sources.js';
+import { loadPlan } from '../../workloads/patterns/load-pattern.js';
+import { churnPlan } from '../../workloads/patterns/churn-pattern.js';
+import { updatePlan } from '../../workloads/patterns/update-pattern.js';
+import { patchPlan } from '../../workloads/patterns/patch-pattern.js';
+import { sweepPlan, sweepSizes } from '../../workloads/patterns/sweep-pattern.js';
+import type { Plan } from '../../workloads/patterns/plan.js';
+import type { ExecutorName, MapperName, PatternName } from '../report.js';
+import type { Cell } from './cell-runner.js';
+
+/**
+ * The matrix a bench run covers: which cells, with which plan, and how hard to sample each.
+ * Presets: `quick` (CI: cray and python, load, every mapper, first-fit), `default` (the curated
+ * matrix `npm run bench` runs in a few minutes), `full` (everything).
+ */
+
+export type Preset = 'quick' | 'default' | 'full';
+
+export interface MatrixSelection {
+  readonly workloads: readonly string[];
+  readonly patterns: readonly PatternName[];
+  readonly mappers: readonly MapperName[];
+  readonly executors: ReadonlyArray<'jitmem' | 'llvm'>;
+  readonly policies: readonly FitPolicy[];
+  /** Sweep sizes in bytes. */
+  readonly sweepSizes: readonly number[];
+  /** Sampling time per cell (ms) and minimum iterations. */
+  readonly time: number;
+  readonly iterations: number;
+  readonly churnOperations: number;
+  readonly updateTimes: number;
+  readonly patchTimes: number;
+}
+
+export const ALL_PATTERNS: readonly PatternName[] = ['load', 'churn', 'update', 'patch', 'sweep'];
+export const ALL_MAPPERS: readonly MapperName[] = ['inprocess', 'shared', 'rpc'];
+
+export function presetSelection(preset: Preset): MatrixSelection {
+  switch (preset) {
+    case 'quick':
+      return {
+        workloads: ['cray', 'python'],
+        patterns: ['load'],
+        mappers: ALL_MAPPERS,
+        executors: ['jitmem'],
+        policies: ['first-fit'],
+        sweepSizes: [],
+        time: 400,
+        iterations: 10,
+        churnOperations: 200,
+        updateTimes: 10,
+        patchTimes: 50,
+      };
+    case 'default':
+      return {
+        workloads: ['cray', 'python'],
+        patterns: ['load', 'churn', 'update', 'patch', 'sweep'],
+        mappers: ALL_MAPPERS,
+        executors: ['jitmem', 'llvm'],
+        policies: ['first-fit', 'best-fit'],
+        sweepSizes: [4096, 65536, 1 << 20, 16 << 20, 64 << 20],
+        time: 700,
+        iterations: 12,
+        churnOperations: 400,
+        updateTimes: 20,
+        patchTimes: 100,
+      };
+    case 'full':
+      return {
+        workloads: ['cray', 'python'],
+        patterns: ALL_PATTERNS,
+        mappers: ALL_MAPPERS,
+        executors: ['jitmem', 'llvm'],
+        policies: ['first-fit', 'best-fit'],
+        sweepSizes: sweepSizes(),
+        time: 2000,
+        iterations: 30,
+        churnOperations: 2000,
+        updateTimes: 50,
+        patchTimes: 500,
+      };
+  }
+}
+
+export interface PlannedCell extends Cell {
+  readonly plan: Plan;
+  readonly contentHint: number;
+}
+
+export interface SkippedCell {
+  readonly cell: string;
+  readonly reason: string;
+}
+
+function sizeLabel(bytes: number): string {
+  if (bytes >= 1 << 20) return `${bytes / (1 << 20)}MiB`;
+  return `${bytes / 1024}KiB`;
+}
+
+/**
+ * Expands a selection into cells. Some combinations are not run, with a reason the bench
+ * prints: the default preset keeps the second fit policy to churn (the only pattern where
+ * policies differ), and LLVM's executor only to load (it cannot reuse a freed range).
+ */
+export function planCells(
+  selection: MatrixSelection,
+  preset: Preset | 'custom',
+  seed: number,
+  llvmInstalled: boolean,
+  workloadOptions: WorkloadOptions,
+): { cells: PlannedCell[]; skipped: SkippedCell[] } {
+  const cells: PlannedCell[] = [];
+  const skipped: SkippedCell[] = [];
+  const graphsOf = new Map<string, readonly LinkGraph[]>();
+  const graphs = (w: string) => {
+    let g = graphsOf.get(w);
+    if (!g) graphsOf.set(w, (g = loadWorkload(w, workloadOptions).graphs));
+    return g;
+  };
+  const executorsFor = (mapper: MapperName, pattern: PatternName): ExecutorName[] => {
+    if (mapper === 'inprocess') return ['none'];
+    return selection.executors.filter((e) => {
+      if (e !== 'llvm') return true;
+      if (!llvmInstalled) {
+        skipped.push({ cell: `*/${pattern}/${mapper}@llvm`, reason: "LLVM 22's llvm-jitlink-executor is not installed (Debian package llvm-22)" });
+        return false;
+      }
+      if (pattern !== 'load') {
+        skipped.push({ cell: `*/${pattern}/${mapper}@llvm`, reason: "LLVM 22's executor cannot initialize a freed range again; it runs only the load pattern" });
+        return false;
+      }
+      return true;
+    });
+  };
+  for (const pattern of selection.patterns) {
+    const workloads = pattern === 'sweep' ? selection.sweepSizes.map((s) => `synthetic-${sizeLabel(s)}`) : selection.workloads;
+    for (const [wi, workload] of workloads.entries()) {
+      let plan: Plan;
+      let contentHint = 0;
+      if (pattern === 'sweep') {
+        const size = selection.sweepSizes[wi]!;
+        plan = sweepPlan({ seed, minSize: size, maxSize: size });
+        contentHint = size;
+      } else {
+        const g = graphs(workload);
+        if (pattern === 'load') plan = loadPlan(g);
+        else if (pattern === 'churn') plan = churnPlan(g, { seed, operations: selection.churnOperations });
+        else if (pattern === 'update') plan = updatePlan(g, { times: selection.updateTimes });
+        else plan = patchPlan(g, { seed, times: selection.patchTimes });
+      }
+      for (const mapper of selection.mappers) {
+        for (const executor of executorsFor(mapper, pattern)) {
+          for (const policy of selection.policies) {
+            if (preset === 'default' && policy !== 'first-fit' && pattern !== 'churn') continue;
+            cells.push({ workload, pattern, mapper, executor, policy, plan, contentHint });
+          }
+        }
+      }
+    }
+  }
+  if (cells.length === 0) {
+    throw new JitmemError('ERR_EMPTY_MATRIX', `the selection leaves no cell to run${skipped.length ? ` (${skipped.map((s) => `${s.cell}: ${s.reason}`).join('; ')})` : ''}`, {});
+  }
+  // One line per skipped combination, not one per workload.
+  const unique = new Map(skipped.map((s) => [`${s.cell}\0${s.reason}`, s]));
+  return { cells, skipped: [...unique.values()] };
+}

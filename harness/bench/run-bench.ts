@@ -1,0 +1,118 @@
+import { readFileSync } from 'node:fs';
+import * as native from '../../native/index.js';
+import type { WorkloadOptions } from '../../workloads/workload-sources.js';
+import type { BudgetRow, ExecutorName, MapperName, Placement, Report, ResultRow } from '../report.js';
+import { CellRunner, cellName, type MapperHandle } from './cell-runner.js';
+import { captureEnvironment, cpuPlan } from './environment.js';
+import { openHandle, llvmExecutorAvailable, type HandleOptions } from './mapper-handles.js';
+import { planCells, type MatrixSelection, type Preset, type SkippedCell } from './matrix.js';
+import { computeRatios, extraTimeBudgets } from './ratios.js';
+
+/**
+ * A whole bench run: plan the cells, run each against a freshly opened transport, and put the
+ * rows, the ratios measured within this run, the budgets and the environment into a report.
+ */
+
+export type OpenHandle = (mapper: MapperName, executor: ExecutorName, options: HandleOptions) => Promise<MapperHandle>;
+
+export type BenchProgress =
+  | { readonly kind: 'cell-start'; readonly index: number; readonly total: number; readonly cell: string }
+  | { readonly kind: 'iteration'; readonly index: number; readonly total: number; readonly cell: string; readonly iterations: number }
+  | { readonly kind: 'cell-done'; readonly index: number; readonly total: number; readonly cell: string; readonly row: ResultRow };
+
+export interface BenchRunOptions {
+  readonly selection: MatrixSelection;
+  readonly preset: Preset | 'custom';
+  readonly seed: number;
+  readonly cold: boolean;
+  readonly pin: Placement['pin'];
+  /** Reservation granularity in bytes (llvm-jitlink's is 1 GiB). */
+  readonly granularity: number;
+  readonly workloadOptions: WorkloadOptions;
+  readonly llvmExecutor?: string;
+  readonly repoDir: string;
+  readonly command?: readonly string[];
+  readonly onProgress?: (event: BenchProgress) => void;
+  /** Opens the transport of a cell; tests substitute their own (a corrupting mapper, say). */
+  readonly openHandle?: OpenHandle;
+}
+
+export interface BenchRunResult {
+  readonly report: Report;
+  readonly skipped: readonly SkippedCell[];
+}
+
+function toolVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export async function runBench(options: BenchRunOptions): Promise<BenchRunResult> {
+  const llvmInstalled = llvmExecutorAvailable(options.llvmExecutor);
+  const { cells, skipped: plannedSkips } = planCells(options.selection, options.preset, options.seed, llvmInstalled, options.workloadOptions);
+  const cpus = cpuPlan(options.pin);
+  const originalAffinity = native.getAffinity(0);
+  if (cpus.controller) native.setAffinity(0, cpus.controller);
+  const open = options.openHandle ?? openHandle;
+  const rows: ResultRow[] = [];
+  const skipped: SkippedCell[] = [...plannedSkips];
+  const seen = new Set<number>();
+  try {
+    for (const [index, cell] of cells.entries()) {
+      const name = cellName(cell);
+      options.onProgress?.({ kind: 'cell-start', index, total: cells.length, cell: name });
+      const handle = await open(cell.mapper, cell.executor, {
+        executorCpus: cpus.executor,
+        ...(options.llvmExecutor ? { llvmExecutor: options.llvmExecutor } : {}),
+      });
+      try {
+        if (cell.pattern === 'patch' && !handle.patch) {
+          skipped.push({ cell: name, reason: `the ${cell.mapper} mapper${cell.executor === 'llvm' ? " over LLVM's executor" : ''} cannot patch finalized code in place` });
+          continue;
+        }
+        const runner = new CellRunner(cell, handle, cell.plan, {
+          time: options.selection.time,
+          iterations: options.selection.iterations,
+          warmupIterations: 2,
+          cold: options.cold,
+          granularity: options.granularity,
+          onIteration: (iterations) => options.onProgress?.({ kind: 'iteration', index, total: cells.length, cell: name, iterations }),
+        });
+        const row = await runner.run();
+        for (const c of runner.controllerCpus) seen.add(c);
+        rows.push(row);
+        options.onProgress?.({ kind: 'cell-done', index, total: cells.length, cell: name, row });
+      } finally {
+        await handle.close();
+      }
+    }
+  } finally {
+    if (cpus.controller) native.setAffinity(0, originalAffinity);
+  }
+  const placement: Placement = {
+    pin: options.pin,
+    controllerCpus: cpus.controller ?? originalAffinity,
+    executorCpus: cpus.executor ?? originalAffinity,
+    controllerSeenOn: [...seen].sort((a, b) => a - b),
+  };
+  const budgets: BudgetRow[] = extraTimeBudgets(rows);
+  const report: Report = {
+    schema: 1,
+    tool: { name: 'jitmem', version: toolVersion() },
+    createdAt: new Date().toISOString(),
+    ...(options.command ? { command: [...options.command] } : {}),
+    options: {
+      preset: options.preset,
+      seed: options.seed,
+      cold: options.cold,
+      pin: options.pin,
+      time: options.selection.time,
+      iterations: options.selection.iterations,
+    },
+    env: captureEnvironment(placement, options.repoDir),
+    results: rows,
+    ratios: computeRatios(rows, options.seed),
+    budgets,
+  };
+  return { report, skipped };
+}

@@ -1,0 +1,164 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { Command } from '../command.js';
+import { JitmemError } from '../../core/errors.js';
+import { checkFitPolicy, type FitPolicy } from '../../mappers/slab/free-range-index.js';
+import type { MapperName, PatternName, Placement } from '../report.js';
+import { ALL_MAPPERS, ALL_PATTERNS, presetSelection, type MatrixSelection, type Preset } from '../bench/matrix.js';
+import { runBench, type BenchProgress } from '../bench/run-bench.js';
+import { renderSummary } from '../bench/summary.js';
+
+const HELP = `usage: jitmem bench [options]
+
+Runs the matrix workload x pattern x mapper x fit policy, timing every phase of every
+iteration (reserve, prepare, write, initialize, deinitialize, release), checking after each
+iteration that the executor's memory holds exactly the bytes written, and writes one JSON
+report (schema 1, see reports/README.md).
+
+presets (default: the curated matrix, a few minutes):
+  --quick               cray and python, pattern load, all three mappers, first-fit, few iterations
+  --full                every workload, pattern, mapper, policy and executor; the whole sweep
+
+selection (comma-separated lists; each overrides the preset):
+  --workload LIST       cray, python, objects (with --objects)
+  --pattern LIST        ${ALL_PATTERNS.join(', ')}
+  --mapper LIST         ${ALL_MAPPERS.join(', ')}
+  --policy LIST         first-fit, best-fit
+  --executor LIST       jitmem, llvm (LLVM 22's llvm-jitlink-executor behind our remote mappers)
+  --objects FILE...     object files and archives for the 'objects' workload (ends at the next flag)
+  --python-dir DIR      where python.o and libpython3.X-pic.a are (or JITMEM_PYTHON_CONFIG_DIR)
+
+measurement:
+  --time MS             sampling time per cell in milliseconds
+  --iterations N        minimum iterations per cell
+  --seed N              seed of the churn, patch and sweep patterns (default 1)
+  --cold                a fresh slab every iteration (default: one warm slab kept across
+                        iterations, like a long-running JIT)
+  --granularity BYTES   slab reservation granularity (default 1073741824, as llvm-jitlink)
+  --pin same|split|none controller and executor on the same CPU, on two CPUs, or unpinned
+                        (default none; where they ran is recorded either way)
+
+output:
+  --out FILE            the report file (default reports/out/bench-<time>.json)
+  -h, --help            show this help
+`;
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoDir = path.resolve(here, '../../..');
+
+function list<T extends string>(flag: string, text: string | undefined, allowed: readonly T[]): T[] | undefined {
+  if (text === undefined) return undefined;
+  const items = text.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const item of items) {
+    if (!allowed.includes(item as T)) {
+      throw new JitmemError('ERR_INVALID_FLAG', `${flag} ${JSON.stringify(item)} is not one of ${allowed.join(', ')}`, { flag, value: item });
+    }
+  }
+  if (items.length === 0) throw new JitmemError('ERR_INVALID_FLAG', `${flag} needs at least one value`, { flag });
+  return items as T[];
+}
+
+function positiveInt(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1) throw new JitmemError('ERR_INVALID_FLAG', `${flag} must be a positive integer; got ${JSON.stringify(text)}`, { flag, value: text });
+  return n;
+}
+
+/** --objects takes every following argument up to the next flag. */
+function splitObjects(argv: string[]): { rest: string[]; objects: string[] | undefined } {
+  const i = argv.indexOf('--objects');
+  if (i < 0) return { rest: argv, objects: undefined };
+  let j = i + 1;
+  while (j < argv.length && !argv[j]!.startsWith('--')) j++;
+  return { rest: [...argv.slice(0, i), ...argv.slice(j)], objects: argv.slice(i + 1, j) };
+}
+
+export const benchCommand: Command = {
+  name: 'bench',
+  summary: 'run the mapper x workload x pattern x policy benchmark and write a report',
+  async run(argv, io) {
+    const { rest, objects } = splitObjects(argv);
+    let values;
+    try {
+      ({ values } = parseArgs({
+        args: rest,
+        options: {
+          quick: { type: 'boolean' },
+          full: { type: 'boolean' },
+          workload: { type: 'string' },
+          pattern: { type: 'string' },
+          mapper: { type: 'string' },
+          policy: { type: 'string' },
+          executor: { type: 'string' },
+          'python-dir': { type: 'string' },
+          time: { type: 'string' },
+          iterations: { type: 'string' },
+          seed: { type: 'string' },
+          cold: { type: 'boolean' },
+          granularity: { type: 'string' },
+          pin: { type: 'string' },
+          out: { type: 'string' },
+          help: { type: 'boolean', short: 'h' },
+        },
+        strict: true,
+        allowPositionals: false,
+      }));
+    } catch (err) {
+      throw new JitmemError('ERR_INVALID_FLAG', `${(err as Error).message}; see 'jitmem bench --help'`, {});
+    }
+    if (values.help) {
+      io.stdout.write(HELP);
+      return 0;
+    }
+    if (values.quick && values.full) throw new JitmemError('ERR_INVALID_FLAG', '--quick and --full exclude each other', {});
+    if (objects && objects.length === 0) throw new JitmemError('ERR_INVALID_FLAG', '--objects needs at least one file', {});
+    const preset: Preset = values.quick ? 'quick' : values.full ? 'full' : 'default';
+    const base = presetSelection(preset);
+    const workloads = values.workload?.split(',').map((s) => s.trim()).filter(Boolean) ?? (objects ? ['objects'] : undefined);
+    const pin = (values.pin ?? 'none') as Placement['pin'];
+    if (!['same', 'split', 'none'].includes(pin)) throw new JitmemError('ERR_INVALID_FLAG', `--pin must be same, split or none; got ${JSON.stringify(values.pin)}`, { flag: '--pin' });
+    const overrides: Partial<MatrixSelection> = {
+      ...(workloads ? { workloads } : {}),
+      ...(values.pattern ? { patterns: list<PatternName>('--pattern', values.pattern, ALL_PATTERNS) } : {}),
+      ...(values.mapper ? { mappers: list<MapperName>('--mapper', values.mapper, ALL_MAPPERS) } : {}),
+      ...(values.executor ? { executors: list<'jitmem' | 'llvm'>('--executor', values.executor, ['jitmem', 'llvm']) } : {}),
+      ...(values.policy ? { policies: values.policy.split(',').map((p) => checkFitPolicy(p.trim()) as FitPolicy) } : {}),
+      ...(values.time ? { time: positiveInt('--time', values.time)! } : {}),
+      ...(values.iterations ? { iterations: positiveInt('--iterations', values.iterations)! } : {}),
+    };
+    const custom = Object.keys(overrides).length > 0;
+    const selection: MatrixSelection = { ...base, ...overrides };
+    const granularity = positiveInt('--granularity', values.granularity) ?? 1024 ** 3;
+    const seed = values.seed === undefined ? 1 : positiveInt('--seed', values.seed)!;
+    const outFile = path.resolve(values.out ?? path.join(repoDir, 'reports', 'out', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
+
+    const tty = (io.stderr as { isTTY?: boolean }).isTTY === true;
+    const started = Date.now();
+    const progress = (e: BenchProgress) => {
+      if (!tty) return;
+      const secs = ((Date.now() - started) / 1000).toFixed(0);
+      const what = e.kind === 'iteration' ? `${e.iterations} iterations` : e.kind === 'cell-done' ? `p50 ${e.row.latency.p50.toFixed(3)} ms` : 'starting';
+      io.stderr.write(`\r\x1b[K[${e.index + 1}/${e.total}] ${e.cell}: ${what} (${secs}s)`);
+    };
+    const { report, skipped } = await runBench({
+      selection,
+      preset: custom ? 'custom' : preset,
+      seed,
+      cold: values.cold === true,
+      pin,
+      granularity,
+      workloadOptions: { ...(values['python-dir'] ? { pythonDir: values['python-dir'] } : {}), ...(objects ? { objects } : {}) },
+      repoDir,
+      command: ['jitmem', 'bench', ...argv],
+      onProgress: progress,
+    });
+    if (tty) io.stderr.write('\r\x1b[K');
+    mkdirSync(path.dirname(outFile), { recursive: true });
+    writeFileSync(outFile, JSON.stringify(report, null, 1) + '\n');
+    io.stdout.write(renderSummary(report, path.relative(process.cwd(), outFile) || outFile, { skipped }));
+    return 0;
+  },
+};

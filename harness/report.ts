@@ -1,0 +1,171 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { JitmemError } from '../core/errors.js';
+import type { FitPolicy } from '../mappers/slab/free-range-index.js';
+
+/**
+ * The benchmark report, schema 1: the TypeScript shape of reports/schema-v1.json, and the one
+ * place reports are validated when read. reports/README.md documents every field.
+ */
+
+export const REPORT_SCHEMA_VERSION = 1;
+
+export type PhaseName = 'reserve' | 'prepare' | 'write' | 'initialize' | 'deinitialize' | 'release';
+export const PHASES: readonly PhaseName[] = ['reserve', 'prepare', 'write', 'initialize', 'deinitialize', 'release'];
+export type MapperName = 'inprocess' | 'shared' | 'rpc';
+export type ExecutorName = 'jitmem' | 'llvm' | 'none';
+export type PatternName = 'load' | 'churn' | 'update' | 'patch' | 'sweep';
+
+/** tinybench's statistics of one sample set, in milliseconds. */
+export interface Stats {
+  mean: number;
+  p50: number;
+  p75: number;
+  p99: number;
+  min: number;
+  max: number;
+  /** Relative margin of error of the mean, in percent. */
+  rme: number;
+  samplesCount: number;
+  samples: number[];
+}
+
+export interface SlabSummary {
+  policy: FitPolicy;
+  reservedBytes: number;
+  peakReservedBytes: number;
+  liveBytes: number;
+  peakLiveBytes: number;
+  freeRanges: number;
+  largestFreeRange: number;
+  fragmentation: number;
+  merges: number;
+}
+
+export interface SlabPoint {
+  step: number;
+  freeRanges: number;
+  fragmentation: number;
+  liveBytes: number;
+  reservedBytes: number;
+}
+
+export interface ResultRow {
+  workload: string;
+  pattern: PatternName;
+  mapper: MapperName;
+  executor: ExecutorName;
+  policy: FitPolicy;
+  contentBytes?: number;
+  latency: Stats;
+  phases: Partial<Record<PhaseName, Stats>>;
+  bytes: { content: number; zeroFill: number; moved: number };
+  roundTrips: number;
+  slab: SlabSummary;
+  slabSeries?: SlabPoint[];
+}
+
+export interface RatioRow {
+  workload: string;
+  pattern: string;
+  policy: string;
+  executor: string;
+  mapper: string;
+  baseline: 'rpc' | 'inprocess';
+  speedup: number;
+  ci95: [number, number];
+}
+
+export interface BudgetRow {
+  label: string;
+  value: number;
+  budget: number;
+  unit: string;
+  ok: boolean;
+}
+
+export interface Placement {
+  pin: 'same' | 'split' | 'none';
+  controllerCpus: number[];
+  executorCpus: number[];
+  controllerSeenOn?: number[];
+}
+
+export interface ReportEnv {
+  node: string;
+  v8: string;
+  os: string;
+  kernel: string;
+  arch: string;
+  cpuModel: string;
+  cpus: number;
+  pageSize: number;
+  commit: string | null;
+  dirty: boolean | null;
+  placement: Placement;
+}
+
+export interface Report {
+  schema: 1;
+  tool: { name: 'jitmem'; version: string };
+  createdAt: string;
+  command?: string[];
+  options: { preset: 'default' | 'quick' | 'full' | 'custom'; seed: number; cold: boolean; pin: Placement['pin']; time?: number; iterations?: number };
+  env: ReportEnv;
+  results: ResultRow[];
+  ratios: RatioRow[];
+  budgets?: BudgetRow[];
+}
+
+type Validator = ((data: unknown) => boolean) & { errors?: Array<{ instancePath: string; message?: string }> | null };
+let validator: Validator | undefined;
+
+function schemaValidator(): Validator {
+  if (validator) return validator;
+  const require = createRequire(import.meta.url);
+  const Ajv = require('ajv') as new (opts: object) => { compile(schema: object): Validator };
+  const schema = JSON.parse(readFileSync(new URL('../../reports/schema-v1.json', import.meta.url), 'utf8')) as object;
+  validator = new Ajv({ allErrors: true, strict: false, validateFormats: false }).compile(schema);
+  return validator;
+}
+
+/**
+ * Checks that `data` is a schema-1 report. Throws ERR_REPORT_SCHEMA_VERSION for another
+ * version and ERR_REPORT_INVALID (with the first few problems, by JSON path) otherwise.
+ */
+export function validateReport(data: unknown, source = 'report'): Report {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new JitmemError('ERR_REPORT_INVALID', `${source} is not a jitmem report: expected a JSON object, got ${Array.isArray(data) ? 'an array' : data === null ? 'null' : typeof data}`, { source });
+  }
+  const version = (data as { schema?: unknown }).schema;
+  if (version !== REPORT_SCHEMA_VERSION) {
+    throw new JitmemError(
+      'ERR_REPORT_SCHEMA_VERSION',
+      `${source} has schema ${JSON.stringify(version)}; this jitmem reads schema ${REPORT_SCHEMA_VERSION} only (re-run the benchmark with this version to compare)`,
+      { source, schema: version },
+    );
+  }
+  const validate = schemaValidator();
+  if (!validate(data)) {
+    const problems = (validate.errors ?? []).slice(0, 5).map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}`);
+    throw new JitmemError('ERR_REPORT_INVALID', `${source} does not match report schema 1: ${problems.join('; ')}`, { source, problems });
+  }
+  return data as Report;
+}
+
+/** Reads and validates a report file. */
+export function readReport(file: string): Report {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new JitmemError('ERR_REPORT_UNREADABLE', `cannot read report ${file}: ${(err as Error).message}`, { file }, { cause: err });
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new JitmemError('ERR_REPORT_INVALID', `${file} is not valid JSON: ${(err as Error).message}`, { file }, { cause: err });
+  }
+  return validateReport(data, file);
+}

@@ -1,0 +1,413 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type { Readable, Writable } from 'node:stream';
+import * as native from '../native/index.js';
+import { JitmemError } from '../core/errors.js';
+import { Channel, type CallHandler, type ChannelEnd } from '../protocol/channel.js';
+import { HEADER_SIZE } from '../protocol/frame.js';
+import { remoteError } from '../protocol/remote-error.js';
+import { JitmemSym, Sym, decodeSetup, type SetupInfo } from '../protocol/setup.js';
+import { SpsReader, SpsWriter, decode, type WireAddrRange } from '../protocol/sps.js';
+
+/**
+ * The controller's end of one executor: spawns `jitmem executor` (or LLVM's
+ * llvm-jitlink-executor) as a child joined by two file descriptors, or connects over TCP;
+ * reads Setup; keeps the bootstrap symbol table; makes calls by symbol name. When the executor
+ * dies, every pending and later call rejects with ERR_EXECUTOR_LOST.
+ */
+
+export interface SpawnOptions {
+  /** 'jitmem' (default) runs `node dist/harness/cli.js executor`; 'llvm' runs llvm-jitlink-executor. */
+  readonly kind?: 'jitmem' | 'llvm';
+  /** The llvm-jitlink-executor binary (kind 'llvm'). */
+  readonly llvmExecutor?: string;
+  /** Extra arguments for the executor. */
+  readonly args?: readonly string[];
+  readonly maxFrameSize?: number;
+  /** Where the child's stdout and stderr go: collected (default) or this process's own. */
+  readonly stdio?: 'collect' | 'inherit';
+}
+
+export interface ConnectOptions {
+  readonly maxFrameSize?: number;
+}
+
+export const DEFAULT_LLVM_EXECUTOR = '/usr/lib/llvm-22/bin/llvm-jitlink-executor';
+
+const childClosed = new WeakMap<ChildProcess, Promise<{ code: number | null; signal: NodeJS.Signals | null }>>();
+
+const cliPath = fileURLToPath(new URL('../harness/cli.js', import.meta.url));
+
+/** How much of the child's output is kept for messages and tests. */
+const OUTPUT_LIMIT = 1 << 20;
+
+export class ExecutorSession {
+  readonly setupInfo: SetupInfo;
+  private exitStatus: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null = null;
+  private stdoutText = '';
+  private stderrText = '';
+  private closing = false;
+
+  private constructor(
+    private readonly channel: Channel,
+    setupInfo: SetupInfo,
+    /** The spawned executor, when this session started it. */
+    readonly child: ChildProcess | null,
+    private readonly socket: net.Socket | null,
+    /** Handlers for calls the executor makes to us (JIT dispatch), by tag. */
+    private readonly handlers: Map<number, CallHandler>,
+  ) {
+    this.setupInfo = setupInfo;
+    if (child) {
+      this.exitStatus = childClosed.get(child)!;
+      // If the executor died without a chance to clean up (SIGKILL), its shm names are ours to remove.
+      void this.exitStatus.then(({ signal }) => {
+        if (signal !== null && child.pid !== undefined) removeShmNamesOf(child.pid);
+      });
+    }
+  }
+
+  /** Spawns an executor child and waits for its Setup. */
+  static async spawn(options: SpawnOptions = {}): Promise<ExecutorSession> {
+    const kind = options.kind ?? 'jitmem';
+    const [command, args] =
+      kind === 'llvm'
+        ? [options.llvmExecutor ?? DEFAULT_LLVM_EXECUTOR, ['filedescs=3,4', ...(options.args ?? [])]]
+        : [process.execPath, [cliPath, 'executor', '--fds', '3,4', ...(options.args ?? [])]];
+    const collect = (options.stdio ?? 'collect') === 'collect';
+    const child = spawn(command, args, {
+      stdio: ['ignore', collect ? 'pipe' : 'inherit', collect ? 'pipe' : 'inherit', 'pipe', 'pipe'],
+    });
+    // 'close' comes after 'exit' and after the child's output has been read to the end, so
+    // whoever awaits the exit status also sees all of stdout and stderr.
+    childClosed.set(child, new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal }))));
+    const spawnError = new Promise<never>((_, reject) =>
+      child.once('error', (err) =>
+        reject(new JitmemError('ERR_EXECUTOR_SPAWN_FAILED', `cannot start the executor ${command}: ${err.message}`, { command }, { cause: err })),
+      ),
+    );
+    spawnError.catch(() => {});
+    const toChild = child.stdio[3] as Writable;
+    const fromChild = child.stdio[4] as Readable;
+    const handlers = new Map<number, CallHandler>();
+    const channel = new Channel(fromChild, toChild, { role: 'controller', maxFrameSize: options.maxFrameSize, lostCode: 'ERR_EXECUTOR_LOST', peerName: 'executor', handler: dispatchTo(handlers) });
+    let session: ExecutorSession | undefined;
+    const out: string[] = [];
+    const err: string[] = [];
+    if (collect) {
+      child.stdout!.setEncoding('utf8').on('data', (s: string) => (session ? (session.stdoutText = keep(session.stdoutText + s)) : out.push(s)));
+      child.stderr!.setEncoding('utf8').on('data', (s: string) => (session ? (session.stderrText = keep(session.stderrText + s)) : err.push(s)));
+    }
+    // A child that dies takes its pipes with it, but say so at once rather than wait for EOF.
+    child.once('exit', () => setImmediate(() => channel.close()));
+    try {
+      const payload = await Promise.race([channel.setup, spawnError]);
+      session = new ExecutorSession(channel, decodeSetup(payload), child, null, handlers);
+      session.stdoutText = out.join('');
+      session.stderrText = err.join('');
+      return session;
+    } catch (e) {
+      channel.close();
+      child.kill('SIGKILL');
+      // Its last words on stderr say why; they may still be on their way.
+      if (child.pid !== undefined) await Promise.race([childClosed.get(child), new Promise((r) => setTimeout(r, 1000))]);
+      const detail = err.join('').trim();
+      if (e instanceof JitmemError && e.code === 'ERR_EXECUTOR_LOST') {
+        throw new JitmemError('ERR_EXECUTOR_LOST', `the executor ${command} exited before sending Setup${detail ? `: ${detail}` : ''}`, { command });
+      }
+      throw e;
+    }
+  }
+
+  /** Connects to an executor listening on host:port (e.g. `jitmem executor --listen`). */
+  static async connect(host: string, port: number, options: ConnectOptions = {}): Promise<ExecutorSession> {
+    const socket = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ host, port });
+      s.once('connect', () => resolve(s));
+      s.once('error', (err) =>
+        reject(new JitmemError('ERR_CONNECT_FAILED', `cannot connect to the executor at ${host}:${port}: ${err.message}`, { host, port }, { cause: err })),
+      );
+    });
+    socket.setNoDelay(true);
+    return ExecutorSession.over(socket, socket, options, socket);
+  }
+
+  /** Connects to an executor listening on a Unix socket (`jitmem executor --listen unix:PATH`). */
+  static async connectUnix(path: string, options: ConnectOptions = {}): Promise<ExecutorSession> {
+    const socket = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ path });
+      s.once('connect', () => resolve(s));
+      s.once('error', (err) =>
+        reject(new JitmemError('ERR_CONNECT_FAILED', `cannot connect to the executor at unix:${path}: ${err.message}`, { path }, { cause: err })),
+      );
+    });
+    return ExecutorSession.over(socket, socket, options, socket);
+  }
+
+  /** A session over streams someone else opened (the executor speaks first). */
+  static async over(input: Readable, output: Writable, options: ConnectOptions = {}, socket: net.Socket | null = null): Promise<ExecutorSession> {
+    const handlers = new Map<number, CallHandler>();
+    const channel = new Channel(input, output, { role: 'controller', maxFrameSize: options.maxFrameSize, lostCode: 'ERR_EXECUTOR_LOST', peerName: 'executor', handler: dispatchTo(handlers) });
+    try {
+      const session = new ExecutorSession(channel, decodeSetup(await channel.setup), null, socket, handlers);
+      // Over TCP a jitmem executor closes sessions that look like llvm-jitlink 22's once they go
+      // idle (spec §3.3); one call to a jitmem service tells it we close our sessions ourselves.
+      if (session.isJitmem) await session.noop();
+      return session;
+    } catch (e) {
+      channel.close();
+      socket?.destroy();
+      throw e;
+    }
+  }
+
+  get pageSize(): number {
+    return this.setupInfo.pageSize;
+  }
+
+  get targetTriple(): string {
+    return this.setupInfo.targetTriple;
+  }
+
+  get symbols(): ReadonlyMap<string, number> {
+    return this.setupInfo.symbols;
+  }
+
+  /** The child's pid, when this session spawned it. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** What the child wrote to stdout so far (collected mode). */
+  get stdout(): string {
+    return this.stdoutText;
+  }
+
+  get stderr(): string {
+    return this.stderrText;
+  }
+
+  get isOpen(): boolean {
+    return this.channel.isOpen;
+  }
+
+  /** Resolves when the session is over, with why. */
+  get closed(): Promise<ChannelEnd> {
+    return this.channel.closed;
+  }
+
+  /** True when the executor is a jitmem executor (it advertises jitmem's own services). */
+  get isJitmem(): boolean {
+    return this.setupInfo.symbols.has(JitmemSym.checksum);
+  }
+
+  /** Calls made and bytes moved over this session so far (headers included). */
+  counters(): { calls: number; bytesSent: number; bytesReceived: number } {
+    const c = this.channel.counters();
+    return { calls: c.callsMade, bytesSent: c.bytesSent, bytesReceived: c.bytesReceived };
+  }
+
+  hasSymbol(name: string): boolean {
+    return this.setupInfo.symbols.has(name);
+  }
+
+  /** The executor address of a bootstrap symbol. */
+  symbol(name: string): number {
+    const addr = this.setupInfo.symbols.get(name);
+    if (addr === undefined) {
+      throw new JitmemError('ERR_MISSING_SYMBOL', `the executor does not provide ${JSON.stringify(name)} (it advertised ${this.setupInfo.symbols.size} bootstrap symbols)`, {
+        name,
+      });
+    }
+    return addr;
+  }
+
+  /**
+   * Answers the executor's calls to `tag` (JIT'd code calling back into the controller, spec
+   * §5.7). A call to a tag with no handler ends the session, as the protocol has no other way
+   * to refuse it.
+   */
+  handle(tag: number, handler: CallHandler): void {
+    this.handlers.set(tag, handler);
+  }
+
+  /** Calls the wrapper function `name` with SPS-encoded arguments; resolves with the result bytes. */
+  call(name: string, args: Uint8Array | SpsWriter): Promise<Uint8Array> {
+    let tag: number;
+    try {
+      tag = this.symbol(name);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.channel.call(tag, args);
+  }
+
+  /** Calls a wrapper function by executor address. */
+  callAddress(tag: number, args: Uint8Array | SpsWriter): Promise<Uint8Array> {
+    return this.channel.call(tag, args);
+  }
+
+  /** Calls `fn` in the executor as int32_t fn(int32_t). */
+  async runAsInt(fn: number, arg: number): Promise<number> {
+    const out = await this.call(Sym.runAsInt, writer().addr(fn).i32(arg));
+    return decodeResult(out, 'run_as_int_function', (r) => r.i32());
+  }
+
+  /** Calls `fn` in the executor as int32_t fn(void). */
+  async runAsVoid(fn: number): Promise<number> {
+    const out = await this.call(Sym.runAsVoid, writer().addr(fn));
+    return decodeResult(out, 'run_as_void_function', (r) => r.i32());
+  }
+
+  /** Calls `fn` in the executor as main(argc, argv) with exactly `args` as argv. */
+  async runAsMain(fn: number, args: readonly string[] = []): Promise<number> {
+    const out = await this.call(Sym.runAsMain, writer().addr(fn).sequence(args, (w, s) => w.string(s)));
+    return Number(decodeResult(out, 'run_as_main', (r) => r.i64Big()));
+  }
+
+  /** sha256 of each executor range, computed in the executor (jitmem executors only). */
+  async checksum(ranges: readonly WireAddrRange[]): Promise<Uint8Array[]> {
+    const out = await this.call(JitmemSym.checksum, writer().sequence(ranges, (w, r) => w.addrRange(r)));
+    const result = decodeResult(out, 'checksum', (r) => r.expected((r) => r.sequence(8, (r) => r.bytesView().slice())));
+    if (!result.ok) throw remoteError('checksum', result.error);
+    return result.value;
+  }
+
+  /** Copies executor memory out (read_buffers; any executor). */
+  async readBuffers(ranges: readonly WireAddrRange[]): Promise<Uint8Array[]> {
+    const out = await this.call(Sym.readBuffers, writer().sequence(ranges, (w, r) => w.addrRange(r)));
+    return decodeResult(out, 'read_buffers', (r) => r.sequence(8, (r) => r.bytesView().slice()));
+  }
+
+  /** Writes bytes into executor memory (write_buffers; any executor). */
+  async writeBuffers(writes: ReadonlyArray<{ addr: number; bytes: Uint8Array }>): Promise<void> {
+    const out = await this.call(Sym.writeBuffers, writer().sequence(writes, (w, x) => w.addr(x.addr).bytes(x.bytes)));
+    if (out.length !== 0) throw new JitmemError('ERR_SPS_MALFORMED', `write_buffers returned ${out.length} bytes where an empty result was expected`);
+  }
+
+  /** Resolves symbols in the executor's own process (open "" + resolve), 0 for those not found. */
+  async lookup(names: readonly string[]): Promise<number[]> {
+    const opened = decodeResult(
+      await this.call(Sym.dylibOpen, writer().addr(this.symbol(Sym.dylibInstance)).string('').u64(0)),
+      'open',
+      (r) => r.expected((r) => r.addr()),
+    );
+    if (!opened.ok) throw remoteError('open', opened.error);
+    const resolved = decodeResult(
+      await this.call(Sym.dylibResolve, writer().addr(opened.value).lookupSet(names.map((name) => ({ name, required: false })))),
+      'resolve',
+      (r) => r.expected((r) => r.sequence(1, (r) => r.optional((r) => r.symbolDef()))),
+    );
+    if (!resolved.ok) throw remoteError('resolve', resolved.error);
+    return resolved.value.map((d) => d?.addr ?? 0);
+  }
+
+  /** A no-op round trip (jitmem executors only): for latency measurements. */
+  async noop(): Promise<void> {
+    await this.call(JitmemSym.noop, new Uint8Array(0));
+  }
+
+  /**
+   * Ends the session: Hangup (or just close, for executors that want that), then waits for a
+   * spawned child to exit, killing it if it has not within `timeoutMs`. Never leaves a child.
+   */
+  async close(timeoutMs = 5000): Promise<void> {
+    if (this.closing) {
+      await this.exitStatus;
+      return;
+    }
+    this.closing = true;
+    this.channel.hangup();
+    if (this.socket) {
+      const socket = this.socket;
+      // The executor closes its end once it has read the Hangup; wait for that, not longer than the timeout.
+      await new Promise<void>((resolve) => {
+        if (socket.destroyed) return resolve();
+        const timer = setTimeout(resolve, timeoutMs);
+        socket.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        socket.end();
+      });
+    }
+    if (this.child && this.exitStatus) {
+      const child = this.child;
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
+      const r = await Promise.race([this.exitStatus, timedOut]);
+      clearTimeout(timer);
+      if (r === 'timeout') {
+        child.kill('SIGKILL');
+        await this.exitStatus;
+      }
+    }
+    this.socket?.destroy();
+  }
+
+  /** Kills a spawned executor outright (tests, and callers that gave up on it). */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    this.child?.kill(signal);
+  }
+
+  /** The child's exit status, once it has exited (spawned sessions only). */
+  async exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null } | null> {
+    return this.exitStatus ? await this.exitStatus : null;
+  }
+}
+
+function dispatchTo(handlers: ReadonlyMap<number, CallHandler>): CallHandler {
+  return (tag, payload, seq) => handlers.get(tag)?.(tag, payload, seq);
+}
+
+function keep(s: string): string {
+  return s.length > OUTPUT_LIMIT ? s.slice(s.length - OUTPUT_LIMIT) : s;
+}
+
+function writer(): SpsWriter {
+  return new SpsWriter(64, HEADER_SIZE);
+}
+
+/** Decodes a result; an empty result is LLVM's out-of-band error, whose message the wire drops (spec §2.1). */
+export function decodeResult<T>(bytes: Uint8Array, what: string, read: (r: SpsReader) => T): T {
+  if (bytes.length === 0) {
+    throw new JitmemError('ERR_REMOTE_CALL_FAILED', `${what} failed in the executor with an out-of-band error (an empty result; the executor's message is not sent on the wire)`, {
+      what,
+    });
+  }
+  return decode(bytes, `result of ${what}`, read);
+}
+
+/** Decodes an SPSExpected<addr> result, throwing the executor's error. */
+export function expectAddr(bytes: Uint8Array, what: string): number {
+  const r = decodeResult(bytes, what, (r) => r.expected((r) => r.addr()));
+  if (!r.ok) throw remoteError(what, r.error);
+  return r.value;
+}
+
+/** Decodes an SPSError result, throwing the executor's error. */
+export function expectSuccess(bytes: Uint8Array, what: string): void {
+  const message = decodeResult(bytes, what, (r) => r.error());
+  if (message !== null) throw remoteError(what, message);
+}
+
+/** Removes shm objects a killed jitmem executor with this pid left behind. */
+function removeShmNamesOf(pid: number): void {
+  let names: string[];
+  try {
+    names = readdirSync('/dev/shm');
+  } catch {
+    return;
+  }
+  const prefix = `jitmem_${pid}_`;
+  for (const n of names) {
+    if (!n.startsWith(prefix)) continue;
+    try {
+      native.shmUnlink('/' + n);
+    } catch {
+      // Already gone.
+    }
+  }
+}

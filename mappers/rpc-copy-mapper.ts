@@ -1,0 +1,264 @@
+import * as native from '../native/index.js';
+import { JitmemError, hasCode, hex, throwCollected } from '../core/errors.js';
+import { checkAddress, checkSize } from '../core/checks.js';
+import { HEADER_SIZE } from '../protocol/frame.js';
+import { JitmemSym, Sym } from '../protocol/setup.js';
+import { SpsWriter, type WireAllocActionCallPair } from '../protocol/sps.js';
+import { allocGroupId } from './alloc-group.js';
+import { checkAllocInfo } from './alloc-info.js';
+import type { AllocInfo, AllocActionCallPair, ExecutorAddrRange, MemoryMapper } from './memory-mapper.js';
+import { ExecutorSession, expectAddr, expectSuccess } from './executor-session.js';
+
+/**
+ * The RPC-copy mapper: LLVM's SimpleRemoteMemoryMapper. The executor reserves anonymous
+ * memory; working memory is a staging buffer here; initialize sends the content bytes in the
+ * FinalizeRequest and the executor copies them into place. Works over any transport, including
+ * TCP to another machine.
+ */
+
+interface Reservation {
+  readonly start: number;
+  readonly end: number;
+  /** Live working memory by address; detached when its pages are initialized or given back. */
+  readonly views: Map<number, Uint8Array[]>;
+  /** Keys of regions initialized through this mapper. */
+  readonly regions: Map<number, number>;
+}
+
+/**
+ * The controller's record of its reservations and the working memory it handed out, shared by
+ * the two remote mappers. Every range is checked here before anything is sent.
+ */
+export class ReservationTable {
+  readonly byStart = new Map<number, Reservation>();
+
+  add(start: number, size: number): Reservation {
+    const r: Reservation = { start, end: start + size, views: new Map(), regions: new Map() };
+    this.byStart.set(start, r);
+    return r;
+  }
+
+  of(addr: number, size: number, op: string): Reservation {
+    for (const r of this.byStart.values()) {
+      if (addr >= r.start && addr < r.end) {
+        if (addr + size > r.end) {
+          throw new JitmemError('ERR_OUT_OF_RESERVATION', `${op}: [${hex(addr)}, ${hex(addr + size)}) runs past the end of its reservation [${hex(r.start)}, ${hex(r.end)})`, {
+            addr,
+            size,
+            reservation: r.start,
+          });
+        }
+        return r;
+      }
+    }
+    throw new JitmemError('ERR_OUT_OF_RESERVATION', `${op}: ${hex(addr)} is not inside any reservation of this mapper`, { addr, size });
+  }
+
+  checkPrepare(r: Reservation, addr: number, size: number): void {
+    for (const [key, end] of r.regions) {
+      if (addr < end && addr + size > key) {
+        throw new JitmemError('ERR_RANGE_INITIALIZED', `prepare: [${hex(addr)}, ${hex(addr + size)}) overlaps the initialized region at ${hex(key)}; deinitialize it first`, {
+          addr,
+          size,
+          region: key,
+        });
+      }
+    }
+  }
+
+  checkInitialize(r: Reservation, key: number, end: number): void {
+    for (const [k, e] of r.regions) {
+      if (key < e && end > k) {
+        throw new JitmemError('ERR_REGION_OVERLAP', `initialize: region [${hex(key)}, ${hex(end)}) overlaps the initialized region [${hex(k)}, ${hex(e)})`, {
+          key,
+          end,
+          other: k,
+        });
+      }
+    }
+  }
+
+  addView(r: Reservation, addr: number, v: Uint8Array): void {
+    const list = r.views.get(addr);
+    if (list) list.push(v);
+    else r.views.set(addr, [v]);
+  }
+
+  detachViews(r: Reservation, start: number, end: number): void {
+    for (const [addr, list] of r.views) {
+      if (addr >= start && addr < end) {
+        for (const v of list) native.detach(v);
+        r.views.delete(addr);
+      }
+    }
+  }
+
+  dropViewsAt(r: Reservation, addr: number): boolean {
+    const list = r.views.get(addr);
+    if (!list) return false;
+    for (const v of list) native.detach(v);
+    r.views.delete(addr);
+    return true;
+  }
+}
+
+/** A patch must lie inside one initialized region of one reservation of this mapper. */
+export function checkPatchTarget(table: ReservationTable, address: number, size: number): void {
+  const r = table.of(address, size, 'patchCode');
+  for (const [key, end] of r.regions) {
+    if (address >= key && address + size <= end) return;
+  }
+  throw new JitmemError('ERR_NOT_INITIALIZED', `patchCode: [${hex(address)}, ${hex(address + size)}) is not inside an initialized region`, { address, size });
+}
+
+export function toWireActions(actions: readonly AllocActionCallPair[]): WireAllocActionCallPair[] {
+  return actions.map((a) => ({ finalize: a.finalize && a.finalize.fn !== 0 ? a.finalize : null, dealloc: a.dealloc && a.dealloc.fn !== 0 ? a.dealloc : null }));
+}
+
+export class RpcCopyMapper implements MemoryMapper {
+  readonly pageSize: number;
+  private readonly table = new ReservationTable();
+  private readonly instance: number;
+  private closed = false;
+
+  constructor(private readonly session: ExecutorSession) {
+    this.pageSize = session.pageSize;
+    for (const name of [Sym.memMgrReserve, Sym.memMgrInitialize, Sym.memMgrDeinitialize, Sym.memMgrRelease]) session.symbol(name);
+    this.instance = session.symbol(Sym.memMgrInstance);
+  }
+
+  async reserve(bytes: number): Promise<ExecutorAddrRange> {
+    this.checkOpen();
+    checkSize('bytes', bytes, 1);
+    if (bytes % this.pageSize !== 0) {
+      throw new JitmemError('ERR_INVALID_SIZE', `reserve: ${bytes} bytes is not a multiple of the page size ${this.pageSize}`, { bytes });
+    }
+    const start = expectAddr(await this.session.call(Sym.memMgrReserve, args().addr(this.instance).u64(bytes)), 'reserve');
+    this.table.add(start, bytes);
+    return { start, end: start + bytes };
+  }
+
+  prepare(addr: number, size: number): Uint8Array {
+    this.checkOpen();
+    checkAddress('addr', addr);
+    checkSize('size', size);
+    const r = this.table.of(addr, size, 'prepare');
+    this.table.checkPrepare(r, addr, size);
+    const v = new Uint8Array(size);
+    this.table.addView(r, addr, v);
+    return v;
+  }
+
+  async initialize(info: AllocInfo): Promise<number> {
+    this.checkOpen();
+    const { key, end } = checkAllocInfo(info, this.pageSize);
+    const r = this.table.of(key, end - key, 'initialize');
+    this.table.checkInitialize(r, key, end);
+    let contentBytes = 0;
+    const segments = info.segments.map((seg) => {
+      const addr = info.mappingBase + seg.offset;
+      const working = seg.workingMemory ?? r.views.get(addr)?.[0];
+      if (seg.contentSize > 0 && (!working || working.length < seg.contentSize)) {
+        throw new JitmemError('ERR_NO_WORKING_MEMORY', `initialize: segment at ${hex(addr)} has ${seg.contentSize} bytes of content but no working memory that holds them (prepare it first)`, {
+          addr,
+        });
+      }
+      contentBytes += seg.contentSize;
+      return { group: allocGroupId(seg.group), addr, size: seg.contentSize + seg.zeroFillSize, content: working?.subarray(0, seg.contentSize) };
+    });
+    // One copy, into the frame itself: the header is written in front of it without another.
+    const w = new SpsWriter(64 + contentBytes + segments.length * 32 + info.actions.length * 64, HEADER_SIZE);
+    w.addr(this.instance).finalizeRequest({ segments, actions: toWireActions(info.actions) });
+    this.table.detachViews(r, key, end);
+    const result = expectAddr(await this.session.call(Sym.memMgrInitialize, w), 'initialize');
+    r.regions.set(result, end);
+    return result;
+  }
+
+  /**
+   * Rewrites code in an initialized segment in place: the bytes travel to the executor, which
+   * opens the pages for writing, copies, restores their protection and flushes the I-cache
+   * before it answers. Needs a jitmem executor (LLVM's has no such service).
+   */
+  async patchCode(address: number, bytes: Uint8Array): Promise<void> {
+    this.checkOpen();
+    checkAddress('address', address);
+    if (!(bytes instanceof Uint8Array) || bytes.length === 0) {
+      throw new JitmemError('ERR_INVALID_PATCH', `patchCode at ${hex(address)} needs at least one byte to write`, { address });
+    }
+    checkPatchTarget(this.table, address, bytes.length);
+    if (!this.session.hasSymbol(JitmemSym.patchCode)) {
+      throw new JitmemError('ERR_UNSUPPORTED_BY_EXECUTOR', `patchCode needs an executor that provides ${JitmemSym.patchCode} (a jitmem executor); this one does not`, {});
+    }
+    expectSuccess(await this.session.call(JitmemSym.patchCode, args().addr(address).bytes(bytes)), 'patchCode');
+  }
+
+  async deinitialize(keys: readonly number[]): Promise<void> {
+    this.checkOpen();
+    const errors: unknown[] = [];
+    const remote: number[] = [];
+    for (const key of keys) {
+      try {
+        checkAddress('key', key);
+        const r = this.table.of(key, 0, 'deinitialize');
+        if (r.regions.has(key)) remote.push(key);
+        else if (!this.table.dropViewsAt(r, key)) {
+          throw new JitmemError('ERR_UNKNOWN_KEY', `deinitialize: ${hex(key)} is neither an initialized region nor prepared working memory`, { key });
+        }
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    if (remote.length > 0) {
+      let forget = true;
+      try {
+        expectSuccess(await this.session.call(Sym.memMgrDeinitialize, args().addr(this.instance).sequence(remote, (w, k) => w.addr(k))), 'deinitialize');
+      } catch (err) {
+        errors.push(err);
+        // A failing dealloc action still ends its region; a refusal (unknown key, code still
+        // running) leaves every region as it was.
+        forget = hasCode(err, 'ERR_ALLOC_ACTION_FAILED');
+      } finally {
+        if (forget) for (const key of remote) this.table.of(key, 0, 'deinitialize').regions.delete(key);
+      }
+    }
+    throwCollected(errors, 'deinitialize');
+  }
+
+  async release(bases: readonly number[]): Promise<void> {
+    this.checkOpen();
+    const found = bases.map((base) => {
+      checkAddress('base', base);
+      const r = this.table.byStart.get(base);
+      if (!r) throw new JitmemError('ERR_UNKNOWN_RESERVATION', `release: ${hex(base)} is not the start of a reservation`, { base });
+      return r;
+    });
+    for (const r of found) {
+      this.table.detachViews(r, r.start, r.end);
+      this.table.byStart.delete(r.start);
+    }
+    if (found.length > 0) {
+      expectSuccess(await this.session.call(Sym.memMgrRelease, args().addr(this.instance).sequence(found, (w, r) => w.addr(r.start))), 'release');
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const bases = [...this.table.byStart.keys()];
+    try {
+      if (bases.length > 0 && this.session.isOpen) await this.release(bases);
+    } finally {
+      for (const r of this.table.byStart.values()) this.table.detachViews(r, r.start, r.end);
+      this.table.byStart.clear();
+      this.closed = true;
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new JitmemError('ERR_MAPPER_CLOSED', 'this RpcCopyMapper is closed', {});
+  }
+}
+
+function args(): SpsWriter {
+  return new SpsWriter(64, HEADER_SIZE);
+}

@@ -1,0 +1,550 @@
+import { JitmemError, hex } from '../core/errors.js';
+
+/**
+ * SPS, ORC's Simple Packed Serialization (spec §2): little-endian integers, u64-counted
+ * sequences, no tags and no padding. The writer grows one buffer; the reader walks a
+ * Uint8Array without copying and refuses anything that does not fit what is left, so a
+ * hostile count can never make it allocate more than the bytes it was given.
+ */
+
+const utf8Decoder = new TextDecoder('utf-8', { fatal: false });
+const utf8Encoder = new TextEncoder();
+
+/** Bytes of the frame header the writer can leave free in front of the payload (see protocol/frame.ts). */
+export const FRAME_HEADROOM = 32;
+
+const TWO_32 = 2 ** 32;
+
+/** JIT symbol flags as SPSJITSymbolFlags carries them. */
+export const SymbolFlags = {
+  HasError: 0x01,
+  Weak: 0x02,
+  Common: 0x04,
+  Absolute: 0x08,
+  Exported: 0x10,
+  Callable: 0x20,
+  MaterializationSideEffectsOnly: 0x40,
+} as const;
+
+export interface WireAddrRange {
+  start: number;
+  end: number;
+}
+
+/** SPSWrapperFunctionCall; fn 0 with empty args is the null call. */
+export interface WireWrapperCall {
+  fn: number;
+  args: Uint8Array;
+}
+
+export interface WireAllocActionCallPair {
+  finalize: WireWrapperCall | null;
+  dealloc: WireWrapperCall | null;
+}
+
+/** SPSSegFinalizeRequest (content present) or SPSSharedMemorySegFinalizeRequest (no content). */
+export interface WireSegment {
+  /** SPSRemoteAllocGroup: prot bits | finalize << 3. */
+  group: number;
+  addr: number;
+  size: number;
+  content?: Uint8Array;
+}
+
+export interface WireFinalizeRequest {
+  segments: WireSegment[];
+  actions: WireAllocActionCallPair[];
+}
+
+export interface WireSymbolDef {
+  addr: number;
+  flags: number;
+  targetFlags: number;
+}
+
+export interface WireLookupElement {
+  name: string;
+  required: boolean;
+}
+
+/** A value or an error message, as SPSExpected carries it. */
+export type WireExpected<T> = { ok: true; value: T } | { ok: false, error: string };
+
+export class SpsWriter {
+  private buf: Uint8Array;
+  private dv: DataView;
+  private pos: number;
+  private readonly start: number;
+
+  /**
+   * `headroom` bytes are left free in front of the payload so that a frame header can be
+   * written there and the whole frame sent without another copy.
+   */
+  constructor(initialCapacity = 256, headroom = 0) {
+    this.buf = new Uint8Array(Math.max(initialCapacity + headroom, 16));
+    this.dv = new DataView(this.buf.buffer);
+    this.pos = headroom;
+    this.start = headroom;
+  }
+
+  /** Bytes of payload written so far. */
+  get length(): number {
+    return this.pos - this.start;
+  }
+
+  get headroom(): number {
+    return this.start;
+  }
+
+  private ensure(n: number): void {
+    const need = this.pos + n;
+    if (need <= this.buf.length) return;
+    let cap = this.buf.length * 2;
+    while (cap < need) cap *= 2;
+    const next = new Uint8Array(cap);
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+    this.dv = new DataView(next.buffer);
+  }
+
+  /** The payload (a view, no copy). */
+  finish(): Uint8Array {
+    return this.buf.subarray(this.start, this.pos);
+  }
+
+  /** Headroom plus payload (a view, no copy): what a frame writer fills in and sends. */
+  finishWithHeadroom(): Uint8Array {
+    return this.buf.subarray(0, this.pos);
+  }
+
+  u8(v: number): this {
+    this.ensure(1);
+    this.buf[this.pos++] = v & 0xff;
+    return this;
+  }
+
+  bool(v: boolean): this {
+    return this.u8(v ? 1 : 0);
+  }
+
+  i8(v: number): this {
+    return this.u8(v & 0xff);
+  }
+
+  i16(v: number): this {
+    return this.u16(v & 0xffff);
+  }
+
+  u16(v: number): this {
+    this.ensure(2);
+    this.dv.setUint16(this.pos, v & 0xffff, true);
+    this.pos += 2;
+    return this;
+  }
+
+  u32(v: number): this {
+    this.ensure(4);
+    this.dv.setUint32(this.pos, v >>> 0, true);
+    this.pos += 4;
+    return this;
+  }
+
+  i32(v: number): this {
+    this.ensure(4);
+    this.dv.setInt32(this.pos, v | 0, true);
+    this.pos += 4;
+    return this;
+  }
+
+  /** A u64 from a non-negative safe integer or any bigint (taken modulo 2^64). */
+  u64(v: number | bigint): this {
+    this.ensure(8);
+    if (typeof v === 'bigint') {
+      this.dv.setBigUint64(this.pos, BigInt.asUintN(64, v), true);
+    } else {
+      if (!Number.isSafeInteger(v) || v < 0) {
+        throw new JitmemError('ERR_SPS_VALUE', `an SPS u64 must be a non-negative safe integer or a bigint; got ${String(v)}`, { value: v });
+      }
+      this.dv.setUint32(this.pos, v % TWO_32, true);
+      this.dv.setUint32(this.pos + 4, Math.floor(v / TWO_32), true);
+    }
+    this.pos += 8;
+    return this;
+  }
+
+  i64(v: number | bigint): this {
+    this.ensure(8);
+    this.dv.setBigInt64(this.pos, BigInt.asIntN(64, BigInt(v)), true);
+    this.pos += 8;
+    return this;
+  }
+
+  addr(v: number): this {
+    return this.u64(v);
+  }
+
+  addrRange(r: WireAddrRange): this {
+    return this.u64(r.start).u64(r.end);
+  }
+
+  /** Raw bytes with no count (a piece of an already-encoded tuple). */
+  raw(bytes: Uint8Array): this {
+    this.ensure(bytes.length);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
+    return this;
+  }
+
+  /** SPSSequence<char>: u64 count, then the bytes. */
+  bytes(bytes: Uint8Array): this {
+    return this.u64(bytes.length).raw(bytes);
+  }
+
+  /** SPSString: UTF-8 bytes with a u64 count, no NUL. */
+  string(s: string): this {
+    const b = utf8Encoder.encode(s);
+    return this.bytes(b);
+  }
+
+  sequence<T>(items: readonly T[], each: (w: this, item: T) => void): this {
+    this.u64(items.length);
+    for (const item of items) each(this, item);
+    return this;
+  }
+
+  /** SPSMap<K,V> (and StringMap): a sequence of key-value tuples. */
+  map<K, V>(entries: Iterable<readonly [K, V]>, key: (w: this, k: K) => void, value: (w: this, v: V) => void): this {
+    const list = [...entries];
+    this.u64(list.length);
+    for (const [k, v] of list) {
+      key(this, k);
+      value(this, v);
+    }
+    return this;
+  }
+
+  optional<T>(value: T | null | undefined, each: (w: this, v: T) => void): this {
+    if (value === null || value === undefined) return this.bool(false);
+    this.bool(true);
+    each(this, value);
+    return this;
+  }
+
+  /** SPSError: 00 for success, 01 + message otherwise. */
+  error(message: string | null): this {
+    if (message === null) return this.bool(false);
+    return this.bool(true).string(message);
+  }
+
+  expected<T>(result: WireExpected<T>, each: (w: this, v: T) => void): this {
+    if (!result.ok) return this.bool(false).string(result.error);
+    this.bool(true);
+    each(this, result.value);
+    return this;
+  }
+
+  wrapperCall(call: WireWrapperCall | null): this {
+    if (call === null) return this.u64(0).u64(0);
+    return this.addr(call.fn).bytes(call.args);
+  }
+
+  allocActionCallPair(pair: WireAllocActionCallPair): this {
+    return this.wrapperCall(pair.finalize).wrapperCall(pair.dealloc);
+  }
+
+  remoteAllocGroup(id: number): this {
+    return this.u8(id);
+  }
+
+  symbolFlags(flags: number, targetFlags: number): this {
+    return this.u8(flags).u8(targetFlags);
+  }
+
+  symbolDef(def: WireSymbolDef): this {
+    return this.addr(def.addr).symbolFlags(def.flags, def.targetFlags);
+  }
+
+  lookupSet(set: readonly WireLookupElement[]): this {
+    return this.sequence(set, (w, e) => w.string(e.name).bool(e.required));
+  }
+
+  /** SPSFinalizeRequest: segments carry their content. */
+  finalizeRequest(fr: WireFinalizeRequest): this {
+    this.sequence(fr.segments, (w, s) => {
+      w.remoteAllocGroup(s.group).addr(s.addr).u64(s.size).bytes(s.content ?? new Uint8Array(0));
+    });
+    return this.sequence(fr.actions, (w, a) => w.allocActionCallPair(a));
+  }
+
+  /** SPSSharedMemoryFinalizeRequest: segments without content. */
+  sharedMemoryFinalizeRequest(fr: WireFinalizeRequest): this {
+    this.sequence(fr.segments, (w, s) => {
+      w.remoteAllocGroup(s.group).addr(s.addr).u64(s.size);
+    });
+    return this.sequence(fr.actions, (w, a) => w.allocActionCallPair(a));
+  }
+}
+
+/** Encodes with a fresh writer and returns the payload. */
+export function sps(build: (w: SpsWriter) => void, capacity = 64): Uint8Array {
+  const w = new SpsWriter(capacity);
+  build(w);
+  return w.finish();
+}
+
+export class SpsReader {
+  private readonly dv: DataView;
+  private pos = 0;
+
+  constructor(
+    readonly bytes: Uint8Array,
+    /** Names the thing being decoded in error messages ("reserve arguments", "Setup"). */
+    readonly what = 'SPS data',
+  ) {
+    this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  get offset(): number {
+    return this.pos;
+  }
+
+  get remaining(): number {
+    return this.bytes.length - this.pos;
+  }
+
+  malformed(message: string, details: Record<string, unknown> = {}): JitmemError {
+    return new JitmemError('ERR_SPS_MALFORMED', `malformed ${this.what} at byte offset ${this.pos}: ${message}`, {
+      offset: this.pos,
+      length: this.bytes.length,
+      ...details,
+    });
+  }
+
+  private need(n: number, what: string): void {
+    if (this.bytes.length - this.pos < n) {
+      throw this.malformed(`${what} needs ${n} bytes but only ${this.bytes.length - this.pos} remain`, { needed: n });
+    }
+  }
+
+  /** Fails unless every byte was consumed: trailing bytes mean the sender and we disagree on the type. */
+  end(): void {
+    if (this.pos !== this.bytes.length) {
+      throw this.malformed(`${this.bytes.length - this.pos} unexpected trailing bytes`);
+    }
+  }
+
+  u8(): number {
+    this.need(1, 'a u8');
+    return this.bytes[this.pos++]!;
+  }
+
+  bool(): boolean {
+    this.need(1, 'a bool');
+    const b = this.bytes[this.pos]!;
+    if (b > 1) throw this.malformed(`a bool must be 0 or 1; got ${b}`, { value: b });
+    this.pos++;
+    return b === 1;
+  }
+
+  i8(): number {
+    return (this.u8() << 24) >> 24;
+  }
+
+  i16(): number {
+    return (this.u16() << 16) >> 16;
+  }
+
+  u16(): number {
+    this.need(2, 'a u16');
+    const v = this.dv.getUint16(this.pos, true);
+    this.pos += 2;
+    return v;
+  }
+
+  u32(): number {
+    this.need(4, 'a u32');
+    const v = this.dv.getUint32(this.pos, true);
+    this.pos += 4;
+    return v;
+  }
+
+  i32(): number {
+    this.need(4, 'an i32');
+    const v = this.dv.getInt32(this.pos, true);
+    this.pos += 4;
+    return v;
+  }
+
+  u64Big(): bigint {
+    this.need(8, 'a u64');
+    const v = this.dv.getBigUint64(this.pos, true);
+    this.pos += 8;
+    return v;
+  }
+
+  i64Big(): bigint {
+    this.need(8, 'an i64');
+    const v = this.dv.getBigInt64(this.pos, true);
+    this.pos += 8;
+    return v;
+  }
+
+  /** A u64 that must be a safe integer (sizes, addresses, counts). */
+  u64(what = 'a u64'): number {
+    this.need(8, what);
+    const lo = this.dv.getUint32(this.pos, true);
+    const hi = this.dv.getUint32(this.pos + 4, true);
+    if (hi >= 0x200000) {
+      throw this.malformed(`${what} of ${hex(this.dv.getBigUint64(this.pos, true))} is beyond 2^53`);
+    }
+    this.pos += 8;
+    return hi * TWO_32 + lo;
+  }
+
+  addr(what = 'an address'): number {
+    return this.u64(what);
+  }
+
+  addrRange(): WireAddrRange {
+    const start = this.addr('a range start');
+    const end = this.addr('a range end');
+    return { start, end };
+  }
+
+  /**
+   * A sequence count, checked against the bytes left: each element takes at least
+   * `minElementSize` bytes, so a count that cannot fit is refused before anything is allocated.
+   */
+  count(minElementSize: number): number {
+    const at = this.pos;
+    const n = this.u64('a sequence count');
+    if (n * minElementSize > this.bytes.length - this.pos) {
+      this.pos = at;
+      throw this.malformed(
+        `a sequence of ${n} elements of at least ${minElementSize} bytes each needs more than the ${this.bytes.length - at - 8} bytes that remain`,
+        { count: n },
+      );
+    }
+    return n;
+  }
+
+  /** `n` raw bytes as a view into the input (no copy). */
+  raw(n: number): Uint8Array {
+    this.need(n, `${n} bytes`);
+    const v = this.bytes.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return v;
+  }
+
+  /** SPSSequence<char> as a view into the input (no copy). */
+  bytesView(): Uint8Array {
+    const n = this.count(1);
+    return this.raw(n);
+  }
+
+  string(): string {
+    return utf8Decoder.decode(this.bytesView());
+  }
+
+  sequence<T>(minElementSize: number, each: (r: this) => T): T[] {
+    const n = this.count(minElementSize);
+    const out: T[] = new Array(n);
+    for (let i = 0; i < n; i++) out[i] = each(this);
+    return out;
+  }
+
+  /** SPSMap<K,V> as a Map; a repeated key is malformed (StringMap decoding fails on one). */
+  map<K, V>(minEntrySize: number, key: (r: this) => K, value: (r: this) => V): Map<K, V> {
+    const n = this.count(minEntrySize);
+    const out = new Map<K, V>();
+    for (let i = 0; i < n; i++) {
+      const at = this.pos;
+      const k = key(this);
+      if (out.has(k)) {
+        this.pos = at;
+        throw this.malformed(`duplicate map key ${JSON.stringify(k)}`);
+      }
+      out.set(k, value(this));
+    }
+    return out;
+  }
+
+  optional<T>(each: (r: this) => T): T | null {
+    return this.bool() ? each(this) : null;
+  }
+
+  /** SPSError: null on success, the message otherwise. */
+  error(): string | null {
+    return this.bool() ? this.string() : null;
+  }
+
+  expected<T>(each: (r: this) => T): WireExpected<T> {
+    if (this.bool()) return { ok: true, value: each(this) };
+    return { ok: false, error: this.string() };
+  }
+
+  wrapperCall(): WireWrapperCall | null {
+    const fn = this.addr('a wrapper function address');
+    const args = this.bytesView();
+    // A call to address 0 is "no call" whatever its arguments, as LLVM skips it.
+    return fn === 0 ? null : { fn, args };
+  }
+
+  allocActionCallPair(): WireAllocActionCallPair {
+    const finalize = this.wrapperCall();
+    const dealloc = this.wrapperCall();
+    return { finalize, dealloc };
+  }
+
+  remoteAllocGroup(): number {
+    const at = this.pos;
+    const id = this.u8();
+    if (id > 15) {
+      this.pos = at;
+      throw this.malformed(`an SPSRemoteAllocGroup must be 0..15 (prot | finalize << 3); got ${id}`, { value: id });
+    }
+    return id;
+  }
+
+  symbolDef(): WireSymbolDef {
+    const addr = this.addr();
+    const flags = this.u8();
+    const targetFlags = this.u8();
+    return { addr, flags, targetFlags };
+  }
+
+  lookupSet(): WireLookupElement[] {
+    return this.sequence(9, (r) => ({ name: r.string(), required: r.bool() }));
+  }
+
+  finalizeRequest(): WireFinalizeRequest {
+    const segments = this.sequence(25, (r) => {
+      const group = r.remoteAllocGroup();
+      const addr = r.addr('a segment address');
+      const size = r.u64('a segment size');
+      const content = r.bytesView();
+      return { group, addr, size, content };
+    });
+    const actions = this.sequence(32, (r) => r.allocActionCallPair());
+    return { segments, actions };
+  }
+
+  sharedMemoryFinalizeRequest(): WireFinalizeRequest {
+    const segments = this.sequence(17, (r) => {
+      const group = r.remoteAllocGroup();
+      const addr = r.addr('a segment address');
+      const size = r.u64('a segment size');
+      return { group, addr, size };
+    });
+    const actions = this.sequence(32, (r) => r.allocActionCallPair());
+    return { segments, actions };
+  }
+}
+
+/** Decodes `bytes` completely with `read`; trailing bytes are malformed. */
+export function decode<T>(bytes: Uint8Array, what: string, read: (r: SpsReader) => T): T {
+  const r = new SpsReader(bytes, what);
+  const v = read(r);
+  r.end();
+  return v;
+}

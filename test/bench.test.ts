@@ -1,0 +1,136 @@
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import type { AllocInfo, MemoryMapper } from '../mappers/memory-mapper.js';
+import { validateReport } from '../harness/report.js';
+import { openHandle } from '../harness/bench/mapper-handles.js';
+import { presetSelection } from '../harness/bench/matrix.js';
+import { runBench } from '../harness/bench/run-bench.js';
+
+const run = promisify(execFile);
+const cli = fileURLToPath(new URL('../harness/cli.js', import.meta.url));
+const repoDir = path.resolve(path.dirname(cli), '../..');
+
+function tmp(t: { teardown(fn: () => void): void }): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'jitmem-bench-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function bench(args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return run(process.execPath, [cli, 'bench', ...args], { cwd: repoDir, maxBuffer: 16 << 20 });
+}
+
+test('jitmem bench writes a report that validates against schema 1, with every phase and mapper', async (t) => {
+  const out = path.join(tmp(t), 'report.json');
+  const { stdout } = await bench(['--quick', '--time', '50', '--iterations', '3', '--out', out]);
+  const report = validateReport(JSON.parse(readFileSync(out, 'utf8')), out);
+  t.is(report.schema, 1);
+  t.deepEqual(
+    [...new Set(report.results.map((r) => `${r.workload}/${r.mapper}`))].sort(),
+    ['cray/inprocess', 'cray/rpc', 'cray/shared', 'python/inprocess', 'python/rpc', 'python/shared'],
+  );
+  for (const r of report.results) {
+    t.deepEqual(Object.keys(r.phases).sort(), ['deinitialize', 'initialize', 'prepare', 'release', 'reserve', 'write']);
+    t.true(r.latency.samplesCount >= 3);
+    t.is(r.latency.samples.length, r.latency.samplesCount);
+    t.true(r.bytes.content > 0);
+  }
+  // RPC copy moves the content across the process boundary; shared memory does not.
+  const py = (m: string) => report.results.find((r) => r.workload === 'python' && r.mapper === m)!;
+  t.true(py('rpc').bytes.moved >= py('rpc').bytes.content);
+  t.true(py('shared').bytes.moved < py('shared').bytes.content / 20);
+  t.is(py('inprocess').bytes.moved, 0);
+  t.true(report.ratios.some((r) => r.workload === 'python' && r.mapper === 'shared' && r.baseline === 'rpc' && r.ci95[0] <= r.speedup && r.speedup <= r.ci95[1]));
+  t.regex(stdout, /report: .*report\.json/);
+  t.regex(stdout, /extra time of shared memory over in-process.*budget <= 8 ms/);
+  t.regex(stdout, /extra time of RPC copy over in-process.*budget <= 15 ms/);
+  t.true(report.env.cpus >= 1 && report.env.pageSize === 4096 && typeof report.env.placement.pin === 'string');
+});
+
+/** Flips one byte of the first segment after the content was written, before initialize. */
+class CorruptingMapper implements MemoryMapper {
+  flipped: number | undefined;
+  constructor(private readonly inner: MemoryMapper) {}
+  get pageSize() {
+    return this.inner.pageSize;
+  }
+  reserve(bytes: number) {
+    return this.inner.reserve(bytes);
+  }
+  prepare(addr: number, size: number) {
+    return this.inner.prepare(addr, size);
+  }
+  initialize(info: AllocInfo) {
+    const seg = info.segments.find((s) => s.contentSize > 0);
+    if (this.flipped === undefined && seg?.workingMemory) {
+      seg.workingMemory[seg.contentSize >> 1]! ^= 0x40;
+      this.flipped = info.mappingBase + seg.offset + (seg.contentSize >> 1);
+    }
+    return this.inner.initialize(info);
+  }
+  deinitialize(keys: readonly number[]) {
+    return this.inner.deinitialize(keys);
+  }
+  release(bases: readonly number[]) {
+    return this.inner.release(bases);
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+for (const mapper of ['inprocess', 'shared', 'rpc'] as const) {
+  test(`the integrity check bites: one byte flipped after write fails the run, naming the cell and the address (${mapper})`, async (t) => {
+    let corrupter: CorruptingMapper | undefined;
+    const err = await t.throwsAsync(
+      runBench({
+        selection: { ...presetSelection('quick'), workloads: ['cray'], mappers: [mapper], time: 20, iterations: 2 },
+        preset: 'custom',
+        seed: 1,
+        cold: false,
+        pin: 'none',
+        granularity: 1 << 26,
+        workloadOptions: {},
+        repoDir,
+        openHandle: async (m, e, o) => {
+          const h = await openHandle(m, e, o);
+          corrupter = new CorruptingMapper(h.memoryMapper);
+          return { ...h, memoryMapper: corrupter };
+        },
+      }),
+      { code: 'ERR_INTEGRITY' },
+    );
+    t.truthy(corrupter?.flipped);
+    t.regex(err!.message, new RegExp(`cell cray/load/${mapper}`));
+    t.true(err!.message.includes(`address 0x${corrupter!.flipped!.toString(16)}`), err!.message);
+  });
+}
+
+test('a churn run on python shows both fit policies: peak reserved, peak live and fragmentation side by side', async (t) => {
+  const out = path.join(tmp(t), 'churn.json');
+  const { stdout } = await bench(['--workload', 'python', '--pattern', 'churn', '--mapper', 'inprocess', '--policy', 'first-fit,best-fit', '--time', '50', '--iterations', '2', '--granularity', String(16 << 20), '--out', out]);
+  const report = validateReport(JSON.parse(readFileSync(out, 'utf8')));
+  t.deepEqual(report.results.map((r) => r.policy).sort(), ['best-fit', 'first-fit']);
+  for (const r of report.results) {
+    t.true(r.slab.peakLiveBytes > 0);
+    t.true(r.slab.peakReservedBytes >= r.slab.peakLiveBytes);
+    t.true((r.slabSeries?.length ?? 0) > 10);
+  }
+  t.regex(stdout, /fit policies under churn/);
+  t.regex(stdout, /peak reserved MiB\s+peak live MiB\s+fragmentation/);
+  t.regex(stdout, /python\s+inprocess\s+first-fit/);
+  t.regex(stdout, /python\s+inprocess\s+best-fit/);
+});
+
+test('bad flags are refused with a message and status 2', async (t) => {
+  for (const args of [['--mapper', 'carrier-pigeon'], ['--pin', 'left'], ['--time', '-3'], ['--quick', '--full'], ['--frobnicate']]) {
+    const err = await t.throwsAsync(bench(args));
+    t.is((err as { code?: number }).code, 2, args.join(' '));
+    t.regex((err as { stderr?: string }).stderr ?? '', /jitmem bench: [\s\S]*\[ERR_INVALID_FLAG\]/);
+  }
+});

@@ -1,0 +1,88 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Readable, Writable } from 'node:stream';
+import { FrameParser, type Frame } from '../../protocol/frame.js';
+
+/** Helpers for tests that drive executor processes by hand, byte by byte. */
+
+export const CLI = fileURLToPath(new URL('../../harness/cli.js', import.meta.url));
+export const LLVM_BIN = '/usr/lib/llvm-22/bin';
+export const LLVM_EXECUTOR = `${LLVM_BIN}/llvm-jitlink-executor`;
+export const LLVM_JITLINK = `${LLVM_BIN}/llvm-jitlink`;
+
+export function llvmInstalled(): boolean {
+  return existsSync(LLVM_EXECUTOR) && existsSync(LLVM_JITLINK);
+}
+
+/** Shared-memory objects in /dev/shm whose name starts with `prefix`. */
+export function shmObjects(prefix = 'jitmem_'): string[] {
+  return readdirSync('/dev/shm').filter((n) => n.startsWith(prefix));
+}
+
+/** True while a process with this pid exists (a zombie counts until reaped). */
+export function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface RawExecutor {
+  readonly child: ChildProcess;
+  readonly toExecutor: Writable;
+  readonly fromExecutor: Readable;
+  /** Frames received so far, in order. */
+  readonly frames: Frame[];
+  /** Resolves with the next frame (or null at EOF). */
+  nextFrame(): Promise<Frame | null>;
+  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr(): string;
+}
+
+/** Spawns `jitmem executor --fds 3,4` with the pipes left raw. */
+export function spawnRawExecutor(extraArgs: readonly string[] = []): RawExecutor {
+  const child = spawn(process.execPath, [CLI, 'executor', '--fds', '3,4', ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
+  child.stdout!.resume();
+  // 'close', not 'exit': it comes after the child's stderr has been read to the end.
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+  const parser = new FrameParser(1 << 30);
+  const frames: Frame[] = [];
+  const waiters: Array<(f: Frame | null) => void> = [];
+  let read = 0;
+  let ended = false;
+  const fromExecutor = child.stdio[4] as Readable;
+  fromExecutor.on('data', (chunk: Buffer) => {
+    for (const f of parser.push(chunk)) {
+      frames.push(f);
+    }
+    while (waiters.length > 0 && read < frames.length) waiters.shift()!(frames[read++]!);
+  });
+  const onEnd = (): void => {
+    ended = true;
+    while (waiters.length > 0) waiters.shift()!(null);
+  };
+  fromExecutor.on('end', onEnd);
+  fromExecutor.on('close', onEnd);
+  fromExecutor.on('error', onEnd);
+  const toExecutor = child.stdio[3] as Writable;
+  toExecutor.on('error', () => {});
+  return {
+    child,
+    toExecutor,
+    fromExecutor,
+    frames,
+    nextFrame: () =>
+      new Promise((resolve) => {
+        if (read < frames.length) resolve(frames[read++]!);
+        else if (ended) resolve(null);
+        else waiters.push(resolve);
+      }),
+    exit,
+    stderr: () => err,
+  };
+}
