@@ -1,5 +1,6 @@
 import { Bench } from 'tinybench';
 import { FreeRangeIndex, FIT_POLICIES, type FitPolicy } from '../mappers/slab/free-range-index.js';
+import { seededRandom as rng } from './statistics.js';
 
 /**
  * The allocator microbenchmark: the latency of one allocate+free pair in a FreeRangeIndex that
@@ -49,18 +50,6 @@ export interface AllocBenchBudget {
 
 const PAGE = 4096;
 const STRIDE = 64 * PAGE;
-
-/** splitmix32: a small seeded generator, so the free-range shapes repeat run to run. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x9e3779b9) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    return ((z ^ (z >>> 16)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** N free ranges of 1..16 pages, separated by live gaps so that none coalesce. */
 export function fragmentedIndex(policy: FitPolicy, freeRanges: number, seed: number): FreeRangeIndex {

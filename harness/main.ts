@@ -14,9 +14,21 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: 'allocator microbenchmark: allocate+free latency at 1k/10k/100k free ranges',
     load: async () => (await import('./commands/bench-alloc.js')).benchAllocCommand,
   },
+  charts: {
+    summary: 'draw bench reports as Vega-Lite specs, SVG, PNG and one self-contained HTML page',
+    load: async () => (await import('./commands/charts.js')).chartsCommand,
+  },
+  compare: {
+    summary: 'compare two bench reports: per-row change, confidence interval, rank test; exit 1 on a regression',
+    load: async () => (await import('./commands/compare.js')).compareCommand,
+  },
   executor: {
     summary: 'serve one ORC (LLVM 22 wire protocol) session as the process that owns target memory',
     load: async () => (await import('./commands/executor.js')).executorCommand,
+  },
+  profile: {
+    summary: 'run a bench under clinic flame/doctor or the V8 CPU profiler and print where the profile is',
+    load: async () => (await import('./commands/profile.js')).profileCommand,
   },
   workloads: {
     summary: 'list workloads: link graphs, bytes by AllocGroup, pages',

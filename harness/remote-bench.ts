@@ -9,6 +9,7 @@ import { SlabMemoryManager, type FinalizedAllocation } from '../mappers/slab/sla
 import { allocGroup, R, W, X } from '../mappers/alloc-group.js';
 import type { LinkGraph } from '../mappers/link-graph.js';
 import type { MemoryMapper } from '../mappers/memory-mapper.js';
+import { seededRandom as rng } from './statistics.js';
 
 /**
  * What the executor boundary costs: (1) the round trip of a call that does nothing, with the
@@ -34,18 +35,6 @@ export interface RemoteBenchResult {
   readonly extraMs: { shared: number; rpc: number };
 }
 
-/** xorshift32, so the synthetic set is the same on every run. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
 
 /** Splits `total` into `n` positive parts with a long tail, as object sizes in a real link have. */
 function split(total: number, n: number, random: () => number): number[] {

@@ -56,6 +56,8 @@ export interface ResultRow {
   mapper: MapperName;
   executor: ExecutorName;
   policy: FitPolicy;
+  /** Present when this cell ran with a fresh slab every iteration. */
+  cold?: boolean;
   contentBytes?: number;
   latency: Stats;
   phases: Partial<Record<PhaseName, Stats>>;

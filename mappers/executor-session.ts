@@ -40,6 +40,26 @@ const childClosed = new WeakMap<ChildProcess, Promise<{ code: number | null; sig
 
 const cliPath = fileURLToPath(new URL('../harness/cli.js', import.meta.url));
 
+/**
+ * Content travels to the executor in bursts of megabytes (RPC copy's finalize requests). With
+ * the default ~200 KiB socket buffer a burst needs dozens of writer/reader wake-ups, each a
+ * cross-CPU round trip when the two processes run on different CPUs; 8 MiB takes a whole
+ * CPython load in one go.
+ */
+const SEND_BUFFER_BYTES = 8 << 20;
+
+function enlargeSendBuffer(stream: Writable): void {
+  // libuv keeps the descriptor on the stream's handle; a stream without one (not a socket)
+  // keeps the kernel's default buffer, which is only slower.
+  const fd = (stream as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return;
+  try {
+    native.setSendBuffer(fd, SEND_BUFFER_BYTES);
+  } catch {
+    // Not a socket, or the kernel refused: the default buffer works, just with more wake-ups.
+  }
+}
+
 /** How much of the child's output is kept for messages and tests. */
 const OUTPUT_LIMIT = 1 << 20;
 
@@ -91,6 +111,7 @@ export class ExecutorSession {
     spawnError.catch(() => {});
     const toChild = child.stdio[3] as Writable;
     const fromChild = child.stdio[4] as Readable;
+    enlargeSendBuffer(toChild);
     const handlers = new Map<number, CallHandler>();
     const channel = new Channel(fromChild, toChild, { role: 'controller', maxFrameSize: options.maxFrameSize, lostCode: 'ERR_EXECUTOR_LOST', peerName: 'executor', handler: dispatchTo(handlers) });
     let session: ExecutorSession | undefined;

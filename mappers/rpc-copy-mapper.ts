@@ -1,5 +1,4 @@
-import * as native from '../native/index.js';
-import { JitmemError, hasCode, hex, throwCollected } from '../core/errors.js';
+import { JitmemError, hex } from '../core/errors.js';
 import { checkAddress, checkSize } from '../core/checks.js';
 import { HEADER_SIZE } from '../protocol/frame.js';
 import { JitmemSym, Sym } from '../protocol/setup.js';
@@ -8,6 +7,7 @@ import { allocGroupId } from './alloc-group.js';
 import { checkAllocInfo } from './alloc-info.js';
 import type { AllocInfo, AllocActionCallPair, ExecutorAddrRange, MemoryMapper } from './memory-mapper.js';
 import { ExecutorSession, expectAddr, expectSuccess } from './executor-session.js';
+import { ReservationTable, checkPatchTarget, deinitializeKeys } from './reservation-table.js';
 
 /**
  * The RPC-copy mapper: LLVM's SimpleRemoteMemoryMapper. The executor reserves anonymous
@@ -15,101 +15,6 @@ import { ExecutorSession, expectAddr, expectSuccess } from './executor-session.j
  * FinalizeRequest and the executor copies them into place. Works over any transport, including
  * TCP to another machine.
  */
-
-interface Reservation {
-  readonly start: number;
-  readonly end: number;
-  /** Live working memory by address; detached when its pages are initialized or given back. */
-  readonly views: Map<number, Uint8Array[]>;
-  /** Keys of regions initialized through this mapper. */
-  readonly regions: Map<number, number>;
-}
-
-/**
- * The controller's record of its reservations and the working memory it handed out, shared by
- * the two remote mappers. Every range is checked here before anything is sent.
- */
-export class ReservationTable {
-  readonly byStart = new Map<number, Reservation>();
-
-  add(start: number, size: number): Reservation {
-    const r: Reservation = { start, end: start + size, views: new Map(), regions: new Map() };
-    this.byStart.set(start, r);
-    return r;
-  }
-
-  of(addr: number, size: number, op: string): Reservation {
-    for (const r of this.byStart.values()) {
-      if (addr >= r.start && addr < r.end) {
-        if (addr + size > r.end) {
-          throw new JitmemError('ERR_OUT_OF_RESERVATION', `${op}: [${hex(addr)}, ${hex(addr + size)}) runs past the end of its reservation [${hex(r.start)}, ${hex(r.end)})`, {
-            addr,
-            size,
-            reservation: r.start,
-          });
-        }
-        return r;
-      }
-    }
-    throw new JitmemError('ERR_OUT_OF_RESERVATION', `${op}: ${hex(addr)} is not inside any reservation of this mapper`, { addr, size });
-  }
-
-  checkPrepare(r: Reservation, addr: number, size: number): void {
-    for (const [key, end] of r.regions) {
-      if (addr < end && addr + size > key) {
-        throw new JitmemError('ERR_RANGE_INITIALIZED', `prepare: [${hex(addr)}, ${hex(addr + size)}) overlaps the initialized region at ${hex(key)}; deinitialize it first`, {
-          addr,
-          size,
-          region: key,
-        });
-      }
-    }
-  }
-
-  checkInitialize(r: Reservation, key: number, end: number): void {
-    for (const [k, e] of r.regions) {
-      if (key < e && end > k) {
-        throw new JitmemError('ERR_REGION_OVERLAP', `initialize: region [${hex(key)}, ${hex(end)}) overlaps the initialized region [${hex(k)}, ${hex(e)})`, {
-          key,
-          end,
-          other: k,
-        });
-      }
-    }
-  }
-
-  addView(r: Reservation, addr: number, v: Uint8Array): void {
-    const list = r.views.get(addr);
-    if (list) list.push(v);
-    else r.views.set(addr, [v]);
-  }
-
-  detachViews(r: Reservation, start: number, end: number): void {
-    for (const [addr, list] of r.views) {
-      if (addr >= start && addr < end) {
-        for (const v of list) native.detach(v);
-        r.views.delete(addr);
-      }
-    }
-  }
-
-  dropViewsAt(r: Reservation, addr: number): boolean {
-    const list = r.views.get(addr);
-    if (!list) return false;
-    for (const v of list) native.detach(v);
-    r.views.delete(addr);
-    return true;
-  }
-}
-
-/** A patch must lie inside one initialized region of one reservation of this mapper. */
-export function checkPatchTarget(table: ReservationTable, address: number, size: number): void {
-  const r = table.of(address, size, 'patchCode');
-  for (const [key, end] of r.regions) {
-    if (address >= key && address + size <= end) return;
-  }
-  throw new JitmemError('ERR_NOT_INITIALIZED', `patchCode: [${hex(address)}, ${hex(address + size)}) is not inside an initialized region`, { address, size });
-}
 
 export function toWireActions(actions: readonly AllocActionCallPair[]): WireAllocActionCallPair[] {
   return actions.map((a) => ({ finalize: a.finalize && a.finalize.fn !== 0 ? a.finalize : null, dealloc: a.dealloc && a.dealloc.fn !== 0 ? a.dealloc : null }));
@@ -195,34 +100,9 @@ export class RpcCopyMapper implements MemoryMapper {
 
   async deinitialize(keys: readonly number[]): Promise<void> {
     this.checkOpen();
-    const errors: unknown[] = [];
-    const remote: number[] = [];
-    for (const key of keys) {
-      try {
-        checkAddress('key', key);
-        const r = this.table.of(key, 0, 'deinitialize');
-        if (r.regions.has(key)) remote.push(key);
-        else if (!this.table.dropViewsAt(r, key)) {
-          throw new JitmemError('ERR_UNKNOWN_KEY', `deinitialize: ${hex(key)} is neither an initialized region nor prepared working memory`, { key });
-        }
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-    if (remote.length > 0) {
-      let forget = true;
-      try {
-        expectSuccess(await this.session.call(Sym.memMgrDeinitialize, args().addr(this.instance).sequence(remote, (w, k) => w.addr(k))), 'deinitialize');
-      } catch (err) {
-        errors.push(err);
-        // A failing dealloc action still ends its region; a refusal (unknown key, code still
-        // running) leaves every region as it was.
-        forget = hasCode(err, 'ERR_ALLOC_ACTION_FAILED');
-      } finally {
-        if (forget) for (const key of remote) this.table.of(key, 0, 'deinitialize').regions.delete(key);
-      }
-    }
-    throwCollected(errors, 'deinitialize');
+    await deinitializeKeys(this.table, keys, async (remote) => {
+      expectSuccess(await this.session.call(Sym.memMgrDeinitialize, args().addr(this.instance).sequence(remote, (w, k) => w.addr(k))), 'deinitialize');
+    });
   }
 
   async release(bases: readonly number[]): Promise<void> {

@@ -1,5 +1,5 @@
 import * as native from '../native/index.js';
-import { JitmemError, hasCode, hex, throwCollected } from '../core/errors.js';
+import { JitmemError, hex } from '../core/errors.js';
 import { checkAddress, checkSize } from '../core/checks.js';
 import { HEADER_SIZE } from '../protocol/frame.js';
 import { remoteError } from '../protocol/remote-error.js';
@@ -9,7 +9,8 @@ import { allocGroupId } from './alloc-group.js';
 import { checkAllocInfo } from './alloc-info.js';
 import type { AllocInfo, ExecutorAddrRange, MemoryMapper } from './memory-mapper.js';
 import { ExecutorSession, decodeResult, expectAddr, expectSuccess } from './executor-session.js';
-import { ReservationTable, checkPatchTarget, toWireActions } from './rpc-copy-mapper.js';
+import { toWireActions } from './rpc-copy-mapper.js';
+import { ReservationTable, checkPatchTarget, deinitializeKeys } from './reservation-table.js';
 
 /**
  * LLVM's SharedMemoryMapper. The executor creates a POSIX shm object per reservation and maps
@@ -135,34 +136,9 @@ export class SharedMemoryMapper implements MemoryMapper {
 
   async deinitialize(keys: readonly number[]): Promise<void> {
     this.checkOpen();
-    const errors: unknown[] = [];
-    const remote: number[] = [];
-    for (const key of keys) {
-      try {
-        checkAddress('key', key);
-        const r = this.table.of(key, 0, 'deinitialize');
-        if (r.regions.has(key)) remote.push(key);
-        else if (!this.table.dropViewsAt(r, key)) {
-          throw new JitmemError('ERR_UNKNOWN_KEY', `deinitialize: ${hex(key)} is neither an initialized region nor prepared working memory`, { key });
-        }
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-    if (remote.length > 0) {
-      let forget = true;
-      try {
-        expectSuccess(await this.session.call(Sym.shmDeinitialize, args().addr(this.instance).sequence(remote, (w, k) => w.addr(k))), 'Deinitialize');
-      } catch (err) {
-        errors.push(err);
-        // A failing dealloc action still ends its region; a refusal (unknown key, code still
-        // running) leaves every region as it was.
-        forget = hasCode(err, 'ERR_ALLOC_ACTION_FAILED');
-      } finally {
-        if (forget) for (const key of remote) this.table.of(key, 0, 'deinitialize').regions.delete(key);
-      }
-    }
-    throwCollected(errors, 'deinitialize');
+    await deinitializeKeys(this.table, keys, async (remote) => {
+      expectSuccess(await this.session.call(Sym.shmDeinitialize, args().addr(this.instance).sequence(remote, (w, k) => w.addr(k))), 'Deinitialize');
+    });
   }
 
   async release(bases: readonly number[]): Promise<void> {

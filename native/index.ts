@@ -34,6 +34,7 @@ interface RawAddon {
   callMain(address: number, argv: string[]): number;
   actionAddresses(): ActionAddresses;
   setAffinity(pid: number, cpus: number[]): void;
+  setSendBuffer(fd: number, bytes: number): number;
   getAffinity(pid: number): number[];
   currentCpu(): number;
   dlopen(path: string): number;
@@ -270,6 +271,17 @@ export function actionAddresses(): ActionAddresses {
 export function callMain(address: number, argv: readonly string[]): number {
   checkAddress('address', address);
   return raw().callMain(address, [...argv]);
+}
+
+/**
+ * Asks for a socket send buffer of `bytes` (SO_SNDBUFFORCE when the process may, else SO_SNDBUF
+ * up to the sysctl cap) and returns what the kernel granted (it doubles the request for its
+ * own bookkeeping).
+ */
+export function setSendBuffer(fd: number, bytes: number): number {
+  checkSize('fd', fd);
+  checkSize('bytes', bytes, 1);
+  return raw().setSendBuffer(fd, bytes);
 }
 
 /** Pins process `pid` (0 = this one) to the given CPUs. */

@@ -5,6 +5,7 @@ import { FrameParser, OpCode, encodeFrame, type Frame } from '../protocol/frame.
 import { JitmemSym, Sym, decodeSetup } from '../protocol/setup.js';
 import { SpsReader, SpsWriter } from '../protocol/sps.js';
 import { CLI, processExists, shmObjects } from './helpers/executor-process.js';
+import { seededRandom as rng } from '../harness/statistics.js';
 
 /**
  * Mutated frames against real executor processes: many sessions, each set up properly (so the
@@ -21,18 +22,6 @@ const FRAMES_PER_SESSION = 10;
 const SESSION_DEADLINE_MS = 10_000;
 const PAGE = 4096;
 
-/** xorshift32: a seeded, repeatable stream of numbers. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
 
 interface Listening {
   port: number;

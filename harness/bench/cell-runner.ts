@@ -170,6 +170,7 @@ export class CellRunner {
     const slab = this.lastManager!.stats();
     return {
       ...this.cell,
+      ...(this.options.cold ? { cold: true } : {}),
       contentBytes: this.contentBytes,
       latency: toStats(this.latencySamples),
       phases,

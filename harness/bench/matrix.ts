@@ -25,6 +25,8 @@ export interface MatrixSelection {
   readonly mappers: readonly MapperName[];
   readonly executors: ReadonlyArray<'jitmem' | 'llvm'>;
   readonly policies: readonly FitPolicy[];
+  /** Run policies after the first only under churn, the one pattern where they differ. */
+  readonly extraPoliciesOnlyUnderChurn: boolean;
   /** Sweep sizes in bytes. */
   readonly sweepSizes: readonly number[];
   /** Sampling time per cell (ms) and minimum iterations. */
@@ -47,6 +49,7 @@ export function presetSelection(preset: Preset): MatrixSelection {
         mappers: ALL_MAPPERS,
         executors: ['jitmem'],
         policies: ['first-fit'],
+        extraPoliciesOnlyUnderChurn: true,
         sweepSizes: [],
         time: 400,
         iterations: 10,
@@ -61,6 +64,7 @@ export function presetSelection(preset: Preset): MatrixSelection {
         mappers: ALL_MAPPERS,
         executors: ['jitmem', 'llvm'],
         policies: ['first-fit', 'best-fit'],
+        extraPoliciesOnlyUnderChurn: true,
         sweepSizes: [4096, 65536, 1 << 20, 16 << 20, 64 << 20],
         time: 700,
         iterations: 12,
@@ -75,6 +79,7 @@ export function presetSelection(preset: Preset): MatrixSelection {
         mappers: ALL_MAPPERS,
         executors: ['jitmem', 'llvm'],
         policies: ['first-fit', 'best-fit'],
+        extraPoliciesOnlyUnderChurn: false,
         sweepSizes: sweepSizes(),
         time: 2000,
         iterations: 30,
@@ -88,6 +93,12 @@ export function presetSelection(preset: Preset): MatrixSelection {
 export interface PlannedCell extends Cell {
   readonly plan: Plan;
   readonly contentHint: number;
+  /**
+   * Runs with a fresh slab every iteration whatever --cold says: LLVM 22's
+   * SimpleExecutorMemoryManager cannot initialize a range again after deinitialize (it crashes),
+   * so RPC copy over LLVM's executor can only give whole slabs back.
+   */
+  readonly forceCold: boolean;
 }
 
 export interface SkippedCell {
@@ -102,12 +113,12 @@ function sizeLabel(bytes: number): string {
 
 /**
  * Expands a selection into cells. Some combinations are not run, with a reason the bench
- * prints: the default preset keeps the second fit policy to churn (the only pattern where
- * policies differ), and LLVM's executor only to load (it cannot reuse a freed range).
+ * prints: unless --policy asks for them, policies after the first run only under churn (the
+ * pattern where policies differ), and LLVM's executor runs only load (it cannot reuse a freed
+ * range within an iteration).
  */
 export function planCells(
   selection: MatrixSelection,
-  preset: Preset | 'custom',
   seed: number,
   llvmInstalled: boolean,
   workloadOptions: WorkloadOptions,
@@ -153,9 +164,9 @@ export function planCells(
       }
       for (const mapper of selection.mappers) {
         for (const executor of executorsFor(mapper, pattern)) {
-          for (const policy of selection.policies) {
-            if (preset === 'default' && policy !== 'first-fit' && pattern !== 'churn') continue;
-            cells.push({ workload, pattern, mapper, executor, policy, plan, contentHint });
+          for (const [pi, policy] of selection.policies.entries()) {
+            if (selection.extraPoliciesOnlyUnderChurn && pi > 0 && pattern !== 'churn') continue;
+            cells.push({ workload, pattern, mapper, executor, policy, plan, contentHint, forceCold: executor === 'llvm' && mapper === 'rpc' });
           }
         }
       }

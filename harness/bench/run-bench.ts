@@ -49,7 +49,7 @@ function toolVersion(): string {
 
 export async function runBench(options: BenchRunOptions): Promise<BenchRunResult> {
   const llvmInstalled = llvmExecutorAvailable(options.llvmExecutor);
-  const { cells, skipped: plannedSkips } = planCells(options.selection, options.preset, options.seed, llvmInstalled, options.workloadOptions);
+  const { cells, skipped: plannedSkips } = planCells(options.selection, options.seed, llvmInstalled, options.workloadOptions);
   const cpus = cpuPlan(options.pin);
   const originalAffinity = native.getAffinity(0);
   if (cpus.controller) native.setAffinity(0, cpus.controller);
@@ -74,7 +74,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
           time: options.selection.time,
           iterations: options.selection.iterations,
           warmupIterations: 2,
-          cold: options.cold,
+          cold: options.cold || cell.forceCold,
           granularity: options.granularity,
           onIteration: (iterations) => options.onProgress?.({ kind: 'iteration', index, total: cells.length, cell: name, iterations }),
         });

@@ -16,8 +16,8 @@ function mib(bytes: number): string {
   return (bytes / (1 << 20)).toFixed(2);
 }
 
-function mapperLabel(r: { mapper: string; executor: string }): string {
-  return r.executor === 'none' || r.executor === 'jitmem' ? r.mapper : `${r.mapper}@${r.executor}`;
+function mapperLabel(r: { mapper: string; executor: string; cold?: boolean }): string {
+  return (r.executor === 'none' || r.executor === 'jitmem' ? r.mapper : `${r.mapper}@${r.executor}`) + (r.cold ? ' (cold)' : '');
 }
 
 export function resultsTable(rows: readonly ResultRow[]): string {

@@ -125,7 +125,7 @@ export const benchCommand: Command = {
       ...(values.pattern ? { patterns: list<PatternName>('--pattern', values.pattern, ALL_PATTERNS) } : {}),
       ...(values.mapper ? { mappers: list<MapperName>('--mapper', values.mapper, ALL_MAPPERS) } : {}),
       ...(values.executor ? { executors: list<'jitmem' | 'llvm'>('--executor', values.executor, ['jitmem', 'llvm']) } : {}),
-      ...(values.policy ? { policies: values.policy.split(',').map((p) => checkFitPolicy(p.trim()) as FitPolicy) } : {}),
+      ...(values.policy ? { policies: values.policy.split(',').map((p) => checkFitPolicy(p.trim()) as FitPolicy), extraPoliciesOnlyUnderChurn: false } : {}),
       ...(values.time ? { time: positiveInt('--time', values.time)! } : {}),
       ...(values.iterations ? { iterations: positiveInt('--iterations', values.iterations)! } : {}),
     };

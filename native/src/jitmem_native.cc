@@ -13,6 +13,7 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -402,6 +403,22 @@ Napi::Value CallWrapper(const Napi::CallbackInfo &info) {
   return out;
 }
 
+// Sets a socket's send buffer (SO_SNDBUF, or SO_SNDBUFFORCE past the sysctl cap when allowed)
+// and returns the size the kernel granted. Bulk transfers over a Unix socket pay a wake-up of
+// the peer per buffer-full; a larger buffer means fewer of them.
+Napi::Value SetSendBuffer(const Napi::CallbackInfo &info) {
+  uint64_t fd = U64(info, 0, "fd"), bytes = U64(info, 1, "bytes");
+  int v = static_cast<int>(bytes > (1u << 30) ? (1u << 30) : bytes);
+  if (setsockopt(static_cast<int>(fd), SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof v) != 0 &&
+      setsockopt(static_cast<int>(fd), SOL_SOCKET, SO_SNDBUF, &v, sizeof v) != 0)
+    ThrowErrno(info.Env(), "setsockopt", "fd=" + std::to_string(fd) + ", SO_SNDBUF=" + std::to_string(v), errno);
+  int got = 0;
+  socklen_t len = sizeof got;
+  if (getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_SNDBUF, &got, &len) != 0)
+    ThrowErrno(info.Env(), "getsockopt", "fd=" + std::to_string(fd) + ", SO_SNDBUF", errno);
+  return Napi::Number::New(info.Env(), got);
+}
+
 Napi::Value SetAffinity(const Napi::CallbackInfo &info) {
   uint64_t pid = U64(info, 0, "pid");
   if (info.Length() < 2 || !info[1].IsArray()) ThrowType(info.Env(), "cpus must be an array of CPU numbers");
@@ -675,6 +692,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("callWrapper", Napi::Function::New(env, CallWrapper));
   exports.Set("actionAddresses", Napi::Function::New(env, ActionAddresses));
   exports.Set("callMain", Napi::Function::New(env, CallMain));
+  exports.Set("setSendBuffer", Napi::Function::New(env, SetSendBuffer));
   exports.Set("setAffinity", Napi::Function::New(env, SetAffinity));
   exports.Set("getAffinity", Napi::Function::New(env, GetAffinity));
   exports.Set("currentCpu", Napi::Function::New(env, CurrentCpu));

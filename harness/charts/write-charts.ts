@@ -1,0 +1,39 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Report } from '../report.js';
+import { chartSpecs, type ChartSpec, type SkippedChart } from './chart-specs.js';
+import { htmlPage } from './html-page.js';
+import { renderPng, renderSvg } from './render-chart.js';
+
+export interface WrittenCharts {
+  /** The HTML page. */
+  readonly index: string;
+  /** Every file written, index.html last. */
+  readonly files: readonly string[];
+  readonly charts: readonly ChartSpec[];
+  readonly skipped: readonly SkippedChart[];
+}
+
+/** Writes <name>.vl.json, <name>.svg and <name>.png for every chart the reports have data for, and index.html, into `outDir`. */
+export async function writeCharts(reports: readonly Report[], outDir: string): Promise<WrittenCharts> {
+  const { charts, skipped } = chartSpecs(reports);
+  mkdirSync(outDir, { recursive: true });
+  const files: string[] = [];
+  const rendered = [];
+  for (const chart of charts) {
+    const svg = await renderSvg(chart.spec);
+    const write = (ext: string, data: string | Buffer) => {
+      const file = path.join(outDir, `${chart.name}${ext}`);
+      writeFileSync(file, data);
+      files.push(file);
+    };
+    write('.vl.json', JSON.stringify(chart.spec, null, 2) + '\n');
+    write('.svg', svg);
+    write('.png', renderPng(svg));
+    rendered.push({ chart, svg });
+  }
+  const index = path.join(outDir, 'index.html');
+  writeFileSync(index, htmlPage(reports, rendered, skipped));
+  files.push(index);
+  return { index, files, charts, skipped };
+}

@@ -1,0 +1,54 @@
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Command } from '../command.js';
+import { JitmemError } from '../../core/errors.js';
+import { readReport } from '../report.js';
+import { writeCharts } from '../charts/write-charts.js';
+
+const HELP = `usage: jitmem charts REPORT.json... --out DIR
+
+Draws a bench report as Vega-Lite charts: for each chart DIR/<name>.vl.json (the spec, data
+inline), DIR/<name>.svg and DIR/<name>.png (drawn with the font the project ships, so the same
+on every machine), and one self-contained DIR/index.html (charts and specs inline, no script,
+no network: it opens from file://).
+
+charts (from the last report given, except the history):
+  speedup   each mapper's speedup over RPC copy per workload and pattern, 95% CI whiskers
+  phases    median time per phase, stacked, per row
+  sweep     latency over content size on log axes (rows with pattern sweep)
+  latency   box plots of every row's latency samples
+  churn     free ranges and fragmentation over a churn run, per fit policy (rows with slabSeries)
+  history   median latency per row across all the reports given (two or more)
+A chart whose data the reports do not hold is skipped, and the output says which and why.
+
+options:
+  --out DIR     where to write (default reports/out/charts)
+  -h, --help    show this help
+`;
+
+export const chartsCommand: Command = {
+  name: 'charts',
+  summary: 'draw bench reports as Vega-Lite specs, SVG, PNG and one self-contained HTML page',
+  async run(argv, io) {
+    let parsed;
+    try {
+      parsed = parseArgs({ args: argv, allowPositionals: true, options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true });
+    } catch (err) {
+      throw new JitmemError('ERR_INVALID_FLAG', `${(err as Error).message}\n\n${HELP}`, {});
+    }
+    const { values, positionals } = parsed;
+    if (values.help) {
+      io.stdout.write(HELP);
+      return 0;
+    }
+    if (positionals.length === 0) throw new JitmemError('ERR_INVALID_FLAG', 'charts needs at least one report file (REPORT.json...)', {});
+    if (values.out === '') throw new JitmemError('ERR_INVALID_FLAG', '--out needs a directory; got ""', { flag: '--out' });
+    const reports = positionals.map((file) => readReport(file));
+    const outDir = path.resolve(values.out ?? 'reports/out/charts');
+    const written = await writeCharts(reports, outDir);
+    for (const chart of written.charts) io.stdout.write(`${chart.name}: ${path.join(outDir, chart.name)}.{vl.json,svg,png}\n`);
+    for (const s of written.skipped) io.stdout.write(`${s.name}: skipped, ${s.reason}\n`);
+    io.stdout.write(`\nHTML report: ${written.index}\n`);
+    return 0;
+  },
+};

@@ -1,0 +1,120 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { JitmemError } from '../core/errors.js';
+
+/**
+ * Runs a jitmem benchmark under a profiler: clinic flame (a flame graph, HTML), clinic doctor
+ * (event-loop delay, CPU, memory and handles over time, HTML) or V8's own CPU profiler
+ * (`--cpu-prof`, a .cpuprofile that Chrome DevTools and speedscope open). Clinic is driven
+ * through its API; it is unmaintained, so when it fails the run is repeated under the V8
+ * profiler and the result says why.
+ *
+ * The profiled program is `node dist/harness/cli.js <subcommand> <args>`: `bench` by default;
+ * tests profile `bench-alloc`, which is quicker.
+ */
+
+export type ProfileTool = 'flame' | 'doctor' | 'cpuprof';
+export const PROFILE_TOOLS: readonly ProfileTool[] = ['flame', 'doctor', 'cpuprof'];
+
+export interface ProfileOptions {
+  readonly tool: ProfileTool;
+  /** Where the profile goes (created when missing). */
+  readonly outDir: string;
+  /** Arguments of the profiled subcommand. */
+  readonly args: readonly string[];
+  /** The jitmem subcommand profiled (default `bench`). */
+  readonly subcommand?: string;
+  /** Makes the clinic tool (default: @clinic/flame or @clinic/doctor); tests pass one that fails. */
+  readonly loadClinic?: (tool: 'flame' | 'doctor', outDir: string) => ClinicTool;
+}
+
+export interface ProfileResult {
+  readonly requested: ProfileTool;
+  /** The tool that made the profile: `cpuprof` after a clinic failure. */
+  readonly tool: ProfileTool;
+  /** The file to open: an HTML page for clinic, a .cpuprofile for cpuprof. */
+  readonly file: string;
+  /** Why clinic was not used, when it failed. */
+  readonly fallbackReason?: string;
+  /** Exit status of the profiled command, where the tool reports it (cpuprof). */
+  readonly exitStatus?: number | null;
+  /** The command that was profiled. */
+  readonly command: readonly string[];
+}
+
+const cliPath = fileURLToPath(new URL('./cli.js', import.meta.url));
+
+export function checkProfileTool(text: string): ProfileTool {
+  if (!PROFILE_TOOLS.includes(text as ProfileTool)) {
+    throw new JitmemError('ERR_INVALID_FLAG', `--tool must be one of ${PROFILE_TOOLS.join(', ')}; got ${JSON.stringify(text)}`, { flag: '--tool', value: text });
+  }
+  return text as ProfileTool;
+}
+
+export interface ClinicTool {
+  collect(args: string[], cb: (err: Error | null, dataPath: string) => void): void;
+  visualize(dataPath: string, htmlPath: string, cb: (err: Error | null) => void): void;
+}
+
+function clinicTool(tool: 'flame' | 'doctor', outDir: string): ClinicTool {
+  const require = createRequire(import.meta.url);
+  const Tool = require(tool === 'flame' ? '@clinic/flame' : '@clinic/doctor') as new (settings: object) => ClinicTool;
+  return new Tool({ dest: outDir });
+}
+
+/** Clinic keeps state per process (0x's working files): two collections at once in one process break each other, so they queue. */
+let clinicQueue: Promise<unknown> = Promise.resolve();
+
+function runClinic(clinic: () => ClinicTool, tool: 'flame' | 'doctor', outDir: string, command: string[]): Promise<string> {
+  const run = clinicQueue.then(() => runClinicNow(clinic(), tool, outDir, command));
+  clinicQueue = run.catch(() => undefined);
+  return run;
+}
+
+async function runClinicNow(clinic: ClinicTool, tool: 'flame' | 'doctor', outDir: string, command: string[]): Promise<string> {
+  const dataPath = await new Promise<string>((resolve, reject) => clinic.collect(command, (err, p) => (err ? reject(err) : resolve(p))));
+  const html = `${dataPath}.html`;
+  await new Promise<void>((resolve, reject) => clinic.visualize(dataPath, html, (err) => (err ? reject(err) : resolve())));
+  if (!existsSync(html) || statSync(html).size === 0) throw new Error(`clinic ${tool} reported success but wrote no page at ${html}`);
+  return html;
+}
+
+async function runCpuProf(outDir: string, command: string[]): Promise<{ file: string; exitStatus: number | null }> {
+  const before = new Set(existsSync(outDir) ? readdirSync(outDir) : []);
+  const [node, ...rest] = command;
+  const exitStatus = await new Promise<number | null>((resolve, reject) => {
+    const child = spawn(node!, ['--cpu-prof', '--cpu-prof-dir', outDir, ...rest], { stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('error', reject);
+    child.on('exit', (code) => resolve(code));
+  });
+  const made = readdirSync(outDir).filter((f) => f.endsWith('.cpuprofile') && !before.has(f));
+  if (made.length === 0) {
+    throw new JitmemError('ERR_PROFILE_FAILED', `the V8 profiler wrote no .cpuprofile in ${outDir} (the profiled command exited with status ${exitStatus})`, { outDir, exitStatus });
+  }
+  // The controller writes its profile last: it outlives any process it started.
+  const newest = made.map((f) => path.join(outDir, f)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0]!;
+  return { file: newest, exitStatus };
+}
+
+export async function runProfile(options: ProfileOptions): Promise<ProfileResult> {
+  const outDir = path.resolve(options.outDir);
+  mkdirSync(outDir, { recursive: true });
+  const command = [process.execPath, cliPath, options.subcommand ?? 'bench', ...options.args];
+  if (options.tool === 'cpuprof') {
+    const { file, exitStatus } = await runCpuProf(outDir, command);
+    return { requested: 'cpuprof', tool: 'cpuprof', file, exitStatus, command };
+  }
+  let reason: string;
+  try {
+    const tool = options.tool;
+    const file = await runClinic(() => (options.loadClinic ?? clinicTool)(tool, outDir), tool, outDir, command);
+    return { requested: options.tool, tool: options.tool, file, command };
+  } catch (err) {
+    reason = `clinic ${options.tool} failed: ${(err as Error).message ?? String(err)}`;
+  }
+  const { file, exitStatus } = await runCpuProf(outDir, command);
+  return { requested: options.tool, tool: 'cpuprof', file, fallbackReason: reason, exitStatus, command };
+}

@@ -1,0 +1,135 @@
+import * as native from '../native/index.js';
+import { JitmemError, hasCode, hex, throwCollected } from '../core/errors.js';
+import { checkAddress } from '../core/checks.js';
+
+export interface Reservation {
+  readonly start: number;
+  readonly end: number;
+  /** Live working memory by address; detached when its pages are initialized or given back. */
+  readonly views: Map<number, Uint8Array[]>;
+  /** Keys of regions initialized through this mapper. */
+  readonly regions: Map<number, number>;
+}
+
+/**
+ * The controller's record of its reservations and the working memory it handed out, shared by
+ * the two remote mappers. Every range is checked here before anything is sent.
+ */
+export class ReservationTable {
+  readonly byStart = new Map<number, Reservation>();
+
+  add(start: number, size: number): Reservation {
+    const r: Reservation = { start, end: start + size, views: new Map(), regions: new Map() };
+    this.byStart.set(start, r);
+    return r;
+  }
+
+  of(addr: number, size: number, op: string): Reservation {
+    for (const r of this.byStart.values()) {
+      if (addr >= r.start && addr < r.end) {
+        if (addr + size > r.end) {
+          throw new JitmemError('ERR_OUT_OF_RESERVATION', `${op}: [${hex(addr)}, ${hex(addr + size)}) runs past the end of its reservation [${hex(r.start)}, ${hex(r.end)})`, {
+            addr,
+            size,
+            reservation: r.start,
+          });
+        }
+        return r;
+      }
+    }
+    throw new JitmemError('ERR_OUT_OF_RESERVATION', `${op}: ${hex(addr)} is not inside any reservation of this mapper`, { addr, size });
+  }
+
+  checkPrepare(r: Reservation, addr: number, size: number): void {
+    for (const [key, end] of r.regions) {
+      if (addr < end && addr + size > key) {
+        throw new JitmemError('ERR_RANGE_INITIALIZED', `prepare: [${hex(addr)}, ${hex(addr + size)}) overlaps the initialized region at ${hex(key)}; deinitialize it first`, {
+          addr,
+          size,
+          region: key,
+        });
+      }
+    }
+  }
+
+  checkInitialize(r: Reservation, key: number, end: number): void {
+    for (const [k, e] of r.regions) {
+      if (key < e && end > k) {
+        throw new JitmemError('ERR_REGION_OVERLAP', `initialize: region [${hex(key)}, ${hex(end)}) overlaps the initialized region [${hex(k)}, ${hex(e)})`, {
+          key,
+          end,
+          other: k,
+        });
+      }
+    }
+  }
+
+  addView(r: Reservation, addr: number, v: Uint8Array): void {
+    const list = r.views.get(addr);
+    if (list) list.push(v);
+    else r.views.set(addr, [v]);
+  }
+
+  detachViews(r: Reservation, start: number, end: number): void {
+    for (const [addr, list] of r.views) {
+      if (addr >= start && addr < end) {
+        for (const v of list) native.detach(v);
+        r.views.delete(addr);
+      }
+    }
+  }
+
+  dropViewsAt(r: Reservation, addr: number): boolean {
+    const list = r.views.get(addr);
+    if (!list) return false;
+    for (const v of list) native.detach(v);
+    r.views.delete(addr);
+    return true;
+  }
+}
+
+/** A patch must lie inside one initialized region of one reservation of this mapper. */
+export function checkPatchTarget(table: ReservationTable, address: number, size: number): void {
+  const r = table.of(address, size, 'patchCode');
+  for (const [key, end] of r.regions) {
+    if (address >= key && address + size <= end) return;
+  }
+  throw new JitmemError('ERR_NOT_INITIALIZED', `patchCode: [${hex(address)}, ${hex(address + size)}) is not inside an initialized region`, { address, size });
+}
+
+/**
+ * The deinitialize both remote mappers share: keys of initialized regions go to the executor
+ * in one call (`send`); keys of working memory that was only prepared (an abandoned
+ * allocation) just drop that memory here; unknown keys are errors. Every key is handled even
+ * when one fails.
+ */
+export async function deinitializeKeys(table: ReservationTable, keys: readonly number[], send: (remote: number[]) => Promise<void>): Promise<void> {
+  const errors: unknown[] = [];
+  const remote: number[] = [];
+  for (const key of keys) {
+    try {
+      checkAddress('key', key);
+      const r = table.of(key, 0, 'deinitialize');
+      if (r.regions.has(key)) remote.push(key);
+      else if (!table.dropViewsAt(r, key)) {
+        throw new JitmemError('ERR_UNKNOWN_KEY', `deinitialize: ${hex(key)} is neither an initialized region nor prepared working memory`, { key });
+      }
+    } catch (err) {
+      errors.push(err);
+    }
+  }
+  if (remote.length > 0) {
+    let forget = true;
+    try {
+      await send(remote);
+    } catch (err) {
+      errors.push(err);
+      // A failing dealloc action still ends its region; a refusal (unknown key, code still
+      // running) leaves every region as it was.
+      forget = hasCode(err, 'ERR_ALLOC_ACTION_FAILED');
+    } finally {
+      if (forget) for (const key of remote) table.of(key, 0, 'deinitialize').regions.delete(key);
+    }
+  }
+  throwCollected(errors, 'deinitialize');
+}

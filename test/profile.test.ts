@@ -1,0 +1,94 @@
+import test from 'ava';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { runProfile } from '../harness/profile.js';
+import { runCli } from './helpers/run-cli.js';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'jitmem-profile-'));
+
+/** Frames of a clinic flame page that name a function in a compiled file under dist/mappers/. */
+function mapperFrames(html: string): string[] {
+  return [...new Set(html.match(/"name":"[\w$.<> ]+ file:\/\/[^"]*\/dist\/mappers\/[^"]+\.js:\d+:\d+"/g) ?? [])];
+}
+
+test.serial('clinic flame (through its API) writes an HTML flame graph whose frames include functions from mappers/', async (t) => {
+  const result = await runProfile({ tool: 'flame', outDir: path.join(dir, 'flame-alloc'), subcommand: 'bench-alloc', args: ['--time', '200', '--sizes', '1000'] });
+  t.is(result.fallbackReason, undefined);
+  t.is(result.tool, 'flame');
+  t.regex(result.file, /\.clinic-flame\.html$/);
+  const frames = mapperFrames(readFileSync(result.file, 'utf8'));
+  t.log(frames.slice(0, 5).join('\n'));
+  t.true(frames.some((f) => /\/dist\/mappers\/slab\/free-range-index\.js/.test(f)), 'no FreeRangeIndex frame');
+});
+
+test('jitmem profile --tool flame -- BENCH-FLAGS profiles jitmem bench and prints where the flame graph is', (t) => {
+  if (runCli(['bench', '--help']).status !== 0) {
+    t.log('skipped: jitmem bench is not available yet');
+    t.pass();
+    return;
+  }
+  const out = path.join(dir, 'flame-bench');
+  const report = path.join(dir, 'bench.json');
+  const r = runCli(['profile', '--tool', 'flame', '--out', out, '--', '--workload', 'cray', '--pattern', 'load', '--mapper', 'inprocess', '--policy', 'first-fit', '--time', '300', '--out', report]);
+  t.is(r.status, 0, r.stderr);
+  const file = /^flame graph: (.+\.clinic-flame\.html)$/m.exec(r.stdout)?.[1];
+  t.truthy(file, r.stdout);
+  t.true(file!.startsWith(out));
+  const frames = mapperFrames(readFileSync(file!, 'utf8'));
+  t.true(frames.some((f) => /\/dist\/mappers\/(slab\/|in-process)/.test(f)), `no mappers/ frame among ${frames.length}`);
+  t.true(existsSync(report), 'the profiled bench wrote its report');
+});
+
+test('--tool cpuprof writes a V8 .cpuprofile of the bench with frames from mappers/', (t) => {
+  const out = path.join(dir, 'cpuprof');
+  const useBench = runCli(['bench', '--help']).status === 0;
+  if (!useBench) {
+    t.log('skipped: jitmem bench is not available yet');
+    t.pass();
+    return;
+  }
+  const r = runCli(['profile', '--tool', 'cpuprof', '--out', out, '--', '--workload', 'cray', '--pattern', 'load', '--mapper', 'inprocess', '--policy', 'first-fit', '--time', '300', '--out', path.join(dir, 'bench2.json')]);
+  t.is(r.status, 0, r.stderr);
+  const file = /^CPU profile \(.*\): (.+\.cpuprofile)$/m.exec(r.stdout)?.[1];
+  t.truthy(file, r.stdout);
+  const profile = JSON.parse(readFileSync(file!, 'utf8')) as { nodes: Array<{ callFrame: { functionName: string; url: string } }> };
+  t.true(profile.nodes.some((n) => n.callFrame.url.includes('/dist/mappers/')));
+});
+
+test.serial('clinic doctor writes its HTML report', async (t) => {
+  const result = await runProfile({ tool: 'doctor', outDir: path.join(dir, 'doctor'), subcommand: 'bench-alloc', args: ['--time', '200', '--sizes', '1000'] });
+  t.is(result.fallbackReason, undefined);
+  t.regex(result.file, /\.clinic-doctor\.html$/);
+  t.regex(readFileSync(result.file, 'utf8'), /<html/i);
+});
+
+test.serial('when clinic fails, the run is repeated under the V8 profiler and the result says why', async (t) => {
+  const failing = () => ({
+    collect: (_args: string[], cb: (err: Error | null, dataPath: string) => void) => cb(new Error('0x could not start'), ''),
+    visualize: () => undefined,
+  });
+  const result = await runProfile({ tool: 'flame', outDir: path.join(dir, 'fallback'), subcommand: 'bench-alloc', args: ['--time', '100', '--sizes', '1000'], loadClinic: failing });
+  t.is(result.requested, 'flame');
+  t.is(result.tool, 'cpuprof');
+  t.is(result.fallbackReason, 'clinic flame failed: 0x could not start');
+  t.is(result.exitStatus, 0);
+  t.regex(result.file, /\.cpuprofile$/);
+  const profile = JSON.parse(readFileSync(result.file, 'utf8')) as { nodes: Array<{ callFrame: { url: string } }> };
+  t.true(profile.nodes.some((n) => n.callFrame.url.includes('/dist/mappers/slab/free-range-index.js')));
+});
+
+test('bad flags exit 2 and say what was expected', (t) => {
+  let r = runCli(['profile', '--tool', 'perf']);
+  t.is(r.status, 2);
+  t.regex(r.stderr, /--tool must be one of flame, doctor, cpuprof; got "perf" \[ERR_INVALID_FLAG\]/);
+  r = runCli(['profile', '--', '--quick']);
+  t.is(r.status, 2);
+  t.regex(r.stderr, /--tool is required: flame, doctor or cpuprof/);
+  r = runCli(['profile', '--tool', 'flame', '--quick']);
+  t.is(r.status, 2);
+  t.regex(r.stderr, /Unknown option '--quick'.*bench flags go after '--'/);
+  r = runCli(['profile', '--help']);
+  t.is(r.status, 0);
+  t.regex(r.stdout, /usage: jitmem profile --tool flame\|doctor\|cpuprof/);
+});
