@@ -122,7 +122,7 @@ test('a churn run on python shows both fit policies: peak reserved, peak live an
     t.true((r.slabSeries?.length ?? 0) > 10);
   }
   t.regex(stdout, /fit policies under churn/);
-  t.regex(stdout, /peak reserved MiB\s+peak live MiB\s+fragmentation/);
+  t.regex(stdout, /peak reserved MiB\s+peak live MiB\s+mean fragmentation/);
   t.regex(stdout, /python\s+inprocess\s+first-fit/);
   t.regex(stdout, /python\s+inprocess\s+best-fit/);
 });

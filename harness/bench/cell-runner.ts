@@ -68,7 +68,13 @@ interface LiveAlloc {
   readonly patches: Array<{ offset: number; bytes: Uint8Array }>;
 }
 
-function toStats(samples: number[]): Stats {
+/** Milliseconds to the nanosecond: finer digits are below what the clock resolves. */
+function roundToNs(ms: number): number {
+  return Math.round(ms * 1e6) / 1e6;
+}
+
+function toStats(raw: number[]): Stats {
+  const samples = raw.map(roundToNs);
   const s = Float64Array.from(samples).sort();
   const n = s.length;
   const q = (p: number) => {
@@ -86,7 +92,7 @@ function toStats(samples: number[]): Stats {
   // for large n; small n use Student's t, approximated well enough by 1.96 + 2.5/n).
   const tq = 1.96 + (n > 1 ? 2.5 / (n - 1) : 0);
   const rme = mean > 0 ? ((tq * sd) / Math.sqrt(n) / mean) * 100 : 0;
-  return { mean, p50: q(0.5), p75: q(0.75), p99: q(0.99), min: s[0]!, max: s[n - 1]!, rme, samplesCount: n, samples };
+  return { mean: roundToNs(mean), p50: roundToNs(q(0.5)), p75: roundToNs(q(0.75)), p99: roundToNs(q(0.99)), min: s[0]!, max: s[n - 1]!, rme, samplesCount: n, samples };
 }
 
 export class CellRunner {
@@ -110,6 +116,9 @@ export class CellRunner {
   private readonly cpusSeen = new Set<number>();
   /** Traffic of the integrity checks, which is not the transport's and is taken out of the counts. */
   private readonly checkTraffic = { calls: 0, bytesSent: 0 };
+  /** The transport's own calls and bytes over every measured iteration. */
+  private readonly transport = { calls: 0, bytesSent: 0 };
+  private iterationsRun = 0;
 
   constructor(
     readonly cell: Cell,
@@ -125,46 +134,65 @@ export class CellRunner {
     return [...this.cpusSeen].sort((a, b) => a - b);
   }
 
+  /** Runs the cell in one go (a single round): what a lone cell needs. */
   async run(): Promise<ResultRow> {
+    await this.round(this.options.time, this.options.iterations, true);
+    return this.finish();
+  }
+
+  /**
+   * Measures one round of this cell: tinybench for `time` ms and at least `iterations`
+   * iterations, the slab kept warm from earlier rounds (unless cold). The bench interleaves
+   * the rounds of the cells it compares, so that a slow drift of the machine's speed falls on
+   * all of them alike rather than on whichever ran last.
+   */
+  async round(time: number, iterations: number, warmup: boolean): Promise<void> {
     const name = cellName(this.cell);
-    let iteration = 0;
-    const countersBefore = { calls: 0, bytesSent: 0 };
     const bench = new Bench({
-      time: this.options.time,
-      iterations: this.options.iterations,
-      warmupIterations: this.options.warmupIterations,
+      time,
+      iterations,
+      warmupIterations: warmup ? this.options.warmupIterations : 0,
       warmupTime: 0,
+      warmup,
       throws: true,
       retainSamples: false,
     });
-    bench.add(name, async () => {
-      const i = iteration++;
-      const total = await this.iteration(i, name);
-      if (this.measured) {
-        for (const p of PHASES) this.phaseSamples[p].push(this.clock.totals[p]);
-        this.latencySamples.push(total);
-        this.options.onIteration?.(this.latencySamples.length);
-      }
-      return { overriddenDuration: total };
-    }, {
-      beforeAll: (mode) => {
-        this.measured = mode === 'run';
+    let countersAtStart = { calls: 0, bytesSent: 0 };
+    let checksAtStart = { calls: 0, bytesSent: 0 };
+    bench.add(
+      name,
+      async () => {
+        const total = await this.iteration(this.iterationsRun++, name);
         if (this.measured) {
-          Object.assign(countersBefore, this.handle.counters());
-          this.checkTraffic.calls = 0;
-          this.checkTraffic.bytesSent = 0;
+          for (const p of PHASES) this.phaseSamples[p].push(this.clock.totals[p]);
+          this.latencySamples.push(total);
+          this.options.onIteration?.(this.latencySamples.length);
         }
+        return { overriddenDuration: total };
       },
-    });
-    try {
-      await bench.run();
-    } finally {
-      await this.warm?.close();
-      this.warm = undefined;
-    }
+      {
+        beforeAll: (mode) => {
+          this.measured = mode === 'run';
+          if (this.measured) {
+            countersAtStart = this.handle.counters();
+            checksAtStart = { ...this.checkTraffic };
+          }
+        },
+      },
+    );
+    await bench.run();
+    const after = this.handle.counters();
+    this.transport.calls += after.calls - countersAtStart.calls - (this.checkTraffic.calls - checksAtStart.calls);
+    this.transport.bytesSent += after.bytesSent - countersAtStart.bytesSent - (this.checkTraffic.bytesSent - checksAtStart.bytesSent);
+  }
+
+  /** Gives the warm slab back and summarizes every round into the cell's row. */
+  async finish(): Promise<ResultRow> {
+    const name = cellName(this.cell);
+    await this.warm?.close();
+    this.warm = undefined;
     const n = this.latencySamples.length;
     if (n === 0) throw new JitmemError('ERR_BENCH_NO_SAMPLES', `cell ${name} produced no samples`, { cell: name });
-    const after = this.handle.counters();
     const phases: Partial<Record<PhaseName, Stats>> = {};
     for (const p of PHASES) phases[p] = toStats(this.phaseSamples[p]);
     const slab = this.lastManager!.stats();
@@ -177,9 +205,9 @@ export class CellRunner {
       bytes: {
         content: this.contentBytes,
         zeroFill: this.zeroFillBytes,
-        moved: Math.round((after.bytesSent - countersBefore.bytesSent - this.checkTraffic.bytesSent) / n),
+        moved: Math.round(this.transport.bytesSent / n),
       },
-      roundTrips: (after.calls - countersBefore.calls - this.checkTraffic.calls) / n,
+      roundTrips: this.transport.calls / n,
       slab: {
         policy: slab.policy,
         reservedBytes: slab.reservedBytes,

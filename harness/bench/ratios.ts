@@ -28,6 +28,9 @@ export function computeRatios(rows: readonly ResultRow[], seed: number): RatioRo
         if (!baseline) continue;
         for (const c of candidates) {
           if (c === baseline) continue;
+          // In-process is compared with our RPC copy once; against LLVM's it would say the same
+          // thing again under a misleading executor name.
+          if (executor === 'llvm' && c.mapper === 'inprocess') continue;
           const est = bootstrapRatioOfMedians(baseline.latency.samples, c.latency.samples, { seed });
           if (!(est.ratio > 0) || !Number.isFinite(est.ratio)) continue;
           out.push({

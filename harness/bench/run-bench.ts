@@ -3,6 +3,7 @@ import * as native from '../../native/index.js';
 import type { WorkloadOptions } from '../../workloads/workload-sources.js';
 import type { BudgetRow, ExecutorName, MapperName, Placement, Report, ResultRow } from '../report.js';
 import { CellRunner, cellName, type MapperHandle } from './cell-runner.js';
+import type { PlannedCell } from './matrix.js';
 import { captureEnvironment, cpuPlan } from './environment.js';
 import { openHandle, llvmExecutorAvailable, type HandleOptions } from './mapper-handles.js';
 import { planCells, type MatrixSelection, type Preset, type SkippedCell } from './matrix.js';
@@ -28,6 +29,13 @@ export interface BenchRunOptions {
   readonly pin: Placement['pin'];
   /** Reservation granularity in bytes (llvm-jitlink's is 1 GiB). */
   readonly granularity: number;
+  /**
+   * Granularity for churn cells. Fit policies only differ once the slab is tight enough for
+   * fragmentation to cost reservations; in a 1 GiB slab both policies reserve one slab.
+   */
+  readonly churnGranularity?: number;
+  /** Interleaved measurement rounds per group of cells (default 4). */
+  readonly rounds?: number;
   readonly workloadOptions: WorkloadOptions;
   readonly llvmExecutor?: string;
   readonly repoDir: string;
@@ -57,34 +65,61 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
   const rows: ResultRow[] = [];
   const skipped: SkippedCell[] = [...plannedSkips];
   const seen = new Set<number>();
+  // Cells whose ratios are taken (same workload, pattern and policy) are measured together, in
+  // interleaved rounds; each group's transports are open for its whole measurement.
+  const groups = new Map<string, Array<{ cell: PlannedCell; index: number }>>();
+  cells.forEach((cell, index) => {
+    const key = `${cell.workload}\0${cell.pattern}\0${cell.policy}`;
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = []));
+    g.push({ cell, index });
+  });
+  const rounds = Math.max(1, options.rounds ?? 4);
+  const rowAt = new Map<number, ResultRow>();
   try {
-    for (const [index, cell] of cells.entries()) {
-      const name = cellName(cell);
-      options.onProgress?.({ kind: 'cell-start', index, total: cells.length, cell: name });
-      const handle = await open(cell.mapper, cell.executor, {
-        executorCpus: cpus.executor,
-        ...(options.llvmExecutor ? { llvmExecutor: options.llvmExecutor } : {}),
-      });
+    for (const group of groups.values()) {
+      const active: Array<{ cell: PlannedCell; index: number; name: string; handle: MapperHandle; runner: CellRunner }> = [];
       try {
-        if (cell.pattern === 'patch' && !handle.patch) {
-          skipped.push({ cell: name, reason: `the ${cell.mapper} mapper${cell.executor === 'llvm' ? " over LLVM's executor" : ''} cannot patch finalized code in place` });
-          continue;
+        for (const { cell, index } of group) {
+          const name = cellName(cell);
+          options.onProgress?.({ kind: 'cell-start', index, total: cells.length, cell: name });
+          const handle = await open(cell.mapper, cell.executor, {
+            executorCpus: cpus.executor,
+            ...(options.llvmExecutor ? { llvmExecutor: options.llvmExecutor } : {}),
+          });
+          if (cell.pattern === 'patch' && !handle.patch) {
+            skipped.push({ cell: name, reason: `the ${cell.mapper} mapper${cell.executor === 'llvm' ? " over LLVM's executor" : ''} cannot patch finalized code in place` });
+            await handle.close();
+            continue;
+          }
+          const runner = new CellRunner(cell, handle, cell.plan, {
+            time: options.selection.time,
+            iterations: options.selection.iterations,
+            warmupIterations: 2,
+            cold: options.cold || cell.forceCold,
+            granularity: cell.pattern === 'churn' ? options.churnGranularity ?? options.granularity : options.granularity,
+            onIteration: (iterations) => options.onProgress?.({ kind: 'iteration', index, total: cells.length, cell: name, iterations }),
+          });
+          active.push({ cell, index, name, handle, runner });
         }
-        const runner = new CellRunner(cell, handle, cell.plan, {
-          time: options.selection.time,
-          iterations: options.selection.iterations,
-          warmupIterations: 2,
-          cold: options.cold || cell.forceCold,
-          granularity: options.granularity,
-          onIteration: (iterations) => options.onProgress?.({ kind: 'iteration', index, total: cells.length, cell: name, iterations }),
-        });
-        const row = await runner.run();
-        for (const c of runner.controllerCpus) seen.add(c);
-        rows.push(row);
-        options.onProgress?.({ kind: 'cell-done', index, total: cells.length, cell: name, row });
+        for (let round = 0; round < rounds; round++) {
+          for (const a of active) {
+            await a.runner.round(options.selection.time / rounds, Math.ceil(options.selection.iterations / rounds), round === 0);
+          }
+        }
+        for (const a of active) {
+          const row = await a.runner.finish();
+          for (const c of a.runner.controllerCpus) seen.add(c);
+          rowAt.set(a.index, row);
+          options.onProgress?.({ kind: 'cell-done', index: a.index, total: cells.length, cell: a.name, row });
+        }
       } finally {
-        await handle.close();
+        for (const a of active) await a.handle.close();
       }
+    }
+    for (const [index] of cells.entries()) {
+      const row = rowAt.get(index);
+      if (row) rows.push(row);
     }
   } finally {
     if (cpus.controller) native.setAffinity(0, originalAffinity);

@@ -67,7 +67,11 @@ export function budgetLines(report: Report): string[] {
   return lines;
 }
 
-/** Fit policies side by side for every churn workload and mapper run with both. */
+/**
+ * Fit policies side by side for every churn workload and mapper run with both: the peaks over
+ * the whole cell, and fragmentation and free ranges averaged over the recorded run (the state
+ * at the very end is after everything was freed, which says nothing).
+ */
 export function churnComparison(rows: readonly ResultRow[]): string | undefined {
   const churn = rows.filter((r) => r.pattern === 'churn');
   const keys = [...new Set(churn.map((r) => `${r.workload}\0${mapperLabel(r)}`))];
@@ -77,11 +81,22 @@ export function churnComparison(rows: readonly ResultRow[]): string | undefined 
     const group = churn.filter((r) => r.workload === workload && mapperLabel(r) === mapper);
     if (group.length < 2) continue;
     for (const r of group) {
-      table.push([workload, mapper, r.policy, mib(r.slab.peakReservedBytes), mib(r.slab.peakLiveBytes), `${(r.slab.fragmentation * 100).toFixed(1)}%`, String(r.slab.freeRanges), ms(median(r.latency.samples))]);
+      const series = r.slabSeries ?? [];
+      const avg = (f: (p: (typeof series)[number]) => number) => (series.length ? series.reduce((a, p) => a + f(p), 0) / series.length : 0);
+      table.push([
+        workload,
+        mapper,
+        r.policy,
+        mib(r.slab.peakReservedBytes),
+        mib(r.slab.peakLiveBytes),
+        `${(avg((p) => p.fragmentation) * 100).toFixed(1)}%`,
+        avg((p) => p.freeRanges).toFixed(1),
+        ms(median(r.latency.samples)),
+      ]);
     }
   }
   if (table.length === 0) return undefined;
-  return formatTable(['workload', 'mapper', 'policy', 'peak reserved MiB', 'peak live MiB', 'fragmentation', 'free ranges', 'p50 ms'], table);
+  return formatTable(['workload', 'mapper', 'policy', 'peak reserved MiB', 'peak live MiB', 'mean fragmentation', 'mean free ranges', 'p50 ms'], table);
 }
 
 export function renderSummary(report: Report, reportPath: string, extra: { skipped: ReadonlyArray<{ cell: string; reason: string }>; charts?: string }): string {
@@ -92,7 +107,7 @@ export function renderSummary(report: Report, reportPath: string, extra: { skipp
   const b = budgetLines(report);
   if (b.length) out.push(b.join('\n') + '\n');
   const c = churnComparison(report.results);
-  if (c) out.push('fit policies under churn (allocator state at the end of the run):\n\n' + c);
+  if (c) out.push('fit policies under churn (peaks over the cell; fragmentation and free ranges averaged over one run):\n\n' + c);
   const p = report.env.placement;
   out.push(
     `controller on CPU ${p.controllerSeenOn?.join(',') || p.controllerCpus.join(',')}${p.pin === 'none' ? ' (not pinned)' : ''}, executor allowed on CPU ${p.executorCpus.join(',')} (--pin ${p.pin}); ${report.env.cpuModel}, ${report.env.cpus} CPUs, Node ${report.env.node}.\n`,

@@ -96,7 +96,9 @@ function speedupChart(report: Report): ChartSpec | SkippedChart {
     spec: {
       ...base('Speedup over RPC copy (95% CI)'),
       data: { values },
-      facet: { column: { field: 'group', type: 'nominal', title: 'workload / pattern' } },
+      // Wrapped: a run has a panel per workload and pattern, too many for one row.
+      facet: { field: 'group', type: 'nominal', title: 'workload / pattern' },
+      columns: 5,
       // Speedups differ by an order of magnitude between workloads: each panel gets its own axis.
       resolve: { scale: { y: 'independent' } },
       spec: {

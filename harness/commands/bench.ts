@@ -9,6 +9,7 @@ import type { MapperName, PatternName, Placement } from '../report.js';
 import { ALL_MAPPERS, ALL_PATTERNS, presetSelection, type MatrixSelection, type Preset } from '../bench/matrix.js';
 import { runBench, type BenchProgress } from '../bench/run-bench.js';
 import { renderSummary } from '../bench/summary.js';
+import { formatReportJson } from '../report.js';
 
 const HELP = `usage: jitmem bench [options]
 
@@ -36,12 +37,18 @@ measurement:
   --seed N              seed of the churn, patch and sweep patterns (default 1)
   --cold                a fresh slab every iteration (default: one warm slab kept across
                         iterations, like a long-running JIT)
-  --granularity BYTES   slab reservation granularity (default 1073741824, as llvm-jitlink)
+  --granularity BYTES   slab reservation granularity (default 1073741824, as llvm-jitlink;
+                        churn cells use 4194304 unless this flag is given, so that the fit
+                        policies' fragmentation shows in reservations)
+  --rounds N            interleave the cells of each workload/pattern/policy in N rounds, so
+                        drift in the machine's speed falls on every mapper alike (default 4)
   --pin same|split|none controller and executor on the same CPU, on two CPUs, or unpinned
                         (default none; where they ran is recorded either way)
 
 output:
   --out FILE            the report file (default reports/out/bench-<time>.json)
+  --charts DIR          where the charts go (default: beside the report, <report>-charts/)
+  --no-charts           write no charts
   -h, --help            show this help
 `;
 
@@ -99,6 +106,9 @@ export const benchCommand: Command = {
           seed: { type: 'string' },
           cold: { type: 'boolean' },
           granularity: { type: 'string' },
+          rounds: { type: 'string' },
+          charts: { type: 'string' },
+          'no-charts': { type: 'boolean' },
           pin: { type: 'string' },
           out: { type: 'string' },
           help: { type: 'boolean', short: 'h' },
@@ -132,6 +142,7 @@ export const benchCommand: Command = {
     const custom = Object.keys(overrides).length > 0;
     const selection: MatrixSelection = { ...base, ...overrides };
     const granularity = positiveInt('--granularity', values.granularity) ?? 1024 ** 3;
+    const rounds = positiveInt('--rounds', values.rounds) ?? 4;
     const seed = values.seed === undefined ? 1 : positiveInt('--seed', values.seed)!;
     const outFile = path.resolve(values.out ?? path.join(repoDir, 'reports', 'out', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
 
@@ -150,6 +161,8 @@ export const benchCommand: Command = {
       cold: values.cold === true,
       pin,
       granularity,
+      ...(values.granularity ? {} : { churnGranularity: 4 << 20 }),
+      rounds,
       workloadOptions: { ...(values['python-dir'] ? { pythonDir: values['python-dir'] } : {}), ...(objects ? { objects } : {}) },
       repoDir,
       command: ['jitmem', 'bench', ...argv],
@@ -157,8 +170,19 @@ export const benchCommand: Command = {
     });
     if (tty) io.stderr.write('\r\x1b[K');
     mkdirSync(path.dirname(outFile), { recursive: true });
-    writeFileSync(outFile, JSON.stringify(report, null, 1) + '\n');
-    io.stdout.write(renderSummary(report, path.relative(process.cwd(), outFile) || outFile, { skipped }));
+    writeFileSync(outFile, formatReportJson(report));
+    let charts: string | undefined;
+    if (!values['no-charts']) {
+      const dir = path.resolve(values.charts ?? outFile.replace(/\.json$/, '') + '-charts');
+      try {
+        const { writeCharts } = await import('../charts/write-charts.js');
+        charts = path.relative(process.cwd(), (await writeCharts([report], dir)).index);
+      } catch (err) {
+        // The report is the result; charts are a view of it. Say why they are missing.
+        io.stderr.write(`jitmem bench: the report is written, but the charts failed: ${(err as Error).message}\n`);
+      }
+    }
+    io.stdout.write(renderSummary(report, path.relative(process.cwd(), outFile) || outFile, { skipped, ...(charts ? { charts } : {}) }));
     return 0;
   },
 };
