@@ -63,3 +63,11 @@ export function checkAllocInfo(info: AllocInfo, pageSize: number): { key: number
   });
   return { key, end };
 }
+
+/** Checks the arguments of MemoryMapper.patchCode: an address and at least one byte. */
+export function checkPatch(address: unknown, bytes: unknown): void {
+  checkAddress('address', address);
+  if (!(bytes instanceof Uint8Array) || bytes.length === 0) {
+    throw new JitmemError('ERR_INVALID_PATCH', `patchCode at ${hex(address as number)} needs at least one byte to write`, { address });
+  }
+}

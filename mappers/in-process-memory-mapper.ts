@@ -3,7 +3,7 @@ import { JitmemError, hex, throwCollected } from '../core/errors.js';
 import { alignUp, checkAddress, checkSize } from '../core/checks.js';
 import type { AllocInfo, ExecutorAddrRange, MemoryMapper } from './memory-mapper.js';
 import type { WrapperCall } from './memory-mapper.js';
-import { checkAllocInfo } from './alloc-info.js';
+import { checkAllocInfo, checkPatch } from './alloc-info.js';
 import { runDeallocActions, runFinalizeActions, type WrapperCallRunner } from '../protocol/alloc-actions.js';
 
 /**
@@ -132,10 +132,7 @@ export class InProcessMemoryMapper implements MemoryMapper {
    */
   async patchCode(address: number, bytes: Uint8Array): Promise<void> {
     this.checkOpen();
-    checkAddress('address', address);
-    if (!(bytes instanceof Uint8Array) || bytes.length === 0) {
-      throw new JitmemError('ERR_INVALID_PATCH', `patchCode at ${hex(address)} needs at least one byte to write`, { address });
-    }
+    checkPatch(address, bytes);
     const end = address + bytes.length;
     const r = this.reservationOf(address, bytes.length, 'patchCode');
     let run: Region['segments'][number] | undefined;

@@ -4,7 +4,7 @@ import { HEADER_SIZE } from '../protocol/frame.js';
 import { JitmemSym, Sym } from '../protocol/setup.js';
 import { SpsWriter, type WireAllocActionCallPair } from '../protocol/sps.js';
 import { allocGroupId } from './alloc-group.js';
-import { checkAllocInfo } from './alloc-info.js';
+import { checkAllocInfo, checkPatch } from './alloc-info.js';
 import type { AllocInfo, AllocActionCallPair, ExecutorAddrRange, MemoryMapper } from './memory-mapper.js';
 import { ExecutorSession, expectAddr, expectSuccess } from './executor-session.js';
 import { ReservationTable, checkPatchTarget, deinitializeKeys } from './reservation-table.js';
@@ -87,10 +87,7 @@ export class RpcCopyMapper implements MemoryMapper {
    */
   async patchCode(address: number, bytes: Uint8Array): Promise<void> {
     this.checkOpen();
-    checkAddress('address', address);
-    if (!(bytes instanceof Uint8Array) || bytes.length === 0) {
-      throw new JitmemError('ERR_INVALID_PATCH', `patchCode at ${hex(address)} needs at least one byte to write`, { address });
-    }
+    checkPatch(address, bytes);
     checkPatchTarget(this.table, address, bytes.length);
     if (!this.session.hasSymbol(JitmemSym.patchCode)) {
       throw new JitmemError('ERR_UNSUPPORTED_BY_EXECUTOR', `patchCode needs an executor that provides ${JitmemSym.patchCode} (a jitmem executor); this one does not`, {});

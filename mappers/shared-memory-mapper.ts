@@ -6,7 +6,7 @@ import { remoteError } from '../protocol/remote-error.js';
 import { JitmemSym, Sym } from '../protocol/setup.js';
 import { SpsWriter } from '../protocol/sps.js';
 import { allocGroupId } from './alloc-group.js';
-import { checkAllocInfo } from './alloc-info.js';
+import { checkAllocInfo, checkPatch } from './alloc-info.js';
 import type { AllocInfo, ExecutorAddrRange, MemoryMapper } from './memory-mapper.js';
 import { ExecutorSession, decodeResult, expectAddr, expectSuccess } from './executor-session.js';
 import { toWireActions } from './rpc-copy-mapper.js';
@@ -118,10 +118,7 @@ export class SharedMemoryMapper implements MemoryMapper {
    */
   async patchCode(address: number, bytes: Uint8Array): Promise<void> {
     this.checkOpen();
-    checkAddress('address', address);
-    if (!(bytes instanceof Uint8Array) || bytes.length === 0) {
-      throw new JitmemError('ERR_INVALID_PATCH', `patchCode at ${hex(address)} needs at least one byte to write`, { address });
-    }
+    checkPatch(address, bytes);
     checkPatchTarget(this.table, address, bytes.length);
     const r = this.table.of(address, bytes.length, 'patchCode');
     const flush = this.session.hasSymbol(JitmemSym.flushICache);
