@@ -66,3 +66,23 @@ test('native calls take at most six integer arguments, each checked', (t) => {
   t.throws(() => native.call(4096, 1, 2, 3, 4, 5, 6, 7), { code: 'ERR_TOO_MANY_ARGUMENTS' });
   t.throws(() => native.call(4096, 1.5), { code: 'ERR_INVALID_ARGUMENT' });
 });
+
+test('without the built addon, the loader throws one error that says how to build it', async (t) => {
+  const { mkdtempSync, cpSync, rmSync } = await import('node:fs');
+  const { execFileSync } = await import('node:child_process');
+  const path = await import('node:path');
+  const os = await import('node:os');
+  const { fileURLToPath } = await import('node:url');
+  // A copy of the compiled native shell and what it imports, with no build/ folder beside it.
+  const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  const root = mkdtempSync(path.join(os.tmpdir(), 'jitmem-noaddon-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  for (const dir of ['native', 'core']) cpSync(path.join(dist, dir), path.join(root, 'dist', dir), { recursive: true });
+  const script = `import('${path.join(root, 'dist/native/index.js')}').then((m) => m.pageSize()).then(
+    () => process.exit(3),
+    (e) => { console.log(JSON.stringify({ code: e.code, message: e.message })); })`;
+  const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as { code: string; message: string };
+  t.is(out.code, 'ERR_NATIVE_NOT_BUILT');
+  t.regex(out.message, /npm run install/);
+  t.regex(out.message, /build\/Release\/jitmem_native\.node/);
+});
