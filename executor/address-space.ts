@@ -73,17 +73,21 @@ export class AddressSpace {
     return r && addr >= r.base && addr < r.base + r.size ? r : undefined;
   }
 
-  /** The reservation that holds all of [addr, addr+size), or an error naming the range. */
-  requireRange(addr: number, size: number, what: string): Reservation {
+  /**
+   * The reservation that holds all of [addr, addr+size), or an error naming the range. `what`
+   * may be a function, so that hot callers build their description only when it is needed.
+   */
+  requireRange(addr: number, size: number, describe: string | (() => string)): Reservation {
+    const what = () => (typeof describe === 'string' ? describe : describe());
     const end = addr + size;
     const r = this.containing(addr) ?? (size === 0 ? this.containingEnd(addr) : undefined);
     if (!r) {
-      throw new RemoteError('ERR_OUT_OF_RESERVATION', `${what} [${hex(addr)}, ${hex(end)}) is not inside any reservation of this executor`);
+      throw new RemoteError('ERR_OUT_OF_RESERVATION', `${what()} [${hex(addr)}, ${hex(end)}) is not inside any reservation of this executor`);
     }
     if (end > r.base + r.size) {
       throw new RemoteError(
         'ERR_OUT_OF_RESERVATION',
-        `${what} [${hex(addr)}, ${hex(end)}) runs ${end - (r.base + r.size)} bytes past the end of its reservation [${hex(r.base)}, ${hex(r.base + r.size)})`,
+        `${what()} [${hex(addr)}, ${hex(end)}) runs ${end - (r.base + r.size)} bytes past the end of its reservation [${hex(r.base)}, ${hex(r.base + r.size)})`,
       );
     }
     return r;
@@ -95,8 +99,9 @@ export class AddressSpace {
   }
 
   /** Throws unless [addr, addr+size) lies in one reservation and every page of it allows `need`. */
-  requireAccess(addr: number, size: number, need: number, what: string): Reservation {
-    const r = this.requireRange(addr, size, what);
+  requireAccess(addr: number, size: number, need: number, describe: string | (() => string)): Reservation {
+    const r = this.requireRange(addr, size, describe);
+    const what = () => (typeof describe === 'string' ? describe : describe());
     if (size === 0) return r;
     const lo = addr - (addr % this.pageSize);
     const hi = alignUp(addr + size, this.pageSize);
@@ -114,7 +119,7 @@ export class AddressSpace {
     const deny = (page: number, prot: number): never => {
       throw new RemoteError(
         'ERR_ACCESS_DENIED',
-        `${what} [${hex(addr)}, ${hex(addr + size)}) needs ${protText(need)} access but the page at ${hex(page)} is ${protText(prot)}`,
+        `${what()} [${hex(addr)}, ${hex(addr + size)}) needs ${protText(need)} access but the page at ${hex(page)} is ${protText(prot)}`,
       );
     };
     for (const c of covered) {

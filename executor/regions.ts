@@ -58,7 +58,7 @@ export function initializeRegion(space: AddressSpace, actions: ActionRunner, fr:
   // Pages the region covers must be writable now: a page still protected by a region that
   // shares it would fault on the copy.
   if (options.copyContent) {
-    for (const s of fr.segments) space.requireAccess(s.addr, s.size, PROT_W, `segment at ${hex(s.addr)}`);
+    for (const s of fr.segments) space.requireAccess(s.addr, s.size, PROT_W, () => `segment at ${hex(s.addr)}`);
   }
 
   const done: Array<{ addr: number; size: number; group: number }> = [];
