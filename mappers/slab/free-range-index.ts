@@ -4,11 +4,12 @@ import { JitmemError, hex } from '../../core/errors.js';
  * The free ranges of the slab allocator, kept coalesced, with both fit policies in O(log n).
  *
  * Each free range is one node that sits in two treaps at once:
- * - the address treap, ordered by start and augmented with the largest length in each subtree,
- *   answers first-fit (the lowest address whose range is long enough) and finds a freed
- *   range's neighbours for coalescing;
+ * - the address treap, ordered by start, finds a freed range's neighbours for coalescing; in a
+ *   first-fit index it is also augmented with the largest length in each subtree, which
+ *   answers first-fit (the lowest address whose range is long enough);
  * - the size treap, ordered by (length, start), answers best-fit (the shortest range that is
- *   long enough, lowest address on ties).
+ *   long enough, lowest address on ties). A first-fit index does not keep it: it would never
+ *   be read, and keeping it is half the work of every allocate and free.
  * LLVM's MapperJITLinkMemoryManager scans its free list linearly; this index does not.
  *
  * Nodes live in typed arrays (struct of arrays) so that the hot path allocates nothing and
@@ -36,6 +37,10 @@ export function checkFitPolicy(policy: unknown): FitPolicy {
 
 export class FreeRangeIndex {
   readonly policy: FitPolicy;
+  /** Whether the size treap is kept (best-fit only). */
+  private readonly bySize: boolean;
+  /** Whether subtree maxima are kept in the address treap (first-fit only). */
+  private readonly byMax: boolean;
   // Node fields. Index 0 is the NIL sentinel (length 0, so it never fits anything).
   private start = new Float64Array(64);
   private len = new Float64Array(64);
@@ -48,6 +53,13 @@ export class FreeRangeIndex {
   private nextNode = 1;
   private seed = 0x9e3779b9;
   private readonly barriers = new Set<number>();
+  /**
+   * The nodes the last descent passed through, root first. A range whose length changed in
+   * place has its subtree maxima refreshed along this path, bottom up, instead of by another
+   * descent from the root.
+   */
+  private path = new Int32Array(64);
+  private pathLength = 0;
 
   private rangeCount = 0;
   private freeBytes = 0;
@@ -55,6 +67,8 @@ export class FreeRangeIndex {
 
   constructor(policy: FitPolicy = 'first-fit') {
     this.policy = checkFitPolicy(policy);
+    this.bySize = this.policy === 'best-fit';
+    this.byMax = !this.bySize;
   }
 
   /** Number of free ranges. */
@@ -69,7 +83,11 @@ export class FreeRangeIndex {
 
   /** Length of the longest free range (0 when there is none). */
   get largest(): number {
-    return this.maxLen[this.roots[ADDRESS]!]!;
+    if (this.byMax) return this.maxLen[this.roots[ADDRESS]!]!;
+    // The last node of the size treap, O(log n): statistics ask for it, the hot path does not.
+    let x = this.roots[SIZE]!;
+    while (this.kids[x * 4 + 3] !== NIL) x = this.kids[x * 4 + 3]!;
+    return this.len[x]!;
   }
 
   /** How many times a freed range merged with a neighbour. */
@@ -101,14 +119,20 @@ export class FreeRangeIndex {
     // starting at or above it.
     let pred = NIL;
     let succ = NIL;
+    let predDepth = -1;
+    let succDepth = -1;
     let x = this.roots[ADDRESS]!;
     const kids = this.kids;
+    this.pathLength = 0;
     while (x !== NIL) {
+      const depth = this.pushPath(x);
       if (this.start[x]! < start) {
         pred = x;
+        predDepth = depth;
         x = kids[x * 4 + 1]!;
       } else {
         succ = x;
+        succDepth = depth;
         x = kids[x * 4]!;
       }
     }
@@ -137,7 +161,7 @@ export class FreeRangeIndex {
       this.mergeCount++;
       this.detachSize(pred);
       this.len[pred] = this.len[pred]! + length;
-      this.refreshPath(pred);
+      this.pullPath(predDepth);
       this.attachSize(pred);
     } else if (mergeRight) {
       this.mergeCount++;
@@ -146,12 +170,12 @@ export class FreeRangeIndex {
       // before `start`.
       this.start[succ] = start;
       this.len[succ] = this.len[succ]! + length;
-      this.refreshPath(succ);
+      this.pullPath(succDepth);
       this.attachSize(succ);
     } else {
       const n = this.newNode(start, length);
       this.roots[ADDRESS] = this.insertNode(ADDRESS, this.roots[ADDRESS]!, n);
-      this.roots[SIZE] = this.insertNode(SIZE, this.roots[SIZE]!, n);
+      this.attachSize(n);
       this.rangeCount++;
     }
   }
@@ -160,9 +184,9 @@ export class FreeRangeIndex {
    * Takes `length` bytes from the free range that the policy picks, from its low end, and
    * returns their start; undefined when no range is long enough.
    */
-  take(length: number, policy: FitPolicy = this.policy): number | undefined {
+  take(length: number): number | undefined {
     if (!(length > 0)) return undefined;
-    const x = policy === 'best-fit' ? this.findBestFit(length) : this.findFirstFit(length);
+    const x = this.bySize ? this.findBestFit(length) : this.findFirstFit(length);
     if (x === NIL) return undefined;
     const start = this.start[x]!;
     this.freeBytes -= length;
@@ -175,7 +199,9 @@ export class FreeRangeIndex {
       // The remainder keeps the node's place in address order (its start only moves up).
       this.start[x] = start + length;
       this.len[x] = this.len[x]! - length;
-      this.refreshPath(x);
+      // First-fit's descent ended at x: the recorded path leads to it. (Best-fit keeps no
+      // maxima, so there is nothing to refresh.)
+      this.pullPath(this.pathLength - 1);
       this.attachSize(x);
     }
     return start;
@@ -205,7 +231,7 @@ export class FreeRangeIndex {
       if (e > s) {
         const n = this.newNode(s, e - s);
         this.roots[ADDRESS] = this.insertNode(ADDRESS, this.roots[ADDRESS]!, n);
-        this.roots[SIZE] = this.insertNode(SIZE, this.roots[SIZE]!, n);
+        this.attachSize(n);
         this.rangeCount++;
         this.freeBytes += e - s;
       }
@@ -240,9 +266,11 @@ export class FreeRangeIndex {
   /** Lowest-addressed range with len >= length, guided by the subtree maxima. */
   private findFirstFit(length: number): number {
     let x = this.roots[ADDRESS]!;
+    this.pathLength = 0;
     if (this.maxLen[x]! < length) return NIL;
     const kids = this.kids;
     for (;;) {
+      this.pushPath(x);
       const l = kids[x * 4]!;
       if (this.maxLen[l]! >= length) x = l;
       else if (this.len[x]! >= length) return x;
@@ -288,7 +316,7 @@ export class FreeRangeIndex {
   }
 
   private pull(tree: number, x: number): void {
-    if (tree !== ADDRESS) return;
+    if (tree !== ADDRESS || !this.byMax) return;
     const base = x * 4;
     const l = this.maxLen[this.kids[base]!]!;
     const r = this.maxLen[this.kids[base + 1]!]!;
@@ -345,9 +373,26 @@ export class FreeRangeIndex {
     return b;
   }
 
+  /** Appends a node to the recorded path and returns its depth. */
+  private pushPath(x: number): number {
+    if (this.pathLength === this.path.length) {
+      const longer = new Int32Array(this.path.length * 2);
+      longer.set(this.path);
+      this.path = longer;
+    }
+    this.path[this.pathLength] = x;
+    return this.pathLength++;
+  }
+
+  /** Recomputes subtree maxima of the recorded path from `depth` up to the root. */
+  private pullPath(depth: number): void {
+    if (!this.byMax) return;
+    for (let i = depth; i >= 0; i--) this.pull(ADDRESS, this.path[i]!);
+  }
+
   /** Recomputes subtree maxima from the root down to x after x's length changed in place. */
   private refreshPath(x: number): void {
-    this.refreshFrom(this.roots[ADDRESS]!, x);
+    if (this.byMax) this.refreshFrom(this.roots[ADDRESS]!, x);
   }
 
   private refreshFrom(root: number, x: number): void {
@@ -356,6 +401,7 @@ export class FreeRangeIndex {
   }
 
   private detachSize(x: number): void {
+    if (!this.bySize) return;
     this.roots[SIZE] = this.removeNode(SIZE, this.roots[SIZE]!, x);
     const k = x * 4 + 2;
     this.kids[k] = NIL;
@@ -363,6 +409,7 @@ export class FreeRangeIndex {
   }
 
   private attachSize(x: number): void {
+    if (!this.bySize) return;
     this.roots[SIZE] = this.insertNode(SIZE, this.roots[SIZE]!, x);
   }
 
