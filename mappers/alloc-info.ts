@@ -71,3 +71,12 @@ export function checkPatch(address: unknown, bytes: unknown): void {
     throw new JitmemError('ERR_INVALID_PATCH', `patchCode at ${hex(address as number)} needs at least one byte to write`, { address });
   }
 }
+
+/** Checks the argument of MemoryMapper.reserve: a positive multiple of the page size. */
+export function checkReserveSize(bytes: unknown, pageSize: number): number {
+  const n = checkSize('bytes', bytes, 1);
+  if (n % pageSize !== 0) {
+    throw new JitmemError('ERR_INVALID_SIZE', `reserve: ${n} bytes is not a multiple of the page size ${pageSize}`, { bytes: n });
+  }
+  return n;
+}

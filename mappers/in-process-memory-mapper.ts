@@ -3,7 +3,7 @@ import { JitmemError, hex, throwCollected } from '../core/errors.js';
 import { alignUp, checkAddress, checkSize } from '../core/checks.js';
 import type { AllocInfo, ExecutorAddrRange, MemoryMapper } from './memory-mapper.js';
 import type { WrapperCall } from './memory-mapper.js';
-import { checkAllocInfo, checkPatch } from './alloc-info.js';
+import { checkAllocInfo, checkPatch, checkReserveSize } from './alloc-info.js';
 import { runDeallocActions, runFinalizeActions, type WrapperCallRunner } from '../protocol/alloc-actions.js';
 
 /**
@@ -51,10 +51,7 @@ export class InProcessMemoryMapper implements MemoryMapper {
 
   async reserve(bytes: number): Promise<ExecutorAddrRange> {
     this.checkOpen();
-    checkSize('bytes', bytes, 1);
-    if (bytes % this.pageSize !== 0) {
-      throw new JitmemError('ERR_INVALID_SIZE', `reserve: ${bytes} bytes is not a multiple of the page size ${this.pageSize}`, { bytes });
-    }
+    checkReserveSize(bytes, this.pageSize);
     const start = native.reserve(bytes, native.PROT_RW);
     this.reservations.set(start, { start, end: start + bytes, views: new Map(), regions: new Map() });
     return { start, end: start + bytes };

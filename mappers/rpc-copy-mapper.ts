@@ -4,7 +4,7 @@ import { HEADER_SIZE } from '../protocol/frame.js';
 import { JitmemSym, Sym } from '../protocol/setup.js';
 import { SpsWriter, type WireAllocActionCallPair } from '../protocol/sps.js';
 import { allocGroupId } from './alloc-group.js';
-import { checkAllocInfo, checkPatch } from './alloc-info.js';
+import { checkAllocInfo, checkPatch, checkReserveSize } from './alloc-info.js';
 import type { AllocInfo, AllocActionCallPair, ExecutorAddrRange, MemoryMapper } from './memory-mapper.js';
 import { ExecutorSession, expectAddr, expectSuccess } from './executor-session.js';
 import { ReservationTable, checkPatchTarget, deinitializeKeys } from './reservation-table.js';
@@ -34,10 +34,7 @@ export class RpcCopyMapper implements MemoryMapper {
 
   async reserve(bytes: number): Promise<ExecutorAddrRange> {
     this.checkOpen();
-    checkSize('bytes', bytes, 1);
-    if (bytes % this.pageSize !== 0) {
-      throw new JitmemError('ERR_INVALID_SIZE', `reserve: ${bytes} bytes is not a multiple of the page size ${this.pageSize}`, { bytes });
-    }
+    checkReserveSize(bytes, this.pageSize);
     const start = expectAddr(await this.session.call(Sym.memMgrReserve, args().addr(this.instance).u64(bytes)), 'reserve');
     this.table.add(start, bytes);
     return { start, end: start + bytes };

@@ -6,7 +6,7 @@ import { remoteError } from '../protocol/remote-error.js';
 import { JitmemSym, Sym } from '../protocol/setup.js';
 import { SpsWriter } from '../protocol/sps.js';
 import { allocGroupId } from './alloc-group.js';
-import { checkAllocInfo, checkPatch } from './alloc-info.js';
+import { checkAllocInfo, checkPatch, checkReserveSize } from './alloc-info.js';
 import type { AllocInfo, ExecutorAddrRange, MemoryMapper } from './memory-mapper.js';
 import { ExecutorSession, decodeResult, expectAddr, expectSuccess } from './executor-session.js';
 import { toWireActions } from './rpc-copy-mapper.js';
@@ -35,10 +35,7 @@ export class SharedMemoryMapper implements MemoryMapper {
 
   async reserve(bytes: number): Promise<ExecutorAddrRange> {
     this.checkOpen();
-    checkSize('bytes', bytes, 1);
-    if (bytes % this.pageSize !== 0) {
-      throw new JitmemError('ERR_INVALID_SIZE', `reserve: ${bytes} bytes is not a multiple of the page size ${this.pageSize}`, { bytes });
-    }
+    checkReserveSize(bytes, this.pageSize);
     const out = await this.session.call(Sym.shmReserve, args().addr(this.instance).u64(bytes));
     const result = decodeResult(out, 'Reserve', (r) => r.expected((r) => ({ start: r.addr(), name: r.string() })));
     if (!result.ok) throw remoteError('Reserve', result.error);
