@@ -5,6 +5,7 @@ import type { AllocInfo, ExecutorAddrRange, MemoryMapper } from './memory-mapper
 import type { WrapperCall } from './memory-mapper.js';
 import { checkAllocInfo, checkPatch, checkReserveSize } from './alloc-info.js';
 import { runDeallocActions, runFinalizeActions, type WrapperCallRunner } from '../protocol/alloc-actions.js';
+import { ReservationTable, type Reservation as ReservationRecord } from './reservation-table.js';
 
 /**
  * The executor is this process: reserve maps anonymous memory here, working memory is a
@@ -21,14 +22,7 @@ interface Region {
   readonly deallocs: readonly WrapperCall[];
 }
 
-interface Reservation {
-  readonly start: number;
-  readonly end: number;
-  /** Live working-memory views by start address; detached when their pages change state. */
-  readonly views: Map<number, Uint8Array[]>;
-  /** Initialized regions by key. */
-  readonly regions: Map<number, Region>;
-}
+type Reservation = ReservationRecord<Region>;
 
 /** Gives page ranges their write window back, one mprotect per contiguous run. */
 function restoreWritable(ranges: ReadonlyArray<{ readonly start: number; readonly length: number }>): void {
@@ -46,14 +40,14 @@ const runInProcess: WrapperCallRunner = (call) => native.callWrapper(call.fn, ca
 
 export class InProcessMemoryMapper implements MemoryMapper {
   readonly pageSize = native.pageSize();
-  private readonly reservations = new Map<number, Reservation>();
+  private readonly table = new ReservationTable<Region>();
   private closed = false;
 
   async reserve(bytes: number): Promise<ExecutorAddrRange> {
     this.checkOpen();
     checkReserveSize(bytes, this.pageSize);
     const start = native.reserve(bytes, native.PROT_RW);
-    this.reservations.set(start, { start, end: start + bytes, views: new Map(), regions: new Map() });
+    this.table.add(start, bytes);
     return { start, end: start + bytes };
   }
 
@@ -61,39 +55,21 @@ export class InProcessMemoryMapper implements MemoryMapper {
     this.checkOpen();
     checkAddress('addr', addr);
     checkSize('size', size);
-    const r = this.reservationOf(addr, size, 'prepare');
-    for (const region of r.regions.values()) {
-      if (addr < region.end && addr + size > region.key) {
-        throw new JitmemError(
-          'ERR_RANGE_INITIALIZED',
-          `prepare: [${hex(addr)}, ${hex(addr + size)}) overlaps the initialized region at ${hex(region.key)}; deinitialize it first`,
-          { addr, size, region: region.key },
-        );
-      }
-    }
+    const r = this.table.of(addr, size, 'prepare');
+    this.table.checkPrepare(r, addr, size);
     const v = native.view(addr, size);
-    const list = r.views.get(addr);
-    if (list) list.push(v);
-    else r.views.set(addr, [v]);
+    this.table.addView(r, addr, v);
     return v;
   }
 
   async initialize(info: AllocInfo): Promise<number> {
     this.checkOpen();
     const { key, end } = checkAllocInfo(info, this.pageSize);
-    const r = this.reservationOf(key, end - key, 'initialize');
-    for (const region of r.regions.values()) {
-      if (key < region.end && end > region.key) {
-        throw new JitmemError(
-          'ERR_REGION_OVERLAP',
-          `initialize: region [${hex(key)}, ${hex(end)}) overlaps the initialized region [${hex(region.key)}, ${hex(region.end)})`,
-          { key, end, other: region.key },
-        );
-      }
-    }
+    const r = this.table.of(key, end - key, 'initialize');
+    this.table.checkInitialize(r, key, end);
     // Every check passed: from here on bytes change. Working memory loses its window first, so
     // that no view can reach pages that are about to become read-only or executable.
-    this.detachViews(r, key, end);
+    this.table.detachViews(r, key, end);
     const segments: Array<{ start: number; length: number; prot: number }> = [];
     try {
       // Adjacent segments with the same protection take one mprotect: each call costs a
@@ -131,7 +107,7 @@ export class InProcessMemoryMapper implements MemoryMapper {
     this.checkOpen();
     checkPatch(address, bytes);
     const end = address + bytes.length;
-    const r = this.reservationOf(address, bytes.length, 'patchCode');
+    const r = this.table.of(address, bytes.length, 'patchCode');
     let run: Region['segments'][number] | undefined;
     for (const region of r.regions.values()) {
       if (address >= region.key && address < region.end) run = region.segments.find((s) => address >= s.start && address < s.start + s.length);
@@ -164,11 +140,11 @@ export class InProcessMemoryMapper implements MemoryMapper {
     for (const key of [...keys].reverse()) {
       try {
         checkAddress('key', key);
-        const r = this.reservationOf(key, 0, 'deinitialize');
+        const r = this.table.of(key, 0, 'deinitialize');
         const region = r.regions.get(key);
         if (region) {
           this.teardown(r, region);
-        } else if (!this.dropViewsAt(r, key)) {
+        } else if (!this.table.dropViewsAt(r, key)) {
           throw new JitmemError(
             'ERR_UNKNOWN_KEY',
             `deinitialize: ${hex(key)} is neither an initialized region nor prepared working memory`,
@@ -188,7 +164,7 @@ export class InProcessMemoryMapper implements MemoryMapper {
     for (const base of [...bases].reverse()) {
       try {
         checkAddress('base', base);
-        const r = this.reservations.get(base);
+        const r = this.table.byStart.get(base);
         if (!r) {
           throw new JitmemError('ERR_UNKNOWN_RESERVATION', `release: ${hex(base)} is not the start of a reservation`, { base });
         }
@@ -203,7 +179,7 @@ export class InProcessMemoryMapper implements MemoryMapper {
   async close(): Promise<void> {
     if (this.closed) return;
     const errors: unknown[] = [];
-    for (const r of [...this.reservations.values()].reverse()) {
+    for (const r of [...this.table.byStart.values()].reverse()) {
       try {
         this.releaseReservation(r);
       } catch (err) {
@@ -223,9 +199,9 @@ export class InProcessMemoryMapper implements MemoryMapper {
         errors.push(err);
       }
     }
-    this.detachViews(r, r.start, r.end);
+    this.table.detachViews(r, r.start, r.end);
     native.unmap(r.start, r.end - r.start);
-    this.reservations.delete(r.start);
+    this.table.byStart.delete(r.start);
     throwCollected(errors, 'release');
   }
 
@@ -237,39 +213,6 @@ export class InProcessMemoryMapper implements MemoryMapper {
     } finally {
       restoreWritable(region.segments);
     }
-  }
-
-  private reservationOf(addr: number, size: number, op: string): Reservation {
-    for (const r of this.reservations.values()) {
-      if (addr >= r.start && addr < r.end) {
-        if (addr + size > r.end) {
-          throw new JitmemError(
-            'ERR_OUT_OF_RESERVATION',
-            `${op}: [${hex(addr)}, ${hex(addr + size)}) runs past the end of its reservation [${hex(r.start)}, ${hex(r.end)})`,
-            { addr, size, reservation: r.start },
-          );
-        }
-        return r;
-      }
-    }
-    throw new JitmemError('ERR_OUT_OF_RESERVATION', `${op}: ${hex(addr)} is not inside any reservation of this mapper`, { addr, size });
-  }
-
-  private detachViews(r: Reservation, start: number, end: number): void {
-    for (const [addr, list] of r.views) {
-      if (addr >= start && addr < end) {
-        for (const v of list) native.detach(v);
-        r.views.delete(addr);
-      }
-    }
-  }
-
-  private dropViewsAt(r: Reservation, addr: number): boolean {
-    const list = r.views.get(addr);
-    if (!list) return false;
-    for (const v of list) native.detach(v);
-    r.views.delete(addr);
-    return true;
   }
 
   private checkOpen(): void {

@@ -2,29 +2,36 @@ import * as native from '../native/index.js';
 import { JitmemError, hasCode, hex, throwCollected } from '../core/errors.js';
 import { checkAddress } from '../core/checks.js';
 
-export interface Reservation {
+/** What a mapper records of an initialized region; mappers may keep more (its segments, actions). */
+export interface RegionRecord {
+  /** End of the region (exclusive); its key, the lowest segment address, is its start. */
+  readonly end: number;
+}
+
+export interface Reservation<R extends RegionRecord = RegionRecord> {
   readonly start: number;
   readonly end: number;
   /** Live working memory by address; detached when its pages are initialized or given back. */
   readonly views: Map<number, Uint8Array[]>;
-  /** Keys of regions initialized through this mapper. */
-  readonly regions: Map<number, number>;
+  /** Regions initialized through this mapper, by key. */
+  readonly regions: Map<number, R>;
 }
 
 /**
- * The controller's record of its reservations and the working memory it handed out, shared by
- * the two remote mappers. Every range is checked here before anything is sent.
+ * A mapper's record of its reservations, the working memory it handed out and the regions it
+ * initialized, shared by all three mappers. Every range is checked here before anything is
+ * written or sent.
  */
-export class ReservationTable {
-  readonly byStart = new Map<number, Reservation>();
+export class ReservationTable<R extends RegionRecord = RegionRecord> {
+  readonly byStart = new Map<number, Reservation<R>>();
 
-  add(start: number, size: number): Reservation {
-    const r: Reservation = { start, end: start + size, views: new Map(), regions: new Map() };
+  add(start: number, size: number): Reservation<R> {
+    const r: Reservation<R> = { start, end: start + size, views: new Map(), regions: new Map() };
     this.byStart.set(start, r);
     return r;
   }
 
-  of(addr: number, size: number, op: string): Reservation {
+  of(addr: number, size: number, op: string): Reservation<R> {
     for (const r of this.byStart.values()) {
       if (addr >= r.start && addr < r.end) {
         if (addr + size > r.end) {
@@ -40,8 +47,8 @@ export class ReservationTable {
     throw new JitmemError('ERR_OUT_OF_RESERVATION', `${op}: ${hex(addr)} is not inside any reservation of this mapper`, { addr, size });
   }
 
-  checkPrepare(r: Reservation, addr: number, size: number): void {
-    for (const [key, end] of r.regions) {
+  checkPrepare(r: Reservation<R>, addr: number, size: number): void {
+    for (const [key, { end }] of r.regions) {
       if (addr < end && addr + size > key) {
         throw new JitmemError('ERR_RANGE_INITIALIZED', `prepare: [${hex(addr)}, ${hex(addr + size)}) overlaps the initialized region at ${hex(key)}; deinitialize it first`, {
           addr,
@@ -52,8 +59,8 @@ export class ReservationTable {
     }
   }
 
-  checkInitialize(r: Reservation, key: number, end: number): void {
-    for (const [k, e] of r.regions) {
+  checkInitialize(r: Reservation<R>, key: number, end: number): void {
+    for (const [k, { end: e }] of r.regions) {
       if (key < e && end > k) {
         throw new JitmemError('ERR_REGION_OVERLAP', `initialize: region [${hex(key)}, ${hex(end)}) overlaps the initialized region [${hex(k)}, ${hex(e)})`, {
           key,
@@ -64,13 +71,13 @@ export class ReservationTable {
     }
   }
 
-  addView(r: Reservation, addr: number, v: Uint8Array): void {
+  addView(r: Reservation<R>, addr: number, v: Uint8Array): void {
     const list = r.views.get(addr);
     if (list) list.push(v);
     else r.views.set(addr, [v]);
   }
 
-  detachViews(r: Reservation, start: number, end: number): void {
+  detachViews(r: Reservation<R>, start: number, end: number): void {
     for (const [addr, list] of r.views) {
       if (addr >= start && addr < end) {
         for (const v of list) native.detach(v);
@@ -79,7 +86,7 @@ export class ReservationTable {
     }
   }
 
-  dropViewsAt(r: Reservation, addr: number): boolean {
+  dropViewsAt(r: Reservation<R>, addr: number): boolean {
     const list = r.views.get(addr);
     if (!list) return false;
     for (const v of list) native.detach(v);
@@ -91,7 +98,7 @@ export class ReservationTable {
 /** A patch must lie inside one initialized region of one reservation of this mapper. */
 export function checkPatchTarget(table: ReservationTable, address: number, size: number): void {
   const r = table.of(address, size, 'patchCode');
-  for (const [key, end] of r.regions) {
+  for (const [key, { end }] of r.regions) {
     if (address >= key && address + size <= end) return;
   }
   throw new JitmemError('ERR_NOT_INITIALIZED', `patchCode: [${hex(address)}, ${hex(address + size)}) is not inside an initialized region`, { address, size });

@@ -73,7 +73,7 @@ export class RpcCopyMapper implements MemoryMapper {
     w.addr(this.instance).finalizeRequest({ segments, actions: toWireActions(info.actions) });
     this.table.detachViews(r, key, end);
     const result = expectAddr(await this.session.call(Sym.memMgrInitialize, w), 'initialize');
-    r.regions.set(result, end);
+    r.regions.set(result, { end });
     return result;
   }
 

@@ -103,7 +103,7 @@ export class SharedMemoryMapper implements MemoryMapper {
     });
     const w = args().addr(this.instance).addr(r.start).sharedMemoryFinalizeRequest({ segments, actions: toWireActions(info.actions) });
     const result = expectAddr(await this.session.call(Sym.shmInitialize, w), 'Initialize');
-    r.regions.set(result, end);
+    r.regions.set(result, { end });
     return result;
   }
 

@@ -1,4 +1,5 @@
 import { JitmemError, hex, throwCollected } from '../core/errors.js';
+import { SpsReader } from './sps.js';
 
 /**
  * Running alloc actions, wherever they run (this process for the in-process mapper, the
@@ -29,12 +30,10 @@ export type WrapperCallRunner = (call: WrapperCall) => Uint8Array;
 
 /** Decodes an SPSError result: null on success, the message on failure. */
 export function decodeSpsErrorResult(bytes: Uint8Array): string | null {
-  if (bytes.length === 1 && bytes[0] === 0) return null;
-  if (bytes.length >= 9 && bytes[0] === 1) {
-    const len = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(1, true);
-    if (len === BigInt(bytes.length - 9)) return new TextDecoder().decode(bytes.subarray(9));
-  }
-  return `malformed SPSError result (${bytes.length} bytes${bytes.length ? `, first byte ${bytes[0]}` : ''})`;
+  const r = new SpsReader(bytes, 'SPSError result');
+  const message = r.error();
+  r.end();
+  return message;
 }
 
 function runOne(call: WrapperCall, run: WrapperCallRunner, phase: string): void {

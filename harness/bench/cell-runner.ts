@@ -9,6 +9,7 @@ import { SlabMemoryManager, type FinalizedAllocation } from '../../mappers/slab/
 import type { ExecutorName, MapperName, PatternName, PhaseName, ResultRow, SlabPoint, Stats } from '../report.js';
 import { PHASES } from '../report.js';
 import { PhaseClock, ReserveTimingMapper } from './phase-clock.js';
+import { mean, quantileSorted, studentTQuantile } from '../statistics.js';
 import { verifyLive, type MemoryDigester, type MemoryReader } from './integrity.js';
 import type { AllocateStep, Plan, Step } from '../../workloads/patterns/plan.js';
 
@@ -77,22 +78,15 @@ function toStats(raw: number[]): Stats {
   const samples = raw.map(roundToNs);
   const s = Float64Array.from(samples).sort();
   const n = s.length;
-  const q = (p: number) => {
-    const h = (n - 1) * p;
-    const lo = Math.floor(h);
-    return s[lo]! + (h - lo) * (s[Math.min(lo + 1, n - 1)]! - s[lo]!);
-  };
-  let sum = 0;
-  for (const x of s) sum += x;
-  const mean = sum / n;
+  const m = mean(samples);
   let sq = 0;
-  for (const x of s) sq += (x - mean) ** 2;
+  for (const x of s) sq += (x - m) ** 2;
   const sd = n > 1 ? Math.sqrt(sq / (n - 1)) : 0;
-  // 95% margin of error of the mean relative to it, as tinybench reports it (normal quantile
-  // for large n; small n use Student's t, approximated well enough by 1.96 + 2.5/n).
-  const tq = 1.96 + (n > 1 ? 2.5 / (n - 1) : 0);
-  const rme = mean > 0 ? ((tq * sd) / Math.sqrt(n) / mean) * 100 : 0;
-  return { mean: roundToNs(mean), p50: roundToNs(q(0.5)), p75: roundToNs(q(0.75)), p99: roundToNs(q(0.99)), min: s[0]!, max: s[n - 1]!, rme, samplesCount: n, samples };
+  // 95% margin of error of the mean, relative to it, as tinybench reports it.
+  const t = n > 1 ? studentTQuantile(0.975, n - 1) : 0;
+  const rme = m > 0 ? ((t * sd) / Math.sqrt(n) / m) * 100 : 0;
+  const q = (p: number) => roundToNs(quantileSorted(s, p));
+  return { mean: roundToNs(m), p50: q(0.5), p75: q(0.75), p99: q(0.99), min: s[0]!, max: s[n - 1]!, rme, samplesCount: n, samples };
 }
 
 export class CellRunner {
