@@ -2,12 +2,12 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import * as native from '../native/index.js';
 import { InProcessMemoryMapper } from '../mappers/in-process-memory-mapper.js';
-import { ExecutorSession } from '../mappers/executor-session.js';
+import { ExecutorSession } from '../session/executor-session.js';
 import { SharedMemoryMapper } from '../mappers/shared-memory-mapper.js';
 import { RpcCopyMapper } from '../mappers/rpc-copy-mapper.js';
 import { SlabMemoryManager, type FinalizedAllocation } from '../mappers/slab/slab-memory-manager.js';
-import { allocGroup, R, W, X } from '../mappers/alloc-group.js';
-import type { LinkGraph } from '../mappers/link-graph.js';
+import { allocGroup, R, W, X } from '../graph/alloc-group.js';
+import type { LinkGraph } from '../graph/link-graph.js';
 import type { MemoryMapper } from '../mappers/memory-mapper.js';
 import { seededRandom as rng } from './statistics.js';
 

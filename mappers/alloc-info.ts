@@ -1,6 +1,6 @@
 import { JitmemError, hex } from '../core/errors.js';
 import { alignUp, checkAddress, checkSize } from '../core/checks.js';
-import { allocGroupId } from './alloc-group.js';
+import { allocGroupId } from '../graph/alloc-group.js';
 import type { AllocInfo } from './memory-mapper.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { AllocGroup } from './alloc-group.js';
+import type { AllocGroup } from '../graph/alloc-group.js';
 
 /**
  * The transport contract between the memory manager (which decides where things go) and the

@@ -3,10 +3,10 @@ import { checkAddress, checkSize } from '../core/checks.js';
 import { HEADER_SIZE } from '../protocol/frame.js';
 import { JitmemSym, Sym } from '../protocol/setup.js';
 import { SpsWriter, type WireAllocActionCallPair } from '../protocol/sps.js';
-import { allocGroupId } from './alloc-group.js';
+import { allocGroupId } from '../graph/alloc-group.js';
 import { checkAllocInfo, checkPatch, checkReserveSize } from './alloc-info.js';
 import type { AllocInfo, AllocActionCallPair, ExecutorAddrRange, MemoryMapper } from './memory-mapper.js';
-import { ExecutorSession, expectAddr, expectSuccess } from './executor-session.js';
+import { ExecutorSession, expectAddr, expectSuccess } from '../session/executor-session.js';
 import { ReservationTable, checkPatchTarget, deinitializeKeys } from './reservation-table.js';
 
 /**

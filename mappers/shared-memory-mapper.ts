@@ -5,10 +5,10 @@ import { HEADER_SIZE } from '../protocol/frame.js';
 import { remoteError } from '../protocol/remote-error.js';
 import { JitmemSym, Sym } from '../protocol/setup.js';
 import { SpsWriter } from '../protocol/sps.js';
-import { allocGroupId } from './alloc-group.js';
+import { allocGroupId } from '../graph/alloc-group.js';
 import { checkAllocInfo, checkPatch, checkReserveSize } from './alloc-info.js';
 import type { AllocInfo, ExecutorAddrRange, MemoryMapper } from './memory-mapper.js';
-import { ExecutorSession, decodeResult, expectAddr, expectSuccess } from './executor-session.js';
+import { ExecutorSession, decodeResult, expectAddr, expectSuccess } from '../session/executor-session.js';
 import { toWireActions } from './rpc-copy-mapper.js';
 import { ReservationTable, checkPatchTarget, deinitializeKeys } from './reservation-table.js';
 

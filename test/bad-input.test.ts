@@ -4,8 +4,8 @@ import * as native from '../native/index.js';
 import { InProcessMemoryMapper } from '../mappers/in-process-memory-mapper.js';
 import { SlabMemoryManager } from '../mappers/slab/slab-memory-manager.js';
 import { FreeRangeIndex } from '../mappers/slab/free-range-index.js';
-import { allocGroup } from '../mappers/alloc-group.js';
-import type { LinkGraph } from '../mappers/link-graph.js';
+import { allocGroup } from '../graph/alloc-group.js';
+import type { LinkGraph } from '../graph/link-graph.js';
 import { INC_CODE, RW, RX, incGraph } from './helpers/graphs.js';
 
 function setup(t: { teardown(fn: () => unknown): void }) {

@@ -1,10 +1,10 @@
 import test from 'ava';
-import { ExecutorSession, expectAddr, expectSuccess } from '../mappers/executor-session.js';
+import { ExecutorSession, expectAddr, expectSuccess } from '../session/executor-session.js';
 import { RpcCopyMapper } from '../mappers/rpc-copy-mapper.js';
 import { SharedMemoryMapper } from '../mappers/shared-memory-mapper.js';
 import { Sym } from '../protocol/setup.js';
 import { SpsWriter } from '../protocol/sps.js';
-import { decodeResult } from '../mappers/executor-session.js';
+import { decodeResult } from '../session/executor-session.js';
 import { INC_CODE, RW, RX } from './helpers/graphs.js';
 
 /**

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as native from '../native/index.js';
-import { ExecutorSession, decodeResult, expectAddr } from '../mappers/executor-session.js';
+import { ExecutorSession, decodeResult, expectAddr } from '../session/executor-session.js';
 import { SharedMemoryMapper } from '../mappers/shared-memory-mapper.js';
 import { Sym } from '../protocol/setup.js';
 import { SpsWriter } from '../protocol/sps.js';

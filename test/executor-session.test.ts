@@ -1,6 +1,6 @@
 import test from 'ava';
 import { PassThrough } from 'node:stream';
-import { ExecutorSession } from '../mappers/executor-session.js';
+import { ExecutorSession } from '../session/executor-session.js';
 import { RpcCopyMapper } from '../mappers/rpc-copy-mapper.js';
 import { Sym } from '../protocol/setup.js';
 import { Channel } from '../protocol/channel.js';

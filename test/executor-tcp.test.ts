@@ -4,7 +4,7 @@ import net from 'node:net';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ExecutorSession, expectAddr, expectSuccess } from '../mappers/executor-session.js';
+import { ExecutorSession, expectAddr, expectSuccess } from '../session/executor-session.js';
 import { Channel } from '../protocol/channel.js';
 import { Sym, decodeSetup } from '../protocol/setup.js';
 import { SpsWriter } from '../protocol/sps.js';

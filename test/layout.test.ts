@@ -1,7 +1,7 @@
 import test from 'ava';
-import { layoutGraph } from '../mappers/slab/layout.js';
-import { allocGroup, allocGroupId, R, W, X } from '../mappers/alloc-group.js';
-import type { Section } from '../mappers/link-graph.js';
+import { layoutGraph } from '../graph/layout.js';
+import { allocGroup, allocGroupId, R, W, X } from '../graph/alloc-group.js';
+import type { Section } from '../graph/link-graph.js';
 
 const PAGE = 4096;
 const bytes = (n: number, v = 1) => new Uint8Array(n).fill(v);

@@ -3,7 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ExecutorSession, expectAddr, expectSuccess } from '../mappers/executor-session.js';
+import { ExecutorSession, expectAddr, expectSuccess } from '../session/executor-session.js';
 import { RpcCopyMapper } from '../mappers/rpc-copy-mapper.js';
 import { SharedMemoryMapper } from '../mappers/shared-memory-mapper.js';
 import { SlabMemoryManager } from '../mappers/slab/slab-memory-manager.js';

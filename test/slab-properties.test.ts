@@ -3,8 +3,8 @@ import fc from 'fast-check';
 import { InProcessMemoryMapper } from '../mappers/in-process-memory-mapper.js';
 import { SlabMemoryManager, type FinalizedAllocation, type InFlightAllocation } from '../mappers/slab/slab-memory-manager.js';
 import { FIT_POLICIES, type FitPolicy } from '../mappers/slab/free-range-index.js';
-import { layoutGraph } from '../mappers/slab/layout.js';
-import type { LinkGraph } from '../mappers/link-graph.js';
+import { layoutGraph } from '../graph/layout.js';
+import type { LinkGraph } from '../graph/link-graph.js';
 import { RO, RW, RX } from './helpers/graphs.js';
 
 const PAGE = 4096;

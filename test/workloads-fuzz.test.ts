@@ -6,10 +6,11 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { JitmemError } from '../core/errors.js';
 import { buildCray } from '../workloads/cray/cray-build.js';
-import { readArArchive } from '../workloads/elf/ar-archive.js';
-import { ELF64_REL_SIZE, ELF64_RELA_SIZE, ELF64_SHDR_SIZE, ELF64_SYM_SIZE, SHT_RELA } from '../workloads/elf/elf-constants.js';
-import type { ElfObject } from '../workloads/elf/elf-object.js';
-import { linkGraphFromObject, readObjects } from '../workloads/object-files.js';
+import { readArArchive } from '../objects/ar-archive.js';
+import { ELF64_REL_SIZE, ELF64_RELA_SIZE, ELF64_SHDR_SIZE, ELF64_SYM_SIZE, SHT_RELA } from '../objects/elf-constants.js';
+import type { ElfObject } from '../objects/elf-object.js';
+import { linkGraphFromObject } from '../workloads/object-files.js';
+import { readObjects } from '../objects/read-objects.js';
 import { findPythonObjects } from '../workloads/python-objects.js';
 import { assembleAArch64, llvmTool, makeTempDir } from './helpers/object-fixtures.js';
 

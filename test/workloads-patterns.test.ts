@@ -2,8 +2,8 @@ import test from 'ava';
 import { createHash } from 'node:crypto';
 import { JitmemError } from '../core/errors.js';
 import { InProcessMemoryMapper } from '../mappers/in-process-memory-mapper.js';
-import type { LinkGraph } from '../mappers/link-graph.js';
-import { allocGroup, R, X } from '../mappers/alloc-group.js';
+import type { LinkGraph } from '../graph/link-graph.js';
+import { allocGroup, R, X } from '../graph/alloc-group.js';
 import { SlabMemoryManager, type FinalizedAllocation } from '../mappers/slab/slab-memory-manager.js';
 import * as native from '../native/index.js';
 import {

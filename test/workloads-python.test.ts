@@ -1,7 +1,7 @@
 import test from 'ava';
 import { JitmemError } from '../core/errors.js';
 import { pageSize } from '../native/index.js';
-import { readObjectFile } from '../workloads/object-files.js';
+import { readObjectFile } from '../objects/read-objects.js';
 import { findPythonObjects, PYTHON_CONFIG_DIR_ENV } from '../workloads/python-objects.js';
 import { summarizeWorkload } from '../workloads/workload-summary.js';
 import { loadWorkload } from '../workloads/workload-sources.js';

@@ -1,35 +1,14 @@
-import { readFileSync } from 'node:fs';
-import { allocGroup, R, W, X } from '../mappers/alloc-group.js';
-import type { LinkGraph, Section } from '../mappers/link-graph.js';
-import { isArArchive, readArArchive } from './elf/ar-archive.js';
-import { SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE } from './elf/elf-constants.js';
-import { isElf, readElfObject, type ElfObject } from './elf/elf-object.js';
-import { formatError, originName } from './elf/format-error.js';
+import { allocGroup, R, W, X } from '../graph/alloc-group.js';
+import type { LinkGraph, Section } from '../graph/link-graph.js';
+import { SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE } from '../objects/elf-constants.js';
+import type { ElfObject } from '../objects/elf-object.js';
+import { readObjectFile } from '../objects/read-objects.js';
+import { originName } from '../objects/format-error.js';
 
 /**
- * From object files and archives on disk to link graphs: one graph per object or archive
- * member, made of its allocatable sections.
+ * From object files and archives to link graphs that move bytes only: one graph per object or
+ * archive member, made of its allocatable sections (no symbols, no relocations applied).
  */
-
-/** Reads the ELF objects of one file: the file itself, or every member of an archive. */
-export function readObjects(bytes: Uint8Array, file: string): ElfObject[] {
-  if (isArArchive(bytes)) {
-    const archive = readArArchive(bytes, { file, base: 0 });
-    return archive.members.map((member) => readElfObject(member.data, { file, member: member.name, base: member.dataOffset }));
-  }
-  if (isElf(bytes)) return [readElfObject(bytes, { file, base: 0 })];
-  const seen = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
-  throw formatError(
-    'ERR_OBJECT_UNKNOWN_FORMAT',
-    { file, base: 0 },
-    0,
-    `neither an ELF object (7f 45 4c 46) nor an ar archive ("!<arch>\\n"); it starts with ${seen || 'nothing (the file is empty)'}`,
-  );
-}
-
-export function readObjectFile(file: string): ElfObject[] {
-  return readObjects(readFileSync(file), file);
-}
 
 /** The AllocGroup protection ELF section flags ask for: always readable, W and X as flagged. */
 export function sectionProtection(flags: number): number {

@@ -1,5 +1,5 @@
 import { JitmemError } from '../core/errors.js';
-import type { LinkGraph } from '../mappers/link-graph.js';
+import type { LinkGraph } from '../graph/link-graph.js';
 import { buildCray } from './cray/cray-build.js';
 import { linkGraphsFromFiles } from './object-files.js';
 import { findPythonObjects } from './python-objects.js';

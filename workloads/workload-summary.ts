@@ -1,6 +1,6 @@
-import { allocGroupName } from '../mappers/alloc-group.js';
-import type { LinkGraph } from '../mappers/link-graph.js';
-import { layoutGraph } from '../mappers/slab/layout.js';
+import { allocGroupName } from '../graph/alloc-group.js';
+import type { LinkGraph } from '../graph/link-graph.js';
+import { layoutGraph } from '../graph/layout.js';
 
 /**
  * What a workload weighs: its graph count, the bytes of its sections by AllocGroup (content

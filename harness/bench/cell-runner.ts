@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { Bench } from 'tinybench';
 import * as native from '../../native/index.js';
 import { JitmemError } from '../../core/errors.js';
-import type { LinkGraph } from '../../mappers/link-graph.js';
+import type { LinkGraph } from '../../graph/link-graph.js';
 import type { MemoryMapper } from '../../mappers/memory-mapper.js';
 import type { FitPolicy } from '../../mappers/slab/free-range-index.js';
 import { SlabMemoryManager, type FinalizedAllocation } from '../../mappers/slab/slab-memory-manager.js';

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { JitmemError, hex } from '../../core/errors.js';
-import { allocGroupName } from '../../mappers/alloc-group.js';
-import type { LinkGraph } from '../../mappers/link-graph.js';
-import type { GraphLayout } from '../../mappers/slab/layout.js';
+import { allocGroupName } from '../../graph/alloc-group.js';
+import type { LinkGraph } from '../../graph/link-graph.js';
+import type { GraphLayout } from '../../graph/layout.js';
 
 /**
  * The integrity check: after the timed phases of an iteration, the executor's memory must hold

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import * as native from '../../native/index.js';
 import { JitmemError } from '../../core/errors.js';
 import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js';
-import { ExecutorSession, DEFAULT_LLVM_EXECUTOR } from '../../mappers/executor-session.js';
+import { ExecutorSession, DEFAULT_LLVM_EXECUTOR } from '../../session/executor-session.js';
 import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
 import { RpcCopyMapper } from '../../mappers/rpc-copy-mapper.js';
 import type { ExecutorName, MapperName } from '../report.js';

@@ -1,5 +1,5 @@
 import { JitmemError } from '../../core/errors.js';
-import type { LinkGraph } from '../../mappers/link-graph.js';
+import type { LinkGraph } from '../../graph/link-graph.js';
 import type { FitPolicy } from '../../mappers/slab/free-range-index.js';
 import { loadWorkload, type WorkloadOptions } from '../../workloads/workload-sources.js';
 import { loadPlan } from '../../workloads/patterns/load-pattern.js';

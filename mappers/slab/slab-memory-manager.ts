@@ -1,10 +1,10 @@
 import { JitmemError, hex } from '../../core/errors.js';
 import { alignUp, checkSize } from '../../core/checks.js';
-import type { AllocGroup } from '../alloc-group.js';
-import type { LinkGraph } from '../link-graph.js';
+import type { AllocGroup } from '../../graph/alloc-group.js';
+import type { LinkGraph } from '../../graph/link-graph.js';
 import type { AllocActionCallPair, AllocInfo, MemoryMapper } from '../memory-mapper.js';
 import { FreeRangeIndex, checkFitPolicy, type FitPolicy } from './free-range-index.js';
-import { layoutGraph, type GraphLayout } from './layout.js';
+import { layoutGraph, type GraphLayout } from '../../graph/layout.js';
 
 /**
  * Heap management over any MemoryMapper, as LLVM's MapperJITLinkMemoryManager: address space

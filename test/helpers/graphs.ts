@@ -1,5 +1,5 @@
-import { allocGroup, R, W, X } from '../../mappers/alloc-group.js';
-import type { LinkGraph, Section } from '../../mappers/link-graph.js';
+import { allocGroup, R, W, X } from '../../graph/alloc-group.js';
+import type { LinkGraph, Section } from '../../graph/link-graph.js';
 import type { AllocActionCallPair } from '../../mappers/memory-mapper.js';
 import * as native from '../../native/index.js';
 

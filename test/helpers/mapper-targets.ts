@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as native from '../../native/index.js';
 import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js';
-import { ExecutorSession, type SpawnOptions } from '../../mappers/executor-session.js';
+import { ExecutorSession, type SpawnOptions } from '../../session/executor-session.js';
 import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
 import { RpcCopyMapper } from '../../mappers/rpc-copy-mapper.js';
 import type { AllocActionCallPair, MemoryMapper } from '../../mappers/memory-mapper.js';

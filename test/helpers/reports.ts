@@ -3,7 +3,7 @@ import os from 'node:os';
 import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js';
 import { SlabMemoryManager } from '../../mappers/slab/slab-memory-manager.js';
 import type { FitPolicy } from '../../mappers/slab/free-range-index.js';
-import type { LinkGraph } from '../../mappers/link-graph.js';
+import type { LinkGraph } from '../../graph/link-graph.js';
 import { validateReport, type MapperName, type PhaseName, type RatioRow, type Report, type ResultRow, type SlabPoint, type Stats } from '../../harness/report.js';
 import { bootstrapRatioOfMedians, mean, quantile, seededRandom } from '../../harness/statistics.js';
 import { RO, RW, RX } from './graphs.js';

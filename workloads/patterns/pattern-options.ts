@@ -1,5 +1,5 @@
 import { JitmemError } from '../../core/errors.js';
-import type { LinkGraph } from '../../mappers/link-graph.js';
+import type { LinkGraph } from '../../graph/link-graph.js';
 
 /** Checks shared by the pattern constructors: every bad option names itself and what was expected. */
 

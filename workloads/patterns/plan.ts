@@ -1,4 +1,4 @@
-import type { LinkGraph } from '../../mappers/link-graph.js';
+import type { LinkGraph } from '../../graph/link-graph.js';
 
 /**
  * A pattern is a deterministic plan: a sequence of steps that a runner carries out against a

@@ -1,6 +1,6 @@
 import { JitmemError } from '../../core/errors.js';
-import { allocGroup, R, W, X } from '../../mappers/alloc-group.js';
-import type { LinkGraph } from '../../mappers/link-graph.js';
+import { allocGroup, R, W, X } from '../../graph/alloc-group.js';
+import type { LinkGraph } from '../../graph/link-graph.js';
 
 /**
  * The smallest program whose behaviour shows a patch took: `int f(void) { return VALUE; }` as

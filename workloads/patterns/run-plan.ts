@@ -1,5 +1,5 @@
 import { JitmemError } from '../../core/errors.js';
-import type { LinkGraph } from '../../mappers/link-graph.js';
+import type { LinkGraph } from '../../graph/link-graph.js';
 import type { CodePatcher } from '../../mappers/memory-mapper.js';
 import type { Plan, Step } from './plan.js';
 

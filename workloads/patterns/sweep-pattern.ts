@@ -1,5 +1,5 @@
-import { allocGroup, R, X, type AllocGroup } from '../../mappers/alloc-group.js';
-import type { LinkGraph } from '../../mappers/link-graph.js';
+import { allocGroup, R, X, type AllocGroup } from '../../graph/alloc-group.js';
+import type { LinkGraph } from '../../graph/link-graph.js';
 import { JitmemError } from '../../core/errors.js';
 import { checkCount } from './pattern-options.js';
 import type { Plan, Step } from './plan.js';

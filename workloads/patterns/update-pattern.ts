@@ -1,4 +1,4 @@
-import type { LinkGraph } from '../../mappers/link-graph.js';
+import type { LinkGraph } from '../../graph/link-graph.js';
 import { checkCount, pickModule } from './pattern-options.js';
 import type { Plan, Step } from './plan.js';
 

@@ -1,5 +1,5 @@
 import type { AllocGroup } from './alloc-group.js';
-import type { AllocActionCallPair } from './memory-mapper.js';
+import type { AllocActionCallPair } from '../protocol/alloc-actions.js';
 
 /**
  * The unit of allocation: a named list of sections, each with an AllocGroup, an alignment (a

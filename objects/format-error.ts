@@ -1,4 +1,4 @@
-import { JitmemError, hex } from '../../core/errors.js';
+import { JitmemError, hex } from '../core/errors.js';
 
 /**
  * Where the bytes a reader looks at came from: the file on disk, the archive member inside it

@@ -1,7 +1,7 @@
-import { JitmemError } from '../../core/errors.js';
-import { alignUp, checkAlignment, checkSize } from '../../core/checks.js';
-import { allocGroupId, allocGroupName, type AllocGroup } from '../alloc-group.js';
-import type { LinkGraph, Section } from '../link-graph.js';
+import { JitmemError } from '../core/errors.js';
+import { alignUp, checkAlignment, checkSize } from '../core/checks.js';
+import { allocGroupId, allocGroupName, type AllocGroup } from './alloc-group.js';
+import type { LinkGraph, Section } from './link-graph.js';
 
 /**
  * Where each section of a graph goes, by LLVM's BasicLayout rules: one segment per AllocGroup,

@@ -12,14 +12,14 @@ import { JitmemSym, Sym, decodeSetup, type SetupInfo } from '../protocol/setup.j
 import { SpsReader, SpsWriter, decode, type WireAddrRange } from '../protocol/sps.js';
 
 /**
- * The controller's end of one executor: spawns `jitmem executor` (or LLVM's
+ * The controller's end of one executor (LLVM's ExecutorProcessControl): spawns `jitmem-executor` (or LLVM's
  * llvm-jitlink-executor) as a child joined by two file descriptors, or connects over TCP;
  * reads Setup; keeps the bootstrap symbol table; makes calls by symbol name. When the executor
  * dies, every pending and later call rejects with ERR_EXECUTOR_LOST.
  */
 
 export interface SpawnOptions {
-  /** 'jitmem' (default) runs `node dist/harness/cli.js executor`; 'llvm' runs llvm-jitlink-executor. */
+  /** 'jitmem' (default) runs `node dist/executor/main.js`; 'llvm' runs llvm-jitlink-executor. */
   readonly kind?: 'jitmem' | 'llvm';
   /** The llvm-jitlink-executor binary (kind 'llvm'). */
   readonly llvmExecutor?: string;
@@ -38,7 +38,8 @@ export const DEFAULT_LLVM_EXECUTOR = '/usr/lib/llvm-22/bin/llvm-jitlink-executor
 
 const childClosed = new WeakMap<ChildProcess, Promise<{ code: number | null; signal: NodeJS.Signals | null }>>();
 
-const cliPath = fileURLToPath(new URL('../harness/cli.js', import.meta.url));
+/** The executor's own entry point: a session never goes through the harness CLI. */
+const executorMain = fileURLToPath(new URL('../executor/main.js', import.meta.url));
 
 /**
  * Content travels to the executor in bursts of megabytes (RPC copy's finalize requests). With
@@ -95,7 +96,7 @@ export class ExecutorSession {
     const [command, args] =
       kind === 'llvm'
         ? [options.llvmExecutor ?? DEFAULT_LLVM_EXECUTOR, ['filedescs=3,4', ...(options.args ?? [])]]
-        : [process.execPath, [cliPath, 'executor', '--fds', '3,4', ...(options.args ?? [])]];
+        : [process.execPath, [executorMain, '--fds', '3,4', ...(options.args ?? [])]];
     const collect = (options.stdio ?? 'collect') === 'collect';
     const child = spawn(command, args, {
       stdio: ['ignore', collect ? 'pipe' : 'inherit', collect ? 'pipe' : 'inherit', 'pipe', 'pipe'],
