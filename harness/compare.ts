@@ -1,38 +1,47 @@
 import { JitmemError } from '../core/errors.js';
 import { PHASES, type PhaseName, type RatioRow, type Report, type ResultRow } from './report.js';
-import { bootstrapRatioOfMedians, geometricMean, intervalEstimateTest, mannWhitneyU, median, studentTQuantile } from './statistics.js';
+import { geometricMean, intervalEstimateTest, mean, median, studentTCdf, studentTQuantile, welchTTest } from './statistics.js';
 
 /**
- * Comparison of two benchmark reports, row by row: is a change real? Pure: takes two validated
- * reports and returns typed rows; `jitmem compare` formats them.
+ * Comparison of benchmark reports, row by row: is a change real? Pure: takes validated reports
+ * and returns typed rows; `jitmem compare` formats them.
  *
- * Times: rows are matched by workload, pattern (with the content size for `sweep`), mapper,
- * executor and policy, and with `phases` by phase too. Per row, the change is
- * median(head) / median(base) - 1 with a 95% percentile-bootstrap confidence interval, and the
- * two sample sets are put to a two-sided Mann–Whitney U test. A change counts only when it is
- * significant (p < alpha) *and* beyond the row's noise threshold: on a shared machine large
- * sample sets make tiny, meaningless shifts significant, and the threshold is what keeps them
- * from failing CI.
+ * Rows are matched by workload, pattern (with the content size for `sweep`), mapper, executor
+ * and policy, and with `phases` by phase too. A row is either a time (an iteration's or a
+ * phase's median) or a speedup ratio (a mapper over RPC copy or over in-process).
  *
- * Speedup ratios: a report holds each ratio with its 95% interval but without samples. A ratio
- * change is significant when a Wald test on the log scale, with standard errors taken from
- * both reports' intervals, gives p < alpha (statistics.intervalEstimateTest); it counts when
- * it is also beyond the threshold. A *drop* in speedup is a regression. (The simpler rule
- * "the head's speedup lies outside the base's ci95" ignores the head's own uncertainty and
- * calls about one unchanged row in six significant; it is reported as `outsideBaseCi`.)
+ * The unit of evidence is the measurement round, not the sample. A bench runs the mappers of a
+ * group in interleaved rounds; thousands of samples inside one round are not independent (the
+ * machine's state carries over), so a rank test over samples calls tiny shifts significant.
+ * Per row and per report, each round gives one value: the log of its median (times) or the log
+ * of its paired speedup (ratios: both mappers measured in the same round, so the machine's
+ * drift between rounds cancels). Then:
  *
- * Run-to-run noise: both tests see only the noise within one run. Between runs of the same
- * commit, medians and speedups move far more (CPU placement and frequency, other load on the
- * machine): measured here, quick-bench speedups moved by 20-60% between runs. Given further
- * runs of HEAD's commit (`noiseReports`), each row's threshold is raised to the change that
- * run-to-run noise alone would exceed with probability alpha across all rows
- * (calibrateThresholds), which is what makes the gate quiet on an unchanged commit.
+ * - one report against one report: Welch's t-test on the two sets of per-round values; the
+ *   change is exp(mean head - mean base) - 1 with its 95% interval. Time rows are also held to
+ *   a noise threshold from the reports' own per-round spread: the change two single rounds
+ *   show at level alpha (a run-wide shift of the machine's speed must look like more than a
+ *   bad round). Reports without rounds (older versions) are cut into contiguous blocks of
+ *   samples for times; their ratios fall back to a test on the two intervals.
+ * - with further runs (`noiseReports`: other runs of HEAD's commit; `baseRuns`: other runs of
+ *   BASE's, e.g. the last N stored in a history directory): each run gives one value per row;
+ *   the base is the median of the base runs (as github-action-benchmark does), the head the
+ *   mean of the head runs, and a t-test with the between-run spread (pooled over both sides)
+ *   decides. The smallest change that test could flag is shown as the row's `noise`; above 100%
+ *   the row is refused (no verdict) and a warning says why.
+ *
+ * Across rows, significance is Holm–Bonferroni at `alpha`: alpha is the chance that an
+ * unchanged commit shows any significant row, not each row's. A change counts as a regression
+ * or an improvement when significant AND beyond the row's threshold (default 5%).
  */
 
 /** What a compared row measures: the whole iteration, one phase, or a speedup over a baseline mapper. */
 export type Measure = 'latency' | PhaseName | 'speedup-vs-rpc' | 'speedup-vs-inprocess';
 
 export type Verdict = 'regression' | 'improvement' | 'same';
+
+/** How a row's significance was decided. */
+export type Evidence = 'rounds' | 'runs' | 'intervals';
 
 /** The identity of a row, the same in both reports. */
 export interface RowKey {
@@ -45,28 +54,41 @@ export interface RowKey {
   readonly measure: Measure;
 }
 
-export interface TimeComparison {
+interface RowVerdictFields {
+  /** change - 1 confidence bounds (95%), in the row's units of change. */
+  readonly ci95: readonly [number, number];
+  /** Two-sided p-value of the row's test (before the Holm correction). */
+  readonly p: number;
+  /** Significant after the Holm–Bonferroni correction at alpha over every row compared. */
+  readonly significant: boolean;
+  readonly evidence: Evidence;
+  /** Runs on each side (1 and 1 without noise or base runs). */
+  readonly runs: { readonly base: number; readonly head: number };
+  /** The threshold the change was held to: the row's threshold, raised to `noise` for times compared round by round. */
+  readonly threshold: number;
+  /**
+   * Noise bound of the row: for times compared round by round, the change two single rounds
+   * of one commit exceed with probability alpha; with runs, the smallest change the between-run
+   * test could flag. Null when there is none.
+   */
+  readonly noise: number | null;
+  /** Set when the row was not judged because its noise bound exceeds 100%: why. */
+  readonly refused?: string;
+  readonly verdict: Verdict;
+}
+
+export interface TimeComparison extends RowVerdictFields {
   readonly kind: 'time';
   readonly key: RowKey;
   /** `workload/pattern/mapper/executor/policy/measure`, what `--threshold-for` patterns match. */
   readonly label: string;
   readonly base: { readonly median: number; readonly samples: number };
   readonly head: { readonly median: number; readonly samples: number };
-  /** median(head) / median(base) - 1: positive is slower. */
+  /** head / base - 1 (geometric means of per-round medians): positive is slower. */
   readonly change: number;
-  /** 95% bootstrap interval of the change. */
-  readonly ci95: readonly [number, number];
-  /** Two-sided Mann–Whitney U p-value. */
-  readonly p: number;
-  readonly significant: boolean;
-  /** The threshold the change was held to: the row's threshold, raised to its measured run-to-run noise. */
-  readonly threshold: number;
-  /** Run-to-run noise bound of this row over HEAD and the noise runs (calibrateThresholds' noiseBound; null without noise runs). */
-  readonly noise: number | null;
-  readonly verdict: Verdict;
 }
 
-export interface RatioComparison {
+export interface RatioComparison extends RowVerdictFields {
   readonly kind: 'ratio';
   readonly key: RowKey;
   readonly label: string;
@@ -74,14 +96,8 @@ export interface RatioComparison {
   readonly head: { readonly speedup: number; readonly ci95: readonly [number, number] };
   /** head speedup / base speedup - 1: negative is a loss of speedup. */
   readonly change: number;
-  /** Two-sided p-value of the log-scale Wald test on the two intervals. */
-  readonly p: number;
-  readonly significant: boolean;
   /** The head's speedup lies outside the base's ci95 (for information). */
   readonly outsideBaseCi: boolean;
-  readonly threshold: number;
-  readonly noise: number | null;
-  readonly verdict: Verdict;
 }
 
 /** A row present in one report only: listed, never an error. */
@@ -106,9 +122,9 @@ export interface ThresholdRule {
 }
 
 export interface CompareOptions {
-  /** Significance level of the tests (default 0.05). */
+  /** Family-wise significance level (default 0.05). */
   readonly alpha?: number;
-  /** Noise threshold as a fraction (default 0.05 = 5%). */
+  /** Threshold as a fraction (default 0.05 = 5%). */
   readonly threshold?: number;
   /** Per-row thresholds; the last rule whose pattern matches a row wins. */
   readonly thresholdRules?: readonly ThresholdRule[];
@@ -116,15 +132,12 @@ export interface CompareOptions {
   readonly phases?: boolean;
   /** Compare only the speedup ratios (what CI does across machines). */
   readonly ratiosOnly?: boolean;
-  /**
-   * Further runs of the HEAD commit. With them, each row's threshold is at least the worst
-   * change between HEAD and these runs in the regression direction (calibrateThresholds):
-   * a change has to exceed the run-to-run noise measured now, on this machine, to count.
-   */
+  /** Further runs of the HEAD commit: rows are then judged on between-run statistics. */
   readonly noiseReports?: readonly Report[];
-  /** Seed of the bootstrap resampling (default fixed, so output repeats). */
-  readonly seed?: number;
-  readonly resamples?: number;
+  /** Further runs of the BASE commit (the last N stored runs, say); the base value is the median over all base runs. */
+  readonly baseRuns?: readonly Report[];
+  /** Only the rows whose labels this returns true for are compared (the gate's headline rows, say). */
+  readonly rowFilter?: (label: string) => boolean;
 }
 
 export interface ReportIdentity {
@@ -138,12 +151,14 @@ export interface ReportIdentity {
 export interface Comparison {
   readonly base: ReportIdentity;
   readonly head: ReportIdentity;
-  /** Differences between the two machines that make absolute times less comparable. */
+  /** What makes the two sides less comparable, or the verdicts less certain: said first. */
   readonly warnings: readonly string[];
   readonly alpha: number;
   readonly threshold: number;
   /** Runs of HEAD's commit the noise was measured over (HEAD included); 0 without noise runs. */
   readonly noiseRuns: number;
+  /** Runs of BASE's commit (BASE included). */
+  readonly baseRuns: number;
   readonly times: readonly TimeComparison[];
   readonly ratios: readonly RatioComparison[];
   readonly unmatched: readonly UnmatchedRow[];
@@ -154,6 +169,8 @@ export interface Comparison {
   /** Rows that are significant regressions beyond their threshold: what fails CI. */
   readonly regressions: number;
   readonly improvements: number;
+  /** Rows not judged because their noise bound exceeds 100%. */
+  readonly refused: number;
 }
 
 export const DEFAULT_ALPHA = 0.05;
@@ -226,6 +243,7 @@ function thresholdFor(key: RowKey, options: CompareOptions): number {
   return threshold;
 }
 
+
 function timeKey(row: ResultRow, measure: Measure): RowKey {
   // A cold cell (a fresh slab every iteration) measures something else than a warm one: it
   // only ever matches another cold cell.
@@ -237,26 +255,78 @@ function ratioKey(row: RatioRow): RowKey {
   return { workload: row.workload, pattern: row.pattern, mapper: row.mapper, executor: row.executor, policy: row.policy, measure: `speedup-vs-${row.baseline}` };
 }
 
-/** Sample sets of a report by row label (the first row wins when a label repeats). */
-function timeSamples(report: Report, phases: boolean): Map<string, { key: RowKey; samples: readonly number[] }> {
-  const out = new Map<string, { key: RowKey; samples: readonly number[] }>();
-  const put = (key: RowKey, samples: readonly number[]) => {
-    const label = labelOf(key);
-    if (!out.has(label)) out.set(label, { key, samples });
-  };
-  for (const row of report.results) {
-    put(timeKey(row, 'latency'), row.latency.samples);
-    if (phases) for (const phase of PHASES) if (row.phases[phase]) put(timeKey(row, phase), row.phases[phase]!.samples);
+/** Blocks a report without recorded rounds is cut into: contiguous runs of samples, in the order measured. */
+const PSEUDO_ROUNDS = 8;
+
+/** Sample counts of a row's rounds: the recorded ones, or PSEUDO_ROUNDS contiguous blocks. */
+function roundSizes(row: ResultRow): number[] {
+  const n = row.latency.samples.length;
+  if (row.rounds && row.rounds.reduce((a, r) => a + r.samples, 0) === n) return row.rounds.map((r) => r.samples);
+  const k = Math.min(PSEUDO_ROUNDS, n);
+  return Array.from({ length: k }, (_, i) => Math.floor(((i + 1) * n) / k) - Math.floor((i * n) / k));
+}
+
+/** The log medians of the rounds of a sample set (rounds with no sample or a zero median left out). */
+function roundLogMedians(samples: readonly number[], sizes: readonly number[]): number[] {
+  const out: number[] = [];
+  let start = 0;
+  for (const size of sizes) {
+    if (size > 0) {
+      const m = median(samples.slice(start, start + size));
+      if (m > 0) out.push(Math.log(m));
+    }
+    start += size;
   }
   return out;
 }
 
-function ratioRows(report: Report): Map<string, { key: RowKey; row: RatioRow }> {
-  const out = new Map<string, { key: RowKey; row: RatioRow }>();
+/** One row of one report, reduced to what the tests need. */
+interface RowRun {
+  readonly key: RowKey;
+  /** Per-round values on the log scale (log medians; log paired speedups). */
+  readonly rounds: readonly number[];
+  /** The run's value on the log scale: the mean of `rounds`, or the log of the whole figure without them. */
+  readonly value: number;
+  /** Times: median over all samples and their count. */
+  readonly median: number;
+  readonly samples: number;
+  /** Ratios: the report's speedup and interval. */
+  readonly ratio?: RatioRow;
+}
+
+/** A report's time rows by label (the first row wins when a label repeats). */
+function timeRuns(report: Report, phases: boolean): Map<string, RowRun> {
+  const out = new Map<string, RowRun>();
+  const put = (key: RowKey, samples: readonly number[], sizes: readonly number[]) => {
+    const label = labelOf(key);
+    if (out.has(label)) return;
+    const rounds = roundLogMedians(samples, sizes);
+    const m = median(samples);
+    out.set(label, { key, rounds, value: rounds.length ? mean(rounds) : Math.log(m), median: m, samples: samples.length });
+  };
+  for (const row of report.results) {
+    const sizes = roundSizes(row);
+    put(timeKey(row, 'latency'), row.latency.samples, sizes);
+    if (phases) {
+      for (const phase of PHASES) {
+        const stats = row.phases[phase];
+        if (!stats) continue;
+        // Phase samples are taken in the same iterations as the latency's, so the same rounds cut them.
+        put(timeKey(row, phase), stats.samples, stats.samples.length === row.latency.samples.length ? sizes : roundSizes({ ...row, latency: stats, rounds: undefined } as ResultRow));
+      }
+    }
+  }
+  return out;
+}
+
+function ratioRuns(report: Report): Map<string, RowRun> {
+  const out = new Map<string, RowRun>();
   for (const row of report.ratios) {
     const key = ratioKey(row);
     const label = labelOf(key);
-    if (!out.has(label)) out.set(label, { key, row });
+    if (out.has(label)) continue;
+    const rounds = (row.rounds ?? []).filter((r) => r > 0).map(Math.log);
+    out.set(label, { key, rounds: rounds.length >= 2 ? rounds : [], value: rounds.length >= 2 ? mean(rounds) : Math.log(row.speedup), median: Number.NaN, samples: 0, ratio: row });
   }
   return out;
 }
@@ -265,110 +335,250 @@ function identity(report: Report): ReportIdentity {
   return { createdAt: report.createdAt, commit: report.env.commit, dirty: report.env.dirty, node: report.env.node, cpuModel: report.env.cpuModel };
 }
 
-function verdictOf(significant: boolean, change: number, threshold: number, worseIsPositive: boolean): Verdict {
-  if (!significant || !(Math.abs(change) > threshold)) return 'same';
-  const worse = worseIsPositive ? change > 0 : change < 0;
-  return worse ? 'regression' : 'improvement';
-}
-
 function geometricMeanRow(changes: readonly number[]): GeometricMeanRow | null {
   const factors = changes.map((c) => 1 + c).filter((f) => f > 0 && Number.isFinite(f));
   if (factors.length === 0) return null;
   return { rows: factors.length, change: geometricMean(factors) - 1 };
 }
 
-export function compareReports(base: Report, head: Report, options: CompareOptions = {}): Comparison {
-  const alpha = options.alpha ?? DEFAULT_ALPHA;
-  if (!(alpha > 0 && alpha < 1)) throw new JitmemError('ERR_INVALID_FLAG', `alpha must be between 0 and 1 (exclusive); got ${alpha}`, { alpha });
-  const threshold = options.threshold ?? DEFAULT_THRESHOLD;
+function sdOf(xs: readonly number[]): { sd: number; df: number } {
+  if (xs.length < 2) return { sd: 0, df: 0 };
+  const m = mean(xs);
+  return { sd: Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1)), df: xs.length - 1 };
+}
+
+/** What a test says about one row, before the correction across rows. */
+interface RowTest {
+  /** head - base on the log scale. */
+  readonly diff: number;
+  readonly low: number;
+  readonly high: number;
+  readonly p: number;
+  readonly evidence: Evidence;
+  /** Noise bound on the log scale (see RowVerdictFields.noise), or null. */
+  readonly noise: number | null;
+  /** Whether the noise bound raises the threshold (times compared round by round) or only decides refusal. */
+  readonly noiseRaisesThreshold: boolean;
+  /** The head's value (log) and its interval, from the head runs. */
+  readonly headValue: number;
+}
+
+/** Settings every row test shares. */
+interface TestContext {
+  readonly alpha: number;
+  /** Rows compared, for the noise bound's Bonferroni quantile. */
+  readonly rows: number;
+}
+
+/**
+ * One report against one report: Welch's t on per-round values. For times, the noise bound is
+ * the difference two single rounds show at level alpha: t(1 - alpha/2, df) * sqrt(s_b^2 + s_h^2).
+ */
+function roundTest(b: RowRun, h: RowRun, kind: 'time' | 'ratio', ctx: TestContext): RowTest | null {
+  if (b.rounds.length < 2 || h.rounds.length < 2) return null;
+  const w = welchTTest(b.rounds, h.rounds);
+  let noise: number | null = null;
+  if (kind === 'time') {
+    const sb = sdOf(b.rounds);
+    const sh = sdOf(h.rounds);
+    noise = studentTQuantile(1 - ctx.alpha / 2, sb.df + sh.df) * Math.hypot(sb.sd, sh.sd);
+  }
+  return { diff: w.diff, low: w.low, high: w.high, p: Number.isNaN(w.p) ? 1 : w.p, evidence: 'rounds', noise, noiseRaisesThreshold: true, headValue: h.value };
+}
+
+/**
+ * Several runs on one side or both: each run's value is one observation. The base is the
+ * median of the base runs (the mean with fewer than three), the head the mean of the head runs;
+ * the spread between runs, pooled over both sides, gives the standard error (a median of k
+ * values has about pi/2 times the variance of their mean). The noise bound is the smallest
+ * change this test flags at alpha / rows.
+ */
+function runsTest(bs: readonly RowRun[], hs: readonly RowRun[], ctx: TestContext): RowTest | null {
+  const bv = bs.map((r) => r.value).filter(Number.isFinite);
+  const hv = hs.map((r) => r.value).filter(Number.isFinite);
+  if (bv.length === 0 || hv.length === 0) return null;
+  const pooledDf = Math.max(0, bv.length - 1) + Math.max(0, hv.length - 1);
+  if (pooledDf < 1) return null;
+  const ss = (xs: number[]) => {
+    const m = mean(xs);
+    return xs.reduce((a, x) => a + (x - m) ** 2, 0);
+  };
+  const s = Math.sqrt((ss(bv) + ss(hv)) / pooledDf);
+  const baseCenter = bv.length >= 3 ? median(bv) : mean(bv);
+  const headCenter = mean(hv);
+  const se = s * Math.sqrt(1 / hv.length + (bv.length >= 3 ? Math.PI / 2 : 1) / bv.length);
+  const diff = headCenter - baseCenter;
+  let p: number;
+  if (se === 0) p = diff === 0 ? 1 : 0;
+  else p = Math.min(1, 2 * (1 - studentTCdf(Math.abs(diff / se), pooledDf)));
+  const half = studentTQuantile(0.975, pooledDf) * se;
+  const noise = studentTQuantile(1 - ctx.alpha / (2 * Math.max(1, ctx.rows)), pooledDf) * se;
+  return { diff, low: diff - half, high: diff + half, p, evidence: 'runs', noise, noiseRaisesThreshold: false, headValue: headCenter };
+}
+
+/** Holm–Bonferroni: which of the p-values are significant at family-wise level alpha. */
+export function holmSignificant(ps: readonly number[], alpha: number): boolean[] {
+  const order = ps.map((p, i) => i).filter((i) => Number.isFinite(ps[i]!)).sort((i, j) => ps[i]! - ps[j]!);
+  const m = order.length;
+  const out = ps.map(() => false);
+  for (let k = 0; k < m; k++) {
+    if (ps[order[k]!]! <= alpha / (m - k)) out[order[k]!] = true;
+    else break;
+  }
+  return out;
+}
+
+const REFUSAL =
+  'noise bound above 100%: the runs of one commit disagree by more than a factor of two here, so no change could be told from noise; measure more runs (--noise), on a quieter machine, or with more --rounds';
+
+function settingsWarnings(base: Report, head: Report): string[] {
   const warnings: string[] = [];
+  if (base.options.preset !== head.options.preset) {
+    warnings.push(`different presets (base: ${base.options.preset}; head: ${head.options.preset}): sampling and plans differ, times are not comparable and ratios only roughly`);
+  }
+  if (base.options.time !== head.options.time || base.options.iterations !== head.options.iterations) {
+    warnings.push(`different sampling (base: --time ${base.options.time ?? '?'} --iterations ${base.options.iterations ?? '?'}; head: --time ${head.options.time ?? '?'} --iterations ${head.options.iterations ?? '?'})`);
+  }
+  const workloads = (r: Report) => [...new Set(r.results.map((x) => x.workload))].sort().join(', ');
+  if (workloads(base) !== workloads(head)) warnings.push(`different workload sets (base: ${workloads(base) || 'none'}; head: ${workloads(head) || 'none'})`);
   if (base.env.cpuModel !== head.env.cpuModel) {
     warnings.push(`different CPU models (base: ${base.env.cpuModel}; head: ${head.env.cpuModel}): absolute times are not comparable, speedup ratios are more so`);
   }
   if (base.env.node !== head.env.node) warnings.push(`different Node versions (base: ${base.env.node}; head: ${head.env.node})`);
+  return warnings;
+}
 
+interface PendingRow {
+  readonly kind: 'time' | 'ratio';
+  readonly label: string;
+  readonly key: RowKey;
+  readonly b: RowRun;
+  readonly h: RowRun;
+  readonly test: RowTest | null;
+  readonly threshold: number;
+}
+
+export function compareReports(base: Report, head: Report, options: CompareOptions = {}): Comparison {
+  const alpha = options.alpha ?? DEFAULT_ALPHA;
+  if (!(alpha > 0 && alpha < 1)) throw new JitmemError('ERR_INVALID_FLAG', `alpha must be between 0 and 1 (exclusive); got ${alpha}`, { alpha });
+  const threshold = options.threshold ?? DEFAULT_THRESHOLD;
+  const warnings = settingsWarnings(base, head);
   const noiseReports = options.noiseReports ?? [];
-  const noise = new Map<string, number>();
-  if (noiseReports.length > 0) {
-    for (const row of calibrateThresholds([head, ...noiseReports], { alpha, phases: options.phases ?? false, ratiosOnly: options.ratiosOnly ?? false })) noise.set(row.label, row.noiseBound);
+  const baseRuns = options.baseRuns ?? [];
+  if (noiseReports.length > 0 && noiseReports.length < 3) {
+    warnings.push(
+      `${noiseReports.length} noise run${noiseReports.length === 1 ? '' : 's'}: fewer than 3 measure run-to-run noise too loosely to judge by (the bound rests on ${noiseReports.length + baseRuns.length} degree${noiseReports.length + baseRuns.length === 1 ? '' : 's'} of freedom); give at least 3 --noise runs`,
+    );
   }
-  const thresholdOf = (key: RowKey): { threshold: number; noise: number | null } => {
-    const rowNoise = noise.get(labelOf(key));
-    const threshold = thresholdFor(key, options);
-    return { threshold: rowNoise === undefined ? threshold : Math.max(threshold, rowNoise), noise: rowNoise ?? (noiseReports.length ? 0 : null) };
-  };
+  const byRuns = noiseReports.length > 0 || baseRuns.length > 0;
+  const phases = options.phases ?? false;
+  const keep = options.rowFilter ?? (() => true);
+
   const unmatched: UnmatchedRow[] = [];
-  const times: TimeComparison[] = [];
-  if (!options.ratiosOnly) {
-    const baseRows = timeSamples(base, options.phases ?? false);
-    const headRows = timeSamples(head, options.phases ?? false);
+  const pending: Array<Omit<PendingRow, 'test'> & { bs: RowRun[]; hs: RowRun[] }> = [];
+  const collect = (kind: 'time' | 'ratio', of: (r: Report) => Map<string, RowRun>) => {
+    const baseRows = of(base);
+    const headRows = of(head);
+    const extraBase = baseRuns.map(of);
+    const extraHead = noiseReports.map(of);
     for (const [label, b] of baseRows) {
+      if (!keep(label)) continue;
       const h = headRows.get(label);
       if (!h) {
-        unmatched.push({ kind: 'time', key: b.key, label, only: 'base' });
+        unmatched.push({ kind, key: b.key, label, only: 'base' });
         continue;
       }
-      const est = bootstrapRatioOfMedians(h.samples, b.samples, { seed: options.seed ?? 0x5eed, ...(options.resamples ? { resamples: options.resamples } : {}) });
-      const { p } = mannWhitneyU(b.samples, h.samples);
-      const { threshold: rowThreshold, noise: rowNoise } = thresholdOf(b.key);
-      const baseMedian = median(b.samples);
-      const headMedian = median(h.samples);
-      // A phase that takes no measurable time in both (a warm slab reserves nothing) has not changed.
-      const bothZero = baseMedian === 0 && headMedian === 0;
-      const change = bothZero ? 0 : est.ratio - 1;
-      const ci95: [number, number] = bothZero ? [0, 0] : [est.low - 1, est.high - 1];
-      const significant = p < alpha;
+      const bs = [b, ...extraBase.map((m) => m.get(label)).filter((x): x is RowRun => x !== undefined)];
+      const hs = [h, ...extraHead.map((m) => m.get(label)).filter((x): x is RowRun => x !== undefined)];
+      pending.push({ kind, label, key: b.key, b, h, bs, hs, threshold: thresholdFor(b.key, options) });
+    }
+    for (const [label, h] of headRows) if (keep(label) && !baseRows.has(label)) unmatched.push({ kind, key: h.key, label, only: 'head' });
+  };
+  if (!options.ratiosOnly) collect('time', (r) => timeRuns(r, phases));
+  collect('ratio', ratioRuns);
+
+  const ctx: TestContext = { alpha, rows: pending.length };
+  const tested: PendingRow[] = pending.map((row) => {
+    const bothZeroTime = row.kind === 'time' && row.b.median === 0 && row.h.median === 0;
+    const test = bothZeroTime ? null : byRuns ? runsTest(row.bs, row.hs, ctx) : roundTest(row.b, row.h, row.kind, ctx);
+    return { kind: row.kind, label: row.label, key: row.key, b: row.b, h: row.h, test, threshold: row.threshold };
+  });
+  // Rows without a usable test: ratios of reports without rounds fall back to their intervals.
+  const pOf = (row: PendingRow): number => {
+    if (row.test) return row.test.p;
+    if (row.kind === 'ratio' && row.b.ratio && row.h.ratio) {
+      const { p } = intervalEstimateTest({ value: row.b.ratio.speedup, ci95: row.b.ratio.ci95 }, { value: row.h.ratio.speedup, ci95: row.h.ratio.ci95 });
+      return Number.isNaN(p) ? 1 : p;
+    }
+    return 1;
+  };
+  const refusedOf = (row: PendingRow): boolean => row.test?.noise !== null && row.test?.noise !== undefined && Math.expm1(row.test.noise) > 1;
+  const ps = tested.map((row) => (refusedOf(row) ? Number.NaN : pOf(row)));
+  const significant = holmSignificant(ps, alpha);
+
+  const times: TimeComparison[] = [];
+  const ratios: RatioComparison[] = [];
+  tested.forEach((row, i) => {
+    const t = row.test;
+    const refused = refusedOf(row);
+    const noise = t?.noise === null || t?.noise === undefined ? null : Math.expm1(t.noise);
+    const rowThreshold = t?.noiseRaisesThreshold && noise !== null ? Math.max(row.threshold, noise) : row.threshold;
+    const common = {
+      p: Number.isNaN(ps[i]!) ? pOf(row) : ps[i]!,
+      significant: significant[i]!,
+      evidence: t?.evidence ?? ('intervals' as Evidence),
+      runs: { base: byRuns ? 1 + baseRuns.length : 1, head: byRuns ? 1 + noiseReports.length : 1 },
+      threshold: rowThreshold,
+      noise,
+      ...(refused ? { refused: REFUSAL } : {}),
+    };
+    if (row.kind === 'time') {
+      const change = t ? Math.expm1(t.diff) : row.b.median === 0 && row.h.median === 0 ? 0 : row.h.median / row.b.median - 1;
+      const verdict: Verdict = !refused && common.significant && Math.abs(change) > rowThreshold ? (change > 0 ? 'regression' : 'improvement') : 'same';
       times.push({
         kind: 'time',
-        key: b.key,
-        label,
-        base: { median: baseMedian, samples: b.samples.length },
-        head: { median: headMedian, samples: h.samples.length },
+        key: row.key,
+        label: row.label,
+        base: { median: row.b.median, samples: row.b.samples },
+        head: { median: row.h.median, samples: row.h.samples },
         change,
-        ci95,
-        p,
-        significant,
-        threshold: rowThreshold,
-        noise: rowNoise,
-        verdict: verdictOf(significant, change, rowThreshold, true),
+        ci95: t ? [Math.expm1(t.low), Math.expm1(t.high)] : [change, change],
+        ...common,
+        verdict,
+      });
+    } else {
+      const b = row.b.ratio!;
+      const h = row.h.ratio!;
+      const baseSpeedup = Math.exp(row.b.value);
+      const headSpeedup = t ? Math.exp(t.headValue) : Math.exp(row.h.value);
+      const change = t ? Math.expm1(t.diff) : h.speedup / b.speedup - 1;
+      const [low, high] = b.ci95;
+      const verdict: Verdict = !refused && common.significant && Math.abs(change) > rowThreshold ? (change < 0 ? 'regression' : 'improvement') : 'same';
+      ratios.push({
+        kind: 'ratio',
+        key: row.key,
+        label: row.label,
+        base: { speedup: baseSpeedup, ci95: b.ci95 },
+        head: { speedup: headSpeedup, ci95: h.ci95 },
+        change,
+        ci95: t ? [Math.expm1(t.low), Math.expm1(t.high)] : [change, change],
+        outsideBaseCi: headSpeedup < Math.min(low, high) || headSpeedup > Math.max(low, high),
+        ...common,
+        verdict,
       });
     }
-    for (const [label, h] of headRows) if (!baseRows.has(label)) unmatched.push({ kind: 'time', key: h.key, label, only: 'head' });
-  }
-
-  const ratios: RatioComparison[] = [];
-  const baseRatios = ratioRows(base);
-  const headRatios = ratioRows(head);
-  for (const [label, b] of baseRatios) {
-    const h = headRatios.get(label);
-    if (!h) {
-      unmatched.push({ kind: 'ratio', key: b.key, label, only: 'base' });
-      continue;
-    }
-    const change = h.row.speedup / b.row.speedup - 1;
-    const [low, high] = b.row.ci95;
-    const outsideBaseCi = h.row.speedup < Math.min(low, high) || h.row.speedup > Math.max(low, high);
-    const { p } = intervalEstimateTest({ value: b.row.speedup, ci95: b.row.ci95 }, { value: h.row.speedup, ci95: h.row.ci95 });
-    const significant = p < alpha;
-    const { threshold: rowThreshold, noise: rowNoise } = thresholdOf(b.key);
-    ratios.push({
-      kind: 'ratio',
-      key: b.key,
-      label,
-      base: { speedup: b.row.speedup, ci95: b.row.ci95 },
-      head: { speedup: h.row.speedup, ci95: h.row.ci95 },
-      change,
-      p,
-      significant,
-      outsideBaseCi,
-      threshold: rowThreshold,
-      noise: rowNoise,
-      verdict: verdictOf(significant, change, rowThreshold, false),
-    });
-  }
-  for (const [label, h] of headRatios) if (!baseRatios.has(label)) unmatched.push({ kind: 'ratio', key: h.key, label, only: 'head' });
+  });
 
   const all = [...times, ...ratios];
+  const refusedRows = all.filter((r) => r.refused);
+  if (refusedRows.length) {
+    warnings.push(
+      `${refusedRows.length} row${refusedRows.length === 1 ? '' : 's'} not judged: ${REFUSAL} (${refusedRows
+        .slice(0, 3)
+        .map((r) => `${r.label}: ${((r.noise ?? 0) * 100).toFixed(0)}%`)
+        .join('; ')}${refusedRows.length > 3 ? '; ...' : ''})`,
+    );
+  }
   return {
     base: identity(base),
     head: identity(head),
@@ -376,6 +586,7 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
     alpha,
     threshold,
     noiseRuns: noiseReports.length ? noiseReports.length + 1 : 0,
+    baseRuns: 1 + baseRuns.length,
     times,
     ratios,
     unmatched,
@@ -383,6 +594,7 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
     ratiosGeometricMean: geometricMeanRow(ratios.map((r) => r.change)),
     regressions: all.filter((r) => r.verdict === 'regression').length,
     improvements: all.filter((r) => r.verdict === 'improvement').length,
+    refused: refusedRows.length,
   };
 }
 
@@ -399,51 +611,65 @@ export interface CalibratedRow {
   /**
    * The change, in the regression direction, that one run of this commit exceeds against
    * another with probability alpha / m, for m rows: from the standard deviation s of the runs'
-   * log values (k runs), t(1 - alpha/(2m), k - 1) * s * sqrt(2) on the log scale. The
-   * difference of two runs has twice one run's variance; s is an estimate, hence Student's t;
-   * and a gate fails when any one of m rows exceeds its bound, hence alpha / m (Bonferroni),
-   * which keeps the chance that an unchanged commit fails the gate at most alpha.
+   * log values (k runs), t(1 - alpha/(2m), k - 1) * s * sqrt(2) on the log scale.
    */
   readonly noiseBound: number;
-  /** The larger of worstChange and noiseBound, rounded up to the next whole 5%. */
-  readonly suggested: number;
+  /** The larger of worstChange and noiseBound, rounded up to the next whole 5%; null when refused. */
+  readonly suggested: number | null;
+  /** Set when the noise bound exceeds 100%: no threshold is suggested, and why. */
+  readonly refused?: string;
 }
 
+/** Fewest reports calibration accepts: with two, the bound rests on one degree of freedom and reaches absurd values. */
+export const MIN_CALIBRATION_RUNS = 3;
+
 /**
- * Measures the noise between runs of the same commit, row by row: the values `compare` works
- * on (the median for times, the speedup for ratios) across the reports. Within-run statistics
- * cannot see run-to-run noise (CPU placement, frequency, other load on the machine), which is
- * why the thresholds of a CI gate should come from here. Needs two or more reports.
+ * Measures the noise between runs of the same commit, row by row, on the values `compare`
+ * works on (the per-round mean log median for times, the per-round mean log speedup for
+ * ratios). Needs three or more reports.
  */
 export function calibrateThresholds(reports: readonly Report[], options: { phases?: boolean; ratiosOnly?: boolean; alpha?: number } = {}): CalibratedRow[] {
-  if (reports.length < 2) throw new JitmemError('ERR_INVALID_FLAG', `calibration needs two or more reports of the same commit; got ${reports.length}`, { reports: reports.length });
+  if (reports.length < MIN_CALIBRATION_RUNS) {
+    throw new JitmemError(
+      'ERR_INVALID_FLAG',
+      `calibration needs ${MIN_CALIBRATION_RUNS} or more reports of the same commit; got ${reports.length} (with fewer, the noise bound rests on too few degrees of freedom to mean anything)`,
+      { reports: reports.length },
+    );
+  }
   const alpha = options.alpha ?? DEFAULT_ALPHA;
   const rows = new Map<string, { key: RowKey; kind: 'time' | 'ratio'; values: number[] }>();
   const put = (key: RowKey, kind: 'time' | 'ratio', value: number) => {
+    if (!Number.isFinite(value)) return;
     const label = labelOf(key);
     const row = rows.get(label) ?? rows.set(label, { key, kind, values: [] }).get(label)!;
     row.values.push(value);
   };
   for (const report of reports) {
-    if (!options.ratiosOnly) for (const { key, samples } of timeSamples(report, options.phases ?? false).values()) put(key, 'time', median(samples));
-    for (const { key, row } of ratioRows(report).values()) put(key, 'ratio', row.speedup);
+    if (!options.ratiosOnly) for (const run of timeRuns(report, options.phases ?? false).values()) put(run.key, 'time', run.value);
+    for (const run of ratioRuns(report).values()) put(run.key, 'ratio', run.value);
   }
   const out: CalibratedRow[] = [];
-  const rowAlpha = alpha / Math.max(1, [...rows.values()].filter((r) => r.values.filter((v) => v > 0).length >= 2).length);
+  const rowAlpha = alpha / Math.max(1, [...rows.values()].filter((r) => r.values.length >= 2).length);
   for (const [label, { key, kind, values }] of rows) {
-    const positive = values.filter((v) => v > 0);
-    if (positive.length < 2) continue;
-    const low = Math.min(...positive);
-    const high = Math.max(...positive);
-    // Times regress upwards (head / base largest: high / low), speedups downwards (low / high).
-    const worstChange = kind === 'time' ? high / low - 1 : 1 - low / high;
-    const logs = positive.map(Math.log);
-    const m = logs.reduce((a, b) => a + b, 0) / logs.length;
-    const sd = Math.sqrt(logs.reduce((a, b) => a + (b - m) ** 2, 0) / (logs.length - 1));
-    const bound = studentTQuantile(1 - rowAlpha / 2, logs.length - 1) * sd * Math.SQRT2;
+    if (values.length < 2) continue;
+    const low = Math.min(...values);
+    const high = Math.max(...values);
+    // Times regress upwards, speedups downwards; both are logs here.
+    const worstChange = kind === 'time' ? Math.expm1(high - low) : -Math.expm1(low - high);
+    const { sd } = sdOf(values);
+    const bound = studentTQuantile(1 - rowAlpha / 2, values.length - 1) * sd * Math.SQRT2;
     const noiseBound = kind === 'time' ? Math.expm1(bound) : -Math.expm1(-bound);
     const worst = Math.max(worstChange, noiseBound);
-    out.push({ key, label, runs: positive.length, worstChange, noiseBound, suggested: Math.max(0.05, Math.ceil((worst * 100 - 1e-9) / 5) * 0.05) });
+    const refused = (kind === 'time' ? noiseBound : Math.expm1(bound)) > 1;
+    out.push({
+      key,
+      label,
+      runs: values.length,
+      worstChange,
+      noiseBound,
+      suggested: refused ? null : Math.max(0.05, Math.ceil((worst * 100 - 1e-9) / 5) * 0.05),
+      ...(refused ? { refused: REFUSAL } : {}),
+    });
   }
   return out;
 }

@@ -63,8 +63,18 @@ export interface ResultRow {
   phases: Partial<Record<PhaseName, Stats>>;
   bytes: { content: number; zeroFill: number; moved: number };
   roundTrips: number;
+  /**
+   * Each measurement round's sample count and median latency (ms), in the order run. The
+   * rounds of a group run every mapper back to back, so round i of two mappers pair up.
+   */
+  rounds?: RoundSummary[];
   slab: SlabSummary;
   slabSeries?: SlabPoint[];
+}
+
+export interface RoundSummary {
+  samples: number;
+  p50: number;
 }
 
 export interface RatioRow {
@@ -76,6 +86,13 @@ export interface RatioRow {
   baseline: 'rpc' | 'inprocess';
   speedup: number;
   ci95: [number, number];
+  /**
+   * Paired per-round speedups (median baseline / median mapper within round i); with them,
+   * `speedup` is their geometric mean and `ci95` a Student-t interval over rounds.
+   */
+  rounds?: number[];
+  /** Two-sided Wilcoxon signed-rank p-value of the per-round log speedups against 0 (no difference). */
+  p?: number;
 }
 
 export interface BudgetRow {

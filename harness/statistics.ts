@@ -250,3 +250,112 @@ export function studentTQuantile(p: number, df: number): number {
   }
   return (lo + hi) / 2;
 }
+
+export interface SignedRankResult {
+  /** Sum of the ranks of the positive values. */
+  readonly wPlus: number;
+  /** Two-sided p-value: exact without ties for n <= 30, normal approximation otherwise. */
+  readonly p: number;
+}
+
+/**
+ * Two-sided Wilcoxon signed-rank test of `xs` against a median of 0 (zeros dropped). Used on
+ * per-round log speedups: is a mapper faster than its baseline, round by round? With few
+ * rounds the exact null distribution is used; note its floor: with n rounds the smallest
+ * two-sided p is 2 / 2^n (0.0078 for 8 rounds).
+ */
+export function wilcoxonSignedRank(xs: readonly number[]): SignedRankResult {
+  const d = xs.filter((x) => x !== 0 && Number.isFinite(x));
+  const n = d.length;
+  if (n === 0) return { wPlus: 0, p: 1 };
+  const order = d.map((x, i) => i).sort((i, j) => Math.abs(d[i]!) - Math.abs(d[j]!));
+  const ranks = new Float64Array(n);
+  let ties = false;
+  let tieTerm = 0;
+  for (let i = 0; i < n; ) {
+    let j = i;
+    while (j + 1 < n && Math.abs(d[order[j + 1]!]!) === Math.abs(d[order[i]!]!)) j++;
+    const t = j - i + 1;
+    if (t > 1) {
+      ties = true;
+      tieTerm += t * t * t - t;
+    }
+    for (let k = i; k <= j; k++) ranks[order[k]!] = (i + j + 2) / 2;
+    i = j + 1;
+  }
+  let wPlus = 0;
+  for (let i = 0; i < n; i++) if (d[i]! > 0) wPlus += ranks[i]!;
+  const total = (n * (n + 1)) / 2;
+  if (!ties && n <= 30) {
+    // counts[w] = subsets of {1..n} with rank sum w; each sign pattern is equally likely under H0.
+    const counts = new Float64Array(total + 1);
+    counts[0] = 1;
+    for (let r = 1; r <= n; r++) for (let w = total; w >= r; w--) counts[w]! += counts[w - r]!;
+    const low = Math.min(wPlus, total - wPlus);
+    let tail = 0;
+    for (let w = 0; w <= low; w++) tail += counts[w]!;
+    return { wPlus, p: Math.min(1, (2 * tail) / 2 ** n) };
+  }
+  const mu = total / 2;
+  const sigma = Math.sqrt((n * (n + 1) * (2 * n + 1)) / 24 - tieTerm / 48);
+  if (sigma === 0) return { wPlus, p: 1 };
+  const diff = wPlus - mu;
+  const z = (diff - Math.sign(diff) * 0.5) / sigma;
+  return { wPlus, p: Math.min(1, 2 * (1 - normalCdf(Math.abs(z)))) };
+}
+
+export interface MeanInterval {
+  readonly mean: number;
+  /** Standard error of the mean. */
+  readonly se: number;
+  readonly df: number;
+  readonly low: number;
+  readonly high: number;
+}
+
+/** Mean of `xs` with a Student-t interval at `confidence` (NaN bounds for fewer than 2 values). */
+export function meanInterval(xs: readonly number[], confidence = 0.95): MeanInterval {
+  const n = xs.length;
+  const m = mean(xs);
+  if (n < 2) return { mean: m, se: Number.NaN, df: 0, low: Number.NaN, high: Number.NaN };
+  let sq = 0;
+  for (const x of xs) sq += (x - m) ** 2;
+  const se = Math.sqrt(sq / (n - 1) / n);
+  const half = studentTQuantile(1 - (1 - confidence) / 2, n - 1) * se;
+  return { mean: m, se, df: n - 1, low: m - half, high: m + half };
+}
+
+export interface WelchResult {
+  /** mean(b) - mean(a) */
+  readonly diff: number;
+  readonly se: number;
+  /** Welch–Satterthwaite degrees of freedom. */
+  readonly df: number;
+  readonly t: number;
+  /** Two-sided p-value. */
+  readonly p: number;
+  /** 95% interval of the difference. */
+  readonly low: number;
+  readonly high: number;
+}
+
+/**
+ * Welch's two-sample t-test of mean(b) - mean(a), for per-round values of two runs (log
+ * speedups, log medians): the rounds of one run are the units, so the test sees the spread
+ * between rounds, not the far smaller spread a sample set of thousands suggests.
+ */
+export function welchTTest(a: readonly number[], b: readonly number[], confidence = 0.95): WelchResult {
+  const ea = meanInterval(a);
+  const eb = meanInterval(b);
+  const diff = eb.mean - ea.mean;
+  const va = ea.se ** 2;
+  const vb = eb.se ** 2;
+  const se = Math.sqrt(va + vb);
+  if (!Number.isFinite(se)) return { diff, se, df: Number.NaN, t: Number.NaN, p: Number.NaN, low: Number.NaN, high: Number.NaN };
+  if (se === 0) return { diff, se, df: Number.POSITIVE_INFINITY, t: diff === 0 ? 0 : Math.sign(diff) * Infinity, p: diff === 0 ? 1 : 0, low: diff, high: diff };
+  const df = (va + vb) ** 2 / ((va > 0 ? va ** 2 / ea.df : 0) + (vb > 0 ? vb ** 2 / eb.df : 0));
+  const t = diff / se;
+  const p = Math.min(1, 2 * (1 - studentTCdf(Math.abs(t), df)));
+  const half = studentTQuantile(1 - (1 - confidence) / 2, df) * se;
+  return { diff, se, df, t, p, low: diff - half, high: diff + half };
+}

@@ -1,10 +1,45 @@
-import { bootstrapRatioOfMedians, median } from '../statistics.js';
+import { bootstrapRatioOfMedians, meanInterval, median, wilcoxonSignedRank } from '../statistics.js';
 import type { BudgetRow, RatioRow, ResultRow } from '../report.js';
 
 /**
+ * Per-round (paired) speedups of `candidate` over `baseline`: round i ran both back to back,
+ * so median(baseline, round i) / median(candidate, round i) cancels whatever drift the machine
+ * had between rounds. Null unless both rows carry the same number of rounds, at least three
+ * of which measured both.
+ */
+export function pairedRoundRatios(baseline: ResultRow, candidate: ResultRow): number[] | null {
+  const a = baseline.rounds;
+  const b = candidate.rounds;
+  if (!a || !b || a.length !== b.length) return null;
+  const out: number[] = [];
+  for (let i = 0; i < a.length; i++) {
+    if (a[i]!.samples > 0 && b[i]!.samples > 0 && a[i]!.p50 > 0 && b[i]!.p50 > 0) out.push(a[i]!.p50 / b[i]!.p50);
+  }
+  return out.length >= 3 ? out : null;
+}
+
+/**
+ * The speedup of a pair of rows: with rounds, the geometric mean of the per-round speedups
+ * with a Student-t 95% interval over rounds (on the log scale) and the signed-rank p-value
+ * against "no difference"; without, median(baseline) / median(mapper) with a bootstrap interval
+ * over samples (reports of older versions).
+ */
+export function speedupOf(baseline: ResultRow, candidate: ResultRow, seed: number): Pick<RatioRow, 'speedup' | 'ci95' | 'rounds' | 'p'> | null {
+  const paired = pairedRoundRatios(baseline, candidate);
+  if (paired) {
+    const logs = paired.map(Math.log);
+    const est = meanInterval(logs);
+    return { speedup: Math.exp(est.mean), ci95: [Math.exp(est.low), Math.exp(est.high)], rounds: paired, p: wilcoxonSignedRank(logs).p };
+  }
+  const est = bootstrapRatioOfMedians(baseline.latency.samples, candidate.latency.samples, { seed });
+  if (!(est.ratio > 0) || !Number.isFinite(est.ratio)) return null;
+  return { speedup: est.ratio, ci95: [est.low, est.high] };
+}
+
+/**
  * Speedups measured inside one run: for every workload, pattern, policy and executor, each
- * mapper against RPC copy and against in-process, as median(baseline) / median(mapper) with a
- * 95% bootstrap interval. Ratios from one run hold across machines far better than times.
+ * mapper against RPC copy and against in-process (speedupOf: paired over rounds). Ratios from
+ * one run hold across machines far better than times.
  */
 export function computeRatios(rows: readonly ResultRow[], seed: number): RatioRow[] {
   const out: RatioRow[] = [];
@@ -31,8 +66,8 @@ export function computeRatios(rows: readonly ResultRow[], seed: number): RatioRo
           // In-process is compared with our RPC copy once; against LLVM's it would say the same
           // thing again under a misleading executor name.
           if (executor === 'llvm' && c.mapper === 'inprocess') continue;
-          const est = bootstrapRatioOfMedians(baseline.latency.samples, c.latency.samples, { seed });
-          if (!(est.ratio > 0) || !Number.isFinite(est.ratio)) continue;
+          const est = speedupOf(baseline, c, seed);
+          if (!est || !(est.speedup > 0) || !Number.isFinite(est.speedup)) continue;
           out.push({
             workload: c.workload,
             pattern: c.pattern,
@@ -40,8 +75,7 @@ export function computeRatios(rows: readonly ResultRow[], seed: number): RatioRo
             executor,
             mapper: c.mapper,
             baseline: baselineName,
-            speedup: est.ratio,
-            ci95: [est.low, est.high],
+            ...est,
           });
         }
       }

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import * as native from '../../native/index.js';
 import type { WorkloadOptions } from '../../workloads/workload-sources.js';
-import type { BudgetRow, ExecutorName, MapperName, Placement, Report, ResultRow } from '../report.js';
+import type { BudgetRow, ExecutorName, MapperName, Placement, Report, ResultRow, RoundSummary } from '../report.js';
+import { median } from '../statistics.js';
 import { CellRunner, cellName, type MapperHandle } from './cell-runner.js';
 import type { PlannedCell } from './matrix.js';
 import { captureEnvironment, cpuPlan } from './environment.js';
@@ -55,6 +56,26 @@ function toolVersion(): string {
   return pkg.version;
 }
 
+/** Interleaved rounds per group of cells unless the caller says otherwise. */
+export const DEFAULT_ROUNDS = 8;
+
+/**
+ * The row with its per-round medians: `ends[i]` is the number of samples measured by the end
+ * of round i. Rounds that measured nothing are left out, on every mapper alike (ratios pair
+ * rounds by index, and computeRatios skips a pair with an empty side).
+ */
+export function withRounds(row: ResultRow, ends: readonly number[]): ResultRow {
+  const samples = row.latency.samples;
+  if (ends.length < 2 || ends[ends.length - 1] !== samples.length) return row;
+  const rounds: RoundSummary[] = [];
+  let start = 0;
+  for (const end of ends) {
+    rounds.push({ samples: end - start, p50: end > start ? median(samples.slice(start, end)) : 0 });
+    start = end;
+  }
+  return { ...row, rounds };
+}
+
 export async function runBench(options: BenchRunOptions): Promise<BenchRunResult> {
   const llvmInstalled = llvmExecutorAvailable(options.llvmExecutor);
   const { cells, skipped: plannedSkips } = planCells(options.selection, options.seed, llvmInstalled, options.workloadOptions);
@@ -74,8 +95,12 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
     if (!g) groups.set(key, (g = []));
     g.push({ cell, index });
   });
-  const rounds = Math.max(1, options.rounds ?? 4);
+  const rounds = Math.max(1, options.rounds ?? DEFAULT_ROUNDS);
   const rowAt = new Map<number, ResultRow>();
+  // Measured iterations of each cell so far, and where each round ended: the rounds of a group
+  // run its mappers back to back, so per-round medians pair up into per-round ratios.
+  const iterationsDone = new Map<number, number>();
+  const roundEnds = new Map<number, number[]>();
   try {
     for (const group of groups.values()) {
       const active: Array<{ cell: PlannedCell; index: number; name: string; handle: MapperHandle; runner: CellRunner }> = [];
@@ -98,17 +123,21 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
             warmupIterations: 2,
             cold: options.cold || cell.forceCold,
             granularity: cell.pattern === 'churn' ? options.churnGranularity ?? options.granularity : options.granularity,
-            onIteration: (iterations) => options.onProgress?.({ kind: 'iteration', index, total: cells.length, cell: name, iterations }),
+            onIteration: (iterations) => {
+              iterationsDone.set(index, iterations);
+              options.onProgress?.({ kind: 'iteration', index, total: cells.length, cell: name, iterations });
+            },
           });
           active.push({ cell, index, name, handle, runner });
         }
         for (let round = 0; round < rounds; round++) {
           for (const a of active) {
             await a.runner.round(options.selection.time / rounds, Math.ceil(options.selection.iterations / rounds), round === 0);
+            roundEnds.set(a.index, [...(roundEnds.get(a.index) ?? []), iterationsDone.get(a.index) ?? 0]);
           }
         }
         for (const a of active) {
-          const row = await a.runner.finish();
+          const row = withRounds(await a.runner.finish(), roundEnds.get(a.index) ?? []);
           for (const c of a.runner.controllerCpus) seen.add(c);
           rowAt.set(a.index, row);
           options.onProgress?.({ kind: 'cell-done', index: a.index, total: cells.length, cell: a.name, row });

@@ -7,7 +7,7 @@ import { JitmemError } from '../../core/errors.js';
 import { checkFitPolicy, type FitPolicy } from '../../mappers/slab/free-range-index.js';
 import type { MapperName, PatternName, Placement } from '../report.js';
 import { ALL_MAPPERS, ALL_PATTERNS, presetSelection, type MatrixSelection, type Preset } from '../bench/matrix.js';
-import { runBench, type BenchProgress } from '../bench/run-bench.js';
+import { DEFAULT_ROUNDS, runBench, type BenchProgress } from '../bench/run-bench.js';
 import { renderSummary } from '../bench/summary.js';
 import { formatReportJson } from '../report.js';
 
@@ -41,7 +41,9 @@ measurement:
                         churn cells use 4194304 unless this flag is given, so that the fit
                         policies' fragmentation shows in reservations)
   --rounds N            interleave the cells of each workload/pattern/policy in N rounds, so
-                        drift in the machine's speed falls on every mapper alike (default 4)
+                        drift in the machine's speed falls on every mapper alike; speedups
+                        are taken per round (paired) and compare judges them over rounds
+                        (default ${DEFAULT_ROUNDS})
   --pin same|split|none controller and executor on the same CPU, on two CPUs, or unpinned
                         (default none; where they ran is recorded either way)
 
@@ -142,7 +144,7 @@ export const benchCommand: Command = {
     const custom = Object.keys(overrides).length > 0;
     const selection: MatrixSelection = { ...base, ...overrides };
     const granularity = positiveInt('--granularity', values.granularity) ?? 1024 ** 3;
-    const rounds = positiveInt('--rounds', values.rounds) ?? 4;
+    const rounds = positiveInt('--rounds', values.rounds) ?? DEFAULT_ROUNDS;
     const seed = values.seed === undefined ? 1 : positiveInt('--seed', values.seed)!;
     const outFile = path.resolve(values.out ?? path.join(repoDir, 'reports', 'out', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
 

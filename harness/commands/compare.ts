@@ -1,15 +1,19 @@
 import { appendFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { parseArgs, styleText } from 'node:util';
 import type { Command } from '../command.js';
 import { JitmemError } from '../../core/errors.js';
 import { formatTable } from '../format-table.js';
-import { readReport } from '../report.js';
+import { readReport, type Report } from '../report.js';
+import { lastRuns, readHistory } from '../history.js';
 import {
   calibrateThresholds,
   compareReports,
   DEFAULT_ALPHA,
   DEFAULT_THRESHOLD,
+  MIN_CALIBRATION_RUNS,
   parsePercent,
+  patternMatches,
+  type RowKey,
   parseThresholdRule,
   type Comparison,
   type GeometricMeanRow,
@@ -18,23 +22,36 @@ import {
 } from '../compare.js';
 
 const HELP = `usage: jitmem compare BASE.json HEAD.json [options]
+       jitmem compare --history DIR HEAD.json [options]
+       jitmem compare --calibrate RUN.json RUN.json RUN.json ... [options]
 
 Says, row by row, whether HEAD differs from BASE for real. Rows are matched by workload,
 pattern, mapper, executor and policy (and phase, with --phases); a row in one report only is
-listed as added or removed.
+listed as added or removed. Rows are times (median latency) and speedup ratios (each mapper
+over RPC copy and over in-process).
 
-Times: the change is median(HEAD)/median(BASE) - 1 with a 95% bootstrap confidence interval;
-it is significant when a two-sided Mann-Whitney U test gives p < alpha. Speedup ratios (each
-mapper over RPC copy and over in-process): reports carry them with a 95% interval but no
-samples, so a ratio change is tested on the log scale with a Wald test whose standard errors
-come from both reports' intervals; it is significant when p < alpha.
-A change counts only when it is significant AND larger than the row's noise threshold;
-otherwise the change column shows '~'. A slower time, or a lower speedup, that counts is a
-regression. The geometric-mean rows summarise all changes and never fail the run.
+The evidence is the measurement round, not the sample: a bench runs the mappers of a group in
+interleaved rounds (bench --rounds), and each round gives one value per row: the log of its
+median time, or the log of its paired speedup (both mappers measured in that round, so the
+machine's drift between rounds cancels).
+- One report against one: Welch's t-test on the two sets of per-round values. A time row is
+  also held to a noise threshold from the reports' own per-round spread: the change two single
+  rounds show at level alpha, t(1-alpha/2) * sqrt(s_base^2 + s_head^2) on the log scale.
+- With further runs (--noise: runs of HEAD's commit; --base-run or --history: runs of the
+  base): each run gives one value per row; the base is the median of its runs, the head the
+  mean of its runs, and a t-test with the spread between runs decides. 'noise' is then the
+  smallest change that test can flag at alpha/rows; above 100% the row is refused, with a
+  warning saying why.
+Significance is Holm-Bonferroni across all rows at --alpha: the chance that an unchanged commit
+shows any significant row. A change counts only when it is significant AND beyond the row's
+threshold; otherwise the change column shows '~'. A slower time, or a lower speedup, that
+counts is a regression. The geometric-mean rows summarise all changes and never fail the run.
+Different presets, sampling, workload sets, CPU models or Node versions are named in a
+warning at the top.
 
 options:
-  --alpha P                   significance level (default ${DEFAULT_ALPHA})
-  --threshold PCT             noise threshold, e.g. 5% or 2.5 (default ${DEFAULT_THRESHOLD * 100}%)
+  --alpha P                   family-wise significance level (default ${DEFAULT_ALPHA})
+  --threshold PCT             threshold, e.g. 5% or 2.5 (default ${DEFAULT_THRESHOLD * 100}%)
   --threshold-for PAT=PCT     threshold for the rows PAT matches; repeatable, the last match
                               wins. PAT is a row label workload/pattern/mapper/executor/policy/measure
                               where * matches any text within one segment and missing trailing
@@ -46,25 +63,25 @@ options:
                                 --threshold-for 'python/churn/*=10%'
                                 --threshold-for '*/*/rpc=8%'
                                 --threshold-for '*/*/*/*/*/speedup-vs-rpc=3%'
-  --noise RUN.json            a further run of HEAD's commit; repeatable (four advised: with
-                              fewer, the bound is wide). Each row's threshold is then raised
-                              to the run-to-run noise measured over HEAD and these k runs:
-                              t(1-alpha/2m, k-1) * s * sqrt(2) on the log scale, s the standard
-                              deviation of the runs' log medians (log speedups), m the rows:
-                              the change that two runs of one commit show in any of the m rows
-                              with probability at most alpha (Bonferroni). This noise (CPU
-                              placement, frequency, other load) is what within-run statistics
-                              cannot see. Shown as 'noise'; 'threshold' is what a row was held to.
+  --rows PAT                  compare only the rows PAT matches (same patterns); repeatable
+  --noise RUN.json            a further run of HEAD's commit; repeatable (at least 3: with
+                              fewer, a warning, and most bounds exceed 100%)
+  --base-run RUN.json         a further run of BASE's commit; repeatable
+  --history DIR               the base is the last --last N runs stored in DIR (jitmem history
+                              --add), from commits other than HEAD's: the CI gate against the
+                              median of the last N runs, as github-action-benchmark does
+  --last N                    runs taken from --history (default 5)
   --phases                    compare each phase's times as well as whole iterations
   --ratios-only               compare only the speedup ratios (for reports from different
                               machines: what CI does)
-  --calibrate                 instead of comparing, take two or more reports of the SAME commit
-                              (RUN.json RUN.json ...) and print, per row, the worst change in
-                              the regression direction between any two of them, the noise bound
-                              (as for --noise), and --threshold-for flags for the rows whose
-                              noise exceeds --threshold. Gate thresholds should come from here.
-  --format text|markdown|json output format (default text); with markdown, the output is also
-                              appended to the file named by $GITHUB_STEP_SUMMARY when it is set
+  --calibrate                 instead of comparing, take three or more reports of the SAME commit
+                              and print, per row, the worst change in the regression direction
+                              between any two of them, the noise bound t(1-alpha/2m, k-1) * s *
+                              sqrt(2), and --threshold-for flags for the rows whose noise exceeds
+                              --threshold. A bound above 100% is refused.
+  --format text|markdown|json output format (default text; colour on a terminal unless
+                              NO_COLOR is set); with markdown, the output is also appended to
+                              the file named by $GITHUB_STEP_SUMMARY when it is set
   -h, --help                  show this help
 
 exit status: 0 no significant regression beyond its threshold; 1 at least one; 2 unusable
@@ -83,22 +100,36 @@ function pct(x: number): string {
 const ms = (x: number) => (x < 0.1 ? `${(x * 1000).toFixed(2)} us` : `${x.toFixed(3)} ms`);
 const times = (x: number) => `${x.toFixed(2)}x`;
 const pValue = (p: number) => (p < 0.0001 ? '<0.0001' : p.toFixed(4));
-const verdictText = (v: TimeComparison['verdict']) => (v === 'regression' ? 'REGRESSION' : v === 'improvement' ? 'improvement' : '');
+const verdictText = (r: { verdict: TimeComparison['verdict']; refused?: string }) =>
+  r.refused ? 'not judged' : r.verdict === 'regression' ? 'REGRESSION' : r.verdict === 'improvement' ? 'improvement' : '';
 const changeText = (r: { verdict: TimeComparison['verdict']; change: number }) => (r.verdict === 'same' ? '~' : pct(r.change));
 
-/** The noise column, present only when noise runs were given. */
+/** Colours for a terminal: red regressions, green improvements, yellow warnings (none when off). */
+interface Paint {
+  verdict(text: string, verdict: TimeComparison['verdict']): string;
+  warning(text: string): string;
+}
+const plain: Paint = { verdict: (t) => t, warning: (t) => t };
+function terminalPaint(): Paint {
+  return {
+    verdict: (t, v) => (v === 'regression' ? styleText(['bold', 'red'], t) : v === 'improvement' ? styleText('green', t) : t),
+    warning: (t) => styleText('yellow', t),
+  };
+}
+
+/** The noise column, present only when some row has a noise bound. */
 function withNoise(header: string[], cells: string[][], rows: ReadonlyArray<{ noise: number | null }>): { header: string[]; cells: string[][] } {
   if (!rows.some((r) => r.noise !== null)) return { header, cells };
   const at = header.indexOf('threshold');
   return {
     header: [...header.slice(0, at), 'noise', ...header.slice(at)],
-    cells: cells.map((c, i) => [...c.slice(0, at), rows[i] ? pct(rows[i]!.noise ?? 0).slice(1) : '', ...c.slice(at)]),
+    cells: cells.map((c, i) => [...c.slice(0, at), rows[i] && rows[i]!.noise !== null ? pct(rows[i]!.noise!).slice(1) : '', ...c.slice(at)]),
   };
 }
 
 function timeTable(rows: readonly TimeComparison[], geo: GeometricMeanRow | null): { header: string[]; cells: string[][] } {
   const header = ['row', 'base p50', 'head p50', 'change', '95% CI', 'p', 'threshold', 'verdict'];
-  const cells = rows.map((r) => [r.label, ms(r.base.median), ms(r.head.median), changeText(r), `[${pct(r.ci95[0])}, ${pct(r.ci95[1])}]`, pValue(r.p), pct(r.threshold).slice(1), verdictText(r.verdict)]);
+  const cells = rows.map((r) => [r.label, ms(r.base.median), ms(r.head.median), changeText(r), `[${pct(r.ci95[0])}, ${pct(r.ci95[1])}]`, pValue(r.p), pct(r.threshold).slice(1), verdictText(r)]);
   if (geo) cells.push(['geometric mean', '', '', pct(geo.change), '', '', '', `${geo.rows} rows`]);
   return withNoise(header, cells, rows);
 }
@@ -114,10 +145,26 @@ function ratioTable(rows: readonly RatioComparison[], geo: GeometricMeanRow | nu
     changeText(r),
     pValue(r.p),
     pct(r.threshold).slice(1),
-    verdictText(r.verdict),
+    verdictText(r),
   ]);
   if (geo) cells.push(['geometric mean', '', '', '', '', pct(geo.change), '', '', `${geo.rows} rows`]);
   return withNoise(header, cells, rows);
+}
+
+/** Colours the verdict cells of a text table (after padding, so the columns stay aligned). */
+function paintTable(text: string, rows: ReadonlyArray<{ verdict: TimeComparison['verdict']; refused?: string; label: string }>, paint: Paint): string {
+  if (paint === plain) return text;
+  const byLabel = new Map(rows.map((r) => [r.label, r]));
+  return text
+    .split('\n')
+    .map((line) => {
+      const row = byLabel.get(line.split(' ')[0]!);
+      if (!row || row.verdict === 'same') return line;
+      const word = verdictText(row);
+      const at = line.lastIndexOf(word);
+      return at < 0 ? line : line.slice(0, at) + paint.verdict(word, row.verdict) + line.slice(at + word.length);
+    })
+    .join('\n');
 }
 
 function identityLine(name: string, file: string, c: Comparison['base']): string {
@@ -125,35 +172,38 @@ function identityLine(name: string, file: string, c: Comparison['base']): string
   return `${name}: ${file} (${commit}, ${c.createdAt}, node ${c.node}, ${c.cpuModel})`;
 }
 
-function noiseNote(c: Comparison): string {
-  return c.noiseRuns ? `, raised per row to the run-to-run noise over ${c.noiseRuns} runs of head` : '';
+function methodNote(c: Comparison): string {
+  const runs = c.noiseRuns || c.baseRuns > 1 ? `; judged over runs (base ${c.baseRuns}, head ${Math.max(1, c.noiseRuns)})` : '; judged round by round';
+  return `Holm-Bonferroni alpha ${c.alpha} over ${c.times.length + c.ratios.length} rows, threshold ${pct(c.threshold).slice(1)}${runs}`;
 }
 
 function summaryLine(c: Comparison): string {
-  if (c.regressions > 0) return `${c.regressions} significant regression${c.regressions === 1 ? '' : 's'} beyond the threshold.`;
-  return `No significant regression beyond the threshold${c.improvements ? ` (${c.improvements} significant improvement${c.improvements === 1 ? '' : 's'})` : ''}.`;
+  const refused = c.refused ? ` ${c.refused} row${c.refused === 1 ? '' : 's'} not judged (noise above 100%).` : '';
+  if (c.regressions > 0) return `${c.regressions} significant regression${c.regressions === 1 ? '' : 's'} beyond the threshold.${refused}`;
+  return `No significant regression beyond the threshold${c.improvements ? ` (${c.improvements} significant improvement${c.improvements === 1 ? '' : 's'})` : ''}.${refused}`;
 }
 
 function unmatchedLines(c: Comparison): string[] {
   return c.unmatched.map((u) => `${u.only === 'head' ? 'added' : 'removed'}: ${u.label}`);
 }
 
-export function formatText(c: Comparison, baseFile: string, headFile: string): string {
+export function formatText(c: Comparison, baseFile: string, headFile: string, paint: Paint = plain): string {
   const out: string[] = [];
-  for (const w of c.warnings) out.push(`warning: ${w}`);
+  for (const w of c.warnings) out.push(paint.warning(`warning: ${w}`));
   out.push(identityLine('base', baseFile, c.base), identityLine('head', headFile, c.head));
-  out.push(`alpha ${c.alpha}, threshold ${pct(c.threshold).slice(1)}${noiseNote(c)}`, '');
+  out.push(methodNote(c), '');
   if (c.times.length) {
     const t = timeTable(c.times, c.timesGeometricMean);
-    out.push(formatTable(t.header, t.cells));
+    out.push(paintTable(formatTable(t.header, t.cells), c.times, paint));
   }
   if (c.ratios.length) {
     const t = ratioTable(c.ratios, c.ratiosGeometricMean);
-    out.push(formatTable(t.header, t.cells));
+    out.push(paintTable(formatTable(t.header, t.cells), c.ratios, paint));
   }
   const unmatched = unmatchedLines(c);
   if (unmatched.length) out.push(...unmatched, '');
-  out.push(summaryLine(c), '');
+  const summary = summaryLine(c);
+  out.push(c.regressions > 0 ? paint.verdict(summary, 'regression') : summary, '');
   return out.join('\n');
 }
 
@@ -171,7 +221,7 @@ export function formatMarkdown(c: Comparison, baseFile: string, headFile: string
   const out: string[] = ['## jitmem compare', ''];
   for (const w of c.warnings) out.push(`> **warning:** ${w}`, '');
   out.push(`- ${identityLine('base', `\`${baseFile}\``, c.base)}`, `- ${identityLine('head', `\`${headFile}\``, c.head)}`);
-  out.push(`- alpha ${c.alpha}, threshold ${pct(c.threshold).slice(1)}${noiseNote(c)}; \`~\`: not significant or inside the threshold`, '');
+  out.push(`- ${methodNote(c)}; \`~\`: not significant or inside the threshold`, '');
   out.push(`**${c.regressions > 0 ? ':x: ' : ':white_check_mark: '}${summaryLine(c)}**`, '');
   if (c.times.length) {
     const t = timeTable(c.times, c.timesGeometricMean);
@@ -192,25 +242,40 @@ function calibrate(
   alpha: number,
   io: Parameters<Command['run']>[1],
 ): number {
-  if (files.length < 2) throw new JitmemError('ERR_INVALID_FLAG', `--calibrate takes two or more reports of the same commit; got ${files.length}`, { files });
+  if (files.length < MIN_CALIBRATION_RUNS) {
+    throw new JitmemError(
+      'ERR_INVALID_FLAG',
+      `--calibrate takes ${MIN_CALIBRATION_RUNS} or more reports of the same commit; got ${files.length} (from fewer runs the noise bound rests on too few degrees of freedom to mean anything)`,
+      { files },
+    );
+  }
   const format = values.format ?? 'text';
   if (format !== 'text' && format !== 'json') throw new JitmemError('ERR_INVALID_FLAG', `--calibrate prints text or json; got --format ${JSON.stringify(format)}`, { flag: '--format', value: format });
   const threshold = values.threshold !== undefined ? parsePercent('--threshold', values.threshold) : DEFAULT_THRESHOLD;
   const rows = calibrateThresholds(files.map((f) => readReport(f)), { alpha, phases: values.phases ?? false, ratiosOnly: values['ratios-only'] ?? false });
-  const flags = rows.filter((r) => r.suggested > threshold).map((r) => `--threshold-for '${r.label}=${Math.round(r.suggested * 100)}%'`);
+  const flags = rows.filter((r) => r.suggested !== null && r.suggested > threshold).map((r) => `--threshold-for '${r.label}=${Math.round(r.suggested! * 100)}%'`);
+  const refused = rows.filter((r) => r.refused);
   if (format === 'json') {
     io.stdout.write(JSON.stringify({ runs: files, threshold, rows, flags }, null, 2) + '\n');
     return 0;
   }
   io.stdout.write(`run-to-run noise over ${files.length} reports (worst change in the regression direction between any two)\n\n`);
-  io.stdout.write(formatTable(['row', 'runs', 'worst change', 'noise bound', 'suggested threshold'], rows.map((r) => [r.label, String(r.runs), pct(r.worstChange).slice(1), pct(r.noiseBound).slice(1), pct(r.suggested).slice(1)])));
-  io.stdout.write(flags.length ? `\nflags for a gate with --threshold ${pct(threshold).slice(1)}:\n${flags.join(' \\\n')}\n` : `\nevery row's noise is within --threshold ${pct(threshold).slice(1)}\n`);
+  io.stdout.write(
+    formatTable(
+      ['row', 'runs', 'worst change', 'noise bound', 'suggested threshold'],
+      rows.map((r) => [r.label, String(r.runs), pct(r.worstChange).slice(1), pct(r.noiseBound).slice(1), r.suggested === null ? 'refused' : pct(r.suggested).slice(1)]),
+    ),
+  );
+  if (refused.length) {
+    io.stdout.write(`\n${refused.length} row${refused.length === 1 ? '' : 's'} refused: ${refused[0]!.refused}\n`);
+  }
+  io.stdout.write(flags.length ? `\nflags for a gate with --threshold ${pct(threshold).slice(1)}:\n${flags.join(' \\\n')}\n` : `\nevery judged row's noise is within --threshold ${pct(threshold).slice(1)}\n`);
   return 0;
 }
 
 export const compareCommand: Command = {
   name: 'compare',
-  summary: 'compare two bench reports: per-row change, confidence interval, rank test; exit 1 on a regression',
+  summary: 'compare bench reports: per-row change over measurement rounds or runs; exit 1 on a regression',
   async run(argv, io) {
     let parsed;
     try {
@@ -221,10 +286,14 @@ export const compareCommand: Command = {
           alpha: { type: 'string' },
           threshold: { type: 'string' },
           'threshold-for': { type: 'string', multiple: true },
+          rows: { type: 'string', multiple: true },
           phases: { type: 'boolean' },
           'ratios-only': { type: 'boolean' },
           calibrate: { type: 'boolean' },
           noise: { type: 'string', multiple: true },
+          'base-run': { type: 'string', multiple: true },
+          history: { type: 'string' },
+          last: { type: 'string' },
           format: { type: 'string' },
           help: { type: 'boolean', short: 'h' },
         },
@@ -250,20 +319,51 @@ export const compareCommand: Command = {
       }
     }
     if (values.calibrate) return calibrate(positionals, values, alpha, io);
-    if (positionals.length !== 2) {
-      throw new JitmemError('ERR_INVALID_FLAG', `compare takes two report files, BASE.json and HEAD.json; got ${positionals.length}${positionals.length ? ` (${positionals.map((p) => JSON.stringify(p)).join(' ')})` : ''}`, {
+    const wanted = values.history !== undefined ? 1 : 2;
+    if (positionals.length !== wanted) {
+      const what = wanted === 1 ? 'with --history, compare takes one report file, HEAD.json' : 'compare takes two report files, BASE.json and HEAD.json';
+      throw new JitmemError('ERR_INVALID_FLAG', `${what}; got ${positionals.length}${positionals.length ? ` (${positionals.map((p) => JSON.stringify(p)).join(' ')})` : ''}`, {
         positionals,
       });
     }
     const threshold = values.threshold !== undefined ? parsePercent('--threshold', values.threshold) : DEFAULT_THRESHOLD;
     const thresholdRules = (values['threshold-for'] ?? []).map(parseThresholdRule);
-    const [baseFile, headFile] = positionals as [string, string];
-    const base = readReport(baseFile);
+    const rowPatterns = (values.rows ?? []).map((text) => parseThresholdRule(`${text}=0`).pattern);
+    const headFile = positionals[wanted - 1]!;
     const head = readReport(headFile);
+    let baseFile: string;
+    let base: Report;
+    let baseRuns: Report[] = (values['base-run'] ?? []).map((f) => readReport(f));
+    if (values.history !== undefined) {
+      const last = values.last === undefined ? 5 : Number(values.last);
+      if (!Number.isSafeInteger(last) || last < 1) throw new JitmemError('ERR_INVALID_FLAG', `--last must be a positive integer; got ${JSON.stringify(values.last)}`, { flag: '--last', value: values.last });
+      const runs = lastRuns(readHistory(values.history), last, head.env.commit);
+      if (runs.length === 0) {
+        throw new JitmemError('ERR_HISTORY_EMPTY', `history ${values.history} holds no run of a commit other than HEAD's (${head.env.commit ?? 'no commit'}); store one with 'jitmem history ${values.history} --add REPORT.json'`, {
+          dir: values.history,
+        });
+      }
+      baseFile = `${values.history} (last ${runs.length} run${runs.length === 1 ? '' : 's'})`;
+      base = runs[runs.length - 1]!.report;
+      baseRuns = [...runs.slice(0, -1).map((r) => r.report), ...baseRuns];
+    } else {
+      if (values.last !== undefined) throw new JitmemError('ERR_INVALID_FLAG', '--last goes with --history', { flag: '--last' });
+      baseFile = positionals[0]!;
+      base = readReport(baseFile);
+    }
     const noiseReports = (values.noise ?? []).map((f) => readReport(f));
-    const comparison = compareReports(base, head, { alpha, threshold, thresholdRules, noiseReports, phases: values.phases ?? false, ratiosOnly: values['ratios-only'] ?? false });
+    const comparison = compareReports(base, head, {
+      alpha,
+      threshold,
+      thresholdRules,
+      noiseReports,
+      baseRuns,
+      phases: values.phases ?? false,
+      ratiosOnly: values['ratios-only'] ?? false,
+      ...(rowPatterns.length ? { rowFilter: (label: string) => rowPatterns.some((p) => patternMatches(p, keyOfLabel(label))) } : {}),
+    });
     if (comparison.times.length === 0 && comparison.ratios.length === 0) {
-      io.stderr.write(`warning: ${baseFile} and ${headFile} have no row in common\n`);
+      io.stderr.write(`warning: ${baseFile} and ${headFile} have no row in common${rowPatterns.length ? ' that --rows selects' : ''}\n`);
     }
     if (format === 'json') {
       io.stdout.write(JSON.stringify({ baseFile, headFile, ...comparison }, null, 2) + '\n');
@@ -279,8 +379,15 @@ export const compareCommand: Command = {
         }
       }
     } else {
-      io.stdout.write(formatText(comparison, baseFile, headFile));
+      const tty = (io.stdout as { isTTY?: boolean }).isTTY === true && !process.env.NO_COLOR;
+      io.stdout.write(formatText(comparison, baseFile, headFile, tty ? terminalPaint() : plain));
     }
     return comparison.regressions > 0 ? 1 : 0;
   },
 };
+
+/** A row label back into its key, for --rows patterns. */
+function keyOfLabel(label: string): RowKey {
+  const [workload = '', pattern = '', mapper = '', executor = '', policy = '', measure = 'latency'] = label.split('/');
+  return { workload, pattern, mapper, executor, policy, measure: measure as RowKey['measure'] };
+}

@@ -5,7 +5,8 @@ import { SlabMemoryManager } from '../../mappers/slab/slab-memory-manager.js';
 import type { FitPolicy } from '../../mappers/slab/free-range-index.js';
 import type { LinkGraph } from '../../graph/link-graph.js';
 import { validateReport, type MapperName, type PhaseName, type RatioRow, type Report, type ResultRow, type SlabPoint, type Stats } from '../../harness/report.js';
-import { bootstrapRatioOfMedians, mean, quantile, seededRandom } from '../../harness/statistics.js';
+import { mean, median, quantile, seededRandom } from '../../harness/statistics.js';
+import { speedupOf } from '../../harness/bench/ratios.js';
 import { RO, RW, RX } from './graphs.js';
 
 /**
@@ -186,6 +187,7 @@ function rowOf(
     executor: mapper === 'inprocess' ? 'none' : 'jitmem',
     policy,
     contentBytes: content,
+    rounds: roundsOf(measured.latency),
     latency: statsOf(measured.latency),
     phases: Object.fromEntries(Object.entries(measured.phases).map(([k, v]) => [k, statsOf(v)])) as Partial<Record<PhaseName, Stats>>,
     bytes: { content, zeroFill, moved: mapper === 'inprocess' ? 0 : content },
@@ -194,7 +196,19 @@ function rowOf(
   };
 }
 
-/** The speedup ratios of a report's rows, as `jitmem bench` defines them (median baseline / median mapper). */
+/** Rounds the measured rows are cut into: contiguous blocks of samples, aligned across a group (samples were taken in turn). */
+export const HELPER_ROUNDS = 8;
+
+export function roundsOf(samples: readonly number[]): NonNullable<ResultRow['rounds']> {
+  const n = samples.length;
+  const k = Math.min(HELPER_ROUNDS, n);
+  return Array.from({ length: k }, (_, i) => {
+    const block = samples.slice(Math.floor((i * n) / k), Math.floor(((i + 1) * n) / k));
+    return { samples: block.length, p50: median(block) };
+  });
+}
+
+/** The speedup ratios of a report's rows, as `jitmem bench` defines them (paired per round). */
 export function ratiosOf(results: readonly ResultRow[]): RatioRow[] {
   const ratios: RatioRow[] = [];
   const groups = new Map<string, ResultRow[]>();
@@ -209,7 +223,8 @@ export function ratiosOf(results: readonly ResultRow[]): RatioRow[] {
       if (!baseline) continue;
       for (const r of rows) {
         if (r === baseline) continue;
-        const est = bootstrapRatioOfMedians(baseline.latency.samples, r.latency.samples, { resamples: 1000 });
+        const est = speedupOf(baseline, r, 1);
+        if (!est) continue;
         ratios.push({
           workload: r.workload,
           pattern: r.pattern,
@@ -217,8 +232,7 @@ export function ratiosOf(results: readonly ResultRow[]): RatioRow[] {
           executor: 'jitmem',
           mapper: r.mapper,
           baseline: baselineName,
-          speedup: est.ratio,
-          ci95: [est.low, est.high],
+          ...est,
         });
       }
     }
@@ -279,7 +293,7 @@ export function withRowsScaled(report: Report, select: (row: ResultRow) => boole
   const scale = (s: Stats): Stats => statsOf(s.samples.map((x) => x * factor));
   const results = report.results.map((r) =>
     select(r)
-      ? { ...r, latency: scale(r.latency), phases: Object.fromEntries(Object.entries(r.phases).map(([k, v]) => [k, scale(v!)])) as ResultRow['phases'] }
+      ? { ...r, latency: scale(r.latency), rounds: r.rounds?.map((x) => ({ ...x, p50: x.p50 * factor })), phases: Object.fromEntries(Object.entries(r.phases).map(([k, v]) => [k, scale(v!)])) as ResultRow['phases'] }
       : r,
   );
   return validateReport({ ...report, results, ratios: ratiosOf(results) }, 'scaled report');
