@@ -1,6 +1,6 @@
 import { JitmemError } from '../core/errors.js';
 import { PHASES, type PhaseName, type RatioRow, type Report, type ResultRow } from './report.js';
-import { geometricMean, intervalEstimateTest, mean, median, studentTCdf, studentTQuantile, welchTTest } from './statistics.js';
+import { geometricMean, intervalEstimateTest, mean, meanInterval, median, studentTCdf, studentTQuantile, welchTTest } from './statistics.js';
 
 /**
  * Comparison of benchmark reports, row by row: is a change real? Pure: takes validated reports
@@ -359,8 +359,11 @@ interface RowTest {
   readonly noise: number | null;
   /** Whether the noise bound raises the threshold (times compared round by round) or only decides refusal. */
   readonly noiseRaisesThreshold: boolean;
-  /** The head's value (log) and its interval, from the head runs. */
+  /** The head's value (log), and with runs the base's and both intervals over runs (log). */
   readonly headValue: number;
+  readonly baseValue?: number;
+  readonly headCi?: readonly [number, number];
+  readonly baseCi?: readonly [number, number];
 }
 
 /** Settings every row test shares. */
@@ -413,7 +416,26 @@ function runsTest(bs: readonly RowRun[], hs: readonly RowRun[], ctx: TestContext
   else p = Math.min(1, 2 * (1 - studentTCdf(Math.abs(diff / se), pooledDf)));
   const half = studentTQuantile(0.975, pooledDf) * se;
   const noise = studentTQuantile(1 - ctx.alpha / (2 * Math.max(1, ctx.rows)), pooledDf) * se;
-  return { diff, low: diff - half, high: diff + half, p, evidence: 'runs', noise, noiseRaisesThreshold: false, headValue: headCenter };
+  const interval = (xs: number[], center: number): readonly [number, number] | undefined => {
+    if (xs.length < 2) return undefined;
+    const est = meanInterval(xs);
+    return [center - (est.mean - est.low), center + (est.high - est.mean)];
+  };
+  const headCi = interval(hv, headCenter);
+  const baseCi = interval(bv, baseCenter);
+  return {
+    diff,
+    low: diff - half,
+    high: diff + half,
+    p,
+    evidence: 'runs',
+    noise,
+    noiseRaisesThreshold: false,
+    headValue: headCenter,
+    baseValue: baseCenter,
+    ...(headCi ? { headCi } : {}),
+    ...(baseCi ? { baseCi } : {}),
+  };
 }
 
 /** Holm–Bonferroni: which of the p-values are significant at family-wise level alpha. */
@@ -549,7 +571,7 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
     } else {
       const b = row.b.ratio!;
       const h = row.h.ratio!;
-      const baseSpeedup = Math.exp(row.b.value);
+      const baseSpeedup = Math.exp(t?.baseValue ?? row.b.value);
       const headSpeedup = t ? Math.exp(t.headValue) : Math.exp(row.h.value);
       const change = t ? Math.expm1(t.diff) : h.speedup / b.speedup - 1;
       const [low, high] = b.ci95;
@@ -558,8 +580,8 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
         kind: 'ratio',
         key: row.key,
         label: row.label,
-        base: { speedup: baseSpeedup, ci95: b.ci95 },
-        head: { speedup: headSpeedup, ci95: h.ci95 },
+        base: { speedup: baseSpeedup, ci95: t?.baseCi ? [Math.exp(t.baseCi[0]), Math.exp(t.baseCi[1])] : b.ci95 },
+        head: { speedup: headSpeedup, ci95: t?.headCi ? [Math.exp(t.headCi[0]), Math.exp(t.headCi[1])] : h.ci95 },
         change,
         ci95: t ? [Math.expm1(t.low), Math.expm1(t.high)] : [change, change],
         outsideBaseCi: headSpeedup < Math.min(low, high) || headSpeedup > Math.max(low, high),

@@ -19,12 +19,16 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     load: async () => (await import('./commands/charts.js')).chartsCommand,
   },
   compare: {
-    summary: 'compare two bench reports: per-row change, confidence interval, rank test; exit 1 on a regression',
+    summary: 'compare bench reports: per-row change over measurement rounds or runs; exit 1 on a regression',
     load: async () => (await import('./commands/compare.js')).compareCommand,
   },
   executor: {
     summary: 'serve one ORC (LLVM 22 wire protocol) session as the process that owns target memory',
     load: async () => (await import('./commands/executor.js')).executorCommand,
+  },
+  history: {
+    summary: 'store bench reports per commit and show the trend of the headline speedups with intervals',
+    load: async () => (await import('./commands/history.js')).historyCommand,
   },
   profile: {
     summary: 'run a bench under clinic flame/doctor or the V8 CPU profiler and print where the profile is',

@@ -40,3 +40,40 @@ test('intervalEstimateTest holds its level: about 5% of unchanged estimates are 
   const rate = rejected / trials;
   t.true(rate > 0.035 && rate < 0.065, `rejection rate ${rate}`);
 });
+
+test('wilcoxonSignedRank: exact p for small n without ties, its floor 2/2^n, and symmetry', async (t) => {
+  const { wilcoxonSignedRank } = await import('../harness/statistics.js');
+  // Eight rounds all in one direction: the most extreme of 2^8 sign patterns, twice (two-sided).
+  t.is(wilcoxonSignedRank([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]).p, 2 / 256);
+  t.is(wilcoxonSignedRank([-0.1, -0.2, -0.3, -0.4, -0.5, -0.6, -0.7, -0.8]).p, 2 / 256);
+  // n = 5, W+ = 1 (only the smallest is positive): P(W <= 1) = 2/32, two-sided 4/32.
+  const r = wilcoxonSignedRank([0.1, -0.2, -0.3, -0.4, -0.5]);
+  t.is(r.wPlus, 1);
+  t.is(r.p, 4 / 32);
+  t.is(wilcoxonSignedRank([]).p, 1);
+  t.is(wilcoxonSignedRank([0, 0]).p, 1);
+});
+
+test('welchTTest gives Welch's t = 1.8974, df = 5.8824, p = 0.1076 for (2,4,6,8,10) against (1,2,3,4,5)', async (t) => {
+  const { welchTTest } = await import('../harness/statistics.js');
+  const w = welchTTest([1, 2, 3, 4, 5], [2, 4, 6, 8, 10]);
+  t.is(w.diff, 3);
+  t.true(Math.abs(w.t - 1.8974) < 1e-4, String(w.t));
+  t.true(Math.abs(w.df - 5.8824) < 1e-4, String(w.df));
+  t.true(Math.abs(w.p - 0.1076) < 1e-4, String(w.p));
+  // R's interval: -0.8877 to 6.8877 (3 -+ t(0.975, 5.8824) * sqrt(2.5)).
+  t.true(Math.abs(w.low - -0.8877) < 1e-3 && Math.abs(w.high - 6.8877) < 1e-3, `${w.low} ${w.high}`);
+  // Identical constant sets: no difference, p = 1; different constants: certain.
+  t.is(welchTTest([1, 1, 1], [1, 1, 1]).p, 1);
+  t.is(welchTTest([1, 1, 1], [2, 2, 2]).p, 0);
+  t.true(Number.isNaN(welchTTest([1], [2, 3]).p));
+});
+
+test('holmSignificant steps down: each p against alpha / (rows left) until the first that fails', async (t) => {
+  const { holmSignificant } = await import('../harness/compare.js');
+  // alpha 0.05 over 4: 0.01 <= 0.0125 yes, 0.015 <= 0.0167 yes, 0.03 > 0.025 stop.
+  t.deepEqual(holmSignificant([0.03, 0.01, 0.5, 0.015], 0.05), [false, true, false, true]);
+  t.deepEqual(holmSignificant([0.02, 0.02], 0.05), [true, true]);
+  // NaN (a refused row) takes no part and shrinks the family.
+  t.deepEqual(holmSignificant([Number.NaN, 0.04], 0.05), [false, true]);
+});

@@ -22,7 +22,7 @@ export function trendChartSpec(trends: readonly Trend[]): Record<string, unknown
     title: 'Headline speedups across commits',
     config: { font: CHART_FONT_FAMILY, background: 'white', view: { stroke: '#ddd' }, axis: { labelFontSize: 11, titleFontSize: 12 }, title: { fontSize: 14, anchor: 'start' } },
     data: { values },
-    facet: { row: { field: 'ratio', type: 'nominal', title: null, header: { labelAngle: 0, labelAlign: 'left', labelLimit: 420 } } },
+    facet: { row: { field: 'ratio', type: 'nominal', title: null, header: { labelAngle: 0, labelOrient: 'top', labelAnchor: 'start', labelLimit: 520, labelFontSize: 12 } } },
     resolve: { scale: { y: 'independent' } },
     spec: {
       width: 520,
