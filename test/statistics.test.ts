@@ -54,7 +54,7 @@ test('wilcoxonSignedRank: exact p for small n without ties, its floor 2/2^n, and
   t.is(wilcoxonSignedRank([0, 0]).p, 1);
 });
 
-test('welchTTest gives Welch's t = 1.8974, df = 5.8824, p = 0.1076 for (2,4,6,8,10) against (1,2,3,4,5)', async (t) => {
+test("welchTTest gives Welch's t = 1.8974, df = 5.8824, p = 0.1076 for (2,4,6,8,10) against (1,2,3,4,5)", async (t) => {
   const { welchTTest } = await import('../harness/statistics.js');
   const w = welchTTest([1, 2, 3, 4, 5], [2, 4, 6, 8, 10]);
   t.is(w.diff, 3);
