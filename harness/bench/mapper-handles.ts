@@ -7,7 +7,7 @@ import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
 import { RpcCopyMapper } from '../../mappers/rpc-copy-mapper.js';
 import type { ExecutorName, MapperName } from '../report.js';
 import type { MemoryMapper } from '../../mappers/memory-mapper.js';
-import type { MapperHandle } from './cell-runner.js';
+import type { Cell, MapperHandle } from './cell-runner.js';
 import type { AddressRange } from './integrity.js';
 import { sha256 } from './integrity.js';
 
@@ -20,6 +20,8 @@ export interface HandleOptions {
   /** CPUs to pin the executor to, or null to leave it free. */
   readonly executorCpus: readonly number[] | null;
   readonly llvmExecutor?: string;
+  /** The cell the handle is opened for (a substitute transport may depend on its workload). */
+  readonly cell?: Cell;
 }
 
 /** True when LLVM's executor is installed where the bench looks for it. */

@@ -110,6 +110,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
           options.onProgress?.({ kind: 'cell-start', index, total: cells.length, cell: name });
           const handle = await open(cell.mapper, cell.executor, {
             executorCpus: cpus.executor,
+            cell: { workload: cell.workload, pattern: cell.pattern, mapper: cell.mapper, executor: cell.executor, policy: cell.policy },
             ...(options.llvmExecutor ? { llvmExecutor: options.llvmExecutor } : {}),
           });
           if (cell.pattern === 'patch' && !handle.patch) {

@@ -1,0 +1,25 @@
+import test from 'ava';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { detectionTry } from './helpers/power.js';
+
+/**
+ * Power of the CI gate, one try: five quick benches with a shared-memory mapper whose
+ * initialize costs 30% more (SHA-256 passes over the working memory, sized from a run without)
+ * and five without, compared as the gate compares runs (--ratios-only, runs on both sides).
+ * The gate must flag a shared-memory speedup as a regression. About ten quick benches: only
+ * with JITMEM_REAL_BENCH=1. The rate over ten tries: node dist/test/tools/detection-rate.js.
+ */
+
+const enabled = process.env.JITMEM_REAL_BENCH === '1';
+
+(enabled ? test : test.skip)('power: the gate flags the shared-memory speedup when its initialize costs 30% more', (t) => {
+  t.timeout(20 * 60_000);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'jitmem-power-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const r = detectionTry(dir, 'ci');
+  t.log(JSON.stringify(r, null, 1));
+  t.is(r.status, 1);
+  t.true(r.shared.some((x) => x.verdict === 'regression' && x.change < 0));
+});
