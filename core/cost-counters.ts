@@ -1,0 +1,33 @@
+/**
+ * Cost counters of this process: the operations a transport's time is made of, counted where
+ * they happen (the native wrappers count system calls and copies, the channel counts frames and
+ * bytes). Counts do not depend on the machine's load, so a change in them is a change in what
+ * the code does. One set per process: the controller and the executor each keep their own, and
+ * the executor reports its set through a jitmem service.
+ */
+
+export interface OsCounts {
+  /** mmap calls (anonymous reservations and shared mappings). */
+  mmap: number;
+  mprotect: number;
+  munmap: number;
+  /** POSIX shared-memory objects created. */
+  shmCreated: number;
+  /** Instruction-cache flushes requested (a no-op instruction on x86-64, counted all the same). */
+  icacheFlushes: number;
+  /** Bytes moved by memcpy/memmove between native memory and JS buffers or within native memory. */
+  bytesCopied: number;
+}
+
+const counts: OsCounts = { mmap: 0, mprotect: 0, munmap: 0, shmCreated: 0, icacheFlushes: 0, bytesCopied: 0 };
+
+/** The live counters: the layers that do the operations add to them. */
+export const osCounts: OsCounts = counts;
+
+/** A copy of this process's OS counters. */
+export function osCountsSnapshot(): OsCounts {
+  return { ...counts };
+}
+
+/** The names of OsCounts, in a fixed order (the wire form of the executor's counters uses it). */
+export const OS_COUNT_NAMES: ReadonlyArray<keyof OsCounts> = ['mmap', 'mprotect', 'munmap', 'shmCreated', 'icacheFlushes', 'bytesCopied'];
