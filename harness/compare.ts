@@ -1,5 +1,5 @@
 import { JitmemError } from '../core/errors.js';
-import { PHASES, type PhaseName, type RatioRow, type Report, type ResultRow } from './report.js';
+import { PHASES, PROCESS_COUNTER_NAMES, UNGATED_COUNTERS, type PhaseName, type ProcessCounters, type RatioRow, type Report, type ResultRow } from './report.js';
 import { geometricMean, intervalEstimateTest, mean, meanInterval, median, studentTCdf, studentTQuantile, welchTTest } from './statistics.js';
 
 /**
@@ -35,8 +35,8 @@ import { geometricMean, intervalEstimateTest, mean, meanInterval, median, studen
  * or an improvement when significant AND beyond the row's threshold (default 5%).
  */
 
-/** What a compared row measures: the whole iteration, one phase, or a speedup over a baseline mapper. */
-export type Measure = 'latency' | PhaseName | 'speedup-vs-rpc' | 'speedup-vs-inprocess';
+/** What a compared row measures: the whole iteration, one phase, a speedup over a baseline mapper, or a cost counter of one process. */
+export type Measure = 'latency' | PhaseName | 'speedup-vs-rpc' | 'speedup-vs-inprocess' | `${'controller' | 'executor'}.${keyof ProcessCounters}`;
 
 export type Verdict = 'regression' | 'improvement' | 'same';
 
@@ -100,9 +100,28 @@ export interface RatioComparison extends RowVerdictFields {
   readonly outsideBaseCi: boolean;
 }
 
+/**
+ * A cost counter of one process, per iteration, in both reports: exact, no statistics. Any
+ * change is shown; an increase beyond the tolerance is a regression (except for page faults
+ * and context switches, which the scheduler and the GC move too: shown, never gated).
+ */
+export interface CounterComparison {
+  readonly kind: 'counter';
+  readonly key: RowKey;
+  readonly label: string;
+  readonly side: 'controller' | 'executor';
+  readonly counter: keyof ProcessCounters;
+  readonly base: number;
+  readonly head: number;
+  /** head / base - 1 (Infinity when a zero became more). */
+  readonly change: number;
+  readonly gated: boolean;
+  readonly verdict: Verdict;
+}
+
 /** A row present in one report only: listed, never an error. */
 export interface UnmatchedRow {
-  readonly kind: 'time' | 'ratio';
+  readonly kind: 'time' | 'ratio' | 'counter';
   readonly key: RowKey;
   readonly label: string;
   readonly only: 'base' | 'head';
@@ -138,6 +157,8 @@ export interface CompareOptions {
   readonly baseRuns?: readonly Report[];
   /** Only the rows whose labels this returns true for are compared (the gate's headline rows, say). */
   readonly rowFilter?: (label: string) => boolean;
+  /** Relative increase of a gated counter that fails (default 1%); an increase must also exceed half a count per iteration. */
+  readonly counterTolerance?: number;
 }
 
 export interface ReportIdentity {
@@ -161,6 +182,9 @@ export interface Comparison {
   readonly baseRuns: number;
   readonly times: readonly TimeComparison[];
   readonly ratios: readonly RatioComparison[];
+  /** Every counter of both processes in the cells both reports have counters for, changed or not. */
+  readonly counters: readonly CounterComparison[];
+  readonly counterTolerance: number;
   readonly unmatched: readonly UnmatchedRow[];
   /** Geometric mean of the time changes (null when no time rows were compared). */
   readonly timesGeometricMean: GeometricMeanRow | null;
@@ -174,6 +198,7 @@ export interface Comparison {
 }
 
 export const DEFAULT_ALPHA = 0.05;
+export const DEFAULT_COUNTER_TOLERANCE = 0.01;
 export const DEFAULT_THRESHOLD = 0.05;
 
 export function labelOf(key: RowKey): string {
@@ -470,6 +495,51 @@ function settingsWarnings(base: Report, head: Report): string[] {
   return warnings;
 }
 
+/**
+ * The counters of the cells both reports measured them in, process by process. Exact: a gated
+ * counter regresses when head - base exceeds both tolerance * base and half a count.
+ */
+function compareCounters(base: Report, head: Report, tolerance: number, keep: (label: string) => boolean, unmatched: UnmatchedRow[]): CounterComparison[] {
+  const index = (r: Report) => {
+    const out = new Map<string, { row: ResultRow; counters: NonNullable<ResultRow['counters']> }>();
+    for (const row of r.results) {
+      if (!row.counters) continue;
+      const label = labelOf(timeKey(row, 'latency'));
+      if (!out.has(label)) out.set(label, { row, counters: row.counters });
+    }
+    return out;
+  };
+  const b = index(base);
+  const h = index(head);
+  const out: CounterComparison[] = [];
+  for (const [cell, bc] of b) {
+    const hc = h.get(cell);
+    for (const side of ['controller', 'executor'] as const) {
+      const bs = bc.counters[side];
+      const hs = hc?.counters[side];
+      if (!bs) continue;
+      for (const counter of PROCESS_COUNTER_NAMES) {
+        const key = timeKey(bc.row, `${side}.${counter}`);
+        const label = labelOf(key);
+        if (!keep(label)) continue;
+        if (!hs) {
+          // A cell of the base without counters in the head (or gone): listed once, by its round trips.
+          if (counter === 'roundTrips' && (!hc || hc.counters[side] === null)) unmatched.push({ kind: 'counter', key, label, only: 'base' });
+          continue;
+        }
+        const bv = bs[counter];
+        const hv = hs[counter];
+        const change = bv === hv ? 0 : bv === 0 ? Infinity : hv / bv - 1;
+        const gated = !UNGATED_COUNTERS.has(counter);
+        const beyond = Math.abs(hv - bv) > Math.max(tolerance * bv, 0.5);
+        const verdict: Verdict = gated && beyond ? (hv > bv ? 'regression' : 'improvement') : 'same';
+        out.push({ kind: 'counter', key, label, side, counter, base: bv, head: hv, change, gated, verdict });
+      }
+    }
+  }
+  return out;
+}
+
 interface PendingRow {
   readonly kind: 'time' | 'ratio';
   readonly label: string;
@@ -591,8 +661,10 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
     }
   });
 
-  const all = [...times, ...ratios];
-  const refusedRows = all.filter((r) => r.refused);
+  const counterTolerance = options.counterTolerance ?? DEFAULT_COUNTER_TOLERANCE;
+  const counters = compareCounters(base, head, counterTolerance, keep, unmatched);
+  const all = [...times, ...ratios, ...counters];
+  const refusedRows = [...times, ...ratios].filter((r) => r.refused);
   if (refusedRows.length) {
     warnings.push(
       `${refusedRows.length} row${refusedRows.length === 1 ? '' : 's'} not judged: ${REFUSAL} (${refusedRows
@@ -611,6 +683,8 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
     baseRuns: 1 + baseRuns.length,
     times,
     ratios,
+    counters,
+    counterTolerance,
     unmatched,
     timesGeometricMean: geometricMeanRow(times.map((t) => t.change)),
     ratiosGeometricMean: geometricMeanRow(ratios.map((r) => r.change)),

@@ -68,8 +68,55 @@ export interface ResultRow {
    * rounds of a group run every mapper back to back, so round i of two mappers pair up.
    */
   rounds?: RoundSummary[];
+  /** Cost counters per measured iteration, of both processes. */
+  counters?: CellCounters;
   slab: SlabSummary;
   slabSeries?: SlabPoint[];
+}
+
+/**
+ * Cost counters of one process for one cell, per measured iteration (the mean over them): what
+ * the iteration's time is made of, counted rather than timed.
+ */
+export interface ProcessCounters {
+  /** Calls made (controller) or answered (executor) over the wire. */
+  roundTrips: number;
+  /** Bytes this process wrote to the wire and read from it (frames, headers included). */
+  wireBytesOut: number;
+  wireBytesIn: number;
+  /** Bytes copied by memcpy/memmove through the native layer (content into target memory, out of it). */
+  bytesCopied: number;
+  mmap: number;
+  mprotect: number;
+  munmap: number;
+  shmCreated: number;
+  icacheFlushes: number;
+  /** getrusage: minor page faults and voluntary context switches of this process. */
+  minorFaults: number;
+  voluntarySwitches: number;
+}
+
+export const PROCESS_COUNTER_NAMES: ReadonlyArray<keyof ProcessCounters> = [
+  'roundTrips',
+  'wireBytesOut',
+  'wireBytesIn',
+  'bytesCopied',
+  'mmap',
+  'mprotect',
+  'munmap',
+  'shmCreated',
+  'icacheFlushes',
+  'minorFaults',
+  'voluntarySwitches',
+];
+
+/** Counters that depend on the scheduler, the allocator of V8 and the GC as much as on the code: shown, never gated. */
+export const UNGATED_COUNTERS: ReadonlySet<keyof ProcessCounters> = new Set(['minorFaults', 'voluntarySwitches']);
+
+export interface CellCounters {
+  controller: ProcessCounters;
+  /** Null in-process, and for LLVM's executor, which has no counter service. */
+  executor: ProcessCounters | null;
 }
 
 export interface RoundSummary {

@@ -20,7 +20,42 @@ function mapperLabel(r: { mapper: string; executor: string; cold?: boolean }): s
   return (r.executor === 'none' || r.executor === 'jitmem' ? r.mapper : `${r.mapper}@${r.executor}`) + (r.cold ? ' (cold)' : '');
 }
 
+const kib = (bytes: number) => (bytes / 1024).toFixed(bytes >= 10 * 1024 ? 0 : 1);
+const count = (x: number) => (x >= 100 || Number.isInteger(x) ? x.toFixed(0) : x.toFixed(1));
+/** controller/executor, or the controller's alone in-process. */
+const bothSides = (c: NonNullable<ResultRow['counters']>, f: (p: NonNullable<ResultRow['counters']>['controller']) => number, fmt: (x: number) => string) =>
+  c.executor ? `${fmt(f(c.controller))}/${fmt(f(c.executor))}` : fmt(f(c.controller));
+
+/**
+ * One line per cell: its times, and beside them the counts that explain them (per iteration):
+ * round trips, KiB on the wire (both directions), KiB copied, mprotect calls and minor page
+ * faults, as controller/executor.
+ */
 export function resultsTable(rows: readonly ResultRow[]): string {
+  if (rows.some((r) => r.counters)) {
+    return formatTable(
+      ['workload', 'pattern', 'mapper', 'policy', 'p50 ms', 'p99 ms', 'rme', 'n', 'init ms', 'trips', 'wire KiB', 'copied KiB c/e', 'mprotect c/e', 'faults c/e'],
+      rows.map((r) => {
+        const c = r.counters;
+        return [
+          r.workload,
+          r.pattern,
+          mapperLabel(r),
+          r.policy,
+          ms(r.latency.p50),
+          ms(r.latency.p99),
+          `±${r.latency.rme.toFixed(1)}%`,
+          String(r.latency.samplesCount),
+          ms(r.phases.initialize?.p50 ?? 0),
+          c ? count(c.controller.roundTrips) : r.roundTrips.toFixed(0),
+          c ? kib(c.controller.wireBytesOut + c.controller.wireBytesIn) : kib(r.bytes.moved),
+          c ? bothSides(c, (p) => p.bytesCopied, kib) : '',
+          c ? bothSides(c, (p) => p.mprotect, count) : '',
+          c ? bothSides(c, (p) => p.minorFaults, count) : '',
+        ];
+      }),
+    );
+  }
   return formatTable(
     ['workload', 'pattern', 'mapper', 'policy', 'p50 ms', 'p99 ms', 'rme', 'n', 'init ms', 'MiB moved', 'calls'],
     rows.map((r) => [

@@ -9,6 +9,7 @@ import {
   calibrateThresholds,
   compareReports,
   DEFAULT_ALPHA,
+  DEFAULT_COUNTER_TOLERANCE,
   DEFAULT_THRESHOLD,
   MIN_CALIBRATION_RUNS,
   parsePercent,
@@ -71,6 +72,12 @@ options:
                               --add), from commits other than HEAD's: the CI gate against the
                               median of the last N runs, as github-action-benchmark does
   --last N                    runs taken from --history (default 5)
+  --counter-tolerance PCT     relative increase of a cost counter that fails (default
+                              ${DEFAULT_COUNTER_TOLERANCE * 100}%; it must also exceed half a count per iteration). Counters
+                              (round trips, wire bytes, bytes copied, mmap/mprotect/munmap, shm
+                              objects, I-cache flushes, page faults, context switches; controller
+                              and executor) are compared exactly, with or without --ratios-only:
+                              every change is listed; page faults and context switches are not gated
   --phases                    compare each phase's times as well as whole iterations
   --ratios-only               compare only the speedup ratios (for reports from different
                               machines: what CI does)
@@ -153,6 +160,7 @@ function ratioTable(rows: readonly RatioComparison[], geo: GeometricMeanRow | nu
 
 /** Colours the verdict cells of a text table (after padding, so the columns stay aligned). */
 function paintTable(text: string, rows: ReadonlyArray<{ verdict: TimeComparison['verdict']; refused?: string; label: string }>, paint: Paint): string {
+  // (rows: every row of the table's kind; lines are matched by their first cell, the label)
   if (paint === plain) return text;
   const byLabel = new Map(rows.map((r) => [r.label, r]));
   return text
@@ -165,6 +173,18 @@ function paintTable(text: string, rows: ReadonlyArray<{ verdict: TimeComparison[
       return at < 0 ? line : line.slice(0, at) + paint.verdict(word, row.verdict) + line.slice(at + word.length);
     })
     .join('\n');
+}
+
+const countText = (x: number) => (Number.isInteger(x) ? String(x) : x >= 100 ? x.toFixed(1) : x.toFixed(3));
+
+/** The counters that changed (any change: they are exact), and a line saying how many did not. */
+function counterTable(c: Comparison): { header: string[]; cells: string[][]; note: string } | null {
+  if (c.counters.length === 0) return null;
+  const changed = c.counters.filter((r) => r.base !== r.head);
+  const header = ['counter per iteration', 'base', 'head', 'change', 'verdict'];
+  const cells = changed.map((r) => [r.label, countText(r.base), countText(r.head), r.change === Infinity ? '+inf' : pct(r.change), r.gated ? verdictText(r) : 'not gated']);
+  const note = `${c.counters.length} counters compared exactly: ${changed.length} changed, ${c.counters.length - changed.length} unchanged; an increase beyond ${pct(c.counterTolerance).slice(1)} (and half a count) fails; page faults and context switches are shown, not gated`;
+  return { header, cells, note };
 }
 
 function identityLine(name: string, file: string, c: Comparison['base']): string {
@@ -200,6 +220,11 @@ export function formatText(c: Comparison, baseFile: string, headFile: string, pa
     const t = ratioTable(c.ratios, c.ratiosGeometricMean);
     out.push(paintTable(formatTable(t.header, t.cells), c.ratios, paint));
   }
+  const k = counterTable(c);
+  if (k) {
+    if (k.cells.length) out.push(paintTable(formatTable(k.header, k.cells), c.counters, paint));
+    out.push(k.note, '');
+  }
   const unmatched = unmatchedLines(c);
   if (unmatched.length) out.push(...unmatched, '');
   const summary = summaryLine(c);
@@ -230,6 +255,12 @@ export function formatMarkdown(c: Comparison, baseFile: string, headFile: string
   if (c.ratios.length) {
     const t = ratioTable(c.ratios, c.ratiosGeometricMean);
     out.push('### Speedup ratios', '', markdownTable(t.header, t.cells), '');
+  }
+  const k = counterTable(c);
+  if (k) {
+    out.push('### Cost counters', '');
+    if (k.cells.length) out.push(markdownTable(k.header, k.cells), '');
+    out.push(k.note, '');
   }
   const unmatched = unmatchedLines(c);
   if (unmatched.length) out.push('### Rows in one report only', '', ...unmatched.map((l) => `- ${l}`), '');
@@ -294,6 +325,7 @@ export const compareCommand: Command = {
           'base-run': { type: 'string', multiple: true },
           history: { type: 'string' },
           last: { type: 'string' },
+          'counter-tolerance': { type: 'string' },
           format: { type: 'string' },
           help: { type: 'boolean', short: 'h' },
         },
@@ -352,7 +384,9 @@ export const compareCommand: Command = {
       base = readReport(baseFile);
     }
     const noiseReports = (values.noise ?? []).map((f) => readReport(f));
+    const counterTolerance = values['counter-tolerance'] !== undefined ? parsePercent('--counter-tolerance', values['counter-tolerance']) : DEFAULT_COUNTER_TOLERANCE;
     const comparison = compareReports(base, head, {
+      counterTolerance,
       alpha,
       threshold,
       thresholdRules,
