@@ -10,16 +10,29 @@ import { JitmemError } from '../core/errors.js';
  */
 export const OPTIONAL_PACKAGES = ['@clinic/doctor', '@clinic/flame', '@resvg/resvg-js', 'vega', 'vega-lite'] as const;
 
-export type OptionalPackage = (typeof OPTIONAL_PACKAGES)[number];
-
-/** The error for an optional package that is not installed: names it, what needs it, and the command that installs it. */
-export function optionalDependencyMissing(name: string, neededFor: string, cause?: unknown): JitmemError {
+/**
+ * The error for optional packages that are not installed: names them, what needs them, and
+ * the one command that installs them all.
+ */
+export function optionalDependencyMissing(names: readonly string[], neededFor: string, cause?: unknown): JitmemError {
+  const one = names.length === 1;
+  const list = one ? `the package ${names[0]}, which is` : `the packages ${names.slice(0, -1).join(', ')} and ${names.at(-1)}, which are`;
   return new JitmemError(
     'ERR_OPTIONAL_DEPENDENCY_MISSING',
-    `${neededFor} needs the package ${name}, which is not installed (it is optional, so that using jitmem as a library does not pull it); install it with: npm install ${name}`,
-    { package: name, neededFor },
+    `${neededFor} needs ${list} not installed (optional, so that using jitmem as a library does not pull ${one ? 'it' : 'them'}); install with: npm install ${names.join(' ')}`,
+    { packages: [...names], neededFor },
     { cause },
   );
+}
+
+/** Whether our modules can import `name`. */
+function resolvable(name: string): boolean {
+  try {
+    import.meta.resolve(name);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** This package's root (compiled code runs from dist/harness/). */
@@ -50,7 +63,9 @@ export async function importOptional<T>(load: () => Promise<T>, packages: readon
     return await load();
   } catch (err) {
     const name = missingPackage(err, packages);
-    if (name !== null) throw optionalDependencyMissing(name, neededFor, err);
-    throw err;
+    if (name === null) throw err;
+    // Name every missing one, so that one install command is enough.
+    const missing = packages.filter((p) => p === name || !resolvable(p));
+    throw optionalDependencyMissing(missing, neededFor, err);
   }
 }

@@ -105,6 +105,9 @@ async function runCpuProf(outDir: string, command: string[]): Promise<{ file: st
 
 export async function runProfile(options: ProfileOptions): Promise<ProfileResult> {
   const outDir = path.resolve(options.outDir);
+  // A clinic that is not installed is the user's to fix (one npm command), not a failure to
+  // fall back from: say so before anything is made or a long benchmark runs.
+  const Tool = options.tool === 'cpuprof' || options.loadClinic ? null : await loadClinicTool(options.tool);
   mkdirSync(outDir, { recursive: true });
   const command = [process.execPath, cliPath, options.subcommand ?? 'bench', ...options.args];
   if (options.tool === 'cpuprof') {
@@ -112,9 +115,6 @@ export async function runProfile(options: ProfileOptions): Promise<ProfileResult
     return { requested: 'cpuprof', tool: 'cpuprof', file, exitStatus, command };
   }
   const tool = options.tool;
-  // A clinic that is not installed is the user's to fix (one npm command), not a failure to
-  // fall back from: say so before a long benchmark runs.
-  const Tool = options.loadClinic ? null : await loadClinicTool(tool);
   let reason: string;
   try {
     const file = await runClinic(() => (options.loadClinic ? options.loadClinic(tool, outDir) : new Tool!({ dest: outDir })), tool, outDir, command);
