@@ -1,7 +1,7 @@
 import test from 'ava';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkLayers, formatViolations, listSources, readImports, type SourceFile } from './helpers/import-layers.js';
+import { checkLayers, danglingReferences, formatViolations, listSources, readImports, type SourceFile } from './helpers/import-layers.js';
 
 /** The package root: this file runs from dist/test/. */
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -18,6 +18,18 @@ test('every import in the package sources points down the layers (core ← nativ
   t.true(imports > 200, `${imports} imports read`);
   const violations = checkLayers(sources);
   t.deepEqual(violations, [], `imports against the layers:\n${formatViolations(violations)}`);
+});
+
+test('every relative import and module URL, in the sources and the tests, names a file that exists', (t) => {
+  const files = listSources(root, { includeTests: true });
+  t.true(files.some((f) => f.path === 'test/house-layers.test.ts'));
+  const dangling = danglingReferences(files);
+  t.deepEqual(dangling, [], `references to missing modules:\n${formatViolations(dangling)}`);
+  // And the check can fail: a URL to a module that moved away.
+  t.deepEqual(
+    formatViolations(danglingReferences([...files, { path: 'test/moved.test.ts', text: "const m = new URL('../mappers/executor-session.js', import.meta.url);" }])),
+    'test/moved.test.ts:1 → mappers/executor-session.ts (../mappers/executor-session.js): names a module that does not exist',
+  );
 });
 
 test('the import reader finds static, re-export, side-effect and literal dynamic imports, across lines, and nothing in comments or strings', (t) => {

@@ -236,6 +236,11 @@ test.serial('the installed CLI writes reports under ./jitmem-reports/ of the cur
   t.true(objects.length > 0);
   const work = path.join(temp.dir, 'work');
   mkdirSync(work);
+  // The user's project is a git repository of its own: its commit is not jitmem's to report.
+  for (const args of [['init', '-q'], ['-c', 'user.name=user', '-c', 'user.email=user@example.org', 'commit', '-q', '--allow-empty', '-m', 'project']]) {
+    const git = run('git', args, app, 30_000);
+    t.is(git.status, 0, described(git));
+  }
   const bench = run(process.execPath, [cli, 'bench', '--objects', objects[0]!, '--pattern', 'load', '--mapper', 'inprocess', '--time', '50', '--iterations', '2', '--rounds', '1', '--no-charts'], work, 120_000);
   t.is(bench.status, 0, described(bench));
   const reports = readdirSync(path.join(work, 'jitmem-reports'));
@@ -243,6 +248,8 @@ test.serial('the installed CLI writes reports under ./jitmem-reports/ of the cur
   t.regex(reports[0]!, /^bench-.*\.json$/);
   t.regex(bench.stdout, /report: jitmem-reports\/bench-.*\.json/);
   t.false(existsSync(path.join(pkg, 'reports', 'out')), 'nothing is written inside the installed package');
+  const report = JSON.parse(readFileSync(path.join(work, 'jitmem-reports', reports[0]!), 'utf8')) as { env: { commit: string | null; dirty: boolean | null } };
+  t.deepEqual([report.env.commit, report.env.dirty], [null, null]);
 
   const charts = run(process.execPath, [cli, 'charts', path.join(work, 'jitmem-reports', reports[0]!)], work, 60_000);
   t.is(charts.status, 2, described(charts));

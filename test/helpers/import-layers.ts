@@ -292,14 +292,32 @@ export function checkLayers(files: readonly SourceFile[]): LayerViolation[] {
   return violations;
 }
 
-/** The package's non-test TypeScript sources under `root`. */
-export function listSources(root: string): SourceFile[] {
+/**
+ * Relative references (imports and module URLs) that name no file of `files`: tsc catches a
+ * static import of a missing module, but not a module reached by URL, which fails only when
+ * the code runs.
+ */
+export function danglingReferences(files: readonly SourceFile[]): LayerViolation[] {
+  const known = new Set(files.map((f) => f.path));
+  const dangling: LayerViolation[] = [];
+  for (const file of files) {
+    for (const { specifier, line } of readImports(file.text)) {
+      if (!specifier.startsWith('.')) continue;
+      const target = resolveSpecifier(file.path, specifier);
+      if (!known.has(target)) dangling.push({ file: file.path, line, specifier, target, reason: 'names a module that does not exist' });
+    }
+  }
+  return dangling;
+}
+
+/** The package's TypeScript sources under `root`: the non-test ones, or with `test/` too. */
+export function listSources(root: string, options: { includeTests?: boolean } = {}): SourceFile[] {
   const files: SourceFile[] = [];
   const walk = (dir: string): void => {
     for (const entry of readdirSync(path.join(root, dir), { withFileTypes: true })) {
       const rel = dir ? `${dir}/${entry.name}` : entry.name;
       if (entry.isDirectory()) {
-        if (!dir && (NOT_SOURCES.has(entry.name) || entry.name.startsWith('.'))) continue;
+        if (!dir && (NOT_SOURCES.has(entry.name) || entry.name.startsWith('.')) && !(options.includeTests && entry.name === 'test')) continue;
         if (entry.name === 'node_modules') continue;
         walk(rel);
       } else if (/\.(m?ts|tsx)$/.test(entry.name) && !entry.name.endsWith('.d.ts')) {
