@@ -7,7 +7,7 @@ import { Channel, type CallResult, type ChannelEnd } from '../protocol/channel.j
 import { DEFAULT_MAX_FRAME_SIZE, HEADER_SIZE } from '../protocol/frame.js';
 import { JitmemSym, Sym, encodeSetup, processTriple } from '../protocol/setup.js';
 import { SpsWriter, SymbolFlags, decode } from '../protocol/sps.js';
-import { ActionRunner } from './actions.js';
+import { ExecutorActionSite } from './actions.js';
 import { AddressSpace, PROT_R, PROT_W, PROT_X, type Reservation } from './address-space.js';
 import { MemoryManagerService, SharedMemoryService, releaseReservation, unlinkName } from './memory-services.js';
 import { RemoteError } from './remote-error.js';
@@ -45,7 +45,7 @@ const MAX_CHECKSUM_BYTES = 1 << 30;
 
 export class Executor {
   readonly space: AddressSpace;
-  private readonly actions: ActionRunner;
+  private readonly actions: ExecutorActionSite;
   private readonly memoryManager: MemoryManagerService;
   private readonly sharedMemory: SharedMemoryService;
   private readonly tokenPage: number;
@@ -68,7 +68,7 @@ export class Executor {
 
   constructor(private readonly options: ExecutorOptions = {}) {
     this.space = new AddressSpace(native.pageSize());
-    this.actions = new ActionRunner(this.space);
+    this.actions = new ExecutorActionSite(this.space);
     this.memoryManager = new MemoryManagerService(this.space, this.actions);
     this.sharedMemory = new SharedMemoryService(this.space, this.actions, options.shmPrefix ?? `/jitmem_${process.pid}`);
     this.tokenPage = native.reserve(this.space.pageSize, 0);
@@ -477,16 +477,7 @@ export class Executor {
     if (bytes.length === 0) throw new RemoteError('ERR_INVALID_PATCH', `patchCode at ${hex(addr)} needs at least one byte to write`);
     this.requireNoCodeRunning('patchCode');
     const seg = this.segmentAt(addr, bytes.length, 'patchCode');
-    const page = this.space.pageSize;
-    const first = addr - (addr % page);
-    const length = alignUp(addr + bytes.length, page) - first;
-    native.protect(first, length, PROT_R | PROT_W);
-    try {
-      native.copyIn(addr, bytes);
-    } finally {
-      native.protect(first, length, seg.prot);
-    }
-    if (seg.prot & PROT_X) native.flushICache(addr, bytes.length);
+    native.patchInPlace(addr, bytes, seg.prot);
   }
 
   private requireCallable(fn: number, what: string): void {

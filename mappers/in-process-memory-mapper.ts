@@ -1,11 +1,11 @@
 import * as native from '../native/index.js';
 import { JitmemError, hex, throwCollected } from '../core/errors.js';
-import { alignUp, checkAddress, checkSize } from '../core/checks.js';
-import type { AllocInfo, ExecutorAddrRange, MemoryMapper } from './memory-mapper.js';
-import type { WrapperCall } from './memory-mapper.js';
-import { checkAllocInfo, checkPatch, checkReserveSize } from './alloc-info.js';
-import { runDeallocActions, runFinalizeActions, type WrapperCallRunner } from '../protocol/alloc-actions.js';
-import { ReservationTable, type Reservation as ReservationRecord } from './reservation-table.js';
+import { alignUp, checkAddress } from '../core/checks.js';
+import type { AllocInfo, WrapperCall } from './memory-mapper.js';
+import { checkPatch } from './alloc-info.js';
+import { MapperBase } from './mapper-base.js';
+import { runDeallocActions, runFinalizeActions, type ActionCallSite } from '../protocol/alloc-actions.js';
+import type { Reservation as ReservationRecord } from './reservation-table.js';
 
 /**
  * The executor is this process: reserve maps anonymous memory here, working memory is a
@@ -35,38 +35,25 @@ function restoreWritable(ranges: ReadonlyArray<{ readonly start: number; readonl
   }
 }
 
-/** Runs an alloc action in this process: a real function with LLVM's wrapper ABI. */
-const runInProcess: WrapperCallRunner = (call) => native.callWrapper(call.fn, call.args);
+/** Alloc actions run in this process: real functions with LLVM's wrapper ABI. */
+const inProcess: ActionCallSite = {
+  invoke: (call) => native.callWrapper(call.fn, call.args),
+  failure: (message, call) => new JitmemError('ERR_ALLOC_ACTION_FAILED', message, { fn: call.fn }),
+};
 
-export class InProcessMemoryMapper implements MemoryMapper {
+export class InProcessMemoryMapper extends MapperBase<Region> {
   readonly pageSize = native.pageSize();
-  private readonly table = new ReservationTable<Region>();
-  private closed = false;
 
-  async reserve(bytes: number): Promise<ExecutorAddrRange> {
-    this.checkOpen();
-    checkReserveSize(bytes, this.pageSize);
-    const start = native.reserve(bytes, native.PROT_RW);
-    this.table.add(start, bytes);
-    return { start, end: start + bytes };
+  protected async reserveRange(bytes: number): Promise<number> {
+    return native.reserve(bytes, native.PROT_RW);
   }
 
-  prepare(addr: number, size: number): Uint8Array {
-    this.checkOpen();
-    checkAddress('addr', addr);
-    checkSize('size', size);
-    const r = this.table.of(addr, size, 'prepare');
-    this.table.checkPrepare(r, addr, size);
-    const v = native.view(addr, size);
-    this.table.addView(r, addr, v);
-    return v;
+  protected workingMemory(_r: Reservation, addr: number, size: number): Uint8Array {
+    return native.view(addr, size);
   }
 
   async initialize(info: AllocInfo): Promise<number> {
-    this.checkOpen();
-    const { key, end } = checkAllocInfo(info, this.pageSize);
-    const r = this.table.of(key, end - key, 'initialize');
-    this.table.checkInitialize(r, key, end);
+    const { r, key, end } = this.beginInitialize(info);
     // Every check passed: from here on bytes change. Working memory loses its window first, so
     // that no view can reach pages that are about to become read-only or executable.
     this.table.detachViews(r, key, end);
@@ -89,7 +76,7 @@ export class InProcessMemoryMapper implements MemoryMapper {
         segments.push(run);
         if (run.prot & 4) native.flushICache(run.start, run.length);
       }
-      const deallocs = runFinalizeActions(info.actions, runInProcess);
+      const deallocs = runFinalizeActions(info.actions, inProcess);
       r.regions.set(key, { key, end, segments, deallocs });
       return key;
     } catch (err) {
@@ -122,15 +109,7 @@ export class InProcessMemoryMapper implements MemoryMapper {
         { address, size: bytes.length },
       );
     }
-    const first = address - (address % this.pageSize);
-    const length = alignUp(end, this.pageSize) - first;
-    native.protect(first, length, native.PROT_RW);
-    try {
-      native.copyIn(address, bytes);
-    } finally {
-      native.protect(first, length, run.prot);
-    }
-    if (run.prot & 4) native.flushICache(address, bytes.length);
+    native.patchInPlace(address, bytes, run.prot);
   }
 
   async deinitialize(keys: readonly number[]): Promise<void> {
@@ -209,14 +188,10 @@ export class InProcessMemoryMapper implements MemoryMapper {
   private teardown(r: Reservation, region: Region): void {
     r.regions.delete(region.key);
     try {
-      runDeallocActions(region.deallocs, runInProcess);
+      throwCollected(runDeallocActions(region.deallocs, inProcess), 'dealloc actions');
     } finally {
       restoreWritable(region.segments);
     }
-  }
-
-  private checkOpen(): void {
-    if (this.closed) throw new JitmemError('ERR_MAPPER_CLOSED', 'this InProcessMemoryMapper is closed', {});
   }
 }
 

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { JitmemError } from '../core/errors.js';
-import { checkAddress, checkProtection, checkSize } from '../core/checks.js';
+import { alignUp, checkAddress, checkProtection, checkSize } from '../core/checks.js';
 
 /**
  * The one loader of the native addon, and the typed shell over it. Argument checks live here,
@@ -213,6 +213,25 @@ export function flushICache(address: number, length: number): void {
   checkAddress('address', address);
   checkSize('length', length);
   raw().flushICache(address, length);
+}
+
+/**
+ * Rewrites code in place, in pages of this process whose protection is `prot`: the pages under
+ * the bytes get a write window (RW, not RWX, so W^X holds), the bytes go in, the protection
+ * comes back whatever happened, and executable pages get their instruction cache flushed. The
+ * in-process mapper and the executor both patch through here.
+ */
+export function patchInPlace(address: number, bytes: Uint8Array, prot: number): void {
+  const page = pageSize();
+  const first = address - (address % page);
+  const length = alignUp(address + bytes.length, page) - first;
+  protect(first, length, PROT_RW);
+  try {
+    copyIn(address, bytes);
+  } finally {
+    protect(first, length, prot);
+  }
+  if (prot & PROT_X) flushICache(address, bytes.length);
 }
 
 function checkArgs(args: ReadonlyArray<number | bigint>): Array<number | bigint> {
