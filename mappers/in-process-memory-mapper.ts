@@ -1,5 +1,5 @@
 import * as native from '../native/index.js';
-import { JitmemError, hex, throwCollected } from '../core/errors.js';
+import { JitmemError, eachCollected, hex, throwCollected } from '../core/errors.js';
 import { alignUp, checkAddress } from '../core/checks.js';
 import type { AllocInfo, WrapperCall } from './memory-mapper.js';
 import { checkPatch } from './alloc-info.js';
@@ -114,74 +114,40 @@ export class InProcessMemoryMapper extends MapperBase<Region> {
 
   async deinitialize(keys: readonly number[]): Promise<void> {
     this.checkOpen();
-    const errors: unknown[] = [];
     // Reverse order, as LLVM: the last region initialized is the first torn down.
-    for (const key of [...keys].reverse()) {
-      try {
-        checkAddress('key', key);
-        const r = this.table.of(key, 0, 'deinitialize');
-        const region = r.regions.get(key);
-        if (region) {
-          this.teardown(r, region);
-        } else if (!this.table.dropViewsAt(r, key)) {
-          throw new JitmemError(
-            'ERR_UNKNOWN_KEY',
-            `deinitialize: ${hex(key)} is neither an initialized region nor prepared working memory`,
-            { key },
-          );
-        }
-      } catch (err) {
-        errors.push(err);
+    eachCollected([...keys].reverse(), 'deinitialize', (key) => {
+      checkAddress('key', key);
+      const r = this.table.of(key, 0, 'deinitialize');
+      const region = r.regions.get(key);
+      if (region) this.teardown(r, region);
+      else if (!this.table.dropViewsAt(r, key)) {
+        throw new JitmemError('ERR_UNKNOWN_KEY', `deinitialize: ${hex(key)} is neither an initialized region nor prepared working memory`, { key });
       }
-    }
-    throwCollected(errors, 'deinitialize');
+    });
   }
 
   async release(bases: readonly number[]): Promise<void> {
     this.checkOpen();
-    const errors: unknown[] = [];
-    for (const base of [...bases].reverse()) {
-      try {
-        checkAddress('base', base);
-        const r = this.table.byStart.get(base);
-        if (!r) {
-          throw new JitmemError('ERR_UNKNOWN_RESERVATION', `release: ${hex(base)} is not the start of a reservation`, { base });
-        }
-        this.releaseReservation(r);
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-    throwCollected(errors, 'release');
+    eachCollected([...bases].reverse(), 'release', (base) => this.releaseReservation(this.reservationAt(base)));
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
-    const errors: unknown[] = [];
-    for (const r of [...this.table.byStart.values()].reverse()) {
-      try {
-        this.releaseReservation(r);
-      } catch (err) {
-        errors.push(err);
-      }
+    try {
+      eachCollected([...this.table.byStart.values()].reverse(), 'close', (r) => this.releaseReservation(r));
+    } finally {
+      this.closed = true;
     }
-    this.closed = true;
-    throwCollected(errors, 'close');
   }
 
   private releaseReservation(r: Reservation): void {
-    const errors: unknown[] = [];
-    for (const region of [...r.regions.values()].reverse()) {
-      try {
-        this.teardown(r, region);
-      } catch (err) {
-        errors.push(err);
-      }
+    try {
+      eachCollected([...r.regions.values()].reverse(), 'release', (region) => this.teardown(r, region));
+    } finally {
+      this.table.detachViews(r, r.start, r.end);
+      native.unmap(r.start, r.end - r.start);
+      this.table.byStart.delete(r.start);
     }
-    this.table.detachViews(r, r.start, r.end);
-    native.unmap(r.start, r.end - r.start);
-    this.table.byStart.delete(r.start);
-    throwCollected(errors, 'release');
   }
 
   /** Runs a region's dealloc actions, gives its pages back their write window and forgets it. */

@@ -1,4 +1,4 @@
-import { JitmemError } from '../core/errors.js';
+import { JitmemError, hex } from '../core/errors.js';
 import { checkAddress, checkSize } from '../core/checks.js';
 import { checkAllocInfo, checkReserveSize } from './alloc-info.js';
 import type { AllocInfo, ExecutorAddrRange, MemoryMapper } from './memory-mapper.js';
@@ -51,6 +51,14 @@ export abstract class MapperBase<R extends RegionRecord = RegionRecord> implemen
     const r = this.table.of(key, end - key, 'initialize');
     this.table.checkInitialize(r, key, end);
     return { r, key, end };
+  }
+
+  /** The reservation that starts at `base`, checked. */
+  protected reservationAt(base: number): Reservation<R> {
+    checkAddress('base', base);
+    const r = this.table.byStart.get(base);
+    if (!r) throw new JitmemError('ERR_UNKNOWN_RESERVATION', `release: ${hex(base)} is not the start of a reservation`, { base });
+    return r;
   }
 
   protected checkOpen(): void {

@@ -1,6 +1,5 @@
-import { JitmemError, hex } from '../core/errors.js';
-import { checkAddress } from '../core/checks.js';
 import { HEADER_SIZE } from '../protocol/frame.js';
+import { Sym } from '../protocol/setup.js';
 import { SpsWriter } from '../protocol/sps.js';
 import type { ExecutorSession } from '../session/executor-session.js';
 import { expectSuccess } from '../session/executor-session.js';
@@ -9,16 +8,17 @@ import type { AllocInfo } from './memory-mapper.js';
 import { MapperBase } from './mapper-base.js';
 import { checkPatchTarget, deinitializeKeys, type Reservation } from './reservation-table.js';
 
-/** The executor service a remote mapper drives: its four calls and its instance symbol. */
-export interface RemoteService {
-  readonly reserve: string;
-  readonly initialize: string;
-  readonly deinitialize: string;
-  readonly release: string;
-  readonly instance: string;
-  /** How errors name the calls: LLVM's two services spell them differently. */
-  readonly names: { readonly deinitialize: string; readonly release: string };
-}
+/**
+ * The executor service a remote mapper drives, by its symbols' prefix in Sym: LLVM's
+ * SimpleExecutorMemoryManager or its shared-memory mapper service. Errors name the calls as
+ * the service does (LLVM spells the two differently).
+ */
+const SERVICES = {
+  memMgr: { deinitialize: 'deinitialize', release: 'release' },
+  shm: { deinitialize: 'Deinitialize', release: 'Release' },
+} as const;
+
+export type RemoteServiceName = keyof typeof SERVICES;
 
 /**
  * The skeleton both remote mappers share: the executor keeps the memory, this side keeps the
@@ -30,14 +30,17 @@ export abstract class RemoteMemoryMapper extends MapperBase {
   readonly pageSize: number;
   protected readonly instance: number;
 
+  private readonly calls: { readonly deinitialize: string; readonly release: string };
+
   constructor(
     protected readonly session: ExecutorSession,
-    private readonly service: RemoteService,
+    private readonly service: RemoteServiceName,
   ) {
     super();
     this.pageSize = session.pageSize;
-    for (const name of [service.reserve, service.initialize, service.deinitialize, service.release]) session.symbol(name);
-    this.instance = session.symbol(service.instance);
+    for (const call of ['Reserve', 'Initialize', 'Deinitialize', 'Release'] as const) session.symbol(Sym[`${service}${call}`]);
+    this.instance = session.symbol(Sym[`${service}Instance`]);
+    this.calls = { deinitialize: Sym[`${service}Deinitialize`], release: Sym[`${service}Release`] };
   }
 
   /** Sends the finalize request for a checked region of `r`; returns the key the executor answers. */
@@ -63,18 +66,13 @@ export abstract class RemoteMemoryMapper extends MapperBase {
   async deinitialize(keys: readonly number[]): Promise<void> {
     this.checkOpen();
     await deinitializeKeys(this.table, keys, async (remote) => {
-      expectSuccess(await this.session.call(this.service.deinitialize, this.args().sequence(remote, (w, k) => w.addr(k))), this.service.names.deinitialize);
+      expectSuccess(await this.session.call(this.calls.deinitialize, this.args().sequence(remote, (w, k) => w.addr(k))), SERVICES[this.service].deinitialize);
     });
   }
 
   async release(bases: readonly number[]): Promise<void> {
     this.checkOpen();
-    const found = bases.map((base) => {
-      checkAddress('base', base);
-      const r = this.table.byStart.get(base);
-      if (!r) throw new JitmemError('ERR_UNKNOWN_RESERVATION', `release: ${hex(base)} is not the start of a reservation`, { base });
-      return r;
-    });
+    const found = bases.map((base) => this.reservationAt(base));
     // As LLVM: this side's hold on each reservation goes first, then the executor's.
     for (const r of found) this.forget(r);
     if (found.length > 0) await this.releaseRemote(found.map((r) => r.start));
@@ -93,7 +91,7 @@ export abstract class RemoteMemoryMapper extends MapperBase {
 
   /** Asks the executor to give reservations back. */
   protected async releaseRemote(starts: readonly number[]): Promise<void> {
-    expectSuccess(await this.session.call(this.service.release, this.args().sequence(starts, (w, s) => w.addr(s))), this.service.names.release);
+    expectSuccess(await this.session.call(this.calls.release, this.args().sequence(starts, (w, s) => w.addr(s))), SERVICES[this.service].release);
   }
 
   /** Drops this side's record of a reservation: its working memory, and whatever a subclass holds. */

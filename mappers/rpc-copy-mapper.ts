@@ -17,14 +17,7 @@ import { RemoteMemoryMapper, callArgs } from './remote-memory-mapper.js';
  */
 export class RpcCopyMapper extends RemoteMemoryMapper {
   constructor(session: ExecutorSession) {
-    super(session, {
-      reserve: Sym.memMgrReserve,
-      initialize: Sym.memMgrInitialize,
-      deinitialize: Sym.memMgrDeinitialize,
-      release: Sym.memMgrRelease,
-      instance: Sym.memMgrInstance,
-      names: { deinitialize: 'deinitialize', release: 'release' },
-    });
+    super(session, 'memMgr');
   }
 
   protected async reserveRange(bytes: number): Promise<number> {

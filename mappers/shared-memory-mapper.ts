@@ -20,14 +20,7 @@ export class SharedMemoryMapper extends RemoteMemoryMapper {
   private readonly local = new Map<number, { address: number; size: number }>();
 
   constructor(session: ExecutorSession) {
-    super(session, {
-      reserve: Sym.shmReserve,
-      initialize: Sym.shmInitialize,
-      deinitialize: Sym.shmDeinitialize,
-      release: Sym.shmRelease,
-      instance: Sym.shmInstance,
-      names: { deinitialize: 'Deinitialize', release: 'Release' },
-    });
+    super(session, 'shm');
   }
 
   protected async reserveRange(bytes: number): Promise<number> {

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { JitmemError } from '../core/errors.js';
-import { alignUp, checkAddress, checkProtection, checkSize } from '../core/checks.js';
+import { alignDown, alignUp, checkAddress, checkProtection, checkSize } from '../core/checks.js';
 
 /**
  * The one loader of the native addon, and the typed shell over it. Argument checks live here,
@@ -31,7 +31,6 @@ interface RawAddon {
   flushICache(address: number, length: number): void;
   call(address: number, args: Array<number | bigint>): bigint;
   callWrapper(address: number, args: Uint8Array): Uint8Array;
-  callMain(address: number, argv: string[]): number;
   actionAddresses(): ActionAddresses;
   setAffinity(pid: number, cpus: number[]): void;
   setSendBuffer(fd: number, bytes: number): number;
@@ -88,7 +87,6 @@ export const PROT_R = 1;
 export const PROT_W = 2;
 export const PROT_X = 4;
 export const PROT_RW = PROT_R | PROT_W;
-export const PROT_RX = PROT_R | PROT_X;
 
 let cachedPageSize: number | undefined;
 
@@ -223,7 +221,7 @@ export function flushICache(address: number, length: number): void {
  */
 export function patchInPlace(address: number, bytes: Uint8Array, prot: number): void {
   const page = pageSize();
-  const first = address - (address % page);
+  const first = alignDown(address, page);
   const length = alignUp(address + bytes.length, page) - first;
   protect(first, length, PROT_RW);
   try {
@@ -284,12 +282,6 @@ export interface ActionAddresses {
 let cachedActions: ActionAddresses | undefined;
 export function actionAddresses(): ActionAddresses {
   return (cachedActions ??= Object.freeze(raw().actionAddresses()));
-}
-
-/** Calls `address` as int main(argc, argv, envp) with exactly the given argv. */
-export function callMain(address: number, argv: readonly string[]): number {
-  checkAddress('address', address);
-  return raw().callMain(address, [...argv]);
 }
 
 /**
