@@ -7,7 +7,8 @@ import { alignDown, alignUp, checkAddress, checkProtection, checkSize } from '..
 
 /**
  * The one loader of the native addon, and the typed shell over it. Argument checks live here,
- * where they read well; the addon only wraps syscalls. A failing syscall throws an Error with
+ * where they read well; the addon only wraps syscalls and holds the C ABI shims that must be C
+ * (wrapper-function calls, alloc actions, JIT dispatch). A failing syscall throws an Error with
  * `code` = errno name (ENOMEM, EINVAL, ...) and `syscall`, as Node's own errors do.
  */
 
