@@ -107,9 +107,11 @@ export async function runPlan<F extends PlanFinalizedAllocation>(plan: Plan, man
           // A run of allocations when pipelining (else just this one): allocate and write each,
           // then finalize them together.
           const batch: Array<{ step: AllocateStep; alloc: PlanInFlightAllocation<F> }> = [];
+          const ids = new Set<number>();
           for (;;) {
             const s = step as AllocateStep;
-            if (live.has(s.id) || batch.some((b) => b.step.id === s.id)) throw planError(plan, index, `allocation id ${s.id} is already live`, { id: s.id });
+            if (live.has(s.id) || ids.has(s.id)) throw planError(plan, index, `allocation id ${s.id} is already live`, { id: s.id });
+            ids.add(s.id);
             const alloc = await time('allocate', () => manager.allocate(s.graph));
             if (hooks.timeWrite) hooks.timeWrite(() => alloc.writeContent());
             else alloc.writeContent();
