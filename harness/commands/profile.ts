@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Command } from '../command.js';
+import { defaultOutput, type Command } from '../command.js';
 import { JitmemError } from '../../core/errors.js';
 import { checkProfileTarget, checkProfileTool, runProfile } from '../profile.js';
 
@@ -22,7 +22,7 @@ transport can be seen.
 options:
   --tool NAME   flame, doctor or cpuprof (required)
   --target T    controller (default), executor or both; executor and both need --tool cpuprof
-  --out DIR     where the profile goes (default reports/out/profile)
+  --out DIR     where the profile goes (default jitmem-reports/profile in the current directory)
   -h, --help    show this help
 
 exit status: 0 when profiled; 1 when the profiled bench failed (cpuprof reports it; clinic
@@ -53,7 +53,7 @@ export const profileCommand: Command = {
     if (values.tool === undefined) throw new JitmemError('ERR_INVALID_FLAG', `--tool is required: flame, doctor or cpuprof\n\n${HELP}`, { flag: '--tool' });
     const tool = checkProfileTool(values.tool);
     if (values.out === '') throw new JitmemError('ERR_INVALID_FLAG', '--out needs a directory; got ""', { flag: '--out' });
-    const outDir = path.resolve(values.out ?? 'reports/out/profile');
+    const outDir = values.out !== undefined ? path.resolve(values.out) : defaultOutput('profile');
     const target = checkProfileTarget(values.target ?? 'controller');
     const result = await runProfile({ tool, outDir, args: benchArgs, target });
     if (result.fallbackReason) io.stderr.write(`jitmem profile: ${result.fallbackReason}; profiled with V8's CPU profiler instead\n`);
