@@ -31,3 +31,48 @@ export function osCountsSnapshot(): OsCounts {
 
 /** The names of OsCounts, in a fixed order (the wire form of the executor's counters uses it). */
 export const OS_COUNT_NAMES: ReadonlyArray<keyof OsCounts> = ['mmap', 'mprotect', 'munmap', 'shmCreated', 'icacheFlushes', 'bytesCopied'];
+
+/** Every counter of one process: the OS counts above, the wire, and getrusage's. */
+export interface ProcessCostCounters extends OsCounts {
+  /** Calls made over the wire (controller) or handled (executor). */
+  roundTrips: number;
+  wireBytesOut: number;
+  wireBytesIn: number;
+  minorFaults: number;
+  voluntarySwitches: number;
+}
+
+/** The names of ProcessCostCounters in the order the executor's counter service sends them. */
+export const PROCESS_COST_COUNTER_NAMES: ReadonlyArray<keyof ProcessCostCounters> = [
+  'roundTrips',
+  'wireBytesOut',
+  'wireBytesIn',
+  'bytesCopied',
+  'mmap',
+  'mprotect',
+  'munmap',
+  'shmCreated',
+  'icacheFlushes',
+  'minorFaults',
+  'voluntarySwitches',
+];
+
+/** This process's counters now, given its wire traffic (zeros for a process with no channel). */
+export function processCostCounters(wire: { roundTrips: number; bytesOut: number; bytesIn: number } = { roundTrips: 0, bytesOut: 0, bytesIn: 0 }): ProcessCostCounters {
+  const usage = process.resourceUsage();
+  return {
+    ...counts,
+    roundTrips: wire.roundTrips,
+    wireBytesOut: wire.bytesOut,
+    wireBytesIn: wire.bytesIn,
+    minorFaults: usage.minorPageFault,
+    voluntarySwitches: usage.voluntaryContextSwitches,
+  };
+}
+
+/** after - before, counter by counter. */
+export function costCountersDelta(after: ProcessCostCounters, before: ProcessCostCounters): ProcessCostCounters {
+  const out = { ...after };
+  for (const k of PROCESS_COST_COUNTER_NAMES) out[k] = after[k] - before[k];
+  return out;
+}

@@ -3,6 +3,7 @@ import type { Readable, Writable } from 'node:stream';
 import * as native from '../native/index.js';
 import { JitmemError, hex } from '../core/errors.js';
 import { alignUp } from '../core/checks.js';
+import { PROCESS_COST_COUNTER_NAMES, processCostCounters } from '../core/cost-counters.js';
 import { Channel, type CallResult, type ChannelEnd } from '../protocol/channel.js';
 import { DEFAULT_MAX_FRAME_SIZE, HEADER_SIZE } from '../protocol/frame.js';
 import { JitmemSym, Sym, encodeSetup, processTriple } from '../protocol/setup.js';
@@ -412,6 +413,12 @@ export class Executor {
     this.on(JitmemSym.noop, (a) => {
       decode(a, 'noop arguments', () => undefined);
       return new Uint8Array(0);
+    });
+    this.on(JitmemSym.costCounters, (a) => {
+      decode(a, 'cost_counters arguments', () => undefined);
+      const c = this.channel!.counters();
+      const counters = processCostCounters({ roundTrips: c.callsHandled, bytesOut: c.bytesSent, bytesIn: c.bytesReceived });
+      return new SpsWriter().sequence(PROCESS_COST_COUNTER_NAMES, (w, name) => w.u64(counters[name])).finish();
     });
     for (const name of Object.values(JitmemSym)) {
       const t = this.tokens.get(name);

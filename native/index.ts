@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { JitmemError } from '../core/errors.js';
+import { osCounts } from '../core/cost-counters.js';
 import { alignDown, alignUp, checkAddress, checkProtection, checkSize } from '../core/checks.js';
 
 /**
@@ -100,7 +101,9 @@ export function pageSize(): number {
 export function reserve(length: number, prot: number = PROT_RW): number {
   checkSize('length', length, 1);
   checkProtection('prot', prot);
-  return raw().reserve(length, prot);
+  const address = raw().reserve(length, prot);
+  osCounts.mmap++;
+  return address;
 }
 
 /** Changes the protection of [address, address+length); address must be page-aligned. */
@@ -111,7 +114,10 @@ export function protect(address: number, length: number, prot: number): void {
   if (address % pageSize() !== 0) {
     throw new JitmemError('ERR_UNALIGNED_ADDRESS', `protect: address 0x${address.toString(16)} is not page-aligned (page size ${pageSize()})`, { address });
   }
-  if (length > 0) raw().protect(address, length, prot);
+  if (length > 0) {
+    raw().protect(address, length, prot);
+    osCounts.mprotect++;
+  }
 }
 
 /** Unmaps [address, address+length). Every view of the range must be detached first. */
@@ -119,6 +125,7 @@ export function unmap(address: number, length: number): void {
   checkAddress('address', address);
   checkSize('length', length, 1);
   raw().unmap(address, length);
+  osCounts.munmap++;
 }
 
 /**
@@ -140,12 +147,14 @@ export function detach(v: Uint8Array | ArrayBuffer): void {
 export function copyIn(address: number, source: Uint8Array): void {
   checkAddress('address', address);
   raw().copyIn(address, source);
+  osCounts.bytesCopied += source.length;
 }
 
 /** memcpy(destination, address). */
 export function copyOut(address: number, destination: Uint8Array): void {
   checkAddress('address', address);
   raw().copyOut(address, destination);
+  osCounts.bytesCopied += destination.length;
 }
 
 /** memset(address, byte, length). */
@@ -161,6 +170,7 @@ export function move(destination: number, source: number, length: number): void 
   checkAddress('source', source);
   checkSize('length', length);
   raw().move(destination, source, length);
+  osCounts.bytesCopied += length;
 }
 
 function checkShmName(name: string): void {
@@ -173,7 +183,9 @@ function checkShmName(name: string): void {
 export function shmCreate(name: string, size: number): number {
   checkShmName(name);
   checkSize('size', size, 1);
-  return raw().shmCreate(name, size);
+  const fd = raw().shmCreate(name, size);
+  osCounts.shmCreated++;
+  return fd;
 }
 
 /** Opens an existing POSIX shared-memory object read-write and returns its fd. */
@@ -199,7 +211,9 @@ export function mapShared(fd: number, length: number, prot: number = PROT_RW): n
   checkSize('fd', fd);
   checkSize('length', length, 1);
   checkProtection('prot', prot);
-  return raw().mapShared(fd, length, prot);
+  const address = raw().mapShared(fd, length, prot);
+  osCounts.mmap++;
+  return address;
 }
 
 export function closeFd(fd: number): void {
@@ -212,6 +226,7 @@ export function flushICache(address: number, length: number): void {
   checkAddress('address', address);
   checkSize('length', length);
   raw().flushICache(address, length);
+  osCounts.icacheFlushes++;
 }
 
 /**

@@ -51,7 +51,7 @@ export class Channel {
   private readonly pending = new Map<number, PendingCall>();
   private nextSeq = 0;
   private corked = false;
-  private stats = { callsMade: 0, callsAnswered: 0, bytesSent: 0, bytesReceived: 0 };
+  private stats = { callsMade: 0, callsAnswered: 0, callsHandled: 0, bytesSent: 0, bytesReceived: 0 };
   private ended: ChannelEnd | null = null;
   private sawSetup = false;
   private resolveClosed!: (end: ChannelEnd) => void;
@@ -107,8 +107,8 @@ export class Channel {
     return this.pending.size;
   }
 
-  /** Calls made and answered, bytes sent and received (headers included) so far. */
-  counters(): { callsMade: number; callsAnswered: number; bytesSent: number; bytesReceived: number } {
+  /** Calls made and answered, calls from the peer handled, bytes sent and received (headers included) so far. */
+  counters(): { callsMade: number; callsAnswered: number; callsHandled: number; bytesSent: number; bytesReceived: number } {
     return { ...this.stats };
   }
 
@@ -243,6 +243,7 @@ export class Channel {
         seq: frame.seq,
       });
     if (!handler) return this.protocolError(unknown());
+    this.stats.callsHandled++;
     let result: CallResult | Promise<CallResult>;
     try {
       result = handler(frame.tag, frame.payload, frame.seq);

@@ -1,4 +1,5 @@
 import { JitmemError, hex } from '../core/errors.js';
+import { osCounts } from '../core/cost-counters.js';
 
 /**
  * SimpleRemoteEPC framing (spec §1): a 32-byte header of four little-endian u64s (MsgSize
@@ -41,6 +42,7 @@ export function writeHeader(frame: Uint8Array, opcode: number, seq: number, tag:
 export function encodeFrame(opcode: number, seq: number, tag: number, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
   const f = new Uint8Array(HEADER_SIZE + payload.length);
   f.set(payload, HEADER_SIZE);
+  osCounts.bytesCopied += payload.length;
   writeHeader(f, opcode, seq, tag);
   return f;
 }

@@ -55,6 +55,8 @@ export const JitmemSym = {
   flushICache: 'jitmem_flush_icache_wrapper',
   /** () -> SPSEmpty: a call that does nothing, for round-trip latency. */
   noop: 'jitmem_noop_wrapper',
+  /** () -> SPSSequence<uint64_t>: the executor's cost counters (core/cost-counters.ts PROCESS_COST_COUNTER_NAMES order). */
+  costCounters: 'jitmem_cost_counters_wrapper',
   /** Alloc action (addr log, u64 capacity, u64 value): appends value to a log in target memory. */
   traceAction: 'jitmem_trace_action',
   /** Alloc action that always fails. */

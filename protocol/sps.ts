@@ -1,4 +1,5 @@
 import { JitmemError, hex } from '../core/errors.js';
+import { osCounts } from '../core/cost-counters.js';
 // The alloc-action types are the runner's; SPS only encodes them (a type-only cycle, erased at runtime).
 import type { AllocActionCallPair, WrapperCall } from './alloc-actions.js';
 
@@ -180,6 +181,7 @@ export class SpsWriter {
     this.ensure(bytes.length);
     this.buf.set(bytes, this.pos);
     this.pos += bytes.length;
+    osCounts.bytesCopied += bytes.length;
     return this;
   }
 

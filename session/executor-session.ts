@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import * as native from '../native/index.js';
 import { JitmemError } from '../core/errors.js';
+import { PROCESS_COST_COUNTER_NAMES, processCostCounters, type ProcessCostCounters } from '../core/cost-counters.js';
 import { Channel, type CallHandler, type ChannelEnd } from '../protocol/channel.js';
 import { HEADER_SIZE } from '../protocol/frame.js';
 import { remoteError } from '../protocol/remote-error.js';
@@ -329,6 +330,33 @@ export class ExecutorSession {
   /** A no-op round trip (jitmem executors only): for latency measurements. */
   async noop(): Promise<void> {
     await this.call(JitmemSym.noop, new Uint8Array(0));
+  }
+
+  /** Whether the executor reports its cost counters (a jitmem executor does; LLVM's does not). */
+  get hasCostCounters(): boolean {
+    return this.setupInfo.symbols.has(JitmemSym.costCounters);
+  }
+
+  /**
+   * The executor's cost counters (cumulative, its own process): calls handled, wire bytes, bytes
+   * copied, mmap/mprotect/munmap, shm objects, I-cache flushes, minor faults, voluntary switches.
+   * The call itself is counted too, on both sides.
+   */
+  async executorCostCounters(): Promise<ProcessCostCounters> {
+    const out = await this.call(JitmemSym.costCounters, new Uint8Array(0));
+    const values = decode(out, 'cost_counters', (r) => r.sequence(8, (r) => r.u64()));
+    if (values.length < PROCESS_COST_COUNTER_NAMES.length) {
+      throw new JitmemError('ERR_SPS_MALFORMED', `the executor sent ${values.length} cost counters; expected ${PROCESS_COST_COUNTER_NAMES.length}`, { count: values.length });
+    }
+    const counters = {} as ProcessCostCounters;
+    PROCESS_COST_COUNTER_NAMES.forEach((name, i) => (counters[name] = values[i]!));
+    return counters;
+  }
+
+  /** This (the controller's) process's cost counters, with the calls made and bytes of this session's channel. */
+  controllerCostCounters(): ProcessCostCounters {
+    const c = this.channel.counters();
+    return processCostCounters({ roundTrips: c.callsMade, bytesOut: c.bytesSent, bytesIn: c.bytesReceived });
   }
 
   /**

@@ -5,7 +5,8 @@ import type { LinkGraph } from '../../graph/link-graph.js';
 import type { MemoryMapper } from '../../mappers/memory-mapper.js';
 import type { FitPolicy } from '../../mappers/slab/free-range-index.js';
 import { SlabMemoryManager, type FinalizedAllocation } from '../../mappers/slab/slab-memory-manager.js';
-import type { ExecutorName, MapperName, PatternName, PhaseName, ResultRow, SlabPoint, Stats } from '../report.js';
+import type { CellCounters, ExecutorName, MapperName, PatternName, PhaseName, ProcessCounters, ResultRow, SlabPoint, Stats } from '../report.js';
+import { PROCESS_COST_COUNTER_NAMES, costCountersDelta, type ProcessCostCounters } from '../../core/cost-counters.js';
 import { PHASES } from '../report.js';
 import { PhaseClock, ReserveTimingMapper } from './phase-clock.js';
 import { mean, quantileSorted, studentTQuantile } from '../statistics.js';
@@ -30,12 +31,39 @@ export interface MapperHandle {
   readonly digest: MemoryDigester;
   /** Reads executor memory back, to name the first wrong byte on a mismatch. */
   readonly read?: MemoryReader;
-  /** Cumulative controller→executor calls and bytes sent (zeros in-process). */
-  counters(): { calls: number; bytesSent: number };
+  /** Cumulative controller→executor calls, bytes sent and received (zeros in-process). */
+  counters(): { calls: number; bytesSent: number; bytesReceived?: number };
+  /**
+   * Cumulative cost counters of both processes (executor null when it has none to report).
+   * Taking them may itself cost a call; the runner measures and subtracts that.
+   */
+  costCounters?(): Promise<CostSnapshot>;
   /** Rewrites code in a finalized allocation in place (the `patch` pattern). */
   readonly patch?: (address: number, bytes: Uint8Array) => Promise<void>;
   readonly executorPid?: number;
   close(): Promise<void>;
+}
+
+export interface CostSnapshot {
+  readonly controller: ProcessCostCounters;
+  readonly executor: ProcessCostCounters | null;
+}
+
+function zeroCounters(): ProcessCostCounters {
+  const z = {} as ProcessCostCounters;
+  for (const k of PROCESS_COST_COUNTER_NAMES) z[k] = 0;
+  return z;
+}
+
+function addInto(into: ProcessCostCounters, delta: ProcessCostCounters, sign = 1): void {
+  for (const k of PROCESS_COST_COUNTER_NAMES) into[k] += sign * delta[k];
+}
+
+function snapshotDelta(after: CostSnapshot, before: CostSnapshot): CostSnapshot {
+  return {
+    controller: costCountersDelta(after.controller, before.controller),
+    executor: after.executor && before.executor ? costCountersDelta(after.executor, before.executor) : null,
+  };
 }
 
 export interface Cell {
@@ -56,6 +84,8 @@ export interface CellRunOptions {
   /** Minimum iterations (tinybench `iterations`). */
   readonly iterations: number;
   readonly warmupIterations: number;
+  /** Warm-up time in milliseconds before the first round (tinybench `warmupTime`; default 0). */
+  readonly warmupTime?: number;
   /** A fresh slab every iteration instead of one kept warm across iterations. */
   readonly cold: boolean;
   readonly granularity: number;
@@ -112,7 +142,11 @@ export class CellRunner {
   private lastManager: SlabMemoryManager | undefined;
   private readonly cpusSeen = new Set<number>();
   /** Traffic of the integrity checks, which is not the transport's and is taken out of the counts. */
-  private readonly checkTraffic = { calls: 0, bytesSent: 0 };
+  private readonly checkTraffic = { calls: 0, bytesSent: 0, bytesReceived: 0 };
+  /** Cost counters over every measured iteration, the integrity checks and the counters' own calls taken out. */
+  private readonly cost = { controller: zeroCounters(), executor: zeroCounters() as ProcessCostCounters | null };
+  /** What taking one snapshot costs (measured once: two snapshots back to back). */
+  private snapshotCost: CostSnapshot | undefined;
   /** The transport's own calls and bytes over every measured iteration. */
   private readonly transport = { calls: 0, bytesSent: 0 };
   private iterationsRun = 0;
@@ -149,13 +183,19 @@ export class CellRunner {
       time,
       iterations,
       warmupIterations: warmup ? this.options.warmupIterations : 0,
-      warmupTime: 0,
+      warmupTime: warmup ? (this.options.warmupTime ?? 0) : 0,
       warmup,
       throws: true,
       retainSamples: false,
     });
     let countersAtStart = { calls: 0, bytesSent: 0 };
-    let checksAtStart = { calls: 0, bytesSent: 0 };
+    let checksAtStart = { calls: 0, bytesSent: 0, bytesReceived: 0 };
+    let costAtStart: CostSnapshot | undefined;
+    const costCounters = this.handle.costCounters?.bind(this.handle);
+    if (costCounters && !this.snapshotCost) {
+      const a = await costCounters();
+      this.snapshotCost = snapshotDelta(await costCounters(), a);
+    }
     bench.add(
       name,
       async () => {
@@ -168,9 +208,10 @@ export class CellRunner {
         return { overriddenDuration: total };
       },
       {
-        beforeAll: (mode) => {
+        beforeAll: async (mode) => {
           this.measured = mode === 'run';
           if (this.measured) {
+            if (costCounters) costAtStart = await costCounters();
             countersAtStart = this.handle.counters();
             checksAtStart = { ...this.checkTraffic };
           }
@@ -181,6 +222,43 @@ export class CellRunner {
     const after = this.handle.counters();
     this.transport.calls += after.calls - countersAtStart.calls - (this.checkTraffic.calls - checksAtStart.calls);
     this.transport.bytesSent += after.bytesSent - countersAtStart.bytesSent - (this.checkTraffic.bytesSent - checksAtStart.bytesSent);
+    if (costCounters && costAtStart && this.snapshotCost) this.addCost(snapshotDelta(await costCounters(), costAtStart), checksAtStart);
+  }
+
+  /**
+   * Adds one round's counter deltas, less the snapshot's own cost and the integrity checks'
+   * traffic: the checks' calls and bytes as the controller counted them, and their mirror on
+   * the executor (what one side sent, the other received).
+   */
+  private addCost(delta: CostSnapshot, checksAtStart: { calls: number; bytesSent: number; bytesReceived: number }): void {
+    const calls = this.checkTraffic.calls - checksAtStart.calls;
+    const sent = this.checkTraffic.bytesSent - checksAtStart.bytesSent;
+    const received = this.checkTraffic.bytesReceived - checksAtStart.bytesReceived;
+    addInto(this.cost.controller, delta.controller);
+    addInto(this.cost.controller, this.snapshotCost!.controller, -1);
+    this.cost.controller.roundTrips -= calls;
+    this.cost.controller.wireBytesOut -= sent;
+    this.cost.controller.wireBytesIn -= received;
+    if (delta.executor && this.snapshotCost!.executor && this.cost.executor) {
+      addInto(this.cost.executor, delta.executor);
+      addInto(this.cost.executor, this.snapshotCost!.executor, -1);
+      this.cost.executor.roundTrips -= calls;
+      this.cost.executor.wireBytesIn -= sent;
+      this.cost.executor.wireBytesOut -= received;
+    } else {
+      this.cost.executor = null;
+    }
+  }
+
+  /** Counters per measured iteration (negative noise from the snapshot's cost clamped to 0). */
+  private costPerIteration(n: number): CellCounters | undefined {
+    if (!this.handle.costCounters || !this.snapshotCost) return undefined;
+    const per = (c: ProcessCostCounters): ProcessCounters => {
+      const out = {} as ProcessCounters;
+      for (const k of PROCESS_COST_COUNTER_NAMES) out[k] = Math.max(0, Math.round((c[k] / n) * 1000) / 1000);
+      return out;
+    };
+    return { controller: per(this.cost.controller), executor: this.cost.executor ? per(this.cost.executor) : null };
   }
 
   /** Gives the warm slab back and summarizes every round into the cell's row. */
@@ -205,6 +283,7 @@ export class CellRunner {
         moved: Math.round(this.transport.bytesSent / n),
       },
       roundTrips: this.transport.calls / n,
+      ...(this.costPerIteration(n) ? { counters: this.costPerIteration(n)! } : {}),
       slab: {
         policy: slab.policy,
         reservedBytes: slab.reservedBytes,
@@ -296,5 +375,6 @@ export class CellRunner {
     const after = this.handle.counters();
     this.checkTraffic.calls += after.calls - before.calls;
     this.checkTraffic.bytesSent += after.bytesSent - before.bytesSent;
+    this.checkTraffic.bytesReceived += (after.bytesReceived ?? 0) - (before.bytesReceived ?? 0);
   }
 }

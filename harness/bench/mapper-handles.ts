@@ -10,6 +10,7 @@ import type { MemoryMapper } from '../../mappers/memory-mapper.js';
 import type { Cell, MapperHandle } from './cell-runner.js';
 import type { AddressRange } from './integrity.js';
 import { sha256 } from './integrity.js';
+import { processCostCounters } from '../../core/cost-counters.js';
 
 /**
  * Opens the transport of one cell: a mapper, and for the remote ones the executor process it
@@ -38,7 +39,8 @@ function inProcessHandle(): MapperHandle {
     // Hash the target pages through zero-copy views: nothing is copied to check them.
     digest: async (ranges) => ranges.map((r) => sha256(native.view(r.start, r.length))),
     read: async (r) => native.view(r.start, r.length).slice(),
-    counters: () => ({ calls: 0, bytesSent: 0 }),
+    counters: () => ({ calls: 0, bytesSent: 0, bytesReceived: 0 }),
+    costCounters: async () => ({ controller: processCostCounters(), executor: null }),
     patch: (address, bytes) => mapper.patchCode(address, bytes),
     close: () => mapper.close(),
   };
@@ -68,6 +70,11 @@ async function remoteHandle(mapper: 'shared' | 'rpc', executor: 'jitmem' | 'llvm
       digest,
       read: async (r) => (await session.readBuffers(toWire([r])))[0]!,
       counters: () => session.counters(),
+      // The executor's first (its call is then counted on both sides, once), then this process's.
+      costCounters: async () => {
+        const executor = session.hasCostCounters ? await session.executorCostCounters() : null;
+        return { controller: session.controllerCostCounters(), executor };
+      },
       ...(memoryMapper.patchCode ? { patch: (address: number, bytes: Uint8Array) => memoryMapper.patchCode!(address, bytes) } : {}),
       ...(session.pid !== undefined ? { executorPid: session.pid } : {}),
       close: async () => {

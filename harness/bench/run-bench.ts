@@ -122,6 +122,9 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
             time: options.selection.time,
             iterations: options.selection.iterations,
             warmupIterations: 2,
+            // JIT tiers settle over the first few hundred milliseconds of a cell: measured rounds
+            // before that would drift, and the ratio of a pair of mappers with them.
+            warmupTime: Math.min(500, Math.max(100, options.selection.time / 4)),
             cold: options.cold || cell.forceCold,
             granularity: cell.pattern === 'churn' ? options.churnGranularity ?? options.granularity : options.granularity,
             onIteration: (iterations) => {

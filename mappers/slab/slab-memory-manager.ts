@@ -1,5 +1,6 @@
 import { JitmemError, hex } from '../../core/errors.js';
 import { alignUp, checkSize } from '../../core/checks.js';
+import { osCounts } from '../../core/cost-counters.js';
 import type { AllocGroup } from '../../graph/alloc-group.js';
 import type { LinkGraph } from '../../graph/link-graph.js';
 import type { AllocActionCallPair, AllocInfo, MemoryMapper } from '../memory-mapper.js';
@@ -145,6 +146,7 @@ export class InFlightAllocation {
         if (content === undefined) continue;
         if (p.offset > cursor) wm.fill(0, cursor, p.offset);
         wm.set(content, p.offset);
+        osCounts.bytesCopied += content.length;
         cursor = p.offset + content.length;
       }
     }
