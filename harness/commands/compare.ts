@@ -112,15 +112,15 @@ const verdictText = (r: { verdict: TimeComparison['verdict']; refused?: string }
 const changeText = (r: { verdict: TimeComparison['verdict']; change: number }) => (r.verdict === 'same' ? '~' : pct(r.change));
 
 /** Colours for a terminal: red regressions, green improvements, yellow warnings (none when off). */
-interface Paint {
+export interface Paint {
   verdict(text: string, verdict: TimeComparison['verdict']): string;
   warning(text: string): string;
 }
 const plain: Paint = { verdict: (t) => t, warning: (t) => t };
-function terminalPaint(): Paint {
+export function terminalPaint(): Paint {
   return {
-    verdict: (t, v) => (v === 'regression' ? styleText(['bold', 'red'], t) : v === 'improvement' ? styleText('green', t) : t),
-    warning: (t) => styleText('yellow', t),
+    verdict: (t, v) => (v === 'regression' ? styleText(['bold', 'red'], t) : v === 'improvement' ? styleText(['green'], t) : t),
+    warning: (t) => styleText(['yellow'], t),
   };
 }
 
