@@ -1,0 +1,57 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { compareReports, type CompareOptions } from '../../harness/compare.js';
+import type { Report } from '../../harness/report.js';
+
+/**
+ * Detection and false-alarm rates of the gate, offline, on the reports detection-rate.js kept:
+ * node dist/test/tools/gate-study.js DIR. Per try i: BASE = its five runs without the extra
+ * work, HEAD = its five runs with it (detection); BASE = try i's runs without, HEAD = try j's
+ * runs without, i != j (false alarms of the gate over runs); and the ten pairs of runs without
+ * in each try compared one against one with default flags (false alarms of plain compare).
+ */
+const dir = process.argv[2]!;
+const read = (f: string) => JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as Report;
+const tries: Array<{ without: Report[]; with: Report[] }> = [];
+for (let i = 0; ; i++) {
+  if (!existsSync(path.join(dir, `try${i}-with-4.json`))) break;
+  tries.push({
+    without: [0, 1, 2, 3, 4].map((k) => read(`try${i}-without-${k}.json`)),
+    with: [0, 1, 2, 3, 4].map((k) => read(`try${i}-with-${k}.json`)),
+  });
+}
+const gate: CompareOptions = { ratiosOnly: true };
+const over = (base: Report[], head: Report[], options: CompareOptions) => compareReports(base[0]!, head[0]!, { ...options, baseRuns: base.slice(1), noiseReports: head.slice(1) });
+let detected = 0;
+for (const [i, t] of tries.entries()) {
+  const c = over(t.without, t.with, gate);
+  const shared = c.ratios.filter((r) => r.key.mapper === 'shared');
+  const hit = shared.some((r) => r.verdict === 'regression');
+  if (hit) detected++;
+  console.log(`try ${i + 1}: ${hit ? 'detected' : 'missed'}; ${shared.map((r) => `${r.key.workload} vs ${r.key.measure.slice(11)} ${(r.change * 100).toFixed(1)}% (noise ${((r.noise ?? 0) * 100).toFixed(0)}%, p ${r.p.toPrecision(2)}) ${r.verdict}`).join('; ')}`);
+}
+let alarms = 0;
+let pairs = 0;
+for (let i = 0; i < tries.length; i++) {
+  for (let j = 0; j < tries.length; j++) {
+    if (i === j) continue;
+    pairs++;
+    const c = over(tries[i]!.without, tries[j]!.without, gate);
+    if (c.regressions > 0) {
+      alarms++;
+      console.log(`false alarm, base try ${i + 1}, head try ${j + 1}: ${[...c.ratios, ...c.counters].filter((r) => r.verdict === 'regression').map((r) => r.label).join(', ')}`);
+    }
+  }
+}
+let plainAlarms = 0;
+let plainPairs = 0;
+for (const t of tries) {
+  for (let a = 0; a < 5; a++) {
+    for (let b = a + 1; b < 5; b++) {
+      plainPairs++;
+      if (compareReports(t.without[a]!, t.without[b]!).regressions > 0) plainAlarms++;
+    }
+  }
+}
+console.log(`gate over runs: detected ${detected} of ${tries.length}; false alarms ${alarms} of ${pairs} (unchanged code, five runs against five)`);
+console.log(`compare with default flags, one run against one: false alarms ${plainAlarms} of ${plainPairs} pairs`);
