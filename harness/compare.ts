@@ -305,6 +305,18 @@ function roundLogMedians(samples: readonly number[], sizes: readonly number[]): 
   return out;
 }
 
+/**
+ * A run's value from its per-round values, for the tests over runs: the median. A round that a
+ * burst of other work on the machine hit is an outlier on the log scale; a mean would carry it
+ * into the run's value and inflate the spread between runs, a median does not.
+ */
+let runCenter: (rounds: readonly number[]) => number = median;
+
+/** For studies of the gate (test/tools/gate-study.ts): the run value as the mean of rounds instead. */
+export function setRunCenter(center: 'median' | 'mean'): void {
+  runCenter = center === 'mean' ? mean : median;
+}
+
 /** One row of one report, reduced to what the tests need. */
 interface RowRun {
   readonly key: RowKey;
@@ -327,7 +339,7 @@ function timeRuns(report: Report, phases: boolean): Map<string, RowRun> {
     if (out.has(label)) return;
     const rounds = roundLogMedians(samples, sizes);
     const m = median(samples);
-    out.set(label, { key, rounds, value: rounds.length ? mean(rounds) : Math.log(m), median: m, samples: samples.length });
+    out.set(label, { key, rounds, value: rounds.length ? runCenter(rounds) : Math.log(m), median: m, samples: samples.length });
   };
   for (const row of report.results) {
     const sizes = roundSizes(row);
@@ -351,7 +363,7 @@ function ratioRuns(report: Report): Map<string, RowRun> {
     const label = labelOf(key);
     if (out.has(label)) continue;
     const rounds = (row.rounds ?? []).filter((r) => r > 0).map(Math.log);
-    out.set(label, { key, rounds: rounds.length >= 2 ? rounds : [], value: rounds.length >= 2 ? mean(rounds) : Math.log(row.speedup), median: Number.NaN, samples: 0, ratio: row });
+    out.set(label, { key, rounds: rounds.length >= 2 ? rounds : [], value: rounds.length >= 2 ? runCenter(rounds) : Math.log(row.speedup), median: Number.NaN, samples: 0, ratio: row });
   }
   return out;
 }

@@ -1,16 +1,17 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { compareReports, type CompareOptions } from '../../harness/compare.js';
+import { compareReports, setRunCenter, type CompareOptions } from '../../harness/compare.js';
 import type { Report } from '../../harness/report.js';
 
 /**
  * Detection and false-alarm rates of the gate, offline, on the reports detection-rate.js kept:
- * node dist/test/tools/gate-study.js DIR. Per try i: BASE = its five runs without the extra
+ * node dist/test/tools/gate-study.js DIR [median|mean] (how a run's value comes from its rounds). Per try i: BASE = its five runs without the extra
  * work, HEAD = its five runs with it (detection); BASE = try i's runs without, HEAD = try j's
  * runs without, i != j (false alarms of the gate over runs); and the ten pairs of runs without
  * in each try compared one against one with default flags (false alarms of plain compare).
  */
 const dir = process.argv[2]!;
+if (process.argv[3]) setRunCenter(process.argv[3] as 'mean' | 'median');
 const read = (f: string) => JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as Report;
 const tries: Array<{ without: Report[]; with: Report[] }> = [];
 for (let i = 0; ; i++) {
