@@ -35,8 +35,8 @@ The evidence is the measurement round, not the sample: a bench runs the mappers 
 interleaved rounds (bench --rounds), and each round gives one value per row: the log of its
 median time, or the log of its paired speedup (both mappers measured in that round, so the
 machine's drift between rounds cancels).
-- One report against one: Welch's t-test on the two sets of per-round values. A time row is
-  also held to a noise threshold from the reports' own per-round spread: the change two single
+- One report against one: Welch's t-test on the two sets of per-round values. A row is also
+  held to a noise threshold from the reports' own per-round spread: the change two single
   rounds show at level alpha, t(1-alpha/2) * sqrt(s_base^2 + s_head^2) on the log scale.
 - With further runs (--noise: runs of HEAD's commit; --base-run or --history: runs of the
   base): each run gives one value per row; the base is the median of its runs, the head the
