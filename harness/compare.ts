@@ -30,8 +30,9 @@ import { geometricMean, intervalEstimateTest, mean, meanInterval, median, studen
  *   decides. The smallest change that test could flag is shown as the row's `noise`; above 100%
  *   the row is refused (no verdict) and a warning says why.
  *
- * Across rows, significance is Holm–Bonferroni at `alpha`: alpha is the chance that an
- * unchanged commit shows any significant row, not each row's. A change counts as a regression
+ * Across rows, significance is Holm–Bonferroni at `alpha` on one-sided p-values (half the
+ * two-sided p, in the direction the change went): alpha is the chance that an unchanged commit
+ * shows any regression at all (and, apart, any improvement), not each row's. A change counts as a regression
  * or an improvement when significant AND beyond the row's threshold (default 5%).
  */
 
@@ -433,7 +434,7 @@ function roundTest(b: RowRun, h: RowRun, kind: 'time' | 'ratio', ctx: TestContex
  * median of the base runs (the mean with fewer than three), the head the mean of the head runs;
  * the spread between runs, pooled over both sides, gives the standard error (a median of k
  * values has about pi/2 times the variance of their mean). The noise bound is the smallest
- * change this test flags at alpha / rows.
+ * change this test flags at alpha / rows (one-sided, as the verdicts are).
  */
 function runsTest(bs: readonly RowRun[], hs: readonly RowRun[], ctx: TestContext): RowTest | null {
   const bv = bs.map((r) => r.value).filter(Number.isFinite);
@@ -454,7 +455,7 @@ function runsTest(bs: readonly RowRun[], hs: readonly RowRun[], ctx: TestContext
   if (se === 0) p = diff === 0 ? 1 : 0;
   else p = Math.min(1, 2 * (1 - studentTCdf(Math.abs(diff / se), pooledDf)));
   const half = studentTQuantile(0.975, pooledDf) * se;
-  const noise = studentTQuantile(1 - ctx.alpha / (2 * Math.max(1, ctx.rows)), pooledDf) * se;
+  const noise = studentTQuantile(1 - ctx.alpha / Math.max(1, ctx.rows), pooledDf) * se;
   const interval = (xs: number[], center: number): readonly [number, number] | undefined => {
     if (xs.length < 2) return undefined;
     const est = meanInterval(xs);
@@ -620,7 +621,13 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
   };
   const refusedOf = (row: PendingRow): boolean => row.test?.noise !== null && row.test?.noise !== undefined && Math.expm1(row.test.noise) > 1;
   const ps = tested.map((row) => (refusedOf(row) ? Number.NaN : pOf(row)));
-  const significant = holmSignificant(ps, alpha);
+  // Each verdict is a one-sided question, asked in the direction the change went: did this row
+  // regress (the gate's only question), or improve? Half the two-sided p answers it, and Holm
+  // keeps the chance of any false regression at alpha (and of any false improvement at alpha).
+  const significant = holmSignificant(
+    ps.map((p) => p / 2),
+    alpha,
+  );
 
   const times: TimeComparison[] = [];
   const ratios: RatioComparison[] = [];

@@ -43,8 +43,9 @@ machine's drift between rounds cancels).
   mean of its runs, and a t-test with the spread between runs decides. 'noise' is then the
   smallest change that test can flag at alpha/rows; above 100% the row is refused, with a
   warning saying why.
-Significance is Holm-Bonferroni across all rows at --alpha: the chance that an unchanged commit
-shows any significant row. A change counts only when it is significant AND beyond the row's
+Significance is Holm-Bonferroni across all rows at --alpha, on one-sided p-values (half the
+two-sided p shown, in the direction the change went): alpha is the chance that an unchanged
+commit shows any regression at all. A change counts only when it is significant AND beyond the row's
 threshold; otherwise the change column shows '~'. A slower time, or a lower speedup, that
 counts is a regression. The geometric-mean rows summarise all changes and never fail the run.
 Different presets, sampling, workload sets, CPU models or Node versions are named in a
