@@ -4,6 +4,7 @@ import type { Report } from '../report.js';
 import { chartSpecs, type ChartSpec, type SkippedChart } from './chart-specs.js';
 import { htmlPage } from './html-page.js';
 import { renderPng, renderSvg } from './render-chart.js';
+import { withTitles } from './svg-titles.js';
 
 export interface WrittenCharts {
   /** The HTML page. */
@@ -21,7 +22,7 @@ export async function writeCharts(reports: readonly Report[], outDir: string): P
   const files: string[] = [];
   const rendered = [];
   for (const chart of charts) {
-    const svg = await renderSvg(chart.spec);
+    const svg = withTitles(await renderSvg(chart.spec));
     const write = (ext: string, data: string | Buffer) => {
       const file = path.join(outDir, `${chart.name}${ext}`);
       writeFileSync(file, data);
