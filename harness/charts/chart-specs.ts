@@ -446,16 +446,15 @@ function historyChart(reports: readonly Report[]): ChartSpec | SkippedChart {
   });
   const groups = groupSort(rows.map(({ r }) => r));
   const xTitle = 'commit (reports in the order given)';
-  const yTitle = 'median latency (ms, log)';
   return {
     name: 'history',
     title: 'History',
     caption:
       "Median latency of each cell (sweep rows aside) across the reports given, in the order given: one panel per workload and pattern, one line per mapper in the mapper's colour, each report named by its commit (+ when the tree was dirty). A cell has the same name in quick and default reports, so its line continues across presets.",
-    axisTitles: [xTitle, yTitle, 'mapper'],
+    axisTitles: [xTitle, 'mapper'],
     marks: ['line', 'symbol'],
     spec: {
-      ...base('Median latency per cell across reports'),
+      ...base('Median latency (ms, log scale) of each cell across reports'),
       data: { values },
       facet: { field: 'group', type: 'nominal', title: null, sort: groups, header: { labelFontSize: 12, labelLimit: 0 } },
       columns: 3,
@@ -466,7 +465,8 @@ function historyChart(reports: readonly Report[]): ChartSpec | SkippedChart {
         mark: { type: 'line', point: { filled: true, size: 40 } },
         encoding: {
           x: { field: 'run', type: 'ordinal', title: xTitle, sort: labels, scale: { domain: labels }, axis: { labelAngle: 0, labelLimit: 0 } },
-          y: { field: 'ms', type: 'quantitative', title: yTitle, scale: { type: 'log', zero: false }, axis: { values: MS_TICKS, format: '~g' } },
+          // The title says what y is once; a title beside every panel would repeat it twelve times.
+          y: { field: 'ms', type: 'quantitative', title: null, scale: { type: 'log' }, axis: { values: MS_TICKS, format: '~g' } },
           color: { field: 'mapper', type: 'nominal', title: 'mapper', scale: mapperColourScale(keys), legend: { labelLimit: 0, orient: 'top' } },
           description: { field: 'tip' },
           tooltip: { field: 'tip' },

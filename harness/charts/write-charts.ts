@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Report } from '../report.js';
 import { chartSpecs, type ChartSpec, type SkippedChart } from './chart-specs.js';
 import { htmlPage } from './html-page.js';
+import { compareReports } from '../compare.js';
 import { renderPng, renderSvg } from './render-chart.js';
 import { withTitles } from './svg-titles.js';
 
@@ -34,7 +35,9 @@ export async function writeCharts(reports: readonly Report[], outDir: string): P
     rendered.push({ chart, svg });
   }
   const index = path.join(outDir, 'index.html');
-  writeFileSync(index, htmlPage(reports, rendered, skipped));
+  // Two reports: what `jitmem compare FIRST LAST` would say goes on the page too.
+  const comparison = reports.length === 2 ? compareReports(reports[0]!, reports[1]!) : undefined;
+  writeFileSync(index, htmlPage(reports, rendered, skipped, comparison ? { comparison } : {}));
   files.push(index);
   return { index, files, charts, skipped };
 }
