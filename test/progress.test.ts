@@ -63,7 +63,7 @@ test('the terminal view redraws at most once per 100 ms of a fake clock, draws t
   // The bar too: it fills with the rounds measured, and never shrinks.
   const bars = draws.map((d) => (d.text.match(/█/g) ?? []).length);
   for (let i = 1; i < bars.length; i++) t.true(bars[i]! >= bars[i - 1]!);
-  t.is(bars.at(-1), 24);
+  t.is(bars.at(-1), 16);
   t.is(writes.at(-1)!.text, '\r\x1b[K', 'finish clears the line');
   for (const d of draws) t.true(d.text.length - 4 < 100, 'a line never wraps');
 });

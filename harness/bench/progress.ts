@@ -35,7 +35,7 @@ export interface ProgressViewOptions {
 }
 
 const DEFAULT_MIN_REDRAW_MS = 100;
-const BAR_WIDTH = 24;
+const BAR_WIDTH = 16;
 
 /** 75 → "1:15", 3725 → "1:02:05". */
 export function clockTime(seconds: number): string {
@@ -114,7 +114,7 @@ export class BenchProgressView {
     const filled = Math.round(f * BAR_WIDTH);
     const elapsed = (this.now() - this.started) / 1000;
     const eta = f > 0.02 ? clockTime((elapsed / f) * (1 - f)) : '?';
-    const text = `${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)} ${this.done}/${this.total} cells  ${clockTime(elapsed)} elapsed, ETA ${eta}  ${this.current}`;
+    const text = `${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)} ${this.done}/${this.total} cells  ${clockTime(elapsed)}, ETA ${eta}  ${this.current}`;
     return text.length < columns ? text : text.slice(0, Math.max(0, columns - 2)) + '…';
   }
 
