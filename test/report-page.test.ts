@@ -115,6 +115,7 @@ for (const c of cases) {
       mkdirSync(screenshots, { recursive: true });
       await page.screenshot({ path: path.join(screenshots, `${c.name}-page.png`), fullPage: true });
       await page.screenshot({ path: path.join(screenshots, `${c.name}-first-screen.png`) });
+      for (const id of ['summary', ...(reports.length === 2 ? ['compare'] : [])]) await page.locator(`section#${id}`).screenshot({ path: path.join(screenshots, `${c.name}-${id}.png`) });
       for (const chart of written.charts) await page.locator(`section#${chart.name}`).screenshot({ path: path.join(screenshots, `${c.name}-${chart.name}.png`) });
     } finally {
       await context.close();

@@ -156,14 +156,15 @@ function speedupChart(report: Report): ChartSpec | SkippedChart {
   const xTitle = 'speedup over RPC copy (×, log scale; right of the dashed rule is faster)';
   const domain = logDomain(values.flatMap((v) => [v.low, v.high, 1]), 1.6);
   // The same label width in every panel, so that the panels' titles and plots line up.
-  const labelWidth = Math.ceil(Math.max(...values.map((v) => v.mapper.length)) * 6.6) + 6;
+  const labelWidth = Math.ceil(Math.max(...values.map((v) => v.mapper.length)) * 7.2) + 6;
   const y = { field: 'mapper', type: 'nominal', title: null, sort: mapperOrder(keys), axis: { labelLimit: 0, ticks: false, domain: false, minExtent: labelWidth, maxExtent: labelWidth } };
   const colour = { field: 'mapper', type: 'nominal', title: 'mapper', scale: mapperColourScale(keys), legend: null };
   const groups = groupSort(keyed);
   const panel = (group: string, last: boolean) => ({
     width: 560,
     height: { step: 15 },
-    title: { text: group, anchor: 'start', fontSize: 11, fontWeight: 'bold', offset: 3 },
+    // Anchored to the plot and moved left by the label column, so every panel's title starts at the same x.
+    title: { text: group, anchor: 'start', frame: 'group', dx: -labelWidth, fontSize: 11, fontWeight: 'bold', offset: 3 },
     transform: [{ filter: { field: 'group', equal: group } }],
     layer: [
       { mark: { type: 'rule', color: '#555', strokeDash: [4, 3] }, encoding: { x: { datum: 1, type: 'quantitative', scale: { type: 'log', domain } } } },
