@@ -1,5 +1,5 @@
 import { PHASES, type Report, type ResultRow } from '../report.js';
-import { quantile, quantileSorted } from '../statistics.js';
+import { mean, quantileSorted } from '../statistics.js';
 import { fixedScale, mapperColourScale, mapperKey, mapperLabel, mapperOrder, PHASE_COLOURS, POLICY_COLOURS } from './palette.js';
 
 /**
@@ -335,20 +335,27 @@ function latencyChart(report: Report): ChartSpec | SkippedChart {
   };
 }
 
+/** Points per line of the churn chart at most: longer runs are drawn in windows of steps. */
+const CHURN_POINTS = 80;
+
 function churnChart(report: Report): ChartSpec | SkippedChart {
   const rows = report.results.filter((r) => r.slabSeries && r.slabSeries.length > 0);
   if (rows.length === 0) return { name: 'churn', reason: 'no result row has a slabSeries (run the churn pattern)' };
   // Runs of one workload and policy replay the same seeded plan, whatever the mapper: they
-  // overlap. One line per policy (the median over the runs) and a band from the lowest to the
-  // highest run show that, and any run that differs.
+  // overlap. Steps are taken in windows of at most CHURN_POINTS per line (a series that flips
+  // between two values every step would otherwise fill its panel solid): the line is the mean
+  // over the window and the runs, the band spans the lowest to the highest value in it.
+  const maxSteps = Math.max(...rows.map((r) => r.slabSeries!.length));
+  const window = Math.max(1, Math.ceil(maxSteps / CHURN_POINTS));
   const cells = new Map<string, { workload: string; policy: string; step: number; freeRanges: number[]; fragmentation: number[] }>();
   const runs = new Map<string, number>();
   for (const r of rows) {
     runs.set(`${r.workload}\0${r.policy}`, (runs.get(`${r.workload}\0${r.policy}`) ?? 0) + 1);
     for (const p of r.slabSeries!) {
-      const key = `${r.workload}\0${r.policy}\0${p.step}`;
+      const step = Math.floor(p.step / window) * window;
+      const key = `${r.workload}\0${r.policy}\0${step}`;
       let c = cells.get(key);
-      if (!c) cells.set(key, (c = { workload: r.workload, policy: r.policy, step: p.step, freeRanges: [], fragmentation: [] }));
+      if (!c) cells.set(key, (c = { workload: r.workload, policy: r.policy, step, freeRanges: [], fragmentation: [] }));
       c.freeRanges.push(p.freeRanges);
       c.fragmentation.push(p.fragmentation);
     }
@@ -359,10 +366,10 @@ function churnChart(report: Report): ChartSpec | SkippedChart {
       workload: `${c.workload} (${n} run${n === 1 ? '' : 's'} per policy)`,
       policy: c.policy,
       step: c.step,
-      freeRanges: quantile(c.freeRanges, 0.5),
+      freeRanges: mean(c.freeRanges),
       freeRangesLow: Math.min(...c.freeRanges),
       freeRangesHigh: Math.max(...c.freeRanges),
-      fragmentation: quantile(c.fragmentation, 0.5),
+      fragmentation: mean(c.fragmentation),
       fragmentationLow: Math.min(...c.fragmentation),
       fragmentationHigh: Math.max(...c.fragmentation),
     };
@@ -382,9 +389,9 @@ function churnChart(report: Report): ChartSpec | SkippedChart {
       color: { field: 'policy', type: 'nominal', title: 'fit policy', scale: policies, legend: { symbolType: 'stroke', symbolOpacity: 1, symbolStrokeWidth: 3 } },
     },
     layer: [
-      { mark: { type: 'area', opacity: 0.2, interpolate: 'step-after' }, encoding: { y: { field: `${field}Low`, type: 'quantitative', title, axis: { format } }, y2: { field: `${field}High` } } },
+      { mark: { type: 'area', opacity: 0.2 }, encoding: { y: { field: `${field}Low`, type: 'quantitative', title, axis: { format } }, y2: { field: `${field}High` } } },
       {
-        mark: { type: 'line', interpolate: 'step-after', strokeWidth: 1.5 },
+        mark: { type: 'line', strokeWidth: 1.5 },
         encoding: {
           y: { field, type: 'quantitative', title },
           // Where the policies coincide, the dashed line shows the solid one under it.
@@ -402,7 +409,7 @@ function churnChart(report: Report): ChartSpec | SkippedChart {
     name: 'churn',
     title: 'Allocator under churn',
     caption:
-      'Free ranges and fragmentation (1 - largest free range / free bytes) after each step of a churn run, one line per fit policy and workload. Runs of one policy (one per mapper) replay the same seeded steps, so they coincide; the band spans the lowest to the highest run and is visible only where they differ.',
+      `Free ranges and fragmentation (1 - largest free range / free bytes) over a churn run, one line per fit policy and workload. Runs of one policy (one per mapper) replay the same seeded steps, so they coincide. Steps are grouped in windows (at most ${CHURN_POINTS} per line): the line is the mean over a window, the band its lowest to highest value.`,
     axisTitles: ['churn step', 'free ranges', 'fragmentation', 'fit policy'],
     marks: ['line'],
     spec: {
