@@ -6,7 +6,8 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PNG } from 'pngjs';
 import { chartSpecs, type ChartSpec } from '../harness/charts/chart-specs.js';
-import { renderPng } from '../harness/charts/render-chart.js';
+import { renderPng, renderSvg } from '../harness/charts/render-chart.js';
+import { defaultShapedReport } from './helpers/default-report.js';
 import type { Report } from '../harness/report.js';
 import { runCli } from './helpers/run-cli.js';
 import { measuredReport } from './helpers/reports.js';
@@ -86,6 +87,19 @@ test('every SVG holds its marks and its axis titles, in the shipped font', (t) =
   const fills = (svg: string, label: string) => new Set([...svg.matchAll(new RegExp(`<path [^>]*aria-label="[^"]*${label}[^"]*"[^>]*(?:fill|stroke)="(#[0-9a-f]{6})"`, 'g'))].map((m) => m[1]));
   t.deepEqual(fills(speedup, 'shared memory'), new Set(['#f58518']));
   t.deepEqual(fills(readFileSync(path.join(outDir, 'sweep.svg'), 'utf8'), 'shared memory'), new Set(['#f58518']));
+});
+
+test('no chart makes Vega or Vega-Lite warn (what they warn of, a wrong size or a dropped setting, shows in the chart), and nothing reaches the console', async (t) => {
+  const shaped = [defaultShapedReport({ llvm: false, commit: 'ba06df918faf1b2c3d4e5f60718293a4b5c6d7e8', preset: 'quick' }), defaultShapedReport({ llvm: true })];
+  for (const chart of [...charts, ...chartSpecs(shaped).charts]) {
+    const warnings: string[] = [];
+    await renderSvg(chart.spec, warnings);
+    t.deepEqual(warnings, [], chart.name);
+  }
+  // The logger does collect what Vega-Lite warns of.
+  const warnings: string[] = [];
+  await renderSvg({ data: { values: [{ x: 1 }] }, mark: 'point', encoding: { x: { field: 'x', type: 'quantitative', scale: { type: 'log', zero: true } } } }, warnings);
+  t.is(warnings.length, 1);
 });
 
 test('PNGs are drawn from the SVGs with the shipped font only: the same bytes every time, and not blank', (t) => {

@@ -28,6 +28,19 @@ test('bench, bench-alloc, bench-remote and profile say what their exit statuses 
   t.regex(bench, /--check-budgets/);
 });
 
+test('executor --help describes every flag, its exit statuses, and how llvm-jitlink drives it', (t) => {
+  const r = runCli(['executor', '--help']);
+  t.is(r.status, 0, r.stderr);
+  for (const flag of ['--fds', '--listen', '--connect', '--allow-remote', '--sessions', '--max-frame-size', '--close-when-idle', '--no-close-when-idle', '--help']) {
+    t.regex(r.stdout, new RegExp(`^  (-h, )?${flag}\\b.*\\S`, 'm'), flag);
+  }
+  t.regex(r.stdout, /exit status:/);
+  t.regex(r.stdout, /llvm-jitlink --oop-executor-connect=127\.0\.0\.1:\d+ hello\.o/);
+  const bad = runCli(['executor', '--no-such-flag']);
+  t.is(bad.status, 2);
+  t.is(bad.stderr.trim().split('\n').length, 1);
+});
+
 test('bench-alloc --sizes takes counts as the help writes them (10k)', (t) => {
   const r = runCli(['bench-alloc', '--sizes', '10k', '--policy', 'first-fit', '--time', '50', '--json']);
   t.is(r.status, 0, r.stderr);
