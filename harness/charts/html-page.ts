@@ -60,8 +60,8 @@ function summarySection(report: Report): string {
   const header = ['workload', 'pattern', 'mapper', 'policy', 'p50 ms', 'p99 ms', 'rme', 'n', 'init ms', 'MiB moved', 'calls'];
   return `<section id="summary">
 <h2>Summary of the last report</h2>
-${headlines.length ? `<h3>Shared memory against RPC copy</h3>\n<ul class="headlines">${headlines.map((h) => `<li${h.significant ? ' class="significant"' : ''}>${escapeHtml(h.text)}</li>`).join('')}</ul>` : ''}
 ${budgets.length ? `<h3>Budgets</h3>\n<ul class="budgets">${budgets.map((b) => `<li${b.over ? ' class="over"' : ''}>${escapeHtml(b.text)}</li>`).join('')}</ul>` : ''}
+${headlines.length ? `<h3>Shared memory against RPC copy</h3>\n<ul class="headlines">${headlines.map((h) => `<li${h.significant ? ' class="significant"' : ''}>${escapeHtml(h.text)}</li>`).join('')}</ul>` : ''}
 <h3>Cells</h3>
 <div class="wide">${table(header, rows, new Set([4, 5, 6, 7, 8, 9, 10]))}</div>
 <ul class="legend">${TABLE_LEGEND.map((l) => `<li>${escapeHtml(l)}</li>`).join('')}</ul>
