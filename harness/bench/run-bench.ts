@@ -19,7 +19,16 @@ export type OpenHandle = (mapper: MapperName, executor: ExecutorName, options: H
 
 export type BenchProgress =
   | { readonly kind: 'cell-start'; readonly index: number; readonly total: number; readonly cell: string }
-  | { readonly kind: 'iteration'; readonly index: number; readonly total: number; readonly cell: string; readonly iterations: number }
+  | {
+      readonly kind: 'iteration';
+      readonly index: number;
+      readonly total: number;
+      readonly cell: string;
+      readonly iterations: number;
+      /** Rounds of this cell finished before this iteration's round, of `rounds`. */
+      readonly round?: number;
+      readonly rounds?: number;
+    }
   | { readonly kind: 'cell-done'; readonly index: number; readonly total: number; readonly cell: string; readonly row: ResultRow };
 
 export interface BenchRunOptions {
@@ -97,6 +106,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
   });
   const rounds = Math.max(1, options.rounds ?? DEFAULT_ROUNDS);
   const rowAt = new Map<number, ResultRow>();
+  const roundOf = new Map<number, number>();
   // Measured iterations of each cell so far, and where each round ended: the rounds of a group
   // run its mappers back to back, so per-round medians pair up into per-round ratios.
   const iterationsDone = new Map<number, number>();
@@ -129,13 +139,14 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
             granularity: cell.pattern === 'churn' ? options.churnGranularity ?? options.granularity : options.granularity,
             onIteration: (iterations) => {
               iterationsDone.set(index, iterations);
-              options.onProgress?.({ kind: 'iteration', index, total: cells.length, cell: name, iterations });
+              options.onProgress?.({ kind: 'iteration', index, total: cells.length, cell: name, iterations, round: roundOf.get(index) ?? 0, rounds });
             },
           });
           active.push({ cell, index, name, handle, runner });
         }
         for (let round = 0; round < rounds; round++) {
           for (const a of active) {
+            roundOf.set(a.index, round);
             await a.runner.round(options.selection.time / rounds, Math.ceil(options.selection.iterations / rounds), round === 0);
             roundEnds.set(a.index, [...(roundEnds.get(a.index) ?? []), iterationsDone.get(a.index) ?? 0]);
           }
