@@ -34,7 +34,7 @@ const bothSides = (c: NonNullable<ResultRow['counters']>, f: (p: NonNullable<Res
 export function resultsTable(rows: readonly ResultRow[]): string {
   if (rows.some((r) => r.counters)) {
     return formatTable(
-      ['workload', 'pattern', 'mapper', 'policy', 'p50 ms', 'p99 ms', 'rme', 'n', 'init ms', 'trips', 'wire KiB', 'copied KiB c/e', 'mprotect c/e', 'faults c/e'],
+      ['workload', 'pattern', 'mapper', 'policy', 'p50 ms', 'p99 ms', 'rme', 'n', 'init ms', 'calls', 'wire KiB', 'copied KiB c/e', 'mprotect c/e', 'faults c/e'],
       rows.map((r) => {
         const c = r.counters;
         return [
@@ -78,6 +78,7 @@ export function resultsTable(rows: readonly ResultRow[]): string {
 export const TABLE_LEGEND = [
   'rme: relative margin of error of the mean latency, 95% confidence (Student t), in percent of the mean.',
   'calls: controller-to-executor calls per iteration, integrity checks left out (0 in-process).',
+  'with counters, per iteration: wire KiB both ways; copied KiB, mprotect calls and minor page faults as controller/executor.',
   '(cold): the cell ran with a fresh slab every iteration (RPC copy over LLVM\'s executor always does: it cannot initialize a freed range again).',
 ];
 
