@@ -6,7 +6,7 @@ import { runCli } from './helpers/run-cli.js';
  * and a wrong flag with one line (not the whole help) and status 2.
  */
 
-const COMMANDS = ['bench', 'bench-alloc', 'bench-remote', 'charts', 'compare', 'profile', 'workloads'];
+const COMMANDS = ['bench', 'bench-alloc', 'bench-remote', 'charts', 'compare', 'history', 'profile', 'workloads'];
 
 for (const command of COMMANDS) {
   test(`jitmem ${command} --help prints its usage and exits 0; a wrong flag is one line and exit 2`, (t) => {

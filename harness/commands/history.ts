@@ -79,7 +79,7 @@ export const historyCommand: Command = {
         strict: true,
       });
     } catch (err) {
-      throw new JitmemError('ERR_INVALID_FLAG', `${(err as Error).message}\n\n${HELP}`, {});
+      throw new JitmemError('ERR_INVALID_FLAG', `${(err as Error).message}; see 'jitmem history --help'`, {});
     }
     const { values, positionals } = parsed;
     if (values.help) {
