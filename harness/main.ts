@@ -30,6 +30,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: 'run a bench under clinic flame/doctor or the V8 CPU profiler and print where the profile is',
     load: async () => (await import('./commands/profile.js')).profileCommand,
   },
+  run: {
+    summary: 'link x86-64 ELF objects and archives and run them in the executor through a mapper',
+    load: async () => (await import('./commands/run.js')).runCommand,
+  },
   workloads: {
     summary: 'list workloads: link graphs, bytes by AllocGroup, pages',
     load: async () => (await import('./commands/workloads.js')).workloadsCommand,

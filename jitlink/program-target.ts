@@ -180,6 +180,11 @@ export class SessionTarget implements ProgramTarget {
       for (const fn of init) await this.session.runAsVoid(fn);
       const status = await this.session.runAsMain(main, argv);
       for (const fn of fini) await this.session.runAsVoid(fn);
+      // Its stdio buffers are flushed only when the executor exits, and handlers the program
+      // left with its libc's __cxa_atexit may fail then, with the program's memory gone:
+      // fflush(NULL) now, so that the output is out whatever happens at exit.
+      const [fflush] = await this.lookup(['fflush']);
+      if (fflush) await this.session.runAsInt(fflush, 0);
       return { status, outcome: 'returned' };
     } catch (err) {
       if (!hasCode(err, 'ERR_EXECUTOR_LOST')) throw err;

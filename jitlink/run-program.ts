@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { JitmemError } from '../core/errors.js';
-import type { SlabMemoryManager, FinalizedAllocation } from '../mappers/slab/slab-memory-manager.js';
+import type { MemoryMapper } from '../mappers/memory-mapper.js';
+import { SlabMemoryManager, type FinalizedAllocation, type SlabMemoryManagerOptions } from '../mappers/slab/slab-memory-manager.js';
 import { SpsWriter } from '../protocol/sps.js';
 import { linkObjects, type LinkInput, type LinkStats, type RelocatedProgram } from './link.js';
 import type { ProgramRunResult, ProgramTarget } from './program-target.js';
@@ -45,7 +46,12 @@ export const PHASE_NAMES: ReadonlyArray<[keyof PhaseTimes, string]> = [
 export interface RunProgramOptions {
   readonly inputs: readonly LinkInput[];
   readonly target: ProgramTarget;
-  readonly memory: SlabMemoryManager;
+  /**
+   * The transport. Each program gets a slab memory manager of its own on it, released when
+   * the program has ended; the mapper (and the executor behind it) can take the next one.
+   */
+  readonly mapper: MemoryMapper;
+  readonly slab?: SlabMemoryManagerOptions;
   /** argv[0]; default: the first input's path. */
   readonly programName?: string;
   readonly args?: readonly string[];
@@ -67,6 +73,7 @@ function ehFrameActionPair(register: number, deregister: number, range: { start:
 }
 
 export interface LinkedAllocation {
+  readonly memory: SlabMemoryManager;
   readonly allocation: FinalizedAllocation;
   readonly program: RelocatedProgram;
   readonly stats: LinkStats;
@@ -81,7 +88,7 @@ export async function linkIntoExecutor(
   options: Omit<RunProgramOptions, 'args' | 'programName'>,
   times: PhaseTimes = emptyTimes(),
 ): Promise<LinkedAllocation> {
-  const { target, memory } = options;
+  const { target } = options;
   let t = performance.now();
   for (const lib of options.preload ?? []) await target.preload(lib);
   times.preload = performance.now() - t;
@@ -96,8 +103,15 @@ export async function linkIntoExecutor(
   times.resolve = linked.times.resolve;
   times.layout = linked.times.layout;
 
+  const memory = new SlabMemoryManager(options.mapper, options.slab);
   t = performance.now();
-  const allocation = await memory.allocate(linked.graph);
+  let allocation;
+  try {
+    allocation = await memory.allocate(linked.graph);
+  } catch (err) {
+    await memory.close().catch(() => undefined);
+    throw err;
+  }
   times.reserve = performance.now() - t;
   let program: RelocatedProgram;
   try {
@@ -113,14 +127,21 @@ export async function linkIntoExecutor(
     times.applyRelocations = performance.now() - t;
   } catch (err) {
     await allocation.abandon().catch(() => undefined);
+    await memory.close().catch(() => undefined);
     throw err;
   }
   const eh = target.ehFrameActions();
   if (program.ehFrame && eh) allocation.actions.push(ehFrameActionPair(eh.register, eh.deregister, program.ehFrame));
   t = performance.now();
-  const finalized = await allocation.finalize();
+  let finalized: FinalizedAllocation;
+  try {
+    finalized = await allocation.finalize();
+  } catch (err) {
+    await memory.close().catch(() => undefined);
+    throw err;
+  }
   times.initialize = performance.now() - t;
-  return { allocation: finalized, program, stats: linked.stats };
+  return { memory, allocation: finalized, program, stats: linked.stats };
 }
 
 export function emptyTimes(): PhaseTimes {
@@ -132,20 +153,27 @@ export async function runProgram(options: RunProgramOptions): Promise<ProgramRun
   const times = emptyTimes();
   const first = options.inputs[0];
   if (first === undefined) throw new JitmemError('ERR_LINK_NO_INPUT', 'nothing to link: give at least one object file or archive', {});
-  const { allocation, program, stats } = await linkIntoExecutor(options, times);
+  const { memory, allocation, program, stats } = await linkIntoExecutor(options, times);
   const argv = [options.programName ?? (typeof first === 'string' ? first : first.path), ...(options.args ?? [])];
   let t = performance.now();
   let result: ProgramRunResult;
   try {
     result = await options.target.run(program.entry, argv, program.init, program.fini);
+  } catch (err) {
+    await memory.close().catch(() => undefined);
+    throw err;
   } finally {
     times.run = performance.now() - t;
   }
   // The executor is gone when the program ended it (exit() under LLVM's executor): nothing to give back.
   if (!result.executorEnded) {
     t = performance.now();
-    await options.memory.deallocate([allocation]);
-    times.deallocate = performance.now() - t;
+    try {
+      await memory.deallocate([allocation]);
+      times.deallocate = performance.now() - t;
+    } finally {
+      await memory.close();
+    }
   }
   return { result, times, stats, program };
 }
