@@ -24,6 +24,7 @@ import {
 } from './x86-64-relocations.js';
 import { applyRelocations, type FixupContext } from './fixups.js';
 import { isRelaxable, type RelocationList } from './relocation-list.js';
+import type { ExportedSymbol } from './export-library.js';
 
 /**
  * jitmem's static linker for x86-64 ELF relocatable objects and archives, for code that runs
@@ -268,11 +269,35 @@ export class LinkedProgram {
       entry: entry.address,
       ...this.initializers(views, segments.map((s) => s.offset), sectionSegment, sectionOffset),
       ...(ehFrame ? { ehFrame } : {}),
+      exports: () => this.exportedSymbols(),
       symbol: (name: string) => {
         const g = this.table.symbols.get(name);
         return g && g.state !== SYM_UNDEFINED ? g.address : undefined;
       },
     };
+  }
+
+  /** The program's global symbols as a natively linked program exports them (not hidden, not thread-local). */
+  private exportedSymbols(): ExportedSymbol[] {
+    const out: ExportedSymbol[] = [];
+    for (const g of this.table.symbols.values()) {
+      if (g.state === SYM_COMMON) {
+        out.push({ name: g.name, address: g.address, size: g.commonSize, type: 1 });
+        continue;
+      }
+      if (g.state !== SYM_DEFINED || !g.inGraph) continue;
+      const o = g.object!;
+      const visibility = o.symbolVisibility[g.index]!;
+      const type = o.symbolInfo[g.index]! & 0xf;
+      if (visibility === 1 || visibility === 2 || type > 2) continue; // internal/hidden; section, file, TLS, ifunc
+      out.push({ name: g.name, address: g.address, size: o.symbolSize[g.index]!, type });
+    }
+    return out;
+  }
+
+  /** True when the program calls dlopen: what it loads may need the program's own symbols. */
+  get loadsLibraries(): boolean {
+    return (this.externals.get('dlopen') ?? 0) !== 0 || (this.externals.get('dlmopen') ?? 0) !== 0;
   }
 
   /** The functions of the init and fini arrays, read from relocated memory, in the order they run. */
@@ -315,6 +340,8 @@ export interface RelocatedProgram {
   readonly ehFrame?: { readonly start: number; readonly end: number };
   /** Address of a global symbol of the linked program. */
   symbol(name: string): number | undefined;
+  /** The global symbols a native link would export (for the export library). */
+  exports(): ExportedSymbol[];
 }
 
 function readInput(input: LinkInput): { path: string; bytes: Uint8Array } {

@@ -38,6 +38,11 @@ export interface ProgramTarget {
   readonly pageSize: number;
   /** Opens a shared library in the executor; its symbols are found before the process's own. */
   preload(path: string): Promise<void>;
+  /**
+   * Opens a library RTLD_GLOBAL without making it part of later links' lookups (the export
+   * library of a program that loads libraries itself).
+   */
+  loadLibrary(path: string): Promise<void>;
   /** Addresses of `names` in the executor (0 when not found): one batched lookup. */
   lookup(names: readonly string[]): Promise<number[]>;
   /** Executor functions that stand in for exit, atexit and __cxa_atexit (none for LLVM's executor). */
@@ -66,6 +71,14 @@ export class InProcessTarget implements ProgramTarget {
   async preload(path: string): Promise<void> {
     try {
       this.libraries.push(native.dlopen(path));
+    } catch (err) {
+      throw preloadError(path, err);
+    }
+  }
+
+  async loadLibrary(path: string): Promise<void> {
+    try {
+      native.dlopen(path);
     } catch (err) {
       throw preloadError(path, err);
     }
@@ -124,6 +137,14 @@ export class SessionTarget implements ProgramTarget {
   async preload(path: string): Promise<void> {
     try {
       this.libraries.push({ path, handle: await this.open(path) });
+    } catch (err) {
+      throw preloadError(path, err);
+    }
+  }
+
+  async loadLibrary(path: string): Promise<void> {
+    try {
+      await this.open(path);
     } catch (err) {
       throw preloadError(path, err);
     }

@@ -1,3 +1,7 @@
+import { randomBytes } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { JitmemError } from '../core/errors.js';
 import type { MemoryMapper } from '../mappers/memory-mapper.js';
@@ -5,6 +9,7 @@ import { SlabMemoryManager, type FinalizedAllocation, type SlabMemoryManagerOpti
 import { SpsWriter } from '../protocol/sps.js';
 import { linkObjects, type LinkInput, type LinkStats, type RelocatedProgram } from './link.js';
 import type { ProgramRunResult, ProgramTarget } from './program-target.js';
+import { buildExportLibrary } from './export-library.js';
 
 /**
  * Links a program, moves it into the executor through the slab memory manager (and so through
@@ -25,6 +30,8 @@ export interface PhaseTimes {
   applyRelocations: number;
   /** finalize: the mapper's initialize, with the alloc actions (EH frames) (transport). */
   initialize: number;
+  /** Making the program's symbols visible to the libraries it loads (programs that call dlopen). */
+  exportSymbols: number;
   run: number;
   /** Deallocation after the run (transport). */
   deallocate: number;
@@ -39,6 +46,7 @@ export const PHASE_NAMES: ReadonlyArray<[keyof PhaseTimes, string]> = [
   ['write', 'write'],
   ['applyRelocations', 'apply relocations'],
   ['initialize', 'initialize'],
+  ['exportSymbols', 'export symbols'],
   ['run', 'run'],
   ['deallocate', 'deallocate'],
 ];
@@ -57,6 +65,13 @@ export interface RunProgramOptions {
   readonly args?: readonly string[];
   readonly entry?: string;
   readonly preload?: readonly string[];
+  /**
+   * Make the program's global symbols visible to libraries it dlopen()s, as --export-dynamic
+   * does (CPython's extension modules need it). Default: when the program calls dlopen.
+   * It goes through a small generated shared library, written to a temporary file that is
+   * removed as soon as the executor has opened it (the executor must share this machine).
+   */
+  readonly exportSymbols?: boolean;
 }
 
 export interface ProgramRun {
@@ -141,11 +156,33 @@ export async function linkIntoExecutor(
     throw err;
   }
   times.initialize = performance.now() - t;
+  if (options.exportSymbols ?? linked.loadsLibraries) {
+    t = performance.now();
+    try {
+      await exportProgramSymbols(target, program);
+    } catch (err) {
+      await memory.deallocate([finalized]).catch(() => undefined);
+      await memory.close().catch(() => undefined);
+      throw err;
+    }
+    times.exportSymbols = performance.now() - t;
+  }
   return { memory, allocation: finalized, program, stats: linked.stats };
 }
 
 export function emptyTimes(): PhaseTimes {
-  return { preload: 0, readObjects: 0, resolve: 0, layout: 0, reserve: 0, write: 0, applyRelocations: 0, initialize: 0, run: 0, deallocate: 0 };
+  return { preload: 0, readObjects: 0, resolve: 0, layout: 0, reserve: 0, write: 0, applyRelocations: 0, initialize: 0, exportSymbols: 0, run: 0, deallocate: 0 };
+}
+
+async function exportProgramSymbols(target: ProgramTarget, program: RelocatedProgram): Promise<void> {
+  const tag = `${process.pid}-${randomBytes(6).toString('hex')}`;
+  const file = path.join(tmpdir(), `jitmem-exports-${tag}.so`);
+  writeFileSync(file, buildExportLibrary(`jitmem-exports-${tag}.so`, program.exports()), { mode: 0o600 });
+  try {
+    await target.loadLibrary(file);
+  } finally {
+    rmSync(file, { force: true });
+  }
 }
 
 /** Links, loads, runs and unloads a program; resolves with how it ended and the phase times. */
