@@ -273,8 +273,11 @@ function overflow(list: RelocationList, i: number, type: number, sym: number, of
   const object = list.object;
   const symbol = object.symbolName(sym);
   const absolute = type === R_X86_64_32 || type === R_X86_64_32S;
-  const hint = absolute
-    ? `; the object uses absolute 32-bit addresses (built with -fno-pic or -mcmodel=kernel), which need its code in the low 2 GiB, but the slab lies at ${hex(base)}: rebuild it with -fPIC or -fPIE`
+  const external = sym >= object.firstGlobal && object.globals[sym - object.firstGlobal] !== undefined && !object.globals[sym - object.firstGlobal]!.inGraph;
+  const hint = absolute && external
+    ? `; the object takes the address of ${JSON.stringify(symbol)}, which lies in the executor above 4 GiB, as an absolute 32-bit value (code built with -fno-pic): rebuild it with -fPIC or -fPIE`
+    : absolute
+    ? `; the object uses absolute 32-bit addresses (built with -fno-pic or -mcmodel=kernel), which need its code in the low 2 GiB, but the slab lies at ${hex(base)} (this executor cannot place it lower): rebuild it with -fPIC or -fPIE`
     : type === R_X86_64_PC32 && !object.definesAt(sym)
       ? `; ${JSON.stringify(symbol)} is in the executor, out of reach of a 32-bit PC-relative reference (code built as a position-dependent executable expects a copy relocation): rebuild the object with -fPIC`
       : '';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { JitmemError } from '../core/errors.js';
+import { JitmemError, hex } from '../core/errors.js';
 import { allocGroup, R, W, X, type AllocGroup } from '../graph/alloc-group.js';
 import { layoutGraph, type GraphLayout } from '../graph/layout.js';
 import type { LinkGraph, Section } from '../graph/link-graph.js';
@@ -19,6 +19,9 @@ import {
   KIND_RELAXABLE,
   KIND_SUPPORTED,
   KIND_TLS,
+  R_X86_64_32,
+  R_X86_64_32S,
+  R_X86_64_PC32,
   relocationKinds,
   relocationName,
 } from './x86-64-relocations.js';
@@ -142,6 +145,8 @@ export class LinkedProgram {
     times: LinkTimes,
     stats: LinkStats,
     externals: ReadonlyMap<string, number>,
+    /** Where the allocation must lie for the program's 32-bit references to reach (see RelocationScanner.placement). */
+    readonly placement: { readonly start: number; readonly end: number } | undefined,
   ) {
     this.graph = graph;
     this.layout = layout;
@@ -536,6 +541,7 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
 
   const graph: LinkGraph = { name: path.basename(typeof inputs[0] === 'string' ? inputs[0] : inputs[0]!.path), sections };
   const layout = layoutGraph(graph, options.pageSize);
+  const placement = scanner.placement(layout.size);
   const t3 = performance.now();
 
   return new LinkedProgram(
@@ -564,6 +570,7 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
       relaxable,
     },
     externals,
+    placement,
   );
 }
 
@@ -602,6 +609,13 @@ class RelocationScanner {
   readonly gotTargets: Array<{ object: InputObject; index: number }> = [];
   readonly stubTargets: GlobalSymbol[] = [];
   relaxable = 0;
+  /** Lowest and highest executor address reached by a 32-bit PC-relative reference from the graph. */
+  nearLowest = Number.POSITIVE_INFINITY;
+  nearHighest = Number.NEGATIVE_INFINITY;
+  /** One of them, for messages. */
+  nearSymbols: string[] = [];
+  /** A 32-bit absolute reference to the graph itself (-fno-pic code): it must lie in the low 2 GiB. */
+  absolute32: string | undefined;
   private flagsObject: InputObject | undefined;
   private flags: Uint8Array = new Uint8Array(0);
 
@@ -640,9 +654,11 @@ class RelocationScanner {
         target = flags[sym]!;
         if (target & (TARGET_TLS | TARGET_LOCAL_COMMON) || (target & TARGET_DISCARDED && !list.inEhFrame)) this.refuse(list, at, i);
       }
+      const inGraph = (target & TARGET_IN_GRAPH) !== 0;
+      if (type === R_X86_64_PC32 && !inGraph && g !== undefined && g.address !== 0) this.near(g);
+      else if ((type === R_X86_64_32 || type === R_X86_64_32S) && inGraph && this.absolute32 === undefined) this.absolute32 = `${relocationName(type)} at ${object.where(list.target, offset)}`;
       if ((kind & (KIND_GOT | KIND_BRANCH | KIND_GOT_BASE)) === 0) continue;
       if (kind & KIND_GOT_BASE) this.needGot = true;
-      const inGraph = (target & TARGET_IN_GRAPH) !== 0;
       if (kind & KIND_GOT) {
         if (kind & KIND_RELAXABLE && inGraph && isRelaxable(object, list, offset, type)) {
           this.relaxable++;
@@ -655,6 +671,54 @@ class RelocationScanner {
         this.stubTargets.push(g);
       }
     }
+  }
+
+  private near(g: GlobalSymbol): void {
+    if (g.address < this.nearLowest) {
+      this.nearLowest = g.address;
+      this.nearSymbols[0] = g.name;
+    }
+    if (g.address > this.nearHighest) {
+      this.nearHighest = g.address;
+      this.nearSymbols[1] = g.name;
+    }
+  }
+
+  /**
+   * Where the graph must lie for its 32-bit references to reach: within 2 GiB of every
+   * external symbol reached PC-relative (PIE code reading a library's data directly, as if
+   * through a copy relocation), and in the low 2 GiB for absolute 32-bit references to itself.
+   * Undefined when nothing constrains it.
+   */
+  placement(size: number): { start: number; end: number } | undefined {
+    if (this.absolute32 === undefined && this.nearSymbols.length === 0) return undefined;
+    // Room for the addends (field offsets) of the references.
+    const margin = 16 << 20;
+    let start = 1 << 16;
+    let end = 2 ** 47;
+    const reasons: string[] = [];
+    if (this.absolute32 !== undefined) {
+      end = 2 ** 31;
+      reasons.push(`in the low 2 GiB (${this.absolute32} is an absolute 32-bit address: code built with -fno-pic)`);
+    }
+    if (this.nearSymbols.length > 0) {
+      start = Math.max(start, this.nearHighest - 2 ** 31 + margin);
+      end = Math.min(end, this.nearLowest + 2 ** 31 - margin);
+      const [lo, hi] = this.nearSymbols;
+      reasons.push(
+        lo === hi
+          ? `within 2 GiB of ${JSON.stringify(lo)} at ${hex(this.nearLowest)}`
+          : `within 2 GiB of both ${JSON.stringify(lo)} at ${hex(this.nearLowest)} and ${JSON.stringify(hi)} at ${hex(this.nearHighest)}`,
+      );
+    }
+    if (end - start < size) {
+      throw new JitmemError(
+        'ERR_LINK_PLACEMENT',
+        `the program's code must lie ${reasons.join(' and ')} (32-bit references of code built as an executable rather than with -fPIC); no ${size}-byte range satisfies all of that: rebuild the objects with -fPIC`,
+        { start, end, size },
+      );
+    }
+    return { start, end };
   }
 
   private addGot(object: InputObject, sym: number, g: GlobalSymbol | undefined): void {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { JitmemError } from '../core/errors.js';
+import { alignUp } from '../core/checks.js';
 import type { MemoryMapper } from '../mappers/memory-mapper.js';
 import { SlabMemoryManager, type FinalizedAllocation, type SlabMemoryManagerOptions } from '../mappers/slab/slab-memory-manager.js';
 import { SpsWriter } from '../protocol/sps.js';
@@ -118,7 +119,12 @@ export async function linkIntoExecutor(
   times.resolve = linked.times.resolve;
   times.layout = linked.times.layout;
 
-  const memory = new SlabMemoryManager(options.mapper, options.slab);
+  // A program whose 32-bit references must reach some data, or the low 2 GiB, gets a slab of
+  // its own size placed there.
+  const memory = new SlabMemoryManager(
+    options.mapper,
+    linked.placement ? { ...options.slab, placement: linked.placement, granularity: alignUp(linked.layout.size, 1 << 20) } : options.slab,
+  );
   t = performance.now();
   let allocation;
   try {

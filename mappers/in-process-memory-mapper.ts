@@ -51,6 +51,15 @@ export class InProcessMemoryMapper implements MemoryMapper {
     return { start, end: start + bytes };
   }
 
+  /** reserve(), inside `window`: this process can always place its own reservations. */
+  async reserveWithin(bytes: number, window: ExecutorAddrRange): Promise<ExecutorAddrRange> {
+    this.checkOpen();
+    checkReserveSize(bytes, this.pageSize);
+    const start = native.reserveWithin(bytes, native.PROT_RW, window.start, window.end);
+    this.table.add(start, bytes);
+    return { start, end: start + bytes };
+  }
+
   prepare(addr: number, size: number): Uint8Array {
     this.checkOpen();
     checkAddress('addr', addr);

@@ -8,6 +8,7 @@ import { checkAllocInfo, checkPatch, checkReserveSize } from './alloc-info.js';
 import type { AllocInfo, AllocActionCallPair, ExecutorAddrRange, MemoryMapper } from './memory-mapper.js';
 import { ExecutorSession, expectAddr, expectSuccess } from '../session/executor-session.js';
 import { ReservationTable, checkPatchTarget, deinitializeKeys } from './reservation-table.js';
+import { reserveInWindow } from './reserve-window.js';
 
 /**
  * The RPC-copy mapper: LLVM's SimpleRemoteMemoryMapper. The executor reserves anonymous
@@ -38,6 +39,11 @@ export class RpcCopyMapper implements MemoryMapper {
     const start = expectAddr(await this.session.call(Sym.memMgrReserve, args().addr(this.instance).u64(bytes)), 'reserve');
     this.table.add(start, bytes);
     return { start, end: start + bytes };
+  }
+
+  /** reserve(), inside `window`, when the executor can place reservations (jitmem's can); else null. */
+  reserveWithin(bytes: number, window: ExecutorAddrRange): Promise<ExecutorAddrRange | null> {
+    return reserveInWindow(this.session, window, () => this.reserve(bytes));
   }
 
   prepare(addr: number, size: number): Uint8Array {

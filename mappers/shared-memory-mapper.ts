@@ -11,6 +11,7 @@ import type { AllocInfo, ExecutorAddrRange, MemoryMapper } from './memory-mapper
 import { ExecutorSession, decodeResult, expectAddr, expectSuccess } from '../session/executor-session.js';
 import { toWireActions } from './rpc-copy-mapper.js';
 import { ReservationTable, checkPatchTarget, deinitializeKeys } from './reservation-table.js';
+import { reserveInWindow } from './reserve-window.js';
 
 /**
  * LLVM's SharedMemoryMapper. The executor creates a POSIX shm object per reservation and maps
@@ -77,6 +78,11 @@ export class SharedMemoryMapper implements MemoryMapper {
     this.table.add(start, bytes);
     this.local.set(start, { address, size: bytes });
     return { start, end: start + bytes };
+  }
+
+  /** reserve(), inside `window`, when the executor can place reservations (jitmem's can); else null. */
+  reserveWithin(bytes: number, window: ExecutorAddrRange): Promise<ExecutorAddrRange | null> {
+    return reserveInWindow(this.session, window, () => this.reserve(bytes));
   }
 
   prepare(addr: number, size: number): Uint8Array {
