@@ -101,6 +101,15 @@ function protectionOf(flags: number): number {
   return R | (flags & SHF_WRITE ? W : 0) | (flags & SHF_EXECINSTR ? X : 0);
 }
 
+const BOUNDARY = /^__(start|stop)_([A-Za-z_][A-Za-z0-9_]*)$/;
+
+/** Names of the allocated sections of the objects loaded so far. */
+function allocatedSectionNames(table: SymbolTable): Set<string> {
+  const names = new Set<string>();
+  for (const o of table.objects) for (const s of o.elf.sections) if (o.sectionKind[s.index] === SECTION_ALLOC) names.add(s.name);
+  return names;
+}
+
 /** Init/fini ordering: .init_array.N and .ctors.(65535-N) by priority, unprioritized ones last. */
 function arrayPriority(name: string): { kind: 'preinit' | 'init' | 'fini'; priority: number; reversed: boolean } | undefined {
   const m = /^\.(preinit_array|init_array|fini_array|ctors|dtors)(?:\.(\d+))?$/.exec(name);
@@ -209,7 +218,11 @@ export class LinkedProgram {
           g.address = dataAddress + g.dataOffset;
           break;
         case SYM_SYNTHETIC:
-          g.address = g.name === GOT_SYMBOL ? gotAddress : dataAddress + g.dataOffset;
+          g.address = g.boundary
+            ? sectionAddress[g.boundary.serial]! + (g.boundary.end ? g.boundary.size : 0)
+            : g.name === GOT_SYMBOL
+              ? gotAddress
+              : dataAddress + g.dataOffset;
           break;
         default:
           break; // EXTERNAL and NULL have their address already
@@ -403,10 +416,22 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
   }
   const runtime = options.runtimeSymbols ?? new Map<string, number>();
   const wanted: GlobalSymbol[] = [];
+  const boundaries = new Map<string, GlobalSymbol[]>();
+  let sectionNames: Set<string> | undefined;
   for (const g of symbols.values()) {
     if (g.state !== SYM_UNDEFINED || g.name === '') continue;
     if (g.name === DSO_HANDLE || g.name === GOT_SYMBOL) {
       g.state = SYM_SYNTHETIC;
+      continue;
+    }
+    const bound = BOUNDARY.exec(g.name);
+    if (bound && (sectionNames ??= allocatedSectionNames(table)).has(bound[2]!)) {
+      // __start_X / __stop_X: the ends of the sections named X, which are laid out as one.
+      g.state = SYM_SYNTHETIC;
+      g.inGraph = true;
+      let list = boundaries.get(bound[2]!);
+      if (!list) boundaries.set(bound[2]!, (list = []));
+      list.push(g);
       continue;
     }
     const stand = runtime.get(g.name);
@@ -454,6 +479,7 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
   const groups = [allocGroup(R), allocGroup(R | W), allocGroup(R | X), allocGroup(R | W | X)];
   const ehPieces: Array<{ object: InputObject; section: number }> = [];
   let ehSize = 0;
+  const merged = new Map<string, { pieces: Array<{ object: InputObject; section: number }>; size: number; alignment: number; flags: number; content: boolean }>();
   const arrays: ArraySection[] = [];
   const relocationLists: RelocationList[] = [];
   let relocationCount = 0;
@@ -468,6 +494,18 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
         object.placeOffset[s.index] = ehSize;
         ehSize += s.size;
         ehPieces.push({ object, section: s.index });
+        continue;
+      }
+      if (boundaries.has(s.name)) {
+        let m = merged.get(s.name);
+        if (!m) merged.set(s.name, (m = { pieces: [], size: 0, alignment: 1, flags: s.flags, content: false }));
+        const alignment = Math.max(1, s.addressAlignment);
+        m.size = Math.ceil(m.size / alignment) * alignment;
+        object.placeOffset[s.index] = m.size;
+        m.size += s.size;
+        m.alignment = Math.max(m.alignment, alignment);
+        m.content ||= s.type !== SHT_NOBITS;
+        m.pieces.push({ object, section: s.index });
         continue;
       }
       const prot = protectionOf(s.flags);
@@ -499,6 +537,25 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
     for (const p of ehPieces) content.set(p.object.elf.sections[p.section]!.content!, p.object.placeOffset[p.section]!);
     ehFrame = addSection(EH_FRAME, groups[0]!, 8, content.length, content);
     for (const p of ehPieces) p.object.placeSection[p.section] = ehFrame.serial;
+  }
+
+  for (const [name, m] of merged) {
+    let content: Uint8Array | undefined;
+    if (m.content) {
+      content = new Uint8Array(m.size);
+      for (const p of m.pieces) {
+        const c = p.object.elf.sections[p.section]!.content;
+        if (c) content.set(c, p.object.placeOffset[p.section]!);
+      }
+    }
+    const prot = protectionOf(m.flags);
+    const section = addSection(name, groups[(prot & W ? 1 : 0) | (prot & X ? 2 : 0)]!, Math.min(m.alignment, options.pageSize), m.size, content);
+    for (const p of m.pieces) {
+      p.object.placeSection[p.section] = section.serial;
+      const array = arrayPriority(name);
+      if (array) arrays.push({ object: p.object, section: p.section, ...array });
+    }
+    for (const g of boundaries.get(name)!) g.boundary = { serial: section.serial, size: m.size, end: g.name.startsWith('__stop_') };
   }
 
   // The linker's own data: COMMON symbols and __dso_handle, zero-filled.

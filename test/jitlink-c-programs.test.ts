@@ -171,6 +171,28 @@ int main(void) {
     },
   },
   {
+    name: 'a linker set: __start_ and __stop_ of a section filled by two objects',
+    files: {
+      'set-main.c': `
+#include <stdio.h>
+struct entry { const char *name; int value; };
+static const struct entry alpha __attribute__((used, section("jitmem_set"), aligned(16))) = { "alpha", 1 };
+static const struct entry beta __attribute__((used, section("jitmem_set"), aligned(16))) = { "beta", 20 };
+extern const struct entry __start_jitmem_set[], __stop_jitmem_set[];
+int main(void) {
+  int total = 0;
+  for (const struct entry *e = __start_jitmem_set; e < __stop_jitmem_set; e++) total += e->value;
+  printf("%ld entries, total %d\\n", (long)(__stop_jitmem_set - __start_jitmem_set), total);
+  return 0;
+}
+`,
+      'set-more.c': `
+struct entry { const char *name; int value; };
+static const struct entry gamma_entry __attribute__((used, section("jitmem_set"), aligned(16))) = { "gamma", 300 };
+`,
+    },
+  },
+  {
     name: "code that reads libc's data directly (stdout, environ), as executables do",
     files: {
       'libc-data.c': `
