@@ -140,3 +140,22 @@ llvmTest("LLVM's executor cannot place reservations: -fno-pic code is refused th
   t.regex(err!.message, /R_X86_64_32S? at \.text\+0x[0-9a-f]+ in .*nopic\.o against "\.(data|bss)"/);
   t.regex(err!.message, /cannot place it lower\): rebuild it with -fPIC or -fPIE/);
 });
+
+test("a finished program's exported symbols do not satisfy the next program's undefined ones", async (t) => {
+  const dir = tempDir(t);
+  const session = await ExecutorSession.spawn();
+  const mapper = new SharedMemoryMapper(session);
+  t.teardown(async () => {
+    await mapper.close().catch(() => undefined);
+    await session.close();
+  });
+  const target = new SessionTarget(session);
+  // It calls dlopen, so its symbols are exported for the libraries it might load.
+  const first = compile(dir, 'first.c', '#include <dlfcn.h>\nint jitmem_stale_probe(void) { return 7; }\nint main(void) { return dlopen(0, RTLD_NOW) ? jitmem_stale_probe() : 1; }', ['-O2', '-fPIC']);
+  const ran = await runProgram({ inputs: [first], target, mapper });
+  t.is(ran.result.status, 7);
+  t.true(ran.times.exportSymbols > 0);
+  const second = compile(dir, 'second.c', 'int jitmem_stale_probe(void); int main(void) { return jitmem_stale_probe(); }', ['-O2', '-fPIC']);
+  const err = await t.throwsAsync(runProgram({ inputs: [second], target, mapper }), { instanceOf: JitmemError, code: 'ERR_LINK_UNDEFINED_SYMBOL' });
+  t.regex(err!.message, /"jitmem_stale_probe" \(referenced by .*second\.o\)/);
+});
