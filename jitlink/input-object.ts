@@ -38,6 +38,7 @@ export const SECTION_DISCARDED = 2;
 export const SECTION_TLS = 3;
 
 const GRP_COMDAT = 1;
+const NON_ASCII = /[^\x00-\x7f]/;
 const TWO_32 = 2 ** 32;
 
 export class InputObject {
@@ -78,6 +79,8 @@ export class InputObject {
   localGot: Map<number, number> | undefined;
 
   private readonly strings: Buffer;
+  /** The string table decoded once, when it is all ASCII (names are then slices of it). */
+  private stringsText: string | null | undefined;
 
   constructor(elf: ElfObject, order: number) {
     this.elf = elf;
@@ -163,9 +166,14 @@ export class InputObject {
     if (offset >= strings.length) {
       throw this.corrupt('ERR_ELF_BAD_STRING', fieldAt, `the name of symbol ${symbol} is at offset ${offset} of a ${strings.length}-byte string table`, { symbol });
     }
-    const end = strings.indexOf(0, offset);
+    if (this.stringsText === undefined) {
+      const whole = strings.toString('latin1');
+      this.stringsText = NON_ASCII.test(whole) ? null : whole;
+    }
+    const text = this.stringsText;
+    const end = text !== null ? text.indexOf('\0', offset) : strings.indexOf(0, offset);
     if (end < 0) throw this.corrupt('ERR_ELF_BAD_STRING', fieldAt, `the name of symbol ${symbol} runs past the end of its string table without a NUL`, { symbol });
-    return strings.toString('utf8', offset, end);
+    return text !== null ? text.slice(offset, end) : strings.toString('utf8', offset, end);
   }
 
   /** A symbol's name for messages: its own, or for a section symbol its section's. */
