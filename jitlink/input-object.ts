@@ -38,6 +38,7 @@ export const SECTION_DISCARDED = 2;
 export const SECTION_TLS = 3;
 
 const GRP_COMDAT = 1;
+const SHN_X86_64_LCOMMON = 0xff02;
 const NON_ASCII = /[^\x00-\x7f]/;
 const TWO_32 = 2 ** 32;
 
@@ -145,6 +146,10 @@ export class InputObject {
         }
       } else if (shndx >= sectionCount && shndx < SHN_LORESERVE) {
         throw this.corrupt('ERR_ELF_BAD_SECTION_INDEX', at + 6, `symbol ${i} is defined in section ${shndx}; the object has ${sectionCount} sections`, { symbol: i, value: shndx });
+      } else if (shndx === SHN_X86_64_LCOMMON) {
+        shndx = SHN_COMMON; // large-model COMMON (.lbss): the same to a linker that places everything itself
+      } else if (shndx >= SHN_LORESERVE && shndx !== SHN_ABS && shndx !== SHN_COMMON) {
+        throw this.corrupt('ERR_ELF_BAD_SECTION_INDEX', at + 6, `symbol ${i} has the reserved section index ${hex(shndx)}, which means nothing to an x86-64 linker`, { symbol: i, value: shndx });
       }
       const valueHi = view.getUint32(at + 12, true);
       const sizeHi = view.getUint32(at + 20, true);

@@ -23,6 +23,23 @@ interface Program {
   readonly args?: string[];
 }
 
+
+const CODE_MODEL = `
+#include <stdio.h>
+#include <string.h>
+static char local_buffer[100];
+char common_buffer[64];
+int table[4] = {1, 2, 3, 4};
+static int helper(int x) { return x * 3; }
+int (*pointer)(int) = helper;
+int main(int argc, char **argv) {
+  strcpy(local_buffer, "code model");
+  common_buffer[0] = 'L';
+  printf("%s %c %d %d %d\\n", local_buffer, common_buffer[0], table[argc], pointer(argc), strlen(argv[0]) > 0);
+  return 0;
+}
+`;
+
 const programs: Program[] = [
   {
     name: 'constructors and destructors',
@@ -191,6 +208,18 @@ struct entry { const char *name; int value; };
 static const struct entry gamma_entry __attribute__((used, section("jitmem_set"), aligned(16))) = { "gamma", 300 };
 `,
     },
+  },
+  {
+    // GOT64, GOTOFF64, GOTPC64, PLTOFF64 with -fPIC; 64-bit absolute addresses without.
+    name: 'the large code model',
+    flags: ['-mcmodel=large', '-fcommon'],
+    files: { 'large.c': CODE_MODEL },
+  },
+  {
+    // GOTPC32 and large-data sections.
+    name: 'the medium code model',
+    flags: ['-mcmodel=medium', '-fcommon'],
+    files: { 'medium.c': CODE_MODEL },
   },
   {
     name: "code that reads libc's data directly (stdout, environ), as executables do",
