@@ -39,6 +39,8 @@ import {
  */
 
 export interface FixupContext {
+  /** Every relocation entry, six words each (see RelocationList.first). */
+  readonly words: Uint32Array;
   /** One view per segment of working memory. */
   readonly views: readonly DataView[];
   readonly segmentOffsets: readonly number[];
@@ -73,7 +75,7 @@ export function applyRelocations(lists: readonly RelocationList[], ctx: FixupCon
 
 function applyList(list: RelocationList, ctx: FixupContext): void {
   const object = list.object;
-  const input = object.view;
+  const words = ctx.words;
   const target = list.target;
   const place = object.placeSection[target]!;
   const si = ctx.sectionSegment[place]!;
@@ -87,11 +89,12 @@ function applyList(list: RelocationList, ctx: FixupContext): void {
   const gotAddress = ctx.gotAddress;
   const inEhFrame = list.inEhFrame;
 
-  for (let i = 0, at = list.offset; i < list.count; i++, at += 24) {
-    const offset = input.getUint32(at, true) + input.getUint32(at + 4, true) * TWO_32;
-    const type = input.getUint32(at + 8, true);
-    const sym = input.getUint32(at + 12, true);
-    const addend = input.getInt32(at + 20, true) * TWO_32 + input.getUint32(at + 16, true);
+  for (let i = 0, k = list.first * 6; i < list.count; i++, k += 6) {
+    // The scan checked the offset's high word (0) and the symbol index.
+    const offset = words[k]!;
+    const type = words[k + 2]!;
+    const sym = words[k + 3]!;
+    const addend = (words[k + 5]! | 0) * TWO_32 + words[k + 4]!;
     const s = addresses[sym]!;
     const p = p0 + offset;
     const loc = at0 + offset;

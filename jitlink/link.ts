@@ -101,6 +101,8 @@ function protectionOf(flags: number): number {
   return R | (flags & SHF_WRITE ? W : 0) | (flags & SHF_EXECINSTR ? X : 0);
 }
 
+const LITTLE_ENDIAN_HOST = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
 const BOUNDARY = /^__(start|stop)_([A-Za-z_][A-Za-z0-9_]*)$/;
 
 /** Names of the allocated sections of the objects loaded so far. */
@@ -141,6 +143,7 @@ export class LinkedProgram {
     private readonly table: SymbolTable,
     private readonly sections: readonly PlannedSection[],
     private readonly relocationLists: readonly RelocationList[],
+    private readonly relocationWords: Uint32Array,
     private readonly gotTargets: ReadonlyArray<{ object: InputObject; index: number }>,
     private readonly stubTargets: readonly GlobalSymbol[],
     private readonly gotSection: PlannedSection | undefined,
@@ -270,6 +273,7 @@ export class LinkedProgram {
     }
 
     const context: FixupContext = {
+      words: this.relocationWords,
       views,
       segmentOffsets: segments.map((s) => s.offset),
       sectionSegment,
@@ -527,8 +531,8 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
       }
       const targetSection = elfSections[target]!;
       const count = rs.size / 24;
+      relocationLists.push({ object, offset: rs.offset, first: relocationCount, count, target, targetSize: targetSection.size, name: targetSection.name, inEhFrame: targetSection.name === EH_FRAME });
       relocationCount += count;
-      relocationLists.push({ object, offset: rs.offset, count, target, targetSize: targetSection.size, name: targetSection.name, inEhFrame: targetSection.name === EH_FRAME });
     }
   }
   let ehFrame: PlannedSection | undefined;
@@ -580,9 +584,15 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
   }
   const dataSection = dataSize > 0 ? addSection('$__jitmem_data', groups[1]!, Math.min(dataAlignment, options.pageSize), dataSize, undefined) : undefined;
 
+  // Every relocation entry, copied once into aligned words (a memcpy per section).
+  if (!LITTLE_ENDIAN_HOST) throw new JitmemError('ERR_LINK_UNSUPPORTED_HOST', "jitmem's linker links x86-64 objects on a little-endian host only", {});
+  const relocationWords = new Uint32Array(relocationCount * 6);
+  const wordBytes = new Uint8Array(relocationWords.buffer);
+  for (const list of relocationLists) wordBytes.set(list.object.bytes.subarray(list.offset, list.offset + list.count * 24), list.first * 24);
+
   // Scan the relocations: refuse what cannot be linked, and find what needs a GOT entry or a stub.
   const scanner = new RelocationScanner(symbols.get(GOT_SYMBOL)?.state === SYM_SYNTHETIC);
-  for (const list of relocationLists) scanner.scan(list);
+  for (const list of relocationLists) scanner.scan(list, relocationWords);
   const { gotTargets, stubTargets, needGot, relaxable } = scanner;
   let gotSection: PlannedSection | undefined;
   if (gotTargets.length > 0 || needGot) {
@@ -605,6 +615,7 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
     table,
     sections,
     relocationLists,
+    relocationWords,
     gotTargets,
     stubTargets,
     gotSection,
@@ -678,9 +689,8 @@ class RelocationScanner {
 
   constructor(public needGot: boolean) {}
 
-  scan(list: RelocationList): void {
+  scan(list: RelocationList, words: Uint32Array): void {
     const object = list.object;
-    const view = object.view;
     const first = object.firstGlobal;
     const symbolCount = object.symbolCount;
     const globals = object.globals;
@@ -694,13 +704,12 @@ class RelocationScanner {
     if (object.sectionKind[list.target] === SECTION_TLS || object.isNoBits(list.target)) {
       if (list.count > 0) this.refuse(list, list.offset, 0);
     }
-    for (let i = 0, at = list.offset; i < list.count; i++, at += 24) {
-      const type = view.getUint32(at + 8, true);
-      const sym = view.getUint32(at + 12, true);
+    for (let i = 0, at = list.offset, k = list.first * 6; i < list.count; i++, at += 24, k += 6) {
+      const offset = words[k]!;
+      const type = words[k + 2]!;
+      const sym = words[k + 3]!;
       const kind = type < 64 ? relocationKinds[type]! : 0;
-      const offsetHigh = view.getUint32(at + 4, true);
-      const offset = view.getUint32(at, true);
-      if (!(kind & KIND_SUPPORTED) || sym >= symbolCount || offsetHigh !== 0 || offset >= targetSize) this.refuse(list, at, i);
+      if (!(kind & KIND_SUPPORTED) || sym >= symbolCount || words[k + 1] !== 0 || offset >= targetSize) this.refuse(list, at, i);
       if (type === 0) continue;
       let g: GlobalSymbol | undefined;
       let target: number;
