@@ -11,6 +11,7 @@ import {
   SHN_XINDEX,
   SHT_GROUP,
   SHT_NOBITS,
+  SHT_NULL,
   SHT_REL,
   SHT_RELA,
   SHT_SYMTAB_SHNDX,
@@ -232,7 +233,7 @@ export class InputObject {
   classifySections(): void {
     for (const s of this.elf.sections) {
       if (this.sectionKind[s.index] === SECTION_DISCARDED) continue;
-      if (!(s.flags & SHF_ALLOC) || s.flags & SHF_EXCLUDE) continue;
+      if (!(s.flags & SHF_ALLOC) || s.flags & SHF_EXCLUDE || s.type === SHT_NULL) continue;
       if (s.type === SHT_GROUP || s.type === SHT_RELA || s.type === SHT_REL) continue;
       if (s.name === '.note.GNU-stack' || s.name === '.note.gnu.property') continue;
       this.sectionKind[s.index] = s.flags & SHF_TLS ? SECTION_TLS : SECTION_ALLOC;

@@ -101,6 +101,9 @@ function protectionOf(flags: number): number {
   return R | (flags & SHF_WRITE ? W : 0) | (flags & SHF_EXECINSTR ? X : 0);
 }
 
+/** Code reaching its own data PC-relative must span less than 2 GiB anyway; past 4 GiB a size is damage. */
+const MAX_PROGRAM_BYTES = 4 * 1024 ** 3;
+
 const LITTLE_ENDIAN_HOST = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 
 const BOUNDARY = /^__(start|stop)_([A-Za-z_][A-Za-z0-9_]*)$/;
@@ -491,10 +494,10 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
     const elfSections = object.elf.sections;
     for (const s of elfSections) {
       if (object.sectionKind[s.index] !== SECTION_ALLOC) continue;
-      if (s.name === EH_FRAME && s.type !== SHT_NOBITS) {
+      if (s.name === EH_FRAME && s.content !== undefined) {
         // One .eh_frame for the whole program, so that one registration covers it. Records are
         // 4-byte aligned; a gap would read as a terminator.
-        ehSize = (ehSize + 3) & ~3;
+        ehSize = Math.ceil(ehSize / 4) * 4;
         object.placeOffset[s.index] = ehSize;
         ehSize += s.size;
         ehPieces.push({ object, section: s.index });
@@ -537,7 +540,7 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
   }
   let ehFrame: PlannedSection | undefined;
   if (ehPieces.length > 0) {
-    const content = new Uint8Array(((ehSize + 3) & ~3) + 4); // ends with a zero-length terminator record
+    const content = new Uint8Array(Math.ceil(ehSize / 4) * 4 + 4); // ends with a zero-length terminator record
     for (const p of ehPieces) content.set(p.object.elf.sections[p.section]!.content!, p.object.placeOffset[p.section]!);
     ehFrame = addSection(EH_FRAME, groups[0]!, 8, content.length, content);
     for (const p of ehPieces) p.object.placeSection[p.section] = ehFrame.serial;
@@ -608,6 +611,13 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
 
   const graph: LinkGraph = { name: path.basename(typeof inputs[0] === 'string' ? inputs[0] : inputs[0]!.path), sections };
   const layout = layoutGraph(graph, options.pageSize);
+  if (layout.size > MAX_PROGRAM_BYTES) {
+    throw new JitmemError(
+      'ERR_LINK_TOO_LARGE',
+      `the program would take ${layout.size} bytes laid out; jitmem links programs of up to ${MAX_PROGRAM_BYTES} bytes (4 GiB): a section or COMMON symbol is probably damaged`,
+      { size: layout.size, limit: MAX_PROGRAM_BYTES },
+    );
+  }
   const placement = scanner.placement(layout.size);
   const t3 = performance.now();
 
