@@ -459,7 +459,10 @@ export function reserveWithin(length: number, prot: number, lo: number, hi: numb
   checkSize('length', length, 1);
   checkProtection('prot', prot);
   checkWindow(lo, hi, length);
-  return raw().reserveWithin(length, prot, lo, hi);
+  const address = raw().reserveWithin(length, prot, lo, hi);
+  // One mmap that succeeds (a rare race with another mapping costs a retry, not counted).
+  osCounts.mmap++;
+  return address;
 }
 
 /** mapShared(), but inside [lo, hi); see reserveWithin. */
@@ -468,5 +471,7 @@ export function mapSharedWithin(fd: number, length: number, prot: number, lo: nu
   checkSize('length', length, 1);
   checkProtection('prot', prot);
   checkWindow(lo, hi, length);
-  return raw().mapSharedWithin(fd, length, prot, lo, hi);
+  const address = raw().mapSharedWithin(fd, length, prot, lo, hi);
+  osCounts.mmap++;
+  return address;
 }
