@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { ensureOutputDirectory } from '../core/files.js';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,7 +102,7 @@ async function runCpuProf(outDir: string, command: string[]): Promise<{ file: st
 
 export async function runProfile(options: ProfileOptions): Promise<ProfileResult> {
   const outDir = path.resolve(options.outDir);
-  mkdirSync(outDir, { recursive: true });
+  ensureOutputDirectory(outDir, 'the profile');
   const command = [process.execPath, cliPath, options.subcommand ?? 'bench', ...options.args];
   if (options.tool === 'cpuprof') {
     const { file, exitStatus } = await runCpuProf(outDir, command);

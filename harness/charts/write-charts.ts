@@ -1,4 +1,5 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { ensureOutputDirectory } from '../../core/files.js';
 import path from 'node:path';
 import type { Report } from '../report.js';
 import { chartSpecs, type ChartSpec, type SkippedChart } from './chart-specs.js';
@@ -17,7 +18,7 @@ export interface WrittenCharts {
 /** Writes <name>.vl.json, <name>.svg and <name>.png for every chart the reports have data for, and index.html, into `outDir`. */
 export async function writeCharts(reports: readonly Report[], outDir: string): Promise<WrittenCharts> {
   const { charts, skipped } = chartSpecs(reports);
-  mkdirSync(outDir, { recursive: true });
+  ensureOutputDirectory(outDir, 'charts');
   const files: string[] = [];
   const rendered = [];
   for (const chart of charts) {

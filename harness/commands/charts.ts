@@ -2,6 +2,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
 import { JitmemError } from '../../core/errors.js';
+import { ensureOutputDirectory } from '../../core/files.js';
 import { readReport } from '../report.js';
 import { writeCharts } from '../charts/write-charts.js';
 
@@ -43,8 +44,9 @@ export const chartsCommand: Command = {
     }
     if (positionals.length === 0) throw new JitmemError('ERR_INVALID_FLAG', 'charts needs at least one report file (REPORT.json...)', {});
     if (values.out === '') throw new JitmemError('ERR_INVALID_FLAG', '--out needs a directory; got ""', { flag: '--out' });
-    const reports = positionals.map((file) => readReport(file));
     const outDir = path.resolve(values.out ?? 'reports/out/charts');
+    ensureOutputDirectory(outDir, 'charts');
+    const reports = positionals.map((file) => readReport(file));
     const written = await writeCharts(reports, outDir);
     for (const chart of written.charts) io.stdout.write(`${chart.name}: ${path.join(outDir, chart.name)}.{vl.json,svg,png}\n`);
     for (const s of written.skipped) io.stdout.write(`${s.name}: skipped, ${s.reason}\n`);
