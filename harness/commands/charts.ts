@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Command } from '../command.js';
+import { defaultOutput, type Command } from '../command.js';
 import { JitmemError } from '../../core/errors.js';
 import { ensureOutputDirectory } from '../../core/files.js';
 import { readReport } from '../report.js';
@@ -23,7 +23,7 @@ charts (from the last report given, except the history):
 A chart whose data the reports do not hold is skipped, and the output says which and why.
 
 options:
-  --out DIR     where to write (default reports/out/charts)
+  --out DIR     where to write (default jitmem-reports/charts in the current directory)
   -h, --help    show this help
 `;
 
@@ -44,7 +44,7 @@ export const chartsCommand: Command = {
     }
     if (positionals.length === 0) throw new JitmemError('ERR_INVALID_FLAG', 'charts needs at least one report file (REPORT.json...)', {});
     if (values.out === '') throw new JitmemError('ERR_INVALID_FLAG', '--out needs a directory; got ""', { flag: '--out' });
-    const outDir = path.resolve(values.out ?? 'reports/out/charts');
+    const outDir = values.out !== undefined ? path.resolve(values.out) : defaultOutput('charts');
     ensureOutputDirectory(outDir, 'charts');
     const reports = positionals.map((file) => readReport(file));
     const written = await writeCharts(reports, outDir);
