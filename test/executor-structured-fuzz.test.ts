@@ -85,6 +85,8 @@ class Fuzzer {
   accepted = 0;
   checks = 0;
   unwinds = 0;
+  /** Accepted requests whose finalize actions registered an EH frame. */
+  framesRegistered = 0;
   sentinel = 0;
   private sentinelReservation: Reservation | null = null;
   private lastRequest = '';
@@ -190,7 +192,9 @@ class Fuzzer {
       const digests = await this.checksum(readable);
       readable.forEach((s, i) => region.digests.set(s.addr, digests[i]!));
     }
-    r.regions.set(key, region);
+    // Segments may all lie in another reservation than the one the request was aimed at.
+    const home = this.reservations.find((x) => key >= x.base && key < x.base + x.size) ?? r;
+    home.regions.set(key, region);
   }
 
   private async checksum(ranges: ReadonlyArray<{ addr: number; size: number }>): Promise<string[]> {
@@ -333,7 +337,7 @@ class Fuzzer {
         const w = this.wildAddress();
         addr = w - (w % PAGE);
       }
-      if (content && this.chance(0.03)) content = new Uint8Array(size + this.int(1, 64));
+      if (content && size < 1 << 20 && this.chance(0.03)) content = new Uint8Array(size + this.int(1, 64));
       const seg: Segment = { group, addr, size, ...(content ? { content } : {}) };
       if (kind === 'code' && content && content.length === size && addr % PAGE === 0) code = seg;
       if (kind === 'eh') eh = seg;
@@ -410,7 +414,10 @@ class Fuzzer {
     const candidates = this.reservations.filter((r) => r.kind === kind && r !== this.sentinelReservation);
     if (candidates.length === 0) return;
     const r = this.pick(candidates);
-    const { segments, code, eh, rw } = this.segmentsFor(r);
+    const planned = this.segmentsFor(r);
+    const { segments, eh, rw } = planned;
+    // Shared-memory segments carry no content on the wire: their "code" is zeros, not ours to call.
+    const code = kind === 'anonymous' ? planned.code : null;
     const actions = Array.from({ length: this.int(0, 3) }, () => ({ finalize: this.action({ code, eh, rw }, 'finalize'), dealloc: this.action({ code, eh, rw }, 'dealloc') }));
     // Shared memory carries no content on the wire: the fuzzer has no mapping to write through,
     // so those segments hold what the object holds.
@@ -418,6 +425,45 @@ class Fuzzer {
     const out = this.outcome(await this.call(kind === 'anonymous' ? Sym.memMgrInitialize : Sym.shmInitialize, this.initializeArgs(kind, r, segments, actions), what), 'addr');
     if (out.ok) {
       this.accepted++;
+      if (actions.some((a) => a.finalize?.fn === this.sym.get(Sym.registerEHFrame))) this.framesRegistered++;
+      await this.track(r, out.value, segments);
+    } else {
+      this.refused(out.code);
+      await this.checkUnchanged(what);
+    }
+  }
+
+  /**
+   * A request like a JIT's own: code and its .eh_frame (well-formed or mutated) in free pages,
+   * registered by a finalize action, with or without the deregister action that should go with
+   * it, or with a deregister of something else.
+   */
+  async ehProgram(): Promise<void> {
+    const candidates = this.reservations.filter((r) => r.kind === 'anonymous' && r !== this.sentinelReservation);
+    if (candidates.length === 0) return;
+    const r = this.pick(candidates);
+    const page = this.int(0, RESERVATION_PAGES - 2);
+    const codeAddr = r.base + page * PAGE;
+    const ehAddr = codeAddr + PAGE;
+    if ([...r.regions.values()].some((g) => g.segments.some((s) => s.addr < ehAddr + PAGE && codeAddr < Math.ceil((s.addr + s.size) / PAGE) * PAGE))) return;
+    let frame = ehFrameSection(ehAddr, [{ start: codeAddr, size: 64 }, { start: codeAddr + 64, size: this.int(1, 64) }]);
+    if (this.chance(0.4)) frame = this.mutateFrame(frame);
+    const segments: Segment[] = [
+      { group: 5, addr: codeAddr, size: PAGE, content: actionCode(PAGE) },
+      { group: this.chance(0.9) ? 1 : 3, addr: ehAddr, size: frame.length, content: frame },
+    ];
+    const range = new SpsWriter().addrRange({ start: ehAddr, end: ehAddr + frame.length - 4 }).finish().slice();
+    const reg = { fn: this.sym.get(Sym.registerEHFrame)!, args: range };
+    const dereg = { fn: this.sym.get(Sym.deregisterEHFrame)!, args: range };
+    const other = { fn: this.sym.get(Sym.deregisterEHFrame)!, args: new SpsWriter().addrRange({ start: codeAddr, end: codeAddr + 16 }).finish().slice() };
+    const how = this.random();
+    const actions =
+      how < 0.4 ? [{ finalize: reg, dealloc: dereg }] : how < 0.7 ? [{ finalize: reg, dealloc: null }] : how < 0.85 ? [{ finalize: reg, dealloc: other }] : [{ finalize: null, dealloc: dereg }];
+    const what = `EH program at 0x${codeAddr.toString(16)} (${how < 0.4 ? 'register+deregister' : how < 0.7 ? 'register only' : how < 0.85 ? 'register, deregister another' : 'deregister only'})`;
+    const out = this.outcome(await this.call(Sym.memMgrInitialize, this.initializeArgs('anonymous', r, segments, actions), what), 'addr');
+    if (out.ok) {
+      this.accepted++;
+      if (actions[0]!.finalize) this.framesRegistered++;
       await this.track(r, out.value, segments);
     } else {
       this.refused(out.code);
@@ -531,7 +577,8 @@ class Fuzzer {
     if (anon < 2) return void (await this.reserve('anonymous'));
     if (shared < 1) return void (await this.reserve('shared'));
     const x = this.random();
-    if (x < 0.4) await this.initialize('anonymous');
+    if (x < 0.08) await this.ehProgram();
+    else if (x < 0.4) await this.initialize('anonymous');
     else if (x < 0.5) await this.initialize('shared');
     else if (x < 0.65) await this.deinitialize('anonymous');
     else if (x < 0.7) await this.deinitialize('shared');
@@ -564,7 +611,7 @@ test('structured fuzzing of finalize, deinitialize and release on one executor s
   await session.close();
   const exit = await session.exited();
   const refusals = [...fuzzer.refusals.entries()].sort((a, b) => b[1] - a[1]);
-  t.log(`${fuzzer.requests} requests in ${(ms / 1000).toFixed(1)} s (seed ${SEED}): ${fuzzer.accepted} accepted, ${refusals.reduce((s, [, n]) => s + n, 0)} refused, ${fuzzer.checks} checks of the live regions, ${fuzzer.unwinds} unwinds`);
+  t.log(`${fuzzer.requests} requests in ${(ms / 1000).toFixed(1)} s (seed ${SEED}): ${fuzzer.accepted} accepted, ${refusals.reduce((s, [, n]) => s + n, 0)} refused, ${fuzzer.checks} checks of the live regions, ${fuzzer.framesRegistered} accepted requests registered EH frames, ${fuzzer.unwinds} unwinds`);
   t.log(`refusals by code: ${refusals.map(([c, n]) => `${c} ${n}`).join(', ')}`);
   t.deepEqual(exit, { code: 0, signal: null });
   t.false(processExists(pid));
