@@ -224,3 +224,30 @@ test('--listen unix:PATH never replaces a file that is not a socket', async (t) 
   t.regex(ex.stderr(), /precious\.txt exists and is not a socket.*\[ERR_LISTEN_FAILED\]/);
   t.is(statSync(file).size, 7);
 });
+
+// --- shm names nobody can take first (item 8) ------------------------------------------------
+
+test('Reserve takes another name when its name was taken first, and never touches the squatter’s object', async (t) => {
+  const { AddressSpace } = await import('../executor/address-space.js');
+  const { ExecutorActionSite } = await import('../executor/actions.js');
+  const { EHFrameRegistry } = await import('../executor/eh-frame-registry.js');
+  const { SharedMemoryService, releaseReservation } = await import('../executor/memory-services.js');
+  const { executorShmName } = await import('../protocol/shm-names.js');
+  const space = new AddressSpace(native.pageSize());
+  const actions = new ExecutorActionSite(space, new EHFrameRegistry(space));
+  // Someone who guessed (here: knew) the first two names made them before the executor did.
+  const taken = [executorShmName(process.pid, 1), executorShmName(process.pid, 2)];
+  for (const name of taken) native.closeFd(native.shmCreate(name, 4096));
+  t.teardown(() => taken.forEach((n) => native.shmUnlink(n)));
+  let calls = 0;
+  const service = new SharedMemoryService(space, actions, (counter) => (calls++ < taken.length ? taken[counter - 1]! : executorShmName(process.pid, counter)));
+  const { base, name } = service.reserve(4096);
+  t.false(taken.includes(name));
+  t.regex(name, new RegExp(`^/jitmem_${process.pid}_3_[0-9a-f]{16}$`));
+  t.true(taken.every((n) => existsSync(`/dev/shm${n}`)));
+  t.is(releaseReservation(space, actions, space.byBase(base)!), null);
+  t.false(existsSync(`/dev/shm${name}`));
+  // A name generator that only ever meets taken names gives up with a typed error.
+  const stubborn = new SharedMemoryService(space, actions, () => taken[0]!);
+  t.throws(() => stubborn.reserve(4096), { code: 'ERR_SHM_CREATE_FAILED', message: /8 names tried/ });
+});
