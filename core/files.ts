@@ -95,9 +95,11 @@ function outputError(what: string, file: string, why: string, cause?: unknown): 
 
 /**
  * Makes sure `dir` exists as a writable directory on a real filesystem, creating the missing
- * levels one by one (never Node's recursive mkdir, which spins forever under /proc).
+ * levels one by one (never Node's recursive mkdir, which spins forever under /proc). With
+ * `create: false` only checks that it could: the nearest existing level is a writable
+ * directory on a real filesystem.
  */
-export function ensureOutputDirectory(dir: string, what: string, target = dir): void {
+export function ensureOutputDirectory(dir: string, what: string, target = dir, options: { create?: boolean } = {}): void {
   const absolute = path.resolve(target);
   const missing: string[] = [];
   let at = path.resolve(dir);
@@ -129,6 +131,7 @@ export function ensureOutputDirectory(dir: string, what: string, target = dir): 
   } catch (err) {
     throw outputError(what, absolute, `directory ${at} is not writable (${(err as { code?: string }).code ?? (err as Error).message})`, err);
   }
+  if (options.create === false) return;
   for (let i = missing.length - 1; i >= 0; i--) {
     try {
       mkdirSync(missing[i]!, { mode: 0o777 });

@@ -45,7 +45,9 @@ export const chartsCommand: Command = {
     if (positionals.length === 0) throw new JitmemError('ERR_INVALID_FLAG', 'charts needs at least one report file (REPORT.json...)', {});
     if (values.out === '') throw new JitmemError('ERR_INVALID_FLAG', '--out needs a directory; got ""', { flag: '--out' });
     const outDir = values.out !== undefined ? path.resolve(values.out) : defaultOutput('charts');
-    ensureOutputDirectory(outDir, 'charts');
+    // Before reports are read and the renderer loaded: a place charts cannot go is an error now
+    // (nothing is created until they are drawn).
+    ensureOutputDirectory(outDir, 'charts', outDir, { create: false });
     const reports = positionals.map((file) => readReport(file));
     const written = await writeCharts(reports, outDir);
     for (const chart of written.charts) io.stdout.write(`${chart.name}: ${path.join(outDir, chart.name)}.{vl.json,svg,png}\n`);
