@@ -205,8 +205,9 @@ function requireDistinct(values: readonly number[], op: string, what: string): v
 }
 
 /**
- * The first of two failures. Every teardown step runs whatever failed before it (`a ??= f()`
- * would skip f once a failure is recorded, leaving regions live and reservations mapped).
+ * The first of two failures. Callers compute `next` before calling, so every teardown step runs
+ * whatever failed before it (`failure ??= step()` would skip the step once a failure is
+ * recorded, leaving regions live and reservations mapped).
  */
 function firstOf(first: string | null, next: string | null): string | null {
   return first ?? next;
