@@ -176,14 +176,20 @@ export function parseEHFrame(bytes: Uint8Array, sectionAddr: number, sectionSize
     const cie = cieAt >= 0 ? cies.get(cieAt) : undefined;
     if (!cie) failAt(`its CIE pointer ${ciePointer} leads to offset ${cieAt}, which is not the start of a CIE of this section`);
     const c = new Cursor(bytes, dv, fdeAt + 8, end, failAt);
-    const pcBegin = c.encoded(cie!.fdeEncoding, sectionAddr + c.pos, 'pc_begin');
+    const pcField = sectionAddr + c.pos;
+    const rawBegin = c.encoded(cie!.fdeEncoding & 0x0f, 0, 'pc_begin');
+    const pcBegin = (cie!.fdeEncoding & 0x70) === 0x10 ? pcField + rawBegin : rawBegin;
     const range = c.encoded(cie!.fdeEncoding & 0x0f, 0, 'pc_range');
     if (cie!.hasAugmentationData) {
       const n = c.uleb('the augmentation data length');
       c.need(n, 'the augmentation data');
     }
-    // libgcc skips FDEs whose pc_begin is 0 (discarded functions) without reading further.
-    if (pcBegin === 0 && (cie!.fdeEncoding & 0x70) === 0) continue;
+    // An FDE of a discarded function: libgcc skips a pc_begin of 0 (in the bits the encoding
+    // holds); a linker that resolves the pc-relative pointer to 0 leaves it pointing at itself,
+    // which covers no code. Neither is code to check.
+    const width = FORMAT_SIZE.get(cie!.fdeEncoding & 0x0f)!;
+    const low = width >= 8 ? pcBegin : pcBegin % 2 ** (8 * width);
+    if (low === 0 || rawBegin === 0) continue;
     if (!Number.isSafeInteger(pcBegin) || range < 0 || !Number.isSafeInteger(pcBegin + range) || !codeInRange(pcBegin, pcBegin + range)) {
       failAt(`it describes code at [${hex(Math.max(0, pcBegin))}, +${range}), which is not memory of this executor`);
     }
