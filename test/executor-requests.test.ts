@@ -227,3 +227,18 @@ test('results nobody reads stop the executor reading calls: its memory stays bou
   t.deepEqual(await ex.exit, { code: 0, signal: null });
   t.deepEqual(shmObjects(`jitmem_${pid}_`), []);
 });
+
+test('an FDE of a discarded function (its pc-relative begin resolved to 0) is inert, and its frame registers', async (t) => {
+  const x = await open(t);
+  const base = await x.reserve(8 * PAGE);
+  const { segments, frame } = codeWithFrame(base);
+  const inert = frame.slice();
+  new DataView(inert.buffer).setInt32(32, 0, true);
+  const range = x.ehArgs(base + PAGE, base + PAGE + inert.length - 4);
+  const r = await x.initialize([segments[0]!, { ...segments[1]!, content: inert }], [
+    { finalize: { fn: x.s.symbol(Sym.registerEHFrame), args: range }, dealloc: { fn: x.s.symbol(Sym.deregisterEHFrame), args: range } },
+  ]);
+  t.deepEqual(r, { ok: true, value: base });
+  t.is(await x.unwind(), null);
+  t.is(await x.deinitialize([base]), null);
+});
