@@ -284,12 +284,30 @@ function ratioKey(row: RatioRow): RowKey {
 /** Blocks a report without recorded rounds is cut into: contiguous runs of samples, in the order measured. */
 const PSEUDO_ROUNDS = 8;
 
-/** Sample counts of a row's rounds: the recorded ones, or PSEUDO_ROUNDS contiguous blocks. */
-function roundSizes(row: ResultRow): number[] {
-  const n = row.latency.samples.length;
-  if (row.rounds && row.rounds.reduce((a, r) => a + r.samples, 0) === n) return row.rounds.map((r) => r.samples);
-  const k = Math.min(PSEUDO_ROUNDS, n);
-  return Array.from({ length: k }, (_, i) => Math.floor(((i + 1) * n) / k) - Math.floor((i * n) / k));
+/**
+ * Sample counts of a sample set's rounds: the recorded ones; when the set was cut down on load
+ * (readReport keeps an evenly spaced subsample, in order: sample i of m is sample
+ * floor((i + 0.5) n / m) of n), how many of the kept samples fall in each round; without
+ * recorded rounds, PSEUDO_ROUNDS contiguous blocks.
+ */
+function roundSizes(row: ResultRow, stats: ResultRow['latency'] = row.latency): number[] {
+  const m = stats.samples.length;
+  const n = stats.samplesCount;
+  const recorded = row.rounds?.map((r) => r.samples);
+  if (recorded && recorded.reduce((a, b) => a + b, 0) === n && n >= m) {
+    if (m === n) return recorded;
+    const sizes = recorded.map(() => 0);
+    let round = 0;
+    let end = recorded[0]!;
+    for (let i = 0; i < m; i++) {
+      const j = Math.floor(((i + 0.5) * n) / m);
+      while (j >= end && round < recorded.length - 1) end += recorded[++round]!;
+      sizes[round]!++;
+    }
+    return sizes;
+  }
+  const k = Math.min(PSEUDO_ROUNDS, m);
+  return Array.from({ length: k }, (_, i) => Math.floor(((i + 1) * m) / k) - Math.floor((i * m) / k));
 }
 
 /** The log medians of the rounds of a sample set (rounds with no sample or a zero median left out). */
@@ -335,22 +353,22 @@ interface RowRun {
 /** A report's time rows by label (the first row wins when a label repeats). */
 function timeRuns(report: Report, phases: boolean): Map<string, RowRun> {
   const out = new Map<string, RowRun>();
-  const put = (key: RowKey, samples: readonly number[], sizes: readonly number[]) => {
+  const put = (key: RowKey, samples: readonly number[], sizes: readonly number[], recorded?: ResultRow['rounds']) => {
     const label = labelOf(key);
     if (out.has(label)) return;
-    const rounds = roundLogMedians(samples, sizes);
+    // The latency's per-round medians were recorded from every sample; use them as they are.
+    const rounds = recorded && recorded.length >= 2 ? recorded.filter((r) => r.samples > 0 && r.p50 > 0).map((r) => Math.log(r.p50)) : roundLogMedians(samples, sizes);
     const m = median(samples);
     out.set(label, { key, rounds, value: rounds.length ? runCenter(rounds) : Math.log(m), median: m, samples: samples.length });
   };
   for (const row of report.results) {
-    const sizes = roundSizes(row);
-    put(timeKey(row, 'latency'), row.latency.samples, sizes);
+    put(timeKey(row, 'latency'), row.latency.samples, roundSizes(row), row.rounds);
     if (phases) {
       for (const phase of PHASES) {
         const stats = row.phases[phase];
         if (!stats) continue;
         // Phase samples are taken in the same iterations as the latency's, so the same rounds cut them.
-        put(timeKey(row, phase), stats.samples, stats.samples.length === row.latency.samples.length ? sizes : roundSizes({ ...row, latency: stats, rounds: undefined } as ResultRow));
+        put(timeKey(row, phase), stats.samples, roundSizes(row, stats));
       }
     }
   }

@@ -57,6 +57,8 @@ export const JitmemSym = {
   noop: 'jitmem_noop_wrapper',
   /** () -> SPSSequence<uint64_t>: the executor's cost counters (core/cost-counters.ts PROCESS_COST_COUNTER_NAMES order). */
   costCounters: 'jitmem_cost_counters_wrapper',
+  /** () -> SPSError: walks the executor's stack through its unwinder, which reads every registered EH frame (a diagnostic). */
+  unwindProbe: 'jitmem_unwind_probe_wrapper',
   /** Alloc action (addr log, u64 capacity, u64 value): appends value to a log in target memory. */
   traceAction: 'jitmem_trace_action',
   /** Alloc action that always fails. */
