@@ -298,3 +298,17 @@ export function withRowsScaled(report: Report, select: (row: ResultRow) => boole
   );
   return validateReport({ ...report, results, ratios: ratiosOf(results) }, 'scaled report');
 }
+
+/**
+ * A copy in which every round of a row has the row's overall median: no spread between rounds,
+ * so compare's noise floor is 0 and its verdicts follow the thresholds alone. For tests of
+ * thresholds, rules and formatting, which must not depend on how loaded the machine was while
+ * the report was measured; ratios are recomputed (each per-round speedup is then the same).
+ */
+export function withSteadyRounds(report: Report): Report {
+  const results = report.results.map((r) => {
+    const m = median(r.latency.samples);
+    return r.rounds ? { ...r, rounds: r.rounds.map((x) => ({ ...x, p50: m })) } : r;
+  });
+  return validateReport({ ...report, results, ratios: ratiosOf(results) }, 'steady report');
+}
