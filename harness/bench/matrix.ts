@@ -35,9 +35,14 @@ export interface MatrixSelection {
   readonly churnOperations: number;
   readonly updateTimes: number;
   readonly patchTimes: number;
+  /** The run pattern: measured iterations per cell (each a process of its own), and executor spawns for the start-up figure. */
+  readonly runIterations: number;
+  readonly startupSamples: number;
+  /** The run pattern also runs python's short script beside `-c pass`. */
+  readonly runScript: boolean;
 }
 
-export const ALL_PATTERNS: readonly PatternName[] = ['load', 'churn', 'update', 'patch', 'sweep'];
+export const ALL_PATTERNS: readonly PatternName[] = ['load', 'churn', 'update', 'patch', 'sweep', 'run'];
 export const ALL_MAPPERS: readonly MapperName[] = ['inprocess', 'shared', 'rpc'];
 
 export function presetSelection(preset: Preset): MatrixSelection {
@@ -56,11 +61,14 @@ export function presetSelection(preset: Preset): MatrixSelection {
         churnOperations: 200,
         updateTimes: 10,
         patchTimes: 50,
+        runIterations: 3,
+        startupSamples: 5,
+        runScript: false,
       };
     case 'default':
       return {
         workloads: ['cray', 'python'],
-        patterns: ['load', 'churn', 'update', 'patch', 'sweep'],
+        patterns: ['load', 'churn', 'update', 'patch', 'sweep', 'run'],
         mappers: ALL_MAPPERS,
         executors: ['jitmem', 'llvm'],
         policies: ['first-fit', 'best-fit'],
@@ -71,6 +79,9 @@ export function presetSelection(preset: Preset): MatrixSelection {
         churnOperations: 400,
         updateTimes: 20,
         patchTimes: 100,
+        runIterations: 6,
+        startupSamples: 10,
+        runScript: true,
       };
     case 'full':
       return {
@@ -86,6 +97,9 @@ export function presetSelection(preset: Preset): MatrixSelection {
         churnOperations: 2000,
         updateTimes: 50,
         patchTimes: 500,
+        runIterations: 15,
+        startupSamples: 20,
+        runScript: true,
       };
   }
 }
@@ -147,6 +161,8 @@ export function planCells(
     });
   };
   for (const pattern of selection.patterns) {
+    // The run pattern links and runs programs rather than replaying a plan: run-cells.ts runs it.
+    if (pattern === 'run') continue;
     const workloads = pattern === 'sweep' ? selection.sweepSizes.map((s) => `synthetic-${sizeLabel(s)}`) : selection.workloads;
     for (const [wi, workload] of workloads.entries()) {
       let plan: Plan;
@@ -172,7 +188,7 @@ export function planCells(
       }
     }
   }
-  if (cells.length === 0) {
+  if (cells.length === 0 && !selection.patterns.includes('run')) {
     throw new JitmemError('ERR_EMPTY_MATRIX', `the selection leaves no cell to run${skipped.length ? ` (${skipped.map((s) => `${s.cell}: ${s.reason}`).join('; ')})` : ''}`, {});
   }
   // One line per skipped combination, not one per workload.

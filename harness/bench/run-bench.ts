@@ -8,6 +8,9 @@ import { captureEnvironment, cpuPlan } from './environment.js';
 import { openHandle, llvmExecutorAvailable, type HandleOptions } from './mapper-handles.js';
 import { planCells, type MatrixSelection, type Preset, type SkippedCell } from './matrix.js';
 import { computeRatios, extraTimeBudgets } from './ratios.js';
+import { runEndToEnd, type RunSkip } from './run-cells.js';
+import { endToEndBudgets, endToEndHeadlines } from './end-to-end.js';
+import type { EndToEndSection } from '../report.js';
 
 /**
  * A whole bench run: plan the cells, run each against a freshly opened transport, and put the
@@ -19,7 +22,8 @@ export type OpenHandle = (mapper: MapperName, executor: ExecutorName, options: H
 export type BenchProgress =
   | { readonly kind: 'cell-start'; readonly index: number; readonly total: number; readonly cell: string }
   | { readonly kind: 'iteration'; readonly index: number; readonly total: number; readonly cell: string; readonly iterations: number }
-  | { readonly kind: 'cell-done'; readonly index: number; readonly total: number; readonly cell: string; readonly row: ResultRow };
+  | { readonly kind: 'cell-done'; readonly index: number; readonly total: number; readonly cell: string; readonly row: ResultRow }
+  | { readonly kind: 'run'; readonly cell: string; readonly done: number; readonly total: number };
 
 export interface BenchRunOptions {
   readonly selection: MatrixSelection;
@@ -38,6 +42,13 @@ export interface BenchRunOptions {
   readonly rounds?: number;
   readonly workloadOptions: WorkloadOptions;
   readonly llvmExecutor?: string;
+  /** LLVM's bin directory for the run pattern's llvm-jitlink (default JITMEM_LLVM_DIR or /usr/lib/llvm-22/bin). */
+  readonly llvmDir?: string;
+  /**
+   * Whether the run pattern measures llvm-jitlink beside jitmem when it is installed (default
+   * true: the presets' --executor list is about the executor behind our mappers).
+   */
+  readonly runLlvm?: boolean;
   readonly repoDir: string;
   readonly command?: readonly string[];
   readonly onProgress?: (event: BenchProgress) => void;
@@ -75,6 +86,8 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
     g.push({ cell, index });
   });
   const rounds = Math.max(1, options.rounds ?? 4);
+  let endToEnd: EndToEndSection | undefined;
+  const runSkips: RunSkip[] = [];
   const rowAt = new Map<number, ResultRow>();
   try {
     for (const group of groups.values()) {
@@ -121,6 +134,23 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
       const row = rowAt.get(index);
       if (row) rows.push(row);
     }
+    if (options.selection.patterns.includes('run')) {
+      const run = await runEndToEnd({
+        workloads: options.selection.workloads,
+        workloadOptions: options.workloadOptions,
+        mappers: options.selection.mappers,
+        iterations: options.selection.runIterations,
+        rounds,
+        startupSamples: options.selection.startupSamples,
+        withScript: options.selection.runScript,
+        withoutLlvm: options.runLlvm === false,
+        ...(options.llvmDir ? { llvmDir: options.llvmDir } : {}),
+        onProgress: (cell, done, total) => options.onProgress?.({ kind: 'run', cell, done, total }),
+      });
+      rows.push(...run.rows);
+      endToEnd = run.section;
+      runSkips.push(...run.skipped);
+    }
   } finally {
     if (cpus.controller) native.setAffinity(0, originalAffinity);
   }
@@ -130,7 +160,8 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
     executorCpus: cpus.executor ?? originalAffinity,
     controllerSeenOn: [...seen].sort((a, b) => a - b),
   };
-  const budgets: BudgetRow[] = extraTimeBudgets(rows);
+  if (endToEnd) endToEnd.headlines = endToEndHeadlines(rows, options.seed);
+  const budgets: BudgetRow[] = [...extraTimeBudgets(rows), ...(endToEnd ? endToEndBudgets(rows, endToEnd) : [])];
   const report: Report = {
     schema: 1,
     tool: { name: 'jitmem', version: toolVersion() },
@@ -146,8 +177,10 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
     },
     env: captureEnvironment(placement, options.repoDir),
     results: rows,
-    ratios: computeRatios(rows, options.seed),
+    // The run pattern's speedups compare linkers too: they are the end-to-end headlines.
+    ratios: computeRatios(rows.filter((r) => r.pattern !== 'run'), options.seed),
     budgets,
+    ...(endToEnd ? { endToEnd } : {}),
   };
-  return { report, skipped };
+  return { report, skipped: [...skipped, ...runSkips] };
 }
