@@ -1,5 +1,6 @@
 import { PHASES, type Report, type ResultRow } from '../report.js';
 import { quantileSorted } from '../statistics.js';
+import { endToEndChart } from './end-to-end-chart.js';
 
 /**
  * The Vega-Lite specs of `jitmem charts`, built from reports. Pure: data goes inline into each
@@ -15,7 +16,7 @@ export const CHART_FONT_FAMILY = 'DejaVu Sans';
 
 export const VEGA_LITE_SCHEMA_URL = 'https://vega.github.io/schema/vega-lite/v6.json';
 
-export type ChartName = 'speedup' | 'phases' | 'sweep' | 'latency' | 'churn' | 'history';
+export type ChartName = 'speedup' | 'phases' | 'sweep' | 'latency' | 'churn' | 'history' | 'end-to-end';
 
 export interface ChartSpec {
   /** File stem: <name>.vl.json, <name>.svg, <name>.png. */
@@ -67,7 +68,8 @@ function mapperLabel(mapper: string, executor: string): string {
 /** A result row's name on an axis: workload/pattern mapper [policy], the policy only where the report has more than one. */
 function rowLabel(row: ResultRow, policies: number): string {
   const pattern = row.pattern === 'sweep' && row.contentBytes !== undefined ? `sweep@${row.contentBytes}` : row.pattern;
-  return `${row.workload}/${pattern} ${mapperLabel(row.mapper, row.executor)}${policies > 1 ? ` ${row.policy}` : ''}${row.cold ? ' (cold)' : ''}`;
+  const linker = row.linker === 'llvm-jitlink' ? ` [llvm-jitlink${row.memmgr ? ` ${row.memmgr}` : ''}]` : '';
+  return `${row.workload}/${pattern} ${mapperLabel(row.mapper, row.executor)}${linker}${policies > 1 ? ` ${row.policy}` : ''}${row.cold ? ' (cold)' : ''}`;
 }
 
 function policyCount(report: Report): number {
@@ -137,7 +139,8 @@ function speedupChart(report: Report): ChartSpec | SkippedChart {
 function phasesChart(report: Report): ChartSpec | SkippedChart {
   const policies = policyCount(report);
   const values = report.results
-    .filter((r) => r.pattern !== 'sweep')
+    // Run rows have phases of their own, drawn in the end-to-end chart.
+    .filter((r) => r.pattern !== 'sweep' && r.pattern !== 'run')
     .flatMap((r) =>
       PHASES.flatMap((phase, order) => (r.phases[phase] ? [{ row: rowLabel(r, policies), phase, order, ms: r.phases[phase]!.p50 }] : [])),
     );
@@ -310,6 +313,6 @@ function isSkipped(c: ChartSpec | SkippedChart): c is SkippedChart {
 /** Every chart the reports have data for, and the ones skipped with why. `reports` must not be empty. */
 export function chartSpecs(reports: readonly Report[]): ChartSet {
   const last = reports[reports.length - 1]!;
-  const all = [speedupChart(last), phasesChart(last), sweepChart(last), latencyChart(last), churnChart(last), historyChart(reports)];
+  const all = [speedupChart(last), phasesChart(last), sweepChart(last), latencyChart(last), churnChart(last), historyChart(reports), endToEndChart(last)];
   return { charts: all.filter((c): c is ChartSpec => !isSkipped(c)), skipped: all.filter(isSkipped) };
 }
