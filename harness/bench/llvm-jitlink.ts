@@ -80,7 +80,8 @@ export function parseShowTimes(stderr: string): LlvmPhases {
     const key = (Object.keys(TIMER_NAMES) as Array<keyof LlvmPhases>).find((k) => TIMER_NAMES[k] === name);
     if (!key || found[key] !== undefined) continue;
     const seconds = [...m[1]!.matchAll(/(\d+\.\d+)\s+\(/g)].map((x) => Number(x[1]));
-    found[key] = seconds[seconds.length - 1]! * 1000;
+    // Printed to 0.1 ms: rounded so that 0.0331 s reads 33.1 ms, not 33.099999999999994.
+    found[key] = Math.round(seconds[seconds.length - 1]! * 1e6) / 1e3;
   }
   const absent = (Object.keys(TIMER_NAMES) as Array<keyof LlvmPhases>).filter((k) => found[k] === undefined && k !== 'run');
   if (absent.length > 0) {
