@@ -31,6 +31,9 @@ void __register_frame(void *begin) __attribute__((weak));
 void __deregister_frame(void *begin) __attribute__((weak));
 }
 
+// Defined in run_program.cc.
+void RegisterRunProgram(Napi::Env env, Napi::Object exports);
+
 namespace {
 
 std::string ErrnoName(int err) {
@@ -671,6 +674,7 @@ Napi::Value DispatchStop(const Napi::CallbackInfo &info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  RegisterRunProgram(env, exports);  // run_program.cc
   exports.Set("pageSize", Napi::Function::New(env, PageSize));
   exports.Set("reserve", Napi::Function::New(env, Reserve));
   exports.Set("protect", Napi::Function::New(env, Protect));

@@ -1,0 +1,151 @@
+import { performance } from 'node:perf_hooks';
+import { JitmemError } from '../core/errors.js';
+import type { SlabMemoryManager, FinalizedAllocation } from '../mappers/slab/slab-memory-manager.js';
+import { SpsWriter } from '../protocol/sps.js';
+import { linkObjects, type LinkInput, type LinkStats, type RelocatedProgram } from './link.js';
+import type { ProgramRunResult, ProgramTarget } from './program-target.js';
+
+/**
+ * Links a program, moves it into the executor through the slab memory manager (and so through
+ * whichever mapper it sits on), runs it to its end and gives its memory back: what `jitmem
+ * run` does, phase by phase, each timed.
+ */
+
+export interface PhaseTimes {
+  /** Opening --preload libraries in the executor. */
+  preload: number;
+  readObjects: number;
+  resolve: number;
+  layout: number;
+  /** The slab's allocate: reserve (when it needs a new slab) and working memory (transport). */
+  reserve: number;
+  /** Content into working memory. */
+  write: number;
+  applyRelocations: number;
+  /** finalize: the mapper's initialize, with the alloc actions (EH frames) (transport). */
+  initialize: number;
+  run: number;
+  /** Deallocation after the run (transport). */
+  deallocate: number;
+}
+
+export const PHASE_NAMES: ReadonlyArray<[keyof PhaseTimes, string]> = [
+  ['preload', 'preload libraries'],
+  ['readObjects', 'read objects'],
+  ['resolve', 'resolve symbols'],
+  ['layout', 'layout'],
+  ['reserve', 'reserve'],
+  ['write', 'write'],
+  ['applyRelocations', 'apply relocations'],
+  ['initialize', 'initialize'],
+  ['run', 'run'],
+  ['deallocate', 'deallocate'],
+];
+
+export interface RunProgramOptions {
+  readonly inputs: readonly LinkInput[];
+  readonly target: ProgramTarget;
+  readonly memory: SlabMemoryManager;
+  /** argv[0]; default: the first input's path. */
+  readonly programName?: string;
+  readonly args?: readonly string[];
+  readonly entry?: string;
+  readonly preload?: readonly string[];
+}
+
+export interface ProgramRun {
+  readonly result: ProgramRunResult;
+  readonly times: PhaseTimes;
+  readonly stats: LinkStats;
+  readonly program: RelocatedProgram;
+}
+
+/** The AllocActionCallPair that registers an .eh_frame range at finalize and deregisters it at deallocation. */
+function ehFrameActionPair(register: number, deregister: number, range: { start: number; end: number }) {
+  const args = new SpsWriter(16).addrRange(range).finish();
+  return { finalize: { fn: register, args }, dealloc: { fn: deregister, args } };
+}
+
+export interface LinkedAllocation {
+  readonly allocation: FinalizedAllocation;
+  readonly program: RelocatedProgram;
+  readonly stats: LinkStats;
+}
+
+/**
+ * Links `inputs` and makes them live in the executor (everything but running them). Errors
+ * before the allocation leave the executor untouched; an error after it (a relocation that
+ * overflows) abandons the allocation, so nothing of the program stays in the executor.
+ */
+export async function linkIntoExecutor(
+  options: Omit<RunProgramOptions, 'args' | 'programName'>,
+  times: PhaseTimes = emptyTimes(),
+): Promise<LinkedAllocation> {
+  const { target, memory } = options;
+  let t = performance.now();
+  for (const lib of options.preload ?? []) await target.preload(lib);
+  times.preload = performance.now() - t;
+
+  const linked = await linkObjects(options.inputs, {
+    pageSize: target.pageSize,
+    ...(options.entry !== undefined ? { entry: options.entry } : {}),
+    lookup: (names) => target.lookup(names),
+    runtimeSymbols: target.runtimeSymbols(),
+  });
+  times.readObjects = linked.times.readObjects;
+  times.resolve = linked.times.resolve;
+  times.layout = linked.times.layout;
+
+  t = performance.now();
+  const allocation = await memory.allocate(linked.graph);
+  times.reserve = performance.now() - t;
+  let program: RelocatedProgram;
+  try {
+    t = performance.now();
+    allocation.writeContent();
+    times.write = performance.now() - t;
+    t = performance.now();
+    program = linked.relocate(
+      allocation.base,
+      allocation.segments.map((s) => s.workingMemory),
+      allocation.layout,
+    );
+    times.applyRelocations = performance.now() - t;
+  } catch (err) {
+    await allocation.abandon().catch(() => undefined);
+    throw err;
+  }
+  const eh = target.ehFrameActions();
+  if (program.ehFrame && eh) allocation.actions.push(ehFrameActionPair(eh.register, eh.deregister, program.ehFrame));
+  t = performance.now();
+  const finalized = await allocation.finalize();
+  times.initialize = performance.now() - t;
+  return { allocation: finalized, program, stats: linked.stats };
+}
+
+export function emptyTimes(): PhaseTimes {
+  return { preload: 0, readObjects: 0, resolve: 0, layout: 0, reserve: 0, write: 0, applyRelocations: 0, initialize: 0, run: 0, deallocate: 0 };
+}
+
+/** Links, loads, runs and unloads a program; resolves with how it ended and the phase times. */
+export async function runProgram(options: RunProgramOptions): Promise<ProgramRun> {
+  const times = emptyTimes();
+  const first = options.inputs[0];
+  if (first === undefined) throw new JitmemError('ERR_LINK_NO_INPUT', 'nothing to link: give at least one object file or archive', {});
+  const { allocation, program, stats } = await linkIntoExecutor(options, times);
+  const argv = [options.programName ?? (typeof first === 'string' ? first : first.path), ...(options.args ?? [])];
+  let t = performance.now();
+  let result: ProgramRunResult;
+  try {
+    result = await options.target.run(program.entry, argv, program.init, program.fini);
+  } finally {
+    times.run = performance.now() - t;
+  }
+  // The executor is gone when the program ended it (exit() under LLVM's executor): nothing to give back.
+  if (!result.executorEnded) {
+    t = performance.now();
+    await options.memory.deallocate([allocation]);
+    times.deallocate = performance.now() - t;
+  }
+  return { result, times, stats, program };
+}
