@@ -14,8 +14,8 @@ export const JITMEM_RUN_PHASES: readonly JitmemRunPhase[] = ['read', 'link', 're
 export interface RunClock {
   /** Adds the time `fn` takes to `phase`. */
   time<T>(phase: JitmemRunPhase, fn: () => Promise<T> | T): Promise<T>;
-  /** Adds `ms` measured elsewhere (inside the memory manager, say) to `phase`, and takes it out of `from`. */
-  move(ms: number, phase: JitmemRunPhase, from: JitmemRunPhase): void;
+  /** Adds `ms` measured elsewhere (by the linker itself, say) to `phase`. */
+  add(phase: JitmemRunPhase, ms: number): void;
 }
 
 export interface RunTarget {
