@@ -256,8 +256,14 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
   const rounds = Math.max(1, Math.min(options.rounds, options.iterations));
   const perRound = Math.ceil(options.iterations / rounds);
   try {
-    // A warm-up iteration of each cell, unrecorded: page cache, dynamic loader, first compile.
+    // A warm-up iteration per program and linker, unrecorded: the objects into the page cache,
+    // the dynamic loader's and the compiler's caches warm. Each iteration is a fresh process, so
+    // nothing else carries over from one to the next.
+    const warmed = new Set<string>();
     for (const cell of cells) {
+      const key = `${cell.program.name}\0${cell.linker}`;
+      if (warmed.has(key)) continue;
+      warmed.add(key);
       if (cell.linker === 'jitmem') await jitmemIteration(cell, -1);
       else await llvmIteration(tools!, script, cell, -1);
     }
