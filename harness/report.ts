@@ -152,7 +152,7 @@ export interface EndToEndSection {
   /** jitmem's linker, or why its rows are absent. */
   jitmem: { available: boolean; reason?: string };
   /** Executor spawn to its Setup message, per executor, measured alike in interleaved rounds. */
-  startup: Array<{ executor: 'jitmem' | 'llvm'; stats: Stats }>;
+  startup: Array<{ executor: 'jitmem' | 'llvm'; /** jitmem's: started from its entry file or from its startup snapshot. */ from?: 'entry file' | 'snapshot'; stats: Stats }>;
   /** Spawn to exit of `node -e 0`: the floor under any Node executor's start-up. */
   nodeFloor?: Stats;
   headlines: EndToEndHeadline[];

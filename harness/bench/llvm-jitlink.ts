@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { JitmemError } from '../../core/errors.js';
 import { sha256Hex, type RunProgram } from '../../workloads/run-programs.js';
+import { executorSnapshotArgs } from '../../session/executor-snapshot.js';
 
 /**
  * llvm-jitlink, the tool jitmem stands beside, run on the same objects and arguments as the
@@ -94,7 +95,7 @@ export function parseShowTimes(stderr: string): LlvmPhases {
 /**
  * jitmem's executor as llvm-jitlink's `--oop-executor`: llvm-jitlink runs the file it is given
  * with `filedescs=IN,OUT`, which jitmem's executor accepts; a two-line shell script starts it
- * under this Node.
+ * under this Node, from its startup snapshot when a fresh one is built, as a session would.
  */
 export class JitmemExecutorScript {
   readonly path: string;
@@ -105,7 +106,8 @@ export class JitmemExecutorScript {
     this.dir = mkdtempSync(path.join(tmpdir(), 'jitmem-oop-'));
     this.path = path.join(this.dir, 'jitmem-executor');
     const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-    writeFileSync(this.path, `#!/bin/sh\nexec ${quote(process.execPath)} ${quote(main)} "$@"\n`);
+    const start = executorSnapshotArgs() ?? [main];
+    writeFileSync(this.path, `#!/bin/sh\nexec ${[process.execPath, ...start].map(quote).join(' ')} "$@"\n`);
     chmodSync(this.path, 0o755);
   }
 

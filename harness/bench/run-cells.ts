@@ -4,6 +4,8 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { JitmemError } from '../../core/errors.js';
 import { ExecutorSession } from '../../session/executor-session.js';
+import { executorSnapshotArgs, snapshotStaleness } from '../../session/executor-snapshot.js';
+import { buildExecutorSnapshot } from '../../executor/build-snapshot.js';
 import { runPrograms, sha256Hex, type RunProgram } from '../../workloads/run-programs.js';
 import type { WorkloadOptions } from '../../workloads/workload-sources.js';
 import type { EndToEndSection, ExecutorName, LinkerName, LlvmMemmgr, MapperName, ResultRow, RunPhaseName, Stats } from '../report.js';
@@ -166,18 +168,37 @@ async function llvmIteration(tools: LlvmTools, script: JitmemExecutorScript | un
 }
 
 /**
- * Executor start-up, spawn to Setup, for both executors alike: the same session code spawns each
- * in turn (interleaved) and closes it. The floor under a Node executor is measured beside them:
- * `node -e 0`, spawn to exit.
+ * Executor start-up, spawn to Setup, for both executors alike: each is spawned in turn
+ * (interleaved) with the same pair of descriptors, read until its Setup message and closed.
+ * jitmem's executor is measured started from its entry file and from its startup snapshot
+ * (when one is built); the floor under any Node executor is measured beside them: `node -e 0`,
+ * spawn to exit.
  */
 export async function measureStartup(samples: number, llvm: LlvmTools | undefined): Promise<{ startup: EndToEndSection['startup']; nodeFloor: Stats }> {
-  const times: { jitmem: number[]; llvm: number[]; node: number[] } = { jitmem: [], llvm: [], node: [] };
-  const spawnToSetup = async (kind: 'jitmem' | 'llvm'): Promise<number> => {
+  const entry = fileURLToPath(new URL('../../executor/main.js', import.meta.url));
+  const snapshot = executorSnapshotArgs();
+  const kinds: Array<{ executor: 'jitmem' | 'llvm'; from?: 'entry file' | 'snapshot'; command: string; args: string[] }> = [
+    { executor: 'jitmem', from: 'entry file', command: process.execPath, args: [entry, '--fds', '3,4'] },
+  ];
+  if (snapshot) kinds.push({ executor: 'jitmem', from: 'snapshot', command: process.execPath, args: [...snapshot, '--fds', '3,4'] });
+  if (llvm) kinds.push({ executor: 'llvm', command: llvm.executor, args: ['filedescs=3,4'] });
+  const spawnToSetup = async (command: string, args: string[]): Promise<number> => {
     const t0 = performance.now();
-    const session = await ExecutorSession.spawn({ kind, ...(kind === 'llvm' ? { llvmExecutor: llvm!.executor } : {}) });
-    const ms = performance.now() - t0;
-    await session.close();
-    return ms;
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
+    const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    try {
+      const session = await ExecutorSession.over(child.stdio[4] as NodeJS.ReadableStream as never, child.stdio[3] as NodeJS.WritableStream as never);
+      const ms = performance.now() - t0;
+      await session.close();
+      await closed;
+      return ms;
+    } catch (err) {
+      child.kill('SIGKILL');
+      await closed;
+      throw new JitmemError('ERR_EXECUTOR_STARTUP', `${command} ${args.join(' ')} did not send Setup: ${(err as Error).message}${stderr ? `; stderr: ${stderr.trim().slice(-500)}` : ''}`, { command });
+    }
   };
   const nodeExit = () =>
     new Promise<number>((resolve, reject) => {
@@ -186,17 +207,18 @@ export async function measureStartup(samples: number, llvm: LlvmTools | undefine
       child.once('error', reject);
       child.once('close', () => resolve(performance.now() - t0));
     });
+  const times = kinds.map(() => [] as number[]);
+  const floor: number[] = [];
   // One of each first, unrecorded: the page cache and the dynamic loader's caches warm up.
-  await spawnToSetup('jitmem');
-  if (llvm) await spawnToSetup('llvm');
+  for (const k of kinds) await spawnToSetup(k.command, k.args);
   for (let i = 0; i < samples; i++) {
-    times.jitmem.push(await spawnToSetup('jitmem'));
-    if (llvm) times.llvm.push(await spawnToSetup('llvm'));
-    times.node.push(await nodeExit());
+    for (const [j, k] of kinds.entries()) times[j]!.push(await spawnToSetup(k.command, k.args));
+    floor.push(await nodeExit());
   }
-  const startup: EndToEndSection['startup'] = [{ executor: 'jitmem', stats: toStats(times.jitmem) }];
-  if (llvm) startup.push({ executor: 'llvm', stats: toStats(times.llvm) });
-  return { startup, nodeFloor: toStats(times.node) };
+  return {
+    startup: kinds.map((k, j) => ({ executor: k.executor, ...(k.from ? { from: k.from } : {}), stats: toStats(times[j]!) })),
+    nodeFloor: toStats(floor),
+  };
 }
 
 function rowOf(cell: RunCell, samples: readonly Sample[]): ResultRow {
@@ -244,6 +266,15 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
     startup: [],
     headlines: [],
   };
+  // The executor starts from its startup snapshot when a fresh one is built: build it if this
+  // Node or the executor's code changed since (half a second), unless it is turned off.
+  if (snapshotStaleness() !== undefined && process.env.JITMEM_EXECUTOR_SNAPSHOT !== '0') {
+    try {
+      buildExecutorSnapshot();
+    } catch (err) {
+      skipped.push({ cell: 'executor snapshot', reason: `${(err as Error).message}; jitmem's executor starts from its entry file` });
+    }
+  }
   if (options.startupSamples > 0) {
     const s = await measureStartup(options.startupSamples, tools);
     section.startup = s.startup;
