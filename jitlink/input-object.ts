@@ -57,6 +57,8 @@ export class InputObject {
   readonly symbolSize: Float64Array;
   /** st_info: binding << 4 | type. */
   readonly symbolInfo: Uint8Array;
+  /** STV_*: the low two bits of st_other. */
+  readonly symbolVisibility: Uint8Array;
   /** Names of the global symbols (index - firstGlobal); locals are named on demand, for messages. */
   readonly globalNames: string[];
   /** The table entry each global symbol of this object resolved to (index - firstGlobal). */
@@ -112,6 +114,7 @@ export class InputObject {
     this.symbolValue = new Float64Array(n);
     this.symbolSize = new Float64Array(n);
     this.symbolInfo = new Uint8Array(n);
+    this.symbolVisibility = new Uint8Array(n);
     this.symbolAddress = new Float64Array(n);
     this.globalNames = new Array(n - this.firstGlobal);
     this.globals = new Array(n - this.firstGlobal);
@@ -147,6 +150,7 @@ export class InputObject {
         throw this.corrupt('ERR_ELF_VALUE_TOO_LARGE', at + 8, `symbol ${i} has a value or size above 2^53`, { symbol: i });
       }
       this.symbolInfo[i] = info;
+      this.symbolVisibility[i] = view.getUint8(at + 5) & 3;
       this.symbolSection[i] = shndx;
       this.symbolValue[i] = valueHi >= 0x200000 ? Number(view.getBigUint64(at + 8, true)) : valueHi * TWO_32 + view.getUint32(at + 8, true);
       this.symbolSize[i] = sizeHi * TWO_32 + view.getUint32(at + 16, true);

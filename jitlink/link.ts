@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { JitmemError } from '../core/errors.js';
-import { allocGroup, R, W, X } from '../graph/alloc-group.js';
+import { allocGroup, R, W, X, type AllocGroup } from '../graph/alloc-group.js';
 import { layoutGraph, type GraphLayout } from '../graph/layout.js';
 import type { LinkGraph, Section } from '../graph/link-graph.js';
 import { isArArchive, readArArchive, type ArMember } from '../objects/ar-archive.js';
@@ -24,6 +24,7 @@ import {
 } from './x86-64-relocations.js';
 import { applyRelocations, type FixupContext } from './fixups.js';
 import { isRelaxable, type RelocationList } from './relocation-list.js';
+import type { ExportedSymbol } from './export-library.js';
 
 /**
  * jitmem's static linker for x86-64 ELF relocatable objects and archives, for code that runs
@@ -268,11 +269,35 @@ export class LinkedProgram {
       entry: entry.address,
       ...this.initializers(views, segments.map((s) => s.offset), sectionSegment, sectionOffset),
       ...(ehFrame ? { ehFrame } : {}),
+      exports: () => this.exportedSymbols(),
       symbol: (name: string) => {
         const g = this.table.symbols.get(name);
         return g && g.state !== SYM_UNDEFINED ? g.address : undefined;
       },
     };
+  }
+
+  /** The program's global symbols as a natively linked program exports them (not hidden, not thread-local). */
+  private exportedSymbols(): ExportedSymbol[] {
+    const out: ExportedSymbol[] = [];
+    for (const g of this.table.symbols.values()) {
+      if (g.state === SYM_COMMON) {
+        out.push({ name: g.name, address: g.address, size: g.commonSize, type: 1 });
+        continue;
+      }
+      if (g.state !== SYM_DEFINED || !g.inGraph) continue;
+      const o = g.object!;
+      const visibility = o.symbolVisibility[g.index]!;
+      const type = o.symbolInfo[g.index]! & 0xf;
+      if (visibility === 1 || visibility === 2 || type > 2) continue; // internal/hidden; section, file, TLS, ifunc
+      out.push({ name: g.name, address: g.address, size: o.symbolSize[g.index]!, type });
+    }
+    return out;
+  }
+
+  /** True when the program calls dlopen: what it loads may need the program's own symbols. */
+  get loadsLibraries(): boolean {
+    return (this.externals.get('dlopen') ?? 0) !== 0 || (this.externals.get('dlmopen') ?? 0) !== 0;
   }
 
   /** The functions of the init and fini arrays, read from relocated memory, in the order they run. */
@@ -315,6 +340,8 @@ export interface RelocatedProgram {
   readonly ehFrame?: { readonly start: number; readonly end: number };
   /** Address of a global symbol of the linked program. */
   symbol(name: string): number | undefined;
+  /** The global symbols a native link would export (for the export library). */
+  exports(): ExportedSymbol[];
 }
 
 function readInput(input: LinkInput): { path: string; bytes: Uint8Array } {
@@ -413,11 +440,13 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
 
   // --- layout ---
   const sections: PlannedSection[] = [];
-  const addSection = (s: Omit<PlannedSection, 'serial'>): PlannedSection => {
-    const planned = { ...s, serial: sections.length } as PlannedSection;
+  // Sections are built field by field: a spread copies through the generic path, and there are thousands.
+  const addSection = (name: string, group: AllocGroup, alignment: number, size: number, content: Uint8Array | undefined): PlannedSection => {
+    const planned: PlannedSection = content === undefined ? { name, group, alignment, size, serial: sections.length } : { name, group, alignment, size, content, serial: sections.length };
     sections.push(planned);
     return planned;
   };
+  const groups = [allocGroup(R), allocGroup(R | W), allocGroup(R | X), allocGroup(R | W | X)];
   const ehPieces: Array<{ object: InputObject; section: number }> = [];
   let ehSize = 0;
   const arrays: ArraySection[] = [];
@@ -436,13 +465,8 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
         ehPieces.push({ object, section: s.index });
         continue;
       }
-      const planned = addSection({
-        name: s.name,
-        group: allocGroup(protectionOf(s.flags)),
-        alignment: s.addressAlignment <= 1 ? 1 : s.addressAlignment,
-        size: s.size,
-        ...(s.type === SHT_NOBITS ? {} : { content: s.content! }),
-      });
+      const prot = protectionOf(s.flags);
+      const planned = addSection(s.name, groups[(prot & W ? 1 : 0) | (prot & X ? 2 : 0)]!, s.addressAlignment <= 1 ? 1 : s.addressAlignment, s.size, s.type === SHT_NOBITS ? undefined : s.content!);
       object.placeSection[s.index] = planned.serial;
       const array = arrayPriority(s.name);
       if (array) arrays.push({ object, section: s.index, ...array });
@@ -468,7 +492,7 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
   if (ehPieces.length > 0) {
     const content = new Uint8Array(((ehSize + 3) & ~3) + 4); // ends with a zero-length terminator record
     for (const p of ehPieces) content.set(p.object.elf.sections[p.section]!.content!, p.object.placeOffset[p.section]!);
-    ehFrame = addSection({ name: EH_FRAME, group: allocGroup(R), alignment: 8, size: content.length, content });
+    ehFrame = addSection(EH_FRAME, groups[0]!, 8, content.length, content);
     for (const p of ehPieces) p.object.placeSection[p.section] = ehFrame.serial;
   }
 
@@ -492,113 +516,22 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
       g.inGraph = o.symbolSection[g.index] !== SHN_ABS && o.definesAt(g.index);
     }
   }
-  const dataSection = dataSize > 0 ? addSection({ name: '$__jitmem_data', group: allocGroup(R | W), alignment: Math.min(dataAlignment, options.pageSize), size: dataSize }) : undefined;
+  const dataSection = dataSize > 0 ? addSection('$__jitmem_data', groups[1]!, Math.min(dataAlignment, options.pageSize), dataSize, undefined) : undefined;
 
   // Scan the relocations: refuse what cannot be linked, and find what needs a GOT entry or a stub.
-  const gotTargets: Array<{ object: InputObject; index: number }> = [];
-  const stubTargets: GlobalSymbol[] = [];
-  let needGot = symbols.get(GOT_SYMBOL)?.state === SYM_SYNTHETIC;
-  let relaxable = 0;
-  for (const list of relocationLists) {
-    const object = list.object;
-    const view = object.view;
-    const first = object.firstGlobal;
-    const symbolCount = object.symbolCount;
-    const targetTls = object.sectionKind[list.target] === SECTION_TLS;
-    const targetNoBits = object.isNoBits(list.target);
-    for (let i = 0, at = list.offset; i < list.count; i++, at += 24) {
-      const type = view.getUint32(at + 8, true);
-      const sym = view.getUint32(at + 12, true);
-      const kind = type < 64 ? relocationKinds[type]! : 0;
-      const where = () => `at ${object.where(list.target, view.getUint32(at, true) + view.getUint32(at + 4, true) * TWO_32)}`;
-      if (!(kind & KIND_SUPPORTED)) {
-        if (kind & KIND_TLS) {
-          throw new JitmemError('ERR_LINK_TLS_UNSUPPORTED', `${relocationName(type)} ${where()} against ${JSON.stringify(object.symbolName(Math.min(sym, symbolCount - 1)))}: thread-local storage is not implemented by jitmem's linker`, {
-            relocation: relocationName(type),
-            object: object.name,
-          });
-        }
-        throw new JitmemError(
-          'ERR_LINK_UNSUPPORTED_RELOCATION',
-          `${relocationName(type)} ${where()}: ${kind & KIND_DYNAMIC ? 'a dynamic relocation has no place in a relocatable object' : 'jitmem\'s linker does not support this relocation type'}`,
-          { relocation: relocationName(type), type, object: object.name },
-        );
-      }
-      if (sym >= symbolCount) {
-        throw formatError('ERR_ELF_BAD_RELOCATION', object.elf.origin, at + 12, `relocation ${i} names symbol ${sym}; the symbol table has ${symbolCount}`);
-      }
-      const offset = view.getUint32(at, true) + view.getUint32(at + 4, true) * TWO_32;
-      if (offset >= list.targetSize || targetNoBits) {
-        throw formatError('ERR_ELF_BAD_RELOCATION', object.elf.origin, at, `relocation ${i} patches offset ${offset} of ${list.name}, which has ${targetNoBits ? 'no content' : `${list.targetSize} bytes`}`);
-      }
-      if (targetTls) {
-        throw new JitmemError('ERR_LINK_TLS_UNSUPPORTED', `${relocationName(type)} ${where()}: the section is thread-local storage, which jitmem's linker does not implement`, { relocation: relocationName(type), object: object.name });
-      }
-      if (type === 0) continue;
-      // Where the target lives.
-      let inGraph: boolean;
-      let g: GlobalSymbol | undefined;
-      if (sym >= first && (g = object.globals[sym - first]) !== undefined) {
-        inGraph = g.inGraph;
-        if (g.state === SYM_DEFINED && g.object!.sectionKind[g.object!.symbolSection[g.index]!] === SECTION_TLS) {
-          throw new JitmemError('ERR_LINK_TLS_UNSUPPORTED', `${relocationName(type)} ${where()} refers to thread-local ${JSON.stringify(g.name)}, and jitmem's linker does not implement thread-local storage`, { relocation: relocationName(type), symbol: g.name });
-        }
-      } else {
-        const shndx = object.symbolSection[sym]!;
-        if (shndx !== SHN_UNDEF && shndx < 0xff00) {
-          const k = object.sectionKind[shndx];
-          if (k === SECTION_DISCARDED && !list.inEhFrame) {
-            throw new JitmemError(
-              'ERR_LINK_DISCARDED_SECTION',
-              `${relocationName(type)} ${where()} refers to ${JSON.stringify(object.symbolName(sym))} in a COMDAT group whose copy from another object was kept`,
-              { relocation: relocationName(type), object: object.name },
-            );
-          }
-          if (k === SECTION_TLS) {
-            throw new JitmemError('ERR_LINK_TLS_UNSUPPORTED', `${relocationName(type)} ${where()} refers to thread-local ${JSON.stringify(object.symbolName(sym))}, and jitmem's linker does not implement thread-local storage`, { relocation: relocationName(type) });
-          }
-        } else if (shndx === SHN_COMMON) {
-          throw formatError('ERR_ELF_BAD_RELOCATION', object.elf.origin, at + 12, `relocation ${i} refers to local COMMON symbol ${sym}`);
-        }
-        inGraph = shndx !== SHN_UNDEF && shndx !== SHN_ABS && object.definesAt(sym);
-      }
-      if (kind & KIND_GOT_BASE) needGot = true;
-      if (kind & KIND_GOT) {
-        if (kind & KIND_RELAXABLE && inGraph && isRelaxable(object, list, offset, type)) {
-          relaxable++;
-          continue;
-        }
-        if (g !== undefined) {
-          if (g.got < 0) {
-            g.got = gotTargets.length;
-            gotTargets.push({ object, index: sym });
-          }
-        } else {
-          object.localGot ??= new Map();
-          if (!object.localGot.has(sym)) {
-            object.localGot.set(sym, gotTargets.length);
-            gotTargets.push({ object, index: sym });
-          }
-        }
-      } else if (kind & KIND_BRANCH && g !== undefined && !inGraph && g.stub < 0) {
-        if (g.got < 0) {
-          g.got = gotTargets.length;
-          gotTargets.push({ object, index: sym });
-        }
-        g.stub = stubTargets.length;
-        stubTargets.push(g);
-      }
-    }
-  }
+  const scanner = new RelocationScanner(symbols.get(GOT_SYMBOL)?.state === SYM_SYNTHETIC);
+  for (const list of relocationLists) scanner.scan(list);
+  const { gotTargets, stubTargets, needGot, relaxable } = scanner;
   let gotSection: PlannedSection | undefined;
   if (gotTargets.length > 0 || needGot) {
-    gotSection = addSection({ name: '$__GOT', group: allocGroup(R), alignment: 8, size: Math.max(8, gotTargets.length * 8), content: new Uint8Array(Math.max(8, gotTargets.length * 8)) });
+    const size = Math.max(8, gotTargets.length * 8);
+    gotSection = addSection('$__GOT', groups[0]!, 8, size, new Uint8Array(size));
   }
   let stubSection: PlannedSection | undefined;
   if (stubTargets.length > 0) {
     const content = new Uint8Array(stubTargets.length * STUB_SIZE);
     for (let i = 0; i < stubTargets.length; i++) content.set(STUB_BYTES, i * STUB_SIZE);
-    stubSection = addSection({ name: '$__STUBS', group: allocGroup(R | X), alignment: 16, size: content.length, content });
+    stubSection = addSection('$__STUBS', groups[2]!, 16, content.length, content);
   }
 
   const graph: LinkGraph = { name: path.basename(typeof inputs[0] === 'string' ? inputs[0] : inputs[0]!.path), sections };
@@ -634,3 +567,163 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
   );
 }
 
+
+/** Per-symbol facts the scan needs, as bits. */
+const TARGET_IN_GRAPH = 1;
+const TARGET_DISCARDED = 2;
+const TARGET_TLS = 4;
+const TARGET_LOCAL_COMMON = 8;
+
+/** The facts about each local symbol of an object (and the globals it holds, by their table entry). */
+function localTargetFlags(object: InputObject): Uint8Array {
+  const flags = new Uint8Array(object.symbolCount);
+  const sections = object.symbolSection;
+  const kinds = object.sectionKind;
+  for (let i = 0; i < object.symbolCount; i++) {
+    const shndx = sections[i]!;
+    if (shndx === SHN_UNDEF || shndx === SHN_ABS) continue;
+    if (shndx === SHN_COMMON) {
+      flags[i] = TARGET_LOCAL_COMMON;
+      continue;
+    }
+    if (shndx >= 0xff00) continue;
+    const k = kinds[shndx];
+    flags[i] = k === SECTION_ALLOC ? TARGET_IN_GRAPH : k === SECTION_DISCARDED ? TARGET_DISCARDED : k === SECTION_TLS ? TARGET_TLS : 0;
+  }
+  return flags;
+}
+
+/**
+ * Walks relocations before anything is allocated: refuses unsupported and thread-local ones
+ * and references into discarded groups, checks indices and offsets, and decides which targets
+ * need a GOT entry or a PLT stub (external ones) and which GOT loads become direct.
+ */
+class RelocationScanner {
+  readonly gotTargets: Array<{ object: InputObject; index: number }> = [];
+  readonly stubTargets: GlobalSymbol[] = [];
+  relaxable = 0;
+  private flagsObject: InputObject | undefined;
+  private flags: Uint8Array = new Uint8Array(0);
+
+  constructor(public needGot: boolean) {}
+
+  scan(list: RelocationList): void {
+    const object = list.object;
+    const view = object.view;
+    const first = object.firstGlobal;
+    const symbolCount = object.symbolCount;
+    const globals = object.globals;
+    if (this.flagsObject !== object) {
+      // An object's relocation sections come one after another.
+      this.flags = localTargetFlags(object);
+      this.flagsObject = object;
+    }
+    const flags = this.flags;
+    const targetSize = list.targetSize;
+    if (object.sectionKind[list.target] === SECTION_TLS || object.isNoBits(list.target)) {
+      if (list.count > 0) this.refuse(list, list.offset, 0);
+    }
+    for (let i = 0, at = list.offset; i < list.count; i++, at += 24) {
+      const type = view.getUint32(at + 8, true);
+      const sym = view.getUint32(at + 12, true);
+      const kind = type < 64 ? relocationKinds[type]! : 0;
+      const offsetHigh = view.getUint32(at + 4, true);
+      const offset = view.getUint32(at, true);
+      if (!(kind & KIND_SUPPORTED) || sym >= symbolCount || offsetHigh !== 0 || offset >= targetSize) this.refuse(list, at, i);
+      if (type === 0) continue;
+      let g: GlobalSymbol | undefined;
+      let target: number;
+      if (sym >= first && (g = globals[sym - first]) !== undefined) {
+        target = g.inGraph ? TARGET_IN_GRAPH : 0;
+        if (g.state === SYM_DEFINED && flagsOfDefinition(g) & TARGET_TLS) this.refuse(list, at, i);
+      } else {
+        target = flags[sym]!;
+        if (target & (TARGET_TLS | TARGET_LOCAL_COMMON) || (target & TARGET_DISCARDED && !list.inEhFrame)) this.refuse(list, at, i);
+      }
+      if ((kind & (KIND_GOT | KIND_BRANCH | KIND_GOT_BASE)) === 0) continue;
+      if (kind & KIND_GOT_BASE) this.needGot = true;
+      const inGraph = (target & TARGET_IN_GRAPH) !== 0;
+      if (kind & KIND_GOT) {
+        if (kind & KIND_RELAXABLE && inGraph && isRelaxable(object, list, offset, type)) {
+          this.relaxable++;
+          continue;
+        }
+        this.addGot(object, sym, g);
+      } else if (kind & KIND_BRANCH && g !== undefined && !inGraph && g.stub < 0) {
+        this.addGot(object, sym, g);
+        g.stub = this.stubTargets.length;
+        this.stubTargets.push(g);
+      }
+    }
+  }
+
+  private addGot(object: InputObject, sym: number, g: GlobalSymbol | undefined): void {
+    if (g !== undefined) {
+      if (g.got < 0) {
+        g.got = this.gotTargets.length;
+        this.gotTargets.push({ object, index: sym });
+      }
+      return;
+    }
+    object.localGot ??= new Map();
+    if (!object.localGot.has(sym)) {
+      object.localGot.set(sym, this.gotTargets.length);
+      this.gotTargets.push({ object, index: sym });
+    }
+  }
+
+  /** Throws the error that relocation `i` (its entry at `at`) deserves. */
+  private refuse(list: RelocationList, at: number, i: number): never {
+    const object = list.object;
+    const view = object.view;
+    const type = view.getUint32(at + 8, true);
+    const sym = view.getUint32(at + 12, true);
+    const kind = type < 64 ? relocationKinds[type]! : 0;
+    const offset = view.getUint32(at, true) + view.getUint32(at + 4, true) * TWO_32;
+    const name = relocationName(type);
+    const where = `at ${object.where(list.target, offset)}`;
+    const symbolName = () => JSON.stringify(object.symbolName(sym));
+    if (!(kind & KIND_SUPPORTED)) {
+      if (kind & KIND_TLS) {
+        throw new JitmemError('ERR_LINK_TLS_UNSUPPORTED', `${name} ${where} against ${sym < object.symbolCount ? symbolName() : `symbol ${sym}`}: thread-local storage is not implemented by jitmem's linker`, {
+          relocation: name,
+          object: object.name,
+          section: list.name,
+          offset,
+        });
+      }
+      throw new JitmemError(
+        'ERR_LINK_UNSUPPORTED_RELOCATION',
+        `${name} ${where}: ${kind & KIND_DYNAMIC ? 'a dynamic relocation has no place in a relocatable object' : "jitmem's linker does not support this relocation type"}`,
+        { relocation: name, type, object: object.name, section: list.name, offset },
+      );
+    }
+    if (sym >= object.symbolCount) {
+      throw formatError('ERR_ELF_BAD_RELOCATION', object.elf.origin, at + 12, `relocation ${i} of ${list.name} names symbol ${sym}; the symbol table has ${object.symbolCount}`);
+    }
+    if (object.isNoBits(list.target) || offset >= list.targetSize) {
+      throw formatError('ERR_ELF_BAD_RELOCATION', object.elf.origin, at, `relocation ${i} patches offset ${offset} of ${list.name}, which has ${object.isNoBits(list.target) ? 'no content' : `${list.targetSize} bytes`}`);
+    }
+    if (object.sectionKind[list.target] === SECTION_TLS) {
+      throw new JitmemError('ERR_LINK_TLS_UNSUPPORTED', `${name} ${where}: the section is thread-local storage, which jitmem's linker does not implement`, { relocation: name, object: object.name });
+    }
+    const flags = localTargetFlags(object)[sym]!;
+    const g = sym >= object.firstGlobal ? object.globals[sym - object.firstGlobal] : undefined;
+    if (g !== undefined || flags & TARGET_TLS) {
+      throw new JitmemError('ERR_LINK_TLS_UNSUPPORTED', `${name} ${where} refers to thread-local ${symbolName()}, and jitmem's linker does not implement thread-local storage`, { relocation: name, symbol: object.symbolName(sym) });
+    }
+    if (flags & TARGET_LOCAL_COMMON) {
+      throw formatError('ERR_ELF_BAD_RELOCATION', object.elf.origin, at + 12, `relocation ${i} refers to local COMMON symbol ${sym}`);
+    }
+    throw new JitmemError('ERR_LINK_DISCARDED_SECTION', `${name} ${where} refers to ${symbolName()} in a COMDAT group whose copy from another object was kept`, {
+      relocation: name,
+      object: object.name,
+    });
+  }
+}
+
+function flagsOfDefinition(g: GlobalSymbol): number {
+  const o = g.object!;
+  const shndx = o.symbolSection[g.index]!;
+  return shndx < 0xff00 && shndx !== SHN_UNDEF && o.sectionKind[shndx] === SECTION_TLS ? TARGET_TLS : 0;
+}

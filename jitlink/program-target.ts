@@ -38,6 +38,11 @@ export interface ProgramTarget {
   readonly pageSize: number;
   /** Opens a shared library in the executor; its symbols are found before the process's own. */
   preload(path: string): Promise<void>;
+  /**
+   * Opens a library RTLD_GLOBAL without making it part of later links' lookups (the export
+   * library of a program that loads libraries itself).
+   */
+  loadLibrary(path: string): Promise<void>;
   /** Addresses of `names` in the executor (0 when not found): one batched lookup. */
   lookup(names: readonly string[]): Promise<number[]>;
   /** Executor functions that stand in for exit, atexit and __cxa_atexit (none for LLVM's executor). */
@@ -66,6 +71,14 @@ export class InProcessTarget implements ProgramTarget {
   async preload(path: string): Promise<void> {
     try {
       this.libraries.push(native.dlopen(path));
+    } catch (err) {
+      throw preloadError(path, err);
+    }
+  }
+
+  async loadLibrary(path: string): Promise<void> {
+    try {
+      native.dlopen(path);
     } catch (err) {
       throw preloadError(path, err);
     }
@@ -129,6 +142,14 @@ export class SessionTarget implements ProgramTarget {
     }
   }
 
+  async loadLibrary(path: string): Promise<void> {
+    try {
+      await this.open(path);
+    } catch (err) {
+      throw preloadError(path, err);
+    }
+  }
+
   private async resolve(handle: number, names: readonly string[]): Promise<number[]> {
     const bytes = await this.session.call(Sym.dylibResolve, writer().addr(handle).lookupSet(names.map((name) => ({ name, required: false }))));
     const r = decodeResult(bytes, 'resolve', (r) => r.expected((r) => r.sequence(1, (r) => r.optional((r) => r.symbolDef()))));
@@ -180,6 +201,11 @@ export class SessionTarget implements ProgramTarget {
       for (const fn of init) await this.session.runAsVoid(fn);
       const status = await this.session.runAsMain(main, argv);
       for (const fn of fini) await this.session.runAsVoid(fn);
+      // Its stdio buffers are flushed only when the executor exits, and handlers the program
+      // left with its libc's __cxa_atexit may fail then, with the program's memory gone:
+      // fflush(NULL) now, so that the output is out whatever happens at exit.
+      const [fflush] = await this.lookup(['fflush']);
+      if (fflush) await this.session.runAsInt(fflush, 0);
       return { status, outcome: 'returned' };
     } catch (err) {
       if (!hasCode(err, 'ERR_EXECUTOR_LOST')) throw err;

@@ -1,9 +1,15 @@
+import { randomBytes } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { JitmemError } from '../core/errors.js';
-import type { SlabMemoryManager, FinalizedAllocation } from '../mappers/slab/slab-memory-manager.js';
+import type { MemoryMapper } from '../mappers/memory-mapper.js';
+import { SlabMemoryManager, type FinalizedAllocation, type SlabMemoryManagerOptions } from '../mappers/slab/slab-memory-manager.js';
 import { SpsWriter } from '../protocol/sps.js';
 import { linkObjects, type LinkInput, type LinkStats, type RelocatedProgram } from './link.js';
 import type { ProgramRunResult, ProgramTarget } from './program-target.js';
+import { buildExportLibrary } from './export-library.js';
 
 /**
  * Links a program, moves it into the executor through the slab memory manager (and so through
@@ -24,6 +30,8 @@ export interface PhaseTimes {
   applyRelocations: number;
   /** finalize: the mapper's initialize, with the alloc actions (EH frames) (transport). */
   initialize: number;
+  /** Making the program's symbols visible to the libraries it loads (programs that call dlopen). */
+  exportSymbols: number;
   run: number;
   /** Deallocation after the run (transport). */
   deallocate: number;
@@ -38,6 +46,7 @@ export const PHASE_NAMES: ReadonlyArray<[keyof PhaseTimes, string]> = [
   ['write', 'write'],
   ['applyRelocations', 'apply relocations'],
   ['initialize', 'initialize'],
+  ['exportSymbols', 'export symbols'],
   ['run', 'run'],
   ['deallocate', 'deallocate'],
 ];
@@ -45,12 +54,24 @@ export const PHASE_NAMES: ReadonlyArray<[keyof PhaseTimes, string]> = [
 export interface RunProgramOptions {
   readonly inputs: readonly LinkInput[];
   readonly target: ProgramTarget;
-  readonly memory: SlabMemoryManager;
+  /**
+   * The transport. Each program gets a slab memory manager of its own on it, released when
+   * the program has ended; the mapper (and the executor behind it) can take the next one.
+   */
+  readonly mapper: MemoryMapper;
+  readonly slab?: SlabMemoryManagerOptions;
   /** argv[0]; default: the first input's path. */
   readonly programName?: string;
   readonly args?: readonly string[];
   readonly entry?: string;
   readonly preload?: readonly string[];
+  /**
+   * Make the program's global symbols visible to libraries it dlopen()s, as --export-dynamic
+   * does (CPython's extension modules need it). Default: when the program calls dlopen.
+   * It goes through a small generated shared library, written to a temporary file that is
+   * removed as soon as the executor has opened it (the executor must share this machine).
+   */
+  readonly exportSymbols?: boolean;
 }
 
 export interface ProgramRun {
@@ -67,6 +88,7 @@ function ehFrameActionPair(register: number, deregister: number, range: { start:
 }
 
 export interface LinkedAllocation {
+  readonly memory: SlabMemoryManager;
   readonly allocation: FinalizedAllocation;
   readonly program: RelocatedProgram;
   readonly stats: LinkStats;
@@ -81,7 +103,7 @@ export async function linkIntoExecutor(
   options: Omit<RunProgramOptions, 'args' | 'programName'>,
   times: PhaseTimes = emptyTimes(),
 ): Promise<LinkedAllocation> {
-  const { target, memory } = options;
+  const { target } = options;
   let t = performance.now();
   for (const lib of options.preload ?? []) await target.preload(lib);
   times.preload = performance.now() - t;
@@ -96,8 +118,15 @@ export async function linkIntoExecutor(
   times.resolve = linked.times.resolve;
   times.layout = linked.times.layout;
 
+  const memory = new SlabMemoryManager(options.mapper, options.slab);
   t = performance.now();
-  const allocation = await memory.allocate(linked.graph);
+  let allocation;
+  try {
+    allocation = await memory.allocate(linked.graph);
+  } catch (err) {
+    await memory.close().catch(() => undefined);
+    throw err;
+  }
   times.reserve = performance.now() - t;
   let program: RelocatedProgram;
   try {
@@ -113,18 +142,47 @@ export async function linkIntoExecutor(
     times.applyRelocations = performance.now() - t;
   } catch (err) {
     await allocation.abandon().catch(() => undefined);
+    await memory.close().catch(() => undefined);
     throw err;
   }
   const eh = target.ehFrameActions();
   if (program.ehFrame && eh) allocation.actions.push(ehFrameActionPair(eh.register, eh.deregister, program.ehFrame));
   t = performance.now();
-  const finalized = await allocation.finalize();
+  let finalized: FinalizedAllocation;
+  try {
+    finalized = await allocation.finalize();
+  } catch (err) {
+    await memory.close().catch(() => undefined);
+    throw err;
+  }
   times.initialize = performance.now() - t;
-  return { allocation: finalized, program, stats: linked.stats };
+  if (options.exportSymbols ?? linked.loadsLibraries) {
+    t = performance.now();
+    try {
+      await exportProgramSymbols(target, program);
+    } catch (err) {
+      await memory.deallocate([finalized]).catch(() => undefined);
+      await memory.close().catch(() => undefined);
+      throw err;
+    }
+    times.exportSymbols = performance.now() - t;
+  }
+  return { memory, allocation: finalized, program, stats: linked.stats };
 }
 
 export function emptyTimes(): PhaseTimes {
-  return { preload: 0, readObjects: 0, resolve: 0, layout: 0, reserve: 0, write: 0, applyRelocations: 0, initialize: 0, run: 0, deallocate: 0 };
+  return { preload: 0, readObjects: 0, resolve: 0, layout: 0, reserve: 0, write: 0, applyRelocations: 0, initialize: 0, exportSymbols: 0, run: 0, deallocate: 0 };
+}
+
+async function exportProgramSymbols(target: ProgramTarget, program: RelocatedProgram): Promise<void> {
+  const tag = `${process.pid}-${randomBytes(6).toString('hex')}`;
+  const file = path.join(tmpdir(), `jitmem-exports-${tag}.so`);
+  writeFileSync(file, buildExportLibrary(`jitmem-exports-${tag}.so`, program.exports()), { mode: 0o600 });
+  try {
+    await target.loadLibrary(file);
+  } finally {
+    rmSync(file, { force: true });
+  }
 }
 
 /** Links, loads, runs and unloads a program; resolves with how it ended and the phase times. */
@@ -132,20 +190,27 @@ export async function runProgram(options: RunProgramOptions): Promise<ProgramRun
   const times = emptyTimes();
   const first = options.inputs[0];
   if (first === undefined) throw new JitmemError('ERR_LINK_NO_INPUT', 'nothing to link: give at least one object file or archive', {});
-  const { allocation, program, stats } = await linkIntoExecutor(options, times);
+  const { memory, allocation, program, stats } = await linkIntoExecutor(options, times);
   const argv = [options.programName ?? (typeof first === 'string' ? first : first.path), ...(options.args ?? [])];
   let t = performance.now();
   let result: ProgramRunResult;
   try {
     result = await options.target.run(program.entry, argv, program.init, program.fini);
+  } catch (err) {
+    await memory.close().catch(() => undefined);
+    throw err;
   } finally {
     times.run = performance.now() - t;
   }
   // The executor is gone when the program ended it (exit() under LLVM's executor): nothing to give back.
   if (!result.executorEnded) {
     t = performance.now();
-    await options.memory.deallocate([allocation]);
-    times.deallocate = performance.now() - t;
+    try {
+      await memory.deallocate([allocation]);
+      times.deallocate = performance.now() - t;
+    } finally {
+      await memory.close();
+    }
   }
   return { result, times, stats, program };
 }

@@ -306,10 +306,26 @@ export class ElfObject {
       });
     }
     const names = namesHeader && this.bytes.subarray(namesHeader.offset, namesHeader.offset + namesHeader.size);
-    const sections: ElfSection[] = raw.map(({ nameOffset, ...header }) => {
-      const name = names === undefined ? '' : this.string(names, namesIndex, nameOffset, header.headerOffset, `the name of section [${header.index}]`);
-      const hasContent = header.type !== SHT_NOBITS && header.type !== SHT_NULL;
-      return hasContent ? { ...header, name, content: this.bytes.subarray(header.offset, header.offset + header.size) } : { ...header, name };
+    // Built field by field: rest and spread copy through the generic path, and a link reads
+    // thousands of section headers.
+    const sections: ElfSection[] = raw.map((h) => {
+      const name = names === undefined ? '' : this.string(names, namesIndex, h.nameOffset, h.headerOffset, `the name of section [${h.index}]`);
+      const section: { -readonly [K in keyof ElfSection]: ElfSection[K] } = {
+        index: h.index,
+        type: h.type,
+        flags: h.flags,
+        address: h.address,
+        offset: h.offset,
+        size: h.size,
+        link: h.link,
+        info: h.info,
+        addressAlignment: h.addressAlignment,
+        entrySize: h.entrySize,
+        headerOffset: h.headerOffset,
+        name,
+      };
+      if (h.type !== SHT_NOBITS && h.type !== SHT_NULL) section.content = this.bytes.subarray(h.offset, h.offset + h.size);
+      return section;
     });
     for (const section of sections) this.checkLinks(section, sections);
     return sections;
