@@ -68,7 +68,8 @@ export function endToEndChart(report: Report): ChartSpec | SkippedChart {
           // No axis title: each label says "linker: transport" itself, and a title would crowd them.
           y: { field: 'bar', type: 'nominal', title: null, sort: null, axis: { labelLimit: 480 } },
           x: { field: 'ms', type: 'quantitative', title: xTitle, stack: 'zero' },
-          color: { field: 'phase', type: 'nominal', title: 'phase', sort: PHASE_ORDER, legend: { labelLimit: 260 } },
+          // One colour per phase in every report: the whole domain, in order.
+          color: { field: 'phase', type: 'nominal', title: 'phase', scale: { domain: PHASE_ORDER }, legend: { labelLimit: 260 } },
           order: { field: 'order', type: 'quantitative' },
           tooltip: [
             { field: 'bar', type: 'nominal', title: 'linker: transport' },
