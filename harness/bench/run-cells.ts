@@ -86,8 +86,9 @@ export function planRunCells(program: RunProgram, mappers: readonly MapperName[]
       if (!mappers.includes(LLVM_MAPPER[mode])) continue;
       cells.push({ program, linker: 'llvm-jitlink', mapper: LLVM_MAPPER[mode], executor: mode === 'inprocess' ? 'none' : 'llvm', ...(mode === 'inprocess' ? {} : { memmgr: mode }) });
     }
-    // The fourth comparison: LLVM's linker with jitmem's executor.
-    for (const mode of ['simple-remote', 'shared'] as const) {
+    // The fourth comparison: LLVM's linker with jitmem's executor (on one CPython program: the
+    // script adds run time, not transport).
+    for (const mode of program.name === 'python-script' ? [] : (['simple-remote', 'shared'] as const)) {
       if (mappers.includes(LLVM_MAPPER[mode])) cells.push({ program, linker: 'llvm-jitlink', mapper: LLVM_MAPPER[mode], executor: 'jitmem', memmgr: mode });
     }
   }
