@@ -182,5 +182,9 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
     budgets,
     ...(endToEnd ? { endToEnd } : {}),
   };
+  // LLVM missing is said once: the matrix's cells over LLVM's executor take the run pattern's reason.
+  if (endToEnd && !endToEnd.llvm.available && endToEnd.llvm.reason) {
+    for (const [i, s] of skipped.entries()) if (/llvm-jitlink-executor is not installed/.test(s.reason)) skipped[i] = { ...s, reason: endToEnd.llvm.reason };
+  }
   return { report, skipped: [...skipped, ...runSkips] };
 }
