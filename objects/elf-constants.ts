@@ -56,6 +56,7 @@ export const STT_FUNC = 2;
 export const STT_SECTION = 3;
 export const STT_FILE = 4;
 
+/** A machine's name for messages (the linker names the architecture of an object it refuses). */
 export function machineName(machine: number): string {
   switch (machine) {
     case EM_X86_64:
