@@ -18,6 +18,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "time jitmem's linker on CPython beside llvm-jitlink's time to link, with the budget",
     load: async () => (await import('./commands/bench-link.js')).benchLinkCommand,
   },
+  'bench-remote': {
+    summary: 'executor round trip, and a CPython-shaped load through each mapper beside its budget',
+    load: async () => (await import('./commands/bench-remote.js')).benchRemoteCommand,
+  },
   charts: {
     summary: 'draw bench reports as Vega-Lite specs, SVG, PNG and one self-contained HTML page',
     load: async () => (await import('./commands/charts.js')).chartsCommand,
