@@ -9,6 +9,8 @@ import { validateReport, type Report, type ResultRow } from '../harness/report.j
 import { findLlvm, llvmJitlinkArgs, parseShowTimes, DEFAULT_LLVM_DIR, JitmemExecutorScript } from '../harness/bench/llvm-jitlink.js';
 import { jitmemLinkerAvailable } from '../harness/bench/run-cells.js';
 import { runPrograms, sha256Hex } from '../workloads/run-programs.js';
+import { endToEndChart } from '../harness/charts/end-to-end-chart.js';
+import { renderSvg } from '../harness/charts/render-chart.js';
 
 const execFileAsync = promisify(execFile);
 const cli = fileURLToPath(new URL('../harness/cli.js', import.meta.url));
@@ -81,6 +83,11 @@ test('bench --pattern run --quick: every run row verified, phases add up, llvm-j
     t.regex(html, /<section id="end-to-end">/);
     t.regex(html, /End to end: time to exit by transport and linker/);
     t.true(existsSync(path.join(dir, 'run-charts', 'end-to-end.png')));
+    const chart = endToEndChart(report);
+    t.false('reason' in chart);
+    const warnings: string[] = [];
+    await renderSvg((chart as { spec: Record<string, unknown> }).spec, warnings);
+    t.deepEqual(warnings, []);
   } else {
     t.log(`llvm-jitlink 22 is not installed in ${DEFAULT_LLVM_DIR}: only the absence of its rows is checked`);
   }
