@@ -1,5 +1,6 @@
 import { writeSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
 import { JitmemError } from '../../core/errors.js';
 import type { MapperName } from '../report.js';
 import type { RunProgram } from '../../workloads/run-programs.js';
@@ -82,7 +83,7 @@ async function main(): Promise<number> {
   return result.ok ? 0 : 1;
 }
 
-if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   main().then(
     (status) => process.exit(status),
     () => process.exit(70),
