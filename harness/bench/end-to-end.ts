@@ -154,10 +154,13 @@ export function endToEndTable(rows: readonly ResultRow[]): string | undefined {
   const run = runRows(rows);
   if (run.length === 0) return undefined;
   const table = run.map((r) => {
-    const link = r.linker === 'jitmem' ? medianOfSum(r, ['read', 'link']) : medianOfSum(r, ['read', 'link']);
-    const groups = phaseGroups(r)
+    const link = medianOfSum(r, ['read', 'link']);
+    let groups = phaseGroups(r)
       .map((g) => `${g.group} ${ms(medianOfSum(r, g.phases))}`)
       .join(', ');
+    // llvm-jitlink does not time its transport apart: out of process, its link less its in-process link says what moving the program added.
+    const own = r.linker === 'llvm-jitlink' && r.mapper !== 'inprocess' ? find(rows, r.workload, 'llvm-jitlink', 'none', 'inprocess') : undefined;
+    if (own) groups += ` (link over in-process: ${(p50(r, 'link') - p50(own, 'link') >= 0 ? '+' : '') + ms(p50(r, 'link') - p50(own, 'link'))})`;
     const where = r.mapper === 'inprocess' ? 'in-process' : `${r.linker === 'llvm-jitlink' ? r.memmgr : r.mapper === 'rpc' ? 'RPC copy' : 'shared'}${r.executor !== (r.linker === 'jitmem' ? 'jitmem' : 'llvm') ? ` → ${r.executor} executor` : ''}`;
     return [
       r.workload,
