@@ -11,7 +11,7 @@ import { ExecutorActionSite } from './actions.js';
 import { AddressSpace, PROT_R, PROT_W, PROT_X, type Reservation } from './address-space.js';
 import { MemoryManagerService, SharedMemoryService, releaseReservation, unlinkName } from './memory-services.js';
 import { RemoteError } from './remote-error.js';
-import { PROGRAM_RUNTIME_SYMBOLS, RUN_PROGRAM_SYMBOL, decodeRunProgramRequest, encodeRunProgramResult } from '../protocol/run-program.js';
+import { PROGRAM_RUNTIME_SYMBOLS, RESERVE_WINDOW_SYMBOL, RUN_PROGRAM_SYMBOL, decodeRunProgramRequest, encodeRunProgramResult } from '../protocol/run-program.js';
 
 /**
  * The executor: owns target memory and serves one controller over one channel (DESIGN §5).
@@ -386,6 +386,15 @@ export class Executor {
       }
     });
     this.jitmemTags.add(this.token(RUN_PROGRAM_SYMBOL));
+    this.on(RESERVE_WINDOW_SYMBOL, (a) => {
+      const [start, end] = decode(a, 'set_reserve_window arguments', (r) => [r.addr(), r.addr()] as const);
+      return spsError(() => {
+        if (start === 0 && end === 0) this.space.reserveWindow = null;
+        else if (end <= start) throw new RemoteError('ERR_INVALID_WINDOW', `set_reserve_window: [${hex(start)}, ${hex(end)}) is empty`);
+        else this.space.reserveWindow = { start, end };
+      });
+    });
+    this.jitmemTags.add(this.token(RESERVE_WINDOW_SYMBOL));
     this.on(JitmemSym.checksum, (a) => {
       const ranges = decode(a, 'checksum arguments', (r) => r.sequence(16, (r) => r.addrRange()));
       let totalBytes = 0;

@@ -39,6 +39,8 @@ import {
  */
 
 export interface FixupContext {
+  /** Every relocation entry, six words each (see RelocationList.first). */
+  readonly words: Uint32Array;
   /** One view per segment of working memory. */
   readonly views: readonly DataView[];
   readonly segmentOffsets: readonly number[];
@@ -73,7 +75,7 @@ export function applyRelocations(lists: readonly RelocationList[], ctx: FixupCon
 
 function applyList(list: RelocationList, ctx: FixupContext): void {
   const object = list.object;
-  const input = object.view;
+  const words = ctx.words;
   const target = list.target;
   const place = object.placeSection[target]!;
   const si = ctx.sectionSegment[place]!;
@@ -87,11 +89,12 @@ function applyList(list: RelocationList, ctx: FixupContext): void {
   const gotAddress = ctx.gotAddress;
   const inEhFrame = list.inEhFrame;
 
-  for (let i = 0, at = list.offset; i < list.count; i++, at += 24) {
-    const offset = input.getUint32(at, true) + input.getUint32(at + 4, true) * TWO_32;
-    const type = input.getUint32(at + 8, true);
-    const sym = input.getUint32(at + 12, true);
-    const addend = input.getInt32(at + 20, true) * TWO_32 + input.getUint32(at + 16, true);
+  for (let i = 0, k = list.first * 6; i < list.count; i++, k += 6) {
+    // The scan checked the offset's high word (0) and the symbol index.
+    const offset = words[k]!;
+    const type = words[k + 2]!;
+    const sym = words[k + 3]!;
+    const addend = (words[k + 5]! | 0) * TWO_32 + words[k + 4]!;
     const s = addresses[sym]!;
     const p = p0 + offset;
     const loc = at0 + offset;
@@ -273,8 +276,11 @@ function overflow(list: RelocationList, i: number, type: number, sym: number, of
   const object = list.object;
   const symbol = object.symbolName(sym);
   const absolute = type === R_X86_64_32 || type === R_X86_64_32S;
-  const hint = absolute
-    ? `; the object uses absolute 32-bit addresses (built with -fno-pic or -mcmodel=kernel), which need its code in the low 2 GiB, but the slab lies at ${hex(base)}: rebuild it with -fPIC or -fPIE`
+  const external = sym >= object.firstGlobal && object.globals[sym - object.firstGlobal] !== undefined && !object.globals[sym - object.firstGlobal]!.inGraph;
+  const hint = absolute && external
+    ? `; the object takes the address of ${JSON.stringify(symbol)}, which lies in the executor above 4 GiB, as an absolute 32-bit value (code built with -fno-pic): rebuild it with -fPIC or -fPIE`
+    : absolute
+    ? `; the object uses absolute 32-bit addresses (built with -fno-pic or -mcmodel=kernel), which need its code in the low 2 GiB, but the slab lies at ${hex(base)} (this executor cannot place it lower): rebuild it with -fPIC or -fPIE`
     : type === R_X86_64_PC32 && !object.definesAt(sym)
       ? `; ${JSON.stringify(symbol)} is in the executor, out of reach of a 32-bit PC-relative reference (code built as a position-dependent executable expects a copy relocation): rebuild the object with -fPIC`
       : '';

@@ -11,6 +11,7 @@ import {
   SHN_XINDEX,
   SHT_GROUP,
   SHT_NOBITS,
+  SHT_NULL,
   SHT_REL,
   SHT_RELA,
   SHT_SYMTAB_SHNDX,
@@ -38,6 +39,8 @@ export const SECTION_DISCARDED = 2;
 export const SECTION_TLS = 3;
 
 const GRP_COMDAT = 1;
+const SHN_X86_64_LCOMMON = 0xff02;
+const NON_ASCII = /[^\x00-\x7f]/;
 const TWO_32 = 2 ** 32;
 
 export class InputObject {
@@ -78,6 +81,8 @@ export class InputObject {
   localGot: Map<number, number> | undefined;
 
   private readonly strings: Buffer;
+  /** The string table decoded once, when it is all ASCII (names are then slices of it). */
+  private stringsText: string | null | undefined;
 
   constructor(elf: ElfObject, order: number) {
     this.elf = elf;
@@ -142,6 +147,10 @@ export class InputObject {
         }
       } else if (shndx >= sectionCount && shndx < SHN_LORESERVE) {
         throw this.corrupt('ERR_ELF_BAD_SECTION_INDEX', at + 6, `symbol ${i} is defined in section ${shndx}; the object has ${sectionCount} sections`, { symbol: i, value: shndx });
+      } else if (shndx === SHN_X86_64_LCOMMON) {
+        shndx = SHN_COMMON; // large-model COMMON (.lbss): the same to a linker that places everything itself
+      } else if (shndx >= SHN_LORESERVE && shndx !== SHN_ABS && shndx !== SHN_COMMON) {
+        throw this.corrupt('ERR_ELF_BAD_SECTION_INDEX', at + 6, `symbol ${i} has the reserved section index ${hex(shndx)}, which means nothing to an x86-64 linker`, { symbol: i, value: shndx });
       }
       const valueHi = view.getUint32(at + 12, true);
       const sizeHi = view.getUint32(at + 20, true);
@@ -163,9 +172,14 @@ export class InputObject {
     if (offset >= strings.length) {
       throw this.corrupt('ERR_ELF_BAD_STRING', fieldAt, `the name of symbol ${symbol} is at offset ${offset} of a ${strings.length}-byte string table`, { symbol });
     }
-    const end = strings.indexOf(0, offset);
+    if (this.stringsText === undefined) {
+      const whole = strings.toString('latin1');
+      this.stringsText = NON_ASCII.test(whole) ? null : whole;
+    }
+    const text = this.stringsText;
+    const end = text !== null ? text.indexOf('\0', offset) : strings.indexOf(0, offset);
     if (end < 0) throw this.corrupt('ERR_ELF_BAD_STRING', fieldAt, `the name of symbol ${symbol} runs past the end of its string table without a NUL`, { symbol });
-    return strings.toString('utf8', offset, end);
+    return text !== null ? text.slice(offset, end) : strings.toString('utf8', offset, end);
   }
 
   /** A symbol's name for messages: its own, or for a section symbol its section's. */
@@ -219,7 +233,7 @@ export class InputObject {
   classifySections(): void {
     for (const s of this.elf.sections) {
       if (this.sectionKind[s.index] === SECTION_DISCARDED) continue;
-      if (!(s.flags & SHF_ALLOC) || s.flags & SHF_EXCLUDE) continue;
+      if (!(s.flags & SHF_ALLOC) || s.flags & SHF_EXCLUDE || s.type === SHT_NULL) continue;
       if (s.type === SHT_GROUP || s.type === SHT_RELA || s.type === SHT_REL) continue;
       if (s.name === '.note.GNU-stack' || s.name === '.note.gnu.property') continue;
       this.sectionKind[s.index] = s.flags & SHF_TLS ? SECTION_TLS : SECTION_ALLOC;

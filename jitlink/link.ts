@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { JitmemError } from '../core/errors.js';
+import { JitmemError, hex } from '../core/errors.js';
 import { allocGroup, R, W, X, type AllocGroup } from '../graph/alloc-group.js';
 import { layoutGraph, type GraphLayout } from '../graph/layout.js';
 import type { LinkGraph, Section } from '../graph/link-graph.js';
@@ -19,6 +19,9 @@ import {
   KIND_RELAXABLE,
   KIND_SUPPORTED,
   KIND_TLS,
+  R_X86_64_32,
+  R_X86_64_32S,
+  R_X86_64_PC32,
   relocationKinds,
   relocationName,
 } from './x86-64-relocations.js';
@@ -98,6 +101,20 @@ function protectionOf(flags: number): number {
   return R | (flags & SHF_WRITE ? W : 0) | (flags & SHF_EXECINSTR ? X : 0);
 }
 
+/** Code reaching its own data PC-relative must span less than 2 GiB anyway; past 4 GiB a size is damage. */
+const MAX_PROGRAM_BYTES = 4 * 1024 ** 3;
+
+const LITTLE_ENDIAN_HOST = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
+const BOUNDARY = /^__(start|stop)_([A-Za-z_][A-Za-z0-9_]*)$/;
+
+/** Names of the allocated sections of the objects loaded so far. */
+function allocatedSectionNames(table: SymbolTable): Set<string> {
+  const names = new Set<string>();
+  for (const o of table.objects) for (const s of o.elf.sections) if (o.sectionKind[s.index] === SECTION_ALLOC) names.add(s.name);
+  return names;
+}
+
 /** Init/fini ordering: .init_array.N and .ctors.(65535-N) by priority, unprioritized ones last. */
 function arrayPriority(name: string): { kind: 'preinit' | 'init' | 'fini'; priority: number; reversed: boolean } | undefined {
   const m = /^\.(preinit_array|init_array|fini_array|ctors|dtors)(?:\.(\d+))?$/.exec(name);
@@ -129,6 +146,7 @@ export class LinkedProgram {
     private readonly table: SymbolTable,
     private readonly sections: readonly PlannedSection[],
     private readonly relocationLists: readonly RelocationList[],
+    private readonly relocationWords: Uint32Array,
     private readonly gotTargets: ReadonlyArray<{ object: InputObject; index: number }>,
     private readonly stubTargets: readonly GlobalSymbol[],
     private readonly gotSection: PlannedSection | undefined,
@@ -142,6 +160,8 @@ export class LinkedProgram {
     times: LinkTimes,
     stats: LinkStats,
     externals: ReadonlyMap<string, number>,
+    /** Where the allocation must lie for the program's 32-bit references to reach (see RelocationScanner.placement). */
+    readonly placement: { readonly start: number; readonly end: number } | undefined,
   ) {
     this.graph = graph;
     this.layout = layout;
@@ -204,7 +224,11 @@ export class LinkedProgram {
           g.address = dataAddress + g.dataOffset;
           break;
         case SYM_SYNTHETIC:
-          g.address = g.name === GOT_SYMBOL ? gotAddress : dataAddress + g.dataOffset;
+          g.address = g.boundary
+            ? sectionAddress[g.boundary.serial]! + (g.boundary.end ? g.boundary.size : 0)
+            : g.name === GOT_SYMBOL
+              ? gotAddress
+              : dataAddress + g.dataOffset;
           break;
         default:
           break; // EXTERNAL and NULL have their address already
@@ -252,6 +276,7 @@ export class LinkedProgram {
     }
 
     const context: FixupContext = {
+      words: this.relocationWords,
       views,
       segmentOffsets: segments.map((s) => s.offset),
       sectionSegment,
@@ -398,10 +423,22 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
   }
   const runtime = options.runtimeSymbols ?? new Map<string, number>();
   const wanted: GlobalSymbol[] = [];
+  const boundaries = new Map<string, GlobalSymbol[]>();
+  let sectionNames: Set<string> | undefined;
   for (const g of symbols.values()) {
     if (g.state !== SYM_UNDEFINED || g.name === '') continue;
     if (g.name === DSO_HANDLE || g.name === GOT_SYMBOL) {
       g.state = SYM_SYNTHETIC;
+      continue;
+    }
+    const bound = BOUNDARY.exec(g.name);
+    if (bound && (sectionNames ??= allocatedSectionNames(table)).has(bound[2]!)) {
+      // __start_X / __stop_X: the ends of the sections named X, which are laid out as one.
+      g.state = SYM_SYNTHETIC;
+      g.inGraph = true;
+      let list = boundaries.get(bound[2]!);
+      if (!list) boundaries.set(bound[2]!, (list = []));
+      list.push(g);
       continue;
     }
     const stand = runtime.get(g.name);
@@ -449,6 +486,7 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
   const groups = [allocGroup(R), allocGroup(R | W), allocGroup(R | X), allocGroup(R | W | X)];
   const ehPieces: Array<{ object: InputObject; section: number }> = [];
   let ehSize = 0;
+  const merged = new Map<string, { pieces: Array<{ object: InputObject; section: number }>; size: number; alignment: number; flags: number; content: boolean }>();
   const arrays: ArraySection[] = [];
   const relocationLists: RelocationList[] = [];
   let relocationCount = 0;
@@ -456,13 +494,25 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
     const elfSections = object.elf.sections;
     for (const s of elfSections) {
       if (object.sectionKind[s.index] !== SECTION_ALLOC) continue;
-      if (s.name === EH_FRAME && s.type !== SHT_NOBITS) {
+      if (s.name === EH_FRAME && s.content !== undefined) {
         // One .eh_frame for the whole program, so that one registration covers it. Records are
         // 4-byte aligned; a gap would read as a terminator.
-        ehSize = (ehSize + 3) & ~3;
+        ehSize = Math.ceil(ehSize / 4) * 4;
         object.placeOffset[s.index] = ehSize;
         ehSize += s.size;
         ehPieces.push({ object, section: s.index });
+        continue;
+      }
+      if (boundaries.has(s.name)) {
+        let m = merged.get(s.name);
+        if (!m) merged.set(s.name, (m = { pieces: [], size: 0, alignment: 1, flags: s.flags, content: false }));
+        const alignment = Math.max(1, s.addressAlignment);
+        m.size = Math.ceil(m.size / alignment) * alignment;
+        object.placeOffset[s.index] = m.size;
+        m.size += s.size;
+        m.alignment = Math.max(m.alignment, alignment);
+        m.content ||= s.type !== SHT_NOBITS;
+        m.pieces.push({ object, section: s.index });
         continue;
       }
       const prot = protectionOf(s.flags);
@@ -484,16 +534,35 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
       }
       const targetSection = elfSections[target]!;
       const count = rs.size / 24;
+      relocationLists.push({ object, offset: rs.offset, first: relocationCount, count, target, targetSize: targetSection.size, name: targetSection.name, inEhFrame: targetSection.name === EH_FRAME });
       relocationCount += count;
-      relocationLists.push({ object, offset: rs.offset, count, target, targetSize: targetSection.size, name: targetSection.name, inEhFrame: targetSection.name === EH_FRAME });
     }
   }
   let ehFrame: PlannedSection | undefined;
   if (ehPieces.length > 0) {
-    const content = new Uint8Array(((ehSize + 3) & ~3) + 4); // ends with a zero-length terminator record
+    const content = new Uint8Array(Math.ceil(ehSize / 4) * 4 + 4); // ends with a zero-length terminator record
     for (const p of ehPieces) content.set(p.object.elf.sections[p.section]!.content!, p.object.placeOffset[p.section]!);
     ehFrame = addSection(EH_FRAME, groups[0]!, 8, content.length, content);
     for (const p of ehPieces) p.object.placeSection[p.section] = ehFrame.serial;
+  }
+
+  for (const [name, m] of merged) {
+    let content: Uint8Array | undefined;
+    if (m.content) {
+      content = new Uint8Array(m.size);
+      for (const p of m.pieces) {
+        const c = p.object.elf.sections[p.section]!.content;
+        if (c) content.set(c, p.object.placeOffset[p.section]!);
+      }
+    }
+    const prot = protectionOf(m.flags);
+    const section = addSection(name, groups[(prot & W ? 1 : 0) | (prot & X ? 2 : 0)]!, Math.min(m.alignment, options.pageSize), m.size, content);
+    for (const p of m.pieces) {
+      p.object.placeSection[p.section] = section.serial;
+      const array = arrayPriority(name);
+      if (array) arrays.push({ object: p.object, section: p.section, ...array });
+    }
+    for (const g of boundaries.get(name)!) g.boundary = { serial: section.serial, size: m.size, end: g.name.startsWith('__stop_') };
   }
 
   // The linker's own data: COMMON symbols and __dso_handle, zero-filled.
@@ -518,9 +587,15 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
   }
   const dataSection = dataSize > 0 ? addSection('$__jitmem_data', groups[1]!, Math.min(dataAlignment, options.pageSize), dataSize, undefined) : undefined;
 
+  // Every relocation entry, copied once into aligned words (a memcpy per section).
+  if (!LITTLE_ENDIAN_HOST) throw new JitmemError('ERR_LINK_UNSUPPORTED_HOST', "jitmem's linker links x86-64 objects on a little-endian host only", {});
+  const relocationWords = new Uint32Array(relocationCount * 6);
+  const wordBytes = new Uint8Array(relocationWords.buffer);
+  for (const list of relocationLists) wordBytes.set(list.object.bytes.subarray(list.offset, list.offset + list.count * 24), list.first * 24);
+
   // Scan the relocations: refuse what cannot be linked, and find what needs a GOT entry or a stub.
   const scanner = new RelocationScanner(symbols.get(GOT_SYMBOL)?.state === SYM_SYNTHETIC);
-  for (const list of relocationLists) scanner.scan(list);
+  for (const list of relocationLists) scanner.scan(list, relocationWords);
   const { gotTargets, stubTargets, needGot, relaxable } = scanner;
   let gotSection: PlannedSection | undefined;
   if (gotTargets.length > 0 || needGot) {
@@ -536,12 +611,21 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
 
   const graph: LinkGraph = { name: path.basename(typeof inputs[0] === 'string' ? inputs[0] : inputs[0]!.path), sections };
   const layout = layoutGraph(graph, options.pageSize);
+  if (layout.size > MAX_PROGRAM_BYTES) {
+    throw new JitmemError(
+      'ERR_LINK_TOO_LARGE',
+      `the program would take ${layout.size} bytes laid out; jitmem links programs of up to ${MAX_PROGRAM_BYTES} bytes (4 GiB): a section or COMMON symbol is probably damaged`,
+      { size: layout.size, limit: MAX_PROGRAM_BYTES },
+    );
+  }
+  const placement = scanner.placement(layout.size);
   const t3 = performance.now();
 
   return new LinkedProgram(
     table,
     sections,
     relocationLists,
+    relocationWords,
     gotTargets,
     stubTargets,
     gotSection,
@@ -564,6 +648,7 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
       relaxable,
     },
     externals,
+    placement,
   );
 }
 
@@ -602,14 +687,20 @@ class RelocationScanner {
   readonly gotTargets: Array<{ object: InputObject; index: number }> = [];
   readonly stubTargets: GlobalSymbol[] = [];
   relaxable = 0;
+  /** Lowest and highest executor address reached by a 32-bit PC-relative reference from the graph. */
+  nearLowest = Number.POSITIVE_INFINITY;
+  nearHighest = Number.NEGATIVE_INFINITY;
+  /** One of them, for messages. */
+  nearSymbols: string[] = [];
+  /** A 32-bit absolute reference to the graph itself (-fno-pic code): it must lie in the low 2 GiB. */
+  absolute32: string | undefined;
   private flagsObject: InputObject | undefined;
   private flags: Uint8Array = new Uint8Array(0);
 
   constructor(public needGot: boolean) {}
 
-  scan(list: RelocationList): void {
+  scan(list: RelocationList, words: Uint32Array): void {
     const object = list.object;
-    const view = object.view;
     const first = object.firstGlobal;
     const symbolCount = object.symbolCount;
     const globals = object.globals;
@@ -623,13 +714,12 @@ class RelocationScanner {
     if (object.sectionKind[list.target] === SECTION_TLS || object.isNoBits(list.target)) {
       if (list.count > 0) this.refuse(list, list.offset, 0);
     }
-    for (let i = 0, at = list.offset; i < list.count; i++, at += 24) {
-      const type = view.getUint32(at + 8, true);
-      const sym = view.getUint32(at + 12, true);
+    for (let i = 0, at = list.offset, k = list.first * 6; i < list.count; i++, at += 24, k += 6) {
+      const offset = words[k]!;
+      const type = words[k + 2]!;
+      const sym = words[k + 3]!;
       const kind = type < 64 ? relocationKinds[type]! : 0;
-      const offsetHigh = view.getUint32(at + 4, true);
-      const offset = view.getUint32(at, true);
-      if (!(kind & KIND_SUPPORTED) || sym >= symbolCount || offsetHigh !== 0 || offset >= targetSize) this.refuse(list, at, i);
+      if (!(kind & KIND_SUPPORTED) || sym >= symbolCount || words[k + 1] !== 0 || offset >= targetSize) this.refuse(list, at, i);
       if (type === 0) continue;
       let g: GlobalSymbol | undefined;
       let target: number;
@@ -640,9 +730,11 @@ class RelocationScanner {
         target = flags[sym]!;
         if (target & (TARGET_TLS | TARGET_LOCAL_COMMON) || (target & TARGET_DISCARDED && !list.inEhFrame)) this.refuse(list, at, i);
       }
+      const inGraph = (target & TARGET_IN_GRAPH) !== 0;
+      if (type === R_X86_64_PC32 && !inGraph && g !== undefined && g.address !== 0) this.near(g);
+      else if ((type === R_X86_64_32 || type === R_X86_64_32S) && inGraph && this.absolute32 === undefined) this.absolute32 = `${relocationName(type)} at ${object.where(list.target, offset)}`;
       if ((kind & (KIND_GOT | KIND_BRANCH | KIND_GOT_BASE)) === 0) continue;
       if (kind & KIND_GOT_BASE) this.needGot = true;
-      const inGraph = (target & TARGET_IN_GRAPH) !== 0;
       if (kind & KIND_GOT) {
         if (kind & KIND_RELAXABLE && inGraph && isRelaxable(object, list, offset, type)) {
           this.relaxable++;
@@ -655,6 +747,54 @@ class RelocationScanner {
         this.stubTargets.push(g);
       }
     }
+  }
+
+  private near(g: GlobalSymbol): void {
+    if (g.address < this.nearLowest) {
+      this.nearLowest = g.address;
+      this.nearSymbols[0] = g.name;
+    }
+    if (g.address > this.nearHighest) {
+      this.nearHighest = g.address;
+      this.nearSymbols[1] = g.name;
+    }
+  }
+
+  /**
+   * Where the graph must lie for its 32-bit references to reach: within 2 GiB of every
+   * external symbol reached PC-relative (PIE code reading a library's data directly, as if
+   * through a copy relocation), and in the low 2 GiB for absolute 32-bit references to itself.
+   * Undefined when nothing constrains it.
+   */
+  placement(size: number): { start: number; end: number } | undefined {
+    if (this.absolute32 === undefined && this.nearSymbols.length === 0) return undefined;
+    // Room for the addends (field offsets) of the references.
+    const margin = 16 << 20;
+    let start = 1 << 16;
+    let end = 2 ** 47;
+    const reasons: string[] = [];
+    if (this.absolute32 !== undefined) {
+      end = 2 ** 31;
+      reasons.push(`in the low 2 GiB (${this.absolute32} is an absolute 32-bit address: code built with -fno-pic)`);
+    }
+    if (this.nearSymbols.length > 0) {
+      start = Math.max(start, this.nearHighest - 2 ** 31 + margin);
+      end = Math.min(end, this.nearLowest + 2 ** 31 - margin);
+      const [lo, hi] = this.nearSymbols;
+      reasons.push(
+        lo === hi
+          ? `within 2 GiB of ${JSON.stringify(lo)} at ${hex(this.nearLowest)}`
+          : `within 2 GiB of both ${JSON.stringify(lo)} at ${hex(this.nearLowest)} and ${JSON.stringify(hi)} at ${hex(this.nearHighest)}`,
+      );
+    }
+    if (end - start < size) {
+      throw new JitmemError(
+        'ERR_LINK_PLACEMENT',
+        `the program's code must lie ${reasons.join(' and ')} (32-bit references of code built as an executable rather than with -fPIC); no ${size}-byte range satisfies all of that: rebuild the objects with -fPIC`,
+        { start, end, size },
+      );
+    }
+    return { start, end };
   }
 
   private addGot(object: InputObject, sym: number, g: GlobalSymbol | undefined): void {

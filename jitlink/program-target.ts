@@ -36,13 +36,15 @@ export interface ProgramTarget {
   /** 'inprocess', 'jitmem' or 'llvm'. */
   readonly kind: 'inprocess' | 'jitmem' | 'llvm';
   readonly pageSize: number;
-  /** Opens a shared library in the executor; its symbols are found before the process's own. */
+  /** Opens a shared library in the executor (RTLD_GLOBAL): later lookups find its symbols. */
   preload(path: string): Promise<void>;
   /**
-   * Opens a library RTLD_GLOBAL without making it part of later links' lookups (the export
-   * library of a program that loads libraries itself).
+   * Opens the export library of a program that loads libraries itself (RTLD_GLOBAL, so that
+   * they find the program's symbols). `exports` are its symbols: once the program is gone,
+   * retireExports(exports) makes later lookups ignore them (no dynamic linker can unload them).
    */
-  loadLibrary(path: string): Promise<void>;
+  loadExports(path: string, exports: ReadonlyMap<string, number>): Promise<void>;
+  retireExports(exports: ReadonlyMap<string, number>): void;
   /** Addresses of `names` in the executor (0 when not found): one batched lookup. */
   lookup(names: readonly string[]): Promise<number[]>;
   /** Executor functions that stand in for exit, atexit and __cxa_atexit (none for LLVM's executor). */
@@ -57,6 +59,11 @@ function preloadError(path: string, err: unknown): JitmemError {
   return new JitmemError('ERR_PRELOAD_FAILED', `cannot open the library ${JSON.stringify(path)} in the executor: ${(err as Error).message}`, { path }, { cause: err });
 }
 
+/** 0 for a symbol that only an earlier, finished program's export library provides. */
+function withoutRetired(retired: ReadonlyMap<string, number>, name: string, address: number): number {
+  return address !== 0 && retired.get(name) === address ? 0 : address;
+}
+
 function signalNumber(name: NodeJS.Signals): number {
   return (osConstants.signals as Record<string, number>)[name] ?? 0;
 }
@@ -65,18 +72,9 @@ function signalNumber(name: NodeJS.Signals): number {
 export class InProcessTarget implements ProgramTarget {
   readonly kind = 'inprocess' as const;
   readonly pageSize = native.pageSize();
-  private readonly libraries: number[] = [];
   private processHandle: number | undefined;
 
   async preload(path: string): Promise<void> {
-    try {
-      this.libraries.push(native.dlopen(path));
-    } catch (err) {
-      throw preloadError(path, err);
-    }
-  }
-
-  async loadLibrary(path: string): Promise<void> {
     try {
       native.dlopen(path);
     } catch (err) {
@@ -84,15 +82,23 @@ export class InProcessTarget implements ProgramTarget {
     }
   }
 
+  private readonly retired = new Map<string, number>();
+
+  async loadExports(path: string): Promise<void> {
+    try {
+      native.dlopen(path);
+    } catch (err) {
+      throw preloadError(path, err);
+    }
+  }
+
+  retireExports(exports: ReadonlyMap<string, number>): void {
+    for (const [name, address] of exports) this.retired.set(name, address);
+  }
+
   async lookup(names: readonly string[]): Promise<number[]> {
     const process = (this.processHandle ??= native.dlopen(''));
-    return names.map((name) => {
-      for (const h of this.libraries) {
-        const a = native.dlsym(h, name);
-        if (a !== 0) return a;
-      }
-      return native.dlsym(process, name);
-    });
+    return names.map((name) => withoutRetired(this.retired, name, native.dlsym(process, name)));
   }
 
   runtimeSymbols(): ReadonlyMap<string, number> {
@@ -116,7 +122,6 @@ function writer(): SpsWriter {
 
 /** An executor process behind a session: its dylib service, run-program service or run_as_* calls. */
 export class SessionTarget implements ProgramTarget {
-  private readonly libraries: Array<{ path: string; handle: number }> = [];
   private processHandle: Promise<number> | undefined;
 
   constructor(readonly session: ExecutorSession) {}
@@ -136,18 +141,24 @@ export class SessionTarget implements ProgramTarget {
 
   async preload(path: string): Promise<void> {
     try {
-      this.libraries.push({ path, handle: await this.open(path) });
+      await this.open(path);
     } catch (err) {
       throw preloadError(path, err);
     }
   }
 
-  async loadLibrary(path: string): Promise<void> {
+  private readonly retired = new Map<string, number>();
+
+  async loadExports(path: string): Promise<void> {
     try {
       await this.open(path);
     } catch (err) {
       throw preloadError(path, err);
     }
+  }
+
+  retireExports(exports: ReadonlyMap<string, number>): void {
+    for (const [name, address] of exports) this.retired.set(name, address);
   }
 
   private async resolve(handle: number, names: readonly string[]): Promise<number[]> {
@@ -161,15 +172,12 @@ export class SessionTarget implements ProgramTarget {
   }
 
   async lookup(names: readonly string[]): Promise<number[]> {
+    // One resolve in the process's global scope, which holds the executable, its libraries
+    // and every library opened RTLD_GLOBAL (--preload), in that order, as the dynamic linker
+    // would search them.
     const process = await (this.processHandle ??= this.open(''));
-    // One resolve per open library, all in flight at once: the libraries the user preloaded
-    // come first, as LD_PRELOAD would have them, then the process's global scope.
-    const handles = [...this.libraries.map((l) => l.handle), process];
-    const answers = await Promise.all(handles.map((h) => this.resolve(h, names)));
-    return names.map((_, i) => {
-      for (const a of answers) if (a[i] !== 0) return a[i]!;
-      return 0;
-    });
+    const found = await this.resolve(process, names);
+    return this.retired.size === 0 ? found : found.map((a, i) => withoutRetired(this.retired, names[i]!, a));
   }
 
   runtimeSymbols(): ReadonlyMap<string, number> {

@@ -4,8 +4,14 @@ import { R_X86_64_GOTPCRELX, R_X86_64_REX_GOTPCRELX } from './x86-64-relocations
 /** A relocation section whose target is allocated: what the scan and fixup passes walk. */
 export interface RelocationList {
   readonly object: InputObject;
-  /** File offset (within the object) of the first entry. */
+  /** File offset (within the object) of the first entry: where messages point. */
   readonly offset: number;
+  /**
+   * Index of the first entry in the link's relocation words: every entry copied into one
+   * aligned Uint32Array, six words each (offset lo/hi, type, symbol, addend lo/hi), which the
+   * scan and fixup loops index directly instead of calling DataView methods per field.
+   */
+  readonly first: number;
   readonly count: number;
   /** The section the relocations patch. */
   readonly target: number;

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { JitmemError } from '../core/errors.js';
+import { alignUp } from '../core/checks.js';
 import type { MemoryMapper } from '../mappers/memory-mapper.js';
 import { SlabMemoryManager, type FinalizedAllocation, type SlabMemoryManagerOptions } from '../mappers/slab/slab-memory-manager.js';
 import { SpsWriter } from '../protocol/sps.js';
@@ -89,6 +90,8 @@ function ehFrameActionPair(register: number, deregister: number, range: { start:
 
 export interface LinkedAllocation {
   readonly memory: SlabMemoryManager;
+  /** The symbols the program exported to the libraries it loads (empty when it loads none). */
+  readonly exported: ReadonlyMap<string, number>;
   readonly allocation: FinalizedAllocation;
   readonly program: RelocatedProgram;
   readonly stats: LinkStats;
@@ -118,7 +121,12 @@ export async function linkIntoExecutor(
   times.resolve = linked.times.resolve;
   times.layout = linked.times.layout;
 
-  const memory = new SlabMemoryManager(options.mapper, options.slab);
+  // A program whose 32-bit references must reach some data, or the low 2 GiB, gets a slab of
+  // its own size placed there.
+  const memory = new SlabMemoryManager(
+    options.mapper,
+    linked.placement ? { ...options.slab, placement: linked.placement, granularity: alignUp(linked.layout.size, 1 << 20) } : options.slab,
+  );
   t = performance.now();
   let allocation;
   try {
@@ -156,10 +164,11 @@ export async function linkIntoExecutor(
     throw err;
   }
   times.initialize = performance.now() - t;
+  let exported = new Map<string, number>();
   if (options.exportSymbols ?? linked.loadsLibraries) {
     t = performance.now();
     try {
-      await exportProgramSymbols(target, program);
+      exported = await exportProgramSymbols(target, program);
     } catch (err) {
       await memory.deallocate([finalized]).catch(() => undefined);
       await memory.close().catch(() => undefined);
@@ -167,22 +176,25 @@ export async function linkIntoExecutor(
     }
     times.exportSymbols = performance.now() - t;
   }
-  return { memory, allocation: finalized, program, stats: linked.stats };
+  return { memory, exported, allocation: finalized, program, stats: linked.stats };
 }
 
 export function emptyTimes(): PhaseTimes {
   return { preload: 0, readObjects: 0, resolve: 0, layout: 0, reserve: 0, write: 0, applyRelocations: 0, initialize: 0, exportSymbols: 0, run: 0, deallocate: 0 };
 }
 
-async function exportProgramSymbols(target: ProgramTarget, program: RelocatedProgram): Promise<void> {
+async function exportProgramSymbols(target: ProgramTarget, program: RelocatedProgram): Promise<Map<string, number>> {
   const tag = `${process.pid}-${randomBytes(6).toString('hex')}`;
   const file = path.join(tmpdir(), `jitmem-exports-${tag}.so`);
-  writeFileSync(file, buildExportLibrary(`jitmem-exports-${tag}.so`, program.exports()), { mode: 0o600 });
+  const symbols = program.exports();
+  const exported = new Map(symbols.map((s) => [s.name, s.address]));
+  writeFileSync(file, buildExportLibrary(`jitmem-exports-${tag}.so`, symbols), { mode: 0o600 });
   try {
-    await target.loadLibrary(file);
+    await target.loadExports(file, exported);
   } finally {
     rmSync(file, { force: true });
   }
+  return exported;
 }
 
 /** Links, loads, runs and unloads a program; resolves with how it ended and the phase times. */
@@ -190,13 +202,14 @@ export async function runProgram(options: RunProgramOptions): Promise<ProgramRun
   const times = emptyTimes();
   const first = options.inputs[0];
   if (first === undefined) throw new JitmemError('ERR_LINK_NO_INPUT', 'nothing to link: give at least one object file or archive', {});
-  const { memory, allocation, program, stats } = await linkIntoExecutor(options, times);
+  const { memory, exported, allocation, program, stats } = await linkIntoExecutor(options, times);
   const argv = [options.programName ?? (typeof first === 'string' ? first : first.path), ...(options.args ?? [])];
   let t = performance.now();
   let result: ProgramRunResult;
   try {
     result = await options.target.run(program.entry, argv, program.init, program.fini);
   } catch (err) {
+    if (exported.size > 0) options.target.retireExports(exported);
     await memory.close().catch(() => undefined);
     throw err;
   } finally {
@@ -209,6 +222,7 @@ export async function runProgram(options: RunProgramOptions): Promise<ProgramRun
       await memory.deallocate([allocation]);
       times.deallocate = performance.now() - t;
     } finally {
+      if (exported.size > 0) options.target.retireExports(exported);
       await memory.close();
     }
   }

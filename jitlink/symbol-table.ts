@@ -45,6 +45,8 @@ export class GlobalSymbol {
   stub = -1;
   /** For COMMON and synthetic symbols: offset inside the linker's own data section. */
   dataOffset = 0;
+  /** For __start_X and __stop_X: the merged section X (its serial), and which end. */
+  boundary: { serial: number; size: number; end: boolean } | undefined = undefined;
 
   constructor(readonly name: string) {}
 }

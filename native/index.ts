@@ -48,6 +48,8 @@ interface RawAddon {
   runProgram(main: number, argv: string[], init: number[], fini: number[]): Promise<ProgramResult>;
   programRuntime(): Record<string, number>;
   setBlocking(fd: number): boolean;
+  reserveWithin(length: number, prot: number, lo: number, hi: number): number;
+  mapSharedWithin(fd: number, length: number, prot: number, lo: number, hi: number): number;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -424,4 +426,32 @@ export function programRuntime(): Readonly<Record<'exit' | 'atexit' | '__cxa_ate
 export function setBlocking(fd: number): boolean {
   checkSize('fd', fd);
   return raw().setBlocking(fd);
+}
+
+function checkWindow(lo: number, hi: number, length: number): void {
+  checkAddress('lo', lo);
+  checkAddress('hi', hi);
+  if (hi <= lo || hi - lo < length) {
+    throw new JitmemError('ERR_INVALID_WINDOW', `the window [0x${lo.toString(16)}, 0x${hi.toString(16)}) cannot hold ${length} bytes`, { lo, hi, length });
+  }
+}
+
+/**
+ * reserve(), but inside [lo, hi): the highest free range there that fits (64 KiB aligned),
+ * mapped without ever replacing an existing mapping. ERR_NO_ROOM_IN_WINDOW when none fits.
+ */
+export function reserveWithin(length: number, prot: number, lo: number, hi: number): number {
+  checkSize('length', length, 1);
+  checkProtection('prot', prot);
+  checkWindow(lo, hi, length);
+  return raw().reserveWithin(length, prot, lo, hi);
+}
+
+/** mapShared(), but inside [lo, hi); see reserveWithin. */
+export function mapSharedWithin(fd: number, length: number, prot: number, lo: number, hi: number): number {
+  checkSize('fd', fd);
+  checkSize('length', length, 1);
+  checkProtection('prot', prot);
+  checkWindow(lo, hi, length);
+  return raw().mapSharedWithin(fd, length, prot, lo, hi);
 }

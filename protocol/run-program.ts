@@ -17,6 +17,13 @@ import { SpsReader, SpsWriter, decode, type WireExpected } from './sps.js';
 
 export const RUN_PROGRAM_SYMBOL = 'jitmem_run_program_wrapper';
 
+/**
+ * (SPSExecutorAddr start, SPSExecutorAddr end) -> SPSError: from now on, the executor places
+ * new reservations (both memory services) inside [start, end); (0, 0) lifts the constraint.
+ * A program whose code must lie near some data, or in the low 2 GiB, needs it.
+ */
+export const RESERVE_WINDOW_SYMBOL = 'jitmem_set_reserve_window_wrapper';
+
 /** The names the executor advertises for the program runtime, by the libc name each stands in for. */
 export const PROGRAM_RUNTIME_SYMBOLS: Readonly<Record<'exit' | 'atexit' | '__cxa_atexit', string>> = {
   exit: 'jitmem_program_exit',

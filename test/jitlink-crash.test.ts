@@ -5,7 +5,7 @@ import { SharedMemoryMapper } from '../mappers/shared-memory-mapper.js';
 import { ExecutorSession } from '../session/executor-session.js';
 import { SessionTarget } from '../jitlink/program-target.js';
 import { runProgram } from '../jitlink/run-program.js';
-import { processExists, shmObjects } from './helpers/executor-process.js';
+import { llvmInstalled, processExists, shmObjects } from './helpers/executor-process.js';
 import { compile, jitmemRun, tempDir } from './helpers/jitlink-run.js';
 
 /**
@@ -103,4 +103,16 @@ test('after a crash, an exit and a run that loads libraries, no executor, shm ob
   t.false(processExists(pid));
   t.deepEqual(shmObjects(`jitmem_${pid}_`), []);
   t.deepEqual(exports(), []);
+});
+
+const llvmTest = llvmInstalled() ? test : test.skip;
+llvmTest("under LLVM's executor, exit() ends the executor process and its status is jitmem's", async (t) => {
+  const dir = tempDir(t);
+  const obj = compile(dir, 'bye.c', '#include <stdio.h>\n#include <stdlib.h>\nint main(void) { puts("bye"); exit(7); }', ['-O2', '-fPIC']);
+  for (const mapper of ['shared', 'rpc']) {
+    const r = await jitmemRun(['--executor', 'llvm', '--mapper', mapper, obj]);
+    t.is(r.stdout.toString(), 'bye\n');
+    t.is(r.status, 7, mapper);
+    t.is(r.stderr, '');
+  }
 });

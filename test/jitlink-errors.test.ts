@@ -8,7 +8,7 @@ import { readElfObject } from '../objects/elf-object.js';
 import { ExecutorSession } from '../session/executor-session.js';
 import { SessionTarget } from '../jitlink/program-target.js';
 import { runProgram } from '../jitlink/run-program.js';
-import { shmObjects } from './helpers/executor-process.js';
+import { llvmInstalled, shmObjects } from './helpers/executor-process.js';
 import { compile, tempDir } from './helpers/jitlink-run.js';
 
 /**
@@ -101,7 +101,7 @@ for (const [mapperName, makeMapper] of [
   });
 }
 
-test('-fno-pic objects are refused with the relocation, the symbol and a way out, unless the slab lies in the low 2 GiB', async (t) => {
+test('-fno-pic code is placed in the low 2 GiB; where that cannot be done it is refused naming the relocation, the symbol and a way out', async (t) => {
   const dir = tempDir(t);
   const session = await ExecutorSession.spawn();
   const mapper = new SharedMemoryMapper(session);
@@ -109,14 +109,53 @@ test('-fno-pic objects are refused with the relocation, the symbol and a way out
     await mapper.close().catch(() => undefined);
     await session.close();
   });
-  const obj = compile(dir, 'nopic.c', 'static int table[4] = {1, 2, 3, 4}; int *p(int i) { return &table[i]; } int main(void) { return *p(2) - 3; }', ['-O0', '-fno-pic']);
-  try {
-    const r = await runProgram({ inputs: [obj], target: new SessionTarget(session), mapper });
-    // The slab could be placed low: then the program must simply work.
-    t.is(r.result.status, 0);
-  } catch (err) {
-    t.is((err as JitmemError).code, 'ERR_LINK_RELOCATION_OVERFLOW');
-    t.regex((err as Error).message, /R_X86_64_32S? at \.text\+0x[0-9a-f]+ in .*nopic\.o against "\.(data|bss)"/);
-    t.regex((err as Error).message, /rebuild it with -fPIC or -fPIE/);
-  }
+  const target = new SessionTarget(session);
+  const nopic = compile(dir, 'nopic.c', 'static int table[4] = {1, 2, 3, 4}; int *p(int i) { return &table[i]; } int main(void) { return *p(2) + 40; }', ['-O0', '-fno-pic']);
+  const placed = await runProgram({ inputs: [nopic], target, mapper });
+  t.is(placed.result.status, 43);
+  t.true(placed.program.base > 0 && placed.program.entry < 2 ** 31, 'the program lies in the low 2 GiB');
+
+  // The address of a libc function as a 32-bit immediate: libc lies far above 4 GiB.
+  const address = compile(dir, 'address.c', '#include <stdio.h>\nint main(void) { int (*volatile f)(const char *) = puts; return f("x") < 0; }', ['-O0', '-fno-pic']);
+  const err = await t.throwsAsync(runProgram({ inputs: [address], target, mapper }), { instanceOf: JitmemError, code: 'ERR_LINK_RELOCATION_OVERFLOW' });
+  t.regex(err!.message, /R_X86_64_32S? at \.text\+0x[0-9a-f]+ in .*address\.o against "puts"/);
+  t.regex(err!.message, /takes the address of "puts".*rebuild it with -fPIC or -fPIE/);
+
+  // The session is as it was: the next program runs.
+  const again = await runProgram({ inputs: [nopic], target, mapper });
+  t.is(again.result.status, 43);
+});
+
+const llvmTest = llvmInstalled() ? test : test.skip;
+llvmTest("LLVM's executor cannot place reservations: -fno-pic code is refused there, saying so", async (t) => {
+  const dir = tempDir(t);
+  const session = await ExecutorSession.spawn({ kind: 'llvm' });
+  const mapper = new RpcCopyMapper(session);
+  t.teardown(async () => {
+    await mapper.close().catch(() => undefined);
+    await session.close();
+  });
+  const nopic = compile(dir, 'nopic.c', 'static int table[4] = {1, 2, 3, 4}; int *p(int i) { return &table[i]; } int main(void) { return *p(2) + 40; }', ['-O0', '-fno-pic']);
+  const err = await t.throwsAsync(runProgram({ inputs: [nopic], target: new SessionTarget(session), mapper }), { instanceOf: JitmemError, code: 'ERR_LINK_RELOCATION_OVERFLOW' });
+  t.regex(err!.message, /R_X86_64_32S? at \.text\+0x[0-9a-f]+ in .*nopic\.o against "\.(data|bss)"/);
+  t.regex(err!.message, /cannot place it lower\): rebuild it with -fPIC or -fPIE/);
+});
+
+test("a finished program's exported symbols do not satisfy the next program's undefined ones", async (t) => {
+  const dir = tempDir(t);
+  const session = await ExecutorSession.spawn();
+  const mapper = new SharedMemoryMapper(session);
+  t.teardown(async () => {
+    await mapper.close().catch(() => undefined);
+    await session.close();
+  });
+  const target = new SessionTarget(session);
+  // It calls dlopen, so its symbols are exported for the libraries it might load.
+  const first = compile(dir, 'first.c', '#include <dlfcn.h>\nint jitmem_stale_probe(void) { return 7; }\nint main(void) { return dlopen(0, RTLD_NOW) ? jitmem_stale_probe() : 1; }', ['-O2', '-fPIC']);
+  const ran = await runProgram({ inputs: [first], target, mapper });
+  t.is(ran.result.status, 7);
+  t.true(ran.times.exportSymbols > 0);
+  const second = compile(dir, 'second.c', 'int jitmem_stale_probe(void); int main(void) { return jitmem_stale_probe(); }', ['-O2', '-fPIC']);
+  const err = await t.throwsAsync(runProgram({ inputs: [second], target, mapper }), { instanceOf: JitmemError, code: 'ERR_LINK_UNDEFINED_SYMBOL' });
+  t.regex(err!.message, /"jitmem_stale_probe" \(referenced by .*second\.o\)/);
 });

@@ -69,7 +69,11 @@ export function formatLinkBench(r: LinkBenchResult, inputs: readonly string[]): 
     lines.push('');
     const ratio = m.total / wall;
     lines.push(`budget: no slower than llvm-jitlink in-process (${LINK_BUDGET_MS} ms on the reference machine; ${ms(wall)} in this run)`);
-    lines.push(`  jitmem / llvm-jitlink, wall: ${ratio.toFixed(2)}x; CPU: ${(m.cpu / cpu).toFixed(2)}x -> ${ratio <= 1 ? 'within budget' : 'OVER BUDGET'}`);
+    lines.push(`  warm: jitmem / llvm-jitlink, wall: ${ratio.toFixed(2)}x; CPU: ${(m.cpu / cpu).toFixed(2)}x -> ${ratio <= 1 ? 'within budget' : 'OVER BUDGET'}`);
+    const coldRatio = r.cold.total / wall;
+    lines.push(
+      `  cold (a process's first link, while V8 still compiles the linker): wall ${coldRatio.toFixed(2)}x; CPU ${(r.cold.cpu / cpu).toFixed(2)}x -> ${coldRatio <= 1 ? 'within budget' : 'OVER BUDGET'}`,
+    );
   } else {
     lines.push(`llvm-jitlink: not measured (${r.llvmSkipped ?? 'unavailable'})`);
     lines.push(`budget: no slower than llvm-jitlink in-process, ${LINK_BUDGET_MS} ms on the reference machine -> ${m.total <= LINK_BUDGET_MS ? 'within budget' : 'OVER BUDGET'} (${ms(m.total)})`);

@@ -20,8 +20,14 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
+#include <fstream>
+#include <sstream>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -335,6 +341,96 @@ int jitmem_program_cxa_atexit(void (*fn)(void *), void *arg, void * /*dso*/) {
 
 namespace {
 
+// ---- Placing reservations --------------------------------------------------------------------
+// Code built as a position-dependent or position-independent executable reaches data outside
+// itself with 32-bit PC-relative or absolute addresses: the linker can only honour them when
+// the program's memory lies within 2 GiB of that data (or in the low 2 GiB). These map a
+// reservation inside a window of addresses: the highest free gap of /proc/self/maps that fits,
+// taken with MAP_FIXED_NOREPLACE so that nothing mapped meanwhile is ever clobbered.
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+std::vector<std::pair<uint64_t, uint64_t>> Mappings() {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    uint64_t start = 0, end = 0;
+    char dash = 0;
+    std::istringstream in(line);
+    in >> std::hex >> start >> dash >> end;
+    if (dash == '-' && end > start) out.emplace_back(start, end);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// mmap inside [lo, hi): the highest place that fits, or MAP_FAILED with errno set.
+void *MapWithin(uint64_t length, int prot, int flags, int fd, uint64_t lo, uint64_t hi) {
+  constexpr uint64_t kAlign = 1u << 16;
+  constexpr uint64_t kUserTop = 1ull << 47;
+  if (lo < kAlign) lo = kAlign;  // never page 0 and its neighbours
+  std::vector<std::pair<uint64_t, uint64_t>> gaps;
+  uint64_t previousEnd = 0;
+  for (auto &m : Mappings()) {
+    if (m.first > previousEnd) gaps.emplace_back(previousEnd, m.first);
+    previousEnd = std::max(previousEnd, m.second);
+  }
+  if (kUserTop > previousEnd) gaps.emplace_back(previousEnd, kUserTop);
+  for (size_t i = gaps.size(); i-- > 0;) {
+    uint64_t from = std::max(gaps[i].first, lo);
+    uint64_t to = std::min(gaps[i].second, hi);
+    if (to <= from || to - from < length) continue;
+    uint64_t at = (to - length) & ~(kAlign - 1);
+    if (at < from) continue;
+    void *p = mmap(reinterpret_cast<void *>(at), length, prot, flags | MAP_FIXED_NOREPLACE, fd, 0);
+    if (p != MAP_FAILED && reinterpret_cast<uint64_t>(p) != at) {
+      munmap(p, length);  // an old kernel took the flag for a hint
+      continue;
+    }
+    if (p != MAP_FAILED) return p;
+    if (errno != EEXIST) return MAP_FAILED;  // mapped meanwhile: try the next gap
+  }
+  errno = ENOMEM;
+  return MAP_FAILED;
+}
+
+[[noreturn]] void ThrowPlacement(Napi::Env env, const char *what, uint64_t length, uint64_t lo, uint64_t hi) {
+  int err = errno;
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s: no free range of %llu bytes inside [0x%llx, 0x%llx) (%s)", what, static_cast<unsigned long long>(length),
+           static_cast<unsigned long long>(lo), static_cast<unsigned long long>(hi), strerror(err));
+  Napi::Error e = Napi::Error::New(env, buf);
+  e.Set("code", Napi::String::New(env, err == ENOMEM ? "ERR_NO_ROOM_IN_WINDOW" : "ERR_MMAP"));
+  e.Set("syscall", Napi::String::New(env, "mmap"));
+  throw e;
+}
+
+int ProtFlags(uint64_t p) { return (p & 1 ? PROT_READ : 0) | (p & 2 ? PROT_WRITE : 0) | (p & 4 ? PROT_EXEC : 0); }
+
+// reserveWithin(length, prot, lo, hi) -> address of anonymous memory (MAP_NORESERVE).
+Napi::Value ReserveWithin(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  uint64_t length = Address(env, info[0], "length"), prot = Address(env, info[1], "prot");
+  uint64_t lo = Address(env, info[2], "lo"), hi = Address(env, info[3], "hi");
+  void *p = MapWithin(length, ProtFlags(prot), MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, lo, hi);
+  if (p == MAP_FAILED) ThrowPlacement(env, "reserveWithin", length, lo, hi);
+  return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(p)));
+}
+
+// mapSharedWithin(fd, length, prot, lo, hi) -> address of a MAP_SHARED mapping of fd.
+Napi::Value MapSharedWithin(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(Address(env, info[0], "fd"));
+  uint64_t length = Address(env, info[1], "length"), prot = Address(env, info[2], "prot");
+  uint64_t lo = Address(env, info[3], "lo"), hi = Address(env, info[4], "hi");
+  void *p = MapWithin(length, ProtFlags(prot), MAP_SHARED, fd, lo, hi);
+  if (p == MAP_FAILED) ThrowPlacement(env, "mapSharedWithin", length, lo, hi);
+  return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(p)));
+}
+
 Napi::Value ProgramRuntime(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -352,4 +448,6 @@ void RegisterRunProgram(Napi::Env env, Napi::Object exports) {
   exports.Set("runProgram", Napi::Function::New(env, RunProgram));
   exports.Set("programRuntime", Napi::Function::New(env, ProgramRuntime));
   exports.Set("setBlocking", Napi::Function::New(env, SetBlocking));
+  exports.Set("reserveWithin", Napi::Function::New(env, ReserveWithin));
+  exports.Set("mapSharedWithin", Napi::Function::New(env, MapSharedWithin));
 }

@@ -56,9 +56,9 @@ export function archive(dir: string, name: string, objects: readonly string[]): 
 }
 
 /** Links objects natively (gcc/g++ as the driver) and runs the result: the reference output. */
-export function runNative(dir: string, name: string, inputs: readonly string[], cxx = false, args: readonly string[] = []): { status: number; stdout: Buffer } {
+export function runNative(dir: string, name: string, inputs: readonly string[], cxx = false, noPie = false, args: readonly string[] = []): { status: number; stdout: Buffer } {
   const exe = path.join(dir, name);
-  execFileSync(cxx ? 'g++' : 'gcc', [...inputs, '-o', exe], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync(cxx ? 'g++' : 'gcc', [...(noPie ? ['-no-pie'] : []), ...inputs, '-o', exe], { stdio: ['ignore', 'ignore', 'pipe'] });
   try {
     return { status: 0, stdout: execFileSync(exe, args, { stdio: ['ignore', 'pipe', 'ignore'] }) };
   } catch (err) {
