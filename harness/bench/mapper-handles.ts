@@ -5,6 +5,7 @@ import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js
 import { ExecutorSession, DEFAULT_LLVM_EXECUTOR } from '../../session/executor-session.js';
 import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
 import { RpcCopyMapper } from '../../mappers/rpc-copy-mapper.js';
+import { DualMappedMemoryMapper } from '../../mappers/dual-mapped-memory-mapper.js';
 import type { ExecutorName, MapperName } from '../report.js';
 import type { MemoryMapper } from '../../mappers/memory-mapper.js';
 import type { MapperHandle } from './cell-runner.js';
@@ -38,6 +39,21 @@ function inProcessHandle(): MapperHandle {
     read: async (r) => native.view(r.start, r.length).slice(),
     counters: () => ({ calls: 0, bytesSent: 0 }),
     patch: (address, bytes) => mapper.patchCode(address, bytes),
+    close: () => mapper.close(),
+  };
+}
+
+/** The dual-mapped in-process mapper: target pages seen through its R-X view, as code sees them. */
+function dualMappedHandle(): MapperHandle {
+  const mapper = new DualMappedMemoryMapper();
+  return {
+    mapper: 'dualmap',
+    executor: 'none',
+    memoryMapper: mapper as unknown as MemoryMapper,
+    digest: async (ranges) => ranges.map((r) => sha256(native.view(r.start, r.length))),
+    read: async (r) => native.view(r.start, r.length).slice(),
+    counters: () => ({ calls: 0, bytesSent: 0 }),
+    patch: (address, bytes) => mapper.patchCode([{ address, bytes }]),
     close: () => mapper.close(),
   };
 }
@@ -84,6 +100,7 @@ async function remoteHandle(mapper: 'shared' | 'rpc', executor: 'jitmem' | 'llvm
 
 export async function openHandle(mapper: MapperName, executor: ExecutorName, options: HandleOptions): Promise<MapperHandle> {
   if (mapper === 'inprocess') return inProcessHandle();
+  if (mapper === 'dualmap') return dualMappedHandle();
   if (executor === 'none') throw new JitmemError('ERR_INVALID_CELL', `the ${mapper} mapper needs an executor (jitmem or llvm)`, { mapper });
   return remoteHandle(mapper, executor, options);
 }

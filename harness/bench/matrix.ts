@@ -8,7 +8,7 @@ import { updatePlan } from '../../workloads/patterns/update-pattern.js';
 import { patchPlan } from '../../workloads/patterns/patch-pattern.js';
 import { sweepPlan, sweepSizes } from '../../workloads/patterns/sweep-pattern.js';
 import type { Plan } from '../../workloads/patterns/plan.js';
-import type { ExecutorName, MapperName, PatternName } from '../report.js';
+import { IN_PROCESS_MAPPERS, type ExecutorName, type MapperName, type PatternName } from '../report.js';
 import type { Cell } from './cell-runner.js';
 
 /**
@@ -38,7 +38,7 @@ export interface MatrixSelection {
 }
 
 export const ALL_PATTERNS: readonly PatternName[] = ['load', 'churn', 'update', 'patch', 'sweep'];
-export const ALL_MAPPERS: readonly MapperName[] = ['inprocess', 'shared', 'rpc'];
+export const ALL_MAPPERS: readonly MapperName[] = ['inprocess', 'dualmap', 'shared', 'rpc'];
 
 export function presetSelection(preset: Preset): MatrixSelection {
   switch (preset) {
@@ -132,7 +132,7 @@ export function planCells(
     return g;
   };
   const executorsFor = (mapper: MapperName, pattern: PatternName): ExecutorName[] => {
-    if (mapper === 'inprocess') return ['none'];
+    if (IN_PROCESS_MAPPERS.includes(mapper)) return ['none'];
     return selection.executors.filter((e) => {
       if (e !== 'llvm') return true;
       if (!llvmInstalled) {

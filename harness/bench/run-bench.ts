@@ -7,7 +7,8 @@ import type { PlannedCell } from './matrix.js';
 import { captureEnvironment, cpuPlan } from './environment.js';
 import { openHandle, llvmExecutorAvailable, type HandleOptions } from './mapper-handles.js';
 import { planCells, type MatrixSelection, type Preset, type SkippedCell } from './matrix.js';
-import { computeRatios, extraTimeBudgets } from './ratios.js';
+import { computeRatios, extraTimeBudgets, transportRatioBudgets } from './ratios.js';
+import { probeRoundTrip, roundTripBudget } from './round-trip-probe.js';
 
 /**
  * A whole bench run: plan the cells, run each against a freshly opened transport, and put the
@@ -41,6 +42,11 @@ export interface BenchRunOptions {
   readonly repoDir: string;
   readonly command?: readonly string[];
   readonly onProgress?: (event: BenchProgress) => void;
+  /**
+   * Measure a no-op round trip beside a sequential one-page finalize (shared memory, jitmem
+   * executor) after the cells, for the budget that relates them.
+   */
+  readonly probeRoundTrip?: boolean;
   /** Opens the transport of a cell; tests substitute their own (a corrupting mapper, say). */
   readonly openHandle?: OpenHandle;
 }
@@ -76,6 +82,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
   });
   const rounds = Math.max(1, options.rounds ?? 4);
   const rowAt = new Map<number, ResultRow>();
+  let probe: Awaited<ReturnType<typeof probeRoundTrip>> | undefined;
   try {
     for (const group of groups.values()) {
       const active: Array<{ cell: PlannedCell; index: number; name: string; handle: MapperHandle; runner: CellRunner }> = [];
@@ -121,6 +128,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
       const row = rowAt.get(index);
       if (row) rows.push(row);
     }
+    if (options.probeRoundTrip) probe = await probeRoundTrip({ executorCpus: cpus.executor });
   } finally {
     if (cpus.controller) native.setAffinity(0, originalAffinity);
   }
@@ -130,7 +138,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
     executorCpus: cpus.executor ?? originalAffinity,
     controllerSeenOn: [...seen].sort((a, b) => a - b),
   };
-  const budgets: BudgetRow[] = extraTimeBudgets(rows);
+  const budgets: BudgetRow[] = [...extraTimeBudgets(rows), ...transportRatioBudgets(rows), ...(probe ? [roundTripBudget(probe)] : [])];
   const report: Report = {
     schema: 1,
     tool: { name: 'jitmem', version: toolVersion() },

@@ -59,6 +59,15 @@ export function headlines(report: Report): string[] {
 export function budgetLines(report: Report): string[] {
   const lines: string[] = [];
   for (const b of report.budgets ?? []) {
+    if (b.unit !== 'ms') {
+      const verdict = b.ok ? ': ok' : b.direction === 'at-least' ? ': SHORT OF BUDGET' : ': OVER BUDGET';
+      lines.push(`${b.label}: ${b.value.toFixed(2)}${b.unit}, budget ${b.direction === 'at-least' ? '>=' : '<='} ${b.budget}${b.unit}${verdict}`);
+      continue;
+    }
+    if (!b.label.startsWith('python/load')) {
+      lines.push(`${b.label}: ${b.value.toFixed(3)} ms, budget ${b.direction === 'at-least' ? '>=' : '<='} ${b.budget.toFixed(3)} ms${b.ok ? ': ok' : ': OVER BUDGET'}`);
+      continue;
+    }
     const llvm = b.label.includes("LLVM's executor");
     const mapper = b.label.includes('RPC copy') ? 'rpc' : 'shared';
     const ref = llvm ? '' : ` (LLVM 22 on the same link here: +${LLVM22_EXTRA_MS[mapper]} ms)`;

@@ -56,7 +56,7 @@ function base(title: string): Record<string, unknown> {
   return { $schema: VEGA_LITE_SCHEMA_URL, title, config };
 }
 
-const MAPPER_LABELS: Record<string, string> = { inprocess: 'in-process', shared: 'shared memory', rpc: 'RPC copy' };
+const MAPPER_LABELS: Record<string, string> = { inprocess: 'in-process', dualmap: 'in-process dual-mapped', shared: 'shared memory', rpc: 'RPC copy' };
 
 /** A mapper as the charts name it: with the executor when it is not ours. */
 function mapperLabel(mapper: string, executor: string): string {

@@ -44,6 +44,9 @@ measurement:
                         drift in the machine's speed falls on every mapper alike (default 4)
   --pin same|split|none controller and executor on the same CPU, on two CPUs, or unpinned
                         (default none; where they ran is recorded either way)
+  --probe, --no-probe   after the cells, time a no-op round trip beside the finalize of a
+                        one-page graph through shared memory (default: on for the default and
+                        full presets without selection flags, off otherwise)
 
 output:
   --out FILE            the report file (default reports/out/bench-<time>.json)
@@ -110,6 +113,8 @@ export const benchCommand: Command = {
           charts: { type: 'string' },
           'no-charts': { type: 'boolean' },
           pin: { type: 'string' },
+          probe: { type: 'boolean' },
+          'no-probe': { type: 'boolean' },
           out: { type: 'string' },
           help: { type: 'boolean', short: 'h' },
         },
@@ -123,6 +128,7 @@ export const benchCommand: Command = {
       io.stdout.write(HELP);
       return 0;
     }
+    if (values.probe && values['no-probe']) throw new JitmemError('ERR_INVALID_FLAG', '--probe and --no-probe exclude each other', {});
     if (values.quick && values.full) throw new JitmemError('ERR_INVALID_FLAG', '--quick and --full exclude each other', {});
     if (objects && objects.length === 0) throw new JitmemError('ERR_INVALID_FLAG', '--objects needs at least one file', {});
     const preset: Preset = values.quick ? 'quick' : values.full ? 'full' : 'default';
@@ -167,6 +173,7 @@ export const benchCommand: Command = {
       repoDir,
       command: ['jitmem', 'bench', ...argv],
       onProgress: progress,
+      probeRoundTrip: values['no-probe'] ? false : values.probe === true || (!custom && preset !== 'quick'),
     });
     if (tty) io.stderr.write('\r\x1b[K');
     mkdirSync(path.dirname(outFile), { recursive: true });
