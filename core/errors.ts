@@ -38,3 +38,16 @@ export function throwCollected(errors: readonly unknown[], op: string): void {
     });
   }
 }
+
+/** Runs `each` on every item even when some fail, then throws what failed as throwCollected does. */
+export function eachCollected<T>(items: Iterable<T>, op: string, each: (item: T) => void): void {
+  const errors: unknown[] = [];
+  for (const item of items) {
+    try {
+      each(item);
+    } catch (err) {
+      errors.push(err);
+    }
+  }
+  throwCollected(errors, op);
+}

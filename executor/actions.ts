@@ -1,16 +1,18 @@
 import * as native from '../native/index.js';
 import { hex } from '../core/errors.js';
-import { SpsReader, type WireWrapperCall } from '../protocol/sps.js';
+import { SpsReader } from '../protocol/sps.js';
+import type { ActionCallSite, WrapperCall } from '../protocol/alloc-actions.js';
 import { AddressSpace, PROT_R, PROT_W, PROT_X } from './address-space.js';
 import { RemoteError } from './remote-error.js';
 
 /**
- * Runs alloc actions (spec §5.6): C wrapper functions that return an SPSError. An action is
+ * The executor's side of running alloc actions (spec §5.6; the runner is
+ * protocol/alloc-actions.ts): C wrapper functions that return an SPSError. An action is
  * called only if it is one of the addon's own actions, with arguments that name memory this
  * executor owns, or lies in an executable page the controller initialized (JIT'd code). Any
  * other address would be a jump into the unknown, which LLVM's executor makes and we refuse.
  */
-export class ActionRunner {
+export class ExecutorActionSite implements ActionCallSite {
   private readonly builtin: native.ActionAddresses;
 
   /**
@@ -23,26 +25,16 @@ export class ActionRunner {
     this.builtin = native.actionAddresses();
   }
 
-  run(call: WireWrapperCall, what: string): void {
-    if (this.ignored.has(call.fn)) return;
-    this.check(call, what);
-    let out: Uint8Array;
-    try {
-      out = native.callWrapper(call.fn, call.args);
-    } catch (err) {
-      throw new RemoteError('ERR_ALLOC_ACTION_FAILED', `${what} at ${hex(call.fn)} failed: ${(err as Error).message}`);
-    }
-    if (out.length === 0) {
-      throw new RemoteError('ERR_ALLOC_ACTION_FAILED', `${what} at ${hex(call.fn)} returned an empty result where an SPSError was expected`);
-    }
-    let message: string | null;
-    try {
-      const r = new SpsReader(out, `result of ${what}`);
-      message = r.error();
-    } catch (err) {
-      throw new RemoteError('ERR_ALLOC_ACTION_FAILED', `${what} at ${hex(call.fn)} returned a malformed SPSError: ${(err as Error).message}`);
-    }
-    if (message !== null) throw new RemoteError('ERR_ALLOC_ACTION_FAILED', `${what} at ${hex(call.fn)} failed: ${message}`);
+  skip(call: WrapperCall): boolean {
+    return this.ignored.has(call.fn);
+  }
+
+  invoke(call: WrapperCall): Uint8Array {
+    return native.callWrapper(call.fn, call.args);
+  }
+
+  failure(message: string): Error {
+    return new RemoteError('ERR_ALLOC_ACTION_FAILED', message);
   }
 
   /**
@@ -74,7 +66,7 @@ export class ActionRunner {
     throw new RemoteError('ERR_ACTION_REFUSED', `${what}: EH-frame section [${hex(start)}, ${hex(end)}) has no zero terminator inside or right after it`);
   }
 
-  private check(call: WireWrapperCall, what: string): void {
+  check(call: WrapperCall, what: string): void {
     const b = this.builtin;
     const args = new SpsReader(call.args, `arguments of ${what}`);
     try {

@@ -1,6 +1,6 @@
 import { hex } from '../core/errors.js';
 import { alignUp } from '../core/checks.js';
-import type { WireWrapperCall } from '../protocol/sps.js';
+import type { WrapperCall } from '../protocol/alloc-actions.js';
 import { RemoteError } from './remote-error.js';
 
 /**
@@ -20,7 +20,7 @@ export interface Region {
   /** Page-rounded segment ranges and the protection each has while the region lives. */
   readonly segments: ReadonlyArray<{ addr: number; size: number; prot: number }>;
   /** Dealloc actions of the finalize actions that ran, in the order they ran. */
-  readonly deallocs: WireWrapperCall[];
+  readonly deallocs: WrapperCall[];
 }
 
 export interface Reservation {

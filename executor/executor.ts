@@ -7,7 +7,7 @@ import { Channel, type CallResult, type ChannelEnd } from '../protocol/channel.j
 import { DEFAULT_MAX_FRAME_SIZE, HEADER_SIZE } from '../protocol/frame.js';
 import { JitmemSym, Sym, encodeSetup, processTriple } from '../protocol/setup.js';
 import { SpsWriter, SymbolFlags, decode } from '../protocol/sps.js';
-import { ActionRunner } from './actions.js';
+import { ExecutorActionSite } from './actions.js';
 import { AddressSpace, PROT_R, PROT_W, PROT_X, type Reservation } from './address-space.js';
 import { MemoryManagerService, SharedMemoryService, releaseReservation, unlinkName } from './memory-services.js';
 import { RemoteError } from './remote-error.js';
@@ -45,7 +45,7 @@ const MAX_CHECKSUM_BYTES = 1 << 30;
 
 export class Executor {
   readonly space: AddressSpace;
-  private readonly actions: ActionRunner;
+  private readonly actions: ExecutorActionSite;
   private readonly memoryManager: MemoryManagerService;
   private readonly sharedMemory: SharedMemoryService;
   private readonly tokenPage: number;
@@ -68,7 +68,7 @@ export class Executor {
 
   constructor(private readonly options: ExecutorOptions = {}) {
     this.space = new AddressSpace(native.pageSize());
-    this.actions = new ActionRunner(this.space);
+    this.actions = new ExecutorActionSite(this.space);
     this.memoryManager = new MemoryManagerService(this.space, this.actions);
     this.sharedMemory = new SharedMemoryService(this.space, this.actions, options.shmPrefix ?? `/jitmem_${process.pid}`);
     this.tokenPage = native.reserve(this.space.pageSize, 0);
@@ -218,26 +218,6 @@ export class Executor {
         return this.memoryManager.initialize(fr);
       });
     });
-    this.on(Sym.memMgrDeinitialize, (a) => {
-      const [inst, keys] = decode(a, 'deinitialize arguments', (r) => [r.addr(), r.sequence(8, (r) => r.addr())] as const);
-      const out = spsError(() => {
-        this.checkInstance(Sym.memMgrInstance, inst);
-        this.requireNoCodeRunning('deinitialize');
-        this.memoryManager.deinitialize(keys);
-      });
-      this.deallocationAnswered();
-      return out;
-    });
-    this.on(Sym.memMgrRelease, (a) => {
-      const [inst, bases] = decode(a, 'release arguments', (r) => [r.addr(), r.sequence(8, (r) => r.addr())] as const);
-      const out = spsError(() => {
-        this.checkInstance(Sym.memMgrInstance, inst);
-        this.requireNoCodeRunning('release');
-        this.memoryManager.release(bases);
-      });
-      this.deallocationAnswered();
-      return out;
-    });
 
     // --- ExecutorSharedMemoryMapperService (spec §5.2) ---
     this.on(Sym.shmReserve, (a) => {
@@ -257,26 +237,26 @@ export class Executor {
         return this.sharedMemory.initialize(base, fr);
       });
     });
-    this.on(Sym.shmDeinitialize, (a) => {
-      const [inst, keys] = decode(a, 'Deinitialize arguments', (r) => [r.addr(), r.sequence(8, (r) => r.addr())] as const);
-      const out = spsError(() => {
-        this.checkInstance(Sym.shmInstance, inst);
-        this.requireNoCodeRunning('Deinitialize');
-        this.sharedMemory.deinitialize(keys);
+
+    // Deinitialize and release of both services: a list of addresses; code must not be running.
+    const teardowns: Array<[symbol: string, instance: string, op: string, run: (addrs: number[]) => void]> = [
+      [Sym.memMgrDeinitialize, Sym.memMgrInstance, 'deinitialize', (keys) => this.memoryManager.deinitialize(keys)],
+      [Sym.memMgrRelease, Sym.memMgrInstance, 'release', (bases) => this.memoryManager.release(bases)],
+      [Sym.shmDeinitialize, Sym.shmInstance, 'Deinitialize', (keys) => this.sharedMemory.deinitialize(keys)],
+      [Sym.shmRelease, Sym.shmInstance, 'Release', (bases) => this.sharedMemory.release(bases)],
+    ];
+    for (const [symbol, instance, op, run] of teardowns) {
+      this.on(symbol, (a) => {
+        const [inst, addrs] = decode(a, `${op} arguments`, (r) => [r.addr(), r.sequence(8, (r) => r.addr())] as const);
+        const out = spsError(() => {
+          this.checkInstance(instance, inst);
+          this.requireNoCodeRunning(op);
+          run(addrs);
+        });
+        this.deallocationAnswered();
+        return out;
       });
-      this.deallocationAnswered();
-      return out;
-    });
-    this.on(Sym.shmRelease, (a) => {
-      const [inst, bases] = decode(a, 'Release arguments', (r) => [r.addr(), r.sequence(8, (r) => r.addr())] as const);
-      const out = spsError(() => {
-        this.checkInstance(Sym.shmInstance, inst);
-        this.requireNoCodeRunning('Release');
-        this.sharedMemory.release(bases);
-      });
-      this.deallocationAnswered();
-      return out;
-    });
+    }
 
     // --- SimpleExecutorDylibManager (spec §5.3) ---
     this.on(Sym.dylibOpen, (a) => {
@@ -312,22 +292,23 @@ export class Executor {
     });
 
     // --- Memory access (spec §5.4). These results carry no error, so a bad address ends the session. ---
-    const widths: Array<[string, string, number]> = [
-      [Sym.writeUInt8s, Sym.readUInt8s, 1],
-      [Sym.writeUInt16s, Sym.readUInt16s, 2],
-      [Sym.writeUInt32s, Sym.readUInt32s, 4],
-      [Sym.writeUInt64s, Sym.readUInt64s, 8],
+    const widths: Array<[write: string, read: string, n: number, what: string]> = [
+      [Sym.writeUInt8s, Sym.readUInt8s, 1, ''],
+      [Sym.writeUInt16s, Sym.readUInt16s, 2, ''],
+      [Sym.writeUInt32s, Sym.readUInt32s, 4, ''],
+      [Sym.writeUInt64s, Sym.readUInt64s, 8, ''],
+      [Sym.writePointers, Sym.readPointers, 8, 'pointer'],
     ];
-    for (const [writeName, readName, n] of widths) {
+    for (const [writeName, readName, n, what] of widths) {
       this.on(writeName, (a) => {
         const items = decode(a, `${writeName} arguments`, (r) => r.sequence(8 + n, (r) => [r.addr(), r.raw(n)] as const));
-        for (const [addr] of items) this.space.requireAccess(addr, n, PROT_W, `write of ${n} bytes`);
+        for (const [addr] of items) this.space.requireAccess(addr, n, PROT_W, what ? `${what} write` : `write of ${n} bytes`);
         for (const [addr, bytes] of items) native.copyIn(addr, bytes);
         return new Uint8Array(0);
       });
       this.on(readName, (a) => {
         const addrs = decode(a, `${readName} arguments`, (r) => r.sequence(8, (r) => r.addr()));
-        for (const addr of addrs) this.space.requireAccess(addr, n, PROT_R, `read of ${n} bytes`);
+        for (const addr of addrs) this.space.requireAccess(addr, n, PROT_R, what ? `${what} read` : `read of ${n} bytes`);
         const w = new SpsWriter(8 + addrs.length * n, HEADER_SIZE).u64(addrs.length);
         const tmp = new Uint8Array(n);
         for (const addr of addrs) {
@@ -337,28 +318,11 @@ export class Executor {
         return w;
       });
     }
-    this.on(Sym.writePointers, (a) => {
-      const items = decode(a, 'write_pointers arguments', (r) => r.sequence(16, (r) => [r.addr(), r.raw(8)] as const));
-      for (const [addr] of items) this.space.requireAccess(addr, 8, PROT_W, 'pointer write');
-      for (const [addr, bytes] of items) native.copyIn(addr, bytes);
-      return new Uint8Array(0);
-    });
     this.on(Sym.writeBuffers, (a) => {
       const items = decode(a, 'write_buffers arguments', (r) => r.sequence(16, (r) => [r.addr(), r.bytesView()] as const));
       for (const [addr, bytes] of items) this.space.requireAccess(addr, bytes.length, PROT_W, 'buffer write');
       for (const [addr, bytes] of items) if (bytes.length > 0) native.copyIn(addr, bytes);
       return new Uint8Array(0);
-    });
-    this.on(Sym.readPointers, (a) => {
-      const addrs = decode(a, 'read_pointers arguments', (r) => r.sequence(8, (r) => r.addr()));
-      for (const addr of addrs) this.space.requireAccess(addr, 8, PROT_R, 'pointer read');
-      const w = new SpsWriter(8 + addrs.length * 8, HEADER_SIZE).u64(addrs.length);
-      const tmp = new Uint8Array(8);
-      for (const addr of addrs) {
-        native.copyOut(addr, tmp);
-        w.raw(tmp);
-      }
-      return w;
     });
     this.on(Sym.readBuffers, (a) => {
       const ranges = decode(a, 'read_buffers arguments', (r) => r.sequence(16, (r) => r.addrRange()));
@@ -477,16 +441,7 @@ export class Executor {
     if (bytes.length === 0) throw new RemoteError('ERR_INVALID_PATCH', `patchCode at ${hex(addr)} needs at least one byte to write`);
     this.requireNoCodeRunning('patchCode');
     const seg = this.segmentAt(addr, bytes.length, 'patchCode');
-    const page = this.space.pageSize;
-    const first = addr - (addr % page);
-    const length = alignUp(addr + bytes.length, page) - first;
-    native.protect(first, length, PROT_R | PROT_W);
-    try {
-      native.copyIn(addr, bytes);
-    } finally {
-      native.protect(first, length, seg.prot);
-    }
-    if (seg.prot & PROT_X) native.flushICache(addr, bytes.length);
+    native.patchInPlace(addr, bytes, seg.prot);
   }
 
   private requireCallable(fn: number, what: string): void {

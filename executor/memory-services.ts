@@ -2,7 +2,7 @@ import * as native from '../native/index.js';
 import { hex } from '../core/errors.js';
 import { alignUp } from '../core/checks.js';
 import type { WireFinalizeRequest } from '../protocol/sps.js';
-import type { ActionRunner } from './actions.js';
+import type { ExecutorActionSite } from './actions.js';
 import { AddressSpace, PROT_R, PROT_W, type Reservation } from './address-space.js';
 import { deinitializeRegion, initializeRegion } from './regions.js';
 import { RemoteError } from './remote-error.js';
@@ -15,7 +15,7 @@ import { RemoteError } from './remote-error.js';
 export class MemoryManagerService {
   constructor(
     private readonly space: AddressSpace,
-    private readonly actions: ActionRunner,
+    private readonly actions: ExecutorActionSite,
   ) {}
 
   reserve(size: number): number {
@@ -82,7 +82,7 @@ export class SharedMemoryService {
 
   constructor(
     private readonly space: AddressSpace,
-    private readonly actions: ActionRunner,
+    private readonly actions: ExecutorActionSite,
     private readonly namePrefix: string,
   ) {}
 
@@ -148,7 +148,7 @@ function checkReservationSize(size: number): void {
 }
 
 /** Deinitializes what is left (newest first), unmaps, unlinks; returns the first failure. */
-export function releaseReservation(space: AddressSpace, actions: ActionRunner, r: Reservation): string | null {
+export function releaseReservation(space: AddressSpace, actions: ExecutorActionSite, r: Reservation): string | null {
   let failure: string | null = null;
   const regions = [...r.regions.values()];
   for (let i = regions.length - 1; i >= 0; i--) failure ??= deinitializeRegion(actions, r, regions[i]!);

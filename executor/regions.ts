@@ -1,7 +1,8 @@
 import * as native from '../native/index.js';
 import { hex } from '../core/errors.js';
-import type { WireFinalizeRequest, WireWrapperCall } from '../protocol/sps.js';
-import type { ActionRunner } from './actions.js';
+import type { WireFinalizeRequest } from '../protocol/sps.js';
+import { runDeallocActions, runFinalizeActions, type WrapperCall } from '../protocol/alloc-actions.js';
+import type { ExecutorActionSite } from './actions.js';
 import { AddressSpace, PROT_W, PROT_X, type Region, type Reservation } from './address-space.js';
 import { RemoteError } from './remote-error.js';
 
@@ -19,7 +20,7 @@ export interface InitializeOptions {
   readonly reservation?: Reservation;
 }
 
-export function initializeRegion(space: AddressSpace, actions: ActionRunner, fr: WireFinalizeRequest, options: InitializeOptions): Region {
+export function initializeRegion(space: AddressSpace, actions: ExecutorActionSite, fr: WireFinalizeRequest, options: InitializeOptions): Region {
   if (fr.segments.length === 0) {
     throw new RemoteError('ERR_EMPTY_FINALIZE_REQUEST', fr.actions.length > 0 ? 'finalization actions attached to an empty finalization request' : 'finalization request is empty');
   }
@@ -85,18 +86,12 @@ export function initializeRegion(space: AddressSpace, actions: ActionRunner, fr:
   // log, the .eh_frame section), and the access checks look at live regions.
   const region: Region = { start, end, segments: fr.segments.map((s) => ({ addr: s.addr, size: s.size, prot: s.group & 7 })), deallocs: [] };
   reservation.regions.set(start, region);
-  for (const [i, pair] of fr.actions.entries()) {
-    if (pair.finalize) {
-      try {
-        actions.run(pair.finalize, `finalize action ${i}`);
-      } catch (err) {
-        runDeallocs(actions, region.deallocs);
-        reservation.regions.delete(start);
-        restoreProt(reservation, done);
-        throw err;
-      }
-    }
-    if (pair.dealloc) region.deallocs.push(pair.dealloc);
+  try {
+    region.deallocs.push(...runFinalizeActions(fr.actions, actions));
+  } catch (err) {
+    reservation.regions.delete(start);
+    restoreProt(reservation, done);
+    throw err;
   }
   return region;
 }
@@ -108,7 +103,7 @@ export function initializeRegion(space: AddressSpace, actions: ActionRunner, fr:
  * LLVM 22 keeps the region and its protections. Returns the first dealloc failure, after
  * running all of them.
  */
-export function deinitializeRegion(actions: ActionRunner, reservation: Reservation, region: Region): string | null {
+export function deinitializeRegion(actions: ExecutorActionSite, reservation: Reservation, region: Region): string | null {
   const failure = runDeallocs(actions, region.deallocs);
   reservation.regions.delete(region.start);
   restoreProt(reservation, region.segments);
@@ -130,14 +125,8 @@ function restoreProt(reservation: Reservation, segments: ReadonlyArray<{ addr: n
 }
 
 /** Runs dealloc calls in reverse; returns the first failure's message, or null. */
-export function runDeallocs(actions: ActionRunner, deallocs: readonly WireWrapperCall[]): string | null {
-  let failure: string | null = null;
-  for (let i = deallocs.length - 1; i >= 0; i--) {
-    try {
-      actions.run(deallocs[i]!, `dealloc action ${i}`);
-    } catch (err) {
-      failure ??= err instanceof RemoteError ? err.wireMessage : (err as Error).message;
-    }
-  }
-  return failure;
+function runDeallocs(actions: ExecutorActionSite, deallocs: readonly WrapperCall[]): string | null {
+  const err = runDeallocActions(deallocs, actions)[0];
+  if (err === undefined) return null;
+  return err instanceof RemoteError ? err.wireMessage : (err as Error).message;
 }

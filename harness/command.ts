@@ -1,3 +1,5 @@
+import path from 'node:path';
+
 /**
  * A subcommand of the `jitmem` CLI. Each lives in harness/commands/<name>.ts and is listed in
  * harness/cli.ts. `run` gets the arguments after the subcommand name and resolves to the exit
@@ -13,4 +15,15 @@ export interface Command {
   /** One line for `jitmem --help`. */
   readonly summary: string;
   run(argv: string[], io: CommandIO): Promise<number>;
+}
+
+/**
+ * Where the commands write when `--out` is not given: a folder in the current directory, never
+ * inside the package (which, installed, lives under node_modules/).
+ */
+export const DEFAULT_REPORTS_DIR = 'jitmem-reports';
+
+/** A default output path under ./jitmem-reports/. */
+export function defaultOutput(...parts: string[]): string {
+  return path.resolve(DEFAULT_REPORTS_DIR, ...parts);
 }

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { JitmemError } from '../core/errors.js';
+import { importOptional } from './optional-dependency.js';
 
 /**
  * Runs a jitmem benchmark under a profiler: clinic flame (a flame graph, HTML), clinic doctor
@@ -59,10 +59,14 @@ export interface ClinicTool {
   visualize(dataPath: string, htmlPath: string, cb: (err: Error | null) => void): void;
 }
 
-function clinicTool(tool: 'flame' | 'doctor', outDir: string): ClinicTool {
-  const require = createRequire(import.meta.url);
-  const Tool = require(tool === 'flame' ? '@clinic/flame' : '@clinic/doctor') as new (settings: object) => ClinicTool;
-  return new Tool({ dest: outDir });
+type ClinicToolClass = new (settings: object) => ClinicTool;
+
+/** Clinic is an optional package: loaded when a profile asks for it, with one clear error when it is not installed. */
+async function loadClinicTool(tool: 'flame' | 'doctor'): Promise<ClinicToolClass> {
+  const name = tool === 'flame' ? '@clinic/flame' : '@clinic/doctor';
+  // Clinic ships no types; the name goes through a variable so TypeScript does not look for them.
+  const load = () => import(name) as Promise<{ default: ClinicToolClass }>;
+  return (await importOptional(load, [name], `jitmem profile --tool ${tool}`)).default;
 }
 
 /** Clinic keeps state per process (0x's working files): two collections at once in one process break each other, so they queue. */
@@ -101,16 +105,19 @@ async function runCpuProf(outDir: string, command: string[]): Promise<{ file: st
 
 export async function runProfile(options: ProfileOptions): Promise<ProfileResult> {
   const outDir = path.resolve(options.outDir);
+  // A clinic that is not installed is the user's to fix (one npm command), not a failure to
+  // fall back from: say so before anything is made or a long benchmark runs.
+  const Tool = options.tool === 'cpuprof' || options.loadClinic ? null : await loadClinicTool(options.tool);
   mkdirSync(outDir, { recursive: true });
   const command = [process.execPath, cliPath, options.subcommand ?? 'bench', ...options.args];
   if (options.tool === 'cpuprof') {
     const { file, exitStatus } = await runCpuProf(outDir, command);
     return { requested: 'cpuprof', tool: 'cpuprof', file, exitStatus, command };
   }
+  const tool = options.tool;
   let reason: string;
   try {
-    const tool = options.tool;
-    const file = await runClinic(() => (options.loadClinic ?? clinicTool)(tool, outDir), tool, outDir, command);
+    const file = await runClinic(() => (options.loadClinic ? options.loadClinic(tool, outDir) : new Tool!({ dest: outDir })), tool, outDir, command);
     return { requested: options.tool, tool: options.tool, file, command };
   } catch (err) {
     reason = `clinic ${options.tool} failed: ${(err as Error).message ?? String(err)}`;

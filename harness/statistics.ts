@@ -4,16 +4,12 @@
  * number arrays; nothing here reads a clock or prints.
  */
 
-/** splitmix32: a small seeded generator, so bootstrap intervals repeat for the same samples. */
+import { SeededRandom } from '../workloads/patterns/seeded-random.js';
+
+/** Uniform values in [0, 1) from the patterns' seeded generator, so bootstrap intervals repeat for the same samples. */
 export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x9e3779b9) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    return ((z ^ (z >>> 16)) >>> 0) / 2 ** 32;
-  };
+  const random = new SeededRandom(seed);
+  return () => random.nextUint32() / 2 ** 32;
 }
 
 function sorted(xs: readonly number[]): Float64Array {

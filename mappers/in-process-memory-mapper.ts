@@ -1,11 +1,11 @@
 import * as native from '../native/index.js';
-import { JitmemError, hex, throwCollected } from '../core/errors.js';
-import { alignUp, checkAddress, checkSize } from '../core/checks.js';
-import type { AllocInfo, ExecutorAddrRange, MemoryMapper } from './memory-mapper.js';
-import type { WrapperCall } from './memory-mapper.js';
-import { checkAllocInfo, checkPatch, checkReserveSize } from './alloc-info.js';
-import { runDeallocActions, runFinalizeActions, type WrapperCallRunner } from '../protocol/alloc-actions.js';
-import { ReservationTable, type Reservation as ReservationRecord } from './reservation-table.js';
+import { JitmemError, eachCollected, hex, throwCollected } from '../core/errors.js';
+import { alignUp, checkAddress } from '../core/checks.js';
+import type { AllocInfo, WrapperCall } from './memory-mapper.js';
+import { checkPatch } from './alloc-info.js';
+import { MapperBase } from './mapper-base.js';
+import { runDeallocActions, runFinalizeActions, type ActionCallSite } from '../protocol/alloc-actions.js';
+import type { Reservation as ReservationRecord } from './reservation-table.js';
 
 /**
  * The executor is this process: reserve maps anonymous memory here, working memory is a
@@ -35,38 +35,25 @@ function restoreWritable(ranges: ReadonlyArray<{ readonly start: number; readonl
   }
 }
 
-/** Runs an alloc action in this process: a real function with LLVM's wrapper ABI. */
-const runInProcess: WrapperCallRunner = (call) => native.callWrapper(call.fn, call.args);
+/** Alloc actions run in this process: real functions with LLVM's wrapper ABI. */
+const inProcess: ActionCallSite = {
+  invoke: (call) => native.callWrapper(call.fn, call.args),
+  failure: (message, call) => new JitmemError('ERR_ALLOC_ACTION_FAILED', message, { fn: call.fn }),
+};
 
-export class InProcessMemoryMapper implements MemoryMapper {
+export class InProcessMemoryMapper extends MapperBase<Region> {
   readonly pageSize = native.pageSize();
-  private readonly table = new ReservationTable<Region>();
-  private closed = false;
 
-  async reserve(bytes: number): Promise<ExecutorAddrRange> {
-    this.checkOpen();
-    checkReserveSize(bytes, this.pageSize);
-    const start = native.reserve(bytes, native.PROT_RW);
-    this.table.add(start, bytes);
-    return { start, end: start + bytes };
+  protected async reserveRange(bytes: number): Promise<number> {
+    return native.reserve(bytes, native.PROT_RW);
   }
 
-  prepare(addr: number, size: number): Uint8Array {
-    this.checkOpen();
-    checkAddress('addr', addr);
-    checkSize('size', size);
-    const r = this.table.of(addr, size, 'prepare');
-    this.table.checkPrepare(r, addr, size);
-    const v = native.view(addr, size);
-    this.table.addView(r, addr, v);
-    return v;
+  protected workingMemory(_r: Reservation, addr: number, size: number): Uint8Array {
+    return native.view(addr, size);
   }
 
   async initialize(info: AllocInfo): Promise<number> {
-    this.checkOpen();
-    const { key, end } = checkAllocInfo(info, this.pageSize);
-    const r = this.table.of(key, end - key, 'initialize');
-    this.table.checkInitialize(r, key, end);
+    const { r, key, end } = this.beginInitialize(info);
     // Every check passed: from here on bytes change. Working memory loses its window first, so
     // that no view can reach pages that are about to become read-only or executable.
     this.table.detachViews(r, key, end);
@@ -89,7 +76,7 @@ export class InProcessMemoryMapper implements MemoryMapper {
         segments.push(run);
         if (run.prot & 4) native.flushICache(run.start, run.length);
       }
-      const deallocs = runFinalizeActions(info.actions, runInProcess);
+      const deallocs = runFinalizeActions(info.actions, inProcess);
       r.regions.set(key, { key, end, segments, deallocs });
       return key;
     } catch (err) {
@@ -122,101 +109,55 @@ export class InProcessMemoryMapper implements MemoryMapper {
         { address, size: bytes.length },
       );
     }
-    const first = address - (address % this.pageSize);
-    const length = alignUp(end, this.pageSize) - first;
-    native.protect(first, length, native.PROT_RW);
-    try {
-      native.copyIn(address, bytes);
-    } finally {
-      native.protect(first, length, run.prot);
-    }
-    if (run.prot & 4) native.flushICache(address, bytes.length);
+    native.patchInPlace(address, bytes, run.prot);
   }
 
   async deinitialize(keys: readonly number[]): Promise<void> {
     this.checkOpen();
-    const errors: unknown[] = [];
     // Reverse order, as LLVM: the last region initialized is the first torn down.
-    for (const key of [...keys].reverse()) {
-      try {
-        checkAddress('key', key);
-        const r = this.table.of(key, 0, 'deinitialize');
-        const region = r.regions.get(key);
-        if (region) {
-          this.teardown(r, region);
-        } else if (!this.table.dropViewsAt(r, key)) {
-          throw new JitmemError(
-            'ERR_UNKNOWN_KEY',
-            `deinitialize: ${hex(key)} is neither an initialized region nor prepared working memory`,
-            { key },
-          );
-        }
-      } catch (err) {
-        errors.push(err);
+    eachCollected([...keys].reverse(), 'deinitialize', (key) => {
+      checkAddress('key', key);
+      const r = this.table.of(key, 0, 'deinitialize');
+      const region = r.regions.get(key);
+      if (region) this.teardown(r, region);
+      else if (!this.table.dropViewsAt(r, key)) {
+        throw new JitmemError('ERR_UNKNOWN_KEY', `deinitialize: ${hex(key)} is neither an initialized region nor prepared working memory`, { key });
       }
-    }
-    throwCollected(errors, 'deinitialize');
+    });
   }
 
   async release(bases: readonly number[]): Promise<void> {
     this.checkOpen();
-    const errors: unknown[] = [];
-    for (const base of [...bases].reverse()) {
-      try {
-        checkAddress('base', base);
-        const r = this.table.byStart.get(base);
-        if (!r) {
-          throw new JitmemError('ERR_UNKNOWN_RESERVATION', `release: ${hex(base)} is not the start of a reservation`, { base });
-        }
-        this.releaseReservation(r);
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-    throwCollected(errors, 'release');
+    eachCollected([...bases].reverse(), 'release', (base) => this.releaseReservation(this.reservationAt(base)));
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
-    const errors: unknown[] = [];
-    for (const r of [...this.table.byStart.values()].reverse()) {
-      try {
-        this.releaseReservation(r);
-      } catch (err) {
-        errors.push(err);
-      }
+    try {
+      eachCollected([...this.table.byStart.values()].reverse(), 'close', (r) => this.releaseReservation(r));
+    } finally {
+      this.closed = true;
     }
-    this.closed = true;
-    throwCollected(errors, 'close');
   }
 
   private releaseReservation(r: Reservation): void {
-    const errors: unknown[] = [];
-    for (const region of [...r.regions.values()].reverse()) {
-      try {
-        this.teardown(r, region);
-      } catch (err) {
-        errors.push(err);
-      }
+    try {
+      eachCollected([...r.regions.values()].reverse(), 'release', (region) => this.teardown(r, region));
+    } finally {
+      this.table.detachViews(r, r.start, r.end);
+      native.unmap(r.start, r.end - r.start);
+      this.table.byStart.delete(r.start);
     }
-    this.table.detachViews(r, r.start, r.end);
-    native.unmap(r.start, r.end - r.start);
-    this.table.byStart.delete(r.start);
-    throwCollected(errors, 'release');
   }
 
   /** Runs a region's dealloc actions, gives its pages back their write window and forgets it. */
   private teardown(r: Reservation, region: Region): void {
     r.regions.delete(region.key);
     try {
-      runDeallocActions(region.deallocs, runInProcess);
+      throwCollected(runDeallocActions(region.deallocs, inProcess), 'dealloc actions');
     } finally {
       restoreWritable(region.segments);
     }
-  }
-
-  private checkOpen(): void {
-    if (this.closed) throw new JitmemError('ERR_MAPPER_CLOSED', 'this InProcessMemoryMapper is closed', {});
   }
 }
 

@@ -3,11 +3,12 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { JitmemError } from '../core/errors.js';
-import { checkAddress, checkProtection, checkSize } from '../core/checks.js';
+import { alignDown, alignUp, checkAddress, checkProtection, checkSize } from '../core/checks.js';
 
 /**
  * The one loader of the native addon, and the typed shell over it. Argument checks live here,
- * where they read well; the addon only wraps syscalls. A failing syscall throws an Error with
+ * where they read well; the addon only wraps syscalls and holds the C ABI shims that must be C
+ * (wrapper-function calls, alloc actions, JIT dispatch). A failing syscall throws an Error with
  * `code` = errno name (ENOMEM, EINVAL, ...) and `syscall`, as Node's own errors do.
  */
 
@@ -31,7 +32,6 @@ interface RawAddon {
   flushICache(address: number, length: number): void;
   call(address: number, args: Array<number | bigint>): bigint;
   callWrapper(address: number, args: Uint8Array): Uint8Array;
-  callMain(address: number, argv: string[]): number;
   actionAddresses(): ActionAddresses;
   setAffinity(pid: number, cpus: number[]): void;
   setSendBuffer(fd: number, bytes: number): number;
@@ -88,7 +88,6 @@ export const PROT_R = 1;
 export const PROT_W = 2;
 export const PROT_X = 4;
 export const PROT_RW = PROT_R | PROT_W;
-export const PROT_RX = PROT_R | PROT_X;
 
 let cachedPageSize: number | undefined;
 
@@ -215,6 +214,25 @@ export function flushICache(address: number, length: number): void {
   raw().flushICache(address, length);
 }
 
+/**
+ * Rewrites code in place, in pages of this process whose protection is `prot`: the pages under
+ * the bytes get a write window (RW, not RWX, so W^X holds), the bytes go in, the protection
+ * comes back whatever happened, and executable pages get their instruction cache flushed. The
+ * in-process mapper and the executor both patch through here.
+ */
+export function patchInPlace(address: number, bytes: Uint8Array, prot: number): void {
+  const page = pageSize();
+  const first = alignDown(address, page);
+  const length = alignUp(address + bytes.length, page) - first;
+  protect(first, length, PROT_RW);
+  try {
+    copyIn(address, bytes);
+  } finally {
+    protect(first, length, prot);
+  }
+  if (prot & PROT_X) flushICache(address, bytes.length);
+}
+
 function checkArgs(args: ReadonlyArray<number | bigint>): Array<number | bigint> {
   if (args.length > 6) {
     throw new JitmemError('ERR_TOO_MANY_ARGUMENTS', `native calls take at most 6 integer arguments; got ${args.length}`, { count: args.length });
@@ -265,12 +283,6 @@ export interface ActionAddresses {
 let cachedActions: ActionAddresses | undefined;
 export function actionAddresses(): ActionAddresses {
   return (cachedActions ??= Object.freeze(raw().actionAddresses()));
-}
-
-/** Calls `address` as int main(argc, argv, envp) with exactly the given argv. */
-export function callMain(address: number, argv: readonly string[]): number {
-  checkAddress('address', address);
-  return raw().callMain(address, [...argv]);
 }
 
 /**

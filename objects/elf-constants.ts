@@ -55,18 +55,3 @@ export const STT_OBJECT = 1;
 export const STT_FUNC = 2;
 export const STT_SECTION = 3;
 export const STT_FILE = 4;
-
-export function machineName(machine: number): string {
-  switch (machine) {
-    case EM_X86_64:
-      return 'x86-64';
-    case EM_AARCH64:
-      return 'aarch64';
-    case EM_RISCV:
-      return 'riscv';
-    case EM_386:
-      return 'i386';
-    default:
-      return `machine ${machine}`;
-  }
-}

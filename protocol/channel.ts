@@ -1,6 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import { JitmemError, hex } from '../core/errors.js';
-import { DEFAULT_MAX_FRAME_SIZE, FrameParser, HEADER_SIZE, OPCODE_NAMES, OpCode, encodeFrame, writeHeader, type Frame } from './frame.js';
+import { DEFAULT_MAX_FRAME_SIZE, FrameParser, HEADER_SIZE, OpCode, encodeFrame, writeHeader, type Frame } from './frame.js';
 import { SpsWriter } from './sps.js';
 
 /**
@@ -322,9 +322,4 @@ export class Channel {
     if ((this.input as unknown) !== this.output) this.input.destroy();
     this.resolveClosed(end);
   }
-}
-
-/** "Setup", "Result", ... for messages. */
-export function opcodeName(op: number): string {
-  return OPCODE_NAMES[op] ?? `opcode ${op}`;
 }

@@ -15,8 +15,6 @@ export const OpCode = {
 } as const;
 export type OpCode = (typeof OpCode)[keyof typeof OpCode];
 
-export const OPCODE_NAMES = ['Setup', 'Hangup', 'Result', 'CallWrapper'] as const;
-
 /** Frames larger than this are refused unless the channel is told otherwise (a 1 GiB slab never travels whole). */
 export const DEFAULT_MAX_FRAME_SIZE = 256 * 1024 * 1024;
 
@@ -37,17 +35,6 @@ export function writeHeader(frame: Uint8Array, opcode: number, seq: number, tag:
   putU64(dv, 8, opcode);
   putU64(dv, 16, seq);
   putU64(dv, 24, tag);
-}
-
-/** A standalone header for a payload of `payloadLength` bytes. */
-export function encodeHeader(payloadLength: number, opcode: number, seq: number, tag: number): Uint8Array {
-  const h = new Uint8Array(HEADER_SIZE);
-  const dv = new DataView(h.buffer);
-  putU64(dv, 0, HEADER_SIZE + payloadLength);
-  putU64(dv, 8, opcode);
-  putU64(dv, 16, seq);
-  putU64(dv, 24, tag);
-  return h;
 }
 
 /** A whole frame in one buffer (header + copy of the payload). */

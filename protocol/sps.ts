@@ -1,4 +1,6 @@
 import { JitmemError, hex } from '../core/errors.js';
+// The alloc-action types are the runner's; SPS only encodes them (a type-only cycle, erased at runtime).
+import type { AllocActionCallPair, WrapperCall } from './alloc-actions.js';
 
 /**
  * SPS, ORC's Simple Packed Serialization (spec §2): little-endian integers, u64-counted
@@ -9,9 +11,6 @@ import { JitmemError, hex } from '../core/errors.js';
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: false });
 const utf8Encoder = new TextEncoder();
-
-/** Bytes of the frame header the writer can leave free in front of the payload (see protocol/frame.ts). */
-export const FRAME_HEADROOM = 32;
 
 const TWO_32 = 2 ** 32;
 
@@ -31,17 +30,6 @@ export interface WireAddrRange {
   end: number;
 }
 
-/** SPSWrapperFunctionCall; fn 0 with empty args is the null call. */
-export interface WireWrapperCall {
-  fn: number;
-  args: Uint8Array;
-}
-
-export interface WireAllocActionCallPair {
-  finalize: WireWrapperCall | null;
-  dealloc: WireWrapperCall | null;
-}
-
 /** SPSSegFinalizeRequest (content present) or SPSSharedMemorySegFinalizeRequest (no content). */
 export interface WireSegment {
   /** SPSRemoteAllocGroup: prot bits | finalize << 3. */
@@ -53,7 +41,7 @@ export interface WireSegment {
 
 export interface WireFinalizeRequest {
   segments: WireSegment[];
-  actions: WireAllocActionCallPair[];
+  actions: AllocActionCallPair[];
 }
 
 export interface WireSymbolDef {
@@ -243,12 +231,12 @@ export class SpsWriter {
     return this;
   }
 
-  wrapperCall(call: WireWrapperCall | null): this {
+  wrapperCall(call: WrapperCall | null): this {
     if (call === null) return this.u64(0).u64(0);
     return this.addr(call.fn).bytes(call.args);
   }
 
-  allocActionCallPair(pair: WireAllocActionCallPair): this {
+  allocActionCallPair(pair: AllocActionCallPair): this {
     return this.wrapperCall(pair.finalize).wrapperCall(pair.dealloc);
   }
 
@@ -483,14 +471,14 @@ export class SpsReader {
     return { ok: false, error: this.string() };
   }
 
-  wrapperCall(): WireWrapperCall | null {
+  wrapperCall(): WrapperCall | null {
     const fn = this.addr('a wrapper function address');
     const args = this.bytesView();
     // A call to address 0 is "no call" whatever its arguments, as LLVM skips it.
     return fn === 0 ? null : { fn, args };
   }
 
-  allocActionCallPair(): WireAllocActionCallPair {
+  allocActionCallPair(): AllocActionCallPair {
     const finalize = this.wrapperCall();
     const dealloc = this.wrapperCall();
     return { finalize, dealloc };

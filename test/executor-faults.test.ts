@@ -77,7 +77,7 @@ test('SIGKILL of the executor mid-stream: every pending call rejects with ERR_EX
 test('SIGKILL of the controller: the executor notices, exits by itself and leaves nothing in /dev/shm', async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'jitmem-faults-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const sessionModule = fileURLToPath(new URL('../mappers/executor-session.js', import.meta.url));
+  const sessionModule = fileURLToPath(new URL('../session/executor-session.js', import.meta.url));
   const setupModule = fileURLToPath(new URL('../protocol/setup.js', import.meta.url));
   const spsModule = fileURLToPath(new URL('../protocol/sps.js', import.meta.url));
   const script = path.join(dir, 'controller.mjs');

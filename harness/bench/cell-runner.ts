@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import { Bench } from 'tinybench';
 import * as native from '../../native/index.js';
 import { JitmemError } from '../../core/errors.js';
@@ -11,7 +10,8 @@ import { PHASES } from '../report.js';
 import { PhaseClock, ReserveTimingMapper } from './phase-clock.js';
 import { mean, quantileSorted, studentTQuantile } from '../statistics.js';
 import { verifyLive, type MemoryDigester, type MemoryReader } from './integrity.js';
-import type { AllocateStep, Plan, Step } from '../../workloads/patterns/plan.js';
+import type { Plan } from '../../workloads/patterns/plan.js';
+import { runPlan, type PlanOperation } from '../../workloads/patterns/run-plan.js';
 
 /**
  * Runs one cell of the matrix (workload × pattern × mapper × executor × policy) with tinybench.
@@ -63,11 +63,14 @@ export interface CellRunOptions {
   readonly onIteration?: (done: number) => void;
 }
 
-interface LiveAlloc {
+/** What verification needs of a live allocation beyond the allocation itself. */
+interface Checked {
   readonly graph: LinkGraph;
-  readonly fin: FinalizedAllocation;
   readonly patches: Array<{ offset: number; bytes: Uint8Array }>;
 }
+
+/** The phase each plan operation is timed as (allocate is split between reserve and prepare). */
+const PHASE_OF: Record<Exclude<PlanOperation, 'allocate'>, PhaseName> = { finalize: 'initialize', patch: 'initialize', free: 'deinitialize' };
 
 /** Milliseconds to the nanosecond: finer digits are below what the clock resolves. */
 function roundToNs(ms: number): number {
@@ -231,82 +234,67 @@ export class CellRunner {
     this.cpusSeen.add(native.currentCpu());
     const manager = this.manager();
     this.lastManager = manager;
-    // Plans are stateless: each iteration replays the same steps from the start.
-    const steps: Step[] = [...this.plan.steps()];
-    const live = new Map<number, LiveAlloc>();
+    const checked = new Map<FinalizedAllocation, Checked>();
     const record: SlabPoint[] | undefined = i === 0 && this.cell.pattern === 'churn' ? (this.series = []) : undefined;
     let content = 0;
     let zeroFill = 0;
-    let k = 0;
-    while (k < steps.length) {
-      const step = steps[k]!;
-      if (step.op === 'allocate') {
-        // A run of allocations: allocate and write each, then finalize them together so a
-        // remote transport pipelines the initialize calls.
-        const batch: Array<{ id: number; graph: LinkGraph; alloc: Awaited<ReturnType<SlabMemoryManager['allocate']>> }> = [];
-        while (k < steps.length && steps[k]!.op === 'allocate') {
-          const s = steps[k++] as AllocateStep;
-          if (live.has(s.id)) throw new JitmemError('ERR_BENCH_PLAN', `cell ${name}: step allocates id ${s.id} twice`, { id: s.id });
-          const reserveBefore = clock.totals.reserve;
-          const t0 = performance.now();
-          const alloc = await manager.allocate(s.graph);
-          clock.totals.prepare += performance.now() - t0 - (clock.totals.reserve - reserveBefore);
-          clock.time('write', () => alloc.writeContent());
-          for (const seg of alloc.layout.segments) {
+    const patchCode =
+      this.handle.patch ??
+      (() => Promise.reject(new JitmemError('ERR_PATCH_UNSUPPORTED', `cell ${name}: the ${this.cell.mapper} mapper cannot patch finalized code`, { cell: name })));
+    // Plans are stateless: each iteration replays the same steps from the start.
+    await runPlan(this.plan, manager, {
+      pipelineAllocations: true,
+      freeAtEnd: true,
+      patcher: { patchCode },
+      hooks: {
+        time: (op, call) => {
+          if (op !== 'allocate') return clock.timeAsync(PHASE_OF[op], call);
+          // Reserve happens inside allocate and is timed on its own: the rest is prepare.
+          return clock.timeAsync('prepare', async () => {
+            const reserveBefore = clock.totals.reserve;
+            try {
+              return await call();
+            } finally {
+              clock.totals.prepare -= clock.totals.reserve - reserveBefore;
+            }
+          });
+        },
+        timeWrite: (call) => clock.time('write', call),
+        finalized: (step, fin) => {
+          for (const seg of fin.layout.segments) {
             content += seg.contentSize;
             zeroFill += seg.zeroFillSize;
           }
-          batch.push({ id: s.id, graph: s.graph, alloc });
-        }
-        const fins = await clock.timeAsync('initialize', () => Promise.all(batch.map((b) => b.alloc.finalize())));
-        batch.forEach((b, j) => live.set(b.id, { graph: b.graph, fin: fins[j]!, patches: [] }));
-      } else if (step.op === 'free') {
-        k++;
-        await this.freeBatch(name, manager, live, [...step.ids]);
-      } else if (step.op === 'phase') {
-        k++;
-        continue;
-      } else {
-        k++;
-        const target = live.get(step.id);
-        if (!target) throw new JitmemError('ERR_BENCH_PLAN', `cell ${name}: step patches id ${step.id}, which is not live`, { id: step.id });
-        if (!this.handle.patch) {
-          throw new JitmemError('ERR_PATCH_UNSUPPORTED', `cell ${name}: the ${this.cell.mapper} mapper cannot patch finalized code`, { cell: name });
-        }
-        const at = target.fin.sectionAddress(step.section) + step.offset;
-        await clock.timeAsync('initialize', () => this.handle.patch!(at, step.bytes));
-        target.patches.push({ offset: at - target.fin.base, bytes: step.bytes });
-      }
-      if (record) {
-        const s = manager.stats();
-        record.push({ step: record.length, freeRanges: s.freeRanges, fragmentation: s.fragmentation, liveBytes: s.liveBytes, reservedBytes: s.reservedBytes });
-      }
-    }
-    if (live.size > 0) await this.freeBatch(name, manager, live, [...live.keys()]);
+          checked.set(fin, { graph: step.graph, patches: [] });
+        },
+        patched: (fin, address, bytes) => checked.get(fin)!.patches.push({ offset: address - fin.base, bytes }),
+        beforeFree: (allocs) => this.verify(name, allocs, checked),
+      },
+      afterStep: record
+        ? (step) => {
+            if (step.op === 'phase') return;
+            const s = manager.stats();
+            record.push({ step: record.length, freeRanges: s.freeRanges, fragmentation: s.fragmentation, liveBytes: s.liveBytes, reservedBytes: s.reservedBytes });
+          }
+        : undefined,
+    });
     if (this.options.cold) await clock.timeAsync('release', () => manager.close());
     this.contentBytes = content;
     this.zeroFillBytes = zeroFill;
     return clock.total();
   }
 
-  /** Verifies (untimed) and then deallocates (timed, one call) the given live allocations. */
-  private async freeBatch(name: string, manager: SlabMemoryManager, live: Map<number, LiveAlloc>, ids: number[]): Promise<void> {
-    const allocs = ids.map((id) => {
-      const a = live.get(id);
-      if (!a) throw new JitmemError('ERR_BENCH_PLAN', `cell ${name}: step frees id ${id}, which is not live`, { id });
-      return a;
-    });
+  /** Verifies the executor's memory of allocations about to be freed; its traffic is not the transport's. */
+  private async verify(name: string, allocs: readonly FinalizedAllocation[], checked: ReadonlyMap<FinalizedAllocation, Checked>): Promise<void> {
     const before = this.handle.counters();
     await verifyLive(
       name,
-      allocs.map((a) => ({ graph: a.graph, layout: a.fin.layout, base: a.fin.base, patches: a.patches })),
+      allocs.map((fin) => ({ graph: checked.get(fin)!.graph, layout: fin.layout, base: fin.base, patches: checked.get(fin)!.patches })),
       this.handle.digest,
       this.handle.read,
     );
     const after = this.handle.counters();
     this.checkTraffic.calls += after.calls - before.calls;
     this.checkTraffic.bytesSent += after.bytesSent - before.bytesSent;
-    await this.clock.timeAsync('deinitialize', () => manager.deallocate(allocs.map((a) => a.fin)));
-    for (const id of ids) live.delete(id);
   }
 }

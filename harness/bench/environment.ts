@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import * as native from '../../native/index.js';
 import type { Placement, ReportEnv } from '../report.js';
 
@@ -28,8 +28,23 @@ function osName(): string {
   return `${os.type()} ${os.release()}`;
 }
 
+/**
+ * jitmem's own commit, when it runs from its repository. An installed copy sits under
+ * node_modules/ of someone else's project, whose repository is not ours to report.
+ */
+function ownCommit(repoDir: string): string | null {
+  const top = git(['rev-parse', '--show-toplevel'], repoDir);
+  if (top === null) return null;
+  try {
+    if (realpathSync(top) !== realpathSync(repoDir)) return null;
+  } catch {
+    return null;
+  }
+  return git(['rev-parse', 'HEAD'], repoDir);
+}
+
 export function captureEnvironment(placement: Placement, repoDir: string): ReportEnv {
-  const commit = git(['rev-parse', 'HEAD'], repoDir);
+  const commit = ownCommit(repoDir);
   const status = commit === null ? null : git(['status', '--porcelain', '--untracked-files=no'], repoDir);
   const cpus = os.cpus();
   return {

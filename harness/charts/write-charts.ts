@@ -3,7 +3,12 @@ import path from 'node:path';
 import type { Report } from '../report.js';
 import { chartSpecs, type ChartSpec, type SkippedChart } from './chart-specs.js';
 import { htmlPage } from './html-page.js';
-import { renderPng, renderSvg } from './render-chart.js';
+import { importOptional } from '../optional-dependency.js';
+
+/** The renderer needs vega, vega-lite and resvg, optional packages: loaded when charts are written. */
+function loadRenderer(): Promise<typeof import('./render-chart.js')> {
+  return importOptional(() => import('./render-chart.js'), ['vega', 'vega-lite', '@resvg/resvg-js'], 'writing charts');
+}
 
 export interface WrittenCharts {
   /** The HTML page. */
@@ -17,6 +22,7 @@ export interface WrittenCharts {
 /** Writes <name>.vl.json, <name>.svg and <name>.png for every chart the reports have data for, and index.html, into `outDir`. */
 export async function writeCharts(reports: readonly Report[], outDir: string): Promise<WrittenCharts> {
   const { charts, skipped } = chartSpecs(reports);
+  const { renderPng, renderSvg } = await loadRenderer();
   mkdirSync(outDir, { recursive: true });
   const files: string[] = [];
   const rendered = [];

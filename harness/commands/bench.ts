@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { Command } from '../command.js';
+import { defaultOutput, type Command } from '../command.js';
 import { JitmemError } from '../../core/errors.js';
 import { checkFitPolicy, type FitPolicy } from '../../mappers/slab/free-range-index.js';
 import type { MapperName, PatternName, Placement } from '../report.js';
@@ -49,7 +49,8 @@ measurement:
                         full presets without selection flags, off otherwise)
 
 output:
-  --out FILE            the report file (default reports/out/bench-<time>.json)
+  --out FILE            the report file (default jitmem-reports/bench-<time>.json in the
+                        current directory)
   --charts DIR          where the charts go (default: beside the report, <report>-charts/)
   --no-charts           write no charts
   -h, --help            show this help
@@ -150,7 +151,7 @@ export const benchCommand: Command = {
     const granularity = positiveInt('--granularity', values.granularity) ?? 1024 ** 3;
     const rounds = positiveInt('--rounds', values.rounds) ?? 4;
     const seed = values.seed === undefined ? 1 : positiveInt('--seed', values.seed)!;
-    const outFile = path.resolve(values.out ?? path.join(repoDir, 'reports', 'out', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
+    const outFile = values.out !== undefined ? path.resolve(values.out) : defaultOutput(`bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 
     const tty = (io.stderr as { isTTY?: boolean }).isTTY === true;
     const started = Date.now();

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Command } from '../command.js';
+import { defaultOutput, type Command } from '../command.js';
 import { JitmemError } from '../../core/errors.js';
 import { readReport } from '../report.js';
 import { writeCharts } from '../charts/write-charts.js';
@@ -22,7 +22,7 @@ charts (from the last report given, except the history):
 A chart whose data the reports do not hold is skipped, and the output says which and why.
 
 options:
-  --out DIR     where to write (default reports/out/charts)
+  --out DIR     where to write (default jitmem-reports/charts in the current directory)
   -h, --help    show this help
 `;
 
@@ -44,7 +44,7 @@ export const chartsCommand: Command = {
     if (positionals.length === 0) throw new JitmemError('ERR_INVALID_FLAG', 'charts needs at least one report file (REPORT.json...)', {});
     if (values.out === '') throw new JitmemError('ERR_INVALID_FLAG', '--out needs a directory; got ""', { flag: '--out' });
     const reports = positionals.map((file) => readReport(file));
-    const outDir = path.resolve(values.out ?? 'reports/out/charts');
+    const outDir = values.out !== undefined ? path.resolve(values.out) : defaultOutput('charts');
     const written = await writeCharts(reports, outDir);
     for (const chart of written.charts) io.stdout.write(`${chart.name}: ${path.join(outDir, chart.name)}.{vl.json,svg,png}\n`);
     for (const s of written.skipped) io.stdout.write(`${s.name}: skipped, ${s.reason}\n`);

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Command } from '../command.js';
+import { defaultOutput, type Command } from '../command.js';
 import { JitmemError } from '../../core/errors.js';
 import { checkProfileTool, runProfile } from '../profile.js';
 
@@ -19,7 +19,7 @@ The profile covers the controller process (executor processes are not profiled).
 
 options:
   --tool NAME   flame, doctor or cpuprof (required)
-  --out DIR     where the profile goes (default reports/out/profile)
+  --out DIR     where the profile goes (default jitmem-reports/profile in the current directory)
   -h, --help    show this help
 
 exit status: 0 when profiled; 1 when the profiled bench failed (cpuprof reports it; clinic
@@ -49,7 +49,7 @@ export const profileCommand: Command = {
     if (values.tool === undefined) throw new JitmemError('ERR_INVALID_FLAG', `--tool is required: flame, doctor or cpuprof\n\n${HELP}`, { flag: '--tool' });
     const tool = checkProfileTool(values.tool);
     if (values.out === '') throw new JitmemError('ERR_INVALID_FLAG', '--out needs a directory; got ""', { flag: '--out' });
-    const outDir = path.resolve(values.out ?? 'reports/out/profile');
+    const outDir = values.out !== undefined ? path.resolve(values.out) : defaultOutput('profile');
     const result = await runProfile({ tool, outDir, args: benchArgs });
     if (result.fallbackReason) io.stderr.write(`jitmem profile: ${result.fallbackReason}; profiled with V8's CPU profiler instead\n`);
     if (result.exitStatus !== undefined && result.exitStatus !== 0) io.stderr.write(`jitmem profile: the profiled bench exited with status ${result.exitStatus}\n`);

@@ -104,10 +104,6 @@ export class FreeRangeIndex {
     this.barriers.add(address);
   }
 
-  removeBarrier(address: number): void {
-    this.barriers.delete(address);
-  }
-
   /**
    * Returns [start, start+length) to the index, merging it with free neighbours on both sides.
    * A range that overlaps one already free is refused (a double free or a bookkeeping bug).
@@ -207,43 +203,6 @@ export class FreeRangeIndex {
     return start;
   }
 
-  /**
-   * Removes exactly [start, start+length) from the free ranges, splitting the range that holds
-   * it. Used to give a whole reservation back to the mapper. Throws when not all of it is free.
-   */
-  takeExact(start: number, length: number): void {
-    const x = this.findContaining(start);
-    if (x === NIL || this.start[x]! + this.len[x]! < start + length) {
-      throw new JitmemError('ERR_RANGE_NOT_FREE', `[${hex(start)}, ${hex(start + length)}) is not entirely free`, { start, length });
-    }
-    const rStart = this.start[x]!;
-    const rEnd = rStart + this.len[x]!;
-    this.detachSize(x);
-    this.roots[ADDRESS] = this.removeNode(ADDRESS, this.roots[ADDRESS]!, x);
-    this.releaseNode(x);
-    this.rangeCount--;
-    this.freeBytes -= rEnd - rStart;
-    // Put back what lies either side without merging it again.
-    for (const [s, e] of [
-      [rStart, start],
-      [start + length, rEnd],
-    ] as const) {
-      if (e > s) {
-        const n = this.newNode(s, e - s);
-        this.roots[ADDRESS] = this.insertNode(ADDRESS, this.roots[ADDRESS]!, n);
-        this.attachSize(n);
-        this.rangeCount++;
-        this.freeBytes += e - s;
-      }
-    }
-  }
-
-  /** The free range containing `address`, if any. */
-  rangeAt(address: number): FreeRange | undefined {
-    const x = this.findContaining(address);
-    return x === NIL ? undefined : { start: this.start[x]!, end: this.start[x]! + this.len[x]! };
-  }
-
   /** All free ranges in address order. O(n): for tests, statistics and reports. */
   ranges(): FreeRange[] {
     const out: FreeRange[] = [];
@@ -292,20 +251,6 @@ export class FreeRangeIndex {
       }
     }
     return best;
-  }
-
-  private findContaining(address: number): number {
-    let x = this.roots[ADDRESS]!;
-    let cand = NIL;
-    while (x !== NIL) {
-      if (this.start[x]! <= address) {
-        cand = x;
-        x = this.kids[x * 4 + 1]!;
-      } else {
-        x = this.kids[x * 4]!;
-      }
-    }
-    return cand !== NIL && address < this.start[cand]! + this.len[cand]! ? cand : NIL;
   }
 
   // ---- treap mechanics, shared by both trees ----------------------------------------------

@@ -1,0 +1,67 @@
+import { JitmemError, hex } from '../core/errors.js';
+import { checkAddress, checkSize } from '../core/checks.js';
+import { checkAllocInfo, checkReserveSize } from './alloc-info.js';
+import type { AllocInfo, ExecutorAddrRange, MemoryMapper } from './memory-mapper.js';
+import { ReservationTable, type RegionRecord, type Reservation } from './reservation-table.js';
+
+/**
+ * What the three mappers do alike: the reservation table, the checks every call starts with,
+ * reserve's and prepare's bookkeeping. A mapper supplies where a reservation comes from and
+ * what working memory is; initialize and the teardown calls stay its own.
+ */
+export abstract class MapperBase<R extends RegionRecord = RegionRecord> implements MemoryMapper {
+  abstract readonly pageSize: number;
+  protected readonly table = new ReservationTable<R>();
+  protected closed = false;
+
+  /** Reserves `bytes` of executor address space; returns its start. */
+  protected abstract reserveRange(bytes: number): Promise<number>;
+
+  /** Working memory for [addr, addr+size) of reservation `r`, already checked. */
+  protected abstract workingMemory(r: Reservation<R>, addr: number, size: number): Uint8Array;
+
+  abstract initialize(info: AllocInfo): Promise<number>;
+  abstract deinitialize(keys: readonly number[]): Promise<void>;
+  abstract release(bases: readonly number[]): Promise<void>;
+  abstract close(): Promise<void>;
+
+  async reserve(bytes: number): Promise<ExecutorAddrRange> {
+    this.checkOpen();
+    checkReserveSize(bytes, this.pageSize);
+    const start = await this.reserveRange(bytes);
+    this.table.add(start, bytes);
+    return { start, end: start + bytes };
+  }
+
+  prepare(addr: number, size: number): Uint8Array {
+    this.checkOpen();
+    checkAddress('addr', addr);
+    checkSize('size', size);
+    const r = this.table.of(addr, size, 'prepare');
+    this.table.checkPrepare(r, addr, size);
+    const v = this.workingMemory(r, addr, size);
+    this.table.addView(r, addr, v);
+    return v;
+  }
+
+  /** The checks initialize starts with; returns the reservation and the region's extent. */
+  protected beginInitialize(info: AllocInfo): { r: Reservation<R>; key: number; end: number } {
+    this.checkOpen();
+    const { key, end } = checkAllocInfo(info, this.pageSize);
+    const r = this.table.of(key, end - key, 'initialize');
+    this.table.checkInitialize(r, key, end);
+    return { r, key, end };
+  }
+
+  /** The reservation that starts at `base`, checked. */
+  protected reservationAt(base: number): Reservation<R> {
+    checkAddress('base', base);
+    const r = this.table.byStart.get(base);
+    if (!r) throw new JitmemError('ERR_UNKNOWN_RESERVATION', `release: ${hex(base)} is not the start of a reservation`, { base });
+    return r;
+  }
+
+  protected checkOpen(): void {
+    if (this.closed) throw new JitmemError('ERR_MAPPER_CLOSED', `this ${this.constructor.name} is closed`, {});
+  }
+}

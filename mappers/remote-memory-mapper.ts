@@ -1,0 +1,112 @@
+import { HEADER_SIZE } from '../protocol/frame.js';
+import { Sym } from '../protocol/setup.js';
+import { SpsWriter } from '../protocol/sps.js';
+import type { ExecutorSession } from '../session/executor-session.js';
+import { expectSuccess } from '../session/executor-session.js';
+import { checkPatch } from './alloc-info.js';
+import type { AllocInfo } from './memory-mapper.js';
+import { MapperBase } from './mapper-base.js';
+import { checkPatchTarget, deinitializeKeys, type Reservation } from './reservation-table.js';
+
+/**
+ * The executor service a remote mapper drives, by its symbols' prefix in Sym: LLVM's
+ * SimpleExecutorMemoryManager or its shared-memory mapper service. Errors name the calls as
+ * the service does (LLVM spells the two differently).
+ */
+const SERVICES = {
+  memMgr: { deinitialize: 'deinitialize', release: 'release' },
+  shm: { deinitialize: 'Deinitialize', release: 'Release' },
+} as const;
+
+export type RemoteServiceName = keyof typeof SERVICES;
+
+/**
+ * The skeleton both remote mappers share: the executor keeps the memory, this side keeps the
+ * reservation table. Initialize, deinitialize and release go to the service in one call each;
+ * a subclass says how a reservation is made, what working memory is, how a finalize request
+ * travels, how code is patched and what else a reservation holds on this side.
+ */
+export abstract class RemoteMemoryMapper extends MapperBase {
+  readonly pageSize: number;
+  protected readonly instance: number;
+
+  private readonly calls: { readonly deinitialize: string; readonly release: string };
+
+  constructor(
+    protected readonly session: ExecutorSession,
+    private readonly service: RemoteServiceName,
+  ) {
+    super();
+    this.pageSize = session.pageSize;
+    for (const call of ['Reserve', 'Initialize', 'Deinitialize', 'Release'] as const) session.symbol(Sym[`${service}${call}`]);
+    this.instance = session.symbol(Sym[`${service}Instance`]);
+    this.calls = { deinitialize: Sym[`${service}Deinitialize`], release: Sym[`${service}Release`] };
+  }
+
+  /** Sends the finalize request for a checked region of `r`; returns the key the executor answers. */
+  protected abstract sendInitialize(info: AllocInfo, r: Reservation, key: number, end: number): Promise<number>;
+
+  /** Rewrites code of an initialized region (already checked) in the executor. */
+  protected abstract patchRemote(address: number, bytes: Uint8Array, r: Reservation): Promise<void>;
+
+  async initialize(info: AllocInfo): Promise<number> {
+    const { r, key, end } = this.beginInitialize(info);
+    const result = await this.sendInitialize(info, r, key, end);
+    r.regions.set(result, { end });
+    return result;
+  }
+
+  async patchCode(address: number, bytes: Uint8Array): Promise<void> {
+    this.checkOpen();
+    checkPatch(address, bytes);
+    checkPatchTarget(this.table, address, bytes.length);
+    await this.patchRemote(address, bytes, this.table.of(address, bytes.length, 'patchCode'));
+  }
+
+  async deinitialize(keys: readonly number[]): Promise<void> {
+    this.checkOpen();
+    await deinitializeKeys(this.table, keys, async (remote) => {
+      expectSuccess(await this.session.call(this.calls.deinitialize, this.args().sequence(remote, (w, k) => w.addr(k))), SERVICES[this.service].deinitialize);
+    });
+  }
+
+  async release(bases: readonly number[]): Promise<void> {
+    this.checkOpen();
+    const found = bases.map((base) => this.reservationAt(base));
+    // As LLVM: this side's hold on each reservation goes first, then the executor's.
+    for (const r of found) this.forget(r);
+    if (found.length > 0) await this.releaseRemote(found.map((r) => r.start));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const bases = [...this.table.byStart.keys()];
+    try {
+      if (bases.length > 0 && this.session.isOpen) await this.release(bases);
+    } finally {
+      for (const r of [...this.table.byStart.values()]) this.forget(r);
+      this.closed = true;
+    }
+  }
+
+  /** Asks the executor to give reservations back. */
+  protected async releaseRemote(starts: readonly number[]): Promise<void> {
+    expectSuccess(await this.session.call(this.calls.release, this.args().sequence(starts, (w, s) => w.addr(s))), SERVICES[this.service].release);
+  }
+
+  /** Drops this side's record of a reservation: its working memory, and whatever a subclass holds. */
+  protected forget(r: Reservation): void {
+    this.table.detachViews(r, r.start, r.end);
+    this.table.byStart.delete(r.start);
+  }
+
+  /** A call's arguments, starting with the service instance, with room for the frame header in front. */
+  protected args(): SpsWriter {
+    return callArgs().addr(this.instance);
+  }
+}
+
+/** Arguments of a call, with room for the frame header in front so the frame needs no copy. */
+export function callArgs(capacity = 64): SpsWriter {
+  return new SpsWriter(capacity, HEADER_SIZE);
+}

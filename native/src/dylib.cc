@@ -1,0 +1,42 @@
+// Loading libraries and looking up their symbols for the executor's dylib manager.
+
+#include "jitmem.h"
+
+#include <dlfcn.h>
+
+namespace jitmem {
+namespace {
+
+// dlopen(path) with RTLD_NOW|RTLD_GLOBAL; an empty path means the process's global scope.
+Napi::Value DlOpen(const Napi::CallbackInfo &info) {
+  std::string path = Str(info, 0, "path");
+  dlerror();
+  void *h = dlopen(path.empty() ? nullptr : path.c_str(), RTLD_NOW | RTLD_GLOBAL);
+  if (!h) {
+    const char *msg = dlerror();
+    Napi::Error e = Napi::Error::New(info.Env(), msg ? msg : ("dlopen failed: " + path).c_str());
+    e.Set("code", Napi::String::New(info.Env(), "ERR_DLOPEN"));
+    e.Set("syscall", Napi::String::New(info.Env(), "dlopen"));
+    throw e;
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(h)));
+}
+
+// Returns the symbol's address, or 0 when the handle does not define it.
+Napi::Value DlSym(const Napi::CallbackInfo &info) {
+  uint64_t handle = U64(info, 0, "handle");
+  std::string name = Str(info, 1, "name");
+  dlerror();
+  void *p = dlsym(Ptr(handle), name.c_str());
+  if (dlerror() != nullptr) p = nullptr;
+  return Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(p)));
+}
+
+}  // namespace
+
+void RegisterDylib(Napi::Env env, Napi::Object exports) {
+  exports.Set("dlopen", Napi::Function::New(env, DlOpen));
+  exports.Set("dlsym", Napi::Function::New(env, DlSym));
+}
+
+}  // namespace jitmem

@@ -1,0 +1,116 @@
+// Shared by the addon's source files: argument conversion and errno errors, kept small on
+// purpose (see addon.cc for what belongs in the addon at all).
+#pragma once
+
+#include <napi.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <cstdint>
+#include <string>
+
+namespace jitmem {
+
+inline std::string ErrnoName(int err) {
+  const char *name = strerrorname_np(err);
+  return name ? name : "E" + std::to_string(err);
+}
+
+[[noreturn]] inline void ThrowErrno(Napi::Env env, const char *syscall, const std::string &detail, int err) {
+  std::string msg = std::string(syscall) + "(" + detail + ") failed: " + ErrnoName(err) + " (" +
+                    strerror(err) + ")";
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, ErrnoName(err)));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("syscall", Napi::String::New(env, syscall));
+  throw e;
+}
+
+[[noreturn]] inline void ThrowType(Napi::Env env, const std::string &msg) {
+  Napi::TypeError e = Napi::TypeError::New(env, msg);
+  e.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_TYPE"));
+  throw e;
+}
+
+inline std::string Hex(uint64_t v) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+// Addresses and sizes travel as JS numbers (user-space addresses are below 2^48); the TS shell
+// has already checked Number.isSafeInteger, so a double converts exactly.
+inline uint64_t U64(const Napi::CallbackInfo &info, size_t i, const char *what) {
+  if (i >= info.Length()) ThrowType(info.Env(), std::string("missing argument: ") + what);
+  Napi::Value v = info[i];
+  if (v.IsBigInt()) {
+    bool lossless = false;
+    uint64_t r = v.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) ThrowType(info.Env(), std::string(what) + " does not fit in 64 bits");
+    return r;
+  }
+  if (!v.IsNumber()) ThrowType(info.Env(), std::string(what) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0) || d > 9007199254740991.0 || d != static_cast<double>(static_cast<uint64_t>(d)))
+    ThrowType(info.Env(), std::string(what) + " must be a non-negative safe integer");
+  return static_cast<uint64_t>(d);
+}
+
+inline int64_t I64(const Napi::CallbackInfo &info, const Napi::Value &v, const char *what) {
+  if (v.IsBigInt()) {
+    bool lossless = false;
+    int64_t r = v.As<Napi::BigInt>().Int64Value(&lossless);
+    if (!lossless) ThrowType(info.Env(), std::string(what) + " does not fit in 64 bits");
+    return r;
+  }
+  if (!v.IsNumber()) ThrowType(info.Env(), std::string(what) + " must be a number or bigint");
+  return v.As<Napi::Number>().Int64Value();
+}
+
+inline int Prot(uint64_t p) {
+  int prot = PROT_NONE;
+  if (p & 1) prot |= PROT_READ;
+  if (p & 2) prot |= PROT_WRITE;
+  if (p & 4) prot |= PROT_EXEC;
+  return prot;
+}
+
+inline Napi::Uint8Array Bytes(const Napi::CallbackInfo &info, size_t i, const char *what) {
+  if (i >= info.Length() || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    ThrowType(info.Env(), std::string(what) + " must be a Uint8Array");
+  return info[i].As<Napi::Uint8Array>();
+}
+
+inline std::string Str(const Napi::CallbackInfo &info, size_t i, const char *what) {
+  if (i >= info.Length() || !info[i].IsString()) ThrowType(info.Env(), std::string(what) + " must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+inline void *Ptr(uint64_t a) { return reinterpret_cast<void *>(static_cast<uintptr_t>(a)); }
+
+// Calls addr with LLVM's C wrapper-function ABI:
+//   CWrapperFunctionBuffer fn(const char *argData, size_t argSize)
+// where the 16-byte result holds up to 8 bytes inline, a malloc'd pointer above that, and an
+// out-of-band error (Size 0, pointer to a malloc'd NUL-terminated message) otherwise.
+struct CWrapperFunctionBuffer {
+  union {
+    char *ValuePtr;
+    char Value[sizeof(char *)];
+  } Data;
+  size_t Size;
+};
+
+// Each source file adds its functions to the module's exports.
+void RegisterMemory(Napi::Env env, Napi::Object exports);
+void RegisterShm(Napi::Env env, Napi::Object exports);
+void RegisterCalls(Napi::Env env, Napi::Object exports);
+void RegisterActions(Napi::Env env, Napi::Object exports);
+void RegisterDispatch(Napi::Env env, Napi::Object exports);
+void RegisterProcess(Napi::Env env, Napi::Object exports);
+void RegisterDylib(Napi::Env env, Napi::Object exports);
+
+}  // namespace jitmem

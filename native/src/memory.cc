@@ -1,0 +1,107 @@
+// Anonymous memory: mmap, mprotect, munmap, zero-copy views, copies and I-cache flushes.
+
+#include "jitmem.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+namespace jitmem {
+namespace {
+
+Napi::Value PageSize(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(sysconf(_SC_PAGESIZE)));
+}
+
+Napi::Value Reserve(const Napi::CallbackInfo &info) {
+  uint64_t len = U64(info, 0, "length");
+  uint64_t prot = U64(info, 1, "protection");
+  void *p = mmap(nullptr, len, Prot(prot), MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED)
+    ThrowErrno(info.Env(), "mmap", "length=" + std::to_string(len) + ", prot=" + std::to_string(prot), errno);
+  return Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(p)));
+}
+
+Napi::Value Protect(const Napi::CallbackInfo &info) {
+  uint64_t addr = U64(info, 0, "address"), len = U64(info, 1, "length"), prot = U64(info, 2, "protection");
+  if (mprotect(Ptr(addr), len, Prot(prot)) != 0)
+    ThrowErrno(info.Env(), "mprotect",
+               "address=" + Hex(addr) + ", length=" + std::to_string(len) + ", prot=" + std::to_string(prot), errno);
+  return info.Env().Undefined();
+}
+
+Napi::Value Unmap(const Napi::CallbackInfo &info) {
+  uint64_t addr = U64(info, 0, "address"), len = U64(info, 1, "length");
+  if (munmap(Ptr(addr), len) != 0)
+    ThrowErrno(info.Env(), "munmap", "address=" + Hex(addr) + ", length=" + std::to_string(len), errno);
+  return info.Env().Undefined();
+}
+
+// A Uint8Array over [addr, addr+len) with no copy. The memory is not owned by V8: callers
+// detach every view before the pages change protection or go away.
+Napi::Value View(const Napi::CallbackInfo &info) {
+  uint64_t addr = U64(info, 0, "address"), len = U64(info, 1, "length");
+  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(info.Env(), Ptr(addr), len);
+  return Napi::Uint8Array::New(info.Env(), len, ab, 0);
+}
+
+Napi::Value Detach(const Napi::CallbackInfo &info) {
+  Napi::Value v = info.Length() > 0 ? info[0] : info.Env().Undefined();
+  Napi::ArrayBuffer ab;
+  if (v.IsArrayBuffer()) ab = v.As<Napi::ArrayBuffer>();
+  else if (v.IsTypedArray()) ab = v.As<Napi::TypedArray>().ArrayBuffer();
+  else ThrowType(info.Env(), "detach takes an ArrayBuffer or a typed array");
+  if (!ab.IsDetached()) ab.Detach();
+  return info.Env().Undefined();
+}
+
+Napi::Value CopyIn(const Napi::CallbackInfo &info) {
+  uint64_t addr = U64(info, 0, "address");
+  Napi::Uint8Array src = Bytes(info, 1, "source");
+  if (src.ByteLength() > 0) memcpy(Ptr(addr), src.Data(), src.ByteLength());
+  return info.Env().Undefined();
+}
+
+Napi::Value CopyOut(const Napi::CallbackInfo &info) {
+  uint64_t addr = U64(info, 0, "address");
+  Napi::Uint8Array dst = Bytes(info, 1, "destination");
+  if (dst.ByteLength() > 0) memcpy(dst.Data(), Ptr(addr), dst.ByteLength());
+  return info.Env().Undefined();
+}
+
+Napi::Value Fill(const Napi::CallbackInfo &info) {
+  uint64_t addr = U64(info, 0, "address"), len = U64(info, 1, "length"), byte = U64(info, 2, "byte");
+  if (len > 0) memset(Ptr(addr), static_cast<int>(byte & 0xff), len);
+  return info.Env().Undefined();
+}
+
+// Moves len bytes between two addresses of this process (ranges may overlap).
+Napi::Value Move(const Napi::CallbackInfo &info) {
+  uint64_t dst = U64(info, 0, "destination"), src = U64(info, 1, "source"), len = U64(info, 2, "length");
+  if (len > 0) memmove(Ptr(dst), Ptr(src), len);
+  return info.Env().Undefined();
+}
+
+Napi::Value FlushICache(const Napi::CallbackInfo &info) {
+  uint64_t addr = U64(info, 0, "address"), len = U64(info, 1, "length");
+  char *b = static_cast<char *>(Ptr(addr));
+  __builtin___clear_cache(b, b + len);
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void RegisterMemory(Napi::Env env, Napi::Object exports) {
+  exports.Set("pageSize", Napi::Function::New(env, PageSize));
+  exports.Set("reserve", Napi::Function::New(env, Reserve));
+  exports.Set("protect", Napi::Function::New(env, Protect));
+  exports.Set("unmap", Napi::Function::New(env, Unmap));
+  exports.Set("view", Napi::Function::New(env, View));
+  exports.Set("detach", Napi::Function::New(env, Detach));
+  exports.Set("copyIn", Napi::Function::New(env, CopyIn));
+  exports.Set("copyOut", Napi::Function::New(env, CopyOut));
+  exports.Set("fill", Napi::Function::New(env, Fill));
+  exports.Set("move", Napi::Function::New(env, Move));
+  exports.Set("flushICache", Napi::Function::New(env, FlushICache));
+}
+
+}  // namespace jitmem
