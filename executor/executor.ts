@@ -398,15 +398,21 @@ export class Executor {
       );
     });
     this.on(JitmemSym.patchCode, (a) => {
-      const [addr, bytes] = decode(a, 'patch_code arguments', (r) => [r.addr(), r.bytesView()] as const);
-      return spsError(() => this.patchCode(addr, bytes));
+      const patches = decode(a, 'patch_code arguments', (r) => r.sequence(16, (r) => ({ address: r.addr(), bytes: r.bytesView() })));
+      return spsError(() => this.patchCode(patches));
     });
-    this.on(JitmemSym.flushICache, (a) => {
-      const range = decode(a, 'flush_icache arguments', (r) => r.addrRange());
+    this.on(JitmemSym.codeBarrier, (a) => {
+      const ranges = decode(a, 'code_barrier arguments', (r) => r.sequence(16, (r) => r.addrRange()));
       return spsError(() => {
-        if (range.end < range.start) throw new RemoteError('ERR_INVALID_RANGE', `flush_icache: range [${hex(range.start)}, ${hex(range.end)}) ends before it starts`);
-        this.segmentAt(range.start, range.end - range.start, 'flush_icache');
-        native.flushICache(range.start, range.end - range.start);
+        // Every range is checked before anything is flushed.
+        for (const { start, end } of ranges) {
+          if (end < start) throw new RemoteError('ERR_INVALID_RANGE', `code_barrier: range [${hex(start)}, ${hex(end)}) ends before it starts`);
+          this.segmentAt(start, end - start, 'code_barrier');
+        }
+        for (const { start, end } of ranges) native.flushICache(start, end - start);
+        // Threads running JIT'd code right now fetch the new bytes from their next instruction
+        // on; a thread that is not running any goes through a context switch before it does.
+        native.syncCore();
       });
     });
     this.on(JitmemSym.noop, (a) => {
@@ -436,12 +442,23 @@ export class Executor {
     throw new RemoteError('ERR_NOT_INITIALIZED', `${what}: ${hex(addr)} is not inside an initialized segment`);
   }
 
-  /** Rewrites bytes of an initialized segment: RW for the copy, then its protection back and the I-cache flushed. */
-  private patchCode(addr: number, bytes: Uint8Array): void {
-    if (bytes.length === 0) throw new RemoteError('ERR_INVALID_PATCH', `patchCode at ${hex(addr)} needs at least one byte to write`);
+  /**
+   * Rewrites bytes of initialized segments, a batch at a time: every patch is checked first,
+   * then each segment touched gets one write window (RW for the copies, then its protection
+   * back and the I-cache flushed).
+   */
+  private patchCode(patches: ReadonlyArray<{ address: number; bytes: Uint8Array }>): void {
+    if (patches.length === 0) throw new RemoteError('ERR_INVALID_PATCH', 'patchCode needs at least one patch');
     this.requireNoCodeRunning('patchCode');
-    const seg = this.segmentAt(addr, bytes.length, 'patchCode');
-    native.patchInPlace(addr, bytes, seg.prot);
+    const groups = new Map<number, { prot: number; patches: Array<{ address: number; bytes: Uint8Array }> }>();
+    for (const p of patches) {
+      if (p.bytes.length === 0) throw new RemoteError('ERR_INVALID_PATCH', `patchCode at ${hex(p.address)} needs at least one byte to write`);
+      const seg = this.segmentAt(p.address, p.bytes.length, 'patchCode');
+      const g = groups.get(seg.start);
+      if (g) g.patches.push(p);
+      else groups.set(seg.start, { prot: seg.prot, patches: [p] });
+    }
+    for (const g of groups.values()) native.patchInPlace(g.patches, g.prot);
   }
 
   private requireCallable(fn: number, what: string): void {

@@ -54,3 +54,44 @@ export function patchBytes(patches: readonly CodePatch[]): number {
   for (const p of patches) n += p.bytes.length;
   return n;
 }
+
+/** A page-rounded run of an initialized region with one protection, as the in-process mappers keep them. */
+export interface PatchableSegment {
+  readonly start: number;
+  readonly length: number;
+  readonly prot: number;
+}
+
+/** The segment of these regions that holds all of [address, address + size), or a typed error. */
+export function segmentHolding<S extends PatchableSegment>(
+  regions: Iterable<{ readonly key: number; readonly end: number; readonly segments: readonly S[] }>,
+  address: number,
+  size: number,
+): S {
+  for (const region of regions) {
+    if (address < region.key || address >= region.end) continue;
+    const segment = region.segments.find((s) => address >= s.start && address < s.start + s.length);
+    if (!segment) break;
+    if (address + size > segment.start + segment.length) {
+      throw new JitmemError(
+        'ERR_PATCH_OUT_OF_SEGMENT',
+        `patchCode: [${hex(address)}, ${hex(address + size)}) runs past its segment [${hex(segment.start)}, ${hex(segment.start + segment.length)})`,
+        { address, size },
+      );
+    }
+    return segment;
+  }
+  throw new JitmemError('ERR_NOT_INITIALIZED', `patchCode: ${hex(address)} is not inside an initialized segment`, { address, size });
+}
+
+/** The patches of a batch grouped by the segment `find` says holds each (every patch is found before the first group is returned). */
+export function groupBySegment<S>(patches: readonly CodePatch[], find: (p: CodePatch) => S): Map<S, CodePatch[]> {
+  const groups = new Map<S, CodePatch[]>();
+  for (const p of patches) {
+    const s = find(p);
+    const g = groups.get(s);
+    if (g) g.push(p);
+    else groups.set(s, [p]);
+  }
+  return groups;
+}

@@ -1,11 +1,11 @@
 import * as native from '../native/index.js';
-import { JitmemError, hex, throwCollected } from '../core/errors.js';
-import { alignUp, checkAddress, checkSize } from '../core/checks.js';
-import type { AllocInfo, ExecutorAddrRange, WrapperCall } from './memory-mapper.js';
-import { checkAllocInfo, checkReserveSize } from './alloc-info.js';
-import { checkPatchBatch, type CodePatch, type PatchOptions } from './code-patch.js';
-import { runDeallocActions, runFinalizeActions, type WrapperCallRunner } from '../protocol/alloc-actions.js';
-import { ReservationTable, type Reservation as ReservationRecord } from './reservation-table.js';
+import { JitmemError, eachCollected, hex, throwCollected } from '../core/errors.js';
+import { alignUp, checkAddress } from '../core/checks.js';
+import type { AllocInfo, WrapperCall } from './memory-mapper.js';
+import { checkPatchBatch, groupBySegment, segmentHolding, type CodePatch, type PatchOptions } from './code-patch.js';
+import { MapperBase } from './mapper-base.js';
+import { runDeallocActions, runFinalizeActions, type ActionCallSite } from '../protocol/alloc-actions.js';
+import type { Reservation as ReservationRecord } from './reservation-table.js';
 
 /**
  * In-process, with W^X kept without toggling protections on code (the technique of Julia's JIT
@@ -22,7 +22,7 @@ import { ReservationTable, type Reservation as ReservationRecord } from './reser
  */
 
 /** What an execution-view page is when no data segment of a live region covers it. */
-const EXEC_DEFAULT = native.PROT_RX;
+const EXEC_DEFAULT = native.PROT_R | native.PROT_X;
 
 interface Segment {
   readonly start: number;
@@ -47,8 +47,11 @@ interface Mapping {
 
 type Reservation = ReservationRecord<Region>;
 
-/** Runs an alloc action in this process: a real function with LLVM's wrapper ABI. */
-const runInProcess: WrapperCallRunner = (call) => native.callWrapper(call.fn, call.args);
+/** Alloc actions run in this process: real functions with LLVM's wrapper ABI. */
+const inProcess: ActionCallSite = {
+  invoke: (call) => native.callWrapper(call.fn, call.args),
+  failure: (message, call) => new JitmemError('ERR_ALLOC_ACTION_FAILED', message, { fn: call.fn }),
+};
 
 /** Puts execution-view page runs back to their default, one mprotect per contiguous run. */
 function restoreDefault(runs: readonly Segment[]): void {
@@ -63,15 +66,11 @@ function restoreDefault(runs: readonly Segment[]): void {
 
 let nextObject = 0;
 
-export class DualMappedMemoryMapper {
+export class DualMappedMemoryMapper extends MapperBase<Region> {
   readonly pageSize = native.pageSize();
-  private readonly table = new ReservationTable<Region>();
   private readonly mappings = new Map<number, Mapping>();
-  private closed = false;
 
-  async reserve(bytes: number): Promise<ExecutorAddrRange> {
-    this.checkOpen();
-    checkReserveSize(bytes, this.pageSize);
+  protected async reserveRange(bytes: number): Promise<number> {
     const name = `/jitmem_dualmap_${process.pid}_${nextObject++}`;
     const fd = native.shmCreate(name, bytes);
     let writable = 0;
@@ -88,27 +87,16 @@ export class DualMappedMemoryMapper {
     } finally {
       native.closeFd(fd);
     }
-    this.table.add(start, bytes);
     this.mappings.set(start, { writable });
-    return { start, end: start + bytes };
+    return start;
   }
 
-  prepare(addr: number, size: number): Uint8Array {
-    this.checkOpen();
-    checkAddress('addr', addr);
-    checkSize('size', size);
-    const r = this.table.of(addr, size, 'prepare');
-    this.table.checkPrepare(r, addr, size);
-    const v = native.view(this.writableAddress(r, addr), size);
-    this.table.addView(r, addr, v);
-    return v;
+  protected workingMemory(r: Reservation, addr: number, size: number): Uint8Array {
+    return native.view(this.writableAddress(r, addr), size);
   }
 
   async initialize(info: AllocInfo): Promise<number> {
-    this.checkOpen();
-    const { key, end } = checkAllocInfo(info, this.pageSize);
-    const r = this.table.of(key, end - key, 'initialize');
-    this.table.checkInitialize(r, key, end);
+    const { r, key, end } = this.beginInitialize(info);
     // Every check passed: from here on bytes change. Working memory loses its window first.
     this.table.detachViews(r, key, end);
     const segments: Segment[] = [];
@@ -133,7 +121,7 @@ export class DualMappedMemoryMapper {
       // The bytes came in through another virtual address: where the I-cache is not coherent
       // (AArch64) the execution view's lines must be invalidated (a no-op on x86-64).
       for (const s of segments) if (s.prot & native.PROT_X) native.flushICache(s.start, s.length);
-      const deallocs = runFinalizeActions(info.actions, runInProcess);
+      const deallocs = runFinalizeActions(info.actions, inProcess);
       r.regions.set(key, { key, end, segments, changed, deallocs });
       return key;
     } catch (err) {
@@ -152,60 +140,42 @@ export class DualMappedMemoryMapper {
   async patchCode(patches: readonly CodePatch[], _options: PatchOptions = {}): Promise<void> {
     this.checkOpen();
     checkPatchBatch(patches);
-    const targets = patches.map((p) => this.patchTarget(p.address, p.bytes.length));
-    for (const [i, p] of patches.entries()) native.copyIn(this.writableAddress(targets[i]!.reservation, p.address), p.bytes);
-    for (const [i, p] of patches.entries()) if (targets[i]!.segment.prot & native.PROT_X) native.flushICache(p.address, p.bytes.length);
+    const holders = new Map<CodePatch, Reservation>();
+    const groups = groupBySegment(patches, (p) => {
+      const r = this.table.of(p.address, p.bytes.length, 'patchCode');
+      holders.set(p, r);
+      return segmentHolding(r.regions.values(), p.address, p.bytes.length);
+    });
+    for (const p of patches) native.copyIn(this.writableAddress(holders.get(p)!, p.address), p.bytes);
+    for (const [segment, group] of groups) if (segment.prot & native.PROT_X) for (const p of group) native.flushICache(p.address, p.bytes.length);
   }
 
   async deinitialize(keys: readonly number[]): Promise<void> {
     this.checkOpen();
-    const errors: unknown[] = [];
     // Reverse order, as LLVM: the last region initialized is the first torn down.
-    for (const key of [...keys].reverse()) {
-      try {
-        checkAddress('key', key);
-        const r = this.table.of(key, 0, 'deinitialize');
-        const region = r.regions.get(key);
-        if (region) {
-          this.teardown(r, region);
-        } else if (!this.table.dropViewsAt(r, key)) {
-          throw new JitmemError('ERR_UNKNOWN_KEY', `deinitialize: ${hex(key)} is neither an initialized region nor prepared working memory`, { key });
-        }
-      } catch (err) {
-        errors.push(err);
+    eachCollected([...keys].reverse(), 'deinitialize', (key) => {
+      checkAddress('key', key);
+      const r = this.table.of(key, 0, 'deinitialize');
+      const region = r.regions.get(key);
+      if (region) this.teardown(r, region);
+      else if (!this.table.dropViewsAt(r, key)) {
+        throw new JitmemError('ERR_UNKNOWN_KEY', `deinitialize: ${hex(key)} is neither an initialized region nor prepared working memory`, { key });
       }
-    }
-    throwCollected(errors, 'deinitialize');
+    });
   }
 
   async release(bases: readonly number[]): Promise<void> {
     this.checkOpen();
-    const errors: unknown[] = [];
-    for (const base of [...bases].reverse()) {
-      try {
-        checkAddress('base', base);
-        const r = this.table.byStart.get(base);
-        if (!r) throw new JitmemError('ERR_UNKNOWN_RESERVATION', `release: ${hex(base)} is not the start of a reservation`, { base });
-        this.releaseReservation(r);
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-    throwCollected(errors, 'release');
+    eachCollected([...bases].reverse(), 'release', (base) => this.releaseReservation(this.reservationAt(base)));
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
-    const errors: unknown[] = [];
-    for (const r of [...this.table.byStart.values()].reverse()) {
-      try {
-        this.releaseReservation(r);
-      } catch (err) {
-        errors.push(err);
-      }
+    try {
+      eachCollected([...this.table.byStart.values()].reverse(), 'close', (r) => this.releaseReservation(r));
+    } finally {
+      this.closed = true;
     }
-    this.closed = true;
-    throwCollected(errors, 'close');
   }
 
   /** The writing view's address of target address `addr` of reservation `r`. */
@@ -213,55 +183,27 @@ export class DualMappedMemoryMapper {
     return this.mappings.get(r.start)!.writable + (addr - r.start);
   }
 
-  /** The reservation and initialized segment that hold all of [address, address + size). */
-  private patchTarget(address: number, size: number): { reservation: Reservation; segment: Segment } {
-    const reservation = this.table.of(address, size, 'patchCode');
-    for (const region of reservation.regions.values()) {
-      if (address < region.key || address >= region.end) continue;
-      const segment = region.segments.find((s) => address >= s.start && address < s.start + s.length);
-      if (!segment) break;
-      if (address + size > segment.start + segment.length) {
-        throw new JitmemError(
-          'ERR_PATCH_OUT_OF_SEGMENT',
-          `patchCode: [${hex(address)}, ${hex(address + size)}) runs past its segment [${hex(segment.start)}, ${hex(segment.start + segment.length)})`,
-          { address, size },
-        );
-      }
-      return { reservation, segment };
-    }
-    throw new JitmemError('ERR_NOT_INITIALIZED', `patchCode: ${hex(address)} is not inside an initialized segment`, { address, size });
-  }
-
   private releaseReservation(r: Reservation): void {
-    const errors: unknown[] = [];
-    for (const region of [...r.regions.values()].reverse()) {
-      try {
-        this.teardown(r, region);
-      } catch (err) {
-        errors.push(err);
-      }
+    try {
+      eachCollected([...r.regions.values()].reverse(), 'release', (region) => this.teardown(r, region));
+    } finally {
+      this.table.detachViews(r, r.start, r.end);
+      const size = r.end - r.start;
+      const mapping = this.mappings.get(r.start)!;
+      this.table.byStart.delete(r.start);
+      this.mappings.delete(r.start);
+      native.unmap(r.start, size);
+      native.unmap(mapping.writable, size);
     }
-    this.table.detachViews(r, r.start, r.end);
-    const size = r.end - r.start;
-    const mapping = this.mappings.get(r.start)!;
-    this.table.byStart.delete(r.start);
-    this.mappings.delete(r.start);
-    native.unmap(r.start, size);
-    native.unmap(mapping.writable, size);
-    throwCollected(errors, 'release');
   }
 
   /** Runs a region's dealloc actions, puts its data pages back to the default and forgets it. */
   private teardown(r: Reservation, region: Region): void {
     r.regions.delete(region.key);
     try {
-      runDeallocActions(region.deallocs, runInProcess);
+      throwCollected(runDeallocActions(region.deallocs, inProcess), 'dealloc actions');
     } finally {
       restoreDefault(region.changed);
     }
-  }
-
-  private checkOpen(): void {
-    if (this.closed) throw new JitmemError('ERR_MAPPER_CLOSED', 'this DualMappedMemoryMapper is closed', {});
   }
 }

@@ -160,6 +160,18 @@ export class Channel {
   private sendFrame(opcode: number, seq: number, tag: number, payload: Uint8Array | SpsWriter): void {
     if (this.ended) return;
     let frame: Uint8Array;
+    if (payload instanceof SpsWriter && payload.gathered) {
+      // A gather write: the pieces leave from where they are, in one writev with the rest of
+      // this turn's frames.
+      if (payload.headroom !== HEADER_SIZE) throw new JitmemError('ERR_INTERNAL', `a writer with spliced bytes needs ${HEADER_SIZE} bytes of headroom for the frame header`);
+      const pieces = payload.finishPieces();
+      const size = HEADER_SIZE + payload.length;
+      writeHeader(pieces[0]!, opcode, seq, tag, size);
+      this.stats.bytesSent += size;
+      this.corkForThisTurn();
+      for (const piece of pieces) this.output.write(piece);
+      return;
+    }
     if (payload instanceof SpsWriter) {
       if (payload.headroom === HEADER_SIZE) {
         frame = payload.finishWithHeadroom();
@@ -171,17 +183,22 @@ export class Channel {
       frame = encodeFrame(opcode, seq, tag, payload);
     }
     this.stats.bytesSent += frame.length;
-    // Frames sent in one turn of the event loop (pipelined calls, the results of a batch of
-    // calls) leave in one writev instead of one syscall each.
-    if (!this.corked) {
-      this.corked = true;
-      this.output.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.output.uncork();
-      });
-    }
+    this.corkForThisTurn();
     this.output.write(frame);
+  }
+
+  /**
+   * Frames sent in one turn of the event loop (pipelined calls, the results of a batch of
+   * calls, the pieces of a gathered frame) leave in one writev instead of one syscall each.
+   */
+  private corkForThisTurn(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.output.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      this.output.uncork();
+    });
   }
 
   private receive(chunk: Uint8Array): void {

@@ -28,10 +28,13 @@ export interface Frame {
 
 const TWO_32 = 2 ** 32;
 
-/** Writes a header into bytes [0, 32) of `frame`, whose length is the whole MsgSize. */
-export function writeHeader(frame: Uint8Array, opcode: number, seq: number, tag: number): void {
+/**
+ * Writes a header into bytes [0, 32) of `frame`. MsgSize is `frame`'s length, or `size` for a
+ * frame sent in several pieces of which `frame` is the first.
+ */
+export function writeHeader(frame: Uint8Array, opcode: number, seq: number, tag: number, size = frame.length): void {
   const dv = new DataView(frame.buffer, frame.byteOffset, HEADER_SIZE);
-  putU64(dv, 0, frame.length);
+  putU64(dv, 0, size);
   putU64(dv, 8, opcode);
   putU64(dv, 16, seq);
   putU64(dv, 24, tag);

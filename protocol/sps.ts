@@ -63,6 +63,12 @@ export class SpsWriter {
   private dv: DataView;
   private pos: number;
   private readonly start: number;
+  /**
+   * Bytes referenced rather than copied (bytesByReference): each goes on the wire after the
+   * first `at` bytes of buf.
+   */
+  private readonly spliced: Array<{ readonly at: number; readonly bytes: Uint8Array }> = [];
+  private splicedBytes = 0;
 
   /**
    * `headroom` bytes are left free in front of the payload so that a frame header can be
@@ -75,9 +81,14 @@ export class SpsWriter {
     this.start = headroom;
   }
 
-  /** Bytes of payload written so far. */
+  /** Bytes of payload written so far, spliced ones included. */
   get length(): number {
-    return this.pos - this.start;
+    return this.pos - this.start + this.splicedBytes;
+  }
+
+  /** True when some bytes are referenced rather than copied: send the pieces (finishPieces). */
+  get gathered(): boolean {
+    return this.spliced.length > 0;
   }
 
   get headroom(): number {
@@ -102,7 +113,25 @@ export class SpsWriter {
 
   /** Headroom plus payload (a view, no copy): what a frame writer fills in and sends. */
   finishWithHeadroom(): Uint8Array {
+    if (this.spliced.length > 0) throw new JitmemError('ERR_INTERNAL', 'SpsWriter: a writer with bytes spliced in by reference goes out in pieces (finishPieces)');
     return this.buf.subarray(0, this.pos);
+  }
+
+  /**
+   * Headroom plus payload as the pieces to send one after the other (a gather write): views of
+   * this writer's buffer between the bytes spliced in by reference, and those bytes themselves.
+   * The spliced bytes must stay as they are until the pieces have been written.
+   */
+  finishPieces(): Uint8Array[] {
+    const pieces: Uint8Array[] = [];
+    let from = 0;
+    for (const s of this.spliced) {
+      if (s.at > from) pieces.push(this.buf.subarray(from, s.at));
+      pieces.push(s.bytes);
+      from = s.at;
+    }
+    if (this.pos > from || pieces.length === 0) pieces.push(this.buf.subarray(from, this.pos));
+    return pieces;
   }
 
   u8(v: number): this {
@@ -188,6 +217,19 @@ export class SpsWriter {
     return this.u64(bytes.length).raw(bytes);
   }
 
+  /**
+   * SPSSequence<char> whose bytes are not copied into this writer: they go on the wire from
+   * where they are (see finishPieces). For large content a sender holds anyway.
+   */
+  bytesByReference(bytes: Uint8Array): this {
+    this.u64(bytes.length);
+    if (bytes.length > 0) {
+      this.spliced.push({ at: this.pos, bytes });
+      this.splicedBytes += bytes.length;
+    }
+    return this;
+  }
+
   /** SPSString: UTF-8 bytes with a u64 count, no NUL. */
   string(s: string): this {
     const b = utf8Encoder.encode(s);
@@ -256,10 +298,15 @@ export class SpsWriter {
     return this.sequence(set, (w, e) => w.string(e.name).bool(e.required));
   }
 
-  /** SPSFinalizeRequest: segments carry their content. */
-  finalizeRequest(fr: WireFinalizeRequest): this {
+  /**
+   * SPSFinalizeRequest: segments carry their content, copied into this writer, or referenced
+   * (`byReference`) when the caller sends the pieces with a gather write.
+   */
+  finalizeRequest(fr: WireFinalizeRequest, byReference = false): this {
     this.sequence(fr.segments, (w, s) => {
-      w.remoteAllocGroup(s.group).addr(s.addr).u64(s.size).bytes(s.content ?? new Uint8Array(0));
+      w.remoteAllocGroup(s.group).addr(s.addr).u64(s.size);
+      if (byReference) w.bytesByReference(s.content ?? new Uint8Array(0));
+      else w.bytes(s.content ?? new Uint8Array(0));
     });
     return this.sequence(fr.actions, (w, a) => w.allocActionCallPair(a));
   }

@@ -35,6 +35,12 @@ export interface MatrixSelection {
   readonly churnOperations: number;
   readonly updateTimes: number;
   readonly patchTimes: number;
+  /**
+   * Patches per patchCode call in the patch pattern. 1 (the presets): every patch is a rewrite
+   * of its own, as an inline cache or a single breakpoint is; larger batches are what a tier-up
+   * or a debugger command rewrites at once.
+   */
+  readonly patchBatch: number;
 }
 
 export const ALL_PATTERNS: readonly PatternName[] = ['load', 'churn', 'update', 'patch', 'sweep'];
@@ -56,6 +62,7 @@ export function presetSelection(preset: Preset): MatrixSelection {
         churnOperations: 200,
         updateTimes: 10,
         patchTimes: 50,
+        patchBatch: 1,
       };
     case 'default':
       return {
@@ -71,6 +78,7 @@ export function presetSelection(preset: Preset): MatrixSelection {
         churnOperations: 400,
         updateTimes: 20,
         patchTimes: 100,
+        patchBatch: 1,
       };
     case 'full':
       return {
@@ -86,6 +94,7 @@ export function presetSelection(preset: Preset): MatrixSelection {
         churnOperations: 2000,
         updateTimes: 50,
         patchTimes: 500,
+        patchBatch: 1,
       };
   }
 }
@@ -160,7 +169,7 @@ export function planCells(
         if (pattern === 'load') plan = loadPlan(g);
         else if (pattern === 'churn') plan = churnPlan(g, { seed, operations: selection.churnOperations });
         else if (pattern === 'update') plan = updatePlan(g, { times: selection.updateTimes });
-        else plan = patchPlan(g, { seed, times: selection.patchTimes });
+        else plan = patchPlan(g, { seed, times: selection.patchTimes, batch: selection.patchBatch });
       }
       for (const mapper of selection.mappers) {
         for (const executor of executorsFor(mapper, pattern)) {

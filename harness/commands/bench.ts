@@ -35,6 +35,8 @@ measurement:
   --time MS             sampling time per cell in milliseconds
   --iterations N        minimum iterations per cell
   --seed N              seed of the churn, patch and sweep patterns (default 1)
+  --patch-batch N       patches per patchCode call in the patch pattern (default 1: each
+                        patch a rewrite of its own)
   --cold                a fresh slab every iteration (default: one warm slab kept across
                         iterations, like a long-running JIT)
   --granularity BYTES   slab reservation granularity (default 1073741824, as llvm-jitlink;
@@ -108,6 +110,7 @@ export const benchCommand: Command = {
           time: { type: 'string' },
           iterations: { type: 'string' },
           seed: { type: 'string' },
+          'patch-batch': { type: 'string' },
           cold: { type: 'boolean' },
           granularity: { type: 'string' },
           rounds: { type: 'string' },
@@ -145,6 +148,7 @@ export const benchCommand: Command = {
       ...(values.policy ? { policies: values.policy.split(',').map((p) => checkFitPolicy(p.trim()) as FitPolicy), extraPoliciesOnlyUnderChurn: false } : {}),
       ...(values.time ? { time: positiveInt('--time', values.time)! } : {}),
       ...(values.iterations ? { iterations: positiveInt('--iterations', values.iterations)! } : {}),
+      ...(values['patch-batch'] ? { patchBatch: positiveInt('--patch-batch', values['patch-batch'])! } : {}),
     };
     const custom = Object.keys(overrides).length > 0;
     const selection: MatrixSelection = { ...base, ...overrides };

@@ -1,9 +1,8 @@
 import test from 'ava';
 import { SlabMemoryManager } from '../../mappers/slab/slab-memory-manager.js';
 import { ADD2_CODE, INC_CODE, RO, RW, RX, incGraph } from './graphs.js';
-import type { CodePatch } from '../../mappers/code-patch.js';
-import { DualMappedMemoryMapper } from '../../mappers/dual-mapped-memory-mapper.js';
-import { openTarget, type MapperTarget, readTraceLogFrom, sha256Hex, targetActions, targetTracePairs, type MapperKind } from './mapper-targets.js';
+import { returnConstantCode } from '../../workloads/patterns/return-constant.js';
+import { openTarget, readTraceLogFrom, sha256Hex, targetActions, targetTracePairs, type MapperKind } from './mapper-targets.js';
 
 /**
  * The MemoryMapper contract as one suite of ava tests, registered for one mapper kind: code runs
@@ -16,14 +15,6 @@ async function fresh(t: { teardown(fn: () => unknown): void }, kind: MapperKind)
   t.teardown(() => target.close());
   const manager = new SlabMemoryManager(target.mapper, { granularity: 1 << 20 });
   return { target, manager };
-}
-
-// The batched patch API (MemoryMapper.patchCode(batch)); the three older mappers take one patch a call until they move to it.
-async function patchCode(target: MapperTarget, patches: readonly CodePatch[]): Promise<void> {
-  const mapper: unknown = target.mapper;
-  if (mapper instanceof DualMappedMemoryMapper) return mapper.patchCode(patches);
-  if (!Array.isArray(patches) || patches.length === 0) return target.mapper.patchCode!(0, new Uint8Array(0));
-  for (const p of patches) await target.mapper.patchCode!(p.address, p.bytes);
 }
 
 export function mapperContractSuite(kind: MapperKind): void {
@@ -114,12 +105,45 @@ export function mapperContractSuite(kind: MapperKind): void {
     const fin = await alloc.finalize();
     const text = fin.sectionAddress('.text');
     t.is(await target.runInt(text, 5), 6);
-    await patchCode(target, [{ address: text + 2, bytes: Uint8Array.of(0x09) }]); // lea eax, [rdi+9]
+    await target.mapper.patchCode!([{ address: text + 2, bytes: Uint8Array.of(0x09) }]); // lea eax, [rdi+9]
     t.is(await target.runInt(text, 5), 14);
-    await t.throwsAsync(patchCode(target, [{ address: text, bytes: new Uint8Array(0) }]), { code: 'ERR_INVALID_PATCH' });
+    await t.throwsAsync(target.mapper.patchCode!([{ address: text, bytes: new Uint8Array(0) }]), { code: 'ERR_INVALID_PATCH' });
     const other = await manager.allocate(incGraph('other'));
-    await t.throwsAsync(patchCode(target, [{ address: other.sectionAddress('.text'), bytes: Uint8Array.of(0xc3) }]), { code: 'ERR_NOT_INITIALIZED' });
+    await t.throwsAsync(target.mapper.patchCode!([{ address: other.sectionAddress('.text'), bytes: Uint8Array.of(0xc3) }]), { code: 'ERR_NOT_INITIALIZED' });
     await other.abandon();
+  });
+
+  test(`${kind}: a batch of patches over two allocations changes what each function returns, in at most one executor call`, async (t) => {
+    const { target, manager } = await fresh(t, kind);
+    // Four functions `return 10 + i` 16 bytes apart in each of two allocations.
+    const functionsGraph = (name: string) => {
+      const text = new Uint8Array(64).fill(0xcc);
+      for (let i = 0; i < 4; i++) text.set(returnConstantCode(10 + i), 16 * i);
+      return { name, sections: [{ name: '.text', group: RX, alignment: 16, size: text.length, content: text }] };
+    };
+    const fins = [];
+    for (const name of ['a', 'b']) {
+      const alloc = await manager.allocate(functionsGraph(name));
+      alloc.writeContent();
+      fins.push(await alloc.finalize());
+    }
+    const entries = fins.flatMap((fin) => [0, 1, 2, 3].map((i) => fin.sectionAddress('.text') + 16 * i));
+    t.deepEqual(await Promise.all(entries.map((fn) => target.runInt(fn, 0))), [10, 11, 12, 13, 10, 11, 12, 13]);
+    const batch = entries.map((address, i) => ({ address, bytes: returnConstantCode(100 + i) }));
+    const callsBefore = target.session?.counters().calls ?? 0;
+    await target.mapper.patchCode!(batch);
+    const calls = (target.session?.counters().calls ?? 0) - callsBefore;
+    t.deepEqual(await Promise.all(entries.map((fn) => target.runInt(fn, 0))), [100, 101, 102, 103, 104, 105, 106, 107]);
+    // RPC copy carries the whole batch in one call; shared memory writes the bytes itself and
+    // makes at most the one barrier call; the in-process mappers have no executor to call.
+    t.is(calls, target.session ? 1 : 0);
+    // Where the I-cache is coherent and no code is running, shared memory needs no call at all.
+    if (kind === 'shared' && process.arch === 'x64') {
+      const before = target.session!.counters().calls;
+      await target.mapper.patchCode!([{ address: entries[0]!, bytes: returnConstantCode(7) }], { codeRunning: false });
+      t.is(target.session!.counters().calls, before);
+      t.is(await target.runInt(entries[0]!, 0), 7);
+    }
   });
 
   test(`${kind}: 10,000 cycles of allocate, write, initialize, call, deinitialize on the same range, every call right`, async (t) => {

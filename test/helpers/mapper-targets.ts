@@ -31,7 +31,7 @@ export function sha256Hex(bytes: Uint8Array): string {
 
 export async function openTarget(kind: MapperKind, spawnOptions: SpawnOptions = {}): Promise<MapperTarget> {
   if (kind === 'in-process' || kind === 'dualmap') {
-    const mapper = (kind === 'dualmap' ? new DualMappedMemoryMapper() : new InProcessMemoryMapper()) as unknown as MemoryMapper;
+    const mapper: MemoryMapper = kind === 'dualmap' ? new DualMappedMemoryMapper() : new InProcessMemoryMapper();
     return {
       mapper,
       session: null,
