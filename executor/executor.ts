@@ -6,7 +6,7 @@ import { alignUp } from '../core/checks.js';
 import { Channel, type CallResult, type ChannelEnd } from '../protocol/channel.js';
 import { DEFAULT_MAX_FRAME_SIZE, HEADER_SIZE } from '../protocol/frame.js';
 import { JitmemSym, Sym, encodeSetup, processTriple } from '../protocol/setup.js';
-import { SpsWriter, SymbolFlags, decode } from '../protocol/sps.js';
+import { SpsWriter, SymbolFlags, decode, decodeFinalizeRequestPieces, type WireFinalizeRequest } from '../protocol/sps.js';
 import { ExecutorActionSite } from './actions.js';
 import { AddressSpace, PROT_R, PROT_W, PROT_X, type Reservation } from './address-space.js';
 import { MemoryManagerService, SharedMemoryService, releaseReservation, unlinkName } from './memory-services.js';
@@ -43,6 +43,9 @@ type Handler = (args: Uint8Array) => CallResult | Promise<CallResult>;
 /** Hashing is synchronous: this bounds how long one checksum call can hold the executor. */
 const MAX_CHECKSUM_BYTES = 1 << 30;
 
+/** Payloads from this size on that arrive in several chunks are decoded from the chunks (no assembly copy). */
+const GATHER_FROM = 64 * 1024;
+
 export class Executor {
   readonly space: AddressSpace;
   private readonly actions: ExecutorActionSite;
@@ -51,6 +54,8 @@ export class Executor {
   private readonly tokenPage: number;
   private readonly tokens = new Map<string, number>();
   private readonly handlers = new Map<number, Handler>();
+  /** Handlers that take a large payload in the pieces it arrived in (see GATHER_FROM). */
+  private readonly gatheredHandlers = new Map<number, (pieces: readonly Uint8Array[]) => CallResult | Promise<CallResult>>();
   private readonly dylibHandles = new Set<number>();
   /** Addresses resolve handed out: run-as may call them even though they are not in our memory. */
   private readonly resolvedFunctions = new Set<number>();
@@ -93,6 +98,10 @@ export class Executor {
       role: 'executor',
       maxFrameSize: this.options.maxFrameSize,
       handler: (tag, payload) => this.handle(tag, payload),
+      // Large finalize requests (RPC copy's content) are read from the chunks they arrived in
+      // straight into target memory, not assembled into one frame first.
+      gatherFrom: GATHER_FROM,
+      gatheredHandler: (tag, pieces) => (this.gatheredHandlers.has(tag) ? this.handle(tag, pieces) : null),
       peerName: 'controller',
       lostCode: 'ERR_CONTROLLER_LOST',
     });
@@ -157,8 +166,8 @@ export class Executor {
     }
   }
 
-  private handle(tag: number, payload: Uint8Array): CallResult | Promise<CallResult> {
-    const h = this.handlers.get(tag);
+  private handle(tag: number, payload: Uint8Array | readonly Uint8Array[]): CallResult | Promise<CallResult> {
+    const h = Array.isArray(payload) ? this.gatheredHandlers.get(tag) : this.handlers.get(tag);
     if (!h) return undefined;
     // A controller that uses jitmem's own services is a jitmem controller, which closes its
     // sessions itself: the llvm-jitlink workaround must not cut it off between two calls.
@@ -167,7 +176,7 @@ export class Executor {
       clearTimeout(this.idleTimer);
       this.idleTimer = null;
     }
-    return h(payload);
+    return (h as (args: Uint8Array | readonly Uint8Array[]) => CallResult | Promise<CallResult>)(payload);
   }
 
   private token(name: string): number {
@@ -211,13 +220,13 @@ export class Executor {
         return this.memoryManager.reserve(size);
       });
     });
-    this.on(Sym.memMgrInitialize, (a) => {
-      const [inst, fr] = decode(a, 'initialize arguments', (r) => [r.addr(), r.finalizeRequest()] as const);
-      return expectedAddr(() => {
+    const initialize = ([inst, fr]: readonly [number, WireFinalizeRequest]) =>
+      expectedAddr(() => {
         this.checkInstance(Sym.memMgrInstance, inst);
         return this.memoryManager.initialize(fr);
       });
-    });
+    this.on(Sym.memMgrInitialize, (a) => initialize(decode(a, 'initialize arguments', (r) => [r.addr(), r.finalizeRequest()] as const)));
+    this.gatheredHandlers.set(this.token(Sym.memMgrInitialize), (pieces) => initialize(decodeFinalizeRequestPieces(pieces, 'initialize arguments')));
 
     // --- ExecutorSharedMemoryMapperService (spec §5.2) ---
     this.on(Sym.shmReserve, (a) => {

@@ -21,11 +21,20 @@ export type Role = 'controller' | 'executor';
 export type CallResult = Uint8Array | SpsWriter | undefined;
 export type CallHandler = (tag: number, payload: Uint8Array, seq: number) => CallResult | Promise<CallResult>;
 
+/**
+ * Answers a call whose large payload arrived in pieces (ChannelOptions.gatherFrom) without
+ * assembling it; returning null passes the call to the ordinary handler with the assembled payload.
+ */
+export type GatheredCallHandler = (tag: number, pieces: readonly Uint8Array[], seq: number) => CallResult | Promise<CallResult> | null;
+
 export interface ChannelOptions {
   readonly role: Role;
   /** Frames whose MsgSize is above this are refused and end the session. */
   readonly maxFrameSize?: number;
   readonly handler?: CallHandler;
+  /** Payloads of at least this many bytes that arrive in several chunks go to `gatheredHandler` as pieces. */
+  readonly gatherFrom?: number;
+  readonly gatheredHandler?: GatheredCallHandler;
   /** The `code` pending and later calls reject with once the session is over. */
   readonly lostCode?: string;
   /** What the other side is called in messages ("executor", "controller"). */
@@ -79,7 +88,7 @@ export class Channel {
         maxFrameSize: options.maxFrameSize,
       });
     }
-    this.parser = new FrameParser(this.maxFrameSize);
+    this.parser = new FrameParser(this.maxFrameSize, options.gatheredHandler ? (options.gatherFrom ?? Number.POSITIVE_INFINITY) : Number.POSITIVE_INFINITY);
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.setup = new Promise((resolve, reject) => {
       this.resolveSetup = resolve;
@@ -262,7 +271,8 @@ export class Channel {
     if (!handler) return this.protocolError(unknown());
     let result: CallResult | Promise<CallResult>;
     try {
-      result = handler(frame.tag, frame.payload, frame.seq);
+      const gathered = frame.pieces && this.options.gatheredHandler ? this.options.gatheredHandler(frame.tag, frame.pieces, frame.seq) : null;
+      result = gathered ?? handler(frame.tag, frame.payload, frame.seq);
     } catch (err) {
       return this.protocolError(err);
     }

@@ -37,6 +37,16 @@ export interface WireSegment {
   addr: number;
   size: number;
   content?: Uint8Array;
+  /** The content as views of the pieces of a gathered frame, instead of `content` (decodeFinalizeRequestPieces). */
+  contentPieces?: readonly Uint8Array[];
+}
+
+/** Bytes of content a segment carries, in one view or in pieces. */
+export function contentLength(s: WireSegment): number {
+  if (s.content) return s.content.length;
+  let n = 0;
+  for (const p of s.contentPieces ?? []) n += p.length;
+  return n;
 }
 
 export interface WireFinalizeRequest {
@@ -582,4 +592,110 @@ export function decode<T>(bytes: Uint8Array, what: string, read: (r: SpsReader) 
   const v = read(r);
   r.end();
   return v;
+}
+
+/** Reads a payload that is still in the pieces it arrived in, front to back. */
+class PiecesCursor {
+  private index = 0;
+  private offset = 0;
+  private consumed = 0;
+  readonly total: number;
+
+  constructor(
+    private readonly pieces: readonly Uint8Array[],
+    private readonly what: string,
+  ) {
+    let n = 0;
+    for (const p of pieces) n += p.length;
+    this.total = n;
+  }
+
+  get remaining(): number {
+    return this.total - this.consumed;
+  }
+
+  /** The next `n` bytes in one view: of the piece itself when they lie in one, else a copy (keep n small). */
+  read(n: number, field: string): Uint8Array {
+    this.need(n, field);
+    const piece = this.pieces[this.index]!;
+    if (piece.length - this.offset >= n) {
+      const out = piece.subarray(this.offset, this.offset + n);
+      this.advance(n);
+      return out;
+    }
+    const out = new Uint8Array(n);
+    let at = 0;
+    for (const v of this.views(n, field)) {
+      out.set(v, at);
+      at += v.length;
+    }
+    return out;
+  }
+
+  /** The next `n` bytes as views of the pieces they lie in (no copy). */
+  views(n: number, field: string): Uint8Array[] {
+    this.need(n, field);
+    const out: Uint8Array[] = [];
+    let left = n;
+    while (left > 0) {
+      const piece = this.pieces[this.index]!;
+      const take = Math.min(left, piece.length - this.offset);
+      if (take > 0) out.push(piece.subarray(this.offset, this.offset + take));
+      this.advance(take);
+      left -= take;
+    }
+    return out;
+  }
+
+  /** A reader over the next `n` bytes, which lie in one view (see read). */
+  reader(n: number, field: string): SpsReader {
+    return new SpsReader(this.read(n, field), `${this.what} (${field} at byte offset ${this.consumed - n})`);
+  }
+
+  private advance(n: number): void {
+    this.consumed += n;
+    this.offset += n;
+    while (this.index < this.pieces.length && this.offset >= this.pieces[this.index]!.length && this.consumed < this.total) {
+      this.offset -= this.pieces[this.index]!.length;
+      this.index++;
+    }
+  }
+
+  private need(n: number, field: string): void {
+    if (n > this.remaining) {
+      throw new JitmemError('ERR_SPS_MALFORMED', `malformed ${this.what} at byte offset ${this.consumed}: ${field} needs ${n} bytes but only ${this.remaining} remain`, {
+        offset: this.consumed,
+        length: this.total,
+        needed: n,
+      });
+    }
+  }
+}
+
+/**
+ * Decodes (SPSExecutorAddr, SPSFinalizeRequest), the arguments of the memory manager's
+ * initialize, from a payload still in its pieces: each segment's content comes back as views of
+ * the pieces (contentPieces), so that it is copied once, into target memory; only the few bytes
+ * around the contents are read from copies when they straddle two pieces.
+ */
+export function decodeFinalizeRequestPieces(pieces: readonly Uint8Array[], what: string): [number, WireFinalizeRequest] {
+  const c = new PiecesCursor(pieces, what);
+  const instance = c.reader(8, 'the instance address').addr();
+  const count = c.reader(8, 'the segment count').u64('the segment count');
+  if (count * 25 > c.remaining) {
+    throw new JitmemError('ERR_SPS_MALFORMED', `malformed ${what}: ${count} segments need at least ${count * 25} bytes but only ${c.remaining} remain`, { count });
+  }
+  const segments: WireSegment[] = [];
+  for (let i = 0; i < count; i++) {
+    const r = c.reader(25, `segment ${i}`);
+    const group = r.remoteAllocGroup();
+    const addr = r.addr('a segment address');
+    const size = r.u64('a segment size');
+    const length = r.u64('a content size');
+    segments.push({ group, addr, size, contentPieces: c.views(length, `the content of segment ${i}`) });
+  }
+  const tail = new SpsReader(c.read(c.remaining, 'the alloc actions'), `${what} (alloc actions)`);
+  const actions = tail.sequence(32, (r) => r.allocActionCallPair());
+  tail.end();
+  return [instance, { segments, actions }];
 }
