@@ -30,7 +30,25 @@ Serves one ORC SimpleRemoteEPC session (LLVM 22 wire protocol) and exits when it
                         when the executor stops listening)
   --max-frame-size N    refuse frames larger than N bytes (default ${DEFAULT_MAX_FRAME_SIZE})
   --close-when-idle     close the connection once idle after run_as_main returned and the
-                        memory was given back (default for TCP: llvm-jitlink 22 never closes)
+                        memory was given back: llvm-jitlink 22 never closes a TCP session
+                        itself (default with --listen and --connect; a jitmem controller is
+                        never cut off, whatever this says)
+  --no-close-when-idle  keep the connection until the controller closes it (default with
+                        --fds: the controller that spawned the executor ends the session)
+  -h, --help            show this help
+
+exit status:
+  0        the session ended: the controller closed it or went away
+  1        the session ended on a protocol error (said on stderr)
+  2        bad flags (said on stderr); nothing was served
+  129, 130, 143
+           ended by SIGHUP, SIGINT or SIGTERM (128 + the signal's number), after giving
+           back its memory and shared-memory names
+
+example: LLVM's llvm-jitlink links and runs a program in this executor over TCP
+  jitmem executor --listen 127.0.0.1:20000 &
+  llvm-jitlink --oop-executor-connect=127.0.0.1:20000 hello.o
+(llvm-jitlink 22 from Debian's llvm-22 package; hello.o from 'cc -c -fPIC hello.c'.)
 `;
 
 export interface ExecutorIO {

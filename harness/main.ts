@@ -14,6 +14,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: 'allocator microbenchmark: allocate+free latency at 1k/10k/100k free ranges',
     load: async () => (await import('./commands/bench-alloc.js')).benchAllocCommand,
   },
+  'bench-remote': {
+    summary: 'executor round trip, and a CPython-shaped load through each mapper beside its budget',
+    load: async () => (await import('./commands/bench-remote.js')).benchRemoteCommand,
+  },
   charts: {
     summary: 'draw bench reports as Vega-Lite specs, SVG, PNG and one self-contained HTML page',
     load: async () => (await import('./commands/charts.js')).chartsCommand,

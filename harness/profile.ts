@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { JitmemError } from '../core/errors.js';
@@ -116,11 +116,15 @@ export async function runProfile(options: ProfileOptions): Promise<ProfileResult
   }
   const tool = options.tool;
   let reason: string;
+  const before = new Set(readdirSync(outDir));
   try {
     const file = await runClinic(() => (options.loadClinic ? options.loadClinic(tool, outDir) : new Tool!({ dest: outDir })), tool, outDir, command);
     return { requested: options.tool, tool: options.tool, file, command };
   } catch (err) {
     reason = `clinic ${options.tool} failed: ${(err as Error).message ?? String(err)}`;
+    // What the failed run left (clinic's data folder, a half-written page) is no profile: only
+    // the fallback's profile stays.
+    for (const entry of readdirSync(outDir)) if (!before.has(entry) && /\.clinic-(doctor|flame)/.test(entry)) rmSync(path.join(outDir, entry), { recursive: true, force: true });
   }
   const { file, exitStatus } = await runCpuProf(outDir, command);
   return { requested: options.tool, tool: 'cpuprof', file, fallbackReason: reason, exitStatus, command };

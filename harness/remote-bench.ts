@@ -1,5 +1,4 @@
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import * as native from '../native/index.js';
 import { InProcessMemoryMapper } from '../mappers/in-process-memory-mapper.js';
 import { ExecutorSession } from '../session/executor-session.js';
@@ -16,7 +15,7 @@ import { seededRandom as rng } from './statistics.js';
  * controller and the executor on the same CPU and on different CPUs; (2) moving a synthetic
  * set shaped like the CPython 3.11 link (177 graphs, 6.66 MB of content, 0.28 MB zero-fill)
  * with each mapper, as extra time over in-process, beside the budgets. Run it on a quiet
- * machine: `node dist/harness/remote-bench.js [--iterations N] [--calls N]`.
+ * machine: `jitmem bench-remote [--iterations N] [--calls N] [--json]`.
  */
 
 export interface RemoteBenchOptions {
@@ -211,26 +210,4 @@ export async function runRemoteBench(options: RemoteBenchOptions = {}): Promise<
     loadMsSequential: loads.sequential,
     extraMs: { shared: p.shared - p['in-process'], rpc: p['rpc-copy'] - p['in-process'] },
   };
-}
-
-function flag(argv: readonly string[], name: string): number | undefined {
-  const i = argv.indexOf(name);
-  if (i < 0) return undefined;
-  const n = Number(argv[i + 1]);
-  if (!Number.isSafeInteger(n) || n < 1) {
-    process.stderr.write(`remote-bench: ${name} expects a whole number >= 1; got ${JSON.stringify(argv[i + 1] ?? '')}\n`);
-    process.exit(2);
-  }
-  return n;
-}
-
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const argv = process.argv.slice(2);
-  runRemoteBench({ iterations: flag(argv, '--iterations'), latencyCalls: flag(argv, '--calls') }).then(
-    () => process.exit(0),
-    (err: unknown) => {
-      process.stderr.write(`remote-bench: ${(err as Error).stack ?? String(err)}\n`);
-      process.exit(1);
-    },
-  );
 }

@@ -1,12 +1,13 @@
 import test from 'ava';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PNG } from 'pngjs';
 import { chartSpecs, type ChartSpec } from '../harness/charts/chart-specs.js';
-import { renderPng } from '../harness/charts/render-chart.js';
+import { renderPng, renderSvg } from '../harness/charts/render-chart.js';
+import { defaultShapedReport } from './helpers/default-report.js';
 import type { Report } from '../harness/report.js';
 import { runCli } from './helpers/run-cli.js';
 import { measuredReport } from './helpers/reports.js';
@@ -19,6 +20,8 @@ const CHROMIUM = '/usr/bin/chromium';
 let reports: Report[];
 let charts: readonly ChartSpec[];
 let cliOutput: { status: number | null; stdout: string; stderr: string };
+
+test.after.always(() => rmSync(dir, { recursive: true, force: true }));
 
 test.before(async () => {
   reports = [
@@ -73,11 +76,30 @@ test('every SVG holds its marks and its axis titles, in the shipped font', (t) =
     for (const title of chart.axisTitles) t.true(svg.includes(`>${xmlText(title)}</text>`), `${chart.name}: axis title ${JSON.stringify(title)} missing`);
     t.true(svg.includes('font-family="DejaVu Sans"'), `${chart.name}: text not in DejaVu Sans`);
   }
-  // The speedup chart draws a whisker per bar and the rule at 1.0.
+  // The speedup chart draws a dot per ratio over RPC copy (other than RPC copy's own), each
+  // with its value as a tooltip, and the rule at 1×.
   const speedup = readFileSync(path.join(outDir, 'speedup.svg'), 'utf8');
-  const bars = reports[1]!.ratios.filter((r) => r.baseline === 'rpc').length;
-  t.is((speedup.match(/<g class="mark-rect role-mark[^"]*"/g) ?? []).length, 2, 'one bar group per facet');
-  t.true((speedup.match(/<path [^>]*fill="[^"]*"/g) ?? []).length >= bars);
+  const ratios = reports[1]!.ratios.filter((r) => r.baseline === 'rpc' && r.mapper !== 'rpc');
+  const dots = [...speedup.matchAll(/<path [^>]*aria-roledescription="point"[^>]*><title>([^<]*)<\/title>/g)].map((m) => m[1]!);
+  t.is(dots.length, ratios.length);
+  for (const r of ratios) t.true(dots.some((d) => d.includes(`${r.speedup >= 10 ? r.speedup.toFixed(1) : r.speedup.toFixed(2)}×`)), `no dot says ${r.speedup}`);
+  // One colour per mapper, the same in every chart that draws mappers.
+  const fills = (svg: string, label: string) => new Set([...svg.matchAll(new RegExp(`<path [^>]*aria-label="[^"]*${label}[^"]*"[^>]*(?:fill|stroke)="(#[0-9a-f]{6})"`, 'g'))].map((m) => m[1]));
+  t.deepEqual(fills(speedup, 'shared memory'), new Set(['#f58518']));
+  t.deepEqual(fills(readFileSync(path.join(outDir, 'sweep.svg'), 'utf8'), 'shared memory'), new Set(['#f58518']));
+});
+
+test('no chart makes Vega or Vega-Lite warn (what they warn of, a wrong size or a dropped setting, shows in the chart), and nothing reaches the console', async (t) => {
+  const shaped = [defaultShapedReport({ llvm: false, commit: 'ba06df918faf1b2c3d4e5f60718293a4b5c6d7e8', preset: 'quick' }), defaultShapedReport({ llvm: true })];
+  for (const chart of [...charts, ...chartSpecs(shaped).charts]) {
+    const warnings: string[] = [];
+    await renderSvg(chart.spec, warnings);
+    t.deepEqual(warnings, [], chart.name);
+  }
+  // The logger does collect what Vega-Lite warns of.
+  const warnings: string[] = [];
+  await renderSvg({ data: { values: [{ x: 1 }] }, mark: 'point', encoding: { x: { field: 'x', type: 'quantitative', scale: { type: 'log', zero: true } } } }, warnings);
+  t.is(warnings.length, 1);
 });
 
 test('PNGs are drawn from the SVGs with the shipped font only: the same bytes every time, and not blank', (t) => {

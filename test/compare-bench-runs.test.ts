@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runCli } from './helpers/run-cli.js';
@@ -22,6 +22,7 @@ if (!enabled) console.log('compare-bench-runs: skipped; set JITMEM_REAL_BENCH=1 
 (enabled ? test : test.skip)('no false alarms on real quick runs: the ten pairs of five runs of this commit exit 0 in at least nine', (t) => {
   t.timeout(10 * 60_000);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'jitmem-bench-runs-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const runs: string[] = [];
   for (let i = 0; i < 5; i++) {
     const out = path.join(dir, `quick-${i}.json`);

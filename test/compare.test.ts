@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { compareReports, parseThresholdRule, patternMatches } from '../harness/compare.js';
@@ -8,6 +8,7 @@ import { runCli } from './helpers/run-cli.js';
 import { measuredReport, withRowsScaled } from './helpers/reports.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'jitmem-compare-'));
+test.after.always(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
 function save(report: unknown, name = `r${files++}.json`): string {
   const file = path.join(dir, name);

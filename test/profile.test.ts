@@ -1,11 +1,12 @@
 import test from 'ava';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runProfile } from '../harness/profile.js';
 import { runCli } from './helpers/run-cli.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'jitmem-profile-'));
+test.after.always(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Frames of a clinic flame page that name a function in a compiled file under dist/mappers/. */
 function mapperFrames(html: string): string[] {
@@ -64,16 +65,23 @@ test.serial('clinic doctor writes its HTML report', async (t) => {
 });
 
 test.serial('when clinic fails, the run is repeated under the V8 profiler and the result says why', async (t) => {
+  const outDir = path.join(dir, 'fallback');
+  // A clinic that gets as far as its data folder before it fails, as clinic doctor does.
   const failing = () => ({
-    collect: (_args: string[], cb: (err: Error | null, dataPath: string) => void) => cb(new Error('0x could not start'), ''),
+    collect: (_args: string[], cb: (err: Error | null, dataPath: string) => void) => {
+      mkdirSync(path.join(outDir, '4242.clinic-flame'), { recursive: true });
+      writeFileSync(path.join(outDir, '4242.clinic-flame', '4242.clinic-flame-traceevent'), 'partial');
+      cb(new Error('0x could not start'), '');
+    },
     visualize: () => undefined,
   });
-  const result = await runProfile({ tool: 'flame', outDir: path.join(dir, 'fallback'), subcommand: 'bench-alloc', args: ['--time', '100', '--sizes', '1000'], loadClinic: failing });
+  const result = await runProfile({ tool: 'flame', outDir, subcommand: 'bench-alloc', args: ['--time', '100', '--sizes', '1000'], loadClinic: failing });
   t.is(result.requested, 'flame');
   t.is(result.tool, 'cpuprof');
   t.is(result.fallbackReason, 'clinic flame failed: 0x could not start');
   t.is(result.exitStatus, 0);
   t.regex(result.file, /\.cpuprofile$/);
+  t.deepEqual(readdirSync(outDir), [path.basename(result.file)], 'the failed clinic run left its data folder behind');
   const profile = JSON.parse(readFileSync(result.file, 'utf8')) as { nodes: Array<{ callFrame: { url: string } }> };
   t.true(profile.nodes.some((n) => n.callFrame.url.includes('/dist/mappers/slab/free-range-index.js')));
 });
@@ -85,6 +93,7 @@ test('bad flags exit 2 and say what was expected', (t) => {
   r = runCli(['profile', '--', '--quick']);
   t.is(r.status, 2);
   t.regex(r.stderr, /--tool is required: flame, doctor or cpuprof/);
+  t.is(r.stderr.trim().split('\n').length, 1, 'one line, not the whole help');
   r = runCli(['profile', '--tool', 'flame', '--quick']);
   t.is(r.status, 2);
   t.regex(r.stderr, /Unknown option '--quick'.*bench flags go after '--'/);

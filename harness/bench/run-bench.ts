@@ -19,7 +19,16 @@ export type OpenHandle = (mapper: MapperName, executor: ExecutorName, options: H
 
 export type BenchProgress =
   | { readonly kind: 'cell-start'; readonly index: number; readonly total: number; readonly cell: string }
-  | { readonly kind: 'iteration'; readonly index: number; readonly total: number; readonly cell: string; readonly iterations: number }
+  | {
+      readonly kind: 'iteration';
+      readonly index: number;
+      readonly total: number;
+      readonly cell: string;
+      readonly iterations: number;
+      /** Rounds of this cell finished before this iteration's round, of `rounds`. */
+      readonly round?: number;
+      readonly rounds?: number;
+    }
   | { readonly kind: 'cell-done'; readonly index: number; readonly total: number; readonly cell: string; readonly row: ResultRow };
 
 export interface BenchRunOptions {
@@ -83,6 +92,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
   const rounds = Math.max(1, options.rounds ?? 4);
   const rowAt = new Map<number, ResultRow>();
   let probe: Awaited<ReturnType<typeof probeRoundTrip>> | undefined;
+  const roundOf = new Map<number, number>();
   try {
     for (const group of groups.values()) {
       const active: Array<{ cell: PlannedCell; index: number; name: string; handle: MapperHandle; runner: CellRunner }> = [];
@@ -105,12 +115,14 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
             warmupIterations: 2,
             cold: options.cold || cell.forceCold,
             granularity: cell.pattern === 'churn' ? options.churnGranularity ?? options.granularity : options.granularity,
-            onIteration: (iterations) => options.onProgress?.({ kind: 'iteration', index, total: cells.length, cell: name, iterations }),
+            onIteration: (iterations) =>
+              options.onProgress?.({ kind: 'iteration', index, total: cells.length, cell: name, iterations, round: roundOf.get(index) ?? 0, rounds }),
           });
           active.push({ cell, index, name, handle, runner });
         }
         for (let round = 0; round < rounds; round++) {
           for (const a of active) {
+            roundOf.set(a.index, round);
             await a.runner.round(options.selection.time / rounds, Math.ceil(options.selection.iterations / rounds), round === 0);
           }
         }

@@ -39,41 +39,79 @@ export function resultsTable(rows: readonly ResultRow[]): string {
   );
 }
 
-export function headlines(report: Report): string[] {
-  const lines: string[] = [];
+/** One line each for the table's less obvious columns and marks. */
+export const TABLE_LEGEND = [
+  'rme: relative margin of error of the mean latency, 95% confidence (Student t), in percent of the mean.',
+  'calls: controller-to-executor calls per iteration, integrity checks left out (0 in-process).',
+  '(cold): the cell ran with a fresh slab every iteration (RPC copy over LLVM\'s executor always does: it cannot initialize a freed range again).',
+];
+
+export interface Headline {
+  readonly text: string;
+  /** The interval excludes 1: shared memory is measurably faster or slower. */
+  readonly significant: boolean;
+}
+
+/** Shared memory against RPC copy, per workload/pattern/policy/executor, in words, from the report's ratios. */
+export function headlineItems(report: Report): Headline[] {
+  const out: Headline[] = [];
   for (const r of report.ratios) {
     if (r.baseline !== 'rpc' || r.mapper !== 'shared') continue;
-    const faster = r.speedup >= 1;
     const lo = r.ci95[0].toFixed(2);
     const hi = r.ci95[1].toFixed(2);
     const exec = r.executor === 'llvm' ? " with LLVM's executor" : '';
     const significant = r.ci95[0] > 1 || r.ci95[1] < 1;
-    lines.push(
-      `${r.workload}/${r.pattern} (${r.policy})${exec}: shared memory is ${faster ? r.speedup.toFixed(2) + 'x faster than' : (1 / r.speedup).toFixed(2) + 'x slower than'} RPC copy ` +
-        `(speedup ${r.speedup.toFixed(2)}, 95% CI ${lo}–${hi}${significant ? '' : ': not distinguishable'}).`,
-    );
+    const verdict = !significant
+      ? 'shared memory and RPC copy: no measurable difference'
+      : r.speedup >= 1
+        ? `shared memory is ${r.speedup.toFixed(2)}x faster than RPC copy`
+        : `shared memory is ${(1 / r.speedup).toFixed(2)}x slower than RPC copy`;
+    out.push({ text: `${r.workload}/${r.pattern} (${r.policy})${exec}: ${verdict} (speedup ${r.speedup.toFixed(2)}, 95% CI ${lo}–${hi}).`, significant });
   }
-  return lines;
+  return out;
 }
 
-export function budgetLines(report: Report): string[] {
-  const lines: string[] = [];
-  for (const b of report.budgets ?? []) {
-    if (b.unit !== 'ms') {
-      const verdict = b.ok ? ': ok' : b.direction === 'at-least' ? ': SHORT OF BUDGET' : ': OVER BUDGET';
-      lines.push(`${b.label}: ${b.value.toFixed(2)}${b.unit}, budget ${b.direction === 'at-least' ? '>=' : '<='} ${b.budget}${b.unit}${verdict}`);
-      continue;
-    }
-    if (!b.label.startsWith('python/load')) {
-      lines.push(`${b.label}: ${b.value.toFixed(3)} ms, budget ${b.direction === 'at-least' ? '>=' : '<='} ${b.budget.toFixed(3)} ms${b.ok ? ': ok' : ': OVER BUDGET'}`);
-      continue;
+export function headlines(report: Report): string[] {
+  return headlineItems(report).map((h) => h.text);
+}
+
+export interface BudgetLine {
+  readonly text: string;
+  /** Ours and over its budget (LLVM's rows are measured for comparison and never over). */
+  readonly over: boolean;
+}
+
+export function budgetItems(report: Report): BudgetLine[] {
+  return (report.budgets ?? []).map((b) => {
+    const bound = b.direction === 'at-least' ? '>=' : '<=';
+    if (b.unit !== 'ms' || !b.label.startsWith('python/load')) {
+      // Ratios (x) and the other budgets: the value beside its bound, no LLVM reference.
+      const over = !b.ok;
+      const value = b.unit === 'ms' ? `${b.value.toFixed(3)} ms, budget ${bound} ${b.budget} ms` : `${b.value.toFixed(2)}${b.unit}, budget ${bound} ${b.budget}${b.unit}`;
+      return { text: `${over ? 'OVER BUDGET: ' : ''}${b.label}: ${value}${over ? '' : ': ok'}`, over };
     }
     const llvm = b.label.includes("LLVM's executor");
     const mapper = b.label.includes('RPC copy') ? 'rpc' : 'shared';
     const ref = llvm ? '' : ` (LLVM 22 on the same link here: +${LLVM22_EXTRA_MS[mapper]} ms)`;
-    lines.push(`${b.label}: ${b.value >= 0 ? '+' : ''}${b.value.toFixed(2)} ms, budget <= ${b.budget} ms${llvm ? ' (measured for comparison)' : b.ok ? ': ok' : ': OVER BUDGET'}${ref}`);
+    const over = !llvm && !b.ok;
+    const value = `${b.value >= 0 ? '+' : ''}${b.value.toFixed(2)} ms, budget <= ${b.budget} ms`;
+    return { text: `${over ? 'OVER BUDGET: ' : ''}${b.label}: ${value}${llvm ? ' (measured for comparison)' : over ? '' : ': ok'}${ref}`, over };
+  });
+}
+
+export function budgetLines(report: Report): string[] {
+  return budgetItems(report).map((b) => b.text);
+}
+
+/** Skipped cells grouped by reason: one line per reason, listing its cells. */
+export function skippedLines(skipped: ReadonlyArray<{ cell: string; reason: string }>): string[] {
+  const byReason = new Map<string, string[]>();
+  for (const s of skipped) {
+    const cells = byReason.get(s.reason) ?? [];
+    if (!cells.includes(s.cell)) cells.push(s.cell);
+    byReason.set(s.reason, cells);
   }
-  return lines;
+  return [...byReason].map(([reason, cells]) => `skipped ${cells.join(', ')}: ${reason}`);
 }
 
 /**
@@ -108,21 +146,43 @@ export function churnComparison(rows: readonly ResultRow[]): string | undefined 
   return formatTable(['workload', 'mapper', 'policy', 'peak reserved MiB', 'peak live MiB', 'mean fragmentation', 'mean free ranges', 'p50 ms'], table);
 }
 
-export function renderSummary(report: Report, reportPath: string, extra: { skipped: ReadonlyArray<{ cell: string; reason: string }>; charts?: string }): string {
+export interface SummaryOptions {
+  readonly skipped: ReadonlyArray<{ cell: string; reason: string }>;
+  readonly charts?: string;
+  /** ANSI colour for what needs attention (a terminal). */
+  readonly colour?: boolean;
+  /** --check-budgets was given: an OVER BUDGET line makes the exit status 1. */
+  readonly checkBudgets?: boolean;
+}
+
+export function renderSummary(report: Report, reportPath: string, extra: SummaryOptions): string {
   const out: string[] = [];
-  out.push(resultsTable(report.results));
+  out.push(resultsTable(report.results) + TABLE_LEGEND.join('\n') + '\n');
   const h = headlines(report);
   if (h.length) out.push(h.join('\n') + '\n');
-  const b = budgetLines(report);
-  if (b.length) out.push(b.join('\n') + '\n');
+  const b = budgetItems(report);
+  const highlight = (text: string) => (extra.colour ? `\x1b[1;31m${text}\x1b[0m` : text);
+  if (b.length) {
+    const lines = b.map((x) => (x.over ? highlight(x.text) : x.text));
+    if (b.some((x) => x.over)) {
+      lines.push(extra.checkBudgets ? 'a budget is exceeded: exit status 1 (--check-budgets).' : 'a budget is exceeded (exit status stays 0; --check-budgets makes it 1).');
+    }
+    out.push(lines.join('\n') + '\n');
+  }
   const c = churnComparison(report.results);
   if (c) out.push('fit policies under churn (peaks over the cell; fragmentation and free ranges averaged over one run):\n\n' + c);
   const p = report.env.placement;
   out.push(
     `controller on CPU ${p.controllerSeenOn?.join(',') || p.controllerCpus.join(',')}${p.pin === 'none' ? ' (not pinned)' : ''}, executor allowed on CPU ${p.executorCpus.join(',')} (--pin ${p.pin}); ${report.env.cpuModel}, ${report.env.cpus} CPUs, Node ${report.env.node}.\n`,
   );
-  for (const s of extra.skipped) out.push(`skipped ${s.cell}: ${s.reason}\n`);
+  const skipped = skippedLines(extra.skipped);
+  if (skipped.length) out.push(skipped.join('\n') + '\n');
   out.push(`report: ${reportPath}\n`);
   if (extra.charts) out.push(`charts: ${extra.charts}\n`);
   return out.join('\n');
+}
+
+/** Whether any of our budgets is exceeded (LLVM's rows are for comparison only). */
+export function overBudget(report: Report): boolean {
+  return budgetItems(report).some((b) => b.over);
 }

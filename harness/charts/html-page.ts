@@ -1,4 +1,6 @@
 import type { Report } from '../report.js';
+import type { Comparison } from '../compare.js';
+import { budgetItems, headlineItems, TABLE_LEGEND } from '../bench/summary.js';
 import type { ChartSpec, SkippedChart } from './chart-specs.js';
 
 /**
@@ -27,7 +29,83 @@ function reportLine(report: Report, i: number): string {
   return `<li>#${i + 1}: ${escapeHtml(report.createdAt)}, ${escapeHtml(commit)}, preset ${escapeHtml(report.options.preset)}, node ${escapeHtml(e.node)}, ${escapeHtml(e.cpuModel)} x${e.cpus}, ${escapeHtml(e.os)} ${escapeHtml(e.kernel)}</li>`;
 }
 
-export function htmlPage(reports: readonly Report[], rendered: readonly RenderedChart[], skipped: readonly SkippedChart[]): string {
+function ms(x: number): string {
+  return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toFixed(3);
+}
+
+function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>, numeric: ReadonlySet<number>, rowClass?: (i: number) => string): string {
+  const cell = (tag: string, text: string, i: number) => `<${tag}${numeric.has(i) ? ' class="num"' : ''}>${escapeHtml(text)}</${tag}>`;
+  return `<table><thead><tr>${header.map((h, i) => cell('th', h, i)).join('')}</tr></thead><tbody>${rows
+    .map((r, j) => `<tr${rowClass?.(j) ? ` class="${rowClass(j)}"` : ''}>${r.map((c, i) => cell('td', c, i)).join('')}</tr>`)
+    .join('')}</tbody></table>`;
+}
+
+/** The run's summary, as the terminal prints it: headline speedups, budgets, the table of cells. */
+function summarySection(report: Report): string {
+  const headlines = headlineItems(report);
+  const budgets = budgetItems(report);
+  const rows = report.results.map((r) => [
+    r.workload,
+    r.pattern,
+    `${r.executor === 'llvm' ? `${r.mapper}@llvm` : r.mapper}${r.cold ? ' (cold)' : ''}`,
+    r.policy,
+    ms(r.latency.p50),
+    ms(r.latency.p99),
+    `±${r.latency.rme.toFixed(1)}%`,
+    String(r.latency.samplesCount),
+    ms(r.phases.initialize?.p50 ?? 0),
+    (r.bytes.moved / (1 << 20)).toFixed(2),
+    r.roundTrips.toFixed(0),
+  ]);
+  const header = ['workload', 'pattern', 'mapper', 'policy', 'p50 ms', 'p99 ms', 'rme', 'n', 'init ms', 'MiB moved', 'calls'];
+  return `<section id="summary">
+<h2>Summary of the last report</h2>
+${budgets.length ? `<h3>Budgets</h3>\n<ul class="budgets">${budgets.map((b) => `<li${b.over ? ' class="over"' : ''}>${escapeHtml(b.text)}</li>`).join('')}</ul>` : ''}
+${headlines.length ? `<h3>Shared memory against RPC copy</h3>\n<ul class="headlines">${headlines.map((h) => `<li${h.significant ? ' class="significant"' : ''}>${escapeHtml(h.text)}</li>`).join('')}</ul>` : ''}
+<h3>Cells</h3>
+<div class="wide">${table(header, rows, new Set([4, 5, 6, 7, 8, 9, 10]))}</div>
+<ul class="legend">${TABLE_LEGEND.map((l) => `<li>${escapeHtml(l)}</li>`).join('')}</ul>
+</section>`;
+}
+
+function pct(x: number): string {
+  return `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
+}
+
+/** What `jitmem compare FIRST LAST` says, for a page drawn from two reports. */
+function compareSection(c: Comparison): string {
+  const verdict = (v: string) => (v === 'regression' ? 'REGRESSION' : v === 'improvement' ? 'improvement' : '~');
+  const ratioRows = c.ratios.map((r) => [r.label, r.base.speedup.toFixed(2), r.head.speedup.toFixed(2), pct(r.change), r.p < 0.0001 ? '<0.0001' : r.p.toFixed(4), verdict(r.verdict)]);
+  const timeRows = c.times.map((r) => [r.label, ms(r.base.median), ms(r.head.median), pct(r.change), r.p < 0.0001 ? '<0.0001' : r.p.toFixed(4), verdict(r.verdict)]);
+  const counted = [...c.ratios, ...c.times].filter((r) => r.verdict !== 'same');
+  const summary =
+    c.regressions > 0
+      ? `${c.regressions} significant regression${c.regressions === 1 ? '' : 's'} beyond the threshold`
+      : `no significant regression beyond the threshold${c.improvements ? ` (${c.improvements} significant improvement${c.improvements === 1 ? '' : 's'})` : ''}`;
+  const cls = (rows: ReadonlyArray<readonly string[]>) => (i: number) => (rows[i]![5] === 'REGRESSION' ? 'over' : rows[i]![5] === 'improvement' ? 'better' : '');
+  const countedRows = counted.map((r) =>
+    r.kind === 'ratio'
+      ? [r.label, r.base.speedup.toFixed(2), r.head.speedup.toFixed(2), pct(r.change), r.p < 0.0001 ? '<0.0001' : r.p.toFixed(4), verdict(r.verdict)]
+      : [r.label, ms(r.base.median), ms(r.head.median), pct(r.change), r.p < 0.0001 ? '<0.0001' : r.p.toFixed(4), verdict(r.verdict)],
+  );
+  return `<section id="compare">
+<h2>Compared: first report against last</h2>
+<p class="${c.regressions > 0 ? 'over' : ''}">${escapeHtml(`jitmem compare (alpha ${c.alpha}, threshold ${(c.threshold * 100).toFixed(0)}%): ${summary}.`)}</p>
+${c.warnings.map((w) => `<p class="warning">${escapeHtml(`warning: ${w}`)}</p>`).join('\n')}
+${countedRows.length ? `<div class="wide">${table(['row', 'first', 'last', 'change', 'p', 'verdict'], countedRows, new Set([1, 2, 3, 4]), cls(countedRows))}</div>` : ''}
+<details><summary>every compared row (${ratioRows.length} speedups, ${timeRows.length} latencies)</summary>
+<div class="wide">${table(['speedup row', 'first', 'last', 'change', 'p', 'verdict'], ratioRows, new Set([1, 2, 3, 4]), cls(ratioRows))}</div>
+<div class="wide">${table(['latency row (ms)', 'first', 'last', 'change', 'p', 'verdict'], timeRows, new Set([1, 2, 3, 4]), cls(timeRows))}</div>
+</details>
+</section>`;
+}
+
+export interface PageExtras {
+  /** The first report compared with the last, when the page is drawn from two. */
+  readonly comparison?: Comparison;
+}
+
+export function htmlPage(reports: readonly Report[], rendered: readonly RenderedChart[], skipped: readonly SkippedChart[], extras: PageExtras = {}): string {
   const sections = rendered.map(
     ({ chart, svg }) => `<section id="${chart.name}">
 <h2>${escapeHtml(chart.title)}</h2>
@@ -40,6 +118,12 @@ export function htmlPage(reports: readonly Report[], rendered: readonly Rendered
   const skippedList = skipped.length
     ? `<section id="skipped"><h2>Not drawn</h2><ul>${skipped.map((s) => `<li>${escapeHtml(s.name)}: ${escapeHtml(s.reason)}</li>`).join('')}</ul></section>`
     : '';
+  const last = reports[reports.length - 1]!;
+  const nav = [
+    '<a href="#summary">Summary</a>',
+    ...(extras.comparison ? ['<a href="#compare">Compared</a>'] : []),
+    ...rendered.map(({ chart }) => `<a href="#${chart.name}">${escapeHtml(chart.title)}</a>`),
+  ];
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -48,16 +132,28 @@ export function htmlPage(reports: readonly Report[], rendered: readonly Rendered
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>jitmem benchmark report</title>
 <style>
-body { font-family: "DejaVu Sans", system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; padding: 0 1rem; color: #222; background: #fff; }
-h1 { font-size: 1.5rem; } h2 { font-size: 1.2rem; margin-top: 2.5rem; }
-figure { margin: 0; overflow-x: auto; } nav a { margin-right: 1rem; }
-.files { font-size: 0.85rem; color: #666; }
+body { font-family: "DejaVu Sans", system-ui, sans-serif; margin: 1.5rem auto; max-width: 72rem; padding: 0 1rem; color: #222; background: #fff; line-height: 1.4; }
+h1 { font-size: 1.5rem; } h2 { font-size: 1.2rem; margin-top: 2.5rem; } h3 { font-size: 1rem; margin: 1.2rem 0 0.4rem; }
+figure { margin: 0; max-width: 100%; } figure svg { max-width: 100%; height: auto; }
+nav { display: flex; flex-wrap: wrap; gap: 0.3rem 1rem; }
+.files, .legend, .runs { font-size: 0.85rem; color: #555; }
+.wide { max-width: 100%; overflow-x: auto; }
+table { border-collapse: collapse; font-size: 0.8rem; }
+th, td { padding: 0.15rem 0.6rem; text-align: left; white-space: nowrap; border-bottom: 1px solid #eee; }
+th { border-bottom: 1px solid #999; } .num { text-align: right; font-variant-numeric: tabular-nums; }
+ul.headlines li:not(.significant) { color: #666; }
+.over { color: #a40000; font-weight: bold; background: #fde8e8; }
+.better { color: #1d5e1d; }
+li.over { padding: 0 0.3rem; }
+.warning { color: #8a5a00; }
 </style>
 </head>
 <body>
 <h1>jitmem benchmark report</h1>
-<ul>${reports.map(reportLine).join('')}</ul>
-<nav>${rendered.map(({ chart }) => `<a href="#${chart.name}">${escapeHtml(chart.title)}</a>`).join('')}</nav>
+<ul class="runs">${reports.map(reportLine).join('')}</ul>
+<nav>${nav.join('')}</nav>
+${summarySection(last)}
+${extras.comparison ? compareSection(extras.comparison) : ''}
 ${sections.join('\n')}
 ${skippedList}
 </body>

@@ -13,9 +13,36 @@ import { CHART_FONT_FAMILY } from './chart-specs.js';
 /** DejaVu Sans (Bitstream Vera licence, see DejaVuSans-LICENSE.txt), resolved from dist/ or from the source tree. */
 export const CHART_FONT_FILE = fileURLToPath(new URL('../../../harness/charts/fonts/DejaVuSans.ttf', import.meta.url));
 
-export async function renderSvg(spec: Record<string, unknown>): Promise<string> {
-  const vega = compile(spec as unknown as TopLevelSpec).spec;
-  const view = new View(parse(vega), { renderer: 'none' });
+/**
+ * Vega's and Vega-Lite's messages go to `warnings` (when given), never to the console: this is
+ * library code. Errors still throw.
+ */
+function collectingLogger(warnings: string[] | undefined) {
+  let level = 0;
+  const logger = {
+    level(l?: number) {
+      if (l === undefined) return level as never;
+      level = l;
+      return logger;
+    },
+    error(...args: readonly unknown[]) {
+      throw new Error(args.map(String).join(' '));
+    },
+    warn(...args: readonly unknown[]) {
+      warnings?.push(args.map(String).join(' '));
+      return logger;
+    },
+    info: () => logger,
+    debug: () => logger,
+  };
+  return logger;
+}
+
+export async function renderSvg(spec: Record<string, unknown>, warnings?: string[]): Promise<string> {
+  const logger = collectingLogger(warnings);
+  // A copy: Vega-Lite normalizes parts of the spec it is given in place.
+  const vega = compile(structuredClone(spec) as unknown as TopLevelSpec, { logger: logger as never }).spec;
+  const view = new View(parse(vega), { renderer: 'none', logger: logger as never, logLevel: 2 });
   try {
     return await view.toSVG();
   } finally {

@@ -3,6 +3,8 @@ import path from 'node:path';
 import type { Report } from '../report.js';
 import { chartSpecs, type ChartSpec, type SkippedChart } from './chart-specs.js';
 import { htmlPage } from './html-page.js';
+import { compareReports } from '../compare.js';
+import { withTitles } from './svg-titles.js';
 import { importOptional } from '../optional-dependency.js';
 
 /** The renderer needs vega, vega-lite and resvg, optional packages: loaded when charts are written. */
@@ -27,7 +29,7 @@ export async function writeCharts(reports: readonly Report[], outDir: string): P
   const files: string[] = [];
   const rendered = [];
   for (const chart of charts) {
-    const svg = await renderSvg(chart.spec);
+    const svg = withTitles(await renderSvg(chart.spec));
     const write = (ext: string, data: string | Buffer) => {
       const file = path.join(outDir, `${chart.name}${ext}`);
       writeFileSync(file, data);
@@ -39,7 +41,9 @@ export async function writeCharts(reports: readonly Report[], outDir: string): P
     rendered.push({ chart, svg });
   }
   const index = path.join(outDir, 'index.html');
-  writeFileSync(index, htmlPage(reports, rendered, skipped));
+  // Two reports: what `jitmem compare FIRST LAST` would say goes on the page too.
+  const comparison = reports.length === 2 ? compareReports(reports[0]!, reports[1]!) : undefined;
+  writeFileSync(index, htmlPage(reports, rendered, skipped, comparison ? { comparison } : {}));
   files.push(index);
   return { index, files, charts, skipped };
 }

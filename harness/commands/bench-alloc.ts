@@ -13,14 +13,26 @@ printed beside its budget (p50 <= 1 us at 10k; 100k within 2x of 1k).
 
 options:
   --policy LIST     fit policies, comma-separated (default first-fit,best-fit)
-  --sizes LIST      free-range counts, comma-separated (default 1000,10000,100000)
+  --sizes LIST      free-range counts, comma-separated; k and m mean thousand and million
+                    (default 1k,10k,100k)
   --time MS         sampling time per cell in milliseconds (default 500)
   --batch N         allocate+free pairs per sample (default 1000)
   --seed N          seed of the free-range shapes (default 42)
   --json            print the rows as JSON instead of a table
   --check           exit with status 1 when a figure is over its budget
   -h, --help        show this help
+
+exit status: 0 when measured (figures over budget or not, unless --check); 1 with --check
+when a figure is over its budget; 2 for bad flags.
 `;
+
+/** A count as the help writes it: 1000, 10k, 1m. */
+function count(flag: string, text: string): number {
+  const m = /^(\d+)([km]?)$/i.exec(text);
+  const n = m ? Number(m[1]) * (m[2] ? (m[2].toLowerCase() === 'k' ? 1e3 : 1e6) : 1) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new JitmemError('ERR_INVALID_FLAG', `${flag} takes positive counts such as 1000, 10k or 1m; got ${JSON.stringify(text)}`, { flag, value: text });
+  return n;
+}
 
 function positiveInt(flag: string, text: string): number {
   const n = Number(text);
@@ -49,14 +61,14 @@ export const benchAllocCommand: Command = {
         strict: true,
       }));
     } catch (err) {
-      throw new JitmemError('ERR_INVALID_FLAG', `${(err as Error).message}\n\n${HELP}`, {});
+      throw new JitmemError('ERR_INVALID_FLAG', `${(err as Error).message}; see 'jitmem bench-alloc --help'`, {});
     }
     if (values.help) {
       io.stdout.write(HELP);
       return 0;
     }
     const policies = values.policy?.split(',').map((p) => checkFitPolicy(p.trim()));
-    const sizes = values.sizes?.split(',').map((s) => positiveInt('--sizes', s.trim()));
+    const sizes = values.sizes?.split(',').map((s) => count('--sizes', s.trim()));
     const progress = (io.stderr as { isTTY?: boolean }).isTTY === true;
     const rows = await runAllocBench({
       ...(policies ? { policies } : {}),

@@ -7,8 +7,9 @@ import { JitmemError } from '../../core/errors.js';
 import { checkFitPolicy, type FitPolicy } from '../../mappers/slab/free-range-index.js';
 import type { MapperName, PatternName, Placement } from '../report.js';
 import { ALL_MAPPERS, ALL_PATTERNS, presetSelection, type MatrixSelection, type Preset } from '../bench/matrix.js';
-import { runBench, type BenchProgress } from '../bench/run-bench.js';
-import { renderSummary } from '../bench/summary.js';
+import { runBench } from '../bench/run-bench.js';
+import { overBudget, renderSummary } from '../bench/summary.js';
+import { BenchProgressView } from '../bench/progress.js';
 import { formatReportJson } from '../report.js';
 
 const HELP = `usage: jitmem bench [options]
@@ -32,8 +33,9 @@ selection (comma-separated lists; each overrides the preset):
   --python-dir DIR      where python.o and libpython3.X-pic.a are (or JITMEM_PYTHON_CONFIG_DIR)
 
 measurement:
-  --time MS             sampling time per cell in milliseconds
-  --iterations N        minimum iterations per cell
+  --time MS             sampling time per cell in milliseconds (quick 1200, default 700,
+                        full 2000)
+  --iterations N        minimum iterations per cell (quick 24, default 12, full 30)
   --seed N              seed of the churn, patch and sweep patterns (default 1)
   --patch-batch N       patches per patchCode call in the patch pattern (default 1: each
                         patch a rewrite of its own)
@@ -55,7 +57,21 @@ output:
                         current directory)
   --charts DIR          where the charts go (default: beside the report, <report>-charts/)
   --no-charts           write no charts
+  --check-budgets       exit 1 when a budget line says OVER BUDGET (without it, an exceeded
+                        budget is highlighted but the exit status stays 0)
   -h, --help            show this help
+
+progress goes to stderr: on a terminal, one line redrawn at most ten times a second (a bar of
+the cells done, the cell being measured, elapsed time and an estimate of the time left);
+otherwise one line per finished cell.
+
+exit status:
+  0   the report is written (budgets exceeded or not, unless --check-budgets)
+  1   --check-budgets and a budget is exceeded (the report is still written)
+  2   bad flags, unusable input, or a cell that failed (a byte the executor holds differs
+      from what was written, a transport or executor error): the message names it, and no
+      report is written
+  70  an internal error (a bug: the stack trace is printed)
 `;
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -116,6 +132,7 @@ export const benchCommand: Command = {
           rounds: { type: 'string' },
           charts: { type: 'string' },
           'no-charts': { type: 'boolean' },
+          'check-budgets': { type: 'boolean' },
           pin: { type: 'string' },
           probe: { type: 'boolean' },
           'no-probe': { type: 'boolean' },
@@ -157,14 +174,7 @@ export const benchCommand: Command = {
     const seed = values.seed === undefined ? 1 : positiveInt('--seed', values.seed)!;
     const outFile = values.out !== undefined ? path.resolve(values.out) : defaultOutput(`bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 
-    const tty = (io.stderr as { isTTY?: boolean }).isTTY === true;
-    const started = Date.now();
-    const progress = (e: BenchProgress) => {
-      if (!tty) return;
-      const secs = ((Date.now() - started) / 1000).toFixed(0);
-      const what = e.kind === 'iteration' ? `${e.iterations} iterations` : e.kind === 'cell-done' ? `p50 ${e.row.latency.p50.toFixed(3)} ms` : 'starting';
-      io.stderr.write(`\r\x1b[K[${e.index + 1}/${e.total}] ${e.cell}: ${what} (${secs}s)`);
-    };
+    const view = new BenchProgressView({ stream: io.stderr as NodeJS.WritableStream & { isTTY?: boolean; columns?: number } });
     const { report, skipped } = await runBench({
       selection,
       preset: custom ? 'custom' : preset,
@@ -177,10 +187,9 @@ export const benchCommand: Command = {
       workloadOptions: { ...(values['python-dir'] ? { pythonDir: values['python-dir'] } : {}), ...(objects ? { objects } : {}) },
       repoDir,
       command: ['jitmem', 'bench', ...argv],
-      onProgress: progress,
+      onProgress: view.onProgress,
       probeRoundTrip: values['no-probe'] ? false : values.probe === true || (!custom && preset !== 'quick'),
-    });
-    if (tty) io.stderr.write('\r\x1b[K');
+    }).finally(() => view.finish());
     mkdirSync(path.dirname(outFile), { recursive: true });
     writeFileSync(outFile, formatReportJson(report));
     let charts: string | undefined;
@@ -194,7 +203,9 @@ export const benchCommand: Command = {
         io.stderr.write(`jitmem bench: the report is written, but the charts failed: ${(err as Error).message}\n`);
       }
     }
-    io.stdout.write(renderSummary(report, path.relative(process.cwd(), outFile) || outFile, { skipped, ...(charts ? { charts } : {}) }));
-    return 0;
+    const checkBudgets = values['check-budgets'] === true;
+    const colour = (io.stdout as { isTTY?: boolean }).isTTY === true && !process.env.NO_COLOR;
+    io.stdout.write(renderSummary(report, path.relative(process.cwd(), outFile) || outFile, { skipped, checkBudgets, colour, ...(charts ? { charts } : {}) }));
+    return checkBudgets && overBudget(report) ? 1 : 0;
   },
 };

@@ -7,23 +7,29 @@ import { writeCharts } from '../charts/write-charts.js';
 
 const HELP = `usage: jitmem charts REPORT.json... --out DIR
 
-Draws a bench report as Vega-Lite charts: for each chart DIR/<name>.vl.json (the spec, data
+Draws bench reports as Vega-Lite charts: for each chart DIR/<name>.vl.json (the spec, data
 inline), DIR/<name>.svg and DIR/<name>.png (drawn with the font the project ships, so the same
-on every machine), and one self-contained DIR/index.html (charts and specs inline, no script,
-no network: it opens from file://).
+on every machine), and one self-contained DIR/index.html: the last report's summary (headline
+speedups, budgets, the table of cells) at the top, then every chart, with a tooltip on every
+mark; no script, no network (it opens from file://). Given two reports, the page also says
+what 'jitmem compare FIRST LAST' says. Each mapper has one colour in every chart.
 
 charts (from the last report given, except the history):
-  speedup   each mapper's speedup over RPC copy per workload and pattern, 95% CI whiskers
-  phases    median time per phase, stacked, per row
-  sweep     latency over content size on log axes (rows with pattern sweep)
+  speedup   each mapper's speedup over RPC copy, a row per workload and pattern: dot, 95% CI
+            whisker and value on one log axis, a rule at 1x
+  phases    each phase's share of the median iteration, per row
+  sweep     median latency over content size, a line per mapper with its 95% CI band
   latency   box plots of every row's latency samples
-  churn     free ranges and fragmentation over a churn run, per fit policy (rows with slabSeries)
-  history   median latency per row across all the reports given (two or more)
+  churn     free ranges and fragmentation over a churn run, a line per fit policy (rows with
+            slabSeries)
+  history   median latency per cell across all the reports given (two or more), by commit
 A chart whose data the reports do not hold is skipped, and the output says which and why.
 
 options:
   --out DIR     where to write (default jitmem-reports/charts in the current directory)
   -h, --help    show this help
+
+exit status: 0 when drawn; 2 for bad flags or an unreadable or invalid report.
 `;
 
 export const chartsCommand: Command = {
@@ -34,7 +40,7 @@ export const chartsCommand: Command = {
     try {
       parsed = parseArgs({ args: argv, allowPositionals: true, options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true });
     } catch (err) {
-      throw new JitmemError('ERR_INVALID_FLAG', `${(err as Error).message}\n\n${HELP}`, {});
+      throw new JitmemError('ERR_INVALID_FLAG', `${(err as Error).message}; see 'jitmem charts --help'`, {});
     }
     const { values, positionals } = parsed;
     if (values.help) {

@@ -231,7 +231,7 @@ export const compareCommand: Command = {
         strict: true,
       });
     } catch (err) {
-      throw new JitmemError('ERR_INVALID_FLAG', `${(err as Error).message}\n\n${HELP}`, {});
+      throw new JitmemError('ERR_INVALID_FLAG', `${(err as Error).message}; see 'jitmem compare --help'`, {});
     }
     const { values, positionals } = parsed;
     if (values.help) {

@@ -40,13 +40,13 @@ export const profileCommand: Command = {
     try {
       ({ values } = parseArgs({ args: own, options: { tool: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }));
     } catch (err) {
-      throw new JitmemError('ERR_INVALID_FLAG', `${(err as Error).message} (bench flags go after '--')\n\n${HELP}`, {});
+      throw new JitmemError('ERR_INVALID_FLAG', `${(err as Error).message} (bench flags go after '--'; see 'jitmem profile --help')`, {});
     }
     if (values.help) {
       io.stdout.write(HELP);
       return 0;
     }
-    if (values.tool === undefined) throw new JitmemError('ERR_INVALID_FLAG', `--tool is required: flame, doctor or cpuprof\n\n${HELP}`, { flag: '--tool' });
+    if (values.tool === undefined) throw new JitmemError('ERR_INVALID_FLAG', "--tool is required: flame, doctor or cpuprof (see 'jitmem profile --help')", { flag: '--tool' });
     const tool = checkProfileTool(values.tool);
     if (values.out === '') throw new JitmemError('ERR_INVALID_FLAG', '--out needs a directory; got ""', { flag: '--out' });
     const outDir = values.out !== undefined ? path.resolve(values.out) : defaultOutput('profile');
