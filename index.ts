@@ -1,7 +1,7 @@
 /**
  * jitmem's public API: `import { ... } from 'jitmem'`. Everything a user of the library needs
  * comes from here; the deep paths under dist/ are not a contract. Loading this module loads
- * the allocator, the mappers, the session and the object reader, and nothing of the harness
+ * the allocator, the mappers, the session, the object reader and the linker, and nothing of the harness
  * (the report types below are types only), so none of the CLI's optional packages (clinic,
  * vega, resvg) is needed.
  */
@@ -40,6 +40,20 @@ export {
   type AllocatedSegment,
 } from './mappers/slab/slab-memory-manager.js';
 export { FreeRangeIndex, FIT_POLICIES, type FitPolicy, type FreeRange } from './mappers/slab/free-range-index.js';
+
+// The JIT linker: x86-64 ELF objects and archives linked into a program, moved through any
+// mapper and run in the executor (what `jitmem run` does).
+export { linkObjects, LinkedProgram, type LinkOptions, type LinkInput, type LinkStats, type LinkTimes, type RelocatedProgram } from './jitlink/link.js';
+export {
+  runProgram,
+  linkIntoExecutor,
+  PHASE_NAMES,
+  type RunProgramOptions,
+  type ProgramRun,
+  type PhaseTimes,
+  type LinkedAllocation,
+} from './jitlink/run-program.js';
+export { InProcessTarget, SessionTarget, type ProgramTarget, type ProgramRunResult } from './jitlink/program-target.js';
 
 // The shapes of the JSON reports `jitmem bench` writes (schema version 1; reports/README.md).
 export type {

@@ -42,6 +42,8 @@ export interface Reservation {
 export class AddressSpace {
   /** Sorted by base; reservations never overlap (the kernel placed them). */
   private readonly list: Reservation[] = [];
+  /** Where new reservations must lie, when the controller asked for a window. */
+  reserveWindow: { readonly start: number; readonly end: number } | null = null;
 
   constructor(readonly pageSize: number) {}
 

@@ -11,6 +11,7 @@ import { ExecutorActionSite } from './actions.js';
 import { AddressSpace, PROT_R, PROT_W, PROT_X, type Reservation } from './address-space.js';
 import { MemoryManagerService, SharedMemoryService, releaseReservation, unlinkName } from './memory-services.js';
 import { RemoteError } from './remote-error.js';
+import { PROGRAM_RUNTIME_SYMBOLS, RESERVE_WINDOW_SYMBOL, RUN_PROGRAM_SYMBOL, decodeRunProgramRequest, encodeRunProgramResult } from '../protocol/run-program.js';
 
 /**
  * The executor: owns target memory and serves one controller over one channel (DESIGN §5).
@@ -89,6 +90,8 @@ export class Executor {
     out.set(JitmemSym.traceAction, acts.trace);
     out.set(JitmemSym.failAction, acts.fail);
     out.set(Sym.dispatchFn, dispatchFn);
+    const runtime = native.programRuntime();
+    for (const [libcName, name] of Object.entries(PROGRAM_RUNTIME_SYMBOLS)) out.set(name, runtime[libcName as keyof typeof runtime]);
     return out;
   }
 
@@ -134,7 +137,7 @@ export class Executor {
   }
 
   /** Runs JIT'd code on a pool thread, keeping the memory it may use in place meanwhile. */
-  private async runCode(start: () => Promise<number>): Promise<number> {
+  private async runCode<T>(start: () => Promise<T>): Promise<T> {
     this.running++;
     try {
       return await start();
@@ -379,6 +382,28 @@ export class Executor {
     });
 
     // --- jitmem's own services. ---
+    this.on(RUN_PROGRAM_SYMBOL, async (a) => {
+      const request = decodeRunProgramRequest(a);
+      const w = new SpsWriter(64, HEADER_SIZE);
+      try {
+        for (const fn of [request.main, ...request.init, ...request.fini]) this.requireCallable(fn, 'run_program');
+        const result = await this.runCode(() => native.runProgram(request.main, request.argv, request.init, request.fini));
+        this.mainReturned = true;
+        return encodeRunProgramResult(w, { ok: true, value: result });
+      } catch (err) {
+        return encodeRunProgramResult(w, { ok: false, error: errorMessage(err) });
+      }
+    });
+    this.jitmemTags.add(this.token(RUN_PROGRAM_SYMBOL));
+    this.on(RESERVE_WINDOW_SYMBOL, (a) => {
+      const [start, end] = decode(a, 'set_reserve_window arguments', (r) => [r.addr(), r.addr()] as const);
+      return spsError(() => {
+        if (start === 0 && end === 0) this.space.reserveWindow = null;
+        else if (end <= start) throw new RemoteError('ERR_INVALID_WINDOW', `set_reserve_window: [${hex(start)}, ${hex(end)}) is empty`);
+        else this.space.reserveWindow = { start, end };
+      });
+    });
+    this.jitmemTags.add(this.token(RESERVE_WINDOW_SYMBOL));
     this.on(JitmemSym.checksum, (a) => {
       const ranges = decode(a, 'checksum arguments', (r) => r.sequence(16, (r) => r.addrRange()));
       let totalBytes = 0;

@@ -21,7 +21,9 @@ export class MemoryManagerService {
   reserve(size: number): number {
     if (size === 0) return 0;
     checkReservationSize(size);
-    const base = native.reserve(alignUp(size, this.space.pageSize), PROT_R | PROT_W);
+    const length = alignUp(size, this.space.pageSize);
+    const w = this.space.reserveWindow;
+    const base = w ? native.reserveWithin(length, PROT_R | PROT_W, w.start, w.end) : native.reserve(length, PROT_R | PROT_W);
     this.space.add('anonymous', base, size, PROT_R | PROT_W);
     return base;
   }
@@ -93,7 +95,9 @@ export class SharedMemoryService {
     const fd = native.shmCreate(name, size);
     let base: number;
     try {
-      base = native.mapShared(fd, alignUp(size, this.space.pageSize), 0);
+      const length = alignUp(size, this.space.pageSize);
+      const w = this.space.reserveWindow;
+      base = w ? native.mapSharedWithin(fd, length, 0, w.start, w.end) : native.mapShared(fd, length, 0);
     } catch (err) {
       tryUnlink(name);
       throw err;

@@ -14,6 +14,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: 'allocator microbenchmark: allocate+free latency at 1k/10k/100k free ranges',
     load: async () => (await import('./commands/bench-alloc.js')).benchAllocCommand,
   },
+  'bench-link': {
+    summary: "time jitmem's linker on CPython beside llvm-jitlink's time to link, with the budget",
+    load: async () => (await import('./commands/bench-link.js')).benchLinkCommand,
+  },
   'bench-remote': {
     summary: 'executor round trip, and a CPython-shaped load through each mapper beside its budget',
     load: async () => (await import('./commands/bench-remote.js')).benchRemoteCommand,
@@ -33,6 +37,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   profile: {
     summary: 'run a bench under clinic flame/doctor or the V8 CPU profiler and print where the profile is',
     load: async () => (await import('./commands/profile.js')).profileCommand,
+  },
+  run: {
+    summary: 'link x86-64 ELF objects and archives and run them in the executor through a mapper',
+    load: async () => (await import('./commands/run.js')).runCommand,
   },
   workloads: {
     summary: 'list workloads: link graphs, bytes by AllocGroup, pages',

@@ -1,7 +1,8 @@
 import * as native from '../native/index.js';
 import { JitmemError, eachCollected, hex, throwCollected } from '../core/errors.js';
 import { alignUp, checkAddress } from '../core/checks.js';
-import type { AllocInfo, WrapperCall } from './memory-mapper.js';
+import type { AllocInfo, ExecutorAddrRange, WrapperCall } from './memory-mapper.js';
+import { checkReserveSize } from './alloc-info.js';
 import { checkPatchBatch, groupBySegment, segmentHolding, type CodePatch, type PatchOptions } from './code-patch.js';
 import { MapperBase } from './mapper-base.js';
 import { runDeallocActions, runFinalizeActions, type ActionCallSite } from '../protocol/alloc-actions.js';
@@ -46,6 +47,15 @@ export class InProcessMemoryMapper extends MapperBase<Region> {
 
   protected async reserveRange(bytes: number): Promise<number> {
     return native.reserve(bytes, native.PROT_RW);
+  }
+
+  /** reserve(), inside `window`: this process can always place its own reservations. */
+  async reserveWithin(bytes: number, window: ExecutorAddrRange): Promise<ExecutorAddrRange> {
+    this.checkOpen();
+    checkReserveSize(bytes, this.pageSize);
+    const start = native.reserveWithin(bytes, native.PROT_RW, window.start, window.end);
+    this.table.add(start, bytes);
+    return { start, end: start + bytes };
   }
 
   protected workingMemory(_r: Reservation, addr: number, size: number): Uint8Array {

@@ -43,6 +43,11 @@ export interface MemoryMapper {
   /** Reserves `bytes` (a multiple of the page size) of executor address space. */
   reserve(bytes: number): Promise<ExecutorAddrRange>;
   /**
+   * Optional: reserve(), but inside `window` (code that must lie near some data, or in the low
+   * 2 GiB). Resolves with null when this executor cannot place reservations.
+   */
+  reserveWithin?(bytes: number, window: ExecutorAddrRange): Promise<ExecutorAddrRange | null>;
+  /**
    * Working memory for [addr, addr+size) of a reservation: where the linker writes content.
    * It is valid until the range is initialized, deinitialized or released, after which the
    * view is detached (it has length 0 and writes reach nothing).

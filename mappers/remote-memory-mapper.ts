@@ -4,7 +4,8 @@ import { SpsWriter } from '../protocol/sps.js';
 import type { ExecutorSession } from '../session/executor-session.js';
 import { expectSuccess } from '../session/executor-session.js';
 import { checkPatchBatch, type CodePatch, type PatchOptions } from './code-patch.js';
-import type { AllocInfo } from './memory-mapper.js';
+import type { AllocInfo, ExecutorAddrRange } from './memory-mapper.js';
+import { reserveInWindow } from './reserve-window.js';
 import { MapperBase } from './mapper-base.js';
 import { checkPatchTarget, deinitializeKeys, type Reservation } from './reservation-table.js';
 
@@ -41,6 +42,11 @@ export abstract class RemoteMemoryMapper extends MapperBase {
     for (const call of ['Reserve', 'Initialize', 'Deinitialize', 'Release'] as const) session.symbol(Sym[`${service}${call}`]);
     this.instance = session.symbol(Sym[`${service}Instance`]);
     this.calls = { deinitialize: Sym[`${service}Deinitialize`], release: Sym[`${service}Release`] };
+  }
+
+  /** reserve(), inside `window`, when the executor can place reservations (jitmem's can); else null. */
+  reserveWithin(bytes: number, window: ExecutorAddrRange): Promise<ExecutorAddrRange | null> {
+    return reserveInWindow(this.session, window, () => this.reserve(bytes));
   }
 
   /** Sends the finalize request for a checked region of `r`; returns the key the executor answers. */

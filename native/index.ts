@@ -46,6 +46,11 @@ interface RawAddon {
   dispatchStart(handler: (tag: number, args: Uint8Array, request: DispatchRequest) => void): number;
   dispatchReply(request: DispatchRequest, result: Uint8Array | null, error?: string): void;
   dispatchStop(): void;
+  runProgram(main: number, argv: string[], init: number[], fini: number[]): Promise<ProgramResult>;
+  programRuntime(): Record<string, number>;
+  setBlocking(fd: number): boolean;
+  reserveWithin(length: number, prot: number, lo: number, hi: number): number;
+  mapSharedWithin(fd: number, length: number, prot: number, lo: number, hi: number): number;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -404,4 +409,67 @@ export function dispatchReply(request: DispatchRequest, result: Uint8Array | nul
 /** Stops JIT dispatch: later calls get an out-of-band error at once. */
 export function dispatchStop(): void {
   raw().dispatchStop();
+}
+
+/** How a program run by runProgram ended. */
+export interface ProgramResult {
+  /** main's return value or exit()'s argument (low 8 bits matter to a shell). */
+  readonly status: number;
+  readonly outcome: 'returned' | 'exited' | 'crashed';
+  /** For a crash: the signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE), the faulting address and the pc. */
+  readonly signal: number;
+  readonly faultAddress: number;
+  readonly pc: number;
+}
+
+/**
+ * Runs a linked program in this process on a thread of its own with an 8 MiB stack: `init`
+ * functions (called as f(argc, argv, envp)), then main(argc, argv, envp), then the handlers
+ * the program registered through the runtime's atexit/__cxa_atexit, then `fini` functions.
+ * exit() bound to the runtime's exit ends the program with its status; a fault on the
+ * program's thread ends it as "crashed". One program runs at a time per process.
+ */
+export function runProgram(main: number, argv: readonly string[], init: readonly number[] = [], fini: readonly number[] = []): Promise<ProgramResult> {
+  checkAddress('main', main);
+  for (const a of [...init, ...fini]) checkAddress('init/fini function', a);
+  return raw().runProgram(main, [...argv], [...init], [...fini]);
+}
+
+/** Addresses of the runtime functions a program's exit, atexit and __cxa_atexit bind to. */
+export function programRuntime(): Readonly<Record<'exit' | 'atexit' | '__cxa_atexit', number>> {
+  return raw().programRuntime() as Record<'exit' | 'atexit' | '__cxa_atexit', number>;
+}
+
+/** Clears O_NONBLOCK on `fd`; true when it was set. */
+export function setBlocking(fd: number): boolean {
+  checkSize('fd', fd);
+  return raw().setBlocking(fd);
+}
+
+function checkWindow(lo: number, hi: number, length: number): void {
+  checkAddress('lo', lo);
+  checkAddress('hi', hi);
+  if (hi <= lo || hi - lo < length) {
+    throw new JitmemError('ERR_INVALID_WINDOW', `the window [0x${lo.toString(16)}, 0x${hi.toString(16)}) cannot hold ${length} bytes`, { lo, hi, length });
+  }
+}
+
+/**
+ * reserve(), but inside [lo, hi): the highest free range there that fits (64 KiB aligned),
+ * mapped without ever replacing an existing mapping. ERR_NO_ROOM_IN_WINDOW when none fits.
+ */
+export function reserveWithin(length: number, prot: number, lo: number, hi: number): number {
+  checkSize('length', length, 1);
+  checkProtection('prot', prot);
+  checkWindow(lo, hi, length);
+  return raw().reserveWithin(length, prot, lo, hi);
+}
+
+/** mapShared(), but inside [lo, hi); see reserveWithin. */
+export function mapSharedWithin(fd: number, length: number, prot: number, lo: number, hi: number): number {
+  checkSize('fd', fd);
+  checkSize('length', length, 1);
+  checkProtection('prot', prot);
+  checkWindow(lo, hi, length);
+  return raw().mapSharedWithin(fd, length, prot, lo, hi);
 }

@@ -188,11 +188,14 @@ function readSymbolIndex(index: SymbolIndexMember, members: readonly ArMember[],
     if (!member) throw bad(fieldOffset, `a symbol points to archive offset ${offset}, where no member header starts`, { value: offset });
     return member;
   };
+  // The string table is decoded once (latin1 keeps byte offsets); names are slices of it.
+  let decoded: { strings: Uint8Array; text: string } | undefined;
   const name = (strings: Uint8Array, stringsOffset: number, offset: number, fieldOffset: number): { name: string; end: number } => {
     if (offset >= strings.length) throw bad(fieldOffset, `a symbol name at offset ${offset} lies past the end of the index's string table (${strings.length} bytes)`, { value: offset });
-    const end = strings.indexOf(0, offset);
+    if (decoded?.strings !== strings) decoded = { strings, text: latin1.decode(strings) };
+    const end = decoded.text.indexOf('\0', offset);
     if (end < 0) throw bad(stringsOffset + offset, `the symbol name at offset ${offset} of the index's string table has no terminating NUL`);
-    return { name: text(strings, offset, end - offset), end };
+    return { name: decoded.text.slice(offset, end), end };
   };
 
   const symbols: ArSymbol[] = [];

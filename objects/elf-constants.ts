@@ -55,3 +55,19 @@ export const STT_OBJECT = 1;
 export const STT_FUNC = 2;
 export const STT_SECTION = 3;
 export const STT_FILE = 4;
+
+/** A machine's name for messages (the linker names the architecture of an object it refuses). */
+export function machineName(machine: number): string {
+  switch (machine) {
+    case EM_X86_64:
+      return 'x86-64';
+    case EM_AARCH64:
+      return 'aarch64';
+    case EM_RISCV:
+      return 'riscv';
+    case EM_386:
+      return 'i386';
+    default:
+      return `machine ${machine}`;
+  }
+}

@@ -80,6 +80,8 @@ export interface ElfRelocation {
 }
 
 const utf8 = new TextDecoder('utf-8');
+const latin1 = new TextDecoder('latin1');
+const NON_ASCII = /[^\x00-\x7f]/;
 
 /** Section types that are tables of fixed-size entries, with the ELF64 entry size. */
 const TABLE_ENTRY_SIZES = new Map<number, number>([
@@ -162,6 +164,8 @@ export class ElfObject {
   readonly symbolTable: ElfSection | undefined;
   private readonly fields: Fields;
   private cachedSymbols: readonly ElfSymbol[] | undefined;
+  /** Decoded string tables, or null for those that are not all ASCII. */
+  private readonly tableTexts = new WeakMap<Uint8Array, string | null>();
 
   /** Reads the header and section headers of `bytes`; throws ERR_ELF_* on malformed input. */
   constructor(bytes: Uint8Array, origin: ByteOrigin) {
@@ -306,10 +310,26 @@ export class ElfObject {
       });
     }
     const names = namesHeader && this.bytes.subarray(namesHeader.offset, namesHeader.offset + namesHeader.size);
-    const sections: ElfSection[] = raw.map(({ nameOffset, ...header }) => {
-      const name = names === undefined ? '' : this.string(names, namesIndex, nameOffset, header.headerOffset, `the name of section [${header.index}]`);
-      const hasContent = header.type !== SHT_NOBITS && header.type !== SHT_NULL;
-      return hasContent ? { ...header, name, content: this.bytes.subarray(header.offset, header.offset + header.size) } : { ...header, name };
+    // Built field by field: rest and spread copy through the generic path, and a link reads
+    // thousands of section headers.
+    const sections: ElfSection[] = raw.map((h) => {
+      const name = names === undefined ? '' : this.string(names, namesIndex, h.nameOffset, h.headerOffset, () => `the name of section [${h.index}]`);
+      const section: { -readonly [K in keyof ElfSection]: ElfSection[K] } = {
+        index: h.index,
+        type: h.type,
+        flags: h.flags,
+        address: h.address,
+        offset: h.offset,
+        size: h.size,
+        link: h.link,
+        info: h.info,
+        addressAlignment: h.addressAlignment,
+        entrySize: h.entrySize,
+        headerOffset: h.headerOffset,
+        name,
+      };
+      if (h.type !== SHT_NOBITS && h.type !== SHT_NULL) section.content = this.bytes.subarray(h.offset, h.offset + h.size);
+      return section;
     });
     for (const section of sections) this.checkLinks(section, sections);
     return sections;
@@ -356,19 +376,28 @@ export class ElfObject {
   }
 
   /** A NUL-terminated string at `nameOffset` in the string table `table` (section `tableIndex`). */
-  private string(table: Uint8Array, tableIndex: number, nameOffset: number, fieldOffset: number, what: string): string {
+  private string(table: Uint8Array, tableIndex: number, nameOffset: number, fieldOffset: number, what: () => string): string {
     if (nameOffset >= table.length) {
-      throw formatError('ERR_ELF_BAD_STRING', this.origin, fieldOffset, `${what} is at offset ${nameOffset} of string table [${tableIndex}], which has ${table.length} bytes`, {
+      throw formatError('ERR_ELF_BAD_STRING', this.origin, fieldOffset, `${what()} is at offset ${nameOffset} of string table [${tableIndex}], which has ${table.length} bytes`, {
         value: nameOffset,
       });
     }
-    const end = table.indexOf(0, nameOffset);
+    // An all-ASCII table (the usual case) is decoded once and names are slices of it: one
+    // decoder call per table instead of one per name.
+    let text = this.tableTexts.get(table);
+    if (text === undefined) {
+      const whole = latin1.decode(table);
+      text = NON_ASCII.test(whole) ? null : whole;
+      this.tableTexts.set(table, text);
+    }
+    const end = text !== null ? text.indexOf('\0', nameOffset) : table.indexOf(0, nameOffset);
     if (end < 0) {
-      throw formatError('ERR_ELF_BAD_STRING', this.origin, fieldOffset, `${what} at offset ${nameOffset} of string table [${tableIndex}] runs to the table's end without a terminating NUL`, {
+      throw formatError('ERR_ELF_BAD_STRING', this.origin, fieldOffset, `${what()} at offset ${nameOffset} of string table [${tableIndex}] runs to the table's end without a terminating NUL`, {
         value: nameOffset,
       });
     }
-    return end === nameOffset ? '' : utf8.decode(table.subarray(nameOffset, end));
+    if (end === nameOffset) return '';
+    return text !== null ? text.slice(nameOffset, end) : utf8.decode(table.subarray(nameOffset, end));
   }
 
   /** The symbol table, decoded and checked on first use; empty when the object has none. */
@@ -412,7 +441,7 @@ export class ElfObject {
       }
       symbols[index] = {
         index,
-        name: this.string(names, strings.index, f.u32(at), at, `the name of symbol ${index}`),
+        name: this.string(names, strings.index, f.u32(at), at, () => `the name of symbol ${index}`),
         value: f.u64(at + 8, `the value of symbol ${index}`),
         size: f.u64(at + 16, `the size of symbol ${index}`),
         binding: info >> 4,

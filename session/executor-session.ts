@@ -28,6 +28,8 @@ export interface SpawnOptions {
   readonly maxFrameSize?: number;
   /** Where the child's stdout and stderr go: collected (default) or this process's own. */
   readonly stdio?: 'collect' | 'inherit';
+  /** The child's stdin: none (default) or this process's own (a program run in it reads the user's input). */
+  readonly stdin?: 'ignore' | 'inherit';
 }
 
 export interface ConnectOptions {
@@ -99,7 +101,7 @@ export class ExecutorSession {
         : [process.execPath, [executorMain, '--fds', '3,4', ...(options.args ?? [])]];
     const collect = (options.stdio ?? 'collect') === 'collect';
     const child = spawn(command, args, {
-      stdio: ['ignore', collect ? 'pipe' : 'inherit', collect ? 'pipe' : 'inherit', 'pipe', 'pipe'],
+      stdio: [options.stdin ?? 'ignore', collect ? 'pipe' : 'inherit', collect ? 'pipe' : 'inherit', 'pipe', 'pipe'],
     });
     // 'close' comes after 'exit' and after the child's output has been read to the end, so
     // whoever awaits the exit status also sees all of stdout and stderr.

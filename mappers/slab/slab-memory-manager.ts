@@ -2,7 +2,7 @@ import { JitmemError, hex } from '../../core/errors.js';
 import { alignUp, checkSize } from '../../core/checks.js';
 import type { AllocGroup } from '../../graph/alloc-group.js';
 import type { LinkGraph } from '../../graph/link-graph.js';
-import type { AllocActionCallPair, AllocInfo, MemoryMapper } from '../memory-mapper.js';
+import type { AllocActionCallPair, AllocInfo, ExecutorAddrRange, MemoryMapper } from '../memory-mapper.js';
 import { FreeRangeIndex, checkFitPolicy, type FitPolicy } from './free-range-index.js';
 import { layoutGraph, type GraphLayout } from '../../graph/layout.js';
 
@@ -18,6 +18,11 @@ export interface SlabMemoryManagerOptions {
   /** Reservation granularity in bytes (a multiple of the page size). llvm-jitlink uses 1 GiB. */
   readonly granularity?: number;
   readonly policy?: FitPolicy;
+  /**
+   * Reserve slabs inside this address range when the mapper can place reservations (code that
+   * must lie near some data, or in the low 2 GiB); anywhere when it cannot.
+   */
+  readonly placement?: ExecutorAddrRange;
 }
 
 export interface AllocatedSegment {
@@ -192,6 +197,7 @@ export class SlabMemoryManager {
   readonly granularity: number;
   readonly policy: FitPolicy;
   private readonly index: FreeRangeIndex;
+  private readonly placement: ExecutorAddrRange | undefined;
   private readonly live = new Map<number, AllocationTicket>();
   /**
    * Layouts by graph. Graphs are immutable once handed to allocate (their types are readonly),
@@ -220,6 +226,7 @@ export class SlabMemoryManager {
     }
     this.granularity = granularity;
     this.index = new FreeRangeIndex(this.policy);
+    this.placement = options.placement;
   }
 
   async allocate(graph: LinkGraph): Promise<InFlightAllocation> {
@@ -385,7 +392,8 @@ export class SlabMemoryManager {
 
   private async reserveFor(size: number): Promise<void> {
     const bytes = alignUp(size, this.granularity);
-    const range = await this.mapper.reserve(bytes);
+    const placed = this.placement && this.mapper.reserveWithin ? await this.mapper.reserveWithin(bytes, this.placement) : null;
+    const range = placed ?? (await this.mapper.reserve(bytes));
     if (range.end - range.start !== bytes) {
       throw new JitmemError('ERR_MAPPER_CONTRACT', `the mapper reserved ${range.end - range.start} bytes when asked for ${bytes}`, { bytes });
     }

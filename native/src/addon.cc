@@ -11,9 +11,13 @@
 
 #include "jitmem.h"
 
+// Defined in run_program.cc.
+void RegisterRunProgram(Napi::Env env, Napi::Object exports);
+
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  RegisterRunProgram(env, exports);  // run_program.cc
   jitmem::RegisterMemory(env, exports);
   jitmem::RegisterShm(env, exports);
   jitmem::RegisterCalls(env, exports);

@@ -1,0 +1,130 @@
+import { parseArgs } from 'node:util';
+import type { Command } from '../command.js';
+import { JitmemError } from '../../core/errors.js';
+import { findPythonObjects } from '../../workloads/python-objects.js';
+import { LINK_BUDGET_MS, DEFAULT_LLVM_JITLINK, medianSample, runLinkBench, type LinkBenchResult } from '../link-bench.js';
+import { median } from '../statistics.js';
+
+const HELP = `usage: jitmem bench-link [options] [FILE...]
+
+The linker's benchmark: how long jitmem's linker takes to link CPython 3.11 (python.o and
+libpython3.11-pic.a, or the FILEs given): read objects, resolve symbols (the executor's
+symbols looked up in this process), lay out, apply relocations; the transport (allocation,
+content copy, finalize) is excluded. Beside it, llvm-jitlink's "time to link object files"
+for the same objects (llvm-jitlink -noexec -show-times), measured in the same run with the
+rounds interleaved. The budget: no slower than llvm-jitlink in-process (${LINK_BUDGET_MS} ms on the
+reference machine). Figures are printed, never asserted: the status is 0 unless the
+benchmark could not run (2).
+
+options:
+  --iterations N     measured links after the first (cold) one (default 15)
+  --llvm-runs N      llvm-jitlink runs (default 7; 0 skips it)
+  --llvm-jitlink P   the llvm-jitlink binary (default ${DEFAULT_LLVM_JITLINK})
+  --preload LIB      a library the objects need (default for CPython: libexpat.so.1)
+  --python-dir DIR   CPython's config directory (python.o, libpython3.X-pic.a)
+  --json             print the samples and medians as JSON
+  -h, --help         show this help
+`;
+
+function count(flag: string, text: string | undefined, fallback: number, min: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < min) throw new JitmemError('ERR_INVALID_OPTION_VALUE', `${flag} must be an integer >= ${min}; got ${JSON.stringify(text)}`, { option: flag });
+  return n;
+}
+
+function ms(v: number): string {
+  return `${v.toFixed(1)} ms`;
+}
+
+export function formatLinkBench(r: LinkBenchResult, inputs: readonly string[]): string {
+  const m = medianSample(r.samples);
+  const lines = [
+    `jitmem bench-link: ${inputs.join(' ')}`,
+    `  ${r.stats.objects} objects, ${r.stats.sections} sections, ${r.stats.relocations} relocations, ${r.stats.gotEntries} GOT entries, ${r.stats.stubs} stubs, ${r.stats.externals} external symbols, ${r.stats.bytes} bytes laid out`,
+    `  load average ${r.loadAverage.map((x) => x.toFixed(2)).join(' ')} (figures on a loaded machine are noisy; compare ratios within one run)`,
+    '',
+    `jitmem's linker, median of ${r.samples.length} warm links (min in brackets):`,
+  ];
+  const min = (k: keyof typeof m) => Math.min(...r.samples.map((s) => s[k]));
+  for (const [k, name] of [
+    ['readObjects', 'read objects'],
+    ['resolve', 'resolve symbols'],
+    ['layout', 'layout'],
+    ['applyRelocations', 'apply relocations'],
+  ] as const) {
+    lines.push(`  ${name.padEnd(20)} ${ms(m[k]).padStart(10)}  [${ms(min(k))}]`);
+  }
+  lines.push(`  ${'link, wall'.padEnd(20)} ${ms(m.total).padStart(10)}  [${ms(min('total'))}]`);
+  lines.push(`  ${'link, CPU (user+sys)'.padEnd(20)} ${ms(m.cpu).padStart(10)}  [${ms(min('cpu'))}]`);
+  lines.push(`  ${'first link (cold)'.padEnd(20)} ${ms(r.cold.total).padStart(10)}  (CPU ${ms(r.cold.cpu)})`);
+  lines.push('');
+  if (r.llvm && r.llvm.length > 0) {
+    const wall = median(r.llvm.map((s) => s.wall));
+    const cpu = median(r.llvm.map((s) => s.cpu));
+    lines.push(`llvm-jitlink -noexec, median of ${r.llvm.length} runs (min in brackets):`);
+    lines.push(`  ${'time to link, wall'.padEnd(20)} ${ms(wall).padStart(10)}  [${ms(Math.min(...r.llvm.map((s) => s.wall)))}]`);
+    lines.push(`  ${'time to link, CPU'.padEnd(20)} ${ms(cpu).padStart(10)}  [${ms(Math.min(...r.llvm.map((s) => s.cpu)))}]`);
+    lines.push(`  ${'load/add objects'.padEnd(20)} ${ms(median(r.llvm.map((s) => s.loadWall))).padStart(10)}`);
+    lines.push('');
+    const ratio = m.total / wall;
+    lines.push(`budget: no slower than llvm-jitlink in-process (${LINK_BUDGET_MS} ms on the reference machine; ${ms(wall)} in this run)`);
+    lines.push(`  warm: jitmem / llvm-jitlink, wall: ${ratio.toFixed(2)}x; CPU: ${(m.cpu / cpu).toFixed(2)}x -> ${ratio <= 1 ? 'within budget' : 'OVER BUDGET'}`);
+    const coldRatio = r.cold.total / wall;
+    lines.push(
+      `  cold (a process's first link, while V8 still compiles the linker): wall ${coldRatio.toFixed(2)}x; CPU ${(r.cold.cpu / cpu).toFixed(2)}x -> ${coldRatio <= 1 ? 'within budget' : 'OVER BUDGET'}`,
+    );
+  } else {
+    lines.push(`llvm-jitlink: not measured (${r.llvmSkipped ?? 'unavailable'})`);
+    lines.push(`budget: no slower than llvm-jitlink in-process, ${LINK_BUDGET_MS} ms on the reference machine -> ${m.total <= LINK_BUDGET_MS ? 'within budget' : 'OVER BUDGET'} (${ms(m.total)})`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+export const benchLinkCommand: Command = {
+  name: 'bench-link',
+  summary: "time jitmem's linker on CPython beside llvm-jitlink's time to link, with the budget",
+  async run(argv, io) {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: argv,
+        allowPositionals: true,
+        options: {
+          iterations: { type: 'string' },
+          'llvm-runs': { type: 'string' },
+          'llvm-jitlink': { type: 'string' },
+          preload: { type: 'string', multiple: true },
+          'python-dir': { type: 'string' },
+          json: { type: 'boolean' },
+          help: { type: 'boolean', short: 'h' },
+        },
+        strict: true,
+      });
+    } catch (err) {
+      throw new JitmemError('ERR_UNKNOWN_OPTION', `${(err as Error).message}; see 'jitmem bench-link --help'`, {});
+    }
+    const { values, positionals } = parsed;
+    if (values.help) {
+      io.stdout.write(HELP);
+      return 0;
+    }
+    const python = positionals.length === 0;
+    const inputs = python ? [...findPythonObjects(values['python-dir'] !== undefined ? { configDir: values['python-dir'] } : {}).files] : positionals;
+    const preload = values.preload ?? (python ? ['libexpat.so.1'] : []);
+    const result = await runLinkBench({
+      inputs,
+      preload,
+      iterations: count('--iterations', values.iterations, 15, 1),
+      llvmRuns: count('--llvm-runs', values['llvm-runs'], 7, 0),
+      ...(values['llvm-jitlink'] !== undefined ? { llvmJitlink: values['llvm-jitlink'] } : {}),
+      progress: values.json ? undefined : (what) => io.stderr.write(`  ${what}\n`),
+    });
+    if (values.json) {
+      io.stdout.write(JSON.stringify({ inputs, budgetMs: LINK_BUDGET_MS, median: medianSample(result.samples), ...result }, null, 2) + '\n');
+    } else {
+      io.stdout.write(formatLinkBench(result, inputs));
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,221 @@
+import { existsSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import type { Command, CommandIO } from '../command.js';
+import * as native from '../../native/index.js';
+import { JitmemError, hex } from '../../core/errors.js';
+import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js';
+import { RpcCopyMapper } from '../../mappers/rpc-copy-mapper.js';
+import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
+import type { MemoryMapper } from '../../mappers/memory-mapper.js';
+import { DEFAULT_LLVM_EXECUTOR, ExecutorSession } from '../../session/executor-session.js';
+import { InProcessTarget, SessionTarget, type ProgramRunResult, type ProgramTarget } from '../../jitlink/program-target.js';
+import { PHASE_NAMES, runProgram, type PhaseTimes } from '../../jitlink/run-program.js';
+
+export const RUN_HELP = `usage: jitmem run [--mapper inprocess|shared|rpc] [--executor jitmem|llvm] [--preload LIB]...
+                  [--entry SYM] [--show-times] FILE... [-- ARGS...]
+
+Links the x86-64 ELF objects and archives FILE... with jitmem's own linker, moves the program
+through the chosen mapper into the executor, and runs main(argc, argv) there with argv[0] =
+the first FILE and the ARGS after "--". The program's stdin, stdout and stderr are yours.
+
+options:
+  --mapper M         inprocess (run in this process), shared (POSIX shared memory with an
+                     executor process) or rpc (content copied over the wire).
+                     Default: inprocess, or shared when --executor is given.
+  --executor E       with shared or rpc: jitmem (default: jitmem's executor) or llvm
+                     (LLVM's llvm-jitlink-executor)
+  --llvm-executor P  where llvm-jitlink-executor is (default ${DEFAULT_LLVM_EXECUTOR})
+  --preload LIB      open the shared library LIB in the executor before linking; its
+                     symbols come before the executor's own (repeatable), e.g.
+                     --preload libexpat.so.1
+  --entry SYM        call SYM as main (default main)
+  --show-times       print the time of each phase on stderr when the program has ended:
+                     read objects, resolve, layout, reserve, write, apply relocations,
+                     initialize, run, deallocate
+  -h, --help         show this help
+
+exit status:
+  the program's own status (main's return value or exit()'s argument, modulo 256);
+  128 + N when the program was killed by signal N (a crash is reported on stderr with the
+  faulting address and instruction when the executor could catch it);
+  2 when the program could not be linked or loaded (bad input, an undefined or duplicate
+  symbol, an unsupported relocation, a relocation overflow, a bad flag): stderr says what
+  and where, with an error code in brackets.
+`;
+
+interface RunArgs {
+  mapper: 'inprocess' | 'shared' | 'rpc';
+  executor: 'jitmem' | 'llvm';
+  llvmExecutor: string;
+  preload: string[];
+  entry: string | undefined;
+  showTimes: boolean;
+  files: string[];
+  args: string[];
+}
+
+const MAPPERS = ['inprocess', 'shared', 'rpc'] as const;
+const EXECUTORS = ['jitmem', 'llvm'] as const;
+
+export function parseRunArgs(argv: readonly string[]): RunArgs | 'help' {
+  const dash = argv.indexOf('--');
+  const own = dash < 0 ? argv : argv.slice(0, dash);
+  const args = dash < 0 ? [] : argv.slice(dash + 1);
+  let mapper: string | undefined;
+  let executor: string | undefined;
+  let llvmExecutor: string | undefined;
+  const preload: string[] = [];
+  let entry: string | undefined;
+  let showTimes = false;
+  const files: string[] = [];
+  for (let i = 0; i < own.length; i++) {
+    const arg = own[i]!;
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const value = (): string => {
+      if (eq > 0) return arg.slice(eq + 1);
+      const v = own[++i];
+      if (v === undefined || v === '') throw new JitmemError('ERR_MISSING_OPTION_VALUE', `${flag} needs a value; see 'jitmem run --help'`, { option: flag });
+      return v;
+    };
+    switch (flag) {
+      case '-h':
+      case '--help':
+        return 'help';
+      case '--mapper':
+        mapper = value();
+        if (!(MAPPERS as readonly string[]).includes(mapper)) {
+          throw new JitmemError('ERR_INVALID_OPTION_VALUE', `--mapper must be one of ${MAPPERS.join(', ')}; got ${JSON.stringify(mapper)}`, { option: flag, value: mapper });
+        }
+        break;
+      case '--executor':
+        executor = value();
+        if (!(EXECUTORS as readonly string[]).includes(executor)) {
+          throw new JitmemError('ERR_INVALID_OPTION_VALUE', `--executor must be jitmem or llvm; got ${JSON.stringify(executor)}`, { option: flag, value: executor });
+        }
+        break;
+      case '--llvm-executor':
+        llvmExecutor = value();
+        break;
+      case '--preload':
+        preload.push(value());
+        break;
+      case '--entry':
+        entry = value();
+        break;
+      case '--show-times':
+        if (eq > 0) throw new JitmemError('ERR_INVALID_OPTION_VALUE', '--show-times takes no value', { option: flag });
+        showTimes = true;
+        break;
+      default:
+        if (arg.startsWith('-') && arg !== '-') {
+          throw new JitmemError('ERR_UNKNOWN_OPTION', `unknown option ${JSON.stringify(arg)}; see 'jitmem run --help' (program arguments go after "--")`, { option: arg });
+        }
+        files.push(arg);
+    }
+  }
+  if (files.length === 0) throw new JitmemError('ERR_LINK_NO_INPUT', "jitmem run needs at least one object file or archive; see 'jitmem run --help'", {});
+  const chosenMapper = (mapper ?? (executor !== undefined ? 'shared' : 'inprocess')) as RunArgs['mapper'];
+  if (chosenMapper === 'inprocess' && executor !== undefined) {
+    throw new JitmemError('ERR_INVALID_OPTION_VALUE', `--executor ${executor} needs --mapper shared or rpc: the inprocess mapper runs the program in this process`, { option: '--executor' });
+  }
+  if (llvmExecutor !== undefined && executor !== 'llvm') {
+    throw new JitmemError('ERR_INVALID_OPTION_VALUE', '--llvm-executor goes with --executor llvm', { option: '--llvm-executor' });
+  }
+  return {
+    mapper: chosenMapper,
+    executor: (executor ?? 'jitmem') as RunArgs['executor'],
+    llvmExecutor: llvmExecutor ?? DEFAULT_LLVM_EXECUTOR,
+    preload,
+    entry,
+    showTimes,
+    files,
+    args,
+  };
+}
+
+function signalName(n: number): string {
+  const entry = Object.entries(osConstants.signals).find(([, v]) => v === n);
+  return entry ? entry[0] : `signal ${n}`;
+}
+
+export function describeCrash(r: ProgramRunResult): string {
+  const sig = r.signal !== undefined ? signalName(r.signal) : 'a signal';
+  if (r.faultAddress !== undefined) {
+    return `the program crashed: ${sig} at address ${hex(r.faultAddress)} (instruction at ${hex(r.pc ?? 0)})`;
+  }
+  return `the program was killed by ${sig}${r.executorEnded ? ' (the executor process ended with it; it cannot say where)' : ''}`;
+}
+
+export function formatTimes(times: PhaseTimes, heading: string): string {
+  const width = Math.max(...PHASE_NAMES.map(([, n]) => n.length));
+  const link = times.readObjects + times.resolve + times.layout + times.applyRelocations;
+  const lines = PHASE_NAMES.map(([key, name]) => `  ${name.padEnd(width)}  ${times[key].toFixed(2).padStart(9)} ms`);
+  lines.push(`  ${'link (read+resolve+layout+relocate)'}  ${link.toFixed(2)} ms`);
+  return `${heading}\n${lines.join('\n')}\n`;
+}
+
+export const runCommand: Command = {
+  name: 'run',
+  summary: 'link x86-64 ELF objects and archives and run them in the executor through a mapper',
+  async run(argv: string[], io: CommandIO): Promise<number> {
+    const args = parseRunArgs(argv);
+    if (args === 'help') {
+      io.stdout.write(RUN_HELP);
+      return 0;
+    }
+    if (args.executor === 'llvm' && args.mapper !== 'inprocess' && !existsSync(args.llvmExecutor)) {
+      throw new JitmemError('ERR_LLVM_EXECUTOR_MISSING', `LLVM's executor is not at ${args.llvmExecutor}; install llvm-22 or name it with --llvm-executor`, { path: args.llvmExecutor });
+    }
+    // A program expects blocking stdio; Node leaves pipes it touched non-blocking, and the flag
+    // belongs to the open file, which the executor shares.
+    for (const fd of [0, 1, 2]) {
+      try {
+        native.setBlocking(fd);
+      } catch {
+        // Not open: the program finds it closed, as it would natively.
+      }
+    }
+    let session: ExecutorSession | undefined;
+    let target: ProgramTarget;
+    let mapper: MemoryMapper;
+    if (args.mapper === 'inprocess') {
+      target = new InProcessTarget();
+      mapper = new InProcessMemoryMapper();
+    } else {
+      session = await ExecutorSession.spawn({ kind: args.executor, llvmExecutor: args.llvmExecutor, stdio: 'inherit', stdin: 'inherit' });
+      target = new SessionTarget(session);
+      mapper = args.mapper === 'shared' ? new SharedMemoryMapper(session) : new RpcCopyMapper(session);
+    }
+    let crashed = false;
+    try {
+      const run = await runProgram({
+        inputs: args.files,
+        target,
+        mapper,
+        args: args.args,
+        preload: args.preload,
+        ...(args.entry !== undefined ? { entry: args.entry } : {}),
+      });
+      const r = run.result;
+      if (args.showTimes) {
+        io.stderr.write(formatTimes(run.times, `jitmem run: phases (mapper ${args.mapper}${args.mapper === 'inprocess' ? '' : `, executor ${args.executor}`}; ${run.stats.objects} objects, ${run.stats.relocations} relocations):`));
+      }
+      if (r.outcome === 'crashed') {
+        crashed = true;
+        io.stderr.write(`jitmem run: ${describeCrash(r)}\n`);
+        return r.status;
+      }
+      return r.status & 0xff;
+    } finally {
+      if (crashed && session) {
+        // A program that crashed may have left the executor's locks held: do not wait on it.
+        session.kill();
+        await session.exited();
+      } else {
+        await mapper.close().catch(() => undefined);
+        await session?.close();
+      }
+    }
+  },
+};

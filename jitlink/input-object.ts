@@ -1,0 +1,262 @@
+import { JitmemError, hex } from '../core/errors.js';
+import {
+  EM_X86_64,
+  SHF_ALLOC,
+  SHF_EXCLUDE,
+  SHF_TLS,
+  SHN_ABS,
+  SHN_COMMON,
+  SHN_LORESERVE,
+  SHN_UNDEF,
+  SHN_XINDEX,
+  SHT_GROUP,
+  SHT_NOBITS,
+  SHT_NULL,
+  SHT_REL,
+  SHT_RELA,
+  SHT_SYMTAB_SHNDX,
+  STB_LOCAL,
+  STT_SECTION,
+  machineName,
+} from '../objects/elf-constants.js';
+import type { ElfObject, ElfSection } from '../objects/elf-object.js';
+import { formatError, originName } from '../objects/format-error.js';
+import type { GlobalSymbol } from './symbol-table.js';
+
+/**
+ * One relocatable object taking part in a link, with its symbol table decoded into typed
+ * arrays (only global names become strings) and its sections sorted into what the link does
+ * with them. Everything is a view of the file's bytes; nothing is copied.
+ */
+
+/** What the link does with a section. */
+export const SECTION_SKIP = 0;
+/** Allocated: becomes a section of the link graph (or a piece of a merged one). */
+export const SECTION_ALLOC = 1;
+/** A member of a COMDAT group another object already provided. */
+export const SECTION_DISCARDED = 2;
+/** Thread-local storage, which this linker does not implement. */
+export const SECTION_TLS = 3;
+
+const GRP_COMDAT = 1;
+const SHN_X86_64_LCOMMON = 0xff02;
+const NON_ASCII = /[^\x00-\x7f]/;
+const TWO_32 = 2 ** 32;
+
+export class InputObject {
+  readonly elf: ElfObject;
+  /** file or file(member), as messages show it. */
+  readonly name: string;
+  /** Load order: objects given on the command line first, then archive members as pulled. */
+  readonly order: number;
+  readonly view: DataView;
+  readonly bytes: Uint8Array;
+
+  readonly symbolCount: number;
+  /** Index of the first non-local symbol (the symbol table's sh_info). */
+  readonly firstGlobal: number;
+  readonly symbolSection: Uint32Array;
+  readonly symbolValue: Float64Array;
+  readonly symbolSize: Float64Array;
+  /** st_info: binding << 4 | type. */
+  readonly symbolInfo: Uint8Array;
+  /** STV_*: the low two bits of st_other. */
+  readonly symbolVisibility: Uint8Array;
+  /** Names of the global symbols (index - firstGlobal); locals are named on demand, for messages. */
+  readonly globalNames: string[];
+  /** The table entry each global symbol of this object resolved to (index - firstGlobal). */
+  readonly globals: GlobalSymbol[];
+
+  /** SECTION_* per section index. */
+  readonly sectionKind: Uint8Array;
+  /** Index of the link-graph section holding each allocated section, -1 for none. */
+  readonly placeSection: Int32Array;
+  /** Offset of each allocated section inside its link-graph section (merged sections). */
+  readonly placeOffset: Float64Array;
+  /** Executor address of each allocated section, once the graph has one. */
+  readonly sectionAddress: Float64Array;
+  /** Executor address of each symbol, once the graph has one. */
+  readonly symbolAddress: Float64Array;
+  /** GOT slot of local symbols reached through the GOT (rare: hand-written assembly). */
+  localGot: Map<number, number> | undefined;
+
+  private readonly strings: Buffer;
+  /** The string table decoded once, when it is all ASCII (names are then slices of it). */
+  private stringsText: string | null | undefined;
+
+  constructor(elf: ElfObject, order: number) {
+    this.elf = elf;
+    this.order = order;
+    this.name = originName(elf.origin);
+    this.bytes = elf.bytes;
+    this.view = new DataView(elf.bytes.buffer, elf.bytes.byteOffset, elf.bytes.length);
+    if (elf.machine !== EM_X86_64 || !elf.littleEndian) {
+      throw new JitmemError(
+        'ERR_LINK_UNSUPPORTED_MACHINE',
+        `${this.name} is an ${machineName(elf.machine)}${elf.littleEndian ? '' : ' big-endian'} object; jitmem's linker links x86-64 objects only`,
+        { file: elf.origin.file, machine: elf.machine },
+      );
+    }
+    const sectionCount = elf.sections.length;
+    this.sectionKind = new Uint8Array(sectionCount);
+    this.placeSection = new Int32Array(sectionCount).fill(-1);
+    this.placeOffset = new Float64Array(sectionCount);
+    this.sectionAddress = new Float64Array(sectionCount);
+
+    const table = elf.symbolTable;
+    if (!table) {
+      this.symbolCount = 0;
+      this.firstGlobal = 0;
+      this.strings = Buffer.alloc(0);
+    } else {
+      this.symbolCount = table.size / 24;
+      this.firstGlobal = Math.min(table.info, this.symbolCount);
+      const strtab = elf.sections[table.link]!.content!;
+      this.strings = Buffer.from(strtab.buffer, strtab.byteOffset, strtab.length);
+    }
+    const n = this.symbolCount;
+    this.symbolSection = new Uint32Array(n);
+    this.symbolValue = new Float64Array(n);
+    this.symbolSize = new Float64Array(n);
+    this.symbolInfo = new Uint8Array(n);
+    this.symbolVisibility = new Uint8Array(n);
+    this.symbolAddress = new Float64Array(n);
+    this.globalNames = new Array(n - this.firstGlobal);
+    this.globals = new Array(n - this.firstGlobal);
+    if (table) this.readSymbols(table);
+  }
+
+  private corrupt(code: string, localOffset: number, what: string, extra: Record<string, unknown> = {}): JitmemError {
+    return formatError(code, this.elf.origin, localOffset, what, extra);
+  }
+
+  private readSymbols(table: ElfSection): void {
+    const view = this.view;
+    const sectionCount = this.elf.sections.length;
+    const extended = this.elf.sections.find((s) => s.type === SHT_SYMTAB_SHNDX && s.link === table.index);
+    for (let i = 0, at = table.offset; i < this.symbolCount; i++, at += 24) {
+      const info = view.getUint8(at + 4);
+      let shndx = view.getUint16(at + 6, true);
+      if (shndx === SHN_XINDEX) {
+        if (!extended || i * 4 + 4 > extended.size) {
+          throw this.corrupt('ERR_ELF_BAD_SECTION_INDEX', at + 6, `symbol ${i} uses an extended section index but no SHT_SYMTAB_SHNDX entry holds it`, { symbol: i });
+        }
+        shndx = view.getUint32(extended.offset + i * 4, true);
+        if (shndx >= sectionCount) {
+          throw this.corrupt('ERR_ELF_BAD_SECTION_INDEX', extended.offset + i * 4, `symbol ${i} is defined in section ${shndx}; the object has ${sectionCount} sections`, { symbol: i });
+        }
+      } else if (shndx >= sectionCount && shndx < SHN_LORESERVE) {
+        throw this.corrupt('ERR_ELF_BAD_SECTION_INDEX', at + 6, `symbol ${i} is defined in section ${shndx}; the object has ${sectionCount} sections`, { symbol: i, value: shndx });
+      } else if (shndx === SHN_X86_64_LCOMMON) {
+        shndx = SHN_COMMON; // large-model COMMON (.lbss): the same to a linker that places everything itself
+      } else if (shndx >= SHN_LORESERVE && shndx !== SHN_ABS && shndx !== SHN_COMMON) {
+        throw this.corrupt('ERR_ELF_BAD_SECTION_INDEX', at + 6, `symbol ${i} has the reserved section index ${hex(shndx)}, which means nothing to an x86-64 linker`, { symbol: i, value: shndx });
+      }
+      const valueHi = view.getUint32(at + 12, true);
+      const sizeHi = view.getUint32(at + 20, true);
+      // Absolute symbols may hold any 64-bit value; section offsets and sizes must be sane.
+      if ((valueHi >= 0x200000 && shndx !== SHN_ABS) || sizeHi >= 0x200000) {
+        throw this.corrupt('ERR_ELF_VALUE_TOO_LARGE', at + 8, `symbol ${i} has a value or size above 2^53`, { symbol: i });
+      }
+      this.symbolInfo[i] = info;
+      this.symbolVisibility[i] = view.getUint8(at + 5) & 3;
+      this.symbolSection[i] = shndx;
+      this.symbolValue[i] = valueHi >= 0x200000 ? Number(view.getBigUint64(at + 8, true)) : valueHi * TWO_32 + view.getUint32(at + 8, true);
+      this.symbolSize[i] = sizeHi * TWO_32 + view.getUint32(at + 16, true);
+      if (i >= this.firstGlobal) this.globalNames[i - this.firstGlobal] = this.stringAt(view.getUint32(at, true), at, i);
+    }
+  }
+
+  private stringAt(offset: number, fieldAt: number, symbol: number): string {
+    const strings = this.strings;
+    if (offset >= strings.length) {
+      throw this.corrupt('ERR_ELF_BAD_STRING', fieldAt, `the name of symbol ${symbol} is at offset ${offset} of a ${strings.length}-byte string table`, { symbol });
+    }
+    if (this.stringsText === undefined) {
+      const whole = strings.toString('latin1');
+      this.stringsText = NON_ASCII.test(whole) ? null : whole;
+    }
+    const text = this.stringsText;
+    const end = text !== null ? text.indexOf('\0', offset) : strings.indexOf(0, offset);
+    if (end < 0) throw this.corrupt('ERR_ELF_BAD_STRING', fieldAt, `the name of symbol ${symbol} runs past the end of its string table without a NUL`, { symbol });
+    return text !== null ? text.slice(offset, end) : strings.toString('utf8', offset, end);
+  }
+
+  /** A symbol's name for messages: its own, or for a section symbol its section's. */
+  symbolName(index: number): string {
+    if (index >= this.firstGlobal) return this.globalNames[index - this.firstGlobal]!;
+    if ((this.symbolInfo[index]! & 0xf) === STT_SECTION) {
+      const s = this.elf.sections[this.symbolSection[index]!];
+      return s ? s.name : `section symbol ${index}`;
+    }
+    const at = this.elf.symbolTable!.offset + index * 24;
+    try {
+      return this.stringAt(this.view.getUint32(at, true), at, index) || `local symbol ${index}`;
+    } catch {
+      return `local symbol ${index}`;
+    }
+  }
+
+  isLocal(index: number): boolean {
+    return index < this.firstGlobal || this.symbolInfo[index]! >> 4 === STB_LOCAL;
+  }
+
+  /**
+   * The COMDAT groups of this object: signature and member sections. Called before the
+   * symbols are entered, so that a group already seen discards its members first.
+   */
+  comdatGroups(): Array<{ signature: string; members: number[]; section: ElfSection }> {
+    const groups: Array<{ signature: string; members: number[]; section: ElfSection }> = [];
+    for (const s of this.elf.sections) {
+      if (s.type !== SHT_GROUP) continue;
+      const content = s.content!;
+      if (content.length < 4) throw this.corrupt('ERR_ELF_BAD_SECTION', s.headerOffset, `group section [${s.index}] has ${content.length} bytes; it needs a 4-byte flags word`);
+      const at = s.offset;
+      if ((this.view.getUint32(at, true) & GRP_COMDAT) === 0) continue;
+      if (s.info >= this.symbolCount) {
+        throw this.corrupt('ERR_ELF_BAD_SECTION_INDEX', s.headerOffset + 44, `group section [${s.index}] names signature symbol ${s.info}; the symbol table has ${this.symbolCount}`);
+      }
+      const members: number[] = [];
+      for (let p = 4; p + 4 <= content.length; p += 4) {
+        const m = this.view.getUint32(at + p, true);
+        if (m === 0 || m >= this.elf.sections.length) {
+          throw this.corrupt('ERR_ELF_BAD_SECTION_INDEX', at + p, `group section [${s.index}] lists section ${m}; the object has ${this.elf.sections.length}`);
+        }
+        members.push(m);
+      }
+      groups.push({ signature: this.symbolName(s.info), members, section: s });
+    }
+    return groups;
+  }
+
+  /** Sorts the sections into allocated, discarded (set beforehand), TLS and skipped ones. */
+  classifySections(): void {
+    for (const s of this.elf.sections) {
+      if (this.sectionKind[s.index] === SECTION_DISCARDED) continue;
+      if (!(s.flags & SHF_ALLOC) || s.flags & SHF_EXCLUDE || s.type === SHT_NULL) continue;
+      if (s.type === SHT_GROUP || s.type === SHT_RELA || s.type === SHT_REL) continue;
+      if (s.name === '.note.GNU-stack' || s.name === '.note.gnu.property') continue;
+      this.sectionKind[s.index] = s.flags & SHF_TLS ? SECTION_TLS : SECTION_ALLOC;
+    }
+  }
+
+  /** True when the symbol has an address in this object (a kept allocated section, or absolute). */
+  definesAt(index: number): boolean {
+    const shndx = this.symbolSection[index]!;
+    return shndx === SHN_ABS || (shndx !== SHN_UNDEF && shndx < SHN_LORESERVE && this.sectionKind[shndx] === SECTION_ALLOC);
+  }
+
+  isCommon(index: number): boolean {
+    return this.symbolSection[index] === SHN_COMMON;
+  }
+
+  isNoBits(sectionIndex: number): boolean {
+    return this.elf.sections[sectionIndex]!.type === SHT_NOBITS;
+  }
+
+  /** "section .text+0x1c of foo.o", for messages. */
+  where(sectionIndex: number, offset: number): string {
+    const s = this.elf.sections[sectionIndex];
+    return `${s ? s.name : `section ${sectionIndex}`}+${hex(offset)} in ${this.name}`;
+  }
+}

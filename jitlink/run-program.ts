@@ -1,0 +1,230 @@
+import { randomBytes } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { JitmemError } from '../core/errors.js';
+import { alignUp } from '../core/checks.js';
+import type { MemoryMapper } from '../mappers/memory-mapper.js';
+import { SlabMemoryManager, type FinalizedAllocation, type SlabMemoryManagerOptions } from '../mappers/slab/slab-memory-manager.js';
+import { SpsWriter } from '../protocol/sps.js';
+import { linkObjects, type LinkInput, type LinkStats, type RelocatedProgram } from './link.js';
+import type { ProgramRunResult, ProgramTarget } from './program-target.js';
+import { buildExportLibrary } from './export-library.js';
+
+/**
+ * Links a program, moves it into the executor through the slab memory manager (and so through
+ * whichever mapper it sits on), runs it to its end and gives its memory back: what `jitmem
+ * run` does, phase by phase, each timed.
+ */
+
+export interface PhaseTimes {
+  /** Opening --preload libraries in the executor. */
+  preload: number;
+  readObjects: number;
+  resolve: number;
+  layout: number;
+  /** The slab's allocate: reserve (when it needs a new slab) and working memory (transport). */
+  reserve: number;
+  /** Content into working memory. */
+  write: number;
+  applyRelocations: number;
+  /** finalize: the mapper's initialize, with the alloc actions (EH frames) (transport). */
+  initialize: number;
+  /** Making the program's symbols visible to the libraries it loads (programs that call dlopen). */
+  exportSymbols: number;
+  run: number;
+  /** Deallocation after the run (transport). */
+  deallocate: number;
+}
+
+export const PHASE_NAMES: ReadonlyArray<[keyof PhaseTimes, string]> = [
+  ['preload', 'preload libraries'],
+  ['readObjects', 'read objects'],
+  ['resolve', 'resolve symbols'],
+  ['layout', 'layout'],
+  ['reserve', 'reserve'],
+  ['write', 'write'],
+  ['applyRelocations', 'apply relocations'],
+  ['initialize', 'initialize'],
+  ['exportSymbols', 'export symbols'],
+  ['run', 'run'],
+  ['deallocate', 'deallocate'],
+];
+
+export interface RunProgramOptions {
+  readonly inputs: readonly LinkInput[];
+  readonly target: ProgramTarget;
+  /**
+   * The transport. Each program gets a slab memory manager of its own on it, released when
+   * the program has ended; the mapper (and the executor behind it) can take the next one.
+   */
+  readonly mapper: MemoryMapper;
+  readonly slab?: SlabMemoryManagerOptions;
+  /** argv[0]; default: the first input's path. */
+  readonly programName?: string;
+  readonly args?: readonly string[];
+  readonly entry?: string;
+  readonly preload?: readonly string[];
+  /**
+   * Make the program's global symbols visible to libraries it dlopen()s, as --export-dynamic
+   * does (CPython's extension modules need it). Default: when the program calls dlopen.
+   * It goes through a small generated shared library, written to a temporary file that is
+   * removed as soon as the executor has opened it (the executor must share this machine).
+   */
+  readonly exportSymbols?: boolean;
+}
+
+export interface ProgramRun {
+  readonly result: ProgramRunResult;
+  readonly times: PhaseTimes;
+  readonly stats: LinkStats;
+  readonly program: RelocatedProgram;
+}
+
+/** The AllocActionCallPair that registers an .eh_frame range at finalize and deregisters it at deallocation. */
+function ehFrameActionPair(register: number, deregister: number, range: { start: number; end: number }) {
+  const args = new SpsWriter(16).addrRange(range).finish();
+  return { finalize: { fn: register, args }, dealloc: { fn: deregister, args } };
+}
+
+export interface LinkedAllocation {
+  readonly memory: SlabMemoryManager;
+  /** The symbols the program exported to the libraries it loads (empty when it loads none). */
+  readonly exported: ReadonlyMap<string, number>;
+  readonly allocation: FinalizedAllocation;
+  readonly program: RelocatedProgram;
+  readonly stats: LinkStats;
+}
+
+/**
+ * Links `inputs` and makes them live in the executor (everything but running them). Errors
+ * before the allocation leave the executor untouched; an error after it (a relocation that
+ * overflows) abandons the allocation, so nothing of the program stays in the executor.
+ */
+export async function linkIntoExecutor(
+  options: Omit<RunProgramOptions, 'args' | 'programName'>,
+  times: PhaseTimes = emptyTimes(),
+): Promise<LinkedAllocation> {
+  const { target } = options;
+  let t = performance.now();
+  for (const lib of options.preload ?? []) await target.preload(lib);
+  times.preload = performance.now() - t;
+
+  const linked = await linkObjects(options.inputs, {
+    pageSize: target.pageSize,
+    ...(options.entry !== undefined ? { entry: options.entry } : {}),
+    lookup: (names) => target.lookup(names),
+    runtimeSymbols: target.runtimeSymbols(),
+  });
+  times.readObjects = linked.times.readObjects;
+  times.resolve = linked.times.resolve;
+  times.layout = linked.times.layout;
+
+  // A program whose 32-bit references must reach some data, or the low 2 GiB, gets a slab of
+  // its own size placed there.
+  const memory = new SlabMemoryManager(
+    options.mapper,
+    linked.placement ? { ...options.slab, placement: linked.placement, granularity: alignUp(linked.layout.size, 1 << 20) } : options.slab,
+  );
+  t = performance.now();
+  let allocation;
+  try {
+    allocation = await memory.allocate(linked.graph);
+  } catch (err) {
+    await memory.close().catch(() => undefined);
+    throw err;
+  }
+  times.reserve = performance.now() - t;
+  let program: RelocatedProgram;
+  try {
+    t = performance.now();
+    allocation.writeContent();
+    times.write = performance.now() - t;
+    t = performance.now();
+    program = linked.relocate(
+      allocation.base,
+      allocation.segments.map((s) => s.workingMemory),
+      allocation.layout,
+    );
+    times.applyRelocations = performance.now() - t;
+  } catch (err) {
+    await allocation.abandon().catch(() => undefined);
+    await memory.close().catch(() => undefined);
+    throw err;
+  }
+  const eh = target.ehFrameActions();
+  if (program.ehFrame && eh) allocation.actions.push(ehFrameActionPair(eh.register, eh.deregister, program.ehFrame));
+  t = performance.now();
+  let finalized: FinalizedAllocation;
+  try {
+    finalized = await allocation.finalize();
+  } catch (err) {
+    await memory.close().catch(() => undefined);
+    throw err;
+  }
+  times.initialize = performance.now() - t;
+  let exported = new Map<string, number>();
+  if (options.exportSymbols ?? linked.loadsLibraries) {
+    t = performance.now();
+    try {
+      exported = await exportProgramSymbols(target, program);
+    } catch (err) {
+      await memory.deallocate([finalized]).catch(() => undefined);
+      await memory.close().catch(() => undefined);
+      throw err;
+    }
+    times.exportSymbols = performance.now() - t;
+  }
+  return { memory, exported, allocation: finalized, program, stats: linked.stats };
+}
+
+export function emptyTimes(): PhaseTimes {
+  return { preload: 0, readObjects: 0, resolve: 0, layout: 0, reserve: 0, write: 0, applyRelocations: 0, initialize: 0, exportSymbols: 0, run: 0, deallocate: 0 };
+}
+
+async function exportProgramSymbols(target: ProgramTarget, program: RelocatedProgram): Promise<Map<string, number>> {
+  const tag = `${process.pid}-${randomBytes(6).toString('hex')}`;
+  const file = path.join(tmpdir(), `jitmem-exports-${tag}.so`);
+  const symbols = program.exports();
+  const exported = new Map(symbols.map((s) => [s.name, s.address]));
+  writeFileSync(file, buildExportLibrary(`jitmem-exports-${tag}.so`, symbols), { mode: 0o600 });
+  try {
+    await target.loadExports(file, exported);
+  } finally {
+    rmSync(file, { force: true });
+  }
+  return exported;
+}
+
+/** Links, loads, runs and unloads a program; resolves with how it ended and the phase times. */
+export async function runProgram(options: RunProgramOptions): Promise<ProgramRun> {
+  const times = emptyTimes();
+  const first = options.inputs[0];
+  if (first === undefined) throw new JitmemError('ERR_LINK_NO_INPUT', 'nothing to link: give at least one object file or archive', {});
+  const { memory, exported, allocation, program, stats } = await linkIntoExecutor(options, times);
+  const argv = [options.programName ?? (typeof first === 'string' ? first : first.path), ...(options.args ?? [])];
+  let t = performance.now();
+  let result: ProgramRunResult;
+  try {
+    result = await options.target.run(program.entry, argv, program.init, program.fini);
+  } catch (err) {
+    if (exported.size > 0) options.target.retireExports(exported);
+    await memory.close().catch(() => undefined);
+    throw err;
+  } finally {
+    times.run = performance.now() - t;
+  }
+  // The executor is gone when the program ended it (exit() under LLVM's executor): nothing to give back.
+  if (!result.executorEnded) {
+    t = performance.now();
+    try {
+      await memory.deallocate([allocation]);
+      times.deallocate = performance.now() - t;
+    } finally {
+      if (exported.size > 0) options.target.retireExports(exported);
+      await memory.close();
+    }
+  }
+  return { result, times, stats, program };
+}

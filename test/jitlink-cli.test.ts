@@ -1,0 +1,55 @@
+import test from 'ava';
+import { parseRunArgs } from '../harness/commands/run.js';
+import { parseLlvmTimes } from '../harness/link-bench.js';
+import { JitmemError } from '../core/errors.js';
+import { jitmemRun } from './helpers/jitlink-run.js';
+
+/** `jitmem run`'s command line: help, flag checks with typed errors, exit statuses. */
+
+test('jitmem run --help prints the usage and the exit statuses, and exits 0', async (t) => {
+  const r = await jitmemRun(['--help']);
+  t.is(r.status, 0);
+  t.regex(r.stdout.toString(), /^usage: jitmem run \[--mapper inprocess\|shared\|rpc\] \[--executor jitmem\|llvm\] \[--preload LIB\]\.\.\./);
+  t.regex(r.stdout.toString(), /exit status:/);
+});
+
+test('bad flags exit 2 with a typed error naming the flag', async (t) => {
+  for (const [args, pattern] of [
+    [['--mapper', 'tcp', 'x.o'], /--mapper must be one of inprocess, shared, rpc; got "tcp" \[ERR_INVALID_OPTION_VALUE\]/],
+    [['--executor', 'llvm', '--mapper', 'inprocess', 'x.o'], /--executor llvm needs --mapper shared or rpc.*\[ERR_INVALID_OPTION_VALUE\]/],
+    [['--frobnicate', 'x.o'], /unknown option "--frobnicate".*\[ERR_UNKNOWN_OPTION\]/],
+    [[], /needs at least one object file or archive.*\[ERR_LINK_NO_INPUT\]/],
+    [['--preload'], /--preload needs a value.*\[ERR_MISSING_OPTION_VALUE\]/],
+    [['/nonexistent/prog.o'], /cannot read \/nonexistent\/prog\.o: no such file \[ERR_LINK_INPUT\]/],
+  ] as const) {
+    const r = await jitmemRun([...args]);
+    t.is(r.status, 2, args.join(' '));
+    t.regex(r.stderr, pattern);
+    t.is(r.stdout.length, 0);
+  }
+});
+
+test('parseRunArgs: defaults, the executor implies shared, and arguments after -- belong to the program', (t) => {
+  t.like(parseRunArgs(['a.o']), { mapper: 'inprocess', executor: 'jitmem', files: ['a.o'], args: [] });
+  t.like(parseRunArgs(['--executor', 'llvm', 'a.o', 'b.a']), { mapper: 'shared', executor: 'llvm', files: ['a.o', 'b.a'] });
+  t.like(parseRunArgs(['--mapper=rpc', '--preload', 'libm.so.6', '--preload=libz.so.1', 'a.o', '--', '--mapper', 'x']), {
+    mapper: 'rpc',
+    preload: ['libm.so.6', 'libz.so.1'],
+    files: ['a.o'],
+    args: ['--mapper', 'x'],
+  });
+  t.throws(() => parseRunArgs(['--show-times=yes', 'a.o']), { instanceOf: JitmemError, code: 'ERR_INVALID_OPTION_VALUE' });
+});
+
+test("parseLlvmTimes reads llvm-jitlink's -show-times table", (t) => {
+  const text = `
+   ---User Time---   --System Time--   --User+System--   ---Wall Time---  --- Name ---
+   0.0858 ( 95.0%)   0.0329 ( 82.7%)   0.1187 ( 91.3%)   0.1597 ( 84.4%)  time to link object files
+   0.0007 (  0.8%)   0.0005 (  1.2%)   0.0012 (  0.9%)   0.0046 (  2.4%)  time to load/add object files
+`;
+  const s = parseLlvmTimes(text);
+  t.is(Math.round(s.wall * 10), 1597);
+  t.is(Math.round(s.cpu * 10), 1187);
+  t.is(Math.round(s.loadWall * 10), 46);
+  t.throws(() => parseLlvmTimes('nothing here'));
+});
