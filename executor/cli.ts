@@ -1,8 +1,13 @@
+import { lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import type { Writable } from 'node:stream';
+import * as native from '../native/index.js';
 import { JitmemError } from '../core/errors.js';
+import { challengePeer, checkToken, newToken } from '../protocol/auth.js';
+import { MIN_UNSENT_BYTES } from '../protocol/channel.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../protocol/frame.js';
-import { Executor } from './executor.js';
+import { DEFAULT_MAX_UNSENT_BYTES, Executor } from './executor.js';
 
 /**
  * `jitmem executor`: parse the command line, open the transport, serve one session, clean up.
@@ -10,15 +15,24 @@ import { Executor } from './executor.js';
  * ended on a protocol error, which is reported on stderr.
  */
 
-export const EXECUTOR_USAGE = `usage: jitmem executor [--fds IN,OUT | --listen HOST:PORT|unix:PATH [--allow-remote] | --connect HOST:PORT|unix:PATH]
-                       [--sessions N] [--max-frame-size BYTES] [--close-when-idle | --no-close-when-idle]
+export const EXECUTOR_USAGE = `usage: jitmem executor [--fds IN,OUT | --listen HOST:PORT|unix:PATH [--allow-remote] [--no-auth] | --connect HOST:PORT|unix:PATH]
+                       [--sessions N] [--max-frame-size BYTES] [--max-unsent-bytes BYTES]
+                       [--close-when-idle | --no-close-when-idle]
 
 Serves one ORC SimpleRemoteEPC session (LLVM 22 wire protocol) and exits when it ends.
 
   --fds IN,OUT          read frames from fd IN, write them to fd OUT (default 3,4: the pair a
                         controller hands a child it spawns)
   --listen HOST:PORT    accept one TCP connection on HOST (port 0 picks a free port); prints
-                        "listening on HOST:PORT" as the first line of stdout
+                        "listening on HOST:PORT" as the first line of stdout and
+                        "token HEX" as the second: a one-time random token. Whoever connects
+                        runs code as this user, so the executor first sends a challenge that
+                        only a holder of the token can answer (ExecutorSession.connect(host,
+                        port, { token })); a connection that fails it is closed, and the
+                        executor goes on listening
+  --no-auth             no token and no challenge: Setup comes first, as llvm-jitlink
+                        (--oop-executor-connect) expects, and any local process that connects
+                        first controls the executor
   filedescs=IN,OUT, listen=HOST:PORT
                         llvm-jitlink-executor's spellings of --fds and --listen
   --allow-remote        allow --listen on a host other than loopback
@@ -26,9 +40,16 @@ Serves one ORC SimpleRemoteEPC session (LLVM 22 wire protocol) and exits when it
                         memory of its own (default 1), then exit
   --connect HOST:PORT   connect to a controller listening on HOST:PORT
   --listen unix:PATH, --connect unix:PATH
-                        the same over a Unix socket (the listening socket file is removed
-                        when the executor stops listening)
+                        the same over a Unix socket. The socket file is created 0600 (its
+                        directory, if the executor makes it, 0700) and only processes of this
+                        user get in (SO_PEERCRED); no token is needed. A socket file left by an
+                        executor that died is replaced, one another executor listens on is
+                        not, nor is a file that is not a socket. The file is removed when the
+                        executor stops listening
   --max-frame-size N    refuse frames larger than N bytes (default ${DEFAULT_MAX_FRAME_SIZE})
+  --max-unsent-bytes N  stop reading calls while more than N bytes of results wait unsent (a
+                        controller that does not read its results), go on once they have left
+                        (default ${DEFAULT_MAX_UNSENT_BYTES}, at least ${MIN_UNSENT_BYTES})
   --close-when-idle     close the connection once idle after run_as_main returned and the
                         memory was given back: llvm-jitlink 22 never closes a TCP session
                         itself (default with --listen and --connect; a jitmem controller is
@@ -45,8 +66,9 @@ exit status:
            ended by SIGHUP, SIGINT or SIGTERM (128 + the signal's number), after giving
            back its memory and shared-memory names
 
-example: LLVM's llvm-jitlink links and runs a program in this executor over TCP
-  jitmem executor --listen 127.0.0.1:20000 &
+example: LLVM's llvm-jitlink links and runs a program in this executor over TCP (it cannot
+answer the token challenge, hence --no-auth)
+  jitmem executor --listen 127.0.0.1:20000 --no-auth &
   llvm-jitlink --oop-executor-connect=127.0.0.1:20000 hello.o
 (llvm-jitlink 22 from Debian's llvm-22 package; hello.o from 'cc -c -fPIC hello.c'.)
 `;
@@ -69,8 +91,11 @@ interface ParsedArgs {
   endpoint: Endpoint | null;
   allowRemote: boolean;
   maxFrameSize: number;
+  maxUnsentBytes: number;
   closeWhenIdle: boolean | null;
   sessions: number;
+  /** TCP --listen: challenge every connection for the token (--no-auth turns it off). */
+  auth: boolean;
 }
 
 function parseEndpoint(flag: string, value: string | undefined): Endpoint {
@@ -93,7 +118,17 @@ function parseEndpoint(flag: string, value: string | undefined): Endpoint {
 }
 
 export function parseExecutorArgs(argv: readonly string[]): ParsedArgs | 'help' {
-  const out: ParsedArgs = { mode: 'fds', fds: [3, 4], endpoint: null, allowRemote: false, maxFrameSize: DEFAULT_MAX_FRAME_SIZE, closeWhenIdle: null, sessions: 1 };
+  const out: ParsedArgs = {
+    mode: 'fds',
+    fds: [3, 4],
+    endpoint: null,
+    allowRemote: false,
+    maxFrameSize: DEFAULT_MAX_FRAME_SIZE,
+    maxUnsentBytes: DEFAULT_MAX_UNSENT_BYTES,
+    closeWhenIdle: null,
+    sessions: 1,
+    auth: true,
+  };
   let modeFlag: string | null = null;
   const setMode = (flag: string, mode: ParsedArgs['mode']): void => {
     if (modeFlag && modeFlag !== flag) {
@@ -142,6 +177,18 @@ export function parseExecutorArgs(argv: readonly string[]): ParsedArgs | 'help' 
         out.maxFrameSize = n;
         break;
       }
+      case '--max-unsent-bytes': {
+        const v = value();
+        const n = Number(v);
+        if (!Number.isSafeInteger(n) || n < MIN_UNSENT_BYTES) {
+          throw new JitmemError('ERR_INVALID_OPTION', `--max-unsent-bytes expects a whole number of bytes >= ${MIN_UNSENT_BYTES}; got ${JSON.stringify(v ?? '')}`, { value: v });
+        }
+        out.maxUnsentBytes = n;
+        break;
+      }
+      case '--no-auth':
+        out.auth = false;
+        break;
       case '--sessions': {
         const v = value();
         const n = Number(v);
@@ -203,7 +250,7 @@ export async function runExecutor(argv: readonly string[], io: ExecutorIO): Prom
   process.on('exit', onExit);
 
   const serveOne = async (input: net.Socket, output: net.Socket): Promise<number> => {
-    const executor = new Executor({ maxFrameSize: args.maxFrameSize, closeWhenIdle: args.closeWhenIdle ?? args.mode !== 'fds' });
+    const executor = new Executor({ maxFrameSize: args.maxFrameSize, maxUnsentBytes: args.maxUnsentBytes, closeWhenIdle: args.closeWhenIdle ?? args.mode !== 'fds' });
     live.add(executor);
     try {
       if (input === output) input.setNoDelay?.(true);
@@ -240,7 +287,7 @@ export async function runExecutor(argv: readonly string[], io: ExecutorIO): Prom
       const socket = await connect(args.endpoint!);
       return await serveOne(socket, socket);
     }
-    const listener = await listen(args.endpoint!, io);
+    const listener = await listen(args.endpoint!, io, args.auth);
     let status = 0;
     try {
       for (let i = 0; i < args.sessions; i++) {
@@ -264,23 +311,110 @@ interface Listener {
   close(): void;
 }
 
-function listen(endpoint: Endpoint, io: ExecutorIO): Promise<Listener> {
+/**
+ * Makes room for a Unix socket at `socketPath`: its directory (created 0700 when missing), and
+ * no file in the way. A socket file nobody listens on (its executor died) is removed; one a
+ * process listens on belongs to a live executor, and a file that is not a socket is not ours.
+ */
+function prepareSocketPath(socketPath: string): void {
+  const dir = path.dirname(socketPath);
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'EEXIST') {
+      throw new JitmemError('ERR_LISTEN_FAILED', `cannot create the socket's directory ${dir}: ${(err as Error).message}`, { path: socketPath }, { cause: err });
+    }
+  }
+  let st;
+  try {
+    st = lstatSync(socketPath);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) {
+    throw new JitmemError('ERR_LISTEN_FAILED', `cannot listen on unix:${socketPath}: ${socketPath} exists and is not a socket; it is left alone`, { path: socketPath });
+  }
+  const alive = someoneListensOn(socketPath);
+  if (alive) throw new JitmemError('ERR_LISTEN_FAILED', `cannot listen on unix:${socketPath}: another executor is listening on ${socketPath}`, { path: socketPath });
+  try {
+    unlinkSync(socketPath);
+  } catch {
+    // Gone meanwhile: the listen below will say if something else is in the way.
+  }
+}
+
+/**
+ * True when a process listens on the Unix socket bound at `socketPath` (/proc/net/unix lists
+ * every bound socket with its path, listening ones with __SO_ACCEPTCON). A probe by connecting
+ * would not do: to a listening executor, a connection is its one session.
+ */
+function someoneListensOn(socketPath: string): boolean {
+  let table: string;
+  try {
+    table = readFileSync('/proc/net/unix', 'utf8');
+  } catch {
+    // No procfs: assume the worst, and leave the file alone.
+    return true;
+  }
+  const wanted = path.resolve(socketPath);
+  for (const line of table.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 8) continue;
+    const listening = (parseInt(f[3]!, 16) & 0x10000) !== 0;
+    if (listening && (f[7] === socketPath || path.resolve(f[7]!) === wanted)) return true;
+  }
+  return false;
+}
+
+/** Who is at the other end of a Unix socket connection: only this user's processes get in. */
+function peerIsThisUser(socket: net.Socket): boolean {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return false;
+  try {
+    return native.peerCredentials(fd).uid === process.getuid!();
+  } catch {
+    return false;
+  }
+}
+
+async function listen(endpoint: Endpoint, io: ExecutorIO, auth: boolean): Promise<Listener> {
+  const unix = endpoint.path !== undefined;
+  if (unix) prepareSocketPath(endpoint.path!);
+  const token = !unix && auth ? newToken() : null;
+  const tokenBytes = token ? checkToken(token, 'executor') : null;
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     const queue: net.Socket[] = [];
     const waiting: Array<(s: net.Socket) => void> = [];
-    server.on('connection', (socket) => {
+    const admit = (socket: net.Socket): void => {
       const w = waiting.shift();
       if (w) w(socket);
       else queue.push(socket);
+    };
+    server.on('connection', (socket) => {
+      socket.on('error', () => {});
+      if (unix && !peerIsThisUser(socket)) {
+        socket.destroy();
+        return;
+      }
+      if (!tokenBytes) return admit(socket);
+      // Until the answer is in, the connection is nobody's: a wrong one is closed and the
+      // executor goes on waiting for the right one.
+      void challengePeer(socket, tokenBytes).then((ok) => {
+        if (ok && !socket.destroyed) admit(socket);
+        else socket.destroy();
+      });
     });
     server.once('error', (err) =>
       reject(new JitmemError('ERR_LISTEN_FAILED', `cannot listen on ${formatEndpoint(endpoint.host, endpoint.port, endpoint.path)}: ${err.message}`, { host: endpoint.host, port: endpoint.port }, { cause: err })),
     );
-    const options = endpoint.path !== undefined ? { path: endpoint.path, exclusive: true } : { host: endpoint.host, port: endpoint.port, exclusive: true };
+    const options = unix ? { path: endpoint.path!, exclusive: true } : { host: endpoint.host, port: endpoint.port, exclusive: true };
+    // The socket file is born 0600: no moment in which another user could connect.
+    const umask = unix ? process.umask(0o177) : null;
     server.listen(options, () => {
-      const port = endpoint.path !== undefined ? -1 : (server.address() as net.AddressInfo).port;
-      io.stdout.write(`listening on ${formatEndpoint(endpoint.host, port, endpoint.path)}\n`);
+      if (umask !== null) process.umask(umask);
+      const port = unix ? -1 : (server.address() as net.AddressInfo).port;
+      io.stdout.write(`listening on ${formatEndpoint(endpoint.host, port, endpoint.path)}\n${token ? `token ${token}\n` : ''}`);
       resolve({
         next: () => new Promise((res) => (queue.length > 0 ? res(queue.shift()!) : waiting.push(res))),
         close: () => {
@@ -288,6 +422,7 @@ function listen(endpoint: Endpoint, io: ExecutorIO): Promise<Listener> {
         },
       });
     });
+    if (umask !== null) server.once('error', () => process.umask(umask));
   });
 }
 

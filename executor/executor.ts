@@ -8,9 +8,11 @@ import { DEFAULT_MAX_FRAME_SIZE, HEADER_SIZE } from '../protocol/frame.js';
 import { JitmemSym, Sym, encodeSetup, processTriple } from '../protocol/setup.js';
 import { SpsWriter, SymbolFlags, decode, decodeFinalizeRequestPieces, type WireFinalizeRequest } from '../protocol/sps.js';
 import { ExecutorActionSite } from './actions.js';
+import { EHFrameRegistry } from './eh-frame-registry.js';
 import { AddressSpace, PROT_R, PROT_W, PROT_X, type Reservation } from './address-space.js';
 import { MemoryManagerService, SharedMemoryService, releaseReservation, unlinkName } from './memory-services.js';
 import { RemoteError } from './remote-error.js';
+import { executorShmName } from '../protocol/shm-names.js';
 import { PROGRAM_RUNTIME_SYMBOLS, RESERVE_WINDOW_SYMBOL, RUN_PROGRAM_SYMBOL, decodeRunProgramRequest, encodeRunProgramResult } from '../protocol/run-program.js';
 
 /**
@@ -35,11 +37,19 @@ export interface ExecutorOptions {
   readonly closeWhenIdle?: boolean;
   /** How long "idle" is, in ms. */
   readonly idleMs?: number;
-  /** Prefix of shared-memory names; the pid keeps sessions of different executors apart. */
+  /**
+   * Stop reading calls while more than this many bytes of results wait unsent (a controller
+   * that does not read them); default DEFAULT_MAX_UNSENT_BYTES.
+   */
+  readonly maxUnsentBytes?: number;
+  /** Prefix of shared-memory names (default "/jitmem_"); the pid, a counter and a random part follow. */
   readonly shmPrefix?: string;
 }
 
 type Handler = (args: Uint8Array) => CallResult | Promise<CallResult>;
+
+/** Results a controller may leave unread before the executor stops reading its calls. */
+export const DEFAULT_MAX_UNSENT_BYTES = 64 * 1024 * 1024;
 
 /** Hashing is synchronous: this bounds how long one checksum call can hold the executor. */
 const MAX_CHECKSUM_BYTES = 1 << 30;
@@ -50,6 +60,8 @@ const GATHER_FROM = 64 * 1024;
 export class Executor {
   readonly space: AddressSpace;
   private readonly actions: ExecutorActionSite;
+  /** EH frames registered with this process's unwinder on the controller's behalf. */
+  readonly frames: EHFrameRegistry;
   private readonly memoryManager: MemoryManagerService;
   private readonly sharedMemory: SharedMemoryService;
   private readonly tokenPage: number;
@@ -74,9 +86,10 @@ export class Executor {
 
   constructor(private readonly options: ExecutorOptions = {}) {
     this.space = new AddressSpace(native.pageSize());
-    this.actions = new ExecutorActionSite(this.space);
+    this.frames = new EHFrameRegistry(this.space);
+    this.actions = new ExecutorActionSite(this.space, this.frames);
     this.memoryManager = new MemoryManagerService(this.space, this.actions);
-    this.sharedMemory = new SharedMemoryService(this.space, this.actions, options.shmPrefix ?? `/jitmem_${process.pid}`);
+    this.sharedMemory = new SharedMemoryService(this.space, this.actions, (counter) => executorShmName(process.pid, counter, options.shmPrefix));
     this.tokenPage = native.reserve(this.space.pageSize, 0);
     this.registerServices();
   }
@@ -100,6 +113,7 @@ export class Executor {
     const channel = new Channel(input, output, {
       role: 'executor',
       maxFrameSize: this.options.maxFrameSize,
+      maxUnsentBytes: this.options.maxUnsentBytes ?? DEFAULT_MAX_UNSENT_BYTES,
       handler: (tag, payload) => this.handle(tag, payload),
       // Large finalize requests (RPC copy's content) are read from the chunks they arrived in
       // straight into target memory, not assembled into one frame first.
@@ -162,6 +176,7 @@ export class Executor {
       return;
     }
     for (let i = all.length - 1; i >= 0; i--) releaseReservation(this.space, this.actions, all[i]!);
+    this.frames.releaseAll();
     try {
       native.unmap(this.tokenPage, this.space.pageSize);
     } catch {
@@ -453,6 +468,12 @@ export class Executor {
       decode(a, 'noop arguments', () => undefined);
       return new Uint8Array(0);
     });
+    this.on(JitmemSym.unwindProbe, (a) => {
+      decode(a, 'unwind_probe arguments', () => undefined);
+      return spsError(() => {
+        native.unwindProbe();
+      });
+    });
     for (const name of Object.values(JitmemSym)) {
       const t = this.tokens.get(name);
       if (t !== undefined) this.jitmemTags.add(t);
@@ -488,6 +509,9 @@ export class Executor {
     for (const p of patches) {
       if (p.bytes.length === 0) throw new RemoteError('ERR_INVALID_PATCH', `patchCode at ${hex(p.address)} needs at least one byte to write`);
       const seg = this.segmentAt(p.address, p.bytes.length, 'patchCode');
+      if (this.frames.overlaps(p.address, p.address + p.bytes.length)) {
+        throw new RemoteError('ERR_PATCH_REFUSED', `patchCode of [${hex(p.address)}, ${hex(p.address + p.bytes.length)}) would rewrite a registered EH frame, which the unwinder reads at any time`);
+      }
       const g = groups.get(seg.start);
       if (g) g.patches.push(p);
       else groups.set(seg.start, { prot: seg.prot, patches: [p] });

@@ -1,5 +1,5 @@
 import * as native from '../native/index.js';
-import { hex } from '../core/errors.js';
+import { hasCode, hex } from '../core/errors.js';
 import { alignUp } from '../core/checks.js';
 import type { WireFinalizeRequest } from '../protocol/sps.js';
 import type { ExecutorActionSite } from './actions.js';
@@ -39,6 +39,7 @@ export class MemoryManagerService {
   }
 
   deinitialize(keys: readonly number[]): void {
+    requireDistinct(keys, 'deinitialize', 'key');
     const found: Array<[Reservation, number]> = [];
     for (const key of keys) {
       const r = this.space.containing(key);
@@ -54,12 +55,13 @@ export class MemoryManagerService {
     for (let i = found.length - 1; i >= 0; i--) {
       const [r, key] = found[i]!;
       const region = r.regions.get(key);
-      if (region) failure ??= deinitializeRegion(this.actions, r, region);
+      if (region) failure = firstOf(failure, deinitializeRegion(this.actions, r, region));
     }
     if (failure !== null) throw new RemoteError('ERR_ALLOC_ACTION_FAILED', failure);
   }
 
   release(bases: readonly number[]): void {
+    requireDistinct(bases, 'release', 'base');
     const found: Reservation[] = [];
     for (const base of bases) {
       const r = this.space.byBase(base);
@@ -67,7 +69,7 @@ export class MemoryManagerService {
       found.push(r);
     }
     let failure: string | null = null;
-    for (let i = found.length - 1; i >= 0; i--) failure ??= releaseReservation(this.space, this.actions, found[i]!);
+    for (let i = found.length - 1; i >= 0; i--) failure = firstOf(failure, releaseReservation(this.space, this.actions, found[i]!));
     if (failure !== null) throw new RemoteError('ERR_ALLOC_ACTION_FAILED', failure);
   }
 }
@@ -85,14 +87,14 @@ export class SharedMemoryService {
   constructor(
     private readonly space: AddressSpace,
     private readonly actions: ExecutorActionSite,
-    private readonly namePrefix: string,
+    /** A fresh name for the counter-th reservation (protocol/shm-names.ts). */
+    private readonly nameFor: (counter: number) => string,
   ) {}
 
   reserve(size: number): { base: number; name: string } {
     if (size === 0) throw new RemoteError('ERR_INVALID_SIZE', 'Reserve of 0 bytes: a shared-memory reservation needs at least one byte');
     checkReservationSize(size);
-    const name = `${this.namePrefix}_${++this.counter}`;
-    const fd = native.shmCreate(name, size);
+    const { name, fd } = this.create(size);
     let base: number;
     try {
       const length = alignUp(size, this.space.pageSize);
@@ -106,6 +108,23 @@ export class SharedMemoryService {
     }
     this.space.add('shared', base, size, 0, name);
     return { base, name };
+  }
+
+  /**
+   * shm_open(O_CREAT|O_EXCL) under a fresh name. Names have a random part, so EEXIST means
+   * someone made that very name first (by guess or by chance): take another.
+   */
+  private create(size: number): { name: string; fd: number } {
+    const attempts = 8;
+    for (let i = 1; ; i++) {
+      const name = this.nameFor(++this.counter);
+      try {
+        return { name, fd: native.shmCreate(name, size) };
+      } catch (err) {
+        if (hasCode(err, 'EEXIST') && i < attempts) continue;
+        throw new RemoteError('ERR_SHM_CREATE_FAILED', `Reserve of ${size} bytes: cannot create a shared-memory object (${attempts} names tried, the last ${JSON.stringify(name)}): ${(err as Error).message}`);
+      }
+    }
   }
 
   initialize(reservationBase: number, fr: WireFinalizeRequest): number {
@@ -124,12 +143,13 @@ export class SharedMemoryService {
     for (let i = keys.length - 1; i >= 0; i--) {
       const r = this.space.containing(keys[i]!);
       const region = r?.kind === 'shared' ? r.regions.get(keys[i]!) : undefined;
-      if (r && region) failure ??= deinitializeRegion(this.actions, r, region);
+      if (r && region) failure = firstOf(failure, deinitializeRegion(this.actions, r, region));
     }
     if (failure !== null) throw new RemoteError('ERR_ALLOC_ACTION_FAILED', failure);
   }
 
   release(bases: readonly number[]): void {
+    requireDistinct(bases, 'Release', 'base');
     const found: Reservation[] = [];
     for (const base of bases) {
       const r = this.space.byBase(base);
@@ -137,7 +157,7 @@ export class SharedMemoryService {
       found.push(r);
     }
     let failure: string | null = null;
-    for (let i = found.length - 1; i >= 0; i--) failure ??= releaseReservation(this.space, this.actions, found[i]!);
+    for (let i = found.length - 1; i >= 0; i--) failure = firstOf(failure, releaseReservation(this.space, this.actions, found[i]!));
     if (failure !== null) throw new RemoteError('ERR_ALLOC_ACTION_FAILED', failure);
   }
 }
@@ -155,7 +175,8 @@ function checkReservationSize(size: number): void {
 export function releaseReservation(space: AddressSpace, actions: ExecutorActionSite, r: Reservation): string | null {
   let failure: string | null = null;
   const regions = [...r.regions.values()];
-  for (let i = regions.length - 1; i >= 0; i--) failure ??= deinitializeRegion(actions, r, regions[i]!);
+  for (let i = regions.length - 1; i >= 0; i--) failure = firstOf(failure, deinitializeRegion(actions, r, regions[i]!));
+  actions.frames.releaseWithin(r.base, r.base + r.mappedSize);
   space.remove(r);
   try {
     native.unmap(r.base, r.mappedSize);
@@ -178,4 +199,20 @@ function tryUnlink(name: string): void {
   } catch {
     // ENOENT: the controller already unlinked it, which is what it is meant to do.
   }
+}
+
+/** A request that names one key twice is refused as a whole: the second would find nothing, or something else. */
+function requireDistinct(values: readonly number[], op: string, what: string): void {
+  if (new Set(values).size === values.length) return;
+  const dup = values.find((v, i) => values.indexOf(v) !== i)!;
+  throw new RemoteError('ERR_DUPLICATE_KEY', `${op} names the ${what} ${hex(dup)} more than once`);
+}
+
+/**
+ * The first of two failures. Callers compute `next` before calling, so every teardown step runs
+ * whatever failed before it (`failure ??= step()` would skip the step once a failure is
+ * recorded, leaving regions live and reservations mapped).
+ */
+function firstOf(first: string | null, next: string | null): string | null {
+  return first ?? next;
 }

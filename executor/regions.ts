@@ -1,6 +1,6 @@
 import * as native from '../native/index.js';
 import { hex } from '../core/errors.js';
-import { contentLength, type WireFinalizeRequest } from '../protocol/sps.js';
+import { contentLength, type WireFinalizeRequest, type WireSegment } from '../protocol/sps.js';
 import { runDeallocActions, runFinalizeActions, type WrapperCall } from '../protocol/alloc-actions.js';
 import type { ExecutorActionSite } from './actions.js';
 import { AddressSpace, PROT_W, PROT_X, type Region, type Reservation } from './address-space.js';
@@ -8,9 +8,13 @@ import { RemoteError } from './remote-error.js';
 
 /**
  * Initialize / deinitialize of a region, shared by the memory manager (which copies content)
- * and the shared-memory service (whose content is already in place). All checks come first:
- * the segments must be page-aligned, inside one reservation, apart from each other and from
- * every live region, and their content must fit. Only then is a byte written.
+ * and the shared-memory service (whose content is already in place). A request is checked as a
+ * whole before anything changes: its segments (page-aligned, inside one reservation, apart from
+ * each other and from every live region, content that fits), then every alloc action against
+ * the memory as it will be once the region is live. A zero-size segment is checked like the
+ * others and then ignored: it has no pages, so it gets no protection and no part of the region
+ * record (it could otherwise sit at the base of a live region and take its record's place).
+ * Only then is a byte written; a failure after that (an action) undoes what was done.
  */
 
 export interface InitializeOptions {
@@ -20,13 +24,21 @@ export interface InitializeOptions {
   readonly reservation?: Reservation;
 }
 
-export function initializeRegion(space: AddressSpace, actions: ExecutorActionSite, fr: WireFinalizeRequest, options: InitializeOptions): Region {
+interface Plan {
+  readonly reservation: Reservation;
+  /** The segments with pages, in request order. */
+  readonly segments: WireSegment[];
+  readonly start: number;
+  readonly end: number;
+}
+
+/** Every check of a finalize request that needs no change to memory; throws the first refusal. */
+function planRegion(space: AddressSpace, actions: ExecutorActionSite, fr: WireFinalizeRequest, options: InitializeOptions): Plan {
   if (fr.segments.length === 0) {
     throw new RemoteError('ERR_EMPTY_FINALIZE_REQUEST', fr.actions.length > 0 ? 'finalization actions attached to an empty finalization request' : 'finalization request is empty');
   }
   const page = space.pageSize;
   let res: Reservation | undefined = options.reservation;
-  const sorted = [...fr.segments].sort((a, b) => a.addr - b.addr);
   for (const [i, s] of fr.segments.entries()) {
     const what = `segment ${i}`;
     if (s.addr % page !== 0) throw new RemoteError('ERR_UNALIGNED_SEGMENT', `${what} address ${hex(s.addr)} is not page-aligned (page size ${page})`);
@@ -40,10 +52,15 @@ export function initializeRegion(space: AddressSpace, actions: ExecutorActionSit
     }
     res = r;
   }
+  const segments = fr.segments.filter((s) => s.size > 0);
+  if (segments.length === 0) {
+    throw new RemoteError('ERR_EMPTY_FINALIZE_REQUEST', `all ${fr.segments.length} segment(s) of the finalization request are empty: there is nothing to initialize`);
+  }
+  const sorted = [...segments].sort((a, b) => a.addr - b.addr);
   for (let i = 1; i < sorted.length; i++) {
     const prev = sorted[i - 1]!;
     const cur = sorted[i]!;
-    if (prev.addr + Math.max(prev.size, 1) > cur.addr) {
+    if (prev.addr + prev.size > cur.addr) {
       throw new RemoteError('ERR_OVERLAPPING_SEGMENTS', `segments [${hex(prev.addr)}, ${hex(prev.addr + prev.size)}) and [${hex(cur.addr)}, ${hex(cur.addr + cur.size)}) overlap`);
     }
   }
@@ -59,13 +76,26 @@ export function initializeRegion(space: AddressSpace, actions: ExecutorActionSit
   // Pages the region covers must be writable now: a page still protected by a region that
   // shares it would fault on the copy.
   if (options.copyContent) {
-    for (const s of fr.segments) space.requireAccess(s.addr, s.size, PROT_W, () => `segment at ${hex(s.addr)}`);
+    for (const s of segments) space.requireAccess(s.addr, s.size, PROT_W, () => `segment at ${hex(s.addr)}`);
   }
+  // The actions, against the memory as it will be: the region goes into the record for the
+  // length of the check (nothing is read or written meanwhile), then out again.
+  const prospective: Region = { start, end, segments: segments.map((s) => ({ addr: s.addr, size: s.size, prot: s.group & 7 })), deallocs: [] };
+  reservation.regions.set(start, prospective);
+  try {
+    actions.checkRequest(fr.actions);
+  } finally {
+    reservation.regions.delete(start);
+  }
+  return { reservation, segments, start, end };
+}
+
+export function initializeRegion(space: AddressSpace, actions: ExecutorActionSite, fr: WireFinalizeRequest, options: InitializeOptions): Region {
+  const { reservation, segments, start, end } = planRegion(space, actions, fr, options);
 
   const done: Array<{ addr: number; size: number; group: number }> = [];
   try {
-    for (const s of fr.segments) {
-      if (s.size === 0) continue;
+    for (const s of segments) {
       if (options.copyContent) {
         const n = contentLength(s);
         if (s.content && n > 0) native.copyIn(s.addr, s.content);
@@ -89,11 +119,13 @@ export function initializeRegion(space: AddressSpace, actions: ExecutorActionSit
 
   // The region is live before its actions run: they may need to reach its memory (the trace
   // log, the .eh_frame section), and the access checks look at live regions.
-  const region: Region = { start, end, segments: fr.segments.map((s) => ({ addr: s.addr, size: s.size, prot: s.group & 7 })), deallocs: [] };
+  const region: Region = { start, end, segments: segments.map((s) => ({ addr: s.addr, size: s.size, prot: s.group & 7 })), deallocs: [] };
   reservation.regions.set(start, region);
   try {
     region.deallocs.push(...runFinalizeActions(fr.actions, actions));
   } catch (err) {
+    // A frame an action registered before a later one failed must not outlive the region.
+    actions.frames.releaseWithin(start, end);
     reservation.regions.delete(start);
     restoreProt(reservation, done);
     throw err;
@@ -110,6 +142,9 @@ export function initializeRegion(space: AddressSpace, actions: ExecutorActionSit
  */
 export function deinitializeRegion(actions: ExecutorActionSite, reservation: Reservation, region: Region): string | null {
   const failure = runDeallocs(actions, region.deallocs);
+  // Frames the dealloc actions did not take back: the unwinder must not read these pages once
+  // they are writable or gone.
+  actions.frames.releaseWithin(region.start, region.end);
   reservation.regions.delete(region.start);
   restoreProt(reservation, region.segments);
   return failure;

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { ensureOutputDirectory } from '../core/files.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { JitmemError } from '../core/errors.js';
@@ -108,7 +109,7 @@ export async function runProfile(options: ProfileOptions): Promise<ProfileResult
   // A clinic that is not installed is the user's to fix (one npm command), not a failure to
   // fall back from: say so before anything is made or a long benchmark runs.
   const Tool = options.tool === 'cpuprof' || options.loadClinic ? null : await loadClinicTool(options.tool);
-  mkdirSync(outDir, { recursive: true });
+  ensureOutputDirectory(outDir, 'the profile');
   const command = [process.execPath, cliPath, options.subcommand ?? 'bench', ...options.args];
   if (options.tool === 'cpuprof') {
     const { file, exitStatus } = await runCpuProf(outDir, command);

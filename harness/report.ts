@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { JitmemError } from '../core/errors.js';
+import { readRegularFile } from '../core/files.js';
 import type { FitPolicy } from '../mappers/slab/free-range-index.js';
 
 /**
@@ -159,21 +160,52 @@ export function validateReport(data: unknown, source = 'report'): Report {
   return data as Report;
 }
 
-/** Reads and validates a report file. */
+/** The largest report file read; a bench report is a few MB (samples are one line per array). */
+export const MAX_REPORT_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Samples kept per sample set once a report is read. compare's bootstrap and rank test and the
+ * charts' box plots cost O(n log n) per resample in the samples of a row; a row of millions
+ * would take hours. An evenly spaced subsample in the original order keeps the distribution
+ * (and any drift over time) to within 1/MAX_SAMPLES_PER_ROW in every quantile.
+ */
+export const MAX_SAMPLES_PER_ROW = 2048;
+
+/** Reads and validates a report file: a regular file of at most 256 MiB, schema 1. */
 export function readReport(file: string): Report {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new JitmemError('ERR_REPORT_UNREADABLE', `cannot read report ${file}: ${(err as Error).message}`, { file }, { cause: err });
-  }
+  const bytes = readRegularFile(file, {
+    what: 'report',
+    maxBytes: MAX_REPORT_BYTES,
+    limitText: '256 MiB',
+    unreadableCode: 'ERR_REPORT_UNREADABLE',
+    tooLargeCode: 'ERR_REPORT_TOO_LARGE',
+  });
   let data: unknown;
   try {
-    data = JSON.parse(text);
+    data = JSON.parse(bytes.toString('utf8'));
   } catch (err) {
     throw new JitmemError('ERR_REPORT_INVALID', `${file} is not valid JSON: ${(err as Error).message}`, { file }, { cause: err });
   }
-  return validateReport(data, file);
+  return subsampleReport(validateReport(data, file));
+}
+
+/**
+ * Caps every sample set of a report at MAX_SAMPLES_PER_ROW (see there); `samplesCount` and the
+ * stored statistics still describe all the samples the run took.
+ */
+export function subsampleReport(report: Report, limit = MAX_SAMPLES_PER_ROW): Report {
+  const cap = (s: Stats): void => {
+    const n = s.samples.length;
+    if (n <= limit) return;
+    const kept = new Array<number>(limit);
+    for (let i = 0; i < limit; i++) kept[i] = s.samples[Math.floor(((i + 0.5) * n) / limit)]!;
+    s.samples = kept;
+  };
+  for (const row of report.results) {
+    cap(row.latency);
+    for (const phase of Object.values(row.phases)) if (phase) cap(phase);
+  }
+  return report;
 }
 
 /**

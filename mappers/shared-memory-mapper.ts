@@ -1,6 +1,7 @@
 import * as native from '../native/index.js';
 import { JitmemError } from '../core/errors.js';
 import { remoteError } from '../protocol/remote-error.js';
+import { checkExecutorShmName } from '../protocol/shm-names.js';
 import { JitmemSym, Sym } from '../protocol/setup.js';
 import { toWireActions } from '../protocol/alloc-actions.js';
 import { allocGroupId } from '../graph/alloc-group.js';
@@ -29,6 +30,15 @@ export class SharedMemoryMapper extends RemoteMemoryMapper {
     const result = decodeResult(out, 'Reserve', (r) => r.expected((r) => ({ start: r.addr(), name: r.string() })));
     if (!result.ok) throw remoteError('Reserve', result.error);
     const { start, name } = result.value;
+    // The name is opened and then unlinked here: only a name of the form the executor makes
+    // (with its pid, when we started it) may be, or the far end could have us delete any
+    // shm object of this user.
+    try {
+      checkExecutorShmName(name, { kind: this.session.isJitmem ? 'jitmem' : 'llvm', ...(this.session.pid !== undefined ? { pid: this.session.pid } : {}) });
+    } catch (err) {
+      await this.releaseRemote([start]).catch(() => undefined);
+      throw err;
+    }
     let fd: number;
     try {
       fd = native.shmOpen(name);

@@ -42,6 +42,8 @@ interface RawAddon {
   dlsym(handle: number, name: string): number;
   registerFrame(address: number): void;
   deregisterFrame(address: number): void;
+  unwindProbe(): number;
+  peerCredentials(fd: number): PeerCredentials;
   callAsync(address: number, kind: number, arg: number | string[]): Promise<number>;
   dispatchStart(handler: (tag: number, args: Uint8Array, request: DispatchRequest) => void): number;
   dispatchReply(request: DispatchRequest, result: Uint8Array | null, error?: string): void;
@@ -359,6 +361,27 @@ export function registerFrame(address: number): void {
 export function deregisterFrame(address: number): void {
   checkAddress('address', address);
   raw().deregisterFrame(address);
+}
+
+/**
+ * Walks this thread's stack through the process's unwinder and returns how many frames it
+ * found. Each lookup reads every EH frame registered with registerFrame that the unwinder has
+ * not parsed yet, exactly as a C++ exception would, without throwing one.
+ */
+export function unwindProbe(): number {
+  return raw().unwindProbe();
+}
+
+export interface PeerCredentials {
+  readonly pid: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/** SO_PEERCRED of a connected Unix socket: who is at the other end. */
+export function peerCredentials(fd: number): PeerCredentials {
+  checkSize('fd', fd);
+  return raw().peerCredentials(fd);
 }
 
 /**

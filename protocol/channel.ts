@@ -39,7 +39,16 @@ export interface ChannelOptions {
   readonly lostCode?: string;
   /** What the other side is called in messages ("executor", "controller"). */
   readonly peerName?: string;
+  /**
+   * Stop taking calls while more than this many bytes of what we sent wait in the output
+   * (a peer that does not read its results); go on once the output has drained. Unbounded when
+   * absent. At least 64 KiB (above a stream's high-water mark, so that 'drain' comes).
+   */
+  readonly maxUnsentBytes?: number;
 }
+
+/** The smallest maxUnsentBytes: above any stream's default high-water mark. */
+export const MIN_UNSENT_BYTES = 64 * 1024;
 
 export type ChannelEndReason = 'eof' | 'hangup' | 'closed' | 'protocol-error' | 'stream-error';
 
@@ -67,6 +76,10 @@ export class Channel {
   private resolveSetup!: (payload: Uint8Array) => void;
   private rejectSetup!: (err: Error) => void;
   private readonly inFlightHandlers = new Set<Promise<unknown>>();
+  /** Frames received but not handled yet, because too many results wait unsent. */
+  private backlog: Frame[] = [];
+  private backlogAt = 0;
+  private waitingForDrain = false;
   readonly maxFrameSize: number;
   /** Resolves once, when the session is over, with why. Never rejects. */
   readonly closed: Promise<ChannelEnd>;
@@ -89,6 +102,11 @@ export class Channel {
       });
     }
     this.parser = new FrameParser(this.maxFrameSize, options.gatheredHandler ? (options.gatherFrom ?? Number.POSITIVE_INFINITY) : Number.POSITIVE_INFINITY);
+    if (options.maxUnsentBytes !== undefined && (!Number.isSafeInteger(options.maxUnsentBytes) || options.maxUnsentBytes < MIN_UNSENT_BYTES)) {
+      throw new JitmemError('ERR_INVALID_OPTION', `maxUnsentBytes must be an integer >= ${MIN_UNSENT_BYTES}; got ${String(options.maxUnsentBytes)}`, {
+        maxUnsentBytes: options.maxUnsentBytes,
+      });
+    }
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.setup = new Promise((resolve, reject) => {
       this.resolveSetup = resolve;
@@ -101,6 +119,8 @@ export class Channel {
     input.on('close', this.onEnd);
     input.on('error', this.onError);
     if (output !== (input as unknown)) output.on('error', this.onError);
+    // A stream someone paused before (a token handshake read its first bytes) flows again.
+    input.resume();
   }
 
   get peerName(): string {
@@ -221,10 +241,37 @@ export class Channel {
       this.protocolError(err);
       return;
     }
-    for (const frame of frames) {
-      if (this.ended) return;
-      this.dispatch(frame);
+    if (this.backlog.length === 0) {
+      this.backlog = frames;
+      this.backlogAt = 0;
+    } else {
+      this.backlog.push(...frames);
     }
+    this.pump();
+  }
+
+  /** Handles received frames in order until none are left or too much waits unsent. */
+  private pump(): void {
+    if (this.waitingForDrain) return;
+    const limit = this.options.maxUnsentBytes;
+    while (this.backlogAt < this.backlog.length) {
+      if (this.ended) return;
+      if (limit !== undefined && this.output.writableLength > limit) {
+        // The peer is not reading what we send: read no more calls from it until it has.
+        this.waitingForDrain = true;
+        this.input.pause();
+        this.output.once('drain', () => {
+          this.waitingForDrain = false;
+          if (this.ended) return;
+          this.input.resume();
+          this.pump();
+        });
+        return;
+      }
+      this.dispatch(this.backlog[this.backlogAt++]!);
+    }
+    this.backlog = [];
+    this.backlogAt = 0;
   }
 
   private dispatch(frame: Frame): void {

@@ -62,6 +62,8 @@ export const JitmemSym = {
   codeBarrier: 'jitmem_code_barrier_wrapper',
   /** () -> SPSEmpty: a call that does nothing, for round-trip latency. */
   noop: 'jitmem_noop_wrapper',
+  /** () -> SPSError: walks the executor's stack through its unwinder, which reads every registered EH frame (a diagnostic). */
+  unwindProbe: 'jitmem_unwind_probe_wrapper',
   /** Alloc action (addr log, u64 capacity, u64 value): appends value to a log in target memory. */
   traceAction: 'jitmem_trace_action',
   /** Alloc action that always fails. */

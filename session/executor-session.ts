@@ -8,6 +8,7 @@ import { JitmemError } from '../core/errors.js';
 import { Channel, type CallHandler, type ChannelEnd } from '../protocol/channel.js';
 import { HEADER_SIZE } from '../protocol/frame.js';
 import { remoteError } from '../protocol/remote-error.js';
+import { AUTH_MAGIC, answerChallenge, checkToken, readExactly } from '../protocol/auth.js';
 import { JitmemSym, Sym, decodeSetup, type SetupInfo } from '../protocol/setup.js';
 import { SpsReader, SpsWriter, decode, type WireAddrRange } from '../protocol/sps.js';
 
@@ -34,7 +35,15 @@ export interface SpawnOptions {
 
 export interface ConnectOptions {
   readonly maxFrameSize?: number;
+  /**
+   * The token `jitmem executor --listen HOST:PORT` printed: the answer to its challenge. Without
+   * one, an executor that asks for it is an ERR_AUTH_REQUIRED error.
+   */
+  readonly token?: string;
 }
+
+/** How long the controller waits for the executor's first bytes (its challenge or its Setup). */
+const FIRST_BYTES_TIMEOUT_MS = 60_000;
 
 export const DEFAULT_LLVM_EXECUTOR = '/usr/lib/llvm-22/bin/llvm-jitlink-executor';
 
@@ -155,6 +164,25 @@ export class ExecutorSession {
       );
     });
     socket.setNoDelay(true);
+    try {
+      if (options.token !== undefined) {
+        await answerChallenge(socket, checkToken(options.token, 'ExecutorSession.connect'));
+      } else {
+        // Setup or a challenge: both start with 8 bytes that say which.
+        const first = await readExactly(socket, AUTH_MAGIC.length, FIRST_BYTES_TIMEOUT_MS, `the first bytes of the executor at ${host}:${port}`);
+        socket.unshift(first);
+        if (first.equals(AUTH_MAGIC)) {
+          throw new JitmemError(
+            'ERR_AUTH_REQUIRED',
+            `the executor at ${host}:${port} asks for its token: pass the 'token' line 'jitmem executor --listen' printed as { token } (or start it with --no-auth)`,
+            { host, port },
+          );
+        }
+      }
+    } catch (err) {
+      socket.destroy();
+      throw err;
+    }
     return ExecutorSession.over(socket, socket, options, socket);
   }
 

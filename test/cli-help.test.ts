@@ -31,7 +31,7 @@ test('bench, bench-alloc, bench-remote and profile say what their exit statuses 
 test('executor --help describes every flag, its exit statuses, and how llvm-jitlink drives it', (t) => {
   const r = runCli(['executor', '--help']);
   t.is(r.status, 0, r.stderr);
-  for (const flag of ['--fds', '--listen', '--connect', '--allow-remote', '--sessions', '--max-frame-size', '--close-when-idle', '--no-close-when-idle', '--help']) {
+  for (const flag of ['--fds', '--listen', '--connect', '--allow-remote', '--no-auth', '--sessions', '--max-frame-size', '--max-unsent-bytes', '--close-when-idle', '--no-close-when-idle', '--help']) {
     t.regex(r.stdout, new RegExp(`^  (-h, )?${flag}\\b.*\\S`, 'm'), flag);
   }
   t.regex(r.stdout, /exit status:/);

@@ -159,8 +159,8 @@ test('an EH-frame registration whose records run past the section is refused ins
       actions: [{ finalize: { fn: register, args: range }, dealloc: null }],
     }),
   );
-  const err = t.throws(() => expectAddr(out, 'initialize'), { code: 'ERR_ACTION_REFUSED' });
-  t.regex(err!.message, /record at 0x[0-9a-f]+ of 4096 bytes runs past the end of its section/);
+  const err = t.throws(() => expectAddr(out, 'initialize'), { code: 'ERR_INVALID_EH_FRAME' });
+  t.regex(err!.message, /record at 0x[0-9a-f]+ \(offset 0 of .*\): its length 4096 runs 4084 bytes past the end of the section/);
   // Refused before anything stuck: the page is writable again and the session goes on.
   await s.writeBuffers([{ addr: a, bytes: Uint8Array.of(1) }]);
   t.deepEqual([...(await s.readBuffers([{ start: a, end: a + 1 }]))[0]!], [1]);

@@ -31,7 +31,7 @@ interface Listening {
 }
 
 function startExecutor(): Promise<Listening> {
-  const child = spawn(process.execPath, [CLI, 'executor', '--listen', '127.0.0.1:0', '--sessions', String(SESSIONS_PER_PROCESS), '--max-frame-size', String(1 << 20)], {
+  const child = spawn(process.execPath, [CLI, 'executor', '--listen', '127.0.0.1:0', '--no-auth', '--sessions', String(SESSIONS_PER_PROCESS), '--max-frame-size', String(1 << 20)], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   if (process.env.FUZZ_DEBUG) child.stderr!.pipe(process.stderr);

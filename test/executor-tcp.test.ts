@@ -20,6 +20,8 @@ import { sha256Hex } from './helpers/mapper-targets.js';
 interface Listening {
   child: ChildProcess;
   port: number;
+  /** The one-time token the executor printed (none with --no-auth). */
+  token: string | undefined;
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stderr: () => string;
 }
@@ -33,8 +35,8 @@ function listenExecutor(command: string, args: string[]): Promise<Listening> {
     let out = '';
     child.stdout!.setEncoding('utf8').on('data', (s: string) => {
       out += s;
-      const m = /^listening on 127\.0\.0\.1:(\d+)\n/.exec(out);
-      if (m) resolve({ child, port: Number(m[1]), exit, stderr: () => err });
+      const m = /^listening on 127\.0\.0\.1:(\d+)\n(?:token ([0-9a-f]{64})\n)?/.exec(out);
+      if (m && (m[2] !== undefined || args.includes('--no-auth'))) resolve({ child, port: Number(m[1]), token: m[2], exit, stderr: () => err });
     });
     void exit.then(() => reject(new Error(`executor exited before listening: ${out} ${err}`)));
   });
@@ -43,7 +45,7 @@ function listenExecutor(command: string, args: string[]): Promise<Listening> {
 test('the RPC-copy mapper runs code and lands data in `jitmem executor --listen 127.0.0.1:0`', async (t) => {
   const ex = await listenExecutor(process.execPath, [CLI, 'executor', '--listen', '127.0.0.1:0']);
   t.teardown(() => ex.child.kill('SIGKILL'));
-  const session = await ExecutorSession.connect('127.0.0.1', ex.port);
+  const session = await ExecutorSession.connect('127.0.0.1', ex.port, { token: ex.token });
   const mapper = new RpcCopyMapper(session);
   const manager = new SlabMemoryManager(mapper, { granularity: 1 << 20 });
   for (let i = 0; i < 100; i++) {
@@ -85,10 +87,10 @@ test('a shared-memory mapper whose executor is on "another host" refuses, says w
   }
   const ex = await listenExecutor('unshare', ['-m', 'sh', '-c', `mount -t tmpfs tmpfs /dev/shm && exec "${process.execPath}" "${CLI}" executor --listen 127.0.0.1:0`]);
   t.teardown(() => ex.child.kill('SIGKILL'));
-  const session = await ExecutorSession.connect('127.0.0.1', ex.port);
+  const session = await ExecutorSession.connect('127.0.0.1', ex.port, { token: ex.token });
   const mapper = new SharedMemoryMapper(session);
   const err = await t.throwsAsync(mapper.reserve(1 << 20), { code: 'ERR_SHM_UNREACHABLE' });
-  t.regex(err!.message, /shared-memory object "\/jitmem_\d+_1" cannot be opened here \(ENOENT\)/);
+  t.regex(err!.message, /shared-memory object "\/jitmem_\d+_1_[0-9a-f]{16}" cannot be opened here \(ENOENT\)/);
   t.regex(err!.message, /another machine/);
   t.regex(err!.message, /Use the RPC-copy mapper \(RpcCopyMapper\) instead/);
   // The session is still good, and RPC copy works over it.
@@ -126,7 +128,8 @@ test('`jitmem executor --connect HOST:PORT` dials a controller that listens', as
 const MAIN_RETURNS_7 = Uint8Array.of(0xb8, 0x07, 0x00, 0x00, 0x00, 0xc3); // mov eax, 7; ret
 
 test('over TCP a session that uses only LLVM services is closed by the executor once idle after main returned (spec §3.3)', async (t) => {
-  const ex = await listenExecutor(process.execPath, [CLI, 'executor', '--listen', '127.0.0.1:0']);
+  // As llvm-jitlink drives it: no token.
+  const ex = await listenExecutor(process.execPath, [CLI, 'executor', '--listen', '127.0.0.1:0', '--no-auth']);
   t.teardown(() => ex.child.kill('SIGKILL'));
   const socket = net.connect(ex.port, '127.0.0.1');
   await new Promise((r) => socket.once('connect', r));
@@ -149,7 +152,7 @@ test('over TCP a session that uses only LLVM services is closed by the executor 
 test('over TCP a jitmem controller is not cut off when it pauses after main returned', async (t) => {
   const ex = await listenExecutor(process.execPath, [CLI, 'executor', '--listen', '127.0.0.1:0']);
   t.teardown(() => ex.child.kill('SIGKILL'));
-  const session = await ExecutorSession.connect('127.0.0.1', ex.port);
+  const session = await ExecutorSession.connect('127.0.0.1', ex.port, { token: ex.token });
   const mapper = new RpcCopyMapper(session);
   const { start } = await mapper.reserve(4096);
   mapper.prepare(start, MAIN_RETURNS_7.length).set(MAIN_RETURNS_7);

@@ -127,7 +127,7 @@ for (const memmgr of ['generic', 'simple-remote', 'shared']) {
     const cc = spawnSync('cc', ['-O1', '-fPIC', '-c', 'hello.c', '-o', 'hello.o'], { cwd: dir, encoding: 'utf8' });
     t.is(cc.status, 0, cc.stderr);
 
-    const executor = spawn(process.execPath, [CLI, 'executor', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const executor = spawn(process.execPath, [CLI, 'executor', '--listen', '127.0.0.1:0', '--no-auth'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const executorExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => executor.once('exit', (code, signal) => r({ code, signal })));
     let out = '';
     let err = '';
@@ -169,4 +169,41 @@ llvmTest(`llvm-jitlink --oop-executor=<jitmem executor> starts our executor over
   const r = spawnSync(LLVM_JITLINK, [`--oop-executor=${wrapper}`, 'hello.o'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
   t.is(r.status, 7, r.stderr);
   t.is(r.stdout, 'hello from jitmem: 5\n');
+});
+
+const throwingProgram = `#include <cstdio>
+#include <stdexcept>
+static int check(int x) {
+  if (x > 2) throw std::runtime_error("too big");
+  return x;
+}
+int main(int argc, char **argv) {
+  try {
+    check(argc + 5);
+  } catch (const std::exception &e) {
+    std::printf("caught: %s\\n", e.what());
+    std::fflush(stdout);
+    return 3;
+  }
+  return 0;
+}
+`;
+
+llvmTest(`a C++ exception thrown and caught in JIT'd code runs through the EH frames the executor validated and registered${installed ? '' : ` (${skipNote})`}`, async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'jitmem-interop-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(path.join(dir, 'throw.cpp'), throwingProgram);
+  const cxx = spawnSync('g++', ['-O1', '-fPIC', '-c', 'throw.cpp', '-o', 'throw.o'], { cwd: dir, encoding: 'utf8' });
+  if (cxx.status !== 0 && /not found|ENOENT/.test(String(cxx.error ?? cxx.stderr))) {
+    t.log('SKIPPED: no g++ here');
+    t.pass();
+    return;
+  }
+  t.is(cxx.status, 0, cxx.stderr);
+  // Unwinding needs the frames registered: without them the throw ends in std::terminate (abort).
+  const wrapper = path.join(dir, 'jitmem-executor');
+  writeFileSync(wrapper, `#!/bin/sh\nexec "${process.execPath}" "${CLI}" executor "$@"\n`, { mode: 0o755 });
+  const r = spawnSync(LLVM_JITLINK, [`--oop-executor=${wrapper}`, 'throw.o'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+  t.is(r.status, 3, r.stderr);
+  t.is(r.stdout, 'caught: too big\n');
 });

@@ -1,4 +1,5 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { ensureOutputDirectory } from '../../core/files.js';
 import path from 'node:path';
 import type { Report } from '../report.js';
 import { chartSpecs, type ChartSpec, type SkippedChart } from './chart-specs.js';
@@ -25,7 +26,7 @@ export interface WrittenCharts {
 export async function writeCharts(reports: readonly Report[], outDir: string): Promise<WrittenCharts> {
   const { charts, skipped } = chartSpecs(reports);
   const { renderPng, renderSvg } = await loadRenderer();
-  mkdirSync(outDir, { recursive: true });
+  ensureOutputDirectory(outDir, 'charts');
   const files: string[] = [];
   const rendered = [];
   for (const chart of charts) {

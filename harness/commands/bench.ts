@@ -1,9 +1,10 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { defaultOutput, type Command } from '../command.js';
 import { JitmemError } from '../../core/errors.js';
+import { checkOutputFile } from '../../core/files.js';
 import { checkFitPolicy, type FitPolicy } from '../../mappers/slab/free-range-index.js';
 import type { MapperName, PatternName, Placement } from '../report.js';
 import { ALL_MAPPERS, ALL_PATTERNS, presetSelection, type MatrixSelection, type Preset } from '../bench/matrix.js';
@@ -96,6 +97,24 @@ function positiveInt(flag: string, text: string | undefined): number | undefined
   return n;
 }
 
+/** Flags whose value is a number: "--time -1" is the value -1 given to --time, not a flag "-1". */
+const NUMERIC_FLAGS = new Set(['--time', '--iterations', '--seed', '--granularity', '--rounds']);
+
+function joinNegativeValues(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = argv[i + 1];
+    if (NUMERIC_FLAGS.has(arg) && next !== undefined && /^-[0-9.]/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
 /** --objects takes every following argument up to the next flag. */
 function splitObjects(argv: string[]): { rest: string[]; objects: string[] | undefined } {
   const i = argv.indexOf('--objects');
@@ -113,7 +132,7 @@ export const benchCommand: Command = {
     let values;
     try {
       ({ values } = parseArgs({
-        args: rest,
+        args: joinNegativeValues(rest),
         options: {
           quick: { type: 'boolean' },
           full: { type: 'boolean' },
@@ -173,6 +192,8 @@ export const benchCommand: Command = {
     const rounds = positiveInt('--rounds', values.rounds) ?? 4;
     const seed = values.seed === undefined ? 1 : positiveInt('--seed', values.seed)!;
     const outFile = values.out !== undefined ? path.resolve(values.out) : defaultOutput(`bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+    // Before the bench runs for minutes: a report that cannot be written is an error now.
+    checkOutputFile(outFile, 'the report');
 
     const view = new BenchProgressView({ stream: io.stderr as NodeJS.WritableStream & { isTTY?: boolean; columns?: number } });
     const { report, skipped } = await runBench({
@@ -190,7 +211,6 @@ export const benchCommand: Command = {
       onProgress: view.onProgress,
       probeRoundTrip: values['no-probe'] ? false : values.probe === true || (!custom && preset !== 'quick'),
     }).finally(() => view.finish());
-    mkdirSync(path.dirname(outFile), { recursive: true });
     writeFileSync(outFile, formatReportJson(report));
     let charts: string | undefined;
     if (!values['no-charts']) {

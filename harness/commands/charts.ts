@@ -2,6 +2,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultOutput, type Command } from '../command.js';
 import { JitmemError } from '../../core/errors.js';
+import { ensureOutputDirectory } from '../../core/files.js';
 import { readReport } from '../report.js';
 import { writeCharts } from '../charts/write-charts.js';
 
@@ -49,8 +50,11 @@ export const chartsCommand: Command = {
     }
     if (positionals.length === 0) throw new JitmemError('ERR_INVALID_FLAG', 'charts needs at least one report file (REPORT.json...)', {});
     if (values.out === '') throw new JitmemError('ERR_INVALID_FLAG', '--out needs a directory; got ""', { flag: '--out' });
-    const reports = positionals.map((file) => readReport(file));
     const outDir = values.out !== undefined ? path.resolve(values.out) : defaultOutput('charts');
+    // Before reports are read and the renderer loaded: a place charts cannot go is an error now
+    // (nothing is created until they are drawn).
+    ensureOutputDirectory(outDir, 'charts', outDir, { create: false });
+    const reports = positionals.map((file) => readReport(file));
     const written = await writeCharts(reports, outDir);
     for (const chart of written.charts) io.stdout.write(`${chart.name}: ${path.join(outDir, chart.name)}.{vl.json,svg,png}\n`);
     for (const s of written.skipped) io.stdout.write(`${s.name}: skipped, ${s.reason}\n`);

@@ -2,6 +2,8 @@
 
 #include "jitmem.h"
 
+#include <unwind.h>
+
 #include <cstdlib>
 
 extern "C" {
@@ -105,10 +107,12 @@ Napi::Value ActionAddresses(const Napi::CallbackInfo &info) {
 
 Napi::Value RegisterFrame(const Napi::CallbackInfo &info) {
   uint64_t addr = U64(info, 0, "address");
+  JITMEM_ARGS_OK(info);
   if (!__register_frame) {
     Napi::Error e = Napi::Error::New(info.Env(), "__register_frame is not available in this process");
     e.Set("code", Napi::String::New(info.Env(), "ERR_NO_UNWINDER"));
-    throw e;
+    e.ThrowAsJavaScriptException();
+    return info.Env().Undefined();
   }
   __register_frame(Ptr(addr));
   return info.Env().Undefined();
@@ -116,13 +120,31 @@ Napi::Value RegisterFrame(const Napi::CallbackInfo &info) {
 
 Napi::Value DeregisterFrame(const Napi::CallbackInfo &info) {
   uint64_t addr = U64(info, 0, "address");
+  JITMEM_ARGS_OK(info);
   if (!__deregister_frame) {
     Napi::Error e = Napi::Error::New(info.Env(), "__deregister_frame is not available in this process");
     e.Set("code", Napi::String::New(info.Env(), "ERR_NO_UNWINDER"));
-    throw e;
+    e.ThrowAsJavaScriptException();
+    return info.Env().Undefined();
   }
   __deregister_frame(Ptr(addr));
   return info.Env().Undefined();
+}
+
+// Walks this thread's stack through the unwinder, which looks up the FDE of every frame: first
+// among the frames registered with __register_frame (libgcc searches those before the loaded
+// objects' own tables, parsing each one it has not seen yet), then in the objects. The executor
+// offers it as a diagnostic service, so that a test can make the unwinder read everything that
+// was registered; the addon itself never throws a C++ exception that would do the same.
+_Unwind_Reason_Code CountFrame(struct _Unwind_Context *, void *count) {
+  ++*static_cast<int *>(count);
+  return _URC_NO_REASON;
+}
+
+Napi::Value UnwindProbe(const Napi::CallbackInfo &info) {
+  int frames = 0;
+  _Unwind_Backtrace(CountFrame, &frames);
+  return Napi::Number::New(info.Env(), frames);
 }
 
 }  // namespace
@@ -131,6 +153,7 @@ void RegisterActions(Napi::Env env, Napi::Object exports) {
   exports.Set("actionAddresses", Napi::Function::New(env, ActionAddresses));
   exports.Set("registerFrame", Napi::Function::New(env, RegisterFrame));
   exports.Set("deregisterFrame", Napi::Function::New(env, DeregisterFrame));
+  exports.Set("unwindProbe", Napi::Function::New(env, UnwindProbe));
 }
 
 }  // namespace jitmem

@@ -17,12 +17,14 @@ namespace {
 // SysV and AAPCS64 calling conventions allow for functions taking fewer arguments.
 Napi::Value Call(const Napi::CallbackInfo &info) {
   uint64_t addr = U64(info, 0, "address");
+  JITMEM_ARGS_OK(info);
   int64_t a[6] = {0, 0, 0, 0, 0, 0};
   if (info.Length() > 1) {
-    if (!info[1].IsArray()) ThrowType(info.Env(), "arguments must be an array");
+    if (!info[1].IsArray()) return ThrowType(info.Env(), "arguments must be an array");
     Napi::Array args = info[1].As<Napi::Array>();
-    if (args.Length() > 6) ThrowType(info.Env(), "at most 6 integer arguments");
+    if (args.Length() > 6) return ThrowType(info.Env(), "at most 6 integer arguments");
     for (uint32_t i = 0; i < args.Length(); i++) a[i] = I64(info, args.Get(i), "argument");
+    JITMEM_ARGS_OK(info);
   }
   using Fn = int64_t (*)(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
   Fn fn = reinterpret_cast<Fn>(static_cast<uintptr_t>(addr));
@@ -32,7 +34,9 @@ Napi::Value Call(const Napi::CallbackInfo &info) {
 
 Napi::Value CallWrapper(const Napi::CallbackInfo &info) {
   uint64_t addr = U64(info, 0, "address");
+  JITMEM_ARGS_OK(info);
   Napi::Uint8Array args = Bytes(info, 1, "argument bytes");
+  JITMEM_ARGS_OK(info);
   using Fn = CWrapperFunctionBuffer (*)(const char *, size_t);
   Fn fn = reinterpret_cast<Fn>(static_cast<uintptr_t>(addr));
   CWrapperFunctionBuffer r = fn(reinterpret_cast<const char *>(args.Data()), args.ByteLength());
@@ -41,7 +45,8 @@ Napi::Value CallWrapper(const Napi::CallbackInfo &info) {
     free(r.Data.ValuePtr);
     Napi::Error e = Napi::Error::New(info.Env(), "wrapper function at " + Hex(addr) + " failed: " + msg);
     e.Set("code", Napi::String::New(info.Env(), "ERR_WRAPPER_OUT_OF_BAND"));
-    throw e;
+    e.ThrowAsJavaScriptException();
+    return info.Env().Undefined();
   }
   const char *src = r.Size > sizeof(char *) ? r.Data.ValuePtr : r.Data.Value;
   Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), r.Size);
@@ -93,17 +98,20 @@ class CallWorker : public Napi::AsyncWorker {
 
 Napi::Value CallAsync(const Napi::CallbackInfo &info) {
   uint64_t addr = U64(info, 0, "address");
+  JITMEM_ARGS_OK(info);
   int64_t kind = I64(info, info[1], "kind");
-  if (kind < 0 || kind > 2) ThrowType(info.Env(), "kind must be 0 (int(int)), 1 (int(void)) or 2 (main)");
+  JITMEM_ARGS_OK(info);
+  if (kind < 0 || kind > 2) return ThrowType(info.Env(), "kind must be 0 (int(int)), 1 (int(void)) or 2 (main)");
   int64_t arg = 0;
   std::vector<std::string> argv;
   if (kind == 0) arg = I64(info, info[2], "argument");
+  JITMEM_ARGS_OK(info);
   if (kind == 2) {
-    if (info.Length() < 3 || !info[2].IsArray()) ThrowType(info.Env(), "argv must be an array of strings");
+    if (info.Length() < 3 || !info[2].IsArray()) return ThrowType(info.Env(), "argv must be an array of strings");
     Napi::Array a = info[2].As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length(); i++) {
       Napi::Value v = a.Get(i);
-      if (!v.IsString()) ThrowType(info.Env(), "argv must be an array of strings");
+      if (!v.IsString()) return ThrowType(info.Env(), "argv must be an array of strings");
       argv.push_back(v.As<Napi::String>().Utf8Value());
     }
   }

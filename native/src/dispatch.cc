@@ -78,7 +78,7 @@ extern "C" CWrapperFunctionBuffer jitmem_dispatch(void *, const void *tag, const
 
 // dispatchStart(callback(tag, args, request)) -> address of jitmem_dispatch.
 Napi::Value DispatchStart(const Napi::CallbackInfo &info) {
-  if (info.Length() < 1 || !info[0].IsFunction()) ThrowType(info.Env(), "dispatchStart takes a callback");
+  if (info.Length() < 1 || !info[0].IsFunction()) return ThrowType(info.Env(), "dispatchStart takes a callback");
   std::lock_guard<std::mutex> lock(gDispatchMutex);
   if (gDispatchOpen) gDispatch.Release();
   gDispatch = Napi::ThreadSafeFunction::New(info.Env(), info[0].As<Napi::Function>(), "jitmem_dispatch", 0, 1);
@@ -91,12 +91,13 @@ Napi::Value DispatchStart(const Napi::CallbackInfo &info) {
 
 // dispatchReply(request, resultBytes | null, errorMessage): wakes the blocked JIT'd code.
 Napi::Value DispatchReply(const Napi::CallbackInfo &info) {
-  if (info.Length() < 1 || !info[0].IsExternal()) ThrowType(info.Env(), "dispatchReply takes the request it was given");
+  if (info.Length() < 1 || !info[0].IsExternal()) return ThrowType(info.Env(), "dispatchReply takes the request it was given");
   DispatchRequest *req = info[0].As<Napi::External<DispatchRequest>>().Data();
   std::lock_guard<std::mutex> lock(req->m);
-  if (req->done) ThrowType(info.Env(), "this dispatch request was already answered");
+  if (req->done) return ThrowType(info.Env(), "this dispatch request was already answered");
   if (info.Length() > 1 && info[1].IsTypedArray()) {
     Napi::Uint8Array bytes = Bytes(info, 1, "result");
+    JITMEM_ARGS_OK(info);
     req->result.assign(reinterpret_cast<char *>(bytes.Data()), reinterpret_cast<char *>(bytes.Data()) + bytes.ByteLength());
   } else {
     req->error = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "jit_dispatch failed";

@@ -10,6 +10,7 @@ namespace {
 // dlopen(path) with RTLD_NOW|RTLD_GLOBAL; an empty path means the process's global scope.
 Napi::Value DlOpen(const Napi::CallbackInfo &info) {
   std::string path = Str(info, 0, "path");
+  JITMEM_ARGS_OK(info);
   dlerror();
   void *h = dlopen(path.empty() ? nullptr : path.c_str(), RTLD_NOW | RTLD_GLOBAL);
   if (!h) {
@@ -17,7 +18,8 @@ Napi::Value DlOpen(const Napi::CallbackInfo &info) {
     Napi::Error e = Napi::Error::New(info.Env(), msg ? msg : ("dlopen failed: " + path).c_str());
     e.Set("code", Napi::String::New(info.Env(), "ERR_DLOPEN"));
     e.Set("syscall", Napi::String::New(info.Env(), "dlopen"));
-    throw e;
+    e.ThrowAsJavaScriptException();
+    return info.Env().Undefined();
   }
   return Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(h)));
 }
@@ -25,7 +27,9 @@ Napi::Value DlOpen(const Napi::CallbackInfo &info) {
 // Returns the symbol's address, or 0 when the handle does not define it.
 Napi::Value DlSym(const Napi::CallbackInfo &info) {
   uint64_t handle = U64(info, 0, "handle");
+  JITMEM_ARGS_OK(info);
   std::string name = Str(info, 1, "name");
+  JITMEM_ARGS_OK(info);
   dlerror();
   void *p = dlsym(Ptr(handle), name.c_str());
   if (dlerror() != nullptr) p = nullptr;

@@ -17,25 +17,29 @@ Napi::Value PageSize(const Napi::CallbackInfo &info) {
 
 Napi::Value Reserve(const Napi::CallbackInfo &info) {
   uint64_t len = U64(info, 0, "length");
+  JITMEM_ARGS_OK(info);
   uint64_t prot = U64(info, 1, "protection");
+  JITMEM_ARGS_OK(info);
   void *p = mmap(nullptr, len, Prot(prot), MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED)
-    ThrowErrno(info.Env(), "mmap", "length=" + std::to_string(len) + ", prot=" + std::to_string(prot), errno);
+    return ThrowErrno(info.Env(), "mmap", "length=" + std::to_string(len) + ", prot=" + std::to_string(prot), errno);
   return Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(p)));
 }
 
 Napi::Value Protect(const Napi::CallbackInfo &info) {
   uint64_t addr = U64(info, 0, "address"), len = U64(info, 1, "length"), prot = U64(info, 2, "protection");
+  JITMEM_ARGS_OK(info);
   if (mprotect(Ptr(addr), len, Prot(prot)) != 0)
-    ThrowErrno(info.Env(), "mprotect",
+    return ThrowErrno(info.Env(), "mprotect",
                "address=" + Hex(addr) + ", length=" + std::to_string(len) + ", prot=" + std::to_string(prot), errno);
   return info.Env().Undefined();
 }
 
 Napi::Value Unmap(const Napi::CallbackInfo &info) {
   uint64_t addr = U64(info, 0, "address"), len = U64(info, 1, "length");
+  JITMEM_ARGS_OK(info);
   if (munmap(Ptr(addr), len) != 0)
-    ThrowErrno(info.Env(), "munmap", "address=" + Hex(addr) + ", length=" + std::to_string(len), errno);
+    return ThrowErrno(info.Env(), "munmap", "address=" + Hex(addr) + ", length=" + std::to_string(len), errno);
   return info.Env().Undefined();
 }
 
@@ -43,6 +47,7 @@ Napi::Value Unmap(const Napi::CallbackInfo &info) {
 // detach every view before the pages change protection or go away.
 Napi::Value View(const Napi::CallbackInfo &info) {
   uint64_t addr = U64(info, 0, "address"), len = U64(info, 1, "length");
+  JITMEM_ARGS_OK(info);
   Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(info.Env(), Ptr(addr), len);
   return Napi::Uint8Array::New(info.Env(), len, ab, 0);
 }
@@ -52,27 +57,32 @@ Napi::Value Detach(const Napi::CallbackInfo &info) {
   Napi::ArrayBuffer ab;
   if (v.IsArrayBuffer()) ab = v.As<Napi::ArrayBuffer>();
   else if (v.IsTypedArray()) ab = v.As<Napi::TypedArray>().ArrayBuffer();
-  else ThrowType(info.Env(), "detach takes an ArrayBuffer or a typed array");
+  else return ThrowType(info.Env(), "detach takes an ArrayBuffer or a typed array");
   if (!ab.IsDetached()) ab.Detach();
   return info.Env().Undefined();
 }
 
 Napi::Value CopyIn(const Napi::CallbackInfo &info) {
   uint64_t addr = U64(info, 0, "address");
+  JITMEM_ARGS_OK(info);
   Napi::Uint8Array src = Bytes(info, 1, "source");
+  JITMEM_ARGS_OK(info);
   if (src.ByteLength() > 0) memcpy(Ptr(addr), src.Data(), src.ByteLength());
   return info.Env().Undefined();
 }
 
 Napi::Value CopyOut(const Napi::CallbackInfo &info) {
   uint64_t addr = U64(info, 0, "address");
+  JITMEM_ARGS_OK(info);
   Napi::Uint8Array dst = Bytes(info, 1, "destination");
+  JITMEM_ARGS_OK(info);
   if (dst.ByteLength() > 0) memcpy(dst.Data(), Ptr(addr), dst.ByteLength());
   return info.Env().Undefined();
 }
 
 Napi::Value Fill(const Napi::CallbackInfo &info) {
   uint64_t addr = U64(info, 0, "address"), len = U64(info, 1, "length"), byte = U64(info, 2, "byte");
+  JITMEM_ARGS_OK(info);
   if (len > 0) memset(Ptr(addr), static_cast<int>(byte & 0xff), len);
   return info.Env().Undefined();
 }
@@ -80,12 +90,14 @@ Napi::Value Fill(const Napi::CallbackInfo &info) {
 // Moves len bytes between two addresses of this process (ranges may overlap).
 Napi::Value Move(const Napi::CallbackInfo &info) {
   uint64_t dst = U64(info, 0, "destination"), src = U64(info, 1, "source"), len = U64(info, 2, "length");
+  JITMEM_ARGS_OK(info);
   if (len > 0) memmove(Ptr(dst), Ptr(src), len);
   return info.Env().Undefined();
 }
 
 Napi::Value FlushICache(const Napi::CallbackInfo &info) {
   uint64_t addr = U64(info, 0, "address"), len = U64(info, 1, "length");
+  JITMEM_ARGS_OK(info);
   char *b = static_cast<char *>(Ptr(addr));
   __builtin___clear_cache(b, b + len);
   return info.Env().Undefined();

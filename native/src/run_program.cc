@@ -8,7 +8,7 @@
 // to the runner with its status, and handlers are kept in a list of the run's own, so that
 // they run when the program ends and nothing of it is left in the host's libc afterwards.
 
-#include <napi.h>
+#include "jitmem.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -35,6 +35,9 @@
 extern char **environ;
 
 namespace {
+
+using jitmem::ThrowCode;
+using jitmem::ThrowType;
 
 constexpr size_t kProgramStack = 8u << 20;
 constexpr size_t kSignalStack = 64u << 10;
@@ -225,17 +228,17 @@ class ProgramWorker : public Napi::AsyncWorker {
   ProgramRun *run_;
 };
 
+// A wrong type leaves a pending TypeError and returns 0: callers check env.IsExceptionPending()
+// before they use what they read (the addon is built without C++ exceptions).
 uint64_t Address(Napi::Env env, Napi::Value v, const char *what) {
   if (!v.IsNumber()) {
-    Napi::TypeError e = Napi::TypeError::New(env, std::string(what) + " must be a number");
-    e.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_TYPE"));
-    throw e;
+    ThrowType(env, std::string(what) + " must be a number");
+    return 0;
   }
   double d = v.As<Napi::Number>().DoubleValue();
   if (!(d >= 0) || d > 9007199254740991.0 || d != static_cast<double>(static_cast<uint64_t>(d))) {
-    Napi::TypeError e = Napi::TypeError::New(env, std::string(what) + " must be a non-negative safe integer");
-    e.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_TYPE"));
-    throw e;
+    ThrowType(env, std::string(what) + " must be a non-negative safe integer");
+    return 0;
   }
   return static_cast<uint64_t>(d);
 }
@@ -243,48 +246,50 @@ uint64_t Address(Napi::Env env, Napi::Value v, const char *what) {
 std::vector<uint64_t> Addresses(Napi::Env env, Napi::Value v, const char *what) {
   std::vector<uint64_t> out;
   if (!v.IsArray()) {
-    Napi::TypeError e = Napi::TypeError::New(env, std::string(what) + " must be an array of addresses");
-    e.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_TYPE"));
-    throw e;
+    ThrowType(env, std::string(what) + " must be an array of addresses");
+    return out;
   }
   Napi::Array a = v.As<Napi::Array>();
-  for (uint32_t i = 0; i < a.Length(); i++) out.push_back(Address(env, a.Get(i), what));
+  for (uint32_t i = 0; i < a.Length() && !env.IsExceptionPending(); i++) out.push_back(Address(env, a.Get(i), what));
   return out;
+}
+
+// Reads runProgram's arguments into `run`; false (with a pending TypeError) when one is wrong.
+bool ReadProgramArgs(const Napi::CallbackInfo &info, ProgramRun *run) {
+  Napi::Env env = info.Env();
+  run->main = Address(env, info[0], "main");
+  if (env.IsExceptionPending()) return false;
+  if (!info[1].IsArray()) {
+    ThrowType(env, "argv must be an array of strings");
+    return false;
+  }
+  Napi::Array a = info[1].As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value s = a.Get(i);
+    if (!s.IsString()) {
+      ThrowType(env, "argv must be an array of strings");
+      return false;
+    }
+    run->args.push_back(s.As<Napi::String>().Utf8Value());
+  }
+  run->init = Addresses(env, info[2], "init");
+  if (env.IsExceptionPending()) return false;
+  run->fini = Addresses(env, info[3], "fini");
+  return !env.IsExceptionPending();
 }
 
 // runProgram(main, argv, init, fini) -> Promise<{status, outcome, signal, faultAddress, pc}>
 Napi::Value RunProgram(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto *run = new ProgramRun();
-  try {
-    run->main = Address(env, info[0], "main");
-    if (!info[1].IsArray()) {
-      Napi::TypeError e = Napi::TypeError::New(env, "argv must be an array of strings");
-      e.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_TYPE"));
-      throw e;
-    }
-    Napi::Array a = info[1].As<Napi::Array>();
-    for (uint32_t i = 0; i < a.Length(); i++) {
-      Napi::Value s = a.Get(i);
-      if (!s.IsString()) {
-        Napi::TypeError e = Napi::TypeError::New(env, "argv must be an array of strings");
-        e.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_TYPE"));
-        throw e;
-      }
-      run->args.push_back(s.As<Napi::String>().Utf8Value());
-    }
-    run->init = Addresses(env, info[2], "init");
-    run->fini = Addresses(env, info[3], "fini");
-  } catch (...) {
+  if (!ReadProgramArgs(info, run)) {
     delete run;
-    throw;
+    return env.Undefined();
   }
   bool expected = false;
   if (!gBusy.compare_exchange_strong(expected, true)) {
     delete run;
-    Napi::Error e = Napi::Error::New(env, "a program is already running in this process; one runs at a time");
-    e.Set("code", Napi::String::New(env, "ERR_PROGRAM_RUNNING"));
-    throw e;
+    return ThrowCode(env, "ERR_PROGRAM_RUNNING", "a program is already running in this process; one runs at a time");
   }
   std::call_once(gInstallOnce, InstallFaultHandlers);
   {
@@ -303,6 +308,7 @@ Napi::Value RunProgram(const Napi::CallbackInfo &info) {
 // holding the same open file).
 Napi::Value SetBlocking(const Napi::CallbackInfo &info) {
   int fd = static_cast<int>(Address(info.Env(), info[0], "fd"));
+  JITMEM_ARGS_OK(info);
   int flags = fcntl(fd, F_GETFL);
   bool changed = false;
   if (flags >= 0 && (flags & O_NONBLOCK)) changed = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0;
@@ -397,7 +403,7 @@ void *MapWithin(uint64_t length, int prot, int flags, int fd, uint64_t lo, uint6
   return MAP_FAILED;
 }
 
-[[noreturn]] void ThrowPlacement(Napi::Env env, const char *what, uint64_t length, uint64_t lo, uint64_t hi) {
+Napi::Value ThrowPlacement(Napi::Env env, const char *what, uint64_t length, uint64_t lo, uint64_t hi) {
   int err = errno;
   char buf[256];
   snprintf(buf, sizeof buf, "%s: no free range of %llu bytes inside [0x%llx, 0x%llx) (%s)", what, static_cast<unsigned long long>(length),
@@ -405,7 +411,8 @@ void *MapWithin(uint64_t length, int prot, int flags, int fd, uint64_t lo, uint6
   Napi::Error e = Napi::Error::New(env, buf);
   e.Set("code", Napi::String::New(env, err == ENOMEM ? "ERR_NO_ROOM_IN_WINDOW" : "ERR_MMAP"));
   e.Set("syscall", Napi::String::New(env, "mmap"));
-  throw e;
+  e.ThrowAsJavaScriptException();
+  return env.Undefined();
 }
 
 int ProtFlags(uint64_t p) { return (p & 1 ? PROT_READ : 0) | (p & 2 ? PROT_WRITE : 0) | (p & 4 ? PROT_EXEC : 0); }
@@ -415,8 +422,9 @@ Napi::Value ReserveWithin(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   uint64_t length = Address(env, info[0], "length"), prot = Address(env, info[1], "prot");
   uint64_t lo = Address(env, info[2], "lo"), hi = Address(env, info[3], "hi");
+  JITMEM_ARGS_OK(info);
   void *p = MapWithin(length, ProtFlags(prot), MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, lo, hi);
-  if (p == MAP_FAILED) ThrowPlacement(env, "reserveWithin", length, lo, hi);
+  if (p == MAP_FAILED) return ThrowPlacement(env, "reserveWithin", length, lo, hi);
   return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(p)));
 }
 
@@ -426,8 +434,9 @@ Napi::Value MapSharedWithin(const Napi::CallbackInfo &info) {
   int fd = static_cast<int>(Address(env, info[0], "fd"));
   uint64_t length = Address(env, info[1], "length"), prot = Address(env, info[2], "prot");
   uint64_t lo = Address(env, info[3], "lo"), hi = Address(env, info[4], "hi");
+  JITMEM_ARGS_OK(info);
   void *p = MapWithin(length, ProtFlags(prot), MAP_SHARED, fd, lo, hi);
-  if (p == MAP_FAILED) ThrowPlacement(env, "mapSharedWithin", length, lo, hi);
+  if (p == MAP_FAILED) return ThrowPlacement(env, "mapSharedWithin", length, lo, hi);
   return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(p)));
 }
 

@@ -12,43 +12,49 @@ namespace {
 
 Napi::Value ShmCreate(const Napi::CallbackInfo &info) {
   std::string name = Str(info, 0, "name");
+  JITMEM_ARGS_OK(info);
   uint64_t size = U64(info, 1, "size");
+  JITMEM_ARGS_OK(info);
   int fd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
-  if (fd < 0) ThrowErrno(info.Env(), "shm_open", "name=" + name + ", O_CREAT|O_EXCL", errno);
+  if (fd < 0) return ThrowErrno(info.Env(), "shm_open", "name=" + name + ", O_CREAT|O_EXCL", errno);
   if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
     int err = errno;
     close(fd);
     shm_unlink(name.c_str());
-    ThrowErrno(info.Env(), "ftruncate", "name=" + name + ", size=" + std::to_string(size), err);
+    return ThrowErrno(info.Env(), "ftruncate", "name=" + name + ", size=" + std::to_string(size), err);
   }
   return Napi::Number::New(info.Env(), fd);
 }
 
 Napi::Value ShmOpen(const Napi::CallbackInfo &info) {
   std::string name = Str(info, 0, "name");
+  JITMEM_ARGS_OK(info);
   int fd = shm_open(name.c_str(), O_RDWR, 0600);
-  if (fd < 0) ThrowErrno(info.Env(), "shm_open", "name=" + name, errno);
+  if (fd < 0) return ThrowErrno(info.Env(), "shm_open", "name=" + name, errno);
   return Napi::Number::New(info.Env(), fd);
 }
 
 Napi::Value ShmUnlink(const Napi::CallbackInfo &info) {
   std::string name = Str(info, 0, "name");
-  if (shm_unlink(name.c_str()) != 0) ThrowErrno(info.Env(), "shm_unlink", "name=" + name, errno);
+  JITMEM_ARGS_OK(info);
+  if (shm_unlink(name.c_str()) != 0) return ThrowErrno(info.Env(), "shm_unlink", "name=" + name, errno);
   return info.Env().Undefined();
 }
 
 Napi::Value FdSize(const Napi::CallbackInfo &info) {
   uint64_t fd = U64(info, 0, "fd");
+  JITMEM_ARGS_OK(info);
   struct stat st;
-  if (fstat(static_cast<int>(fd), &st) != 0) ThrowErrno(info.Env(), "fstat", "fd=" + std::to_string(fd), errno);
+  if (fstat(static_cast<int>(fd), &st) != 0) return ThrowErrno(info.Env(), "fstat", "fd=" + std::to_string(fd), errno);
   return Napi::Number::New(info.Env(), static_cast<double>(st.st_size));
 }
 
 Napi::Value MapShared(const Napi::CallbackInfo &info) {
   uint64_t fd = U64(info, 0, "fd"), len = U64(info, 1, "length"), prot = U64(info, 2, "protection");
+  JITMEM_ARGS_OK(info);
   void *p = mmap(nullptr, len, Prot(prot), MAP_SHARED, static_cast<int>(fd), 0);
   if (p == MAP_FAILED)
-    ThrowErrno(info.Env(), "mmap",
+    return ThrowErrno(info.Env(), "mmap",
                "fd=" + std::to_string(fd) + ", length=" + std::to_string(len) + ", prot=" + std::to_string(prot) +
                    ", MAP_SHARED",
                errno);
@@ -57,7 +63,8 @@ Napi::Value MapShared(const Napi::CallbackInfo &info) {
 
 Napi::Value CloseFd(const Napi::CallbackInfo &info) {
   uint64_t fd = U64(info, 0, "fd");
-  if (close(static_cast<int>(fd)) != 0) ThrowErrno(info.Env(), "close", "fd=" + std::to_string(fd), errno);
+  JITMEM_ARGS_OK(info);
+  if (close(static_cast<int>(fd)) != 0) return ThrowErrno(info.Env(), "close", "fd=" + std::to_string(fd), errno);
   return info.Env().Undefined();
 }
 

@@ -1,0 +1,163 @@
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readSync, statSync, statfsSync, accessSync, type Stats } from 'node:fs';
+import path from 'node:path';
+import { JitmemError } from './errors.js';
+
+/**
+ * Files a command reads or writes, checked before a byte moves. A path can name a FIFO (whose
+ * open waits for a writer forever), a device (/dev/zero never ends), a sparse file of
+ * gigabytes, or a place in /proc or /sys where mkdir and write do not behave like a disk; each
+ * of those is a typed error here, never a hang or an exhausted heap.
+ */
+
+const KIND: Array<[(s: Stats) => boolean, string]> = [
+  [(s) => s.isFile(), 'a regular file'],
+  [(s) => s.isDirectory(), 'a directory'],
+  [(s) => s.isFIFO(), 'a FIFO (named pipe)'],
+  [(s) => s.isCharacterDevice(), 'a character device'],
+  [(s) => s.isBlockDevice(), 'a block device'],
+  [(s) => s.isSocket(), 'a socket'],
+];
+
+function kindOf(s: Stats): string {
+  return KIND.find(([is]) => is(s))?.[1] ?? 'neither a regular file nor a directory';
+}
+
+export interface ReadLimits {
+  /** What the file is, for messages: "report", "object file". */
+  readonly what: string;
+  /** The largest size accepted, in bytes. */
+  readonly maxBytes: number;
+  /** How the limit reads in a message ("256 MiB"). */
+  readonly limitText: string;
+  /** Error code for an unreadable file or one that is not a regular file. */
+  readonly unreadableCode: string;
+  /** Error code for a file above the limit. */
+  readonly tooLargeCode: string;
+}
+
+/**
+ * Reads a whole regular file of at most `maxBytes` bytes. The file is opened without blocking
+ * (a FIFO's open would wait for a writer) and checked through the descriptor, so what is
+ * checked is what is read; exactly the size fstat gave is read, so a file that grows meanwhile
+ * cannot push past the limit.
+ */
+export function readRegularFile(file: string, limits: ReadLimits): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (err) {
+    throw new JitmemError(limits.unreadableCode, `cannot read ${limits.what} ${file}: ${(err as Error).message}`, { file }, { cause: err });
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      throw new JitmemError(limits.unreadableCode, `${limits.what} ${file} is ${kindOf(st)}; expected a regular file`, { file });
+    }
+    if (st.size > limits.maxBytes) {
+      throw new JitmemError(
+        limits.tooLargeCode,
+        `${limits.what} ${file} has ${st.size} bytes, above the limit of ${limits.maxBytes} bytes (${limits.limitText})`,
+        { file, size: st.size, limit: limits.maxBytes },
+      );
+    }
+    const out = Buffer.allocUnsafe(st.size);
+    let at = 0;
+    while (at < st.size) {
+      const n = readSync(fd, out, at, st.size - at, at);
+      if (n === 0) break;
+      at += n;
+    }
+    return at === st.size ? out : out.subarray(0, at);
+  } catch (err) {
+    if (err instanceof JitmemError) throw err;
+    throw new JitmemError(limits.unreadableCode, `cannot read ${limits.what} ${file}: ${(err as Error).message}`, { file }, { cause: err });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Filesystems that look like directories but hold no files of ours (statfs f_type). */
+const VIRTUAL_FILESYSTEMS = new Map<number, string>([
+  [0x9fa0, 'procfs'],
+  [0x62656572, 'sysfs'],
+  [0x64626720, 'debugfs'],
+  [0x73636673, 'securityfs'],
+  [0x27e0eb, 'cgroup'],
+  [0x63677270, 'cgroup2'],
+  [0xcafe4a11, 'bpf'],
+  [0x6e736673, 'nsfs'],
+  [0x1cd1, 'devpts'],
+]);
+
+function outputError(what: string, file: string, why: string, cause?: unknown): JitmemError {
+  return new JitmemError('ERR_OUTPUT_UNWRITABLE', `cannot write ${what} to ${file}: ${why}`, { file }, cause === undefined ? undefined : { cause });
+}
+
+/**
+ * Makes sure `dir` exists as a writable directory on a real filesystem, creating the missing
+ * levels one by one (never Node's recursive mkdir, which spins forever under /proc). With
+ * `create: false` only checks that it could: the nearest existing level is a writable
+ * directory on a real filesystem.
+ */
+export function ensureOutputDirectory(dir: string, what: string, target = dir, options: { create?: boolean } = {}): void {
+  const absolute = path.resolve(target);
+  const missing: string[] = [];
+  let at = path.resolve(dir);
+  let st: Stats | undefined;
+  for (;;) {
+    try {
+      st = statSync(at);
+      break;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code !== 'ENOENT') throw outputError(what, absolute, `${at}: ${(err as Error).message}`, err);
+      const parent = path.dirname(at);
+      if (parent === at) throw outputError(what, absolute, 'no part of the path exists');
+      missing.push(at);
+      at = parent;
+    }
+  }
+  if (!st.isDirectory()) throw outputError(what, absolute, `${at} is ${kindOf(st)}, not a directory`);
+  let fsType: number | undefined;
+  try {
+    fsType = Number(statfsSync(at).type);
+  } catch {
+    // statfs unavailable: the mkdir and write below still fail with a clear errno.
+  }
+  const virtual = fsType === undefined ? undefined : VIRTUAL_FILESYSTEMS.get(fsType);
+  if (virtual) throw outputError(what, absolute, `${at} is on ${virtual}, a virtual filesystem that holds no files`);
+  try {
+    accessSync(at, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    throw outputError(what, absolute, `directory ${at} is not writable (${(err as { code?: string }).code ?? (err as Error).message})`, err);
+  }
+  if (options.create === false) return;
+  for (let i = missing.length - 1; i >= 0; i--) {
+    try {
+      mkdirSync(missing[i]!, { mode: 0o777 });
+    } catch (err) {
+      if ((err as { code?: string }).code === 'EEXIST' && statSync(missing[i]!).isDirectory()) continue;
+      throw outputError(what, absolute, `cannot create directory ${missing[i]}: ${(err as Error).message}`, err);
+    }
+  }
+}
+
+/**
+ * Checks, before any work is done, that `file` can be written: its directory exists or can be
+ * created on a real filesystem, and the file itself is absent or a regular file.
+ */
+export function checkOutputFile(file: string, what: string): void {
+  const absolute = path.resolve(file);
+  let st: Stats | undefined;
+  try {
+    st = lstatSync(absolute);
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ENOENT' && (err as { code?: string }).code !== 'ENOTDIR') throw outputError(what, absolute, (err as Error).message, err);
+  }
+  if (st && !st.isFile() && !st.isSymbolicLink()) throw outputError(what, absolute, `it is ${kindOf(st)}; expected a regular file or a new name`);
+  if (st?.isSymbolicLink()) {
+    const target = statSync(absolute, { throwIfNoEntry: false });
+    if (target && !target.isFile()) throw outputError(what, absolute, `it links to ${kindOf(target)}; expected a regular file`);
+  }
+  ensureOutputDirectory(path.dirname(absolute), what, absolute);
+}
