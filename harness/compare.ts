@@ -214,7 +214,7 @@ export function patternMatches(pattern: string, key: RowKey): boolean {
     if (globSegment(glob, value)) return true;
     if (i !== 1) return false;
     let bare = value;
-    if (!glob.includes('+')) bare = bare.replace(/\+cold$/, '');
+    if (!glob.includes('+')) bare = bare.replace(/\+.*$/, '');
     if (!glob.includes('@')) bare = bare.replace(/@\d+/, '');
     return globSegment(glob, bare);
   });
@@ -230,7 +230,9 @@ function timeKey(row: ResultRow, measure: Measure): RowKey {
   // A cold cell (a fresh slab every iteration) measures something else than a warm one: it
   // only ever matches another cold cell.
   const pattern = `${row.pattern === 'sweep' && row.contentBytes !== undefined ? `sweep@${row.contentBytes}` : row.pattern}${row.cold ? '+cold' : ''}`;
-  return { workload: row.workload, pattern, mapper: row.mapper, executor: row.executor, policy: row.policy, measure };
+  // A run row is also told apart by its linker, and llvm-jitlink's two RPC modes by memory manager.
+  const linker = row.linker === 'llvm-jitlink' ? `+llvm-jitlink${row.memmgr ? `:${row.memmgr}` : ''}` : '';
+  return { workload: row.workload, pattern: pattern + linker, mapper: row.mapper, executor: row.executor, policy: row.policy, measure };
 }
 
 function ratioKey(row: RatioRow): RowKey {

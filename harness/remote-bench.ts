@@ -202,7 +202,9 @@ export async function runRemoteBench(options: RemoteBenchOptions = {}): Promise<
       write(`    ${name.padEnd(12)} ${l[name].toFixed(2).padStart(8)} ms   extra ${extra.toFixed(2).padStart(7)} ms   budget <= ${budget} ms   ${verdict(extra, budget)}`);
     }
   }
-  write('  (LLVM 22 on this machine kind: +18 ms shared, +20 ms simple-remote)');
+  // This set is synthetic and moved by jitmem's mappers only; a figure for LLVM would have to be
+  // measured on the same work, which `jitmem bench --pattern run` does with llvm-jitlink.
+  write("  LLVM: not measured here (a synthetic set moved by jitmem's mappers has no llvm-jitlink equivalent); `jitmem bench --pattern run` measures llvm-jitlink on the CPython link in the same run");
   const p = loads.pipelined;
   return {
     latencyUs,

@@ -17,7 +17,18 @@ export type MapperName = 'inprocess' | 'dualmap' | 'shared' | 'rpc';
 /** Mappers whose target is this process: they need no executor. */
 export const IN_PROCESS_MAPPERS: readonly MapperName[] = ['inprocess', 'dualmap'];
 export type ExecutorName = 'jitmem' | 'llvm' | 'none';
-export type PatternName = 'load' | 'churn' | 'update' | 'patch' | 'sweep';
+export type PatternName = 'load' | 'churn' | 'update' | 'patch' | 'sweep' | 'run';
+/**
+ * Phases of the `run` pattern (a program linked, moved, run to exit and freed). jitmem's rows
+ * time read, link, reserve, write, initialize, run, deinitialize, release; llvm-jitlink's rows
+ * hold the phases its --show-times prints (read, link, run) and `other`: the rest of its
+ * process's life (process and executor start, exit).
+ */
+export type RunPhaseName = 'read' | 'link' | 'reserve' | 'write' | 'initialize' | 'run' | 'deinitialize' | 'release' | 'other';
+export const RUN_PHASES: readonly RunPhaseName[] = ['read', 'link', 'reserve', 'write', 'initialize', 'run', 'deinitialize', 'release', 'other'];
+export type LinkerName = 'jitmem' | 'llvm-jitlink';
+/** llvm-jitlink's --use-memmgr out of process (generic and simple-remote both copy the bytes over the wire: RPC copy). */
+export type LlvmMemmgr = 'generic' | 'simple-remote' | 'shared';
 
 /** tinybench's statistics of one sample set, in milliseconds. */
 export interface Stats {
@@ -63,10 +74,23 @@ export interface ResultRow {
   cold?: boolean;
   contentBytes?: number;
   latency: Stats;
-  phases: Partial<Record<PhaseName, Stats>>;
+  phases: Partial<Record<PhaseName | RunPhaseName, Stats>>;
+  /** `run` rows: whose linker linked the program. */
+  linker?: LinkerName;
+  /** `run` rows of llvm-jitlink out of process: its memory manager. */
+  memmgr?: LlvmMemmgr;
+  /** `run` rows: what the program was asked to do. */
+  program?: string;
+  /** `run` rows: every iteration ended with this exit status and printed this (sha256 of stdout). */
+  verified?: { iterations: number; exitStatus: number; stdoutSha256: string };
+  /** `run` rows: the linker's whole process (llvm-jitlink) or the iteration's worker process (jitmem), spawn to exit. */
+  wholeProcess?: Stats;
+  /** `run` rows of jitmem out of process: executor spawn to its Setup message, per iteration (not part of latency). */
+  startup?: Stats;
   bytes: { content: number; zeroFill: number; moved: number };
   roundTrips: number;
-  slab: SlabSummary;
+  /** Absent on `run` rows: the linker's allocator lives in the iteration's own process. */
+  slab?: SlabSummary;
   slabSeries?: SlabPoint[];
 }
 
@@ -112,6 +136,33 @@ export interface ReportEnv {
   placement: Placement;
 }
 
+/** One figure of the end-to-end comparison: a speedup with its interval, or why it is missing. */
+export interface EndToEndHeadline {
+  workload: string;
+  linker: LinkerName;
+  /** Whose executor the out-of-process rows used. */
+  executor: 'jitmem' | 'llvm';
+  /** The RPC-copy row the shared-memory row is compared with. */
+  baseline: 'rpc' | 'generic' | 'simple-remote';
+  /** median time to exit over RPC copy / median over shared memory */
+  speedup: number;
+  ci95: [number, number];
+  /** Where the difference comes from, in phase figures. */
+  explanation: string;
+}
+
+export interface EndToEndSection {
+  /** LLVM's tools, or why their rows are absent. */
+  llvm: { available: boolean; version?: string; dir: string; reason?: string };
+  /** jitmem's linker, or why its rows are absent. */
+  jitmem: { available: boolean; reason?: string };
+  /** Executor spawn to its Setup message, per executor, measured alike in interleaved rounds. */
+  startup: Array<{ executor: 'jitmem' | 'llvm'; /** jitmem's: started from its entry file or from its startup snapshot. */ from?: 'entry file' | 'snapshot'; stats: Stats }>;
+  /** Spawn to exit of `node -e 0`: the floor under any Node executor's start-up. */
+  nodeFloor?: Stats;
+  headlines: EndToEndHeadline[];
+}
+
 export interface Report {
   schema: 1;
   tool: { name: 'jitmem'; version: string };
@@ -122,6 +173,8 @@ export interface Report {
   results: ResultRow[];
   ratios: RatioRow[];
   budgets?: BudgetRow[];
+  /** The `run` pattern's comparison of linkers, transports and executors. */
+  endToEnd?: EndToEndSection;
 }
 
 type Validator = ((data: unknown) => boolean) & { errors?: Array<{ instancePath: string; message?: string }> | null };

@@ -11,6 +11,7 @@ import { remoteError } from '../protocol/remote-error.js';
 import { AUTH_MAGIC, answerChallenge, checkToken, readExactly } from '../protocol/auth.js';
 import { JitmemSym, Sym, decodeSetup, type SetupInfo } from '../protocol/setup.js';
 import { SpsReader, SpsWriter, decode, type WireAddrRange } from '../protocol/sps.js';
+import { executorSnapshotArgs } from './executor-snapshot.js';
 
 /**
  * The controller's end of one executor (LLVM's ExecutorProcessControl): spawns `jitmem-executor` (or LLVM's
@@ -29,6 +30,12 @@ export interface SpawnOptions {
   readonly maxFrameSize?: number;
   /** Where the child's stdout and stderr go: collected (default) or this process's own. */
   readonly stdio?: 'collect' | 'inherit';
+  /**
+   * Start jitmem's executor from its V8 startup snapshot when a fresh one is built (default
+   * true; see executor-snapshot.ts). Should it die before Setup, it is started again from its
+   * entry file.
+   */
+  readonly snapshot?: boolean;
   /** The child's stdin: none (default) or this process's own (a program run in it reads the user's input). */
   readonly stdin?: 'ignore' | 'inherit';
 }
@@ -104,10 +111,11 @@ export class ExecutorSession {
   /** Spawns an executor child and waits for its Setup. */
   static async spawn(options: SpawnOptions = {}): Promise<ExecutorSession> {
     const kind = options.kind ?? 'jitmem';
+    const snapshot = kind === 'jitmem' && options.snapshot !== false ? executorSnapshotArgs() : undefined;
     const [command, args] =
       kind === 'llvm'
         ? [options.llvmExecutor ?? DEFAULT_LLVM_EXECUTOR, ['filedescs=3,4', ...(options.args ?? [])]]
-        : [process.execPath, [executorMain, '--fds', '3,4', ...(options.args ?? [])]];
+        : [process.execPath, [...(snapshot ?? [executorMain]), '--fds', '3,4', ...(options.args ?? [])]];
     const collect = (options.stdio ?? 'collect') === 'collect';
     const child = spawn(command, args, {
       stdio: [options.stdin ?? 'ignore', collect ? 'pipe' : 'inherit', collect ? 'pipe' : 'inherit', 'pipe', 'pipe'],
@@ -147,6 +155,8 @@ export class ExecutorSession {
       // Its last words on stderr say why; they may still be on their way.
       if (child.pid !== undefined) await Promise.race([childClosed.get(child), new Promise((r) => setTimeout(r, 1000))]);
       const detail = err.join('').trim();
+      // A snapshot this Node will not load (built under other V8 flags, say): the entry file always starts.
+      if (snapshot && e instanceof JitmemError && e.code === 'ERR_EXECUTOR_LOST') return ExecutorSession.spawn({ ...options, snapshot: false });
       if (e instanceof JitmemError && e.code === 'ERR_EXECUTOR_LOST') {
         throw new JitmemError('ERR_EXECUTOR_LOST', `the executor ${command} exited before sending Setup${detail ? `: ${detail}` : ''}`, { command });
       }

@@ -119,8 +119,8 @@ test('a churn run on python shows both fit policies: peak reserved, peak live an
   const report = validateReport(JSON.parse(readFileSync(out, 'utf8')));
   t.deepEqual(report.results.map((r) => r.policy).sort(), ['best-fit', 'first-fit']);
   for (const r of report.results) {
-    t.true(r.slab.peakLiveBytes > 0);
-    t.true(r.slab.peakReservedBytes >= r.slab.peakLiveBytes);
+    t.true(r.slab!.peakLiveBytes > 0);
+    t.true(r.slab!.peakReservedBytes >= r.slab!.peakLiveBytes);
     t.true((r.slabSeries?.length ?? 0) > 10);
   }
   t.regex(stdout, /fit policies under churn/);

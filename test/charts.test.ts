@@ -46,7 +46,8 @@ test('jitmem charts draws every chart, writes spec, SVG and PNG for each and one
   const expected = charts.flatMap((c) => [`${c.name}.png`, `${c.name}.svg`, `${c.name}.vl.json`]).concat('index.html').sort();
   t.deepEqual(readdirSync(outDir).sort(), expected);
   t.regex(cliOutput.stdout, new RegExp(`^HTML report: ${path.join(outDir, 'index.html').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'));
-  t.notRegex(cliOutput.stdout, /skipped/);
+  // The end-to-end chart needs run rows, which these reports (timed slab cycles) do not have.
+  t.notRegex(cliOutput.stdout.replace(/^end-to-end: skipped, .*$/m, ''), /skipped/);
 });
 
 test('every spec is valid Vega-Lite (the JSON schema the vega-lite package ships)', (t) => {

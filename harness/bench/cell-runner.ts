@@ -8,7 +8,7 @@ import { SlabMemoryManager, type FinalizedAllocation } from '../../mappers/slab/
 import type { ExecutorName, MapperName, PatternName, PhaseName, ResultRow, SlabPoint, Stats } from '../report.js';
 import { PHASES } from '../report.js';
 import { PhaseClock, ReserveTimingMapper } from './phase-clock.js';
-import { mean, quantileSorted, studentTQuantile } from '../statistics.js';
+import { toStats } from './stats.js';
 import { verifyLive, type MemoryDigester, type MemoryReader } from './integrity.js';
 import type { Plan } from '../../workloads/patterns/plan.js';
 import { runPlan, type PlanOperation } from '../../workloads/patterns/run-plan.js';
@@ -78,26 +78,6 @@ interface Checked {
 const IN_FLIGHT = 64;
 
 const PHASE_OF: Record<Exclude<PlanOperation, 'allocate'>, PhaseName> = { finalize: 'initialize', patch: 'initialize', free: 'deinitialize' };
-
-/** Milliseconds to the nanosecond: finer digits are below what the clock resolves. */
-function roundToNs(ms: number): number {
-  return Math.round(ms * 1e6) / 1e6;
-}
-
-function toStats(raw: number[]): Stats {
-  const samples = raw.map(roundToNs);
-  const s = Float64Array.from(samples).sort();
-  const n = s.length;
-  const m = mean(samples);
-  let sq = 0;
-  for (const x of s) sq += (x - m) ** 2;
-  const sd = n > 1 ? Math.sqrt(sq / (n - 1)) : 0;
-  // 95% margin of error of the mean, relative to it, as tinybench reports it.
-  const t = n > 1 ? studentTQuantile(0.975, n - 1) : 0;
-  const rme = m > 0 ? ((t * sd) / Math.sqrt(n) / m) * 100 : 0;
-  const q = (p: number) => roundToNs(quantileSorted(s, p));
-  return { mean: roundToNs(m), p50: q(0.5), p75: q(0.75), p99: q(0.99), min: s[0]!, max: s[n - 1]!, rme, samplesCount: n, samples };
-}
 
 export class CellRunner {
   private readonly clock = new PhaseClock();

@@ -41,9 +41,14 @@ export interface MatrixSelection {
    * or a debugger command rewrites at once.
    */
   readonly patchBatch: number;
+  /** The run pattern: measured iterations per cell (each a process of its own), and executor spawns for the start-up figure. */
+  readonly runIterations: number;
+  readonly startupSamples: number;
+  /** The run pattern also runs python's short script beside `-c pass`. */
+  readonly runScript: boolean;
 }
 
-export const ALL_PATTERNS: readonly PatternName[] = ['load', 'churn', 'update', 'patch', 'sweep'];
+export const ALL_PATTERNS: readonly PatternName[] = ['load', 'churn', 'update', 'patch', 'sweep', 'run'];
 export const ALL_MAPPERS: readonly MapperName[] = ['inprocess', 'dualmap', 'shared', 'rpc'];
 
 export function presetSelection(preset: Preset): MatrixSelection {
@@ -63,22 +68,29 @@ export function presetSelection(preset: Preset): MatrixSelection {
         updateTimes: 10,
         patchTimes: 50,
         patchBatch: 1,
+        runIterations: 3,
+        startupSamples: 5,
+        runScript: false,
       };
     case 'default':
       return {
         workloads: ['cray', 'python'],
-        patterns: ['load', 'churn', 'update', 'patch', 'sweep'],
+        patterns: ['load', 'churn', 'update', 'patch', 'sweep', 'run'],
         mappers: ALL_MAPPERS,
         executors: ['jitmem', 'llvm'],
         policies: ['first-fit', 'best-fit'],
         extraPoliciesOnlyUnderChurn: true,
-        sweepSizes: [4096, 65536, 1 << 20, 16 << 20, 64 << 20],
-        time: 700,
-        iterations: 12,
+        // 64 MiB only under --full: RPC copy takes seconds there, and 16 MiB already shows the crossover.
+        sweepSizes: [4096, 65536, 1 << 20, 16 << 20],
+        time: 400,
+        iterations: 10,
         churnOperations: 400,
         updateTimes: 20,
         patchTimes: 100,
         patchBatch: 1,
+        runIterations: 5,
+        startupSamples: 10,
+        runScript: true,
       };
     case 'full':
       return {
@@ -95,6 +107,9 @@ export function presetSelection(preset: Preset): MatrixSelection {
         updateTimes: 50,
         patchTimes: 500,
         patchBatch: 1,
+        runIterations: 15,
+        startupSamples: 20,
+        runScript: true,
       };
   }
 }
@@ -156,6 +171,8 @@ export function planCells(
     });
   };
   for (const pattern of selection.patterns) {
+    // The run pattern links and runs programs rather than replaying a plan: run-cells.ts runs it.
+    if (pattern === 'run') continue;
     const workloads = pattern === 'sweep' ? selection.sweepSizes.map((s) => `synthetic-${sizeLabel(s)}`) : selection.workloads;
     for (const [wi, workload] of workloads.entries()) {
       let plan: Plan;
@@ -181,7 +198,7 @@ export function planCells(
       }
     }
   }
-  if (cells.length === 0) {
+  if (cells.length === 0 && !selection.patterns.includes('run')) {
     throw new JitmemError('ERR_EMPTY_MATRIX', `the selection leaves no cell to run${skipped.length ? ` (${skipped.map((s) => `${s.cell}: ${s.reason}`).join('; ')})` : ''}`, {});
   }
   // One line per skipped combination, not one per workload.

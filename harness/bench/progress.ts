@@ -81,6 +81,13 @@ export class BenchProgressView {
 
   /** The bench's progress callback. */
   readonly onProgress = (e: BenchProgress): void => {
+    if (e.kind === 'run') {
+      // The run pattern comes after the matrix's cells: its cell by name and its iterations.
+      this.current = `${e.cell} ${e.done}/${e.total}`;
+      if (this.tty) this.schedule();
+      else if (e.done === e.total) this.stream.write(`[run] ${e.cell}: ${e.done} iterations verified (${clockTime((this.now() - this.started) / 1000)} elapsed)\n`);
+      return;
+    }
     this.total = e.total;
     if (e.kind === 'cell-start') {
       this.inFlight.set(e.index, 0);

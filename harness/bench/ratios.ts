@@ -53,8 +53,6 @@ export function computeRatios(rows: readonly ResultRow[], seed: number): RatioRo
 
 /** The budgets for python/load: extra ms of shared memory and RPC copy over in-process. */
 export const EXTRA_MS_BUDGETS = { shared: 8, rpc: 8 } as const;
-/** LLVM 22's figures for the same link on this machine kind (DESIGN.md §9). */
-export const LLVM22_EXTRA_MS = { shared: 18, rpc: 20 } as const;
 
 /**
  * Extra milliseconds (median) of each remote mapper over in-process, for python/load, against

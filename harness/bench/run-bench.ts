@@ -9,6 +9,9 @@ import { openHandle, llvmExecutorAvailable, type HandleOptions } from './mapper-
 import { planCells, type MatrixSelection, type Preset, type SkippedCell } from './matrix.js';
 import { computeRatios, extraTimeBudgets, transportRatioBudgets } from './ratios.js';
 import { probeRoundTrip, roundTripBudget } from './round-trip-probe.js';
+import { runEndToEnd, type RunSkip } from './run-cells.js';
+import { endToEndBudgets, endToEndHeadlines } from './end-to-end.js';
+import type { EndToEndSection } from '../report.js';
 
 /**
  * A whole bench run: plan the cells, run each against a freshly opened transport, and put the
@@ -29,7 +32,9 @@ export type BenchProgress =
       readonly round?: number;
       readonly rounds?: number;
     }
-  | { readonly kind: 'cell-done'; readonly index: number; readonly total: number; readonly cell: string; readonly row: ResultRow };
+  | { readonly kind: 'cell-done'; readonly index: number; readonly total: number; readonly cell: string; readonly row: ResultRow }
+  /** The run pattern: `done` of `total` iterations of a cell measured and verified. */
+  | { readonly kind: 'run'; readonly cell: string; readonly done: number; readonly total: number };
 
 export interface BenchRunOptions {
   readonly selection: MatrixSelection;
@@ -48,6 +53,13 @@ export interface BenchRunOptions {
   readonly rounds?: number;
   readonly workloadOptions: WorkloadOptions;
   readonly llvmExecutor?: string;
+  /** LLVM's bin directory for the run pattern's llvm-jitlink (default JITMEM_LLVM_DIR or /usr/lib/llvm-22/bin). */
+  readonly llvmDir?: string;
+  /**
+   * Whether the run pattern measures llvm-jitlink beside jitmem when it is installed (default
+   * true: the presets' --executor list is about the executor behind our mappers).
+   */
+  readonly runLlvm?: boolean;
   readonly repoDir: string;
   readonly command?: readonly string[];
   readonly onProgress?: (event: BenchProgress) => void;
@@ -90,6 +102,8 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
     g.push({ cell, index });
   });
   const rounds = Math.max(1, options.rounds ?? 4);
+  let endToEnd: EndToEndSection | undefined;
+  const runSkips: RunSkip[] = [];
   const rowAt = new Map<number, ResultRow>();
   let probe: Awaited<ReturnType<typeof probeRoundTrip>> | undefined;
   const roundOf = new Map<number, number>();
@@ -140,6 +154,25 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
       const row = rowAt.get(index);
       if (row) rows.push(row);
     }
+    if (options.selection.patterns.includes('run')) {
+      const run = await runEndToEnd({
+        workloads: options.selection.workloads,
+        workloadOptions: options.workloadOptions,
+        // The run pattern links through jitlink's program targets (in-process, shared memory, RPC
+        // copy); the dual mapping is not one of them.
+        mappers: options.selection.mappers.filter((m) => m !== 'dualmap'),
+        iterations: options.selection.runIterations,
+        rounds,
+        startupSamples: options.selection.startupSamples,
+        withScript: options.selection.runScript,
+        withoutLlvm: options.runLlvm === false,
+        ...(options.llvmDir ? { llvmDir: options.llvmDir } : {}),
+        onProgress: (cell, done, total) => options.onProgress?.({ kind: 'run', cell, done, total }),
+      });
+      rows.push(...run.rows);
+      endToEnd = run.section;
+      runSkips.push(...run.skipped);
+    }
     if (options.probeRoundTrip) probe = await probeRoundTrip({ executorCpus: cpus.executor });
   } finally {
     if (cpus.controller) native.setAffinity(0, originalAffinity);
@@ -150,7 +183,13 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
     executorCpus: cpus.executor ?? originalAffinity,
     controllerSeenOn: [...seen].sort((a, b) => a - b),
   };
-  const budgets: BudgetRow[] = [...extraTimeBudgets(rows), ...transportRatioBudgets(rows), ...(probe ? [roundTripBudget(probe)] : [])];
+  if (endToEnd) endToEnd.headlines = endToEndHeadlines(rows, options.seed);
+  const budgets: BudgetRow[] = [
+    ...extraTimeBudgets(rows),
+    ...transportRatioBudgets(rows),
+    ...(probe ? [roundTripBudget(probe)] : []),
+    ...(endToEnd ? endToEndBudgets(rows, endToEnd) : []),
+  ];
   const report: Report = {
     schema: 1,
     tool: { name: 'jitmem', version: toolVersion() },
@@ -166,8 +205,14 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
     },
     env: captureEnvironment(placement, options.repoDir),
     results: rows,
-    ratios: computeRatios(rows, options.seed),
+    // The run pattern's speedups compare linkers too: they are the end-to-end headlines.
+    ratios: computeRatios(rows.filter((r) => r.pattern !== 'run'), options.seed),
     budgets,
+    ...(endToEnd ? { endToEnd } : {}),
   };
-  return { report, skipped };
+  // LLVM missing is said once: the matrix's cells over LLVM's executor take the run pattern's reason.
+  if (endToEnd && !endToEnd.llvm.available && endToEnd.llvm.reason) {
+    for (const [i, s] of skipped.entries()) if (/llvm-jitlink-executor is not installed/.test(s.reason)) skipped[i] = { ...s, reason: endToEnd.llvm.reason };
+  }
+  return { report, skipped: [...skipped, ...runSkips] };
 }

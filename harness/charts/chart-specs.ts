@@ -1,6 +1,7 @@
 import { PHASES, type Report, type ResultRow } from '../report.js';
 import { mean, quantileSorted } from '../statistics.js';
 import { fixedScale, mapperColourScale, mapperKey, mapperLabel, mapperOrder, PHASE_COLOURS, POLICY_COLOURS } from './palette.js';
+import { endToEndChart } from './end-to-end-chart.js';
 
 /**
  * The Vega-Lite specs of `jitmem charts`, built from reports. Pure: data goes inline into each
@@ -16,7 +17,7 @@ export const CHART_FONT_FAMILY = 'DejaVu Sans';
 
 export const VEGA_LITE_SCHEMA_URL = 'https://vega.github.io/schema/vega-lite/v6.json';
 
-export type ChartName = 'speedup' | 'phases' | 'sweep' | 'latency' | 'churn' | 'history';
+export type ChartName = 'speedup' | 'phases' | 'sweep' | 'latency' | 'churn' | 'history' | 'end-to-end';
 
 export interface ChartSpec {
   /** File stem: <name>.vl.json, <name>.svg, <name>.png. */
@@ -212,7 +213,8 @@ function speedupChart(report: Report): ChartSpec | SkippedChart {
 }
 
 function phasesChart(report: Report): ChartSpec | SkippedChart {
-  const rows = report.results.filter((r) => r.pattern !== 'sweep' && PHASES.some((p) => r.phases[p]));
+  // Run rows (two linkers, phases of their own) are drawn in the end-to-end chart, here and below.
+  const rows = report.results.filter((r) => r.pattern !== 'sweep' && r.pattern !== 'run' && PHASES.some((p) => r.phases[p]));
   if (rows.length === 0) return { name: 'phases', reason: 'no result row has phase timings' };
   const values = rows.flatMap((r) => {
     const total = PHASES.reduce((s, p) => s + (r.phases[p]?.p50 ?? 0), 0);
@@ -308,7 +310,7 @@ function boxPoints(samples: readonly number[]): number[] {
 }
 
 function latencyChart(report: Report): ChartSpec | SkippedChart {
-  const rows = report.results.filter((r) => r.pattern !== 'sweep' && r.latency.samples.length > 0);
+  const rows = report.results.filter((r) => r.pattern !== 'sweep' && r.pattern !== 'run' && r.latency.samples.length > 0);
   if (rows.length === 0) return { name: 'latency', reason: 'no result row has latency samples' };
   const keys = rows.map((r) => mapperKey(r.mapper, r.executor));
   const values = rows.flatMap((r) => boxPoints(r.latency.samples).map((ms) => ({ row: rowLabel(r), mapper: mapperLabel(r.mapper, r.executor), ms })));
@@ -439,7 +441,7 @@ function historyChart(reports: readonly Report[]): ChartSpec | SkippedChart {
     return n === 1 ? label : `${label} (${n})`;
   });
   // Sweep rows have their own chart; here they would only bury the rows of the matrix.
-  const rows = reports.flatMap((report, i) => report.results.filter((r) => r.pattern !== 'sweep').map((r) => ({ r, i })));
+  const rows = reports.flatMap((report, i) => report.results.filter((r) => r.pattern !== 'sweep' && r.pattern !== 'run').map((r) => ({ r, i })));
   const keys = rows.map(({ r }) => mapperKey(r.mapper, r.executor));
   const values = rows.map(({ r, i }) => {
     const mapper = `${mapperLabel(r.mapper, r.executor)}${r.cold ? ' (cold)' : ''}`;
@@ -491,6 +493,6 @@ function isSkipped(c: ChartSpec | SkippedChart): c is SkippedChart {
 /** Every chart the reports have data for, and the ones skipped with why. `reports` must not be empty. */
 export function chartSpecs(reports: readonly Report[]): ChartSet {
   const last = reports[reports.length - 1]!;
-  const all = [speedupChart(last), phasesChart(last), sweepChart(last), latencyChart(last), churnChart(last), historyChart(reports)];
+  const all = [speedupChart(last), phasesChart(last), sweepChart(last), latencyChart(last), churnChart(last), historyChart(reports), endToEndChart(last)];
   return { charts: all.filter((c): c is ChartSpec => !isSkipped(c)), skipped: all.filter(isSkipped) };
 }

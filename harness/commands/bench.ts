@@ -29,9 +29,18 @@ selection (comma-separated lists; each overrides the preset):
   --pattern LIST        ${ALL_PATTERNS.join(', ')}
   --mapper LIST         ${ALL_MAPPERS.join(', ')}
   --policy LIST         first-fit, best-fit
-  --executor LIST       jitmem, llvm (LLVM 22's llvm-jitlink-executor behind our remote mappers)
+  --executor LIST       jitmem, llvm (LLVM 22's llvm-jitlink-executor behind our remote mappers;
+                        under --pattern run, llvm also means llvm-jitlink measured beside jitmem)
+  --llvm-dir DIR        LLVM 22's bin directory, with llvm-jitlink and llvm-jitlink-executor
+                        (or JITMEM_LLVM_DIR; default /usr/lib/llvm-22/bin)
   --objects FILE...     object files and archives for the 'objects' workload (ends at the next flag)
   --python-dir DIR      where python.o and libpython3.X-pic.a are (or JITMEM_PYTHON_CONFIG_DIR)
+
+pattern run (end to end): each iteration links a program, moves it through the mapper, runs it
+to exit and frees it, in a process of its own; cray renders its scene, python runs -c pass (and,
+outside --quick, a short script); exit status and stdout are checked every iteration. llvm-jitlink
+runs the same objects and arguments in-process and with --use-memmgr generic, simple-remote and
+shared, through LLVM's executor and through jitmem's, in the same interleaved rounds.
 
 measurement:
   --time MS             sampling time per cell in milliseconds (quick 1200, default 700,
@@ -141,6 +150,7 @@ export const benchCommand: Command = {
           mapper: { type: 'string' },
           policy: { type: 'string' },
           executor: { type: 'string' },
+          'llvm-dir': { type: 'string' },
           'python-dir': { type: 'string' },
           time: { type: 'string' },
           iterations: { type: 'string' },
@@ -196,6 +206,7 @@ export const benchCommand: Command = {
     checkOutputFile(outFile, 'the report');
 
     const view = new BenchProgressView({ stream: io.stderr as NodeJS.WritableStream & { isTTY?: boolean; columns?: number } });
+    const llvmDir = values['llvm-dir'] ?? (process.env.JITMEM_LLVM_DIR || undefined);
     const { report, skipped } = await runBench({
       selection,
       preset: custom ? 'custom' : preset,
@@ -207,6 +218,8 @@ export const benchCommand: Command = {
       rounds,
       workloadOptions: { ...(values['python-dir'] ? { pythonDir: values['python-dir'] } : {}), ...(objects ? { objects } : {}) },
       repoDir,
+      runLlvm: overrides.executors ? overrides.executors.includes('llvm') : true,
+      ...(llvmDir ? { llvmDir: path.resolve(llvmDir), llvmExecutor: path.join(path.resolve(llvmDir), 'llvm-jitlink-executor') } : {}),
       command: ['jitmem', 'bench', ...argv],
       onProgress: view.onProgress,
       probeRoundTrip: values['no-probe'] ? false : values.probe === true || (!custom && preset !== 'quick'),

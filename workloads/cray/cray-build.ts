@@ -91,7 +91,7 @@ export function buildCray(env: NodeJS.ProcessEnv = process.env): CrayBuild {
   return { source, scene, object, program };
 }
 
-/** Runs the native cray on a scene (the committed one by default) and returns the PPM it writes. */
-export function renderNativeCray(build: CrayBuild, scene = build.scene): Buffer {
-  return execFileSync(build.program, [scene], { maxBuffer: 64 * 1024 * 1024, timeout: 60_000 });
+/** Runs the native cray on a scene (the committed one by default), with options such as `-s WxH` before it, and returns the PPM it writes. */
+export function renderNativeCray(build: CrayBuild, scene = build.scene, options: readonly string[] = []): Buffer {
+  return execFileSync(build.program, [...options, scene], { maxBuffer: 64 * 1024 * 1024, timeout: 60_000 });
 }

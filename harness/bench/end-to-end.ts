@@ -1,0 +1,203 @@
+import { bootstrapRatioOfMedians, median } from '../statistics.js';
+import type { BudgetRow, EndToEndHeadline, EndToEndSection, Report, ResultRow, RunPhaseName } from '../report.js';
+import { formatTable } from '../format-table.js';
+
+/**
+ * The `run` pattern read as the 2022 work read it: for each program, the end-to-end speedup of
+ * shared memory over RPC copy with its 95% interval, for jitmem's linker and for llvm-jitlink,
+ * where the difference comes from in phase figures, and the budgets that set jitmem beside
+ * llvm-jitlink measured in the same run.
+ */
+
+const JITMEM_TRANSPORT: readonly RunPhaseName[] = ['reserve', 'write', 'initialize'];
+const JITMEM_FREE: readonly RunPhaseName[] = ['deinitialize', 'release'];
+
+function ms(x: number): string {
+  const a = Math.abs(x);
+  return a >= 100 ? x.toFixed(0) : a >= 10 ? x.toFixed(1) : x.toFixed(2);
+}
+
+function p50(row: ResultRow, phase: RunPhaseName): number {
+  return row.phases[phase] ? median(row.phases[phase]!.samples) : 0;
+}
+
+/** Per-iteration sum of some phases, then its median: the medians of the parts do not add up to the median of the whole. */
+function medianOfSum(row: ResultRow, phases: readonly RunPhaseName[]): number {
+  const n = row.latency.samples.length;
+  const sums = new Array<number>(n).fill(0);
+  for (const p of phases) row.phases[p]?.samples.forEach((x, i) => (sums[i]! += x));
+  return median(sums);
+}
+
+export function runRows(rows: readonly ResultRow[]): ResultRow[] {
+  return rows.filter((r) => r.pattern === 'run');
+}
+
+function find(rows: readonly ResultRow[], workload: string, linker: string, executor: string, mapper: string, memmgr?: string): ResultRow | undefined {
+  return rows.find((r) => r.pattern === 'run' && r.workload === workload && r.linker === linker && r.mapper === mapper && (mapper === 'inprocess' || r.executor === executor) && r.memmgr === memmgr);
+}
+
+/** The phases a row's time goes to, as the chart and the sentences group them. */
+export function phaseGroups(row: ResultRow): Array<{ group: string; phases: RunPhaseName[] }> {
+  if (row.linker === 'llvm-jitlink') {
+    return [
+      { group: 'read', phases: ['read'] },
+      { group: row.mapper === 'inprocess' ? 'link' : 'link + transport', phases: ['link'] },
+      { group: 'run', phases: ['run'] },
+      { group: 'process start and exit', phases: ['other'] },
+    ];
+  }
+  return [
+    { group: 'read', phases: ['read'] },
+    { group: 'link', phases: ['link'] },
+    { group: 'transport', phases: [...JITMEM_TRANSPORT] },
+    { group: 'run', phases: ['run'] },
+    { group: 'free', phases: [...JITMEM_FREE] },
+  ];
+}
+
+/** Where the difference between two rows' medians comes from: the groups of phases that differ most. */
+function explain(shared: ResultRow, rpc: ResultRow, rpcName: string): string {
+  const a = median(rpc.latency.samples);
+  const b = median(shared.latency.samples);
+  const parts = phaseGroups(shared).map(({ group, phases }) => ({ group, rpc: medianOfSum(rpc, phases), shared: medianOfSum(shared, phases) }));
+  parts.sort((x, y) => Math.abs(y.rpc - y.shared) - Math.abs(x.rpc - x.shared));
+  const top = parts.filter((p) => Math.abs(p.rpc - p.shared) >= 0.05).slice(0, 2);
+  const head = `Median time to exit: ${rpcName} ${ms(a)} ms, shared memory ${ms(b)} ms`;
+  if (top.length === 0) return `${head}; no phase differs by 0.05 ms or more.`;
+  const said = top.map((p) => `${p.group} (${ms(p.rpc)} vs ${ms(p.shared)} ms)`).join(' and ');
+  const moved = rpc.bytes.moved > 0 ? `; ${rpcName} sends ${(rpc.bytes.moved / 1e6).toFixed(2)} MB in ${rpc.roundTrips.toFixed(0)} calls per run, shared memory ${(shared.bytes.moved / 1e6).toFixed(2)} MB in ${shared.roundTrips.toFixed(0)}` : '';
+  return `${head}; the difference is mostly in ${said}${moved}.`;
+}
+
+/** Shared memory over RPC copy, end to end, per program, linker and executor, with a bootstrap 95% interval. */
+export function endToEndHeadlines(rows: readonly ResultRow[], seed: number): EndToEndHeadline[] {
+  const out: EndToEndHeadline[] = [];
+  const programs = [...new Set(runRows(rows).map((r) => r.workload))];
+  const pairs: Array<{ linker: 'jitmem' | 'llvm-jitlink'; executor: 'jitmem' | 'llvm'; shared?: string; rpcMapper: string; rpcMemmgr?: string; baseline: EndToEndHeadline['baseline'] }> = [
+    { linker: 'jitmem', executor: 'jitmem', rpcMapper: 'rpc', baseline: 'rpc' },
+    { linker: 'llvm-jitlink', executor: 'llvm', shared: 'shared', rpcMapper: 'rpc', rpcMemmgr: 'simple-remote', baseline: 'simple-remote' },
+    { linker: 'llvm-jitlink', executor: 'llvm', shared: 'shared', rpcMapper: 'rpc', rpcMemmgr: 'generic', baseline: 'generic' },
+    { linker: 'llvm-jitlink', executor: 'jitmem', shared: 'shared', rpcMapper: 'rpc', rpcMemmgr: 'simple-remote', baseline: 'simple-remote' },
+  ];
+  for (const workload of programs) {
+    for (const p of pairs) {
+      const shared = find(rows, workload, p.linker, p.executor, 'shared', p.shared);
+      const rpc = find(rows, workload, p.linker, p.executor, p.rpcMapper, p.rpcMemmgr);
+      if (!shared || !rpc) continue;
+      const est = bootstrapRatioOfMedians(rpc.latency.samples, shared.latency.samples, { seed });
+      if (!(est.ratio > 0) || !Number.isFinite(est.ratio)) continue;
+      const rpcName = p.linker === 'jitmem' ? 'RPC copy' : p.baseline;
+      out.push({ workload, linker: p.linker, executor: p.executor, baseline: p.baseline, speedup: est.ratio, ci95: [est.low, est.high], explanation: explain(shared, rpc, rpcName) });
+    }
+  }
+  return out;
+}
+
+export function headlineLines(section: EndToEndSection): string[] {
+  return section.headlines.map((h) => {
+    const who = h.linker === 'jitmem' ? 'jitmem' : `llvm-jitlink${h.executor === 'jitmem' ? " driving jitmem's executor" : ''}`;
+    const base = h.baseline === 'rpc' ? 'RPC copy' : `RPC copy (${h.baseline})`;
+    const significant = h.ci95[0] > 1 || h.ci95[1] < 1;
+    return `${h.workload} end to end, ${who}: shared memory over ${base} ${h.speedup.toFixed(3)}x (95% CI ${h.ci95[0].toFixed(3)}–${h.ci95[1].toFixed(3)}${significant ? '' : ': not distinguishable'}). ${h.explanation}`;
+  });
+}
+
+/**
+ * The budgets of the end-to-end comparison, each against llvm-jitlink measured in this run (on
+ * CPython, `-c pass`): time to link, the extra of link-and-transport out of process over
+ * in-process, and executor start-up.
+ */
+export function endToEndBudgets(rows: readonly ResultRow[], section: EndToEndSection): BudgetRow[] {
+  const out: BudgetRow[] = [];
+  const w = 'python';
+  const jIn = find(rows, w, 'jitmem', 'none', 'inprocess');
+  const lIn = find(rows, w, 'llvm-jitlink', 'none', 'inprocess');
+  if (jIn && lIn) {
+    const value = medianOfSum(jIn, ['read', 'link']);
+    const budget = p50(lIn, 'read') + p50(lIn, 'link');
+    out.push({ label: 'python: jitmem time to link CPython (read + link, in-process) vs llvm-jitlink in-process (load/add + link), same run', value, budget, unit: 'ms', ok: value <= budget });
+  }
+  const untilRun = (r: ResultRow) => medianOfSum(r, r.linker === 'jitmem' ? ['read', 'link', ...JITMEM_TRANSPORT] : ['read', 'link']);
+  if (jIn && lIn) {
+    for (const [mapper, memmgr] of [
+      ['shared', 'shared'],
+      ['rpc', 'simple-remote'],
+    ] as const) {
+      const j = find(rows, w, 'jitmem', 'jitmem', mapper);
+      const l = find(rows, w, 'llvm-jitlink', 'llvm', mapper, memmgr);
+      if (!j || !l) continue;
+      const value = untilRun(j) - untilRun(jIn);
+      const budget = (untilRun(l) - untilRun(lIn)) / 2;
+      out.push({
+        label: `python: jitmem ${mapper === 'rpc' ? 'RPC copy' : 'shared memory'} extra over in-process for link and transport vs half llvm-jitlink ${memmgr}'s extra, same run`,
+        value,
+        budget,
+        unit: 'ms',
+        ok: value <= budget,
+      });
+    }
+  }
+  // jitmem's executor as sessions start it: from its snapshot when one was built.
+  const js = section.startup.find((s) => s.executor === 'jitmem' && s.from === 'snapshot') ?? section.startup.find((s) => s.executor === 'jitmem');
+  const ls = section.startup.find((s) => s.executor === 'llvm');
+  if (js && ls) {
+    const value = median(js.stats.samples);
+    const budget = 3 * median(ls.stats.samples);
+    out.push({ label: `executor start-up (spawn to Setup): jitmem's (from its ${js.from ?? 'entry file'}) vs 3x llvm-jitlink-executor's, same run`, value, budget, unit: 'ms', ok: value <= budget });
+  }
+  return out;
+}
+
+/** The run rows as a table: time to exit, time to link, and the phase groups, medians in ms. */
+export function endToEndTable(rows: readonly ResultRow[]): string | undefined {
+  const run = runRows(rows);
+  if (run.length === 0) return undefined;
+  const table = run.map((r) => {
+    const link = medianOfSum(r, ['read', 'link']);
+    let groups = phaseGroups(r)
+      .map((g) => `${g.group} ${ms(medianOfSum(r, g.phases))}`)
+      .join(', ');
+    // llvm-jitlink does not time its transport apart: out of process, its link less its in-process link says what moving the program added.
+    const own = r.linker === 'llvm-jitlink' && r.mapper !== 'inprocess' ? find(rows, r.workload, 'llvm-jitlink', 'none', 'inprocess') : undefined;
+    if (own) groups += ` (link over in-process: ${(p50(r, 'link') - p50(own, 'link') >= 0 ? '+' : '') + ms(p50(r, 'link') - p50(own, 'link'))})`;
+    const where = r.mapper === 'inprocess' ? 'in-process' : `${r.linker === 'llvm-jitlink' ? r.memmgr : r.mapper === 'rpc' ? 'RPC copy' : 'shared'}${r.executor !== (r.linker === 'jitmem' ? 'jitmem' : 'llvm') ? ` → ${r.executor} executor` : ''}`;
+    return [
+      r.workload,
+      r.linker ?? 'jitmem',
+      where,
+      ms(r.latency.p50),
+      `±${r.latency.rme.toFixed(1)}%`,
+      ms(link),
+      r.startup ? ms(r.startup.p50) : '-',
+      String(r.latency.samplesCount),
+      r.verified ? `${r.verified.exitStatus}, ${r.verified.stdoutSha256.slice(0, 8)}` : '-',
+      groups,
+    ];
+  });
+  return formatTable(['program', 'linker', 'transport', 'exit p50 ms', 'rme', 'link p50 ms', 'exec start ms', 'n', 'verified', 'phases (p50 ms)'], table);
+}
+
+export function startupLines(section: EndToEndSection): string[] {
+  const lines: string[] = [];
+  for (const s of section.startup) {
+    const who = s.executor === 'jitmem' ? `jitmem's executor (Node), from its ${s.from ?? 'entry file'}` : "LLVM's llvm-jitlink-executor";
+    lines.push(`executor start-up, spawn to Setup, ${who}: median ${ms(median(s.stats.samples))} ms, p99 ${ms(s.stats.p99)} ms (n=${s.stats.samplesCount})`);
+  }
+  if (section.nodeFloor) lines.push(`  floor under any Node executor: node -e 0, spawn to exit: median ${ms(median(section.nodeFloor.samples))} ms`);
+  return lines;
+}
+
+/** Everything the terminal summary says about the run pattern; why rows are missing is said by the caller, once. */
+export function endToEndSummary(report: Report): string | undefined {
+  const section = report.endToEnd;
+  if (!section) return undefined;
+  const out: string[] = [];
+  const table = endToEndTable(report.results);
+  if (table) out.push('end to end (pattern run): time to exit by transport and linker; every iteration verified (exit status, stdout sha256)\n\n' + table);
+  const h = headlineLines(section);
+  if (h.length) out.push(h.join('\n') + '\n');
+  const s = startupLines(section);
+  if (s.length) out.push(s.join('\n') + '\n');
+  return out.join('\n');
+}

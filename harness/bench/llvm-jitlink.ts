@@ -1,0 +1,198 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { JitmemError } from '../../core/errors.js';
+import { sha256Hex, type RunProgram } from '../../workloads/run-programs.js';
+import { executorSnapshotArgs } from '../../session/executor-snapshot.js';
+
+/**
+ * llvm-jitlink, the tool jitmem stands beside, run on the same objects and arguments as the
+ * `run` pattern: one process per iteration, in-process or out of process through an executor
+ * (LLVM's llvm-jitlink-executor or jitmem's), with each of its memory managers. Its whole-process
+ * time is measured here and its own phases are read from `--show-times`.
+ */
+
+/** Where LLVM's binaries are looked for: this environment variable, or the bench's --llvm-dir. */
+export const LLVM_DIR_ENV = 'JITMEM_LLVM_DIR';
+export const DEFAULT_LLVM_DIR = '/usr/lib/llvm-22/bin';
+export const LLVM_MAJOR = 22;
+
+/** llvm-jitlink's ways of placing the program: in its own process, or through an executor with `--use-memmgr`. */
+export type LlvmMode = 'inprocess' | 'generic' | 'simple-remote' | 'shared';
+export const LLVM_MODES: readonly LlvmMode[] = ['inprocess', 'generic', 'simple-remote', 'shared'];
+
+export interface LlvmTools {
+  readonly dir: string;
+  readonly jitlink: string;
+  readonly executor: string;
+  readonly version: string;
+}
+
+export type LlvmLookup = { readonly tools: LlvmTools; readonly reason?: undefined } | { readonly tools?: undefined; readonly reason: string };
+
+/** Finds llvm-jitlink and llvm-jitlink-executor of LLVM 22 in `dir`, or says why they cannot be used. */
+export function findLlvm(dir: string = process.env[LLVM_DIR_ENV] || DEFAULT_LLVM_DIR): LlvmLookup {
+  const jitlink = path.join(dir, 'llvm-jitlink');
+  const executor = path.join(dir, 'llvm-jitlink-executor');
+  const missing = [jitlink, executor].filter((f) => !existsSync(f));
+  if (missing.length > 0) {
+    return { reason: `LLVM ${LLVM_MAJOR}'s ${missing.map((f) => path.basename(f)).join(' and ')} not found in ${dir} (install Debian's llvm-${LLVM_MAJOR} package, or point --llvm-dir / ${LLVM_DIR_ENV} at its bin directory)` };
+  }
+  const probe = spawnSync(jitlink, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+  const version = /LLVM version (\d+)\.(\d+)\.(\d+)/.exec(probe.stdout ?? '');
+  if (!version) return { reason: `${jitlink} --version did not say which LLVM it is (${(probe.error?.message ?? probe.stderr ?? '').trim() || 'no output'})` };
+  if (Number(version[1]) !== LLVM_MAJOR) {
+    return { reason: `${jitlink} is LLVM ${version[1]}; the comparison is made with LLVM ${LLVM_MAJOR}, whose wire protocol jitmem speaks` };
+  }
+  return { tools: { dir, jitlink, executor, version: `${version[1]}.${version[2]}.${version[3]}` } };
+}
+
+/** llvm-jitlink's own phases, in milliseconds of wall time, from `--show-times`. */
+export interface LlvmPhases {
+  /** "time to load/add object files" */
+  readonly read: number;
+  /** "time to link object files": out of process this includes moving the program into the executor. */
+  readonly link: number;
+  /** "time to execute jitlink'd code" */
+  readonly run: number;
+}
+
+const TIMER_NAMES: Record<keyof LlvmPhases, string> = {
+  read: 'time to load/add object files',
+  link: 'time to link object files',
+  run: "time to execute jitlink'd code",
+};
+
+/**
+ * Reads llvm-jitlink's `--show-times` table: each row is a series of `seconds (percent)` columns
+ * (user, system, user+system, wall; the user column is left out when it is all zero) and the
+ * timer's name. The wall time is the last column. The table is printed twice (once when the
+ * timers stop, once at exit); the first one is read.
+ */
+export function parseShowTimes(stderr: string): LlvmPhases {
+  const found: Partial<Record<keyof LlvmPhases, number>> = {};
+  for (const line of stderr.split('\n')) {
+    const m = /^\s*((?:\d+\.\d+\s+\(\s*[\d.]+%\)\s+)+)(\S.*?)\s*$/.exec(line);
+    if (!m) continue;
+    const name = m[2]!;
+    const key = (Object.keys(TIMER_NAMES) as Array<keyof LlvmPhases>).find((k) => TIMER_NAMES[k] === name);
+    if (!key || found[key] !== undefined) continue;
+    const seconds = [...m[1]!.matchAll(/(\d+\.\d+)\s+\(/g)].map((x) => Number(x[1]));
+    // Printed to 0.1 ms: rounded so that 0.0331 s reads 33.1 ms, not 33.099999999999994.
+    found[key] = Math.round(seconds[seconds.length - 1]! * 1e6) / 1e3;
+  }
+  const absent = (Object.keys(TIMER_NAMES) as Array<keyof LlvmPhases>).filter((k) => found[k] === undefined && k !== 'run');
+  if (absent.length > 0) {
+    throw new JitmemError('ERR_LLVM_TIMES', `llvm-jitlink --show-times printed no ${absent.map((k) => JSON.stringify(TIMER_NAMES[k])).join(' or ')} row`, { stderr: stderr.slice(-2000) });
+  }
+  // A program that ends with exit() never returns to llvm-jitlink, which then has no run timer.
+  return { read: found.read!, link: found.link!, run: found.run ?? 0 };
+}
+
+/**
+ * jitmem's executor as llvm-jitlink's `--oop-executor`: llvm-jitlink runs the file it is given
+ * with `filedescs=IN,OUT`, which jitmem's executor accepts; a two-line shell script starts it
+ * under this Node, from its startup snapshot when a fresh one is built, as a session would.
+ */
+export class JitmemExecutorScript {
+  readonly path: string;
+  private readonly dir: string;
+
+  constructor() {
+    const main = fileURLToPath(new URL('../../executor/main.js', import.meta.url));
+    this.dir = mkdtempSync(path.join(tmpdir(), 'jitmem-oop-'));
+    this.path = path.join(this.dir, 'jitmem-executor');
+    const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+    const start = executorSnapshotArgs() ?? [main];
+    writeFileSync(this.path, `#!/bin/sh\nexec ${[process.execPath, ...start].map(quote).join(' ')} "$@"\n`);
+    chmodSync(this.path, 0o755);
+  }
+
+  dispose(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export interface LlvmRunOptions {
+  readonly mode: LlvmMode;
+  /** Out of process: whose executor llvm-jitlink drives. */
+  readonly executor: 'llvm' | 'jitmem';
+  /** Needed when `executor` is jitmem. */
+  readonly jitmemExecutor?: JitmemExecutorScript;
+  readonly timeoutMs?: number;
+}
+
+export interface LlvmRunResult {
+  readonly exitStatus: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdoutSha256: string;
+  /** Spawn of llvm-jitlink to the end of its process, in ms. */
+  readonly wholeMs: number;
+  readonly phases: LlvmPhases;
+  /** The end of stderr without the timer tables, for messages. */
+  readonly stderrTail: string;
+}
+
+/** The command line of one llvm-jitlink run of `program`. */
+export function llvmJitlinkArgs(tools: LlvmTools, program: RunProgram, options: LlvmRunOptions): string[] {
+  const args = ['--show-times'];
+  if (options.mode !== 'inprocess') {
+    const executor = options.executor === 'jitmem' ? options.jitmemExecutor?.path : tools.executor;
+    if (!executor) throw new JitmemError('ERR_INVALID_ARGUMENT', 'llvm-jitlink driving jitmem\'s executor needs its script (JitmemExecutorScript)', {});
+    args.push(`--oop-executor=${executor}`, `--use-memmgr=${options.mode}`);
+  }
+  for (const lib of program.preload) args.push(`--preload=${lib}`);
+  args.push(...program.files, '--args', ...program.argv);
+  return args;
+}
+
+/** Runs llvm-jitlink once on `program` and times it. Its exit status is the program's. */
+export function runLlvmJitlink(tools: LlvmTools, program: RunProgram, options: LlvmRunOptions): Promise<LlvmRunResult> {
+  const args = llvmJitlinkArgs(tools, program, options);
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  return new Promise((resolve, reject) => {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const t0 = performance.now();
+    const child = spawn(tools.jitlink, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    let timedOut = false;
+    timer.unref?.();
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(new JitmemError('ERR_LLVM_SPAWN', `cannot run ${tools.jitlink}: ${e.message}`, { command: tools.jitlink }, { cause: e }));
+    });
+    child.once('exit', () => {
+      timedOut = performance.now() - t0 >= timeoutMs;
+    });
+    child.once('close', (code, signal) => {
+      const wholeMs = performance.now() - t0;
+      clearTimeout(timer);
+      const stderr = Buffer.concat(err).toString('utf8');
+      const stderrTail = stderr
+        .split('\n')
+        .filter((l) => !/^\s*(=|-{3}|timers for|Total Execution|\d+\.\d+ \(|--)/.test(l) && !/time to /.test(l) && l.trim() !== '')
+        .slice(-20)
+        .join('\n');
+      if (timedOut || (signal === 'SIGKILL' && wholeMs >= timeoutMs)) {
+        reject(new JitmemError('ERR_LLVM_TIMEOUT', `llvm-jitlink ${args.join(' ')} did not finish in ${timeoutMs} ms`, { args }));
+        return;
+      }
+      let phases: LlvmPhases;
+      try {
+        phases = parseShowTimes(stderr);
+      } catch (e) {
+        reject(
+          new JitmemError('ERR_LLVM_RUN', `llvm-jitlink ${args.join(' ')} ended with ${signal ?? `status ${code}`} and printed no timers: ${stderrTail || '(nothing on stderr)'}`, { args, code, signal }, { cause: e }),
+        );
+        return;
+      }
+      resolve({ exitStatus: code, signal, stdoutSha256: sha256Hex(Buffer.concat(out)), wholeMs, phases, stderrTail });
+    });
+  });
+}

@@ -1,0 +1,91 @@
+import { writeSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { JitmemError } from '../../core/errors.js';
+import type { MapperName } from '../report.js';
+import type { RunProgram } from '../../workloads/run-programs.js';
+import { JITMEM_RUN_PHASES, type JitmemRunPhase, type OpenRunTarget, type RunClock } from './run-target.js';
+
+/**
+ * One iteration of a jitmem `run` cell, in a process of its own, as llvm-jitlink's iterations
+ * are: the program may change process-wide state (signal handlers, stdio, atexit), print to
+ * the process's stdout (in-process it is this process's own), or end the process with exit().
+ * The bench spawns this file with the request as argv[2] and a pipe on fd 3, and reads the
+ * program's stdout from fd 1; the phase times, the executor's start-up and the exit status
+ * come back as one JSON line on fd 3.
+ */
+
+export interface RunWorkerRequest {
+  readonly program: RunProgram;
+  readonly mapper: MapperName;
+  readonly executor: 'jitmem' | 'llvm';
+}
+
+export type RunWorkerResult =
+  | {
+      readonly ok: true;
+      readonly phases: Record<JitmemRunPhase, number>;
+      /** Executor spawn to Setup (0 in-process). */
+      readonly startupMs: number;
+      readonly exitStatus: number;
+      readonly calls: number;
+      readonly bytesSent: number;
+    }
+  | { readonly ok: false; readonly code: string; readonly message: string };
+
+export const RESULT_FD = 3;
+
+class Clock implements RunClock {
+  readonly totals = Object.fromEntries(JITMEM_RUN_PHASES.map((p) => [p, 0])) as Record<JitmemRunPhase, number>;
+
+  async time<T>(phase: JitmemRunPhase, fn: () => Promise<T> | T): Promise<T> {
+    const t0 = performance.now();
+    try {
+      return await fn();
+    } finally {
+      this.totals[phase] += performance.now() - t0;
+    }
+  }
+
+  add(phase: JitmemRunPhase, ms: number): void {
+    this.totals[phase] += ms;
+  }
+}
+
+export async function runWorkerIteration(request: RunWorkerRequest, open: OpenRunTarget): Promise<RunWorkerResult> {
+  const t0 = performance.now();
+  const target = await open(request.mapper, request.executor);
+  const startupMs = request.mapper === 'inprocess' ? 0 : performance.now() - t0;
+  try {
+    const before = target.counters();
+    const clock = new Clock();
+    const exitStatus = await target.runToExit(request.program, clock);
+    const after = target.counters();
+    return { ok: true, phases: clock.totals, startupMs, exitStatus, calls: after.calls - before.calls, bytesSent: after.bytesSent - before.bytesSent };
+  } finally {
+    await target.close();
+  }
+}
+
+async function main(): Promise<number> {
+  let result: RunWorkerResult;
+  try {
+    const request = JSON.parse(process.argv[2] ?? '') as RunWorkerRequest;
+    // By name at run time: the bench checks that this build has the linker before it starts workers.
+    const targetModule = './jitmem-run-target.js';
+    const { openRunTarget } = (await import(targetModule)) as { openRunTarget: OpenRunTarget };
+    result = await runWorkerIteration(request, openRunTarget);
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    result = { ok: false, code: e instanceof JitmemError || typeof e.code === 'string' ? e.code! : 'ERR_RUN_WORKER', message: e.message ?? String(err) };
+  }
+  writeSync(RESULT_FD, JSON.stringify(result) + '\n');
+  return result.ok ? 0 : 1;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().then(
+    (status) => process.exit(status),
+    () => process.exit(70),
+  );
+}

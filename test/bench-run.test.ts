@@ -1,0 +1,176 @@
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { validateReport, type Report, type ResultRow } from '../harness/report.js';
+import { findLlvm, llvmJitlinkArgs, parseShowTimes, DEFAULT_LLVM_DIR, JitmemExecutorScript } from '../harness/bench/llvm-jitlink.js';
+import { jitmemLinkerAvailable } from '../harness/bench/run-cells.js';
+import { runPrograms, sha256Hex } from '../workloads/run-programs.js';
+import { endToEndChart } from '../harness/charts/end-to-end-chart.js';
+import { renderSvg } from '../harness/charts/render-chart.js';
+
+const execFileAsync = promisify(execFile);
+const cli = fileURLToPath(new URL('../harness/cli.js', import.meta.url));
+const llvm = findLlvm(DEFAULT_LLVM_DIR).tools;
+
+function tmp(t: { teardown(fn: () => void): void }): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'jitmem-bench-run-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function bench(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ stdout: string; stderr: string }> {
+  return execFileAsync(process.execPath, [cli, 'bench', ...args], { env, maxBuffer: 64 << 20, timeout: 170_000 });
+}
+
+/** Every run row: verified, with phases that add up to the iteration, sample by sample. */
+function checkRunRows(t: import('ava').ExecutionContext, report: Report): ResultRow[] {
+  const rows = report.results.filter((r) => r.pattern === 'run');
+  for (const r of rows) {
+    const name = `${r.workload} ${r.linker} ${r.mapper}@${r.executor} ${r.memmgr ?? ''}`;
+    t.truthy(r.verified, name);
+    t.is(r.verified!.iterations, r.latency.samplesCount, name);
+    t.is(r.verified!.exitStatus, 0, name);
+    t.regex(r.verified!.stdoutSha256, /^[0-9a-f]{64}$/, name);
+    const phases = Object.values(r.phases);
+    t.true(phases.length >= 3, name);
+    r.latency.samples.forEach((total, i) => {
+      const sum = phases.reduce((a, p) => a + p!.samples[i]!, 0);
+      t.true(Math.abs(sum - total) <= 0.05 * total, `${name} iteration ${i}: phases sum to ${sum} ms, the iteration took ${total} ms`);
+    });
+  }
+  return rows;
+}
+
+test('bench --pattern run --quick: every run row verified, phases add up, llvm-jitlink beside jitmem in every mode, the end-to-end chart drawn', async (t) => {
+  const dir = tmp(t);
+  const out = path.join(dir, 'run.json');
+  const { stdout } = await bench(['--pattern', 'run', '--quick', '--out', out]);
+  const report = validateReport(JSON.parse(readFileSync(out, 'utf8')));
+  const rows = checkRunRows(t, report);
+  t.truthy(report.endToEnd);
+  const expectedRows = (llvm ? 12 : 0) + (jitmemLinkerAvailable() ? 6 : 0);
+  t.is(rows.length, expectedRows);
+  // cray's image and python's (empty) output are what their programs must print.
+  const cray = runPrograms('cray')[0]!;
+  for (const r of rows.filter((x) => x.workload === 'cray')) t.is(r.verified!.stdoutSha256, cray.expected.stdoutSha256);
+  for (const r of rows.filter((x) => x.workload === 'python')) t.is(r.verified!.stdoutSha256, sha256Hex(''));
+  if (llvm) {
+    t.true(report.endToEnd!.llvm.available);
+    for (const workload of ['cray', 'python']) {
+      const theirs = rows.filter((r) => r.workload === workload && r.linker === 'llvm-jitlink');
+      const modes = theirs.filter((r) => r.executor !== 'jitmem').map((r) => r.memmgr ?? 'inprocess').sort();
+      t.deepEqual(modes, ['generic', 'inprocess', 'shared', 'simple-remote'], workload);
+      // LLVM's linker driving jitmem's executor: the fourth comparison.
+      t.deepEqual(theirs.filter((r) => r.executor === 'jitmem').map((r) => r.memmgr).sort(), ['shared', 'simple-remote'], workload);
+      for (const r of theirs) {
+        t.deepEqual(Object.keys(r.phases).sort(), ['link', 'other', 'read', 'run'], `${workload} ${r.memmgr}`);
+        t.true(r.phases.link!.p50 > 0);
+      }
+    }
+    t.deepEqual([...new Set(report.endToEnd!.startup.map((s) => s.executor))].sort(), ['jitmem', 'llvm']);
+    t.true(report.endToEnd!.headlines.some((h) => h.linker === 'llvm-jitlink' && h.workload === 'python'));
+    for (const h of report.endToEnd!.headlines) {
+      t.true(h.ci95[0] <= h.speedup && h.speedup <= h.ci95[1], JSON.stringify(h));
+      t.regex(h.explanation, /Median time to exit/);
+    }
+    t.regex(stdout, /python end to end, llvm-jitlink: shared memory over RPC copy \(simple-remote\) [\d.]+x \(95% CI/);
+    t.regex(stdout, /executor start-up \(spawn to Setup\): jitmem's \(from its (snapshot|entry file)\) vs 3x llvm-jitlink-executor's, same run: [\d.]+ ms, budget <= [\d.]+ ms/);
+    const html = readFileSync(path.join(dir, 'run-charts', 'index.html'), 'utf8');
+    t.regex(html, /<section id="end-to-end">/);
+    t.regex(html, /End to end: time to exit by transport and linker/);
+    t.true(existsSync(path.join(dir, 'run-charts', 'end-to-end.png')));
+    const chart = endToEndChart(report);
+    t.false('reason' in chart);
+    const warnings: string[] = [];
+    await renderSvg((chart as { spec: Record<string, unknown> }).spec, warnings);
+    t.deepEqual(warnings, []);
+  } else {
+    t.log(`llvm-jitlink 22 is not installed in ${DEFAULT_LLVM_DIR}: only the absence of its rows is checked`);
+  }
+  if (jitmemLinkerAvailable()) {
+    for (const workload of ['cray', 'python']) {
+      const ours = rows.filter((r) => r.workload === workload && r.linker === 'jitmem');
+      t.deepEqual(ours.map((r) => r.mapper).sort(), ['inprocess', 'rpc', 'shared'], workload);
+      for (const r of ours) {
+        t.deepEqual(Object.keys(r.phases).sort(), ['deinitialize', 'initialize', 'link', 'read', 'release', 'reserve', 'run', 'write']);
+        if (r.mapper !== 'inprocess') t.true(r.startup!.p50 > 0);
+      }
+    }
+    t.true(report.endToEnd!.headlines.some((h) => h.linker === 'jitmem' && h.workload === 'python'));
+  }
+});
+
+test('without LLVM the llvm-jitlink rows are absent and the output says why once', async (t) => {
+  const dir = tmp(t);
+  const out = path.join(dir, 'run.json');
+  const missing = path.join(dir, 'no-llvm-here');
+  const { stdout } = await bench(['--pattern', 'run', '--quick', '--workload', 'cray', '--out', out, '--no-charts'], { ...process.env, JITMEM_LLVM_DIR: missing });
+  const report = validateReport(JSON.parse(readFileSync(out, 'utf8')));
+  checkRunRows(t, report);
+  t.is(report.results.filter((r) => r.linker === 'llvm-jitlink').length, 0);
+  t.false(report.endToEnd!.llvm.available);
+  t.is(report.endToEnd!.llvm.dir, missing);
+  t.is(stdout.split(`not found in ${missing}`).length - 1, 1, stdout);
+  // No budget can be set against a figure that was not measured.
+  t.false((report.budgets ?? []).some((b) => /llvm/i.test(b.label)));
+  t.deepEqual([...new Set(report.endToEnd!.startup.map((s) => s.executor))], ['jitmem']);
+});
+
+test('llvm-jitlink --show-times is read from either column layout, the first table only, in milliseconds', (t) => {
+  const withUser = `===---===
+  Total Execution Time: 0.0218 seconds (0.0886 wall clock)
+
+   ---User Time---   --System Time--   --User+System--   ---Wall Time---  --- Name ---
+   0.0211 ( 98.9%)   0.0000 (  0.0%)   0.0211 ( 96.8%)   0.0879 ( 99.2%)  time to execute jitlink'd code
+   0.0002 (  1.0%)   0.0004 ( 89.7%)   0.0006 (  2.9%)   0.0006 (  0.7%)  time to link object files
+   0.0000 (  0.1%)   0.0000 ( 10.3%)   0.0001 (  0.3%)   0.0001 (  0.1%)  time to load/add object files
+   0.0213 (100.0%)   0.0005 (100.0%)   0.0218 (100.0%)   0.0886 (100.0%)  Total
+
+   0.0211 ( 98.9%)   0.0000 (  0.0%)   0.0211 ( 96.8%)   0.9999 ( 99.2%)  time to execute jitlink'd code
+`;
+  const p = parseShowTimes(withUser);
+  t.is(p.run, 87.9);
+  t.is(p.link, 0.6);
+  t.is(p.read, 0.1);
+  const withoutUser = `   --System Time--   --User+System--   ---Wall Time---  --- Name ---
+   0.0001 (  5.6%)   0.0001 (  5.6%)   0.0331 ( 56.2%)  time to execute jitlink'd code
+   0.0011 ( 85.1%)   0.0011 ( 85.1%)   0.0257 ( 43.6%)  time to link object files
+   0.0001 (  9.3%)   0.0001 (  9.3%)   0.0001 (  0.2%)  time to load/add object files
+`;
+  t.deepEqual(parseShowTimes(withoutUser), { read: 0.1, link: 25.7, run: 33.1 });
+  // A program that calls exit() never returns to llvm-jitlink: no run timer, run is 0.
+  t.deepEqual(parseShowTimes(withoutUser.split('\n').slice(0, 1).concat(withoutUser.split('\n').slice(2)).join('\n')), { read: 0.1, link: 25.7, run: 0 });
+  t.throws(() => parseShowTimes('llvm-jitlink error: Symbols not found: [ XML_Parse ]\n'), { code: 'ERR_LLVM_TIMES' });
+});
+
+test('LLVM is looked for where it is said to be, and refused with the reason when missing or of another version', (t) => {
+  const dir = tmp(t);
+  const none = findLlvm(path.join(dir, 'nowhere'));
+  t.is(none.tools, undefined);
+  t.regex(none.reason!, /llvm-jitlink and llvm-jitlink-executor not found in .*nowhere/);
+  // A directory with an llvm-jitlink of another LLVM.
+  for (const name of ['llvm-jitlink', 'llvm-jitlink-executor']) {
+    const file = path.join(dir, name);
+    writeFileSync(file, '#!/bin/sh\necho "Debian LLVM version 18.1.3"\n');
+    chmodSync(file, 0o755);
+  }
+  const other = findLlvm(dir);
+  t.is(other.tools, undefined);
+  t.regex(other.reason!, /is LLVM 18; the comparison is made with LLVM 22/);
+});
+
+test('llvm-jitlink gets the same objects, libraries and arguments as jitmem, in each mode', (t) => {
+  const tools = { dir: '/x', jitlink: '/x/llvm-jitlink', executor: '/x/llvm-jitlink-executor', version: '22.1.8' };
+  const program = { name: 'p', workload: 'p', description: 'p', files: ['a.o', 'b.a'], preload: ['libexpat.so.1'], argv: ['p', '-c', 'pass'], expected: { exitStatus: 0, stdoutSha256: sha256Hex('') } };
+  t.deepEqual(llvmJitlinkArgs(tools, program, { mode: 'inprocess', executor: 'llvm' }), ['--show-times', '--preload=libexpat.so.1', 'a.o', 'b.a', '--args', 'p', '-c', 'pass']);
+  t.deepEqual(llvmJitlinkArgs(tools, program, { mode: 'simple-remote', executor: 'llvm' }).slice(0, 3), ['--show-times', '--oop-executor=/x/llvm-jitlink-executor', '--use-memmgr=simple-remote']);
+  const script = new JitmemExecutorScript();
+  t.teardown(() => script.dispose());
+  t.is(llvmJitlinkArgs(tools, program, { mode: 'shared', executor: 'jitmem', jitmemExecutor: script })[1], `--oop-executor=${script.path}`);
+  t.regex(readFileSync(script.path, 'utf8'), /(executor[/\\]main\.js|executor\.blob' '--)' "\$@"/);
+  t.throws(() => llvmJitlinkArgs(tools, program, { mode: 'shared', executor: 'jitmem' }), { code: 'ERR_INVALID_ARGUMENT' });
+});
