@@ -5,8 +5,9 @@ import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js
 import { ExecutorSession, DEFAULT_LLVM_EXECUTOR } from '../../session/executor-session.js';
 import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
 import { RpcCopyMapper } from '../../mappers/rpc-copy-mapper.js';
+import { DualMappedMemoryMapper } from '../../mappers/dual-mapped-memory-mapper.js';
 import type { ExecutorName, MapperName } from '../report.js';
-import type { MemoryMapper } from '../../mappers/memory-mapper.js';
+import type { CodePatch, MemoryMapper, PatchOptions } from '../../mappers/memory-mapper.js';
 import type { Cell, MapperHandle } from './cell-runner.js';
 import type { AddressRange } from './integrity.js';
 import { sha256 } from './integrity.js';
@@ -41,7 +42,23 @@ function inProcessHandle(): MapperHandle {
     read: async (r) => native.view(r.start, r.length).slice(),
     counters: () => ({ calls: 0, bytesSent: 0, bytesReceived: 0 }),
     costCounters: async () => ({ controller: processCostCounters(), executor: null }),
-    patch: (address, bytes) => mapper.patchCode(address, bytes),
+    patch: (patches, options) => mapper.patchCode(patches, options),
+    close: () => mapper.close(),
+  };
+}
+
+/** The dual-mapped in-process mapper: target pages seen through its R-X view, as code sees them. */
+function dualMappedHandle(): MapperHandle {
+  const mapper = new DualMappedMemoryMapper();
+  return {
+    mapper: 'dualmap',
+    executor: 'none',
+    memoryMapper: mapper,
+    digest: async (ranges) => ranges.map((r) => sha256(native.view(r.start, r.length))),
+    read: async (r) => native.view(r.start, r.length).slice(),
+    counters: () => ({ calls: 0, bytesSent: 0, bytesReceived: 0 }),
+    costCounters: async () => ({ controller: processCostCounters(), executor: null }),
+    patch: (patches, options) => mapper.patchCode(patches, options),
     close: () => mapper.close(),
   };
 }
@@ -75,7 +92,7 @@ async function remoteHandle(mapper: 'shared' | 'rpc', executor: 'jitmem' | 'llvm
         const executor = session.hasCostCounters ? await session.executorCostCounters() : null;
         return { controller: session.controllerCostCounters(), executor };
       },
-      ...(memoryMapper.patchCode ? { patch: (address: number, bytes: Uint8Array) => memoryMapper.patchCode!(address, bytes) } : {}),
+      ...(memoryMapper.patchCode ? { patch: (patches: readonly CodePatch[], options?: PatchOptions) => memoryMapper.patchCode!(patches, options) } : {}),
       ...(session.pid !== undefined ? { executorPid: session.pid } : {}),
       close: async () => {
         try {
@@ -93,6 +110,7 @@ async function remoteHandle(mapper: 'shared' | 'rpc', executor: 'jitmem' | 'llvm
 
 export async function openHandle(mapper: MapperName, executor: ExecutorName, options: HandleOptions): Promise<MapperHandle> {
   if (mapper === 'inprocess') return inProcessHandle();
+  if (mapper === 'dualmap') return dualMappedHandle();
   if (executor === 'none') throw new JitmemError('ERR_INVALID_CELL', `the ${mapper} mapper needs an executor (jitmem or llvm)`, { mapper });
   return remoteHandle(mapper, executor, options);
 }
