@@ -1,5 +1,6 @@
 import { JitmemError } from '../core/errors.js';
 import { PHASES, PROCESS_COUNTER_NAMES, UNGATED_COUNTERS, type PhaseName, type ProcessCounters, type RatioRow, type Report, type ResultRow } from './report.js';
+import { pairRoundMedians, roundMedians, summarizePaired } from './bench/ratios.js';
 import { geometricMean, intervalEstimateTest, mean, meanInterval, median, studentTCdf, studentTQuantile, welchTTest } from './statistics.js';
 
 /**
@@ -37,7 +38,13 @@ import { geometricMean, intervalEstimateTest, mean, meanInterval, median, studen
  */
 
 /** What a compared row measures: the whole iteration, one phase, a speedup over a baseline mapper, or a cost counter of one process. */
-export type Measure = 'latency' | PhaseName | 'speedup-vs-rpc' | 'speedup-vs-inprocess' | `${'controller' | 'executor'}.${keyof ProcessCounters}`;
+export type Measure =
+  | 'latency'
+  | PhaseName
+  | 'speedup-vs-rpc'
+  | 'speedup-vs-inprocess'
+  | `${PhaseName}.speedup-vs-${'rpc' | 'inprocess'}`
+  | `${'controller' | 'executor'}.${keyof ProcessCounters}`;
 
 export type Verdict = 'regression' | 'improvement' | 'same';
 
@@ -377,14 +384,49 @@ function timeRuns(report: Report, phases: boolean): Map<string, RowRun> {
   return out;
 }
 
+/**
+ * A ratio row's paired per-round phase speedups: as the report recorded them, or, for reports
+ * from before they were recorded, from the two result rows' phase samples cut into their rounds
+ * (as computeRatios pairs rows: the first row of the group per mapper).
+ */
+function phaseRatioRounds(report: Report, row: RatioRow, phase: PhaseName): number[] | null {
+  const recorded = row.phases?.[phase]?.rounds;
+  if (recorded) return recorded;
+  if (row.phases) return null;
+  const same = (r: ResultRow) => r.workload === row.workload && r.pattern === row.pattern && r.policy === row.policy;
+  const baseline = report.results.find((r) => same(r) && r.mapper === row.baseline && (row.baseline === 'inprocess' ? r.executor === 'none' : r.executor === row.executor));
+  const candidate = report.results.find((r) => same(r) && r.mapper === row.mapper && (r.executor === row.executor || r.executor === 'none'));
+  if (!baseline || !candidate || !baseline.rounds || !candidate.rounds) return null;
+  const a = baseline.phases[phase];
+  const b = candidate.phases[phase];
+  if (!a || !b) return null;
+  return pairRoundMedians(roundMedians(a.samples, roundSizes(baseline, a)), roundMedians(b.samples, roundSizes(candidate, b)));
+}
+
+/**
+ * Ratio rows: each mapper's whole-iteration speedup and, beside it, its speedup in each mapper
+ * phase (`initialize.speedup-vs-rpc`...). A change to one phase shows at its full size in that
+ * phase's ratio, diluted in the whole iteration's; both are judged alike.
+ */
 function ratioRuns(report: Report): Map<string, RowRun> {
   const out = new Map<string, RowRun>();
+  const put = (key: RowKey, row: RatioRow, perRound: readonly number[] | undefined, whole: number) => {
+    const label = labelOf(key);
+    if (out.has(label)) return;
+    const rounds = (perRound ?? []).filter((r) => r > 0).map(Math.log);
+    out.set(label, { key, rounds: rounds.length >= 2 ? rounds : [], value: rounds.length >= 2 ? runCenter(rounds) : Math.log(whole), median: Number.NaN, samples: 0, ratio: row });
+  };
   for (const row of report.ratios) {
     const key = ratioKey(row);
-    const label = labelOf(key);
-    if (out.has(label)) continue;
-    const rounds = (row.rounds ?? []).filter((r) => r > 0).map(Math.log);
-    out.set(label, { key, rounds: rounds.length >= 2 ? rounds : [], value: rounds.length >= 2 ? runCenter(rounds) : Math.log(row.speedup), median: Number.NaN, samples: 0, ratio: row });
+    put(key, row, row.rounds, row.speedup);
+    for (const phase of PHASES) {
+      const rounds = phaseRatioRounds(report, row, phase);
+      if (!rounds || rounds.length < 3) continue;
+      // The row's figures (speedup, interval) are the phase's own, for display and fallbacks.
+      const { speedup, ci95, p } = row.phases?.[phase] ?? summarizePaired(rounds);
+      const { phases: _whole, ...rest } = row;
+      put({ ...key, measure: `${phase}.speedup-vs-${row.baseline}` }, { ...rest, speedup, ci95, rounds, p }, rounds, speedup);
+    }
   }
   return out;
 }

@@ -167,6 +167,20 @@ export interface RatioRow {
   rounds?: number[];
   /** Two-sided Wilcoxon signed-rank p-value of the per-round log speedups against 0 (no difference). */
   p?: number;
+  /**
+   * The same paired speedups for each mapper phase both rows timed (per round: the baseline's
+   * median phase time over the mapper's). A phase a transport owns (initialize above all) moves
+   * by the full size of a change to it, where the whole iteration moves by a fraction of it.
+   */
+  phases?: Partial<Record<PhaseName, PhaseSpeedup>>;
+}
+
+/** One phase's paired speedup over rounds (see RatioRow.phases). */
+export interface PhaseSpeedup {
+  speedup: number;
+  ci95: [number, number];
+  rounds: number[];
+  p: number;
 }
 
 export interface BudgetRow {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { compareReports, parseThresholdRule, patternMatches } from '../harness/compare.js';
 import type { Report } from '../harness/report.js';
 import { runCli } from './helpers/run-cli.js';
-import { measuredReport, withRowsScaled, withSteadyRounds } from './helpers/reports.js';
+import { measuredReport, withPhaseScaled, withRowsScaled, withSteadyRounds } from './helpers/reports.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'jitmem-compare-'));
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));
@@ -126,6 +126,47 @@ test('real alarm on the ratios: the slower mapper loses speedup over RPC copy an
   t.true(json.ratios.filter((r) => r.key.workload === 'cray').every((r) => r.verdict === 'same'));
 });
 
+test('a 30% slower initialize shows at its full size in the initialize speedup, diluted in the whole iteration\'s; --ratios-only exits 1', (t) => {
+  // Steady rounds and phases: the arithmetic of the phase rows is under test, not the machine.
+  const steady = withSteadyRounds(base);
+  const head = withPhaseScaled(steady, slowRow, 'initialize', 1.3);
+  const { status, stdout } = runCli(['compare', save(steady), save(head), '--ratios-only', '--format', 'json'], cleanEnv());
+  t.is(status, 1);
+  const json = JSON.parse(stdout) as ReturnType<typeof compareReports>;
+  const row = (label: string) => json.ratios.find((r) => r.label === `python/load/shared/jitmem/first-fit/${label}`)!;
+  for (const baseline of ['rpc', 'inprocess']) {
+    const phase = row(`initialize.speedup-vs-${baseline}`);
+    t.is(phase.verdict, 'regression');
+    t.is(phase.evidence, 'rounds');
+    t.true(Math.abs(phase.change - (1 / 1.3 - 1)) < 1e-9, String(phase.change));
+    // The whole iteration lost only initialize's share of it.
+    const whole = row(`speedup-vs-${baseline}`);
+    t.true(whole.change < 0 && whole.change > phase.change, `${whole.change} vs ${phase.change}`);
+    // The other phases did not move.
+    for (const other of ['reserve', 'write', 'release'] as const) {
+      const r = json.ratios.find((x) => x.label === `python/load/shared/jitmem/first-fit/${other}.speedup-vs-${baseline}`);
+      if (r) t.is(r.change, 0, r.label);
+    }
+  }
+  // The speedups recorded in the report carry the phase's figures too.
+  const recorded = head.ratios.find((r) => r.workload === 'python' && r.mapper === 'shared' && r.baseline === 'rpc')!;
+  const before = steady.ratios.find((r) => r.workload === 'python' && r.mapper === 'shared' && r.baseline === 'rpc')!;
+  t.true(Math.abs(recorded.phases!.initialize!.speedup / before.phases!.initialize!.speedup - 1 / 1.3) < 1e-9);
+});
+
+test('reports without recorded phase speedups (older benches) get them from their phase samples, cut into the recorded rounds', (t) => {
+  const head = withPhaseScaled(withSteadyRounds(base), slowRow, 'initialize', 1.3);
+  const strip = (r: Report): Report => ({ ...r, ratios: r.ratios.map(({ phases: _p, ...rest }) => rest) });
+  const steady = withSteadyRounds(base);
+  const recorded = compareReports(steady, head, { ratiosOnly: true });
+  const derived = compareReports(strip(steady), strip(head), { ratiosOnly: true });
+  t.deepEqual(
+    derived.ratios.map((r) => [r.label, r.change]),
+    recorded.ratios.map((r) => [r.label, r.change]),
+  );
+  t.true(derived.ratios.some((r) => r.label === 'python/load/shared/jitmem/first-fit/initialize.speedup-vs-rpc' && r.verdict === 'regression'));
+});
+
 test('a report compared with itself: every change ~, exit 0, and the text table says so', (t) => {
   const file = save(base);
   const { status, stdout } = runCli(['compare', file, file], cleanEnv());
@@ -133,7 +174,9 @@ test('a report compared with itself: every change ~, exit 0, and the text table 
   t.regex(stdout, /^row +base p50 +head p50 +change +95% CI +p +noise +threshold +verdict$/m);
   t.regex(stdout, /^python\/load\/shared\/jitmem\/first-fit\/latency .* ~ /m);
   t.regex(stdout, /^geometric mean +\+0\.0%/m);
-  t.regex(stdout, /Holm-Bonferroni alpha 0\.05 over 14 rows, threshold 5\.0%; judged round by round/);
+  t.regex(stdout, /Holm-Bonferroni alpha 0\.05 over \d+ rows, threshold 5\.0%; judged round by round/);
+  // Beside each whole-iteration speedup, its mapper phases' paired speedups.
+  t.regex(stdout, /^python\/load\/shared\/jitmem\/first-fit\/initialize\.speedup-vs-rpc .* ~ /m);
   t.regex(stdout, /No significant regression beyond the threshold\./);
   t.notRegex(stdout, /warning: different/);
   // Not a terminal: no colour codes.

@@ -1,5 +1,5 @@
 import { bootstrapRatioOfMedians, meanInterval, median, wilcoxonSignedRank } from '../statistics.js';
-import type { BudgetRow, RatioRow, ResultRow } from '../report.js';
+import { PHASES, type BudgetRow, type PhaseName, type PhaseSpeedup, type RatioRow, type ResultRow } from '../report.js';
 
 /**
  * Per-round (paired) speedups of `candidate` over `baseline`: round i ran both back to back,
@@ -19,17 +19,74 @@ export function pairedRoundRatios(baseline: ResultRow, candidate: ResultRow): nu
 }
 
 /**
+ * Per-round medians of a sample set cut into rounds of `sizes` samples, in order (NaN for a
+ * round with no sample).
+ */
+export function roundMedians(samples: readonly number[], sizes: readonly number[]): number[] {
+  const out: number[] = [];
+  let start = 0;
+  for (const size of sizes) {
+    out.push(size > 0 ? median(samples.slice(start, start + size)) : Number.NaN);
+    start += size;
+  }
+  return out;
+}
+
+/**
+ * Paired per-round ratios baseline[i] / candidate[i] of two rows' per-round medians; rounds
+ * where either is missing or zero are left out. Null unless both have the same number of
+ * rounds and at least three pair up.
+ */
+export function pairRoundMedians(baseline: readonly number[], candidate: readonly number[]): number[] | null {
+  if (baseline.length !== candidate.length) return null;
+  const out: number[] = [];
+  for (let i = 0; i < baseline.length; i++) {
+    const a = baseline[i]!;
+    const b = candidate[i]!;
+    if (a > 0 && b > 0 && Number.isFinite(a) && Number.isFinite(b)) out.push(a / b);
+  }
+  return out.length >= 3 ? out : null;
+}
+
+/** The geometric mean of paired ratios, its Student-t 95% interval (log scale) and the signed-rank p. */
+export function summarizePaired(paired: number[]): PhaseSpeedup {
+  const logs = paired.map(Math.log);
+  const est = meanInterval(logs);
+  return { speedup: Math.exp(est.mean), ci95: [Math.exp(est.low), Math.exp(est.high)], rounds: paired, p: wilcoxonSignedRank(logs).p };
+}
+
+/**
+ * Paired per-round speedups of each mapper phase both rows timed in every iteration. Phase
+ * samples are taken in the same iterations as the latency's, so the recorded rounds' sample
+ * counts cut them into the same rounds.
+ */
+export function phaseSpeedups(baseline: ResultRow, candidate: ResultRow): Partial<Record<PhaseName, PhaseSpeedup>> | undefined {
+  const sizesA = baseline.rounds?.map((r) => r.samples);
+  const sizesB = candidate.rounds?.map((r) => r.samples);
+  if (!sizesA || !sizesB || sizesA.length !== sizesB.length) return undefined;
+  const out: Partial<Record<PhaseName, PhaseSpeedup>> = {};
+  for (const phase of PHASES) {
+    const a = baseline.phases[phase];
+    const b = candidate.phases[phase];
+    if (!a || !b || a.samples.length !== sizesA.reduce((x, y) => x + y, 0) || b.samples.length !== sizesB.reduce((x, y) => x + y, 0)) continue;
+    const paired = pairRoundMedians(roundMedians(a.samples, sizesA), roundMedians(b.samples, sizesB));
+    if (paired) out[phase] = summarizePaired(paired);
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
+/**
  * The speedup of a pair of rows: with rounds, the geometric mean of the per-round speedups
  * with a Student-t 95% interval over rounds (on the log scale) and the signed-rank p-value
  * against "no difference"; without, median(baseline) / median(mapper) with a bootstrap interval
  * over samples (reports of older versions).
  */
-export function speedupOf(baseline: ResultRow, candidate: ResultRow, seed: number): Pick<RatioRow, 'speedup' | 'ci95' | 'rounds' | 'p'> | null {
+export function speedupOf(baseline: ResultRow, candidate: ResultRow, seed: number): Pick<RatioRow, 'speedup' | 'ci95' | 'rounds' | 'p' | 'phases'> | null {
   const paired = pairedRoundRatios(baseline, candidate);
   if (paired) {
-    const logs = paired.map(Math.log);
-    const est = meanInterval(logs);
-    return { speedup: Math.exp(est.mean), ci95: [Math.exp(est.low), Math.exp(est.high)], rounds: paired, p: wilcoxonSignedRank(logs).p };
+    const { speedup, ci95, p } = summarizePaired(paired);
+    const phases = phaseSpeedups(baseline, candidate);
+    return { speedup, ci95, rounds: paired, p, ...(phases ? { phases } : {}) };
   }
   const est = bootstrapRatioOfMedians(baseline.latency.samples, candidate.latency.samples, { seed });
   if (!(est.ratio > 0) || !Number.isFinite(est.ratio)) return null;

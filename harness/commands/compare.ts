@@ -29,7 +29,9 @@ const HELP = `usage: jitmem compare BASE.json HEAD.json [options]
 Says, row by row, whether HEAD differs from BASE for real. Rows are matched by workload,
 pattern, mapper, executor and policy (and phase, with --phases); a row in one report only is
 listed as added or removed. Rows are times (median latency) and speedup ratios (each mapper
-over RPC copy and over in-process).
+over RPC copy and over in-process, for the whole iteration and, beside it, for each mapper
+phase: initialize.speedup-vs-rpc etc.; --ratios-only keeps them all). A change to one phase
+shows at its full size in that phase's speedup, where the whole iteration's dilutes it.
 
 The evidence is the measurement round, not the sample: a bench runs the mappers of a group in
 interleaved rounds (bench --rounds), and each round gives one value per row: the log of its
@@ -57,8 +59,9 @@ options:
   --threshold-for PAT=PCT     threshold for the rows PAT matches; repeatable, the last match
                               wins. PAT is a row label workload/pattern/mapper/executor/policy/measure
                               where * matches any text within one segment and missing trailing
-                              segments match anything; measure is latency, a phase name, or
-                              speedup-vs-rpc / speedup-vs-inprocess; sweep rows have pattern
+                              segments match anything; measure is latency, a phase name,
+                              speedup-vs-rpc / speedup-vs-inprocess, or PHASE.speedup-vs-rpc /
+                              PHASE.speedup-vs-inprocess (one phase's); sweep rows have pattern
                               sweep@BYTES, which 'sweep' also matches, and cells run cold have
                               PATTERN+cold, which PATTERN also matches (a cold cell is only
                               ever compared with a cold one). Examples:

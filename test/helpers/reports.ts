@@ -300,7 +300,28 @@ export function withRowsScaled(report: Report, select: (row: ResultRow) => boole
 }
 
 /**
- * A copy in which every round of a row has the row's overall median: no spread between rounds,
+ * A copy in which `select`'s rows spend `factor` times as long in `phase` and nothing else
+ * changes: each iteration (and each round's median) takes the extra time of the phase's median.
+ * Ratios are recomputed.
+ */
+export function withPhaseScaled(report: Report, select: (row: ResultRow) => boolean, phase: PhaseName, factor: number): Report {
+  const results = report.results.map((r) => {
+    const stats = r.phases[phase];
+    if (!select(r) || !stats) return r;
+    const extra = (factor - 1) * median(stats.samples);
+    return {
+      ...r,
+      latency: statsOf(r.latency.samples.map((x) => x + extra)),
+      rounds: r.rounds?.map((x) => ({ ...x, p50: x.p50 + extra })),
+      phases: { ...r.phases, [phase]: statsOf(stats.samples.map((x) => x * factor)) },
+    };
+  });
+  return validateReport({ ...report, results, ratios: ratiosOf(results) }, 'phase-scaled report');
+}
+
+/**
+ * A copy in which every round of a row has the row's overall median (and every phase sample its
+ * phase's median): no spread between rounds,
  * so compare's noise floor is 0 and its verdicts follow the thresholds alone. For tests of
  * thresholds, rules and formatting, which must not depend on how loaded the machine was while
  * the report was measured; ratios are recomputed (each per-round speedup is then the same).
@@ -308,7 +329,9 @@ export function withRowsScaled(report: Report, select: (row: ResultRow) => boole
 export function withSteadyRounds(report: Report): Report {
   const results = report.results.map((r) => {
     const m = median(r.latency.samples);
-    return r.rounds ? { ...r, rounds: r.rounds.map((x) => ({ ...x, p50: m })) } : r;
+    // Phases too: every sample at the phase's median, so the per-phase paired speedups are steady.
+    const phases = Object.fromEntries(Object.entries(r.phases).map(([k, v]) => [k, statsOf(v!.samples.map(() => median(v!.samples)))])) as ResultRow['phases'];
+    return r.rounds ? { ...r, rounds: r.rounds.map((x) => ({ ...x, p50: m })), phases } : r;
   });
   return validateReport({ ...report, results, ratios: ratiosOf(results) }, 'steady report');
 }
