@@ -54,5 +54,21 @@ for (const t of tries) {
     }
   }
 }
+// The gate as .ci/run runs it: one stored baseline (GATE_BASELINE, e.g. reports/baseline.json)
+// against a try's first run with its other four as --noise; on the runs without (false
+// alarms) and with the extra work (detection).
+const baselineFile = process.env.GATE_BASELINE;
+if (baselineFile) {
+  const baseline = JSON.parse(readFileSync(baselineFile, 'utf8')) as Report;
+  let ciAlarms = 0;
+  let ciDetected = 0;
+  for (const t of tries) {
+    const plain = compareReports(baseline, t.without[0]!, { ...gate, noiseReports: t.without.slice(1) });
+    if (plain.regressions > 0) ciAlarms++;
+    const slow = compareReports(baseline, t.with[0]!, { ...gate, noiseReports: t.with.slice(1) });
+    if (slow.ratios.some((r) => r.key.mapper === 'shared' && r.verdict === 'regression')) ciDetected++;
+  }
+  console.log(`gate as .ci/run runs it (baseline against one run and four --noise): false alarms ${ciAlarms} of ${tries.length}, detected ${ciDetected} of ${tries.length}`);
+}
 console.log(`gate over runs: detected ${detected} of ${tries.length}; false alarms ${alarms} of ${pairs} (unchanged code, five runs against five)`);
 console.log(`compare with default flags, one run against one: false alarms ${plainAlarms} of ${plainPairs} pairs`);
