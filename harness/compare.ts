@@ -404,11 +404,34 @@ function phaseRatioRounds(report: Report, row: RatioRow, phase: PhaseName): numb
 }
 
 /**
+ * A phase's rows are judged only when it takes at least this share of the iteration (its median
+ * over the sum of all phases' medians) in both rows of the base report. A phase of a few
+ * microseconds (cray's write: 0.7 us of 20) is timer resolution and scheduling jitter: on
+ * quick runs of one commit its ratio swung by 39% and alarmed. Decided on the base alone, before
+ * the head is seen, so the choice cannot bend a verdict; fewer rows also spend less of Holm's
+ * alpha on rows that cannot carry a transport's change.
+ */
+export const MIN_PHASE_SHARE = 0.1;
+
+function phaseShare(row: ResultRow, phase: PhaseName): number {
+  const sum = Object.values(row.phases).reduce((a, s) => a + (s?.p50 ?? 0), 0);
+  const p50 = row.phases[phase]?.p50 ?? 0;
+  return sum > 0 ? p50 / sum : 0;
+}
+
+function materialPhase(report: Report, row: RatioRow, phase: PhaseName): boolean {
+  const same = (r: ResultRow) => r.workload === row.workload && r.pattern === row.pattern && r.policy === row.policy;
+  const baseline = report.results.find((r) => same(r) && r.mapper === row.baseline && (row.baseline === 'inprocess' ? r.executor === 'none' : r.executor === row.executor));
+  const candidate = report.results.find((r) => same(r) && r.mapper === row.mapper && (r.executor === row.executor || r.executor === 'none'));
+  return !!baseline && !!candidate && phaseShare(baseline, phase) >= MIN_PHASE_SHARE && phaseShare(candidate, phase) >= MIN_PHASE_SHARE;
+}
+
+/**
  * Ratio rows: each mapper's whole-iteration speedup and, beside it, its speedup in each mapper
  * phase (`initialize.speedup-vs-rpc`...). A change to one phase shows at its full size in that
  * phase's ratio, diluted in the whole iteration's; both are judged alike.
  */
-function ratioRuns(report: Report): Map<string, RowRun> {
+function ratioRuns(report: Report, phaseFilter = false): Map<string, RowRun> {
   const out = new Map<string, RowRun>();
   const put = (key: RowKey, row: RatioRow, perRound: readonly number[] | undefined, whole: number) => {
     const label = labelOf(key);
@@ -420,6 +443,7 @@ function ratioRuns(report: Report): Map<string, RowRun> {
     const key = ratioKey(row);
     put(key, row, row.rounds, row.speedup);
     for (const phase of PHASES) {
+      if (phaseFilter && !materialPhase(report, row, phase)) continue;
       const rounds = phaseRatioRounds(report, row, phase);
       if (!rounds || rounds.length < 3) continue;
       // The row's figures (speedup, interval) are the phase's own, for display and fallbacks.
@@ -645,8 +669,8 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
 
   const unmatched: UnmatchedRow[] = [];
   const pending: Array<Omit<PendingRow, 'test'> & { bs: RowRun[]; hs: RowRun[] }> = [];
-  const collect = (kind: 'time' | 'ratio', of: (r: Report) => Map<string, RowRun>) => {
-    const baseRows = of(base);
+  const collect = (kind: 'time' | 'ratio', of: (r: Report) => Map<string, RowRun>, ofBase: (r: Report) => Map<string, RowRun> = of) => {
+    const baseRows = ofBase(base);
     const headRows = of(head);
     const extraBase = baseRuns.map(of);
     const extraHead = noiseReports.map(of);
@@ -661,10 +685,11 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
       const hs = [h, ...extraHead.map((m) => m.get(label)).filter((x): x is RowRun => x !== undefined)];
       pending.push({ kind, label, key: b.key, b, h, bs, hs, threshold: thresholdFor(b.key, options) });
     }
-    for (const [label, h] of headRows) if (keep(label) && !baseRows.has(label)) unmatched.push({ kind, key: h.key, label, only: 'head' });
+    // A phase row the base left out as immaterial (MIN_PHASE_SHARE) is not a row HEAD added.
+    for (const [label, h] of headRows) if (keep(label) && !baseRows.has(label) && !(kind === 'ratio' && h.key.measure.includes('.'))) unmatched.push({ kind, key: h.key, label, only: 'head' });
   };
   if (!options.ratiosOnly) collect('time', (r) => timeRuns(r, phases));
-  collect('ratio', ratioRuns);
+  collect('ratio', (r) => ratioRuns(r), (r) => ratioRuns(r, true));
 
   const ctx: TestContext = { alpha, rows: pending.length };
   const tested: PendingRow[] = pending.map((row) => {
@@ -825,7 +850,7 @@ export function calibrateThresholds(reports: readonly Report[], options: { phase
   };
   for (const report of reports) {
     if (!options.ratiosOnly) for (const run of timeRuns(report, options.phases ?? false).values()) put(run.key, 'time', run.value);
-    for (const run of ratioRuns(report).values()) put(run.key, 'ratio', run.value);
+    for (const run of ratioRuns(report, true).values()) put(run.key, 'ratio', run.value);
   }
   const out: CalibratedRow[] = [];
   const rowAlpha = alpha / Math.max(1, [...rows.values()].filter((r) => r.values.length >= 2).length);

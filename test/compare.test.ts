@@ -2,10 +2,10 @@ import test from 'ava';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { compareReports, parseThresholdRule, patternMatches } from '../harness/compare.js';
+import { compareReports, MIN_PHASE_SHARE, parseThresholdRule, patternMatches } from '../harness/compare.js';
 import type { Report } from '../harness/report.js';
 import { runCli } from './helpers/run-cli.js';
-import { measuredReport, withPhaseScaled, withRowsScaled, withSteadyRounds } from './helpers/reports.js';
+import { measuredReport, statsOf, withPhaseScaled, withRowsScaled, withSteadyRounds } from './helpers/reports.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'jitmem-compare-'));
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));
@@ -22,6 +22,8 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   if (!extra.GITHUB_STEP_SUMMARY) delete env.GITHUB_STEP_SUMMARY;
   return env;
 }
+
+const statsOfScaled = (s: Report['results'][number]['latency'], factor: number) => statsOf(s.samples.map((x) => x * factor));
 
 const slowRow = (r: Report['results'][number]) => r.workload === 'python' && r.pattern === 'load' && r.mapper === 'shared';
 
@@ -165,6 +167,27 @@ test('reports without recorded phase speedups (older benches) get them from thei
     recorded.ratios.map((r) => [r.label, r.change]),
   );
   t.true(derived.ratios.some((r) => r.label === 'python/load/shared/jitmem/first-fit/initialize.speedup-vs-rpc' && r.verdict === 'regression'));
+});
+
+test('phase speedups are judged only for phases that take at least MIN_PHASE_SHARE of the iteration in the base, and not listed as added when the head has them', (t) => {
+  const share = (r: Report['results'][number], phase: string) => {
+    const sum = Object.values(r.phases).reduce((a, s) => a + (s?.p50 ?? 0), 0);
+    return (r.phases[phase as keyof typeof r.phases]?.p50 ?? 0) / sum;
+  };
+  // A base in which python's shared write is made tiny (1% of its time), the head as measured.
+  const tiny = {
+    ...base,
+    results: base.results.map((r) => (slowRow(r) ? { ...r, phases: { ...r.phases, write: statsOfScaled(r.phases.write!, 0.001) } } : r)),
+  };
+  const c = compareReports(tiny as Report, base, { ratiosOnly: true });
+  const labels = c.ratios.map((r) => r.label);
+  t.false(labels.includes('python/load/shared/jitmem/first-fit/write.speedup-vs-rpc'));
+  t.false(c.unmatched.some((u) => u.label.includes('.speedup-vs-')));
+  for (const r of c.ratios.filter((x) => x.key.measure.includes('.'))) {
+    const phase = r.key.measure.split('.')[0]!;
+    const rows = tiny.results.filter((x) => x.workload === r.key.workload && x.pattern === r.key.pattern && (x.mapper === r.key.mapper || x.mapper === r.key.measure.split('-vs-')[1]));
+    t.true(rows.every((x) => share(x, phase) >= MIN_PHASE_SHARE), r.label);
+  }
 });
 
 test('a report compared with itself: every change ~, exit 0, and the text table says so', (t) => {
