@@ -1,6 +1,6 @@
 import type { Report, ResultRow } from '../report.js';
 import { median } from '../statistics.js';
-import { phaseGroups } from '../bench/end-to-end.js';
+import { linkerLabel, phaseGroups } from '../bench/end-to-end.js';
 import { CHART_FONT_FAMILY, VEGA_LITE_SCHEMA_URL, type ChartSpec, type SkippedChart } from './chart-specs.js';
 
 /**
@@ -16,10 +16,11 @@ const PHASE_ORDER = ['read', 'link', 'link + transport', 'transport', 'run', 'fr
 
 function transportLabel(r: ResultRow): string {
   const linker = r.linker ?? 'jitmem';
-  if (r.mapper === 'inprocess') return `${linker}: in-process`;
+  const label = linkerLabel(r);
+  if (r.mapper === 'inprocess') return `${label}: in-process`;
   const how = linker === 'llvm-jitlink' ? (r.memmgr ?? r.mapper) : r.mapper === 'rpc' ? 'RPC copy' : 'shared memory';
   const ownExecutor = linker === 'jitmem' ? 'jitmem' : 'llvm';
-  return `${linker}: ${how}${r.executor !== ownExecutor ? ` → ${r.executor} executor` : ''}`;
+  return `${label}: ${how}${r.executor !== ownExecutor ? ` → ${r.executor} executor` : ''}`;
 }
 
 /** Per-iteration sums of a group's phases, then the median. */
