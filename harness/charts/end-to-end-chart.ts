@@ -44,7 +44,7 @@ export function endToEndChart(report: Report): ChartSpec | SkippedChart {
     name: END_TO_END_CHART,
     title: 'End to end: time to exit by transport and linker',
     caption:
-      "Each program linked, moved into the executor, run to exit and freed, by jitmem and by llvm-jitlink, every iteration verified. Bars stack the median of each phase group; jitmem's bars are the timed phases of an iteration, llvm-jitlink's are its whole process, its --show-times phases and the rest of its life (process and executor start, exit). jitmem's executor start-up is drawn at the end of its bars, apart: it is not in jitmem's time to exit. Out of process llvm-jitlink's link includes moving the program. Medians of parts need not add up to the median of the whole.",
+      "Each program linked, moved into the executor, run to exit and freed, by jitmem and by llvm-jitlink, every iteration verified. Bars stack the median of each phase group; jitmem's bars are the timed phases of an iteration, twice: in its warm controller (one long-lived process per cell over one executor session) and in a process per run (cold JS, a fresh executor every iteration); llvm-jitlink's are its whole process, its --show-times phases and the rest of its life (process and executor start, exit). jitmem's executor start-up is drawn at the end of its bars, apart: it is not in jitmem's time to exit. Out of process llvm-jitlink's link includes moving the program. Medians of parts need not add up to the median of the whole.",
     axisTitles: [xTitle, 'phase'],
     marks: ['rect'],
     spec: {
