@@ -61,7 +61,7 @@ export interface EndToEndOptions {
   readonly withoutLlvm?: boolean;
   /** Python runs its short script beside `-c pass`. */
   readonly withScript: boolean;
-  /** Unrecorded iterations a warm controller runs before its measured ones (default 3). */
+  /** Unrecorded iterations a warm controller runs before its measured ones (default 5: CPython's link is still getting faster after 3). */
   readonly warmup?: number;
   readonly onProgress?: (cell: string, done: number, total: number) => void;
 }
@@ -425,7 +425,7 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
         const list = samples.get(cell)!;
         // A warm controller runs its whole cell at once, in the first round: warm-up, then every measured iteration.
         if (cell.controller === 'warm') {
-          if (round === 0) list.push(...(await jitmemWarmCell(cell, options.warmup ?? 3, options.iterations, (done) => options.onProgress?.(runCellName(cell), done, options.iterations))));
+          if (round === 0) list.push(...(await jitmemWarmCell(cell, options.warmup ?? 5, options.iterations, (done) => options.onProgress?.(runCellName(cell), done, options.iterations))));
           continue;
         }
         for (let i = 0; i < perRound && list.length < options.iterations; i++) {
