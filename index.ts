@@ -23,9 +23,10 @@ export type { ByteOrigin } from './objects/format-error.js';
 // The controller's end of an executor process.
 export { ExecutorSession, type SpawnOptions, type ConnectOptions } from './session/executor-session.js';
 
-// The MemoryMapper contract and its three transports.
-export type { MemoryMapper, ExecutorAddrRange, AllocInfo, SegmentInfo, AllocActionCallPair, WrapperCall, CodePatcher } from './mappers/memory-mapper.js';
+// The MemoryMapper contract and its transports: three, and the in-process one dual-mapped.
+export type { MemoryMapper, ExecutorAddrRange, AllocInfo, SegmentInfo, AllocActionCallPair, WrapperCall, CodePatcher, CodePatch, PatchOptions } from './mappers/memory-mapper.js';
 export { InProcessMemoryMapper } from './mappers/in-process-memory-mapper.js';
+export { DualMappedMemoryMapper } from './mappers/dual-mapped-memory-mapper.js';
 export { SharedMemoryMapper } from './mappers/shared-memory-mapper.js';
 export { RpcCopyMapper } from './mappers/rpc-copy-mapper.js';
 

@@ -6,7 +6,7 @@ import { alignUp } from '../core/checks.js';
 import { Channel, type CallResult, type ChannelEnd } from '../protocol/channel.js';
 import { DEFAULT_MAX_FRAME_SIZE, HEADER_SIZE } from '../protocol/frame.js';
 import { JitmemSym, Sym, encodeSetup, processTriple } from '../protocol/setup.js';
-import { SpsWriter, SymbolFlags, decode } from '../protocol/sps.js';
+import { SpsWriter, SymbolFlags, decode, decodeFinalizeRequestPieces, type WireFinalizeRequest } from '../protocol/sps.js';
 import { ExecutorActionSite } from './actions.js';
 import { EHFrameRegistry } from './eh-frame-registry.js';
 import { AddressSpace, PROT_R, PROT_W, PROT_X, type Reservation } from './address-space.js';
@@ -54,6 +54,9 @@ export const DEFAULT_MAX_UNSENT_BYTES = 64 * 1024 * 1024;
 /** Hashing is synchronous: this bounds how long one checksum call can hold the executor. */
 const MAX_CHECKSUM_BYTES = 1 << 30;
 
+/** Payloads from this size on that arrive in several chunks are decoded from the chunks (no assembly copy). */
+const GATHER_FROM = 64 * 1024;
+
 export class Executor {
   readonly space: AddressSpace;
   private readonly actions: ExecutorActionSite;
@@ -64,6 +67,8 @@ export class Executor {
   private readonly tokenPage: number;
   private readonly tokens = new Map<string, number>();
   private readonly handlers = new Map<number, Handler>();
+  /** Handlers that take a large payload in the pieces it arrived in (see GATHER_FROM). */
+  private readonly gatheredHandlers = new Map<number, (pieces: readonly Uint8Array[]) => CallResult | Promise<CallResult>>();
   private readonly dylibHandles = new Set<number>();
   /** Addresses resolve handed out: run-as may call them even though they are not in our memory. */
   private readonly resolvedFunctions = new Set<number>();
@@ -110,6 +115,10 @@ export class Executor {
       maxFrameSize: this.options.maxFrameSize,
       maxUnsentBytes: this.options.maxUnsentBytes ?? DEFAULT_MAX_UNSENT_BYTES,
       handler: (tag, payload) => this.handle(tag, payload),
+      // Large finalize requests (RPC copy's content) are read from the chunks they arrived in
+      // straight into target memory, not assembled into one frame first.
+      gatherFrom: GATHER_FROM,
+      gatheredHandler: (tag, pieces) => (this.gatheredHandlers.has(tag) ? this.handle(tag, pieces) : null),
       peerName: 'controller',
       lostCode: 'ERR_CONTROLLER_LOST',
     });
@@ -175,8 +184,8 @@ export class Executor {
     }
   }
 
-  private handle(tag: number, payload: Uint8Array): CallResult | Promise<CallResult> {
-    const h = this.handlers.get(tag);
+  private handle(tag: number, payload: Uint8Array | readonly Uint8Array[]): CallResult | Promise<CallResult> {
+    const h = Array.isArray(payload) ? this.gatheredHandlers.get(tag) : this.handlers.get(tag);
     if (!h) return undefined;
     // A controller that uses jitmem's own services is a jitmem controller, which closes its
     // sessions itself: the llvm-jitlink workaround must not cut it off between two calls.
@@ -185,7 +194,7 @@ export class Executor {
       clearTimeout(this.idleTimer);
       this.idleTimer = null;
     }
-    return h(payload);
+    return (h as (args: Uint8Array | readonly Uint8Array[]) => CallResult | Promise<CallResult>)(payload);
   }
 
   private token(name: string): number {
@@ -229,13 +238,13 @@ export class Executor {
         return this.memoryManager.reserve(size);
       });
     });
-    this.on(Sym.memMgrInitialize, (a) => {
-      const [inst, fr] = decode(a, 'initialize arguments', (r) => [r.addr(), r.finalizeRequest()] as const);
-      return expectedAddr(() => {
+    const initialize = ([inst, fr]: readonly [number, WireFinalizeRequest]) =>
+      expectedAddr(() => {
         this.checkInstance(Sym.memMgrInstance, inst);
         return this.memoryManager.initialize(fr);
       });
-    });
+    this.on(Sym.memMgrInitialize, (a) => initialize(decode(a, 'initialize arguments', (r) => [r.addr(), r.finalizeRequest()] as const)));
+    this.gatheredHandlers.set(this.token(Sym.memMgrInitialize), (pieces) => initialize(decodeFinalizeRequestPieces(pieces, 'initialize arguments')));
 
     // --- ExecutorSharedMemoryMapperService (spec §5.2) ---
     this.on(Sym.shmReserve, (a) => {
@@ -438,15 +447,21 @@ export class Executor {
       );
     });
     this.on(JitmemSym.patchCode, (a) => {
-      const [addr, bytes] = decode(a, 'patch_code arguments', (r) => [r.addr(), r.bytesView()] as const);
-      return spsError(() => this.patchCode(addr, bytes));
+      const patches = decode(a, 'patch_code arguments', (r) => r.sequence(16, (r) => ({ address: r.addr(), bytes: r.bytesView() })));
+      return spsError(() => this.patchCode(patches));
     });
-    this.on(JitmemSym.flushICache, (a) => {
-      const range = decode(a, 'flush_icache arguments', (r) => r.addrRange());
+    this.on(JitmemSym.codeBarrier, (a) => {
+      const ranges = decode(a, 'code_barrier arguments', (r) => r.sequence(16, (r) => r.addrRange()));
       return spsError(() => {
-        if (range.end < range.start) throw new RemoteError('ERR_INVALID_RANGE', `flush_icache: range [${hex(range.start)}, ${hex(range.end)}) ends before it starts`);
-        this.segmentAt(range.start, range.end - range.start, 'flush_icache');
-        native.flushICache(range.start, range.end - range.start);
+        // Every range is checked before anything is flushed.
+        for (const { start, end } of ranges) {
+          if (end < start) throw new RemoteError('ERR_INVALID_RANGE', `code_barrier: range [${hex(start)}, ${hex(end)}) ends before it starts`);
+          this.segmentAt(start, end - start, 'code_barrier');
+        }
+        for (const { start, end } of ranges) native.flushICache(start, end - start);
+        // Threads running JIT'd code right now fetch the new bytes from their next instruction
+        // on; a thread that is not running any goes through a context switch before it does.
+        native.syncCore();
       });
     });
     this.on(JitmemSym.noop, (a) => {
@@ -482,15 +497,26 @@ export class Executor {
     throw new RemoteError('ERR_NOT_INITIALIZED', `${what}: ${hex(addr)} is not inside an initialized segment`);
   }
 
-  /** Rewrites bytes of an initialized segment: RW for the copy, then its protection back and the I-cache flushed. */
-  private patchCode(addr: number, bytes: Uint8Array): void {
-    if (bytes.length === 0) throw new RemoteError('ERR_INVALID_PATCH', `patchCode at ${hex(addr)} needs at least one byte to write`);
+  /**
+   * Rewrites bytes of initialized segments, a batch at a time: every patch is checked first,
+   * then each segment touched gets one write window (RW for the copies, then its protection
+   * back and the I-cache flushed).
+   */
+  private patchCode(patches: ReadonlyArray<{ address: number; bytes: Uint8Array }>): void {
+    if (patches.length === 0) throw new RemoteError('ERR_INVALID_PATCH', 'patchCode needs at least one patch');
     this.requireNoCodeRunning('patchCode');
-    const seg = this.segmentAt(addr, bytes.length, 'patchCode');
-    if (this.frames.overlaps(addr, addr + bytes.length)) {
-      throw new RemoteError('ERR_PATCH_REFUSED', `patchCode of [${hex(addr)}, ${hex(addr + bytes.length)}) would rewrite a registered EH frame, which the unwinder reads at any time`);
+    const groups = new Map<number, { prot: number; patches: Array<{ address: number; bytes: Uint8Array }> }>();
+    for (const p of patches) {
+      if (p.bytes.length === 0) throw new RemoteError('ERR_INVALID_PATCH', `patchCode at ${hex(p.address)} needs at least one byte to write`);
+      const seg = this.segmentAt(p.address, p.bytes.length, 'patchCode');
+      if (this.frames.overlaps(p.address, p.address + p.bytes.length)) {
+        throw new RemoteError('ERR_PATCH_REFUSED', `patchCode of [${hex(p.address)}, ${hex(p.address + p.bytes.length)}) would rewrite a registered EH frame, which the unwinder reads at any time`);
+      }
+      const g = groups.get(seg.start);
+      if (g) g.patches.push(p);
+      else groups.set(seg.start, { prot: seg.prot, patches: [p] });
     }
-    native.patchInPlace(addr, bytes, seg.prot);
+    for (const g of groups.values()) native.patchInPlace(g.patches, g.prot);
   }
 
   private requireCallable(fn: number, what: string): void {

@@ -1,6 +1,6 @@
 import * as native from '../native/index.js';
 import { hex } from '../core/errors.js';
-import type { WireFinalizeRequest, WireSegment } from '../protocol/sps.js';
+import { contentLength, type WireFinalizeRequest, type WireSegment } from '../protocol/sps.js';
 import { runDeallocActions, runFinalizeActions, type WrapperCall } from '../protocol/alloc-actions.js';
 import type { ExecutorActionSite } from './actions.js';
 import { AddressSpace, PROT_W, PROT_X, type Region, type Reservation } from './address-space.js';
@@ -42,8 +42,8 @@ function planRegion(space: AddressSpace, actions: ExecutorActionSite, fr: WireFi
   for (const [i, s] of fr.segments.entries()) {
     const what = `segment ${i}`;
     if (s.addr % page !== 0) throw new RemoteError('ERR_UNALIGNED_SEGMENT', `${what} address ${hex(s.addr)} is not page-aligned (page size ${page})`);
-    if (options.copyContent && s.content && s.content.length > s.size) {
-      throw new RemoteError('ERR_CONTENT_TOO_LARGE', `${what} at ${hex(s.addr)}: content size (${s.content.length}) exceeds segment size (${s.size})`);
+    if (options.copyContent && contentLength(s) > s.size) {
+      throw new RemoteError('ERR_CONTENT_TOO_LARGE', `${what} at ${hex(s.addr)}: content size (${contentLength(s)}) exceeds segment size (${s.size})`);
     }
     if (!Number.isSafeInteger(s.addr + s.size)) throw new RemoteError('ERR_OUT_OF_RESERVATION', `${what} at ${hex(s.addr)} with size ${s.size} wraps the address space`);
     const r = space.requireRange(s.addr, s.size, what);
@@ -97,8 +97,13 @@ export function initializeRegion(space: AddressSpace, actions: ExecutorActionSit
   try {
     for (const s of segments) {
       if (options.copyContent) {
-        const n = s.content?.length ?? 0;
-        if (n > 0) native.copyIn(s.addr, s.content!);
+        const n = contentLength(s);
+        if (s.content && n > 0) native.copyIn(s.addr, s.content);
+        let at = s.addr;
+        for (const piece of s.contentPieces ?? []) {
+          native.copyIn(at, piece);
+          at += piece.length;
+        }
         if (s.size > n) native.fill(s.addr + n, s.size - n, 0);
       }
       // Pages of a region belong to it alone and start at the reservation's protection, so a

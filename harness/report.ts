@@ -13,7 +13,9 @@ export const REPORT_SCHEMA_VERSION = 1;
 
 export type PhaseName = 'reserve' | 'prepare' | 'write' | 'initialize' | 'deinitialize' | 'release';
 export const PHASES: readonly PhaseName[] = ['reserve', 'prepare', 'write', 'initialize', 'deinitialize', 'release'];
-export type MapperName = 'inprocess' | 'shared' | 'rpc';
+export type MapperName = 'inprocess' | 'dualmap' | 'shared' | 'rpc';
+/** Mappers whose target is this process: they need no executor. */
+export const IN_PROCESS_MAPPERS: readonly MapperName[] = ['inprocess', 'dualmap'];
 export type ExecutorName = 'jitmem' | 'llvm' | 'none';
 export type PatternName = 'load' | 'churn' | 'update' | 'patch' | 'sweep' | 'run';
 /**
@@ -116,6 +118,8 @@ export interface BudgetRow {
   value: number;
   budget: number;
   unit: string;
+  /** Whether the value must stay at or below the budget (default) or reach at least it. */
+  direction?: 'at-most' | 'at-least';
   ok: boolean;
 }
 

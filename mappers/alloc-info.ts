@@ -64,14 +64,6 @@ export function checkAllocInfo(info: AllocInfo, pageSize: number): { key: number
   return { key, end };
 }
 
-/** Checks the arguments of MemoryMapper.patchCode: an address and at least one byte. */
-export function checkPatch(address: unknown, bytes: unknown): void {
-  checkAddress('address', address);
-  if (!(bytes instanceof Uint8Array) || bytes.length === 0) {
-    throw new JitmemError('ERR_INVALID_PATCH', `patchCode at ${hex(address as number)} needs at least one byte to write`, { address });
-  }
-}
-
 /** Checks the argument of MemoryMapper.reserve: a positive multiple of the page size. */
 export function checkReserveSize(bytes: unknown, pageSize: number): number {
   const n = checkSize('bytes', bytes, 1);

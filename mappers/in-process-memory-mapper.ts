@@ -2,7 +2,8 @@ import * as native from '../native/index.js';
 import { JitmemError, eachCollected, hex, throwCollected } from '../core/errors.js';
 import { alignUp, checkAddress } from '../core/checks.js';
 import type { AllocInfo, ExecutorAddrRange, WrapperCall } from './memory-mapper.js';
-import { checkPatch, checkReserveSize } from './alloc-info.js';
+import { checkReserveSize } from './alloc-info.js';
+import { checkPatchBatch, groupBySegment, segmentHolding, type CodePatch, type PatchOptions } from './code-patch.js';
 import { MapperBase } from './mapper-base.js';
 import { runDeallocActions, runFinalizeActions, type ActionCallSite } from '../protocol/alloc-actions.js';
 import type { Reservation as ReservationRecord } from './reservation-table.js';
@@ -95,30 +96,15 @@ export class InProcessMemoryMapper extends MapperBase<Region> {
   }
 
   /**
-   * Patches code in place: the pages under the patch get a write window (W^X is kept: they
-   * are RW, not RWX, while the bytes go in), then their own protection back, then an
-   * instruction-cache flush.
+   * Patches code in place, a batch at a time: each segment the batch touches gets one write
+   * window over the pages from its first patch to its last (W^X is kept: they are RW, not RWX,
+   * while the bytes go in), then its own protection back, then an instruction-cache flush.
    */
-  async patchCode(address: number, bytes: Uint8Array): Promise<void> {
+  async patchCode(patches: readonly CodePatch[], _options: PatchOptions = {}): Promise<void> {
     this.checkOpen();
-    checkPatch(address, bytes);
-    const end = address + bytes.length;
-    const r = this.table.of(address, bytes.length, 'patchCode');
-    let run: Region['segments'][number] | undefined;
-    for (const region of r.regions.values()) {
-      if (address >= region.key && address < region.end) run = region.segments.find((s) => address >= s.start && address < s.start + s.length);
-    }
-    if (!run) {
-      throw new JitmemError('ERR_NOT_INITIALIZED', `patchCode: ${hex(address)} is not inside an initialized segment`, { address });
-    }
-    if (end > run.start + run.length) {
-      throw new JitmemError(
-        'ERR_PATCH_OUT_OF_SEGMENT',
-        `patchCode: [${hex(address)}, ${hex(end)}) runs past its segment [${hex(run.start)}, ${hex(run.start + run.length)})`,
-        { address, size: bytes.length },
-      );
-    }
-    native.patchInPlace(address, bytes, run.prot);
+    checkPatchBatch(patches);
+    const groups = groupBySegment(patches, (p) => segmentHolding(this.table.of(p.address, p.bytes.length, 'patchCode').regions.values(), p.address, p.bytes.length));
+    for (const [segment, group] of groups) native.patchInPlace(group, segment.prot);
   }
 
   async deinitialize(keys: readonly number[]): Promise<void> {

@@ -1,4 +1,6 @@
 import type { AllocGroup } from '../graph/alloc-group.js';
+import type { CodePatch, PatchOptions } from './code-patch.js';
+export type { CodePatch, PatchOptions } from './code-patch.js';
 
 /**
  * The transport contract between the memory manager (which decides where things go) and the
@@ -70,12 +72,14 @@ export interface MemoryMapper {
   /** Releases every reservation; the mapper cannot be used afterwards. */
   close(): Promise<void>;
   /**
-   * Optional: overwrites [address, address + bytes.length) of an initialized region in place,
-   * with no new allocation (a breakpoint, an inline-cache rewrite). When it resolves the new
-   * bytes are what runs: the pages have their protection back and the instruction cache is
-   * coherent. Each transport does it its own way, which the `patch` pattern measures.
+   * Optional: overwrites code of initialized regions in place, with no new allocation (a
+   * breakpoint, an inline-cache rewrite), a batch at a time. Every patch of the batch lies
+   * inside one initialized segment and is checked before any byte is written. When it resolves
+   * the new bytes are what runs: the pages have their protection back and the instruction
+   * stream is coherent (see PatchOptions.codeRunning). Each transport pays its fixed cost once
+   * per batch, its own way, which the `patch` pattern measures.
    */
-  patchCode?(address: number, bytes: Uint8Array): Promise<void>;
+  patchCode?(patches: readonly CodePatch[], options?: PatchOptions): Promise<void>;
 }
 
 /** What the patch pattern needs of a mapper: in-place code patching. */

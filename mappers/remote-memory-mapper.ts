@@ -3,7 +3,7 @@ import { Sym } from '../protocol/setup.js';
 import { SpsWriter } from '../protocol/sps.js';
 import type { ExecutorSession } from '../session/executor-session.js';
 import { expectSuccess } from '../session/executor-session.js';
-import { checkPatch } from './alloc-info.js';
+import { checkPatchBatch, type CodePatch, type PatchOptions } from './code-patch.js';
 import type { AllocInfo, ExecutorAddrRange } from './memory-mapper.js';
 import { reserveInWindow } from './reserve-window.js';
 import { MapperBase } from './mapper-base.js';
@@ -52,8 +52,11 @@ export abstract class RemoteMemoryMapper extends MapperBase {
   /** Sends the finalize request for a checked region of `r`; returns the key the executor answers. */
   protected abstract sendInitialize(info: AllocInfo, r: Reservation, key: number, end: number): Promise<number>;
 
-  /** Rewrites code of an initialized region (already checked) in the executor. */
-  protected abstract patchRemote(address: number, bytes: Uint8Array, r: Reservation): Promise<void>;
+  /**
+   * Rewrites code of initialized regions in the executor: a batch whose every patch is already
+   * checked, each with the reservation that holds it.
+   */
+  protected abstract patchRemote(patches: readonly CodePatch[], holders: readonly Reservation[], options: PatchOptions): Promise<void>;
 
   async initialize(info: AllocInfo): Promise<number> {
     const { r, key, end } = this.beginInitialize(info);
@@ -62,11 +65,14 @@ export abstract class RemoteMemoryMapper extends MapperBase {
     return result;
   }
 
-  async patchCode(address: number, bytes: Uint8Array): Promise<void> {
+  async patchCode(patches: readonly CodePatch[], options: PatchOptions = {}): Promise<void> {
     this.checkOpen();
-    checkPatch(address, bytes);
-    checkPatchTarget(this.table, address, bytes.length);
-    await this.patchRemote(address, bytes, this.table.of(address, bytes.length, 'patchCode'));
+    checkPatchBatch(patches);
+    const holders = patches.map((p) => {
+      checkPatchTarget(this.table, p.address, p.bytes.length);
+      return this.table.of(p.address, p.bytes.length, 'patchCode');
+    });
+    await this.patchRemote(patches, holders, options);
   }
 
   async deinitialize(keys: readonly number[]): Promise<void> {

@@ -1,3 +1,4 @@
+import * as native from '../native/index.js';
 import { JitmemError, hex } from '../core/errors.js';
 import { HEADER_SIZE } from '../protocol/frame.js';
 import { JitmemSym, Sym } from '../protocol/setup.js';
@@ -5,31 +6,49 @@ import { SpsWriter } from '../protocol/sps.js';
 import { toWireActions } from '../protocol/alloc-actions.js';
 import { allocGroupId } from '../graph/alloc-group.js';
 import type { AllocInfo } from './memory-mapper.js';
+import { patchBytes, type CodePatch } from './code-patch.js';
 import { ExecutorSession, expectAddr, expectSuccess } from '../session/executor-session.js';
 import type { Reservation } from './reservation-table.js';
 import { RemoteMemoryMapper, callArgs } from './remote-memory-mapper.js';
 
 /**
  * The RPC-copy mapper: LLVM's SimpleRemoteMemoryMapper. The executor reserves anonymous
- * memory; working memory is a staging buffer here; initialize sends the content bytes in the
+ * memory; working memory is a staging area here; initialize sends the content bytes in the
  * FinalizeRequest and the executor copies them into place. Works over any transport, including
  * TCP to another machine.
+ *
+ * One copy on this side: the staging area of a reservation is an anonymous mapping of its size
+ * (address space only, until written), working memory is a zero-copy view of it, and the
+ * finalize request goes out as a gather write whose content pieces are those views, so the
+ * kernel's copy into the socket is the only one. The views are detached once the executor has
+ * answered, which it does only after reading the whole request; warm staging pages are reused
+ * by the next allocation of the same range, and no buffer is allocated per allocation, which
+ * keeps the garbage collector out of the way.
  */
 export class RpcCopyMapper extends RemoteMemoryMapper {
+  /** This side's staging mapping of each reservation, by executor start address. */
+  private readonly staging = new Map<number, number>();
+
   constructor(session: ExecutorSession) {
     super(session, 'memMgr');
   }
 
   protected async reserveRange(bytes: number): Promise<number> {
-    return expectAddr(await this.session.call(Sym.memMgrReserve, this.args().u64(bytes)), 'reserve');
+    const start = expectAddr(await this.session.call(Sym.memMgrReserve, this.args().u64(bytes)), 'reserve');
+    try {
+      this.staging.set(start, native.reserve(bytes, native.PROT_RW));
+    } catch (err) {
+      await this.releaseRemote([start]).catch(() => undefined);
+      throw err;
+    }
+    return start;
   }
 
-  protected workingMemory(_r: Reservation, _addr: number, size: number): Uint8Array {
-    return new Uint8Array(size);
+  protected workingMemory(r: Reservation, addr: number, size: number): Uint8Array {
+    return native.view(this.staging.get(r.start)! + (addr - r.start), size);
   }
 
   protected async sendInitialize(info: AllocInfo, r: Reservation, key: number, end: number): Promise<number> {
-    let contentBytes = 0;
     const segments = info.segments.map((seg) => {
       const addr = info.mappingBase + seg.offset;
       const working = seg.workingMemory ?? r.views.get(addr)?.[0];
@@ -38,25 +57,40 @@ export class RpcCopyMapper extends RemoteMemoryMapper {
           addr,
         });
       }
-      contentBytes += seg.contentSize;
       return { group: allocGroupId(seg.group), addr, size: seg.contentSize + seg.zeroFillSize, content: working?.subarray(0, seg.contentSize) };
     });
-    // One copy, into the frame itself: the header is written in front of it without another.
-    const w = new SpsWriter(64 + contentBytes + segments.length * 32 + info.actions.length * 64, HEADER_SIZE);
-    w.addr(this.instance).finalizeRequest({ segments, actions: toWireActions(info.actions) });
-    this.table.detachViews(r, key, end);
-    return expectAddr(await this.session.call(Sym.memMgrInitialize, w), 'initialize');
+    // The content is referenced, not copied: the frame leaves as header and metadata pieces
+    // around views of the staging pages.
+    const w = new SpsWriter(64 + segments.length * 40 + info.actions.length * 64, HEADER_SIZE);
+    w.addr(this.instance).finalizeRequest({ segments, actions: toWireActions(info.actions) }, true);
+    try {
+      return expectAddr(await this.session.call(Sym.memMgrInitialize, w), 'initialize');
+    } finally {
+      // Answered (or the session is gone, and the socket with it): the views may go.
+      this.table.detachViews(r, key, end);
+    }
   }
 
   /**
-   * Rewrites code in an initialized segment in place: the bytes travel to the executor, which
-   * opens the pages for writing, copies, restores their protection and flushes the I-cache
-   * before it answers. Needs a jitmem executor (LLVM's has no such service).
+   * Rewrites code in place: the whole batch travels to the executor in one call, which opens
+   * each segment's pages for writing once, copies, restores their protection and flushes the
+   * I-cache before it answers. Needs a jitmem executor (LLVM's has no such service).
    */
-  protected async patchRemote(address: number, bytes: Uint8Array): Promise<void> {
+  protected async patchRemote(patches: readonly CodePatch[]): Promise<void> {
     if (!this.session.hasSymbol(JitmemSym.patchCode)) {
       throw new JitmemError('ERR_UNSUPPORTED_BY_EXECUTOR', `patchCode needs an executor that provides ${JitmemSym.patchCode} (a jitmem executor); this one does not`, {});
     }
-    expectSuccess(await this.session.call(JitmemSym.patchCode, callArgs().addr(address).bytes(bytes)), 'patchCode');
+    const w = callArgs(16 + patches.length * 16 + patchBytes(patches)).sequence(patches, (w, p) => w.addr(p.address).bytes(p.bytes));
+    expectSuccess(await this.session.call(JitmemSym.patchCode, w), 'patchCode');
+  }
+
+  /** The staging mapping goes with the record. */
+  protected override forget(r: Reservation): void {
+    super.forget(r);
+    const staging = this.staging.get(r.start);
+    if (staging !== undefined) {
+      this.staging.delete(r.start);
+      native.unmap(staging, r.end - r.start);
+    }
   }
 }

@@ -6,6 +6,7 @@ import { JitmemSym, Sym } from '../protocol/setup.js';
 import { toWireActions } from '../protocol/alloc-actions.js';
 import { allocGroupId } from '../graph/alloc-group.js';
 import type { AllocInfo } from './memory-mapper.js';
+import { COHERENT_ICACHE, type CodePatch, type PatchOptions } from './code-patch.js';
 import { ExecutorSession, decodeResult, expectAddr, expectSuccess } from '../session/executor-session.js';
 import type { Reservation } from './reservation-table.js';
 import { RemoteMemoryMapper, callArgs } from './remote-memory-mapper.js';
@@ -92,20 +93,23 @@ export class SharedMemoryMapper extends RemoteMemoryMapper {
   }
 
   /**
-   * Rewrites code in an initialized segment in place. Our mapping of the shared pages is
-   * writable whatever the executor's protection, so the bytes go straight in; the executor only
-   * flushes its I-cache before it answers (x86 keeps it coherent, and LLVM's executor has no
-   * flush service, so there the call is skipped).
+   * Rewrites code in place through our mapping of the shared pages, which is writable whatever
+   * the executor's protection: every byte of the batch goes straight in, and then at most one
+   * call makes the executor fetch them (a code barrier: I-cache flush per range and a serialized
+   * instruction stream in every thread). Where the I-cache is coherent (x86-64) and the caller
+   * says no code is running, no call is needed at all: the next call into the code crosses a
+   * context switch. LLVM's executor has no barrier service; on x86-64 its threads see the bytes
+   * at their next context switch, elsewhere patching needs a jitmem executor.
    */
-  protected async patchRemote(address: number, bytes: Uint8Array, r: Reservation): Promise<void> {
-    const flush = this.session.hasSymbol(JitmemSym.flushICache);
-    if (!flush && process.arch !== 'x64' && process.arch !== 'ia32') {
-      throw new JitmemError('ERR_UNSUPPORTED_BY_EXECUTOR', `patchCode on ${process.arch} needs an executor that provides ${JitmemSym.flushICache} (a jitmem executor)`, {});
+  protected async patchRemote(patches: readonly CodePatch[], holders: readonly Reservation[], options: PatchOptions): Promise<void> {
+    const barrier = this.session.hasSymbol(JitmemSym.codeBarrier);
+    if (!barrier && !COHERENT_ICACHE) {
+      throw new JitmemError('ERR_UNSUPPORTED_BY_EXECUTOR', `patchCode on ${process.arch} needs an executor that provides ${JitmemSym.codeBarrier} (a jitmem executor)`, {});
     }
-    native.copyIn(this.localAddress(r.start, address), bytes);
-    if (flush) {
-      expectSuccess(await this.session.call(JitmemSym.flushICache, callArgs().addrRange({ start: address, end: address + bytes.length })), 'patchCode');
-    }
+    patches.forEach((p, i) => native.copyIn(this.localAddress(holders[i]!.start, p.address), p.bytes));
+    if (!barrier || (COHERENT_ICACHE && options.codeRunning === false)) return;
+    const w = callArgs(16 + patches.length * 16).sequence(patches, (w, p) => w.addrRange({ start: p.address, end: p.address + p.bytes.length }));
+    expectSuccess(await this.session.call(JitmemSym.codeBarrier, w), 'patchCode');
   }
 
   /** Our mapping goes with the record. */

@@ -30,6 +30,7 @@ interface RawAddon {
   mapShared(fd: number, length: number, prot: number): number;
   closeFd(fd: number): void;
   flushICache(address: number, length: number): void;
+  syncCore(): boolean;
   call(address: number, args: Array<number | bigint>): bigint;
   callWrapper(address: number, args: Uint8Array): Uint8Array;
   actionAddresses(): ActionAddresses;
@@ -222,22 +223,39 @@ export function flushICache(address: number, length: number): void {
 }
 
 /**
- * Rewrites code in place, in pages of this process whose protection is `prot`: the pages under
- * the bytes get a write window (RW, not RWX, so W^X holds), the bytes go in, the protection
- * comes back whatever happened, and executable pages get their instruction cache flushed. The
- * in-process mapper and the executor both patch through here.
+ * Serializes the instruction stream of every thread of this process (membarrier SYNC_CORE):
+ * after it returns, no thread runs instructions fetched before the call. Returns false where the
+ * kernel lacks the command.
  */
-export function patchInPlace(address: number, bytes: Uint8Array, prot: number): void {
+export function syncCore(): boolean {
+  return raw().syncCore();
+}
+
+/**
+ * Rewrites code in place, a batch of patches inside one run of pages of this process whose
+ * protection is `prot`: the pages from the first patch to the last get one write window (RW,
+ * not RWX, so W^X holds), the bytes go in, the protection comes back whatever happened, and
+ * executable pages get their instruction cache flushed. The in-process mapper and the executor
+ * both patch through here.
+ */
+export function patchInPlace(patches: ReadonlyArray<{ readonly address: number; readonly bytes: Uint8Array }>, prot: number): void {
+  if (patches.length === 0) return;
   const page = pageSize();
-  const first = alignDown(address, page);
-  const length = alignUp(address + bytes.length, page) - first;
+  let low = Number.POSITIVE_INFINITY;
+  let high = 0;
+  for (const p of patches) {
+    low = Math.min(low, p.address);
+    high = Math.max(high, p.address + p.bytes.length);
+  }
+  const first = alignDown(low, page);
+  const length = alignUp(high, page) - first;
   protect(first, length, PROT_RW);
   try {
-    copyIn(address, bytes);
+    for (const p of patches) copyIn(p.address, p.bytes);
   } finally {
     protect(first, length, prot);
   }
-  if (prot & PROT_X) flushICache(address, bytes.length);
+  if (prot & PROT_X) for (const p of patches) flushICache(p.address, p.bytes.length);
 }
 
 function checkArgs(args: ReadonlyArray<number | bigint>): Array<number | bigint> {

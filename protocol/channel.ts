@@ -21,11 +21,20 @@ export type Role = 'controller' | 'executor';
 export type CallResult = Uint8Array | SpsWriter | undefined;
 export type CallHandler = (tag: number, payload: Uint8Array, seq: number) => CallResult | Promise<CallResult>;
 
+/**
+ * Answers a call whose large payload arrived in pieces (ChannelOptions.gatherFrom) without
+ * assembling it; returning null passes the call to the ordinary handler with the assembled payload.
+ */
+export type GatheredCallHandler = (tag: number, pieces: readonly Uint8Array[], seq: number) => CallResult | Promise<CallResult> | null;
+
 export interface ChannelOptions {
   readonly role: Role;
   /** Frames whose MsgSize is above this are refused and end the session. */
   readonly maxFrameSize?: number;
   readonly handler?: CallHandler;
+  /** Payloads of at least this many bytes that arrive in several chunks go to `gatheredHandler` as pieces. */
+  readonly gatherFrom?: number;
+  readonly gatheredHandler?: GatheredCallHandler;
   /** The `code` pending and later calls reject with once the session is over. */
   readonly lostCode?: string;
   /** What the other side is called in messages ("executor", "controller"). */
@@ -92,7 +101,7 @@ export class Channel {
         maxFrameSize: options.maxFrameSize,
       });
     }
-    this.parser = new FrameParser(this.maxFrameSize);
+    this.parser = new FrameParser(this.maxFrameSize, options.gatheredHandler ? (options.gatherFrom ?? Number.POSITIVE_INFINITY) : Number.POSITIVE_INFINITY);
     if (options.maxUnsentBytes !== undefined && (!Number.isSafeInteger(options.maxUnsentBytes) || options.maxUnsentBytes < MIN_UNSENT_BYTES)) {
       throw new JitmemError('ERR_INVALID_OPTION', `maxUnsentBytes must be an integer >= ${MIN_UNSENT_BYTES}; got ${String(options.maxUnsentBytes)}`, {
         maxUnsentBytes: options.maxUnsentBytes,
@@ -180,6 +189,18 @@ export class Channel {
   private sendFrame(opcode: number, seq: number, tag: number, payload: Uint8Array | SpsWriter): void {
     if (this.ended) return;
     let frame: Uint8Array;
+    if (payload instanceof SpsWriter && payload.gathered) {
+      // A gather write: the pieces leave from where they are, in one writev with the rest of
+      // this turn's frames.
+      if (payload.headroom !== HEADER_SIZE) throw new JitmemError('ERR_INTERNAL', `a writer with spliced bytes needs ${HEADER_SIZE} bytes of headroom for the frame header`);
+      const pieces = payload.finishPieces();
+      const size = HEADER_SIZE + payload.length;
+      writeHeader(pieces[0]!, opcode, seq, tag, size);
+      this.stats.bytesSent += size;
+      this.corkForThisTurn();
+      for (const piece of pieces) this.output.write(piece);
+      return;
+    }
     if (payload instanceof SpsWriter) {
       if (payload.headroom === HEADER_SIZE) {
         frame = payload.finishWithHeadroom();
@@ -191,17 +212,22 @@ export class Channel {
       frame = encodeFrame(opcode, seq, tag, payload);
     }
     this.stats.bytesSent += frame.length;
-    // Frames sent in one turn of the event loop (pipelined calls, the results of a batch of
-    // calls) leave in one writev instead of one syscall each.
-    if (!this.corked) {
-      this.corked = true;
-      this.output.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.output.uncork();
-      });
-    }
+    this.corkForThisTurn();
     this.output.write(frame);
+  }
+
+  /**
+   * Frames sent in one turn of the event loop (pipelined calls, the results of a batch of
+   * calls, the pieces of a gathered frame) leave in one writev instead of one syscall each.
+   */
+  private corkForThisTurn(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.output.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      this.output.uncork();
+    });
   }
 
   private receive(chunk: Uint8Array): void {
@@ -292,7 +318,8 @@ export class Channel {
     if (!handler) return this.protocolError(unknown());
     let result: CallResult | Promise<CallResult>;
     try {
-      result = handler(frame.tag, frame.payload, frame.seq);
+      const gathered = frame.pieces && this.options.gatheredHandler ? this.options.gatheredHandler(frame.tag, frame.pieces, frame.seq) : null;
+      result = gathered ?? handler(frame.tag, frame.payload, frame.seq);
     } catch (err) {
       return this.protocolError(err);
     }

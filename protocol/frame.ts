@@ -22,16 +22,52 @@ export interface Frame {
   readonly opcode: OpCode;
   readonly seq: number;
   readonly tag: number;
-  /** A view into the received bytes where possible; valid until the handler returns or copies it. */
+  /**
+   * A view into the received bytes where possible; valid until the handler returns or copies it.
+   * For a gathered frame it is assembled (one copy) when first read.
+   */
   readonly payload: Uint8Array;
+  /**
+   * Set for a large payload that arrived in several chunks, when the parser was asked to gather
+   * such payloads: the chunks' views in order, so that a reader can take the bytes from where
+   * they are instead of from one assembled copy.
+   */
+  readonly pieces?: readonly Uint8Array[];
+}
+
+/** A frame whose payload stays in its pieces until someone reads `payload`. */
+function gatheredFrame(opcode: OpCode, seq: number, tag: number, pieces: Uint8Array[]): Frame {
+  let assembled: Uint8Array | undefined;
+  return {
+    opcode,
+    seq,
+    tag,
+    pieces,
+    get payload(): Uint8Array {
+      if (!assembled) {
+        let n = 0;
+        for (const p of pieces) n += p.length;
+        assembled = new Uint8Array(n);
+        let at = 0;
+        for (const p of pieces) {
+          assembled.set(p, at);
+          at += p.length;
+        }
+      }
+      return assembled;
+    },
+  };
 }
 
 const TWO_32 = 2 ** 32;
 
-/** Writes a header into bytes [0, 32) of `frame`, whose length is the whole MsgSize. */
-export function writeHeader(frame: Uint8Array, opcode: number, seq: number, tag: number): void {
+/**
+ * Writes a header into bytes [0, 32) of `frame`. MsgSize is `frame`'s length, or `size` for a
+ * frame sent in several pieces of which `frame` is the first.
+ */
+export function writeHeader(frame: Uint8Array, opcode: number, seq: number, tag: number, size = frame.length): void {
   const dv = new DataView(frame.buffer, frame.byteOffset, HEADER_SIZE);
-  putU64(dv, 0, frame.length);
+  putU64(dv, 0, size);
   putU64(dv, 8, opcode);
   putU64(dv, 16, seq);
   putU64(dv, 24, tag);
@@ -65,14 +101,18 @@ export class FrameError extends JitmemError {}
 /**
  * Incremental frame parser over a byte stream. Chunks are kept as they arrive; a payload that
  * lies inside one chunk is handed out as a view of it, and one spread over several chunks is
- * assembled once into a buffer of exactly its size (checked against the limit first).
+ * assembled once into a buffer of exactly its size (checked against the limit first), or, when
+ * it is at least `gatherFrom` bytes, handed out as its pieces (Frame.pieces).
  */
 export class FrameParser {
   private chunks: Uint8Array[] = [];
   private buffered = 0;
   private header: { size: number; opcode: number; seq: number; tag: number } | null = null;
 
-  constructor(private readonly maxFrameSize: number) {}
+  constructor(
+    private readonly maxFrameSize: number,
+    private readonly gatherFrom = Number.POSITIVE_INFINITY,
+  ) {}
 
   /** Bytes received but not yet part of a complete frame. */
   get pending(): number {
@@ -98,10 +138,13 @@ export class FrameParser {
       }
       const payloadSize = this.header.size - HEADER_SIZE;
       if (this.buffered < payloadSize) break;
-      const payload = this.take(payloadSize);
       const h = this.header;
       this.header = null;
-      frames.push({ opcode: h.opcode as OpCode, seq: h.seq, tag: h.tag, payload });
+      if (payloadSize >= this.gatherFrom && this.chunks[0]!.length < payloadSize) {
+        frames.push(gatheredFrame(h.opcode as OpCode, h.seq, h.tag, this.takePieces(payloadSize)));
+      } else {
+        frames.push({ opcode: h.opcode as OpCode, seq: h.seq, tag: h.tag, payload: this.take(payloadSize) });
+      }
     }
     return frames;
   }
@@ -140,6 +183,26 @@ export class FrameParser {
       });
     }
     return { size, opcode, seq, tag };
+  }
+
+  /** Removes `n` buffered bytes from the front as views of the chunks they lie in (no copy). */
+  private takePieces(n: number): Uint8Array[] {
+    const pieces: Uint8Array[] = [];
+    let left = n;
+    while (left > 0) {
+      const c = this.chunks[0]!;
+      if (c.length <= left) {
+        pieces.push(c);
+        left -= c.length;
+        this.chunks.shift();
+      } else {
+        pieces.push(c.subarray(0, left));
+        this.chunks[0] = c.subarray(left);
+        left = 0;
+      }
+    }
+    this.buffered -= n;
+    return pieces;
   }
 
   /** Removes `n` buffered bytes from the front: a view when they lie in one chunk, else one copy. */

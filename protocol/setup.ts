@@ -49,10 +49,17 @@ export const LLVM22_BOOTSTRAP_SYMBOLS: readonly string[] = Object.freeze(Object.
 export const JitmemSym = {
   /** (SPSSequence<SPSExecutorAddrRange>) -> SPSExpected<SPSSequence<SPSSequence<char>>>: sha256 per range. */
   checksum: 'jitmem_checksum_wrapper',
-  /** (SPSExecutorAddr, SPSSequence<char>) -> SPSError: overwrite code of an initialized segment in place. */
+  /**
+   * (SPSSequence<SPSTuple<SPSExecutorAddr, SPSSequence<char>>>) -> SPSError: overwrite code of
+   * initialized segments in place, a batch of patches in one call, all checked before any is written.
+   */
   patchCode: 'jitmem_patch_code_wrapper',
-  /** (SPSExecutorAddrRange) -> SPSError: make new bytes in an executable segment visible to instruction fetch. */
-  flushICache: 'jitmem_flush_icache_wrapper',
+  /**
+   * (SPSSequence<SPSExecutorAddrRange>) -> SPSError: make bytes written into executable segments
+   * from outside (through shared memory) what every thread fetches next: flush each range's
+   * I-cache lines, then serialize every thread's instruction stream.
+   */
+  codeBarrier: 'jitmem_code_barrier_wrapper',
   /** () -> SPSEmpty: a call that does nothing, for round-trip latency. */
   noop: 'jitmem_noop_wrapper',
   /** () -> SPSError: walks the executor's stack through its unwinder, which reads every registered EH frame (a diagnostic). */

@@ -37,6 +37,16 @@ export interface WireSegment {
   addr: number;
   size: number;
   content?: Uint8Array;
+  /** The content as views of the pieces of a gathered frame, instead of `content` (decodeFinalizeRequestPieces). */
+  contentPieces?: readonly Uint8Array[];
+}
+
+/** Bytes of content a segment carries, in one view or in pieces. */
+export function contentLength(s: WireSegment): number {
+  if (s.content) return s.content.length;
+  let n = 0;
+  for (const p of s.contentPieces ?? []) n += p.length;
+  return n;
 }
 
 export interface WireFinalizeRequest {
@@ -63,6 +73,12 @@ export class SpsWriter {
   private dv: DataView;
   private pos: number;
   private readonly start: number;
+  /**
+   * Bytes referenced rather than copied (bytesByReference): each goes on the wire after the
+   * first `at` bytes of buf.
+   */
+  private readonly spliced: Array<{ readonly at: number; readonly bytes: Uint8Array }> = [];
+  private splicedBytes = 0;
 
   /**
    * `headroom` bytes are left free in front of the payload so that a frame header can be
@@ -75,9 +91,14 @@ export class SpsWriter {
     this.start = headroom;
   }
 
-  /** Bytes of payload written so far. */
+  /** Bytes of payload written so far, spliced ones included. */
   get length(): number {
-    return this.pos - this.start;
+    return this.pos - this.start + this.splicedBytes;
+  }
+
+  /** True when some bytes are referenced rather than copied: send the pieces (finishPieces). */
+  get gathered(): boolean {
+    return this.spliced.length > 0;
   }
 
   get headroom(): number {
@@ -102,7 +123,25 @@ export class SpsWriter {
 
   /** Headroom plus payload (a view, no copy): what a frame writer fills in and sends. */
   finishWithHeadroom(): Uint8Array {
+    if (this.spliced.length > 0) throw new JitmemError('ERR_INTERNAL', 'SpsWriter: a writer with bytes spliced in by reference goes out in pieces (finishPieces)');
     return this.buf.subarray(0, this.pos);
+  }
+
+  /**
+   * Headroom plus payload as the pieces to send one after the other (a gather write): views of
+   * this writer's buffer between the bytes spliced in by reference, and those bytes themselves.
+   * The spliced bytes must stay as they are until the pieces have been written.
+   */
+  finishPieces(): Uint8Array[] {
+    const pieces: Uint8Array[] = [];
+    let from = 0;
+    for (const s of this.spliced) {
+      if (s.at > from) pieces.push(this.buf.subarray(from, s.at));
+      pieces.push(s.bytes);
+      from = s.at;
+    }
+    if (this.pos > from || pieces.length === 0) pieces.push(this.buf.subarray(from, this.pos));
+    return pieces;
   }
 
   u8(v: number): this {
@@ -188,6 +227,19 @@ export class SpsWriter {
     return this.u64(bytes.length).raw(bytes);
   }
 
+  /**
+   * SPSSequence<char> whose bytes are not copied into this writer: they go on the wire from
+   * where they are (see finishPieces). For large content a sender holds anyway.
+   */
+  bytesByReference(bytes: Uint8Array): this {
+    this.u64(bytes.length);
+    if (bytes.length > 0) {
+      this.spliced.push({ at: this.pos, bytes });
+      this.splicedBytes += bytes.length;
+    }
+    return this;
+  }
+
   /** SPSString: UTF-8 bytes with a u64 count, no NUL. */
   string(s: string): this {
     const b = utf8Encoder.encode(s);
@@ -256,10 +308,15 @@ export class SpsWriter {
     return this.sequence(set, (w, e) => w.string(e.name).bool(e.required));
   }
 
-  /** SPSFinalizeRequest: segments carry their content. */
-  finalizeRequest(fr: WireFinalizeRequest): this {
+  /**
+   * SPSFinalizeRequest: segments carry their content, copied into this writer, or referenced
+   * (`byReference`) when the caller sends the pieces with a gather write.
+   */
+  finalizeRequest(fr: WireFinalizeRequest, byReference = false): this {
     this.sequence(fr.segments, (w, s) => {
-      w.remoteAllocGroup(s.group).addr(s.addr).u64(s.size).bytes(s.content ?? new Uint8Array(0));
+      w.remoteAllocGroup(s.group).addr(s.addr).u64(s.size);
+      if (byReference) w.bytesByReference(s.content ?? new Uint8Array(0));
+      else w.bytes(s.content ?? new Uint8Array(0));
     });
     return this.sequence(fr.actions, (w, a) => w.allocActionCallPair(a));
   }
@@ -535,4 +592,110 @@ export function decode<T>(bytes: Uint8Array, what: string, read: (r: SpsReader) 
   const v = read(r);
   r.end();
   return v;
+}
+
+/** Reads a payload that is still in the pieces it arrived in, front to back. */
+class PiecesCursor {
+  private index = 0;
+  private offset = 0;
+  private consumed = 0;
+  readonly total: number;
+
+  constructor(
+    private readonly pieces: readonly Uint8Array[],
+    private readonly what: string,
+  ) {
+    let n = 0;
+    for (const p of pieces) n += p.length;
+    this.total = n;
+  }
+
+  get remaining(): number {
+    return this.total - this.consumed;
+  }
+
+  /** The next `n` bytes in one view: of the piece itself when they lie in one, else a copy (keep n small). */
+  read(n: number, field: string): Uint8Array {
+    this.need(n, field);
+    const piece = this.pieces[this.index]!;
+    if (piece.length - this.offset >= n) {
+      const out = piece.subarray(this.offset, this.offset + n);
+      this.advance(n);
+      return out;
+    }
+    const out = new Uint8Array(n);
+    let at = 0;
+    for (const v of this.views(n, field)) {
+      out.set(v, at);
+      at += v.length;
+    }
+    return out;
+  }
+
+  /** The next `n` bytes as views of the pieces they lie in (no copy). */
+  views(n: number, field: string): Uint8Array[] {
+    this.need(n, field);
+    const out: Uint8Array[] = [];
+    let left = n;
+    while (left > 0) {
+      const piece = this.pieces[this.index]!;
+      const take = Math.min(left, piece.length - this.offset);
+      if (take > 0) out.push(piece.subarray(this.offset, this.offset + take));
+      this.advance(take);
+      left -= take;
+    }
+    return out;
+  }
+
+  /** A reader over the next `n` bytes, which lie in one view (see read). */
+  reader(n: number, field: string): SpsReader {
+    return new SpsReader(this.read(n, field), `${this.what} (${field} at byte offset ${this.consumed - n})`);
+  }
+
+  private advance(n: number): void {
+    this.consumed += n;
+    this.offset += n;
+    while (this.index < this.pieces.length && this.offset >= this.pieces[this.index]!.length && this.consumed < this.total) {
+      this.offset -= this.pieces[this.index]!.length;
+      this.index++;
+    }
+  }
+
+  private need(n: number, field: string): void {
+    if (n > this.remaining) {
+      throw new JitmemError('ERR_SPS_MALFORMED', `malformed ${this.what} at byte offset ${this.consumed}: ${field} needs ${n} bytes but only ${this.remaining} remain`, {
+        offset: this.consumed,
+        length: this.total,
+        needed: n,
+      });
+    }
+  }
+}
+
+/**
+ * Decodes (SPSExecutorAddr, SPSFinalizeRequest), the arguments of the memory manager's
+ * initialize, from a payload still in its pieces: each segment's content comes back as views of
+ * the pieces (contentPieces), so that it is copied once, into target memory; only the few bytes
+ * around the contents are read from copies when they straddle two pieces.
+ */
+export function decodeFinalizeRequestPieces(pieces: readonly Uint8Array[], what: string): [number, WireFinalizeRequest] {
+  const c = new PiecesCursor(pieces, what);
+  const instance = c.reader(8, 'the instance address').addr();
+  const count = c.reader(8, 'the segment count').u64('the segment count');
+  if (count * 25 > c.remaining) {
+    throw new JitmemError('ERR_SPS_MALFORMED', `malformed ${what}: ${count} segments need at least ${count * 25} bytes but only ${c.remaining} remain`, { count });
+  }
+  const segments: WireSegment[] = [];
+  for (let i = 0; i < count; i++) {
+    const r = c.reader(25, `segment ${i}`);
+    const group = r.remoteAllocGroup();
+    const addr = r.addr('a segment address');
+    const size = r.u64('a segment size');
+    const length = r.u64('a content size');
+    segments.push({ group, addr, size, contentPieces: c.views(length, `the content of segment ${i}`) });
+  }
+  const tail = new SpsReader(c.read(c.remaining, 'the alloc actions'), `${what} (alloc actions)`);
+  const actions = tail.sequence(32, (r) => r.allocActionCallPair());
+  tail.end();
+  return [instance, { segments, actions }];
 }

@@ -32,7 +32,7 @@ test('jitmem bench writes a report that validates against schema 1, with every p
   t.is(report.schema, 1);
   t.deepEqual(
     [...new Set(report.results.map((r) => `${r.workload}/${r.mapper}`))].sort(),
-    ['cray/inprocess', 'cray/rpc', 'cray/shared', 'python/inprocess', 'python/rpc', 'python/shared'],
+    ['cray/dualmap', 'cray/inprocess', 'cray/rpc', 'cray/shared', 'python/dualmap', 'python/inprocess', 'python/rpc', 'python/shared'],
   );
   for (const r of report.results) {
     t.deepEqual(Object.keys(r.phases).sort(), ['deinitialize', 'initialize', 'prepare', 'release', 'reserve', 'write']);
@@ -45,10 +45,12 @@ test('jitmem bench writes a report that validates against schema 1, with every p
   t.true(py('rpc').bytes.moved >= py('rpc').bytes.content);
   t.true(py('shared').bytes.moved < py('shared').bytes.content / 20);
   t.is(py('inprocess').bytes.moved, 0);
+  t.is(py('dualmap').bytes.moved, 0);
+  t.is(py('dualmap').executor, 'none');
   t.true(report.ratios.some((r) => r.workload === 'python' && r.mapper === 'shared' && r.baseline === 'rpc' && r.ci95[0] <= r.speedup && r.speedup <= r.ci95[1]));
   t.regex(stdout, /report: .*report\.json/);
   t.regex(stdout, /extra time of shared memory over in-process.*budget <= 8 ms/);
-  t.regex(stdout, /extra time of RPC copy over in-process.*budget <= 15 ms/);
+  t.regex(stdout, /extra time of RPC copy over in-process.*budget <= 8 ms/);
   t.true(report.env.cpus >= 1 && report.env.pageSize === 4096 && typeof report.env.placement.pin === 'string');
 });
 
@@ -84,7 +86,7 @@ class CorruptingMapper implements MemoryMapper {
   }
 }
 
-for (const mapper of ['inprocess', 'shared', 'rpc'] as const) {
+for (const mapper of ['inprocess', 'dualmap', 'shared', 'rpc'] as const) {
   test(`the integrity check bites: one byte flipped after write fails the run, naming the cell and the address (${mapper})`, async (t) => {
     let corrupter: CorruptingMapper | undefined;
     const err = await t.throwsAsync(

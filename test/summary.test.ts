@@ -27,7 +27,7 @@ test('a speedup whose interval holds 1 reads "no measurable difference"; one out
 
 test('the summary explains rme, calls and (cold) under the table, and an exceeded budget is marked and explained', (t) => {
   const report = defaultShapedReport({ llvm: true });
-  // python/load: RPC copy 42 ms against in-process 17 ms is over the 15 ms budget.
+  // python/load: RPC copy 42 ms against in-process 17 ms is over the 8 ms budget.
   t.true(overBudget(report));
   const text = renderSummary(report, 'r.json', { skipped: skippedCells });
   const tableEnd = text.indexOf('\n\n');
@@ -35,12 +35,12 @@ test('the summary explains rme, calls and (cold) under the table, and an exceede
   t.regex(text, /^rme: /m);
   t.regex(text, /^calls: /m);
   t.regex(text, /^\(cold\): /m);
-  t.regex(text, /^OVER BUDGET: python\/load first-fit: extra time of RPC copy over in-process, jitmem executor: \+\d+\.\d\d ms, budget <= 15 ms/m);
+  t.regex(text, /^OVER BUDGET: python\/load first-fit: extra time of RPC copy over in-process, jitmem executor: \+\d+\.\d\d ms, budget <= 8 ms/m);
   t.regex(text, /a budget is exceeded \(exit status stays 0; --check-budgets makes it 1\)/);
   t.regex(renderSummary(report, 'r.json', { skipped: [], checkBudgets: true }), /a budget is exceeded: exit status 1 \(--check-budgets\)/);
   t.regex(renderSummary(report, 'r.json', { skipped: [], colour: true }), /\x1b\[1;31mOVER BUDGET: /);
   t.notRegex(renderSummary(report, 'r.json', { skipped: [] }), /\x1b/);
   t.is(text.match(/^skipped /gm)?.length, 1);
   // LLVM's rows are for comparison: never over budget, never highlighted.
-  t.regex(text, /LLVM's executor: \+\d+\.\d\d ms, budget <= 15 ms \(measured for comparison\)/);
+  t.regex(text, /LLVM's executor: \+\d+\.\d\d ms, budget <= 8 ms \(measured for comparison\)/);
 });

@@ -49,7 +49,7 @@ function describeStep(step: Step): unknown {
       return { op: 'allocate', id: step.id, graph: step.graph.name, content: hash.digest('hex').slice(0, 16) };
     }
     case 'patch':
-      return { ...step, bytes: Buffer.from(step.bytes).toString('hex') };
+      return { ...step, patches: step.patches.map((p) => ({ ...p, bytes: Buffer.from(p.bytes).toString('hex') })) };
     default:
       return step;
   }
@@ -193,7 +193,8 @@ test('patch changes the code that runs, in place, under the in-process mapper', 
   const manager = inProcessManager(t);
   const graph = returnConstantGraph(1);
   const code = (value: number) => returnConstantCode(value);
-  const plan = patchPlan([graph], { seed: 1, times: 5, patchAt: (i) => ({ offset: 0, bytes: code(100 + i) }) });
+  // One patch a batch, so that each new value can be seen running before the next goes in.
+  const plan = patchPlan([graph], { seed: 1, times: 5, batch: 1, patchAt: (i) => ({ offset: 0, bytes: code(100 + i) }) });
   const seen: number[] = [];
   let base: number | undefined;
   const result = await runPlan(plan, manager, {
@@ -212,7 +213,12 @@ test('patch changes the code that runs, in place, under the in-process mapper', 
 
 test('patch by default writes a module\'s own code back at seeded offsets, and needs a patcher', async (t) => {
   const plan = patchPlan(cray, { seed: 3, times: 50, bytes: 32 });
-  const patches = [...plan.steps()].filter((s) => s.op === 'patch');
+  const batches = [...plan.steps()].filter((s) => s.op === 'patch');
+  t.deepEqual(
+    batches.map((b) => [b.patches.length, b.codeRunning]),
+    new Array(5).fill([10, false]),
+  );
+  const patches = batches.flatMap((b) => b.patches);
   t.is(patches.length, 50);
   const text = cray[0]!.sections.find((s) => s.name === '.text')!;
   for (const p of patches) {
@@ -240,12 +246,21 @@ test('the in-process mapper patches code with a write window and gives the pages
   mapper.prepare(start, 16).set(returnConstantCode(7));
   await mapper.initialize({ mappingBase: start, segments: [{ offset: 0, contentSize: 16, zeroFillSize: 0, group: allocGroup(R | X) }], actions: [] });
   t.is(native.callInt32(start), 7);
-  await mapper.patchCode(start, returnConstantCode(8));
+  await mapper.patchCode([{ address: start, bytes: returnConstantCode(8) }]);
   t.is(native.callInt32(start), 8);
   // Still R-X, not writable: a write now would fault, so probe the protection by patching
   // outside the segment instead, which the mapper refuses without touching anything.
-  await t.throwsAsync(mapper.patchCode(start + page - 2, returnConstantCode(9)), { code: 'ERR_PATCH_OUT_OF_SEGMENT' });
-  await t.throwsAsync(mapper.patchCode(start + page * 4, returnConstantCode(9)), { code: 'ERR_OUT_OF_RESERVATION' });
+  await t.throwsAsync(mapper.patchCode([{ address: start + page - 2, bytes: returnConstantCode(9) }]), { code: 'ERR_PATCH_OUT_OF_SEGMENT' });
+  await t.throwsAsync(mapper.patchCode([{ address: start + page * 4, bytes: returnConstantCode(9) }]), { code: 'ERR_OUT_OF_RESERVATION' });
+  // A batch is refused whole when one of its patches is: the first patch did not go in either.
+  await t.throwsAsync(
+    mapper.patchCode([
+      { address: start, bytes: returnConstantCode(10) },
+      { address: start + page * 4, bytes: returnConstantCode(9) },
+    ]),
+    { code: 'ERR_OUT_OF_RESERVATION' },
+  );
+  t.is(native.callInt32(start), 8);
 });
 
 test('sweep covers 4 KiB to 64 MiB with graphs of exactly those sizes and seeded content', async (t) => {

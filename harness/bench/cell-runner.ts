@@ -2,7 +2,7 @@ import { Bench } from 'tinybench';
 import * as native from '../../native/index.js';
 import { JitmemError } from '../../core/errors.js';
 import type { LinkGraph } from '../../graph/link-graph.js';
-import type { MemoryMapper } from '../../mappers/memory-mapper.js';
+import type { CodePatch, MemoryMapper, PatchOptions } from '../../mappers/memory-mapper.js';
 import type { FitPolicy } from '../../mappers/slab/free-range-index.js';
 import { SlabMemoryManager, type FinalizedAllocation } from '../../mappers/slab/slab-memory-manager.js';
 import type { ExecutorName, MapperName, PatternName, PhaseName, ResultRow, SlabPoint, Stats } from '../report.js';
@@ -32,8 +32,8 @@ export interface MapperHandle {
   readonly read?: MemoryReader;
   /** Cumulative controller→executor calls and bytes sent (zeros in-process). */
   counters(): { calls: number; bytesSent: number };
-  /** Rewrites code in a finalized allocation in place (the `patch` pattern). */
-  readonly patch?: (address: number, bytes: Uint8Array) => Promise<void>;
+  /** Rewrites code in finalized allocations in place, a batch at a time (the `patch` pattern). */
+  readonly patch?: (patches: readonly CodePatch[], options?: PatchOptions) => Promise<void>;
   readonly executorPid?: number;
   close(): Promise<void>;
 }
@@ -70,6 +70,13 @@ interface Checked {
 }
 
 /** The phase each plan operation is timed as (allocate is split between reserve and prepare). */
+/**
+ * Finalizes and frees a plan keeps in flight: enough that a remote transport answers a run of
+ * them in a few wake-ups rather than one round trip each, few enough that freed ranges come
+ * back to the allocator soon (a range is reused only once its deinitialize has returned).
+ */
+const IN_FLIGHT = 64;
+
 const PHASE_OF: Record<Exclude<PlanOperation, 'allocate'>, PhaseName> = { finalize: 'initialize', patch: 'initialize', free: 'deinitialize' };
 
 export class CellRunner {
@@ -223,7 +230,7 @@ export class CellRunner {
       (() => Promise.reject(new JitmemError('ERR_PATCH_UNSUPPORTED', `cell ${name}: the ${this.cell.mapper} mapper cannot patch finalized code`, { cell: name })));
     // Plans are stateless: each iteration replays the same steps from the start.
     await runPlan(this.plan, manager, {
-      pipelineAllocations: true,
+      inFlight: IN_FLIGHT,
       freeAtEnd: true,
       patcher: { patchCode },
       hooks: {
@@ -248,7 +255,15 @@ export class CellRunner {
           checked.set(fin, { graph: step.graph, patches: [] });
         },
         patched: (fin, address, bytes) => checked.get(fin)!.patches.push({ offset: address - fin.base, bytes }),
-        beforeFree: (allocs) => this.verify(name, allocs, checked),
+        beforeFree: async (allocs, { last, drain }) => {
+          // Measured iterations check what is live at the end; warm-up iterations check every
+          // free besides. Checking in the middle of a measured iteration would stall its
+          // pipeline (the check needs the operations before it done) and add the executor's
+          // hashing to the time of the operations still in flight.
+          if (this.measured && !last) return;
+          await drain();
+          await this.verify(name, allocs, checked);
+        },
       },
       afterStep: record
         ? (step) => {

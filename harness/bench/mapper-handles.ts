@@ -5,8 +5,9 @@ import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js
 import { ExecutorSession, DEFAULT_LLVM_EXECUTOR } from '../../session/executor-session.js';
 import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
 import { RpcCopyMapper } from '../../mappers/rpc-copy-mapper.js';
+import { DualMappedMemoryMapper } from '../../mappers/dual-mapped-memory-mapper.js';
 import type { ExecutorName, MapperName } from '../report.js';
-import type { MemoryMapper } from '../../mappers/memory-mapper.js';
+import type { CodePatch, MemoryMapper, PatchOptions } from '../../mappers/memory-mapper.js';
 import type { MapperHandle } from './cell-runner.js';
 import type { AddressRange } from './integrity.js';
 import { sha256 } from './integrity.js';
@@ -37,7 +38,22 @@ function inProcessHandle(): MapperHandle {
     digest: async (ranges) => ranges.map((r) => sha256(native.view(r.start, r.length))),
     read: async (r) => native.view(r.start, r.length).slice(),
     counters: () => ({ calls: 0, bytesSent: 0 }),
-    patch: (address, bytes) => mapper.patchCode(address, bytes),
+    patch: (patches, options) => mapper.patchCode(patches, options),
+    close: () => mapper.close(),
+  };
+}
+
+/** The dual-mapped in-process mapper: target pages seen through its R-X view, as code sees them. */
+function dualMappedHandle(): MapperHandle {
+  const mapper = new DualMappedMemoryMapper();
+  return {
+    mapper: 'dualmap',
+    executor: 'none',
+    memoryMapper: mapper,
+    digest: async (ranges) => ranges.map((r) => sha256(native.view(r.start, r.length))),
+    read: async (r) => native.view(r.start, r.length).slice(),
+    counters: () => ({ calls: 0, bytesSent: 0 }),
+    patch: (patches, options) => mapper.patchCode(patches, options),
     close: () => mapper.close(),
   };
 }
@@ -66,7 +82,7 @@ async function remoteHandle(mapper: 'shared' | 'rpc', executor: 'jitmem' | 'llvm
       digest,
       read: async (r) => (await session.readBuffers(toWire([r])))[0]!,
       counters: () => session.counters(),
-      ...(memoryMapper.patchCode ? { patch: (address: number, bytes: Uint8Array) => memoryMapper.patchCode!(address, bytes) } : {}),
+      ...(memoryMapper.patchCode ? { patch: (patches: readonly CodePatch[], options?: PatchOptions) => memoryMapper.patchCode!(patches, options) } : {}),
       ...(session.pid !== undefined ? { executorPid: session.pid } : {}),
       close: async () => {
         try {
@@ -84,6 +100,7 @@ async function remoteHandle(mapper: 'shared' | 'rpc', executor: 'jitmem' | 'llvm
 
 export async function openHandle(mapper: MapperName, executor: ExecutorName, options: HandleOptions): Promise<MapperHandle> {
   if (mapper === 'inprocess') return inProcessHandle();
+  if (mapper === 'dualmap') return dualMappedHandle();
   if (executor === 'none') throw new JitmemError('ERR_INVALID_CELL', `the ${mapper} mapper needs an executor (jitmem or llvm)`, { mapper });
   return remoteHandle(mapper, executor, options);
 }

@@ -8,7 +8,7 @@ import { updatePlan } from '../../workloads/patterns/update-pattern.js';
 import { patchPlan } from '../../workloads/patterns/patch-pattern.js';
 import { sweepPlan, sweepSizes } from '../../workloads/patterns/sweep-pattern.js';
 import type { Plan } from '../../workloads/patterns/plan.js';
-import type { ExecutorName, MapperName, PatternName } from '../report.js';
+import { IN_PROCESS_MAPPERS, type ExecutorName, type MapperName, type PatternName } from '../report.js';
 import type { Cell } from './cell-runner.js';
 
 /**
@@ -35,6 +35,12 @@ export interface MatrixSelection {
   readonly churnOperations: number;
   readonly updateTimes: number;
   readonly patchTimes: number;
+  /**
+   * Patches per patchCode call in the patch pattern. 1 (the presets): every patch is a rewrite
+   * of its own, as an inline cache or a single breakpoint is; larger batches are what a tier-up
+   * or a debugger command rewrites at once.
+   */
+  readonly patchBatch: number;
   /** The run pattern: measured iterations per cell (each a process of its own), and executor spawns for the start-up figure. */
   readonly runIterations: number;
   readonly startupSamples: number;
@@ -43,7 +49,7 @@ export interface MatrixSelection {
 }
 
 export const ALL_PATTERNS: readonly PatternName[] = ['load', 'churn', 'update', 'patch', 'sweep', 'run'];
-export const ALL_MAPPERS: readonly MapperName[] = ['inprocess', 'shared', 'rpc'];
+export const ALL_MAPPERS: readonly MapperName[] = ['inprocess', 'dualmap', 'shared', 'rpc'];
 
 export function presetSelection(preset: Preset): MatrixSelection {
   switch (preset) {
@@ -61,6 +67,7 @@ export function presetSelection(preset: Preset): MatrixSelection {
         churnOperations: 200,
         updateTimes: 10,
         patchTimes: 50,
+        patchBatch: 1,
         runIterations: 3,
         startupSamples: 5,
         runScript: false,
@@ -80,6 +87,7 @@ export function presetSelection(preset: Preset): MatrixSelection {
         churnOperations: 400,
         updateTimes: 20,
         patchTimes: 100,
+        patchBatch: 1,
         runIterations: 5,
         startupSamples: 10,
         runScript: true,
@@ -98,6 +106,7 @@ export function presetSelection(preset: Preset): MatrixSelection {
         churnOperations: 2000,
         updateTimes: 50,
         patchTimes: 500,
+        patchBatch: 1,
         runIterations: 15,
         startupSamples: 20,
         runScript: true,
@@ -147,7 +156,7 @@ export function planCells(
     return g;
   };
   const executorsFor = (mapper: MapperName, pattern: PatternName): ExecutorName[] => {
-    if (mapper === 'inprocess') return ['none'];
+    if (IN_PROCESS_MAPPERS.includes(mapper)) return ['none'];
     return selection.executors.filter((e) => {
       if (e !== 'llvm') return true;
       if (!llvmInstalled) {
@@ -177,7 +186,7 @@ export function planCells(
         if (pattern === 'load') plan = loadPlan(g);
         else if (pattern === 'churn') plan = churnPlan(g, { seed, operations: selection.churnOperations });
         else if (pattern === 'update') plan = updatePlan(g, { times: selection.updateTimes });
-        else plan = patchPlan(g, { seed, times: selection.patchTimes });
+        else plan = patchPlan(g, { seed, times: selection.patchTimes, batch: selection.patchBatch });
       }
       for (const mapper of selection.mappers) {
         for (const executor of executorsFor(mapper, pattern)) {

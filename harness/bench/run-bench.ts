@@ -7,7 +7,8 @@ import type { PlannedCell } from './matrix.js';
 import { captureEnvironment, cpuPlan } from './environment.js';
 import { openHandle, llvmExecutorAvailable, type HandleOptions } from './mapper-handles.js';
 import { planCells, type MatrixSelection, type Preset, type SkippedCell } from './matrix.js';
-import { computeRatios, extraTimeBudgets } from './ratios.js';
+import { computeRatios, extraTimeBudgets, transportRatioBudgets } from './ratios.js';
+import { probeRoundTrip, roundTripBudget } from './round-trip-probe.js';
 import { runEndToEnd, type RunSkip } from './run-cells.js';
 import { endToEndBudgets, endToEndHeadlines } from './end-to-end.js';
 import type { EndToEndSection } from '../report.js';
@@ -62,6 +63,11 @@ export interface BenchRunOptions {
   readonly repoDir: string;
   readonly command?: readonly string[];
   readonly onProgress?: (event: BenchProgress) => void;
+  /**
+   * Measure a no-op round trip beside a sequential one-page finalize (shared memory, jitmem
+   * executor) after the cells, for the budget that relates them.
+   */
+  readonly probeRoundTrip?: boolean;
   /** Opens the transport of a cell; tests substitute their own (a corrupting mapper, say). */
   readonly openHandle?: OpenHandle;
 }
@@ -99,6 +105,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
   let endToEnd: EndToEndSection | undefined;
   const runSkips: RunSkip[] = [];
   const rowAt = new Map<number, ResultRow>();
+  let probe: Awaited<ReturnType<typeof probeRoundTrip>> | undefined;
   const roundOf = new Map<number, number>();
   try {
     for (const group of groups.values()) {
@@ -151,7 +158,9 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
       const run = await runEndToEnd({
         workloads: options.selection.workloads,
         workloadOptions: options.workloadOptions,
-        mappers: options.selection.mappers,
+        // The run pattern links through jitlink's program targets (in-process, shared memory, RPC
+        // copy); the dual mapping is not one of them.
+        mappers: options.selection.mappers.filter((m) => m !== 'dualmap'),
         iterations: options.selection.runIterations,
         rounds,
         startupSamples: options.selection.startupSamples,
@@ -164,6 +173,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
       endToEnd = run.section;
       runSkips.push(...run.skipped);
     }
+    if (options.probeRoundTrip) probe = await probeRoundTrip({ executorCpus: cpus.executor });
   } finally {
     if (cpus.controller) native.setAffinity(0, originalAffinity);
   }
@@ -174,7 +184,12 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
     controllerSeenOn: [...seen].sort((a, b) => a - b),
   };
   if (endToEnd) endToEnd.headlines = endToEndHeadlines(rows, options.seed);
-  const budgets: BudgetRow[] = [...extraTimeBudgets(rows), ...(endToEnd ? endToEndBudgets(rows, endToEnd) : [])];
+  const budgets: BudgetRow[] = [
+    ...extraTimeBudgets(rows),
+    ...transportRatioBudgets(rows),
+    ...(probe ? [roundTripBudget(probe)] : []),
+    ...(endToEnd ? endToEndBudgets(rows, endToEnd) : []),
+  ];
   const report: Report = {
     schema: 1,
     tool: { name: 'jitmem', version: toolVersion() },

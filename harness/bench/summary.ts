@@ -84,6 +84,12 @@ export interface BudgetLine {
 export function budgetItems(report: Report): BudgetLine[] {
   const budgets = report.budgets ?? [];
   return budgets.map((b) => {
+    if (b.unit !== 'ms') {
+      // Ratios (x): the value beside its bound.
+      const bound = b.direction === 'at-least' ? '>=' : '<=';
+      const over = !b.ok;
+      return { text: `${over ? 'OVER BUDGET: ' : ''}${b.label}: ${b.value.toFixed(2)}${b.unit}, budget ${bound} ${b.budget}${b.unit}${over ? '' : ': ok'}`, over };
+    }
     const llvm = b.label.includes("LLVM's executor");
     let ref = '';
     if (b.label.includes('jitmem executor')) {

@@ -50,6 +50,8 @@ measurement:
                         full 2000)
   --iterations N        minimum iterations per cell (quick 24, default 12, full 30)
   --seed N              seed of the churn, patch and sweep patterns (default 1)
+  --patch-batch N       patches per patchCode call in the patch pattern (default 1: each
+                        patch a rewrite of its own)
   --cold                a fresh slab every iteration (default: one warm slab kept across
                         iterations, like a long-running JIT)
   --granularity BYTES   slab reservation granularity (default 1073741824, as llvm-jitlink;
@@ -59,6 +61,9 @@ measurement:
                         drift in the machine's speed falls on every mapper alike (default 4)
   --pin same|split|none controller and executor on the same CPU, on two CPUs, or unpinned
                         (default none; where they ran is recorded either way)
+  --probe, --no-probe   after the cells, time a no-op round trip beside the finalize of a
+                        one-page graph through shared memory (default: on for the default and
+                        full presets without selection flags, off otherwise)
 
 output:
   --out FILE            the report file (default jitmem-reports/bench-<time>.json in the
@@ -153,6 +158,7 @@ export const benchCommand: Command = {
           time: { type: 'string' },
           iterations: { type: 'string' },
           seed: { type: 'string' },
+          'patch-batch': { type: 'string' },
           cold: { type: 'boolean' },
           granularity: { type: 'string' },
           rounds: { type: 'string' },
@@ -160,6 +166,8 @@ export const benchCommand: Command = {
           'no-charts': { type: 'boolean' },
           'check-budgets': { type: 'boolean' },
           pin: { type: 'string' },
+          probe: { type: 'boolean' },
+          'no-probe': { type: 'boolean' },
           out: { type: 'string' },
           help: { type: 'boolean', short: 'h' },
         },
@@ -173,6 +181,7 @@ export const benchCommand: Command = {
       io.stdout.write(HELP);
       return 0;
     }
+    if (values.probe && values['no-probe']) throw new JitmemError('ERR_INVALID_FLAG', '--probe and --no-probe exclude each other', {});
     if (values.quick && values.full) throw new JitmemError('ERR_INVALID_FLAG', '--quick and --full exclude each other', {});
     if (objects && objects.length === 0) throw new JitmemError('ERR_INVALID_FLAG', '--objects needs at least one file', {});
     const preset: Preset = values.quick ? 'quick' : values.full ? 'full' : 'default';
@@ -188,6 +197,7 @@ export const benchCommand: Command = {
       ...(values.policy ? { policies: values.policy.split(',').map((p) => checkFitPolicy(p.trim()) as FitPolicy), extraPoliciesOnlyUnderChurn: false } : {}),
       ...(values.time ? { time: positiveInt('--time', values.time)! } : {}),
       ...(values.iterations ? { iterations: positiveInt('--iterations', values.iterations)! } : {}),
+      ...(values['patch-batch'] ? { patchBatch: positiveInt('--patch-batch', values['patch-batch'])! } : {}),
     };
     const custom = Object.keys(overrides).length > 0;
     const selection: MatrixSelection = { ...base, ...overrides };
@@ -215,6 +225,7 @@ export const benchCommand: Command = {
       ...(llvmDir ? { llvmDir: path.resolve(llvmDir), llvmExecutor: path.join(path.resolve(llvmDir), 'llvm-jitlink-executor') } : {}),
       command: ['jitmem', 'bench', ...argv],
       onProgress: view.onProgress,
+      probeRoundTrip: values['no-probe'] ? false : values.probe === true || (!custom && preset !== 'quick'),
     }).finally(() => view.finish());
     writeFileSync(outFile, formatReportJson(report));
     let charts: string | undefined;

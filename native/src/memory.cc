@@ -1,8 +1,11 @@
-// Anonymous memory: mmap, mprotect, munmap, zero-copy views, copies and I-cache flushes.
+// Anonymous memory: mmap, mprotect, munmap, zero-copy views, copies, I-cache flushes and the
+// instruction-stream barrier that goes with them.
 
 #include "jitmem.h"
 
+#include <linux/membarrier.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace jitmem {
@@ -100,6 +103,25 @@ Napi::Value FlushICache(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// Makes every thread of this process serialize its instruction stream before it runs user code
+// again (membarrier's SYNC_CORE), so that code written through another mapping or by another
+// process is what each of them fetches next: the cross-modifying-code rule of x86-64 and the
+// context synchronization AArch64 asks for besides the cache maintenance. Returns false where
+// the kernel has no such command (before 4.16), after which the caller falls back on the context
+// switch every waiting thread goes through anyway.
+Napi::Value SyncCore(const Napi::CallbackInfo &info) {
+  static int registered = 0;  // 0 unknown, 1 registered, -1 unsupported
+  if (registered == 0) {
+    long r = syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0);
+    registered = r == 0 ? 1 : -1;
+  }
+  if (registered < 0) return Napi::Boolean::New(info.Env(), false);
+  if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) != 0) {
+    ThrowErrno(info.Env(), "membarrier", "PRIVATE_EXPEDITED_SYNC_CORE", errno);
+  }
+  return Napi::Boolean::New(info.Env(), true);
+}
+
 }  // namespace
 
 void RegisterMemory(Napi::Env env, Napi::Object exports) {
@@ -114,6 +136,7 @@ void RegisterMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("fill", Napi::Function::New(env, Fill));
   exports.Set("move", Napi::Function::New(env, Move));
   exports.Set("flushICache", Napi::Function::New(env, FlushICache));
+  exports.Set("syncCore", Napi::Function::New(env, SyncCore));
 }
 
 }  // namespace jitmem

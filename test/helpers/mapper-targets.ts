@@ -4,6 +4,7 @@ import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js
 import { ExecutorSession, type SpawnOptions } from '../../session/executor-session.js';
 import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
 import { RpcCopyMapper } from '../../mappers/rpc-copy-mapper.js';
+import { DualMappedMemoryMapper } from '../../mappers/dual-mapped-memory-mapper.js';
 import type { AllocActionCallPair, MemoryMapper } from '../../mappers/memory-mapper.js';
 import { traceArgs } from './graphs.js';
 
@@ -21,7 +22,7 @@ export interface MapperTarget {
   close(): Promise<void>;
 }
 
-export type MapperKind = 'in-process' | 'shared' | 'rpc-copy';
+export type MapperKind = 'in-process' | 'shared' | 'rpc-copy' | 'dualmap';
 export const MAPPER_KINDS: readonly MapperKind[] = ['in-process', 'shared', 'rpc-copy'];
 
 export function sha256Hex(bytes: Uint8Array): string {
@@ -29,8 +30,8 @@ export function sha256Hex(bytes: Uint8Array): string {
 }
 
 export async function openTarget(kind: MapperKind, spawnOptions: SpawnOptions = {}): Promise<MapperTarget> {
-  if (kind === 'in-process') {
-    const mapper = new InProcessMemoryMapper();
+  if (kind === 'in-process' || kind === 'dualmap') {
+    const mapper: MemoryMapper = kind === 'dualmap' ? new DualMappedMemoryMapper() : new InProcessMemoryMapper();
     return {
       mapper,
       session: null,

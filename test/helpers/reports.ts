@@ -16,7 +16,7 @@ import { RO, RW, RX } from './graphs.js';
  * so the speedups are real ratios of real, noisy times: what compare and charts must cope with.
  */
 
-const CYCLES_PER_SAMPLE: Record<MapperName, number> = { inprocess: 1, shared: 2, rpc: 4 };
+const CYCLES_PER_SAMPLE: Record<MapperName, number> = { inprocess: 1, dualmap: 1, shared: 2, rpc: 4 };
 
 /** tinybench's statistics of a sample set (rme at 95%, normal critical value). */
 export function statsOf(samples: readonly number[]): Stats {

@@ -22,13 +22,14 @@ export interface FreeStep {
   readonly ids: readonly number[];
 }
 
-/** Overwrite `bytes` at `offset` of section `section` of the finalized, executable allocation `id`. */
+/** Overwrite code of the finalized, executable allocation `id` in place, a batch of patches at once. */
 export interface PatchStep {
   readonly op: 'patch';
   readonly id: number;
-  readonly section: string;
-  readonly offset: number;
-  readonly bytes: Uint8Array;
+  /** One batch (MemoryMapper.patchCode): each overwrites `bytes` at `offset` of section `section`. */
+  readonly patches: ReadonlyArray<{ readonly section: string; readonly offset: number; readonly bytes: Uint8Array }>;
+  /** Whether code may be running while the batch goes in (PatchOptions.codeRunning; default true). */
+  readonly codeRunning?: boolean;
 }
 
 /** Marks where a phase of the plan starts (a churn's steady state, a sweep's next size), for timing. */
