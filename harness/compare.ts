@@ -283,7 +283,9 @@ function timeKey(row: ResultRow, measure: Measure): RowKey {
   const pattern = `${row.pattern === 'sweep' && row.contentBytes !== undefined ? `sweep@${row.contentBytes}` : row.pattern}${row.cold ? '+cold' : ''}`;
   // A run row is also told apart by its linker, and llvm-jitlink's two RPC modes by memory manager.
   const linker = row.linker === 'llvm-jitlink' ? `+llvm-jitlink${row.memmgr ? `:${row.memmgr}` : ''}` : '';
-  return { workload: row.workload, pattern: pattern + linker, mapper: row.mapper, executor: row.executor, policy: row.policy, measure };
+  // jitmem's warm controller and its process per run are different measurements (cold rows keep their old key).
+  const controller = row.controller === 'warm' ? '+warm' : '';
+  return { workload: row.workload, pattern: pattern + linker + controller, mapper: row.mapper, executor: row.executor, policy: row.policy, measure };
 }
 
 function ratioKey(row: RatioRow): RowKey {

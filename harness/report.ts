@@ -83,8 +83,16 @@ export interface ResultRow {
   program?: string;
   /** `run` rows: every iteration ended with this exit status and printed this (sha256 of stdout). */
   verified?: { iterations: number; exitStatus: number; stdoutSha256: string };
-  /** `run` rows: the linker's whole process (llvm-jitlink) or the iteration's worker process (jitmem), spawn to exit. */
+  /**
+   * `run` rows of jitmem: where its linker ran. `process-per-run`: every iteration in a fresh
+   * worker process (cold JS, a fresh executor each time); `warm`: one long-lived controller per
+   * cell ran warm-up iterations, then all measured ones, over one executor session.
+   */
+  controller?: 'warm' | 'process-per-run';
+  /** `run` rows: the linker's whole process (llvm-jitlink) or the iteration's worker process (jitmem, process per run), spawn to exit. */
   wholeProcess?: Stats;
+  /** `run` rows of jitmem's warm controller: each iteration's wall time in the controller (its phases sum to it). */
+  iteration?: Stats;
   /** `run` rows of jitmem out of process: executor spawn to its Setup message, per iteration (not part of latency). */
   startup?: Stats;
   bytes: { content: number; zeroFill: number; moved: number };
@@ -222,6 +230,8 @@ export interface EndToEndHeadline {
   executor: 'jitmem' | 'llvm';
   /** The RPC-copy row the shared-memory row is compared with. */
   baseline: 'rpc' | 'generic' | 'simple-remote';
+  /** jitmem's rows: from its warm controller or from a process per run. */
+  controller?: 'warm' | 'process-per-run';
   /** median time to exit over RPC copy / median over shared memory */
   speedup: number;
   ci95: [number, number];

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { validateReport, type Report, type ResultRow } from '../harness/report.js';
 import { findLlvm, llvmJitlinkArgs, parseShowTimes, DEFAULT_LLVM_DIR, JitmemExecutorScript } from '../harness/bench/llvm-jitlink.js';
-import { jitmemLinkerAvailable } from '../harness/bench/run-cells.js';
+import { jitmemLinkerAvailable, jitmemWarmCell, splitAtMarkers, type RunCell } from '../harness/bench/run-cells.js';
 import { runPrograms, sha256Hex } from '../workloads/run-programs.js';
 import { endToEndChart } from '../harness/charts/end-to-end-chart.js';
 import { renderSvg } from '../harness/charts/render-chart.js';
@@ -30,7 +30,7 @@ async function bench(args: string[], env: NodeJS.ProcessEnv = process.env): Prom
 function checkRunRows(t: import('ava').ExecutionContext, report: Report): ResultRow[] {
   const rows = report.results.filter((r) => r.pattern === 'run');
   for (const r of rows) {
-    const name = `${r.workload} ${r.linker} ${r.mapper}@${r.executor} ${r.memmgr ?? ''}`;
+    const name = `${r.workload} ${r.linker} ${r.mapper}@${r.executor} ${r.memmgr ?? ''} ${r.controller ?? ''}`;
     t.truthy(r.verified, name);
     t.is(r.verified!.iterations, r.latency.samplesCount, name);
     t.is(r.verified!.exitStatus, 0, name);
@@ -41,6 +41,14 @@ function checkRunRows(t: import('ava').ExecutionContext, report: Report): Result
       const sum = phases.reduce((a, p) => a + p!.samples[i]!, 0);
       t.true(Math.abs(sum - total) <= 0.05 * total, `${name} iteration ${i}: phases sum to ${sum} ms, the iteration took ${total} ms`);
     });
+    // The warm controller also times each whole iteration: its phases add up to that wall time.
+    if (r.controller === 'warm') {
+      t.is(r.iteration!.samplesCount, r.latency.samplesCount, name);
+      r.iteration!.samples.forEach((wall, i) => {
+        const sum = phases.reduce((a, p) => a + p!.samples[i]!, 0);
+        t.true(Math.abs(sum - wall) <= 0.05 * wall, `${name} iteration ${i}: phases sum to ${sum} ms, the iteration took ${wall} ms in the controller`);
+      });
+    }
   }
   return rows;
 }
@@ -52,7 +60,7 @@ test('bench --pattern run --quick: every run row verified, phases add up, llvm-j
   const report = validateReport(JSON.parse(readFileSync(out, 'utf8')));
   const rows = checkRunRows(t, report);
   t.truthy(report.endToEnd);
-  const expectedRows = (llvm ? 12 : 0) + (jitmemLinkerAvailable() ? 6 : 0);
+  const expectedRows = (llvm ? 12 : 0) + (jitmemLinkerAvailable() ? 12 : 0);
   t.is(rows.length, expectedRows);
   // cray's image and python's (empty) output are what their programs must print.
   const cray = runPrograms('cray')[0]!;
@@ -93,14 +101,21 @@ test('bench --pattern run --quick: every run row verified, phases add up, llvm-j
   }
   if (jitmemLinkerAvailable()) {
     for (const workload of ['cray', 'python']) {
-      const ours = rows.filter((r) => r.workload === workload && r.linker === 'jitmem');
-      t.deepEqual(ours.map((r) => r.mapper).sort(), ['inprocess', 'rpc', 'shared'], workload);
-      for (const r of ours) {
-        t.deepEqual(Object.keys(r.phases).sort(), ['deinitialize', 'initialize', 'link', 'read', 'release', 'reserve', 'run', 'write']);
-        if (r.mapper !== 'inprocess') t.true(r.startup!.p50 > 0);
+      for (const controller of ['warm', 'process-per-run']) {
+        const ours = rows.filter((r) => r.workload === workload && r.linker === 'jitmem' && r.controller === controller);
+        t.deepEqual(ours.map((r) => r.mapper).sort(), ['inprocess', 'rpc', 'shared'], `${workload} ${controller}`);
+        for (const r of ours) {
+          t.deepEqual(Object.keys(r.phases).sort(), ['deinitialize', 'initialize', 'link', 'read', 'release', 'reserve', 'run', 'write']);
+          if (r.mapper !== 'inprocess') t.true(r.startup!.p50 > 0);
+          // One executor session per warm cell: one start-up; a process per run starts one per iteration.
+          if (r.mapper !== 'inprocess') t.is(r.startup!.samplesCount, controller === 'warm' ? 1 : r.latency.samplesCount);
+          t.is(r.wholeProcess === undefined, controller === 'warm');
+        }
       }
     }
-    t.true(report.endToEnd!.headlines.some((h) => h.linker === 'jitmem' && h.workload === 'python'));
+    for (const controller of ['warm', 'process-per-run']) t.true(report.endToEnd!.headlines.some((h) => h.linker === 'jitmem' && h.workload === 'python' && h.controller === controller), controller);
+    t.regex(stdout, /python end to end, jitmem \(warm controller\): shared memory over RPC copy [\d.]+x \(95% CI/);
+    t.regex(stdout, /jitmem time to link CPython \(read \+ link, in-process, warm controller; process per run: [\d.]+ ms\)/);
   }
 });
 
@@ -118,6 +133,27 @@ test('without LLVM the llvm-jitlink rows are absent and the output says why once
   // No budget can be set against a figure that was not measured.
   t.false((report.budgets ?? []).some((b) => /llvm/i.test(b.label)));
   t.deepEqual([...new Set(report.endToEnd!.startup.map((s) => s.executor))], ['jitmem']);
+});
+
+test("a warm controller's stdout is cut at its markers, byte for byte", (t) => {
+  const marker = Buffer.from('\0end:0123\0', 'latin1');
+  const image = Buffer.from([0x50, 0x36, 0x0a, 0x00, 0xff, 0x00, 0x65]);
+  const { parts, rest } = splitAtMarkers(Buffer.concat([image, marker, marker, Buffer.from('42\n'), marker, Buffer.from('tail')]), marker);
+  t.deepEqual(parts.map((p) => p.toString('latin1')), [image.toString('latin1'), '', '42\n']);
+  t.is(rest.toString(), 'tail');
+});
+
+test('a warm controller verifies every iteration over one executor session, and fails on output that is not the program\'s', async (t) => {
+  if (!jitmemLinkerAvailable()) return t.pass();
+  const cray = runPrograms('cray')[0]!;
+  for (const mapper of ['inprocess', 'rpc'] as const) {
+    const cell: RunCell = { program: cray, linker: 'jitmem', mapper, executor: mapper === 'inprocess' ? 'none' : 'jitmem', controller: 'warm' };
+    const samples = await jitmemWarmCell(cell, 1, 3);
+    t.is(samples.length, 3, mapper);
+    for (const s of samples) t.true(s.latency > 0 && s.latency <= s.whole * 1.05, `${mapper}: ${s.latency} vs ${s.whole}`);
+    const wrong: RunCell = { ...cell, program: { ...cray, expected: { ...cray.expected, stdoutSha256: sha256Hex('not the image') } } };
+    await t.throwsAsync(jitmemWarmCell(wrong, 0, 2), { code: 'ERR_RUN_MISMATCH', message: /iteration 0: stdout has sha256 [0-9a-f]{64}, expected/ }, mapper);
+  }
 });
 
 test('llvm-jitlink --show-times is read from either column layout, the first table only, in milliseconds', (t) => {

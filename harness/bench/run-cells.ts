@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +12,7 @@ import type { WorkloadOptions } from '../../workloads/workload-sources.js';
 import type { EndToEndSection, ExecutorName, LinkerName, LlvmMemmgr, MapperName, ResultRow, RunPhaseName, Stats } from '../report.js';
 import { findLlvm, JitmemExecutorScript, runLlvmJitlink, type LlvmMode, type LlvmTools } from './llvm-jitlink.js';
 import { JITMEM_RUN_PHASES } from './run-target.js';
-import { RESULT_FD, type RunWorkerRequest, type RunWorkerResult } from './run-worker.js';
+import { RESULT_FD, type RunWorkerRequest, type RunWorkerResult, type WarmIterationResult } from './run-worker.js';
 import { toStats } from './stats.js';
 
 /**
@@ -30,11 +31,13 @@ export interface RunCell {
   readonly executor: ExecutorName;
   /** llvm-jitlink's memory manager out of process. */
   readonly memmgr?: LlvmMemmgr;
+  /** jitmem's: a process per iteration, or one warm controller for the whole cell. */
+  readonly controller?: 'warm' | 'process-per-run';
 }
 
 export function runCellName(c: RunCell): string {
   const where = c.mapper === 'inprocess' ? 'inprocess' : `${c.linker === 'llvm-jitlink' ? c.memmgr : c.mapper}@${c.executor}`;
-  return `${c.program.name}/run/${where} [${c.linker}]`;
+  return `${c.program.name}/run/${where} [${c.linker}${c.controller === 'warm' ? ', warm controller' : ''}]`;
 }
 
 /** Why a whole kind of row is absent; printed once, not once per cell. */
@@ -58,6 +61,8 @@ export interface EndToEndOptions {
   readonly withoutLlvm?: boolean;
   /** Python runs its short script beside `-c pass`. */
   readonly withScript: boolean;
+  /** Unrecorded iterations a warm controller runs before its measured ones (default 5: CPython's link is still getting faster after 3). */
+  readonly warmup?: number;
   readonly onProgress?: (cell: string, done: number, total: number) => void;
 }
 
@@ -77,10 +82,27 @@ export function jitmemLinkerAvailable(): boolean {
 
 const LLVM_MAPPER: Record<LlvmMode, MapperName> = { inprocess: 'inprocess', generic: 'rpc', 'simple-remote': 'rpc', shared: 'shared' };
 
+/**
+ * Programs that dlopen libraries which bind to the program's own symbols (CPython's extension
+ * modules: json's _json) cannot run twice in one process: the library stays loaded after the
+ * first copy is freed, still bound to that copy's addresses, and the second copy's dlopen gets it
+ * back and crashes. So they have no warm-controller cell (until the runtime unloads what a program
+ * loaded); `-c pass` loads none.
+ */
+const NOT_WARM_CAPABLE: Record<string, string> = {
+  'python-script': "json's extension module (_json, dlopened from lib-dynload) stays loaded after a run, bound to the freed copy of CPython, so a second run in the same process crashes (SIGSEGV)",
+};
+const WARM_CAPABLE = (program: RunProgram): boolean => !(program.name in NOT_WARM_CAPABLE);
+
 /** The cells of one program: jitmem's mappers; llvm-jitlink's modes over its own executor and over jitmem's. */
 export function planRunCells(program: RunProgram, mappers: readonly MapperName[], jitmem: boolean, llvm: boolean): RunCell[] {
   const cells: RunCell[] = [];
-  if (jitmem) for (const mapper of mappers) cells.push({ program, linker: 'jitmem', mapper, executor: mapper === 'inprocess' ? 'none' : 'jitmem' });
+  if (jitmem) {
+    for (const controller of ['warm', 'process-per-run'] as const) {
+      if (controller === 'warm' && !WARM_CAPABLE(program)) continue;
+      for (const mapper of mappers) cells.push({ program, linker: 'jitmem', mapper, executor: mapper === 'inprocess' ? 'none' : 'jitmem', controller });
+    }
+  }
   if (llvm) {
     for (const mode of ['inprocess', 'generic', 'simple-remote', 'shared'] as const) {
       if (!mappers.includes(LLVM_MAPPER[mode])) continue;
@@ -95,8 +117,9 @@ export function planRunCells(program: RunProgram, mappers: readonly MapperName[]
   return cells;
 }
 
-interface Sample {
+export interface Sample {
   latency: number;
+  /** The whole process (process per run), or the iteration's wall time in the warm controller. */
   whole: number;
   phases: Partial<Record<RunPhaseName, number>>;
   startup?: number;
@@ -153,6 +176,98 @@ function jitmemIteration(cell: RunCell, iteration: number): Promise<Sample> {
       let latency = 0;
       for (const p of JITMEM_RUN_PHASES) latency += result.phases[p];
       resolve({ latency, whole, phases: { ...result.phases }, startup: result.startupMs, calls: result.calls, bytesSent: result.bytesSent });
+    });
+  });
+}
+
+/** Splits a warm controller's stdout at its markers: one buffer per iteration, the bytes after the last marker apart. */
+export function splitAtMarkers(out: Buffer, marker: Buffer): { parts: Buffer[]; rest: Buffer } {
+  const parts: Buffer[] = [];
+  let from = 0;
+  for (let at = out.indexOf(marker, from); at >= 0; at = out.indexOf(marker, from)) {
+    parts.push(out.subarray(from, at));
+    from = at + marker.length;
+  }
+  return { parts, rest: out.subarray(from) };
+}
+
+/**
+ * A warm controller for one jitmem cell: one worker process opens the transport once (one
+ * executor session out of process), runs `warmup` unrecorded iterations and then `iterations`
+ * measured ones, link, move, run, free, back to back. Every iteration, warm-up included, is
+ * verified: its exit status from its line on fd 3, its stdout as the bytes the worker's fd 1
+ * carried before that iteration's marker.
+ */
+export function jitmemWarmCell(cell: RunCell, warmup: number, iterations: number, onIteration?: (done: number) => void): Promise<Sample[]> {
+  const marker = `\0jitmem-run-iteration-end:${randomBytes(16).toString('hex')}\0`;
+  const request: RunWorkerRequest = { program: cell.program, mapper: cell.mapper, executor: cell.executor === 'llvm' ? 'llvm' : 'jitmem', warm: { warmup, iterations, marker } };
+  return new Promise((resolve, reject) => {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const lines: Array<WarmIterationResult | (RunWorkerResult & { ok: false })> = [];
+    let pending = '';
+    const child = spawn(process.execPath, [workerPath, JSON.stringify(request)], { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000 + 20_000 * (warmup + iterations));
+    child.stdout!.on('data', (b: Buffer) => out.push(b));
+    child.stderr!.on('data', (b: Buffer) => err.push(b));
+    (child.stdio[RESULT_FD] as NodeJS.ReadableStream).setEncoding('utf8');
+    (child.stdio[RESULT_FD] as NodeJS.ReadableStream).on('data', (text: string) => {
+      pending += text;
+      for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
+        const text = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        let line: WarmIterationResult;
+        try {
+          line = JSON.parse(text) as WarmIterationResult;
+        } catch {
+          line = { ok: false, index: lines.length, code: 'ERR_RUN_WORKER', message: `the warm controller reported ${JSON.stringify(text.slice(0, 200))}, not a result` };
+        }
+        lines.push(line);
+        if (line.ok && line.index >= warmup) onIteration?.(line.index - warmup + 1);
+      }
+    });
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(new JitmemError('ERR_RUN_WORKER', `cannot start the run worker: ${e.message}`, {}, { cause: e }));
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      const stderr = Buffer.concat(err).toString('utf8');
+      const failed = lines.find((l) => !l.ok);
+      if (failed && !failed.ok) {
+        reject(new JitmemError(failed.code, `${runCellName(cell)}, iteration ${'index' in failed ? failed.index - warmup : '(opening the transport)'}: ${failed.message}`, { cell: runCellName(cell) }));
+        return;
+      }
+      if (lines.length !== warmup + iterations) {
+        reject(mismatch(cell, lines.length - warmup, `the warm controller ended (${signal ?? `status ${code}`}) after ${lines.length} of ${warmup + iterations} iterations; the program may have ended its process`, stderr));
+        return;
+      }
+      const { parts, rest } = splitAtMarkers(Buffer.concat(out), Buffer.from(marker, 'latin1'));
+      if (parts.length !== lines.length || rest.length > 0) {
+        reject(mismatch(cell, 0, `the warm controller's stdout holds ${parts.length} iteration markers for ${lines.length} iterations and ${rest.length} bytes after the last`, stderr));
+        return;
+      }
+      const expected = cell.program.expected;
+      const samples: Sample[] = [];
+      for (const [i, line] of (lines as Array<WarmIterationResult & { ok: true }>).entries()) {
+        const iteration = i - warmup;
+        if (line.exitStatus !== expected.exitStatus) {
+          reject(mismatch(cell, iteration, `main returned ${line.exitStatus}, expected ${expected.exitStatus}`, stderr));
+          return;
+        }
+        const sha = sha256Hex(parts[i]!);
+        if (sha !== expected.stdoutSha256) {
+          reject(mismatch(cell, iteration, `stdout has sha256 ${sha}, expected ${expected.stdoutSha256} (${cell.program.description})`, stderr));
+          return;
+        }
+        if (iteration < 0) continue;
+        let latency = 0;
+        for (const p of JITMEM_RUN_PHASES) latency += line.phases[p];
+        // The one executor start of the session goes with the first measured iteration.
+        const startup = iteration === 0 ? (lines[0] as WarmIterationResult & { ok: true }).startupMs : undefined;
+        samples.push({ latency, whole: line.wallMs, phases: { ...line.phases }, ...(startup ? { startup } : {}), calls: line.calls, bytesSent: line.bytesSent });
+      }
+      resolve(samples);
     });
   });
 }
@@ -236,10 +351,11 @@ function rowOf(cell: RunCell, samples: readonly Sample[]): ResultRow {
     policy: 'first-fit',
     linker: cell.linker,
     ...(cell.memmgr ? { memmgr: cell.memmgr } : {}),
+    ...(cell.controller ? { controller: cell.controller } : {}),
     program: cell.program.description,
     latency: toStats(samples.map((s) => s.latency)),
     phases,
-    wholeProcess: toStats(samples.map((s) => s.whole)),
+    ...(cell.controller === 'warm' ? { iteration: toStats(samples.map((s) => s.whole)) } : { wholeProcess: toStats(samples.map((s) => s.whole)) }),
     ...(startups.length ? { startup: toStats(startups) } : {}),
     verified: { iterations: n, exitStatus: cell.program.expected.exitStatus, stdoutSha256: cell.program.expected.stdoutSha256 },
     bytes: { content: 0, zeroFill: 0, moved: Math.round(samples.reduce((a, s) => a + s.bytesSent, 0) / n) },
@@ -259,7 +375,11 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
 
   const cells: RunCell[] = [];
   for (const workload of options.workloads) {
-    for (const program of runPrograms(workload, options.workloadOptions)) if (options.withScript || program.name !== 'python-script') cells.push(...planRunCells(program, options.mappers, jitmem, tools !== undefined));
+    for (const program of runPrograms(workload, options.workloadOptions)) {
+      if (!options.withScript && program.name === 'python-script') continue;
+      cells.push(...planRunCells(program, options.mappers, jitmem, tools !== undefined));
+      if (jitmem && !WARM_CAPABLE(program)) skipped.push({ cell: `${program.name}/run/* [jitmem, warm controller]`, reason: `${NOT_WARM_CAPABLE[program.name]}; its process-per-run rows are measured` });
+    }
   }
   const section: EndToEndSection = {
     llvm: tools ? { available: true, version: tools.version, dir: tools.dir } : { available: false, dir: llvmDir, reason: lookup.reason! },
@@ -293,6 +413,7 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
     // nothing else carries over from one to the next.
     const warmed = new Set<string>();
     for (const cell of cells) {
+      if (cell.controller === 'warm') continue;
       const key = `${cell.program.name}\0${cell.linker}`;
       if (warmed.has(key)) continue;
       warmed.add(key);
@@ -302,6 +423,11 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
     for (let round = 0; round < rounds; round++) {
       for (const cell of cells) {
         const list = samples.get(cell)!;
+        // A warm controller runs its whole cell at once, in the first round: warm-up, then every measured iteration.
+        if (cell.controller === 'warm') {
+          if (round === 0) list.push(...(await jitmemWarmCell(cell, options.warmup ?? 5, options.iterations, (done) => options.onProgress?.(runCellName(cell), done, options.iterations))));
+          continue;
+        }
         for (let i = 0; i < perRound && list.length < options.iterations; i++) {
           list.push(cell.linker === 'jitmem' ? await jitmemIteration(cell, list.length) : await llvmIteration(tools!, script, cell, list.length));
           options.onProgress?.(runCellName(cell), list.length, options.iterations);

@@ -19,7 +19,32 @@ export interface RunWorkerRequest {
   readonly program: RunProgram;
   readonly mapper: MapperName;
   readonly executor: 'jitmem' | 'llvm';
+  /**
+   * A warm controller: this process runs `warmup` + `iterations` iterations over one transport
+   * (one executor session), as a long-running JIT would, and reports each as a line on fd 3.
+   * After each iteration it writes `marker` to fd 1, where the program's output went (its own
+   * stdio in-process; the executor's, which shares this process's fd 1, out of process): the
+   * runner flushes the program's stdio before it returns, so the bytes before the marker are
+   * exactly that iteration's output.
+   */
+  readonly warm?: { readonly warmup: number; readonly iterations: number; readonly marker: string };
 }
+
+/** One iteration of a warm controller, as a line on fd 3. */
+export type WarmIterationResult =
+  | {
+      readonly ok: true;
+      readonly index: number;
+      readonly phases: Record<JitmemRunPhase, number>;
+      /** Wall time of the whole iteration in the controller. */
+      readonly wallMs: number;
+      readonly exitStatus: number;
+      readonly calls: number;
+      readonly bytesSent: number;
+      /** The executor's spawn to Setup, on the first iteration only (0 in-process). */
+      readonly startupMs?: number;
+    }
+  | { readonly ok: false; readonly index: number; readonly code: string; readonly message: string };
 
 export type RunWorkerResult =
   | {
@@ -67,6 +92,55 @@ export async function runWorkerIteration(request: RunWorkerRequest, open: OpenRu
   }
 }
 
+/** Writes all of `data` to a descriptor that may be non-blocking (a pipe the reader drains). */
+function writeAll(fd: number, data: Buffer): void {
+  let off = 0;
+  while (off < data.length) {
+    try {
+      off += writeSync(fd, data, off);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+    }
+  }
+}
+
+function errorFields(err: unknown): { code: string; message: string } {
+  const e = err as { code?: string; message?: string };
+  return { code: err instanceof JitmemError || typeof e?.code === 'string' ? e.code! : 'ERR_RUN_WORKER', message: e?.message ?? String(err) };
+}
+
+/** The warm controller: one transport, warm-up and measured iterations back to back, each reported as it ends. */
+export async function runWarmController(request: RunWorkerRequest, open: OpenRunTarget): Promise<boolean> {
+  const warm = request.warm!;
+  const marker = Buffer.from(warm.marker, 'latin1');
+  const total = warm.warmup + warm.iterations;
+  const t0 = performance.now();
+  const target = await open(request.mapper, request.executor);
+  const startupMs = request.mapper === 'inprocess' ? 0 : performance.now() - t0;
+  try {
+    for (let index = 0; index < total; index++) {
+      let line: WarmIterationResult;
+      try {
+        const before = target.counters();
+        const clock = new Clock();
+        const start = performance.now();
+        const exitStatus = await target.runToExit(request.program, clock);
+        const wallMs = performance.now() - start;
+        const after = target.counters();
+        line = { ok: true, index, phases: clock.totals, wallMs, exitStatus, calls: after.calls - before.calls, bytesSent: after.bytesSent - before.bytesSent, ...(index === 0 ? { startupMs } : {}) };
+      } catch (err) {
+        line = { ok: false, index, ...errorFields(err) };
+      }
+      writeAll(1, marker);
+      writeAll(RESULT_FD, Buffer.from(JSON.stringify(line) + '\n'));
+      if (!line.ok) return false;
+    }
+    return true;
+  } finally {
+    await target.close();
+  }
+}
+
 async function main(): Promise<number> {
   let result: RunWorkerResult;
   try {
@@ -74,10 +148,10 @@ async function main(): Promise<number> {
     // By name at run time: the bench checks that this build has the linker before it starts workers.
     const targetModule = './jitmem-run-target.js';
     const { openRunTarget } = (await import(targetModule)) as { openRunTarget: OpenRunTarget };
+    if (request.warm) return (await runWarmController(request, openRunTarget)) ? 0 : 1;
     result = await runWorkerIteration(request, openRunTarget);
   } catch (err) {
-    const e = err as { code?: string; message?: string };
-    result = { ok: false, code: e instanceof JitmemError || typeof e.code === 'string' ? e.code! : 'ERR_RUN_WORKER', message: e.message ?? String(err) };
+    result = { ok: false, ...errorFields(err) };
   }
   writeSync(RESULT_FD, JSON.stringify(result) + '\n');
   return result.ok ? 0 : 1;
