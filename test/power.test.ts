@@ -17,7 +17,7 @@ import { detectionTry } from './helpers/power.js';
  * Only with JITMEM_POWER_TEST=1, not with JITMEM_REAL_BENCH alone (so not in .ci/run): on the
  * 2-vCPU machine CI runs on, loaded by other work, the gate detects this regression in far
  * fewer than 9 of 10 tries (measured: 5 of 10 at load average 10 to 20 with the per-phase
- * speedups, 1 of 10 without), because the spread between runs of one commit is larger than the
+ * speedups, 1 of 10 without; 4 of 4 in a quieter spell, load 2 to 6, too few to show 9 of 10), because the spread between runs of one commit is larger than the
  * change even in the initialize phase's own paired speedup. The statistics are not loosened to pass it: a CI test that fails most of the time
  * says nothing. Run it on a quiet machine, or measure the rate with detection-rate.js.
  */
