@@ -1,5 +1,5 @@
 import test from 'ava';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { compareReports } from '../harness/compare.js';
@@ -8,6 +8,8 @@ import { runCli } from './helpers/run-cli.js';
 import { measuredReport, withRowsScaled } from './helpers/reports.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'jitmem-history-'));
+// The reports every test of this file writes; removed once they have all run.
+test.after.always(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
 function save(report: Report): string {
   const file = path.join(dir, `r${files++}.json`);

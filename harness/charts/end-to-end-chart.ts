@@ -35,8 +35,9 @@ export function endToEndChart(report: Report): ChartSpec | SkippedChart {
   if (rows.length === 0) return { name: END_TO_END_CHART, reason: 'the report has no run rows (bench --pattern run)' };
   const values = rows.flatMap((r) => {
     const bars = phaseGroups(r).map(({ group, phases }) => ({ group, ms: groupMedian(r, phases) }));
-    // jitmem's executor starts before the iteration's clock; llvm-jitlink's is inside its process time. Shown, apart.
-    if (r.startup) bars.push({ group: 'executor start (apart)', ms: median(r.startup.samples) });
+    // jitmem's executor starts before the iteration's clock; llvm-jitlink's is inside its process time. Shown, apart,
+    // where every run pays it (a process per run); a warm controller starts its executor once for all its runs.
+    if (r.startup && r.controller !== 'warm') bars.push({ group: 'executor start (apart)', ms: median(r.startup.samples) });
     return bars.map(({ group, ms }) => ({ program: r.workload, bar: transportLabel(r), phase: group, order: PHASE_ORDER.indexOf(group), ms, exit: r.latency.p50 }));
   });
   const xTitle = 'median time (ms)';
@@ -44,7 +45,7 @@ export function endToEndChart(report: Report): ChartSpec | SkippedChart {
     name: END_TO_END_CHART,
     title: 'End to end: time to exit by transport and linker',
     caption:
-      "Each program linked, moved into the executor, run to exit and freed, by jitmem and by llvm-jitlink, every iteration verified. Bars stack the median of each phase group; jitmem's bars are the timed phases of an iteration, twice: in its warm controller (one long-lived process per cell over one executor session) and in a process per run (cold JS, a fresh executor every iteration); llvm-jitlink's are its whole process, its --show-times phases and the rest of its life (process and executor start, exit). jitmem's executor start-up is drawn at the end of its bars, apart: it is not in jitmem's time to exit. Out of process llvm-jitlink's link includes moving the program. Medians of parts need not add up to the median of the whole.",
+      "Each program linked, moved into the executor, run to exit and freed, by jitmem and by llvm-jitlink, every iteration verified. Bars stack the median of each phase group; jitmem's bars are the timed phases of an iteration, twice: in its warm controller (one long-lived process per cell over one executor session) and in a process per run (cold JS, a fresh executor every iteration); llvm-jitlink's are its whole process, its --show-times phases and the rest of its life (process and executor start, exit). jitmem's executor start-up is drawn at the end of its process-per-run bars, apart: it is not in jitmem's time to exit (a warm controller pays it once, before all its runs). Out of process llvm-jitlink's link includes moving the program. Medians of parts need not add up to the median of the whole.",
     axisTitles: [xTitle, 'phase'],
     marks: ['rect'],
     spec: {
