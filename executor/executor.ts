@@ -14,7 +14,7 @@ import { AddressSpace, PROT_R, PROT_W, PROT_X, type Reservation } from './addres
 import { MemoryManagerService, SharedMemoryService, releaseReservation, unlinkName } from './memory-services.js';
 import { RemoteError } from './remote-error.js';
 import { executorShmName } from '../protocol/shm-names.js';
-import { PROGRAM_RUNTIME_SYMBOLS, RESERVE_WINDOW_SYMBOL, RUN_PROGRAM_SYMBOL, decodeRunProgramRequest, encodeRunProgramResult } from '../protocol/run-program.js';
+import { DYLIB_CLOSE_SYMBOL, PROGRAM_RUNTIME_SYMBOLS, RESERVE_WINDOW_SYMBOL, RUN_PROGRAM_SYMBOL, decodeRunProgramRequest, encodeRunProgramResult } from '../protocol/run-program.js';
 
 /**
  * The executor: owns target memory and serves one controller over one channel (DESIGN §5).
@@ -411,6 +411,18 @@ export class Executor {
       }
     });
     this.jitmemTags.add(this.token(RUN_PROGRAM_SYMBOL));
+    this.on(DYLIB_CLOSE_SYMBOL, (a) => {
+      const handle = decode(a, 'dylib_close arguments', (r) => r.addr());
+      return spsError(() => {
+        if (!this.dylibHandles.has(handle)) throw new RemoteError('ERR_UNKNOWN_HANDLE', `${hex(handle)} is not a handle returned by open`);
+        try {
+          native.dlclose(handle);
+        } catch (err) {
+          throw new RemoteError('ERR_DLCLOSE', (err as Error).message);
+        }
+      });
+    });
+    this.jitmemTags.add(this.token(DYLIB_CLOSE_SYMBOL));
     this.on(RESERVE_WINDOW_SYMBOL, (a) => {
       const [start, end] = decode(a, 'set_reserve_window arguments', (r) => [r.addr(), r.addr()] as const);
       return spsError(() => {

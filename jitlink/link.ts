@@ -423,6 +423,7 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
   }
   const runtime = options.runtimeSymbols ?? new Map<string, number>();
   const wanted: GlobalSymbol[] = [];
+  let callsRuntimeDlopen = false;
   const boundaries = new Map<string, GlobalSymbol[]>();
   let sectionNames: Set<string> | undefined;
   for (const g of symbols.values()) {
@@ -443,6 +444,7 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
     }
     const stand = runtime.get(g.name);
     if (stand !== undefined) {
+      if (g.name === 'dlopen') callsRuntimeDlopen = true;
       g.state = SYM_EXTERNAL;
       g.address = stand;
       continue;
@@ -647,7 +649,8 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
       externals: externals.size,
       relaxable,
     },
-    externals,
+    // dlopen bound to the runtime still means the program loads libraries (loadsLibraries).
+    callsRuntimeDlopen ? new Map([...externals, ['dlopen', runtime.get('dlopen')!]]) : externals,
     placement,
   );
 }

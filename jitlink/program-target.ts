@@ -3,10 +3,10 @@ import * as native from '../native/index.js';
 import { JitmemError, hasCode } from '../core/errors.js';
 import { HEADER_SIZE } from '../protocol/frame.js';
 import { remoteError } from '../protocol/remote-error.js';
-import { PROGRAM_RUNTIME_SYMBOLS, RUN_PROGRAM_SYMBOL, encodeRunProgramRequest, readRunProgramResult, type ProgramOutcome } from '../protocol/run-program.js';
+import { DYLIB_CLOSE_SYMBOL, PROGRAM_RUNTIME_SYMBOLS, RUN_PROGRAM_SYMBOL, encodeRunProgramRequest, readRunProgramResult, type ProgramOutcome } from '../protocol/run-program.js';
 import { Sym } from '../protocol/setup.js';
 import { SpsWriter } from '../protocol/sps.js';
-import { decodeResult, expectAddr, type ExecutorSession } from '../session/executor-session.js';
+import { decodeResult, expectAddr, expectSuccess, type ExecutorSession } from '../session/executor-session.js';
 
 /**
  * Where a linked program runs and finds what it does not define: this process (the
@@ -41,13 +41,15 @@ export interface ProgramTarget {
   /**
    * Opens the export library of a program that loads libraries itself (RTLD_GLOBAL, so that
    * they find the program's symbols). `exports` are its symbols: once the program is gone,
-   * retireExports(exports) makes later lookups ignore them (no dynamic linker can unload them).
+   * retireExports(exports) closes the library (the runtime has closed what the program
+   * opened, so it is unloaded and the next program's libraries bind to their own program);
+   * where it cannot be closed (LLVM's executor), later lookups ignore its symbols.
    */
   loadExports(path: string, exports: ReadonlyMap<string, number>): Promise<void>;
-  retireExports(exports: ReadonlyMap<string, number>): void;
+  retireExports(exports: ReadonlyMap<string, number>): Promise<void>;
   /** Addresses of `names` in the executor (0 when not found): one batched lookup. */
   lookup(names: readonly string[]): Promise<number[]>;
-  /** Executor functions that stand in for exit, atexit and __cxa_atexit (none for LLVM's executor). */
+  /** Executor functions that stand in for exit, atexit, __cxa_atexit, dlopen and dlclose (none for LLVM's executor). */
   runtimeSymbols(): ReadonlyMap<string, number>;
   /** The EH-frame registration alloc actions, when the executor has them. */
   ehFrameActions(): EhFrameActions | undefined;
@@ -83,17 +85,25 @@ export class InProcessTarget implements ProgramTarget {
   }
 
   private readonly retired = new Map<string, number>();
+  private readonly exportHandles = new Map<ReadonlyMap<string, number>, number>();
 
-  async loadExports(path: string): Promise<void> {
+  async loadExports(path: string, exports: ReadonlyMap<string, number>): Promise<void> {
     try {
-      native.dlopen(path);
+      this.exportHandles.set(exports, native.dlopen(path));
     } catch (err) {
       throw preloadError(path, err);
     }
   }
 
-  retireExports(exports: ReadonlyMap<string, number>): void {
-    for (const [name, address] of exports) this.retired.set(name, address);
+  async retireExports(exports: ReadonlyMap<string, number>): Promise<void> {
+    const handle = this.exportHandles.get(exports);
+    this.exportHandles.delete(exports);
+    if (handle === undefined) return;
+    try {
+      native.dlclose(handle);
+    } catch {
+      for (const [name, address] of exports) this.retired.set(name, address);
+    }
   }
 
   async lookup(names: readonly string[]): Promise<number[]> {
@@ -148,16 +158,27 @@ export class SessionTarget implements ProgramTarget {
   }
 
   private readonly retired = new Map<string, number>();
+  private readonly exportHandles = new Map<ReadonlyMap<string, number>, number>();
 
-  async loadExports(path: string): Promise<void> {
+  async loadExports(path: string, exports: ReadonlyMap<string, number>): Promise<void> {
     try {
-      await this.open(path);
+      this.exportHandles.set(exports, await this.open(path));
     } catch (err) {
       throw preloadError(path, err);
     }
   }
 
-  retireExports(exports: ReadonlyMap<string, number>): void {
+  async retireExports(exports: ReadonlyMap<string, number>): Promise<void> {
+    const handle = this.exportHandles.get(exports);
+    this.exportHandles.delete(exports);
+    if (handle !== undefined && this.session.hasSymbol(DYLIB_CLOSE_SYMBOL)) {
+      try {
+        expectSuccess(await this.session.call(DYLIB_CLOSE_SYMBOL, writer().addr(handle)), 'dylib_close');
+        return;
+      } catch {
+        // Not closed: its symbols stay in the executor's global scope; ignore them from now on.
+      }
+    }
     for (const [name, address] of exports) this.retired.set(name, address);
   }
 

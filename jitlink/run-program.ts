@@ -209,7 +209,7 @@ export async function runProgram(options: RunProgramOptions): Promise<ProgramRun
   try {
     result = await options.target.run(program.entry, argv, program.init, program.fini);
   } catch (err) {
-    if (exported.size > 0) options.target.retireExports(exported);
+    if (exported.size > 0) await options.target.retireExports(exported).catch(() => undefined);
     await memory.close().catch(() => undefined);
     throw err;
   } finally {
@@ -222,7 +222,7 @@ export async function runProgram(options: RunProgramOptions): Promise<ProgramRun
       await memory.deallocate([allocation]);
       times.deallocate = performance.now() - t;
     } finally {
-      if (exported.size > 0) options.target.retireExports(exported);
+      if (exported.size > 0) await options.target.retireExports(exported);
       await memory.close();
     }
   }

@@ -1,9 +1,9 @@
 import * as native from '../native/index.js';
-import { JitmemError, eachCollected, hex, throwCollected } from '../core/errors.js';
-import { alignUp, checkAddress } from '../core/checks.js';
+import { JitmemError, eachCollected, throwCollected } from '../core/errors.js';
+import { alignUp } from '../core/checks.js';
 import type { AllocInfo, WrapperCall } from './memory-mapper.js';
 import { checkPatchBatch, groupBySegment, segmentHolding, type CodePatch, type PatchOptions } from './code-patch.js';
-import { MapperBase } from './mapper-base.js';
+import { LocalMemoryMapper } from './local-memory-mapper.js';
 import { runDeallocActions, runFinalizeActions, type ActionCallSite } from '../protocol/alloc-actions.js';
 import type { Reservation as ReservationRecord } from './reservation-table.js';
 
@@ -66,7 +66,7 @@ function restoreDefault(runs: readonly Segment[]): void {
 
 let nextObject = 0;
 
-export class DualMappedMemoryMapper extends MapperBase<Region> {
+export class DualMappedMemoryMapper extends LocalMemoryMapper<Region> {
   readonly pageSize = native.pageSize();
   private readonly mappings = new Map<number, Mapping>();
 
@@ -150,40 +150,12 @@ export class DualMappedMemoryMapper extends MapperBase<Region> {
     for (const [segment, group] of groups) if (segment.prot & native.PROT_X) for (const p of group) native.flushICache(p.address, p.bytes.length);
   }
 
-  async deinitialize(keys: readonly number[]): Promise<void> {
-    this.checkOpen();
-    // Reverse order, as LLVM: the last region initialized is the first torn down.
-    eachCollected([...keys].reverse(), 'deinitialize', (key) => {
-      checkAddress('key', key);
-      const r = this.table.of(key, 0, 'deinitialize');
-      const region = r.regions.get(key);
-      if (region) this.teardown(r, region);
-      else if (!this.table.dropViewsAt(r, key)) {
-        throw new JitmemError('ERR_UNKNOWN_KEY', `deinitialize: ${hex(key)} is neither an initialized region nor prepared working memory`, { key });
-      }
-    });
-  }
-
-  async release(bases: readonly number[]): Promise<void> {
-    this.checkOpen();
-    eachCollected([...bases].reverse(), 'release', (base) => this.releaseReservation(this.reservationAt(base)));
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    try {
-      eachCollected([...this.table.byStart.values()].reverse(), 'close', (r) => this.releaseReservation(r));
-    } finally {
-      this.closed = true;
-    }
-  }
-
   /** The writing view's address of target address `addr` of reservation `r`. */
   private writableAddress(r: Reservation, addr: number): number {
     return this.mappings.get(r.start)!.writable + (addr - r.start);
   }
 
-  private releaseReservation(r: Reservation): void {
+  protected releaseReservation(r: Reservation): void {
     try {
       eachCollected([...r.regions.values()].reverse(), 'release', (region) => this.teardown(r, region));
     } finally {
@@ -198,7 +170,7 @@ export class DualMappedMemoryMapper extends MapperBase<Region> {
   }
 
   /** Runs a region's dealloc actions, puts its data pages back to the default and forgets it. */
-  private teardown(r: Reservation, region: Region): void {
+  protected teardown(r: Reservation, region: Region): void {
     r.regions.delete(region.key);
     try {
       throwCollected(runDeallocActions(region.deallocs, inProcess), 'dealloc actions');

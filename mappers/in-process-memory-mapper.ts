@@ -1,10 +1,10 @@
 import * as native from '../native/index.js';
-import { JitmemError, eachCollected, hex, throwCollected } from '../core/errors.js';
-import { alignUp, checkAddress } from '../core/checks.js';
+import { JitmemError, eachCollected, throwCollected } from '../core/errors.js';
+import { alignUp } from '../core/checks.js';
 import type { AllocInfo, ExecutorAddrRange, WrapperCall } from './memory-mapper.js';
 import { checkReserveSize } from './alloc-info.js';
 import { checkPatchBatch, groupBySegment, segmentHolding, type CodePatch, type PatchOptions } from './code-patch.js';
-import { MapperBase } from './mapper-base.js';
+import { LocalMemoryMapper } from './local-memory-mapper.js';
 import { runDeallocActions, runFinalizeActions, type ActionCallSite } from '../protocol/alloc-actions.js';
 import type { Reservation as ReservationRecord } from './reservation-table.js';
 
@@ -42,7 +42,7 @@ const inProcess: ActionCallSite = {
   failure: (message, call) => new JitmemError('ERR_ALLOC_ACTION_FAILED', message, { fn: call.fn }),
 };
 
-export class InProcessMemoryMapper extends MapperBase<Region> {
+export class InProcessMemoryMapper extends LocalMemoryMapper<Region> {
   readonly pageSize = native.pageSize();
 
   protected async reserveRange(bytes: number): Promise<number> {
@@ -107,35 +107,7 @@ export class InProcessMemoryMapper extends MapperBase<Region> {
     for (const [segment, group] of groups) native.patchInPlace(group, segment.prot);
   }
 
-  async deinitialize(keys: readonly number[]): Promise<void> {
-    this.checkOpen();
-    // Reverse order, as LLVM: the last region initialized is the first torn down.
-    eachCollected([...keys].reverse(), 'deinitialize', (key) => {
-      checkAddress('key', key);
-      const r = this.table.of(key, 0, 'deinitialize');
-      const region = r.regions.get(key);
-      if (region) this.teardown(r, region);
-      else if (!this.table.dropViewsAt(r, key)) {
-        throw new JitmemError('ERR_UNKNOWN_KEY', `deinitialize: ${hex(key)} is neither an initialized region nor prepared working memory`, { key });
-      }
-    });
-  }
-
-  async release(bases: readonly number[]): Promise<void> {
-    this.checkOpen();
-    eachCollected([...bases].reverse(), 'release', (base) => this.releaseReservation(this.reservationAt(base)));
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    try {
-      eachCollected([...this.table.byStart.values()].reverse(), 'close', (r) => this.releaseReservation(r));
-    } finally {
-      this.closed = true;
-    }
-  }
-
-  private releaseReservation(r: Reservation): void {
+  protected releaseReservation(r: Reservation): void {
     try {
       eachCollected([...r.regions.values()].reverse(), 'release', (region) => this.teardown(r, region));
     } finally {
@@ -146,7 +118,7 @@ export class InProcessMemoryMapper extends MapperBase<Region> {
   }
 
   /** Runs a region's dealloc actions, gives its pages back their write window and forgets it. */
-  private teardown(r: Reservation, region: Region): void {
+  protected teardown(r: Reservation, region: Region): void {
     r.regions.delete(region.key);
     try {
       throwCollected(runDeallocActions(region.deallocs, inProcess), 'dealloc actions');

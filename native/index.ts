@@ -41,6 +41,7 @@ interface RawAddon {
   currentCpu(): number;
   dlopen(path: string): number;
   dlsym(handle: number, name: string): number;
+  dlclose(handle: number): void;
   registerFrame(address: number): void;
   deregisterFrame(address: number): void;
   unwindProbe(): number;
@@ -367,6 +368,12 @@ export function dlsym(handle: number, name: string): number {
   return raw().dlsym(handle, name);
 }
 
+/** dlclose(handle): the library is unloaded once every open of it has been closed. */
+export function dlclose(handle: number): void {
+  checkAddress('handle', handle);
+  raw().dlclose(handle);
+}
+
 /** Registers an .eh_frame section with the process's unwinder (libgcc __register_frame). */
 export function registerFrame(address: number): void {
   checkAddress('address', address);
@@ -473,9 +480,14 @@ export function runProgram(main: number, argv: readonly string[], init: readonly
   return raw().runProgram(main, [...argv], [...init], [...fini]);
 }
 
-/** Addresses of the runtime functions a program's exit, atexit and __cxa_atexit bind to. */
-export function programRuntime(): Readonly<Record<'exit' | 'atexit' | '__cxa_atexit', number>> {
-  return raw().programRuntime() as Record<'exit' | 'atexit' | '__cxa_atexit', number>;
+export type ProgramRuntimeName = 'exit' | 'atexit' | '__cxa_atexit' | 'dlopen' | 'dlclose';
+
+/**
+ * Addresses of the runtime functions a program's exit, atexit, __cxa_atexit, dlopen and
+ * dlclose bind to (the runtime closes what the program left open once it has ended).
+ */
+export function programRuntime(): Readonly<Record<ProgramRuntimeName, number>> {
+  return raw().programRuntime() as Record<ProgramRuntimeName, number>;
 }
 
 /** Clears O_NONBLOCK on `fd`; true when it was set. */

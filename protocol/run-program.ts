@@ -25,11 +25,19 @@ export const RUN_PROGRAM_SYMBOL = 'jitmem_run_program_wrapper';
 export const RESERVE_WINDOW_SYMBOL = 'jitmem_set_reserve_window_wrapper';
 
 /** The names the executor advertises for the program runtime, by the libc name each stands in for. */
-export const PROGRAM_RUNTIME_SYMBOLS: Readonly<Record<'exit' | 'atexit' | '__cxa_atexit', string>> = {
+export const PROGRAM_RUNTIME_SYMBOLS: Readonly<Record<'exit' | 'atexit' | '__cxa_atexit' | 'dlopen' | 'dlclose', string>> = {
   exit: 'jitmem_program_exit',
   atexit: 'jitmem_program_atexit',
   __cxa_atexit: 'jitmem_program_cxa_atexit',
+  dlopen: 'jitmem_program_dlopen',
+  dlclose: 'jitmem_program_dlclose',
 };
+
+/**
+ * (SPSExecutorAddr handle) -> SPSError: closes a library the dylib service opened (the export
+ * library of a program that has ended), so that what the next program loads cannot bind to it.
+ */
+export const DYLIB_CLOSE_SYMBOL = 'jitmem_dylib_close_wrapper';
 
 export interface RunProgramRequest {
   readonly main: number;

@@ -82,24 +82,12 @@ export function jitmemLinkerAvailable(): boolean {
 
 const LLVM_MAPPER: Record<LlvmMode, MapperName> = { inprocess: 'inprocess', generic: 'rpc', 'simple-remote': 'rpc', shared: 'shared' };
 
-/**
- * Programs that dlopen libraries which bind to the program's own symbols (CPython's extension
- * modules: json's _json) cannot run twice in one process: the library stays loaded after the
- * first copy is freed, still bound to that copy's addresses, and the second copy's dlopen gets it
- * back and crashes. So they have no warm-controller cell (until the runtime unloads what a program
- * loaded); `-c pass` loads none.
- */
-const NOT_WARM_CAPABLE: Record<string, string> = {
-  'python-script': "json's extension module (_json, dlopened from lib-dynload) stays loaded after a run, bound to the freed copy of CPython, so a second run in the same process crashes (SIGSEGV)",
-};
-const WARM_CAPABLE = (program: RunProgram): boolean => !(program.name in NOT_WARM_CAPABLE);
 
 /** The cells of one program: jitmem's mappers; llvm-jitlink's modes over its own executor and over jitmem's. */
 export function planRunCells(program: RunProgram, mappers: readonly MapperName[], jitmem: boolean, llvm: boolean): RunCell[] {
   const cells: RunCell[] = [];
   if (jitmem) {
     for (const controller of ['warm', 'process-per-run'] as const) {
-      if (controller === 'warm' && !WARM_CAPABLE(program)) continue;
       for (const mapper of mappers) cells.push({ program, linker: 'jitmem', mapper, executor: mapper === 'inprocess' ? 'none' : 'jitmem', controller });
     }
   }
@@ -378,7 +366,6 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
     for (const program of runPrograms(workload, options.workloadOptions)) {
       if (!options.withScript && program.name === 'python-script') continue;
       cells.push(...planRunCells(program, options.mappers, jitmem, tools !== undefined));
-      if (jitmem && !WARM_CAPABLE(program)) skipped.push({ cell: `${program.name}/run/* [jitmem, warm controller]`, reason: `${NOT_WARM_CAPABLE[program.name]}; its process-per-run rows are measured` });
     }
   }
   const section: EndToEndSection = {

@@ -36,11 +36,26 @@ Napi::Value DlSym(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(p)));
 }
 
+// dlclose(handle): 0, or the dynamic linker's message.
+Napi::Value DlClose(const Napi::CallbackInfo &info) {
+  uint64_t handle = U64(info, 0, "handle");
+  JITMEM_ARGS_OK(info);
+  dlerror();
+  if (dlclose(Ptr(handle)) != 0) {
+    const char *msg = dlerror();
+    Napi::Error e = Napi::Error::New(info.Env(), msg ? msg : "dlclose failed");
+    e.Set("code", Napi::String::New(info.Env(), "ERR_DLCLOSE"));
+    e.ThrowAsJavaScriptException();
+  }
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void RegisterDylib(Napi::Env env, Napi::Object exports) {
   exports.Set("dlopen", Napi::Function::New(env, DlOpen));
   exports.Set("dlsym", Napi::Function::New(env, DlSym));
+  exports.Set("dlclose", Napi::Function::New(env, DlClose));
 }
 
 }  // namespace jitmem

@@ -10,6 +10,7 @@
 
 #include "jitmem.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -27,6 +28,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <mutex>
 #include <string>
@@ -70,6 +72,10 @@ struct ProgramRun {
 
 std::mutex gHandlersMutex;
 std::vector<ExitHandler> gHandlers;
+// Libraries the program dlopen()ed and has not closed, one entry per open: closed after its
+// finalisers, so that the next program loads fresh copies bound to its own symbols, not
+// copies still bound to the memory of a program that is gone.
+std::vector<void *> gOpened;
 // The run in progress (one at a time per process): the fault handler and exit() find it here.
 std::atomic<ProgramRun *> gRun{nullptr};
 std::atomic<bool> gBusy{false};
@@ -170,10 +176,14 @@ void *ProgramThread(void *arg) {
   }
   run->onThread.store(false);
   fflush(nullptr);
+  std::vector<void *> opened;
   {
     std::lock_guard<std::mutex> lock(gHandlersMutex);
     gHandlers.clear();
+    opened.swap(gOpened);
   }
+  // Newest first, as the program would unwind them; a library's destructors run now.
+  for (auto it = opened.rbegin(); it != opened.rend(); ++it) dlclose(*it);
   if (altStack.ss_sp) {
     stack_t off;
     memset(&off, 0, sizeof off);
@@ -343,6 +353,28 @@ int jitmem_program_cxa_atexit(void (*fn)(void *), void *arg, void * /*dso*/) {
   return 0;
 }
 
+void *jitmem_program_dlopen(const char *file, int mode) {
+  void *h = dlopen(file, mode);
+  if (h != nullptr && file != nullptr) {
+    std::lock_guard<std::mutex> lock(gHandlersMutex);
+    gOpened.push_back(h);
+  }
+  return h;
+}
+
+int jitmem_program_dlclose(void *handle) {
+  {
+    std::lock_guard<std::mutex> lock(gHandlersMutex);
+    for (auto it = gOpened.rbegin(); it != gOpened.rend(); ++it) {
+      if (*it == handle) {
+        gOpened.erase(std::next(it).base());
+        break;
+      }
+    }
+  }
+  return dlclose(handle);
+}
+
 }  // extern "C"
 
 namespace {
@@ -447,6 +479,8 @@ Napi::Value ProgramRuntime(const Napi::CallbackInfo &info) {
   o.Set("exit", addr(reinterpret_cast<void *>(&jitmem_program_exit)));
   o.Set("atexit", addr(reinterpret_cast<void *>(&jitmem_program_atexit)));
   o.Set("__cxa_atexit", addr(reinterpret_cast<void *>(&jitmem_program_cxa_atexit)));
+  o.Set("dlopen", addr(reinterpret_cast<void *>(&jitmem_program_dlopen)));
+  o.Set("dlclose", addr(reinterpret_cast<void *>(&jitmem_program_dlclose)));
   return o;
 }
 
