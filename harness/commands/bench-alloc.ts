@@ -1,5 +1,4 @@
-import { parseArgs } from 'node:util';
-import type { Command } from '../command.js';
+import { parseCommandArgs, type Command } from '../command.js';
 import { allocBudgets, runAllocBench } from '../alloc-bench.js';
 import { checkFitPolicy } from '../../mappers/slab/free-range-index.js';
 import { JitmemError } from '../../core/errors.js';
@@ -44,25 +43,20 @@ export const benchAllocCommand: Command = {
   name: 'bench-alloc',
   summary: 'allocator microbenchmark: allocate+free latency at 1k/10k/100k free ranges',
   async run(argv, io) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        options: {
-          policy: { type: 'string' },
-          sizes: { type: 'string' },
-          time: { type: 'string' },
-          batch: { type: 'string' },
-          seed: { type: 'string' },
-          json: { type: 'boolean' },
-          check: { type: 'boolean' },
-          help: { type: 'boolean', short: 'h' },
-        },
-        strict: true,
-      }));
-    } catch (err) {
-      throw new JitmemError('ERR_INVALID_FLAG', `${(err as Error).message}; see 'jitmem bench-alloc --help'`, {});
-    }
+    const { values } = parseCommandArgs('bench-alloc', {
+      args: argv,
+      options: {
+        policy: { type: 'string' },
+        sizes: { type: 'string' },
+        time: { type: 'string' },
+        batch: { type: 'string' },
+        seed: { type: 'string' },
+        json: { type: 'boolean' },
+        check: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    });
     if (values.help) {
       io.stdout.write(HELP);
       return 0;

@@ -1,5 +1,4 @@
-import { parseArgs } from 'node:util';
-import type { Command } from '../command.js';
+import { parseCommandArgs, type Command } from '../command.js';
 import { JitmemError } from '../../core/errors.js';
 import { findPythonObjects } from '../../workloads/python-objects.js';
 import { LINK_BUDGET_MS, DEFAULT_LLVM_JITLINK, medianSample, runLinkBench, type LinkBenchResult } from '../link-bench.js';
@@ -85,25 +84,20 @@ export const benchLinkCommand: Command = {
   name: 'bench-link',
   summary: "time jitmem's linker on CPython beside llvm-jitlink's time to link, with the budget",
   async run(argv, io) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: argv,
-        allowPositionals: true,
-        options: {
-          iterations: { type: 'string' },
-          'llvm-runs': { type: 'string' },
-          'llvm-jitlink': { type: 'string' },
-          preload: { type: 'string', multiple: true },
-          'python-dir': { type: 'string' },
-          json: { type: 'boolean' },
-          help: { type: 'boolean', short: 'h' },
-        },
-        strict: true,
-      });
-    } catch (err) {
-      throw new JitmemError('ERR_UNKNOWN_OPTION', `${(err as Error).message}; see 'jitmem bench-link --help'`, {});
-    }
+    const parsed = parseCommandArgs('bench-link', {
+      args: argv,
+      allowPositionals: true,
+      options: {
+        iterations: { type: 'string' },
+        'llvm-runs': { type: 'string' },
+        'llvm-jitlink': { type: 'string' },
+        preload: { type: 'string', multiple: true },
+        'python-dir': { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }, 'ERR_UNKNOWN_OPTION');
     const { values, positionals } = parsed;
     if (values.help) {
       io.stdout.write(HELP);

@@ -1,5 +1,4 @@
-import { parseArgs } from 'node:util';
-import type { Command } from '../command.js';
+import { parseCommandArgs, type Command } from '../command.js';
 import { JitmemError } from '../../core/errors.js';
 import { BUDGET_MS, runRemoteBench } from '../remote-bench.js';
 
@@ -33,22 +32,17 @@ export const benchRemoteCommand: Command = {
   name: 'bench-remote',
   summary: 'executor round trip, and a CPython-shaped load through each mapper beside its budget',
   async run(argv, io) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        options: {
-          iterations: { type: 'string' },
-          calls: { type: 'string' },
-          json: { type: 'boolean' },
-          'check-budgets': { type: 'boolean' },
-          help: { type: 'boolean', short: 'h' },
-        },
-        strict: true,
-      }));
-    } catch (err) {
-      throw new JitmemError('ERR_INVALID_FLAG', `${(err as Error).message}; see 'jitmem bench-remote --help'`, {});
-    }
+    const { values } = parseCommandArgs('bench-remote', {
+      args: argv,
+      options: {
+        iterations: { type: 'string' },
+        calls: { type: 'string' },
+        json: { type: 'boolean' },
+        'check-budgets': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    });
     if (values.help) {
       io.stdout.write(HELP);
       return 0;

@@ -1,6 +1,5 @@
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { defaultOutput, type Command } from '../command.js';
+import { defaultOutput, parseCommandArgs, type Command } from '../command.js';
 import { JitmemError } from '../../core/errors.js';
 import { ensureOutputDirectory } from '../../core/files.js';
 import { readReport } from '../report.js';
@@ -37,12 +36,7 @@ export const chartsCommand: Command = {
   name: 'charts',
   summary: 'draw bench reports as Vega-Lite specs, SVG, PNG and one self-contained HTML page',
   async run(argv, io) {
-    let parsed;
-    try {
-      parsed = parseArgs({ args: argv, allowPositionals: true, options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true });
-    } catch (err) {
-      throw new JitmemError('ERR_INVALID_FLAG', `${(err as Error).message}; see 'jitmem charts --help'`, {});
-    }
+    const parsed = parseCommandArgs('charts', { args: argv, allowPositionals: true, options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true });
     const { values, positionals } = parsed;
     if (values.help) {
       io.stdout.write(HELP);

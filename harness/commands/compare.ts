@@ -1,6 +1,6 @@
 import { appendFileSync } from 'node:fs';
-import { parseArgs, styleText } from 'node:util';
-import type { Command } from '../command.js';
+import { styleText } from 'node:util';
+import { parseCommandArgs, type Command } from '../command.js';
 import { JitmemError } from '../../core/errors.js';
 import { formatTable } from '../format-table.js';
 import { readReport, type Report } from '../report.js';
@@ -312,32 +312,27 @@ export const compareCommand: Command = {
   name: 'compare',
   summary: 'compare bench reports: per-row change over measurement rounds or runs; exit 1 on a regression',
   async run(argv, io) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: argv,
-        allowPositionals: true,
-        options: {
-          alpha: { type: 'string' },
-          threshold: { type: 'string' },
-          'threshold-for': { type: 'string', multiple: true },
-          rows: { type: 'string', multiple: true },
-          phases: { type: 'boolean' },
-          'ratios-only': { type: 'boolean' },
-          calibrate: { type: 'boolean' },
-          noise: { type: 'string', multiple: true },
-          'base-run': { type: 'string', multiple: true },
-          history: { type: 'string' },
-          last: { type: 'string' },
-          'counter-tolerance': { type: 'string' },
-          format: { type: 'string' },
-          help: { type: 'boolean', short: 'h' },
-        },
-        strict: true,
-      });
-    } catch (err) {
-      throw new JitmemError('ERR_INVALID_FLAG', `${(err as Error).message}; see 'jitmem compare --help'`, {});
-    }
+    const parsed = parseCommandArgs('compare', {
+      args: argv,
+      allowPositionals: true,
+      options: {
+        alpha: { type: 'string' },
+        threshold: { type: 'string' },
+        'threshold-for': { type: 'string', multiple: true },
+        rows: { type: 'string', multiple: true },
+        phases: { type: 'boolean' },
+        'ratios-only': { type: 'boolean' },
+        calibrate: { type: 'boolean' },
+        noise: { type: 'string', multiple: true },
+        'base-run': { type: 'string', multiple: true },
+        history: { type: 'string' },
+        last: { type: 'string' },
+        'counter-tolerance': { type: 'string' },
+        format: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    });
     const { values, positionals } = parsed;
     if (values.help) {
       io.stdout.write(HELP);

@@ -1,7 +1,6 @@
 import { appendFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import type { Command } from '../command.js';
+import { parseCommandArgs, type Command } from '../command.js';
 import { JitmemError } from '../../core/errors.js';
 import { formatTable } from '../format-table.js';
 import { isHeadline, lastChange, readHistory, sparkline, storeReport, trends, type Trend } from '../history.js';
@@ -63,24 +62,19 @@ export const historyCommand: Command = {
   name: 'history',
   summary: 'store bench reports per commit and show the trend of the headline speedups with intervals',
   async run(argv, io) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: argv,
-        allowPositionals: true,
-        options: {
-          add: { type: 'string', multiple: true },
-          all: { type: 'boolean' },
-          out: { type: 'string' },
-          'no-chart': { type: 'boolean' },
-          format: { type: 'string' },
-          help: { type: 'boolean', short: 'h' },
-        },
-        strict: true,
-      });
-    } catch (err) {
-      throw new JitmemError('ERR_INVALID_FLAG', `${(err as Error).message}; see 'jitmem history --help'`, {});
-    }
+    const parsed = parseCommandArgs('history', {
+      args: argv,
+      allowPositionals: true,
+      options: {
+        add: { type: 'string', multiple: true },
+        all: { type: 'boolean' },
+        out: { type: 'string' },
+        'no-chart': { type: 'boolean' },
+        format: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    });
     const { values, positionals } = parsed;
     if (values.help) {
       io.stdout.write(HELP);
