@@ -155,7 +155,7 @@ export interface CompareOptions {
   readonly threshold?: number;
   /** Per-row thresholds; the last rule whose pattern matches a row wins. */
   readonly thresholdRules?: readonly ThresholdRule[];
-  /** Compare phase times as well as whole-iteration times. */
+  /** Compare phase times as well as whole-iteration times, and each mapper phase's paired speedup beside the whole iteration's. */
   readonly phases?: boolean;
   /** Compare only the speedup ratios (what CI does across machines). */
   readonly ratiosOnly?: boolean;
@@ -433,7 +433,7 @@ function materialPhase(report: Report, row: RatioRow, phase: PhaseName): boolean
  * phase (`initialize.speedup-vs-rpc`...). A change to one phase shows at its full size in that
  * phase's ratio, diluted in the whole iteration's; both are judged alike.
  */
-function ratioRuns(report: Report, phaseFilter = false): Map<string, RowRun> {
+function ratioRuns(report: Report, phaseFilter = false, withPhases = true): Map<string, RowRun> {
   const out = new Map<string, RowRun>();
   const put = (key: RowKey, row: RatioRow, perRound: readonly number[] | undefined, whole: number) => {
     const label = labelOf(key);
@@ -444,7 +444,7 @@ function ratioRuns(report: Report, phaseFilter = false): Map<string, RowRun> {
   for (const row of report.ratios) {
     const key = ratioKey(row);
     put(key, row, row.rounds, row.speedup);
-    for (const phase of PHASES) {
+    for (const phase of withPhases ? PHASES : []) {
       if (phaseFilter && !materialPhase(report, row, phase)) continue;
       const rounds = phaseRatioRounds(report, row, phase);
       if (!rounds || rounds.length < 3) continue;
@@ -691,7 +691,9 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
     for (const [label, h] of headRows) if (keep(label) && !baseRows.has(label) && !(kind === 'ratio' && h.key.measure.includes('.'))) unmatched.push({ kind, key: h.key, label, only: 'head' });
   };
   if (!options.ratiosOnly) collect('time', (r) => timeRuns(r, phases));
-  collect('ratio', (r) => ratioRuns(r), (r) => ratioRuns(r, true));
+  // Phase speedups beside the whole iteration's only with --phases: each is one more row a
+  // spell of load can move, and the whole-iteration rows are the default gate.
+  collect('ratio', (r) => ratioRuns(r, false, phases), (r) => ratioRuns(r, true, phases));
 
   const ctx: TestContext = { alpha, rows: pending.length };
   const tested: PendingRow[] = pending.map((row) => {
@@ -852,7 +854,7 @@ export function calibrateThresholds(reports: readonly Report[], options: { phase
   };
   for (const report of reports) {
     if (!options.ratiosOnly) for (const run of timeRuns(report, options.phases ?? false).values()) put(run.key, 'time', run.value);
-    for (const run of ratioRuns(report, true).values()) put(run.key, 'ratio', run.value);
+    for (const run of ratioRuns(report, true, options.phases ?? false).values()) put(run.key, 'ratio', run.value);
   }
   const out: CalibratedRow[] = [];
   const rowAlpha = alpha / Math.max(1, [...rows.values()].filter((r) => r.values.length >= 2).length);

@@ -132,7 +132,7 @@ test('a 30% slower initialize shows at its full size in the initialize speedup, 
   // Steady rounds and phases: the arithmetic of the phase rows is under test, not the machine.
   const steady = withSteadyRounds(base);
   const head = withPhaseScaled(steady, slowRow, 'initialize', 1.3);
-  const { status, stdout } = runCli(['compare', save(steady), save(head), '--ratios-only', '--format', 'json'], cleanEnv());
+  const { status, stdout } = runCli(['compare', save(steady), save(head), '--ratios-only', '--phases', '--format', 'json'], cleanEnv());
   t.is(status, 1);
   const json = JSON.parse(stdout) as ReturnType<typeof compareReports>;
   const row = (label: string) => json.ratios.find((r) => r.label === `python/load/shared/jitmem/first-fit/${label}`)!;
@@ -160,8 +160,8 @@ test('reports without recorded phase speedups (older benches) get them from thei
   const head = withPhaseScaled(withSteadyRounds(base), slowRow, 'initialize', 1.3);
   const strip = (r: Report): Report => ({ ...r, ratios: r.ratios.map(({ phases: _p, ...rest }) => rest) });
   const steady = withSteadyRounds(base);
-  const recorded = compareReports(steady, head, { ratiosOnly: true });
-  const derived = compareReports(strip(steady), strip(head), { ratiosOnly: true });
+  const recorded = compareReports(steady, head, { ratiosOnly: true, phases: true });
+  const derived = compareReports(strip(steady), strip(head), { ratiosOnly: true, phases: true });
   t.deepEqual(
     derived.ratios.map((r) => [r.label, r.change]),
     recorded.ratios.map((r) => [r.label, r.change]),
@@ -179,7 +179,7 @@ test('phase speedups are judged only for phases that take at least MIN_PHASE_SHA
     ...base,
     results: base.results.map((r) => (slowRow(r) ? { ...r, phases: { ...r.phases, write: statsOfScaled(r.phases.write!, 0.001) } } : r)),
   };
-  const c = compareReports(tiny as Report, base, { ratiosOnly: true });
+  const c = compareReports(tiny as Report, base, { ratiosOnly: true, phases: true });
   const labels = c.ratios.map((r) => r.label);
   t.false(labels.includes('python/load/shared/jitmem/first-fit/write.speedup-vs-rpc'));
   t.false(c.unmatched.some((u) => u.label.includes('.speedup-vs-')));
@@ -192,7 +192,7 @@ test('phase speedups are judged only for phases that take at least MIN_PHASE_SHA
 
 test('a report compared with itself: every change ~, exit 0, and the text table says so', (t) => {
   const file = save(base);
-  const { status, stdout } = runCli(['compare', file, file], cleanEnv());
+  const { status, stdout } = runCli(['compare', file, file, '--phases'], cleanEnv());
   t.is(status, 0);
   t.regex(stdout, /^row +base p50 +head p50 +change +95% CI +p +noise +threshold +verdict$/m);
   t.regex(stdout, /^python\/load\/shared\/jitmem\/first-fit\/latency .* ~ /m);

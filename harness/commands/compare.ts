@@ -29,9 +29,9 @@ const HELP = `usage: jitmem compare BASE.json HEAD.json [options]
 Says, row by row, whether HEAD differs from BASE for real. Rows are matched by workload,
 pattern, mapper, executor and policy (and phase, with --phases); a row in one report only is
 listed as added or removed. Rows are times (median latency) and speedup ratios (each mapper
-over RPC copy and over in-process, for the whole iteration and, beside it, for each mapper
-phase: initialize.speedup-vs-rpc etc.; --ratios-only keeps them all). A change to one phase
-shows at its full size in that phase's speedup, where the whole iteration's dilutes it.
+over RPC copy and over in-process, for the whole iteration and, with --phases, beside it for
+each mapper phase: initialize.speedup-vs-rpc etc.; --ratios-only keeps them all). A change to
+one phase shows at its full size in that phase's speedup, where the whole iteration's dilutes it.
 
 The evidence is the measurement round, not the sample: a bench runs the mappers of a group in
 interleaved rounds (bench --rounds), and each round gives one value per row: the log of its
@@ -82,7 +82,8 @@ options:
                               objects, I-cache flushes, page faults, context switches; controller
                               and executor) are compared exactly, with or without --ratios-only:
                               every change is listed; page faults and context switches are not gated
-  --phases                    compare each phase's times as well as whole iterations
+  --phases                    compare each phase's times as well as whole iterations, and each
+                              mapper phase's paired speedup (PHASE.speedup-vs-rpc ...)
   --ratios-only               compare only the speedup ratios (for reports from different
                               machines: what CI does)
   --calibrate                 instead of comparing, take three or more reports of the SAME commit

@@ -120,7 +120,7 @@ export function quickBench(out: string, extraMs?: ExtraWork): void {
 }
 
 /** The gate's flags over runs: what .ci/run passes besides the files. */
-export const GATE_FLAGS = ['--ratios-only'] as const;
+export const GATE_FLAGS = ['--ratios-only', '--phases'] as const;
 
 export interface DetectionTry {
   readonly status: number | null;
