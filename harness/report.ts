@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { PROCESS_COST_COUNTER_NAMES, type ProcessCostCounters } from '../core/cost-counters.js';
 import { JitmemError } from '../core/errors.js';
 import { readRegularFile } from '../core/files.js';
 import type { FitPolicy } from '../mappers/slab/free-range-index.js';
@@ -109,41 +110,11 @@ export interface ResultRow {
   slabSeries?: SlabPoint[];
 }
 
-/**
- * Cost counters of one process for one cell, per measured iteration (the mean over them): what
- * the iteration's time is made of, counted rather than timed.
- */
-export interface ProcessCounters {
-  /** Calls made (controller) or answered (executor) over the wire. */
-  roundTrips: number;
-  /** Bytes this process wrote to the wire and read from it (frames, headers included). */
-  wireBytesOut: number;
-  wireBytesIn: number;
-  /** Bytes copied by memcpy/memmove through the native layer (content into target memory, out of it). */
-  bytesCopied: number;
-  mmap: number;
-  mprotect: number;
-  munmap: number;
-  shmCreated: number;
-  icacheFlushes: number;
-  /** getrusage: minor page faults and voluntary context switches of this process. */
-  minorFaults: number;
-  voluntarySwitches: number;
-}
+/** One process's cost counters per iteration (core/cost-counters.ts counts them; the report keeps their mean). */
+export type ProcessCounters = ProcessCostCounters;
 
-export const PROCESS_COUNTER_NAMES: ReadonlyArray<keyof ProcessCounters> = [
-  'roundTrips',
-  'wireBytesOut',
-  'wireBytesIn',
-  'bytesCopied',
-  'mmap',
-  'mprotect',
-  'munmap',
-  'shmCreated',
-  'icacheFlushes',
-  'minorFaults',
-  'voluntarySwitches',
-];
+/** The counters' names, in the order the executor's counter service sends them. */
+export const PROCESS_COUNTER_NAMES = PROCESS_COST_COUNTER_NAMES;
 
 /** Counters that depend on the scheduler, the allocator of V8 and the GC as much as on the code: shown, never gated. */
 export const UNGATED_COUNTERS: ReadonlySet<keyof ProcessCounters> = new Set(['minorFaults', 'voluntarySwitches']);
