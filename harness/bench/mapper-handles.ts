@@ -31,35 +31,23 @@ export function llvmExecutorAvailable(path = DEFAULT_LLVM_EXECUTOR): boolean {
   return existsSync(path);
 }
 
-function inProcessHandle(): MapperHandle {
-  const mapper = new InProcessMemoryMapper();
+/**
+ * A mapper whose target memory is in this process (in-process; dual-mapped, whose target pages
+ * are its R-X view, as code sees them): the pages are hashed through zero-copy views, so nothing
+ * is copied to check them, and there is no executor to count.
+ */
+function localHandle(mapper: 'inprocess' | 'dualmap'): MapperHandle {
+  const memoryMapper = mapper === 'inprocess' ? new InProcessMemoryMapper() : new DualMappedMemoryMapper();
   return {
-    mapper: 'inprocess',
+    mapper,
     executor: 'none',
-    memoryMapper: mapper,
-    // Hash the target pages through zero-copy views: nothing is copied to check them.
+    memoryMapper,
     digest: async (ranges) => ranges.map((r) => sha256(native.view(r.start, r.length))),
     read: async (r) => native.view(r.start, r.length).slice(),
     counters: () => ({ calls: 0, bytesSent: 0, bytesReceived: 0 }),
     costCounters: async () => ({ controller: processCostCounters(), executor: null }),
-    patch: (patches, options) => mapper.patchCode(patches, options),
-    close: () => mapper.close(),
-  };
-}
-
-/** The dual-mapped in-process mapper: target pages seen through its R-X view, as code sees them. */
-function dualMappedHandle(): MapperHandle {
-  const mapper = new DualMappedMemoryMapper();
-  return {
-    mapper: 'dualmap',
-    executor: 'none',
-    memoryMapper: mapper,
-    digest: async (ranges) => ranges.map((r) => sha256(native.view(r.start, r.length))),
-    read: async (r) => native.view(r.start, r.length).slice(),
-    counters: () => ({ calls: 0, bytesSent: 0, bytesReceived: 0 }),
-    costCounters: async () => ({ controller: processCostCounters(), executor: null }),
-    patch: (patches, options) => mapper.patchCode(patches, options),
-    close: () => mapper.close(),
+    patch: (patches, options) => memoryMapper.patchCode(patches, options),
+    close: () => memoryMapper.close(),
   };
 }
 
@@ -109,8 +97,7 @@ async function remoteHandle(mapper: 'shared' | 'rpc', executor: 'jitmem' | 'llvm
 }
 
 export async function openHandle(mapper: MapperName, executor: ExecutorName, options: HandleOptions): Promise<MapperHandle> {
-  if (mapper === 'inprocess') return inProcessHandle();
-  if (mapper === 'dualmap') return dualMappedHandle();
+  if (mapper === 'inprocess' || mapper === 'dualmap') return localHandle(mapper);
   if (executor === 'none') throw new JitmemError('ERR_INVALID_CELL', `the ${mapper} mapper needs an executor (jitmem or llvm)`, { mapper });
   return remoteHandle(mapper, executor, options);
 }
