@@ -112,6 +112,42 @@ test('real alarm: one mapper 30% slower in every round loses its speedup (paired
   t.true(json.times.filter((r) => r !== time).every((r) => r.verdict === 'same' && r.change === 0 && r.p > 0.99));
 });
 
+test('one run against one: when every mapper of a workload moved together, its time rows are held to that move and a warning says why; one mapper moving alone is still a regression', (t) => {
+  // A slower spell of the machine moves every mapper alike (python/load in-process ran 6.2 to
+  // 11.4 ms across quick runs of one commit here); the paired speedups do not move at all.
+  const steady = withSteadyRounds(base);
+  const pythonLoad = (r: Report['results'][number]) => r.workload === 'python' && r.pattern === 'load';
+  let r = runCli(['compare', save(steady), save(withRowsScaled(steady, pythonLoad, 1.3)), '--format', 'json'], cleanEnv());
+  t.is(r.status, 0, r.stdout);
+  let json = JSON.parse(r.stdout) as ReturnType<typeof compareReports>;
+  const moved = json.times.filter((x) => x.key.workload === 'python');
+  t.is(moved.length, 3);
+  for (const row of moved) {
+    t.true(Math.abs(row.change - 0.3) < 1e-9, row.label);
+    t.true(Math.abs(row.commonMove! - 0.3) < 1e-9, row.label);
+    t.true(row.threshold > 0.3);
+    t.is(row.verdict, 'same');
+  }
+  t.true(json.times.filter((x) => x.key.workload === 'cray').every((x) => x.commonMove === 0 && x.verdict === 'same'));
+  t.true(json.ratios.every((x) => x.verdict === 'same' && Math.abs(x.change) < 1e-9));
+  t.true(json.warnings.some((w) => w.startsWith("python/load/first-fit/latency: all 3 mappers' times moved +30.0% together")), json.warnings.join('\n'));
+
+  // One mapper alone: the median of its group's moves is the others', 0, and the row regresses.
+  r = runCli(['compare', save(steady), save(withRowsScaled(steady, slowRow, 1.3)), '--format', 'json'], cleanEnv());
+  t.is(r.status, 1, r.stdout);
+  json = JSON.parse(r.stdout) as ReturnType<typeof compareReports>;
+  const shared = json.times.find((x) => x.label === 'python/load/shared/jitmem/first-fit/latency')!;
+  t.is(shared.commonMove, 0);
+  t.is(shared.verdict, 'regression');
+  t.false(json.warnings.some((w) => w.includes('moved')));
+
+  // Over runs the spread between runs holds such spells: no move is taken.
+  r = runCli(['compare', save(steady), save(steady), '--noise', save(steady), '--noise', save(steady), '--noise', save(steady), '--format', 'json'], cleanEnv());
+  t.is(r.status, 0, r.stdout);
+  json = JSON.parse(r.stdout) as ReturnType<typeof compareReports>;
+  t.true(json.times.every((x) => x.commonMove === undefined));
+});
+
 test('real alarm on the ratios: the slower mapper loses speedup over RPC copy and --ratios-only exits 1', (t) => {
   // Ratios carry no samples, only their bootstrap intervals, and the reports here are timed
   // while the rest of the suite loads the machine: their intervals reach ±20%. A halving is

@@ -40,6 +40,11 @@ machine's drift between rounds cancels).
 - One report against one: Welch's t-test on the two sets of per-round values. A row is also
   held to a noise threshold from the reports' own per-round spread: the change two single
   rounds show at level alpha, t(1-alpha/2) * sqrt(s_base^2 + s_head^2) on the log scale.
+  A time row's threshold also includes the move every mapper of its workload, pattern and
+  measure made together (their median change, with 3 or more mappers; a warning names a move
+  beyond --threshold): a slower spell of the machine moves them all alike, and one run
+  against one cannot tell that from a change common to every mapper. Speedups need no such
+  allowance: they are paired within each round.
 - With further runs (--noise: runs of HEAD's commit; --base-run or --history: runs of the
   base): each run gives one value per row; the base is the median of its runs, the head the
   mean of its runs, and a t-test with the spread between runs decides. 'noise' is then the
