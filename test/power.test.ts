@@ -22,6 +22,8 @@ import { detectionTry } from './helpers/power.js';
  * statistics are not loosened for it.
  */
 const enabled = process.env.JITMEM_POWER_TEST === '1';
+// ava stops a file that reports nothing for its timeout (2 minutes in package.json); ten quick benches take about three.
+if (!enabled) console.log('power: skipped; JITMEM_POWER_TEST=1 npx ava --timeout 25m dist/test/power.test.js runs it (ten quick benches, about three minutes)');
 
 (enabled ? test : test.skip)('power: the gate flags the shared-memory speedup when its initialize costs 30% more', (t) => {
   t.timeout(20 * 60_000);
