@@ -75,7 +75,7 @@ interface RowVerdictFields {
   readonly evidence: Evidence;
   /** Runs on each side (1 and 1 without noise or base runs). */
   readonly runs: { readonly base: number; readonly head: number };
-  /** The threshold the change was held to: the row's threshold, raised to `noise` for rows compared round by round. */
+  /** The threshold the change was held to: the row's threshold, raised to `noise` for rows compared round by round (and for time rows by their group's `commonMove`). */
   readonly threshold: number;
   /**
    * Noise bound of the row: for rows compared round by round, the change two single rounds
