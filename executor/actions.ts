@@ -59,12 +59,7 @@ export class ExecutorActionSite implements ActionCallSite {
     const args = new SpsReader(call.args, `arguments of ${what}`);
     try {
       if (call.fn === b.trace) {
-        const log = args.addr('the trace log address');
-        const capacity = args.u64('the trace log capacity');
-        args.u64Big();
-        args.end();
-        if (log % 8 !== 0) throw new RemoteError('ERR_ACTION_REFUSED', `${what}: trace log address ${hex(log)} is not 8-byte aligned`);
-        this.space.requireAccess(log, 8, PROT_R | PROT_W, `${what}: trace log header`);
+        const { log, capacity } = this.traceLog(args, what);
         const count = new BigUint64Array(1);
         native.copyOut(log, new Uint8Array(count.buffer));
         if (count[0]! < BigInt(capacity)) {
@@ -72,12 +67,7 @@ export class ExecutorActionSite implements ActionCallSite {
           this.space.requireAccess(slot, 8, PROT_R | PROT_W, `${what}: trace log slot`);
         }
       } else if (call.fn === b.registerEHFrame || call.fn === b.deregisterEHFrame) {
-        const range = args.addrRange();
-        args.end();
-        if (range.end < range.start) {
-          throw new RemoteError('ERR_ACTION_REFUSED', `${what}: EH-frame range [${hex(range.start)}, ${hex(range.end)}) ends before it starts`);
-        }
-        this.space.requireAccess(range.start, range.end - range.start, PROT_R, `${what}: EH-frame section`);
+        const range = this.ehFrameRange(args, what);
         if (call.fn === b.registerEHFrame) this.frames.check(range.start, range.end, what);
         else if (!this.frames.has(range.start)) this.frames.deregister(range.start, range.end, what);
       } else if (call.fn !== b.fail) {
@@ -101,19 +91,9 @@ export class ExecutorActionSite implements ActionCallSite {
     const args = new SpsReader(call.args, `arguments of ${what}`);
     try {
       if (call.fn === b.trace) {
-        const log = args.addr('the trace log address');
-        args.u64('the trace log capacity');
-        args.u64Big();
-        args.end();
-        if (log % 8 !== 0) throw new RemoteError('ERR_ACTION_REFUSED', `${what}: trace log address ${hex(log)} is not 8-byte aligned`);
-        this.space.requireAccess(log, 8, PROT_R | PROT_W, `${what}: trace log header`);
+        this.traceLog(args, what);
       } else if (call.fn === b.registerEHFrame || call.fn === b.deregisterEHFrame) {
-        const range = args.addrRange();
-        args.end();
-        if (range.end < range.start) {
-          throw new RemoteError('ERR_ACTION_REFUSED', `${what}: EH-frame range [${hex(range.start)}, ${hex(range.end)}) ends before it starts`);
-        }
-        this.space.requireAccess(range.start, range.end - range.start, PROT_R, `${what}: EH-frame section`);
+        const range = this.ehFrameRange(args, what);
         if (call.fn === b.registerEHFrame) {
           if (role === 'finalize') {
             if (this.frames.has(range.start) || registering.has(range.start)) {
@@ -131,6 +111,28 @@ export class ExecutorActionSite implements ActionCallSite {
       if (err instanceof RemoteError) throw err;
       throw new RemoteError('ERR_ACTION_REFUSED', `${what} at ${hex(call.fn)} was refused: ${(err as Error).message}`);
     }
+  }
+
+  /** A trace action's arguments: its log (8-byte aligned, the header readable and writable) and capacity. */
+  private traceLog(args: SpsReader, what: string): { log: number; capacity: number } {
+    const log = args.addr('the trace log address');
+    const capacity = args.u64('the trace log capacity');
+    args.u64Big();
+    args.end();
+    if (log % 8 !== 0) throw new RemoteError('ERR_ACTION_REFUSED', `${what}: trace log address ${hex(log)} is not 8-byte aligned`);
+    this.space.requireAccess(log, 8, PROT_R | PROT_W, `${what}: trace log header`);
+    return { log, capacity };
+  }
+
+  /** An EH-frame action's argument: a section range that does not end before it starts, in readable memory. */
+  private ehFrameRange(args: SpsReader, what: string): { start: number; end: number } {
+    const range = args.addrRange();
+    args.end();
+    if (range.end < range.start) {
+      throw new RemoteError('ERR_ACTION_REFUSED', `${what}: EH-frame range [${hex(range.start)}, ${hex(range.end)}) ends before it starts`);
+    }
+    this.space.requireAccess(range.start, range.end - range.start, PROT_R, `${what}: EH-frame section`);
+    return range;
   }
 
   /** checkStatic for every action of a request, finalize and dealloc halves. */

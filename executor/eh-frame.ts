@@ -67,25 +67,22 @@ class Cursor {
   }
 
   uleb(what: string): number {
-    let result = 0;
-    let scale = 1;
-    for (let i = 0; i < 10; i++) {
-      const b = this.u8(what);
-      result += (b & 0x7f) * scale;
-      scale *= 128;
-      if ((b & 0x80) === 0) return result;
-    }
-    return this.fail(`${what} is a LEB128 number longer than 10 bytes`);
+    return this.leb(what, false);
   }
 
   sleb(what: string): number {
+    return this.leb(what, true);
+  }
+
+  /** A LEB128 number of at most 10 bytes; signed ones extend the sign bit of their last byte. */
+  private leb(what: string, signed: boolean): number {
     let result = 0;
     let scale = 1;
     for (let i = 0; i < 10; i++) {
       const b = this.u8(what);
       result += (b & 0x7f) * scale;
       scale *= 128;
-      if ((b & 0x80) === 0) return b & 0x40 ? result - scale : result;
+      if ((b & 0x80) === 0) return signed && b & 0x40 ? result - scale : result;
     }
     return this.fail(`${what} is a LEB128 number longer than 10 bytes`);
   }

@@ -32,21 +32,25 @@ const bothSides = (c: NonNullable<ResultRow['counters']>, f: (p: NonNullable<Res
  * faults, as controller/executor.
  */
 export function resultsTable(rows: readonly ResultRow[]): string {
+  const timeHeader = ['workload', 'pattern', 'mapper', 'policy', 'p50 ms', 'p99 ms', 'rme', 'n', 'init ms'];
+  const timeCells = (r: ResultRow) => [
+    r.workload,
+    r.pattern,
+    mapperLabel(r),
+    r.policy,
+    ms(r.latency.p50),
+    ms(r.latency.p99),
+    `±${r.latency.rme.toFixed(1)}%`,
+    String(r.latency.samplesCount),
+    ms(r.phases.initialize?.p50 ?? 0),
+  ];
   if (rows.some((r) => r.counters)) {
     return formatTable(
-      ['workload', 'pattern', 'mapper', 'policy', 'p50 ms', 'p99 ms', 'rme', 'n', 'init ms', 'calls', 'wire KiB', 'copied KiB c/e', 'mprotect c/e', 'faults c/e'],
+      [...timeHeader, 'calls', 'wire KiB', 'copied KiB c/e', 'mprotect c/e', 'faults c/e'],
       rows.map((r) => {
         const c = r.counters;
         return [
-          r.workload,
-          r.pattern,
-          mapperLabel(r),
-          r.policy,
-          ms(r.latency.p50),
-          ms(r.latency.p99),
-          `±${r.latency.rme.toFixed(1)}%`,
-          String(r.latency.samplesCount),
-          ms(r.phases.initialize?.p50 ?? 0),
+          ...timeCells(r),
           c ? count(c.controller.roundTrips) : r.roundTrips.toFixed(0),
           c ? kib(c.controller.wireBytesOut + c.controller.wireBytesIn) : kib(r.bytes.moved),
           c ? bothSides(c, (p) => p.bytesCopied, kib) : '',
@@ -57,20 +61,8 @@ export function resultsTable(rows: readonly ResultRow[]): string {
     );
   }
   return formatTable(
-    ['workload', 'pattern', 'mapper', 'policy', 'p50 ms', 'p99 ms', 'rme', 'n', 'init ms', 'MiB moved', 'calls'],
-    rows.map((r) => [
-      r.workload,
-      r.pattern,
-      mapperLabel(r),
-      r.policy,
-      ms(r.latency.p50),
-      ms(r.latency.p99),
-      `±${r.latency.rme.toFixed(1)}%`,
-      String(r.latency.samplesCount),
-      ms(r.phases.initialize?.p50 ?? 0),
-      mib(r.bytes.moved),
-      r.roundTrips.toFixed(0),
-    ]),
+    [...timeHeader, 'MiB moved', 'calls'],
+    rows.map((r) => [...timeCells(r), mib(r.bytes.moved), r.roundTrips.toFixed(0)]),
   );
 }
 
