@@ -31,9 +31,10 @@ const bothSides = (c: NonNullable<ResultRow['counters']>, f: (p: NonNullable<Res
  * round trips, KiB on the wire (both directions), KiB copied, mprotect calls and minor page
  * faults, as controller/executor.
  */
-export function resultsTable(rows: readonly ResultRow[]): string {
-  const timeHeader = ['workload', 'pattern', 'mapper', 'policy', 'p50 ms', 'p99 ms', 'rme', 'n', 'init ms'];
-  const timeCells = (r: ResultRow) => [
+const TIME_HEADER = ['workload', 'pattern', 'mapper', 'policy', 'p50 ms', 'p99 ms', 'rme', 'n', 'init ms'];
+
+function timeCells(r: ResultRow): string[] {
+  return [
     r.workload,
     r.pattern,
     mapperLabel(r),
@@ -44,25 +45,30 @@ export function resultsTable(rows: readonly ResultRow[]): string {
     String(r.latency.samplesCount),
     ms(r.phases.initialize?.p50 ?? 0),
   ];
-  if (rows.some((r) => r.counters)) {
-    return formatTable(
-      [...timeHeader, 'calls', 'wire KiB', 'copied KiB c/e', 'mprotect c/e', 'faults c/e'],
-      rows.map((r) => {
-        const c = r.counters;
-        return [
-          ...timeCells(r),
-          c ? count(c.controller.roundTrips) : r.roundTrips.toFixed(0),
-          c ? kib(c.controller.wireBytesOut + c.controller.wireBytesIn) : kib(r.bytes.moved),
-          c ? bothSides(c, (p) => p.bytesCopied, kib) : '',
-          c ? bothSides(c, (p) => p.mprotect, count) : '',
-          c ? bothSides(c, (p) => p.minorFaults, count) : '',
-        ];
-      }),
-    );
-  }
+}
+
+/** The results table without counters, as a header and rows of cells: the terminal's for older reports, and the HTML page's. */
+export const PLAIN_RESULTS_HEADER: readonly string[] = [...TIME_HEADER, 'MiB moved', 'calls'];
+
+export function plainResultCells(r: ResultRow): string[] {
+  return [...timeCells(r), mib(r.bytes.moved), r.roundTrips.toFixed(0)];
+}
+
+export function resultsTable(rows: readonly ResultRow[]): string {
+  if (!rows.some((r) => r.counters)) return formatTable(PLAIN_RESULTS_HEADER, rows.map(plainResultCells));
   return formatTable(
-    [...timeHeader, 'MiB moved', 'calls'],
-    rows.map((r) => [...timeCells(r), mib(r.bytes.moved), r.roundTrips.toFixed(0)]),
+    [...TIME_HEADER, 'calls', 'wire KiB', 'copied KiB c/e', 'mprotect c/e', 'faults c/e'],
+    rows.map((r) => {
+      const c = r.counters;
+      return [
+        ...timeCells(r),
+        c ? count(c.controller.roundTrips) : r.roundTrips.toFixed(0),
+        c ? kib(c.controller.wireBytesOut + c.controller.wireBytesIn) : kib(r.bytes.moved),
+        c ? bothSides(c, (p) => p.bytesCopied, kib) : '',
+        c ? bothSides(c, (p) => p.mprotect, count) : '',
+        c ? bothSides(c, (p) => p.minorFaults, count) : '',
+      ];
+    }),
   );
 }
 

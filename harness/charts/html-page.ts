@@ -1,6 +1,6 @@
 import type { Report } from '../report.js';
 import type { Comparison } from '../compare.js';
-import { budgetItems, headlineItems, TABLE_LEGEND } from '../bench/summary.js';
+import { budgetItems, headlineItems, PLAIN_RESULTS_HEADER, plainResultCells, TABLE_LEGEND } from '../bench/summary.js';
 import type { ChartSpec, SkippedChart } from './chart-specs.js';
 
 /**
@@ -44,26 +44,13 @@ function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>
 function summarySection(report: Report): string {
   const headlines = headlineItems(report);
   const budgets = budgetItems(report);
-  const rows = report.results.map((r) => [
-    r.workload,
-    r.pattern,
-    `${r.executor === 'llvm' ? `${r.mapper}@llvm` : r.mapper}${r.cold ? ' (cold)' : ''}`,
-    r.policy,
-    ms(r.latency.p50),
-    ms(r.latency.p99),
-    `±${r.latency.rme.toFixed(1)}%`,
-    String(r.latency.samplesCount),
-    ms(r.phases.initialize?.p50 ?? 0),
-    (r.bytes.moved / (1 << 20)).toFixed(2),
-    r.roundTrips.toFixed(0),
-  ]);
-  const header = ['workload', 'pattern', 'mapper', 'policy', 'p50 ms', 'p99 ms', 'rme', 'n', 'init ms', 'MiB moved', 'calls'];
+  const rows = report.results.map(plainResultCells);
   return `<section id="summary">
 <h2>Summary of the last report</h2>
 ${budgets.length ? `<h3>Budgets</h3>\n<ul class="budgets">${budgets.map((b) => `<li${b.over ? ' class="over"' : ''}>${escapeHtml(b.text)}</li>`).join('')}</ul>` : ''}
 ${headlines.length ? `<h3>Shared memory against RPC copy</h3>\n<ul class="headlines">${headlines.map((h) => `<li${h.significant ? ' class="significant"' : ''}>${escapeHtml(h.text)}</li>`).join('')}</ul>` : ''}
 <h3>Cells</h3>
-<div class="wide">${table(header, rows, new Set([4, 5, 6, 7, 8, 9, 10]))}</div>
+<div class="wide">${table(PLAIN_RESULTS_HEADER, rows, new Set([4, 5, 6, 7, 8, 9, 10]))}</div>
 <ul class="legend">${TABLE_LEGEND.map((l) => `<li>${escapeHtml(l)}</li>`).join('')}</ul>
 </section>`;
 }
