@@ -74,7 +74,7 @@ test('clockTime', (t) => {
   t.is(clockTime(3725), '1:02:05');
 });
 
-test('bench --quick without a terminal writes one progress line per finished cell on stderr, in order', async (t) => {
+test('bench --quick without a terminal opens with the cell count and an estimate, then writes one progress line per finished cell on stderr, in order', async (t) => {
   const out = path.join(tmp(t), 'report.json');
   const { stderr } = await run(process.execPath, [cli, 'bench', '--quick', '--time', '60', '--iterations', '3', '--no-charts', '--out', out], {
     cwd: repoDir,
@@ -84,12 +84,15 @@ test('bench --quick without a terminal writes one progress line per finished cel
   const n = report.results.length;
   // cray and python, each through the four mappers.
   t.is(n, 8);
-  const lines = stderr.split('\n').filter(Boolean);
-  t.is(lines.length, n, stderr);
+  const [opening, ...lines] = stderr.split('\n').filter(Boolean);
+  t.regex(opening!, new RegExp(`^bench: ${n} cells \\(${n} matrix cells in 8 interleaved rounds\\); expected to take about \\d+:\\d\\d$`));
+  // Heartbeat lines ("measuring ...") come only after 10 s without a line: leave them out of the count.
+  const done = lines.filter((l) => !/\] measuring /.test(l));
+  t.is(done.length, n, stderr);
   t.notRegex(stderr, /\r|\x1b/, 'no terminal control characters in a log');
   const names = new Set(report.results.map((r) => `${r.workload}/${r.pattern}/${r.mapper}${r.executor === 'none' ? '' : `@${r.executor}`}/${r.policy}`));
-  lines.forEach((line, i) => {
-    const m = /^\[(\d+)\/(\d+)\] (\S+): p50 [\d.]+ ms, \d+ iterations \(\d+:\d\d elapsed\)$/.exec(line);
+  done.forEach((line, i) => {
+    const m = /^\[(\d+)\/(\d+)\] (\S+): p50 [\d.]+ ms, \d+ iterations \(\d+:\d\d elapsed, about \d+:\d\d left\)$/.exec(line);
     t.truthy(m, line);
     t.is(Number(m![1]), i + 1);
     t.is(Number(m![2]), n);
@@ -116,4 +119,38 @@ test('bench --quick under a pseudo-terminal redraws at most 15 times a second, a
   t.true(seen.every(([, n]) => n === 8));
   t.regex(stdout, /report: /);
   t.true(existsSync(out));
+});
+
+test('with a plan, the estimate counts down between events, follows the rounds measured, and never goes below zero', (t) => {
+  let now = 0;
+  const writes: string[] = [];
+  const view = new BenchProgressView({ stream: { write: (text: string) => writes.push(text) }, tty: false, now: () => now, heartbeatMs: 1e9 });
+  const row = { latency: { p50: 1, samplesCount: 10 } } as unknown as ResultRow;
+  const cells = [0, 1, 2, 3].map((i) => ({ name: `c${i}`, expectedMs: 1000 }));
+  view.onProgress({ kind: 'plan', plan: { cells, rounds: 2 } });
+  t.is(writes[0], 'bench: 4 cells (4 matrix cells in 2 interleaved rounds); expected to take about 0:04\n');
+  t.is(view.etaSeconds(), 4);
+  // The machine is twice as slow as planned: each round of a cell takes 1 s, not 0.5 s.
+  const etas: number[] = [];
+  for (const group of [[0, 1], [2, 3]]) {
+    for (const index of group) view.onProgress({ kind: 'cell-start', index, total: 4, cell: `c${index}` });
+    for (let round = 0; round < 2; round++) {
+      for (const index of group) {
+        for (let step = 0; step < 10; step++) {
+          view.onProgress({ kind: 'iteration', index, total: 4, cell: `c${index}`, iterations: step, round, rounds: 2 });
+          now += 100;
+          etas.push(view.etaSeconds()!);
+        }
+      }
+    }
+    for (const index of group) view.onProgress({ kind: 'cell-done', index, total: 4, cell: `c${index}`, row });
+  }
+  t.is(view.etaSeconds(), 0);
+  for (const eta of etas) t.true(eta >= 0);
+  // Never stuck: over every second of the run the estimate moved.
+  for (let i = 10; i < etas.length; i++) t.not(etas[i], etas[i - 10], `estimate stuck at ${etas[i]} s at step ${i}`);
+  // Once the first group's rounds are measured, the second group's estimate is the real time left (within 30%).
+  const real = (i: number) => (etas.length - 1 - i) / 10;
+  for (const i of [40, 50, 60, 70]) t.true(Math.abs(etas[i]! - real(i)) <= 0.3 * real(i), `step ${i}: estimate ${etas[i]} s, real ${real(i)} s`);
+  t.regex(writes.at(-1)!, /^\[4\/4\] c3: p50 1\.00 ms, 10 iterations \(0:08 elapsed, about 0:00 left\)\n$/);
 });

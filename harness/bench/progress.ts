@@ -1,4 +1,4 @@
-import type { BenchProgress } from './run-bench.js';
+import type { BenchPlan, BenchProgress } from './run-bench.js';
 
 /**
  * What a bench run shows while it runs, on stderr.
@@ -9,8 +9,16 @@ import type { BenchProgress } from './run-bench.js';
  * ten a second), whatever the rate of events; the last state is drawn when the throttle window
  * closes, so the line is never stale for longer than that.
  *
- * Not on a terminal (CI logs, pipes): one plain line per finished cell, in the order they
- * finish, and nothing else, so a log holds n lines for n cells.
+ * Not on a terminal (CI logs, pipes): the opening line, then one plain line per finished cell
+ * in the order they finish, and a line saying where the run is whenever `heartbeatMs` (10 s)
+ * passed without one (cells measured in interleaved rounds all finish at the end of their
+ * group, so a log would otherwise stay silent for the group's whole time).
+ *
+ * The estimate: every part of the run has an expected time (the plan: a cell's sampling time,
+ * warm-up and transport start; the run pattern's processes). Once a cell has measured a round,
+ * its own rounds say how long the rest of it takes; cells not yet started take their expected
+ * time scaled by how the measured ones compared with theirs. Time goes to the cell the last
+ * event came from, so the estimate counts down between events, and it never goes below zero.
  *
  * The counter is the number of finished cells, which only goes up: cells are measured in
  * interleaved rounds, so "the cell being measured" moves back and forth within a group, and
@@ -30,6 +38,8 @@ export interface ProgressViewOptions {
   /** Milliseconds since some origin; tests pass a fake clock. */
   readonly now?: () => number;
   readonly minRedrawMs?: number;
+  /** Without a terminal: the longest silence before a line saying where the run is (ms). */
+  readonly heartbeatMs?: number;
   /** Schedules the trailing redraw; tests pass their own. */
   readonly setTimer?: (fn: () => void, ms: number) => { cancel(): void };
 }
@@ -52,21 +62,47 @@ function defaultTimer(fn: () => void, ms: number): { cancel(): void } {
   return { cancel: () => clearTimeout(t) };
 }
 
+interface CellState {
+  readonly expectedMs: number;
+  /** Wall time spent on this cell so far (ms), and at the start of its latest round. */
+  spent: number;
+  spentAtRound: number;
+  /** Rounds finished (the round index of its latest event). */
+  round: number;
+  started: boolean;
+  done: boolean;
+}
+
+/** How much the plan counts (as ms at ratio 1) against what was measured: one cell's round outweighs it. */
+const PRIOR_MS = 500;
+const DEFAULT_HEARTBEAT_MS = 10_000;
+
 export class BenchProgressView {
   private readonly stream: ProgressStream;
   private readonly tty: boolean;
   private readonly now: () => number;
   private readonly minRedrawMs: number;
+  private readonly heartbeatMs: number;
   private readonly setTimer: NonNullable<ProgressViewOptions['setTimer']>;
   private readonly started: number;
   private total = 0;
   private done = 0;
-  /** Fraction measured (0..1) of each cell in flight, by cell index. */
+  /** Fraction measured (0..1) of each cell in flight, by cell index: for a run without a plan. */
   private readonly inFlight = new Map<number, number>();
   private current = '';
   private lastDraw = -Infinity;
+  private lastLine: number;
   private pending: { cancel(): void } | undefined;
   private drawn = false;
+  private plan: BenchPlan | undefined;
+  private readonly cells = new Map<number, CellState>();
+  private rounds = 1;
+  /** The run pattern's block: expected ms, spent ms, iterations done of all of its cells. */
+  private run: { expectedMs: number; spent: number; units: number; unitsDone: number; perCell: Map<string, number>; cellsDone: number } | undefined;
+  /** What the time since the last event is spent on: a matrix cell's index, or the run block. */
+  private active: number | 'run' | undefined;
+  private lastEventAt: number;
+  private bar = 0;
   /** Lines written in place so far (a test reads it). */
   redraws = 0;
 
@@ -75,40 +111,168 @@ export class BenchProgressView {
     this.tty = options.tty ?? options.stream.isTTY === true;
     this.now = options.now ?? (() => performance.now());
     this.minRedrawMs = options.minRedrawMs ?? DEFAULT_MIN_REDRAW_MS;
+    this.heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.setTimer = options.setTimer ?? defaultTimer;
     this.started = this.now();
+    this.lastEventAt = this.started;
+    this.lastLine = this.started;
+  }
+
+  /** Gives the time since the last event to what was running then. */
+  private account(): void {
+    const t = this.now();
+    const dt = t - this.lastEventAt;
+    this.lastEventAt = t;
+    if (this.active === 'run') {
+      if (this.run) this.run.spent += dt;
+    } else if (this.active !== undefined) {
+      const c = this.cells.get(this.active);
+      if (c) c.spent += dt;
+    }
   }
 
   /** The bench's progress callback. */
   readonly onProgress = (e: BenchProgress): void => {
-    if (e.kind === 'run') {
-      // The run pattern comes after the matrix's cells: its cell by name and its iterations.
-      this.current = `${e.cell} ${e.done}/${e.total}`;
-      if (this.tty) this.schedule();
-      else if (e.done === e.total) this.stream.write(`[run] ${e.cell}: ${e.done} iterations verified (${clockTime((this.now() - this.started) / 1000)} elapsed)\n`);
+    this.account();
+    if (e.kind === 'plan') {
+      this.plan = e.plan;
+      this.rounds = Math.max(1, e.plan.rounds);
+      e.plan.cells.forEach((c, i) => this.cells.set(i, { expectedMs: c.expectedMs, spent: 0, spentAtRound: 0, round: 0, started: false, done: false }));
+      if (e.plan.run) this.run = { expectedMs: e.plan.run.expectedMs, spent: 0, units: e.plan.run.cells * e.plan.run.iterations, unitsDone: 0, perCell: new Map(), cellsDone: 0 };
+      this.total = e.plan.cells.length + (e.plan.run?.cells ?? 0);
+      const parts = [`${e.plan.cells.length} matrix cell${e.plan.cells.length === 1 ? '' : 's'} in ${this.rounds} interleaved round${this.rounds === 1 ? '' : 's'}`];
+      if (e.plan.run) parts.push(`${e.plan.run.cells} end-to-end run cell${e.plan.run.cells === 1 ? '' : 's'} of ${e.plan.run.iterations} processes each`);
+      this.stream.write(`bench: ${this.total} cells (${parts.join(', ')}); expected to take about ${clockTime(this.remainingMs() / 1000)}\n`);
+      this.lastLine = this.now();
+      if (e.plan.cells.length === 0 && this.run) this.active = 'run';
       return;
     }
-    this.total = e.total;
+    if (e.kind === 'run') {
+      // The run pattern comes after the matrix's cells: its cell by name and its iterations.
+      this.active = 'run';
+      this.current = `${e.cell} ${e.done}/${e.total}`;
+      if (this.run) {
+        const before = this.run.perCell.get(e.cell) ?? 0;
+        this.run.perCell.set(e.cell, e.done);
+        this.run.unitsDone += Math.max(0, e.done - before);
+        if (e.done === e.total && before < e.total) {
+          this.run.cellsDone++;
+          this.done++;
+        }
+      }
+      if (this.tty) this.schedule();
+      else if (e.done === e.total) this.printLine(`[${this.run ? `${this.done}/${this.total}` : 'run'}] ${e.cell}: ${e.done} iterations verified (${this.times()})`);
+      else this.heartbeat();
+      return;
+    }
+    if (!this.plan) this.total = e.total;
+    const cell = this.cells.get(e.index);
+    this.active = e.index;
     if (e.kind === 'cell-start') {
       this.inFlight.set(e.index, 0);
       this.current = e.cell;
+      if (cell) cell.started = true;
     } else if (e.kind === 'iteration') {
       if (e.rounds) this.inFlight.set(e.index, Math.min(1, e.round! / e.rounds));
       this.current = e.cell;
+      if (cell && e.round !== undefined && e.round > cell.round) {
+        cell.round = e.round;
+        cell.spentAtRound = cell.spent;
+      }
     } else {
       this.inFlight.delete(e.index);
       this.done++;
+      if (cell) cell.done = true;
+      // After the matrix's last cell, the time goes to the run pattern (its start-up figures and warm-up come first).
+      if (this.run && [...this.cells.values()].every((c) => c.done)) this.active = 'run';
       if (!this.tty) {
-        const s = (this.now() - this.started) / 1000;
-        this.stream.write(`[${this.done}/${this.total}] ${e.cell}: p50 ${formatMs(e.row.latency.p50)} ms, ${e.row.latency.samplesCount} iterations (${clockTime(s)} elapsed)\n`);
+        this.printLine(`[${this.done}/${this.total}] ${e.cell}: p50 ${formatMs(e.row.latency.p50)} ms, ${e.row.latency.samplesCount} iterations (${this.times()})`);
         return;
       }
     }
     if (this.tty) this.schedule();
+    else this.heartbeat();
   };
 
-  /** Fraction of the run measured: finished cells plus the rounds done of cells in flight. */
+  private printLine(text: string): void {
+    this.stream.write(text + '\n');
+    this.lastLine = this.now();
+  }
+
+  /** Without a terminal: a line saying where the run is when none was written for a while. */
+  private heartbeat(): void {
+    if (this.now() - this.lastLine < this.heartbeatMs) return;
+    this.printLine(`[${this.done}/${this.total}] measuring ${this.current} (${this.times()})`);
+  }
+
+  private times(): string {
+    const elapsed = (this.now() - this.started) / 1000;
+    const eta = this.etaSeconds();
+    return `${clockTime(elapsed)} elapsed${eta === undefined ? '' : `, about ${clockTime(eta)} left`}`;
+  }
+
+  /**
+   * How the measured work compares with the plan: wall time over expected time of the rounds
+   * finished so far, with the plan itself counted as PRIOR_MS of evidence at ratio 1.
+   */
+  private scale(): number {
+    let spent = PRIOR_MS;
+    let expected = PRIOR_MS;
+    for (const c of this.cells.values()) {
+      if (c.done) {
+        spent += c.spent;
+        expected += c.expectedMs;
+      } else if (c.round > 0) {
+        spent += c.spentAtRound;
+        expected += (c.expectedMs * c.round) / this.rounds;
+      }
+    }
+    return Math.min(10, Math.max(0.1, spent / expected));
+  }
+
+  /** Expected milliseconds left, counting the time since the last event as spent on what was running. */
+  private remainingMs(): number {
+    const since = this.now() - this.lastEventAt;
+    const scale = this.scale();
+    let left = 0;
+    for (const [index, c] of this.cells) {
+      if (c.done) continue;
+      const spent = c.spent + (this.active === index ? since : 0);
+      // Its own rounds, once it has measured one; otherwise its plan, scaled.
+      const whole = c.round > 0 ? (c.spentAtRound / c.round) * this.rounds : c.expectedMs * scale;
+      // A cell past its estimate still has something left: a tenth of a round.
+      left += Math.max(whole / this.rounds / 10, whole - spent);
+    }
+    if (this.run) {
+      const r = this.run;
+      const spent = r.spent + (this.active === 'run' ? since : 0);
+      if (r.unitsDone >= r.units) left += 0;
+      else if (r.unitsDone > 0 && r.spent > 0) {
+        // The processes measured so far set the pace of the rest (the start-up figures before them are a fixed cost).
+        const perUnit = r.spent / r.unitsDone;
+        left += Math.max(perUnit / 2, perUnit * (r.units - r.unitsDone) - (spent - r.spent));
+      } else left += Math.max(r.expectedMs / 20, r.expectedMs - spent);
+    }
+    return Math.max(0, left);
+  }
+
+  /** Seconds left, from the plan and what was measured; undefined without a plan before a tenth of the cells. */
+  etaSeconds(): number | undefined {
+    if (this.plan) return this.remainingMs() / 1000;
+    const f = this.fraction();
+    const elapsed = (this.now() - this.started) / 1000;
+    return f > 0.1 ? Math.max(0, (elapsed / f) * (1 - f)) : undefined;
+  }
+
+  /** Fraction of the run measured: by time with a plan, else finished cells plus the rounds done of cells in flight. */
   fraction(): number {
+    if (this.plan) {
+      const elapsed = this.now() - this.started;
+      const f = elapsed / (elapsed + this.remainingMs());
+      // The bar never shrinks when an estimate grows.
+      this.bar = Math.max(this.bar, Math.min(1, f));
+      return this.done === this.total ? 1 : this.bar;
+    }
     if (this.total === 0) return 0;
     let partial = 0;
     for (const f of this.inFlight.values()) partial += f;
@@ -120,7 +284,8 @@ export class BenchProgressView {
     const f = this.fraction();
     const filled = Math.round(f * BAR_WIDTH);
     const elapsed = (this.now() - this.started) / 1000;
-    const eta = f > 0.02 ? clockTime((elapsed / f) * (1 - f)) : '?';
+    const left = this.etaSeconds();
+    const eta = left === undefined ? '?' : clockTime(left);
     const text = `${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)} ${this.done}/${this.total} cells  ${clockTime(elapsed)}, ETA ${eta}  ${this.current}`;
     return text.length < columns ? text : text.slice(0, Math.max(0, columns - 2)) + '…';
   }

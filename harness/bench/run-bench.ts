@@ -10,7 +10,9 @@ import { openHandle, llvmExecutorAvailable, type HandleOptions } from './mapper-
 import { planCells, type MatrixSelection, type Preset, type SkippedCell } from './matrix.js';
 import { computeRatios, extraTimeBudgets, transportRatioBudgets } from './ratios.js';
 import { probeRoundTrip, roundTripBudget } from './round-trip-probe.js';
-import { runEndToEnd, type RunSkip } from './run-cells.js';
+import { jitmemLinkerAvailable, planRunCells, runEndToEnd, type RunSkip } from './run-cells.js';
+import { findLlvm } from './llvm-jitlink.js';
+import type { RunProgram } from '../../workloads/run-programs.js';
 import { endToEndBudgets, endToEndHeadlines } from './end-to-end.js';
 import type { EndToEndSection } from '../report.js';
 
@@ -21,7 +23,18 @@ import type { EndToEndSection } from '../report.js';
 
 export type OpenHandle = (mapper: MapperName, executor: ExecutorName, options: HandleOptions) => Promise<MapperHandle>;
 
+/** What the bench expects to measure, before the first cell: the opening line's count and estimate. */
+export interface BenchPlan {
+  /** Expected milliseconds of each matrix cell, by cell index (sampling time, warm-up, opening its transport). */
+  readonly cells: ReadonlyArray<{ readonly name: string; readonly expectedMs: number }>;
+  /** Measurement rounds per cell. */
+  readonly rounds: number;
+  /** The run pattern, after the matrix: its cells, the iterations of each, and the whole block's expected milliseconds. */
+  readonly run?: { readonly cells: number; readonly iterations: number; readonly expectedMs: number };
+}
+
 export type BenchProgress =
+  | { readonly kind: 'plan'; readonly plan: BenchPlan }
   | { readonly kind: 'cell-start'; readonly index: number; readonly total: number; readonly cell: string }
   | {
       readonly kind: 'iteration';
@@ -103,6 +116,45 @@ export function withRounds(row: ResultRow, ends: readonly number[]): ResultRow {
   return { ...row, rounds };
 }
 
+/** Warm-up before a cell's first round: JIT tiers settle over the first few hundred milliseconds. */
+function warmupTimeOf(time: number): number {
+  return Math.min(500, Math.max(100, time / 4));
+}
+
+/**
+ * Expected wall time of a run's parts, for the progress line's estimate before anything is
+ * measured (the view corrects it with the rounds measured since). A matrix cell: its sampling
+ * time, its warm-up, and opening its transport (an executor start for the remote mappers). The
+ * run pattern: a process per iteration, cray's a fraction of CPython's.
+ */
+export function benchPlan(options: Pick<BenchRunOptions, 'selection' | 'llvmDir' | 'runLlvm'>, cells: readonly PlannedCell[], rounds: number): BenchPlan {
+  const time = options.selection.time;
+  const planned = cells.map((cell) => ({
+    name: cellName(cell),
+    expectedMs: time + warmupTimeOf(time) + (cell.executor === 'none' ? 20 : 150) + (cell.pattern === 'sweep' ? cell.contentHint / (64 << 10) : 0),
+  }));
+  if (!options.selection.patterns.includes('run')) return { cells: planned, rounds };
+  const llvm = options.runLlvm !== false && findLlvm(options.llvmDir).tools !== undefined;
+  const mappers = options.selection.mappers.filter((m) => m !== 'dualmap');
+  const PROCESS_MS: Record<string, number> = { cray: 350, python: 900, 'python-script': 1100 };
+  let runCells = 0;
+  let expectedMs = options.selection.startupSamples * 250;
+  for (const workload of options.selection.workloads) {
+    const names = workload === 'python' ? (options.selection.runScript ? ['python', 'python-script'] : ['python']) : [workload];
+    for (const name of names) {
+      const planned = planRunCells({ name } as RunProgram, mappers, jitmemLinkerAvailable(), llvm);
+      runCells += planned.length;
+      for (const c of planned) {
+        const perProcess = PROCESS_MS[name] ?? 500;
+        // llvm-jitlink and a warm controller skip the Node start a process per run pays.
+        const each = c.controller === 'warm' ? perProcess / 4 : c.linker === 'llvm-jitlink' ? perProcess / 2 : perProcess;
+        expectedMs += each * (options.selection.runIterations + (c.controller === 'warm' ? 5 : 0));
+      }
+    }
+  }
+  return { cells: planned, rounds, run: { cells: runCells, iterations: options.selection.runIterations, expectedMs } };
+}
+
 export async function runBench(options: BenchRunOptions): Promise<BenchRunResult> {
   const llvmInstalled = llvmExecutorAvailable(options.llvmExecutor);
   const { cells, skipped: plannedSkips } = planCells(options.selection, options.seed, llvmInstalled, options.workloadOptions);
@@ -123,6 +175,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
     g.push({ cell, index });
   });
   const rounds = Math.max(1, options.rounds ?? DEFAULT_ROUNDS);
+  options.onProgress?.({ kind: 'plan', plan: benchPlan(options, cells, rounds) });
   let endToEnd: EndToEndSection | undefined;
   const runSkips: RunSkip[] = [];
   const rowAt = new Map<number, ResultRow>();
@@ -155,7 +208,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
             warmupIterations: 2,
             // JIT tiers settle over the first few hundred milliseconds of a cell: measured rounds
             // before that would drift, and the ratio of a pair of mappers with them.
-            warmupTime: Math.min(500, Math.max(100, options.selection.time / 4)),
+            warmupTime: warmupTimeOf(options.selection.time),
             cold: options.cold || cell.forceCold,
             granularity: cell.pattern === 'churn' ? options.churnGranularity ?? options.granularity : options.granularity,
             onIteration: (iterations) => {

@@ -21,7 +21,7 @@ iteration that the executor's memory holds exactly the bytes written, and writes
 report (schema 1, see reports/README.md).
 
 presets (default: the curated matrix, a few minutes):
-  --quick               cray and python, pattern load, all three mappers, first-fit, few iterations
+  --quick               cray and python, pattern load, all four mappers, first-fit, few iterations
   --full                every workload, pattern, mapper, policy and executor; the whole sweep
 
 selection (comma-separated lists; each overrides the preset):
@@ -76,9 +76,11 @@ output:
                         budget is highlighted but the exit status stays 0)
   -h, --help            show this help
 
-progress goes to stderr: on a terminal, one line redrawn at most ten times a second (a bar of
-the cells done, the cell being measured, elapsed time and an estimate of the time left);
-otherwise one line per finished cell.
+progress goes to stderr: first a line with the number of cells and the time expected; then, on a
+terminal, one line redrawn at most ten times a second (a bar, the cells done, the cell being
+measured, elapsed time and an estimate of the time left, from the preset's sampling time
+corrected by the rounds measured so far); otherwise one line per finished cell, and a line
+saying where the run is after 10 s without one.
 
 exit status:
   0   the report is written (budgets exceeded or not, unless --check-budgets)
