@@ -46,7 +46,9 @@ export function readRegularFile(file: string, limits: ReadLimits): Buffer {
   try {
     fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (err) {
-    throw new JitmemError(limits.unreadableCode, `cannot read ${limits.what} ${file}: ${(err as Error).message}`, { file }, { cause: err });
+    const errno = (err as { code?: string }).code;
+    const why = errno === 'ENOENT' ? 'no such file' : errno === 'EACCES' ? 'permission denied' : errno === 'ENOTDIR' ? 'a part of the path is not a directory' : (err as Error).message;
+    throw new JitmemError(limits.unreadableCode, `cannot read ${limits.what} ${file}: ${why}`, { file, ...(errno ? { errno } : {}) }, { cause: err });
   }
   try {
     const st = fstatSync(fd);
@@ -74,6 +76,22 @@ export function readRegularFile(file: string, limits: ReadLimits): Buffer {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Checks that `file` names a regular file without opening it for long (a path handed to
+ * another program, such as a library the executor will dlopen): a FIFO would block that
+ * program, a device would feed it forever.
+ */
+export function checkRegularFile(file: string, what: string, code: string): void {
+  let st: Stats;
+  try {
+    st = statSync(file);
+  } catch (err) {
+    const errno = (err as { code?: string }).code;
+    throw new JitmemError(code, `cannot read ${what} ${file}: ${errno === 'ENOENT' ? 'no such file' : (err as Error).message}`, { file, ...(errno ? { errno } : {}) }, { cause: err });
+  }
+  if (!st.isFile()) throw new JitmemError(code, `${what} ${file} is ${kindOf(st)}; expected a regular file`, { file });
 }
 
 /** Filesystems that look like directories but hold no files of ours (statfs f_type). */
@@ -142,11 +160,21 @@ export function ensureOutputDirectory(dir: string, what: string, target = dir, o
   }
 }
 
+export interface OutputFileOptions {
+  /**
+   * Create the file's missing directories (the default output folder, made on first use).
+   * Without it (a path the user gave) a missing directory is an error naming it: a typo in
+   * --out should not silently grow a tree of directories.
+   */
+  readonly createDirectories?: boolean;
+}
+
 /**
- * Checks, before any work is done, that `file` can be written: its directory exists or can be
- * created on a real filesystem, and the file itself is absent or a regular file.
+ * Checks, before any work is done, that `file` can be written: its directory exists (or, with
+ * createDirectories, can be created) on a real filesystem, and the file itself is absent or a
+ * regular file.
  */
-export function checkOutputFile(file: string, what: string): void {
+export function checkOutputFile(file: string, what: string, options: OutputFileOptions = {}): void {
   const absolute = path.resolve(file);
   let st: Stats | undefined;
   try {
@@ -159,5 +187,19 @@ export function checkOutputFile(file: string, what: string): void {
     const target = statSync(absolute, { throwIfNoEntry: false });
     if (target && !target.isFile()) throw outputError(what, absolute, `it links to ${kindOf(target)}; expected a regular file`);
   }
-  ensureOutputDirectory(path.dirname(absolute), what, absolute);
+  const dir = path.dirname(absolute);
+  if (!options.createDirectories) {
+    // A path under /proc or below a file says so first; then a missing directory is named.
+    ensureOutputDirectory(dir, what, absolute, { create: false });
+    let missing = false;
+    try {
+      missing = statSync(dir, { throwIfNoEntry: false }) === undefined;
+    } catch {
+      // ENOTDIR and the like: ensureOutputDirectory names the part that is not a directory.
+    }
+    if (missing) {
+      throw new JitmemError('ERR_OUTPUT_DIRECTORY_MISSING', `cannot write ${what} to ${absolute}: directory ${dir} does not exist (create it first: mkdir -p ${dir})`, { file: absolute, dir });
+    }
+  }
+  ensureOutputDirectory(dir, what, absolute);
 }

@@ -1,7 +1,8 @@
-import { copyFileSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { JitmemError } from '../core/errors.js';
-import { readReport, type RatioRow, type Report } from './report.js';
+import { formatReportJson, readReport, type RatioRow, type Report } from './report.js';
+import { compareReports, type RatioComparison } from './compare.js';
 import { mean, median, meanInterval } from './statistics.js';
 
 /**
@@ -21,12 +22,23 @@ export function historyFileName(report: Report): string {
   return `${when}-${report.env.commit ? report.env.commit.slice(0, 12) : 'nocommit'}.json`;
 }
 
-/** Copies a report file into the history directory (made if missing); returns where it went. */
+/**
+ * What a stored report keeps: everything the trend and the gate read (rows, rounds, ratios,
+ * counters, budgets), with its sample sets capped as compare caps them on load
+ * (MAX_SAMPLES_PER_ROW) and without the per-iteration slab series, which only a report's own
+ * charts draw. The verdicts on a stored report are the verdicts on the original.
+ */
+export function trimForHistory(report: Report): Report {
+  return { ...report, results: report.results.map(({ slabSeries: _series, ...row }) => row) };
+}
+
+/** Stores a report in the history directory (made if missing), trimmed (trimForHistory); returns where it went. */
 export function storeReport(dir: string, file: string): string {
-  const report = readReport(file);
+  // readReport caps the samples.
+  const report = trimForHistory(readReport(file));
   mkdirSync(dir, { recursive: true });
   const target = path.join(dir, historyFileName(report));
-  copyFileSync(file, target);
+  writeFileSync(target, formatReportJson(report));
   return target;
 }
 
@@ -74,6 +86,24 @@ export interface TrendPoint {
 export interface Trend {
   readonly label: string;
   readonly points: readonly TrendPoint[];
+  /**
+   * The last commit against the one before, judged by compare (the same test, threshold and
+   * correction as the gate, over this one row; several runs of a commit are judged over runs).
+   * Absent with one commit.
+   */
+  readonly last?: { readonly change: number; readonly significant: boolean; readonly verdict: RatioComparison['verdict'] };
+}
+
+/** The last commit's runs against the previous commit's, on one ratio row, by compare's own judgement. */
+function judgeLast(label: string, before: readonly Report[], last: readonly Report[]): Trend['last'] {
+  const comparison = compareReports(before[before.length - 1]!, last[last.length - 1]!, {
+    ratiosOnly: true,
+    rowFilter: (l) => l === label,
+    baseRuns: before.slice(0, -1),
+    noiseReports: last.slice(0, -1),
+  });
+  const row = comparison.ratios.find((r) => r.label === label);
+  return row ? { change: row.change, significant: row.significant && row.verdict !== 'same', verdict: row.verdict } : undefined;
 }
 
 /**
@@ -82,34 +112,45 @@ export interface Trend {
  * speedups and a Student-t interval over the runs.
  */
 export function trends(entries: readonly HistoryEntry[], keep: (row: RatioRow) => boolean = isHeadline): Trend[] {
-  const byLabel = new Map<string, Map<string, { createdAt: string; rows: RatioRow[] }>>();
+  const byLabel = new Map<string, Map<string, { createdAt: string; rows: RatioRow[]; reports: Report[] }>>();
   for (const { report } of entries) {
     const commit = shortCommit(report.env.commit, report.env.dirty);
     for (const row of report.ratios) {
       if (!keep(row)) continue;
       const label = ratioLabel(row);
       const commits = byLabel.get(label) ?? byLabel.set(label, new Map()).get(label)!;
-      const point = commits.get(commit) ?? commits.set(commit, { createdAt: report.createdAt, rows: [] }).get(commit)!;
+      const point = commits.get(commit) ?? commits.set(commit, { createdAt: report.createdAt, rows: [], reports: [] }).get(commit)!;
       point.rows.push(row);
+      point.reports.push(report);
     }
   }
-  return [...byLabel].map(([label, commits]) => ({
+  return [...byLabel].map(([label, commits]) => {
+    const groups = [...commits.values()];
+    const last = groups.length >= 2 ? judgeLast(label, groups[groups.length - 2]!.reports, groups[groups.length - 1]!.reports) : undefined;
+    return {
     label,
+    ...(last ? { last } : {}),
     points: [...commits].map(([commit, { createdAt, rows }]) => {
       if (rows.length === 1) return { commit, createdAt, runs: 1, speedup: rows[0]!.speedup, ci95: rows[0]!.ci95 };
       const logs = rows.map((r) => Math.log(r.speedup));
       const est = meanInterval(logs);
       return { commit, createdAt, runs: rows.length, speedup: Math.exp(est.mean), ci95: [Math.exp(est.low), Math.exp(est.high)] as const };
     }),
-  }));
+    };
+  });
 }
 
-/** A one-line trend in text: ▁▂▃ blocks scaled to the trend's own range. */
-export function sparkline(values: readonly number[]): string {
+/**
+ * A one-line trend in text: ▁▂▃ blocks on a log scale spanning the points' 95% intervals, not
+ * only their values, so two points whose intervals overlap never read as bottom and top (▁█);
+ * the full height means the change is larger than the intervals.
+ */
+export function sparkline(points: ReadonlyArray<Pick<TrendPoint, 'speedup' | 'ci95'>>): string {
   const blocks = '▁▂▃▄▅▆▇█';
-  const lo = Math.min(...values);
-  const hi = Math.max(...values);
-  return values.map((v) => blocks[hi > lo ? Math.round(((v - lo) / (hi - lo)) * 7) : 3]).join('');
+  const logs = points.map((p) => Math.log(p.speedup));
+  const lo = Math.min(...points.map((p, i) => Math.min(logs[i]!, Math.log(p.ci95[0]))));
+  const hi = Math.max(...points.map((p, i) => Math.max(logs[i]!, Math.log(p.ci95[1]))));
+  return logs.map((v) => blocks[hi > lo ? Math.round(((v - lo) / (hi - lo)) * 7) : 3]).join('');
 }
 
 /** The change of the last point against the median of the points before it (null with one point). */

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { checkObjectKind, readObjectInput } from '../core/object-kind.js';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { JitmemError, hex } from '../core/errors.js';
@@ -371,12 +371,9 @@ export interface RelocatedProgram {
 
 function readInput(input: LinkInput): { path: string; bytes: Uint8Array } {
   if (typeof input !== 'string') return input;
-  try {
-    return { path: input, bytes: readFileSync(input) };
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new JitmemError('ERR_LINK_INPUT', `cannot read ${input}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { file: input, errno: e.code }, { cause: err });
-  }
+  // A FIFO, a device or a file of the wrong kind (source, a shared library, another machine's
+  // object) is refused here as in every other command that takes objects.
+  return { path: input, bytes: readObjectInput(input).bytes };
 }
 
 /** Reads, resolves and lays out a program; see LinkedProgram.relocate for the rest. */
@@ -391,6 +388,7 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
   const plain: InputObject[] = [];
   for (const input of inputs) {
     const { path: file, bytes } = readInput(input);
+    if (typeof input !== 'string') checkObjectKind(bytes, file);
     if (isArArchive(bytes)) {
       table.addArchive(file, readArArchive(bytes, { file, base: 0 }));
     } else if (isElf(bytes)) {

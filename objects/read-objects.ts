@@ -1,4 +1,4 @@
-import { readRegularFile } from '../core/files.js';
+import { MAX_OBJECT_BYTES, readObjectInput } from '../core/object-kind.js';
 import { isArArchive, readArArchive } from './ar-archive.js';
 import { isElf, readElfObject, type ElfObject } from './elf-object.js';
 import { formatError } from './format-error.js';
@@ -28,15 +28,9 @@ export function readObjects(bytes: Uint8Array, file: string): ElfObject[] {
  * The largest object file or archive read: what one Buffer holds. A real object is read in one
  * piece of exactly the size the file has, so a device, a FIFO or a sparse giant is refused up front.
  */
-export const MAX_OBJECT_BYTES = 2 ** 31 - 1;
+export { MAX_OBJECT_BYTES };
 
+/** Reads an object file or archive given by a user: its kind checked as every command checks it (core/object-kind.ts). */
 export function readObjectFile(file: string): ElfObject[] {
-  const bytes = readRegularFile(file, {
-    what: 'object file',
-    maxBytes: MAX_OBJECT_BYTES,
-    limitText: '2 GiB - 1',
-    unreadableCode: 'ERR_OBJECT_UNREADABLE',
-    tooLargeCode: 'ERR_OBJECT_TOO_LARGE',
-  });
-  return readObjects(bytes, file);
+  return readObjects(readObjectInput(file, 'sections').bytes, file);
 }

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { compareReports } from '../harness/compare.js';
@@ -36,15 +36,28 @@ test.serial('history stores reports per commit, prints the headline trend with i
   t.is(readdirSync(store).filter((f) => f.endsWith('.json')).length, 3);
   t.regex(r.stdout, /^3 reports in /m);
   // Two headline rows (shared over RPC copy for cray and python), two commits each, oldest first.
-  t.regex(r.stdout, /^cray\/load\/shared\/jitmem\/first-fit\/speedup-vs-rpc +2 +\S{2} +bbbbbbb: \d\.\d\dx \[\d\.\d\dx, \d\.\d\dx\] +[-+]\d+\.\d%$/m);
+  // The same code on both commits: the change is marked ~ (not significant), by compare's judgement.
+  t.regex(r.stdout, /^cray\/load\/shared\/jitmem\/first-fit\/speedup-vs-rpc +2 +\S{2} +bbbbbbb: \d\.\d\dx \[\d\.\d\dx, \d\.\d\dx\] +~[-+]\d+\.\d%$/m);
+  t.regex(r.stdout, /^vs commit before: .*~ not significant\.$/m);
   t.regex(r.stdout, /^aaaaaaa +2 +\d\.\d\dx/m);
   t.regex(r.stdout, /^bbbbbbb +1 +\d\.\d\dx/m);
   t.true(r.stdout.indexOf('aaaaaaa') < r.stdout.indexOf('bbbbbbb  '));
   const svg = readFileSync(path.join(store, 'trend', 'trend.svg'), 'utf8');
-  for (const text of ['commit', 'speedup (x, 95% CI)', 'aaaaaaa', 'bbbbbbb', 'cray/load/shared/jitmem/first-fit/speedup-vs-rpc']) t.true(svg.includes(text), text);
+  for (const text of ['commit', 'speedup (x, log)', '95% intervals', 'aaaaaaa', 'bbbbbbb', 'cray/load/shared/jitmem/first-fit/speedup-vs-rpc']) t.true(svg.includes(text), text);
   t.true(readFileSync(path.join(store, 'trend', 'trend.png')).subarray(1, 4).toString() === 'PNG');
   const spec = JSON.parse(readFileSync(path.join(store, 'trend', 'trend.vl.json'), 'utf8')) as { data: { values: Array<{ commit: string; low: number; high: number; speedup: number }> } };
   t.true(spec.data.values.every((v) => v.low <= v.speedup && v.speedup <= v.high));
+  // A log axis, and a rule at 1x in every panel.
+  const layers = (spec as unknown as { spec: { layer: Array<{ mark: { type: string }; encoding: { y: { datum?: number; scale?: { type: string } } } }> } }).spec.layer;
+  t.deepEqual(layers[0]!.mark.type, 'rule');
+  t.is(layers[0]!.encoding.y.datum, 1);
+  t.is(layers[0]!.encoding.y.scale?.type, 'log');
+  t.true(svg.includes('1x (no difference)'));
+  // Stored reports are trimmed: samples capped as compare caps them, no slab series.
+  for (const f of readdirSync(store).filter((n) => n.endsWith('.json'))) {
+    const stored = JSON.parse(readFileSync(path.join(store, f), 'utf8')) as Report;
+    t.true(stored.results.every((row) => row.latency.samples.length <= 2048 && row.slabSeries === undefined), f);
+  }
 
   const summary = path.join(dir, 'summary.md');
   writeFileSync(summary, '');
@@ -53,6 +66,43 @@ test.serial('history stores reports per commit, prints the headline trend with i
   t.regex(md.stdout, /^## jitmem history/m);
   t.regex(md.stdout, /^\| `python\/load\/shared\/jitmem\/first-fit\/speedup-vs-rpc` \| 2 \| /m);
   t.is(readFileSync(summary, 'utf8'), md.stdout + '\n');
+
+  // --markdown FILE: the chart linked relative to the file, as a PR comment or an uploaded artifact reads it.
+  const mdFile = path.join(dir, 'pr', 'history.md');
+  const missing = runCli(['history', store, '--markdown', mdFile, '--out', path.join(dir, 'pr', 'chart')], env());
+  t.is(missing.status, 2);
+  t.regex(missing.stderr, /directory .*pr does not exist.*\[ERR_OUTPUT_DIRECTORY_MISSING\]/);
+  mkdirSync(path.join(dir, 'pr'));
+  const withFile = runCli(['history', store, '--markdown', mdFile, '--out', path.join(dir, 'pr', 'chart')], env());
+  t.is(withFile.status, 0, withFile.stderr);
+  t.regex(readFileSync(mdFile, 'utf8'), /^!\[Headline speedups across commits\]\(chart\/trend\.svg\)$/m);
+});
+
+test('the sparkline spans the intervals on a log scale: overlapping intervals never read as bottom and top', async (t) => {
+  const { sparkline } = await import('../harness/history.js');
+  // 1.0 and 1.28 (+28%), whose intervals overlap: not ▁█.
+  const overlapping = sparkline([
+    { speedup: 1.0, ci95: [0.8, 1.2] },
+    { speedup: 1.28, ci95: [1.1, 1.5] },
+  ]);
+  t.notRegex(overlapping, /▁█|█▁/);
+  // Far apart with tight intervals: the full height.
+  t.is(sparkline([{ speedup: 1.0, ci95: [0.99, 1.01] }, { speedup: 2.0, ci95: [1.98, 2.02] }]), '▁█');
+});
+
+test.serial('history marks a significant change without ~, judged by compare over the runs of each commit', async (t) => {
+  const store = path.join(dir, 'significant');
+  const runsA: string[] = [];
+  const runsB: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await measuredReport({ samples: 80 });
+    runsA.push(save(withCommit(r, commitA, `2026-01-01T00:0${i}:00.000Z`)));
+    runsB.push(save(withRowsScaled(withCommit(r, commitB, `2026-01-02T00:0${i}:00.000Z`), slowRow, 1.5)));
+  }
+  const r = runCli(['history', store, ...[...runsA, ...runsB].flatMap((f) => ['--add', f]), '--no-chart'], env());
+  t.is(r.status, 0, r.stderr);
+  // python's shared-memory cell 50% slower: its speedup over RPC copy fell, significantly (no ~).
+  t.regex(r.stdout, /^python\/load\/shared\/jitmem\/first-fit\/speedup-vs-rpc +2 +\S{2} +bbbbbbb: .* -\d+\.\d%$/m);
 });
 
 test.serial('compare --history gates a run against the last N stored runs of other commits: a mapper 30% slower fails, the same code passes', async (t) => {

@@ -20,7 +20,7 @@ test('bad flags exit 2 with a typed error naming the flag', async (t) => {
     [['--frobnicate', 'x.o'], /unknown option "--frobnicate".*\[ERR_UNKNOWN_OPTION\]/],
     [[], /needs at least one object file or archive.*\[ERR_LINK_NO_INPUT\]/],
     [['--preload'], /--preload needs a value.*\[ERR_MISSING_OPTION_VALUE\]/],
-    [['/nonexistent/prog.o'], /cannot read \/nonexistent\/prog\.o: no such file \[ERR_LINK_INPUT\]/],
+    [['/nonexistent/prog.o'], /cannot read object file \/nonexistent\/prog\.o: no such file \[ERR_OBJECT_UNREADABLE\]/],
   ] as const) {
     const r = await jitmemRun([...args]);
     t.is(r.status, 2, args.join(' '));

@@ -27,6 +27,11 @@ const dir = mkdtempSync(path.join(os.tmpdir(), 'jitmem-special-'));
 const fifo = path.join(dir, 'fifo');
 const sparse = path.join(dir, 'sparse.json');
 const report = path.join(dir, 'report.json');
+const cSource = path.join(dir, 'hello.c');
+const cxxSource = path.join(dir, 'hello.cc');
+const arm64Object = path.join(dir, 'arm64.o');
+/** A shared library every Debian x86-64 system has. */
+const sharedLibrary = ['/usr/lib/x86_64-linux-gnu/libm.so.6', '/lib/x86_64-linux-gnu/libm.so.6'].find((f) => existsSync(f)) ?? '/usr/lib/x86_64-linux-gnu/libm.so.6';
 
 test.before(() => {
   const r = spawnSync('mkfifo', [fifo]);
@@ -36,6 +41,11 @@ test.before(() => {
   writeSync(fd, '{', 3 * 1024 ** 3);
   closeSync(fd);
   copyFileSync(BASELINE, report);
+  writeFileSync(cSource, '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n');
+  writeFileSync(cxxSource, '#include <iostream>\nint main() { std::cout << "hello\\n"; }\n');
+  // A real object for another machine: clang cross-compiles without a sysroot when nothing is included.
+  const c = spawnSync('clang-22', ['--target=aarch64-linux-gnu', '-c', '-x', 'c', '-', '-o', arm64Object], { input: 'int f(void) { return 1; }\n' });
+  if (c.status !== 0) throw new Error(`clang-22 --target=aarch64-linux-gnu failed: ${c.stderr}`);
 });
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -75,6 +85,16 @@ const cases: Array<{ name: string; args: () => string[]; code: string; message: 
   { name: 'charts --out /proc/x', args: () => ['charts', report, '--out', '/proc/x'], code: 'ERR_OUTPUT_UNWRITABLE', message: /cannot write charts to \/proc\/x: \/proc is on procfs/ },
   { name: 'bench --out into a FIFO', args: () => ['bench', '--quick', '--out', fifo], code: 'ERR_OUTPUT_UNWRITABLE', message: /it is a FIFO/ },
   { name: 'bench --out under a regular file', args: () => ['bench', '--quick', '--out', path.join(report, 'y.json')], code: 'ERR_OUTPUT_UNWRITABLE', message: /report\.json is a regular file, not a directory/ },
+  { name: 'run of a FIFO', args: () => ['run', fifo], code: 'ERR_OBJECT_UNREADABLE', message: /object file .*fifo is a FIFO \(named pipe\); expected a regular file/ },
+  { name: 'run of /dev/zero', args: () => ['run', '--mapper', 'shared', '/dev/zero'], code: 'ERR_OBJECT_UNREADABLE', message: /object file \/dev\/zero is a character device; expected a regular file/ },
+  { name: 'run of C source', args: () => ['run', cSource], code: 'ERR_OBJECT_UNKNOWN_FORMAT', message: /hello\.c: at byte offset 0 \(0x0\): this is C source: compile it with `cc -c .*hello\.c`/ },
+  { name: 'run of C++ source', args: () => ['run', cxxSource], code: 'ERR_OBJECT_UNKNOWN_FORMAT', message: /this is C\+\+ source: compile it with `c\+\+ -c / },
+  { name: 'run of a shared library', args: () => ['run', sharedLibrary], code: 'ERR_LINK_SHARED_OBJECT', message: /libm\.so\.6 is a shared library, not a relocatable object: load it into the executor with --preload / },
+  { name: 'run of an AArch64 object', args: () => ['run', arm64Object], code: 'ERR_OBJECT_WRONG_MACHINE', message: /arm64\.o: at byte offset 18 \(0x12\): this is an object for AArch64; jitmem links x86-64 objects/ },
+  { name: 'workloads --objects of C source', args: () => ['workloads', '--objects', cSource], code: 'ERR_OBJECT_UNKNOWN_FORMAT', message: /this is C source: compile it with `cc -c / },
+  { name: 'run --preload of a FIFO', args: () => ['run', '--mapper', 'shared', '--preload', fifo, cSource], code: 'ERR_PRELOAD_UNREADABLE', message: /library to preload .*fifo is a FIFO \(named pipe\); expected a regular file/ },
+  { name: 'bench-alloc --sizes 10000m', args: () => ['bench-alloc', '--sizes', '10000m'], code: 'ERR_FLAG_VALUE_TOO_LARGE', message: /--sizes "10000m" is above the limit of 2m free ranges/ },
+  { name: 'bench --out into a missing directory', args: () => ['bench', '--quick', '--out', path.join(dir, 'missing', 'deeper', 'r.json')], code: 'ERR_OUTPUT_DIRECTORY_MISSING', message: /directory .*missing\/deeper does not exist \(create it first: mkdir -p / },
   { name: 'bench --time -1', args: () => ['bench', '--time', '-1'], code: 'ERR_INVALID_FLAG', message: /--time must be a positive integer; got "-1"/ },
 ];
 
@@ -89,6 +109,7 @@ for (const c of cases) {
     t.true(r.lifetimeMs < DEADLINE_MS, `took ${r.lifetimeMs} ms`);
     t.true(r.maxRssKb < MEMORY_LIMIT_KB, `peak RSS ${r.maxRssKb} KB`);
     t.false(existsSync('/proc/x'));
+    t.false(existsSync(path.join(dir, 'missing')), 'no directory made for an --out that is refused');
   });
 }
 

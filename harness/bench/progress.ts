@@ -76,6 +76,8 @@ interface CellState {
 /** How much the plan counts (as ms at ratio 1) against what was measured: one cell's round outweighs it. */
 const PRIOR_MS = 500;
 const DEFAULT_HEARTBEAT_MS = 10_000;
+/** The same for the run pattern's pace: a few processes outweigh it. */
+const RUN_PRIOR_MS = 2000;
 
 export class BenchProgressView {
   private readonly stream: ProgressStream;
@@ -97,8 +99,14 @@ export class BenchProgressView {
   private plan: BenchPlan | undefined;
   private readonly cells = new Map<number, CellState>();
   private rounds = 1;
-  /** The run pattern's block: expected ms, spent ms, iterations done of all of its cells. */
-  private run: { expectedMs: number; spent: number; units: number; unitsDone: number; perCell: Map<string, number>; cellsDone: number } | undefined;
+  /**
+   * The run pattern: its set-up's expected ms, the time spent before its first cell reported
+   * (set-up) and since, each cell's expected ms and iterations done, and the expected ms done
+   * since the first report (the pace of the rest).
+   */
+  private run:
+    | { setupMs: number; setupSpent: number; spent: number; started: boolean; cells: Map<string, { expectedMs: number; iterations: number; done: number }>; expectedDone: number }
+    | undefined;
   /** What the time since the last event is spent on: a matrix cell's index, or the run block. */
   private active: number | 'run' | undefined;
   private lastEventAt: number;
@@ -138,10 +146,20 @@ export class BenchProgressView {
       this.plan = e.plan;
       this.rounds = Math.max(1, e.plan.rounds);
       e.plan.cells.forEach((c, i) => this.cells.set(i, { expectedMs: c.expectedMs, spent: 0, spentAtRound: 0, round: 0, started: false, done: false }));
-      if (e.plan.run) this.run = { expectedMs: e.plan.run.expectedMs, spent: 0, units: e.plan.run.cells * e.plan.run.iterations, unitsDone: 0, perCell: new Map(), cellsDone: 0 };
-      this.total = e.plan.cells.length + (e.plan.run?.cells ?? 0);
+      const run = e.plan.run;
+      if (run) {
+        this.run = {
+          setupMs: run.setupMs,
+          setupSpent: 0,
+          spent: 0,
+          started: false,
+          cells: new Map(run.cells.map((c) => [c.name, { expectedMs: c.expectedMs, iterations: c.iterations, done: 0 }])),
+          expectedDone: 0,
+        };
+      }
+      this.total = e.plan.cells.length + (run?.cells.length ?? 0);
       const parts = [`${e.plan.cells.length} matrix cell${e.plan.cells.length === 1 ? '' : 's'} in ${this.rounds} interleaved round${this.rounds === 1 ? '' : 's'}`];
-      if (e.plan.run) parts.push(`${e.plan.run.cells} end-to-end run cell${e.plan.run.cells === 1 ? '' : 's'} of ${e.plan.run.iterations} processes each`);
+      if (run) parts.push(`${run.cells.length} end-to-end run cell${run.cells.length === 1 ? '' : 's'} of ${run.cells[0]?.iterations ?? 0} iterations each`);
       this.stream.write(`bench: ${this.total} cells (${parts.join(', ')}); expected to take about ${clockTime(this.remainingMs() / 1000)}\n`);
       this.lastLine = this.now();
       if (e.plan.cells.length === 0 && this.run) this.active = 'run';
@@ -152,13 +170,19 @@ export class BenchProgressView {
       this.active = 'run';
       this.current = `${e.cell} ${e.done}/${e.total}`;
       if (this.run) {
-        const before = this.run.perCell.get(e.cell) ?? 0;
-        this.run.perCell.set(e.cell, e.done);
-        this.run.unitsDone += Math.max(0, e.done - before);
-        if (e.done === e.total && before < e.total) {
-          this.run.cellsDone++;
-          this.done++;
+        const r = this.run;
+        const first = !r.started;
+        if (first) {
+          // What came before the first report was set-up (with that report's own iterations).
+          r.started = true;
+          r.setupSpent = r.spent;
+          r.spent = 0;
         }
+        const cell = r.cells.get(e.cell) ?? r.cells.set(e.cell, { expectedMs: 0, iterations: e.total, done: 0 }).get(e.cell)!;
+        const before = cell.done;
+        cell.done = Math.max(cell.done, e.done);
+        if (!first) r.expectedDone += (cell.expectedMs / Math.max(1, cell.iterations)) * (cell.done - before);
+        if (e.done === e.total && before < e.total) this.done++;
       }
       if (this.tty) this.schedule();
       else if (e.done === e.total) this.printLine(`[${this.run ? `${this.done}/${this.total}` : 'run'}] ${e.cell}: ${e.done} iterations verified (${this.times()})`);
@@ -245,13 +269,16 @@ export class BenchProgressView {
     }
     if (this.run) {
       const r = this.run;
-      const spent = r.spent + (this.active === 'run' ? since : 0);
-      if (r.unitsDone >= r.units) left += 0;
-      else if (r.unitsDone > 0 && r.spent > 0) {
-        // The processes measured so far set the pace of the rest (the start-up figures before them are a fixed cost).
-        const perUnit = r.spent / r.unitsDone;
-        left += Math.max(perUnit / 2, perUnit * (r.units - r.unitsDone) - (spent - r.spent));
-      } else left += Math.max(r.expectedMs / 20, r.expectedMs - spent);
+      const live = this.active === 'run' ? since : 0;
+      let expectedLeft = 0;
+      for (const c of r.cells.values()) expectedLeft += c.expectedMs * (1 - Math.min(1, c.done / Math.max(1, c.iterations)));
+      if (!r.started) {
+        left += Math.max(r.setupMs / 10, r.setupMs - r.spent - live) + expectedLeft;
+      } else if (expectedLeft > 0) {
+        // The pace since the first report, against the plan, with the plan counted as RUN_PRIOR_MS of evidence.
+        const pace = (r.spent + RUN_PRIOR_MS) / (r.expectedDone + RUN_PRIOR_MS);
+        left += Math.max(expectedLeft * pace * 0.05, expectedLeft * pace - live);
+      }
     }
     return Math.max(0, left);
   }

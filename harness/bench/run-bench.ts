@@ -10,7 +10,7 @@ import { openHandle, llvmExecutorAvailable, type HandleOptions } from './mapper-
 import { planCells, type MatrixSelection, type Preset, type SkippedCell } from './matrix.js';
 import { computeRatios, extraTimeBudgets, transportRatioBudgets } from './ratios.js';
 import { probeRoundTrip, roundTripBudget } from './round-trip-probe.js';
-import { jitmemLinkerAvailable, planRunCells, runEndToEnd, type RunSkip } from './run-cells.js';
+import { jitmemLinkerAvailable, planRunCells, runCellName, runEndToEnd, type RunSkip } from './run-cells.js';
 import { findLlvm } from './llvm-jitlink.js';
 import type { RunProgram } from '../../workloads/run-programs.js';
 import { endToEndBudgets, endToEndHeadlines } from './end-to-end.js';
@@ -29,8 +29,12 @@ export interface BenchPlan {
   readonly cells: ReadonlyArray<{ readonly name: string; readonly expectedMs: number }>;
   /** Measurement rounds per cell. */
   readonly rounds: number;
-  /** The run pattern, after the matrix: its cells, the iterations of each, and the whole block's expected milliseconds. */
-  readonly run?: { readonly cells: number; readonly iterations: number; readonly expectedMs: number };
+  /**
+   * The run pattern, after the matrix: its set-up (start-up figures, a warm-up process per
+   * program and linker) and its cells by name (as its progress events name them), each with its
+   * iterations and expected milliseconds.
+   */
+  readonly run?: { readonly setupMs: number; readonly cells: ReadonlyArray<{ readonly name: string; readonly iterations: number; readonly expectedMs: number }> };
 }
 
 export type BenchProgress =
@@ -136,23 +140,27 @@ export function benchPlan(options: Pick<BenchRunOptions, 'selection' | 'llvmDir'
   if (!options.selection.patterns.includes('run')) return { cells: planned, rounds };
   const llvm = options.runLlvm !== false && findLlvm(options.llvmDir).tools !== undefined;
   const mappers = options.selection.mappers.filter((m) => m !== 'dualmap');
-  const PROCESS_MS: Record<string, number> = { cray: 350, python: 900, 'python-script': 1100 };
-  let runCells = 0;
-  let expectedMs = options.selection.startupSamples * 250;
+  // A process that links and runs the program, as measured on a 2-vCPU machine (cray renders a small scene).
+  const PROCESS_MS: Record<string, number> = { cray: 250, python: 450, 'python-script': 600 };
+  const iterations = options.selection.runIterations;
+  const run: Array<{ name: string; iterations: number; expectedMs: number }> = [];
+  // Start-up figures: a spawn per sample of each executor kind and of bare Node.
+  let setupMs = options.selection.startupSamples * 4 * 90;
   for (const workload of options.selection.workloads) {
     const names = workload === 'python' ? (options.selection.runScript ? ['python', 'python-script'] : ['python']) : [workload];
     for (const name of names) {
-      const planned = planRunCells({ name } as RunProgram, mappers, jitmemLinkerAvailable(), llvm);
-      runCells += planned.length;
-      for (const c of planned) {
-        const perProcess = PROCESS_MS[name] ?? 500;
-        // llvm-jitlink and a warm controller skip the Node start a process per run pays.
-        const each = c.controller === 'warm' ? perProcess / 4 : c.linker === 'llvm-jitlink' ? perProcess / 2 : perProcess;
-        expectedMs += each * (options.selection.runIterations + (c.controller === 'warm' ? 5 : 0));
+      const perProcess = PROCESS_MS[name] ?? 400;
+      const cells = planRunCells({ name } as RunProgram, mappers, jitmemLinkerAvailable(), llvm);
+      // One unrecorded warm-up process per program and linker.
+      setupMs += perProcess * new Set(cells.map((c) => c.linker)).size;
+      for (const c of cells) {
+        // llvm-jitlink and a warm controller skip the Node start a process per run pays; the warm controller also warms up 5 iterations.
+        const each = c.controller === 'warm' ? perProcess / 5 : c.linker === 'llvm-jitlink' ? perProcess / 2 : perProcess;
+        run.push({ name: runCellName(c), iterations, expectedMs: each * (iterations + (c.controller === 'warm' ? 5 : 0)) + (c.controller === 'warm' ? perProcess : 0) });
       }
     }
   }
-  return { cells: planned, rounds, run: { cells: runCells, iterations: options.selection.runIterations, expectedMs } };
+  return { cells: planned, rounds, run: { setupMs, cells: run } };
 }
 
 export async function runBench(options: BenchRunOptions): Promise<BenchRunResult> {

@@ -6,11 +6,15 @@ import { CHART_FONT_FAMILY, VEGA_LITE_SCHEMA_URL } from './chart-specs.js';
 /**
  * The trend chart of `jitmem history`: each headline ratio across commits (short hashes on the
  * x axis, in the order stored), its 95% interval as a band and error bars, one panel per ratio
- * so that ratios of very different size keep their own scale. Data inline, as every chart.
+ * so that ratios of very different size keep their own scale. The axis is logarithmic (a 2x
+ * gain and a 2x loss are the same distance from 1) and always holds 1x, drawn as a rule: the
+ * line where shared memory and RPC copy are equally fast. Data inline, as every chart.
  */
 
 export const TREND_X_TITLE = 'commit';
-export const TREND_Y_TITLE = 'speedup (x, 95% CI)';
+/** Short: a rotated title longer than the panel pushes the panel down. The subtitle says the rest. */
+export const TREND_Y_TITLE = 'speedup (x, log)';
+export const TREND_SUBTITLE = 'shared memory over RPC copy; 95% intervals as bands and bars; dashed line: 1x, no difference';
 
 export function trendChartSpec(trends: readonly Trend[]): Record<string, unknown> {
   const values = trends.flatMap((t) =>
@@ -19,16 +23,23 @@ export function trendChartSpec(trends: readonly Trend[]): Record<string, unknown
   const x = { field: 'commit', type: 'ordinal', title: TREND_X_TITLE, sort: { field: 'order' }, axis: { labelAngle: -30 } };
   return {
     $schema: VEGA_LITE_SCHEMA_URL,
-    title: 'Headline speedups across commits',
+    title: { text: 'Headline speedups across commits', subtitle: TREND_SUBTITLE },
     config: { font: CHART_FONT_FAMILY, background: 'white', view: { stroke: '#ddd' }, axis: { labelFontSize: 11, titleFontSize: 12 }, title: { fontSize: 14, anchor: 'start' } },
     data: { values },
-    facet: { row: { field: 'ratio', type: 'nominal', title: null, header: { labelAngle: 0, labelOrient: 'top', labelAnchor: 'start', labelLimit: 520, labelFontSize: 12 } } },
-    resolve: { scale: { y: 'independent' } },
+    // A wrapped facet of one column: each panel's name sits on top of it (a row facet's headers
+    // reserve the width of their label as height).
+    facet: { field: 'ratio', type: 'nominal', title: null, header: { labelAnchor: 'start', labelLimit: 520, labelFontSize: 12 } },
+    columns: 1,
+    // Each panel its own y scale (ratios of very different size) and its own commit axis (the space is reserved anyway).
+    resolve: { scale: { y: 'independent' }, axis: { x: 'independent' } },
     spec: {
       width: 520,
       height: 160,
       layer: [
-        { mark: { type: 'area', opacity: 0.15, color: '#4c78a8' }, encoding: { x, y: { field: 'low', type: 'quantitative', title: TREND_Y_TITLE, scale: { zero: false } }, y2: { field: 'high' } } },
+        // 1x: no difference. A datum in the layer puts 1 inside every panel's domain.
+        { mark: { type: 'rule', color: '#888', strokeDash: [4, 3] }, encoding: { y: { datum: 1, type: 'quantitative', title: TREND_Y_TITLE, scale: { type: 'log', nice: false, padding: 8 } } } },
+        { mark: { type: 'text', align: 'left', baseline: 'bottom', dx: 2, dy: -2, color: '#666', fontSize: 10 }, encoding: { y: { datum: 1, type: 'quantitative' }, x: { value: 0 }, text: { value: '1x (no difference)' } } },
+        { mark: { type: 'area', opacity: 0.15, color: '#4c78a8' }, encoding: { x, y: { field: 'low', type: 'quantitative', title: TREND_Y_TITLE, scale: { type: 'log', nice: false, padding: 8 } }, y2: { field: 'high' } } },
         { mark: { type: 'errorbar', color: '#4c78a8' }, encoding: { x, y: { field: 'low', type: 'quantitative', title: TREND_Y_TITLE }, y2: { field: 'high' } } },
         {
           mark: { type: 'line', point: true, color: '#4c78a8' },

@@ -4,6 +4,15 @@ import { checkFitPolicy } from '../../mappers/slab/free-range-index.js';
 import { JitmemError } from '../../core/errors.js';
 import { formatTable } from '../format-table.js';
 
+/**
+ * The largest free-range count: the index holds every range (about 150 bytes each, with the
+ * allocations that make them), so a count is memory; past this a typo (10000m) would take
+ * gigabytes before failing.
+ */
+const MAX_FREE_RANGES = 2_000_000;
+const MAX_FREE_RANGES_MIB = 300;
+const MAX_BATCH = 1_000_000;
+
 const HELP = `usage: jitmem bench-alloc [options]
 
 Allocator microbenchmark: latency of one allocate+free pair in the slab allocator's
@@ -13,9 +22,9 @@ printed beside its budget (p50 <= 1 us at 10k; 100k within 2x of 1k).
 options:
   --policy LIST     fit policies, comma-separated (default first-fit,best-fit)
   --sizes LIST      free-range counts, comma-separated; k and m mean thousand and million
-                    (default 1k,10k,100k)
+                    (default 1k,10k,100k; at most ${MAX_FREE_RANGES / 1e6}m, about ${MAX_FREE_RANGES_MIB} MiB of index)
   --time MS         sampling time per cell in milliseconds (default 500)
-  --batch N         allocate+free pairs per sample (default 1000)
+  --batch N         allocate+free pairs per sample (default 1000, at most ${MAX_BATCH})
   --seed N          seed of the free-range shapes (default 42)
   --json            print the rows as JSON instead of a table
   --check           exit with status 1 when a figure is over its budget
@@ -25,17 +34,24 @@ exit status: 0 when measured (figures over budget or not, unless --check); 1 wit
 when a figure is over its budget; 2 for bad flags.
 `;
 
+/** A value past a flag's limit: its own code, so a script can tell it from a malformed value. */
+function tooLarge(flag: string, text: string, limit: string): JitmemError {
+  return new JitmemError('ERR_FLAG_VALUE_TOO_LARGE', `${flag} ${JSON.stringify(text)} is above the limit of ${limit}`, { flag, value: text, limit });
+}
+
 /** A count as the help writes it: 1000, 10k, 1m. */
 function count(flag: string, text: string): number {
   const m = /^(\d+)([km]?)$/i.exec(text);
   const n = m ? Number(m[1]) * (m[2] ? (m[2].toLowerCase() === 'k' ? 1e3 : 1e6) : 1) : NaN;
   if (!Number.isSafeInteger(n) || n < 1) throw new JitmemError('ERR_INVALID_FLAG', `${flag} takes positive counts such as 1000, 10k or 1m; got ${JSON.stringify(text)}`, { flag, value: text });
+  if (n > MAX_FREE_RANGES) throw tooLarge(flag, text, `${MAX_FREE_RANGES / 1e6}m free ranges (about ${MAX_FREE_RANGES_MIB} MiB of index)`);
   return n;
 }
 
-function positiveInt(flag: string, text: string): number {
+function positiveInt(flag: string, text: string, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 1) throw new JitmemError('ERR_INVALID_FLAG', `${flag} must be a positive integer; got ${JSON.stringify(text)}`, { flag });
+  if (!Number.isSafeInteger(n) || n < 1) throw new JitmemError('ERR_INVALID_FLAG', `${flag} must be a positive integer; got ${JSON.stringify(text)}`, { flag, value: text });
+  if (n > max) throw tooLarge(flag, text, String(max));
   return n;
 }
 
@@ -68,7 +84,7 @@ export const benchAllocCommand: Command = {
       ...(policies ? { policies } : {}),
       ...(sizes ? { sizes } : {}),
       ...(values.time ? { time: positiveInt('--time', values.time) } : {}),
-      ...(values.batch ? { batch: positiveInt('--batch', values.batch) } : {}),
+      ...(values.batch ? { batch: positiveInt('--batch', values.batch, MAX_BATCH) } : {}),
       ...(values.seed ? { seed: positiveInt('--seed', values.seed) } : {}),
       onCell: (policy, n) => {
         if (progress) io.stderr.write(`\r\x1b[Kmeasuring ${policy} at ${n} free ranges...`);

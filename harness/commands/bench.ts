@@ -210,7 +210,7 @@ export const benchCommand: Command = {
     const seed = values.seed === undefined ? 1 : positiveInt('--seed', values.seed)!;
     const outFile = values.out !== undefined ? path.resolve(values.out) : defaultOutput(`bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     // Before the bench runs for minutes: a report that cannot be written is an error now.
-    checkOutputFile(outFile, 'the report');
+    checkOutputFile(outFile, 'the report', { createDirectories: values.out === undefined });
 
     const view = new BenchProgressView({ stream: io.stderr as NodeJS.WritableStream & { isTTY?: boolean; columns?: number } });
     const llvmDir = values['llvm-dir'] ?? (process.env.JITMEM_LLVM_DIR || undefined);

@@ -1,9 +1,10 @@
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseCommandArgs, type Command } from '../command.js';
 import { JitmemError } from '../../core/errors.js';
+import { checkOutputFile } from '../../core/files.js';
 import { formatTable } from '../format-table.js';
-import { isHeadline, lastChange, readHistory, sparkline, storeReport, trends, type Trend } from '../history.js';
+import { isHeadline, readHistory, sparkline, storeReport, trends, type Trend } from '../history.js';
 
 const HELP = `usage: jitmem history DIR [options]
 
@@ -24,37 +25,55 @@ options:
   --format text|markdown|json
                         output format (default text); with markdown, the output is also
                         appended to the file named by $GITHUB_STEP_SUMMARY when it is set
+  --markdown FILE       also write the Markdown to FILE, its chart link relative to FILE (so
+                        FILE and the chart directory can be uploaded or committed together)
+
+the change column: the last commit against the one before, judged as compare judges it (the
+same test, threshold and correction; several runs of a commit are judged over runs); ~ marks a
+change that is not significant. The trend column is drawn on a log scale spanning the 95%
+intervals: two points whose intervals overlap never read as bottom and top.
   -h, --help            show this help
 `;
 
 const x2 = (v: number) => `${v.toFixed(2)}x`;
 
+/** A change as compare prints it: signed percent, `~` in front when it is not significant. */
+export function judgedChange(last: Trend['last']): string {
+  if (!last) return '';
+  return `${last.significant ? '' : '~'}${last.change >= 0 ? '+' : ''}${(last.change * 100).toFixed(1)}%`;
+}
+
 function rows(list: readonly Trend[]): string[][] {
   return list.map((t) => {
     const last = t.points[t.points.length - 1]!;
-    const change = lastChange(t.points);
     return [
       t.label,
       String(t.points.length),
-      sparkline(t.points.map((p) => p.speedup)),
+      sparkline(t.points),
       `${last.commit}: ${x2(last.speedup)} [${x2(last.ci95[0])}, ${x2(last.ci95[1])}]`,
-      change === null ? '' : `${change >= 0 ? '+' : ''}${(change * 100).toFixed(1)}%`,
+      judgedChange(t.last),
     ];
   });
 }
 
-const HEADER = ['speedup', 'commits', 'trend', 'last (95% CI)', 'last vs median before'];
+const HEADER = ['speedup', 'commits', 'trend', 'last (95% CI)', 'vs commit before'];
+const LEGEND = 'vs commit before: the last commit against the one before, judged as compare judges it; ~ not significant.';
 
 function pointsTable(t: Trend): string[][] {
   return t.points.map((p) => [p.commit, String(p.runs), x2(p.speedup), `[${x2(p.ci95[0])}, ${x2(p.ci95[1])}]`]);
 }
 
+/**
+ * The history as Markdown. `chart` is the trend chart's path as the reader of the Markdown
+ * resolves it: relative to the Markdown file's own folder when it is written to a file.
+ */
 export function historyMarkdown(dir: string, list: readonly Trend[], chart: string | undefined): string {
   const md = (header: string[], cells: string[][]) =>
     [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i ? '---:' : ':---')).join('|')}|`, ...cells.map((c) => `| ${c.map((x) => x.replace(/\|/g, '\\|')).join(' | ')} |`)].join('\n');
   const out = [`## jitmem history: \`${dir}\``, '', md(HEADER, rows(list).map((r) => [`\`${r[0]}\``, ...r.slice(1)])), ''];
   for (const t of list) out.push(`<details><summary><code>${t.label}</code></summary>`, '', md(['commit', 'runs', 'speedup', '95% CI'], pointsTable(t)), '', '</details>', '');
-  if (chart) out.push(`Trend chart: \`${chart}\``, '');
+  out.push(LEGEND, '');
+  if (chart) out.push(`![Headline speedups across commits](${chart.split(path.sep).map(encodeURIComponent).join('/')})`, '');
   return out.join('\n');
 }
 
@@ -71,6 +90,7 @@ export const historyCommand: Command = {
         out: { type: 'string' },
         'no-chart': { type: 'boolean' },
         format: { type: 'string' },
+        markdown: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -88,16 +108,21 @@ export const historyCommand: Command = {
       throw new JitmemError('ERR_INVALID_FLAG', `--format must be text, markdown or json; got ${JSON.stringify(format)}`, { flag: '--format', value: format });
     }
     const dir = positionals[0]!;
+    const markdownFile = values.markdown === undefined ? undefined : path.resolve(values.markdown);
+    if (markdownFile) checkOutputFile(markdownFile, 'the Markdown');
     const stored = (values.add ?? []).map((f) => storeReport(dir, f));
     const entries = readHistory(dir);
     if (entries.length === 0) throw new JitmemError('ERR_HISTORY_EMPTY', `history ${dir} holds no report; store some with --add REPORT.json`, { dir });
     const list = trends(entries, values.all ? () => true : isHeadline);
     let chart: string | undefined;
+    let chartFile: string | undefined;
     if (!values['no-chart'] && list.length) {
       const { writeTrendChart } = await import('../charts/history-trend.js');
       const files = await writeTrendChart(list, path.resolve(values.out ?? path.join(dir, 'trend')));
-      chart = path.relative(process.cwd(), files[1]!) || files[1]!;
+      chartFile = files[1]!;
+      chart = path.relative(process.cwd(), chartFile) || chartFile;
     }
+    if (markdownFile) writeFileSync(markdownFile, historyMarkdown(dir, list, chartFile && path.relative(path.dirname(markdownFile), chartFile)));
     if (format === 'json') {
       io.stdout.write(JSON.stringify({ dir, stored, reports: entries.length, trends: list, ...(chart ? { chart } : {}) }, null, 2) + '\n');
       return 0;
@@ -117,9 +142,10 @@ export const historyCommand: Command = {
     }
     for (const s of stored) io.stdout.write(`stored ${s}\n`);
     io.stdout.write(`${entries.length} report${entries.length === 1 ? '' : 's'} in ${dir}\n\n`);
-    io.stdout.write(formatTable(HEADER, rows(list)));
+    io.stdout.write(formatTable(HEADER, rows(list)) + LEGEND + '\n');
     for (const t of list) io.stdout.write(`\n${t.label}\n${formatTable(['commit', 'runs', 'speedup', '95% CI'], pointsTable(t))}`);
     if (chart) io.stdout.write(`\ntrend chart: ${chart}\n`);
+    if (markdownFile) io.stdout.write(`markdown: ${path.relative(process.cwd(), markdownFile) || markdownFile}\n`);
     return 0;
   },
 };

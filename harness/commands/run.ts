@@ -3,6 +3,8 @@ import { constants as osConstants } from 'node:os';
 import type { Command, CommandIO } from '../command.js';
 import * as native from '../../native/index.js';
 import { JitmemError, hex } from '../../core/errors.js';
+import { checkRegularFile } from '../../core/files.js';
+import { checkObjectInput } from '../../core/object-kind.js';
 import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js';
 import { RpcCopyMapper } from '../../mappers/rpc-copy-mapper.js';
 import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
@@ -164,6 +166,10 @@ export const runCommand: Command = {
       io.stdout.write(RUN_HELP);
       return 0;
     }
+    // Every input checked before an executor starts: a FIFO, a device, source code, a shared
+    // library or another machine's object is refused as every command refuses it.
+    for (const lib of args.preload) if (lib.includes('/')) checkRegularFile(lib, 'library to preload', 'ERR_PRELOAD_UNREADABLE');
+    for (const file of args.files) checkObjectInput(file);
     if (args.executor === 'llvm' && args.mapper !== 'inprocess' && !existsSync(args.llvmExecutor)) {
       throw new JitmemError('ERR_LLVM_EXECUTOR_MISSING', `LLVM's executor is not at ${args.llvmExecutor}; install llvm-22 or name it with --llvm-executor`, { path: args.llvmExecutor });
     }
