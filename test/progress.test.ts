@@ -74,12 +74,22 @@ test('clockTime', (t) => {
   t.is(clockTime(3725), '1:02:05');
 });
 
-test('bench --quick without a terminal opens with the cell count and an estimate, then writes one progress line per finished cell on stderr, in order', async (t) => {
-  const out = path.join(tmp(t), 'report.json');
-  const { stderr } = await run(process.execPath, [cli, 'bench', '--quick', '--time', '60', '--iterations', '3', '--no-charts', '--out', out], {
+// One short quick run (the quick preset's cells and table shapes, fewer iterations) serves the
+// progress lines on stderr and the output that fits on stdout.
+test('bench --quick without a terminal: an opening line and a progress line per finished cell on stderr; at COLUMNS=100 no stdout line over 100 characters; --export-markdown and --export-csv tables', async (t) => {
+  const dir = tmp(t);
+  const out = path.join(dir, 'report.json');
+  const markdown = path.join(dir, 'cells.md');
+  const csv = path.join(dir, 'cells.csv');
+  const { stderr, stdout } = await run(process.execPath, [cli, 'bench', '--quick', '--time', '60', '--iterations', '3', '--no-charts', '--out', out, '--export-markdown', markdown, '--export-csv', csv], {
     cwd: repoDir,
     maxBuffer: 16 << 20,
+    env: { ...process.env, COLUMNS: '100' },
   });
+  for (const line of stdout.split('\n')) t.true(line.length <= 100, `${line.length} characters: ${line}`);
+  t.regex(stdout, /^workload +pattern +mapper +.*p50 ms/m);
+  t.regex(stdout, /^left out to fit 100 columns: /m);
+  t.regex(stdout, /^markdown: .*cells\.md$/m);
   const report = validateReport(JSON.parse(readFileSync(out, 'utf8')), out);
   const n = report.results.length;
   // cray and python, each through the four mappers.
@@ -98,6 +108,25 @@ test('bench --quick without a terminal opens with the cell count and an estimate
     t.is(Number(m![2]), n);
     t.true(names.delete(m![3]!), `${m![3]} is not a cell of the report, or is listed twice`);
   });
+
+  // GitHub-flavoured Markdown: a header row, a delimiter row (numbers right-aligned), a row per cell, every column.
+  const md = readFileSync(markdown, 'utf8').split('\n');
+  const headerAt = md.findIndex((l) => l.startsWith('| workload |'));
+  t.true(headerAt > 0, md.join('\n'));
+  const cellsOf = (line: string) => line.slice(2, -2).split(' | ');
+  const header = cellsOf(md[headerAt]!);
+  t.deepEqual(header.slice(0, 5), ['workload', 'pattern', 'mapper', 'policy', 'p50 ms']);
+  t.true(header.includes('faults c/e'), 'every column, none left out');
+  t.regex(md[headerAt + 1]!, /^\|:---\|:---\|:---\|:---\|---:\|/);
+  t.is(md[headerAt + 1]!.split('|').length, header.length + 2);
+  const rows = md.slice(headerAt + 2, headerAt + 2 + n);
+  for (const row of rows) t.is(cellsOf(row).length, header.length, row);
+  t.deepEqual(rows.map((r) => cellsOf(r).slice(0, 3).join('/')).sort(), report.results.map((r) => `${r.workload}/${r.pattern}/${r.mapper}`).sort());
+  t.regex(md.join('\n'), /^- \*\*rme\*\*: relative margin of error/m);
+  // CSV: the same header and a line per cell.
+  const csvLines = readFileSync(csv, 'utf8').split('\r\n').filter(Boolean);
+  t.is(csvLines[0], header.join(','));
+  t.is(csvLines.length, n + 1);
 });
 
 test('bench --quick under a pseudo-terminal redraws at most 15 times a second, and its counter never goes back', async (t) => {

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { headlineItems, overBudget, renderSummary, skippedLines, TABLE_LEGEND } from '../harness/bench/summary.js';
+import { headlineItems, resultColumns, overBudget, renderSummary, resultsTable, skippedLines } from '../harness/bench/summary.js';
 import type { Report } from '../harness/report.js';
 import { defaultShapedReport } from './helpers/default-report.js';
 
@@ -30,11 +30,12 @@ test('the summary explains rme, calls and (cold) under the table, and an exceede
   // python/load: RPC copy 42 ms against in-process 17 ms is over the 8 ms budget.
   t.true(overBudget(report));
   const text = renderSummary(report, 'r.json', { skipped: skippedCells });
-  const tableEnd = text.indexOf('\n\n');
-  t.is(text.slice(tableEnd - TABLE_LEGEND.join('\n').length, tableEnd), TABLE_LEGEND.join('\n'), 'the legend sits right under the table');
+  const matrix = report.results.filter((r) => r.pattern !== 'run');
+  const { table, legend } = resultsTable(matrix);
+  t.true(text.startsWith(table + legend.join('\n') + '\n\n'), 'the legend sits right under the table');
   t.regex(text, /^rme: /m);
   t.regex(text, /^calls: /m);
-  t.regex(text, /^\(cold\): /m);
+  t.regex(text, /^mapper: .*\(cold\): /m);
   t.regex(text, /^OVER BUDGET: python\/load first-fit: extra time of RPC copy over in-process, jitmem executor: \+\d+\.\d\d ms, budget <= 8 ms/m);
   t.regex(text, /a budget is exceeded \(exit status stays 0; --check-budgets makes it 1\)/);
   t.regex(renderSummary(report, 'r.json', { skipped: [], checkBudgets: true }), /a budget is exceeded: exit status 1 \(--check-budgets\)/);
@@ -43,4 +44,21 @@ test('the summary explains rme, calls and (cold) under the table, and an exceede
   t.is(text.match(/^skipped /gm)?.length, 1);
   // LLVM's rows are for comparison: never over budget, never highlighted.
   t.regex(text, /LLVM's executor: \+\d+\.\d\d ms, budget <= 8 ms \(measured for comparison\)/);
+});
+
+test('at 100 columns the table leaves out its least important columns and says so, every shown column is defined, and no line is longer', (t) => {
+  const report = defaultShapedReport({ llvm: true });
+  const text = renderSummary(report, 'r.json', { skipped: skippedCells, width: 100 });
+  for (const line of text.split('\n')) t.true(line.length <= 100, `${line.length}: ${line}`);
+  const header = text.split('\n', 1)[0]!;
+  const columns = resultColumns(report.results.filter((r) => r.pattern !== 'run'));
+  const shown = columns.filter((c) => new RegExp(`(^|  )${(header.includes(c.header) ? c.header : c.short ?? c.header).replace(/[()/]/g, '\\$&')}(  |$)`).test(header));
+  t.true(shown.length >= 6 && shown.length < columns.length, header);
+  for (const c of shown) if (c.legend) t.regex(text, new RegExp(`^${(header.includes(c.header) ? c.header : c.short ?? c.header).replace(/[()/]/g, '\\$&')}: `, 'm'), c.header);
+  const left = columns.filter((c) => !shown.includes(c));
+  t.regex(text, new RegExp(`^left out to fit 100 columns: ${left.map((c) => c.header).join(', ')} `, 'm'));
+  // The most important columns stay; numbers are right-aligned (the c/e columns too, when shown).
+  for (const h of ['workload', 'pattern', 'mapper', 'p50 ms']) t.true(header.includes(h), h);
+  // Without a width the whole table is there.
+  t.regex(renderSummary(report, 'r.json', { skipped: [] }).split('\n', 1)[0]!, /p99 ms .* n /);
 });

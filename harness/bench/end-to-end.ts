@@ -1,6 +1,6 @@
 import { bootstrapRatioOfMedians, median } from '../statistics.js';
 import type { BudgetRow, EndToEndHeadline, EndToEndSection, Report, ResultRow, RunPhaseName } from '../report.js';
-import { formatTable } from '../format-table.js';
+import { fitTable, tableLegend } from '../format-table.js';
 
 /**
  * The `run` pattern read as the 2022 work read it: for each program, the end-to-end speedup of
@@ -186,7 +186,7 @@ export function endToEndBudgets(rows: readonly ResultRow[], section: EndToEndSec
 }
 
 /** The run rows as a table: time to exit, time to link, and the phase groups, medians in ms. */
-export function endToEndTable(rows: readonly ResultRow[]): string | undefined {
+export function endToEndTable(rows: readonly ResultRow[], width = Infinity): string | undefined {
   const run = runRows(rows);
   if (run.length === 0) return undefined;
   const table = run.map((r) => {
@@ -211,7 +211,23 @@ export function endToEndTable(rows: readonly ResultRow[]): string | undefined {
       groups,
     ];
   });
-  return formatTable(['program', 'linker', 'transport', 'exit p50 ms', 'rme', 'link p50 ms', 'exec start ms', 'n', 'verified', 'phases (p50 ms)'], table);
+  const fitted = fitTable(
+    [
+      { header: 'program', priority: 0, align: 'left' },
+      { header: 'linker', priority: 0, align: 'left' },
+      { header: 'transport', priority: 0, align: 'left' },
+      { header: 'exit p50 ms', short: 'exit ms', priority: 0, legend: 'median time from the start of the link to the program\'s exit, in milliseconds.' },
+      { header: 'rme', priority: 3, legend: 'relative margin of error of the mean, 95% confidence.' },
+      { header: 'link p50 ms', short: 'link ms', priority: 1, legend: 'median time to read and link the objects, in milliseconds.' },
+      { header: 'exec start ms', short: 'start ms', priority: 4, legend: 'median executor start-up, spawn to Setup, in milliseconds (- in-process).' },
+      { header: 'n', priority: 5, legend: 'iterations measured.' },
+      { header: 'verified', priority: 6, align: 'left', legend: 'exit status and the first 8 hex digits of stdout\'s sha256, the same in every iteration.' },
+      { header: 'phases (p50 ms)', priority: 7, align: 'left', legend: 'median time of each group of phases, in milliseconds.' },
+    ],
+    table,
+    width,
+  );
+  return fitted.text + tableLegend(fitted, width).join('\n') + '\n';
 }
 
 export function startupLines(section: EndToEndSection): string[] {
@@ -225,11 +241,11 @@ export function startupLines(section: EndToEndSection): string[] {
 }
 
 /** Everything the terminal summary says about the run pattern; why rows are missing is said by the caller, once. */
-export function endToEndSummary(report: Report): string | undefined {
+export function endToEndSummary(report: Report, width = Infinity): string | undefined {
   const section = report.endToEnd;
   if (!section) return undefined;
   const out: string[] = [];
-  const table = endToEndTable(report.results);
+  const table = endToEndTable(report.results, width);
   if (table) out.push('end to end (pattern run): time to exit by transport and linker; every iteration verified (exit status, stdout sha256)\n\n' + table);
   const h = headlineLines(section);
   if (h.length) out.push(h.join('\n') + '\n');

@@ -1,6 +1,6 @@
 import { median } from '../statistics.js';
 import type { Report, ResultRow } from '../report.js';
-import { formatTable } from '../format-table.js';
+import { fitTable, tableLegend, wrapText, type Column } from '../format-table.js';
 import { endToEndSummary } from './end-to-end.js';
 
 /**
@@ -29,56 +29,66 @@ const bothSides = (c: NonNullable<ResultRow['counters']>, f: (p: NonNullable<Res
 /**
  * One line per cell: its times, and beside them the counts that explain them (per iteration):
  * round trips, KiB on the wire (both directions), KiB copied, mprotect calls and minor page
- * faults, as controller/executor.
+ * faults, as controller/executor. Each column carries its priority (what goes first when the
+ * table is too wide) and its definition (the legend under the table). A column added to a
+ * table (CPU time, say) slots in by its priority.
  */
-const TIME_HEADER = ['workload', 'pattern', 'mapper', 'policy', 'p50 ms', 'p99 ms', 'rme', 'n', 'init ms'];
-
-function timeCells(r: ResultRow): string[] {
-  return [
-    r.workload,
-    r.pattern,
-    mapperLabel(r),
-    r.policy,
-    ms(r.latency.p50),
-    ms(r.latency.p99),
-    `±${r.latency.rme.toFixed(1)}%`,
-    String(r.latency.samplesCount),
-    ms(r.phases.initialize?.p50 ?? 0),
-  ];
+export interface ResultColumn extends Column {
+  readonly cell: (r: ResultRow) => string;
 }
 
-/** The results table without counters, as a header and rows of cells: the terminal's for older reports, and the HTML page's. */
-export const PLAIN_RESULTS_HEADER: readonly string[] = [...TIME_HEADER, 'MiB moved', 'calls'];
-
-export function plainResultCells(r: ResultRow): string[] {
-  return [...timeCells(r), mib(r.bytes.moved), r.roundTrips.toFixed(0)];
-}
-
-export function resultsTable(rows: readonly ResultRow[]): string {
-  if (!rows.some((r) => r.counters)) return formatTable(PLAIN_RESULTS_HEADER, rows.map(plainResultCells));
-  return formatTable(
-    [...TIME_HEADER, 'calls', 'wire KiB', 'copied KiB c/e', 'mprotect c/e', 'faults c/e'],
-    rows.map((r) => {
-      const c = r.counters;
-      return [
-        ...timeCells(r),
-        c ? count(c.controller.roundTrips) : r.roundTrips.toFixed(0),
-        c ? kib(c.controller.wireBytesOut + c.controller.wireBytesIn) : kib(r.bytes.moved),
-        c ? bothSides(c, (p) => p.bytesCopied, kib) : '',
-        c ? bothSides(c, (p) => p.mprotect, count) : '',
-        c ? bothSides(c, (p) => p.minorFaults, count) : '',
-      ];
-    }),
-  );
-}
-
-/** One line each for the table's less obvious columns and marks. */
-export const TABLE_LEGEND = [
-  'rme: relative margin of error of the mean latency, 95% confidence (Student t), in percent of the mean.',
-  'calls: controller-to-executor calls per iteration, integrity checks left out (0 in-process).',
-  'with counters, per iteration: wire KiB both ways; copied KiB, mprotect calls and minor page faults as controller/executor.',
-  '(cold): the cell ran with a fresh slab every iteration (RPC copy over LLVM\'s executor always does: it cannot initialize a freed range again).',
+const TIME_COLUMNS: readonly ResultColumn[] = [
+  { header: 'workload', priority: 0, align: 'left', cell: (r) => r.workload },
+  { header: 'pattern', priority: 0, align: 'left', cell: (r) => r.pattern },
+  { header: 'mapper', priority: 0, align: 'left', cell: mapperLabel, legend: "the transport; @llvm: through LLVM's executor; (cold): a fresh slab every iteration (RPC copy over LLVM's executor always: it cannot initialize a freed range again)." },
+  { header: 'policy', priority: 6, align: 'left', cell: (r) => r.policy, legend: 'the slab\'s fit policy.' },
+  { header: 'p50 ms', priority: 0, cell: (r) => ms(r.latency.p50), legend: 'median time of one iteration (the pattern\'s whole plan), in milliseconds.' },
+  { header: 'p99 ms', priority: 7, cell: (r) => ms(r.latency.p99), legend: '99th percentile of the same.' },
+  { header: 'rme', priority: 2, cell: (r) => `±${r.latency.rme.toFixed(1)}%`, legend: 'relative margin of error of the mean latency, 95% confidence (Student t), in percent of the mean.' },
+  { header: 'n', priority: 8, cell: (r) => String(r.latency.samplesCount), legend: 'iterations measured.' },
+  {
+    header: 'init ms',
+    priority: 4,
+    cell: (r) => ms(r.phases.initialize?.p50 ?? 0),
+    legend: 'median time per iteration inside initialize calls (finalize: protections and actions), in milliseconds, summed over calls that were in flight together.',
+  },
 ];
+
+/** The results table without counters: the terminal's for older reports, and the HTML page's. */
+export const PLAIN_RESULT_COLUMNS: readonly ResultColumn[] = [
+  ...TIME_COLUMNS,
+  { header: 'MiB moved', priority: 5, cell: (r) => mib(r.bytes.moved), legend: 'MiB sent to the executor per iteration (content over the wire for RPC copy, requests otherwise).' },
+  { header: 'calls', priority: 3, cell: (r) => r.roundTrips.toFixed(0), legend: 'controller-to-executor calls per iteration, integrity checks left out (0 in-process).' },
+];
+
+type Counters = NonNullable<ResultRow['counters']>;
+const withCounters = (f: (c: Counters) => string, fallback: (r: ResultRow) => string = () => '') => (r: ResultRow) => (r.counters ? f(r.counters) : fallback(r));
+
+export const COUNTER_RESULT_COLUMNS: readonly ResultColumn[] = [
+  ...TIME_COLUMNS,
+  { header: 'calls', priority: 3, cell: withCounters((c) => count(c.controller.roundTrips), (r) => r.roundTrips.toFixed(0)), legend: 'controller-to-executor calls per iteration, integrity checks left out (0 in-process).' },
+  { header: 'wire KiB', priority: 5, cell: withCounters((c) => kib(c.controller.wireBytesOut + c.controller.wireBytesIn), (r) => kib(r.bytes.moved)), legend: 'KiB on the wire per iteration, both directions.' },
+  { header: 'copied KiB c/e', short: 'copied c/e', priority: 9, cell: withCounters((c) => bothSides(c, (p) => p.bytesCopied, kib)), legend: 'KiB copied per iteration, controller/executor (one figure: in-process).' },
+  { header: 'mprotect c/e', short: 'mprot c/e', priority: 10, cell: withCounters((c) => bothSides(c, (p) => p.mprotect, count)), legend: 'mprotect calls per iteration, controller/executor.' },
+  { header: 'faults c/e', priority: 11, cell: withCounters((c) => bothSides(c, (p) => p.minorFaults, count)), legend: 'minor page faults per iteration, controller/executor.' },
+];
+
+/** The columns a report's rows are shown with: with cost counters when the report has them. */
+export function resultColumns(rows: readonly ResultRow[]): readonly ResultColumn[] {
+  return rows.some((r) => r.counters) ? COUNTER_RESULT_COLUMNS : PLAIN_RESULT_COLUMNS;
+}
+
+/** A row's cells under `columns`. */
+export function resultCells(columns: readonly ResultColumn[], r: ResultRow): string[] {
+  return columns.map((c) => c.cell(r));
+}
+
+/** The table of cells and its legend (every shown column defined, the left-out ones named), within `width`. */
+export function resultsTable(rows: readonly ResultRow[], width = Infinity): { table: string; legend: string[] } {
+  const columns = resultColumns(rows);
+  const fitted = fitTable(columns, rows.map((r) => resultCells(columns, r)), width);
+  return { table: fitted.text, legend: tableLegend(fitted, width) };
+}
 
 export interface Headline {
   readonly text: string;
@@ -160,7 +170,7 @@ export function skippedLines(skipped: ReadonlyArray<{ cell: string; reason: stri
  * the whole cell, and fragmentation and free ranges averaged over the recorded run (the state
  * at the very end is after everything was freed, which says nothing).
  */
-export function churnComparison(rows: readonly ResultRow[]): string | undefined {
+export function churnComparison(rows: readonly ResultRow[], width = Infinity): string | undefined {
   const churn = rows.filter((r) => r.pattern === 'churn');
   const keys = [...new Set(churn.map((r) => `${r.workload}\0${mapperLabel(r)}`))];
   const table: string[][] = [];
@@ -184,7 +194,20 @@ export function churnComparison(rows: readonly ResultRow[]): string | undefined 
     }
   }
   if (table.length === 0) return undefined;
-  return formatTable(['workload', 'mapper', 'policy', 'peak reserved MiB', 'peak live MiB', 'mean fragmentation', 'mean free ranges', 'p50 ms'], table);
+  return fitTable(
+    [
+      { header: 'workload', priority: 0 },
+      { header: 'mapper', priority: 0 },
+      { header: 'policy', priority: 0 },
+      { header: 'peak reserved MiB', short: 'reserved MiB', priority: 1 },
+      { header: 'peak live MiB', short: 'live MiB', priority: 2 },
+      { header: 'mean fragmentation', short: 'fragm.', priority: 1 },
+      { header: 'mean free ranges', short: 'free ranges', priority: 3 },
+      { header: 'p50 ms', priority: 2 },
+    ],
+    table,
+    width,
+  ).text;
 }
 
 export interface SummaryOptions {
@@ -194,27 +217,34 @@ export interface SummaryOptions {
   readonly colour?: boolean;
   /** --check-budgets was given: an OVER BUDGET line makes the exit status 1. */
   readonly checkBudgets?: boolean;
+  /** Characters per line (outputWidth: the terminal's, COLUMNS, or 100); tables fit it, prose wraps to it. Default: no limit. */
+  readonly width?: number;
 }
 
 export function renderSummary(report: Report, reportPath: string, extra: SummaryOptions): string {
+  const width = extra.width ?? Infinity;
   const out: string[] = [];
   // Run rows have a table of their own (end to end, below).
   const matrix = report.results.filter((r) => r.pattern !== 'run');
-  if (matrix.length) out.push(resultsTable(matrix) + TABLE_LEGEND.join('\n') + '\n');
+  if (matrix.length) {
+    const { table, legend } = resultsTable(matrix, width);
+    out.push(table + legend.join('\n') + '\n');
+  }
   const h = headlines(report);
   if (h.length) out.push(h.join('\n') + '\n');
-  const e = endToEndSummary(report);
+  const e = endToEndSummary(report, width);
   if (e) out.push(e);
   const b = budgetItems(report);
   const highlight = (text: string) => (extra.colour ? `\x1b[1;31m${text}\x1b[0m` : text);
   if (b.length) {
-    const lines = b.map((x) => (x.over ? highlight(x.text) : x.text));
+    // Wrapped before colouring, so that escape codes never count as width.
+    const lines = b.flatMap((x) => wrapText(x.text, width, '  ').map((l) => (x.over ? highlight(l) : l)));
     if (b.some((x) => x.over)) {
       lines.push(extra.checkBudgets ? 'a budget is exceeded: exit status 1 (--check-budgets).' : 'a budget is exceeded (exit status stays 0; --check-budgets makes it 1).');
     }
     out.push(lines.join('\n') + '\n');
   }
-  const c = churnComparison(report.results);
+  const c = churnComparison(report.results, width);
   if (c) out.push('fit policies under churn (peaks over the cell; fragmentation and free ranges averaged over one run):\n\n' + c);
   const p = report.env.placement;
   out.push(
@@ -224,7 +254,12 @@ export function renderSummary(report: Report, reportPath: string, extra: Summary
   if (skipped.length) out.push(skipped.join('\n') + '\n');
   out.push(`report: ${reportPath}\n`);
   if (extra.charts) out.push(`charts: ${extra.charts}\n`);
-  return out.join('\n');
+  // Prose (headlines, placement, skipped cells) wraps to the width; tables already fit it.
+  return out
+    .join('\n')
+    .split('\n')
+    .flatMap((line) => (line.includes('\x1b') ? [line] : wrapText(line, width, '  ')))
+    .join('\n');
 }
 
 /** Whether any of our budgets is exceeded (LLVM's rows are for comparison only). */

@@ -1,6 +1,6 @@
 import type { Report } from '../report.js';
 import type { Comparison } from '../compare.js';
-import { budgetItems, headlineItems, PLAIN_RESULTS_HEADER, plainResultCells, TABLE_LEGEND } from '../bench/summary.js';
+import { budgetItems, headlineItems, PLAIN_RESULT_COLUMNS, resultCells } from '../bench/summary.js';
 import type { ChartSpec, SkippedChart } from './chart-specs.js';
 
 /**
@@ -44,14 +44,17 @@ function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>
 function summarySection(report: Report): string {
   const headlines = headlineItems(report);
   const budgets = budgetItems(report);
-  const rows = report.results.map(plainResultCells);
+  // The terminal's columns without counters; the legend defines exactly the columns shown.
+  const columns = PLAIN_RESULT_COLUMNS;
+  const rows = report.results.map((r) => resultCells(columns, r));
+  const numeric = new Set(columns.flatMap((c, i) => (c.align === 'left' ? [] : [i])));
   return `<section id="summary">
 <h2>Summary of the last report</h2>
 ${budgets.length ? `<h3>Budgets</h3>\n<ul class="budgets">${budgets.map((b) => `<li${b.over ? ' class="over"' : ''}>${escapeHtml(b.text)}</li>`).join('')}</ul>` : ''}
 ${headlines.length ? `<h3>Shared memory against RPC copy</h3>\n<ul class="headlines">${headlines.map((h) => `<li${h.significant ? ' class="significant"' : ''}>${escapeHtml(h.text)}</li>`).join('')}</ul>` : ''}
 <h3>Cells</h3>
-<div class="wide">${table(PLAIN_RESULTS_HEADER, rows, new Set([4, 5, 6, 7, 8, 9, 10]))}</div>
-<ul class="legend">${TABLE_LEGEND.map((l) => `<li>${escapeHtml(l)}</li>`).join('')}</ul>
+<div class="wide">${table(columns.map((c) => c.header), rows, numeric)}</div>
+<ul class="legend">${columns.flatMap((c) => (c.legend ? [`<li><b>${escapeHtml(c.header)}</b>: ${escapeHtml(c.legend)}</li>`] : [])).join('')}</ul>
 </section>`;
 }
 

@@ -12,6 +12,7 @@ import { DEFAULT_ROUNDS, runBench } from '../bench/run-bench.js';
 import { overBudget, renderSummary } from '../bench/summary.js';
 import { BenchProgressView } from '../bench/progress.js';
 import { formatReportJson } from '../report.js';
+import { outputWidth } from '../format-table.js';
 
 const HELP = `usage: jitmem bench [options]
 
@@ -72,6 +73,10 @@ output:
                         current directory)
   --charts DIR          where the charts go (default: beside the report, <report>-charts/)
   --no-charts           write no charts
+  --export-markdown FILE
+                        also write the table of cells as a GitHub-flavoured Markdown table,
+                        with its legend, the headline speedups and the budgets
+  --export-csv FILE     also write the table of cells as CSV (RFC 4180)
   --check-budgets       exit 1 when a budget line says OVER BUDGET (without it, an exceeded
                         budget is highlighted but the exit status stays 0)
   -h, --help            show this help
@@ -173,6 +178,8 @@ export const benchCommand: Command = {
           probe: { type: 'boolean' },
           'no-probe': { type: 'boolean' },
           out: { type: 'string' },
+          'export-markdown': { type: 'string' },
+          'export-csv': { type: 'string' },
           help: { type: 'boolean', short: 'h' },
         },
         strict: true,
@@ -211,6 +218,11 @@ export const benchCommand: Command = {
     const outFile = values.out !== undefined ? path.resolve(values.out) : defaultOutput(`bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     // Before the bench runs for minutes: a report that cannot be written is an error now.
     checkOutputFile(outFile, 'the report', { createDirectories: values.out === undefined });
+    const exports = [
+      ...(values['export-markdown'] !== undefined ? [{ file: path.resolve(values['export-markdown']), what: 'the Markdown table', format: 'markdown' as const }] : []),
+      ...(values['export-csv'] !== undefined ? [{ file: path.resolve(values['export-csv']), what: 'the CSV table', format: 'csv' as const }] : []),
+    ];
+    for (const e of exports) checkOutputFile(e.file, e.what);
 
     const view = new BenchProgressView({ stream: io.stderr as NodeJS.WritableStream & { isTTY?: boolean; columns?: number } });
     const llvmDir = values['llvm-dir'] ?? (process.env.JITMEM_LLVM_DIR || undefined);
@@ -232,6 +244,10 @@ export const benchCommand: Command = {
       probeRoundTrip: values['no-probe'] ? false : values.probe === true || (!custom && preset !== 'quick'),
     }).finally(() => view.finish());
     writeFileSync(outFile, formatReportJson(report));
+    if (exports.length) {
+      const { exportCsv, exportMarkdown } = await import('../bench/export-table.js');
+      for (const e of exports) writeFileSync(e.file, e.format === 'markdown' ? exportMarkdown(report) : exportCsv(report));
+    }
     let charts: string | undefined;
     if (!values['no-charts']) {
       const dir = path.resolve(values.charts ?? outFile.replace(/\.json$/, '') + '-charts');
@@ -245,7 +261,9 @@ export const benchCommand: Command = {
     }
     const checkBudgets = values['check-budgets'] === true;
     const colour = (io.stdout as { isTTY?: boolean }).isTTY === true && !process.env.NO_COLOR;
-    io.stdout.write(renderSummary(report, path.relative(process.cwd(), outFile) || outFile, { skipped, checkBudgets, colour, ...(charts ? { charts } : {}) }));
+    const width = outputWidth(io.stdout as { isTTY?: boolean; columns?: number });
+    io.stdout.write(renderSummary(report, path.relative(process.cwd(), outFile) || outFile, { skipped, checkBudgets, colour, width, ...(charts ? { charts } : {}) }));
+    for (const e of exports) io.stdout.write(`${e.format}: ${path.relative(process.cwd(), e.file) || e.file}\n`);
     return checkBudgets && overBudget(report) ? 1 : 0;
   },
 };
