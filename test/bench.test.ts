@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import type { AllocInfo, MemoryMapper } from '../mappers/memory-mapper.js';
-import { validateReport } from '../harness/report.js';
+import { validateReport } from '../harness/report/report.js';
 import { openHandle } from '../harness/bench/mapper-handles.js';
 import { presetSelection } from '../harness/bench/matrix.js';
 import { runBench } from '../harness/bench/run-bench.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import * as native from '../../native/index.js';
 import type { WorkloadOptions } from '../../workloads/workload-sources.js';
-import type { BudgetRow, ExecutorName, MapperName, Placement, Report, ResultRow, RoundSummary } from '../report.js';
+import type { BudgetRow, ExecutorName, MapperName, Placement, Report, ResultRow, RoundSummary } from '../report/report.js';
 import { median } from '../statistics.js';
 import { CellRunner, cellName, type MapperHandle } from './cell-runner.js';
 import type { PlannedCell } from './matrix.js';
@@ -12,7 +12,7 @@ import { computeRatios, extraTimeBudgets, transportRatioBudgets } from './ratios
 import { probeRoundTrip, roundTripBudget } from './round-trip-probe.js';
 import { runEndToEnd, type RunSkip } from './run-cells.js';
 import { endToEndBudgets, endToEndHeadlines } from './end-to-end.js';
-import type { EndToEndSection } from '../report.js';
+import type { EndToEndSection } from '../report/report.js';
 
 /**
  * A whole bench run: plan the cells, run each against a freshly opened transport, and put the
