@@ -75,7 +75,7 @@ const cases: Array<{ name: string; args: () => string[]; code: string; message: 
   { name: 'charts --out /proc/x', args: () => ['charts', report, '--out', '/proc/x'], code: 'ERR_OUTPUT_UNWRITABLE', message: /cannot write charts to \/proc\/x: \/proc is on procfs/ },
   { name: 'bench --out into a FIFO', args: () => ['bench', '--quick', '--out', fifo], code: 'ERR_OUTPUT_UNWRITABLE', message: /it is a FIFO/ },
   { name: 'bench --out under a regular file', args: () => ['bench', '--quick', '--out', path.join(report, 'y.json')], code: 'ERR_OUTPUT_UNWRITABLE', message: /report\.json is a regular file, not a directory/ },
-  { name: 'bench --time -1', args: () => ['bench', '--time', '-1'], code: 'ERR_INVALID_FLAG', message: /--time must be a positive integer; got "-1"/ },
+  { name: 'bench --time -1', args: () => ['bench', '--time', '-1'], code: 'ERR_INVALID_OPTION_VALUE', message: /--time must be a positive integer; got "-1"/ },
 ];
 
 // Serial: each case times a process of its own, which should not compete with the others.
