@@ -8,7 +8,7 @@ import { PNG } from 'pngjs';
 import { chartSpecs, type ChartSpec } from '../harness/charts/chart-specs.js';
 import { renderPng, renderSvg } from '../harness/charts/render-chart.js';
 import { defaultShapedReport } from './helpers/default-report.js';
-import type { Report } from '../harness/report.js';
+import type { Report } from '../harness/report/report.js';
 import { runCli } from './helpers/run-cli.js';
 import { measuredReport } from './helpers/reports.js';
 
@@ -131,7 +131,7 @@ test('charts whose data is absent are skipped, and the output says which and why
 test('unusable input exits 2 with a message', (t) => {
   let r = runCli(['charts', '--out', path.join(dir, 'none')]);
   t.is(r.status, 2);
-  t.regex(r.stderr, /charts needs at least one report file.*\[ERR_INVALID_FLAG\]/);
+  t.regex(r.stderr, /charts needs at least one report file.*\[ERR_INVALID_OPERANDS\]/);
   r = runCli(['charts', path.join(dir, 'missing.json'), '--out', path.join(dir, 'none')]);
   t.is(r.status, 2);
   t.regex(r.stderr, /cannot read report .*missing\.json.*\[ERR_REPORT_UNREADABLE\]/);

@@ -48,7 +48,7 @@ test('bench-alloc --sizes takes counts as the help writes them (10k)', (t) => {
   t.deepEqual(rows.map((x) => x.freeRanges), [10000]);
   const bad = runCli(['bench-alloc', '--sizes', '10q']);
   t.is(bad.status, 2);
-  t.regex(bad.stderr, /--sizes takes positive counts such as 1000, 10k or 1m; got "10q"/);
+  t.regex(bad.stderr, /--sizes must be positive counts such as 1000, 10k or 1m; got "10q" \[ERR_INVALID_OPTION_VALUE\]/);
 });
 
 test('bench-remote --json prints its figures as JSON on stdout and its commentary on stderr; flags are checked', (t) => {

@@ -2,8 +2,8 @@ import test from 'ava';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { compareReports } from '../harness/compare.js';
-import type { Report } from '../harness/report.js';
+import type { compareReports } from '../harness/compare/judge.js';
+import type { Report } from '../harness/report/report.js';
 import { runCli } from './helpers/run-cli.js';
 import { measuredReport, withRowsScaled } from './helpers/reports.js';
 
@@ -79,7 +79,7 @@ test.serial('history stores reports per commit, prints the headline trend with i
 });
 
 test('the sparkline spans the intervals on a log scale: overlapping intervals never read as bottom and top', async (t) => {
-  const { sparkline } = await import('../harness/history.js');
+  const { sparkline } = await import('../harness/report/history.js');
   // 1.0 and 1.28 (+28%), whose intervals overlap: not ▁█.
   const overlapping = sparkline([
     { speedup: 1.0, ci95: [0.8, 1.2] },

@@ -4,7 +4,7 @@ import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSyn
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MAX_SAMPLES_PER_ROW, readReport } from '../harness/report.js';
+import { MAX_SAMPLES_PER_ROW, readReport } from '../harness/report/report.js';
 
 /**
  * Every file a command reads is checked before it is read, and every place it writes before
@@ -93,9 +93,9 @@ const cases: Array<{ name: string; args: () => string[]; code: string; message: 
   { name: 'run of an AArch64 object', args: () => ['run', arm64Object], code: 'ERR_OBJECT_WRONG_MACHINE', message: /arm64\.o: at byte offset 18 \(0x12\): this is an object for AArch64; jitmem links x86-64 objects/ },
   { name: 'workloads --objects of C source', args: () => ['workloads', '--objects', cSource], code: 'ERR_OBJECT_UNKNOWN_FORMAT', message: /this is C source: compile it with `cc -c / },
   { name: 'run --preload of a FIFO', args: () => ['run', '--mapper', 'shared', '--preload', fifo, cSource], code: 'ERR_PRELOAD_UNREADABLE', message: /library to preload .*fifo is a FIFO \(named pipe\); expected a regular file/ },
-  { name: 'bench-alloc --sizes 10000m', args: () => ['bench-alloc', '--sizes', '10000m'], code: 'ERR_FLAG_VALUE_TOO_LARGE', message: /--sizes "10000m" is above the limit of 2m free ranges/ },
+  { name: 'bench-alloc --sizes 10000m', args: () => ['bench-alloc', '--sizes', '10000m'], code: 'ERR_OPTION_VALUE_TOO_LARGE', message: /--sizes "10000m" is above the limit of 2m free ranges/ },
   { name: 'bench --out into a missing directory', args: () => ['bench', '--quick', '--out', path.join(dir, 'missing', 'deeper', 'r.json')], code: 'ERR_OUTPUT_DIRECTORY_MISSING', message: /directory .*missing\/deeper does not exist \(create it first: mkdir -p / },
-  { name: 'bench --time -1', args: () => ['bench', '--time', '-1'], code: 'ERR_INVALID_FLAG', message: /--time must be a positive integer; got "-1"/ },
+  { name: 'bench --time -1', args: () => ['bench', '--time', '-1'], code: 'ERR_INVALID_OPTION_VALUE', message: /--time must be a positive integer; got "-1"/ },
 ];
 
 // Serial: each case times a process of its own, which should not compete with the others.

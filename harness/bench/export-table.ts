@@ -1,4 +1,4 @@
-import type { Report } from '../report.js';
+import type { Report } from '../report/report.js';
 import { budgetItems, headlineItems, resultCells, resultColumns } from './summary.js';
 
 /**

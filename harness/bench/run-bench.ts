@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import * as native from '../../native/index.js';
 import type { WorkloadOptions } from '../../workloads/workload-sources.js';
-import type { BudgetRow, ExecutorName, MapperName, Placement, Report, ResultRow, RoundSummary } from '../report.js';
+import type { BudgetRow, ExecutorName, MapperName, Placement, Report, ResultRow, RoundSummary } from '../report/report.js';
 import { median } from '../statistics.js';
 import { CellRunner, cellName, type MapperHandle } from './cell-runner.js';
 import type { PlannedCell } from './matrix.js';
@@ -14,7 +14,7 @@ import { jitmemLinkerAvailable, planRunCells, runCellName, runEndToEnd, type Run
 import { findLlvm } from './llvm-jitlink.js';
 import type { RunProgram } from '../../workloads/run-programs.js';
 import { endToEndBudgets, endToEndHeadlines } from './end-to-end.js';
-import type { EndToEndSection } from '../report.js';
+import type { EndToEndSection } from '../report/report.js';
 
 /**
  * A whole bench run: plan the cells, run each against a freshly opened transport, and put the

@@ -1,6 +1,6 @@
 import { median } from '../statistics.js';
-import type { Report, ResultRow } from '../report.js';
-import { fitTable, tableLegend, wrapText, type Column } from '../format-table.js';
+import type { Report, ResultRow } from '../report/report.js';
+import { fitTable, tableLegend, wrapText, type Column } from '../report/format-table.js';
 import { endToEndSummary } from './end-to-end.js';
 
 /**

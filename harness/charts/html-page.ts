@@ -1,5 +1,5 @@
-import type { Report } from '../report.js';
-import type { Comparison } from '../compare.js';
+import type { Report } from '../report/report.js';
+import type { Comparison } from '../compare/comparison.js';
 import { budgetItems, headlineItems, PLAIN_RESULT_COLUMNS, resultCells } from '../bench/summary.js';
 import type { ChartSpec, SkippedChart } from './chart-specs.js';
 

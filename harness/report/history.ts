@@ -1,9 +1,8 @@
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { JitmemError } from '../core/errors.js';
+import { JitmemError } from '../../core/errors.js';
 import { formatReportJson, readReport, type RatioRow, type Report } from './report.js';
-import { compareReports, type RatioComparison } from './compare.js';
-import { mean, median, meanInterval } from './statistics.js';
+import { mean, median, meanInterval } from '../statistics.js';
 
 /**
  * A history of bench reports: a directory of report files, one or more per commit, read back
@@ -91,27 +90,21 @@ export interface Trend {
    * correction as the gate, over this one row; several runs of a commit are judged over runs).
    * Absent with one commit.
    */
-  readonly last?: { readonly change: number; readonly significant: boolean; readonly verdict: RatioComparison['verdict'] };
+  readonly last?: { readonly change: number; readonly significant: boolean; readonly verdict: 'regression' | 'improvement' | 'same' };
 }
 
-/** The last commit's runs against the previous commit's, on one ratio row, by compare's own judgement. */
-function judgeLast(label: string, before: readonly Report[], last: readonly Report[]): Trend['last'] {
-  const comparison = compareReports(before[before.length - 1]!, last[last.length - 1]!, {
-    ratiosOnly: true,
-    rowFilter: (l) => l === label,
-    baseRuns: before.slice(0, -1),
-    noiseReports: last.slice(0, -1),
-  });
-  const row = comparison.ratios.find((r) => r.label === label);
-  return row ? { change: row.change, significant: row.significant && row.verdict !== 'same', verdict: row.verdict } : undefined;
-}
+/**
+ * Judges the last commit's runs against the previous commit's on one ratio row. The history
+ * command passes compare's own judgement (the same test, threshold and correction as the gate).
+ */
+export type JudgeLast = (label: string, before: readonly Report[], last: readonly Report[]) => Trend['last'];
 
 /**
  * One trend per ratio row the filter keeps, one point per commit in the order first stored:
  * with one run, the run's speedup and interval; with several, the geometric mean of their
  * speedups and a Student-t interval over the runs.
  */
-export function trends(entries: readonly HistoryEntry[], keep: (row: RatioRow) => boolean = isHeadline): Trend[] {
+export function trends(entries: readonly HistoryEntry[], keep: (row: RatioRow) => boolean = isHeadline, judge?: JudgeLast): Trend[] {
   const byLabel = new Map<string, Map<string, { createdAt: string; rows: RatioRow[]; reports: Report[] }>>();
   for (const { report } of entries) {
     const commit = shortCommit(report.env.commit, report.env.dirty);
@@ -126,7 +119,7 @@ export function trends(entries: readonly HistoryEntry[], keep: (row: RatioRow) =
   }
   return [...byLabel].map(([label, commits]) => {
     const groups = [...commits.values()];
-    const last = groups.length >= 2 ? judgeLast(label, groups[groups.length - 2]!.reports, groups[groups.length - 1]!.reports) : undefined;
+    const last = judge && groups.length >= 2 ? judge(label, groups[groups.length - 2]!.reports, groups[groups.length - 1]!.reports) : undefined;
     return {
     label,
     ...(last ? { last } : {}),

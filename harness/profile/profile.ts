@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { ensureOutputDirectory } from '../core/files.js';
+import { ensureOutputDirectory } from '../../core/files.js';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { JitmemError } from '../core/errors.js';
-import { importOptional } from './optional-dependency.js';
+import { JitmemError } from '../../core/errors.js';
+import { importOptional } from '../optional-dependency.js';
 
 /**
  * Runs a jitmem benchmark under a profiler: clinic flame (a flame graph, HTML), clinic doctor
@@ -55,14 +55,7 @@ export interface ProfileResult {
   readonly controllerFile?: string;
 }
 
-const cliPath = fileURLToPath(new URL('./cli.js', import.meta.url));
-
-export function checkProfileTool(text: string): ProfileTool {
-  if (!PROFILE_TOOLS.includes(text as ProfileTool)) {
-    throw new JitmemError('ERR_INVALID_FLAG', `--tool must be one of ${PROFILE_TOOLS.join(', ')}; got ${JSON.stringify(text)}`, { flag: '--tool', value: text });
-  }
-  return text as ProfileTool;
-}
+const cliPath = fileURLToPath(new URL('../cli.js', import.meta.url));
 
 export interface ClinicTool {
   collect(args: string[], cb: (err: Error | null, dataPath: string) => void): void;
@@ -94,13 +87,6 @@ async function runClinicNow(clinic: ClinicTool, tool: 'flame' | 'doctor', outDir
   await new Promise<void>((resolve, reject) => clinic.visualize(dataPath, html, (err) => (err ? reject(err) : resolve())));
   if (!existsSync(html) || statSync(html).size === 0) throw new Error(`clinic ${tool} reported success but wrote no page at ${html}`);
   return html;
-}
-
-export function checkProfileTarget(text: string): ProfileTarget {
-  if (!PROFILE_TARGETS.includes(text as ProfileTarget)) {
-    throw new JitmemError('ERR_INVALID_FLAG', `--target must be one of ${PROFILE_TARGETS.join(', ')}; got ${JSON.stringify(text)}`, { flag: '--target', value: text });
-  }
-  return text as ProfileTarget;
 }
 
 interface CpuProfRun {
@@ -176,7 +162,7 @@ export async function runProfile(options: ProfileOptions): Promise<ProfileResult
   const command = [process.execPath, cliPath, options.subcommand ?? 'bench', ...options.args];
   const target = options.target ?? 'controller';
   if (target !== 'controller' && options.tool !== 'cpuprof') {
-    throw new JitmemError('ERR_INVALID_FLAG', `--target ${target} needs --tool cpuprof: clinic profiles only the process it starts, not the executors that process spawns`, { flag: '--target', value: target });
+    throw new JitmemError('ERR_CONFLICTING_OPTIONS', `--target ${target} needs --tool cpuprof: clinic profiles only the process it starts, not the executors that process spawns`, { options: ['--target', '--tool'] });
   }
   if (target !== 'controller') {
     const run = await runProcessProfiles(outDir, command, target);
