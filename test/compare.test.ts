@@ -230,16 +230,25 @@ test('phase speedups are judged only for phases that take at least MIN_PHASE_SHA
 
 test('a report compared with itself: every change ~, exit 0, and the text table says so', (t) => {
   const file = save(base);
-  const { status, stdout } = runCli(['compare', file, file, '--phases'], cleanEnv());
+  // A wide output: every column (at the default 100 columns the least important are left out, and named).
+  const { status, stdout } = runCli(['compare', file, file, '--phases'], cleanEnv({ COLUMNS: '250' }));
   t.is(status, 0);
-  t.regex(stdout, /^row +base p50 +head p50 +change +95% CI +p +noise +threshold +verdict$/m);
+  // The verdict first, then the rest.
+  t.regex(stdout.split('\n')[0]!, /^No significant regression beyond the threshold\./);
+  t.regex(stdout, /^row +base p50 (ms|us) +head p50 (ms|us) +change +95% CI +p +noise +threshold +verdict$/m);
   t.regex(stdout, /^python\/load\/shared\/jitmem\/first-fit\/latency .* ~ /m);
   t.regex(stdout, /^geometric mean +\+0\.0%/m);
   t.regex(stdout, /Holm-Bonferroni alpha 0\.05 over \d+ rows, threshold 5\.0%; judged round by round/);
   // Beside each whole-iteration speedup, its mapper phases' paired speedups.
   t.regex(stdout, /^python\/load\/shared\/jitmem\/first-fit\/initialize\.speedup-vs-rpc .* ~ /m);
-  t.regex(stdout, /No significant regression beyond the threshold\./);
   t.notRegex(stdout, /warning: different/);
+  // One unit per column: the time columns' cells are plain numbers in the header's unit.
+  t.notRegex(stdout, /\s\d+(\.\d+)? (us|ms)\b/);
+  // At 100 columns: no line longer, the columns left out named, the verdict column kept.
+  const narrow = runCli(['compare', file, file, '--phases'], cleanEnv({ COLUMNS: '100' })).stdout;
+  for (const line of narrow.split('\n')) t.true(line.length <= 100, line);
+  t.regex(narrow, /^row +base p50 (ms|us) +head p50 (ms|us) +change +verdict$/m);
+  t.regex(narrow, /^left out to fit 100 columns: /m);
   // Not a terminal: no colour codes.
   t.notRegex(stdout, /\x1b\[/);
 });
@@ -276,7 +285,9 @@ test('markdown goes to stdout and is appended to $GITHUB_STEP_SUMMARY', (t) => {
   const { status, stdout } = runCli(['compare', save(steady), head, '--format', 'markdown'], cleanEnv({ GITHUB_STEP_SUMMARY: summary }));
   t.is(status, 1);
   t.regex(stdout, /^## jitmem compare$/m);
-  t.regex(stdout, /^\| row \| base p50 \| head p50 \| change \| 95% CI \| p \| noise \| threshold \| verdict \|$/m);
+  t.regex(stdout, /^\| row \| base p50 (ms|us) \| head p50 (ms|us) \| change \| 95% CI \| p \| noise \| threshold \| verdict \|$/m);
+  // The verdict right under the title.
+  t.regex(stdout, /^## jitmem compare\n\n\*\*:(x|white_check_mark): /);
   t.regex(stdout, /^\| `python\/load\/shared\/jitmem\/first-fit\/speedup-vs-rpc` \|.*\| -23\.1% \|.*\| REGRESSION \|$/m);
   // The two speedups of the shared mapper at least; its time row may join them, as the noise allows.
   t.regex(stdout, /\*\*:x: [1-9]\d* significant regressions? beyond the threshold\./);
@@ -296,11 +307,13 @@ test('rows in one report only are listed as added and removed, not errors', (t) 
 
 test('different CPU models and Node versions are compared, with a warning on top', (t) => {
   const head: Report = { ...base, env: { ...base.env, cpuModel: 'Some Other CPU', node: '22.0.0' } };
-  const { status, stdout } = runCli(['compare', save(base), save(head), '--ratios-only'], cleanEnv());
+  const { status, stdout } = runCli(['compare', save(base), save(head), '--ratios-only'], cleanEnv({ COLUMNS: '300' }));
   t.is(status, 0);
+  // The verdict, a blank line, then the warnings.
   const lines = stdout.split('\n');
-  t.regex(lines[0]!, /^warning: different CPU models \(base: .*; head: Some Other CPU\)/);
-  t.regex(lines[1]!, /^warning: different Node versions \(base: .*; head: 22\.0\.0\)$/);
+  t.regex(lines[0]!, /significant regression/);
+  t.regex(lines[2]!, /^warning: different CPU models \(base: .*; head: Some Other CPU\)/);
+  t.regex(lines[3]!, /^warning: different Node versions \(base: .*; head: 22\.0\.0\)$/);
 });
 
 test('unusable input exits 2 with a message naming it', (t) => {
@@ -425,11 +438,11 @@ test('different presets, sampling and workload sets are named in warnings at the
     results: base.results.filter((r) => r.workload !== 'cray'),
     ratios: base.ratios.filter((r) => r.workload !== 'cray'),
   };
-  const { stdout } = runCli(['compare', save(base), save(head)], cleanEnv());
+  const { stdout } = runCli(['compare', save(base), save(head)], cleanEnv({ COLUMNS: '300' }));
   const lines = stdout.split('\n');
-  t.regex(lines[0]!, /^warning: different presets \(base: quick; head: default\)/);
-  t.regex(lines[1]!, /^warning: different sampling \(base: --time \? --iterations \?; head: --time 700 --iterations 12\)/);
-  t.regex(lines[2]!, /^warning: different workload sets \(base: cray, python; head: python\)/);
+  t.regex(lines[2]!, /^warning: different presets \(base: quick; head: default\)/);
+  t.regex(lines[3]!, /^warning: different sampling \(base: --time \? --iterations \?; head: --time 700 --iterations 12\)/);
+  t.regex(lines[4]!, /^warning: different workload sets \(base: cray, python; head: python\)/);
 });
 
 test('on a terminal, REGRESSION is red and improvement green (util.styleText); elsewhere plain', async (t) => {

@@ -6,6 +6,7 @@ import { lastRuns, readHistory } from '../report/history.js';
 import { calibrateThresholds, MIN_CALIBRATION_RUNS } from '../compare/calibrate.js';
 import { DEFAULT_ALPHA, DEFAULT_COUNTER_TOLERANCE, DEFAULT_THRESHOLD, type CompareOptions, type RowKey } from '../compare/comparison.js';
 import { formatMarkdown, formatText, pct, plain, terminalPaint } from '../compare/format.js';
+import { outputWidth } from '../report/format-table.js';
 import { compareReports } from '../compare/judge.js';
 import { parsePercent, parseThresholdRule, patternMatches } from '../compare/thresholds.js';
 import {
@@ -230,7 +231,7 @@ function writeComparison(io: CommandIO, format: (typeof FORMATS)[number], compar
     appendStepSummary(markdown, io);
   } else {
     const tty = (io.stdout as { isTTY?: boolean }).isTTY === true && !process.env.NO_COLOR;
-    io.stdout.write(formatText(comparison, baseFile, headFile, tty ? terminalPaint() : plain));
+    io.stdout.write(formatText(comparison, baseFile, headFile, tty ? terminalPaint() : plain, outputWidth(io.stdout as { isTTY?: boolean; columns?: number })));
   }
 }
 

@@ -1,5 +1,5 @@
 import { styleText } from 'node:util';
-import { formatTable } from '../report/format-table.js';
+import { fitTable, tableLegend, wrapText, type Column } from '../report/format-table.js';
 import type { Comparison, GeometricMeanRow, RatioComparison, TimeComparison } from './comparison.js';
 
 /** A comparison as text (for a terminal), as Markdown (for a CI summary), and the pieces both share. */
@@ -11,7 +11,13 @@ export function pct(x: number): string {
   // A change that rounds to zero is +0.0%, whichever side of zero the float fell on.
   return text === '-0.0' || text === '0.0' ? '+0.0%' : `${x > 0 ? '+' : ''}${text}%`;
 }
-const ms = (x: number) => (x < 0.1 ? `${(x * 1000).toFixed(2)} us` : `${x.toFixed(3)} ms`);
+/** A time in the table's one unit, to three significant figures or more. */
+const inUnit = (x: number, unit: 'ms' | 'us') => {
+  const v = unit === 'us' ? x * 1000 : x;
+  return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v >= 1 ? v.toFixed(2) : v.toFixed(3);
+};
+/** One unit per table: microseconds when every time is below 0.1 ms, milliseconds otherwise. */
+const unitOf = (xs: readonly number[]): 'ms' | 'us' => (xs.every((x) => x < 0.1) ? 'us' : 'ms');
 const times = (x: number) => `${x.toFixed(2)}x`;
 const pValue = (p: number) => (p < 0.0001 ? '<0.0001' : p.toFixed(4));
 const verdictText = (r: { verdict: TimeComparison['verdict']; refused?: string }) =>
@@ -42,8 +48,9 @@ function withNoise(header: string[], cells: string[][], rows: ReadonlyArray<{ no
 }
 
 function timeTable(rows: readonly TimeComparison[], geo: GeometricMeanRow | null): { header: string[]; cells: string[][] } {
-  const header = ['row', 'base p50', 'head p50', 'change', '95% CI', 'p', 'threshold', 'verdict'];
-  const cells = rows.map((r) => [r.label, ms(r.base.median), ms(r.head.median), changeText(r), `[${pct(r.ci95[0])}, ${pct(r.ci95[1])}]`, pValue(r.p), pct(r.threshold).slice(1), verdictText(r)]);
+  const unit = unitOf(rows.flatMap((r) => [r.base.median, r.head.median]));
+  const header = ['row', `base p50 ${unit}`, `head p50 ${unit}`, 'change', '95% CI', 'p', 'threshold', 'verdict'];
+  const cells = rows.map((r) => [r.label, inUnit(r.base.median, unit), inUnit(r.head.median, unit), changeText(r), `[${pct(r.ci95[0])}, ${pct(r.ci95[1])}]`, pValue(r.p), pct(r.threshold).slice(1), verdictText(r)]);
   if (geo) cells.push(['geometric mean', '', '', pct(geo.change), '', '', '', `${geo.rows} rows`]);
   return withNoise(header, cells, rows);
 }
@@ -63,6 +70,34 @@ function ratioTable(rows: readonly RatioComparison[], geo: GeometricMeanRow | nu
   ]);
   if (geo) cells.push(['geometric mean', '', '', '', '', pct(geo.change), '', '', `${geo.rows} rows`]);
   return withNoise(header, cells, rows);
+}
+
+/** Each column's importance (what is left out first at a narrow width) and its definition. */
+const COLUMN_INFO: Record<string, { priority: number; legend?: string }> = {
+  row: { priority: 0 },
+  speedup: { priority: 0 },
+  'counter per iteration': { priority: 0 },
+  change: { priority: 0, legend: 'head against base (times: + is slower; speedups: - is a loss); ~ not significant or inside the threshold.' },
+  verdict: { priority: 0 },
+  base: { priority: 1 },
+  head: { priority: 1 },
+  'base p50 ms': { priority: 1, legend: 'median time of the row in the base report, in milliseconds.' },
+  'head p50 ms': { priority: 1, legend: 'the same in the head report.' },
+  'base p50 us': { priority: 1, legend: 'median time of the row in the base report, in microseconds.' },
+  'head p50 us': { priority: 1, legend: 'the same in the head report.' },
+  threshold: { priority: 2, legend: 'the smallest change that counts, for this row.' },
+  '95% CI': { priority: 3, legend: '95% confidence interval of the change.' },
+  'base 95% CI': { priority: 4, legend: "95% interval of the base's speedup." },
+  'head 95% CI': { priority: 4, legend: "95% interval of the head's speedup." },
+  p: { priority: 5, legend: 'two-sided p-value of the row\'s test, before the Holm correction.' },
+  noise: { priority: 6, legend: 'the change two runs of one commit show by chance (the row\'s noise bound).' },
+};
+
+/** A comparison table within `width`, and its legend lines. */
+function fitted(header: readonly string[], cells: ReadonlyArray<readonly string[]>, width: number): { text: string; legend: string[] } {
+  const columns: Column[] = header.map((h, i) => ({ header: h, priority: COLUMN_INFO[h]?.priority ?? 7, ...(i === 0 ? { align: 'left' as const } : {}), ...(COLUMN_INFO[h]?.legend ? { legend: COLUMN_INFO[h]!.legend! } : {}) }));
+  const table = fitTable(columns, cells, width);
+  return { text: table.text, legend: tableLegend(table, width, 'set COLUMNS wider, or use --format markdown or json') };
 }
 
 /** Colours the verdict cells of a text table (after padding, so the columns stay aligned). */
@@ -114,28 +149,40 @@ function unmatchedLines(c: Comparison): string[] {
   return c.unmatched.map((u) => `${u.only === 'head' ? 'added' : 'removed'}: ${u.label}`);
 }
 
-export function formatText(c: Comparison, baseFile: string, headFile: string, paint: Paint = plain): string {
+/**
+ * The comparison for a terminal or a log: the verdict first (what CI acts on), then warnings,
+ * the two reports, the method, and the tables (times, speedups, counters), each fitted to
+ * `width` with a legend of the columns it shows; prose wraps to `width`.
+ */
+export function formatText(c: Comparison, baseFile: string, headFile: string, paint: Paint = plain, width = Infinity): string {
   const out: string[] = [];
-  for (const w of c.warnings) out.push(paint.warning(`warning: ${w}`));
-  out.push(identityLine('base', baseFile, c.base), identityLine('head', headFile, c.head));
-  out.push(methodNote(c), '');
+  const wrap = (line: string) => wrapText(line, width, '  ');
+  const summary = summaryLine(c);
+  out.push(...wrap(summary).map((l) => (c.regressions > 0 ? paint.verdict(l, 'regression') : l)), '');
+  for (const w of c.warnings) out.push(...wrap(`warning: ${w}`).map((l) => paint.warning(l)));
+  out.push(...wrap(identityLine('base', baseFile, c.base)), ...wrap(identityLine('head', headFile, c.head)));
+  out.push(...wrap(methodNote(c)), '');
+  const legend = new Set<string>();
   if (c.times.length) {
     const t = timeTable(c.times, c.timesGeometricMean);
-    out.push(paintTable(formatTable(t.header, t.cells), c.times, paint));
+    const f = fitted(t.header, t.cells, width);
+    out.push(paintTable(f.text, c.times, paint));
+    f.legend.forEach((l) => legend.add(l));
   }
   if (c.ratios.length) {
     const t = ratioTable(c.ratios, c.ratiosGeometricMean);
-    out.push(paintTable(formatTable(t.header, t.cells), c.ratios, paint));
+    const f = fitted(t.header, t.cells, width);
+    out.push(paintTable(f.text, c.ratios, paint));
+    f.legend.forEach((l) => legend.add(l));
   }
+  if (legend.size) out.push(...legend, '');
   const k = counterTable(c);
   if (k) {
-    if (k.cells.length) out.push(paintTable(formatTable(k.header, k.cells), c.counters, paint));
-    out.push(k.note, '');
+    if (k.cells.length) out.push(paintTable(fitted(k.header, k.cells, width).text, c.counters, paint));
+    out.push(...wrap(k.note), '');
   }
   const unmatched = unmatchedLines(c);
-  if (unmatched.length) out.push(...unmatched, '');
-  const summary = summaryLine(c);
-  out.push(c.regressions > 0 ? paint.verdict(summary, 'regression') : summary, '');
+  if (unmatched.length) out.push(...unmatched.flatMap(wrap), '');
   return out.join('\n');
 }
 
@@ -150,11 +197,11 @@ function markdownTable(header: readonly string[], cells: ReadonlyArray<readonly 
 }
 
 export function formatMarkdown(c: Comparison, baseFile: string, headFile: string): string {
-  const out: string[] = ['## jitmem compare', ''];
+  // The verdict first: what a reviewer of the pull request reads before anything else.
+  const out: string[] = ['## jitmem compare', '', `**${c.regressions > 0 ? ':x: ' : ':white_check_mark: '}${summaryLine(c)}**`, ''];
   for (const w of c.warnings) out.push(`> **warning:** ${w}`, '');
   out.push(`- ${identityLine('base', `\`${baseFile}\``, c.base)}`, `- ${identityLine('head', `\`${headFile}\``, c.head)}`);
   out.push(`- ${methodNote(c)}; \`~\`: not significant or inside the threshold`, '');
-  out.push(`**${c.regressions > 0 ? ':x: ' : ':white_check_mark: '}${summaryLine(c)}**`, '');
   if (c.times.length) {
     const t = timeTable(c.times, c.timesGeometricMean);
     out.push('### Times', '', markdownTable(t.header, t.cells), '');
