@@ -58,30 +58,40 @@ interface RawAddon {
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-// Compiled code runs from dist/native/, sources from native/: the build folder sits at the
-// package root either way.
-const candidates = [
-  path.resolve(here, '../../build/Release/jitmem_native.node'),
-  path.resolve(here, '../build/Release/jitmem_native.node'),
-];
+// Compiled code runs from dist/native/, sources from native/: the package root (binding.gyp,
+// build/, prebuilds/) is above either.
+const packageRoot = [path.resolve(here, '../..'), path.resolve(here, '..')].find((d) => existsSync(path.join(d, 'binding.gyp'))) ?? path.resolve(here, '../..');
 
-function load(): RawAddon {
-  const file = candidates.find((f) => existsSync(f));
-  if (!file) {
+/**
+ * Where the addon is: node-gyp-build's rule, as at install: a build from source
+ * (build/Release) when there is one, else the prebuilt binary shipped for this platform
+ * (prebuilds/linux-x64/, made by prebuildify; one Node-API build serves every Node >= 20).
+ */
+function addonFile(): string {
+  const require = createRequire(import.meta.url);
+  const nodeGypBuild = require('node-gyp-build') as { resolve(dir: string): string };
+  try {
+    return nodeGypBuild.resolve(packageRoot);
+  } catch (err) {
     throw new JitmemError(
       'ERR_NATIVE_NOT_BUILT',
-      `jitmem's native addon is not built (looked for ${candidates.join(' and ')}). ` +
-        `Build it with 'npm run install' (node-gyp rebuild; needs python3, make and g++), or run 'npm ci' again.`,
-      { candidates },
+      `jitmem's native addon has no prebuilt binary for ${process.platform}-${process.arch} in ${path.join(packageRoot, 'prebuilds')} and is not built in ${path.join(packageRoot, 'build', 'Release')}. ` +
+        `Build it from source with 'npm rebuild jitmem' (node-gyp; needs python3, make and a C++ compiler), or 'npm ci' in a checkout.`,
+      { packageRoot },
+      { cause: err },
     );
   }
+}
+
+function load(): RawAddon {
+  const file = addonFile();
   try {
     return createRequire(import.meta.url)(file) as RawAddon;
   } catch (err) {
     throw new JitmemError(
       'ERR_NATIVE_LOAD_FAILED',
       `jitmem's native addon at ${file} failed to load: ${(err as Error).message}. ` +
-        `It was probably built for another Node version; rebuild it with 'npm run install'.`,
+        `Rebuild it from source with 'npm rebuild jitmem' (or 'npm ci' in a checkout).`,
       { file },
       { cause: err },
     );

@@ -1,6 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeTempDir } from './helpers/object-fixtures.js';
@@ -9,8 +9,10 @@ import { OPTIONAL_PACKAGES } from '../harness/optional-dependency.js';
 
 /**
  * The package as a user gets it: `npm pack`, then `npm install` of the tarball into an empty
- * folder (the addon built there from the shipped sources by the install script, no TypeScript
- * at hand), then plain programs that `import ... from 'jitmem'`.
+ * folder, then plain programs that `import ... from 'jitmem'`. Two tarballs: the one published
+ * (with the prebuilt addon prebuildify puts in prebuilds/linux-x64/), installed where no
+ * compiler works; and one without prebuilds, whose install builds the addon from the shipped
+ * sources (node-gyp-build falls back to node-gyp) as on a platform we ship no binary for.
  */
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -30,10 +32,43 @@ function described(r: SpawnSyncReturns<string>): string {
 }
 
 interface Installed {
-  /** The consumer's folder: package.json, node_modules/jitmem, the programs. */
+  /** The consumer's folder: package.json, node_modules/jitmem (built from source), the programs. */
   readonly app: string;
+  /** The files of the tarball without prebuilds. */
   readonly tarballFiles: readonly string[];
   readonly installLog: string;
+  /** A consumer of the published tarball (with prebuilds), installed with CC and CXX naming no compiler. */
+  readonly prebuiltApp: string;
+  readonly prebuiltFiles: readonly string[];
+  readonly prebuiltLog: string;
+}
+
+/** A compiler that is not there: the prebuilt install must not need one. */
+const NO_COMPILER = { CC: '/nonexistent/bin/cc', CXX: '/nonexistent/bin/c++' };
+
+function npmPack(dir: string, destination: string): { tarball: string; files: string[] } {
+  mkdirSync(destination, { recursive: true });
+  // --ignore-scripts: the tree is already built, and prepack's clean rebuild would pull
+  // dist/ from under the other test files running beside this one.
+  const pack = run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', destination], dir);
+  if (pack.status !== 0) throw new Error(`npm pack failed: ${described(pack)}`);
+  const [packed] = JSON.parse(pack.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
+  return { tarball: path.join(destination, packed!.filename), files: packed!.files.map((f) => f.path) };
+}
+
+function npmInstall(app: string, tarball: string, env: NodeJS.ProcessEnv = {}): string {
+  mkdirSync(app);
+  writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'jitmem-consumer', private: true, type: 'module' }, null, 2));
+  // The dependencies come from npm's cache when it has them (`npm ci` filled it), else the registry.
+  const r = spawnSync('npm', ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund', '--no-update-notifier', '--foreground-scripts'], {
+    cwd: app,
+    env: { ...userEnv(), ...env },
+    encoding: 'utf8',
+    timeout: INSTALL_TIMEOUT_MS,
+    maxBuffer: 64 << 20,
+  });
+  if (r.status !== 0) throw new Error(`npm install of ${path.basename(tarball)} failed: ${described(r)}`);
+  return r.stdout + r.stderr;
 }
 
 const temp = makeTempDir('jitmem-package-');
@@ -44,20 +79,31 @@ let installation: Promise<Installed> | undefined;
 function install(): Promise<Installed> {
   installation ??= (async () => {
     const packDir = path.join(temp.dir, 'pack');
+    // The package's files as npm packs them, unpacked: the base of both tarballs.
+    const { tarball: packed } = npmPack(root, packDir);
+    const tree = path.join(temp.dir, 'tree');
+    mkdirSync(tree);
+    const untar = run('tar', ['-xzf', packed, '-C', tree], temp.dir, 60_000);
+    if (untar.status !== 0) throw new Error(`tar failed: ${described(untar)}`);
+    const pkg = path.join(tree, 'package');
+    rmSync(path.join(pkg, 'prebuilds'), { recursive: true, force: true });
+    const sourceOnly = npmPack(pkg, path.join(packDir, 'source'));
+    // The published tarball: prebuildify (as `npm pack`'s prepack runs it) puts the addon into
+    // prebuilds/linux-x64/. Its node-gyp step is the build this checkout already made from the
+    // same sources (binding.gyp, native/src/), so the test does not compile twice: prebuildify
+    // takes build/Release's .node, strips it and files it under the platform's name.
+    mkdirSync(path.join(pkg, 'build', 'Release'), { recursive: true });
+    copyFileSync(path.join(root, 'build', 'Release', 'jitmem_native.node'), path.join(pkg, 'build', 'Release', 'jitmem_native.node'));
+    const prebuildify = run(process.execPath, [path.join(root, 'node_modules', 'prebuildify', 'bin.js'), '--napi', '--strip', '--node-gyp', 'true', '--cwd', pkg], pkg, 120_000);
+    if (prebuildify.status !== 0) throw new Error(`prebuildify failed: ${described(prebuildify)}`);
+    rmSync(path.join(pkg, 'build'), { recursive: true, force: true });
+    const published = npmPack(pkg, path.join(packDir, 'published'));
+
     const app = path.join(temp.dir, 'app');
-    mkdirSync(packDir);
-    mkdirSync(app);
-    // --ignore-scripts: the tree is already built, and prepack's clean rebuild would pull
-    // dist/ from under the other test files running beside this one.
-    const pack = run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', packDir], root);
-    if (pack.status !== 0) throw new Error(`npm pack failed: ${described(pack)}`);
-    const [packed] = JSON.parse(pack.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
-    const tarball = path.join(packDir, packed!.filename);
-    writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'jitmem-consumer', private: true, type: 'module' }, null, 2));
-    // The dependencies come from npm's cache when it has them (`npm ci` filled it), else the registry.
-    const npmInstall = run('npm', ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund', '--no-update-notifier', '--foreground-scripts'], app);
-    if (npmInstall.status !== 0) throw new Error(`npm install of the tarball failed: ${described(npmInstall)}`);
-    return { app, tarballFiles: packed!.files.map((f) => f.path), installLog: npmInstall.stdout + npmInstall.stderr };
+    const installLog = npmInstall(app, sourceOnly.tarball);
+    const prebuiltApp = path.join(temp.dir, 'prebuilt-app');
+    const prebuiltLog = npmInstall(prebuiltApp, published.tarball, NO_COMPILER);
+    return { app, tarballFiles: sourceOnly.files, installLog, prebuiltApp, prebuiltFiles: published.files, prebuiltLog };
   })();
   return installation;
 }
@@ -155,10 +201,45 @@ test.serial('the tarball ships dist/ without tests or source maps, the addon sou
   t.deepEqual(unwanted, []);
 });
 
-test.serial('installing the tarball builds the addon from the shipped sources and pulls none of the optional packages', async (t) => {
+test.serial('the published tarball carries the prebuilt addon for linux-x64; with CC and CXX naming no compiler it installs without building, and the executor and bins are runnable', async (t) => {
+  const { prebuiltApp, prebuiltFiles, prebuiltLog } = await installed(t);
+  t.true(prebuiltFiles.includes('prebuilds/linux-x64/jitmem.node'), prebuiltFiles.filter((f) => f.startsWith('prebuilds/')).join(', '));
+  const pkg = path.join(prebuiltApp, 'node_modules', 'jitmem');
+  t.true(existsSync(path.join(pkg, 'prebuilds', 'linux-x64', 'jitmem.node')));
+  t.false(existsSync(path.join(pkg, 'build')), `nothing was built at install:\n${prebuiltLog}`);
+  t.notRegex(prebuiltLog, /gyp info|gyp ERR|Traceback/);
+  // npm 11's only words: the advisory that lists every dependency with an install script
+  // (allowScripts, phase 1). Nothing to act on here: the script finds the prebuild and exits.
+  const warnings = prebuiltLog.split('\n').filter((l) => /^npm warn/.test(l));
+  t.deepEqual(warnings.filter((l) => !/^npm warn install-scripts/.test(l)), [], prebuiltLog);
+  for (const bin of ['jitmem', 'jitmem-executor']) t.true((statSync(path.join(prebuiltApp, 'node_modules', '.bin', bin)).mode & 0o111) !== 0, `${bin} is executable`);
+});
+
+test.serial('without a compiler: the library example gets 42 through shared memory, and `jitmem run --mapper shared` runs a small object and returns its status', async (t) => {
+  const { prebuiltApp } = await installed(t);
+  writeFileSync(path.join(prebuiltApp, 'answer.mjs'), ANSWER_PROGRAM);
+  const answer = spawnSync(process.execPath, ['answer.mjs'], { cwd: prebuiltApp, env: { ...userEnv(), ...NO_COMPILER }, encoding: 'utf8', timeout: 60_000 });
+  const pid = Number(/^executor (\d+)$/m.exec(answer.stdout)?.[1]);
+  if (Number.isSafeInteger(pid)) executorPids.push(pid);
+  t.is(answer.status, 0, described(answer));
+  t.deepEqual(answer.stdout.split('\n'), [`executor ${pid}`, '42', '']);
+  t.deepEqual(shmObjects(`jitmem_${pid}_`), []);
+  // The object is compiled here, beside the consumer: it is the user's program, not part of the install.
+  const source = path.join(prebuiltApp, 'small.c');
+  writeFileSync(source, 'int printf(const char *, ...);\nint main(int argc, char **argv) { printf("hello from %s, %d argument\\n", argv[0], argc - 1); return 42; }\n');
+  const cc = run('cc', ['-c', '-O2', '-fPIC', source, '-o', path.join(prebuiltApp, 'small.o')], prebuiltApp, 60_000);
+  t.is(cc.status, 0, described(cc));
+  const jitmem = path.join(prebuiltApp, 'node_modules', '.bin', 'jitmem');
+  const ran = spawnSync(jitmem, ['run', '--mapper', 'shared', 'small.o', '--', 'x'], { cwd: prebuiltApp, env: { ...userEnv(), ...NO_COMPILER }, encoding: 'utf8', timeout: 60_000 });
+  t.is(ran.status, 42, described(ran));
+  t.is(ran.stdout, 'hello from small.o, 1 argument\n');
+});
+
+test.serial('installing the tarball without prebuilds builds the addon from the shipped sources and pulls none of the optional packages', async (t) => {
   const { app, installLog } = await installed(t);
   const pkg = path.join(app, 'node_modules', 'jitmem');
-  t.true(existsSync(path.join(pkg, 'build', 'Release', 'jitmem_native.node')), `the install script built the addon:\n${installLog}`);
+  t.true(existsSync(path.join(pkg, 'build', 'Release', 'jitmem_native.node')), `the install script (node-gyp-build, no prebuild for it) built the addon:\n${installLog}`);
+  t.false(existsSync(path.join(pkg, 'prebuilds')));
   t.regex(installLog, /node-gyp|gyp info/, 'node-gyp ran at install');
   t.false(existsSync(path.join(pkg, 'dist', 'test')));
   t.false(existsSync(path.join(app, 'node_modules', 'typescript')), 'an installed package needs no TypeScript');
