@@ -83,6 +83,16 @@ function addonFile(): string {
   }
 }
 
+/**
+ * A native program shipped with the package (the executor): the one built from source
+ * (build/Release/NAME) when there is one, else the one prebuilt for this platform
+ * (prebuilds/PLATFORM-ARCH/NAME, put there at `npm pack` beside the addon's prebuild), in the
+ * order node-gyp-build looks for the addon. Undefined when neither exists.
+ */
+export function nativeProgramPath(name: string): string | undefined {
+  return [path.join(packageRoot, 'build', 'Release', name), path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, name)].find((f) => existsSync(f));
+}
+
 function load(): RawAddon {
   const file = addonFile();
   try {

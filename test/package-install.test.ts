@@ -43,6 +43,9 @@ interface Installed {
   readonly prebuiltLog: string;
 }
 
+/** Native programs the package ships beside the addon, when the build makes them. */
+const NATIVE_PROGRAMS = ['jitmem-executor'];
+
 /** A compiler that is not there: the prebuilt install must not need one. */
 const NO_COMPILER = { CC: '/nonexistent/bin/cc', CXX: '/nonexistent/bin/c++' };
 
@@ -94,8 +97,13 @@ function install(): Promise<Installed> {
     // takes build/Release's .node, strips it and files it under the platform's name.
     mkdirSync(path.join(pkg, 'build', 'Release'), { recursive: true });
     copyFileSync(path.join(root, 'build', 'Release', 'jitmem_native.node'), path.join(pkg, 'build', 'Release', 'jitmem_native.node'));
+    // The native executor program, where this build has one, is filed beside it (prebuildify:programs).
+    const programs = NATIVE_PROGRAMS.filter((name) => existsSync(path.join(root, 'build', 'Release', name)));
+    for (const name of programs) copyFileSync(path.join(root, 'build', 'Release', name), path.join(pkg, 'build', 'Release', name));
     const prebuildify = run(process.execPath, [path.join(root, 'node_modules', 'prebuildify', 'bin.js'), '--napi', '--strip', '--node-gyp', 'true', '--cwd', pkg], pkg, 120_000);
     if (prebuildify.status !== 0) throw new Error(`prebuildify failed: ${described(prebuildify)}`);
+    const filed = run('npm', ['run', 'prebuildify:programs'], pkg, 60_000);
+    if (filed.status !== 0) throw new Error(`npm run prebuildify:programs failed: ${described(filed)}`);
     rmSync(path.join(pkg, 'build'), { recursive: true, force: true });
     const published = npmPack(pkg, path.join(packDir, 'published'));
 
@@ -204,6 +212,9 @@ test.serial('the tarball ships dist/ without tests or source maps, the addon sou
 test.serial('the published tarball carries the prebuilt addon for linux-x64; with CC and CXX naming no compiler it installs without building, and the executor and bins are runnable', async (t) => {
   const { prebuiltApp, prebuiltFiles, prebuiltLog } = await installed(t);
   t.true(prebuiltFiles.includes('prebuilds/linux-x64/jitmem.node'), prebuiltFiles.filter((f) => f.startsWith('prebuilds/')).join(', '));
+  for (const name of NATIVE_PROGRAMS) {
+    if (existsSync(path.join(root, 'build', 'Release', name))) t.true(prebuiltFiles.includes(`prebuilds/linux-x64/${name}`), `${name} is prebuilt too`);
+  }
   const pkg = path.join(prebuiltApp, 'node_modules', 'jitmem');
   t.true(existsSync(path.join(pkg, 'prebuilds', 'linux-x64', 'jitmem.node')));
   t.false(existsSync(path.join(pkg, 'build')), `nothing was built at install:\n${prebuiltLog}`);
