@@ -28,7 +28,7 @@ export function trendChartSpec(trends: readonly Trend[]): Record<string, unknown
     data: { values },
     // A wrapped facet of one column: each panel's name sits on top of it (a row facet's headers
     // reserve the width of their label as height).
-    facet: { field: 'ratio', type: 'nominal', title: null, header: { labelAnchor: 'start', labelLimit: 520, labelFontSize: 12 } },
+    facet: { field: 'ratio', type: 'nominal', title: null, sort: trends.map((t) => t.label), header: { labelAnchor: 'start', labelLimit: 520, labelFontSize: 12 } },
     columns: 1,
     // Each panel its own y scale (ratios of very different size) and its own commit axis (the space is reserved anyway).
     resolve: { scale: { y: 'independent' }, axis: { x: 'independent' } },
@@ -37,8 +37,9 @@ export function trendChartSpec(trends: readonly Trend[]): Record<string, unknown
       height: 160,
       layer: [
         // 1x: no difference. A datum in the layer puts 1 inside every panel's domain.
-        { mark: { type: 'rule', color: '#888', strokeDash: [4, 3] }, encoding: { y: { datum: 1, type: 'quantitative', title: TREND_Y_TITLE, scale: { type: 'log', nice: false, padding: 8 } } } },
-        { mark: { type: 'text', align: 'left', baseline: 'bottom', dx: 2, dy: -2, color: '#666', fontSize: 10 }, encoding: { y: { datum: 1, type: 'quantitative' }, x: { value: 0 }, text: { value: '1x (no difference)' } } },
+        // One row per panel (aggregate), so the rule and its label are drawn once, not once per point.
+        { transform: [{ aggregate: [{ op: 'count', as: 'points' }] }], mark: { type: 'rule', color: '#888', strokeDash: [4, 3] }, encoding: { y: { datum: 1, type: 'quantitative', title: TREND_Y_TITLE, scale: { type: 'log', nice: false, padding: 8 } } } },
+        { transform: [{ aggregate: [{ op: 'count', as: 'points' }] }], mark: { type: 'text', align: 'left', baseline: 'bottom', dx: 2, dy: -2, color: '#666', fontSize: 10 }, encoding: { y: { datum: 1, type: 'quantitative' }, x: { value: 0 }, text: { value: '1x (no difference)' } } },
         { mark: { type: 'area', opacity: 0.15, color: '#4c78a8' }, encoding: { x, y: { field: 'low', type: 'quantitative', title: TREND_Y_TITLE, scale: { type: 'log', nice: false, padding: 8 } }, y2: { field: 'high' } } },
         { mark: { type: 'errorbar', color: '#4c78a8' }, encoding: { x, y: { field: 'low', type: 'quantitative', title: TREND_Y_TITLE }, y2: { field: 'high' } } },
         {
