@@ -50,6 +50,22 @@ function sourceLanguage(file: string, text: string): 'C' | 'C++' | 'assembly' | 
   return undefined;
 }
 
+/** Whether an ELF64 file's program headers (those within `bytes`) include PT_INTERP. */
+function hasInterpreter(bytes: Uint8Array, little: boolean): boolean {
+  if (bytes.length < 64) return false;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const phoff = Number(view.getBigUint64(32, little));
+  const phentsize = view.getUint16(54, little);
+  const phnum = view.getUint16(56, little);
+  if (phentsize < 4) return false;
+  for (let i = 0; i < phnum; i++) {
+    const at = phoff + i * phentsize;
+    if (at + 4 > bytes.length) return false;
+    if (view.getUint32(at, little) === 3) return true;
+  }
+  return false;
+}
+
 /**
  * Checks that `bytes` (read from `file`) are an x86-64 ELF relocatable object or an ar archive;
  * anything else is a JitmemError saying what the file is and what to do with it:
@@ -80,6 +96,10 @@ export function checkObjectKind(bytes: Uint8Array, file: string, use: ObjectUse 
       throw error('ERR_OBJECT_WRONG_MACHINE', 18, `this is an object for ${arch}; jitmem links x86-64 objects: build it for x86-64 (\`cc -c\` on x86-64, or \`clang --target=x86_64-linux-gnu -c\`)`, 'foreign-machine', { machine });
     }
     const type = u16(16);
+    // A PIE executable is ET_DYN too: it names a program interpreter (PT_INTERP) a library does not.
+    if (type === 3 && hasInterpreter(bytes, little)) {
+      throw error('ERR_ELF_NOT_RELOCATABLE', 16, 'this is an executable (position-independent), not a relocatable object: give the .o files it was linked from (`cc -c` makes them)', 'not-relocatable', { type });
+    }
     if (type === 3) throw new JitmemError('ERR_LINK_SHARED_OBJECT', `${file} is a shared library, not a relocatable object: load it into the executor with --preload ${file}`, { file, kind: 'shared-library' });
     if (type !== 1) {
       const what = type === 2 ? 'an executable' : type === 4 ? 'a core dump' : `an ELF file of type ${type}`;

@@ -30,6 +30,7 @@ const report = path.join(dir, 'report.json');
 const cSource = path.join(dir, 'hello.c');
 const cxxSource = path.join(dir, 'hello.cc');
 const arm64Object = path.join(dir, 'arm64.o');
+const pieExecutable = path.join(dir, 'a.out');
 /** A shared library every Debian x86-64 system has. */
 const sharedLibrary = ['/usr/lib/x86_64-linux-gnu/libm.so.6', '/lib/x86_64-linux-gnu/libm.so.6'].find((f) => existsSync(f)) ?? '/usr/lib/x86_64-linux-gnu/libm.so.6';
 
@@ -46,6 +47,8 @@ test.before(() => {
   // A real object for another machine: clang cross-compiles without a sysroot when nothing is included.
   const c = spawnSync('clang-22', ['--target=aarch64-linux-gnu', '-c', '-x', 'c', '-', '-o', arm64Object], { input: 'int f(void) { return 1; }\n' });
   if (c.status !== 0) throw new Error(`clang-22 --target=aarch64-linux-gnu failed: ${c.stderr}`);
+  const e = spawnSync('cc', ['-pie', '-fPIE', '-x', 'c', '-', '-o', pieExecutable], { input: 'int main(void) { return 0; }\n' });
+  if (e.status !== 0) throw new Error(`cc -pie failed: ${e.stderr}`);
 });
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -91,6 +94,7 @@ const cases: Array<{ name: string; args: () => string[]; code: string; message: 
   { name: 'run of C++ source', args: () => ['run', cxxSource], code: 'ERR_OBJECT_UNKNOWN_FORMAT', message: /this is C\+\+ source: compile it with `c\+\+ -c / },
   { name: 'run of a shared library', args: () => ['run', sharedLibrary], code: 'ERR_LINK_SHARED_OBJECT', message: /libm\.so\.6 is a shared library, not a relocatable object: load it into the executor with --preload / },
   { name: 'run of an AArch64 object', args: () => ['run', arm64Object], code: 'ERR_OBJECT_WRONG_MACHINE', message: /arm64\.o: at byte offset 18 \(0x12\): this is an object for AArch64; jitmem links x86-64 objects/ },
+  { name: 'run of a PIE executable', args: () => ['run', pieExecutable], code: 'ERR_ELF_NOT_RELOCATABLE', message: /a\.out: at byte offset 16 \(0x10\): this is an executable \(position-independent\), not a relocatable object/ },
   { name: 'workloads --objects of C source', args: () => ['workloads', '--objects', cSource], code: 'ERR_OBJECT_UNKNOWN_FORMAT', message: /this is C source: compile it with `cc -c / },
   { name: 'run --preload of a FIFO', args: () => ['run', '--mapper', 'shared', '--preload', fifo, cSource], code: 'ERR_PRELOAD_UNREADABLE', message: /library to preload .*fifo is a FIFO \(named pipe\); expected a regular file/ },
   { name: 'bench-alloc --sizes 10000m', args: () => ['bench-alloc', '--sizes', '10000m'], code: 'ERR_OPTION_VALUE_TOO_LARGE', message: /--sizes "10000m" is above the limit of 2m free ranges/ },
