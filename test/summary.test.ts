@@ -1,6 +1,7 @@
 import test from 'ava';
 import { headlineItems, overBudget, renderSummary, skippedLines, TABLE_LEGEND } from '../harness/bench/summary.js';
-import type { Report } from '../harness/report/report.js';
+import type { PatternName, Report } from '../harness/report/report.js';
+import { planCells, presetSelection } from '../harness/bench/matrix.js';
 import { defaultShapedReport } from './helpers/default-report.js';
 
 const skippedCells = ['churn', 'update', 'patch', 'sweep'].flatMap((pattern) =>
@@ -43,4 +44,19 @@ test('the summary explains rme, calls and (cold) under the table, and an exceede
   t.is(text.match(/^skipped /gm)?.length, 1);
   // LLVM's rows are for comparison: never over budget, never highlighted.
   t.regex(text, /LLVM's executor: \+\d+\.\d\d ms, budget <= 8 ms \(measured for comparison\)/);
+});
+
+test('the plan says why it leaves cells out with a code, which the bench acts on, and a reason, which it prints', (t) => {
+  const selection = { ...presetSelection('quick'), workloads: ['cray'], patterns: ['load', 'churn'] as PatternName[], executors: ['jitmem', 'llvm'] as const };
+  const withoutLlvm = planCells({ ...selection, executors: [...selection.executors] }, 1, false, {});
+  t.deepEqual([...new Set(withoutLlvm.skipped.map((s) => s.code))], ['llvm-executor-missing']);
+  t.true(withoutLlvm.skipped.every((s) => /llvm-jitlink-executor is not installed/.test(s.reason)));
+  const withLlvm = planCells({ ...selection, executors: [...selection.executors] }, 1, true, {});
+  t.deepEqual(
+    withLlvm.skipped.map((s) => [s.cell, s.code]),
+    [
+      ['*/churn/shared@llvm', 'llvm-executor-load-only'],
+      ['*/churn/rpc@llvm', 'llvm-executor-load-only'],
+    ],
+  );
 });
