@@ -1,7 +1,7 @@
 import type { Report, ResultRow } from '../report/report.js';
 import { median } from '../statistics.js';
 import { linkerLabel, phaseGroups } from '../bench/end-to-end.js';
-import { CHART_FONT_FAMILY, VEGA_LITE_SCHEMA_URL, type ChartSpec, type SkippedChart } from './chart-specs.js';
+import { CHART_FONT_FAMILY, VEGA_LITE_SCHEMA_URL, type ChartSpec, type SkippedChart } from './chart-types.js';
 
 /**
  * "end to end: time to exit by transport and linker": for every program of the `run` pattern,

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Trend } from '../report/history.js';
-import { CHART_FONT_FAMILY, VEGA_LITE_SCHEMA_URL } from './chart-specs.js';
+import { CHART_FONT_FAMILY, VEGA_LITE_SCHEMA_URL } from './chart-types.js';
 
 /**
  * The trend chart of `jitmem history`: each headline ratio across commits (short hashes on the

@@ -1,7 +1,7 @@
 import type { Report } from '../report/report.js';
 import type { Comparison } from '../compare/comparison.js';
 import { budgetItems, headlineItems, PLAIN_RESULTS_HEADER, plainResultCells, TABLE_LEGEND } from '../bench/summary.js';
-import type { ChartSpec, SkippedChart } from './chart-specs.js';
+import type { ChartSpec, SkippedChart } from './chart-types.js';
 
 /**
  * The one self-contained HTML page of `jitmem charts`: every chart's SVG inline, every spec
