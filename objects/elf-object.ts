@@ -133,7 +133,13 @@ class Fields {
   i64(offset: number, field: string): number {
     const value = this.view.getBigInt64(offset, this.littleEndian);
     if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < BigInt(Number.MIN_SAFE_INTEGER)) {
-      throw formatError('ERR_ELF_VALUE_TOO_LARGE', this.origin, offset, `${field} is ${value}, outside the range of safe integers (±2^53)`, { field });
+      throw formatError(
+        'ERR_ELF_VALUE_TOO_LARGE',
+        this.origin,
+        offset,
+        `${field} is ${value}, outside the range of safe integers (±2^53)`,
+        { field },
+      );
     }
     return Number(value);
   }
@@ -148,6 +154,81 @@ function isPowerOfTwoOrZero(value: number): boolean {
     v /= 2;
   }
   return true;
+}
+
+/** Offsets in e_ident. */
+const EI_CLASS = 4;
+const EI_DATA = 5;
+const EI_VERSION = 6;
+
+/** Checks e_ident (magic, class, data encoding, version) and the header's length; returns EI_DATA. */
+function checkIdentification(bytes: Uint8Array, origin: ByteOrigin): number {
+  const length = bytes.length;
+  for (let i = 0; i < 4; i++) {
+    if (i >= length || bytes[i] !== ELF_MAGIC[i]) {
+      const seen = Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ');
+      throw formatError(
+        'ERR_ELF_BAD_MAGIC',
+        origin,
+        0,
+        `expected the ELF magic 7f 45 4c 46; found ${seen || 'an empty file'}`,
+      );
+    }
+  }
+  if (length < 16)
+    throw formatError(
+      'ERR_ELF_TRUNCATED',
+      origin,
+      length,
+      `the ELF identification needs 16 bytes; the object has ${length}`,
+    );
+  const elfClass = bytes[EI_CLASS]!;
+  if (elfClass !== ELFCLASS64) {
+    throw formatError(
+      'ERR_ELF_UNSUPPORTED_CLASS',
+      origin,
+      4,
+      elfClass === ELFCLASS32
+        ? 'this is a 32-bit ELF object; jitmem reads ELF64 only'
+        : `EI_CLASS is ${elfClass}; expected 2 (ELFCLASS64)`,
+      { value: elfClass },
+    );
+  }
+  const encoding = bytes[EI_DATA]!;
+  if (encoding !== ELFDATA2LSB && encoding !== ELFDATA2MSB) {
+    throw formatError(
+      'ERR_ELF_BAD_ENCODING',
+      origin,
+      5,
+      `EI_DATA is ${encoding}; expected 1 (little-endian) or 2 (big-endian)`,
+      { value: encoding },
+    );
+  }
+  if (bytes[EI_VERSION] !== EV_CURRENT) {
+    throw formatError(
+      'ERR_ELF_BAD_VERSION',
+      origin,
+      EI_VERSION,
+      `EI_VERSION is ${bytes[EI_VERSION]}; expected 1 (EV_CURRENT)`,
+      {
+        value: bytes[EI_VERSION],
+      },
+    );
+  }
+  if (length < ELF64_EHDR_SIZE) {
+    throw formatError(
+      'ERR_ELF_TRUNCATED',
+      origin,
+      length,
+      `the ELF64 header needs ${ELF64_EHDR_SIZE} bytes; the object has ${length}`,
+    );
+  }
+  return encoding;
+}
+
+/** A section header as read, before its name is looked up. */
+interface RawHeader extends Omit<ElfSection, 'name' | 'content'> {
+  nameOffset: number;
 }
 
 export class ElfObject {
@@ -172,47 +253,47 @@ export class ElfObject {
     this.origin = origin;
     this.bytes = bytes;
     const length = bytes.length;
-    for (let i = 0; i < 4; i++) {
-      if (i >= length || bytes[i] !== ELF_MAGIC[i]) {
-        const seen = Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ');
-        throw formatError('ERR_ELF_BAD_MAGIC', origin, 0, `expected the ELF magic 7f 45 4c 46; found ${seen || 'an empty file'}`);
-      }
-    }
-    if (length < 16) throw formatError('ERR_ELF_TRUNCATED', origin, length, `the ELF identification needs 16 bytes; the object has ${length}`);
-    const elfClass = bytes[4]!;
-    if (elfClass !== ELFCLASS64) {
-      throw formatError(
-        'ERR_ELF_UNSUPPORTED_CLASS',
-        origin,
-        4,
-        elfClass === ELFCLASS32 ? 'this is a 32-bit ELF object; jitmem reads ELF64 only' : `EI_CLASS is ${elfClass}; expected 2 (ELFCLASS64)`,
-        { value: elfClass },
-      );
-    }
-    const encoding = bytes[5]!;
-    if (encoding !== ELFDATA2LSB && encoding !== ELFDATA2MSB) {
-      throw formatError('ERR_ELF_BAD_ENCODING', origin, 5, `EI_DATA is ${encoding}; expected 1 (little-endian) or 2 (big-endian)`, { value: encoding });
-    }
-    if (bytes[6] !== EV_CURRENT) {
-      throw formatError('ERR_ELF_BAD_VERSION', origin, 6, `EI_VERSION is ${bytes[6]}; expected 1 (EV_CURRENT)`, { value: bytes[6] });
-    }
-    if (length < ELF64_EHDR_SIZE) {
-      throw formatError('ERR_ELF_TRUNCATED', origin, length, `the ELF64 header needs ${ELF64_EHDR_SIZE} bytes; the object has ${length}`);
-    }
+    const encoding = checkIdentification(bytes, origin);
     this.littleEndian = encoding === ELFDATA2LSB;
-    const f = (this.fields = new Fields(origin, new DataView(bytes.buffer, bytes.byteOffset, length), this.littleEndian));
+    const f = (this.fields = new Fields(
+      origin,
+      new DataView(bytes.buffer, bytes.byteOffset, length),
+      this.littleEndian,
+    ));
 
     const type = f.u16(16);
     if (type !== ET_REL) {
-      const kind = type === 2 ? 'an executable' : type === 3 ? 'a shared object or PIE' : type === 4 ? 'a core file' : `of type ${type}`;
-      throw formatError('ERR_ELF_NOT_RELOCATABLE', origin, 16, `the file is ${kind}; expected a relocatable object (e_type 1, ET_REL), as 'cc -c' makes`, { value: type });
+      const kind =
+        type === 2
+          ? 'an executable'
+          : type === 3
+            ? 'a shared object or PIE'
+            : type === 4
+              ? 'a core file'
+              : `of type ${type}`;
+      throw formatError(
+        'ERR_ELF_NOT_RELOCATABLE',
+        origin,
+        16,
+        `the file is ${kind}; expected a relocatable object (e_type 1, ET_REL), as 'cc -c' makes`,
+        { value: type },
+      );
     }
     this.machine = f.u16(18);
-    if (f.u32(20) !== EV_CURRENT) throw formatError('ERR_ELF_BAD_VERSION', origin, 20, `e_version is ${f.u32(20)}; expected 1`, { value: f.u32(20) });
+    if (f.u32(20) !== EV_CURRENT)
+      throw formatError('ERR_ELF_BAD_VERSION', origin, 20, `e_version is ${f.u32(20)}; expected 1`, {
+        value: f.u32(20),
+      });
     this.flags = f.u32(48);
     const headerSize = f.u16(52);
     if (headerSize !== ELF64_EHDR_SIZE) {
-      throw formatError('ERR_ELF_BAD_HEADER', origin, 52, `e_ehsize is ${headerSize}; expected ${ELF64_EHDR_SIZE} for ELF64`, { value: headerSize });
+      throw formatError(
+        'ERR_ELF_BAD_HEADER',
+        origin,
+        52,
+        `e_ehsize is ${headerSize}; expected ${ELF64_EHDR_SIZE} for ELF64`,
+        { value: headerSize },
+      );
     }
 
     this.sections = this.readSectionHeaders(length);
@@ -220,7 +301,12 @@ export class ElfObject {
     for (const section of this.sections) {
       if (section.type !== SHT_SYMTAB) continue;
       if (symbolTable) {
-        throw formatError('ERR_ELF_BAD_SECTION', origin, section.headerOffset + 4, `section [${section.index}] is a second symbol table (the first is [${symbolTable.index}]); an object has at most one`);
+        throw formatError(
+          'ERR_ELF_BAD_SECTION',
+          origin,
+          section.headerOffset + 4,
+          `section [${section.index}] is a second symbol table (the first is [${symbolTable.index}]); an object has at most one`,
+        );
       }
       symbolTable = section;
     }
@@ -234,17 +320,36 @@ export class ElfObject {
     let count = f.u16(60);
     let namesIndex = f.u16(62);
     if (tableOffset === 0) {
-      if (count !== 0) throw formatError('ERR_ELF_BAD_HEADER', origin, 60, `e_shnum is ${count} but e_shoff is 0 (no section header table)`, { value: count });
+      if (count !== 0)
+        throw formatError(
+          'ERR_ELF_BAD_HEADER',
+          origin,
+          60,
+          `e_shnum is ${count} but e_shoff is 0 (no section header table)`,
+          { value: count },
+        );
       return [];
     }
     const entrySize = f.u16(58);
     if (entrySize !== ELF64_SHDR_SIZE) {
-      throw formatError('ERR_ELF_BAD_HEADER', origin, 58, `e_shentsize is ${entrySize}; expected ${ELF64_SHDR_SIZE} for ELF64`, { value: entrySize });
+      throw formatError(
+        'ERR_ELF_BAD_HEADER',
+        origin,
+        58,
+        `e_shentsize is ${entrySize}; expected ${ELF64_SHDR_SIZE} for ELF64`,
+        { value: entrySize },
+      );
     }
     if (tableOffset > length - ELF64_SHDR_SIZE) {
-      throw formatError('ERR_ELF_TRUNCATED', origin, 40, `e_shoff ${tableOffset} leaves no room for a ${ELF64_SHDR_SIZE}-byte section header before the end of the object (${length} bytes)`, {
-        value: tableOffset,
-      });
+      throw formatError(
+        'ERR_ELF_TRUNCATED',
+        origin,
+        40,
+        `e_shoff ${tableOffset} leaves no room for a ${ELF64_SHDR_SIZE}-byte section header before the end of the object (${length} bytes)`,
+        {
+          value: tableOffset,
+        },
+      );
     }
     // Extended numbering: with 65280 or more sections, the counts live in section 0.
     if (count === 0) count = f.u64(tableOffset + 32, 'the section count in section 0 (sh_size)');
@@ -259,61 +364,19 @@ export class ElfObject {
       );
     }
 
-    interface RawHeader extends Omit<ElfSection, 'name' | 'content'> {
-      nameOffset: number;
-    }
     const raw: RawHeader[] = [];
     for (let index = 0; index < count; index++) {
-      const at = tableOffset + index * ELF64_SHDR_SIZE;
-      const type = f.u32(at + 4);
-      const header: RawHeader = {
-        index,
-        nameOffset: f.u32(at),
-        type,
-        flags: f.u64(at + 8, 'sh_flags'),
-        address: f.u64(at + 16, 'sh_addr'),
-        offset: f.u64(at + 24, 'sh_offset'),
-        size: f.u64(at + 32, 'sh_size'),
-        link: f.u32(at + 40),
-        info: f.u32(at + 44),
-        addressAlignment: f.u64(at + 48, 'sh_addralign'),
-        entrySize: f.u64(at + 56, 'sh_entsize'),
-        headerOffset: at,
-      };
-      if (type !== SHT_NOBITS && type !== SHT_NULL && (header.offset > length || header.size > length - header.offset)) {
-        throw formatError(
-          'ERR_ELF_TRUNCATED',
-          origin,
-          at + 24,
-          `section [${index}] claims ${header.size} bytes at offset ${header.offset}, past the end of the object (${length} bytes)`,
-          { section: index, sectionOffset: header.offset, size: header.size },
-        );
-      }
-      if (!isPowerOfTwoOrZero(header.addressAlignment)) {
-        throw formatError('ERR_ELF_BAD_ALIGNMENT', origin, at + 48, `section [${index}] has sh_addralign ${header.addressAlignment}; expected 0 or a power of two`, {
-          section: index,
-          value: header.addressAlignment,
-        });
-      }
-      raw.push(header);
+      raw.push(this.readRawHeader(tableOffset + index * ELF64_SHDR_SIZE, index, length));
     }
 
-    if (namesIndex >= count) {
-      throw formatError('ERR_ELF_BAD_SECTION_INDEX', origin, 62, `the section-name table index (e_shstrndx) is ${namesIndex}; the object has ${count} sections`, {
-        value: namesIndex,
-      });
-    }
-    const namesHeader = namesIndex === 0 ? undefined : raw[namesIndex]!;
-    if (namesHeader && namesHeader.type !== SHT_STRTAB) {
-      throw formatError('ERR_ELF_BAD_SECTION', origin, namesHeader.headerOffset + 4, `the section-name table [${namesIndex}] has type ${namesHeader.type}; expected SHT_STRTAB (3)`, {
-        section: namesIndex,
-      });
-    }
-    const names = namesHeader && this.bytes.subarray(namesHeader.offset, namesHeader.offset + namesHeader.size);
+    const names = this.sectionNameTable(namesIndex, raw);
     // Built field by field: rest and spread copy through the generic path, and a link reads
     // thousands of section headers.
     const sections: ElfSection[] = raw.map((h) => {
-      const name = names === undefined ? '' : this.string(names, namesIndex, h.nameOffset, h.headerOffset, () => `the name of section [${h.index}]`);
+      const name =
+        names === undefined
+          ? ''
+          : this.string(names, namesIndex, h.nameOffset, h.headerOffset, () => `the name of section [${h.index}]`);
       const section: { -readonly [K in keyof ElfSection]: ElfSection[K] } = {
         index: h.index,
         type: h.type,
@@ -328,11 +391,84 @@ export class ElfObject {
         headerOffset: h.headerOffset,
         name,
       };
-      if (h.type !== SHT_NOBITS && h.type !== SHT_NULL) section.content = this.bytes.subarray(h.offset, h.offset + h.size);
+      if (h.type !== SHT_NOBITS && h.type !== SHT_NULL)
+        section.content = this.bytes.subarray(h.offset, h.offset + h.size);
       return section;
     });
     for (const section of sections) this.checkLinks(section, sections);
     return sections;
+  }
+
+  /** The section-name table (e_shstrndx), checked; undefined when the object has none. */
+  private sectionNameTable(namesIndex: number, raw: readonly RawHeader[]): Uint8Array | undefined {
+    const { origin } = this;
+    if (namesIndex >= raw.length) {
+      throw formatError(
+        'ERR_ELF_BAD_SECTION_INDEX',
+        origin,
+        62,
+        `the section-name table index (e_shstrndx) is ${namesIndex}; the object has ${raw.length} sections`,
+        {
+          value: namesIndex,
+        },
+      );
+    }
+    const namesHeader = namesIndex === 0 ? undefined : raw[namesIndex]!;
+    if (namesHeader && namesHeader.type !== SHT_STRTAB) {
+      throw formatError(
+        'ERR_ELF_BAD_SECTION',
+        origin,
+        namesHeader.headerOffset + 4,
+        `the section-name table [${namesIndex}] has type ${namesHeader.type}; expected SHT_STRTAB (3)`,
+        {
+          section: namesIndex,
+        },
+      );
+    }
+    return namesHeader && this.bytes.subarray(namesHeader.offset, namesHeader.offset + namesHeader.size);
+  }
+
+  /** One section header, checked: its content lies inside the object, its alignment is 0 or a power of two. */
+  private readRawHeader(at: number, index: number, length: number): RawHeader {
+    const { origin } = this;
+    const f = this.fields;
+    const type = f.u32(at + 4);
+    const header: RawHeader = {
+      index,
+      nameOffset: f.u32(at),
+      type,
+      flags: f.u64(at + 8, 'sh_flags'),
+      address: f.u64(at + 16, 'sh_addr'),
+      offset: f.u64(at + 24, 'sh_offset'),
+      size: f.u64(at + 32, 'sh_size'),
+      link: f.u32(at + 40),
+      info: f.u32(at + 44),
+      addressAlignment: f.u64(at + 48, 'sh_addralign'),
+      entrySize: f.u64(at + 56, 'sh_entsize'),
+      headerOffset: at,
+    };
+    if (type !== SHT_NOBITS && type !== SHT_NULL && (header.offset > length || header.size > length - header.offset)) {
+      throw formatError(
+        'ERR_ELF_TRUNCATED',
+        origin,
+        at + 24,
+        `section [${index}] claims ${header.size} bytes at offset ${header.offset}, past the end of the object (${length} bytes)`,
+        { section: index, sectionOffset: header.offset, size: header.size },
+      );
+    }
+    if (!isPowerOfTwoOrZero(header.addressAlignment)) {
+      throw formatError(
+        'ERR_ELF_BAD_ALIGNMENT',
+        origin,
+        at + 48,
+        `section [${index}] has sh_addralign ${header.addressAlignment}; expected 0 or a power of two`,
+        {
+          section: index,
+          value: header.addressAlignment,
+        },
+      );
+    }
+    return header;
   }
 
   /** Checks the fixed entry sizes and the sh_link/sh_info indices of tables the linker will read. */
@@ -342,16 +478,28 @@ export class ElfObject {
     const { origin } = this;
     const at = section.headerOffset;
     if (section.entrySize !== entrySize) {
-      throw formatError('ERR_ELF_BAD_ENTRY_SIZE', origin, at + 56, `section [${section.index}] ${JSON.stringify(section.name)} has sh_entsize ${section.entrySize}; expected ${entrySize}`, {
-        section: section.index,
-        value: section.entrySize,
-      });
+      throw formatError(
+        'ERR_ELF_BAD_ENTRY_SIZE',
+        origin,
+        at + 56,
+        `section [${section.index}] ${JSON.stringify(section.name)} has sh_entsize ${section.entrySize}; expected ${entrySize}`,
+        {
+          section: section.index,
+          value: section.entrySize,
+        },
+      );
     }
     if (section.size % entrySize !== 0) {
-      throw formatError('ERR_ELF_BAD_SECTION', origin, at + 32, `section [${section.index}] ${JSON.stringify(section.name)} has size ${section.size}, not a multiple of its entry size ${entrySize}`, {
-        section: section.index,
-        value: section.size,
-      });
+      throw formatError(
+        'ERR_ELF_BAD_SECTION',
+        origin,
+        at + 32,
+        `section [${section.index}] ${JSON.stringify(section.name)} has size ${section.size}, not a multiple of its entry size ${entrySize}`,
+        {
+          section: section.index,
+          value: section.size,
+        },
+      );
     }
     const linkType = section.type === SHT_SYMTAB ? SHT_STRTAB : SHT_SYMTAB;
     const linked = sections[section.link];
@@ -364,7 +512,10 @@ export class ElfObject {
         { section: section.index, value: section.link },
       );
     }
-    if ((section.type === SHT_RELA || section.type === SHT_REL) && (section.info === 0 || section.info >= sections.length)) {
+    if (
+      (section.type === SHT_RELA || section.type === SHT_REL) &&
+      (section.info === 0 || section.info >= sections.length)
+    ) {
       throw formatError(
         'ERR_ELF_BAD_SECTION_INDEX',
         origin,
@@ -376,11 +527,23 @@ export class ElfObject {
   }
 
   /** A NUL-terminated string at `nameOffset` in the string table `table` (section `tableIndex`). */
-  private string(table: Uint8Array, tableIndex: number, nameOffset: number, fieldOffset: number, what: () => string): string {
+  private string(
+    table: Uint8Array,
+    tableIndex: number,
+    nameOffset: number,
+    fieldOffset: number,
+    what: () => string,
+  ): string {
     if (nameOffset >= table.length) {
-      throw formatError('ERR_ELF_BAD_STRING', this.origin, fieldOffset, `${what()} is at offset ${nameOffset} of string table [${tableIndex}], which has ${table.length} bytes`, {
-        value: nameOffset,
-      });
+      throw formatError(
+        'ERR_ELF_BAD_STRING',
+        this.origin,
+        fieldOffset,
+        `${what()} is at offset ${nameOffset} of string table [${tableIndex}], which has ${table.length} bytes`,
+        {
+          value: nameOffset,
+        },
+      );
     }
     // An all-ASCII table (the usual case) is decoded once and names are slices of it: one
     // decoder call per table instead of one per name.
@@ -392,9 +555,15 @@ export class ElfObject {
     }
     const end = text !== null ? text.indexOf('\0', nameOffset) : table.indexOf(0, nameOffset);
     if (end < 0) {
-      throw formatError('ERR_ELF_BAD_STRING', this.origin, fieldOffset, `${what()} at offset ${nameOffset} of string table [${tableIndex}] runs to the table's end without a terminating NUL`, {
-        value: nameOffset,
-      });
+      throw formatError(
+        'ERR_ELF_BAD_STRING',
+        this.origin,
+        fieldOffset,
+        `${what()} at offset ${nameOffset} of string table [${tableIndex}] runs to the table's end without a terminating NUL`,
+        {
+          value: nameOffset,
+        },
+      );
     }
     if (end === nameOffset) return '';
     return text !== null ? text.slice(nameOffset, end) : utf8.decode(table.subarray(nameOffset, end));
@@ -421,23 +590,41 @@ export class ElfObject {
       let indexField = at + 6;
       if (sectionIndex === SHN_XINDEX) {
         if (!extended || index * 4 + 4 > extended.size) {
-          throw formatError('ERR_ELF_BAD_SECTION_INDEX', this.origin, at + 6, `symbol ${index} uses an extended section index (SHN_XINDEX) but no SHT_SYMTAB_SHNDX entry holds it`, {
-            symbol: index,
-          });
+          throw formatError(
+            'ERR_ELF_BAD_SECTION_INDEX',
+            this.origin,
+            at + 6,
+            `symbol ${index} uses an extended section index (SHN_XINDEX) but no SHT_SYMTAB_SHNDX entry holds it`,
+            {
+              symbol: index,
+            },
+          );
         }
         indexField = extended.offset + index * 4;
         sectionIndex = f.u32(indexField);
         if (sectionIndex >= this.sections.length) {
-          throw formatError('ERR_ELF_BAD_SECTION_INDEX', this.origin, indexField, `symbol ${index} is defined in section ${sectionIndex}; the object has ${this.sections.length} sections`, {
-            symbol: index,
-            value: sectionIndex,
-          });
+          throw formatError(
+            'ERR_ELF_BAD_SECTION_INDEX',
+            this.origin,
+            indexField,
+            `symbol ${index} is defined in section ${sectionIndex}; the object has ${this.sections.length} sections`,
+            {
+              symbol: index,
+              value: sectionIndex,
+            },
+          );
         }
       } else if (sectionIndex < SHN_LORESERVE && sectionIndex >= this.sections.length) {
-        throw formatError('ERR_ELF_BAD_SECTION_INDEX', this.origin, indexField, `symbol ${index} is defined in section ${sectionIndex}; the object has ${this.sections.length} sections`, {
-          symbol: index,
-          value: sectionIndex,
-        });
+        throw formatError(
+          'ERR_ELF_BAD_SECTION_INDEX',
+          this.origin,
+          indexField,
+          `symbol ${index} is defined in section ${sectionIndex}; the object has ${this.sections.length} sections`,
+          {
+            symbol: index,
+            value: sectionIndex,
+          },
+        );
       }
       symbols[index] = {
         index,
@@ -458,10 +645,18 @@ export class ElfObject {
     return this.sections.filter((s) => s.type === SHT_RELA || s.type === SHT_REL);
   }
 
-  /** The relocations of a SHT_RELA or SHT_REL section of this object, checked against their target and the symbol table. */
+  /**
+   * The relocations of a SHT_RELA or SHT_REL section of this object, checked against their target and
+   * the symbol table.
+   */
   relocations(section: ElfSection): ElfRelocation[] {
     if (this.sections[section.index] !== section || (section.type !== SHT_RELA && section.type !== SHT_REL)) {
-      throw formatError('ERR_ELF_BAD_SECTION', this.origin, section.headerOffset + 4, `section [${section.index}] ${JSON.stringify(section.name)} is not a relocation section of this object`);
+      throw formatError(
+        'ERR_ELF_BAD_SECTION',
+        this.origin,
+        section.headerOffset + 4,
+        `section [${section.index}] ${JSON.stringify(section.name)} is not a relocation section of this object`,
+      );
     }
     const f = this.fields;
     const withAddend = section.type === SHT_RELA;

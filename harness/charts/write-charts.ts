@@ -23,7 +23,10 @@ export interface WrittenCharts {
   readonly skipped: readonly SkippedChart[];
 }
 
-/** Writes <name>.vl.json, <name>.svg and <name>.png for every chart the reports have data for, and index.html, into `outDir`. */
+/**
+ * Writes <name>.vl.json, <name>.svg and <name>.png for every chart the reports have data for, and
+ * index.html, into `outDir`.
+ */
 export async function writeCharts(reports: readonly Report[], outDir: string): Promise<WrittenCharts> {
   const { charts, skipped } = chartSpecs(reports);
   const { renderPng, renderSvg } = await loadRenderer();
