@@ -4,6 +4,7 @@ import type { Command, CommandIO } from './command.js';
 import { booleanFlag, conflictingOptions, nonEmptyText, oneOf, parseFlags, printHelp, repeatedFlag, valueFlag } from './flags.js';
 import * as native from '../../native/index.js';
 import { JitmemError, hex } from '../../core/errors.js';
+import { runAll } from '../../core/cleanup.js';
 import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js';
 import { RpcCopyMapper } from '../../mappers/rpc-copy-mapper.js';
 import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
@@ -175,14 +176,15 @@ export const runCommand: Command = {
       }
       return r.status & 0xff;
     } finally {
-      if (crashed && session) {
-        // A program that crashed may have left the executor's locks held: do not wait on it.
-        session.kill();
-        await session.exited();
-      } else {
-        await mapper.close().catch(() => undefined);
-        await session?.close();
-      }
+      const executor = session;
+      const failures = await runAll(
+        crashed && executor
+          ? // A program that crashed may have left the executor's locks held: do not wait on it.
+            [() => executor.kill(), () => executor.exited()]
+          : [() => mapper.close(), () => executor?.close()],
+      );
+      // The program's status is the result; a failure to clean up after it is said, not made the status.
+      for (const err of failures) io.stderr.write(`jitmem run: cleaning up after the program failed: ${(err as Error).message}\n`);
     }
   },
 };

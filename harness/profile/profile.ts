@@ -85,6 +85,8 @@ function runClinic(
   command: string[],
 ): Promise<string> {
   const run = clinicQueue.then(() => runClinicNow(clinic(), tool, outDir, command));
+  // The queue only orders the runs: this run's failure reaches its caller through `run`, and
+  // must not fail the runs queued after it.
   clinicQueue = run.catch(() => undefined);
   return run;
 }
