@@ -79,6 +79,44 @@ export interface ElfRelocation {
   readonly addend: number;
 }
 
+/** Field offsets in the ELF64 file header (Elf64_Ehdr), after e_ident. */
+const EHDR = {
+  type: 16,
+  machine: 18,
+  version: 20,
+  shoff: 40,
+  flags: 48,
+  ehsize: 52,
+  shentsize: 58,
+  shnum: 60,
+  shstrndx: 62,
+} as const;
+/** Field offsets in an ELF64 section header (Elf64_Shdr). */
+const SHDR = {
+  name: 0,
+  type: 4,
+  flags: 8,
+  addr: 16,
+  offset: 24,
+  size: 32,
+  link: 40,
+  info: 44,
+  addralign: 48,
+  entsize: 56,
+} as const;
+/** Field offsets in an ELF64 symbol (Elf64_Sym). */
+const SYM = { name: 0, info: 4, other: 5, shndx: 6, value: 8, size: 16 } as const;
+/**
+ * Field offsets in an ELF64 relocation (Elf64_Rel, Elf64_Rela): r_info holds the type in its low 32
+ * bits, the symbol in its high 32.
+ */
+const RELA = { offset: 0, info: 8, infoHigh: 12, addend: 16 } as const;
+/** st_info and st_other: the symbol type is the low four bits of st_info, its visibility the low two of st_other. */
+const STT_MASK = 0xf;
+const STV_MASK = 0x3;
+/** An SHT_SYMTAB_SHNDX or SHT_GROUP entry is one 32-bit word. */
+const WORD_SIZE = 4;
+
 const utf8 = new TextDecoder('utf-8');
 const latin1 = new TextDecoder('latin1');
 const NON_ASCII = /[^\x00-\x7f]/;
@@ -88,8 +126,8 @@ const TABLE_ENTRY_SIZES = new Map<number, number>([
   [SHT_SYMTAB, ELF64_SYM_SIZE],
   [SHT_RELA, ELF64_RELA_SIZE],
   [SHT_REL, ELF64_REL_SIZE],
-  [SHT_SYMTAB_SHNDX, 4],
-  [SHT_GROUP, 4],
+  [SHT_SYMTAB_SHNDX, WORD_SIZE],
+  [SHT_GROUP, WORD_SIZE],
 ]);
 const TWO_POW_32 = 2 ** 32;
 
@@ -261,7 +299,7 @@ export class ElfObject {
       this.littleEndian,
     ));
 
-    const type = f.u16(16);
+    const type = f.u16(EHDR.type);
     if (type !== ET_REL) {
       const kind =
         type === 2
@@ -274,23 +312,29 @@ export class ElfObject {
       throw formatError(
         'ERR_ELF_NOT_RELOCATABLE',
         origin,
-        16,
+        EHDR.type,
         `the file is ${kind}; expected a relocatable object (e_type 1, ET_REL), as 'cc -c' makes`,
         { value: type },
       );
     }
-    this.machine = f.u16(18);
-    if (f.u32(20) !== EV_CURRENT)
-      throw formatError('ERR_ELF_BAD_VERSION', origin, 20, `e_version is ${f.u32(20)}; expected 1`, {
-        value: f.u32(20),
-      });
-    this.flags = f.u32(48);
-    const headerSize = f.u16(52);
+    this.machine = f.u16(EHDR.machine);
+    if (f.u32(EHDR.version) !== EV_CURRENT)
+      throw formatError(
+        'ERR_ELF_BAD_VERSION',
+        origin,
+        EHDR.version,
+        `e_version is ${f.u32(EHDR.version)}; expected 1`,
+        {
+          value: f.u32(EHDR.version),
+        },
+      );
+    this.flags = f.u32(EHDR.flags);
+    const headerSize = f.u16(EHDR.ehsize);
     if (headerSize !== ELF64_EHDR_SIZE) {
       throw formatError(
         'ERR_ELF_BAD_HEADER',
         origin,
-        52,
+        EHDR.ehsize,
         `e_ehsize is ${headerSize}; expected ${ELF64_EHDR_SIZE} for ELF64`,
         { value: headerSize },
       );
@@ -304,7 +348,7 @@ export class ElfObject {
         throw formatError(
           'ERR_ELF_BAD_SECTION',
           origin,
-          section.headerOffset + 4,
+          section.headerOffset + SHDR.type,
           `section [${section.index}] is a second symbol table (the first is [${symbolTable.index}]); an object has at most one`,
         );
       }
@@ -316,26 +360,26 @@ export class ElfObject {
   private readSectionHeaders(length: number): ElfSection[] {
     const { origin } = this;
     const f = this.fields;
-    const tableOffset = f.u64(40, 'e_shoff');
-    let count = f.u16(60);
-    let namesIndex = f.u16(62);
+    const tableOffset = f.u64(EHDR.shoff, 'e_shoff');
+    let count = f.u16(EHDR.shnum);
+    let namesIndex = f.u16(EHDR.shstrndx);
     if (tableOffset === 0) {
       if (count !== 0)
         throw formatError(
           'ERR_ELF_BAD_HEADER',
           origin,
-          60,
+          EHDR.shnum,
           `e_shnum is ${count} but e_shoff is 0 (no section header table)`,
           { value: count },
         );
       return [];
     }
-    const entrySize = f.u16(58);
+    const entrySize = f.u16(EHDR.shentsize);
     if (entrySize !== ELF64_SHDR_SIZE) {
       throw formatError(
         'ERR_ELF_BAD_HEADER',
         origin,
-        58,
+        EHDR.shentsize,
         `e_shentsize is ${entrySize}; expected ${ELF64_SHDR_SIZE} for ELF64`,
         { value: entrySize },
       );
@@ -344,7 +388,7 @@ export class ElfObject {
       throw formatError(
         'ERR_ELF_TRUNCATED',
         origin,
-        40,
+        EHDR.shoff,
         `e_shoff ${tableOffset} leaves no room for a ${ELF64_SHDR_SIZE}-byte section header before the end of the object (${length} bytes)`,
         {
           value: tableOffset,
@@ -352,13 +396,13 @@ export class ElfObject {
       );
     }
     // Extended numbering: with 65280 or more sections, the counts live in section 0.
-    if (count === 0) count = f.u64(tableOffset + 32, 'the section count in section 0 (sh_size)');
-    if (namesIndex === SHN_XINDEX) namesIndex = f.u32(tableOffset + 40);
+    if (count === 0) count = f.u64(tableOffset + SHDR.size, 'the section count in section 0 (sh_size)');
+    if (namesIndex === SHN_XINDEX) namesIndex = f.u32(tableOffset + SHDR.link);
     if (count > (length - tableOffset) / ELF64_SHDR_SIZE) {
       throw formatError(
         'ERR_ELF_TRUNCATED',
         origin,
-        60,
+        EHDR.shnum,
         `${count} section headers of ${ELF64_SHDR_SIZE} bytes from offset ${tableOffset} run past the end of the object (${length} bytes)`,
         { value: count },
       );
@@ -406,7 +450,7 @@ export class ElfObject {
       throw formatError(
         'ERR_ELF_BAD_SECTION_INDEX',
         origin,
-        62,
+        EHDR.shstrndx,
         `the section-name table index (e_shstrndx) is ${namesIndex}; the object has ${raw.length} sections`,
         {
           value: namesIndex,
@@ -418,7 +462,7 @@ export class ElfObject {
       throw formatError(
         'ERR_ELF_BAD_SECTION',
         origin,
-        namesHeader.headerOffset + 4,
+        namesHeader.headerOffset + SHDR.type,
         `the section-name table [${namesIndex}] has type ${namesHeader.type}; expected SHT_STRTAB (3)`,
         {
           section: namesIndex,
@@ -432,26 +476,26 @@ export class ElfObject {
   private readRawHeader(at: number, index: number, length: number): RawHeader {
     const { origin } = this;
     const f = this.fields;
-    const type = f.u32(at + 4);
+    const type = f.u32(at + SHDR.type);
     const header: RawHeader = {
       index,
-      nameOffset: f.u32(at),
+      nameOffset: f.u32(at + SHDR.name),
       type,
-      flags: f.u64(at + 8, 'sh_flags'),
-      address: f.u64(at + 16, 'sh_addr'),
-      offset: f.u64(at + 24, 'sh_offset'),
-      size: f.u64(at + 32, 'sh_size'),
-      link: f.u32(at + 40),
-      info: f.u32(at + 44),
-      addressAlignment: f.u64(at + 48, 'sh_addralign'),
-      entrySize: f.u64(at + 56, 'sh_entsize'),
+      flags: f.u64(at + SHDR.flags, 'sh_flags'),
+      address: f.u64(at + SHDR.addr, 'sh_addr'),
+      offset: f.u64(at + SHDR.offset, 'sh_offset'),
+      size: f.u64(at + SHDR.size, 'sh_size'),
+      link: f.u32(at + SHDR.link),
+      info: f.u32(at + SHDR.info),
+      addressAlignment: f.u64(at + SHDR.addralign, 'sh_addralign'),
+      entrySize: f.u64(at + SHDR.entsize, 'sh_entsize'),
       headerOffset: at,
     };
     if (type !== SHT_NOBITS && type !== SHT_NULL && (header.offset > length || header.size > length - header.offset)) {
       throw formatError(
         'ERR_ELF_TRUNCATED',
         origin,
-        at + 24,
+        at + SHDR.offset,
         `section [${index}] claims ${header.size} bytes at offset ${header.offset}, past the end of the object (${length} bytes)`,
         { section: index, sectionOffset: header.offset, size: header.size },
       );
@@ -460,7 +504,7 @@ export class ElfObject {
       throw formatError(
         'ERR_ELF_BAD_ALIGNMENT',
         origin,
-        at + 48,
+        at + SHDR.addralign,
         `section [${index}] has sh_addralign ${header.addressAlignment}; expected 0 or a power of two`,
         {
           section: index,
@@ -481,7 +525,7 @@ export class ElfObject {
       throw formatError(
         'ERR_ELF_BAD_ENTRY_SIZE',
         origin,
-        at + 56,
+        at + SHDR.entsize,
         `section [${section.index}] ${JSON.stringify(section.name)} has sh_entsize ${section.entrySize}; expected ${entrySize}`,
         {
           section: section.index,
@@ -493,7 +537,7 @@ export class ElfObject {
       throw formatError(
         'ERR_ELF_BAD_SECTION',
         origin,
-        at + 32,
+        at + SHDR.size,
         `section [${section.index}] ${JSON.stringify(section.name)} has size ${section.size}, not a multiple of its entry size ${entrySize}`,
         {
           section: section.index,
@@ -507,7 +551,7 @@ export class ElfObject {
       throw formatError(
         'ERR_ELF_BAD_SECTION_INDEX',
         origin,
-        at + 40,
+        at + SHDR.link,
         `section [${section.index}] ${JSON.stringify(section.name)} links to section ${section.link}, which is ${linked ? `of type ${linked.type}` : 'missing'}; expected ${linkType === SHT_STRTAB ? 'a string table' : 'the symbol table'}`,
         { section: section.index, value: section.link },
       );
@@ -519,7 +563,7 @@ export class ElfObject {
       throw formatError(
         'ERR_ELF_BAD_SECTION_INDEX',
         origin,
-        at + 44,
+        at + SHDR.info,
         `relocation section [${section.index}] ${JSON.stringify(section.name)} applies to section ${section.info}; expected 1..${sections.length - 1}`,
         { section: section.index, value: section.info },
       );
@@ -585,22 +629,22 @@ export class ElfObject {
     const symbols: ElfSymbol[] = new Array(count);
     for (let index = 0; index < count; index++) {
       const at = table.offset + index * ELF64_SYM_SIZE;
-      const info = f.u8(at + 4);
-      let sectionIndex = f.u16(at + 6);
-      let indexField = at + 6;
+      const info = f.u8(at + SYM.info);
+      let sectionIndex = f.u16(at + SYM.shndx);
+      let indexField = at + SYM.shndx;
       if (sectionIndex === SHN_XINDEX) {
-        if (!extended || index * 4 + 4 > extended.size) {
+        if (!extended || (index + 1) * WORD_SIZE > extended.size) {
           throw formatError(
             'ERR_ELF_BAD_SECTION_INDEX',
             this.origin,
-            at + 6,
+            at + SYM.shndx,
             `symbol ${index} uses an extended section index (SHN_XINDEX) but no SHT_SYMTAB_SHNDX entry holds it`,
             {
               symbol: index,
             },
           );
         }
-        indexField = extended.offset + index * 4;
+        indexField = extended.offset + index * WORD_SIZE;
         sectionIndex = f.u32(indexField);
         if (sectionIndex >= this.sections.length) {
           throw formatError(
@@ -628,12 +672,12 @@ export class ElfObject {
       }
       symbols[index] = {
         index,
-        name: this.string(names, strings.index, f.u32(at), at, () => `the name of symbol ${index}`),
-        value: f.u64(at + 8, `the value of symbol ${index}`),
-        size: f.u64(at + 16, `the size of symbol ${index}`),
+        name: this.string(names, strings.index, f.u32(at + SYM.name), at, () => `the name of symbol ${index}`),
+        value: f.u64(at + SYM.value, `the value of symbol ${index}`),
+        size: f.u64(at + SYM.size, `the size of symbol ${index}`),
         binding: info >> 4,
-        type: info & 0xf,
-        visibility: f.u8(at + 5) & 3,
+        type: info & STT_MASK,
+        visibility: f.u8(at + SYM.other) & STV_MASK,
         sectionIndex,
       };
     }
@@ -654,7 +698,7 @@ export class ElfObject {
       throw formatError(
         'ERR_ELF_BAD_SECTION',
         this.origin,
-        section.headerOffset + 4,
+        section.headerOffset + SHDR.type,
         `section [${section.index}] ${JSON.stringify(section.name)} is not a relocation section of this object`,
       );
     }
@@ -667,7 +711,7 @@ export class ElfObject {
     const relocations: ElfRelocation[] = new Array(count);
     for (let i = 0; i < count; i++) {
       const at = section.offset + i * entrySize;
-      const offset = f.u64(at, `r_offset of relocation ${i}`);
+      const offset = f.u64(at + RELA.offset, `r_offset of relocation ${i}`);
       if (offset >= target.size) {
         throw formatError(
           'ERR_ELF_BAD_RELOCATION',
@@ -677,21 +721,21 @@ export class ElfObject {
           { section: section.index, relocation: i, value: offset },
         );
       }
-      const symbolIndex = f.u32(at + (this.littleEndian ? 12 : 8));
+      const symbolIndex = f.u32(at + (this.littleEndian ? RELA.infoHigh : RELA.info));
       if (symbolIndex >= symbolCount) {
         throw formatError(
           'ERR_ELF_BAD_RELOCATION',
           this.origin,
-          at + 8,
+          at + RELA.info,
           `relocation ${i} of [${section.index}] ${JSON.stringify(section.name)} names symbol ${symbolIndex}; the symbol table has ${symbolCount}`,
           { section: section.index, relocation: i, value: symbolIndex },
         );
       }
       relocations[i] = {
         offset,
-        type: f.u32(at + (this.littleEndian ? 8 : 12)),
+        type: f.u32(at + (this.littleEndian ? RELA.info : RELA.infoHigh)),
         symbolIndex,
-        addend: withAddend ? f.i64(at + 16, `r_addend of relocation ${i}`) : 0,
+        addend: withAddend ? f.i64(at + RELA.addend, `r_addend of relocation ${i}`) : 0,
       };
     }
     return relocations;

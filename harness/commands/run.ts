@@ -13,6 +13,8 @@ import { DEFAULT_LLVM_EXECUTOR, ExecutorSession } from '../../session/executor-s
 import { InProcessTarget, SessionTarget, type ProgramRunResult, type ProgramTarget } from '../../jitlink/program-target.js';
 import { PHASE_NAMES, runProgram, type PhaseTimes } from '../../jitlink/run-program.js';
 
+/** Exit statuses are one byte: exit(257) is status 1. */
+const EXIT_STATUS_MASK = 0xff;
 const MAPPERS = ['inprocess', 'shared', 'rpc'] as const;
 const EXECUTORS = ['jitmem', 'llvm'] as const;
 
@@ -174,7 +176,8 @@ export const runCommand: Command = {
         io.stderr.write(`jitmem run: ${describeCrash(r)}\n`);
         return r.status;
       }
-      return r.status & 0xff;
+      // As a shell sees it: the exit status is the low byte of the program's status.
+      return r.status & EXIT_STATUS_MASK;
     } finally {
       const executor = session;
       const failures = await runAll(
