@@ -211,7 +211,7 @@ test('update re-JITs one module through new allocations, old and new overlapping
 });
 
 function codeBytes(graph: LinkGraph): number {
-  return graph.sections.reduce((n, s) => n + (s.group.prot & 4 ? s.size : 0), 0);
+  return graph.sections.reduce((n, s) => n + (s.group.prot & X ? s.size : 0), 0);
 }
 
 test('patch changes the code that runs, in place, under the in-process mapper', async (t) => {

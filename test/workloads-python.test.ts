@@ -8,6 +8,7 @@ import { loadWorkload } from '../workloads/workload-sources.js';
 import { makeTempDir } from './helpers/object-fixtures.js';
 import { readelfTotals } from './helpers/readelf.js';
 import { runCli } from './helpers/run-cli.js';
+import { protName } from '../graph/alloc-group.js';
 
 const temp = makeTempDir('jitmem-python-');
 test.after.always(() => temp.remove());
@@ -29,7 +30,7 @@ test('python: python.o and every member of libpython3.11-pic.a, 180 objects, giv
     workload.graphs.map((g) => {
       const bytes: Record<string, number> = {};
       for (const s of g.sections) {
-        const key = `${s.content === undefined ? 'zero-fill' : 'content'} ${'r' + (s.group.prot & 2 ? 'w' : '-') + (s.group.prot & 4 ? 'x' : '-')}`;
+        const key = `${s.content === undefined ? 'zero-fill' : 'content'} ${protName(s.group.prot)}`;
         bytes[key] = (bytes[key] ?? 0) + s.size;
       }
       return [g.name, bytes];
