@@ -14,11 +14,24 @@ import { readRegularFile } from './files.js';
 export const MAX_OBJECT_BYTES = 2 ** 31 - 1;
 
 const EM_X86_64 = 62;
-const MACHINES: Record<number, string> = { 3: 'i386', 8: 'MIPS', 20: 'PowerPC', 21: 'PowerPC64', 22: 'S/390', 40: 'ARM', 183: 'AArch64', 243: 'RISC-V', 258: 'LoongArch' };
+const MACHINES: Record<number, string> = {
+  3: 'i386',
+  8: 'MIPS',
+  20: 'PowerPC',
+  21: 'PowerPC64',
+  22: 'S/390',
+  40: 'ARM',
+  183: 'AArch64',
+  243: 'RISC-V',
+  258: 'LoongArch',
+};
 
 export type ObjectKind = 'relocatable' | 'archive';
 
-/** What the object is for: linking and running (x86-64 relocatable objects only), or its sections as a workload (any machine). */
+/**
+ * What the object is for: linking and running (x86-64 relocatable objects only), or its
+ * sections as a workload (any machine).
+ */
 export type ObjectUse = 'link' | 'sections';
 
 function hexStart(bytes: Uint8Array): string {
@@ -44,8 +57,16 @@ function sourceLanguage(file: string, text: string): 'C' | 'C++' | 'assembly' | 
   if (['.cc', '.cpp', '.cxx', '.c++', '.hpp', '.hh', '.hxx'].includes(ext)) return 'C++';
   if (['.c', '.h'].includes(ext)) return 'C';
   if (['.s', '.asm'].includes(ext)) return 'assembly';
-  if (/^\s*#\s*include\s*<(iostream|vector|string|memory|map|cstdio|cstdlib|cstring)>/m.test(text) || /\bnamespace\s+\w+\s*\{|\btemplate\s*<|\bstd::/.test(text)) return 'C++';
-  if (/^\s*#\s*(include|define|ifn?def|pragma)\b/m.test(text) || /\b(int|void|char|static|struct)\s+\w+\s*\([^)]*\)\s*\{/.test(text)) return 'C';
+  if (
+    /^\s*#\s*include\s*<(iostream|vector|string|memory|map|cstdio|cstdlib|cstring)>/m.test(text) ||
+    /\bnamespace\s+\w+\s*\{|\btemplate\s*<|\bstd::/.test(text)
+  )
+    return 'C++';
+  if (
+    /^\s*#\s*(include|define|ifn?def|pragma)\b/m.test(text) ||
+    /\b(int|void|char|static|struct)\s+\w+\s*\([^)]*\)\s*\{/.test(text)
+  )
+    return 'C';
   if (/^\s*\.(text|globl|section|intel_syntax)\b/m.test(text)) return 'assembly';
   return undefined;
 }
@@ -78,49 +99,104 @@ function hasInterpreter(bytes: Uint8Array, little: boolean): boolean {
  * Messages read as the object readers' do: "FILE: at byte offset N (0xN): what".
  */
 export function checkObjectKind(bytes: Uint8Array, file: string, use: ObjectUse = 'link'): ObjectKind {
-  if (bytes.length >= 8 && Buffer.from(bytes.buffer, bytes.byteOffset, 8).toString('latin1') === '!<arch>\n') return 'archive';
+  if (bytes.length >= 8 && Buffer.from(bytes.buffer, bytes.byteOffset, 8).toString('latin1') === '!<arch>\n')
+    return 'archive';
   const isElf = bytes.length >= 4 && bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46;
   if (isElf) {
     // Workloads take the sections of any machine's objects (their sizes and protections are
     // all they use); the ELF reader checks the rest.
     if (use === 'sections') return 'relocatable';
     const error = (code: string, offset: number, what: string, kind: string, extra: Record<string, unknown> = {}) =>
-      new JitmemError(code, `${file}: at byte offset ${offset} (0x${offset.toString(16)}): ${what}`, { file, offset, kind, ...extra });
-    if (bytes.length < 20) throw error('ERR_ELF_TRUNCATED', bytes.length, `the ELF header is cut short (${bytes.length} bytes; it takes 64)`, 'truncated');
-    if (bytes[4] !== 2) throw error('ERR_ELF_UNSUPPORTED_CLASS', 4, `this is a ${bytes[4] === 1 ? '32-bit' : `class ${bytes[4]}`} ELF object; jitmem links x86-64 (64-bit) objects: build it with \`cc -c\` (no -m32)`, 'foreign-class');
+      new JitmemError(code, `${file}: at byte offset ${offset} (0x${offset.toString(16)}): ${what}`, {
+        file,
+        offset,
+        kind,
+        ...extra,
+      });
+    if (bytes.length < 20)
+      throw error(
+        'ERR_ELF_TRUNCATED',
+        bytes.length,
+        `the ELF header is cut short (${bytes.length} bytes; it takes 64)`,
+        'truncated',
+      );
+    if (bytes[4] !== 2)
+      throw error(
+        'ERR_ELF_UNSUPPORTED_CLASS',
+        4,
+        `this is a ${bytes[4] === 1 ? '32-bit' : `class ${bytes[4]}`} ELF object; jitmem links x86-64 (64-bit) objects: build it with \`cc -c\` (no -m32)`,
+        'foreign-class',
+      );
     const little = bytes[5] === 1;
     const u16 = (at: number) => (little ? bytes[at]! | (bytes[at + 1]! << 8) : (bytes[at]! << 8) | bytes[at + 1]!);
     const machine = u16(18);
     if (machine !== EM_X86_64) {
       const arch = MACHINES[machine] ?? `machine ${machine}`;
-      throw error('ERR_OBJECT_WRONG_MACHINE', 18, `this is an object for ${arch}; jitmem links x86-64 objects: build it for x86-64 (\`cc -c\` on x86-64, or \`clang --target=x86_64-linux-gnu -c\`)`, 'foreign-machine', { machine });
+      throw error(
+        'ERR_OBJECT_WRONG_MACHINE',
+        18,
+        `this is an object for ${arch}; jitmem links x86-64 objects: build it for x86-64 (\`cc -c\` on x86-64, or \`clang --target=x86_64-linux-gnu -c\`)`,
+        'foreign-machine',
+        { machine },
+      );
     }
     const type = u16(16);
     // A PIE executable is ET_DYN too: it names a program interpreter (PT_INTERP) a library does not.
     if (type === 3 && hasInterpreter(bytes, little)) {
-      throw error('ERR_ELF_NOT_RELOCATABLE', 16, 'this is an executable (position-independent), not a relocatable object: give the .o files it was linked from (`cc -c` makes them)', 'not-relocatable', { type });
+      throw error(
+        'ERR_ELF_NOT_RELOCATABLE',
+        16,
+        'this is an executable (position-independent), not a relocatable object: give the .o files it was linked from (`cc -c` makes them)',
+        'not-relocatable',
+        { type },
+      );
     }
-    if (type === 3) throw new JitmemError('ERR_LINK_SHARED_OBJECT', `${file} is a shared library, not a relocatable object: load it into the executor with --preload ${file}`, { file, kind: 'shared-library' });
+    if (type === 3)
+      throw new JitmemError(
+        'ERR_LINK_SHARED_OBJECT',
+        `${file} is a shared library, not a relocatable object: load it into the executor with --preload ${file}`,
+        { file, kind: 'shared-library' },
+      );
     if (type !== 1) {
       const what = type === 2 ? 'an executable' : type === 4 ? 'a core dump' : `an ELF file of type ${type}`;
-      throw error('ERR_ELF_NOT_RELOCATABLE', 16, `this is ${what}, not a relocatable object: give the .o files it was linked from (\`cc -c\` makes them)`, 'not-relocatable', { type });
+      throw error(
+        'ERR_ELF_NOT_RELOCATABLE',
+        16,
+        `this is ${what}, not a relocatable object: give the .o files it was linked from (\`cc -c\` makes them)`,
+        'not-relocatable',
+        { type },
+      );
     }
     return 'relocatable';
   }
-  const unknown = (what: string, kind: string) => new JitmemError('ERR_OBJECT_UNKNOWN_FORMAT', `${file}: at byte offset 0 (0x0): ${what}`, { file, offset: 0, kind });
-  if (bytes.length === 0) throw unknown('the file is empty; expected an ELF object (7f 45 4c 46) or an ar archive ("!<arch>\\n")', 'empty');
+  const unknown = (what: string, kind: string) =>
+    new JitmemError('ERR_OBJECT_UNKNOWN_FORMAT', `${file}: at byte offset 0 (0x0): ${what}`, { file, offset: 0, kind });
+  if (bytes.length === 0)
+    throw unknown('the file is empty; expected an ELF object (7f 45 4c 46) or an ar archive ("!<arch>\\n")', 'empty');
   if (bytes.length >= 4 && bytes[0] === 0x42 && bytes[1] === 0x43 && bytes[2] === 0xc0 && bytes[3] === 0xde) {
-    throw unknown('this is LLVM bitcode, not an object file: compile it with `clang -c` (without -flto)', 'llvm-bitcode');
+    throw unknown(
+      'this is LLVM bitcode, not an object file: compile it with `clang -c` (without -flto)',
+      'llvm-bitcode',
+    );
   }
   if (looksLikeText(bytes)) {
     const text = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.length, 4096)).toString('utf8');
     const language = sourceLanguage(file, text);
-    if (language === 'C') throw unknown(`this is C source: compile it with \`cc -c ${file}\` and give the .o file`, 'c-source');
-    if (language === 'C++') throw unknown(`this is C++ source: compile it with \`c++ -c ${file}\` and give the .o file`, 'c++-source');
-    if (language === 'assembly') throw unknown(`this is assembly source: assemble it with \`cc -c ${file}\` and give the .o file`, 'assembly-source');
+    if (language === 'C')
+      throw unknown(`this is C source: compile it with \`cc -c ${file}\` and give the .o file`, 'c-source');
+    if (language === 'C++')
+      throw unknown(`this is C++ source: compile it with \`c++ -c ${file}\` and give the .o file`, 'c++-source');
+    if (language === 'assembly')
+      throw unknown(
+        `this is assembly source: assemble it with \`cc -c ${file}\` and give the .o file`,
+        'assembly-source',
+      );
     throw unknown(`this is a text file; expected an ELF object (7f 45 4c 46) or an ar archive ("!<arch>\\n")`, 'text');
   }
-  throw unknown(`neither an ELF object (7f 45 4c 46) nor an ar archive ("!<arch>\\n"); it starts with ${hexStart(bytes)}`, 'unknown');
+  throw unknown(
+    `neither an ELF object (7f 45 4c 46) nor an ar archive ("!<arch>\\n"); it starts with ${hexStart(bytes)}`,
+    'unknown',
+  );
 }
 
 /**

@@ -69,7 +69,10 @@ function usage(): string {
   ].join('\n');
 }
 
-export async function main(argv: string[], io: CommandIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+export async function main(
+  argv: string[],
+  io: CommandIO = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.stdout.write(usage());
@@ -85,7 +88,9 @@ export async function main(argv: string[], io: CommandIO = { stdout: process.std
   if (!entry) {
     const guess = closestName(name, Object.keys(commands));
     const hint = guess ? `; did you mean ${guess}?` : `; the commands are ${Object.keys(commands).sort().join(', ')}`;
-    io.stderr.write(`jitmem: unknown command ${JSON.stringify(name)}${hint} (see 'jitmem --help') [ERR_UNKNOWN_COMMAND]\n`);
+    io.stderr.write(
+      `jitmem: unknown command ${JSON.stringify(name)}${hint} (see 'jitmem --help') [ERR_UNKNOWN_COMMAND]\n`,
+    );
     return 2;
   }
   try {

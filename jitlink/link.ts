@@ -6,11 +6,29 @@ import { allocGroup, R, W, X, type AllocGroup } from '../graph/alloc-group.js';
 import { layoutGraph, type GraphLayout } from '../graph/layout.js';
 import type { LinkGraph, Section } from '../graph/link-graph.js';
 import { isArArchive, readArArchive, type ArMember } from '../objects/ar-archive.js';
-import { SHF_EXECINSTR, SHF_WRITE, SHN_ABS, SHN_COMMON, SHN_UNDEF, SHT_NOBITS, SHT_REL, SHT_RELA } from '../objects/elf-constants.js';
+import {
+  SHF_EXECINSTR,
+  SHF_WRITE,
+  SHN_ABS,
+  SHN_COMMON,
+  SHN_UNDEF,
+  SHT_NOBITS,
+  SHT_REL,
+  SHT_RELA,
+} from '../objects/elf-constants.js';
 import { isElf, readElfObject } from '../objects/elf-object.js';
 import { formatError } from '../objects/format-error.js';
 import { InputObject, SECTION_ALLOC, SECTION_DISCARDED, SECTION_TLS } from './input-object.js';
-import { GlobalSymbol, SymbolTable, SYM_COMMON, SYM_DEFINED, SYM_EXTERNAL, SYM_NULL, SYM_SYNTHETIC, SYM_UNDEFINED } from './symbol-table.js';
+import {
+  GlobalSymbol,
+  SymbolTable,
+  SYM_COMMON,
+  SYM_DEFINED,
+  SYM_EXTERNAL,
+  SYM_NULL,
+  SYM_SYNTHETIC,
+  SYM_UNDEFINED,
+} from './symbol-table.js';
 import {
   KIND_BRANCH,
   KIND_DYNAMIC,
@@ -111,12 +129,15 @@ const BOUNDARY = /^__(start|stop)_([A-Za-z_][A-Za-z0-9_]*)$/;
 /** Names of the allocated sections of the objects loaded so far. */
 function allocatedSectionNames(table: SymbolTable): Set<string> {
   const names = new Set<string>();
-  for (const o of table.objects) for (const s of o.elf.sections) if (o.sectionKind[s.index] === SECTION_ALLOC) names.add(s.name);
+  for (const o of table.objects)
+    for (const s of o.elf.sections) if (o.sectionKind[s.index] === SECTION_ALLOC) names.add(s.name);
   return names;
 }
 
 /** Init/fini ordering: .init_array.N and .ctors.(65535-N) by priority, unprioritized ones last. */
-function arrayPriority(name: string): { kind: 'preinit' | 'init' | 'fini'; priority: number; reversed: boolean } | undefined {
+function arrayPriority(
+  name: string,
+): { kind: 'preinit' | 'init' | 'fini'; priority: number; reversed: boolean } | undefined {
   const m = /^\.(preinit_array|init_array|fini_array|ctors|dtors)(?:\.(\d+))?$/.exec(name);
   if (!m) return undefined;
   const kind = m[1] === 'preinit_array' ? 'preinit' : m[1] === 'init_array' || m[1] === 'ctors' ? 'init' : 'fini';
@@ -178,12 +199,23 @@ export class LinkedProgram {
    * executor uses the memory, and the caller abandons the allocation.
    */
   relocate(base: number, workingMemory: readonly Uint8Array[], layout: GraphLayout = this.layout): RelocatedProgram {
-    if (layout !== this.layout && (layout.size !== this.layout.size || layout.segments.length !== this.layout.segments.length)) {
-      throw new JitmemError('ERR_LINK_LAYOUT_MISMATCH', `relocate: the allocation's layout (${layout.size} bytes) is not the one the link planned (${this.layout.size} bytes)`, {});
+    if (
+      layout !== this.layout &&
+      (layout.size !== this.layout.size || layout.segments.length !== this.layout.segments.length)
+    ) {
+      throw new JitmemError(
+        'ERR_LINK_LAYOUT_MISMATCH',
+        `relocate: the allocation's layout (${layout.size} bytes) is not the one the link planned (${this.layout.size} bytes)`,
+        {},
+      );
     }
     const segments = layout.segments;
     if (workingMemory.length !== segments.length) {
-      throw new JitmemError('ERR_LINK_LAYOUT_MISMATCH', `relocate: ${workingMemory.length} working-memory segments for a layout of ${segments.length}`, {});
+      throw new JitmemError(
+        'ERR_LINK_LAYOUT_MISMATCH',
+        `relocate: ${workingMemory.length} working-memory segments for a layout of ${segments.length}`,
+        {},
+      );
     }
     const count = this.sections.length;
     const sectionSegment = new Int32Array(count).fill(-1);
@@ -191,7 +223,11 @@ export class LinkedProgram {
     const sectionAddress = new Float64Array(count);
     segments.forEach((seg, si) => {
       if (workingMemory[si]!.length < seg.contentSize) {
-        throw new JitmemError('ERR_WORKING_MEMORY_DETACHED', `relocate: the working memory of segment ${si} holds ${workingMemory[si]!.length} bytes; its content needs ${seg.contentSize}`, {});
+        throw new JitmemError(
+          'ERR_WORKING_MEMORY_DETACHED',
+          `relocate: the working memory of segment ${si} holds ${workingMemory[si]!.length} bytes; its content needs ${seg.contentSize}`,
+          {},
+        );
       }
       for (const p of seg.sections) {
         const serial = (p.section as PlannedSection).serial;
@@ -249,7 +285,8 @@ export class LinkedProgram {
         if (g === undefined) {
           // A local symbol past sh_info (tolerated, as binutils does).
           const shndx = sections[i]!;
-          addresses[i] = shndx === SHN_ABS ? values[i]! : shndx < 0xff00 ? object.sectionAddress[shndx]! + values[i]! : 0;
+          addresses[i] =
+            shndx === SHN_ABS ? values[i]! : shndx < 0xff00 ? object.sectionAddress[shndx]! + values[i]! : 0;
         } else {
           addresses[i] = g.address;
         }
@@ -258,7 +295,9 @@ export class LinkedProgram {
 
     const views = workingMemory.map((wm) => new DataView(wm.buffer, wm.byteOffset, wm.length));
     const gotView = this.gotSection ? views[sectionSegment[this.gotSection.serial]!]! : undefined;
-    const gotAt = this.gotSection ? sectionOffset[this.gotSection.serial]! - segments[sectionSegment[this.gotSection.serial]!]!.offset : 0;
+    const gotAt = this.gotSection
+      ? sectionOffset[this.gotSection.serial]! - segments[sectionSegment[this.gotSection.serial]!]!.offset
+      : 0;
     this.gotTargets.forEach((t, i) => {
       const value = t.object.symbolAddress[t.index]!;
       gotView!.setUint32(gotAt + i * 8, value % TWO_32, true);
@@ -288,11 +327,18 @@ export class LinkedProgram {
     applyRelocations(this.relocationLists, context);
 
     const entry = this.table.symbols.get(this.entryName)!;
-    const ehFrame = this.ehFrame ? { start: sectionAddress[this.ehFrame.serial]!, end: sectionAddress[this.ehFrame.serial]! + this.ehFrame.size } : undefined;
+    const ehFrame = this.ehFrame
+      ? { start: sectionAddress[this.ehFrame.serial]!, end: sectionAddress[this.ehFrame.serial]! + this.ehFrame.size }
+      : undefined;
     return {
       base,
       entry: entry.address,
-      ...this.initializers(views, segments.map((s) => s.offset), sectionSegment, sectionOffset),
+      ...this.initializers(
+        views,
+        segments.map((s) => s.offset),
+        sectionSegment,
+        sectionOffset,
+      ),
       ...(ehFrame ? { ehFrame } : {}),
       exports: () => this.exportedSymbols(),
       symbol: (name: string) => {
@@ -326,7 +372,12 @@ export class LinkedProgram {
   }
 
   /** The functions of the init and fini arrays, read from relocated memory, in the order they run. */
-  private initializers(views: DataView[], segmentOffsets: number[], sectionSegment: Int32Array, sectionOffset: Float64Array): { init: number[]; fini: number[] } {
+  private initializers(
+    views: DataView[],
+    segmentOffsets: number[],
+    sectionSegment: Int32Array,
+    sectionOffset: Float64Array,
+  ): { init: number[]; fini: number[] } {
     const read = (a: ArraySection): number[] => {
       const place = a.object.placeSection[a.section]!;
       const si = sectionSegment[place]!;
@@ -378,7 +429,8 @@ function readInput(input: LinkInput): { path: string; bytes: Uint8Array } {
 
 /** Reads, resolves and lays out a program; see LinkedProgram.relocate for the rest. */
 export async function linkObjects(inputs: readonly LinkInput[], options: LinkOptions): Promise<LinkedProgram> {
-  if (inputs.length === 0) throw new JitmemError('ERR_LINK_NO_INPUT', 'nothing to link: give at least one object file or archive', {});
+  if (inputs.length === 0)
+    throw new JitmemError('ERR_LINK_NO_INPUT', 'nothing to link: give at least one object file or archive', {});
   const entryName = options.entry ?? 'main';
   const t0 = performance.now();
 
@@ -393,12 +445,21 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
       table.addArchive(file, readArArchive(bytes, { file, base: 0 }));
     } else if (isElf(bytes)) {
       if (bytes.length >= 18 && bytes[5] === 1 && bytes[16] === 3 && bytes[17] === 0) {
-        throw new JitmemError('ERR_LINK_SHARED_OBJECT', `${file} is a shared library, not a relocatable object: load it into the executor with --preload ${file}`, { file });
+        throw new JitmemError(
+          'ERR_LINK_SHARED_OBJECT',
+          `${file} is a shared library, not a relocatable object: load it into the executor with --preload ${file}`,
+          { file },
+        );
       }
       plain.push(new InputObject(readElfObject(bytes, { file, base: 0 }), order++));
     } else {
       const seen = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
-      throw formatError('ERR_OBJECT_UNKNOWN_FORMAT', { file, base: 0 }, 0, `neither an ELF object (7f 45 4c 46) nor an ar archive ("!<arch>\\n"); it starts with ${seen || 'nothing (the file is empty)'}`);
+      throw formatError(
+        'ERR_OBJECT_UNKNOWN_FORMAT',
+        { file, base: 0 },
+        0,
+        `neither an ELF object (7f 45 4c 46) nor an ar archive ("!<arch>\\n"); it starts with ${seen || 'nothing (the file is empty)'}`,
+      );
     }
   }
   const t1 = performance.now();
@@ -408,16 +469,23 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
   let memberTime = 0;
   table.pullArchiveMembers((file: string, member: ArMember) => {
     const m0 = performance.now();
-    const object = new InputObject(readElfObject(member.data, { file, member: member.name, base: member.dataOffset }), order++);
+    const object = new InputObject(
+      readElfObject(member.data, { file, member: member.name, base: member.dataOffset }),
+      order++,
+    );
     memberTime += performance.now() - m0;
     return object;
   });
   const symbols = table.symbols;
   const entry = symbols.get(entryName);
   if (!entry || (entry.state !== SYM_DEFINED && entry.state !== SYM_COMMON)) {
-    throw new JitmemError('ERR_LINK_NO_ENTRY', `no object defines the entry symbol ${JSON.stringify(entryName)}${entryName === 'main' ? ' (is a main() among the inputs? name another with --entry)' : ''}`, {
-      symbol: entryName,
-    });
+    throw new JitmemError(
+      'ERR_LINK_NO_ENTRY',
+      `no object defines the entry symbol ${JSON.stringify(entryName)}${entryName === 'main' ? ' (is a main() among the inputs? name another with --entry)' : ''}`,
+      {
+        symbol: entryName,
+      },
+    );
   }
   const runtime = options.runtimeSymbols ?? new Map<string, number>();
   const wanted: GlobalSymbol[] = [];
@@ -466,7 +534,9 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
     }
   });
   if (missing.length > 0) {
-    const shown = missing.slice(0, 20).map((g) => `${JSON.stringify(g.name)} (referenced by ${g.referrer?.name ?? 'an object'})`);
+    const shown = missing
+      .slice(0, 20)
+      .map((g) => `${JSON.stringify(g.name)} (referenced by ${g.referrer?.name ?? 'an object'})`);
     throw new JitmemError(
       'ERR_LINK_UNDEFINED_SYMBOL',
       `undefined symbol${missing.length > 1 ? 's' : ''}: ${shown.join(', ')}${missing.length > 20 ? ` and ${missing.length - 20} more` : ''}; no input object defines ${missing.length > 1 ? 'them' : 'it'} and the executor does not provide ${missing.length > 1 ? 'them' : 'it'} (load a library with --preload)`,
@@ -478,15 +548,33 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
   // --- layout ---
   const sections: PlannedSection[] = [];
   // Sections are built field by field: a spread copies through the generic path, and there are thousands.
-  const addSection = (name: string, group: AllocGroup, alignment: number, size: number, content: Uint8Array | undefined): PlannedSection => {
-    const planned: PlannedSection = content === undefined ? { name, group, alignment, size, serial: sections.length } : { name, group, alignment, size, content, serial: sections.length };
+  const addSection = (
+    name: string,
+    group: AllocGroup,
+    alignment: number,
+    size: number,
+    content: Uint8Array | undefined,
+  ): PlannedSection => {
+    const planned: PlannedSection =
+      content === undefined
+        ? { name, group, alignment, size, serial: sections.length }
+        : { name, group, alignment, size, content, serial: sections.length };
     sections.push(planned);
     return planned;
   };
   const groups = [allocGroup(R), allocGroup(R | W), allocGroup(R | X), allocGroup(R | W | X)];
   const ehPieces: Array<{ object: InputObject; section: number }> = [];
   let ehSize = 0;
-  const merged = new Map<string, { pieces: Array<{ object: InputObject; section: number }>; size: number; alignment: number; flags: number; content: boolean }>();
+  const merged = new Map<
+    string,
+    {
+      pieces: Array<{ object: InputObject; section: number }>;
+      size: number;
+      alignment: number;
+      flags: number;
+      content: boolean;
+    }
+  >();
   const arrays: ArraySection[] = [];
   const relocationLists: RelocationList[] = [];
   let relocationCount = 0;
@@ -516,7 +604,13 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
         continue;
       }
       const prot = protectionOf(s.flags);
-      const planned = addSection(s.name, groups[(prot & W ? 1 : 0) | (prot & X ? 2 : 0)]!, s.addressAlignment <= 1 ? 1 : s.addressAlignment, s.size, s.type === SHT_NOBITS ? undefined : s.content!);
+      const planned = addSection(
+        s.name,
+        groups[(prot & W ? 1 : 0) | (prot & X ? 2 : 0)]!,
+        s.addressAlignment <= 1 ? 1 : s.addressAlignment,
+        s.size,
+        s.type === SHT_NOBITS ? undefined : s.content!,
+      );
       object.placeSection[s.index] = planned.serial;
       const array = arrayPriority(s.name);
       if (array) arrays.push({ object, section: s.index, ...array });
@@ -526,15 +620,34 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
       const kind = object.sectionKind[target];
       if (kind !== SECTION_ALLOC && kind !== SECTION_TLS) continue; // debug info, discarded groups
       if (rs.type === SHT_REL) {
-        throw formatError('ERR_LINK_UNSUPPORTED_RELOCATION', object.elf.origin, rs.headerOffset, `section [${rs.index}] ${JSON.stringify(rs.name)} holds SHT_REL relocations (no addends); x86-64 objects use SHT_RELA`);
+        throw formatError(
+          'ERR_LINK_UNSUPPORTED_RELOCATION',
+          object.elf.origin,
+          rs.headerOffset,
+          `section [${rs.index}] ${JSON.stringify(rs.name)} holds SHT_REL relocations (no addends); x86-64 objects use SHT_RELA`,
+        );
       }
       if (rs.type !== SHT_RELA) continue;
       if (rs.link !== object.elf.symbolTable?.index) {
-        throw formatError('ERR_ELF_BAD_SECTION_INDEX', object.elf.origin, rs.headerOffset + 40, `relocation section [${rs.index}] uses symbol table ${rs.link}, not the object's symbol table`);
+        throw formatError(
+          'ERR_ELF_BAD_SECTION_INDEX',
+          object.elf.origin,
+          rs.headerOffset + 40,
+          `relocation section [${rs.index}] uses symbol table ${rs.link}, not the object's symbol table`,
+        );
       }
       const targetSection = elfSections[target]!;
       const count = rs.size / 24;
-      relocationLists.push({ object, offset: rs.offset, first: relocationCount, count, target, targetSize: targetSection.size, name: targetSection.name, inEhFrame: targetSection.name === EH_FRAME });
+      relocationLists.push({
+        object,
+        offset: rs.offset,
+        first: relocationCount,
+        count,
+        target,
+        targetSize: targetSection.size,
+        name: targetSection.name,
+        inEhFrame: targetSection.name === EH_FRAME,
+      });
       relocationCount += count;
     }
   }
@@ -556,13 +669,20 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
       }
     }
     const prot = protectionOf(m.flags);
-    const section = addSection(name, groups[(prot & W ? 1 : 0) | (prot & X ? 2 : 0)]!, Math.min(m.alignment, options.pageSize), m.size, content);
+    const section = addSection(
+      name,
+      groups[(prot & W ? 1 : 0) | (prot & X ? 2 : 0)]!,
+      Math.min(m.alignment, options.pageSize),
+      m.size,
+      content,
+    );
     for (const p of m.pieces) {
       p.object.placeSection[p.section] = section.serial;
       const array = arrayPriority(name);
       if (array) arrays.push({ object: p.object, section: p.section, ...array });
     }
-    for (const g of boundaries.get(name)!) g.boundary = { serial: section.serial, size: m.size, end: g.name.startsWith('__stop_') };
+    for (const g of boundaries.get(name)!)
+      g.boundary = { serial: section.serial, size: m.size, end: g.name.startsWith('__stop_') };
   }
 
   // The linker's own data: COMMON symbols and __dso_handle, zero-filled.
@@ -585,13 +705,22 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
       g.inGraph = o.symbolSection[g.index] !== SHN_ABS && o.definesAt(g.index);
     }
   }
-  const dataSection = dataSize > 0 ? addSection('$__jitmem_data', groups[1]!, Math.min(dataAlignment, options.pageSize), dataSize, undefined) : undefined;
+  const dataSection =
+    dataSize > 0
+      ? addSection('$__jitmem_data', groups[1]!, Math.min(dataAlignment, options.pageSize), dataSize, undefined)
+      : undefined;
 
   // Every relocation entry, copied once into aligned words (a memcpy per section).
-  if (!LITTLE_ENDIAN_HOST) throw new JitmemError('ERR_LINK_UNSUPPORTED_HOST', "jitmem's linker links x86-64 objects on a little-endian host only", {});
+  if (!LITTLE_ENDIAN_HOST)
+    throw new JitmemError(
+      'ERR_LINK_UNSUPPORTED_HOST',
+      "jitmem's linker links x86-64 objects on a little-endian host only",
+      {},
+    );
   const relocationWords = new Uint32Array(relocationCount * 6);
   const wordBytes = new Uint8Array(relocationWords.buffer);
-  for (const list of relocationLists) wordBytes.set(list.object.bytes.subarray(list.offset, list.offset + list.count * 24), list.first * 24);
+  for (const list of relocationLists)
+    wordBytes.set(list.object.bytes.subarray(list.offset, list.offset + list.count * 24), list.first * 24);
 
   // Scan the relocations: refuse what cannot be linked, and find what needs a GOT entry or a stub.
   const scanner = new RelocationScanner(symbols.get(GOT_SYMBOL)?.state === SYM_SYNTHETIC);
@@ -609,7 +738,10 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
     stubSection = addSection('$__STUBS', groups[2]!, 16, content.length, content);
   }
 
-  const graph: LinkGraph = { name: path.basename(typeof inputs[0] === 'string' ? inputs[0] : inputs[0]!.path), sections };
+  const graph: LinkGraph = {
+    name: path.basename(typeof inputs[0] === 'string' ? inputs[0] : inputs[0]!.path),
+    sections,
+  };
   const layout = layoutGraph(graph, options.pageSize);
   if (layout.size > MAX_PROGRAM_BYTES) {
     throw new JitmemError(
@@ -653,7 +785,6 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
   );
 }
 
-
 /** Per-symbol facts the scan needs, as bits. */
 const TARGET_IN_GRAPH = 1;
 const TARGET_DISCARDED = 2;
@@ -674,7 +805,14 @@ function localTargetFlags(object: InputObject): Uint8Array {
     }
     if (shndx >= 0xff00) continue;
     const k = kinds[shndx];
-    flags[i] = k === SECTION_ALLOC ? TARGET_IN_GRAPH : k === SECTION_DISCARDED ? TARGET_DISCARDED : k === SECTION_TLS ? TARGET_TLS : 0;
+    flags[i] =
+      k === SECTION_ALLOC
+        ? TARGET_IN_GRAPH
+        : k === SECTION_DISCARDED
+          ? TARGET_DISCARDED
+          : k === SECTION_TLS
+            ? TARGET_TLS
+            : 0;
   }
   return flags;
 }
@@ -720,7 +858,8 @@ class RelocationScanner {
       const type = words[k + 2]!;
       const sym = words[k + 3]!;
       const kind = type < 64 ? relocationKinds[type]! : 0;
-      if (!(kind & KIND_SUPPORTED) || sym >= symbolCount || words[k + 1] !== 0 || offset >= targetSize) this.refuse(list, at, i);
+      if (!(kind & KIND_SUPPORTED) || sym >= symbolCount || words[k + 1] !== 0 || offset >= targetSize)
+        this.refuse(list, at, i);
       if (type === 0) continue;
       let g: GlobalSymbol | undefined;
       let target: number;
@@ -729,11 +868,13 @@ class RelocationScanner {
         if (g.state === SYM_DEFINED && flagsOfDefinition(g) & TARGET_TLS) this.refuse(list, at, i);
       } else {
         target = flags[sym]!;
-        if (target & (TARGET_TLS | TARGET_LOCAL_COMMON) || (target & TARGET_DISCARDED && !list.inEhFrame)) this.refuse(list, at, i);
+        if (target & (TARGET_TLS | TARGET_LOCAL_COMMON) || (target & TARGET_DISCARDED && !list.inEhFrame))
+          this.refuse(list, at, i);
       }
       const inGraph = (target & TARGET_IN_GRAPH) !== 0;
       if (type === R_X86_64_PC32 && !inGraph && g !== undefined && g.address !== 0) this.near(g);
-      else if ((type === R_X86_64_32 || type === R_X86_64_32S) && inGraph && this.absolute32 === undefined) this.absolute32 = `${relocationName(type)} at ${object.where(list.target, offset)}`;
+      else if ((type === R_X86_64_32 || type === R_X86_64_32S) && inGraph && this.absolute32 === undefined)
+        this.absolute32 = `${relocationName(type)} at ${object.where(list.target, offset)}`;
       if ((kind & (KIND_GOT | KIND_BRANCH | KIND_GOT_BASE)) === 0) continue;
       if (kind & KIND_GOT_BASE) this.needGot = true;
       if (kind & KIND_GOT) {
@@ -826,12 +967,16 @@ class RelocationScanner {
     const symbolName = () => JSON.stringify(object.symbolName(sym));
     if (!(kind & KIND_SUPPORTED)) {
       if (kind & KIND_TLS) {
-        throw new JitmemError('ERR_LINK_TLS_UNSUPPORTED', `${name} ${where} against ${sym < object.symbolCount ? symbolName() : `symbol ${sym}`}: thread-local storage is not implemented by jitmem's linker`, {
-          relocation: name,
-          object: object.name,
-          section: list.name,
-          offset,
-        });
+        throw new JitmemError(
+          'ERR_LINK_TLS_UNSUPPORTED',
+          `${name} ${where} against ${sym < object.symbolCount ? symbolName() : `symbol ${sym}`}: thread-local storage is not implemented by jitmem's linker`,
+          {
+            relocation: name,
+            object: object.name,
+            section: list.name,
+            offset,
+          },
+        );
       }
       throw new JitmemError(
         'ERR_LINK_UNSUPPORTED_RELOCATION',
@@ -840,26 +985,53 @@ class RelocationScanner {
       );
     }
     if (sym >= object.symbolCount) {
-      throw formatError('ERR_ELF_BAD_RELOCATION', object.elf.origin, at + 12, `relocation ${i} of ${list.name} names symbol ${sym}; the symbol table has ${object.symbolCount}`);
+      throw formatError(
+        'ERR_ELF_BAD_RELOCATION',
+        object.elf.origin,
+        at + 12,
+        `relocation ${i} of ${list.name} names symbol ${sym}; the symbol table has ${object.symbolCount}`,
+      );
     }
     if (object.isNoBits(list.target) || offset >= list.targetSize) {
-      throw formatError('ERR_ELF_BAD_RELOCATION', object.elf.origin, at, `relocation ${i} patches offset ${offset} of ${list.name}, which has ${object.isNoBits(list.target) ? 'no content' : `${list.targetSize} bytes`}`);
+      throw formatError(
+        'ERR_ELF_BAD_RELOCATION',
+        object.elf.origin,
+        at,
+        `relocation ${i} patches offset ${offset} of ${list.name}, which has ${object.isNoBits(list.target) ? 'no content' : `${list.targetSize} bytes`}`,
+      );
     }
     if (object.sectionKind[list.target] === SECTION_TLS) {
-      throw new JitmemError('ERR_LINK_TLS_UNSUPPORTED', `${name} ${where}: the section is thread-local storage, which jitmem's linker does not implement`, { relocation: name, object: object.name });
+      throw new JitmemError(
+        'ERR_LINK_TLS_UNSUPPORTED',
+        `${name} ${where}: the section is thread-local storage, which jitmem's linker does not implement`,
+        { relocation: name, object: object.name },
+      );
     }
     const flags = localTargetFlags(object)[sym]!;
     const g = sym >= object.firstGlobal ? object.globals[sym - object.firstGlobal] : undefined;
     if (g !== undefined || flags & TARGET_TLS) {
-      throw new JitmemError('ERR_LINK_TLS_UNSUPPORTED', `${name} ${where} refers to thread-local ${symbolName()}, and jitmem's linker does not implement thread-local storage`, { relocation: name, symbol: object.symbolName(sym) });
+      throw new JitmemError(
+        'ERR_LINK_TLS_UNSUPPORTED',
+        `${name} ${where} refers to thread-local ${symbolName()}, and jitmem's linker does not implement thread-local storage`,
+        { relocation: name, symbol: object.symbolName(sym) },
+      );
     }
     if (flags & TARGET_LOCAL_COMMON) {
-      throw formatError('ERR_ELF_BAD_RELOCATION', object.elf.origin, at + 12, `relocation ${i} refers to local COMMON symbol ${sym}`);
+      throw formatError(
+        'ERR_ELF_BAD_RELOCATION',
+        object.elf.origin,
+        at + 12,
+        `relocation ${i} refers to local COMMON symbol ${sym}`,
+      );
     }
-    throw new JitmemError('ERR_LINK_DISCARDED_SECTION', `${name} ${where} refers to ${symbolName()} in a COMDAT group whose copy from another object was kept`, {
-      relocation: name,
-      object: object.name,
-    });
+    throw new JitmemError(
+      'ERR_LINK_DISCARDED_SECTION',
+      `${name} ${where} refers to ${symbolName()} in a COMDAT group whose copy from another object was kept`,
+      {
+        relocation: name,
+        object: object.name,
+      },
+    );
   }
 }
 

@@ -12,7 +12,9 @@ import { formatError } from './format-error.js';
 export function readObjects(bytes: Uint8Array, file: string): ElfObject[] {
   if (isArArchive(bytes)) {
     const archive = readArArchive(bytes, { file, base: 0 });
-    return archive.members.map((member) => readElfObject(member.data, { file, member: member.name, base: member.dataOffset }));
+    return archive.members.map((member) =>
+      readElfObject(member.data, { file, member: member.name, base: member.dataOffset }),
+    );
   }
   if (isElf(bytes)) return [readElfObject(bytes, { file, base: 0 })];
   const seen = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
@@ -30,7 +32,10 @@ export function readObjects(bytes: Uint8Array, file: string): ElfObject[] {
  */
 export { MAX_OBJECT_BYTES };
 
-/** Reads an object file or archive given by a user: its kind checked as every command checks it (core/object-kind.ts). */
+/**
+ * Reads an object file or archive given by a user: its kind checked as every command checks it
+ * (core/object-kind.ts).
+ */
 export function readObjectFile(file: string): ElfObject[] {
   return readObjects(readObjectInput(file, 'sections').bytes, file);
 }

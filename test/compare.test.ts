@@ -25,9 +25,11 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return env;
 }
 
-const statsOfScaled = (s: Report['results'][number]['latency'], factor: number) => statsOf(s.samples.map((x) => x * factor));
+const statsOfScaled = (s: Report['results'][number]['latency'], factor: number) =>
+  statsOf(s.samples.map((x) => x * factor));
 
-const slowRow = (r: Report['results'][number]) => r.workload === 'python' && r.pattern === 'load' && r.mapper === 'shared';
+const slowRow = (r: Report['results'][number]) =>
+  r.workload === 'python' && r.pattern === 'load' && r.mapper === 'shared';
 
 let base: Report;
 test.before(async () => {
@@ -39,54 +41,68 @@ test.before(async () => {
  * unchanged commit fails CI), each row's threshold raised to the run-to-run noise measured
  * over HEAD and further runs of its commit.
  */
-const gate = (noise: readonly string[]) => ['--ratios-only', '--alpha', '0.01', ...noise.flatMap((f) => ['--noise', f])];
+const gate = (noise: readonly string[]) => [
+  '--ratios-only',
+  '--alpha',
+  '0.01',
+  ...noise.flatMap((f) => ['--noise', f]),
+];
 
 // The tests that measure run serially, before the others start spawning the CLI, so that the
 // measurements of one test do not compete for the CPUs with this file's own processes.
-test.serial('no false alarms: ten pairs of independently measured reports of the same code pass the CI gate in at least nine', async (t) => {
-  // Each pair is two separate measurements of the same code, like two quick runs of one
-  // commit; the noise runs are the heads of the next four pairs, other runs of the same code.
-  // Separate bench runs each start equally cold; reports measured one after another in one
-  // process do not: the first would meet code that later ones find compiled. One throwaway
-  // measurement puts every report of the ten pairs in the same state.
-  await measuredReport({ samples: 200 });
-  const bases: string[] = [];
-  const heads: string[] = [];
-  for (let i = 0; i < 10; i++) {
-    bases.push(save(await measuredReport({ samples: 200 })));
-    heads.push(save(await measuredReport({ samples: 200 })));
-  }
-  const statuses: number[] = [];
-  for (let i = 0; i < 10; i++) {
-    const noise = [1, 2, 3, 4].map((k) => heads[(i + k) % 10]!);
-    const { status, stderr } = runCli(['compare', bases[i]!, heads[i]!, ...gate(noise), '--format', 'json'], cleanEnv());
-    t.true(status === 0 || status === 1, stderr);
-    statuses.push(status!);
-  }
-  t.log(`exit statuses: ${statuses.join(' ')}`);
-  t.true(statuses.filter((s) => s === 0).length >= 9, `statuses ${statuses.join(' ')}`);
-});
+test.serial(
+  'no false alarms: ten pairs of independently measured reports of the same code pass the CI gate in at least nine',
+  async (t) => {
+    // Each pair is two separate measurements of the same code, like two quick runs of one
+    // commit; the noise runs are the heads of the next four pairs, other runs of the same code.
+    // Separate bench runs each start equally cold; reports measured one after another in one
+    // process do not: the first would meet code that later ones find compiled. One throwaway
+    // measurement puts every report of the ten pairs in the same state.
+    await measuredReport({ samples: 200 });
+    const bases: string[] = [];
+    const heads: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      bases.push(save(await measuredReport({ samples: 200 })));
+      heads.push(save(await measuredReport({ samples: 200 })));
+    }
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const noise = [1, 2, 3, 4].map((k) => heads[(i + k) % 10]!);
+      const { status, stderr } = runCli(
+        ['compare', bases[i]!, heads[i]!, ...gate(noise), '--format', 'json'],
+        cleanEnv(),
+      );
+      t.true(status === 0 || status === 1, stderr);
+      statuses.push(status!);
+    }
+    t.log(`exit statuses: ${statuses.join(' ')}`);
+    t.true(statuses.filter((s) => s === 0).length >= 9, `statuses ${statuses.join(' ')}`);
+  },
+);
 
-test.serial('real alarm through the CI gate: a mapper twice as slow in every run of HEAD fails it, noise runs and all', async (t) => {
-  // The gate holds each row to the run-to-run noise of seven runs at alpha 0.01 / rows: on a
-  // machine shared with other work that bound can pass 30%, so this shows the gate biting on a
-  // halved speedup; the 30% alarm is shown by compare's own tests above.
-  const head = save(withRowsScaled(await measuredReport({ samples: 100 }), slowRow, 2));
-  const noise: string[] = [];
-  for (let i = 0; i < 6; i++) noise.push(save(withRowsScaled(await measuredReport({ samples: 100 }), slowRow, 2)));
-  const { status, stdout } = runCli(['compare', save(base), head, ...gate(noise), '--format', 'json'], cleanEnv());
-  t.is(status, 1);
-  const json = JSON.parse(stdout) as ReturnType<typeof compareReports>;
-  t.is(json.noiseRuns, 7);
-  const shared = json.ratios.find((r) => r.label === 'python/load/shared/jitmem/first-fit/speedup-vs-rpc')!;
-  t.is(shared.verdict, 'regression');
-  t.log(JSON.stringify(shared));
-  t.is(shared.evidence, 'runs');
-  t.deepEqual(shared.runs, { base: 1, head: 7 });
-  t.true(shared.p < 0.01);
-  // Judged over runs: the noise is the smallest change the between-run test could flag, and this one is beyond it.
-  t.true(shared.noise !== null && -shared.change > shared.noise);
-});
+test.serial(
+  'real alarm through the CI gate: a mapper twice as slow in every run of HEAD fails it, noise runs and all',
+  async (t) => {
+    // The gate holds each row to the run-to-run noise of seven runs at alpha 0.01 / rows: on a
+    // machine shared with other work that bound can pass 30%, so this shows the gate biting on a
+    // halved speedup; the 30% alarm is shown by compare's own tests above.
+    const head = save(withRowsScaled(await measuredReport({ samples: 100 }), slowRow, 2));
+    const noise: string[] = [];
+    for (let i = 0; i < 6; i++) noise.push(save(withRowsScaled(await measuredReport({ samples: 100 }), slowRow, 2)));
+    const { status, stdout } = runCli(['compare', save(base), head, ...gate(noise), '--format', 'json'], cleanEnv());
+    t.is(status, 1);
+    const json = JSON.parse(stdout) as ReturnType<typeof compareReports>;
+    t.is(json.noiseRuns, 7);
+    const shared = json.ratios.find((r) => r.label === 'python/load/shared/jitmem/first-fit/speedup-vs-rpc')!;
+    t.is(shared.verdict, 'regression');
+    t.log(JSON.stringify(shared));
+    t.is(shared.evidence, 'runs');
+    t.deepEqual(shared.runs, { base: 1, head: 7 });
+    t.true(shared.p < 0.01);
+    // Judged over runs: the noise is the smallest change the between-run test could flag, and this one is beyond it.
+    t.true(shared.noise !== null && -shared.change > shared.noise);
+  },
+);
 
 test('real alarm: one mapper 30% slower in every round loses its speedup (paired per round), a regression with exit 1', (t) => {
   // Rounds without spread: one report against one is held to the noise of its rounds, which on
@@ -98,7 +114,10 @@ test('real alarm: one mapper 30% slower in every round loses its speedup (paired
   t.is(status, 1);
   const json = JSON.parse(stdout) as ReturnType<typeof compareReports>;
   // The paired speedups of the slowed mapper drop by exactly 1/1.3 in every round.
-  for (const label of ['python/load/shared/jitmem/first-fit/speedup-vs-rpc', 'python/load/shared/jitmem/first-fit/speedup-vs-inprocess']) {
+  for (const label of [
+    'python/load/shared/jitmem/first-fit/speedup-vs-rpc',
+    'python/load/shared/jitmem/first-fit/speedup-vs-inprocess',
+  ]) {
     const row = json.ratios.find((r) => r.label === label)!;
     t.is(row.verdict, 'regression', label);
     t.is(row.evidence, 'rounds');
@@ -119,7 +138,10 @@ test('one run against one: when every mapper of a workload moved together, its t
   // 11.4 ms across quick runs of one commit here); the paired speedups do not move at all.
   const steady = withSteadyRounds(base);
   const pythonLoad = (r: Report['results'][number]) => r.workload === 'python' && r.pattern === 'load';
-  let r = runCli(['compare', save(steady), save(withRowsScaled(steady, pythonLoad, 1.3)), '--format', 'json'], cleanEnv());
+  let r = runCli(
+    ['compare', save(steady), save(withRowsScaled(steady, pythonLoad, 1.3)), '--format', 'json'],
+    cleanEnv(),
+  );
   t.is(r.status, 0, r.stdout);
   let json = JSON.parse(r.stdout) as ReturnType<typeof compareReports>;
   const moved = json.times.filter((x) => x.key.workload === 'python');
@@ -132,7 +154,12 @@ test('one run against one: when every mapper of a workload moved together, its t
   }
   t.true(json.times.filter((x) => x.key.workload === 'cray').every((x) => x.commonMove === 0 && x.verdict === 'same'));
   t.true(json.ratios.every((x) => x.verdict === 'same' && Math.abs(x.change) < 1e-9));
-  t.true(json.warnings.some((w) => w.startsWith("python/load/first-fit/latency: all 3 mappers' times moved +30.0% together")), json.warnings.join('\n'));
+  t.true(
+    json.warnings.some((w) =>
+      w.startsWith("python/load/first-fit/latency: all 3 mappers' times moved +30.0% together"),
+    ),
+    json.warnings.join('\n'),
+  );
 
   // One mapper alone: the median of its group's moves is the others', 0, and the row regresses.
   r = runCli(['compare', save(steady), save(withRowsScaled(steady, slowRow, 1.3)), '--format', 'json'], cleanEnv());
@@ -144,7 +171,22 @@ test('one run against one: when every mapper of a workload moved together, its t
   t.false(json.warnings.some((w) => w.includes('moved')));
 
   // Over runs the spread between runs holds such spells: no move is taken.
-  r = runCli(['compare', save(steady), save(steady), '--noise', save(steady), '--noise', save(steady), '--noise', save(steady), '--format', 'json'], cleanEnv());
+  r = runCli(
+    [
+      'compare',
+      save(steady),
+      save(steady),
+      '--noise',
+      save(steady),
+      '--noise',
+      save(steady),
+      '--noise',
+      save(steady),
+      '--format',
+      'json',
+    ],
+    cleanEnv(),
+  );
   t.is(r.status, 0, r.stdout);
   json = JSON.parse(r.stdout) as ReturnType<typeof compareReports>;
   t.true(json.times.every((x) => x.commonMove === undefined));
@@ -155,7 +197,10 @@ test('real alarm on the ratios: the slower mapper loses speedup over RPC copy an
   // while the rest of the suite loads the machine: their intervals reach ±20%. A halving is
   // well outside that; 30% is checked on the times above, where the rank test has samples.
   const head = withRowsScaled(base, slowRow, 2);
-  const { status, stdout } = runCli(['compare', save(base), save(head), '--ratios-only', '--format', 'json'], cleanEnv());
+  const { status, stdout } = runCli(
+    ['compare', save(base), save(head), '--ratios-only', '--format', 'json'],
+    cleanEnv(),
+  );
   t.is(status, 1);
   const json = JSON.parse(stdout) as ReturnType<typeof compareReports>;
   t.is(json.times.length, 0);
@@ -166,11 +211,14 @@ test('real alarm on the ratios: the slower mapper loses speedup over RPC copy an
   t.true(json.ratios.filter((r) => r.key.workload === 'cray').every((r) => r.verdict === 'same'));
 });
 
-test('a 30% slower initialize shows at its full size in the initialize speedup, diluted in the whole iteration\'s; --ratios-only exits 1', (t) => {
+test("a 30% slower initialize shows at its full size in the initialize speedup, diluted in the whole iteration's; --ratios-only exits 1", (t) => {
   // Steady rounds and phases: the arithmetic of the phase rows is under test, not the machine.
   const steady = withSteadyRounds(base);
   const head = withPhaseScaled(steady, slowRow, 'initialize', 1.3);
-  const { status, stdout } = runCli(['compare', save(steady), save(head), '--ratios-only', '--phases', '--format', 'json'], cleanEnv());
+  const { status, stdout } = runCli(
+    ['compare', save(steady), save(head), '--ratios-only', '--phases', '--format', 'json'],
+    cleanEnv(),
+  );
   t.is(status, 1);
   const json = JSON.parse(stdout) as ReturnType<typeof compareReports>;
   const row = (label: string) => json.ratios.find((r) => r.label === `python/load/shared/jitmem/first-fit/${label}`)!;
@@ -184,7 +232,9 @@ test('a 30% slower initialize shows at its full size in the initialize speedup, 
     t.true(whole.change < 0 && whole.change > phase.change, `${whole.change} vs ${phase.change}`);
     // The other phases did not move.
     for (const other of ['reserve', 'write', 'release'] as const) {
-      const r = json.ratios.find((x) => x.label === `python/load/shared/jitmem/first-fit/${other}.speedup-vs-${baseline}`);
+      const r = json.ratios.find(
+        (x) => x.label === `python/load/shared/jitmem/first-fit/${other}.speedup-vs-${baseline}`,
+      );
       if (r) t.is(r.change, 0, r.label);
     }
   }
@@ -204,7 +254,11 @@ test('reports without recorded phase speedups (older benches) get them from thei
     derived.ratios.map((r) => [r.label, r.change]),
     recorded.ratios.map((r) => [r.label, r.change]),
   );
-  t.true(derived.ratios.some((r) => r.label === 'python/load/shared/jitmem/first-fit/initialize.speedup-vs-rpc' && r.verdict === 'regression'));
+  t.true(
+    derived.ratios.some(
+      (r) => r.label === 'python/load/shared/jitmem/first-fit/initialize.speedup-vs-rpc' && r.verdict === 'regression',
+    ),
+  );
 });
 
 test('phase speedups are judged only for phases that take at least MIN_PHASE_SHARE of the iteration in the base, and not listed as added when the head has them', (t) => {
@@ -215,7 +269,9 @@ test('phase speedups are judged only for phases that take at least MIN_PHASE_SHA
   // A base in which python's shared write is made tiny (1% of its time), the head as measured.
   const tiny = {
     ...base,
-    results: base.results.map((r) => (slowRow(r) ? { ...r, phases: { ...r.phases, write: statsOfScaled(r.phases.write!, 0.001) } } : r)),
+    results: base.results.map((r) =>
+      slowRow(r) ? { ...r, phases: { ...r.phases, write: statsOfScaled(r.phases.write!, 0.001) } } : r,
+    ),
   };
   const c = compareReports(tiny as Report, base, { ratiosOnly: true, phases: true });
   const labels = c.ratios.map((r) => r.label);
@@ -223,8 +279,16 @@ test('phase speedups are judged only for phases that take at least MIN_PHASE_SHA
   t.false(c.unmatched.some((u) => u.label.includes('.speedup-vs-')));
   for (const r of c.ratios.filter((x) => x.key.measure.includes('.'))) {
     const phase = r.key.measure.split('.')[0]!;
-    const rows = tiny.results.filter((x) => x.workload === r.key.workload && x.pattern === r.key.pattern && (x.mapper === r.key.mapper || x.mapper === r.key.measure.split('-vs-')[1]));
-    t.true(rows.every((x) => share(x, phase) >= MIN_PHASE_SHARE), r.label);
+    const rows = tiny.results.filter(
+      (x) =>
+        x.workload === r.key.workload &&
+        x.pattern === r.key.pattern &&
+        (x.mapper === r.key.mapper || x.mapper === r.key.measure.split('-vs-')[1]),
+    );
+    t.true(
+      rows.every((x) => share(x, phase) >= MIN_PHASE_SHARE),
+      r.label,
+    );
   }
 });
 
@@ -253,23 +317,45 @@ test('a report compared with itself: every change ~, exit 0, and the text table 
   t.notRegex(stdout, /\x1b\[/);
 });
 
-test('--threshold-for raises one row\'s threshold: the 30% loss of speedup is then ~ and the exit status 0', (t) => {
+test("--threshold-for raises one row's threshold: the 30% loss of speedup is then ~ and the exit status 0", (t) => {
   // Steady rounds (no noise floor): the thresholds alone decide, whatever the machine's load.
   const steady = withSteadyRounds(base);
   const head = save(withRowsScaled(steady, slowRow, 1.3));
   const b = save(steady);
-  t.is(runCli(['compare', b, head, '--ratios-only', '--threshold-for', 'python/load/shared=40%'], cleanEnv()).status, 0);
-  t.is(runCli(['compare', b, head, '--ratios-only', '--threshold-for', 'python/*/*=40%', '--threshold-for', '*/load/shared/*/*/speedup-vs-rpc=20%'], cleanEnv()).status, 1);
+  t.is(
+    runCli(['compare', b, head, '--ratios-only', '--threshold-for', 'python/load/shared=40%'], cleanEnv()).status,
+    0,
+  );
+  t.is(
+    runCli(
+      [
+        'compare',
+        b,
+        head,
+        '--ratios-only',
+        '--threshold-for',
+        'python/*/*=40%',
+        '--threshold-for',
+        '*/load/shared/*/*/speedup-vs-rpc=20%',
+      ],
+      cleanEnv(),
+    ).status,
+    1,
+  );
   t.is(runCli(['compare', b, head, '--ratios-only', '--threshold', '35%'], cleanEnv()).status, 0);
   // --rows keeps only the rows a pattern matches.
-  const rows = JSON.parse(runCli(['compare', b, head, '--rows', '*/*/rpc', '--format', 'json'], cleanEnv()).stdout) as ReturnType<typeof compareReports>;
+  const rows = JSON.parse(
+    runCli(['compare', b, head, '--rows', '*/*/rpc', '--format', 'json'], cleanEnv()).stdout,
+  ) as ReturnType<typeof compareReports>;
   t.true(rows.times.length > 0 && [...rows.times, ...rows.ratios].every((r) => r.key.mapper === 'rpc'));
   t.is(runCli(['compare', b, head, '--rows', '*/*/rpc'], cleanEnv()).status, 0);
 });
 
 test('--phases adds one row per phase', (t) => {
   const head = withRowsScaled(base, slowRow, 1.3);
-  const json = JSON.parse(runCli(['compare', save(base), save(head), '--phases', '--format', 'json'], cleanEnv()).stdout) as ReturnType<typeof compareReports>;
+  const json = JSON.parse(
+    runCli(['compare', save(base), save(head), '--phases', '--format', 'json'], cleanEnv()).stdout,
+  ) as ReturnType<typeof compareReports>;
   const shared = json.times.filter((r) => r.label.startsWith('python/load/shared/'));
   t.deepEqual(
     shared.map((r) => r.key.measure),
@@ -282,13 +368,22 @@ test('markdown goes to stdout and is appended to $GITHUB_STEP_SUMMARY', (t) => {
   writeFileSync(summary, 'before\n');
   const steady = withSteadyRounds(base);
   const head = save(withRowsScaled(steady, slowRow, 1.3));
-  const { status, stdout } = runCli(['compare', save(steady), head, '--format', 'markdown'], cleanEnv({ GITHUB_STEP_SUMMARY: summary }));
+  const { status, stdout } = runCli(
+    ['compare', save(steady), head, '--format', 'markdown'],
+    cleanEnv({ GITHUB_STEP_SUMMARY: summary }),
+  );
   t.is(status, 1);
   t.regex(stdout, /^## jitmem compare$/m);
-  t.regex(stdout, /^\| row \| base p50 (ms|us) \| head p50 (ms|us) \| change \| 95% CI \| p \| noise \| threshold \| verdict \|$/m);
+  t.regex(
+    stdout,
+    /^\| row \| base p50 (ms|us) \| head p50 (ms|us) \| change \| 95% CI \| p \| noise \| threshold \| verdict \|$/m,
+  );
   // The verdict right under the title.
   t.regex(stdout, /^## jitmem compare\n\n\*\*:(x|white_check_mark): /);
-  t.regex(stdout, /^\| `python\/load\/shared\/jitmem\/first-fit\/speedup-vs-rpc` \|.*\| -23\.1% \|.*\| REGRESSION \|$/m);
+  t.regex(
+    stdout,
+    /^\| `python\/load\/shared\/jitmem\/first-fit\/speedup-vs-rpc` \|.*\| -23\.1% \|.*\| REGRESSION \|$/m,
+  );
   // The two speedups of the shared mapper at least; its time row may join them, as the noise allows.
   t.regex(stdout, /\*\*:x: [1-9]\d* significant regressions? beyond the threshold\./);
   t.is(readFileSync(summary, 'utf8'), 'before\n' + stdout + '\n');
@@ -340,17 +435,37 @@ test('bad flags exit 2 and name the value and what was expected', (t) => {
   const good = save(base);
   const cases: Array<[string[], RegExp, string]> = [
     [['compare', good], /takes two report files, BASE\.json and HEAD\.json; got 1/, 'ERR_INVALID_OPERANDS'],
-    [['compare', good, good, '--threshold', 'lots'], /--threshold must be a percentage such as 5% or 2\.5; got "lots"/, 'ERR_INVALID_OPTION_VALUE'],
-    [['compare', good, good, '--alpha', '1.5'], /--alpha must be a number between 0 and 1 \(exclusive\), such as 0\.05; got "1\.5"/, 'ERR_INVALID_OPTION_VALUE'],
-    [['compare', good, good, '--format', 'xml'], /--format must be one of text, markdown, json; got "xml"/, 'ERR_INVALID_OPTION_VALUE'],
+    [
+      ['compare', good, good, '--threshold', 'lots'],
+      /--threshold must be a percentage such as 5% or 2\.5; got "lots"/,
+      'ERR_INVALID_OPTION_VALUE',
+    ],
+    [
+      ['compare', good, good, '--alpha', '1.5'],
+      /--alpha must be a number between 0 and 1 \(exclusive\), such as 0\.05; got "1\.5"/,
+      'ERR_INVALID_OPTION_VALUE',
+    ],
+    [
+      ['compare', good, good, '--format', 'xml'],
+      /--format must be one of text, markdown, json; got "xml"/,
+      'ERR_INVALID_OPTION_VALUE',
+    ],
     [
       ['compare', good, good, '--threshold-for', 'python'],
       /--threshold-for expects PATTERN=PERCENT such as 'python\/churn\/\*=10%'; got "python"/,
       'ERR_INVALID_OPTION_VALUE',
     ],
-    [['compare', good, good, '--threshold-for', 'a/b/c/d/e/f/g=5%'], /must be 1 to 6 non-empty segments/, 'ERR_INVALID_OPTION_VALUE'],
+    [
+      ['compare', good, good, '--threshold-for', 'a/b/c/d/e/f/g=5%'],
+      /must be 1 to 6 non-empty segments/,
+      'ERR_INVALID_OPTION_VALUE',
+    ],
     [['compare', good, good, '--bogus'], /unknown option "--bogus" for jitmem compare/, 'ERR_UNKNOWN_OPTION'],
-    [['compare', good, good, '--treshold', '5'], /unknown option "--treshold" for jitmem compare; did you mean --threshold\?/, 'ERR_UNKNOWN_OPTION'],
+    [
+      ['compare', good, good, '--treshold', '5'],
+      /unknown option "--treshold" for jitmem compare; did you mean --threshold\?/,
+      'ERR_UNKNOWN_OPTION',
+    ],
     [['compare', good, good, '--last', '3'], /--last goes with --history/, 'ERR_CONFLICTING_OPTIONS'],
   ];
   for (const [args, message, code] of cases) {
@@ -365,7 +480,14 @@ test('bad flags exit 2 and name the value and what was expected', (t) => {
 });
 
 test('threshold patterns match segment by segment, sweep@BYTES through sweep, and missing segments match anything', (t) => {
-  const key = { workload: 'python', pattern: 'sweep@65536', mapper: 'rpc', executor: 'jitmem', policy: 'first-fit', measure: 'latency' as const };
+  const key = {
+    workload: 'python',
+    pattern: 'sweep@65536',
+    mapper: 'rpc',
+    executor: 'jitmem',
+    policy: 'first-fit',
+    measure: 'latency' as const,
+  };
   t.true(patternMatches('python', key));
   t.true(patternMatches('python/sweep/*', key));
   t.true(patternMatches('python/sweep@65536', key));
@@ -386,14 +508,25 @@ test('--calibrate measures run-to-run noise per row and prints --threshold-for f
   const runs = [base, withRowsScaled(base, slowRow, 1.25), withRowsScaled(base, slowRow, 0.9)].map((r) => save(r));
   const r = runCli(['compare', '--calibrate', ...runs, '--format', 'json'], cleanEnv());
   t.is(r.status, 0, r.stderr);
-  const json = JSON.parse(r.stdout) as { rows: Array<{ label: string; runs: number; worstChange: number; noiseBound: number; suggested: number | null; refused?: string }>; flags: string[] };
+  const json = JSON.parse(r.stdout) as {
+    rows: Array<{
+      label: string;
+      runs: number;
+      worstChange: number;
+      noiseBound: number;
+      suggested: number | null;
+      refused?: string;
+    }>;
+    flags: string[];
+  };
   const time = json.rows.find((x) => x.label === 'python/load/shared/jitmem/first-fit/latency')!;
   t.is(time.runs, 3);
   t.true(Math.abs(time.worstChange - (1.25 / 0.9 - 1)) < 1e-9);
   const ratio = json.rows.find((x) => x.label === 'python/load/shared/jitmem/first-fit/speedup-vs-rpc')!;
   t.true(Math.abs(ratio.worstChange - (1 - 0.9 / 1.25)) < 1e-9);
   // Rows the scaling did not touch did not move.
-  for (const x of json.rows.filter((x) => !x.label.includes('/shared/') && !x.label.includes('speedup-vs-inprocess'))) t.true(x.worstChange === 0 && Math.abs(x.noiseBound) < 1e-9, JSON.stringify(x));
+  for (const x of json.rows.filter((x) => !x.label.includes('/shared/') && !x.label.includes('speedup-vs-inprocess')))
+    t.true(x.worstChange === 0 && Math.abs(x.noiseBound) < 1e-9, JSON.stringify(x));
   // Three runs that disagree by 39% give a bound (t with 2 degrees of freedom, alpha/rows) far
   // above 100%: refused, with no threshold suggested, rather than a number that means nothing.
   t.true(time.noiseBound > 1 && time.suggested === null && /noise bound above 100%/.test(time.refused ?? ''));
@@ -403,7 +536,9 @@ test('--calibrate measures run-to-run noise per row and prints --threshold-for f
   t.regex(text.stdout, /rows? refused: noise bound above 100%/);
   // A quieter spread gives a suggestion, a whole multiple of 5% that covers the worst change.
   const quiet = [base, withRowsScaled(base, slowRow, 1.02), withRowsScaled(base, slowRow, 0.99)].map((x) => save(x));
-  const q = JSON.parse(runCli(['compare', '--calibrate', ...quiet, '--format', 'json'], cleanEnv()).stdout) as typeof json;
+  const q = JSON.parse(
+    runCli(['compare', '--calibrate', ...quiet, '--format', 'json'], cleanEnv()).stdout,
+  ) as typeof json;
   const qt = q.rows.find((x) => x.label === 'python/load/shared/jitmem/first-fit/latency')!;
   t.true(qt.suggested !== null && qt.suggested >= qt.worstChange && qt.suggested >= qt.noiseBound);
   t.true(Math.abs(qt.suggested! * 20 - Math.round(qt.suggested! * 20)) < 1e-9, 'a whole multiple of 5%');
@@ -441,7 +576,10 @@ test('different presets, sampling and workload sets are named in warnings at the
   const { stdout } = runCli(['compare', save(base), save(head)], cleanEnv({ COLUMNS: '300' }));
   const lines = stdout.split('\n');
   t.regex(lines[2]!, /^warning: different presets \(base: quick; head: default\)/);
-  t.regex(lines[3]!, /^warning: different sampling \(base: --time \? --iterations \?; head: --time 700 --iterations 12\)/);
+  t.regex(
+    lines[3]!,
+    /^warning: different sampling \(base: --time \? --iterations \?; head: --time 700 --iterations 12\)/,
+  );
   t.regex(lines[4]!, /^warning: different workload sets \(base: cray, python; head: python\)/);
 });
 
@@ -457,7 +595,9 @@ test('on a terminal, REGRESSION is red and improvement green (util.styleText); e
   t.regex(better, /\x1b\[32mimprovement\x1b\[39m/);
   // The columns still line up: colour codes go in after padding.
   const line = coloured.split('\n').find((l) => l.startsWith('python/load/shared/jitmem/first-fit/speedup-vs-rpc'))!;
-  const plainLine = formatText(c, 'a.json', 'b.json').split('\n').find((l) => l.startsWith('python/load/shared/jitmem/first-fit/speedup-vs-rpc'))!;
+  const plainLine = formatText(c, 'a.json', 'b.json')
+    .split('\n')
+    .find((l) => l.startsWith('python/load/shared/jitmem/first-fit/speedup-vs-rpc'))!;
   t.is(line.replace(/\x1b\[\d+m/g, ''), plainLine);
   t.notRegex(formatText(c, 'a.json', 'b.json'), /\x1b\[/);
 });
@@ -469,7 +609,10 @@ test('a report cut down on load (issue 15: at most MAX_SAMPLES_PER_ROW a set) is
   const c = compareReports(base, cut, { phases: true });
   // The latency's per-round medians were recorded from every sample: used as they are, nothing moved.
   const latency = c.times.filter((r) => r.key.measure === 'latency');
-  t.true(latency.length > 0 && latency.every((r) => r.change === 0 && r.evidence === 'rounds'), JSON.stringify(latency.map((r) => r.change)));
+  t.true(
+    latency.length > 0 && latency.every((r) => r.change === 0 && r.evidence === 'rounds'),
+    JSON.stringify(latency.map((r) => r.change)),
+  );
   // Phases: per-round medians of the kept samples of each round, judged by rounds, and the
   // same code is no regression.
   const phases = c.times.filter((r) => r.key.measure === 'initialize');

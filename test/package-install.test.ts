@@ -1,6 +1,15 @@
 import test, { type ExecutionContext } from 'ava';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeTempDir } from './helpers/object-fixtures.js';
@@ -23,7 +32,12 @@ function userEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
 }
 
-function run(command: string, args: readonly string[], cwd: string, timeout = INSTALL_TIMEOUT_MS): SpawnSyncReturns<string> {
+function run(
+  command: string,
+  args: readonly string[],
+  cwd: string,
+  timeout = INSTALL_TIMEOUT_MS,
+): SpawnSyncReturns<string> {
   return spawnSync(command, args, { cwd, env: userEnv(), encoding: 'utf8', timeout, maxBuffer: 64 << 20 });
 }
 
@@ -61,15 +75,22 @@ function npmPack(dir: string, destination: string): { tarball: string; files: st
 
 function npmInstall(app: string, tarball: string, env: NodeJS.ProcessEnv = {}): string {
   mkdirSync(app);
-  writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'jitmem-consumer', private: true, type: 'module' }, null, 2));
+  writeFileSync(
+    path.join(app, 'package.json'),
+    JSON.stringify({ name: 'jitmem-consumer', private: true, type: 'module' }, null, 2),
+  );
   // The dependencies come from npm's cache when it has them (`npm ci` filled it), else the registry.
-  const r = spawnSync('npm', ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund', '--no-update-notifier', '--foreground-scripts'], {
-    cwd: app,
-    env: { ...userEnv(), ...env },
-    encoding: 'utf8',
-    timeout: INSTALL_TIMEOUT_MS,
-    maxBuffer: 64 << 20,
-  });
+  const r = spawnSync(
+    'npm',
+    ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund', '--no-update-notifier', '--foreground-scripts'],
+    {
+      cwd: app,
+      env: { ...userEnv(), ...env },
+      encoding: 'utf8',
+      timeout: INSTALL_TIMEOUT_MS,
+      maxBuffer: 64 << 20,
+    },
+  );
   if (r.status !== 0) throw new Error(`npm install of ${path.basename(tarball)} failed: ${described(r)}`);
   return r.stdout + r.stderr;
 }
@@ -96,11 +117,28 @@ function install(): Promise<Installed> {
     // same sources (binding.gyp, native/src/), so the test does not compile twice: prebuildify
     // takes build/Release's .node, strips it and files it under the platform's name.
     mkdirSync(path.join(pkg, 'build', 'Release'), { recursive: true });
-    copyFileSync(path.join(root, 'build', 'Release', 'jitmem_native.node'), path.join(pkg, 'build', 'Release', 'jitmem_native.node'));
+    copyFileSync(
+      path.join(root, 'build', 'Release', 'jitmem_native.node'),
+      path.join(pkg, 'build', 'Release', 'jitmem_native.node'),
+    );
     // The native executor program, where this build has one, is filed beside it (prebuildify:programs).
     const programs = NATIVE_PROGRAMS.filter((name) => existsSync(path.join(root, 'build', 'Release', name)));
-    for (const name of programs) copyFileSync(path.join(root, 'build', 'Release', name), path.join(pkg, 'build', 'Release', name));
-    const prebuildify = run(process.execPath, [path.join(root, 'node_modules', 'prebuildify', 'bin.js'), '--napi', '--strip', '--node-gyp', 'true', '--cwd', pkg], pkg, 120_000);
+    for (const name of programs)
+      copyFileSync(path.join(root, 'build', 'Release', name), path.join(pkg, 'build', 'Release', name));
+    const prebuildify = run(
+      process.execPath,
+      [
+        path.join(root, 'node_modules', 'prebuildify', 'bin.js'),
+        '--napi',
+        '--strip',
+        '--node-gyp',
+        'true',
+        '--cwd',
+        pkg,
+      ],
+      pkg,
+      120_000,
+    );
     if (prebuildify.status !== 0) throw new Error(`prebuildify failed: ${described(prebuildify)}`);
     const filed = run('npm', ['run', 'prebuildify:programs'], pkg, 60_000);
     if (filed.status !== 0) throw new Error(`npm run prebuildify:programs failed: ${described(filed)}`);
@@ -111,7 +149,14 @@ function install(): Promise<Installed> {
     const installLog = npmInstall(app, sourceOnly.tarball);
     const prebuiltApp = path.join(temp.dir, 'prebuilt-app');
     const prebuiltLog = npmInstall(prebuiltApp, published.tarball, NO_COMPILER);
-    return { app, tarballFiles: sourceOnly.files, installLog, prebuiltApp, prebuiltFiles: published.files, prebuiltLog };
+    return {
+      app,
+      tarballFiles: sourceOnly.files,
+      installLog,
+      prebuiltApp,
+      prebuiltFiles: published.files,
+      prebuiltLog,
+    };
   })();
   return installation;
 }
@@ -199,163 +244,269 @@ export type Mappers = [InProcessMemoryMapper, SharedMemoryMapper, RpcCopyMapper]
 export type Schema = Report['schema'];
 `;
 
-test.serial('the tarball ships dist/ without tests or source maps, the addon sources and the licence; no build, tests, CI files or baseline', async (t) => {
-  const { tarballFiles: files } = await installed(t);
-  for (const f of ['package.json', 'LICENSE', 'README.md', 'binding.gyp', 'dist/index.js', 'dist/index.d.ts', 'dist/executor/main.js', 'dist/harness/cli.js', 'reports/schema-v1.json', 'harness/charts/fonts/DejaVuSans.ttf']) {
-    t.true(files.includes(f), `${f} is in the tarball`);
-  }
-  t.true(files.some((f) => /^native\/src\/.+\.(cc|h)$/.test(f)), 'the addon sources are in the tarball');
-  const unwanted = files.filter((f) => /^dist\/test\//.test(f) || f.endsWith('.map') || f.startsWith('build/') || f.startsWith('test/') || f.startsWith('.') || f === 'reports/baseline.json' || f === 'package-lock.json' || /\.ts$/.test(f.replace(/\.d\.ts$/, '')));
-  t.deepEqual(unwanted, []);
-});
-
-test.serial('the published tarball carries the prebuilt addon for linux-x64; with CC and CXX naming no compiler it installs without building, and the executor and bins are runnable', async (t) => {
-  const { prebuiltApp, prebuiltFiles, prebuiltLog } = await installed(t);
-  t.true(prebuiltFiles.includes('prebuilds/linux-x64/jitmem.node'), prebuiltFiles.filter((f) => f.startsWith('prebuilds/')).join(', '));
-  for (const name of NATIVE_PROGRAMS) {
-    if (existsSync(path.join(root, 'build', 'Release', name))) t.true(prebuiltFiles.includes(`prebuilds/linux-x64/${name}`), `${name} is prebuilt too`);
-  }
-  const pkg = path.join(prebuiltApp, 'node_modules', 'jitmem');
-  t.true(existsSync(path.join(pkg, 'prebuilds', 'linux-x64', 'jitmem.node')));
-  t.false(existsSync(path.join(pkg, 'build')), `nothing was built at install:\n${prebuiltLog}`);
-  t.notRegex(prebuiltLog, /gyp info|gyp ERR|Traceback/);
-  // npm 11's only words: the advisory that lists every dependency with an install script
-  // (allowScripts, phase 1). Nothing to act on here: the script finds the prebuild and exits.
-  const warnings = prebuiltLog.split('\n').filter((l) => /^npm warn/.test(l));
-  t.deepEqual(warnings.filter((l) => !/^npm warn install-scripts/.test(l)), [], prebuiltLog);
-  for (const bin of ['jitmem', 'jitmem-executor']) t.true((statSync(path.join(prebuiltApp, 'node_modules', '.bin', bin)).mode & 0o111) !== 0, `${bin} is executable`);
-});
-
-test.serial('without a compiler: the library example gets 42 through shared memory, and `jitmem run --mapper shared` runs a small object and returns its status', async (t) => {
-  const { prebuiltApp } = await installed(t);
-  writeFileSync(path.join(prebuiltApp, 'answer.mjs'), ANSWER_PROGRAM);
-  const answer = spawnSync(process.execPath, ['answer.mjs'], { cwd: prebuiltApp, env: { ...userEnv(), ...NO_COMPILER }, encoding: 'utf8', timeout: 60_000 });
-  const pid = Number(/^executor (\d+)$/m.exec(answer.stdout)?.[1]);
-  if (Number.isSafeInteger(pid)) executorPids.push(pid);
-  t.is(answer.status, 0, described(answer));
-  t.deepEqual(answer.stdout.split('\n'), [`executor ${pid}`, '42', '']);
-  t.deepEqual(shmObjects(`jitmem_${pid}_`), []);
-  // The object is compiled here, beside the consumer: it is the user's program, not part of the install.
-  const source = path.join(prebuiltApp, 'small.c');
-  writeFileSync(source, 'int printf(const char *, ...);\nint main(int argc, char **argv) { printf("hello from %s, %d argument\\n", argv[0], argc - 1); return 42; }\n');
-  const cc = run('cc', ['-c', '-O2', '-fPIC', source, '-o', path.join(prebuiltApp, 'small.o')], prebuiltApp, 60_000);
-  t.is(cc.status, 0, described(cc));
-  const jitmem = path.join(prebuiltApp, 'node_modules', '.bin', 'jitmem');
-  const ran = spawnSync(jitmem, ['run', '--mapper', 'shared', 'small.o', '--', 'x'], { cwd: prebuiltApp, env: { ...userEnv(), ...NO_COMPILER }, encoding: 'utf8', timeout: 60_000 });
-  t.is(ran.status, 42, described(ran));
-  t.is(ran.stdout, 'hello from small.o, 1 argument\n');
-});
-
-test.serial('installing the tarball without prebuilds builds the addon from the shipped sources and pulls none of the optional packages', async (t) => {
-  const { app, installLog } = await installed(t);
-  const pkg = path.join(app, 'node_modules', 'jitmem');
-  t.true(existsSync(path.join(pkg, 'build', 'Release', 'jitmem_native.node')), `the install script (node-gyp-build, no prebuild for it) built the addon:\n${installLog}`);
-  t.false(existsSync(path.join(pkg, 'prebuilds')));
-  t.regex(installLog, /node-gyp|gyp info/, 'node-gyp ran at install');
-  t.false(existsSync(path.join(pkg, 'dist', 'test')));
-  t.false(existsSync(path.join(app, 'node_modules', 'typescript')), 'an installed package needs no TypeScript');
-  t.deepEqual(
-    OPTIONAL_PACKAGES.filter((name) => existsSync(path.join(app, 'node_modules', name))),
-    [],
-  );
-});
-
-test.serial("a plain .mjs imports jitmem, spawns an executor, allocates b8 2a 00 00 00 c3 through the shared-memory mapper, runs it and gets 42; no executor or shm object is left", async (t) => {
-  const { app } = await installed(t);
-  writeFileSync(path.join(app, 'answer.mjs'), ANSWER_PROGRAM);
-  const r = run(process.execPath, ['answer.mjs'], app, 60_000);
-  const pid = Number(/^executor (\d+)$/m.exec(r.stdout)?.[1]);
-  if (Number.isSafeInteger(pid)) executorPids.push(pid);
-  t.is(r.status, 0, described(r));
-  t.is(r.stderr, '');
-  t.deepEqual(r.stdout.split('\n'), [`executor ${pid}`, '42', '']);
-  t.false(processExists(pid), `executor ${pid} has exited`);
-  t.deepEqual(shmObjects(`jitmem_${pid}_`), []);
-});
-
-test.serial("TypeScript sees the types: a .ts file importing the same names, and the README's example, type-check against the installed package; deliberate mistakes are type errors", async (t) => {
-  const { app } = await installed(t);
-  writeFileSync(path.join(app, 'answer.ts'), TYPED_PROGRAM);
-  writeFileSync(
-    path.join(app, 'tsconfig.json'),
-    JSON.stringify({
-      compilerOptions: {
-        target: 'ES2022',
-        module: 'NodeNext',
-        moduleResolution: 'NodeNext',
-        lib: ['ES2023'],
-        strict: true,
-        noEmit: true,
-        // Our declarations are checked too, not skipped.
-        skipLibCheck: false,
-        types: ['node'],
-        typeRoots: [path.join(root, 'node_modules', '@types')],
-      },
-      files: ['answer.ts', 'readme.ts'],
-    }),
-  );
-  // The README's example is checked the same way, so that it shows the real names.
-  const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
-  const example = /## Using the allocator[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
-  t.truthy(example, "README.md has a ```ts example under 'Using the allocator'");
-  t.regex(example!, /from 'jitmem';/);
-  writeFileSync(path.join(app, 'readme.ts'), example!);
-  const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-  const checked = run(process.execPath, [tsc, '-p', 'tsconfig.json'], app, 120_000);
-  t.is(checked.status, 0, described(checked));
-  // Without the @ts-expect-error lines, the same file fails: the names are typed, not `any`.
-  writeFileSync(path.join(app, 'answer.ts'), TYPED_PROGRAM.replaceAll('// @ts-expect-error', '//'));
-  const unchecked = run(process.execPath, [tsc, '-p', 'tsconfig.json'], app, 120_000);
-  t.not(unchecked.status, 0);
-  t.regex(unchecked.stdout, /answer\.ts\(\d+,\d+\): error TS2345: Argument of type 'string' is not assignable to parameter of type 'LinkGraph'/);
-  t.regex(unchecked.stdout, /answer\.ts\(\d+,\d+\): error TS2322: Type '"worst-fit"' is not assignable to type 'FitPolicy/);
-});
-
-test.serial('the installed CLI writes reports under ./jitmem-reports/ of the current folder, and charts and profile name the optional packages they need', async (t) => {
-  const { app } = await installed(t);
-  const pkg = path.join(app, 'node_modules', 'jitmem');
-  const cli = path.join(app, 'node_modules', '.bin', 'jitmem');
-  // Our own workload: the object file the install just compiled.
-  const objDir = path.join(pkg, 'build', 'Release', 'obj.target');
-  const objects: string[] = [];
-  const walk = (dir: string): void => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(path.join(dir, e.name));
-      else if (e.name.endsWith('.o')) objects.push(path.join(dir, e.name));
+test.serial(
+  'the tarball ships dist/ without tests or source maps, the addon sources and the licence; no build, tests, CI files or baseline',
+  async (t) => {
+    const { tarballFiles: files } = await installed(t);
+    for (const f of [
+      'package.json',
+      'LICENSE',
+      'README.md',
+      'binding.gyp',
+      'dist/index.js',
+      'dist/index.d.ts',
+      'dist/executor/main.js',
+      'dist/harness/cli.js',
+      'reports/schema-v1.json',
+      'harness/charts/fonts/DejaVuSans.ttf',
+    ]) {
+      t.true(files.includes(f), `${f} is in the tarball`);
     }
-  };
-  walk(objDir);
-  t.true(objects.length > 0);
-  const work = path.join(temp.dir, 'work');
-  mkdirSync(work);
-  // The user's project is a git repository of its own: its commit is not jitmem's to report.
-  for (const args of [['init', '-q'], ['-c', 'user.name=user', '-c', 'user.email=user@example.org', 'commit', '-q', '--allow-empty', '-m', 'project']]) {
-    const git = run('git', args, app, 30_000);
-    t.is(git.status, 0, described(git));
-  }
-  const bench = run(process.execPath, [cli, 'bench', '--objects', objects[0]!, '--pattern', 'load', '--mapper', 'inprocess', '--time', '50', '--iterations', '2', '--rounds', '1', '--no-charts'], work, 120_000);
-  t.is(bench.status, 0, described(bench));
-  const reports = readdirSync(path.join(work, 'jitmem-reports'));
-  t.is(reports.length, 1);
-  t.regex(reports[0]!, /^bench-.*\.json$/);
-  t.regex(bench.stdout, /report: jitmem-reports\/bench-.*\.json/);
-  t.false(existsSync(path.join(pkg, 'reports', 'out')), 'nothing is written inside the installed package');
-  const report = JSON.parse(readFileSync(path.join(work, 'jitmem-reports', reports[0]!), 'utf8')) as { env: { commit: string | null; dirty: boolean | null } };
-  t.deepEqual([report.env.commit, report.env.dirty], [null, null]);
+    t.true(
+      files.some((f) => /^native\/src\/.+\.(cc|h)$/.test(f)),
+      'the addon sources are in the tarball',
+    );
+    const unwanted = files.filter(
+      (f) =>
+        /^dist\/test\//.test(f) ||
+        f.endsWith('.map') ||
+        f.startsWith('build/') ||
+        f.startsWith('test/') ||
+        f.startsWith('.') ||
+        f === 'reports/baseline.json' ||
+        f === 'package-lock.json' ||
+        /\.ts$/.test(f.replace(/\.d\.ts$/, '')),
+    );
+    t.deepEqual(unwanted, []);
+  },
+);
 
-  const charts = run(process.execPath, [cli, 'charts', path.join(work, 'jitmem-reports', reports[0]!)], work, 60_000);
-  t.is(charts.status, 2, described(charts));
-  t.is(
-    charts.stderr,
-    'jitmem charts: writing charts needs the packages vega, vega-lite and @resvg/resvg-js, which are not installed (optional, so that using jitmem as a library does not pull them); install with: npm install vega vega-lite @resvg/resvg-js [ERR_OPTIONAL_DEPENDENCY_MISSING]\n',
-  );
-  t.false(existsSync(path.join(work, 'jitmem-reports', 'charts')));
+test.serial(
+  'the published tarball carries the prebuilt addon for linux-x64; with CC and CXX naming no compiler it installs without building, and the executor and bins are runnable',
+  async (t) => {
+    const { prebuiltApp, prebuiltFiles, prebuiltLog } = await installed(t);
+    t.true(
+      prebuiltFiles.includes('prebuilds/linux-x64/jitmem.node'),
+      prebuiltFiles.filter((f) => f.startsWith('prebuilds/')).join(', '),
+    );
+    for (const name of NATIVE_PROGRAMS) {
+      if (existsSync(path.join(root, 'build', 'Release', name)))
+        t.true(prebuiltFiles.includes(`prebuilds/linux-x64/${name}`), `${name} is prebuilt too`);
+    }
+    const pkg = path.join(prebuiltApp, 'node_modules', 'jitmem');
+    t.true(existsSync(path.join(pkg, 'prebuilds', 'linux-x64', 'jitmem.node')));
+    t.false(existsSync(path.join(pkg, 'build')), `nothing was built at install:\n${prebuiltLog}`);
+    t.notRegex(prebuiltLog, /gyp info|gyp ERR|Traceback/);
+    // npm 11's only words: the advisory that lists every dependency with an install script
+    // (allowScripts, phase 1). Nothing to act on here: the script finds the prebuild and exits.
+    const warnings = prebuiltLog.split('\n').filter((l) => /^npm warn/.test(l));
+    t.deepEqual(
+      warnings.filter((l) => !/^npm warn install-scripts/.test(l)),
+      [],
+      prebuiltLog,
+    );
+    for (const bin of ['jitmem', 'jitmem-executor'])
+      t.true(
+        (statSync(path.join(prebuiltApp, 'node_modules', '.bin', bin)).mode & 0o111) !== 0,
+        `${bin} is executable`,
+      );
+  },
+);
 
-  const profile = run(process.execPath, [cli, 'profile', '--tool', 'flame', '--', '--quick'], work, 60_000);
-  t.is(profile.status, 2, described(profile));
-  t.is(
-    profile.stderr,
-    'jitmem profile: jitmem profile --tool flame needs the package @clinic/flame, which is not installed (optional, so that using jitmem as a library does not pull it); install with: npm install @clinic/flame [ERR_OPTIONAL_DEPENDENCY_MISSING]\n',
-  );
-  t.false(existsSync(path.join(work, 'jitmem-reports', 'profile')), 'it says so before making anything');
-});
+test.serial(
+  'without a compiler: the library example gets 42 through shared memory, and `jitmem run --mapper shared` runs a small object and returns its status',
+  async (t) => {
+    const { prebuiltApp } = await installed(t);
+    writeFileSync(path.join(prebuiltApp, 'answer.mjs'), ANSWER_PROGRAM);
+    const answer = spawnSync(process.execPath, ['answer.mjs'], {
+      cwd: prebuiltApp,
+      env: { ...userEnv(), ...NO_COMPILER },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    const pid = Number(/^executor (\d+)$/m.exec(answer.stdout)?.[1]);
+    if (Number.isSafeInteger(pid)) executorPids.push(pid);
+    t.is(answer.status, 0, described(answer));
+    t.deepEqual(answer.stdout.split('\n'), [`executor ${pid}`, '42', '']);
+    t.deepEqual(shmObjects(`jitmem_${pid}_`), []);
+    // The object is compiled here, beside the consumer: it is the user's program, not part of the install.
+    const source = path.join(prebuiltApp, 'small.c');
+    writeFileSync(
+      source,
+      'int printf(const char *, ...);\nint main(int argc, char **argv) { printf("hello from %s, %d argument\\n", argv[0], argc - 1); return 42; }\n',
+    );
+    const cc = run('cc', ['-c', '-O2', '-fPIC', source, '-o', path.join(prebuiltApp, 'small.o')], prebuiltApp, 60_000);
+    t.is(cc.status, 0, described(cc));
+    const jitmem = path.join(prebuiltApp, 'node_modules', '.bin', 'jitmem');
+    const ran = spawnSync(jitmem, ['run', '--mapper', 'shared', 'small.o', '--', 'x'], {
+      cwd: prebuiltApp,
+      env: { ...userEnv(), ...NO_COMPILER },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    t.is(ran.status, 42, described(ran));
+    t.is(ran.stdout, 'hello from small.o, 1 argument\n');
+  },
+);
+
+test.serial(
+  'installing the tarball without prebuilds builds the addon from the shipped sources and pulls none of the optional packages',
+  async (t) => {
+    const { app, installLog } = await installed(t);
+    const pkg = path.join(app, 'node_modules', 'jitmem');
+    t.true(
+      existsSync(path.join(pkg, 'build', 'Release', 'jitmem_native.node')),
+      `the install script (node-gyp-build, no prebuild for it) built the addon:\n${installLog}`,
+    );
+    t.false(existsSync(path.join(pkg, 'prebuilds')));
+    t.regex(installLog, /node-gyp|gyp info/, 'node-gyp ran at install');
+    t.false(existsSync(path.join(pkg, 'dist', 'test')));
+    t.false(existsSync(path.join(app, 'node_modules', 'typescript')), 'an installed package needs no TypeScript');
+    t.deepEqual(
+      OPTIONAL_PACKAGES.filter((name) => existsSync(path.join(app, 'node_modules', name))),
+      [],
+    );
+  },
+);
+
+test.serial(
+  'a plain .mjs imports jitmem, spawns an executor, allocates b8 2a 00 00 00 c3 through the shared-memory mapper, runs it and gets 42; no executor or shm object is left',
+  async (t) => {
+    const { app } = await installed(t);
+    writeFileSync(path.join(app, 'answer.mjs'), ANSWER_PROGRAM);
+    const r = run(process.execPath, ['answer.mjs'], app, 60_000);
+    const pid = Number(/^executor (\d+)$/m.exec(r.stdout)?.[1]);
+    if (Number.isSafeInteger(pid)) executorPids.push(pid);
+    t.is(r.status, 0, described(r));
+    t.is(r.stderr, '');
+    t.deepEqual(r.stdout.split('\n'), [`executor ${pid}`, '42', '']);
+    t.false(processExists(pid), `executor ${pid} has exited`);
+    t.deepEqual(shmObjects(`jitmem_${pid}_`), []);
+  },
+);
+
+test.serial(
+  "TypeScript sees the types: a .ts file importing the same names, and the README's example, type-check against the installed package; deliberate mistakes are type errors",
+  async (t) => {
+    const { app } = await installed(t);
+    writeFileSync(path.join(app, 'answer.ts'), TYPED_PROGRAM);
+    writeFileSync(
+      path.join(app, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          lib: ['ES2023'],
+          strict: true,
+          noEmit: true,
+          // Our declarations are checked too, not skipped.
+          skipLibCheck: false,
+          types: ['node'],
+          typeRoots: [path.join(root, 'node_modules', '@types')],
+        },
+        files: ['answer.ts', 'readme.ts'],
+      }),
+    );
+    // The README's example is checked the same way, so that it shows the real names.
+    const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+    const example = /## Using the allocator[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+    t.truthy(example, "README.md has a ```ts example under 'Using the allocator'");
+    t.regex(example!, /from 'jitmem';/);
+    writeFileSync(path.join(app, 'readme.ts'), example!);
+    // The project's compiler, TypeScript 7 (node_modules/typescript is TypeScript 6's API, for the linter).
+    const tsc = path.join(root, 'node_modules', '@typescript', 'native', 'bin', 'tsc');
+    const checked = run(process.execPath, [tsc, '-p', 'tsconfig.json'], app, 120_000);
+    t.is(checked.status, 0, described(checked));
+    // Without the @ts-expect-error lines, the same file fails: the names are typed, not `any`.
+    writeFileSync(path.join(app, 'answer.ts'), TYPED_PROGRAM.replaceAll('// @ts-expect-error', '//'));
+    const unchecked = run(process.execPath, [tsc, '-p', 'tsconfig.json'], app, 120_000);
+    t.not(unchecked.status, 0);
+    t.regex(
+      unchecked.stdout,
+      /answer\.ts\(\d+,\d+\): error TS2345: Argument of type 'string' is not assignable to parameter of type 'LinkGraph'/,
+    );
+    t.regex(
+      unchecked.stdout,
+      /answer\.ts\(\d+,\d+\): error TS2322: Type '"worst-fit"' is not assignable to type 'FitPolicy/,
+    );
+  },
+);
+
+test.serial(
+  'the installed CLI writes reports under ./jitmem-reports/ of the current folder, and charts and profile name the optional packages they need',
+  async (t) => {
+    const { app } = await installed(t);
+    const pkg = path.join(app, 'node_modules', 'jitmem');
+    const cli = path.join(app, 'node_modules', '.bin', 'jitmem');
+    // Our own workload: the object file the install just compiled.
+    const objDir = path.join(pkg, 'build', 'Release', 'obj.target');
+    const objects: string[] = [];
+    const walk = (dir: string): void => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        if (e.isDirectory()) walk(path.join(dir, e.name));
+        else if (e.name.endsWith('.o')) objects.push(path.join(dir, e.name));
+      }
+    };
+    walk(objDir);
+    t.true(objects.length > 0);
+    const work = path.join(temp.dir, 'work');
+    mkdirSync(work);
+    // The user's project is a git repository of its own: its commit is not jitmem's to report.
+    for (const args of [
+      ['init', '-q'],
+      ['-c', 'user.name=user', '-c', 'user.email=user@example.org', 'commit', '-q', '--allow-empty', '-m', 'project'],
+    ]) {
+      const git = run('git', args, app, 30_000);
+      t.is(git.status, 0, described(git));
+    }
+    const bench = run(
+      process.execPath,
+      [
+        cli,
+        'bench',
+        '--objects',
+        objects[0]!,
+        '--pattern',
+        'load',
+        '--mapper',
+        'inprocess',
+        '--time',
+        '50',
+        '--iterations',
+        '2',
+        '--rounds',
+        '1',
+        '--no-charts',
+      ],
+      work,
+      120_000,
+    );
+    t.is(bench.status, 0, described(bench));
+    const reports = readdirSync(path.join(work, 'jitmem-reports'));
+    t.is(reports.length, 1);
+    t.regex(reports[0]!, /^bench-.*\.json$/);
+    t.regex(bench.stdout, /report: jitmem-reports\/bench-.*\.json/);
+    t.false(existsSync(path.join(pkg, 'reports', 'out')), 'nothing is written inside the installed package');
+    const report = JSON.parse(readFileSync(path.join(work, 'jitmem-reports', reports[0]!), 'utf8')) as {
+      env: { commit: string | null; dirty: boolean | null };
+    };
+    t.deepEqual([report.env.commit, report.env.dirty], [null, null]);
+
+    const charts = run(process.execPath, [cli, 'charts', path.join(work, 'jitmem-reports', reports[0]!)], work, 60_000);
+    t.is(charts.status, 2, described(charts));
+    t.is(
+      charts.stderr,
+      'jitmem charts: writing charts needs the packages vega, vega-lite and @resvg/resvg-js, which are not installed (optional, so that using jitmem as a library does not pull them); install with: npm install vega vega-lite @resvg/resvg-js [ERR_OPTIONAL_DEPENDENCY_MISSING]\n',
+    );
+    t.false(existsSync(path.join(work, 'jitmem-reports', 'charts')));
+
+    const profile = run(process.execPath, [cli, 'profile', '--tool', 'flame', '--', '--quick'], work, 60_000);
+    t.is(profile.status, 2, described(profile));
+    t.is(
+      profile.stderr,
+      'jitmem profile: jitmem profile --tool flame needs the package @clinic/flame, which is not installed (optional, so that using jitmem as a library does not pull it); install with: npm install @clinic/flame [ERR_OPTIONAL_DEPENDENCY_MISSING]\n',
+    );
+    t.false(existsSync(path.join(work, 'jitmem-reports', 'profile')), 'it says so before making anything');
+  },
+);

@@ -1,5 +1,12 @@
 import { bootstrapRatioOfMedians, median } from '../statistics.js';
-import type { BudgetRow, EndToEndHeadline, EndToEndSection, Report, ResultRow, RunPhaseName } from '../report/report.js';
+import type {
+  BudgetRow,
+  EndToEndHeadline,
+  EndToEndSection,
+  Report,
+  ResultRow,
+  RunPhaseName,
+} from '../report/report.js';
 import { fitTable, tableLegend } from '../report/format-table.js';
 
 /**
@@ -47,7 +54,15 @@ export function linkerLabel(r: ResultRow): string {
   return controllerOf(r) === 'warm' ? 'jitmem (warm controller)' : 'jitmem (process per run)';
 }
 
-function find(rows: readonly ResultRow[], workload: string, linker: string, executor: string, mapper: string, memmgr?: string, controller: Controller = 'warm'): ResultRow | undefined {
+function find(
+  rows: readonly ResultRow[],
+  workload: string,
+  linker: string,
+  executor: string,
+  mapper: string,
+  memmgr?: string,
+  controller: Controller = 'warm',
+): ResultRow | undefined {
   return rows.find(
     (r) =>
       r.pattern === 'run' &&
@@ -83,13 +98,20 @@ export function phaseGroups(row: ResultRow): Array<{ group: string; phases: RunP
 function explain(shared: ResultRow, rpc: ResultRow, rpcName: string): string {
   const a = median(rpc.latency.samples);
   const b = median(shared.latency.samples);
-  const parts = phaseGroups(shared).map(({ group, phases }) => ({ group, rpc: medianOfSum(rpc, phases), shared: medianOfSum(shared, phases) }));
+  const parts = phaseGroups(shared).map(({ group, phases }) => ({
+    group,
+    rpc: medianOfSum(rpc, phases),
+    shared: medianOfSum(shared, phases),
+  }));
   parts.sort((x, y) => Math.abs(y.rpc - y.shared) - Math.abs(x.rpc - x.shared));
   const top = parts.filter((p) => Math.abs(p.rpc - p.shared) >= 0.05).slice(0, 2);
   const head = `Median time to exit: ${rpcName} ${ms(a)} ms, shared memory ${ms(b)} ms`;
   if (top.length === 0) return `${head}; no phase differs by 0.05 ms or more.`;
   const said = top.map((p) => `${p.group} (${ms(p.rpc)} vs ${ms(p.shared)} ms)`).join(' and ');
-  const moved = rpc.bytes.moved > 0 ? `; ${rpcName} sends ${(rpc.bytes.moved / 1e6).toFixed(2)} MB in ${rpc.roundTrips.toFixed(0)} calls per run, shared memory ${(shared.bytes.moved / 1e6).toFixed(2)} MB in ${shared.roundTrips.toFixed(0)}` : '';
+  const moved =
+    rpc.bytes.moved > 0
+      ? `; ${rpcName} sends ${(rpc.bytes.moved / 1e6).toFixed(2)} MB in ${rpc.roundTrips.toFixed(0)} calls per run, shared memory ${(shared.bytes.moved / 1e6).toFixed(2)} MB in ${shared.roundTrips.toFixed(0)}`
+      : '';
   return `${head}; the difference is mostly in ${said}${moved}.`;
 }
 
@@ -97,12 +119,41 @@ function explain(shared: ResultRow, rpc: ResultRow, rpcName: string): string {
 export function endToEndHeadlines(rows: readonly ResultRow[], seed: number): EndToEndHeadline[] {
   const out: EndToEndHeadline[] = [];
   const programs = [...new Set(runRows(rows).map((r) => r.workload))];
-  const pairs: Array<{ linker: 'jitmem' | 'llvm-jitlink'; executor: 'jitmem' | 'llvm'; shared?: string; rpcMapper: string; rpcMemmgr?: string; baseline: EndToEndHeadline['baseline']; controller?: Controller }> = [
+  const pairs: Array<{
+    linker: 'jitmem' | 'llvm-jitlink';
+    executor: 'jitmem' | 'llvm';
+    shared?: string;
+    rpcMapper: string;
+    rpcMemmgr?: string;
+    baseline: EndToEndHeadline['baseline'];
+    controller?: Controller;
+  }> = [
     { linker: 'jitmem', executor: 'jitmem', rpcMapper: 'rpc', baseline: 'rpc', controller: 'warm' },
     { linker: 'jitmem', executor: 'jitmem', rpcMapper: 'rpc', baseline: 'rpc', controller: 'process-per-run' },
-    { linker: 'llvm-jitlink', executor: 'llvm', shared: 'shared', rpcMapper: 'rpc', rpcMemmgr: 'simple-remote', baseline: 'simple-remote' },
-    { linker: 'llvm-jitlink', executor: 'llvm', shared: 'shared', rpcMapper: 'rpc', rpcMemmgr: 'generic', baseline: 'generic' },
-    { linker: 'llvm-jitlink', executor: 'jitmem', shared: 'shared', rpcMapper: 'rpc', rpcMemmgr: 'simple-remote', baseline: 'simple-remote' },
+    {
+      linker: 'llvm-jitlink',
+      executor: 'llvm',
+      shared: 'shared',
+      rpcMapper: 'rpc',
+      rpcMemmgr: 'simple-remote',
+      baseline: 'simple-remote',
+    },
+    {
+      linker: 'llvm-jitlink',
+      executor: 'llvm',
+      shared: 'shared',
+      rpcMapper: 'rpc',
+      rpcMemmgr: 'generic',
+      baseline: 'generic',
+    },
+    {
+      linker: 'llvm-jitlink',
+      executor: 'jitmem',
+      shared: 'shared',
+      rpcMapper: 'rpc',
+      rpcMemmgr: 'simple-remote',
+      baseline: 'simple-remote',
+    },
   ];
   for (const workload of programs) {
     for (const p of pairs) {
@@ -112,7 +163,16 @@ export function endToEndHeadlines(rows: readonly ResultRow[], seed: number): End
       const est = bootstrapRatioOfMedians(rpc.latency.samples, shared.latency.samples, { seed });
       if (!(est.ratio > 0) || !Number.isFinite(est.ratio)) continue;
       const rpcName = p.linker === 'jitmem' ? 'RPC copy' : p.baseline;
-      out.push({ workload, linker: p.linker, executor: p.executor, baseline: p.baseline, ...(p.controller ? { controller: p.controller } : {}), speedup: est.ratio, ci95: [est.low, est.high], explanation: explain(shared, rpc, rpcName) });
+      out.push({
+        workload,
+        linker: p.linker,
+        executor: p.executor,
+        baseline: p.baseline,
+        ...(p.controller ? { controller: p.controller } : {}),
+        speedup: est.ratio,
+        ci95: [est.low, est.high],
+        explanation: explain(shared, rpc, rpcName),
+      });
     }
   }
   return out;
@@ -120,7 +180,12 @@ export function endToEndHeadlines(rows: readonly ResultRow[], seed: number): End
 
 export function headlineLines(section: EndToEndSection): string[] {
   return section.headlines.map((h) => {
-    const who = h.linker === 'jitmem' ? (h.controller === 'warm' ? 'jitmem (warm controller)' : 'jitmem (process per run)') : `llvm-jitlink${h.executor === 'jitmem' ? " driving jitmem's executor" : ''}`;
+    const who =
+      h.linker === 'jitmem'
+        ? h.controller === 'warm'
+          ? 'jitmem (warm controller)'
+          : 'jitmem (process per run)'
+        : `llvm-jitlink${h.executor === 'jitmem' ? " driving jitmem's executor" : ''}`;
     const base = h.baseline === 'rpc' ? 'RPC copy' : `RPC copy (${h.baseline})`;
     const significant = h.ci95[0] > 1 || h.ci95[1] < 1;
     return `${h.workload} end to end, ${who}: shared memory over ${base} ${h.speedup.toFixed(3)}x (95% CI ${h.ci95[0].toFixed(3)}–${h.ci95[1].toFixed(3)}${significant ? '' : ': not distinguishable'}). ${h.explanation}`;
@@ -139,7 +204,9 @@ export function endToEndBudgets(rows: readonly ResultRow[], section: EndToEndSec
   const w = 'python';
   const lIn = find(rows, w, 'llvm-jitlink', 'none', 'inprocess');
   // Warm when measured; otherwise (older reports) the process-per-run rows, said so.
-  const controller: Controller = find(rows, w, 'jitmem', 'none', 'inprocess', undefined, 'warm') ? 'warm' : 'process-per-run';
+  const controller: Controller = find(rows, w, 'jitmem', 'none', 'inprocess', undefined, 'warm')
+    ? 'warm'
+    : 'process-per-run';
   const other: Controller = controller === 'warm' ? 'process-per-run' : 'warm';
   const named = (c: Controller) => (c === 'warm' ? 'warm controller' : 'process per run');
   const jIn = find(rows, w, 'jitmem', 'none', 'inprocess', undefined, controller);
@@ -149,9 +216,16 @@ export function endToEndBudgets(rows: readonly ResultRow[], section: EndToEndSec
     const value = linkOf(jIn);
     const budget = p50(lIn, 'read') + p50(lIn, 'link');
     const beside = jInOther ? `; ${named(other)}: ${ms(linkOf(jInOther))} ms` : '';
-    out.push({ label: `python: jitmem time to link CPython (read + link, in-process, ${named(controller)}${beside}) vs llvm-jitlink in-process (load/add + link), same run`, value, budget, unit: 'ms', ok: value <= budget });
+    out.push({
+      label: `python: jitmem time to link CPython (read + link, in-process, ${named(controller)}${beside}) vs llvm-jitlink in-process (load/add + link), same run`,
+      value,
+      budget,
+      unit: 'ms',
+      ok: value <= budget,
+    });
   }
-  const untilRun = (r: ResultRow) => medianOfSum(r, r.linker === 'jitmem' ? ['read', 'link', ...JITMEM_TRANSPORT] : ['read', 'link']);
+  const untilRun = (r: ResultRow) =>
+    medianOfSum(r, r.linker === 'jitmem' ? ['read', 'link', ...JITMEM_TRANSPORT] : ['read', 'link']);
   if (jIn && lIn) {
     for (const [mapper, memmgr] of [
       ['shared', 'shared'],
@@ -164,7 +238,8 @@ export function endToEndBudgets(rows: readonly ResultRow[], section: EndToEndSec
       const budget = (untilRun(l) - untilRun(lIn)) / 2;
       const jOther = find(rows, w, 'jitmem', 'jitmem', mapper, undefined, other);
       const extraOther = jOther && jInOther ? untilRun(jOther) - untilRun(jInOther) : undefined;
-      const beside = extraOther !== undefined ? `; ${named(other)}: ${extraOther >= 0 ? '+' : ''}${ms(extraOther)} ms` : '';
+      const beside =
+        extraOther !== undefined ? `; ${named(other)}: ${extraOther >= 0 ? '+' : ''}${ms(extraOther)} ms` : '';
       out.push({
         label: `python: jitmem ${mapper === 'rpc' ? 'RPC copy' : 'shared memory'} extra over in-process for link and transport (${named(controller)}${beside}) vs half llvm-jitlink ${memmgr}'s extra, same run`,
         value,
@@ -175,12 +250,20 @@ export function endToEndBudgets(rows: readonly ResultRow[], section: EndToEndSec
     }
   }
   // jitmem's executor as sessions start it: from its snapshot when one was built.
-  const js = section.startup.find((s) => s.executor === 'jitmem' && s.from === 'snapshot') ?? section.startup.find((s) => s.executor === 'jitmem');
+  const js =
+    section.startup.find((s) => s.executor === 'jitmem' && s.from === 'snapshot') ??
+    section.startup.find((s) => s.executor === 'jitmem');
   const ls = section.startup.find((s) => s.executor === 'llvm');
   if (js && ls) {
     const value = median(js.stats.samples);
     const budget = 3 * median(ls.stats.samples);
-    out.push({ label: `executor start-up (spawn to Setup): jitmem's (from its ${js.from ?? 'entry file'}) vs 3x llvm-jitlink-executor's, same run`, value, budget, unit: 'ms', ok: value <= budget });
+    out.push({
+      label: `executor start-up (spawn to Setup): jitmem's (from its ${js.from ?? 'entry file'}) vs 3x llvm-jitlink-executor's, same run`,
+      value,
+      budget,
+      unit: 'ms',
+      ok: value <= budget,
+    });
   }
   return out;
 }
@@ -195,9 +278,16 @@ export function endToEndTable(rows: readonly ResultRow[], width = Infinity): str
       .map((g) => `${g.group} ${ms(medianOfSum(r, g.phases))}`)
       .join(', ');
     // llvm-jitlink does not time its transport apart: out of process, its link less its in-process link says what moving the program added.
-    const own = r.linker === 'llvm-jitlink' && r.mapper !== 'inprocess' ? find(rows, r.workload, 'llvm-jitlink', 'none', 'inprocess') : undefined;
-    if (own) groups += ` (link over in-process: ${(p50(r, 'link') - p50(own, 'link') >= 0 ? '+' : '') + ms(p50(r, 'link') - p50(own, 'link'))})`;
-    const where = r.mapper === 'inprocess' ? 'in-process' : `${r.linker === 'llvm-jitlink' ? r.memmgr : r.mapper === 'rpc' ? 'RPC copy' : 'shared'}${r.executor !== (r.linker === 'jitmem' ? 'jitmem' : 'llvm') ? ` → ${r.executor} executor` : ''}`;
+    const own =
+      r.linker === 'llvm-jitlink' && r.mapper !== 'inprocess'
+        ? find(rows, r.workload, 'llvm-jitlink', 'none', 'inprocess')
+        : undefined;
+    if (own)
+      groups += ` (link over in-process: ${(p50(r, 'link') - p50(own, 'link') >= 0 ? '+' : '') + ms(p50(r, 'link') - p50(own, 'link'))})`;
+    const where =
+      r.mapper === 'inprocess'
+        ? 'in-process'
+        : `${r.linker === 'llvm-jitlink' ? r.memmgr : r.mapper === 'rpc' ? 'RPC copy' : 'shared'}${r.executor !== (r.linker === 'jitmem' ? 'jitmem' : 'llvm') ? ` → ${r.executor} executor` : ''}`;
     return [
       r.workload,
       linkerLabel(r),
@@ -216,13 +306,38 @@ export function endToEndTable(rows: readonly ResultRow[], width = Infinity): str
       { header: 'program', priority: 0, align: 'left' },
       { header: 'linker', priority: 0, align: 'left' },
       { header: 'transport', priority: 0, align: 'left' },
-      { header: 'exit p50 ms', short: 'exit ms', priority: 0, legend: 'median time from the start of the link to the program\'s exit, in milliseconds.' },
+      {
+        header: 'exit p50 ms',
+        short: 'exit ms',
+        priority: 0,
+        legend: "median time from the start of the link to the program's exit, in milliseconds.",
+      },
       { header: 'rme', priority: 3, legend: 'relative margin of error of the mean, 95% confidence.' },
-      { header: 'link p50 ms', short: 'link ms', priority: 1, legend: 'median time to read and link the objects, in milliseconds.' },
-      { header: 'exec start ms', short: 'start ms', priority: 4, legend: 'median executor start-up, spawn to Setup, in milliseconds (- in-process).' },
+      {
+        header: 'link p50 ms',
+        short: 'link ms',
+        priority: 1,
+        legend: 'median time to read and link the objects, in milliseconds.',
+      },
+      {
+        header: 'exec start ms',
+        short: 'start ms',
+        priority: 4,
+        legend: 'median executor start-up, spawn to Setup, in milliseconds (- in-process).',
+      },
       { header: 'n', priority: 5, legend: 'iterations measured.' },
-      { header: 'verified', priority: 6, align: 'left', legend: 'exit status and the first 8 hex digits of stdout\'s sha256, the same in every iteration.' },
-      { header: 'phases (p50 ms)', priority: 7, align: 'left', legend: 'median time of each group of phases, in milliseconds.' },
+      {
+        header: 'verified',
+        priority: 6,
+        align: 'left',
+        legend: "exit status and the first 8 hex digits of stdout's sha256, the same in every iteration.",
+      },
+      {
+        header: 'phases (p50 ms)',
+        priority: 7,
+        align: 'left',
+        legend: 'median time of each group of phases, in milliseconds.',
+      },
     ],
     table,
     width,
@@ -233,10 +348,18 @@ export function endToEndTable(rows: readonly ResultRow[], width = Infinity): str
 export function startupLines(section: EndToEndSection): string[] {
   const lines: string[] = [];
   for (const s of section.startup) {
-    const who = s.executor === 'jitmem' ? `jitmem's executor (Node), from its ${s.from ?? 'entry file'}` : "LLVM's llvm-jitlink-executor";
-    lines.push(`executor start-up, spawn to Setup, ${who}: median ${ms(median(s.stats.samples))} ms, p99 ${ms(s.stats.p99)} ms (n=${s.stats.samplesCount})`);
+    const who =
+      s.executor === 'jitmem'
+        ? `jitmem's executor (Node), from its ${s.from ?? 'entry file'}`
+        : "LLVM's llvm-jitlink-executor";
+    lines.push(
+      `executor start-up, spawn to Setup, ${who}: median ${ms(median(s.stats.samples))} ms, p99 ${ms(s.stats.p99)} ms (n=${s.stats.samplesCount})`,
+    );
   }
-  if (section.nodeFloor) lines.push(`  floor under any Node executor: node -e 0, spawn to exit: median ${ms(median(section.nodeFloor.samples))} ms`);
+  if (section.nodeFloor)
+    lines.push(
+      `  floor under any Node executor: node -e 0, spawn to exit: median ${ms(median(section.nodeFloor.samples))} ms`,
+    );
   return lines;
 }
 
@@ -246,7 +369,11 @@ export function endToEndSummary(report: Report, width = Infinity): string | unde
   if (!section) return undefined;
   const out: string[] = [];
   const table = endToEndTable(report.results, width);
-  if (table) out.push('end to end (pattern run): time to exit by transport and linker; every iteration verified (exit status, stdout sha256)\n\n' + table);
+  if (table)
+    out.push(
+      'end to end (pattern run): time to exit by transport and linker; every iteration verified (exit status, stdout sha256)\n\n' +
+        table,
+    );
   const h = headlineLines(section);
   if (h.length) out.push(h.join('\n') + '\n');
   const s = startupLines(section);

@@ -17,7 +17,10 @@ export function exportMarkdown(report: Report): string {
   const rows = report.results;
   const columns = resultColumns(rows);
   const out: string[] = [];
-  out.push(`## jitmem bench: ${report.options.preset} preset, ${report.env.commit ? report.env.commit.slice(0, 12) + (report.env.dirty ? '+' : '') : 'no commit'}, ${report.createdAt}`, '');
+  out.push(
+    `## jitmem bench: ${report.options.preset} preset, ${report.env.commit ? report.env.commit.slice(0, 12) + (report.env.dirty ? '+' : '') : 'no commit'}, ${report.createdAt}`,
+    '',
+  );
   out.push(`| ${columns.map((c) => markdownCell(c.header)).join(' | ')} |`);
   out.push(`|${columns.map((c) => (c.align === 'left' ? ':---' : '---:')).join('|')}|`);
   for (const r of rows) out.push(`| ${resultCells(columns, r).map(markdownCell).join(' | ')} |`);
@@ -41,6 +44,9 @@ function csvField(text: string): string {
 
 export function exportCsv(report: Report): string {
   const columns = resultColumns(report.results);
-  const lines = [columns.map((c) => csvField(c.header)).join(','), ...report.results.map((r) => resultCells(columns, r).map(csvField).join(','))];
+  const lines = [
+    columns.map((c) => csvField(c.header)).join(','),
+    ...report.results.map((r) => resultCells(columns, r).map(csvField).join(',')),
+  ];
   return lines.join('\r\n') + '\r\n';
 }

@@ -105,7 +105,14 @@ export class BenchProgressView {
    * since the first report (the pace of the rest).
    */
   private run:
-    | { setupMs: number; setupSpent: number; spent: number; started: boolean; cells: Map<string, { expectedMs: number; iterations: number; done: number }>; expectedDone: number }
+    | {
+        setupMs: number;
+        setupSpent: number;
+        spent: number;
+        started: boolean;
+        cells: Map<string, { expectedMs: number; iterations: number; done: number }>;
+        expectedDone: number;
+      }
     | undefined;
   /** What the time since the last event is spent on: a matrix cell's index, or the run block. */
   private active: number | 'run' | undefined;
@@ -145,7 +152,16 @@ export class BenchProgressView {
     if (e.kind === 'plan') {
       this.plan = e.plan;
       this.rounds = Math.max(1, e.plan.rounds);
-      e.plan.cells.forEach((c, i) => this.cells.set(i, { expectedMs: c.expectedMs, spent: 0, spentAtRound: 0, round: 0, started: false, done: false }));
+      e.plan.cells.forEach((c, i) =>
+        this.cells.set(i, {
+          expectedMs: c.expectedMs,
+          spent: 0,
+          spentAtRound: 0,
+          round: 0,
+          started: false,
+          done: false,
+        }),
+      );
       const run = e.plan.run;
       if (run) {
         this.run = {
@@ -153,14 +169,23 @@ export class BenchProgressView {
           setupSpent: 0,
           spent: 0,
           started: false,
-          cells: new Map(run.cells.map((c) => [c.name, { expectedMs: c.expectedMs, iterations: c.iterations, done: 0 }])),
+          cells: new Map(
+            run.cells.map((c) => [c.name, { expectedMs: c.expectedMs, iterations: c.iterations, done: 0 }]),
+          ),
           expectedDone: 0,
         };
       }
       this.total = e.plan.cells.length + (run?.cells.length ?? 0);
-      const parts = [`${e.plan.cells.length} matrix cell${e.plan.cells.length === 1 ? '' : 's'} in ${this.rounds} interleaved round${this.rounds === 1 ? '' : 's'}`];
-      if (run) parts.push(`${run.cells.length} end-to-end run cell${run.cells.length === 1 ? '' : 's'} of ${run.cells[0]?.iterations ?? 0} iterations each`);
-      this.stream.write(`bench: ${this.total} cells (${parts.join(', ')}); expected to take about ${clockTime(this.remainingMs() / 1000)}\n`);
+      const parts = [
+        `${e.plan.cells.length} matrix cell${e.plan.cells.length === 1 ? '' : 's'} in ${this.rounds} interleaved round${this.rounds === 1 ? '' : 's'}`,
+      ];
+      if (run)
+        parts.push(
+          `${run.cells.length} end-to-end run cell${run.cells.length === 1 ? '' : 's'} of ${run.cells[0]?.iterations ?? 0} iterations each`,
+        );
+      this.stream.write(
+        `bench: ${this.total} cells (${parts.join(', ')}); expected to take about ${clockTime(this.remainingMs() / 1000)}\n`,
+      );
       this.lastLine = this.now();
       if (e.plan.cells.length === 0 && this.run) this.active = 'run';
       return;
@@ -178,14 +203,18 @@ export class BenchProgressView {
           r.setupSpent = r.spent;
           r.spent = 0;
         }
-        const cell = r.cells.get(e.cell) ?? r.cells.set(e.cell, { expectedMs: 0, iterations: e.total, done: 0 }).get(e.cell)!;
+        const cell =
+          r.cells.get(e.cell) ?? r.cells.set(e.cell, { expectedMs: 0, iterations: e.total, done: 0 }).get(e.cell)!;
         const before = cell.done;
         cell.done = Math.max(cell.done, e.done);
         if (!first) r.expectedDone += (cell.expectedMs / Math.max(1, cell.iterations)) * (cell.done - before);
         if (e.done === e.total && before < e.total) this.done++;
       }
       if (this.tty) this.schedule();
-      else if (e.done === e.total) this.printLine(`[${this.run ? `${this.done}/${this.total}` : 'run'}] ${e.cell}: ${e.done} iterations verified (${this.times()})`);
+      else if (e.done === e.total)
+        this.printLine(
+          `[${this.run ? `${this.done}/${this.total}` : 'run'}] ${e.cell}: ${e.done} iterations verified (${this.times()})`,
+        );
       else this.heartbeat();
       return;
     }
@@ -210,7 +239,9 @@ export class BenchProgressView {
       // After the matrix's last cell, the time goes to the run pattern (its start-up figures and warm-up come first).
       if (this.run && [...this.cells.values()].every((c) => c.done)) this.active = 'run';
       if (!this.tty) {
-        this.printLine(`[${this.done}/${this.total}] ${e.cell}: p50 ${formatMs(e.row.latency.p50)} ms, ${e.row.latency.samplesCount} iterations (${this.times()})`);
+        this.printLine(
+          `[${this.done}/${this.total}] ${e.cell}: p50 ${formatMs(e.row.latency.p50)} ms, ${e.row.latency.samplesCount} iterations (${this.times()})`,
+        );
         return;
       }
     }
@@ -271,7 +302,8 @@ export class BenchProgressView {
       const r = this.run;
       const live = this.active === 'run' ? since : 0;
       let expectedLeft = 0;
-      for (const c of r.cells.values()) expectedLeft += c.expectedMs * (1 - Math.min(1, c.done / Math.max(1, c.iterations)));
+      for (const c of r.cells.values())
+        expectedLeft += c.expectedMs * (1 - Math.min(1, c.done / Math.max(1, c.iterations)));
       if (!r.started) {
         left += Math.max(r.setupMs / 10, r.setupMs - r.spent - live) + expectedLeft;
       } else if (expectedLeft > 0) {

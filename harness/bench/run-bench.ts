@@ -1,7 +1,15 @@
 import { readFileSync } from 'node:fs';
 import * as native from '../../native/index.js';
 import type { WorkloadOptions } from '../../workloads/workload-sources.js';
-import type { BudgetRow, ExecutorName, MapperName, Placement, Report, ResultRow, RoundSummary } from '../report/report.js';
+import type {
+  BudgetRow,
+  ExecutorName,
+  MapperName,
+  Placement,
+  Report,
+  ResultRow,
+  RoundSummary,
+} from '../report/report.js';
 import { median } from '../statistics.js';
 import { CellRunner, cellName, type MapperHandle } from './cell-runner.js';
 import type { PlannedCell } from './matrix.js';
@@ -34,7 +42,10 @@ export interface BenchPlan {
    * program and linker) and its cells by name (as its progress events name them), each with its
    * iterations and expected milliseconds.
    */
-  readonly run?: { readonly setupMs: number; readonly cells: ReadonlyArray<{ readonly name: string; readonly iterations: number; readonly expectedMs: number }> };
+  readonly run?: {
+    readonly setupMs: number;
+    readonly cells: ReadonlyArray<{ readonly name: string; readonly iterations: number; readonly expectedMs: number }>;
+  };
 }
 
 export type BenchProgress =
@@ -50,7 +61,13 @@ export type BenchProgress =
       readonly round?: number;
       readonly rounds?: number;
     }
-  | { readonly kind: 'cell-done'; readonly index: number; readonly total: number; readonly cell: string; readonly row: ResultRow }
+  | {
+      readonly kind: 'cell-done';
+      readonly index: number;
+      readonly total: number;
+      readonly cell: string;
+      readonly row: ResultRow;
+    }
   /** The run pattern: `done` of `total` iterations of a cell measured and verified. */
   | { readonly kind: 'run'; readonly cell: string; readonly done: number; readonly total: number };
 
@@ -96,7 +113,9 @@ export interface BenchRunResult {
 }
 
 function toolVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 
@@ -131,11 +150,19 @@ function warmupTimeOf(time: number): number {
  * time, its warm-up, and opening its transport (an executor start for the remote mappers). The
  * run pattern: a process per iteration, cray's a fraction of CPython's.
  */
-export function benchPlan(options: Pick<BenchRunOptions, 'selection' | 'llvmDir' | 'runLlvm'>, cells: readonly PlannedCell[], rounds: number): BenchPlan {
+export function benchPlan(
+  options: Pick<BenchRunOptions, 'selection' | 'llvmDir' | 'runLlvm'>,
+  cells: readonly PlannedCell[],
+  rounds: number,
+): BenchPlan {
   const time = options.selection.time;
   const planned = cells.map((cell) => ({
     name: cellName(cell),
-    expectedMs: time + warmupTimeOf(time) + (cell.executor === 'none' ? 20 : 150) + (cell.pattern === 'sweep' ? cell.contentHint / (64 << 10) : 0),
+    expectedMs:
+      time +
+      warmupTimeOf(time) +
+      (cell.executor === 'none' ? 20 : 150) +
+      (cell.pattern === 'sweep' ? cell.contentHint / (64 << 10) : 0),
   }));
   if (!options.selection.patterns.includes('run')) return { cells: planned, rounds };
   const llvm = options.runLlvm !== false && findLlvm(options.llvmDir).tools !== undefined;
@@ -147,7 +174,8 @@ export function benchPlan(options: Pick<BenchRunOptions, 'selection' | 'llvmDir'
   // Start-up figures: a spawn per sample of each executor kind and of bare Node.
   let setupMs = options.selection.startupSamples * 4 * 90;
   for (const workload of options.selection.workloads) {
-    const names = workload === 'python' ? (options.selection.runScript ? ['python', 'python-script'] : ['python']) : [workload];
+    const names =
+      workload === 'python' ? (options.selection.runScript ? ['python', 'python-script'] : ['python']) : [workload];
     for (const name of names) {
       const perProcess = PROCESS_MS[name] ?? 400;
       const cells = planRunCells({ name } as RunProgram, mappers, jitmemLinkerAvailable(), llvm);
@@ -155,8 +183,14 @@ export function benchPlan(options: Pick<BenchRunOptions, 'selection' | 'llvmDir'
       setupMs += perProcess * new Set(cells.map((c) => c.linker)).size;
       for (const c of cells) {
         // llvm-jitlink and a warm controller skip the Node start a process per run pays; the warm controller also warms up 5 iterations.
-        const each = c.controller === 'warm' ? perProcess / 5 : c.linker === 'llvm-jitlink' ? perProcess / 2 : perProcess;
-        run.push({ name: runCellName(c), iterations, expectedMs: each * (iterations + (c.controller === 'warm' ? 5 : 0)) + (c.controller === 'warm' ? perProcess : 0) });
+        const each =
+          c.controller === 'warm' ? perProcess / 5 : c.linker === 'llvm-jitlink' ? perProcess / 2 : perProcess;
+        run.push({
+          name: runCellName(c),
+          iterations,
+          expectedMs:
+            each * (iterations + (c.controller === 'warm' ? 5 : 0)) + (c.controller === 'warm' ? perProcess : 0),
+        });
       }
     }
   }
@@ -165,7 +199,12 @@ export function benchPlan(options: Pick<BenchRunOptions, 'selection' | 'llvmDir'
 
 export async function runBench(options: BenchRunOptions): Promise<BenchRunResult> {
   const llvmInstalled = llvmExecutorAvailable(options.llvmExecutor);
-  const { cells, skipped: plannedSkips } = planCells(options.selection, options.seed, llvmInstalled, options.workloadOptions);
+  const { cells, skipped: plannedSkips } = planCells(
+    options.selection,
+    options.seed,
+    llvmInstalled,
+    options.workloadOptions,
+  );
   const cpus = cpuPlan(options.pin);
   const originalAffinity = native.getAffinity(0);
   if (cpus.controller) native.setAffinity(0, cpus.controller);
@@ -195,18 +234,34 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
   const roundEnds = new Map<number, number[]>();
   try {
     for (const group of groups.values()) {
-      const active: Array<{ cell: PlannedCell; index: number; name: string; handle: MapperHandle; runner: CellRunner }> = [];
+      const active: Array<{
+        cell: PlannedCell;
+        index: number;
+        name: string;
+        handle: MapperHandle;
+        runner: CellRunner;
+      }> = [];
       try {
         for (const { cell, index } of group) {
           const name = cellName(cell);
           options.onProgress?.({ kind: 'cell-start', index, total: cells.length, cell: name });
           const handle = await open(cell.mapper, cell.executor, {
             executorCpus: cpus.executor,
-            cell: { workload: cell.workload, pattern: cell.pattern, mapper: cell.mapper, executor: cell.executor, policy: cell.policy },
+            cell: {
+              workload: cell.workload,
+              pattern: cell.pattern,
+              mapper: cell.mapper,
+              executor: cell.executor,
+              policy: cell.policy,
+            },
             ...(options.llvmExecutor ? { llvmExecutor: options.llvmExecutor } : {}),
           });
           if (cell.pattern === 'patch' && !handle.patch) {
-            skipped.push({ cell: name, reason: `the ${cell.mapper} mapper${cell.executor === 'llvm' ? " over LLVM's executor" : ''} cannot patch finalized code in place` });
+            skipped.push({
+              cell: name,
+              code: 'no-patch-in-place',
+              reason: `the ${cell.mapper} mapper${cell.executor === 'llvm' ? " over LLVM's executor" : ''} cannot patch finalized code in place`,
+            });
             await handle.close();
             continue;
           }
@@ -218,10 +273,19 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
             // before that would drift, and the ratio of a pair of mappers with them.
             warmupTime: warmupTimeOf(options.selection.time),
             cold: options.cold || cell.forceCold,
-            granularity: cell.pattern === 'churn' ? options.churnGranularity ?? options.granularity : options.granularity,
+            granularity:
+              cell.pattern === 'churn' ? (options.churnGranularity ?? options.granularity) : options.granularity,
             onIteration: (iterations) => {
               iterationsDone.set(index, iterations);
-              options.onProgress?.({ kind: 'iteration', index, total: cells.length, cell: name, iterations, round: roundOf.get(index) ?? 0, rounds });
+              options.onProgress?.({
+                kind: 'iteration',
+                index,
+                total: cells.length,
+                cell: name,
+                iterations,
+                round: roundOf.get(index) ?? 0,
+                rounds,
+              });
             },
           });
           active.push({ cell, index, name, handle, runner });
@@ -229,7 +293,11 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
         for (let round = 0; round < rounds; round++) {
           for (const a of active) {
             roundOf.set(a.index, round);
-            await a.runner.round(options.selection.time / rounds, Math.ceil(options.selection.iterations / rounds), round === 0);
+            await a.runner.round(
+              options.selection.time / rounds,
+              Math.ceil(options.selection.iterations / rounds),
+              round === 0,
+            );
             roundEnds.set(a.index, [...(roundEnds.get(a.index) ?? []), iterationsDone.get(a.index) ?? 0]);
           }
         }
@@ -299,13 +367,17 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
     env: captureEnvironment(placement, options.repoDir),
     results: rows,
     // The run pattern's speedups compare linkers too: they are the end-to-end headlines.
-    ratios: computeRatios(rows.filter((r) => r.pattern !== 'run'), options.seed),
+    ratios: computeRatios(
+      rows.filter((r) => r.pattern !== 'run'),
+      options.seed,
+    ),
     budgets,
     ...(endToEnd ? { endToEnd } : {}),
   };
   // LLVM missing is said once: the matrix's cells over LLVM's executor take the run pattern's reason.
   if (endToEnd && !endToEnd.llvm.available && endToEnd.llvm.reason) {
-    for (const [i, s] of skipped.entries()) if (/llvm-jitlink-executor is not installed/.test(s.reason)) skipped[i] = { ...s, reason: endToEnd.llvm.reason };
+    for (const [i, s] of skipped.entries())
+      if (s.code === 'llvm-executor-missing') skipped[i] = { ...s, reason: endToEnd.llvm.reason };
   }
   return { report, skipped: [...skipped, ...runSkips] };
 }

@@ -17,14 +17,20 @@ function mib(bytes: number): string {
 }
 
 function mapperLabel(r: { mapper: string; executor: string; cold?: boolean }): string {
-  return (r.executor === 'none' || r.executor === 'jitmem' ? r.mapper : `${r.mapper}@${r.executor}`) + (r.cold ? ' (cold)' : '');
+  return (
+    (r.executor === 'none' || r.executor === 'jitmem' ? r.mapper : `${r.mapper}@${r.executor}`) +
+    (r.cold ? ' (cold)' : '')
+  );
 }
 
 const kib = (bytes: number) => (bytes / 1024).toFixed(bytes >= 10 * 1024 ? 0 : 1);
 const count = (x: number) => (x >= 100 || Number.isInteger(x) ? x.toFixed(0) : x.toFixed(1));
 /** controller/executor, or the controller's alone in-process. */
-const bothSides = (c: NonNullable<ResultRow['counters']>, f: (p: NonNullable<ResultRow['counters']>['controller']) => number, fmt: (x: number) => string) =>
-  c.executor ? `${fmt(f(c.controller))}/${fmt(f(c.executor))}` : fmt(f(c.controller));
+const bothSides = (
+  c: NonNullable<ResultRow['counters']>,
+  f: (p: NonNullable<ResultRow['counters']>['controller']) => number,
+  fmt: (x: number) => string,
+) => (c.executor ? `${fmt(f(c.controller))}/${fmt(f(c.executor))}` : fmt(f(c.controller)));
 
 /**
  * One line per cell: its times, and beside them the counts that explain them (per iteration):
@@ -40,37 +46,101 @@ export interface ResultColumn extends Column {
 const TIME_COLUMNS: readonly ResultColumn[] = [
   { header: 'workload', priority: 0, align: 'left', cell: (r) => r.workload },
   { header: 'pattern', priority: 0, align: 'left', cell: (r) => r.pattern },
-  { header: 'mapper', priority: 0, align: 'left', cell: mapperLabel, legend: "the transport; @llvm: through LLVM's executor; (cold): a fresh slab every iteration (RPC copy over LLVM's executor always: it cannot initialize a freed range again)." },
-  { header: 'policy', priority: 6, align: 'left', cell: (r) => r.policy, legend: 'the slab\'s fit policy.' },
-  { header: 'p50 ms', priority: 0, cell: (r) => ms(r.latency.p50), legend: 'median time of one iteration (the pattern\'s whole plan), in milliseconds.' },
+  {
+    header: 'mapper',
+    priority: 0,
+    align: 'left',
+    cell: mapperLabel,
+    legend:
+      "the transport; @llvm: through LLVM's executor; (cold): a fresh slab every iteration (RPC copy over LLVM's executor always: it cannot initialize a freed range again).",
+  },
+  { header: 'policy', priority: 6, align: 'left', cell: (r) => r.policy, legend: "the slab's fit policy." },
+  {
+    header: 'p50 ms',
+    priority: 0,
+    cell: (r) => ms(r.latency.p50),
+    legend: "median time of one iteration (the pattern's whole plan), in milliseconds.",
+  },
   { header: 'p99 ms', priority: 7, cell: (r) => ms(r.latency.p99), legend: '99th percentile of the same.' },
-  { header: 'rme', priority: 2, cell: (r) => `±${r.latency.rme.toFixed(1)}%`, legend: 'relative margin of error of the mean latency, 95% confidence (Student t), in percent of the mean.' },
+  {
+    header: 'rme',
+    priority: 2,
+    cell: (r) => `±${r.latency.rme.toFixed(1)}%`,
+    legend: 'relative margin of error of the mean latency, 95% confidence (Student t), in percent of the mean.',
+  },
   { header: 'n', priority: 8, cell: (r) => String(r.latency.samplesCount), legend: 'iterations measured.' },
   {
     header: 'init ms',
     priority: 4,
     cell: (r) => ms(r.phases.initialize?.p50 ?? 0),
-    legend: 'median time per iteration inside initialize calls (finalize: protections and actions), in milliseconds, summed over calls that were in flight together.',
+    legend:
+      'median time per iteration inside initialize calls (finalize: protections and actions), in milliseconds, summed over calls that were in flight together.',
   },
 ];
 
 /** The results table without counters: the terminal's for older reports, and the HTML page's. */
 export const PLAIN_RESULT_COLUMNS: readonly ResultColumn[] = [
   ...TIME_COLUMNS,
-  { header: 'MiB moved', priority: 5, cell: (r) => mib(r.bytes.moved), legend: 'MiB sent to the executor per iteration (content over the wire for RPC copy, requests otherwise).' },
-  { header: 'calls', priority: 3, cell: (r) => r.roundTrips.toFixed(0), legend: 'controller-to-executor calls per iteration, integrity checks left out (0 in-process).' },
+  {
+    header: 'MiB moved',
+    priority: 5,
+    cell: (r) => mib(r.bytes.moved),
+    legend: 'MiB sent to the executor per iteration (content over the wire for RPC copy, requests otherwise).',
+  },
+  {
+    header: 'calls',
+    priority: 3,
+    cell: (r) => r.roundTrips.toFixed(0),
+    legend: 'controller-to-executor calls per iteration, integrity checks left out (0 in-process).',
+  },
 ];
 
 type Counters = NonNullable<ResultRow['counters']>;
-const withCounters = (f: (c: Counters) => string, fallback: (r: ResultRow) => string = () => '') => (r: ResultRow) => (r.counters ? f(r.counters) : fallback(r));
+const withCounters =
+  (f: (c: Counters) => string, fallback: (r: ResultRow) => string = () => '') =>
+  (r: ResultRow) =>
+    r.counters ? f(r.counters) : fallback(r);
 
 export const COUNTER_RESULT_COLUMNS: readonly ResultColumn[] = [
   ...TIME_COLUMNS,
-  { header: 'calls', priority: 3, cell: withCounters((c) => count(c.controller.roundTrips), (r) => r.roundTrips.toFixed(0)), legend: 'controller-to-executor calls per iteration, integrity checks left out (0 in-process).' },
-  { header: 'wire KiB', priority: 5, cell: withCounters((c) => kib(c.controller.wireBytesOut + c.controller.wireBytesIn), (r) => kib(r.bytes.moved)), legend: 'KiB on the wire per iteration, both directions.' },
-  { header: 'copied KiB c/e', short: 'copied c/e', priority: 9, cell: withCounters((c) => bothSides(c, (p) => p.bytesCopied, kib)), legend: 'KiB copied per iteration, controller/executor (one figure: in-process).' },
-  { header: 'mprotect c/e', short: 'mprot c/e', priority: 10, cell: withCounters((c) => bothSides(c, (p) => p.mprotect, count)), legend: 'mprotect calls per iteration, controller/executor.' },
-  { header: 'faults c/e', priority: 11, cell: withCounters((c) => bothSides(c, (p) => p.minorFaults, count)), legend: 'minor page faults per iteration, controller/executor.' },
+  {
+    header: 'calls',
+    priority: 3,
+    cell: withCounters(
+      (c) => count(c.controller.roundTrips),
+      (r) => r.roundTrips.toFixed(0),
+    ),
+    legend: 'controller-to-executor calls per iteration, integrity checks left out (0 in-process).',
+  },
+  {
+    header: 'wire KiB',
+    priority: 5,
+    cell: withCounters(
+      (c) => kib(c.controller.wireBytesOut + c.controller.wireBytesIn),
+      (r) => kib(r.bytes.moved),
+    ),
+    legend: 'KiB on the wire per iteration, both directions.',
+  },
+  {
+    header: 'copied KiB c/e',
+    short: 'copied c/e',
+    priority: 9,
+    cell: withCounters((c) => bothSides(c, (p) => p.bytesCopied, kib)),
+    legend: 'KiB copied per iteration, controller/executor (one figure: in-process).',
+  },
+  {
+    header: 'mprotect c/e',
+    short: 'mprot c/e',
+    priority: 10,
+    cell: withCounters((c) => bothSides(c, (p) => p.mprotect, count)),
+    legend: 'mprotect calls per iteration, controller/executor.',
+  },
+  {
+    header: 'faults c/e',
+    priority: 11,
+    cell: withCounters((c) => bothSides(c, (p) => p.minorFaults, count)),
+    legend: 'minor page faults per iteration, controller/executor.',
+  },
 ];
 
 /** The columns a report's rows are shown with: with cost counters when the report has them. */
@@ -86,7 +156,11 @@ export function resultCells(columns: readonly ResultColumn[], r: ResultRow): str
 /** The table of cells and its legend (every shown column defined, the left-out ones named), within `width`. */
 export function resultsTable(rows: readonly ResultRow[], width = Infinity): { table: string; legend: string[] } {
   const columns = resultColumns(rows);
-  const fitted = fitTable(columns, rows.map((r) => resultCells(columns, r)), width);
+  const fitted = fitTable(
+    columns,
+    rows.map((r) => resultCells(columns, r)),
+    width,
+  );
   return { table: fitted.text, legend: tableLegend(fitted, width) };
 }
 
@@ -110,7 +184,10 @@ export function headlineItems(report: Report): Headline[] {
       : r.speedup >= 1
         ? `shared memory is ${r.speedup.toFixed(2)}x faster than RPC copy`
         : `shared memory is ${(1 / r.speedup).toFixed(2)}x slower than RPC copy`;
-    out.push({ text: `${r.workload}/${r.pattern} (${r.policy})${exec}: ${verdict} (speedup ${r.speedup.toFixed(2)}, 95% CI ${lo}–${hi}).`, significant });
+    out.push({
+      text: `${r.workload}/${r.pattern} (${r.policy})${exec}: ${verdict} (speedup ${r.speedup.toFixed(2)}, 95% CI ${lo}–${hi}).`,
+      significant,
+    });
   }
   return out;
 }
@@ -132,7 +209,10 @@ export function budgetItems(report: Report): BudgetLine[] {
       // Ratios (x): the value beside its bound.
       const bound = b.direction === 'at-least' ? '>=' : '<=';
       const over = !b.ok;
-      return { text: `${over ? 'OVER BUDGET: ' : ''}${b.label}: ${b.value.toFixed(2)}${b.unit}, budget ${bound} ${b.budget}${b.unit}${over ? '' : ': ok'}`, over };
+      return {
+        text: `${over ? 'OVER BUDGET: ' : ''}${b.label}: ${b.value.toFixed(2)}${b.unit}, budget ${bound} ${b.budget}${b.unit}${over ? '' : ': ok'}`,
+        over,
+      };
     }
     const llvm = b.label.includes("LLVM's executor");
     let ref = '';
@@ -146,7 +226,10 @@ export function budgetItems(report: Report): BudgetLine[] {
     const over = !llvm && !b.ok;
     const signed = b.label.includes('extra time') || b.label.includes('extra over');
     const value = `${signed && b.value >= 0 ? '+' : ''}${b.value.toFixed(2)} ${b.unit}, budget <= ${b.budget.toFixed(2).replace(/\.00$/, '')} ${b.unit}`;
-    return { text: `${over ? 'OVER BUDGET: ' : ''}${b.label}: ${value}${llvm ? ' (measured for comparison)' : over ? '' : ': ok'}${ref}`, over };
+    return {
+      text: `${over ? 'OVER BUDGET: ' : ''}${b.label}: ${value}${llvm ? ' (measured for comparison)' : over ? '' : ': ok'}${ref}`,
+      over,
+    };
   });
 }
 
@@ -180,7 +263,8 @@ export function churnComparison(rows: readonly ResultRow[], width = Infinity): s
     if (group.length < 2) continue;
     for (const r of group) {
       const series = r.slabSeries ?? [];
-      const avg = (f: (p: (typeof series)[number]) => number) => (series.length ? series.reduce((a, p) => a + f(p), 0) / series.length : 0);
+      const avg = (f: (p: (typeof series)[number]) => number) =>
+        series.length ? series.reduce((a, p) => a + f(p), 0) / series.length : 0;
       table.push([
         workload,
         mapper,
@@ -240,12 +324,19 @@ export function renderSummary(report: Report, reportPath: string, extra: Summary
     // Wrapped before colouring, so that escape codes never count as width.
     const lines = b.flatMap((x) => wrapText(x.text, width, '  ').map((l) => (x.over ? highlight(l) : l)));
     if (b.some((x) => x.over)) {
-      lines.push(extra.checkBudgets ? 'a budget is exceeded: exit status 1 (--check-budgets).' : 'a budget is exceeded (exit status stays 0; --check-budgets makes it 1).');
+      lines.push(
+        extra.checkBudgets
+          ? 'a budget is exceeded: exit status 1 (--check-budgets).'
+          : 'a budget is exceeded (exit status stays 0; --check-budgets makes it 1).',
+      );
     }
     out.push(lines.join('\n') + '\n');
   }
   const c = churnComparison(report.results, width);
-  if (c) out.push('fit policies under churn (peaks over the cell; fragmentation and free ranges averaged over one run):\n\n' + c);
+  if (c)
+    out.push(
+      'fit policies under churn (peaks over the cell; fragmentation and free ranges averaged over one run):\n\n' + c,
+    );
   const p = report.env.placement;
   out.push(
     `controller on CPU ${p.controllerSeenOn?.join(',') || p.controllerCpus.join(',')}${p.pin === 'none' ? ' (not pinned)' : ''}, executor allowed on CPU ${p.executorCpus.join(',')} (--pin ${p.pin}); ${report.env.cpuModel}, ${report.env.cpus} CPUs, Node ${report.env.node}.\n`,

@@ -15,7 +15,11 @@ const MAX_BATCH = 1_000_000;
 
 /** A value past a flag's limit: a code of its own, so a script can tell it from a malformed value. */
 function tooLarge(flag: string, text: string, limit: string): JitmemError {
-  return new JitmemError('ERR_OPTION_VALUE_TOO_LARGE', `${flag} ${JSON.stringify(text)} is above the limit of ${limit}`, { option: flag, value: text, limit });
+  return new JitmemError(
+    'ERR_OPTION_VALUE_TOO_LARGE',
+    `${flag} ${JSON.stringify(text)} is above the limit of ${limit}`,
+    { option: flag, value: text, limit },
+  );
 }
 
 const batchSize = (text: string, flag: string): number => {
@@ -31,7 +35,10 @@ const SPEC = {
 free-range index holding 1k, 10k and 100k free ranges, for each fit policy. Each figure is
 printed beside its budget (p50 <= 1 us at 10k; 100k within 2x of 1k).`,
   flags: {
-    policy: valueFlag({ value: 'LIST', help: 'fit policies, comma-separated (default first-fit,best-fit)' }, listOf(FIT_POLICIES)),
+    policy: valueFlag(
+      { value: 'LIST', help: 'fit policies, comma-separated (default first-fit,best-fit)' },
+      listOf(FIT_POLICIES),
+    ),
     sizes: valueFlag(
       {
         value: 'LIST',
@@ -56,7 +63,8 @@ function counts(text: string, flag: string): number[] {
   return text.split(',').map((item) => {
     const m = /^(\d+)([km]?)$/i.exec(item.trim());
     const n = m ? Number(m[1]) * (m[2] ? (m[2].toLowerCase() === 'k' ? 1e3 : 1e6) : 1) : NaN;
-    if (!Number.isSafeInteger(n) || n < 1) throw invalidValue(flag, 'positive counts such as 1000, 10k or 1m', item.trim());
+    if (!Number.isSafeInteger(n) || n < 1)
+      throw invalidValue(flag, 'positive counts such as 1000, 10k or 1m', item.trim());
     if (n > MAX_FREE_RANGES) throw tooLarge(flag, item.trim(), '2m free ranges (about 250 MB of index)');
     return n;
   });
@@ -85,15 +93,33 @@ export const benchAllocCommand: Command = {
     if (values.json) {
       io.stdout.write(JSON.stringify({ rows, budgets }, null, 2) + '\n');
     } else {
-      io.stdout.write('allocate+free pair latency in the free-range index (us; each sample the mean of ' + rows[0]!.pairsPerSample + ' pairs)\n\n');
+      io.stdout.write(
+        'allocate+free pair latency in the free-range index (us; each sample the mean of ' +
+          rows[0]!.pairsPerSample +
+          ' pairs)\n\n',
+      );
       io.stdout.write(
         formatTable(
           ['policy', 'free ranges', 'p50', 'p75', 'p99', 'mean', 'rme', 'samples'],
-          rows.map((r) => [r.policy, String(r.freeRanges), r.p50.toFixed(3), r.p75.toFixed(3), r.p99.toFixed(3), r.mean.toFixed(3), `±${r.rme.toFixed(2)}%`, String(r.samples)]),
+          rows.map((r) => [
+            r.policy,
+            String(r.freeRanges),
+            r.p50.toFixed(3),
+            r.p75.toFixed(3),
+            r.p99.toFixed(3),
+            r.mean.toFixed(3),
+            `±${r.rme.toFixed(2)}%`,
+            String(r.samples),
+          ]),
         ),
       );
       io.stdout.write('\nbudgets\n\n');
-      io.stdout.write(formatTable(['figure', 'measured', 'budget', ''], budgets.map((b) => [b.label, b.figure, b.budget, b.ok ? 'ok' : 'OVER'])));
+      io.stdout.write(
+        formatTable(
+          ['figure', 'measured', 'budget', ''],
+          budgets.map((b) => [b.label, b.figure, b.budget, b.ok ? 'ok' : 'OVER']),
+        ),
+      );
     }
     return values.check && budgets.some((b) => !b.ok) ? 1 : 0;
   },

@@ -31,7 +31,10 @@ const EXECUTORS = ['jitmem', 'llvm'] as const;
 const PINS = ['same', 'split', 'none'] as const;
 /** Workload names are checked when the workloads load (the objects workload needs --objects). */
 const workloadList: ValueParser<string[]> = (value, flag) => {
-  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (items.length === 0) throw invalidValue(flag, 'a comma-separated list of workloads', value);
   return items;
 };
@@ -42,7 +45,11 @@ const FLAGS = {
   }),
   full: booleanFlag('every workload, pattern, mapper, policy and executor; the whole sweep'),
   workload: valueFlag(
-    { value: 'LIST', help: 'cray, python, objects (with --objects)', section: 'selection (comma-separated lists; each overrides the preset):' },
+    {
+      value: 'LIST',
+      help: 'cray, python, objects (with --objects)',
+      section: 'selection (comma-separated lists; each overrides the preset):',
+    },
     workloadList,
   ),
   pattern: valueFlag({ value: 'LIST', help: ALL_PATTERNS.join(', ') }, listOf(ALL_PATTERNS)),
@@ -64,8 +71,14 @@ under --pattern run, llvm also means llvm-jitlink measured beside jitmem)`,
     },
     nonEmptyText,
   ),
-  objects: variadicFlag({ value: 'FILE', help: "object files and archives for the 'objects' workload (ends at the next flag)" }),
-  'python-dir': valueFlag({ value: 'DIR', help: 'where python.o and libpython3.X-pic.a are (or JITMEM_PYTHON_CONFIG_DIR)' }, nonEmptyText),
+  objects: variadicFlag({
+    value: 'FILE',
+    help: "object files and archives for the 'objects' workload (ends at the next flag)",
+  }),
+  'python-dir': valueFlag(
+    { value: 'DIR', help: 'where python.o and libpython3.X-pic.a are (or JITMEM_PYTHON_CONFIG_DIR)' },
+    nonEmptyText,
+  ),
   time: valueFlag(
     {
       value: 'MS',
@@ -84,7 +97,10 @@ measurement:`,
     },
     positiveInteger,
   ),
-  iterations: valueFlag({ value: 'N', help: 'minimum iterations per cell (quick 24, default 12, full 30)' }, positiveInteger),
+  iterations: valueFlag(
+    { value: 'N', help: 'minimum iterations per cell (quick 24, default 12, full 30)' },
+    positiveInteger,
+  ),
   seed: valueFlag({ value: 'N', help: 'seed of the churn, patch and sweep patterns (default 1)' }, positiveInteger, 1),
   'patch-batch': valueFlag(
     {
@@ -138,7 +154,10 @@ current directory)`,
     },
     nonEmptyText,
   ),
-  charts: valueFlag({ value: 'DIR', help: 'where the charts go (default: beside the report, <report>-charts/)' }, nonEmptyText),
+  charts: valueFlag(
+    { value: 'DIR', help: 'where the charts go (default: beside the report, <report>-charts/)' },
+    nonEmptyText,
+  ),
   'no-charts': booleanFlag('write no charts'),
   'check-budgets': booleanFlag(`exit 1 when a budget line says OVER BUDGET (without it, an exceeded
 budget is highlighted but the exit status stays 0)`),
@@ -150,7 +169,10 @@ its legend, the headline speedups and the budgets (its directory must exist)`,
     },
     nonEmptyText,
   ),
-  'export-csv': valueFlag({ value: 'FILE', help: 'also write the table of cells as CSV (RFC 4180; its directory must exist)' }, nonEmptyText),
+  'export-csv': valueFlag(
+    { value: 'FILE', help: 'also write the table of cells as CSV (RFC 4180; its directory must exist)' },
+    nonEmptyText,
+  ),
 };
 
 const SPEC = {
@@ -187,8 +209,14 @@ const repoDir = path.resolve(here, '../../..');
 type BenchFlags = FlagValues<typeof FLAGS>;
 
 /** The matrix the flags select: a preset, and the selection flags over it. */
-function selectionOf(values: BenchFlags): { preset: Preset; custom: boolean; selection: MatrixSelection; executors: readonly string[] | undefined } {
-  if (values.quick && values.full) throw conflictingOptions('--quick and --full exclude each other', ['--quick', '--full']);
+function selectionOf(values: BenchFlags): {
+  preset: Preset;
+  custom: boolean;
+  selection: MatrixSelection;
+  executors: readonly string[] | undefined;
+} {
+  if (values.quick && values.full)
+    throw conflictingOptions('--quick and --full exclude each other', ['--quick', '--full']);
   const preset: Preset = values.quick ? 'quick' : values.full ? 'full' : 'default';
   const workloads = values.workload ?? (values.objects ? ['objects'] : undefined);
   const overrides: Partial<MatrixSelection> = {
@@ -206,7 +234,12 @@ function selectionOf(values: BenchFlags): { preset: Preset; custom: boolean; sel
 }
 
 /** Charts beside the report, unless --no-charts; a failure to draw them is said, not fatal. */
-async function writeReportCharts(values: BenchFlags, report: Report, outFile: string, io: CommandIO): Promise<string | undefined> {
+async function writeReportCharts(
+  values: BenchFlags,
+  report: Report,
+  outFile: string,
+  io: CommandIO,
+): Promise<string | undefined> {
   if (values['no-charts']) return undefined;
   const dir = path.resolve(values.charts ?? outFile.replace(/\.json$/, '') + '-charts');
   try {
@@ -225,21 +258,31 @@ export const benchCommand: Command = {
   async run(argv, io) {
     const { values, help } = parseFlags(SPEC, argv);
     if (help) return printHelp(SPEC, io);
-    if (values.probe && values['no-probe']) throw conflictingOptions('--probe and --no-probe exclude each other', ['--probe', '--no-probe']);
+    if (values.probe && values['no-probe'])
+      throw conflictingOptions('--probe and --no-probe exclude each other', ['--probe', '--no-probe']);
     const { preset, custom, selection, executors } = selectionOf(values);
     const { objects, pin, rounds, seed } = values;
     const granularity = values.granularity ?? 1024 ** 3;
-    const outFile = values.out !== undefined ? path.resolve(values.out) : defaultOutput(`bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+    const outFile =
+      values.out !== undefined
+        ? path.resolve(values.out)
+        : defaultOutput(`bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     // Before the bench runs for minutes: a report that cannot be written is an error now.
     // --out names a file in a directory that exists; only the default folder is made.
     checkOutputFile(outFile, 'the report', { createDirectories: values.out === undefined });
     const exports = [
-      ...(values['export-markdown'] !== undefined ? [{ file: path.resolve(values['export-markdown']), what: 'the Markdown table', format: 'markdown' as const }] : []),
-      ...(values['export-csv'] !== undefined ? [{ file: path.resolve(values['export-csv']), what: 'the CSV table', format: 'csv' as const }] : []),
+      ...(values['export-markdown'] !== undefined
+        ? [{ file: path.resolve(values['export-markdown']), what: 'the Markdown table', format: 'markdown' as const }]
+        : []),
+      ...(values['export-csv'] !== undefined
+        ? [{ file: path.resolve(values['export-csv']), what: 'the CSV table', format: 'csv' as const }]
+        : []),
     ];
     for (const e of exports) checkOutputFile(e.file, e.what);
 
-    const view = new BenchProgressView({ stream: io.stderr as NodeJS.WritableStream & { isTTY?: boolean; columns?: number } });
+    const view = new BenchProgressView({
+      stream: io.stderr as NodeJS.WritableStream & { isTTY?: boolean; columns?: number },
+    });
     const llvmDir = values['llvm-dir'] ?? (process.env.JITMEM_LLVM_DIR || undefined);
     const { report, skipped } = await runBench({
       selection,
@@ -250,10 +293,15 @@ export const benchCommand: Command = {
       granularity,
       ...(values.granularity ? {} : { churnGranularity: 4 << 20 }),
       rounds,
-      workloadOptions: { ...(values['python-dir'] ? { pythonDir: values['python-dir'] } : {}), ...(objects ? { objects } : {}) },
+      workloadOptions: {
+        ...(values['python-dir'] ? { pythonDir: values['python-dir'] } : {}),
+        ...(objects ? { objects } : {}),
+      },
       repoDir,
       runLlvm: executors ? executors.includes('llvm') : true,
-      ...(llvmDir ? { llvmDir: path.resolve(llvmDir), llvmExecutor: path.join(path.resolve(llvmDir), 'llvm-jitlink-executor') } : {}),
+      ...(llvmDir
+        ? { llvmDir: path.resolve(llvmDir), llvmExecutor: path.join(path.resolve(llvmDir), 'llvm-jitlink-executor') }
+        : {}),
       command: ['jitmem', 'bench', ...argv],
       onProgress: view.onProgress,
       probeRoundTrip: values['no-probe'] ? false : values.probe === true || (!custom && preset !== 'quick'),
@@ -261,13 +309,22 @@ export const benchCommand: Command = {
     writeFileSync(outFile, formatReportJson(report));
     if (exports.length) {
       const { exportCsv, exportMarkdown } = await import('../bench/export-table.js');
-      for (const e of exports) writeFileSync(e.file, e.format === 'markdown' ? exportMarkdown(report) : exportCsv(report));
+      for (const e of exports)
+        writeFileSync(e.file, e.format === 'markdown' ? exportMarkdown(report) : exportCsv(report));
     }
     const charts = await writeReportCharts(values, report, outFile, io);
     const checkBudgets = values['check-budgets'] === true;
     const colour = (io.stdout as { isTTY?: boolean }).isTTY === true && !process.env.NO_COLOR;
     const width = outputWidth(io.stdout as { isTTY?: boolean; columns?: number });
-    io.stdout.write(renderSummary(report, path.relative(process.cwd(), outFile) || outFile, { skipped, checkBudgets, colour, width, ...(charts ? { charts } : {}) }));
+    io.stdout.write(
+      renderSummary(report, path.relative(process.cwd(), outFile) || outFile, {
+        skipped,
+        checkBudgets,
+        colour,
+        width,
+        ...(charts ? { charts } : {}),
+      }),
+    );
     for (const e of exports) io.stdout.write(`${e.format}: ${path.relative(process.cwd(), e.file) || e.file}\n`);
     return checkBudgets && overBudget(report) ? 1 : 0;
   },

@@ -4,7 +4,13 @@ import { formatTable } from '../report/format-table.js';
 import { readReport, type Report } from '../report/report.js';
 import { lastRuns, readHistory } from '../report/history.js';
 import { calibrateThresholds, MIN_CALIBRATION_RUNS } from '../compare/calibrate.js';
-import { DEFAULT_ALPHA, DEFAULT_COUNTER_TOLERANCE, DEFAULT_THRESHOLD, type CompareOptions, type RowKey } from '../compare/comparison.js';
+import {
+  DEFAULT_ALPHA,
+  DEFAULT_COUNTER_TOLERANCE,
+  DEFAULT_THRESHOLD,
+  type CompareOptions,
+  type RowKey,
+} from '../compare/comparison.js';
 import { formatMarkdown, formatText, pct, plain, terminalPaint } from '../compare/format.js';
 import { outputWidth } from '../report/format-table.js';
 import { compareReports } from '../compare/judge.js';
@@ -28,7 +34,8 @@ const FORMATS = ['text', 'markdown', 'json'] as const;
 /** A family-wise level strictly between 0 and 1, written as a plain decimal (0.05, .01). */
 function alphaLevel(value: string, flag: string): number {
   const alpha = Number(value);
-  if (!/^\s*\d*\.?\d+\s*$/.test(value) || !(alpha > 0 && alpha < 1)) throw invalidValue(flag, 'a number between 0 and 1 (exclusive), such as 0.05', value);
+  if (!/^\s*\d*\.?\d+\s*$/.test(value) || !(alpha > 0 && alpha < 1))
+    throw invalidValue(flag, 'a number between 0 and 1 (exclusive), such as 0.05', value);
   return alpha;
 }
 
@@ -37,8 +44,16 @@ const thresholdRule = (value: string) => parseThresholdRule(value);
 const rowPattern = (value: string) => parseThresholdRule(`${value}=0`).pattern;
 
 const FLAGS = {
-  alpha: valueFlag({ value: 'P', help: `family-wise significance level (default ${DEFAULT_ALPHA})` }, alphaLevel, DEFAULT_ALPHA),
-  threshold: valueFlag({ value: 'PCT', help: `threshold, e.g. 5% or 2.5 (default ${DEFAULT_THRESHOLD * 100}%)` }, percent, DEFAULT_THRESHOLD),
+  alpha: valueFlag(
+    { value: 'P', help: `family-wise significance level (default ${DEFAULT_ALPHA})` },
+    alphaLevel,
+    DEFAULT_ALPHA,
+  ),
+  threshold: valueFlag(
+    { value: 'PCT', help: `threshold, e.g. 5% or 2.5 (default ${DEFAULT_THRESHOLD * 100}%)` },
+    percent,
+    DEFAULT_THRESHOLD,
+  ),
   'threshold-for': repeatedFlag(
     {
       value: 'PAT=PCT',
@@ -57,7 +72,10 @@ ever compared with a cold one). Examples:
     },
     thresholdRule,
   ),
-  rows: repeatedFlag({ value: 'PAT', help: 'compare only the rows PAT matches (same patterns); repeatable' }, rowPattern),
+  rows: repeatedFlag(
+    { value: 'PAT', help: 'compare only the rows PAT matches (same patterns); repeatable' },
+    rowPattern,
+  ),
   noise: repeatedFlag(
     {
       value: 'RUN.json',
@@ -174,7 +192,9 @@ function calibrate(files: readonly string[], values: CompareFlags, io: CommandIO
     io.stdout.write(JSON.stringify({ runs: files, threshold, rows, flags }, null, 2) + '\n');
     return 0;
   }
-  io.stdout.write(`run-to-run noise over ${files.length} reports (worst change in the regression direction between any two)\n\n`);
+  io.stdout.write(
+    `run-to-run noise over ${files.length} reports (worst change in the regression direction between any two)\n\n`,
+  );
   io.stdout.write(
     formatTable(
       ['row', 'runs', 'worst change', 'noise bound', 'suggested threshold'],
@@ -187,9 +207,14 @@ function calibrate(files: readonly string[], values: CompareFlags, io: CommandIO
       ]),
     ),
   );
-  if (refused[0]) io.stdout.write(`\n${refused.length} row${refused.length === 1 ? '' : 's'} refused: ${refused[0].refused}\n`);
+  if (refused[0])
+    io.stdout.write(`\n${refused.length} row${refused.length === 1 ? '' : 's'} refused: ${refused[0].refused}\n`);
   const limit = pct(threshold).slice(1);
-  io.stdout.write(flags.length ? `\nflags for a gate with --threshold ${limit}:\n${flags.join(' \\\n')}\n` : `\nevery judged row's noise is within --threshold ${limit}\n`);
+  io.stdout.write(
+    flags.length
+      ? `\nflags for a gate with --threshold ${limit}:\n${flags.join(' \\\n')}\n`
+      : `\nevery judged row's noise is within --threshold ${limit}\n`,
+  );
   return 0;
 }
 
@@ -203,7 +228,10 @@ interface BaseSide {
 function readBase(values: CompareFlags, operands: readonly string[], head: Report): BaseSide {
   const extraRuns = values['base-run'].map((f) => readReport(f));
   if (values.history === undefined) {
-    if (values.last !== undefined) throw new JitmemError('ERR_CONFLICTING_OPTIONS', '--last goes with --history', { options: ['--last', '--history'] });
+    if (values.last !== undefined)
+      throw new JitmemError('ERR_CONFLICTING_OPTIONS', '--last goes with --history', {
+        options: ['--last', '--history'],
+      });
     const baseFile = operands[0] ?? '';
     return { baseFile, base: readReport(baseFile), baseRuns: extraRuns };
   }
@@ -213,7 +241,11 @@ function readBase(values: CompareFlags, operands: readonly string[], head: Repor
   if (!newest) {
     const commit = head.env.commit ?? 'no commit';
     const hint = `store one with 'jitmem history ${dir} --add REPORT.json'`;
-    throw new JitmemError('ERR_HISTORY_EMPTY', `history ${dir} holds no run of a commit other than HEAD's (${commit}); ${hint}`, { dir });
+    throw new JitmemError(
+      'ERR_HISTORY_EMPTY',
+      `history ${dir} holds no run of a commit other than HEAD's (${commit}); ${hint}`,
+      { dir },
+    );
   }
   return {
     baseFile: `${dir} (last ${runs.length} run${runs.length === 1 ? '' : 's'})`,
@@ -222,7 +254,13 @@ function readBase(values: CompareFlags, operands: readonly string[], head: Repor
   };
 }
 
-function writeComparison(io: CommandIO, format: (typeof FORMATS)[number], comparison: ReturnType<typeof compareReports>, baseFile: string, headFile: string): void {
+function writeComparison(
+  io: CommandIO,
+  format: (typeof FORMATS)[number],
+  comparison: ReturnType<typeof compareReports>,
+  baseFile: string,
+  headFile: string,
+): void {
   if (format === 'json') {
     io.stdout.write(JSON.stringify({ baseFile, headFile, ...comparison }, null, 2) + '\n');
   } else if (format === 'markdown') {
@@ -231,7 +269,15 @@ function writeComparison(io: CommandIO, format: (typeof FORMATS)[number], compar
     appendStepSummary(markdown, io);
   } else {
     const tty = (io.stdout as { isTTY?: boolean }).isTTY === true && !process.env.NO_COLOR;
-    io.stdout.write(formatText(comparison, baseFile, headFile, tty ? terminalPaint() : plain, outputWidth(io.stdout as { isTTY?: boolean; columns?: number })));
+    io.stdout.write(
+      formatText(
+        comparison,
+        baseFile,
+        headFile,
+        tty ? terminalPaint() : plain,
+        outputWidth(io.stdout as { isTTY?: boolean; columns?: number }),
+      ),
+    );
   }
 }
 
@@ -247,7 +293,12 @@ export const compareCommand: Command = {
     if (values.calibrate) return calibrate(operands, values, io);
     const wanted = values.history !== undefined ? 1 : 2;
     if (operands.length !== wanted) {
-      throw invalidOperands(wanted === 1 ? 'with --history, compare takes one report file, HEAD.json' : 'compare takes two report files, BASE.json and HEAD.json', operands);
+      throw invalidOperands(
+        wanted === 1
+          ? 'with --history, compare takes one report file, HEAD.json'
+          : 'compare takes two report files, BASE.json and HEAD.json',
+        operands,
+      );
     }
     const headFile = operands[wanted - 1] ?? '';
     const head = readReport(headFile);
@@ -262,11 +313,15 @@ export const compareCommand: Command = {
       baseRuns,
       phases: values.phases,
       ratiosOnly: values['ratios-only'],
-      ...(rowPatterns.length ? { rowFilter: (label: string) => rowPatterns.some((p) => patternMatches(p, keyOfLabel(label))) } : {}),
+      ...(rowPatterns.length
+        ? { rowFilter: (label: string) => rowPatterns.some((p) => patternMatches(p, keyOfLabel(label))) }
+        : {}),
     };
     const comparison = compareReports(base, head, options);
     if (comparison.times.length === 0 && comparison.ratios.length === 0) {
-      io.stderr.write(`warning: ${baseFile} and ${headFile} have no row in common${rowPatterns.length ? ' that --rows selects' : ''}\n`);
+      io.stderr.write(
+        `warning: ${baseFile} and ${headFile} have no row in common${rowPatterns.length ? ' that --rows selects' : ''}\n`,
+      );
     }
     writeComparison(io, values.format, comparison, baseFile, headFile);
     return comparison.regressions > 0 ? 1 : 0;

@@ -26,7 +26,10 @@ import { JitmemError } from '../../core/errors.js';
 export type ValueParser<T> = (text: string, flag: string) => T;
 
 export interface Flag<R> {
-  /** `boolean`: present or not; `string`: one value; `strings`: repeatable; `variadic`: every following argument up to the next flag. */
+  /**
+   * `boolean`: present or not; `string`: one value; `strings`: repeatable; `variadic`: every following
+   * argument up to the next flag.
+   */
   readonly kind: 'boolean' | 'string' | 'strings' | 'variadic';
   /** The value's name in --help (`N`, `DIR`, `LIST`). */
   readonly value?: string;
@@ -70,10 +73,18 @@ export interface ParsedFlags<T extends FlagTable> {
   readonly help: boolean;
 }
 
-const HELP_FLAG: Flag<boolean> = { kind: 'boolean', short: 'h', help: 'show this help', read: (given) => given === true };
+const HELP_FLAG: Flag<boolean> = {
+  kind: 'boolean',
+  short: 'h',
+  help: 'show this help',
+  read: (given) => given === true,
+};
 
 export function invalidValue(flag: string, expected: string, text: string): JitmemError {
-  return new JitmemError('ERR_INVALID_OPTION_VALUE', `${flag} must be ${expected}; got ${JSON.stringify(text)}`, { option: flag, value: text });
+  return new JitmemError('ERR_INVALID_OPTION_VALUE', `${flag} must be ${expected}; got ${JSON.stringify(text)}`, {
+    option: flag,
+    value: text,
+  });
 }
 
 export function conflictingOptions(message: string, options: readonly string[]): JitmemError {
@@ -83,12 +94,18 @@ export function conflictingOptions(message: string, options: readonly string[]):
 /** `expected; got N ("a" "b")`, then why, when given. */
 export function invalidOperands(expected: string, operands: readonly string[], why?: string): JitmemError {
   const listed = operands.length ? ` (${operands.map((p) => JSON.stringify(p)).join(' ')})` : '';
-  return new JitmemError('ERR_INVALID_OPERANDS', `${expected}; got ${operands.length}${listed}${why ? `: ${why}` : ''}`, { operands });
+  return new JitmemError(
+    'ERR_INVALID_OPERANDS',
+    `${expected}; got ${operands.length}${listed}${why ? `: ${why}` : ''}`,
+    { operands },
+  );
 }
 
 /** Optimal string alignment distance: edits, with a swap of two neighbours counted as one. */
 function editDistance(a: string, b: string): number {
-  const rows = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const rows = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
   const at = (i: number, j: number): number => rows[i]?.[j] ?? Infinity;
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
@@ -110,17 +127,23 @@ export function closestName(name: string, known: Iterable<string>): string | und
     if (d < bestDistance) [best, bestDistance] = [candidate, d];
   }
   const allowed = Math.max(1, Math.min(2, Math.floor((best?.length ?? 0) / 3)));
-  return bestDistance <= allowed || (best !== undefined && best.startsWith(name) && name.length >= 3) ? best : undefined;
+  return bestDistance <= allowed || (best !== undefined && best.startsWith(name) && name.length >= 3)
+    ? best
+    : undefined;
 }
 
 function unknownOption(command: string, raw: string, names: readonly string[], otherwise = ''): JitmemError {
   const bare = raw.replace(/^-+/, '');
   const guess = closestName(bare, names);
   const hint = guess ? `; did you mean --${guess}?` : otherwise ? `; ${otherwise}` : '';
-  return new JitmemError('ERR_UNKNOWN_OPTION', `unknown option ${JSON.stringify(raw)} for jitmem ${command}${hint} (see 'jitmem ${command} --help')`, {
-    option: raw,
-    ...(guess ? { suggestion: `--${guess}` } : {}),
-  });
+  return new JitmemError(
+    'ERR_UNKNOWN_OPTION',
+    `unknown option ${JSON.stringify(raw)} for jitmem ${command}${hint} (see 'jitmem ${command} --help')`,
+    {
+      option: raw,
+      ...(guess ? { suggestion: `--${guess}` } : {}),
+    },
+  );
 }
 
 /** Pulls each variadic flag and the arguments after it (up to the next `--flag`) out of argv. */
@@ -152,7 +175,13 @@ export function parseFlags<T extends FlagTable>(spec: CommandSpec<T>, argv: read
   const byShort = new Map(Object.entries(table).flatMap(([name, f]) => (f.short ? [[f.short, name] as const] : [])));
   const { rest, taken } = splitVariadic(argv, table);
   const options = Object.fromEntries(
-    Object.entries(table).map(([name, f]) => [name, { type: f.kind === 'boolean' ? ('boolean' as const) : ('string' as const), ...(f.short ? { short: f.short } : {}) }]),
+    Object.entries(table).map(([name, f]) => [
+      name,
+      {
+        type: f.kind === 'boolean' ? ('boolean' as const) : ('string' as const),
+        ...(f.short ? { short: f.short } : {}),
+      },
+    ]),
   );
   const { tokens } = parseArgs({ args: rest, options, strict: false, allowPositionals: true, tokens: true });
   const given = new Map<string, string[] | boolean>(taken);
@@ -171,10 +200,14 @@ export function parseFlags<T extends FlagTable>(spec: CommandSpec<T>, argv: read
     // parseArgs names a declared short flag by its long name; an undeclared one by its letter.
     const name = token.rawName.startsWith('--') || byShort.has(token.rawName.slice(1)) ? token.name : undefined;
     const flag = name === undefined ? undefined : table[name];
-    if (name === undefined || flag === undefined) throw unknownOption(spec.name, token.rawName, names, spec.unknownOptionHint);
+    if (name === undefined || flag === undefined)
+      throw unknownOption(spec.name, token.rawName, names, spec.unknownOptionHint);
     const raw = `--${name}`;
     if (flag.kind === 'boolean') {
-      if (token.value !== undefined) throw new JitmemError('ERR_INVALID_OPTION_VALUE', `${raw} takes no value; got ${JSON.stringify(token.value)}`, { option: raw });
+      if (token.value !== undefined)
+        throw new JitmemError('ERR_INVALID_OPTION_VALUE', `${raw} takes no value; got ${JSON.stringify(token.value)}`, {
+          option: raw,
+        });
       given.set(name, true);
       continue;
     }
@@ -186,16 +219,20 @@ export function parseFlags<T extends FlagTable>(spec: CommandSpec<T>, argv: read
     }
     // `--out --json`: the next flag is not --out's value (a negative number such as -1 is).
     if (token.value === undefined || (!token.inlineValue && token.value.startsWith('--'))) {
-      throw new JitmemError('ERR_MISSING_OPTION_VALUE', `${raw} needs a value (see 'jitmem ${spec.name} --help')`, { option: raw });
+      throw new JitmemError('ERR_MISSING_OPTION_VALUE', `${raw} needs a value (see 'jitmem ${spec.name} --help')`, {
+        option: raw,
+      });
     }
     const before = given.get(name);
     given.set(name, flag.kind === 'strings' && Array.isArray(before) ? [...before, token.value] : [token.value]);
   }
-  if (!spec.operands && operands.length > 0) throw invalidOperands(`jitmem ${spec.name} takes no arguments other than flags`, operands);
+  if (!spec.operands && operands.length > 0)
+    throw invalidOperands(`jitmem ${spec.name} takes no arguments other than flags`, operands);
   const help = given.get('help') === true;
   const values = {} as Record<string, unknown>;
   // With --help nothing else is checked: the help is what was asked for.
-  if (!help) for (const [name, flag] of Object.entries(spec.flags)) values[name] = flag.read(given.get(name), `--${name}`);
+  if (!help)
+    for (const [name, flag] of Object.entries(spec.flags)) values[name] = flag.read(given.get(name), `--${name}`);
   return { values: values as FlagValues<T>, operands, afterTerminator, help };
 }
 
@@ -239,7 +276,8 @@ interface FlagText {
   readonly section?: string;
 }
 
-const single = (given: string[] | boolean | undefined): string | undefined => (Array.isArray(given) ? given[given.length - 1] : undefined);
+const single = (given: string[] | boolean | undefined): string | undefined =>
+  Array.isArray(given) ? given[given.length - 1] : undefined;
 
 export function booleanFlag(help: string, extra: Omit<FlagText, 'help' | 'value'> = {}): Flag<boolean> {
   return { kind: 'boolean', help, ...extra, read: (given) => given === true };
@@ -265,7 +303,8 @@ export function requiredFlag<T>(text: FlagText, parse: ValueParser<T>, what: str
     ...text,
     read: (given, flag) => {
       const value = single(given);
-      if (value === undefined) throw new JitmemError('ERR_MISSING_OPTION', `${flag} is required: ${what}`, { option: flag });
+      if (value === undefined)
+        throw new JitmemError('ERR_MISSING_OPTION', `${flag} is required: ${what}`, { option: flag });
       return parse(value, flag);
     },
   };
@@ -273,7 +312,11 @@ export function requiredFlag<T>(text: FlagText, parse: ValueParser<T>, what: str
 
 /** A repeatable flag: every value, in order (none: an empty list). */
 export function repeatedFlag<T>(text: FlagText, parse: ValueParser<T>): Flag<T[]> {
-  return { kind: 'strings', ...text, read: (given, flag) => (Array.isArray(given) ? given.map((v) => parse(v, flag)) : []) };
+  return {
+    kind: 'strings',
+    ...text,
+    read: (given, flag) => (Array.isArray(given) ? given.map((v) => parse(v, flag)) : []),
+  };
 }
 
 /** A flag taking every argument after it up to the next flag (`--objects a.o b.a`); undefined when absent. */
@@ -283,7 +326,8 @@ export function variadicFlag(text: FlagText): Flag<string[] | undefined> {
     ...text,
     read: (given, flag) => {
       if (!Array.isArray(given)) return undefined;
-      if (given.length === 0) throw new JitmemError('ERR_MISSING_OPTION_VALUE', `${flag} needs at least one value`, { option: flag });
+      if (given.length === 0)
+        throw new JitmemError('ERR_MISSING_OPTION_VALUE', `${flag} needs at least one value`, { option: flag });
       return given;
     },
   };
@@ -302,7 +346,8 @@ export const nonEmptyText: ValueParser<string> = (value, flag) => {
 export function integerAtLeast(min = 1): ValueParser<number> {
   return (value, flag) => {
     const n = /^\s*[-+]?\d+\s*$/.test(value) ? Number(value) : Number.NaN;
-    if (!Number.isSafeInteger(n) || n < min) throw invalidValue(flag, min === 1 ? 'a positive integer' : `an integer >= ${min}`, value);
+    if (!Number.isSafeInteger(n) || n < min)
+      throw invalidValue(flag, min === 1 ? 'a positive integer' : `an integer >= ${min}`, value);
     return n;
   };
 }
@@ -319,15 +364,23 @@ export function oneOf<T extends string>(choices: readonly T[]): ValueParser<T> {
 /** A comma-separated list whose every item is one of `choices`. */
 export function listOf<T extends string>(choices: readonly T[]): ValueParser<T[]> {
   return (value, flag) => {
-    const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+    const items = value
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     if (items.length === 0) throw invalidValue(flag, `a comma-separated list of ${choices.join(', ')}`, value);
-    for (const item of items) if (!choices.includes(item as T)) throw invalidValue(flag, `a comma-separated list of ${choices.join(', ')}`, value);
+    for (const item of items)
+      if (!choices.includes(item as T))
+        throw invalidValue(flag, `a comma-separated list of ${choices.join(', ')}`, value);
     return items as T[];
   };
 }
 
 /** Writes a command's --help to stdout; the exit status of asking for it. */
-export function printHelp<T extends FlagTable>(spec: CommandSpec<T>, io: { readonly stdout: NodeJS.WritableStream }): number {
+export function printHelp<T extends FlagTable>(
+  spec: CommandSpec<T>,
+  io: { readonly stdout: NodeJS.WritableStream },
+): number {
   io.stdout.write(helpText(spec));
   return 0;
 }

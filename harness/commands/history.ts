@@ -3,7 +3,15 @@ import { appendStepSummary, type Command } from './command.js';
 import { JitmemError } from '../../core/errors.js';
 import { booleanFlag, helpText, invalidOperands, oneOf, parseFlags, repeatedFlag, text, valueFlag } from './flags.js';
 import { formatTable } from '../report/format-table.js';
-import { isHeadline, readHistory, sparkline, storeReport, trends, type JudgeLast, type Trend } from '../report/history.js';
+import {
+  isHeadline,
+  readHistory,
+  sparkline,
+  storeReport,
+  trends,
+  type JudgeLast,
+  type Trend,
+} from '../report/history.js';
 import { compareReports } from '../compare/judge.js';
 import { checkOutputFile } from '../../core/files.js';
 import { writeFileSync } from 'node:fs';
@@ -20,7 +28,10 @@ mean of their speedups with a Student-t interval over the runs.
 To gate a new run against the median of the last N stored runs:
   jitmem compare --history DIR --last N HEAD.json --noise ... (see jitmem compare --help)`,
   flags: {
-    add: repeatedFlag({ value: 'REPORT.json', help: 'store a report in DIR first (repeatable; DIR is made if missing)' }, text),
+    add: repeatedFlag(
+      { value: 'REPORT.json', help: 'store a report in DIR first (repeatable; DIR is made if missing)' },
+      text,
+    ),
     all: booleanFlag('every speedup ratio, not only the headline ones'),
     out: valueFlag({ value: 'DIR', help: 'where the trend chart goes (default DIR/trend)' }, text),
     'no-chart': booleanFlag('draw no chart'),
@@ -66,7 +77,9 @@ const judgeByCompare: JudgeLast = (label, before, last) => {
     noiseReports: last.slice(0, -1),
   });
   const row = comparison.ratios.find((r) => r.label === label);
-  return row ? { change: row.change, significant: row.significant && row.verdict !== 'same', verdict: row.verdict } : undefined;
+  return row
+    ? { change: row.change, significant: row.significant && row.verdict !== 'same', verdict: row.verdict }
+    : undefined;
 };
 
 function rows(list: readonly Trend[]): string[][] {
@@ -83,7 +96,8 @@ function rows(list: readonly Trend[]): string[][] {
 }
 
 const HEADER = ['speedup', 'commits', 'trend', 'last (95% CI)', 'vs commit before'];
-const LEGEND = 'vs commit before: the last commit against the one before, judged as compare judges it; ~ not significant.';
+const LEGEND =
+  'vs commit before: the last commit against the one before, judged as compare judges it; ~ not significant.';
 
 function pointsTable(t: Trend): string[][] {
   return t.points.map((p) => [p.commit, String(p.runs), x2(p.speedup), `[${x2(p.ci95[0])}, ${x2(p.ci95[1])}]`]);
@@ -95,11 +109,32 @@ function pointsTable(t: Trend): string[][] {
  */
 export function historyMarkdown(dir: string, list: readonly Trend[], chart: string | undefined): string {
   const md = (header: string[], cells: string[][]) =>
-    [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i ? '---:' : ':---')).join('|')}|`, ...cells.map((c) => `| ${c.map((x) => x.replace(/\|/g, '\\|')).join(' | ')} |`)].join('\n');
-  const out = [`## jitmem history: \`${dir}\``, '', md(HEADER, rows(list).map((r) => [`\`${r[0]}\``, ...r.slice(1)])), ''];
-  for (const t of list) out.push(`<details><summary><code>${t.label}</code></summary>`, '', md(['commit', 'runs', 'speedup', '95% CI'], pointsTable(t)), '', '</details>', '');
+    [
+      `| ${header.join(' | ')} |`,
+      `|${header.map((_, i) => (i ? '---:' : ':---')).join('|')}|`,
+      ...cells.map((c) => `| ${c.map((x) => x.replace(/\|/g, '\\|')).join(' | ')} |`),
+    ].join('\n');
+  const out = [
+    `## jitmem history: \`${dir}\``,
+    '',
+    md(
+      HEADER,
+      rows(list).map((r) => [`\`${r[0]}\``, ...r.slice(1)]),
+    ),
+    '',
+  ];
+  for (const t of list)
+    out.push(
+      `<details><summary><code>${t.label}</code></summary>`,
+      '',
+      md(['commit', 'runs', 'speedup', '95% CI'], pointsTable(t)),
+      '',
+      '</details>',
+      '',
+    );
   out.push(LEGEND, '');
-  if (chart) out.push(`![Headline speedups across commits](${chart.split(path.sep).map(encodeURIComponent).join('/')})`, '');
+  if (chart)
+    out.push(`![Headline speedups across commits](${chart.split(path.sep).map(encodeURIComponent).join('/')})`, '');
   return out.join('\n');
 }
 
@@ -119,7 +154,10 @@ export const historyCommand: Command = {
     if (markdownFile) checkOutputFile(markdownFile, 'the Markdown');
     const stored = values.add.map((f) => storeReport(dir, f));
     const entries = readHistory(dir);
-    if (entries.length === 0) throw new JitmemError('ERR_HISTORY_EMPTY', `history ${dir} holds no report; store some with --add REPORT.json`, { dir });
+    if (entries.length === 0)
+      throw new JitmemError('ERR_HISTORY_EMPTY', `history ${dir} holds no report; store some with --add REPORT.json`, {
+        dir,
+      });
     const list = trends(entries, values.all ? () => true : isHeadline, judgeByCompare);
     let chart: string | undefined;
     let chartFile: string | undefined;
@@ -129,9 +167,16 @@ export const historyCommand: Command = {
       chartFile = files[1]!;
       chart = path.relative(process.cwd(), chartFile) || chartFile;
     }
-    if (markdownFile) writeFileSync(markdownFile, historyMarkdown(dir, list, chartFile && path.relative(path.dirname(markdownFile), chartFile)));
+    if (markdownFile)
+      writeFileSync(
+        markdownFile,
+        historyMarkdown(dir, list, chartFile && path.relative(path.dirname(markdownFile), chartFile)),
+      );
     if (format === 'json') {
-      io.stdout.write(JSON.stringify({ dir, stored, reports: entries.length, trends: list, ...(chart ? { chart } : {}) }, null, 2) + '\n');
+      io.stdout.write(
+        JSON.stringify({ dir, stored, reports: entries.length, trends: list, ...(chart ? { chart } : {}) }, null, 2) +
+          '\n',
+      );
       return 0;
     }
     if (format === 'markdown') {
@@ -143,7 +188,8 @@ export const historyCommand: Command = {
     for (const s of stored) io.stdout.write(`stored ${s}\n`);
     io.stdout.write(`${entries.length} report${entries.length === 1 ? '' : 's'} in ${dir}\n\n`);
     io.stdout.write(formatTable(HEADER, rows(list)) + LEGEND + '\n');
-    for (const t of list) io.stdout.write(`\n${t.label}\n${formatTable(['commit', 'runs', 'speedup', '95% CI'], pointsTable(t))}`);
+    for (const t of list)
+      io.stdout.write(`\n${t.label}\n${formatTable(['commit', 'runs', 'speedup', '95% CI'], pointsTable(t))}`);
     if (chart) io.stdout.write(`\ntrend chart: ${chart}\n`);
     if (markdownFile) io.stdout.write(`markdown: ${path.relative(process.cwd(), markdownFile) || markdownFile}\n`);
     return 0;

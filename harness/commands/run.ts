@@ -1,19 +1,36 @@
 import { existsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { Command, CommandIO } from './command.js';
-import { booleanFlag, conflictingOptions, nonEmptyText, oneOf, parseFlags, printHelp, repeatedFlag, valueFlag } from './flags.js';
+import {
+  booleanFlag,
+  conflictingOptions,
+  nonEmptyText,
+  oneOf,
+  parseFlags,
+  printHelp,
+  repeatedFlag,
+  valueFlag,
+} from './flags.js';
 import * as native from '../../native/index.js';
 import { JitmemError, hex } from '../../core/errors.js';
 import { checkRegularFile } from '../../core/files.js';
 import { checkObjectInput } from '../../core/object-kind.js';
+import { runAll } from '../../core/cleanup.js';
 import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js';
 import { RpcCopyMapper } from '../../mappers/rpc-copy-mapper.js';
 import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
 import type { MemoryMapper } from '../../mappers/memory-mapper.js';
 import { DEFAULT_LLVM_EXECUTOR, ExecutorSession } from '../../session/executor-session.js';
-import { InProcessTarget, SessionTarget, type ProgramRunResult, type ProgramTarget } from '../../jitlink/program-target.js';
+import {
+  InProcessTarget,
+  SessionTarget,
+  type ProgramRunResult,
+  type ProgramTarget,
+} from '../../jitlink/program-target.js';
 import { PHASE_NAMES, runProgram, type PhaseTimes } from '../../jitlink/run-program.js';
 
+/** Exit statuses are one byte: exit(257) is status 1. */
+const EXIT_STATUS_MASK = 0xff;
 const MAPPERS = ['inprocess', 'shared', 'rpc'] as const;
 const EXECUTORS = ['jitmem', 'llvm'] as const;
 
@@ -36,7 +53,10 @@ Default: inprocess, or shared when --executor is given.`,
     },
     oneOf(EXECUTORS),
   ),
-  'llvm-executor': valueFlag({ value: 'P', help: `where llvm-jitlink-executor is (default ${DEFAULT_LLVM_EXECUTOR})` }, nonEmptyText),
+  'llvm-executor': valueFlag(
+    { value: 'P', help: `where llvm-jitlink-executor is (default ${DEFAULT_LLVM_EXECUTOR})` },
+    nonEmptyText,
+  ),
   preload: repeatedFlag(
     {
       value: 'LIB',
@@ -87,13 +107,19 @@ export function parseRunArgs(argv: readonly string[]): RunArgs | 'help' {
   const { values, operands: files, afterTerminator: args, help } = parseFlags(RUN_SPEC, argv);
   if (help) return 'help';
   const { executor, 'llvm-executor': llvmExecutor } = values;
-  if (files.length === 0) throw new JitmemError('ERR_LINK_NO_INPUT', "jitmem run needs at least one object file or archive; see 'jitmem run --help'", {});
+  if (files.length === 0)
+    throw new JitmemError(
+      'ERR_LINK_NO_INPUT',
+      "jitmem run needs at least one object file or archive; see 'jitmem run --help'",
+      {},
+    );
   const mapper = values.mapper ?? (executor !== undefined ? 'shared' : 'inprocess');
   if (mapper === 'inprocess' && executor !== undefined) {
     const why = 'the inprocess mapper runs the program in this process';
     throw conflictingOptions(`--executor ${executor} needs --mapper shared or rpc: ${why}`, ['--executor', '--mapper']);
   }
-  if (llvmExecutor !== undefined && executor !== 'llvm') throw conflictingOptions('--llvm-executor goes with --executor llvm', ['--llvm-executor', '--executor']);
+  if (llvmExecutor !== undefined && executor !== 'llvm')
+    throw conflictingOptions('--llvm-executor goes with --executor llvm', ['--llvm-executor', '--executor']);
   return {
     mapper,
     executor: executor ?? 'jitmem',
@@ -135,10 +161,15 @@ export const runCommand: Command = {
     if (args === 'help') return printHelp(RUN_SPEC, io);
     // Every input checked before an executor starts: a FIFO, a device, source code, a shared
     // library or another machine's object is refused as every command refuses it.
-    for (const lib of args.preload) if (lib.includes('/')) checkRegularFile(lib, 'library to preload', 'ERR_PRELOAD_UNREADABLE');
+    for (const lib of args.preload)
+      if (lib.includes('/')) checkRegularFile(lib, 'library to preload', 'ERR_PRELOAD_UNREADABLE');
     for (const file of args.files) checkObjectInput(file);
     if (args.executor === 'llvm' && args.mapper !== 'inprocess' && !existsSync(args.llvmExecutor)) {
-      throw new JitmemError('ERR_LLVM_EXECUTOR_MISSING', `LLVM's executor is not at ${args.llvmExecutor}; install llvm-22 or name it with --llvm-executor`, { path: args.llvmExecutor });
+      throw new JitmemError(
+        'ERR_LLVM_EXECUTOR_MISSING',
+        `LLVM's executor is not at ${args.llvmExecutor}; install llvm-22 or name it with --llvm-executor`,
+        { path: args.llvmExecutor },
+      );
     }
     // A program expects blocking stdio; Node leaves pipes it touched non-blocking, and the flag
     // belongs to the open file, which the executor shares.
@@ -156,7 +187,12 @@ export const runCommand: Command = {
       target = new InProcessTarget();
       mapper = new InProcessMemoryMapper();
     } else {
-      session = await ExecutorSession.spawn({ kind: args.executor, llvmExecutor: args.llvmExecutor, stdio: 'inherit', stdin: 'inherit' });
+      session = await ExecutorSession.spawn({
+        kind: args.executor,
+        llvmExecutor: args.llvmExecutor,
+        stdio: 'inherit',
+        stdin: 'inherit',
+      });
       target = new SessionTarget(session);
       mapper = args.mapper === 'shared' ? new SharedMemoryMapper(session) : new RpcCopyMapper(session);
     }
@@ -172,23 +208,31 @@ export const runCommand: Command = {
       });
       const r = run.result;
       if (args.showTimes) {
-        io.stderr.write(formatTimes(run.times, `jitmem run: phases (mapper ${args.mapper}${args.mapper === 'inprocess' ? '' : `, executor ${args.executor}`}; ${run.stats.objects} objects, ${run.stats.relocations} relocations):`));
+        io.stderr.write(
+          formatTimes(
+            run.times,
+            `jitmem run: phases (mapper ${args.mapper}${args.mapper === 'inprocess' ? '' : `, executor ${args.executor}`}; ${run.stats.objects} objects, ${run.stats.relocations} relocations):`,
+          ),
+        );
       }
       if (r.outcome === 'crashed') {
         crashed = true;
         io.stderr.write(`jitmem run: ${describeCrash(r)}\n`);
         return r.status;
       }
-      return r.status & 0xff;
+      // As a shell sees it: the exit status is the low byte of the program's status.
+      return r.status & EXIT_STATUS_MASK;
     } finally {
-      if (crashed && session) {
-        // A program that crashed may have left the executor's locks held: do not wait on it.
-        session.kill();
-        await session.exited();
-      } else {
-        await mapper.close().catch(() => undefined);
-        await session?.close();
-      }
+      const executor = session;
+      const failures = await runAll(
+        crashed && executor
+          ? // A program that crashed may have left the executor's locks held: do not wait on it.
+            [() => executor.kill(), () => executor.exited()]
+          : [() => mapper.close(), () => executor?.close()],
+      );
+      // The program's status is the result; a failure to clean up after it is said, not made the status.
+      for (const err of failures)
+        io.stderr.write(`jitmem run: cleaning up after the program failed: ${(err as Error).message}\n`);
     }
   },
 };

@@ -3,12 +3,18 @@ import { JitmemError } from '../../core/errors.js';
 import { booleanFlag, invalidValue, nonEmptyText, parseFlags, printHelp, valueFlag, variadicFlag } from './flags.js';
 import { pageSize as systemPageSize } from '../../native/index.js';
 import { summarizeWorkload, type WorkloadSummary } from '../../workloads/workload-summary.js';
-import { BUILTIN_WORKLOADS, OBJECTS_WORKLOAD, loadWorkload, type WorkloadOptions } from '../../workloads/workload-sources.js';
+import {
+  BUILTIN_WORKLOADS,
+  OBJECTS_WORKLOAD,
+  loadWorkload,
+  type WorkloadOptions,
+} from '../../workloads/workload-sources.js';
 
 /** A page size as --page-size takes it: a power of two. */
 function pageSizeValue(value: string, flag: string): number {
   const n = /^[0-9]+$/.test(value) ? Number(value) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < 1 || (n & (n - 1)) !== 0 || n > 2 ** 30) throw invalidValue(flag, 'a power of two between 1 and 2^30', value);
+  if (!Number.isSafeInteger(n) || n < 1 || (n & (n - 1)) !== 0 || n > 2 ** 30)
+    throw invalidValue(flag, 'a power of two between 1 and 2^30', value);
   return n;
 }
 
@@ -36,7 +42,10 @@ default: $JITMEM_PYTHON_CONFIG_DIR, python3-config, then Debian's paths`,
       },
       nonEmptyText,
     ),
-    'page-size': valueFlag({ value: 'N', help: "count pages of N bytes (default: this machine's page size)" }, pageSizeValue),
+    'page-size': valueFlag(
+      { value: 'N', help: "count pages of N bytes (default: this machine's page size)" },
+      pageSizeValue,
+    ),
   },
   operands: true,
 };
@@ -46,7 +55,13 @@ const number = new Intl.NumberFormat('en-US');
 function table(summaries: readonly WorkloadSummary[]): string {
   const contentGroups = [...new Set(summaries.flatMap((s) => Object.keys(s.content)))];
   const zeroGroups = [...new Set(summaries.flatMap((s) => Object.keys(s.zeroFill)))];
-  const header = ['workload', 'graphs', ...contentGroups.map((g) => `${g} bytes`), ...zeroGroups.map((g) => `${g} zero-fill`), 'pages'];
+  const header = [
+    'workload',
+    'graphs',
+    ...contentGroups.map((g) => `${g} bytes`),
+    ...zeroGroups.map((g) => `${g} zero-fill`),
+    'pages',
+  ];
   const rows = summaries.map((s) => [
     s.name,
     number.format(s.graphs),
@@ -56,7 +71,11 @@ function table(summaries: readonly WorkloadSummary[]): string {
   ]);
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
   // Names to the left, numbers to the right, so that digits line up.
-  const line = (cells: string[]) => cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...rows.map(line)].join('\n') + '\n';
 }
 
@@ -68,15 +87,20 @@ export const workloadsCommand: Command = {
     if (help) return printHelp(SPEC, io);
     const { objects } = values;
     if (objects !== undefined && operands.length > 0) {
-      throw new JitmemError('ERR_CONFLICTING_OPTIONS', `--objects lists its own workload; drop the names ${operands.join(', ')} or the --objects flag`, {
-        options: ['--objects'],
-        names: operands,
-      });
+      throw new JitmemError(
+        'ERR_CONFLICTING_OPTIONS',
+        `--objects lists its own workload; drop the names ${operands.join(', ')} or the --objects flag`,
+        {
+          options: ['--objects'],
+          names: operands,
+        },
+      );
     }
     const pageSize = values['page-size'] ?? systemPageSize();
     const options: WorkloadOptions = { pythonDir: values['python-dir'], objects };
     const explicit = objects !== undefined || operands.length > 0;
-    const names = objects !== undefined ? [OBJECTS_WORKLOAD] : operands.length > 0 ? operands : Object.keys(BUILTIN_WORKLOADS);
+    const names =
+      objects !== undefined ? [OBJECTS_WORKLOAD] : operands.length > 0 ? operands : Object.keys(BUILTIN_WORKLOADS);
 
     const summaries: WorkloadSummary[] = [];
     const unavailable: JitmemError[] = [];

@@ -21,8 +21,15 @@ const unitOf = (xs: readonly number[]): 'ms' | 'us' => (xs.every((x) => x < 0.1)
 const times = (x: number) => `${x.toFixed(2)}x`;
 const pValue = (p: number) => (p < 0.0001 ? '<0.0001' : p.toFixed(4));
 const verdictText = (r: { verdict: TimeComparison['verdict']; refused?: string }) =>
-  r.refused ? 'not judged' : r.verdict === 'regression' ? 'REGRESSION' : r.verdict === 'improvement' ? 'improvement' : '';
-const changeText = (r: { verdict: TimeComparison['verdict']; change: number }) => (r.verdict === 'same' ? '~' : pct(r.change));
+  r.refused
+    ? 'not judged'
+    : r.verdict === 'regression'
+      ? 'REGRESSION'
+      : r.verdict === 'improvement'
+        ? 'improvement'
+        : '';
+const changeText = (r: { verdict: TimeComparison['verdict']; change: number }) =>
+  r.verdict === 'same' ? '~' : pct(r.change);
 
 /** Colours for a terminal: red regressions, green improvements, yellow warnings (none when off). */
 export interface Paint {
@@ -32,30 +39,54 @@ export interface Paint {
 export const plain: Paint = { verdict: (t) => t, warning: (t) => t };
 export function terminalPaint(): Paint {
   return {
-    verdict: (t, v) => (v === 'regression' ? styleText(['bold', 'red'], t) : v === 'improvement' ? styleText(['green'], t) : t),
+    verdict: (t, v) =>
+      v === 'regression' ? styleText(['bold', 'red'], t) : v === 'improvement' ? styleText(['green'], t) : t,
     warning: (t) => styleText(['yellow'], t),
   };
 }
 
 /** The noise column, present only when some row has a noise bound. */
-function withNoise(header: string[], cells: string[][], rows: ReadonlyArray<{ noise: number | null }>): { header: string[]; cells: string[][] } {
+function withNoise(
+  header: string[],
+  cells: string[][],
+  rows: ReadonlyArray<{ noise: number | null }>,
+): { header: string[]; cells: string[][] } {
   if (!rows.some((r) => r.noise !== null)) return { header, cells };
   const at = header.indexOf('threshold');
   return {
     header: [...header.slice(0, at), 'noise', ...header.slice(at)],
-    cells: cells.map((c, i) => [...c.slice(0, at), rows[i] && rows[i]!.noise !== null ? pct(rows[i]!.noise!).slice(1) : '', ...c.slice(at)]),
+    cells: cells.map((c, i) => [
+      ...c.slice(0, at),
+      rows[i] && rows[i]!.noise !== null ? pct(rows[i]!.noise!).slice(1) : '',
+      ...c.slice(at),
+    ]),
   };
 }
 
-function timeTable(rows: readonly TimeComparison[], geo: GeometricMeanRow | null): { header: string[]; cells: string[][] } {
+function timeTable(
+  rows: readonly TimeComparison[],
+  geo: GeometricMeanRow | null,
+): { header: string[]; cells: string[][] } {
   const unit = unitOf(rows.flatMap((r) => [r.base.median, r.head.median]));
   const header = ['row', `base p50 ${unit}`, `head p50 ${unit}`, 'change', '95% CI', 'p', 'threshold', 'verdict'];
-  const cells = rows.map((r) => [r.label, inUnit(r.base.median, unit), inUnit(r.head.median, unit), changeText(r), `[${pct(r.ci95[0])}, ${pct(r.ci95[1])}]`, pValue(r.p), pct(r.threshold).slice(1), verdictText(r)]);
+  const cells = rows.map((r) => [
+    r.label,
+    inUnit(r.base.median, unit),
+    inUnit(r.head.median, unit),
+    changeText(r),
+    `[${pct(r.ci95[0])}, ${pct(r.ci95[1])}]`,
+    pValue(r.p),
+    pct(r.threshold).slice(1),
+    verdictText(r),
+  ]);
   if (geo) cells.push(['geometric mean', '', '', pct(geo.change), '', '', '', `${geo.rows} rows`]);
   return withNoise(header, cells, rows);
 }
 
-function ratioTable(rows: readonly RatioComparison[], geo: GeometricMeanRow | null): { header: string[]; cells: string[][] } {
+function ratioTable(
+  rows: readonly RatioComparison[],
+  geo: GeometricMeanRow | null,
+): { header: string[]; cells: string[][] } {
   const header = ['speedup', 'base', 'base 95% CI', 'head', 'head 95% CI', 'change', 'p', 'threshold', 'verdict'];
   const cells = rows.map((r) => [
     r.label,
@@ -77,7 +108,10 @@ const COLUMN_INFO: Record<string, { priority: number; legend?: string }> = {
   row: { priority: 0 },
   speedup: { priority: 0 },
   'counter per iteration': { priority: 0 },
-  change: { priority: 0, legend: 'head against base (times: + is slower; speedups: - is a loss); ~ not significant or inside the threshold.' },
+  change: {
+    priority: 0,
+    legend: 'head against base (times: + is slower; speedups: - is a loss); ~ not significant or inside the threshold.',
+  },
   verdict: { priority: 0 },
   base: { priority: 1 },
   head: { priority: 1 },
@@ -89,19 +123,32 @@ const COLUMN_INFO: Record<string, { priority: number; legend?: string }> = {
   '95% CI': { priority: 3, legend: '95% confidence interval of the change.' },
   'base 95% CI': { priority: 4, legend: "95% interval of the base's speedup." },
   'head 95% CI': { priority: 4, legend: "95% interval of the head's speedup." },
-  p: { priority: 5, legend: 'two-sided p-value of the row\'s test, before the Holm correction.' },
-  noise: { priority: 6, legend: 'the change two runs of one commit show by chance (the row\'s noise bound).' },
+  p: { priority: 5, legend: "two-sided p-value of the row's test, before the Holm correction." },
+  noise: { priority: 6, legend: "the change two runs of one commit show by chance (the row's noise bound)." },
 };
 
 /** A comparison table within `width`, and its legend lines. */
-function fitted(header: readonly string[], cells: ReadonlyArray<readonly string[]>, width: number): { text: string; legend: string[] } {
-  const columns: Column[] = header.map((h, i) => ({ header: h, priority: COLUMN_INFO[h]?.priority ?? 7, ...(i === 0 ? { align: 'left' as const } : {}), ...(COLUMN_INFO[h]?.legend ? { legend: COLUMN_INFO[h]!.legend! } : {}) }));
+function fitted(
+  header: readonly string[],
+  cells: ReadonlyArray<readonly string[]>,
+  width: number,
+): { text: string; legend: string[] } {
+  const columns: Column[] = header.map((h, i) => ({
+    header: h,
+    priority: COLUMN_INFO[h]?.priority ?? 7,
+    ...(i === 0 ? { align: 'left' as const } : {}),
+    ...(COLUMN_INFO[h]?.legend ? { legend: COLUMN_INFO[h]!.legend! } : {}),
+  }));
   const table = fitTable(columns, cells, width);
   return { text: table.text, legend: tableLegend(table, width, 'set COLUMNS wider, or use --format markdown or json') };
 }
 
 /** Colours the verdict cells of a text table (after padding, so the columns stay aligned). */
-function paintTable(text: string, rows: ReadonlyArray<{ verdict: TimeComparison['verdict']; refused?: string; label: string }>, paint: Paint): string {
+function paintTable(
+  text: string,
+  rows: ReadonlyArray<{ verdict: TimeComparison['verdict']; refused?: string; label: string }>,
+  paint: Paint,
+): string {
   // (rows: every row of the table's kind; lines are matched by their first cell, the label)
   if (paint === plain) return text;
   const byLabel = new Map(rows.map((r) => [r.label, r]));
@@ -124,7 +171,13 @@ function counterTable(c: Comparison): { header: string[]; cells: string[][]; not
   if (c.counters.length === 0) return null;
   const changed = c.counters.filter((r) => r.base !== r.head);
   const header = ['counter per iteration', 'base', 'head', 'change', 'verdict'];
-  const cells = changed.map((r) => [r.label, countText(r.base), countText(r.head), r.change === Infinity ? '+inf' : pct(r.change), r.gated ? verdictText(r) : 'not gated']);
+  const cells = changed.map((r) => [
+    r.label,
+    countText(r.base),
+    countText(r.head),
+    r.change === Infinity ? '+inf' : pct(r.change),
+    r.gated ? verdictText(r) : 'not gated',
+  ]);
   const note = `${c.counters.length} counters compared exactly: ${changed.length} changed, ${c.counters.length - changed.length} unchanged; an increase beyond ${pct(c.counterTolerance).slice(1)} (and half a count) fails; page faults and context switches are shown, not gated`;
   return { header, cells, note };
 }
@@ -135,13 +188,17 @@ function identityLine(name: string, file: string, c: Comparison['base']): string
 }
 
 function methodNote(c: Comparison): string {
-  const runs = c.noiseRuns || c.baseRuns > 1 ? `; judged over runs (base ${c.baseRuns}, head ${Math.max(1, c.noiseRuns)})` : '; judged round by round';
+  const runs =
+    c.noiseRuns || c.baseRuns > 1
+      ? `; judged over runs (base ${c.baseRuns}, head ${Math.max(1, c.noiseRuns)})`
+      : '; judged round by round';
   return `Holm-Bonferroni alpha ${c.alpha} over ${c.times.length + c.ratios.length} rows, threshold ${pct(c.threshold).slice(1)}${runs}`;
 }
 
 function summaryLine(c: Comparison): string {
   const refused = c.refused ? ` ${c.refused} row${c.refused === 1 ? '' : 's'} not judged (noise above 100%).` : '';
-  if (c.regressions > 0) return `${c.regressions} significant regression${c.regressions === 1 ? '' : 's'} beyond the threshold.${refused}`;
+  if (c.regressions > 0)
+    return `${c.regressions} significant regression${c.regressions === 1 ? '' : 's'} beyond the threshold.${refused}`;
   return `No significant regression beyond the threshold${c.improvements ? ` (${c.improvements} significant improvement${c.improvements === 1 ? '' : 's'})` : ''}.${refused}`;
 }
 
@@ -154,7 +211,13 @@ function unmatchedLines(c: Comparison): string[] {
  * the two reports, the method, and the tables (times, speedups, counters), each fitted to
  * `width` with a legend of the columns it shows; prose wraps to `width`.
  */
-export function formatText(c: Comparison, baseFile: string, headFile: string, paint: Paint = plain, width = Infinity): string {
+export function formatText(
+  c: Comparison,
+  baseFile: string,
+  headFile: string,
+  paint: Paint = plain,
+  width = Infinity,
+): string {
   const out: string[] = [];
   const wrap = (line: string) => wrapText(line, width, '  ');
   const summary = summaryLine(c);
@@ -198,9 +261,17 @@ function markdownTable(header: readonly string[], cells: ReadonlyArray<readonly 
 
 export function formatMarkdown(c: Comparison, baseFile: string, headFile: string): string {
   // The verdict first: what a reviewer of the pull request reads before anything else.
-  const out: string[] = ['## jitmem compare', '', `**${c.regressions > 0 ? ':x: ' : ':white_check_mark: '}${summaryLine(c)}**`, ''];
+  const out: string[] = [
+    '## jitmem compare',
+    '',
+    `**${c.regressions > 0 ? ':x: ' : ':white_check_mark: '}${summaryLine(c)}**`,
+    '',
+  ];
   for (const w of c.warnings) out.push(`> **warning:** ${w}`, '');
-  out.push(`- ${identityLine('base', `\`${baseFile}\``, c.base)}`, `- ${identityLine('head', `\`${headFile}\``, c.head)}`);
+  out.push(
+    `- ${identityLine('base', `\`${baseFile}\``, c.base)}`,
+    `- ${identityLine('head', `\`${headFile}\``, c.head)}`,
+  );
   out.push(`- ${methodNote(c)}; \`~\`: not significant or inside the threshold`, '');
   if (c.times.length) {
     const t = timeTable(c.times, c.timesGeometricMean);

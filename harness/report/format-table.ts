@@ -35,19 +35,33 @@ export function outputWidth(stream?: { readonly isTTY?: boolean; readonly column
 const NUMERIC = /^([-+±~]?[\d.,]+(%|x| us| ms)?|[\d.]+\/[\d.]+|)$/;
 const GAP = 2;
 
-function render(columns: readonly Column[], headers: readonly string[], rows: ReadonlyArray<readonly string[]>, keep: readonly number[]): string[] {
+function render(
+  columns: readonly Column[],
+  headers: readonly string[],
+  rows: ReadonlyArray<readonly string[]>,
+  keep: readonly number[],
+): string[] {
   const widths = keep.map((c) => Math.max(headers[c]!.length, ...rows.map((r) => (r[c] ?? '').length)));
-  const right = keep.map((c) => (columns[c]!.align ? columns[c]!.align === 'right' : rows.length > 0 && rows.every((r) => NUMERIC.test(r[c] ?? ''))));
+  const right = keep.map((c) =>
+    columns[c]!.align ? columns[c]!.align === 'right' : rows.length > 0 && rows.every((r) => NUMERIC.test(r[c] ?? '')),
+  );
   const line = (cell: (c: number, i: number) => string) =>
     keep
       .map((c, i) => (right[i] ? cell(c, i).padStart(widths[i]!) : cell(c, i).padEnd(widths[i]!)))
       .join(' '.repeat(GAP))
       .trimEnd();
-  return [line((c) => headers[c]!), line((_, i) => '-'.repeat(widths[i]!)), ...rows.map((r) => line((c) => r[c] ?? ''))];
+  return [
+    line((c) => headers[c]!),
+    line((_, i) => '-'.repeat(widths[i]!)),
+    ...rows.map((r) => line((c) => r[c] ?? '')),
+  ];
 }
 
 function widthOf(headers: readonly string[], rows: ReadonlyArray<readonly string[]>, keep: readonly number[]): number {
-  return keep.reduce((sum, c, i) => sum + (i ? GAP : 0) + Math.max(headers[c]!.length, ...rows.map((r) => (r[c] ?? '').length)), 0);
+  return keep.reduce(
+    (sum, c, i) => sum + (i ? GAP : 0) + Math.max(headers[c]!.length, ...rows.map((r) => (r[c] ?? '').length)),
+    0,
+  );
 }
 
 /**
@@ -55,7 +69,11 @@ function widthOf(headers: readonly string[], rows: ReadonlyArray<readonly string
  * ones otherwise, then columns left out by priority (highest number first; the rightmost of
  * equal priority first) until the table fits or only priority-0 columns remain.
  */
-export function fitTable(columns: readonly Column[], rows: ReadonlyArray<readonly string[]>, width = Infinity): FittedTable {
+export function fitTable(
+  columns: readonly Column[],
+  rows: ReadonlyArray<readonly string[]>,
+  width = Infinity,
+): FittedTable {
   const full = columns.map((c) => c.header);
   const short = columns.map((c) => c.short ?? c.header);
   let keep = columns.map((_, i) => i);
@@ -63,7 +81,8 @@ export function fitTable(columns: readonly Column[], rows: ReadonlyArray<readonl
   if (widthOf(full, rows, keep) > width) headers = short;
   while (widthOf(headers, rows, keep) > width) {
     let drop = -1;
-    for (const c of keep) if (columns[c]!.priority > 0 && (drop < 0 || columns[c]!.priority >= columns[drop]!.priority)) drop = c;
+    for (const c of keep)
+      if (columns[c]!.priority > 0 && (drop < 0 || columns[c]!.priority >= columns[drop]!.priority)) drop = c;
     if (drop < 0) break;
     keep = keep.filter((c) => c !== drop);
   }
@@ -77,17 +96,35 @@ export function fitTable(columns: readonly Column[], rows: ReadonlyArray<readonl
  * The legend of a fitted table: a line per shown column that has a definition (under its
  * shown header), and a line naming the columns left out. Wrapped to `width`.
  */
-export function tableLegend(table: FittedTable, width = Infinity, hint = 'set COLUMNS wider, or export the table with --export-csv'): string[] {
+export function tableLegend(
+  table: FittedTable,
+  width = Infinity,
+  hint = 'set COLUMNS wider, or export the table with --export-csv',
+): string[] {
   const out: string[] = [];
   const headerLine = table.text.split('\n', 1)[0]!;
   const headerOf = (c: Column) => (headerLine.includes(c.header) ? c.header : (c.short ?? c.header));
   for (const c of table.shown) if (c.legend) out.push(...wrapText(`${headerOf(c)}: ${c.legend}`, width, '  '));
-  if (table.dropped.length) out.push(...wrapText(`left out to fit ${Number.isFinite(width) ? `${width} columns` : 'the width'}: ${table.dropped.map((c) => c.header).join(', ')} (${hint}).`, width, '  '));
+  if (table.dropped.length)
+    out.push(
+      ...wrapText(
+        `left out to fit ${Number.isFinite(width) ? `${width} columns` : 'the width'}: ${table.dropped.map((c) => c.header).join(', ')} (${hint}).`,
+        width,
+        '  ',
+      ),
+    );
   return out;
 }
 
-/** A plain aligned text table: numbers (and ±figures) right-aligned, text left-aligned; columns past `width` left out from the right. */
-export function formatTable(header: readonly string[], rows: ReadonlyArray<readonly string[]>, width = Infinity): string {
+/**
+ * A plain aligned text table: numbers (and ±figures) right-aligned, text left-aligned; columns
+ * past `width` left out from the right.
+ */
+export function formatTable(
+  header: readonly string[],
+  rows: ReadonlyArray<readonly string[]>,
+  width = Infinity,
+): string {
   return fitTable(
     header.map((h, i) => ({ header: h, priority: i === 0 ? 0 : i })),
     rows,

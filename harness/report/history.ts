@@ -48,7 +48,12 @@ export function readHistory(dir: string): HistoryEntry[] {
     if (!statSync(dir).isDirectory()) throw new Error('not a directory');
     names = readdirSync(dir).filter((n) => n.endsWith('.json'));
   } catch (err) {
-    throw new JitmemError('ERR_HISTORY_UNREADABLE', `cannot read history directory ${dir}: ${(err as Error).message}`, { dir }, { cause: err });
+    throw new JitmemError(
+      'ERR_HISTORY_UNREADABLE',
+      `cannot read history directory ${dir}: ${(err as Error).message}`,
+      { dir },
+      { cause: err },
+    );
   }
   const entries = names.map((n) => ({ file: path.join(dir, n), report: readReport(path.join(dir, n)) }));
   return entries.sort((a, b) => a.report.createdAt.localeCompare(b.report.createdAt) || a.file.localeCompare(b.file));
@@ -63,7 +68,10 @@ export function shortCommit(commit: string | null, dirty: boolean | null = null)
   return commit ? `${commit.slice(0, 7)}${dirty ? '+' : ''}` : 'no commit';
 }
 
-/** A headline ratio: shared memory over RPC copy, per workload, pattern, policy and executor (what the bench summary leads with). */
+/**
+ * A headline ratio: shared memory over RPC copy, per workload, pattern, policy and executor (what the
+ * bench summary leads with).
+ */
 export function isHeadline(row: RatioRow): boolean {
   return row.mapper === 'shared' && row.baseline === 'rpc';
 }
@@ -90,7 +98,11 @@ export interface Trend {
    * correction as the gate, over this one row; several runs of a commit are judged over runs).
    * Absent with one commit.
    */
-  readonly last?: { readonly change: number; readonly significant: boolean; readonly verdict: 'regression' | 'improvement' | 'same' };
+  readonly last?: {
+    readonly change: number;
+    readonly significant: boolean;
+    readonly verdict: 'regression' | 'improvement' | 'same';
+  };
 }
 
 /**
@@ -104,7 +116,11 @@ export type JudgeLast = (label: string, before: readonly Report[], last: readonl
  * with one run, the run's speedup and interval; with several, the geometric mean of their
  * speedups and a Student-t interval over the runs.
  */
-export function trends(entries: readonly HistoryEntry[], keep: (row: RatioRow) => boolean = isHeadline, judge?: JudgeLast): Trend[] {
+export function trends(
+  entries: readonly HistoryEntry[],
+  keep: (row: RatioRow) => boolean = isHeadline,
+  judge?: JudgeLast,
+): Trend[] {
   const byLabel = new Map<string, Map<string, { createdAt: string; rows: RatioRow[]; reports: Report[] }>>();
   for (const { report } of entries) {
     const commit = shortCommit(report.env.commit, report.env.dirty);
@@ -112,23 +128,33 @@ export function trends(entries: readonly HistoryEntry[], keep: (row: RatioRow) =
       if (!keep(row)) continue;
       const label = ratioLabel(row);
       const commits = byLabel.get(label) ?? byLabel.set(label, new Map()).get(label)!;
-      const point = commits.get(commit) ?? commits.set(commit, { createdAt: report.createdAt, rows: [], reports: [] }).get(commit)!;
+      const point =
+        commits.get(commit) ?? commits.set(commit, { createdAt: report.createdAt, rows: [], reports: [] }).get(commit)!;
       point.rows.push(row);
       point.reports.push(report);
     }
   }
   return [...byLabel].map(([label, commits]) => {
     const groups = [...commits.values()];
-    const last = judge && groups.length >= 2 ? judge(label, groups[groups.length - 2]!.reports, groups[groups.length - 1]!.reports) : undefined;
+    const last =
+      judge && groups.length >= 2
+        ? judge(label, groups[groups.length - 2]!.reports, groups[groups.length - 1]!.reports)
+        : undefined;
     return {
-    label,
-    ...(last ? { last } : {}),
-    points: [...commits].map(([commit, { createdAt, rows }]) => {
-      if (rows.length === 1) return { commit, createdAt, runs: 1, speedup: rows[0]!.speedup, ci95: rows[0]!.ci95 };
-      const logs = rows.map((r) => Math.log(r.speedup));
-      const est = meanInterval(logs);
-      return { commit, createdAt, runs: rows.length, speedup: Math.exp(est.mean), ci95: [Math.exp(est.low), Math.exp(est.high)] as const };
-    }),
+      label,
+      ...(last ? { last } : {}),
+      points: [...commits].map(([commit, { createdAt, rows }]) => {
+        if (rows.length === 1) return { commit, createdAt, runs: 1, speedup: rows[0]!.speedup, ci95: rows[0]!.ci95 };
+        const logs = rows.map((r) => Math.log(r.speedup));
+        const est = meanInterval(logs);
+        return {
+          commit,
+          createdAt,
+          runs: rows.length,
+          speedup: Math.exp(est.mean),
+          ci95: [Math.exp(est.low), Math.exp(est.high)] as const,
+        };
+      }),
     };
   });
 }
