@@ -176,15 +176,11 @@ export class BenchProgressView {
         };
       }
       this.total = e.plan.cells.length + (run?.cells.length ?? 0);
-      const parts = [
-        `${e.plan.cells.length} matrix cell${e.plan.cells.length === 1 ? '' : 's'} in ${this.rounds} interleaved round${this.rounds === 1 ? '' : 's'}`,
-      ];
-      if (run)
-        parts.push(
-          `${run.cells.length} end-to-end run cell${run.cells.length === 1 ? '' : 's'} of ${run.cells[0]?.iterations ?? 0} iterations each`,
-        );
+      // One short line (a log is read at 100 columns): the count, the estimate, then what the cells are.
+      const what = [`${e.plan.cells.length} in ${this.rounds} interleaved round${this.rounds === 1 ? '' : 's'}`];
+      if (run) what.push(`then ${run.cells.length} end to end`);
       this.stream.write(
-        `bench: ${this.total} cells (${parts.join(', ')}); expected to take about ${clockTime(this.remainingMs() / 1000)}\n`,
+        `bench: ${this.total} cells, expected to take about ${clockTime(this.remainingMs() / 1000)} (${what.join(', ')})\n`,
       );
       this.lastLine = this.now();
       if (e.plan.cells.length === 0 && this.run) this.active = 'run';
