@@ -264,3 +264,42 @@ test('with a plan, the estimate counts down between events, follows the rounds m
     t.true(Math.abs(etas[i]! - real(i)) <= 0.3 * real(i), `step ${i}: estimate ${etas[i]} s, real ${real(i)} s`);
   t.regex(writes.at(-1)!, /^\[4\/4\] c3: p50 1\.00 ms, 10 iterations \(0:08 elapsed, about 0:00 left\)\n$/);
 });
+
+test('the run pattern after the matrix: its plan scaled as the matrix ran, then paced by its own processes; counted in the cells', (t) => {
+  let now = 0;
+  const view = new BenchProgressView({
+    stream: { write: () => undefined },
+    tty: false,
+    now: () => now,
+    heartbeatMs: 1e9,
+  });
+  const row = { latency: { p50: 1, samplesCount: 10 } } as unknown as ResultRow;
+  const run = [0, 1].map((i) => ({ name: `r${i}`, iterations: 4, expectedMs: 4000 }));
+  view.onProgress({
+    kind: 'plan',
+    plan: { cells: [{ name: 'c0', expectedMs: 1000 }], rounds: 1, run: { setupMs: 1000, cells: run } },
+  });
+  t.is(view.etaSeconds(), 10);
+  // The matrix's one cell takes 3 s, three times its plan: the run pattern's 9 s of plan read as about 3x.
+  view.onProgress({ kind: 'cell-start', index: 0, total: 1, cell: 'c0' });
+  now = 3000;
+  view.onProgress({ kind: 'cell-done', index: 0, total: 1, cell: 'c0', row });
+  const scaled = view.etaSeconds()!;
+  t.true(scaled > 20 && scaled < 30, `${scaled} s`);
+  // Its processes then take 3 s each (the plan said 1 s): the rest is paced by them.
+  now += 3000;
+  view.onProgress({ kind: 'run', cell: 'r0', done: 1, total: 4 });
+  for (let i = 2; i <= 4; i++) {
+    now += 3000;
+    view.onProgress({ kind: 'run', cell: 'r0', done: i, total: 4 });
+  }
+  // r1's 4 processes left, about 12 s.
+  const paced = view.etaSeconds()!;
+  t.true(paced > 12 * 0.7 && paced < 12 * 1.3, `${paced} s`);
+  for (let i = 1; i <= 4; i++) {
+    now += 3000;
+    view.onProgress({ kind: 'run', cell: 'r1', done: i, total: 4 });
+  }
+  t.is(view.etaSeconds(), 0);
+  t.is(view.line(100).match(/ (\d+)\/(\d+) cells/)![0], ' 3/3 cells');
+});

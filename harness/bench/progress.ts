@@ -300,11 +300,13 @@ export class BenchProgressView {
       let expectedLeft = 0;
       for (const c of r.cells.values())
         expectedLeft += c.expectedMs * (1 - Math.min(1, c.done / Math.max(1, c.iterations)));
+      // A machine that ran the matrix slower than planned runs the processes slower too: the
+      // plan of the run pattern is scaled as the matrix's cells were.
       if (!r.started) {
-        left += Math.max(r.setupMs / 10, r.setupMs - r.spent - live) + expectedLeft;
+        left += Math.max((r.setupMs * scale) / 10, r.setupMs * scale - r.spent - live) + expectedLeft * scale;
       } else if (expectedLeft > 0) {
-        // The pace since the first report, against the plan, with the plan counted as RUN_PRIOR_MS of evidence.
-        const pace = (r.spent + RUN_PRIOR_MS) / (r.expectedDone + RUN_PRIOR_MS);
+        // The pace since the first report, against the plan, with the (scaled) plan counted as RUN_PRIOR_MS of evidence.
+        const pace = (r.spent + RUN_PRIOR_MS * scale) / (r.expectedDone + RUN_PRIOR_MS);
         left += Math.max(expectedLeft * pace * 0.05, expectedLeft * pace - live);
       }
     }
