@@ -45,6 +45,10 @@ export interface ProgressViewOptions {
 }
 
 const DEFAULT_MIN_REDRAW_MS = 100;
+
+function newRunCell(expectedMs: number, iterations: number): RunCellState {
+  return { expectedMs, iterations, done: 0, firstSpent: 0, laterSpent: 0, laterDone: 0 };
+}
 const BAR_WIDTH = 16;
 
 /** 75 → "1:15", 3725 → "1:02:05". */
@@ -60,6 +64,16 @@ function defaultTimer(fn: () => void, ms: number): { cancel(): void } {
   const t = setTimeout(fn, ms);
   t.unref();
   return { cancel: () => clearTimeout(t) };
+}
+
+interface RunCellState {
+  readonly expectedMs: number;
+  readonly iterations: number;
+  done: number;
+  /** Time of the first reported iteration(s), and of those after it, with how many. */
+  firstSpent: number;
+  laterSpent: number;
+  laterDone: number;
 }
 
 interface CellState {
@@ -100,18 +114,20 @@ export class BenchProgressView {
   private readonly cells = new Map<number, CellState>();
   private rounds = 1;
   /**
-   * The run pattern: its set-up's expected ms, the time spent before its first cell reported
-   * (set-up) and since, each cell's expected ms and iterations done, and the expected ms done
-   * since the first report (the pace of the rest).
+   * The run pattern: its set-up's expected ms and the time spent before its first cell reported
+   * (set-up: start-up figures, warm-up processes), the time not yet given to a cell (each report
+   * comes after an iteration, so the time since the last report was that iteration's), and per
+   * cell its plan, the iterations done and the time they took: the first separately, since a
+   * cell's first iteration carries its warm-up (a warm controller) or the first round's colder
+   * caches, and its later ones are what the rest of it takes.
    */
   private run:
     | {
         setupMs: number;
         setupSpent: number;
-        spent: number;
+        unattributed: number;
         started: boolean;
-        cells: Map<string, { expectedMs: number; iterations: number; done: number }>;
-        expectedDone: number;
+        cells: Map<string, RunCellState>;
       }
     | undefined;
   /** What the time since the last event is spent on: a matrix cell's index, or the run block. */
@@ -139,7 +155,7 @@ export class BenchProgressView {
     const dt = t - this.lastEventAt;
     this.lastEventAt = t;
     if (this.active === 'run') {
-      if (this.run) this.run.spent += dt;
+      if (this.run) this.run.unattributed += dt;
     } else if (this.active !== undefined) {
       const c = this.cells.get(this.active);
       if (c) c.spent += dt;
@@ -167,12 +183,9 @@ export class BenchProgressView {
         this.run = {
           setupMs: run.setupMs,
           setupSpent: 0,
-          spent: 0,
+          unattributed: 0,
           started: false,
-          cells: new Map(
-            run.cells.map((c) => [c.name, { expectedMs: c.expectedMs, iterations: c.iterations, done: 0 }]),
-          ),
-          expectedDone: 0,
+          cells: new Map(run.cells.map((c) => [c.name, newRunCell(c.expectedMs, c.iterations)])),
         };
       }
       this.total = e.plan.cells.length + (run?.cells.length ?? 0);
@@ -192,18 +205,19 @@ export class BenchProgressView {
       this.current = `${e.cell} ${e.done}/${e.total}`;
       if (this.run) {
         const r = this.run;
-        const first = !r.started;
-        if (first) {
-          // What came before the first report was set-up (with that report's own iterations).
-          r.started = true;
-          r.setupSpent = r.spent;
-          r.spent = 0;
-        }
-        const cell =
-          r.cells.get(e.cell) ?? r.cells.set(e.cell, { expectedMs: 0, iterations: e.total, done: 0 }).get(e.cell)!;
+        const cell = r.cells.get(e.cell) ?? r.cells.set(e.cell, newRunCell(0, e.total)).get(e.cell)!;
         const before = cell.done;
         cell.done = Math.max(cell.done, e.done);
-        if (!first) r.expectedDone += (cell.expectedMs / Math.max(1, cell.iterations)) * (cell.done - before);
+        if (!r.started) {
+          // What came before the first report was set-up (with that report's own iteration).
+          r.started = true;
+          r.setupSpent = r.unattributed;
+        } else if (before === 0) cell.firstSpent += r.unattributed;
+        else {
+          cell.laterSpent += r.unattributed;
+          cell.laterDone += cell.done - before;
+        }
+        r.unattributed = 0;
         if (e.done === e.total && before < e.total) this.done++;
       }
       if (this.tty) this.schedule();
@@ -294,23 +308,36 @@ export class BenchProgressView {
       // A cell past its estimate still has something left: a tenth of a round.
       left += Math.max(whole / this.rounds / 10, whole - spent);
     }
-    if (this.run) {
-      const r = this.run;
-      const live = this.active === 'run' ? since : 0;
-      let expectedLeft = 0;
-      for (const c of r.cells.values())
-        expectedLeft += c.expectedMs * (1 - Math.min(1, c.done / Math.max(1, c.iterations)));
-      // A machine that ran the matrix slower than planned runs the processes slower too: the
-      // plan of the run pattern is scaled as the matrix's cells were.
-      if (!r.started) {
-        left += Math.max((r.setupMs * scale) / 10, r.setupMs * scale - r.spent - live) + expectedLeft * scale;
-      } else if (expectedLeft > 0) {
-        // The pace since the first report, against the plan, with the (scaled) plan counted as RUN_PRIOR_MS of evidence.
-        const pace = (r.spent + RUN_PRIOR_MS * scale) / (r.expectedDone + RUN_PRIOR_MS);
-        left += Math.max(expectedLeft * pace * 0.05, expectedLeft * pace - live);
-      }
-    }
+    if (this.run) left += this.runRemainingMs(this.run, scale, this.active === 'run' ? since : 0);
     return Math.max(0, left);
+  }
+
+  /**
+   * The run pattern's time left: a cell that has reported iterations after its first goes on at
+   * their pace; the others take their plan at the pace of everything measured so far (the plan
+   * itself counted as RUN_PRIOR_MS of evidence at the matrix's scale: a machine that ran the
+   * matrix slower runs the processes slower too). `live` ms since the last report are under way.
+   */
+  private runRemainingMs(r: NonNullable<BenchProgressView['run']>, scale: number, live: number): number {
+    const perIteration = (c: RunCellState) => c.expectedMs / Math.max(1, c.iterations);
+    if (!r.started) {
+      let planned = 0;
+      for (const c of r.cells.values()) planned += c.expectedMs;
+      return Math.max((r.setupMs * scale) / 10, r.setupMs * scale - r.unattributed - live) + planned * scale;
+    }
+    let spent = RUN_PRIOR_MS * scale;
+    let expected = RUN_PRIOR_MS;
+    for (const c of r.cells.values()) {
+      spent += c.firstSpent + c.laterSpent;
+      expected += perIteration(c) * ((c.firstSpent > 0 ? 1 : 0) + c.laterDone);
+    }
+    const pace = spent / expected;
+    let left = 0;
+    for (const c of r.cells.values()) {
+      const remaining = Math.max(0, c.iterations - c.done);
+      left += remaining * (c.laterDone > 0 ? c.laterSpent / c.laterDone : perIteration(c) * pace);
+    }
+    return left > 0 ? Math.max(left * 0.05, left - live) : 0;
   }
 
   /** Seconds left, from the plan and what was measured; undefined without a plan before a tenth of the cells. */
