@@ -32,7 +32,12 @@ async function bench(
   args: string[],
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<{ stdout: string; stderr: string }> {
-  return execFileAsync(process.execPath, [cli, 'bench', ...args], { env, maxBuffer: 64 << 20, timeout: 170_000 });
+  // Wide: these tests read whole summary lines (fitting 100 columns is the progress test's).
+  return execFileAsync(process.execPath, [cli, 'bench', ...args], {
+    env: { ...env, COLUMNS: '300' },
+    maxBuffer: 64 << 20,
+    timeout: 170_000,
+  });
 }
 
 /** Every run row: verified, with phases that add up to the iteration, sample by sample. */
