@@ -1,0 +1,283 @@
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import * as native from '../native/index.js';
+import { osCounts } from '../core/cost-counters.js';
+import { allocGroup, R, W, X } from '../graph/alloc-group.js';
+import type { LinkGraph } from '../graph/link-graph.js';
+import { InProcessMemoryMapper } from '../mappers/in-process-memory-mapper.js';
+import { DualMappedMemoryMapper } from '../mappers/dual-mapped-memory-mapper.js';
+import { PageProtectionRuns } from '../mappers/page-protection-runs.js';
+import { SlabMemoryManager, type FinalizedAllocation } from '../mappers/slab/slab-memory-manager.js';
+import { INC_CODE, RO, RW, RX, incGraph } from './helpers/graphs.js';
+
+/**
+ * mprotect by protection run, counted against runs worked out by hand. Pages of a fresh
+ * in-process reservation are RW-; those of a dual-mapped one's execution view are R-X. A call
+ * is needed for each maximal run of pages that changes protection (pages already at their
+ * protection in between may be covered by the same call); finalizes issued together are
+ * protected together, and the slab lays neighbours out so that their code or read-only data
+ * meet. After every step the kernel's view (/proc/self/maps) must agree page for page with the
+ * mapper's record, and no mapping of the reservation may be writable and executable.
+ */
+
+const PAGE = native.pageSize();
+
+/**
+ * Six segments, one per AllocGroup, in BasicLayout order (ascending id):
+ * R-- (2 pages: 5000 bytes), RW- (3 pages: 100 bytes and 9000 of bss), R-X (1), then the
+ * finalize-lifetime groups R-- (1), RW- (1), R-X (1): 9 pages.
+ */
+function manySegmentGraph(name = 'many'): LinkGraph {
+  const fin = (prot: number) => allocGroup(prot, 'finalize');
+  return {
+    name,
+    sections: [
+      { name: '.rodata', group: RO, alignment: 8, size: 5000, content: new Uint8Array(5000).fill(7) },
+      { name: '.data', group: RW, alignment: 8, size: 100, content: new Uint8Array(100).fill(9) },
+      { name: '.bss', group: RW, alignment: 8, size: 9000 },
+      { name: '.text', group: RX, alignment: 16, size: INC_CODE.length, content: INC_CODE },
+      { name: '.init.rodata', group: fin(R), alignment: 8, size: 16, content: new Uint8Array(16).fill(3) },
+      { name: '.init.data', group: fin(R | W), alignment: 8, size: 8, content: new Uint8Array(8).fill(4) },
+      { name: '.init.text', group: fin(R | X), alignment: 16, size: INC_CODE.length, content: INC_CODE },
+    ],
+  };
+}
+
+interface MapsEntry {
+  start: number;
+  end: number;
+  prot: number;
+}
+
+function selfMaps(): MapsEntry[] {
+  return readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [range, perms] = line.split(/\s+/);
+      const [s, e] = range!.split('-').map((h) => parseInt(h, 16));
+      const p = perms!;
+      return { start: s!, end: e!, prot: (p[0] === 'r' ? R : 0) | (p[1] === 'w' ? W : 0) | (p[2] === 'x' ? X : 0) };
+    });
+}
+
+/** Every page of the record has, in the kernel, the protection the record says. */
+function assertKernelAgrees(t: { deepEqual(a: unknown, b: unknown, m?: string): void; true(v: boolean, m?: string): void }, runs: PageProtectionRuns): void {
+  const maps = selfMaps();
+  for (const run of runs.runs()) {
+    const covering = maps.filter((m) => m.start < run.end && m.end > run.start);
+    const covered = covering.reduce((n, m) => n + Math.min(m.end, run.end) - Math.max(m.start, run.start), 0);
+    t.deepEqual(
+      { bytes: covered, prots: [...new Set(covering.map((m) => m.prot))] },
+      { bytes: run.end - run.start, prots: [run.prot] },
+      `run [${run.start.toString(16)}, ${run.end.toString(16)})`,
+    );
+  }
+  // Node's own JIT keeps a writable and executable code space; the reservation has none.
+  const inside = maps.filter((m) => m.start < runs.end && m.end > runs.start);
+  t.true(!inside.some((m) => (m.prot & W) !== 0 && (m.prot & X) !== 0), 'no mapping of the reservation is writable and executable');
+}
+
+async function counted<T>(fn: () => Promise<T>): Promise<{ value: T; mprotect: number }> {
+  const before = osCounts.mprotect;
+  const value = await fn();
+  return { value, mprotect: osCounts.mprotect - before };
+}
+
+async function load(manager: SlabMemoryManager, graphs: readonly LinkGraph[]): Promise<FinalizedAllocation[]> {
+  const allocs = [];
+  for (const g of graphs) {
+    const a = await manager.allocate(g);
+    a.writeContent();
+    allocs.push(a);
+  }
+  // Issued in one turn: protected together.
+  return Promise.all(allocs.map((a) => a.finalize()));
+}
+
+test.serial('PageProtectionRuns plans one call per run of the result that changed, and nothing for pages already right', (t) => {
+  const P = 0x1000;
+  const runs = new PageProtectionRuns(0x10000, 0x10000 + 16 * P, R | W);
+  // Pages 0-1 R--, 2-4 RW- (no change), 5 R-X: two calls.
+  t.deepEqual(
+    runs.change([
+      { start: 0x10000, end: 0x10000 + 2 * P, prot: R },
+      { start: 0x10000 + 2 * P, end: 0x10000 + 5 * P, prot: R | W },
+      { start: 0x10000 + 5 * P, end: 0x10000 + 6 * P, prot: R | X },
+    ]),
+    [
+      { start: 0x10000, length: 2 * P, prot: R },
+      { start: 0x10000 + 5 * P, length: P, prot: R | X },
+    ],
+  );
+  // Pages 6 and 8 to R-X: page 7 between them stays RW-, so they are two runs (6 extends page 5's).
+  t.deepEqual(
+    runs.change([
+      { start: 0x10000 + 6 * P, end: 0x10000 + 7 * P, prot: R | X },
+      { start: 0x10000 + 8 * P, end: 0x10000 + 9 * P, prot: R | X },
+    ]),
+    [
+      { start: 0x10000 + 6 * P, length: P, prot: R | X },
+      { start: 0x10000 + 8 * P, length: P, prot: R | X },
+    ],
+  );
+  // Everything back to RW-: one call from the first changed page to the last, over the RW- pages between.
+  t.deepEqual(runs.change([{ start: 0x10000, end: 0x10000 + 9 * P, prot: R | W }]), [{ start: 0x10000, length: 9 * P, prot: R | W }]);
+  t.is(runs.runCount, 1);
+  t.deepEqual(runs.change([{ start: 0x10000, end: 0x10000 + 16 * P, prot: R | W }]), []);
+  t.throws(() => runs.change([{ start: 0x10000, end: 0x10000 + 17 * P, prot: R }]), { code: 'ERR_OUT_OF_RESERVATION' });
+});
+
+test.serial('in-process, three segments (R--, RW-, R-X): 2 calls to finalize, 1 to deallocate; the kernel agrees with the record', async (t) => {
+  const mapper = new InProcessMemoryMapper();
+  t.teardown(() => mapper.close());
+  const manager = new SlabMemoryManager(mapper, { granularity: 1 << 20 });
+  const fin = await counted(() => load(manager, [incGraph()]));
+  t.is(fin.mprotect, 2);
+  const [slab] = manager.reservationRanges();
+  const runs = mapper.pageProtections(slab!.start)!;
+  t.deepEqual(
+    runs.runs().map((r) => [(r.start - slab!.start) / PAGE, (r.end - r.start) / PAGE, r.prot]),
+    [
+      [0, 1, R],
+      [1, 1, R | W],
+      [2, 1, R | X],
+      [3, 253, R | W],
+    ],
+  );
+  assertKernelAgrees(t, runs);
+  t.is(native.callInt32(fin.value[0]!.sectionAddress('.text'), 41), 42);
+  const free = await counted(() => manager.deallocate(fin.value));
+  t.is(free.mprotect, 1);
+  t.is(runs.runCount, 1);
+  assertKernelAgrees(t, runs);
+});
+
+test.serial('in-process, six segments: 4 calls (R--, R-X, R--, R-X; RW- pages need none), 1 to deallocate', async (t) => {
+  const mapper = new InProcessMemoryMapper();
+  t.teardown(() => mapper.close());
+  const manager = new SlabMemoryManager(mapper, { granularity: 1 << 20 });
+  const fin = await counted(() => load(manager, [manySegmentGraph()]));
+  t.is(fin.mprotect, 4);
+  const [slab] = manager.reservationRanges();
+  const runs = mapper.pageProtections(slab!.start)!;
+  t.deepEqual(
+    runs.runs().map((r) => [(r.start - slab!.start) / PAGE, (r.end - r.start) / PAGE, r.prot]),
+    [
+      [0, 2, R],
+      [2, 3, R | W],
+      [5, 1, R | X],
+      [6, 1, R],
+      [7, 1, R | W],
+      [8, 1, R | X],
+      [9, 247, R | W],
+    ],
+  );
+  assertKernelAgrees(t, runs);
+  const free = await counted(() => manager.deallocate(fin.value));
+  t.is(free.mprotect, 1);
+  assertKernelAgrees(t, runs);
+});
+
+test.serial('in-process, neighbours finalized together share runs: four three-segment graphs take 5 calls, not 8, and 1 to free', async (t) => {
+  const mapper = new InProcessMemoryMapper();
+  t.teardown(() => mapper.close());
+  const manager = new SlabMemoryManager(mapper, { granularity: 1 << 20 });
+  // The slab alternates the layouts: R RW RX | RX RW R | R RW RX | RX RW R. Runs to change:
+  // R, RX RX, R R, RX RX, R.
+  const fin = await counted(() => load(manager, [incGraph('a'), incGraph('b'), incGraph('c'), incGraph('d')]));
+  t.is(fin.mprotect, 5);
+  const [slab] = manager.reservationRanges();
+  const runs = mapper.pageProtections(slab!.start)!;
+  t.deepEqual(
+    runs.runs().map((r) => [(r.start - slab!.start) / PAGE, (r.end - r.start) / PAGE, r.prot]),
+    [
+      [0, 1, R],
+      [1, 1, R | W],
+      [2, 2, R | X],
+      [4, 1, R | W],
+      [5, 2, R],
+      [7, 1, R | W],
+      [8, 2, R | X],
+      [10, 1, R | W],
+      [11, 1, R],
+      [12, 244, R | W],
+    ],
+  );
+  assertKernelAgrees(t, runs);
+  for (const [i, f] of fin.value.entries()) t.is(native.callInt32(f.sectionAddress('.text'), i), i + 1);
+  // Segment i of a reversed layout is still the same segment: the content is where the graph says.
+  t.deepEqual([...native.view(fin.value[1]!.sectionAddress('.rodata'), 8)], [1, 2, 3, 4, 5, 6, 7, 8]);
+  const free = await counted(() => manager.deallocate(fin.value));
+  t.is(free.mprotect, 1);
+  assertKernelAgrees(t, runs);
+  // Two six-segment graphs: A ends with R-X (finalize), its reversed neighbour starts with it: 4 + 4 - 1.
+  const many = await counted(() => load(manager, [manySegmentGraph('m1'), manySegmentGraph('m2')]));
+  t.is(many.mprotect, 7);
+  assertKernelAgrees(t, runs);
+  t.is((await counted(() => manager.deallocate(many.value))).mprotect, 1);
+});
+
+test.serial('in-process, finalized one after another: each graph pays its own runs (2 each), deallocated together: 1', async (t) => {
+  const mapper = new InProcessMemoryMapper();
+  t.teardown(() => mapper.close());
+  const manager = new SlabMemoryManager(mapper, { granularity: 1 << 20 });
+  const fins: FinalizedAllocation[] = [];
+  const before = osCounts.mprotect;
+  for (const name of ['a', 'b', 'c']) fins.push(...(await load(manager, [incGraph(name)])));
+  t.is(osCounts.mprotect - before, 6);
+  const [slab] = manager.reservationRanges();
+  assertKernelAgrees(t, mapper.pageProtections(slab!.start)!);
+  t.is((await counted(() => manager.deallocate(fins))).mprotect, 1);
+});
+
+test.serial('dual-mapped, three segments: the execution view is R-X already, so R-- and RW- take 2 calls and deallocate 1', async (t) => {
+  const mapper = new DualMappedMemoryMapper();
+  t.teardown(() => mapper.close());
+  const manager = new SlabMemoryManager(mapper, { granularity: 1 << 20 });
+  const fin = await counted(() => load(manager, [incGraph()]));
+  t.is(fin.mprotect, 2);
+  const [slab] = manager.reservationRanges();
+  const runs = mapper.pageProtections(slab!.start)!;
+  t.deepEqual(
+    runs.runs().map((r) => [(r.start - slab!.start) / PAGE, (r.end - r.start) / PAGE, r.prot]),
+    [
+      [0, 1, R],
+      [1, 1, R | W],
+      [2, 254, R | X],
+    ],
+  );
+  assertKernelAgrees(t, runs);
+  t.is(native.callInt32(fin.value[0]!.sectionAddress('.text'), 1), 2);
+  t.is((await counted(() => manager.deallocate(fin.value))).mprotect, 1);
+  assertKernelAgrees(t, runs);
+});
+
+test.serial('a failing finalize action puts only its own region back; a neighbour protected in the same pass stays live', async (t) => {
+  const mapper = new InProcessMemoryMapper();
+  t.teardown(() => mapper.close());
+  const manager = new SlabMemoryManager(mapper, { granularity: 1 << 20 });
+  const a = await manager.allocate(incGraph('a'));
+  a.writeContent();
+  const b = await manager.allocate(incGraph('b'));
+  b.writeContent();
+  b.actions.push({ finalize: { fn: native.actionAddresses().fail, args: new Uint8Array(0) }, dealloc: null });
+  const [fa, fb] = await Promise.allSettled([a.finalize(), b.finalize()]);
+  t.is(fa.status, 'fulfilled');
+  t.is(fb.status, 'rejected');
+  t.is((fb as PromiseRejectedResult).reason.code, 'ERR_ALLOC_ACTION_FAILED');
+  const [slab] = manager.reservationRanges();
+  const runs = mapper.pageProtections(slab!.start)!;
+  // a: R RW RX; b's three pages back to RW-.
+  t.deepEqual(
+    runs.runs().map((r) => [(r.start - slab!.start) / PAGE, (r.end - r.start) / PAGE, r.prot]),
+    [
+      [0, 1, R],
+      [1, 1, R | W],
+      [2, 1, R | X],
+      [3, 253, R | W],
+    ],
+  );
+  assertKernelAgrees(t, runs);
+  t.is(native.callInt32((fa as PromiseFulfilledResult<FinalizedAllocation>).value.sectionAddress('.text'), 5), 6);
+});
