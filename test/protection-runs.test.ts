@@ -1,14 +1,14 @@
 import test from 'ava';
-import { readFileSync } from 'node:fs';
 import * as native from '../native/index.js';
 import { osCounts } from '../core/cost-counters.js';
-import { allocGroup, R, W, X } from '../graph/alloc-group.js';
+import { procMaps, writableAndExecutable } from './helpers/proc-maps.js';
+import { R, W, X } from '../graph/alloc-group.js';
 import type { LinkGraph } from '../graph/link-graph.js';
 import { InProcessMemoryMapper } from '../mappers/in-process-memory-mapper.js';
 import { DualMappedMemoryMapper } from '../mappers/dual-mapped-memory-mapper.js';
 import { PageProtectionRuns } from '../mappers/page-protection-runs.js';
 import { SlabMemoryManager, type FinalizedAllocation } from '../mappers/slab/slab-memory-manager.js';
-import { INC_CODE, RO, RW, RX, incGraph } from './helpers/graphs.js';
+import { incGraph, manySegmentGraph } from './helpers/graphs.js';
 
 /**
  * mprotect by protection run, counted against runs worked out by hand. Pages of a fresh
@@ -22,48 +22,9 @@ import { INC_CODE, RO, RW, RX, incGraph } from './helpers/graphs.js';
 
 const PAGE = native.pageSize();
 
-/**
- * Six segments, one per AllocGroup, in BasicLayout order (ascending id):
- * R-- (2 pages: 5000 bytes), RW- (3 pages: 100 bytes and 9000 of bss), R-X (1), then the
- * finalize-lifetime groups R-- (1), RW- (1), R-X (1): 9 pages.
- */
-function manySegmentGraph(name = 'many'): LinkGraph {
-  const fin = (prot: number) => allocGroup(prot, 'finalize');
-  return {
-    name,
-    sections: [
-      { name: '.rodata', group: RO, alignment: 8, size: 5000, content: new Uint8Array(5000).fill(7) },
-      { name: '.data', group: RW, alignment: 8, size: 100, content: new Uint8Array(100).fill(9) },
-      { name: '.bss', group: RW, alignment: 8, size: 9000 },
-      { name: '.text', group: RX, alignment: 16, size: INC_CODE.length, content: INC_CODE },
-      { name: '.init.rodata', group: fin(R), alignment: 8, size: 16, content: new Uint8Array(16).fill(3) },
-      { name: '.init.data', group: fin(R | W), alignment: 8, size: 8, content: new Uint8Array(8).fill(4) },
-      { name: '.init.text', group: fin(R | X), alignment: 16, size: INC_CODE.length, content: INC_CODE },
-    ],
-  };
-}
-
-interface MapsEntry {
-  start: number;
-  end: number;
-  prot: number;
-}
-
-function selfMaps(): MapsEntry[] {
-  return readFileSync('/proc/self/maps', 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      const [range, perms] = line.split(/\s+/);
-      const [s, e] = range!.split('-').map((h) => parseInt(h, 16));
-      const p = perms!;
-      return { start: s!, end: e!, prot: (p[0] === 'r' ? R : 0) | (p[1] === 'w' ? W : 0) | (p[2] === 'x' ? X : 0) };
-    });
-}
-
 /** Every page of the record has, in the kernel, the protection the record says. */
 function assertKernelAgrees(t: { deepEqual(a: unknown, b: unknown, m?: string): void; true(v: boolean, m?: string): void }, runs: PageProtectionRuns): void {
-  const maps = selfMaps();
+  const maps = procMaps('self');
   for (const run of runs.runs()) {
     const covering = maps.filter((m) => m.start < run.end && m.end > run.start);
     const covered = covering.reduce((n, m) => n + Math.min(m.end, run.end) - Math.max(m.start, run.start), 0);
@@ -75,7 +36,7 @@ function assertKernelAgrees(t: { deepEqual(a: unknown, b: unknown, m?: string): 
   }
   // Node's own JIT keeps a writable and executable code space; the reservation has none.
   const inside = maps.filter((m) => m.start < runs.end && m.end > runs.start);
-  t.true(!inside.some((m) => (m.prot & W) !== 0 && (m.prot & X) !== 0), 'no mapping of the reservation is writable and executable');
+  t.true(!inside.some(writableAndExecutable), 'no mapping of the reservation is writable and executable');
 }
 
 async function counted<T>(fn: () => Promise<T>): Promise<{ value: T; mprotect: number }> {
