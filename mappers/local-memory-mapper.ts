@@ -13,10 +13,10 @@ import type { Reservation } from './reservation-table.js';
  * Protections go by run, not by segment. Each reservation keeps the protection of every page
  * (PageProtectionRuns), so a page that already has its protection costs no call, and pages
  * that get one protection share a call when nothing between them differs. Initializes issued
- * in one turn of the event loop (a linker finalizing a program's graphs, a JIT with several
- * finalizes in flight) are protected together, at the end of the turn or as soon as another
- * call of this mapper needs them done: neighbouring allocations whose segments meet with one
- * protection (the slab lays them out so they do) take one call between them. Deinitialize
+ * together (a linker finalizing a program's graphs, a JIT with several finalizes in flight)
+ * are protected together, at the end of the event loop's turn (see scheduleSettle) or as soon
+ * as another call of this mapper needs them done: neighbouring allocations whose segments meet
+ * with one protection (the slab lays them out so they do) take one call between them. Deinitialize
  * puts all its regions' pages back in one pass the same way. A call only ever sets the one
  * protection its pages end with, so W^X holds at every moment: no page is writable and
  * executable unless a segment asks for it.
@@ -54,6 +54,9 @@ const inProcess: ActionCallSite = {
   failure: (message, call) => new JitmemError('ERR_ALLOC_ACTION_FAILED', message, { fn: call.fn }),
 };
 
+/** While settling at once, every this many initializes wait for a turn, to notice a caller that issues them together. */
+const PROBE_EVERY = 16;
+
 function rangesOf(segments: readonly LocalSegment[], prot?: number): ProtectionRange[] {
   return segments.map((s) => ({ start: s.start, end: s.start + s.length, prot: prot ?? s.prot }));
 }
@@ -65,6 +68,9 @@ export abstract class LocalMemoryMapper extends MapperBase<LocalRegion> {
   private readonly protections = new Map<number, PageProtectionRuns>();
   private pending: PendingInitialize[] = [];
   private flushScheduled = false;
+  /** Whether pending initializes wait for the end of the loop's turn (see scheduleSettle). */
+  private batchByTurn = true;
+  private sinceProbe = 0;
 
   /** Writes `length` zero bytes at target address `addr` of reservation `r`. */
   protected abstract zeroFill(r: Reservation<LocalRegion>, addr: number, length: number): void;
@@ -107,14 +113,36 @@ export abstract class LocalMemoryMapper extends MapperBase<LocalRegion> {
     r.regions.set(key, region);
     return new Promise<number>((resolve, reject) => {
       this.pending.push({ r, region, actions: info.actions, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => {
-          this.flushScheduled = false;
-          this.settle();
-        });
-      }
+      this.scheduleSettle();
     });
+  }
+
+  /**
+   * When the pending initializes are carried out. Batching them until the end of the event
+   * loop's turn lets neighbours share calls, but costs a caller that waits for each finalize
+   * before the next one a turn of the loop (a few microseconds) per finalize, with nothing to
+   * share. So, as Nagle's algorithm does for small writes: while turns gather more than one
+   * initialize, batch by turn; once a turn gathers just one, settle at the end of the current
+   * job (a microtask) instead, and try a turn again every PROBE_EVERY initializes to see whether
+   * the caller has started issuing them together.
+   */
+  private scheduleSettle(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    if (this.batchByTurn || ++this.sinceProbe >= PROBE_EVERY) {
+      this.sinceProbe = 0;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        // Another call may have settled them already: then this turn says nothing.
+        if (this.pending.length > 0) this.batchByTurn = this.pending.length > 1;
+        this.settle();
+      });
+    } else {
+      queueMicrotask(() => {
+        this.flushScheduled = false;
+        this.settle();
+      });
+    }
   }
 
   /**
