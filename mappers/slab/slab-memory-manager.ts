@@ -211,7 +211,8 @@ export class SlabMemoryManager {
   readonly granularity: number;
   readonly policy: FitPolicy;
   private readonly index: FreeRangeIndex;
-  private readonly placement: ExecutorAddrRange | undefined;
+  /** Where this slab reserves, when it was asked to (see SlabMemoryManagerOptions.placement). */
+  readonly placement: ExecutorAddrRange | undefined;
   private readonly live = new Map<number, AllocationTicket>();
   /**
    * Layouts by graph. Graphs are immutable once handed to allocate (their types are readonly),
