@@ -242,3 +242,29 @@ test.serial('a failing finalize action puts only its own region back; a neighbou
   assertKernelAgrees(t, runs);
   t.is(native.callInt32((fa as PromiseFulfilledResult<FinalizedAllocation>).value.sectionAddress('.text'), 5), 6);
 });
+
+test.serial('a caller that waits for each finalize is not kept waiting for a turn of the event loop once its pattern shows', async (t) => {
+  const mapper = new InProcessMemoryMapper();
+  t.teardown(() => mapper.close());
+  const manager = new SlabMemoryManager(mapper, { granularity: 1 << 20 });
+  const fins: FinalizedAllocation[] = [];
+  // The first finalize waits for the end of the turn (a neighbour might join it); it comes alone.
+  fins.push(...(await load(manager, [incGraph('first')])));
+  let turns = 0;
+  const countTurns = () => {
+    turns++;
+    if (turns < 1000) setImmediate(countTurns);
+  };
+  setImmediate(countTurns);
+  for (let i = 0; i < 10; i++) {
+    const before = turns;
+    fins.push(...(await load(manager, [incGraph(`n${i}`)])));
+    t.is(turns, before, `finalize ${i} settled within the job that issued it`);
+  }
+  turns = 1000;
+  // Issued together, they are still protected together: 4 neighbours in 5 calls.
+  await manager.deallocate(fins);
+  const together = await counted(() => load(manager, [incGraph('a'), incGraph('b'), incGraph('c'), incGraph('d')]));
+  t.is(together.mprotect, 5);
+  await manager.deallocate(together.value);
+});
