@@ -1,8 +1,9 @@
 import * as native from '../native/index.js';
-import { JitmemError, eachCollected, hex, throwCollected } from '../core/errors.js';
+import { JitmemError, eachCollected, hasCode, hex, throwCollected } from '../core/errors.js';
 import { alignUp, checkAddress } from '../core/checks.js';
 import type { AllocActionCallPair, AllocInfo, WrapperCall } from './memory-mapper.js';
 import { MapperBase } from './mapper-base.js';
+import { CallCoalescer } from './call-coalescer.js';
 import { PageProtectionRuns, type ProtectionRange } from './page-protection-runs.js';
 import { runDeallocActions, runFinalizeActions, type ActionCallSite } from '../protocol/alloc-actions.js';
 import type { Reservation } from './reservation-table.js';
@@ -14,12 +15,13 @@ import type { Reservation } from './reservation-table.js';
  * (PageProtectionRuns), so a page that already has its protection costs no call, and pages
  * that get one protection share a call when nothing between them differs. Initializes issued
  * together (a linker finalizing a program's graphs, a JIT with several finalizes in flight)
- * are protected together, at the end of the event loop's turn (see scheduleSettle) or as soon
- * as another call of this mapper needs them done: neighbouring allocations whose segments meet
- * with one protection (the slab lays them out so they do) take one call between them. Deinitialize
- * puts all its regions' pages back in one pass the same way. A call only ever sets the one
- * protection its pages end with, so W^X holds at every moment: no page is writable and
- * executable unless a segment asks for it.
+ * are protected together, and deinitializes issued together put their pages back together,
+ * when the CallCoalescer says (at the end of the event loop's turn, or of the current job for
+ * a caller that waits for each call) or as soon as another call of this mapper needs them
+ * done: neighbouring allocations whose segments meet with one protection (the slab lays them
+ * out so they do) take one call between them. A call only ever sets the one protection its
+ * pages end with, so W^X holds at every moment: no page is writable and executable unless a
+ * segment asks for it.
  *
  * Regions are torn down newest first, each key handled even when another fails, and a key
  * that names only prepared working memory just drops it.
@@ -40,6 +42,12 @@ export interface LocalRegion {
   deallocs: readonly WrapperCall[];
 }
 
+interface PendingDeinitialize {
+  readonly keys: readonly number[];
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
 interface PendingInitialize {
   readonly r: Reservation<LocalRegion>;
   readonly region: LocalRegion;
@@ -54,9 +62,6 @@ const inProcess: ActionCallSite = {
   failure: (message, call) => new JitmemError('ERR_ALLOC_ACTION_FAILED', message, { fn: call.fn }),
 };
 
-/** While settling at once, every this many initializes wait for a turn, to notice a caller that issues them together. */
-const PROBE_EVERY = 16;
-
 function rangesOf(segments: readonly LocalSegment[], prot?: number): ProtectionRange[] {
   return segments.map((s) => ({ start: s.start, end: s.start + s.length, prot: prot ?? s.prot }));
 }
@@ -67,10 +72,16 @@ export abstract class LocalMemoryMapper extends MapperBase<LocalRegion> {
   /** Page protections of each reservation, by its start. */
   private readonly protections = new Map<number, PageProtectionRuns>();
   private pending: PendingInitialize[] = [];
-  private flushScheduled = false;
-  /** Whether pending initializes wait for the end of the loop's turn (see scheduleSettle). */
-  private batchByTurn = true;
-  private sinceProbe = 0;
+  private pendingDeinits: PendingDeinitialize[] = [];
+  /** One per kind of call: a caller may issue its finalizes together and its frees one at a time. */
+  private readonly initializes = new CallCoalescer(
+    () => this.settle(),
+    () => this.pending.length,
+  );
+  private readonly deinitializes = new CallCoalescer(
+    () => this.settle(),
+    () => this.pendingDeinits.length,
+  );
 
   /** Writes `length` zero bytes at target address `addr` of reservation `r`. */
   protected abstract zeroFill(r: Reservation<LocalRegion>, addr: number, length: number): void;
@@ -94,7 +105,14 @@ export abstract class LocalMemoryMapper extends MapperBase<LocalRegion> {
     let key: number;
     let end: number;
     try {
-      ({ r, key, end } = this.beginInitialize(info));
+      try {
+        ({ r, key, end } = this.beginInitialize(info));
+      } catch (err) {
+        // A region deinitialized but not yet settled still holds its range: settle and look again.
+        if (this.pendingDeinits.length === 0 || !hasCode(err, 'ERR_REGION_OVERLAP')) throw err;
+        this.settle();
+        ({ r, key, end } = this.beginInitialize(info));
+      }
     } catch (err) {
       return Promise.reject(err);
     }
@@ -113,43 +131,32 @@ export abstract class LocalMemoryMapper extends MapperBase<LocalRegion> {
     r.regions.set(key, region);
     return new Promise<number>((resolve, reject) => {
       this.pending.push({ r, region, actions: info.actions, resolve, reject });
-      this.scheduleSettle();
+      this.initializes.schedule();
     });
   }
 
-  /**
-   * When the pending initializes are carried out. Batching them until the end of the event
-   * loop's turn lets neighbours share calls, but costs a caller that waits for each finalize
-   * before the next one a turn of the loop (a few microseconds) per finalize, with nothing to
-   * share. So, as Nagle's algorithm does for small writes: while turns gather more than one
-   * initialize, batch by turn; once a turn gathers just one, settle at the end of the current
-   * job (a microtask) instead, and try a turn again every PROBE_EVERY initializes to see whether
-   * the caller has started issuing them together.
-   */
-  private scheduleSettle(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    if (this.batchByTurn || ++this.sinceProbe >= PROBE_EVERY) {
-      this.sinceProbe = 0;
-      setImmediate(() => {
-        this.flushScheduled = false;
-        // Another call may have settled them already: then this turn says nothing.
-        if (this.pending.length > 0) this.batchByTurn = this.pending.length > 1;
-        this.settle();
-      });
-    } else {
-      queueMicrotask(() => {
-        this.flushScheduled = false;
-        this.settle();
-      });
+  /** Working memory, once any deinitialize of the range that is still pending has been carried out. */
+  override prepare(addr: number, size: number): Uint8Array {
+    try {
+      return super.prepare(addr, size);
+    } catch (err) {
+      if (this.pendingDeinits.length === 0 || !hasCode(err, 'ERR_RANGE_INITIALIZED')) throw err;
+      this.settle();
+      return super.prepare(addr, size);
     }
+  }
+
+  /** Carries out every pending call: initializes first (a pending deinitialize may name one), then deinitializes. */
+  protected settle(): void {
+    this.settleInitializes();
+    this.settleDeinitializes();
   }
 
   /**
    * Carries out the initializes issued so far: their protections in one pass per reservation,
    * then the I-cache flushes, then each one's finalize actions in the order they were issued.
    */
-  protected settle(): void {
+  private settleInitializes(): void {
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
@@ -210,39 +217,70 @@ export abstract class LocalMemoryMapper extends MapperBase<LocalRegion> {
     for (const call of runs.change(ranges)) native.protect(call.start, call.length, call.prot);
   }
 
-  async deinitialize(keys: readonly number[]): Promise<void> {
-    this.checkOpen();
-    this.settle();
-    const restore = new Map<number, ProtectionRange[]>();
-    const errors: unknown[] = [];
-    // Reverse order, as LLVM: the last region initialized is the first torn down.
-    for (const key of [...keys].reverse()) {
-      try {
-        checkAddress('key', key);
-        const r = this.table.of(key, 0, 'deinitialize');
-        const region = r.regions.get(key);
-        if (region) {
-          r.regions.delete(key);
-          const list = restore.get(r.start);
-          if (list) list.push(...rangesOf(region.segments, this.defaultProt));
-          else restore.set(r.start, rangesOf(region.segments, this.defaultProt));
-          throwCollected(runDeallocActions(region.deallocs, inProcess), 'dealloc actions');
-        } else if (!this.table.dropViewsAt(r, key)) {
-          throw new JitmemError('ERR_UNKNOWN_KEY', `deinitialize: ${hex(key)} is neither an initialized region nor prepared working memory`, { key });
-        }
-      } catch (err) {
-        errors.push(err);
-      }
+  /**
+   * Queues the teardown of each key's region; deinitializes issued together (the frees of a
+   * JIT's old versions) run their dealloc actions in the order they were issued, each one's
+   * keys newest first as LLVM does, and then put all their pages back in one pass.
+   */
+  deinitialize(keys: readonly number[]): Promise<void> {
+    let list: number[];
+    try {
+      this.checkOpen();
+      list = [...keys];
+    } catch (err) {
+      return Promise.reject(err);
     }
+    return new Promise<void>((resolve, reject) => {
+      this.pendingDeinits.push({ keys: list, resolve, reject });
+      this.deinitializes.schedule();
+    });
+  }
+
+  private settleDeinitializes(): void {
+    if (this.pendingDeinits.length === 0) return;
+    const batch = this.pendingDeinits;
+    this.pendingDeinits = [];
+    const errors = batch.map((): unknown[] => []);
+    /** Ranges to put back per reservation, and the calls (by batch index) they came from. */
+    const restore = new Map<number, { ranges: ProtectionRange[]; from: Set<number> }>();
+    batch.forEach((entry, i) => {
+      // Reverse order, as LLVM: the last region initialized is the first torn down.
+      for (const key of [...entry.keys].reverse()) {
+        try {
+          checkAddress('key', key);
+          const r = this.table.of(key, 0, 'deinitialize');
+          const region = r.regions.get(key);
+          if (region) {
+            r.regions.delete(key);
+            let put = restore.get(r.start);
+            if (!put) restore.set(r.start, (put = { ranges: [], from: new Set() }));
+            put.ranges.push(...rangesOf(region.segments, this.defaultProt));
+            put.from.add(i);
+            throwCollected(runDeallocActions(region.deallocs, inProcess), 'dealloc actions');
+          } else if (!this.table.dropViewsAt(r, key)) {
+            throw new JitmemError('ERR_UNKNOWN_KEY', `deinitialize: ${hex(key)} is neither an initialized region nor prepared working memory`, { key });
+          }
+        } catch (err) {
+          errors[i]!.push(err);
+        }
+      }
+    });
     // Every region's pages go back together, whatever their actions did.
-    for (const [start, ranges] of restore) {
+    for (const [start, { ranges, from }] of restore) {
       try {
         this.apply(this.protections.get(start)!, ranges);
       } catch (err) {
-        errors.push(err);
+        for (const i of from) errors[i]!.push(err);
       }
     }
-    throwCollected(errors, 'deinitialize');
+    batch.forEach((entry, i) => {
+      try {
+        throwCollected(errors[i]!, 'deinitialize');
+        entry.resolve();
+      } catch (err) {
+        entry.reject(err);
+      }
+    });
   }
 
   async release(bases: readonly number[]): Promise<void> {

@@ -268,3 +268,25 @@ test.serial('a caller that waits for each finalize is not kept waiting for a tur
   t.is(together.mprotect, 5);
   await manager.deallocate(together.value);
 });
+
+test.serial('deinitializes issued together put their pages back in one call; a range freed without waiting can be prepared at once', async (t) => {
+  const mapper = new InProcessMemoryMapper();
+  t.teardown(() => mapper.close());
+  const manager = new SlabMemoryManager(mapper, { granularity: 1 << 20 });
+  const fins = await load(manager, [incGraph('a'), incGraph('b'), incGraph('c'), incGraph('d')]);
+  // Four frees of one allocation each, as a JIT drops old versions: one pass, one call.
+  const freed = await counted(() => Promise.all(fins.map((f) => manager.deallocate([f]))));
+  t.is(freed.mprotect, 1);
+  const [slab] = manager.reservationRanges();
+  t.is(mapper.pageProtections(slab!.start)!.runCount, 1);
+  // Straight on the mapper: deinitialize, and prepare the same range before the promise settles.
+  const again = await load(manager, [incGraph('e')]);
+  const key = again[0]!.key;
+  const done = mapper.deinitialize([key]);
+  const view = mapper.prepare(key, 16);
+  t.is(view.length, 16);
+  view[0] = 0xc3;
+  await done;
+  await mapper.deinitialize([key]); // drops the prepared view
+  t.is(view.length, 0);
+});
