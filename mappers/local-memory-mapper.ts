@@ -172,16 +172,9 @@ export abstract class LocalMemoryMapper extends MapperBase<LocalRegion> {
       try {
         this.apply(runs, items.flatMap((p) => rangesOf(p.region.segments)));
       } catch (err) {
-        // The record says what was asked; put every page of these regions back as it was.
+        // Put every page of these regions back as a fresh reservation has them.
         for (const p of items) {
-          for (const s of p.region.segments) {
-            try {
-              native.protect(s.start, s.length, this.defaultProt);
-            } catch {
-              // Best effort: the first error is the one reported.
-            }
-          }
-          runs.change(rangesOf(p.region.segments, this.defaultProt));
+          this.force(runs, rangesOf(p.region.segments, this.defaultProt));
           failed.set(p, err);
         }
       }
@@ -203,7 +196,7 @@ export abstract class LocalMemoryMapper extends MapperBase<LocalRegion> {
         try {
           this.apply(this.protections.get(p.r.start)!, rangesOf(p.region.segments, this.defaultProt));
         } catch {
-          // The action's failure is the one reported.
+          // The action's failure is the one reported; apply made the record forget what failed.
         }
         p.reject(err);
         continue;
@@ -212,9 +205,34 @@ export abstract class LocalMemoryMapper extends MapperBase<LocalRegion> {
     }
   }
 
-  /** Records the ranges' protections and makes the fewest calls that set them. */
+  /**
+   * Records the ranges' protections and makes the fewest calls that set them. When a call fails,
+   * the pages of the calls not done are forgotten by the record (it cannot know what a failed
+   * mprotect left), so that no later change skips them.
+   */
   private apply(runs: PageProtectionRuns, ranges: readonly ProtectionRange[]): void {
-    for (const call of runs.change(ranges)) native.protect(call.start, call.length, call.prot);
+    const calls = runs.change(ranges);
+    for (const [i, call] of calls.entries()) {
+      try {
+        native.protect(call.start, call.length, call.prot);
+      } catch (err) {
+        for (const c of calls.slice(i)) runs.forget(c.start, c.start + c.length);
+        throw err;
+      }
+    }
+  }
+
+  /** Sets each range's protection with a call of its own, whatever the record says (after a failure). */
+  private force(runs: PageProtectionRuns, ranges: readonly ProtectionRange[]): void {
+    for (const range of ranges) {
+      try {
+        native.protect(range.start, range.end - range.start, range.prot);
+        runs.change([range]);
+      } catch {
+        // Best effort: the first error is the one reported; the record forgets these pages.
+        runs.forget(range.start, range.end);
+      }
+    }
   }
 
   /**

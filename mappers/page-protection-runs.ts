@@ -10,7 +10,8 @@ import { JitmemError, hex } from '../core/errors.js';
  * new one: no call ever makes a page writable and executable unless that is what was asked.
  *
  * The record must be exact: every protection change of the reservation's pages goes through
- * `change()`, or is undone before the caller returns (a patch's write window).
+ * `change()`, or is undone before the caller returns (a patch's write window); pages a failed
+ * call may have left half done are forgotten (`forget()`), so the next change calls for them.
  */
 
 /** One mprotect call: [start, start + length) gets `prot`. */
@@ -26,6 +27,9 @@ export interface ProtectionRange {
   readonly end: number;
   readonly prot: number;
 }
+
+/** The protection of pages whose state is not known; it equals no real protection. */
+const UNKNOWN = -1;
 
 export class PageProtectionRuns {
   /** Run i covers [starts[i], starts[i+1]) (the last one up to `end`) with protection prots[i]. */
@@ -105,6 +109,14 @@ export class PageProtectionRuns {
     }
     calls.push({ start: callStart, length: callEnd - callStart, prot });
     return calls;
+  }
+
+  /**
+   * Records that the protection of [start, end) is not known (a call that failed may have left
+   * it half done): the next change of those pages makes a call whatever is asked.
+   */
+  forget(start: number, end: number): void {
+    if (start < end) this.assign(Math.max(start, this.start), Math.min(end, this.end), UNKNOWN);
   }
 
   /** Index of the run holding `addr` (binary search). */

@@ -86,6 +86,9 @@ test.serial('PageProtectionRuns plans one call per run of the result that change
   t.deepEqual(runs.change([{ start: 0x10000, end: 0x10000 + 9 * P, prot: R | W }]), [{ start: 0x10000, length: 9 * P, prot: R | W }]);
   t.is(runs.runCount, 1);
   t.deepEqual(runs.change([{ start: 0x10000, end: 0x10000 + 16 * P, prot: R | W }]), []);
+  // Pages whose state is not known (a failed call) get a call whatever is asked.
+  runs.forget(0x10000 + 3 * P, 0x10000 + 4 * P);
+  t.deepEqual(runs.change([{ start: 0x10000, end: 0x10000 + 16 * P, prot: R | W }]), [{ start: 0x10000 + 3 * P, length: P, prot: R | W }]);
   t.throws(() => runs.change([{ start: 0x10000, end: 0x10000 + 17 * P, prot: R }]), { code: 'ERR_OUT_OF_RESERVATION' });
 });
 
@@ -289,4 +292,28 @@ test.serial('deinitializes issued together put their pages back in one call; a r
   await done;
   await mapper.deinitialize([key]); // drops the prepared view
   t.is(view.length, 0);
+});
+
+test.serial('an mprotect that fails (a page unmapped under the mapper) fails its initialize with the errno; the record forgets those pages', async (t) => {
+  const mapper = new InProcessMemoryMapper();
+  t.teardown(() => mapper.close());
+  const manager = new SlabMemoryManager(mapper, { granularity: 1 << 20 });
+  const alloc = await manager.allocate(manySegmentGraph());
+  alloc.writeContent();
+  // Take the second page of .rodata away: the R-- call covering it fails with ENOMEM.
+  native.unmap(alloc.base + PAGE, PAGE);
+  const err = await t.throwsAsync(alloc.finalize());
+  t.is((err as { code?: string }).code, 'ENOMEM');
+  const [slab] = manager.reservationRanges();
+  const runs = mapper.pageProtections(slab!.start)!;
+  // Every page of the failed allocation is back to RW- where it still exists. The .rodata
+  // segment's calls failed half way (the kernel changes the pages before the hole), so the
+  // record does not claim to know its two pages; the other segments' pages are RW- again.
+  t.true([0, 1].every((i) => ![R, R | W, R | X].includes(runs.protectionAt(alloc.base + i * PAGE))));
+  for (let i = 2; i < alloc.size / PAGE; i++) t.is(runs.protectionAt(alloc.base + i * PAGE), R | W);
+  const maps = procMaps('self').filter((m) => m.start < alloc.base + alloc.size && m.end > alloc.base);
+  t.true(maps.every((m) => m.prot === (R | W)));
+  // The slab burned the range; the next allocation goes elsewhere and works.
+  const next = await load(manager, [incGraph('next')]);
+  t.is(native.callInt32(next[0]!.sectionAddress('.text'), 1), 2);
 });
