@@ -170,7 +170,10 @@ export abstract class LocalMemoryMapper extends MapperBase<LocalRegion> {
     for (const [r, items] of byReservation) {
       const runs = this.protections.get(r.start)!;
       try {
-        this.apply(runs, items.flatMap((p) => rangesOf(p.region.segments)));
+        this.apply(
+          runs,
+          items.flatMap((p) => rangesOf(p.region.segments)),
+        );
       } catch (err) {
         // Put every page of these regions back as a fresh reservation has them.
         for (const p of items) {
@@ -276,7 +279,11 @@ export abstract class LocalMemoryMapper extends MapperBase<LocalRegion> {
             put.from.add(i);
             throwCollected(runDeallocActions(region.deallocs, inProcess), 'dealloc actions');
           } else if (!this.table.dropViewsAt(r, key)) {
-            throw new JitmemError('ERR_UNKNOWN_KEY', `deinitialize: ${hex(key)} is neither an initialized region nor prepared working memory`, { key });
+            throw new JitmemError(
+              'ERR_UNKNOWN_KEY',
+              `deinitialize: ${hex(key)} is neither an initialized region nor prepared working memory`,
+              { key },
+            );
           }
         } catch (err) {
           errors[i]!.push(err);
@@ -317,7 +324,7 @@ export abstract class LocalMemoryMapper extends MapperBase<LocalRegion> {
     }
   }
 
-  /** Runs the dealloc actions of whatever is left in `r` and unmaps it; its pages go with it, so no protection changes. */
+  /** Runs the dealloc actions of whatever is left in `r` and unmaps it (its pages go with it: no mprotect). */
   private releaseReservation(r: Reservation<LocalRegion>): void {
     try {
       eachCollected([...r.regions.values()].reverse(), 'release', (region) => {

@@ -70,10 +70,14 @@ export class PageProtectionRuns {
     const changed: ProtectionRange[] = [];
     for (const range of ranges) {
       if (range.start < this.start || range.end > this.end || range.start > range.end) {
-        throw new JitmemError('ERR_OUT_OF_RESERVATION', `protection change [${hex(range.start)}, ${hex(range.end)}) is not inside the reservation [${hex(this.start)}, ${hex(this.end)})`, {
-          start: range.start,
-          end: range.end,
-        });
+        throw new JitmemError(
+          'ERR_OUT_OF_RESERVATION',
+          `protection change [${hex(range.start)}, ${hex(range.end)}) is not inside the reservation [${hex(this.start)}, ${hex(this.end)})`,
+          {
+            start: range.start,
+            end: range.end,
+          },
+        );
       }
       if (range.start === range.end) continue;
       // The parts of the range whose pages do not have the protection yet.
@@ -82,7 +86,8 @@ export class PageProtectionRuns {
         const s = Math.max(this.starts[i]!, range.start);
         const e = Math.min(this.starts[i + 1] ?? this.end, range.end);
         const last = changed[changed.length - 1];
-        if (last && last.end === s && last.prot === range.prot) changed[changed.length - 1] = { start: last.start, end: e, prot: range.prot };
+        if (last && last.end === s && last.prot === range.prot)
+          changed[changed.length - 1] = { start: last.start, end: e, prot: range.prot };
         else changed.push({ start: s, end: e, prot: range.prot });
       }
     }

@@ -15,7 +15,10 @@ for (const kind of ['shared', 'rpc-copy', 'in-process', 'dualmap'] as const sati
     const target = await openTarget(kind);
     t.teardown(() => target.close());
     const manager = new SlabMemoryManager(target.mapper, { granularity: 1 << 20 });
-    const logAlloc = await manager.allocate({ name: 'log', sections: [{ name: '.log', group: RW, alignment: 8, size: 8 * 33 }] });
+    const logAlloc = await manager.allocate({
+      name: 'log',
+      sections: [{ name: '.log', group: RW, alignment: 8, size: 8 * 33 }],
+    });
     logAlloc.writeContent();
     await logAlloc.finalize();
     const log = logAlloc.sectionAddress('.log');
@@ -24,12 +27,22 @@ for (const kind of ['shared', 'rpc-copy', 'in-process', 'dualmap'] as const sati
       const alloc = await manager.allocate(incGraph(`v${v}`));
       alloc.writeContent();
       // Version v logs v at finalize and 10 + v, then 20 + v at dealloc (two pairs: reverse order).
-      alloc.actions.push(...targetTracePairs(target, log, 32, [[v, 20 + v], [100 + v, 10 + v]]));
+      alloc.actions.push(
+        ...targetTracePairs(target, log, 32, [
+          [v, 20 + v],
+          [100 + v, 10 + v],
+        ]),
+      );
       fins.push(await alloc.finalize());
     }
     const callsBefore = target.session?.counters().calls ?? 0;
     // v0, then v1 and v2 in one call, then v3, then v4: four deallocates issued together.
-    await Promise.all([manager.deallocate([fins[0]!]), manager.deallocate([fins[1]!, fins[2]!]), manager.deallocate([fins[3]!]), manager.deallocate([fins[4]!])]);
+    await Promise.all([
+      manager.deallocate([fins[0]!]),
+      manager.deallocate([fins[1]!, fins[2]!]),
+      manager.deallocate([fins[3]!]),
+      manager.deallocate([fins[4]!]),
+    ]);
     const calls = (target.session?.counters().calls ?? 0) - callsBefore;
     t.is(calls, target.session ? 1 : 0);
     const trace = await readTraceLogFrom(target, log, 32);

@@ -22,60 +22,73 @@ function program(name: string): LinkGraph {
     name,
     sections: [
       { name: '.text', group: RX, alignment: 16, size: INC_CODE.length, content: INC_CODE },
-      { name: '.rodata', group: RO, alignment: 8, size: PAGES * PAGE, content: new Uint8Array(PAGES * PAGE).fill(0x5a) },
+      {
+        name: '.rodata',
+        group: RO,
+        alignment: 8,
+        size: PAGES * PAGE,
+        content: new Uint8Array(PAGES * PAGE).fill(0x5a),
+      },
       { name: '.data', group: RW, alignment: 8, size: 8, content: new Uint8Array(8).fill(1) },
     ],
   };
 }
 
 for (const kind of ['in-process', 'shared'] as const satisfies readonly MapperKind[]) {
-  test.serial(`${kind}: a kept slab runs the next program on the pages already faulted in; a fresh one maps and faults them again`, async (t) => {
-    const target = await openTarget(kind);
-    t.teardown(() => target.close());
-    const keeper = new SlabKeeper(target.mapper);
-    t.teardown(() => keeper.close());
+  test.serial(
+    `${kind}: a kept slab runs the next program on the pages already faulted in; a fresh one maps and faults them again`,
+    async (t) => {
+      const target = await openTarget(kind);
+      t.teardown(() => target.close());
+      const keeper = new SlabKeeper(target.mapper);
+      t.teardown(() => keeper.close());
 
-    const runOne = async (name: string, fresh: boolean) => {
-      const slab = fresh ? new SlabMemoryManager(target.mapper, { granularity: 1 << 20 }) : keeper.acquire({ granularity: 1 << 20 });
-      const mmapBefore = osCounts.mmap;
-      const shmBefore = target.session ? (await target.session.executorCostCounters()).shmCreated : 0;
-      const alloc = await slab.allocate(program(name));
-      const faultsBefore = process.resourceUsage().minorPageFault;
-      alloc.writeContent();
-      const faults = process.resourceUsage().minorPageFault - faultsBefore;
-      const fin = await alloc.finalize();
-      t.is(await target.runInt(fin.sectionAddress('.text'), 9), 10);
-      await slab.deallocate([fin]);
-      const shm = target.session ? (await target.session.executorCostCounters()).shmCreated - shmBefore : 0;
-      const mmaps = osCounts.mmap - mmapBefore;
-      if (fresh) await slab.close();
-      else await keeper.giveBack(slab);
-      return { slab, base: fin.base, faults, mmaps, shm };
-    };
+      const runOne = async (name: string, fresh: boolean) => {
+        const slab = fresh
+          ? new SlabMemoryManager(target.mapper, { granularity: 1 << 20 })
+          : keeper.acquire({ granularity: 1 << 20 });
+        const mmapBefore = osCounts.mmap;
+        const shmBefore = target.session ? (await target.session.executorCostCounters()).shmCreated : 0;
+        const alloc = await slab.allocate(program(name));
+        const faultsBefore = process.resourceUsage().minorPageFault;
+        alloc.writeContent();
+        const faults = process.resourceUsage().minorPageFault - faultsBefore;
+        const fin = await alloc.finalize();
+        t.is(await target.runInt(fin.sectionAddress('.text'), 9), 10);
+        await slab.deallocate([fin]);
+        const shm = target.session ? (await target.session.executorCostCounters()).shmCreated - shmBefore : 0;
+        const mmaps = osCounts.mmap - mmapBefore;
+        if (fresh) await slab.close();
+        else await keeper.giveBack(slab);
+        return { slab, base: fin.base, faults, mmaps, shm };
+      };
 
-    const first = await runOne('first', false);
-    t.is(keeper.idleCount, 1);
-    const second = await runOne('second', false);
-    t.is(second.slab, first.slab);
-    t.is(second.base, first.base);
-    t.is(second.mmaps, 0);
-    t.is(second.shm, 0);
-    // 65 pages written: the first touch of each faults, a kept page does not.
-    t.true(first.faults >= PAGES, `first program: ${first.faults} faults`);
-    t.true(second.faults < 8, `second program: ${second.faults} faults`);
+      const first = await runOne('first', false);
+      t.is(keeper.idleCount, 1);
+      const second = await runOne('second', false);
+      t.is(second.slab, first.slab);
+      t.is(second.base, first.base);
+      t.is(second.mmaps, 0);
+      t.is(second.shm, 0);
+      // 65 pages written: the first touch of each faults, a kept page does not.
+      t.true(first.faults >= PAGES, `first program: ${first.faults} faults`);
+      t.true(second.faults < 8, `second program: ${second.faults} faults`);
 
-    // Another policy gets a slab of its own.
-    const other = keeper.acquire({ granularity: 1 << 20, policy: 'best-fit' });
-    t.not(other, first.slab);
-    await keeper.giveBack(other);
-    // Against a fresh slab, which reserves (and, through shared memory, creates an object) anew.
-    const fresh = await runOne('fresh', true);
-    t.not(fresh.slab, first.slab);
-    t.true(fresh.mmaps >= 1);
-    if (kind === 'shared') t.is(fresh.shm, 1);
-    t.true(fresh.faults >= PAGES, `fresh slab: ${fresh.faults} faults`);
-    t.log(`${kind}: minor faults writing ${PAGES + 1} pages: first ${first.faults}, kept ${second.faults}, fresh ${fresh.faults}`);
-  });
+      // Another policy gets a slab of its own.
+      const other = keeper.acquire({ granularity: 1 << 20, policy: 'best-fit' });
+      t.not(other, first.slab);
+      await keeper.giveBack(other);
+      // Against a fresh slab, which reserves (and, through shared memory, creates an object) anew.
+      const fresh = await runOne('fresh', true);
+      t.not(fresh.slab, first.slab);
+      t.true(fresh.mmaps >= 1);
+      if (kind === 'shared') t.is(fresh.shm, 1);
+      t.true(fresh.faults >= PAGES, `fresh slab: ${fresh.faults} faults`);
+      t.log(
+        `${kind}: minor faults writing ${PAGES + 1} pages: first ${first.faults}, kept ${second.faults}, fresh ${fresh.faults}`,
+      );
+    },
+  );
 }
 
 test('a kept slab is lent to one user at a time, given back empty, and matched by policy and placement', async (t) => {

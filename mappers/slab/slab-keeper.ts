@@ -35,7 +35,11 @@ export class SlabKeeper {
     this.mapper = mapper;
     const maxIdle = options.maxIdle ?? 2;
     if (!Number.isSafeInteger(maxIdle) || maxIdle < 0) {
-      throw new JitmemError('ERR_INVALID_ARGUMENT', `SlabKeeper: maxIdle must be a non-negative integer; got ${String(options.maxIdle)}`, { maxIdle: options.maxIdle });
+      throw new JitmemError(
+        'ERR_INVALID_ARGUMENT',
+        `SlabKeeper: maxIdle must be a non-negative integer; got ${String(options.maxIdle)}`,
+        { maxIdle: options.maxIdle },
+      );
     }
     this.maxIdle = maxIdle;
   }
@@ -70,11 +74,19 @@ export class SlabKeeper {
    */
   async giveBack(slab: SlabMemoryManager): Promise<void> {
     if (!this.lent.has(slab)) {
-      throw new JitmemError('ERR_UNKNOWN_SLAB', 'giveBack: this slab memory manager was not lent by this keeper (or was given back already)', {});
+      throw new JitmemError(
+        'ERR_UNKNOWN_SLAB',
+        'giveBack: this slab memory manager was not lent by this keeper (or was given back already)',
+        {},
+      );
     }
     const live = slab.stats().liveAllocations;
     if (live > 0) {
-      throw new JitmemError('ERR_SLAB_IN_USE', `giveBack: the slab still holds ${live} live allocation(s); deallocate them first, so their dealloc actions run`, { live });
+      throw new JitmemError(
+        'ERR_SLAB_IN_USE',
+        `giveBack: the slab still holds ${live} live allocation(s); deallocate them first, so their dealloc actions run`,
+        { live },
+      );
     }
     this.lent.delete(slab);
     if (this.closed) {
