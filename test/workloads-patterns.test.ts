@@ -185,9 +185,9 @@ test('churn keeps its live set within the band and reaches a steady state', asyn
 
 test('update re-JITs one module through new allocations, old and new overlapping', async (t) => {
   const plan = updatePlan(python, { times: 20 });
-  const [first] = [...plan.steps()];
+  const first = [...plan.steps()][0]!;
   t.is(
-    first!.op === 'allocate' && first.graph.name,
+    first.op === 'allocate' && first.graph.name,
     python.reduce((a, g) => (codeBytes(g) > codeBytes(a) ? g : a)).name,
     'the module with the most code by default',
   );
