@@ -15,13 +15,12 @@ tools:
             (the shared or rpc mapper)
   cpuprof   V8's CPU profiler (node --cpu-prof): a .cpuprofile for Chrome DevTools or speedscope
 Clinic is unmaintained: when it fails, the run is repeated under cpuprof and the output says why.
-By default the profile covers the controller process (the bench); --target executor profiles
-the executor processes the bench starts (one per shared or rpc transport), so both sides of a
-transport can be seen.`,
+The profile covers the controller process (the bench). jitmem's executor is a native program:
+profile it with perf (perf record -g -p PID on the jitmem-executor process the bench starts).`,
   flags: {
     tool: requiredFlag({ value: 'NAME', help: 'flame, doctor or cpuprof (required)' }, oneOf(PROFILE_TOOLS), 'flame, doctor or cpuprof'),
     target: valueFlag(
-      { value: 'T', help: 'controller (default), executor or both; executor and both need --tool cpuprof' },
+      { value: 'T', help: 'controller (default); executor and both are refused, with how to profile the native executor' },
       oneOf(PROFILE_TARGETS),
       'controller',
     ),
@@ -36,7 +35,7 @@ does not); 2 for bad flags.
 
 examples:
   jitmem profile --tool flame -- --workload python --pattern load --mapper rpc --time 2000
-  jitmem profile --tool cpuprof --target executor -- --workload python --pattern load --mapper shared`,
+  jitmem profile --tool cpuprof -- --workload python --pattern load --mapper shared`,
 };
 
 export const profileCommand: Command = {
@@ -51,13 +50,7 @@ export const profileCommand: Command = {
     if (result.fallbackReason) io.stderr.write(`jitmem profile: ${result.fallbackReason}; profiled with V8's CPU profiler instead\n`);
     if (result.exitStatus !== undefined && result.exitStatus !== 0) io.stderr.write(`jitmem profile: the profiled bench exited with status ${result.exitStatus}\n`);
     const what = result.tool === 'flame' ? 'flame graph' : result.tool === 'doctor' ? 'clinic doctor report' : 'CPU profile (open in Chrome DevTools > Performance, or speedscope)';
-    if (result.executorFiles) {
-      if (result.controllerFile) io.stdout.write(`\ncontroller ${what}: ${result.controllerFile}\n`);
-      const n = result.executorFiles.length;
-      io.stdout.write(`\nexecutor CPU profile${n > 1 ? `s, one per executor process (${n}, largest first)` : ''}:\n${result.executorFiles.map((f) => `  ${f}\n`).join('')}`);
-    } else {
-      io.stdout.write(`\n${what}: ${result.file}\n`);
-    }
+    io.stdout.write(`\n${what}: ${result.file}\n`);
     return result.exitStatus === undefined || result.exitStatus === 0 ? 0 : 1;
   },
 };
