@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Trend } from '../report/history.js';
-import { CHART_FONT_FAMILY, VEGA_LITE_SCHEMA_URL } from './chart-types.js';
+import { CHART_CONFIG, VEGA_LITE_SCHEMA_URL } from './chart-types.js';
 
 /**
  * The trend chart of `jitmem history`: each headline ratio across commits (short hashes on the
@@ -95,13 +95,7 @@ export function trendChartSpec(trends: readonly Trend[]): Record<string, unknown
   return {
     $schema: VEGA_LITE_SCHEMA_URL,
     title: { text: 'Headline speedups across commits', subtitle: TREND_SUBTITLE },
-    config: {
-      font: CHART_FONT_FAMILY,
-      background: 'white',
-      view: { stroke: '#ddd' },
-      axis: { labelFontSize: 11, titleFontSize: 12 },
-      title: { fontSize: 14, anchor: 'start' },
-    },
+    config: CHART_CONFIG,
     data: { values },
     // A wrapped facet of one column: each panel's name sits on top of it (a row facet's headers
     // reserve the width of their label as height).

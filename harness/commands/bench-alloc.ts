@@ -1,6 +1,6 @@
-import type { Command } from './command.js';
+import { flagCommand } from './command.js';
 import { JitmemError } from '../../core/errors.js';
-import { booleanFlag, invalidValue, listOf, parseFlags, positiveInteger, printHelp, valueFlag } from './flags.js';
+import { booleanFlag, invalidValue, listOf, positiveInteger, valueFlag } from './flags.js';
 import { allocBudgets, runAllocBench } from '../component-benches/alloc-bench.js';
 import { FIT_POLICIES } from '../../mappers/slab/free-range-index.js';
 import { formatTable } from '../report/format-table.js';
@@ -18,7 +18,11 @@ function tooLarge(flag: string, text: string, limit: string): JitmemError {
   return new JitmemError(
     'ERR_OPTION_VALUE_TOO_LARGE',
     `${flag} ${JSON.stringify(text)} is above the limit of ${limit}`,
-    { option: flag, value: text, limit },
+    {
+      option: flag,
+      value: text,
+      limit,
+    },
   );
 }
 
@@ -70,57 +74,51 @@ function counts(text: string, flag: string): number[] {
   });
 }
 
-export const benchAllocCommand: Command = {
-  name: 'bench-alloc',
-  summary: 'allocator microbenchmark: allocate+free latency at 1k/10k/100k free ranges',
-  async run(argv, io) {
-    const { values, help } = parseFlags(SPEC, argv);
-    if (help) return printHelp(SPEC, io);
-    const { policy: policies, sizes } = values;
-    const progress = (io.stderr as { isTTY?: boolean }).isTTY === true;
-    const rows = await runAllocBench({
-      ...(policies ? { policies } : {}),
-      ...(sizes ? { sizes } : {}),
-      ...(values.time ? { time: values.time } : {}),
-      ...(values.batch ? { batch: values.batch } : {}),
-      ...(values.seed ? { seed: values.seed } : {}),
-      onCell: (policy, n) => {
-        if (progress) io.stderr.write(`\r\x1b[Kmeasuring ${policy} at ${n} free ranges...`);
-      },
-    });
-    if (progress) io.stderr.write('\r\x1b[K');
-    const budgets = allocBudgets(rows);
-    if (values.json) {
-      io.stdout.write(JSON.stringify({ rows, budgets }, null, 2) + '\n');
-    } else {
-      io.stdout.write(
-        'allocate+free pair latency in the free-range index (us; each sample the mean of ' +
-          rows[0]!.pairsPerSample +
-          ' pairs)\n\n',
-      );
-      io.stdout.write(
-        formatTable(
-          ['policy', 'free ranges', 'p50', 'p75', 'p99', 'mean', 'rme', 'samples'],
-          rows.map((r) => [
-            r.policy,
-            String(r.freeRanges),
-            r.p50.toFixed(3),
-            r.p75.toFixed(3),
-            r.p99.toFixed(3),
-            r.mean.toFixed(3),
-            `±${r.rme.toFixed(2)}%`,
-            String(r.samples),
-          ]),
-        ),
-      );
-      io.stdout.write('\nbudgets\n\n');
-      io.stdout.write(
-        formatTable(
-          ['figure', 'measured', 'budget', ''],
-          budgets.map((b) => [b.label, b.figure, b.budget, b.ok ? 'ok' : 'OVER']),
-        ),
-      );
-    }
-    return values.check && budgets.some((b) => !b.ok) ? 1 : 0;
-  },
-};
+export const benchAllocCommand = flagCommand(SPEC, async ({ values }, io) => {
+  const { policy: policies, sizes } = values;
+  const progress = (io.stderr as { isTTY?: boolean }).isTTY === true;
+  const rows = await runAllocBench({
+    ...(policies ? { policies } : {}),
+    ...(sizes ? { sizes } : {}),
+    ...(values.time ? { time: values.time } : {}),
+    ...(values.batch ? { batch: values.batch } : {}),
+    ...(values.seed ? { seed: values.seed } : {}),
+    onCell: (policy, n) => {
+      if (progress) io.stderr.write(`\r\x1b[Kmeasuring ${policy} at ${n} free ranges...`);
+    },
+  });
+  if (progress) io.stderr.write('\r\x1b[K');
+  const budgets = allocBudgets(rows);
+  if (values.json) {
+    io.stdout.write(JSON.stringify({ rows, budgets }, null, 2) + '\n');
+  } else {
+    io.stdout.write(
+      'allocate+free pair latency in the free-range index (us; each sample the mean of ' +
+        rows[0]!.pairsPerSample +
+        ' pairs)\n\n',
+    );
+    io.stdout.write(
+      formatTable(
+        ['policy', 'free ranges', 'p50', 'p75', 'p99', 'mean', 'rme', 'samples'],
+        rows.map((r) => [
+          r.policy,
+          String(r.freeRanges),
+          r.p50.toFixed(3),
+          r.p75.toFixed(3),
+          r.p99.toFixed(3),
+          r.mean.toFixed(3),
+          `±${r.rme.toFixed(2)}%`,
+          String(r.samples),
+        ]),
+      ),
+    );
+    io.stdout.write('\nbudgets\n\n');
+    io.stdout.write(
+      formatTable(
+        ['figure', 'measured', 'budget', ''],
+        budgets.map((b) => [b.label, b.figure, b.budget, b.ok ? 'ok' : 'OVER']),
+      ),
+    );
+  }
+  return values.check && budgets.some((b) => !b.ok) ? 1 : 0;
+});

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { defaultOutput, type Command, type CommandIO } from './command.js';
+import { defaultOutput, flagCommand, type CommandIO } from './command.js';
 import { checkOutputFile } from '../../core/files.js';
 import { FIT_POLICIES } from '../../mappers/slab/free-range-index.js';
 import type { Report } from '../report/report.js';
@@ -18,9 +18,7 @@ import {
   listOf,
   nonEmptyText,
   oneOf,
-  parseFlags,
   positiveInteger,
-  printHelp,
   valueFlag,
   variadicFlag,
   type FlagValues,
@@ -252,80 +250,74 @@ async function writeReportCharts(
   }
 }
 
-export const benchCommand: Command = {
-  name: 'bench',
-  summary: 'run the mapper x workload x pattern x policy benchmark and write a report',
-  async run(argv, io) {
-    const { values, help } = parseFlags(SPEC, argv);
-    if (help) return printHelp(SPEC, io);
-    if (values.probe && values['no-probe'])
-      throw conflictingOptions('--probe and --no-probe exclude each other', ['--probe', '--no-probe']);
-    const { preset, custom, selection, executors } = selectionOf(values);
-    const { objects, pin, rounds, seed } = values;
-    const granularity = values.granularity ?? 1024 ** 3;
-    const outFile =
-      values.out !== undefined
-        ? path.resolve(values.out)
-        : defaultOutput(`bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    // Before the bench runs for minutes: a report that cannot be written is an error now.
-    // --out names a file in a directory that exists; only the default folder is made.
-    checkOutputFile(outFile, 'the report', { createDirectories: values.out === undefined });
-    const exports = [
-      ...(values['export-markdown'] !== undefined
-        ? [{ file: path.resolve(values['export-markdown']), what: 'the Markdown table', format: 'markdown' as const }]
-        : []),
-      ...(values['export-csv'] !== undefined
-        ? [{ file: path.resolve(values['export-csv']), what: 'the CSV table', format: 'csv' as const }]
-        : []),
-    ];
-    for (const e of exports) checkOutputFile(e.file, e.what);
+export const benchCommand = flagCommand(SPEC, async ({ values }, io, argv) => {
+  if (values.probe && values['no-probe'])
+    throw conflictingOptions('--probe and --no-probe exclude each other', ['--probe', '--no-probe']);
+  const { preset, custom, selection, executors } = selectionOf(values);
+  const { objects, pin, rounds, seed } = values;
+  const granularity = values.granularity ?? 1024 ** 3;
+  const outFile =
+    values.out !== undefined
+      ? path.resolve(values.out)
+      : defaultOutput(`bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  // Before the bench runs for minutes: a report that cannot be written is an error now.
+  // --out names a file in a directory that exists; only the default folder is made.
+  checkOutputFile(outFile, 'the report', { createDirectories: values.out === undefined });
+  const exports = [
+    ...(values['export-markdown'] !== undefined
+      ? [{ file: path.resolve(values['export-markdown']), what: 'the Markdown table', format: 'markdown' as const }]
+      : []),
+    ...(values['export-csv'] !== undefined
+      ? [{ file: path.resolve(values['export-csv']), what: 'the CSV table', format: 'csv' as const }]
+      : []),
+  ];
+  for (const e of exports) checkOutputFile(e.file, e.what);
 
-    const view = new BenchProgressView({
-      stream: io.stderr as NodeJS.WritableStream & { isTTY?: boolean; columns?: number },
-    });
-    const llvmDir = values['llvm-dir'] ?? (process.env.JITMEM_LLVM_DIR || undefined);
-    const { report, skipped } = await runBench({
-      selection,
-      preset: custom ? 'custom' : preset,
-      seed,
-      cold: values.cold === true,
-      pin,
-      granularity,
-      ...(values.granularity ? {} : { churnGranularity: 4 << 20 }),
-      rounds,
-      workloadOptions: {
-        ...(values['python-dir'] ? { pythonDir: values['python-dir'] } : {}),
-        ...(objects ? { objects } : {}),
-      },
-      repoDir,
-      runLlvm: executors ? executors.includes('llvm') : true,
-      ...(llvmDir
-        ? { llvmDir: path.resolve(llvmDir), llvmExecutor: path.join(path.resolve(llvmDir), 'llvm-jitlink-executor') }
-        : {}),
-      command: ['jitmem', 'bench', ...argv],
-      onProgress: view.onProgress,
-      probeRoundTrip: values['no-probe'] ? false : values.probe === true || (!custom && preset !== 'quick'),
-    }).finally(() => view.finish());
-    writeFileSync(outFile, formatReportJson(report));
-    if (exports.length) {
-      const { exportCsv, exportMarkdown } = await import('../bench/export-table.js');
-      for (const e of exports)
-        writeFileSync(e.file, e.format === 'markdown' ? exportMarkdown(report) : exportCsv(report));
-    }
-    const charts = await writeReportCharts(values, report, outFile, io);
-    const checkBudgets = values['check-budgets'] === true;
-    const colour = (io.stdout as { isTTY?: boolean }).isTTY === true && !process.env.NO_COLOR;
-    const width = outputWidth(io.stdout as { isTTY?: boolean; columns?: number });
-    io.stdout.write(
-      renderSummary(report, path.relative(process.cwd(), outFile) || outFile, {
-        skipped,
-        checkBudgets,
-        colour,
-        width,
-        ...(charts ? { charts } : {}),
-      }),
-    );
-    for (const e of exports) io.stdout.write(`${e.format}: ${path.relative(process.cwd(), e.file) || e.file}\n`);
-    return checkBudgets && overBudget(report) ? 1 : 0;
-  },
-};
+  const view = new BenchProgressView({
+    stream: io.stderr as NodeJS.WritableStream & { isTTY?: boolean; columns?: number },
+  });
+  const llvmDir = values['llvm-dir'] ?? (process.env.JITMEM_LLVM_DIR || undefined);
+  const { report, skipped } = await runBench({
+    selection,
+    preset: custom ? 'custom' : preset,
+    seed,
+    cold: values.cold === true,
+    pin,
+    granularity,
+    ...(values.granularity ? {} : { churnGranularity: 4 << 20 }),
+    rounds,
+    workloadOptions: {
+      ...(values['python-dir'] ? { pythonDir: values['python-dir'] } : {}),
+      ...(objects ? { objects } : {}),
+    },
+    repoDir,
+    runLlvm: executors ? executors.includes('llvm') : true,
+    ...(llvmDir
+      ? { llvmDir: path.resolve(llvmDir), llvmExecutor: path.join(path.resolve(llvmDir), 'llvm-jitlink-executor') }
+      : {}),
+    command: ['jitmem', 'bench', ...argv],
+    onProgress: view.onProgress,
+    probeRoundTrip: values['no-probe'] ? false : values.probe === true || (!custom && preset !== 'quick'),
+  }).finally(() => view.finish());
+  writeFileSync(outFile, formatReportJson(report));
+  if (exports.length) {
+    const { exportCsv, exportMarkdown } = await import('../bench/export-table.js');
+    for (const e of exports)
+      writeFileSync(e.file, e.format === 'markdown' ? exportMarkdown(report) : exportCsv(report));
+  }
+  const charts = await writeReportCharts(values, report, outFile, io);
+  const checkBudgets = values['check-budgets'] === true;
+  const colour = (io.stdout as { isTTY?: boolean }).isTTY === true && !process.env.NO_COLOR;
+  const width = outputWidth(io.stdout as { isTTY?: boolean; columns?: number });
+  io.stdout.write(
+    renderSummary(report, path.relative(process.cwd(), outFile) || outFile, {
+      skipped,
+      checkBudgets,
+      colour,
+      width,
+      ...(charts ? { charts } : {}),
+    }),
+  );
+  for (const e of exports) io.stdout.write(`${e.format}: ${path.relative(process.cwd(), e.file) || e.file}\n`);
+  return checkBudgets && overBudget(report) ? 1 : 0;
+});

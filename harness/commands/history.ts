@@ -1,7 +1,7 @@
 import path from 'node:path';
-import { appendStepSummary, type Command } from './command.js';
+import { appendStepSummary, flagCommand } from './command.js';
 import { JitmemError } from '../../core/errors.js';
-import { booleanFlag, helpText, invalidOperands, oneOf, parseFlags, repeatedFlag, text, valueFlag } from './flags.js';
+import { booleanFlag, invalidOperands, oneOf, repeatedFlag, text, valueFlag } from './flags.js';
 import { formatTable } from '../report/format-table.js';
 import {
   isHeadline,
@@ -138,60 +138,51 @@ export function historyMarkdown(dir: string, list: readonly Trend[], chart: stri
   return out.join('\n');
 }
 
-export const historyCommand: Command = {
-  name: 'history',
-  summary: 'store bench reports per commit and show the trend of the headline speedups with intervals',
-  async run(argv, io) {
-    const { values, operands, help } = parseFlags(SPEC, argv);
-    if (help) {
-      io.stdout.write(helpText(SPEC));
-      return 0;
-    }
-    const [dir] = operands;
-    if (dir === undefined || operands.length !== 1) throw invalidOperands('history takes one directory', operands);
-    const { format } = values;
-    const markdownFile = values.markdown === undefined ? undefined : path.resolve(values.markdown);
-    if (markdownFile) checkOutputFile(markdownFile, 'the Markdown');
-    const stored = values.add.map((f) => storeReport(dir, f));
-    const entries = readHistory(dir);
-    if (entries.length === 0)
-      throw new JitmemError('ERR_HISTORY_EMPTY', `history ${dir} holds no report; store some with --add REPORT.json`, {
-        dir,
-      });
-    const list = trends(entries, values.all ? () => true : isHeadline, judgeByCompare);
-    let chart: string | undefined;
-    let chartFile: string | undefined;
-    if (!values['no-chart'] && list.length) {
-      const { writeTrendChart } = await import('../charts/history-trend.js');
-      const files = await writeTrendChart(list, path.resolve(values.out ?? path.join(dir, 'trend')));
-      chartFile = files[1]!;
-      chart = path.relative(process.cwd(), chartFile) || chartFile;
-    }
-    if (markdownFile)
-      writeFileSync(
-        markdownFile,
-        historyMarkdown(dir, list, chartFile && path.relative(path.dirname(markdownFile), chartFile)),
-      );
-    if (format === 'json') {
-      io.stdout.write(
-        JSON.stringify({ dir, stored, reports: entries.length, trends: list, ...(chart ? { chart } : {}) }, null, 2) +
-          '\n',
-      );
-      return 0;
-    }
-    if (format === 'markdown') {
-      const markdown = historyMarkdown(dir, list, chart);
-      io.stdout.write(markdown);
-      appendStepSummary(markdown, io);
-      return 0;
-    }
-    for (const s of stored) io.stdout.write(`stored ${s}\n`);
-    io.stdout.write(`${entries.length} report${entries.length === 1 ? '' : 's'} in ${dir}\n\n`);
-    io.stdout.write(formatTable(HEADER, rows(list)) + LEGEND + '\n');
-    for (const t of list)
-      io.stdout.write(`\n${t.label}\n${formatTable(['commit', 'runs', 'speedup', '95% CI'], pointsTable(t))}`);
-    if (chart) io.stdout.write(`\ntrend chart: ${chart}\n`);
-    if (markdownFile) io.stdout.write(`markdown: ${path.relative(process.cwd(), markdownFile) || markdownFile}\n`);
+export const historyCommand = flagCommand(SPEC, async ({ values, operands }, io) => {
+  const [dir] = operands;
+  if (dir === undefined || operands.length !== 1) throw invalidOperands('history takes one directory', operands);
+  const { format } = values;
+  const markdownFile = values.markdown === undefined ? undefined : path.resolve(values.markdown);
+  if (markdownFile) checkOutputFile(markdownFile, 'the Markdown');
+  const stored = values.add.map((f) => storeReport(dir, f));
+  const entries = readHistory(dir);
+  if (entries.length === 0)
+    throw new JitmemError('ERR_HISTORY_EMPTY', `history ${dir} holds no report; store some with --add REPORT.json`, {
+      dir,
+    });
+  const list = trends(entries, values.all ? () => true : isHeadline, judgeByCompare);
+  let chart: string | undefined;
+  let chartFile: string | undefined;
+  if (!values['no-chart'] && list.length) {
+    const { writeTrendChart } = await import('../charts/history-trend.js');
+    const files = await writeTrendChart(list, path.resolve(values.out ?? path.join(dir, 'trend')));
+    chartFile = files[1]!;
+    chart = path.relative(process.cwd(), chartFile) || chartFile;
+  }
+  if (markdownFile)
+    writeFileSync(
+      markdownFile,
+      historyMarkdown(dir, list, chartFile && path.relative(path.dirname(markdownFile), chartFile)),
+    );
+  if (format === 'json') {
+    io.stdout.write(
+      JSON.stringify({ dir, stored, reports: entries.length, trends: list, ...(chart ? { chart } : {}) }, null, 2) +
+        '\n',
+    );
     return 0;
-  },
-};
+  }
+  if (format === 'markdown') {
+    const markdown = historyMarkdown(dir, list, chart);
+    io.stdout.write(markdown);
+    appendStepSummary(markdown, io);
+    return 0;
+  }
+  for (const s of stored) io.stdout.write(`stored ${s}\n`);
+  io.stdout.write(`${entries.length} report${entries.length === 1 ? '' : 's'} in ${dir}\n\n`);
+  io.stdout.write(formatTable(HEADER, rows(list)) + LEGEND + '\n');
+  for (const t of list)
+    io.stdout.write(`\n${t.label}\n${formatTable(['commit', 'runs', 'speedup', '95% CI'], pointsTable(t))}`);
+  if (chart) io.stdout.write(`\ntrend chart: ${chart}\n`);
+  if (markdownFile) io.stdout.write(`markdown: ${path.relative(process.cwd(), markdownFile) || markdownFile}\n`);
+  return 0;
+});

@@ -155,7 +155,6 @@ export function formatTimes(times: PhaseTimes, heading: string): string {
 
 export const runCommand: Command = {
   name: 'run',
-  summary: 'link x86-64 ELF objects and archives and run them in the executor through a mapper',
   async run(argv: string[], io: CommandIO): Promise<number> {
     const args = parseRunArgs(argv);
     if (args === 'help') return printHelp(RUN_SPEC, io);

@@ -19,7 +19,7 @@ const inUnit = (x: number, unit: 'ms' | 'us') => {
 /** One unit per table: microseconds when every time is below 0.1 ms, milliseconds otherwise. */
 const unitOf = (xs: readonly number[]): 'ms' | 'us' => (xs.every((x) => x < 0.1) ? 'us' : 'ms');
 const times = (x: number) => `${x.toFixed(2)}x`;
-const pValue = (p: number) => (p < 0.0001 ? '<0.0001' : p.toFixed(4));
+export const pValue = (p: number) => (p < 0.0001 ? '<0.0001' : p.toFixed(4));
 const verdictText = (r: { verdict: TimeComparison['verdict']; refused?: string }) =>
   r.refused
     ? 'not judged'
