@@ -143,9 +143,7 @@ test('bench --quick without a terminal: an opening line and a progress line per 
     ),
   );
   done.forEach((line, i) => {
-    const m = /^\[(\d+)\/(\d+)\] (\S+): p50 [\d.]+ ms, \d+ iterations \(\d+:\d\d elapsed, about \d+:\d\d left\)$/.exec(
-      line,
-    );
+    const m = /^\[(\d+)\/(\d+)\] (\S+): p50 [\d.]+ ms, n=\d+ \(at \d+:\d\d, ~\d+:\d\d left\)$/.exec(line);
     t.truthy(m, line);
     t.is(Number(m![1]), i + 1);
     t.is(Number(m![2]), n);
@@ -262,7 +260,7 @@ test('with a plan, the estimate counts down between events, follows the rounds m
   const real = (i: number) => (etas.length - 1 - i) / 10;
   for (const i of [40, 50, 60, 70])
     t.true(Math.abs(etas[i]! - real(i)) <= 0.3 * real(i), `step ${i}: estimate ${etas[i]} s, real ${real(i)} s`);
-  t.regex(writes.at(-1)!, /^\[4\/4\] c3: p50 1\.00 ms, 10 iterations \(0:08 elapsed, about 0:00 left\)\n$/);
+  t.regex(writes.at(-1)!, /^\[4\/4\] c3: p50 1\.00 ms, n=10 \(at 0:08, ~0:00 left\)\n$/);
 });
 
 test('the run pattern after the matrix: its plan scaled as the matrix ran, then paced by its own processes; counted in the cells', (t) => {

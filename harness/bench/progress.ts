@@ -223,7 +223,7 @@ export class BenchProgressView {
       if (this.tty) this.schedule();
       else if (e.done === e.total)
         this.printLine(
-          `[${this.run ? `${this.done}/${this.total}` : 'run'}] ${e.cell}: ${e.done} iterations verified (${this.times()})`,
+          `[${this.run ? `${this.done}/${this.total}` : 'run'}] ${e.cell}: ${e.done} verified (${this.times()})`,
         );
       else this.heartbeat();
       return;
@@ -250,7 +250,7 @@ export class BenchProgressView {
       if (this.run && [...this.cells.values()].every((c) => c.done)) this.active = 'run';
       if (!this.tty) {
         this.printLine(
-          `[${this.done}/${this.total}] ${e.cell}: p50 ${formatMs(e.row.latency.p50)} ms, ${e.row.latency.samplesCount} iterations (${this.times()})`,
+          `[${this.done}/${this.total}] ${e.cell}: p50 ${formatMs(e.row.latency.p50)} ms, n=${e.row.latency.samplesCount} (${this.times()})`,
         );
         return;
       }
@@ -273,7 +273,7 @@ export class BenchProgressView {
   private times(): string {
     const elapsed = (this.now() - this.started) / 1000;
     const eta = this.etaSeconds();
-    return `${clockTime(elapsed)} elapsed${eta === undefined ? '' : `, about ${clockTime(eta)} left`}`;
+    return `at ${clockTime(elapsed)}${eta === undefined ? '' : `, ~${clockTime(eta)} left`}`;
   }
 
   /**

@@ -186,7 +186,7 @@ report (schema 1, see reports/README.md).`,
   footer: `progress goes to stderr: first a line with the number of cells and the time expected; then, on a
 terminal, one line redrawn at most ten times a second (a bar, the cells done, the cell being
 measured, elapsed time and an estimate of the time left, from the preset's sampling time
-corrected by the rounds measured so far); otherwise one line per finished cell, and a line
+corrected by the rounds measured so far); otherwise one line per finished cell (its p50, n, time so far and time left), and a line
 saying where the run is after 10 s without one.
 
 the summary's tables fit the terminal (or COLUMNS; 100 columns when stdout is not a terminal):
