@@ -30,7 +30,7 @@ test('bad flags exit 2 with a typed error naming the flag', async (t) => {
       ['--frobnicate', 'x.o'],
       /unknown option "--frobnicate" for jitmem run; program arguments go after "--".*\[ERR_UNKNOWN_OPTION\]/,
     ],
-    [[], /needs at least one object file or archive.*\[ERR_LINK_NO_INPUT\]/],
+    [[], /^jitmem run: no object file or archive to link: name at least one .*\[ERR_LINK_NO_INPUT\]/],
     [['--preload'], /--preload needs a value.*\[ERR_MISSING_OPTION_VALUE\]/],
     [['/nonexistent/prog.o'], /cannot read object file \/nonexistent\/prog\.o: no such file \[ERR_OBJECT_UNREADABLE\]/],
   ] as const) {

@@ -182,6 +182,18 @@ const cases: Array<{ name: string; args: () => string[]; code: string; message: 
     message: /report\.json is a regular file, not a directory/,
   },
   {
+    name: 'compare with a missing BASE',
+    args: () => ['compare', path.join(dir, 'missing.json'), report],
+    code: 'ERR_REPORT_UNREADABLE',
+    message: /cannot read report .*missing\.json: no such file/,
+  },
+  {
+    name: 'compare of a JSON file that is no report',
+    args: () => ['compare', path.resolve(path.dirname(BASELINE), '..', 'package.json'), report],
+    code: 'ERR_REPORT_INVALID',
+    message: /package\.json is not a jitmem report: it has no "schema" field/,
+  },
+  {
     name: 'run of a FIFO',
     args: () => ['run', fifo],
     code: 'ERR_OBJECT_UNREADABLE',

@@ -223,7 +223,7 @@ interface BaseSide {
 }
 
 /** The base of the comparison: BASE.json, or the last --last runs of other commits in --history. */
-function readBase(values: CompareFlags, operands: readonly string[], head: Report): BaseSide {
+function readBase(values: CompareFlags, operands: readonly string[], head: Report, givenBase?: Report): BaseSide {
   const extraRuns = values['base-run'].map((f) => readReport(f));
   if (values.history === undefined) {
     if (values.last !== undefined)
@@ -231,7 +231,7 @@ function readBase(values: CompareFlags, operands: readonly string[], head: Repor
         options: ['--last', '--history'],
       });
     const baseFile = operands[0] ?? '';
-    return { baseFile, base: readReport(baseFile), baseRuns: extraRuns };
+    return { baseFile, base: givenBase ?? readReport(baseFile), baseRuns: extraRuns };
   }
   const dir = values.history;
   const runs = lastRuns(readHistory(dir), values.last ?? 5, head.env.commit);
@@ -291,8 +291,10 @@ export const compareCommand = flagCommand(SPEC, async ({ values, operands }, io)
     );
   }
   const headFile = operands[wanted - 1] ?? '';
+  // BASE is read first, so that a missing or wrong BASE is the error named (it comes first on the line).
+  const givenBase = values.history === undefined ? readReport(operands[0] ?? '') : undefined;
   const head = readReport(headFile);
-  const { baseFile, base, baseRuns } = readBase(values, operands, head);
+  const { baseFile, base, baseRuns } = readBase(values, operands, head, givenBase);
   const rowPatterns = values.rows;
   const options: CompareOptions = {
     counterTolerance: values['counter-tolerance'],

@@ -110,7 +110,7 @@ export function parseRunArgs(argv: readonly string[]): RunArgs | 'help' {
   if (files.length === 0)
     throw new JitmemError(
       'ERR_LINK_NO_INPUT',
-      "jitmem run needs at least one object file or archive; see 'jitmem run --help'",
+      "no object file or archive to link: name at least one (jitmem run FILE.o...); see 'jitmem run --help'",
       {},
     );
   const mapper = values.mapper ?? (executor !== undefined ? 'shared' : 'inprocess');

@@ -257,6 +257,14 @@ export function validateReport(data: unknown, source = 'report'): Report {
     throw new JitmemError('ERR_REPORT_INVALID', `${source} is not a jitmem report: expected a JSON object, got ${Array.isArray(data) ? 'an array' : data === null ? 'null' : typeof data}`, { source });
   }
   const version = (data as { schema?: unknown }).schema;
+  // No schema field at all: some other JSON file (a package.json), not an old report.
+  if (version === undefined) {
+    throw new JitmemError(
+      'ERR_REPORT_INVALID',
+      `${source} is not a jitmem report: it has no "schema" field; give a file written by jitmem bench`,
+      { source },
+    );
+  }
   if (version !== REPORT_SCHEMA_VERSION) {
     throw new JitmemError(
       'ERR_REPORT_SCHEMA_VERSION',
