@@ -13,7 +13,7 @@ import { CHALLENGE_BYTES } from '../protocol/auth.js';
 import { SharedMemoryMapper } from '../mappers/shared-memory-mapper.js';
 import { RpcCopyMapper } from '../mappers/rpc-copy-mapper.js';
 import { INC_CODE } from './helpers/graphs.js';
-import { CLI, processExists } from './helpers/executor-process.js';
+import { EXECUTOR, processExists } from './helpers/executor-process.js';
 
 /**
  * The controller trusts nothing the other end says, and the executor lets in only the one who
@@ -105,7 +105,7 @@ interface Listening {
 }
 
 function listenTcp(extra: string[] = []): Promise<Listening> {
-  const child = spawn(process.execPath, [CLI, 'executor', '--listen', '127.0.0.1:0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(EXECUTOR, ['--listen', '127.0.0.1:0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stderr!.resume();
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('close', (code, signal) => r({ code, signal })));
   return new Promise((resolve, reject) => {
@@ -164,7 +164,7 @@ test('over TCP a connection without the token is dropped, and the executor keeps
 });
 
 test('--no-auth (for llvm-jitlink) prints no token and sends Setup first', async (t) => {
-  const child = spawn(process.execPath, [CLI, 'executor', '--listen', '127.0.0.1:0', '--no-auth'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const child = spawn(EXECUTOR, ['--listen', '127.0.0.1:0', '--no-auth'], { stdio: ['ignore', 'pipe', 'ignore'] });
   t.teardown(() => child.kill('SIGKILL'));
   const line = await new Promise<string>((resolve) => child.stdout!.setEncoding('utf8').once('data', (s: string) => resolve(s)));
   const m = /^listening on 127\.0\.0\.1:(\d+)\n$/.exec(line);
@@ -177,7 +177,7 @@ test('--no-auth (for llvm-jitlink) prints no token and sends Setup first', async
 // --- Unix sockets (test 3) ------------------------------------------------------------------
 
 function listenUnix(socketPath: string): { child: ChildProcess; line: Promise<string>; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; stderr: () => string } {
-  const child = spawn(process.execPath, [CLI, 'executor', '--listen', `unix:${socketPath}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(EXECUTOR, ['--listen', `unix:${socketPath}`], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('close', (code, signal) => r({ code, signal })));

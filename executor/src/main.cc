@@ -467,12 +467,17 @@ int main(int argc, char **argv) {
   options.maxUnsentBytes = args.maxUnsentBytes;
   options.closeWhenIdle = args.closeWhenIdle < 0 ? args.mode != Args::kFds : args.closeWhenIdle == 1;
 
-  if (args.mode == Args::kFds) {
-    // Nothing outlives the controller: it spawned us, so we end when it does (EOF on the
-    // channel covers the rest, e.g. a controller that closed it and lives on).
+  // Nothing outlives the controller: one that spawned us (--fds), or `jitmem executor`, which
+  // started us for its caller, ends us when it dies, SIGKILL included (SIGTERM: our names and
+  // socket file go first). EOF on the channel covers a controller that closed it and lives on.
+  bool launched = getenv("JITMEM_EXECUTOR_LAUNCHED") != nullptr;
+  unsetenv("JITMEM_EXECUTOR_LAUNCHED");  // the program's own children are not ours
+  if (args.mode == Args::kFds || launched) {
     pid_t parent = getppid();
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent) return 0;
+  }
+  if (args.mode == Args::kFds) {
     if (fcntl(args.in, F_GETFD) < 0 || fcntl(args.out, F_GETFD) < 0)
       Fail("ERR_BAD_FD", "cannot use file descriptors " + std::to_string(args.in) + "," + std::to_string(args.out) + " as the transport: " + strerror(errno) +
                              ". Start 'jitmem executor' from a controller, or use --listen/--connect");

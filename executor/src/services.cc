@@ -181,8 +181,9 @@ bool InitializeRegion(AddressSpace &space, ActionSite &actions, const FinalizeRe
 std::string DeinitializeRegion(ActionSite &actions, Reservation &r, uint64_t key) {
   auto it = r.regions.find(key);
   if (it == r.regions.end()) return "";
-  Region region = std::move(it->second);
-  std::string failure = actions.runDeallocs(region.deallocs);
+  // The region stays live while its dealloc actions run: they may read its memory.
+  std::string failure = actions.runDeallocs(it->second.deallocs);
+  Region region = std::move(r.regions[key]);
   // Frames the dealloc actions did not take back: the unwinder must not read these pages once
   // they are writable or gone.
   actions.frames.releaseWithin(region.start, region.end);

@@ -797,7 +797,7 @@ bool Session::handle(Service s, uint64_t seq, Reader &r, Writer &w) {
         if (addr == 0 && (el.second || el.first.empty())) {
           w.boolean(false);
         } else {
-          w.boolean(true).u64(addr).u8(1 /* Exported */).u8(0);
+          w.boolean(true).u64(addr).u8(0x10 /* JITSymbolFlags::Exported */).u8(0);
         }
       }
       return false;
