@@ -228,26 +228,35 @@ test('--listen unix:PATH never replaces a file that is not a socket', async (t) 
 // --- shm names nobody can take first (item 8) ------------------------------------------------
 
 test('Reserve takes another name when its name was taken first, and never touches the squatter’s object', async (t) => {
-  const { AddressSpace } = await import('../executor/address-space.js');
-  const { ExecutorActionSite } = await import('../executor/actions.js');
-  const { EHFrameRegistry } = await import('../executor/eh-frame-registry.js');
-  const { SharedMemoryService, releaseReservation } = await import('../executor/memory-services.js');
-  const { executorShmName } = await import('../protocol/shm-names.js');
-  const space = new AddressSpace(native.pageSize());
-  const actions = new ExecutorActionSite(space, new EHFrameRegistry(space));
-  // Someone who guessed (here: knew) the first two names made them before the executor did.
-  const taken = [executorShmName(process.pid, 1), executorShmName(process.pid, 2)];
+  // The random part of the names is fixed for this executor, so that the test can take the
+  // names first, as someone who guessed them would.
+  const random = '0123456789abcdef';
+  const child = spawn(EXECUTOR, ['--fds', '3,4'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'], env: { ...process.env, JITMEM_EXECUTOR_SHM_RANDOM: random } });
+  t.teardown(() => child.kill('SIGKILL'));
+  const pid = child.pid!;
+  const nameOf = (counter: number): string => `/jitmem_${pid}_${counter}_${random}`;
+  // The first two names, and later the eight after the third: made before the executor could.
+  const taken = [nameOf(1), nameOf(2)];
   for (const name of taken) native.closeFd(native.shmCreate(name, 4096));
-  t.teardown(() => taken.forEach((n) => native.shmUnlink(n)));
-  let calls = 0;
-  const service = new SharedMemoryService(space, actions, (counter) => (calls++ < taken.length ? taken[counter - 1]! : executorShmName(process.pid, counter)));
-  const { base, name } = service.reserve(4096);
-  t.false(taken.includes(name));
-  t.regex(name, new RegExp(`^/jitmem_${process.pid}_3_[0-9a-f]{16}$`));
-  t.true(taken.every((n) => existsSync(`/dev/shm${n}`)));
-  t.is(releaseReservation(space, actions, space.byBase(base)!), null);
-  t.false(existsSync(`/dev/shm${name}`));
-  // A name generator that only ever meets taken names gives up with a typed error.
-  const stubborn = new SharedMemoryService(space, actions, () => taken[0]!);
-  t.throws(() => stubborn.reserve(4096), { code: 'ERR_SHM_CREATE_FAILED', message: /8 names tried/ });
+  const all = [...taken];
+  t.teardown(() => all.forEach((n) => existsSync(`/dev/shm${n}`) && native.shmUnlink(n)));
+  const session = await ExecutorSession.over(child.stdio[4] as never, child.stdio[3] as never);
+  const reserve = async (): Promise<{ ok: true; value: { base: number; name: string } } | { ok: false; error: string }> =>
+    new SpsReader(await session.call(Sym.shmReserve, new SpsWriter().addr(session.symbol(Sym.shmInstance)).u64(4096))).expected((r) => ({ base: r.addr(), name: r.string() }));
+  const first = await reserve();
+  t.true(first.ok);
+  if (!first.ok) return;
+  t.is(first.value.name, nameOf(3));
+  t.true(taken.every((n) => existsSync(`/dev/shm${n}`)), 'the squatter’s objects are untouched');
+  // Every name it tries is taken: it gives up after eight, with a typed error.
+  for (let counter = 4; counter < 12; counter++) {
+    native.closeFd(native.shmCreate(nameOf(counter), 4096));
+    all.push(nameOf(counter));
+  }
+  const second = await reserve();
+  t.false(second.ok);
+  if (!second.ok) t.regex(second.error, /8 names tried.*\[ERR_SHM_CREATE_FAILED\]$/);
+  await session.close();
+  t.false(existsSync(`/dev/shm${nameOf(3)}`), 'its own name is gone with the session');
+  t.true(all.every((n) => existsSync(`/dev/shm${n}`)), 'the squatter’s objects are untouched');
 });

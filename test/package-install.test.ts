@@ -147,7 +147,7 @@ export type Schema = Report['schema'];
 
 test.serial('the tarball ships dist/ without tests or source maps, the addon sources and the licence; no build, tests, CI files or baseline', async (t) => {
   const { tarballFiles: files } = await installed(t);
-  for (const f of ['package.json', 'LICENSE', 'README.md', 'binding.gyp', 'dist/index.js', 'dist/index.d.ts', 'dist/executor/main.js', 'dist/harness/cli.js', 'reports/schema-v1.json', 'harness/charts/fonts/DejaVuSans.ttf']) {
+  for (const f of ['package.json', 'LICENSE', 'README.md', 'binding.gyp', 'dist/index.js', 'dist/index.d.ts', 'executor/src/main.cc', 'dist/harness/cli.js', 'reports/schema-v1.json', 'harness/charts/fonts/DejaVuSans.ttf']) {
     t.true(files.includes(f), `${f} is in the tarball`);
   }
   t.true(files.some((f) => /^native\/src\/.+\.(cc|h)$/.test(f)), 'the addon sources are in the tarball');
@@ -159,6 +159,8 @@ test.serial('installing the tarball builds the addon from the shipped sources an
   const { app, installLog } = await installed(t);
   const pkg = path.join(app, 'node_modules', 'jitmem');
   t.true(existsSync(path.join(pkg, 'build', 'Release', 'jitmem_native.node')), `the install script built the addon:\n${installLog}`);
+  t.true(existsSync(path.join(pkg, 'build', 'Release', 'jitmem-executor')), `the install script built the native executor:\n${installLog}`);
+  t.true(existsSync(path.join(app, 'node_modules', '.bin', 'jitmem-executor')), 'the package ships the jitmem-executor bin');
   t.regex(installLog, /node-gyp|gyp info/, 'node-gyp ran at install');
   t.false(existsSync(path.join(pkg, 'dist', 'test')));
   t.false(existsSync(path.join(app, 'node_modules', 'typescript')), 'an installed package needs no TypeScript');

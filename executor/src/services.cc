@@ -311,6 +311,9 @@ bool MemoryServices::shmReserve(uint64_t size, uint64_t &base, std::string &name
     }
     char hex[17];
     for (int k = 0; k < 8; k++) snprintf(hex + 2 * k, 3, "%02x", rnd[k]);
+    // A test may fix the random part, to take the names first as an attacker who guessed them.
+    const char *fixed = getenv("JITMEM_EXECUTOR_SHM_RANDOM");
+    if (fixed && strlen(fixed) == 16 && strspn(fixed, "0123456789abcdef") == 16) memcpy(hex, fixed, 17);
     name = prefix_ + std::to_string(getpid()) + "_" + std::to_string(++counter_) + "_" + hex;
     fd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) break;
