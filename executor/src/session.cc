@@ -9,6 +9,7 @@
 // Anything the protocol does not allow ends the session with a message on stderr (exit 1);
 // a request that decodes but cannot be served fails alone, inside its SPSError/SPSExpected.
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -76,6 +77,56 @@ uint64_t NowNs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Threads of the executor itself (the session's and those running code for a call): any other
+// thread of this process belongs to the program.
+std::mutex gOwnMutex;
+std::set<pid_t> gOwnThreads;
+// Threads of ours created but not yet in gOwnThreads: until they are, no thread is stopped.
+std::atomic<int> gStartingThreads{0};
+
+pid_t Tid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
+
+void OwnThread(bool add) {
+  std::lock_guard<std::mutex> lock(gOwnMutex);
+  if (add) gOwnThreads.insert(Tid());
+  else gOwnThreads.erase(Tid());
+}
+
+// The program's threads, ended as exit() ends them natively once its main has returned: each
+// leaves by the raw exit system call (no unwinding, no handlers), after which no thread runs
+// its code and its memory may go. A thread that blocks the signal is left; it is said on stderr.
+void OnStopThread(int) { syscall(SYS_exit, 0); }
+
+void StopProgramThreads() {
+  const int sig = SIGRTMIN + 3;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = OnStopThread;
+  sigemptyset(&sa.sa_mask);
+  sigaction(sig, &sa, nullptr);
+  for (int round = 0; round < 200; round++) {
+    if (gStartingThreads.load() > 0) {
+      usleep(1000);
+      continue;
+    }
+    std::vector<pid_t> others;
+    if (DIR *d = opendir("/proc/self/task")) {
+      while (dirent *e = readdir(d)) {
+        pid_t tid = static_cast<pid_t>(atoi(e->d_name));
+        if (tid <= 0) continue;
+        std::lock_guard<std::mutex> lock(gOwnMutex);
+        if (!gOwnThreads.count(tid)) others.push_back(tid);
+      }
+      closedir(d);
+    }
+    if (others.empty()) return;
+    if (round % 20 == 0)
+      for (pid_t tid : others) syscall(SYS_tgkill, getpid(), tid, sig);
+    usleep(1000);
+  }
+  fprintf(stderr, "jitmem executor: a thread of the program outlived its main and does not take the stop signal\n");
 }
 
 class Session;
@@ -378,6 +429,7 @@ bool Session::readSome(uint8_t *dst, size_t n, size_t &got, bool &eof) {
 int Session::serve() {
   gSession.store(this);
   gMainThread = pthread_self();
+  OwnThread(true);
   sendSetup();
   bool closedByIdle = false;
   for (;;) {
@@ -1112,9 +1164,11 @@ void Session::startCode(Service s, uint64_t seq, uint64_t fn, int32_t arg, std::
   pthread_attr_setstacksize(&attr, 8u << 20);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_t t;
+  gStartingThreads++;
   int err = pthread_create(&t, &attr, CodeThread, job);
   pthread_attr_destroy(&attr);
   if (err != 0) {
+    gStartingThreads--;
     running_--;
     Writer w;
     if (run) {
@@ -1131,6 +1185,8 @@ void Session::startCode(Service s, uint64_t seq, uint64_t fn, int32_t arg, std::
 void *Session::CodeThread(void *arg) {
   CodeJob *job = static_cast<CodeJob *>(arg);
   Session *self = job->session;
+  OwnThread(true);
+  gStartingThreads--;
   // JIT'd code runs with the signal mask a program starts with.
   sigset_t none;
   sigemptyset(&none);
@@ -1144,13 +1200,18 @@ void *Session::CodeThread(void *arg) {
     std::vector<char *> argv;
     for (auto &a : job->args) argv.push_back(&a[0]);
     argv.push_back(nullptr);
+    pid_t host = getpid();
     int status = reinterpret_cast<int (*)(int, char **, char **)>(static_cast<uintptr_t>(job->fn))(static_cast<int>(job->args.size()), argv.data(), environ);
     fflush(nullptr);
+    // A child main forked returns here too: it ends as a process, with main's status.
+    if (getpid() != host) _exit(status & 0xff);
     self->mainReturned_.store(true);
     w.i64(status);
   } else {
     ProgramRun *run = job->run;
     ProgramRunToEnd(run);
+    // Threads the program started and left running end with it, as at a process's exit.
+    StopProgramThreads();
     self->mainReturned_.store(true);
     if (!run->error.empty()) {
       w.boolean(false).string(run->error + " [ERR_RUN_FAILED]");
@@ -1162,6 +1223,7 @@ void *Session::CodeThread(void *arg) {
   self->running_--;
   self->sendFrame(kResult, job->seq, 0, w.buffer());
   delete job;
+  OwnThread(false);
   return nullptr;
 }
 

@@ -146,6 +146,15 @@ void *ProgramThread(void *arg) {
   }
   run->onThread.store(false);
   fflush(nullptr);
+  if (getpid() != run->hostPid) {
+    // A child the program forked (fork() copied this thread alone): its main has returned or
+    // called exit(), its handlers have run; it ends as a process, with the program's status.
+    if (run->outcome == kProgramCrashed) {
+      signal(run->signal, SIG_DFL);
+      raise(run->signal);
+    }
+    _exit(run->status & 0xff);
+  }
   std::vector<void *> opened;
   {
     std::lock_guard<std::mutex> lock(gHandlersMutex);
@@ -174,6 +183,7 @@ bool ProgramBegin(ProgramRun *run) {
     std::lock_guard<std::mutex> lock(gHandlersMutex);
     gHandlers.clear();
   }
+  run->hostPid = getpid();
   gRun.store(run);
   return true;
 }

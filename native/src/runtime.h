@@ -5,6 +5,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <sys/types.h>
 #include <setjmp.h>
 
 #include <atomic>
@@ -58,6 +59,9 @@ struct ProgramRun {
   pthread_t thread{};
   std::atomic<bool> onThread{false};
   sigjmp_buf jump;
+
+  // The process that runs the program: a child the program forks ends where the program would.
+  pid_t hostPid = 0;
 
   int status = 0;
   ProgramOutcome outcome = kProgramReturned;
