@@ -134,6 +134,8 @@ export function parseRunArgs(argv: readonly string[]): RunArgs | 'help' {
   };
 }
 
+const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
 function signalName(n: number): string {
   const entry = Object.entries(osConstants.signals).find(([, v]) => v === n);
   return entry ? entry[0] : `signal ${n}`;
@@ -177,6 +179,7 @@ export const runCommand: Command = {
       }
     }
     let session: ExecutorSession | undefined;
+    let forward: ((signal: NodeJS.Signals) => void) | undefined;
     let target: ProgramTarget;
     let mapper: MemoryMapper;
     if (args.mapper === 'inprocess') {
@@ -184,6 +187,11 @@ export const runCommand: Command = {
       mapper = new InProcessMemoryMapper();
     } else {
       session = await ExecutorSession.spawn({ kind: args.executor, llvmExecutor: args.llvmExecutor, stdio: 'inherit', stdin: 'inherit' });
+      // SIGINT, SIGTERM and SIGHUP go to the program, in the executor: it ends as it would
+      // natively (or handles them), and this command exits with its status.
+      const spawned = session;
+      forward = (signal: NodeJS.Signals): void => spawned.kill(signal);
+      for (const signal of FORWARDED_SIGNALS) process.on(signal, forward);
       target = new SessionTarget(session);
       mapper = args.mapper === 'shared' ? new SharedMemoryMapper(session) : new RpcCopyMapper(session);
     }
@@ -208,6 +216,7 @@ export const runCommand: Command = {
       }
       return r.status & 0xff;
     } finally {
+      if (forward) for (const signal of FORWARDED_SIGNALS) process.off(signal, forward);
       if (crashed && session) {
         // A program that crashed may have left the executor's locks held: do not wait on it.
         session.kill();

@@ -55,6 +55,43 @@ std::once_flag gInstallOnce;
 
 bool OnProgramThread(ProgramRun *run) { return run != nullptr && run->onThread.load() && pthread_equal(pthread_self(), run->thread); }
 
+// Async-signal-safe: "jitmem: SIGSEGV at address 0x... outside the program's thread; exiting with 139".
+void SayFault(int sig, siginfo_t *info) {
+  char buf[160];
+  size_t n = 0;
+  auto put = [&](const char *s) {
+    while (*s && n < sizeof buf) buf[n++] = *s++;
+  };
+  auto putHex = [&](uint64_t v) {
+    put("0x");
+    char digits[16];
+    int k = 0;
+    do {
+      digits[k++] = "0123456789abcdef"[v & 15];
+      v >>= 4;
+    } while (v && k < 16);
+    while (k > 0 && n < sizeof buf) buf[n++] = digits[--k];
+  };
+  auto putDec = [&](int v) {
+    char digits[12];
+    int k = 0;
+    do {
+      digits[k++] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    } while (v && k < 12);
+    while (k > 0 && n < sizeof buf) buf[n++] = digits[--k];
+  };
+  put("jitmem: ");
+  put(sig == SIGSEGV ? "SIGSEGV" : sig == SIGBUS ? "SIGBUS" : sig == SIGILL ? "SIGILL" : sig == SIGFPE ? "SIGFPE" : "a signal");
+  put(" at address ");
+  putHex(reinterpret_cast<uintptr_t>(info->si_addr));
+  put(" outside the program's thread; exiting with ");
+  putDec(128 + sig);
+  put("\n");
+  ssize_t ignored = write(2, buf, n);
+  (void)ignored;
+}
+
 void OnFault(int sig, siginfo_t *info, void *context) {
   ProgramRun *run = gRun.load();
   if (OnProgramThread(run)) {
@@ -73,7 +110,10 @@ void OnFault(int sig, siginfo_t *info, void *context) {
   if (prev.sa_flags & SA_SIGINFO) {
     prev.sa_sigaction(sig, info, context);
   } else if (prev.sa_handler == SIG_DFL) {
-    signal(sig, SIG_DFL);  // returning re-runs the faulting instruction, which now ends the process
+    // A fault on another thread (one the program started, or the host's own) ends the process,
+    // as natively; first say what happened, then exit 128 + N, as `jitmem run` promises.
+    SayFault(sig, info);
+    _exit(128 + sig);
   } else if (prev.sa_handler != SIG_IGN) {
     prev.sa_handler(sig);
   }
