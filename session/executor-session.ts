@@ -192,6 +192,25 @@ export class ExecutorSession {
         reject(new JitmemError('ERR_CONNECT_FAILED', `cannot connect to the executor at unix:${path}: ${err.message}`, { path }, { cause: err })),
       );
     });
+    // Whoever listens there gets this process's calls and code: only an executor of this user.
+    // The kernel recorded its credentials when it listened (SO_PEERCRED).
+    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    let uid: number | undefined;
+    try {
+      uid = typeof fd === 'number' && fd >= 0 ? native.peerCredentials(fd).uid : undefined;
+    } catch {
+      uid = undefined;
+    }
+    if (uid !== process.getuid!()) {
+      socket.destroy();
+      throw new JitmemError(
+        'ERR_EXECUTOR_NOT_TRUSTED',
+        uid === undefined
+          ? `cannot tell who listens on unix:${path} (no peer credentials); refusing to send it any call`
+          : `the process listening on unix:${path} runs as uid ${uid}, not as this user (uid ${process.getuid!()}): it is not this user's executor, and it gets no call`,
+        { path, uid },
+      );
+    }
     return ExecutorSession.over(socket, socket, options, socket);
   }
 
