@@ -55,8 +55,8 @@ std::once_flag gInstallOnce;
 
 bool OnProgramThread(ProgramRun *run) { return run != nullptr && run->onThread.load() && pthread_equal(pthread_self(), run->thread); }
 
-// Async-signal-safe: "jitmem: SIGSEGV at address 0x... outside the program's thread; exiting with 139".
-void SayFault(int sig, siginfo_t *info) {
+// Async-signal-safe: "jitmem: SIGSEGV at address 0x... outside the program's thread[; exiting with 139]".
+void SayFault(int sig, siginfo_t *info, bool exiting) {
   char buf[160];
   size_t n = 0;
   auto put = [&](const char *s) {
@@ -85,8 +85,11 @@ void SayFault(int sig, siginfo_t *info) {
   put(sig == SIGSEGV ? "SIGSEGV" : sig == SIGBUS ? "SIGBUS" : sig == SIGILL ? "SIGILL" : sig == SIGFPE ? "SIGFPE" : "a signal");
   put(" at address ");
   putHex(reinterpret_cast<uintptr_t>(info->si_addr));
-  put(" outside the program's thread; exiting with ");
-  putDec(128 + sig);
+  put(" outside the program's thread");
+  if (exiting) {
+    put("; exiting with ");
+    putDec(128 + sig);
+  }
   put("\n");
   ssize_t ignored = write(2, buf, n);
   (void)ignored;
@@ -108,11 +111,14 @@ void OnFault(int sig, siginfo_t *info, void *context) {
   // Not the program's fault: whoever handled it before us does, or the default action.
   const struct sigaction &prev = gPrevious[sig];
   if (prev.sa_flags & SA_SIGINFO) {
+    // The host's own handler (Node's, in the in-process mapper) decides; it ends the process
+    // with the signal unless the fault is one it knows. Say what happened first.
+    if (run != nullptr) SayFault(sig, info, false);
     prev.sa_sigaction(sig, info, context);
   } else if (prev.sa_handler == SIG_DFL) {
     // A fault on another thread (one the program started, or the host's own) ends the process,
     // as natively; first say what happened, then exit 128 + N, as `jitmem run` promises.
-    SayFault(sig, info);
+    SayFault(sig, info, true);
     _exit(128 + sig);
   } else if (prev.sa_handler != SIG_IGN) {
     prev.sa_handler(sig);
