@@ -213,3 +213,25 @@ test('the native executor is a PIE of libc, libstdc++ (with its libm) and libgcc
   t.notRegex(execFileSync('readelf', ['-r', exe], { encoding: 'utf8' }), /R_X86_64_COPY/);
 });
 
+
+test('a crash on a thread the program started says what happened and ends with 128 + N, in process and out', async (t) => {
+  if (!hasCompiler('gcc')) return t.pass('no gcc');
+  const dir = tempDir(t, 'jitmem-process-');
+  const obj = compile(
+    dir,
+    'crash.c',
+    `#include <pthread.h>
+#include <unistd.h>
+static void *boom(void *a) { (void)a; usleep(10000); *(volatile int *)16 = 1; return 0; }
+int main(void) { pthread_t t; pthread_create(&t, 0, boom, 0); for (;;) pause(); }
+`,
+    ['-O1', '-fPIC', '-pthread'],
+  );
+  for (const mapper of ['inprocess', ...MAPPERS]) {
+    const r = await jitmemRun(['--mapper', mapper, obj]);
+    t.regex(r.stderr, /jitmem: SIGSEGV at address 0x10 outside the program's thread/, mapper);
+    // In process the controller dies of the signal itself (a shell says 139); the executor exits 139.
+    if (mapper === 'inprocess') t.is(r.signal, 'SIGSEGV', mapper);
+    else t.is(r.status, 139, mapper);
+  }
+});
