@@ -461,7 +461,50 @@ int Connect(const Endpoint &ep) {
 
 using namespace jitmem;
 
+namespace jitmem {
+namespace {
+
+// `jitmem-executor --self-test-crypto`: the known answers of the SHA-256 and HMAC-SHA256 of
+// this program (the checksums and the token challenge), one "name hex" line each, for a test to
+// compare with the published vectors (FIPS 180-4 examples, RFC 4231).
+int SelfTestCrypto() {
+  auto hex = [](const uint8_t *d) {
+    std::string s;
+    char b[3];
+    for (int i = 0; i < 32; i++) {
+      snprintf(b, sizeof b, "%02x", d[i]);
+      s += b;
+    }
+    return s;
+  };
+  auto sha = [&](const std::string &name, const std::string &msg, int repeat) {
+    Sha256 h;
+    for (int i = 0; i < repeat; i++) h.update(msg.data(), msg.size());
+    uint8_t d[32];
+    h.digest(d);
+    printf("%s %s\n", name.c_str(), hex(d).c_str());
+  };
+  sha("sha256-empty", "", 1);
+  sha("sha256-abc", "abc", 1);
+  sha("sha256-448", "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 1);
+  sha("sha256-million-a", "a", 1000000);
+  auto hmac = [&](const std::string &name, const std::string &key, const std::string &msg) {
+    uint8_t d[32];
+    HmacSha256(reinterpret_cast<const uint8_t *>(key.data()), key.size(), reinterpret_cast<const uint8_t *>(msg.data()), msg.size(), d);
+    printf("%s %s\n", name.c_str(), hex(d).c_str());
+  };
+  hmac("hmac-rfc4231-1", std::string(20, '\x0b'), "Hi There");
+  hmac("hmac-rfc4231-2", "Jefe", "what do ya want for nothing?");
+  hmac("hmac-rfc4231-3", std::string(20, '\xaa'), std::string(50, '\xdd'));
+  hmac("hmac-rfc4231-6", std::string(131, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First");
+  return 0;
+}
+
+}  // namespace
+}  // namespace jitmem
+
 int main(int argc, char **argv) {
+  if (argc == 2 && strcmp(argv[1], "--self-test-crypto") == 0) return SelfTestCrypto();
   Args args = ParseArgs(argc, argv);
   InstallSignals();
   SessionOptions options;
