@@ -666,8 +666,14 @@ if (process.env.JITMEM_FUZZ_EXECUTOR === 'llvm') {
       sent += Math.max(1, fuzzer.sent);
     }
     // Names of executors that died: LLVM's executor names them /jitlink_<pid>_<n>.
-    const left = pids.flatMap((pid) => shmObjects(`jitlink_${pid}_`));
-    for (const name of left) native.shmUnlink(`/${name}`);
+    const left = [...new Set(pids.flatMap((pid) => shmObjects(`jitlink_${pid}_`)))];
+    for (const name of left) {
+      try {
+        native.shmUnlink(`/${name}`);
+      } catch {
+        // Gone meanwhile.
+      }
+    }
     t.log(`LLVM's executor: ${sent} requests over ${sessions} sessions: ${crashes} crashes (killed by a signal), ${hangs} hangs or other ends; shm objects left behind (removed now): ${left.length}`);
     for (const f of firstFailures) t.log(f);
     t.pass();
