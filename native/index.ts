@@ -67,10 +67,17 @@ const candidates = [
 
 /**
  * The native executor program (`jitmem-executor`, built beside the addon by the same node-gyp
- * run), or an ERR_NATIVE_NOT_BUILT error naming where it was looked for.
+ * run, or shipped prebuilt under prebuilds/), or an ERR_NATIVE_NOT_BUILT error naming where it
+ * was looked for.
  */
 export function executorBinary(): string {
-  const files = [path.resolve(here, '../../build/Release/jitmem-executor'), path.resolve(here, '../build/Release/jitmem-executor')];
+  const prebuilt = `prebuilds/${process.platform}-${process.arch}/jitmem-executor`;
+  const files = [
+    path.resolve(here, '../../build/Release/jitmem-executor'),
+    path.resolve(here, '../build/Release/jitmem-executor'),
+    path.resolve(here, '../..', prebuilt),
+    path.resolve(here, '..', prebuilt),
+  ];
   const file = files.find((f) => existsSync(f));
   if (!file) {
     throw new JitmemError(
