@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -160,7 +160,9 @@ test.serial('installing the tarball builds the addon from the shipped sources an
   const pkg = path.join(app, 'node_modules', 'jitmem');
   t.true(existsSync(path.join(pkg, 'build', 'Release', 'jitmem_native.node')), `the install script built the addon:\n${installLog}`);
   t.true(existsSync(path.join(pkg, 'build', 'Release', 'jitmem-executor')), `the install script built the native executor:\n${installLog}`);
-  t.true(existsSync(path.join(app, 'node_modules', '.bin', 'jitmem-executor')), 'the package ships the jitmem-executor bin');
+  const bin = path.join(app, 'node_modules', '.bin', 'jitmem-executor');
+  t.true(existsSync(bin), 'the package ships the jitmem-executor bin');
+  t.regex(execFileSync(bin, ['--help'], { encoding: 'utf8' }), /^usage: jitmem executor/, 'the bin starts the native executor');
   t.regex(installLog, /node-gyp|gyp info/, 'node-gyp ran at install');
   t.false(existsSync(path.join(pkg, 'dist', 'test')));
   t.false(existsSync(path.join(app, 'node_modules', 'typescript')), 'an installed package needs no TypeScript');
