@@ -61,14 +61,16 @@ int main(void) {
 `,
   },
   {
-    name: 'exit(9) from another thread ends the program with 9',
+    name: 'exit(9) from another thread ends the program with 9, after its atexit handlers and destructors',
     source: `
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 static void *run(void *a) { (void)a; printf("thread calls exit(9)\\n"); exit(9); }
-int main(void) { pthread_t t; pthread_create(&t, 0, run, 0); for (;;) pause(); }
+static void handler(void) { printf("atexit handler runs\\n"); }
+__attribute__((destructor)) static void fini(void) { printf("destructor runs\\n"); }
+int main(void) { atexit(handler); pthread_t t; pthread_create(&t, 0, run, 0); for (;;) pause(); }
 `,
   },
   {

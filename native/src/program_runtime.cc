@@ -327,7 +327,12 @@ extern "C" {
     run->outcome = jitmem::kProgramExited;
     siglongjmp(run->jump, 1);
   }
-  // Another thread of the program: exit() ends the process, as it would natively.
+  // Another thread of the program: exit() ends the process, as it would natively, after the
+  // program's own atexit handlers and finalisers (kept here, not in libc's list).
+  if (run != nullptr) {
+    jitmem::RunExitHandlers();
+    for (uint64_t fn : run->fini) reinterpret_cast<void (*)()>(static_cast<uintptr_t>(fn))();
+  }
   fflush(nullptr);
   exit(status);
 }
