@@ -81,6 +81,8 @@ const char kUsage[] =
     "                        never cut off, whatever this says)\n"
     "  --no-close-when-idle  keep the connection until the controller closes it (default with\n"
     "                        --fds: the controller that spawned the executor ends the session)\n"
+    "  --self-test-crypto    print the known answers of this executor's SHA-256 and HMAC-SHA256\n"
+    "                        (checksums, the token challenge) and exit\n"
     "  -h, --help            show this help\n"
     "\n"
     "exit status:\n"
