@@ -233,6 +233,7 @@ test('Reserve takes another name when its name was taken first, and never touche
   const random = '0123456789abcdef';
   const child = spawn(EXECUTOR, ['--fds', '3,4'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'], env: { ...process.env, JITMEM_EXECUTOR_SHM_RANDOM: random } });
   t.teardown(() => child.kill('SIGKILL'));
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   const pid = child.pid!;
   const nameOf = (counter: number): string => `/jitmem_${pid}_${counter}_${random}`;
   // The first two names, and later the eight after the third: made before the executor could.
@@ -257,6 +258,7 @@ test('Reserve takes another name when its name was taken first, and never touche
   t.false(second.ok);
   if (!second.ok) t.regex(second.error, /8 names tried.*\[ERR_SHM_CREATE_FAILED\]$/);
   await session.close();
+  t.is(await exited, 0);
   t.false(existsSync(`/dev/shm${nameOf(3)}`), 'its own name is gone with the session');
   t.true(all.every((n) => existsSync(`/dev/shm${n}`)), 'the squatter’s objects are untouched');
 });

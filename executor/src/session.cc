@@ -1171,9 +1171,13 @@ void Session::startCode(Service s, uint64_t seq, uint64_t fn, int32_t arg, std::
     gStartingThreads--;
     running_--;
     Writer w;
+    // The call's own result type, saying it did not run (run-as results carry no error).
     if (run) {
       w.boolean(false).string(std::string("pthread_create failed: ") + strerror(err) + " [ERR_RUN_FAILED]");
+      ProgramCancel();
       delete run;
+    } else if (s == Service::RunAsMain) {
+      w.i64(-1);
     } else {
       w.i32(-1);
     }

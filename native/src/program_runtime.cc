@@ -250,6 +250,11 @@ void ProgramRunToEnd(ProgramRun *run) {
   gBusy.store(false);
 }
 
+void ProgramCancel() {
+  gRun.store(nullptr);
+  gBusy.store(false);
+}
+
 ProgramRun *ProgramCurrent() { return gRun.load(); }
 
 // ---- Placing reservations --------------------------------------------------------------------

@@ -76,6 +76,8 @@ bool ProgramBegin(ProgramRun *run);
 // Runs the claimed program to its end on a thread of its own (8 MiB stack) and joins it;
 // releases the slot. run->error is set when the thread could not start.
 void ProgramRunToEnd(ProgramRun *run);
+// Gives the slot back when a claimed program could not be started.
+void ProgramCancel();
 // The run in progress, if any (its thread may be told apart with ProgramOnThread).
 ProgramRun *ProgramCurrent();
 
