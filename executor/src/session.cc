@@ -100,6 +100,24 @@ void OwnThread(bool add) {
 void OnStopThread(int) { syscall(SYS_exit, 0); }
 
 void StopProgramThreads() {
+  // The standard streams' locks are taken first (as fork() takes them), so that no stopped
+  // thread leaves one held for the executor and the next program; a stream a thread keeps
+  // locked (a read on stdin that waits) is left after a while.
+  FILE *streams[] = {stdout, stderr, stdin};
+  bool held[3] = {false, false, false};
+  for (int i = 0; i < 3; i++)
+    for (int tries = 0; tries < 50 && !held[i]; tries++) {
+      held[i] = ftrylockfile(streams[i]) == 0;
+      if (!held[i]) usleep(1000);
+    }
+  struct Unlock {
+    FILE **streams;
+    bool *held;
+    ~Unlock() {
+      for (int i = 0; i < 3; i++)
+        if (held[i]) funlockfile(streams[i]);
+    }
+  } unlock{streams, held};
   const int sig = SIGRTMIN + 3;
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -126,7 +144,9 @@ void StopProgramThreads() {
       for (pid_t tid : others) syscall(SYS_tgkill, getpid(), tid, sig);
     usleep(1000);
   }
-  fprintf(stderr, "jitmem executor: a thread of the program outlived its main and does not take the stop signal\n");
+  static const char kStuck[] = "jitmem executor: a thread of the program outlived its main and does not take the stop signal\n";
+  ssize_t ignored = write(2, kStuck, sizeof kStuck - 1);  // stderr's lock is ours just now
+  (void)ignored;
 }
 
 class Session;
