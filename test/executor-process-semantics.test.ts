@@ -237,3 +237,17 @@ int main(void) { pthread_t t; pthread_create(&t, 0, boom, 0); for (;;) pause(); 
     else t.is(r.status, 139, mapper);
   }
 });
+
+test("abort() ends the program with SIGABRT as natively, and says so, in process and out", async (t) => {
+  if (!hasCompiler('gcc')) return t.pass('no gcc');
+  const dir = tempDir(t, 'jitmem-process-');
+  const obj = compile(dir, 'abort.c', '#include <stdio.h>\n#include <stdlib.h>\nint main(void) { printf("about to abort\\n"); fflush(stdout); abort(); }\n', ['-O1', '-fPIC']);
+  for (const mapper of ['inprocess', ...MAPPERS]) {
+    const r = await jitmemRun(['--mapper', mapper, obj]);
+    t.is(r.stdout.toString(), 'about to abort\n', mapper);
+    t.regex(r.stderr, /jitmem: the program called abort\(\) \(SIGABRT\)/, mapper);
+    // In process the controller ends with the program (one process); out of process `jitmem run` reports 128 + 6.
+    if (mapper === 'inprocess') t.is(r.signal, 'SIGABRT', mapper);
+    else t.is(r.status, 134, mapper);
+  }
+});

@@ -125,6 +125,23 @@ void OnFault(int sig, siginfo_t *info, void *context) {
   }
 }
 
+// abort() while a program runs ends the process as natively (in process, the controller with
+// it: they share it); it says so first. The handler returns, and abort() raises SIGABRT again
+// with the default action: no jump out of abort, whose lock would stay held.
+void OnAbort(int sig, siginfo_t *info, void *context) {
+  ProgramRun *run = gRun.load();
+  if (run != nullptr) {
+    static const char onThread[] = "jitmem: the program called abort() (SIGABRT); the process ends with 134\n";
+    static const char offThread[] = "jitmem: abort() (SIGABRT) outside the program's thread; the process ends with 134\n";
+    const char *m = OnProgramThread(run) ? onThread : offThread;
+    ssize_t ignored = write(2, m, OnProgramThread(run) ? sizeof onThread - 1 : sizeof offThread - 1);
+    (void)ignored;
+  }
+  const struct sigaction &prev = gPrevious[sig];
+  if (prev.sa_flags & SA_SIGINFO) prev.sa_sigaction(sig, info, context);
+  else if (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN) prev.sa_handler(sig);
+}
+
 void InstallFaultHandlers() {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -132,6 +149,8 @@ void InstallFaultHandlers() {
   sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
   sigemptyset(&sa.sa_mask);
   for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE}) sigaction(sig, &sa, &gPrevious[sig]);
+  sa.sa_sigaction = OnAbort;
+  sigaction(SIGABRT, &sa, &gPrevious[SIGABRT]);
 }
 
 using InitFn = void (*)(int, char **, char **);
