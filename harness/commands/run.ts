@@ -41,6 +41,8 @@ exit status:
   2 when the program could not be linked or loaded (bad input, an undefined or duplicate
   symbol, an unsupported relocation, a relocation overflow, a bad flag): stderr says what
   and where, with an error code in brackets.
+SIGINT, SIGTERM and SIGHUP sent to jitmem run go to the program in its executor, and jitmem
+run exits with its status; the executor never outlives jitmem run, SIGKILL included.
 `;
 
 interface RunArgs {
