@@ -97,6 +97,28 @@ export function nativeProgramPath(name: string): string | undefined {
   ].find((f) => existsSync(f));
 }
 
+/**
+ * The native executor program (`jitmem-executor`, built beside the addon by the same node-gyp
+ * run, or shipped prebuilt under prebuilds/), or an ERR_NATIVE_NOT_BUILT error naming where it
+ * was looked for.
+ */
+export function executorBinary(): string {
+  const file = nativeProgramPath('jitmem-executor');
+  if (!file) {
+    const places = [
+      path.join(packageRoot, 'build', 'Release'),
+      path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`),
+    ];
+    throw new JitmemError(
+      'ERR_NATIVE_NOT_BUILT',
+      `jitmem's native executor is not built (looked for jitmem-executor in ${places.join(' and ')}). ` +
+        `Build it from source with 'npm rebuild jitmem' (node-gyp; needs python3, make and a C++ compiler), or 'npm ci' in a checkout.`,
+      { candidates: places.map((d) => path.join(d, 'jitmem-executor')) },
+    );
+  }
+  return file;
+}
+
 function load(): RawAddon {
   const file = addonFile();
   try {

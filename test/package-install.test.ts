@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -255,7 +255,7 @@ test.serial(
       'binding.gyp',
       'dist/index.js',
       'dist/index.d.ts',
-      'dist/executor/main.js',
+      'executor/src/main.cc',
       'dist/harness/cli.js',
       'reports/schema-v1.json',
       'harness/charts/fonts/DejaVuSans.ttf',
@@ -310,6 +310,9 @@ test.serial(
         (statSync(path.join(prebuiltApp, 'node_modules', '.bin', bin)).mode & 0o111) !== 0,
         `${bin} is executable`,
       );
+    // The native executor comes prebuilt too: its bin starts it from prebuilds/ (no build/ here).
+    const executor = path.join(prebuiltApp, 'node_modules', '.bin', 'jitmem-executor');
+    t.regex(execFileSync(executor, ['--help'], { encoding: 'utf8' }), /^usage: jitmem executor/);
   },
 );
 
@@ -359,6 +362,17 @@ test.serial(
       `the install script (node-gyp-build, no prebuild for it) built the addon:\n${installLog}`,
     );
     t.false(existsSync(path.join(pkg, 'prebuilds')));
+    t.true(
+      existsSync(path.join(pkg, 'build', 'Release', 'jitmem-executor')),
+      `the install script built the native executor:\n${installLog}`,
+    );
+    const bin = path.join(app, 'node_modules', '.bin', 'jitmem-executor');
+    t.true(existsSync(bin), 'the package ships the jitmem-executor bin');
+    t.regex(
+      execFileSync(bin, ['--help'], { encoding: 'utf8' }),
+      /^usage: jitmem executor/,
+      'the bin starts the native executor',
+    );
     t.regex(installLog, /node-gyp|gyp info/, 'node-gyp ran at install');
     t.false(existsSync(path.join(pkg, 'dist', 'test')));
     t.false(existsSync(path.join(app, 'node_modules', 'typescript')), 'an installed package needs no TypeScript');
@@ -414,7 +428,6 @@ test.serial(
     t.truthy(example, "README.md has a ```ts example under 'Using the allocator'");
     t.regex(example!, /from 'jitmem';/);
     writeFileSync(path.join(app, 'readme.ts'), example!);
-    // The project's compiler, TypeScript 7 (node_modules/typescript is TypeScript 6's API, for the linter).
     const tsc = path.join(root, 'node_modules', '@typescript', 'native', 'bin', 'tsc');
     const checked = run(process.execPath, [tsc, '-p', 'tsconfig.json'], app, 120_000);
     t.is(checked.status, 0, described(checked));
