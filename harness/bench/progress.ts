@@ -325,11 +325,14 @@ export class BenchProgressView {
       for (const c of r.cells.values()) planned += c.expectedMs;
       return Math.max((r.setupMs * scale) / 10, r.setupMs * scale - r.unattributed - live) + planned * scale;
     }
+    // The pace of iterations after a cell's first once there are any (a first iteration's extra is
+    // paid once per cell), else of the first iterations.
+    const later = [...r.cells.values()].some((c) => c.laterDone > 0);
     let spent = RUN_PRIOR_MS * scale;
     let expected = RUN_PRIOR_MS;
     for (const c of r.cells.values()) {
-      spent += c.firstSpent + c.laterSpent;
-      expected += perIteration(c) * ((c.firstSpent > 0 ? 1 : 0) + c.laterDone);
+      spent += later ? c.laterSpent : c.firstSpent;
+      expected += perIteration(c) * (later ? c.laterDone : c.firstSpent > 0 ? 1 : 0);
     }
     const pace = spent / expected;
     let left = 0;
