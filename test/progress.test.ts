@@ -301,3 +301,27 @@ test('the run pattern after the matrix: its plan scaled as the matrix ran, then 
   t.is(view.etaSeconds(), 0);
   t.is(view.line(100).match(/ (\d+)\/(\d+) cells/)![0], ' 3/3 cells');
 });
+
+test("a warm controller's fast iterations do not set the pace of the fresh processes of another kind", (t) => {
+  let now = 0;
+  const view = new BenchProgressView({
+    stream: { write: () => undefined },
+    tty: false,
+    now: () => now,
+    heartbeatMs: 1e9,
+  });
+  const run = [
+    { name: 'cray/run/inprocess [jitmem, warm controller]', iterations: 4, expectedMs: 1000 },
+    { name: 'cray/run/inprocess [jitmem]', iterations: 4, expectedMs: 4000 },
+  ];
+  view.onProgress({ kind: 'plan', plan: { cells: [], rounds: 1, run: { setupMs: 0, cells: run } } });
+  for (let done = 1; done <= 4; done++) {
+    now += 100;
+    view.onProgress({ kind: 'run', cell: run[0]!.name, done, total: 4 });
+  }
+  // A fresh process took 3 s where 1 s was planned: the other three take about that, not the warm pace.
+  now += 3000;
+  view.onProgress({ kind: 'run', cell: run[1]!.name, done: 1, total: 4 });
+  const eta = view.etaSeconds()!;
+  t.true(eta > 4 && eta < 9, `${eta} s`);
+});

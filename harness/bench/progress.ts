@@ -325,20 +325,27 @@ export class BenchProgressView {
       for (const c of r.cells.values()) planned += c.expectedMs;
       return Math.max((r.setupMs * scale) / 10, r.setupMs * scale - r.unattributed - live) + planned * scale;
     }
-    // The pace of iterations after a cell's first once there are any (a first iteration's extra is
-    // paid once per cell), else of the first iterations.
-    const later = [...r.cells.values()].some((c) => c.laterDone > 0);
-    let spent = RUN_PRIOR_MS * scale;
-    let expected = RUN_PRIOR_MS;
-    for (const c of r.cells.values()) {
-      spent += later ? c.laterSpent : c.firstSpent;
-      expected += perIteration(c) * (later ? c.laterDone : c.firstSpent > 0 ? 1 : 0);
+    // Cells of one kind (the linker and controller in the name's brackets: a warm controller's
+    // iterations are not a fresh process's) share a pace: of their iterations after each cell's
+    // first once there are any (a first iteration's extra is paid once per cell), else of their
+    // first iterations; the plan counts as RUN_PRIOR_MS of evidence at the matrix's scale.
+    const kindOf = (name: string) => /\[[^\]]*\]\s*$/.exec(name)?.[0] ?? '';
+    const pace = new Map<string, number>();
+    for (const kind of new Set([...r.cells.keys()].map(kindOf))) {
+      const cells = [...r.cells].filter(([name]) => kindOf(name) === kind).map(([, c]) => c);
+      const later = cells.some((c) => c.laterDone > 0);
+      let spent = RUN_PRIOR_MS * scale;
+      let expected = RUN_PRIOR_MS;
+      for (const c of cells) {
+        spent += later ? c.laterSpent : c.firstSpent;
+        expected += perIteration(c) * (later ? c.laterDone : c.firstSpent > 0 ? 1 : 0);
+      }
+      pace.set(kind, spent / expected);
     }
-    const pace = spent / expected;
     let left = 0;
-    for (const c of r.cells.values()) {
+    for (const [name, c] of r.cells) {
       const remaining = Math.max(0, c.iterations - c.done);
-      left += remaining * (c.laterDone > 0 ? c.laterSpent / c.laterDone : perIteration(c) * pace);
+      left += remaining * (c.laterDone > 0 ? c.laterSpent / c.laterDone : perIteration(c) * pace.get(kindOf(name))!);
     }
     return left > 0 ? Math.max(left * 0.05, left - live) : 0;
   }
