@@ -4,7 +4,7 @@ import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { linkObjects } from '../jitlink/link.js';
-import { InProcessTarget } from '../jitlink/program-target.js';
+import { InProcessTarget } from '../loader/program-target.js';
 import { InProcessMemoryMapper } from '../mappers/in-process-memory-mapper.js';
 import { SlabMemoryManager } from '../mappers/slab/slab-memory-manager.js';
 import { median } from './statistics.js';

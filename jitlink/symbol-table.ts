@@ -1,6 +1,6 @@
 import { JitmemError } from '../core/errors.js';
 import type { ArArchive, ArMember } from '../objects/ar-archive.js';
-import { SHN_COMMON, SHN_UNDEF, STB_LOCAL, STB_WEAK } from '../objects/elf-constants.js';
+import { SHN_COMMON, SHN_LORESERVE, SHN_UNDEF, STB_LOCAL, STB_WEAK } from '../objects/elf-constants.js';
 import { readElfObject } from '../objects/elf-object.js';
 import { InputObject, SECTION_DISCARDED } from './input-object.js';
 
@@ -23,6 +23,10 @@ export const SYM_SYNTHETIC = 4;
 /** An undefined weak reference nothing defines: address 0. */
 export const SYM_NULL = 5;
 
+/** Names a static linker provides itself. */
+export const DSO_HANDLE = '__dso_handle';
+export const GOT_SYMBOL = '_GLOBAL_OFFSET_TABLE_';
+
 export class GlobalSymbol {
   state = SYM_UNDEFINED;
   /** The object that defines it (DEFINED, COMMON), and the symbol's index there. */
@@ -37,7 +41,10 @@ export class GlobalSymbol {
   commonAlignment = 1;
   /** True when its address lies inside the link graph (it can be reached PC-relative). */
   inGraph = false;
-  /** Executor address, once known. */
+  /**
+   * Executor address of an EXTERNAL symbol (or 0 for NULL), set when resolving. Addresses inside
+   * the graph are not kept here: each relocate() computes its own (see assignAddresses).
+   */
   address = 0;
   /** Index of its GOT entry, -1 for none. */
   got = -1;
@@ -48,7 +55,11 @@ export class GlobalSymbol {
   /** For __start_X and __stop_X: the merged section X (its serial), and which end. */
   boundary: { serial: number; size: number; end: boolean } | undefined = undefined;
 
-  constructor(readonly name: string) {}
+  /** Index in the table, in order of first appearance: where a relocation's addresses keep it. */
+  constructor(
+    readonly name: string,
+    readonly serial: number,
+  ) {}
 }
 
 interface ArchiveInput {
@@ -67,6 +78,7 @@ export class SymbolTable {
   private pending: GlobalSymbol[] = [];
 
   addObject(object: InputObject): void {
+    object.slot = this.objects.length;
     this.objects.push(object);
     for (const group of object.comdatGroups()) {
       if (this.comdats.has(group.signature)) {
@@ -107,7 +119,7 @@ export class SymbolTable {
     const name = object.globalNames[i - object.firstGlobal]!;
     let g = this.symbols.get(name);
     if (g === undefined) {
-      g = new GlobalSymbol(name);
+      g = new GlobalSymbol(name, this.symbols.size);
       this.symbols.set(name, g);
     }
     object.globals[i - object.firstGlobal] = g;
@@ -116,7 +128,7 @@ export class SymbolTable {
     if (name === '') return;
 
     // A definition inside a discarded COMDAT member is a reference to the copy that was kept.
-    const undefinedHere = shndx === SHN_UNDEF || (shndx < 0xff00 && object.sectionKind[shndx] === SECTION_DISCARDED);
+    const undefinedHere = shndx === SHN_UNDEF || (shndx < SHN_LORESERVE && object.sectionKind[shndx] === SECTION_DISCARDED);
     if (undefinedHere) {
       g.referrer ??= object;
       if (!weak && !g.strongReference) {

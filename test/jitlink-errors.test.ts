@@ -6,8 +6,8 @@ import { SharedMemoryMapper } from '../mappers/shared-memory-mapper.js';
 import { RpcCopyMapper } from '../mappers/rpc-copy-mapper.js';
 import { readElfObject } from '../objects/elf-object.js';
 import { ExecutorSession } from '../session/executor-session.js';
-import { SessionTarget } from '../jitlink/program-target.js';
-import { runProgram } from '../jitlink/run-program.js';
+import { SessionTarget } from '../loader/program-target.js';
+import { runProgram } from '../loader/run-program.js';
 import { llvmInstalled, shmObjects } from './helpers/executor-process.js';
 import { compile, tempDir } from './helpers/jitlink-run.js';
 

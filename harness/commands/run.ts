@@ -8,8 +8,8 @@ import { RpcCopyMapper } from '../../mappers/rpc-copy-mapper.js';
 import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
 import type { MemoryMapper } from '../../mappers/memory-mapper.js';
 import { DEFAULT_LLVM_EXECUTOR, ExecutorSession } from '../../session/executor-session.js';
-import { InProcessTarget, SessionTarget, type ProgramRunResult, type ProgramTarget } from '../../jitlink/program-target.js';
-import { PHASE_NAMES, runProgram, type PhaseTimes } from '../../jitlink/run-program.js';
+import { InProcessTarget, SessionTarget, type ProgramRunResult, type ProgramTarget } from '../../loader/program-target.js';
+import { PHASE_NAMES, runProgram, type PhaseTimes } from '../../loader/run-program.js';
 
 export const RUN_HELP = `usage: jitmem run [--mapper inprocess|shared|rpc] [--executor jitmem|llvm] [--preload LIB]...
                   [--entry SYM] [--show-times] FILE... [-- ARGS...]

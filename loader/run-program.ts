@@ -8,9 +8,10 @@ import { alignUp } from '../core/checks.js';
 import type { MemoryMapper } from '../mappers/memory-mapper.js';
 import { SlabMemoryManager, type FinalizedAllocation, type SlabMemoryManagerOptions } from '../mappers/slab/slab-memory-manager.js';
 import { SpsWriter } from '../protocol/sps.js';
-import { linkObjects, type LinkInput, type LinkStats, type RelocatedProgram } from './link.js';
+import { linkObjects, type LinkInput, type LinkStats, type RelocatedProgram } from '../jitlink/link.js';
 import type { ProgramRunResult, ProgramTarget } from './program-target.js';
 import { buildExportLibrary } from './export-library.js';
+import { cleanUp, failAfterCleanup } from './cleanup.js';
 
 /**
  * Links a program, moves it into the executor through the slab memory manager (and so through
@@ -132,8 +133,7 @@ export async function linkIntoExecutor(
   try {
     allocation = await memory.allocate(linked.graph);
   } catch (err) {
-    await memory.close().catch(() => undefined);
-    throw err;
+    return failAfterCleanup(err, () => memory.close());
   }
   times.reserve = performance.now() - t;
   let program: RelocatedProgram;
@@ -149,9 +149,11 @@ export async function linkIntoExecutor(
     );
     times.applyRelocations = performance.now() - t;
   } catch (err) {
-    await allocation.abandon().catch(() => undefined);
-    await memory.close().catch(() => undefined);
-    throw err;
+    return failAfterCleanup(
+      err,
+      () => allocation.abandon(),
+      () => memory.close(),
+    );
   }
   const eh = target.ehFrameActions();
   if (program.ehFrame && eh) allocation.actions.push(ehFrameActionPair(eh.register, eh.deregister, program.ehFrame));
@@ -160,8 +162,7 @@ export async function linkIntoExecutor(
   try {
     finalized = await allocation.finalize();
   } catch (err) {
-    await memory.close().catch(() => undefined);
-    throw err;
+    return failAfterCleanup(err, () => memory.close());
   }
   times.initialize = performance.now() - t;
   let exported = new Map<string, number>();
@@ -170,9 +171,11 @@ export async function linkIntoExecutor(
     try {
       exported = await exportProgramSymbols(target, program);
     } catch (err) {
-      await memory.deallocate([finalized]).catch(() => undefined);
-      await memory.close().catch(() => undefined);
-      throw err;
+      return failAfterCleanup(
+        err,
+        () => memory.deallocate([finalized]),
+        () => memory.close(),
+      );
     }
     times.exportSymbols = performance.now() - t;
   }
@@ -209,9 +212,11 @@ export async function runProgram(options: RunProgramOptions): Promise<ProgramRun
   try {
     result = await options.target.run(program.entry, argv, program.init, program.fini);
   } catch (err) {
-    if (exported.size > 0) await options.target.retireExports(exported).catch(() => undefined);
-    await memory.close().catch(() => undefined);
-    throw err;
+    return failAfterCleanup(
+      err,
+      () => (exported.size > 0 ? options.target.retireExports(exported) : Promise.resolve()),
+      () => memory.close(),
+    );
   } finally {
     times.run = performance.now() - t;
   }
@@ -221,10 +226,17 @@ export async function runProgram(options: RunProgramOptions): Promise<ProgramRun
     try {
       await memory.deallocate([allocation]);
       times.deallocate = performance.now() - t;
-    } finally {
-      if (exported.size > 0) await options.target.retireExports(exported);
-      await memory.close();
+    } catch (err) {
+      return failAfterCleanup(
+        err,
+        () => (exported.size > 0 ? options.target.retireExports(exported) : Promise.resolve()),
+        () => memory.close(),
+      );
     }
+    await cleanUp(
+      () => (exported.size > 0 ? options.target.retireExports(exported) : Promise.resolve()),
+      () => memory.close(),
+    );
   }
   return { result, times, stats, program };
 }

@@ -1,0 +1,182 @@
+import { JitmemError } from '../core/errors.js';
+import type { GraphLayout } from '../graph/layout.js';
+import type { LinkGraph } from '../graph/link-graph.js';
+import type { ArraySection, LinkPlan, LinkStats, LinkTimes, Placement } from './link-plan.js';
+import { assignAddresses, type ProgramAddresses } from './passes/assign-addresses.js';
+import { GOT_ENTRY_SIZE } from './passes/build-entries.js';
+import { SYM_COMMON, SYM_DEFINED, SYM_UNDEFINED } from './symbol-table.js';
+import { write64 } from './x86-64/fields.js';
+import { applyRelocations } from './x86-64/fixups.js';
+import { writeStub } from './x86-64/stubs.js';
+
+/** A global symbol of the linked program as a natively linked program would export it. */
+export interface ExportedSymbol {
+  readonly name: string;
+  readonly address: number;
+  readonly size: number;
+  /** STT_FUNC (2) or STT_OBJECT (1). */
+  readonly type: number;
+}
+
+/** What one relocate() made: addresses fixed at that call, unchanged by any later one. */
+export interface RelocatedProgram {
+  readonly base: number;
+  /** Address of the entry symbol. */
+  readonly entry: number;
+  /** .preinit_array, then .init_array and .ctors, in the order they run. */
+  readonly init: readonly number[];
+  /** .fini_array and .dtors, in the order they run. */
+  readonly fini: readonly number[];
+  /** The merged .eh_frame (terminated), to register with the unwinder. */
+  readonly ehFrame?: { readonly start: number; readonly end: number };
+  /** Address of a global symbol of the linked program. */
+  symbol(name: string): number | undefined;
+  /** The global symbols a native link would export (for the export library). */
+  exports(): ExportedSymbol[];
+}
+
+const TWO_32 = 2 ** 32;
+const STV_INTERNAL = 1;
+const STV_HIDDEN = 2;
+/** STT_NOTYPE, STT_OBJECT, STT_FUNC: the types an export library carries (not section, file, TLS, ifunc). */
+const LAST_EXPORTED_TYPE = 2;
+
+/** A linked program: its graph and layout, ready to be relocated into an allocation. */
+export class LinkedProgram {
+  /** @internal */
+  constructor(private readonly plan: LinkPlan) {}
+
+  get graph(): LinkGraph {
+    return this.plan.graph;
+  }
+  get layout(): GraphLayout {
+    return this.plan.layout!;
+  }
+  get times(): LinkTimes {
+    return this.plan.times;
+  }
+  get stats(): LinkStats {
+    const plan = this.plan;
+    return {
+      objects: plan.table.objects.length,
+      sections: plan.sections.length,
+      relocations: plan.relocationCount,
+      gotEntries: plan.gotTargets.length,
+      stubs: plan.stubTargets.length,
+      externals: plan.externals.size,
+      relaxable: plan.relaxable,
+    };
+  }
+  /** Symbols looked up in the executor, and what came back. */
+  get externals(): ReadonlyMap<string, number> {
+    return this.plan.externals;
+  }
+  /** Where the allocation must lie for the program's 32-bit references to reach. */
+  get placement(): Placement | undefined {
+    return this.plan.placement;
+  }
+  /** True when the program calls dlopen: what it loads may need the program's own symbols. */
+  get loadsLibraries(): boolean {
+    return this.plan.loadsLibraries;
+  }
+
+  /**
+   * Pass 7 (relocate): gives every section and symbol its executor address, given the
+   * allocation's base and the working memory of each segment (in layout order), fills the GOT
+   * and the stubs, and applies every relocation there. Content must already be in working
+   * memory. Throws ERR_LINK_RELOCATION_OVERFLOW when a value does not fit its field; then
+   * nothing in the executor uses the memory, and the caller abandons the allocation.
+   */
+  relocate(base: number, workingMemory: readonly Uint8Array[], layout: GraphLayout = this.layout): RelocatedProgram {
+    const planned = this.layout;
+    if (layout !== planned && (layout.size !== planned.size || layout.segments.length !== planned.segments.length)) {
+      throw new JitmemError('ERR_LINK_LAYOUT_MISMATCH', `relocate: the allocation's layout (${layout.size} bytes) is not the one the link planned (${planned.size} bytes)`, {});
+    }
+    if (workingMemory.length !== layout.segments.length) {
+      throw new JitmemError('ERR_LINK_LAYOUT_MISMATCH', `relocate: ${workingMemory.length} working-memory segments for a layout of ${layout.segments.length}`, {});
+    }
+    const addresses = assignAddresses(this.plan, base, layout, workingMemory);
+    const views = workingMemory.map((wm) => new DataView(wm.buffer, wm.byteOffset, wm.length));
+    this.fillGotAndStubs(addresses, views);
+    applyRelocations(this.plan.relocationLists, { words: this.plan.relocationWords, views, addresses });
+    return this.result(addresses, views);
+  }
+
+  private fillGotAndStubs(a: ProgramAddresses, views: readonly DataView[]): void {
+    const { gotSection, stubSection } = this.plan;
+    if (gotSection) {
+      const si = a.sectionSegment[gotSection.serial]!;
+      const at = a.sectionOffset[gotSection.serial]! - a.segmentOffsets[si]!;
+      this.plan.gotTargets.forEach((t, i) => write64(views[si]!, at + i * GOT_ENTRY_SIZE, a.objectSymbols[t.object.slot]![t.index]!));
+    }
+    if (stubSection) {
+      const si = a.sectionSegment[stubSection.serial]!;
+      const at = a.sectionOffset[stubSection.serial]! - a.segmentOffsets[si]!;
+      this.plan.stubTargets.forEach((g, i) => writeStub(views[si]!, at, a.stubAddress, i, a.gotAddress + g.got * GOT_ENTRY_SIZE));
+    }
+  }
+
+  private result(a: ProgramAddresses, views: readonly DataView[]): RelocatedProgram {
+    const plan = this.plan;
+    const symbols = plan.table.symbols;
+    const ehFrame = plan.ehFrame ? { start: a.sectionAddress[plan.ehFrame.serial]!, end: a.sectionAddress[plan.ehFrame.serial]! + plan.ehFrame.size } : undefined;
+    const { init, fini } = this.initializers(a, views);
+    return Object.freeze({
+      base: a.base,
+      entry: a.globals[symbols.get(plan.entryName)!.serial]!,
+      init: Object.freeze(init),
+      fini: Object.freeze(fini),
+      ...(ehFrame ? { ehFrame: Object.freeze(ehFrame) } : {}),
+      exports: () => this.exportedSymbols(a),
+      symbol: (name: string) => {
+        const g = symbols.get(name);
+        return g && g.state !== SYM_UNDEFINED ? a.globals[g.serial] : undefined;
+      },
+    });
+  }
+
+  /** The program's global symbols as a natively linked program exports them (not hidden, not thread-local). */
+  private exportedSymbols(a: ProgramAddresses): ExportedSymbol[] {
+    const out: ExportedSymbol[] = [];
+    for (const g of this.plan.table.symbols.values()) {
+      if (g.state === SYM_COMMON) {
+        out.push({ name: g.name, address: a.globals[g.serial]!, size: g.commonSize, type: 1 });
+        continue;
+      }
+      if (g.state !== SYM_DEFINED || !g.inGraph) continue;
+      const o = g.object!;
+      const visibility = o.symbolVisibility[g.index]!;
+      const type = o.symbolInfo[g.index]! & 0xf;
+      if (visibility === STV_INTERNAL || visibility === STV_HIDDEN || type > LAST_EXPORTED_TYPE) continue;
+      out.push({ name: g.name, address: a.globals[g.serial]!, size: o.symbolSize[g.index]!, type });
+    }
+    return out;
+  }
+
+  /** The functions of the init and fini arrays, read from relocated memory, in the order they run. */
+  private initializers(a: ProgramAddresses, views: readonly DataView[]): { init: number[]; fini: number[] } {
+    const read = (s: ArraySection): number[] => {
+      const place = s.object.placeSection[s.section]!;
+      const si = a.sectionSegment[place]!;
+      if (si < 0) return [];
+      const view = views[si]!;
+      const at = a.sectionOffset[place]! - a.segmentOffsets[si]! + s.object.placeOffset[s.section]!;
+      const size = s.object.elf.sections[s.section]!.size;
+      const out: number[] = [];
+      for (let p = 0; p + 8 <= size; p += 8) {
+        const lo = view.getUint32(at + p, true);
+        const hi = view.getUint32(at + p + 4, true);
+        // 0 and -1 are the sentinels old crtbegin/crtend put around .ctors/.dtors.
+        if ((lo === 0 && hi === 0) || (lo === 0xffffffff && hi === 0xffffffff)) continue;
+        out.push(hi * TWO_32 + lo);
+      }
+      return s.reversed ? out.reverse() : out;
+    };
+    const ordered = (kind: ArraySection['kind']) =>
+      this.plan.arrays
+        .filter((s) => s.kind === kind)
+        .sort((x, y) => x.priority - y.priority || x.object.order - y.object.order || x.section - y.section)
+        .flatMap(read);
+    return { init: [...ordered('preinit'), ...ordered('init')], fini: ordered('fini').reverse() };
+  }
+}
