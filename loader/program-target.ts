@@ -121,10 +121,38 @@ export class InProcessTarget implements ProgramTarget {
   }
 
   async run(main: number, argv: readonly string[], init: readonly number[], fini: readonly number[]): Promise<ProgramRunResult> {
-    const r = await native.runProgram(main, argv, init, fini);
-    return r.outcome === 'crashed' ? { ...r, status: 128 + r.signal } : { status: r.status, outcome: r.outcome };
+    const restore = this.inheritableStdio();
+    try {
+      const r = await native.runProgram(main, argv, init, fini);
+      return r.outcome === 'crashed' ? { ...r, status: 128 + r.signal } : { status: r.status, outcome: r.outcome };
+    } finally {
+      restore();
+    }
+  }
+
+  /**
+   * Node marks its stdin, stdout and stderr close-on-exec; a program expects the processes it
+   * starts (itself again, a shell) to inherit them, as they would from a native program. Clears
+   * FD_CLOEXEC on 0-2 for the run (through libc's fcntl) and returns what puts it back.
+   */
+  private inheritableStdio(): () => void {
+    const process = (this.processHandle ??= native.dlopen(''));
+    const fcntl = native.dlsym(process, 'fcntl');
+    if (fcntl === 0) return () => undefined; // no libc fcntl to call: nothing was changed
+    const before = [0, 1, 2].map((fd) => Number(native.call(fcntl, fd, F_GETFD)));
+    before.forEach((flags, fd) => {
+      if (flags > 0 && flags & FD_CLOEXEC) native.call(fcntl, fd, F_SETFD, flags & ~FD_CLOEXEC);
+    });
+    return () =>
+      before.forEach((flags, fd) => {
+        if (flags > 0 && flags & FD_CLOEXEC) native.call(fcntl, fd, F_SETFD, flags);
+      });
   }
 }
+
+const F_GETFD = 1;
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
 
 function writer(): SpsWriter {
   return new SpsWriter(64, HEADER_SIZE);

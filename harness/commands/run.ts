@@ -12,11 +12,11 @@ import { InProcessTarget, SessionTarget, type ProgramRunResult, type ProgramTarg
 import { PHASE_NAMES, runProgram, type PhaseTimes } from '../../loader/run-program.js';
 
 export const RUN_HELP = `usage: jitmem run [--mapper inprocess|shared|rpc] [--executor jitmem|llvm] [--preload LIB]...
-                  [--entry SYM] [--show-times] FILE... [-- ARGS...]
+                  [--entry SYM] [--argv0 NAME] [--show-times] FILE... [-- ARGS...]
 
 Links the x86-64 ELF objects and archives FILE... with jitmem's own linker, moves the program
 through the chosen mapper into the executor, and runs main(argc, argv) there with argv[0] =
-the first FILE and the ARGS after "--". The program's stdin, stdout and stderr are yours.
+the first FILE (or --argv0 NAME) and the ARGS after "--". The program's stdin, stdout and stderr are yours.
 
 options:
   --mapper M         inprocess (run in this process), shared (POSIX shared memory with an
@@ -29,6 +29,8 @@ options:
                      symbols come before the executor's own (repeatable), e.g.
                      --preload libexpat.so.1
   --entry SYM        call SYM as main (default main)
+  --argv0 NAME       the program's argv[0] (default: the first FILE), for programs that
+                     start themselves again, e.g. --argv0 /usr/bin/python3.11
   --show-times       print the time of each phase on stderr when the program has ended:
                      read objects, resolve, layout, reserve, write, apply relocations,
                      initialize, run, deallocate
@@ -49,6 +51,7 @@ interface RunArgs {
   llvmExecutor: string;
   preload: string[];
   entry: string | undefined;
+  argv0: string | undefined;
   showTimes: boolean;
   files: string[];
   args: string[];
@@ -66,6 +69,7 @@ export function parseRunArgs(argv: readonly string[]): RunArgs | 'help' {
   let llvmExecutor: string | undefined;
   const preload: string[] = [];
   let entry: string | undefined;
+  let argv0: string | undefined;
   let showTimes = false;
   const files: string[] = [];
   for (let i = 0; i < own.length; i++) {
@@ -103,6 +107,9 @@ export function parseRunArgs(argv: readonly string[]): RunArgs | 'help' {
       case '--entry':
         entry = value();
         break;
+      case '--argv0':
+        argv0 = value();
+        break;
       case '--show-times':
         if (eq > 0) throw new JitmemError('ERR_INVALID_OPTION_VALUE', '--show-times takes no value', { option: flag });
         showTimes = true;
@@ -128,6 +135,7 @@ export function parseRunArgs(argv: readonly string[]): RunArgs | 'help' {
     llvmExecutor: llvmExecutor ?? DEFAULT_LLVM_EXECUTOR,
     preload,
     entry,
+    argv0,
     showTimes,
     files,
     args,
@@ -196,6 +204,7 @@ export const runCommand: Command = {
         args: args.args,
         preload: args.preload,
         ...(args.entry !== undefined ? { entry: args.entry } : {}),
+        ...(args.argv0 !== undefined ? { programName: args.argv0 } : {}),
       });
       const r = run.result;
       if (args.showTimes) {
