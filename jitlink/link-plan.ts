@@ -1,6 +1,7 @@
 import type { GraphLayout } from '../graph/layout.js';
 import type { LinkGraph, Section } from '../graph/link-graph.js';
 import type { InputObject } from './input-object.js';
+import { TlsPlan } from './passes/plan-tls.js';
 import type { RelocationList } from './relocation-list.js';
 import type { GlobalSymbol, SymbolTable } from './symbol-table.js';
 
@@ -81,6 +82,8 @@ export class LinkPlan {
   relaxable = 0;
   gotSection: PlannedSection | undefined;
   stubSection: PlannedSection | undefined;
+  /** The TLS image and the TLS GOT (plan-tls.ts). */
+  readonly tls = new TlsPlan();
   // lay out
   graph: LinkGraph = { name: '', sections: [] };
   layout: GraphLayout | undefined;
@@ -90,4 +93,24 @@ export class LinkPlan {
   constructor(table: SymbolTable) {
     this.table = table;
   }
+}
+
+/** Where the executor's dynamic linker put the program's TLS module, and what it says of the executor's thread-locals. */
+export interface TlsBinding {
+  /** The module id of the program's TLS image (for __tls_get_addr). */
+  readonly module: number;
+  /** The image's offset from the thread pointer (static TLS), the same in every thread. */
+  readonly tpOffset: number;
+  readonly externals: ReadonlyMap<string, { readonly module: number; readonly offset: number; readonly tpOffset: number }>;
+}
+
+/** The program's TLS image, relocated, for the loader to hand to the executor's dynamic linker. */
+export interface TlsImage {
+  /** The initial content (.tdata) with its relocations applied. */
+  readonly template: Uint8Array;
+  /** The whole image: template, then zeros (.tbss). */
+  readonly size: number;
+  readonly alignment: number;
+  /** The executor's thread-locals the program reaches, and how. */
+  readonly externals: ReadonlyArray<{ readonly name: string; readonly dynamic: boolean; readonly initialExec: boolean }>;
 }

@@ -6,6 +6,7 @@ import { LinkedProgram } from './linked-program.js';
 import { buildEntries } from './passes/build-entries.js';
 import { layOut } from './passes/lay-out.js';
 import { planSections, sectionGroups } from './passes/plan-sections.js';
+import { planTlsImage } from './passes/plan-tls.js';
 import { readInputs, type LinkInput } from './passes/read-inputs.js';
 import { loadObjects, resolveSymbols } from './passes/resolve-symbols.js';
 import { scanRelocations } from './passes/scan-relocations.js';
@@ -26,9 +27,10 @@ import { GOT_SYMBOL, SYM_SYNTHETIC, SymbolTable } from './symbol-table.js';
  *   2 resolve symbols    the symbol table, archive members on demand, the executor's symbols
  *                        in one batched lookup
  *   3 plan sections      graph sections, merged .eh_frame and __start_X sections, init/fini
- *                        arrays, relocation lists, the linker's own data
- *   4 scan relocations   refuse what cannot be linked; GOT, stub and relaxation decisions
- *   5 build entries      the GOT and the PLT stubs
+ *                        arrays, relocation lists, the linker's own data; the TLS image
+ *   4 scan relocations   refuse what cannot be linked; GOT, stub, TLS GOT and relaxation
+ *                        decisions
+ *   5 build entries      the GOT, the TLS GOT and the PLT stubs
  *   6 lay out            BasicLayout, size and placement checks
  *   7 relocate           (LinkedProgram.relocate, once the slab has given the graph an
  *                        address) assign addresses, fill GOT and stubs, apply relocations
@@ -36,7 +38,7 @@ import { GOT_SYMBOL, SYM_SYNTHETIC, SymbolTable } from './symbol-table.js';
  */
 
 export type { LinkInput } from './passes/read-inputs.js';
-export type { LinkStats, LinkTimes } from './link-plan.js';
+export type { LinkStats, LinkTimes, TlsBinding, TlsImage } from './link-plan.js';
 export { LinkedProgram, type ExportedSymbol, type RelocatedProgram } from './linked-program.js';
 
 export interface LinkOptions {
@@ -69,6 +71,7 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
   const t2 = performance.now();
   const groups = sectionGroups();
   planSections(plan, groups, options.pageSize);
+  planTlsImage(plan);
   const needGot = plan.table.symbols.get(GOT_SYMBOL)?.state === SYM_SYNTHETIC;
   const scanner = scanRelocations(plan, needGot);
   buildEntries(plan, groups, scanner.needGot);

@@ -1,11 +1,12 @@
 import { JitmemError } from '../core/errors.js';
 import type { GraphLayout } from '../graph/layout.js';
 import type { LinkGraph } from '../graph/link-graph.js';
-import type { ArraySection, LinkPlan, LinkStats, LinkTimes, Placement } from './link-plan.js';
+import type { ArraySection, LinkPlan, LinkStats, LinkTimes, Placement, TlsBinding, TlsImage } from './link-plan.js';
+import { RELOCATION_WORDS } from './relocation-list.js';
 import { assignAddresses, type ProgramAddresses } from './passes/assign-addresses.js';
 import { GOT_ENTRY_SIZE } from './passes/build-entries.js';
 import { SYM_COMMON, SYM_DEFINED, SYM_UNDEFINED } from './symbol-table.js';
-import { write64 } from './x86-64/fields.js';
+import { FIELD_64, write64, writeField } from './x86-64/fields.js';
 import { applyRelocations } from './x86-64/fixups.js';
 import { writeStub } from './x86-64/stubs.js';
 
@@ -87,7 +88,42 @@ export class LinkedProgram {
    * memory. Throws ERR_LINK_RELOCATION_OVERFLOW when a value does not fit its field; then
    * nothing in the executor uses the memory, and the caller abandons the allocation.
    */
-  relocate(base: number, workingMemory: readonly Uint8Array[], layout: GraphLayout = this.layout): RelocatedProgram {
+  /** True when the program has thread-local storage or reaches the executor's: the loader must bind it (tlsImage, then relocate with the binding). */
+  get usesTls(): boolean {
+    return !this.plan.tls.empty;
+  }
+
+  /**
+   * The program's TLS image for an allocation at `base`: the .tdata template with its
+   * relocations applied (a thread-local pointer's initial value is an address of the program),
+   * and the executor's thread-locals the program reaches.
+   */
+  tlsImage(base: number, layout: GraphLayout = this.layout): TlsImage {
+    const tls = this.plan.tls;
+    const template = new Uint8Array(tls.templateSize);
+    for (const { object, section } of tls.pieces) {
+      const content = object.elf.sections[section]!.content;
+      if (content !== undefined && object.placeOffset[section]! < tls.templateSize) template.set(content, object.placeOffset[section]!);
+    }
+    if (tls.templateLists.length > 0) {
+      const a = assignAddresses(this.plan, base, layout, undefined);
+      const view = new DataView(template.buffer);
+      const words = this.plan.relocationWords;
+      for (const list of tls.templateLists) {
+        const object = list.object;
+        const symbols = a.objectSymbols[object.slot]!;
+        for (let i = 0, k = list.first * RELOCATION_WORDS; i < list.count; i++, k += RELOCATION_WORDS) {
+          if (words[k + 2] === 0) continue; // R_X86_64_NONE; the scan let only R_X86_64_64 through otherwise
+          const offset = words[k]!;
+          const value = symbols[words[k + 3]!]! + ((words[k + 5]! | 0) * TWO_32 + words[k + 4]!);
+          writeField(view, object.placeOffset[list.target]! + offset, FIELD_64, value, { sectionSize: list.targetSize, offset, overflow: () => new JitmemError('ERR_LINK_INTERNAL', 'a 64-bit field overflowed', {}), outside: () => new JitmemError('ERR_ELF_BAD_RELOCATION', `${object.name}: relocation ${i} of ${list.name} writes past its end`, {}) });
+        }
+      }
+    }
+    return { template, size: tls.size, alignment: tls.alignment, externals: [...tls.externals.values()].map((x) => ({ ...x })) };
+  }
+
+  relocate(base: number, workingMemory: readonly Uint8Array[], layout: GraphLayout = this.layout, tls?: TlsBinding): RelocatedProgram {
     const planned = this.layout;
     if (layout !== planned && (layout.size !== planned.size || layout.segments.length !== planned.segments.length)) {
       throw new JitmemError('ERR_LINK_LAYOUT_MISMATCH', `relocate: the allocation's layout (${layout.size} bytes) is not the one the link planned (${planned.size} bytes)`, {});
@@ -98,7 +134,10 @@ export class LinkedProgram {
     const addresses = assignAddresses(this.plan, base, layout, workingMemory);
     const views = workingMemory.map((wm) => new DataView(wm.buffer, wm.byteOffset, wm.length));
     this.fillGotAndStubs(addresses, views);
-    applyRelocations(this.plan.relocationLists, { words: this.plan.relocationWords, views, addresses });
+    const tlsGot = this.plan.tls.gotSection;
+    const tlsGotAddress = tlsGot ? addresses.sectionAddress[tlsGot.serial]! : 0;
+    if (tlsGot) this.fillTlsGot(addresses, views, tls);
+    applyRelocations(this.plan.relocationLists, { words: this.plan.relocationWords, views, addresses, tls: { plan: this.plan.tls, binding: tls, gotAddress: tlsGotAddress } });
     return this.result(addresses, views);
   }
 
@@ -113,6 +152,28 @@ export class LinkedProgram {
       const si = a.sectionSegment[stubSection.serial]!;
       const at = a.sectionOffset[stubSection.serial]! - a.segmentOffsets[si]!;
       this.plan.stubTargets.forEach((g, i) => writeStub(views[si]!, at, a.stubAddress, i, a.gotAddress + g.got * GOT_ENTRY_SIZE));
+    }
+  }
+
+  /** The TLS GOT from the binding: (module, offset) pairs and offsets from the thread pointer. */
+  private fillTlsGot(a: ProgramAddresses, views: readonly DataView[], binding: TlsBinding | undefined): void {
+    if (binding === undefined) {
+      throw new JitmemError('ERR_LINK_TLS_UNBOUND', 'relocate: the program uses thread-local storage, and was given no TLS binding (the loader binds it through the executor)', {});
+    }
+    const section = this.plan.tls.gotSection!;
+    const si = a.sectionSegment[section.serial]!;
+    const at = a.sectionOffset[section.serial]! - a.segmentOffsets[si]!;
+    const view = views[si]!;
+    for (const e of this.plan.tls.entries) {
+      const x = e.own ? undefined : binding.externals.get(e.name);
+      if (!e.own && x === undefined) throw new JitmemError('ERR_LINK_TLS_UNBOUND', `relocate: the TLS binding says nothing of the executor's thread-local ${JSON.stringify(e.name)}`, { symbol: e.name });
+      const word = at + e.word * GOT_ENTRY_SIZE;
+      if (e.model === 'ie') {
+        write64(view, word, e.own ? binding.tpOffset + e.imageOffset : x!.tpOffset);
+      } else {
+        write64(view, word, e.own ? binding.module : x!.module);
+        write64(view, word + GOT_ENTRY_SIZE, e.own ? e.imageOffset : x!.offset);
+      }
     }
   }
 

@@ -53,6 +53,14 @@ export interface ProgramTarget {
   runtimeSymbols(): ReadonlyMap<string, number>;
   /** The EH-frame registration alloc actions, when the executor has them. */
   ehFrameActions(): EhFrameActions | undefined;
+  /** Opens a library of the program's own (its TLS library) in the executor; closeLibrary gives it back. */
+  openLibrary(path: string): Promise<number>;
+  /** Addresses of `names` in the library `handle` (0 when not found). */
+  symbolsIn(handle: number, names: readonly string[]): Promise<number[]>;
+  /** Closes a library openLibrary opened; false where the executor cannot (LLVM's). */
+  closeLibrary(handle: number): Promise<boolean>;
+  /** Calls `fn` in the executor as int32_t fn(int32_t). */
+  callInt32(fn: number, arg: number): Promise<number>;
   /** Runs init functions, main with `argv` (argv[0] is the program name), exit handlers and fini functions. */
   run(main: number, argv: readonly string[], init: readonly number[], fini: readonly number[]): Promise<ProgramRunResult>;
 }
@@ -104,6 +112,27 @@ export class InProcessTarget implements ProgramTarget {
     } catch {
       for (const [name, address] of exports) this.retired.set(name, address);
     }
+  }
+
+  async openLibrary(path: string): Promise<number> {
+    try {
+      return native.dlopen(path);
+    } catch (err) {
+      throw preloadError(path, err);
+    }
+  }
+
+  async symbolsIn(handle: number, names: readonly string[]): Promise<number[]> {
+    return names.map((name) => native.dlsym(handle, name));
+  }
+
+  async closeLibrary(handle: number): Promise<boolean> {
+    native.dlclose(handle);
+    return true;
+  }
+
+  async callInt32(fn: number, arg: number): Promise<number> {
+    return native.callInt32(fn, arg);
   }
 
   async lookup(names: readonly string[]): Promise<number[]> {
@@ -208,6 +237,28 @@ export class SessionTarget implements ProgramTarget {
       }
     }
     for (const [name, address] of exports) this.retired.set(name, address);
+  }
+
+  async openLibrary(path: string): Promise<number> {
+    try {
+      return await this.open(path);
+    } catch (err) {
+      throw preloadError(path, err);
+    }
+  }
+
+  async symbolsIn(handle: number, names: readonly string[]): Promise<number[]> {
+    return this.resolve(handle, names);
+  }
+
+  async closeLibrary(handle: number): Promise<boolean> {
+    if (!this.session.hasSymbol(DYLIB_CLOSE_SYMBOL)) return false;
+    expectSuccess(await this.session.call(DYLIB_CLOSE_SYMBOL, writer().addr(handle)), 'dylib_close');
+    return true;
+  }
+
+  async callInt32(fn: number, arg: number): Promise<number> {
+    return this.session.runAsInt(fn, arg);
   }
 
   private async resolve(handle: number, names: readonly string[]): Promise<number[]> {

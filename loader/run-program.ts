@@ -12,6 +12,7 @@ import { linkObjects, type LinkInput, type LinkStats, type RelocatedProgram } fr
 import type { ProgramRunResult, ProgramTarget } from './program-target.js';
 import { buildExportLibrary } from './export-library.js';
 import { cleanUp, failAfterCleanup } from './cleanup.js';
+import { loadTls, type LoadedTls } from './load-tls.js';
 
 /**
  * Links a program, moves it into the executor through the slab memory manager (and so through
@@ -96,6 +97,8 @@ export interface LinkedAllocation {
   readonly allocation: FinalizedAllocation;
   readonly program: RelocatedProgram;
   readonly stats: LinkStats;
+  /** The program's TLS library in the executor, closed after the program's memory is given back. */
+  readonly tls: LoadedTls | undefined;
 }
 
 /**
@@ -137,21 +140,26 @@ export async function linkIntoExecutor(
   }
   times.reserve = performance.now() - t;
   let program: RelocatedProgram;
+  let tls: LoadedTls | undefined;
   try {
     t = performance.now();
     allocation.writeContent();
     times.write = performance.now() - t;
+    // Thread-local storage goes to the executor's dynamic linker first: relocation needs to know where it put it.
+    if (linked.usesTls) tls = await loadTls(target, linked.tlsImage(allocation.base, allocation.layout));
     t = performance.now();
     program = linked.relocate(
       allocation.base,
       allocation.segments.map((s) => s.workingMemory),
       allocation.layout,
+      tls?.binding,
     );
     times.applyRelocations = performance.now() - t;
   } catch (err) {
     return failAfterCleanup(
       err,
       () => allocation.abandon(),
+      () => closeTls(tls),
       () => memory.close(),
     );
   }
@@ -162,7 +170,11 @@ export async function linkIntoExecutor(
   try {
     finalized = await allocation.finalize();
   } catch (err) {
-    return failAfterCleanup(err, () => memory.close());
+    return failAfterCleanup(
+      err,
+      () => closeTls(tls),
+      () => memory.close(),
+    );
   }
   times.initialize = performance.now() - t;
   let exported = new Map<string, number>();
@@ -174,12 +186,17 @@ export async function linkIntoExecutor(
       return failAfterCleanup(
         err,
         () => memory.deallocate([finalized]),
+        () => closeTls(tls),
         () => memory.close(),
       );
     }
     times.exportSymbols = performance.now() - t;
   }
-  return { memory, exported, allocation: finalized, program, stats: linked.stats };
+  return { memory, exported, allocation: finalized, program, stats: linked.stats, tls };
+}
+
+async function closeTls(tls: LoadedTls | undefined): Promise<void> {
+  if (tls !== undefined) await tls.close();
 }
 
 export function emptyTimes(): PhaseTimes {
@@ -205,7 +222,7 @@ export async function runProgram(options: RunProgramOptions): Promise<ProgramRun
   const times = emptyTimes();
   const first = options.inputs[0];
   if (first === undefined) throw new JitmemError('ERR_LINK_NO_INPUT', 'nothing to link: give at least one object file or archive', {});
-  const { memory, exported, allocation, program, stats } = await linkIntoExecutor(options, times);
+  const { memory, exported, allocation, program, stats, tls } = await linkIntoExecutor(options, times);
   const argv = [options.programName ?? (typeof first === 'string' ? first : first.path), ...(options.args ?? [])];
   let t = performance.now();
   let result: ProgramRunResult;
@@ -215,6 +232,7 @@ export async function runProgram(options: RunProgramOptions): Promise<ProgramRun
     return failAfterCleanup(
       err,
       () => (exported.size > 0 ? options.target.retireExports(exported) : Promise.resolve()),
+      () => closeTls(tls),
       () => memory.close(),
     );
   } finally {
@@ -230,11 +248,13 @@ export async function runProgram(options: RunProgramOptions): Promise<ProgramRun
       return failAfterCleanup(
         err,
         () => (exported.size > 0 ? options.target.retireExports(exported) : Promise.resolve()),
+        () => closeTls(tls),
         () => memory.close(),
       );
     }
     await cleanUp(
       () => (exported.size > 0 ? options.target.retireExports(exported) : Promise.resolve()),
+      () => closeTls(tls),
       () => memory.close(),
     );
   }

@@ -33,13 +33,13 @@ function addressOf(section: PlannedSection | undefined, sectionAddress: Float64A
 }
 
 /** Where each graph section lies, from the allocation's layout. */
-function placeSections(plan: LinkPlan, base: number, layout: GraphLayout, workingMemory: readonly Uint8Array[]) {
+function placeSections(plan: LinkPlan, base: number, layout: GraphLayout, workingMemory: readonly Uint8Array[] | undefined) {
   const count = plan.sections.length;
   const sectionSegment = new Int32Array(count).fill(-1);
   const sectionOffset = new Float64Array(count);
   const sectionAddress = new Float64Array(count);
   layout.segments.forEach((seg, si) => {
-    if (workingMemory[si]!.length < seg.contentSize) {
+    if (workingMemory !== undefined && workingMemory[si]!.length < seg.contentSize) {
       throw new JitmemError('ERR_WORKING_MEMORY_DETACHED', `relocate: the working memory of segment ${si} holds ${workingMemory[si]!.length} bytes; its content needs ${seg.contentSize}`, {});
     }
     for (const p of seg.sections) {
@@ -65,7 +65,7 @@ function localAddress(object: InputObject, sections: Float64Array, i: number): n
  * Pass 7a (relocate): every section and symbol gets its executor address, given the
  * allocation's base and layout.
  */
-export function assignAddresses(plan: LinkPlan, base: number, layout: GraphLayout, workingMemory: readonly Uint8Array[]): ProgramAddresses {
+export function assignAddresses(plan: LinkPlan, base: number, layout: GraphLayout, workingMemory: readonly Uint8Array[] | undefined): ProgramAddresses {
   const { sectionSegment, sectionOffset, sectionAddress } = placeSections(plan, base, layout, workingMemory);
   const objects = plan.table.objects;
   const objectSections = objects.map((object) => {

@@ -138,7 +138,9 @@ function listRelocations(plan: LinkPlan, object: InputObject): void {
     }
     const targetSection = elfSections[target]!;
     const count = rs.size / ELF64_RELA_SIZE;
-    plan.relocationLists.push({ object, offset: rs.offset, first: plan.relocationCount, count, target, targetSize: targetSection.size, name: targetSection.name, inEhFrame: targetSection.name === EH_FRAME });
+    const list = { object, offset: rs.offset, first: plan.relocationCount, count, target, targetSize: targetSection.size, name: targetSection.name, inEhFrame: targetSection.name === EH_FRAME };
+    // The TLS image's own relocations are applied to its template (plan-tls.ts), not to the graph.
+    (kind === SECTION_TLS ? plan.tls.templateLists : plan.relocationLists).push(list);
     plan.relocationCount += count;
   }
 }
@@ -172,5 +174,5 @@ function copyRelocationWords(plan: LinkPlan): void {
   if (!LITTLE_ENDIAN_HOST) throw new JitmemError('ERR_LINK_UNSUPPORTED_HOST', "jitmem's linker links x86-64 objects on a little-endian host only", {});
   plan.relocationWords = new Uint32Array(plan.relocationCount * RELOCATION_WORDS);
   const wordBytes = new Uint8Array(plan.relocationWords.buffer);
-  for (const list of plan.relocationLists) wordBytes.set(list.object.bytes.subarray(list.offset, list.offset + list.count * ELF64_RELA_SIZE), list.first * ELF64_RELA_SIZE);
+  for (const list of [...plan.relocationLists, ...plan.tls.templateLists]) wordBytes.set(list.object.bytes.subarray(list.offset, list.offset + list.count * ELF64_RELA_SIZE), list.first * ELF64_RELA_SIZE);
 }

@@ -4,8 +4,9 @@ import { formatError } from '../../objects/format-error.js';
 import { SECTION_ALLOC, SECTION_DISCARDED, SECTION_TLS, type InputObject } from '../input-object.js';
 import type { GotTarget, LinkPlan } from '../link-plan.js';
 import { isRelaxable, type RelocationList } from '../relocation-list.js';
-import { SYM_DEFINED, type GlobalSymbol } from '../symbol-table.js';
-import { KIND_BRANCH, KIND_DYNAMIC, KIND_GOT, KIND_GOT_BASE, KIND_RELAXABLE, KIND_SUPPORTED, KIND_TLS, R_X86_64_32, R_X86_64_32S, R_X86_64_PC32, relocationKinds, relocationName } from '../x86-64/relocation-types.js';
+import { SYM_DEFINED, SYM_EXTERNAL, type GlobalSymbol } from '../symbol-table.js';
+import { KIND_BRANCH, KIND_DYNAMIC, KIND_GOT, KIND_GOT_BASE, KIND_RELAXABLE, KIND_SUPPORTED, KIND_TLS, KIND_TLS_ACCESS, R_X86_64_32, R_X86_64_32S, R_X86_64_64, R_X86_64_NONE, R_X86_64_PC32, R_X86_64_TLSGD, R_X86_64_TLSLD, R_X86_64_GOTTPOFF, relocationKinds, relocationName } from '../x86-64/relocation-types.js';
+import { ownTls, type TlsPlan } from './plan-tls.js';
 import type { NearReferences } from './placement.js';
 
 const TWO_32 = 2 ** 32;
@@ -16,8 +17,9 @@ const TWO_32 = 2 ** 32;
  * what constrains the graph's placement.
  */
 export function scanRelocations(plan: LinkPlan, needGot: boolean): RelocationScanner {
-  const scanner = new RelocationScanner(needGot, plan.gotTargets, plan.stubTargets);
+  const scanner = new RelocationScanner(needGot, plan.gotTargets, plan.stubTargets, plan.tls);
   for (const list of plan.relocationLists) scanner.scan(list, plan.relocationWords);
+  for (const list of plan.tls.templateLists) scanner.scanTemplate(list, plan.relocationWords);
   plan.relaxable = scanner.relaxable;
   return scanner;
 }
@@ -68,6 +70,7 @@ export class RelocationScanner implements NearReferences {
     public needGot: boolean,
     readonly gotTargets: GotTarget[],
     readonly stubTargets: GlobalSymbol[],
+    private readonly tls: TlsPlan,
   ) {}
 
   scan(list: RelocationList, words: Uint32Array): void {
@@ -82,7 +85,7 @@ export class RelocationScanner implements NearReferences {
     }
     const flags = this.flags;
     const targetSize = list.targetSize;
-    if (object.sectionKind[list.target] === SECTION_TLS || object.isNoBits(list.target)) {
+    if (object.isNoBits(list.target)) {
       if (list.count > 0) this.refuse(list, list.offset, 0);
     }
     for (let i = 0, at = list.offset, k = list.first * 6; i < list.count; i++, at += 24, k += 6) {
@@ -92,6 +95,10 @@ export class RelocationScanner implements NearReferences {
       const kind = type < 64 ? relocationKinds[type]! : 0;
       if (!(kind & KIND_SUPPORTED) || sym >= symbolCount || words[k + 1] !== 0 || offset >= targetSize) this.refuse(list, at, i);
       if (type === 0) continue;
+      if (kind & KIND_TLS_ACCESS) {
+        this.scanTls(list, at, i, type, sym);
+        continue;
+      }
       let g: GlobalSymbol | undefined;
       let target: number;
       if (sym >= first && (g = globals[sym - first]) !== undefined) {
@@ -118,6 +125,50 @@ export class RelocationScanner implements NearReferences {
         this.stubTargets.push(g);
       }
     }
+  }
+
+  /**
+   * A thread-local access: its target must be thread-local, the program's own or the
+   * executor's; the local-dynamic and local-exec models reach the program's own only. Makes the
+   * TLS GOT entry the model needs.
+   */
+  private scanTls(list: RelocationList, at: number, i: number, type: number, sym: number): void {
+    const object = list.object;
+    const g = sym >= object.firstGlobal ? object.globals[sym - object.firstGlobal] : undefined;
+    const own = ownTls(object, sym, g);
+    const external = g !== undefined && g.state === SYM_EXTERNAL;
+    if (!own && !external) this.refuseTls(list, at, i, 'names a symbol that is not thread-local');
+    if (type === R_X86_64_TLSGD) this.tls.entry('gd', object, sym, g);
+    else if (type === R_X86_64_GOTTPOFF) this.tls.entry('ie', object, sym, g);
+    else if (!own) this.refuseTls(list, at, i, 'reaches a thread-local of the executor with a model only a thread-local of the program itself may use (local dynamic or local exec)');
+    else if (type === R_X86_64_TLSLD) this.tls.entry('ld', object, sym, g);
+  }
+
+  /** The TLS image's own relocations: absolute addresses of what is not thread-local (a pointer's initial value). */
+  scanTemplate(list: RelocationList, words: Uint32Array): void {
+    const object = list.object;
+    for (let i = 0, at = list.offset, k = list.first * 6; i < list.count; i++, at += 24, k += 6) {
+      const type = words[k + 2]!;
+      const sym = words[k + 3]!;
+      if (type === R_X86_64_NONE) continue;
+      if (sym >= object.symbolCount || words[k + 1] !== 0 || words[k]! >= list.targetSize || object.isNoBits(list.target)) this.refuse(list, at, i);
+      const g = sym >= object.firstGlobal ? object.globals[sym - object.firstGlobal] : undefined;
+      if (type !== R_X86_64_64 || ownTls(object, sym, g)) this.refuseTls(list, at, i, 'patches the initial value of a thread-local with something other than the 64-bit address of a symbol that is not thread-local');
+      if (g === undefined && object.isCommon(sym)) this.refuse(list, at, i);
+    }
+  }
+
+  private refuseTls(list: RelocationList, at: number, i: number, why: string): never {
+    const object = list.object;
+    const type = object.view.getUint32(at + 8, true);
+    const sym = object.view.getUint32(at + 12, true);
+    const offset = object.view.getUint32(at, true);
+    throw new JitmemError('ERR_LINK_TLS_MODEL', `${relocationName(type)} at ${object.where(list.target, offset)} against ${JSON.stringify(object.symbolName(sym))} ${why}`, {
+      relocation: relocationName(type),
+      symbol: object.symbolName(sym),
+      object: object.name,
+      index: i,
+    });
   }
 
   private near(g: GlobalSymbol): void {
@@ -159,7 +210,7 @@ export class RelocationScanner implements NearReferences {
     const symbolName = () => JSON.stringify(object.symbolName(sym));
     if (!(kind & KIND_SUPPORTED)) {
       if (kind & KIND_TLS) {
-        throw new JitmemError('ERR_LINK_TLS_UNSUPPORTED', `${name} ${where} against ${sym < object.symbolCount ? symbolName() : `symbol ${sym}`}: thread-local storage is not implemented by jitmem's linker`, {
+        throw new JitmemError('ERR_LINK_TLS_UNSUPPORTED', `${name} ${where} against ${sym < object.symbolCount ? symbolName() : `symbol ${sym}`}: jitmem's linker implements the four TLS models of the traditional dialect (general and local dynamic, initial and local exec), not TLS descriptors (-mtls-dialect=gnu2): rebuild with -mtls-dialect=gnu`, {
           relocation: name,
           object: object.name,
           section: list.name,
@@ -178,13 +229,10 @@ export class RelocationScanner implements NearReferences {
     if (object.isNoBits(list.target) || offset >= list.targetSize) {
       throw formatError('ERR_ELF_BAD_RELOCATION', object.elf.origin, at, `relocation ${i} patches offset ${offset} of ${list.name}, which has ${object.isNoBits(list.target) ? 'no content' : `${list.targetSize} bytes`}`);
     }
-    if (object.sectionKind[list.target] === SECTION_TLS) {
-      throw new JitmemError('ERR_LINK_TLS_UNSUPPORTED', `${name} ${where}: the section is thread-local storage, which jitmem's linker does not implement`, { relocation: name, object: object.name });
-    }
     const flags = localTargetFlags(object)[sym]!;
     const g = sym >= object.firstGlobal ? object.globals[sym - object.firstGlobal] : undefined;
     if (g !== undefined || flags & TARGET_TLS) {
-      throw new JitmemError('ERR_LINK_TLS_UNSUPPORTED', `${name} ${where} refers to thread-local ${symbolName()}, and jitmem's linker does not implement thread-local storage`, { relocation: name, symbol: object.symbolName(sym) });
+      throw new JitmemError('ERR_LINK_TLS_MODEL', `${name} ${where} refers to thread-local ${symbolName()}, but it is not a thread-local access (TLSGD, TLSLD, DTPOFF, GOTTPOFF or TPOFF): a thread-local has no single address`, { relocation: name, symbol: object.symbolName(sym) });
     }
     if (flags & TARGET_LOCAL_COMMON) {
       throw formatError('ERR_ELF_BAD_RELOCATION', object.elf.origin, at + 12, `relocation ${i} refers to local COMMON symbol ${sym}`);

@@ -1,7 +1,9 @@
 import { JitmemError, hex } from '../../core/errors.js';
 import { SHN_ABS, SHN_LORESERVE, SHN_UNDEF } from '../../objects/elf-constants.js';
 import { SECTION_DISCARDED, type InputObject } from '../input-object.js';
+import type { TlsBinding } from '../link-plan.js';
 import type { ProgramAddresses } from '../passes/assign-addresses.js';
+import { imageOffset, type TlsPlan } from '../passes/plan-tls.js';
 import { isRelaxable, RELOCATION_WORDS, type RelocationList } from '../relocation-list.js';
 import { SYM_COMMON, SYM_DEFINED, type GlobalSymbol } from '../symbol-table.js';
 import { FIELD_16, FIELD_64, FIELD_8, FIELD_S16, FIELD_S32, FIELD_S8, FIELD_U32, signedHex, writeField, type FieldSite } from './fields.js';
@@ -21,6 +23,8 @@ export interface FixupContext {
   /** One view per segment of working memory. */
   readonly views: readonly DataView[];
   readonly addresses: ProgramAddresses;
+  /** The program's TLS plan, where its module lies, and the TLS GOT's address. */
+  readonly tls: { readonly plan: TlsPlan; readonly binding: TlsBinding | undefined; readonly gotAddress: number };
 }
 
 const TWO_32 = 2 ** 32;
@@ -30,6 +34,8 @@ const FIELD_OF = new Uint8Array(64);
 for (const t of [T.R_X86_64_PC32, T.R_X86_64_PLT32, T.R_X86_64_GOTPCREL, T.R_X86_64_GOTPCRELX, T.R_X86_64_REX_GOTPCRELX, T.R_X86_64_32S, T.R_X86_64_GOTPC32, T.R_X86_64_GOT32]) FIELD_OF[t] = FIELD_S32;
 for (const t of [T.R_X86_64_32, T.R_X86_64_SIZE32]) FIELD_OF[t] = FIELD_U32;
 for (const t of [T.R_X86_64_64, T.R_X86_64_PC64, T.R_X86_64_GOTOFF64, T.R_X86_64_GOTPC64, T.R_X86_64_GOT64, T.R_X86_64_GOTPLT64, T.R_X86_64_GOTPCREL64, T.R_X86_64_PLTOFF64, T.R_X86_64_SIZE64]) FIELD_OF[t] = FIELD_64;
+for (const t of [T.R_X86_64_TLSGD, T.R_X86_64_TLSLD, T.R_X86_64_GOTTPOFF, T.R_X86_64_DTPOFF32, T.R_X86_64_TPOFF32]) FIELD_OF[t] = FIELD_S32;
+for (const t of [T.R_X86_64_DTPOFF64, T.R_X86_64_TPOFF64]) FIELD_OF[t] = FIELD_64;
 FIELD_OF[T.R_X86_64_16] = FIELD_16;
 FIELD_OF[T.R_X86_64_PC16] = FIELD_S16;
 FIELD_OF[T.R_X86_64_8] = FIELD_8;
@@ -140,9 +146,30 @@ function valueOf(site: Fixup, ctx: FixupContext, s: number, addend: number, p: n
     case T.R_X86_64_GOTPC32:
     case T.R_X86_64_GOTPC64:
       return got + addend - p;
+    case T.R_X86_64_SIZE32:
+    case T.R_X86_64_SIZE64:
+      return symbolSize(site) + addend;
     default:
-      return symbolSize(site) + addend; // SIZE32, SIZE64
+      return tlsValue(site, ctx, addend, p);
   }
+}
+
+/** The thread-local models' values (see passes/plan-tls.ts). */
+function tlsValue(site: Fixup, ctx: FixupContext, addend: number, p: number): number {
+  const { list, type, sym } = site;
+  const object = list.object;
+  const g = globalOf(object, sym);
+  const { plan, binding, gotAddress } = ctx.tls;
+  if (binding === undefined) throw new JitmemError('ERR_LINK_TLS_UNBOUND', `${T.relocationName(type)} at ${object.where(list.target, site.offset)}: the program uses thread-local storage, and relocate() was given no TLS binding`, {});
+  const model = type === T.R_X86_64_TLSGD ? 'gd' : type === T.R_X86_64_TLSLD ? 'ld' : type === T.R_X86_64_GOTTPOFF ? 'ie' : undefined;
+  if (model !== undefined) {
+    const entry = plan.find(model, object, sym, g);
+    if (entry === undefined) throw new JitmemError('ERR_LINK_INTERNAL', `no TLS GOT entry was made for ${JSON.stringify(object.symbolName(sym))} of ${object.name}`, {});
+    return gotAddress + entry.word * 8 + addend - p;
+  }
+  // DTPOFF and TPOFF: the scan let only the program's own thread-locals through.
+  const offset = imageOffset(object, sym, g) + addend;
+  return type === T.R_X86_64_DTPOFF32 || type === T.R_X86_64_DTPOFF64 ? offset : binding.tpOffset + offset;
 }
 
 function globalOf(object: InputObject, sym: number): GlobalSymbol | undefined {
