@@ -1,6 +1,9 @@
 import { JitmemError } from '../core/errors.js';
 import type { ArArchive, ArMember } from '../objects/ar-archive.js';
 import { SHN_COMMON, SHN_LORESERVE, SHN_UNDEF, STB_LOCAL, STB_WEAK } from '../objects/elf-constants.js';
+
+/** st_info's type of a thread-local symbol. */
+const STT_TLS = 6;
 import { readElfObject } from '../objects/elf-object.js';
 import { InputObject, SECTION_DISCARDED } from './input-object.js';
 
@@ -35,6 +38,11 @@ export class GlobalSymbol {
   weakDefinition = false;
   /** Some object refers to it with a non-weak binding: it must be found. */
   strongReference = false;
+  /**
+   * Referred to as a thread-local (an undefined STT_TLS symbol): it has no one address to look
+   * up; the loader's TLS library asks the executor's dynamic linker where it is.
+   */
+  threadLocal = false;
   /** The first object that referred to it, for messages. */
   referrer: InputObject | undefined = undefined;
   commonSize = 0;
@@ -131,6 +139,7 @@ export class SymbolTable {
     const undefinedHere = shndx === SHN_UNDEF || (shndx < SHN_LORESERVE && object.sectionKind[shndx] === SECTION_DISCARDED);
     if (undefinedHere) {
       g.referrer ??= object;
+      if ((info & 0xf) === STT_TLS) g.threadLocal = true;
       if (!weak && !g.strongReference) {
         g.strongReference = true;
         if (g.state === SYM_UNDEFINED) this.pending.push(g);

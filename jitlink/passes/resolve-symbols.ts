@@ -97,6 +97,13 @@ function bindLocally(plan: LinkPlan, runtime: ReadonlyMap<string, number>): Glob
       list.push(g);
       continue;
     }
+    if (g.threadLocal) {
+      // Looking a thread-local up would give this thread's copy (and make the executor's
+      // dynamic linker allocate it dynamically, ruling out static TLS); the TLS library binds it.
+      g.state = SYM_EXTERNAL;
+      g.address = 0;
+      continue;
+    }
     const stand = runtime.get(g.name);
     if (stand !== undefined) {
       // dlopen bound to the runtime still means the program loads libraries.
