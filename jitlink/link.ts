@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { JitmemError } from '../core/errors.js';
+import type { ElfObject } from '../objects/elf-object.js';
 import { LinkPlan } from './link-plan.js';
 import { LinkedProgram } from './linked-program.js';
 import { buildEntries } from './passes/build-entries.js';
@@ -81,4 +82,15 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
   // Members are read while resolving (on demand): their reading counts as reading.
   Object.assign(plan.times, { readObjects: t1 - t0 + memberTime, resolve: t2 - t1 - memberTime, layout: t3 - t2 });
   return new LinkedProgram(plan);
+}
+
+/**
+ * The objects a link of `inputs` takes, in load order: the plain ones, then the archive
+ * members their symbols pull (resolved among the inputs alone; nothing is asked of an
+ * executor). What a workload's `load` pattern moves for a program linked from archives.
+ */
+export function objectsOfLink(inputs: readonly LinkInput[]): ElfObject[] {
+  const plan = new LinkPlan(new SymbolTable());
+  loadObjects(plan, readInputs(inputs, plan.table));
+  return plan.table.objects.map((o) => o.elf);
 }
