@@ -166,27 +166,8 @@ export function buildTlsLibrary(soname: string, image: TlsImage): Uint8Array {
 
   bytes.set(sonameBytes, strAt + 1);
   names.forEach((n, i) => bytes.set(n, strAt + nameOffsets[i]!));
-  names.forEach((_, i) => {
-    const at = symAt + (i + 1) * SYM;
-    view.setUint32(at, nameOffsets[i]!, true);
-    if (i === 0) {
-      view.setUint8(at + 4, (STB_GLOBAL << 4) | STT_FUNC);
-      view.setUint16(at + 6, DEFINED_HERE, true);
-      set64(view, at + 8, codeAt);
-      set64(view, at + 16, WORD_FUNCTION.length);
-    } else {
-      view.setUint8(at + 4, (STB_GLOBAL << 4) | STT_TLS); // undefined: the executor's
-    }
-  });
-  view.setUint32(hashAt, nbucket, true);
-  view.setUint32(hashAt + 4, count, true);
-  const buckets = hashAt + 8;
-  const chains = buckets + 4 * nbucket;
-  for (let i = count - 1; i >= 1; i--) {
-    const b = elfHash(names[i - 1]!) % nbucket;
-    view.setUint32(chains + 4 * i, view.getUint32(buckets + 4 * b, true), true);
-    view.setUint32(buckets + 4 * b, i, true);
-  }
+  writeSymbols(view, symAt, nameOffsets, { value: codeAt, size: WORD_FUNCTION.length });
+  writeHash(view, hashAt, nbucket, names);
   relocations.forEach(([word, sym, type], i) => {
     const at = relaAt + i * RELA;
     set64(view, at, wordsAt + word * 8);
@@ -215,4 +196,34 @@ export async function readTlsWords(half: (i: number) => Promise<number>, image: 
   const externals = new Map<string, { module: number; offset: number; tpOffset: number }>();
   image.externals.forEach((x, i) => externals.set(x.name, { module: values[2 + 3 * i]!, offset: values[3 + 3 * i]!, tpOffset: values[4 + 3 * i]! }));
   return { module: values[0]!, tpOffset: values[1]!, externals };
+}
+
+/** .dynsym: the null symbol, the word function (defined here), then the executor's thread-locals (undefined, STT_TLS). */
+function writeSymbols(view: DataView, symAt: number, nameOffsets: readonly number[], fn: { value: number; size: number }): void {
+  nameOffsets.forEach((name, i) => {
+    const at = symAt + (i + 1) * SYM;
+    view.setUint32(at, name, true);
+    if (i === 0) {
+      view.setUint8(at + 4, (STB_GLOBAL << 4) | STT_FUNC);
+      view.setUint16(at + 6, DEFINED_HERE, true);
+      set64(view, at + 8, fn.value);
+      set64(view, at + 16, fn.size);
+    } else {
+      view.setUint8(at + 4, (STB_GLOBAL << 4) | STT_TLS);
+    }
+  });
+}
+
+/** .hash (SysV): nbucket, nchain, buckets, chains; each bucket's chain links through the chain array. */
+function writeHash(view: DataView, hashAt: number, nbucket: number, names: readonly Uint8Array[]): void {
+  const count = names.length + 1;
+  view.setUint32(hashAt, nbucket, true);
+  view.setUint32(hashAt + 4, count, true);
+  const buckets = hashAt + 8;
+  const chains = buckets + 4 * nbucket;
+  for (let i = count - 1; i >= 1; i--) {
+    const b = elfHash(names[i - 1]!) % nbucket;
+    view.setUint32(chains + 4 * i, view.getUint32(buckets + 4 * b, true), true);
+    view.setUint32(buckets + 4 * b, i, true);
+  }
 }

@@ -1,6 +1,7 @@
 import { parseCommandArgs, type Command } from '../command.js';
 import { JitmemError } from '../../core/errors.js';
 import { findPythonObjects } from '../../workloads/python-objects.js';
+import { buildLlvmDriver, LLVM_PRELOAD } from '../../workloads/llvm/llvm-build.js';
 import { LINK_BUDGET_MS, DEFAULT_LLVM_JITLINK, medianSample, runLinkBench, type LinkBenchResult } from '../link-bench.js';
 import { median } from '../statistics.js';
 
@@ -21,6 +22,9 @@ options:
   --llvm-jitlink P   the llvm-jitlink binary (default ${DEFAULT_LLVM_JITLINK})
   --preload LIB      a library the objects need (default for CPython: libexpat.so.1)
   --python-dir DIR   CPython's config directory (python.o, libpython3.X-pic.a)
+  --llvm             link the llvm workload (LLVM 22's O2 pipeline from 52 static archives)
+                     instead, beside the system linker's native link of the same files
+                     (budget: no slower) and llvm-jitlink (which refuses it, saying why)
   --json             print the samples and medians as JSON
   -h, --help         show this help
 `;
@@ -77,6 +81,14 @@ export function formatLinkBench(r: LinkBenchResult, inputs: readonly string[]): 
     lines.push(`llvm-jitlink: not measured (${r.llvmSkipped ?? 'unavailable'})`);
     lines.push(`budget: no slower than llvm-jitlink in-process, ${LINK_BUDGET_MS} ms on the reference machine -> ${m.total <= LINK_BUDGET_MS ? 'within budget' : 'OVER BUDGET'} (${ms(m.total)})`);
   }
+  if (r.native && r.native.length > 0) {
+    const native = median(r.native);
+    lines.push('');
+    lines.push(`the system linker, the native link of the same files, median of ${r.native.length}: ${ms(native)}`);
+    lines.push(`budget: no slower than the native link -> warm ${(m.total / native).toFixed(2)}x, cold ${(r.cold.total / native).toFixed(2)}x: ${m.total <= native ? 'within budget' : 'OVER BUDGET'}`);
+  }
+  const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MB`;
+  lines.push(`controller peak RSS ${mb(r.peakRss)} after linking ${mb(r.inputBytes)} of inputs (${(r.peakRss / r.inputBytes).toFixed(2)}x their size)`);
   return lines.join('\n') + '\n';
 }
 
@@ -93,6 +105,7 @@ export const benchLinkCommand: Command = {
         'llvm-jitlink': { type: 'string' },
         preload: { type: 'string', multiple: true },
         'python-dir': { type: 'string' },
+        llvm: { type: 'boolean' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -103,15 +116,17 @@ export const benchLinkCommand: Command = {
       io.stdout.write(HELP);
       return 0;
     }
-    const python = positionals.length === 0;
-    const inputs = python ? [...findPythonObjects(values['python-dir'] !== undefined ? { configDir: values['python-dir'] } : {}).files] : positionals;
-    const preload = values.preload ?? (python ? ['libexpat.so.1'] : []);
+    const llvm = values.llvm ? buildLlvmDriver() : undefined;
+    const python = positionals.length === 0 && !llvm;
+    const inputs = llvm ? [llvm.object, ...llvm.archives] : python ? [...findPythonObjects(values['python-dir'] !== undefined ? { configDir: values['python-dir'] } : {}).files] : positionals;
+    const preload = values.preload ?? (python ? ['libexpat.so.1'] : llvm ? [...LLVM_PRELOAD] : []);
     const result = await runLinkBench({
       inputs,
       preload,
       iterations: count('--iterations', values.iterations, 15, 1),
       llvmRuns: count('--llvm-runs', values['llvm-runs'], 7, 0),
       ...(values['llvm-jitlink'] !== undefined ? { llvmJitlink: values['llvm-jitlink'] } : {}),
+      ...(llvm ? { nativeLink: llvm.nativeLink } : {}),
       progress: values.json ? undefined : (what) => io.stderr.write(`  ${what}\n`),
     });
     if (values.json) {

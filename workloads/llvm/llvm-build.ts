@@ -23,6 +23,8 @@ export const LLVM_PRELOAD = ['libz.so.1', 'libzstd.so.1'] as const;
 const COMPONENTS = ['passes', 'asmparser', 'core', 'support'] as const;
 
 export interface LlvmBuild {
+  /** The native link of the driver: compiler and arguments, before `-o FILE`. */
+  readonly nativeLink: readonly string[];
   readonly object: string;
   /** The static archives, in link order. */
   readonly archives: readonly string[];
@@ -80,13 +82,14 @@ export function buildLlvmDriver(env: NodeJS.ProcessEnv = process.env): LlvmBuild
   const object = path.join(outDir, 'llvm-driver.o');
   const program = path.join(outDir, 'llvm-driver');
   const output = path.join(outDir, 'output.ll');
+  const nativeLink = [compiler, object, ...archives, ...systemLibraries(llvmConfig)];
   if (!existsSync(object) || !existsSync(program) || !existsSync(output)) {
     mkdirSync(outDir, { recursive: true });
     // Built under names of our own and renamed into place: parallel test files never see half-written outputs.
     const tag = `.${process.pid}.tmp`;
     try {
       run(compiler, [...flags, '-c', source, '-o', object + tag], 'a C++ compiler');
-      run(compiler, [object + tag, ...archives, ...systemLibraries(llvmConfig), '-o', program + tag], 'a C++ compiler');
+      run(compiler, [object + tag, ...nativeLink.slice(2), '-o', program + tag], 'a C++ compiler');
       writeFileSync(output + tag, run(program + tag, [], 'the native llvm driver'));
       renameSync(object + tag, object);
       renameSync(program + tag, program);
@@ -95,5 +98,5 @@ export function buildLlvmDriver(env: NodeJS.ProcessEnv = process.env): LlvmBuild
       for (const f of [object, program, output]) rmSync(f + tag, { force: true });
     }
   }
-  return { object, archives, program, output: readFileSync(output, 'utf8') };
+  return { nativeLink, object, archives, program, output: readFileSync(output, 'utf8') };
 }
