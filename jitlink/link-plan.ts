@@ -47,6 +47,8 @@ export interface LinkStats {
   readonly externals: number;
   /** GOT loads turned into direct references (mov -> lea, call * -> call). */
   readonly relaxable: number;
+  /** Thread-local accesses to the program's own thread-locals turned into local exec (GD -> LE, IE -> LE). */
+  readonly tlsRelaxed: number;
 }
 
 /** Where the allocation must lie for the program's 32-bit references to reach. */

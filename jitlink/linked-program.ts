@@ -66,6 +66,7 @@ export class LinkedProgram {
       stubs: plan.stubTargets.length,
       externals: plan.externals.size,
       relaxable: plan.relaxable,
+      tlsRelaxed: plan.tls.relax === undefined ? 0 : plan.tls.relax.reduce((n, r) => n + (r === 1 || r === 3 ? 1 : 0), 0),
     };
   }
   /** Symbols looked up in the executor, and what came back. */

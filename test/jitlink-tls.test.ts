@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import * as native from '../native/index.js';
 import { InProcessMemoryMapper } from '../mappers/in-process-memory-mapper.js';
+import { linkObjects } from '../jitlink/link.js';
 import { linkIntoExecutor } from '../loader/run-program.js';
 import { InProcessTarget } from '../loader/program-target.js';
 import { compile, jitmemRun, runNative, tempDir } from './helpers/jitlink-run.js';
@@ -160,6 +161,16 @@ for (const flags of FLAGS) {
     }
   });
 }
+
+test('accesses to the program\'s own thread-locals are relaxed to local exec: GD sequences with -fPIC, IE loads without', async (t) => {
+  const dir = tempDir(t);
+  const target = new InProcessTarget();
+  const link = (flags: string[]) =>
+    linkObjects([compile(dir, 'threads.c', C_THREADS, flags), compile(dir, 'other.c', C_OTHER, flags)], { pageSize: target.pageSize, lookup: (names) => target.lookup(names), runtimeSymbols: target.runtimeSymbols() });
+  // -O2 -fPIC: every access is TLSGD + a call of __tls_get_addr (or TLSLD); -O2 (PIE): `other` through GOTTPOFF.
+  t.true((await link(['-O2', '-fPIC'])).stats.tlsRelaxed >= 5);
+  t.true((await link(['-O2'])).stats.tlsRelaxed >= 1);
+});
 
 const IN_PROCESS = `
 __thread int value = 41;

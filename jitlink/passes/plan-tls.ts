@@ -55,6 +55,8 @@ export class TlsPlan {
   readonly externals = new Map<string, ExternalTls>();
   words = 0;
   gotSection: PlannedSection | undefined;
+  /** By relocation index (RelocationList.first + i): the relaxation the scan chose (x86-64/tls-relaxation.ts), 0 for none. */
+  relax: Uint8Array | undefined;
 
   get empty(): boolean {
     return this.size === 0 && this.entries.length === 0;

@@ -5,8 +5,9 @@ import { SECTION_ALLOC, SECTION_DISCARDED, SECTION_TLS, type InputObject } from 
 import type { GotTarget, LinkPlan } from '../link-plan.js';
 import { isRelaxable, type RelocationList } from '../relocation-list.js';
 import { SYM_DEFINED, SYM_EXTERNAL, type GlobalSymbol } from '../symbol-table.js';
-import { KIND_BRANCH, KIND_DYNAMIC, KIND_GOT, KIND_GOT_BASE, KIND_RELAXABLE, KIND_SUPPORTED, KIND_TLS, KIND_TLS_ACCESS, R_X86_64_32, R_X86_64_32S, R_X86_64_64, R_X86_64_NONE, R_X86_64_PC32, R_X86_64_TLSGD, R_X86_64_TLSLD, R_X86_64_GOTTPOFF, relocationKinds, relocationName } from '../x86-64/relocation-types.js';
+import { KIND_BRANCH, KIND_DYNAMIC, KIND_GOT, KIND_GOT_BASE, KIND_RELAXABLE, KIND_SUPPORTED, KIND_TLS, KIND_TLS_ACCESS, R_X86_64_32, R_X86_64_32S, R_X86_64_64, R_X86_64_NONE, R_X86_64_PC32, R_X86_64_PLT32, R_X86_64_TLSGD, R_X86_64_TLSLD, R_X86_64_GOTTPOFF, relocationKinds, relocationName } from '../x86-64/relocation-types.js';
 import { ownTls, type TlsPlan } from './plan-tls.js';
+import { isRelaxableGd, isRelaxableIe, RELAX_CALL_GONE, RELAX_GD_TO_LE, RELAX_IE_TO_LE } from '../x86-64/tls-relaxation.js';
 import type { NearReferences } from './placement.js';
 
 const TWO_32 = 2 ** 32;
@@ -96,9 +97,10 @@ export class RelocationScanner implements NearReferences {
       if (!(kind & KIND_SUPPORTED) || sym >= symbolCount || words[k + 1] !== 0 || offset >= targetSize) this.refuse(list, at, i);
       if (type === 0) continue;
       if (kind & KIND_TLS_ACCESS) {
-        this.scanTls(list, at, i, type, sym);
+        this.scanTls(list, at, i, type, sym, words, k);
         continue;
       }
+      if (this.tls.relax !== undefined && this.tls.relax[k / 6] === RELAX_CALL_GONE) continue;
       let g: GlobalSymbol | undefined;
       let target: number;
       if (sym >= first && (g = globals[sym - first]) !== undefined) {
@@ -132,16 +134,37 @@ export class RelocationScanner implements NearReferences {
    * executor's; the local-dynamic and local-exec models reach the program's own only. Makes the
    * TLS GOT entry the model needs.
    */
-  private scanTls(list: RelocationList, at: number, i: number, type: number, sym: number): void {
+  private scanTls(list: RelocationList, at: number, i: number, type: number, sym: number, words: Uint32Array, k: number): void {
     const object = list.object;
     const g = sym >= object.firstGlobal ? object.globals[sym - object.firstGlobal] : undefined;
     const own = ownTls(object, sym, g);
     const external = g !== undefined && g.state === SYM_EXTERNAL;
     if (!own && !external) this.refuseTls(list, at, i, 'names a symbol that is not thread-local');
+    const offset = words[k]!;
+    const field = object.elf.sections[list.target]!.offset + offset;
+    if (own && type === R_X86_64_TLSGD && i + 1 < list.count && this.callsTlsGetAddr(object, words, k + 6)) {
+      if (isRelaxableGd(object.bytes, field, offset, list.targetSize, words[k + 6])) {
+        const relax = (this.tls.relax ??= new Uint8Array(words.length / 6));
+        relax[k / 6] = RELAX_GD_TO_LE;
+        relax[k / 6 + 1] = RELAX_CALL_GONE;
+        return;
+      }
+    }
+    if (own && type === R_X86_64_GOTTPOFF && isRelaxableIe(object.bytes, field, offset)) {
+      (this.tls.relax ??= new Uint8Array(words.length / 6))[k / 6] = RELAX_IE_TO_LE;
+      return;
+    }
     if (type === R_X86_64_TLSGD) this.tls.entry('gd', object, sym, g);
     else if (type === R_X86_64_GOTTPOFF) this.tls.entry('ie', object, sym, g);
     else if (!own) this.refuseTls(list, at, i, 'reaches a thread-local of the executor with a model only a thread-local of the program itself may use (local dynamic or local exec)');
     else if (type === R_X86_64_TLSLD) this.tls.entry('ld', object, sym, g);
+  }
+
+  /** Whether the relocation at word `k` is a call (PLT32 or PC32) of __tls_get_addr. */
+  private callsTlsGetAddr(object: InputObject, words: Uint32Array, k: number): boolean {
+    const type = words[k + 2];
+    const sym = words[k + 3]!;
+    return (type === R_X86_64_PLT32 || type === R_X86_64_PC32) && sym >= object.firstGlobal && sym < object.symbolCount && object.globalNames[sym - object.firstGlobal] === '__tls_get_addr';
   }
 
   /** The TLS image's own relocations: absolute addresses of what is not thread-local (a pointer's initial value). */

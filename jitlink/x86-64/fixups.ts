@@ -8,6 +8,7 @@ import { isRelaxable, RELOCATION_WORDS, type RelocationList } from '../relocatio
 import { SYM_COMMON, SYM_DEFINED, type GlobalSymbol } from '../symbol-table.js';
 import { FIELD_16, FIELD_64, FIELD_8, FIELD_S16, FIELD_S32, FIELD_S8, FIELD_U32, signedHex, writeField, type FieldSite } from './fields.js';
 import { mayRelax, relaxGotLoad } from './relaxation.js';
+import { RELAX_CALL_GONE, RELAX_GD_TO_LE, relaxGdToLe, relaxIeToLe } from './tls-relaxation.js';
 import * as T from './relocation-types.js';
 import { STUB_SIZE } from './stubs.js';
 
@@ -82,7 +83,12 @@ function applyList(list: RelocationList, ctx: FixupContext): void {
   const p0 = a.objectSections[object.slot]![list.target]!;
   const addresses = a.objectSymbols[object.slot]!;
   const site = new Fixup(list, a.base);
+  const relax = ctx.tls.plan.relax;
   for (let i = 0, k = list.first * RELOCATION_WORDS; i < list.count; i++, k += RELOCATION_WORDS) {
+    if (relax !== undefined && relax[list.first + i] !== 0) {
+      relaxTls(site, ctx, view, at0, relax[list.first + i]!, i, k);
+      continue;
+    }
     // The scan checked the offset's high word (0) and the symbol index.
     const offset = words[k]!;
     const type = words[k + 2]!;
@@ -152,6 +158,24 @@ function valueOf(site: Fixup, ctx: FixupContext, s: number, addend: number, p: n
     default:
       return tlsValue(site, ctx, addend, p);
   }
+}
+
+/** A thread-local access the scan relaxed to local exec: rewrite the instructions, write the offset. */
+function relaxTls(site: Fixup, ctx: FixupContext, view: DataView, at0: number, how: number, i: number, k: number): void {
+  if (how === RELAX_CALL_GONE) return;
+  const words = ctx.words;
+  const object = site.list.object;
+  const sym = words[k + 3]!;
+  site.offset = words[k]!;
+  site.type = words[k + 2]!;
+  site.sym = sym;
+  site.index = i;
+  const binding = ctx.tls.binding;
+  if (binding === undefined) throw new JitmemError('ERR_LINK_TLS_UNBOUND', `${T.relocationName(site.type)} at ${object.where(site.list.target, site.offset)}: the program uses thread-local storage, and relocate() was given no TLS binding`, {});
+  const tpOffset = binding.tpOffset + imageOffset(object, sym, globalOf(object, sym));
+  if (tpOffset < -(2 ** 31) || tpOffset >= 2 ** 31) throw site.overflow(tpOffset, 'a signed 32-bit field');
+  if (how === RELAX_GD_TO_LE) relaxGdToLe(view, at0 + site.offset, tpOffset);
+  else relaxIeToLe(view, at0 + site.offset, tpOffset);
 }
 
 /** The thread-local models' values (see passes/plan-tls.ts). */
