@@ -91,6 +91,8 @@ export class LinkPlan {
   layout: GraphLayout | undefined;
   placement: Placement | undefined;
   readonly times: LinkTimes = { readObjects: 0, resolve: 0, layout: 0 };
+  /** assignAddresses' per-object arrays, reused by every relocation (none keeps them). */
+  addressScratch: { readonly sections: Float64Array[]; readonly symbols: Float64Array[] } | undefined;
 
   constructor(table: SymbolTable) {
     this.table = table;

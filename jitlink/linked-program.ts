@@ -183,26 +183,28 @@ export class LinkedProgram {
     const symbols = plan.table.symbols;
     const ehFrame = plan.ehFrame ? { start: a.sectionAddress[plan.ehFrame.serial]!, end: a.sectionAddress[plan.ehFrame.serial]! + plan.ehFrame.size } : undefined;
     const { init, fini } = this.initializers(a, views);
+    const globals = a.globals;
     return Object.freeze({
       base: a.base,
       entry: a.globals[symbols.get(plan.entryName)!.serial]!,
       init: Object.freeze(init),
       fini: Object.freeze(fini),
       ...(ehFrame ? { ehFrame: Object.freeze(ehFrame) } : {}),
-      exports: () => this.exportedSymbols(a),
+      // Only the symbols' addresses (fresh for this call) outlive it: the rest of `a` is the plan's scratch.
+      exports: () => this.exportedSymbols(globals),
       symbol: (name: string) => {
         const g = symbols.get(name);
-        return g && g.state !== SYM_UNDEFINED ? a.globals[g.serial] : undefined;
+        return g && g.state !== SYM_UNDEFINED ? globals[g.serial] : undefined;
       },
     });
   }
 
   /** The program's global symbols as a natively linked program exports them (not hidden, not thread-local). */
-  private exportedSymbols(a: ProgramAddresses): ExportedSymbol[] {
+  private exportedSymbols(globals: Float64Array): ExportedSymbol[] {
     const out: ExportedSymbol[] = [];
     for (const g of this.plan.table.symbols.values()) {
       if (g.state === SYM_COMMON) {
-        out.push({ name: g.name, address: a.globals[g.serial]!, size: g.commonSize, type: 1 });
+        out.push({ name: g.name, address: globals[g.serial]!, size: g.commonSize, type: 1 });
         continue;
       }
       if (g.state !== SYM_DEFINED || !g.inGraph) continue;
@@ -210,7 +212,7 @@ export class LinkedProgram {
       const visibility = o.symbolVisibility[g.index]!;
       const type = o.symbolInfo[g.index]! & 0xf;
       if (visibility === STV_INTERNAL || visibility === STV_HIDDEN || type > LAST_EXPORTED_TYPE) continue;
-      out.push({ name: g.name, address: a.globals[g.serial]!, size: o.symbolSize[g.index]!, type });
+      out.push({ name: g.name, address: globals[g.serial]!, size: o.symbolSize[g.index]!, type });
     }
     return out;
   }

@@ -17,9 +17,9 @@ export interface ProgramAddresses {
   /** Offset of each graph section from the allocation base. */
   readonly sectionOffset: Float64Array;
   readonly sectionAddress: Float64Array;
-  /** By object slot: executor address of each of its sections (those placed in the graph). */
+  /** By object slot: executor address of each of its sections (those placed in the graph); valid until the next assignAddresses of the plan. */
   readonly objectSections: readonly Float64Array[];
-  /** By object slot: executor address of each of its symbols. */
+  /** By object slot: executor address of each of its symbols; valid until the next assignAddresses of the plan. */
   readonly objectSymbols: readonly Float64Array[];
   /** By GlobalSymbol.serial. */
   readonly globals: Float64Array;
@@ -68,8 +68,14 @@ function localAddress(object: InputObject, sections: Float64Array, i: number): n
 export function assignAddresses(plan: LinkPlan, base: number, layout: GraphLayout, workingMemory: readonly Uint8Array[] | undefined): ProgramAddresses {
   const { sectionSegment, sectionOffset, sectionAddress } = placeSections(plan, base, layout, workingMemory);
   const objects = plan.table.objects;
+  // The per-object arrays are the plan's scratch, filled anew by every call: only `globals`,
+  // fresh each time, outlives the relocation (in its result).
+  const scratch = (plan.addressScratch ??= {
+    sections: objects.map((o) => new Float64Array(o.placeSection.length)),
+    symbols: objects.map((o) => new Float64Array(o.symbolCount)),
+  });
   const objectSections = objects.map((object) => {
-    const sections = new Float64Array(object.placeSection.length);
+    const sections = scratch.sections[object.slot]!;
     for (let s = 0; s < sections.length; s++) {
       const place = object.placeSection[s]!;
       if (place >= 0) sections[s] = sectionAddress[place]! + object.placeOffset[s]!;
@@ -104,7 +110,7 @@ export function assignAddresses(plan: LinkPlan, base: number, layout: GraphLayou
     globals[g.serial] = address;
   }
   const objectSymbols = objects.map((object) => {
-    const symbols = new Float64Array(object.symbolCount);
+    const symbols = scratch.symbols[object.slot]!;
     const sections = objectSections[object.slot]!;
     const first = object.firstGlobal;
     for (let i = 1; i < first; i++) symbols[i] = localAddress(object, sections, i);

@@ -6,7 +6,7 @@ import type { ProgramAddresses } from '../passes/assign-addresses.js';
 import { imageOffset, type TlsPlan } from '../passes/plan-tls.js';
 import { isRelaxable, RELOCATION_WORDS, type RelocationList } from '../relocation-list.js';
 import { SYM_COMMON, SYM_DEFINED, type GlobalSymbol } from '../symbol-table.js';
-import { FIELD_16, FIELD_64, FIELD_8, FIELD_S16, FIELD_S32, FIELD_S8, FIELD_U32, signedHex, writeField, type FieldSite } from './fields.js';
+import { FIELD_16, FIELD_64, FIELD_8, FIELD_S16, FIELD_S32, FIELD_S8, FIELD_U32, signedHex, write64, writeField, type FieldSite } from './fields.js';
 import { mayRelax, relaxGotLoad } from './relaxation.js';
 import { RELAX_CALL_GONE, RELAX_GD_TO_LE, relaxGdToLe, relaxIeToLe } from './tls-relaxation.js';
 import * as T from './relocation-types.js';
@@ -29,6 +29,8 @@ export interface FixupContext {
 }
 
 const TWO_32 = 2 ** 32;
+const I32_MIN = -(2 ** 31);
+const I32_MAX = 2 ** 31 - 1;
 
 /** The field each supported type writes. */
 const FIELD_OF = new Uint8Array(64);
@@ -84,6 +86,11 @@ function applyList(list: RelocationList, ctx: FixupContext): void {
   const addresses = a.objectSymbols[object.slot]!;
   const site = new Fixup(list, a.base);
   const relax = ctx.tls.plan.relax;
+  const first = object.firstGlobal;
+  const globals = object.globals;
+  const stubAddress = a.stubAddress;
+  const size = list.targetSize;
+  const inEhFrame = list.inEhFrame;
   for (let i = 0, k = list.first * RELOCATION_WORDS; i < list.count; i++, k += RELOCATION_WORDS) {
     if (relax !== undefined && relax[list.first + i] !== 0) {
       relaxTls(site, ctx, view, at0, relax[list.first + i]!, i, k);
@@ -95,6 +102,20 @@ function applyList(list: RelocationList, ctx: FixupContext): void {
     if (type === T.R_X86_64_NONE) continue;
     const sym = words[k + 3]!;
     const addend = (words[k + 5]! | 0) * TWO_32 + words[k + 4]!;
+    // The common cases first, written directly; anything out of range falls through to the
+    // checked path below, which says why.
+    if (type === T.R_X86_64_PC32 || type === T.R_X86_64_PLT32) {
+      const g = type === T.R_X86_64_PLT32 && sym >= first ? globals[sym - first] : undefined;
+      const s = g !== undefined && g.stub >= 0 ? stubAddress + g.stub * STUB_SIZE : addresses[sym]!;
+      const value = s + addend - (p0 + offset);
+      if (offset + 4 <= size && value >= I32_MIN && value <= I32_MAX && !(inEhFrame && s === 0)) {
+        view.setInt32(at0 + offset, value, true);
+        continue;
+      }
+    } else if (type === T.R_X86_64_64 && offset + 8 <= size && !(inEhFrame && addresses[sym] === 0)) {
+      write64(view, at0 + offset, addresses[sym]! + addend);
+      continue;
+    }
     site.offset = offset;
     site.type = type;
     site.sym = sym;
