@@ -196,7 +196,8 @@ export async function runLinkBench(options: LinkBenchOptions): Promise<LinkBench
 function refusalOf(err: unknown): string {
   const e = err as { stderr?: string; message?: string };
   const lines = (e.stderr ?? e.message ?? String(err)).split('\n').filter((l) => l.startsWith('llvm-jitlink error:'));
-  return (lines.length > 0 ? lines.map((l) => l.replace(/^llvm-jitlink error: /, '').slice(0, 160)).slice(0, 3).join('; ') : (e.message ?? String(err)).slice(0, 300));
+  const unique = [...new Set(lines.filter((l) => !l.includes('failed to materialize')).map((l) => l.replace(/^llvm-jitlink error: /, '').slice(0, 160)))];
+  return unique.length > 0 ? unique.slice(0, 3).join('; ') : (e.message ?? String(err)).slice(0, 300);
 }
 
 /** Medians of each phase over the samples. */

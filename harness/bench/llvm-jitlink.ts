@@ -222,7 +222,8 @@ export function probeLlvmJitlink(tools: LlvmTools, program: RunProgram, timeoutM
         .split('\n')
         .filter((l) => l.startsWith('llvm-jitlink error:') && !l.includes('failed to materialize'))
         .map((l) => l.replace(/^llvm-jitlink error: /, '').slice(0, 200));
-      resolve(lines.length > 0 ? lines.slice(0, 3).join('; ') : `ended with ${signal ?? `status ${code}`}`);
+      const unique = [...new Set(lines)];
+      resolve(unique.length > 0 ? unique.slice(0, 3).join('; ') : `ended with ${signal ?? `status ${code}`}`);
     });
   });
 }
