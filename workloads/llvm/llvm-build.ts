@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { JitmemError } from '../../core/errors.js';
 import { craySourceDir } from '../cray/cray-build.js';
@@ -63,34 +63,53 @@ function systemLibraries(llvmConfig: string): string[] {
     });
 }
 
-/** Builds the driver and its native program if the cached ones are missing or stale. */
-export function buildLlvmDriver(env: NodeJS.ProcessEnv = process.env): LlvmBuild {
-  const llvmConfig = env.LLVM_CONFIG?.trim() || 'llvm-config-22';
+/** A driver of ours, built against static archives: how to build it and what its native build prints. */
+interface DriverSpec {
+  readonly name: string;
+  readonly source: string;
+  readonly archives: readonly string[];
+  readonly linkArgs: (archives: readonly string[]) => string[];
+  /** The arguments the native program runs with (the reference run). */
+  readonly args: readonly string[];
+  /** Extra inputs of the reference run, in the cache key. */
+  readonly inputs: readonly string[];
+}
+
+interface BuiltDriver {
+  readonly nativeLink: readonly string[];
+  readonly object: string;
+  readonly program: string;
+  readonly output: Buffer;
+}
+
+function llvmConfigOf(env: NodeJS.ProcessEnv): string {
+  return env.LLVM_CONFIG?.trim() || 'llvm-config-22';
+}
+
+/** Builds a driver and its native program, and runs it once, if the cached outputs are missing or stale. */
+function buildDriver(spec: DriverSpec, env: NodeJS.ProcessEnv): BuiltDriver {
+  const llvmConfig = llvmConfigOf(env);
   const compiler = env.CXX?.trim() || 'g++';
-  const source = path.join(craySourceDir(), '..', 'llvm', 'llvm-driver.cpp');
   const version = run(llvmConfig, ['--version'], "LLVM's configuration").trim();
   const cxxflags = run(llvmConfig, ['--cxxflags'], "LLVM's configuration").trim().split(/\s+/);
-  const archives = run(llvmConfig, ['--link-static', '--libfiles', ...COMPONENTS], "LLVM's static archives (llvm-22-dev)").trim().split(/\s+/);
   const flags = [...cxxflags, '-O2', '-fPIC'];
   const identity = run(compiler, ['--version'], 'a C++ compiler').split('\n')[0] ?? compiler;
-  const key = createHash('sha256')
-    .update(readFileSync(source))
-    .update(['', flags.join(' '), compiler, identity, version, archives.join(' ')].join('\0'))
-    .digest('hex')
-    .slice(0, 16);
-  const outDir = path.join(craySourceDir(), '..', '..', 'build', 'workloads', 'llvm', key);
-  const object = path.join(outDir, 'llvm-driver.o');
-  const program = path.join(outDir, 'llvm-driver');
-  const output = path.join(outDir, 'output.ll');
-  const nativeLink = [compiler, object, ...archives, ...systemLibraries(llvmConfig)];
+  const hash = createHash('sha256').update(readFileSync(spec.source));
+  for (const input of spec.inputs) hash.update(readFileSync(input));
+  const key = hash.update(['', flags.join(' '), compiler, identity, version, spec.archives.join(' '), spec.args.join(' ')].join('\0')).digest('hex').slice(0, 16);
+  const outDir = path.join(craySourceDir(), '..', '..', 'build', 'workloads', spec.name, key);
+  const object = path.join(outDir, `${spec.name}-driver.o`);
+  const program = path.join(outDir, `${spec.name}-driver`);
+  const output = path.join(outDir, 'output');
+  const nativeLink = [compiler, object, ...spec.linkArgs(spec.archives), ...systemLibraries(llvmConfig)];
   if (!existsSync(object) || !existsSync(program) || !existsSync(output)) {
     mkdirSync(outDir, { recursive: true });
     // Built under names of our own and renamed into place: parallel test files never see half-written outputs.
     const tag = `.${process.pid}.tmp`;
     try {
-      run(compiler, [...flags, '-c', source, '-o', object + tag], 'a C++ compiler');
+      run(compiler, [...flags, '-c', spec.source, '-o', object + tag], 'a C++ compiler');
       run(compiler, [object + tag, ...nativeLink.slice(2), '-o', program + tag], 'a C++ compiler');
-      writeFileSync(output + tag, run(program + tag, [], 'the native llvm driver'));
+      writeFileSync(output + tag, execFileSync(program + tag, [...spec.args], { stdio: ['ignore', 'pipe', 'ignore'], timeout: 300_000, maxBuffer: 64 << 20 }));
       renameSync(object + tag, object);
       renameSync(program + tag, program);
       renameSync(output + tag, output);
@@ -98,5 +117,53 @@ export function buildLlvmDriver(env: NodeJS.ProcessEnv = process.env): LlvmBuild
       for (const f of [object, program, output]) rmSync(f + tag, { force: true });
     }
   }
-  return { nativeLink, object, archives, program, output: readFileSync(output, 'utf8') };
+  return { nativeLink, object, program, output: readFileSync(output) };
+}
+
+/** Builds the llvm driver and its native program if the cached ones are missing or stale. */
+export function buildLlvmDriver(env: NodeJS.ProcessEnv = process.env): LlvmBuild {
+  const archives = run(llvmConfigOf(env), ['--link-static', '--libfiles', ...COMPONENTS], "LLVM's static archives (llvm-22-dev)").trim().split(/\s+/);
+  const source = path.join(craySourceDir(), '..', 'llvm', 'llvm-driver.cpp');
+  const built = buildDriver({ name: 'llvm', source, archives, linkArgs: (a) => [...a], args: [], inputs: [] }, env);
+  return { ...built, archives, output: built.output.toString('utf8') };
+}
+
+/**
+ * The stretch workload, clang: a driver of ours (workloads/llvm/clang-driver.cpp) that compiles
+ * cray.c to an object with a CompilerInstance running EmitObjAction, built against the static
+ * archives of Debian's libclang-22-dev and all of LLVM's (llvm-22-dev, and libpolly-22-dev,
+ * which LLVM's archives reference): about 300 archives, 630 MB; natively a 124 MB program.
+ */
+export interface ClangBuild {
+  readonly nativeLink: readonly string[];
+  readonly object: string;
+  readonly archives: readonly string[];
+  readonly program: string;
+  /** The driver's arguments: clang's resource directory and the C file. */
+  readonly args: readonly string[];
+  /** The object the native driver writes for cray.c. */
+  readonly output: Buffer;
+}
+
+export function buildClangDriver(env: NodeJS.ProcessEnv = process.env): ClangBuild {
+  const llvmConfig = llvmConfigOf(env);
+  const libdir = run(llvmConfig, ['--libdir'], "LLVM's configuration").trim();
+  const major = run(llvmConfig, ['--version'], "LLVM's configuration").trim().split('.')[0]!;
+  // Every clang library but the shared libclang-cpp's and the fuzzer handlers'.
+  const clang = readdirSync(libdir)
+    .filter((f) => /^libclang[A-Z]\w*\.a$/.test(f) && !/^libclangHandle/.test(f))
+    .sort()
+    .map((f) => path.join(libdir, f));
+  const llvm = run(llvmConfig, ['--link-static', '--libfiles', 'all'], "LLVM's static archives (llvm-22-dev)").trim().split(/\s+/);
+  const archives = [...clang, ...llvm];
+  const missing = archives.filter((a) => !existsSync(a));
+  if (clang.length === 0 || missing.length > 0) {
+    throw new JitmemError('ERR_LLVM_WORKLOAD_TOOLS', `the clang workload needs the static archives of libclang-22-dev, llvm-22-dev and libpolly-22-dev; missing: ${clang.length === 0 ? 'every libclang*.a' : missing.slice(0, 5).join(', ')}`, { missing });
+  }
+  const cray = path.join(craySourceDir(), 'cray.c');
+  const args = [path.join(libdir, 'clang', major), cray];
+  const source = path.join(craySourceDir(), '..', 'llvm', 'clang-driver.cpp');
+  // Natively the archives depend on each other in circles: one group. jitmem's linker pulls members in any order.
+  const built = buildDriver({ name: 'clang', source, archives, linkArgs: (a) => ['-Wl,--start-group', ...a, '-Wl,--end-group', '-lpthread'], args, inputs: [cray] }, env);
+  return { ...built, archives, args };
 }
