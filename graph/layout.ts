@@ -131,3 +131,22 @@ export function layoutGraph(graph: LinkGraph, pageSize: number): GraphLayout {
   }
   return { segments, size: base };
 }
+
+/**
+ * The same segments in the opposite address order (the highest AllocGroup id at offset 0),
+ * each still on a page boundary and the same size. The segment list keeps its order (ascending
+ * AllocGroup id), so segment i is the same segment in both layouts; only offsets change, and
+ * sections keep their places inside their segments. A memory manager that packs allocations
+ * side by side uses it so that a neighbour's last segment and this allocation's first share a
+ * protection (R-X next to R-X, R-- next to R--) and one mprotect covers both.
+ */
+export function reverseLayout(layout: GraphLayout): GraphLayout {
+  const segments: SegmentLayout[] = new Array(layout.segments.length);
+  let base = 0;
+  for (let i = layout.segments.length - 1; i >= 0; i--) {
+    const seg = layout.segments[i]!;
+    segments[i] = { ...seg, offset: base };
+    base += seg.pageRoundedSize;
+  }
+  return { segments, size: base };
+}

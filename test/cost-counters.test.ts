@@ -32,8 +32,9 @@ const repoDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../.
  * - deinitialize (both): instance 8 + key count 8 + one key 8 = 24, a 56-byte frame; the answer
  *   is SPSError success, 1 byte, a 33-byte frame.
  * mprotect:
- * - in-process: one per run of equal protection (R, RW, R-X: 3), then one giving the three
- *   contiguous pages back RW: 4; one I-cache flush for the R-X run.
+ * - in-process: pages start RW, so only R and R-X change (2, the RW run already has its
+ *   protection), then one call gives the three contiguous pages back RW: 3; one I-cache flush
+ *   for the R-X run.
  * - executor, RPC copy: its pages start RW, so only R and R-X change (2), and change back (2): 4.
  * - executor, shared memory: its pages start with no access: all three change (3) and back (3): 6.
  * No mmap, munmap or shm object in a warm iteration.
@@ -44,7 +45,7 @@ interface Expected {
 }
 const quiet = { mmap: 0, munmap: 0, shmCreated: 0 };
 const EXPECTED: Record<'inprocess' | 'shared' | 'rpc', Expected> = {
-  inprocess: { controller: { roundTrips: 0, wireBytesOut: 0, wireBytesIn: 0, mprotect: 4, icacheFlushes: 1, ...quiet }, executor: null },
+  inprocess: { controller: { roundTrips: 0, wireBytesOut: 0, wireBytesIn: 0, mprotect: 3, icacheFlushes: 1, ...quiet }, executor: null },
   rpc: {
     controller: { roundTrips: 2, wireBytesOut: 167 + 56, wireBytesIn: 41 + 33, mprotect: 0, icacheFlushes: 0, ...quiet },
     executor: { roundTrips: 2, wireBytesIn: 167 + 56, wireBytesOut: 41 + 33, mprotect: 4, icacheFlushes: 1, ...quiet },
