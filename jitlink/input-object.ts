@@ -75,6 +75,8 @@ export class InputObject {
   readonly placeOffset: Float64Array;
   /** Position in the link's object list (SymbolTable.objects), once entered; -1 before. */
   slot = -1;
+  /** The object has thread-local sections of its own (set by classifySections). */
+  hasTls = false;
   /** GOT slot of local symbols reached through the GOT (rare: hand-written assembly). */
   localGot: Map<number, number> | undefined;
 
@@ -233,6 +235,7 @@ export class InputObject {
       if (s.type === SHT_GROUP || s.type === SHT_RELA || s.type === SHT_REL) continue;
       if (s.name === '.note.GNU-stack' || s.name === '.note.gnu.property') continue;
       this.sectionKind[s.index] = s.flags & SHF_TLS ? SECTION_TLS : SECTION_ALLOC;
+      if (s.flags & SHF_TLS) this.hasTls = true;
     }
   }
 

@@ -47,7 +47,7 @@ export interface LinkStats {
   readonly externals: number;
   /** GOT loads turned into direct references (mov -> lea, call * -> call). */
   readonly relaxable: number;
-  /** Thread-local accesses to the program's own thread-locals turned into local exec (GD -> LE, IE -> LE). */
+  /** Thread-local accesses to the program's own thread-locals turned into local exec (GD, LD, IE -> LE). */
   readonly tlsRelaxed: number;
 }
 

@@ -9,6 +9,7 @@ import { SYM_COMMON, SYM_DEFINED, SYM_UNDEFINED } from './symbol-table.js';
 import { FIELD_64, write64, writeField } from './x86-64/fields.js';
 import { applyRelocations } from './x86-64/fixups.js';
 import { writeStub } from './x86-64/stubs.js';
+import { RELAX_GD_TO_LE, RELAX_IE_TO_LE, RELAX_LD_TO_LE } from './x86-64/tls-relaxation.js';
 
 /** A global symbol of the linked program as a natively linked program would export it. */
 export interface ExportedSymbol {
@@ -66,7 +67,7 @@ export class LinkedProgram {
       stubs: plan.stubTargets.length,
       externals: plan.externals.size,
       relaxable: plan.relaxable,
-      tlsRelaxed: plan.tls.relax === undefined ? 0 : plan.tls.relax.reduce((n, r) => n + (r === 1 || r === 3 ? 1 : 0), 0),
+      tlsRelaxed: plan.tls.relax === undefined ? 0 : plan.tls.relax.reduce((n, r) => n + (r === RELAX_GD_TO_LE || r === RELAX_IE_TO_LE || r === RELAX_LD_TO_LE ? 1 : 0), 0),
     };
   }
   /** Symbols looked up in the executor, and what came back. */

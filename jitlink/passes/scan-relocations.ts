@@ -5,9 +5,9 @@ import { SECTION_ALLOC, SECTION_DISCARDED, SECTION_TLS, type InputObject } from 
 import type { GotTarget, LinkPlan } from '../link-plan.js';
 import { isRelaxable, type RelocationList } from '../relocation-list.js';
 import { SYM_DEFINED, SYM_EXTERNAL, type GlobalSymbol } from '../symbol-table.js';
-import { KIND_BRANCH, KIND_DYNAMIC, KIND_GOT, KIND_GOT_BASE, KIND_RELAXABLE, KIND_SUPPORTED, KIND_TLS, KIND_TLS_ACCESS, R_X86_64_32, R_X86_64_32S, R_X86_64_64, R_X86_64_NONE, R_X86_64_PC32, R_X86_64_PLT32, R_X86_64_TLSGD, R_X86_64_TLSLD, R_X86_64_GOTTPOFF, relocationKinds, relocationName } from '../x86-64/relocation-types.js';
+import { KIND_BRANCH, KIND_DYNAMIC, KIND_GOT, KIND_GOT_BASE, KIND_RELAXABLE, KIND_SUPPORTED, KIND_TLS, KIND_TLS_ACCESS, R_X86_64_32, R_X86_64_32S, R_X86_64_64, R_X86_64_NONE, R_X86_64_DTPOFF32, R_X86_64_DTPOFF64, R_X86_64_PC32, R_X86_64_PLT32, R_X86_64_TLSGD, R_X86_64_TLSLD, R_X86_64_GOTTPOFF, relocationKinds, relocationName } from '../x86-64/relocation-types.js';
 import { ownTls, type TlsPlan } from './plan-tls.js';
-import { isRelaxableGd, isRelaxableIe, RELAX_CALL_GONE, RELAX_GD_TO_LE, RELAX_IE_TO_LE } from '../x86-64/tls-relaxation.js';
+import { isRelaxableGd, isRelaxableIe, isRelaxableLd, RELAX_CALL_GONE, RELAX_DTPOFF_TO_TPOFF, RELAX_GD_TO_LE, RELAX_IE_TO_LE, RELAX_LD_TO_LE } from '../x86-64/tls-relaxation.js';
 import type { NearReferences } from './placement.js';
 
 const TWO_32 = 2 ** 32;
@@ -19,10 +19,62 @@ const TWO_32 = 2 ** 32;
  */
 export function scanRelocations(plan: LinkPlan, needGot: boolean): RelocationScanner {
   const scanner = new RelocationScanner(needGot, plan.gotTargets, plan.stubTargets, plan.tls);
+  relaxLocalDynamic(plan);
   for (const list of plan.relocationLists) scanner.scan(list, plan.relocationWords);
   for (const list of plan.tls.templateLists) scanner.scanTemplate(list, plan.relocationWords);
   plan.relaxable = scanner.relaxable;
   return scanner;
+}
+
+/**
+ * LD -> LE, per object, before the scan: an object whose thread-local sections hold what its
+ * TLSLD sequences reach has them all relaxed, with its DTPOFFs, when every one of them has
+ * the standard form (see x86-64/tls-relaxation.ts); otherwise none is.
+ */
+function relaxLocalDynamic(plan: LinkPlan): void {
+  const words = plan.relocationWords;
+  let lists: RelocationList[] = [];
+  const flush = () => {
+    if (lists.length > 0) relaxObjectLocalDynamic(plan, lists, words);
+    lists = [];
+  };
+  for (const list of plan.relocationLists) {
+    if (lists.length > 0 && lists[0]!.object !== list.object) flush();
+    if (list.object.hasTls) lists.push(list);
+  }
+  flush();
+}
+
+function relaxObjectLocalDynamic(plan: LinkPlan, lists: readonly RelocationList[], words: Uint32Array): void {
+  const object = lists[0]!.object;
+  const sites: number[] = [];
+  for (const list of lists) {
+    for (let i = 0, k = list.first * 6; i < list.count; i++, k += 6) {
+      const type = words[k + 2];
+      if (type === R_X86_64_DTPOFF32 || type === R_X86_64_DTPOFF64) {
+        sites.push(k / 6);
+      } else if (type === R_X86_64_TLSLD) {
+        const offset = words[k]!;
+        const next = i + 1 < list.count ? k + 6 : -1;
+        const field = object.elf.sections[list.target]!.offset + offset;
+        if (next < 0 || !callsTlsGetAddr(object, words, next) || !isRelaxableLd(object.bytes, field, offset, list.targetSize, words[next])) return;
+        sites.push(k / 6, -(k / 6 + 1) - 1);
+      }
+    }
+  }
+  if (!sites.some((s) => s >= 0 && words[s * 6 + 2] === R_X86_64_TLSLD)) return;
+  const relax = (plan.tls.relax ??= new Uint8Array(words.length / 6));
+  for (const s of sites) {
+    if (s < 0) relax[-s - 1] = RELAX_CALL_GONE;
+    else relax[s] = words[s * 6 + 2] === R_X86_64_TLSLD ? RELAX_LD_TO_LE : RELAX_DTPOFF_TO_TPOFF;
+  }
+}
+
+/** Whether the relocation at word `k` is a call (PLT32 or PC32) of __tls_get_addr. */
+function callsTlsGetAddr(object: InputObject, words: Uint32Array, k: number): boolean {
+  const type = words[k + 2];
+  const sym = words[k + 3]!;
+  return (type === R_X86_64_PLT32 || type === R_X86_64_PC32) && sym >= object.firstGlobal && sym < object.symbolCount && object.globalNames[sym - object.firstGlobal] === '__tls_get_addr';
 }
 
 /** Per-symbol facts the scan needs, as bits. */
@@ -140,9 +192,14 @@ export class RelocationScanner implements NearReferences {
     const own = ownTls(object, sym, g);
     const external = g !== undefined && g.state === SYM_EXTERNAL;
     if (!own && !external) this.refuseTls(list, at, i, 'names a symbol that is not thread-local');
+    const decided = this.tls.relax?.[k / 6];
+    if (decided === RELAX_LD_TO_LE || decided === RELAX_DTPOFF_TO_TPOFF) {
+      if (!own) this.refuseTls(list, at, i, 'reaches a thread-local of the executor with a model only a thread-local of the program itself may use (local dynamic or local exec)');
+      return;
+    }
     const offset = words[k]!;
     const field = object.elf.sections[list.target]!.offset + offset;
-    if (own && type === R_X86_64_TLSGD && i + 1 < list.count && this.callsTlsGetAddr(object, words, k + 6)) {
+    if (own && type === R_X86_64_TLSGD && i + 1 < list.count && callsTlsGetAddr(object, words, k + 6)) {
       if (isRelaxableGd(object.bytes, field, offset, list.targetSize, words[k + 6])) {
         const relax = (this.tls.relax ??= new Uint8Array(words.length / 6));
         relax[k / 6] = RELAX_GD_TO_LE;
@@ -158,13 +215,6 @@ export class RelocationScanner implements NearReferences {
     else if (type === R_X86_64_GOTTPOFF) this.tls.entry('ie', object, sym, g);
     else if (!own) this.refuseTls(list, at, i, 'reaches a thread-local of the executor with a model only a thread-local of the program itself may use (local dynamic or local exec)');
     else if (type === R_X86_64_TLSLD) this.tls.entry('ld', object, sym, g);
-  }
-
-  /** Whether the relocation at word `k` is a call (PLT32 or PC32) of __tls_get_addr. */
-  private callsTlsGetAddr(object: InputObject, words: Uint32Array, k: number): boolean {
-    const type = words[k + 2];
-    const sym = words[k + 3]!;
-    return (type === R_X86_64_PLT32 || type === R_X86_64_PC32) && sym >= object.firstGlobal && sym < object.symbolCount && object.globalNames[sym - object.firstGlobal] === '__tls_get_addr';
   }
 
   /** The TLS image's own relocations: absolute addresses of what is not thread-local (a pointer's initial value). */

@@ -8,7 +8,7 @@ import { isRelaxable, RELOCATION_WORDS, type RelocationList } from '../relocatio
 import { SYM_COMMON, SYM_DEFINED, type GlobalSymbol } from '../symbol-table.js';
 import { FIELD_16, FIELD_64, FIELD_8, FIELD_S16, FIELD_S32, FIELD_S8, FIELD_U32, signedHex, write64, writeField, type FieldSite } from './fields.js';
 import { mayRelax, relaxGotLoad } from './relaxation.js';
-import { RELAX_CALL_GONE, RELAX_GD_TO_LE, relaxGdToLe, relaxIeToLe } from './tls-relaxation.js';
+import { RELAX_CALL_GONE, RELAX_DTPOFF_TO_TPOFF, RELAX_GD_TO_LE, RELAX_IE_TO_LE, RELAX_LD_TO_LE, relaxGdToLe, relaxIeToLe, relaxLdToLe } from './tls-relaxation.js';
 import * as T from './relocation-types.js';
 import { STUB_SIZE } from './stubs.js';
 
@@ -194,9 +194,15 @@ function relaxTls(site: Fixup, ctx: FixupContext, view: DataView, at0: number, h
   const binding = ctx.tls.binding;
   if (binding === undefined) throw new JitmemError('ERR_LINK_TLS_UNBOUND', `${T.relocationName(site.type)} at ${object.where(site.list.target, site.offset)}: the program uses thread-local storage, and relocate() was given no TLS binding`, {});
   const tpOffset = binding.tpOffset + imageOffset(object, sym, globalOf(object, sym));
-  if (tpOffset < -(2 ** 31) || tpOffset >= 2 ** 31) throw site.overflow(tpOffset, 'a signed 32-bit field');
+  if (how !== RELAX_DTPOFF_TO_TPOFF && (tpOffset < I32_MIN || tpOffset > I32_MAX)) throw site.overflow(tpOffset, 'a signed 32-bit field');
   if (how === RELAX_GD_TO_LE) relaxGdToLe(view, at0 + site.offset, tpOffset);
-  else relaxIeToLe(view, at0 + site.offset, tpOffset);
+  else if (how === RELAX_IE_TO_LE) relaxIeToLe(view, at0 + site.offset, tpOffset);
+  else if (how === RELAX_LD_TO_LE) relaxLdToLe(view, at0 + site.offset);
+  else {
+    // A DTPOFF after a relaxed LD sequence: %rax holds the thread pointer, not the module's block.
+    const addend = (words[k + 5]! | 0) * TWO_32 + words[k + 4]!;
+    writeField(view, at0 + site.offset, FIELD_OF[site.type]!, tpOffset + addend, site);
+  }
 }
 
 /** The thread-local models' values (see passes/plan-tls.ts). */

@@ -13,6 +13,11 @@
  *          ->  REX' c7 /0(mod 11) <x@tpoff>             mov $x@tpoff, %reg
  *              REX 03 /r(mod 00, rm 101) <x@gottpoff>   add x@gottpoff(%rip), %reg
  *          ->  REX' 81 /0(mod 11) <x@tpoff>             add $x@tpoff, %reg
+ *   LD -> LE   48 8d 3d <x@tlsld>  e8 <__tls_get_addr@plt>                    (12 bytes)
+ *          ->  66 66 66 64 48 8b 04 25 00 00 00 00                            mov %fs:0,%rax
+ *              and every DTPOFF32/64 of the object becomes the thread-pointer offset. That
+ *              changes what %rax means for every local-dynamic access of the object, so an
+ *              object's LD sequences are relaxed all together or not at all.
  */
 
 /** What relocate() does with a relocation the scan relaxed (by its index in the link's relocation words). */
@@ -20,9 +25,15 @@ export const RELAX_GD_TO_LE = 1;
 /** The __tls_get_addr call of a relaxed GD sequence: nothing to apply. */
 export const RELAX_CALL_GONE = 2;
 export const RELAX_IE_TO_LE = 3;
+export const RELAX_LD_TO_LE = 4;
+/** A DTPOFF32/64 of an object whose LD sequences were relaxed: the offset from the thread pointer. */
+export const RELAX_DTPOFF_TO_TPOFF = 5;
 
 const GD_LEA = [0x66, 0x48, 0x8d, 0x3d] as const;
 const GD_CALL = [0x66, 0x66, 0x48, 0xe8] as const;
+const LD_LEA = [0x48, 0x8d, 0x3d] as const;
+const CALL = 0xe8;
+const LD_LE_SEQUENCE = Uint8Array.of(0x66, 0x66, 0x66, 0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0);
 const LE_SEQUENCE = Uint8Array.of(0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0, 0x48, 0x8d, 0x80);
 const REX_W = 0x48;
 const REX_R = 0x04;
@@ -41,6 +52,17 @@ export function isRelaxableGd(bytes: Uint8Array, field: number, offset: number, 
   if (offset < 4 || offset + 12 > size || callOffset !== offset + 8) return false;
   for (let i = 0; i < 4; i++) if (bytes[field - 4 + i] !== GD_LEA[i] || bytes[field + 4 + i] !== GD_CALL[i]) return false;
   return true;
+}
+
+/** Whether the TLSLD field at `field` heads the standard 12-byte sequence, its call patched at `callOffset`. */
+export function isRelaxableLd(bytes: Uint8Array, field: number, offset: number, size: number, callOffset: number | undefined): boolean {
+  if (offset < 3 || offset + 9 > size || callOffset !== offset + 5) return false;
+  return bytes[field - 3] === LD_LEA[0] && bytes[field - 2] === LD_LEA[1] && bytes[field - 1] === LD_LEA[2] && bytes[field + 4] === CALL;
+}
+
+/** Rewrites an LD sequence (its TLSLD field at `at`) into `mov %fs:0, %rax`. */
+export function relaxLdToLe(view: DataView, at: number): void {
+  for (let i = 0; i < LD_LE_SEQUENCE.length; i++) view.setUint8(at - 3 + i, LD_LE_SEQUENCE[i]!);
 }
 
 /** Whether the GOTTPOFF field at `field` is a mov or add from the GOT into a 64-bit register. */
