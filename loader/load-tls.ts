@@ -28,9 +28,14 @@ export async function loadTls(target: ProgramTarget, image: TlsImage): Promise<L
   try {
     handle = await target.openLibrary(file);
   } catch (err) {
+    const message = (err as Error).message;
+    // glibc keeps a fixed surplus of static TLS for libraries opened later.
+    const hint = /static TLS/.test(message)
+      ? `; static TLS for libraries opened after start-up is a few hundred bytes unless the executor starts with GLIBC_TUNABLES=glibc.rtld.optional_static_tls=${Math.max(4096, 2 ** Math.ceil(Math.log2(image.size + 1)))}`
+      : '';
     throw new JitmemError(
       'ERR_LINK_TLS_LOAD',
-      `the executor's dynamic linker refused the program's thread-local storage (a ${image.size}-byte image${image.externals.length > 0 ? `, and ${image.externals.map((x) => x.name).join(', ')} of the executor` : ''}): ${(err as Error).message}`,
+      `the executor's dynamic linker refused the program's thread-local storage (a ${image.size}-byte image${image.externals.length > 0 ? `, and ${image.externals.map((x) => x.name).join(', ')} of the executor` : ''}): ${message}${hint}`,
       { size: image.size },
       { cause: err },
     );

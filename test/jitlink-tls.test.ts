@@ -5,8 +5,10 @@ import { Worker } from 'node:worker_threads';
 import * as native from '../native/index.js';
 import { InProcessMemoryMapper } from '../mappers/in-process-memory-mapper.js';
 import { linkObjects } from '../jitlink/link.js';
-import { linkIntoExecutor } from '../loader/run-program.js';
-import { InProcessTarget } from '../loader/program-target.js';
+import { linkIntoExecutor, runProgram } from '../loader/run-program.js';
+import { InProcessTarget, SessionTarget } from '../loader/program-target.js';
+import { SharedMemoryMapper } from '../mappers/shared-memory-mapper.js';
+import { ExecutorSession } from '../session/executor-session.js';
 import { compile, jitmemRun, runNative, tempDir } from './helpers/jitlink-run.js';
 
 /**
@@ -218,4 +220,23 @@ test('a thread that existed before the program was loaded sees its own initialis
     t.false(readFileSync('/proc/self/maps', 'utf8').includes('jitmem-tls-'), 'the TLS library is unloaded');
   }
   worker.postMessage('stop');
+});
+
+test('a TLS image larger than the static TLS the executor can give is refused with a typed error, and the session runs the next program', async (t) => {
+  const dir = tempDir(t);
+  const huge = compile(dir, 'huge.c', '__thread char huge[1 << 20]; int main(void) { huge[5] = 1; return huge[5]; }', ['-O2']);
+  const small = compile(dir, 'small.c', '__thread int n = 6; int main(void) { return n * 7; }', ['-O2', '-fPIC']);
+  const session = await ExecutorSession.spawn();
+  const mapper = new SharedMemoryMapper(session);
+  t.teardown(async () => {
+    await mapper.close();
+    await session.close();
+  });
+  const target = new SessionTarget(session);
+  const err = await t.throwsAsync(runProgram({ inputs: [huge], target, mapper }), { code: 'ERR_LINK_TLS_LOAD' });
+  t.regex(err!.message, /1048576-byte image/);
+  t.regex(err!.message, /static TLS/);
+  t.regex(err!.message, /GLIBC_TUNABLES=glibc\.rtld\.optional_static_tls=2097152/);
+  const r = await runProgram({ inputs: [small], target, mapper });
+  t.is(r.result.status, 42);
 });
