@@ -72,7 +72,6 @@ export class GlobalSymbol {
 
 interface ArchiveInput {
   readonly file: string;
-  readonly archive: ArArchive;
   /** Defined global name -> the first member defining it. */
   readonly index: Map<string, ArMember>;
   readonly loaded: Set<ArMember>;
@@ -117,7 +116,9 @@ export class SymbolTable {
         }
       }
     }
-    this.archives.push({ file, archive, index, loaded: new Set() });
+    // Only the index is kept: the archive's own symbol list (hundreds of thousands of entries
+    // for LLVM's archives) can go as soon as it is read.
+    this.archives.push({ file, index, loaded: new Set() });
   }
 
   private enter(object: InputObject, i: number): void {
