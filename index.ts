@@ -71,4 +71,4 @@ export type {
   MapperName,
   ExecutorName,
   PatternName,
-} from './harness/report.js';
+} from './harness/report/report.js';

@@ -56,7 +56,10 @@ function checkSection(graph: LinkGraph, section: Section, index: number, pageSiz
       { graph: graph.name, section: section.name, alignment: section.alignment, pageSize },
     );
   }
-  if (section.content !== undefined && (!(section.content instanceof Uint8Array) || section.content.length !== section.size)) {
+  if (
+    section.content !== undefined &&
+    (!(section.content instanceof Uint8Array) || section.content.length !== section.size)
+  ) {
     throw new JitmemError(
       'ERR_CONTENT_SIZE_MISMATCH',
       `${where} has size ${section.size} but ${section.content instanceof Uint8Array ? `${section.content.length} bytes of content` : 'content that is not a Uint8Array'}`,
@@ -65,13 +68,20 @@ function checkSection(graph: LinkGraph, section: Section, index: number, pageSiz
   }
   const id = allocGroupId(section.group);
   if (!Number.isInteger(id) || id < 0 || id > 15) {
-    throw new JitmemError('ERR_INVALID_ALLOC_GROUP', `${where} has an invalid AllocGroup`, { graph: graph.name, section: section.name });
+    throw new JitmemError('ERR_INVALID_ALLOC_GROUP', `${where} has an invalid AllocGroup`, {
+      graph: graph.name,
+      section: section.name,
+    });
   }
 }
 
 export function layoutGraph(graph: LinkGraph, pageSize: number): GraphLayout {
   if (typeof graph !== 'object' || graph === null || !Array.isArray(graph.sections)) {
-    throw new JitmemError('ERR_INVALID_GRAPH', `a link graph must be an object with a sections array; got ${graph === null ? 'null' : typeof graph}`, {});
+    throw new JitmemError(
+      'ERR_INVALID_GRAPH',
+      `a link graph must be an object with a sections array; got ${graph === null ? 'null' : typeof graph}`,
+      {},
+    );
   }
   const byGroup = new Map<number, Section[]>();
   graph.sections.forEach((section, index) => {
@@ -124,9 +134,13 @@ export function layoutGraph(graph: LinkGraph, pageSize: number): GraphLayout {
     });
     base += pageRoundedSize;
     if (!Number.isSafeInteger(base)) {
-      throw new JitmemError('ERR_INVALID_SIZE', `graph ${JSON.stringify(graph.name)} is too large to lay out (segment ${allocGroupName(sections[0]!.group)})`, {
-        graph: graph.name,
-      });
+      throw new JitmemError(
+        'ERR_INVALID_SIZE',
+        `graph ${JSON.stringify(graph.name)} is too large to lay out (segment ${allocGroupName(sections[0]!.group)})`,
+        {
+          graph: graph.name,
+        },
+      );
     }
   }
   return { segments, size: base };

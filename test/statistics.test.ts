@@ -2,7 +2,10 @@ import test from 'ava';
 import { intervalEstimateTest, normalCdf, seededRandom } from '../harness/statistics.js';
 
 test('intervalEstimateTest: equal estimates give p = 1; a difference of k pooled standard errors gives the normal p-value', (t) => {
-  const ci = (value: number, se: number): [number, number] => [value * Math.exp(-1.959964 * se), value * Math.exp(1.959964 * se)];
+  const ci = (value: number, se: number): [number, number] => [
+    value * Math.exp(-1.959964 * se),
+    value * Math.exp(1.959964 * se),
+  ];
   const same = intervalEstimateTest({ value: 2, ci95: ci(2, 0.05) }, { value: 2, ci95: ci(2, 0.05) });
   t.is(same.z, 0);
   t.true(same.p > 0.999); // normalCdf's approximation gives 1 - 1e-9 at z = 0
@@ -70,7 +73,7 @@ test("welchTTest gives Welch's t = 1.8974, df = 5.8824, p = 0.1076 for (2,4,6,8,
 });
 
 test('holmSignificant steps down: each p against alpha / (rows left) until the first that fails', async (t) => {
-  const { holmSignificant } = await import('../harness/compare.js');
+  const { holmSignificant } = await import('../harness/statistics.js');
   // alpha 0.05 over 4: 0.01 <= 0.0125 yes, 0.015 <= 0.0167 yes, 0.03 > 0.025 stop.
   t.deepEqual(holmSignificant([0.03, 0.01, 0.5, 0.015], 0.05), [false, true, false, true]);
   t.deepEqual(holmSignificant([0.02, 0.02], 0.05), [true, true]);

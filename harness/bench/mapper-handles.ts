@@ -6,12 +6,13 @@ import { ExecutorSession, DEFAULT_LLVM_EXECUTOR } from '../../session/executor-s
 import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
 import { RpcCopyMapper } from '../../mappers/rpc-copy-mapper.js';
 import { DualMappedMemoryMapper } from '../../mappers/dual-mapped-memory-mapper.js';
-import type { ExecutorName, MapperName } from '../report.js';
+import type { ExecutorName, MapperName } from '../report/report.js';
 import type { CodePatch, MemoryMapper, PatchOptions } from '../../mappers/memory-mapper.js';
 import type { Cell, MapperHandle } from './cell-runner.js';
 import type { AddressRange } from './integrity.js';
 import { sha256 } from './integrity.js';
 import { processCostCounters } from '../../core/cost-counters.js';
+import { closeOrKill, joinErrors, runAll } from '../../core/cleanup.js';
 
 /**
  * Opens the transport of one cell: a mapper, and for the remote ones the executor process it
@@ -91,8 +92,7 @@ async function remoteHandle(mapper: 'shared' | 'rpc', executor: 'jitmem' | 'llvm
       },
     };
   } catch (err) {
-    await session.close().catch(() => session.kill());
-    throw err;
+    throw joinErrors(err, await runAll([() => closeOrKill(session)]));
   }
 }
 

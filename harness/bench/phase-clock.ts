@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { AllocInfo, ExecutorAddrRange, MemoryMapper } from '../../mappers/memory-mapper.js';
-import type { PhaseName } from '../report.js';
+import type { PhaseName } from '../report/report.js';
 
 /**
  * Time spent in each phase during one iteration. The bench resets it at the start of an

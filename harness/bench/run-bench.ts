@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import * as native from '../../native/index.js';
 import type { WorkloadOptions } from '../../workloads/workload-sources.js';
-import type { BudgetRow, ExecutorName, MapperName, Placement, Report, ResultRow, RoundSummary } from '../report.js';
+import type { BudgetRow, ExecutorName, MapperName, Placement, Report, ResultRow, RoundSummary } from '../report/report.js';
 import { median } from '../statistics.js';
 import { CellRunner, cellName, type MapperHandle } from './cell-runner.js';
 import type { PlannedCell } from './matrix.js';
@@ -12,7 +12,7 @@ import { computeRatios, extraTimeBudgets, transportRatioBudgets } from './ratios
 import { probeRoundTrip, roundTripBudget } from './round-trip-probe.js';
 import { runEndToEnd, type RunSkip } from './run-cells.js';
 import { endToEndBudgets, endToEndHeadlines } from './end-to-end.js';
-import type { EndToEndSection } from '../report.js';
+import type { EndToEndSection } from '../report/report.js';
 
 /**
  * A whole bench run: plan the cells, run each against a freshly opened transport, and put the
@@ -145,7 +145,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
             ...(options.llvmExecutor ? { llvmExecutor: options.llvmExecutor } : {}),
           });
           if (cell.pattern === 'patch' && !handle.patch) {
-            skipped.push({ cell: name, reason: `the ${cell.mapper} mapper${cell.executor === 'llvm' ? " over LLVM's executor" : ''} cannot patch finalized code in place` });
+            skipped.push({ cell: name, code: 'no-patch-in-place', reason: `the ${cell.mapper} mapper${cell.executor === 'llvm' ? " over LLVM's executor" : ''} cannot patch finalized code in place` });
             await handle.close();
             continue;
           }
@@ -244,7 +244,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
   };
   // LLVM missing is said once: the matrix's cells over LLVM's executor take the run pattern's reason.
   if (endToEnd && !endToEnd.llvm.available && endToEnd.llvm.reason) {
-    for (const [i, s] of skipped.entries()) if (/llvm-jitlink-executor is not installed/.test(s.reason)) skipped[i] = { ...s, reason: endToEnd.llvm.reason };
+    for (const [i, s] of skipped.entries()) if (s.code === 'llvm-executor-missing') skipped[i] = { ...s, reason: endToEnd.llvm.reason };
   }
   return { report, skipped: [...skipped, ...runSkips] };
 }

@@ -1,32 +1,137 @@
-import { appendFileSync } from 'node:fs';
-import { styleText } from 'node:util';
-import { parseCommandArgs, type Command } from '../command.js';
+import { appendStepSummary, flagCommand, type CommandIO } from './command.js';
 import { JitmemError } from '../../core/errors.js';
-import { formatTable } from '../format-table.js';
-import { readReport, type Report } from '../report.js';
-import { lastRuns, readHistory } from '../history.js';
+import { formatTable } from '../report/format-table.js';
+import { readReport, type Report } from '../report/report.js';
+import { lastRuns, readHistory } from '../report/history.js';
+import { calibrateThresholds, MIN_CALIBRATION_RUNS } from '../compare/calibrate.js';
 import {
-  calibrateThresholds,
-  compareReports,
   DEFAULT_ALPHA,
   DEFAULT_COUNTER_TOLERANCE,
   DEFAULT_THRESHOLD,
-  MIN_CALIBRATION_RUNS,
-  parsePercent,
-  patternMatches,
+  type CompareOptions,
   type RowKey,
-  parseThresholdRule,
-  type Comparison,
-  type GeometricMeanRow,
-  type RatioComparison,
-  type TimeComparison,
-} from '../compare.js';
+} from '../compare/comparison.js';
+import { formatMarkdown, formatText, pct, plain, terminalPaint } from '../compare/format.js';
+import { compareReports } from '../compare/judge.js';
+import { parsePercent, parseThresholdRule, patternMatches } from '../compare/thresholds.js';
+import {
+  booleanFlag,
+  invalidOperands,
+  invalidValue,
+  oneOf,
+  positiveInteger,
+  repeatedFlag,
+  text,
+  valueFlag,
+  type FlagValues,
+} from './flags.js';
 
-const HELP = `usage: jitmem compare BASE.json HEAD.json [options]
+const FORMATS = ['text', 'markdown', 'json'] as const;
+
+/** A family-wise level strictly between 0 and 1, written as a plain decimal (0.05, .01). */
+function alphaLevel(value: string, flag: string): number {
+  const alpha = Number(value);
+  if (!/^\s*\d*\.?\d+\s*$/.test(value) || !(alpha > 0 && alpha < 1))
+    throw invalidValue(flag, 'a number between 0 and 1 (exclusive), such as 0.05', value);
+  return alpha;
+}
+
+const percent = (value: string, flag: string) => parsePercent(flag, value);
+const thresholdRule = (value: string) => parseThresholdRule(value);
+const rowPattern = (value: string) => parseThresholdRule(`${value}=0`).pattern;
+
+const FLAGS = {
+  alpha: valueFlag(
+    { value: 'P', help: `family-wise significance level (default ${DEFAULT_ALPHA})` },
+    alphaLevel,
+    DEFAULT_ALPHA,
+  ),
+  threshold: valueFlag(
+    { value: 'PCT', help: `threshold, e.g. 5% or 2.5 (default ${DEFAULT_THRESHOLD * 100}%)` },
+    percent,
+    DEFAULT_THRESHOLD,
+  ),
+  'threshold-for': repeatedFlag(
+    {
+      value: 'PAT=PCT',
+      help: `threshold for the rows PAT matches; repeatable, the last match
+wins. PAT is a row label workload/pattern/mapper/executor/policy/measure
+where * matches any text within one segment and missing trailing
+segments match anything; measure is latency, a phase name,
+speedup-vs-rpc / speedup-vs-inprocess, or PHASE.speedup-vs-rpc /
+PHASE.speedup-vs-inprocess (one phase's); sweep rows have pattern
+sweep@BYTES, which 'sweep' also matches, and cells run cold have
+PATTERN+cold, which PATTERN also matches (a cold cell is only
+ever compared with a cold one). Examples:
+  --threshold-for 'python/churn/*=10%'
+  --threshold-for '*/*/rpc=8%'
+  --threshold-for '*/*/*/*/*/speedup-vs-rpc=3%'`,
+    },
+    thresholdRule,
+  ),
+  rows: repeatedFlag(
+    { value: 'PAT', help: 'compare only the rows PAT matches (same patterns); repeatable' },
+    rowPattern,
+  ),
+  noise: repeatedFlag(
+    {
+      value: 'RUN.json',
+      help: `a further run of HEAD's commit; repeatable (at least 3: with
+fewer, a warning, and most bounds exceed 100%)`,
+    },
+    text,
+  ),
+  'base-run': repeatedFlag({ value: 'RUN.json', help: "a further run of BASE's commit; repeatable" }, text),
+  history: valueFlag(
+    {
+      value: 'DIR',
+      help: `the base is the last --last N runs stored in DIR (jitmem history
+--add), from commits other than HEAD's: the CI gate against the
+median of the last N runs, as github-action-benchmark does`,
+    },
+    text,
+  ),
+  last: valueFlag({ value: 'N', help: 'runs taken from --history (default 5)' }, positiveInteger),
+  'counter-tolerance': valueFlag(
+    {
+      value: 'PCT',
+      help: `relative increase of a cost counter that fails (default
+${DEFAULT_COUNTER_TOLERANCE * 100}%; it must also exceed half a count per iteration). Counters
+(round trips, wire bytes, bytes copied, mmap/mprotect/munmap, shm
+objects, I-cache flushes, page faults, context switches; controller
+and executor) are compared exactly, with or without --ratios-only:
+every change is listed; page faults and context switches are not gated`,
+    },
+    percent,
+    DEFAULT_COUNTER_TOLERANCE,
+  ),
+  phases: booleanFlag(`compare each phase's times as well as whole iterations, and each
+mapper phase's paired speedup (PHASE.speedup-vs-rpc ...)`),
+  'ratios-only': booleanFlag(`compare only the speedup ratios (for reports from different
+machines: what CI does)`),
+  calibrate: booleanFlag(`instead of comparing, take three or more reports of the SAME commit
+and print, per row, the worst change in the regression direction
+between any two of them, the noise bound t(1-alpha/2m, k-1) * s *
+sqrt(2), and --threshold-for flags for the rows whose noise exceeds
+--threshold. A bound above 100% is refused.`),
+  format: valueFlag(
+    {
+      value: 'text|markdown|json',
+      help: `output format (default text; colour on a terminal unless
+NO_COLOR is set); with markdown, the output is also appended to
+the file named by $GITHUB_STEP_SUMMARY when it is set`,
+    },
+    oneOf(FORMATS),
+    'text',
+  ),
+};
+
+const SPEC = {
+  name: 'compare',
+  usage: `jitmem compare BASE.json HEAD.json [options]
        jitmem compare --history DIR HEAD.json [options]
-       jitmem compare --calibrate RUN.json RUN.json RUN.json ... [options]
-
-Says, row by row, whether HEAD differs from BASE for real. Rows are matched by workload,
+       jitmem compare --calibrate RUN.json RUN.json RUN.json ... [options]`,
+  about: `Says, row by row, whether HEAD differs from BASE for real. Rows are matched by workload,
 pattern, mapper, executor and policy (and phase, with --phases); a row in one report only is
 listed as added or removed. Rows are times (median latency) and speedup ratios (each mapper
 over RPC copy and over in-process, for the whole iteration and, with --phases, beside it for
@@ -56,374 +161,152 @@ commit shows any regression at all. A change counts only when it is significant 
 threshold; otherwise the change column shows '~'. A slower time, or a lower speedup, that
 counts is a regression. The geometric-mean rows summarise all changes and never fail the run.
 Different presets, sampling, workload sets, CPU models or Node versions are named in a
-warning at the top.
+warning at the top.`,
+  flags: FLAGS,
+  operands: true,
+  footer: `exit status: 0 no significant regression beyond its threshold; 1 at least one; 2 unusable
+input (a missing or unreadable file, invalid JSON, not a schema-1 report, bad flags).`,
+};
 
-options:
-  --alpha P                   family-wise significance level (default ${DEFAULT_ALPHA})
-  --threshold PCT             threshold, e.g. 5% or 2.5 (default ${DEFAULT_THRESHOLD * 100}%)
-  --threshold-for PAT=PCT     threshold for the rows PAT matches; repeatable, the last match
-                              wins. PAT is a row label workload/pattern/mapper/executor/policy/measure
-                              where * matches any text within one segment and missing trailing
-                              segments match anything; measure is latency, a phase name,
-                              speedup-vs-rpc / speedup-vs-inprocess, or PHASE.speedup-vs-rpc /
-                              PHASE.speedup-vs-inprocess (one phase's); sweep rows have pattern
-                              sweep@BYTES, which 'sweep' also matches, and cells run cold have
-                              PATTERN+cold, which PATTERN also matches (a cold cell is only
-                              ever compared with a cold one). Examples:
-                                --threshold-for 'python/churn/*=10%'
-                                --threshold-for '*/*/rpc=8%'
-                                --threshold-for '*/*/*/*/*/speedup-vs-rpc=3%'
-  --rows PAT                  compare only the rows PAT matches (same patterns); repeatable
-  --noise RUN.json            a further run of HEAD's commit; repeatable (at least 3: with
-                              fewer, a warning, and most bounds exceed 100%)
-  --base-run RUN.json         a further run of BASE's commit; repeatable
-  --history DIR               the base is the last --last N runs stored in DIR (jitmem history
-                              --add), from commits other than HEAD's: the CI gate against the
-                              median of the last N runs, as github-action-benchmark does
-  --last N                    runs taken from --history (default 5)
-  --counter-tolerance PCT     relative increase of a cost counter that fails (default
-                              ${DEFAULT_COUNTER_TOLERANCE * 100}%; it must also exceed half a count per iteration). Counters
-                              (round trips, wire bytes, bytes copied, mmap/mprotect/munmap, shm
-                              objects, I-cache flushes, page faults, context switches; controller
-                              and executor) are compared exactly, with or without --ratios-only:
-                              every change is listed; page faults and context switches are not gated
-  --phases                    compare each phase's times as well as whole iterations, and each
-                              mapper phase's paired speedup (PHASE.speedup-vs-rpc ...)
-  --ratios-only               compare only the speedup ratios (for reports from different
-                              machines: what CI does)
-  --calibrate                 instead of comparing, take three or more reports of the SAME commit
-                              and print, per row, the worst change in the regression direction
-                              between any two of them, the noise bound t(1-alpha/2m, k-1) * s *
-                              sqrt(2), and --threshold-for flags for the rows whose noise exceeds
-                              --threshold. A bound above 100% is refused.
-  --format text|markdown|json output format (default text; colour on a terminal unless
-                              NO_COLOR is set); with markdown, the output is also appended to
-                              the file named by $GITHUB_STEP_SUMMARY when it is set
-  -h, --help                  show this help
+type CompareFlags = FlagValues<typeof FLAGS>;
 
-exit status: 0 no significant regression beyond its threshold; 1 at least one; 2 unusable
-input (a missing or unreadable file, invalid JSON, not a schema-1 report, bad flags).
-`;
-
-type Format = 'text' | 'markdown' | 'json';
-
-function pct(x: number): string {
-  if (Number.isNaN(x)) return 'n/a';
-  if (x === Infinity) return '+inf';
-  const text = (x * 100).toFixed(1);
-  // A change that rounds to zero is +0.0%, whichever side of zero the float fell on.
-  return text === '-0.0' || text === '0.0' ? '+0.0%' : `${x > 0 ? '+' : ''}${text}%`;
-}
-const ms = (x: number) => (x < 0.1 ? `${(x * 1000).toFixed(2)} us` : `${x.toFixed(3)} ms`);
-const times = (x: number) => `${x.toFixed(2)}x`;
-const pValue = (p: number) => (p < 0.0001 ? '<0.0001' : p.toFixed(4));
-const verdictText = (r: { verdict: TimeComparison['verdict']; refused?: string }) =>
-  r.refused ? 'not judged' : r.verdict === 'regression' ? 'REGRESSION' : r.verdict === 'improvement' ? 'improvement' : '';
-const changeText = (r: { verdict: TimeComparison['verdict']; change: number }) => (r.verdict === 'same' ? '~' : pct(r.change));
-
-/** Colours for a terminal: red regressions, green improvements, yellow warnings (none when off). */
-export interface Paint {
-  verdict(text: string, verdict: TimeComparison['verdict']): string;
-  warning(text: string): string;
-}
-const plain: Paint = { verdict: (t) => t, warning: (t) => t };
-export function terminalPaint(): Paint {
-  return {
-    verdict: (t, v) => (v === 'regression' ? styleText(['bold', 'red'], t) : v === 'improvement' ? styleText(['green'], t) : t),
-    warning: (t) => styleText(['yellow'], t),
-  };
-}
-
-/** The noise column, present only when some row has a noise bound. */
-function withNoise(header: string[], cells: string[][], rows: ReadonlyArray<{ noise: number | null }>): { header: string[]; cells: string[][] } {
-  if (!rows.some((r) => r.noise !== null)) return { header, cells };
-  const at = header.indexOf('threshold');
-  return {
-    header: [...header.slice(0, at), 'noise', ...header.slice(at)],
-    cells: cells.map((c, i) => [...c.slice(0, at), rows[i] && rows[i]!.noise !== null ? pct(rows[i]!.noise!).slice(1) : '', ...c.slice(at)]),
-  };
-}
-
-function timeTable(rows: readonly TimeComparison[], geo: GeometricMeanRow | null): { header: string[]; cells: string[][] } {
-  const header = ['row', 'base p50', 'head p50', 'change', '95% CI', 'p', 'threshold', 'verdict'];
-  const cells = rows.map((r) => [r.label, ms(r.base.median), ms(r.head.median), changeText(r), `[${pct(r.ci95[0])}, ${pct(r.ci95[1])}]`, pValue(r.p), pct(r.threshold).slice(1), verdictText(r)]);
-  if (geo) cells.push(['geometric mean', '', '', pct(geo.change), '', '', '', `${geo.rows} rows`]);
-  return withNoise(header, cells, rows);
-}
-
-function ratioTable(rows: readonly RatioComparison[], geo: GeometricMeanRow | null): { header: string[]; cells: string[][] } {
-  const header = ['speedup', 'base', 'base 95% CI', 'head', 'head 95% CI', 'change', 'p', 'threshold', 'verdict'];
-  const cells = rows.map((r) => [
-    r.label,
-    times(r.base.speedup),
-    `[${times(r.base.ci95[0])}, ${times(r.base.ci95[1])}]`,
-    times(r.head.speedup),
-    `[${times(r.head.ci95[0])}, ${times(r.head.ci95[1])}]`,
-    changeText(r),
-    pValue(r.p),
-    pct(r.threshold).slice(1),
-    verdictText(r),
-  ]);
-  if (geo) cells.push(['geometric mean', '', '', '', '', pct(geo.change), '', '', `${geo.rows} rows`]);
-  return withNoise(header, cells, rows);
-}
-
-/** Colours the verdict cells of a text table (after padding, so the columns stay aligned). */
-function paintTable(text: string, rows: ReadonlyArray<{ verdict: TimeComparison['verdict']; refused?: string; label: string }>, paint: Paint): string {
-  // (rows: every row of the table's kind; lines are matched by their first cell, the label)
-  if (paint === plain) return text;
-  const byLabel = new Map(rows.map((r) => [r.label, r]));
-  return text
-    .split('\n')
-    .map((line) => {
-      const row = byLabel.get(line.split(' ')[0]!);
-      if (!row || row.verdict === 'same') return line;
-      const word = verdictText(row);
-      const at = line.lastIndexOf(word);
-      return at < 0 ? line : line.slice(0, at) + paint.verdict(word, row.verdict) + line.slice(at + word.length);
-    })
-    .join('\n');
-}
-
-const countText = (x: number) => (Number.isInteger(x) ? String(x) : x >= 100 ? x.toFixed(1) : x.toFixed(3));
-
-/** The counters that changed (any change: they are exact), and a line saying how many did not. */
-function counterTable(c: Comparison): { header: string[]; cells: string[][]; note: string } | null {
-  if (c.counters.length === 0) return null;
-  const changed = c.counters.filter((r) => r.base !== r.head);
-  const header = ['counter per iteration', 'base', 'head', 'change', 'verdict'];
-  const cells = changed.map((r) => [r.label, countText(r.base), countText(r.head), r.change === Infinity ? '+inf' : pct(r.change), r.gated ? verdictText(r) : 'not gated']);
-  const note = `${c.counters.length} counters compared exactly: ${changed.length} changed, ${c.counters.length - changed.length} unchanged; an increase beyond ${pct(c.counterTolerance).slice(1)} (and half a count) fails; page faults and context switches are shown, not gated`;
-  return { header, cells, note };
-}
-
-function identityLine(name: string, file: string, c: Comparison['base']): string {
-  const commit = c.commit ? `${c.commit.slice(0, 12)}${c.dirty ? '+dirty' : ''}` : 'no commit';
-  return `${name}: ${file} (${commit}, ${c.createdAt}, node ${c.node}, ${c.cpuModel})`;
-}
-
-function methodNote(c: Comparison): string {
-  const runs = c.noiseRuns || c.baseRuns > 1 ? `; judged over runs (base ${c.baseRuns}, head ${Math.max(1, c.noiseRuns)})` : '; judged round by round';
-  return `Holm-Bonferroni alpha ${c.alpha} over ${c.times.length + c.ratios.length} rows, threshold ${pct(c.threshold).slice(1)}${runs}`;
-}
-
-function summaryLine(c: Comparison): string {
-  const refused = c.refused ? ` ${c.refused} row${c.refused === 1 ? '' : 's'} not judged (noise above 100%).` : '';
-  if (c.regressions > 0) return `${c.regressions} significant regression${c.regressions === 1 ? '' : 's'} beyond the threshold.${refused}`;
-  return `No significant regression beyond the threshold${c.improvements ? ` (${c.improvements} significant improvement${c.improvements === 1 ? '' : 's'})` : ''}.${refused}`;
-}
-
-function unmatchedLines(c: Comparison): string[] {
-  return c.unmatched.map((u) => `${u.only === 'head' ? 'added' : 'removed'}: ${u.label}`);
-}
-
-export function formatText(c: Comparison, baseFile: string, headFile: string, paint: Paint = plain): string {
-  const out: string[] = [];
-  for (const w of c.warnings) out.push(paint.warning(`warning: ${w}`));
-  out.push(identityLine('base', baseFile, c.base), identityLine('head', headFile, c.head));
-  out.push(methodNote(c), '');
-  if (c.times.length) {
-    const t = timeTable(c.times, c.timesGeometricMean);
-    out.push(paintTable(formatTable(t.header, t.cells), c.times, paint));
-  }
-  if (c.ratios.length) {
-    const t = ratioTable(c.ratios, c.ratiosGeometricMean);
-    out.push(paintTable(formatTable(t.header, t.cells), c.ratios, paint));
-  }
-  const k = counterTable(c);
-  if (k) {
-    if (k.cells.length) out.push(paintTable(formatTable(k.header, k.cells), c.counters, paint));
-    out.push(k.note, '');
-  }
-  const unmatched = unmatchedLines(c);
-  if (unmatched.length) out.push(...unmatched, '');
-  const summary = summaryLine(c);
-  out.push(c.regressions > 0 ? paint.verdict(summary, 'regression') : summary, '');
-  return out.join('\n');
-}
-
-function markdownTable(header: readonly string[], cells: ReadonlyArray<readonly string[]>): string {
-  const esc = (s: string) => s.replace(/\|/g, '\\|');
-  const right = header.map((_, i) => i > 0);
-  return [
-    `| ${header.map(esc).join(' | ')} |`,
-    `|${right.map((r) => (r ? '---:' : ':---')).join('|')}|`,
-    ...cells.map((row) => `| ${row.map((x, i) => esc(i === 0 && x.includes('/') ? `\`${x}\`` : x)).join(' | ')} |`),
-  ].join('\n');
-}
-
-export function formatMarkdown(c: Comparison, baseFile: string, headFile: string): string {
-  const out: string[] = ['## jitmem compare', ''];
-  for (const w of c.warnings) out.push(`> **warning:** ${w}`, '');
-  out.push(`- ${identityLine('base', `\`${baseFile}\``, c.base)}`, `- ${identityLine('head', `\`${headFile}\``, c.head)}`);
-  out.push(`- ${methodNote(c)}; \`~\`: not significant or inside the threshold`, '');
-  out.push(`**${c.regressions > 0 ? ':x: ' : ':white_check_mark: '}${summaryLine(c)}**`, '');
-  if (c.times.length) {
-    const t = timeTable(c.times, c.timesGeometricMean);
-    out.push('### Times', '', markdownTable(t.header, t.cells), '');
-  }
-  if (c.ratios.length) {
-    const t = ratioTable(c.ratios, c.ratiosGeometricMean);
-    out.push('### Speedup ratios', '', markdownTable(t.header, t.cells), '');
-  }
-  const k = counterTable(c);
-  if (k) {
-    out.push('### Cost counters', '');
-    if (k.cells.length) out.push(markdownTable(k.header, k.cells), '');
-    out.push(k.note, '');
-  }
-  const unmatched = unmatchedLines(c);
-  if (unmatched.length) out.push('### Rows in one report only', '', ...unmatched.map((l) => `- ${l}`), '');
-  return out.join('\n');
-}
-
-function calibrate(
-  files: readonly string[],
-  values: { threshold?: string; phases?: boolean; 'ratios-only'?: boolean; format?: string },
-  alpha: number,
-  io: Parameters<Command['run']>[1],
-): number {
+function calibrate(files: readonly string[], values: CompareFlags, io: CommandIO): number {
   if (files.length < MIN_CALIBRATION_RUNS) {
-    throw new JitmemError(
-      'ERR_INVALID_FLAG',
-      `--calibrate takes ${MIN_CALIBRATION_RUNS} or more reports of the same commit; got ${files.length} (from fewer runs the noise bound rests on too few degrees of freedom to mean anything)`,
-      { files },
-    );
+    const why = 'from fewer runs the noise bound rests on too few degrees of freedom to mean anything';
+    throw invalidOperands(`--calibrate takes ${MIN_CALIBRATION_RUNS} or more reports of the same commit`, files, why);
   }
-  const format = values.format ?? 'text';
-  if (format !== 'text' && format !== 'json') throw new JitmemError('ERR_INVALID_FLAG', `--calibrate prints text or json; got --format ${JSON.stringify(format)}`, { flag: '--format', value: format });
-  const threshold = values.threshold !== undefined ? parsePercent('--threshold', values.threshold) : DEFAULT_THRESHOLD;
-  const rows = calibrateThresholds(files.map((f) => readReport(f)), { alpha, phases: values.phases ?? false, ratiosOnly: values['ratios-only'] ?? false });
-  const flags = rows.filter((r) => r.suggested !== null && r.suggested > threshold).map((r) => `--threshold-for '${r.label}=${Math.round(r.suggested! * 100)}%'`);
+  if (values.format === 'markdown') throw invalidValue('--format', 'text or json with --calibrate', values.format);
+  const { threshold } = values;
+  const rows = calibrateThresholds(
+    files.map((f) => readReport(f)),
+    { alpha: values.alpha, phases: values.phases, ratiosOnly: values['ratios-only'] },
+  );
+  const flags = rows
+    .filter((r) => r.suggested !== null && r.suggested > threshold)
+    .map((r) => `--threshold-for '${r.label}=${Math.round((r.suggested ?? 0) * 100)}%'`);
   const refused = rows.filter((r) => r.refused);
-  if (format === 'json') {
+  if (values.format === 'json') {
     io.stdout.write(JSON.stringify({ runs: files, threshold, rows, flags }, null, 2) + '\n');
     return 0;
   }
-  io.stdout.write(`run-to-run noise over ${files.length} reports (worst change in the regression direction between any two)\n\n`);
+  io.stdout.write(
+    `run-to-run noise over ${files.length} reports (worst change in the regression direction between any two)\n\n`,
+  );
   io.stdout.write(
     formatTable(
       ['row', 'runs', 'worst change', 'noise bound', 'suggested threshold'],
-      rows.map((r) => [r.label, String(r.runs), pct(r.worstChange).slice(1), pct(r.noiseBound).slice(1), r.suggested === null ? 'refused' : pct(r.suggested).slice(1)]),
+      rows.map((r) => [
+        r.label,
+        String(r.runs),
+        pct(r.worstChange).slice(1),
+        pct(r.noiseBound).slice(1),
+        r.suggested === null ? 'refused' : pct(r.suggested).slice(1),
+      ]),
     ),
   );
-  if (refused.length) {
-    io.stdout.write(`\n${refused.length} row${refused.length === 1 ? '' : 's'} refused: ${refused[0]!.refused}\n`);
-  }
-  io.stdout.write(flags.length ? `\nflags for a gate with --threshold ${pct(threshold).slice(1)}:\n${flags.join(' \\\n')}\n` : `\nevery judged row's noise is within --threshold ${pct(threshold).slice(1)}\n`);
+  if (refused[0])
+    io.stdout.write(`\n${refused.length} row${refused.length === 1 ? '' : 's'} refused: ${refused[0].refused}\n`);
+  const limit = pct(threshold).slice(1);
+  io.stdout.write(
+    flags.length
+      ? `\nflags for a gate with --threshold ${limit}:\n${flags.join(' \\\n')}\n`
+      : `\nevery judged row's noise is within --threshold ${limit}\n`,
+  );
   return 0;
 }
 
-export const compareCommand: Command = {
-  name: 'compare',
-  summary: 'compare bench reports: per-row change over measurement rounds or runs; exit 1 on a regression',
-  async run(argv, io) {
-    const parsed = parseCommandArgs('compare', {
-      args: argv,
-      allowPositionals: true,
-      options: {
-        alpha: { type: 'string' },
-        threshold: { type: 'string' },
-        'threshold-for': { type: 'string', multiple: true },
-        rows: { type: 'string', multiple: true },
-        phases: { type: 'boolean' },
-        'ratios-only': { type: 'boolean' },
-        calibrate: { type: 'boolean' },
-        noise: { type: 'string', multiple: true },
-        'base-run': { type: 'string', multiple: true },
-        history: { type: 'string' },
-        last: { type: 'string' },
-        'counter-tolerance': { type: 'string' },
-        format: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    });
-    const { values, positionals } = parsed;
-    if (values.help) {
-      io.stdout.write(HELP);
-      return 0;
-    }
-    const format = (values.format ?? 'text') as Format;
-    if (!['text', 'markdown', 'json'].includes(format)) {
-      throw new JitmemError('ERR_INVALID_FLAG', `--format must be text, markdown or json; got ${JSON.stringify(values.format)}`, { flag: '--format', value: values.format });
-    }
-    let alpha = DEFAULT_ALPHA;
-    if (values.alpha !== undefined) {
-      alpha = Number(values.alpha);
-      if (!/^\s*\d*\.?\d+\s*$/.test(values.alpha) || !(alpha > 0 && alpha < 1)) {
-        throw new JitmemError('ERR_INVALID_FLAG', `--alpha must be a number between 0 and 1 (exclusive), such as 0.05; got ${JSON.stringify(values.alpha)}`, { flag: '--alpha', value: values.alpha });
-      }
-    }
-    if (values.calibrate) return calibrate(positionals, values, alpha, io);
-    const wanted = values.history !== undefined ? 1 : 2;
-    if (positionals.length !== wanted) {
-      const what = wanted === 1 ? 'with --history, compare takes one report file, HEAD.json' : 'compare takes two report files, BASE.json and HEAD.json';
-      throw new JitmemError('ERR_INVALID_FLAG', `${what}; got ${positionals.length}${positionals.length ? ` (${positionals.map((p) => JSON.stringify(p)).join(' ')})` : ''}`, {
-        positionals,
+interface BaseSide {
+  readonly baseFile: string;
+  readonly base: Report;
+  readonly baseRuns: Report[];
+}
+
+/** The base of the comparison: BASE.json, or the last --last runs of other commits in --history. */
+function readBase(values: CompareFlags, operands: readonly string[], head: Report): BaseSide {
+  const extraRuns = values['base-run'].map((f) => readReport(f));
+  if (values.history === undefined) {
+    if (values.last !== undefined)
+      throw new JitmemError('ERR_CONFLICTING_OPTIONS', '--last goes with --history', {
+        options: ['--last', '--history'],
       });
-    }
-    const threshold = values.threshold !== undefined ? parsePercent('--threshold', values.threshold) : DEFAULT_THRESHOLD;
-    const thresholdRules = (values['threshold-for'] ?? []).map(parseThresholdRule);
-    const rowPatterns = (values.rows ?? []).map((text) => parseThresholdRule(`${text}=0`).pattern);
-    const headFile = positionals[wanted - 1]!;
-    const head = readReport(headFile);
-    let baseFile: string;
-    let base: Report;
-    let baseRuns: Report[] = (values['base-run'] ?? []).map((f) => readReport(f));
-    if (values.history !== undefined) {
-      const last = values.last === undefined ? 5 : Number(values.last);
-      if (!Number.isSafeInteger(last) || last < 1) throw new JitmemError('ERR_INVALID_FLAG', `--last must be a positive integer; got ${JSON.stringify(values.last)}`, { flag: '--last', value: values.last });
-      const runs = lastRuns(readHistory(values.history), last, head.env.commit);
-      if (runs.length === 0) {
-        throw new JitmemError('ERR_HISTORY_EMPTY', `history ${values.history} holds no run of a commit other than HEAD's (${head.env.commit ?? 'no commit'}); store one with 'jitmem history ${values.history} --add REPORT.json'`, {
-          dir: values.history,
-        });
-      }
-      baseFile = `${values.history} (last ${runs.length} run${runs.length === 1 ? '' : 's'})`;
-      base = runs[runs.length - 1]!.report;
-      baseRuns = [...runs.slice(0, -1).map((r) => r.report), ...baseRuns];
-    } else {
-      if (values.last !== undefined) throw new JitmemError('ERR_INVALID_FLAG', '--last goes with --history', { flag: '--last' });
-      baseFile = positionals[0]!;
-      base = readReport(baseFile);
-    }
-    const noiseReports = (values.noise ?? []).map((f) => readReport(f));
-    const counterTolerance = values['counter-tolerance'] !== undefined ? parsePercent('--counter-tolerance', values['counter-tolerance']) : DEFAULT_COUNTER_TOLERANCE;
-    const comparison = compareReports(base, head, {
-      counterTolerance,
-      alpha,
-      threshold,
-      thresholdRules,
-      noiseReports,
-      baseRuns,
-      phases: values.phases ?? false,
-      ratiosOnly: values['ratios-only'] ?? false,
-      ...(rowPatterns.length ? { rowFilter: (label: string) => rowPatterns.some((p) => patternMatches(p, keyOfLabel(label))) } : {}),
-    });
-    if (comparison.times.length === 0 && comparison.ratios.length === 0) {
-      io.stderr.write(`warning: ${baseFile} and ${headFile} have no row in common${rowPatterns.length ? ' that --rows selects' : ''}\n`);
-    }
-    if (format === 'json') {
-      io.stdout.write(JSON.stringify({ baseFile, headFile, ...comparison }, null, 2) + '\n');
-    } else if (format === 'markdown') {
-      const markdown = formatMarkdown(comparison, baseFile, headFile);
-      io.stdout.write(markdown);
-      const summary = process.env.GITHUB_STEP_SUMMARY;
-      if (summary) {
-        try {
-          appendFileSync(summary, markdown + '\n');
-        } catch (err) {
-          io.stderr.write(`warning: cannot append to $GITHUB_STEP_SUMMARY (${summary}): ${(err as Error).message}\n`);
-        }
-      }
-    } else {
-      const tty = (io.stdout as { isTTY?: boolean }).isTTY === true && !process.env.NO_COLOR;
-      io.stdout.write(formatText(comparison, baseFile, headFile, tty ? terminalPaint() : plain));
-    }
-    return comparison.regressions > 0 ? 1 : 0;
-  },
-};
+    const baseFile = operands[0] ?? '';
+    return { baseFile, base: readReport(baseFile), baseRuns: extraRuns };
+  }
+  const dir = values.history;
+  const runs = lastRuns(readHistory(dir), values.last ?? 5, head.env.commit);
+  const newest = runs[runs.length - 1];
+  if (!newest) {
+    const commit = head.env.commit ?? 'no commit';
+    const hint = `store one with 'jitmem history ${dir} --add REPORT.json'`;
+    throw new JitmemError(
+      'ERR_HISTORY_EMPTY',
+      `history ${dir} holds no run of a commit other than HEAD's (${commit}); ${hint}`,
+      { dir },
+    );
+  }
+  return {
+    baseFile: `${dir} (last ${runs.length} run${runs.length === 1 ? '' : 's'})`,
+    base: newest.report,
+    baseRuns: [...runs.slice(0, -1).map((r) => r.report), ...extraRuns],
+  };
+}
+
+function writeComparison(
+  io: CommandIO,
+  format: (typeof FORMATS)[number],
+  comparison: ReturnType<typeof compareReports>,
+  baseFile: string,
+  headFile: string,
+): void {
+  if (format === 'json') {
+    io.stdout.write(JSON.stringify({ baseFile, headFile, ...comparison }, null, 2) + '\n');
+  } else if (format === 'markdown') {
+    const markdown = formatMarkdown(comparison, baseFile, headFile);
+    io.stdout.write(markdown);
+    appendStepSummary(markdown, io);
+  } else {
+    const tty = (io.stdout as { isTTY?: boolean }).isTTY === true && !process.env.NO_COLOR;
+    io.stdout.write(formatText(comparison, baseFile, headFile, tty ? terminalPaint() : plain));
+  }
+}
+
+export const compareCommand = flagCommand(SPEC, async ({ values, operands }, io) => {
+  if (values.calibrate) return calibrate(operands, values, io);
+  const wanted = values.history !== undefined ? 1 : 2;
+  if (operands.length !== wanted) {
+    throw invalidOperands(
+      wanted === 1
+        ? 'with --history, compare takes one report file, HEAD.json'
+        : 'compare takes two report files, BASE.json and HEAD.json',
+      operands,
+    );
+  }
+  const headFile = operands[wanted - 1] ?? '';
+  const head = readReport(headFile);
+  const { baseFile, base, baseRuns } = readBase(values, operands, head);
+  const rowPatterns = values.rows;
+  const options: CompareOptions = {
+    counterTolerance: values['counter-tolerance'],
+    alpha: values.alpha,
+    threshold: values.threshold,
+    thresholdRules: values['threshold-for'],
+    noiseReports: values.noise.map((f) => readReport(f)),
+    baseRuns,
+    phases: values.phases,
+    ratiosOnly: values['ratios-only'],
+    ...(rowPatterns.length
+      ? { rowFilter: (label: string) => rowPatterns.some((p) => patternMatches(p, keyOfLabel(label))) }
+      : {}),
+  };
+  const comparison = compareReports(base, head, options);
+  if (comparison.times.length === 0 && comparison.ratios.length === 0) {
+    io.stderr.write(
+      `warning: ${baseFile} and ${headFile} have no row in common${rowPatterns.length ? ' that --rows selects' : ''}\n`,
+    );
+  }
+  writeComparison(io, values.format, comparison, baseFile, headFile);
+  return comparison.regressions > 0 ? 1 : 0;
+});
 
 /** A row label back into its key, for --rows patterns. */
 function keyOfLabel(label: string): RowKey {

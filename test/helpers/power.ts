@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import type { AllocInfo, ExecutorAddrRange, MemoryMapper } from '../../mappers/memory-mapper.js';
-import type { Report } from '../../harness/report.js';
+import type { Report } from '../../harness/report/report.js';
 import { runCli } from './run-cli.js';
 
 /**

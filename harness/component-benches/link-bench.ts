@@ -5,12 +5,12 @@ import path from 'node:path';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
-import { linkObjects } from '../jitlink/link.js';
-import { loadTls } from '../loader/load-tls.js';
-import { InProcessTarget } from '../loader/program-target.js';
-import { InProcessMemoryMapper } from '../mappers/in-process-memory-mapper.js';
-import { SlabMemoryManager } from '../mappers/slab/slab-memory-manager.js';
-import { median } from './statistics.js';
+import { linkObjects } from '../../jitlink/link.js';
+import { loadTls } from '../../loader/load-tls.js';
+import { InProcessTarget } from '../../loader/program-target.js';
+import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js';
+import { SlabMemoryManager } from '../../mappers/slab/slab-memory-manager.js';
+import { median } from '../statistics.js';
 
 /**
  * The linker's benchmark: the time jitmem's linker takes to link a program (read objects,
@@ -66,7 +66,15 @@ export interface LinkBenchResult {
   readonly llvm: readonly LlvmSample[] | null;
   /** Why llvm-jitlink was not measured, when it was not. */
   readonly llvmSkipped?: string;
-  readonly stats: { objects: number; sections: number; relocations: number; gotEntries: number; stubs: number; externals: number; bytes: number };
+  readonly stats: {
+    objects: number;
+    sections: number;
+    relocations: number;
+    gotEntries: number;
+    stubs: number;
+    externals: number;
+    bytes: number;
+  };
   readonly loadAverage: readonly number[];
   /** Wall-clock milliseconds of each native link (nativeLink), when asked for. */
   readonly native?: readonly number[];
@@ -78,7 +86,11 @@ export interface LinkBenchResult {
 const run = promisify(execFile);
 
 /** One llvm-jitlink -noexec -show-times run, parsed. */
-export async function measureLlvmJitlink(binary: string, inputs: readonly string[], preload: readonly string[]): Promise<LlvmSample> {
+export async function measureLlvmJitlink(
+  binary: string,
+  inputs: readonly string[],
+  preload: readonly string[],
+): Promise<LlvmSample> {
   const args = ['-noexec', '-show-times', ...preload.flatMap((p) => ['-preload', p]), ...inputs];
   const { stdout, stderr } = await run(binary, args, { maxBuffer: 16 << 20, timeout: 120_000 });
   return parseLlvmTimes(stdout + stderr);
@@ -87,7 +99,10 @@ export async function measureLlvmJitlink(binary: string, inputs: readonly string
 /** Parses llvm-jitlink's -show-times table: user, system, user+system, wall, name. */
 export function parseLlvmTimes(text: string): LlvmSample {
   const row = (name: string) => {
-    const m = new RegExp(`^\\s*([\\d.]+) \\(\\s*[\\d.]+%\\)\\s+([\\d.]+) \\(\\s*[\\d.]+%\\)\\s+([\\d.]+) \\(\\s*[\\d.]+%\\)\\s+([\\d.]+) \\(\\s*[\\d.]+%\\)\\s+${name}`, 'm').exec(text);
+    const m = new RegExp(
+      `^\\s*([\\d.]+) \\(\\s*[\\d.]+%\\)\\s+([\\d.]+) \\(\\s*[\\d.]+%\\)\\s+([\\d.]+) \\(\\s*[\\d.]+%\\)\\s+([\\d.]+) \\(\\s*[\\d.]+%\\)\\s+${name}`,
+      'm',
+    ).exec(text);
     return m ? { cpu: Number(m[3]) * 1000, wall: Number(m[4]) * 1000 } : undefined;
   };
   const link = row('time to link object files');
@@ -110,7 +125,11 @@ export async function runLinkBench(options: LinkBenchOptions): Promise<LinkBench
 
   const linkOnce = async (): Promise<LinkSample> => {
     const cpu0 = process.cpuUsage();
-    const linked = await linkObjects(options.inputs, { pageSize: target.pageSize, lookup: (names) => target.lookup(names), runtimeSymbols: target.runtimeSymbols() });
+    const linked = await linkObjects(options.inputs, {
+      pageSize: target.pageSize,
+      lookup: (names) => target.lookup(names),
+      runtimeSymbols: target.runtimeSymbols(),
+    });
     const linkCpu = cpuMs(cpu0);
     // Transport, not measured: the slab's allocation and the content copy into working memory.
     const allocation = await memory.allocate(linked.graph);
@@ -124,13 +143,22 @@ export async function runLinkBench(options: LinkBenchOptions): Promise<LinkBench
         allocation.segments.map((s) => s.workingMemory),
         allocation.layout,
         // A program with thread-locals binds them through the executor's dynamic linker first (part of linking).
-        linked.usesTls ? (tls = await loadTls(target, linked.tlsImage(allocation.base, allocation.layout))).binding : undefined,
+        linked.usesTls
+          ? (tls = await loadTls(target, linked.tlsImage(allocation.base, allocation.layout))).binding
+          : undefined,
       );
       const applyRelocations = performance.now() - t;
       const relocateCpu = cpuMs(cpu1);
       stats ??= { ...linked.stats, bytes: linked.layout.size };
       const { readObjects, resolve, layout } = linked.times;
-      return { readObjects, resolve, layout, applyRelocations, total: readObjects + resolve + layout + applyRelocations, cpu: linkCpu + relocateCpu };
+      return {
+        readObjects,
+        resolve,
+        layout,
+        applyRelocations,
+        total: readObjects + resolve + layout + applyRelocations,
+        cpu: linkCpu + relocateCpu,
+      };
     } finally {
       await allocation.abandon();
       await tls?.close();
@@ -166,7 +194,11 @@ export async function runLinkBench(options: LinkBenchOptions): Promise<LinkBench
       }
       if (nativeDir !== undefined && r < options.llvmRuns) {
         const t = performance.now();
-        await run(options.nativeLink![0]!, [...options.nativeLink!.slice(1), '-o', path.join(nativeDir, 'program')], { maxBuffer: 16 << 20, timeout: 300_000 });
+        const [linker, ...linkArgs] = options.nativeLink!;
+        await run(linker!, [...linkArgs, '-o', path.join(nativeDir, 'program')], {
+          maxBuffer: 16 << 20,
+          timeout: 300_000,
+        });
         native.push(performance.now() - t);
         options.progress?.(`native link ${native.length}: ${native[native.length - 1]!.toFixed(1)} ms`);
       }
@@ -179,7 +211,9 @@ export async function runLinkBench(options: LinkBenchOptions): Promise<LinkBench
         ? { llvmSkipped: `refused the link: ${llvmRefusal}` }
         : llvmAvailable
           ? {}
-          : { llvmSkipped: options.llvmRuns === 0 ? 'not asked for (--llvm-runs 0)' : `${llvmJitlink} is not installed` }),
+          : {
+              llvmSkipped: options.llvmRuns === 0 ? 'not asked for (--llvm-runs 0)' : `${llvmJitlink} is not installed`,
+            }),
       stats: stats!,
       loadAverage: loadavg(),
       ...(nativeDir !== undefined ? { native } : {}),
@@ -196,12 +230,22 @@ export async function runLinkBench(options: LinkBenchOptions): Promise<LinkBench
 function refusalOf(err: unknown): string {
   const e = err as { stderr?: string; message?: string };
   const lines = (e.stderr ?? e.message ?? String(err)).split('\n').filter((l) => l.startsWith('llvm-jitlink error:'));
-  const unique = [...new Set(lines.filter((l) => !l.includes('failed to materialize')).map((l) => l.replace(/^llvm-jitlink error: /, '').slice(0, 160)))];
+  const reasons = lines
+    .filter((l) => !l.includes('failed to materialize'))
+    .map((l) => l.replace(/^llvm-jitlink error: /, '').slice(0, 160));
+  const unique = [...new Set(reasons)];
   return unique.length > 0 ? unique.slice(0, 3).join('; ') : (e.message ?? String(err)).slice(0, 300);
 }
 
 /** Medians of each phase over the samples. */
 export function medianSample(samples: readonly LinkSample[]): LinkSample {
   const m = (k: keyof LinkSample) => median(samples.map((s) => s[k]));
-  return { readObjects: m('readObjects'), resolve: m('resolve'), layout: m('layout'), applyRelocations: m('applyRelocations'), total: m('total'), cpu: m('cpu') };
+  return {
+    readObjects: m('readObjects'),
+    resolve: m('resolve'),
+    layout: m('layout'),
+    applyRelocations: m('applyRelocations'),
+    total: m('total'),
+    cpu: m('cpu'),
+  };
 }
