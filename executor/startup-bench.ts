@@ -70,13 +70,19 @@ async function main(argv: readonly string[]): Promise<number> {
   const ms = got.map((g) => median(g.map((s) => s.ms)));
   const rss = got.map((g) => median(g.map((s) => s.rssKiB)));
   for (const [j, k] of kinds.entries()) {
-    process.stdout.write(`executor start-up, spawn to Setup, ${k.name}: median ${ms[j]!.toFixed(2)} ms (n=${samples}); idle RSS median ${(rss[j]! / 1024).toFixed(1)} MiB\n`);
+    process.stdout.write(
+      `executor start-up, spawn to Setup, ${k.name}: median ${ms[j]!.toFixed(2)} ms (n=${samples}); idle RSS median ${(rss[j]! / 1024).toFixed(1)} MiB\n`,
+    );
   }
   if (kinds.length === 2) {
     const startOk = ms[0]! <= 3 * ms[1]!;
     const rssOk = rss[0]! <= 2 * rss[1]!;
-    process.stdout.write(`start-up: ${ms[0]!.toFixed(2)} ms against a budget of ${(3 * ms[1]!).toFixed(2)} ms (3x LLVM's, same run): ${startOk ? 'within' : 'OVER'}\n`);
-    process.stdout.write(`idle RSS: ${(rss[0]! / 1024).toFixed(1)} MiB against a budget of ${((2 * rss[1]!) / 1024).toFixed(1)} MiB (2x LLVM's): ${rssOk ? 'within' : 'OVER'}\n`);
+    process.stdout.write(
+      `start-up: ${ms[0]!.toFixed(2)} ms against a budget of ${(3 * ms[1]!).toFixed(2)} ms (3x LLVM's, same run): ${startOk ? 'within' : 'OVER'}\n`,
+    );
+    process.stdout.write(
+      `idle RSS: ${(rss[0]! / 1024).toFixed(1)} MiB against a budget of ${((2 * rss[1]!) / 1024).toFixed(1)} MiB (2x LLVM's): ${rssOk ? 'within' : 'OVER'}\n`,
+    );
     return startOk && rssOk ? 0 : 1;
   }
   return 0;

@@ -38,7 +38,10 @@ test('a missing symbol, a missing executor binary and an executor that dies befo
   t.teardown(() => s.close());
   t.throws(() => s.symbol('nope'), { code: 'ERR_MISSING_SYMBOL', message: /"nope"/ });
   await t.throwsAsync(s.call('nope', new Uint8Array(0)), { code: 'ERR_MISSING_SYMBOL' });
-  await t.throwsAsync(ExecutorSession.spawn({ kind: 'llvm', llvmExecutor: '/nonexistent/llvm-jitlink-executor' }), { code: 'ERR_EXECUTOR_SPAWN_FAILED', message: /\/nonexistent\/llvm-jitlink-executor/ });
+  await t.throwsAsync(ExecutorSession.spawn({ kind: 'llvm', llvmExecutor: '/nonexistent/llvm-jitlink-executor' }), {
+    code: 'ERR_EXECUTOR_SPAWN_FAILED',
+    message: /\/nonexistent\/llvm-jitlink-executor/,
+  });
   const err = await t.throwsAsync(ExecutorSession.spawn({ args: ['--bogus-flag'] }), { code: 'ERR_EXECUTOR_LOST' });
   t.regex(err!.message, /exited before sending Setup: .*unknown option "--bogus-flag"/);
 });
@@ -48,7 +51,14 @@ test('calls from the executor reach the handler registered for their tag (JIT di
   const e2c = new PassThrough();
   // A stand-in executor speaking the protocol: its Setup, then a call to the controller.
   const executor = new Channel(c2e, e2c, { role: 'executor' });
-  executor.sendSetup(encodeSetup({ targetTriple: 'x86_64-pc-linux-gnu', pageSize: 4096, bootstrapMap: new Map(), symbols: new Map([['x', 0x1000]]) }).finish());
+  executor.sendSetup(
+    encodeSetup({
+      targetTriple: 'x86_64-pc-linux-gnu',
+      pageSize: 4096,
+      bootstrapMap: new Map(),
+      symbols: new Map([['x', 0x1000]]),
+    }).finish(),
+  );
   const session = await ExecutorSession.over(e2c, c2e);
   session.handle(0xabcd0000, (_tag, payload) => {
     t.is(Buffer.from(payload).toString(), 'ARGS!');
@@ -69,21 +79,39 @@ function dispatchingCode(dispatchFn: number, ctx: number, tag: number, data: num
   const imm = (v: number): number[] => [...new Uint8Array(new BigUint64Array([BigInt(v)]).buffer)];
   return Uint8Array.from([
     0x53, // push rbx (aligns the stack for the call)
-    0x48, 0xbf, ...imm(ctx), // movabs rdi, ctx
-    0x48, 0xbe, ...imm(tag), // movabs rsi, tag
-    0x48, 0xba, ...imm(data), // movabs rdx, data
-    0xb9, 0x05, 0x00, 0x00, 0x00, // mov ecx, 5
-    0x48, 0xb8, ...imm(dispatchFn), // movabs rax, dispatch_fn
-    0xff, 0xd0, // call rax
-    0x0f, 0xb6, 0xc0, // movzx eax, al
-    0xc1, 0xe2, 0x08, // shl edx, 8
-    0x09, 0xd0, // or eax, edx
+    0x48,
+    0xbf,
+    ...imm(ctx), // movabs rdi, ctx
+    0x48,
+    0xbe,
+    ...imm(tag), // movabs rsi, tag
+    0x48,
+    0xba,
+    ...imm(data), // movabs rdx, data
+    0xb9,
+    0x05,
+    0x00,
+    0x00,
+    0x00, // mov ecx, 5
+    0x48,
+    0xb8,
+    ...imm(dispatchFn), // movabs rax, dispatch_fn
+    0xff,
+    0xd0, // call rax
+    0x0f,
+    0xb6,
+    0xc0, // movzx eax, al
+    0xc1,
+    0xe2,
+    0x08, // shl edx, 8
+    0x09,
+    0xd0, // or eax, edx
     0x5b, // pop rbx
     0xc3, // ret
   ]);
 }
 
-test('JIT\'d code calls its controller through dispatch_fn and gets the answer; the executor serves other calls meanwhile', async (t) => {
+test("JIT'd code calls its controller through dispatch_fn and gets the answer; the executor serves other calls meanwhile", async (t) => {
   if (process.arch !== 'x64') {
     t.log(`SKIPPED: the dispatching code is x86-64 machine code; this is ${process.arch}`);
     t.pass();

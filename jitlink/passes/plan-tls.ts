@@ -55,7 +55,10 @@ export class TlsPlan {
   readonly externals = new Map<string, ExternalTls>();
   words = 0;
   gotSection: PlannedSection | undefined;
-  /** By relocation index (RelocationList.first + i): the relaxation the scan chose (x86-64/tls-relaxation.ts), 0 for none. */
+  /**
+   * By relocation index (RelocationList.first + i): the relaxation the scan chose
+   * (x86-64/tls-relaxation.ts), 0 for none.
+   */
   relax: Uint8Array | undefined;
 
   get empty(): boolean {
@@ -85,7 +88,9 @@ export class TlsPlan {
 
   /** The entry made for `model` and the symbol (relocate's look-up). */
   find(model: TlsEntry['model'], object: InputObject, sym: number, g: GlobalSymbol | undefined): TlsEntry | undefined {
-    return this.byKey.get(model === 'ld' ? 'ld' : `${model}:${g !== undefined ? `g${g.serial}` : `${object.slot}:${sym}`}`);
+    return this.byKey.get(
+      model === 'ld' ? 'ld' : `${model}:${g !== undefined ? `g${g.serial}` : `${object.slot}:${sym}`}`,
+    );
   }
 }
 

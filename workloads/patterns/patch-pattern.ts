@@ -40,7 +40,10 @@ export function patchPlan(graphs: readonly LinkGraph[], options: PatchOptions): 
   const codeRunning = options.codeRunning ?? false;
   const graph = pickModule('patch', graphs, options.module);
   const code = graph.sections.filter((s) => s.group.prot & 4 && s.content !== undefined && s.size > 0);
-  const section = options.section === undefined ? code.reduce<(typeof code)[number] | undefined>((a, s) => (a && a.size >= s.size ? a : s), undefined) : code.find((s) => s.name === options.section);
+  const section =
+    options.section === undefined
+      ? code.reduce<(typeof code)[number] | undefined>((a, s) => (a && a.size >= s.size ? a : s), undefined)
+      : code.find((s) => s.name === options.section);
   if (!section) {
     throw new JitmemError(
       'ERR_INVALID_PATTERN_OPTION',
