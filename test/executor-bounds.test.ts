@@ -6,6 +6,7 @@ import { Sym } from '../protocol/setup.js';
 import { SpsWriter } from '../protocol/sps.js';
 import { decodeResult } from '../session/executor-session.js';
 import { INC_CODE, RW, RX } from './helpers/graphs.js';
+import { R, W, X } from '../graph/alloc-group.js';
 
 /**
  * Bounds are checked before any byte is written (LLVM 22 writes first and corrupts its
@@ -69,13 +70,13 @@ test('content larger than its segment, misaligned segments and overlapping regio
   const init = async (segments: Array<{ group: number; addr: number; size: number; content: Uint8Array }>) =>
     s.call(Sym.memMgrInitialize, new SpsWriter().addr(inst).finalizeRequest({ segments, actions: [] }));
   const cases: Array<[Promise<Uint8Array>, string]> = [
-    [init([{ group: 3, addr: a, size: 16, content: new Uint8Array(32) }]), 'ERR_CONTENT_TOO_LARGE'],
-    [init([{ group: 3, addr: a + 8, size: 16, content: new Uint8Array(4) }]), 'ERR_UNALIGNED_SEGMENT'],
-    [init([{ group: 3, addr: a + 0x100000000, size: 16, content: new Uint8Array(4) }]), 'ERR_OUT_OF_RESERVATION'],
+    [init([{ group: R | W, addr: a, size: 16, content: new Uint8Array(32) }]), 'ERR_CONTENT_TOO_LARGE'],
+    [init([{ group: R | W, addr: a + 8, size: 16, content: new Uint8Array(4) }]), 'ERR_UNALIGNED_SEGMENT'],
+    [init([{ group: R | W, addr: a + 0x100000000, size: 16, content: new Uint8Array(4) }]), 'ERR_OUT_OF_RESERVATION'],
     [
       init([
-        { group: 3, addr: a, size: 2 * PAGE, content: new Uint8Array(4) },
-        { group: 5, addr: a + PAGE, size: PAGE, content: new Uint8Array(4) },
+        { group: R | W, addr: a, size: 2 * PAGE, content: new Uint8Array(4) },
+        { group: R | X, addr: a + PAGE, size: PAGE, content: new Uint8Array(4) },
       ]),
       'ERR_OVERLAPPING_SEGMENTS',
     ],
@@ -87,11 +88,11 @@ test('content larger than its segment, misaligned segments and overlapping regio
   t.deepEqual(await s.checksum([{ start: a, end: a + 4 * PAGE }]), before);
   // A live region blocks an overlapping one, and is left as it was.
   t.is(
-    expectAddr(await init([{ group: 3, addr: a, size: PAGE, content: new Uint8Array(4).fill(7) }]), 'initialize'),
+    expectAddr(await init([{ group: R | W, addr: a, size: PAGE, content: new Uint8Array(4).fill(7) }]), 'initialize'),
     a,
   );
   const mid = await s.checksum([{ start: a, end: a + 4 * PAGE }]);
-  const overlap = await init([{ group: 3, addr: a, size: 2 * PAGE, content: new Uint8Array(4) }]);
+  const overlap = await init([{ group: R | W, addr: a, size: 2 * PAGE, content: new Uint8Array(4) }]);
   t.throws(() => expectAddr(overlap, 'initialize'), {
     code: 'ERR_REGION_OVERLAP',
     message: /overlaps previous region/,
@@ -191,7 +192,7 @@ test('an EH-frame registration whose records run past the section is refused ins
   const out = await s.call(
     Sym.memMgrInitialize,
     new SpsWriter().addr(inst).finalizeRequest({
-      segments: [{ group: 1, addr: a, size: 16, content: garbage }],
+      segments: [{ group: R, addr: a, size: 16, content: garbage }],
       actions: [{ finalize: { fn: register, args: range }, dealloc: null }],
     }),
   );

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { R, W } from '../graph/alloc-group.js';
 import * as native from '../native/index.js';
 import { ExecutorSession, decodeResult, expectAddr } from '../session/executor-session.js';
 import { SharedMemoryMapper } from '../mappers/shared-memory-mapper.js';
@@ -148,7 +149,7 @@ test('when the controller hangs up, the executor runs the pending dealloc action
           .addr(inst)
           .addr(base)
           .sharedMemoryFinalizeRequest({
-            segments: [{ group: 3, addr, size: PAGE }],
+            segments: [{ group: R | W, addr, size: PAGE }],
             actions: actions.map(([f, d]) => ({
               finalize: { fn: trace, args: traceArgs(base, 16, f) },
               dealloc: { fn: trace, args: traceArgs(base, 16, d) },

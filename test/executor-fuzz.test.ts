@@ -6,6 +6,7 @@ import { JitmemSym, Sym, decodeSetup } from '../protocol/setup.js';
 import { SpsReader, SpsWriter } from '../protocol/sps.js';
 import { EXECUTOR, processExists, shmObjects } from './helpers/executor-process.js';
 import { seededRandom as rng } from '../harness/statistics.js';
+import { R, W } from '../graph/alloc-group.js';
 
 /**
  * Mutated frames against real executor processes: many sessions, each set up properly (so the
@@ -159,8 +160,8 @@ function memoryManagerTemplates(s: TemplateSession): FrameTemplate[] {
         .addr(mm)
         .finalizeRequest({
           segments: [
-            { group: 1, addr: base + PAGE, size: 64, content: TEMPLATE_CONTENT.subarray(0, 64) },
-            { group: 3, addr: base + 2 * PAGE, size: 200, content: TEMPLATE_CONTENT },
+            { group: R, addr: base + PAGE, size: 64, content: TEMPLATE_CONTENT.subarray(0, 64) },
+            { group: R | W, addr: base + 2 * PAGE, size: 200, content: TEMPLATE_CONTENT },
           ],
           actions: [{ finalize: { fn: trace, args: traceArgs(1) }, dealloc: { fn: trace, args: traceArgs(2) } }],
         }),
@@ -186,7 +187,7 @@ function memoryManagerTemplates(s: TemplateSession): FrameTemplate[] {
 function sharedMemoryTemplates(s: TemplateSession): FrameTemplate[] {
   const sh = s.sym.get(Sym.shmInstance)!;
   const shmBase = s.shm.base;
-  const request = { segments: [{ group: 3, addr: shmBase, size: 300 }], actions: [] };
+  const request = { segments: [{ group: R | W, addr: shmBase, size: 300 }], actions: [] };
   return [
     callTemplate(s, Sym.shmInitialize, newWriter().addr(sh).addr(shmBase).sharedMemoryFinalizeRequest(request)),
     callTemplate(

@@ -9,6 +9,7 @@ import { decodeSetup } from '../protocol/setup.js';
 import { ehFrameSection } from './helpers/eh-frames.js';
 import { EXECUTOR, shmObjects, spawnRawExecutor } from './helpers/executor-process.js';
 import { execFileSync } from 'node:child_process';
+import { R, W, X } from '../graph/alloc-group.js';
 
 /**
  * The requests that used to take the executor down, one by one: a zero-size segment at the
@@ -89,8 +90,8 @@ function codeWithFrame(base: number): { segments: Segment[]; frame: Uint8Array }
   const frame = ehFrameSection(base + PAGE, [{ start: base, size: INC_CODE.length }]);
   return {
     segments: [
-      { group: 5, addr: base, size: INC_CODE.length, content: INC_CODE },
-      { group: 1, addr: base + PAGE, size: frame.length, content: frame },
+      { group: R | X, addr: base, size: INC_CODE.length, content: INC_CODE },
+      { group: R, addr: base + PAGE, size: frame.length, content: frame },
     ],
     frame,
   };
@@ -99,21 +100,21 @@ function codeWithFrame(base: number): { segments: Segment[]; frame: Uint8Array }
 test('a zero-size segment at the base of live code touches no record: the code runs and its region stays', async (t) => {
   const x = await open(t);
   const base = await x.reserve(8 * PAGE);
-  const live = await x.initialize([{ group: 5, addr: base, size: 4, content: INC_CODE }]);
+  const live = await x.initialize([{ group: R | X, addr: base, size: 4, content: INC_CODE }]);
   t.deepEqual(live, { ok: true, value: base });
   // Only a zero-size segment: nothing to initialize.
-  const empty = await x.initialize([{ group: 3, addr: base, size: 0 }]);
+  const empty = await x.initialize([{ group: R | W, addr: base, size: 0 }]);
   t.false(empty.ok);
   t.regex(!empty.ok ? empty.error : '', /\[ERR_EMPTY_FINALIZE_REQUEST\]$/);
   // A zero-size segment at the live base beside a real one elsewhere: the real one is the region.
   const beside = await x.initialize([
-    { group: 3, addr: base, size: 0 },
-    { group: 3, addr: base + 4 * PAGE, size: 16, content: new Uint8Array(16).fill(1) },
+    { group: R | W, addr: base, size: 0 },
+    { group: R | W, addr: base + 4 * PAGE, size: 16, content: new Uint8Array(16).fill(1) },
   ]);
   t.deepEqual(beside, { ok: true, value: base + 4 * PAGE });
   t.is(await x.runInc(base, 9), 10);
   // Content written into live code through a new request: refused, the code unchanged.
-  const over = await x.initialize([{ group: 3, addr: base, size: 4, content: new Uint8Array(4).fill(0xcc) }]);
+  const over = await x.initialize([{ group: R | W, addr: base, size: 4, content: new Uint8Array(4).fill(0xcc) }]);
   t.regex(!over.ok ? over.error : '', /\[ERR_REGION_OVERLAP\]$/);
   t.is(await x.runInc(base, 1), 2);
   t.is(await x.deinitialize([base, base + 4 * PAGE]), null);
@@ -126,12 +127,12 @@ test('a request is checked as a whole: a bad alloc action refuses it before any 
   const trace = x.s.symbol(JitmemSym.traceAction);
   // The trace log of the dealloc action lies outside anything the executor owns.
   const r = await x.initialize(
-    [{ group: 5, addr: base, size: 4, content: INC_CODE }],
+    [{ group: R | X, addr: base, size: 4, content: INC_CODE }],
     [{ finalize: null, dealloc: { fn: trace, args: new SpsWriter().addr(0x1000).u64(4).u64(1).finish().slice() } }],
   );
   t.regex(!r.ok ? r.error : '', /\[ERR_ACCESS_DENIED\]$|\[ERR_OUT_OF_RESERVATION\]$|\[ERR_ACTION_REFUSED\]$/);
   // Nothing changed: the range is still plain RW memory, free to initialize.
-  const again = await x.initialize([{ group: 5, addr: base, size: 4, content: INC_CODE }]);
+  const again = await x.initialize([{ group: R | X, addr: base, size: 4, content: INC_CODE }]);
   t.deepEqual(again, { ok: true, value: base });
   t.is(await x.runInc(base, 5), 6);
 });
@@ -211,7 +212,7 @@ test('a frame left registered is deregistered when its memory goes, and unwindin
     t.is(await x.unwind(), null);
     // Registering the same frame twice is refused.
     const twice = await x.initialize(
-      [{ group: 3, addr: base + 3 * PAGE, size: 8 }],
+      [{ group: R | W, addr: base + 3 * PAGE, size: 8 }],
       [{ finalize: { fn: reg, args: range }, dealloc: null }],
     );
     t.regex(!twice.ok ? twice.error : '', /\[ERR_EH_FRAME_ALREADY_REGISTERED\]$/);
@@ -233,7 +234,7 @@ test('a frame left registered is deregistered when its memory goes, and unwindin
       new SpsWriter()
         .addr(x.s.symbol(Sym.shmInstance))
         .addr(shm.value.base)
-        .sharedMemoryFinalizeRequest({ segments: [{ group: 3, addr: shm.value.base, size: 64 }], actions: [] }),
+        .sharedMemoryFinalizeRequest({ segments: [{ group: R | W, addr: shm.value.base, size: 64 }], actions: [] }),
     ),
   ).expected((r) => r.addr());
   t.true(init.ok);
@@ -311,12 +312,12 @@ test('finalize sets protections by runs of adjacent pages with one protection: o
   const before = await mprotects();
   // Pages 0-2 R-X (three segments, adjacent), 3 R--, 4 RW- (the reservation's own), 6 R-X (a gap before it).
   const r = await x.initialize([
-    { group: 5, addr: base, size: INC_CODE.length, content: INC_CODE },
-    { group: 5, addr: base + PAGE, size: PAGE },
-    { group: 5, addr: base + 2 * PAGE, size: 100 },
-    { group: 1, addr: base + 3 * PAGE, size: PAGE },
-    { group: 3, addr: base + 4 * PAGE, size: PAGE },
-    { group: 5, addr: base + 6 * PAGE, size: 16 },
+    { group: R | X, addr: base, size: INC_CODE.length, content: INC_CODE },
+    { group: R | X, addr: base + PAGE, size: PAGE },
+    { group: R | X, addr: base + 2 * PAGE, size: 100 },
+    { group: R, addr: base + 3 * PAGE, size: PAGE },
+    { group: R | W, addr: base + 4 * PAGE, size: PAGE },
+    { group: R | X, addr: base + 6 * PAGE, size: 16 },
   ]);
   t.deepEqual(r, { ok: true, value: base });
   t.is((await mprotects()) - before, 3, 'three runs: pages 0-2 R-X, page 3 R--, page 6 R-X');

@@ -6,6 +6,7 @@ import { Sym } from '../protocol/setup.js';
 import { Channel } from '../protocol/channel.js';
 import { LLVM22_BOOTSTRAP_SYMBOLS, encodeSetup } from '../protocol/setup.js';
 import { processExists } from './helpers/executor-process.js';
+import { R, X } from '../graph/alloc-group.js';
 
 /** The controller's session object: start, Setup, symbols, calls both ways, a clean end. */
 
@@ -128,8 +129,8 @@ test("JIT'd code calls its controller through dispatch_fn and gets the answer; t
   const key = await mapper.initialize({
     mappingBase: start,
     segments: [
-      { offset: 0, contentSize: code.length, zeroFillSize: 0, group: { prot: 5, lifetime: 'standard' } },
-      { offset: 4096, contentSize: 5, zeroFillSize: 0, group: { prot: 1, lifetime: 'standard' } },
+      { offset: 0, contentSize: code.length, zeroFillSize: 0, group: { prot: R | X, lifetime: 'standard' } },
+      { offset: 4096, contentSize: 5, zeroFillSize: 0, group: { prot: R, lifetime: 'standard' } },
     ],
     actions: [],
   });

@@ -1,5 +1,7 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
+import { alignUp } from '../core/checks.js';
+import { PROT_MASK, R, W, X } from '../graph/alloc-group.js';
 import * as native from '../native/index.js';
 import { ExecutorSession } from '../session/executor-session.js';
 import { JitmemSym, Sym } from '../protocol/setup.js';
@@ -201,9 +203,9 @@ class Fuzzer {
     const r = (await this.reserve('anonymous'))!;
     this.sentinelReservation = r;
     const segments: Segment[] = [
-      { group: 5, addr: r.base, size: INC_CODE.length, content: INC_CODE },
-      { group: 1, addr: r.base + PAGE, size: 64, content: Uint8Array.from({ length: 64 }, (_, i) => i) },
-      { group: 3, addr: r.base + 2 * PAGE, size: 100, content: new Uint8Array(100).fill(0x5a) },
+      { group: R | X, addr: r.base, size: INC_CODE.length, content: INC_CODE },
+      { group: R, addr: r.base + PAGE, size: 64, content: Uint8Array.from({ length: 64 }, (_, i) => i) },
+      { group: R | W, addr: r.base + 2 * PAGE, size: 100, content: new Uint8Array(100).fill(0x5a) },
     ];
     const out = this.outcome(
       await this.call(Sym.memMgrInitialize, this.initializeArgs('anonymous', r, segments, []), 'sentinel initialize'),
@@ -233,9 +235,11 @@ class Fuzzer {
 
   /** Records a region that went live, with the digests of its readable segments as the executor holds them now. */
   private async track(r: Reservation, key: number, segments: readonly Segment[]): Promise<void> {
-    const live = segments.filter((s) => s.size > 0).map((s) => ({ addr: s.addr, size: s.size, prot: s.group & 7 }));
+    const live = segments
+      .filter((s) => s.size > 0)
+      .map((s) => ({ addr: s.addr, size: s.size, prot: s.group & PROT_MASK }));
     const region: LiveRegion = { key, segments: live, digests: new Map() };
-    const readable = live.filter((s) => s.prot & 1);
+    const readable = live.filter((s) => s.prot & R);
     if (readable.length > 0) {
       const digests = await this.checksum(readable);
       readable.forEach((s, i) => region.digests.set(s.addr, digests[i]!));
@@ -278,7 +282,7 @@ class Fuzzer {
     const readable: Array<{ addr: number; size: number; digest: string }> = [];
     for (const r of this.reservations)
       for (const region of r.regions.values())
-        for (const s of region.segments) if (s.prot & 1) readable.push({ ...s, digest: region.digests.get(s.addr)! });
+        for (const s of region.segments) if (s.prot & R) readable.push({ ...s, digest: region.digests.get(s.addr)! });
     const digests = await this.checksum(readable);
     readable.forEach((s, i) => {
       if (digests[i] !== s.digest)
@@ -304,8 +308,8 @@ class Fuzzer {
     for (const r of this.reservations) {
       for (const region of r.regions.values()) {
         for (const s of region.segments) {
-          const end = Math.ceil((s.addr + s.size) / PAGE) * PAGE;
-          if (s.prot & 2 && s.addr < hi && lo < end) return true;
+          const end = alignUp(s.addr + s.size, PAGE);
+          if (s.prot & W && s.addr < hi && lo < end) return true;
         }
       }
     }
@@ -315,7 +319,7 @@ class Fuzzer {
   /** An address no request may write through: unmapped, the token page, live non-writable code or data. */
   private wildAddress(): number {
     const live = this.reservations.flatMap((r) =>
-      [...r.regions.values()].flatMap((g) => g.segments.filter((s) => !(s.prot & 2))),
+      [...r.regions.values()].flatMap((g) => g.segments.filter((s) => !(s.prot & W))),
     );
     const choices: Array<() => number> = [
       () => 0,
@@ -338,7 +342,7 @@ class Fuzzer {
    */
   private wildFunction(request: readonly Segment[] = []): number {
     const data = this.reservations.flatMap((r) =>
-      [...r.regions.values()].flatMap((g) => g.segments.filter((s) => !(s.prot & 4))),
+      [...r.regions.values()].flatMap((g) => g.segments.filter((s) => !(s.prot & X))),
     );
     const choices: Array<() => number> = [
       () => 8,
@@ -353,10 +357,10 @@ class Fuzzer {
     // A reserved page no live segment covers is RW; one a live code segment covers is not for us.
     const code = [
       ...this.reservations.flatMap((r) => [...r.regions.values()].flatMap((g) => g.segments)),
-      ...request.map((s) => ({ ...s, prot: s.group & 7 })),
+      ...request.map((s) => ({ ...s, prot: s.group & PROT_MASK })),
     ];
     // The request's own executable segments count too: they are live by the time its actions run.
-    for (const s of code) if (s.prot & 4 && fn >= s.addr && fn < Math.ceil((s.addr + s.size) / PAGE) * PAGE) fn = 8;
+    for (const s of code) if (s.prot & X && fn >= s.addr && fn < alignUp(s.addr + s.size, PAGE)) fn = 8;
     return fn;
   }
 
@@ -390,7 +394,7 @@ class Fuzzer {
           break;
         case 'data':
           size = this.int(1, 2 * PAGE);
-          group = 1;
+          group = R;
           content = Uint8Array.from({ length: this.int(0, Math.min(size, 256)) }, () => this.int(0, 255));
           break;
         case 'rw':
@@ -564,7 +568,7 @@ class Fuzzer {
     const ehAddr = codeAddr + PAGE;
     if (
       [...r.regions.values()].some((g) =>
-        g.segments.some((s) => s.addr < ehAddr + PAGE && codeAddr < Math.ceil((s.addr + s.size) / PAGE) * PAGE),
+        g.segments.some((s) => s.addr < ehAddr + PAGE && codeAddr < alignUp(s.addr + s.size, PAGE)),
       )
     )
       return;
@@ -574,7 +578,7 @@ class Fuzzer {
     ]);
     if (this.chance(0.4)) frame = this.mutateFrame(frame);
     const segments: Segment[] = [
-      { group: 5, addr: codeAddr, size: PAGE, content: actionCode(PAGE) },
+      { group: R | X, addr: codeAddr, size: PAGE, content: actionCode(PAGE) },
       { group: this.chance(0.9) ? 1 : 3, addr: ehAddr, size: frame.length, content: frame },
     ];
     const range = new SpsWriter()
@@ -698,7 +702,7 @@ class Fuzzer {
     if (r.kind !== 'anonymous' || this.touchesLiveWritable(addr, 8)) return;
     // Reserved anonymous memory outside live regions is writable and part of no region.
     const live = [...r.regions.values()].some((g) =>
-      g.segments.some((s) => addr + 8 > s.addr && addr < Math.ceil((s.addr + s.size) / PAGE) * PAGE),
+      g.segments.some((s) => addr + 8 > s.addr && addr < alignUp(s.addr + s.size, PAGE)),
     );
     if (live) return;
     await this.call(
@@ -729,7 +733,7 @@ class Fuzzer {
     if (!e.ok) throw new FuzzFailure(`shm Reserve refused: ${e.error}`);
     native.shmUnlink(e.value.name);
     const r: Reservation = { kind: 'shared', base: e.value.base, size, regions: new Map() };
-    const seg: Segment = { group: 3, addr: r.base, size: 64 };
+    const seg: Segment = { group: R | W, addr: r.base, size: 64 };
     const out = this.outcome(
       await this.call(Sym.shmInitialize, this.initializeArgs('shared', r, [seg], []), 'shm initialize after unlink'),
       'addr',

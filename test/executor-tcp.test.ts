@@ -14,6 +14,7 @@ import { SlabMemoryManager } from '../mappers/slab/slab-memory-manager.js';
 import { INC_CODE, incGraph } from './helpers/graphs.js';
 import { CLI, EXECUTOR } from './helpers/executor-process.js';
 import { sha256Hex } from './helpers/mapper-targets.js';
+import { R, X } from '../graph/alloc-group.js';
 
 /** `jitmem executor --listen`: the RPC-copy mapper over TCP, and what shared memory says when it cannot work. */
 
@@ -109,7 +110,7 @@ test('a shared-memory mapper whose executor is on "another host" refuses, says w
   rpc.prepare(start, 4).set(INC_CODE);
   const key = await rpc.initialize({
     mappingBase: start,
-    segments: [{ offset: 0, contentSize: 4, zeroFillSize: 0, group: { prot: 5, lifetime: 'standard' } }],
+    segments: [{ offset: 0, contentSize: 4, zeroFillSize: 0, group: { prot: R | X, lifetime: 'standard' } }],
     actions: [],
   });
   t.is(await session.runAsInt(key, 6), 7);
@@ -136,7 +137,7 @@ test('`jitmem executor --connect HOST:PORT` dials a controller that listens', as
   mapper.prepare(start, 4).set(INC_CODE);
   const key = await mapper.initialize({
     mappingBase: start,
-    segments: [{ offset: 0, contentSize: 4, zeroFillSize: 0, group: { prot: 5, lifetime: 'standard' } }],
+    segments: [{ offset: 0, contentSize: 4, zeroFillSize: 0, group: { prot: R | X, lifetime: 'standard' } }],
     actions: [],
   });
   t.is(await session.runAsInt(key, 99), 100);
@@ -164,7 +165,7 @@ test('over TCP a session that uses only LLVM services is closed by the executor 
   );
   const fr = new SpsWriter()
     .addr(inst)
-    .finalizeRequest({ segments: [{ group: 5, addr: base, size: 4096, content: MAIN_RETURNS_7 }], actions: [] });
+    .finalizeRequest({ segments: [{ group: R | X, addr: base, size: 4096, content: MAIN_RETURNS_7 }], actions: [] });
   t.is(expectAddr(await channel.call(sym.get(Sym.memMgrInitialize)!, fr), 'initialize'), base);
   const status = await channel.call(sym.get(Sym.runAsMain)!, new SpsWriter().addr(base).u64(0));
   t.is(new DataView(status.buffer, status.byteOffset).getBigInt64(0, true), 7n);
@@ -189,7 +190,7 @@ test('over TCP a jitmem controller is not cut off when it pauses after main retu
   mapper.prepare(start, MAIN_RETURNS_7.length).set(MAIN_RETURNS_7);
   const key = await mapper.initialize({
     mappingBase: start,
-    segments: [{ offset: 0, contentSize: 6, zeroFillSize: 0, group: { prot: 5, lifetime: 'standard' } }],
+    segments: [{ offset: 0, contentSize: 6, zeroFillSize: 0, group: { prot: R | X, lifetime: 'standard' } }],
     actions: [],
   });
   t.is(await session.runAsMain(key, []), 7);
@@ -221,7 +222,7 @@ test('`--listen unix:PATH` serves over a Unix socket and removes the socket file
   mapper.prepare(start, 4).set(INC_CODE);
   const key = await mapper.initialize({
     mappingBase: start,
-    segments: [{ offset: 0, contentSize: 4, zeroFillSize: 0, group: { prot: 5, lifetime: 'standard' } }],
+    segments: [{ offset: 0, contentSize: 4, zeroFillSize: 0, group: { prot: R | X, lifetime: 'standard' } }],
     actions: [],
   });
   t.is(await session.runAsInt(key, 1), 2);

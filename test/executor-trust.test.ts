@@ -14,6 +14,7 @@ import { SharedMemoryMapper } from '../mappers/shared-memory-mapper.js';
 import { RpcCopyMapper } from '../mappers/rpc-copy-mapper.js';
 import { INC_CODE } from './helpers/graphs.js';
 import { EXECUTOR, processExists } from './helpers/executor-process.js';
+import { R, X } from '../graph/alloc-group.js';
 
 /**
  * The controller trusts nothing the other end says, and the executor lets in only the one who
@@ -173,7 +174,7 @@ test('over TCP a connection without the token is dropped, and the executor keeps
   mapper.prepare(start, 4).set(INC_CODE);
   const key = await mapper.initialize({
     mappingBase: start,
-    segments: [{ offset: 0, contentSize: 4, zeroFillSize: 0, group: { prot: 5, lifetime: 'standard' } }],
+    segments: [{ offset: 0, contentSize: 4, zeroFillSize: 0, group: { prot: R | X, lifetime: 'standard' } }],
     actions: [],
   });
   t.is(await session.runAsInt(key, 41), 42);

@@ -127,7 +127,7 @@ bool InitializeRegion(AddressSpace &space, ActionSite &actions, const FinalizeRe
   Region region;
   region.start = start;
   region.end = end;
-  for (const Segment *s : segments) region.segments.push_back({s->addr, s->size, s->group & 7});
+  for (const Segment *s : segments) region.segments.push_back({s->addr, s->size, s->group & PROT_MASK_});
   // The actions, against the memory as it will be: the region is in the record for the length
   // of the check (nothing is read or written meanwhile), then out again.
   reservation.regions[start] = region;

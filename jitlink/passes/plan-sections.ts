@@ -1,3 +1,4 @@
+import { alignUp } from '../../core/checks.js';
 import { JitmemError } from '../../core/errors.js';
 import { allocGroup, R, W, X, type AllocGroup } from '../../graph/alloc-group.js';
 import {
@@ -115,7 +116,7 @@ export function planSections(plan: LinkPlan, groups: SectionGroups, pageSize: nu
   }
   if (ehFrame.pieces.length > 0) {
     // Ends with a zero-length terminator record.
-    const content = mergedContent(ehFrame, Math.ceil(ehFrame.size / 4) * 4 + 4);
+    const content = mergedContent(ehFrame, alignUp(ehFrame.size, 4) + 4);
     plan.ehFrame = addSection(plan, EH_FRAME, groups[0]!, 8, content.length, content);
     for (const p of ehFrame.pieces) p.object.placeSection[p.section] = plan.ehFrame.serial;
   }
@@ -135,7 +136,7 @@ export function planSections(plan: LinkPlan, groups: SectionGroups, pageSize: nu
 }
 
 function addPiece(m: MergedSection, object: InputObject, section: number, alignment: number, size: number): void {
-  m.size = Math.ceil(m.size / alignment) * alignment;
+  m.size = alignUp(m.size, alignment);
   object.placeOffset[section] = m.size;
   m.size += size;
   m.alignment = Math.max(m.alignment, alignment);
@@ -202,13 +203,13 @@ function planLinkerData(plan: LinkPlan, groups: SectionGroups, pageSize: number)
   let dataAlignment = 8;
   for (const g of plan.table.symbols.values()) {
     if (g.state === SYM_COMMON) {
-      dataSize = Math.ceil(dataSize / g.commonAlignment) * g.commonAlignment;
+      dataSize = alignUp(dataSize, g.commonAlignment);
       g.dataOffset = dataSize;
       dataSize += Math.max(g.commonSize, 1);
       dataAlignment = Math.max(dataAlignment, g.commonAlignment);
       g.inGraph = true;
     } else if (g.state === SYM_SYNTHETIC && g.name === DSO_HANDLE) {
-      dataSize = Math.ceil(dataSize / 8) * 8;
+      dataSize = alignUp(dataSize, 8);
       g.dataOffset = dataSize;
       dataSize += 8;
       g.inGraph = true;

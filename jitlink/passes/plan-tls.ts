@@ -1,3 +1,4 @@
+import { alignUp } from '../../core/checks.js';
 import { SHN_LORESERVE, SHN_UNDEF, SHT_NOBITS } from '../../objects/elf-constants.js';
 import { SECTION_TLS, type InputObject } from '../input-object.js';
 import type { LinkPlan, PlannedSection } from '../link-plan.js';
@@ -121,7 +122,7 @@ export function planTlsImage(plan: LinkPlan): void {
   const place = (object: InputObject, index: number): void => {
     const s = object.elf.sections[index]!;
     const alignment = Math.max(1, s.addressAlignment);
-    tls.size = Math.ceil(tls.size / alignment) * alignment;
+    tls.size = alignUp(tls.size, alignment);
     object.placeOffset[index] = tls.size;
     tls.size += s.size;
     tls.alignment = Math.max(tls.alignment, alignment);

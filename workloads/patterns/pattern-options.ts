@@ -1,4 +1,5 @@
 import { JitmemError } from '../../core/errors.js';
+import { X } from '../../graph/alloc-group.js';
 import type { LinkGraph } from '../../graph/link-graph.js';
 
 /** Checks shared by the pattern constructors: every bad option names itself and what was expected. */
@@ -38,6 +39,6 @@ export function pickModule(pattern: string, graphs: readonly LinkGraph[], name: 
     }
     return graph;
   }
-  const code = (g: LinkGraph) => g.sections.reduce((n, s) => n + (s.group.prot & 4 ? s.size : 0), 0);
+  const code = (g: LinkGraph) => g.sections.reduce((n, s) => n + (s.group.prot & X ? s.size : 0), 0);
   return graphs.reduce((best, g) => (code(g) > code(best) ? g : best));
 }
