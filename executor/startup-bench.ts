@@ -48,13 +48,20 @@ function median(xs: readonly number[]): number {
 async function main(argv: readonly string[]): Promise<number> {
   let samples = 30;
   let llvm = DEFAULT_LLVM_EXECUTOR;
+  const usage = 'usage: node dist/executor/startup-bench.js [--samples N] [--llvm-executor PATH]\n';
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--samples') samples = Number(argv[++i]);
-    else if (argv[i] === '--llvm-executor') llvm = argv[++i]!;
-    else {
-      process.stderr.write('usage: node dist/executor/startup-bench.js [--samples N] [--llvm-executor PATH]\n');
+    const flag = argv[i];
+    if (flag !== '--samples' && flag !== '--llvm-executor') {
+      process.stderr.write(usage);
       return 2;
     }
+    const value = argv[++i];
+    if (value === undefined) {
+      process.stderr.write(`${flag} needs a value\n${usage}`);
+      return 2;
+    }
+    if (flag === '--samples') samples = Number(value);
+    else llvm = value;
   }
   if (!Number.isSafeInteger(samples) || samples < 1) {
     process.stderr.write(`--samples expects a whole number >= 1; got ${samples}\n`);
