@@ -9,8 +9,8 @@ import { JitmemError } from '../core/errors.js';
  *
  * - jitmem's executor: "/jitmem_<pid>_<counter>_<16 hex digits>". The random part keeps a name
  *   from being guessed (and pre-created by another user to make Reserve fail).
- * - LLVM 22's executor: "/jitlink_<pid>_<counter>" (spec §5.2), which a controller must also
- *   accept to drive llvm-jitlink-executor.
+ * - LLVM 22's executor: "/jitlink_<pid>_<counter>" (docs/wire-protocol.md §5.2), which a controller
+ *   must also accept to drive llvm-jitlink-executor.
  */
 
 export const JITMEM_SHM_PREFIX = '/jitmem_';

@@ -273,7 +273,8 @@ export class ExecutorSession {
     try {
       const session = new ExecutorSession(channel, decodeSetup(await channel.setup), null, socket, handlers);
       // Over TCP a jitmem executor closes sessions that look like llvm-jitlink 22's once they go
-      // idle (spec §3.3); one call to a jitmem service tells it we close our sessions ourselves.
+      // idle (docs/wire-protocol.md §3.2); one call to a jitmem service tells it we close our
+      // sessions ourselves.
       if (session.isJitmem) await session.noop();
       return session;
     } catch (e) {
@@ -349,9 +350,9 @@ export class ExecutorSession {
   }
 
   /**
-   * Answers the executor's calls to `tag` (JIT'd code calling back into the controller, spec
-   * §5.7). A call to a tag with no handler ends the session, as the protocol has no other way
-   * to refuse it.
+   * Answers the executor's calls to `tag` (JIT'd code calling back into the controller,
+   * docs/wire-protocol.md §5.7). A call to a tag with no handler ends the session, as the protocol
+   * has no other way to refuse it.
    */
   handle(tag: number, handler: CallHandler): void {
     this.handlers.set(tag, handler);
@@ -548,7 +549,10 @@ function writer(): SpsWriter {
   return new SpsWriter(64, HEADER_SIZE);
 }
 
-/** Decodes a result; an empty result is LLVM's out-of-band error, whose message the wire drops (spec §2.1). */
+/**
+ * Decodes a result; an empty result is LLVM's out-of-band error, whose message the wire drops
+ * (docs/wire-protocol.md §2.1).
+ */
 export function decodeResult<T>(bytes: Uint8Array, what: string, read: (r: SpsReader) => T): T {
   if (bytes.length === 0) {
     throw new JitmemError(

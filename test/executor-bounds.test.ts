@@ -9,8 +9,8 @@ import { INC_CODE, RW, RX } from './helpers/graphs.js';
 import { R, W, X } from '../graph/alloc-group.js';
 
 /**
- * Bounds are checked before any byte is written (LLVM 22 writes first and corrupts its
- * neighbours: spec §5.1 pitfall), and deinitialize makes a range reusable.
+ * Bounds are checked before any byte is written (LLVM 22 writes first and corrupts its neighbours:
+ * docs/wire-protocol.md §5.1 pitfall), and deinitialize makes a range reusable.
  */
 
 const PAGE = 4096;

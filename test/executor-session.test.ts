@@ -47,7 +47,7 @@ test('a missing symbol, a missing executor binary and an executor that dies befo
   t.regex(err!.message, /exited before sending Setup: .*unknown option "--bogus-flag"/);
 });
 
-test('calls from the executor reach the handler registered for their tag (JIT dispatch, spec §5.7)', async (t) => {
+test('calls from the executor reach the handler registered for their tag (JIT dispatch, docs/wire-protocol.md §5.7)', async (t) => {
   const c2e = new PassThrough();
   const e2c = new PassThrough();
   // A stand-in executor speaking the protocol: its Setup, then a call to the controller.

@@ -148,7 +148,7 @@ test('`jitmem executor --connect HOST:PORT` dials a controller that listens', as
 
 const MAIN_RETURNS_7 = Uint8Array.of(0xb8, 0x07, 0x00, 0x00, 0x00, 0xc3); // mov eax, 7; ret
 
-test('over TCP a session that uses only LLVM services is closed by the executor once idle after main returned (spec §3.3)', async (t) => {
+test('over TCP a session that uses only LLVM services is closed by the executor once idle after main returned (docs/wire-protocol.md §3.2)', async (t) => {
   // As llvm-jitlink drives it: no token.
   const ex = await listenExecutor(EXECUTOR, ['--listen', '127.0.0.1:0', '--no-auth']);
   t.teardown(() => ex.child.kill('SIGKILL'));

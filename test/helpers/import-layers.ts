@@ -3,9 +3,9 @@ import path from 'node:path';
 
 /**
  * The house rule, as code: every import in the non-test sources points down the layers of
- * DESIGN.md §1. Imports are read with a small lexer (comments, strings, template literals and
- * regular expressions skipped), not by regular expression over the text, so a specifier inside
- * a comment or a string is not taken for an import and a multi-line import is.
+ * docs/design.md §1. Imports are read with a small lexer (comments, strings, template literals and
+ * regular expressions skipped), not by regular expression over the text, so a specifier inside a
+ * comment or a string is not taken for an import and a multi-line import is.
  */
 
 /** The floors, lowest first. Folders on one floor may not import each other (but see SIDEWAYS_ALLOWED). */

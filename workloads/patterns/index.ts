@@ -1,4 +1,4 @@
-/** The allocation patterns of DESIGN §6, and the runner that carries them out. */
+/** The allocation patterns of docs/design.md §6, and the runner that carries them out. */
 export type { AllocateStep, FreeStep, PatchStep, PhaseStep, PatternName, Plan, Step } from './plan.js';
 export { loadPlan } from './load-pattern.js';
 export { churnPlan, type ChurnOptions } from './churn-pattern.js';
