@@ -39,7 +39,11 @@ export function checkExecutorShmName(name: string, expect: ShmNameExpectation = 
   const kind = expect.kind ?? 'any';
   const m = (kind !== 'llvm' ? JITMEM_NAME.exec(name) : null) ?? (kind !== 'jitmem' ? LLVM_NAME.exec(name) : null);
   const forms =
-    kind === 'jitmem' ? '"/jitmem_<pid>_<counter>_<16 hex digits>"' : kind === 'llvm' ? '"/jitlink_<pid>_<counter>"' : '"/jitmem_<pid>_<counter>_<16 hex digits>" or "/jitlink_<pid>_<counter>"';
+    kind === 'jitmem'
+      ? '"/jitmem_<pid>_<counter>_<16 hex digits>"'
+      : kind === 'llvm'
+        ? '"/jitlink_<pid>_<counter>"'
+        : '"/jitmem_<pid>_<counter>_<16 hex digits>" or "/jitlink_<pid>_<counter>"';
   if (!m) {
     throw new JitmemError(
       'ERR_SHM_NAME_REFUSED',
