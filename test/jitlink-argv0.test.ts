@@ -71,8 +71,12 @@ test('CPython run with --argv0 /usr/bin/python3.11 reports it as sys.executable 
       mapper,
       '--argv0',
       '/usr/bin/python3.11',
+      // CPython's pyexpat and zlib modules need these; jitmem's executor, a native program, has
+      // neither open (workloads/run-programs.ts PYTHON_PRELOAD).
       '--preload',
       'libexpat.so.1',
+      '--preload',
+      'libz.so.1',
       ...python.files,
       '--',
       '-c',
