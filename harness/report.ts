@@ -75,7 +75,25 @@ export interface ResultRow {
   cold?: boolean;
   contentBytes?: number;
   latency: Stats;
+  /**
+   * Each phase's share of every iteration's time (ms per iteration): an instant during which
+   * operations of several phases were under way is split equally among those phases, so an
+   * iteration's phases sum to its latency.
+   */
   phases: Partial<Record<PhaseName | RunPhaseName, Stats>>;
+  /**
+   * Per-operation latency of each phase: every operation's own duration, start to end. With a
+   * pipelined plan these overlap (64 finalizes in flight): they say how long one operation
+   * takes, not what share of the iteration its phase is, and never sum to the iteration.
+   */
+  operationLatency?: Partial<Record<PhaseName, OperationLatency>>;
+  /**
+   * CPU time per measured iteration (ms), beside the wall time of `latency`: the controller's
+   * (its process's CPU clock, every thread) and the executor's (its threads' scheduler run time,
+   * read from outside the process; null in-process). Integrity checks are left out. Samples are
+   * in the same order as the latency's.
+   */
+  cpu?: { controller: Stats; executor: Stats | null };
   /** `run` rows: whose linker linked the program. */
   linker?: LinkerName;
   /** `run` rows of llvm-jitlink out of process: its memory manager. */
@@ -123,6 +141,18 @@ export interface CellCounters {
   controller: ProcessCounters;
   /** Null in-process, and for LLVM's executor, which has no counter service. */
   executor: ProcessCounters | null;
+}
+
+/** The distribution of one phase's operation durations over a cell's measured iterations (ms). */
+export interface OperationLatency {
+  /** Operations of this phase per iteration. */
+  perIteration: number;
+  mean: number;
+  p50: number;
+  p99: number;
+  max: number;
+  /** Operations measured in all. */
+  count: number;
 }
 
 export interface RoundSummary {

@@ -5,11 +5,12 @@ import type { LinkGraph } from '../../graph/link-graph.js';
 import type { CodePatch, MemoryMapper, PatchOptions } from '../../mappers/memory-mapper.js';
 import type { FitPolicy } from '../../mappers/slab/free-range-index.js';
 import { SlabMemoryManager, type FinalizedAllocation } from '../../mappers/slab/slab-memory-manager.js';
-import type { CellCounters, ExecutorName, MapperName, PatternName, PhaseName, ProcessCounters, ResultRow, SlabPoint, Stats } from '../report.js';
+import type { CellCounters, OperationLatency, ExecutorName, MapperName, PatternName, PhaseName, ProcessCounters, ResultRow, SlabPoint, Stats } from '../report.js';
 import { PROCESS_COST_COUNTER_NAMES, costCountersDelta, type ProcessCostCounters } from '../../core/cost-counters.js';
 import { PHASES } from '../report.js';
 import { PhaseClock, ReserveTimingMapper } from './phase-clock.js';
-import { toStats } from './stats.js';
+import { CpuClock, cpuBetween, type CpuReading } from './cpu-clock.js';
+import { operationLatencyOf, toStats } from './stats.js';
 import { verifyLive, type MemoryDigester, type MemoryReader } from './integrity.js';
 import type { Plan } from '../../workloads/patterns/plan.js';
 import { runPlan, type PlanOperation } from '../../workloads/patterns/run-plan.js';
@@ -121,7 +122,14 @@ export class CellRunner {
     deinitialize: [],
     release: [],
   };
+  /** Every measured operation's own duration, per phase (the per-operation latency; they overlap). */
+  private readonly operationSamples: Record<PhaseName, number[]> = { reserve: [], prepare: [], write: [], initialize: [], deinitialize: [], release: [] };
+  private readonly operationCounts: Record<PhaseName, number> = { reserve: 0, prepare: 0, write: 0, initialize: 0, deinitialize: 0, release: 0 };
   private readonly latencySamples: number[] = [];
+  /** CPU milliseconds per measured iteration, of the controller and of the executor (integrity checks left out). */
+  private readonly cpuSamples = { controller: [] as number[], executor: [] as number[] };
+  private readonly cpu: CpuClock;
+  private lastCpu: CpuReading = { controller: 0, executor: null };
   private series: SlabPoint[] | undefined;
   private contentBytes = 0;
   private zeroFillBytes = 0;
@@ -145,6 +153,7 @@ export class CellRunner {
     private readonly options: CellRunOptions,
   ) {
     this.timedMapper = new ReserveTimingMapper(handle.memoryMapper, this.clock);
+    this.cpu = new CpuClock(handle.executorPid);
   }
 
   /** CPUs the controller was seen on while this cell ran. */
@@ -166,6 +175,7 @@ export class CellRunner {
    */
   async round(time: number, iterations: number, warmup: boolean): Promise<void> {
     const name = cellName(this.cell);
+    this.cpu.refresh();
     const bench = new Bench({
       time,
       iterations,
@@ -188,8 +198,15 @@ export class CellRunner {
       async () => {
         const total = await this.iteration(this.iterationsRun++, name);
         if (this.measured) {
-          for (const p of PHASES) this.phaseSamples[p].push(this.clock.totals[p]);
+          for (const p of PHASES) {
+            this.phaseSamples[p].push(this.clock.totals[p]);
+            const ops = this.clock.operations[p];
+            this.operationCounts[p] += ops.length;
+            for (const d of ops) this.operationSamples[p].push(d);
+          }
           this.latencySamples.push(total);
+          this.cpuSamples.controller.push(Math.max(0, this.lastCpu.controller));
+          if (this.lastCpu.executor !== null) this.cpuSamples.executor.push(Math.max(0, this.lastCpu.executor));
           this.options.onIteration?.(this.latencySamples.length);
         }
         return { overriddenDuration: total };
@@ -257,13 +274,20 @@ export class CellRunner {
     if (n === 0) throw new JitmemError('ERR_BENCH_NO_SAMPLES', `cell ${name} produced no samples`, { cell: name });
     const phases: Partial<Record<PhaseName, Stats>> = {};
     for (const p of PHASES) phases[p] = toStats(this.phaseSamples[p]);
+    const operationLatency: Partial<Record<PhaseName, OperationLatency>> = {};
+    for (const p of PHASES) if (this.operationCounts[p] > 0) operationLatency[p] = operationLatencyOf(this.operationSamples[p], n);
     const slab = this.lastManager!.stats();
     return {
       ...this.cell,
       ...(this.options.cold ? { cold: true } : {}),
       contentBytes: this.contentBytes,
       latency: toStats(this.latencySamples),
+      cpu: {
+        controller: toStats(this.cpuSamples.controller),
+        executor: this.cpuSamples.executor.length === n ? toStats(this.cpuSamples.executor) : null,
+      },
       phases,
+      ...(Object.keys(operationLatency).length ? { operationLatency } : {}),
       bytes: {
         content: this.contentBytes,
         zeroFill: this.zeroFillBytes,
@@ -304,6 +328,9 @@ export class CellRunner {
     const record: SlabPoint[] | undefined = i === 0 && this.cell.pattern === 'churn' ? (this.series = []) : undefined;
     let content = 0;
     let zeroFill = 0;
+    const cpuStart = this.cpu.read();
+    // CPU the integrity checks use (the executor hashes its memory) is not the iteration's.
+    let checksCpu: CpuReading = { controller: 0, executor: 0 };
     const patchCode =
       this.handle.patch ??
       (() => Promise.reject(new JitmemError('ERR_PATCH_UNSUPPORTED', `cell ${name}: the ${this.cell.mapper} mapper cannot patch finalized code`, { cell: name })));
@@ -314,16 +341,9 @@ export class CellRunner {
       patcher: { patchCode },
       hooks: {
         time: (op, call) => {
-          if (op !== 'allocate') return clock.timeAsync(PHASE_OF[op], call);
-          // Reserve happens inside allocate and is timed on its own: the rest is prepare.
-          return clock.timeAsync('prepare', async () => {
-            const reserveBefore = clock.totals.reserve;
-            try {
-              return await call();
-            } finally {
-              clock.totals.prepare -= clock.totals.reserve - reserveBefore;
-            }
-          });
+          // Reserve happens inside allocate and is timed on its own (ReserveTimingMapper): the rest is prepare.
+          if (op === 'allocate') return clock.timeEnclosing('prepare', call);
+          return clock.timeAsync(PHASE_OF[op], call);
         },
         timeWrite: (call) => clock.time('write', call),
         finalized: (step, fin) => {
@@ -341,7 +361,10 @@ export class CellRunner {
           // hashing to the time of the operations still in flight.
           if (this.measured && !last) return;
           await drain();
+          const before = this.cpu.read();
           await this.verify(name, allocs, checked);
+          const used = cpuBetween(this.cpu.read(), before);
+          checksCpu = { controller: checksCpu.controller + used.controller, executor: checksCpu.executor !== null && used.executor !== null ? checksCpu.executor + used.executor : null };
         },
       },
       afterStep: record
@@ -355,6 +378,8 @@ export class CellRunner {
     if (this.options.cold) await clock.timeAsync('release', () => manager.close());
     this.contentBytes = content;
     this.zeroFillBytes = zeroFill;
+    const used = cpuBetween(this.cpu.read(), cpuStart);
+    this.lastCpu = { controller: used.controller - checksCpu.controller, executor: used.executor !== null && checksCpu.executor !== null ? used.executor - checksCpu.executor : null };
     return clock.total();
   }
 

@@ -31,7 +31,13 @@ const bothSides = (c: NonNullable<ResultRow['counters']>, f: (p: NonNullable<Res
  * round trips, KiB on the wire (both directions), KiB copied, mprotect calls and minor page
  * faults, as controller/executor.
  */
-const TIME_HEADER = ['workload', 'pattern', 'mapper', 'policy', 'p50 ms', 'p99 ms', 'rme', 'n', 'init ms'];
+const TIME_HEADER = ['workload', 'pattern', 'mapper', 'policy', 'p50 ms', 'p99 ms', 'rme', 'n', 'init ms', 'cpu ms c/e'];
+
+/** Mean CPU ms per iteration, controller/executor (the controller's alone in-process; '-' for reports without it). */
+function cpuCell(r: ResultRow): string {
+  if (!r.cpu) return '-';
+  return r.cpu.executor ? `${ms(r.cpu.controller.mean)}/${ms(r.cpu.executor.mean)}` : ms(r.cpu.controller.mean);
+}
 
 function timeCells(r: ResultRow): string[] {
   return [
@@ -43,7 +49,8 @@ function timeCells(r: ResultRow): string[] {
     ms(r.latency.p99),
     `±${r.latency.rme.toFixed(1)}%`,
     String(r.latency.samplesCount),
-    ms(r.phases.initialize?.p50 ?? 0),
+    ms(r.phases.initialize?.mean ?? 0),
+    cpuCell(r),
   ];
 }
 
@@ -75,6 +82,8 @@ export function resultsTable(rows: readonly ResultRow[]): string {
 /** One line each for the table's less obvious columns and marks. */
 export const TABLE_LEGEND = [
   'rme: relative margin of error of the mean latency, 95% confidence (Student t), in percent of the mean.',
+  "init ms: the initialize phase's mean share of an iteration (overlapping operations split each instant among the phases under way; the phases sum to the iteration). Per-operation latency is in the report (operationLatency), not here.",
+  'cpu ms c/e: mean CPU time per iteration of the controller/executor (process CPU clock; the executor\'s threads\' run time from the kernel), integrity checks left out; beside the wall time, it moves much less with the machine\'s load.',
   'calls: controller-to-executor calls per iteration, integrity checks left out (0 in-process).',
   'with counters, per iteration: wire KiB both ways; copied KiB, mprotect calls and minor page faults as controller/executor.',
   '(cold): the cell ran with a fresh slab every iteration (RPC copy over LLVM\'s executor always does: it cannot initialize a freed range again).',
