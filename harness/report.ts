@@ -158,6 +158,37 @@ export interface OperationLatency {
 export interface RoundSummary {
   samples: number;
   p50: number;
+  /** This cell's place (0-based) in the round's order: the cells of a group alternate forward and backward (A B C D, D C B A). */
+  position?: number;
+}
+
+/** How one workload/pattern/policy group was sampled (bench --precision). */
+export interface SamplingGroup {
+  workload: string;
+  pattern: string;
+  policy: string;
+  rounds: number;
+  elapsedMs: number;
+  /** Every speedup of the group reached the precision asked. */
+  converged: boolean;
+  /** The speedup with the widest interval and its 95% CI half-width in percent of the speedup. */
+  widest?: { label: string; percent: number };
+  /** Rounds and seconds the widest would need to reach the target (half-width shrinks as 1/sqrt(rounds)). */
+  roundsNeeded?: number;
+  secondsNeeded?: number;
+}
+
+/** The precision mode's target and budget, and how each group fared. */
+export interface SamplingSection {
+  /** The 95% CI half-width asked of every speedup, in percent; absent: a fixed number of rounds. */
+  precision?: number;
+  maxTimeMs?: number;
+  minRounds: number;
+  /** A full GC ran before each cell's round (outside the timed phases). */
+  gcBetweenRounds: boolean;
+  /** Unrecorded warm-up iterations each cell runs at the start of every round after the first. */
+  warmupPerRound: number;
+  groups: SamplingGroup[];
 }
 
 export interface RatioRow {
@@ -264,6 +295,8 @@ export interface Report {
   budgets?: BudgetRow[];
   /** The `run` pattern's comparison of linkers, transports and executors. */
   endToEnd?: EndToEndSection;
+  /** How long each group was sampled and whether it reached the precision asked. */
+  sampling?: SamplingSection;
 }
 
 type Validator = ((data: unknown) => boolean) & { errors?: Array<{ instancePath: string; message?: string }> | null };

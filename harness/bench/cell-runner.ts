@@ -156,6 +156,11 @@ export class CellRunner {
     this.cpu = new CpuClock(handle.executorPid);
   }
 
+  /** The latency samples measured so far, in order. */
+  get latencies(): readonly number[] {
+    return this.latencySamples;
+  }
+
   /** CPUs the controller was seen on while this cell ran. */
   get controllerCpus(): number[] {
     return [...this.cpusSeen].sort((a, b) => a - b);
@@ -173,15 +178,18 @@ export class CellRunner {
    * the rounds of the cells it compares, so that a slow drift of the machine's speed falls on
    * all of them alike rather than on whichever ran last.
    */
-  async round(time: number, iterations: number, warmup: boolean): Promise<void> {
+  async round(time: number, iterations: number, warmup: boolean | number): Promise<void> {
     const name = cellName(this.cell);
     this.cpu.refresh();
+    // true: the cell's first round, warmed up in full; a number: that many unrecorded iterations
+    // first (after another cell's round, caches, the JIT's and the executor's, are the other's).
+    const warmupIterations = warmup === true ? this.options.warmupIterations : warmup === false ? 0 : warmup;
     const bench = new Bench({
       time,
       iterations,
-      warmupIterations: warmup ? this.options.warmupIterations : 0,
-      warmupTime: warmup ? (this.options.warmupTime ?? 0) : 0,
-      warmup,
+      warmupIterations,
+      warmupTime: warmup === true ? (this.options.warmupTime ?? 0) : 0,
+      warmup: warmupIterations > 0,
       throws: true,
       retainSamples: false,
     });

@@ -2,6 +2,7 @@ import { median } from '../statistics.js';
 import type { Report, ResultRow } from '../report.js';
 import { formatTable } from '../format-table.js';
 import { endToEndSummary } from './end-to-end.js';
+import { samplingLines } from './sampling.js';
 
 /**
  * What a person reads at the end of a bench run: one table of cells, the headline speedups
@@ -109,7 +110,8 @@ export function headlineItems(report: Report): Headline[] {
       : r.speedup >= 1
         ? `shared memory is ${r.speedup.toFixed(2)}x faster than RPC copy`
         : `shared memory is ${(1 / r.speedup).toFixed(2)}x slower than RPC copy`;
-    out.push({ text: `${r.workload}/${r.pattern} (${r.policy})${exec}: ${verdict} (speedup ${r.speedup.toFixed(2)}, 95% CI ${lo}–${hi}).`, significant });
+    const n = r.rounds ? `, ${r.rounds.length} rounds` : '';
+    out.push({ text: `${r.workload}/${r.pattern} (${r.policy})${exec}: ${verdict} (speedup ${r.speedup.toFixed(2)}, 95% CI ${lo}–${hi}${n}).`, significant });
   }
   return out;
 }
@@ -212,6 +214,8 @@ export function renderSummary(report: Report, reportPath: string, extra: Summary
   if (matrix.length) out.push(resultsTable(matrix) + TABLE_LEGEND.join('\n') + '\n');
   const h = headlines(report);
   if (h.length) out.push(h.join('\n') + '\n');
+  const sampling = samplingLines(report.sampling?.groups ?? [], report.sampling?.precision);
+  if (sampling.length) out.push(sampling.join('\n') + '\n');
   const e = endToEndSummary(report);
   if (e) out.push(e);
   const b = budgetItems(report);

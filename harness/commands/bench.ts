@@ -57,10 +57,17 @@ measurement:
   --granularity BYTES   slab reservation granularity (default 1073741824, as llvm-jitlink;
                         churn cells use 4194304 unless this flag is given, so that the fit
                         policies' fragmentation shows in reservations)
-  --rounds N            interleave the cells of each workload/pattern/policy in N rounds, so
-                        drift in the machine's speed falls on every mapper alike; speedups
-                        are taken per round (paired) and compare judges them over rounds
-                        (default ${DEFAULT_ROUNDS})
+  --rounds N            interleave the cells of each workload/pattern/policy in at least N
+                        rounds (order alternating A B C D, D C B A), so drift in the machine's
+                        speed falls on every mapper alike; speedups are taken per round
+                        (paired) and compare judges them over rounds (default ${DEFAULT_ROUNDS})
+  --precision PCT|off   keep adding rounds to each workload/pattern/policy until every
+                        speedup's 95% CI half-width is at most PCT% of the speedup (default 3;
+                        --quick 5; off when --time, --iterations or --rounds is given without
+                        it); the summary names each group that did not get there, the width
+                        it reached and how long it would need
+  --max-time S          the precision mode's budget in seconds for the whole run (default
+                        150; --quick 50; --full 900): each group gets its share of what is left
   --pin same|split|none controller and executor on the same CPU, on two CPUs, or unpinned
                         (default none; where they ran is recorded either way)
   --probe, --no-probe   after the cells, time a no-op round trip beside the finalize of a
@@ -111,8 +118,28 @@ function positiveInt(flag: string, text: string | undefined): number | undefined
   return n;
 }
 
+/** The precision each preset asks of every speedup (95% CI half-width, percent) and its time budget (s). */
+const PRESET_PRECISION: Record<Preset, number> = { default: 3, quick: 5, full: 2 };
+const PRESET_MAX_TIME_S: Record<Preset, number> = { default: 150, quick: 50, full: 900 };
+
+function positiveNumber(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new JitmemError('ERR_INVALID_FLAG', `${flag} must be a positive number; got ${JSON.stringify(text)}`, { flag, value: text });
+  return n;
+}
+
+/** --precision PCT (a percentage above 0 and below 100) or off. */
+function precisionFlag(text: string | undefined, fallback: number | undefined): number | undefined {
+  if (text === undefined) return fallback;
+  if (text === 'off') return undefined;
+  const n = positiveNumber('--precision', text)!;
+  if (n >= 100) throw new JitmemError('ERR_INVALID_FLAG', `--precision must be a percentage below 100 (or off); got ${JSON.stringify(text)}`, { flag: '--precision', value: text });
+  return n;
+}
+
 /** Flags whose value is a number: "--time -1" is the value -1 given to --time, not a flag "-1". */
-const NUMERIC_FLAGS = new Set(['--time', '--iterations', '--seed', '--granularity', '--rounds']);
+const NUMERIC_FLAGS = new Set(['--time', '--iterations', '--seed', '--granularity', '--rounds', '--precision', '--max-time']);
 
 function joinNegativeValues(argv: readonly string[]): string[] {
   const out: string[] = [];
@@ -164,6 +191,8 @@ export const benchCommand: Command = {
           cold: { type: 'boolean' },
           granularity: { type: 'string' },
           rounds: { type: 'string' },
+          precision: { type: 'string' },
+          'max-time': { type: 'string' },
           charts: { type: 'string' },
           'no-charts': { type: 'boolean' },
           'check-budgets': { type: 'boolean' },
@@ -206,6 +235,9 @@ export const benchCommand: Command = {
     const granularity = positiveInt('--granularity', values.granularity) ?? 1024 ** 3;
     const rounds = positiveInt('--rounds', values.rounds) ?? DEFAULT_ROUNDS;
     const seed = values.seed === undefined ? 1 : positiveInt('--seed', values.seed)!;
+    const fixedSampling = values.time !== undefined || values.iterations !== undefined || values.rounds !== undefined;
+    const precision = precisionFlag(values.precision, fixedSampling ? undefined : PRESET_PRECISION[preset]);
+    const maxTimeMs = (positiveNumber('--max-time', values['max-time']) ?? PRESET_MAX_TIME_S[preset]) * 1000;
     const outFile = values.out !== undefined ? path.resolve(values.out) : defaultOutput(`bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     // Before the bench runs for minutes: a report that cannot be written is an error now.
     checkOutputFile(outFile, 'the report');
@@ -221,6 +253,7 @@ export const benchCommand: Command = {
       granularity,
       ...(values.granularity ? {} : { churnGranularity: 4 << 20 }),
       rounds,
+      ...(precision !== undefined ? { precision, maxTimeMs } : {}),
       workloadOptions: { ...(values['python-dir'] ? { pythonDir: values['python-dir'] } : {}), ...(objects ? { objects } : {}) },
       repoDir,
       runLlvm: overrides.executors ? overrides.executors.includes('llvm') : true,
