@@ -264,11 +264,29 @@ export interface EndToEndHeadline {
   baseline: 'rpc' | 'generic' | 'simple-remote';
   /** jitmem's rows: from its warm controller or from a process per run. */
   controller?: 'warm' | 'process-per-run';
-  /** median time to exit over RPC copy / median over shared memory */
+  /**
+   * Time to exit over RPC copy / over shared memory: with rounds, the geometric mean of the
+   * paired per-round speedups (median RPC copy / median shared memory within round i) with a
+   * Student-t 95% interval over rounds on the log scale, as every ratio of the report; without
+   * (older reports), the ratio of medians with a bootstrap interval.
+   */
   speedup: number;
   ci95: [number, number];
+  /** The paired per-round speedups. */
+  rounds?: number[];
+  /**
+   * jitmem's rows: the transport phases' (reserve + write + initialize) share of time to exit,
+   * mean over rounds of each round's median share, with a Student-t 95% interval.
+   */
+  transportShare?: { shared: TransportShare; rpc: TransportShare };
   /** Where the difference comes from, in phase figures. */
   explanation: string;
+}
+
+export interface TransportShare {
+  share: number;
+  ci95: [number, number];
+  rounds: number;
 }
 
 export interface EndToEndSection {

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { Bench } from 'tinybench';
 import * as native from '../../native/index.js';
 import { JitmemError } from '../../core/errors.js';
@@ -205,18 +206,7 @@ export class CellRunner {
       name,
       async () => {
         const total = await this.iteration(this.iterationsRun++, name);
-        if (this.measured) {
-          for (const p of PHASES) {
-            this.phaseSamples[p].push(this.clock.totals[p]);
-            const ops = this.clock.operations[p];
-            this.operationCounts[p] += ops.length;
-            for (const d of ops) this.operationSamples[p].push(d);
-          }
-          this.latencySamples.push(total);
-          this.cpuSamples.controller.push(Math.max(0, this.lastCpu.controller));
-          if (this.lastCpu.executor !== null) this.cpuSamples.executor.push(Math.max(0, this.lastCpu.executor));
-          this.options.onIteration?.(this.latencySamples.length);
-        }
+        if (this.measured) this.record(total);
         return { overriddenDuration: total };
       },
       {
@@ -235,6 +225,66 @@ export class CellRunner {
     this.transport.calls += after.calls - countersAtStart.calls - (this.checkTraffic.calls - checksAtStart.calls);
     this.transport.bytesSent += after.bytesSent - countersAtStart.bytesSent - (this.checkTraffic.bytesSent - checksAtStart.bytesSent);
     if (costCounters && costAtStart && this.snapshotCost) this.addCost(snapshotDelta(await costCounters(), costAtStart), checksAtStart);
+  }
+
+  /** Counters at the start of the measured part of the current round (interleaved rounds). */
+  private roundStart: { counters: { calls: number; bytesSent: number }; checks: { calls: number; bytesSent: number; bytesReceived: number }; cost: CostSnapshot | undefined } | undefined;
+
+  /**
+   * Unrecorded iterations, at the start of a round measured a step at a time (see step()): the
+   * first round's warm-up in full (iterations and time), later rounds' `iterations` alone.
+   */
+  async warmup(first: boolean, iterations: number): Promise<void> {
+    this.measured = false;
+    this.cpu.refresh();
+    const name = cellName(this.cell);
+    const until = first ? performance.now() + (this.options.warmupTime ?? 0) : 0;
+    const count = first ? this.options.warmupIterations : iterations;
+    for (let i = 0; i < count || performance.now() < until; i++) await this.iteration(this.iterationsRun++, name);
+  }
+
+  /** Starts the measured part of a round that the caller drives a step (one iteration) at a time, interleaved with other cells. */
+  async beginMeasuring(): Promise<void> {
+    const costCounters = this.handle.costCounters?.bind(this.handle);
+    if (costCounters && !this.snapshotCost) {
+      const a = await costCounters();
+      this.snapshotCost = snapshotDelta(await costCounters(), a);
+    }
+    this.roundStart = { cost: costCounters ? await costCounters() : undefined, counters: this.handle.counters(), checks: { ...this.checkTraffic } };
+    this.measured = true;
+  }
+
+  /** One measured iteration; returns its latency (ms). */
+  async step(): Promise<number> {
+    const total = await this.iteration(this.iterationsRun++, cellName(this.cell));
+    this.record(total);
+    return total;
+  }
+
+  /** Ends the measured part of the round: its transport traffic and cost counters go into the cell's. */
+  async endMeasuring(): Promise<void> {
+    const start = this.roundStart;
+    this.measured = false;
+    this.roundStart = undefined;
+    if (!start) return;
+    const after = this.handle.counters();
+    this.transport.calls += after.calls - start.counters.calls - (this.checkTraffic.calls - start.checks.calls);
+    this.transport.bytesSent += after.bytesSent - start.counters.bytesSent - (this.checkTraffic.bytesSent - start.checks.bytesSent);
+    const costCounters = this.handle.costCounters?.bind(this.handle);
+    if (costCounters && start.cost && this.snapshotCost) this.addCost(snapshotDelta(await costCounters(), start.cost), start.checks);
+  }
+
+  private record(total: number): void {
+    for (const p of PHASES) {
+      this.phaseSamples[p].push(this.clock.totals[p]);
+      const ops = this.clock.operations[p];
+      this.operationCounts[p] += ops.length;
+      for (const d of ops) this.operationSamples[p].push(d);
+    }
+    this.latencySamples.push(total);
+    this.cpuSamples.controller.push(Math.max(0, this.lastCpu.controller));
+    if (this.lastCpu.executor !== null) this.cpuSamples.executor.push(Math.max(0, this.lastCpu.executor));
+    this.options.onIteration?.(this.latencySamples.length);
   }
 
   /**

@@ -1,4 +1,5 @@
-import { bootstrapRatioOfMedians, median } from '../statistics.js';
+import { meanInterval, median } from '../statistics.js';
+import { roundMedians, speedupOf } from './ratios.js';
 import type { BudgetRow, EndToEndHeadline, EndToEndSection, Report, ResultRow, RunPhaseName } from '../report.js';
 import { formatTable } from '../format-table.js';
 
@@ -27,6 +28,22 @@ function medianOfSum(row: ResultRow, phases: readonly RunPhaseName[]): number {
   const sums = new Array<number>(n).fill(0);
   for (const p of phases) row.phases[p]?.samples.forEach((x, i) => (sums[i]! += x));
   return median(sums);
+}
+
+/**
+ * The transport phases' (reserve, write, initialize) share of a jitmem row's time to exit: per
+ * iteration their sum over the latency, the median of each round, then the mean over rounds
+ * with a Student-t 95% interval (over iterations when the row has no rounds).
+ */
+export function transportShare(row: ResultRow): { share: number; ci95: [number, number]; rounds: number } | undefined {
+  const n = row.latency.samples.length;
+  if (n === 0 || !JITMEM_TRANSPORT.every((p) => row.phases[p]?.samples.length === n)) return undefined;
+  const shares = row.latency.samples.map((total, i) => (total > 0 ? JITMEM_TRANSPORT.reduce((a, p) => a + row.phases[p]!.samples[i]!, 0) / total : 0));
+  const sizes = row.rounds?.map((r) => r.samples);
+  const perRound = sizes && sizes.reduce((a, b) => a + b, 0) === n ? roundMedians(shares, sizes).filter((x) => Number.isFinite(x)) : shares;
+  const est = meanInterval(perRound.length >= 2 ? perRound : shares);
+  if (!Number.isFinite(est.low)) return undefined;
+  return { share: est.mean, ci95: [est.low, est.high], rounds: perRound.length };
 }
 
 export function runRows(rows: readonly ResultRow[]): ResultRow[] {
@@ -109,10 +126,23 @@ export function endToEndHeadlines(rows: readonly ResultRow[], seed: number): End
       const shared = find(rows, workload, p.linker, p.executor, 'shared', p.shared, p.controller);
       const rpc = find(rows, workload, p.linker, p.executor, p.rpcMapper, p.rpcMemmgr, p.controller);
       if (!shared || !rpc) continue;
-      const est = bootstrapRatioOfMedians(rpc.latency.samples, shared.latency.samples, { seed });
-      if (!(est.ratio > 0) || !Number.isFinite(est.ratio)) continue;
+      // The one speedup statistic (ratios.ts speedupOf): paired per round when the rows have rounds.
+      const est = speedupOf(rpc, shared, seed);
+      if (!est || !(est.speedup > 0) || !Number.isFinite(est.speedup)) continue;
       const rpcName = p.linker === 'jitmem' ? 'RPC copy' : p.baseline;
-      out.push({ workload, linker: p.linker, executor: p.executor, baseline: p.baseline, ...(p.controller ? { controller: p.controller } : {}), speedup: est.ratio, ci95: [est.low, est.high], explanation: explain(shared, rpc, rpcName) });
+      const shares = p.linker === 'jitmem' ? { shared: transportShare(shared), rpc: transportShare(rpc) } : undefined;
+      out.push({
+        workload,
+        linker: p.linker,
+        executor: p.executor,
+        baseline: p.baseline,
+        ...(p.controller ? { controller: p.controller } : {}),
+        speedup: est.speedup,
+        ci95: est.ci95,
+        ...(est.rounds ? { rounds: est.rounds } : {}),
+        ...(shares?.shared && shares.rpc ? { transportShare: { shared: shares.shared, rpc: shares.rpc } } : {}),
+        explanation: explain(shared, rpc, rpcName),
+      });
     }
   }
   return out;
@@ -123,7 +153,12 @@ export function headlineLines(section: EndToEndSection): string[] {
     const who = h.linker === 'jitmem' ? (h.controller === 'warm' ? 'jitmem (warm controller)' : 'jitmem (process per run)') : `llvm-jitlink${h.executor === 'jitmem' ? " driving jitmem's executor" : ''}`;
     const base = h.baseline === 'rpc' ? 'RPC copy' : `RPC copy (${h.baseline})`;
     const significant = h.ci95[0] > 1 || h.ci95[1] < 1;
-    return `${h.workload} end to end, ${who}: shared memory over ${base} ${h.speedup.toFixed(3)}x (95% CI ${h.ci95[0].toFixed(3)}–${h.ci95[1].toFixed(3)}${significant ? '' : ': not distinguishable'}). ${h.explanation}`;
+    const n = h.rounds ? `, ${h.rounds.length} rounds` : '';
+    const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+    const share = h.transportShare
+      ? ` Transport (reserve + write + initialize) share of time to exit: shared memory ${pct(h.transportShare.shared.share)} (95% CI ${pct(h.transportShare.shared.ci95[0])}–${pct(h.transportShare.shared.ci95[1])}), ${base} ${pct(h.transportShare.rpc.share)} (95% CI ${pct(h.transportShare.rpc.ci95[0])}–${pct(h.transportShare.rpc.ci95[1])}).`
+      : '';
+    return `${h.workload} end to end, ${who}: shared memory over ${base} ${h.speedup.toFixed(3)}x (95% CI ${h.ci95[0].toFixed(3)}–${h.ci95[1].toFixed(3)}${n}${significant ? '' : ': not distinguishable'}).${share} ${h.explanation}`;
   });
 }
 

@@ -101,6 +101,12 @@ export const DEFAULT_ROUNDS = 8;
 /** Unrecorded iterations each cell runs at the start of every round after its first. */
 export const WARMUP_PER_ROUND = 1;
 
+/**
+ * Iterations of each cell in one round at most: past a few hundred, a round's median is as
+ * good as it gets, and the time goes further spent on more rounds (more pairs).
+ */
+export const MAX_PASSES_PER_ROUND = 256;
+
 /** Rounds a group stops at even short of its precision (a bound on the report's size). */
 export const MAX_ROUNDS = 400;
 
@@ -190,12 +196,22 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
         let widest: { label: string; percent: number } | undefined;
         let converged = precision === undefined;
         for (;;) {
-          const order = roundOrder(active.length, round);
-          for (const [position, k] of order.entries()) {
-            const a = active[k]!;
+          // Each cell warms up, then the cells run one iteration each in turn, forward and backward
+          // by turns (A B C D D C B A ...), until the round's time is spent: a drift of the
+          // machine's speed falls on every cell of the round alike, iteration by iteration.
+          if (gcBetweenRounds) collectGarbage();
+          for (const a of active) {
             roundOf.set(a.index, round);
-            if (gcBetweenRounds) collectGarbage();
-            await a.runner.round(roundTime, roundIterations, round === 0 ? true : WARMUP_PER_ROUND);
+            await a.runner.warmup(round === 0, WARMUP_PER_ROUND);
+          }
+          for (const a of active) await a.runner.beginMeasuring();
+          const until = performance.now() + roundTime * active.length;
+          for (let pass = 0; active.length && pass < MAX_PASSES_PER_ROUND && (pass < roundIterations || performance.now() < until); pass++) {
+            for (const k of roundOrder(active.length, round + pass)) await active[k]!.runner.step();
+          }
+          for (const [position, k] of roundOrder(active.length, round).entries()) {
+            const a = active[k]!;
+            await a.runner.endMeasuring();
             roundEnds.set(a.index, [...(roundEnds.get(a.index) ?? []), iterationsDone.get(a.index) ?? 0]);
             positions.set(a.index, [...(positions.get(a.index) ?? []), position]);
           }
@@ -253,7 +269,9 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
         withoutLlvm: options.runLlvm === false,
         ...(options.llvmDir ? { llvmDir: options.llvmDir } : {}),
         onProgress: (cell, done, total) => options.onProgress?.({ kind: 'run', cell, done, total }),
+        ...(precision !== undefined ? { precision, deadline: started + maxTimeMs } : {}),
       });
+      samplingGroups.push(...run.sampling);
       rows.push(...run.rows);
       endToEnd = run.section;
       runSkips.push(...run.skipped);

@@ -9,7 +9,9 @@ import { executorSnapshotArgs, snapshotStaleness } from '../../session/executor-
 import { buildExecutorSnapshot } from '../../executor/build-snapshot.js';
 import { runPrograms, sha256Hex, type RunProgram } from '../../workloads/run-programs.js';
 import type { WorkloadOptions } from '../../workloads/workload-sources.js';
-import type { EndToEndSection, ExecutorName, LinkerName, LlvmMemmgr, MapperName, ResultRow, RunPhaseName, Stats } from '../report.js';
+import type { EndToEndSection, ExecutorName, LinkerName, LlvmMemmgr, MapperName, ResultRow, RunPhaseName, SamplingGroup, Stats } from '../report.js';
+import { pairRoundMedians, roundMedians, summarizePaired } from './ratios.js';
+import { halfWidthPercent, roundOrder, roundsNeeded, withRounds } from './sampling.js';
 import { findLlvm, JitmemExecutorScript, runLlvmJitlink, type LlvmMode, type LlvmTools } from './llvm-jitlink.js';
 import { JITMEM_RUN_PHASES } from './run-target.js';
 import { RESULT_FD, type RunWorkerRequest, type RunWorkerResult, type WarmIterationResult } from './run-worker.js';
@@ -63,6 +65,9 @@ export interface EndToEndOptions {
   readonly withScript: boolean;
   /** Unrecorded iterations a warm controller runs before its measured ones (default 5: CPython's link is still getting faster after 3). */
   readonly warmup?: number;
+  /** With a precision target (percent): warm controllers run rounds until the shared-over-RPC speedup's 95% CI half-width is within it, or `deadline` (performance.now() ms) comes. */
+  readonly precision?: number;
+  readonly deadline?: number;
   readonly onProgress?: (cell: string, done: number, total: number) => void;
 }
 
@@ -70,6 +75,33 @@ export interface EndToEndResult {
   readonly rows: ResultRow[];
   readonly section: EndToEndSection;
   readonly skipped: RunSkip[];
+  /** How the warm controllers were sampled (with a precision target). */
+  readonly sampling: SamplingGroup[];
+}
+
+/** Warm iterations a controller runs at most (a bound for its request; the bench stops it sooner). */
+const MAX_WARM_ITERATIONS = 100_000;
+/** With a precision target: passes (an iteration of each warm controller) per round, and the least rounds. */
+const WARM_PASSES_PER_ROUND = 3;
+const MIN_WARM_ROUNDS = 5;
+
+/** The 95% CI half-width of the warm controllers' shared-over-RPC speedup so far (paired per round). */
+function warmHeadlineWidth(cells: readonly RunCell[], latencies: readonly number[][], roundEnds: ReadonlyMap<RunCell, number[]>): { label: string; percent: number } | undefined {
+  const at = (m: MapperName) => cells.findIndex((c) => c.mapper === m);
+  const s = at('shared');
+  const r = at('rpc');
+  if (s < 0 || r < 0) return undefined;
+  const shared = latencies[s]!;
+  const rpc = latencies[r]!;
+  const ends = roundEnds.get(cells[s]!) ?? [];
+  const paired = pairRoundMedians(roundMedians(rpc, sizesOf(ends)), roundMedians(shared, sizesOf(ends)));
+  if (!paired) return undefined;
+  const est = summarizePaired(paired);
+  return { label: `${cells[s]!.program.name}/run shared over RPC copy (warm controller)`, percent: halfWidthPercent(est) };
+}
+
+function sizesOf(ends: readonly number[]): number[] {
+  return ends.map((e, i) => e - (i > 0 ? ends[i - 1]! : 0));
 }
 
 const workerPath = fileURLToPath(new URL('./run-worker.js', import.meta.url));
@@ -260,6 +292,118 @@ export function jitmemWarmCell(cell: RunCell, warmup: number, iterations: number
   });
 }
 
+/**
+ * A warm controller driven an iteration at a time (RunWorkerRequest.warm.stepped): the bench
+ * starts the warm controllers of one program together and runs one iteration of each in turn,
+ * so that their iterations interleave as the matrix's cells do. Every iteration is verified as
+ * in jitmemWarmCell, when the controller is closed.
+ */
+export class SteppedWarmCell {
+  private readonly child: ReturnType<typeof spawn>;
+  private readonly marker: string;
+  private readonly out: Buffer[] = [];
+  private readonly err: Buffer[] = [];
+  private readonly lines: Array<WarmIterationResult | (RunWorkerResult & { ok: false })> = [];
+  private pending = '';
+  private waiting: Array<() => void> = [];
+  private closedStatus: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private readonly closed: Promise<void>;
+  private ran = 0;
+
+  constructor(
+    readonly cell: RunCell,
+    private readonly warmup: number,
+    maxIterations: number,
+  ) {
+    this.marker = `\0jitmem-run-iteration-end:${randomBytes(16).toString('hex')}\0`;
+    const request: RunWorkerRequest = { program: cell.program, mapper: cell.mapper, executor: cell.executor === 'llvm' ? 'llvm' : 'jitmem', warm: { warmup, iterations: maxIterations, marker: this.marker, stepped: true } };
+    this.child = spawn(process.execPath, [workerPath, JSON.stringify(request)], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+    this.child.stdout!.on('data', (b: Buffer) => this.out.push(b));
+    this.child.stderr!.on('data', (b: Buffer) => this.err.push(b));
+    this.child.stdin!.on('error', () => {});
+    const results = this.child.stdio[RESULT_FD] as NodeJS.ReadableStream;
+    results.setEncoding('utf8');
+    results.on('data', (text: string) => {
+      this.pending += text;
+      for (let nl = this.pending.indexOf('\n'); nl >= 0; nl = this.pending.indexOf('\n')) {
+        const line = this.pending.slice(0, nl);
+        this.pending = this.pending.slice(nl + 1);
+        try {
+          this.lines.push(JSON.parse(line) as WarmIterationResult);
+        } catch {
+          this.lines.push({ ok: false, index: this.lines.length, code: 'ERR_RUN_WORKER', message: `the warm controller reported ${JSON.stringify(line.slice(0, 200))}, not a result` });
+        }
+        this.wakeAll();
+      }
+    });
+    this.closed = new Promise((resolve) => {
+      this.child.once('error', () => {
+        this.closedStatus ??= { code: null, signal: null };
+        this.wakeAll();
+        resolve();
+      });
+      this.child.once('close', (code, signal) => {
+        this.closedStatus = { code, signal };
+        this.wakeAll();
+        resolve();
+      });
+    });
+  }
+
+  private wakeAll(): void {
+    const w = this.waiting;
+    this.waiting = [];
+    for (const f of w) f();
+  }
+
+  private fail(what: string): JitmemError {
+    const failed = this.lines.find((l) => !l.ok);
+    if (failed && !failed.ok) return new JitmemError(failed.code, `${runCellName(this.cell)}, iteration ${'index' in failed ? failed.index - this.warmup : '(opening the transport)'}: ${failed.message}`, { cell: runCellName(this.cell) });
+    return mismatch(this.cell, this.ran - this.warmup, what, Buffer.concat(this.err).toString('utf8'));
+  }
+
+  /** Runs one iteration (a warm-up one while fewer than `warmup` ran) and returns its line. */
+  async next(): Promise<WarmIterationResult & { ok: true }> {
+    const index = this.ran++;
+    this.child.stdin!.write('\n');
+    while (this.lines.length <= index && !this.closedStatus) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    const line = this.lines[index];
+    if (!line || !line.ok) throw this.fail(`the warm controller ended (${this.closedStatus?.signal ?? `status ${this.closedStatus?.code}`}) after ${this.lines.length} iterations; the program may have ended its process`);
+    return line;
+  }
+
+  /** Ends the controller and verifies every iteration's exit status and output; the measured iterations' samples. */
+  async finish(): Promise<Sample[]> {
+    this.child.stdin!.end();
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 60_000);
+    await this.closed;
+    clearTimeout(timer);
+    if (this.lines.some((l) => !l.ok) || this.lines.length !== this.ran) throw this.fail(`the warm controller ended (${this.closedStatus?.signal ?? `status ${this.closedStatus?.code}`}) after ${this.lines.length} of ${this.ran} iterations`);
+    const { parts, rest } = splitAtMarkers(Buffer.concat(this.out), Buffer.from(this.marker, 'latin1'));
+    const stderr = Buffer.concat(this.err).toString('utf8');
+    if (parts.length !== this.lines.length || rest.length > 0) throw mismatch(this.cell, 0, `the warm controller's stdout holds ${parts.length} iteration markers for ${this.lines.length} iterations and ${rest.length} bytes after the last`, stderr);
+    const expected = this.cell.program.expected;
+    const samples: Sample[] = [];
+    for (const [i, line] of (this.lines as Array<WarmIterationResult & { ok: true }>).entries()) {
+      const iteration = i - this.warmup;
+      if (line.exitStatus !== expected.exitStatus) throw mismatch(this.cell, iteration, `main returned ${line.exitStatus}, expected ${expected.exitStatus}`, stderr);
+      const sha = sha256Hex(parts[i]!);
+      if (sha !== expected.stdoutSha256) throw mismatch(this.cell, iteration, `stdout has sha256 ${sha}, expected ${expected.stdoutSha256} (${this.cell.program.description})`, stderr);
+      if (iteration < 0) continue;
+      let latency = 0;
+      for (const p of JITMEM_RUN_PHASES) latency += line.phases[p];
+      const startup = iteration === 0 ? (this.lines[0] as WarmIterationResult & { ok: true }).startupMs : undefined;
+      samples.push({ latency, whole: line.wallMs, phases: { ...line.phases }, ...(startup ? { startup } : {}), calls: line.calls, bytesSent: line.bytesSent });
+    }
+    return samples;
+  }
+
+  /** Stops the controller without verifying (after another cell failed). */
+  kill(): void {
+    if (!this.closedStatus) this.child.kill('SIGKILL');
+  }
+}
+
 /** One llvm-jitlink iteration: its whole process timed, its phases read from --show-times. */
 async function llvmIteration(tools: LlvmTools, script: JitmemExecutorScript | undefined, cell: RunCell, iteration: number): Promise<Sample> {
   const mode: LlvmMode = cell.memmgr ?? 'inprocess';
@@ -388,10 +532,12 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
     section.startup = s.startup;
     section.nodeFloor = s.nodeFloor;
   }
-  if (cells.length === 0) return { rows: [], section, skipped };
+  if (cells.length === 0) return { rows: [], section, skipped, sampling: [] };
 
   const script = tools && cells.some((c) => c.linker === 'llvm-jitlink' && c.executor === 'jitmem') ? new JitmemExecutorScript() : undefined;
   const samples = new Map<RunCell, Sample[]>(cells.map((c) => [c, []]));
+  const roundEnds = new Map<RunCell, number[]>();
+  const sampling: SamplingGroup[] = [];
   const rounds = Math.max(1, Math.min(options.rounds, options.iterations));
   const perRound = Math.ceil(options.iterations / rounds);
   try {
@@ -407,23 +553,94 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
       if (cell.linker === 'jitmem') await jitmemIteration(cell, -1);
       else await llvmIteration(tools!, script, cell, -1);
     }
+    // Processes per run and llvm-jitlink: a fixed number of iterations in interleaved rounds.
+    const perRun = cells.filter((c) => c.controller !== 'warm');
     for (let round = 0; round < rounds; round++) {
-      for (const cell of cells) {
+      for (const k of roundOrder(perRun.length, round)) {
+        const cell = perRun[k]!;
         const list = samples.get(cell)!;
-        // A warm controller runs its whole cell at once, in the first round: warm-up, then every measured iteration.
-        if (cell.controller === 'warm') {
-          if (round === 0) list.push(...(await jitmemWarmCell(cell, options.warmup ?? 5, options.iterations, (done) => options.onProgress?.(runCellName(cell), done, options.iterations))));
-          continue;
-        }
         for (let i = 0; i < perRound && list.length < options.iterations; i++) {
           list.push(cell.linker === 'jitmem' ? await jitmemIteration(cell, list.length) : await llvmIteration(tools!, script, cell, list.length));
           options.onProgress?.(runCellName(cell), list.length, options.iterations);
         }
+        const ends = roundEnds.get(cell) ?? [];
+        ends.push(list.length);
+        roundEnds.set(cell, ends);
+      }
+    }
+    // Warm controllers: those of one program run side by side, an iteration of each in turn
+    // (forward and backward by turns), in rounds; with a precision target, rounds are added
+    // until the shared-over-RPC speedup is known to it or the program's share of the time left
+    // is spent.
+    const warmPrograms = [...new Set(cells.filter((c) => c.controller === 'warm').map((c) => c.program.name))];
+    for (const [pi, programName] of warmPrograms.entries()) {
+      const group = cells.filter((c) => c.controller === 'warm' && c.program.name === programName);
+      const groupStart = performance.now();
+      const budget = options.precision !== undefined ? Math.max(0, ((options.deadline ?? Infinity) - groupStart) / (warmPrograms.length - pi)) : Infinity;
+      const warmup = options.warmup ?? 5;
+      const controllers: SteppedWarmCell[] = [];
+      try {
+        // Started one after another (each its first warm-up iteration), so that no executor start overlaps another's.
+        for (const cell of group) {
+          const c = new SteppedWarmCell(cell, warmup, MAX_WARM_ITERATIONS);
+          controllers.push(c);
+          await c.next();
+        }
+        for (let i = 1; i < warmup; i++) for (const k of roundOrder(controllers.length, i)) await controllers[k]!.next();
+        const measured = new Map<SteppedWarmCell, number[]>(controllers.map((c) => [c, []]));
+        const passes = options.precision !== undefined ? WARM_PASSES_PER_ROUND : perRound;
+        let round = 0;
+        let converged = options.precision === undefined;
+        let widest: { label: string; percent: number } | undefined;
+        for (;;) {
+          for (let pass = 0; pass < passes; pass++) {
+            for (const k of roundOrder(controllers.length, round + pass)) {
+              const c = controllers[k]!;
+              const line = await c.next();
+              let latency = 0;
+              for (const p of JITMEM_RUN_PHASES) latency += line.phases[p];
+              measured.get(c)!.push(latency);
+              options.onProgress?.(runCellName(c.cell), measured.get(c)!.length, options.iterations);
+            }
+          }
+          round++;
+          for (const c of controllers) {
+            const ends = roundEnds.get(c.cell) ?? [];
+            ends.push(measured.get(c)!.length);
+            roundEnds.set(c.cell, ends);
+          }
+          if (options.precision === undefined) {
+            if (measured.get(controllers[0]!)!.length >= options.iterations) break;
+            continue;
+          }
+          if (round < Math.min(options.rounds, MIN_WARM_ROUNDS)) continue;
+          widest = warmHeadlineWidth(group, controllers.map((c) => measured.get(c)!), roundEnds);
+          converged = widest === undefined || widest.percent <= options.precision;
+          if (converged || performance.now() - groupStart >= budget || measured.get(controllers[0]!)!.length + passes > MAX_WARM_ITERATIONS - warmup) break;
+        }
+        for (const c of controllers) samples.set(c.cell, await c.finish());
+        const elapsedMs = performance.now() - groupStart;
+        if (options.precision !== undefined) {
+          const needed = widest && !converged ? roundsNeeded(round, widest.percent, options.precision) : undefined;
+          sampling.push({
+            workload: programName,
+            pattern: 'run',
+            policy: 'warm controller',
+            rounds: round,
+            elapsedMs: Math.round(elapsedMs),
+            converged,
+            ...(widest ? { widest: { label: widest.label, percent: Math.round(widest.percent * 100) / 100 } } : {}),
+            ...(needed !== undefined && Number.isFinite(needed) ? { roundsNeeded: needed, secondsNeeded: Math.round(((elapsedMs / round) * needed) / 1000) } : {}),
+          });
+        }
+      } catch (err) {
+        for (const c of controllers) c.kill();
+        throw err;
       }
     }
   } finally {
     script?.dispose();
   }
-  const rows = cells.map((c) => rowOf(c, samples.get(c)!));
-  return { rows, section, skipped };
+  const rows = cells.map((c) => withRounds(rowOf(c, samples.get(c)!), roundEnds.get(c) ?? []));
+  return { rows, section, skipped, sampling };
 }

@@ -27,7 +27,17 @@ export interface RunWorkerRequest {
    * runner flushes the program's stdio before it returns, so the bytes before the marker are
    * exactly that iteration's output.
    */
-  readonly warm?: { readonly warmup: number; readonly iterations: number; readonly marker: string };
+  readonly warm?: {
+    readonly warmup: number;
+    readonly iterations: number;
+    readonly marker: string;
+    /**
+     * Run each iteration (warm-up included) only when a byte arrives on fd 0, and stop when fd 0
+     * ends (then `iterations` is a bound): the bench interleaves the warm controllers of one
+     * program iteration by iteration, so that the machine's drift falls on all alike.
+     */
+    readonly stepped?: boolean;
+  };
 }
 
 /** One iteration of a warm controller, as a line on fd 3. */
@@ -109,6 +119,28 @@ function errorFields(err: unknown): { code: string; message: string } {
   return { code: err instanceof JitmemError || typeof e?.code === 'string' ? e.code! : 'ERR_RUN_WORKER', message: e?.message ?? String(err) };
 }
 
+/** A function that resolves true for each byte that arrives on fd 0 and false once fd 0 has ended. */
+function stdinSteps(): () => Promise<boolean> {
+  let credits = 0;
+  let ended = false;
+  let wake: (() => void) | undefined;
+  process.stdin.on('data', (b: Buffer) => {
+    credits += b.length;
+    wake?.();
+  });
+  process.stdin.on('end', () => {
+    ended = true;
+    wake?.();
+  });
+  return async () => {
+    while (credits === 0 && !ended) await new Promise<void>((resolve) => (wake = resolve));
+    wake = undefined;
+    if (credits === 0) return false;
+    credits--;
+    return true;
+  };
+}
+
 /** The warm controller: one transport, warm-up and measured iterations back to back, each reported as it ends. */
 export async function runWarmController(request: RunWorkerRequest, open: OpenRunTarget): Promise<boolean> {
   const warm = request.warm!;
@@ -118,7 +150,9 @@ export async function runWarmController(request: RunWorkerRequest, open: OpenRun
   const target = await open(request.mapper, request.executor);
   const startupMs = request.mapper === 'inprocess' ? 0 : performance.now() - t0;
   try {
+    const steps = warm.stepped ? stdinSteps() : undefined;
     for (let index = 0; index < total; index++) {
+      if (steps && !(await steps())) break;
       let line: WarmIterationResult;
       try {
         const before = target.counters();
