@@ -70,4 +70,4 @@ export type {
   MapperName,
   ExecutorName,
   PatternName,
-} from './harness/report.js';
+} from './harness/report/report.js';

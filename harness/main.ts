@@ -1,4 +1,4 @@
-import type { Command, CommandIO } from './command.js';
+import type { Command, CommandIO } from './commands/command.js';
 import { JitmemError } from '../core/errors.js';
 
 /**

@@ -355,3 +355,23 @@ export function welchTTest(a: readonly number[], b: readonly number[], confidenc
   const half = studentTQuantile(1 - (1 - confidence) / 2, df) * se;
   return { diff, se, df, t, p, low: diff - half, high: diff + half };
 }
+
+/** The sample standard deviation (n - 1) of xs and its degrees of freedom; 0 and 0 below two values. */
+export function sampleSd(xs: readonly number[]): { sd: number; df: number } {
+  if (xs.length < 2) return { sd: 0, df: 0 };
+  const m = mean(xs);
+  return { sd: Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1)), df: xs.length - 1 };
+}
+
+
+/** Holm–Bonferroni: which of the p-values are significant at family-wise level alpha. */
+export function holmSignificant(ps: readonly number[], alpha: number): boolean[] {
+  const order = ps.map((p, i) => i).filter((i) => Number.isFinite(ps[i]!)).sort((i, j) => ps[i]! - ps[j]!);
+  const m = order.length;
+  const out = ps.map(() => false);
+  for (let k = 0; k < m; k++) {
+    if (ps[order[k]!]! <= alpha / (m - k)) out[order[k]!] = true;
+    else break;
+  }
+  return out;
+}

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { validateReport, type Report, type ResultRow } from '../harness/report.js';
+import { validateReport, type Report, type ResultRow } from '../harness/report/report.js';
 import { findLlvm, llvmJitlinkArgs, parseShowTimes, DEFAULT_LLVM_DIR, JitmemExecutorScript } from '../harness/bench/llvm-jitlink.js';
 import { jitmemLinkerAvailable, jitmemWarmCell, splitAtMarkers, type RunCell } from '../harness/bench/run-cells.js';
 import { runPrograms, sha256Hex } from '../workloads/run-programs.js';

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import type { AllocInfo } from '../mappers/memory-mapper.js';
 import { ForwardingMapper } from '../mappers/forwarding-mapper.js';
-import { validateReport } from '../harness/report.js';
+import { validateReport } from '../harness/report/report.js';
 import { openHandle } from '../harness/bench/mapper-handles.js';
 import { presetSelection } from '../harness/bench/matrix.js';
 import { runBench } from '../harness/bench/run-bench.js';
@@ -67,7 +67,7 @@ test('jitmem bench writes a report that validates against schema 1, with every p
 });
 
 function py0(report: { results: Array<{ workload: string; mapper: string }> }, mapper: string) {
-  return report.results.find((r) => r.workload === 'python' && r.mapper === mapper) as import('../harness/report.js').ResultRow;
+  return report.results.find((r) => r.workload === 'python' && r.mapper === mapper) as import('../harness/report/report.js').ResultRow;
 }
 
 /** Flips one byte of the first segment after the content was written, before initialize. */

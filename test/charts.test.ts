@@ -8,7 +8,7 @@ import { PNG } from 'pngjs';
 import { chartSpecs, type ChartSpec } from '../harness/charts/chart-specs.js';
 import { renderPng, renderSvg } from '../harness/charts/render-chart.js';
 import { defaultShapedReport } from './helpers/default-report.js';
-import type { Report } from '../harness/report.js';
+import type { Report } from '../harness/report/report.js';
 import { runCli } from './helpers/run-cli.js';
 import { measuredReport } from './helpers/reports.js';
 

@@ -2,8 +2,10 @@ import test from 'ava';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { compareReports, MIN_PHASE_SHARE, parseThresholdRule, patternMatches } from '../harness/compare.js';
-import type { Report } from '../harness/report.js';
+import { compareReports } from '../harness/compare/judge.js';
+import { MIN_PHASE_SHARE } from '../harness/compare/row-runs.js';
+import { parseThresholdRule, patternMatches } from '../harness/compare/thresholds.js';
+import type { Report } from '../harness/report/report.js';
 import { runCli } from './helpers/run-cli.js';
 import { measuredReport, statsOf, withPhaseScaled, withRowsScaled, withSteadyRounds } from './helpers/reports.js';
 
@@ -425,7 +427,7 @@ test('different presets, sampling and workload sets are named in warnings at the
 });
 
 test('on a terminal, REGRESSION is red and improvement green (util.styleText); elsewhere plain', async (t) => {
-  const { formatText, terminalPaint } = await import('../harness/commands/compare.js');
+  const { formatText, terminalPaint } = await import('../harness/compare/format.js');
   // Steady rounds: the colours are under test, not how noisy the machine was while measuring.
   const steady = withSteadyRounds(base);
   const head = withRowsScaled(steady, slowRow, 1.3);
@@ -442,7 +444,7 @@ test('on a terminal, REGRESSION is red and improvement green (util.styleText); e
 });
 
 test('a report cut down on load (issue 15: at most MAX_SAMPLES_PER_ROW a set) is still judged round by round', async (t) => {
-  const { subsampleReport } = await import('../harness/report.js');
+  const { subsampleReport } = await import('../harness/report/report.js');
   const cut = subsampleReport(structuredClone(base), 64);
   t.true(cut.results.every((r) => r.latency.samples.length === 64 && r.latency.samplesCount === 200));
   const c = compareReports(base, cut, { phases: true });

@@ -2,8 +2,8 @@ import test from 'ava';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { compareReports } from '../harness/compare.js';
-import type { Report } from '../harness/report.js';
+import type { compareReports } from '../harness/compare/judge.js';
+import type { Report } from '../harness/report/report.js';
 import { runCli } from './helpers/run-cli.js';
 import { measuredReport, withRowsScaled } from './helpers/reports.js';
 

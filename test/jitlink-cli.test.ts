@@ -1,6 +1,6 @@
 import test from 'ava';
 import { parseRunArgs } from '../harness/commands/run.js';
-import { parseLlvmTimes } from '../harness/link-bench.js';
+import { parseLlvmTimes } from '../harness/component-benches/link-bench.js';
 import { JitmemError } from '../core/errors.js';
 import { jitmemRun } from './helpers/jitlink-run.js';
 

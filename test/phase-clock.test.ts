@@ -2,7 +2,7 @@ import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PhaseClock, ReserveTimingMapper } from '../harness/bench/phase-clock.js';
 import { InProcessMemoryMapper } from '../mappers/in-process-memory-mapper.js';
-import { PHASES } from '../harness/report.js';
+import { PHASES } from '../harness/report/report.js';
 
 const sumOfShares = (clock: PhaseClock) => PHASES.reduce((a, p) => a + clock.totals[p], 0);
 

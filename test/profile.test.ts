@@ -2,7 +2,7 @@ import test from 'ava';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runProfile } from '../harness/profile.js';
+import { runProfile } from '../harness/profile/profile.js';
 import { runCli } from './helpers/run-cli.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'jitmem-profile-'));

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { BenchProgressView, clockTime } from '../harness/bench/progress.js';
-import { validateReport, type ResultRow } from '../harness/report.js';
+import { validateReport, type ResultRow } from '../harness/report/report.js';
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL('../harness/cli.js', import.meta.url));

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { writeCharts } from '../harness/charts/write-charts.js';
-import type { Report } from '../harness/report.js';
+import type { Report } from '../harness/report/report.js';
 import { defaultShapedReport } from './helpers/default-report.js';
 
 /**

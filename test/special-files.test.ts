@@ -4,7 +4,7 @@ import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSyn
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MAX_SAMPLES_PER_ROW, readReport } from '../harness/report.js';
+import { MAX_SAMPLES_PER_ROW, readReport } from '../harness/report/report.js';
 
 /**
  * Every file a command reads is checked before it is read, and every place it writes before

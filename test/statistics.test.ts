@@ -70,7 +70,7 @@ test("welchTTest gives Welch's t = 1.8974, df = 5.8824, p = 0.1076 for (2,4,6,8,
 });
 
 test('holmSignificant steps down: each p against alpha / (rows left) until the first that fails', async (t) => {
-  const { holmSignificant } = await import('../harness/compare.js');
+  const { holmSignificant } = await import('../harness/statistics.js');
   // alpha 0.05 over 4: 0.01 <= 0.0125 yes, 0.015 <= 0.0167 yes, 0.03 > 0.025 stop.
   t.deepEqual(holmSignificant([0.03, 0.01, 0.5, 0.015], 0.05), [false, true, false, true]);
   t.deepEqual(holmSignificant([0.02, 0.02], 0.05), [true, true]);

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { headlineItems, overBudget, renderSummary, skippedLines, TABLE_LEGEND } from '../harness/bench/summary.js';
-import type { Report } from '../harness/report.js';
+import type { Report } from '../harness/report/report.js';
 import { defaultShapedReport } from './helpers/default-report.js';
 
 const skippedCells = ['churn', 'update', 'patch', 'sweep'].flatMap((pattern) =>

@@ -1,7 +1,7 @@
 import { meanInterval, median } from '../statistics.js';
 import { roundMedians, speedupOf } from './ratios.js';
-import type { BudgetRow, EndToEndHeadline, EndToEndSection, Report, ResultRow, RunPhaseName } from '../report.js';
-import { formatTable } from '../format-table.js';
+import type { BudgetRow, EndToEndHeadline, EndToEndSection, Report, ResultRow, RunPhaseName } from '../report/report.js';
+import { formatTable } from '../report/format-table.js';
 
 /**
  * The `run` pattern read as the 2022 work read it: for each program, the end-to-end speedup of

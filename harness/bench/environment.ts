@@ -2,7 +2,7 @@ import os from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, realpathSync } from 'node:fs';
 import * as native from '../../native/index.js';
-import type { Placement, ReportEnv } from '../report.js';
+import type { Placement, ReportEnv } from '../report/report.js';
 
 /**
  * Where a benchmark ran: enough to tell whether two reports can be compared, and to read a

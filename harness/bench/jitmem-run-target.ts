@@ -7,7 +7,7 @@ import type { MemoryMapper } from '../../mappers/memory-mapper.js';
 import { ExecutorSession } from '../../session/executor-session.js';
 import { InProcessTarget, SessionTarget, type ProgramTarget } from '../../jitlink/program-target.js';
 import { runProgram } from '../../jitlink/run-program.js';
-import type { MapperName } from '../report.js';
+import type { MapperName } from '../report/report.js';
 import type { RunProgram } from '../../workloads/run-programs.js';
 import type { OpenRunTarget, RunClock, RunTarget } from './run-target.js';
 

@@ -6,7 +6,7 @@ import { ExecutorSession, DEFAULT_LLVM_EXECUTOR } from '../../session/executor-s
 import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
 import { RpcCopyMapper } from '../../mappers/rpc-copy-mapper.js';
 import { DualMappedMemoryMapper } from '../../mappers/dual-mapped-memory-mapper.js';
-import type { ExecutorName, MapperName } from '../report.js';
+import type { ExecutorName, MapperName } from '../report/report.js';
 import type { CodePatch, MemoryMapper, PatchOptions } from '../../mappers/memory-mapper.js';
 import type { Cell, MapperHandle } from './cell-runner.js';
 import type { AddressRange } from './integrity.js';

@@ -8,7 +8,7 @@ import { updatePlan } from '../../workloads/patterns/update-pattern.js';
 import { patchPlan } from '../../workloads/patterns/patch-pattern.js';
 import { sweepPlan, sweepSizes } from '../../workloads/patterns/sweep-pattern.js';
 import type { Plan } from '../../workloads/patterns/plan.js';
-import { IN_PROCESS_MAPPERS, type ExecutorName, type MapperName, type PatternName } from '../report.js';
+import { IN_PROCESS_MAPPERS, type ExecutorName, type MapperName, type PatternName } from '../report/report.js';
 import type { Cell } from './cell-runner.js';
 
 /**

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { ForwardingMapper } from '../../mappers/forwarding-mapper.js';
 import type { ExecutorAddrRange, MemoryMapper } from '../../mappers/memory-mapper.js';
-import { PHASES, type PhaseName } from '../report.js';
+import { PHASES, type PhaseName } from '../report/report.js';
 
 /** One timed operation under way. */
 interface Operation {

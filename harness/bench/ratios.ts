@@ -1,5 +1,5 @@
 import { bootstrapRatioOfMedians, meanInterval, median, wilcoxonSignedRank } from '../statistics.js';
-import { PHASES, type BudgetRow, type PhaseName, type PhaseSpeedup, type RatioRow, type ResultRow } from '../report.js';
+import { PHASES, type BudgetRow, type PhaseName, type PhaseSpeedup, type RatioRow, type ResultRow } from '../report/report.js';
 
 /**
  * Per-round (paired) speedups of `candidate` over `baseline`: round i ran both back to back,

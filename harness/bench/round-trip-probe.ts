@@ -6,7 +6,7 @@ import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
 import { SlabMemoryManager } from '../../mappers/slab/slab-memory-manager.js';
 import { ExecutorSession } from '../../session/executor-session.js';
 import { median } from '../statistics.js';
-import type { BudgetRow } from '../report.js';
+import type { BudgetRow } from '../report/report.js';
 
 /**
  * What one remote call costs beside what a finalize costs: a no-op round trip and the finalize

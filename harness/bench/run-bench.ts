@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import * as native from '../../native/index.js';
 import type { WorkloadOptions } from '../../workloads/workload-sources.js';
-import type { BudgetRow, ExecutorName, MapperName, Placement, Report, ResultRow, SamplingGroup } from '../report.js';
+import type { BudgetRow, ExecutorName, MapperName, Placement, Report, ResultRow, SamplingGroup } from '../report/report.js';
 import { collectGarbage, groupWidths, roundOrder, roundsNeeded, withRounds } from './sampling.js';
 
 export { withRounds };
@@ -15,7 +15,7 @@ import { computeRatios, extraTimeBudgets, transportRatioBudgets } from './ratios
 import { probeRoundTrip, roundTripBudget } from './round-trip-probe.js';
 import { runEndToEnd, type RunSkip } from './run-cells.js';
 import { endToEndBudgets, endToEndHeadlines } from './end-to-end.js';
-import type { EndToEndSection } from '../report.js';
+import type { EndToEndSection } from '../report/report.js';
 
 /**
  * A whole bench run: plan the cells, run each against a freshly opened transport, and put the

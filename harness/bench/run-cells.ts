@@ -9,7 +9,7 @@ import { executorSnapshotArgs, snapshotStaleness } from '../../session/executor-
 import { buildExecutorSnapshot } from '../../executor/build-snapshot.js';
 import { runPrograms, sha256Hex, type RunProgram } from '../../workloads/run-programs.js';
 import type { WorkloadOptions } from '../../workloads/workload-sources.js';
-import type { EndToEndSection, ExecutorName, LinkerName, LlvmMemmgr, MapperName, ResultRow, RunPhaseName, SamplingGroup, Stats } from '../report.js';
+import type { EndToEndSection, ExecutorName, LinkerName, LlvmMemmgr, MapperName, ResultRow, RunPhaseName, SamplingGroup, Stats } from '../report/report.js';
 import { pairRoundMedians, roundMedians, summarizePaired } from './ratios.js';
 import { halfWidthPercent, roundOrder, roundsNeeded, withRounds } from './sampling.js';
 import { findLlvm, JitmemExecutorScript, runLlvmJitlink, type LlvmMode, type LlvmTools } from './llvm-jitlink.js';

@@ -1,4 +1,4 @@
-import type { MapperName } from '../report.js';
+import type { MapperName } from '../report/report.js';
 import type { RunProgram } from '../../workloads/run-programs.js';
 
 /**

@@ -2,7 +2,7 @@ import { writeSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { JitmemError } from '../../core/errors.js';
-import type { MapperName } from '../report.js';
+import type { MapperName } from '../report/report.js';
 import type { RunProgram } from '../../workloads/run-programs.js';
 import { JITMEM_RUN_PHASES, type JitmemRunPhase, type OpenRunTarget, type RunClock } from './run-target.js';
 

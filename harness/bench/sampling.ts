@@ -1,6 +1,6 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { RatioRow, ResultRow, RoundSummary, SamplingGroup } from '../report.js';
+import type { RatioRow, ResultRow, RoundSummary, SamplingGroup } from '../report/report.js';
 import { median } from '../statistics.js';
 import { computeRatios } from './ratios.js';
 

@@ -1,4 +1,4 @@
-import type { OperationLatency, Stats } from '../report.js';
+import type { OperationLatency, Stats } from '../report/report.js';
 import { mean, quantileSorted, studentTQuantile } from '../statistics.js';
 
 /** Milliseconds to the nanosecond: finer digits are below what the clock resolves. */

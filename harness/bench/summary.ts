@@ -1,6 +1,6 @@
 import { median } from '../statistics.js';
-import type { Report, ResultRow } from '../report.js';
-import { formatTable } from '../format-table.js';
+import type { Report, ResultRow } from '../report/report.js';
+import { formatTable } from '../report/format-table.js';
 import { endToEndSummary } from './end-to-end.js';
 import { samplingLines } from './sampling.js';
 

@@ -1,4 +1,4 @@
-import { PHASES, type Report, type ResultRow } from '../report.js';
+import { PHASES, type Report, type ResultRow } from '../report/report.js';
 import { mean, quantileSorted } from '../statistics.js';
 import { fixedScale, mapperColourScale, mapperKey, mapperLabel, mapperOrder, PHASE_COLOURS, POLICY_COLOURS } from './palette.js';
 import { endToEndChart } from './end-to-end-chart.js';

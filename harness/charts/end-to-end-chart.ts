@@ -1,4 +1,4 @@
-import type { Report, ResultRow } from '../report.js';
+import type { Report, ResultRow } from '../report/report.js';
 import { median } from '../statistics.js';
 import { linkerLabel, phaseGroups } from '../bench/end-to-end.js';
 import { CHART_FONT_FAMILY, VEGA_LITE_SCHEMA_URL, type ChartSpec, type SkippedChart } from './chart-specs.js';

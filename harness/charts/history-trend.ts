@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Trend } from '../history.js';
+import type { Trend } from '../report/history.js';
 import { CHART_FONT_FAMILY, VEGA_LITE_SCHEMA_URL } from './chart-specs.js';
 
 /**

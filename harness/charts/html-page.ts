@@ -1,5 +1,5 @@
-import type { Report } from '../report.js';
-import type { Comparison } from '../compare.js';
+import type { Report } from '../report/report.js';
+import type { Comparison } from '../compare/comparison.js';
 import { budgetItems, headlineItems, PLAIN_RESULTS_HEADER, plainResultCells, TABLE_LEGEND } from '../bench/summary.js';
 import type { ChartSpec, SkippedChart } from './chart-specs.js';
 

@@ -1,10 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { ensureOutputDirectory } from '../../core/files.js';
 import path from 'node:path';
-import type { Report } from '../report.js';
+import type { Report } from '../report/report.js';
 import { chartSpecs, type ChartSpec, type SkippedChart } from './chart-specs.js';
 import { htmlPage } from './html-page.js';
-import { compareReports } from '../compare.js';
+import { compareReports } from '../compare/judge.js';
 import { withTitles } from './svg-titles.js';
 import { importOptional } from '../optional-dependency.js';
 

@@ -1,8 +1,8 @@
-import { parseCommandArgs, type Command } from '../command.js';
-import { allocBudgets, runAllocBench } from '../alloc-bench.js';
+import { parseCommandArgs, type Command } from './command.js';
+import { allocBudgets, runAllocBench } from '../component-benches/alloc-bench.js';
 import { checkFitPolicy } from '../../mappers/slab/free-range-index.js';
 import { JitmemError } from '../../core/errors.js';
-import { formatTable } from '../format-table.js';
+import { formatTable } from '../report/format-table.js';
 
 const HELP = `usage: jitmem bench-alloc [options]
 

@@ -1,7 +1,7 @@
-import { parseCommandArgs, type Command } from '../command.js';
+import { parseCommandArgs, type Command } from './command.js';
 import { JitmemError } from '../../core/errors.js';
 import { findPythonObjects } from '../../workloads/python-objects.js';
-import { LINK_BUDGET_MS, DEFAULT_LLVM_JITLINK, medianSample, runLinkBench, type LinkBenchResult } from '../link-bench.js';
+import { LINK_BUDGET_MS, DEFAULT_LLVM_JITLINK, medianSample, runLinkBench, type LinkBenchResult } from '../component-benches/link-bench.js';
 import { median } from '../statistics.js';
 
 const HELP = `usage: jitmem bench-link [options] [FILE...]

@@ -1,6 +1,6 @@
-import { parseCommandArgs, type Command } from '../command.js';
+import { parseCommandArgs, type Command } from './command.js';
 import { JitmemError } from '../../core/errors.js';
-import { BUDGET_MS, runRemoteBench } from '../remote-bench.js';
+import { BUDGET_MS, runRemoteBench } from '../component-benches/remote-bench.js';
 
 const HELP = `usage: jitmem bench-remote [options]
 

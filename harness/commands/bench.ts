@@ -2,16 +2,16 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { defaultOutput, type Command } from '../command.js';
+import { defaultOutput, type Command } from './command.js';
 import { JitmemError } from '../../core/errors.js';
 import { checkOutputFile } from '../../core/files.js';
 import { checkFitPolicy, type FitPolicy } from '../../mappers/slab/free-range-index.js';
-import type { MapperName, PatternName, Placement } from '../report.js';
+import type { MapperName, PatternName, Placement } from '../report/report.js';
 import { ALL_MAPPERS, ALL_PATTERNS, presetSelection, type MatrixSelection, type Preset } from '../bench/matrix.js';
 import { DEFAULT_ROUNDS, runBench } from '../bench/run-bench.js';
 import { overBudget, renderSummary } from '../bench/summary.js';
 import { BenchProgressView } from '../bench/progress.js';
-import { formatReportJson } from '../report.js';
+import { formatReportJson } from '../report/report.js';
 
 const HELP = `usage: jitmem bench [options]
 

@@ -1,8 +1,8 @@
 import path from 'node:path';
-import { defaultOutput, parseCommandArgs, type Command } from '../command.js';
+import { defaultOutput, parseCommandArgs, type Command } from './command.js';
 import { JitmemError } from '../../core/errors.js';
 import { ensureOutputDirectory } from '../../core/files.js';
-import { readReport } from '../report.js';
+import { readReport } from '../report/report.js';
 import { writeCharts } from '../charts/write-charts.js';
 
 const HELP = `usage: jitmem charts REPORT.json... --out DIR

@@ -1,4 +1,4 @@
-import type { Command } from '../command.js';
+import type { Command } from './command.js';
 import { runExecutor } from '../../executor/cli.js';
 
 export const executorCommand: Command = {

@@ -1,9 +1,9 @@
 import { appendFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseCommandArgs, type Command } from '../command.js';
+import { parseCommandArgs, type Command } from './command.js';
 import { JitmemError } from '../../core/errors.js';
-import { formatTable } from '../format-table.js';
-import { isHeadline, lastChange, readHistory, sparkline, storeReport, trends, type Trend } from '../history.js';
+import { formatTable } from '../report/format-table.js';
+import { isHeadline, lastChange, readHistory, sparkline, storeReport, trends, type Trend } from '../report/history.js';
 
 const HELP = `usage: jitmem history DIR [options]
 

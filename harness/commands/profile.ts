@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultOutput, type Command } from '../command.js';
+import { defaultOutput, type Command } from './command.js';
 import { JitmemError } from '../../core/errors.js';
-import { checkProfileTarget, checkProfileTool, runProfile } from '../profile.js';
+import { checkProfileTarget, checkProfileTool, runProfile } from '../profile/profile.js';
 
 const HELP = `usage: jitmem profile --tool flame|doctor|cpuprof [--out DIR] -- BENCH-FLAGS
 

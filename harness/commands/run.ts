@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import type { Command, CommandIO } from '../command.js';
+import type { Command, CommandIO } from './command.js';
 import * as native from '../../native/index.js';
 import { JitmemError, hex } from '../../core/errors.js';
 import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js';

@@ -1,4 +1,4 @@
-import type { Command, CommandIO } from '../command.js';
+import type { Command, CommandIO } from './command.js';
 import { JitmemError } from '../../core/errors.js';
 import { checkAlignment } from '../../core/checks.js';
 import { pageSize as systemPageSize } from '../../native/index.js';

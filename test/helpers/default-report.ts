@@ -1,5 +1,5 @@
 import { computeRatios, extraTimeBudgets } from '../../harness/bench/ratios.js';
-import { PHASES, validateReport, type ExecutorName, type MapperName, type PatternName, type Report, type ResultRow, type SlabPoint } from '../../harness/report.js';
+import { PHASES, validateReport, type ExecutorName, type MapperName, type PatternName, type Report, type ResultRow, type SlabPoint } from '../../harness/report/report.js';
 import { seededRandom } from '../../harness/statistics.js';
 import { statsOf } from './reports.js';
 

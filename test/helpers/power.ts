@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { ForwardingMapper } from '../../mappers/forwarding-mapper.js';
 import type { AllocInfo, MemoryMapper } from '../../mappers/memory-mapper.js';
-import type { Report } from '../../harness/report.js';
+import type { Report } from '../../harness/report/report.js';
 import { runCli } from './run-cli.js';
 
 /**

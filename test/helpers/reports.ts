@@ -4,7 +4,7 @@ import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js
 import { SlabMemoryManager } from '../../mappers/slab/slab-memory-manager.js';
 import type { FitPolicy } from '../../mappers/slab/free-range-index.js';
 import type { LinkGraph } from '../../graph/link-graph.js';
-import { validateReport, type MapperName, type PhaseName, type RatioRow, type Report, type ResultRow, type SlabPoint, type Stats } from '../../harness/report.js';
+import { validateReport, type MapperName, type PhaseName, type RatioRow, type Report, type ResultRow, type SlabPoint, type Stats } from '../../harness/report/report.js';
 import { mean, median, quantile, seededRandom } from '../../harness/statistics.js';
 import { speedupOf } from '../../harness/bench/ratios.js';
 import { RO, RW, RX } from './graphs.js';

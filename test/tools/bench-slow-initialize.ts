@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { presetSelection } from '../../harness/bench/matrix.js';
 import { openHandle } from '../../harness/bench/mapper-handles.js';
 import { DEFAULT_ROUNDS, runBench } from '../../harness/bench/run-bench.js';
-import { formatReportJson } from '../../harness/report.js';
+import { formatReportJson } from '../../harness/report/report.js';
 import { ChecksumOnInitializeMapper, hashMsPerByte, type ExtraWork } from '../helpers/power.js';
 
 /**

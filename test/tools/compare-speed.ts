@@ -3,9 +3,9 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { compareReports } from '../../harness/compare.js';
-import { formatText } from '../../harness/commands/compare.js';
-import { readReport } from '../../harness/report.js';
+import { compareReports } from '../../harness/compare/judge.js';
+import { formatText } from '../../harness/compare/format.js';
+import { readReport } from '../../harness/report/report.js';
 
 /**
  * How long `jitmem compare` takes on two reports (a benchmark, printed beside its budget, not a

@@ -1,7 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { compareReports, setRunCenter, type CompareOptions } from '../../harness/compare.js';
-import type { Report } from '../../harness/report.js';
+import type { CompareOptions } from '../../harness/compare/comparison.js';
+import { compareReports } from '../../harness/compare/judge.js';
+import { setRunCenter } from '../../harness/compare/row-runs.js';
+import type { Report } from '../../harness/report/report.js';
 
 /**
  * Detection and false-alarm rates of the gate, offline, on the reports detection-rate.js kept:

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { JitmemError } from '../core/errors.js';
+import { JitmemError } from '../../core/errors.js';
 
 /**
  * A subcommand of the `jitmem` CLI. Each lives in harness/commands/<name>.ts and is listed in

@@ -3,11 +3,11 @@ import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
-import { linkObjects } from '../jitlink/link.js';
-import { InProcessTarget } from '../jitlink/program-target.js';
-import { InProcessMemoryMapper } from '../mappers/in-process-memory-mapper.js';
-import { SlabMemoryManager } from '../mappers/slab/slab-memory-manager.js';
-import { median } from './statistics.js';
+import { linkObjects } from '../../jitlink/link.js';
+import { InProcessTarget } from '../../jitlink/program-target.js';
+import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js';
+import { SlabMemoryManager } from '../../mappers/slab/slab-memory-manager.js';
+import { median } from '../statistics.js';
 
 /**
  * The linker's benchmark: the time jitmem's linker takes to link a program (read objects,

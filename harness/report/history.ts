@@ -1,8 +1,8 @@
 import { copyFileSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { JitmemError } from '../core/errors.js';
+import { JitmemError } from '../../core/errors.js';
 import { readReport, type RatioRow, type Report } from './report.js';
-import { mean, median, meanInterval } from './statistics.js';
+import { mean, median, meanInterval } from '../statistics.js';
 
 /**
  * A history of bench reports: a directory of report files, one or more per commit, read back

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { PROCESS_COST_COUNTER_NAMES, type ProcessCostCounters } from '../core/cost-counters.js';
-import { JitmemError } from '../core/errors.js';
-import { readRegularFile } from '../core/files.js';
-import type { FitPolicy } from '../mappers/slab/free-range-index.js';
+import { PROCESS_COST_COUNTER_NAMES, type ProcessCostCounters } from '../../core/cost-counters.js';
+import { JitmemError } from '../../core/errors.js';
+import { readRegularFile } from '../../core/files.js';
+import type { FitPolicy } from '../../mappers/slab/free-range-index.js';
 
 /**
  * The benchmark report, schema 1: the TypeScript shape of reports/schema-v1.json, and the one
@@ -324,7 +324,7 @@ function schemaValidator(): Validator {
   if (validator) return validator;
   const require = createRequire(import.meta.url);
   const Ajv = require('ajv') as new (opts: object) => { compile(schema: object): Validator };
-  const schema = JSON.parse(readFileSync(new URL('../../reports/schema-v1.json', import.meta.url), 'utf8')) as object;
+  const schema = JSON.parse(readFileSync(new URL('../../../reports/schema-v1.json', import.meta.url), 'utf8')) as object;
   validator = new Ajv({ allErrors: true, strict: false, validateFormats: false }).compile(schema);
   return validator;
 }

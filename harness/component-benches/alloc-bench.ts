@@ -1,6 +1,6 @@
 import { Bench } from 'tinybench';
-import { FreeRangeIndex, FIT_POLICIES, type FitPolicy } from '../mappers/slab/free-range-index.js';
-import { seededRandom as rng } from './statistics.js';
+import { FreeRangeIndex, FIT_POLICIES, type FitPolicy } from '../../mappers/slab/free-range-index.js';
+import { seededRandom as rng } from '../statistics.js';
 
 /**
  * The allocator microbenchmark: the latency of one allocate+free pair in a FreeRangeIndex that

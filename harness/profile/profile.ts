@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { ensureOutputDirectory } from '../core/files.js';
+import { ensureOutputDirectory } from '../../core/files.js';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { JitmemError } from '../core/errors.js';
-import { importOptional } from './optional-dependency.js';
+import { JitmemError } from '../../core/errors.js';
+import { importOptional } from '../optional-dependency.js';
 
 /**
  * Runs a jitmem benchmark under a profiler: clinic flame (a flame graph, HTML), clinic doctor
@@ -55,7 +55,7 @@ export interface ProfileResult {
   readonly controllerFile?: string;
 }
 
-const cliPath = fileURLToPath(new URL('./cli.js', import.meta.url));
+const cliPath = fileURLToPath(new URL('../cli.js', import.meta.url));
 
 export function checkProfileTool(text: string): ProfileTool {
   if (!PROFILE_TOOLS.includes(text as ProfileTool)) {

@@ -1,14 +1,14 @@
 import { performance } from 'node:perf_hooks';
-import * as native from '../native/index.js';
-import { InProcessMemoryMapper } from '../mappers/in-process-memory-mapper.js';
-import { ExecutorSession } from '../session/executor-session.js';
-import { SharedMemoryMapper } from '../mappers/shared-memory-mapper.js';
-import { RpcCopyMapper } from '../mappers/rpc-copy-mapper.js';
-import { SlabMemoryManager, type FinalizedAllocation } from '../mappers/slab/slab-memory-manager.js';
-import { allocGroup, R, W, X } from '../graph/alloc-group.js';
-import type { LinkGraph } from '../graph/link-graph.js';
-import type { MemoryMapper } from '../mappers/memory-mapper.js';
-import { seededRandom as rng } from './statistics.js';
+import * as native from '../../native/index.js';
+import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js';
+import { ExecutorSession } from '../../session/executor-session.js';
+import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
+import { RpcCopyMapper } from '../../mappers/rpc-copy-mapper.js';
+import { SlabMemoryManager, type FinalizedAllocation } from '../../mappers/slab/slab-memory-manager.js';
+import { allocGroup, R, W, X } from '../../graph/alloc-group.js';
+import type { LinkGraph } from '../../graph/link-graph.js';
+import type { MemoryMapper } from '../../mappers/memory-mapper.js';
+import { seededRandom as rng } from '../statistics.js';
 
 /**
  * What the executor boundary costs: (1) the round trip of a call that does nothing, with the

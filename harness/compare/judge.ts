@@ -1,0 +1,341 @@
+import { JitmemError } from '../../core/errors.js';
+import { PROCESS_COUNTER_NAMES, UNGATED_COUNTERS, type Report, type ResultRow } from '../report/report.js';
+import { geometricMean, holmSignificant, intervalEstimateTest, median } from '../statistics.js';
+import {
+  DEFAULT_ALPHA,
+  DEFAULT_COUNTER_TOLERANCE,
+  DEFAULT_THRESHOLD,
+  labelOf,
+  type CompareOptions,
+  type Comparison,
+  type CounterComparison,
+  type Evidence,
+  type GeometricMeanRow,
+  type RatioComparison,
+  type ReportIdentity,
+  type RowKey,
+  type TimeComparison,
+  type UnmatchedRow,
+  type Verdict,
+} from './comparison.js';
+import { ratioRuns, timeKey, timeRuns, type RowRun } from './row-runs.js';
+import { roundTest, runsTest, type RowTest, type TestContext } from './row-tests.js';
+import { thresholdFor } from './thresholds.js';
+
+/**
+ * Comparison of benchmark reports, row by row: is a change real? Pure: takes validated reports
+ * and returns typed rows; `jitmem compare` formats them.
+ *
+ * Rows are matched by workload, pattern (with the content size for `sweep`), mapper, executor
+ * and policy, and with `phases` by phase too. A row is either a time (an iteration's or a
+ * phase's median) or a speedup ratio (a mapper over RPC copy or over in-process).
+ *
+ * The unit of evidence is the measurement round, not the sample. A bench runs the mappers of a
+ * group in interleaved rounds; thousands of samples inside one round are not independent (the
+ * machine's state carries over), so a rank test over samples calls tiny shifts significant.
+ * Per row and per report, each round gives one value: the log of its median (times) or the log
+ * of its paired speedup (ratios: both mappers measured in the same round, so the machine's
+ * drift between rounds cancels). Then:
+ *
+ * - one report against one report: Welch's t-test on the two sets of per-round values; the
+ *   change is exp(mean head - mean base) - 1 with its 95% interval. Rows are also held to a
+ *   noise threshold from the reports' own per-round spread: the change two single rounds show
+ *   at level alpha (a run-wide shift of the machine's speed must look like more than a bad
+ *   round). A time row's threshold also includes the move its whole group (every mapper of
+ *   its workload, pattern and measure) made together: a slower spell of the machine moves them
+ *   all, which one run against one cannot tell from a change common to every mapper.
+ *   Reports without rounds (older versions) are cut into contiguous blocks of samples for
+ *   times; their ratios fall back to a test on the two intervals.
+ * - with further runs (`noiseReports`: other runs of HEAD's commit; `baseRuns`: other runs of
+ *   BASE's, e.g. the last N stored in a history directory): each run gives one value per row;
+ *   the base is the median of the base runs (as github-action-benchmark does), the head the
+ *   mean of the head runs, and a t-test with the between-run spread (pooled over both sides)
+ *   decides. The smallest change that test could flag is shown as the row's `noise`; above 100%
+ *   the row is refused (no verdict) and a warning says why.
+ *
+ * Across rows, significance is Holm–Bonferroni at `alpha` on one-sided p-values (half the
+ * two-sided p, in the direction the change went): alpha is the chance that an unchanged commit
+ * shows any regression at all (and, apart, any improvement), not each row's. A change counts as a regression
+ * or an improvement when significant AND beyond the row's threshold (default 5%).
+ */
+
+function identity(report: Report): ReportIdentity {
+  return { createdAt: report.createdAt, commit: report.env.commit, dirty: report.env.dirty, node: report.env.node, cpuModel: report.env.cpuModel };
+}
+
+function geometricMeanRow(changes: readonly number[]): GeometricMeanRow | null {
+  const factors = changes.map((c) => 1 + c).filter((f) => f > 0 && Number.isFinite(f));
+  if (factors.length === 0) return null;
+  return { rows: factors.length, change: geometricMean(factors) - 1 };
+}
+
+const signedPercent = (x: number): string => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
+
+/** Fewest time rows a group needs before its common move is taken from them. */
+const MIN_COMMON_MOVE_ROWS = 3;
+
+/** The group of a time row: its label without mapper and executor. */
+function moveGroupOf(key: RowKey): string {
+  return `${key.workload}/${key.pattern}/${key.policy}/${key.measure}`;
+}
+
+/**
+ * One report against one: per group of time rows (every mapper of one workload, pattern,
+ * policy and measure), the median of their log changes. A report measured in a slower spell of
+ * the machine (another process's memory traffic, a vCPU's host) moves every mapper of a
+ * workload alike: 6.2 to 11.4 ms for python/load in-process between quick runs of one commit
+ * here, while the rounds inside each run agreed. Single runs cannot tell that from a change
+ * common to every mapper, so each row is held to its threshold plus its group's common move,
+ * and a large move is named in a warning; the speedup ratios, paired within each round, are
+ * not affected. With three or more rows, one mapper's own change leaves the median where the
+ * others are. Over runs the spread between runs already holds such spells; no move is taken.
+ */
+function commonMoves(rows: ReadonlyArray<{ kind: 'time' | 'ratio'; key: RowKey; test: RowTest | null }>): Map<string, { move: number; rows: number }> {
+  const diffs = new Map<string, number[]>();
+  for (const row of rows) {
+    if (row.kind !== 'time' || !row.test || row.test.evidence !== 'rounds') continue;
+    const group = moveGroupOf(row.key);
+    diffs.set(group, [...(diffs.get(group) ?? []), row.test.diff]);
+  }
+  const out = new Map<string, { move: number; rows: number }>();
+  for (const [group, ds] of diffs) if (ds.length >= MIN_COMMON_MOVE_ROWS) out.set(group, { move: median(ds), rows: ds.length });
+  return out;
+}
+
+export const REFUSAL =
+  'noise bound above 100%: the runs of one commit disagree by more than a factor of two here, so no change could be told from noise; measure more runs (--noise), on a quieter machine, or with more --rounds';
+
+function settingsWarnings(base: Report, head: Report): string[] {
+  const warnings: string[] = [];
+  if (base.options.preset !== head.options.preset) {
+    warnings.push(`different presets (base: ${base.options.preset}; head: ${head.options.preset}): sampling and plans differ, times are not comparable and ratios only roughly`);
+  }
+  if (base.options.time !== head.options.time || base.options.iterations !== head.options.iterations) {
+    warnings.push(`different sampling (base: --time ${base.options.time ?? '?'} --iterations ${base.options.iterations ?? '?'}; head: --time ${head.options.time ?? '?'} --iterations ${head.options.iterations ?? '?'})`);
+  }
+  const workloads = (r: Report) => [...new Set(r.results.map((x) => x.workload))].sort().join(', ');
+  if (workloads(base) !== workloads(head)) warnings.push(`different workload sets (base: ${workloads(base) || 'none'}; head: ${workloads(head) || 'none'})`);
+  if (base.env.cpuModel !== head.env.cpuModel) {
+    warnings.push(`different CPU models (base: ${base.env.cpuModel}; head: ${head.env.cpuModel}): absolute times are not comparable, speedup ratios are more so`);
+  }
+  if (base.env.node !== head.env.node) warnings.push(`different Node versions (base: ${base.env.node}; head: ${head.env.node})`);
+  return warnings;
+}
+
+/**
+ * The counters of the cells both reports measured them in, process by process. Exact: a gated
+ * counter regresses when head - base exceeds both tolerance * base and half a count.
+ */
+function compareCounters(base: Report, head: Report, tolerance: number, keep: (label: string) => boolean, unmatched: UnmatchedRow[]): CounterComparison[] {
+  const index = (r: Report) => {
+    const out = new Map<string, { row: ResultRow; counters: NonNullable<ResultRow['counters']> }>();
+    for (const row of r.results) {
+      if (!row.counters) continue;
+      const label = labelOf(timeKey(row, 'latency'));
+      if (!out.has(label)) out.set(label, { row, counters: row.counters });
+    }
+    return out;
+  };
+  const b = index(base);
+  const h = index(head);
+  const out: CounterComparison[] = [];
+  for (const [cell, bc] of b) {
+    const hc = h.get(cell);
+    for (const side of ['controller', 'executor'] as const) {
+      const bs = bc.counters[side];
+      const hs = hc?.counters[side];
+      if (!bs) continue;
+      for (const counter of PROCESS_COUNTER_NAMES) {
+        const key = timeKey(bc.row, `${side}.${counter}`);
+        const label = labelOf(key);
+        if (!keep(label)) continue;
+        if (!hs) {
+          // A cell of the base without counters in the head (or gone): listed once, by its round trips.
+          if (counter === 'roundTrips' && (!hc || hc.counters[side] === null)) unmatched.push({ kind: 'counter', key, label, only: 'base' });
+          continue;
+        }
+        const bv = bs[counter];
+        const hv = hs[counter];
+        const change = bv === hv ? 0 : bv === 0 ? Infinity : hv / bv - 1;
+        const gated = !UNGATED_COUNTERS.has(counter);
+        const beyond = Math.abs(hv - bv) > Math.max(tolerance * bv, 0.5);
+        const verdict: Verdict = gated && beyond ? (hv > bv ? 'regression' : 'improvement') : 'same';
+        out.push({ kind: 'counter', key, label, side, counter, base: bv, head: hv, change, gated, verdict });
+      }
+    }
+  }
+  return out;
+}
+
+interface PendingRow {
+  readonly kind: 'time' | 'ratio';
+  readonly label: string;
+  readonly key: RowKey;
+  readonly b: RowRun;
+  readonly h: RowRun;
+  readonly test: RowTest | null;
+  readonly threshold: number;
+}
+
+export function compareReports(base: Report, head: Report, options: CompareOptions = {}): Comparison {
+  const alpha = options.alpha ?? DEFAULT_ALPHA;
+  if (!(alpha > 0 && alpha < 1)) throw new JitmemError('ERR_INVALID_FLAG', `alpha must be between 0 and 1 (exclusive); got ${alpha}`, { alpha });
+  const threshold = options.threshold ?? DEFAULT_THRESHOLD;
+  const warnings = settingsWarnings(base, head);
+  const noiseReports = options.noiseReports ?? [];
+  const baseRuns = options.baseRuns ?? [];
+  if (noiseReports.length > 0 && noiseReports.length < 3) {
+    warnings.push(
+      `${noiseReports.length} noise run${noiseReports.length === 1 ? '' : 's'}: fewer than 3 measure run-to-run noise too loosely to judge by (the bound rests on ${noiseReports.length + baseRuns.length} degree${noiseReports.length + baseRuns.length === 1 ? '' : 's'} of freedom); give at least 3 --noise runs`,
+    );
+  }
+  const byRuns = noiseReports.length > 0 || baseRuns.length > 0;
+  const phases = options.phases ?? false;
+  const keep = options.rowFilter ?? (() => true);
+
+  const unmatched: UnmatchedRow[] = [];
+  const pending: Array<Omit<PendingRow, 'test'> & { bs: RowRun[]; hs: RowRun[] }> = [];
+  const collect = (kind: 'time' | 'ratio', of: (r: Report) => Map<string, RowRun>, ofBase: (r: Report) => Map<string, RowRun> = of) => {
+    const baseRows = ofBase(base);
+    const headRows = of(head);
+    const extraBase = baseRuns.map(of);
+    const extraHead = noiseReports.map(of);
+    for (const [label, b] of baseRows) {
+      if (!keep(label)) continue;
+      const h = headRows.get(label);
+      if (!h) {
+        unmatched.push({ kind, key: b.key, label, only: 'base' });
+        continue;
+      }
+      const bs = [b, ...extraBase.map((m) => m.get(label)).filter((x): x is RowRun => x !== undefined)];
+      const hs = [h, ...extraHead.map((m) => m.get(label)).filter((x): x is RowRun => x !== undefined)];
+      pending.push({ kind, label, key: b.key, b, h, bs, hs, threshold: thresholdFor(b.key, options) });
+    }
+    // A phase row the base left out as immaterial (MIN_PHASE_SHARE) is not a row HEAD added.
+    for (const [label, h] of headRows) if (keep(label) && !baseRows.has(label) && !(kind === 'ratio' && h.key.measure.includes('.'))) unmatched.push({ kind, key: h.key, label, only: 'head' });
+  };
+  if (!options.ratiosOnly) collect('time', (r) => timeRuns(r, phases));
+  // Phase speedups beside the whole iteration's only with --phases: each is one more row a
+  // spell of load can move, and the whole-iteration rows are the default gate.
+  collect('ratio', (r) => ratioRuns(r, false, phases), (r) => ratioRuns(r, true, phases));
+
+  const ctx: TestContext = { alpha, rows: pending.length };
+  const tested: PendingRow[] = pending.map((row) => {
+    const bothZeroTime = row.kind === 'time' && row.b.median === 0 && row.h.median === 0;
+    const test = bothZeroTime ? null : byRuns ? runsTest(row.bs, row.hs, ctx) : roundTest(row.b, row.h, row.kind, ctx);
+    return { kind: row.kind, label: row.label, key: row.key, b: row.b, h: row.h, test, threshold: row.threshold };
+  });
+  // Rows without a usable test: ratios of reports without rounds fall back to their intervals.
+  const pOf = (row: PendingRow): number => {
+    if (row.test) return row.test.p;
+    if (row.kind === 'ratio' && row.b.ratio && row.h.ratio) {
+      const { p } = intervalEstimateTest({ value: row.b.ratio.speedup, ci95: row.b.ratio.ci95 }, { value: row.h.ratio.speedup, ci95: row.h.ratio.ci95 });
+      return Number.isNaN(p) ? 1 : p;
+    }
+    return 1;
+  };
+  const refusedOf = (row: PendingRow): boolean => row.test?.noise !== null && row.test?.noise !== undefined && Math.expm1(row.test.noise) > 1;
+  const ps = tested.map((row) => (refusedOf(row) ? Number.NaN : pOf(row)));
+  // Each verdict is a one-sided question, asked in the direction the change went: did this row
+  // regress (the gate's only question), or improve? Half the two-sided p answers it, and Holm
+  // keeps the chance of any false regression at alpha (and of any false improvement at alpha).
+  const significant = holmSignificant(
+    ps.map((p) => p / 2),
+    alpha,
+  );
+
+  const moves = byRuns ? new Map<string, { move: number; rows: number }>() : commonMoves(tested);
+  for (const [group, { move, rows }] of moves) {
+    if (Math.abs(Math.expm1(move)) <= threshold) continue;
+    warnings.push(
+      `${group}: all ${rows} mappers' times moved ${signedPercent(Math.expm1(move))} together (median): one run against one cannot tell a slower or faster spell of the machine from a change common to every mapper, so each of these rows is held to its threshold plus that move (the speedup ratios are paired within rounds and unaffected); judge it over runs with --noise`,
+    );
+  }
+  const times: TimeComparison[] = [];
+  const ratios: RatioComparison[] = [];
+  tested.forEach((row, i) => {
+    const t = row.test;
+    const refused = refusedOf(row);
+    const noise = t?.noise === null || t?.noise === undefined ? null : Math.expm1(t.noise);
+    const move = row.kind === 'time' ? moves.get(moveGroupOf(row.key))?.move : undefined;
+    const floor = t?.noiseRaisesThreshold && noise !== null ? Math.max(row.threshold, noise) : row.threshold;
+    const rowThreshold = move === undefined ? floor : Math.expm1(Math.log1p(floor) + Math.abs(move));
+    const common = {
+      p: Number.isNaN(ps[i]!) ? pOf(row) : ps[i]!,
+      significant: significant[i]!,
+      evidence: t?.evidence ?? ('intervals' as Evidence),
+      runs: { base: byRuns ? 1 + baseRuns.length : 1, head: byRuns ? 1 + noiseReports.length : 1 },
+      threshold: rowThreshold,
+      noise,
+      ...(refused ? { refused: REFUSAL } : {}),
+    };
+    if (row.kind === 'time') {
+      const change = t ? Math.expm1(t.diff) : row.b.median === 0 && row.h.median === 0 ? 0 : row.h.median / row.b.median - 1;
+      const verdict: Verdict = !refused && common.significant && Math.abs(change) > rowThreshold ? (change > 0 ? 'regression' : 'improvement') : 'same';
+      times.push({
+        kind: 'time',
+        key: row.key,
+        label: row.label,
+        base: { median: row.b.median, samples: row.b.samples },
+        head: { median: row.h.median, samples: row.h.samples },
+        change,
+        ci95: t ? [Math.expm1(t.low), Math.expm1(t.high)] : [change, change],
+        ...common,
+        ...(move === undefined ? {} : { commonMove: Math.expm1(move) }),
+        verdict,
+      });
+    } else {
+      const b = row.b.ratio!;
+      const h = row.h.ratio!;
+      const baseSpeedup = Math.exp(t?.baseValue ?? row.b.value);
+      const headSpeedup = t ? Math.exp(t.headValue) : Math.exp(row.h.value);
+      const change = t ? Math.expm1(t.diff) : h.speedup / b.speedup - 1;
+      const [low, high] = b.ci95;
+      const verdict: Verdict = !refused && common.significant && Math.abs(change) > rowThreshold ? (change < 0 ? 'regression' : 'improvement') : 'same';
+      ratios.push({
+        kind: 'ratio',
+        key: row.key,
+        label: row.label,
+        base: { speedup: baseSpeedup, ci95: t?.baseCi ? [Math.exp(t.baseCi[0]), Math.exp(t.baseCi[1])] : b.ci95 },
+        head: { speedup: headSpeedup, ci95: t?.headCi ? [Math.exp(t.headCi[0]), Math.exp(t.headCi[1])] : h.ci95 },
+        change,
+        ci95: t ? [Math.expm1(t.low), Math.expm1(t.high)] : [change, change],
+        outsideBaseCi: headSpeedup < Math.min(low, high) || headSpeedup > Math.max(low, high),
+        ...common,
+        verdict,
+      });
+    }
+  });
+
+  const counterTolerance = options.counterTolerance ?? DEFAULT_COUNTER_TOLERANCE;
+  const counters = compareCounters(base, head, counterTolerance, keep, unmatched);
+  const all = [...times, ...ratios, ...counters];
+  const refusedRows = [...times, ...ratios].filter((r) => r.refused);
+  if (refusedRows.length) {
+    warnings.push(
+      `${refusedRows.length} row${refusedRows.length === 1 ? '' : 's'} not judged: ${REFUSAL} (${refusedRows
+        .slice(0, 3)
+        .map((r) => `${r.label}: ${((r.noise ?? 0) * 100).toFixed(0)}%`)
+        .join('; ')}${refusedRows.length > 3 ? '; ...' : ''})`,
+    );
+  }
+  return {
+    base: identity(base),
+    head: identity(head),
+    warnings,
+    alpha,
+    threshold,
+    noiseRuns: noiseReports.length ? noiseReports.length + 1 : 0,
+    baseRuns: 1 + baseRuns.length,
+    times,
+    ratios,
+    counters,
+    counterTolerance,
+    unmatched,
+    timesGeometricMean: geometricMeanRow(times.map((t) => t.change)),
+    ratiosGeometricMean: geometricMeanRow(ratios.map((r) => r.change)),
+    regressions: all.filter((r) => r.verdict === 'regression').length,
+    improvements: all.filter((r) => r.verdict === 'improvement').length,
+    refused: refusedRows.length,
+  };
+}

@@ -1,0 +1,65 @@
+import { JitmemError } from '../../core/errors.js';
+import { DEFAULT_THRESHOLD, type CompareOptions, type RowKey, type ThresholdRule } from './comparison.js';
+
+/**
+ * Parses a percentage as the CLI takes it: `5%`, `5` (both five percent) or `2.5%`.
+ * Returns a fraction. Throws ERR_INVALID_FLAG naming the flag and the text.
+ */
+export function parsePercent(flag: string, text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*%?\s*$/.exec(text);
+  const value = m ? Number(m[1]) : Number.NaN;
+  if (!Number.isFinite(value)) {
+    throw new JitmemError('ERR_INVALID_FLAG', `${flag} must be a percentage such as 5% or 2.5; got ${JSON.stringify(text)}`, { flag, value: text });
+  }
+  return value / 100;
+}
+
+/**
+ * Parses one `--threshold-for PATTERN=PERCENT` rule. PATTERN is a row label
+ * `workload/pattern/mapper/executor/policy/measure` in which `*` matches any text inside one
+ * segment; a pattern with fewer segments matches every row those leading segments match.
+ */
+export function parseThresholdRule(text: string): ThresholdRule {
+  const eq = text.lastIndexOf('=');
+  const pattern = eq > 0 ? text.slice(0, eq).trim() : '';
+  if (eq <= 0 || pattern === '') {
+    throw new JitmemError('ERR_INVALID_FLAG', `--threshold-for expects PATTERN=PERCENT such as 'python/churn/*=10%'; got ${JSON.stringify(text)}`, { flag: '--threshold-for', value: text });
+  }
+  const segments = pattern.split('/');
+  if (segments.length > 6 || segments.some((s) => s === '')) {
+    throw new JitmemError(
+      'ERR_INVALID_FLAG',
+      `--threshold-for pattern ${JSON.stringify(pattern)} must be 1 to 6 non-empty segments workload/pattern/mapper/executor/policy/measure separated by '/'`,
+      { flag: '--threshold-for', value: text },
+    );
+  }
+  return { pattern, threshold: parsePercent(`--threshold-for ${pattern}`, text.slice(eq + 1)) };
+}
+
+function globSegment(glob: string, value: string): boolean {
+  const re = new RegExp('^' + glob.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$');
+  return re.test(value);
+}
+
+/**
+ * Whether a threshold pattern matches a row. The pattern segment `sweep` matches
+ * `sweep@65536` too, and `load` matches `load+cold`, unless the glob names them.
+ */
+export function patternMatches(pattern: string, key: RowKey): boolean {
+  const values = [key.workload, key.pattern, key.mapper, key.executor, key.policy, key.measure];
+  return pattern.split('/').every((glob, i) => {
+    const value = values[i]!;
+    if (globSegment(glob, value)) return true;
+    if (i !== 1) return false;
+    let bare = value;
+    if (!glob.includes('+')) bare = bare.replace(/\+.*$/, '');
+    if (!glob.includes('@')) bare = bare.replace(/@\d+/, '');
+    return globSegment(glob, bare);
+  });
+}
+
+export function thresholdFor(key: RowKey, options: CompareOptions): number {
+  let threshold = options.threshold ?? DEFAULT_THRESHOLD;
+  for (const rule of options.thresholdRules ?? []) if (patternMatches(rule.pattern, key)) threshold = rule.threshold;
+  return threshold;
+}
