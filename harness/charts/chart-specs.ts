@@ -151,7 +151,7 @@ function speedupChart(report: Report): ChartSpec | SkippedChart {
       low,
       high,
       label: times(r.speedup),
-      tip: `${group}, ${mapper}${r.executor === 'llvm' ? ' over RPC copy (LLVM executor)' : ''}: ${times(r.speedup)} the speed of RPC copy (95% CI ${times(low)}–${times(high)})`,
+      tip: `${group}, ${mapper}${r.executor === 'llvm' ? ' over RPC copy (LLVM executor)' : ''}: ${times(r.speedup)} the speed of RPC copy (95% CI ${times(low)}–${times(high)}${r.rounds ? `, ${r.rounds.length} rounds` : ""})`,
     };
   });
   const xTitle = 'speedup over RPC copy (×, log scale; right of the dashed rule is faster)';
@@ -197,7 +197,7 @@ function speedupChart(report: Report): ChartSpec | SkippedChart {
     name: 'speedup',
     title: 'Speedup over RPC copy',
     caption:
-      "Each mapper's median latency against RPC copy's over the same executor, per workload and pattern: speedup = median(RPC copy) / median(mapper). Dots are the speedup, whiskers its 95% bootstrap interval, the dashed rule 1× (as fast as RPC copy); one log axis for all rows.",
+      "Each mapper against RPC copy over the same executor, per workload and pattern, measured in interleaved rounds: per round, median(RPC copy) / median(mapper); the dot is the geometric mean of those per-round speedups, the whiskers its 95% Student-t interval over rounds (log scale), as in the bench summary, compare and history; the dashed rule is 1× (as fast as RPC copy); one log axis for all rows. Reports without rounds: median(RPC copy) / median(mapper) with a bootstrap interval.",
     axisTitles: [xTitle],
     marks: ['symbol', 'rule', 'text'],
     spec: {

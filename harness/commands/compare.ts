@@ -1,3 +1,4 @@
+import { checkComparable } from '../compare/usable.js';
 import { appendFileSync } from 'node:fs';
 import { parseCommandArgs, type Command } from './command.js';
 import { JitmemError } from '../../core/errors.js';
@@ -89,8 +90,21 @@ options:
                               the file named by $GITHUB_STEP_SUMMARY when it is set
   -h, --help                  show this help
 
-exit status: 0 no significant regression beyond its threshold; 1 at least one; 2 unusable
-input (a missing or unreadable file, invalid JSON, not a schema-1 report, bad flags).
+A row is judged when its change is a significant one beyond its threshold, or when the 95%
+interval of its change stays within its threshold in the regression direction (the asked
+threshold: a threshold the row's noise raised does not count). Any other gated row is too
+noisy to judge: the first line says "INCONCLUSIVE: N rows too noisy to judge (...)" with
+each row's reach and how many more rounds or runs would settle it, and the exit status is 3.
+"No significant regression" is printed only when every gated row was judged.
+
+  --allow-inconclusive        exit 0 instead of 3 when rows could not be judged (and no row
+                              regressed)
+
+exit status: 0 every gated row judged, no significant regression beyond its threshold; 1 at
+least one regression; 3 no regression found but some rows could not be judged (INCONCLUSIVE;
+0 with --allow-inconclusive); 2 unusable input (a missing or unreadable file, invalid JSON,
+not a schema-1 report, a report with no results or whose ratios do not match its results,
+bad flags).
 `;
 
 
@@ -154,6 +168,7 @@ export const compareCommand: Command = {
         last: { type: 'string' },
         'counter-tolerance': { type: 'string' },
         format: { type: 'string' },
+        'allow-inconclusive': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -186,10 +201,10 @@ export const compareCommand: Command = {
     const thresholdRules = (values['threshold-for'] ?? []).map(parseThresholdRule);
     const rowPatterns = (values.rows ?? []).map((text) => parseThresholdRule(`${text}=0`).pattern);
     const headFile = positionals[wanted - 1]!;
-    const head = readReport(headFile);
+    const head = readComparable(headFile);
     let baseFile: string;
     let base: Report;
-    let baseRuns: Report[] = (values['base-run'] ?? []).map((f) => readReport(f));
+    let baseRuns: Report[] = (values['base-run'] ?? []).map((f) => readComparable(f));
     if (values.history !== undefined) {
       const last = values.last === undefined ? 5 : Number(values.last);
       if (!Number.isSafeInteger(last) || last < 1) throw new JitmemError('ERR_INVALID_FLAG', `--last must be a positive integer; got ${JSON.stringify(values.last)}`, { flag: '--last', value: values.last });
@@ -205,9 +220,9 @@ export const compareCommand: Command = {
     } else {
       if (values.last !== undefined) throw new JitmemError('ERR_INVALID_FLAG', '--last goes with --history', { flag: '--last' });
       baseFile = positionals[0]!;
-      base = readReport(baseFile);
+      base = readComparable(baseFile);
     }
-    const noiseReports = (values.noise ?? []).map((f) => readReport(f));
+    const noiseReports = (values.noise ?? []).map((f) => readComparable(f));
     const counterTolerance = values['counter-tolerance'] !== undefined ? parsePercent('--counter-tolerance', values['counter-tolerance']) : DEFAULT_COUNTER_TOLERANCE;
     const comparison = compareReports(base, head, {
       counterTolerance,
@@ -240,9 +255,17 @@ export const compareCommand: Command = {
       const tty = (io.stdout as { isTTY?: boolean }).isTTY === true && !process.env.NO_COLOR;
       io.stdout.write(formatText(comparison, baseFile, headFile, tty ? terminalPaint() : plain));
     }
-    return comparison.regressions > 0 ? 1 : 0;
+    if (comparison.regressions > 0) return 1;
+    return comparison.undecided > 0 && !values['allow-inconclusive'] ? 3 : 0;
   },
 };
+
+/** A report read for comparing: valid (schema 1) and usable (results, ratios that match them). */
+function readComparable(file: string): Report {
+  const report = readReport(file);
+  checkComparable(report, file);
+  return report;
+}
 
 /** A row label back into its key, for --rows patterns. */
 function keyOfLabel(label: string): RowKey {

@@ -50,6 +50,12 @@ interface RowVerdictFields {
   readonly noise: number | null;
   /** Set when the row was not judged because its noise bound exceeds 100%: why. */
   readonly refused?: string;
+  /**
+   * Set when the row could not be judged: refused, or its change was neither a significant one
+   * beyond its threshold nor known to be within it (the interval of the change reaches past the
+   * threshold in the regression direction). Why, with what it would take.
+   */
+  readonly undecided?: string;
   readonly verdict: Verdict;
 }
 
@@ -177,6 +183,11 @@ export interface Comparison {
   readonly improvements: number;
   /** Rows not judged because their noise bound exceeds 100%. */
   readonly refused: number;
+  /**
+   * Gated rows that could not be judged (refused ones included): with any, the verdict is
+   * INCONCLUSIVE, never "no significant regression".
+   */
+  readonly undecided: number;
 }
 
 export const DEFAULT_ALPHA = 0.05;
