@@ -129,11 +129,16 @@ export interface BudgetLine {
 export function budgetItems(report: Report): BudgetLine[] {
   const budgets = report.budgets ?? [];
   return budgets.map((b) => {
+    // Reports from before verdicts: ok decides.
+    const verdict = b.verdict ?? (b.ok ? 'ok' : 'over');
+    const digits = b.unit === 'ms' ? 2 : 2;
+    const ci = b.ci95 ? ` (95% CI ${b.ci95[0].toFixed(digits)}–${b.ci95[1].toFixed(digits)}${b.rounds ? `, ${b.rounds} rounds` : ''})` : '';
+    const undecided = verdict === 'undecided' && b.ci95 ? `: undecided (CI ${b.ci95[0].toFixed(digits)}–${b.ci95[1].toFixed(digits)} ${b.unit === 'x' ? 'x ' : 'ms '}straddles the budget)` : '';
     if (b.unit !== 'ms') {
       // Ratios (x): the value beside its bound.
       const bound = b.direction === 'at-least' ? '>=' : '<=';
-      const over = !b.ok;
-      return { text: `${over ? 'OVER BUDGET: ' : ''}${b.label}: ${b.value.toFixed(2)}${b.unit}, budget ${bound} ${b.budget}${b.unit}${over ? '' : ': ok'}`, over };
+      const over = verdict === 'over';
+      return { text: `${over ? 'OVER BUDGET: ' : ''}${b.label}: ${b.value.toFixed(2)}${b.unit}${ci}, budget ${bound} ${b.budget}${b.unit}${over ? '' : undecided || ': ok'}`, over };
     }
     const llvm = b.label.includes("LLVM's executor");
     let ref = '';
@@ -144,10 +149,10 @@ export function budgetItems(report: Report): BudgetLine[] {
         ? ` (LLVM's executor on the same load, this run: ${theirs.value >= 0 ? '+' : ''}${theirs.value.toFixed(2)} ms)`
         : " (LLVM's executor not measured in this run: add --executor llvm with LLVM 22 installed)";
     }
-    const over = !llvm && !b.ok;
+    const over = !llvm && verdict === 'over';
     const signed = b.label.includes('extra time') || b.label.includes('extra over');
-    const value = `${signed && b.value >= 0 ? '+' : ''}${b.value.toFixed(2)} ${b.unit}, budget <= ${b.budget.toFixed(2).replace(/\.00$/, '')} ${b.unit}`;
-    return { text: `${over ? 'OVER BUDGET: ' : ''}${b.label}: ${value}${llvm ? ' (measured for comparison)' : over ? '' : ': ok'}${ref}`, over };
+    const value = `${signed && b.value >= 0 ? '+' : ''}${b.value.toFixed(2)} ${b.unit}${ci}, budget <= ${b.budget.toFixed(2).replace(/\.00$/, '')} ${b.unit}`;
+    return { text: `${over ? 'OVER BUDGET: ' : ''}${b.label}: ${value}${llvm ? ' (measured for comparison)' : over ? '' : undecided || ': ok'}${ref}`, over };
   });
 }
 

@@ -230,6 +230,20 @@ export interface BudgetRow {
   unit: string;
   /** Whether the value must stay at or below the budget (default) or reach at least it. */
   direction?: 'at-most' | 'at-least';
+  /**
+   * The value's 95% interval, where it is measured over paired rounds: `value` is then the
+   * estimate (mean of per-round differences, or geometric mean of per-round ratios) and the
+   * verdict is the interval's.
+   */
+  ci95?: [number, number];
+  /** Rounds the interval is taken over. */
+  rounds?: number;
+  /**
+   * With an interval: `ok` when all of it is within the budget, `over` when all of it is past
+   * it, `undecided` otherwise. Without one, the value alone decides (ok or over).
+   */
+  verdict?: 'ok' | 'over' | 'undecided';
+  /** False only when the verdict is `over` (ours; LLVM's rows are informational). */
   ok: boolean;
 }
 
