@@ -65,3 +65,30 @@ test('a real quick run with empty results, or with ratios that are not its resul
   t.is(stale.status, 2);
   t.regex(stale.stderr, /the ratios do not match the results.*\[ERR_REPORT_UNUSABLE\]/);
 });
+
+test('CPU time is gateable: --cpu compares each cell\'s controller and executor CPU per iteration, and catches a cell that burns 30% more', (t) => {
+  const withCpuScaled = (report: Report, factor: number): Report => ({
+    ...report,
+    results: report.results.map((r) => (sharedRows(r) && r.cpu?.executor ? { ...r, cpu: { ...r.cpu, executor: { ...r.cpu.executor, samples: r.cpu.executor.samples.map((x) => x * factor) } } } : r)),
+  });
+  const steady = withSteadyCpu(real);
+  const same = JSON.parse(runCli(['compare', save(steady), save(steady), '--ratios-only', '--cpu', '--format', 'json'], env()).stdout) as ReturnType<typeof compareReports>;
+  const labels = same.times.map((r) => r.label);
+  t.true(labels.includes('python/load/shared/jitmem/first-fit/cpu-executor'));
+  t.true(labels.includes('python/load/inprocess/none/first-fit/cpu-controller'));
+  t.false(labels.some((l) => l.endsWith('/latency')), '--ratios-only keeps wall-time rows out');
+  const hot = runCli(['compare', save(steady), save(withCpuScaled(steady, 1.3)), '--ratios-only', '--cpu', '--format', 'json'], env());
+  t.is(hot.status, 1, hot.stdout);
+  const json = JSON.parse(hot.stdout) as ReturnType<typeof compareReports>;
+  t.true(json.times.some((r) => r.label === 'python/load/shared/jitmem/first-fit/cpu-executor' && r.verdict === 'regression'));
+});
+
+/** Every CPU sample of a round at the row's median: no spread, so verdicts follow the change alone. */
+function withSteadyCpu(report: Report): Report {
+  const steadyStats = (s: NonNullable<ResultRow['cpu']>['controller']) => {
+    const sorted = [...s.samples].sort((a, b) => a - b);
+    const m = sorted[sorted.length >> 1]!;
+    return { ...s, samples: s.samples.map(() => m) };
+  };
+  return { ...report, results: report.results.map((r) => (r.cpu ? { ...r, cpu: { controller: steadyStats(r.cpu.controller), executor: r.cpu.executor ? steadyStats(r.cpu.executor) : null } } : r)) };
+}

@@ -97,6 +97,11 @@ noisy to judge: the first line says "INCONCLUSIVE: N rows too noisy to judge (..
 each row's reach and how many more rounds or runs would settle it, and the exit status is 3.
 "No significant regression" is printed only when every gated row was judged.
 
+  --cpu                       also compare each cell's CPU time per iteration, controller and
+                              executor (rows .../cpu-controller, .../cpu-executor; reports whose
+                              rows have cpu), judged as times are; with --ratios-only, beside the
+                              ratios. A slower spell of the machine moves CPU time much less than
+                              wall time
   --allow-inconclusive        exit 0 instead of 3 when rows could not be judged (and no row
                               regressed)
 
@@ -169,6 +174,7 @@ export const compareCommand: Command = {
         'counter-tolerance': { type: 'string' },
         format: { type: 'string' },
         'allow-inconclusive': { type: 'boolean' },
+        cpu: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -233,6 +239,7 @@ export const compareCommand: Command = {
       baseRuns,
       phases: values.phases ?? false,
       ratiosOnly: values['ratios-only'] ?? false,
+      cpu: values.cpu ?? false,
       ...(rowPatterns.length ? { rowFilter: (label: string) => rowPatterns.some((p) => patternMatches(p, keyOfLabel(label))) } : {}),
     });
     if (comparison.times.length === 0 && comparison.ratios.length === 0) {

@@ -12,7 +12,10 @@ export type Measure =
   | 'speedup-vs-rpc'
   | 'speedup-vs-inprocess'
   | `${PhaseName}.speedup-vs-${'rpc' | 'inprocess'}`
-  | `${'controller' | 'executor'}.${keyof ProcessCounters}`;
+  | `${'controller' | 'executor'}.${keyof ProcessCounters}`
+  /** CPU time per iteration of one process (bench reports with `cpu`). */
+  | 'cpu-controller'
+  | 'cpu-executor';
 
 export type Verdict = 'regression' | 'improvement' | 'same';
 
@@ -139,6 +142,12 @@ export interface CompareOptions {
   readonly phases?: boolean;
   /** Compare only the speedup ratios (what CI does across machines). */
   readonly ratiosOnly?: boolean;
+  /**
+   * Compare each row's CPU time per iteration, of the controller and of the executor, as time
+   * rows (`cpu-controller`, `cpu-executor`): a slower spell of the machine moves them much less
+   * than wall time. With --ratios-only, these rows are judged beside the ratios.
+   */
+  readonly cpu?: boolean;
   /** Further runs of the HEAD commit: rows are then judged on between-run statistics. */
   readonly noiseReports?: readonly Report[];
   /** Further runs of the BASE commit (the last N stored runs, say); the base value is the median over all base runs. */

@@ -214,7 +214,7 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
     // A phase row the base left out as immaterial (MIN_PHASE_SHARE) is not a row HEAD added.
     for (const [label, h] of headRows) if (keep(label) && !baseRows.has(label) && !(kind === 'ratio' && h.key.measure.includes('.'))) unmatched.push({ kind, key: h.key, label, only: 'head' });
   };
-  if (!options.ratiosOnly) collect('time', (r) => timeRuns(r, phases));
+  if (!options.ratiosOnly || options.cpu) collect('time', (r) => timeRuns(r, phases && !options.ratiosOnly, options.cpu ?? false, !options.ratiosOnly));
   // Phase speedups beside the whole iteration's only with --phases: each is one more row a
   // spell of load can move, and the whole-iteration rows are the default gate.
   collect('ratio', (r) => ratioRuns(r, false, phases), (r) => ratioRuns(r, true, phases));

@@ -96,7 +96,7 @@ export interface RowRun {
 }
 
 /** A report's time rows by label (the first row wins when a label repeats). */
-export function timeRuns(report: Report, phases: boolean): Map<string, RowRun> {
+export function timeRuns(report: Report, phases: boolean, cpu = false, latency = true): Map<string, RowRun> {
   const out = new Map<string, RowRun>();
   const put = (key: RowKey, samples: readonly number[], sizes: readonly number[], recorded?: ResultRow['rounds']) => {
     const label = labelOf(key);
@@ -107,6 +107,12 @@ export function timeRuns(report: Report, phases: boolean): Map<string, RowRun> {
     out.set(label, { key, rounds, value: rounds.length ? runCenter(rounds) : Math.log(m), median: m, samples: samples.length });
   };
   for (const row of report.results) {
+    if (cpu && row.cpu) {
+      // CPU samples are taken in the same iterations as the latency's: the same rounds cut them.
+      put(timeKey(row, 'cpu-controller'), row.cpu.controller.samples, roundSizes(row, row.cpu.controller));
+      if (row.cpu.executor) put(timeKey(row, 'cpu-executor'), row.cpu.executor.samples, roundSizes(row, row.cpu.executor));
+    }
+    if (!latency) continue;
     put(timeKey(row, 'latency'), row.latency.samples, roundSizes(row), row.rounds);
     if (phases) {
       for (const phase of PHASES) {
