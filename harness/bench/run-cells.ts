@@ -600,7 +600,8 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
               let latency = 0;
               for (const p of JITMEM_RUN_PHASES) latency += line.phases[p];
               measured.get(c)!.push(latency);
-              options.onProgress?.(runCellName(c.cell), measured.get(c)!.length, options.iterations);
+              // With a precision target the count of iterations is open: the total shown grows with it.
+              options.onProgress?.(runCellName(c.cell), measured.get(c)!.length, Math.max(options.iterations, measured.get(c)!.length));
             }
           }
           round++;

@@ -1,6 +1,7 @@
 import type { Report } from '../report/report.js';
 import type { Comparison } from '../compare/comparison.js';
 import { budgetItems, headlineItems, PLAIN_RESULTS_HEADER, plainResultCells, TABLE_LEGEND } from '../bench/summary.js';
+import { samplingLines } from '../bench/sampling.js';
 import type { ChartSpec, SkippedChart } from './chart-specs.js';
 
 /**
@@ -44,13 +45,15 @@ function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>
 function summarySection(report: Report): string {
   const headlines = headlineItems(report);
   const budgets = budgetItems(report);
+  const sampling = samplingLines(report.sampling?.groups ?? [], report.sampling?.precision);
   const rows = report.results.map(plainResultCells);
   return `<section id="summary">
 <h2>Summary of the last report</h2>
 ${budgets.length ? `<h3>Budgets</h3>\n<ul class="budgets">${budgets.map((b) => `<li${b.over ? ' class="over"' : ''}>${escapeHtml(b.text)}</li>`).join('')}</ul>` : ''}
 ${headlines.length ? `<h3>Shared memory against RPC copy</h3>\n<ul class="headlines">${headlines.map((h) => `<li${h.significant ? ' class="significant"' : ''}>${escapeHtml(h.text)}</li>`).join('')}</ul>` : ''}
+${sampling.length ? `<h3>Precision</h3>\n<ul class="sampling">${sampling.map((l) => `<li${l.includes('NOT CONVERGED') ? ' class="over"' : ''}>${escapeHtml(l.trim())}</li>`).join('')}</ul>` : ''}
 <h3>Cells</h3>
-<div class="wide">${table(PLAIN_RESULTS_HEADER, rows, new Set([4, 5, 6, 7, 8, 9, 10]))}</div>
+<div class="wide">${table(PLAIN_RESULTS_HEADER, rows, new Set([4, 5, 6, 7, 8, 9, 10, 11]))}</div>
 <ul class="legend">${TABLE_LEGEND.map((l) => `<li>${escapeHtml(l)}</li>`).join('')}</ul>
 </section>`;
 }
