@@ -111,7 +111,7 @@ export const MAX_PASSES_PER_ROUND = 256;
 export const MAX_ROUNDS = 400;
 
 /** The share of a precision run's time budget kept for the run pattern (end to end), when it runs. */
-export const RUN_SHARE = 0.4;
+export const RUN_SHARE = 0.5;
 
 export async function runBench(options: BenchRunOptions): Promise<BenchRunResult> {
   const llvmInstalled = llvmExecutorAvailable(options.llvmExecutor);

@@ -555,7 +555,11 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
     }
     // Processes per run and llvm-jitlink: a fixed number of iterations in interleaved rounds.
     const perRun = cells.filter((c) => c.controller !== 'warm');
+    // With a precision target these keep to the time budget too: past half of what is left for
+    // the run pattern, they stop after three rounds (the fewest a paired interval takes).
+    const perRunDeadline = options.precision !== undefined && options.deadline !== undefined ? performance.now() + (options.deadline - performance.now()) / 2 : Infinity;
     for (let round = 0; round < rounds; round++) {
+      if (round >= 3 && performance.now() > perRunDeadline) break;
       for (const k of roundOrder(perRun.length, round)) {
         const cell = perRun[k]!;
         const list = samples.get(cell)!;
