@@ -136,7 +136,8 @@ export function detectionTry(dir: string, tag: string): DetectionTry {
     ...process.env,
     GITHUB_STEP_SUMMARY: '',
   });
-  if (r.status !== 0 && r.status !== 1) throw new Error(`compare failed (${r.status}): ${r.stderr}`);
+  // 3 is INCONCLUSIVE (rows too noisy to judge): not a detection, and not an error of compare.
+  if (r.status !== 0 && r.status !== 1 && r.status !== 3) throw new Error(`compare failed (${r.status}): ${r.stderr}`);
   const json = JSON.parse(r.stdout) as { ratios: Array<{ label: string; key: { mapper: string }; change: number; noise: number | null; p: number; verdict: string }> };
   return {
     status: r.status,
