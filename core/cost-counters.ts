@@ -30,7 +30,14 @@ export function osCountsSnapshot(): OsCounts {
 }
 
 /** The names of OsCounts, in a fixed order (the wire form of the executor's counters uses it). */
-export const OS_COUNT_NAMES: ReadonlyArray<keyof OsCounts> = ['mmap', 'mprotect', 'munmap', 'shmCreated', 'icacheFlushes', 'bytesCopied'];
+export const OS_COUNT_NAMES: ReadonlyArray<keyof OsCounts> = [
+  'mmap',
+  'mprotect',
+  'munmap',
+  'shmCreated',
+  'icacheFlushes',
+  'bytesCopied',
+];
 
 /** Every counter of one process: the OS counts above, the wire, and getrusage's. */
 export interface ProcessCostCounters extends OsCounts {
@@ -58,7 +65,9 @@ export const PROCESS_COST_COUNTER_NAMES: ReadonlyArray<keyof ProcessCostCounters
 ];
 
 /** This process's counters now, given its wire traffic (zeros for a process with no channel). */
-export function processCostCounters(wire: { roundTrips: number; bytesOut: number; bytesIn: number } = { roundTrips: 0, bytesOut: 0, bytesIn: 0 }): ProcessCostCounters {
+export function processCostCounters(
+  wire: { roundTrips: number; bytesOut: number; bytesIn: number } = { roundTrips: 0, bytesOut: 0, bytesIn: 0 },
+): ProcessCostCounters {
   const usage = process.resourceUsage();
   return {
     ...counts,

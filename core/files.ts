@@ -1,4 +1,16 @@
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readSync, statSync, statfsSync, accessSync, type Stats } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  statSync,
+  statfsSync,
+  accessSync,
+  type Stats,
+} from 'node:fs';
 import path from 'node:path';
 import { JitmemError } from './errors.js';
 
@@ -46,12 +58,19 @@ export function readRegularFile(file: string, limits: ReadLimits): Buffer {
   try {
     fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (err) {
-    throw new JitmemError(limits.unreadableCode, `cannot read ${limits.what} ${file}: ${(err as Error).message}`, { file }, { cause: err });
+    throw new JitmemError(
+      limits.unreadableCode,
+      `cannot read ${limits.what} ${file}: ${(err as Error).message}`,
+      { file },
+      { cause: err },
+    );
   }
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) {
-      throw new JitmemError(limits.unreadableCode, `${limits.what} ${file} is ${kindOf(st)}; expected a regular file`, { file });
+      throw new JitmemError(limits.unreadableCode, `${limits.what} ${file} is ${kindOf(st)}; expected a regular file`, {
+        file,
+      });
     }
     if (st.size > limits.maxBytes) {
       throw new JitmemError(
@@ -70,7 +89,12 @@ export function readRegularFile(file: string, limits: ReadLimits): Buffer {
     return at === st.size ? out : out.subarray(0, at);
   } catch (err) {
     if (err instanceof JitmemError) throw err;
-    throw new JitmemError(limits.unreadableCode, `cannot read ${limits.what} ${file}: ${(err as Error).message}`, { file }, { cause: err });
+    throw new JitmemError(
+      limits.unreadableCode,
+      `cannot read ${limits.what} ${file}: ${(err as Error).message}`,
+      { file },
+      { cause: err },
+    );
   } finally {
     closeSync(fd);
   }
@@ -90,7 +114,12 @@ const VIRTUAL_FILESYSTEMS = new Map<number, string>([
 ]);
 
 function outputError(what: string, file: string, why: string, cause?: unknown): JitmemError {
-  return new JitmemError('ERR_OUTPUT_UNWRITABLE', `cannot write ${what} to ${file}: ${why}`, { file }, cause === undefined ? undefined : { cause });
+  return new JitmemError(
+    'ERR_OUTPUT_UNWRITABLE',
+    `cannot write ${what} to ${file}: ${why}`,
+    { file },
+    cause === undefined ? undefined : { cause },
+  );
 }
 
 /**
@@ -99,7 +128,12 @@ function outputError(what: string, file: string, why: string, cause?: unknown): 
  * `create: false` only checks that it could: the nearest existing level is a writable
  * directory on a real filesystem.
  */
-export function ensureOutputDirectory(dir: string, what: string, target = dir, options: { create?: boolean } = {}): void {
+export function ensureOutputDirectory(
+  dir: string,
+  what: string,
+  target = dir,
+  options: { create?: boolean } = {},
+): void {
   const absolute = path.resolve(target);
   const missing: string[] = [];
   let at = path.resolve(dir);
@@ -129,7 +163,12 @@ export function ensureOutputDirectory(dir: string, what: string, target = dir, o
   try {
     accessSync(at, constants.W_OK | constants.X_OK);
   } catch (err) {
-    throw outputError(what, absolute, `directory ${at} is not writable (${(err as { code?: string }).code ?? (err as Error).message})`, err);
+    throw outputError(
+      what,
+      absolute,
+      `directory ${at} is not writable (${(err as { code?: string }).code ?? (err as Error).message})`,
+      err,
+    );
   }
   if (options.create === false) return;
   for (let i = missing.length - 1; i >= 0; i--) {
@@ -152,12 +191,15 @@ export function checkOutputFile(file: string, what: string): void {
   try {
     st = lstatSync(absolute);
   } catch (err) {
-    if ((err as { code?: string }).code !== 'ENOENT' && (err as { code?: string }).code !== 'ENOTDIR') throw outputError(what, absolute, (err as Error).message, err);
+    if ((err as { code?: string }).code !== 'ENOENT' && (err as { code?: string }).code !== 'ENOTDIR')
+      throw outputError(what, absolute, (err as Error).message, err);
   }
-  if (st && !st.isFile() && !st.isSymbolicLink()) throw outputError(what, absolute, `it is ${kindOf(st)}; expected a regular file or a new name`);
+  if (st && !st.isFile() && !st.isSymbolicLink())
+    throw outputError(what, absolute, `it is ${kindOf(st)}; expected a regular file or a new name`);
   if (st?.isSymbolicLink()) {
     const target = statSync(absolute, { throwIfNoEntry: false });
-    if (target && !target.isFile()) throw outputError(what, absolute, `it links to ${kindOf(target)}; expected a regular file`);
+    if (target && !target.isFile())
+      throw outputError(what, absolute, `it links to ${kindOf(target)}; expected a regular file`);
   }
   ensureOutputDirectory(path.dirname(absolute), what, absolute);
 }

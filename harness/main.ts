@@ -1,5 +1,6 @@
 import type { Command, CommandIO } from './commands/command.js';
 import { JitmemError } from '../core/errors.js';
+import { closestName } from './commands/flags.js';
 
 /**
  * The `jitmem` command line. Subcommands are loaded on demand so that `jitmem executor` starts
@@ -68,7 +69,10 @@ function usage(): string {
   ].join('\n');
 }
 
-export async function main(argv: string[], io: CommandIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+export async function main(
+  argv: string[],
+  io: CommandIO = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.stdout.write(usage());
@@ -82,7 +86,11 @@ export async function main(argv: string[], io: CommandIO = { stdout: process.std
   }
   const entry = commands[name];
   if (!entry) {
-    io.stderr.write(`jitmem: unknown command ${JSON.stringify(name)}\n\n` + usage());
+    const guess = closestName(name, Object.keys(commands));
+    const hint = guess ? `; did you mean ${guess}?` : `; the commands are ${Object.keys(commands).sort().join(', ')}`;
+    io.stderr.write(
+      `jitmem: unknown command ${JSON.stringify(name)}${hint} (see 'jitmem --help') [ERR_UNKNOWN_COMMAND]\n`,
+    );
     return 2;
   }
   try {

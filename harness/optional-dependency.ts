@@ -16,7 +16,9 @@ export const OPTIONAL_PACKAGES = ['@clinic/doctor', '@clinic/flame', '@resvg/res
  */
 export function optionalDependencyMissing(names: readonly string[], neededFor: string, cause?: unknown): JitmemError {
   const one = names.length === 1;
-  const list = one ? `the package ${names[0]}, which is` : `the packages ${names.slice(0, -1).join(', ')} and ${names.at(-1)}, which are`;
+  const list = one
+    ? `the package ${names[0]}, which is`
+    : `the packages ${names.slice(0, -1).join(', ')} and ${names.at(-1)}, which are`;
   return new JitmemError(
     'ERR_OPTIONAL_DEPENDENCY_MISSING',
     `${neededFor} needs ${list} not installed (optional, so that using jitmem as a library does not pull ${one ? 'it' : 'them'}); install with: npm install ${names.join(' ')}`,
@@ -49,7 +51,8 @@ export function missingPackage(err: unknown, names: readonly string[], root = pa
   if ((err as { code?: unknown } | null)?.code !== 'ERR_MODULE_NOT_FOUND') return null;
   const message = String((err as Error).message ?? '');
   const importer = /imported from (.+)$/m.exec(message)?.[1]?.trim() ?? '';
-  const fromOurs = importer.startsWith(root + path.sep) && !importer.startsWith(path.join(root, 'node_modules') + path.sep);
+  const fromOurs =
+    importer.startsWith(root + path.sep) && !importer.startsWith(path.join(root, 'node_modules') + path.sep);
   if (!fromOurs) return null;
   return names.find((name) => message.includes(`'${name}'`)) ?? null;
 }
@@ -58,7 +61,11 @@ export function missingPackage(err: unknown, names: readonly string[], root = pa
  * Imports a module that needs optional packages (the package itself, or a module of ours that
  * imports it), turning "not installed" into one ERR_OPTIONAL_DEPENDENCY_MISSING.
  */
-export async function importOptional<T>(load: () => Promise<T>, packages: readonly string[], neededFor: string): Promise<T> {
+export async function importOptional<T>(
+  load: () => Promise<T>,
+  packages: readonly string[],
+  neededFor: string,
+): Promise<T> {
   try {
     return await load();
   } catch (err) {

@@ -123,7 +123,7 @@ export function mannWhitneyU(a: readonly number[], b: readonly number[]): MannWh
   const order = Array.from({ length: n1 + n2 }, (_, i) => i).sort((i, j) => all[i]! - all[j]!);
   let rankSumA = 0;
   let tieTerm = 0;
-  for (let i = 0; i < order.length; ) {
+  for (let i = 0; i < order.length;) {
     let j = i;
     while (j + 1 < order.length && all[order[j + 1]!] === all[order[i]!]) j++;
     const rank = (i + j + 2) / 2; // ranks are 1-based; ties share the average rank
@@ -177,7 +177,10 @@ export function intervalEstimateTest(
 
 /** ln Γ(x) for x > 0 (Lanczos, g = 7, n = 9; |relative error| < 1e-13). */
 export function logGamma(x: number): number {
-  const c = [0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7];
+  const c = [
+    0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
+    12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
+  ];
   if (x < 0.5) return Math.log(Math.PI / Math.abs(Math.sin(Math.PI * x))) - logGamma(1 - x);
   const z = x - 1;
   let a = c[0]!;
@@ -221,7 +224,9 @@ export function regularizedIncompleteBeta(x: number, a: number, b: number): numb
   if (x <= 0) return 0;
   if (x >= 1) return 1;
   const front = Math.exp(logGamma(a + b) - logGamma(a) - logGamma(b) + a * Math.log(x) + b * Math.log(1 - x));
-  return x < (a + 1) / (a + b + 2) ? (front * betaContinuedFraction(x, a, b)) / a : 1 - (front * betaContinuedFraction(1 - x, b, a)) / b;
+  return x < (a + 1) / (a + b + 2)
+    ? (front * betaContinuedFraction(x, a, b)) / a
+    : 1 - (front * betaContinuedFraction(1 - x, b, a)) / b;
 }
 
 /** CDF of Student's t distribution with `df` degrees of freedom. */
@@ -268,7 +273,7 @@ export function wilcoxonSignedRank(xs: readonly number[]): SignedRankResult {
   const ranks = new Float64Array(n);
   let ties = false;
   let tieTerm = 0;
-  for (let i = 0; i < n; ) {
+  for (let i = 0; i < n;) {
     let j = i;
     while (j + 1 < n && Math.abs(d[order[j + 1]!]!) === Math.abs(d[order[i]!]!)) j++;
     const t = j - i + 1;
@@ -347,8 +352,18 @@ export function welchTTest(a: readonly number[], b: readonly number[], confidenc
   const va = ea.se ** 2;
   const vb = eb.se ** 2;
   const se = Math.sqrt(va + vb);
-  if (!Number.isFinite(se)) return { diff, se, df: Number.NaN, t: Number.NaN, p: Number.NaN, low: Number.NaN, high: Number.NaN };
-  if (se === 0) return { diff, se, df: Number.POSITIVE_INFINITY, t: diff === 0 ? 0 : Math.sign(diff) * Infinity, p: diff === 0 ? 1 : 0, low: diff, high: diff };
+  if (!Number.isFinite(se))
+    return { diff, se, df: Number.NaN, t: Number.NaN, p: Number.NaN, low: Number.NaN, high: Number.NaN };
+  if (se === 0)
+    return {
+      diff,
+      se,
+      df: Number.POSITIVE_INFINITY,
+      t: diff === 0 ? 0 : Math.sign(diff) * Infinity,
+      p: diff === 0 ? 1 : 0,
+      low: diff,
+      high: diff,
+    };
   const df = (va + vb) ** 2 / ((va > 0 ? va ** 2 / ea.df : 0) + (vb > 0 ? vb ** 2 / eb.df : 0));
   const t = diff / se;
   const p = Math.min(1, 2 * (1 - studentTCdf(Math.abs(t), df)));
@@ -363,10 +378,12 @@ export function sampleSd(xs: readonly number[]): { sd: number; df: number } {
   return { sd: Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1)), df: xs.length - 1 };
 }
 
-
 /** Holm–Bonferroni: which of the p-values are significant at family-wise level alpha. */
 export function holmSignificant(ps: readonly number[], alpha: number): boolean[] {
-  const order = ps.map((p, i) => i).filter((i) => Number.isFinite(ps[i]!)).sort((i, j) => ps[i]! - ps[j]!);
+  const order = ps
+    .map((p, i) => i)
+    .filter((i) => Number.isFinite(ps[i]!))
+    .sort((i, j) => ps[i]! - ps[j]!);
   const m = order.length;
   const out = ps.map(() => false);
   for (let k = 0; k < m; k++) {

@@ -67,10 +67,20 @@ interface SymbolIndexMember {
 
 export function readArArchive(bytes: Uint8Array, origin: ByteOrigin): ArArchive {
   if (startsWithText(bytes, AR_THIN_MAGIC)) {
-    throw formatError('ERR_AR_THIN_UNSUPPORTED', origin, 0, 'this is a thin archive (its members live in other files); jitmem reads regular archives only: rebuild it without --thin');
+    throw formatError(
+      'ERR_AR_THIN_UNSUPPORTED',
+      origin,
+      0,
+      'this is a thin archive (its members live in other files); jitmem reads regular archives only: rebuild it without --thin',
+    );
   }
   if (!startsWithText(bytes, AR_MAGIC)) {
-    throw formatError('ERR_AR_BAD_MAGIC', origin, 0, `expected the archive magic "!<arch>\\n"; found ${JSON.stringify(text(bytes, 0, Math.min(8, bytes.length)))}`);
+    throw formatError(
+      'ERR_AR_BAD_MAGIC',
+      origin,
+      0,
+      `expected the archive magic "!<arch>\\n"; found ${JSON.stringify(text(bytes, 0, Math.min(8, bytes.length)))}`,
+    );
   }
   const length = bytes.length;
   const members: ArMember[] = [];
@@ -86,37 +96,24 @@ export function readArArchive(bytes: Uint8Array, origin: ByteOrigin): ArArchive 
       at += 1;
       if (at >= length) break;
     }
-    if (length - at < HEADER_SIZE) {
-      throw formatError('ERR_AR_TRUNCATED', origin, at, `a member header needs ${HEADER_SIZE} bytes; only ${length - at} are left`);
-    }
-    if (bytes[at + 58] !== 0x60 || bytes[at + 59] !== 0x0a) {
-      throw formatError('ERR_AR_BAD_HEADER', origin, at + 58, `a member header must end with "\`\\n"; found ${JSON.stringify(text(bytes, at + 58, 2))}`);
-    }
-    const size = decimal(text(bytes, at + 48, 10));
-    if (size === null) {
-      throw formatError('ERR_AR_BAD_HEADER', origin, at + 48, `the member size field is ${JSON.stringify(text(bytes, at + 48, 10))}; expected a decimal number`);
-    }
-    const dataStart = at + HEADER_SIZE;
-    if (size > length - dataStart) {
-      throw formatError('ERR_AR_TRUNCATED', origin, at + 48, `the member claims ${size} bytes from offset ${dataStart}, past the end of the archive (${length} bytes)`, {
-        size,
-      });
-    }
-    const rawName = text(bytes, at, 16).trimEnd();
+    const { size, dataStart } = readMemberHeader(bytes, at, origin);
+    const rawName = text(bytes, at + HEADER.name, HEADER.nameLength).trimEnd();
     let data = bytes.subarray(dataStart, dataStart + size);
     let dataOffset = dataStart;
     let name: string;
 
     if (rawName === '/' || rawName === '/SYM64/') {
       gnu = true;
-      if (symbolIndex) throw formatError('ERR_AR_BAD_SYMBOL_INDEX', origin, at, 'the archive has a second symbol index');
+      if (symbolIndex)
+        throw formatError('ERR_AR_BAD_SYMBOL_INDEX', origin, at, 'the archive has a second symbol index');
       symbolIndex = { kind: rawName === '/' ? 'gnu32' : 'gnu64', dataOffset, data };
       at = dataStart + size;
       continue;
     }
     if (rawName === '//') {
       gnu = true;
-      if (longNames) throw formatError('ERR_AR_BAD_NAME', origin, at, 'the archive has a second long-name table ("//")');
+      if (longNames)
+        throw formatError('ERR_AR_BAD_NAME', origin, at, 'the archive has a second long-name table ("//")');
       longNames = { data, dataOffset };
       at = dataStart + size;
       continue;
@@ -125,7 +122,12 @@ export function readArArchive(bytes: Uint8Array, origin: ByteOrigin): ArArchive 
       bsd = true;
       const nameLength = decimal(rawName.slice(3));
       if (nameLength === null || nameLength > size) {
-        throw formatError('ERR_AR_BAD_NAME', origin, at, `the BSD long-name field ${JSON.stringify(rawName)} must be "#1/" and a length of at most the member size ${size}`);
+        throw formatError(
+          'ERR_AR_BAD_NAME',
+          origin,
+          at,
+          `the BSD long-name field ${JSON.stringify(rawName)} must be "#1/" and a length of at most the member size ${size}`,
+        );
       }
       name = text(data, 0, nameLength).replace(/\0+$/, '');
       data = data.subarray(nameLength);
@@ -134,7 +136,12 @@ export function readArArchive(bytes: Uint8Array, origin: ByteOrigin): ArArchive 
       gnu = true;
       name = gnuLongName(rawName, longNames, origin, at);
     } else if (rawName.startsWith('/')) {
-      throw formatError('ERR_AR_BAD_NAME', origin, at, `member name ${JSON.stringify(rawName)} is neither a GNU special member ("/", "//", "/SYM64/") nor a long-name reference ("/" and digits)`);
+      throw formatError(
+        'ERR_AR_BAD_NAME',
+        origin,
+        at,
+        `member name ${JSON.stringify(rawName)} is neither a GNU special member ("/", "//", "/SYM64/") nor a long-name reference ("/" and digits)`,
+      );
     } else {
       // GNU ends short names with "/"; BSD pads them with spaces only.
       if (rawName.endsWith('/')) gnu = true;
@@ -143,7 +150,8 @@ export function readArArchive(bytes: Uint8Array, origin: ByteOrigin): ArArchive 
 
     if (name.startsWith('__.SYMDEF')) {
       bsd = true;
-      if (symbolIndex) throw formatError('ERR_AR_BAD_SYMBOL_INDEX', origin, at, 'the archive has a second symbol index');
+      if (symbolIndex)
+        throw formatError('ERR_AR_BAD_SYMBOL_INDEX', origin, at, 'the archive has a second symbol index');
       symbolIndex = { kind: name.startsWith('__.SYMDEF_64') ? 'bsd64' : 'bsd32', dataOffset, data };
     } else {
       members.push({ name, headerOffset: at, dataOffset, data });
@@ -155,15 +163,86 @@ export function readArArchive(bytes: Uint8Array, origin: ByteOrigin): ArArchive 
   return { origin, flavor: gnu ? 'gnu' : bsd ? 'bsd' : 'plain', members, symbols };
 }
 
-function gnuLongName(rawName: string, table: { data: Uint8Array; dataOffset: number } | undefined, origin: ByteOrigin, at: number): string {
-  if (!table) throw formatError('ERR_AR_BAD_NAME', origin, at, `member name ${JSON.stringify(rawName)} refers to the long-name table, but no "//" member came before it`);
+/** Where the fields of a member header are (all text, space-padded). */
+const HEADER = { name: 0, nameLength: 16, size: 48, sizeLength: 10, end: 58 } as const;
+/** The two bytes every member header ends with. */
+const HEADER_END = '`\n';
+
+/** A member header's size field, checked against the bytes left, and where the member's data starts. */
+function readMemberHeader(bytes: Uint8Array, at: number, origin: ByteOrigin): { size: number; dataStart: number } {
+  const length = bytes.length;
+  if (length - at < HEADER_SIZE) {
+    throw formatError(
+      'ERR_AR_TRUNCATED',
+      origin,
+      at,
+      `a member header needs ${HEADER_SIZE} bytes; only ${length - at} are left`,
+    );
+  }
+  if (text(bytes, at + HEADER.end, HEADER_END.length) !== HEADER_END) {
+    throw formatError(
+      'ERR_AR_BAD_HEADER',
+      origin,
+      at + HEADER.end,
+      `a member header must end with "\`\\n"; found ${JSON.stringify(text(bytes, at + HEADER.end, 2))}`,
+    );
+  }
+  const size = decimal(text(bytes, at + HEADER.size, HEADER.sizeLength));
+  if (size === null) {
+    throw formatError(
+      'ERR_AR_BAD_HEADER',
+      origin,
+      at + HEADER.size,
+      `the member size field is ${JSON.stringify(text(bytes, at + HEADER.size, HEADER.sizeLength))}; expected a decimal number`,
+    );
+  }
+  const dataStart = at + HEADER_SIZE;
+  if (size > length - dataStart) {
+    throw formatError(
+      'ERR_AR_TRUNCATED',
+      origin,
+      at + HEADER.size,
+      `the member claims ${size} bytes from offset ${dataStart}, past the end of the archive (${length} bytes)`,
+      {
+        size,
+      },
+    );
+  }
+  return { size, dataStart };
+}
+
+function gnuLongName(
+  rawName: string,
+  table: { data: Uint8Array; dataOffset: number } | undefined,
+  origin: ByteOrigin,
+  at: number,
+): string {
+  if (!table)
+    throw formatError(
+      'ERR_AR_BAD_NAME',
+      origin,
+      at,
+      `member name ${JSON.stringify(rawName)} refers to the long-name table, but no "//" member came before it`,
+    );
   const offset = Number(rawName.slice(1));
   if (offset >= table.data.length) {
-    throw formatError('ERR_AR_BAD_NAME', origin, at, `member name ${JSON.stringify(rawName)} points past the end of the long-name table (${table.data.length} bytes)`, { value: offset });
+    throw formatError(
+      'ERR_AR_BAD_NAME',
+      origin,
+      at,
+      `member name ${JSON.stringify(rawName)} points past the end of the long-name table (${table.data.length} bytes)`,
+      { value: offset },
+    );
   }
   const end = table.data.indexOf(0x0a, offset);
   if (end < 0) {
-    throw formatError('ERR_AR_BAD_NAME', origin, table.dataOffset + offset, `the long name at offset ${offset} of the "//" table has no terminating "/\\n"`, { value: offset });
+    throw formatError(
+      'ERR_AR_BAD_NAME',
+      origin,
+      table.dataOffset + offset,
+      `the long name at offset ${offset} of the "//" table has no terminating "/\\n"`,
+      { value: offset },
+    );
   }
   const name = text(table.data, offset, end - offset);
   return name.endsWith('/') ? name.slice(0, -1) : name;
@@ -175,9 +254,14 @@ function readSymbolIndex(index: SymbolIndexMember, members: readonly ArMember[],
   const byHeader = new Map(members.map((m) => [m.headerOffset, m]));
   const wide = index.kind === 'gnu64' || index.kind === 'bsd64';
   const word = wide ? 8 : 4;
-  const bad = (offset: number, what: string, extra: Record<string, unknown> = {}) => formatError('ERR_AR_BAD_SYMBOL_INDEX', origin, dataOffset + offset, what, extra);
+  const bad = (offset: number, what: string, extra: Record<string, unknown> = {}) =>
+    formatError('ERR_AR_BAD_SYMBOL_INDEX', origin, dataOffset + offset, what, extra);
   const read = (offset: number, littleEndian: boolean): number => {
-    if (offset + word > data.length) throw bad(offset, `the symbol index ends (at ${data.length} bytes) inside a ${word}-byte field at offset ${offset}`);
+    if (offset + word > data.length)
+      throw bad(
+        offset,
+        `the symbol index ends (at ${data.length} bytes) inside a ${word}-byte field at offset ${offset}`,
+      );
     if (!wide) return view.getUint32(offset, littleEndian);
     const value = view.getBigUint64(offset, littleEndian);
     // Any count or offset past 2^53 is wrong; saturate it so that the checks below reject it.
@@ -185,16 +269,33 @@ function readSymbolIndex(index: SymbolIndexMember, members: readonly ArMember[],
   };
   const memberAt = (offset: number, fieldOffset: number): ArMember => {
     const member = byHeader.get(offset);
-    if (!member) throw bad(fieldOffset, `a symbol points to archive offset ${offset}, where no member header starts`, { value: offset });
+    if (!member)
+      throw bad(fieldOffset, `a symbol points to archive offset ${offset}, where no member header starts`, {
+        value: offset,
+      });
     return member;
   };
   // The string table is decoded once (latin1 keeps byte offsets); names are slices of it.
   let decoded: { strings: Uint8Array; text: string } | undefined;
-  const name = (strings: Uint8Array, stringsOffset: number, offset: number, fieldOffset: number): { name: string; end: number } => {
-    if (offset >= strings.length) throw bad(fieldOffset, `a symbol name at offset ${offset} lies past the end of the index's string table (${strings.length} bytes)`, { value: offset });
+  const name = (
+    strings: Uint8Array,
+    stringsOffset: number,
+    offset: number,
+    fieldOffset: number,
+  ): { name: string; end: number } => {
+    if (offset >= strings.length)
+      throw bad(
+        fieldOffset,
+        `a symbol name at offset ${offset} lies past the end of the index's string table (${strings.length} bytes)`,
+        { value: offset },
+      );
     if (decoded?.strings !== strings) decoded = { strings, text: latin1.decode(strings) };
     const end = decoded.text.indexOf('\0', offset);
-    if (end < 0) throw bad(stringsOffset + offset, `the symbol name at offset ${offset} of the index's string table has no terminating NUL`);
+    if (end < 0)
+      throw bad(
+        stringsOffset + offset,
+        `the symbol name at offset ${offset} of the index's string table has no terminating NUL`,
+      );
     return { name: decoded.text.slice(offset, end), end };
   };
 
@@ -203,7 +304,11 @@ function readSymbolIndex(index: SymbolIndexMember, members: readonly ArMember[],
     // Big-endian count, that many member offsets, then that many NUL-terminated names.
     const count = read(0, false);
     if (count > (data.length - word) / word) {
-      throw bad(0, `the symbol index claims ${count} symbols; its ${data.length} bytes hold at most ${Math.floor((data.length - word) / word)}`, { value: count });
+      throw bad(
+        0,
+        `the symbol index claims ${count} symbols; its ${data.length} bytes hold at most ${Math.floor((data.length - word) / word)}`,
+        { value: count },
+      );
     }
     const stringsOffset = word + count * word;
     const strings = data.subarray(stringsOffset);
@@ -220,12 +325,20 @@ function readSymbolIndex(index: SymbolIndexMember, members: readonly ArMember[],
   // BSD: byte count of (name offset, member offset) pairs, the pairs, byte count of strings, strings.
   const pairBytes = read(0, true);
   if (pairBytes % (2 * word) !== 0 || pairBytes > data.length - 2 * word) {
-    throw bad(0, `the symbol index's table size ${pairBytes} must be a multiple of ${2 * word} within its ${data.length} bytes`, { value: pairBytes });
+    throw bad(
+      0,
+      `the symbol index's table size ${pairBytes} must be a multiple of ${2 * word} within its ${data.length} bytes`,
+      { value: pairBytes },
+    );
   }
   const stringsSize = read(word + pairBytes, true);
   const stringsOffset = 2 * word + pairBytes;
   if (stringsSize > data.length - stringsOffset) {
-    throw bad(word + pairBytes, `the symbol index's string table size ${stringsSize} runs past its end (${data.length - stringsOffset} bytes left)`, { value: stringsSize });
+    throw bad(
+      word + pairBytes,
+      `the symbol index's string table size ${stringsSize} runs past its end (${data.length - stringsOffset} bytes left)`,
+      { value: stringsSize },
+    );
   }
   const strings = data.subarray(stringsOffset, stringsOffset + stringsSize);
   for (let entry = word; entry < word + pairBytes; entry += 2 * word) {

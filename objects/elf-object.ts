@@ -79,6 +79,44 @@ export interface ElfRelocation {
   readonly addend: number;
 }
 
+/** Field offsets in the ELF64 file header (Elf64_Ehdr), after e_ident. */
+const EHDR = {
+  type: 16,
+  machine: 18,
+  version: 20,
+  shoff: 40,
+  flags: 48,
+  ehsize: 52,
+  shentsize: 58,
+  shnum: 60,
+  shstrndx: 62,
+} as const;
+/** Field offsets in an ELF64 section header (Elf64_Shdr). */
+const SHDR = {
+  name: 0,
+  type: 4,
+  flags: 8,
+  addr: 16,
+  offset: 24,
+  size: 32,
+  link: 40,
+  info: 44,
+  addralign: 48,
+  entsize: 56,
+} as const;
+/** Field offsets in an ELF64 symbol (Elf64_Sym). */
+const SYM = { name: 0, info: 4, other: 5, shndx: 6, value: 8, size: 16 } as const;
+/**
+ * Field offsets in an ELF64 relocation (Elf64_Rel, Elf64_Rela): r_info holds the type in its low 32
+ * bits, the symbol in its high 32.
+ */
+const RELA = { offset: 0, info: 8, infoHigh: 12, addend: 16 } as const;
+/** st_info and st_other: the symbol type is the low four bits of st_info, its visibility the low two of st_other. */
+const STT_MASK = 0xf;
+const STV_MASK = 0x3;
+/** An SHT_SYMTAB_SHNDX or SHT_GROUP entry is one 32-bit word. */
+const WORD_SIZE = 4;
+
 const utf8 = new TextDecoder('utf-8');
 const latin1 = new TextDecoder('latin1');
 const NON_ASCII = /[^\x00-\x7f]/;
@@ -88,8 +126,8 @@ const TABLE_ENTRY_SIZES = new Map<number, number>([
   [SHT_SYMTAB, ELF64_SYM_SIZE],
   [SHT_RELA, ELF64_RELA_SIZE],
   [SHT_REL, ELF64_REL_SIZE],
-  [SHT_SYMTAB_SHNDX, 4],
-  [SHT_GROUP, 4],
+  [SHT_SYMTAB_SHNDX, WORD_SIZE],
+  [SHT_GROUP, WORD_SIZE],
 ]);
 const TWO_POW_32 = 2 ** 32;
 
@@ -133,7 +171,13 @@ class Fields {
   i64(offset: number, field: string): number {
     const value = this.view.getBigInt64(offset, this.littleEndian);
     if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < BigInt(Number.MIN_SAFE_INTEGER)) {
-      throw formatError('ERR_ELF_VALUE_TOO_LARGE', this.origin, offset, `${field} is ${value}, outside the range of safe integers (±2^53)`, { field });
+      throw formatError(
+        'ERR_ELF_VALUE_TOO_LARGE',
+        this.origin,
+        offset,
+        `${field} is ${value}, outside the range of safe integers (±2^53)`,
+        { field },
+      );
     }
     return Number(value);
   }
@@ -148,6 +192,81 @@ function isPowerOfTwoOrZero(value: number): boolean {
     v /= 2;
   }
   return true;
+}
+
+/** Offsets in e_ident. */
+const EI_CLASS = 4;
+const EI_DATA = 5;
+const EI_VERSION = 6;
+
+/** Checks e_ident (magic, class, data encoding, version) and the header's length; returns EI_DATA. */
+function checkIdentification(bytes: Uint8Array, origin: ByteOrigin): number {
+  const length = bytes.length;
+  for (let i = 0; i < 4; i++) {
+    if (i >= length || bytes[i] !== ELF_MAGIC[i]) {
+      const seen = Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ');
+      throw formatError(
+        'ERR_ELF_BAD_MAGIC',
+        origin,
+        0,
+        `expected the ELF magic 7f 45 4c 46; found ${seen || 'an empty file'}`,
+      );
+    }
+  }
+  if (length < 16)
+    throw formatError(
+      'ERR_ELF_TRUNCATED',
+      origin,
+      length,
+      `the ELF identification needs 16 bytes; the object has ${length}`,
+    );
+  const elfClass = bytes[EI_CLASS]!;
+  if (elfClass !== ELFCLASS64) {
+    throw formatError(
+      'ERR_ELF_UNSUPPORTED_CLASS',
+      origin,
+      4,
+      elfClass === ELFCLASS32
+        ? 'this is a 32-bit ELF object; jitmem reads ELF64 only'
+        : `EI_CLASS is ${elfClass}; expected 2 (ELFCLASS64)`,
+      { value: elfClass },
+    );
+  }
+  const encoding = bytes[EI_DATA]!;
+  if (encoding !== ELFDATA2LSB && encoding !== ELFDATA2MSB) {
+    throw formatError(
+      'ERR_ELF_BAD_ENCODING',
+      origin,
+      5,
+      `EI_DATA is ${encoding}; expected 1 (little-endian) or 2 (big-endian)`,
+      { value: encoding },
+    );
+  }
+  if (bytes[EI_VERSION] !== EV_CURRENT) {
+    throw formatError(
+      'ERR_ELF_BAD_VERSION',
+      origin,
+      EI_VERSION,
+      `EI_VERSION is ${bytes[EI_VERSION]}; expected 1 (EV_CURRENT)`,
+      {
+        value: bytes[EI_VERSION],
+      },
+    );
+  }
+  if (length < ELF64_EHDR_SIZE) {
+    throw formatError(
+      'ERR_ELF_TRUNCATED',
+      origin,
+      length,
+      `the ELF64 header needs ${ELF64_EHDR_SIZE} bytes; the object has ${length}`,
+    );
+  }
+  return encoding;
+}
+
+/** A section header as read, before its name is looked up. */
+interface RawHeader extends Omit<ElfSection, 'name' | 'content'> {
+  nameOffset: number;
 }
 
 export class ElfObject {
@@ -172,47 +291,53 @@ export class ElfObject {
     this.origin = origin;
     this.bytes = bytes;
     const length = bytes.length;
-    for (let i = 0; i < 4; i++) {
-      if (i >= length || bytes[i] !== ELF_MAGIC[i]) {
-        const seen = Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ');
-        throw formatError('ERR_ELF_BAD_MAGIC', origin, 0, `expected the ELF magic 7f 45 4c 46; found ${seen || 'an empty file'}`);
-      }
-    }
-    if (length < 16) throw formatError('ERR_ELF_TRUNCATED', origin, length, `the ELF identification needs 16 bytes; the object has ${length}`);
-    const elfClass = bytes[4]!;
-    if (elfClass !== ELFCLASS64) {
+    const encoding = checkIdentification(bytes, origin);
+    this.littleEndian = encoding === ELFDATA2LSB;
+    const f = (this.fields = new Fields(
+      origin,
+      new DataView(bytes.buffer, bytes.byteOffset, length),
+      this.littleEndian,
+    ));
+
+    const type = f.u16(EHDR.type);
+    if (type !== ET_REL) {
+      const kind =
+        type === 2
+          ? 'an executable'
+          : type === 3
+            ? 'a shared object or PIE'
+            : type === 4
+              ? 'a core file'
+              : `of type ${type}`;
       throw formatError(
-        'ERR_ELF_UNSUPPORTED_CLASS',
+        'ERR_ELF_NOT_RELOCATABLE',
         origin,
-        4,
-        elfClass === ELFCLASS32 ? 'this is a 32-bit ELF object; jitmem reads ELF64 only' : `EI_CLASS is ${elfClass}; expected 2 (ELFCLASS64)`,
-        { value: elfClass },
+        EHDR.type,
+        `the file is ${kind}; expected a relocatable object (e_type 1, ET_REL), as 'cc -c' makes`,
+        { value: type },
       );
     }
-    const encoding = bytes[5]!;
-    if (encoding !== ELFDATA2LSB && encoding !== ELFDATA2MSB) {
-      throw formatError('ERR_ELF_BAD_ENCODING', origin, 5, `EI_DATA is ${encoding}; expected 1 (little-endian) or 2 (big-endian)`, { value: encoding });
-    }
-    if (bytes[6] !== EV_CURRENT) {
-      throw formatError('ERR_ELF_BAD_VERSION', origin, 6, `EI_VERSION is ${bytes[6]}; expected 1 (EV_CURRENT)`, { value: bytes[6] });
-    }
-    if (length < ELF64_EHDR_SIZE) {
-      throw formatError('ERR_ELF_TRUNCATED', origin, length, `the ELF64 header needs ${ELF64_EHDR_SIZE} bytes; the object has ${length}`);
-    }
-    this.littleEndian = encoding === ELFDATA2LSB;
-    const f = (this.fields = new Fields(origin, new DataView(bytes.buffer, bytes.byteOffset, length), this.littleEndian));
-
-    const type = f.u16(16);
-    if (type !== ET_REL) {
-      const kind = type === 2 ? 'an executable' : type === 3 ? 'a shared object or PIE' : type === 4 ? 'a core file' : `of type ${type}`;
-      throw formatError('ERR_ELF_NOT_RELOCATABLE', origin, 16, `the file is ${kind}; expected a relocatable object (e_type 1, ET_REL), as 'cc -c' makes`, { value: type });
-    }
-    this.machine = f.u16(18);
-    if (f.u32(20) !== EV_CURRENT) throw formatError('ERR_ELF_BAD_VERSION', origin, 20, `e_version is ${f.u32(20)}; expected 1`, { value: f.u32(20) });
-    this.flags = f.u32(48);
-    const headerSize = f.u16(52);
+    this.machine = f.u16(EHDR.machine);
+    if (f.u32(EHDR.version) !== EV_CURRENT)
+      throw formatError(
+        'ERR_ELF_BAD_VERSION',
+        origin,
+        EHDR.version,
+        `e_version is ${f.u32(EHDR.version)}; expected 1`,
+        {
+          value: f.u32(EHDR.version),
+        },
+      );
+    this.flags = f.u32(EHDR.flags);
+    const headerSize = f.u16(EHDR.ehsize);
     if (headerSize !== ELF64_EHDR_SIZE) {
-      throw formatError('ERR_ELF_BAD_HEADER', origin, 52, `e_ehsize is ${headerSize}; expected ${ELF64_EHDR_SIZE} for ELF64`, { value: headerSize });
+      throw formatError(
+        'ERR_ELF_BAD_HEADER',
+        origin,
+        EHDR.ehsize,
+        `e_ehsize is ${headerSize}; expected ${ELF64_EHDR_SIZE} for ELF64`,
+        { value: headerSize },
+      );
     }
 
     this.sections = this.readSectionHeaders(length);
@@ -220,7 +345,12 @@ export class ElfObject {
     for (const section of this.sections) {
       if (section.type !== SHT_SYMTAB) continue;
       if (symbolTable) {
-        throw formatError('ERR_ELF_BAD_SECTION', origin, section.headerOffset + 4, `section [${section.index}] is a second symbol table (the first is [${symbolTable.index}]); an object has at most one`);
+        throw formatError(
+          'ERR_ELF_BAD_SECTION',
+          origin,
+          section.headerOffset + SHDR.type,
+          `section [${section.index}] is a second symbol table (the first is [${symbolTable.index}]); an object has at most one`,
+        );
       }
       symbolTable = section;
     }
@@ -230,90 +360,67 @@ export class ElfObject {
   private readSectionHeaders(length: number): ElfSection[] {
     const { origin } = this;
     const f = this.fields;
-    const tableOffset = f.u64(40, 'e_shoff');
-    let count = f.u16(60);
-    let namesIndex = f.u16(62);
+    const tableOffset = f.u64(EHDR.shoff, 'e_shoff');
+    let count = f.u16(EHDR.shnum);
+    let namesIndex = f.u16(EHDR.shstrndx);
     if (tableOffset === 0) {
-      if (count !== 0) throw formatError('ERR_ELF_BAD_HEADER', origin, 60, `e_shnum is ${count} but e_shoff is 0 (no section header table)`, { value: count });
+      if (count !== 0)
+        throw formatError(
+          'ERR_ELF_BAD_HEADER',
+          origin,
+          EHDR.shnum,
+          `e_shnum is ${count} but e_shoff is 0 (no section header table)`,
+          { value: count },
+        );
       return [];
     }
-    const entrySize = f.u16(58);
+    const entrySize = f.u16(EHDR.shentsize);
     if (entrySize !== ELF64_SHDR_SIZE) {
-      throw formatError('ERR_ELF_BAD_HEADER', origin, 58, `e_shentsize is ${entrySize}; expected ${ELF64_SHDR_SIZE} for ELF64`, { value: entrySize });
+      throw formatError(
+        'ERR_ELF_BAD_HEADER',
+        origin,
+        EHDR.shentsize,
+        `e_shentsize is ${entrySize}; expected ${ELF64_SHDR_SIZE} for ELF64`,
+        { value: entrySize },
+      );
     }
     if (tableOffset > length - ELF64_SHDR_SIZE) {
-      throw formatError('ERR_ELF_TRUNCATED', origin, 40, `e_shoff ${tableOffset} leaves no room for a ${ELF64_SHDR_SIZE}-byte section header before the end of the object (${length} bytes)`, {
-        value: tableOffset,
-      });
+      throw formatError(
+        'ERR_ELF_TRUNCATED',
+        origin,
+        EHDR.shoff,
+        `e_shoff ${tableOffset} leaves no room for a ${ELF64_SHDR_SIZE}-byte section header before the end of the object (${length} bytes)`,
+        {
+          value: tableOffset,
+        },
+      );
     }
     // Extended numbering: with 65280 or more sections, the counts live in section 0.
-    if (count === 0) count = f.u64(tableOffset + 32, 'the section count in section 0 (sh_size)');
-    if (namesIndex === SHN_XINDEX) namesIndex = f.u32(tableOffset + 40);
+    if (count === 0) count = f.u64(tableOffset + SHDR.size, 'the section count in section 0 (sh_size)');
+    if (namesIndex === SHN_XINDEX) namesIndex = f.u32(tableOffset + SHDR.link);
     if (count > (length - tableOffset) / ELF64_SHDR_SIZE) {
       throw formatError(
         'ERR_ELF_TRUNCATED',
         origin,
-        60,
+        EHDR.shnum,
         `${count} section headers of ${ELF64_SHDR_SIZE} bytes from offset ${tableOffset} run past the end of the object (${length} bytes)`,
         { value: count },
       );
     }
 
-    interface RawHeader extends Omit<ElfSection, 'name' | 'content'> {
-      nameOffset: number;
-    }
     const raw: RawHeader[] = [];
     for (let index = 0; index < count; index++) {
-      const at = tableOffset + index * ELF64_SHDR_SIZE;
-      const type = f.u32(at + 4);
-      const header: RawHeader = {
-        index,
-        nameOffset: f.u32(at),
-        type,
-        flags: f.u64(at + 8, 'sh_flags'),
-        address: f.u64(at + 16, 'sh_addr'),
-        offset: f.u64(at + 24, 'sh_offset'),
-        size: f.u64(at + 32, 'sh_size'),
-        link: f.u32(at + 40),
-        info: f.u32(at + 44),
-        addressAlignment: f.u64(at + 48, 'sh_addralign'),
-        entrySize: f.u64(at + 56, 'sh_entsize'),
-        headerOffset: at,
-      };
-      if (type !== SHT_NOBITS && type !== SHT_NULL && (header.offset > length || header.size > length - header.offset)) {
-        throw formatError(
-          'ERR_ELF_TRUNCATED',
-          origin,
-          at + 24,
-          `section [${index}] claims ${header.size} bytes at offset ${header.offset}, past the end of the object (${length} bytes)`,
-          { section: index, sectionOffset: header.offset, size: header.size },
-        );
-      }
-      if (!isPowerOfTwoOrZero(header.addressAlignment)) {
-        throw formatError('ERR_ELF_BAD_ALIGNMENT', origin, at + 48, `section [${index}] has sh_addralign ${header.addressAlignment}; expected 0 or a power of two`, {
-          section: index,
-          value: header.addressAlignment,
-        });
-      }
-      raw.push(header);
+      raw.push(this.readRawHeader(tableOffset + index * ELF64_SHDR_SIZE, index, length));
     }
 
-    if (namesIndex >= count) {
-      throw formatError('ERR_ELF_BAD_SECTION_INDEX', origin, 62, `the section-name table index (e_shstrndx) is ${namesIndex}; the object has ${count} sections`, {
-        value: namesIndex,
-      });
-    }
-    const namesHeader = namesIndex === 0 ? undefined : raw[namesIndex]!;
-    if (namesHeader && namesHeader.type !== SHT_STRTAB) {
-      throw formatError('ERR_ELF_BAD_SECTION', origin, namesHeader.headerOffset + 4, `the section-name table [${namesIndex}] has type ${namesHeader.type}; expected SHT_STRTAB (3)`, {
-        section: namesIndex,
-      });
-    }
-    const names = namesHeader && this.bytes.subarray(namesHeader.offset, namesHeader.offset + namesHeader.size);
+    const names = this.sectionNameTable(namesIndex, raw);
     // Built field by field: rest and spread copy through the generic path, and a link reads
     // thousands of section headers.
     const sections: ElfSection[] = raw.map((h) => {
-      const name = names === undefined ? '' : this.string(names, namesIndex, h.nameOffset, h.headerOffset, () => `the name of section [${h.index}]`);
+      const name =
+        names === undefined
+          ? ''
+          : this.string(names, namesIndex, h.nameOffset, h.headerOffset, () => `the name of section [${h.index}]`);
       const section: { -readonly [K in keyof ElfSection]: ElfSection[K] } = {
         index: h.index,
         type: h.type,
@@ -328,11 +435,84 @@ export class ElfObject {
         headerOffset: h.headerOffset,
         name,
       };
-      if (h.type !== SHT_NOBITS && h.type !== SHT_NULL) section.content = this.bytes.subarray(h.offset, h.offset + h.size);
+      if (h.type !== SHT_NOBITS && h.type !== SHT_NULL)
+        section.content = this.bytes.subarray(h.offset, h.offset + h.size);
       return section;
     });
     for (const section of sections) this.checkLinks(section, sections);
     return sections;
+  }
+
+  /** The section-name table (e_shstrndx), checked; undefined when the object has none. */
+  private sectionNameTable(namesIndex: number, raw: readonly RawHeader[]): Uint8Array | undefined {
+    const { origin } = this;
+    if (namesIndex >= raw.length) {
+      throw formatError(
+        'ERR_ELF_BAD_SECTION_INDEX',
+        origin,
+        EHDR.shstrndx,
+        `the section-name table index (e_shstrndx) is ${namesIndex}; the object has ${raw.length} sections`,
+        {
+          value: namesIndex,
+        },
+      );
+    }
+    const namesHeader = namesIndex === 0 ? undefined : raw[namesIndex]!;
+    if (namesHeader && namesHeader.type !== SHT_STRTAB) {
+      throw formatError(
+        'ERR_ELF_BAD_SECTION',
+        origin,
+        namesHeader.headerOffset + SHDR.type,
+        `the section-name table [${namesIndex}] has type ${namesHeader.type}; expected SHT_STRTAB (3)`,
+        {
+          section: namesIndex,
+        },
+      );
+    }
+    return namesHeader && this.bytes.subarray(namesHeader.offset, namesHeader.offset + namesHeader.size);
+  }
+
+  /** One section header, checked: its content lies inside the object, its alignment is 0 or a power of two. */
+  private readRawHeader(at: number, index: number, length: number): RawHeader {
+    const { origin } = this;
+    const f = this.fields;
+    const type = f.u32(at + SHDR.type);
+    const header: RawHeader = {
+      index,
+      nameOffset: f.u32(at + SHDR.name),
+      type,
+      flags: f.u64(at + SHDR.flags, 'sh_flags'),
+      address: f.u64(at + SHDR.addr, 'sh_addr'),
+      offset: f.u64(at + SHDR.offset, 'sh_offset'),
+      size: f.u64(at + SHDR.size, 'sh_size'),
+      link: f.u32(at + SHDR.link),
+      info: f.u32(at + SHDR.info),
+      addressAlignment: f.u64(at + SHDR.addralign, 'sh_addralign'),
+      entrySize: f.u64(at + SHDR.entsize, 'sh_entsize'),
+      headerOffset: at,
+    };
+    if (type !== SHT_NOBITS && type !== SHT_NULL && (header.offset > length || header.size > length - header.offset)) {
+      throw formatError(
+        'ERR_ELF_TRUNCATED',
+        origin,
+        at + SHDR.offset,
+        `section [${index}] claims ${header.size} bytes at offset ${header.offset}, past the end of the object (${length} bytes)`,
+        { section: index, sectionOffset: header.offset, size: header.size },
+      );
+    }
+    if (!isPowerOfTwoOrZero(header.addressAlignment)) {
+      throw formatError(
+        'ERR_ELF_BAD_ALIGNMENT',
+        origin,
+        at + SHDR.addralign,
+        `section [${index}] has sh_addralign ${header.addressAlignment}; expected 0 or a power of two`,
+        {
+          section: index,
+          value: header.addressAlignment,
+        },
+      );
+    }
+    return header;
   }
 
   /** Checks the fixed entry sizes and the sh_link/sh_info indices of tables the linker will read. */
@@ -342,16 +522,28 @@ export class ElfObject {
     const { origin } = this;
     const at = section.headerOffset;
     if (section.entrySize !== entrySize) {
-      throw formatError('ERR_ELF_BAD_ENTRY_SIZE', origin, at + 56, `section [${section.index}] ${JSON.stringify(section.name)} has sh_entsize ${section.entrySize}; expected ${entrySize}`, {
-        section: section.index,
-        value: section.entrySize,
-      });
+      throw formatError(
+        'ERR_ELF_BAD_ENTRY_SIZE',
+        origin,
+        at + SHDR.entsize,
+        `section [${section.index}] ${JSON.stringify(section.name)} has sh_entsize ${section.entrySize}; expected ${entrySize}`,
+        {
+          section: section.index,
+          value: section.entrySize,
+        },
+      );
     }
     if (section.size % entrySize !== 0) {
-      throw formatError('ERR_ELF_BAD_SECTION', origin, at + 32, `section [${section.index}] ${JSON.stringify(section.name)} has size ${section.size}, not a multiple of its entry size ${entrySize}`, {
-        section: section.index,
-        value: section.size,
-      });
+      throw formatError(
+        'ERR_ELF_BAD_SECTION',
+        origin,
+        at + SHDR.size,
+        `section [${section.index}] ${JSON.stringify(section.name)} has size ${section.size}, not a multiple of its entry size ${entrySize}`,
+        {
+          section: section.index,
+          value: section.size,
+        },
+      );
     }
     const linkType = section.type === SHT_SYMTAB ? SHT_STRTAB : SHT_SYMTAB;
     const linked = sections[section.link];
@@ -359,16 +551,19 @@ export class ElfObject {
       throw formatError(
         'ERR_ELF_BAD_SECTION_INDEX',
         origin,
-        at + 40,
+        at + SHDR.link,
         `section [${section.index}] ${JSON.stringify(section.name)} links to section ${section.link}, which is ${linked ? `of type ${linked.type}` : 'missing'}; expected ${linkType === SHT_STRTAB ? 'a string table' : 'the symbol table'}`,
         { section: section.index, value: section.link },
       );
     }
-    if ((section.type === SHT_RELA || section.type === SHT_REL) && (section.info === 0 || section.info >= sections.length)) {
+    if (
+      (section.type === SHT_RELA || section.type === SHT_REL) &&
+      (section.info === 0 || section.info >= sections.length)
+    ) {
       throw formatError(
         'ERR_ELF_BAD_SECTION_INDEX',
         origin,
-        at + 44,
+        at + SHDR.info,
         `relocation section [${section.index}] ${JSON.stringify(section.name)} applies to section ${section.info}; expected 1..${sections.length - 1}`,
         { section: section.index, value: section.info },
       );
@@ -376,11 +571,23 @@ export class ElfObject {
   }
 
   /** A NUL-terminated string at `nameOffset` in the string table `table` (section `tableIndex`). */
-  private string(table: Uint8Array, tableIndex: number, nameOffset: number, fieldOffset: number, what: () => string): string {
+  private string(
+    table: Uint8Array,
+    tableIndex: number,
+    nameOffset: number,
+    fieldOffset: number,
+    what: () => string,
+  ): string {
     if (nameOffset >= table.length) {
-      throw formatError('ERR_ELF_BAD_STRING', this.origin, fieldOffset, `${what()} is at offset ${nameOffset} of string table [${tableIndex}], which has ${table.length} bytes`, {
-        value: nameOffset,
-      });
+      throw formatError(
+        'ERR_ELF_BAD_STRING',
+        this.origin,
+        fieldOffset,
+        `${what()} is at offset ${nameOffset} of string table [${tableIndex}], which has ${table.length} bytes`,
+        {
+          value: nameOffset,
+        },
+      );
     }
     // An all-ASCII table (the usual case) is decoded once and names are slices of it: one
     // decoder call per table instead of one per name.
@@ -392,9 +599,15 @@ export class ElfObject {
     }
     const end = text !== null ? text.indexOf('\0', nameOffset) : table.indexOf(0, nameOffset);
     if (end < 0) {
-      throw formatError('ERR_ELF_BAD_STRING', this.origin, fieldOffset, `${what()} at offset ${nameOffset} of string table [${tableIndex}] runs to the table's end without a terminating NUL`, {
-        value: nameOffset,
-      });
+      throw formatError(
+        'ERR_ELF_BAD_STRING',
+        this.origin,
+        fieldOffset,
+        `${what()} at offset ${nameOffset} of string table [${tableIndex}] runs to the table's end without a terminating NUL`,
+        {
+          value: nameOffset,
+        },
+      );
     }
     if (end === nameOffset) return '';
     return text !== null ? text.slice(nameOffset, end) : utf8.decode(table.subarray(nameOffset, end));
@@ -416,37 +629,55 @@ export class ElfObject {
     const symbols: ElfSymbol[] = new Array(count);
     for (let index = 0; index < count; index++) {
       const at = table.offset + index * ELF64_SYM_SIZE;
-      const info = f.u8(at + 4);
-      let sectionIndex = f.u16(at + 6);
-      let indexField = at + 6;
+      const info = f.u8(at + SYM.info);
+      let sectionIndex = f.u16(at + SYM.shndx);
+      let indexField = at + SYM.shndx;
       if (sectionIndex === SHN_XINDEX) {
-        if (!extended || index * 4 + 4 > extended.size) {
-          throw formatError('ERR_ELF_BAD_SECTION_INDEX', this.origin, at + 6, `symbol ${index} uses an extended section index (SHN_XINDEX) but no SHT_SYMTAB_SHNDX entry holds it`, {
-            symbol: index,
-          });
+        if (!extended || (index + 1) * WORD_SIZE > extended.size) {
+          throw formatError(
+            'ERR_ELF_BAD_SECTION_INDEX',
+            this.origin,
+            at + SYM.shndx,
+            `symbol ${index} uses an extended section index (SHN_XINDEX) but no SHT_SYMTAB_SHNDX entry holds it`,
+            {
+              symbol: index,
+            },
+          );
         }
-        indexField = extended.offset + index * 4;
+        indexField = extended.offset + index * WORD_SIZE;
         sectionIndex = f.u32(indexField);
         if (sectionIndex >= this.sections.length) {
-          throw formatError('ERR_ELF_BAD_SECTION_INDEX', this.origin, indexField, `symbol ${index} is defined in section ${sectionIndex}; the object has ${this.sections.length} sections`, {
-            symbol: index,
-            value: sectionIndex,
-          });
+          throw formatError(
+            'ERR_ELF_BAD_SECTION_INDEX',
+            this.origin,
+            indexField,
+            `symbol ${index} is defined in section ${sectionIndex}; the object has ${this.sections.length} sections`,
+            {
+              symbol: index,
+              value: sectionIndex,
+            },
+          );
         }
       } else if (sectionIndex < SHN_LORESERVE && sectionIndex >= this.sections.length) {
-        throw formatError('ERR_ELF_BAD_SECTION_INDEX', this.origin, indexField, `symbol ${index} is defined in section ${sectionIndex}; the object has ${this.sections.length} sections`, {
-          symbol: index,
-          value: sectionIndex,
-        });
+        throw formatError(
+          'ERR_ELF_BAD_SECTION_INDEX',
+          this.origin,
+          indexField,
+          `symbol ${index} is defined in section ${sectionIndex}; the object has ${this.sections.length} sections`,
+          {
+            symbol: index,
+            value: sectionIndex,
+          },
+        );
       }
       symbols[index] = {
         index,
-        name: this.string(names, strings.index, f.u32(at), at, () => `the name of symbol ${index}`),
-        value: f.u64(at + 8, `the value of symbol ${index}`),
-        size: f.u64(at + 16, `the size of symbol ${index}`),
+        name: this.string(names, strings.index, f.u32(at + SYM.name), at, () => `the name of symbol ${index}`),
+        value: f.u64(at + SYM.value, `the value of symbol ${index}`),
+        size: f.u64(at + SYM.size, `the size of symbol ${index}`),
         binding: info >> 4,
-        type: info & 0xf,
-        visibility: f.u8(at + 5) & 3,
+        type: info & STT_MASK,
+        visibility: f.u8(at + SYM.other) & STV_MASK,
         sectionIndex,
       };
     }
@@ -458,10 +689,18 @@ export class ElfObject {
     return this.sections.filter((s) => s.type === SHT_RELA || s.type === SHT_REL);
   }
 
-  /** The relocations of a SHT_RELA or SHT_REL section of this object, checked against their target and the symbol table. */
+  /**
+   * The relocations of a SHT_RELA or SHT_REL section of this object, checked against their target and
+   * the symbol table.
+   */
   relocations(section: ElfSection): ElfRelocation[] {
     if (this.sections[section.index] !== section || (section.type !== SHT_RELA && section.type !== SHT_REL)) {
-      throw formatError('ERR_ELF_BAD_SECTION', this.origin, section.headerOffset + 4, `section [${section.index}] ${JSON.stringify(section.name)} is not a relocation section of this object`);
+      throw formatError(
+        'ERR_ELF_BAD_SECTION',
+        this.origin,
+        section.headerOffset + SHDR.type,
+        `section [${section.index}] ${JSON.stringify(section.name)} is not a relocation section of this object`,
+      );
     }
     const f = this.fields;
     const withAddend = section.type === SHT_RELA;
@@ -472,7 +711,7 @@ export class ElfObject {
     const relocations: ElfRelocation[] = new Array(count);
     for (let i = 0; i < count; i++) {
       const at = section.offset + i * entrySize;
-      const offset = f.u64(at, `r_offset of relocation ${i}`);
+      const offset = f.u64(at + RELA.offset, `r_offset of relocation ${i}`);
       if (offset >= target.size) {
         throw formatError(
           'ERR_ELF_BAD_RELOCATION',
@@ -482,21 +721,21 @@ export class ElfObject {
           { section: section.index, relocation: i, value: offset },
         );
       }
-      const symbolIndex = f.u32(at + (this.littleEndian ? 12 : 8));
+      const symbolIndex = f.u32(at + (this.littleEndian ? RELA.infoHigh : RELA.info));
       if (symbolIndex >= symbolCount) {
         throw formatError(
           'ERR_ELF_BAD_RELOCATION',
           this.origin,
-          at + 8,
+          at + RELA.info,
           `relocation ${i} of [${section.index}] ${JSON.stringify(section.name)} names symbol ${symbolIndex}; the symbol table has ${symbolCount}`,
           { section: section.index, relocation: i, value: symbolIndex },
         );
       }
       relocations[i] = {
         offset,
-        type: f.u32(at + (this.littleEndian ? 8 : 12)),
+        type: f.u32(at + (this.littleEndian ? RELA.info : RELA.infoHigh)),
         symbolIndex,
-        addend: withAddend ? f.i64(at + 16, `r_addend of relocation ${i}`) : 0,
+        addend: withAddend ? f.i64(at + RELA.addend, `r_addend of relocation ${i}`) : 0,
       };
     }
     return relocations;

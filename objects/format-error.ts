@@ -35,7 +35,13 @@ export function originName(origin: ByteOrigin): string {
  *
  * Neither: ERR_OBJECT_UNKNOWN_FORMAT.
  */
-export function formatError(code: string, origin: ByteOrigin, localOffset: number, what: string, extra: Record<string, unknown> = {}): JitmemError {
+export function formatError(
+  code: string,
+  origin: ByteOrigin,
+  localOffset: number,
+  what: string,
+  extra: Record<string, unknown> = {},
+): JitmemError {
   const offset = origin.base + localOffset;
   return new JitmemError(code, `${originName(origin)}: at byte offset ${offset} (${hex(offset)}): ${what}`, {
     file: origin.file,

@@ -12,7 +12,9 @@ import { formatError } from './format-error.js';
 export function readObjects(bytes: Uint8Array, file: string): ElfObject[] {
   if (isArArchive(bytes)) {
     const archive = readArArchive(bytes, { file, base: 0 });
-    return archive.members.map((member) => readElfObject(member.data, { file, member: member.name, base: member.dataOffset }));
+    return archive.members.map((member) =>
+      readElfObject(member.data, { file, member: member.name, base: member.dataOffset }),
+    );
   }
   if (isElf(bytes)) return [readElfObject(bytes, { file, base: 0 })];
   const seen = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');

@@ -40,7 +40,10 @@ export interface ActionCallSite {
 
 /** Pairs as they go on the wire: a call to address 0 is sent as the null call. */
 export function toWireActions(actions: readonly AllocActionCallPair[]): AllocActionCallPair[] {
-  return actions.map((a) => ({ finalize: isCall(a.finalize) ? a.finalize : null, dealloc: isCall(a.dealloc) ? a.dealloc : null }));
+  return actions.map((a) => ({
+    finalize: isCall(a.finalize) ? a.finalize : null,
+    dealloc: isCall(a.dealloc) ? a.dealloc : null,
+  }));
 }
 
 function isCall(call: WrapperCall | null): call is WrapperCall {
@@ -56,7 +59,8 @@ function runOne(call: WrapperCall, site: ActionCallSite, what: string): void {
   } catch (err) {
     throw site.failure(`${what} at ${hex(call.fn)} failed: ${(err as Error).message}`, call);
   }
-  if (out.length === 0) throw site.failure(`${what} at ${hex(call.fn)} returned an empty result where an SPSError was expected`, call);
+  if (out.length === 0)
+    throw site.failure(`${what} at ${hex(call.fn)} returned an empty result where an SPSError was expected`, call);
   let message: string | null;
   try {
     message = new SpsReader(out, `result of ${what}`).error();
@@ -79,7 +83,10 @@ export function runFinalizeActions(actions: readonly AllocActionCallPair[], site
       } catch (err) {
         const undo = runDeallocActions(deallocs, site);
         if (undo.length === 0) throw err;
-        throw site.failure(`${(err as Error).message}; undoing the earlier actions failed too: ${undo.map((e) => (e as Error).message).join('; ')}`, pair.finalize);
+        throw site.failure(
+          `${(err as Error).message}; undoing the earlier actions failed too: ${undo.map((e) => (e as Error).message).join('; ')}`,
+          pair.finalize,
+        );
       }
     }
     if (isCall(pair.dealloc)) deallocs.push(pair.dealloc);
@@ -87,7 +94,10 @@ export function runFinalizeActions(actions: readonly AllocActionCallPair[], site
   return deallocs;
 }
 
-/** Runs dealloc calls in reverse; every one runs even if an earlier one failed. Returns the failures, in the order they happened. */
+/**
+ * Runs dealloc calls in reverse; every one runs even if an earlier one failed. Returns the failures,
+ * in the order they happened.
+ */
 export function runDeallocActions(deallocs: readonly WrapperCall[], site: ActionCallSite): unknown[] {
   const errors: unknown[] = [];
   for (let i = deallocs.length - 1; i >= 0; i--) {

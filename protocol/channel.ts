@@ -1,6 +1,14 @@
 import type { Readable, Writable } from 'node:stream';
 import { JitmemError, hex } from '../core/errors.js';
-import { DEFAULT_MAX_FRAME_SIZE, FrameParser, HEADER_SIZE, OpCode, encodeFrame, writeHeader, type Frame } from './frame.js';
+import {
+  DEFAULT_MAX_FRAME_SIZE,
+  FrameParser,
+  HEADER_SIZE,
+  OpCode,
+  encodeFrame,
+  writeHeader,
+  type Frame,
+} from './frame.js';
 import { SpsWriter } from './sps.js';
 
 /**
@@ -25,7 +33,11 @@ export type CallHandler = (tag: number, payload: Uint8Array, seq: number) => Cal
  * Answers a call whose large payload arrived in pieces (ChannelOptions.gatherFrom) without
  * assembling it; returning null passes the call to the ordinary handler with the assembled payload.
  */
-export type GatheredCallHandler = (tag: number, pieces: readonly Uint8Array[], seq: number) => CallResult | Promise<CallResult> | null;
+export type GatheredCallHandler = (
+  tag: number,
+  pieces: readonly Uint8Array[],
+  seq: number,
+) => CallResult | Promise<CallResult> | null;
 
 export interface ChannelOptions {
   readonly role: Role;
@@ -88,7 +100,15 @@ export class Channel {
   private readonly onData = (chunk: Uint8Array): void => this.receive(chunk);
   private readonly onEnd = (): void => this.inputEnded();
   private readonly onError = (err: Error): void =>
-    this.finish({ reason: 'stream-error', error: new JitmemError('ERR_STREAM', `the stream to the ${this.peerName} failed: ${err.message}`, {}, { cause: err }) });
+    this.finish({
+      reason: 'stream-error',
+      error: new JitmemError(
+        'ERR_STREAM',
+        `the stream to the ${this.peerName} failed: ${err.message}`,
+        {},
+        { cause: err },
+      ),
+    });
 
   constructor(
     private readonly input: Readable,
@@ -97,15 +117,29 @@ export class Channel {
   ) {
     this.maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
     if (!Number.isSafeInteger(this.maxFrameSize) || this.maxFrameSize < HEADER_SIZE) {
-      throw new JitmemError('ERR_INVALID_MAX_FRAME_SIZE', `maxFrameSize must be an integer >= ${HEADER_SIZE}; got ${String(options.maxFrameSize)}`, {
-        maxFrameSize: options.maxFrameSize,
-      });
+      throw new JitmemError(
+        'ERR_INVALID_MAX_FRAME_SIZE',
+        `maxFrameSize must be an integer >= ${HEADER_SIZE}; got ${String(options.maxFrameSize)}`,
+        {
+          maxFrameSize: options.maxFrameSize,
+        },
+      );
     }
-    this.parser = new FrameParser(this.maxFrameSize, options.gatheredHandler ? (options.gatherFrom ?? Number.POSITIVE_INFINITY) : Number.POSITIVE_INFINITY);
-    if (options.maxUnsentBytes !== undefined && (!Number.isSafeInteger(options.maxUnsentBytes) || options.maxUnsentBytes < MIN_UNSENT_BYTES)) {
-      throw new JitmemError('ERR_INVALID_OPTION', `maxUnsentBytes must be an integer >= ${MIN_UNSENT_BYTES}; got ${String(options.maxUnsentBytes)}`, {
-        maxUnsentBytes: options.maxUnsentBytes,
-      });
+    this.parser = new FrameParser(
+      this.maxFrameSize,
+      options.gatheredHandler ? (options.gatherFrom ?? Number.POSITIVE_INFINITY) : Number.POSITIVE_INFINITY,
+    );
+    if (
+      options.maxUnsentBytes !== undefined &&
+      (!Number.isSafeInteger(options.maxUnsentBytes) || options.maxUnsentBytes < MIN_UNSENT_BYTES)
+    ) {
+      throw new JitmemError(
+        'ERR_INVALID_OPTION',
+        `maxUnsentBytes must be an integer >= ${MIN_UNSENT_BYTES}; got ${String(options.maxUnsentBytes)}`,
+        {
+          maxUnsentBytes: options.maxUnsentBytes,
+        },
+      );
     }
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.setup = new Promise((resolve, reject) => {
@@ -137,7 +171,13 @@ export class Channel {
   }
 
   /** Calls made and answered, calls from the peer handled, bytes sent and received (headers included) so far. */
-  counters(): { callsMade: number; callsAnswered: number; callsHandled: number; bytesSent: number; bytesReceived: number } {
+  counters(): {
+    callsMade: number;
+    callsAnswered: number;
+    callsHandled: number;
+    bytesSent: number;
+    bytesReceived: number;
+  } {
     return { ...this.stats };
   }
 
@@ -192,7 +232,11 @@ export class Channel {
     if (payload instanceof SpsWriter && payload.gathered) {
       // A gather write: the pieces leave from where they are, in one writev with the rest of
       // this turn's frames.
-      if (payload.headroom !== HEADER_SIZE) throw new JitmemError('ERR_INTERNAL', `a writer with spliced bytes needs ${HEADER_SIZE} bytes of headroom for the frame header`);
+      if (payload.headroom !== HEADER_SIZE)
+        throw new JitmemError(
+          'ERR_INTERNAL',
+          `a writer with spliced bytes needs ${HEADER_SIZE} bytes of headroom for the frame header`,
+        );
       const pieces = payload.finishPieces();
       const size = HEADER_SIZE + payload.length;
       writeHeader(pieces[0]!, opcode, seq, tag, size);
@@ -236,7 +280,9 @@ export class Channel {
     let frames: Frame[];
     try {
       // Stream chunks are Buffers; payloads are handed out as plain Uint8Array views of them.
-      frames = this.parser.push(chunk instanceof Buffer ? new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength) : chunk);
+      frames = this.parser.push(
+        chunk instanceof Buffer ? new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength) : chunk,
+      );
     } catch (err) {
       this.protocolError(err);
       return;
@@ -278,8 +324,17 @@ export class Channel {
     const role = this.options.role;
     switch (frame.opcode) {
       case OpCode.Setup:
-        if (role === 'executor') return this.protocolError(new JitmemError('ERR_UNEXPECTED_SETUP', `unexpected Setup opcode from the ${this.peerName}: only an executor sends Setup`));
-        if (this.sawSetup) return this.protocolError(new JitmemError('ERR_UNEXPECTED_SETUP', 'a second Setup message arrived; Setup comes exactly once, first'));
+        if (role === 'executor')
+          return this.protocolError(
+            new JitmemError(
+              'ERR_UNEXPECTED_SETUP',
+              `unexpected Setup opcode from the ${this.peerName}: only an executor sends Setup`,
+            ),
+          );
+        if (this.sawSetup)
+          return this.protocolError(
+            new JitmemError('ERR_UNEXPECTED_SETUP', 'a second Setup message arrived; Setup comes exactly once, first'),
+          );
         this.sawSetup = true;
         this.resolveSetup(frame.payload);
         return;
@@ -287,11 +342,23 @@ export class Channel {
         return this.finish({ reason: 'hangup' });
       case OpCode.Result: {
         if (frame.tag !== 0) {
-          return this.protocolError(new JitmemError('ERR_UNEXPECTED_TAG', `unexpected TagAddr ${hex(frame.tag)} in Result message for sequence number ${frame.seq}; a Result's tag must be 0`, { tag: frame.tag, seq: frame.seq }));
+          return this.protocolError(
+            new JitmemError(
+              'ERR_UNEXPECTED_TAG',
+              `unexpected TagAddr ${hex(frame.tag)} in Result message for sequence number ${frame.seq}; a Result's tag must be 0`,
+              { tag: frame.tag, seq: frame.seq },
+            ),
+          );
         }
         const call = this.pending.get(frame.seq);
         if (!call) {
-          return this.protocolError(new JitmemError('ERR_UNKNOWN_SEQUENCE_NUMBER', `no call for sequence number ${frame.seq}: the ${this.peerName} answered a call that was never made or was already answered`, { seq: frame.seq }));
+          return this.protocolError(
+            new JitmemError(
+              'ERR_UNKNOWN_SEQUENCE_NUMBER',
+              `no call for sequence number ${frame.seq}: the ${this.peerName} answered a call that was never made or was already answered`,
+              { seq: frame.seq },
+            ),
+          );
         }
         this.pending.delete(frame.seq);
         this.stats.callsAnswered++;
@@ -300,7 +367,9 @@ export class Channel {
       }
       case OpCode.CallWrapper:
         if (role === 'controller' && !this.sawSetup) {
-          return this.protocolError(new JitmemError('ERR_UNEXPECTED_MESSAGE', 'the executor made a call before sending Setup'));
+          return this.protocolError(
+            new JitmemError('ERR_UNEXPECTED_MESSAGE', 'the executor made a call before sending Setup'),
+          );
         }
         return this.handleCall(frame);
       default:
@@ -311,15 +380,22 @@ export class Channel {
   private handleCall(frame: Frame): void {
     const handler = this.options.handler;
     const unknown = (): JitmemError =>
-      new JitmemError('ERR_UNKNOWN_TAG', `call to unknown tag ${hex(frame.tag)} (sequence number ${frame.seq}): no service or function has that address`, {
-        tag: frame.tag,
-        seq: frame.seq,
-      });
+      new JitmemError(
+        'ERR_UNKNOWN_TAG',
+        `call to unknown tag ${hex(frame.tag)} (sequence number ${frame.seq}): no service or function has that address`,
+        {
+          tag: frame.tag,
+          seq: frame.seq,
+        },
+      );
     if (!handler) return this.protocolError(unknown());
     this.stats.callsHandled++;
     let result: CallResult | Promise<CallResult>;
     try {
-      const gathered = frame.pieces && this.options.gatheredHandler ? this.options.gatheredHandler(frame.tag, frame.pieces, frame.seq) : null;
+      const gathered =
+        frame.pieces && this.options.gatheredHandler
+          ? this.options.gatheredHandler(frame.tag, frame.pieces, frame.seq)
+          : null;
       result = gathered ?? handler(frame.tag, frame.payload, frame.seq);
     } catch (err) {
       return this.protocolError(err);
@@ -345,9 +421,15 @@ export class Channel {
     if (this.parser.atBoundary) {
       this.finish({ reason: 'eof' });
     } else {
-      this.protocolError(new JitmemError('ERR_UNEXPECTED_EOF', `unexpected end-of-file from the ${this.peerName} in the middle of a frame (${this.parser.pending} bytes of an incomplete frame were received)`, {
-        pending: this.parser.pending,
-      }));
+      this.protocolError(
+        new JitmemError(
+          'ERR_UNEXPECTED_EOF',
+          `unexpected end-of-file from the ${this.peerName} in the middle of a frame (${this.parser.pending} bytes of an incomplete frame were received)`,
+          {
+            pending: this.parser.pending,
+          },
+        ),
+      );
     }
   }
 
@@ -355,7 +437,12 @@ export class Channel {
     const error =
       err instanceof JitmemError
         ? err
-        : new JitmemError('ERR_INTERNAL', `internal error while handling a message from the ${this.peerName}: ${(err as Error)?.message ?? String(err)}`, {}, { cause: err });
+        : new JitmemError(
+            'ERR_INTERNAL',
+            `internal error while handling a message from the ${this.peerName}: ${(err as Error)?.message ?? String(err)}`,
+            {},
+            { cause: err },
+          );
     this.finish({ reason: 'protocol-error', error });
   }
 
@@ -371,10 +458,14 @@ export class Channel {
             : end.reason === 'closed'
               ? 'the session was closed'
               : (end.error?.message ?? end.reason);
-    return new JitmemError(this.options.lostCode ?? 'ERR_CHANNEL_CLOSED', `the ${this.peerName} is gone (${why}); the call cannot complete`, {
-      reason: end?.reason,
-      cause: end?.error?.code,
-    });
+    return new JitmemError(
+      this.options.lostCode ?? 'ERR_CHANNEL_CLOSED',
+      `the ${this.peerName} is gone (${why}); the call cannot complete`,
+      {
+        reason: end?.reason,
+        cause: end?.error?.code,
+      },
+    );
   }
 
   private finish(end: ChannelEnd): void {

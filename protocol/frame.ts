@@ -75,7 +75,12 @@ export function writeHeader(frame: Uint8Array, opcode: number, seq: number, tag:
 }
 
 /** A whole frame in one buffer (header + copy of the payload). */
-export function encodeFrame(opcode: number, seq: number, tag: number, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
+export function encodeFrame(
+  opcode: number,
+  seq: number,
+  tag: number,
+  payload: Uint8Array = new Uint8Array(0),
+): Uint8Array {
   const f = new Uint8Array(HEADER_SIZE + payload.length);
   f.set(payload, HEADER_SIZE);
   osCounts.bytesCopied += payload.length;
@@ -85,7 +90,11 @@ export function encodeFrame(opcode: number, seq: number, tag: number, payload: U
 
 function putU64(dv: DataView, at: number, v: number): void {
   if (!Number.isSafeInteger(v) || v < 0) {
-    throw new JitmemError('ERR_INVALID_FRAME_FIELD', `a frame header field must be a non-negative safe integer; got ${String(v)}`, { value: v });
+    throw new JitmemError(
+      'ERR_INVALID_FRAME_FIELD',
+      `a frame header field must be a non-negative safe integer; got ${String(v)}`,
+      { value: v },
+    );
   }
   dv.setUint32(at, v % TWO_32, true);
   dv.setUint32(at + 4, Math.floor(v / TWO_32), true);
@@ -159,13 +168,19 @@ export class FrameParser {
     const tag = getU64(dv, 24);
     if (size === null || size > this.maxFrameSize) {
       const shown = size === null ? hex(dv.getBigUint64(0, true)) : `${size}`;
-      throw new FrameError('ERR_FRAME_TOO_LARGE', `frame size ${shown} is above the limit of ${this.maxFrameSize} bytes`, {
-        size: size ?? dv.getBigUint64(0, true),
-        limit: this.maxFrameSize,
-      });
+      throw new FrameError(
+        'ERR_FRAME_TOO_LARGE',
+        `frame size ${shown} is above the limit of ${this.maxFrameSize} bytes`,
+        {
+          size: size ?? dv.getBigUint64(0, true),
+          limit: this.maxFrameSize,
+        },
+      );
     }
     if (size < HEADER_SIZE) {
-      throw new FrameError('ERR_FRAME_TOO_SMALL', `frame size ${size} is below the 32-byte header it must include`, { size });
+      throw new FrameError('ERR_FRAME_TOO_SMALL', `frame size ${size} is below the 32-byte header it must include`, {
+        size,
+      });
     }
     if (opcode === null || opcode > OpCode.CallWrapper) {
       throw new FrameError(
@@ -175,14 +190,22 @@ export class FrameParser {
       );
     }
     if (seq === null) {
-      throw new FrameError('ERR_BAD_SEQUENCE_NUMBER', `sequence number ${hex(dv.getBigUint64(16, true))} is beyond 2^53`, {
-        seq: dv.getBigUint64(16, true),
-      });
+      throw new FrameError(
+        'ERR_BAD_SEQUENCE_NUMBER',
+        `sequence number ${hex(dv.getBigUint64(16, true))} is beyond 2^53`,
+        {
+          seq: dv.getBigUint64(16, true),
+        },
+      );
     }
     if (tag === null) {
-      throw new FrameError('ERR_UNKNOWN_TAG', `tag address ${hex(dv.getBigUint64(24, true))} is beyond 2^53 and names nothing`, {
-        tag: dv.getBigUint64(24, true),
-      });
+      throw new FrameError(
+        'ERR_UNKNOWN_TAG',
+        `tag address ${hex(dv.getBigUint64(24, true))} is beyond 2^53 and names nothing`,
+        {
+          tag: dv.getBigUint64(24, true),
+        },
+      );
     }
     return { size, opcode, seq, tag };
   }

@@ -62,9 +62,15 @@ export const JitmemSym = {
   codeBarrier: 'jitmem_code_barrier_wrapper',
   /** () -> SPSEmpty: a call that does nothing, for round-trip latency. */
   noop: 'jitmem_noop_wrapper',
-  /** () -> SPSSequence<uint64_t>: the executor's cost counters (core/cost-counters.ts PROCESS_COST_COUNTER_NAMES order). */
+  /**
+   * () -> SPSSequence<uint64_t>: the executor's cost counters (core/cost-counters.ts
+   * PROCESS_COST_COUNTER_NAMES order).
+   */
   costCounters: 'jitmem_cost_counters_wrapper',
-  /** () -> SPSError: walks the executor's stack through its unwinder, which reads every registered EH frame (a diagnostic). */
+  /**
+   * () -> SPSError: walks the executor's stack through its unwinder, which reads every registered EH
+   * frame (a diagnostic).
+   */
   unwindProbe: 'jitmem_unwind_probe_wrapper',
   /** Alloc action (addr log, u64 capacity, u64 value): appends value to a log in target memory. */
   traceAction: 'jitmem_trace_action',
@@ -82,8 +88,16 @@ export interface SetupInfo {
 export function encodeSetup(info: SetupInfo): SpsWriter {
   const w = new SpsWriter(4096, 32);
   w.string(info.targetTriple).u64(info.pageSize);
-  w.map(info.bootstrapMap, (w, k) => w.string(k), (w, v) => w.bytes(v));
-  w.map(info.symbols, (w, k) => w.string(k), (w, v) => w.addr(v));
+  w.map(
+    info.bootstrapMap,
+    (w, k) => w.string(k),
+    (w, v) => w.bytes(v),
+  );
+  w.map(
+    info.symbols,
+    (w, k) => w.string(k),
+    (w, v) => w.addr(v),
+  );
   return w;
 }
 
@@ -91,11 +105,23 @@ export function decodeSetup(payload: Uint8Array): SetupInfo {
   const r = new SpsReader(payload, 'Setup message');
   const targetTriple = r.string();
   const pageSize = r.u64('the page size');
-  const bootstrapMap = r.map(16, (r) => r.string(), (r) => r.bytesView().slice());
-  const symbols = r.map(16, (r) => r.string(), (r) => r.addr('a bootstrap symbol address'));
+  const bootstrapMap = r.map(
+    16,
+    (r) => r.string(),
+    (r) => r.bytesView().slice(),
+  );
+  const symbols = r.map(
+    16,
+    (r) => r.string(),
+    (r) => r.addr('a bootstrap symbol address'),
+  );
   r.end();
   if (pageSize === 0 || (pageSize & (pageSize - 1)) !== 0) {
-    throw new JitmemError('ERR_SPS_MALFORMED', `the Setup message gives page size ${pageSize}; expected a power of two`, { pageSize });
+    throw new JitmemError(
+      'ERR_SPS_MALFORMED',
+      `the Setup message gives page size ${pageSize}; expected a power of two`,
+      { pageSize },
+    );
   }
   return { targetTriple, pageSize, bootstrapMap, symbols };
 }

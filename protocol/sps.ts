@@ -67,7 +67,7 @@ export interface WireLookupElement {
 }
 
 /** A value or an error message, as SPSExpected carries it. */
-export type WireExpected<T> = { ok: true; value: T } | { ok: false, error: string };
+export type WireExpected<T> = { ok: true; value: T } | { ok: false; error: string };
 
 export class SpsWriter {
   private buf: Uint8Array;
@@ -124,7 +124,11 @@ export class SpsWriter {
 
   /** Headroom plus payload (a view, no copy): what a frame writer fills in and sends. */
   finishWithHeadroom(): Uint8Array {
-    if (this.spliced.length > 0) throw new JitmemError('ERR_INTERNAL', 'SpsWriter: a writer with bytes spliced in by reference goes out in pieces (finishPieces)');
+    if (this.spliced.length > 0)
+      throw new JitmemError(
+        'ERR_INTERNAL',
+        'SpsWriter: a writer with bytes spliced in by reference goes out in pieces (finishPieces)',
+      );
     return this.buf.subarray(0, this.pos);
   }
 
@@ -191,7 +195,11 @@ export class SpsWriter {
       this.dv.setBigUint64(this.pos, BigInt.asUintN(64, v), true);
     } else {
       if (!Number.isSafeInteger(v) || v < 0) {
-        throw new JitmemError('ERR_SPS_VALUE', `an SPS u64 must be a non-negative safe integer or a bigint; got ${String(v)}`, { value: v });
+        throw new JitmemError(
+          'ERR_SPS_VALUE',
+          `an SPS u64 must be a non-negative safe integer or a bigint; got ${String(v)}`,
+          { value: v },
+        );
       }
       this.dv.setUint32(this.pos, v % TWO_32, true);
       this.dv.setUint32(this.pos + 4, Math.floor(v / TWO_32), true);
@@ -657,7 +665,11 @@ class PiecesCursor {
   private advance(n: number): void {
     this.consumed += n;
     this.offset += n;
-    while (this.index < this.pieces.length && this.offset >= this.pieces[this.index]!.length && this.consumed < this.total) {
+    while (
+      this.index < this.pieces.length &&
+      this.offset >= this.pieces[this.index]!.length &&
+      this.consumed < this.total
+    ) {
       this.offset -= this.pieces[this.index]!.length;
       this.index++;
     }
@@ -665,11 +677,15 @@ class PiecesCursor {
 
   private need(n: number, field: string): void {
     if (n > this.remaining) {
-      throw new JitmemError('ERR_SPS_MALFORMED', `malformed ${this.what} at byte offset ${this.consumed}: ${field} needs ${n} bytes but only ${this.remaining} remain`, {
-        offset: this.consumed,
-        length: this.total,
-        needed: n,
-      });
+      throw new JitmemError(
+        'ERR_SPS_MALFORMED',
+        `malformed ${this.what} at byte offset ${this.consumed}: ${field} needs ${n} bytes but only ${this.remaining} remain`,
+        {
+          offset: this.consumed,
+          length: this.total,
+          needed: n,
+        },
+      );
     }
   }
 }
@@ -680,12 +696,19 @@ class PiecesCursor {
  * the pieces (contentPieces), so that it is copied once, into target memory; only the few bytes
  * around the contents are read from copies when they straddle two pieces.
  */
-export function decodeFinalizeRequestPieces(pieces: readonly Uint8Array[], what: string): [number, WireFinalizeRequest] {
+export function decodeFinalizeRequestPieces(
+  pieces: readonly Uint8Array[],
+  what: string,
+): [number, WireFinalizeRequest] {
   const c = new PiecesCursor(pieces, what);
   const instance = c.reader(8, 'the instance address').addr();
   const count = c.reader(8, 'the segment count').u64('the segment count');
   if (count * 25 > c.remaining) {
-    throw new JitmemError('ERR_SPS_MALFORMED', `malformed ${what}: ${count} segments need at least ${count * 25} bytes but only ${c.remaining} remain`, { count });
+    throw new JitmemError(
+      'ERR_SPS_MALFORMED',
+      `malformed ${what}: ${count} segments need at least ${count * 25} bytes but only ${c.remaining} remain`,
+      { count },
+    );
   }
   const segments: WireSegment[] = [];
   for (let i = 0; i < count; i++) {

@@ -49,9 +49,12 @@ for (const alignment of [0, 3, 12, -8, 1.5, Number.NaN]) {
 
 test('content whose length disagrees with the section size is refused', async (t) => {
   const { manager } = setup(t);
-  await t.throwsAsync(manager.allocate({ name: 'g', sections: [{ name: '.t', group: RX, alignment: 4, size: 8, content: INC_CODE }] }), {
-    code: 'ERR_CONTENT_SIZE_MISMATCH',
-  });
+  await t.throwsAsync(
+    manager.allocate({ name: 'g', sections: [{ name: '.t', group: RX, alignment: 4, size: 8, content: INC_CODE }] }),
+    {
+      code: 'ERR_CONTENT_SIZE_MISMATCH',
+    },
+  );
 });
 
 test('freeing an unknown, an already freed or a foreign allocation gives typed errors', async (t) => {
@@ -61,7 +64,9 @@ test('freeing an unknown, an already freed or a foreign allocation gives typed e
   a.writeContent();
   const fin = await a.finalize();
   await t.throwsAsync(other.deallocate([fin]), { code: 'ERR_UNKNOWN_ALLOCATION' });
-  await t.throwsAsync(manager.deallocate([{ base: fin.base, key: fin.key } as never]), { code: 'ERR_NOT_AN_ALLOCATION' });
+  await t.throwsAsync(manager.deallocate([{ base: fin.base, key: fin.key } as never]), {
+    code: 'ERR_NOT_AN_ALLOCATION',
+  });
   await t.throwsAsync(manager.deallocate([fin, fin]), { code: 'ERR_DOUBLE_FREE' });
   await manager.deallocate([fin]);
   await t.throwsAsync(manager.deallocate([fin]), { code: 'ERR_ALREADY_FREED' });
@@ -104,9 +109,16 @@ for (const [label, addr] of [
   test(`a ${label} address is ERR_INVALID_ADDRESS everywhere`, async (t) => {
     const { mapper } = setup(t);
     t.throws(() => mapper.prepare(addr, 16), { code: 'ERR_INVALID_ADDRESS' });
-    await t.throwsAsync(mapper.initialize({ mappingBase: addr, segments: [{ offset: 0, contentSize: 4, zeroFillSize: 0, group: RX }], actions: [] }), {
-      code: 'ERR_INVALID_ADDRESS',
-    });
+    await t.throwsAsync(
+      mapper.initialize({
+        mappingBase: addr,
+        segments: [{ offset: 0, contentSize: 4, zeroFillSize: 0, group: RX }],
+        actions: [],
+      }),
+      {
+        code: 'ERR_INVALID_ADDRESS',
+      },
+    );
     await t.throwsAsync(mapper.deinitialize([addr]), { code: 'ERR_INVALID_ADDRESS' });
     await t.throwsAsync(mapper.release([addr]), { code: 'ERR_INVALID_ADDRESS' });
     t.throws(() => native.view(addr, 1), { code: 'ERR_INVALID_ADDRESS' });
@@ -118,7 +130,10 @@ test('an address outside every reservation is refused before any byte changes', 
   const { mapper } = setup(t);
   const { start, end } = await mapper.reserve(4 * mapper.pageSize);
   const outside = end + 64 * mapper.pageSize;
-  t.throws(() => mapper.prepare(outside, 16), { code: 'ERR_OUT_OF_RESERVATION', message: new RegExp(outside.toString(16)) });
+  t.throws(() => mapper.prepare(outside, 16), {
+    code: 'ERR_OUT_OF_RESERVATION',
+    message: new RegExp(outside.toString(16)),
+  });
   t.throws(() => mapper.prepare(end - 8, 16), { code: 'ERR_OUT_OF_RESERVATION' });
   await t.throwsAsync(mapper.deinitialize([outside]), { code: 'ERR_OUT_OF_RESERVATION' });
   await t.throwsAsync(mapper.deinitialize([start]), { code: 'ERR_UNKNOWN_KEY' });
@@ -127,7 +142,9 @@ test('an address outside every reservation is refused before any byte changes', 
   // A segment that runs past the reservation: refused, and the reservation is unchanged.
   const wm = mapper.prepare(start, 4 * mapper.pageSize);
   wm.fill(0x5a);
-  const before = createHash('sha256').update(native.view(start, 4 * mapper.pageSize)).digest('hex');
+  const before = createHash('sha256')
+    .update(native.view(start, 4 * mapper.pageSize))
+    .digest('hex');
   await t.throwsAsync(
     mapper.initialize({
       mappingBase: start,
@@ -141,15 +158,30 @@ test('an address outside every reservation is refused before any byte changes', 
   );
   // The refused request detached nothing and wrote nothing: the view still works.
   t.is(wm.length, 4 * mapper.pageSize);
-  t.is(createHash('sha256').update(native.view(start, 4 * mapper.pageSize)).digest('hex'), before);
-  await t.throwsAsync(mapper.initialize({ mappingBase: start + 1, segments: [{ offset: 0, contentSize: 1, zeroFillSize: 0, group: RX }], actions: [] }), {
-    code: 'ERR_UNALIGNED_ADDRESS',
-  });
+  t.is(
+    createHash('sha256')
+      .update(native.view(start, 4 * mapper.pageSize))
+      .digest('hex'),
+    before,
+  );
+  await t.throwsAsync(
+    mapper.initialize({
+      mappingBase: start + 1,
+      segments: [{ offset: 0, contentSize: 1, zeroFillSize: 0, group: RX }],
+      actions: [],
+    }),
+    {
+      code: 'ERR_UNALIGNED_ADDRESS',
+    },
+  );
 });
 
 test('other bad options: policy, granularity, AllocGroup, reserve sizes', async (t) => {
   const { mapper } = setup(t);
-  t.throws(() => new SlabMemoryManager(mapper, { policy: 'worst-fit' as never }), { code: 'ERR_INVALID_POLICY', message: /worst-fit/ });
+  t.throws(() => new SlabMemoryManager(mapper, { policy: 'worst-fit' as never }), {
+    code: 'ERR_INVALID_POLICY',
+    message: /worst-fit/,
+  });
   t.throws(() => new SlabMemoryManager(mapper, { granularity: 1000 }), { code: 'ERR_INVALID_GRANULARITY' });
   t.throws(() => new SlabMemoryManager(mapper, { granularity: -4096 }), { code: 'ERR_INVALID_SIZE' });
   t.throws(() => new FreeRangeIndex('next-fit' as never), { code: 'ERR_INVALID_POLICY' });

@@ -6,7 +6,13 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { validateReport, type Report, type ResultRow } from '../harness/report/report.js';
-import { findLlvm, llvmJitlinkArgs, parseShowTimes, DEFAULT_LLVM_DIR, JitmemExecutorScript } from '../harness/bench/llvm-jitlink.js';
+import {
+  findLlvm,
+  llvmJitlinkArgs,
+  parseShowTimes,
+  DEFAULT_LLVM_DIR,
+  JitmemExecutorScript,
+} from '../harness/bench/llvm-jitlink.js';
 import { jitmemLinkerAvailable, jitmemWarmCell, splitAtMarkers, type RunCell } from '../harness/bench/run-cells.js';
 import { runPrograms, sha256Hex } from '../workloads/run-programs.js';
 import { endToEndChart } from '../harness/charts/end-to-end-chart.js';
@@ -22,7 +28,10 @@ function tmp(t: { teardown(fn: () => void): void }): string {
   return dir;
 }
 
-async function bench(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ stdout: string; stderr: string }> {
+async function bench(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ stdout: string; stderr: string }> {
   return execFileAsync(process.execPath, [cli, 'bench', ...args], { env, maxBuffer: 64 << 20, timeout: 170_000 });
 }
 
@@ -39,7 +48,10 @@ function checkRunRows(t: import('ava').ExecutionContext, report: Report): Result
     t.true(phases.length >= 3, name);
     r.latency.samples.forEach((total, i) => {
       const sum = phases.reduce((a, p) => a + p!.samples[i]!, 0);
-      t.true(Math.abs(sum - total) <= 0.05 * total, `${name} iteration ${i}: phases sum to ${sum} ms, the iteration took ${total} ms`);
+      t.true(
+        Math.abs(sum - total) <= 0.05 * total,
+        `${name} iteration ${i}: phases sum to ${sum} ms, the iteration took ${total} ms`,
+      );
     });
     // The warm controller also times each whole iteration: its phases add up to that wall time.
     if (r.controller === 'warm') {
@@ -74,10 +86,20 @@ test('bench --pattern run --quick: every run row verified, phases add up, llvm-j
     t.true(report.endToEnd!.llvm.available);
     for (const workload of ['cray', 'python']) {
       const theirs = rows.filter((r) => r.workload === workload && r.linker === 'llvm-jitlink');
-      const modes = theirs.filter((r) => r.executor !== 'jitmem').map((r) => r.memmgr ?? 'inprocess').sort();
+      const modes = theirs
+        .filter((r) => r.executor !== 'jitmem')
+        .map((r) => r.memmgr ?? 'inprocess')
+        .sort();
       t.deepEqual(modes, ['generic', 'inprocess', 'shared', 'simple-remote'], workload);
       // LLVM's linker driving jitmem's executor: the fourth comparison.
-      t.deepEqual(theirs.filter((r) => r.executor === 'jitmem').map((r) => r.memmgr).sort(), ['shared', 'simple-remote'], workload);
+      t.deepEqual(
+        theirs
+          .filter((r) => r.executor === 'jitmem')
+          .map((r) => r.memmgr)
+          .sort(),
+        ['shared', 'simple-remote'],
+        workload,
+      );
       for (const r of theirs) {
         t.deepEqual(Object.keys(r.phases).sort(), ['link', 'other', 'read', 'run'], `${workload} ${r.memmgr}`);
         t.true(r.phases.link!.p50 > 0);
@@ -90,7 +112,10 @@ test('bench --pattern run --quick: every run row verified, phases add up, llvm-j
       t.regex(h.explanation, /Median time to exit/);
     }
     t.regex(stdout, /python end to end, llvm-jitlink: shared memory over RPC copy \(simple-remote\) [\d.]+x \(95% CI/);
-    t.regex(stdout, /executor start-up \(spawn to Setup\): jitmem's \(from its (snapshot|entry file)\) vs 3x llvm-jitlink-executor's, same run: [\d.]+ ms, budget <= [\d.]+ ms/);
+    t.regex(
+      stdout,
+      /executor start-up \(spawn to Setup\): jitmem's \(from its (snapshot|entry file)\) vs 3x llvm-jitlink-executor's, same run: [\d.]+ ms, budget <= [\d.]+ ms/,
+    );
     const html = readFileSync(path.join(dir, 'run-charts', 'index.html'), 'utf8');
     t.regex(html, /<section id="end-to-end">/);
     t.regex(html, /End to end: time to exit by transport and linker/);
@@ -106,20 +131,41 @@ test('bench --pattern run --quick: every run row verified, phases add up, llvm-j
   if (jitmemLinkerAvailable()) {
     for (const workload of ['cray', 'python']) {
       for (const controller of ['warm', 'process-per-run']) {
-        const ours = rows.filter((r) => r.workload === workload && r.linker === 'jitmem' && r.controller === controller);
+        const ours = rows.filter(
+          (r) => r.workload === workload && r.linker === 'jitmem' && r.controller === controller,
+        );
         t.deepEqual(ours.map((r) => r.mapper).sort(), ['inprocess', 'rpc', 'shared'], `${workload} ${controller}`);
         for (const r of ours) {
-          t.deepEqual(Object.keys(r.phases).sort(), ['deinitialize', 'initialize', 'link', 'read', 'release', 'reserve', 'run', 'write']);
+          t.deepEqual(Object.keys(r.phases).sort(), [
+            'deinitialize',
+            'initialize',
+            'link',
+            'read',
+            'release',
+            'reserve',
+            'run',
+            'write',
+          ]);
           if (r.mapper !== 'inprocess') t.true(r.startup!.p50 > 0);
           // One executor session per warm cell: one start-up; a process per run starts one per iteration.
-          if (r.mapper !== 'inprocess') t.is(r.startup!.samplesCount, controller === 'warm' ? 1 : r.latency.samplesCount);
+          if (r.mapper !== 'inprocess')
+            t.is(r.startup!.samplesCount, controller === 'warm' ? 1 : r.latency.samplesCount);
           t.is(r.wholeProcess === undefined, controller === 'warm');
         }
       }
     }
-    for (const controller of ['warm', 'process-per-run']) t.true(report.endToEnd!.headlines.some((h) => h.linker === 'jitmem' && h.workload === 'python' && h.controller === controller), controller);
+    for (const controller of ['warm', 'process-per-run'])
+      t.true(
+        report.endToEnd!.headlines.some(
+          (h) => h.linker === 'jitmem' && h.workload === 'python' && h.controller === controller,
+        ),
+        controller,
+      );
     t.regex(stdout, /python end to end, jitmem \(warm controller\): shared memory over RPC copy [\d.]+x \(95% CI/);
-    t.regex(stdout, /jitmem time to link CPython \(read \+ link, in-process, warm controller; process per run: [\d.]+ ms\)/);
+    t.regex(
+      stdout,
+      /jitmem time to link CPython \(read \+ link, in-process, warm controller; process per run: [\d.]+ ms\)/,
+    );
   }
 });
 
@@ -142,21 +188,41 @@ test('without LLVM the llvm-jitlink rows are absent and the output says why once
 test("a warm controller's stdout is cut at its markers, byte for byte", (t) => {
   const marker = Buffer.from('\0end:0123\0', 'latin1');
   const image = Buffer.from([0x50, 0x36, 0x0a, 0x00, 0xff, 0x00, 0x65]);
-  const { parts, rest } = splitAtMarkers(Buffer.concat([image, marker, marker, Buffer.from('42\n'), marker, Buffer.from('tail')]), marker);
-  t.deepEqual(parts.map((p) => p.toString('latin1')), [image.toString('latin1'), '', '42\n']);
+  const { parts, rest } = splitAtMarkers(
+    Buffer.concat([image, marker, marker, Buffer.from('42\n'), marker, Buffer.from('tail')]),
+    marker,
+  );
+  t.deepEqual(
+    parts.map((p) => p.toString('latin1')),
+    [image.toString('latin1'), '', '42\n'],
+  );
   t.is(rest.toString(), 'tail');
 });
 
-test('a warm controller verifies every iteration over one executor session, and fails on output that is not the program\'s', async (t) => {
+test("a warm controller verifies every iteration over one executor session, and fails on output that is not the program's", async (t) => {
   if (!jitmemLinkerAvailable()) return t.pass();
   const cray = runPrograms('cray')[0]!;
   for (const mapper of ['inprocess', 'rpc'] as const) {
-    const cell: RunCell = { program: cray, linker: 'jitmem', mapper, executor: mapper === 'inprocess' ? 'none' : 'jitmem', controller: 'warm' };
+    const cell: RunCell = {
+      program: cray,
+      linker: 'jitmem',
+      mapper,
+      executor: mapper === 'inprocess' ? 'none' : 'jitmem',
+      controller: 'warm',
+    };
     const samples = await jitmemWarmCell(cell, 1, 3);
     t.is(samples.length, 3, mapper);
-    for (const s of samples) t.true(s.latency > 0 && s.latency <= s.whole * 1.05, `${mapper}: ${s.latency} vs ${s.whole}`);
-    const wrong: RunCell = { ...cell, program: { ...cray, expected: { ...cray.expected, stdoutSha256: sha256Hex('not the image') } } };
-    await t.throwsAsync(jitmemWarmCell(wrong, 0, 2), { code: 'ERR_RUN_MISMATCH', message: /iteration 0: stdout has sha256 [0-9a-f]{64}, expected/ }, mapper);
+    for (const s of samples)
+      t.true(s.latency > 0 && s.latency <= s.whole * 1.05, `${mapper}: ${s.latency} vs ${s.whole}`);
+    const wrong: RunCell = {
+      ...cell,
+      program: { ...cray, expected: { ...cray.expected, stdoutSha256: sha256Hex('not the image') } },
+    };
+    await t.throwsAsync(
+      jitmemWarmCell(wrong, 0, 2),
+      { code: 'ERR_RUN_MISMATCH', message: /iteration 0: stdout has sha256 [0-9a-f]{64}, expected/ },
+      mapper,
+    );
   }
 });
 
@@ -183,7 +249,11 @@ test('llvm-jitlink --show-times is read from either column layout, the first tab
 `;
   t.deepEqual(parseShowTimes(withoutUser), { read: 0.1, link: 25.7, run: 33.1 });
   // A program that calls exit() never returns to llvm-jitlink: no run timer, run is 0.
-  t.deepEqual(parseShowTimes(withoutUser.split('\n').slice(0, 1).concat(withoutUser.split('\n').slice(2)).join('\n')), { read: 0.1, link: 25.7, run: 0 });
+  t.deepEqual(parseShowTimes(withoutUser.split('\n').slice(0, 1).concat(withoutUser.split('\n').slice(2)).join('\n')), {
+    read: 0.1,
+    link: 25.7,
+    run: 0,
+  });
   t.throws(() => parseShowTimes('llvm-jitlink error: Symbols not found: [ XML_Parse ]\n'), { code: 'ERR_LLVM_TIMES' });
 });
 
@@ -205,12 +275,38 @@ test('LLVM is looked for where it is said to be, and refused with the reason whe
 
 test('llvm-jitlink gets the same objects, libraries and arguments as jitmem, in each mode', (t) => {
   const tools = { dir: '/x', jitlink: '/x/llvm-jitlink', executor: '/x/llvm-jitlink-executor', version: '22.1.8' };
-  const program = { name: 'p', workload: 'p', description: 'p', files: ['a.o', 'b.a'], preload: ['libexpat.so.1'], argv: ['p', '-c', 'pass'], expected: { exitStatus: 0, stdoutSha256: sha256Hex('') } };
-  t.deepEqual(llvmJitlinkArgs(tools, program, { mode: 'inprocess', executor: 'llvm' }), ['--show-times', '--preload=libexpat.so.1', 'a.o', 'b.a', '--args', 'p', '-c', 'pass']);
-  t.deepEqual(llvmJitlinkArgs(tools, program, { mode: 'simple-remote', executor: 'llvm' }).slice(0, 3), ['--show-times', '--oop-executor=/x/llvm-jitlink-executor', '--use-memmgr=simple-remote']);
+  const program = {
+    name: 'p',
+    workload: 'p',
+    description: 'p',
+    files: ['a.o', 'b.a'],
+    preload: ['libexpat.so.1'],
+    argv: ['p', '-c', 'pass'],
+    expected: { exitStatus: 0, stdoutSha256: sha256Hex('') },
+  };
+  t.deepEqual(llvmJitlinkArgs(tools, program, { mode: 'inprocess', executor: 'llvm' }), [
+    '--show-times',
+    '--preload=libexpat.so.1',
+    'a.o',
+    'b.a',
+    '--args',
+    'p',
+    '-c',
+    'pass',
+  ]);
+  t.deepEqual(llvmJitlinkArgs(tools, program, { mode: 'simple-remote', executor: 'llvm' }).slice(0, 3), [
+    '--show-times',
+    '--oop-executor=/x/llvm-jitlink-executor',
+    '--use-memmgr=simple-remote',
+  ]);
   const script = new JitmemExecutorScript();
   t.teardown(() => script.dispose());
-  t.is(llvmJitlinkArgs(tools, program, { mode: 'shared', executor: 'jitmem', jitmemExecutor: script })[1], `--oop-executor=${script.path}`);
+  t.is(
+    llvmJitlinkArgs(tools, program, { mode: 'shared', executor: 'jitmem', jitmemExecutor: script })[1],
+    `--oop-executor=${script.path}`,
+  );
   t.regex(readFileSync(script.path, 'utf8'), /(executor[/\\]main\.js|executor\.blob' '--)' "\$@"/);
-  t.throws(() => llvmJitlinkArgs(tools, program, { mode: 'shared', executor: 'jitmem' }), { code: 'ERR_INVALID_ARGUMENT' });
+  t.throws(() => llvmJitlinkArgs(tools, program, { mode: 'shared', executor: 'jitmem' }), {
+    code: 'ERR_INVALID_ARGUMENT',
+  });
 });

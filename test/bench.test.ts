@@ -127,9 +127,16 @@ test('a churn run on python shows both fit policies: peak reserved, peak live an
 });
 
 test('bad flags are refused with a message and status 2', async (t) => {
-  for (const args of [['--mapper', 'carrier-pigeon'], ['--pin', 'left'], ['--time', '-3'], ['--quick', '--full'], ['--frobnicate']]) {
+  const cases: Array<[string[], string]> = [
+    [['--mapper', 'carrier-pigeon'], 'ERR_INVALID_OPTION_VALUE'],
+    [['--pin', 'left'], 'ERR_INVALID_OPTION_VALUE'],
+    [['--time', '-3'], 'ERR_INVALID_OPTION_VALUE'],
+    [['--quick', '--full'], 'ERR_CONFLICTING_OPTIONS'],
+    [['--frobnicate'], 'ERR_UNKNOWN_OPTION'],
+  ];
+  for (const [args, code] of cases) {
     const err = await t.throwsAsync(bench(args));
     t.is((err as { code?: number }).code, 2, args.join(' '));
-    t.regex((err as { stderr?: string }).stderr ?? '', /jitmem bench: [\s\S]*\[ERR_INVALID_FLAG\]/);
+    t.regex((err as { stderr?: string }).stderr ?? '', new RegExp(`jitmem bench: [\\s\\S]*\\[${code}\\]`));
   }
 });

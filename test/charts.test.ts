@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PNG } from 'pngjs';
-import { chartSpecs, type ChartSpec } from '../harness/charts/chart-specs.js';
+import { chartSpecs } from '../harness/charts/chart-specs.js';
+import type { ChartSpec } from '../harness/charts/chart-types.js';
 import { renderPng, renderSvg } from '../harness/charts/render-chart.js';
 import { defaultShapedReport } from './helpers/default-report.js';
 import type { Report } from '../harness/report/report.js';
@@ -43,17 +44,33 @@ test('jitmem charts draws every chart, writes spec, SVG and PNG for each and one
     charts.map((c) => c.name),
     ['speedup', 'phases', 'sweep', 'latency', 'churn', 'history'],
   );
-  const expected = charts.flatMap((c) => [`${c.name}.png`, `${c.name}.svg`, `${c.name}.vl.json`]).concat('index.html').sort();
+  const expected = charts
+    .flatMap((c) => [`${c.name}.png`, `${c.name}.svg`, `${c.name}.vl.json`])
+    .concat('index.html')
+    .sort();
   t.deepEqual(readdirSync(outDir).sort(), expected);
-  t.regex(cliOutput.stdout, new RegExp(`^HTML report: ${path.join(outDir, 'index.html').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'));
+  t.regex(
+    cliOutput.stdout,
+    new RegExp(`^HTML report: ${path.join(outDir, 'index.html').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'),
+  );
   // The end-to-end chart needs run rows, which these reports (timed slab cycles) do not have.
   t.notRegex(cliOutput.stdout.replace(/^end-to-end: skipped, .*$/m, ''), /skipped/);
 });
 
 test('every spec is valid Vega-Lite (the JSON schema the vega-lite package ships)', (t) => {
-  const Ajv = require('ajv') as new (opts: object) => { compile(schema: object): ((data: unknown) => boolean) & { errors?: unknown } };
-  const schema = JSON.parse(readFileSync(path.join(path.dirname(require.resolve('vega-lite')), 'vega-lite-schema.json'), 'utf8')) as object;
-  const validate = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, validateFormats: false, logger: false }).compile(schema);
+  const Ajv = require('ajv') as new (opts: object) => {
+    compile(schema: object): ((data: unknown) => boolean) & { errors?: unknown };
+  };
+  const schema = JSON.parse(
+    readFileSync(path.join(path.dirname(require.resolve('vega-lite')), 'vega-lite-schema.json'), 'utf8'),
+  ) as object;
+  const validate = new Ajv({
+    allErrors: true,
+    strict: false,
+    allowUnionTypes: true,
+    validateFormats: false,
+    logger: false,
+  }).compile(schema);
   for (const chart of charts) {
     const spec = JSON.parse(readFileSync(path.join(outDir, `${chart.name}.vl.json`), 'utf8')) as unknown;
     t.deepEqual(spec, chart.spec);
@@ -74,24 +91,41 @@ test('every SVG holds its marks and its axis titles, in the shipped font', (t) =
       const group = new RegExp(`<g class="mark-${mark} role-[^"]*"[^>]*>(<[a-z]+ [^>]*>)`).exec(svg);
       t.truthy(group, `${chart.name}: no drawn mark-${mark} in the SVG`);
     }
-    for (const title of chart.axisTitles) t.true(svg.includes(`>${xmlText(title)}</text>`), `${chart.name}: axis title ${JSON.stringify(title)} missing`);
+    for (const title of chart.axisTitles)
+      t.true(svg.includes(`>${xmlText(title)}</text>`), `${chart.name}: axis title ${JSON.stringify(title)} missing`);
     t.true(svg.includes('font-family="DejaVu Sans"'), `${chart.name}: text not in DejaVu Sans`);
   }
   // The speedup chart draws a dot per ratio over RPC copy (other than RPC copy's own), each
   // with its value as a tooltip, and the rule at 1×.
   const speedup = readFileSync(path.join(outDir, 'speedup.svg'), 'utf8');
   const ratios = reports[1]!.ratios.filter((r) => r.baseline === 'rpc' && r.mapper !== 'rpc');
-  const dots = [...speedup.matchAll(/<path [^>]*aria-roledescription="point"[^>]*><title>([^<]*)<\/title>/g)].map((m) => m[1]!);
+  const dots = [...speedup.matchAll(/<path [^>]*aria-roledescription="point"[^>]*><title>([^<]*)<\/title>/g)].map(
+    (m) => m[1]!,
+  );
   t.is(dots.length, ratios.length);
-  for (const r of ratios) t.true(dots.some((d) => d.includes(`${r.speedup >= 10 ? r.speedup.toFixed(1) : r.speedup.toFixed(2)}×`)), `no dot says ${r.speedup}`);
+  for (const r of ratios)
+    t.true(
+      dots.some((d) => d.includes(`${r.speedup >= 10 ? r.speedup.toFixed(1) : r.speedup.toFixed(2)}×`)),
+      `no dot says ${r.speedup}`,
+    );
   // One colour per mapper, the same in every chart that draws mappers.
-  const fills = (svg: string, label: string) => new Set([...svg.matchAll(new RegExp(`<path [^>]*aria-label="[^"]*${label}[^"]*"[^>]*(?:fill|stroke)="(#[0-9a-f]{6})"`, 'g'))].map((m) => m[1]));
+  const fills = (svg: string, label: string) =>
+    new Set(
+      [
+        ...svg.matchAll(
+          new RegExp(`<path [^>]*aria-label="[^"]*${label}[^"]*"[^>]*(?:fill|stroke)="(#[0-9a-f]{6})"`, 'g'),
+        ),
+      ].map((m) => m[1]),
+    );
   t.deepEqual(fills(speedup, 'shared memory'), new Set(['#f58518']));
   t.deepEqual(fills(readFileSync(path.join(outDir, 'sweep.svg'), 'utf8'), 'shared memory'), new Set(['#f58518']));
 });
 
 test('no chart makes Vega or Vega-Lite warn (what they warn of, a wrong size or a dropped setting, shows in the chart), and nothing reaches the console', async (t) => {
-  const shaped = [defaultShapedReport({ llvm: false, commit: 'ba06df918faf1b2c3d4e5f60718293a4b5c6d7e8', preset: 'quick' }), defaultShapedReport({ llvm: true })];
+  const shaped = [
+    defaultShapedReport({ llvm: false, commit: 'ba06df918faf1b2c3d4e5f60718293a4b5c6d7e8', preset: 'quick' }),
+    defaultShapedReport({ llvm: true }),
+  ];
   for (const chart of [...charts, ...chartSpecs(shaped).charts]) {
     const warnings: string[] = [];
     await renderSvg(chart.spec, warnings);
@@ -99,7 +133,14 @@ test('no chart makes Vega or Vega-Lite warn (what they warn of, a wrong size or 
   }
   // The logger does collect what Vega-Lite warns of.
   const warnings: string[] = [];
-  await renderSvg({ data: { values: [{ x: 1 }] }, mark: 'point', encoding: { x: { field: 'x', type: 'quantitative', scale: { type: 'log', zero: true } } } }, warnings);
+  await renderSvg(
+    {
+      data: { values: [{ x: 1 }] },
+      mark: 'point',
+      encoding: { x: { field: 'x', type: 'quantitative', scale: { type: 'log', zero: true } } },
+    },
+    warnings,
+  );
   t.is(warnings.length, 1);
 });
 
@@ -116,7 +157,10 @@ test('PNGs are drawn from the SVGs with the shipped font only: the same bytes ev
 
 test('charts whose data is absent are skipped, and the output says which and why', (t) => {
   const loadOnly = path.join(dir, 'load-only.json');
-  writeFileSync(loadOnly, JSON.stringify({ ...reports[0]!, results: reports[0]!.results.filter((r) => r.pattern === 'load'), ratios: [] }));
+  writeFileSync(
+    loadOnly,
+    JSON.stringify({ ...reports[0]!, results: reports[0]!.results.filter((r) => r.pattern === 'load'), ratios: [] }),
+  );
   const out = path.join(dir, 'load-only');
   const r = runCli(['charts', loadOnly, '--out', out]);
   t.is(r.status, 0, r.stderr);
@@ -124,14 +168,22 @@ test('charts whose data is absent are skipped, and the output says which and why
   t.regex(r.stdout, /^sweep: skipped, the report has no sweep rows/m);
   t.regex(r.stdout, /^churn: skipped, no result row has a slabSeries/m);
   t.regex(r.stdout, /^history: skipped, one report given; the history needs two or more$/m);
-  t.deepEqual(readdirSync(out).sort(), ['index.html', 'latency.png', 'latency.svg', 'latency.vl.json', 'phases.png', 'phases.svg', 'phases.vl.json']);
+  t.deepEqual(readdirSync(out).sort(), [
+    'index.html',
+    'latency.png',
+    'latency.svg',
+    'latency.vl.json',
+    'phases.png',
+    'phases.svg',
+    'phases.vl.json',
+  ]);
   t.regex(readFileSync(path.join(out, 'index.html'), 'utf8'), /<li>sweep: the report has no sweep rows/);
 });
 
 test('unusable input exits 2 with a message', (t) => {
   let r = runCli(['charts', '--out', path.join(dir, 'none')]);
   t.is(r.status, 2);
-  t.regex(r.stderr, /charts needs at least one report file.*\[ERR_INVALID_FLAG\]/);
+  t.regex(r.stderr, /charts needs at least one report file.*\[ERR_INVALID_OPERANDS\]/);
   r = runCli(['charts', path.join(dir, 'missing.json'), '--out', path.join(dir, 'none')]);
   t.is(r.status, 2);
   t.regex(r.stderr, /cannot read report .*missing\.json.*\[ERR_REPORT_UNREADABLE\]/);
@@ -169,7 +221,15 @@ test('index.html opens in headless Chromium with no console error and a screensh
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });

@@ -21,7 +21,8 @@ for (const command of COMMANDS) {
 }
 
 test('bench, bench-alloc, bench-remote and profile say what their exit statuses mean', (t) => {
-  for (const command of ['bench', 'bench-alloc', 'bench-remote', 'profile']) t.regex(runCli([command, '--help']).stdout, /exit status/, command);
+  for (const command of ['bench', 'bench-alloc', 'bench-remote', 'profile'])
+    t.regex(runCli([command, '--help']).stdout, /exit status/, command);
   const bench = runCli(['bench', '--help']).stdout;
   t.regex(bench, /--time MS .*\(quick 1200, default 700,\s+full 2000\)/s);
   t.regex(bench, /--iterations N .*\(quick 24, default 12, full 30\)/);
@@ -31,7 +32,19 @@ test('bench, bench-alloc, bench-remote and profile say what their exit statuses 
 test('executor --help describes every flag, its exit statuses, and how llvm-jitlink drives it', (t) => {
   const r = runCli(['executor', '--help']);
   t.is(r.status, 0, r.stderr);
-  for (const flag of ['--fds', '--listen', '--connect', '--allow-remote', '--no-auth', '--sessions', '--max-frame-size', '--max-unsent-bytes', '--close-when-idle', '--no-close-when-idle', '--help']) {
+  for (const flag of [
+    '--fds',
+    '--listen',
+    '--connect',
+    '--allow-remote',
+    '--no-auth',
+    '--sessions',
+    '--max-frame-size',
+    '--max-unsent-bytes',
+    '--close-when-idle',
+    '--no-close-when-idle',
+    '--help',
+  ]) {
     t.regex(r.stdout, new RegExp(`^  (-h, )?${flag}\\b.*\\S`, 'm'), flag);
   }
   t.regex(r.stdout, /exit status:/);
@@ -45,21 +58,35 @@ test('bench-alloc --sizes takes counts as the help writes them (10k)', (t) => {
   const r = runCli(['bench-alloc', '--sizes', '10k', '--policy', 'first-fit', '--time', '50', '--json']);
   t.is(r.status, 0, r.stderr);
   const { rows } = JSON.parse(r.stdout) as { rows: Array<{ freeRanges: number }> };
-  t.deepEqual(rows.map((x) => x.freeRanges), [10000]);
+  t.deepEqual(
+    rows.map((x) => x.freeRanges),
+    [10000],
+  );
   const bad = runCli(['bench-alloc', '--sizes', '10q']);
   t.is(bad.status, 2);
-  t.regex(bad.stderr, /--sizes takes positive counts such as 1000, 10k or 1m; got "10q"/);
+  t.regex(
+    bad.stderr,
+    /--sizes must be positive counts such as 1000, 10k or 1m; got "10q" \[ERR_INVALID_OPTION_VALUE\]/,
+  );
 });
 
 test('bench-remote --json prints its figures as JSON on stdout and its commentary on stderr; flags are checked', (t) => {
   const r = runCli(['bench-remote', '--iterations', '1', '--calls', '200', '--json']);
   t.is(r.status, 0, r.stderr);
-  const figures = JSON.parse(r.stdout) as { latencyUs: Record<string, { median: number } | null>; loadMs: Record<string, number>; extraMs: { shared: number; rpc: number }; budgetsMs: { shared: number; rpc: number } };
+  const figures = JSON.parse(r.stdout) as {
+    latencyUs: Record<string, { median: number } | null>;
+    loadMs: Record<string, number>;
+    extraMs: { shared: number; rpc: number };
+    budgetsMs: { shared: number; rpc: number };
+  };
   t.true(figures.latencyUs['same-cpu']!.median > 0);
   t.deepEqual(Object.keys(figures.loadMs).sort(), ['in-process', 'rpc-copy', 'shared']);
   t.deepEqual(figures.budgetsMs, { shared: 8, rpc: 15 });
   t.regex(r.stderr, /CPython-shaped load/);
-  for (const [flag, value] of [['--iterations', '0'], ['--calls', 'many']]) {
+  for (const [flag, value] of [
+    ['--iterations', '0'],
+    ['--calls', 'many'],
+  ]) {
     const bad = runCli(['bench-remote', flag!, value!]);
     t.is(bad.status, 2);
     t.regex(bad.stderr, new RegExp(`${flag} must be a positive integer; got "${value}"`));

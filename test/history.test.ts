@@ -23,71 +23,109 @@ const env = (extra: Record<string, string> = {}) => {
 };
 const commitA = 'a'.repeat(40);
 const commitB = 'b'.repeat(40);
-const withCommit = (r: Report, commit: string, createdAt: string): Report => ({ ...r, createdAt, env: { ...r.env, commit, dirty: false } });
-const slowRow = (r: Report['results'][number]) => r.workload === 'python' && r.pattern === 'load' && r.mapper === 'shared';
-
-test.serial('history stores reports per commit, prints the headline trend with intervals, draws it with commits on the x axis and writes Markdown', async (t) => {
-  const store = path.join(dir, 'store');
-  const a1 = save(withCommit(await measuredReport({ samples: 80 }), commitA, '2026-01-01T00:00:00.000Z'));
-  const a2 = save(withCommit(await measuredReport({ samples: 80 }), commitA, '2026-01-01T00:01:00.000Z'));
-  const b1 = save(withCommit(await measuredReport({ samples: 80 }), commitB, '2026-01-02T00:00:00.000Z'));
-  const r = runCli(['history', store, '--add', b1, '--add', a1, '--add', a2], env());
-  t.is(r.status, 0, r.stderr);
-  t.is(readdirSync(store).filter((f) => f.endsWith('.json')).length, 3);
-  t.regex(r.stdout, /^3 reports in /m);
-  // Two headline rows (shared over RPC copy for cray and python), two commits each, oldest first.
-  t.regex(r.stdout, /^cray\/load\/shared\/jitmem\/first-fit\/speedup-vs-rpc +2 +\S{2} +bbbbbbb: \d\.\d\dx \[\d\.\d\dx, \d\.\d\dx\] +[-+]\d+\.\d%$/m);
-  t.regex(r.stdout, /^aaaaaaa +2 +\d\.\d\dx/m);
-  t.regex(r.stdout, /^bbbbbbb +1 +\d\.\d\dx/m);
-  t.true(r.stdout.indexOf('aaaaaaa') < r.stdout.indexOf('bbbbbbb  '));
-  const svg = readFileSync(path.join(store, 'trend', 'trend.svg'), 'utf8');
-  for (const text of ['commit', 'speedup (x, 95% CI)', 'aaaaaaa', 'bbbbbbb', 'cray/load/shared/jitmem/first-fit/speedup-vs-rpc']) t.true(svg.includes(text), text);
-  t.true(readFileSync(path.join(store, 'trend', 'trend.png')).subarray(1, 4).toString() === 'PNG');
-  const spec = JSON.parse(readFileSync(path.join(store, 'trend', 'trend.vl.json'), 'utf8')) as { data: { values: Array<{ commit: string; low: number; high: number; speedup: number }> } };
-  t.true(spec.data.values.every((v) => v.low <= v.speedup && v.speedup <= v.high));
-
-  const summary = path.join(dir, 'summary.md');
-  writeFileSync(summary, '');
-  const md = runCli(['history', store, '--format', 'markdown', '--no-chart'], env({ GITHUB_STEP_SUMMARY: summary }));
-  t.is(md.status, 0, md.stderr);
-  t.regex(md.stdout, /^## jitmem history/m);
-  t.regex(md.stdout, /^\| `python\/load\/shared\/jitmem\/first-fit\/speedup-vs-rpc` \| 2 \| /m);
-  t.is(readFileSync(summary, 'utf8'), md.stdout + '\n');
+const withCommit = (r: Report, commit: string, createdAt: string): Report => ({
+  ...r,
+  createdAt,
+  env: { ...r.env, commit, dirty: false },
 });
+const slowRow = (r: Report['results'][number]) =>
+  r.workload === 'python' && r.pattern === 'load' && r.mapper === 'shared';
 
-test.serial('compare --history gates a run against the last N stored runs of other commits: a mapper 30% slower fails, the same code is no regression', async (t) => {
-  const store = path.join(dir, 'gate');
-  // The stored runs and the heads are measured alternately, so that a change of load while the
-  // rest of the suite runs falls on both sides alike, as it would on two commits' CI runs.
-  const stored: string[] = [];
-  const heads: string[] = [];
-  const slowHeads: string[] = [];
-  for (let i = 0; i < 5; i++) {
-    stored.push(save(withCommit(await measuredReport({ samples: 80 }), commitA, `2026-01-01T00:0${i}:00.000Z`)));
-    if (i === 4) break;
-    const r = withCommit(await measuredReport({ samples: 80 }), commitB, `2026-01-02T00:0${i}:00.000Z`);
-    heads.push(save(r));
-    slowHeads.push(save(withRowsScaled(r, slowRow, 1.3)));
-  }
-  for (const file of stored) t.is(runCli(['history', store, '--add', file, '--no-chart'], env()).status, 0);
-  const gate = (files: string[]) => ['compare', '--history', store, '--last', '5', files[0]!, ...files.slice(1).flatMap((f) => ['--noise', f]), '--ratios-only', '--format', 'json'];
-  const slow = runCli(gate(slowHeads), env());
-  t.is(slow.status, 1, slow.stdout);
-  const json = JSON.parse(slow.stdout) as ReturnType<typeof compareReports>;
-  t.is(json.baseRuns, 5);
-  t.is(json.noiseRuns, 4);
-  const row = json.ratios.find((r) => r.label === 'python/load/shared/jitmem/first-fit/speedup-vs-rpc')!;
-  t.is(row.verdict, 'regression');
-  t.is(row.evidence, 'runs');
-  t.true(Math.abs(row.change - (1 / 1.3 - 1)) < 0.1, String(row.change));
-  // The same code is never a regression: it passes when every row is judged, and is
-  // INCONCLUSIVE (exit 3, rows named) when the machine's noise leaves some undecided.
-  const same = runCli(gate(heads), env());
-  t.true(same.status === 0 || same.status === 3, same.stdout);
-  const sameJson = JSON.parse(same.stdout) as ReturnType<typeof compareReports>;
-  t.is(sameJson.regressions, 0);
-  t.is(same.status === 3, sameJson.undecided > 0);
-});
+test.serial(
+  'history stores reports per commit, prints the headline trend with intervals, draws it with commits on the x axis and writes Markdown',
+  async (t) => {
+    const store = path.join(dir, 'store');
+    const a1 = save(withCommit(await measuredReport({ samples: 80 }), commitA, '2026-01-01T00:00:00.000Z'));
+    const a2 = save(withCommit(await measuredReport({ samples: 80 }), commitA, '2026-01-01T00:01:00.000Z'));
+    const b1 = save(withCommit(await measuredReport({ samples: 80 }), commitB, '2026-01-02T00:00:00.000Z'));
+    const r = runCli(['history', store, '--add', b1, '--add', a1, '--add', a2], env());
+    t.is(r.status, 0, r.stderr);
+    t.is(readdirSync(store).filter((f) => f.endsWith('.json')).length, 3);
+    t.regex(r.stdout, /^3 reports in /m);
+    // Two headline rows (shared over RPC copy for cray and python), two commits each, oldest first.
+    t.regex(
+      r.stdout,
+      /^cray\/load\/shared\/jitmem\/first-fit\/speedup-vs-rpc +2 +\S{2} +bbbbbbb: \d\.\d\dx \[\d\.\d\dx, \d\.\d\dx\] +[-+]\d+\.\d%$/m,
+    );
+    t.regex(r.stdout, /^aaaaaaa +2 +\d\.\d\dx/m);
+    t.regex(r.stdout, /^bbbbbbb +1 +\d\.\d\dx/m);
+    t.true(r.stdout.indexOf('aaaaaaa') < r.stdout.indexOf('bbbbbbb  '));
+    const svg = readFileSync(path.join(store, 'trend', 'trend.svg'), 'utf8');
+    for (const text of [
+      'commit',
+      'speedup (x, 95% CI)',
+      'aaaaaaa',
+      'bbbbbbb',
+      'cray/load/shared/jitmem/first-fit/speedup-vs-rpc',
+    ])
+      t.true(svg.includes(text), text);
+    t.true(
+      readFileSync(path.join(store, 'trend', 'trend.png'))
+        .subarray(1, 4)
+        .toString() === 'PNG',
+    );
+    const spec = JSON.parse(readFileSync(path.join(store, 'trend', 'trend.vl.json'), 'utf8')) as {
+      data: { values: Array<{ commit: string; low: number; high: number; speedup: number }> };
+    };
+    t.true(spec.data.values.every((v) => v.low <= v.speedup && v.speedup <= v.high));
+
+    const summary = path.join(dir, 'summary.md');
+    writeFileSync(summary, '');
+    const md = runCli(['history', store, '--format', 'markdown', '--no-chart'], env({ GITHUB_STEP_SUMMARY: summary }));
+    t.is(md.status, 0, md.stderr);
+    t.regex(md.stdout, /^## jitmem history/m);
+    t.regex(md.stdout, /^\| `python\/load\/shared\/jitmem\/first-fit\/speedup-vs-rpc` \| 2 \| /m);
+    t.is(readFileSync(summary, 'utf8'), md.stdout + '\n');
+  },
+);
+
+test.serial(
+  'compare --history gates a run against the last N stored runs of other commits: a mapper 30% slower fails, the same code is no regression',
+  async (t) => {
+    const store = path.join(dir, 'gate');
+    // The stored runs and the heads are measured alternately, so that a change of load while the
+    // rest of the suite runs falls on both sides alike, as it would on two commits' CI runs.
+    const stored: string[] = [];
+    const heads: string[] = [];
+    const slowHeads: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      stored.push(save(withCommit(await measuredReport({ samples: 80 }), commitA, `2026-01-01T00:0${i}:00.000Z`)));
+      if (i === 4) break;
+      const r = withCommit(await measuredReport({ samples: 80 }), commitB, `2026-01-02T00:0${i}:00.000Z`);
+      heads.push(save(r));
+      slowHeads.push(save(withRowsScaled(r, slowRow, 1.3)));
+    }
+    for (const file of stored) t.is(runCli(['history', store, '--add', file, '--no-chart'], env()).status, 0);
+    const gate = (files: string[]) => [
+      'compare',
+      '--history',
+      store,
+      '--last',
+      '5',
+      files[0]!,
+      ...files.slice(1).flatMap((f) => ['--noise', f]),
+      '--ratios-only',
+      '--format',
+      'json',
+    ];
+    const slow = runCli(gate(slowHeads), env());
+    t.is(slow.status, 1, slow.stdout);
+    const json = JSON.parse(slow.stdout) as ReturnType<typeof compareReports>;
+    t.is(json.baseRuns, 5);
+    t.is(json.noiseRuns, 4);
+    const row = json.ratios.find((r) => r.label === 'python/load/shared/jitmem/first-fit/speedup-vs-rpc')!;
+    t.is(row.verdict, 'regression');
+    t.is(row.evidence, 'runs');
+    t.true(Math.abs(row.change - (1 / 1.3 - 1)) < 0.1, String(row.change));
+    // The same code is never a regression: it passes when every row is judged, and is
+    // INCONCLUSIVE (exit 3, rows named) when the machine's noise leaves some undecided.
+    const same = runCli(gate(heads), env());
+    t.true(same.status === 0 || same.status === 3, same.stdout);
+    const sameJson = JSON.parse(same.stdout) as ReturnType<typeof compareReports>;
+    t.is(sameJson.regressions, 0);
+    t.is(same.status === 3, sameJson.undecided > 0);
+  },
+);
 
 test('history and compare --history refuse what they cannot use, with exit 2 and a message', (t) => {
   const missing = path.join(dir, 'no-such-dir');

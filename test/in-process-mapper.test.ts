@@ -47,7 +47,10 @@ test('zero-fill tails are zeroed and data lands byte for byte', async (t) => {
   const { manager, mapper } = fresh();
   t.teardown(() => mapper.close());
   // Dirty the slab first so zeroing is observable on reuse.
-  const dirty = await manager.allocate({ name: 'dirt', sections: [{ name: '.d', group: RW, alignment: 8, size: 8192, content: new Uint8Array(8192).fill(0xee) }] });
+  const dirty = await manager.allocate({
+    name: 'dirt',
+    sections: [{ name: '.d', group: RW, alignment: 8, size: 8192, content: new Uint8Array(8192).fill(0xee) }],
+  });
   dirty.writeContent();
   await manager.deallocate([await dirty.finalize()]);
   const alloc = await manager.allocate(incGraph());
@@ -57,16 +60,32 @@ test('zero-fill tails are zeroed and data lands byte for byte', async (t) => {
   const bytes = native.view(alloc.base + rw.offset, rw.contentSize + rw.zeroFillSize).slice();
   t.deepEqual([...bytes.subarray(0, 24)], new Array(24).fill(0xab));
   t.true(bytes.subarray(rw.contentSize).every((b) => b === 0));
-  t.is(createHash('sha256').update(native.view(fin.sectionAddress('.rodata'), 8)).digest('hex'), createHash('sha256').update(Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8)).digest('hex'));
+  t.is(
+    createHash('sha256')
+      .update(native.view(fin.sectionAddress('.rodata'), 8))
+      .digest('hex'),
+    createHash('sha256')
+      .update(Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8))
+      .digest('hex'),
+  );
 });
 
 test('alloc actions run in order at finalize and their dealloc halves in reverse at deallocate', async (t) => {
   const { manager, mapper } = fresh();
   t.teardown(() => mapper.close());
-  const alloc = await manager.allocate({ name: 'log', sections: [{ name: '.log', group: RW, alignment: 8, size: 8 * 17, content: new Uint8Array(8 * 17) }] });
+  const alloc = await manager.allocate({
+    name: 'log',
+    sections: [{ name: '.log', group: RW, alignment: 8, size: 8 * 17, content: new Uint8Array(8 * 17) }],
+  });
   alloc.writeContent();
   const log = alloc.sectionAddress('.log');
-  alloc.actions.push(...tracePairs(log, 16, [[1, 11], [2, 12], [3, 13]]));
+  alloc.actions.push(
+    ...tracePairs(log, 16, [
+      [1, 11],
+      [2, 12],
+      [3, 13],
+    ]),
+  );
   const fin = await alloc.finalize();
   t.deepEqual(readTraceLog(log), [1, 2, 3]);
   await manager.deallocate([fin]);
@@ -86,7 +105,10 @@ test('a failing finalize action undoes the actions before it and leaves the page
   alloc.writeContent();
   const log = alloc.sectionAddress('.log');
   const fail = native.actionAddresses().fail;
-  alloc.actions.push(...tracePairs(log, 8, [[1, 11]]), { finalize: { fn: fail, args: new Uint8Array(0) }, dealloc: null });
+  alloc.actions.push(...tracePairs(log, 8, [[1, 11]]), {
+    finalize: { fn: fail, args: new Uint8Array(0) },
+    dealloc: null,
+  });
   const err = await t.throwsAsync(alloc.finalize(), { code: 'ERR_ALLOC_ACTION_FAILED' });
   t.regex(err!.message, /always fails/);
   t.deepEqual(readTraceLog(log), [1, 11]);
@@ -102,7 +124,11 @@ test('deinitialize puts pages back to RW and the same range is initialized again
   for (const code of [INC_CODE, Uint8Array.of(0x8d, 0x47, 0x02, 0xc3)]) {
     const wm = mapper.prepare(start, 4);
     wm.set(code);
-    const key = await mapper.initialize({ mappingBase: start, segments: [{ offset: 0, contentSize: 4, zeroFillSize: 0, group: RX }], actions: [] });
+    const key = await mapper.initialize({
+      mappingBase: start,
+      segments: [{ offset: 0, contentSize: 4, zeroFillSize: 0, group: RX }],
+      actions: [],
+    });
     t.is(key, start);
     t.is(native.callInt32(start, 1), 1 + code[2]!);
     await mapper.deinitialize([key]);

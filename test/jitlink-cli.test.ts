@@ -16,8 +16,8 @@ test('jitmem run --help prints the usage and the exit statuses, and exits 0', as
 test('bad flags exit 2 with a typed error naming the flag', async (t) => {
   for (const [args, pattern] of [
     [['--mapper', 'tcp', 'x.o'], /--mapper must be one of inprocess, shared, rpc; got "tcp" \[ERR_INVALID_OPTION_VALUE\]/],
-    [['--executor', 'llvm', '--mapper', 'inprocess', 'x.o'], /--executor llvm needs --mapper shared or rpc.*\[ERR_INVALID_OPTION_VALUE\]/],
-    [['--frobnicate', 'x.o'], /unknown option "--frobnicate".*\[ERR_UNKNOWN_OPTION\]/],
+    [['--executor', 'llvm', '--mapper', 'inprocess', 'x.o'], /--executor llvm needs --mapper shared or rpc.*\[ERR_CONFLICTING_OPTIONS\]/],
+    [['--frobnicate', 'x.o'], /unknown option "--frobnicate" for jitmem run; program arguments go after "--".*\[ERR_UNKNOWN_OPTION\]/],
     [[], /needs at least one object file or archive.*\[ERR_LINK_NO_INPUT\]/],
     [['--preload'], /--preload needs a value.*\[ERR_MISSING_OPTION_VALUE\]/],
     [['/nonexistent/prog.o'], /cannot read \/nonexistent\/prog\.o: no such file \[ERR_LINK_INPUT\]/],

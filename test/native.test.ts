@@ -47,9 +47,10 @@ test('fill, move and views agree byte for byte', (t) => {
 test('CPU affinity: pin, read back, restore', (t) => {
   const all = native.getAffinity(0);
   t.true(all.length >= 1);
-  native.setAffinity(0, [all[0]!]);
-  t.deepEqual(native.getAffinity(0), [all[0]!]);
-  t.is(native.currentCpu(), all[0]);
+  const first = all[0]!;
+  native.setAffinity(0, [first]);
+  t.deepEqual(native.getAffinity(0), [first]);
+  t.is(native.currentCpu(), first);
   native.setAffinity(0, all);
   t.deepEqual(native.getAffinity(0), all);
   t.throws(() => native.setAffinity(0, []), { code: 'ERR_INVALID_ARGUMENT' });

@@ -21,7 +21,12 @@ function userEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
 }
 
-function run(command: string, args: readonly string[], cwd: string, timeout = INSTALL_TIMEOUT_MS): SpawnSyncReturns<string> {
+function run(
+  command: string,
+  args: readonly string[],
+  cwd: string,
+  timeout = INSTALL_TIMEOUT_MS,
+): SpawnSyncReturns<string> {
   return spawnSync(command, args, { cwd, env: userEnv(), encoding: 'utf8', timeout, maxBuffer: 64 << 20 });
 }
 
@@ -53,9 +58,24 @@ function install(): Promise<Installed> {
     if (pack.status !== 0) throw new Error(`npm pack failed: ${described(pack)}`);
     const [packed] = JSON.parse(pack.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
     const tarball = path.join(packDir, packed!.filename);
-    writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'jitmem-consumer', private: true, type: 'module' }, null, 2));
+    writeFileSync(
+      path.join(app, 'package.json'),
+      JSON.stringify({ name: 'jitmem-consumer', private: true, type: 'module' }, null, 2),
+    );
     // The dependencies come from npm's cache when it has them (`npm ci` filled it), else the registry.
-    const npmInstall = run('npm', ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund', '--no-update-notifier', '--foreground-scripts'], app);
+    const npmInstall = run(
+      'npm',
+      [
+        'install',
+        tarball,
+        '--prefer-offline',
+        '--no-audit',
+        '--no-fund',
+        '--no-update-notifier',
+        '--foreground-scripts',
+      ],
+      app,
+    );
     if (npmInstall.status !== 0) throw new Error(`npm install of the tarball failed: ${described(npmInstall)}`);
     return { app, tarballFiles: packed!.files.map((f) => f.path), installLog: npmInstall.stdout + npmInstall.stderr };
   })();
@@ -145,125 +165,199 @@ export type Mappers = [InProcessMemoryMapper, SharedMemoryMapper, RpcCopyMapper]
 export type Schema = Report['schema'];
 `;
 
-test.serial('the tarball ships dist/ without tests or source maps, the addon sources and the licence; no build, tests, CI files or baseline', async (t) => {
-  const { tarballFiles: files } = await installed(t);
-  for (const f of ['package.json', 'LICENSE', 'README.md', 'binding.gyp', 'dist/index.js', 'dist/index.d.ts', 'dist/executor/main.js', 'dist/harness/cli.js', 'reports/schema-v1.json', 'harness/charts/fonts/DejaVuSans.ttf']) {
-    t.true(files.includes(f), `${f} is in the tarball`);
-  }
-  t.true(files.some((f) => /^native\/src\/.+\.(cc|h)$/.test(f)), 'the addon sources are in the tarball');
-  const unwanted = files.filter((f) => /^dist\/test\//.test(f) || f.endsWith('.map') || f.startsWith('build/') || f.startsWith('test/') || f.startsWith('.') || f === 'reports/baseline.json' || f === 'package-lock.json' || /\.ts$/.test(f.replace(/\.d\.ts$/, '')));
-  t.deepEqual(unwanted, []);
-});
-
-test.serial('installing the tarball builds the addon from the shipped sources and pulls none of the optional packages', async (t) => {
-  const { app, installLog } = await installed(t);
-  const pkg = path.join(app, 'node_modules', 'jitmem');
-  t.true(existsSync(path.join(pkg, 'build', 'Release', 'jitmem_native.node')), `the install script built the addon:\n${installLog}`);
-  t.regex(installLog, /node-gyp|gyp info/, 'node-gyp ran at install');
-  t.false(existsSync(path.join(pkg, 'dist', 'test')));
-  t.false(existsSync(path.join(app, 'node_modules', 'typescript')), 'an installed package needs no TypeScript');
-  t.deepEqual(
-    OPTIONAL_PACKAGES.filter((name) => existsSync(path.join(app, 'node_modules', name))),
-    [],
-  );
-});
-
-test.serial("a plain .mjs imports jitmem, spawns an executor, allocates b8 2a 00 00 00 c3 through the shared-memory mapper, runs it and gets 42; no executor or shm object is left", async (t) => {
-  const { app } = await installed(t);
-  writeFileSync(path.join(app, 'answer.mjs'), ANSWER_PROGRAM);
-  const r = run(process.execPath, ['answer.mjs'], app, 60_000);
-  const pid = Number(/^executor (\d+)$/m.exec(r.stdout)?.[1]);
-  if (Number.isSafeInteger(pid)) executorPids.push(pid);
-  t.is(r.status, 0, described(r));
-  t.is(r.stderr, '');
-  t.deepEqual(r.stdout.split('\n'), [`executor ${pid}`, '42', '']);
-  t.false(processExists(pid), `executor ${pid} has exited`);
-  t.deepEqual(shmObjects(`jitmem_${pid}_`), []);
-});
-
-test.serial("TypeScript sees the types: a .ts file importing the same names, and the README's example, type-check against the installed package; deliberate mistakes are type errors", async (t) => {
-  const { app } = await installed(t);
-  writeFileSync(path.join(app, 'answer.ts'), TYPED_PROGRAM);
-  writeFileSync(
-    path.join(app, 'tsconfig.json'),
-    JSON.stringify({
-      compilerOptions: {
-        target: 'ES2022',
-        module: 'NodeNext',
-        moduleResolution: 'NodeNext',
-        lib: ['ES2023'],
-        strict: true,
-        noEmit: true,
-        // Our declarations are checked too, not skipped.
-        skipLibCheck: false,
-        types: ['node'],
-        typeRoots: [path.join(root, 'node_modules', '@types')],
-      },
-      files: ['answer.ts', 'readme.ts'],
-    }),
-  );
-  // The README's example is checked the same way, so that it shows the real names.
-  const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
-  const example = /## Using the allocator[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
-  t.truthy(example, "README.md has a ```ts example under 'Using the allocator'");
-  t.regex(example!, /from 'jitmem';/);
-  writeFileSync(path.join(app, 'readme.ts'), example!);
-  const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-  const checked = run(process.execPath, [tsc, '-p', 'tsconfig.json'], app, 120_000);
-  t.is(checked.status, 0, described(checked));
-  // Without the @ts-expect-error lines, the same file fails: the names are typed, not `any`.
-  writeFileSync(path.join(app, 'answer.ts'), TYPED_PROGRAM.replaceAll('// @ts-expect-error', '//'));
-  const unchecked = run(process.execPath, [tsc, '-p', 'tsconfig.json'], app, 120_000);
-  t.not(unchecked.status, 0);
-  t.regex(unchecked.stdout, /answer\.ts\(\d+,\d+\): error TS2345: Argument of type 'string' is not assignable to parameter of type 'LinkGraph'/);
-  t.regex(unchecked.stdout, /answer\.ts\(\d+,\d+\): error TS2322: Type '"worst-fit"' is not assignable to type 'FitPolicy/);
-});
-
-test.serial('the installed CLI writes reports under ./jitmem-reports/ of the current folder, and charts and profile name the optional packages they need', async (t) => {
-  const { app } = await installed(t);
-  const pkg = path.join(app, 'node_modules', 'jitmem');
-  const cli = path.join(app, 'node_modules', '.bin', 'jitmem');
-  // Our own workload: the object file the install just compiled.
-  const objDir = path.join(pkg, 'build', 'Release', 'obj.target');
-  const objects: string[] = [];
-  const walk = (dir: string): void => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(path.join(dir, e.name));
-      else if (e.name.endsWith('.o')) objects.push(path.join(dir, e.name));
+test.serial(
+  'the tarball ships dist/ without tests or source maps, the addon sources and the licence; no build, tests, CI files or baseline',
+  async (t) => {
+    const { tarballFiles: files } = await installed(t);
+    for (const f of [
+      'package.json',
+      'LICENSE',
+      'README.md',
+      'binding.gyp',
+      'dist/index.js',
+      'dist/index.d.ts',
+      'dist/executor/main.js',
+      'dist/harness/cli.js',
+      'reports/schema-v1.json',
+      'harness/charts/fonts/DejaVuSans.ttf',
+    ]) {
+      t.true(files.includes(f), `${f} is in the tarball`);
     }
-  };
-  walk(objDir);
-  t.true(objects.length > 0);
-  const work = path.join(temp.dir, 'work');
-  mkdirSync(work);
-  // The user's project is a git repository of its own: its commit is not jitmem's to report.
-  for (const args of [['init', '-q'], ['-c', 'user.name=user', '-c', 'user.email=user@example.org', 'commit', '-q', '--allow-empty', '-m', 'project']]) {
-    const git = run('git', args, app, 30_000);
-    t.is(git.status, 0, described(git));
-  }
-  const bench = run(process.execPath, [cli, 'bench', '--objects', objects[0]!, '--pattern', 'load', '--mapper', 'inprocess', '--time', '50', '--iterations', '2', '--rounds', '1', '--no-charts'], work, 120_000);
-  t.is(bench.status, 0, described(bench));
-  const reports = readdirSync(path.join(work, 'jitmem-reports'));
-  t.is(reports.length, 1);
-  t.regex(reports[0]!, /^bench-.*\.json$/);
-  t.regex(bench.stdout, /report: jitmem-reports\/bench-.*\.json/);
-  t.false(existsSync(path.join(pkg, 'reports', 'out')), 'nothing is written inside the installed package');
-  const report = JSON.parse(readFileSync(path.join(work, 'jitmem-reports', reports[0]!), 'utf8')) as { env: { commit: string | null; dirty: boolean | null } };
-  t.deepEqual([report.env.commit, report.env.dirty], [null, null]);
+    t.true(
+      files.some((f) => /^native\/src\/.+\.(cc|h)$/.test(f)),
+      'the addon sources are in the tarball',
+    );
+    const unwanted = files.filter(
+      (f) =>
+        /^dist\/test\//.test(f) ||
+        f.endsWith('.map') ||
+        f.startsWith('build/') ||
+        f.startsWith('test/') ||
+        f.startsWith('.') ||
+        f === 'reports/baseline.json' ||
+        f === 'package-lock.json' ||
+        /\.ts$/.test(f.replace(/\.d\.ts$/, '')),
+    );
+    t.deepEqual(unwanted, []);
+  },
+);
 
-  const charts = run(process.execPath, [cli, 'charts', path.join(work, 'jitmem-reports', reports[0]!)], work, 60_000);
-  t.is(charts.status, 2, described(charts));
-  t.is(
-    charts.stderr,
-    'jitmem charts: writing charts needs the packages vega, vega-lite and @resvg/resvg-js, which are not installed (optional, so that using jitmem as a library does not pull them); install with: npm install vega vega-lite @resvg/resvg-js [ERR_OPTIONAL_DEPENDENCY_MISSING]\n',
-  );
-  t.false(existsSync(path.join(work, 'jitmem-reports', 'charts')));
+test.serial(
+  'installing the tarball builds the addon from the shipped sources and pulls none of the optional packages',
+  async (t) => {
+    const { app, installLog } = await installed(t);
+    const pkg = path.join(app, 'node_modules', 'jitmem');
+    t.true(
+      existsSync(path.join(pkg, 'build', 'Release', 'jitmem_native.node')),
+      `the install script built the addon:\n${installLog}`,
+    );
+    t.regex(installLog, /node-gyp|gyp info/, 'node-gyp ran at install');
+    t.false(existsSync(path.join(pkg, 'dist', 'test')));
+    t.false(existsSync(path.join(app, 'node_modules', 'typescript')), 'an installed package needs no TypeScript');
+    t.deepEqual(
+      OPTIONAL_PACKAGES.filter((name) => existsSync(path.join(app, 'node_modules', name))),
+      [],
+    );
+  },
+);
 
-  const profile = run(process.execPath, [cli, 'profile', '--tool', 'flame', '--', '--quick'], work, 60_000);
-  t.is(profile.status, 2, described(profile));
-  t.is(
-    profile.stderr,
-    'jitmem profile: jitmem profile --tool flame needs the package @clinic/flame, which is not installed (optional, so that using jitmem as a library does not pull it); install with: npm install @clinic/flame [ERR_OPTIONAL_DEPENDENCY_MISSING]\n',
-  );
-  t.false(existsSync(path.join(work, 'jitmem-reports', 'profile')), 'it says so before making anything');
-});
+test.serial(
+  'a plain .mjs imports jitmem, spawns an executor, allocates b8 2a 00 00 00 c3 through the shared-memory mapper, runs it and gets 42; no executor or shm object is left',
+  async (t) => {
+    const { app } = await installed(t);
+    writeFileSync(path.join(app, 'answer.mjs'), ANSWER_PROGRAM);
+    const r = run(process.execPath, ['answer.mjs'], app, 60_000);
+    const pid = Number(/^executor (\d+)$/m.exec(r.stdout)?.[1]);
+    if (Number.isSafeInteger(pid)) executorPids.push(pid);
+    t.is(r.status, 0, described(r));
+    t.is(r.stderr, '');
+    t.deepEqual(r.stdout.split('\n'), [`executor ${pid}`, '42', '']);
+    t.false(processExists(pid), `executor ${pid} has exited`);
+    t.deepEqual(shmObjects(`jitmem_${pid}_`), []);
+  },
+);
+
+test.serial(
+  "TypeScript sees the types: a .ts file importing the same names, and the README's example, type-check against the installed package; deliberate mistakes are type errors",
+  async (t) => {
+    const { app } = await installed(t);
+    writeFileSync(path.join(app, 'answer.ts'), TYPED_PROGRAM);
+    writeFileSync(
+      path.join(app, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          lib: ['ES2023'],
+          strict: true,
+          noEmit: true,
+          // Our declarations are checked too, not skipped.
+          skipLibCheck: false,
+          types: ['node'],
+          typeRoots: [path.join(root, 'node_modules', '@types')],
+        },
+        files: ['answer.ts', 'readme.ts'],
+      }),
+    );
+    // The README's example is checked the same way, so that it shows the real names.
+    const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+    const example = /## Using the allocator[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+    t.truthy(example, "README.md has a ```ts example under 'Using the allocator'");
+    t.regex(example!, /from 'jitmem';/);
+    writeFileSync(path.join(app, 'readme.ts'), example!);
+    const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+    const checked = run(process.execPath, [tsc, '-p', 'tsconfig.json'], app, 120_000);
+    t.is(checked.status, 0, described(checked));
+    // Without the @ts-expect-error lines, the same file fails: the names are typed, not `any`.
+    writeFileSync(path.join(app, 'answer.ts'), TYPED_PROGRAM.replaceAll('// @ts-expect-error', '//'));
+    const unchecked = run(process.execPath, [tsc, '-p', 'tsconfig.json'], app, 120_000);
+    t.not(unchecked.status, 0);
+    t.regex(
+      unchecked.stdout,
+      /answer\.ts\(\d+,\d+\): error TS2345: Argument of type 'string' is not assignable to parameter of type 'LinkGraph'/,
+    );
+    t.regex(
+      unchecked.stdout,
+      /answer\.ts\(\d+,\d+\): error TS2322: Type '"worst-fit"' is not assignable to type 'FitPolicy/,
+    );
+  },
+);
+
+test.serial(
+  'the installed CLI writes reports under ./jitmem-reports/ of the current folder, and charts and profile name the optional packages they need',
+  async (t) => {
+    const { app } = await installed(t);
+    const pkg = path.join(app, 'node_modules', 'jitmem');
+    const cli = path.join(app, 'node_modules', '.bin', 'jitmem');
+    // Our own workload: the object file the install just compiled.
+    const objDir = path.join(pkg, 'build', 'Release', 'obj.target');
+    const objects: string[] = [];
+    const walk = (dir: string): void => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        if (e.isDirectory()) walk(path.join(dir, e.name));
+        else if (e.name.endsWith('.o')) objects.push(path.join(dir, e.name));
+      }
+    };
+    walk(objDir);
+    t.true(objects.length > 0);
+    const work = path.join(temp.dir, 'work');
+    mkdirSync(work);
+    // The user's project is a git repository of its own: its commit is not jitmem's to report.
+    for (const args of [
+      ['init', '-q'],
+      ['-c', 'user.name=user', '-c', 'user.email=user@example.org', 'commit', '-q', '--allow-empty', '-m', 'project'],
+    ]) {
+      const git = run('git', args, app, 30_000);
+      t.is(git.status, 0, described(git));
+    }
+    const bench = run(
+      process.execPath,
+      [
+        cli,
+        'bench',
+        '--objects',
+        objects[0]!,
+        '--pattern',
+        'load',
+        '--mapper',
+        'inprocess',
+        '--time',
+        '50',
+        '--iterations',
+        '2',
+        '--rounds',
+        '1',
+        '--no-charts',
+      ],
+      work,
+      120_000,
+    );
+    t.is(bench.status, 0, described(bench));
+    const reports = readdirSync(path.join(work, 'jitmem-reports'));
+    t.is(reports.length, 1);
+    t.regex(reports[0]!, /^bench-.*\.json$/);
+    t.regex(bench.stdout, /report: jitmem-reports\/bench-.*\.json/);
+    t.false(existsSync(path.join(pkg, 'reports', 'out')), 'nothing is written inside the installed package');
+    const report = JSON.parse(readFileSync(path.join(work, 'jitmem-reports', reports[0]!), 'utf8')) as {
+      env: { commit: string | null; dirty: boolean | null };
+    };
+    t.deepEqual([report.env.commit, report.env.dirty], [null, null]);
+
+    const charts = run(process.execPath, [cli, 'charts', path.join(work, 'jitmem-reports', reports[0]!)], work, 60_000);
+    t.is(charts.status, 2, described(charts));
+    t.is(
+      charts.stderr,
+      'jitmem charts: writing charts needs the packages vega, vega-lite and @resvg/resvg-js, which are not installed (optional, so that using jitmem as a library does not pull them); install with: npm install vega vega-lite @resvg/resvg-js [ERR_OPTIONAL_DEPENDENCY_MISSING]\n',
+    );
+    t.false(existsSync(path.join(work, 'jitmem-reports', 'charts')));
+
+    const profile = run(process.execPath, [cli, 'profile', '--tool', 'flame', '--', '--quick'], work, 60_000);
+    t.is(profile.status, 2, described(profile));
+    t.is(
+      profile.stderr,
+      'jitmem profile: jitmem profile --tool flame needs the package @clinic/flame, which is not installed (optional, so that using jitmem as a library does not pull it); install with: npm install @clinic/flame [ERR_OPTIONAL_DEPENDENCY_MISSING]\n',
+    );
+    t.false(existsSync(path.join(work, 'jitmem-reports', 'profile')), 'it says so before making anything');
+  },
+);

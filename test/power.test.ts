@@ -22,15 +22,22 @@ import { detectionTry } from './helpers/power.js';
  * statistics are not loosened for it.
  */
 const enabled = process.env.JITMEM_POWER_TEST === '1';
-// ava stops a file that reports nothing for its timeout (2 minutes in package.json); ten quick benches take about three.
-if (!enabled) console.log('power: skipped; JITMEM_POWER_TEST=1 npx ava --timeout 25m dist/test/power.test.js runs it (ten quick benches, about three minutes)');
+// ava stops a file that reports nothing for its timeout (2 minutes in package.json); ten quick benches
+// take about three.
+if (!enabled)
+  console.log(
+    'power: skipped; JITMEM_POWER_TEST=1 npx ava --timeout 25m dist/test/power.test.js runs it (ten quick benches, about three minutes)',
+  );
 
-(enabled ? test : test.skip)('power: the gate flags the shared-memory speedup when its initialize costs 30% more', (t) => {
-  t.timeout(20 * 60_000);
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'jitmem-power-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const r = detectionTry(dir, 'ci');
-  t.log(JSON.stringify(r, null, 1));
-  t.is(r.status, 1);
-  t.true(r.shared.some((x) => x.verdict === 'regression' && x.change < 0));
-});
+(enabled ? test : test.skip)(
+  'power: the gate flags the shared-memory speedup when its initialize costs 30% more',
+  (t) => {
+    t.timeout(20 * 60_000);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'jitmem-power-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const r = detectionTry(dir, 'ci');
+    t.log(JSON.stringify(r, null, 1));
+    t.is(r.status, 1);
+    t.true(r.shared.some((x) => x.verdict === 'regression' && x.change < 0));
+  },
+);

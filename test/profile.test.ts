@@ -89,14 +89,14 @@ test.serial('when clinic fails, the run is repeated under the V8 profiler and th
 test('bad flags exit 2 and say what was expected', (t) => {
   let r = runCli(['profile', '--tool', 'perf']);
   t.is(r.status, 2);
-  t.regex(r.stderr, /--tool must be one of flame, doctor, cpuprof; got "perf" \[ERR_INVALID_FLAG\]/);
+  t.regex(r.stderr, /--tool must be one of flame, doctor, cpuprof; got "perf" \[ERR_INVALID_OPTION_VALUE\]/);
   r = runCli(['profile', '--', '--quick']);
   t.is(r.status, 2);
   t.regex(r.stderr, /--tool is required: flame, doctor or cpuprof/);
   t.is(r.stderr.trim().split('\n').length, 1, 'one line, not the whole help');
   r = runCli(['profile', '--tool', 'flame', '--quick']);
   t.is(r.status, 2);
-  t.regex(r.stderr, /Unknown option '--quick'.*bench flags go after '--'/);
+  t.regex(r.stderr, /unknown option "--quick" for jitmem profile; bench flags go after '--'.*\[ERR_UNKNOWN_OPTION\]/);
   r = runCli(['profile', '--help']);
   t.is(r.status, 0);
   t.regex(r.stdout, /usage: jitmem profile --tool flame\|doctor\|cpuprof/);

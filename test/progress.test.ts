@@ -97,7 +97,7 @@ test('bench --quick without a terminal writes one progress line per finished cel
   });
 });
 
-test('bench --quick under a pseudo-terminal redraws at most 15 times a second, and its counter never goes back', async (t) => {
+test('bench --quick under a pseudo-terminal redraws its line in place, and its counter never goes back', async (t) => {
   if (!existsSync('/usr/bin/script') || spawnSync('script', ['--version']).status !== 0) {
     t.log('skipped: script(1) from util-linux is absent');
     t.pass();
@@ -105,13 +105,12 @@ test('bench --quick under a pseudo-terminal redraws at most 15 times a second, a
   }
   const out = path.join(tmp(t), 'report.json');
   const command = [process.execPath, cli, 'bench', '--quick', '--time', '400', '--iterations', '3', '--no-charts', '--out', out].map((a) => `'${a}'`).join(' ');
-  const started = performance.now();
   // script runs the bench on a pseudo-terminal and copies what it writes (stdout and stderr) to ours.
   const { stdout } = await run('script', ['-qfec', command, '/dev/null'], { cwd: repoDir, maxBuffer: 16 << 20, env: { ...process.env, NO_COLOR: '1' } });
-  const seconds = (performance.now() - started) / 1000;
   const seen = counters(stdout);
-  t.true(seen.length >= 3, `only ${seen.length} redraws in ${seconds.toFixed(1)} s`);
-  t.true(seen.length <= 15 * seconds, `${seen.length} redraws in ${seconds.toFixed(1)} s`);
+  // How often it redraws is the throttle's business, checked on a fake clock above: here, that
+  // a real terminal gets the redrawn line, more than once, and never a counter going back.
+  t.true(seen.length >= 2, `only ${seen.length} redraws`);
   for (let i = 1; i < seen.length; i++) t.true(seen[i]![0] >= seen[i - 1]![0], `counter went from ${seen[i - 1]![0]} to ${seen[i]![0]}`);
   t.true(seen.every(([, n]) => n === 8));
   t.regex(stdout, /report: /);

@@ -11,7 +11,12 @@ test('the reserve call of spec §2.2 encodes to the same 48 bytes, and its resul
   const frame = encodeFrame(OpCode.CallWrapper, 0, 0x5630_4de1_83a0, payload);
   t.is(
     hexOf(frame),
-    '3000000000000000' + '0300000000000000' + '0000000000000000' + 'a083e14d30560000' + '60fc505030560000' + '0000010000000000',
+    '3000000000000000' +
+      '0300000000000000' +
+      '0000000000000000' +
+      'a083e14d30560000' +
+      '60fc505030560000' +
+      '0000010000000000',
   );
   const result = Buffer.from('0100' + '80a993767f0000', 'hex');
   const r = decode(result, 'reserve result', (r) => r.expected((r) => r.addr()));
@@ -19,26 +24,51 @@ test('the reserve call of spec §2.2 encodes to the same 48 bytes, and its resul
 });
 
 test('a success Hangup is 33 bytes with the single payload byte 00', (t) => {
-  const frame = encodeFrame(OpCode.Hangup, 0, 0, sps((w) => w.error(null)));
+  const frame = encodeFrame(
+    OpCode.Hangup,
+    0,
+    0,
+    sps((w) => w.error(null)),
+  );
   t.is(frame.length, 33);
   t.is(hexOf(frame), '2100000000000000' + '0100000000000000' + '00'.repeat(16) + '00');
 });
 
 test('every SPS type of spec §2 round-trips byte for byte', (t) => {
   const w = new SpsWriter(8);
-  w.bool(true).u8(0xfe).u16(0xbeef).u32(0xdeadbeef).i32(-2).u64(2 ** 53 - 1).u64(0xffff_ffff_ffff_ffffn).i64(-7n);
-  w.addrRange({ start: 0x1000, end: 0x2000 }).string('héllo').bytes(Uint8Array.of(1, 2, 3));
+  w.bool(true)
+    .u8(0xfe)
+    .u16(0xbeef)
+    .u32(0xdeadbeef)
+    .i32(-2)
+    .u64(2 ** 53 - 1)
+    .u64(0xffff_ffff_ffff_ffffn)
+    .i64(-7n);
+  w.addrRange({ start: 0x1000, end: 0x2000 })
+    .string('héllo')
+    .bytes(Uint8Array.of(1, 2, 3));
   w.optional(5, (w, v) => w.u32(v)).optional(null, (w, v: number) => w.u32(v));
   w.error(null).error('boom');
-  w.expected({ ok: true, value: 0x42 }, (w, v) => w.addr(v)).expected({ ok: false, error: 'nope' }, (w, v: number) => w.addr(v));
+  w.expected({ ok: true, value: 0x42 }, (w, v) => w.addr(v)).expected({ ok: false, error: 'nope' }, (w, v: number) =>
+    w.addr(v),
+  );
   w.wrapperCall(null).wrapperCall({ fn: 0x7000, args: Uint8Array.of(9, 9) });
   w.allocActionCallPair({ finalize: { fn: 0x10, args: Uint8Array.of(1) }, dealloc: null });
   w.remoteAllocGroup(5 | 8).symbolDef({ addr: 0x1234, flags: 0x10, targetFlags: 0 });
   w.lookupSet([{ name: 'printf', required: false }]);
   w.finalizeRequest({ segments: [{ group: 5, addr: 0x3000, size: 0x3a, content: Uint8Array.of(0xc3) }], actions: [] });
-  w.sharedMemoryFinalizeRequest({ segments: [{ group: 3, addr: 0x4000, size: 0x1b0 }], actions: [{ finalize: null, dealloc: { fn: 0x20, args: new Uint8Array(0) } }] });
+  w.sharedMemoryFinalizeRequest({
+    segments: [{ group: 3, addr: 0x4000, size: 0x1b0 }],
+    actions: [{ finalize: null, dealloc: { fn: 0x20, args: new Uint8Array(0) } }],
+  });
   w.sequence([1, 2, 3], (w, v) => w.u16(v));
-  w.i8(-3).i16(-300).map(new Map([['k', 1]]), (w, k) => w.string(k), (w, v) => w.u32(v));
+  w.i8(-3)
+    .i16(-300)
+    .map(
+      new Map([['k', 1]]),
+      (w, k) => w.string(k),
+      (w, v) => w.u32(v),
+    );
 
   const r = new SpsReader(w.finish());
   t.is(r.bool(), true);
@@ -52,12 +82,24 @@ test('every SPS type of spec §2 round-trips byte for byte', (t) => {
   t.deepEqual(r.addrRange(), { start: 0x1000, end: 0x2000 });
   t.is(r.string(), 'héllo');
   t.deepEqual([...r.bytesView()], [1, 2, 3]);
-  t.is(r.optional((r) => r.u32()), 5);
-  t.is(r.optional((r) => r.u32()), null);
+  t.is(
+    r.optional((r) => r.u32()),
+    5,
+  );
+  t.is(
+    r.optional((r) => r.u32()),
+    null,
+  );
   t.is(r.error(), null);
   t.is(r.error(), 'boom');
-  t.deepEqual(r.expected((r) => r.addr()), { ok: true, value: 0x42 });
-  t.deepEqual(r.expected((r) => r.addr()), { ok: false, error: 'nope' });
+  t.deepEqual(
+    r.expected((r) => r.addr()),
+    { ok: true, value: 0x42 },
+  );
+  t.deepEqual(
+    r.expected((r) => r.addr()),
+    { ok: false, error: 'nope' },
+  );
   t.is(r.wrapperCall(), null);
   const call = r.wrapperCall()!;
   t.is(call.fn, 0x7000);
@@ -74,10 +116,22 @@ test('every SPS type of spec §2 round-trips byte for byte', (t) => {
   const sfr = r.sharedMemoryFinalizeRequest();
   t.deepEqual(sfr.segments, [{ group: 3, addr: 0x4000, size: 0x1b0 }]);
   t.is(sfr.actions[0]!.dealloc!.fn, 0x20);
-  t.deepEqual(r.sequence(2, (r) => r.u16()), [1, 2, 3]);
+  t.deepEqual(
+    r.sequence(2, (r) => r.u16()),
+    [1, 2, 3],
+  );
   t.is(r.i8(), -3);
   t.is(r.i16(), -300);
-  t.deepEqual([...r.map(12, (r) => r.string(), (r) => r.u32())], [['k', 1]]);
+  t.deepEqual(
+    [
+      ...r.map(
+        12,
+        (r) => r.string(),
+        (r) => r.u32(),
+      ),
+    ],
+    [['k', 1]],
+  );
   t.notThrows(() => r.end());
 });
 
@@ -88,7 +142,9 @@ test('a null wrapper call is 16 zero bytes; an SPSError failure is 01, u64 lengt
 
 test('truncated input is ERR_SPS_MALFORMED naming the byte offset', (t) => {
   const bytes = sps((w) => w.u64(1).u32(7));
-  const err = t.throws(() => decode(bytes.subarray(0, 10), 'test data', (r) => [r.u64(), r.u32()]), { code: 'ERR_SPS_MALFORMED' });
+  const err = t.throws(() => decode(bytes.subarray(0, 10), 'test data', (r) => [r.u64(), r.u32()]), {
+    code: 'ERR_SPS_MALFORMED',
+  });
   t.regex(err!.message, /offset 8/);
   t.is((err as unknown as { details: { offset: number } }).details.offset, 8);
 });
@@ -101,13 +157,26 @@ test('a bool other than 0 or 1 is malformed', (t) => {
 test('an over-long count is refused before anything is allocated', (t) => {
   // 2^40 elements claimed, 3 bytes present: refused by arithmetic, not by running out of memory.
   const bytes = sps((w) => w.u64(2 ** 40).raw(Uint8Array.of(1, 2, 3)));
-  const err = t.throws(() => decode(bytes, 'sequence', (r) => r.sequence(8, (r) => r.u64())), { code: 'ERR_SPS_MALFORMED' });
+  const err = t.throws(() => decode(bytes, 'sequence', (r) => r.sequence(8, (r) => r.u64())), {
+    code: 'ERR_SPS_MALFORMED',
+  });
   t.regex(err!.message, /sequence of 1099511627776 elements/);
-  t.throws(() => decode(sps((w) => w.u64(0xffff_ffff_ffff_ffffn)), 'string', (r) => r.string()), { code: 'ERR_SPS_MALFORMED' });
+  t.throws(
+    () =>
+      decode(
+        sps((w) => w.u64(0xffff_ffff_ffff_ffffn)),
+        'string',
+        (r) => r.string(),
+      ),
+    { code: 'ERR_SPS_MALFORMED' },
+  );
 });
 
 test('trailing bytes after the expected value are malformed', (t) => {
-  t.throws(() => decode(Uint8Array.of(0, 0), 'SPSError', (r) => r.error()), { code: 'ERR_SPS_MALFORMED', message: /1 unexpected trailing bytes/ });
+  t.throws(() => decode(Uint8Array.of(0, 0), 'SPSError', (r) => r.error()), {
+    code: 'ERR_SPS_MALFORMED',
+    message: /1 unexpected trailing bytes/,
+  });
 });
 
 test('byte views from the reader are zero-copy windows on the input', (t) => {
@@ -120,7 +189,12 @@ test('byte views from the reader are zero-copy windows on the input', (t) => {
 test('Setup round-trips the 34 LLVM 22 names; duplicates and bad page sizes are refused', (t) => {
   t.is(LLVM22_BOOTSTRAP_SYMBOLS.length, 34);
   const symbols = new Map(LLVM22_BOOTSTRAP_SYMBOLS.map((n, i) => [n, 0x10000 + i * 16]));
-  const payload = encodeSetup({ targetTriple: 'x86_64-pc-linux-gnu', pageSize: 4096, bootstrapMap: new Map(), symbols }).finish();
+  const payload = encodeSetup({
+    targetTriple: 'x86_64-pc-linux-gnu',
+    pageSize: 4096,
+    bootstrapMap: new Map(),
+    symbols,
+  }).finish();
   t.is(hexOf(payload.subarray(0, 8)), '1300000000000000');
   const info = decodeSetup(payload);
   t.is(info.targetTriple, 'x86_64-pc-linux-gnu');
@@ -157,6 +231,12 @@ test('the frame parser refuses sizes below 32 and above its limit, and unknown o
     return h;
   };
   t.throws(() => new FrameParser(1024).push(header(31)), { code: 'ERR_FRAME_TOO_SMALL', message: /frame size 31/ });
-  t.throws(() => new FrameParser(1024).push(header(1025)), { code: 'ERR_FRAME_TOO_LARGE', message: /1025 is above the limit of 1024/ });
-  t.throws(() => new FrameParser(1024).push(encodeFrame(4, 0, 0)), { code: 'ERR_UNKNOWN_OPCODE', message: /unknown opcode 4/ });
+  t.throws(() => new FrameParser(1024).push(header(1025)), {
+    code: 'ERR_FRAME_TOO_LARGE',
+    message: /1025 is above the limit of 1024/,
+  });
+  t.throws(() => new FrameParser(1024).push(encodeFrame(4, 0, 0)), {
+    code: 'ERR_UNKNOWN_OPCODE',
+    message: /unknown opcode 4/,
+  });
 });

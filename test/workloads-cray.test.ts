@@ -29,7 +29,9 @@ test('cray: graph count and bytes per group match readelf', (t) => {
   t.deepEqual(summary.content, expected.content);
   t.deepEqual(summary.zeroFill, expected.zeroFill);
   t.true((summary.content['r-x'] ?? 0) > 4000, 'cray has code');
-  t.log(`cray: content ${JSON.stringify(summary.content)}, zero-fill ${JSON.stringify(summary.zeroFill)}, ${summary.pages} pages`);
+  t.log(
+    `cray: content ${JSON.stringify(summary.content)}, zero-fill ${JSON.stringify(summary.zeroFill)}, ${summary.pages} pages`,
+  );
 });
 
 test('builds are cached by source, flags and compiler, and rebuilt when one changes', (t) => {
@@ -49,7 +51,13 @@ test('jitmem workloads --objects FILE --json prints one entry named objects', (t
   const build = buildCray();
   const { status, stdout } = runCli(['workloads', '--objects', build.object, '--json']);
   t.is(status, 0);
-  const entries = JSON.parse(stdout) as Array<{ name: string; graphs: number; content: object; zeroFill: object; pages: number }>;
+  const entries = JSON.parse(stdout) as Array<{
+    name: string;
+    graphs: number;
+    content: object;
+    zeroFill: object;
+    pages: number;
+  }>;
   const expected = readelfTotals([build.object]);
   t.is(entries.length, 1);
   t.like(entries[0], { name: 'objects', graphs: 1, content: expected.content, zeroFill: expected.zeroFill });

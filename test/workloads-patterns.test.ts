@@ -121,8 +121,14 @@ test('churn keeps its live set within the band and reaches a steady state', asyn
   const drainAt = steps.findIndex((s) => s.op === 'phase' && s.name === 'drain');
   t.is(steadyAt, liveSet + 1, 'warm-up allocates exactly the live set');
   const counts = liveCounts(plan).slice(steadyAt, drainAt);
-  t.true(counts.every((n) => n >= liveSet - band && n <= liveSet + band), 'live count stays in the band');
-  t.true(Math.max(...counts) === liveSet + band && Math.min(...counts) === liveSet - band, 'the walk reaches both edges');
+  t.true(
+    counts.every((n) => n >= liveSet - band && n <= liveSet + band),
+    'live count stays in the band',
+  );
+  t.true(
+    Math.max(...counts) === liveSet + band && Math.min(...counts) === liveSet - band,
+    'the walk reaches both edges',
+  );
 
   // On the slab manager the allocator settles, whatever the seed: its free ranges hover at one
   // level, and reservations grow early and then rarely: heavy-tailed sizes (a few CPython
@@ -154,10 +160,21 @@ test('churn keeps its live set within the band and reaches a steady state', asyn
     const stats = manager.stats();
     const late = growth.filter((step) => step >= operations / 2).length;
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    const [second, fourth] = [1, 3].map((q) => mean(freeRanges.slice((q * operations) / 4, ((q + 1) * operations) / 4)));
-    t.true(late <= 2 && late < growth.length - late, `seed ${seed}: reservations grew at steps ${growth.join(', ')} of ${operations}`);
-    t.true(Math.abs(second! - fourth!) <= 0.3 * Math.max(second!, fourth!), `seed ${seed}: free ranges ${second} then ${fourth}`);
-    t.true(stats.peakReservedBytes <= 3 * stats.peakLiveBytes, `seed ${seed}: reserved ${stats.peakReservedBytes} for a peak of ${stats.peakLiveBytes} live`);
+    const [second, fourth] = [1, 3].map((q) =>
+      mean(freeRanges.slice((q * operations) / 4, ((q + 1) * operations) / 4)),
+    );
+    t.true(
+      late <= 2 && late < growth.length - late,
+      `seed ${seed}: reservations grew at steps ${growth.join(', ')} of ${operations}`,
+    );
+    t.true(
+      Math.abs(second! - fourth!) <= 0.3 * Math.max(second!, fourth!),
+      `seed ${seed}: free ranges ${second} then ${fourth}`,
+    );
+    t.true(
+      stats.peakReservedBytes <= 3 * stats.peakLiveBytes,
+      `seed ${seed}: reserved ${stats.peakReservedBytes} for a peak of ${stats.peakLiveBytes} live`,
+    );
     t.is(stats.liveAllocations, 0);
     t.log(
       `churn seed ${seed}: ${operations} steps around ${liveSet}±${band} python graphs: reservations grew at steps [${growth.join(', ')}]; ` +
@@ -168,10 +185,17 @@ test('churn keeps its live set within the band and reaches a steady state', asyn
 
 test('update re-JITs one module through new allocations, old and new overlapping', async (t) => {
   const plan = updatePlan(python, { times: 20 });
-  const [first] = [...plan.steps()];
-  t.is(first!.op === 'allocate' && first.graph.name, python.reduce((a, g) => (codeBytes(g) > codeBytes(a) ? g : a)).name, 'the module with the most code by default');
+  const first = [...plan.steps()][0]!;
+  t.is(
+    first.op === 'allocate' && first.graph.name,
+    python.reduce((a, g) => (codeBytes(g) > codeBytes(a) ? g : a)).name,
+    'the module with the most code by default',
+  );
   t.true(liveCounts(plan).every((n) => n <= 2));
-  t.is(updatePlan(python, { times: 3, module: 'ceval.o' }).description, `re-JIT ${python.find((g) => g.name.endsWith('(ceval.o)'))!.name} 3 times`);
+  t.is(
+    updatePlan(python, { times: 3, module: 'ceval.o' }).description,
+    `re-JIT ${python.find((g) => g.name.endsWith('(ceval.o)'))!.name} 3 times`,
+  );
   t.is((t.throws(() => updatePlan(python, { times: 3, module: 'nope.o' })) as JitmemError).code, 'ERR_UNKNOWN_MODULE');
 
   const manager = inProcessManager(t);
@@ -182,11 +206,12 @@ test('update re-JITs one module through new allocations, old and new overlapping
     },
   });
   t.like(result, { allocations: 21, frees: 21, peakLive: 2 });
-  for (let i = 1; i < bases.length; i++) t.not(bases[i], bases[i - 1], 'each version is a new allocation beside the live one');
+  for (let i = 1; i < bases.length; i++)
+    t.not(bases[i], bases[i - 1], 'each version is a new allocation beside the live one');
 });
 
 function codeBytes(graph: LinkGraph): number {
-  return graph.sections.reduce((n, s) => n + (s.group.prot & 4 ? s.size : 0), 0);
+  return graph.sections.reduce((n, s) => n + (s.group.prot & X ? s.size : 0), 0);
 }
 
 test('patch changes the code that runs, in place, under the in-process mapper', async (t) => {
@@ -194,7 +219,12 @@ test('patch changes the code that runs, in place, under the in-process mapper', 
   const graph = returnConstantGraph(1);
   const code = (value: number) => returnConstantCode(value);
   // One patch a batch, so that each new value can be seen running before the next goes in.
-  const plan = patchPlan([graph], { seed: 1, times: 5, batch: 1, patchAt: (i) => ({ offset: 0, bytes: code(100 + i) }) });
+  const plan = patchPlan([graph], {
+    seed: 1,
+    times: 5,
+    batch: 1,
+    patchAt: (i) => ({ offset: 0, bytes: code(100 + i) }),
+  });
   const seen: number[] = [];
   let base: number | undefined;
   const result = await runPlan(plan, manager, {
@@ -211,7 +241,7 @@ test('patch changes the code that runs, in place, under the in-process mapper', 
   t.like(result, { allocations: 1, patches: 5 });
 });
 
-test('patch by default writes a module\'s own code back at seeded offsets, and needs a patcher', async (t) => {
+test("patch by default writes a module's own code back at seeded offsets, and needs a patcher", async (t) => {
   const plan = patchPlan(cray, { seed: 3, times: 50, bytes: 32 });
   const batches = [...plan.steps()].filter((s) => s.op === 'patch');
   t.deepEqual(
@@ -230,7 +260,8 @@ test('patch by default writes a module\'s own code back at seeded offsets, and n
   await runPlan(plan, manager, {
     patcher: patcherOf(manager),
     afterStep: (step, _i, live) => {
-      if (step.op === 'patch') t.true(sameBytes(native.view(live.get(0)!.sectionAddress('.text'), text.size), text.content!));
+      if (step.op === 'patch')
+        t.true(sameBytes(native.view(live.get(0)!.sectionAddress('.text'), text.size), text.content!));
     },
   });
   const err = await t.throwsAsync(runPlan(plan, manager));
@@ -244,14 +275,22 @@ test('the in-process mapper patches code with a write window and gives the pages
   const page = mapper.pageSize;
   const { start } = await mapper.reserve(2 * page);
   mapper.prepare(start, 16).set(returnConstantCode(7));
-  await mapper.initialize({ mappingBase: start, segments: [{ offset: 0, contentSize: 16, zeroFillSize: 0, group: allocGroup(R | X) }], actions: [] });
+  await mapper.initialize({
+    mappingBase: start,
+    segments: [{ offset: 0, contentSize: 16, zeroFillSize: 0, group: allocGroup(R | X) }],
+    actions: [],
+  });
   t.is(native.callInt32(start), 7);
   await mapper.patchCode([{ address: start, bytes: returnConstantCode(8) }]);
   t.is(native.callInt32(start), 8);
   // Still R-X, not writable: a write now would fault, so probe the protection by patching
   // outside the segment instead, which the mapper refuses without touching anything.
-  await t.throwsAsync(mapper.patchCode([{ address: start + page - 2, bytes: returnConstantCode(9) }]), { code: 'ERR_PATCH_OUT_OF_SEGMENT' });
-  await t.throwsAsync(mapper.patchCode([{ address: start + page * 4, bytes: returnConstantCode(9) }]), { code: 'ERR_OUT_OF_RESERVATION' });
+  await t.throwsAsync(mapper.patchCode([{ address: start + page - 2, bytes: returnConstantCode(9) }]), {
+    code: 'ERR_PATCH_OUT_OF_SEGMENT',
+  });
+  await t.throwsAsync(mapper.patchCode([{ address: start + page * 4, bytes: returnConstantCode(9) }]), {
+    code: 'ERR_OUT_OF_RESERVATION',
+  });
   // A batch is refused whole when one of its patches is: the first patch did not go in either.
   await t.throwsAsync(
     mapper.patchCode([
@@ -273,8 +312,12 @@ test('sweep covers 4 KiB to 64 MiB with graphs of exactly those sizes and seeded
     graphs.map((g) => g.sections.reduce((n, s) => n + s.size, 0)),
     sweepSizes(4096, 1 << 20),
   );
-  t.true(sameBytes(sweepGraphs({ seed: 5, maxSize: 1 << 20 })[8]!.sections[0]!.content!, graphs[8]!.sections[0]!.content!));
-  t.false(sameBytes(sweepGraphs({ seed: 6, maxSize: 1 << 20 })[0]!.sections[0]!.content!, graphs[0]!.sections[0]!.content!));
+  t.true(
+    sameBytes(sweepGraphs({ seed: 5, maxSize: 1 << 20 })[8]!.sections[0]!.content!, graphs[8]!.sections[0]!.content!),
+  );
+  t.false(
+    sameBytes(sweepGraphs({ seed: 6, maxSize: 1 << 20 })[0]!.sections[0]!.content!, graphs[0]!.sections[0]!.content!),
+  );
 
   const manager = inProcessManager(t, 4 << 20);
   const sizesRun: number[] = [];
@@ -286,5 +329,8 @@ test('sweep covers 4 KiB to 64 MiB with graphs of exactly those sizes and seeded
       t.true(sameBytes(native.view(live.get(step.id)!.sectionAddress('.text'), s.size), s.content!));
     },
   });
-  t.deepEqual(sizesRun, sweepSizes(4096, 4 << 20).flatMap((s) => [s, s]));
+  t.deepEqual(
+    sizesRun,
+    sweepSizes(4096, 4 << 20).flatMap((s) => [s, s]),
+  );
 });

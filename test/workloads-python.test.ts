@@ -8,6 +8,7 @@ import { loadWorkload } from '../workloads/workload-sources.js';
 import { makeTempDir } from './helpers/object-fixtures.js';
 import { readelfTotals } from './helpers/readelf.js';
 import { runCli } from './helpers/run-cli.js';
+import { protName } from '../graph/alloc-group.js';
 
 const temp = makeTempDir('jitmem-python-');
 test.after.always(() => temp.remove());
@@ -29,7 +30,7 @@ test('python: python.o and every member of libpython3.11-pic.a, 180 objects, giv
     workload.graphs.map((g) => {
       const bytes: Record<string, number> = {};
       for (const s of g.sections) {
-        const key = `${s.content === undefined ? 'zero-fill' : 'content'} ${'r' + (s.group.prot & 2 ? 'w' : '-') + (s.group.prot & 4 ? 'x' : '-')}`;
+        const key = `${s.content === undefined ? 'zero-fill' : 'content'} ${protName(s.group.prot)}`;
         bytes[key] = (bytes[key] ?? 0) + s.size;
       }
       return [g.name, bytes];
@@ -40,18 +41,30 @@ test('python: python.o and every member of libpython3.11-pic.a, 180 objects, giv
   // Every segment starts on a page: at least one page per group a graph uses, and whole pages for its bytes.
   const lowerBound = [...expected.perObject.values()].reduce((sum, bytes) => {
     const byGroup = new Map<string, number>();
-    for (const [key, n] of Object.entries(bytes)) byGroup.set(key.split(' ')[1]!, (byGroup.get(key.split(' ')[1]!) ?? 0) + n);
+    for (const [key, n] of Object.entries(bytes))
+      byGroup.set(key.split(' ')[1]!, (byGroup.get(key.split(' ')[1]!) ?? 0) + n);
     return sum + [...byGroup.values()].reduce((s, n) => s + Math.ceil(n / pageSize()), 0);
   }, 0);
-  t.true(summary.pages >= lowerBound && summary.pages < lowerBound * 1.05, `pages ${summary.pages}, lower bound ${lowerBound}`);
-  t.log(`python: ${summary.graphs} graphs, content ${JSON.stringify(summary.content)}, zero-fill ${JSON.stringify(summary.zeroFill)}, ${summary.pages} pages of ${pageSize()} bytes`);
+  t.true(
+    summary.pages >= lowerBound && summary.pages < lowerBound * 1.05,
+    `pages ${summary.pages}, lower bound ${lowerBound}`,
+  );
+  t.log(
+    `python: ${summary.graphs} graphs, content ${JSON.stringify(summary.content)}, zero-fill ${JSON.stringify(summary.zeroFill)}, ${summary.pages} pages of ${pageSize()} bytes`,
+  );
 });
 
 test('jitmem workloads python --json prints the same entry', (t) => {
   const { status, stdout } = runCli(['workloads', 'python', '--json']);
   t.is(status, 0);
   const expected = readelfTotals(findPythonObjects().files);
-  const [entry] = JSON.parse(stdout) as Array<{ name: string; graphs: number; content: object; zeroFill: object; pages: number }>;
+  const [entry] = JSON.parse(stdout) as Array<{
+    name: string;
+    graphs: number;
+    content: object;
+    zeroFill: object;
+    pages: number;
+  }>;
   t.is(entry!.name, 'python');
   t.is(entry!.graphs, expected.graphs);
   t.deepEqual(entry!.content, expected.content);

@@ -10,6 +10,7 @@ import { runProgram } from '../../jitlink/run-program.js';
 import type { MapperName } from '../report/report.js';
 import type { RunProgram } from '../../workloads/run-programs.js';
 import type { OpenRunTarget, RunClock, RunTarget } from './run-target.js';
+import { closeOrKill, joinErrors, runAll } from '../../core/cleanup.js';
 
 /**
  * The run pattern wired to jitmem's linker: jitlink's runProgram over a slab memory manager on
@@ -109,7 +110,6 @@ export const openRunTarget: OpenRunTarget = async (mapper: MapperName, executor:
     const memoryMapper: MemoryMapper = mapper === 'shared' ? new SharedMemoryMapper(session) : new RpcCopyMapper(session);
     return new LinkerRunTarget(new SessionTarget(session), memoryMapper, session);
   } catch (err) {
-    await session.close().catch(() => session.kill());
-    throw err;
+    throw joinErrors(err, await runAll([() => closeOrKill(session)]));
   }
 };

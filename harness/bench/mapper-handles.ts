@@ -12,6 +12,7 @@ import type { Cell, MapperHandle } from './cell-runner.js';
 import type { AddressRange } from './integrity.js';
 import { sha256 } from './integrity.js';
 import { processCostCounters } from '../../core/cost-counters.js';
+import { closeOrKill, joinErrors, runAll } from '../../core/cleanup.js';
 
 /**
  * Opens the transport of one cell: a mapper, and for the remote ones the executor process it
@@ -91,8 +92,7 @@ async function remoteHandle(mapper: 'shared' | 'rpc', executor: 'jitmem' | 'llvm
       },
     };
   } catch (err) {
-    await session.close().catch(() => session.kill());
-    throw err;
+    throw joinErrors(err, await runAll([() => closeOrKill(session)]));
   }
 }
 

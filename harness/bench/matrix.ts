@@ -125,8 +125,27 @@ export interface PlannedCell extends Cell {
   readonly forceCold: boolean;
 }
 
+/**
+ * Why cells were not run, as a code the bench can act on (the reason is for the reader and may
+ * be reworded or replaced by a more precise one).
+ */
+export type SkipCode =
+  /** LLVM's executor is not installed. */
+  | 'llvm-executor-missing'
+  /** LLVM's executor runs only the load pattern. */
+  | 'llvm-executor-load-only'
+  /** The mapper cannot patch finalized code in place. */
+  | 'no-patch-in-place'
+  /** llvm-jitlink is not there for the end-to-end rows. */
+  | 'llvm-jitlink-missing'
+  /** jitmem's own end-to-end rows cannot run (no program to run, say). */
+  | 'jitmem-run-unavailable'
+  /** The executor snapshot could not be built; executors start from their entry file. */
+  | 'executor-snapshot-unavailable';
+
 export interface SkippedCell {
   readonly cell: string;
+  readonly code: SkipCode;
   readonly reason: string;
 }
 
@@ -160,11 +179,12 @@ export function planCells(
     return selection.executors.filter((e) => {
       if (e !== 'llvm') return true;
       if (!llvmInstalled) {
-        skipped.push({ cell: `*/${pattern}/${mapper}@llvm`, reason: "LLVM 22's llvm-jitlink-executor is not installed (Debian package llvm-22)" });
+        skipped.push({ cell: `*/${pattern}/${mapper}@llvm`, code: 'llvm-executor-missing', reason: "LLVM 22's llvm-jitlink-executor is not installed (Debian package llvm-22)" });
         return false;
       }
       if (pattern !== 'load') {
-        skipped.push({ cell: `*/${pattern}/${mapper}@llvm`, reason: "LLVM 22's executor cannot initialize a freed range again; it runs only the load pattern" });
+        const reason = "LLVM 22's executor cannot initialize a freed range again; it runs only the load pattern";
+        skipped.push({ cell: `*/${pattern}/${mapper}@llvm`, code: 'llvm-executor-load-only', reason });
         return false;
       }
       return true;

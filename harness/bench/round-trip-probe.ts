@@ -7,6 +7,7 @@ import { SlabMemoryManager } from '../../mappers/slab/slab-memory-manager.js';
 import { ExecutorSession } from '../../session/executor-session.js';
 import { median } from '../statistics.js';
 import type { BudgetRow } from '../report/report.js';
+import { closeOrKill, withCleanup } from '../../core/cleanup.js';
 
 /**
  * What one remote call costs beside what a finalize costs: a no-op round trip and the finalize
@@ -32,7 +33,7 @@ function onePageGraph(pageSize: number): LinkGraph {
 export async function probeRoundTrip(options: { samples?: number; executorCpus?: readonly number[] | null } = {}): Promise<RoundTripProbe> {
   const samples = options.samples ?? 1000;
   const session = await ExecutorSession.spawn();
-  try {
+  return withCleanup(async () => {
     if (options.executorCpus && session.pid !== undefined) native.setAffinity(session.pid, options.executorCpus);
     const mapper = new SharedMemoryMapper(session);
     const manager = new SlabMemoryManager(mapper, { granularity: 1 << 20 });
@@ -56,9 +57,7 @@ export async function probeRoundTrip(options: { samples?: number; executorCpus?:
     await manager.close();
     await mapper.close();
     return { noopUs: median(noop), finalizeUs: median(finalize), samples };
-  } finally {
-    await session.close().catch(() => session.kill());
-  }
+  }, [() => closeOrKill(session)]);
 }
 
 export function roundTripBudget(probe: RoundTripProbe): BudgetRow {

@@ -165,7 +165,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
             ...(options.llvmExecutor ? { llvmExecutor: options.llvmExecutor } : {}),
           });
           if (cell.pattern === 'patch' && !handle.patch) {
-            skipped.push({ cell: name, reason: `the ${cell.mapper} mapper${cell.executor === 'llvm' ? " over LLVM's executor" : ''} cannot patch finalized code in place` });
+            skipped.push({ cell: name, code: 'no-patch-in-place', reason: `the ${cell.mapper} mapper${cell.executor === 'llvm' ? " over LLVM's executor" : ''} cannot patch finalized code in place` });
             await handle.close();
             continue;
           }
@@ -323,7 +323,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
   };
   // LLVM missing is said once: the matrix's cells over LLVM's executor take the run pattern's reason.
   if (endToEnd && !endToEnd.llvm.available && endToEnd.llvm.reason) {
-    for (const [i, s] of skipped.entries()) if (/llvm-jitlink-executor is not installed/.test(s.reason)) skipped[i] = { ...s, reason: endToEnd.llvm.reason };
+    for (const [i, s] of skipped.entries()) if (s.code === 'llvm-executor-missing') skipped[i] = { ...s, reason: endToEnd.llvm.reason };
   }
   return { report, skipped: [...skipped, ...runSkips] };
 }

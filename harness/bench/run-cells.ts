@@ -16,6 +16,7 @@ import { findLlvm, JitmemExecutorScript, runLlvmJitlink, type LlvmMode, type Llv
 import { JITMEM_RUN_PHASES } from './run-target.js';
 import { RESULT_FD, type RunWorkerRequest, type RunWorkerResult, type WarmIterationResult } from './run-worker.js';
 import { toStats } from './stats.js';
+import type { SkippedCell } from './matrix.js';
 
 /**
  * The `run` pattern's cells: every program linked, moved, run to exit and freed, by jitmem's
@@ -43,10 +44,7 @@ export function runCellName(c: RunCell): string {
 }
 
 /** Why a whole kind of row is absent; printed once, not once per cell. */
-export interface RunSkip {
-  readonly cell: string;
-  readonly reason: string;
-}
+export type RunSkip = SkippedCell;
 
 export interface EndToEndOptions {
   readonly workloads: readonly string[];
@@ -500,10 +498,10 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
   const lookup = options.withoutLlvm ? { reason: 'left out (--executor without llvm)' } : findLlvm(options.llvmDir);
   const tools = lookup.tools;
   const llvmDir = tools?.dir ?? options.llvmDir ?? process.env.JITMEM_LLVM_DIR ?? '/usr/lib/llvm-22/bin';
-  if (!tools) skipped.push({ cell: '*/run/* [llvm-jitlink]', reason: lookup.reason! });
+  if (!tools) skipped.push({ cell: '*/run/* [llvm-jitlink]', code: 'llvm-jitlink-missing', reason: lookup.reason! });
   const jitmem = jitmemLinkerAvailable();
   const jitmemReason = jitmem ? undefined : "jitmem's JIT linker (jitlink/) is not in this build, so the run pattern has only llvm-jitlink's rows";
-  if (!jitmem) skipped.push({ cell: '*/run/* [jitmem]', reason: jitmemReason! });
+  if (!jitmem) skipped.push({ cell: '*/run/* [jitmem]', code: 'jitmem-run-unavailable', reason: jitmemReason! });
 
   const cells: RunCell[] = [];
   for (const workload of options.workloads) {
@@ -524,7 +522,8 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
     try {
       buildExecutorSnapshot();
     } catch (err) {
-      skipped.push({ cell: 'executor snapshot', reason: `${(err as Error).message}; jitmem's executor starts from its entry file` });
+      const reason = `${(err as Error).message}; jitmem's executor starts from its entry file`;
+      skipped.push({ cell: 'executor snapshot', code: 'executor-snapshot-unavailable', reason });
     }
   }
   if (options.startupSamples > 0) {

@@ -2,6 +2,7 @@ import { PHASES, type Report, type ResultRow } from '../report/report.js';
 import { mean, quantileSorted } from '../statistics.js';
 import { fixedScale, mapperColourScale, mapperKey, mapperLabel, mapperOrder, PHASE_COLOURS, POLICY_COLOURS } from './palette.js';
 import { endToEndChart } from './end-to-end-chart.js';
+import { CHART_FONT_FAMILY, VEGA_LITE_SCHEMA_URL, type ChartSet, type ChartSpec, type SkippedChart } from './chart-types.js';
 
 /**
  * The Vega-Lite specs of `jitmem charts`, built from reports. Pure: data goes inline into each
@@ -11,36 +12,6 @@ import { endToEndChart } from './end-to-end-chart.js';
  * Every chart but the history is drawn from the last report given; the history takes them all,
  * in the order given.
  */
-
-/** The font every chart is drawn in: shipped in harness/charts/fonts so PNGs are the same on every machine. */
-export const CHART_FONT_FAMILY = 'DejaVu Sans';
-
-export const VEGA_LITE_SCHEMA_URL = 'https://vega.github.io/schema/vega-lite/v6.json';
-
-export type ChartName = 'speedup' | 'phases' | 'sweep' | 'latency' | 'churn' | 'history' | 'end-to-end';
-
-export interface ChartSpec {
-  /** File stem: <name>.vl.json, <name>.svg, <name>.png. */
-  readonly name: ChartName;
-  readonly title: string;
-  /** What the chart shows and how to read it, for the HTML page. */
-  readonly caption: string;
-  /** Axis and legend titles the rendered chart must show (tests check them in the SVG). */
-  readonly axisTitles: readonly string[];
-  /** Vega mark types the rendered chart must hold, as in the SVG's `mark-<type>` classes. */
-  readonly marks: readonly string[];
-  readonly spec: Record<string, unknown>;
-}
-
-export interface SkippedChart {
-  readonly name: ChartName;
-  readonly reason: string;
-}
-
-export interface ChartSet {
-  readonly charts: readonly ChartSpec[];
-  readonly skipped: readonly SkippedChart[];
-}
 
 /** Box plots are drawn from at most this many points per row: evenly spaced order statistics of the samples, which keep their quantiles. */
 export const MAX_BOX_POINTS = 1000;

@@ -1,7 +1,7 @@
 import type { Report, ResultRow } from '../report/report.js';
 import { median } from '../statistics.js';
 import { linkerLabel, phaseGroups } from '../bench/end-to-end.js';
-import { CHART_FONT_FAMILY, VEGA_LITE_SCHEMA_URL, type ChartSpec, type SkippedChart } from './chart-specs.js';
+import { CHART_FONT_FAMILY, VEGA_LITE_SCHEMA_URL, type ChartSpec, type SkippedChart } from './chart-types.js';
 
 /**
  * "end to end: time to exit by transport and linker": for every program of the `run` pattern,
@@ -12,7 +12,16 @@ import { CHART_FONT_FAMILY, VEGA_LITE_SCHEMA_URL, type ChartSpec, type SkippedCh
 
 export const END_TO_END_CHART = 'end-to-end' as const;
 
-const PHASE_ORDER = ['read', 'link', 'link + transport', 'transport', 'run', 'free', 'process start and exit', 'executor start (apart)'];
+const PHASE_ORDER = [
+  'read',
+  'link',
+  'link + transport',
+  'transport',
+  'run',
+  'free',
+  'process start and exit',
+  'executor start (apart)',
+];
 
 function transportLabel(r: ResultRow): string {
   const linker = r.linker ?? 'jitmem';
@@ -26,7 +35,8 @@ function transportLabel(r: ResultRow): string {
 /** Per-iteration sums of a group's phases, then the median. */
 function groupMedian(r: ResultRow, phases: readonly string[]): number {
   const sums = new Array<number>(r.latency.samples.length).fill(0);
-  for (const p of phases) (r.phases as Record<string, { samples: number[] } | undefined>)[p]?.samples.forEach((x, i) => (sums[i]! += x));
+  for (const p of phases)
+    (r.phases as Record<string, { samples: number[] } | undefined>)[p]?.samples.forEach((x, i) => (sums[i]! += x));
   return median(sums);
 }
 
@@ -37,8 +47,16 @@ export function endToEndChart(report: Report): ChartSpec | SkippedChart {
     const bars = phaseGroups(r).map(({ group, phases }) => ({ group, ms: groupMedian(r, phases) }));
     // jitmem's executor starts before the iteration's clock; llvm-jitlink's is inside its process time. Shown, apart,
     // where every run pays it (a process per run); a warm controller starts its executor once for all its runs.
-    if (r.startup && r.controller !== 'warm') bars.push({ group: 'executor start (apart)', ms: median(r.startup.samples) });
-    return bars.map(({ group, ms }) => ({ program: r.workload, bar: transportLabel(r), phase: group, order: PHASE_ORDER.indexOf(group), ms, exit: r.latency.p50 }));
+    if (r.startup && r.controller !== 'warm')
+      bars.push({ group: 'executor start (apart)', ms: median(r.startup.samples) });
+    return bars.map(({ group, ms }) => ({
+      program: r.workload,
+      bar: transportLabel(r),
+      phase: group,
+      order: PHASE_ORDER.indexOf(group),
+      ms,
+      exit: r.latency.p50,
+    }));
   });
   const xTitle = 'median time (ms)';
   return {
@@ -71,7 +89,13 @@ export function endToEndChart(report: Report): ChartSpec | SkippedChart {
           y: { field: 'bar', type: 'nominal', title: null, sort: null, axis: { labelLimit: 480 } },
           x: { field: 'ms', type: 'quantitative', title: xTitle, stack: 'zero' },
           // One colour per phase in every report: the whole domain, in order.
-          color: { field: 'phase', type: 'nominal', title: 'phase', scale: { domain: PHASE_ORDER }, legend: { labelLimit: 260 } },
+          color: {
+            field: 'phase',
+            type: 'nominal',
+            title: 'phase',
+            scale: { domain: PHASE_ORDER },
+            legend: { labelLimit: 260 },
+          },
           order: { field: 'order', type: 'quantitative' },
           tooltip: [
             { field: 'bar', type: 'nominal', title: 'linker: transport' },

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Trend } from '../report/history.js';
-import { CHART_FONT_FAMILY, VEGA_LITE_SCHEMA_URL } from './chart-specs.js';
+import { CHART_FONT_FAMILY, VEGA_LITE_SCHEMA_URL } from './chart-types.js';
 
 /**
  * The trend chart of `jitmem history`: each headline ratio across commits (short hashes on the
@@ -14,28 +14,71 @@ export const TREND_Y_TITLE = 'speedup (x, 95% CI)';
 
 export function trendChartSpec(trends: readonly Trend[]): Record<string, unknown> {
   const values = trends.flatMap((t) =>
-    t.points.map((p, order) => ({ ratio: t.label, commit: p.commit, order, runs: p.runs, speedup: p.speedup, low: p.ci95[0], high: p.ci95[1] })),
+    t.points.map((p, order) => ({
+      ratio: t.label,
+      commit: p.commit,
+      order,
+      runs: p.runs,
+      speedup: p.speedup,
+      low: p.ci95[0],
+      high: p.ci95[1],
+    })),
   );
-  const x = { field: 'commit', type: 'ordinal', title: TREND_X_TITLE, sort: { field: 'order' }, axis: { labelAngle: -30 } };
+  const x = {
+    field: 'commit',
+    type: 'ordinal',
+    title: TREND_X_TITLE,
+    sort: { field: 'order' },
+    axis: { labelAngle: -30 },
+  };
   return {
     $schema: VEGA_LITE_SCHEMA_URL,
     title: 'Headline speedups across commits',
-    config: { font: CHART_FONT_FAMILY, background: 'white', view: { stroke: '#ddd' }, axis: { labelFontSize: 11, titleFontSize: 12 }, title: { fontSize: 14, anchor: 'start' } },
+    config: {
+      font: CHART_FONT_FAMILY,
+      background: 'white',
+      view: { stroke: '#ddd' },
+      axis: { labelFontSize: 11, titleFontSize: 12 },
+      title: { fontSize: 14, anchor: 'start' },
+    },
     data: { values },
-    facet: { row: { field: 'ratio', type: 'nominal', title: null, header: { labelAngle: 0, labelOrient: 'top', labelAnchor: 'start', labelLimit: 520, labelFontSize: 12 } } },
+    facet: {
+      row: {
+        field: 'ratio',
+        type: 'nominal',
+        title: null,
+        header: { labelAngle: 0, labelOrient: 'top', labelAnchor: 'start', labelLimit: 520, labelFontSize: 12 },
+      },
+    },
     resolve: { scale: { y: 'independent' } },
     spec: {
       width: 520,
       height: 160,
       layer: [
-        { mark: { type: 'area', opacity: 0.15, color: '#4c78a8' }, encoding: { x, y: { field: 'low', type: 'quantitative', title: TREND_Y_TITLE, scale: { zero: false } }, y2: { field: 'high' } } },
-        { mark: { type: 'errorbar', color: '#4c78a8' }, encoding: { x, y: { field: 'low', type: 'quantitative', title: TREND_Y_TITLE }, y2: { field: 'high' } } },
+        {
+          mark: { type: 'area', opacity: 0.15, color: '#4c78a8' },
+          encoding: {
+            x,
+            y: { field: 'low', type: 'quantitative', title: TREND_Y_TITLE, scale: { zero: false } },
+            y2: { field: 'high' },
+          },
+        },
+        {
+          mark: { type: 'errorbar', color: '#4c78a8' },
+          encoding: { x, y: { field: 'low', type: 'quantitative', title: TREND_Y_TITLE }, y2: { field: 'high' } },
+        },
         {
           mark: { type: 'line', point: true, color: '#4c78a8' },
           encoding: {
             x,
             y: { field: 'speedup', type: 'quantitative', title: TREND_Y_TITLE },
-            tooltip: [{ field: 'commit' }, { field: 'speedup', format: '.3f' }, { field: 'low', format: '.3f' }, { field: 'high', format: '.3f' }, { field: 'runs' }],
+            tooltip: [
+              { field: 'commit' },
+              { field: 'speedup', format: '.3f' },
+              { field: 'low', format: '.3f' },
+              { field: 'high', format: '.3f' },
+              { field: 'runs' },
+            ],
           },
         },
       ],

@@ -2,7 +2,7 @@ import type { Report } from '../report/report.js';
 import type { Comparison } from '../compare/comparison.js';
 import { budgetItems, headlineItems, PLAIN_RESULTS_HEADER, plainResultCells, TABLE_LEGEND } from '../bench/summary.js';
 import { samplingLines } from '../bench/sampling.js';
-import type { ChartSpec, SkippedChart } from './chart-specs.js';
+import type { ChartSpec, SkippedChart } from './chart-types.js';
 
 /**
  * The one self-contained HTML page of `jitmem charts`: every chart's SVG inline, every spec
@@ -21,7 +21,10 @@ function escapeHtml(text: string): string {
 
 /** JSON that cannot close the script element it sits in. */
 function scriptJson(value: unknown): string {
-  return JSON.stringify(value, null, 1).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  return JSON.stringify(value, null, 1)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 }
 
 function reportLine(report: Report, i: number): string {
@@ -34,10 +37,19 @@ function ms(x: number): string {
   return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toFixed(3);
 }
 
-function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>, numeric: ReadonlySet<number>, rowClass?: (i: number) => string): string {
-  const cell = (tag: string, text: string, i: number) => `<${tag}${numeric.has(i) ? ' class="num"' : ''}>${escapeHtml(text)}</${tag}>`;
+function table(
+  header: readonly string[],
+  rows: ReadonlyArray<readonly string[]>,
+  numeric: ReadonlySet<number>,
+  rowClass?: (i: number) => string,
+): string {
+  const cell = (tag: string, text: string, i: number) =>
+    `<${tag}${numeric.has(i) ? ' class="num"' : ''}>${escapeHtml(text)}</${tag}>`;
   return `<table><thead><tr>${header.map((h, i) => cell('th', h, i)).join('')}</tr></thead><tbody>${rows
-    .map((r, j) => `<tr${rowClass?.(j) ? ` class="${rowClass(j)}"` : ''}>${r.map((c, i) => cell('td', c, i)).join('')}</tr>`)
+    .map(
+      (r, j) =>
+        `<tr${rowClass?.(j) ? ` class="${rowClass(j)}"` : ''}>${r.map((c, i) => cell('td', c, i)).join('')}</tr>`,
+    )
     .join('')}</tbody></table>`;
 }
 
@@ -65,18 +77,47 @@ function pct(x: number): string {
 /** What `jitmem compare FIRST LAST` says, for a page drawn from two reports. */
 function compareSection(c: Comparison): string {
   const verdict = (v: string) => (v === 'regression' ? 'REGRESSION' : v === 'improvement' ? 'improvement' : '~');
-  const ratioRows = c.ratios.map((r) => [r.label, r.base.speedup.toFixed(2), r.head.speedup.toFixed(2), pct(r.change), r.p < 0.0001 ? '<0.0001' : r.p.toFixed(4), verdict(r.verdict)]);
-  const timeRows = c.times.map((r) => [r.label, ms(r.base.median), ms(r.head.median), pct(r.change), r.p < 0.0001 ? '<0.0001' : r.p.toFixed(4), verdict(r.verdict)]);
+  const ratioRows = c.ratios.map((r) => [
+    r.label,
+    r.base.speedup.toFixed(2),
+    r.head.speedup.toFixed(2),
+    pct(r.change),
+    r.p < 0.0001 ? '<0.0001' : r.p.toFixed(4),
+    verdict(r.verdict),
+  ]);
+  const timeRows = c.times.map((r) => [
+    r.label,
+    ms(r.base.median),
+    ms(r.head.median),
+    pct(r.change),
+    r.p < 0.0001 ? '<0.0001' : r.p.toFixed(4),
+    verdict(r.verdict),
+  ]);
   const counted = [...c.ratios, ...c.times].filter((r) => r.verdict !== 'same');
   const summary =
     c.regressions > 0
       ? `${c.regressions} significant regression${c.regressions === 1 ? '' : 's'} beyond the threshold`
       : `no significant regression beyond the threshold${c.improvements ? ` (${c.improvements} significant improvement${c.improvements === 1 ? '' : 's'})` : ''}`;
-  const cls = (rows: ReadonlyArray<readonly string[]>) => (i: number) => (rows[i]![5] === 'REGRESSION' ? 'over' : rows[i]![5] === 'improvement' ? 'better' : '');
+  const cls = (rows: ReadonlyArray<readonly string[]>) => (i: number) =>
+    rows[i]![5] === 'REGRESSION' ? 'over' : rows[i]![5] === 'improvement' ? 'better' : '';
   const countedRows = counted.map((r) =>
     r.kind === 'ratio'
-      ? [r.label, r.base.speedup.toFixed(2), r.head.speedup.toFixed(2), pct(r.change), r.p < 0.0001 ? '<0.0001' : r.p.toFixed(4), verdict(r.verdict)]
-      : [r.label, ms(r.base.median), ms(r.head.median), pct(r.change), r.p < 0.0001 ? '<0.0001' : r.p.toFixed(4), verdict(r.verdict)],
+      ? [
+          r.label,
+          r.base.speedup.toFixed(2),
+          r.head.speedup.toFixed(2),
+          pct(r.change),
+          r.p < 0.0001 ? '<0.0001' : r.p.toFixed(4),
+          verdict(r.verdict),
+        ]
+      : [
+          r.label,
+          ms(r.base.median),
+          ms(r.head.median),
+          pct(r.change),
+          r.p < 0.0001 ? '<0.0001' : r.p.toFixed(4),
+          verdict(r.verdict),
+        ],
   );
   return `<section id="compare">
 <h2>Compared: first report against last</h2>
@@ -95,7 +136,12 @@ export interface PageExtras {
   readonly comparison?: Comparison;
 }
 
-export function htmlPage(reports: readonly Report[], rendered: readonly RenderedChart[], skipped: readonly SkippedChart[], extras: PageExtras = {}): string {
+export function htmlPage(
+  reports: readonly Report[],
+  rendered: readonly RenderedChart[],
+  skipped: readonly SkippedChart[],
+  extras: PageExtras = {},
+): string {
   const sections = rendered.map(
     ({ chart, svg }) => `<section id="${chart.name}">
 <h2>${escapeHtml(chart.title)}</h2>

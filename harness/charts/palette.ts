@@ -79,9 +79,15 @@ export function mapperOrder(keys: Iterable<string>): string[] {
   return mapperColourScale(keys).domain;
 }
 
-export function fixedScale(pairs: ReadonlyArray<readonly [string, string]>, present: Iterable<string>): { domain: string[]; range: string[] } {
+export function fixedScale(
+  pairs: ReadonlyArray<readonly [string, string]>,
+  present: Iterable<string>,
+): { domain: string[]; range: string[] } {
   const set = new Set(present);
   const kept = pairs.filter(([k]) => set.has(k));
   const extra = [...set].filter((k) => !pairs.some(([p]) => p === k)).sort();
-  return { domain: [...kept.map(([k]) => k), ...extra], range: [...kept.map(([, c]) => c), ...extra.map((_, i) => SPARE_COLOURS[i % SPARE_COLOURS.length]!)] };
+  return {
+    domain: [...kept.map(([k]) => k), ...extra],
+    range: [...kept.map(([, c]) => c), ...extra.map((_, i) => SPARE_COLOURS[i % SPARE_COLOURS.length]!)],
+  };
 }

@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { Resvg } from '@resvg/resvg-js';
 import { parse, View } from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { CHART_FONT_FAMILY } from './chart-specs.js';
+import { CHART_FONT_FAMILY } from './chart-types.js';
 
 /**
  * Renders a Vega-Lite spec in Node: compiled to Vega, drawn to SVG by Vega's headless view,

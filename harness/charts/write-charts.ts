@@ -2,7 +2,8 @@ import { writeFileSync } from 'node:fs';
 import { ensureOutputDirectory } from '../../core/files.js';
 import path from 'node:path';
 import type { Report } from '../report/report.js';
-import { chartSpecs, type ChartSpec, type SkippedChart } from './chart-specs.js';
+import { chartSpecs } from './chart-specs.js';
+import type { ChartSpec, SkippedChart } from './chart-types.js';
 import { htmlPage } from './html-page.js';
 import { compareReports } from '../compare/judge.js';
 import { withTitles } from './svg-titles.js';
@@ -22,7 +23,10 @@ export interface WrittenCharts {
   readonly skipped: readonly SkippedChart[];
 }
 
-/** Writes <name>.vl.json, <name>.svg and <name>.png for every chart the reports have data for, and index.html, into `outDir`. */
+/**
+ * Writes <name>.vl.json, <name>.svg and <name>.png for every chart the reports have data for, and
+ * index.html, into `outDir`.
+ */
 export async function writeCharts(reports: readonly Report[], outDir: string): Promise<WrittenCharts> {
   const { charts, skipped } = chartSpecs(reports);
   const { renderPng, renderSvg } = await loadRenderer();

@@ -1,75 +1,60 @@
-import { parseCommandArgs, type Command } from './command.js';
+import type { Command } from './command.js';
+import { booleanFlag, invalidValue, listOf, parseFlags, positiveInteger, printHelp, valueFlag } from './flags.js';
 import { allocBudgets, runAllocBench } from '../component-benches/alloc-bench.js';
-import { checkFitPolicy } from '../../mappers/slab/free-range-index.js';
-import { JitmemError } from '../../core/errors.js';
+import { FIT_POLICIES } from '../../mappers/slab/free-range-index.js';
 import { formatTable } from '../report/format-table.js';
 
-const HELP = `usage: jitmem bench-alloc [options]
-
-Allocator microbenchmark: latency of one allocate+free pair in the slab allocator's
+const SPEC = {
+  name: 'bench-alloc',
+  usage: 'jitmem bench-alloc [options]',
+  about: `Allocator microbenchmark: latency of one allocate+free pair in the slab allocator's
 free-range index holding 1k, 10k and 100k free ranges, for each fit policy. Each figure is
-printed beside its budget (p50 <= 1 us at 10k; 100k within 2x of 1k).
+printed beside its budget (p50 <= 1 us at 10k; 100k within 2x of 1k).`,
+  flags: {
+    policy: valueFlag({ value: 'LIST', help: 'fit policies, comma-separated (default first-fit,best-fit)' }, listOf(FIT_POLICIES)),
+    sizes: valueFlag(
+      {
+        value: 'LIST',
+        help: `free-range counts, comma-separated; k and m mean thousand and million
+(default 1k,10k,100k)`,
+      },
+      counts,
+    ),
+    time: valueFlag({ value: 'MS', help: 'sampling time per cell in milliseconds (default 500)' }, positiveInteger),
+    batch: valueFlag({ value: 'N', help: 'allocate+free pairs per sample (default 1000)' }, positiveInteger),
+    seed: valueFlag({ value: 'N', help: 'seed of the free-range shapes (default 42)' }, positiveInteger),
+    json: booleanFlag('print the rows as JSON instead of a table'),
+    check: booleanFlag('exit with status 1 when a figure is over its budget'),
+  },
+  operands: false,
+  footer: `exit status: 0 when measured (figures over budget or not, unless --check); 1 with --check
+when a figure is over its budget; 2 for bad flags.`,
+};
 
-options:
-  --policy LIST     fit policies, comma-separated (default first-fit,best-fit)
-  --sizes LIST      free-range counts, comma-separated; k and m mean thousand and million
-                    (default 1k,10k,100k)
-  --time MS         sampling time per cell in milliseconds (default 500)
-  --batch N         allocate+free pairs per sample (default 1000)
-  --seed N          seed of the free-range shapes (default 42)
-  --json            print the rows as JSON instead of a table
-  --check           exit with status 1 when a figure is over its budget
-  -h, --help        show this help
-
-exit status: 0 when measured (figures over budget or not, unless --check); 1 with --check
-when a figure is over its budget; 2 for bad flags.
-`;
-
-/** A count as the help writes it: 1000, 10k, 1m. */
-function count(flag: string, text: string): number {
-  const m = /^(\d+)([km]?)$/i.exec(text);
-  const n = m ? Number(m[1]) * (m[2] ? (m[2].toLowerCase() === 'k' ? 1e3 : 1e6) : 1) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1) throw new JitmemError('ERR_INVALID_FLAG', `${flag} takes positive counts such as 1000, 10k or 1m; got ${JSON.stringify(text)}`, { flag, value: text });
-  return n;
-}
-
-function positiveInt(flag: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 1) throw new JitmemError('ERR_INVALID_FLAG', `${flag} must be a positive integer; got ${JSON.stringify(text)}`, { flag });
-  return n;
+/** Counts as the help writes them, comma-separated: 1000, 10k, 1m. */
+function counts(text: string, flag: string): number[] {
+  return text.split(',').map((item) => {
+    const m = /^(\d+)([km]?)$/i.exec(item.trim());
+    const n = m ? Number(m[1]) * (m[2] ? (m[2].toLowerCase() === 'k' ? 1e3 : 1e6) : 1) : NaN;
+    if (!Number.isSafeInteger(n) || n < 1) throw invalidValue(flag, 'positive counts such as 1000, 10k or 1m', item.trim());
+    return n;
+  });
 }
 
 export const benchAllocCommand: Command = {
   name: 'bench-alloc',
   summary: 'allocator microbenchmark: allocate+free latency at 1k/10k/100k free ranges',
   async run(argv, io) {
-    const { values } = parseCommandArgs('bench-alloc', {
-      args: argv,
-      options: {
-        policy: { type: 'string' },
-        sizes: { type: 'string' },
-        time: { type: 'string' },
-        batch: { type: 'string' },
-        seed: { type: 'string' },
-        json: { type: 'boolean' },
-        check: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    });
-    if (values.help) {
-      io.stdout.write(HELP);
-      return 0;
-    }
-    const policies = values.policy?.split(',').map((p) => checkFitPolicy(p.trim()));
-    const sizes = values.sizes?.split(',').map((s) => count('--sizes', s.trim()));
+    const { values, help } = parseFlags(SPEC, argv);
+    if (help) return printHelp(SPEC, io);
+    const { policy: policies, sizes } = values;
     const progress = (io.stderr as { isTTY?: boolean }).isTTY === true;
     const rows = await runAllocBench({
       ...(policies ? { policies } : {}),
       ...(sizes ? { sizes } : {}),
-      ...(values.time ? { time: positiveInt('--time', values.time) } : {}),
-      ...(values.batch ? { batch: positiveInt('--batch', values.batch) } : {}),
-      ...(values.seed ? { seed: positiveInt('--seed', values.seed) } : {}),
+      ...(values.time ? { time: values.time } : {}),
+      ...(values.batch ? { batch: values.batch } : {}),
+      ...(values.seed ? { seed: values.seed } : {}),
       onCell: (policy, n) => {
         if (progress) io.stderr.write(`\r\x1b[Kmeasuring ${policy} at ${n} free ranges...`);
       },

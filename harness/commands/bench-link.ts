@@ -1,36 +1,32 @@
-import { parseCommandArgs, type Command } from './command.js';
-import { JitmemError } from '../../core/errors.js';
+import type { Command } from './command.js';
+import { booleanFlag, integerAtLeast, nonEmptyText, parseFlags, positiveInteger, printHelp, repeatedFlag, valueFlag } from './flags.js';
 import { findPythonObjects } from '../../workloads/python-objects.js';
 import { LINK_BUDGET_MS, DEFAULT_LLVM_JITLINK, medianSample, runLinkBench, type LinkBenchResult } from '../component-benches/link-bench.js';
 import { median } from '../statistics.js';
 
-const HELP = `usage: jitmem bench-link [options] [FILE...]
-
-The linker's benchmark: how long jitmem's linker takes to link CPython 3.11 (python.o and
+const SPEC = {
+  name: 'bench-link',
+  usage: 'jitmem bench-link [options] [FILE...]',
+  about: `The linker's benchmark: how long jitmem's linker takes to link CPython 3.11 (python.o and
 libpython3.11-pic.a, or the FILEs given): read objects, resolve symbols (the executor's
 symbols looked up in this process), lay out, apply relocations; the transport (allocation,
 content copy, finalize) is excluded. Beside it, llvm-jitlink's "time to link object files"
 for the same objects (llvm-jitlink -noexec -show-times), measured in the same run with the
 rounds interleaved. The budget: no slower than llvm-jitlink in-process (${LINK_BUDGET_MS} ms on the
 reference machine). Figures are printed, never asserted: the status is 0 unless the
-benchmark could not run (2).
+benchmark could not run (2).`,
+  flags: {
+    iterations: valueFlag({ value: 'N', help: 'measured links after the first (cold) one (default 15)' }, positiveInteger, 15),
+    'llvm-runs': valueFlag({ value: 'N', help: 'llvm-jitlink runs (default 7; 0 skips it)' }, integerAtLeast(0), 7),
+    'llvm-jitlink': valueFlag({ value: 'P', help: `the llvm-jitlink binary (default ${DEFAULT_LLVM_JITLINK})` }, nonEmptyText),
+    preload: repeatedFlag({ value: 'LIB', help: 'a library the objects need (default for CPython: libexpat.so.1)' }, nonEmptyText),
+    'python-dir': valueFlag({ value: 'DIR', help: "CPython's config directory (python.o, libpython3.X-pic.a)" }, nonEmptyText),
+    json: booleanFlag('print the samples and medians as JSON'),
+  },
+  operands: true,
+};
 
-options:
-  --iterations N     measured links after the first (cold) one (default 15)
-  --llvm-runs N      llvm-jitlink runs (default 7; 0 skips it)
-  --llvm-jitlink P   the llvm-jitlink binary (default ${DEFAULT_LLVM_JITLINK})
-  --preload LIB      a library the objects need (default for CPython: libexpat.so.1)
-  --python-dir DIR   CPython's config directory (python.o, libpython3.X-pic.a)
-  --json             print the samples and medians as JSON
-  -h, --help         show this help
-`;
 
-function count(flag: string, text: string | undefined, fallback: number, min: number): number {
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < min) throw new JitmemError('ERR_INVALID_OPTION_VALUE', `${flag} must be an integer >= ${min}; got ${JSON.stringify(text)}`, { option: flag });
-  return n;
-}
 
 function ms(v: number): string {
   return `${v.toFixed(1)} ms`;
@@ -84,33 +80,16 @@ export const benchLinkCommand: Command = {
   name: 'bench-link',
   summary: "time jitmem's linker on CPython beside llvm-jitlink's time to link, with the budget",
   async run(argv, io) {
-    const parsed = parseCommandArgs('bench-link', {
-      args: argv,
-      allowPositionals: true,
-      options: {
-        iterations: { type: 'string' },
-        'llvm-runs': { type: 'string' },
-        'llvm-jitlink': { type: 'string' },
-        preload: { type: 'string', multiple: true },
-        'python-dir': { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    }, 'ERR_UNKNOWN_OPTION');
-    const { values, positionals } = parsed;
-    if (values.help) {
-      io.stdout.write(HELP);
-      return 0;
-    }
-    const python = positionals.length === 0;
-    const inputs = python ? [...findPythonObjects(values['python-dir'] !== undefined ? { configDir: values['python-dir'] } : {}).files] : positionals;
-    const preload = values.preload ?? (python ? ['libexpat.so.1'] : []);
+    const { values, operands, help } = parseFlags(SPEC, argv);
+    if (help) return printHelp(SPEC, io);
+    const python = operands.length === 0;
+    const inputs = python ? [...findPythonObjects(values['python-dir'] !== undefined ? { configDir: values['python-dir'] } : {}).files] : operands;
+    const preload = values.preload.length > 0 ? values.preload : python ? ['libexpat.so.1'] : [];
     const result = await runLinkBench({
       inputs,
       preload,
-      iterations: count('--iterations', values.iterations, 15, 1),
-      llvmRuns: count('--llvm-runs', values['llvm-runs'], 7, 0),
+      iterations: values.iterations,
+      llvmRuns: values['llvm-runs'],
       ...(values['llvm-jitlink'] !== undefined ? { llvmJitlink: values['llvm-jitlink'] } : {}),
       progress: values.json ? undefined : (what) => io.stderr.write(`  ${what}\n`),
     });

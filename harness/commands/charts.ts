@@ -1,13 +1,14 @@
 import path from 'node:path';
-import { defaultOutput, parseCommandArgs, type Command } from './command.js';
-import { JitmemError } from '../../core/errors.js';
+import { defaultOutput, type Command } from './command.js';
+import { invalidOperands, nonEmptyText, parseFlags, printHelp, valueFlag } from './flags.js';
 import { ensureOutputDirectory } from '../../core/files.js';
 import { readReport } from '../report/report.js';
 import { writeCharts } from '../charts/write-charts.js';
 
-const HELP = `usage: jitmem charts REPORT.json... --out DIR
-
-Draws bench reports as Vega-Lite charts: for each chart DIR/<name>.vl.json (the spec, data
+const SPEC = {
+  name: 'charts',
+  usage: 'jitmem charts REPORT.json... --out DIR',
+  about: `Draws bench reports as Vega-Lite charts: for each chart DIR/<name>.vl.json (the spec, data
 inline), DIR/<name>.svg and DIR/<name>.png (drawn with the font the project ships, so the same
 on every machine), and one self-contained DIR/index.html: the last report's summary (headline
 speedups, budgets, the table of cells) at the top, then every chart, with a tooltip on every
@@ -23,32 +24,26 @@ charts (from the last report given, except the history):
   churn     free ranges and fragmentation over a churn run, a line per fit policy (rows with
             slabSeries)
   history   median latency per cell across all the reports given (two or more), by commit
-A chart whose data the reports do not hold is skipped, and the output says which and why.
-
-options:
-  --out DIR     where to write (default jitmem-reports/charts in the current directory)
-  -h, --help    show this help
-
-exit status: 0 when drawn; 2 for bad flags or an unreadable or invalid report.
-`;
+A chart whose data the reports do not hold is skipped, and the output says which and why.`,
+  flags: {
+    out: valueFlag({ value: 'DIR', help: 'where to write (default jitmem-reports/charts in the current directory)' }, nonEmptyText),
+  },
+  operands: true,
+  footer: `exit status: 0 when drawn; 2 for bad flags or an unreadable or invalid report.`,
+};
 
 export const chartsCommand: Command = {
   name: 'charts',
   summary: 'draw bench reports as Vega-Lite specs, SVG, PNG and one self-contained HTML page',
   async run(argv, io) {
-    const parsed = parseCommandArgs('charts', { args: argv, allowPositionals: true, options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true });
-    const { values, positionals } = parsed;
-    if (values.help) {
-      io.stdout.write(HELP);
-      return 0;
-    }
-    if (positionals.length === 0) throw new JitmemError('ERR_INVALID_FLAG', 'charts needs at least one report file (REPORT.json...)', {});
-    if (values.out === '') throw new JitmemError('ERR_INVALID_FLAG', '--out needs a directory; got ""', { flag: '--out' });
+    const { values, operands, help } = parseFlags(SPEC, argv);
+    if (help) return printHelp(SPEC, io);
+    if (operands.length === 0) throw invalidOperands('charts needs at least one report file (REPORT.json...)', operands);
     const outDir = values.out !== undefined ? path.resolve(values.out) : defaultOutput('charts');
     // Before reports are read and the renderer loaded: a place charts cannot go is an error now
     // (nothing is created until they are drawn).
     ensureOutputDirectory(outDir, 'charts', outDir, { create: false });
-    const reports = positionals.map((file) => readReport(file));
+    const reports = operands.map((file) => readReport(file));
     const written = await writeCharts(reports, outDir);
     for (const chart of written.charts) io.stdout.write(`${chart.name}: ${path.join(outDir, chart.name)}.{vl.json,svg,png}\n`);
     for (const s of written.skipped) io.stdout.write(`${s.name}: skipped, ${s.reason}\n`);

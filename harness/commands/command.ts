@@ -1,10 +1,9 @@
 import path from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { JitmemError } from '../../core/errors.js';
+import { appendFileSync } from 'node:fs';
 
 /**
  * A subcommand of the `jitmem` CLI. Each lives in harness/commands/<name>.ts and is listed in
- * harness/cli.ts. `run` gets the arguments after the subcommand name and resolves to the exit
+ * harness/main.ts. `run` gets the arguments after the subcommand name and resolves to the exit
  * status; output goes through `io` so tests can capture it.
  */
 export interface CommandIO {
@@ -31,13 +30,16 @@ export function defaultOutput(...parts: string[]): string {
 }
 
 /**
- * Node's parseArgs for a command's own flags: a flag it does not know, or one without its
- * value, is a one-line error (`code`) that points at the command's --help.
+ * Markdown output is also appended to the file GitHub Actions names in $GITHUB_STEP_SUMMARY, so
+ * that a CI run shows it on its summary page. A summary that cannot be written is a warning:
+ * the output itself went to stdout.
  */
-export function parseCommandArgs<T extends ParseArgsConfig>(command: string, config: T, code = 'ERR_INVALID_FLAG'): ReturnType<typeof parseArgs<T>> {
+export function appendStepSummary(markdown: string, io: CommandIO): void {
+  const summary = process.env.GITHUB_STEP_SUMMARY;
+  if (!summary) return;
   try {
-    return parseArgs(config);
+    appendFileSync(summary, markdown + '\n');
   } catch (err) {
-    throw new JitmemError(code, `${(err as Error).message}; see 'jitmem ${command} --help'`, {});
+    io.stderr.write(`warning: cannot append to $GITHUB_STEP_SUMMARY (${summary}): ${(err as Error).message}\n`);
   }
 }

@@ -1,31 +1,38 @@
-import { appendFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseCommandArgs, type Command } from './command.js';
+import { appendStepSummary, type Command } from './command.js';
 import { JitmemError } from '../../core/errors.js';
+import { booleanFlag, helpText, invalidOperands, oneOf, parseFlags, repeatedFlag, text, valueFlag } from './flags.js';
 import { formatTable } from '../report/format-table.js';
 import { isHeadline, lastChange, readHistory, sparkline, storeReport, trends, type Trend } from '../report/history.js';
 
-const HELP = `usage: jitmem history DIR [options]
-
-A history of bench reports is a directory of report files, stored per commit. This prints the
+const SPEC = {
+  name: 'history',
+  usage: 'jitmem history DIR [options]',
+  about: `A history of bench reports is a directory of report files, stored per commit. This prints the
 trend of each headline speedup (shared memory over RPC copy, per workload, pattern, policy and
 executor) across the commits stored, with 95% intervals, and draws it (commits on the x axis):
 DIR/trend/trend.{vl.json,svg,png}. Several runs of one commit make one point: the geometric
 mean of their speedups with a Student-t interval over the runs.
 
 To gate a new run against the median of the last N stored runs:
-  jitmem compare --history DIR --last N HEAD.json --noise ... (see jitmem compare --help)
-
-options:
-  --add REPORT.json     store a report in DIR first (repeatable; DIR is made if missing)
-  --all                 every speedup ratio, not only the headline ones
-  --out DIR             where the trend chart goes (default DIR/trend)
-  --no-chart            draw no chart
-  --format text|markdown|json
-                        output format (default text); with markdown, the output is also
-                        appended to the file named by $GITHUB_STEP_SUMMARY when it is set
-  -h, --help            show this help
-`;
+  jitmem compare --history DIR --last N HEAD.json --noise ... (see jitmem compare --help)`,
+  flags: {
+    add: repeatedFlag({ value: 'REPORT.json', help: 'store a report in DIR first (repeatable; DIR is made if missing)' }, text),
+    all: booleanFlag('every speedup ratio, not only the headline ones'),
+    out: valueFlag({ value: 'DIR', help: 'where the trend chart goes (default DIR/trend)' }, text),
+    'no-chart': booleanFlag('draw no chart'),
+    format: valueFlag(
+      {
+        value: 'text|markdown|json',
+        help: `output format (default text); with markdown, the output is also
+appended to the file named by $GITHUB_STEP_SUMMARY when it is set`,
+      },
+      oneOf(['text', 'markdown', 'json'] as const),
+      'text',
+    ),
+  },
+  operands: true,
+};
 
 const x2 = (v: number) => `${v.toFixed(2)}x`;
 
@@ -62,33 +69,15 @@ export const historyCommand: Command = {
   name: 'history',
   summary: 'store bench reports per commit and show the trend of the headline speedups with intervals',
   async run(argv, io) {
-    const parsed = parseCommandArgs('history', {
-      args: argv,
-      allowPositionals: true,
-      options: {
-        add: { type: 'string', multiple: true },
-        all: { type: 'boolean' },
-        out: { type: 'string' },
-        'no-chart': { type: 'boolean' },
-        format: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    });
-    const { values, positionals } = parsed;
-    if (values.help) {
-      io.stdout.write(HELP);
+    const { values, operands, help } = parseFlags(SPEC, argv);
+    if (help) {
+      io.stdout.write(helpText(SPEC));
       return 0;
     }
-    if (positionals.length !== 1) {
-      throw new JitmemError('ERR_INVALID_FLAG', `history takes one directory; got ${positionals.length}${positionals.length ? ` (${positionals.map((p) => JSON.stringify(p)).join(' ')})` : ''}`, { positionals });
-    }
-    const format = values.format ?? 'text';
-    if (!['text', 'markdown', 'json'].includes(format)) {
-      throw new JitmemError('ERR_INVALID_FLAG', `--format must be text, markdown or json; got ${JSON.stringify(format)}`, { flag: '--format', value: format });
-    }
-    const dir = positionals[0]!;
-    const stored = (values.add ?? []).map((f) => storeReport(dir, f));
+    const [dir] = operands;
+    if (dir === undefined || operands.length !== 1) throw invalidOperands('history takes one directory', operands);
+    const { format } = values;
+    const stored = values.add.map((f) => storeReport(dir, f));
     const entries = readHistory(dir);
     if (entries.length === 0) throw new JitmemError('ERR_HISTORY_EMPTY', `history ${dir} holds no report; store some with --add REPORT.json`, { dir });
     const list = trends(entries, values.all ? () => true : isHeadline);
@@ -105,14 +94,7 @@ export const historyCommand: Command = {
     if (format === 'markdown') {
       const markdown = historyMarkdown(dir, list, chart);
       io.stdout.write(markdown);
-      const summary = process.env.GITHUB_STEP_SUMMARY;
-      if (summary) {
-        try {
-          appendFileSync(summary, markdown + '\n');
-        } catch (err) {
-          io.stderr.write(`warning: cannot append to $GITHUB_STEP_SUMMARY (${summary}): ${(err as Error).message}\n`);
-        }
-      }
+      appendStepSummary(markdown, io);
       return 0;
     }
     for (const s of stored) io.stdout.write(`stored ${s}\n`);

@@ -1,8 +1,10 @@
 import { existsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { Command, CommandIO } from './command.js';
+import { booleanFlag, conflictingOptions, nonEmptyText, oneOf, parseFlags, printHelp, repeatedFlag, valueFlag } from './flags.js';
 import * as native from '../../native/index.js';
 import { JitmemError, hex } from '../../core/errors.js';
+import { runAll } from '../../core/cleanup.js';
 import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js';
 import { RpcCopyMapper } from '../../mappers/rpc-copy-mapper.js';
 import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
@@ -11,37 +13,65 @@ import { DEFAULT_LLVM_EXECUTOR, ExecutorSession } from '../../session/executor-s
 import { InProcessTarget, SessionTarget, type ProgramRunResult, type ProgramTarget } from '../../jitlink/program-target.js';
 import { PHASE_NAMES, runProgram, type PhaseTimes } from '../../jitlink/run-program.js';
 
-export const RUN_HELP = `usage: jitmem run [--mapper inprocess|shared|rpc] [--executor jitmem|llvm] [--preload LIB]...
-                  [--entry SYM] [--show-times] FILE... [-- ARGS...]
+/** Exit statuses are one byte: exit(257) is status 1. */
+const EXIT_STATUS_MASK = 0xff;
+const MAPPERS = ['inprocess', 'shared', 'rpc'] as const;
+const EXECUTORS = ['jitmem', 'llvm'] as const;
 
-Links the x86-64 ELF objects and archives FILE... with jitmem's own linker, moves the program
+/** jitmem run's flags: one entry per flag (its value, check, default and --help text). */
+const RUN_FLAGS = {
+  mapper: valueFlag(
+    {
+      value: 'M',
+      help: `inprocess (run in this process), shared (POSIX shared memory with an
+executor process) or rpc (content copied over the wire).
+Default: inprocess, or shared when --executor is given.`,
+    },
+    oneOf(MAPPERS),
+  ),
+  executor: valueFlag(
+    {
+      value: 'E',
+      help: `with shared or rpc: jitmem (default: jitmem's executor) or llvm
+(LLVM's llvm-jitlink-executor)`,
+    },
+    oneOf(EXECUTORS),
+  ),
+  'llvm-executor': valueFlag({ value: 'P', help: `where llvm-jitlink-executor is (default ${DEFAULT_LLVM_EXECUTOR})` }, nonEmptyText),
+  preload: repeatedFlag(
+    {
+      value: 'LIB',
+      help: `open the shared library LIB in the executor before linking; its
+symbols come before the executor's own (repeatable), e.g.
+--preload libexpat.so.1`,
+    },
+    nonEmptyText,
+  ),
+  entry: valueFlag({ value: 'SYM', help: 'call SYM as main (default main)' }, nonEmptyText),
+  'show-times': booleanFlag(`print the time of each phase on stderr when the program has ended:
+read objects, resolve, layout, reserve, write, apply relocations,
+initialize, run, deallocate`),
+};
+
+const RUN_SPEC = {
+  name: 'run',
+  usage: `jitmem run [--mapper inprocess|shared|rpc] [--executor jitmem|llvm] [--preload LIB]...
+                  [--entry SYM] [--show-times] FILE... [-- ARGS...]`,
+  about: `Links the x86-64 ELF objects and archives FILE... with jitmem's own linker, moves the program
 through the chosen mapper into the executor, and runs main(argc, argv) there with argv[0] =
-the first FILE and the ARGS after "--". The program's stdin, stdout and stderr are yours.
-
-options:
-  --mapper M         inprocess (run in this process), shared (POSIX shared memory with an
-                     executor process) or rpc (content copied over the wire).
-                     Default: inprocess, or shared when --executor is given.
-  --executor E       with shared or rpc: jitmem (default: jitmem's executor) or llvm
-                     (LLVM's llvm-jitlink-executor)
-  --llvm-executor P  where llvm-jitlink-executor is (default ${DEFAULT_LLVM_EXECUTOR})
-  --preload LIB      open the shared library LIB in the executor before linking; its
-                     symbols come before the executor's own (repeatable), e.g.
-                     --preload libexpat.so.1
-  --entry SYM        call SYM as main (default main)
-  --show-times       print the time of each phase on stderr when the program has ended:
-                     read objects, resolve, layout, reserve, write, apply relocations,
-                     initialize, run, deallocate
-  -h, --help         show this help
-
-exit status:
+the first FILE and the ARGS after "--". The program's stdin, stdout and stderr are yours.`,
+  flags: RUN_FLAGS,
+  operands: true,
+  terminator: true,
+  unknownOptionHint: 'program arguments go after "--"',
+  footer: `exit status:
   the program's own status (main's return value or exit()'s argument, modulo 256);
   128 + N when the program was killed by signal N (a crash is reported on stderr with the
   faulting address and instruction when the executor could catch it);
   2 when the program could not be linked or loaded (bad input, an undefined or duplicate
   symbol, an unsupported relocation, a relocation overflow, a bad flag): stderr says what
-  and where, with an error code in brackets.
-`;
+  and where, with an error code in brackets.`,
+};
 
 interface RunArgs {
   mapper: 'inprocess' | 'shared' | 'rpc';
@@ -54,81 +84,24 @@ interface RunArgs {
   args: string[];
 }
 
-const MAPPERS = ['inprocess', 'shared', 'rpc'] as const;
-const EXECUTORS = ['jitmem', 'llvm'] as const;
-
 export function parseRunArgs(argv: readonly string[]): RunArgs | 'help' {
-  const dash = argv.indexOf('--');
-  const own = dash < 0 ? argv : argv.slice(0, dash);
-  const args = dash < 0 ? [] : argv.slice(dash + 1);
-  let mapper: string | undefined;
-  let executor: string | undefined;
-  let llvmExecutor: string | undefined;
-  const preload: string[] = [];
-  let entry: string | undefined;
-  let showTimes = false;
-  const files: string[] = [];
-  for (let i = 0; i < own.length; i++) {
-    const arg = own[i]!;
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const value = (): string => {
-      if (eq > 0) return arg.slice(eq + 1);
-      const v = own[++i];
-      if (v === undefined || v === '') throw new JitmemError('ERR_MISSING_OPTION_VALUE', `${flag} needs a value; see 'jitmem run --help'`, { option: flag });
-      return v;
-    };
-    switch (flag) {
-      case '-h':
-      case '--help':
-        return 'help';
-      case '--mapper':
-        mapper = value();
-        if (!(MAPPERS as readonly string[]).includes(mapper)) {
-          throw new JitmemError('ERR_INVALID_OPTION_VALUE', `--mapper must be one of ${MAPPERS.join(', ')}; got ${JSON.stringify(mapper)}`, { option: flag, value: mapper });
-        }
-        break;
-      case '--executor':
-        executor = value();
-        if (!(EXECUTORS as readonly string[]).includes(executor)) {
-          throw new JitmemError('ERR_INVALID_OPTION_VALUE', `--executor must be jitmem or llvm; got ${JSON.stringify(executor)}`, { option: flag, value: executor });
-        }
-        break;
-      case '--llvm-executor':
-        llvmExecutor = value();
-        break;
-      case '--preload':
-        preload.push(value());
-        break;
-      case '--entry':
-        entry = value();
-        break;
-      case '--show-times':
-        if (eq > 0) throw new JitmemError('ERR_INVALID_OPTION_VALUE', '--show-times takes no value', { option: flag });
-        showTimes = true;
-        break;
-      default:
-        if (arg.startsWith('-') && arg !== '-') {
-          throw new JitmemError('ERR_UNKNOWN_OPTION', `unknown option ${JSON.stringify(arg)}; see 'jitmem run --help' (program arguments go after "--")`, { option: arg });
-        }
-        files.push(arg);
-    }
-  }
+  const { values, operands: files, afterTerminator: args, help } = parseFlags(RUN_SPEC, argv);
+  if (help) return 'help';
+  const { executor, 'llvm-executor': llvmExecutor } = values;
   if (files.length === 0) throw new JitmemError('ERR_LINK_NO_INPUT', "jitmem run needs at least one object file or archive; see 'jitmem run --help'", {});
-  const chosenMapper = (mapper ?? (executor !== undefined ? 'shared' : 'inprocess')) as RunArgs['mapper'];
-  if (chosenMapper === 'inprocess' && executor !== undefined) {
-    throw new JitmemError('ERR_INVALID_OPTION_VALUE', `--executor ${executor} needs --mapper shared or rpc: the inprocess mapper runs the program in this process`, { option: '--executor' });
+  const mapper = values.mapper ?? (executor !== undefined ? 'shared' : 'inprocess');
+  if (mapper === 'inprocess' && executor !== undefined) {
+    const why = 'the inprocess mapper runs the program in this process';
+    throw conflictingOptions(`--executor ${executor} needs --mapper shared or rpc: ${why}`, ['--executor', '--mapper']);
   }
-  if (llvmExecutor !== undefined && executor !== 'llvm') {
-    throw new JitmemError('ERR_INVALID_OPTION_VALUE', '--llvm-executor goes with --executor llvm', { option: '--llvm-executor' });
-  }
+  if (llvmExecutor !== undefined && executor !== 'llvm') throw conflictingOptions('--llvm-executor goes with --executor llvm', ['--llvm-executor', '--executor']);
   return {
-    mapper: chosenMapper,
-    executor: (executor ?? 'jitmem') as RunArgs['executor'],
+    mapper,
+    executor: executor ?? 'jitmem',
     llvmExecutor: llvmExecutor ?? DEFAULT_LLVM_EXECUTOR,
-    preload,
-    entry,
-    showTimes,
+    preload: values.preload,
+    entry: values.entry,
+    showTimes: values['show-times'],
     files,
     args,
   };
@@ -160,10 +133,7 @@ export const runCommand: Command = {
   summary: 'link x86-64 ELF objects and archives and run them in the executor through a mapper',
   async run(argv: string[], io: CommandIO): Promise<number> {
     const args = parseRunArgs(argv);
-    if (args === 'help') {
-      io.stdout.write(RUN_HELP);
-      return 0;
-    }
+    if (args === 'help') return printHelp(RUN_SPEC, io);
     if (args.executor === 'llvm' && args.mapper !== 'inprocess' && !existsSync(args.llvmExecutor)) {
       throw new JitmemError('ERR_LLVM_EXECUTOR_MISSING', `LLVM's executor is not at ${args.llvmExecutor}; install llvm-22 or name it with --llvm-executor`, { path: args.llvmExecutor });
     }
@@ -206,16 +176,18 @@ export const runCommand: Command = {
         io.stderr.write(`jitmem run: ${describeCrash(r)}\n`);
         return r.status;
       }
-      return r.status & 0xff;
+      // As a shell sees it: the exit status is the low byte of the program's status.
+      return r.status & EXIT_STATUS_MASK;
     } finally {
-      if (crashed && session) {
-        // A program that crashed may have left the executor's locks held: do not wait on it.
-        session.kill();
-        await session.exited();
-      } else {
-        await mapper.close().catch(() => undefined);
-        await session?.close();
-      }
+      const executor = session;
+      const failures = await runAll(
+        crashed && executor
+          ? // A program that crashed may have left the executor's locks held: do not wait on it.
+            [() => executor.kill(), () => executor.exited()]
+          : [() => mapper.close(), () => executor?.close()],
+      );
+      // The program's status is the result; a failure to clean up after it is said, not made the status.
+      for (const err of failures) io.stderr.write(`jitmem run: cleaning up after the program failed: ${(err as Error).message}\n`);
     }
   },
 };

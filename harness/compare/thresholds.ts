@@ -3,13 +3,13 @@ import { DEFAULT_THRESHOLD, type CompareOptions, type RowKey, type ThresholdRule
 
 /**
  * Parses a percentage as the CLI takes it: `5%`, `5` (both five percent) or `2.5%`.
- * Returns a fraction. Throws ERR_INVALID_FLAG naming the flag and the text.
+ * Returns a fraction. Throws ERR_INVALID_OPTION_VALUE naming the flag and the text.
  */
 export function parsePercent(flag: string, text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*%?\s*$/.exec(text);
   const value = m ? Number(m[1]) : Number.NaN;
   if (!Number.isFinite(value)) {
-    throw new JitmemError('ERR_INVALID_FLAG', `${flag} must be a percentage such as 5% or 2.5; got ${JSON.stringify(text)}`, { flag, value: text });
+    throw new JitmemError('ERR_INVALID_OPTION_VALUE', `${flag} must be a percentage such as 5% or 2.5; got ${JSON.stringify(text)}`, { option: flag, value: text });
   }
   return value / 100;
 }
@@ -23,14 +23,14 @@ export function parseThresholdRule(text: string): ThresholdRule {
   const eq = text.lastIndexOf('=');
   const pattern = eq > 0 ? text.slice(0, eq).trim() : '';
   if (eq <= 0 || pattern === '') {
-    throw new JitmemError('ERR_INVALID_FLAG', `--threshold-for expects PATTERN=PERCENT such as 'python/churn/*=10%'; got ${JSON.stringify(text)}`, { flag: '--threshold-for', value: text });
+    throw new JitmemError('ERR_INVALID_OPTION_VALUE', `--threshold-for expects PATTERN=PERCENT such as 'python/churn/*=10%'; got ${JSON.stringify(text)}`, { option: '--threshold-for', value: text });
   }
   const segments = pattern.split('/');
   if (segments.length > 6 || segments.some((s) => s === '')) {
     throw new JitmemError(
-      'ERR_INVALID_FLAG',
+      'ERR_INVALID_OPTION_VALUE',
       `--threshold-for pattern ${JSON.stringify(pattern)} must be 1 to 6 non-empty segments workload/pattern/mapper/executor/policy/measure separated by '/'`,
-      { flag: '--threshold-for', value: text },
+      { option: '--threshold-for', value: text },
     );
   }
   return { pattern, threshold: parsePercent(`--threshold-for ${pattern}`, text.slice(eq + 1)) };

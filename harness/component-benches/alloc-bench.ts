@@ -13,6 +13,9 @@ import { seededRandom as rng } from '../statistics.js';
  * back), so every pair sees the same N.
  */
 
+/** Request sizes drawn before a cell is timed, then taken in turn (a ring). */
+const REQUESTS = 4096;
+
 export interface AllocBenchOptions {
   readonly sizes?: readonly number[];
   readonly policies?: readonly FitPolicy[];
@@ -70,13 +73,13 @@ export async function runAllocBench(options: AllocBenchOptions = {}): Promise<Al
       options.onCell?.(policy, n);
       const index = fragmentedIndex(policy, n, seed);
       const rand = rng(seed + 1);
-      const requests = Float64Array.from({ length: 4096 }, () => (1 + Math.floor(rand() * 16)) * PAGE);
+      const requests = Float64Array.from({ length: REQUESTS }, () => (1 + Math.floor(rand() * 16)) * PAGE);
       let r = 0;
       const bench = new Bench({ time: options.time ?? 500, warmupTime: 100, retainSamples: false });
       bench.add(`${policy} ${n}`, () => {
         const t0 = bench.now();
         for (let i = 0; i < batch; i++) {
-          const size = requests[r++ & 4095]!;
+          const size = requests[r++ % REQUESTS]!;
           const at = index.take(size);
           if (at === undefined) throw new Error(`no free range of ${size} bytes`);
           index.add(at, size);

@@ -58,14 +58,26 @@ export interface LinkBenchResult {
   readonly llvm: readonly LlvmSample[] | null;
   /** Why llvm-jitlink was not measured, when it was not. */
   readonly llvmSkipped?: string;
-  readonly stats: { objects: number; sections: number; relocations: number; gotEntries: number; stubs: number; externals: number; bytes: number };
+  readonly stats: {
+    objects: number;
+    sections: number;
+    relocations: number;
+    gotEntries: number;
+    stubs: number;
+    externals: number;
+    bytes: number;
+  };
   readonly loadAverage: readonly number[];
 }
 
 const run = promisify(execFile);
 
 /** One llvm-jitlink -noexec -show-times run, parsed. */
-export async function measureLlvmJitlink(binary: string, inputs: readonly string[], preload: readonly string[]): Promise<LlvmSample> {
+export async function measureLlvmJitlink(
+  binary: string,
+  inputs: readonly string[],
+  preload: readonly string[],
+): Promise<LlvmSample> {
   const args = ['-noexec', '-show-times', ...preload.flatMap((p) => ['-preload', p]), ...inputs];
   const { stdout, stderr } = await run(binary, args, { maxBuffer: 16 << 20, timeout: 120_000 });
   return parseLlvmTimes(stdout + stderr);
@@ -74,7 +86,10 @@ export async function measureLlvmJitlink(binary: string, inputs: readonly string
 /** Parses llvm-jitlink's -show-times table: user, system, user+system, wall, name. */
 export function parseLlvmTimes(text: string): LlvmSample {
   const row = (name: string) => {
-    const m = new RegExp(`^\\s*([\\d.]+) \\(\\s*[\\d.]+%\\)\\s+([\\d.]+) \\(\\s*[\\d.]+%\\)\\s+([\\d.]+) \\(\\s*[\\d.]+%\\)\\s+([\\d.]+) \\(\\s*[\\d.]+%\\)\\s+${name}`, 'm').exec(text);
+    const m = new RegExp(
+      `^\\s*([\\d.]+) \\(\\s*[\\d.]+%\\)\\s+([\\d.]+) \\(\\s*[\\d.]+%\\)\\s+([\\d.]+) \\(\\s*[\\d.]+%\\)\\s+([\\d.]+) \\(\\s*[\\d.]+%\\)\\s+${name}`,
+      'm',
+    ).exec(text);
     return m ? { cpu: Number(m[3]) * 1000, wall: Number(m[4]) * 1000 } : undefined;
   };
   const link = row('time to link object files');
@@ -97,7 +112,11 @@ export async function runLinkBench(options: LinkBenchOptions): Promise<LinkBench
 
   const linkOnce = async (): Promise<LinkSample> => {
     const cpu0 = process.cpuUsage();
-    const linked = await linkObjects(options.inputs, { pageSize: target.pageSize, lookup: (names) => target.lookup(names), runtimeSymbols: target.runtimeSymbols() });
+    const linked = await linkObjects(options.inputs, {
+      pageSize: target.pageSize,
+      lookup: (names) => target.lookup(names),
+      runtimeSymbols: target.runtimeSymbols(),
+    });
     const linkCpu = cpuMs(cpu0);
     // Transport, not measured: the slab's allocation and the content copy into working memory.
     const allocation = await memory.allocate(linked.graph);
@@ -114,7 +133,14 @@ export async function runLinkBench(options: LinkBenchOptions): Promise<LinkBench
       const relocateCpu = cpuMs(cpu1);
       stats ??= { ...linked.stats, bytes: linked.layout.size };
       const { readObjects, resolve, layout } = linked.times;
-      return { readObjects, resolve, layout, applyRelocations, total: readObjects + resolve + layout + applyRelocations, cpu: linkCpu + relocateCpu };
+      return {
+        readObjects,
+        resolve,
+        layout,
+        applyRelocations,
+        total: readObjects + resolve + layout + applyRelocations,
+        cpu: linkCpu + relocateCpu,
+      };
     } finally {
       await allocation.abandon();
     }
@@ -143,7 +169,11 @@ export async function runLinkBench(options: LinkBenchOptions): Promise<LinkBench
       cold,
       samples,
       llvm: llvmAvailable ? llvm : null,
-      ...(llvmAvailable ? {} : { llvmSkipped: options.llvmRuns === 0 ? 'not asked for (--llvm-runs 0)' : `${llvmJitlink} is not installed` }),
+      ...(llvmAvailable
+        ? {}
+        : {
+            llvmSkipped: options.llvmRuns === 0 ? 'not asked for (--llvm-runs 0)' : `${llvmJitlink} is not installed`,
+          }),
       stats: stats!,
       loadAverage: loadavg(),
     };
@@ -155,5 +185,12 @@ export async function runLinkBench(options: LinkBenchOptions): Promise<LinkBench
 /** Medians of each phase over the samples. */
 export function medianSample(samples: readonly LinkSample[]): LinkSample {
   const m = (k: keyof LinkSample) => median(samples.map((s) => s[k]));
-  return { readObjects: m('readObjects'), resolve: m('resolve'), layout: m('layout'), applyRelocations: m('applyRelocations'), total: m('total'), cpu: m('cpu') };
+  return {
+    readObjects: m('readObjects'),
+    resolve: m('resolve'),
+    layout: m('layout'),
+    applyRelocations: m('applyRelocations'),
+    total: m('total'),
+    cpu: m('cpu'),
+  };
 }

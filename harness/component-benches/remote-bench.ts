@@ -34,7 +34,6 @@ export interface RemoteBenchResult {
   readonly extraMs: { shared: number; rpc: number };
 }
 
-
 /** Splits `total` into `n` positive parts with a long tail, as object sizes in a real link have. */
 function split(total: number, n: number, random: () => number): number[] {
   const weights = Array.from({ length: n }, () => Math.exp(3 * random()));
@@ -84,7 +83,11 @@ function median(xs: number[]): number {
  * `pipelined` finalizes as the graphs become ready without waiting for each answer, as a
  * concurrent JIT (ORC with a thread pool) does; otherwise each finalize waits for the last.
  */
-async function timeLoad(manager: SlabMemoryManager, graphs: readonly LinkGraph[], pipelined: boolean): Promise<{ ms: number; finalized: FinalizedAllocation[] }> {
+async function timeLoad(
+  manager: SlabMemoryManager,
+  graphs: readonly LinkGraph[],
+  pipelined: boolean,
+): Promise<{ ms: number; finalized: FinalizedAllocation[] }> {
   const t0 = performance.now();
   let finalized: FinalizedAllocation[] = [];
   if (pipelined) {
@@ -105,7 +108,12 @@ async function timeLoad(manager: SlabMemoryManager, graphs: readonly LinkGraph[]
   return { ms: performance.now() - t0, finalized };
 }
 
-async function loadMedian(mapper: MemoryMapper, graphs: readonly LinkGraph[], iterations: number, pipelined: boolean): Promise<number> {
+async function loadMedian(
+  mapper: MemoryMapper,
+  graphs: readonly LinkGraph[],
+  iterations: number,
+  pipelined: boolean,
+): Promise<number> {
   const manager = new SlabMemoryManager(mapper, { granularity: 1024 ** 3 });
   const samples: number[] = [];
   // Warm-up loads: the slab is reserved, its pages touched and both processes' JITs warm, as in
@@ -167,7 +175,9 @@ export async function runRemoteBench(options: RemoteBenchOptions = {}): Promise<
   const contentBytes = graphs.reduce((a, g) => a + g.sections.reduce((b, s) => b + (s.content?.length ?? 0), 0), 0);
   const zeroBytes = graphs.reduce((a, g) => a + g.sections.reduce((b, s) => b + (s.content ? 0 : s.size), 0), 0);
   write('');
-  write(`CPython-shaped load: ${graphs.length} graphs, ${(contentBytes / 1e6).toFixed(2)} MB content, ${(zeroBytes / 1e6).toFixed(2)} MB zero-fill; median of ${iterations} loads`);
+  write(
+    `CPython-shaped load: ${graphs.length} graphs, ${(contentBytes / 1e6).toFixed(2)} MB content, ${(zeroBytes / 1e6).toFixed(2)} MB zero-fill; median of ${iterations} loads`,
+  );
   const loads: Record<'sequential' | 'pipelined', Record<'in-process' | 'shared' | 'rpc-copy', number>> = {
     sequential: { 'in-process': 0, shared: 0, 'rpc-copy': 0 },
     pipelined: { 'in-process': 0, shared: 0, 'rpc-copy': 0 },
@@ -175,7 +185,9 @@ export async function runRemoteBench(options: RemoteBenchOptions = {}): Promise<
   for (const mode of ['sequential', 'pipelined'] as const) {
     const pipelined = mode === 'pipelined';
     const inProcess = new InProcessMemoryMapper();
-    loads[mode]['in-process'] = await loadMedian(inProcess, graphs, iterations, pipelined).finally(() => inProcess.close());
+    loads[mode]['in-process'] = await loadMedian(inProcess, graphs, iterations, pipelined).finally(() =>
+      inProcess.close(),
+    );
     const remote = async (make: (s: ExecutorSession) => MemoryMapper): Promise<number> => {
       const s = await ExecutorSession.spawn();
       const mapper = make(s);
@@ -192,19 +204,25 @@ export async function runRemoteBench(options: RemoteBenchOptions = {}): Promise<
   const verdict = (ms: number, budget: number): string => (ms <= budget ? 'within budget' : 'OVER BUDGET');
   for (const mode of ['sequential', 'pipelined'] as const) {
     const l = loads[mode];
-    write(`  ${mode === 'pipelined' ? 'pipelined (finalize calls in flight together)' : 'sequential (each finalize waits for its answer)'}:`);
+    write(
+      `  ${mode === 'pipelined' ? 'pipelined (finalize calls in flight together)' : 'sequential (each finalize waits for its answer)'}:`,
+    );
     write(`    in-process   ${l['in-process'].toFixed(2).padStart(8)} ms`);
     for (const [name, budget] of [
       ['shared', BUDGET_MS.shared],
       ['rpc-copy', BUDGET_MS.rpc],
     ] as const) {
       const extra = l[name] - l['in-process'];
-      write(`    ${name.padEnd(12)} ${l[name].toFixed(2).padStart(8)} ms   extra ${extra.toFixed(2).padStart(7)} ms   budget <= ${budget} ms   ${verdict(extra, budget)}`);
+      write(
+        `    ${name.padEnd(12)} ${l[name].toFixed(2).padStart(8)} ms   extra ${extra.toFixed(2).padStart(7)} ms   budget <= ${budget} ms   ${verdict(extra, budget)}`,
+      );
     }
   }
   // This set is synthetic and moved by jitmem's mappers only; a figure for LLVM would have to be
   // measured on the same work, which `jitmem bench --pattern run` does with llvm-jitlink.
-  write("  LLVM: not measured here (a synthetic set moved by jitmem's mappers has no llvm-jitlink equivalent); `jitmem bench --pattern run` measures llvm-jitlink on the CPython link in the same run");
+  write(
+    "  LLVM: not measured here (a synthetic set moved by jitmem's mappers has no llvm-jitlink equivalent); `jitmem bench --pattern run` measures llvm-jitlink on the CPython link in the same run",
+  );
   const p = loads.pipelined;
   return {
     latencyUs,

@@ -57,13 +57,6 @@ export interface ProfileResult {
 
 const cliPath = fileURLToPath(new URL('../cli.js', import.meta.url));
 
-export function checkProfileTool(text: string): ProfileTool {
-  if (!PROFILE_TOOLS.includes(text as ProfileTool)) {
-    throw new JitmemError('ERR_INVALID_FLAG', `--tool must be one of ${PROFILE_TOOLS.join(', ')}; got ${JSON.stringify(text)}`, { flag: '--tool', value: text });
-  }
-  return text as ProfileTool;
-}
-
 export interface ClinicTool {
   collect(args: string[], cb: (err: Error | null, dataPath: string) => void): void;
   visualize(dataPath: string, htmlPath: string, cb: (err: Error | null) => void): void;
@@ -79,28 +72,41 @@ async function loadClinicTool(tool: 'flame' | 'doctor'): Promise<ClinicToolClass
   return (await importOptional(load, [name], `jitmem profile --tool ${tool}`)).default;
 }
 
-/** Clinic keeps state per process (0x's working files): two collections at once in one process break each other, so they queue. */
+/**
+ * Clinic keeps state per process (0x's working files): two collections at once in one process break
+ * each other, so they queue.
+ */
 let clinicQueue: Promise<unknown> = Promise.resolve();
 
-function runClinic(clinic: () => ClinicTool, tool: 'flame' | 'doctor', outDir: string, command: string[]): Promise<string> {
+function runClinic(
+  clinic: () => ClinicTool,
+  tool: 'flame' | 'doctor',
+  outDir: string,
+  command: string[],
+): Promise<string> {
   const run = clinicQueue.then(() => runClinicNow(clinic(), tool, outDir, command));
+  // The queue only orders the runs: this run's failure reaches its caller through `run`, and
+  // must not fail the runs queued after it.
   clinicQueue = run.catch(() => undefined);
   return run;
 }
 
-async function runClinicNow(clinic: ClinicTool, tool: 'flame' | 'doctor', outDir: string, command: string[]): Promise<string> {
-  const dataPath = await new Promise<string>((resolve, reject) => clinic.collect(command, (err, p) => (err ? reject(err) : resolve(p))));
+async function runClinicNow(
+  clinic: ClinicTool,
+  tool: 'flame' | 'doctor',
+  outDir: string,
+  command: string[],
+): Promise<string> {
+  const dataPath = await new Promise<string>((resolve, reject) =>
+    clinic.collect(command, (err, p) => (err ? reject(err) : resolve(p))),
+  );
   const html = `${dataPath}.html`;
-  await new Promise<void>((resolve, reject) => clinic.visualize(dataPath, html, (err) => (err ? reject(err) : resolve())));
-  if (!existsSync(html) || statSync(html).size === 0) throw new Error(`clinic ${tool} reported success but wrote no page at ${html}`);
+  await new Promise<void>((resolve, reject) =>
+    clinic.visualize(dataPath, html, (err) => (err ? reject(err) : resolve())),
+  );
+  if (!existsSync(html) || statSync(html).size === 0)
+    throw new Error(`clinic ${tool} reported success but wrote no page at ${html}`);
   return html;
-}
-
-export function checkProfileTarget(text: string): ProfileTarget {
-  if (!PROFILE_TARGETS.includes(text as ProfileTarget)) {
-    throw new JitmemError('ERR_INVALID_FLAG', `--target must be one of ${PROFILE_TARGETS.join(', ')}; got ${JSON.stringify(text)}`, { flag: '--target', value: text });
-  }
-  return text as ProfileTarget;
 }
 
 interface CpuProfRun {
@@ -116,13 +122,19 @@ async function runCpuProf(outDir: string, command: string[]): Promise<{ file: st
   const before = new Set(existsSync(outDir) ? readdirSync(outDir) : []);
   const [node, ...rest] = command;
   const exitStatus = await new Promise<number | null>((resolve, reject) => {
-    const child = spawn(node!, ['--cpu-prof', '--cpu-prof-dir', outDir, ...rest], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawn(node!, ['--cpu-prof', '--cpu-prof-dir', outDir, ...rest], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
     child.on('error', reject);
     child.on('exit', (code) => resolve(code));
   });
   const made = readdirSync(outDir).filter((f) => f.endsWith('.cpuprofile') && !before.has(f));
   if (made.length === 0) {
-    throw new JitmemError('ERR_PROFILE_FAILED', `the V8 profiler wrote no .cpuprofile in ${outDir} (the profiled command exited with status ${exitStatus})`, { outDir, exitStatus });
+    throw new JitmemError(
+      'ERR_PROFILE_FAILED',
+      `the V8 profiler wrote no .cpuprofile in ${outDir} (the profiled command exited with status ${exitStatus})`,
+      { outDir, exitStatus },
+    );
   }
   // The controller writes its profile last: it outlives any process it started.
   const newest = made.map((f) => path.join(outDir, f)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0]!;
@@ -164,7 +176,12 @@ async function runProcessProfiles(outDir: string, command: string[], target: 'ex
       { outDir, exitStatus, target },
     );
   }
-  return { file: target === 'both' && controllerFile ? controllerFile : executorFiles[0]!, exitStatus, executorFiles, ...(controllerFile ? { controllerFile } : {}) };
+  return {
+    file: target === 'both' && controllerFile ? controllerFile : executorFiles[0]!,
+    exitStatus,
+    executorFiles,
+    ...(controllerFile ? { controllerFile } : {}),
+  };
 }
 
 export async function runProfile(options: ProfileOptions): Promise<ProfileResult> {
@@ -176,7 +193,11 @@ export async function runProfile(options: ProfileOptions): Promise<ProfileResult
   const command = [process.execPath, cliPath, options.subcommand ?? 'bench', ...options.args];
   const target = options.target ?? 'controller';
   if (target !== 'controller' && options.tool !== 'cpuprof') {
-    throw new JitmemError('ERR_INVALID_FLAG', `--target ${target} needs --tool cpuprof: clinic profiles only the process it starts, not the executors that process spawns`, { flag: '--target', value: target });
+    throw new JitmemError(
+      'ERR_CONFLICTING_OPTIONS',
+      `--target ${target} needs --tool cpuprof: clinic profiles only the process it starts, not the executors that process spawns`,
+      { options: ['--target', '--tool'] },
+    );
   }
   if (target !== 'controller') {
     const run = await runProcessProfiles(outDir, command, target);
@@ -190,13 +211,20 @@ export async function runProfile(options: ProfileOptions): Promise<ProfileResult
   let reason: string;
   const before = new Set(readdirSync(outDir));
   try {
-    const file = await runClinic(() => (options.loadClinic ? options.loadClinic(tool, outDir) : new Tool!({ dest: outDir })), tool, outDir, command);
+    const file = await runClinic(
+      () => (options.loadClinic ? options.loadClinic(tool, outDir) : new Tool!({ dest: outDir })),
+      tool,
+      outDir,
+      command,
+    );
     return { requested: options.tool, tool: options.tool, file, command };
   } catch (err) {
     reason = `clinic ${options.tool} failed: ${(err as Error).message ?? String(err)}`;
     // What the failed run left (clinic's data folder, a half-written page) is no profile: only
     // the fallback's profile stays.
-    for (const entry of readdirSync(outDir)) if (!before.has(entry) && /\.clinic-(doctor|flame)/.test(entry)) rmSync(path.join(outDir, entry), { recursive: true, force: true });
+    for (const entry of readdirSync(outDir))
+      if (!before.has(entry) && /\.clinic-(doctor|flame)/.test(entry))
+        rmSync(path.join(outDir, entry), { recursive: true, force: true });
   }
   const { file, exitStatus } = await runCpuProf(outDir, command);
   return { requested: options.tool, tool: 'cpuprof', file, fallbackReason: reason, exitStatus, command };

@@ -37,7 +37,12 @@ export function readHistory(dir: string): HistoryEntry[] {
     if (!statSync(dir).isDirectory()) throw new Error('not a directory');
     names = readdirSync(dir).filter((n) => n.endsWith('.json'));
   } catch (err) {
-    throw new JitmemError('ERR_HISTORY_UNREADABLE', `cannot read history directory ${dir}: ${(err as Error).message}`, { dir }, { cause: err });
+    throw new JitmemError(
+      'ERR_HISTORY_UNREADABLE',
+      `cannot read history directory ${dir}: ${(err as Error).message}`,
+      { dir },
+      { cause: err },
+    );
   }
   const entries = names.map((n) => ({ file: path.join(dir, n), report: readReport(path.join(dir, n)) }));
   return entries.sort((a, b) => a.report.createdAt.localeCompare(b.report.createdAt) || a.file.localeCompare(b.file));
@@ -52,7 +57,10 @@ export function shortCommit(commit: string | null, dirty: boolean | null = null)
   return commit ? `${commit.slice(0, 7)}${dirty ? '+' : ''}` : 'no commit';
 }
 
-/** A headline ratio: shared memory over RPC copy, per workload, pattern, policy and executor (what the bench summary leads with). */
+/**
+ * A headline ratio: shared memory over RPC copy, per workload, pattern, policy and executor (what the
+ * bench summary leads with).
+ */
 export function isHeadline(row: RatioRow): boolean {
   return row.mapper === 'shared' && row.baseline === 'rpc';
 }
@@ -99,7 +107,13 @@ export function trends(entries: readonly HistoryEntry[], keep: (row: RatioRow) =
       if (rows.length === 1) return { commit, createdAt, runs: 1, speedup: rows[0]!.speedup, ci95: rows[0]!.ci95 };
       const logs = rows.map((r) => Math.log(r.speedup));
       const est = meanInterval(logs);
-      return { commit, createdAt, runs: rows.length, speedup: Math.exp(est.mean), ci95: [Math.exp(est.low), Math.exp(est.high)] as const };
+      return {
+        commit,
+        createdAt,
+        runs: rows.length,
+        speedup: Math.exp(est.mean),
+        ci95: [Math.exp(est.low), Math.exp(est.high)] as const,
+      };
     }),
   }));
 }

@@ -1,5 +1,14 @@
 import { computeRatios, extraTimeBudgets } from '../../harness/bench/ratios.js';
-import { PHASES, validateReport, type ExecutorName, type MapperName, type PatternName, type Report, type ResultRow, type SlabPoint } from '../../harness/report/report.js';
+import {
+  PHASES,
+  validateReport,
+  type ExecutorName,
+  type MapperName,
+  type PatternName,
+  type Report,
+  type ResultRow,
+  type SlabPoint,
+} from '../../harness/report/report.js';
 import { seededRandom } from '../../harness/statistics.js';
 import { statsOf } from './reports.js';
 
@@ -44,7 +53,13 @@ function churnSeries(workload: string, policy: string, random: () => number): Sl
   let free = 1;
   return Array.from({ length: steps }, (_, step) => {
     free = Math.max(1, Math.min(policy === 'first-fit' ? 30 : 21, free + (random() < 0.55 ? 1 : -1)));
-    return { step, freeRanges: workload === 'cray' ? 1 + (step % 2) : free, fragmentation: workload === 'cray' ? 0.005 * (step % 2) : free / 40, liveBytes: 1 << 20, reservedBytes: 8 << 20 };
+    return {
+      step,
+      freeRanges: workload === 'cray' ? 1 + (step % 2) : free,
+      fragmentation: workload === 'cray' ? 0.005 * (step % 2) : free / 40,
+      liveBytes: 1 << 20,
+      reservedBytes: 8 << 20,
+    };
   });
 }
 
@@ -52,7 +67,15 @@ export function defaultShapedReport(options: DefaultShapedOptions): Report {
   const random = seededRandom(options.seed ?? 11);
   const scale = options.scale ?? 1;
   const rows: ResultRow[] = [];
-  const row = (workload: string, pattern: PatternName, mapper: MapperName, executor: ExecutorName, policy: 'first-fit' | 'best-fit', ms: number, extra: Partial<ResultRow> = {}): void => {
+  const row = (
+    workload: string,
+    pattern: PatternName,
+    mapper: MapperName,
+    executor: ExecutorName,
+    policy: 'first-fit' | 'best-fit',
+    ms: number,
+    extra: Partial<ResultRow> = {},
+  ): void => {
     const n = Math.max(12, Math.min(400, Math.round(600 / Math.sqrt(ms + 0.01))));
     const latency = samplesAround(ms * scale, n, random);
     const shares = [0.02, 0.1, 0.05, 0.5, 0.3, 0.03];
@@ -68,14 +91,25 @@ export function defaultShapedReport(options: DefaultShapedOptions): Report {
       phases: Object.fromEntries(PHASES.map((p, i) => [p, statsOf(latency.map((x) => x * shares[i]!))])),
       bytes: { content, zeroFill: 4096, moved: mapper === 'rpc' ? content : 0 },
       roundTrips: mapper === 'inprocess' ? 0 : 2,
-      slab: { policy, reservedBytes: 8 << 20, peakReservedBytes: 8 << 20, liveBytes: 0, peakLiveBytes: 1 << 20, freeRanges: 1, largestFreeRange: 8 << 20, fragmentation: 0, merges: 10 },
+      slab: {
+        policy,
+        reservedBytes: 8 << 20,
+        peakReservedBytes: 8 << 20,
+        liveBytes: 0,
+        peakLiveBytes: 1 << 20,
+        freeRanges: 1,
+        largestFreeRange: 8 << 20,
+        fragmentation: 0,
+        merges: 10,
+      },
       ...extra,
     });
   };
   for (const pattern of ['load', 'churn', 'update', 'patch'] as const) {
     for (const workload of ['cray', 'python']) {
       for (const mapper of ['inprocess', 'shared', 'rpc'] as const) {
-        const executors: ExecutorName[] = mapper === 'inprocess' ? ['none'] : options.llvm && pattern === 'load' ? ['jitmem', 'llvm'] : ['jitmem'];
+        const executors: ExecutorName[] =
+          mapper === 'inprocess' ? ['none'] : options.llvm && pattern === 'load' ? ['jitmem', 'llvm'] : ['jitmem'];
         for (const executor of executors) {
           const ms = BASE_MS[workload]![executor === 'llvm' ? `${mapper}@llvm` : mapper]! * PATTERN_FACTOR[pattern]!;
           for (const policy of pattern === 'churn' ? (['first-fit', 'best-fit'] as const) : (['first-fit'] as const)) {
@@ -100,7 +134,14 @@ export function defaultShapedReport(options: DefaultShapedOptions): Report {
     tool: { name: 'jitmem' as const, version: '0.1.0' },
     createdAt: options.createdAt ?? '2026-11-29T12:00:00.000Z',
     command: ['jitmem', 'bench'],
-    options: { preset: options.preset ?? ('default' as const), seed: 1, cold: false, pin: 'none' as const, time: 700, iterations: 12 },
+    options: {
+      preset: options.preset ?? ('default' as const),
+      seed: 1,
+      cold: false,
+      pin: 'none' as const,
+      time: 700,
+      iterations: 12,
+    },
     env: {
       node: 'v20.20.2',
       v8: '11.3.244.8-node.38',

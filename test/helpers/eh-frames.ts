@@ -25,7 +25,10 @@ function pad4(body: number[]): number[] {
   return [...u32(body.length), ...body];
 }
 
-/** The CIE: version 1, "zR", code align 1, data align -8, return address r16, FDE pointers pcrel|sdata4, CFA = rsp+8, rip at CFA-8. */
+/**
+ * The CIE: version 1, "zR", code align 1, data align -8, return address r16, FDE pointers
+ * pcrel|sdata4, CFA = rsp+8, rip at CFA-8.
+ */
 export function cieRecord(): number[] {
   return pad4([...u32(0), 1, 0x7a, 0x52, 0, ...uleb(1), 0x78, 16, ...uleb(1), 0x1b, 0x0c, 0x07, 0x08, 0x90, 0x01]);
 }
@@ -34,7 +37,10 @@ export function cieRecord(): number[] {
  * An .eh_frame section at `sectionAddr`: one CIE, then one FDE per function [start, start+size),
  * then a zero terminator.
  */
-export function ehFrameSection(sectionAddr: number, functions: ReadonlyArray<{ start: number; size: number }>): Uint8Array {
+export function ehFrameSection(
+  sectionAddr: number,
+  functions: ReadonlyArray<{ start: number; size: number }>,
+): Uint8Array {
   const bytes = cieRecord();
   for (const f of functions) {
     const at = bytes.length;

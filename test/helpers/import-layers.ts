@@ -140,8 +140,10 @@ function tokenize(text: string): Token[] {
       let inClass = false;
       while (i < n && text[i] !== '\n') {
         if (text[i] === '\\') i += 2;
-        else if (text[i] === '[') (inClass = true), i++;
-        else if (text[i] === ']') (inClass = false), i++;
+        else if (text[i] === '[' || text[i] === ']') {
+          inClass = text[i] === '[';
+          i++;
+        }
         else if (text[i] === '/' && !inClass) {
           i++;
           break;

@@ -14,7 +14,10 @@ export interface RunOutput {
 }
 
 /** Runs the real `jitmem run` (the compiled CLI) with the given arguments; stdout is kept as bytes. */
-export function jitmemRun(args: readonly string[], options: { input?: string; timeoutMs?: number } = {}): Promise<RunOutput> {
+export function jitmemRun(
+  args: readonly string[],
+  options: { input?: string; timeoutMs?: number } = {},
+): Promise<RunOutput> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, 'run', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
@@ -56,9 +59,18 @@ export function archive(dir: string, name: string, objects: readonly string[]): 
 }
 
 /** Links objects natively (gcc/g++ as the driver) and runs the result: the reference output. */
-export function runNative(dir: string, name: string, inputs: readonly string[], cxx = false, noPie = false, args: readonly string[] = []): { status: number; stdout: Buffer } {
+export function runNative(
+  dir: string,
+  name: string,
+  inputs: readonly string[],
+  cxx = false,
+  noPie = false,
+  args: readonly string[] = [],
+): { status: number; stdout: Buffer } {
   const exe = path.join(dir, name);
-  execFileSync(cxx ? 'g++' : 'gcc', [...(noPie ? ['-no-pie'] : []), ...inputs, '-o', exe], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync(cxx ? 'g++' : 'gcc', [...(noPie ? ['-no-pie'] : []), ...inputs, '-o', exe], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   try {
     return { status: 0, stdout: execFileSync(exe, args, { stdio: ['ignore', 'pipe', 'ignore'] }) };
   } catch (err) {

@@ -2,7 +2,14 @@ import test from 'ava';
 import { SlabMemoryManager } from '../../mappers/slab/slab-memory-manager.js';
 import { ADD2_CODE, INC_CODE, RO, RW, RX, incGraph } from './graphs.js';
 import { returnConstantCode } from '../../workloads/patterns/return-constant.js';
-import { openTarget, readTraceLogFrom, sha256Hex, targetActions, targetTracePairs, type MapperKind } from './mapper-targets.js';
+import {
+  openTarget,
+  readTraceLogFrom,
+  sha256Hex,
+  targetActions,
+  targetTracePairs,
+  type MapperKind,
+} from './mapper-targets.js';
 
 /**
  * The MemoryMapper contract as one suite of ava tests, registered for one mapper kind: code runs
@@ -30,7 +37,10 @@ export function mapperContractSuite(kind: MapperKind): void {
   test(`${kind}: data and zero-fill bytes are right in the target, checked by checksum there`, async (t) => {
     const { target, manager } = await fresh(t, kind);
     // Dirty the range first, so that zero-fill has to be done, not inherited.
-    const dirty = await manager.allocate({ name: 'dirt', sections: [{ name: '.d', group: RW, alignment: 8, size: 3 * 4096, content: new Uint8Array(3 * 4096).fill(0xee) }] });
+    const dirty = await manager.allocate({
+      name: 'dirt',
+      sections: [{ name: '.d', group: RW, alignment: 8, size: 3 * 4096, content: new Uint8Array(3 * 4096).fill(0xee) }],
+    });
     dirty.writeContent();
     await manager.deallocate([await dirty.finalize()]);
     const alloc = await manager.allocate(incGraph());
@@ -52,15 +62,30 @@ export function mapperContractSuite(kind: MapperKind): void {
     t.true(rw.zeroFillSize >= 200);
   });
 
+  actionContract(kind);
+  patchContract(kind);
+}
+
+/** Alloc actions at finalize and deallocate, and what a failing one undoes; reuse of abandoned ranges. */
+function actionContract(kind: MapperKind): void {
   test(`${kind}: alloc actions run in order at finalize, their dealloc halves in reverse at deallocate`, async (t) => {
     const { target, manager } = await fresh(t, kind);
-    const logAlloc = await manager.allocate({ name: 'log', sections: [{ name: '.log', group: RW, alignment: 8, size: 8 * 17 }] });
+    const logAlloc = await manager.allocate({
+      name: 'log',
+      sections: [{ name: '.log', group: RW, alignment: 8, size: 8 * 17 }],
+    });
     logAlloc.writeContent();
     await logAlloc.finalize();
     const log = logAlloc.sectionAddress('.log');
     const alloc = await manager.allocate(incGraph());
     alloc.writeContent();
-    alloc.actions.push(...targetTracePairs(target, log, 16, [[1, 11], [2, 12], [3, 13]]));
+    alloc.actions.push(
+      ...targetTracePairs(target, log, 16, [
+        [1, 11],
+        [2, 12],
+        [3, 13],
+      ]),
+    );
     const fin = await alloc.finalize();
     t.deepEqual(await readTraceLogFrom(target, log, 16), [1, 2, 3]);
     await manager.deallocate([fin]);
@@ -69,14 +94,20 @@ export function mapperContractSuite(kind: MapperKind): void {
 
   test(`${kind}: a failing finalize action undoes the earlier ones and the initialize is refused`, async (t) => {
     const { target, manager } = await fresh(t, kind);
-    const logAlloc = await manager.allocate({ name: 'log', sections: [{ name: '.log', group: RW, alignment: 8, size: 8 * 9 }] });
+    const logAlloc = await manager.allocate({
+      name: 'log',
+      sections: [{ name: '.log', group: RW, alignment: 8, size: 8 * 9 }],
+    });
     logAlloc.writeContent();
     await logAlloc.finalize();
     const log = logAlloc.sectionAddress('.log');
     const alloc = await manager.allocate(incGraph());
     alloc.writeContent();
     const fail = targetActions(target).fail;
-    alloc.actions.push(...targetTracePairs(target, log, 8, [[1, 11]]), { finalize: { fn: fail, args: new Uint8Array(0) }, dealloc: null });
+    alloc.actions.push(...targetTracePairs(target, log, 8, [[1, 11]]), {
+      finalize: { fn: fail, args: new Uint8Array(0) },
+      dealloc: null,
+    });
     const err = await t.throwsAsync(alloc.finalize(), { code: 'ERR_ALLOC_ACTION_FAILED' });
     t.regex(err!.message, /always fails/);
     t.deepEqual(await readTraceLogFrom(target, log, 8), [1, 11]);
@@ -98,6 +129,10 @@ export function mapperContractSuite(kind: MapperKind): void {
     t.is(await target.runInt(fin.sectionAddress('.text'), 1), 2);
   });
 
+}
+
+/** Patching finalized code in place, and the long cycle of reuse of one range. */
+function patchContract(kind: MapperKind): void {
   test(`${kind}: patchCode rewrites code of a finalized allocation in place, and refuses anything outside one`, async (t) => {
     const { target, manager } = await fresh(t, kind);
     const alloc = await manager.allocate(incGraph());
@@ -107,9 +142,14 @@ export function mapperContractSuite(kind: MapperKind): void {
     t.is(await target.runInt(text, 5), 6);
     await target.mapper.patchCode!([{ address: text + 2, bytes: Uint8Array.of(0x09) }]); // lea eax, [rdi+9]
     t.is(await target.runInt(text, 5), 14);
-    await t.throwsAsync(target.mapper.patchCode!([{ address: text, bytes: new Uint8Array(0) }]), { code: 'ERR_INVALID_PATCH' });
+    await t.throwsAsync(target.mapper.patchCode!([{ address: text, bytes: new Uint8Array(0) }]), {
+      code: 'ERR_INVALID_PATCH',
+    });
     const other = await manager.allocate(incGraph('other'));
-    await t.throwsAsync(target.mapper.patchCode!([{ address: other.sectionAddress('.text'), bytes: Uint8Array.of(0xc3) }]), { code: 'ERR_NOT_INITIALIZED' });
+    await t.throwsAsync(
+      target.mapper.patchCode!([{ address: other.sectionAddress('.text'), bytes: Uint8Array.of(0xc3) }]),
+      { code: 'ERR_NOT_INITIALIZED' },
+    );
     await other.abandon();
   });
 

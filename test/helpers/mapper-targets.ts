@@ -43,7 +43,8 @@ export async function openTarget(kind: MapperKind, spawnOptions: SpawnOptions = 
   }
   const session = await ExecutorSession.spawn(spawnOptions);
   const mapper = kind === 'shared' ? new SharedMemoryMapper(session) : new RpcCopyMapper(session);
-  const wire = (ranges: ReadonlyArray<{ start: number; length: number }>) => ranges.map((r) => ({ start: r.start, end: r.start + r.length }));
+  const wire = (ranges: ReadonlyArray<{ start: number; length: number }>) =>
+    ranges.map((r) => ({ start: r.start, end: r.start + r.length }));
   return {
     mapper,
     session,
@@ -70,9 +71,17 @@ export function targetActions(target: MapperTarget): { trace: number; fail: numb
 }
 
 /** Action pairs that log f[i] at finalize and d[i] at dealloc, with the target's trace action. */
-export function targetTracePairs(target: MapperTarget, log: number, capacity: number, pairs: Array<[number, number]>): AllocActionCallPair[] {
+export function targetTracePairs(
+  target: MapperTarget,
+  log: number,
+  capacity: number,
+  pairs: Array<[number, number]>,
+): AllocActionCallPair[] {
   const trace = targetActions(target).trace;
-  return pairs.map(([f, d]) => ({ finalize: { fn: trace, args: traceArgs(log, capacity, f) }, dealloc: { fn: trace, args: traceArgs(log, capacity, d) } }));
+  return pairs.map(([f, d]) => ({
+    finalize: { fn: trace, args: traceArgs(log, capacity, f) },
+    dealloc: { fn: trace, args: traceArgs(log, capacity, d) },
+  }));
 }
 
 /** Reads a trace log (u64 count, then that many u64 entries) from target memory. */

@@ -4,7 +4,16 @@ import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js
 import { SlabMemoryManager } from '../../mappers/slab/slab-memory-manager.js';
 import type { FitPolicy } from '../../mappers/slab/free-range-index.js';
 import type { LinkGraph } from '../../graph/link-graph.js';
-import { validateReport, type MapperName, type PhaseName, type RatioRow, type Report, type ResultRow, type SlabPoint, type Stats } from '../../harness/report/report.js';
+import {
+  validateReport,
+  type MapperName,
+  type PhaseName,
+  type RatioRow,
+  type Report,
+  type ResultRow,
+  type SlabPoint,
+  type Stats,
+} from '../../harness/report/report.js';
 import { mean, median, quantile, seededRandom } from '../../harness/statistics.js';
 import { speedupOf } from '../../harness/bench/ratios.js';
 import { RO, RW, RX } from './graphs.js';
@@ -85,8 +94,13 @@ async function measureRows(
   cells: ReadonlyArray<{ manager: SlabMemoryManager; graph: LinkGraph; cycles: number }>,
   samples: number,
 ): Promise<Array<{ latency: number[]; phases: Record<keyof PhaseTimes, number[]> }>> {
-  const out = cells.map(() => ({ latency: [] as number[], phases: { reserve: [] as number[], write: [] as number[], initialize: [] as number[], release: [] as number[] } }));
-  for (const cell of cells) for (let i = 0; i < 50; i++) await timedCycle(cell.manager, cell.graph, { reserve: 0, write: 0, initialize: 0, release: 0 });
+  const out = cells.map(() => ({
+    latency: [] as number[],
+    phases: { reserve: [] as number[], write: [] as number[], initialize: [] as number[], release: [] as number[] },
+  }));
+  for (const cell of cells)
+    for (let i = 0; i < 50; i++)
+      await timedCycle(cell.manager, cell.graph, { reserve: 0, write: 0, initialize: 0, release: 0 });
   for (let s = 0; s < samples; s++) {
     for (const [i, cell] of cells.entries()) {
       const t: PhaseTimes = { reserve: 0, write: 0, initialize: 0, release: 0 };
@@ -114,7 +128,11 @@ function slabSummary(manager: SlabMemoryManager): ResultRow['slab'] {
 }
 
 /** A real churn: allocations of seeded random sizes come and go; the allocator state after each step. */
-async function churnSeries(policy: FitPolicy, steps: number, seed: number): Promise<{ series: SlabPoint[]; slab: ResultRow['slab'] }> {
+async function churnSeries(
+  policy: FitPolicy,
+  steps: number,
+  seed: number,
+): Promise<{ series: SlabPoint[]; slab: ResultRow['slab'] }> {
   const mapper = new InProcessMemoryMapper();
   try {
     const manager = new SlabMemoryManager(mapper, { granularity: 4 << 20, policy });
@@ -132,7 +150,13 @@ async function churnSeries(policy: FitPolicy, steps: number, seed: number): Prom
         live.push(await alloc.finalize());
       }
       const s = manager.stats();
-      series.push({ step, freeRanges: s.freeRanges, fragmentation: s.fragmentation, liveBytes: s.liveBytes, reservedBytes: s.reservedBytes });
+      series.push({
+        step,
+        freeRanges: s.freeRanges,
+        fragmentation: s.fragmentation,
+        liveBytes: s.liveBytes,
+        reservedBytes: s.reservedBytes,
+      });
     }
     const slab = slabSummary(manager);
     await manager.deallocate(live);
@@ -189,14 +213,19 @@ function rowOf(
     contentBytes: content,
     rounds: roundsOf(measured.latency),
     latency: statsOf(measured.latency),
-    phases: Object.fromEntries(Object.entries(measured.phases).map(([k, v]) => [k, statsOf(v)])) as Partial<Record<PhaseName, Stats>>,
+    phases: Object.fromEntries(Object.entries(measured.phases).map(([k, v]) => [k, statsOf(v)])) as Partial<
+      Record<PhaseName, Stats>
+    >,
     bytes: { content, zeroFill, moved: mapper === 'inprocess' ? 0 : content },
     roundTrips: mapper === 'rpc' ? 4 : mapper === 'shared' ? 2 : 0,
     slab,
   };
 }
 
-/** Rounds the measured rows are cut into: contiguous blocks of samples, aligned across a group (samples were taken in turn). */
+/**
+ * Rounds the measured rows are cut into: contiguous blocks of samples, aligned across a group (samples
+ * were taken in turn).
+ */
 export const HELPER_ROUNDS = 8;
 
 export function roundsOf(samples: readonly number[]): NonNullable<ResultRow['rounds']> {
@@ -247,15 +276,33 @@ export async function measuredReport(options: MeasuredReportOptions = {}): Promi
   const mapper = new InProcessMemoryMapper();
   try {
     const mappers = ['inprocess', 'shared', 'rpc'] as const;
-    const measureGroup = async (workload: string, pattern: ResultRow['pattern'], graph: LinkGraph, groupSamples: number, granularity: number) => {
+    const measureGroup = async (
+      workload: string,
+      pattern: ResultRow['pattern'],
+      graph: LinkGraph,
+      groupSamples: number,
+      granularity: number,
+    ) => {
       const managers = mappers.map(() => new SlabMemoryManager(mapper, { granularity }));
-      const measured = await measureRows(mappers.map((m, i) => ({ manager: managers[i]!, graph, cycles: CYCLES_PER_SAMPLE[m] })), groupSamples);
-      for (const [i, m] of mappers.entries()) results.push(rowOf(workload, pattern, m, 'first-fit', graph, measured[i]!, slabSummary(managers[i]!)));
+      const measured = await measureRows(
+        mappers.map((m, i) => ({ manager: managers[i]!, graph, cycles: CYCLES_PER_SAMPLE[m] })),
+        groupSamples,
+      );
+      for (const [i, m] of mappers.entries())
+        results.push(rowOf(workload, pattern, m, 'first-fit', graph, measured[i]!, slabSummary(managers[i]!)));
       for (const manager of managers) await manager.close();
     };
-    for (const [workload, shape] of Object.entries(WORKLOADS)) await measureGroup(workload, 'load', graphOf(workload, shape.code, shape.data), samples, 1 << 20);
+    for (const [workload, shape] of Object.entries(WORKLOADS))
+      await measureGroup(workload, 'load', graphOf(workload, shape.code, shape.data), samples, 1 << 20);
     if (options.sweep) {
-      for (const kib of [4, 16, 64, 256, 1024]) await measureGroup('python', 'sweep', graphOf(`sweep-${kib}k`, kib * 1024, 1024), Math.min(samples, 20), 4 << 20);
+      for (const kib of [4, 16, 64, 256, 1024])
+        await measureGroup(
+          'python',
+          'sweep',
+          graphOf(`sweep-${kib}k`, kib * 1024, 1024),
+          Math.min(samples, 20),
+          4 << 20,
+        );
     }
   } finally {
     await mapper.close();
@@ -288,12 +335,20 @@ export async function measuredReport(options: MeasuredReportOptions = {}): Promi
   return validateReport(report, 'measured report');
 }
 
-/** A copy of `report` in which the rows that `select` picks have every sample (whole and per phase) multiplied by `factor`; ratios are recomputed. */
+/**
+ * A copy of `report` in which the rows that `select` picks have every sample (whole and per phase)
+ * multiplied by `factor`; ratios are recomputed.
+ */
 export function withRowsScaled(report: Report, select: (row: ResultRow) => boolean, factor: number): Report {
   const scale = (s: Stats): Stats => statsOf(s.samples.map((x) => x * factor));
   const results = report.results.map((r) =>
     select(r)
-      ? { ...r, latency: scale(r.latency), rounds: r.rounds?.map((x) => ({ ...x, p50: x.p50 * factor })), phases: Object.fromEntries(Object.entries(r.phases).map(([k, v]) => [k, scale(v!)])) as ResultRow['phases'] }
+      ? {
+          ...r,
+          latency: scale(r.latency),
+          rounds: r.rounds?.map((x) => ({ ...x, p50: x.p50 * factor })),
+          phases: Object.fromEntries(Object.entries(r.phases).map(([k, v]) => [k, scale(v!)])) as ResultRow['phases'],
+        }
       : r,
   );
   return validateReport({ ...report, results, ratios: ratiosOf(results) }, 'scaled report');
@@ -304,7 +359,12 @@ export function withRowsScaled(report: Report, select: (row: ResultRow) => boole
  * changes: each iteration (and each round's median) takes the extra time of the phase's median.
  * Ratios are recomputed.
  */
-export function withPhaseScaled(report: Report, select: (row: ResultRow) => boolean, phase: PhaseName, factor: number): Report {
+export function withPhaseScaled(
+  report: Report,
+  select: (row: ResultRow) => boolean,
+  phase: PhaseName,
+  factor: number,
+): Report {
   const results = report.results.map((r) => {
     const stats = r.phases[phase];
     if (!select(r) || !stats) return r;
@@ -330,7 +390,9 @@ export function withSteadyRounds(report: Report): Report {
   const results = report.results.map((r) => {
     const m = median(r.latency.samples);
     // Phases too: every sample at the phase's median, so the per-phase paired speedups are steady.
-    const phases = Object.fromEntries(Object.entries(r.phases).map(([k, v]) => [k, statsOf(v!.samples.map(() => median(v!.samples)))])) as ResultRow['phases'];
+    const phases = Object.fromEntries(
+      Object.entries(r.phases).map(([k, v]) => [k, statsOf(v!.samples.map(() => median(v!.samples)))]),
+    ) as ResultRow['phases'];
     return r.rounds ? { ...r, rounds: r.rounds.map((x) => ({ ...x, p50: m })), phases } : r;
   });
   return validateReport({ ...report, results, ratios: ratiosOf(results) }, 'steady report');

@@ -7,8 +7,9 @@ import type { Report } from '../../harness/report/report.js';
 
 /**
  * Detection and false-alarm rates of the gate, offline, on the reports detection-rate.js kept:
- * node dist/test/tools/gate-study.js DIR [median|mean] (how a run's value comes from its rounds). Per try i: BASE = its five runs without the extra
- * work, HEAD = its five runs with it (detection); BASE = try i's runs without, HEAD = try j's
+ * node dist/test/tools/gate-study.js DIR [median|mean] (how a run's value comes from its rounds).
+ * Per try i: BASE = its five runs without the extra work, HEAD = its five runs with it
+ * (detection); BASE = try i's runs without, HEAD = try j's
  * runs without, i != j (false alarms of the gate over runs); and the ten pairs of runs without
  * in each try compared one against one with default flags (false alarms of plain compare).
  */
@@ -24,14 +25,23 @@ for (let i = 0; ; i++) {
   });
 }
 const gate: CompareOptions = { ratiosOnly: true };
-const over = (base: Report[], head: Report[], options: CompareOptions) => compareReports(base[0]!, head[0]!, { ...options, baseRuns: base.slice(1), noiseReports: head.slice(1) });
+const over = (base: Report[], head: Report[], options: CompareOptions) =>
+  compareReports(base[0]!, head[0]!, { ...options, baseRuns: base.slice(1), noiseReports: head.slice(1) });
 let detected = 0;
 for (const [i, t] of tries.entries()) {
   const c = over(t.without, t.with, gate);
   const shared = c.ratios.filter((r) => r.key.mapper === 'shared');
   const hit = shared.some((r) => r.verdict === 'regression');
   if (hit) detected++;
-  console.log(`try ${i + 1}: ${hit ? 'detected' : 'missed'}; ${shared.filter((r) => r.verdict !== 'same' || /^(initialize\.)?speedup-vs-/.test(r.key.measure)).map((r) => `${r.key.workload} ${r.key.measure} ${(r.change * 100).toFixed(1)}% (noise ${((r.noise ?? 0) * 100).toFixed(0)}%, p ${r.p.toPrecision(2)}) ${r.verdict}`).join('; ')}`);
+  console.log(
+    `try ${i + 1}: ${hit ? 'detected' : 'missed'}; ${shared
+      .filter((r) => r.verdict !== 'same' || /^(initialize\.)?speedup-vs-/.test(r.key.measure))
+      .map(
+        (r) =>
+          `${r.key.workload} ${r.key.measure} ${(r.change * 100).toFixed(1)}% (noise ${((r.noise ?? 0) * 100).toFixed(0)}%, p ${r.p.toPrecision(2)}) ${r.verdict}`,
+      )
+      .join('; ')}`,
+  );
 }
 let alarms = 0;
 let pairs = 0;
@@ -42,7 +52,12 @@ for (let i = 0; i < tries.length; i++) {
     const c = over(tries[i]!.without, tries[j]!.without, gate);
     if (c.regressions > 0) {
       alarms++;
-      console.log(`false alarm, base try ${i + 1}, head try ${j + 1}: ${[...c.ratios, ...c.counters].filter((r) => r.verdict === 'regression').map((r) => r.label).join(', ')}`);
+      console.log(
+        `false alarm, base try ${i + 1}, head try ${j + 1}: ${[...c.ratios, ...c.counters]
+          .filter((r) => r.verdict === 'regression')
+          .map((r) => r.label)
+          .join(', ')}`,
+      );
     }
   }
 }
@@ -70,7 +85,11 @@ if (baselineFile) {
     const slow = compareReports(baseline, t.with[0]!, { ...gate, noiseReports: t.with.slice(1) });
     if (slow.ratios.some((r) => r.key.mapper === 'shared' && r.verdict === 'regression')) ciDetected++;
   }
-  console.log(`gate as .ci/run runs it (baseline against one run and four --noise): false alarms ${ciAlarms} of ${tries.length}, detected ${ciDetected} of ${tries.length}`);
+  console.log(
+    `gate as .ci/run runs it (baseline against one run and four --noise): false alarms ${ciAlarms} of ${tries.length}, detected ${ciDetected} of ${tries.length}`,
+  );
 }
-console.log(`gate over runs: detected ${detected} of ${tries.length}; false alarms ${alarms} of ${pairs} (unchanged code, five runs against five)`);
+console.log(
+  `gate over runs: detected ${detected} of ${tries.length}; false alarms ${alarms} of ${pairs} (unchanged code, five runs against five)`,
+);
 console.log(`compare with default flags, one run against one: false alarms ${plainAlarms} of ${plainPairs} pairs`);

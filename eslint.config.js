@@ -1,0 +1,99 @@
+// ESLint (flat config) with typescript-eslint's type-aware rules: `npm run lint`, run by .ci/run.
+//
+// typescript-eslint reads types through TypeScript's classic JavaScript API, which TypeScript 7
+// (the native compiler this project builds with) does not have: package.json therefore installs
+// TypeScript 6's API as `typescript` (npm:@typescript/typescript6) for the linter, and
+// TypeScript 7 as `@typescript/native`, whose `tsc` is the one `npm run build` and `npx tsc` run.
+import tseslint from 'typescript-eslint';
+
+/**
+ * Folders other branches are rewriting right now: not linted until they land (the lead extends
+ * the scope after merging them). Remove an entry to lint it.
+ */
+const NOT_YET_LINTED = [
+  'jitlink/**',
+  'loader/**',
+  'executor/**',
+  'native/**',
+  'session/**',
+  'workloads/**',
+  'mappers/**',
+];
+
+/**
+ * Files other branches are editing too, in folders that are linted: every rule applies to them
+ * except the two that reformatting would satisfy (line length, function length), so that the
+ * merge is not a wall of conflicts. After merging, the lead runs
+ *   npx prettier --write <these files>
+ * splits what is still over 100 lines, and empties this list.
+ */
+const FORMATTED_AFTER_MERGE = [
+  // precision (issue 18): bench sampling, the gate's statistics and judging
+  'harness/bench/**',
+  'harness/compare/**',
+  'harness/charts/chart-specs.ts',
+  'harness/commands/bench.ts',
+  'harness/report/report.ts',
+  'test/bench.test.ts',
+  'test/compare.test.ts',
+  'test/helpers/power.ts',
+  'test/phase-clock.test.ts',
+  // exec (issue 19): the native executor
+  'test/executor-*.test.ts',
+  'test/helpers/executor-process.ts',
+  'test/llvm-interop.test.ts',
+  // link (issue 20): linker passes, loader/
+  'test/jitlink-*.test.ts',
+  'test/helpers/import-layers.ts',
+  'test/house-layers.test.ts',
+  // speed (issue 23): protection runs, warm pages
+  'graph/layout.ts',
+  'test/cost-counters.test.ts',
+  'test/helpers/graphs.ts',
+  'test/helpers/proc-maps.ts',
+];
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'build/**', 'node_modules/**', '**/*.js', '**/*.mjs', ...NOT_YET_LINTED] },
+  {
+    files: ['**/*.ts'],
+    languageOptions: {
+      parser: tseslint.parser,
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    plugins: { '@typescript-eslint': tseslint.plugin },
+    linterOptions: { reportUnusedDisableDirectives: 'error' },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { args: 'after-used', argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none', ignoreRestSiblings: true },
+      ],
+      '@typescript-eslint/no-unused-expressions': 'error',
+      '@typescript-eslint/no-explicit-any': 'error',
+      // Code lines; a line whose length is a string, a template or a URL may run on (an error
+      // message reads better whole than cut across lines, and is found by grepping for it).
+      'max-len': [
+        'error',
+        {
+          code: 120,
+          ignoreUrls: true,
+          ignoreStrings: true,
+          ignoreTemplateLiterals: true,
+          ignoreRegExpLiterals: true,
+        },
+      ],
+      'max-lines-per-function': ['error', { max: 100, skipBlankLines: false, skipComments: false }],
+    },
+  },
+  {
+    // A test file's top level is its list of tests, not one function.
+    files: ['test/**/*.ts'],
+    rules: { 'max-lines-per-function': ['error', { max: 100, skipBlankLines: true, skipComments: true }] },
+  },
+  {
+    files: FORMATTED_AFTER_MERGE,
+    rules: { 'max-len': 'off', 'max-lines-per-function': 'off' },
+  },
+);
