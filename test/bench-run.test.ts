@@ -46,6 +46,11 @@ function checkRunRows(t: import('ava').ExecutionContext, report: Report): Result
     t.regex(r.verified!.stdoutSha256, /^[0-9a-f]{64}$/, name);
     const phases = Object.values(r.phases);
     t.true(phases.length >= 3, name);
+    // jitmem's rows carry CPU time per iteration: the linker's process, and the executor's out of process.
+    if (r.linker === 'jitmem') {
+      t.is(r.cpu?.controller.samplesCount, r.latency.samplesCount, name);
+      t.is(r.cpu!.executor === null, r.mapper === 'inprocess', name);
+    }
     r.latency.samples.forEach((total, i) => {
       const sum = phases.reduce((a, p) => a + p!.samples[i]!, 0);
       t.true(

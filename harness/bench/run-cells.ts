@@ -143,6 +143,8 @@ export interface Sample {
   startup?: number;
   calls: number;
   bytesSent: number;
+  /** CPU milliseconds of the iteration, controller and executor (jitmem's rows). */
+  cpu?: { controller: number; executor: number | null };
 }
 
 function mismatch(cell: RunCell, iteration: number, what: string, stderr: string): JitmemError {
@@ -193,7 +195,7 @@ function jitmemIteration(cell: RunCell, iteration: number): Promise<Sample> {
       }
       let latency = 0;
       for (const p of JITMEM_RUN_PHASES) latency += result.phases[p];
-      resolve({ latency, whole, phases: { ...result.phases }, startup: result.startupMs, calls: result.calls, bytesSent: result.bytesSent });
+      resolve({ latency, whole, phases: { ...result.phases }, startup: result.startupMs, calls: result.calls, bytesSent: result.bytesSent, ...(result.cpu ? { cpu: result.cpu } : {}) });
     });
   });
 }
@@ -283,7 +285,7 @@ export function jitmemWarmCell(cell: RunCell, warmup: number, iterations: number
         for (const p of JITMEM_RUN_PHASES) latency += line.phases[p];
         // The one executor start of the session goes with the first measured iteration.
         const startup = iteration === 0 ? (lines[0] as WarmIterationResult & { ok: true }).startupMs : undefined;
-        samples.push({ latency, whole: line.wallMs, phases: { ...line.phases }, ...(startup ? { startup } : {}), calls: line.calls, bytesSent: line.bytesSent });
+        samples.push({ latency, whole: line.wallMs, phases: { ...line.phases }, ...(startup ? { startup } : {}), calls: line.calls, bytesSent: line.bytesSent, ...(line.cpu ? { cpu: line.cpu } : {}) });
       }
       resolve(samples);
     });
@@ -391,7 +393,7 @@ export class SteppedWarmCell {
       let latency = 0;
       for (const p of JITMEM_RUN_PHASES) latency += line.phases[p];
       const startup = iteration === 0 ? (this.lines[0] as WarmIterationResult & { ok: true }).startupMs : undefined;
-      samples.push({ latency, whole: line.wallMs, phases: { ...line.phases }, ...(startup ? { startup } : {}), calls: line.calls, bytesSent: line.bytesSent });
+      samples.push({ latency, whole: line.wallMs, phases: { ...line.phases }, ...(startup ? { startup } : {}), calls: line.calls, bytesSent: line.bytesSent, ...(line.cpu ? { cpu: line.cpu } : {}) });
     }
     return samples;
   }
@@ -490,6 +492,14 @@ function rowOf(cell: RunCell, samples: readonly Sample[]): ResultRow {
     verified: { iterations: n, exitStatus: cell.program.expected.exitStatus, stdoutSha256: cell.program.expected.stdoutSha256 },
     bytes: { content: 0, zeroFill: 0, moved: Math.round(samples.reduce((a, s) => a + s.bytesSent, 0) / n) },
     roundTrips: samples.reduce((a, s) => a + s.calls, 0) / n,
+    ...(samples.every((s) => s.cpu)
+      ? {
+          cpu: {
+            controller: toStats(samples.map((s) => Math.max(0, s.cpu!.controller))),
+            executor: samples.every((s) => s.cpu!.executor !== null) ? toStats(samples.map((s) => Math.max(0, s.cpu!.executor!))) : null,
+          },
+        }
+      : {}),
   };
 }
 

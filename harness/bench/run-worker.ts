@@ -5,6 +5,7 @@ import { JitmemError } from '../../core/errors.js';
 import type { MapperName } from '../report/report.js';
 import type { RunProgram } from '../../workloads/run-programs.js';
 import { JITMEM_RUN_PHASES, type JitmemRunPhase, type OpenRunTarget, type RunClock } from './run-target.js';
+import { CpuClock, cpuBetween } from './cpu-clock.js';
 
 /**
  * One iteration of a jitmem `run` cell, in a process of its own, as llvm-jitlink's iterations
@@ -51,6 +52,8 @@ export type WarmIterationResult =
       readonly exitStatus: number;
       readonly calls: number;
       readonly bytesSent: number;
+      /** CPU milliseconds of the iteration: this process's, and the executor's (null in-process). */
+      readonly cpu?: { readonly controller: number; readonly executor: number | null };
       /** The executor's spawn to Setup, on the first iteration only (0 in-process). */
       readonly startupMs?: number;
     }
@@ -65,6 +68,8 @@ export type RunWorkerResult =
       readonly exitStatus: number;
       readonly calls: number;
       readonly bytesSent: number;
+      /** CPU milliseconds of the run: this process's, and the executor's (null in-process). */
+      readonly cpu?: { readonly controller: number; readonly executor: number | null };
     }
   | { readonly ok: false; readonly code: string; readonly message: string };
 
@@ -94,9 +99,12 @@ export async function runWorkerIteration(request: RunWorkerRequest, open: OpenRu
   try {
     const before = target.counters();
     const clock = new Clock();
+    const cpu = new CpuClock(target.executorPid);
+    const cpuBefore = cpu.read();
     const exitStatus = await target.runToExit(request.program, clock);
+    const used = cpuBetween(cpu.read(), cpuBefore);
     const after = target.counters();
-    return { ok: true, phases: clock.totals, startupMs, exitStatus, calls: after.calls - before.calls, bytesSent: after.bytesSent - before.bytesSent };
+    return { ok: true, phases: clock.totals, startupMs, exitStatus, calls: after.calls - before.calls, bytesSent: after.bytesSent - before.bytesSent, cpu: used };
   } finally {
     await target.close();
   }
@@ -151,17 +159,20 @@ export async function runWarmController(request: RunWorkerRequest, open: OpenRun
   const startupMs = request.mapper === 'inprocess' ? 0 : performance.now() - t0;
   try {
     const steps = warm.stepped ? stdinSteps() : undefined;
+    const cpu = new CpuClock(target.executorPid);
     for (let index = 0; index < total; index++) {
       if (steps && !(await steps())) break;
       let line: WarmIterationResult;
       try {
         const before = target.counters();
         const clock = new Clock();
+        const cpuBefore = cpu.read();
         const start = performance.now();
         const exitStatus = await target.runToExit(request.program, clock);
         const wallMs = performance.now() - start;
+        const used = cpuBetween(cpu.read(), cpuBefore);
         const after = target.counters();
-        line = { ok: true, index, phases: clock.totals, wallMs, exitStatus, calls: after.calls - before.calls, bytesSent: after.bytesSent - before.bytesSent, ...(index === 0 ? { startupMs } : {}) };
+        line = { ok: true, index, phases: clock.totals, wallMs, exitStatus, calls: after.calls - before.calls, bytesSent: after.bytesSent - before.bytesSent, cpu: used, ...(index === 0 ? { startupMs } : {}) };
       } catch (err) {
         line = { ok: false, index, ...errorFields(err) };
       }
