@@ -102,29 +102,13 @@ test('bad flags exit 2 and say what was expected', (t) => {
   t.regex(r.stdout, /usage: jitmem profile --tool flame\|doctor\|cpuprof/);
 });
 
-test('jitmem profile --target executor profiles the executor processes: their .cpuprofiles hold executor/ and protocol/ frames', (t) => {
-  const out = path.join(dir, 'executor-prof');
-  const report = path.join(dir, 'bench-executor.json');
-  const r = runCli(['profile', '--tool', 'cpuprof', '--target', 'executor', '--out', out, '--', '--workload', 'cray', '--pattern', 'load', '--mapper', 'shared,rpc', '--time', '200', '--no-charts', '--out', report]);
-  t.is(r.status, 0, r.stderr);
-  const files = r.stdout.split('\n').filter((l) => /^ {2}\S+\.cpuprofile$/.test(l)).map((l) => l.trim());
-  // One executor per remote transport the bench opened: shared and rpc.
-  t.is(files.length, 2, r.stdout);
-  t.regex(r.stdout, /executor CPU profiles, one per executor process \(2, largest first\)/);
-  for (const file of files) {
-    t.true(file.startsWith(out) && /executor-\d+\.cpuprofile$/.test(file));
-    const profile = JSON.parse(readFileSync(file, 'utf8')) as { nodes: Array<{ callFrame: { url: string } }>; samples: number[] };
-    const urls = new Set(profile.nodes.map((n) => n.callFrame.url));
-    t.true([...urls].some((u) => /\/dist\/executor\//.test(u)), 'an executor/ frame');
-    t.true([...urls].some((u) => /\/dist\/protocol\//.test(u)), 'a protocol/ frame');
-    t.true(profile.samples.length > 0);
+test('jitmem profile --target executor or both is refused, saying how to profile the native executor', (t) => {
+  for (const target of ['executor', 'both']) {
+    const r = runCli(['profile', '--tool', 'cpuprof', '--target', target, '--', '--workload', 'cray']);
+    t.is(r.status, 2, target);
+    t.regex(r.stderr, new RegExp(`--target ${target}: jitmem's executor is a native program.*perf record -g -p PID.*\\[ERR_PROFILE_TARGET_UNSUPPORTED\\]`));
+    t.is(r.stderr.trim().split('\n').length, 1);
   }
-  // The controller was not asked for and left no profile.
-  t.false(readdirSync(out).some((f) => f.startsWith('controller-')));
-  // Clinic cannot follow the executors: a clear error, exit 2.
-  const bad = runCli(['profile', '--tool', 'flame', '--target', 'executor', '--', '--workload', 'cray']);
-  t.is(bad.status, 2);
-  t.regex(bad.stderr, /--target executor needs --tool cpuprof/);
   const wrong = runCli(['profile', '--tool', 'cpuprof', '--target', 'kernel']);
   t.is(wrong.status, 2);
   t.regex(wrong.stderr, /--target must be one of controller, executor, both; got "kernel"/);

@@ -2,7 +2,7 @@ import { PHASES, type Report, type ResultRow } from '../report/report.js';
 import { mean, quantileSorted } from '../statistics.js';
 import { fixedScale, mapperColourScale, mapperKey, mapperLabel, mapperOrder, PHASE_COLOURS, POLICY_COLOURS } from './palette.js';
 import { endToEndChart } from './end-to-end-chart.js';
-import { CHART_FONT_FAMILY, VEGA_LITE_SCHEMA_URL, type ChartSet, type ChartSpec, type SkippedChart } from './chart-types.js';
+import { CHART_CONFIG, VEGA_LITE_SCHEMA_URL, type ChartSet, type ChartSpec, type SkippedChart } from './chart-types.js';
 
 /**
  * The Vega-Lite specs of `jitmem charts`, built from reports. Pure: data goes inline into each
@@ -16,17 +16,8 @@ import { CHART_FONT_FAMILY, VEGA_LITE_SCHEMA_URL, type ChartSet, type ChartSpec,
 /** Box plots are drawn from at most this many points per row: evenly spaced order statistics of the samples, which keep their quantiles. */
 export const MAX_BOX_POINTS = 1000;
 
-const config = {
-  font: CHART_FONT_FAMILY,
-  background: 'white',
-  view: { stroke: '#ddd' },
-  axis: { labelFontSize: 11, titleFontSize: 12 },
-  legend: { labelFontSize: 11, titleFontSize: 12 },
-  title: { fontSize: 14, anchor: 'start' },
-};
-
 function base(title: string): Record<string, unknown> {
-  return { $schema: VEGA_LITE_SCHEMA_URL, title, config };
+  return { $schema: VEGA_LITE_SCHEMA_URL, title, config: CHART_CONFIG };
 }
 
 /** Bytes as a short size: 4096 → "4 KiB", 1048576 → "1 MiB". */

@@ -32,3 +32,13 @@ export interface ChartSet {
   readonly charts: readonly ChartSpec[];
   readonly skipped: readonly SkippedChart[];
 }
+
+/** The look every chart shares: the shipped font, a white ground, and the same type sizes. */
+export const CHART_CONFIG = {
+  font: CHART_FONT_FAMILY,
+  background: 'white',
+  view: { stroke: '#ddd' },
+  axis: { labelFontSize: 11, titleFontSize: 12 },
+  legend: { labelFontSize: 11, titleFontSize: 12 },
+  title: { fontSize: 14, anchor: 'start' },
+};

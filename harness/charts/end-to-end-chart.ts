@@ -1,7 +1,7 @@
 import type { Report, ResultRow } from '../report/report.js';
 import { median } from '../statistics.js';
 import { linkerLabel, phaseGroups } from '../bench/end-to-end.js';
-import { CHART_FONT_FAMILY, VEGA_LITE_SCHEMA_URL, type ChartSpec, type SkippedChart } from './chart-types.js';
+import { CHART_CONFIG, VEGA_LITE_SCHEMA_URL, type ChartSpec, type SkippedChart } from './chart-types.js';
 
 /**
  * "end to end: time to exit by transport and linker": for every program of the `run` pattern,
@@ -69,14 +69,7 @@ export function endToEndChart(report: Report): ChartSpec | SkippedChart {
     spec: {
       $schema: VEGA_LITE_SCHEMA_URL,
       title: 'end to end: time to exit by transport and linker',
-      config: {
-        font: CHART_FONT_FAMILY,
-        background: 'white',
-        view: { stroke: '#ddd' },
-        axis: { labelFontSize: 11, titleFontSize: 12 },
-        legend: { labelFontSize: 11, titleFontSize: 12 },
-        title: { fontSize: 14, anchor: 'start' },
-      },
+      config: CHART_CONFIG,
       data: { values },
       facet: { row: { field: 'program', type: 'nominal', title: 'program' } },
       // cray and CPython differ tenfold: each panel gets its own scale.

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Trend } from '../report/history.js';
-import { CHART_FONT_FAMILY, VEGA_LITE_SCHEMA_URL } from './chart-types.js';
+import { CHART_CONFIG, VEGA_LITE_SCHEMA_URL } from './chart-types.js';
 
 /**
  * The trend chart of `jitmem history`: each headline ratio across commits (short hashes on the
@@ -34,13 +34,7 @@ export function trendChartSpec(trends: readonly Trend[]): Record<string, unknown
   return {
     $schema: VEGA_LITE_SCHEMA_URL,
     title: 'Headline speedups across commits',
-    config: {
-      font: CHART_FONT_FAMILY,
-      background: 'white',
-      view: { stroke: '#ddd' },
-      axis: { labelFontSize: 11, titleFontSize: 12 },
-      title: { fontSize: 14, anchor: 'start' },
-    },
+    config: CHART_CONFIG,
     data: { values },
     facet: {
       row: {

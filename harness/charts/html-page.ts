@@ -1,5 +1,6 @@
 import type { Report } from '../report/report.js';
-import type { Comparison } from '../compare/comparison.js';
+import type { Comparison, RatioComparison, TimeComparison } from '../compare/comparison.js';
+import { pValue } from '../compare/format.js';
 import { budgetItems, headlineItems, PLAIN_RESULTS_HEADER, plainResultCells, TABLE_LEGEND } from '../bench/summary.js';
 import { samplingLines } from '../bench/sampling.js';
 import type { ChartSpec, SkippedChart } from './chart-types.js';
@@ -77,22 +78,15 @@ function pct(x: number): string {
 /** What `jitmem compare FIRST LAST` says, for a page drawn from two reports. */
 function compareSection(c: Comparison): string {
   const verdict = (v: string) => (v === 'regression' ? 'REGRESSION' : v === 'improvement' ? 'improvement' : '~');
-  const ratioRows = c.ratios.map((r) => [
+  const cells = (r: RatioComparison | TimeComparison): string[] => [
     r.label,
-    r.base.speedup.toFixed(2),
-    r.head.speedup.toFixed(2),
+    ...(r.kind === 'ratio' ? [r.base.speedup.toFixed(2), r.head.speedup.toFixed(2)] : [ms(r.base.median), ms(r.head.median)]),
     pct(r.change),
-    r.p < 0.0001 ? '<0.0001' : r.p.toFixed(4),
+    pValue(r.p),
     verdict(r.verdict),
-  ]);
-  const timeRows = c.times.map((r) => [
-    r.label,
-    ms(r.base.median),
-    ms(r.head.median),
-    pct(r.change),
-    r.p < 0.0001 ? '<0.0001' : r.p.toFixed(4),
-    verdict(r.verdict),
-  ]);
+  ];
+  const ratioRows = c.ratios.map(cells);
+  const timeRows = c.times.map(cells);
   const counted = [...c.ratios, ...c.times].filter((r) => r.verdict !== 'same');
   const summary =
     c.regressions > 0
@@ -100,25 +94,7 @@ function compareSection(c: Comparison): string {
       : `no significant regression beyond the threshold${c.improvements ? ` (${c.improvements} significant improvement${c.improvements === 1 ? '' : 's'})` : ''}`;
   const cls = (rows: ReadonlyArray<readonly string[]>) => (i: number) =>
     rows[i]![5] === 'REGRESSION' ? 'over' : rows[i]![5] === 'improvement' ? 'better' : '';
-  const countedRows = counted.map((r) =>
-    r.kind === 'ratio'
-      ? [
-          r.label,
-          r.base.speedup.toFixed(2),
-          r.head.speedup.toFixed(2),
-          pct(r.change),
-          r.p < 0.0001 ? '<0.0001' : r.p.toFixed(4),
-          verdict(r.verdict),
-        ]
-      : [
-          r.label,
-          ms(r.base.median),
-          ms(r.head.median),
-          pct(r.change),
-          r.p < 0.0001 ? '<0.0001' : r.p.toFixed(4),
-          verdict(r.verdict),
-        ],
-  );
+  const countedRows = counted.map(cells);
   return `<section id="compare">
 <h2>Compared: first report against last</h2>
 <p class="${c.regressions > 0 ? 'over' : ''}">${escapeHtml(`jitmem compare (alpha ${c.alpha}, threshold ${(c.threshold * 100).toFixed(0)}%): ${summary}.`)}</p>

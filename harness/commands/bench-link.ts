@@ -1,7 +1,13 @@
-import type { Command } from './command.js';
-import { booleanFlag, integerAtLeast, nonEmptyText, parseFlags, positiveInteger, printHelp, repeatedFlag, valueFlag } from './flags.js';
+import { flagCommand } from './command.js';
+import { booleanFlag, integerAtLeast, nonEmptyText, positiveInteger, repeatedFlag, valueFlag } from './flags.js';
 import { findPythonObjects } from '../../workloads/python-objects.js';
-import { LINK_BUDGET_MS, DEFAULT_LLVM_JITLINK, medianSample, runLinkBench, type LinkBenchResult } from '../component-benches/link-bench.js';
+import {
+  LINK_BUDGET_MS,
+  DEFAULT_LLVM_JITLINK,
+  medianSample,
+  runLinkBench,
+  type LinkBenchResult,
+} from '../component-benches/link-bench.js';
 import { median } from '../statistics.js';
 
 const SPEC = {
@@ -16,17 +22,28 @@ rounds interleaved. The budget: no slower than llvm-jitlink in-process (${LINK_B
 reference machine). Figures are printed, never asserted: the status is 0 unless the
 benchmark could not run (2).`,
   flags: {
-    iterations: valueFlag({ value: 'N', help: 'measured links after the first (cold) one (default 15)' }, positiveInteger, 15),
+    iterations: valueFlag(
+      { value: 'N', help: 'measured links after the first (cold) one (default 15)' },
+      positiveInteger,
+      15,
+    ),
     'llvm-runs': valueFlag({ value: 'N', help: 'llvm-jitlink runs (default 7; 0 skips it)' }, integerAtLeast(0), 7),
-    'llvm-jitlink': valueFlag({ value: 'P', help: `the llvm-jitlink binary (default ${DEFAULT_LLVM_JITLINK})` }, nonEmptyText),
-    preload: repeatedFlag({ value: 'LIB', help: 'a library the objects need (default for CPython: libexpat.so.1)' }, nonEmptyText),
-    'python-dir': valueFlag({ value: 'DIR', help: "CPython's config directory (python.o, libpython3.X-pic.a)" }, nonEmptyText),
+    'llvm-jitlink': valueFlag(
+      { value: 'P', help: `the llvm-jitlink binary (default ${DEFAULT_LLVM_JITLINK})` },
+      nonEmptyText,
+    ),
+    preload: repeatedFlag(
+      { value: 'LIB', help: 'a library the objects need (default for CPython: libexpat.so.1)' },
+      nonEmptyText,
+    ),
+    'python-dir': valueFlag(
+      { value: 'DIR', help: "CPython's config directory (python.o, libpython3.X-pic.a)" },
+      nonEmptyText,
+    ),
     json: booleanFlag('print the samples and medians as JSON'),
   },
   operands: true,
 };
-
-
 
 function ms(v: number): string {
   return `${v.toFixed(1)} ms`;
@@ -58,46 +75,55 @@ export function formatLinkBench(r: LinkBenchResult, inputs: readonly string[]): 
     const wall = median(r.llvm.map((s) => s.wall));
     const cpu = median(r.llvm.map((s) => s.cpu));
     lines.push(`llvm-jitlink -noexec, median of ${r.llvm.length} runs (min in brackets):`);
-    lines.push(`  ${'time to link, wall'.padEnd(20)} ${ms(wall).padStart(10)}  [${ms(Math.min(...r.llvm.map((s) => s.wall)))}]`);
-    lines.push(`  ${'time to link, CPU'.padEnd(20)} ${ms(cpu).padStart(10)}  [${ms(Math.min(...r.llvm.map((s) => s.cpu)))}]`);
+    lines.push(
+      `  ${'time to link, wall'.padEnd(20)} ${ms(wall).padStart(10)}  [${ms(Math.min(...r.llvm.map((s) => s.wall)))}]`,
+    );
+    lines.push(
+      `  ${'time to link, CPU'.padEnd(20)} ${ms(cpu).padStart(10)}  [${ms(Math.min(...r.llvm.map((s) => s.cpu)))}]`,
+    );
     lines.push(`  ${'load/add objects'.padEnd(20)} ${ms(median(r.llvm.map((s) => s.loadWall))).padStart(10)}`);
     lines.push('');
     const ratio = m.total / wall;
-    lines.push(`budget: no slower than llvm-jitlink in-process (${LINK_BUDGET_MS} ms on the reference machine; ${ms(wall)} in this run)`);
-    lines.push(`  warm: jitmem / llvm-jitlink, wall: ${ratio.toFixed(2)}x; CPU: ${(m.cpu / cpu).toFixed(2)}x -> ${ratio <= 1 ? 'within budget' : 'OVER BUDGET'}`);
+    lines.push(
+      `budget: no slower than llvm-jitlink in-process (${LINK_BUDGET_MS} ms on the reference machine; ${ms(wall)} in this run)`,
+    );
+    lines.push(
+      `  warm: jitmem / llvm-jitlink, wall: ${ratio.toFixed(2)}x; CPU: ${(m.cpu / cpu).toFixed(2)}x -> ${ratio <= 1 ? 'within budget' : 'OVER BUDGET'}`,
+    );
     const coldRatio = r.cold.total / wall;
     lines.push(
       `  cold (a process's first link, while V8 still compiles the linker): wall ${coldRatio.toFixed(2)}x; CPU ${(r.cold.cpu / cpu).toFixed(2)}x -> ${coldRatio <= 1 ? 'within budget' : 'OVER BUDGET'}`,
     );
   } else {
     lines.push(`llvm-jitlink: not measured (${r.llvmSkipped ?? 'unavailable'})`);
-    lines.push(`budget: no slower than llvm-jitlink in-process, ${LINK_BUDGET_MS} ms on the reference machine -> ${m.total <= LINK_BUDGET_MS ? 'within budget' : 'OVER BUDGET'} (${ms(m.total)})`);
+    lines.push(
+      `budget: no slower than llvm-jitlink in-process, ${LINK_BUDGET_MS} ms on the reference machine -> ${m.total <= LINK_BUDGET_MS ? 'within budget' : 'OVER BUDGET'} (${ms(m.total)})`,
+    );
   }
   return lines.join('\n') + '\n';
 }
 
-export const benchLinkCommand: Command = {
-  name: 'bench-link',
-  summary: "time jitmem's linker on CPython beside llvm-jitlink's time to link, with the budget",
-  async run(argv, io) {
-    const { values, operands, help } = parseFlags(SPEC, argv);
-    if (help) return printHelp(SPEC, io);
-    const python = operands.length === 0;
-    const inputs = python ? [...findPythonObjects(values['python-dir'] !== undefined ? { configDir: values['python-dir'] } : {}).files] : operands;
-    const preload = values.preload.length > 0 ? values.preload : python ? ['libexpat.so.1'] : [];
-    const result = await runLinkBench({
-      inputs,
-      preload,
-      iterations: values.iterations,
-      llvmRuns: values['llvm-runs'],
-      ...(values['llvm-jitlink'] !== undefined ? { llvmJitlink: values['llvm-jitlink'] } : {}),
-      progress: values.json ? undefined : (what) => io.stderr.write(`  ${what}\n`),
-    });
-    if (values.json) {
-      io.stdout.write(JSON.stringify({ inputs, budgetMs: LINK_BUDGET_MS, median: medianSample(result.samples), ...result }, null, 2) + '\n');
-    } else {
-      io.stdout.write(formatLinkBench(result, inputs));
-    }
-    return 0;
-  },
-};
+export const benchLinkCommand = flagCommand(SPEC, async ({ values, operands }, io) => {
+  const python = operands.length === 0;
+  const inputs = python
+    ? [...findPythonObjects(values['python-dir'] !== undefined ? { configDir: values['python-dir'] } : {}).files]
+    : operands;
+  const preload = values.preload.length > 0 ? values.preload : python ? ['libexpat.so.1'] : [];
+  const result = await runLinkBench({
+    inputs,
+    preload,
+    iterations: values.iterations,
+    llvmRuns: values['llvm-runs'],
+    ...(values['llvm-jitlink'] !== undefined ? { llvmJitlink: values['llvm-jitlink'] } : {}),
+    progress: values.json ? undefined : (what) => io.stderr.write(`  ${what}\n`),
+  });
+  if (values.json) {
+    io.stdout.write(
+      JSON.stringify({ inputs, budgetMs: LINK_BUDGET_MS, median: medianSample(result.samples), ...result }, null, 2) +
+        '\n',
+    );
+  } else {
+    io.stdout.write(formatLinkBench(result, inputs));
+  }
+  return 0;
+});

@@ -1,5 +1,5 @@
-import type { Command } from './command.js';
-import { booleanFlag, parseFlags, positiveInteger, printHelp, valueFlag } from './flags.js';
+import { flagCommand } from './command.js';
+import { booleanFlag, positiveInteger, valueFlag } from './flags.js';
 import { BUDGET_MS, runRemoteBench } from '../component-benches/remote-bench.js';
 
 const SPEC = {
@@ -11,7 +11,10 @@ controller and the executor on the same CPU and on different CPUs; (2) a CPython
 pipelined, as extra time over in-process beside the budgets (shared memory <= ${BUDGET_MS.shared} ms,
 RPC copy <= ${BUDGET_MS.rpc} ms). Run it on a quiet machine; it takes about a minute.`,
   flags: {
-    iterations: valueFlag({ value: 'N', help: 'loads per mapper and mode, after 8 warm-up loads (default 9)' }, positiveInteger),
+    iterations: valueFlag(
+      { value: 'N', help: 'loads per mapper and mode, after 8 warm-up loads (default 9)' },
+      positiveInteger,
+    ),
     calls: valueFlag({ value: 'N', help: 'no-op calls per CPU placement (default 5000)' }, positiveInteger),
     json: booleanFlag('print the figures as JSON on stdout (the running commentary goes to stderr)'),
     'check-budgets': booleanFlag('exit 1 when a pipelined load is over its budget'),
@@ -21,21 +24,15 @@ RPC copy <= ${BUDGET_MS.rpc} ms). Run it on a quiet machine; it takes about a mi
 --check-budgets when a budget is exceeded; 2 for bad flags.`,
 };
 
-export const benchRemoteCommand: Command = {
-  name: 'bench-remote',
-  summary: 'executor round trip, and a CPython-shaped load through each mapper beside its budget',
-  async run(argv, io) {
-    const { values, help } = parseFlags(SPEC, argv);
-    if (help) return printHelp(SPEC, io);
-    const { iterations, calls: latencyCalls } = values;
-    const out = values.json ? io.stderr : io.stdout;
-    const result = await runRemoteBench({
-      ...(iterations ? { iterations } : {}),
-      ...(latencyCalls ? { latencyCalls } : {}),
-      write: (line) => out.write(line + '\n'),
-    });
-    if (values.json) io.stdout.write(JSON.stringify({ ...result, budgetsMs: BUDGET_MS }, null, 2) + '\n');
-    const over = result.extraMs.shared > BUDGET_MS.shared || result.extraMs.rpc > BUDGET_MS.rpc;
-    return values['check-budgets'] && over ? 1 : 0;
-  },
-};
+export const benchRemoteCommand = flagCommand(SPEC, async ({ values }, io) => {
+  const { iterations, calls: latencyCalls } = values;
+  const out = values.json ? io.stderr : io.stdout;
+  const result = await runRemoteBench({
+    ...(iterations ? { iterations } : {}),
+    ...(latencyCalls ? { latencyCalls } : {}),
+    write: (line) => out.write(line + '\n'),
+  });
+  if (values.json) io.stdout.write(JSON.stringify({ ...result, budgetsMs: BUDGET_MS }, null, 2) + '\n');
+  const over = result.extraMs.shared > BUDGET_MS.shared || result.extraMs.rpc > BUDGET_MS.rpc;
+  return values['check-budgets'] && over ? 1 : 0;
+});

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { defaultOutput, type Command, type CommandIO } from './command.js';
+import { defaultOutput, flagCommand, type CommandIO } from './command.js';
 import { checkOutputFile } from '../../core/files.js';
 import { FIT_POLICIES } from '../../mappers/slab/free-range-index.js';
 import type { Report } from '../report/report.js';
@@ -17,9 +17,7 @@ import {
   listOf,
   nonEmptyText,
   oneOf,
-  parseFlags,
   positiveInteger,
-  printHelp,
   valueFlag,
   variadicFlag,
   type FlagValues,
@@ -30,7 +28,10 @@ const EXECUTORS = ['jitmem', 'llvm'] as const;
 const PINS = ['same', 'split', 'none'] as const;
 /** Workload names are checked when the workloads load (the objects workload needs --objects). */
 const workloadList: ValueParser<string[]> = (value, flag) => {
-  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (items.length === 0) throw invalidValue(flag, 'a comma-separated list of workloads', value);
   return items;
 };
@@ -59,7 +60,11 @@ const FLAGS = {
   }),
   full: booleanFlag('every workload, pattern, mapper, policy and executor; the whole sweep'),
   workload: valueFlag(
-    { value: 'LIST', help: 'cray, python, objects (with --objects)', section: 'selection (comma-separated lists; each overrides the preset):' },
+    {
+      value: 'LIST',
+      help: 'cray, python, objects (with --objects)',
+      section: 'selection (comma-separated lists; each overrides the preset):',
+    },
     workloadList,
   ),
   pattern: valueFlag({ value: 'LIST', help: ALL_PATTERNS.join(', ') }, listOf(ALL_PATTERNS)),
@@ -81,8 +86,14 @@ under --pattern run, llvm also means llvm-jitlink measured beside jitmem)`,
     },
     nonEmptyText,
   ),
-  objects: variadicFlag({ value: 'FILE', help: "object files and archives for the 'objects' workload (ends at the next flag)" }),
-  'python-dir': valueFlag({ value: 'DIR', help: 'where python.o and libpython3.X-pic.a are (or JITMEM_PYTHON_CONFIG_DIR)' }, nonEmptyText),
+  objects: variadicFlag({
+    value: 'FILE',
+    help: "object files and archives for the 'objects' workload (ends at the next flag)",
+  }),
+  'python-dir': valueFlag(
+    { value: 'DIR', help: 'where python.o and libpython3.X-pic.a are (or JITMEM_PYTHON_CONFIG_DIR)' },
+    nonEmptyText,
+  ),
   time: valueFlag(
     {
       value: 'MS',
@@ -101,7 +112,10 @@ measurement:`,
     },
     positiveInteger,
   ),
-  iterations: valueFlag({ value: 'N', help: 'minimum iterations per cell (quick 24, default 12, full 30)' }, positiveInteger),
+  iterations: valueFlag(
+    { value: 'N', help: 'minimum iterations per cell (quick 24, default 12, full 30)' },
+    positiveInteger,
+  ),
   seed: valueFlag({ value: 'N', help: 'seed of the churn, patch and sweep patterns (default 1)' }, positiveInteger, 1),
   'patch-batch': valueFlag(
     {
@@ -174,7 +188,10 @@ current directory)`,
     },
     nonEmptyText,
   ),
-  charts: valueFlag({ value: 'DIR', help: 'where the charts go (default: beside the report, <report>-charts/)' }, nonEmptyText),
+  charts: valueFlag(
+    { value: 'DIR', help: 'where the charts go (default: beside the report, <report>-charts/)' },
+    nonEmptyText,
+  ),
   'no-charts': booleanFlag('write no charts'),
   'check-budgets': booleanFlag(`exit 1 when a budget line says OVER BUDGET (without it, an exceeded
 budget is highlighted but the exit status stays 0)`),
@@ -209,8 +226,14 @@ const repoDir = path.resolve(here, '../../..');
 type BenchFlags = FlagValues<typeof FLAGS>;
 
 /** The matrix the flags select: a preset, and the selection flags over it. */
-function selectionOf(values: BenchFlags): { preset: Preset; custom: boolean; selection: MatrixSelection; executors: readonly string[] | undefined } {
-  if (values.quick && values.full) throw conflictingOptions('--quick and --full exclude each other', ['--quick', '--full']);
+function selectionOf(values: BenchFlags): {
+  preset: Preset;
+  custom: boolean;
+  selection: MatrixSelection;
+  executors: readonly string[] | undefined;
+} {
+  if (values.quick && values.full)
+    throw conflictingOptions('--quick and --full exclude each other', ['--quick', '--full']);
   const preset: Preset = values.quick ? 'quick' : values.full ? 'full' : 'default';
   const workloads = values.workload ?? (values.objects ? ['objects'] : undefined);
   const overrides: Partial<MatrixSelection> = {
@@ -228,7 +251,12 @@ function selectionOf(values: BenchFlags): { preset: Preset; custom: boolean; sel
 }
 
 /** Charts beside the report, unless --no-charts; a failure to draw them is said, not fatal. */
-async function writeReportCharts(values: BenchFlags, report: Report, outFile: string, io: CommandIO): Promise<string | undefined> {
+async function writeReportCharts(
+  values: BenchFlags,
+  report: Report,
+  outFile: string,
+  io: CommandIO,
+): Promise<string | undefined> {
   if (values['no-charts']) return undefined;
   const dir = path.resolve(values.charts ?? outFile.replace(/\.json$/, '') + '-charts');
   try {
@@ -241,50 +269,62 @@ async function writeReportCharts(values: BenchFlags, report: Report, outFile: st
   }
 }
 
-export const benchCommand: Command = {
-  name: 'bench',
-  summary: 'run the mapper x workload x pattern x policy benchmark and write a report',
-  async run(argv, io) {
-    const { values, help } = parseFlags(SPEC, argv);
-    if (help) return printHelp(SPEC, io);
-    if (values.probe && values['no-probe']) throw conflictingOptions('--probe and --no-probe exclude each other', ['--probe', '--no-probe']);
-    const { preset, custom, selection, executors } = selectionOf(values);
-    const { objects, pin, seed } = values;
-    const rounds = values.rounds ?? DEFAULT_ROUNDS;
-    // Fixed sampling asked for (--time, --iterations, --rounds): no precision target unless --precision says so.
-    const fixedSampling = values.time !== undefined || values.iterations !== undefined || values.rounds !== undefined;
-    const precision = values.precision === 'off' ? undefined : (values.precision ?? (fixedSampling ? undefined : PRESET_PRECISION[preset]));
-    const maxTimeMs = (values['max-time'] ?? PRESET_MAX_TIME_S[preset]) * 1000;
-    const granularity = values.granularity ?? 1024 ** 3;
-    const outFile = values.out !== undefined ? path.resolve(values.out) : defaultOutput(`bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    // Before the bench runs for minutes: a report that cannot be written is an error now.
-    checkOutputFile(outFile, 'the report');
+export const benchCommand = flagCommand(SPEC, async ({ values }, io, argv) => {
+  if (values.probe && values['no-probe'])
+    throw conflictingOptions('--probe and --no-probe exclude each other', ['--probe', '--no-probe']);
+  const { preset, custom, selection, executors } = selectionOf(values);
+  const { objects, pin, seed } = values;
+  const rounds = values.rounds ?? DEFAULT_ROUNDS;
+  // Fixed sampling asked for (--time, --iterations, --rounds): no precision target unless --precision says so.
+  const fixedSampling = values.time !== undefined || values.iterations !== undefined || values.rounds !== undefined;
+  const precision = values.precision === 'off' ? undefined : (values.precision ?? (fixedSampling ? undefined : PRESET_PRECISION[preset]));
+  const maxTimeMs = (values['max-time'] ?? PRESET_MAX_TIME_S[preset]) * 1000;
+  const granularity = values.granularity ?? 1024 ** 3;
+  const outFile =
+    values.out !== undefined
+      ? path.resolve(values.out)
+      : defaultOutput(`bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  // Before the bench runs for minutes: a report that cannot be written is an error now.
+  checkOutputFile(outFile, 'the report');
 
-    const view = new BenchProgressView({ stream: io.stderr as NodeJS.WritableStream & { isTTY?: boolean; columns?: number } });
-    const llvmDir = values['llvm-dir'] ?? (process.env.JITMEM_LLVM_DIR || undefined);
-    const { report, skipped } = await runBench({
-      selection,
-      preset: custom ? 'custom' : preset,
-      seed,
-      cold: values.cold === true,
-      pin,
-      granularity,
-      ...(values.granularity ? {} : { churnGranularity: 4 << 20 }),
-      rounds,
-      ...(precision !== undefined ? { precision, maxTimeMs } : {}),
-      workloadOptions: { ...(values['python-dir'] ? { pythonDir: values['python-dir'] } : {}), ...(objects ? { objects } : {}) },
-      repoDir,
-      runLlvm: executors ? executors.includes('llvm') : true,
-      ...(llvmDir ? { llvmDir: path.resolve(llvmDir), llvmExecutor: path.join(path.resolve(llvmDir), 'llvm-jitlink-executor') } : {}),
-      command: ['jitmem', 'bench', ...argv],
-      onProgress: view.onProgress,
-      probeRoundTrip: values['no-probe'] ? false : values.probe === true || (!custom && preset !== 'quick'),
-    }).finally(() => view.finish());
-    writeFileSync(outFile, formatReportJson(report));
-    const charts = await writeReportCharts(values, report, outFile, io);
-    const checkBudgets = values['check-budgets'] === true;
-    const colour = (io.stdout as { isTTY?: boolean }).isTTY === true && !process.env.NO_COLOR;
-    io.stdout.write(renderSummary(report, path.relative(process.cwd(), outFile) || outFile, { skipped, checkBudgets, colour, ...(charts ? { charts } : {}) }));
-    return checkBudgets && overBudget(report) ? 1 : 0;
-  },
-};
+  const view = new BenchProgressView({
+    stream: io.stderr as NodeJS.WritableStream & { isTTY?: boolean; columns?: number },
+  });
+  const llvmDir = values['llvm-dir'] ?? (process.env.JITMEM_LLVM_DIR || undefined);
+  const { report, skipped } = await runBench({
+    selection,
+    preset: custom ? 'custom' : preset,
+    seed,
+    cold: values.cold === true,
+    pin,
+    granularity,
+    ...(values.granularity ? {} : { churnGranularity: 4 << 20 }),
+    rounds,
+    ...(precision !== undefined ? { precision, maxTimeMs } : {}),
+    workloadOptions: {
+      ...(values['python-dir'] ? { pythonDir: values['python-dir'] } : {}),
+      ...(objects ? { objects } : {}),
+    },
+    repoDir,
+    runLlvm: executors ? executors.includes('llvm') : true,
+    ...(llvmDir
+      ? { llvmDir: path.resolve(llvmDir), llvmExecutor: path.join(path.resolve(llvmDir), 'llvm-jitlink-executor') }
+      : {}),
+    command: ['jitmem', 'bench', ...argv],
+    onProgress: view.onProgress,
+    probeRoundTrip: values['no-probe'] ? false : values.probe === true || (!custom && preset !== 'quick'),
+  }).finally(() => view.finish());
+  writeFileSync(outFile, formatReportJson(report));
+  const charts = await writeReportCharts(values, report, outFile, io);
+  const checkBudgets = values['check-budgets'] === true;
+  const colour = (io.stdout as { isTTY?: boolean }).isTTY === true && !process.env.NO_COLOR;
+  io.stdout.write(
+    renderSummary(report, path.relative(process.cwd(), outFile) || outFile, {
+      skipped,
+      checkBudgets,
+      colour,
+      ...(charts ? { charts } : {}),
+    }),
+  );
+  return checkBudgets && overBudget(report) ? 1 : 0;
+});

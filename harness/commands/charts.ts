@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { defaultOutput, type Command } from './command.js';
-import { invalidOperands, nonEmptyText, parseFlags, printHelp, valueFlag } from './flags.js';
+import { defaultOutput, flagCommand } from './command.js';
+import { invalidOperands, nonEmptyText, valueFlag } from './flags.js';
 import { ensureOutputDirectory } from '../../core/files.js';
 import { readReport } from '../report/report.js';
 import { writeCharts } from '../charts/write-charts.js';
@@ -26,28 +26,26 @@ charts (from the last report given, except the history):
   history   median latency per cell across all the reports given (two or more), by commit
 A chart whose data the reports do not hold is skipped, and the output says which and why.`,
   flags: {
-    out: valueFlag({ value: 'DIR', help: 'where to write (default jitmem-reports/charts in the current directory)' }, nonEmptyText),
+    out: valueFlag(
+      { value: 'DIR', help: 'where to write (default jitmem-reports/charts in the current directory)' },
+      nonEmptyText,
+    ),
   },
   operands: true,
   footer: `exit status: 0 when drawn; 2 for bad flags or an unreadable or invalid report.`,
 };
 
-export const chartsCommand: Command = {
-  name: 'charts',
-  summary: 'draw bench reports as Vega-Lite specs, SVG, PNG and one self-contained HTML page',
-  async run(argv, io) {
-    const { values, operands, help } = parseFlags(SPEC, argv);
-    if (help) return printHelp(SPEC, io);
-    if (operands.length === 0) throw invalidOperands('charts needs at least one report file (REPORT.json...)', operands);
-    const outDir = values.out !== undefined ? path.resolve(values.out) : defaultOutput('charts');
-    // Before reports are read and the renderer loaded: a place charts cannot go is an error now
-    // (nothing is created until they are drawn).
-    ensureOutputDirectory(outDir, 'charts', outDir, { create: false });
-    const reports = operands.map((file) => readReport(file));
-    const written = await writeCharts(reports, outDir);
-    for (const chart of written.charts) io.stdout.write(`${chart.name}: ${path.join(outDir, chart.name)}.{vl.json,svg,png}\n`);
-    for (const s of written.skipped) io.stdout.write(`${s.name}: skipped, ${s.reason}\n`);
-    io.stdout.write(`\nHTML report: ${written.index}\n`);
-    return 0;
-  },
-};
+export const chartsCommand = flagCommand(SPEC, async ({ values, operands }, io) => {
+  if (operands.length === 0) throw invalidOperands('charts needs at least one report file (REPORT.json...)', operands);
+  const outDir = values.out !== undefined ? path.resolve(values.out) : defaultOutput('charts');
+  // Before reports are read and the renderer loaded: a place charts cannot go is an error now
+  // (nothing is created until they are drawn).
+  ensureOutputDirectory(outDir, 'charts', outDir, { create: false });
+  const reports = operands.map((file) => readReport(file));
+  const written = await writeCharts(reports, outDir);
+  for (const chart of written.charts)
+    io.stdout.write(`${chart.name}: ${path.join(outDir, chart.name)}.{vl.json,svg,png}\n`);
+  for (const s of written.skipped) io.stdout.write(`${s.name}: skipped, ${s.reason}\n`);
+  io.stdout.write(`\nHTML report: ${written.index}\n`);
+  return 0;
+});

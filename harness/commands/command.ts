@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { appendFileSync } from 'node:fs';
+import { parseFlags, printHelp, type CommandSpec, type FlagTable, type ParsedFlags } from './flags.js';
 
 /**
  * A subcommand of the `jitmem` CLI. Each lives in harness/commands/<name>.ts and is listed in
@@ -13,9 +14,25 @@ export interface CommandIO {
 
 export interface Command {
   readonly name: string;
-  /** One line for `jitmem --help`. */
-  readonly summary: string;
   run(argv: string[], io: CommandIO): Promise<number>;
+}
+
+/**
+ * A command whose flags are a table: its flags are read (and --help answered) before `run` gets
+ * their values, the other arguments and, when it needs them, the arguments as given.
+ */
+export function flagCommand<T extends FlagTable>(
+  spec: CommandSpec<T>,
+  run: (parsed: ParsedFlags<T>, io: CommandIO, argv: readonly string[]) => Promise<number>,
+): Command {
+  return {
+    name: spec.name,
+    async run(argv, io) {
+      const parsed = parseFlags(spec, argv);
+      if (parsed.help) return printHelp(spec, io);
+      return run(parsed, io, argv);
+    },
+  };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { appendStepSummary, type Command, type CommandIO } from './command.js';
+import { appendStepSummary, flagCommand, type CommandIO } from './command.js';
 import { JitmemError } from '../../core/errors.js';
 import { formatTable } from '../report/format-table.js';
 import { readReport, type Report } from '../report/report.js';
@@ -17,11 +17,9 @@ import { compareReports } from '../compare/judge.js';
 import { parsePercent, parseThresholdRule, patternMatches } from '../compare/thresholds.js';
 import {
   booleanFlag,
-  helpText,
   invalidOperands,
   invalidValue,
   oneOf,
-  parseFlags,
   positiveInteger,
   repeatedFlag,
   text,
@@ -297,54 +295,45 @@ function writeComparison(
   }
 }
 
-export const compareCommand: Command = {
-  name: 'compare',
-  summary: 'compare bench reports: per-row change over measurement rounds or runs; exit 1 on a regression',
-  async run(argv, io) {
-    const { values, operands, help } = parseFlags(SPEC, argv);
-    if (help) {
-      io.stdout.write(helpText(SPEC));
-      return 0;
-    }
-    if (values.calibrate) return calibrate(operands, values, io);
-    const wanted = values.history !== undefined ? 1 : 2;
-    if (operands.length !== wanted) {
-      throw invalidOperands(
-        wanted === 1
-          ? 'with --history, compare takes one report file, HEAD.json'
-          : 'compare takes two report files, BASE.json and HEAD.json',
-        operands,
-      );
-    }
-    const headFile = operands[wanted - 1] ?? '';
-    const head = readComparable(headFile);
-    const { baseFile, base, baseRuns } = readBase(values, operands, head);
-    const rowPatterns = values.rows;
-    const options: CompareOptions = {
-      counterTolerance: values['counter-tolerance'],
-      alpha: values.alpha,
-      threshold: values.threshold,
-      thresholdRules: values['threshold-for'],
-      noiseReports: values.noise.map((f) => readComparable(f)),
-      baseRuns,
-      phases: values.phases,
-      ratiosOnly: values['ratios-only'],
-      cpu: values.cpu,
-      ...(rowPatterns.length
-        ? { rowFilter: (label: string) => rowPatterns.some((p) => patternMatches(p, keyOfLabel(label))) }
-        : {}),
-    };
-    const comparison = compareReports(base, head, options);
-    if (comparison.times.length === 0 && comparison.ratios.length === 0) {
-      io.stderr.write(
-        `warning: ${baseFile} and ${headFile} have no row in common${rowPatterns.length ? ' that --rows selects' : ''}\n`,
-      );
-    }
-    writeComparison(io, values.format, comparison, baseFile, headFile);
-    if (comparison.regressions > 0) return 1;
-    return comparison.undecided > 0 && !values['allow-inconclusive'] ? 3 : 0;
-  },
-};
+export const compareCommand = flagCommand(SPEC, async ({ values, operands }, io) => {
+  if (values.calibrate) return calibrate(operands, values, io);
+  const wanted = values.history !== undefined ? 1 : 2;
+  if (operands.length !== wanted) {
+    throw invalidOperands(
+      wanted === 1
+        ? 'with --history, compare takes one report file, HEAD.json'
+        : 'compare takes two report files, BASE.json and HEAD.json',
+      operands,
+    );
+  }
+  const headFile = operands[wanted - 1] ?? '';
+  const head = readComparable(headFile);
+  const { baseFile, base, baseRuns } = readBase(values, operands, head);
+  const rowPatterns = values.rows;
+  const options: CompareOptions = {
+    counterTolerance: values['counter-tolerance'],
+    alpha: values.alpha,
+    threshold: values.threshold,
+    thresholdRules: values['threshold-for'],
+    noiseReports: values.noise.map((f) => readComparable(f)),
+    baseRuns,
+    phases: values.phases,
+    ratiosOnly: values['ratios-only'],
+    cpu: values.cpu,
+    ...(rowPatterns.length
+      ? { rowFilter: (label: string) => rowPatterns.some((p) => patternMatches(p, keyOfLabel(label))) }
+      : {}),
+  };
+  const comparison = compareReports(base, head, options);
+  if (comparison.times.length === 0 && comparison.ratios.length === 0) {
+    io.stderr.write(
+      `warning: ${baseFile} and ${headFile} have no row in common${rowPatterns.length ? ' that --rows selects' : ''}\n`,
+    );
+  }
+  writeComparison(io, values.format, comparison, baseFile, headFile);
+  if (comparison.regressions > 0) return 1;
+  return comparison.undecided > 0 && !values['allow-inconclusive'] ? 3 : 0;
+});
 
 /** A row label back into its key, for --rows patterns. */
 function keyOfLabel(label: string): RowKey {

@@ -3,7 +3,6 @@ import { runExecutor } from '../../executor/cli.js';
 
 export const executorCommand: Command = {
   name: 'executor',
-  summary: 'serve one ORC (LLVM 22 wire protocol) session as the process that owns target memory',
   async run(argv, io) {
     const status = await runExecutor(argv, io);
     // As a process of its own, the executor ends with its session: nothing it started may keep it alive.

@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { defaultOutput, type Command } from './command.js';
-import { nonEmptyText, oneOf, parseFlags, printHelp, requiredFlag, valueFlag } from './flags.js';
+import { defaultOutput, flagCommand } from './command.js';
+import { nonEmptyText, oneOf, requiredFlag, valueFlag } from './flags.js';
 import { PROFILE_TARGETS, PROFILE_TOOLS, runProfile } from '../profile/profile.js';
 
 const SPEC = {
@@ -15,17 +15,26 @@ tools:
             (the shared or rpc mapper)
   cpuprof   V8's CPU profiler (node --cpu-prof): a .cpuprofile for Chrome DevTools or speedscope
 Clinic is unmaintained: when it fails, the run is repeated under cpuprof and the output says why.
-By default the profile covers the controller process (the bench); --target executor profiles
-the executor processes the bench starts (one per shared or rpc transport), so both sides of a
-transport can be seen.`,
+The profile covers the controller process (the bench). jitmem's executor is a native program:
+profile it with perf (perf record -g -p PID on the jitmem-executor process the bench starts).`,
   flags: {
-    tool: requiredFlag({ value: 'NAME', help: 'flame, doctor or cpuprof (required)' }, oneOf(PROFILE_TOOLS), 'flame, doctor or cpuprof'),
+    tool: requiredFlag(
+      { value: 'NAME', help: 'flame, doctor or cpuprof (required)' },
+      oneOf(PROFILE_TOOLS),
+      'flame, doctor or cpuprof',
+    ),
     target: valueFlag(
-      { value: 'T', help: 'controller (default), executor or both; executor and both need --tool cpuprof' },
+      {
+        value: 'T',
+        help: 'controller (default); executor and both are refused, with how to profile the native executor',
+      },
       oneOf(PROFILE_TARGETS),
       'controller',
     ),
-    out: valueFlag({ value: 'DIR', help: 'where the profile goes (default jitmem-reports/profile in the current directory)' }, nonEmptyText),
+    out: valueFlag(
+      { value: 'DIR', help: 'where the profile goes (default jitmem-reports/profile in the current directory)' },
+      nonEmptyText,
+    ),
   },
   // The bench's own flags follow `--`, untouched.
   operands: false,
@@ -36,28 +45,23 @@ does not); 2 for bad flags.
 
 examples:
   jitmem profile --tool flame -- --workload python --pattern load --mapper rpc --time 2000
-  jitmem profile --tool cpuprof --target executor -- --workload python --pattern load --mapper shared`,
+  jitmem profile --tool cpuprof -- --workload python --pattern load --mapper shared`,
 };
 
-export const profileCommand: Command = {
-  name: 'profile',
-  summary: 'run a bench under clinic flame/doctor or the V8 CPU profiler and print where the profile is',
-  async run(argv, io) {
-    const { values, afterTerminator: benchArgs, help } = parseFlags(SPEC, argv);
-    if (help) return printHelp(SPEC, io);
-    const { tool, target } = values;
-    const outDir = values.out !== undefined ? path.resolve(values.out) : defaultOutput('profile');
-    const result = await runProfile({ tool, outDir, args: benchArgs, target });
-    if (result.fallbackReason) io.stderr.write(`jitmem profile: ${result.fallbackReason}; profiled with V8's CPU profiler instead\n`);
-    if (result.exitStatus !== undefined && result.exitStatus !== 0) io.stderr.write(`jitmem profile: the profiled bench exited with status ${result.exitStatus}\n`);
-    const what = result.tool === 'flame' ? 'flame graph' : result.tool === 'doctor' ? 'clinic doctor report' : 'CPU profile (open in Chrome DevTools > Performance, or speedscope)';
-    if (result.executorFiles) {
-      if (result.controllerFile) io.stdout.write(`\ncontroller ${what}: ${result.controllerFile}\n`);
-      const n = result.executorFiles.length;
-      io.stdout.write(`\nexecutor CPU profile${n > 1 ? `s, one per executor process (${n}, largest first)` : ''}:\n${result.executorFiles.map((f) => `  ${f}\n`).join('')}`);
-    } else {
-      io.stdout.write(`\n${what}: ${result.file}\n`);
-    }
-    return result.exitStatus === undefined || result.exitStatus === 0 ? 0 : 1;
-  },
-};
+export const profileCommand = flagCommand(SPEC, async ({ values, afterTerminator: benchArgs }, io) => {
+  const { tool, target } = values;
+  const outDir = values.out !== undefined ? path.resolve(values.out) : defaultOutput('profile');
+  const result = await runProfile({ tool, outDir, args: benchArgs, target });
+  if (result.fallbackReason)
+    io.stderr.write(`jitmem profile: ${result.fallbackReason}; profiled with V8's CPU profiler instead\n`);
+  if (result.exitStatus !== undefined && result.exitStatus !== 0)
+    io.stderr.write(`jitmem profile: the profiled bench exited with status ${result.exitStatus}\n`);
+  const what =
+    result.tool === 'flame'
+      ? 'flame graph'
+      : result.tool === 'doctor'
+        ? 'clinic doctor report'
+        : 'CPU profile (open in Chrome DevTools > Performance, or speedscope)';
+  io.stdout.write(`\n${what}: ${result.file}\n`);
+  return result.exitStatus === undefined || result.exitStatus === 0 ? 0 : 1;
+});

@@ -1,7 +1,16 @@
 import { existsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { Command, CommandIO } from './command.js';
-import { booleanFlag, conflictingOptions, nonEmptyText, oneOf, parseFlags, printHelp, repeatedFlag, valueFlag } from './flags.js';
+import {
+  booleanFlag,
+  conflictingOptions,
+  nonEmptyText,
+  oneOf,
+  parseFlags,
+  printHelp,
+  repeatedFlag,
+  valueFlag,
+} from './flags.js';
 import * as native from '../../native/index.js';
 import { JitmemError, hex } from '../../core/errors.js';
 import { runAll } from '../../core/cleanup.js';
@@ -10,7 +19,12 @@ import { RpcCopyMapper } from '../../mappers/rpc-copy-mapper.js';
 import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
 import type { MemoryMapper } from '../../mappers/memory-mapper.js';
 import { DEFAULT_LLVM_EXECUTOR, ExecutorSession } from '../../session/executor-session.js';
-import { InProcessTarget, SessionTarget, type ProgramRunResult, type ProgramTarget } from '../../jitlink/program-target.js';
+import {
+  InProcessTarget,
+  SessionTarget,
+  type ProgramRunResult,
+  type ProgramTarget,
+} from '../../jitlink/program-target.js';
 import { PHASE_NAMES, runProgram, type PhaseTimes } from '../../jitlink/run-program.js';
 
 /** Exit statuses are one byte: exit(257) is status 1. */
@@ -37,7 +51,10 @@ Default: inprocess, or shared when --executor is given.`,
     },
     oneOf(EXECUTORS),
   ),
-  'llvm-executor': valueFlag({ value: 'P', help: `where llvm-jitlink-executor is (default ${DEFAULT_LLVM_EXECUTOR})` }, nonEmptyText),
+  'llvm-executor': valueFlag(
+    { value: 'P', help: `where llvm-jitlink-executor is (default ${DEFAULT_LLVM_EXECUTOR})` },
+    nonEmptyText,
+  ),
   preload: repeatedFlag(
     {
       value: 'LIB',
@@ -88,13 +105,19 @@ export function parseRunArgs(argv: readonly string[]): RunArgs | 'help' {
   const { values, operands: files, afterTerminator: args, help } = parseFlags(RUN_SPEC, argv);
   if (help) return 'help';
   const { executor, 'llvm-executor': llvmExecutor } = values;
-  if (files.length === 0) throw new JitmemError('ERR_LINK_NO_INPUT', "jitmem run needs at least one object file or archive; see 'jitmem run --help'", {});
+  if (files.length === 0)
+    throw new JitmemError(
+      'ERR_LINK_NO_INPUT',
+      "jitmem run needs at least one object file or archive; see 'jitmem run --help'",
+      {},
+    );
   const mapper = values.mapper ?? (executor !== undefined ? 'shared' : 'inprocess');
   if (mapper === 'inprocess' && executor !== undefined) {
     const why = 'the inprocess mapper runs the program in this process';
     throw conflictingOptions(`--executor ${executor} needs --mapper shared or rpc: ${why}`, ['--executor', '--mapper']);
   }
-  if (llvmExecutor !== undefined && executor !== 'llvm') throw conflictingOptions('--llvm-executor goes with --executor llvm', ['--llvm-executor', '--executor']);
+  if (llvmExecutor !== undefined && executor !== 'llvm')
+    throw conflictingOptions('--llvm-executor goes with --executor llvm', ['--llvm-executor', '--executor']);
   return {
     mapper,
     executor: executor ?? 'jitmem',
@@ -130,12 +153,15 @@ export function formatTimes(times: PhaseTimes, heading: string): string {
 
 export const runCommand: Command = {
   name: 'run',
-  summary: 'link x86-64 ELF objects and archives and run them in the executor through a mapper',
   async run(argv: string[], io: CommandIO): Promise<number> {
     const args = parseRunArgs(argv);
     if (args === 'help') return printHelp(RUN_SPEC, io);
     if (args.executor === 'llvm' && args.mapper !== 'inprocess' && !existsSync(args.llvmExecutor)) {
-      throw new JitmemError('ERR_LLVM_EXECUTOR_MISSING', `LLVM's executor is not at ${args.llvmExecutor}; install llvm-22 or name it with --llvm-executor`, { path: args.llvmExecutor });
+      throw new JitmemError(
+        'ERR_LLVM_EXECUTOR_MISSING',
+        `LLVM's executor is not at ${args.llvmExecutor}; install llvm-22 or name it with --llvm-executor`,
+        { path: args.llvmExecutor },
+      );
     }
     // A program expects blocking stdio; Node leaves pipes it touched non-blocking, and the flag
     // belongs to the open file, which the executor shares.
@@ -153,7 +179,12 @@ export const runCommand: Command = {
       target = new InProcessTarget();
       mapper = new InProcessMemoryMapper();
     } else {
-      session = await ExecutorSession.spawn({ kind: args.executor, llvmExecutor: args.llvmExecutor, stdio: 'inherit', stdin: 'inherit' });
+      session = await ExecutorSession.spawn({
+        kind: args.executor,
+        llvmExecutor: args.llvmExecutor,
+        stdio: 'inherit',
+        stdin: 'inherit',
+      });
       target = new SessionTarget(session);
       mapper = args.mapper === 'shared' ? new SharedMemoryMapper(session) : new RpcCopyMapper(session);
     }
@@ -169,7 +200,12 @@ export const runCommand: Command = {
       });
       const r = run.result;
       if (args.showTimes) {
-        io.stderr.write(formatTimes(run.times, `jitmem run: phases (mapper ${args.mapper}${args.mapper === 'inprocess' ? '' : `, executor ${args.executor}`}; ${run.stats.objects} objects, ${run.stats.relocations} relocations):`));
+        io.stderr.write(
+          formatTimes(
+            run.times,
+            `jitmem run: phases (mapper ${args.mapper}${args.mapper === 'inprocess' ? '' : `, executor ${args.executor}`}; ${run.stats.objects} objects, ${run.stats.relocations} relocations):`,
+          ),
+        );
       }
       if (r.outcome === 'crashed') {
         crashed = true;
@@ -187,7 +223,8 @@ export const runCommand: Command = {
           : [() => mapper.close(), () => executor?.close()],
       );
       // The program's status is the result; a failure to clean up after it is said, not made the status.
-      for (const err of failures) io.stderr.write(`jitmem run: cleaning up after the program failed: ${(err as Error).message}\n`);
+      for (const err of failures)
+        io.stderr.write(`jitmem run: cleaning up after the program failed: ${(err as Error).message}\n`);
     }
   },
 };

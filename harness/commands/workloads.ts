@@ -1,6 +1,6 @@
-import type { Command, CommandIO } from './command.js';
+import { flagCommand } from './command.js';
 import { JitmemError } from '../../core/errors.js';
-import { booleanFlag, invalidValue, nonEmptyText, parseFlags, printHelp, valueFlag, variadicFlag } from './flags.js';
+import { booleanFlag, invalidValue, nonEmptyText, valueFlag, variadicFlag } from './flags.js';
 import { pageSize as systemPageSize } from '../../native/index.js';
 import { summarizeWorkload, type WorkloadSummary } from '../../workloads/workload-summary.js';
 import {
@@ -79,44 +79,38 @@ function table(summaries: readonly WorkloadSummary[]): string {
   return [line(header), ...rows.map(line)].join('\n') + '\n';
 }
 
-export const workloadsCommand: Command = {
-  name: 'workloads',
-  summary: 'list workloads: link graphs, bytes by AllocGroup, pages',
-  async run(argv: string[], io: CommandIO): Promise<number> {
-    const { values, operands, help } = parseFlags(SPEC, argv);
-    if (help) return printHelp(SPEC, io);
-    const { objects } = values;
-    if (objects !== undefined && operands.length > 0) {
-      throw new JitmemError(
-        'ERR_CONFLICTING_OPTIONS',
-        `--objects lists its own workload; drop the names ${operands.join(', ')} or the --objects flag`,
-        {
-          options: ['--objects'],
-          names: operands,
-        },
-      );
-    }
-    const pageSize = values['page-size'] ?? systemPageSize();
-    const options: WorkloadOptions = { pythonDir: values['python-dir'], objects };
-    const explicit = objects !== undefined || operands.length > 0;
-    const names =
-      objects !== undefined ? [OBJECTS_WORKLOAD] : operands.length > 0 ? operands : Object.keys(BUILTIN_WORKLOADS);
+export const workloadsCommand = flagCommand(SPEC, async ({ values, operands }, io) => {
+  const { objects } = values;
+  if (objects !== undefined && operands.length > 0) {
+    throw new JitmemError(
+      'ERR_CONFLICTING_OPTIONS',
+      `--objects lists its own workload; drop the names ${operands.join(', ')} or the --objects flag`,
+      {
+        options: ['--objects'],
+        names: operands,
+      },
+    );
+  }
+  const pageSize = values['page-size'] ?? systemPageSize();
+  const options: WorkloadOptions = { pythonDir: values['python-dir'], objects };
+  const explicit = objects !== undefined || operands.length > 0;
+  const names =
+    objects !== undefined ? [OBJECTS_WORKLOAD] : operands.length > 0 ? operands : Object.keys(BUILTIN_WORKLOADS);
 
-    const summaries: WorkloadSummary[] = [];
-    const unavailable: JitmemError[] = [];
-    for (const name of names) {
-      try {
-        const workload = loadWorkload(name, options);
-        summaries.push(summarizeWorkload(workload.name, workload.graphs, pageSize));
-      } catch (err) {
-        // A workload the user named must be there; when listing them all, one that cannot be
-        // found is reported (and fails the command) without hiding the others.
-        if (explicit || !(err instanceof JitmemError)) throw err;
-        unavailable.push(err);
-      }
+  const summaries: WorkloadSummary[] = [];
+  const unavailable: JitmemError[] = [];
+  for (const name of names) {
+    try {
+      const workload = loadWorkload(name, options);
+      summaries.push(summarizeWorkload(workload.name, workload.graphs, pageSize));
+    } catch (err) {
+      // A workload the user named must be there; when listing them all, one that cannot be
+      // found is reported (and fails the command) without hiding the others.
+      if (explicit || !(err instanceof JitmemError)) throw err;
+      unavailable.push(err);
     }
-    io.stdout.write(values.json ? JSON.stringify(summaries, null, 2) + '\n' : table(summaries));
-    for (const err of unavailable) io.stderr.write(`jitmem workloads: ${err.message} [${err.code}]\n`);
-    return unavailable.length > 0 ? 1 : 0;
-  },
-};
+  }
+  io.stdout.write(values.json ? JSON.stringify(summaries, null, 2) + '\n' : table(summaries));
+  for (const err of unavailable) io.stderr.write(`jitmem workloads: ${err.message} [${err.code}]\n`);
+  return unavailable.length > 0 ? 1 : 0;
+});

@@ -13,7 +13,7 @@ export function pct(x: number): string {
 }
 const ms = (x: number) => (x < 0.1 ? `${(x * 1000).toFixed(2)} us` : `${x.toFixed(3)} ms`);
 const times = (x: number) => `${x.toFixed(2)}x`;
-const pValue = (p: number) => (p < 0.0001 ? '<0.0001' : p.toFixed(4));
+export const pValue = (p: number) => (p < 0.0001 ? '<0.0001' : p.toFixed(4));
 const verdictText = (r: { verdict: TimeComparison['verdict']; refused?: string; undecided?: string }) =>
   r.refused || r.undecided ? 'not judged' : r.verdict === 'regression' ? 'REGRESSION' : r.verdict === 'improvement' ? 'improvement' : '';
 const changeText = (r: { verdict: TimeComparison['verdict']; change: number }) => (r.verdict === 'same' ? '~' : pct(r.change));

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { ensureOutputDirectory } from '../../core/files.js';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { JitmemError } from '../../core/errors.js';
 import { importOptional } from '../optional-dependency.js';
 
@@ -18,7 +18,10 @@ import { importOptional } from '../optional-dependency.js';
  */
 
 export type ProfileTool = 'flame' | 'doctor' | 'cpuprof';
-/** Which process is profiled: the controller (the bench), the executor processes it starts, or both. */
+/**
+ * Which process is profiled: the controller (the bench). `executor` and `both` are refused with
+ * how to profile the native executor instead.
+ */
 export type ProfileTarget = 'controller' | 'executor' | 'both';
 export const PROFILE_TARGETS: readonly ProfileTarget[] = ['controller', 'executor', 'both'];
 export const PROFILE_TOOLS: readonly ProfileTool[] = ['flame', 'doctor', 'cpuprof'];
@@ -31,7 +34,7 @@ export interface ProfileOptions {
   readonly args: readonly string[];
   /** The jitmem subcommand profiled (default `bench`). */
   readonly subcommand?: string;
-  /** The process profiled (default the controller); executors only under cpuprof. */
+  /** The process profiled (default the controller, the only one V8 and clinic can see into). */
   readonly target?: ProfileTarget;
   /** Makes the clinic tool (default: @clinic/flame or @clinic/doctor); tests pass one that fails. */
   readonly loadClinic?: (tool: 'flame' | 'doctor', outDir: string) => ClinicTool;
@@ -49,10 +52,6 @@ export interface ProfileResult {
   readonly exitStatus?: number | null;
   /** The command that was profiled. */
   readonly command: readonly string[];
-  /** With --target executor or both: every executor process's .cpuprofile (one per transport the bench opened). */
-  readonly executorFiles?: readonly string[];
-  /** With --target both: the controller's .cpuprofile. */
-  readonly controllerFile?: string;
 }
 
 const cliPath = fileURLToPath(new URL('../cli.js', import.meta.url));
@@ -109,14 +108,6 @@ async function runClinicNow(
   return html;
 }
 
-interface CpuProfRun {
-  readonly file: string;
-  readonly exitStatus: number | null;
-  readonly executorFiles?: readonly string[];
-  readonly controllerFile?: string;
-}
-
-const preloadPath = fileURLToPath(new URL('./profile-preload.js', import.meta.url));
 
 async function runCpuProf(outDir: string, command: string[]): Promise<{ file: string; exitStatus: number | null }> {
   const before = new Set(existsSync(outDir) ? readdirSync(outDir) : []);
@@ -141,49 +132,6 @@ async function runCpuProf(outDir: string, command: string[]): Promise<{ file: st
   return { file: newest, exitStatus };
 }
 
-/**
- * Profiles the executor processes the bench spawns (and with `both` the bench too): the
- * preload, passed through NODE_OPTIONS (which spawned executors inherit, unlike --cpu-prof,
- * which NODE_OPTIONS refuses), starts V8's profiler in each process and writes
- * <role>-<pid>.cpuprofile when it exits, which an executor does when its session ends.
- */
-async function runProcessProfiles(outDir: string, command: string[], target: 'executor' | 'both'): Promise<CpuProfRun> {
-  const before = new Set(existsSync(outDir) ? readdirSync(outDir) : []);
-  const [node, ...rest] = command;
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${pathToFileURL(preloadPath).href}`.trim(),
-    JITMEM_CPU_PROF_DIR: outDir,
-    JITMEM_CPU_PROF_TARGET: target,
-  };
-  delete env.JITMEM_CPU_PROF_ROOT;
-  const exitStatus = await new Promise<number | null>((resolve, reject) => {
-    const child = spawn(node!, rest, { stdio: ['ignore', 'inherit', 'inherit'], env });
-    child.on('error', reject);
-    child.on('exit', (code) => resolve(code));
-  });
-  const made = readdirSync(outDir).filter((f) => f.endsWith('.cpuprofile') && !before.has(f));
-  // The executor that worked longest left the largest profile: the one to open first.
-  const executorFiles = made
-    .filter((f) => f.startsWith('executor-'))
-    .map((f) => path.join(outDir, f))
-    .sort((a, b) => statSync(b).size - statSync(a).size);
-  const controllerFile = made.filter((f) => f.startsWith('controller-')).map((f) => path.join(outDir, f))[0];
-  if (executorFiles.length === 0) {
-    throw new JitmemError(
-      'ERR_PROFILE_FAILED',
-      `no executor process wrote a .cpuprofile in ${outDir} (the profiled command exited with status ${exitStatus}); an executor runs only for the shared and rpc mappers`,
-      { outDir, exitStatus, target },
-    );
-  }
-  return {
-    file: target === 'both' && controllerFile ? controllerFile : executorFiles[0]!,
-    exitStatus,
-    executorFiles,
-    ...(controllerFile ? { controllerFile } : {}),
-  };
-}
-
 export async function runProfile(options: ProfileOptions): Promise<ProfileResult> {
   const outDir = path.resolve(options.outDir);
   // A clinic that is not installed is the user's to fix (one npm command), not a failure to
@@ -192,16 +140,14 @@ export async function runProfile(options: ProfileOptions): Promise<ProfileResult
   ensureOutputDirectory(outDir, 'the profile');
   const command = [process.execPath, cliPath, options.subcommand ?? 'bench', ...options.args];
   const target = options.target ?? 'controller';
-  if (target !== 'controller' && options.tool !== 'cpuprof') {
-    throw new JitmemError(
-      'ERR_CONFLICTING_OPTIONS',
-      `--target ${target} needs --tool cpuprof: clinic profiles only the process it starts, not the executors that process spawns`,
-      { options: ['--target', '--tool'] },
-    );
-  }
   if (target !== 'controller') {
-    const run = await runProcessProfiles(outDir, command, target);
-    return { requested: 'cpuprof', tool: 'cpuprof', ...run, command };
+    // The executor is a native program: neither V8's profiler nor clinic sees inside it.
+    throw new JitmemError(
+      'ERR_PROFILE_TARGET_UNSUPPORTED',
+      `--target ${target}: jitmem's executor is a native program, not a Node process; profile it with perf, e.g. ` +
+        "'perf record -g -p PID' on the jitmem-executor process the bench starts (its pid is in 'ps' while it runs)",
+      { target },
+    );
   }
   if (options.tool === 'cpuprof') {
     const { file, exitStatus } = await runCpuProf(outDir, command);
