@@ -277,7 +277,7 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
       const change = t ? Math.expm1(t.diff) : row.b.median === 0 && row.h.median === 0 ? 0 : row.h.median / row.b.median - 1;
       const verdict: Verdict = !refused && common.significant && Math.abs(change) > rowThreshold ? (change > 0 ? 'regression' : 'improvement') : 'same';
       const reach = t ? Math.expm1(t.high) : change;
-      const undecided = undecidedWhy(refused, verdict, reach, asked, t, byRuns);
+      const undecided = undecidedWhy(refused, verdict, reach, asked, t, byRuns, 1);
       times.push({
         kind: 'time',
         key: row.key,
@@ -301,7 +301,7 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
       const verdict: Verdict = !refused && common.significant && Math.abs(change) > rowThreshold ? (change < 0 ? 'regression' : 'improvement') : 'same';
       // A lower speedup is the regression direction: the interval's low end must stay within it.
       const reach = t ? -Math.expm1(t.low) : -change;
-      const undecided = undecidedWhy(refused, verdict, reach, asked, t, byRuns);
+      const undecided = undecidedWhy(refused, verdict, reach, asked, t, byRuns, -1);
       ratios.push({
         kind: 'ratio',
         key: row.key,
@@ -360,14 +360,16 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
  * enough: an interval's half-width shrinks as one over the square root of the rounds (one run
  * against one) or of the runs.
  */
-function undecidedWhy(refused: boolean, verdict: Verdict, reach: number, asked: number, t: RowTest | null, byRuns: boolean): string | undefined {
+function undecidedWhy(refused: boolean, verdict: Verdict, reach: number, asked: number, t: RowTest | null, byRuns: boolean, regressionSign: 1 | -1): string | undefined {
   if (refused) return `${REFUSAL}`;
   if (verdict !== 'same' || reach <= asked) return undefined;
-  const reachText = `the interval of its change reaches ${signedPercent(reach)} in the regression direction, past its threshold ${(asked * 100).toFixed(1)}%`;
+  const reachText = `the 95% interval of its change reaches a ${(reach * 100).toFixed(1)}% regression, past its threshold ${(asked * 100).toFixed(1)}%`;
   if (!t) return `${reachText} (the reports have no rounds to judge it by)`;
   const half = (t.high - t.low) / 2;
-  const room = Math.log1p(asked) - Math.abs(t.diff);
-  if (!(room > 0)) return `${reachText}; its change is itself at the threshold, so more sampling would only tell which side`;
+  // How far the estimate sits from a regression of the asked size (log scale): the interval's
+  // half-width must shrink below that to rule one out.
+  const room = Math.log1p(asked) - regressionSign * t.diff;
+  if (!(room > 0)) return `${reachText}; its change is itself a regression beyond the threshold, not a significant one: more rounds or runs would tell`;
   const factor = Math.ceil((half / room) ** 2 * 10) / 10;
   return byRuns
     ? `${reachText}; about ${factor}x as many runs (--noise / --base-run) would rule it out`
