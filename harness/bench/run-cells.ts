@@ -77,6 +77,12 @@ export interface EndToEndResult {
   readonly sampling: SamplingGroup[];
 }
 
+/** With a precision target, the share of the run pattern's time after which processes per run stop at three rounds. */
+const PER_RUN_SHARE = 0.3;
+
+/** How long one warm iteration (the first: with the transport's opening) may take before its worker is killed. */
+const WARM_ITERATION_TIMEOUT_MS = 120_000;
+
 /** Warm iterations a controller runs at most (a bound for its request; the bench stops it sooner). */
 const MAX_WARM_ITERATIONS = 100_000;
 /** With a precision target: passes (an iteration of each warm controller) per round, and the least rounds. */
@@ -215,88 +221,29 @@ export function splitAtMarkers(out: Buffer, marker: Buffer): { parts: Buffer[]; 
  * A warm controller for one jitmem cell: one worker process opens the transport once (one
  * executor session out of process), runs `warmup` unrecorded iterations and then `iterations`
  * measured ones, link, move, run, free, back to back. Every iteration, warm-up included, is
- * verified: its exit status from its line on fd 3, its stdout as the bytes the worker's fd 1
- * carried before that iteration's marker.
+ * verified (SteppedWarmCell): its exit status from its line on fd 3, its stdout as the bytes the
+ * worker's fd 1 carried before that iteration's marker.
  */
-export function jitmemWarmCell(cell: RunCell, warmup: number, iterations: number, onIteration?: (done: number) => void): Promise<Sample[]> {
-  const marker = `\0jitmem-run-iteration-end:${randomBytes(16).toString('hex')}\0`;
-  const request: RunWorkerRequest = { program: cell.program, mapper: cell.mapper, executor: cell.executor === 'llvm' ? 'llvm' : 'jitmem', warm: { warmup, iterations, marker } };
-  return new Promise((resolve, reject) => {
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const lines: Array<WarmIterationResult | (RunWorkerResult & { ok: false })> = [];
-    let pending = '';
-    const child = spawn(process.execPath, [workerPath, JSON.stringify(request)], { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000 + 20_000 * (warmup + iterations));
-    child.stdout!.on('data', (b: Buffer) => out.push(b));
-    child.stderr!.on('data', (b: Buffer) => err.push(b));
-    (child.stdio[RESULT_FD] as NodeJS.ReadableStream).setEncoding('utf8');
-    (child.stdio[RESULT_FD] as NodeJS.ReadableStream).on('data', (text: string) => {
-      pending += text;
-      for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
-        const text = pending.slice(0, nl);
-        pending = pending.slice(nl + 1);
-        let line: WarmIterationResult;
-        try {
-          line = JSON.parse(text) as WarmIterationResult;
-        } catch {
-          line = { ok: false, index: lines.length, code: 'ERR_RUN_WORKER', message: `the warm controller reported ${JSON.stringify(text.slice(0, 200))}, not a result` };
-        }
-        lines.push(line);
-        if (line.ok && line.index >= warmup) onIteration?.(line.index - warmup + 1);
-      }
-    });
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      reject(new JitmemError('ERR_RUN_WORKER', `cannot start the run worker: ${e.message}`, {}, { cause: e }));
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      const stderr = Buffer.concat(err).toString('utf8');
-      const failed = lines.find((l) => !l.ok);
-      if (failed && !failed.ok) {
-        reject(new JitmemError(failed.code, `${runCellName(cell)}, iteration ${'index' in failed ? failed.index - warmup : '(opening the transport)'}: ${failed.message}`, { cell: runCellName(cell) }));
-        return;
-      }
-      if (lines.length !== warmup + iterations) {
-        reject(mismatch(cell, lines.length - warmup, `the warm controller ended (${signal ?? `status ${code}`}) after ${lines.length} of ${warmup + iterations} iterations; the program may have ended its process`, stderr));
-        return;
-      }
-      const { parts, rest } = splitAtMarkers(Buffer.concat(out), Buffer.from(marker, 'latin1'));
-      if (parts.length !== lines.length || rest.length > 0) {
-        reject(mismatch(cell, 0, `the warm controller's stdout holds ${parts.length} iteration markers for ${lines.length} iterations and ${rest.length} bytes after the last`, stderr));
-        return;
-      }
-      const expected = cell.program.expected;
-      const samples: Sample[] = [];
-      for (const [i, line] of (lines as Array<WarmIterationResult & { ok: true }>).entries()) {
-        const iteration = i - warmup;
-        if (line.exitStatus !== expected.exitStatus) {
-          reject(mismatch(cell, iteration, `main returned ${line.exitStatus}, expected ${expected.exitStatus}`, stderr));
-          return;
-        }
-        const sha = sha256Hex(parts[i]!);
-        if (sha !== expected.stdoutSha256) {
-          reject(mismatch(cell, iteration, `stdout has sha256 ${sha}, expected ${expected.stdoutSha256} (${cell.program.description})`, stderr));
-          return;
-        }
-        if (iteration < 0) continue;
-        let latency = 0;
-        for (const p of JITMEM_RUN_PHASES) latency += line.phases[p];
-        // The one executor start of the session goes with the first measured iteration.
-        const startup = iteration === 0 ? (lines[0] as WarmIterationResult & { ok: true }).startupMs : undefined;
-        samples.push({ latency, whole: line.wallMs, phases: { ...line.phases }, ...(startup ? { startup } : {}), calls: line.calls, bytesSent: line.bytesSent, ...(line.cpu ? { cpu: line.cpu } : {}) });
-      }
-      resolve(samples);
-    });
-  });
+export async function jitmemWarmCell(cell: RunCell, warmup: number, iterations: number, onIteration?: (done: number) => void): Promise<Sample[]> {
+  const controller = new SteppedWarmCell(cell, warmup, warmup + iterations);
+  try {
+    for (let i = 0; i < warmup + iterations; i++) {
+      await controller.next();
+      if (i >= warmup) onIteration?.(i - warmup + 1);
+    }
+    return await controller.finish();
+  } catch (err) {
+    controller.kill();
+    throw err;
+  }
 }
 
 /**
  * A warm controller driven an iteration at a time (RunWorkerRequest.warm.stepped): the bench
  * starts the warm controllers of one program together and runs one iteration of each in turn,
- * so that their iterations interleave as the matrix's cells do. Every iteration is verified as
- * in jitmemWarmCell, when the controller is closed.
+ * so that their iterations interleave as the matrix's cells do. Every iteration, warm-up
+ * included, is verified when the controller is closed: its exit status from its line on fd 3,
+ * its stdout as the bytes the worker's fd 1 carried before that iteration's marker.
  */
 export class SteppedWarmCell {
   private readonly child: ReturnType<typeof spawn>;
@@ -366,7 +313,13 @@ export class SteppedWarmCell {
   async next(): Promise<WarmIterationResult & { ok: true }> {
     const index = this.ran++;
     this.child.stdin!.write('\n');
-    while (this.lines.length <= index && !this.closedStatus) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    // A watchdog per iteration (the first one opens the transport too): a worker that hangs is killed, never waited on forever.
+    const watchdog = setTimeout(() => this.child.kill('SIGKILL'), WARM_ITERATION_TIMEOUT_MS);
+    try {
+      while (this.lines.length <= index && !this.closedStatus) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    } finally {
+      clearTimeout(watchdog);
+    }
     const line = this.lines[index];
     if (!line || !line.ok) throw this.fail(`the warm controller ended (${this.closedStatus?.signal ?? `status ${this.closedStatus?.code}`}) after ${this.lines.length} iterations; the program may have ended its process`);
     return line;
@@ -564,9 +517,10 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
     }
     // Processes per run and llvm-jitlink: a fixed number of iterations in interleaved rounds.
     const perRun = cells.filter((c) => c.controller !== 'warm');
-    // With a precision target these keep to the time budget too: past half of what is left for
-    // the run pattern, they stop after three rounds (the fewest a paired interval takes).
-    const perRunDeadline = options.precision !== undefined && options.deadline !== undefined ? performance.now() + (options.deadline - performance.now()) / 2 : Infinity;
+    // With a precision target these keep to the time budget too: past 30% of what is left for
+    // the run pattern, they stop after three rounds (the fewest a paired interval takes), and the
+    // warm controllers, whose speedups are the end-to-end headline, get the rest.
+    const perRunDeadline = options.precision !== undefined && options.deadline !== undefined ? performance.now() + (options.deadline - performance.now()) * PER_RUN_SHARE : Infinity;
     for (let round = 0; round < rounds; round++) {
       if (round >= 3 && performance.now() > perRunDeadline) break;
       for (const k of roundOrder(perRun.length, round)) {
@@ -613,8 +567,10 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
               let latency = 0;
               for (const p of JITMEM_RUN_PHASES) latency += line.phases[p];
               measured.get(c)!.push(latency);
-              // With a precision target the count of iterations is open: the total shown grows with it.
-              options.onProgress?.(runCellName(c.cell), measured.get(c)!.length, Math.max(options.iterations, measured.get(c)!.length));
+              // With a precision target the count of iterations is open: the total shown stays one
+              // ahead until the controller is done (a log gets one line per cell, at its end).
+              const done = measured.get(c)!.length;
+              options.onProgress?.(runCellName(c.cell), done, options.precision === undefined ? options.iterations : done + 1);
             }
           }
           round++;
@@ -632,7 +588,10 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
           converged = widest === undefined || widest.percent <= options.precision;
           if (converged || performance.now() - groupStart >= budget || measured.get(controllers[0]!)!.length + passes > MAX_WARM_ITERATIONS - warmup) break;
         }
-        for (const c of controllers) samples.set(c.cell, await c.finish());
+        for (const c of controllers) {
+          samples.set(c.cell, await c.finish());
+          if (options.precision !== undefined) options.onProgress?.(runCellName(c.cell), measured.get(c)!.length, measured.get(c)!.length);
+        }
         const elapsedMs = performance.now() - groupStart;
         if (options.precision !== undefined) {
           const needed = widest && !converged ? roundsNeeded(round, widest.percent, options.precision) : undefined;
