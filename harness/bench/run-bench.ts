@@ -194,6 +194,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
         const roundIterations = Math.ceil(options.selection.iterations / rounds);
         let round = 0;
         let widest: { label: string; percent: number } | undefined;
+        let widestAny: { label: string; percent: number } | undefined;
         let converged = precision === undefined;
         for (;;) {
           // Each cell warms up, then the cells run one iteration each in turn, forward and backward
@@ -218,10 +219,10 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
           round++;
           if (round < rounds) continue;
           if (precision === undefined) break;
-          widest = groupWidths(
+          ({ widest, widestAny } = groupWidths(
             active.map((a) => ({ row: a.cell, samples: a.runner.latencies, roundEnds: roundEnds.get(a.index) ?? [] })),
             options.seed,
-          ).widest;
+          ));
           converged = !widest || widest.percent <= precision;
           if (converged || performance.now() - groupStart >= budget || round >= MAX_ROUNDS) break;
         }
@@ -237,6 +238,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
             elapsedMs: Math.round(elapsedMs),
             converged,
             ...(widest ? { widest: { label: widest.label, percent: Math.round(widest.percent * 100) / 100 } } : {}),
+            ...(widestAny ? { widestAny: { label: widestAny.label, percent: Math.round(widestAny.percent * 100) / 100 } } : {}),
             ...(needed !== undefined && Number.isFinite(needed) ? { roundsNeeded: needed, secondsNeeded: Math.round((elapsedMs / round) * needed / 1000) } : {}),
           });
         }

@@ -80,8 +80,20 @@ export interface PartialRow {
   readonly roundEnds: readonly number[];
 }
 
-/** The speedups of a group's rows so far and the widest of their intervals, in percent. */
-export function groupWidths(rows: readonly PartialRow[], seed: number): { ratios: RatioRow[]; widest: { label: string; percent: number } | undefined } {
+/**
+ * The speedups a precision run waits for: the headlines, shared memory over RPC copy (over each
+ * executor), as the summary states them; a group without one (no remote mapper) waits for all
+ * of its speedups.
+ */
+export function isHeadlineRatio(r: Pick<RatioRow, 'mapper' | 'baseline'>): boolean {
+  return r.mapper === 'shared' && r.baseline === 'rpc';
+}
+
+/**
+ * The speedups of a group's rows so far: the widest interval (percent) among its headlines,
+ * which the precision target stops on, and the widest among all its speedups.
+ */
+export function groupWidths(rows: readonly PartialRow[], seed: number): { ratios: RatioRow[]; widest: { label: string; percent: number } | undefined; widestAny: { label: string; percent: number } | undefined } {
   const full = rows.map((p) =>
     withRounds(
       {
@@ -95,12 +107,16 @@ export function groupWidths(rows: readonly PartialRow[], seed: number): { ratios
     ),
   );
   const ratios = computeRatios(full, seed);
-  let widest: { label: string; percent: number } | undefined;
-  for (const r of ratios) {
-    const percent = halfWidthPercent(r);
-    if (!widest || percent > widest.percent) widest = { label: ratioLabel(r), percent };
-  }
-  return { ratios, widest };
+  const widestOf = (list: readonly RatioRow[]) => {
+    let widest: { label: string; percent: number } | undefined;
+    for (const r of list) {
+      const percent = halfWidthPercent(r);
+      if (!widest || percent > widest.percent) widest = { label: ratioLabel(r), percent };
+    }
+    return widest;
+  };
+  const headlines = ratios.filter(isHeadlineRatio);
+  return { ratios, widest: widestOf(headlines.length ? headlines : ratios), widestAny: widestOf(ratios) };
 }
 
 export function ratioLabel(r: Pick<RatioRow, 'workload' | 'pattern' | 'policy' | 'mapper' | 'executor' | 'baseline'>): string {
@@ -123,10 +139,16 @@ export function samplingLines(groups: readonly SamplingGroup[], target: number |
   const out: string[] = [];
   const open = groups.filter((g) => !g.converged);
   const done = groups.length - open.length;
-  out.push(`precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on every speedup${open.length ? '; not converged:' : '.'}`);
+  out.push(`precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on their headline speedups (shared memory over RPC copy)${open.length ? '; not converged:' : '.'}`);
   for (const g of open) {
     const needs = Number.isFinite(g.secondsNeeded ?? Infinity) ? `; about ${Math.ceil(g.secondsNeeded!)} s (${g.roundsNeeded} rounds) would reach it` : '';
     out.push(`  NOT CONVERGED ${g.workload}/${g.pattern} (${g.policy}): widest ${g.widest ? `${g.widest.label} ±${g.widest.percent.toFixed(1)}%` : 'no speedup'} after ${g.rounds} rounds, ${(g.elapsedMs / 1000).toFixed(1)} s${needs}`);
+  }
+  // The other speedups are measured in the same rounds; those still wider than the target are named, not waited for.
+  const wider = groups.filter((g) => g.widestAny && g.widestAny.percent > target);
+  if (wider.length) {
+    const widest = wider.reduce((a, g) => (g.widestAny!.percent > a.widestAny!.percent ? g : a));
+    out.push(`  other speedups wider than ${target}% (not waited for) in ${wider.length} group${wider.length === 1 ? '' : 's'}; the widest: ${widest.widestAny!.label} ±${widest.widestAny!.percent.toFixed(1)}%`);
   }
   return out;
 }

@@ -171,8 +171,10 @@ export interface SamplingGroup {
   elapsedMs: number;
   /** Every speedup of the group reached the precision asked. */
   converged: boolean;
-  /** The speedup with the widest interval and its 95% CI half-width in percent of the speedup. */
+  /** The headline speedup (shared memory over RPC copy) with the widest interval, its 95% CI half-width in percent of the speedup: what the precision target stops on. */
   widest?: { label: string; percent: number };
+  /** The widest interval among all the group's speedups. */
+  widestAny?: { label: string; percent: number };
   /** Rounds and seconds the widest would need to reach the target (half-width shrinks as 1/sqrt(rounds)). */
   roundsNeeded?: number;
   secondsNeeded?: number;
