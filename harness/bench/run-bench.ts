@@ -217,7 +217,10 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
             positions.set(a.index, [...(positions.get(a.index) ?? []), position]);
           }
           round++;
-          if (round < rounds) continue;
+          // With a precision target the time budget wins over the least rounds, down to the three
+          // a paired interval needs: a loaded machine must not push the run past its budget.
+          const overBudget = precision !== undefined && round >= 3 && performance.now() - groupStart >= budget;
+          if (round < rounds && !overBudget) continue;
           if (precision === undefined) break;
           ({ widest, widestAny } = groupWidths(
             active.map((a) => ({ row: a.cell, samples: a.runner.latencies, roundEnds: roundEnds.get(a.index) ?? [] })),
