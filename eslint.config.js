@@ -46,11 +46,6 @@ const FORMATTED_AFTER_MERGE = [
   'test/jitlink-*.test.ts',
   'test/helpers/import-layers.ts',
   'test/house-layers.test.ts',
-  // speed (issue 23): protection runs, warm pages
-  'graph/layout.ts',
-  'test/cost-counters.test.ts',
-  'test/helpers/graphs.ts',
-  'test/helpers/proc-maps.ts',
 ];
 
 export default tseslint.config(

@@ -40,6 +40,7 @@ export {
   type AllocatedSegment,
 } from './mappers/slab/slab-memory-manager.js';
 export { FreeRangeIndex, FIT_POLICIES, type FitPolicy, type FreeRange } from './mappers/slab/free-range-index.js';
+export { SlabKeeper, type SlabKeeperOptions } from './mappers/slab/slab-keeper.js';
 
 // The JIT linker: x86-64 ELF objects and archives linked into a program, moved through any
 // mapper and run in the executor (what `jitmem run` does).

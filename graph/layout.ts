@@ -56,7 +56,10 @@ function checkSection(graph: LinkGraph, section: Section, index: number, pageSiz
       { graph: graph.name, section: section.name, alignment: section.alignment, pageSize },
     );
   }
-  if (section.content !== undefined && (!(section.content instanceof Uint8Array) || section.content.length !== section.size)) {
+  if (
+    section.content !== undefined &&
+    (!(section.content instanceof Uint8Array) || section.content.length !== section.size)
+  ) {
     throw new JitmemError(
       'ERR_CONTENT_SIZE_MISMATCH',
       `${where} has size ${section.size} but ${section.content instanceof Uint8Array ? `${section.content.length} bytes of content` : 'content that is not a Uint8Array'}`,
@@ -65,13 +68,20 @@ function checkSection(graph: LinkGraph, section: Section, index: number, pageSiz
   }
   const id = allocGroupId(section.group);
   if (!Number.isInteger(id) || id < 0 || id > 15) {
-    throw new JitmemError('ERR_INVALID_ALLOC_GROUP', `${where} has an invalid AllocGroup`, { graph: graph.name, section: section.name });
+    throw new JitmemError('ERR_INVALID_ALLOC_GROUP', `${where} has an invalid AllocGroup`, {
+      graph: graph.name,
+      section: section.name,
+    });
   }
 }
 
 export function layoutGraph(graph: LinkGraph, pageSize: number): GraphLayout {
   if (typeof graph !== 'object' || graph === null || !Array.isArray(graph.sections)) {
-    throw new JitmemError('ERR_INVALID_GRAPH', `a link graph must be an object with a sections array; got ${graph === null ? 'null' : typeof graph}`, {});
+    throw new JitmemError(
+      'ERR_INVALID_GRAPH',
+      `a link graph must be an object with a sections array; got ${graph === null ? 'null' : typeof graph}`,
+      {},
+    );
   }
   const byGroup = new Map<number, Section[]>();
   graph.sections.forEach((section, index) => {
@@ -124,10 +134,33 @@ export function layoutGraph(graph: LinkGraph, pageSize: number): GraphLayout {
     });
     base += pageRoundedSize;
     if (!Number.isSafeInteger(base)) {
-      throw new JitmemError('ERR_INVALID_SIZE', `graph ${JSON.stringify(graph.name)} is too large to lay out (segment ${allocGroupName(sections[0]!.group)})`, {
-        graph: graph.name,
-      });
+      throw new JitmemError(
+        'ERR_INVALID_SIZE',
+        `graph ${JSON.stringify(graph.name)} is too large to lay out (segment ${allocGroupName(sections[0]!.group)})`,
+        {
+          graph: graph.name,
+        },
+      );
     }
+  }
+  return { segments, size: base };
+}
+
+/**
+ * The same segments in the opposite address order (the highest AllocGroup id at offset 0),
+ * each still on a page boundary and the same size. The segment list keeps its order (ascending
+ * AllocGroup id), so segment i is the same segment in both layouts; only offsets change, and
+ * sections keep their places inside their segments. A memory manager that packs allocations
+ * side by side uses it so that a neighbour's last segment and this allocation's first share a
+ * protection (R-X next to R-X, R-- next to R--) and one mprotect covers both.
+ */
+export function reverseLayout(layout: GraphLayout): GraphLayout {
+  const segments: SegmentLayout[] = new Array(layout.segments.length);
+  let base = 0;
+  for (let i = layout.segments.length - 1; i >= 0; i--) {
+    const seg = layout.segments[i]!;
+    segments[i] = { ...seg, offset: base };
+    base += seg.pageRoundedSize;
   }
   return { segments, size: base };
 }

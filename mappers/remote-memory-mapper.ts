@@ -7,7 +7,9 @@ import { checkPatchBatch, type CodePatch, type PatchOptions } from './code-patch
 import type { AllocInfo, ExecutorAddrRange } from './memory-mapper.js';
 import { reserveInWindow } from './reserve-window.js';
 import { MapperBase } from './mapper-base.js';
-import { checkPatchTarget, deinitializeKeys, type Reservation } from './reservation-table.js';
+import { checkPatchTarget, sendDeinitialize, sortKeys, type Reservation } from './reservation-table.js';
+import { CallCoalescer } from './call-coalescer.js';
+import { throwCollected } from '../core/errors.js';
 
 /**
  * The executor service a remote mapper drives, by its symbols' prefix in Sym: LLVM's
@@ -23,15 +25,23 @@ export type RemoteServiceName = keyof typeof SERVICES;
 
 /**
  * The skeleton both remote mappers share: the executor keeps the memory, this side keeps the
- * reservation table. Initialize, deinitialize and release go to the service in one call each;
- * a subclass says how a reservation is made, what working memory is, how a finalize request
- * travels, how code is patched and what else a reservation holds on this side.
+ * reservation table. Initialize and release go to the service in one call each, deinitializes
+ * issued together in one call; a subclass says how a reservation is made, what working memory
+ * is, how a finalize request travels, how code is patched and what else a reservation holds on
+ * this side.
  */
 export abstract class RemoteMemoryMapper extends MapperBase {
   readonly pageSize: number;
   protected readonly instance: number;
 
   private readonly calls: { readonly deinitialize: string; readonly release: string };
+  private pendingDeinits: Array<{ readonly keys: readonly number[]; readonly resolve: () => void; readonly reject: (err: unknown) => void }> = [];
+  private readonly deinitializes = new CallCoalescer(
+    () => this.settleDeinitializes(),
+    () => this.pendingDeinits.length,
+  );
+  /** The last deinitialize call sent, answered or not. */
+  private deinitializing: Promise<void> = Promise.resolve();
 
   constructor(
     protected readonly session: ExecutorSession,
@@ -68,6 +78,8 @@ export abstract class RemoteMemoryMapper extends MapperBase {
   async patchCode(patches: readonly CodePatch[], options: PatchOptions = {}): Promise<void> {
     this.checkOpen();
     checkPatchBatch(patches);
+    // A deinitialize issued before the patch goes out before it.
+    this.settleDeinitializes();
     const holders = patches.map((p) => {
       checkPatchTarget(this.table, p.address, p.bytes.length);
       return this.table.of(p.address, p.bytes.length, 'patchCode');
@@ -75,15 +87,68 @@ export abstract class RemoteMemoryMapper extends MapperBase {
     await this.patchRemote(patches, holders, options);
   }
 
-  async deinitialize(keys: readonly number[]): Promise<void> {
-    this.checkOpen();
-    await deinitializeKeys(this.table, keys, async (remote) => {
-      expectSuccess(await this.session.call(this.calls.deinitialize, this.args().sequence(remote, (w, k) => w.addr(k))), SERVICES[this.service].deinitialize);
+  /**
+   * Deinitializes issued together (the frees of a JIT's old versions, which come one
+   * allocation at a time) travel in one call, as the service takes a list of keys: the keys of
+   * the later calls first, so that the executor, which tears a list down from its end, runs
+   * them in the order they were issued, each call's newest region first. A failure of that one
+   * call is every one of its callers' failure; a key named twice is unknown the second time, as
+   * it would be one call after another.
+   */
+  deinitialize(keys: readonly number[]): Promise<void> {
+    let list: number[];
+    try {
+      this.checkOpen();
+      list = [...keys];
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.pendingDeinits.push({ keys: list, resolve, reject });
+      this.deinitializes.schedule();
     });
+  }
+
+  /** Sends the pending deinitializes in one call; their promises settle when it is answered. */
+  protected settleDeinitializes(): void {
+    if (this.pendingDeinits.length === 0) return;
+    const batch = this.pendingDeinits;
+    this.pendingDeinits = [];
+    const claimed = new Set<number>();
+    const sorted = batch.map((entry) => sortKeys(this.table, entry.keys, claimed));
+    const remote = sorted
+      .map((s) => s.remote)
+      .reverse()
+      .flat();
+    const finish = (error: unknown) =>
+      batch.forEach((entry, i) => {
+        const errors = sorted[i]!.errors;
+        if (error !== null && sorted[i]!.remote.length > 0) errors.push(error);
+        try {
+          throwCollected(errors, 'deinitialize');
+          entry.resolve();
+        } catch (err) {
+          entry.reject(err);
+        }
+      });
+    if (remote.length === 0) {
+      finish(null);
+      return;
+    }
+    this.deinitializing = sendDeinitialize(this.table, remote, async (keys) => {
+      expectSuccess(await this.session.call(this.calls.deinitialize, this.args().sequence(keys, (w, k) => w.addr(k))), SERVICES[this.service].deinitialize);
+    }).then(finish);
+  }
+
+  /** Sends whatever deinitialize is pending and waits until every one sent is answered. */
+  protected async settle(): Promise<void> {
+    this.settleDeinitializes();
+    await this.deinitializing;
   }
 
   async release(bases: readonly number[]): Promise<void> {
     this.checkOpen();
+    await this.settle();
     const found = bases.map((base) => this.reservationAt(base));
     // As LLVM: this side's hold on each reservation goes first, then the executor's.
     for (const r of found) this.forget(r);
@@ -92,6 +157,8 @@ export abstract class RemoteMemoryMapper extends MapperBase {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    // Pending deinitializes go out (or fail with the session) before anything is released.
+    await this.settle().catch(() => undefined);
     const bases = [...this.table.byStart.keys()];
     try {
       if (bases.length > 0 && this.session.isOpen) await this.release(bases);

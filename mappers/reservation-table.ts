@@ -1,5 +1,5 @@
 import * as native from '../native/index.js';
-import { JitmemError, hasCode, hex, throwCollected } from '../core/errors.js';
+import { JitmemError, hasCode, hex } from '../core/errors.js';
 import { checkAddress } from '../core/checks.js';
 
 /** What a mapper records of an initialized region; mappers may keep more (its segments, actions). */
@@ -105,38 +105,46 @@ export function checkPatchTarget(table: ReservationTable, address: number, size:
 }
 
 /**
- * The deinitialize both remote mappers share: keys of initialized regions go to the executor
- * in one call (`send`); keys of working memory that was only prepared (an abandoned
- * allocation) just drop that memory here; unknown keys are errors. Every key is handled even
- * when one fails.
+ * Sorts the keys of one deinitialize: initialized regions (`remote`, for the executor), keys of
+ * working memory that was only prepared (an abandoned allocation: dropped here at once) and
+ * errors (unknown keys, or keys `claimed` already by an earlier deinitialize sent with this one).
  */
-export async function deinitializeKeys(table: ReservationTable, keys: readonly number[], send: (remote: number[]) => Promise<void>): Promise<void> {
+export function sortKeys(table: ReservationTable, keys: readonly number[], claimed?: Set<number>): { remote: number[]; errors: unknown[] } {
   const errors: unknown[] = [];
   const remote: number[] = [];
   for (const key of keys) {
     try {
       checkAddress('key', key);
       const r = table.of(key, 0, 'deinitialize');
-      if (r.regions.has(key)) remote.push(key);
-      else if (!table.dropViewsAt(r, key)) {
+      if (r.regions.has(key) && !claimed?.has(key)) {
+        remote.push(key);
+        claimed?.add(key);
+      } else if (!table.dropViewsAt(r, key)) {
         throw new JitmemError('ERR_UNKNOWN_KEY', `deinitialize: ${hex(key)} is neither an initialized region nor prepared working memory`, { key });
       }
     } catch (err) {
       errors.push(err);
     }
   }
-  if (remote.length > 0) {
-    let forget = true;
-    try {
-      await send(remote);
-    } catch (err) {
-      errors.push(err);
-      // A failing dealloc action still ends its region; a refusal (unknown key, code still
-      // running) leaves every region as it was.
-      forget = hasCode(err, 'ERR_ALLOC_ACTION_FAILED');
-    } finally {
-      if (forget) for (const key of remote) table.of(key, 0, 'deinitialize').regions.delete(key);
-    }
+  return { remote, errors };
+}
+
+/**
+ * Sends the keys of initialized regions to the executor in one call (`send`) and forgets the
+ * regions here once it has answered. A failing dealloc action still ends its region; a refusal
+ * (unknown key, code still running) leaves every region as it was. Resolves with the error, or
+ * null.
+ */
+export async function sendDeinitialize(table: ReservationTable, remote: readonly number[], send: (remote: readonly number[]) => Promise<void>): Promise<unknown> {
+  let forget = true;
+  let error: unknown = null;
+  try {
+    await send(remote);
+  } catch (err) {
+    error = err;
+    forget = hasCode(err, 'ERR_ALLOC_ACTION_FAILED');
+  } finally {
+    if (forget) for (const key of remote) table.of(key, 0, 'deinitialize').regions.delete(key);
   }
-  throwCollected(errors, 'deinitialize');
+  return error;
 }

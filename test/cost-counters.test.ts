@@ -32,8 +32,9 @@ const repoDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../.
  * - deinitialize (both): instance 8 + key count 8 + one key 8 = 24, a 56-byte frame; the answer
  *   is SPSError success, 1 byte, a 33-byte frame.
  * mprotect:
- * - in-process: one per run of equal protection (R, RW, R-X: 3), then one giving the three
- *   contiguous pages back RW: 4; one I-cache flush for the R-X run.
+ * - in-process: pages start RW, so only R and R-X change (2, the RW run already has its
+ *   protection), then one call gives the three contiguous pages back RW: 3; one I-cache flush
+ *   for the R-X run.
  * - executor, RPC copy: its pages start RW, so only R and R-X change (2), and change back (2): 4.
  * - executor, shared memory: its pages start with no access: all three change (3) and back (3): 6.
  * No mmap, munmap or shm object in a warm iteration.
@@ -44,35 +45,61 @@ interface Expected {
 }
 const quiet = { mmap: 0, munmap: 0, shmCreated: 0 };
 const EXPECTED: Record<'inprocess' | 'shared' | 'rpc', Expected> = {
-  inprocess: { controller: { roundTrips: 0, wireBytesOut: 0, wireBytesIn: 0, mprotect: 4, icacheFlushes: 1, ...quiet }, executor: null },
+  inprocess: {
+    controller: { roundTrips: 0, wireBytesOut: 0, wireBytesIn: 0, mprotect: 3, icacheFlushes: 1, ...quiet },
+    executor: null,
+  },
   rpc: {
-    controller: { roundTrips: 2, wireBytesOut: 167 + 56, wireBytesIn: 41 + 33, mprotect: 0, icacheFlushes: 0, ...quiet },
+    controller: {
+      roundTrips: 2,
+      wireBytesOut: 167 + 56,
+      wireBytesIn: 41 + 33,
+      mprotect: 0,
+      icacheFlushes: 0,
+      ...quiet,
+    },
     executor: { roundTrips: 2, wireBytesIn: 167 + 56, wireBytesOut: 41 + 33, mprotect: 4, icacheFlushes: 1, ...quiet },
   },
   shared: {
-    controller: { roundTrips: 2, wireBytesOut: 115 + 56, wireBytesIn: 41 + 33, mprotect: 0, icacheFlushes: 0, ...quiet },
+    controller: {
+      roundTrips: 2,
+      wireBytesOut: 115 + 56,
+      wireBytesIn: 41 + 33,
+      mprotect: 0,
+      icacheFlushes: 0,
+      ...quiet,
+    },
     executor: { roundTrips: 2, wireBytesIn: 115 + 56, wireBytesOut: 41 + 33, mprotect: 6, icacheFlushes: 1, ...quiet },
   },
 };
 
 for (const mapper of ['inprocess', 'rpc', 'shared'] as const) {
   // Serial: the counters are per process, and a test running beside this one would add its own.
-  test.serial(`counters of one load of a known graph match the hand-computed values on both sides (${mapper})`, async (t) => {
-    const executor = mapper === 'inprocess' ? 'none' : 'jitmem';
-    const handle = await openHandle(mapper, executor, { executorCpus: null });
-    t.teardown(() => handle.close());
-    const cell: Cell = { workload: 'inc', pattern: 'load', mapper, executor, policy: 'first-fit' };
-    const runner = new CellRunner(cell, handle, loadPlan([incGraph()]), { time: 50, iterations: 30, warmupIterations: 2, cold: false, granularity: 1 << 20 });
-    const row = await runner.run();
-    t.truthy(row.counters);
-    const expected = EXPECTED[mapper];
-    t.deepEqual(pick(row.counters!.controller, expected.controller), expected.controller);
-    if (expected.executor === null) t.is(row.counters!.executor, null);
-    else t.deepEqual(pick(row.counters!.executor!, expected.executor), expected.executor);
-    // The content went into target memory once at least (the write), whatever the transport.
-    t.true(row.counters!.controller.bytesCopied >= 8 + 24 + 4);
-    t.log(JSON.stringify(row.counters));
-  });
+  test.serial(
+    `counters of one load of a known graph match the hand-computed values on both sides (${mapper})`,
+    async (t) => {
+      const executor = mapper === 'inprocess' ? 'none' : 'jitmem';
+      const handle = await openHandle(mapper, executor, { executorCpus: null });
+      t.teardown(() => handle.close());
+      const cell: Cell = { workload: 'inc', pattern: 'load', mapper, executor, policy: 'first-fit' };
+      const runner = new CellRunner(cell, handle, loadPlan([incGraph()]), {
+        time: 50,
+        iterations: 30,
+        warmupIterations: 2,
+        cold: false,
+        granularity: 1 << 20,
+      });
+      const row = await runner.run();
+      t.truthy(row.counters);
+      const expected = EXPECTED[mapper];
+      t.deepEqual(pick(row.counters!.controller, expected.controller), expected.controller);
+      if (expected.executor === null) t.is(row.counters!.executor, null);
+      else t.deepEqual(pick(row.counters!.executor!, expected.executor), expected.executor);
+      // The content went into target memory once at least (the write), whatever the transport.
+      t.true(row.counters!.controller.bytesCopied >= 8 + 24 + 4);
+      t.log(JSON.stringify(row.counters));
+    },
+  );
 }
 
 function pick(c: ProcessCounters, like: Partial<ProcessCounters>): Partial<ProcessCounters> {
@@ -114,7 +141,13 @@ test('one extra round trip per finalize is flagged by the counters of a single r
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const run = async (extra: boolean) => {
     const { report } = await runBench({
-      selection: { ...presetSelection('quick'), workloads: ['cray'], mappers: ['shared', 'rpc'], time: 100, iterations: 10 },
+      selection: {
+        ...presetSelection('quick'),
+        workloads: ['cray'],
+        mappers: ['shared', 'rpc'],
+        time: 100,
+        iterations: 10,
+      },
       preset: 'custom',
       seed: 1,
       cold: false,
@@ -124,7 +157,9 @@ test('one extra round trip per finalize is flagged by the counters of a single r
       repoDir,
       openHandle: async (m, e, o) => {
         const h = await openHandle(m, e, o);
-        return extra && m === 'shared' ? { ...h, memoryMapper: new ExtraRoundTripMapper(h.memoryMapper, () => h.digest([])) } : h;
+        return extra && m === 'shared'
+          ? { ...h, memoryMapper: new ExtraRoundTripMapper(h.memoryMapper, () => h.digest([])) }
+          : h;
       },
     });
     const file = path.join(dir, `${extra ? 'extra' : 'plain'}.json`);
@@ -133,10 +168,15 @@ test('one extra round trip per finalize is flagged by the counters of a single r
   };
   const base = await run(false);
   const head = await run(true);
-  const r = runCli(['compare', base, head, '--ratios-only', '--format', 'json'], { ...process.env, GITHUB_STEP_SUMMARY: '' });
+  const r = runCli(['compare', base, head, '--ratios-only', '--format', 'json'], {
+    ...process.env,
+    GITHUB_STEP_SUMMARY: '',
+  });
   t.is(r.status, 1, r.stdout);
   const json = JSON.parse(r.stdout) as ReturnType<typeof compareReports>;
-  const flagged = json.counters.filter((c) => c.verdict === 'regression').map((c) => `${c.label} ${c.base} -> ${c.head}`);
+  const flagged = json.counters
+    .filter((c) => c.verdict === 'regression')
+    .map((c) => `${c.label} ${c.base} -> ${c.head}`);
   t.log(flagged.join('\n'));
   // cray is one graph: one finalize per iteration, so one more call each way, on both sides.
   for (const side of ['controller', 'executor'] as const) {
@@ -145,7 +185,10 @@ test('one extra round trip per finalize is flagged by the counters of a single r
     t.is(trips.head - trips.base, 1);
   }
   // RPC copy did not change: none of its gated counters moved.
-  t.true(json.counters.filter((c) => c.key.mapper === 'rpc' && c.gated).every((c) => c.base === c.head), JSON.stringify(json.counters.filter((c) => c.key.mapper === 'rpc' && c.base !== c.head)));
+  t.true(
+    json.counters.filter((c) => c.key.mapper === 'rpc' && c.gated).every((c) => c.base === c.head),
+    JSON.stringify(json.counters.filter((c) => c.key.mapper === 'rpc' && c.base !== c.head)),
+  );
   // The text output lists the changed counters.
   const text = runCli(['compare', base, head, '--ratios-only'], { ...process.env, GITHUB_STEP_SUMMARY: '' }).stdout;
   t.regex(text, /^cray\/load\/shared\/jitmem\/first-fit\/controller\.roundTrips +2 +3 +\+50\.0% +REGRESSION$/m);

@@ -38,7 +38,7 @@ export const MIN_CALIBRATION_RUNS = 3;
 export function calibrateThresholds(reports: readonly Report[], options: { phases?: boolean; ratiosOnly?: boolean; alpha?: number } = {}): CalibratedRow[] {
   if (reports.length < MIN_CALIBRATION_RUNS) {
     throw new JitmemError(
-      'ERR_INVALID_FLAG',
+      'ERR_INVALID_ARGUMENT',
       `calibration needs ${MIN_CALIBRATION_RUNS} or more reports of the same commit; got ${reports.length} (with fewer, the noise bound rests on too few degrees of freedom to mean anything)`,
       { reports: reports.length },
     );

@@ -179,7 +179,7 @@ interface PendingRow {
 
 export function compareReports(base: Report, head: Report, options: CompareOptions = {}): Comparison {
   const alpha = options.alpha ?? DEFAULT_ALPHA;
-  if (!(alpha > 0 && alpha < 1)) throw new JitmemError('ERR_INVALID_FLAG', `alpha must be between 0 and 1 (exclusive); got ${alpha}`, { alpha });
+  if (!(alpha > 0 && alpha < 1)) throw new JitmemError('ERR_INVALID_ARGUMENT', `alpha must be between 0 and 1 (exclusive); got ${alpha}`, { alpha });
   const threshold = options.threshold ?? DEFAULT_THRESHOLD;
   const warnings = settingsWarnings(base, head);
   const noiseReports = options.noiseReports ?? [];

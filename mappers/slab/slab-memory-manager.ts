@@ -5,7 +5,7 @@ import type { AllocGroup } from '../../graph/alloc-group.js';
 import type { LinkGraph } from '../../graph/link-graph.js';
 import type { AllocActionCallPair, AllocInfo, ExecutorAddrRange, MemoryMapper } from '../memory-mapper.js';
 import { FreeRangeIndex, checkFitPolicy, type FitPolicy } from './free-range-index.js';
-import { layoutGraph, type GraphLayout } from '../../graph/layout.js';
+import { layoutGraph, reverseLayout, type GraphLayout } from '../../graph/layout.js';
 
 /**
  * Heap management over any MemoryMapper, as LLVM's MapperJITLinkMemoryManager: address space
@@ -68,6 +68,18 @@ export interface AllocationTicket {
   state: State;
   readonly base: number;
   readonly size: number;
+  /** Protections of the lowest and the highest segment (how the allocation meets its neighbours). */
+  readonly firstProt: number;
+  readonly lastProt: number;
+}
+
+/** The segment at the lowest address (the layout's list is in AllocGroup order, not address order). */
+function lowestSegment(layout: GraphLayout): GraphLayout['segments'][number] {
+  return layout.segments.reduce((a, b) => (b.offset < a.offset ? b : a));
+}
+
+function highestSegment(layout: GraphLayout): GraphLayout['segments'][number] {
+  return layout.segments.reduce((a, b) => (b.offset > a.offset ? b : a));
 }
 
 function sectionOffsets(layout: GraphLayout, graphName: string): (name: string) => number {
@@ -199,7 +211,8 @@ export class SlabMemoryManager {
   readonly granularity: number;
   readonly policy: FitPolicy;
   private readonly index: FreeRangeIndex;
-  private readonly placement: ExecutorAddrRange | undefined;
+  /** Where this slab reserves, when it was asked to (see SlabMemoryManagerOptions.placement). */
+  readonly placement: ExecutorAddrRange | undefined;
   private readonly live = new Map<number, AllocationTicket>();
   /**
    * Layouts by graph. Graphs are immutable once handed to allocate (their types are readonly),
@@ -207,6 +220,10 @@ export class SlabMemoryManager {
    * out and validates it once.
    */
   private readonly layouts = new WeakMap<LinkGraph, GraphLayout>();
+  /** The same layouts with their segments in the opposite order (see orient). */
+  private readonly reversed = new WeakMap<GraphLayout, GraphLayout>();
+  /** Live allocations by end address, to find the neighbour below a range. */
+  private readonly byEnd = new Map<number, AllocationTicket>();
   private readonly reservations = new Map<number, number>(); // start -> size
   private pendingReserve: Promise<void> | undefined;
   private reservedBytes = 0;
@@ -233,16 +250,17 @@ export class SlabMemoryManager {
 
   async allocate(graph: LinkGraph): Promise<InFlightAllocation> {
     this.checkOpen();
-    const layout = this.layoutOf(graph);
-    let base = this.index.take(layout.size);
+    const standard = this.layoutOf(graph);
+    let base = this.index.take(standard.size);
     while (base === undefined) {
       // One reservation at a time: concurrent allocations that miss wait for it and retry.
       if (!this.pendingReserve) {
-        this.pendingReserve = this.reserveFor(layout.size).finally(() => (this.pendingReserve = undefined));
+        this.pendingReserve = this.reserveFor(standard.size).finally(() => (this.pendingReserve = undefined));
       }
       await this.pendingReserve;
-      base = this.index.take(layout.size);
+      base = this.index.take(standard.size);
     }
+    const layout = this.orient(standard, base);
     const segments: AllocatedSegment[] = [];
     try {
       for (const seg of layout.segments) {
@@ -261,8 +279,15 @@ export class SlabMemoryManager {
       this.index.add(base, layout.size);
       throw err;
     }
-    const ticket: AllocationTicket = { state: 'in-flight', base, size: layout.size };
+    const ticket: AllocationTicket = {
+      state: 'in-flight',
+      base,
+      size: layout.size,
+      firstProt: lowestSegment(layout).group.prot,
+      lastProt: highestSegment(layout).group.prot,
+    };
     this.live.set(base, ticket);
+    this.byEnd.set(base + layout.size, ticket);
     this.liveBytes += layout.size;
     this.peakLive = Math.max(this.peakLive, this.liveBytes);
     return new InFlightAllocation(this, ticket, graph, layout, base, segments);
@@ -380,6 +405,7 @@ export class SlabMemoryManager {
     const bases = [...this.reservations.keys()];
     this.reservations.clear();
     this.live.clear();
+    this.byEnd.clear();
     if (bases.length > 0) await this.mapper.release(bases);
   }
 
@@ -428,8 +454,33 @@ export class SlabMemoryManager {
     return entry;
   }
 
+  /**
+   * The layout an allocation at `base` gets: the graph's own (BasicLayout, ascending AllocGroup
+   * id) or its reverse, whichever meets more of its live neighbours with an equal protection.
+   * Allocations packed side by side then alternate (R RW RX | RX RW R | R RW RX ...), so the
+   * code of two neighbours, or their read-only data, forms one run of pages: a mapper that
+   * protects by run changes both with one call when they are finalized together, and puts
+   * them back with one.
+   */
+  private orient(layout: GraphLayout, base: number): GraphLayout {
+    const segs = layout.segments;
+    if (segs.length < 2) return layout;
+    const below = this.byEnd.get(base);
+    const above = this.live.get(base + layout.size);
+    // The graph's own layout is in ascending address order.
+    const first = segs[0]!.group.prot;
+    const last = segs[segs.length - 1]!.group.prot;
+    const standard = Number(below?.lastProt === first) + Number(above?.firstProt === last);
+    const reverse = Number(below?.lastProt === last) + Number(above?.firstProt === first);
+    if (reverse <= standard) return layout;
+    let r = this.reversed.get(layout);
+    if (!r) this.reversed.set(layout, (r = reverseLayout(layout)));
+    return r;
+  }
+
   private free(base: number, entry: AllocationTicket): void {
     entry.state = 'gone';
+    this.forgetNeighbour(entry);
     this.live.delete(base);
     this.liveBytes -= entry.size;
     this.index.add(base, entry.size);
@@ -437,9 +488,14 @@ export class SlabMemoryManager {
 
   private burn(base: number, entry: AllocationTicket): void {
     entry.state = 'gone';
+    this.forgetNeighbour(entry);
     this.live.delete(base);
     this.liveBytes -= entry.size;
     this.burnedBytes += entry.size;
+  }
+
+  private forgetNeighbour(entry: AllocationTicket): void {
+    if (this.byEnd.get(entry.base + entry.size) === entry) this.byEnd.delete(entry.base + entry.size);
   }
 
   private checkOpen(): void {

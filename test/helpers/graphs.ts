@@ -29,6 +29,27 @@ export function incGraph(name = 'inc'): LinkGraph {
   };
 }
 
+/**
+ * Six segments, one per AllocGroup, in BasicLayout order (ascending id): R-- (2 pages: 5000
+ * bytes), RW- (3 pages: 100 bytes and 9000 of bss), R-X (1: the increment function), then the
+ * finalize-lifetime groups R-- (1), RW- (1), R-X (1: the increment function again): 9 pages.
+ */
+export function manySegmentGraph(name = 'many'): LinkGraph {
+  const fin = (prot: number) => allocGroup(prot, 'finalize');
+  return {
+    name,
+    sections: [
+      { name: '.rodata', group: RO, alignment: 8, size: 5000, content: new Uint8Array(5000).fill(7) },
+      { name: '.data', group: RW, alignment: 8, size: 100, content: new Uint8Array(100).fill(9) },
+      { name: '.bss', group: RW, alignment: 8, size: 9000 },
+      { name: '.text', group: RX, alignment: 16, size: INC_CODE.length, content: INC_CODE },
+      { name: '.init.rodata', group: fin(R), alignment: 8, size: 16, content: new Uint8Array(16).fill(3) },
+      { name: '.init.data', group: fin(R | W), alignment: 8, size: 8, content: new Uint8Array(8).fill(4) },
+      { name: '.init.text', group: fin(R | X), alignment: 16, size: INC_CODE.length, content: INC_CODE },
+    ],
+  };
+}
+
 /** SPS arguments of the addon's trace action: (addr log, u64 capacity, u64 value). */
 export function traceArgs(log: number, capacity: number, value: number): Uint8Array {
   const b = new Uint8Array(24);
