@@ -47,40 +47,69 @@ test('a shared-memory mapper 30% slower than a real quick run: exit 1 when judge
   t.is(allowed.status, r.status === 3 ? 0 : 1);
   // The same run with its rounds held steady: every row can be judged, and the slower mapper fails the gate.
   const steady = withSteadyRounds(real);
-  const judged = runCli(['compare', save(steady), save(withRowsScaled(steady, sharedRows, 1.3)), '--ratios-only', '--format', 'json'], env());
+  const judged = runCli(
+    ['compare', save(steady), save(withRowsScaled(steady, sharedRows, 1.3)), '--ratios-only', '--format', 'json'],
+    env(),
+  );
   t.is(judged.status, 1, judged.stdout);
   const json = JSON.parse(judged.stdout) as ReturnType<typeof compareReports>;
   t.is(json.undecided, 0);
-  t.true(json.ratios.some((x) => x.label === 'python/load/shared/jitmem/first-fit/speedup-vs-rpc' && x.verdict === 'regression'));
+  t.true(
+    json.ratios.some(
+      (x) => x.label === 'python/load/shared/jitmem/first-fit/speedup-vs-rpc' && x.verdict === 'regression',
+    ),
+  );
 });
 
-test('a real quick run with empty results, or with ratios that are not its results\', is unusable input: exit 2', (t) => {
+test("a real quick run with empty results, or with ratios that are not its results', is unusable input: exit 2", (t) => {
   const good = save(real);
   const empty = runCli(['compare', save({ ...real, results: [] }), good, '--ratios-only'], env());
   t.is(empty.status, 2);
   t.regex(empty.stderr, /has no results \(an empty results array\).*\[ERR_REPORT_UNUSABLE\]/);
   const emptyHead = runCli(['compare', good, save({ ...real, results: [] }), '--ratios-only'], env());
   t.is(emptyHead.status, 2);
-  const stale = runCli(['compare', save({ ...real, ratios: withRowsScaled(real, sharedRows, 1.3).ratios }), good, '--ratios-only'], env());
+  const stale = runCli(
+    ['compare', save({ ...real, ratios: withRowsScaled(real, sharedRows, 1.3).ratios }), good, '--ratios-only'],
+    env(),
+  );
   t.is(stale.status, 2);
   t.regex(stale.stderr, /the ratios do not match the results.*\[ERR_REPORT_UNUSABLE\]/);
 });
 
-test('CPU time is gateable: --cpu compares each cell\'s controller and executor CPU per iteration, and catches a cell that burns 30% more', (t) => {
+test("CPU time is gateable: --cpu compares each cell's controller and executor CPU per iteration, and catches a cell that burns 30% more", (t) => {
   const withCpuScaled = (report: Report, factor: number): Report => ({
     ...report,
-    results: report.results.map((r) => (sharedRows(r) && r.cpu?.executor ? { ...r, cpu: { ...r.cpu, executor: { ...r.cpu.executor, samples: r.cpu.executor.samples.map((x) => x * factor) } } } : r)),
+    results: report.results.map((r) =>
+      sharedRows(r) && r.cpu?.executor
+        ? {
+            ...r,
+            cpu: { ...r.cpu, executor: { ...r.cpu.executor, samples: r.cpu.executor.samples.map((x) => x * factor) } },
+          }
+        : r,
+    ),
   });
   const steady = withSteadyCpu(real);
-  const same = JSON.parse(runCli(['compare', save(steady), save(steady), '--ratios-only', '--cpu', '--format', 'json'], env()).stdout) as ReturnType<typeof compareReports>;
+  const same = JSON.parse(
+    runCli(['compare', save(steady), save(steady), '--ratios-only', '--cpu', '--format', 'json'], env()).stdout,
+  ) as ReturnType<typeof compareReports>;
   const labels = same.times.map((r) => r.label);
   t.true(labels.includes('python/load/shared/jitmem/first-fit/cpu-executor'));
   t.true(labels.includes('python/load/inprocess/none/first-fit/cpu-controller'));
-  t.false(labels.some((l) => l.endsWith('/latency')), '--ratios-only keeps wall-time rows out');
-  const hot = runCli(['compare', save(steady), save(withCpuScaled(steady, 1.3)), '--ratios-only', '--cpu', '--format', 'json'], env());
+  t.false(
+    labels.some((l) => l.endsWith('/latency')),
+    '--ratios-only keeps wall-time rows out',
+  );
+  const hot = runCli(
+    ['compare', save(steady), save(withCpuScaled(steady, 1.3)), '--ratios-only', '--cpu', '--format', 'json'],
+    env(),
+  );
   t.is(hot.status, 1, hot.stdout);
   const json = JSON.parse(hot.stdout) as ReturnType<typeof compareReports>;
-  t.true(json.times.some((r) => r.label === 'python/load/shared/jitmem/first-fit/cpu-executor' && r.verdict === 'regression'));
+  t.true(
+    json.times.some(
+      (r) => r.label === 'python/load/shared/jitmem/first-fit/cpu-executor' && r.verdict === 'regression',
+    ),
+  );
 });
 
 /** Every CPU sample of a round at the row's median: no spread, so verdicts follow the change alone. */
@@ -90,5 +119,18 @@ function withSteadyCpu(report: Report): Report {
     const m = sorted[sorted.length >> 1]!;
     return { ...s, samples: s.samples.map(() => m) };
   };
-  return { ...report, results: report.results.map((r) => (r.cpu ? { ...r, cpu: { controller: steadyStats(r.cpu.controller), executor: r.cpu.executor ? steadyStats(r.cpu.executor) : null } } : r)) };
+  return {
+    ...report,
+    results: report.results.map((r) =>
+      r.cpu
+        ? {
+            ...r,
+            cpu: {
+              controller: steadyStats(r.cpu.controller),
+              executor: r.cpu.executor ? steadyStats(r.cpu.executor) : null,
+            },
+          }
+        : r,
+    ),
+  };
 }

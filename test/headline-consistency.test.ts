@@ -21,12 +21,27 @@ import { meanInterval } from '../harness/statistics.js';
 
 const baselineFile = fileURLToPath(new URL('../../reports/baseline.json', import.meta.url));
 
-function fromRounds(report: Report, workload: string, pattern: string, policy: string, executor: string): { speedup: number; low: number; high: number; rounds: number } {
-  const row = (mapper: string) => report.results.find((r) => r.workload === workload && r.pattern === pattern && r.policy === policy && r.mapper === mapper && r.executor === executor) as ResultRow;
+function fromRounds(
+  report: Report,
+  workload: string,
+  pattern: string,
+  policy: string,
+  executor: string,
+): { speedup: number; low: number; high: number; rounds: number } {
+  const row = (mapper: string) =>
+    report.results.find(
+      (r) =>
+        r.workload === workload &&
+        r.pattern === pattern &&
+        r.policy === policy &&
+        r.mapper === mapper &&
+        r.executor === executor,
+    ) as ResultRow;
   const rpc = row('rpc').rounds!;
   const shared = row('shared').rounds!;
   const logs: number[] = [];
-  for (let i = 0; i < rpc.length; i++) if (rpc[i]!.samples > 0 && shared[i]!.samples > 0) logs.push(Math.log(rpc[i]!.p50 / shared[i]!.p50));
+  for (let i = 0; i < rpc.length; i++)
+    if (rpc[i]!.samples > 0 && shared[i]!.samples > 0) logs.push(Math.log(rpc[i]!.p50 / shared[i]!.p50));
   const est = meanInterval(logs);
   return { speedup: Math.exp(est.mean), low: Math.exp(est.low), high: Math.exp(est.high), rounds: logs.length };
 }
@@ -37,7 +52,9 @@ test('every headline speedup prints the same number, computed from raw rounds, i
   t.true(headlines.length >= 2);
   const summary = headlineItems(report).map((h) => h.text);
   const speedupChart = chartSpecs([report]).charts.find((c) => c.name === 'speedup')!;
-  const chartValues = (speedupChart.spec as { data: { values: Array<{ speedup: number; label: string; tip: string }> } }).data.values;
+  const chartValues = (
+    speedupChart.spec as { data: { values: Array<{ speedup: number; label: string; tip: string }> } }
+  ).data.values;
   const page = htmlPage([report], [], []);
   const comparison = compareReports(report, report, { ratiosOnly: true });
   const compareText = formatText(comparison, 'a.json', 'a.json');
@@ -52,21 +69,42 @@ test('every headline speedup prints the same number, computed from raw rounds, i
     t.truthy(line, `no summary line for ${h.workload}/${h.pattern}`);
     t.true(line!.includes(`(speedup ${x2}, ${ci}, ${expected.rounds} rounds)`), line);
     // 2. The speedup chart: the dot, its label and its tooltip.
-    const dot = chartValues.find((v) => v.tip.startsWith(`${h.workload}`) && v.tip.includes('shared memory') && Math.abs(v.speedup - expected.speedup) < 1e-9 * expected.speedup);
+    const dot = chartValues.find(
+      (v) =>
+        v.tip.startsWith(`${h.workload}`) &&
+        v.tip.includes('shared memory') &&
+        Math.abs(v.speedup - expected.speedup) < 1e-9 * expected.speedup,
+    );
     t.truthy(dot, `no chart point at ${expected.speedup} for ${h.workload}/${h.pattern}`);
     t.is(dot!.label, `${x2}×`);
-    t.true(dot!.tip.includes(`${x2}× the speed of RPC copy (95% CI ${expected.low.toFixed(2)}×–${expected.high.toFixed(2)}×, ${expected.rounds} rounds)`), dot!.tip);
+    t.true(
+      dot!.tip.includes(
+        `${x2}× the speed of RPC copy (95% CI ${expected.low.toFixed(2)}×–${expected.high.toFixed(2)}×, ${expected.rounds} rounds)`,
+      ),
+      dot!.tip,
+    );
     // 3. The HTML page's summary.
     t.true(page.includes(`(speedup ${x2}, ${ci}, ${expected.rounds} rounds)`));
     // 4. compare: a report against itself shows the report's speedup in its base and head columns.
-    const row = comparison.ratios.find((r) => r.label === `${h.workload}/${h.pattern}/shared/${h.executor}/${h.policy}/speedup-vs-rpc`)!;
+    const row = comparison.ratios.find(
+      (r) => r.label === `${h.workload}/${h.pattern}/shared/${h.executor}/${h.policy}/speedup-vs-rpc`,
+    )!;
     t.is(row.base.speedup.toFixed(2), x2);
     t.is(row.head.speedup.toFixed(2), x2);
     const bracket = `\\[${expected.low.toFixed(2)}x, ${expected.high.toFixed(2)}x\\]`;
-    t.regex(compareText, new RegExp(`^${row.label.replace(/[/.]/g, '\\$&')} +${x2}x +${bracket} +${x2}x +${bracket} `, 'm'));
+    t.regex(
+      compareText,
+      new RegExp(`^${row.label.replace(/[/.]/g, '\\$&')} +${x2}x +${bracket} +${x2}x +${bracket} `, 'm'),
+    );
     // 5. history: one run is one point, the run's own speedup.
-    t.true(history.includes(`${x2}x [${expected.low.toFixed(2)}x, ${expected.high.toFixed(2)}x]`), `history lacks ${x2}x`);
+    t.true(
+      history.includes(`${x2}x [${expected.low.toFixed(2)}x, ${expected.high.toFixed(2)}x]`),
+      `history lacks ${x2}x`,
+    );
   }
   // The caption says what the figure is.
-  t.regex(speedupChart.caption, /geometric mean of those per-round speedups, the whiskers its 95% Student-t interval over rounds/);
+  t.regex(
+    speedupChart.caption,
+    /geometric mean of those per-round speedups, the whiskers its 95% Student-t interval over rounds/,
+  );
 });
