@@ -65,6 +65,31 @@ const candidates = [
   path.resolve(here, '../build/Release/jitmem_native.node'),
 ];
 
+/**
+ * The native executor program (`jitmem-executor`, built beside the addon by the same node-gyp
+ * run, or shipped prebuilt under prebuilds/), or an ERR_NATIVE_NOT_BUILT error naming where it
+ * was looked for.
+ */
+export function executorBinary(): string {
+  const prebuilt = `prebuilds/${process.platform}-${process.arch}/jitmem-executor`;
+  const files = [
+    path.resolve(here, '../../build/Release/jitmem-executor'),
+    path.resolve(here, '../build/Release/jitmem-executor'),
+    path.resolve(here, '../..', prebuilt),
+    path.resolve(here, '..', prebuilt),
+  ];
+  const file = files.find((f) => existsSync(f));
+  if (!file) {
+    throw new JitmemError(
+      'ERR_NATIVE_NOT_BUILT',
+      `jitmem's native executor is not built (looked for ${files.join(' and ')}). ` +
+        `Build it with 'npm run install' (node-gyp rebuild; needs python3, make and g++), or run 'npm ci' again.`,
+      { candidates: files },
+    );
+  }
+  return file;
+}
+
 function load(): RawAddon {
   const file = candidates.find((f) => existsSync(f));
   if (!file) {

@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import net from 'node:net';
-import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import * as native from '../native/index.js';
 import { JitmemError } from '../core/errors.js';
@@ -12,7 +11,6 @@ import { remoteError } from '../protocol/remote-error.js';
 import { AUTH_MAGIC, answerChallenge, checkToken, readExactly } from '../protocol/auth.js';
 import { JitmemSym, Sym, decodeSetup, type SetupInfo } from '../protocol/setup.js';
 import { SpsReader, SpsWriter, decode, type WireAddrRange } from '../protocol/sps.js';
-import { executorSnapshotArgs } from './executor-snapshot.js';
 
 /**
  * The controller's end of one executor (LLVM's ExecutorProcessControl): spawns `jitmem-executor` (or LLVM's
@@ -22,7 +20,7 @@ import { executorSnapshotArgs } from './executor-snapshot.js';
  */
 
 export interface SpawnOptions {
-  /** 'jitmem' (default) runs `node dist/executor/main.js`; 'llvm' runs llvm-jitlink-executor. */
+  /** 'jitmem' (default) runs the native `jitmem-executor`; 'llvm' runs llvm-jitlink-executor. */
   readonly kind?: 'jitmem' | 'llvm';
   /** The llvm-jitlink-executor binary (kind 'llvm'). */
   readonly llvmExecutor?: string;
@@ -31,12 +29,6 @@ export interface SpawnOptions {
   readonly maxFrameSize?: number;
   /** Where the child's stdout and stderr go: collected (default) or this process's own. */
   readonly stdio?: 'collect' | 'inherit';
-  /**
-   * Start jitmem's executor from its V8 startup snapshot when a fresh one is built (default
-   * true; see executor-snapshot.ts). Should it die before Setup, it is started again from its
-   * entry file.
-   */
-  readonly snapshot?: boolean;
   /** The child's stdin: none (default) or this process's own (a program run in it reads the user's input). */
   readonly stdin?: 'ignore' | 'inherit';
 }
@@ -56,9 +48,6 @@ const FIRST_BYTES_TIMEOUT_MS = 60_000;
 export const DEFAULT_LLVM_EXECUTOR = '/usr/lib/llvm-22/bin/llvm-jitlink-executor';
 
 const childClosed = new WeakMap<ChildProcess, Promise<{ code: number | null; signal: NodeJS.Signals | null }>>();
-
-/** The executor's own entry point: a session never goes through the harness CLI. */
-const executorMain = fileURLToPath(new URL('../executor/main.js', import.meta.url));
 
 /**
  * Content travels to the executor in bursts of megabytes (RPC copy's finalize requests). With
@@ -112,11 +101,10 @@ export class ExecutorSession {
   /** Spawns an executor child and waits for its Setup. */
   static async spawn(options: SpawnOptions = {}): Promise<ExecutorSession> {
     const kind = options.kind ?? 'jitmem';
-    const snapshot = kind === 'jitmem' && options.snapshot !== false ? executorSnapshotArgs() : undefined;
     const [command, args] =
       kind === 'llvm'
         ? [options.llvmExecutor ?? DEFAULT_LLVM_EXECUTOR, ['filedescs=3,4', ...(options.args ?? [])]]
-        : [process.execPath, [...(snapshot ?? [executorMain]), '--fds', '3,4', ...(options.args ?? [])]];
+        : [native.executorBinary(), ['--fds', '3,4', ...(options.args ?? [])]];
     const collect = (options.stdio ?? 'collect') === 'collect';
     const child = spawn(command, args, {
       stdio: [options.stdin ?? 'ignore', collect ? 'pipe' : 'inherit', collect ? 'pipe' : 'inherit', 'pipe', 'pipe'],
@@ -156,8 +144,6 @@ export class ExecutorSession {
       // Its last words on stderr say why; they may still be on their way.
       if (child.pid !== undefined) await Promise.race([childClosed.get(child), new Promise((r) => setTimeout(r, 1000))]);
       const detail = err.join('').trim();
-      // A snapshot this Node will not load (built under other V8 flags, say): the entry file always starts.
-      if (snapshot && e instanceof JitmemError && e.code === 'ERR_EXECUTOR_LOST') return ExecutorSession.spawn({ ...options, snapshot: false });
       if (e instanceof JitmemError && e.code === 'ERR_EXECUTOR_LOST') {
         throw new JitmemError('ERR_EXECUTOR_LOST', `the executor ${command} exited before sending Setup${detail ? `: ${detail}` : ''}`, { command });
       }
@@ -206,6 +192,25 @@ export class ExecutorSession {
         reject(new JitmemError('ERR_CONNECT_FAILED', `cannot connect to the executor at unix:${path}: ${err.message}`, { path }, { cause: err })),
       );
     });
+    // Whoever listens there gets this process's calls and code: only an executor of this user.
+    // The kernel recorded its credentials when it listened (SO_PEERCRED).
+    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    let uid: number | undefined;
+    try {
+      uid = typeof fd === 'number' && fd >= 0 ? native.peerCredentials(fd).uid : undefined;
+    } catch {
+      uid = undefined;
+    }
+    if (uid !== process.getuid!()) {
+      socket.destroy();
+      throw new JitmemError(
+        'ERR_EXECUTOR_NOT_TRUSTED',
+        uid === undefined
+          ? `cannot tell who listens on unix:${path} (no peer credentials); refusing to send it any call`
+          : `the process listening on unix:${path} runs as uid ${uid}, not as this user (uid ${process.getuid!()}): it is not this user's executor, and it gets no call`,
+        { path, uid },
+      );
+    }
     return ExecutorSession.over(socket, socket, options, socket);
   }
 

@@ -119,7 +119,7 @@ test('bench --pattern run --quick: every run row verified, phases add up, llvm-j
     t.regex(stdout, /python end to end, llvm-jitlink: shared memory over RPC copy \(simple-remote\) [\d.]+x \(95% CI/);
     t.regex(
       stdout,
-      /executor start-up \(spawn to Setup\): jitmem's \(from its (snapshot|entry file)\) vs 3x llvm-jitlink-executor's, same run: [\d.]+ ms, budget <= [\d.]+ ms/,
+      /executor start-up \(spawn to Setup\): jitmem-executor's vs 3x llvm-jitlink-executor's, same run: [\d.]+ ms, budget <= [\d.]+ ms/,
     );
     const html = readFileSync(path.join(dir, 'run-charts', 'index.html'), 'utf8');
     t.regex(html, /<section id="end-to-end">/);
@@ -310,7 +310,7 @@ test('llvm-jitlink gets the same objects, libraries and arguments as jitmem, in 
     llvmJitlinkArgs(tools, program, { mode: 'shared', executor: 'jitmem', jitmemExecutor: script })[1],
     `--oop-executor=${script.path}`,
   );
-  t.regex(readFileSync(script.path, 'utf8'), /(executor[/\\]main\.js|executor\.blob' '--)' "\$@"/);
+  t.regex(readFileSync(script.path, 'utf8'), /jitmem-executor' "\$@"/);
   t.throws(() => llvmJitlinkArgs(tools, program, { mode: 'shared', executor: 'jitmem' }), {
     code: 'ERR_INVALID_ARGUMENT',
   });

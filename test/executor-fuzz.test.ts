@@ -4,7 +4,7 @@ import net from 'node:net';
 import { FrameParser, OpCode, encodeFrame, type Frame } from '../protocol/frame.js';
 import { JitmemSym, Sym, decodeSetup } from '../protocol/setup.js';
 import { SpsReader, SpsWriter } from '../protocol/sps.js';
-import { CLI, processExists, shmObjects } from './helpers/executor-process.js';
+import { EXECUTOR, processExists, shmObjects } from './helpers/executor-process.js';
 import { seededRandom as rng } from '../harness/statistics.js';
 
 /**
@@ -31,7 +31,7 @@ interface Listening {
 }
 
 function startExecutor(): Promise<Listening> {
-  const child = spawn(process.execPath, [CLI, 'executor', '--listen', '127.0.0.1:0', '--no-auth', '--sessions', String(SESSIONS_PER_PROCESS), '--max-frame-size', String(1 << 20)], {
+  const child = spawn(EXECUTOR, ['--listen', '127.0.0.1:0', '--no-auth', '--sessions', String(SESSIONS_PER_PROCESS), '--max-frame-size', String(1 << 20)], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   if (process.env.FUZZ_DEBUG) child.stderr!.pipe(process.stderr);

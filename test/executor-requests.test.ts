@@ -7,7 +7,8 @@ import { SpsReader, SpsWriter } from '../protocol/sps.js';
 import { OpCode, encodeFrame } from '../protocol/frame.js';
 import { decodeSetup } from '../protocol/setup.js';
 import { ehFrameSection } from './helpers/eh-frames.js';
-import { shmObjects, spawnRawExecutor } from './helpers/executor-process.js';
+import { EXECUTOR, shmObjects, spawnRawExecutor } from './helpers/executor-process.js';
+import { execFileSync } from 'node:child_process';
 
 /**
  * The requests that used to take the executor down, one by one: a zero-size segment at the
@@ -241,4 +242,38 @@ test('an FDE of a discarded function (its pc-relative begin resolved to 0) is in
   t.deepEqual(r, { ok: true, value: base });
   t.is(await x.unwind(), null);
   t.is(await x.deinitialize([base]), null);
+});
+
+test('finalize sets protections by runs of adjacent pages with one protection: one mprotect per run, none for pages left RW', async (t) => {
+  const x = await open(t);
+  const base = await x.reserve(8 * PAGE);
+  const mprotects = async (): Promise<number> => (await x.s.executorCostCounters()).mprotect;
+  const before = await mprotects();
+  // Pages 0-2 R-X (three segments, adjacent), 3 R--, 4 RW- (the reservation's own), 6 R-X (a gap before it).
+  const r = await x.initialize([
+    { group: 5, addr: base, size: INC_CODE.length, content: INC_CODE },
+    { group: 5, addr: base + PAGE, size: PAGE },
+    { group: 5, addr: base + 2 * PAGE, size: 100 },
+    { group: 1, addr: base + 3 * PAGE, size: PAGE },
+    { group: 3, addr: base + 4 * PAGE, size: PAGE },
+    { group: 5, addr: base + 6 * PAGE, size: 16 },
+  ]);
+  t.deepEqual(r, { ok: true, value: base });
+  t.is((await mprotects()) - before, 3, 'three runs: pages 0-2 R-X, page 3 R--, page 6 R-X');
+  t.is(await x.runInc(base, 41), 42);
+});
+
+test("the executor's own SHA-256 and HMAC-SHA256 give the published answers (FIPS 180-4 examples, RFC 4231)", (t) => {
+  const out = execFileSync(EXECUTOR, ['--self-test-crypto'], { encoding: 'utf8' });
+  const got = new Map(out.trim().split('\n').map((l) => l.split(' ') as [string, string]));
+  t.deepEqual(Object.fromEntries(got), {
+    'sha256-empty': 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+    'sha256-abc': 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+    'sha256-448': '248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1',
+    'sha256-million-a': 'cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0',
+    'hmac-rfc4231-1': 'b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7',
+    'hmac-rfc4231-2': '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843',
+    'hmac-rfc4231-3': '773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe',
+    'hmac-rfc4231-6': '60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54',
+  });
 });

@@ -1,4 +1,5 @@
 import test from 'ava';
+import { createHash } from 'node:crypto';
 import * as native from '../native/index.js';
 import { ExecutorSession } from '../session/executor-session.js';
 import { JitmemSym, Sym } from '../protocol/setup.js';
@@ -89,7 +90,7 @@ class Fuzzer {
   framesRegistered = 0;
   sentinel = 0;
   private sentinelReservation: Reservation | null = null;
-  private lastRequest = '';
+  lastRequest = '';
   /** The last requests sent, for the message when something goes wrong. */
   private readonly recent: string[] = [];
   private readonly sym: ReadonlyMap<string, number>;
@@ -205,6 +206,11 @@ class Fuzzer {
   }
 
   private async checksum(ranges: ReadonlyArray<{ addr: number; size: number }>): Promise<string[]> {
+    if (!this.session.isJitmem) {
+      // LLVM's executor has no checksum service: the bytes come back and are hashed here.
+      const out = await this.call(Sym.readBuffers, new SpsWriter().sequence(ranges, (w, s) => w.addrRange({ start: s.addr, end: s.addr + s.size })), 'read_buffers', 'check');
+      return new SpsReader(out).sequence(8, (r) => createHash('sha256').update(r.bytesView()).digest('hex'));
+    }
     const bytes = await this.call(JitmemSym.checksum, new SpsWriter().sequence(ranges, (w, s) => w.addrRange({ start: s.addr, end: s.addr + s.size })), 'checksum', 'check');
     const e = new SpsReader(bytes).expected((r) => r.sequence(8, (r) => Buffer.from(r.bytesView()).toString('hex')));
     if (!e.ok) throw new FuzzFailure(`checksum of live readable segments refused after request ${this.sent} (${this.lastRequest}): ${e.error}`);
@@ -260,7 +266,7 @@ class Fuzzer {
       () => 2 ** 47 - PAGE,
       () => 2 ** 52 + 8 * this.int(0, 1000),
       () => this.sym.get(Sym.memMgrInstance)!,
-      () => this.sym.get(JitmemSym.traceAction)!,
+      () => this.sym.get(JitmemSym.traceAction) ?? this.sentinel,
       () => (live.length ? this.pick(live).addr + 8 * this.int(0, 8) : 0x10),
       () => this.sentinel + PAGE,
     ];
@@ -391,7 +397,9 @@ class Fuzzer {
   }
 
   private action(ctx: { code: Segment | null; eh: Segment | null; rw: Segment | null; segments: readonly Segment[] }, role: 'finalize' | 'dealloc'): { fn: number; args: Uint8Array } | null {
-    const trace = this.sym.get(JitmemSym.traceAction)!;
+    // LLVM's executor has neither of jitmem's test actions: the sentinel's code stands in (an
+    // address of code that is no wrapper function, which an unchecked executor calls anyway).
+    const trace = this.sym.get(JitmemSym.traceAction) ?? this.sentinel;
     const reg = this.sym.get(Sym.registerEHFrame)!;
     const dereg = this.sym.get(Sym.deregisterEHFrame)!;
     const ehRange = (): Uint8Array => {
@@ -410,7 +418,7 @@ class Fuzzer {
     }
     if (kind < 0.55) return { fn: role === 'finalize' ? reg : dereg, args: ehRange() };
     if (kind < 0.65) return { fn: role === 'finalize' ? dereg : reg, args: ehRange() };
-    if (kind < 0.7) return { fn: this.sym.get(JitmemSym.failAction)!, args: new Uint8Array(0) };
+    if (kind < 0.7) return { fn: this.sym.get(JitmemSym.failAction) ?? this.sentinel, args: new Uint8Array(0) };
     if (kind < 0.8 && ctx.code) return { fn: ctx.code.addr, args: Uint8Array.from({ length: this.int(0, 16) }, () => this.int(0, 255)) };
     if (kind < 0.85) return { fn: this.sym.get(Sym.registerJITLoaderGDB) ?? trace, args: new Uint8Array(this.int(0, 16)) };
     if (kind < 0.9) return { fn: trace, args: Uint8Array.from({ length: this.int(0, 30) }, () => this.int(0, 255)) };
@@ -622,3 +630,52 @@ test('structured fuzzing of finalize, deinitialize and release on one executor s
   t.deepEqual(shmObjects(`jitmem_${pid}_`), []);
   t.true(fuzzer.refusals.size >= 8, 'the fuzzer reaches many different checks');
 });
+
+/**
+ * The same fuzzer against LLVM's llvm-jitlink-executor, for the figures beside jitmem's (not a
+ * CI test: LLVM's executor trusts its controller and is expected to die). Each time the
+ * executor dies or stops answering, a fresh one takes over with the next seed, until
+ * JITMEM_FUZZ_REQUESTS requests have been sent. JITMEM_FUZZ_EXECUTOR=llvm runs it.
+ */
+if (process.env.JITMEM_FUZZ_EXECUTOR === 'llvm') {
+  test('structured fuzzing of LLVM\'s executor: crashes and hangs counted (figures)', async (t) => {
+    let sent = 0;
+    let crashes = 0;
+    let hangs = 0;
+    let sessions = 0;
+    const firstFailures: string[] = [];
+    const pids: number[] = [];
+    while (sent < REQUESTS) {
+      const session = await ExecutorSession.spawn({ kind: 'llvm' });
+      pids.push(session.pid!);
+      sessions++;
+      const fuzzer = new Fuzzer(session, SEED + sessions - 1);
+      try {
+        await fuzzer.makeSentinel();
+        while (sent + fuzzer.sent < REQUESTS) await fuzzer.step();
+        await session.close();
+      } catch (err) {
+        if (!(err instanceof FuzzFailure)) throw err;
+        const exit = await Promise.race([session.exited(), new Promise((r) => setTimeout(() => r(null), 2000))]);
+        if (exit && (exit as { signal: string | null }).signal) crashes++;
+        else hangs++;
+        if (firstFailures.length < 5) firstFailures.push(`${JSON.stringify(exit)} at request ${fuzzer.sent}: ${fuzzer.lastRequest}`);
+        session.kill();
+        await session.exited();
+      }
+      sent += Math.max(1, fuzzer.sent);
+    }
+    // Names of executors that died: LLVM's executor names them /jitlink_<pid>_<n>.
+    const left = [...new Set(pids.flatMap((pid) => shmObjects(`jitlink_${pid}_`)))];
+    for (const name of left) {
+      try {
+        native.shmUnlink(`/${name}`);
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+    t.log(`LLVM's executor: ${sent} requests over ${sessions} sessions: ${crashes} crashes (killed by a signal), ${hangs} hangs or other ends; shm objects left behind (removed now): ${left.length}`);
+    for (const f of firstFailures) t.log(f);
+    t.pass();
+  });
+}

@@ -12,7 +12,7 @@ import { RpcCopyMapper } from '../mappers/rpc-copy-mapper.js';
 import { SharedMemoryMapper } from '../mappers/shared-memory-mapper.js';
 import { SlabMemoryManager } from '../mappers/slab/slab-memory-manager.js';
 import { INC_CODE, incGraph } from './helpers/graphs.js';
-import { CLI } from './helpers/executor-process.js';
+import { CLI, EXECUTOR } from './helpers/executor-process.js';
 import { sha256Hex } from './helpers/mapper-targets.js';
 
 /** `jitmem executor --listen`: the RPC-copy mapper over TCP, and what shared memory says when it cannot work. */
@@ -43,7 +43,7 @@ function listenExecutor(command: string, args: string[]): Promise<Listening> {
 }
 
 test('the RPC-copy mapper runs code and lands data in `jitmem executor --listen 127.0.0.1:0`', async (t) => {
-  const ex = await listenExecutor(process.execPath, [CLI, 'executor', '--listen', '127.0.0.1:0']);
+  const ex = await listenExecutor(EXECUTOR, ['--listen', '127.0.0.1:0']);
   t.teardown(() => ex.child.kill('SIGKILL'));
   const session = await ExecutorSession.connect('127.0.0.1', ex.port, { token: ex.token });
   const mapper = new RpcCopyMapper(session);
@@ -85,7 +85,7 @@ test('a shared-memory mapper whose executor is on "another host" refuses, says w
     t.pass();
     return;
   }
-  const ex = await listenExecutor('unshare', ['-m', 'sh', '-c', `mount -t tmpfs tmpfs /dev/shm && exec "${process.execPath}" "${CLI}" executor --listen 127.0.0.1:0`]);
+  const ex = await listenExecutor('unshare', ['-m', 'sh', '-c', `mount -t tmpfs tmpfs /dev/shm && exec "${EXECUTOR}" --listen 127.0.0.1:0`]);
   t.teardown(() => ex.child.kill('SIGKILL'));
   const session = await ExecutorSession.connect('127.0.0.1', ex.port, { token: ex.token });
   const mapper = new SharedMemoryMapper(session);
@@ -110,7 +110,7 @@ test('`jitmem executor --connect HOST:PORT` dials a controller that listens', as
   t.teardown(() => server.close());
   const port = (server.address() as net.AddressInfo).port;
   const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
-  const child = spawn(process.execPath, [CLI, 'executor', '--connect', `127.0.0.1:${port}`], { stdio: 'ignore' });
+  const child = spawn(EXECUTOR, ['--connect', `127.0.0.1:${port}`], { stdio: 'ignore' });
   t.teardown(() => child.kill('SIGKILL'));
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
   const socket = await accepted;
@@ -129,7 +129,7 @@ const MAIN_RETURNS_7 = Uint8Array.of(0xb8, 0x07, 0x00, 0x00, 0x00, 0xc3); // mov
 
 test('over TCP a session that uses only LLVM services is closed by the executor once idle after main returned (spec §3.3)', async (t) => {
   // As llvm-jitlink drives it: no token.
-  const ex = await listenExecutor(process.execPath, [CLI, 'executor', '--listen', '127.0.0.1:0', '--no-auth']);
+  const ex = await listenExecutor(EXECUTOR, ['--listen', '127.0.0.1:0', '--no-auth']);
   t.teardown(() => ex.child.kill('SIGKILL'));
   const socket = net.connect(ex.port, '127.0.0.1');
   await new Promise((r) => socket.once('connect', r));
@@ -150,7 +150,7 @@ test('over TCP a session that uses only LLVM services is closed by the executor 
 });
 
 test('over TCP a jitmem controller is not cut off when it pauses after main returned', async (t) => {
-  const ex = await listenExecutor(process.execPath, [CLI, 'executor', '--listen', '127.0.0.1:0']);
+  const ex = await listenExecutor(EXECUTOR, ['--listen', '127.0.0.1:0']);
   t.teardown(() => ex.child.kill('SIGKILL'));
   const session = await ExecutorSession.connect('127.0.0.1', ex.port, { token: ex.token });
   const mapper = new RpcCopyMapper(session);
@@ -171,7 +171,7 @@ test('`--listen unix:PATH` serves over a Unix socket and removes the socket file
   const dir = mkdtempSync(path.join(tmpdir(), 'jitmem-unix-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const socketPath = path.join(dir, 'executor.sock');
-  const child = spawn(process.execPath, [CLI, 'executor', '--listen', `unix:${socketPath}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(EXECUTOR, ['--listen', `unix:${socketPath}`], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => child.kill('SIGKILL'));
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('close', (code, signal) => r({ code, signal })));
   const line = await new Promise<string>((resolve) => child.stdout!.setEncoding('utf8').once('data', (s: string) => resolve(s)));

@@ -13,7 +13,7 @@ import { CHALLENGE_BYTES } from '../protocol/auth.js';
 import { SharedMemoryMapper } from '../mappers/shared-memory-mapper.js';
 import { RpcCopyMapper } from '../mappers/rpc-copy-mapper.js';
 import { INC_CODE } from './helpers/graphs.js';
-import { CLI, processExists } from './helpers/executor-process.js';
+import { EXECUTOR, processExists } from './helpers/executor-process.js';
 
 /**
  * The controller trusts nothing the other end says, and the executor lets in only the one who
@@ -105,7 +105,7 @@ interface Listening {
 }
 
 function listenTcp(extra: string[] = []): Promise<Listening> {
-  const child = spawn(process.execPath, [CLI, 'executor', '--listen', '127.0.0.1:0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(EXECUTOR, ['--listen', '127.0.0.1:0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stderr!.resume();
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('close', (code, signal) => r({ code, signal })));
   return new Promise((resolve, reject) => {
@@ -164,7 +164,7 @@ test('over TCP a connection without the token is dropped, and the executor keeps
 });
 
 test('--no-auth (for llvm-jitlink) prints no token and sends Setup first', async (t) => {
-  const child = spawn(process.execPath, [CLI, 'executor', '--listen', '127.0.0.1:0', '--no-auth'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const child = spawn(EXECUTOR, ['--listen', '127.0.0.1:0', '--no-auth'], { stdio: ['ignore', 'pipe', 'ignore'] });
   t.teardown(() => child.kill('SIGKILL'));
   const line = await new Promise<string>((resolve) => child.stdout!.setEncoding('utf8').once('data', (s: string) => resolve(s)));
   const m = /^listening on 127\.0\.0\.1:(\d+)\n$/.exec(line);
@@ -177,7 +177,7 @@ test('--no-auth (for llvm-jitlink) prints no token and sends Setup first', async
 // --- Unix sockets (test 3) ------------------------------------------------------------------
 
 function listenUnix(socketPath: string): { child: ChildProcess; line: Promise<string>; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; stderr: () => string } {
-  const child = spawn(process.execPath, [CLI, 'executor', '--listen', `unix:${socketPath}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(EXECUTOR, ['--listen', `unix:${socketPath}`], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('close', (code, signal) => r({ code, signal })));
@@ -228,26 +228,37 @@ test('--listen unix:PATH never replaces a file that is not a socket', async (t) 
 // --- shm names nobody can take first (item 8) ------------------------------------------------
 
 test('Reserve takes another name when its name was taken first, and never touches the squatter’s object', async (t) => {
-  const { AddressSpace } = await import('../executor/address-space.js');
-  const { ExecutorActionSite } = await import('../executor/actions.js');
-  const { EHFrameRegistry } = await import('../executor/eh-frame-registry.js');
-  const { SharedMemoryService, releaseReservation } = await import('../executor/memory-services.js');
-  const { executorShmName } = await import('../protocol/shm-names.js');
-  const space = new AddressSpace(native.pageSize());
-  const actions = new ExecutorActionSite(space, new EHFrameRegistry(space));
-  // Someone who guessed (here: knew) the first two names made them before the executor did.
-  const taken = [executorShmName(process.pid, 1), executorShmName(process.pid, 2)];
+  // The random part of the names is fixed for this executor, so that the test can take the
+  // names first, as someone who guessed them would.
+  const random = '0123456789abcdef';
+  const child = spawn(EXECUTOR, ['--fds', '3,4'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'], env: { ...process.env, JITMEM_EXECUTOR_SHM_RANDOM: random } });
+  t.teardown(() => child.kill('SIGKILL'));
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  const pid = child.pid!;
+  const nameOf = (counter: number): string => `/jitmem_${pid}_${counter}_${random}`;
+  // The first two names, and later the eight after the third: made before the executor could.
+  const taken = [nameOf(1), nameOf(2)];
   for (const name of taken) native.closeFd(native.shmCreate(name, 4096));
-  t.teardown(() => taken.forEach((n) => native.shmUnlink(n)));
-  let calls = 0;
-  const service = new SharedMemoryService(space, actions, (counter) => (calls++ < taken.length ? taken[counter - 1]! : executorShmName(process.pid, counter)));
-  const { base, name } = service.reserve(4096);
-  t.false(taken.includes(name));
-  t.regex(name, new RegExp(`^/jitmem_${process.pid}_3_[0-9a-f]{16}$`));
-  t.true(taken.every((n) => existsSync(`/dev/shm${n}`)));
-  t.is(releaseReservation(space, actions, space.byBase(base)!), null);
-  t.false(existsSync(`/dev/shm${name}`));
-  // A name generator that only ever meets taken names gives up with a typed error.
-  const stubborn = new SharedMemoryService(space, actions, () => taken[0]!);
-  t.throws(() => stubborn.reserve(4096), { code: 'ERR_SHM_CREATE_FAILED', message: /8 names tried/ });
+  const all = [...taken];
+  t.teardown(() => all.forEach((n) => existsSync(`/dev/shm${n}`) && native.shmUnlink(n)));
+  const session = await ExecutorSession.over(child.stdio[4] as never, child.stdio[3] as never);
+  const reserve = async (): Promise<{ ok: true; value: { base: number; name: string } } | { ok: false; error: string }> =>
+    new SpsReader(await session.call(Sym.shmReserve, new SpsWriter().addr(session.symbol(Sym.shmInstance)).u64(4096))).expected((r) => ({ base: r.addr(), name: r.string() }));
+  const first = await reserve();
+  t.true(first.ok);
+  if (!first.ok) return;
+  t.is(first.value.name, nameOf(3));
+  t.true(taken.every((n) => existsSync(`/dev/shm${n}`)), 'the squatter’s objects are untouched');
+  // Every name it tries is taken: it gives up after eight, with a typed error.
+  for (let counter = 4; counter < 12; counter++) {
+    native.closeFd(native.shmCreate(nameOf(counter), 4096));
+    all.push(nameOf(counter));
+  }
+  const second = await reserve();
+  t.false(second.ok);
+  if (!second.ok) t.regex(second.error, /8 names tried.*\[ERR_SHM_CREATE_FAILED\]$/);
+  await session.close();
+  t.is(await exited, 0);
+  t.false(existsSync(`/dev/shm${nameOf(3)}`), 'its own name is gone with the session');
+  t.true(all.every((n) => existsSync(`/dev/shm${n}`)), 'the squatter’s objects are untouched');
 });

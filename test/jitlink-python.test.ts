@@ -9,8 +9,8 @@ import { jitmemRun } from './helpers/jitlink-run.js';
  */
 
 const python = findPythonObjects();
-// pyexpat is built into libpython; it calls libexpat, which neither executor loads by itself.
-const base = ['--preload', 'libexpat.so.1', ...python.files];
+// pyexpat and zlib are built into libpython; they call libexpat and libz, which neither executor loads by itself.
+const base = ['--preload', 'libexpat.so.1', '--preload', 'libz.so.1', ...python.files];
 
 const SCRIPT = `
 import json, re, decimal

@@ -46,7 +46,7 @@ async function runTwice(t: import('ava').ExecutionContext, target: ProgramTarget
   const dir = tempDir(t);
   for (const run of ['1', '2']) {
     const out = path.join(dir, `out-${run}`);
-    const r = await runProgram({ inputs: [...python.files], target, mapper, preload: ['libexpat.so.1'], args: ['-c', SCRIPT, out, run, print ? 'print' : 'quiet'] });
+    const r = await runProgram({ inputs: [...python.files], target, mapper, preload: ['libexpat.so.1', 'libz.so.1'], args: ['-c', SCRIPT, out, run, print ? 'print' : 'quiet'] });
     t.deepEqual(r.result, { status: 0, outcome: 'returned' }, `run ${run}`);
     t.is(readFileSync(out, 'utf8'), `json ok ${run}\n`);
     t.deepEqual(leftovers(pid), [], `after run ${run}: _json and the export library are unloaded`);

@@ -11,7 +11,7 @@ import type { MemoryMapper } from '../mappers/memory-mapper.js';
 import { Sym } from '../protocol/setup.js';
 import { SpsWriter } from '../protocol/sps.js';
 import { INC_CODE, RW, incGraph } from './helpers/graphs.js';
-import { CLI, LLVM_EXECUTOR, LLVM_JITLINK, llvmInstalled, shmObjects } from './helpers/executor-process.js';
+import { EXECUTOR, LLVM_EXECUTOR, LLVM_JITLINK, llvmInstalled, shmObjects } from './helpers/executor-process.js';
 import { sha256Hex } from './helpers/mapper-targets.js';
 
 /**
@@ -127,7 +127,7 @@ for (const memmgr of ['generic', 'simple-remote', 'shared']) {
     const cc = spawnSync('cc', ['-O1', '-fPIC', '-c', 'hello.c', '-o', 'hello.o'], { cwd: dir, encoding: 'utf8' });
     t.is(cc.status, 0, cc.stderr);
 
-    const executor = spawn(process.execPath, [CLI, 'executor', '--listen', '127.0.0.1:0', '--no-auth'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const executor = spawn(EXECUTOR, ['--listen', '127.0.0.1:0', '--no-auth'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const executorExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => executor.once('exit', (code, signal) => r({ code, signal })));
     let out = '';
     let err = '';
@@ -165,7 +165,7 @@ llvmTest(`llvm-jitlink --oop-executor=<jitmem executor> starts our executor over
   t.is(spawnSync('cc', ['-O1', '-fPIC', '-c', 'hello.c', '-o', 'hello.o'], { cwd: dir }).status, 0);
   // llvm-jitlink runs the path with `filedescs=IN,OUT`, which `jitmem executor` also accepts.
   const wrapper = path.join(dir, 'jitmem-executor');
-  writeFileSync(wrapper, `#!/bin/sh\nexec "${process.execPath}" "${CLI}" executor "$@"\n`, { mode: 0o755 });
+  writeFileSync(wrapper, `#!/bin/sh\nexec "${EXECUTOR}" "$@"\n`, { mode: 0o755 });
   const r = spawnSync(LLVM_JITLINK, [`--oop-executor=${wrapper}`, 'hello.o'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
   t.is(r.status, 7, r.stderr);
   t.is(r.stdout, 'hello from jitmem: 5\n');
@@ -202,7 +202,7 @@ llvmTest(`a C++ exception thrown and caught in JIT'd code runs through the EH fr
   t.is(cxx.status, 0, cxx.stderr);
   // Unwinding needs the frames registered: without them the throw ends in std::terminate (abort).
   const wrapper = path.join(dir, 'jitmem-executor');
-  writeFileSync(wrapper, `#!/bin/sh\nexec "${process.execPath}" "${CLI}" executor "$@"\n`, { mode: 0o755 });
+  writeFileSync(wrapper, `#!/bin/sh\nexec "${EXECUTOR}" "$@"\n`, { mode: 0o755 });
   const r = spawnSync(LLVM_JITLINK, [`--oop-executor=${wrapper}`, 'throw.o'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
   t.is(r.status, 3, r.stderr);
   t.is(r.stdout, 'caught: too big\n');

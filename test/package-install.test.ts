@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -176,7 +176,7 @@ test.serial(
       'binding.gyp',
       'dist/index.js',
       'dist/index.d.ts',
-      'dist/executor/main.js',
+      'executor/src/main.cc',
       'dist/harness/cli.js',
       'reports/schema-v1.json',
       'harness/charts/fonts/DejaVuSans.ttf',
@@ -210,6 +210,17 @@ test.serial(
     t.true(
       existsSync(path.join(pkg, 'build', 'Release', 'jitmem_native.node')),
       `the install script built the addon:\n${installLog}`,
+    );
+    t.true(
+      existsSync(path.join(pkg, 'build', 'Release', 'jitmem-executor')),
+      `the install script built the native executor:\n${installLog}`,
+    );
+    const bin = path.join(app, 'node_modules', '.bin', 'jitmem-executor');
+    t.true(existsSync(bin), 'the package ships the jitmem-executor bin');
+    t.regex(
+      execFileSync(bin, ['--help'], { encoding: 'utf8' }),
+      /^usage: jitmem executor/,
+      'the bin starts the native executor',
     );
     t.regex(installLog, /node-gyp|gyp info/, 'node-gyp ran at install');
     t.false(existsSync(path.join(pkg, 'dist', 'test')));
@@ -266,7 +277,6 @@ test.serial(
     t.truthy(example, "README.md has a ```ts example under 'Using the allocator'");
     t.regex(example!, /from 'jitmem';/);
     writeFileSync(path.join(app, 'readme.ts'), example!);
-    // The project's compiler, TypeScript 7 (node_modules/typescript is TypeScript 6's API, for the linter).
     const tsc = path.join(root, 'node_modules', '@typescript', 'native', 'bin', 'tsc');
     const checked = run(process.execPath, [tsc, '-p', 'tsconfig.json'], app, 120_000);
     t.is(checked.status, 0, described(checked));

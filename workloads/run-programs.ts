@@ -41,8 +41,8 @@ export const CRAY_RUN_SIZE = '80x60';
 export const PYTHON_SCRIPT = 'import json, re; d = json.loads(\'{"a": [1, 2, 3]}\'); print(sum(d["a"]) * 7, re.sub(r"\\d", "#", "a1b22"))';
 export const PYTHON_SCRIPT_OUTPUT = '42 a#b##\n';
 
-/** libpython's pyexpat module is linked against the system's expat: the executor must have it open. */
-export const PYTHON_PRELOAD = ['libexpat.so.1'] as const;
+/** libpython's pyexpat and zlib modules are linked against the system's expat and zlib: the executor must have them open. */
+export const PYTHON_PRELOAD = ['libexpat.so.1', 'libz.so.1'] as const;
 
 let crayExpected: { key: string; sha: string } | undefined;
 

@@ -3,10 +3,9 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { JitmemError } from '../../core/errors.js';
+import { executorBinary } from '../../native/index.js';
 import { sha256Hex, type RunProgram } from '../../workloads/run-programs.js';
-import { executorSnapshotArgs } from '../../session/executor-snapshot.js';
 
 /**
  * llvm-jitlink, the tool jitmem stands beside, run on the same objects and arguments as the
@@ -94,20 +93,18 @@ export function parseShowTimes(stderr: string): LlvmPhases {
 
 /**
  * jitmem's executor as llvm-jitlink's `--oop-executor`: llvm-jitlink runs the file it is given
- * with `filedescs=IN,OUT`, which jitmem's executor accepts; a two-line shell script starts it
- * under this Node, from its startup snapshot when a fresh one is built, as a session would.
+ * with `filedescs=IN,OUT`, which jitmem's executor accepts; a two-line shell script starts the
+ * native executor, as a session would.
  */
 export class JitmemExecutorScript {
   readonly path: string;
   private readonly dir: string;
 
   constructor() {
-    const main = fileURLToPath(new URL('../../executor/main.js', import.meta.url));
     this.dir = mkdtempSync(path.join(tmpdir(), 'jitmem-oop-'));
     this.path = path.join(this.dir, 'jitmem-executor');
     const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-    const start = executorSnapshotArgs() ?? [main];
-    writeFileSync(this.path, `#!/bin/sh\nexec ${[process.execPath, ...start].map(quote).join(' ')} "$@"\n`);
+    writeFileSync(this.path, `#!/bin/sh\nexec ${quote(executorBinary())} "$@"\n`);
     chmodSync(this.path, 0o755);
   }
 

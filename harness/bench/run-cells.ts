@@ -5,11 +5,9 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { JitmemError } from '../../core/errors.js';
 import { ExecutorSession } from '../../session/executor-session.js';
-import { executorSnapshotArgs, snapshotStaleness } from '../../session/executor-snapshot.js';
-import { buildExecutorSnapshot } from '../../executor/build-snapshot.js';
 import { runPrograms, sha256Hex, type RunProgram } from '../../workloads/run-programs.js';
 import type { WorkloadOptions } from '../../workloads/workload-sources.js';
-import type { EndToEndSection, ExecutorName, LinkerName, LlvmMemmgr, MapperName, ResultRow, RunPhaseName, SamplingGroup, Stats } from '../report/report.js';
+import type { EndToEndSection, ExecutorName, LinkerName, LlvmMemmgr, MapperName, ResultRow, RunPhaseName, SamplingGroup } from '../report/report.js';
 import { pairRoundMedians, roundMedians, summarizePaired } from './ratios.js';
 import { halfWidthPercent, roundOrder, roundsNeeded, withRounds } from './sampling.js';
 import { findLlvm, JitmemExecutorScript, runLlvmJitlink, type LlvmMode, type LlvmTools } from './llvm-jitlink.js';
@@ -17,6 +15,7 @@ import { JITMEM_RUN_PHASES } from './run-target.js';
 import { RESULT_FD, type RunWorkerRequest, type RunWorkerResult, type WarmIterationResult } from './run-worker.js';
 import { toStats } from './stats.js';
 import type { SkippedCell } from './matrix.js';
+import { executorBinary } from '../../native/index.js';
 
 /**
  * The `run` pattern's cells: every program linked, moved, run to exit and freed, by jitmem's
@@ -371,17 +370,10 @@ async function llvmIteration(tools: LlvmTools, script: JitmemExecutorScript | un
 /**
  * Executor start-up, spawn to Setup, for both executors alike: each is spawned in turn
  * (interleaved) with the same pair of descriptors, read until its Setup message and closed.
- * jitmem's executor is measured started from its entry file and from its startup snapshot
- * (when one is built); the floor under any Node executor is measured beside them: `node -e 0`,
- * spawn to exit.
+ * Both are native programs: jitmem's (`jitmem-executor`) and LLVM's.
  */
-export async function measureStartup(samples: number, llvm: LlvmTools | undefined): Promise<{ startup: EndToEndSection['startup']; nodeFloor: Stats }> {
-  const entry = fileURLToPath(new URL('../../executor/main.js', import.meta.url));
-  const snapshot = executorSnapshotArgs();
-  const kinds: Array<{ executor: 'jitmem' | 'llvm'; from?: 'entry file' | 'snapshot'; command: string; args: string[] }> = [
-    { executor: 'jitmem', from: 'entry file', command: process.execPath, args: [entry, '--fds', '3,4'] },
-  ];
-  if (snapshot) kinds.push({ executor: 'jitmem', from: 'snapshot', command: process.execPath, args: [...snapshot, '--fds', '3,4'] });
+export async function measureStartup(samples: number, llvm: LlvmTools | undefined): Promise<{ startup: EndToEndSection['startup'] }> {
+  const kinds: Array<{ executor: 'jitmem' | 'llvm'; command: string; args: string[] }> = [{ executor: 'jitmem', command: executorBinary(), args: ['--fds', '3,4'] }];
   if (llvm) kinds.push({ executor: 'llvm', command: llvm.executor, args: ['filedescs=3,4'] });
   const spawnToSetup = async (command: string, args: string[]): Promise<number> => {
     const t0 = performance.now();
@@ -401,24 +393,14 @@ export async function measureStartup(samples: number, llvm: LlvmTools | undefine
       throw new JitmemError('ERR_EXECUTOR_STARTUP', `${command} ${args.join(' ')} did not send Setup: ${(err as Error).message}${stderr ? `; stderr: ${stderr.trim().slice(-500)}` : ''}`, { command });
     }
   };
-  const nodeExit = () =>
-    new Promise<number>((resolve, reject) => {
-      const t0 = performance.now();
-      const child = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
-      child.once('error', reject);
-      child.once('close', () => resolve(performance.now() - t0));
-    });
   const times = kinds.map(() => [] as number[]);
-  const floor: number[] = [];
   // One of each first, unrecorded: the page cache and the dynamic loader's caches warm up.
   for (const k of kinds) await spawnToSetup(k.command, k.args);
   for (let i = 0; i < samples; i++) {
     for (const [j, k] of kinds.entries()) times[j]!.push(await spawnToSetup(k.command, k.args));
-    floor.push(await nodeExit());
   }
   return {
-    startup: kinds.map((k, j) => ({ executor: k.executor, ...(k.from ? { from: k.from } : {}), stats: toStats(times[j]!) })),
-    nodeFloor: toStats(floor),
+    startup: kinds.map((k, j) => ({ executor: k.executor, stats: toStats(times[j]!) })),
   };
 }
 
@@ -479,20 +461,9 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
     startup: [],
     headlines: [],
   };
-  // The executor starts from its startup snapshot when a fresh one is built: build it if this
-  // Node or the executor's code changed since (half a second), unless it is turned off.
-  if (snapshotStaleness() !== undefined && process.env.JITMEM_EXECUTOR_SNAPSHOT !== '0') {
-    try {
-      buildExecutorSnapshot();
-    } catch (err) {
-      const reason = `${(err as Error).message}; jitmem's executor starts from its entry file`;
-      skipped.push({ cell: 'executor snapshot', code: 'executor-snapshot-unavailable', reason });
-    }
-  }
   if (options.startupSamples > 0) {
     const s = await measureStartup(options.startupSamples, tools);
     section.startup = s.startup;
-    section.nodeFloor = s.nodeFloor;
   }
   if (cells.length === 0) return { rows: [], section, skipped, sampling: [] };
 

@@ -87,7 +87,9 @@ the first FILE and the ARGS after "--". The program's stdin, stdout and stderr a
   faulting address and instruction when the executor could catch it);
   2 when the program could not be linked or loaded (bad input, an undefined or duplicate
   symbol, an unsupported relocation, a relocation overflow, a bad flag): stderr says what
-  and where, with an error code in brackets.`,
+  and where, with an error code in brackets.
+SIGINT, SIGTERM and SIGHUP sent to jitmem run go to the program in its executor, and jitmem
+run exits with its status; the executor never outlives jitmem run, SIGKILL included.`,
 };
 
 interface RunArgs {
@@ -129,6 +131,8 @@ export function parseRunArgs(argv: readonly string[]): RunArgs | 'help' {
     args,
   };
 }
+
+const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 function signalName(n: number): string {
   const entry = Object.entries(osConstants.signals).find(([, v]) => v === n);
@@ -173,6 +177,7 @@ export const runCommand: Command = {
       }
     }
     let session: ExecutorSession | undefined;
+    let forward: ((signal: NodeJS.Signals) => void) | undefined;
     let target: ProgramTarget;
     let mapper: MemoryMapper;
     if (args.mapper === 'inprocess') {
@@ -185,6 +190,11 @@ export const runCommand: Command = {
         stdio: 'inherit',
         stdin: 'inherit',
       });
+      // SIGINT, SIGTERM and SIGHUP go to the program, in the executor: it ends as it would
+      // natively (or handles them), and this command exits with its status.
+      const spawned = session;
+      forward = (signal: NodeJS.Signals): void => spawned.kill(signal);
+      for (const signal of FORWARDED_SIGNALS) process.on(signal, forward);
       target = new SessionTarget(session);
       mapper = args.mapper === 'shared' ? new SharedMemoryMapper(session) : new RpcCopyMapper(session);
     }
@@ -215,6 +225,7 @@ export const runCommand: Command = {
       // As a shell sees it: the exit status is the low byte of the program's status.
       return r.status & EXIT_STATUS_MASK;
     } finally {
+      if (forward) for (const signal of FORWARDED_SIGNALS) process.off(signal, forward);
       const executor = session;
       const failures = await runAll(
         crashed && executor

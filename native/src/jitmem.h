@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <string>
 
+#include "runtime.h"
+
 namespace jitmem {
 
 inline std::string ErrnoName(int err) {
@@ -118,17 +120,8 @@ inline std::string Str(const Napi::CallbackInfo &info, size_t i, const char *wha
 
 inline void *Ptr(uint64_t a) { return reinterpret_cast<void *>(static_cast<uintptr_t>(a)); }
 
-// Calls addr with LLVM's C wrapper-function ABI:
-//   CWrapperFunctionBuffer fn(const char *argData, size_t argSize)
-// where the 16-byte result holds up to 8 bytes inline, a malloc'd pointer above that, and an
-// out-of-band error (Size 0, pointer to a malloc'd NUL-terminated message) otherwise.
-struct CWrapperFunctionBuffer {
-  union {
-    char *ValuePtr;
-    char Value[sizeof(char *)];
-  } Data;
-  size_t Size;
-};
+// LLVM's C wrapper-function ABI result (runtime.h): CWrapperFunctionBuffer fn(const char *, size_t).
+using CWrapperFunctionBuffer = JitmemWrapperResult;
 
 // Each source file adds its functions to the module's exports.
 void RegisterMemory(Napi::Env env, Napi::Object exports);

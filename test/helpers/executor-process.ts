@@ -3,10 +3,13 @@ import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import { FrameParser, type Frame } from '../../protocol/frame.js';
+import { executorBinary } from '../../native/index.js';
 
 /** Helpers for tests that drive executor processes by hand, byte by byte. */
 
 export const CLI = fileURLToPath(new URL('../../harness/cli.js', import.meta.url));
+/** The native executor program (`jitmem-executor`): what `jitmem executor` starts. */
+export const EXECUTOR = executorBinary();
 export const LLVM_BIN = '/usr/lib/llvm-22/bin';
 export const LLVM_EXECUTOR = `${LLVM_BIN}/llvm-jitlink-executor`;
 export const LLVM_JITLINK = `${LLVM_BIN}/llvm-jitlink`;
@@ -42,9 +45,9 @@ export interface RawExecutor {
   stderr(): string;
 }
 
-/** Spawns `jitmem executor --fds 3,4` with the pipes left raw. */
+/** Spawns `jitmem-executor --fds 3,4` with the pipes left raw. */
 export function spawnRawExecutor(extraArgs: readonly string[] = []): RawExecutor {
-  const child = spawn(process.execPath, [CLI, 'executor', '--fds', '3,4', ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'] });
+  const child = spawn(EXECUTOR, ['--fds', '3,4', ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
   child.stdout!.resume();

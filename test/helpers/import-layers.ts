@@ -27,11 +27,13 @@ export const LAYERS: Readonly<Record<string, number>> = {
 const SIDEWAYS_ALLOWED = new Set(['objects->graph']);
 
 /**
- * Process entries other layers may reach by file: spawning a process is not using its code, and
- * the controller meets the executor only on the wire (the session starts it by this file).
- * The harness CLI is not among them: a library that spawns the CLI depends on the top floor.
+ * Process entries other layers may reach by file: spawning a process is not using its code.
+ * None is a module now: the controller meets the executor only on the wire, and the session
+ * starts it as the native program `jitmem-executor` (build/Release/, from executor/src/), which
+ * no module reaches by file. The harness CLI is not among them: a library that spawns the CLI
+ * depends on the top floor.
  */
-const PROCESS_ENTRIES = new Set(['executor/main.ts']);
+const PROCESS_ENTRIES = new Set<string>();
 
 /** The public entry may import anything; nothing imports it. */
 export const ENTRY = 'index.ts';
