@@ -40,11 +40,10 @@ test('a C program that starts argv[0] again works with --argv0, in process and u
   const native = runNative(dir, 'respawn', [object]);
   t.is(native.stdout.toString(), 'child from-parent\nparent: child exited 5\n');
   const exe = path.join(dir, 'respawn');
-  // The child writes to the stdout it inherits. jitmem's executor is a Node process today, and
-  // Node marks its stdio close-on-exec (the in-process target clears that for the run; the
-  // executor's run service does not yet): LLVM's executor, a native process, stands for an
-  // out-of-process executor here.
-  for (const [mapper, executor] of [['inprocess'], ['shared', 'llvm'], ['rpc', 'llvm']]) {
+  // The child writes to the stdout it inherits: fds 0-2 must reach it, in process (where the
+  // target clears Node's close-on-exec for the run) and in either native executor.
+  const cells = [['inprocess'], ['shared', 'jitmem'], ['rpc', 'jitmem'], ['shared', 'llvm'], ['rpc', 'llvm']];
+  for (const [mapper, executor] of cells) {
     const r = await jitmemRun([
       '--mapper',
       mapper!,
@@ -71,8 +70,6 @@ test('CPython run with --argv0 /usr/bin/python3.11 reports it as sys.executable 
       mapper,
       '--argv0',
       '/usr/bin/python3.11',
-      // CPython's pyexpat and zlib modules need these; jitmem's executor, a native program, has
-      // neither open (workloads/run-programs.ts PYTHON_PRELOAD).
       '--preload',
       'libexpat.so.1',
       '--preload',

@@ -87,6 +87,10 @@ class LinkerRunTarget implements RunTarget {
     return run.result.status;
   }
 
+  get executorPid(): number | undefined {
+    return this.session?.pid;
+  }
+
   counters(): { calls: number; bytesSent: number } {
     if (!this.session) return { calls: 0, bytesSent: 0 };
     const c = this.session.counters();
