@@ -504,9 +504,9 @@ export function callMainAsync(address: number, argv: readonly string[]): Promise
 export type DispatchRequest = { readonly __brand: 'DispatchRequest' };
 
 /**
- * Starts JIT dispatch (spec §5.7): returns the address of a C function with the signature of
- * __llvm_orc_SimpleRemoteEPC_dispatch_fn. Code running through the *Async calls that calls it
- * blocks while `handler(tag, args, request)` runs on the main thread; answer each request
+ * Starts JIT dispatch (docs/wire-protocol.md §5.7): returns the address of a C function with the
+ * signature of __llvm_orc_SimpleRemoteEPC_dispatch_fn. Code running through the *Async calls that
+ * calls it blocks while `handler(tag, args, request)` runs on the main thread; answer each request
  * exactly once with dispatchReply. Calls from the main thread itself fail at once with an
  * out-of-band error instead of deadlocking.
  */

@@ -5,8 +5,8 @@ import { RpcCopyMapper } from '../../mappers/rpc-copy-mapper.js';
 import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
 import type { MemoryMapper } from '../../mappers/memory-mapper.js';
 import { ExecutorSession } from '../../session/executor-session.js';
-import { InProcessTarget, SessionTarget, type ProgramTarget } from '../../jitlink/program-target.js';
-import { runProgram } from '../../jitlink/run-program.js';
+import { InProcessTarget, SessionTarget, type ProgramTarget } from '../../loader/program-target.js';
+import { runProgram } from '../../loader/run-program.js';
 import type { MapperName } from '../report/report.js';
 import type { RunProgram } from '../../workloads/run-programs.js';
 import type { OpenRunTarget, RunClock, RunTarget } from './run-target.js';
@@ -85,6 +85,10 @@ class LinkerRunTarget implements RunTarget {
       });
     }
     return run.result.status;
+  }
+
+  get executorPid(): number | undefined {
+    return this.session?.pid;
   }
 
   counters(): { calls: number; bytesSent: number } {

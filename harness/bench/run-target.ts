@@ -23,6 +23,8 @@ export interface RunTarget {
   runToExit(program: RunProgram, clock: RunClock): Promise<number>;
   /** Controller→executor calls and bytes sent so far (zeros in-process). */
   counters(): { calls: number; bytesSent: number };
+  /** The executor's process id, out of process (its CPU time is read from outside). */
+  readonly executorPid?: number;
   close(): Promise<void>;
 }
 

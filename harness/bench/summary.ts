@@ -2,6 +2,7 @@ import { median } from '../statistics.js';
 import type { Report, ResultRow } from '../report/report.js';
 import { fitTable, tableLegend, wrapText, type Column } from '../report/format-table.js';
 import { endToEndSummary } from './end-to-end.js';
+import { samplingLines } from './sampling.js';
 
 /**
  * What a person reads at the end of a bench run: one table of cells, the headline speedups
@@ -39,6 +40,12 @@ const bothSides = (
  * table is too wide) and its definition (the legend under the table). A column added to a
  * table (CPU time, say) slots in by its priority.
  */
+/** Mean CPU ms per iteration, controller/executor (the controller's alone in-process; '-' for reports without it). */
+function cpuCell(r: ResultRow): string {
+  if (!r.cpu) return '-';
+  return r.cpu.executor ? `${ms(r.cpu.controller.mean)}/${ms(r.cpu.executor.mean)}` : ms(r.cpu.controller.mean);
+}
+
 export interface ResultColumn extends Column {
   readonly cell: (r: ResultRow) => string;
 }
@@ -72,9 +79,17 @@ const TIME_COLUMNS: readonly ResultColumn[] = [
   {
     header: 'init ms',
     priority: 4,
-    cell: (r) => ms(r.phases.initialize?.p50 ?? 0),
+    cell: (r) => ms(r.phases.initialize?.mean ?? 0),
     legend:
-      'median time per iteration inside initialize calls (finalize: protections and actions), in milliseconds, summed over calls that were in flight together.',
+      "the initialize phase's mean share of an iteration, in milliseconds (overlapping operations split each instant among the phases under way; the phases sum to the iteration). Per-operation latency is in the report (operationLatency), not here.",
+  },
+  {
+    header: 'cpu ms c/e',
+    short: 'cpu c/e',
+    priority: 4,
+    cell: cpuCell,
+    legend:
+      "mean CPU time per iteration of the controller/executor, in milliseconds (process CPU clock; the executor's threads' run time from the kernel; one figure: in-process; - for reports without it), integrity checks left out; beside the wall time, it moves much less with the machine's load.",
   },
 ];
 
@@ -184,8 +199,9 @@ export function headlineItems(report: Report): Headline[] {
       : r.speedup >= 1
         ? `shared memory is ${r.speedup.toFixed(2)}x faster than RPC copy`
         : `shared memory is ${(1 / r.speedup).toFixed(2)}x slower than RPC copy`;
+    const n = r.rounds ? `, ${r.rounds.length} rounds` : '';
     out.push({
-      text: `${r.workload}/${r.pattern} (${r.policy})${exec}: ${verdict} (speedup ${r.speedup.toFixed(2)}, 95% CI ${lo}–${hi}).`,
+      text: `${r.workload}/${r.pattern} (${r.policy})${exec}: ${verdict} (speedup ${r.speedup.toFixed(2)}, 95% CI ${lo}–${hi}${n}).`,
       significant,
     });
   }
@@ -205,12 +221,17 @@ export interface BudgetLine {
 export function budgetItems(report: Report): BudgetLine[] {
   const budgets = report.budgets ?? [];
   return budgets.map((b) => {
+    // Reports from before verdicts: ok decides.
+    const verdict = b.verdict ?? (b.ok ? 'ok' : 'over');
+    const digits = b.unit === 'ms' ? 2 : 2;
+    const ci = b.ci95 ? ` (95% CI ${b.ci95[0].toFixed(digits)}–${b.ci95[1].toFixed(digits)}${b.rounds ? `, ${b.rounds} rounds` : ''})` : '';
+    const undecided = verdict === 'undecided' && b.ci95 ? `: undecided (CI ${b.ci95[0].toFixed(digits)}–${b.ci95[1].toFixed(digits)} ${b.unit === 'x' ? 'x ' : 'ms '}straddles the budget)` : '';
     if (b.unit !== 'ms') {
       // Ratios (x): the value beside its bound.
       const bound = b.direction === 'at-least' ? '>=' : '<=';
-      const over = !b.ok;
+      const over = verdict === 'over';
       return {
-        text: `${over ? 'OVER BUDGET: ' : ''}${b.label}: ${b.value.toFixed(2)}${b.unit}, budget ${bound} ${b.budget}${b.unit}${over ? '' : ': ok'}`,
+        text: `${over ? 'OVER BUDGET: ' : ''}${b.label}: ${b.value.toFixed(2)}${b.unit}${ci}, budget ${bound} ${b.budget}${b.unit}${over ? '' : undecided || ': ok'}`,
         over,
       };
     }
@@ -223,11 +244,11 @@ export function budgetItems(report: Report): BudgetLine[] {
         ? ` (LLVM's executor on the same load, this run: ${theirs.value >= 0 ? '+' : ''}${theirs.value.toFixed(2)} ms)`
         : " (LLVM's executor not measured in this run: add --executor llvm with LLVM 22 installed)";
     }
-    const over = !llvm && !b.ok;
+    const over = !llvm && verdict === 'over';
     const signed = b.label.includes('extra time') || b.label.includes('extra over');
-    const value = `${signed && b.value >= 0 ? '+' : ''}${b.value.toFixed(2)} ${b.unit}, budget <= ${b.budget.toFixed(2).replace(/\.00$/, '')} ${b.unit}`;
+    const value = `${signed && b.value >= 0 ? '+' : ''}${b.value.toFixed(2)} ${b.unit}${ci}, budget <= ${b.budget.toFixed(2).replace(/\.00$/, '')} ${b.unit}`;
     return {
-      text: `${over ? 'OVER BUDGET: ' : ''}${b.label}: ${value}${llvm ? ' (measured for comparison)' : over ? '' : ': ok'}${ref}`,
+      text: `${over ? 'OVER BUDGET: ' : ''}${b.label}: ${value}${llvm ? ' (measured for comparison)' : over ? '' : undecided || ': ok'}${ref}`,
       over,
     };
   });
@@ -316,6 +337,8 @@ export function renderSummary(report: Report, reportPath: string, extra: Summary
   }
   const h = headlines(report);
   if (h.length) out.push(h.join('\n') + '\n');
+  const sampling = samplingLines(report.sampling?.groups ?? [], report.sampling?.precision);
+  if (sampling.length) out.push(sampling.join('\n') + '\n');
   const e = endToEndSummary(report, width);
   if (e) out.push(e);
   const b = budgetItems(report);

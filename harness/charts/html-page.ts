@@ -2,6 +2,7 @@ import type { Report } from '../report/report.js';
 import type { Comparison, RatioComparison, TimeComparison } from '../compare/comparison.js';
 import { pValue } from '../compare/format.js';
 import { budgetItems, headlineItems, PLAIN_RESULT_COLUMNS, resultCells } from '../bench/summary.js';
+import { samplingLines } from '../bench/sampling.js';
 import type { ChartSpec, SkippedChart } from './chart-types.js';
 
 /**
@@ -57,6 +58,7 @@ function table(
 function summarySection(report: Report): string {
   const headlines = headlineItems(report);
   const budgets = budgetItems(report);
+  const sampling = samplingLines(report.sampling?.groups ?? [], report.sampling?.precision);
   // The terminal's columns without counters; the legend defines exactly the columns shown.
   const columns = PLAIN_RESULT_COLUMNS;
   const rows = report.results.map((r) => resultCells(columns, r));
@@ -65,6 +67,7 @@ function summarySection(report: Report): string {
 <h2>Summary of the last report</h2>
 ${budgets.length ? `<h3>Budgets</h3>\n<ul class="budgets">${budgets.map((b) => `<li${b.over ? ' class="over"' : ''}>${escapeHtml(b.text)}</li>`).join('')}</ul>` : ''}
 ${headlines.length ? `<h3>Shared memory against RPC copy</h3>\n<ul class="headlines">${headlines.map((h) => `<li${h.significant ? ' class="significant"' : ''}>${escapeHtml(h.text)}</li>`).join('')}</ul>` : ''}
+${sampling.length ? `<h3>Precision</h3>\n<ul class="sampling">${sampling.map((l) => `<li${l.includes('NOT CONVERGED') ? ' class="over"' : ''}>${escapeHtml(l.trim())}</li>`).join('')}</ul>` : ''}
 <h3>Cells</h3>
 <div class="wide">${table(
     columns.map((c) => c.header),
@@ -89,21 +92,23 @@ function compareSection(c: Comparison): string {
       : [ms(r.base.median), ms(r.head.median)]),
     pct(r.change),
     pValue(r.p),
-    verdict(r.verdict),
+    r.undecided || r.refused ? 'not judged' : verdict(r.verdict),
   ];
   const ratioRows = c.ratios.map(cells);
   const timeRows = c.times.map(cells);
   const counted = [...c.ratios, ...c.times].filter((r) => r.verdict !== 'same');
+  // As compare says it: no "no regression" unless every row was judged.
+  const inconclusive = c.undecided > 0 ? `INCONCLUSIVE: ${c.undecided} row${c.undecided === 1 ? '' : 's'} too noisy to judge` : '';
   const summary =
     c.regressions > 0
-      ? `${c.regressions} significant regression${c.regressions === 1 ? '' : 's'} beyond the threshold`
-      : `no significant regression beyond the threshold${c.improvements ? ` (${c.improvements} significant improvement${c.improvements === 1 ? '' : 's'})` : ''}`;
+      ? `${c.regressions} significant regression${c.regressions === 1 ? '' : 's'} beyond the threshold${inconclusive ? `; ${inconclusive}` : ''}`
+      : inconclusive || `no significant regression beyond the threshold, every row judged${c.improvements ? ` (${c.improvements} significant improvement${c.improvements === 1 ? '' : 's'})` : ''}`;
   const cls = (rows: ReadonlyArray<readonly string[]>) => (i: number) =>
     rows[i]![5] === 'REGRESSION' ? 'over' : rows[i]![5] === 'improvement' ? 'better' : '';
   const countedRows = counted.map(cells);
   return `<section id="compare">
 <h2>Compared: first report against last</h2>
-<p class="${c.regressions > 0 ? 'over' : ''}">${escapeHtml(`jitmem compare (alpha ${c.alpha}, threshold ${(c.threshold * 100).toFixed(0)}%): ${summary}.`)}</p>
+<p class="${c.regressions > 0 || c.undecided > 0 ? 'over' : ''}">${escapeHtml(`jitmem compare (alpha ${c.alpha}, threshold ${(c.threshold * 100).toFixed(0)}%): ${summary}.`)}</p>
 ${c.warnings.map((w) => `<p class="warning">${escapeHtml(`warning: ${w}`)}</p>`).join('\n')}
 ${countedRows.length ? `<div class="wide">${table(['row', 'first', 'last', 'change', 'p', 'verdict'], countedRows, new Set([1, 2, 3, 4]), cls(countedRows))}</div>` : ''}
 <details><summary>every compared row (${ratioRows.length} speedups, ${timeRows.length} latencies)</summary>

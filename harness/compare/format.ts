@@ -20,8 +20,8 @@ const inUnit = (x: number, unit: 'ms' | 'us') => {
 const unitOf = (xs: readonly number[]): 'ms' | 'us' => (xs.every((x) => x < 0.1) ? 'us' : 'ms');
 const times = (x: number) => `${x.toFixed(2)}x`;
 export const pValue = (p: number) => (p < 0.0001 ? '<0.0001' : p.toFixed(4));
-const verdictText = (r: { verdict: TimeComparison['verdict']; refused?: string }) =>
-  r.refused
+const verdictText = (r: { verdict: TimeComparison['verdict']; refused?: string; undecided?: string }) =>
+  r.refused || r.undecided
     ? 'not judged'
     : r.verdict === 'regression'
       ? 'REGRESSION'
@@ -195,11 +195,46 @@ function methodNote(c: Comparison): string {
   return `Holm-Bonferroni alpha ${c.alpha} over ${c.times.length + c.ratios.length} rows, threshold ${pct(c.threshold).slice(1)}${runs}`;
 }
 
+/** The rows that could not be judged, named (the first few) with why. */
+function undecidedRows(c: Comparison): Array<{ label: string; undecided: string }> {
+  return [...c.times, ...c.ratios].filter((r): r is typeof r & { undecided: string } => r.undecided !== undefined);
+}
+
+/**
+ * The verdict's first line when some gated row could not be judged: whatever else the
+ * comparison found, it cannot say "no regression".
+ */
+export function inconclusiveLine(c: Comparison): string | undefined {
+  const rows = undecidedRows(c);
+  if (rows.length === 0) return undefined;
+  const named = rows
+    .slice(0, 3)
+    .map((r) => `${r.label}: ${r.undecided}`)
+    .join('; ');
+  return `INCONCLUSIVE: ${rows.length} row${rows.length === 1 ? '' : 's'} too noisy to judge (${named}${rows.length > 3 ? `; and ${rows.length - 3} more` : ''})`;
+}
+
 function summaryLine(c: Comparison): string {
-  const refused = c.refused ? ` ${c.refused} row${c.refused === 1 ? '' : 's'} not judged (noise above 100%).` : '';
+  const undecided = c.undecided
+    ? ` ${c.undecided} row${c.undecided === 1 ? '' : 's'} could not be judged (INCONCLUSIVE, named below).`
+    : '';
   if (c.regressions > 0)
-    return `${c.regressions} significant regression${c.regressions === 1 ? '' : 's'} beyond the threshold.${refused}`;
-  return `No significant regression beyond the threshold${c.improvements ? ` (${c.improvements} significant improvement${c.improvements === 1 ? '' : 's'})` : ''}.${refused}`;
+    return `${c.regressions} significant regression${c.regressions === 1 ? '' : 's'} beyond the threshold.${undecided}`;
+  if (c.undecided > 0)
+    return `No regression found among the rows judged, but ${c.undecided} row${c.undecided === 1 ? '' : 's'} could not be judged: INCONCLUSIVE.`;
+  return `No significant regression beyond the threshold${c.improvements ? ` (${c.improvements} significant improvement${c.improvements === 1 ? '' : 's'})` : ''}; every gated row was judged.`;
+}
+
+/**
+ * The verdict's lines, first first: a regression (what fails CI with exit 1) leads, then the
+ * INCONCLUSIVE line (exit 3) when some gated row could not be judged, else the plain verdict.
+ */
+function verdictLines(c: Comparison): Array<{ text: string; mark: 'regression' | 'inconclusive' | 'pass' }> {
+  const inconclusive = inconclusiveLine(c);
+  const summary = { text: summaryLine(c), mark: c.regressions > 0 ? ('regression' as const) : ('pass' as const) };
+  if (!inconclusive) return [summary];
+  const line = { text: inconclusive, mark: 'inconclusive' as const };
+  return c.regressions > 0 ? [summary, line] : [line, { ...summary, mark: 'inconclusive' as const }];
 }
 
 function unmatchedLines(c: Comparison): string[] {
@@ -220,8 +255,9 @@ export function formatText(
 ): string {
   const out: string[] = [];
   const wrap = (line: string) => wrapText(line, width, '  ');
-  const summary = summaryLine(c);
-  out.push(...wrap(summary).map((l) => (c.regressions > 0 ? paint.verdict(l, 'regression') : l)), '');
+  for (const v of verdictLines(c))
+    out.push(...wrap(v.text).map((l) => (v.mark === 'pass' ? l : paint.verdict(l, 'regression'))));
+  out.push('');
   for (const w of c.warnings) out.push(...wrap(`warning: ${w}`).map((l) => paint.warning(l)));
   out.push(...wrap(identityLine('base', baseFile, c.base)), ...wrap(identityLine('head', headFile, c.head)));
   out.push(...wrap(methodNote(c)), '');
@@ -261,12 +297,8 @@ function markdownTable(header: readonly string[], cells: ReadonlyArray<readonly 
 
 export function formatMarkdown(c: Comparison, baseFile: string, headFile: string): string {
   // The verdict first: what a reviewer of the pull request reads before anything else.
-  const out: string[] = [
-    '## jitmem compare',
-    '',
-    `**${c.regressions > 0 ? ':x: ' : ':white_check_mark: '}${summaryLine(c)}**`,
-    '',
-  ];
+  const marks = { regression: ':x: ', inconclusive: ':grey_question: ', pass: ':white_check_mark: ' };
+  const out: string[] = ['## jitmem compare', '', ...verdictLines(c).flatMap((v) => [`**${marks[v.mark]}${v.text}**`, ''])];
   for (const w of c.warnings) out.push(`> **warning:** ${w}`, '');
   out.push(
     `- ${identityLine('base', `\`${baseFile}\``, c.base)}`,
