@@ -591,7 +591,8 @@ test('fewer than 3 noise runs is a warning; bounds above 100% are refused with t
   t.is(json.refused, refused.length);
   t.true(json.undecided >= refused.length);
   t.true(json.warnings.some((w) => /rows? not judged: noise bound above 100%/.test(w)));
-  const text = runCli(['compare', save(base), save(base), '--noise', noisy], cleanEnv()).stdout;
+  // Wide enough that the verdict line is not wrapped, so the whole reason is on the first line.
+  const text = runCli(['compare', save(base), save(base), '--noise', noisy], cleanEnv({ COLUMNS: '300' })).stdout;
   t.regex(text.split('\n')[0]!, /^INCONCLUSIVE: \d+ rows? too noisy to judge \(.*noise bound above 100%/);
   t.notRegex(text, /No significant regression/);
   t.regex(text, /^warning: 1 noise run/m);

@@ -316,7 +316,9 @@ test.serial(
     // It used to take hours: now it ends (the watchdog did not kill it) with a verdict, having
     // held a subsample, not the 3 million samples' worth of arrays (about 240 MB here).
     t.is(r.signal, null, `killed after ${HANG_MS} ms: hung`);
-    t.true(r.status === 0 || r.status === 1, r.stderr);
+    // A verdict: no regression (0), a regression (1) or INCONCLUSIVE (3: rows too noisy to judge,
+    // as a base measured in a few fixed rounds leaves some); never unusable input (2).
+    t.true(r.status === 0 || r.status === 1 || r.status === 3, `exit ${r.status}: ${r.stderr}`);
     t.true(r.maxRssKb < 1024 * 1024, `peak RSS ${r.maxRssKb} KB`);
   },
 );
