@@ -53,8 +53,8 @@ export {
   type ProgramRun,
   type PhaseTimes,
   type LinkedAllocation,
-} from './jitlink/run-program.js';
-export { InProcessTarget, SessionTarget, type ProgramTarget, type ProgramRunResult } from './jitlink/program-target.js';
+} from './loader/run-program.js';
+export { InProcessTarget, SessionTarget, type ProgramTarget, type ProgramRunResult } from './loader/program-target.js';
 
 // The shapes of the JSON reports `jitmem bench` writes (schema version 1; reports/README.md).
 export type {

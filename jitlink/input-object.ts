@@ -35,7 +35,7 @@ export const SECTION_SKIP = 0;
 export const SECTION_ALLOC = 1;
 /** A member of a COMDAT group another object already provided. */
 export const SECTION_DISCARDED = 2;
-/** Thread-local storage, which this linker does not implement. */
+/** Thread-local storage (.tdata, .tbss): the program's TLS image. */
 export const SECTION_TLS = 3;
 
 const GRP_COMDAT = 1;
@@ -73,10 +73,10 @@ export class InputObject {
   readonly placeSection: Int32Array;
   /** Offset of each allocated section inside its link-graph section (merged sections). */
   readonly placeOffset: Float64Array;
-  /** Executor address of each allocated section, once the graph has one. */
-  readonly sectionAddress: Float64Array;
-  /** Executor address of each symbol, once the graph has one. */
-  readonly symbolAddress: Float64Array;
+  /** Position in the link's object list (SymbolTable.objects), once entered; -1 before. */
+  slot = -1;
+  /** The object has thread-local sections of its own (set by classifySections). */
+  hasTls = false;
   /** GOT slot of local symbols reached through the GOT (rare: hand-written assembly). */
   localGot: Map<number, number> | undefined;
 
@@ -101,7 +101,6 @@ export class InputObject {
     this.sectionKind = new Uint8Array(sectionCount);
     this.placeSection = new Int32Array(sectionCount).fill(-1);
     this.placeOffset = new Float64Array(sectionCount);
-    this.sectionAddress = new Float64Array(sectionCount);
 
     const table = elf.symbolTable;
     if (!table) {
@@ -120,7 +119,6 @@ export class InputObject {
     this.symbolSize = new Float64Array(n);
     this.symbolInfo = new Uint8Array(n);
     this.symbolVisibility = new Uint8Array(n);
-    this.symbolAddress = new Float64Array(n);
     this.globalNames = new Array(n - this.firstGlobal);
     this.globals = new Array(n - this.firstGlobal);
     if (table) this.readSymbols(table);
@@ -237,6 +235,7 @@ export class InputObject {
       if (s.type === SHT_GROUP || s.type === SHT_RELA || s.type === SHT_REL) continue;
       if (s.name === '.note.GNU-stack' || s.name === '.note.gnu.property') continue;
       this.sectionKind[s.index] = s.flags & SHF_TLS ? SECTION_TLS : SECTION_ALLOC;
+      if (s.flags & SHF_TLS) this.hasTls = true;
     }
   }
 

@@ -1,5 +1,5 @@
 import type { InputObject } from './input-object.js';
-import { R_X86_64_GOTPCRELX, R_X86_64_REX_GOTPCRELX } from './x86-64-relocations.js';
+import { isRelaxableGotLoad } from './x86-64/relaxation.js';
 
 /** A relocation section whose target is allocated: what the scan and fixup passes walk. */
 export interface RelocationList {
@@ -21,16 +21,11 @@ export interface RelocationList {
   readonly inEhFrame: boolean;
 }
 
-/**
- * Whether a GOT load can become a direct reference, by its instruction: `mov foo@GOTPCREL(%rip),
- * %reg` (8b) becomes `lea foo(%rip), %reg` (8d); `call *foo@GOTPCREL(%rip)` (ff 15) becomes
- * `addr32 call foo` (67 e8). Anything else keeps its GOT entry.
- */
-export function isRelaxable(object: InputObject, list: RelocationList, offset: number, type: number): boolean {
-  if (offset < (type === R_X86_64_REX_GOTPCRELX ? 3 : 2)) return false;
-  const at = object.elf.sections[list.target]!.offset + offset;
-  const op = object.bytes[at - 2];
-  if (op === 0x8b) return true;
-  return type === R_X86_64_GOTPCRELX && op === 0xff && object.bytes[at - 1] === 0x15;
-}
+/** Words per relocation entry in the link's relocation words (an Elf64_Rela is 24 bytes). */
+export const RELOCATION_WORDS = 6;
 
+/** Whether the GOT load at `offset` of the list's target section can become a direct reference. */
+export function isRelaxable(list: RelocationList, offset: number, type: number): boolean {
+  const object = list.object;
+  return isRelaxableGotLoad(object.bytes, object.elf.sections[list.target]!.offset + offset, offset, type);
+}

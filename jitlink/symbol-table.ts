@@ -1,6 +1,9 @@
 import { JitmemError } from '../core/errors.js';
 import type { ArArchive, ArMember } from '../objects/ar-archive.js';
-import { SHN_COMMON, SHN_UNDEF, STB_LOCAL, STB_WEAK } from '../objects/elf-constants.js';
+import { SHN_COMMON, SHN_LORESERVE, SHN_UNDEF, STB_LOCAL, STB_WEAK } from '../objects/elf-constants.js';
+
+/** st_info's type of a thread-local symbol. */
+const STT_TLS = 6;
 import { readElfObject } from '../objects/elf-object.js';
 import { InputObject, SECTION_DISCARDED } from './input-object.js';
 
@@ -23,6 +26,10 @@ export const SYM_SYNTHETIC = 4;
 /** An undefined weak reference nothing defines: address 0. */
 export const SYM_NULL = 5;
 
+/** Names a static linker provides itself. */
+export const DSO_HANDLE = '__dso_handle';
+export const GOT_SYMBOL = '_GLOBAL_OFFSET_TABLE_';
+
 export class GlobalSymbol {
   state = SYM_UNDEFINED;
   /** The object that defines it (DEFINED, COMMON), and the symbol's index there. */
@@ -31,13 +38,21 @@ export class GlobalSymbol {
   weakDefinition = false;
   /** Some object refers to it with a non-weak binding: it must be found. */
   strongReference = false;
+  /**
+   * Referred to as a thread-local (an undefined STT_TLS symbol): it has no one address to look
+   * up; the loader's TLS library asks the executor's dynamic linker where it is.
+   */
+  threadLocal = false;
   /** The first object that referred to it, for messages. */
   referrer: InputObject | undefined = undefined;
   commonSize = 0;
   commonAlignment = 1;
   /** True when its address lies inside the link graph (it can be reached PC-relative). */
   inGraph = false;
-  /** Executor address, once known. */
+  /**
+   * Executor address of an EXTERNAL symbol (or 0 for NULL), set when resolving. Addresses inside
+   * the graph are not kept here: each relocate() computes its own (see assignAddresses).
+   */
   address = 0;
   /** Index of its GOT entry, -1 for none. */
   got = -1;
@@ -48,12 +63,15 @@ export class GlobalSymbol {
   /** For __start_X and __stop_X: the merged section X (its serial), and which end. */
   boundary: { serial: number; size: number; end: boolean } | undefined = undefined;
 
-  constructor(readonly name: string) {}
+  /** Index in the table, in order of first appearance: where a relocation's addresses keep it. */
+  constructor(
+    readonly name: string,
+    readonly serial: number,
+  ) {}
 }
 
 interface ArchiveInput {
   readonly file: string;
-  readonly archive: ArArchive;
   /** Defined global name -> the first member defining it. */
   readonly index: Map<string, ArMember>;
   readonly loaded: Set<ArMember>;
@@ -67,6 +85,7 @@ export class SymbolTable {
   private pending: GlobalSymbol[] = [];
 
   addObject(object: InputObject): void {
+    object.slot = this.objects.length;
     this.objects.push(object);
     for (const group of object.comdatGroups()) {
       if (this.comdats.has(group.signature)) {
@@ -97,7 +116,9 @@ export class SymbolTable {
         }
       }
     }
-    this.archives.push({ file, archive, index, loaded: new Set() });
+    // Only the index is kept: the archive's own symbol list (hundreds of thousands of entries
+    // for LLVM's archives) can go as soon as it is read.
+    this.archives.push({ file, index, loaded: new Set() });
   }
 
   private enter(object: InputObject, i: number): void {
@@ -107,7 +128,7 @@ export class SymbolTable {
     const name = object.globalNames[i - object.firstGlobal]!;
     let g = this.symbols.get(name);
     if (g === undefined) {
-      g = new GlobalSymbol(name);
+      g = new GlobalSymbol(name, this.symbols.size);
       this.symbols.set(name, g);
     }
     object.globals[i - object.firstGlobal] = g;
@@ -116,9 +137,10 @@ export class SymbolTable {
     if (name === '') return;
 
     // A definition inside a discarded COMDAT member is a reference to the copy that was kept.
-    const undefinedHere = shndx === SHN_UNDEF || (shndx < 0xff00 && object.sectionKind[shndx] === SECTION_DISCARDED);
+    const undefinedHere = shndx === SHN_UNDEF || (shndx < SHN_LORESERVE && object.sectionKind[shndx] === SECTION_DISCARDED);
     if (undefinedHere) {
       g.referrer ??= object;
+      if ((info & 0xf) === STT_TLS) g.threadLocal = true;
       if (!weak && !g.strongReference) {
         g.strongReference = true;
         if (g.state === SYM_UNDEFINED) this.pending.push(g);

@@ -6,7 +6,7 @@ import { checkLayers, danglingReferences, formatViolations, listSources, readImp
 /** The package root: this file runs from dist/test/. */
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-test('every import in the package sources points down the layers (core ← native ← protocol ← graph, objects, session ← mappers ∥ executor ← jitlink ← workloads ← harness)', (t) => {
+test('every import in the package sources points down the layers (core ← native ← protocol ← graph, objects, session ← mappers ∥ executor ← jitlink ← loader ← workloads ← harness)', (t) => {
   const sources = listSources(root);
   // The checker must be reading the real tree, not an empty or misplaced one.
   const paths = sources.map((s) => s.path);
@@ -18,6 +18,21 @@ test('every import in the package sources points down the layers (core ← nativ
   t.true(imports > 200, `${imports} imports read`);
   const violations = checkLayers(sources);
   t.deepEqual(violations, [], `imports against the layers:\n${formatViolations(violations)}`);
+});
+
+test('the linker proper (jitlink/) depends only on core/, graph/ and objects/: running a program is loader/', (t) => {
+  const sources = listSources(root).filter((s) => s.path.startsWith('jitlink/'));
+  t.true(sources.some((s) => s.path === 'jitlink/link.ts'));
+  const outside = new Set<string>();
+  for (const s of sources) {
+    for (const i of readImports(s.text)) {
+      if (!i.specifier.startsWith('.')) continue;
+      const target = path.posix.normalize(path.posix.join(path.posix.dirname(s.path), i.specifier));
+      const top = target.split('/')[0]!;
+      if (!['core', 'graph', 'objects', 'jitlink'].includes(top)) outside.add(`${s.path}:${i.line} → ${target}`);
+    }
+  }
+  t.deepEqual([...outside], []);
 });
 
 test('every relative import and module URL, in the sources and the tests, names a file that exists', (t) => {
@@ -95,7 +110,7 @@ test('arrows down pass; up, sideways, mappers ↔ executor, into tests and from 
       'workloads/w.ts:1 → harness/report.ts: up: workloads (6) → harness (7)',
       'workloads/w.ts:2 → test/helpers/graphs.ts: workloads (6) imports from test/, which is not a package source',
       'workloads/w.ts:3 → index.ts: workloads (6) imports the public entry; import the module itself',
-      'stray/x.ts:1 → core/c.ts: stray/x.ts is in no layer (top folders: core, native, protocol, graph, objects, session, mappers, executor, jitlink, workloads, harness; or the entry index.ts)',
+      'stray/x.ts:1 → core/c.ts: stray/x.ts is in no layer (top folders: core, native, protocol, graph, objects, session, mappers, executor, jitlink, loader, workloads, harness; or the entry index.ts)',
       'session/s.ts:1 → harness/cli.ts: up: session (3) → harness (7)',
       'session/s.ts:2 → executor/cli.ts: up: session (3) → executor (4)',
     ],

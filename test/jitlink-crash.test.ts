@@ -3,8 +3,8 @@ import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { SharedMemoryMapper } from '../mappers/shared-memory-mapper.js';
 import { ExecutorSession } from '../session/executor-session.js';
-import { SessionTarget } from '../jitlink/program-target.js';
-import { runProgram } from '../jitlink/run-program.js';
+import { SessionTarget } from '../loader/program-target.js';
+import { runProgram } from '../loader/run-program.js';
 import { llvmInstalled, processExists, shmObjects } from './helpers/executor-process.js';
 import { compile, jitmemRun, tempDir } from './helpers/jitlink-run.js';
 

@@ -4,7 +4,7 @@ import { JitmemError } from '../core/errors.js';
 import { InProcessMemoryMapper } from '../mappers/in-process-memory-mapper.js';
 import { SlabMemoryManager } from '../mappers/slab/slab-memory-manager.js';
 import { linkObjects } from '../jitlink/link.js';
-import { InProcessTarget } from '../jitlink/program-target.js';
+import { InProcessTarget } from '../loader/program-target.js';
 import { archive, compile, tempDir } from './helpers/jitlink-run.js';
 
 /**

@@ -6,8 +6,8 @@ import { RpcCopyMapper } from '../mappers/rpc-copy-mapper.js';
 import { SharedMemoryMapper } from '../mappers/shared-memory-mapper.js';
 import type { MemoryMapper } from '../mappers/memory-mapper.js';
 import { ExecutorSession } from '../session/executor-session.js';
-import { InProcessTarget, SessionTarget, type ProgramTarget } from '../jitlink/program-target.js';
-import { runProgram } from '../jitlink/run-program.js';
+import { InProcessTarget, SessionTarget, type ProgramTarget } from '../loader/program-target.js';
+import { runProgram } from '../loader/run-program.js';
 import { findPythonObjects } from '../workloads/python-objects.js';
 import { tempDir } from './helpers/jitlink-run.js';
 

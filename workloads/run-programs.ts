@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { JitmemError } from '../core/errors.js';
 import { buildCray, renderNativeCray } from './cray/cray-build.js';
+import { buildLlvmDriver, LLVM_PRELOAD } from './llvm/llvm-build.js';
 import { findPythonObjects } from './python-objects.js';
 import type { WorkloadOptions } from './workload-sources.js';
 
@@ -92,12 +93,26 @@ export function runPrograms(workload: string, options: WorkloadOptions & { objec
         },
       ];
     }
+    case 'llvm': {
+      const build = buildLlvmDriver(options.env);
+      return [
+        {
+          name: 'llvm',
+          workload,
+          description: "LLVM 22's O2 pipeline on a small IR module, printed",
+          files: [build.object, ...build.archives],
+          preload: [...LLVM_PRELOAD],
+          argv: ['llvm-driver'],
+          expected: { exitStatus: 0, stdoutSha256: sha256Hex(build.output) },
+        },
+      ];
+    }
     case 'objects':
       return [objectsProgram(options.objects ?? [], options.objectsArgv, options.env ?? process.env)];
     default:
       throw new JitmemError(
         'ERR_UNKNOWN_WORKLOAD',
-        `the run pattern runs cray, python and objects (it needs to know what a correct run prints); got ${JSON.stringify(workload)}`,
+        `the run pattern runs cray, python, llvm and objects (it needs to know what a correct run prints); got ${JSON.stringify(workload)}`,
         { workload },
       );
   }

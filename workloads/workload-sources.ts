@@ -1,7 +1,9 @@
 import { JitmemError } from '../core/errors.js';
 import type { LinkGraph } from '../graph/link-graph.js';
 import { buildCray } from './cray/cray-build.js';
-import { linkGraphsFromFiles } from './object-files.js';
+import { objectsOfLink } from '../jitlink/link.js';
+import { buildLlvmDriver } from './llvm/llvm-build.js';
+import { linkGraphFromObject, linkGraphsFromFiles } from './object-files.js';
 import { findPythonObjects } from './python-objects.js';
 
 /**
@@ -26,6 +28,7 @@ export interface Workload {
 export const BUILTIN_WORKLOADS = {
   cray: 'the C-ray-style raytracer in workloads/cray, built with the system C compiler (one object)',
   python: "CPython 3.11's python.o and libpython3.11-pic.a (Debian's libpython3.11-dev)",
+  llvm: "a C++ driver of LLVM 22's O2 pipeline (workloads/llvm) and the 52 static archives it links (Debian's llvm-22-dev); the graphs are the objects the link takes",
 } as const;
 
 export type BuiltinWorkloadName = keyof typeof BUILTIN_WORKLOADS;
@@ -38,6 +41,10 @@ export function workloadFiles(name: string, options: WorkloadOptions = {}): read
       return [buildCray(options.env).object];
     case 'python':
       return findPythonObjects({ configDir: options.pythonDir, env: options.env }).files;
+    case 'llvm': {
+      const build = buildLlvmDriver(options.env);
+      return [build.object, ...build.archives];
+    }
     case OBJECTS_WORKLOAD:
       if (!options.objects || options.objects.length === 0) {
         throw new JitmemError('ERR_NO_OBJECTS', 'the objects workload needs at least one object file or archive (--objects FILE...)', {});
@@ -54,5 +61,10 @@ export function workloadFiles(name: string, options: WorkloadOptions = {}): read
 
 export function loadWorkload(name: string, options: WorkloadOptions = {}): Workload {
   const files = workloadFiles(name, options);
+  if (name === 'llvm') {
+    // Its archives hold all of LLVM's libraries; the program is the part a link takes.
+    const graphs = objectsOfLink(files).flatMap((o) => linkGraphFromObject(o) ?? []);
+    return { name, files, graphs };
+  }
   return { name, files, graphs: linkGraphsFromFiles(files) };
 }

@@ -193,3 +193,34 @@ export function runLlvmJitlink(tools: LlvmTools, program: RunProgram, options: L
     });
   });
 }
+
+/**
+ * Whether llvm-jitlink links `program` at all (-noexec, in process): undefined when it does,
+ * else its own error lines. Run once per program before its cells, so that a refusal is a row
+ * of the report with llvm-jitlink's reason, not a failed bench.
+ */
+export function probeLlvmJitlink(tools: LlvmTools, program: RunProgram, timeoutMs = 120_000): Promise<string | undefined> {
+  const args = ['-noexec', ...program.preload.map((lib) => `--preload=${lib}`), ...program.files];
+  return new Promise((resolve) => {
+    const err: Buffer[] = [];
+    const child = spawn(tools.jitlink, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    timer.unref?.();
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      resolve(`cannot run ${tools.jitlink}: ${e.message}`);
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) return resolve(undefined);
+      const lines = Buffer.concat(err)
+        .toString('utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('llvm-jitlink error:') && !l.includes('failed to materialize'))
+        .map((l) => l.replace(/^llvm-jitlink error: /, '').slice(0, 200));
+      const unique = [...new Set(lines)];
+      resolve(unique.length > 0 ? unique.slice(0, 3).join('; ') : `ended with ${signal ?? `status ${code}`}`);
+    });
+  });
+}

@@ -138,6 +138,8 @@ export type SkipCode =
   | 'no-patch-in-place'
   /** llvm-jitlink is not there for the end-to-end rows. */
   | 'llvm-jitlink-missing'
+  /** llvm-jitlink refuses to link the program (its reason follows). */
+  | 'llvm-jitlink-refuses'
   /** jitmem's own end-to-end rows cannot run (no program to run, say). */
   | 'jitmem-run-unavailable'
   /** The executor snapshot could not be built; executors start from their entry file. */

@@ -7,8 +7,8 @@ import { JitmemError } from '../../core/errors.js';
 import { ExecutorSession } from '../../session/executor-session.js';
 import { runPrograms, sha256Hex, type RunProgram } from '../../workloads/run-programs.js';
 import type { WorkloadOptions } from '../../workloads/workload-sources.js';
-import type { EndToEndSection, ExecutorName, LinkerName, LlvmMemmgr, MapperName, ResultRow, RunPhaseName } from '../report/report.js';
-import { findLlvm, JitmemExecutorScript, runLlvmJitlink, type LlvmMode, type LlvmTools } from './llvm-jitlink.js';
+import type { EndToEndSection, ExecutorName, LinkerName, LlvmMemmgr, MapperName, ResultRow, RunPhaseName, Stats } from '../report/report.js';
+import { findLlvm, JitmemExecutorScript, LLVM_MAJOR, probeLlvmJitlink, runLlvmJitlink, type LlvmMode, type LlvmTools } from './llvm-jitlink.js';
 import { JITMEM_RUN_PHASES } from './run-target.js';
 import { RESULT_FD, type RunWorkerRequest, type RunWorkerResult, type WarmIterationResult } from './run-worker.js';
 import { toStats } from './stats.js';
@@ -345,7 +345,9 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
   for (const workload of options.workloads) {
     for (const program of runPrograms(workload, options.workloadOptions)) {
       if (!options.withScript && program.name === 'python-script') continue;
-      cells.push(...planRunCells(program, options.mappers, jitmem, tools !== undefined));
+      const refusal = tools ? await probeLlvmJitlink(tools, program) : undefined;
+      if (refusal !== undefined) skipped.push({ cell: `${program.name}/run/* [llvm-jitlink]`, code: 'llvm-jitlink-refuses', reason: `llvm-jitlink ${LLVM_MAJOR} refuses it: ${refusal}` });
+      cells.push(...planRunCells(program, options.mappers, jitmem, tools !== undefined && refusal === undefined));
     }
   }
   const section: EndToEndSection = {

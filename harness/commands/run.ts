@@ -24,8 +24,8 @@ import {
   SessionTarget,
   type ProgramRunResult,
   type ProgramTarget,
-} from '../../jitlink/program-target.js';
-import { PHASE_NAMES, runProgram, type PhaseTimes } from '../../jitlink/run-program.js';
+} from '../../loader/program-target.js';
+import { PHASE_NAMES, runProgram, type PhaseTimes } from '../../loader/run-program.js';
 
 /** Exit statuses are one byte: exit(257) is status 1. */
 const EXIT_STATUS_MASK = 0xff;
@@ -65,6 +65,14 @@ symbols come before the executor's own (repeatable), e.g.
     nonEmptyText,
   ),
   entry: valueFlag({ value: 'SYM', help: 'call SYM as main (default main)' }, nonEmptyText),
+  argv0: valueFlag(
+    {
+      value: 'NAME',
+      help: `the program's argv[0] (default: the first FILE), for programs that
+start themselves again, e.g. --argv0 /usr/bin/python3.11`,
+    },
+    nonEmptyText,
+  ),
   'show-times': booleanFlag(`print the time of each phase on stderr when the program has ended:
 read objects, resolve, layout, reserve, write, apply relocations,
 initialize, run, deallocate`),
@@ -73,10 +81,10 @@ initialize, run, deallocate`),
 const RUN_SPEC = {
   name: 'run',
   usage: `jitmem run [--mapper inprocess|shared|rpc] [--executor jitmem|llvm] [--preload LIB]...
-                  [--entry SYM] [--show-times] FILE... [-- ARGS...]`,
+                  [--entry SYM] [--argv0 NAME] [--show-times] FILE... [-- ARGS...]`,
   about: `Links the x86-64 ELF objects and archives FILE... with jitmem's own linker, moves the program
 through the chosen mapper into the executor, and runs main(argc, argv) there with argv[0] =
-the first FILE and the ARGS after "--". The program's stdin, stdout and stderr are yours.`,
+the first FILE (or --argv0 NAME) and the ARGS after "--". The program's stdin, stdout and stderr are yours.`,
   flags: RUN_FLAGS,
   operands: true,
   terminator: true,
@@ -98,6 +106,7 @@ interface RunArgs {
   llvmExecutor: string;
   preload: string[];
   entry: string | undefined;
+  argv0: string | undefined;
   showTimes: boolean;
   files: string[];
   args: string[];
@@ -126,6 +135,7 @@ export function parseRunArgs(argv: readonly string[]): RunArgs | 'help' {
     llvmExecutor: llvmExecutor ?? DEFAULT_LLVM_EXECUTOR,
     preload: values.preload,
     entry: values.entry,
+    argv0: values.argv0,
     showTimes: values['show-times'],
     files,
     args,
@@ -207,6 +217,7 @@ export const runCommand: Command = {
         args: args.args,
         preload: args.preload,
         ...(args.entry !== undefined ? { entry: args.entry } : {}),
+        ...(args.argv0 !== undefined ? { programName: args.argv0 } : {}),
       });
       const r = run.result;
       if (args.showTimes) {

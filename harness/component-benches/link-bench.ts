@@ -1,10 +1,13 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { linkObjects } from '../../jitlink/link.js';
-import { InProcessTarget } from '../../jitlink/program-target.js';
+import { loadTls } from '../../loader/load-tls.js';
+import { InProcessTarget } from '../../loader/program-target.js';
 import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js';
 import { SlabMemoryManager } from '../../mappers/slab/slab-memory-manager.js';
 import { median } from '../statistics.js';
@@ -48,6 +51,11 @@ export interface LinkBenchOptions {
   /** llvm-jitlink runs (0 to skip it). */
   readonly llvmRuns: number;
   readonly llvmJitlink?: string;
+  /**
+   * The system linker's link of the same files into a native program (the compiler driver and
+   * its arguments before `-o FILE`), timed in the same rounds: the budget at LLVM's scale.
+   */
+  readonly nativeLink?: readonly string[];
   /** Called after each measurement, for progress. */
   readonly progress?: (what: string) => void;
 }
@@ -68,6 +76,11 @@ export interface LinkBenchResult {
     bytes: number;
   };
   readonly loadAverage: readonly number[];
+  /** Wall-clock milliseconds of each native link (nativeLink), when asked for. */
+  readonly native?: readonly number[];
+  /** This process's peak resident set after the links (bytes), beside the inputs' size on disk. */
+  readonly peakRss: number;
+  readonly inputBytes: number;
 }
 
 const run = promisify(execFile);
@@ -120,6 +133,7 @@ export async function runLinkBench(options: LinkBenchOptions): Promise<LinkBench
     const linkCpu = cpuMs(cpu0);
     // Transport, not measured: the slab's allocation and the content copy into working memory.
     const allocation = await memory.allocate(linked.graph);
+    let tls: Awaited<ReturnType<typeof loadTls>> | undefined;
     try {
       allocation.writeContent();
       const cpu1 = process.cpuUsage();
@@ -128,6 +142,10 @@ export async function runLinkBench(options: LinkBenchOptions): Promise<LinkBench
         allocation.base,
         allocation.segments.map((s) => s.workingMemory),
         allocation.layout,
+        // A program with thread-locals binds them through the executor's dynamic linker first (part of linking).
+        linked.usesTls
+          ? (tls = await loadTls(target, linked.tlsImage(allocation.base, allocation.layout))).binding
+          : undefined,
       );
       const applyRelocations = performance.now() - t;
       const relocateCpu = cpuMs(cpu1);
@@ -143,14 +161,18 @@ export async function runLinkBench(options: LinkBenchOptions): Promise<LinkBench
       };
     } finally {
       await allocation.abandon();
+      await tls?.close();
     }
   };
+  let llvmRefusal: string | undefined;
+  const nativeDir = options.nativeLink ? mkdtempSync(path.join(tmpdir(), 'jitmem-native-link-')) : undefined;
 
   try {
     const cold = await linkOnce();
     options.progress?.(`cold link ${cold.total.toFixed(1)} ms`);
     const samples: LinkSample[] = [];
     const llvm: LlvmSample[] = [];
+    const native: number[] = [];
     // Rounds interleave the two linkers, so that a burst of load hits both.
     const rounds = Math.max(options.iterations, llvmAvailable ? options.llvmRuns : 0);
     for (let r = 0; r < rounds; r++) {
@@ -159,27 +181,60 @@ export async function runLinkBench(options: LinkBenchOptions): Promise<LinkBench
         samples.push(s);
         options.progress?.(`jitmem link ${r + 1}/${options.iterations}: ${s.total.toFixed(1)} ms`);
       }
-      if (llvmAvailable && r < options.llvmRuns) {
-        const s = await measureLlvmJitlink(llvmJitlink, options.inputs, options.preload);
-        llvm.push(s);
-        options.progress?.(`llvm-jitlink ${r + 1}/${options.llvmRuns}: ${s.wall.toFixed(1)} ms`);
+      if (llvmAvailable && llvmRefusal === undefined && r < options.llvmRuns) {
+        try {
+          const s = await measureLlvmJitlink(llvmJitlink, options.inputs, options.preload);
+          llvm.push(s);
+          options.progress?.(`llvm-jitlink ${r + 1}/${options.llvmRuns}: ${s.wall.toFixed(1)} ms`);
+        } catch (err) {
+          // A refusal is a result: said, not skipped in silence.
+          llvmRefusal = refusalOf(err);
+          options.progress?.(`llvm-jitlink refused: ${llvmRefusal}`);
+        }
+      }
+      if (nativeDir !== undefined && r < options.llvmRuns) {
+        const t = performance.now();
+        const [linker, ...linkArgs] = options.nativeLink!;
+        await run(linker!, [...linkArgs, '-o', path.join(nativeDir, 'program')], {
+          maxBuffer: 16 << 20,
+          timeout: 300_000,
+        });
+        native.push(performance.now() - t);
+        options.progress?.(`native link ${native.length}: ${native[native.length - 1]!.toFixed(1)} ms`);
       }
     }
     return {
       cold,
       samples,
-      llvm: llvmAvailable ? llvm : null,
-      ...(llvmAvailable
-        ? {}
-        : {
-            llvmSkipped: options.llvmRuns === 0 ? 'not asked for (--llvm-runs 0)' : `${llvmJitlink} is not installed`,
-          }),
+      llvm: llvmAvailable && llvmRefusal === undefined ? llvm : null,
+      ...(llvmRefusal !== undefined
+        ? { llvmSkipped: `refused the link: ${llvmRefusal}` }
+        : llvmAvailable
+          ? {}
+          : {
+              llvmSkipped: options.llvmRuns === 0 ? 'not asked for (--llvm-runs 0)' : `${llvmJitlink} is not installed`,
+            }),
       stats: stats!,
       loadAverage: loadavg(),
+      ...(nativeDir !== undefined ? { native } : {}),
+      peakRss: process.resourceUsage().maxRSS * 1024,
+      inputBytes: options.inputs.reduce((n, f) => n + statSync(f).size, 0),
     };
   } finally {
+    if (nativeDir !== undefined) rmSync(nativeDir, { recursive: true, force: true });
     await memory.close();
   }
+}
+
+/** llvm-jitlink's own words for a refusal: its error lines, without the long symbol lists. */
+function refusalOf(err: unknown): string {
+  const e = err as { stderr?: string; message?: string };
+  const lines = (e.stderr ?? e.message ?? String(err)).split('\n').filter((l) => l.startsWith('llvm-jitlink error:'));
+  const reasons = lines
+    .filter((l) => !l.includes('failed to materialize'))
+    .map((l) => l.replace(/^llvm-jitlink error: /, '').slice(0, 160));
+  const unique = [...new Set(reasons)];
+  return unique.length > 0 ? unique.slice(0, 3).join('; ') : (e.message ?? String(err)).slice(0, 300);
 }
 
 /** Medians of each phase over the samples. */

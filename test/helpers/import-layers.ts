@@ -19,12 +19,16 @@ export const LAYERS: Readonly<Record<string, number>> = {
   mappers: 4,
   executor: 4,
   jitlink: 5,
+  loader: 5,
   workloads: 6,
   harness: 7,
 };
 
-/** Sideways arrows the design allows: `objects/` may use `graph/`'s model. */
-const SIDEWAYS_ALLOWED = new Set(['objects->graph']);
+/**
+ * Sideways arrows the design allows: `objects/` may use `graph/`'s model; `loader/` runs what
+ * `jitlink/` links (the linker proper never imports the loader).
+ */
+const SIDEWAYS_ALLOWED = new Set(['objects->graph', 'loader->jitlink']);
 
 /**
  * Process entries other layers may reach by file: spawning a process is not using its code.

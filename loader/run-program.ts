@@ -8,9 +8,11 @@ import { alignUp } from '../core/checks.js';
 import type { MemoryMapper } from '../mappers/memory-mapper.js';
 import { SlabMemoryManager, type FinalizedAllocation, type SlabMemoryManagerOptions } from '../mappers/slab/slab-memory-manager.js';
 import { SpsWriter } from '../protocol/sps.js';
-import { linkObjects, type LinkInput, type LinkStats, type RelocatedProgram } from './link.js';
+import { linkObjects, type LinkInput, type LinkStats, type RelocatedProgram } from '../jitlink/link.js';
 import type { ProgramRunResult, ProgramTarget } from './program-target.js';
 import { buildExportLibrary } from './export-library.js';
+import { cleanUp, failAfterCleanup } from './cleanup.js';
+import { loadTls, type LoadedTls } from './load-tls.js';
 
 /**
  * Links a program, moves it into the executor through the slab memory manager (and so through
@@ -95,6 +97,8 @@ export interface LinkedAllocation {
   readonly allocation: FinalizedAllocation;
   readonly program: RelocatedProgram;
   readonly stats: LinkStats;
+  /** The program's TLS library in the executor, closed after the program's memory is given back. */
+  readonly tls: LoadedTls | undefined;
 }
 
 /**
@@ -132,26 +136,32 @@ export async function linkIntoExecutor(
   try {
     allocation = await memory.allocate(linked.graph);
   } catch (err) {
-    await memory.close().catch(() => undefined);
-    throw err;
+    return failAfterCleanup(err, () => memory.close());
   }
   times.reserve = performance.now() - t;
   let program: RelocatedProgram;
+  let tls: LoadedTls | undefined;
   try {
     t = performance.now();
     allocation.writeContent();
     times.write = performance.now() - t;
+    // Thread-local storage goes to the executor's dynamic linker first: relocation needs to know where it put it.
+    if (linked.usesTls) tls = await loadTls(target, linked.tlsImage(allocation.base, allocation.layout));
     t = performance.now();
     program = linked.relocate(
       allocation.base,
       allocation.segments.map((s) => s.workingMemory),
       allocation.layout,
+      tls?.binding,
     );
     times.applyRelocations = performance.now() - t;
   } catch (err) {
-    await allocation.abandon().catch(() => undefined);
-    await memory.close().catch(() => undefined);
-    throw err;
+    return failAfterCleanup(
+      err,
+      () => allocation.abandon(),
+      () => closeTls(tls),
+      () => memory.close(),
+    );
   }
   const eh = target.ehFrameActions();
   if (program.ehFrame && eh) allocation.actions.push(ehFrameActionPair(eh.register, eh.deregister, program.ehFrame));
@@ -160,8 +170,11 @@ export async function linkIntoExecutor(
   try {
     finalized = await allocation.finalize();
   } catch (err) {
-    await memory.close().catch(() => undefined);
-    throw err;
+    return failAfterCleanup(
+      err,
+      () => closeTls(tls),
+      () => memory.close(),
+    );
   }
   times.initialize = performance.now() - t;
   let exported = new Map<string, number>();
@@ -170,13 +183,20 @@ export async function linkIntoExecutor(
     try {
       exported = await exportProgramSymbols(target, program);
     } catch (err) {
-      await memory.deallocate([finalized]).catch(() => undefined);
-      await memory.close().catch(() => undefined);
-      throw err;
+      return failAfterCleanup(
+        err,
+        () => memory.deallocate([finalized]),
+        () => closeTls(tls),
+        () => memory.close(),
+      );
     }
     times.exportSymbols = performance.now() - t;
   }
-  return { memory, exported, allocation: finalized, program, stats: linked.stats };
+  return { memory, exported, allocation: finalized, program, stats: linked.stats, tls };
+}
+
+async function closeTls(tls: LoadedTls | undefined): Promise<void> {
+  if (tls !== undefined) await tls.close();
 }
 
 export function emptyTimes(): PhaseTimes {
@@ -202,16 +222,19 @@ export async function runProgram(options: RunProgramOptions): Promise<ProgramRun
   const times = emptyTimes();
   const first = options.inputs[0];
   if (first === undefined) throw new JitmemError('ERR_LINK_NO_INPUT', 'nothing to link: give at least one object file or archive', {});
-  const { memory, exported, allocation, program, stats } = await linkIntoExecutor(options, times);
+  const { memory, exported, allocation, program, stats, tls } = await linkIntoExecutor(options, times);
   const argv = [options.programName ?? (typeof first === 'string' ? first : first.path), ...(options.args ?? [])];
   let t = performance.now();
   let result: ProgramRunResult;
   try {
     result = await options.target.run(program.entry, argv, program.init, program.fini);
   } catch (err) {
-    if (exported.size > 0) await options.target.retireExports(exported).catch(() => undefined);
-    await memory.close().catch(() => undefined);
-    throw err;
+    return failAfterCleanup(
+      err,
+      () => (exported.size > 0 ? options.target.retireExports(exported) : Promise.resolve()),
+      () => closeTls(tls),
+      () => memory.close(),
+    );
   } finally {
     times.run = performance.now() - t;
   }
@@ -221,10 +244,19 @@ export async function runProgram(options: RunProgramOptions): Promise<ProgramRun
     try {
       await memory.deallocate([allocation]);
       times.deallocate = performance.now() - t;
-    } finally {
-      if (exported.size > 0) await options.target.retireExports(exported);
-      await memory.close();
+    } catch (err) {
+      return failAfterCleanup(
+        err,
+        () => (exported.size > 0 ? options.target.retireExports(exported) : Promise.resolve()),
+        () => closeTls(tls),
+        () => memory.close(),
+      );
     }
+    await cleanUp(
+      () => (exported.size > 0 ? options.target.retireExports(exported) : Promise.resolve()),
+      () => closeTls(tls),
+      () => memory.close(),
+    );
   }
   return { result, times, stats, program };
 }

@@ -109,9 +109,12 @@ export const KIND_BRANCH = 4;
 export const KIND_RELAXABLE = 8;
 /** Refers to the GOT's own address (_GLOBAL_OFFSET_TABLE_), so the GOT must exist. */
 export const KIND_GOT_BASE = 16;
+/** A thread-local storage type (supported or not). */
 export const KIND_TLS = 32;
 /** Only a dynamic linker sees these; in a relocatable object they mean a broken input. */
 export const KIND_DYNAMIC = 64;
+/** An access to a thread-local in one of the four models (see passes/plan-tls.ts). */
+export const KIND_TLS_ACCESS = 128;
 
 export const relocationKinds = new Uint8Array(64);
 for (const t of [R_X86_64_64, R_X86_64_PC32, R_X86_64_32, R_X86_64_32S, R_X86_64_16, R_X86_64_PC16, R_X86_64_8, R_X86_64_PC8, R_X86_64_PC64, R_X86_64_SIZE32, R_X86_64_SIZE64]) {
@@ -146,6 +149,10 @@ for (const t of [
   45,
 ]) {
   relocationKinds[t] = KIND_TLS;
+}
+// The TLS descriptor dialect (-mtls-dialect=gnu2) and DTPMOD64 (a dynamic linker's) stay refused.
+for (const t of [R_X86_64_TLSGD, R_X86_64_TLSLD, R_X86_64_DTPOFF32, R_X86_64_DTPOFF64, R_X86_64_GOTTPOFF, R_X86_64_TPOFF32, R_X86_64_TPOFF64]) {
+  relocationKinds[t] = KIND_SUPPORTED | KIND_TLS | KIND_TLS_ACCESS;
 }
 for (const t of [R_X86_64_COPY, R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT, R_X86_64_RELATIVE, R_X86_64_IRELATIVE, R_X86_64_RELATIVE64]) {
   relocationKinds[t] = KIND_DYNAMIC;

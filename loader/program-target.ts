@@ -53,6 +53,14 @@ export interface ProgramTarget {
   runtimeSymbols(): ReadonlyMap<string, number>;
   /** The EH-frame registration alloc actions, when the executor has them. */
   ehFrameActions(): EhFrameActions | undefined;
+  /** Opens a library of the program's own (its TLS library) in the executor; closeLibrary gives it back. */
+  openLibrary(path: string): Promise<number>;
+  /** Addresses of `names` in the library `handle` (0 when not found). */
+  symbolsIn(handle: number, names: readonly string[]): Promise<number[]>;
+  /** Closes a library openLibrary opened; false where the executor cannot (LLVM's). */
+  closeLibrary(handle: number): Promise<boolean>;
+  /** Calls `fn` in the executor as int32_t fn(int32_t). */
+  callInt32(fn: number, arg: number): Promise<number>;
   /** Runs init functions, main with `argv` (argv[0] is the program name), exit handlers and fini functions. */
   run(main: number, argv: readonly string[], init: readonly number[], fini: readonly number[]): Promise<ProgramRunResult>;
 }
@@ -106,6 +114,27 @@ export class InProcessTarget implements ProgramTarget {
     }
   }
 
+  async openLibrary(path: string): Promise<number> {
+    try {
+      return native.dlopen(path);
+    } catch (err) {
+      throw preloadError(path, err);
+    }
+  }
+
+  async symbolsIn(handle: number, names: readonly string[]): Promise<number[]> {
+    return names.map((name) => native.dlsym(handle, name));
+  }
+
+  async closeLibrary(handle: number): Promise<boolean> {
+    native.dlclose(handle);
+    return true;
+  }
+
+  async callInt32(fn: number, arg: number): Promise<number> {
+    return native.callInt32(fn, arg);
+  }
+
   async lookup(names: readonly string[]): Promise<number[]> {
     const process = (this.processHandle ??= native.dlopen(''));
     return names.map((name) => withoutRetired(this.retired, name, native.dlsym(process, name)));
@@ -121,10 +150,38 @@ export class InProcessTarget implements ProgramTarget {
   }
 
   async run(main: number, argv: readonly string[], init: readonly number[], fini: readonly number[]): Promise<ProgramRunResult> {
-    const r = await native.runProgram(main, argv, init, fini);
-    return r.outcome === 'crashed' ? { ...r, status: 128 + r.signal } : { status: r.status, outcome: r.outcome };
+    const restore = this.inheritableStdio();
+    try {
+      const r = await native.runProgram(main, argv, init, fini);
+      return r.outcome === 'crashed' ? { ...r, status: 128 + r.signal } : { status: r.status, outcome: r.outcome };
+    } finally {
+      restore();
+    }
+  }
+
+  /**
+   * Node marks its stdin, stdout and stderr close-on-exec; a program expects the processes it
+   * starts (itself again, a shell) to inherit them, as they would from a native program. Clears
+   * FD_CLOEXEC on 0-2 for the run (through libc's fcntl) and returns what puts it back.
+   */
+  private inheritableStdio(): () => void {
+    const process = (this.processHandle ??= native.dlopen(''));
+    const fcntl = native.dlsym(process, 'fcntl');
+    if (fcntl === 0) return () => undefined; // no libc fcntl to call: nothing was changed
+    const before = [0, 1, 2].map((fd) => Number(native.call(fcntl, fd, F_GETFD)));
+    before.forEach((flags, fd) => {
+      if (flags > 0 && flags & FD_CLOEXEC) native.call(fcntl, fd, F_SETFD, flags & ~FD_CLOEXEC);
+    });
+    return () =>
+      before.forEach((flags, fd) => {
+        if (flags > 0 && flags & FD_CLOEXEC) native.call(fcntl, fd, F_SETFD, flags);
+      });
   }
 }
+
+const F_GETFD = 1;
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
 
 function writer(): SpsWriter {
   return new SpsWriter(64, HEADER_SIZE);
@@ -180,6 +237,28 @@ export class SessionTarget implements ProgramTarget {
       }
     }
     for (const [name, address] of exports) this.retired.set(name, address);
+  }
+
+  async openLibrary(path: string): Promise<number> {
+    try {
+      return await this.open(path);
+    } catch (err) {
+      throw preloadError(path, err);
+    }
+  }
+
+  async symbolsIn(handle: number, names: readonly string[]): Promise<number[]> {
+    return this.resolve(handle, names);
+  }
+
+  async closeLibrary(handle: number): Promise<boolean> {
+    if (!this.session.hasSymbol(DYLIB_CLOSE_SYMBOL)) return false;
+    expectSuccess(await this.session.call(DYLIB_CLOSE_SYMBOL, writer().addr(handle)), 'dylib_close');
+    return true;
+  }
+
+  async callInt32(fn: number, arg: number): Promise<number> {
+    return this.session.runAsInt(fn, arg);
   }
 
   private async resolve(handle: number, names: readonly string[]): Promise<number[]> {

@@ -9,13 +9,9 @@
  * .hash (SysV), .dynsym, .dynstr and .dynamic. No section headers, no relocations.
  */
 
-export interface ExportedSymbol {
-  readonly name: string;
-  readonly address: number;
-  readonly size: number;
-  /** STT_FUNC (2) or STT_OBJECT (1). */
-  readonly type: number;
-}
+import type { ExportedSymbol } from '../jitlink/link.js';
+
+export type { ExportedSymbol } from '../jitlink/link.js';
 
 const EHDR = 64;
 const PHDR = 56;
