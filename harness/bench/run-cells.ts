@@ -7,7 +7,7 @@ import { JitmemError } from '../../core/errors.js';
 import { ExecutorSession } from '../../session/executor-session.js';
 import { runPrograms, sha256Hex, type RunProgram } from '../../workloads/run-programs.js';
 import type { WorkloadOptions } from '../../workloads/workload-sources.js';
-import type { EndToEndSection, ExecutorName, LinkerName, LlvmMemmgr, MapperName, ResultRow, RunPhaseName, Stats } from '../report/report.js';
+import type { EndToEndSection, ExecutorName, LinkerName, LlvmMemmgr, MapperName, ResultRow, RunPhaseName } from '../report/report.js';
 import { findLlvm, JitmemExecutorScript, LLVM_MAJOR, probeLlvmJitlink, runLlvmJitlink, type LlvmMode, type LlvmTools } from './llvm-jitlink.js';
 import { JITMEM_RUN_PHASES } from './run-target.js';
 import { RESULT_FD, type RunWorkerRequest, type RunWorkerResult, type WarmIterationResult } from './run-worker.js';
