@@ -11,6 +11,7 @@ import { remoteError } from '../protocol/remote-error.js';
 import { AUTH_MAGIC, answerChallenge, checkToken, readExactly } from '../protocol/auth.js';
 import { JitmemSym, Sym, decodeSetup, type SetupInfo } from '../protocol/setup.js';
 import { SpsReader, SpsWriter, decode, type WireAddrRange } from '../protocol/sps.js';
+import { DEFAULT_LLVM_EXECUTOR } from './llvm-executor-path.js';
 
 /**
  * The controller's end of one executor (LLVM's ExecutorProcessControl): spawns `jitmem-executor` (or LLVM's
@@ -45,7 +46,7 @@ export interface ConnectOptions {
 /** How long the controller waits for the executor's first bytes (its challenge or its Setup). */
 const FIRST_BYTES_TIMEOUT_MS = 60_000;
 
-export const DEFAULT_LLVM_EXECUTOR = '/usr/lib/llvm-22/bin/llvm-jitlink-executor';
+export { DEFAULT_LLVM_EXECUTOR };
 
 const childClosed = new WeakMap<ChildProcess, Promise<{ code: number | null; signal: NodeJS.Signals | null }>>();
 
