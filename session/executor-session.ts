@@ -385,17 +385,18 @@ export class ExecutorSession {
 
   /**
    * The executor's cost counters (cumulative, its own process): calls handled, wire bytes, bytes
-   * copied, mmap/mprotect/munmap, shm objects, I-cache flushes, minor faults, voluntary switches.
-   * The call itself is counted too, on both sides.
+   * copied, mmap/mprotect/munmap, shm objects, I-cache flushes, minor faults, voluntary switches,
+   * nanoseconds in handlers. The call itself is counted too, on both sides.
    */
   async executorCostCounters(): Promise<ProcessCostCounters> {
     const out = await this.call(JitmemSym.costCounters, new Uint8Array(0));
     const values = decode(out, 'cost_counters', (r) => r.sequence(8, (r) => r.u64()));
-    if (values.length < PROCESS_COST_COUNTER_NAMES.length) {
+    // handlerNs, the last, came after the others: an executor without it reports 0 there.
+    if (values.length < PROCESS_COST_COUNTER_NAMES.length - 1) {
       throw new JitmemError('ERR_SPS_MALFORMED', `the executor sent ${values.length} cost counters; expected ${PROCESS_COST_COUNTER_NAMES.length}`, { count: values.length });
     }
     const counters = {} as ProcessCostCounters;
-    PROCESS_COST_COUNTER_NAMES.forEach((name, i) => (counters[name] = values[i]!));
+    PROCESS_COST_COUNTER_NAMES.forEach((name, i) => (counters[name] = values[i] ?? 0));
     return counters;
   }
 

@@ -117,7 +117,11 @@ export type ProcessCounters = ProcessCostCounters;
 export const PROCESS_COUNTER_NAMES = PROCESS_COST_COUNTER_NAMES;
 
 /** Counters that depend on the scheduler, the allocator of V8 and the GC as much as on the code: shown, never gated. */
-export const UNGATED_COUNTERS: ReadonlySet<keyof ProcessCounters> = new Set(['minorFaults', 'voluntarySwitches']);
+export const UNGATED_COUNTERS: ReadonlySet<keyof ProcessCounters> = new Set([
+  'minorFaults',
+  'voluntarySwitches',
+  'handlerNs',
+]);
 
 export interface CellCounters {
   controller: ProcessCounters;
