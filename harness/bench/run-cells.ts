@@ -9,7 +9,7 @@ import { runPrograms, sha256Hex, type RunProgram } from '../../workloads/run-pro
 import type { WorkloadOptions } from '../../workloads/workload-sources.js';
 import type { EndToEndSection, ExecutorName, LinkerName, LlvmMemmgr, MapperName, ResultRow, RunPhaseName } from '../report/report.js';
 import { findLlvm, JitmemExecutorScript, LLVM_MAJOR, probeLlvmJitlink, runLlvmJitlink, type LlvmMode, type LlvmTools } from './llvm-jitlink.js';
-import { JITMEM_RUN_PHASES } from './run-target.js';
+import { JITMEM_RUN_PHASES, type MinorFaults } from './run-target.js';
 import { RESULT_FD, type RunWorkerRequest, type RunWorkerResult, type WarmIterationResult } from './run-worker.js';
 import { toStats } from './stats.js';
 import type { SkippedCell } from './matrix.js';
@@ -110,6 +110,8 @@ export interface Sample {
   startup?: number;
   calls: number;
   bytesSent: number;
+  /** Warm controller: minor page faults during the iteration. */
+  minorFaults?: MinorFaults;
 }
 
 function mismatch(cell: RunCell, iteration: number, what: string, stderr: string): JitmemError {
@@ -250,7 +252,7 @@ export function jitmemWarmCell(cell: RunCell, warmup: number, iterations: number
         for (const p of JITMEM_RUN_PHASES) latency += line.phases[p];
         // The one executor start of the session goes with the first measured iteration.
         const startup = iteration === 0 ? (lines[0] as WarmIterationResult & { ok: true }).startupMs : undefined;
-        samples.push({ latency, whole: line.wallMs, phases: { ...line.phases }, ...(startup ? { startup } : {}), calls: line.calls, bytesSent: line.bytesSent });
+        samples.push({ latency, whole: line.wallMs, phases: { ...line.phases }, ...(startup ? { startup } : {}), calls: line.calls, bytesSent: line.bytesSent, ...(line.minorFaults ? { minorFaults: line.minorFaults } : {}) });
       }
       resolve(samples);
     });
@@ -328,7 +330,19 @@ function rowOf(cell: RunCell, samples: readonly Sample[]): ResultRow {
     verified: { iterations: n, exitStatus: cell.program.expected.exitStatus, stdoutSha256: cell.program.expected.stdoutSha256 },
     bytes: { content: 0, zeroFill: 0, moved: Math.round(samples.reduce((a, s) => a + s.bytesSent, 0) / n) },
     roundTrips: samples.reduce((a, s) => a + s.calls, 0) / n,
+    ...meanMinorFaults(samples),
   };
+}
+
+/** Minor faults per iteration (mean), when every sample has them (warm controllers). */
+function meanMinorFaults(samples: readonly Sample[]): { minorFaults?: MinorFaults } {
+  if (samples.length === 0 || !samples.every((s) => s.minorFaults)) return {};
+  const n = samples.length;
+  const controller = samples.reduce((a, s) => a + s.minorFaults!.controller, 0) / n;
+  const executor = samples.every((s) => s.minorFaults!.executor !== undefined)
+    ? samples.reduce((a, s) => a + s.minorFaults!.executor!, 0) / n
+    : undefined;
+  return { minorFaults: { controller, ...(executor !== undefined ? { executor } : {}) } };
 }
 
 export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndResult> {

@@ -23,8 +23,16 @@ export interface RunTarget {
   runToExit(program: RunProgram, clock: RunClock): Promise<number>;
   /** Controller→executor calls and bytes sent so far (zeros in-process). */
   counters(): { calls: number; bytesSent: number };
+  /** Minor page faults so far, of this process and of the executor (when it counts them). */
+  minorFaults?(): Promise<MinorFaults>;
   close(): Promise<void>;
 }
 
 /** Opens a transport: for shared and rpc, spawns the executor (its start-up is timed apart from the phases). */
 export type OpenRunTarget = (mapper: MapperName, executor: 'jitmem' | 'llvm') => Promise<RunTarget>;
+
+/** Minor page faults of the controller and, when its executor counts them, of the executor. */
+export interface MinorFaults {
+  readonly controller: number;
+  readonly executor?: number;
+}

@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { JitmemError } from '../../core/errors.js';
 import type { MapperName } from '../report/report.js';
 import type { RunProgram } from '../../workloads/run-programs.js';
-import { JITMEM_RUN_PHASES, type JitmemRunPhase, type OpenRunTarget, type RunClock } from './run-target.js';
+import { JITMEM_RUN_PHASES, type JitmemRunPhase, type MinorFaults, type OpenRunTarget, type RunClock } from './run-target.js';
 
 /**
  * One iteration of a jitmem `run` cell, in a process of its own, as llvm-jitlink's iterations
@@ -43,6 +43,8 @@ export type WarmIterationResult =
       readonly bytesSent: number;
       /** The executor's spawn to Setup, on the first iteration only (0 in-process). */
       readonly startupMs?: number;
+      /** Minor page faults during the iteration, the controller's and the executor's. */
+      readonly minorFaults?: MinorFaults;
     }
   | { readonly ok: false; readonly index: number; readonly code: string; readonly message: string };
 
@@ -109,6 +111,11 @@ function errorFields(err: unknown): { code: string; message: string } {
   return { code: err instanceof JitmemError || typeof e?.code === 'string' ? e.code! : 'ERR_RUN_WORKER', message: e?.message ?? String(err) };
 }
 
+function faultDelta(after: MinorFaults, before: MinorFaults): MinorFaults {
+  const executor = after.executor !== undefined && before.executor !== undefined ? after.executor - before.executor : undefined;
+  return { controller: after.controller - before.controller, ...(executor !== undefined ? { executor } : {}) };
+}
+
 /** The warm controller: one transport, warm-up and measured iterations back to back, each reported as it ends. */
 export async function runWarmController(request: RunWorkerRequest, open: OpenRunTarget): Promise<boolean> {
   const warm = request.warm!;
@@ -121,13 +128,17 @@ export async function runWarmController(request: RunWorkerRequest, open: OpenRun
     for (let index = 0; index < total; index++) {
       let line: WarmIterationResult;
       try {
+        // Read outside the iteration's window: the executor's counters cost a call of their own.
+        const faultsBefore = await target.minorFaults?.();
         const before = target.counters();
         const clock = new Clock();
         const start = performance.now();
         const exitStatus = await target.runToExit(request.program, clock);
         const wallMs = performance.now() - start;
         const after = target.counters();
-        line = { ok: true, index, phases: clock.totals, wallMs, exitStatus, calls: after.calls - before.calls, bytesSent: after.bytesSent - before.bytesSent, ...(index === 0 ? { startupMs } : {}) };
+        const faultsAfter = await target.minorFaults?.();
+        const minorFaults = faultsBefore && faultsAfter ? faultDelta(faultsAfter, faultsBefore) : undefined;
+        line = { ok: true, index, phases: clock.totals, wallMs, exitStatus, calls: after.calls - before.calls, bytesSent: after.bytesSent - before.bytesSent, ...(index === 0 ? { startupMs } : {}), ...(minorFaults ? { minorFaults } : {}) };
       } catch (err) {
         line = { ok: false, index, ...errorFields(err) };
       }

@@ -98,6 +98,8 @@ export interface ResultRow {
   startup?: Stats;
   bytes: { content: number; zeroFill: number; moved: number };
   roundTrips: number;
+  /** `run` rows of jitmem's warm controller: minor page faults per iteration (mean), of the controller and the executor. */
+  minorFaults?: { controller: number; executor?: number };
   /**
    * Each measurement round's sample count and median latency (ms), in the order run. The
    * rounds of a group run every mapper back to back, so round i of two mappers pair up.
