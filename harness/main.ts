@@ -1,6 +1,7 @@
 import type { Command, CommandIO } from './commands/command.js';
 import { JitmemError } from '../core/errors.js';
 import { closestName } from './commands/flags.js';
+import { pathToFileURL } from 'node:url';
 
 /**
  * The `jitmem` command line. Subcommands are loaded on demand so that `jitmem executor` starts
@@ -45,7 +46,12 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   },
   run: {
     summary: 'link x86-64 ELF objects and archives and run them in the executor through a mapper',
-    load: async () => (await import('./commands/run.js')).runCommand,
+    // One bundled file when it is fresh (run-bundle.ts): loading ~80 modules one by one is most of run's start-up.
+    load: async () => {
+      const bundle = (await import('./run-bundle.js')).freshRunBundle();
+      if (bundle === undefined) return (await import('./commands/run.js')).runCommand;
+      return ((await import(pathToFileURL(bundle).href)) as typeof import('./commands/run.js')).runCommand;
+    },
   },
   workloads: {
     summary: 'list workloads: link graphs, bytes by AllocGroup, pages',

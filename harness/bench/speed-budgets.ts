@@ -20,9 +20,20 @@ export const SPEED_BUDGETS = {
 
 const ms = (v: number): string => v.toFixed(2);
 
-function loadRow(rows: readonly ResultRow[], pattern: string, policy: string, mapper: string, executor: string): ResultRow | undefined {
+function loadRow(
+  rows: readonly ResultRow[],
+  pattern: string,
+  policy: string,
+  mapper: string,
+  executor: string,
+): ResultRow | undefined {
   return rows.find(
-    (r) => r.workload === 'python' && r.pattern === pattern && r.policy === policy && r.mapper === mapper && (mapper === 'inprocess' || r.executor === executor),
+    (r) =>
+      r.workload === 'python' &&
+      r.pattern === pattern &&
+      r.policy === policy &&
+      r.mapper === mapper &&
+      (mapper === 'inprocess' || r.executor === executor),
   );
 }
 
@@ -39,7 +50,13 @@ function patternBudgets(rows: readonly ResultRow[], policy: string): BudgetRow[]
   if (load?.counters) {
     const value = load.counters.controller.mprotect;
     const budget = SPEED_BUDGETS.loadMprotect;
-    out.push({ label: `python/load ${policy}: mprotect calls per iteration, in-process (one per protection run)`, value, budget, unit: 'calls', ok: value <= budget });
+    out.push({
+      label: `python/load ${policy}: mprotect calls per iteration, in-process (one per protection run)`,
+      value,
+      budget,
+      unit: 'calls',
+      ok: value <= budget,
+    });
   }
   const updateIn = loadRow(rows, 'update', policy, 'inprocess', 'none');
   const updateShared = loadRow(rows, 'update', policy, 'shared', 'jitmem');
@@ -75,7 +92,15 @@ function patternBudgets(rows: readonly ResultRow[], policy: string): BudgetRow[]
 /** python end to end, jitmem's warm controller: shared memory's time to exit over in-process's. */
 function warmRunBudget(rows: readonly ResultRow[]): BudgetRow[] {
   const find = (mapper: string) =>
-    rows.find((r) => r.pattern === 'run' && r.workload === 'python' && r.linker === 'jitmem' && r.controller === 'warm' && r.mapper === mapper && (mapper === 'inprocess' || r.executor === 'jitmem'));
+    rows.find(
+      (r) =>
+        r.pattern === 'run' &&
+        r.workload === 'python' &&
+        r.linker === 'jitmem' &&
+        r.controller === 'warm' &&
+        r.mapper === mapper &&
+        (mapper === 'inprocess' || r.executor === 'jitmem'),
+    );
   const inprocess = find('inprocess');
   const shared = find('shared');
   if (!inprocess || !shared) return [];

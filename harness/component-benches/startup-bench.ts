@@ -51,11 +51,16 @@ function trivialObject(dir: string): string {
   const source = path.join(dir, 'trivial.c');
   const object = path.join(dir, 'trivial.o');
   writeFileSync(source, 'int main(void) { return 7; }\n');
-  execFileSync(process.env.CC?.trim() || 'cc', ['-O2', '-c', source, '-o', object], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync(process.env.CC?.trim() || 'cc', ['-O2', '-c', source, '-o', object], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   return object;
 }
 
-export async function runStartupBench(options: { rounds?: number; write: (line: string) => void }): Promise<StartupBenchResult> {
+export async function runStartupBench(options: {
+  rounds?: number;
+  write: (line: string) => void;
+}): Promise<StartupBenchResult> {
   const rounds = options.rounds ?? 15;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'jitmem-startup-'));
   try {
@@ -69,7 +74,8 @@ export async function runStartupBench(options: { rounds?: number; write: (line: 
     const samples: Record<string, number[]> = { node: [], inprocess: [], shared: [] };
     // One warm-up round: the page cache holds Node, the CLI's modules and the executor.
     for (const c of commands) await timeProcess(node, c.args, c.status);
-    for (let i = 0; i < rounds; i++) for (const c of commands) samples[c.key]!.push(await timeProcess(node, c.args, c.status));
+    for (let i = 0; i < rounds; i++)
+      for (const c of commands) samples[c.key]!.push(await timeProcess(node, c.args, c.status));
     const nodeMs = median(samples.node!);
     const inprocessMs = median(samples.inprocess!);
     const sharedMs = median(samples.shared!);

@@ -1,0 +1,78 @@
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildRunBundle } from '../harness/build-run-bundle.js';
+import { RUN_BUNDLE, RUN_BUNDLE_INPUTS, freshRunBundle } from '../harness/run-bundle.js';
+import { CLI } from './helpers/executor-process.js';
+import { compile, tempDir } from './helpers/jitlink-run.js';
+
+/**
+ * What `jitmem run` loads, read from Node's own module hooks: never the bench, the charts,
+ * the reports or compare; with a fresh bundle, one file for the whole command; with a bundle
+ * older than a module it holds, the modules themselves (so a tsc run alone never runs stale code).
+ */
+
+const REGISTER = fileURLToPath(new URL('./helpers/module-log-register.js', import.meta.url));
+const DIST = path.resolve(path.dirname(CLI), '..');
+
+function loadedModules(
+  t: { teardown(fn: () => void): void },
+  args: readonly string[],
+  env: Record<string, string> = {},
+) {
+  const log = path.join(tempDir(t, 'jitmem-modules-'), 'loaded.txt');
+  const r = spawnSync(process.execPath, ['--import', REGISTER, CLI, 'run', ...args], {
+    env: { ...process.env, ...env, JITMEM_MODULE_LOG: log },
+    encoding: 'utf8',
+  });
+  const urls = readFileSync(log, 'utf8')
+    .split('\n')
+    .filter((u) => u.startsWith('file:'));
+  const ours = urls.map((u) => path.relative(DIST, fileURLToPath(u))).filter((p) => !p.startsWith('..'));
+  return { status: r.status, stderr: r.stderr, ours: [...new Set(ours)].sort() };
+}
+
+const HARNESS_ONLY = /^harness\/(bench|charts|compare|report|component-benches|profile)\//;
+
+test('jitmem run from its modules loads no bench, chart, report or compare module', (t) => {
+  const object = compile(tempDir(t), 'seven.c', 'int main(void) { return 7; }\n', ['-O2']);
+  for (const mapper of ['inprocess', 'shared']) {
+    const r = loadedModules(t, ['--mapper', mapper, object], { JITMEM_RUN_BUNDLE: '0' });
+    t.is(r.status, 7, r.stderr);
+    t.true(r.ours.includes('harness/commands/run.js'));
+    t.true(r.ours.includes('loader/run-program.js'));
+    t.deepEqual(
+      r.ours.filter((p) => HARNESS_ONLY.test(p)),
+      [],
+      mapper,
+    );
+    // Only the mapper asked for.
+    t.is(r.ours.includes('mappers/rpc-copy-mapper.js'), false, mapper);
+  }
+});
+
+test('with a fresh bundle jitmem run loads one file for the command; a module newer than the bundle turns it off', async (t) => {
+  if (freshRunBundle() === undefined)
+    t.true(await buildRunBundle(), 'esbuild is a dev dependency: the bundle can be built');
+  t.is(freshRunBundle(), RUN_BUNDLE);
+  const object = compile(tempDir(t), 'seven.c', 'int main(void) { return 7; }\n', ['-O2']);
+  const r = loadedModules(t, ['--mapper', 'shared', object]);
+  t.is(r.status, 7, r.stderr);
+  t.deepEqual(
+    r.ours,
+    [
+      'harness/cli.js',
+      'harness/commands/flags.js',
+      'harness/main.js',
+      'harness/run-bundle.js',
+      'harness/run-bundle.mjs',
+      'core/errors.js',
+    ].sort(),
+  );
+  // Every module the bundle holds is listed, and exists.
+  const inputs = readFileSync(RUN_BUNDLE_INPUTS, 'utf8').split('\n').filter(Boolean);
+  t.true(inputs.includes('commands/run.js') && inputs.includes('../loader/run-program.js'), inputs.join(' '));
+  for (const input of inputs) t.true(statSync(path.join(path.dirname(RUN_BUNDLE), input)).isFile(), input);
+});
