@@ -115,6 +115,56 @@ function cpuMs(start: NodeJS.CpuUsage): number {
   return (d.user + d.system) / 1000;
 }
 
+/**
+ * One link of `inputs`, timed: read, resolve, lay out (in linkObjects), then the relocation into
+ * a slab allocation, which is given back. The allocation and the content copy are transport and
+ * not measured; binding thread-locals through the executor's dynamic linker is part of linking.
+ */
+async function timeOneLink(
+  inputs: readonly string[],
+  target: InProcessTarget,
+  memory: SlabMemoryManager,
+): Promise<{ sample: LinkSample; linkStats: LinkBenchResult['stats'] }> {
+  const cpu0 = process.cpuUsage();
+  const linked = await linkObjects(inputs, {
+    pageSize: target.pageSize,
+    lookup: (names) => target.lookup(names),
+    runtimeSymbols: target.runtimeSymbols(),
+  });
+  const linkCpu = cpuMs(cpu0);
+  const allocation = await memory.allocate(linked.graph);
+  let tls: Awaited<ReturnType<typeof loadTls>> | undefined;
+  try {
+    allocation.writeContent();
+    const cpu1 = process.cpuUsage();
+    const t = performance.now();
+    if (linked.usesTls) tls = await loadTls(target, linked.tlsImage(allocation.base, allocation.layout));
+    linked.relocate(
+      allocation.base,
+      allocation.segments.map((s) => s.workingMemory),
+      allocation.layout,
+      tls?.binding,
+    );
+    const applyRelocations = performance.now() - t;
+    const relocateCpu = cpuMs(cpu1);
+    const { readObjects, resolve, layout } = linked.times;
+    return {
+      sample: {
+        readObjects,
+        resolve,
+        layout,
+        applyRelocations,
+        total: readObjects + resolve + layout + applyRelocations,
+        cpu: linkCpu + relocateCpu,
+      },
+      linkStats: { ...linked.stats, bytes: linked.layout.size },
+    };
+  } finally {
+    await allocation.abandon();
+    await tls?.close();
+  }
+}
+
 export async function runLinkBench(options: LinkBenchOptions): Promise<LinkBenchResult> {
   const target = new InProcessTarget();
   for (const p of options.preload) await target.preload(p);
@@ -124,45 +174,9 @@ export async function runLinkBench(options: LinkBenchOptions): Promise<LinkBench
   let stats: LinkBenchResult['stats'] | undefined;
 
   const linkOnce = async (): Promise<LinkSample> => {
-    const cpu0 = process.cpuUsage();
-    const linked = await linkObjects(options.inputs, {
-      pageSize: target.pageSize,
-      lookup: (names) => target.lookup(names),
-      runtimeSymbols: target.runtimeSymbols(),
-    });
-    const linkCpu = cpuMs(cpu0);
-    // Transport, not measured: the slab's allocation and the content copy into working memory.
-    const allocation = await memory.allocate(linked.graph);
-    let tls: Awaited<ReturnType<typeof loadTls>> | undefined;
-    try {
-      allocation.writeContent();
-      const cpu1 = process.cpuUsage();
-      const t = performance.now();
-      linked.relocate(
-        allocation.base,
-        allocation.segments.map((s) => s.workingMemory),
-        allocation.layout,
-        // A program with thread-locals binds them through the executor's dynamic linker first (part of linking).
-        linked.usesTls
-          ? (tls = await loadTls(target, linked.tlsImage(allocation.base, allocation.layout))).binding
-          : undefined,
-      );
-      const applyRelocations = performance.now() - t;
-      const relocateCpu = cpuMs(cpu1);
-      stats ??= { ...linked.stats, bytes: linked.layout.size };
-      const { readObjects, resolve, layout } = linked.times;
-      return {
-        readObjects,
-        resolve,
-        layout,
-        applyRelocations,
-        total: readObjects + resolve + layout + applyRelocations,
-        cpu: linkCpu + relocateCpu,
-      };
-    } finally {
-      await allocation.abandon();
-      await tls?.close();
-    }
+    const { sample, linkStats } = await timeOneLink(options.inputs, target, memory);
+    stats ??= linkStats;
+    return sample;
   };
   let llvmRefusal: string | undefined;
   const nativeDir = options.nativeLink ? mkdtempSync(path.join(tmpdir(), 'jitmem-native-link-')) : undefined;
