@@ -54,7 +54,7 @@ function patternBudgets(rows: readonly ResultRow[], policy: string): BudgetRow[]
       label: `python/load ${policy}: mprotect calls per iteration, in-process (one per protection run)`,
       value,
       budget,
-      unit: 'calls',
+      unit: ' calls',
       ok: value <= budget,
     });
   }
@@ -79,7 +79,7 @@ function patternBudgets(rows: readonly ResultRow[], policy: string): BudgetRow[]
     const llvmExtra = median(loadRpcLlvm.latency.samples) - base;
     const budget = llvmExtra * SPEED_BUDGETS.rpcExtraShareOfLlvm;
     out.push({
-      label: `python/load ${policy}: RPC-copy extra over in-process, jitmem executor, vs half of LLVM's executor's (+${ms(llvmExtra)} ms), same run`,
+      label: `python/load ${policy}: jitmem's RPC-copy extra over in-process vs half llvm-jitlink-executor's (${llvmExtra >= 0 ? '+' : ''}${ms(llvmExtra)} ms), same run`,
       value,
       budget,
       unit: 'ms',
