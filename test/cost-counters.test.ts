@@ -37,8 +37,10 @@ const repoDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../.
  * - in-process: pages start RW, so only R and R-X change (2, the RW run already has its
  *   protection), then one call gives the three contiguous pages back RW: 3; one I-cache flush
  *   for the R-X run.
- * - executor, RPC copy: its pages start RW, so only R and R-X change (2), and change back (2): 4.
- * - executor, shared memory: its pages start with no access: all three change (3) and back (3): 6.
+ * - executor, RPC copy: its pages start RW, so only R and R-X change (2), and change back in
+ *   one call over the region's three pages (1): 3.
+ * - executor, shared memory: its pages start with no access: all three change (3) and go back in
+ *   one call (1): 4.
  * No mmap, munmap or shm object in a warm iteration.
  */
 interface Expected {
@@ -60,7 +62,7 @@ const EXPECTED: Record<'inprocess' | 'shared' | 'rpc', Expected> = {
       icacheFlushes: 0,
       ...quiet,
     },
-    executor: { roundTrips: 2, wireBytesIn: 167 + 56, wireBytesOut: 41 + 33, mprotect: 4, icacheFlushes: 1, ...quiet },
+    executor: { roundTrips: 2, wireBytesIn: 167 + 56, wireBytesOut: 41 + 33, mprotect: 3, icacheFlushes: 1, ...quiet },
   },
   shared: {
     controller: {
@@ -71,7 +73,7 @@ const EXPECTED: Record<'inprocess' | 'shared' | 'rpc', Expected> = {
       icacheFlushes: 0,
       ...quiet,
     },
-    executor: { roundTrips: 2, wireBytesIn: 115 + 56, wireBytesOut: 41 + 33, mprotect: 6, icacheFlushes: 1, ...quiet },
+    executor: { roundTrips: 2, wireBytesIn: 115 + 56, wireBytesOut: 41 + 33, mprotect: 4, icacheFlushes: 1, ...quiet },
   },
 };
 
