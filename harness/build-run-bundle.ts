@@ -1,7 +1,7 @@
 import { renameSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { RUN_BUNDLE, RUN_BUNDLE_CACHE, RUN_BUNDLE_INPUTS, evaluateRunBundle } from './run-bundle.js';
+import { RUN_BUNDLE, RUN_BUNDLE_CACHE, RUN_BUNDLE_INPUTS, contentDigest, evaluateRunBundle } from './run-bundle.js';
 
 /**
  * Bundles the compiled `jitmem run` command (dist/harness/commands/run.js and every module it
@@ -58,7 +58,8 @@ export async function buildRunBundle(): Promise<boolean> {
   const { script } = evaluateRunBundle(source);
   replaceFile(RUN_BUNDLE_CACHE, script.createCachedData());
   const inputs = Object.keys(result.metafile?.inputs ?? {}).map((p) => path.relative(here, path.resolve(here, p)));
-  replaceFile(RUN_BUNDLE_INPUTS, inputs.join('\n') + '\n');
+  const lines = inputs.map((input) => `${contentDigest(path.join(here, input))} ${input}`);
+  replaceFile(RUN_BUNDLE_INPUTS, lines.join('\n') + '\n');
   renameSync(temporary, RUN_BUNDLE);
   return true;
 }

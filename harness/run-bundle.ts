@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -20,7 +21,10 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const RUN_BUNDLE = path.join(here, 'run-bundle.cjs');
 /** V8's code cache for RUN_BUNDLE, made when it was built. */
 export const RUN_BUNDLE_CACHE = path.join(here, 'run-bundle.cache');
-/** The compiled modules the bundle holds, relative to this folder: one a line. */
+/**
+ * The compiled modules the bundle holds, one a line: the SHA-1 of its content, a space, its path
+ * relative to this folder.
+ */
 export const RUN_BUNDLE_INPUTS = path.join(here, 'run-bundle.inputs');
 
 /**
@@ -42,14 +46,28 @@ export function evaluateRunBundle(source: string, cachedData?: Buffer): { script
   return { script, runCommand: module.exports.runCommand };
 }
 
-/** True when the bundle exists and is as new as every module it holds. */
+/** The SHA-1 of a file's content, hex. */
+export function contentDigest(file: string): string {
+  return createHash('sha1').update(readFileSync(file)).digest('hex');
+}
+
+/**
+ * True when the bundle exists and holds every module as it is now: each is older than the
+ * bundle (the usual case after a build), or has the content it had when the bundle was made
+ * (an installed package, whose files all get the time they were unpacked; or tsc rewriting
+ * the same output).
+ */
 export function runBundleIsFresh(): boolean {
   if (process.env.JITMEM_RUN_BUNDLE === '0') return false;
   try {
     const made = statSync(RUN_BUNDLE).mtimeMs;
-    const inputs = readFileSync(RUN_BUNDLE_INPUTS, 'utf8').split('\n').filter(Boolean);
-    for (const input of inputs) if (statSync(path.join(here, input)).mtimeMs > made) return false;
-    return inputs.length > 0;
+    const lines = readFileSync(RUN_BUNDLE_INPUTS, 'utf8').split('\n').filter(Boolean);
+    for (const line of lines) {
+      const space = line.indexOf(' ');
+      const file = path.join(here, line.slice(space + 1));
+      if (statSync(file).mtimeMs > made && contentDigest(file) !== line.slice(0, space)) return false;
+    }
+    return lines.length > 0;
   } catch {
     // No bundle (esbuild was not installed when it was built), or a module it held is gone.
     return false;

@@ -1,10 +1,16 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, statSync, utimesSync } from 'node:fs';
+import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildRunBundle } from '../harness/build-run-bundle.js';
-import { RUN_BUNDLE, RUN_BUNDLE_CACHE, RUN_BUNDLE_INPUTS, runBundleIsFresh } from '../harness/run-bundle.js';
+import {
+  RUN_BUNDLE,
+  RUN_BUNDLE_CACHE,
+  RUN_BUNDLE_INPUTS,
+  contentDigest,
+  runBundleIsFresh,
+} from '../harness/run-bundle.js';
 import { CLI } from './helpers/executor-process.js';
 import { compile, tempDir } from './helpers/jitlink-run.js';
 
@@ -53,7 +59,7 @@ test('jitmem run from its modules loads no bench, chart, report or compare modul
   }
 });
 
-test('with a fresh bundle jitmem run loads one file for the command; a module newer than the bundle turns it off', async (t) => {
+test('with a fresh bundle jitmem run loads one file for the command; a module with other content than in the bundle turns it off', async (t) => {
   if (!runBundleIsFresh()) t.true(await buildRunBundle(), 'esbuild is a dev dependency: the bundle can be built');
   t.true(runBundleIsFresh());
   t.true(statSync(RUN_BUNDLE_CACHE).size > 0, 'V8 code cache made with the bundle');
@@ -62,19 +68,33 @@ test('with a fresh bundle jitmem run loads one file for the command; a module ne
   t.is(r.status, 7, r.stderr);
   // The command runs from the bundle, read and compiled as one script: no command table, no modules of its own.
   t.deepEqual(r.ours, ['harness/cli.js', 'harness/command-failure.js', 'harness/run-bundle.js']);
-  // A bundle older than a module it holds is not used: the CLI loads the modules.
+  // Every module the bundle holds is listed with its content's digest, and exists.
+  const listed = readFileSync(RUN_BUNDLE_INPUTS, 'utf8');
+  const inputs = listed
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => line.split(' ') as [string, string]);
+  const paths = inputs.map(([, p]) => p);
+  t.true(paths.includes('commands/run.js') && paths.includes('../loader/run-program.js'), paths.join(' '));
+  for (const [digest, input] of inputs) t.is(contentDigest(path.join(path.dirname(RUN_BUNDLE), input)), digest, input);
+  // Every module newer than the bundle but with the content it was made from (an installed
+  // package's files all get the time they were unpacked): the bundle is used.
   const { atime, mtime } = statSync(RUN_BUNDLE);
   utimesSync(RUN_BUNDLE, atime, new Date(1_000_000));
   try {
+    t.true(runBundleIsFresh());
+    // A module whose content is not the one the bundle holds: the CLI loads the modules.
+    writeFileSync(
+      RUN_BUNDLE_INPUTS,
+      listed.replace(/^[0-9a-f]{40} commands\/run\.js$/m, `${'0'.repeat(40)} commands/run.js`),
+    );
     t.false(runBundleIsFresh());
     const stale = loadedModules(t, [object]);
     t.is(stale.status, 7, stale.stderr);
     t.true(stale.ours.includes('harness/commands/run.js') && stale.ours.includes('loader/run-program.js'));
   } finally {
+    writeFileSync(RUN_BUNDLE_INPUTS, listed);
     utimesSync(RUN_BUNDLE, atime, mtime);
   }
-  // Every module the bundle holds is listed, and exists.
-  const inputs = readFileSync(RUN_BUNDLE_INPUTS, 'utf8').split('\n').filter(Boolean);
-  t.true(inputs.includes('commands/run.js') && inputs.includes('../loader/run-program.js'), inputs.join(' '));
-  for (const input of inputs) t.true(statSync(path.join(path.dirname(RUN_BUNDLE), input)).isFile(), input);
+  t.true(runBundleIsFresh());
 });
