@@ -22,7 +22,14 @@ export function transportFds(argv: readonly string[]): number[] {
   let fds: number[] = [3, 4];
   for (let i = 0; i < argv.length; i++) {
     let a = argv[i]!;
-    if (a === '--help' || a === '-h' || a.startsWith('--listen') || a.startsWith('listen=') || a.startsWith('--connect')) return [];
+    if (
+      a === '--help' ||
+      a === '-h' ||
+      a.startsWith('--listen') ||
+      a.startsWith('listen=') ||
+      a.startsWith('--connect')
+    )
+      return [];
     if (a.startsWith('filedescs=')) a = `--fds=${a.slice('filedescs='.length)}`;
     const v = a === '--fds' ? argv[i + 1] : a.startsWith('--fds=') ? a.slice('--fds='.length) : undefined;
     const m = v === undefined ? null : /^(\d+),(\d+)$/.exec(v);
@@ -42,7 +49,9 @@ function isOpen(fd: number): boolean {
 
 export async function runExecutor(argv: readonly string[], io: ExecutorIO): Promise<number> {
   const own = io.stdout === process.stdout && io.stderr === process.stderr;
-  const stdio: Array<'inherit' | 'pipe' | 'ignore' | number> = own ? ['inherit', 'inherit', 'inherit'] : ['inherit', 'pipe', 'pipe'];
+  const stdio: Array<'inherit' | 'pipe' | 'ignore' | number> = own
+    ? ['inherit', 'inherit', 'inherit']
+    : ['inherit', 'pipe', 'pipe'];
   // The transport's descriptors go to the executor at the same numbers; one that is not open
   // here is left out, and the executor says so (ERR_BAD_FD).
   const fds = transportFds(argv).filter((fd) => fd > 2 && fd < 1024 && isOpen(fd));
@@ -51,7 +60,10 @@ export async function runExecutor(argv: readonly string[], io: ExecutorIO): Prom
     stdio[fd] = fd;
   }
   // The executor dies with this process (PR_SET_PDEATHSIG), as it would with a controller.
-  const child = spawn(native.executorBinary(), [...argv], { stdio: stdio as StdioOptions, env: { ...process.env, JITMEM_EXECUTOR_LAUNCHED: '1' } });
+  const child = spawn(native.executorBinary(), [...argv], {
+    stdio: stdio as StdioOptions,
+    env: { ...process.env, JITMEM_EXECUTOR_LAUNCHED: '1' },
+  });
   // This process keeps its copies of the transport (it cannot tell them from Node's own
   // descriptors to close them) and exits as soon as the executor has.
   if (!own) {

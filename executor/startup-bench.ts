@@ -48,13 +48,20 @@ function median(xs: readonly number[]): number {
 async function main(argv: readonly string[]): Promise<number> {
   let samples = 30;
   let llvm = DEFAULT_LLVM_EXECUTOR;
+  const usage = 'usage: node dist/executor/startup-bench.js [--samples N] [--llvm-executor PATH]\n';
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--samples') samples = Number(argv[++i]);
-    else if (argv[i] === '--llvm-executor') llvm = argv[++i]!;
-    else {
-      process.stderr.write('usage: node dist/executor/startup-bench.js [--samples N] [--llvm-executor PATH]\n');
+    const flag = argv[i];
+    if (flag !== '--samples' && flag !== '--llvm-executor') {
+      process.stderr.write(usage);
       return 2;
     }
+    const value = argv[++i];
+    if (value === undefined) {
+      process.stderr.write(`${flag} needs a value\n${usage}`);
+      return 2;
+    }
+    if (flag === '--samples') samples = Number(value);
+    else llvm = value;
   }
   if (!Number.isSafeInteger(samples) || samples < 1) {
     process.stderr.write(`--samples expects a whole number >= 1; got ${samples}\n`);
@@ -70,13 +77,19 @@ async function main(argv: readonly string[]): Promise<number> {
   const ms = got.map((g) => median(g.map((s) => s.ms)));
   const rss = got.map((g) => median(g.map((s) => s.rssKiB)));
   for (const [j, k] of kinds.entries()) {
-    process.stdout.write(`executor start-up, spawn to Setup, ${k.name}: median ${ms[j]!.toFixed(2)} ms (n=${samples}); idle RSS median ${(rss[j]! / 1024).toFixed(1)} MiB\n`);
+    process.stdout.write(
+      `executor start-up, spawn to Setup, ${k.name}: median ${ms[j]!.toFixed(2)} ms (n=${samples}); idle RSS median ${(rss[j]! / 1024).toFixed(1)} MiB\n`,
+    );
   }
   if (kinds.length === 2) {
     const startOk = ms[0]! <= 3 * ms[1]!;
     const rssOk = rss[0]! <= 2 * rss[1]!;
-    process.stdout.write(`start-up: ${ms[0]!.toFixed(2)} ms against a budget of ${(3 * ms[1]!).toFixed(2)} ms (3x LLVM's, same run): ${startOk ? 'within' : 'OVER'}\n`);
-    process.stdout.write(`idle RSS: ${(rss[0]! / 1024).toFixed(1)} MiB against a budget of ${((2 * rss[1]!) / 1024).toFixed(1)} MiB (2x LLVM's): ${rssOk ? 'within' : 'OVER'}\n`);
+    process.stdout.write(
+      `start-up: ${ms[0]!.toFixed(2)} ms against a budget of ${(3 * ms[1]!).toFixed(2)} ms (3x LLVM's, same run): ${startOk ? 'within' : 'OVER'}\n`,
+    );
+    process.stdout.write(
+      `idle RSS: ${(rss[0]! / 1024).toFixed(1)} MiB against a budget of ${((2 * rss[1]!) / 1024).toFixed(1)} MiB (2x LLVM's): ${rssOk ? 'within' : 'OVER'}\n`,
+    );
     return startOk && rssOk ? 0 : 1;
   }
   return 0;

@@ -137,38 +137,67 @@ export class InputObject {
       let shndx = view.getUint16(at + 6, true);
       if (shndx === SHN_XINDEX) {
         if (!extended || i * 4 + 4 > extended.size) {
-          throw this.corrupt('ERR_ELF_BAD_SECTION_INDEX', at + 6, `symbol ${i} uses an extended section index but no SHT_SYMTAB_SHNDX entry holds it`, { symbol: i });
+          throw this.corrupt(
+            'ERR_ELF_BAD_SECTION_INDEX',
+            at + 6,
+            `symbol ${i} uses an extended section index but no SHT_SYMTAB_SHNDX entry holds it`,
+            { symbol: i },
+          );
         }
         shndx = view.getUint32(extended.offset + i * 4, true);
         if (shndx >= sectionCount) {
-          throw this.corrupt('ERR_ELF_BAD_SECTION_INDEX', extended.offset + i * 4, `symbol ${i} is defined in section ${shndx}; the object has ${sectionCount} sections`, { symbol: i });
+          throw this.corrupt(
+            'ERR_ELF_BAD_SECTION_INDEX',
+            extended.offset + i * 4,
+            `symbol ${i} is defined in section ${shndx}; the object has ${sectionCount} sections`,
+            { symbol: i },
+          );
         }
       } else if (shndx >= sectionCount && shndx < SHN_LORESERVE) {
-        throw this.corrupt('ERR_ELF_BAD_SECTION_INDEX', at + 6, `symbol ${i} is defined in section ${shndx}; the object has ${sectionCount} sections`, { symbol: i, value: shndx });
+        throw this.corrupt(
+          'ERR_ELF_BAD_SECTION_INDEX',
+          at + 6,
+          `symbol ${i} is defined in section ${shndx}; the object has ${sectionCount} sections`,
+          { symbol: i, value: shndx },
+        );
       } else if (shndx === SHN_X86_64_LCOMMON) {
         shndx = SHN_COMMON; // large-model COMMON (.lbss): the same to a linker that places everything itself
       } else if (shndx >= SHN_LORESERVE && shndx !== SHN_ABS && shndx !== SHN_COMMON) {
-        throw this.corrupt('ERR_ELF_BAD_SECTION_INDEX', at + 6, `symbol ${i} has the reserved section index ${hex(shndx)}, which means nothing to an x86-64 linker`, { symbol: i, value: shndx });
+        throw this.corrupt(
+          'ERR_ELF_BAD_SECTION_INDEX',
+          at + 6,
+          `symbol ${i} has the reserved section index ${hex(shndx)}, which means nothing to an x86-64 linker`,
+          { symbol: i, value: shndx },
+        );
       }
       const valueHi = view.getUint32(at + 12, true);
       const sizeHi = view.getUint32(at + 20, true);
       // Absolute symbols may hold any 64-bit value; section offsets and sizes must be sane.
       if ((valueHi >= 0x200000 && shndx !== SHN_ABS) || sizeHi >= 0x200000) {
-        throw this.corrupt('ERR_ELF_VALUE_TOO_LARGE', at + 8, `symbol ${i} has a value or size above 2^53`, { symbol: i });
+        throw this.corrupt('ERR_ELF_VALUE_TOO_LARGE', at + 8, `symbol ${i} has a value or size above 2^53`, {
+          symbol: i,
+        });
       }
       this.symbolInfo[i] = info;
       this.symbolVisibility[i] = view.getUint8(at + 5) & 3;
       this.symbolSection[i] = shndx;
-      this.symbolValue[i] = valueHi >= 0x200000 ? Number(view.getBigUint64(at + 8, true)) : valueHi * TWO_32 + view.getUint32(at + 8, true);
+      this.symbolValue[i] =
+        valueHi >= 0x200000 ? Number(view.getBigUint64(at + 8, true)) : valueHi * TWO_32 + view.getUint32(at + 8, true);
       this.symbolSize[i] = sizeHi * TWO_32 + view.getUint32(at + 16, true);
-      if (i >= this.firstGlobal) this.globalNames[i - this.firstGlobal] = this.stringAt(view.getUint32(at, true), at, i);
+      if (i >= this.firstGlobal)
+        this.globalNames[i - this.firstGlobal] = this.stringAt(view.getUint32(at, true), at, i);
     }
   }
 
   private stringAt(offset: number, fieldAt: number, symbol: number): string {
     const strings = this.strings;
     if (offset >= strings.length) {
-      throw this.corrupt('ERR_ELF_BAD_STRING', fieldAt, `the name of symbol ${symbol} is at offset ${offset} of a ${strings.length}-byte string table`, { symbol });
+      throw this.corrupt(
+        'ERR_ELF_BAD_STRING',
+        fieldAt,
+        `the name of symbol ${symbol} is at offset ${offset} of a ${strings.length}-byte string table`,
+        { symbol },
+      );
     }
     if (this.stringsText === undefined) {
       const whole = strings.toString('latin1');
@@ -176,7 +205,13 @@ export class InputObject {
     }
     const text = this.stringsText;
     const end = text !== null ? text.indexOf('\0', offset) : strings.indexOf(0, offset);
-    if (end < 0) throw this.corrupt('ERR_ELF_BAD_STRING', fieldAt, `the name of symbol ${symbol} runs past the end of its string table without a NUL`, { symbol });
+    if (end < 0)
+      throw this.corrupt(
+        'ERR_ELF_BAD_STRING',
+        fieldAt,
+        `the name of symbol ${symbol} runs past the end of its string table without a NUL`,
+        { symbol },
+      );
     return text !== null ? text.slice(offset, end) : strings.toString('utf8', offset, end);
   }
 
@@ -208,17 +243,30 @@ export class InputObject {
     for (const s of this.elf.sections) {
       if (s.type !== SHT_GROUP) continue;
       const content = s.content!;
-      if (content.length < 4) throw this.corrupt('ERR_ELF_BAD_SECTION', s.headerOffset, `group section [${s.index}] has ${content.length} bytes; it needs a 4-byte flags word`);
+      if (content.length < 4)
+        throw this.corrupt(
+          'ERR_ELF_BAD_SECTION',
+          s.headerOffset,
+          `group section [${s.index}] has ${content.length} bytes; it needs a 4-byte flags word`,
+        );
       const at = s.offset;
       if ((this.view.getUint32(at, true) & GRP_COMDAT) === 0) continue;
       if (s.info >= this.symbolCount) {
-        throw this.corrupt('ERR_ELF_BAD_SECTION_INDEX', s.headerOffset + 44, `group section [${s.index}] names signature symbol ${s.info}; the symbol table has ${this.symbolCount}`);
+        throw this.corrupt(
+          'ERR_ELF_BAD_SECTION_INDEX',
+          s.headerOffset + 44,
+          `group section [${s.index}] names signature symbol ${s.info}; the symbol table has ${this.symbolCount}`,
+        );
       }
       const members: number[] = [];
       for (let p = 4; p + 4 <= content.length; p += 4) {
         const m = this.view.getUint32(at + p, true);
         if (m === 0 || m >= this.elf.sections.length) {
-          throw this.corrupt('ERR_ELF_BAD_SECTION_INDEX', at + p, `group section [${s.index}] lists section ${m}; the object has ${this.elf.sections.length}`);
+          throw this.corrupt(
+            'ERR_ELF_BAD_SECTION_INDEX',
+            at + p,
+            `group section [${s.index}] lists section ${m}; the object has ${this.elf.sections.length}`,
+          );
         }
         members.push(m);
       }
@@ -242,7 +290,9 @@ export class InputObject {
   /** True when the symbol has an address in this object (a kept allocated section, or absolute). */
   definesAt(index: number): boolean {
     const shndx = this.symbolSection[index]!;
-    return shndx === SHN_ABS || (shndx !== SHN_UNDEF && shndx < SHN_LORESERVE && this.sectionKind[shndx] === SECTION_ALLOC);
+    return (
+      shndx === SHN_ABS || (shndx !== SHN_UNDEF && shndx < SHN_LORESERVE && this.sectionKind[shndx] === SECTION_ALLOC)
+    );
   }
 
   isCommon(index: number): boolean {

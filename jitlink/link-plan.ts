@@ -99,13 +99,19 @@ export class LinkPlan {
   }
 }
 
-/** Where the executor's dynamic linker put the program's TLS module, and what it says of the executor's thread-locals. */
+/**
+ * Where the executor's dynamic linker put the program's TLS module, and what it says of the
+ * executor's thread-locals.
+ */
 export interface TlsBinding {
   /** The module id of the program's TLS image (for __tls_get_addr). */
   readonly module: number;
   /** The image's offset from the thread pointer (static TLS), the same in every thread. */
   readonly tpOffset: number;
-  readonly externals: ReadonlyMap<string, { readonly module: number; readonly offset: number; readonly tpOffset: number }>;
+  readonly externals: ReadonlyMap<
+    string,
+    { readonly module: number; readonly offset: number; readonly tpOffset: number }
+  >;
 }
 
 /** The program's TLS image, relocated, for the loader to hand to the executor's dynamic linker. */
@@ -116,5 +122,9 @@ export interface TlsImage {
   readonly size: number;
   readonly alignment: number;
   /** The executor's thread-locals the program reaches, and how. */
-  readonly externals: ReadonlyArray<{ readonly name: string; readonly dynamic: boolean; readonly initialExec: boolean }>;
+  readonly externals: ReadonlyArray<{
+    readonly name: string;
+    readonly dynamic: boolean;
+    readonly initialExec: boolean;
+  }>;
 }

@@ -62,13 +62,18 @@ export interface LinkOptions {
 
 /** Reads, resolves and lays out a program; see LinkedProgram.relocate for the rest. */
 export async function linkObjects(inputs: readonly LinkInput[], options: LinkOptions): Promise<LinkedProgram> {
-  if (inputs.length === 0) throw new JitmemError('ERR_LINK_NO_INPUT', 'nothing to link: give at least one object file or archive', {});
+  if (inputs.length === 0)
+    throw new JitmemError('ERR_LINK_NO_INPUT', 'nothing to link: give at least one object file or archive', {});
   const plan = new LinkPlan(new SymbolTable());
   const t0 = performance.now();
   const plain = readInputs(inputs, plan.table);
   const t1 = performance.now();
   const memberTime = loadObjects(plan, plain);
-  await resolveSymbols(plan, { entry: options.entry ?? 'main', lookup: options.lookup, runtimeSymbols: options.runtimeSymbols ?? new Map() });
+  await resolveSymbols(plan, {
+    entry: options.entry ?? 'main',
+    lookup: options.lookup,
+    runtimeSymbols: options.runtimeSymbols ?? new Map(),
+  });
   const t2 = performance.now();
   const groups = sectionGroups();
   planSections(plan, groups, options.pageSize);

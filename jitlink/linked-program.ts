@@ -67,7 +67,13 @@ export class LinkedProgram {
       stubs: plan.stubTargets.length,
       externals: plan.externals.size,
       relaxable: plan.relaxable,
-      tlsRelaxed: plan.tls.relax === undefined ? 0 : plan.tls.relax.reduce((n, r) => n + (r === RELAX_GD_TO_LE || r === RELAX_IE_TO_LE || r === RELAX_LD_TO_LE ? 1 : 0), 0),
+      tlsRelaxed:
+        plan.tls.relax === undefined
+          ? 0
+          : plan.tls.relax.reduce(
+              (n, r) => n + (r === RELAX_GD_TO_LE || r === RELAX_IE_TO_LE || r === RELAX_LD_TO_LE ? 1 : 0),
+              0,
+            ),
     };
   }
   /** Symbols looked up in the executor, and what came back. */
@@ -90,7 +96,10 @@ export class LinkedProgram {
    * memory. Throws ERR_LINK_RELOCATION_OVERFLOW when a value does not fit its field; then
    * nothing in the executor uses the memory, and the caller abandons the allocation.
    */
-  /** True when the program has thread-local storage or reaches the executor's: the loader must bind it (tlsImage, then relocate with the binding). */
+  /**
+   * True when the program has thread-local storage or reaches the executor's: the loader must bind
+   * it (tlsImage, then relocate with the binding).
+   */
   get usesTls(): boolean {
     return !this.plan.tls.empty;
   }
@@ -105,7 +114,8 @@ export class LinkedProgram {
     const template = new Uint8Array(tls.templateSize);
     for (const { object, section } of tls.pieces) {
       const content = object.elf.sections[section]!.content;
-      if (content !== undefined && object.placeOffset[section]! < tls.templateSize) template.set(content, object.placeOffset[section]!);
+      if (content !== undefined && object.placeOffset[section]! < tls.templateSize)
+        template.set(content, object.placeOffset[section]!);
     }
     if (tls.templateLists.length > 0) {
       const a = assignAddresses(this.plan, base, layout, undefined);
@@ -118,20 +128,48 @@ export class LinkedProgram {
           if (words[k + 2] === 0) continue; // R_X86_64_NONE; the scan let only R_X86_64_64 through otherwise
           const offset = words[k]!;
           const value = symbols[words[k + 3]!]! + ((words[k + 5]! | 0) * TWO_32 + words[k + 4]!);
-          writeField(view, object.placeOffset[list.target]! + offset, FIELD_64, value, { sectionSize: list.targetSize, offset, overflow: () => new JitmemError('ERR_LINK_INTERNAL', 'a 64-bit field overflowed', {}), outside: () => new JitmemError('ERR_ELF_BAD_RELOCATION', `${object.name}: relocation ${i} of ${list.name} writes past its end`, {}) });
+          writeField(view, object.placeOffset[list.target]! + offset, FIELD_64, value, {
+            sectionSize: list.targetSize,
+            offset,
+            overflow: () => new JitmemError('ERR_LINK_INTERNAL', 'a 64-bit field overflowed', {}),
+            outside: () =>
+              new JitmemError(
+                'ERR_ELF_BAD_RELOCATION',
+                `${object.name}: relocation ${i} of ${list.name} writes past its end`,
+                {},
+              ),
+          });
         }
       }
     }
-    return { template, size: tls.size, alignment: tls.alignment, externals: [...tls.externals.values()].map((x) => ({ ...x })) };
+    return {
+      template,
+      size: tls.size,
+      alignment: tls.alignment,
+      externals: [...tls.externals.values()].map((x) => ({ ...x })),
+    };
   }
 
-  relocate(base: number, workingMemory: readonly Uint8Array[], layout: GraphLayout = this.layout, tls?: TlsBinding): RelocatedProgram {
+  relocate(
+    base: number,
+    workingMemory: readonly Uint8Array[],
+    layout: GraphLayout = this.layout,
+    tls?: TlsBinding,
+  ): RelocatedProgram {
     const planned = this.layout;
     if (layout !== planned && (layout.size !== planned.size || layout.segments.length !== planned.segments.length)) {
-      throw new JitmemError('ERR_LINK_LAYOUT_MISMATCH', `relocate: the allocation's layout (${layout.size} bytes) is not the one the link planned (${planned.size} bytes)`, {});
+      throw new JitmemError(
+        'ERR_LINK_LAYOUT_MISMATCH',
+        `relocate: the allocation's layout (${layout.size} bytes) is not the one the link planned (${planned.size} bytes)`,
+        {},
+      );
     }
     if (workingMemory.length !== layout.segments.length) {
-      throw new JitmemError('ERR_LINK_LAYOUT_MISMATCH', `relocate: ${workingMemory.length} working-memory segments for a layout of ${layout.segments.length}`, {});
+      throw new JitmemError(
+        'ERR_LINK_LAYOUT_MISMATCH',
+        `relocate: ${workingMemory.length} working-memory segments for a layout of ${layout.segments.length}`,
+        {},
+      );
     }
     const addresses = assignAddresses(this.plan, base, layout, workingMemory);
     const views = workingMemory.map((wm) => new DataView(wm.buffer, wm.byteOffset, wm.length));
@@ -139,7 +177,12 @@ export class LinkedProgram {
     const tlsGot = this.plan.tls.gotSection;
     const tlsGotAddress = tlsGot ? addresses.sectionAddress[tlsGot.serial]! : 0;
     if (tlsGot) this.fillTlsGot(addresses, views, tls);
-    applyRelocations(this.plan.relocationLists, { words: this.plan.relocationWords, views, addresses, tls: { plan: this.plan.tls, binding: tls, gotAddress: tlsGotAddress } });
+    applyRelocations(this.plan.relocationLists, {
+      words: this.plan.relocationWords,
+      views,
+      addresses,
+      tls: { plan: this.plan.tls, binding: tls, gotAddress: tlsGotAddress },
+    });
     return this.result(addresses, views);
   }
 
@@ -148,19 +191,27 @@ export class LinkedProgram {
     if (gotSection) {
       const si = a.sectionSegment[gotSection.serial]!;
       const at = a.sectionOffset[gotSection.serial]! - a.segmentOffsets[si]!;
-      this.plan.gotTargets.forEach((t, i) => write64(views[si]!, at + i * GOT_ENTRY_SIZE, a.objectSymbols[t.object.slot]![t.index]!));
+      this.plan.gotTargets.forEach((t, i) =>
+        write64(views[si]!, at + i * GOT_ENTRY_SIZE, a.objectSymbols[t.object.slot]![t.index]!),
+      );
     }
     if (stubSection) {
       const si = a.sectionSegment[stubSection.serial]!;
       const at = a.sectionOffset[stubSection.serial]! - a.segmentOffsets[si]!;
-      this.plan.stubTargets.forEach((g, i) => writeStub(views[si]!, at, a.stubAddress, i, a.gotAddress + g.got * GOT_ENTRY_SIZE));
+      this.plan.stubTargets.forEach((g, i) =>
+        writeStub(views[si]!, at, a.stubAddress, i, a.gotAddress + g.got * GOT_ENTRY_SIZE),
+      );
     }
   }
 
   /** The TLS GOT from the binding: (module, offset) pairs and offsets from the thread pointer. */
   private fillTlsGot(a: ProgramAddresses, views: readonly DataView[], binding: TlsBinding | undefined): void {
     if (binding === undefined) {
-      throw new JitmemError('ERR_LINK_TLS_UNBOUND', 'relocate: the program uses thread-local storage, and was given no TLS binding (the loader binds it through the executor)', {});
+      throw new JitmemError(
+        'ERR_LINK_TLS_UNBOUND',
+        'relocate: the program uses thread-local storage, and was given no TLS binding (the loader binds it through the executor)',
+        {},
+      );
     }
     const section = this.plan.tls.gotSection!;
     const si = a.sectionSegment[section.serial]!;
@@ -168,7 +219,12 @@ export class LinkedProgram {
     const view = views[si]!;
     for (const e of this.plan.tls.entries) {
       const x = e.own ? undefined : binding.externals.get(e.name);
-      if (!e.own && x === undefined) throw new JitmemError('ERR_LINK_TLS_UNBOUND', `relocate: the TLS binding says nothing of the executor's thread-local ${JSON.stringify(e.name)}`, { symbol: e.name });
+      if (!e.own && x === undefined)
+        throw new JitmemError(
+          'ERR_LINK_TLS_UNBOUND',
+          `relocate: the TLS binding says nothing of the executor's thread-local ${JSON.stringify(e.name)}`,
+          { symbol: e.name },
+        );
       const word = at + e.word * GOT_ENTRY_SIZE;
       if (e.model === 'ie') {
         write64(view, word, e.own ? binding.tpOffset + e.imageOffset : x!.tpOffset);
@@ -182,7 +238,12 @@ export class LinkedProgram {
   private result(a: ProgramAddresses, views: readonly DataView[]): RelocatedProgram {
     const plan = this.plan;
     const symbols = plan.table.symbols;
-    const ehFrame = plan.ehFrame ? { start: a.sectionAddress[plan.ehFrame.serial]!, end: a.sectionAddress[plan.ehFrame.serial]! + plan.ehFrame.size } : undefined;
+    const ehFrame = plan.ehFrame
+      ? {
+          start: a.sectionAddress[plan.ehFrame.serial]!,
+          end: a.sectionAddress[plan.ehFrame.serial]! + plan.ehFrame.size,
+        }
+      : undefined;
     const { init, fini } = this.initializers(a, views);
     const globals = a.globals;
     return Object.freeze({

@@ -137,7 +137,8 @@ export class SymbolTable {
     if (name === '') return;
 
     // A definition inside a discarded COMDAT member is a reference to the copy that was kept.
-    const undefinedHere = shndx === SHN_UNDEF || (shndx < SHN_LORESERVE && object.sectionKind[shndx] === SECTION_DISCARDED);
+    const undefinedHere =
+      shndx === SHN_UNDEF || (shndx < SHN_LORESERVE && object.sectionKind[shndx] === SECTION_DISCARDED);
     if (undefinedHere) {
       g.referrer ??= object;
       if ((info & 0xf) === STT_TLS) g.threadLocal = true;

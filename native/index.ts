@@ -146,7 +146,11 @@ export function protect(address: number, length: number, prot: number): void {
   checkSize('length', length);
   checkProtection('prot', prot);
   if (address % pageSize() !== 0) {
-    throw new JitmemError('ERR_UNALIGNED_ADDRESS', `protect: address 0x${address.toString(16)} is not page-aligned (page size ${pageSize()})`, { address });
+    throw new JitmemError(
+      'ERR_UNALIGNED_ADDRESS',
+      `protect: address 0x${address.toString(16)} is not page-aligned (page size ${pageSize()})`,
+      { address },
+    );
   }
   if (length > 0) {
     raw().protect(address, length, prot);
@@ -209,7 +213,11 @@ export function move(destination: number, source: number, length: number): void 
 
 function checkShmName(name: string): void {
   if (typeof name !== 'string' || !/^\/[^/\0]{1,250}$/.test(name)) {
-    throw new JitmemError('ERR_INVALID_SHM_NAME', `a shared-memory name must be "/" followed by 1 to 250 characters other than "/"; got ${JSON.stringify(name)}`, { name });
+    throw new JitmemError(
+      'ERR_INVALID_SHM_NAME',
+      `a shared-memory name must be "/" followed by 1 to 250 characters other than "/"; got ${JSON.stringify(name)}`,
+      { name },
+    );
   }
 }
 
@@ -279,7 +287,10 @@ export function syncCore(): boolean {
  * executable pages get their instruction cache flushed. The in-process mapper and the executor
  * both patch through here.
  */
-export function patchInPlace(patches: ReadonlyArray<{ readonly address: number; readonly bytes: Uint8Array }>, prot: number): void {
+export function patchInPlace(
+  patches: ReadonlyArray<{ readonly address: number; readonly bytes: Uint8Array }>,
+  prot: number,
+): void {
   if (patches.length === 0) return;
   const page = pageSize();
   let low = Number.POSITIVE_INFINITY;
@@ -301,11 +312,19 @@ export function patchInPlace(patches: ReadonlyArray<{ readonly address: number; 
 
 function checkArgs(args: ReadonlyArray<number | bigint>): Array<number | bigint> {
   if (args.length > 6) {
-    throw new JitmemError('ERR_TOO_MANY_ARGUMENTS', `native calls take at most 6 integer arguments; got ${args.length}`, { count: args.length });
+    throw new JitmemError(
+      'ERR_TOO_MANY_ARGUMENTS',
+      `native calls take at most 6 integer arguments; got ${args.length}`,
+      { count: args.length },
+    );
   }
   for (const [i, a] of args.entries()) {
     if (typeof a === 'bigint' ? a < -(2n ** 63n) || a >= 2n ** 64n : !Number.isSafeInteger(a)) {
-      throw new JitmemError('ERR_INVALID_ARGUMENT', `argument ${i} must be a safe integer or a 64-bit bigint; got ${String(a)}`, { index: i });
+      throw new JitmemError(
+        'ERR_INVALID_ARGUMENT',
+        `argument ${i} must be a safe integer or a 64-bit bigint; got ${String(a)}`,
+        { index: i },
+      );
     }
   }
   return [...args];
@@ -439,7 +458,11 @@ export function peerCredentials(fd: number): PeerCredentials {
 export function callInt32Async(address: number, arg: number): Promise<number> {
   checkAddress('address', address);
   if (!Number.isInteger(arg) || arg < -(2 ** 31) || arg >= 2 ** 31) {
-    throw new JitmemError('ERR_INVALID_ARGUMENT', `an int32 argument must be an integer in [-2^31, 2^31); got ${String(arg)}`, { arg });
+    throw new JitmemError(
+      'ERR_INVALID_ARGUMENT',
+      `an int32 argument must be an integer in [-2^31, 2^31); got ${String(arg)}`,
+      { arg },
+    );
   }
   return raw().callAsync(address, 0, arg);
 }
@@ -460,19 +483,24 @@ export function callMainAsync(address: number, argv: readonly string[]): Promise
 export type DispatchRequest = { readonly __brand: 'DispatchRequest' };
 
 /**
- * Starts JIT dispatch (spec §5.7): returns the address of a C function with the signature of
- * __llvm_orc_SimpleRemoteEPC_dispatch_fn. Code running through the *Async calls that calls it
- * blocks while `handler(tag, args, request)` runs on the main thread; answer each request
+ * Starts JIT dispatch (docs/wire-protocol.md §5.7): returns the address of a C function with the
+ * signature of __llvm_orc_SimpleRemoteEPC_dispatch_fn. Code running through the *Async calls that
+ * calls it blocks while `handler(tag, args, request)` runs on the main thread; answer each request
  * exactly once with dispatchReply. Calls from the main thread itself fail at once with an
  * out-of-band error instead of deadlocking.
  */
 export function dispatchStart(handler: (tag: number, args: Uint8Array, request: DispatchRequest) => void): number {
-  if (typeof handler !== 'function') throw new JitmemError('ERR_INVALID_ARGUMENT', 'dispatchStart takes a handler function', {});
+  if (typeof handler !== 'function')
+    throw new JitmemError('ERR_INVALID_ARGUMENT', 'dispatchStart takes a handler function', {});
   return raw().dispatchStart(handler);
 }
 
 /** Answers a dispatch request with result bytes, or with an out-of-band error message. */
-export function dispatchReply(request: DispatchRequest, result: Uint8Array | null, error = 'jit_dispatch failed'): void {
+export function dispatchReply(
+  request: DispatchRequest,
+  result: Uint8Array | null,
+  error = 'jit_dispatch failed',
+): void {
   raw().dispatchReply(request, result, error);
 }
 
@@ -499,7 +527,12 @@ export interface ProgramResult {
  * exit() bound to the runtime's exit ends the program with its status; a fault on the
  * program's thread ends it as "crashed". One program runs at a time per process.
  */
-export function runProgram(main: number, argv: readonly string[], init: readonly number[] = [], fini: readonly number[] = []): Promise<ProgramResult> {
+export function runProgram(
+  main: number,
+  argv: readonly string[],
+  init: readonly number[] = [],
+  fini: readonly number[] = [],
+): Promise<ProgramResult> {
   checkAddress('main', main);
   for (const a of [...init, ...fini]) checkAddress('init/fini function', a);
   return raw().runProgram(main, [...argv], [...init], [...fini]);
@@ -525,7 +558,11 @@ function checkWindow(lo: number, hi: number, length: number): void {
   checkAddress('lo', lo);
   checkAddress('hi', hi);
   if (hi <= lo || hi - lo < length) {
-    throw new JitmemError('ERR_INVALID_WINDOW', `the window [0x${lo.toString(16)}, 0x${hi.toString(16)}) cannot hold ${length} bytes`, { lo, hi, length });
+    throw new JitmemError(
+      'ERR_INVALID_WINDOW',
+      `the window [0x${lo.toString(16)}, 0x${hi.toString(16)}) cannot hold ${length} bytes`,
+      { lo, hi, length },
+    );
   }
 }
 

@@ -2,8 +2,8 @@ import { JitmemError, hex } from '../core/errors.js';
 import { osCounts } from '../core/cost-counters.js';
 
 /**
- * SimpleRemoteEPC framing (spec §1): a 32-byte header of four little-endian u64s (MsgSize
- * including the header, OpCode, SeqNo, TagAddr), then MsgSize-32 payload bytes.
+ * SimpleRemoteEPC framing (docs/wire-protocol.md §1): a 32-byte header of four little-endian u64s
+ * (MsgSize including the header, OpCode, SeqNo, TagAddr), then MsgSize-32 payload bytes.
  */
 
 export const HEADER_SIZE = 32;

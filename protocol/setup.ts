@@ -2,7 +2,8 @@ import { JitmemError } from '../core/errors.js';
 import { SpsReader, SpsWriter } from './sps.js';
 
 /**
- * The Setup message (spec §4) and the bootstrap symbol names LLVM 22 uses for its services.
+ * The Setup message (docs/wire-protocol.md §4) and the bootstrap symbol names LLVM 22 uses for its
+ * services.
  */
 
 export const Sym = {
@@ -42,7 +43,7 @@ export const Sym = {
   registerJITLoaderGDB: 'llvm_orc_registerJITLoaderGDBAllocAction',
 } as const;
 
-/** The 34 names llvm-jitlink-executor 22.1.8 advertises (spec §4.1). */
+/** The 34 names llvm-jitlink-executor 22.1.8 advertises (docs/wire-protocol.md §4). */
 export const LLVM22_BOOTSTRAP_SYMBOLS: readonly string[] = Object.freeze(Object.values(Sym));
 
 /** jitmem's own services, advertised beside LLVM's. */

@@ -9,8 +9,8 @@ import { JitmemError } from '../core/errors.js';
  *
  * - jitmem's executor: "/jitmem_<pid>_<counter>_<16 hex digits>". The random part keeps a name
  *   from being guessed (and pre-created by another user to make Reserve fail).
- * - LLVM 22's executor: "/jitlink_<pid>_<counter>" (spec §5.2), which a controller must also
- *   accept to drive llvm-jitlink-executor.
+ * - LLVM 22's executor: "/jitlink_<pid>_<counter>" (docs/wire-protocol.md §5.2), which a controller
+ *   must also accept to drive llvm-jitlink-executor.
  */
 
 export const JITMEM_SHM_PREFIX = '/jitmem_';
@@ -39,7 +39,11 @@ export function checkExecutorShmName(name: string, expect: ShmNameExpectation = 
   const kind = expect.kind ?? 'any';
   const m = (kind !== 'llvm' ? JITMEM_NAME.exec(name) : null) ?? (kind !== 'jitmem' ? LLVM_NAME.exec(name) : null);
   const forms =
-    kind === 'jitmem' ? '"/jitmem_<pid>_<counter>_<16 hex digits>"' : kind === 'llvm' ? '"/jitlink_<pid>_<counter>"' : '"/jitmem_<pid>_<counter>_<16 hex digits>" or "/jitlink_<pid>_<counter>"';
+    kind === 'jitmem'
+      ? '"/jitmem_<pid>_<counter>_<16 hex digits>"'
+      : kind === 'llvm'
+        ? '"/jitlink_<pid>_<counter>"'
+        : '"/jitmem_<pid>_<counter>_<16 hex digits>" or "/jitlink_<pid>_<counter>"';
   if (!m) {
     throw new JitmemError(
       'ERR_SHM_NAME_REFUSED',

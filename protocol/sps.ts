@@ -4,10 +4,10 @@ import { osCounts } from '../core/cost-counters.js';
 import type { AllocActionCallPair, WrapperCall } from './alloc-actions.js';
 
 /**
- * SPS, ORC's Simple Packed Serialization (spec §2): little-endian integers, u64-counted
- * sequences, no tags and no padding. The writer grows one buffer; the reader walks a
- * Uint8Array without copying and refuses anything that does not fit what is left, so a
- * hostile count can never make it allocate more than the bytes it was given.
+ * SPS, ORC's Simple Packed Serialization (docs/wire-protocol.md §2): little-endian integers,
+ * u64-counted sequences, no tags and no padding. The writer grows one buffer; the reader walks a
+ * Uint8Array without copying and refuses anything that does not fit what is left, so a hostile
+ * count can never make it allocate more than the bytes it was given.
  */
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: false });

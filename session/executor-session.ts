@@ -115,7 +115,14 @@ export class ExecutorSession {
     childClosed.set(child, new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal }))));
     const spawnError = new Promise<never>((_, reject) =>
       child.once('error', (err) =>
-        reject(new JitmemError('ERR_EXECUTOR_SPAWN_FAILED', `cannot start the executor ${command}: ${err.message}`, { command }, { cause: err })),
+        reject(
+          new JitmemError(
+            'ERR_EXECUTOR_SPAWN_FAILED',
+            `cannot start the executor ${command}: ${err.message}`,
+            { command },
+            { cause: err },
+          ),
+        ),
       ),
     );
     spawnError.catch(() => {});
@@ -123,13 +130,23 @@ export class ExecutorSession {
     const fromChild = child.stdio[4] as Readable;
     enlargeSendBuffer(toChild);
     const handlers = new Map<number, CallHandler>();
-    const channel = new Channel(fromChild, toChild, { role: 'controller', maxFrameSize: options.maxFrameSize, lostCode: 'ERR_EXECUTOR_LOST', peerName: 'executor', handler: dispatchTo(handlers) });
+    const channel = new Channel(fromChild, toChild, {
+      role: 'controller',
+      maxFrameSize: options.maxFrameSize,
+      lostCode: 'ERR_EXECUTOR_LOST',
+      peerName: 'executor',
+      handler: dispatchTo(handlers),
+    });
     let session: ExecutorSession | undefined;
     const out: string[] = [];
     const err: string[] = [];
     if (collect) {
-      child.stdout!.setEncoding('utf8').on('data', (s: string) => (session ? (session.stdoutText = keep(session.stdoutText + s)) : out.push(s)));
-      child.stderr!.setEncoding('utf8').on('data', (s: string) => (session ? (session.stderrText = keep(session.stderrText + s)) : err.push(s)));
+      child
+        .stdout!.setEncoding('utf8')
+        .on('data', (s: string) => (session ? (session.stdoutText = keep(session.stdoutText + s)) : out.push(s)));
+      child
+        .stderr!.setEncoding('utf8')
+        .on('data', (s: string) => (session ? (session.stderrText = keep(session.stderrText + s)) : err.push(s)));
     }
     // A child that dies takes its pipes with it, but say so at once rather than wait for EOF.
     child.once('exit', () => setImmediate(() => channel.close()));
@@ -143,10 +160,15 @@ export class ExecutorSession {
       channel.close();
       child.kill('SIGKILL');
       // Its last words on stderr say why; they may still be on their way.
-      if (child.pid !== undefined) await Promise.race([childClosed.get(child), new Promise((r) => setTimeout(r, 1000))]);
+      if (child.pid !== undefined)
+        await Promise.race([childClosed.get(child), new Promise((r) => setTimeout(r, 1000))]);
       const detail = err.join('').trim();
       if (e instanceof JitmemError && e.code === 'ERR_EXECUTOR_LOST') {
-        throw new JitmemError('ERR_EXECUTOR_LOST', `the executor ${command} exited before sending Setup${detail ? `: ${detail}` : ''}`, { command });
+        throw new JitmemError(
+          'ERR_EXECUTOR_LOST',
+          `the executor ${command} exited before sending Setup${detail ? `: ${detail}` : ''}`,
+          { command },
+        );
       }
       throw e;
     }
@@ -158,7 +180,14 @@ export class ExecutorSession {
       const s = net.connect({ host, port });
       s.once('connect', () => resolve(s));
       s.once('error', (err) =>
-        reject(new JitmemError('ERR_CONNECT_FAILED', `cannot connect to the executor at ${host}:${port}: ${err.message}`, { host, port }, { cause: err })),
+        reject(
+          new JitmemError(
+            'ERR_CONNECT_FAILED',
+            `cannot connect to the executor at ${host}:${port}: ${err.message}`,
+            { host, port },
+            { cause: err },
+          ),
+        ),
       );
     });
     socket.setNoDelay(true);
@@ -167,7 +196,12 @@ export class ExecutorSession {
         await answerChallenge(socket, checkToken(options.token, 'ExecutorSession.connect'));
       } else {
         // Setup or a challenge: both start with 8 bytes that say which.
-        const first = await readExactly(socket, AUTH_MAGIC.length, FIRST_BYTES_TIMEOUT_MS, `the first bytes of the executor at ${host}:${port}`);
+        const first = await readExactly(
+          socket,
+          AUTH_MAGIC.length,
+          FIRST_BYTES_TIMEOUT_MS,
+          `the first bytes of the executor at ${host}:${port}`,
+        );
         socket.unshift(first);
         if (first.equals(AUTH_MAGIC)) {
           throw new JitmemError(
@@ -190,7 +224,14 @@ export class ExecutorSession {
       const s = net.connect({ path });
       s.once('connect', () => resolve(s));
       s.once('error', (err) =>
-        reject(new JitmemError('ERR_CONNECT_FAILED', `cannot connect to the executor at unix:${path}: ${err.message}`, { path }, { cause: err })),
+        reject(
+          new JitmemError(
+            'ERR_CONNECT_FAILED',
+            `cannot connect to the executor at unix:${path}: ${err.message}`,
+            { path },
+            { cause: err },
+          ),
+        ),
       );
     });
     // Whoever listens there gets this process's calls and code: only an executor of this user.
@@ -216,13 +257,25 @@ export class ExecutorSession {
   }
 
   /** A session over streams someone else opened (the executor speaks first). */
-  static async over(input: Readable, output: Writable, options: ConnectOptions = {}, socket: net.Socket | null = null): Promise<ExecutorSession> {
+  static async over(
+    input: Readable,
+    output: Writable,
+    options: ConnectOptions = {},
+    socket: net.Socket | null = null,
+  ): Promise<ExecutorSession> {
     const handlers = new Map<number, CallHandler>();
-    const channel = new Channel(input, output, { role: 'controller', maxFrameSize: options.maxFrameSize, lostCode: 'ERR_EXECUTOR_LOST', peerName: 'executor', handler: dispatchTo(handlers) });
+    const channel = new Channel(input, output, {
+      role: 'controller',
+      maxFrameSize: options.maxFrameSize,
+      lostCode: 'ERR_EXECUTOR_LOST',
+      peerName: 'executor',
+      handler: dispatchTo(handlers),
+    });
     try {
       const session = new ExecutorSession(channel, decodeSetup(await channel.setup), null, socket, handlers);
       // Over TCP a jitmem executor closes sessions that look like llvm-jitlink 22's once they go
-      // idle (spec §3.3); one call to a jitmem service tells it we close our sessions ourselves.
+      // idle (docs/wire-protocol.md §3.2); one call to a jitmem service tells it we close our
+      // sessions ourselves.
       if (session.isJitmem) await session.noop();
       return session;
     } catch (e) {
@@ -286,17 +339,21 @@ export class ExecutorSession {
   symbol(name: string): number {
     const addr = this.setupInfo.symbols.get(name);
     if (addr === undefined) {
-      throw new JitmemError('ERR_MISSING_SYMBOL', `the executor does not provide ${JSON.stringify(name)} (it advertised ${this.setupInfo.symbols.size} bootstrap symbols)`, {
-        name,
-      });
+      throw new JitmemError(
+        'ERR_MISSING_SYMBOL',
+        `the executor does not provide ${JSON.stringify(name)} (it advertised ${this.setupInfo.symbols.size} bootstrap symbols)`,
+        {
+          name,
+        },
+      );
     }
     return addr;
   }
 
   /**
-   * Answers the executor's calls to `tag` (JIT'd code calling back into the controller, spec
-   * §5.7). A call to a tag with no handler ends the session, as the protocol has no other way
-   * to refuse it.
+   * Answers the executor's calls to `tag` (JIT'd code calling back into the controller,
+   * docs/wire-protocol.md §5.7). A call to a tag with no handler ends the session, as the protocol
+   * has no other way to refuse it.
    */
   handle(tag: number, handler: CallHandler): void {
     this.handlers.set(tag, handler);
@@ -332,13 +389,21 @@ export class ExecutorSession {
 
   /** Calls `fn` in the executor as main(argc, argv) with exactly `args` as argv. */
   async runAsMain(fn: number, args: readonly string[] = []): Promise<number> {
-    const out = await this.call(Sym.runAsMain, writer().addr(fn).sequence(args, (w, s) => w.string(s)));
+    const out = await this.call(
+      Sym.runAsMain,
+      writer()
+        .addr(fn)
+        .sequence(args, (w, s) => w.string(s)),
+    );
     return Number(decodeResult(out, 'run_as_main', (r) => r.i64Big()));
   }
 
   /** sha256 of each executor range, computed in the executor (jitmem executors only). */
   async checksum(ranges: readonly WireAddrRange[]): Promise<Uint8Array[]> {
-    const out = await this.call(JitmemSym.checksum, writer().sequence(ranges, (w, r) => w.addrRange(r)));
+    const out = await this.call(
+      JitmemSym.checksum,
+      writer().sequence(ranges, (w, r) => w.addrRange(r)),
+    );
     const result = decodeResult(out, 'checksum', (r) => r.expected((r) => r.sequence(8, (r) => r.bytesView().slice())));
     if (!result.ok) throw remoteError('checksum', result.error);
     return result.value;
@@ -346,14 +411,24 @@ export class ExecutorSession {
 
   /** Copies executor memory out (read_buffers; any executor). */
   async readBuffers(ranges: readonly WireAddrRange[]): Promise<Uint8Array[]> {
-    const out = await this.call(Sym.readBuffers, writer().sequence(ranges, (w, r) => w.addrRange(r)));
+    const out = await this.call(
+      Sym.readBuffers,
+      writer().sequence(ranges, (w, r) => w.addrRange(r)),
+    );
     return decodeResult(out, 'read_buffers', (r) => r.sequence(8, (r) => r.bytesView().slice()));
   }
 
   /** Writes bytes into executor memory (write_buffers; any executor). */
   async writeBuffers(writes: ReadonlyArray<{ addr: number; bytes: Uint8Array }>): Promise<void> {
-    const out = await this.call(Sym.writeBuffers, writer().sequence(writes, (w, x) => w.addr(x.addr).bytes(x.bytes)));
-    if (out.length !== 0) throw new JitmemError('ERR_SPS_MALFORMED', `write_buffers returned ${out.length} bytes where an empty result was expected`);
+    const out = await this.call(
+      Sym.writeBuffers,
+      writer().sequence(writes, (w, x) => w.addr(x.addr).bytes(x.bytes)),
+    );
+    if (out.length !== 0)
+      throw new JitmemError(
+        'ERR_SPS_MALFORMED',
+        `write_buffers returned ${out.length} bytes where an empty result was expected`,
+      );
   }
 
   /** Resolves symbols in the executor's own process (open "" + resolve), 0 for those not found. */
@@ -365,7 +440,12 @@ export class ExecutorSession {
     );
     if (!opened.ok) throw remoteError('open', opened.error);
     const resolved = decodeResult(
-      await this.call(Sym.dylibResolve, writer().addr(opened.value).lookupSet(names.map((name) => ({ name, required: false })))),
+      await this.call(
+        Sym.dylibResolve,
+        writer()
+          .addr(opened.value)
+          .lookupSet(names.map((name) => ({ name, required: false }))),
+      ),
       'resolve',
       (r) => r.expected((r) => r.sequence(1, (r) => r.optional((r) => r.symbolDef()))),
     );
@@ -393,7 +473,11 @@ export class ExecutorSession {
     const values = decode(out, 'cost_counters', (r) => r.sequence(8, (r) => r.u64()));
     // handlerNs, the last, came after the others: an executor without it reports 0 there.
     if (values.length < PROCESS_COST_COUNTER_NAMES.length - 1) {
-      throw new JitmemError('ERR_SPS_MALFORMED', `the executor sent ${values.length} cost counters; expected ${PROCESS_COST_COUNTER_NAMES.length}`, { count: values.length });
+      throw new JitmemError(
+        'ERR_SPS_MALFORMED',
+        `the executor sent ${values.length} cost counters; expected ${PROCESS_COST_COUNTER_NAMES.length}`,
+        { count: values.length },
+      );
     }
     const counters = {} as ProcessCostCounters;
     PROCESS_COST_COUNTER_NAMES.forEach((name, i) => (counters[name] = values[i] ?? 0));
@@ -467,12 +551,19 @@ function writer(): SpsWriter {
   return new SpsWriter(64, HEADER_SIZE);
 }
 
-/** Decodes a result; an empty result is LLVM's out-of-band error, whose message the wire drops (spec §2.1). */
+/**
+ * Decodes a result; an empty result is LLVM's out-of-band error, whose message the wire drops
+ * (docs/wire-protocol.md §2.1).
+ */
 export function decodeResult<T>(bytes: Uint8Array, what: string, read: (r: SpsReader) => T): T {
   if (bytes.length === 0) {
-    throw new JitmemError('ERR_REMOTE_CALL_FAILED', `${what} failed in the executor with an out-of-band error (an empty result; the executor's message is not sent on the wire)`, {
-      what,
-    });
+    throw new JitmemError(
+      'ERR_REMOTE_CALL_FAILED',
+      `${what} failed in the executor with an out-of-band error (an empty result; the executor's message is not sent on the wire)`,
+      {
+        what,
+      },
+    );
   }
   return decode(bytes, `result of ${what}`, read);
 }

@@ -46,6 +46,11 @@ function checkRunRows(t: import('ava').ExecutionContext, report: Report): Result
     t.regex(r.verified!.stdoutSha256, /^[0-9a-f]{64}$/, name);
     const phases = Object.values(r.phases);
     t.true(phases.length >= 3, name);
+    // jitmem's rows carry CPU time per iteration: the linker's process, and the executor's out of process.
+    if (r.linker === 'jitmem') {
+      t.is(r.cpu?.controller.samplesCount, r.latency.samplesCount, name);
+      t.is(r.cpu!.executor === null, r.mapper === 'inprocess', name);
+    }
     r.latency.samples.forEach((total, i) => {
       const sum = phases.reduce((a, p) => a + p!.samples[i]!, 0);
       t.true(
@@ -56,13 +61,13 @@ function checkRunRows(t: import('ava').ExecutionContext, report: Report): Result
     // The warm controller also times each whole iteration: its phases add up to that wall time.
     if (r.controller === 'warm') {
       t.is(r.iteration!.samplesCount, r.latency.samplesCount, name);
-      r.iteration!.samples.forEach((wall, i) => {
-        const sum = phases.reduce((a, p) => a + p!.samples[i]!, 0);
-        t.true(
-          Math.abs(sum - wall) <= 0.05 * wall,
-          `${name} iteration ${i}: phases sum to ${sum} ms, the iteration took ${wall} ms in the controller`,
-        );
-      });
+      // Means within 5%, and single iterations too but for the odd one a pause between two
+      // phases stretched (a precision run has hundreds of them on a loaded machine).
+      const sums = r.iteration!.samples.map((_, i) => phases.reduce((a, p) => a + p!.samples[i]!, 0));
+      const meanSum = sums.reduce((a, b) => a + b, 0) / sums.length;
+      t.true(Math.abs(meanSum - r.iteration!.mean) <= 0.05 * r.iteration!.mean, `${name}: phase means sum to ${meanSum} ms, the iteration's mean is ${r.iteration!.mean} ms`);
+      const off = r.iteration!.samples.filter((wall, i) => Math.abs(sums[i]! - wall) > 0.05 * wall).length;
+      t.true(off <= Math.max(1, 0.05 * sums.length), `${name}: ${off} of ${sums.length} iterations' phases are more than 5% off their wall time`);
     }
   }
   return rows;
@@ -71,7 +76,8 @@ function checkRunRows(t: import('ava').ExecutionContext, report: Report): Result
 test('bench --pattern run --quick: every run row verified, phases add up, llvm-jitlink beside jitmem in every mode, the end-to-end chart drawn', async (t) => {
   const dir = tmp(t);
   const out = path.join(dir, 'run.json');
-  const { stdout } = await bench(['--pattern', 'run', '--quick', '--out', out]);
+  // Precision mode (--quick's 5%) with a short budget: warm controllers stepped in rounds.
+  const { stdout } = await bench(['--pattern', 'run', '--quick', '--max-time', '20', '--out', out]);
   const report = validateReport(JSON.parse(readFileSync(out, 'utf8')));
   const rows = checkRunRows(t, report);
   t.truthy(report.endToEnd);
@@ -172,10 +178,7 @@ test('without LLVM the llvm-jitlink rows are absent and the output says why once
   const dir = tmp(t);
   const out = path.join(dir, 'run.json');
   const missing = path.join(dir, 'no-llvm-here');
-  const { stdout } = await bench(['--pattern', 'run', '--quick', '--workload', 'cray', '--out', out, '--no-charts'], {
-    ...process.env,
-    JITMEM_LLVM_DIR: missing,
-  });
+  const { stdout } = await bench(['--pattern', 'run', '--quick', '--precision', 'off', '--workload', 'cray', '--out', out, '--no-charts'], { ...process.env, JITMEM_LLVM_DIR: missing });
   const report = validateReport(JSON.parse(readFileSync(out, 'utf8')));
   checkRunRows(t, report);
   t.is(report.results.filter((r) => r.linker === 'llvm-jitlink').length, 0);

@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import type { AllocInfo, MemoryMapper } from '../mappers/memory-mapper.js';
+import type { AllocInfo } from '../mappers/memory-mapper.js';
+import { ForwardingMapper } from '../mappers/forwarding-mapper.js';
 import { validateReport } from '../harness/report/report.js';
 import { openHandle } from '../harness/bench/mapper-handles.js';
 import { presetSelection } from '../harness/bench/matrix.js';
@@ -39,7 +40,18 @@ test('jitmem bench writes a report that validates against schema 1, with every p
     t.true(r.latency.samplesCount >= 3);
     t.is(r.latency.samples.length, r.latency.samplesCount);
     t.true(r.bytes.content > 0);
+    // Phases are shares of the iteration: their means sum to the latency's mean (to rounding).
+    const phaseMeans = Object.values(r.phases).reduce((a, st) => a + st!.mean, 0);
+    t.true(Math.abs(phaseMeans - r.latency.mean) <= 0.02 * r.latency.mean, `${r.workload}/${r.mapper}: phases sum to ${phaseMeans} ms, iteration ${r.latency.mean} ms`);
+    // The per-operation latency is a figure of its own: python keeps ~180 finalizes per iteration.
+    // CPU time beside wall time, one sample per iteration, in both processes out of process.
+    t.is(r.cpu!.controller.samplesCount, r.latency.samplesCount);
+    t.true(r.cpu!.controller.mean > 0);
+    if (r.executor === 'none') t.is(r.cpu!.executor, null);
+    else t.true(r.cpu!.executor!.samplesCount === r.latency.samplesCount && r.cpu!.executor!.mean > 0, `${r.workload}/${r.mapper}: executor cpu ${JSON.stringify(r.cpu!.executor?.mean)}`);
+    t.true(r.operationLatency!.initialize!.perIteration >= 1 && r.operationLatency!.initialize!.count >= r.latency.samplesCount);
   }
+  t.true(py0(report, 'shared').operationLatency!.initialize!.perIteration > 100);
   // RPC copy moves the content across the process boundary; shared memory does not.
   const py = (m: string) => report.results.find((r) => r.workload === 'python' && r.mapper === m)!;
   t.true(py('rpc').bytes.moved >= py('rpc').bytes.content);
@@ -54,35 +66,20 @@ test('jitmem bench writes a report that validates against schema 1, with every p
   t.true(report.env.cpus >= 1 && report.env.pageSize === 4096 && typeof report.env.placement.pin === 'string');
 });
 
+function py0(report: { results: Array<{ workload: string; mapper: string }> }, mapper: string) {
+  return report.results.find((r) => r.workload === 'python' && r.mapper === mapper) as import('../harness/report/report.js').ResultRow;
+}
+
 /** Flips one byte of the first segment after the content was written, before initialize. */
-class CorruptingMapper implements MemoryMapper {
+class CorruptingMapper extends ForwardingMapper {
   flipped: number | undefined;
-  constructor(private readonly inner: MemoryMapper) {}
-  get pageSize() {
-    return this.inner.pageSize;
-  }
-  reserve(bytes: number) {
-    return this.inner.reserve(bytes);
-  }
-  prepare(addr: number, size: number) {
-    return this.inner.prepare(addr, size);
-  }
-  initialize(info: AllocInfo) {
+  override initialize(info: AllocInfo) {
     const seg = info.segments.find((s) => s.contentSize > 0);
     if (this.flipped === undefined && seg?.workingMemory) {
       seg.workingMemory[seg.contentSize >> 1]! ^= 0x40;
       this.flipped = info.mappingBase + seg.offset + (seg.contentSize >> 1);
     }
     return this.inner.initialize(info);
-  }
-  deinitialize(keys: readonly number[]) {
-    return this.inner.deinitialize(keys);
-  }
-  release(bases: readonly number[]) {
-    return this.inner.release(bases);
-  }
-  close() {
-    return this.inner.close();
   }
 }
 

@@ -24,7 +24,8 @@ if (!enabled) console.log('compare-bench-runs: skipped; set JITMEM_REAL_BENCH=1 
   const runs: string[] = [];
   for (let i = 0; i < 5; i++) {
     const out = path.join(dir, `quick-${i}.json`);
-    const r = runCli(['bench', '--quick', '--no-charts', '--out', out]);
+    // Precision mode (--quick's 5%), its budget cut to 25 s a run so five fit in about two minutes.
+    const r = runCli(['bench', '--quick', '--max-time', '25', '--no-charts', '--out', out]);
     t.is(r.status, 0, r.stderr);
     runs.push(out);
   }
@@ -33,7 +34,8 @@ if (!enabled) console.log('compare-bench-runs: skipped; set JITMEM_REAL_BENCH=1 
   for (let a = 0; a < runs.length; a++) {
     for (let b = a + 1; b < runs.length; b++) {
       const r = runCli(['compare', runs[a]!, runs[b]!, ...flags], { ...process.env, GITHUB_STEP_SUMMARY: '' });
-      t.true(r.status === 0 || r.status === 1, r.stderr);
+      // 3 is INCONCLUSIVE (rows too noisy to judge): no alarm, and counted apart.
+      t.true(r.status === 0 || r.status === 1 || r.status === 3, r.stderr);
       if (r.status === 1) {
         alarms++;
         t.log(`runs ${a} and ${b}:\n${r.stdout}`);
@@ -41,6 +43,6 @@ if (!enabled) console.log('compare-bench-runs: skipped; set JITMEM_REAL_BENCH=1 
       statuses.push(`${a}-${b}:${r.status}`);
     }
   }
-  t.log(`compare ${flags.join(' ') || '(default flags)'}: ${statuses.join(' ')}`);
+  t.log(`compare ${flags.join(' ') || '(default flags)'}: ${statuses.join(' ')} (1: an alarm; 3: inconclusive)`);
   t.true(alarms <= 1, `${alarms} of 10 pairs exited 1`);
 });

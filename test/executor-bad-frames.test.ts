@@ -29,16 +29,58 @@ type Case = {
 };
 
 const cases: Case[] = [
-  { name: 'a truncated header', bytes: () => header(64n, 3n).subarray(0, 20), end: true, code: 'ERR_UNEXPECTED_EOF', message: /unexpected end-of-file .*\(20 bytes/ },
-  { name: 'a truncated payload', bytes: (s) => encodeFrame(OpCode.CallWrapper, 0, s.get(Sym.memMgrReserve)!, new Uint8Array(16)).subarray(0, 40), end: true, code: 'ERR_UNEXPECTED_EOF', message: /8 bytes of an incomplete frame/ },
-  { name: 'a size below 32', bytes: () => header(16n, 3n), code: 'ERR_FRAME_TOO_SMALL', message: /frame size 16 is below/ },
+  {
+    name: 'a truncated header',
+    bytes: () => header(64n, 3n).subarray(0, 20),
+    end: true,
+    code: 'ERR_UNEXPECTED_EOF',
+    message: /unexpected end-of-file .*\(20 bytes/,
+  },
+  {
+    name: 'a truncated payload',
+    bytes: (s) => encodeFrame(OpCode.CallWrapper, 0, s.get(Sym.memMgrReserve)!, new Uint8Array(16)).subarray(0, 40),
+    end: true,
+    code: 'ERR_UNEXPECTED_EOF',
+    message: /8 bytes of an incomplete frame/,
+  },
+  {
+    name: 'a size below 32',
+    bytes: () => header(16n, 3n),
+    code: 'ERR_FRAME_TOO_SMALL',
+    message: /frame size 16 is below/,
+  },
   { name: 'a size of zero', bytes: () => header(0n, 0n), code: 'ERR_FRAME_TOO_SMALL', message: /frame size 0/ },
-  { name: 'a size above the limit', bytes: () => header(1n << 20n, 3n), code: 'ERR_FRAME_TOO_LARGE', message: /1048576 is above the limit of 65536/ },
-  { name: 'a size of 2^64-1', bytes: () => header(0xffff_ffff_ffff_ffffn, 3n), code: 'ERR_FRAME_TOO_LARGE', message: /0xffffffffffffffff is above the limit/ },
+  {
+    name: 'a size above the limit',
+    bytes: () => header(1n << 20n, 3n),
+    code: 'ERR_FRAME_TOO_LARGE',
+    message: /1048576 is above the limit of 65536/,
+  },
+  {
+    name: 'a size of 2^64-1',
+    bytes: () => header(0xffff_ffff_ffff_ffffn, 3n),
+    code: 'ERR_FRAME_TOO_LARGE',
+    message: /0xffffffffffffffff is above the limit/,
+  },
   { name: 'an unknown opcode', bytes: () => header(32n, 9n), code: 'ERR_UNKNOWN_OPCODE', message: /unknown opcode 9/ },
-  { name: 'an unknown tag', bytes: () => encodeFrame(OpCode.CallWrapper, 0, 0x1234, new Uint8Array(4)), code: 'ERR_UNKNOWN_TAG', message: /unknown tag 0x1234/ },
-  { name: 'a tag beyond 2^53', bytes: () => header(32n, 3n, 0n, 0xdead_beef_dead_beefn), code: 'ERR_UNKNOWN_TAG', message: /0xdeadbeefdeadbeef/ },
-  { name: 'malformed SPS arguments', bytes: (s) => encodeFrame(OpCode.CallWrapper, 0, s.get(Sym.memMgrReserve)!, Uint8Array.of(1, 2, 3, 4, 5)), code: 'ERR_SPS_MALFORMED', message: /malformed reserve arguments at byte offset 0/ },
+  {
+    name: 'an unknown tag',
+    bytes: () => encodeFrame(OpCode.CallWrapper, 0, 0x1234, new Uint8Array(4)),
+    code: 'ERR_UNKNOWN_TAG',
+    message: /unknown tag 0x1234/,
+  },
+  {
+    name: 'a tag beyond 2^53',
+    bytes: () => header(32n, 3n, 0n, 0xdead_beef_dead_beefn),
+    code: 'ERR_UNKNOWN_TAG',
+    message: /0xdeadbeefdeadbeef/,
+  },
+  {
+    name: 'malformed SPS arguments',
+    bytes: (s) => encodeFrame(OpCode.CallWrapper, 0, s.get(Sym.memMgrReserve)!, Uint8Array.of(1, 2, 3, 4, 5)),
+    code: 'ERR_SPS_MALFORMED',
+    message: /malformed reserve arguments at byte offset 0/,
+  },
   {
     name: 'an over-long sequence count',
     bytes: (s) => {
@@ -64,9 +106,24 @@ const cases: Case[] = [
     code: 'ERR_SPS_MALFORMED',
     message: /resolve arguments at byte offset 25: a bool must be 0 or 1; got 7/,
   },
-  { name: 'an empty argument buffer', bytes: (s) => encodeFrame(OpCode.CallWrapper, 0, s.get(Sym.memMgrInitialize)!, new Uint8Array(0)), code: 'ERR_SPS_MALFORMED', message: /initialize arguments at byte offset 0/ },
-  { name: 'a result for an unknown sequence number', bytes: () => encodeFrame(OpCode.Result, 99, 0, new Uint8Array(1)), code: 'ERR_UNKNOWN_SEQUENCE_NUMBER', message: /no call for sequence number 99/ },
-  { name: 'a Setup from the controller', bytes: () => encodeFrame(OpCode.Setup, 0, 0, new Uint8Array(0)), code: 'ERR_UNEXPECTED_SETUP', message: /unexpected Setup opcode/ },
+  {
+    name: 'an empty argument buffer',
+    bytes: (s) => encodeFrame(OpCode.CallWrapper, 0, s.get(Sym.memMgrInitialize)!, new Uint8Array(0)),
+    code: 'ERR_SPS_MALFORMED',
+    message: /initialize arguments at byte offset 0/,
+  },
+  {
+    name: 'a result for an unknown sequence number',
+    bytes: () => encodeFrame(OpCode.Result, 99, 0, new Uint8Array(1)),
+    code: 'ERR_UNKNOWN_SEQUENCE_NUMBER',
+    message: /no call for sequence number 99/,
+  },
+  {
+    name: 'a Setup from the controller',
+    bytes: () => encodeFrame(OpCode.Setup, 0, 0, new Uint8Array(0)),
+    code: 'ERR_UNEXPECTED_SETUP',
+    message: /unexpected Setup opcode/,
+  },
 ];
 
 for (const c of cases) {

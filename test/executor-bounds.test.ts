@@ -6,14 +6,16 @@ import { Sym } from '../protocol/setup.js';
 import { SpsWriter } from '../protocol/sps.js';
 import { decodeResult } from '../session/executor-session.js';
 import { INC_CODE, RW, RX } from './helpers/graphs.js';
+import { R, W, X } from '../graph/alloc-group.js';
 
 /**
- * Bounds are checked before any byte is written (LLVM 22 writes first and corrupts its
- * neighbours: spec §5.1 pitfall), and deinitialize makes a range reusable.
+ * Bounds are checked before any byte is written (LLVM 22 writes first and corrupts its neighbours:
+ * docs/wire-protocol.md §5.1 pitfall), and deinitialize makes a range reusable.
  */
 
 const PAGE = 4096;
-const pattern = (n: number, seed: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
+const pattern = (n: number, seed: number): Uint8Array =>
+  Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
 
 async function spawn(t: { teardown(fn: () => unknown): void }): Promise<ExecutorSession> {
   const s = await ExecutorSession.spawn();
@@ -22,7 +24,10 @@ async function spawn(t: { teardown(fn: () => unknown): void }): Promise<Executor
 }
 
 async function reserveRaw(s: ExecutorSession, bytes: number): Promise<number> {
-  return expectAddr(await s.call(Sym.memMgrReserve, new SpsWriter().addr(s.symbol(Sym.memMgrInstance)).u64(bytes)), 'reserve');
+  return expectAddr(
+    await s.call(Sym.memMgrReserve, new SpsWriter().addr(s.symbol(Sym.memMgrInstance)).u64(bytes)),
+    'reserve',
+  );
 }
 
 test('an initialize whose segment runs past its reservation is refused and no byte around it changes', async (t) => {
@@ -65,13 +70,13 @@ test('content larger than its segment, misaligned segments and overlapping regio
   const init = async (segments: Array<{ group: number; addr: number; size: number; content: Uint8Array }>) =>
     s.call(Sym.memMgrInitialize, new SpsWriter().addr(inst).finalizeRequest({ segments, actions: [] }));
   const cases: Array<[Promise<Uint8Array>, string]> = [
-    [init([{ group: 3, addr: a, size: 16, content: new Uint8Array(32) }]), 'ERR_CONTENT_TOO_LARGE'],
-    [init([{ group: 3, addr: a + 8, size: 16, content: new Uint8Array(4) }]), 'ERR_UNALIGNED_SEGMENT'],
-    [init([{ group: 3, addr: a + 0x100000000, size: 16, content: new Uint8Array(4) }]), 'ERR_OUT_OF_RESERVATION'],
+    [init([{ group: R | W, addr: a, size: 16, content: new Uint8Array(32) }]), 'ERR_CONTENT_TOO_LARGE'],
+    [init([{ group: R | W, addr: a + 8, size: 16, content: new Uint8Array(4) }]), 'ERR_UNALIGNED_SEGMENT'],
+    [init([{ group: R | W, addr: a + 0x100000000, size: 16, content: new Uint8Array(4) }]), 'ERR_OUT_OF_RESERVATION'],
     [
       init([
-        { group: 3, addr: a, size: 2 * PAGE, content: new Uint8Array(4) },
-        { group: 5, addr: a + PAGE, size: PAGE, content: new Uint8Array(4) },
+        { group: R | W, addr: a, size: 2 * PAGE, content: new Uint8Array(4) },
+        { group: R | X, addr: a + PAGE, size: PAGE, content: new Uint8Array(4) },
       ]),
       'ERR_OVERLAPPING_SEGMENTS',
     ],
@@ -82,10 +87,16 @@ test('content larger than its segment, misaligned segments and overlapping regio
   }
   t.deepEqual(await s.checksum([{ start: a, end: a + 4 * PAGE }]), before);
   // A live region blocks an overlapping one, and is left as it was.
-  t.is(expectAddr(await init([{ group: 3, addr: a, size: PAGE, content: new Uint8Array(4).fill(7) }]), 'initialize'), a);
+  t.is(
+    expectAddr(await init([{ group: R | W, addr: a, size: PAGE, content: new Uint8Array(4).fill(7) }]), 'initialize'),
+    a,
+  );
   const mid = await s.checksum([{ start: a, end: a + 4 * PAGE }]);
-  const overlap = await init([{ group: 3, addr: a, size: 2 * PAGE, content: new Uint8Array(4) }]);
-  t.throws(() => expectAddr(overlap, 'initialize'), { code: 'ERR_REGION_OVERLAP', message: /overlaps previous region/ });
+  const overlap = await init([{ group: R | W, addr: a, size: 2 * PAGE, content: new Uint8Array(4) }]);
+  t.throws(() => expectAddr(overlap, 'initialize'), {
+    code: 'ERR_REGION_OVERLAP',
+    message: /overlaps previous region/,
+  });
   t.deepEqual(await s.checksum([{ start: a, end: a + 4 * PAGE }]), mid);
 });
 
@@ -101,7 +112,11 @@ for (const [name, make] of [
     wm.set(INC_CODE);
     const calls = s.counters().calls;
     await t.throwsAsync(
-      mapper.initialize({ mappingBase: start, segments: [{ offset: PAGE, contentSize: 4, zeroFillSize: 2 * PAGE, group: RW }], actions: [] }),
+      mapper.initialize({
+        mappingBase: start,
+        segments: [{ offset: PAGE, contentSize: 4, zeroFillSize: 2 * PAGE, group: RW }],
+        actions: [],
+      }),
       { code: 'ERR_OUT_OF_RESERVATION' },
     );
     t.is(s.counters().calls, calls);
@@ -115,7 +130,11 @@ for (const [name, make] of [
     const { start } = await mapper.reserve(PAGE);
     for (const delta of [1, 2, 3]) {
       mapper.prepare(start, 4).set([0x8d, 0x47, delta, 0xc3]);
-      const key = await mapper.initialize({ mappingBase: start, segments: [{ offset: 0, contentSize: 4, zeroFillSize: 0, group: RX }], actions: [] });
+      const key = await mapper.initialize({
+        mappingBase: start,
+        segments: [{ offset: 0, contentSize: 4, zeroFillSize: 0, group: RX }],
+        actions: [],
+      });
       t.is(await s.runAsInt(key, 10), 10 + delta);
       await mapper.deinitialize([key]);
     }
@@ -123,7 +142,7 @@ for (const [name, make] of [
   });
 }
 
-test('run-as and memory access outside the executor\'s own memory end the session instead of faulting', async (t) => {
+test("run-as and memory access outside the executor's own memory end the session instead of faulting", async (t) => {
   const s = await spawn(t);
   const a = await reserveRaw(s, PAGE);
   // Data pages are not code: run_as_int refuses to jump there.
@@ -136,11 +155,25 @@ test('run-as and memory access outside the executor\'s own memory end the sessio
 test('release of an unknown base and deinitialize of an unknown key are errors that leave the session usable', async (t) => {
   const s = await spawn(t);
   const inst = s.symbol(Sym.memMgrInstance);
-  const rel = await s.call(Sym.memMgrRelease, new SpsWriter().addr(inst).sequence([0x1000], (w, b) => w.addr(b)));
-  t.throws(() => expectSuccess(rel, 'release'), { code: 'ERR_UNKNOWN_RESERVATION', message: /0x1000 is not part of any reserved address range/ });
-  const de = await s.call(Sym.memMgrDeinitialize, new SpsWriter().addr(inst).sequence([0x2000], (w, b) => w.addr(b)));
+  const rel = await s.call(
+    Sym.memMgrRelease,
+    new SpsWriter().addr(inst).sequence([0x1000], (w, b) => w.addr(b)),
+  );
+  t.throws(() => expectSuccess(rel, 'release'), {
+    code: 'ERR_UNKNOWN_RESERVATION',
+    message: /0x1000 is not part of any reserved address range/,
+  });
+  const de = await s.call(
+    Sym.memMgrDeinitialize,
+    new SpsWriter().addr(inst).sequence([0x2000], (w, b) => w.addr(b)),
+  );
   t.throws(() => expectSuccess(de, 'deinitialize'), { code: 'ERR_UNKNOWN_KEY' });
-  t.is(decodeResult(await s.call(Sym.memMgrReserve, new SpsWriter().addr(inst).u64(0)), 'reserve', (r) => r.expected((r) => r.addr())).ok, true);
+  t.is(
+    decodeResult(await s.call(Sym.memMgrReserve, new SpsWriter().addr(inst).u64(0)), 'reserve', (r) =>
+      r.expected((r) => r.addr()),
+    ).ok,
+    true,
+  );
 });
 
 test('an EH-frame registration whose records run past the section is refused instead of handed to the unwinder', async (t) => {
@@ -151,16 +184,23 @@ test('an EH-frame registration whose records run past the section is refused ins
   // A "record" that claims 4 KiB inside a 16-byte section.
   const garbage = new Uint8Array(16);
   new DataView(garbage.buffer).setUint32(0, 0x1000, true);
-  const range = new SpsWriter().addr(a).addr(a + 16).finish().slice();
+  const range = new SpsWriter()
+    .addr(a)
+    .addr(a + 16)
+    .finish()
+    .slice();
   const out = await s.call(
     Sym.memMgrInitialize,
     new SpsWriter().addr(inst).finalizeRequest({
-      segments: [{ group: 1, addr: a, size: 16, content: garbage }],
+      segments: [{ group: R, addr: a, size: 16, content: garbage }],
       actions: [{ finalize: { fn: register, args: range }, dealloc: null }],
     }),
   );
   const err = t.throws(() => expectAddr(out, 'initialize'), { code: 'ERR_INVALID_EH_FRAME' });
-  t.regex(err!.message, /record at 0x[0-9a-f]+ \(offset 0 of .*\): its length 4096 runs 4084 bytes past the end of the section/);
+  t.regex(
+    err!.message,
+    /record at 0x[0-9a-f]+ \(offset 0 of .*\): its length 4096 runs 4084 bytes past the end of the section/,
+  );
   // Refused before anything stuck: the page is writable again and the session goes on.
   await s.writeBuffers([{ addr: a, bytes: Uint8Array.of(1) }]);
   t.deepEqual([...(await s.readBuffers([{ start: a, end: a + 1 }]))[0]!], [1]);

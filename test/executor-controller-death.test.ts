@@ -58,7 +58,9 @@ for (const mapper of ['shared', 'rpc'] as const) {
       const run = spawn(process.execPath, [CLI, 'run', '--mapper', mapper, obj], { stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';
       run.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-      const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => run.once('close', (code, sig) => r({ code, signal: sig })));
+      const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+        run.once('close', (code, sig) => r({ code, signal: sig })),
+      );
       const executor = await new Promise<number>((resolve) => {
         let out = '';
         run.stdout!.setEncoding('utf8').on('data', (s: string) => {
@@ -77,7 +79,10 @@ for (const mapper of ['shared', 'rpc'] as const) {
       if (status === null) t.deepEqual(ended, { code: null, signal: 'SIGKILL' });
       else t.deepEqual(ended, { code: status, signal: null }, stderr);
       t.true(await eventually(() => gone(executor)), `the executor ${executor} is gone`);
-      t.true(await eventually(() => shmObjects(`jitmem_${executor}_`).length === 0), 'no shm object of the executor is left');
+      t.true(
+        await eventually(() => shmObjects(`jitmem_${executor}_`).length === 0),
+        'no shm object of the executor is left',
+      );
     });
   }
 }

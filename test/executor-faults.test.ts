@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { R, W } from '../graph/alloc-group.js';
 import * as native from '../native/index.js';
 import { ExecutorSession, decodeResult, expectAddr } from '../session/executor-session.js';
 import { SharedMemoryMapper } from '../mappers/shared-memory-mapper.js';
@@ -41,7 +42,10 @@ test('SIGKILL of the executor mid-stream: every pending call rejects with ERR_EX
   const mapper = new SharedMemoryMapper(s);
   await mapper.reserve(16 * PAGE);
   t.is(shmObjects(`jitmem_${pid}_`).length, 3);
-  const big = expectAddr(await s.call(Sym.memMgrReserve, new SpsWriter().addr(s.symbol(Sym.memMgrInstance)).u64(1 << 20)), 'reserve');
+  const big = expectAddr(
+    await s.call(Sym.memMgrReserve, new SpsWriter().addr(s.symbol(Sym.memMgrInstance)).u64(1 << 20)),
+    'reserve',
+  );
 
   let answered = 0;
   let killedAt = 0;
@@ -118,7 +122,10 @@ setInterval(() => {}, 1000);
   const controllerExit = new Promise((r) => controller.once('exit', r));
   controller.kill('SIGKILL');
   await controllerExit;
-  t.true(await waitUntil(() => !processExists(executorPid), 10_000), 'the executor is still running 10 s after its controller died');
+  t.true(
+    await waitUntil(() => !processExists(executorPid), 10_000),
+    'the executor is still running 10 s after its controller died',
+  );
   t.deepEqual(shmObjects(`jitmem_${executorPid}_`), []);
 });
 
@@ -138,10 +145,16 @@ test('when the controller hangs up, the executor runs the pending dealloc action
     expectAddr(
       await s.call(
         Sym.shmInitialize,
-        new SpsWriter().addr(inst).addr(base).sharedMemoryFinalizeRequest({
-          segments: [{ group: 3, addr, size: PAGE }],
-          actions: actions.map(([f, d]) => ({ finalize: { fn: trace, args: traceArgs(base, 16, f) }, dealloc: { fn: trace, args: traceArgs(base, 16, d) } })),
-        }),
+        new SpsWriter()
+          .addr(inst)
+          .addr(base)
+          .sharedMemoryFinalizeRequest({
+            segments: [{ group: R | W, addr, size: PAGE }],
+            actions: actions.map(([f, d]) => ({
+              finalize: { fn: trace, args: traceArgs(base, 16, f) },
+              dealloc: { fn: trace, args: traceArgs(base, 16, d) },
+            })),
+          }),
       ),
       'Initialize',
     );

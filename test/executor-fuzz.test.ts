@@ -6,6 +6,7 @@ import { JitmemSym, Sym, decodeSetup } from '../protocol/setup.js';
 import { SpsReader, SpsWriter } from '../protocol/sps.js';
 import { EXECUTOR, processExists, shmObjects } from './helpers/executor-process.js';
 import { seededRandom as rng } from '../harness/statistics.js';
+import { R, W } from '../graph/alloc-group.js';
 
 /**
  * Mutated frames against real executor processes: many sessions, each set up properly (so the
@@ -22,7 +23,6 @@ const FRAMES_PER_SESSION = 10;
 const SESSION_DEADLINE_MS = 10_000;
 const PAGE = 4096;
 
-
 interface Listening {
   port: number;
   pid: number;
@@ -31,12 +31,26 @@ interface Listening {
 }
 
 function startExecutor(): Promise<Listening> {
-  const child = spawn(EXECUTOR, ['--listen', '127.0.0.1:0', '--no-auth', '--sessions', String(SESSIONS_PER_PROCESS), '--max-frame-size', String(1 << 20)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    EXECUTOR,
+    [
+      '--listen',
+      '127.0.0.1:0',
+      '--no-auth',
+      '--sessions',
+      String(SESSIONS_PER_PROCESS),
+      '--max-frame-size',
+      String(1 << 20),
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   if (process.env.FUZZ_DEBUG) child.stderr!.pipe(process.stderr);
   else child.stderr!.resume();
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once('exit', (code, signal) => r({ code, signal })),
+  );
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout!.setEncoding('utf8').on('data', (s: string) => {
@@ -94,7 +108,8 @@ class RawSession {
   async call(seq: number, tag: number, payload: Uint8Array): Promise<Uint8Array> {
     this.socket.write(encodeFrame(OpCode.CallWrapper, seq, tag, payload));
     const f = await this.next();
-    if (!f || f.opcode !== OpCode.Result || f.seq !== seq) throw new Error(`set-up call ${seq} got ${f ? `opcode ${f.opcode} seq ${f.seq}` : 'EOF'}`);
+    if (!f || f.opcode !== OpCode.Result || f.seq !== seq)
+      throw new Error(`set-up call ${seq} got ${f ? `opcode ${f.opcode} seq ${f.seq}` : 'EOF'}`);
     return f.payload;
   }
 }
@@ -105,50 +120,207 @@ const okAddr = (payload: Uint8Array): number => {
   return r.value;
 };
 
-/** Valid requests naming this session's real memory and services. */
-function templates(sym: ReadonlyMap<string, number>, base: number, spare: number, shm: { base: number }, handle: number): Array<[number, number, Uint8Array]> {
-  const w = (): SpsWriter => new SpsWriter(64);
-  const mm = sym.get(Sym.memMgrInstance)!;
-  const sh = sym.get(Sym.shmInstance)!;
-  const trace = sym.get(JitmemSym.traceAction)!;
-  const traceArgs = (v: number): Uint8Array => w().addr(base).u64(16).u64(v).finish().slice();
-  const content = Uint8Array.from({ length: 96 }, (_, i) => (i * 7) & 0xff);
-  const t = (name: string, payload: SpsWriter): [number, number, Uint8Array] => [OpCode.CallWrapper, sym.get(name)!, payload.finish().slice()];
+type FrameTemplate = [number, number, Uint8Array];
+
+/** What a template may name: this session's symbols, memory, shared memory and dylib handle. */
+interface TemplateSession {
+  readonly sym: ReadonlyMap<string, number>;
+  readonly base: number;
+  readonly spare: number;
+  readonly shm: { base: number };
+  readonly handle: number;
+}
+
+const newWriter = (): SpsWriter => new SpsWriter(64);
+const TEMPLATE_CONTENT = Uint8Array.from({ length: 96 }, (_, i) => (i * 7) & 0xff);
+
+/** A call-wrapper frame to the service function `name` with `payload`. */
+function callTemplate(s: TemplateSession, name: string, payload: SpsWriter): FrameTemplate {
+  return [OpCode.CallWrapper, s.sym.get(name)!, payload.finish().slice()];
+}
+
+/** SimpleExecutorMemoryManager: reserve, initialize (with a traced alloc action), deinitialize, release. */
+function memoryManagerTemplates(s: TemplateSession): FrameTemplate[] {
+  const mm = s.sym.get(Sym.memMgrInstance)!;
+  const trace = s.sym.get(JitmemSym.traceAction)!;
+  const traceArgs = (v: number): Uint8Array => newWriter().addr(s.base).u64(16).u64(v).finish().slice();
+  const { base } = s;
   return [
-    t(Sym.memMgrReserve, w().addr(mm).u64(4 * PAGE)),
-    t(Sym.memMgrInitialize, w().addr(mm).finalizeRequest({
-      segments: [
-        { group: 1, addr: base + PAGE, size: 64, content: content.subarray(0, 64) },
-        { group: 3, addr: base + 2 * PAGE, size: 200, content },
-      ],
-      actions: [{ finalize: { fn: trace, args: traceArgs(1) }, dealloc: { fn: trace, args: traceArgs(2) } }],
-    })),
-    t(Sym.memMgrDeinitialize, w().addr(mm).sequence([base + PAGE], (w, k) => w.addr(k))),
-    t(Sym.memMgrRelease, w().addr(mm).sequence([spare], (w, k) => w.addr(k))),
-    t(Sym.shmInitialize, w().addr(sh).addr(shm.base).sharedMemoryFinalizeRequest({ segments: [{ group: 3, addr: shm.base, size: 300 }], actions: [] })),
-    t(Sym.shmDeinitialize, w().addr(sh).sequence([shm.base], (w, k) => w.addr(k))),
-    t(Sym.shmReserve, w().addr(sh).u64(2 * PAGE)),
-    t(Sym.writeUInt8s, w().sequence([1, 2], (w, i) => w.addr(base + 3 * PAGE + i).u8(i))),
-    t(Sym.writeUInt16s, w().sequence([1, 2], (w, i) => w.addr(base + 3 * PAGE + 8 * i).u16(i))),
-    t(Sym.writeUInt32s, w().sequence([1, 2], (w, i) => w.addr(base + 3 * PAGE + 8 * i).u32(i))),
-    t(Sym.writeUInt64s, w().sequence([1, 2], (w, i) => w.addr(base + 3 * PAGE + 8 * i).u64(i))),
-    t(Sym.writePointers, w().sequence([1], (w, i) => w.addr(base + 3 * PAGE + 8 * i).addr(base))),
-    t(Sym.writeBuffers, w().sequence([content], (w, c) => w.addr(base + 3 * PAGE + 64).bytes(c))),
-    t(Sym.readUInt8s, w().sequence([0, 1], (w, i) => w.addr(base + 3 * PAGE + i))),
-    t(Sym.readUInt64s, w().sequence([0, 1], (w, i) => w.addr(base + 3 * PAGE + 8 * i))),
-    t(Sym.readPointers, w().sequence([0], (w) => w.addr(base + 3 * PAGE))),
-    t(Sym.readBuffers, w().sequence([0], (w) => w.addrRange({ start: base, end: base + 256 }))),
-    t(Sym.readStrings, w().sequence([0], (w) => w.addr(base + 3 * PAGE + 64))),
-    t(JitmemSym.checksum, w().sequence([0], (w) => w.addrRange({ start: base, end: base + 4 * PAGE }))),
-    t(JitmemSym.noop, w()),
-    t(Sym.dylibOpen, w().addr(sym.get(Sym.dylibInstance)!).string('').u64(0)),
-    t(Sym.dylibResolve, w().addr(handle).lookupSet([{ name: 'strlen', required: false }, { name: 'no_such_symbol_here', required: false }])),
+    callTemplate(
+      s,
+      Sym.memMgrReserve,
+      newWriter()
+        .addr(mm)
+        .u64(4 * PAGE),
+    ),
+    callTemplate(
+      s,
+      Sym.memMgrInitialize,
+      newWriter()
+        .addr(mm)
+        .finalizeRequest({
+          segments: [
+            { group: R, addr: base + PAGE, size: 64, content: TEMPLATE_CONTENT.subarray(0, 64) },
+            { group: R | W, addr: base + 2 * PAGE, size: 200, content: TEMPLATE_CONTENT },
+          ],
+          actions: [{ finalize: { fn: trace, args: traceArgs(1) }, dealloc: { fn: trace, args: traceArgs(2) } }],
+        }),
+    ),
+    callTemplate(
+      s,
+      Sym.memMgrDeinitialize,
+      newWriter()
+        .addr(mm)
+        .sequence([base + PAGE], (w, k) => w.addr(k)),
+    ),
+    callTemplate(
+      s,
+      Sym.memMgrRelease,
+      newWriter()
+        .addr(mm)
+        .sequence([s.spare], (w, k) => w.addr(k)),
+    ),
+  ];
+}
+
+/** ExecutorSharedMemoryMapperService: initialize, deinitialize, reserve. */
+function sharedMemoryTemplates(s: TemplateSession): FrameTemplate[] {
+  const sh = s.sym.get(Sym.shmInstance)!;
+  const shmBase = s.shm.base;
+  const request = { segments: [{ group: R | W, addr: shmBase, size: 300 }], actions: [] };
+  return [
+    callTemplate(s, Sym.shmInitialize, newWriter().addr(sh).addr(shmBase).sharedMemoryFinalizeRequest(request)),
+    callTemplate(
+      s,
+      Sym.shmDeinitialize,
+      newWriter()
+        .addr(sh)
+        .sequence([shmBase], (w, k) => w.addr(k)),
+    ),
+    callTemplate(
+      s,
+      Sym.shmReserve,
+      newWriter()
+        .addr(sh)
+        .u64(2 * PAGE),
+    ),
+  ];
+}
+
+/** The memory-access services, writing and reading the fourth page of the session's memory. */
+function memoryAccessTemplates(s: TemplateSession): FrameTemplate[] {
+  const { base } = s;
+  const at = base + 3 * PAGE;
+  const w = newWriter;
+  return [
+    callTemplate(
+      s,
+      Sym.writeUInt8s,
+      w().sequence([1, 2], (w, i) => w.addr(at + i).u8(i)),
+    ),
+    callTemplate(
+      s,
+      Sym.writeUInt16s,
+      w().sequence([1, 2], (w, i) => w.addr(at + 8 * i).u16(i)),
+    ),
+    callTemplate(
+      s,
+      Sym.writeUInt32s,
+      w().sequence([1, 2], (w, i) => w.addr(at + 8 * i).u32(i)),
+    ),
+    callTemplate(
+      s,
+      Sym.writeUInt64s,
+      w().sequence([1, 2], (w, i) => w.addr(at + 8 * i).u64(i)),
+    ),
+    callTemplate(
+      s,
+      Sym.writePointers,
+      w().sequence([1], (w, i) => w.addr(at + 8 * i).addr(base)),
+    ),
+    callTemplate(
+      s,
+      Sym.writeBuffers,
+      w().sequence([TEMPLATE_CONTENT], (w, c) => w.addr(at + 64).bytes(c)),
+    ),
+    callTemplate(
+      s,
+      Sym.readUInt8s,
+      w().sequence([0, 1], (w, i) => w.addr(at + i)),
+    ),
+    callTemplate(
+      s,
+      Sym.readUInt64s,
+      w().sequence([0, 1], (w, i) => w.addr(at + 8 * i)),
+    ),
+    callTemplate(
+      s,
+      Sym.readPointers,
+      w().sequence([0], (w) => w.addr(at)),
+    ),
+    callTemplate(
+      s,
+      Sym.readBuffers,
+      w().sequence([0], (w) => w.addrRange({ start: base, end: base + 256 })),
+    ),
+    callTemplate(
+      s,
+      Sym.readStrings,
+      w().sequence([0], (w) => w.addr(at + 64)),
+    ),
+    callTemplate(
+      s,
+      JitmemSym.checksum,
+      w().sequence([0], (w) => w.addrRange({ start: base, end: base + 4 * PAGE })),
+    ),
+  ];
+}
+
+/** Dylib open and resolve, jitmem's no-op, and the two non-call opcodes. */
+function dylibAndControlTemplates(s: TemplateSession): FrameTemplate[] {
+  const lookups = [
+    { name: 'strlen', required: false },
+    { name: 'no_such_symbol_here', required: false },
+  ];
+  return [
+    callTemplate(s, JitmemSym.noop, newWriter()),
+    callTemplate(s, Sym.dylibOpen, newWriter().addr(s.sym.get(Sym.dylibInstance)!).string('').u64(0)),
+    callTemplate(s, Sym.dylibResolve, newWriter().addr(s.handle).lookupSet(lookups)),
     [OpCode.Hangup, 0, Uint8Array.of(0)],
     [OpCode.Result, 0, Uint8Array.of(0)],
   ];
 }
 
-const INTERESTING_U64 = (base: number): bigint[] => [0n, 1n, 0xffn, 0x1000n, 0xffff_ffffn, 1n << 32n, 1n << 53n, 1n << 63n, 0xffff_ffff_ffff_ffffn, BigInt(base), BigInt(base + 4 * PAGE - 1)];
+/** Valid requests naming this session's real memory and services. */
+function templates(
+  sym: ReadonlyMap<string, number>,
+  base: number,
+  spare: number,
+  shm: { base: number },
+  handle: number,
+): FrameTemplate[] {
+  const session: TemplateSession = { sym, base, spare, shm, handle };
+  return [
+    ...memoryManagerTemplates(session),
+    ...sharedMemoryTemplates(session),
+    ...memoryAccessTemplates(session),
+    ...dylibAndControlTemplates(session),
+  ];
+}
+
+const INTERESTING_U64 = (base: number): bigint[] => [
+  0n,
+  1n,
+  0xffn,
+  0x1000n,
+  0xffff_ffffn,
+  1n << 32n,
+  1n << 53n,
+  1n << 63n,
+  0xffff_ffff_ffff_ffffn,
+  BigInt(base),
+  BigInt(base + 4 * PAGE - 1),
+];
 
 /** One mutation of one frame, as whole frame bytes (the header may lie about the size). */
 function mutate(random: () => number, frame: [number, number, Uint8Array], seq: number, base: number): Uint8Array {
@@ -172,14 +344,28 @@ function mutate(random: () => number, frame: [number, number, Uint8Array], seq: 
     bytes = encodeFrame(opcode, seq, tag, p);
   } else if (kind < 0.95) {
     if (random() < 0.5) p = p.subarray(0, Math.floor(random() * p.length));
-    else p = Uint8Array.from([...p, ...Array.from({ length: 1 + Math.floor(random() * 16) }, () => Math.floor(random() * 256))]);
+    else
+      p = Uint8Array.from([
+        ...p,
+        ...Array.from({ length: 1 + Math.floor(random() * 16) }, () => Math.floor(random() * 256)),
+      ]);
     bytes = encodeFrame(opcode, seq, tag, p);
   } else {
     // The header lies: size, opcode, sequence number or tag.
     bytes = encodeFrame(opcode, seq, tag, p);
     const dv = new DataView(bytes.buffer);
     const field = Math.floor(random() * 4) * 8;
-    const vals = [0n, 31n, 33n, BigInt(bytes.length - 1), BigInt(bytes.length + 1), 1n << 21n, 4n, 0xffff_ffff_ffff_ffffn, BigInt(tag) + 16n];
+    const vals = [
+      0n,
+      31n,
+      33n,
+      BigInt(bytes.length - 1),
+      BigInt(bytes.length + 1),
+      1n << 21n,
+      4n,
+      0xffff_ffff_ffff_ffffn,
+      BigInt(tag) + 16n,
+    ];
     dv.setBigUint64(field, vals[Math.floor(random() * vals.length)]!, true);
   }
   return bytes;
@@ -201,16 +387,41 @@ async function fuzzSession(port: number, seed: number): Promise<{ sent: number; 
     if (!setup || setup.opcode !== OpCode.Setup) throw new Error('no Setup');
     const sym = decodeSetup(setup.payload).symbols;
     const mm = sym.get(Sym.memMgrInstance)!;
-    const base = okAddr(await s.call(0, sym.get(Sym.memMgrReserve)!, new SpsWriter().addr(mm).u64(4 * PAGE).finish()));
+    const base = okAddr(
+      await s.call(
+        0,
+        sym.get(Sym.memMgrReserve)!,
+        new SpsWriter()
+          .addr(mm)
+          .u64(4 * PAGE)
+          .finish(),
+      ),
+    );
     const spare = okAddr(await s.call(1, sym.get(Sym.memMgrReserve)!, new SpsWriter().addr(mm).u64(PAGE).finish()));
-    const shmOut = new SpsReader(await s.call(2, sym.get(Sym.shmReserve)!, new SpsWriter().addr(sym.get(Sym.shmInstance)!).u64(2 * PAGE).finish())).expected((r) => ({ base: r.addr(), name: r.string() }));
+    const shmOut = new SpsReader(
+      await s.call(
+        2,
+        sym.get(Sym.shmReserve)!,
+        new SpsWriter()
+          .addr(sym.get(Sym.shmInstance)!)
+          .u64(2 * PAGE)
+          .finish(),
+      ),
+    ).expected((r) => ({ base: r.addr(), name: r.string() }));
     if (!shmOut.ok) throw new Error(shmOut.error);
-    const handle = okAddr(await s.call(3, sym.get(Sym.dylibOpen)!, new SpsWriter().addr(sym.get(Sym.dylibInstance)!).string('').u64(0).finish()));
+    const handle = okAddr(
+      await s.call(
+        3,
+        sym.get(Sym.dylibOpen)!,
+        new SpsWriter().addr(sym.get(Sym.dylibInstance)!).string('').u64(0).finish(),
+      ),
+    );
     s.resultsAfterSetup = 0;
     const random = rng(seed);
     const tpl = templates(sym, base, spare, shmOut.value, handle);
     const batch: Uint8Array[] = [];
-    for (let i = 0; i < FRAMES_PER_SESSION; i++) batch.push(mutate(random, tpl[Math.floor(random() * tpl.length)]!, 4 + i, base));
+    for (let i = 0; i < FRAMES_PER_SESSION; i++)
+      batch.push(mutate(random, tpl[Math.floor(random() * tpl.length)]!, 4 + i, base));
     socket.end(Buffer.concat(batch));
     await s.closed;
     if (hung) throw new Error(`session ${seed} hung: the executor did not end it within ${SESSION_DEADLINE_MS} ms`);

@@ -149,13 +149,20 @@ for (const c of cases) {
 test('writing forever into `| head -c 10` ends at once with SIGPIPE (141), as natively', async (t) => {
   if (!hasCompiler('gcc')) return t.pass('no gcc');
   const dir = tempDir(t, 'jitmem-process-');
-  const obj = compile(dir, 'yes.c', '#include <stdio.h>\nint main(void) { for (;;) fputs("yes\\n", stdout); }\n', ['-O1']);
+  const obj = compile(dir, 'yes.c', '#include <stdio.h>\nint main(void) { for (;;) fputs("yes\\n", stdout); }\n', [
+    '-O1',
+  ]);
   const exe = path.join(dir, 'yes');
   execFileSync('gcc', [obj, '-o', exe]);
-  const pipeline = (cmd: string): string => execFileSync('bash', ['-c', `${cmd} 2>/dev/null | head -c 10; echo " \${PIPESTATUS[0]}"`], { encoding: 'utf8', timeout: 60_000 });
+  const pipeline = (cmd: string): string =>
+    execFileSync('bash', ['-c', `${cmd} 2>/dev/null | head -c 10; echo " \${PIPESTATUS[0]}"`], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
   const native = pipeline(exe);
   t.is(native, 'yes\nyes\nye 141\n');
-  for (const mapper of MAPPERS) t.is(pipeline(`"${process.execPath}" "${CLI}" run --mapper ${mapper} "${obj}"`), native, mapper);
+  for (const mapper of MAPPERS)
+    t.is(pipeline(`"${process.execPath}" "${CLI}" run --mapper ${mapper} "${obj}"`), native, mapper);
 });
 
 test('a forked daemon does not hold `jitmem run`: its output ends with the program while the daemon lives', async (t) => {
@@ -215,7 +222,6 @@ test('the native executor is a PIE of libc, libstdc++ (with its libm) and libgcc
   t.notRegex(execFileSync('readelf', ['-r', exe], { encoding: 'utf8' }), /R_X86_64_COPY/);
 });
 
-
 test('a crash on a thread the program started says what happened and ends with 128 + N, in process and out', async (t) => {
   if (!hasCompiler('gcc')) return t.pass('no gcc');
   const dir = tempDir(t, 'jitmem-process-');
@@ -238,10 +244,15 @@ int main(void) { pthread_t t; pthread_create(&t, 0, boom, 0); for (;;) pause(); 
   }
 });
 
-test("abort() ends the program with SIGABRT as natively, and says so, in process and out", async (t) => {
+test('abort() ends the program with SIGABRT as natively, and says so, in process and out', async (t) => {
   if (!hasCompiler('gcc')) return t.pass('no gcc');
   const dir = tempDir(t, 'jitmem-process-');
-  const obj = compile(dir, 'abort.c', '#include <stdio.h>\n#include <stdlib.h>\nint main(void) { printf("about to abort\\n"); fflush(stdout); abort(); }\n', ['-O1', '-fPIC']);
+  const obj = compile(
+    dir,
+    'abort.c',
+    '#include <stdio.h>\n#include <stdlib.h>\nint main(void) { printf("about to abort\\n"); fflush(stdout); abort(); }\n',
+    ['-O1', '-fPIC'],
+  );
   for (const mapper of ['inprocess', ...MAPPERS]) {
     const r = await jitmemRun(['--mapper', mapper, obj]);
     t.is(r.stdout.toString(), 'about to abort\n', mapper);

@@ -9,6 +9,7 @@ import { decodeSetup } from '../protocol/setup.js';
 import { ehFrameSection } from './helpers/eh-frames.js';
 import { EXECUTOR, shmObjects, spawnRawExecutor } from './helpers/executor-process.js';
 import { execFileSync } from 'node:child_process';
+import { R, W, X } from '../graph/alloc-group.js';
 
 /**
  * The requests that used to take the executor down, one by one: a zero-size segment at the
@@ -31,21 +32,38 @@ class Raw {
   }
 
   async reserve(size: number): Promise<number> {
-    const e = new SpsReader(await this.s.call(Sym.memMgrReserve, new SpsWriter().addr(this.inst).u64(size))).expected((r) => r.addr());
+    const e = new SpsReader(await this.s.call(Sym.memMgrReserve, new SpsWriter().addr(this.inst).u64(size))).expected(
+      (r) => r.addr(),
+    );
     if (!e.ok) throw new Error(e.error);
     return e.value;
   }
 
-  async initialize(segments: Segment[], actions: Array<{ finalize: Call; dealloc: Call }> = []): Promise<{ ok: true; value: number } | { ok: false; error: string }> {
-    return new SpsReader(await this.s.call(Sym.memMgrInitialize, new SpsWriter().addr(this.inst).finalizeRequest({ segments, actions }))).expected((r) => r.addr());
+  async initialize(
+    segments: Segment[],
+    actions: Array<{ finalize: Call; dealloc: Call }> = [],
+  ): Promise<{ ok: true; value: number } | { ok: false; error: string }> {
+    return new SpsReader(
+      await this.s.call(Sym.memMgrInitialize, new SpsWriter().addr(this.inst).finalizeRequest({ segments, actions })),
+    ).expected((r) => r.addr());
   }
 
   async deinitialize(keys: number[]): Promise<string | null> {
-    return new SpsReader(await this.s.call(Sym.memMgrDeinitialize, new SpsWriter().addr(this.inst).sequence(keys, (w, k) => w.addr(k)))).error();
+    return new SpsReader(
+      await this.s.call(
+        Sym.memMgrDeinitialize,
+        new SpsWriter().addr(this.inst).sequence(keys, (w, k) => w.addr(k)),
+      ),
+    ).error();
   }
 
   async release(bases: number[]): Promise<string | null> {
-    return new SpsReader(await this.s.call(Sym.memMgrRelease, new SpsWriter().addr(this.inst).sequence(bases, (w, k) => w.addr(k)))).error();
+    return new SpsReader(
+      await this.s.call(
+        Sym.memMgrRelease,
+        new SpsWriter().addr(this.inst).sequence(bases, (w, k) => w.addr(k)),
+      ),
+    ).error();
   }
 
   async runInc(fn: number, k: number): Promise<number> {
@@ -72,8 +90,8 @@ function codeWithFrame(base: number): { segments: Segment[]; frame: Uint8Array }
   const frame = ehFrameSection(base + PAGE, [{ start: base, size: INC_CODE.length }]);
   return {
     segments: [
-      { group: 5, addr: base, size: INC_CODE.length, content: INC_CODE },
-      { group: 1, addr: base + PAGE, size: frame.length, content: frame },
+      { group: R | X, addr: base, size: INC_CODE.length, content: INC_CODE },
+      { group: R, addr: base + PAGE, size: frame.length, content: frame },
     ],
     frame,
   };
@@ -82,21 +100,21 @@ function codeWithFrame(base: number): { segments: Segment[]; frame: Uint8Array }
 test('a zero-size segment at the base of live code touches no record: the code runs and its region stays', async (t) => {
   const x = await open(t);
   const base = await x.reserve(8 * PAGE);
-  const live = await x.initialize([{ group: 5, addr: base, size: 4, content: INC_CODE }]);
+  const live = await x.initialize([{ group: R | X, addr: base, size: 4, content: INC_CODE }]);
   t.deepEqual(live, { ok: true, value: base });
   // Only a zero-size segment: nothing to initialize.
-  const empty = await x.initialize([{ group: 3, addr: base, size: 0 }]);
+  const empty = await x.initialize([{ group: R | W, addr: base, size: 0 }]);
   t.false(empty.ok);
   t.regex(!empty.ok ? empty.error : '', /\[ERR_EMPTY_FINALIZE_REQUEST\]$/);
   // A zero-size segment at the live base beside a real one elsewhere: the real one is the region.
   const beside = await x.initialize([
-    { group: 3, addr: base, size: 0 },
-    { group: 3, addr: base + 4 * PAGE, size: 16, content: new Uint8Array(16).fill(1) },
+    { group: R | W, addr: base, size: 0 },
+    { group: R | W, addr: base + 4 * PAGE, size: 16, content: new Uint8Array(16).fill(1) },
   ]);
   t.deepEqual(beside, { ok: true, value: base + 4 * PAGE });
   t.is(await x.runInc(base, 9), 10);
   // Content written into live code through a new request: refused, the code unchanged.
-  const over = await x.initialize([{ group: 3, addr: base, size: 4, content: new Uint8Array(4).fill(0xcc) }]);
+  const over = await x.initialize([{ group: R | W, addr: base, size: 4, content: new Uint8Array(4).fill(0xcc) }]);
   t.regex(!over.ok ? over.error : '', /\[ERR_REGION_OVERLAP\]$/);
   t.is(await x.runInc(base, 1), 2);
   t.is(await x.deinitialize([base, base + 4 * PAGE]), null);
@@ -108,12 +126,13 @@ test('a request is checked as a whole: a bad alloc action refuses it before any 
   const base = await x.reserve(8 * PAGE);
   const trace = x.s.symbol(JitmemSym.traceAction);
   // The trace log of the dealloc action lies outside anything the executor owns.
-  const r = await x.initialize([{ group: 5, addr: base, size: 4, content: INC_CODE }], [
-    { finalize: null, dealloc: { fn: trace, args: new SpsWriter().addr(0x1000).u64(4).u64(1).finish().slice() } },
-  ]);
+  const r = await x.initialize(
+    [{ group: R | X, addr: base, size: 4, content: INC_CODE }],
+    [{ finalize: null, dealloc: { fn: trace, args: new SpsWriter().addr(0x1000).u64(4).u64(1).finish().slice() } }],
+  );
   t.regex(!r.ok ? r.error : '', /\[ERR_ACCESS_DENIED\]$|\[ERR_OUT_OF_RESERVATION\]$|\[ERR_ACTION_REFUSED\]$/);
   // Nothing changed: the range is still plain RW memory, free to initialize.
-  const again = await x.initialize([{ group: 5, addr: base, size: 4, content: INC_CODE }]);
+  const again = await x.initialize([{ group: R | X, addr: base, size: 4, content: INC_CODE }]);
   t.deepEqual(again, { ok: true, value: base });
   t.is(await x.runInc(base, 5), 6);
 });
@@ -140,19 +159,37 @@ test('malformed EH frames are refused before they reach the unwinder', async (t)
   const reg = x.s.symbol(Sym.registerEHFrame);
   const { segments, frame } = codeWithFrame(base);
   const cases: Array<[string, (f: Uint8Array) => void, RegExp]> = [
-    ['a CIE pointer out of range', (f) => new DataView(f.buffer).setUint32(28, 0x4000, true), /CIE pointer 16384 leads to offset/],
-    ['a CIE pointer into the middle of a record', (f) => new DataView(f.buffer).setUint32(28, 24, true), /not the start of a CIE/],
+    [
+      'a CIE pointer out of range',
+      (f) => new DataView(f.buffer).setUint32(28, 0x4000, true),
+      /CIE pointer 16384 leads to offset/,
+    ],
+    [
+      'a CIE pointer into the middle of a record',
+      (f) => new DataView(f.buffer).setUint32(28, 24, true),
+      /not the start of a CIE/,
+    ],
     ['an unknown augmentation', (f) => (f[10] = 0x51), /augmentation "zQ"/],
     ['a LEB128 FDE encoding', (f) => (f[16] = 0x01), /LEB128/],
-    ['a record length past the end', (f) => new DataView(f.buffer).setUint32(24, 0x1000, true), /runs .* bytes past the end of the section/],
-    ['a function outside the executor', (f) => new DataView(f.buffer).setInt32(32, -0x100000, true), /not memory of this executor/],
+    [
+      'a record length past the end',
+      (f) => new DataView(f.buffer).setUint32(24, 0x1000, true),
+      /runs .* bytes past the end of the section/,
+    ],
+    [
+      'a function outside the executor',
+      (f) => new DataView(f.buffer).setInt32(32, -0x100000, true),
+      /not memory of this executor/,
+    ],
     ['version 2', (f) => (f[8] = 2), /CIE version 2/],
   ];
   for (const [what, mutate, message] of cases) {
     const bad = frame.slice();
     mutate(bad);
     const segs = [segments[0]!, { ...segments[1]!, content: bad }];
-    const r = await x.initialize(segs, [{ finalize: { fn: reg, args: x.ehArgs(base + PAGE, base + PAGE + bad.length - 4) }, dealloc: null }]);
+    const r = await x.initialize(segs, [
+      { finalize: { fn: reg, args: x.ehArgs(base + PAGE, base + PAGE + bad.length - 4) }, dealloc: null },
+    ]);
     t.false(r.ok, what);
     t.regex(!r.ok ? r.error : '', message, what);
     t.regex(!r.ok ? r.error : '', /\[ERR_INVALID_EH_FRAME\]$/, what);
@@ -168,10 +205,16 @@ test('a frame left registered is deregistered when its memory goes, and unwindin
     const { segments, frame } = codeWithFrame(base);
     const range = x.ehArgs(base + PAGE, base + PAGE + frame.length - 4);
     // Registered, with no deregister action to take it back.
-    t.deepEqual(await x.initialize(segments, [{ finalize: { fn: reg, args: range }, dealloc: null }]), { ok: true, value: base });
+    t.deepEqual(await x.initialize(segments, [{ finalize: { fn: reg, args: range }, dealloc: null }]), {
+      ok: true,
+      value: base,
+    });
     t.is(await x.unwind(), null);
     // Registering the same frame twice is refused.
-    const twice = await x.initialize([{ group: 3, addr: base + 3 * PAGE, size: 8 }], [{ finalize: { fn: reg, args: range }, dealloc: null }]);
+    const twice = await x.initialize(
+      [{ group: R | W, addr: base + 3 * PAGE, size: 8 }],
+      [{ finalize: { fn: reg, args: range }, dealloc: null }],
+    );
     t.regex(!twice.ok ? twice.error : '', /\[ERR_EH_FRAME_ALREADY_REGISTERED\]$/);
     t.is(i === 1 ? await x.deinitialize([base]) : await x.release([base]), null);
     if (i === 1) t.is(await x.release([base]), null);
@@ -179,12 +222,20 @@ test('a frame left registered is deregistered when its memory goes, and unwindin
     t.is(await x.unwind(), null);
   }
   // The C++-exception path of the shared-memory service: its name already gone.
-  const shm = new SpsReader(await x.s.call(Sym.shmReserve, new SpsWriter().addr(x.s.symbol(Sym.shmInstance)).u64(PAGE))).expected((r) => ({ base: r.addr(), name: r.string() }));
+  const shm = new SpsReader(
+    await x.s.call(Sym.shmReserve, new SpsWriter().addr(x.s.symbol(Sym.shmInstance)).u64(PAGE)),
+  ).expected((r) => ({ base: r.addr(), name: r.string() }));
   t.true(shm.ok);
   if (!shm.ok) return;
   native.shmUnlink(shm.value.name);
   const init = new SpsReader(
-    await x.s.call(Sym.shmInitialize, new SpsWriter().addr(x.s.symbol(Sym.shmInstance)).addr(shm.value.base).sharedMemoryFinalizeRequest({ segments: [{ group: 3, addr: shm.value.base, size: 64 }], actions: [] })),
+    await x.s.call(
+      Sym.shmInitialize,
+      new SpsWriter()
+        .addr(x.s.symbol(Sym.shmInstance))
+        .addr(shm.value.base)
+        .sharedMemoryFinalizeRequest({ segments: [{ group: R | W, addr: shm.value.base, size: 64 }], actions: [] }),
+    ),
   ).expected((r) => r.addr());
   t.true(init.ok);
   t.is(await x.unwind(), null);
@@ -210,12 +261,16 @@ test('results nobody reads stop the executor reading calls: its memory stays bou
   const before = rss();
   const reads = 40;
   for (let i = 0; i < reads; i++) {
-    const args = new SpsWriter().sequence([0], (w) => w.addrRange({ start: base.value, end: base.value + chunk })).finish();
+    const args = new SpsWriter()
+      .sequence([0], (w) => w.addrRange({ start: base.value, end: base.value + chunk }))
+      .finish();
     ex.toExecutor.write(encodeFrame(OpCode.CallWrapper, 1 + i, symbols.get(Sym.readBuffers)!, args));
   }
   await new Promise((r) => setTimeout(r, 1500));
   const grown = rss() - before;
-  t.log(`executor RSS grew ${(grown / 2 ** 20).toFixed(1)} MiB with ${reads} unread 4 MiB results (limit ${limit / 2 ** 20} MiB unsent)`);
+  t.log(
+    `executor RSS grew ${(grown / 2 ** 20).toFixed(1)} MiB with ${reads} unread 4 MiB results (limit ${limit / 2 ** 20} MiB unsent)`,
+  );
   t.true(grown < 64 * 2 ** 20, `grew ${grown} bytes`);
   // Reading again: every answer arrives, whole.
   ex.fromExecutor.resume();
@@ -236,9 +291,15 @@ test('an FDE of a discarded function (its pc-relative begin resolved to 0) is in
   const inert = frame.slice();
   new DataView(inert.buffer).setInt32(32, 0, true);
   const range = x.ehArgs(base + PAGE, base + PAGE + inert.length - 4);
-  const r = await x.initialize([segments[0]!, { ...segments[1]!, content: inert }], [
-    { finalize: { fn: x.s.symbol(Sym.registerEHFrame), args: range }, dealloc: { fn: x.s.symbol(Sym.deregisterEHFrame), args: range } },
-  ]);
+  const r = await x.initialize(
+    [segments[0]!, { ...segments[1]!, content: inert }],
+    [
+      {
+        finalize: { fn: x.s.symbol(Sym.registerEHFrame), args: range },
+        dealloc: { fn: x.s.symbol(Sym.deregisterEHFrame), args: range },
+      },
+    ],
+  );
   t.deepEqual(r, { ok: true, value: base });
   t.is(await x.unwind(), null);
   t.is(await x.deinitialize([base]), null);
@@ -251,12 +312,12 @@ test('finalize sets protections by runs of adjacent pages with one protection: o
   const before = await mprotects();
   // Pages 0-2 R-X (three segments, adjacent), 3 R--, 4 RW- (the reservation's own), 6 R-X (a gap before it).
   const r = await x.initialize([
-    { group: 5, addr: base, size: INC_CODE.length, content: INC_CODE },
-    { group: 5, addr: base + PAGE, size: PAGE },
-    { group: 5, addr: base + 2 * PAGE, size: 100 },
-    { group: 1, addr: base + 3 * PAGE, size: PAGE },
-    { group: 3, addr: base + 4 * PAGE, size: PAGE },
-    { group: 5, addr: base + 6 * PAGE, size: 16 },
+    { group: R | X, addr: base, size: INC_CODE.length, content: INC_CODE },
+    { group: R | X, addr: base + PAGE, size: PAGE },
+    { group: R | X, addr: base + 2 * PAGE, size: 100 },
+    { group: R, addr: base + 3 * PAGE, size: PAGE },
+    { group: R | W, addr: base + 4 * PAGE, size: PAGE },
+    { group: R | X, addr: base + 6 * PAGE, size: 16 },
   ]);
   t.deepEqual(r, { ok: true, value: base });
   t.is((await mprotects()) - before, 3, 'three runs: pages 0-2 R-X, page 3 R--, page 6 R-X');
@@ -270,7 +331,12 @@ test('finalize sets protections by runs of adjacent pages with one protection: o
 
 test("the executor's own SHA-256 and HMAC-SHA256 give the published answers (FIPS 180-4 examples, RFC 4231)", (t) => {
   const out = execFileSync(EXECUTOR, ['--self-test-crypto'], { encoding: 'utf8' });
-  const got = new Map(out.trim().split('\n').map((l) => l.split(' ') as [string, string]));
+  const got = new Map(
+    out
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' ') as [string, string]),
+  );
   t.deepEqual(Object.fromEntries(got), {
     'sha256-empty': 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
     'sha256-abc': 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',

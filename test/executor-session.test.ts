@@ -6,6 +6,7 @@ import { Sym } from '../protocol/setup.js';
 import { Channel } from '../protocol/channel.js';
 import { LLVM22_BOOTSTRAP_SYMBOLS, encodeSetup } from '../protocol/setup.js';
 import { processExists } from './helpers/executor-process.js';
+import { R, X } from '../graph/alloc-group.js';
 
 /** The controller's session object: start, Setup, symbols, calls both ways, a clean end. */
 
@@ -38,17 +39,27 @@ test('a missing symbol, a missing executor binary and an executor that dies befo
   t.teardown(() => s.close());
   t.throws(() => s.symbol('nope'), { code: 'ERR_MISSING_SYMBOL', message: /"nope"/ });
   await t.throwsAsync(s.call('nope', new Uint8Array(0)), { code: 'ERR_MISSING_SYMBOL' });
-  await t.throwsAsync(ExecutorSession.spawn({ kind: 'llvm', llvmExecutor: '/nonexistent/llvm-jitlink-executor' }), { code: 'ERR_EXECUTOR_SPAWN_FAILED', message: /\/nonexistent\/llvm-jitlink-executor/ });
+  await t.throwsAsync(ExecutorSession.spawn({ kind: 'llvm', llvmExecutor: '/nonexistent/llvm-jitlink-executor' }), {
+    code: 'ERR_EXECUTOR_SPAWN_FAILED',
+    message: /\/nonexistent\/llvm-jitlink-executor/,
+  });
   const err = await t.throwsAsync(ExecutorSession.spawn({ args: ['--bogus-flag'] }), { code: 'ERR_EXECUTOR_LOST' });
   t.regex(err!.message, /exited before sending Setup: .*unknown option "--bogus-flag"/);
 });
 
-test('calls from the executor reach the handler registered for their tag (JIT dispatch, spec §5.7)', async (t) => {
+test('calls from the executor reach the handler registered for their tag (JIT dispatch, docs/wire-protocol.md §5.7)', async (t) => {
   const c2e = new PassThrough();
   const e2c = new PassThrough();
   // A stand-in executor speaking the protocol: its Setup, then a call to the controller.
   const executor = new Channel(c2e, e2c, { role: 'executor' });
-  executor.sendSetup(encodeSetup({ targetTriple: 'x86_64-pc-linux-gnu', pageSize: 4096, bootstrapMap: new Map(), symbols: new Map([['x', 0x1000]]) }).finish());
+  executor.sendSetup(
+    encodeSetup({
+      targetTriple: 'x86_64-pc-linux-gnu',
+      pageSize: 4096,
+      bootstrapMap: new Map(),
+      symbols: new Map([['x', 0x1000]]),
+    }).finish(),
+  );
   const session = await ExecutorSession.over(e2c, c2e);
   session.handle(0xabcd0000, (_tag, payload) => {
     t.is(Buffer.from(payload).toString(), 'ARGS!');
@@ -69,21 +80,39 @@ function dispatchingCode(dispatchFn: number, ctx: number, tag: number, data: num
   const imm = (v: number): number[] => [...new Uint8Array(new BigUint64Array([BigInt(v)]).buffer)];
   return Uint8Array.from([
     0x53, // push rbx (aligns the stack for the call)
-    0x48, 0xbf, ...imm(ctx), // movabs rdi, ctx
-    0x48, 0xbe, ...imm(tag), // movabs rsi, tag
-    0x48, 0xba, ...imm(data), // movabs rdx, data
-    0xb9, 0x05, 0x00, 0x00, 0x00, // mov ecx, 5
-    0x48, 0xb8, ...imm(dispatchFn), // movabs rax, dispatch_fn
-    0xff, 0xd0, // call rax
-    0x0f, 0xb6, 0xc0, // movzx eax, al
-    0xc1, 0xe2, 0x08, // shl edx, 8
-    0x09, 0xd0, // or eax, edx
+    0x48,
+    0xbf,
+    ...imm(ctx), // movabs rdi, ctx
+    0x48,
+    0xbe,
+    ...imm(tag), // movabs rsi, tag
+    0x48,
+    0xba,
+    ...imm(data), // movabs rdx, data
+    0xb9,
+    0x05,
+    0x00,
+    0x00,
+    0x00, // mov ecx, 5
+    0x48,
+    0xb8,
+    ...imm(dispatchFn), // movabs rax, dispatch_fn
+    0xff,
+    0xd0, // call rax
+    0x0f,
+    0xb6,
+    0xc0, // movzx eax, al
+    0xc1,
+    0xe2,
+    0x08, // shl edx, 8
+    0x09,
+    0xd0, // or eax, edx
     0x5b, // pop rbx
     0xc3, // ret
   ]);
 }
 
-test('JIT\'d code calls its controller through dispatch_fn and gets the answer; the executor serves other calls meanwhile', async (t) => {
+test("JIT'd code calls its controller through dispatch_fn and gets the answer; the executor serves other calls meanwhile", async (t) => {
   if (process.arch !== 'x64') {
     t.log(`SKIPPED: the dispatching code is x86-64 machine code; this is ${process.arch}`);
     t.pass();
@@ -100,8 +129,8 @@ test('JIT\'d code calls its controller through dispatch_fn and gets the answer; 
   const key = await mapper.initialize({
     mappingBase: start,
     segments: [
-      { offset: 0, contentSize: code.length, zeroFillSize: 0, group: { prot: 5, lifetime: 'standard' } },
-      { offset: 4096, contentSize: 5, zeroFillSize: 0, group: { prot: 1, lifetime: 'standard' } },
+      { offset: 0, contentSize: code.length, zeroFillSize: 0, group: { prot: R | X, lifetime: 'standard' } },
+      { offset: 4096, contentSize: 5, zeroFillSize: 0, group: { prot: R, lifetime: 'standard' } },
     ],
     actions: [],
   });

@@ -1,6 +1,16 @@
 import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ExecutorSession } from '../session/executor-session.js';
@@ -22,11 +32,18 @@ function otherUserAvailable(): string | null {
   return r.status === 0 ? null : `setpriv cannot switch to uid ${OTHER_UID}: ${r.stderr?.toString().trim()}`;
 }
 
-function listen(socketPath: string): { line: Promise<string>; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; stderr: () => string; kill: (s: NodeJS.Signals) => void } {
+function listen(socketPath: string): {
+  line: Promise<string>;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr: () => string;
+  kill: (s: NodeJS.Signals) => void;
+} {
   const child = spawn(EXECUTOR, ['--listen', `unix:${socketPath}`], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('close', (code, signal) => r({ code, signal })));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once('close', (code, signal) => r({ code, signal })),
+  );
   const line = new Promise<string>((resolve) => {
     child.stdout!.setEncoding('utf8').once('data', (s: string) => resolve(s));
     void exit.then(() => resolve(''));
@@ -54,7 +71,11 @@ server.listen(${JSON.stringify(socketPath)}, () => { fs.chmodSync(${JSON.stringi
 `,
     { mode: 0o644 },
   );
-  const impostor = spawn('setpriv', [`--reuid=${OTHER_UID}`, `--regid=${OTHER_UID}`, '--clear-groups', process.execPath, script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const impostor = spawn(
+    'setpriv',
+    [`--reuid=${OTHER_UID}`, `--regid=${OTHER_UID}`, '--clear-groups', process.execPath, script],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   t.teardown(() => impostor.kill('SIGKILL'));
   await new Promise<void>((resolve, reject) => {
     impostor.stdout!.once('data', () => resolve());

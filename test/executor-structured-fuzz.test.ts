@@ -1,5 +1,7 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
+import { alignUp } from '../core/checks.js';
+import { PROT_MASK, R, W, X } from '../graph/alloc-group.js';
 import * as native from '../native/index.js';
 import { ExecutorSession } from '../session/executor-session.js';
 import { JitmemSym, Sym } from '../protocol/setup.js';
@@ -71,7 +73,10 @@ class FuzzFailure extends Error {}
 function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new FuzzFailure(`hang: ${what} not answered within ${CALL_TIMEOUT_MS} ms`)), CALL_TIMEOUT_MS);
+    timer = setTimeout(
+      () => reject(new FuzzFailure(`hang: ${what} not answered within ${CALL_TIMEOUT_MS} ms`)),
+      CALL_TIMEOUT_MS,
+    );
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
@@ -120,7 +125,12 @@ class Fuzzer {
   /** Calls the checks made. */
   checkCalls = 0;
 
-  private async call(name: string, args: SpsWriter | Uint8Array, what: string, purpose: 'request' | 'check' = 'request'): Promise<Uint8Array> {
+  private async call(
+    name: string,
+    args: SpsWriter | Uint8Array,
+    what: string,
+    purpose: 'request' | 'check' = 'request',
+  ): Promise<Uint8Array> {
     if (purpose === 'request') this.sent++;
     else this.checkCalls++;
     this.lastRequest = what;
@@ -130,7 +140,10 @@ class Fuzzer {
       return await withTimeout(this.session.call(name, args), what);
     } catch (err) {
       if (err instanceof FuzzFailure) throw err;
-      const exit = await Promise.race([this.session.exited(), new Promise((r) => setTimeout(() => r('still running'), 2000))]);
+      const exit = await Promise.race([
+        this.session.exited(),
+        new Promise((r) => setTimeout(() => r('still running'), 2000)),
+      ]);
       throw new FuzzFailure(
         `the executor stopped answering at request ${this.sent} (${what}): ${(err as Error).message}; exit ${JSON.stringify(exit)}; stderr: ${this.session.stderr.slice(-2000)}; last requests: ${this.recent.join(' | ')}`,
       );
@@ -138,7 +151,10 @@ class Fuzzer {
   }
 
   /** An SPSExpected<addr> or SPSError result: the value, or the refusal's code. */
-  private outcome(bytes: Uint8Array, kind: 'addr' | 'error'): { ok: true; value: number } | { ok: false; code: string; message: string } {
+  private outcome(
+    bytes: Uint8Array,
+    kind: 'addr' | 'error',
+  ): { ok: true; value: number } | { ok: false; code: string; message: string } {
     const r = new SpsReader(bytes, 'result');
     if (kind === 'error') {
       const m = r.error();
@@ -157,13 +173,24 @@ class Fuzzer {
   async reserve(kind: Reservation['kind']): Promise<Reservation | null> {
     const size = RESERVATION_PAGES * PAGE;
     if (kind === 'anonymous') {
-      const out = this.outcome(await this.call(Sym.memMgrReserve, new SpsWriter().addr(this.sym.get(Sym.memMgrInstance)!).u64(size), 'reserve'), 'addr');
+      const out = this.outcome(
+        await this.call(
+          Sym.memMgrReserve,
+          new SpsWriter().addr(this.sym.get(Sym.memMgrInstance)!).u64(size),
+          'reserve',
+        ),
+        'addr',
+      );
       if (!out.ok) throw new FuzzFailure(`reserve of ${size} bytes refused: ${out.message}`);
       const r: Reservation = { kind, base: out.value, size, regions: new Map() };
       this.reservations.push(r);
       return r;
     }
-    const bytes = await this.call(Sym.shmReserve, new SpsWriter().addr(this.sym.get(Sym.shmInstance)!).u64(size), 'shm Reserve');
+    const bytes = await this.call(
+      Sym.shmReserve,
+      new SpsWriter().addr(this.sym.get(Sym.shmInstance)!).u64(size),
+      'shm Reserve',
+    );
     const e = new SpsReader(bytes).expected((r) => ({ base: r.addr(), name: r.string() }));
     if (!e.ok) throw new FuzzFailure(`shm Reserve refused: ${e.error}`);
     const r: Reservation = { kind, base: e.value.base, size, regions: new Map() };
@@ -176,26 +203,43 @@ class Fuzzer {
     const r = (await this.reserve('anonymous'))!;
     this.sentinelReservation = r;
     const segments: Segment[] = [
-      { group: 5, addr: r.base, size: INC_CODE.length, content: INC_CODE },
-      { group: 1, addr: r.base + PAGE, size: 64, content: Uint8Array.from({ length: 64 }, (_, i) => i) },
-      { group: 3, addr: r.base + 2 * PAGE, size: 100, content: new Uint8Array(100).fill(0x5a) },
+      { group: R | X, addr: r.base, size: INC_CODE.length, content: INC_CODE },
+      { group: R, addr: r.base + PAGE, size: 64, content: Uint8Array.from({ length: 64 }, (_, i) => i) },
+      { group: R | W, addr: r.base + 2 * PAGE, size: 100, content: new Uint8Array(100).fill(0x5a) },
     ];
-    const out = this.outcome(await this.call(Sym.memMgrInitialize, this.initializeArgs('anonymous', r, segments, []), 'sentinel initialize'), 'addr');
+    const out = this.outcome(
+      await this.call(Sym.memMgrInitialize, this.initializeArgs('anonymous', r, segments, []), 'sentinel initialize'),
+      'addr',
+    );
     if (!out.ok) throw new FuzzFailure(`the sentinel region was refused: ${out.message}`);
     await this.track(r, out.value, segments);
     this.sentinel = r.base;
   }
 
-  private initializeArgs(kind: Reservation['kind'], r: Reservation, segments: Segment[], actions: Array<{ finalize: { fn: number; args: Uint8Array } | null; dealloc: { fn: number; args: Uint8Array } | null }>): SpsWriter {
-    if (kind === 'anonymous') return new SpsWriter().addr(this.sym.get(Sym.memMgrInstance)!).finalizeRequest({ segments, actions });
-    return new SpsWriter().addr(this.sym.get(Sym.shmInstance)!).addr(r.base).sharedMemoryFinalizeRequest({ segments, actions });
+  private initializeArgs(
+    kind: Reservation['kind'],
+    r: Reservation,
+    segments: Segment[],
+    actions: Array<{
+      finalize: { fn: number; args: Uint8Array } | null;
+      dealloc: { fn: number; args: Uint8Array } | null;
+    }>,
+  ): SpsWriter {
+    if (kind === 'anonymous')
+      return new SpsWriter().addr(this.sym.get(Sym.memMgrInstance)!).finalizeRequest({ segments, actions });
+    return new SpsWriter()
+      .addr(this.sym.get(Sym.shmInstance)!)
+      .addr(r.base)
+      .sharedMemoryFinalizeRequest({ segments, actions });
   }
 
   /** Records a region that went live, with the digests of its readable segments as the executor holds them now. */
   private async track(r: Reservation, key: number, segments: readonly Segment[]): Promise<void> {
-    const live = segments.filter((s) => s.size > 0).map((s) => ({ addr: s.addr, size: s.size, prot: s.group & 7 }));
+    const live = segments
+      .filter((s) => s.size > 0)
+      .map((s) => ({ addr: s.addr, size: s.size, prot: s.group & PROT_MASK }));
     const region: LiveRegion = { key, segments: live, digests: new Map() };
-    const readable = live.filter((s) => s.prot & 1);
+    const readable = live.filter((s) => s.prot & R);
     if (readable.length > 0) {
       const digests = await this.checksum(readable);
       readable.forEach((s, i) => region.digests.set(s.addr, digests[i]!));
@@ -208,12 +252,25 @@ class Fuzzer {
   private async checksum(ranges: ReadonlyArray<{ addr: number; size: number }>): Promise<string[]> {
     if (!this.session.isJitmem) {
       // LLVM's executor has no checksum service: the bytes come back and are hashed here.
-      const out = await this.call(Sym.readBuffers, new SpsWriter().sequence(ranges, (w, s) => w.addrRange({ start: s.addr, end: s.addr + s.size })), 'read_buffers', 'check');
+      const out = await this.call(
+        Sym.readBuffers,
+        new SpsWriter().sequence(ranges, (w, s) => w.addrRange({ start: s.addr, end: s.addr + s.size })),
+        'read_buffers',
+        'check',
+      );
       return new SpsReader(out).sequence(8, (r) => createHash('sha256').update(r.bytesView()).digest('hex'));
     }
-    const bytes = await this.call(JitmemSym.checksum, new SpsWriter().sequence(ranges, (w, s) => w.addrRange({ start: s.addr, end: s.addr + s.size })), 'checksum', 'check');
+    const bytes = await this.call(
+      JitmemSym.checksum,
+      new SpsWriter().sequence(ranges, (w, s) => w.addrRange({ start: s.addr, end: s.addr + s.size })),
+      'checksum',
+      'check',
+    );
     const e = new SpsReader(bytes).expected((r) => r.sequence(8, (r) => Buffer.from(r.bytesView()).toString('hex')));
-    if (!e.ok) throw new FuzzFailure(`checksum of live readable segments refused after request ${this.sent} (${this.lastRequest}): ${e.error}`);
+    if (!e.ok)
+      throw new FuzzFailure(
+        `checksum of live readable segments refused after request ${this.sent} (${this.lastRequest}): ${e.error}`,
+      );
     return e.value;
   }
 
@@ -223,10 +280,13 @@ class Fuzzer {
   async checkUnchanged(after: string): Promise<void> {
     this.checks++;
     const readable: Array<{ addr: number; size: number; digest: string }> = [];
-    for (const r of this.reservations) for (const region of r.regions.values()) for (const s of region.segments) if (s.prot & 1) readable.push({ ...s, digest: region.digests.get(s.addr)! });
+    for (const r of this.reservations)
+      for (const region of r.regions.values())
+        for (const s of region.segments) if (s.prot & R) readable.push({ ...s, digest: region.digests.get(s.addr)! });
     const digests = await this.checksum(readable);
     readable.forEach((s, i) => {
-      if (digests[i] !== s.digest) throw new FuzzFailure(`after a refused ${after}, live segment [0x${s.addr.toString(16)}, +${s.size}) changed`);
+      if (digests[i] !== s.digest)
+        throw new FuzzFailure(`after a refused ${after}, live segment [0x${s.addr.toString(16)}, +${s.size}) changed`);
     });
     const k = this.int(0, 1 << 20);
     const ran = await this.call(Sym.runAsInt, new SpsWriter().addr(this.sentinel).i32(k), 'run sentinel', 'check');
@@ -248,8 +308,8 @@ class Fuzzer {
     for (const r of this.reservations) {
       for (const region of r.regions.values()) {
         for (const s of region.segments) {
-          const end = Math.ceil((s.addr + s.size) / PAGE) * PAGE;
-          if (s.prot & 2 && s.addr < hi && lo < end) return true;
+          const end = alignUp(s.addr + s.size, PAGE);
+          if (s.prot & W && s.addr < hi && lo < end) return true;
         }
       }
     }
@@ -258,7 +318,9 @@ class Fuzzer {
 
   /** An address no request may write through: unmapped, the token page, live non-writable code or data. */
   private wildAddress(): number {
-    const live = this.reservations.flatMap((r) => [...r.regions.values()].flatMap((g) => g.segments.filter((s) => !(s.prot & 2))));
+    const live = this.reservations.flatMap((r) =>
+      [...r.regions.values()].flatMap((g) => g.segments.filter((s) => !(s.prot & W))),
+    );
     const choices: Array<() => number> = [
       () => 0,
       () => 8,
@@ -279,7 +341,9 @@ class Fuzzer {
    * making would do anything.
    */
   private wildFunction(request: readonly Segment[] = []): number {
-    const data = this.reservations.flatMap((r) => [...r.regions.values()].flatMap((g) => g.segments.filter((s) => !(s.prot & 4))));
+    const data = this.reservations.flatMap((r) =>
+      [...r.regions.values()].flatMap((g) => g.segments.filter((s) => !(s.prot & X))),
+    );
     const choices: Array<() => number> = [
       () => 8,
       () => 0x1000,
@@ -291,13 +355,21 @@ class Fuzzer {
     ];
     let fn = this.pick(choices)();
     // A reserved page no live segment covers is RW; one a live code segment covers is not for us.
-    const code = [...this.reservations.flatMap((r) => [...r.regions.values()].flatMap((g) => g.segments)), ...request.map((s) => ({ ...s, prot: s.group & 7 }))];
+    const code = [
+      ...this.reservations.flatMap((r) => [...r.regions.values()].flatMap((g) => g.segments)),
+      ...request.map((s) => ({ ...s, prot: s.group & PROT_MASK })),
+    ];
     // The request's own executable segments count too: they are live by the time its actions run.
-    for (const s of code) if (s.prot & 4 && fn >= s.addr && fn < Math.ceil((s.addr + s.size) / PAGE) * PAGE) fn = 8;
+    for (const s of code) if (s.prot & X && fn >= s.addr && fn < alignUp(s.addr + s.size, PAGE)) fn = 8;
     return fn;
   }
 
-  private segmentsFor(r: Reservation): { segments: Segment[]; code: Segment | null; eh: Segment | null; rw: Segment | null } {
+  private segmentsFor(r: Reservation): {
+    segments: Segment[];
+    code: Segment | null;
+    eh: Segment | null;
+    rw: Segment | null;
+  } {
     const n = this.int(1, 4);
     let page = this.int(0, RESERVATION_PAGES - 1);
     const segments: Segment[] = [];
@@ -322,7 +394,7 @@ class Fuzzer {
           break;
         case 'data':
           size = this.int(1, 2 * PAGE);
-          group = 1;
+          group = R;
           content = Uint8Array.from({ length: this.int(0, Math.min(size, 256)) }, () => this.int(0, 255));
           break;
         case 'rw':
@@ -362,7 +434,9 @@ class Fuzzer {
       if (page >= RESERVATION_PAGES) page = this.int(0, RESERVATION_PAGES - 1);
     }
     if (eh) {
-      const fns = code ? [{ start: code.addr, size: Math.min(code.size, 64) }] : [{ start: this.wildAddress(), size: this.int(0, 64) }];
+      const fns = code
+        ? [{ start: code.addr, size: Math.min(code.size, 64) }]
+        : [{ start: this.wildAddress(), size: this.int(0, 64) }];
       let frame = ehFrameSection(eh.addr, fns);
       if (this.chance(0.5)) frame = this.mutateFrame(frame);
       eh.content = frame.length <= eh.size ? frame : frame.subarray(0, eh.size);
@@ -384,19 +458,35 @@ class Fuzzer {
       const how = this.random();
       const at = this.int(0, f.length - 1);
       if (how < 0.4) f[at]! ^= 1 << this.int(0, 7);
-      else if (how < 0.55 && f.length >= 4) dv.setUint32(this.int(0, (f.length - 4) >> 2) * 4, this.pick([0, 1, 0xffffffff, 0x7fffffff, f.length, this.int(0, 4096)]), true);
+      else if (how < 0.55 && f.length >= 4)
+        dv.setUint32(
+          this.int(0, (f.length - 4) >> 2) * 4,
+          this.pick([0, 1, 0xffffffff, 0x7fffffff, f.length, this.int(0, 4096)]),
+          true,
+        );
       else if (how < 0.75) {
         // The FDE's CIE pointer, the field libgcc follows without a check.
         const cieLength = dv.getUint32(0, true);
         const fde = 4 + cieLength;
-        if (fde + 8 <= f.length) dv.setUint32(fde + 4, this.pick([0, 4, 8, fde, fde + 4, fde + 8, 0x1000, 0xfffffff0, this.int(0, 0xffff)]), true);
-      } else if (how < 0.9) f[this.pick([9, 10, 11, 17, 18])] = this.pick([0x7a, 0x52, 0x50, 0x4c, 0x53, 0x42, 0x65, 0x68, 0x00, 0xff, 0x1b, 0x9b, 0x40, 0x0f]);
+        if (fde + 8 <= f.length)
+          dv.setUint32(
+            fde + 4,
+            this.pick([0, 4, 8, fde, fde + 4, fde + 8, 0x1000, 0xfffffff0, this.int(0, 0xffff)]),
+            true,
+          );
+      } else if (how < 0.9)
+        f[this.pick([9, 10, 11, 17, 18])] = this.pick([
+          0x7a, 0x52, 0x50, 0x4c, 0x53, 0x42, 0x65, 0x68, 0x00, 0xff, 0x1b, 0x9b, 0x40, 0x0f,
+        ]);
       else f[at] = this.int(0, 255);
     }
     return f;
   }
 
-  private action(ctx: { code: Segment | null; eh: Segment | null; rw: Segment | null; segments: readonly Segment[] }, role: 'finalize' | 'dealloc'): { fn: number; args: Uint8Array } | null {
+  private action(
+    ctx: { code: Segment | null; eh: Segment | null; rw: Segment | null; segments: readonly Segment[] },
+    role: 'finalize' | 'dealloc',
+  ): { fn: number; args: Uint8Array } | null {
     // LLVM's executor has neither of jitmem's test actions: the sentinel's code stands in (an
     // address of code that is no wrapper function, which an unchecked executor calls anyway).
     const trace = this.sym.get(JitmemSym.traceAction) ?? this.sentinel;
@@ -408,7 +498,10 @@ class Fuzzer {
       const twist = this.random();
       const s = twist < 0.1 ? start + this.int(1, 16) : start;
       const e = twist > 0.95 ? s - 1 : s + len;
-      return new SpsWriter().addrRange({ start: s, end: Math.max(0, e) }).finish().slice();
+      return new SpsWriter()
+        .addrRange({ start: s, end: Math.max(0, e) })
+        .finish()
+        .slice();
     };
     const kind = this.random();
     if (kind < 0.15) return null;
@@ -419,8 +512,10 @@ class Fuzzer {
     if (kind < 0.55) return { fn: role === 'finalize' ? reg : dereg, args: ehRange() };
     if (kind < 0.65) return { fn: role === 'finalize' ? dereg : reg, args: ehRange() };
     if (kind < 0.7) return { fn: this.sym.get(JitmemSym.failAction) ?? this.sentinel, args: new Uint8Array(0) };
-    if (kind < 0.8 && ctx.code) return { fn: ctx.code.addr, args: Uint8Array.from({ length: this.int(0, 16) }, () => this.int(0, 255)) };
-    if (kind < 0.85) return { fn: this.sym.get(Sym.registerJITLoaderGDB) ?? trace, args: new Uint8Array(this.int(0, 16)) };
+    if (kind < 0.8 && ctx.code)
+      return { fn: ctx.code.addr, args: Uint8Array.from({ length: this.int(0, 16) }, () => this.int(0, 255)) };
+    if (kind < 0.85)
+      return { fn: this.sym.get(Sym.registerJITLoaderGDB) ?? trace, args: new Uint8Array(this.int(0, 16)) };
     if (kind < 0.9) return { fn: trace, args: Uint8Array.from({ length: this.int(0, 30) }, () => this.int(0, 255)) };
     return { fn: this.wildFunction(ctx.segments), args: new Uint8Array(0) };
   }
@@ -435,11 +530,21 @@ class Fuzzer {
     const { segments, eh, rw } = planned;
     // Shared-memory segments carry no content on the wire: their "code" is zeros, not ours to call.
     const code = kind === 'anonymous' ? planned.code : null;
-    const actions = Array.from({ length: this.int(0, 3) }, () => ({ finalize: this.action({ code, eh, rw, segments }, 'finalize'), dealloc: this.action({ code, eh, rw, segments }, 'dealloc') }));
+    const actions = Array.from({ length: this.int(0, 3) }, () => ({
+      finalize: this.action({ code, eh, rw, segments }, 'finalize'),
+      dealloc: this.action({ code, eh, rw, segments }, 'dealloc'),
+    }));
     // Shared memory carries no content on the wire: the fuzzer has no mapping to write through,
     // so those segments hold what the object holds.
     const what = `${kind} initialize of ${segments.map((s) => `[0x${s.addr.toString(16)}+${s.size} g${s.group}]`).join(' ')} with ${actions.length} action pair(s)`;
-    const out = this.outcome(await this.call(kind === 'anonymous' ? Sym.memMgrInitialize : Sym.shmInitialize, this.initializeArgs(kind, r, segments, actions), what), 'addr');
+    const out = this.outcome(
+      await this.call(
+        kind === 'anonymous' ? Sym.memMgrInitialize : Sym.shmInitialize,
+        this.initializeArgs(kind, r, segments, actions),
+        what,
+      ),
+      'addr',
+    );
     if (out.ok) {
       if (actions.some((a) => a.finalize?.fn === this.sym.get(Sym.registerEHFrame))) this.framesRegistered++;
       await this.track(r, out.value, segments);
@@ -461,22 +566,48 @@ class Fuzzer {
     const page = this.int(0, RESERVATION_PAGES - 2);
     const codeAddr = r.base + page * PAGE;
     const ehAddr = codeAddr + PAGE;
-    if ([...r.regions.values()].some((g) => g.segments.some((s) => s.addr < ehAddr + PAGE && codeAddr < Math.ceil((s.addr + s.size) / PAGE) * PAGE))) return;
-    let frame = ehFrameSection(ehAddr, [{ start: codeAddr, size: 64 }, { start: codeAddr + 64, size: this.int(1, 64) }]);
+    if (
+      [...r.regions.values()].some((g) =>
+        g.segments.some((s) => s.addr < ehAddr + PAGE && codeAddr < alignUp(s.addr + s.size, PAGE)),
+      )
+    )
+      return;
+    let frame = ehFrameSection(ehAddr, [
+      { start: codeAddr, size: 64 },
+      { start: codeAddr + 64, size: this.int(1, 64) },
+    ]);
     if (this.chance(0.4)) frame = this.mutateFrame(frame);
     const segments: Segment[] = [
-      { group: 5, addr: codeAddr, size: PAGE, content: actionCode(PAGE) },
+      { group: R | X, addr: codeAddr, size: PAGE, content: actionCode(PAGE) },
       { group: this.chance(0.9) ? 1 : 3, addr: ehAddr, size: frame.length, content: frame },
     ];
-    const range = new SpsWriter().addrRange({ start: ehAddr, end: ehAddr + frame.length - 4 }).finish().slice();
+    const range = new SpsWriter()
+      .addrRange({ start: ehAddr, end: ehAddr + frame.length - 4 })
+      .finish()
+      .slice();
     const reg = { fn: this.sym.get(Sym.registerEHFrame)!, args: range };
     const dereg = { fn: this.sym.get(Sym.deregisterEHFrame)!, args: range };
-    const other = { fn: this.sym.get(Sym.deregisterEHFrame)!, args: new SpsWriter().addrRange({ start: codeAddr, end: codeAddr + 16 }).finish().slice() };
+    const other = {
+      fn: this.sym.get(Sym.deregisterEHFrame)!,
+      args: new SpsWriter()
+        .addrRange({ start: codeAddr, end: codeAddr + 16 })
+        .finish()
+        .slice(),
+    };
     const how = this.random();
     const actions =
-      how < 0.4 ? [{ finalize: reg, dealloc: dereg }] : how < 0.7 ? [{ finalize: reg, dealloc: null }] : how < 0.85 ? [{ finalize: reg, dealloc: other }] : [{ finalize: null, dealloc: dereg }];
+      how < 0.4
+        ? [{ finalize: reg, dealloc: dereg }]
+        : how < 0.7
+          ? [{ finalize: reg, dealloc: null }]
+          : how < 0.85
+            ? [{ finalize: reg, dealloc: other }]
+            : [{ finalize: null, dealloc: dereg }];
     const what = `EH program at 0x${codeAddr.toString(16)} (${how < 0.4 ? 'register+deregister' : how < 0.7 ? 'register only' : how < 0.85 ? 'register, deregister another' : 'deregister only'})`;
-    const out = this.outcome(await this.call(Sym.memMgrInitialize, this.initializeArgs('anonymous', r, segments, actions), what), 'addr');
+    const out = this.outcome(
+      await this.call(Sym.memMgrInitialize, this.initializeArgs('anonymous', r, segments, actions), what),
+      'addr',
+    );
     if (out.ok) {
       if (actions[0]!.finalize) this.framesRegistered++;
       await this.track(r, out.value, segments);
@@ -508,7 +639,14 @@ class Fuzzer {
     const keys = this.keys().filter((k) => k !== this.sentinel);
     const inst = this.sym.get(kind === 'anonymous' ? Sym.memMgrInstance : Sym.shmInstance)!;
     const what = `${kind} deinitialize of ${keys.map((k) => `0x${k.toString(16)}`).join(', ')}`;
-    const out = this.outcome(await this.call(kind === 'anonymous' ? Sym.memMgrDeinitialize : Sym.shmDeinitialize, new SpsWriter().addr(inst).sequence(keys, (w, k) => w.addr(k)), what), 'error');
+    const out = this.outcome(
+      await this.call(
+        kind === 'anonymous' ? Sym.memMgrDeinitialize : Sym.shmDeinitialize,
+        new SpsWriter().addr(inst).sequence(keys, (w, k) => w.addr(k)),
+        what,
+      ),
+      'error',
+    );
     // A dealloc action that fails still leaves its region deinitialized (as in LLVM): only a
     // refusal up front leaves everything as it was.
     if (out.ok || out.code === 'ERR_ALLOC_ACTION_FAILED') {
@@ -534,7 +672,14 @@ class Fuzzer {
     const unique = [...new Set(bases)].filter((b) => b !== this.sentinelReservation?.base);
     const inst = this.sym.get(kind === 'anonymous' ? Sym.memMgrInstance : Sym.shmInstance)!;
     const what = `${kind} release of ${unique.map((k) => `0x${k.toString(16)}`).join(', ')}`;
-    const out = this.outcome(await this.call(kind === 'anonymous' ? Sym.memMgrRelease : Sym.shmRelease, new SpsWriter().addr(inst).sequence(unique, (w, k) => w.addr(k)), what), 'error');
+    const out = this.outcome(
+      await this.call(
+        kind === 'anonymous' ? Sym.memMgrRelease : Sym.shmRelease,
+        new SpsWriter().addr(inst).sequence(unique, (w, k) => w.addr(k)),
+        what,
+      ),
+      'error',
+    );
     if (out.ok || out.code === 'ERR_ALLOC_ACTION_FAILED') {
       if (!out.ok) this.tornDownWithFailure++;
       for (const b of unique) {
@@ -547,15 +692,24 @@ class Fuzzer {
     }
   }
 
-  /** Reads and writes aimed where they must be refused; the executor ends a session on those (they carry no error), so only safe ones go. */
+  /**
+   * Reads and writes aimed where they must be refused; the executor ends a session on those (they
+   * carry no error), so only safe ones go.
+   */
   async touchMemory(): Promise<void> {
     const r = this.pick(this.reservations);
     const addr = r.base + this.int(0, RESERVATION_PAGES - 1) * PAGE + this.int(0, PAGE - 8);
     if (r.kind !== 'anonymous' || this.touchesLiveWritable(addr, 8)) return;
     // Reserved anonymous memory outside live regions is writable and part of no region.
-    const live = [...r.regions.values()].some((g) => g.segments.some((s) => addr + 8 > s.addr && addr < Math.ceil((s.addr + s.size) / PAGE) * PAGE));
+    const live = [...r.regions.values()].some((g) =>
+      g.segments.some((s) => addr + 8 > s.addr && addr < alignUp(s.addr + s.size, PAGE)),
+    );
     if (live) return;
-    await this.call(Sym.writeUInt64s, new SpsWriter().sequence([addr], (w, a) => w.addr(a).u64(this.int(0, 2 ** 32))), 'write to reserved memory');
+    await this.call(
+      Sym.writeUInt64s,
+      new SpsWriter().sequence([addr], (w, a) => w.addr(a).u64(this.int(0, 2 ** 32))),
+      'write to reserved memory',
+    );
   }
 
   /**
@@ -570,16 +724,31 @@ class Fuzzer {
       if (!out.ok) throw new FuzzFailure(`the unwind probe failed: ${out.message}`);
     }
     const size = PAGE;
-    const bytes = await this.call(Sym.shmReserve, new SpsWriter().addr(this.sym.get(Sym.shmInstance)!).u64(size), 'shm Reserve for unwind');
+    const bytes = await this.call(
+      Sym.shmReserve,
+      new SpsWriter().addr(this.sym.get(Sym.shmInstance)!).u64(size),
+      'shm Reserve for unwind',
+    );
     const e = new SpsReader(bytes).expected((r) => ({ base: r.addr(), name: r.string() }));
     if (!e.ok) throw new FuzzFailure(`shm Reserve refused: ${e.error}`);
     native.shmUnlink(e.value.name);
     const r: Reservation = { kind: 'shared', base: e.value.base, size, regions: new Map() };
-    const seg: Segment = { group: 3, addr: r.base, size: 64 };
-    const out = this.outcome(await this.call(Sym.shmInitialize, this.initializeArgs('shared', r, [seg], []), 'shm initialize after unlink'), 'addr');
+    const seg: Segment = { group: R | W, addr: r.base, size: 64 };
+    const out = this.outcome(
+      await this.call(Sym.shmInitialize, this.initializeArgs('shared', r, [seg], []), 'shm initialize after unlink'),
+      'addr',
+    );
     if (!out.ok) throw new FuzzFailure(`shm initialize of an unlinked object refused: ${out.message}`);
-    const rel = this.outcome(await this.call(Sym.shmRelease, new SpsWriter().addr(this.sym.get(Sym.shmInstance)!).sequence([r.base], (w, b) => w.addr(b)), 'shm release'), 'error');
-    if (!rel.ok && rel.code !== 'ERR_ALLOC_ACTION_FAILED') throw new FuzzFailure(`release of the unwind reservation refused: ${rel.message}`);
+    const rel = this.outcome(
+      await this.call(
+        Sym.shmRelease,
+        new SpsWriter().addr(this.sym.get(Sym.shmInstance)!).sequence([r.base], (w, b) => w.addr(b)),
+        'shm release',
+      ),
+      'error',
+    );
+    if (!rel.ok && rel.code !== 'ERR_ALLOC_ACTION_FAILED')
+      throw new FuzzFailure(`release of the unwind reservation refused: ${rel.message}`);
   }
 
   async step(): Promise<void> {
@@ -623,7 +792,9 @@ test('structured fuzzing of finalize, deinitialize and release on one executor s
   const exit = await session.exited();
   const refusals = [...fuzzer.refusals.entries()].sort((a, b) => b[1] - a[1]);
   const refused = refusals.reduce((s, [, n]) => s + n, 0);
-  t.log(`${fuzzer.sent} requests in ${(ms / 1000).toFixed(1)} s (seed ${SEED}): ${fuzzer.sent - refused - fuzzer.tornDownWithFailure} accepted, ${refused} refused with nothing changed, ${fuzzer.tornDownWithFailure} deinitialize/release done with a failing dealloc action reported, ${fuzzer.checks} checks of the live regions (${fuzzer.checkCalls} calls), ${fuzzer.framesRegistered} accepted requests registered EH frames, ${fuzzer.unwinds} unwinds`);
+  t.log(
+    `${fuzzer.sent} requests in ${(ms / 1000).toFixed(1)} s (seed ${SEED}): ${fuzzer.sent - refused - fuzzer.tornDownWithFailure} accepted, ${refused} refused with nothing changed, ${fuzzer.tornDownWithFailure} deinitialize/release done with a failing dealloc action reported, ${fuzzer.checks} checks of the live regions (${fuzzer.checkCalls} calls), ${fuzzer.framesRegistered} accepted requests registered EH frames, ${fuzzer.unwinds} unwinds`,
+  );
   t.log(`refusals by code: ${refusals.map(([c, n]) => `${c} ${n}`).join(', ')}`);
   t.deepEqual(exit, { code: 0, signal: null });
   t.false(processExists(pid));
@@ -638,7 +809,7 @@ test('structured fuzzing of finalize, deinitialize and release on one executor s
  * JITMEM_FUZZ_REQUESTS requests have been sent. JITMEM_FUZZ_EXECUTOR=llvm runs it.
  */
 if (process.env.JITMEM_FUZZ_EXECUTOR === 'llvm') {
-  test('structured fuzzing of LLVM\'s executor: crashes and hangs counted (figures)', async (t) => {
+  test("structured fuzzing of LLVM's executor: crashes and hangs counted (figures)", async (t) => {
     let sent = 0;
     let crashes = 0;
     let hangs = 0;
@@ -659,7 +830,8 @@ if (process.env.JITMEM_FUZZ_EXECUTOR === 'llvm') {
         const exit = await Promise.race([session.exited(), new Promise((r) => setTimeout(() => r(null), 2000))]);
         if (exit && (exit as { signal: string | null }).signal) crashes++;
         else hangs++;
-        if (firstFailures.length < 5) firstFailures.push(`${JSON.stringify(exit)} at request ${fuzzer.sent}: ${fuzzer.lastRequest}`);
+        if (firstFailures.length < 5)
+          firstFailures.push(`${JSON.stringify(exit)} at request ${fuzzer.sent}: ${fuzzer.lastRequest}`);
         session.kill();
         await session.exited();
       }
@@ -674,7 +846,9 @@ if (process.env.JITMEM_FUZZ_EXECUTOR === 'llvm') {
         // Gone meanwhile.
       }
     }
-    t.log(`LLVM's executor: ${sent} requests over ${sessions} sessions: ${crashes} crashes (killed by a signal), ${hangs} hangs or other ends; shm objects left behind (removed now): ${left.length}`);
+    t.log(
+      `LLVM's executor: ${sent} requests over ${sessions} sessions: ${crashes} crashes (killed by a signal), ${hangs} hangs or other ends; shm objects left behind (removed now): ${left.length}`,
+    );
     for (const f of firstFailures) t.log(f);
     t.pass();
   });

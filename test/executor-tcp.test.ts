@@ -14,6 +14,7 @@ import { SlabMemoryManager } from '../mappers/slab/slab-memory-manager.js';
 import { INC_CODE, incGraph } from './helpers/graphs.js';
 import { CLI, EXECUTOR } from './helpers/executor-process.js';
 import { sha256Hex } from './helpers/mapper-targets.js';
+import { R, X } from '../graph/alloc-group.js';
 
 /** `jitmem executor --listen`: the RPC-copy mapper over TCP, and what shared memory says when it cannot work. */
 
@@ -28,7 +29,9 @@ interface Listening {
 
 function listenExecutor(command: string, args: string[]): Promise<Listening> {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once('exit', (code, signal) => r({ code, signal })),
+  );
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
   return new Promise((resolve, reject) => {
@@ -36,7 +39,8 @@ function listenExecutor(command: string, args: string[]): Promise<Listening> {
     child.stdout!.setEncoding('utf8').on('data', (s: string) => {
       out += s;
       const m = /^listening on 127\.0\.0\.1:(\d+)\n(?:token ([0-9a-f]{64})\n)?/.exec(out);
-      if (m && (m[2] !== undefined || args.includes('--no-auth'))) resolve({ child, port: Number(m[1]), token: m[2], exit, stderr: () => err });
+      if (m && (m[2] !== undefined || args.includes('--no-auth')))
+        resolve({ child, port: Number(m[1]), token: m[2], exit, stderr: () => err });
     });
     void exit.then(() => reject(new Error(`executor exited before listening: ${out} ${err}`)));
   });
@@ -81,11 +85,18 @@ test('a shared-memory mapper whose executor is on "another host" refuses, says w
   // exist, but not on this side, exactly as for an executor on another machine.
   const probe = spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs tmpfs /dev/shm'], { encoding: 'utf8' });
   if (probe.status !== 0) {
-    t.log(`SKIPPED: cannot give an executor a /dev/shm of its own here (unshare -m needs root): ${probe.stderr.trim()}`);
+    t.log(
+      `SKIPPED: cannot give an executor a /dev/shm of its own here (unshare -m needs root): ${probe.stderr.trim()}`,
+    );
     t.pass();
     return;
   }
-  const ex = await listenExecutor('unshare', ['-m', 'sh', '-c', `mount -t tmpfs tmpfs /dev/shm && exec "${EXECUTOR}" --listen 127.0.0.1:0`]);
+  const ex = await listenExecutor('unshare', [
+    '-m',
+    'sh',
+    '-c',
+    `mount -t tmpfs tmpfs /dev/shm && exec "${EXECUTOR}" --listen 127.0.0.1:0`,
+  ]);
   t.teardown(() => ex.child.kill('SIGKILL'));
   const session = await ExecutorSession.connect('127.0.0.1', ex.port, { token: ex.token });
   const mapper = new SharedMemoryMapper(session);
@@ -97,7 +108,11 @@ test('a shared-memory mapper whose executor is on "another host" refuses, says w
   const rpc = new RpcCopyMapper(session);
   const { start } = await rpc.reserve(4096);
   rpc.prepare(start, 4).set(INC_CODE);
-  const key = await rpc.initialize({ mappingBase: start, segments: [{ offset: 0, contentSize: 4, zeroFillSize: 0, group: { prot: 5, lifetime: 'standard' } }], actions: [] });
+  const key = await rpc.initialize({
+    mappingBase: start,
+    segments: [{ offset: 0, contentSize: 4, zeroFillSize: 0, group: { prot: R | X, lifetime: 'standard' } }],
+    actions: [],
+  });
   t.is(await session.runAsInt(key, 6), 7);
   await rpc.close();
   await session.close();
@@ -112,13 +127,19 @@ test('`jitmem executor --connect HOST:PORT` dials a controller that listens', as
   const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
   const child = spawn(EXECUTOR, ['--connect', `127.0.0.1:${port}`], { stdio: 'ignore' });
   t.teardown(() => child.kill('SIGKILL'));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once('exit', (code, signal) => r({ code, signal })),
+  );
   const socket = await accepted;
   const session = await ExecutorSession.over(socket, socket, {}, socket);
   const mapper = new RpcCopyMapper(session);
   const { start } = await mapper.reserve(4096);
   mapper.prepare(start, 4).set(INC_CODE);
-  const key = await mapper.initialize({ mappingBase: start, segments: [{ offset: 0, contentSize: 4, zeroFillSize: 0, group: { prot: 5, lifetime: 'standard' } }], actions: [] });
+  const key = await mapper.initialize({
+    mappingBase: start,
+    segments: [{ offset: 0, contentSize: 4, zeroFillSize: 0, group: { prot: R | X, lifetime: 'standard' } }],
+    actions: [],
+  });
   t.is(await session.runAsInt(key, 99), 100);
   await mapper.close();
   await session.close();
@@ -127,7 +148,7 @@ test('`jitmem executor --connect HOST:PORT` dials a controller that listens', as
 
 const MAIN_RETURNS_7 = Uint8Array.of(0xb8, 0x07, 0x00, 0x00, 0x00, 0xc3); // mov eax, 7; ret
 
-test('over TCP a session that uses only LLVM services is closed by the executor once idle after main returned (spec §3.3)', async (t) => {
+test('over TCP a session that uses only LLVM services is closed by the executor once idle after main returned (docs/wire-protocol.md §3.2)', async (t) => {
   // As llvm-jitlink drives it: no token.
   const ex = await listenExecutor(EXECUTOR, ['--listen', '127.0.0.1:0', '--no-auth']);
   t.teardown(() => ex.child.kill('SIGKILL'));
@@ -138,12 +159,23 @@ test('over TCP a session that uses only LLVM services is closed by the executor 
   const channel = new Channel(socket, socket, { role: 'controller' });
   const sym = decodeSetup(await channel.setup).symbols;
   const inst = sym.get(Sym.memMgrInstance)!;
-  const base = expectAddr(await channel.call(sym.get(Sym.memMgrReserve)!, new SpsWriter().addr(inst).u64(4096)), 'reserve');
-  const fr = new SpsWriter().addr(inst).finalizeRequest({ segments: [{ group: 5, addr: base, size: 4096, content: MAIN_RETURNS_7 }], actions: [] });
+  const base = expectAddr(
+    await channel.call(sym.get(Sym.memMgrReserve)!, new SpsWriter().addr(inst).u64(4096)),
+    'reserve',
+  );
+  const fr = new SpsWriter()
+    .addr(inst)
+    .finalizeRequest({ segments: [{ group: R | X, addr: base, size: 4096, content: MAIN_RETURNS_7 }], actions: [] });
   t.is(expectAddr(await channel.call(sym.get(Sym.memMgrInitialize)!, fr), 'initialize'), base);
   const status = await channel.call(sym.get(Sym.runAsMain)!, new SpsWriter().addr(base).u64(0));
   t.is(new DataView(status.buffer, status.byteOffset).getBigInt64(0, true), 7n);
-  expectSuccess(await channel.call(sym.get(Sym.memMgrRelease)!, new SpsWriter().addr(inst).sequence([base], (w, b) => w.addr(b))), 'release');
+  expectSuccess(
+    await channel.call(
+      sym.get(Sym.memMgrRelease)!,
+      new SpsWriter().addr(inst).sequence([base], (w, b) => w.addr(b)),
+    ),
+    'release',
+  );
   // We never close: the executor must.
   t.deepEqual(await channel.closed, { reason: 'eof' });
   t.deepEqual(await ex.exit, { code: 0, signal: null });
@@ -156,7 +188,11 @@ test('over TCP a jitmem controller is not cut off when it pauses after main retu
   const mapper = new RpcCopyMapper(session);
   const { start } = await mapper.reserve(4096);
   mapper.prepare(start, MAIN_RETURNS_7.length).set(MAIN_RETURNS_7);
-  const key = await mapper.initialize({ mappingBase: start, segments: [{ offset: 0, contentSize: 6, zeroFillSize: 0, group: { prot: 5, lifetime: 'standard' } }], actions: [] });
+  const key = await mapper.initialize({
+    mappingBase: start,
+    segments: [{ offset: 0, contentSize: 6, zeroFillSize: 0, group: { prot: R | X, lifetime: 'standard' } }],
+    actions: [],
+  });
   t.is(await session.runAsMain(key, []), 7);
   await mapper.deinitialize([key]);
   await new Promise((r) => setTimeout(r, 500));
@@ -173,14 +209,22 @@ test('`--listen unix:PATH` serves over a Unix socket and removes the socket file
   const socketPath = path.join(dir, 'executor.sock');
   const child = spawn(EXECUTOR, ['--listen', `unix:${socketPath}`], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => child.kill('SIGKILL'));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('close', (code, signal) => r({ code, signal })));
-  const line = await new Promise<string>((resolve) => child.stdout!.setEncoding('utf8').once('data', (s: string) => resolve(s)));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once('close', (code, signal) => r({ code, signal })),
+  );
+  const line = await new Promise<string>((resolve) =>
+    child.stdout!.setEncoding('utf8').once('data', (s: string) => resolve(s)),
+  );
   t.is(line, `listening on unix:${socketPath}\n`);
   const session = await ExecutorSession.connectUnix(socketPath);
   const mapper = new RpcCopyMapper(session);
   const { start } = await mapper.reserve(4096);
   mapper.prepare(start, 4).set(INC_CODE);
-  const key = await mapper.initialize({ mappingBase: start, segments: [{ offset: 0, contentSize: 4, zeroFillSize: 0, group: { prot: 5, lifetime: 'standard' } }], actions: [] });
+  const key = await mapper.initialize({
+    mappingBase: start,
+    segments: [{ offset: 0, contentSize: 4, zeroFillSize: 0, group: { prot: R | X, lifetime: 'standard' } }],
+    actions: [],
+  });
   t.is(await session.runAsInt(key, 1), 2);
   t.false(existsSync(socketPath), 'one session per executor: it stops listening once a controller is connected');
   await mapper.close();

@@ -14,6 +14,7 @@ import { SharedMemoryMapper } from '../mappers/shared-memory-mapper.js';
 import { RpcCopyMapper } from '../mappers/rpc-copy-mapper.js';
 import { INC_CODE } from './helpers/graphs.js';
 import { EXECUTOR, processExists } from './helpers/executor-process.js';
+import { R, X } from '../graph/alloc-group.js';
 
 /**
  * The controller trusts nothing the other end says, and the executor lets in only the one who
@@ -48,9 +49,20 @@ function fakeExecutor(name: string): Promise<{ port: number; released: number[];
         return undefined;
       },
     });
-    channel.sendSetup(encodeSetup({ targetTriple: processTriple(), pageSize: native.pageSize(), bootstrapMap: new Map(), symbols }).finish());
+    channel.sendSetup(
+      encodeSetup({
+        targetTriple: processTriple(),
+        pageSize: native.pageSize(),
+        bootstrapMap: new Map(),
+        symbols,
+      }).finish(),
+    );
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ port: (server.address() as net.AddressInfo).port, released, close: () => server.close() })));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({ port: (server.address() as net.AddressInfo).port, released, close: () => server.close() }),
+    ),
+  );
 }
 
 for (const [label, name] of [
@@ -107,7 +119,9 @@ interface Listening {
 function listenTcp(extra: string[] = []): Promise<Listening> {
   const child = spawn(EXECUTOR, ['--listen', '127.0.0.1:0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stderr!.resume();
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('close', (code, signal) => r({ code, signal })));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once('close', (code, signal) => r({ code, signal })),
+  );
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout!.setEncoding('utf8').on('data', (s: string) => {
@@ -150,13 +164,19 @@ test('over TCP a connection without the token is dropped, and the executor keeps
   // A controller that was not told the token: a typed error, not a garbled frame.
   await t.throwsAsync(ExecutorSession.connect('127.0.0.1', ex.port), { code: 'ERR_AUTH_REQUIRED' });
   // A wrong token through the real controller.
-  await t.throwsAsync(ExecutorSession.connect('127.0.0.1', ex.port, { token: 'ab'.repeat(32) }), { code: 'ERR_EXECUTOR_LOST' });
+  await t.throwsAsync(ExecutorSession.connect('127.0.0.1', ex.port, { token: 'ab'.repeat(32) }), {
+    code: 'ERR_EXECUTOR_LOST',
+  });
   // The right one still gets in, and gets a working session.
   const session = await ExecutorSession.connect('127.0.0.1', ex.port, { token: ex.token });
   const mapper = new RpcCopyMapper(session);
   const { start } = await mapper.reserve(4096);
   mapper.prepare(start, 4).set(INC_CODE);
-  const key = await mapper.initialize({ mappingBase: start, segments: [{ offset: 0, contentSize: 4, zeroFillSize: 0, group: { prot: 5, lifetime: 'standard' } }], actions: [] });
+  const key = await mapper.initialize({
+    mappingBase: start,
+    segments: [{ offset: 0, contentSize: 4, zeroFillSize: 0, group: { prot: R | X, lifetime: 'standard' } }],
+    actions: [],
+  });
   t.is(await session.runAsInt(key, 41), 42);
   await mapper.close();
   await session.close();
@@ -166,7 +186,9 @@ test('over TCP a connection without the token is dropped, and the executor keeps
 test('--no-auth (for llvm-jitlink) prints no token and sends Setup first', async (t) => {
   const child = spawn(EXECUTOR, ['--listen', '127.0.0.1:0', '--no-auth'], { stdio: ['ignore', 'pipe', 'ignore'] });
   t.teardown(() => child.kill('SIGKILL'));
-  const line = await new Promise<string>((resolve) => child.stdout!.setEncoding('utf8').once('data', (s: string) => resolve(s)));
+  const line = await new Promise<string>((resolve) =>
+    child.stdout!.setEncoding('utf8').once('data', (s: string) => resolve(s)),
+  );
   const m = /^listening on 127\.0\.0\.1:(\d+)\n$/.exec(line);
   t.truthy(m, line);
   const session = await ExecutorSession.connect('127.0.0.1', Number(m![1]));
@@ -176,11 +198,18 @@ test('--no-auth (for llvm-jitlink) prints no token and sends Setup first', async
 
 // --- Unix sockets (test 3) ------------------------------------------------------------------
 
-function listenUnix(socketPath: string): { child: ChildProcess; line: Promise<string>; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; stderr: () => string } {
+function listenUnix(socketPath: string): {
+  child: ChildProcess;
+  line: Promise<string>;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr: () => string;
+} {
   const child = spawn(EXECUTOR, ['--listen', `unix:${socketPath}`], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('close', (code, signal) => r({ code, signal })));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once('close', (code, signal) => r({ code, signal })),
+  );
   const line = new Promise<string>((resolve) => {
     child.stdout!.setEncoding('utf8').once('data', (s: string) => resolve(s));
     void exit.then(() => resolve(''));
@@ -231,7 +260,10 @@ test('Reserve takes another name when its name was taken first, and never touche
   // The random part of the names is fixed for this executor, so that the test can take the
   // names first, as someone who guessed them would.
   const random = '0123456789abcdef';
-  const child = spawn(EXECUTOR, ['--fds', '3,4'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'], env: { ...process.env, JITMEM_EXECUTOR_SHM_RANDOM: random } });
+  const child = spawn(EXECUTOR, ['--fds', '3,4'], {
+    stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
+    env: { ...process.env, JITMEM_EXECUTOR_SHM_RANDOM: random },
+  });
   t.teardown(() => child.kill('SIGKILL'));
   const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   const pid = child.pid!;
@@ -242,13 +274,20 @@ test('Reserve takes another name when its name was taken first, and never touche
   const all = [...taken];
   t.teardown(() => all.forEach((n) => existsSync(`/dev/shm${n}`) && native.shmUnlink(n)));
   const session = await ExecutorSession.over(child.stdio[4] as never, child.stdio[3] as never);
-  const reserve = async (): Promise<{ ok: true; value: { base: number; name: string } } | { ok: false; error: string }> =>
-    new SpsReader(await session.call(Sym.shmReserve, new SpsWriter().addr(session.symbol(Sym.shmInstance)).u64(4096))).expected((r) => ({ base: r.addr(), name: r.string() }));
+  const reserve = async (): Promise<
+    { ok: true; value: { base: number; name: string } } | { ok: false; error: string }
+  > =>
+    new SpsReader(
+      await session.call(Sym.shmReserve, new SpsWriter().addr(session.symbol(Sym.shmInstance)).u64(4096)),
+    ).expected((r) => ({ base: r.addr(), name: r.string() }));
   const first = await reserve();
   t.true(first.ok);
   if (!first.ok) return;
   t.is(first.value.name, nameOf(3));
-  t.true(taken.every((n) => existsSync(`/dev/shm${n}`)), 'the squatter’s objects are untouched');
+  t.true(
+    taken.every((n) => existsSync(`/dev/shm${n}`)),
+    'the squatter’s objects are untouched',
+  );
   // Every name it tries is taken: it gives up after eight, with a typed error.
   for (let counter = 4; counter < 12; counter++) {
     native.closeFd(native.shmCreate(nameOf(counter), 4096));
@@ -260,5 +299,8 @@ test('Reserve takes another name when its name was taken first, and never touche
   await session.close();
   t.is(await exited, 0);
   t.false(existsSync(`/dev/shm${nameOf(3)}`), 'its own name is gone with the session');
-  t.true(all.every((n) => existsSync(`/dev/shm${n}`)), 'the squatter’s objects are untouched');
+  t.true(
+    all.every((n) => existsSync(`/dev/shm${n}`)),
+    'the squatter’s objects are untouched',
+  );
 });

@@ -1,7 +1,14 @@
 import test from 'ava';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkLayers, danglingReferences, formatViolations, listSources, readImports, type SourceFile } from './helpers/import-layers.js';
+import {
+  checkLayers,
+  danglingReferences,
+  formatViolations,
+  listSources,
+  readImports,
+  type SourceFile,
+} from './helpers/import-layers.js';
 
 /** The package root: this file runs from dist/test/. */
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -10,7 +17,13 @@ test('every import in the package sources points down the layers (core ← nativ
   const sources = listSources(root);
   // The checker must be reading the real tree, not an empty or misplaced one.
   const paths = sources.map((s) => s.path);
-  for (const expected of ['index.ts', 'core/errors.ts', 'graph/link-graph.ts', 'mappers/slab/slab-memory-manager.ts', 'harness/main.ts']) {
+  for (const expected of [
+    'index.ts',
+    'core/errors.ts',
+    'graph/link-graph.ts',
+    'mappers/slab/slab-memory-manager.ts',
+    'harness/main.ts',
+  ]) {
     t.true(paths.includes(expected), `${expected} is among the sources read`);
   }
   t.false(paths.some((p) => p.startsWith('test/') || p.startsWith('dist/') || p.startsWith('node_modules/')));
@@ -42,7 +55,12 @@ test('every relative import and module URL, in the sources and the tests, names 
   t.deepEqual(dangling, [], `references to missing modules:\n${formatViolations(dangling)}`);
   // And the check can fail: a URL to a module that moved away.
   t.deepEqual(
-    formatViolations(danglingReferences([...files, { path: 'test/moved.test.ts', text: "const m = new URL('../mappers/executor-session.js', import.meta.url);" }])),
+    formatViolations(
+      danglingReferences([
+        ...files,
+        { path: 'test/moved.test.ts', text: "const m = new URL('../mappers/executor-session.js', import.meta.url);" },
+      ]),
+    ),
     'test/moved.test.ts:1 → mappers/executor-session.ts (../mappers/executor-session.js): names a module that does not exist',
   );
 });
@@ -58,7 +76,7 @@ test('the import reader finds static, re-export, side-effect and literal dynamic
     "import './side-effect.js';", // 7
     "// import { z } from './comment.js';", // 8
     "/* export * from './block.js' */", // 9
-    "const s = \"import { q } from './string.js'\";", // 10
+    'const s = "import { q } from \'./string.js\'";', // 10
     "const tpl = `${x} from './template.js'`;", // 11
     "const r = /from '.\\/regex.js'/;", // 12
     "const m = await import('./dynamic.js');", // 13
@@ -83,11 +101,22 @@ test('the import reader finds static, re-export, side-effect and literal dynamic
   ]);
 });
 
-const file = (p: string, ...specifiers: string[]): SourceFile => ({ path: p, text: specifiers.map((s) => `import { x } from '${s}';`).join('\n') });
+const file = (p: string, ...specifiers: string[]): SourceFile => ({
+  path: p,
+  text: specifiers.map((s) => `import { x } from '${s}';`).join('\n'),
+});
 
 test('arrows down pass; up, sideways, mappers ↔ executor, into tests and from folders with no layer fail, each with file:line and both layers', (t) => {
   const violations = checkLayers([
-    file('harness/main.ts', '../core/errors.js', '../workloads/w.js', '../mappers/m.js', './report.js', 'node:fs', 'vega'),
+    file(
+      'harness/main.ts',
+      '../core/errors.js',
+      '../workloads/w.js',
+      '../mappers/m.js',
+      './report.js',
+      'node:fs',
+      'vega',
+    ),
     file('objects/elf.ts', '../graph/link-graph.js'), // allowed: objects may use graph
     file('index.ts', './harness/report.js', './mappers/m.js'), // the entry imports anything
     file('graph/link-graph.ts', '../objects/elf.js', '../protocol/p.js'),
@@ -98,7 +127,10 @@ test('arrows down pass; up, sideways, mappers ↔ executor, into tests and from 
     file('stray/x.ts', '../core/c.js'),
     // A module reached by file counts: spawning the harness CLI from a library floor points up,
     // and so does a session reaching executor code (it starts the native program, no module).
-    { path: 'session/s.ts', text: "const cli = new URL('../harness/cli.js', import.meta.url);\nconst exe = new URL('../executor/cli.js', import.meta.url);" },
+    {
+      path: 'session/s.ts',
+      text: "const cli = new URL('../harness/cli.js', import.meta.url);\nconst exe = new URL('../executor/cli.js', import.meta.url);",
+    },
   ]);
   t.deepEqual(
     violations.map((v) => `${v.file}:${v.line} → ${v.target}: ${v.reason}`),
@@ -115,5 +147,8 @@ test('arrows down pass; up, sideways, mappers ↔ executor, into tests and from 
       'session/s.ts:2 → executor/cli.ts: up: session (3) → executor (4)',
     ],
   );
-  t.regex(formatViolations(violations).split('\n')[0]!, /^graph\/link-graph\.ts:1 → objects\/elf\.ts \(\.\.\/objects\/elf\.js\): sideways: graph \(3\) → objects \(3\)$/);
+  t.regex(
+    formatViolations(violations).split('\n')[0]!,
+    /^graph\/link-graph\.ts:1 → objects\/elf\.ts \(\.\.\/objects\/elf\.js\): sideways: graph \(3\) → objects \(3\)$/,
+  );
 });

@@ -40,12 +40,18 @@ test('a C program that starts argv[0] again works with --argv0, in process and u
   const native = runNative(dir, 'respawn', [object]);
   t.is(native.stdout.toString(), 'child from-parent\nparent: child exited 5\n');
   const exe = path.join(dir, 'respawn');
-  // The child writes to the stdout it inherits. jitmem's executor is a Node process today, and
-  // Node marks its stdio close-on-exec (the in-process target clears that for the run; the
-  // executor's run service does not yet): LLVM's executor, a native process, stands for an
-  // out-of-process executor here.
-  for (const [mapper, executor] of [['inprocess'], ['shared', 'llvm'], ['rpc', 'llvm']]) {
-    const r = await jitmemRun(['--mapper', mapper!, ...(executor ? ['--executor', executor] : []), '--argv0', exe, object]);
+  // The child writes to the stdout it inherits: fds 0-2 must reach it, in process (where the
+  // target clears Node's close-on-exec for the run) and in either native executor.
+  const cells = [['inprocess'], ['shared', 'jitmem'], ['rpc', 'jitmem'], ['shared', 'llvm'], ['rpc', 'llvm']];
+  for (const [mapper, executor] of cells) {
+    const r = await jitmemRun([
+      '--mapper',
+      mapper!,
+      ...(executor ? ['--executor', executor] : []),
+      '--argv0',
+      exe,
+      object,
+    ]);
     t.is(r.stdout.toString(), native.stdout.toString(), `${mapper}: ${r.stderr}`);
     t.is(r.status, 0);
   }
@@ -56,9 +62,23 @@ test('a C program that starts argv[0] again works with --argv0, in process and u
 
 test('CPython run with --argv0 /usr/bin/python3.11 reports it as sys.executable and starts a subprocess of itself', async (t) => {
   const python = findPythonObjects();
-  const script = 'import sys, subprocess; print(sys.executable); print(subprocess.run([sys.executable, "-c", "print(6*7)"], capture_output=True, text=True).stdout.strip())';
+  const script =
+    'import sys, subprocess; print(sys.executable); print(subprocess.run([sys.executable, "-c", "print(6*7)"], capture_output=True, text=True).stdout.strip())';
   for (const mapper of ['shared', 'rpc']) {
-    const r = await jitmemRun(['--mapper', mapper, '--argv0', '/usr/bin/python3.11', '--preload', 'libexpat.so.1', ...python.files, '--', '-c', script]);
+    const r = await jitmemRun([
+      '--mapper',
+      mapper,
+      '--argv0',
+      '/usr/bin/python3.11',
+      '--preload',
+      'libexpat.so.1',
+      '--preload',
+      'libz.so.1',
+      ...python.files,
+      '--',
+      '-c',
+      script,
+    ]);
     t.is(r.stderr, '', mapper);
     t.is(r.stdout.toString(), '/usr/bin/python3.11\n42\n', mapper);
     t.is(r.status, 0);

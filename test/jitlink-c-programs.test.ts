@@ -25,7 +25,6 @@ interface Program {
   readonly readsLibcData?: boolean;
 }
 
-
 const CODE_MODEL = `
 #include <stdio.h>
 #include <string.h>
@@ -332,7 +331,14 @@ programs.forEach((program, p) => {
         inputs = [...objects.values()];
       }
       const native = runNative(dir, 'native', inputs, program.cxx, flags.includes('-fno-pic'));
-      const r = await jitmemRun(['--mapper', mapper, ...(program.preload ?? []).flatMap((l) => ['--preload', l]), ...inputs, '--', ...(program.args ?? [])]);
+      const r = await jitmemRun([
+        '--mapper',
+        mapper,
+        ...(program.preload ?? []).flatMap((l) => ['--preload', l]),
+        ...inputs,
+        '--',
+        ...(program.args ?? []),
+      ]);
       // Position-dependent code reading libc's data through absolute 32-bit addresses needs that
       // data in the low 2 GiB: a non-PIE host (Node, in process) has copied it there, a PIE
       // executor (jitmem's, as LLVM's) leaves it in libc, so out of process no placement

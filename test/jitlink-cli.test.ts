@@ -9,15 +9,27 @@ import { compile, jitmemRun, tempDir } from './helpers/jitlink-run.js';
 test('jitmem run --help prints the usage and the exit statuses, and exits 0', async (t) => {
   const r = await jitmemRun(['--help']);
   t.is(r.status, 0);
-  t.regex(r.stdout.toString(), /^usage: jitmem run \[--mapper inprocess\|shared\|rpc\] \[--executor jitmem\|llvm\] \[--preload LIB\]\.\.\./);
+  t.regex(
+    r.stdout.toString(),
+    /^usage: jitmem run \[--mapper inprocess\|shared\|rpc\] \[--executor jitmem\|llvm\] \[--preload LIB\]\.\.\./,
+  );
   t.regex(r.stdout.toString(), /exit status:/);
 });
 
 test('bad flags exit 2 with a typed error naming the flag', async (t) => {
   for (const [args, pattern] of [
-    [['--mapper', 'tcp', 'x.o'], /--mapper must be one of inprocess, shared, rpc; got "tcp" \[ERR_INVALID_OPTION_VALUE\]/],
-    [['--executor', 'llvm', '--mapper', 'inprocess', 'x.o'], /--executor llvm needs --mapper shared or rpc.*\[ERR_CONFLICTING_OPTIONS\]/],
-    [['--frobnicate', 'x.o'], /unknown option "--frobnicate" for jitmem run; program arguments go after "--".*\[ERR_UNKNOWN_OPTION\]/],
+    [
+      ['--mapper', 'tcp', 'x.o'],
+      /--mapper must be one of inprocess, shared, rpc; got "tcp" \[ERR_INVALID_OPTION_VALUE\]/,
+    ],
+    [
+      ['--executor', 'llvm', '--mapper', 'inprocess', 'x.o'],
+      /--executor llvm needs --mapper shared or rpc.*\[ERR_CONFLICTING_OPTIONS\]/,
+    ],
+    [
+      ['--frobnicate', 'x.o'],
+      /unknown option "--frobnicate" for jitmem run; program arguments go after "--".*\[ERR_UNKNOWN_OPTION\]/,
+    ],
     [[], /needs at least one object file or archive.*\[ERR_LINK_NO_INPUT\]/],
     [['--preload'], /--preload needs a value.*\[ERR_MISSING_OPTION_VALUE\]/],
     [['/nonexistent/prog.o'], /cannot read \/nonexistent\/prog\.o: no such file \[ERR_LINK_INPUT\]/],
@@ -31,14 +43,24 @@ test('bad flags exit 2 with a typed error naming the flag', async (t) => {
 
 test('parseRunArgs: defaults, the executor implies shared, and arguments after -- belong to the program', (t) => {
   t.like(parseRunArgs(['a.o']), { mapper: 'inprocess', executor: 'jitmem', files: ['a.o'], args: [] });
-  t.like(parseRunArgs(['--executor', 'llvm', 'a.o', 'b.a']), { mapper: 'shared', executor: 'llvm', files: ['a.o', 'b.a'] });
-  t.like(parseRunArgs(['--mapper=rpc', '--preload', 'libm.so.6', '--preload=libz.so.1', 'a.o', '--', '--mapper', 'x']), {
-    mapper: 'rpc',
-    preload: ['libm.so.6', 'libz.so.1'],
-    files: ['a.o'],
-    args: ['--mapper', 'x'],
+  t.like(parseRunArgs(['--executor', 'llvm', 'a.o', 'b.a']), {
+    mapper: 'shared',
+    executor: 'llvm',
+    files: ['a.o', 'b.a'],
   });
-  t.throws(() => parseRunArgs(['--show-times=yes', 'a.o']), { instanceOf: JitmemError, code: 'ERR_INVALID_OPTION_VALUE' });
+  t.like(
+    parseRunArgs(['--mapper=rpc', '--preload', 'libm.so.6', '--preload=libz.so.1', 'a.o', '--', '--mapper', 'x']),
+    {
+      mapper: 'rpc',
+      preload: ['libm.so.6', 'libz.so.1'],
+      files: ['a.o'],
+      args: ['--mapper', 'x'],
+    },
+  );
+  t.throws(() => parseRunArgs(['--show-times=yes', 'a.o']), {
+    instanceOf: JitmemError,
+    code: 'ERR_INVALID_OPTION_VALUE',
+  });
 });
 
 test("parseLlvmTimes reads llvm-jitlink's -show-times table", (t) => {

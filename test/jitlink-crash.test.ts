@@ -82,7 +82,12 @@ test('after a crash, an exit and a run that loads libraries, no executor, shm ob
   const exitObj = compile(dir, 'exit.c', EXIT, ['-O2', '-fPIC']);
   const segv = compile(dir, 'segv.c', SEGV, ['-O0', '-fPIC']);
   // A program that calls dlopen gets an export library, written to a temporary file.
-  const dl = compile(dir, 'dl.c', '#include <dlfcn.h>\n#include <stdio.h>\nint exported_value = 42;\nint main(void) { void *h = dlopen(0, RTLD_NOW); printf("%d\\n", h != 0); return 0; }', ['-O2', '-fPIC']);
+  const dl = compile(
+    dir,
+    'dl.c',
+    '#include <dlfcn.h>\n#include <stdio.h>\nint exported_value = 42;\nint main(void) { void *h = dlopen(0, RTLD_NOW); printf("%d\\n", h != 0); return 0; }',
+    ['-O2', '-fPIC'],
+  );
   const exports = () => readdirSync(tmpdir()).filter((n) => n.startsWith(`jitmem-exports-${process.pid}-`));
 
   const session = await ExecutorSession.spawn();
@@ -108,7 +113,12 @@ test('after a crash, an exit and a run that loads libraries, no executor, shm ob
 const llvmTest = llvmInstalled() ? test : test.skip;
 llvmTest("under LLVM's executor, exit() ends the executor process and its status is jitmem's", async (t) => {
   const dir = tempDir(t);
-  const obj = compile(dir, 'bye.c', '#include <stdio.h>\n#include <stdlib.h>\nint main(void) { puts("bye"); exit(7); }', ['-O2', '-fPIC']);
+  const obj = compile(
+    dir,
+    'bye.c',
+    '#include <stdio.h>\n#include <stdlib.h>\nint main(void) { puts("bye"); exit(7); }',
+    ['-O2', '-fPIC'],
+  );
   for (const mapper of ['shared', 'rpc']) {
     const r = await jitmemRun(['--executor', 'llvm', '--mapper', mapper, obj]);
     t.is(r.stdout.toString(), 'bye\n');

@@ -31,6 +31,103 @@ function patchRelocationType(file: string, sectionName: string, index: number, t
   writeFileSync(file, bytes);
 }
 
+type Refusal = [what: string, inputs: string[], code: string, ...patterns: RegExp[]];
+
+/**
+ * The inputs the linker must refuse, compiled into `dir`: each with what it is, the error code and
+ * what the message must name.
+ */
+function refusedInputs(dir: string, hello: string): Refusal[] {
+  const refusals: Refusal[] = [];
+
+  const tls = compile(dir, 'tls.c', '__thread int counter = 1; int main(void) { return counter; }', [
+    '-O2',
+    '-fPIC',
+    '-mtls-dialect=gnu2',
+  ]);
+  refusals.push([
+    'TLS descriptors',
+    [tls],
+    'ERR_LINK_TLS_UNSUPPORTED',
+    /R_X86_64_GOTPC32_TLSDESC/,
+    /counter/,
+    /tls\.o/,
+    /-mtls-dialect=gnu\b/,
+  ]);
+
+  const irelative = compile(dir, 'irelative.c', HELLO, ['-O2', '-fPIC']);
+  patchRelocationType(irelative, '.rela.text.startup', 0, 37);
+  refusals.push([
+    'a dynamic relocation type',
+    [irelative],
+    'ERR_LINK_UNSUPPORTED_RELOCATION',
+    /R_X86_64_IRELATIVE at \.text\.startup\+0x[0-9a-f]+ in .*irelative\.o/,
+  ]);
+
+  const unknown = compile(dir, 'unknown.c', HELLO, ['-O2', '-fPIC']);
+  patchRelocationType(unknown, '.rela.text.startup', 0, 61);
+  refusals.push([
+    'an unknown relocation type',
+    [unknown],
+    'ERR_LINK_UNSUPPORTED_RELOCATION',
+    /relocation type 61 at \.text\.startup\+0x[0-9a-f]+ in .*unknown\.o/,
+  ]);
+
+  const missing = compile(
+    dir,
+    'missing.c',
+    'void jitmem_no_such_function(void); int main(void) { jitmem_no_such_function(); return 0; }',
+    ['-O2', '-fPIC'],
+  );
+  refusals.push([
+    'a missing symbol',
+    [missing],
+    'ERR_LINK_UNDEFINED_SYMBOL',
+    /"jitmem_no_such_function" \(referenced by .*missing\.o\)/,
+  ]);
+
+  const dupA = compile(dir, 'dup-a.c', 'int twice(void) { return 1; } int main(void) { return twice(); }', [
+    '-O2',
+    '-fPIC',
+  ]);
+  const dupB = compile(dir, 'dup-b.c', 'int twice(void) { return 2; }', ['-O2', '-fPIC']);
+  refusals.push([
+    'a duplicate strong definition',
+    [dupA, dupB],
+    'ERR_LINK_DUPLICATE_SYMBOL',
+    /"twice"/,
+    /dup-a\.o/,
+    /dup-b\.o/,
+  ]);
+
+  // A one-byte PC-relative reference from data to code: they lie pages apart.
+  const far = compile(
+    dir,
+    'far.s',
+    '.text\n.globl main\nmain: xor %eax, %eax\nret\n.data\n.byte 0\n.byte main - .\n',
+    [],
+  );
+  refusals.push([
+    'a relocation overflow',
+    [far],
+    'ERR_LINK_RELOCATION_OVERFLOW',
+    /R_X86_64_PC8 at \.data\+0x1 in .*far\.o against "main"/,
+    /does not fit in a signed 8-bit field/,
+  ]);
+
+  const corrupt = path.join(dir, 'corrupt.o');
+  writeFileSync(corrupt, readFileSync(hello).subarray(0, 200));
+  refusals.push(['a truncated object', [corrupt], 'ERR_ELF_TRUNCATED', /corrupt\.o: at byte offset \d+/]);
+
+  const text = path.join(dir, 'notes.txt');
+  writeFileSync(text, 'not an object\n');
+  refusals.push(['a file that is no object', [text], 'ERR_OBJECT_UNKNOWN_FORMAT', /notes\.txt: at byte offset 0/]);
+
+  const noMain = compile(dir, 'no-main.c', 'int helper(void) { return 1; }', ['-O2', '-fPIC']);
+  refusals.push(['no entry point', [noMain], 'ERR_LINK_NO_ENTRY', /"main"/]);
+  return refusals;
+}
+
 for (const [mapperName, makeMapper] of [
   ['shared', (s: ExecutorSession) => new SharedMemoryMapper(s)],
   ['rpc', (s: ExecutorSession) => new RpcCopyMapper(s)],
@@ -62,39 +159,9 @@ for (const [mapperName, makeMapper] of [
     };
 
     await runHello('the first program');
-
-    const tls = compile(dir, 'tls.c', '__thread int counter = 1; int main(void) { return counter; }', ['-O2', '-fPIC', '-mtls-dialect=gnu2']);
-    await refuse('TLS descriptors', [tls], 'ERR_LINK_TLS_UNSUPPORTED', /R_X86_64_GOTPC32_TLSDESC/, /counter/, /tls\.o/, /-mtls-dialect=gnu\b/);
-
-    const irelative = compile(dir, 'irelative.c', HELLO, ['-O2', '-fPIC']);
-    patchRelocationType(irelative, '.rela.text.startup', 0, 37);
-    await refuse('a dynamic relocation type', [irelative], 'ERR_LINK_UNSUPPORTED_RELOCATION', /R_X86_64_IRELATIVE at \.text\.startup\+0x[0-9a-f]+ in .*irelative\.o/);
-
-    const unknown = compile(dir, 'unknown.c', HELLO, ['-O2', '-fPIC']);
-    patchRelocationType(unknown, '.rela.text.startup', 0, 61);
-    await refuse('an unknown relocation type', [unknown], 'ERR_LINK_UNSUPPORTED_RELOCATION', /relocation type 61 at \.text\.startup\+0x[0-9a-f]+ in .*unknown\.o/);
-
-    const missing = compile(dir, 'missing.c', 'void jitmem_no_such_function(void); int main(void) { jitmem_no_such_function(); return 0; }', ['-O2', '-fPIC']);
-    await refuse('a missing symbol', [missing], 'ERR_LINK_UNDEFINED_SYMBOL', /"jitmem_no_such_function" \(referenced by .*missing\.o\)/);
-
-    const dupA = compile(dir, 'dup-a.c', 'int twice(void) { return 1; } int main(void) { return twice(); }', ['-O2', '-fPIC']);
-    const dupB = compile(dir, 'dup-b.c', 'int twice(void) { return 2; }', ['-O2', '-fPIC']);
-    await refuse('a duplicate strong definition', [dupA, dupB], 'ERR_LINK_DUPLICATE_SYMBOL', /"twice"/, /dup-a\.o/, /dup-b\.o/);
-
-    // A one-byte PC-relative reference from data to code: they lie pages apart.
-    const far = compile(dir, 'far.s', '.text\n.globl main\nmain: xor %eax, %eax\nret\n.data\n.byte 0\n.byte main - .\n', []);
-    await refuse('a relocation overflow', [far], 'ERR_LINK_RELOCATION_OVERFLOW', /R_X86_64_PC8 at \.data\+0x1 in .*far\.o against "main"/, /does not fit in a signed 8-bit field/);
-
-    const corrupt = path.join(dir, 'corrupt.o');
-    writeFileSync(corrupt, readFileSync(hello).subarray(0, 200));
-    await refuse('a truncated object', [corrupt], 'ERR_ELF_TRUNCATED', /corrupt\.o: at byte offset \d+/);
-
-    const text = path.join(dir, 'notes.txt');
-    writeFileSync(text, 'not an object\n');
-    await refuse('a file that is no object', [text], 'ERR_OBJECT_UNKNOWN_FORMAT', /notes\.txt: at byte offset 0/);
-
-    const noMain = compile(dir, 'no-main.c', 'int helper(void) { return 1; }', ['-O2', '-fPIC']);
-    await refuse('no entry point', [noMain], 'ERR_LINK_NO_ENTRY', /"main"/);
+    for (const [what, inputs, code, ...patterns] of refusedInputs(dir, hello)) {
+      await refuse(what, inputs, code, ...patterns);
+    }
 
     t.true(session.isOpen);
     t.deepEqual(shmObjects(`jitmem_${session.pid}_`), []);
@@ -110,14 +177,27 @@ test('-fno-pic code is placed in the low 2 GiB; where that cannot be done it is 
     await session.close();
   });
   const target = new SessionTarget(session);
-  const nopic = compile(dir, 'nopic.c', 'static int table[4] = {1, 2, 3, 4}; int *p(int i) { return &table[i]; } int main(void) { return *p(2) + 40; }', ['-O0', '-fno-pic']);
+  const nopic = compile(
+    dir,
+    'nopic.c',
+    'static int table[4] = {1, 2, 3, 4}; int *p(int i) { return &table[i]; } int main(void) { return *p(2) + 40; }',
+    ['-O0', '-fno-pic'],
+  );
   const placed = await runProgram({ inputs: [nopic], target, mapper });
   t.is(placed.result.status, 43);
   t.true(placed.program.base > 0 && placed.program.entry < 2 ** 31, 'the program lies in the low 2 GiB');
 
   // The address of a libc function as a 32-bit immediate: libc lies far above 4 GiB.
-  const address = compile(dir, 'address.c', '#include <stdio.h>\nint main(void) { int (*volatile f)(const char *) = puts; return f("x") < 0; }', ['-O0', '-fno-pic']);
-  const err = await t.throwsAsync(runProgram({ inputs: [address], target, mapper }), { instanceOf: JitmemError, code: 'ERR_LINK_RELOCATION_OVERFLOW' });
+  const address = compile(
+    dir,
+    'address.c',
+    '#include <stdio.h>\nint main(void) { int (*volatile f)(const char *) = puts; return f("x") < 0; }',
+    ['-O0', '-fno-pic'],
+  );
+  const err = await t.throwsAsync(runProgram({ inputs: [address], target, mapper }), {
+    instanceOf: JitmemError,
+    code: 'ERR_LINK_RELOCATION_OVERFLOW',
+  });
   t.regex(err!.message, /R_X86_64_32S? at \.text\+0x[0-9a-f]+ in .*address\.o against "puts"/);
   t.regex(err!.message, /takes the address of "puts".*rebuild it with -fPIC or -fPIE/);
 
@@ -135,8 +215,16 @@ llvmTest("LLVM's executor cannot place reservations: -fno-pic code is refused th
     await mapper.close().catch(() => undefined);
     await session.close();
   });
-  const nopic = compile(dir, 'nopic.c', 'static int table[4] = {1, 2, 3, 4}; int *p(int i) { return &table[i]; } int main(void) { return *p(2) + 40; }', ['-O0', '-fno-pic']);
-  const err = await t.throwsAsync(runProgram({ inputs: [nopic], target: new SessionTarget(session), mapper }), { instanceOf: JitmemError, code: 'ERR_LINK_RELOCATION_OVERFLOW' });
+  const nopic = compile(
+    dir,
+    'nopic.c',
+    'static int table[4] = {1, 2, 3, 4}; int *p(int i) { return &table[i]; } int main(void) { return *p(2) + 40; }',
+    ['-O0', '-fno-pic'],
+  );
+  const err = await t.throwsAsync(runProgram({ inputs: [nopic], target: new SessionTarget(session), mapper }), {
+    instanceOf: JitmemError,
+    code: 'ERR_LINK_RELOCATION_OVERFLOW',
+  });
   t.regex(err!.message, /R_X86_64_32S? at \.text\+0x[0-9a-f]+ in .*nopic\.o against "\.(data|bss)"/);
   t.regex(err!.message, /cannot place it lower\): rebuild it with -fPIC or -fPIE/);
 });
@@ -151,11 +239,24 @@ test("a finished program's exported symbols do not satisfy the next program's un
   });
   const target = new SessionTarget(session);
   // It calls dlopen, so its symbols are exported for the libraries it might load.
-  const first = compile(dir, 'first.c', '#include <dlfcn.h>\nint jitmem_stale_probe(void) { return 7; }\nint main(void) { return dlopen(0, RTLD_NOW) ? jitmem_stale_probe() : 1; }', ['-O2', '-fPIC']);
+  const first = compile(
+    dir,
+    'first.c',
+    '#include <dlfcn.h>\nint jitmem_stale_probe(void) { return 7; }\nint main(void) { return dlopen(0, RTLD_NOW) ? jitmem_stale_probe() : 1; }',
+    ['-O2', '-fPIC'],
+  );
   const ran = await runProgram({ inputs: [first], target, mapper });
   t.is(ran.result.status, 7);
   t.true(ran.times.exportSymbols > 0);
-  const second = compile(dir, 'second.c', 'int jitmem_stale_probe(void); int main(void) { return jitmem_stale_probe(); }', ['-O2', '-fPIC']);
-  const err = await t.throwsAsync(runProgram({ inputs: [second], target, mapper }), { instanceOf: JitmemError, code: 'ERR_LINK_UNDEFINED_SYMBOL' });
+  const second = compile(
+    dir,
+    'second.c',
+    'int jitmem_stale_probe(void); int main(void) { return jitmem_stale_probe(); }',
+    ['-O2', '-fPIC'],
+  );
+  const err = await t.throwsAsync(runProgram({ inputs: [second], target, mapper }), {
+    instanceOf: JitmemError,
+    code: 'ERR_LINK_UNDEFINED_SYMBOL',
+  });
   t.regex(err!.message, /"jitmem_stale_probe" \(referenced by .*second\.o\)/);
 });

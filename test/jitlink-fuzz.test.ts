@@ -59,9 +59,22 @@ test('1500 damaged copies of real objects and archives give only typed errors, a
       const at = Math.floor(random() * copy.length);
       copy[at] = random() < 0.5 ? Math.floor(random() * 256) : copy[at]! ^ (1 << Math.floor(random() * 8));
     }
-    const inputs = which === 0 ? [{ path: 'main.o', bytes: copy }, { path: 'libhelper.a', bytes: originals[1]! }] : [{ path: 'main.o', bytes: originals[0]! }, { path: 'libhelper.a', bytes: copy }];
+    const inputs =
+      which === 0
+        ? [
+            { path: 'main.o', bytes: copy },
+            { path: 'libhelper.a', bytes: originals[1]! },
+          ]
+        : [
+            { path: 'main.o', bytes: originals[0]! },
+            { path: 'libhelper.a', bytes: copy },
+          ];
     try {
-      const program = await linkObjects(inputs, { pageSize: target.pageSize, lookup: (names) => target.lookup(names), runtimeSymbols: target.runtimeSymbols() });
+      const program = await linkObjects(inputs, {
+        pageSize: target.pageSize,
+        lookup: (names) => target.lookup(names),
+        runtimeSymbols: target.runtimeSymbols(),
+      });
       const allocation = await memory.allocate(program.graph);
       try {
         allocation.writeContent();
@@ -84,5 +97,7 @@ test('1500 damaged copies of real objects and archives give only typed errors, a
   }
   t.true(linked > 0);
   t.true(codes.size > 3);
-  t.log(`${linked} copies linked; errors ${JSON.stringify(Object.fromEntries([...codes].sort((a, b) => b[1] - a[1])))}`);
+  t.log(
+    `${linked} copies linked; errors ${JSON.stringify(Object.fromEntries([...codes].sort((a, b) => b[1] - a[1])))}`,
+  );
 });

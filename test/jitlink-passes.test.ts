@@ -27,7 +27,11 @@ test('relocating one link twice leaves the first result unchanged', async (t) =>
   const target = new InProcessTarget();
   const memory = new SlabMemoryManager(new InProcessMemoryMapper());
   t.teardown(() => memory.close());
-  const linked = await linkObjects([object], { pageSize: target.pageSize, lookup: (names) => target.lookup(names), runtimeSymbols: target.runtimeSymbols() });
+  const linked = await linkObjects([object], {
+    pageSize: target.pageSize,
+    lookup: (names) => target.lookup(names),
+    runtimeSymbols: target.runtimeSymbols(),
+  });
 
   const first = await memory.allocate(linked.graph);
   const second = await memory.allocate(linked.graph);
@@ -37,7 +41,11 @@ test('relocating one link twice leaves the first result unchanged', async (t) =>
   });
   first.writeContent();
   second.writeContent();
-  const one = linked.relocate(first.base, first.segments.map((s) => s.workingMemory), first.layout);
+  const one = linked.relocate(
+    first.base,
+    first.segments.map((s) => s.workingMemory),
+    first.layout,
+  );
   const snapshot = {
     base: one.base,
     entry: one.entry,
@@ -54,7 +62,9 @@ test('relocating one link twice leaves the first result unchanged', async (t) =>
   const whereAddress = one.symbol('where')!;
   const readPointer = (allocation: typeof first, address: number): number => {
     const offset = address - allocation.base;
-    const segment = allocation.layout.segments.findIndex((s) => offset >= s.offset && offset < s.offset + s.pageRoundedSize);
+    const segment = allocation.layout.segments.findIndex(
+      (s) => offset >= s.offset && offset < s.offset + s.pageRoundedSize,
+    );
     const seg = allocation.segments[segment]!;
     const view = new DataView(seg.workingMemory.buffer, seg.workingMemory.byteOffset, seg.workingMemory.length);
     const at = offset - allocation.layout.segments[segment]!.offset;
@@ -62,14 +72,25 @@ test('relocating one link twice leaves the first result unchanged', async (t) =>
   };
   t.is(readPointer(first, whereAddress), snapshot.counter!);
 
-  const two = linked.relocate(second.base, second.segments.map((s) => s.workingMemory), second.layout);
+  const two = linked.relocate(
+    second.base,
+    second.segments.map((s) => s.workingMemory),
+    second.layout,
+  );
   t.not(two.base, one.base);
   t.is(two.symbol('counter')! - two.base, snapshot.counter! - snapshot.base);
-  t.is(readPointer(second, two.symbol("where")!), two.symbol("counter")!);
+  t.is(readPointer(second, two.symbol('where')!), two.symbol('counter')!);
 
   // The first result is as it was.
   t.deepEqual(
-    { base: one.base, entry: one.entry, counter: one.symbol('counter'), hook: one.symbol('hook'), init: [...one.init], exports: JSON.stringify(one.exports()) },
+    {
+      base: one.base,
+      entry: one.entry,
+      counter: one.symbol('counter'),
+      hook: one.symbol('hook'),
+      init: [...one.init],
+      exports: JSON.stringify(one.exports()),
+    },
     snapshot,
   );
   t.is(readPointer(first, whereAddress), snapshot.counter!);

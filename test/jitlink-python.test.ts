@@ -29,7 +29,14 @@ print("ok")
 
 for (const mapper of ['shared', 'rpc', 'inprocess']) {
   test(`jitmem run --mapper ${mapper} python prints (3, 11) 42 and exits 0`, async (t) => {
-    const r = await jitmemRun(['--mapper', mapper, ...base, '--', '-c', 'import sys; print(sys.version_info[:2], 6*7)']);
+    const r = await jitmemRun([
+      '--mapper',
+      mapper,
+      ...base,
+      '--',
+      '-c',
+      'import sys; print(sys.version_info[:2], 6*7)',
+    ]);
     t.is(r.stderr, '');
     t.is(r.stdout.toString(), '(3, 11) 42\n');
     t.is(r.status, 0);
@@ -51,8 +58,11 @@ test('python under jitmem run: raise SystemExit(3) exits 3, in process and out',
   }
 });
 
-test('python under jitmem run reads the user\'s stdin', async (t) => {
-  const r = await jitmemRun(['--mapper', 'rpc', ...base, '--', '-c', 'import sys; print(sum(int(x) for x in sys.stdin.read().split()))'], { input: '1 2 3 36\n' });
+test("python under jitmem run reads the user's stdin", async (t) => {
+  const r = await jitmemRun(
+    ['--mapper', 'rpc', ...base, '--', '-c', 'import sys; print(sum(int(x) for x in sys.stdin.read().split()))'],
+    { input: '1 2 3 36\n' },
+  );
   t.is(r.stdout.toString(), '42\n');
   t.is(r.status, 0);
 });

@@ -42,11 +42,23 @@ function leftovers(pid: number): string[] {
     .filter((l) => /\/_json[.-]|jitmem-exports-/.test(l));
 }
 
-async function runTwice(t: import('ava').ExecutionContext, target: ProgramTarget, mapper: MemoryMapper, pid: number, print: boolean): Promise<void> {
+async function runTwice(
+  t: import('ava').ExecutionContext,
+  target: ProgramTarget,
+  mapper: MemoryMapper,
+  pid: number,
+  print: boolean,
+): Promise<void> {
   const dir = tempDir(t);
   for (const run of ['1', '2']) {
     const out = path.join(dir, `out-${run}`);
-    const r = await runProgram({ inputs: [...python.files], target, mapper, preload: ['libexpat.so.1', 'libz.so.1'], args: ['-c', SCRIPT, out, run, print ? 'print' : 'quiet'] });
+    const r = await runProgram({
+      inputs: [...python.files],
+      target,
+      mapper,
+      preload: ['libexpat.so.1', 'libz.so.1'],
+      args: ['-c', SCRIPT, out, run, print ? 'print' : 'quiet'],
+    });
     t.deepEqual(r.result, { status: 0, outcome: 'returned' }, `run ${run}`);
     t.is(readFileSync(out, 'utf8'), `json ok ${run}\n`);
     t.deepEqual(leftovers(pid), [], `after run ${run}: _json and the export library are unloaded`);

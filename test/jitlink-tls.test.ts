@@ -153,7 +153,9 @@ for (const flags of FLAGS) {
     const library = path.join(dir, 'libtls.so');
     runNative(dir, 'libtls.so', [compile(dir, 'lib.c', LIBRARY, ['-O2', '-fPIC']), '-shared']);
     const object = compile(dir, 'uses.c', USES_LIBRARY_TLS, flags);
-    const native = runNative(dir, 'uses', [object, library, `-Wl,-rpath,${dir}`, '-ldl', '-lpthread'], false, false, [library]);
+    const native = runNative(dir, 'uses', [object, library, `-Wl,-rpath,${dir}`, '-ldl', '-lpthread'], false, false, [
+      library,
+    ]);
     t.regex(native.stdout.toString(), /^thread 3: 315306$/m);
     for (const mapper of MAPPERS) {
       const r = await jitmemRun(['--mapper', mapper, '--preload', library, object, '--', library]);
@@ -164,11 +166,15 @@ for (const flags of FLAGS) {
   });
 }
 
-test('accesses to the program\'s own thread-locals are relaxed to local exec: GD and LD sequences with -fPIC, IE loads without', async (t) => {
+test("accesses to the program's own thread-locals are relaxed to local exec: GD and LD sequences with -fPIC, IE loads without", async (t) => {
   const dir = tempDir(t);
   const target = new InProcessTarget();
   const link = (flags: string[]) =>
-    linkObjects([compile(dir, 'threads.c', C_THREADS, flags), compile(dir, 'other.c', C_OTHER, flags)], { pageSize: target.pageSize, lookup: (names) => target.lookup(names), runtimeSymbols: target.runtimeSymbols() });
+    linkObjects([compile(dir, 'threads.c', C_THREADS, flags), compile(dir, 'other.c', C_OTHER, flags)], {
+      pageSize: target.pageSize,
+      lookup: (names) => target.lookup(names),
+      runtimeSymbols: target.runtimeSymbols(),
+    });
   // -O2 -fPIC: every access is TLSGD + a call of __tls_get_addr, or TLSLD for the static ones;
   // all are relaxed. -O2 (PIE): `other` through GOTTPOFF.
   t.true((await link(['-O2', '-fPIC'])).stats.tlsRelaxed >= 5);
@@ -224,7 +230,9 @@ test('a thread that existed before the program was loaded sees its own initialis
 
 test('a TLS image larger than the static TLS the executor can give is refused with a typed error, and the session runs the next program', async (t) => {
   const dir = tempDir(t);
-  const huge = compile(dir, 'huge.c', '__thread char huge[1 << 20]; int main(void) { huge[5] = 1; return huge[5]; }', ['-O2']);
+  const huge = compile(dir, 'huge.c', '__thread char huge[1 << 20]; int main(void) { huge[5] = 1; return huge[5]; }', [
+    '-O2',
+  ]);
   const small = compile(dir, 'small.c', '__thread int n = 6; int main(void) { return n * 7; }', ['-O2', '-fPIC']);
   const session = await ExecutorSession.spawn();
   const mapper = new SharedMemoryMapper(session);

@@ -29,7 +29,10 @@ const mappers = [
   ['rpc-copy', (s: ExecutorSession): MemoryMapper => new RpcCopyMapper(s)],
 ] as const;
 
-async function llvmSession(t: { teardown(fn: () => unknown): void; false(v: boolean): void }): Promise<ExecutorSession> {
+async function llvmSession(t: {
+  teardown(fn: () => unknown): void;
+  false(v: boolean): void;
+}): Promise<ExecutorSession> {
   const s = await ExecutorSession.spawn({ kind: 'llvm' });
   t.teardown(() => s.close());
   t.false(s.isJitmem);
@@ -37,75 +40,96 @@ async function llvmSession(t: { teardown(fn: () => unknown): void; false(v: bool
 }
 
 for (const [name, make] of mappers) {
-  llvmTest(`${name} mapper → llvm-jitlink-executor: machine code runs and returns arg + 1${installed ? '' : ` (${skipNote})`}`, async (t) => {
-    const s = await llvmSession(t);
-    const mapper = make(s);
-    const manager = new SlabMemoryManager(mapper, { granularity: 1 << 20 });
-    const alloc = await manager.allocate(incGraph());
-    alloc.writeContent();
-    const fin = await alloc.finalize();
-    for (const x of [0, 41, -7]) t.is(await s.runAsInt(fin.sectionAddress('.text'), x), x + 1);
-    await mapper.close();
-  });
+  llvmTest(
+    `${name} mapper → llvm-jitlink-executor: machine code runs and returns arg + 1${installed ? '' : ` (${skipNote})`}`,
+    async (t) => {
+      const s = await llvmSession(t);
+      const mapper = make(s);
+      const manager = new SlabMemoryManager(mapper, { granularity: 1 << 20 });
+      const alloc = await manager.allocate(incGraph());
+      alloc.writeContent();
+      const fin = await alloc.finalize();
+      for (const x of [0, 41, -7]) t.is(await s.runAsInt(fin.sectionAddress('.text'), x), x + 1);
+      await mapper.close();
+    },
+  );
 
-  llvmTest(`${name} mapper → llvm-jitlink-executor: data and zero-fill bytes land exactly${installed ? '' : ` (${skipNote})`}`, async (t) => {
-    const s = await llvmSession(t);
-    const mapper = make(s);
-    const manager = new SlabMemoryManager(mapper, { granularity: 1 << 20 });
-    const alloc = await manager.allocate(incGraph());
-    alloc.writeContent();
-    const fin = await alloc.finalize();
-    const rw = alloc.layout.segments.find((seg) => seg.group.prot === RW.prot)!;
-    const rwStart = alloc.base + rw.offset;
-    const [text, rodata, data, bss] = await s.readBuffers([
-      { start: fin.sectionAddress('.text'), end: fin.sectionAddress('.text') + 4 },
-      { start: fin.sectionAddress('.rodata'), end: fin.sectionAddress('.rodata') + 8 },
-      { start: rwStart, end: rwStart + rw.contentSize },
-      { start: rwStart + rw.contentSize, end: rwStart + rw.contentSize + rw.zeroFillSize },
-    ]);
-    t.is(sha256Hex(text!), sha256Hex(INC_CODE));
-    t.deepEqual([...rodata!], [1, 2, 3, 4, 5, 6, 7, 8]);
-    t.deepEqual([...data!], new Array(24).fill(0xab));
-    t.true(bss!.every((b) => b === 0));
-    await mapper.close();
-  });
+  llvmTest(
+    `${name} mapper → llvm-jitlink-executor: data and zero-fill bytes land exactly${installed ? '' : ` (${skipNote})`}`,
+    async (t) => {
+      const s = await llvmSession(t);
+      const mapper = make(s);
+      const manager = new SlabMemoryManager(mapper, { granularity: 1 << 20 });
+      const alloc = await manager.allocate(incGraph());
+      alloc.writeContent();
+      const fin = await alloc.finalize();
+      const rw = alloc.layout.segments.find((seg) => seg.group.prot === RW.prot)!;
+      const rwStart = alloc.base + rw.offset;
+      const [text, rodata, data, bss] = await s.readBuffers([
+        { start: fin.sectionAddress('.text'), end: fin.sectionAddress('.text') + 4 },
+        { start: fin.sectionAddress('.rodata'), end: fin.sectionAddress('.rodata') + 8 },
+        { start: rwStart, end: rwStart + rw.contentSize },
+        { start: rwStart + rw.contentSize, end: rwStart + rw.contentSize + rw.zeroFillSize },
+      ]);
+      t.is(sha256Hex(text!), sha256Hex(INC_CODE));
+      t.deepEqual([...rodata!], [1, 2, 3, 4, 5, 6, 7, 8]);
+      t.deepEqual([...data!], new Array(24).fill(0xab));
+      t.true(bss!.every((b) => b === 0));
+      await mapper.close();
+    },
+  );
 
-  llvmTest(`${name} mapper → llvm-jitlink-executor: finalize actions run at initialize and dealloc actions at deinitialize${installed ? '' : ` (${skipNote})`}`, async (t) => {
-    // LLVM's executor has no trace action, but its release wrapper returns an SPSError and
-    // has a visible effect: actions that release spare slabs show when they ran.
-    const s = await llvmSession(t);
-    const inst = s.symbol(Sym.memMgrInstance);
-    const reserve = async (): Promise<number> => expectAddr(await s.call(Sym.memMgrReserve, new SpsWriter().addr(inst).u64(4096)), 'reserve');
-    const releaseArgs = (base: number): Uint8Array => new SpsWriter().addr(inst).sequence([base], (w, b) => w.addr(b)).finish().slice();
-    const alive = async (base: number): Promise<boolean> => {
-      // read_buffers would fault on an unmapped slab; ask the memory manager instead: a second
-      // release of a released slab fails, and a release of a live one succeeds (and frees it).
-      try {
-        expectSuccess(await s.call(Sym.memMgrRelease, releaseArgs(base)), 'release');
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    const [b1, b2, c1, c2, probe] = [await reserve(), await reserve(), await reserve(), await reserve(), await reserve()];
-    const release = s.symbol(Sym.memMgrRelease);
-    const mapper = make(s);
-    const manager = new SlabMemoryManager(mapper, { granularity: 1 << 20 });
-    const alloc = await manager.allocate(incGraph());
-    alloc.writeContent();
-    alloc.actions.push(
-      { finalize: { fn: release, args: releaseArgs(b1) }, dealloc: { fn: release, args: releaseArgs(c1) } },
-      { finalize: { fn: release, args: releaseArgs(b2) }, dealloc: { fn: release, args: releaseArgs(c2) } },
-    );
-    const fin = await alloc.finalize();
-    t.false(await alive(b1));
-    t.false(await alive(b2));
-    t.true(await alive(probe));
-    await manager.deallocate([fin]);
-    t.false(await alive(c1));
-    t.false(await alive(c2));
-    await mapper.close();
-  });
+  llvmTest(
+    `${name} mapper → llvm-jitlink-executor: finalize actions run at initialize and dealloc actions at deinitialize${installed ? '' : ` (${skipNote})`}`,
+    async (t) => {
+      // LLVM's executor has no trace action, but its release wrapper returns an SPSError and
+      // has a visible effect: actions that release spare slabs show when they ran.
+      const s = await llvmSession(t);
+      const inst = s.symbol(Sym.memMgrInstance);
+      const reserve = async (): Promise<number> =>
+        expectAddr(await s.call(Sym.memMgrReserve, new SpsWriter().addr(inst).u64(4096)), 'reserve');
+      const releaseArgs = (base: number): Uint8Array =>
+        new SpsWriter()
+          .addr(inst)
+          .sequence([base], (w, b) => w.addr(b))
+          .finish()
+          .slice();
+      const alive = async (base: number): Promise<boolean> => {
+        // read_buffers would fault on an unmapped slab; ask the memory manager instead: a second
+        // release of a released slab fails, and a release of a live one succeeds (and frees it).
+        try {
+          expectSuccess(await s.call(Sym.memMgrRelease, releaseArgs(base)), 'release');
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      const [b1, b2, c1, c2, probe] = [
+        await reserve(),
+        await reserve(),
+        await reserve(),
+        await reserve(),
+        await reserve(),
+      ];
+      const release = s.symbol(Sym.memMgrRelease);
+      const mapper = make(s);
+      const manager = new SlabMemoryManager(mapper, { granularity: 1 << 20 });
+      const alloc = await manager.allocate(incGraph());
+      alloc.writeContent();
+      alloc.actions.push(
+        { finalize: { fn: release, args: releaseArgs(b1) }, dealloc: { fn: release, args: releaseArgs(c1) } },
+        { finalize: { fn: release, args: releaseArgs(b2) }, dealloc: { fn: release, args: releaseArgs(c2) } },
+      );
+      const fin = await alloc.finalize();
+      t.false(await alive(b1));
+      t.false(await alive(b2));
+      t.true(await alive(probe));
+      await manager.deallocate([fin]);
+      t.false(await alive(c1));
+      t.false(await alive(c2));
+      await mapper.close();
+    },
+  );
 }
 
 const program = `#include <stdio.h>
@@ -120,56 +144,74 @@ int main(int argc, char **argv) {
 `;
 
 for (const memmgr of ['generic', 'simple-remote', 'shared']) {
-  llvmTest(`llvm-jitlink --use-memmgr=${memmgr} links a C program into \`jitmem executor --listen\` and gets its output and exit status${installed ? '' : ` (${skipNote})`}`, async (t) => {
+  llvmTest(
+    `llvm-jitlink --use-memmgr=${memmgr} links a C program into \`jitmem executor --listen\` and gets its output and exit status${installed ? '' : ` (${skipNote})`}`,
+    async (t) => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'jitmem-interop-'));
+      t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+      writeFileSync(path.join(dir, 'hello.c'), program);
+      const cc = spawnSync('cc', ['-O1', '-fPIC', '-c', 'hello.c', '-o', 'hello.o'], { cwd: dir, encoding: 'utf8' });
+      t.is(cc.status, 0, cc.stderr);
+
+      const executor = spawn(EXECUTOR, ['--listen', '127.0.0.1:0', '--no-auth'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const executorExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+        executor.once('exit', (code, signal) => r({ code, signal })),
+      );
+      let out = '';
+      let err = '';
+      executor.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
+      const port = await new Promise<number>((resolve, reject) => {
+        executor.stdout!.setEncoding('utf8').on('data', (s: string) => {
+          out += s;
+          const m = /^listening on 127\.0\.0\.1:(\d+)\n/.exec(out);
+          if (m) resolve(Number(m[1]));
+        });
+        void executorExit.then(() => reject(new Error(`executor exited: ${err}`)));
+      });
+      const pid = executor.pid!;
+      const jitlink = spawn(
+        LLVM_JITLINK,
+        [`--use-memmgr=${memmgr}`, `--oop-executor-connect=127.0.0.1:${port}`, 'hello.o'],
+        { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      t.teardown(() => {
+        jitlink.kill('SIGKILL');
+        executor.kill('SIGKILL');
+      });
+      let jitlinkErr = '';
+      jitlink.stderr!.setEncoding('utf8').on('data', (s: string) => (jitlinkErr += s));
+      jitlink.stdout!.resume();
+      const jitlinkExit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+        jitlink.once('exit', (code, signal) => r({ code, signal })),
+      );
+      t.deepEqual(jitlinkExit, { code: 7, signal: null }, jitlinkErr);
+      t.deepEqual(await executorExit, { code: 0, signal: null }, err);
+      // The program ran in the executor: its stdout is the executor's.
+      t.is(out, `listening on 127.0.0.1:${port}\nhello from jitmem: 5\n`);
+      t.deepEqual(shmObjects(`jitmem_${pid}_`), []);
+    },
+  );
+}
+
+llvmTest(
+  `llvm-jitlink --oop-executor=<jitmem executor> starts our executor over pipes, as it starts its own${installed ? '' : ` (${skipNote})`}`,
+  async (t) => {
     const dir = mkdtempSync(path.join(tmpdir(), 'jitmem-interop-'));
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(path.join(dir, 'hello.c'), program);
-    const cc = spawnSync('cc', ['-O1', '-fPIC', '-c', 'hello.c', '-o', 'hello.o'], { cwd: dir, encoding: 'utf8' });
-    t.is(cc.status, 0, cc.stderr);
-
-    const executor = spawn(EXECUTOR, ['--listen', '127.0.0.1:0', '--no-auth'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const executorExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => executor.once('exit', (code, signal) => r({ code, signal })));
-    let out = '';
-    let err = '';
-    executor.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
-    const port = await new Promise<number>((resolve, reject) => {
-      executor.stdout!.setEncoding('utf8').on('data', (s: string) => {
-        out += s;
-        const m = /^listening on 127\.0\.0\.1:(\d+)\n/.exec(out);
-        if (m) resolve(Number(m[1]));
-      });
-      void executorExit.then(() => reject(new Error(`executor exited: ${err}`)));
+    t.is(spawnSync('cc', ['-O1', '-fPIC', '-c', 'hello.c', '-o', 'hello.o'], { cwd: dir }).status, 0);
+    // llvm-jitlink runs the path with `filedescs=IN,OUT`, which `jitmem executor` also accepts.
+    const wrapper = path.join(dir, 'jitmem-executor');
+    writeFileSync(wrapper, `#!/bin/sh\nexec "${EXECUTOR}" "$@"\n`, { mode: 0o755 });
+    const r = spawnSync(LLVM_JITLINK, [`--oop-executor=${wrapper}`, 'hello.o'], {
+      cwd: dir,
+      encoding: 'utf8',
+      timeout: 60_000,
     });
-    const pid = executor.pid!;
-    const jitlink = spawn(LLVM_JITLINK, [`--use-memmgr=${memmgr}`, `--oop-executor-connect=127.0.0.1:${port}`, 'hello.o'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    t.teardown(() => {
-      jitlink.kill('SIGKILL');
-      executor.kill('SIGKILL');
-    });
-    let jitlinkErr = '';
-    jitlink.stderr!.setEncoding('utf8').on('data', (s: string) => (jitlinkErr += s));
-    jitlink.stdout!.resume();
-    const jitlinkExit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => jitlink.once('exit', (code, signal) => r({ code, signal })));
-    t.deepEqual(jitlinkExit, { code: 7, signal: null }, jitlinkErr);
-    t.deepEqual(await executorExit, { code: 0, signal: null }, err);
-    // The program ran in the executor: its stdout is the executor's.
-    t.is(out, `listening on 127.0.0.1:${port}\nhello from jitmem: 5\n`);
-    t.deepEqual(shmObjects(`jitmem_${pid}_`), []);
-  });
-}
-
-llvmTest(`llvm-jitlink --oop-executor=<jitmem executor> starts our executor over pipes, as it starts its own${installed ? '' : ` (${skipNote})`}`, async (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'jitmem-interop-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(path.join(dir, 'hello.c'), program);
-  t.is(spawnSync('cc', ['-O1', '-fPIC', '-c', 'hello.c', '-o', 'hello.o'], { cwd: dir }).status, 0);
-  // llvm-jitlink runs the path with `filedescs=IN,OUT`, which `jitmem executor` also accepts.
-  const wrapper = path.join(dir, 'jitmem-executor');
-  writeFileSync(wrapper, `#!/bin/sh\nexec "${EXECUTOR}" "$@"\n`, { mode: 0o755 });
-  const r = spawnSync(LLVM_JITLINK, [`--oop-executor=${wrapper}`, 'hello.o'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
-  t.is(r.status, 7, r.stderr);
-  t.is(r.stdout, 'hello from jitmem: 5\n');
-});
+    t.is(r.status, 7, r.stderr);
+    t.is(r.stdout, 'hello from jitmem: 5\n');
+  },
+);
 
 const throwingProgram = `#include <cstdio>
 #include <stdexcept>
@@ -189,21 +231,28 @@ int main(int argc, char **argv) {
 }
 `;
 
-llvmTest(`a C++ exception thrown and caught in JIT'd code runs through the EH frames the executor validated and registered${installed ? '' : ` (${skipNote})`}`, async (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'jitmem-interop-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(path.join(dir, 'throw.cpp'), throwingProgram);
-  const cxx = spawnSync('g++', ['-O1', '-fPIC', '-c', 'throw.cpp', '-o', 'throw.o'], { cwd: dir, encoding: 'utf8' });
-  if (cxx.status !== 0 && /not found|ENOENT/.test(String(cxx.error ?? cxx.stderr))) {
-    t.log('SKIPPED: no g++ here');
-    t.pass();
-    return;
-  }
-  t.is(cxx.status, 0, cxx.stderr);
-  // Unwinding needs the frames registered: without them the throw ends in std::terminate (abort).
-  const wrapper = path.join(dir, 'jitmem-executor');
-  writeFileSync(wrapper, `#!/bin/sh\nexec "${EXECUTOR}" "$@"\n`, { mode: 0o755 });
-  const r = spawnSync(LLVM_JITLINK, [`--oop-executor=${wrapper}`, 'throw.o'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
-  t.is(r.status, 3, r.stderr);
-  t.is(r.stdout, 'caught: too big\n');
-});
+llvmTest(
+  `a C++ exception thrown and caught in JIT'd code runs through the EH frames the executor validated and registered${installed ? '' : ` (${skipNote})`}`,
+  async (t) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'jitmem-interop-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(path.join(dir, 'throw.cpp'), throwingProgram);
+    const cxx = spawnSync('g++', ['-O1', '-fPIC', '-c', 'throw.cpp', '-o', 'throw.o'], { cwd: dir, encoding: 'utf8' });
+    if (cxx.status !== 0 && /not found|ENOENT/.test(String(cxx.error ?? cxx.stderr))) {
+      t.log('SKIPPED: no g++ here');
+      t.pass();
+      return;
+    }
+    t.is(cxx.status, 0, cxx.stderr);
+    // Unwinding needs the frames registered: without them the throw ends in std::terminate (abort).
+    const wrapper = path.join(dir, 'jitmem-executor');
+    writeFileSync(wrapper, `#!/bin/sh\nexec "${EXECUTOR}" "$@"\n`, { mode: 0o755 });
+    const r = spawnSync(LLVM_JITLINK, [`--oop-executor=${wrapper}`, 'throw.o'], {
+      cwd: dir,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    t.is(r.status, 3, r.stderr);
+    t.is(r.stdout, 'caught: too big\n');
+  },
+);

@@ -5,7 +5,7 @@ import { LLVM22_BOOTSTRAP_SYMBOLS, decodeSetup, encodeSetup } from '../protocol/
 
 const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
-test('the reserve call of spec §2.2 encodes to the same 48 bytes, and its result decodes', (t) => {
+test('the reserve call of docs/wire-protocol.md §2.2 encodes to the same 48 bytes, and its result decodes', (t) => {
   const instance = 0x5630_5050_fc60;
   const payload = sps((w) => w.addr(instance).u64(0x10000));
   const frame = encodeFrame(OpCode.CallWrapper, 0, 0x5630_4de1_83a0, payload);
@@ -34,7 +34,7 @@ test('a success Hangup is 33 bytes with the single payload byte 00', (t) => {
   t.is(hexOf(frame), '2100000000000000' + '0100000000000000' + '00'.repeat(16) + '00');
 });
 
-test('every SPS type of spec §2 round-trips byte for byte', (t) => {
+test('every SPS type of docs/wire-protocol.md §2 round-trips byte for byte', (t) => {
   const w = new SpsWriter(8);
   w.bool(true)
     .u8(0xfe)

@@ -1,5 +1,6 @@
 import test from 'ava';
-import { headlineItems, overBudget, renderSummary, skippedLines, TABLE_LEGEND } from '../harness/bench/summary.js';
+import { budgetItems, headlineItems, overBudget, renderSummary, skippedLines, TABLE_LEGEND } from '../harness/bench/summary.js';
+import { budgetVerdict } from '../harness/bench/ratios.js';
 import type { PatternName, Report } from '../harness/report/report.js';
 import { planCells, presetSelection } from '../harness/bench/matrix.js';
 import { defaultShapedReport } from './helpers/default-report.js';
@@ -60,7 +61,7 @@ test('the summary explains rme, calls and (cold) under the table, and an exceede
   t.regex(text, /^\(cold\): /m);
   t.regex(
     text,
-    /^OVER BUDGET: python\/load first-fit: extra time of RPC copy over in-process, jitmem executor: \+\d+\.\d\d ms, budget <= 8 ms/m,
+    /^OVER BUDGET: python\/load first-fit: extra time of RPC copy over in-process, jitmem executor: \+\d+\.\d\d ms( \(95% CI [^)]*\))?, budget <= 8 ms/m,
   );
   t.regex(text, /a budget is exceeded \(exit status stays 0; --check-budgets makes it 1\)/);
   t.regex(
@@ -71,7 +72,7 @@ test('the summary explains rme, calls and (cold) under the table, and an exceede
   t.notRegex(renderSummary(report, 'r.json', { skipped: [] }), /\x1b/);
   t.is(text.match(/^skipped /gm)?.length, 1);
   // LLVM's rows are for comparison: never over budget, never highlighted.
-  t.regex(text, /LLVM's executor: \+\d+\.\d\d ms, budget <= 8 ms \(measured for comparison\)/);
+  t.regex(text, /LLVM's executor: \+\d+\.\d\d ms( \(95% CI [^)]*\))?, budget <= 8 ms \(measured for comparison\)/);
 });
 
 test('the plan says why it leaves cells out with a code, which the bench acts on, and a reason, which it prints', (t) => {
@@ -92,4 +93,23 @@ test('the plan says why it leaves cells out with a code, which the bench acts on
       ['*/churn/rpc@llvm', 'llvm-executor-load-only'],
     ],
   );
+});
+
+test('a budget is judged by its interval: ok when all of it is within, OVER BUDGET when all of it is past, undecided when it straddles', (t) => {
+  const report = defaultShapedReport({ llvm: false });
+  const row = (ci95: [number, number], verdict: 'ok' | 'over' | 'undecided') => ({ label: 'python/load first-fit: extra time of shared memory over in-process, jitmem executor', value: (ci95[0] + ci95[1]) / 2, budget: 8, unit: 'ms', ci95, rounds: 12, verdict, ok: verdict !== 'over' });
+  const lines = (budgets: ReturnType<typeof row>[]) => budgetItems({ ...report, budgets } as Report);
+  const [ok, over, undecided] = lines([row([5, 7], 'ok'), row([8.5, 11], 'over'), row([6, 10], 'undecided')]);
+  t.regex(ok!.text, /: \+6\.00 ms \(95% CI 5\.00–7\.00, 12 rounds\), budget <= 8 ms: ok/);
+  t.false(ok!.over);
+  t.regex(over!.text, /^OVER BUDGET: .*\+9\.75 ms \(95% CI 8\.50–11\.00, 12 rounds\), budget <= 8 ms/);
+  t.true(over!.over);
+  t.regex(undecided!.text, /: \+8\.00 ms \(95% CI 6\.00–10\.00, 12 rounds\), budget <= 8 ms: undecided \(CI 6\.00–10\.00 ms straddles the budget\)/);
+  t.false(undecided!.over);
+  t.is(budgetVerdict([5, 7], 8), 'ok');
+  t.is(budgetVerdict([8.01, 9], 8), 'over');
+  t.is(budgetVerdict([7, 9], 8), 'undecided');
+  t.is(budgetVerdict([11, 12], 10, 'at-least'), 'ok');
+  t.is(budgetVerdict([8, 9.9], 10, 'at-least'), 'over');
+  t.is(budgetVerdict([9, 11], 10, 'at-least'), 'undecided');
 });

@@ -35,14 +35,22 @@ function objectsIn(dir: string): PythonObjects | undefined {
 
 function python3ConfigDir(): string | undefined {
   try {
-    const out = execFileSync('python3-config', ['--configdir'], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const out = execFileSync('python3-config', ['--configdir'], {
+      encoding: 'utf8',
+      timeout: 10_000,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
     return out || undefined;
   } catch {
     return undefined;
   }
 }
 
-const MULTIARCH: Record<string, string> = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu', riscv64: 'riscv64-linux-gnu' };
+const MULTIARCH: Record<string, string> = {
+  x64: 'x86_64-linux-gnu',
+  arm64: 'aarch64-linux-gnu',
+  riscv64: 'riscv64-linux-gnu',
+};
 
 /** Debian's config directories for this machine's multiarch triple, 3.11 first, then newest first. */
 export function debianConfigDirs(libDir = '/usr/lib'): string[] {
@@ -86,7 +94,10 @@ export function findPythonObjects(options: FindPythonOptions = {}): PythonObject
     if (found) return found;
     tried.push(dir);
   }
-  if (debian.length === 0) tried.push(`/usr/lib/python3.*/config-3.*-${MULTIARCH[process.arch] ?? process.arch + '-linux-gnu'}/ (none exists)`);
+  if (debian.length === 0)
+    tried.push(
+      `/usr/lib/python3.*/config-3.*-${MULTIARCH[process.arch] ?? process.arch + '-linux-gnu'}/ (none exists)`,
+    );
   throw notFound(tried);
 }
 

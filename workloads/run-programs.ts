@@ -35,20 +35,30 @@ export function sha256Hex(bytes: Uint8Array | string): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** cray's image size in the run pattern: small, so that the link and the transport stay visible beside the rendering. */
+/**
+ * cray's image size in the run pattern: small, so that the link and the transport stay visible
+ * beside the rendering.
+ */
 export const CRAY_RUN_SIZE = '80x60';
 
 /** The short script of the python-script program, and what it prints. */
-export const PYTHON_SCRIPT = 'import json, re; d = json.loads(\'{"a": [1, 2, 3]}\'); print(sum(d["a"]) * 7, re.sub(r"\\d", "#", "a1b22"))';
+export const PYTHON_SCRIPT =
+  'import json, re; d = json.loads(\'{"a": [1, 2, 3]}\'); print(sum(d["a"]) * 7, re.sub(r"\\d", "#", "a1b22"))';
 export const PYTHON_SCRIPT_OUTPUT = '42 a#b##\n';
 
-/** libpython's pyexpat and zlib modules are linked against the system's expat and zlib: the executor must have them open. */
+/**
+ * libpython's pyexpat and zlib modules are linked against the system's expat and zlib: the executor
+ * must have them open.
+ */
 export const PYTHON_PRELOAD = ['libexpat.so.1', 'libz.so.1'] as const;
 
 let crayExpected: { key: string; sha: string } | undefined;
 
 /** The run programs of a workload: cray renders its scene; python runs `-c pass` and a short script. */
-export function runPrograms(workload: string, options: WorkloadOptions & { objectsArgv?: readonly string[] } = {}): RunProgram[] {
+export function runPrograms(
+  workload: string,
+  options: WorkloadOptions & { objectsArgv?: readonly string[] } = {},
+): RunProgram[] {
   switch (workload) {
     case 'cray': {
       const build = buildCray(options.env);
@@ -122,8 +132,17 @@ export function runPrograms(workload: string, options: WorkloadOptions & { objec
  * A user's objects: what a correct run prints is what the same objects print when the system C
  * compiler links them into a native program, which is built and run once here.
  */
-function objectsProgram(files: readonly string[], argvIn: readonly string[] | undefined, env: NodeJS.ProcessEnv): RunProgram {
-  if (files.length === 0) throw new JitmemError('ERR_NO_OBJECTS', 'the objects workload needs at least one object file or archive (--objects FILE...)', {});
+function objectsProgram(
+  files: readonly string[],
+  argvIn: readonly string[] | undefined,
+  env: NodeJS.ProcessEnv,
+): RunProgram {
+  if (files.length === 0)
+    throw new JitmemError(
+      'ERR_NO_OBJECTS',
+      'the objects workload needs at least one object file or archive (--objects FILE...)',
+      {},
+    );
   const argv = argvIn && argvIn.length > 0 ? argvIn : [path.basename(files[0]!).replace(/\.[^.]*$/, '')];
   const dir = mkdtempSync(path.join(tmpdir(), 'jitmem-run-'));
   try {
@@ -139,7 +158,11 @@ function objectsProgram(files: readonly string[], argvIn: readonly string[] | un
     }
     const ran = spawnSync(program, argv.slice(1), { argv0: argv[0], timeout: 120_000, maxBuffer: 256 << 20 });
     if (ran.error || ran.status === null) {
-      throw new JitmemError('ERR_RUN_REFERENCE', `the native build of ${files.join(' ')} did not exit normally (${ran.error?.message ?? `signal ${ran.signal}`})`, { files });
+      throw new JitmemError(
+        'ERR_RUN_REFERENCE',
+        `the native build of ${files.join(' ')} did not exit normally (${ran.error?.message ?? `signal ${ran.signal}`})`,
+        { files },
+      );
     }
     return {
       name: 'objects',

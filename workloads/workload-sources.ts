@@ -47,7 +47,11 @@ export function workloadFiles(name: string, options: WorkloadOptions = {}): read
     }
     case OBJECTS_WORKLOAD:
       if (!options.objects || options.objects.length === 0) {
-        throw new JitmemError('ERR_NO_OBJECTS', 'the objects workload needs at least one object file or archive (--objects FILE...)', {});
+        throw new JitmemError(
+          'ERR_NO_OBJECTS',
+          'the objects workload needs at least one object file or archive (--objects FILE...)',
+          {},
+        );
       }
       return options.objects;
     default:

@@ -5,7 +5,7 @@ import { layoutGraph } from '../graph/layout.js';
 /**
  * What a workload weighs: its graph count, the bytes of its sections by AllocGroup (content
  * and zero-fill apart, as the ELF files give them), and the pages its allocations take once
- * laid out (DESIGN §2: one page-aligned segment per AllocGroup).
+ * laid out (docs/design.md §2: one page-aligned segment per AllocGroup).
  */
 export interface WorkloadSummary {
   readonly name: string;

@@ -1,11 +1,11 @@
-// The executor's side of running alloc actions (spec §5.6): C wrapper functions that return an
-// SPSError. An action is called only if it is one of jitmem's own actions, with arguments that
-// name memory this executor owns, or lies in an executable page the controller initialized
-// (JIT'd code). Any other address would be a jump into the unknown, which LLVM's executor
-// makes and we refuse. Every action of a request is checked before the request changes
-// anything (checkRequest), against the memory as it will be once the region is live; the
-// checks that need the memory's contents (a trace log's count, an EH frame's records) run again
-// just before each call. EH-frame registration goes through the registry, which parses first.
+// The executor's side of running alloc actions (docs/wire-protocol.md §5.6): C wrapper functions
+// that return an SPSError. An action is called only if it is one of jitmem's own actions, with
+// arguments that name memory this executor owns, or lies in an executable page the controller
+// initialized (JIT'd code). Any other address would be a jump into the unknown, which LLVM's
+// executor makes and we refuse. Every action of a request is checked before the request changes
+// anything (checkRequest), against the memory as it will be once the region is live; the checks
+// that need the memory's contents (a trace log's count, an EH frame's records) run again just
+// before each call. EH-frame registration goes through the registry, which parses first.
 
 #include <cstdlib>
 #include <cstring>

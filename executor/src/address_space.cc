@@ -1,7 +1,7 @@
-// Everything the executor has mapped for its controller, with the protection of every page.
-// Each request that names memory is checked here before the executor touches a byte, so that
-// no request, however wrong, can make this process fault: LLVM's executor trusts its controller
-// and writes first (spec §5.1 pitfall); we check first. Page protections are derived from the
+// Everything the executor has mapped for its controller, with the protection of every page. Each
+// request that names memory is checked here before the executor touches a byte, so that no request,
+// however wrong, can make this process fault: LLVM's executor trusts its controller and writes
+// first (docs/wire-protocol.md §5.1 pitfall); we check first. Page protections are derived from the
 // live regions, so a 1 GiB slab costs no per-page table.
 
 #include <algorithm>

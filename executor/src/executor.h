@@ -1,5 +1,5 @@
-// The native jitmem executor (DESIGN §5): one process that owns target memory and serves one
-// controller over the ORC SimpleRemoteEPC wire of LLVM 22 (spec orc-wire-protocol.md).
+// The native jitmem executor (docs/design.md §5): one process that owns target memory and serves
+// one controller over the ORC SimpleRemoteEPC wire of LLVM 22 (docs/wire-protocol.md).
 //
 // Built without C++ exceptions (-fno-exceptions): every request path reports failure through
 // an Err, and a request is checked whole before anything changes (regions.cc). A throw would
@@ -35,10 +35,13 @@ std::string Hex(uint64_t v);
 inline uint64_t AlignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 constexpr uint64_t kMaxSafe = (1ull << 53) - 1;
+// LLVM's MemProt bits, as an AllocGroup id carries them in its low three bits (the finalize
+// lifetime is bit 3): graph/alloc-group.ts's R, W, X and PROT_MASK.
 constexpr int PROT_R_ = 1, PROT_W_ = 2, PROT_X_ = 4;
+constexpr int PROT_MASK_ = PROT_R_ | PROT_W_ | PROT_X_;
 std::string ProtText(int prot);
 
-// ---- SPS (spec §2) ------------------------------------------------------------------------
+// ---- SPS (docs/wire-protocol.md §2) -----------------------------------------------------------
 
 struct Bytes {
   const uint8_t *data = nullptr;

@@ -1,10 +1,10 @@
-// LLVM 22's SimpleExecutorMemoryManager (spec §5.1) and ExecutorSharedMemoryMapperService
-// (§5.2), and the initialize / deinitialize of a region both share. A request is checked as a
-// whole before anything changes: its segments (page-aligned, inside one reservation, apart from
-// each other and from every live region, content that fits), then every alloc action against
-// the memory as it will be once the region is live. A zero-size segment is checked like the
-// others and then ignored. Only then is a byte written; a failure after that (an action) undoes
-// what was done.
+// LLVM 22's SimpleExecutorMemoryManager (docs/wire-protocol.md §5.1) and
+// ExecutorSharedMemoryMapperService (§5.2), and the initialize / deinitialize of a region both
+// share. A request is checked as a whole before anything changes: its segments (page-aligned,
+// inside one reservation, apart from each other and from every live region, content that fits),
+// then every alloc action against the memory as it will be once the region is live. A zero-size
+// segment is checked like the others and then ignored. Only then is a byte written; a failure after
+// that (an action) undoes what was done.
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -136,7 +136,7 @@ bool InitializeRegion(AddressSpace &space, ActionSite &actions, const FinalizeRe
   Region region;
   region.start = start;
   region.end = end;
-  for (const Segment *s : segments) region.segments.push_back({s->addr, s->size, s->group & 7});
+  for (const Segment *s : segments) region.segments.push_back({s->addr, s->size, s->group & PROT_MASK_});
   // The actions, against the memory as it will be: the region is in the record for the length
   // of the check (nothing is read or written meanwhile), then out again.
   reservation.regions[start] = region;

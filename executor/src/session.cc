@@ -1,10 +1,10 @@
-// One session: Setup, then frames in, results out (spec §1, §3). The main thread reads frames
-// and answers every call whose handler does not run JIT'd code at once, in order. Run-as calls
-// run their code on a thread of their own (as LLVM's executor does), which sends its Result when
-// the code returns; meanwhile nothing that could pull memory from under the code (deinitialize,
-// release, patchCode) is done: those calls are refused with ERR_CODE_RUNNING. JIT'd code on such
-// a thread may call its controller through jitmem_dispatch, which sends a CallWrapper and waits
-// for the Result the main thread reads.
+// One session: Setup, then frames in, results out (docs/wire-protocol.md §1, §3). The main thread
+// reads frames and answers every call whose handler does not run JIT'd code at once, in order.
+// Run-as calls run their code on a thread of their own (as LLVM's executor does), which sends its
+// Result when the code returns; meanwhile nothing that could pull memory from under the code
+// (deinitialize, release, patchCode) is done: those calls are refused with ERR_CODE_RUNNING. JIT'd
+// code on such a thread may call its controller through jitmem_dispatch, which sends a CallWrapper
+// and waits for the Result the main thread reads.
 //
 // Anything the protocol does not allow ends the session with a message on stderr (exit 1);
 // a request that decodes but cannot be served fails alone, inside its SPSError/SPSExpected.
@@ -416,7 +416,7 @@ bool Session::readSome(uint8_t *dst, size_t n, size_t &got, bool &eof) {
       uint64_t now = NowNs();
       if (now >= idleDeadlineNs_) {
         if (running_.load() == 0) {
-          eof = true;  // closed for being idle (spec §3.3)
+          eof = true;  // closed for being idle (docs/wire-protocol.md §3.2)
           return true;
         }
         idleDeadlineNs_ = 0;

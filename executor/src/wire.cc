@@ -1,4 +1,5 @@
-// SPS reading and writing (spec §2), with the messages the TypeScript side of the wire gives.
+// SPS reading and writing (docs/wire-protocol.md §2), with the messages the TypeScript side of the
+// wire gives.
 
 #include <cstdio>
 #include <cstring>

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { Bench } from 'tinybench';
 import * as native from '../../native/index.js';
 import { JitmemError } from '../../core/errors.js';
@@ -5,11 +6,12 @@ import type { LinkGraph } from '../../graph/link-graph.js';
 import type { CodePatch, MemoryMapper, PatchOptions } from '../../mappers/memory-mapper.js';
 import type { FitPolicy } from '../../mappers/slab/free-range-index.js';
 import { SlabMemoryManager, type FinalizedAllocation } from '../../mappers/slab/slab-memory-manager.js';
-import type { CellCounters, ExecutorName, MapperName, PatternName, PhaseName, ProcessCounters, ResultRow, SlabPoint, Stats } from '../report/report.js';
+import type { CellCounters, OperationLatency, ExecutorName, MapperName, PatternName, PhaseName, ProcessCounters, ResultRow, SlabPoint, Stats } from '../report/report.js';
 import { PROCESS_COST_COUNTER_NAMES, costCountersDelta, type ProcessCostCounters } from '../../core/cost-counters.js';
 import { PHASES } from '../report/report.js';
 import { PhaseClock, ReserveTimingMapper } from './phase-clock.js';
-import { toStats } from './stats.js';
+import { CpuClock, cpuBetween, type CpuReading } from './cpu-clock.js';
+import { operationLatencyOf, toStats } from './stats.js';
 import { verifyLive, type MemoryDigester, type MemoryReader } from './integrity.js';
 import type { Plan } from '../../workloads/patterns/plan.js';
 import { runPlan, type PlanOperation } from '../../workloads/patterns/run-plan.js';
@@ -121,7 +123,14 @@ export class CellRunner {
     deinitialize: [],
     release: [],
   };
+  /** Every measured operation's own duration, per phase (the per-operation latency; they overlap). */
+  private readonly operationSamples: Record<PhaseName, number[]> = { reserve: [], prepare: [], write: [], initialize: [], deinitialize: [], release: [] };
+  private readonly operationCounts: Record<PhaseName, number> = { reserve: 0, prepare: 0, write: 0, initialize: 0, deinitialize: 0, release: 0 };
   private readonly latencySamples: number[] = [];
+  /** CPU milliseconds per measured iteration, of the controller and of the executor (integrity checks left out). */
+  private readonly cpuSamples = { controller: [] as number[], executor: [] as number[] };
+  private readonly cpu: CpuClock;
+  private lastCpu: CpuReading = { controller: 0, executor: null };
   private series: SlabPoint[] | undefined;
   private contentBytes = 0;
   private zeroFillBytes = 0;
@@ -145,6 +154,12 @@ export class CellRunner {
     private readonly options: CellRunOptions,
   ) {
     this.timedMapper = new ReserveTimingMapper(handle.memoryMapper, this.clock);
+    this.cpu = new CpuClock(handle.executorPid);
+  }
+
+  /** The latency samples measured so far, in order. */
+  get latencies(): readonly number[] {
+    return this.latencySamples;
   }
 
   /** CPUs the controller was seen on while this cell ran. */
@@ -164,14 +179,18 @@ export class CellRunner {
    * the rounds of the cells it compares, so that a slow drift of the machine's speed falls on
    * all of them alike rather than on whichever ran last.
    */
-  async round(time: number, iterations: number, warmup: boolean): Promise<void> {
+  async round(time: number, iterations: number, warmup: boolean | number): Promise<void> {
     const name = cellName(this.cell);
+    this.cpu.refresh();
+    // true: the cell's first round, warmed up in full; a number: that many unrecorded iterations
+    // first (after another cell's round, caches, the JIT's and the executor's, are the other's).
+    const warmupIterations = warmup === true ? this.options.warmupIterations : warmup === false ? 0 : warmup;
     const bench = new Bench({
       time,
       iterations,
-      warmupIterations: warmup ? this.options.warmupIterations : 0,
-      warmupTime: warmup ? (this.options.warmupTime ?? 0) : 0,
-      warmup,
+      warmupIterations,
+      warmupTime: warmup === true ? (this.options.warmupTime ?? 0) : 0,
+      warmup: warmupIterations > 0,
       throws: true,
       retainSamples: false,
     });
@@ -187,11 +206,7 @@ export class CellRunner {
       name,
       async () => {
         const total = await this.iteration(this.iterationsRun++, name);
-        if (this.measured) {
-          for (const p of PHASES) this.phaseSamples[p].push(this.clock.totals[p]);
-          this.latencySamples.push(total);
-          this.options.onIteration?.(this.latencySamples.length);
-        }
+        if (this.measured) this.record(total);
         return { overriddenDuration: total };
       },
       {
@@ -210,6 +225,66 @@ export class CellRunner {
     this.transport.calls += after.calls - countersAtStart.calls - (this.checkTraffic.calls - checksAtStart.calls);
     this.transport.bytesSent += after.bytesSent - countersAtStart.bytesSent - (this.checkTraffic.bytesSent - checksAtStart.bytesSent);
     if (costCounters && costAtStart && this.snapshotCost) this.addCost(snapshotDelta(await costCounters(), costAtStart), checksAtStart);
+  }
+
+  /** Counters at the start of the measured part of the current round (interleaved rounds). */
+  private roundStart: { counters: { calls: number; bytesSent: number }; checks: { calls: number; bytesSent: number; bytesReceived: number }; cost: CostSnapshot | undefined } | undefined;
+
+  /**
+   * Unrecorded iterations, at the start of a round measured a step at a time (see step()): the
+   * first round's warm-up in full (iterations and time), later rounds' `iterations` alone.
+   */
+  async warmup(first: boolean, iterations: number): Promise<void> {
+    this.measured = false;
+    this.cpu.refresh();
+    const name = cellName(this.cell);
+    const until = first ? performance.now() + (this.options.warmupTime ?? 0) : 0;
+    const count = first ? this.options.warmupIterations : iterations;
+    for (let i = 0; i < count || performance.now() < until; i++) await this.iteration(this.iterationsRun++, name);
+  }
+
+  /** Starts the measured part of a round that the caller drives a step (one iteration) at a time, interleaved with other cells. */
+  async beginMeasuring(): Promise<void> {
+    const costCounters = this.handle.costCounters?.bind(this.handle);
+    if (costCounters && !this.snapshotCost) {
+      const a = await costCounters();
+      this.snapshotCost = snapshotDelta(await costCounters(), a);
+    }
+    this.roundStart = { cost: costCounters ? await costCounters() : undefined, counters: this.handle.counters(), checks: { ...this.checkTraffic } };
+    this.measured = true;
+  }
+
+  /** One measured iteration; returns its latency (ms). */
+  async step(): Promise<number> {
+    const total = await this.iteration(this.iterationsRun++, cellName(this.cell));
+    this.record(total);
+    return total;
+  }
+
+  /** Ends the measured part of the round: its transport traffic and cost counters go into the cell's. */
+  async endMeasuring(): Promise<void> {
+    const start = this.roundStart;
+    this.measured = false;
+    this.roundStart = undefined;
+    if (!start) return;
+    const after = this.handle.counters();
+    this.transport.calls += after.calls - start.counters.calls - (this.checkTraffic.calls - start.checks.calls);
+    this.transport.bytesSent += after.bytesSent - start.counters.bytesSent - (this.checkTraffic.bytesSent - start.checks.bytesSent);
+    const costCounters = this.handle.costCounters?.bind(this.handle);
+    if (costCounters && start.cost && this.snapshotCost) this.addCost(snapshotDelta(await costCounters(), start.cost), start.checks);
+  }
+
+  private record(total: number): void {
+    for (const p of PHASES) {
+      this.phaseSamples[p].push(this.clock.totals[p]);
+      const ops = this.clock.operations[p];
+      this.operationCounts[p] += ops.length;
+      for (const d of ops) this.operationSamples[p].push(d);
+    }
+    this.latencySamples.push(total);
+    this.cpuSamples.controller.push(Math.max(0, this.lastCpu.controller));
+    if (this.lastCpu.executor !== null) this.cpuSamples.executor.push(Math.max(0, this.lastCpu.executor));
+    this.options.onIteration?.(this.latencySamples.length);
   }
 
   /**
@@ -257,13 +332,20 @@ export class CellRunner {
     if (n === 0) throw new JitmemError('ERR_BENCH_NO_SAMPLES', `cell ${name} produced no samples`, { cell: name });
     const phases: Partial<Record<PhaseName, Stats>> = {};
     for (const p of PHASES) phases[p] = toStats(this.phaseSamples[p]);
+    const operationLatency: Partial<Record<PhaseName, OperationLatency>> = {};
+    for (const p of PHASES) if (this.operationCounts[p] > 0) operationLatency[p] = operationLatencyOf(this.operationSamples[p], n);
     const slab = this.lastManager!.stats();
     return {
       ...this.cell,
       ...(this.options.cold ? { cold: true } : {}),
       contentBytes: this.contentBytes,
       latency: toStats(this.latencySamples),
+      cpu: {
+        controller: toStats(this.cpuSamples.controller),
+        executor: this.cpuSamples.executor.length === n ? toStats(this.cpuSamples.executor) : null,
+      },
       phases,
+      ...(Object.keys(operationLatency).length ? { operationLatency } : {}),
       bytes: {
         content: this.contentBytes,
         zeroFill: this.zeroFillBytes,
@@ -304,6 +386,9 @@ export class CellRunner {
     const record: SlabPoint[] | undefined = i === 0 && this.cell.pattern === 'churn' ? (this.series = []) : undefined;
     let content = 0;
     let zeroFill = 0;
+    const cpuStart = this.cpu.read();
+    // CPU the integrity checks use (the executor hashes its memory) is not the iteration's.
+    let checksCpu: CpuReading = { controller: 0, executor: 0 };
     const patchCode =
       this.handle.patch ??
       (() => Promise.reject(new JitmemError('ERR_PATCH_UNSUPPORTED', `cell ${name}: the ${this.cell.mapper} mapper cannot patch finalized code`, { cell: name })));
@@ -314,16 +399,9 @@ export class CellRunner {
       patcher: { patchCode },
       hooks: {
         time: (op, call) => {
-          if (op !== 'allocate') return clock.timeAsync(PHASE_OF[op], call);
-          // Reserve happens inside allocate and is timed on its own: the rest is prepare.
-          return clock.timeAsync('prepare', async () => {
-            const reserveBefore = clock.totals.reserve;
-            try {
-              return await call();
-            } finally {
-              clock.totals.prepare -= clock.totals.reserve - reserveBefore;
-            }
-          });
+          // Reserve happens inside allocate and is timed on its own (ReserveTimingMapper): the rest is prepare.
+          if (op === 'allocate') return clock.timeEnclosing('prepare', call);
+          return clock.timeAsync(PHASE_OF[op], call);
         },
         timeWrite: (call) => clock.time('write', call),
         finalized: (step, fin) => {
@@ -341,7 +419,10 @@ export class CellRunner {
           // hashing to the time of the operations still in flight.
           if (this.measured && !last) return;
           await drain();
+          const before = this.cpu.read();
           await this.verify(name, allocs, checked);
+          const used = cpuBetween(this.cpu.read(), before);
+          checksCpu = { controller: checksCpu.controller + used.controller, executor: checksCpu.executor !== null && used.executor !== null ? checksCpu.executor + used.executor : null };
         },
       },
       afterStep: record
@@ -355,6 +436,8 @@ export class CellRunner {
     if (this.options.cold) await clock.timeAsync('release', () => manager.close());
     this.contentBytes = content;
     this.zeroFillBytes = zeroFill;
+    const used = cpuBetween(this.cpu.read(), cpuStart);
+    this.lastCpu = { controller: used.controller - checksCpu.controller, executor: used.executor !== null && checksCpu.executor !== null ? used.executor - checksCpu.executor : null };
     return clock.total();
   }
 

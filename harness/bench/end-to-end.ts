@@ -1,4 +1,5 @@
-import { bootstrapRatioOfMedians, median } from '../statistics.js';
+import { meanInterval, median } from '../statistics.js';
+import { budgetVerdict, roundMedians, speedupOf } from './ratios.js';
 import type { BudgetRow, EndToEndHeadline, EndToEndSection, Report, ResultRow, RunPhaseName } from '../report/report.js';
 import { formatTable } from '../report/format-table.js';
 
@@ -27,6 +28,57 @@ function medianOfSum(row: ResultRow, phases: readonly RunPhaseName[]): number {
   const sums = new Array<number>(n).fill(0);
   for (const p of phases) row.phases[p]?.samples.forEach((x, i) => (sums[i]! += x));
   return median(sums);
+}
+
+/**
+ * The transport phases' (reserve, write, initialize) share of a jitmem row's time to exit: per
+ * iteration their sum over the latency, the median of each round, then the mean over rounds
+ * with a Student-t 95% interval (over iterations when the row has no rounds).
+ */
+export function transportShare(row: ResultRow): { share: number; ci95: [number, number]; rounds: number } | undefined {
+  const n = row.latency.samples.length;
+  if (n === 0 || !JITMEM_TRANSPORT.every((p) => row.phases[p]?.samples.length === n)) return undefined;
+  const shares = row.latency.samples.map((total, i) => (total > 0 ? JITMEM_TRANSPORT.reduce((a, p) => a + row.phases[p]!.samples[i]!, 0) / total : 0));
+  const sizes = row.rounds?.map((r) => r.samples);
+  const perRound = sizes && sizes.reduce((a, b) => a + b, 0) === n ? roundMedians(shares, sizes).filter((x) => Number.isFinite(x)) : shares;
+  const est = meanInterval(perRound.length >= 2 ? perRound : shares);
+  if (!Number.isFinite(est.low)) return undefined;
+  return { share: est.mean, ci95: [est.low, est.high], rounds: perRound.length };
+}
+
+/** Per-iteration sums of `phases`, cut into the row's rounds: each round's median (null without 3 rounds). */
+function roundMediansOfSum(row: ResultRow, phases: readonly RunPhaseName[]): number[] | null {
+  const sizes = row.rounds?.map((r) => r.samples);
+  const n = row.latency.samples.length;
+  if (!sizes || sizes.length < 3 || sizes.reduce((a, b) => a + b, 0) !== n) return null;
+  const sums = new Array<number>(n).fill(0);
+  for (const p of phases) row.phases[p]?.samples.forEach((x, i) => (sums[i]! += x));
+  return roundMedians(sums, sizes);
+}
+
+/** The mean over rounds of a row's per-round median of `phases` summed, with a Student-t 95% interval. */
+function roundsInterval(row: ResultRow, phases: readonly RunPhaseName[]): { mean: number; ci95: [number, number]; rounds: number } | null {
+  const medians = roundMediansOfSum(row, phases)?.filter((x) => Number.isFinite(x));
+  if (!medians || medians.length < 3) return null;
+  const est = meanInterval(medians);
+  return { mean: est.mean, ci95: [est.low, est.high], rounds: medians.length };
+}
+
+/** Paired per-round differences (candidate − baseline) of two rows' per-round medians of `phases` summed, with a Student-t 95% interval. */
+function pairedRoundsDifference(baseline: ResultRow, candidate: ResultRow, phases: readonly RunPhaseName[]): { mean: number; ci95: [number, number]; rounds: number } | null {
+  const a = roundMediansOfSum(baseline, phases);
+  const b = roundMediansOfSum(candidate, phases);
+  if (!a || !b || a.length !== b.length) return null;
+  const diffs = a.map((x, i) => b[i]! - x).filter((x) => Number.isFinite(x));
+  if (diffs.length < 3) return null;
+  const est = meanInterval(diffs);
+  return { mean: est.mean, ci95: [est.low, est.high], rounds: diffs.length };
+}
+
+/** A budget row whose verdict is its interval's (ratios.ts budgetVerdict), or its value's without one. */
+function judgedBudget(row: Omit<BudgetRow, 'ok' | 'verdict'>): BudgetRow {
+  const verdict = row.ci95 ? budgetVerdict(row.ci95, row.budget, row.direction) : row.value <= row.budget ? 'ok' : 'over';
+  return { ...row, verdict, ok: verdict !== 'over' };
 }
 
 export function runRows(rows: readonly ResultRow[]): ResultRow[] {
@@ -109,10 +161,23 @@ export function endToEndHeadlines(rows: readonly ResultRow[], seed: number): End
       const shared = find(rows, workload, p.linker, p.executor, 'shared', p.shared, p.controller);
       const rpc = find(rows, workload, p.linker, p.executor, p.rpcMapper, p.rpcMemmgr, p.controller);
       if (!shared || !rpc) continue;
-      const est = bootstrapRatioOfMedians(rpc.latency.samples, shared.latency.samples, { seed });
-      if (!(est.ratio > 0) || !Number.isFinite(est.ratio)) continue;
+      // The one speedup statistic (ratios.ts speedupOf): paired per round when the rows have rounds.
+      const est = speedupOf(rpc, shared, seed);
+      if (!est || !(est.speedup > 0) || !Number.isFinite(est.speedup)) continue;
       const rpcName = p.linker === 'jitmem' ? 'RPC copy' : p.baseline;
-      out.push({ workload, linker: p.linker, executor: p.executor, baseline: p.baseline, ...(p.controller ? { controller: p.controller } : {}), speedup: est.ratio, ci95: [est.low, est.high], explanation: explain(shared, rpc, rpcName) });
+      const shares = p.linker === 'jitmem' ? { shared: transportShare(shared), rpc: transportShare(rpc) } : undefined;
+      out.push({
+        workload,
+        linker: p.linker,
+        executor: p.executor,
+        baseline: p.baseline,
+        ...(p.controller ? { controller: p.controller } : {}),
+        speedup: est.speedup,
+        ci95: est.ci95,
+        ...(est.rounds ? { rounds: est.rounds } : {}),
+        ...(shares?.shared && shares.rpc ? { transportShare: { shared: shares.shared, rpc: shares.rpc } } : {}),
+        explanation: explain(shared, rpc, rpcName),
+      });
     }
   }
   return out;
@@ -123,7 +188,12 @@ export function headlineLines(section: EndToEndSection): string[] {
     const who = h.linker === 'jitmem' ? (h.controller === 'warm' ? 'jitmem (warm controller)' : 'jitmem (process per run)') : `llvm-jitlink${h.executor === 'jitmem' ? " driving jitmem's executor" : ''}`;
     const base = h.baseline === 'rpc' ? 'RPC copy' : `RPC copy (${h.baseline})`;
     const significant = h.ci95[0] > 1 || h.ci95[1] < 1;
-    return `${h.workload} end to end, ${who}: shared memory over ${base} ${h.speedup.toFixed(3)}x (95% CI ${h.ci95[0].toFixed(3)}–${h.ci95[1].toFixed(3)}${significant ? '' : ': not distinguishable'}). ${h.explanation}`;
+    const n = h.rounds ? `, ${h.rounds.length} rounds` : '';
+    const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+    const share = h.transportShare
+      ? ` Transport (reserve + write + initialize) share of time to exit: shared memory ${pct(h.transportShare.shared.share)} (95% CI ${pct(h.transportShare.shared.ci95[0])}–${pct(h.transportShare.shared.ci95[1])}), ${base} ${pct(h.transportShare.rpc.share)} (95% CI ${pct(h.transportShare.rpc.ci95[0])}–${pct(h.transportShare.rpc.ci95[1])}).`
+      : '';
+    return `${h.workload} end to end, ${who}: shared memory over ${base} ${h.speedup.toFixed(3)}x (95% CI ${h.ci95[0].toFixed(3)}–${h.ci95[1].toFixed(3)}${n}${significant ? '' : ': not distinguishable'}).${share} ${h.explanation}`;
   });
 }
 
@@ -146,10 +216,20 @@ export function endToEndBudgets(rows: readonly ResultRow[], section: EndToEndSec
   const jInOther = find(rows, w, 'jitmem', 'none', 'inprocess', undefined, other);
   const linkOf = (r: ResultRow) => medianOfSum(r, ['read', 'link']);
   if (jIn && lIn) {
-    const value = linkOf(jIn);
+    // With rounds: the mean of the per-round medians with its interval; the budget is the value llvm-jitlink measured.
+    const est = roundsInterval(jIn, ['read', 'link']);
+    const value = est ? est.mean : linkOf(jIn);
     const budget = p50(lIn, 'read') + p50(lIn, 'link');
     const beside = jInOther ? `; ${named(other)}: ${ms(linkOf(jInOther))} ms` : '';
-    out.push({ label: `python: jitmem time to link CPython (read + link, in-process, ${named(controller)}${beside}) vs llvm-jitlink in-process (load/add + link), same run`, value, budget, unit: 'ms', ok: value <= budget });
+    out.push(
+      judgedBudget({
+        label: `python: jitmem time to link CPython (read + link, in-process, ${named(controller)}${beside}) vs llvm-jitlink in-process (load/add + link), same run`,
+        value,
+        budget,
+        unit: 'ms',
+        ...(est ? { ci95: est.ci95, rounds: est.rounds } : {}),
+      }),
+    );
   }
   const untilRun = (r: ResultRow) => medianOfSum(r, r.linker === 'jitmem' ? ['read', 'link', ...JITMEM_TRANSPORT] : ['read', 'link']);
   if (jIn && lIn) {
@@ -160,18 +240,22 @@ export function endToEndBudgets(rows: readonly ResultRow[], section: EndToEndSec
       const j = find(rows, w, 'jitmem', 'jitmem', mapper, undefined, controller);
       const l = find(rows, w, 'llvm-jitlink', 'llvm', mapper, memmgr);
       if (!j || !l) continue;
-      const value = untilRun(j) - untilRun(jIn);
+      // Paired per round when both rows have the same rounds (the warm controllers of one program do).
+      const est = pairedRoundsDifference(jIn, j, ['read', 'link', ...JITMEM_TRANSPORT]);
+      const value = est ? est.mean : untilRun(j) - untilRun(jIn);
       const budget = (untilRun(l) - untilRun(lIn)) / 2;
       const jOther = find(rows, w, 'jitmem', 'jitmem', mapper, undefined, other);
       const extraOther = jOther && jInOther ? untilRun(jOther) - untilRun(jInOther) : undefined;
       const beside = extraOther !== undefined ? `; ${named(other)}: ${extraOther >= 0 ? '+' : ''}${ms(extraOther)} ms` : '';
-      out.push({
-        label: `python: jitmem ${mapper === 'rpc' ? 'RPC copy' : 'shared memory'} extra over in-process for link and transport (${named(controller)}${beside}) vs half llvm-jitlink ${memmgr}'s extra, same run`,
-        value,
-        budget,
-        unit: 'ms',
-        ok: value <= budget,
-      });
+      out.push(
+        judgedBudget({
+          label: `python: jitmem ${mapper === 'rpc' ? 'RPC copy' : 'shared memory'} extra over in-process for link and transport (${named(controller)}${beside}) vs half llvm-jitlink ${memmgr}'s extra, same run`,
+          value,
+          budget,
+          unit: 'ms',
+          ...(est ? { ci95: est.ci95, rounds: est.rounds } : {}),
+        }),
+      );
     }
   }
   const js = section.startup.find((s) => s.executor === 'jitmem');
@@ -179,7 +263,7 @@ export function endToEndBudgets(rows: readonly ResultRow[], section: EndToEndSec
   if (js && ls) {
     const value = median(js.stats.samples);
     const budget = 3 * median(ls.stats.samples);
-    out.push({ label: "executor start-up (spawn to Setup): jitmem-executor's vs 3x llvm-jitlink-executor's, same run", value, budget, unit: 'ms', ok: value <= budget });
+    out.push(judgedBudget({ label: "executor start-up (spawn to Setup): jitmem-executor's vs 3x llvm-jitlink-executor's, same run", value, budget, unit: 'ms' }));
   }
   return out;
 }

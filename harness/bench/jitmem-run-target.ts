@@ -93,9 +93,13 @@ class LinkerRunTarget implements RunTarget {
     // What runProgram did between its timed steps (argv, bookkeeping) counts as link.
     clock.add('link', Math.max(0, elapsed - accounted));
     if (run.result.outcome === 'crashed') {
-      throw new JitmemError('ERR_PROGRAM_CRASHED', `${program.description}: the program crashed (signal ${run.result.signal}${run.result.faultAddress !== undefined ? ` at 0x${run.result.faultAddress.toString(16)}` : ''})`, {
-        signal: run.result.signal,
-      });
+      throw new JitmemError(
+        'ERR_PROGRAM_CRASHED',
+        `${program.description}: the program crashed (signal ${run.result.signal}${run.result.faultAddress !== undefined ? ` at 0x${run.result.faultAddress.toString(16)}` : ''})`,
+        {
+          signal: run.result.signal,
+        },
+      );
     }
     return run.result.status;
   }
@@ -104,6 +108,10 @@ class LinkerRunTarget implements RunTarget {
     const controller = process.resourceUsage().minorPageFault;
     if (!this.session?.hasCostCounters) return { controller };
     return { controller, executor: (await this.session.executorCostCounters()).minorFaults };
+  }
+
+  get executorPid(): number | undefined {
+    return this.session?.pid;
   }
 
   counters(): { calls: number; bytesSent: number } {
@@ -127,7 +135,8 @@ export const openRunTarget: OpenRunTarget = async (mapper: MapperName, executor:
   // The program's output is the executor's: it goes straight to this process's stdout.
   const session = await ExecutorSession.spawn({ kind: executor, stdio: 'inherit' });
   try {
-    const memoryMapper: MemoryMapper = mapper === 'shared' ? new SharedMemoryMapper(session) : new RpcCopyMapper(session);
+    const memoryMapper: MemoryMapper =
+      mapper === 'shared' ? new SharedMemoryMapper(session) : new RpcCopyMapper(session);
     return new LinkerRunTarget(new SessionTarget(session), memoryMapper, session);
   } catch (err) {
     throw joinErrors(err, await runAll([() => closeOrKill(session)]));

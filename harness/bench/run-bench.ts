@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import * as native from '../../native/index.js';
 import type { WorkloadOptions } from '../../workloads/workload-sources.js';
-import type { BudgetRow, ExecutorName, MapperName, Placement, Report, ResultRow, RoundSummary } from '../report/report.js';
-import { median } from '../statistics.js';
+import type { BudgetRow, ExecutorName, MapperName, Placement, Report, ResultRow, SamplingGroup } from '../report/report.js';
+import { collectGarbage, groupWidths, roundOrder, roundsNeeded, withRounds } from './sampling.js';
+
+export { withRounds };
 import { CellRunner, cellName, type MapperHandle } from './cell-runner.js';
 import type { PlannedCell } from './matrix.js';
 import { captureEnvironment, cpuPlan } from './environment.js';
@@ -51,8 +54,17 @@ export interface BenchRunOptions {
    * fragmentation to cost reservations; in a 1 GiB slab both policies reserve one slab.
    */
   readonly churnGranularity?: number;
-  /** Interleaved measurement rounds per group of cells (default 4). */
+  /** Interleaved measurement rounds per group of cells (default 8); the least with --precision. */
   readonly rounds?: number;
+  /**
+   * Keep adding rounds to each group until every speedup's 95% CI half-width is at most this
+   * many percent of the speedup (absent: exactly `rounds` rounds).
+   */
+  readonly precision?: number;
+  /** The whole run's time budget with a precision target, in ms (each group gets its share of what is left). */
+  readonly maxTimeMs?: number;
+  /** A full GC before each cell's round, outside the timed phases (default true). */
+  readonly gcBetweenRounds?: boolean;
   readonly workloadOptions: WorkloadOptions;
   readonly llvmExecutor?: string;
   /** LLVM's bin directory for the run pattern's llvm-jitlink (default JITMEM_LLVM_DIR or /usr/lib/llvm-22/bin). */
@@ -84,25 +96,23 @@ function toolVersion(): string {
   return pkg.version;
 }
 
-/** Interleaved rounds per group of cells unless the caller says otherwise. */
+/** Interleaved rounds per group of cells unless the caller says otherwise (the least, with a precision target). */
 export const DEFAULT_ROUNDS = 8;
 
+/** Unrecorded iterations each cell runs at the start of every round after its first. */
+export const WARMUP_PER_ROUND = 1;
+
 /**
- * The row with its per-round medians: `ends[i]` is the number of samples measured by the end
- * of round i. Rounds that measured nothing are left out, on every mapper alike (ratios pair
- * rounds by index, and computeRatios skips a pair with an empty side).
+ * Iterations of each cell in one round at most: past a few hundred, a round's median is as
+ * good as it gets, and the time goes further spent on more rounds (more pairs).
  */
-export function withRounds(row: ResultRow, ends: readonly number[]): ResultRow {
-  const samples = row.latency.samples;
-  if (ends.length < 2 || ends[ends.length - 1] !== samples.length) return row;
-  const rounds: RoundSummary[] = [];
-  let start = 0;
-  for (const end of ends) {
-    rounds.push({ samples: end - start, p50: end > start ? median(samples.slice(start, end)) : 0 });
-    start = end;
-  }
-  return { ...row, rounds };
-}
+export const MAX_PASSES_PER_ROUND = 256;
+
+/** Rounds a group stops at even short of its precision (a bound on the report's size). */
+export const MAX_ROUNDS = 400;
+
+/** The share of a precision run's time budget kept for the run pattern (end to end), when it runs. */
+export const RUN_SHARE = 0.5;
 
 export async function runBench(options: BenchRunOptions): Promise<BenchRunResult> {
   const llvmInstalled = llvmExecutorAvailable(options.llvmExecutor);
@@ -133,6 +143,16 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
   // run its mappers back to back, so per-round medians pair up into per-round ratios.
   const iterationsDone = new Map<number, number>();
   const roundEnds = new Map<number, number[]>();
+  const positions = new Map<number, number[]>();
+  const precision = options.precision;
+  const started = performance.now();
+  const maxTimeMs = options.maxTimeMs ?? Infinity;
+  // The run pattern gets its share of the budget after the matrix's groups.
+  const runShare = options.selection.patterns.includes('run') && cells.length > 0 ? RUN_SHARE : options.selection.patterns.includes('run') ? 1 : 0;
+  const matrixDeadline = started + maxTimeMs * (1 - runShare);
+  const gcBetweenRounds = options.gcBetweenRounds !== false;
+  const samplingGroups: SamplingGroup[] = [];
+  let groupsDone = 0;
   try {
     for (const group of groups.values()) {
       const active: Array<{ cell: PlannedCell; index: number; name: string; handle: MapperHandle; runner: CellRunner }> = [];
@@ -166,15 +186,69 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
           });
           active.push({ cell, index, name, handle, runner });
         }
-        for (let round = 0; round < rounds; round++) {
+        // Rounds: at least `rounds`; with a precision target, more until every speedup of the
+        // group is known to it or the group's share of the time left is spent.
+        const groupStart = performance.now();
+        const groupsLeft = groups.size - groupsDone;
+        const budget = precision !== undefined ? Math.max(0, (matrixDeadline - groupStart) / groupsLeft) : Infinity;
+        const roundTime = options.selection.time / rounds;
+        const roundIterations = Math.ceil(options.selection.iterations / rounds);
+        let round = 0;
+        let widest: { label: string; percent: number } | undefined;
+        let widestAny: { label: string; percent: number } | undefined;
+        let converged = precision === undefined;
+        for (;;) {
+          // Each cell warms up, then the cells run one iteration each in turn, forward and backward
+          // by turns (A B C D D C B A ...), until the round's time is spent: a drift of the
+          // machine's speed falls on every cell of the round alike, iteration by iteration.
+          if (gcBetweenRounds) collectGarbage();
           for (const a of active) {
             roundOf.set(a.index, round);
-            await a.runner.round(options.selection.time / rounds, Math.ceil(options.selection.iterations / rounds), round === 0);
-            roundEnds.set(a.index, [...(roundEnds.get(a.index) ?? []), iterationsDone.get(a.index) ?? 0]);
+            await a.runner.warmup(round === 0, WARMUP_PER_ROUND);
           }
+          for (const a of active) await a.runner.beginMeasuring();
+          const until = performance.now() + roundTime * active.length;
+          for (let pass = 0; active.length && pass < MAX_PASSES_PER_ROUND && (pass < roundIterations || performance.now() < until); pass++) {
+            for (const k of roundOrder(active.length, round + pass)) await active[k]!.runner.step();
+          }
+          for (const [position, k] of roundOrder(active.length, round).entries()) {
+            const a = active[k]!;
+            await a.runner.endMeasuring();
+            roundEnds.set(a.index, [...(roundEnds.get(a.index) ?? []), iterationsDone.get(a.index) ?? 0]);
+            positions.set(a.index, [...(positions.get(a.index) ?? []), position]);
+          }
+          round++;
+          // With a precision target the time budget wins over the least rounds, down to the three
+          // a paired interval needs: a loaded machine must not push the run past its budget.
+          const overBudget = precision !== undefined && round >= 3 && performance.now() - groupStart >= budget;
+          if (round < rounds && !overBudget) continue;
+          if (precision === undefined) break;
+          ({ widest, widestAny } = groupWidths(
+            active.map((a) => ({ row: a.cell, samples: a.runner.latencies, roundEnds: roundEnds.get(a.index) ?? [] })),
+            options.seed,
+          ));
+          converged = !widest || widest.percent <= precision;
+          if (converged || performance.now() - groupStart >= budget || round >= MAX_ROUNDS) break;
         }
+        if (active.length) {
+          const first = active[0]!.cell;
+          const elapsedMs = performance.now() - groupStart;
+          const needed = precision !== undefined && widest && !converged ? roundsNeeded(round, widest.percent, precision) : undefined;
+          samplingGroups.push({
+            workload: first.workload,
+            pattern: first.pattern,
+            policy: first.policy,
+            rounds: round,
+            elapsedMs: Math.round(elapsedMs),
+            converged,
+            ...(widest ? { widest: { label: widest.label, percent: Math.round(widest.percent * 100) / 100 } } : {}),
+            ...(widestAny ? { widestAny: { label: widestAny.label, percent: Math.round(widestAny.percent * 100) / 100 } } : {}),
+            ...(needed !== undefined && Number.isFinite(needed) ? { roundsNeeded: needed, secondsNeeded: Math.round((elapsedMs / round) * needed / 1000) } : {}),
+          });
+        }
+        groupsDone++;
         for (const a of active) {
-          const row = withRounds(await a.runner.finish(), roundEnds.get(a.index) ?? []);
+          const row = withRounds(await a.runner.finish(), roundEnds.get(a.index) ?? [], positions.get(a.index));
           for (const c of a.runner.controllerCpus) seen.add(c);
           rowAt.set(a.index, row);
           options.onProgress?.({ kind: 'cell-done', index: a.index, total: cells.length, cell: a.name, row });
@@ -201,7 +275,9 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
         withoutLlvm: options.runLlvm === false,
         ...(options.llvmDir ? { llvmDir: options.llvmDir } : {}),
         onProgress: (cell, done, total) => options.onProgress?.({ kind: 'run', cell, done, total }),
+        ...(precision !== undefined ? { precision, deadline: started + maxTimeMs } : {}),
       });
+      samplingGroups.push(...run.sampling);
       rows.push(...run.rows);
       endToEnd = run.section;
       runSkips.push(...run.skipped);
@@ -243,6 +319,14 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
     ratios: computeRatios(rows.filter((r) => r.pattern !== 'run'), options.seed),
     budgets,
     ...(endToEnd ? { endToEnd } : {}),
+    sampling: {
+      ...(precision !== undefined ? { precision } : {}),
+      ...(Number.isFinite(maxTimeMs) ? { maxTimeMs } : {}),
+      minRounds: rounds,
+      gcBetweenRounds,
+      warmupPerRound: WARMUP_PER_ROUND,
+      groups: samplingGroups,
+    },
   };
   // LLVM missing is said once: the matrix's cells over LLVM's executor take the run pattern's reason.
   if (endToEnd && !endToEnd.llvm.available && endToEnd.llvm.reason) {

@@ -7,8 +7,27 @@ import { JitmemError } from '../../core/errors.js';
 import { ExecutorSession } from '../../session/executor-session.js';
 import { runPrograms, sha256Hex, type RunProgram } from '../../workloads/run-programs.js';
 import type { WorkloadOptions } from '../../workloads/workload-sources.js';
-import type { EndToEndSection, ExecutorName, LinkerName, LlvmMemmgr, MapperName, ResultRow, RunPhaseName } from '../report/report.js';
-import { findLlvm, JitmemExecutorScript, LLVM_MAJOR, probeLlvmJitlink, runLlvmJitlink, type LlvmMode, type LlvmTools } from './llvm-jitlink.js';
+import type {
+  EndToEndSection,
+  ExecutorName,
+  LinkerName,
+  LlvmMemmgr,
+  MapperName,
+  ResultRow,
+  RunPhaseName,
+  SamplingGroup,
+} from '../report/report.js';
+import { pairRoundMedians, roundMedians, summarizePaired } from './ratios.js';
+import { halfWidthPercent, roundOrder, roundsNeeded, withRounds } from './sampling.js';
+import {
+  findLlvm,
+  JitmemExecutorScript,
+  LLVM_MAJOR,
+  probeLlvmJitlink,
+  runLlvmJitlink,
+  type LlvmMode,
+  type LlvmTools,
+} from './llvm-jitlink.js';
 import { JITMEM_RUN_PHASES, type MinorFaults } from './run-target.js';
 import { RESULT_FD, type RunWorkerRequest, type RunWorkerResult, type WarmIterationResult } from './run-worker.js';
 import { toStats } from './stats.js';
@@ -36,7 +55,8 @@ export interface RunCell {
 }
 
 export function runCellName(c: RunCell): string {
-  const where = c.mapper === 'inprocess' ? 'inprocess' : `${c.linker === 'llvm-jitlink' ? c.memmgr : c.mapper}@${c.executor}`;
+  const where =
+    c.mapper === 'inprocess' ? 'inprocess' : `${c.linker === 'llvm-jitlink' ? c.memmgr : c.mapper}@${c.executor}`;
   return `${c.program.name}/run/${where} [${c.linker}${c.controller === 'warm' ? ', warm controller' : ''}]`;
 }
 
@@ -60,6 +80,9 @@ export interface EndToEndOptions {
   readonly withScript: boolean;
   /** Unrecorded iterations a warm controller runs before its measured ones (default 5: CPython's link is still getting faster after 3). */
   readonly warmup?: number;
+  /** With a precision target (percent): warm controllers run rounds until the shared-over-RPC speedup's 95% CI half-width is within it, or `deadline` (performance.now() ms) comes. */
+  readonly precision?: number;
+  readonly deadline?: number;
   readonly onProgress?: (cell: string, done: number, total: number) => void;
 }
 
@@ -67,6 +90,46 @@ export interface EndToEndResult {
   readonly rows: ResultRow[];
   readonly section: EndToEndSection;
   readonly skipped: RunSkip[];
+  /** How the warm controllers were sampled (with a precision target). */
+  readonly sampling: SamplingGroup[];
+}
+
+/** With a precision target, the share of the run pattern's time after which processes per run stop at three rounds. */
+const PER_RUN_SHARE = 0.3;
+
+/** How long one warm iteration (the first: with the transport's opening) may take before its worker is killed. */
+const WARM_ITERATION_TIMEOUT_MS = 120_000;
+
+/** Warm iterations a controller runs at most (a bound for its request; the bench stops it sooner). */
+const MAX_WARM_ITERATIONS = 100_000;
+/** With a precision target: passes (an iteration of each warm controller) per round, and the least rounds. */
+const WARM_PASSES_PER_ROUND = 3;
+const MIN_WARM_ROUNDS = 5;
+
+/** The 95% CI half-width of the warm controllers' shared-over-RPC speedup so far (paired per round). */
+function warmHeadlineWidth(
+  cells: readonly RunCell[],
+  latencies: readonly number[][],
+  roundEnds: ReadonlyMap<RunCell, number[]>,
+): { label: string; percent: number } | undefined {
+  const at = (m: MapperName) => cells.findIndex((c) => c.mapper === m);
+  const s = at('shared');
+  const r = at('rpc');
+  if (s < 0 || r < 0) return undefined;
+  const shared = latencies[s]!;
+  const rpc = latencies[r]!;
+  const ends = roundEnds.get(cells[s]!) ?? [];
+  const paired = pairRoundMedians(roundMedians(rpc, sizesOf(ends)), roundMedians(shared, sizesOf(ends)));
+  if (!paired) return undefined;
+  const est = summarizePaired(paired);
+  return {
+    label: `${cells[s]!.program.name}/run shared over RPC copy (warm controller)`,
+    percent: halfWidthPercent(est),
+  };
+}
+
+function sizesOf(ends: readonly number[]): number[] {
+  return ends.map((e, i) => e - (i > 0 ? ends[i - 1]! : 0));
 }
 
 const workerPath = fileURLToPath(new URL('./run-worker.js', import.meta.url));
@@ -77,26 +140,49 @@ export function jitmemLinkerAvailable(): boolean {
   return existsSync(targetPath);
 }
 
-const LLVM_MAPPER: Record<LlvmMode, MapperName> = { inprocess: 'inprocess', generic: 'rpc', 'simple-remote': 'rpc', shared: 'shared' };
-
+const LLVM_MAPPER: Record<LlvmMode, MapperName> = {
+  inprocess: 'inprocess',
+  generic: 'rpc',
+  'simple-remote': 'rpc',
+  shared: 'shared',
+};
 
 /** The cells of one program: jitmem's mappers; llvm-jitlink's modes over its own executor and over jitmem's. */
-export function planRunCells(program: RunProgram, mappers: readonly MapperName[], jitmem: boolean, llvm: boolean): RunCell[] {
+export function planRunCells(
+  program: RunProgram,
+  mappers: readonly MapperName[],
+  jitmem: boolean,
+  llvm: boolean,
+): RunCell[] {
   const cells: RunCell[] = [];
   if (jitmem) {
     for (const controller of ['warm', 'process-per-run'] as const) {
-      for (const mapper of mappers) cells.push({ program, linker: 'jitmem', mapper, executor: mapper === 'inprocess' ? 'none' : 'jitmem', controller });
+      for (const mapper of mappers)
+        cells.push({
+          program,
+          linker: 'jitmem',
+          mapper,
+          executor: mapper === 'inprocess' ? 'none' : 'jitmem',
+          controller,
+        });
     }
   }
   if (llvm) {
     for (const mode of ['inprocess', 'generic', 'simple-remote', 'shared'] as const) {
       if (!mappers.includes(LLVM_MAPPER[mode])) continue;
-      cells.push({ program, linker: 'llvm-jitlink', mapper: LLVM_MAPPER[mode], executor: mode === 'inprocess' ? 'none' : 'llvm', ...(mode === 'inprocess' ? {} : { memmgr: mode }) });
+      cells.push({
+        program,
+        linker: 'llvm-jitlink',
+        mapper: LLVM_MAPPER[mode],
+        executor: mode === 'inprocess' ? 'none' : 'llvm',
+        ...(mode === 'inprocess' ? {} : { memmgr: mode }),
+      });
     }
     // The fourth comparison: LLVM's linker with jitmem's executor (on one CPython program: the
     // script adds run time, not transport).
     for (const mode of program.name === 'python-script' ? [] : (['simple-remote', 'shared'] as const)) {
-      if (mappers.includes(LLVM_MAPPER[mode])) cells.push({ program, linker: 'llvm-jitlink', mapper: LLVM_MAPPER[mode], executor: 'jitmem', memmgr: mode });
+      if (mappers.includes(LLVM_MAPPER[mode]))
+        cells.push({ program, linker: 'llvm-jitlink', mapper: LLVM_MAPPER[mode], executor: 'jitmem', memmgr: mode });
     }
   }
   return cells;
@@ -112,22 +198,34 @@ export interface Sample {
   bytesSent: number;
   /** Warm controller: minor page faults during the iteration. */
   minorFaults?: MinorFaults;
+  /** CPU milliseconds of the iteration, controller and executor (jitmem's rows). */
+  cpu?: { controller: number; executor: number | null };
 }
 
 function mismatch(cell: RunCell, iteration: number, what: string, stderr: string): JitmemError {
   const name = runCellName(cell);
-  return new JitmemError('ERR_RUN_MISMATCH', `${name}, iteration ${iteration}: ${what}${stderr.trim() ? `; stderr ends: ${stderr.trim().slice(-800)}` : ''}`, { cell: name, iteration });
+  return new JitmemError(
+    'ERR_RUN_MISMATCH',
+    `${name}, iteration ${iteration}: ${what}${stderr.trim() ? `; stderr ends: ${stderr.trim().slice(-800)}` : ''}`,
+    { cell: name, iteration },
+  );
 }
 
 /** One jitmem iteration: a worker process links, moves, runs and frees the program and reports its phases. */
 function jitmemIteration(cell: RunCell, iteration: number): Promise<Sample> {
-  const request: RunWorkerRequest = { program: cell.program, mapper: cell.mapper, executor: cell.executor === 'llvm' ? 'llvm' : 'jitmem' };
+  const request: RunWorkerRequest = {
+    program: cell.program,
+    mapper: cell.mapper,
+    executor: cell.executor === 'llvm' ? 'llvm' : 'jitmem',
+  };
   return new Promise((resolve, reject) => {
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const res: Buffer[] = [];
     const t0 = performance.now();
-    const child = spawn(process.execPath, [workerPath, JSON.stringify(request)], { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [workerPath, JSON.stringify(request)], {
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
     child.stdout!.on('data', (b: Buffer) => out.push(b));
     child.stderr!.on('data', (b: Buffer) => err.push(b));
@@ -142,27 +240,55 @@ function jitmemIteration(cell: RunCell, iteration: number): Promise<Sample> {
       const stderr = Buffer.concat(err).toString('utf8');
       const text = Buffer.concat(res).toString('utf8').trim();
       if (!text) {
-        reject(mismatch(cell, iteration, `the program ended its process (${signal ?? `status ${code}`}) before main returned, so its phases were not timed`, stderr));
+        reject(
+          mismatch(
+            cell,
+            iteration,
+            `the program ended its process (${signal ?? `status ${code}`}) before main returned, so its phases were not timed`,
+            stderr,
+          ),
+        );
         return;
       }
       const result = JSON.parse(text) as RunWorkerResult;
       if (!result.ok) {
-        reject(new JitmemError(result.code, `${runCellName(cell)}, iteration ${iteration}: ${result.message}`, { cell: runCellName(cell) }));
+        reject(
+          new JitmemError(result.code, `${runCellName(cell)}, iteration ${iteration}: ${result.message}`, {
+            cell: runCellName(cell),
+          }),
+        );
         return;
       }
       const expected = cell.program.expected;
       if (result.exitStatus !== expected.exitStatus) {
-        reject(mismatch(cell, iteration, `main returned ${result.exitStatus}, expected ${expected.exitStatus}`, stderr));
+        reject(
+          mismatch(cell, iteration, `main returned ${result.exitStatus}, expected ${expected.exitStatus}`, stderr),
+        );
         return;
       }
       const sha = sha256Hex(Buffer.concat(out));
       if (sha !== expected.stdoutSha256) {
-        reject(mismatch(cell, iteration, `stdout has sha256 ${sha}, expected ${expected.stdoutSha256} (${cell.program.description})`, stderr));
+        reject(
+          mismatch(
+            cell,
+            iteration,
+            `stdout has sha256 ${sha}, expected ${expected.stdoutSha256} (${cell.program.description})`,
+            stderr,
+          ),
+        );
         return;
       }
       let latency = 0;
       for (const p of JITMEM_RUN_PHASES) latency += result.phases[p];
-      resolve({ latency, whole, phases: { ...result.phases }, startup: result.startupMs, calls: result.calls, bytesSent: result.bytesSent });
+      resolve({
+        latency,
+        whole,
+        phases: { ...result.phases },
+        startup: result.startupMs,
+        calls: result.calls,
+        bytesSent: result.bytesSent,
+        ...(result.cpu ? { cpu: result.cpu } : {}),
+      });
     });
   });
 }
@@ -182,92 +308,234 @@ export function splitAtMarkers(out: Buffer, marker: Buffer): { parts: Buffer[]; 
  * A warm controller for one jitmem cell: one worker process opens the transport once (one
  * executor session out of process), runs `warmup` unrecorded iterations and then `iterations`
  * measured ones, link, move, run, free, back to back. Every iteration, warm-up included, is
- * verified: its exit status from its line on fd 3, its stdout as the bytes the worker's fd 1
- * carried before that iteration's marker.
+ * verified (SteppedWarmCell): its exit status from its line on fd 3, its stdout as the bytes the
+ * worker's fd 1 carried before that iteration's marker.
  */
-export function jitmemWarmCell(cell: RunCell, warmup: number, iterations: number, onIteration?: (done: number) => void): Promise<Sample[]> {
-  const marker = `\0jitmem-run-iteration-end:${randomBytes(16).toString('hex')}\0`;
-  const request: RunWorkerRequest = { program: cell.program, mapper: cell.mapper, executor: cell.executor === 'llvm' ? 'llvm' : 'jitmem', warm: { warmup, iterations, marker } };
-  return new Promise((resolve, reject) => {
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const lines: Array<WarmIterationResult | (RunWorkerResult & { ok: false })> = [];
-    let pending = '';
-    const child = spawn(process.execPath, [workerPath, JSON.stringify(request)], { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000 + 20_000 * (warmup + iterations));
-    child.stdout!.on('data', (b: Buffer) => out.push(b));
-    child.stderr!.on('data', (b: Buffer) => err.push(b));
-    (child.stdio[RESULT_FD] as NodeJS.ReadableStream).setEncoding('utf8');
-    (child.stdio[RESULT_FD] as NodeJS.ReadableStream).on('data', (text: string) => {
-      pending += text;
-      for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
-        const text = pending.slice(0, nl);
-        pending = pending.slice(nl + 1);
-        let line: WarmIterationResult;
+export async function jitmemWarmCell(
+  cell: RunCell,
+  warmup: number,
+  iterations: number,
+  onIteration?: (done: number) => void,
+): Promise<Sample[]> {
+  const controller = new SteppedWarmCell(cell, warmup, warmup + iterations);
+  try {
+    for (let i = 0; i < warmup + iterations; i++) {
+      await controller.next();
+      if (i >= warmup) onIteration?.(i - warmup + 1);
+    }
+    return await controller.finish();
+  } catch (err) {
+    controller.kill();
+    throw err;
+  }
+}
+
+/**
+ * A warm controller driven an iteration at a time (RunWorkerRequest.warm.stepped): the bench
+ * starts the warm controllers of one program together and runs one iteration of each in turn,
+ * so that their iterations interleave as the matrix's cells do. Every iteration, warm-up
+ * included, is verified when the controller is closed: its exit status from its line on fd 3,
+ * its stdout as the bytes the worker's fd 1 carried before that iteration's marker.
+ */
+export class SteppedWarmCell {
+  private readonly child: ReturnType<typeof spawn>;
+  private readonly marker: string;
+  private readonly out: Buffer[] = [];
+  private readonly err: Buffer[] = [];
+  private readonly lines: Array<WarmIterationResult | (RunWorkerResult & { ok: false })> = [];
+  private pending = '';
+  private waiting: Array<() => void> = [];
+  private closedStatus: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private readonly closed: Promise<void>;
+  private ran = 0;
+
+  constructor(
+    readonly cell: RunCell,
+    private readonly warmup: number,
+    maxIterations: number,
+  ) {
+    this.marker = `\0jitmem-run-iteration-end:${randomBytes(16).toString('hex')}\0`;
+    const request: RunWorkerRequest = {
+      program: cell.program,
+      mapper: cell.mapper,
+      executor: cell.executor === 'llvm' ? 'llvm' : 'jitmem',
+      warm: { warmup, iterations: maxIterations, marker: this.marker, stepped: true },
+    };
+    this.child = spawn(process.execPath, [workerPath, JSON.stringify(request)], {
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+    });
+    this.child.stdout!.on('data', (b: Buffer) => this.out.push(b));
+    this.child.stderr!.on('data', (b: Buffer) => this.err.push(b));
+    this.child.stdin!.on('error', () => {});
+    const results = this.child.stdio[RESULT_FD] as NodeJS.ReadableStream;
+    results.setEncoding('utf8');
+    results.on('data', (text: string) => {
+      this.pending += text;
+      for (let nl = this.pending.indexOf('\n'); nl >= 0; nl = this.pending.indexOf('\n')) {
+        const line = this.pending.slice(0, nl);
+        this.pending = this.pending.slice(nl + 1);
         try {
-          line = JSON.parse(text) as WarmIterationResult;
+          this.lines.push(JSON.parse(line) as WarmIterationResult);
         } catch {
-          line = { ok: false, index: lines.length, code: 'ERR_RUN_WORKER', message: `the warm controller reported ${JSON.stringify(text.slice(0, 200))}, not a result` };
+          this.lines.push({
+            ok: false,
+            index: this.lines.length,
+            code: 'ERR_RUN_WORKER',
+            message: `the warm controller reported ${JSON.stringify(line.slice(0, 200))}, not a result`,
+          });
         }
-        lines.push(line);
-        if (line.ok && line.index >= warmup) onIteration?.(line.index - warmup + 1);
+        this.wakeAll();
       }
     });
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      reject(new JitmemError('ERR_RUN_WORKER', `cannot start the run worker: ${e.message}`, {}, { cause: e }));
+    this.closed = new Promise((resolve) => {
+      this.child.once('error', () => {
+        this.closedStatus ??= { code: null, signal: null };
+        this.wakeAll();
+        resolve();
+      });
+      this.child.once('close', (code, signal) => {
+        this.closedStatus = { code, signal };
+        this.wakeAll();
+        resolve();
+      });
     });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      const stderr = Buffer.concat(err).toString('utf8');
-      const failed = lines.find((l) => !l.ok);
-      if (failed && !failed.ok) {
-        reject(new JitmemError(failed.code, `${runCellName(cell)}, iteration ${'index' in failed ? failed.index - warmup : '(opening the transport)'}: ${failed.message}`, { cell: runCellName(cell) }));
-        return;
-      }
-      if (lines.length !== warmup + iterations) {
-        reject(mismatch(cell, lines.length - warmup, `the warm controller ended (${signal ?? `status ${code}`}) after ${lines.length} of ${warmup + iterations} iterations; the program may have ended its process`, stderr));
-        return;
-      }
-      const { parts, rest } = splitAtMarkers(Buffer.concat(out), Buffer.from(marker, 'latin1'));
-      if (parts.length !== lines.length || rest.length > 0) {
-        reject(mismatch(cell, 0, `the warm controller's stdout holds ${parts.length} iteration markers for ${lines.length} iterations and ${rest.length} bytes after the last`, stderr));
-        return;
-      }
-      const expected = cell.program.expected;
-      const samples: Sample[] = [];
-      for (const [i, line] of (lines as Array<WarmIterationResult & { ok: true }>).entries()) {
-        const iteration = i - warmup;
-        if (line.exitStatus !== expected.exitStatus) {
-          reject(mismatch(cell, iteration, `main returned ${line.exitStatus}, expected ${expected.exitStatus}`, stderr));
-          return;
-        }
-        const sha = sha256Hex(parts[i]!);
-        if (sha !== expected.stdoutSha256) {
-          reject(mismatch(cell, iteration, `stdout has sha256 ${sha}, expected ${expected.stdoutSha256} (${cell.program.description})`, stderr));
-          return;
-        }
-        if (iteration < 0) continue;
-        let latency = 0;
-        for (const p of JITMEM_RUN_PHASES) latency += line.phases[p];
-        // The one executor start of the session goes with the first measured iteration.
-        const startup = iteration === 0 ? (lines[0] as WarmIterationResult & { ok: true }).startupMs : undefined;
-        samples.push({ latency, whole: line.wallMs, phases: { ...line.phases }, ...(startup ? { startup } : {}), calls: line.calls, bytesSent: line.bytesSent, ...(line.minorFaults ? { minorFaults: line.minorFaults } : {}) });
-      }
-      resolve(samples);
-    });
-  });
+  }
+
+  private wakeAll(): void {
+    const w = this.waiting;
+    this.waiting = [];
+    for (const f of w) f();
+  }
+
+  private fail(what: string): JitmemError {
+    const failed = this.lines.find((l) => !l.ok);
+    if (failed && !failed.ok)
+      return new JitmemError(
+        failed.code,
+        `${runCellName(this.cell)}, iteration ${'index' in failed ? failed.index - this.warmup : '(opening the transport)'}: ${failed.message}`,
+        { cell: runCellName(this.cell) },
+      );
+    return mismatch(this.cell, this.ran - this.warmup, what, Buffer.concat(this.err).toString('utf8'));
+  }
+
+  /** Runs one iteration (a warm-up one while fewer than `warmup` ran) and returns its line. */
+  async next(): Promise<WarmIterationResult & { ok: true }> {
+    const index = this.ran++;
+    this.child.stdin!.write('\n');
+    // A watchdog per iteration (the first one opens the transport too): a worker that hangs is killed, never waited on forever.
+    const watchdog = setTimeout(() => this.child.kill('SIGKILL'), WARM_ITERATION_TIMEOUT_MS);
+    try {
+      while (this.lines.length <= index && !this.closedStatus)
+        await new Promise<void>((resolve) => this.waiting.push(resolve));
+    } finally {
+      clearTimeout(watchdog);
+    }
+    const line = this.lines[index];
+    if (!line || !line.ok)
+      throw this.fail(
+        `the warm controller ended (${this.closedStatus?.signal ?? `status ${this.closedStatus?.code}`}) after ${this.lines.length} iterations; the program may have ended its process`,
+      );
+    return line;
+  }
+
+  /** Ends the controller and verifies every iteration's exit status and output; the measured iterations' samples. */
+  async finish(): Promise<Sample[]> {
+    this.child.stdin!.end();
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 60_000);
+    await this.closed;
+    clearTimeout(timer);
+    if (this.lines.some((l) => !l.ok) || this.lines.length !== this.ran)
+      throw this.fail(
+        `the warm controller ended (${this.closedStatus?.signal ?? `status ${this.closedStatus?.code}`}) after ${this.lines.length} of ${this.ran} iterations`,
+      );
+    const { parts, rest } = splitAtMarkers(Buffer.concat(this.out), Buffer.from(this.marker, 'latin1'));
+    const stderr = Buffer.concat(this.err).toString('utf8');
+    if (parts.length !== this.lines.length || rest.length > 0)
+      throw mismatch(
+        this.cell,
+        0,
+        `the warm controller's stdout holds ${parts.length} iteration markers for ${this.lines.length} iterations and ${rest.length} bytes after the last`,
+        stderr,
+      );
+    const expected = this.cell.program.expected;
+    const samples: Sample[] = [];
+    for (const [i, line] of (this.lines as Array<WarmIterationResult & { ok: true }>).entries()) {
+      const iteration = i - this.warmup;
+      if (line.exitStatus !== expected.exitStatus)
+        throw mismatch(
+          this.cell,
+          iteration,
+          `main returned ${line.exitStatus}, expected ${expected.exitStatus}`,
+          stderr,
+        );
+      const sha = sha256Hex(parts[i]!);
+      if (sha !== expected.stdoutSha256)
+        throw mismatch(
+          this.cell,
+          iteration,
+          `stdout has sha256 ${sha}, expected ${expected.stdoutSha256} (${this.cell.program.description})`,
+          stderr,
+        );
+      if (iteration < 0) continue;
+      let latency = 0;
+      for (const p of JITMEM_RUN_PHASES) latency += line.phases[p];
+      const startup = iteration === 0 ? (this.lines[0] as WarmIterationResult & { ok: true }).startupMs : undefined;
+      samples.push({
+        latency,
+        whole: line.wallMs,
+        phases: { ...line.phases },
+        ...(startup ? { startup } : {}),
+        calls: line.calls,
+        bytesSent: line.bytesSent,
+        ...(line.cpu ? { cpu: line.cpu } : {}),
+        ...(line.minorFaults ? { minorFaults: line.minorFaults } : {}),
+      });
+    }
+    return samples;
+  }
+
+  /** Stops the controller without verifying (after another cell failed). */
+  kill(): void {
+    if (!this.closedStatus) this.child.kill('SIGKILL');
+  }
 }
 
 /** One llvm-jitlink iteration: its whole process timed, its phases read from --show-times. */
-async function llvmIteration(tools: LlvmTools, script: JitmemExecutorScript | undefined, cell: RunCell, iteration: number): Promise<Sample> {
+async function llvmIteration(
+  tools: LlvmTools,
+  script: JitmemExecutorScript | undefined,
+  cell: RunCell,
+  iteration: number,
+): Promise<Sample> {
   const mode: LlvmMode = cell.memmgr ?? 'inprocess';
-  const r = await runLlvmJitlink(tools, cell.program, { mode, executor: cell.executor === 'jitmem' ? 'jitmem' : 'llvm', ...(script ? { jitmemExecutor: script } : {}) });
+  const r = await runLlvmJitlink(tools, cell.program, {
+    mode,
+    executor: cell.executor === 'jitmem' ? 'jitmem' : 'llvm',
+    ...(script ? { jitmemExecutor: script } : {}),
+  });
   const expected = cell.program.expected;
-  if (r.exitStatus !== expected.exitStatus) throw mismatch(cell, iteration, `llvm-jitlink exited with ${r.signal ?? `status ${r.exitStatus}`}, expected ${expected.exitStatus}`, r.stderrTail);
-  if (r.stdoutSha256 !== expected.stdoutSha256) throw mismatch(cell, iteration, `stdout has sha256 ${r.stdoutSha256}, expected ${expected.stdoutSha256} (${cell.program.description})`, r.stderrTail);
+  if (r.exitStatus !== expected.exitStatus)
+    throw mismatch(
+      cell,
+      iteration,
+      `llvm-jitlink exited with ${r.signal ?? `status ${r.exitStatus}`}, expected ${expected.exitStatus}`,
+      r.stderrTail,
+    );
+  if (r.stdoutSha256 !== expected.stdoutSha256)
+    throw mismatch(
+      cell,
+      iteration,
+      `stdout has sha256 ${r.stdoutSha256}, expected ${expected.stdoutSha256} (${cell.program.description})`,
+      r.stderrTail,
+    );
   const other = Math.max(0, r.wholeMs - r.phases.read - r.phases.link - r.phases.run);
-  return { latency: r.wholeMs, whole: r.wholeMs, phases: { read: r.phases.read, link: r.phases.link, run: r.phases.run, other }, calls: 0, bytesSent: 0 };
+  return {
+    latency: r.wholeMs,
+    whole: r.wholeMs,
+    phases: { read: r.phases.read, link: r.phases.link, run: r.phases.run, other },
+    calls: 0,
+    bytesSent: 0,
+  };
 }
 
 /**
@@ -275,8 +543,13 @@ async function llvmIteration(tools: LlvmTools, script: JitmemExecutorScript | un
  * (interleaved) with the same pair of descriptors, read until its Setup message and closed.
  * Both are native programs: jitmem's (`jitmem-executor`) and LLVM's.
  */
-export async function measureStartup(samples: number, llvm: LlvmTools | undefined): Promise<{ startup: EndToEndSection['startup'] }> {
-  const kinds: Array<{ executor: 'jitmem' | 'llvm'; command: string; args: string[] }> = [{ executor: 'jitmem', command: executorBinary(), args: ['--fds', '3,4'] }];
+export async function measureStartup(
+  samples: number,
+  llvm: LlvmTools | undefined,
+): Promise<{ startup: EndToEndSection['startup'] }> {
+  const kinds: Array<{ executor: 'jitmem' | 'llvm'; command: string; args: string[] }> = [
+    { executor: 'jitmem', command: executorBinary(), args: ['--fds', '3,4'] },
+  ];
   if (llvm) kinds.push({ executor: 'llvm', command: llvm.executor, args: ['filedescs=3,4'] });
   const spawnToSetup = async (command: string, args: string[]): Promise<number> => {
     const t0 = performance.now();
@@ -285,7 +558,10 @@ export async function measureStartup(samples: number, llvm: LlvmTools | undefine
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     try {
-      const session = await ExecutorSession.over(child.stdio[4] as NodeJS.ReadableStream as never, child.stdio[3] as NodeJS.WritableStream as never);
+      const session = await ExecutorSession.over(
+        child.stdio[4] as NodeJS.ReadableStream as never,
+        child.stdio[3] as NodeJS.WritableStream as never,
+      );
       const ms = performance.now() - t0;
       await session.close();
       await closed;
@@ -293,7 +569,11 @@ export async function measureStartup(samples: number, llvm: LlvmTools | undefine
     } catch (err) {
       child.kill('SIGKILL');
       await closed;
-      throw new JitmemError('ERR_EXECUTOR_STARTUP', `${command} ${args.join(' ')} did not send Setup: ${(err as Error).message}${stderr ? `; stderr: ${stderr.trim().slice(-500)}` : ''}`, { command });
+      throw new JitmemError(
+        'ERR_EXECUTOR_STARTUP',
+        `${command} ${args.join(' ')} did not send Setup: ${(err as Error).message}${stderr ? `; stderr: ${stderr.trim().slice(-500)}` : ''}`,
+        { command },
+      );
     }
   };
   const times = kinds.map(() => [] as number[]);
@@ -325,12 +605,28 @@ function rowOf(cell: RunCell, samples: readonly Sample[]): ResultRow {
     program: cell.program.description,
     latency: toStats(samples.map((s) => s.latency)),
     phases,
-    ...(cell.controller === 'warm' ? { iteration: toStats(samples.map((s) => s.whole)) } : { wholeProcess: toStats(samples.map((s) => s.whole)) }),
+    ...(cell.controller === 'warm'
+      ? { iteration: toStats(samples.map((s) => s.whole)) }
+      : { wholeProcess: toStats(samples.map((s) => s.whole)) }),
     ...(startups.length ? { startup: toStats(startups) } : {}),
-    verified: { iterations: n, exitStatus: cell.program.expected.exitStatus, stdoutSha256: cell.program.expected.stdoutSha256 },
+    verified: {
+      iterations: n,
+      exitStatus: cell.program.expected.exitStatus,
+      stdoutSha256: cell.program.expected.stdoutSha256,
+    },
     bytes: { content: 0, zeroFill: 0, moved: Math.round(samples.reduce((a, s) => a + s.bytesSent, 0) / n) },
     roundTrips: samples.reduce((a, s) => a + s.calls, 0) / n,
     ...meanMinorFaults(samples),
+    ...(samples.every((s) => s.cpu)
+      ? {
+          cpu: {
+            controller: toStats(samples.map((s) => Math.max(0, s.cpu!.controller))),
+            executor: samples.every((s) => s.cpu!.executor !== null)
+              ? toStats(samples.map((s) => Math.max(0, s.cpu!.executor!)))
+              : null,
+          },
+        }
+      : {}),
   };
 }
 
@@ -352,7 +648,9 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
   const llvmDir = tools?.dir ?? options.llvmDir ?? process.env.JITMEM_LLVM_DIR ?? '/usr/lib/llvm-22/bin';
   if (!tools) skipped.push({ cell: '*/run/* [llvm-jitlink]', code: 'llvm-jitlink-missing', reason: lookup.reason! });
   const jitmem = jitmemLinkerAvailable();
-  const jitmemReason = jitmem ? undefined : "jitmem's JIT linker (jitlink/) is not in this build, so the run pattern has only llvm-jitlink's rows";
+  const jitmemReason = jitmem
+    ? undefined
+    : "jitmem's JIT linker (jitlink/) is not in this build, so the run pattern has only llvm-jitlink's rows";
   if (!jitmem) skipped.push({ cell: '*/run/* [jitmem]', code: 'jitmem-run-unavailable', reason: jitmemReason! });
 
   const cells: RunCell[] = [];
@@ -360,12 +658,19 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
     for (const program of runPrograms(workload, options.workloadOptions)) {
       if (!options.withScript && program.name === 'python-script') continue;
       const refusal = tools ? await probeLlvmJitlink(tools, program) : undefined;
-      if (refusal !== undefined) skipped.push({ cell: `${program.name}/run/* [llvm-jitlink]`, code: 'llvm-jitlink-refuses', reason: `llvm-jitlink ${LLVM_MAJOR} refuses it: ${refusal}` });
+      if (refusal !== undefined)
+        skipped.push({
+          cell: `${program.name}/run/* [llvm-jitlink]`,
+          code: 'llvm-jitlink-refuses',
+          reason: `llvm-jitlink ${LLVM_MAJOR} refuses it: ${refusal}`,
+        });
       cells.push(...planRunCells(program, options.mappers, jitmem, tools !== undefined && refusal === undefined));
     }
   }
   const section: EndToEndSection = {
-    llvm: tools ? { available: true, version: tools.version, dir: tools.dir } : { available: false, dir: llvmDir, reason: lookup.reason! },
+    llvm: tools
+      ? { available: true, version: tools.version, dir: tools.dir }
+      : { available: false, dir: llvmDir, reason: lookup.reason! },
     jitmem: jitmem ? { available: true } : { available: false, reason: jitmemReason! },
     startup: [],
     headlines: [],
@@ -374,10 +679,15 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
     const s = await measureStartup(options.startupSamples, tools);
     section.startup = s.startup;
   }
-  if (cells.length === 0) return { rows: [], section, skipped };
+  if (cells.length === 0) return { rows: [], section, skipped, sampling: [] };
 
-  const script = tools && cells.some((c) => c.linker === 'llvm-jitlink' && c.executor === 'jitmem') ? new JitmemExecutorScript() : undefined;
+  const script =
+    tools && cells.some((c) => c.linker === 'llvm-jitlink' && c.executor === 'jitmem')
+      ? new JitmemExecutorScript()
+      : undefined;
   const samples = new Map<RunCell, Sample[]>(cells.map((c) => [c, []]));
+  const roundEnds = new Map<RunCell, number[]>();
+  const sampling: SamplingGroup[] = [];
   const rounds = Math.max(1, Math.min(options.rounds, options.iterations));
   const perRound = Math.ceil(options.iterations / rounds);
   try {
@@ -393,23 +703,137 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
       if (cell.linker === 'jitmem') await jitmemIteration(cell, -1);
       else await llvmIteration(tools!, script, cell, -1);
     }
+    // Processes per run and llvm-jitlink: a fixed number of iterations in interleaved rounds.
+    const perRun = cells.filter((c) => c.controller !== 'warm');
+    // With a precision target these keep to the time budget too: past 30% of what is left for
+    // the run pattern, they stop after three rounds (the fewest a paired interval takes), and the
+    // warm controllers, whose speedups are the end-to-end headline, get the rest.
+    const perRunDeadline =
+      options.precision !== undefined && options.deadline !== undefined
+        ? performance.now() + (options.deadline - performance.now()) * PER_RUN_SHARE
+        : Infinity;
     for (let round = 0; round < rounds; round++) {
-      for (const cell of cells) {
+      if (round >= 3 && performance.now() > perRunDeadline) break;
+      for (const k of roundOrder(perRun.length, round)) {
+        const cell = perRun[k]!;
         const list = samples.get(cell)!;
-        // A warm controller runs its whole cell at once, in the first round: warm-up, then every measured iteration.
-        if (cell.controller === 'warm') {
-          if (round === 0) list.push(...(await jitmemWarmCell(cell, options.warmup ?? 5, options.iterations, (done) => options.onProgress?.(runCellName(cell), done, options.iterations))));
-          continue;
-        }
         for (let i = 0; i < perRound && list.length < options.iterations; i++) {
-          list.push(cell.linker === 'jitmem' ? await jitmemIteration(cell, list.length) : await llvmIteration(tools!, script, cell, list.length));
+          list.push(
+            cell.linker === 'jitmem'
+              ? await jitmemIteration(cell, list.length)
+              : await llvmIteration(tools!, script, cell, list.length),
+          );
           options.onProgress?.(runCellName(cell), list.length, options.iterations);
         }
+        const ends = roundEnds.get(cell) ?? [];
+        ends.push(list.length);
+        roundEnds.set(cell, ends);
+      }
+    }
+    // Warm controllers: those of one program run side by side, an iteration of each in turn
+    // (forward and backward by turns), in rounds; with a precision target, rounds are added
+    // until the shared-over-RPC speedup is known to it or the program's share of the time left
+    // is spent.
+    const warmPrograms = [...new Set(cells.filter((c) => c.controller === 'warm').map((c) => c.program.name))];
+    for (const [pi, programName] of warmPrograms.entries()) {
+      const group = cells.filter((c) => c.controller === 'warm' && c.program.name === programName);
+      const groupStart = performance.now();
+      const budget =
+        options.precision !== undefined
+          ? Math.max(0, ((options.deadline ?? Infinity) - groupStart) / (warmPrograms.length - pi))
+          : Infinity;
+      const warmup = options.warmup ?? 5;
+      const controllers: SteppedWarmCell[] = [];
+      try {
+        // Started one after another (each its first warm-up iteration), so that no executor start overlaps another's.
+        for (const cell of group) {
+          const c = new SteppedWarmCell(cell, warmup, MAX_WARM_ITERATIONS);
+          controllers.push(c);
+          await c.next();
+        }
+        for (let i = 1; i < warmup; i++)
+          for (const k of roundOrder(controllers.length, i)) await controllers[k]!.next();
+        const measured = new Map<SteppedWarmCell, number[]>(controllers.map((c) => [c, []]));
+        const passes = options.precision !== undefined ? WARM_PASSES_PER_ROUND : perRound;
+        let round = 0;
+        let converged = options.precision === undefined;
+        let widest: { label: string; percent: number } | undefined;
+        for (;;) {
+          for (let pass = 0; pass < passes; pass++) {
+            for (const k of roundOrder(controllers.length, round + pass)) {
+              const c = controllers[k]!;
+              const line = await c.next();
+              let latency = 0;
+              for (const p of JITMEM_RUN_PHASES) latency += line.phases[p];
+              measured.get(c)!.push(latency);
+              // With a precision target the count of iterations is open: the total shown stays one
+              // ahead until the controller is done (a log gets one line per cell, at its end).
+              const done = measured.get(c)!.length;
+              options.onProgress?.(
+                runCellName(c.cell),
+                done,
+                options.precision === undefined ? options.iterations : done + 1,
+              );
+            }
+          }
+          round++;
+          for (const c of controllers) {
+            const ends = roundEnds.get(c.cell) ?? [];
+            ends.push(measured.get(c)!.length);
+            roundEnds.set(c.cell, ends);
+          }
+          if (options.precision === undefined) {
+            if (measured.get(controllers[0]!)!.length >= options.iterations) break;
+            continue;
+          }
+          // The least rounds, unless the budget is spent: then three, the fewest a paired interval takes.
+          if (
+            round < Math.min(options.rounds, MIN_WARM_ROUNDS) &&
+            !(round >= 3 && performance.now() - groupStart >= budget)
+          )
+            continue;
+          widest = warmHeadlineWidth(
+            group,
+            controllers.map((c) => measured.get(c)!),
+            roundEnds,
+          );
+          converged = widest === undefined || widest.percent <= options.precision;
+          if (
+            converged ||
+            performance.now() - groupStart >= budget ||
+            measured.get(controllers[0]!)!.length + passes > MAX_WARM_ITERATIONS - warmup
+          )
+            break;
+        }
+        for (const c of controllers) {
+          samples.set(c.cell, await c.finish());
+          if (options.precision !== undefined)
+            options.onProgress?.(runCellName(c.cell), measured.get(c)!.length, measured.get(c)!.length);
+        }
+        const elapsedMs = performance.now() - groupStart;
+        if (options.precision !== undefined) {
+          const needed = widest && !converged ? roundsNeeded(round, widest.percent, options.precision) : undefined;
+          sampling.push({
+            workload: programName,
+            pattern: 'run',
+            policy: 'warm controller',
+            rounds: round,
+            elapsedMs: Math.round(elapsedMs),
+            converged,
+            ...(widest ? { widest: { label: widest.label, percent: Math.round(widest.percent * 100) / 100 } } : {}),
+            ...(needed !== undefined && Number.isFinite(needed)
+              ? { roundsNeeded: needed, secondsNeeded: Math.round(((elapsedMs / round) * needed) / 1000) }
+              : {}),
+          });
+        }
+      } catch (err) {
+        for (const c of controllers) c.kill();
+        throw err;
       }
     }
   } finally {
     script?.dispose();
   }
-  const rows = cells.map((c) => rowOf(c, samples.get(c)!));
-  return { rows, section, skipped };
+  const rows = cells.map((c) => withRounds(rowOf(c, samples.get(c)!), roundEnds.get(c) ?? []));
+  return { rows, section, skipped, sampling };
 }

@@ -9,7 +9,16 @@ import type { RunProgram } from '../../workloads/run-programs.js';
 
 /** The phases of one jitmem iteration, in the order they happen. */
 export type JitmemRunPhase = 'read' | 'link' | 'reserve' | 'write' | 'initialize' | 'run' | 'deinitialize' | 'release';
-export const JITMEM_RUN_PHASES: readonly JitmemRunPhase[] = ['read', 'link', 'reserve', 'write', 'initialize', 'run', 'deinitialize', 'release'];
+export const JITMEM_RUN_PHASES: readonly JitmemRunPhase[] = [
+  'read',
+  'link',
+  'reserve',
+  'write',
+  'initialize',
+  'run',
+  'deinitialize',
+  'release',
+];
 
 export interface RunClock {
   /** Adds the time `fn` takes to `phase`. */
@@ -25,6 +34,8 @@ export interface RunTarget {
   counters(): { calls: number; bytesSent: number };
   /** Minor page faults so far, of this process and of the executor (when it counts them). */
   minorFaults?(): Promise<MinorFaults>;
+  /** The executor's process id, out of process (its CPU time is read from outside). */
+  readonly executorPid?: number;
   close(): Promise<void>;
 }
 

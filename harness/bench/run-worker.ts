@@ -4,7 +4,14 @@ import { pathToFileURL } from 'node:url';
 import { JitmemError } from '../../core/errors.js';
 import type { MapperName } from '../report/report.js';
 import type { RunProgram } from '../../workloads/run-programs.js';
-import { JITMEM_RUN_PHASES, type JitmemRunPhase, type MinorFaults, type OpenRunTarget, type RunClock } from './run-target.js';
+import {
+  JITMEM_RUN_PHASES,
+  type JitmemRunPhase,
+  type MinorFaults,
+  type OpenRunTarget,
+  type RunClock,
+} from './run-target.js';
+import { CpuClock, cpuBetween } from './cpu-clock.js';
 
 /**
  * One iteration of a jitmem `run` cell, in a process of its own, as llvm-jitlink's iterations
@@ -27,7 +34,17 @@ export interface RunWorkerRequest {
    * runner flushes the program's stdio before it returns, so the bytes before the marker are
    * exactly that iteration's output.
    */
-  readonly warm?: { readonly warmup: number; readonly iterations: number; readonly marker: string };
+  readonly warm?: {
+    readonly warmup: number;
+    readonly iterations: number;
+    readonly marker: string;
+    /**
+     * Run each iteration (warm-up included) only when a byte arrives on fd 0, and stop when fd 0
+     * ends (then `iterations` is a bound): the bench interleaves the warm controllers of one
+     * program iteration by iteration, so that the machine's drift falls on all alike.
+     */
+    readonly stepped?: boolean;
+  };
 }
 
 /** One iteration of a warm controller, as a line on fd 3. */
@@ -41,6 +58,8 @@ export type WarmIterationResult =
       readonly exitStatus: number;
       readonly calls: number;
       readonly bytesSent: number;
+      /** CPU milliseconds of the iteration: this process's, and the executor's (null in-process). */
+      readonly cpu?: { readonly controller: number; readonly executor: number | null };
       /** The executor's spawn to Setup, on the first iteration only (0 in-process). */
       readonly startupMs?: number;
       /** Minor page faults during the iteration, the controller's and the executor's. */
@@ -57,6 +76,8 @@ export type RunWorkerResult =
       readonly exitStatus: number;
       readonly calls: number;
       readonly bytesSent: number;
+      /** CPU milliseconds of the run: this process's, and the executor's (null in-process). */
+      readonly cpu?: { readonly controller: number; readonly executor: number | null };
     }
   | { readonly ok: false; readonly code: string; readonly message: string };
 
@@ -86,9 +107,20 @@ export async function runWorkerIteration(request: RunWorkerRequest, open: OpenRu
   try {
     const before = target.counters();
     const clock = new Clock();
+    const cpu = new CpuClock(target.executorPid);
+    const cpuBefore = cpu.read();
     const exitStatus = await target.runToExit(request.program, clock);
+    const used = cpuBetween(cpu.read(), cpuBefore);
     const after = target.counters();
-    return { ok: true, phases: clock.totals, startupMs, exitStatus, calls: after.calls - before.calls, bytesSent: after.bytesSent - before.bytesSent };
+    return {
+      ok: true,
+      phases: clock.totals,
+      startupMs,
+      exitStatus,
+      calls: after.calls - before.calls,
+      bytesSent: after.bytesSent - before.bytesSent,
+      cpu: used,
+    };
   } finally {
     await target.close();
   }
@@ -108,12 +140,38 @@ function writeAll(fd: number, data: Buffer): void {
 
 function errorFields(err: unknown): { code: string; message: string } {
   const e = err as { code?: string; message?: string };
-  return { code: err instanceof JitmemError || typeof e?.code === 'string' ? e.code! : 'ERR_RUN_WORKER', message: e?.message ?? String(err) };
+  return {
+    code: err instanceof JitmemError || typeof e?.code === 'string' ? e.code! : 'ERR_RUN_WORKER',
+    message: e?.message ?? String(err),
+  };
 }
 
 function faultDelta(after: MinorFaults, before: MinorFaults): MinorFaults {
-  const executor = after.executor !== undefined && before.executor !== undefined ? after.executor - before.executor : undefined;
+  const executor =
+    after.executor !== undefined && before.executor !== undefined ? after.executor - before.executor : undefined;
   return { controller: after.controller - before.controller, ...(executor !== undefined ? { executor } : {}) };
+}
+
+/** A function that resolves true for each byte that arrives on fd 0 and false once fd 0 has ended. */
+function stdinSteps(): () => Promise<boolean> {
+  let credits = 0;
+  let ended = false;
+  let wake: (() => void) | undefined;
+  process.stdin.on('data', (b: Buffer) => {
+    credits += b.length;
+    wake?.();
+  });
+  process.stdin.on('end', () => {
+    ended = true;
+    wake?.();
+  });
+  return async () => {
+    while (credits === 0 && !ended) await new Promise<void>((resolve) => (wake = resolve));
+    wake = undefined;
+    if (credits === 0) return false;
+    credits--;
+    return true;
+  };
 }
 
 /** The warm controller: one transport, warm-up and measured iterations back to back, each reported as it ends. */
@@ -125,20 +183,36 @@ export async function runWarmController(request: RunWorkerRequest, open: OpenRun
   const target = await open(request.mapper, request.executor);
   const startupMs = request.mapper === 'inprocess' ? 0 : performance.now() - t0;
   try {
+    const steps = warm.stepped ? stdinSteps() : undefined;
+    const cpu = new CpuClock(target.executorPid);
     for (let index = 0; index < total; index++) {
+      if (steps && !(await steps())) break;
       let line: WarmIterationResult;
       try {
         // Read outside the iteration's window: the executor's counters cost a call of their own.
         const faultsBefore = await target.minorFaults?.();
         const before = target.counters();
         const clock = new Clock();
+        const cpuBefore = cpu.read();
         const start = performance.now();
         const exitStatus = await target.runToExit(request.program, clock);
         const wallMs = performance.now() - start;
+        const used = cpuBetween(cpu.read(), cpuBefore);
         const after = target.counters();
         const faultsAfter = await target.minorFaults?.();
         const minorFaults = faultsBefore && faultsAfter ? faultDelta(faultsAfter, faultsBefore) : undefined;
-        line = { ok: true, index, phases: clock.totals, wallMs, exitStatus, calls: after.calls - before.calls, bytesSent: after.bytesSent - before.bytesSent, ...(index === 0 ? { startupMs } : {}), ...(minorFaults ? { minorFaults } : {}) };
+        line = {
+          ok: true,
+          index,
+          phases: clock.totals,
+          wallMs,
+          exitStatus,
+          calls: after.calls - before.calls,
+          bytesSent: after.bytesSent - before.bytesSent,
+          cpu: used,
+          ...(index === 0 ? { startupMs } : {}),
+          ...(minorFaults ? { minorFaults } : {}),
+        };
       } catch (err) {
         line = { ok: false, index, ...errorFields(err) };
       }

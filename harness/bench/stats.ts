@@ -1,4 +1,4 @@
-import type { Stats } from '../report/report.js';
+import type { OperationLatency, Stats } from '../report/report.js';
 import { mean, quantileSorted, studentTQuantile } from '../statistics.js';
 
 /** Milliseconds to the nanosecond: finer digits are below what the clock resolves. */
@@ -19,4 +19,11 @@ export function toStats(raw: readonly number[]): Stats {
   const rme = m > 0 ? ((t * sd) / Math.sqrt(n) / m) * 100 : 0;
   const q = (p: number) => roundToNs(quantileSorted(s, p));
   return { mean: roundToNs(m), p50: q(0.5), p75: q(0.75), p99: q(0.99), min: s[0]!, max: s[n - 1]!, rme, samplesCount: n, samples };
+}
+
+/** The per-operation latency of a phase: its operations' durations over `iterations` measured iterations. */
+export function operationLatencyOf(durations: readonly number[], iterations: number): OperationLatency {
+  const s = Float64Array.from(durations).sort();
+  const q = (p: number) => roundToNs(quantileSorted(s, p));
+  return { perIteration: s.length / iterations, mean: roundToNs(mean(durations)), p50: q(0.5), p99: q(0.99), max: roundToNs(s[s.length - 1]!), count: s.length };
 }

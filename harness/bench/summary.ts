@@ -2,6 +2,7 @@ import { median } from '../statistics.js';
 import type { Report, ResultRow } from '../report/report.js';
 import { formatTable } from '../report/format-table.js';
 import { endToEndSummary } from './end-to-end.js';
+import { samplingLines } from './sampling.js';
 
 /**
  * What a person reads at the end of a bench run: one table of cells, the headline speedups
@@ -31,7 +32,13 @@ const bothSides = (c: NonNullable<ResultRow['counters']>, f: (p: NonNullable<Res
  * round trips, KiB on the wire (both directions), KiB copied, mprotect calls and minor page
  * faults, as controller/executor.
  */
-const TIME_HEADER = ['workload', 'pattern', 'mapper', 'policy', 'p50 ms', 'p99 ms', 'rme', 'n', 'init ms'];
+const TIME_HEADER = ['workload', 'pattern', 'mapper', 'policy', 'p50 ms', 'p99 ms', 'rme', 'n', 'init ms', 'cpu ms c/e'];
+
+/** Mean CPU ms per iteration, controller/executor (the controller's alone in-process; '-' for reports without it). */
+function cpuCell(r: ResultRow): string {
+  if (!r.cpu) return '-';
+  return r.cpu.executor ? `${ms(r.cpu.controller.mean)}/${ms(r.cpu.executor.mean)}` : ms(r.cpu.controller.mean);
+}
 
 function timeCells(r: ResultRow): string[] {
   return [
@@ -43,7 +50,8 @@ function timeCells(r: ResultRow): string[] {
     ms(r.latency.p99),
     `±${r.latency.rme.toFixed(1)}%`,
     String(r.latency.samplesCount),
-    ms(r.phases.initialize?.p50 ?? 0),
+    ms(r.phases.initialize?.mean ?? 0),
+    cpuCell(r),
   ];
 }
 
@@ -75,6 +83,8 @@ export function resultsTable(rows: readonly ResultRow[]): string {
 /** One line each for the table's less obvious columns and marks. */
 export const TABLE_LEGEND = [
   'rme: relative margin of error of the mean latency, 95% confidence (Student t), in percent of the mean.',
+  "init ms: the initialize phase's mean share of an iteration (overlapping operations split each instant among the phases under way; the phases sum to the iteration). Per-operation latency is in the report (operationLatency), not here.",
+  'cpu ms c/e: mean CPU time per iteration of the controller/executor (process CPU clock; the executor\'s threads\' run time from the kernel), integrity checks left out; beside the wall time, it moves much less with the machine\'s load.',
   'calls: controller-to-executor calls per iteration, integrity checks left out (0 in-process).',
   'with counters, per iteration: wire KiB both ways; copied KiB, mprotect calls and minor page faults as controller/executor.',
   '(cold): the cell ran with a fresh slab every iteration (RPC copy over LLVM\'s executor always does: it cannot initialize a freed range again).',
@@ -100,7 +110,8 @@ export function headlineItems(report: Report): Headline[] {
       : r.speedup >= 1
         ? `shared memory is ${r.speedup.toFixed(2)}x faster than RPC copy`
         : `shared memory is ${(1 / r.speedup).toFixed(2)}x slower than RPC copy`;
-    out.push({ text: `${r.workload}/${r.pattern} (${r.policy})${exec}: ${verdict} (speedup ${r.speedup.toFixed(2)}, 95% CI ${lo}–${hi}).`, significant });
+    const n = r.rounds ? `, ${r.rounds.length} rounds` : '';
+    out.push({ text: `${r.workload}/${r.pattern} (${r.policy})${exec}: ${verdict} (speedup ${r.speedup.toFixed(2)}, 95% CI ${lo}–${hi}${n}).`, significant });
   }
   return out;
 }
@@ -118,11 +129,16 @@ export interface BudgetLine {
 export function budgetItems(report: Report): BudgetLine[] {
   const budgets = report.budgets ?? [];
   return budgets.map((b) => {
+    // Reports from before verdicts: ok decides.
+    const verdict = b.verdict ?? (b.ok ? 'ok' : 'over');
+    const digits = b.unit === 'ms' ? 2 : 2;
+    const ci = b.ci95 ? ` (95% CI ${b.ci95[0].toFixed(digits)}–${b.ci95[1].toFixed(digits)}${b.rounds ? `, ${b.rounds} rounds` : ''})` : '';
+    const undecided = verdict === 'undecided' && b.ci95 ? `: undecided (CI ${b.ci95[0].toFixed(digits)}–${b.ci95[1].toFixed(digits)} ${b.unit === 'x' ? 'x ' : 'ms '}straddles the budget)` : '';
     if (b.unit !== 'ms') {
       // Ratios (x): the value beside its bound.
       const bound = b.direction === 'at-least' ? '>=' : '<=';
-      const over = !b.ok;
-      return { text: `${over ? 'OVER BUDGET: ' : ''}${b.label}: ${b.value.toFixed(2)}${b.unit}, budget ${bound} ${b.budget}${b.unit}${over ? '' : ': ok'}`, over };
+      const over = verdict === 'over';
+      return { text: `${over ? 'OVER BUDGET: ' : ''}${b.label}: ${b.value.toFixed(2)}${b.unit}${ci}, budget ${bound} ${b.budget}${b.unit}${over ? '' : undecided || ': ok'}`, over };
     }
     const llvm = b.label.includes("LLVM's executor");
     let ref = '';
@@ -133,10 +149,10 @@ export function budgetItems(report: Report): BudgetLine[] {
         ? ` (LLVM's executor on the same load, this run: ${theirs.value >= 0 ? '+' : ''}${theirs.value.toFixed(2)} ms)`
         : " (LLVM's executor not measured in this run: add --executor llvm with LLVM 22 installed)";
     }
-    const over = !llvm && !b.ok;
+    const over = !llvm && verdict === 'over';
     const signed = b.label.includes('extra time') || b.label.includes('extra over');
-    const value = `${signed && b.value >= 0 ? '+' : ''}${b.value.toFixed(2)} ${b.unit}, budget <= ${b.budget.toFixed(2).replace(/\.00$/, '')} ${b.unit}`;
-    return { text: `${over ? 'OVER BUDGET: ' : ''}${b.label}: ${value}${llvm ? ' (measured for comparison)' : over ? '' : ': ok'}${ref}`, over };
+    const value = `${signed && b.value >= 0 ? '+' : ''}${b.value.toFixed(2)} ${b.unit}${ci}, budget <= ${b.budget.toFixed(2).replace(/\.00$/, '')} ${b.unit}`;
+    return { text: `${over ? 'OVER BUDGET: ' : ''}${b.label}: ${value}${llvm ? ' (measured for comparison)' : over ? '' : undecided || ': ok'}${ref}`, over };
   });
 }
 
@@ -203,6 +219,8 @@ export function renderSummary(report: Report, reportPath: string, extra: Summary
   if (matrix.length) out.push(resultsTable(matrix) + TABLE_LEGEND.join('\n') + '\n');
   const h = headlines(report);
   if (h.length) out.push(h.join('\n') + '\n');
+  const sampling = samplingLines(report.sampling?.groups ?? [], report.sampling?.precision);
+  if (sampling.length) out.push(sampling.join('\n') + '\n');
   const e = endToEndSummary(report);
   if (e) out.push(e);
   const b = budgetItems(report);

@@ -113,7 +113,7 @@ function speedupChart(report: Report): ChartSpec | SkippedChart {
       low,
       high,
       label: times(r.speedup),
-      tip: `${group}, ${mapper}${r.executor === 'llvm' ? ' over RPC copy (LLVM executor)' : ''}: ${times(r.speedup)} the speed of RPC copy (95% CI ${times(low)}–${times(high)})`,
+      tip: `${group}, ${mapper}${r.executor === 'llvm' ? ' over RPC copy (LLVM executor)' : ''}: ${times(r.speedup)} the speed of RPC copy (95% CI ${times(low)}–${times(high)}${r.rounds ? `, ${r.rounds.length} rounds` : ""})`,
     };
   });
   const xTitle = 'speedup over RPC copy (×, log scale; right of the dashed rule is faster)';
@@ -159,7 +159,7 @@ function speedupChart(report: Report): ChartSpec | SkippedChart {
     name: 'speedup',
     title: 'Speedup over RPC copy',
     caption:
-      "Each mapper's median latency against RPC copy's over the same executor, per workload and pattern: speedup = median(RPC copy) / median(mapper). Dots are the speedup, whiskers its 95% bootstrap interval, the dashed rule 1× (as fast as RPC copy); one log axis for all rows.",
+      "Each mapper against RPC copy over the same executor, per workload and pattern, measured in interleaved rounds: per round, median(RPC copy) / median(mapper); the dot is the geometric mean of those per-round speedups, the whiskers its 95% Student-t interval over rounds (log scale), as in the bench summary, compare and history; the dashed rule is 1× (as fast as RPC copy); one log axis for all rows. Reports without rounds: median(RPC copy) / median(mapper) with a bootstrap interval.",
     axisTitles: [xTitle],
     marks: ['symbol', 'rule', 'text'],
     spec: {
@@ -179,24 +179,27 @@ function phasesChart(report: Report): ChartSpec | SkippedChart {
   const rows = report.results.filter((r) => r.pattern !== 'sweep' && r.pattern !== 'run' && PHASES.some((p) => r.phases[p]));
   if (rows.length === 0) return { name: 'phases', reason: 'no result row has phase timings' };
   const values = rows.flatMap((r) => {
-    const total = PHASES.reduce((s, p) => s + (r.phases[p]?.p50 ?? 0), 0);
+    // Phase shares split overlapping operations' time, so their means sum to the iteration's mean.
+    const total = r.latency.mean;
     const row = `${rowLabel(r)} · ${msText(total)} ms`;
-    return PHASES.flatMap((phase, order) =>
-      r.phases[phase]
-        ? [{ row, phase, order, ms: r.phases[phase]!.p50, tip: `${rowLabel(r)}: ${phase} ${msText(r.phases[phase]!.p50)} ms of ${msText(total)} ms (medians)` }]
-        : [],
-    );
+    return PHASES.flatMap((phase, order) => {
+      const share = r.phases[phase];
+      if (!share) return [];
+      const op = r.operationLatency?.[phase];
+      const perOperation = op ? `; per-operation latency (not a share): p50 ${msText(op.p50)} ms, ${op.perIteration.toFixed(op.perIteration >= 10 ? 0 : 1)} operations per iteration` : '';
+      return [{ row, phase, order, ms: share.mean, tip: `${rowLabel(r)}: ${phase} ${msText(share.mean)} ms of the iteration's ${msText(total)} ms (means)${perOperation}` }];
+    });
   });
-  const xTitle = 'share of the iteration (median time per phase)';
+  const xTitle = "share of the iteration's time (mean per phase)";
   return {
     name: 'phases',
     title: 'Phase breakdown',
     caption:
-      "Where an iteration's time goes: the median time of each phase (reserve, prepare, write, initialize, deinitialize, release) as a share of their sum, per row; the row label ends with that sum. Shares keep fast and slow rows equally readable; hover a segment for its milliseconds.",
+      "Where an iteration's time goes: each phase's (reserve, prepare, write, initialize, deinitialize, release) mean share of the iteration, per row; the row label ends with the iteration's mean time, which the shares sum to. Operations overlap (finalizes and frees are pipelined), so every instant is split equally among the phases with an operation under way then. The per-operation latency of a phase (how long one operation takes, start to end) is a different figure: it is in the tooltip, never drawn as a share.",
     axisTitles: [xTitle, 'phase'],
     marks: ['rect'],
     spec: {
-      ...base('Where an iteration spends its time (median per phase)'),
+      ...base('Where an iteration spends its time (mean share per phase)'),
       data: { values },
       width: 440,
       height: { step: 16 },

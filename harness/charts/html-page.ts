@@ -2,6 +2,7 @@ import type { Report } from '../report/report.js';
 import type { Comparison, RatioComparison, TimeComparison } from '../compare/comparison.js';
 import { pValue } from '../compare/format.js';
 import { budgetItems, headlineItems, PLAIN_RESULTS_HEADER, plainResultCells, TABLE_LEGEND } from '../bench/summary.js';
+import { samplingLines } from '../bench/sampling.js';
 import type { ChartSpec, SkippedChart } from './chart-types.js';
 
 /**
@@ -57,13 +58,15 @@ function table(
 function summarySection(report: Report): string {
   const headlines = headlineItems(report);
   const budgets = budgetItems(report);
+  const sampling = samplingLines(report.sampling?.groups ?? [], report.sampling?.precision);
   const rows = report.results.map(plainResultCells);
   return `<section id="summary">
 <h2>Summary of the last report</h2>
 ${budgets.length ? `<h3>Budgets</h3>\n<ul class="budgets">${budgets.map((b) => `<li${b.over ? ' class="over"' : ''}>${escapeHtml(b.text)}</li>`).join('')}</ul>` : ''}
 ${headlines.length ? `<h3>Shared memory against RPC copy</h3>\n<ul class="headlines">${headlines.map((h) => `<li${h.significant ? ' class="significant"' : ''}>${escapeHtml(h.text)}</li>`).join('')}</ul>` : ''}
+${sampling.length ? `<h3>Precision</h3>\n<ul class="sampling">${sampling.map((l) => `<li${l.includes('NOT CONVERGED') ? ' class="over"' : ''}>${escapeHtml(l.trim())}</li>`).join('')}</ul>` : ''}
 <h3>Cells</h3>
-<div class="wide">${table(PLAIN_RESULTS_HEADER, rows, new Set([4, 5, 6, 7, 8, 9, 10]))}</div>
+<div class="wide">${table(PLAIN_RESULTS_HEADER, rows, new Set([4, 5, 6, 7, 8, 9, 10, 11]))}</div>
 <ul class="legend">${TABLE_LEGEND.map((l) => `<li>${escapeHtml(l)}</li>`).join('')}</ul>
 </section>`;
 }
@@ -80,21 +83,23 @@ function compareSection(c: Comparison): string {
     ...(r.kind === 'ratio' ? [r.base.speedup.toFixed(2), r.head.speedup.toFixed(2)] : [ms(r.base.median), ms(r.head.median)]),
     pct(r.change),
     pValue(r.p),
-    verdict(r.verdict),
+    r.undecided || r.refused ? 'not judged' : verdict(r.verdict),
   ];
   const ratioRows = c.ratios.map(cells);
   const timeRows = c.times.map(cells);
   const counted = [...c.ratios, ...c.times].filter((r) => r.verdict !== 'same');
+  // As compare says it: no "no regression" unless every row was judged.
+  const inconclusive = c.undecided > 0 ? `INCONCLUSIVE: ${c.undecided} row${c.undecided === 1 ? '' : 's'} too noisy to judge` : '';
   const summary =
     c.regressions > 0
-      ? `${c.regressions} significant regression${c.regressions === 1 ? '' : 's'} beyond the threshold`
-      : `no significant regression beyond the threshold${c.improvements ? ` (${c.improvements} significant improvement${c.improvements === 1 ? '' : 's'})` : ''}`;
+      ? `${c.regressions} significant regression${c.regressions === 1 ? '' : 's'} beyond the threshold${inconclusive ? `; ${inconclusive}` : ''}`
+      : inconclusive || `no significant regression beyond the threshold, every row judged${c.improvements ? ` (${c.improvements} significant improvement${c.improvements === 1 ? '' : 's'})` : ''}`;
   const cls = (rows: ReadonlyArray<readonly string[]>) => (i: number) =>
     rows[i]![5] === 'REGRESSION' ? 'over' : rows[i]![5] === 'improvement' ? 'better' : '';
   const countedRows = counted.map(cells);
   return `<section id="compare">
 <h2>Compared: first report against last</h2>
-<p class="${c.regressions > 0 ? 'over' : ''}">${escapeHtml(`jitmem compare (alpha ${c.alpha}, threshold ${(c.threshold * 100).toFixed(0)}%): ${summary}.`)}</p>
+<p class="${c.regressions > 0 || c.undecided > 0 ? 'over' : ''}">${escapeHtml(`jitmem compare (alpha ${c.alpha}, threshold ${(c.threshold * 100).toFixed(0)}%): ${summary}.`)}</p>
 ${c.warnings.map((w) => `<p class="warning">${escapeHtml(`warning: ${w}`)}</p>`).join('\n')}
 ${countedRows.length ? `<div class="wide">${table(['row', 'first', 'last', 'change', 'p', 'verdict'], countedRows, new Set([1, 2, 3, 4]), cls(countedRows))}</div>` : ''}
 <details><summary>every compared row (${ratioRows.length} speedups, ${timeRows.length} latencies)</summary>

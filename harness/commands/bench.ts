@@ -36,6 +36,24 @@ const workloadList: ValueParser<string[]> = (value, flag) => {
   return items;
 };
 
+/** --precision: a percentage above 0 and below 100, or off. */
+const precisionValue: ValueParser<number | 'off'> = (value, flag) => {
+  if (value === 'off') return 'off';
+  const n = /^\s*\d*\.?\d+\s*$/.test(value) ? Number(value) : Number.NaN;
+  if (!(n > 0 && n < 100)) throw invalidValue(flag, 'a percentage above 0 and below 100 (such as 3), or off', value);
+  return n;
+};
+
+const positiveSeconds: ValueParser<number> = (value, flag) => {
+  const n = /^\s*\d*\.?\d+\s*$/.test(value) ? Number(value) : Number.NaN;
+  if (!(n > 0)) throw invalidValue(flag, 'a positive number of seconds', value);
+  return n;
+};
+
+/** The precision each preset asks of every speedup (95% CI half-width, percent) and its time budget (s). */
+const PRESET_PRECISION: Record<Preset, number> = { default: 3, quick: 5, full: 2 };
+const PRESET_MAX_TIME_S: Record<Preset, number> = { default: 125, quick: 45, full: 900 };
+
 const FLAGS = {
   quick: booleanFlag('cray and python, pattern load, all three mappers, first-fit, few iterations', {
     section: 'presets (default: the curated matrix, a few minutes):',
@@ -121,13 +139,36 @@ policies' fragmentation shows in reservations)`,
   rounds: valueFlag(
     {
       value: 'N',
-      help: `interleave the cells of each workload/pattern/policy in N rounds, so
-drift in the machine's speed falls on every mapper alike; speedups
-are taken per round (paired) and compare judges them over rounds
-(default ${DEFAULT_ROUNDS})`,
+      help: `interleave the cells of each workload/pattern/policy in at least N
+rounds, so drift in the machine's speed falls on every mapper alike:
+within a round the cells take turns iteration by iteration (A B C D,
+D C B A, ...), and rounds alternate their order; speedups are taken
+per round (paired) and compare judges them over rounds (default ${DEFAULT_ROUNDS})`,
     },
     positiveInteger,
-    DEFAULT_ROUNDS,
+  ),
+  precision: valueFlag(
+    {
+      value: 'PCT|off',
+      help: `keep adding rounds to each workload/pattern/policy until every
+headline speedup (shared memory over RPC copy; every speedup in a
+group without one) has a 95% CI half-width of at most PCT% of the
+speedup (default 3; --quick 5; off when --time, --iterations or
+--rounds is given without it); the summary names each group that did
+not get there, the width it reached and how long it would need, and
+the other speedups still wider than PCT%`,
+    },
+    precisionValue,
+  ),
+  'max-time': valueFlag(
+    {
+      value: 'S',
+      help: `the precision mode's budget in seconds for the sampling (default 125;
+--quick 45; --full 900; loading, charts and the summary come on top,
+so that npm run bench stays within 3 minutes): each group gets its
+share of what is left`,
+    },
+    positiveSeconds,
   ),
   pin: valueFlag(
     {
@@ -236,7 +277,12 @@ export const benchCommand = flagCommand(SPEC, async ({ values }, io, argv) => {
   if (values.probe && values['no-probe'])
     throw conflictingOptions('--probe and --no-probe exclude each other', ['--probe', '--no-probe']);
   const { preset, custom, selection, executors } = selectionOf(values);
-  const { objects, pin, rounds, seed } = values;
+  const { objects, pin, seed } = values;
+  const rounds = values.rounds ?? DEFAULT_ROUNDS;
+  // Fixed sampling asked for (--time, --iterations, --rounds): no precision target unless --precision says so.
+  const fixedSampling = values.time !== undefined || values.iterations !== undefined || values.rounds !== undefined;
+  const precision = values.precision === 'off' ? undefined : (values.precision ?? (fixedSampling ? undefined : PRESET_PRECISION[preset]));
+  const maxTimeMs = (values['max-time'] ?? PRESET_MAX_TIME_S[preset]) * 1000;
   const granularity = values.granularity ?? 1024 ** 3;
   const outFile =
     values.out !== undefined
@@ -258,6 +304,7 @@ export const benchCommand = flagCommand(SPEC, async ({ values }, io, argv) => {
     granularity,
     ...(values.granularity ? {} : { churnGranularity: 4 << 20 }),
     rounds,
+    ...(precision !== undefined ? { precision, maxTimeMs } : {}),
     workloadOptions: {
       ...(values['python-dir'] ? { pythonDir: values['python-dir'] } : {}),
       ...(objects ? { objects } : {}),

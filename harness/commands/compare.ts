@@ -2,6 +2,7 @@ import { appendStepSummary, flagCommand, type CommandIO } from './command.js';
 import { JitmemError } from '../../core/errors.js';
 import { formatTable } from '../report/format-table.js';
 import { readReport, type Report } from '../report/report.js';
+import { checkComparable } from '../compare/usable.js';
 import { lastRuns, readHistory } from '../report/history.js';
 import { calibrateThresholds, MIN_CALIBRATION_RUNS } from '../compare/calibrate.js';
 import {
@@ -109,6 +110,13 @@ every change is listed; page faults and context switches are not gated`,
 mapper phase's paired speedup (PHASE.speedup-vs-rpc ...)`),
   'ratios-only': booleanFlag(`compare only the speedup ratios (for reports from different
 machines: what CI does)`),
+  cpu: booleanFlag(`also compare each cell's CPU time per iteration, controller and
+executor (rows .../cpu-controller, .../cpu-executor, for reports whose
+rows have cpu), judged as times are; with --ratios-only, beside the
+ratios. A slower spell of the machine moves CPU time much less than
+wall time`),
+  'allow-inconclusive': booleanFlag(`exit 0 instead of 3 when some rows could not be judged (and no
+row regressed)`),
   calibrate: booleanFlag(`instead of comparing, take three or more reports of the SAME commit
 and print, per row, the worst change in the regression direction
 between any two of them, the noise bound t(1-alpha/2m, k-1) * s *
@@ -160,12 +168,22 @@ two-sided p shown, in the direction the change went): alpha is the chance that a
 commit shows any regression at all. A change counts only when it is significant AND beyond the row's
 threshold; otherwise the change column shows '~'. A slower time, or a lower speedup, that
 counts is a regression. The geometric-mean rows summarise all changes and never fail the run.
+A row is judged when its change is a significant one beyond its threshold, or when the 95%
+interval of its change stays within its threshold in the regression direction (the asked
+threshold: a threshold the row's noise raised does not count). Any other gated row is too
+noisy to judge: the first line says "INCONCLUSIVE: N rows too noisy to judge (...)", naming
+each row's reach and how many more rounds or runs would settle it, and the exit status is 3.
+"No significant regression" is printed only when every gated row was judged. A run's value
+for a speedup row is the mean of its log per-round speedups: the report's own speedup.
 Different presets, sampling, workload sets, CPU models or Node versions are named in a
 warning at the top.`,
   flags: FLAGS,
   operands: true,
-  footer: `exit status: 0 no significant regression beyond its threshold; 1 at least one; 2 unusable
-input (a missing or unreadable file, invalid JSON, not a schema-1 report, bad flags).`,
+  footer: `exit status: 0 every gated row judged, no significant regression beyond its threshold;
+1 at least one regression; 3 no regression found but some rows could not be judged
+(INCONCLUSIVE; 0 with --allow-inconclusive); 2 unusable input (a missing or unreadable file,
+invalid JSON, not a schema-1 report, a report with no results or whose ratios do not match
+its results, bad flags).`,
 };
 
 type CompareFlags = FlagValues<typeof FLAGS>;
@@ -221,16 +239,23 @@ interface BaseSide {
   readonly baseRuns: Report[];
 }
 
+/** A report read for comparing: valid (schema 1) and usable (results, ratios that match them). */
+function readComparable(file: string): Report {
+  const report = readReport(file);
+  checkComparable(report, file);
+  return report;
+}
+
 /** The base of the comparison: BASE.json, or the last --last runs of other commits in --history. */
 function readBase(values: CompareFlags, operands: readonly string[], head: Report): BaseSide {
-  const extraRuns = values['base-run'].map((f) => readReport(f));
+  const extraRuns = values['base-run'].map((f) => readComparable(f));
   if (values.history === undefined) {
     if (values.last !== undefined)
       throw new JitmemError('ERR_CONFLICTING_OPTIONS', '--last goes with --history', {
         options: ['--last', '--history'],
       });
     const baseFile = operands[0] ?? '';
-    return { baseFile, base: readReport(baseFile), baseRuns: extraRuns };
+    return { baseFile, base: readComparable(baseFile), baseRuns: extraRuns };
   }
   const dir = values.history;
   const runs = lastRuns(readHistory(dir), values.last ?? 5, head.env.commit);
@@ -282,7 +307,7 @@ export const compareCommand = flagCommand(SPEC, async ({ values, operands }, io)
     );
   }
   const headFile = operands[wanted - 1] ?? '';
-  const head = readReport(headFile);
+  const head = readComparable(headFile);
   const { baseFile, base, baseRuns } = readBase(values, operands, head);
   const rowPatterns = values.rows;
   const options: CompareOptions = {
@@ -290,10 +315,11 @@ export const compareCommand = flagCommand(SPEC, async ({ values, operands }, io)
     alpha: values.alpha,
     threshold: values.threshold,
     thresholdRules: values['threshold-for'],
-    noiseReports: values.noise.map((f) => readReport(f)),
+    noiseReports: values.noise.map((f) => readComparable(f)),
     baseRuns,
     phases: values.phases,
     ratiosOnly: values['ratios-only'],
+    cpu: values.cpu,
     ...(rowPatterns.length
       ? { rowFilter: (label: string) => rowPatterns.some((p) => patternMatches(p, keyOfLabel(label))) }
       : {}),
@@ -305,7 +331,8 @@ export const compareCommand = flagCommand(SPEC, async ({ values, operands }, io)
     );
   }
   writeComparison(io, values.format, comparison, baseFile, headFile);
-  return comparison.regressions > 0 ? 1 : 0;
+  if (comparison.regressions > 0) return 1;
+  return comparison.undecided > 0 && !values['allow-inconclusive'] ? 3 : 0;
 });
 
 /** A row label back into its key, for --rows patterns. */

@@ -12,7 +12,10 @@ export type Measure =
   | 'speedup-vs-rpc'
   | 'speedup-vs-inprocess'
   | `${PhaseName}.speedup-vs-${'rpc' | 'inprocess'}`
-  | `${'controller' | 'executor'}.${keyof ProcessCounters}`;
+  | `${'controller' | 'executor'}.${keyof ProcessCounters}`
+  /** CPU time per iteration of one process (bench reports with `cpu`). */
+  | 'cpu-controller'
+  | 'cpu-executor';
 
 export type Verdict = 'regression' | 'improvement' | 'same';
 
@@ -50,6 +53,12 @@ interface RowVerdictFields {
   readonly noise: number | null;
   /** Set when the row was not judged because its noise bound exceeds 100%: why. */
   readonly refused?: string;
+  /**
+   * Set when the row could not be judged: refused, or its change was neither a significant one
+   * beyond its threshold nor known to be within it (the interval of the change reaches past the
+   * threshold in the regression direction). Why, with what it would take.
+   */
+  readonly undecided?: string;
   readonly verdict: Verdict;
 }
 
@@ -133,6 +142,12 @@ export interface CompareOptions {
   readonly phases?: boolean;
   /** Compare only the speedup ratios (what CI does across machines). */
   readonly ratiosOnly?: boolean;
+  /**
+   * Compare each row's CPU time per iteration, of the controller and of the executor, as time
+   * rows (`cpu-controller`, `cpu-executor`): a slower spell of the machine moves them much less
+   * than wall time. With --ratios-only, these rows are judged beside the ratios.
+   */
+  readonly cpu?: boolean;
   /** Further runs of the HEAD commit: rows are then judged on between-run statistics. */
   readonly noiseReports?: readonly Report[];
   /** Further runs of the BASE commit (the last N stored runs, say); the base value is the median over all base runs. */
@@ -177,6 +192,11 @@ export interface Comparison {
   readonly improvements: number;
   /** Rows not judged because their noise bound exceeds 100%. */
   readonly refused: number;
+  /**
+   * Gated rows that could not be judged (refused ones included): with any, the verdict is
+   * INCONCLUSIVE, never "no significant regression".
+   */
+  readonly undecided: number;
 }
 
 export const DEFAULT_ALPHA = 0.05;

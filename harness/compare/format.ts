@@ -14,8 +14,8 @@ export function pct(x: number): string {
 const ms = (x: number) => (x < 0.1 ? `${(x * 1000).toFixed(2)} us` : `${x.toFixed(3)} ms`);
 const times = (x: number) => `${x.toFixed(2)}x`;
 export const pValue = (p: number) => (p < 0.0001 ? '<0.0001' : p.toFixed(4));
-const verdictText = (r: { verdict: TimeComparison['verdict']; refused?: string }) =>
-  r.refused ? 'not judged' : r.verdict === 'regression' ? 'REGRESSION' : r.verdict === 'improvement' ? 'improvement' : '';
+const verdictText = (r: { verdict: TimeComparison['verdict']; refused?: string; undecided?: string }) =>
+  r.refused || r.undecided ? 'not judged' : r.verdict === 'regression' ? 'REGRESSION' : r.verdict === 'improvement' ? 'improvement' : '';
 const changeText = (r: { verdict: TimeComparison['verdict']; change: number }) => (r.verdict === 'same' ? '~' : pct(r.change));
 
 /** Colours for a terminal: red regressions, green improvements, yellow warnings (none when off). */
@@ -104,10 +104,30 @@ function methodNote(c: Comparison): string {
   return `Holm-Bonferroni alpha ${c.alpha} over ${c.times.length + c.ratios.length} rows, threshold ${pct(c.threshold).slice(1)}${runs}`;
 }
 
+/** The rows that could not be judged, named (the first few) with why. */
+function undecidedRows(c: Comparison): Array<{ label: string; undecided: string }> {
+  return [...c.times, ...c.ratios].filter((r): r is typeof r & { undecided: string } => r.undecided !== undefined);
+}
+
+/**
+ * The verdict's first line when some gated row could not be judged: whatever else the
+ * comparison found, it cannot say "no regression".
+ */
+export function inconclusiveLine(c: Comparison): string | undefined {
+  const rows = undecidedRows(c);
+  if (rows.length === 0) return undefined;
+  const named = rows
+    .slice(0, 3)
+    .map((r) => `${r.label}: ${r.undecided}`)
+    .join('; ');
+  return `INCONCLUSIVE: ${rows.length} row${rows.length === 1 ? '' : 's'} too noisy to judge (${named}${rows.length > 3 ? `; and ${rows.length - 3} more` : ''})`;
+}
+
 function summaryLine(c: Comparison): string {
-  const refused = c.refused ? ` ${c.refused} row${c.refused === 1 ? '' : 's'} not judged (noise above 100%).` : '';
-  if (c.regressions > 0) return `${c.regressions} significant regression${c.regressions === 1 ? '' : 's'} beyond the threshold.${refused}`;
-  return `No significant regression beyond the threshold${c.improvements ? ` (${c.improvements} significant improvement${c.improvements === 1 ? '' : 's'})` : ''}.${refused}`;
+  const undecided = c.undecided ? ` ${c.undecided} row${c.undecided === 1 ? '' : 's'} could not be judged (INCONCLUSIVE above).` : '';
+  if (c.regressions > 0) return `${c.regressions} significant regression${c.regressions === 1 ? '' : 's'} beyond the threshold.${undecided}`;
+  if (c.undecided > 0) return `No regression found among the rows judged, but ${c.undecided} row${c.undecided === 1 ? '' : 's'} could not be judged: INCONCLUSIVE.`;
+  return `No significant regression beyond the threshold${c.improvements ? ` (${c.improvements} significant improvement${c.improvements === 1 ? '' : 's'})` : ''}; every gated row was judged.`;
 }
 
 function unmatchedLines(c: Comparison): string[] {
@@ -116,6 +136,8 @@ function unmatchedLines(c: Comparison): string[] {
 
 export function formatText(c: Comparison, baseFile: string, headFile: string, paint: Paint = plain): string {
   const out: string[] = [];
+  const inconclusive = inconclusiveLine(c);
+  if (inconclusive) out.push(paint.verdict(inconclusive, 'regression'));
   for (const w of c.warnings) out.push(paint.warning(`warning: ${w}`));
   out.push(identityLine('base', baseFile, c.base), identityLine('head', headFile, c.head));
   out.push(methodNote(c), '');
@@ -150,11 +172,12 @@ function markdownTable(header: readonly string[], cells: ReadonlyArray<readonly 
 }
 
 export function formatMarkdown(c: Comparison, baseFile: string, headFile: string): string {
-  const out: string[] = ['## jitmem compare', ''];
+  const inconclusive = inconclusiveLine(c);
+  const out: string[] = inconclusive ? [`**:grey_question: ${inconclusive}**`, '', '## jitmem compare', ''] : ['## jitmem compare', ''];
   for (const w of c.warnings) out.push(`> **warning:** ${w}`, '');
   out.push(`- ${identityLine('base', `\`${baseFile}\``, c.base)}`, `- ${identityLine('head', `\`${headFile}\``, c.head)}`);
   out.push(`- ${methodNote(c)}; \`~\`: not significant or inside the threshold`, '');
-  out.push(`**${c.regressions > 0 ? ':x: ' : ':white_check_mark: '}${summaryLine(c)}**`, '');
+  out.push(`**${c.regressions > 0 ? ':x: ' : c.undecided > 0 ? ':grey_question: ' : ':white_check_mark: '}${summaryLine(c)}**`, '');
   if (c.times.length) {
     const t = timeTable(c.times, c.timesGeometricMean);
     out.push('### Times', '', markdownTable(t.header, t.cells), '');

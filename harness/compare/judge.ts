@@ -216,7 +216,7 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
     // A phase row the base left out as immaterial (MIN_PHASE_SHARE) is not a row HEAD added.
     for (const [label, h] of headRows) if (keep(label) && !baseRows.has(label) && !(kind === 'ratio' && h.key.measure.includes('.'))) unmatched.push({ kind, key: h.key, label, only: 'head' });
   };
-  if (!options.ratiosOnly) collect('time', (r) => timeRuns(r, phases));
+  if (!options.ratiosOnly || options.cpu) collect('time', (r) => timeRuns(r, phases && !options.ratiosOnly, options.cpu ?? false, !options.ratiosOnly));
   // Phase speedups beside the whole iteration's only with --phases: each is one more row a
   // spell of load can move, and the whole-iteration rows are the default gate.
   collect('ratio', (r) => ratioRuns(r, false, phases), (r) => ratioRuns(r, true, phases));
@@ -271,9 +271,15 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
       noise,
       ...(refused ? { refused: REFUSAL } : {}),
     };
+    // The threshold a 'same' must be known to stay within: the row's own (with the common move of
+    // its group, which is the machine's), never one raised by the row's noise: a noisy row is
+    // not thereby known to be unchanged.
+    const asked = move === undefined ? row.threshold : Math.expm1(Math.log1p(row.threshold) + Math.abs(move));
     if (row.kind === 'time') {
       const change = t ? Math.expm1(t.diff) : row.b.median === 0 && row.h.median === 0 ? 0 : row.h.median / row.b.median - 1;
       const verdict: Verdict = !refused && common.significant && Math.abs(change) > rowThreshold ? (change > 0 ? 'regression' : 'improvement') : 'same';
+      const reach = t ? Math.expm1(t.high) : change;
+      const undecided = undecidedWhy(refused, verdict, reach, asked, t, byRuns, 1);
       times.push({
         kind: 'time',
         key: row.key,
@@ -284,6 +290,7 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
         ci95: t ? [Math.expm1(t.low), Math.expm1(t.high)] : [change, change],
         ...common,
         ...(move === undefined ? {} : { commonMove: Math.expm1(move) }),
+        ...(undecided ? { undecided } : {}),
         verdict,
       });
     } else {
@@ -294,6 +301,9 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
       const change = t ? Math.expm1(t.diff) : h.speedup / b.speedup - 1;
       const [low, high] = b.ci95;
       const verdict: Verdict = !refused && common.significant && Math.abs(change) > rowThreshold ? (change < 0 ? 'regression' : 'improvement') : 'same';
+      // A lower speedup is the regression direction: the interval's low end must stay within it.
+      const reach = t ? -Math.expm1(t.low) : -change;
+      const undecided = undecidedWhy(refused, verdict, reach, asked, t, byRuns, -1);
       ratios.push({
         kind: 'ratio',
         key: row.key,
@@ -304,6 +314,7 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
         ci95: t ? [Math.expm1(t.low), Math.expm1(t.high)] : [change, change],
         outsideBaseCi: headSpeedup < Math.min(low, high) || headSpeedup > Math.max(low, high),
         ...common,
+        ...(undecided ? { undecided } : {}),
         verdict,
       });
     }
@@ -339,5 +350,30 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
     regressions: all.filter((r) => r.verdict === 'regression').length,
     improvements: all.filter((r) => r.verdict === 'improvement').length,
     refused: refusedRows.length,
+    undecided: [...times, ...ratios].filter((r) => r.undecided).length,
   };
+}
+
+/**
+ * Why a row could not be judged, or undefined when it was: a regression or an improvement
+ * beyond its threshold is a verdict; 'same' is one only when the interval of the change stays
+ * within the asked threshold in the regression direction (`reach`: how far towards a
+ * regression the interval goes, as a positive change). Says what would narrow the interval
+ * enough: an interval's half-width shrinks as one over the square root of the rounds (one run
+ * against one) or of the runs.
+ */
+function undecidedWhy(refused: boolean, verdict: Verdict, reach: number, asked: number, t: RowTest | null, byRuns: boolean, regressionSign: 1 | -1): string | undefined {
+  if (refused) return `${REFUSAL}`;
+  if (verdict !== 'same' || reach <= asked) return undefined;
+  const reachText = `the 95% interval of its change reaches a ${(reach * 100).toFixed(1)}% regression, past its threshold ${(asked * 100).toFixed(1)}%`;
+  if (!t) return `${reachText} (the reports have no rounds to judge it by)`;
+  const half = (t.high - t.low) / 2;
+  // How far the estimate sits from a regression of the asked size (log scale): the interval's
+  // half-width must shrink below that to rule one out.
+  const room = Math.log1p(asked) - regressionSign * t.diff;
+  if (!(room > 0)) return `${reachText}; its change is itself a regression beyond the threshold, not a significant one: more rounds or runs would tell`;
+  const factor = Math.ceil((half / room) ** 2 * 10) / 10;
+  return byRuns
+    ? `${reachText}; about ${factor}x as many runs (--noise / --base-run) would rule it out`
+    : `${reachText}; about ${factor}x as many rounds in each report (bench --precision ${Math.max(0.5, Math.floor((room / Math.SQRT2) * 1000) / 10)} or tighter), or judging over runs with at least 3 --noise runs, would rule it out`;
 }

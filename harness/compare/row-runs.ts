@@ -67,13 +67,16 @@ function roundLogMedians(samples: readonly number[], sizes: readonly number[]): 
 }
 
 /**
- * A run's value from its per-round values, for the tests over runs: the median. A round that a
- * burst of other work on the machine hit is an outlier on the log scale; a mean would carry it
- * into the run's value and inflate the spread between runs, a median does not.
+ * A run's value from its per-round values: their mean on the log scale, so that a speedup's run
+ * value is the report's own figure (the geometric mean of the paired per-round speedups, as
+ * ratios.ts summarizePaired defines it) and compare prints the same number as the bench's
+ * summary, the charts and history. (The median of rounds, which resists a round a burst of
+ * other work hit, is kept for studies of the gate; a precision run's many rounds dilute such a
+ * round instead.)
  */
-let runCenter: (rounds: readonly number[]) => number = median;
+let runCenter: (rounds: readonly number[]) => number = mean;
 
-/** For studies of the gate (test/tools/gate-study.ts): the run value as the mean of rounds instead. */
+/** For studies of the gate (test/tools/gate-study.ts): the run value as the median of rounds instead. */
 export function setRunCenter(center: 'median' | 'mean'): void {
   runCenter = center === 'mean' ? mean : median;
 }
@@ -93,7 +96,7 @@ export interface RowRun {
 }
 
 /** A report's time rows by label (the first row wins when a label repeats). */
-export function timeRuns(report: Report, phases: boolean): Map<string, RowRun> {
+export function timeRuns(report: Report, phases: boolean, cpu = false, latency = true): Map<string, RowRun> {
   const out = new Map<string, RowRun>();
   const put = (key: RowKey, samples: readonly number[], sizes: readonly number[], recorded?: ResultRow['rounds']) => {
     const label = labelOf(key);
@@ -104,6 +107,12 @@ export function timeRuns(report: Report, phases: boolean): Map<string, RowRun> {
     out.set(label, { key, rounds, value: rounds.length ? runCenter(rounds) : Math.log(m), median: m, samples: samples.length });
   };
   for (const row of report.results) {
+    if (cpu && row.cpu) {
+      // CPU samples are taken in the same iterations as the latency's: the same rounds cut them.
+      put(timeKey(row, 'cpu-controller'), row.cpu.controller.samples, roundSizes(row, row.cpu.controller));
+      if (row.cpu.executor) put(timeKey(row, 'cpu-executor'), row.cpu.executor.samples, roundSizes(row, row.cpu.executor));
+    }
+    if (!latency) continue;
     put(timeKey(row, 'latency'), row.latency.samples, roundSizes(row), row.rounds);
     if (phases) {
       for (const phase of PHASES) {

@@ -75,7 +75,25 @@ export interface ResultRow {
   cold?: boolean;
   contentBytes?: number;
   latency: Stats;
+  /**
+   * Each phase's share of every iteration's time (ms per iteration): an instant during which
+   * operations of several phases were under way is split equally among those phases, so an
+   * iteration's phases sum to its latency.
+   */
   phases: Partial<Record<PhaseName | RunPhaseName, Stats>>;
+  /**
+   * Per-operation latency of each phase: every operation's own duration, start to end. With a
+   * pipelined plan these overlap (64 finalizes in flight): they say how long one operation
+   * takes, not what share of the iteration its phase is, and never sum to the iteration.
+   */
+  operationLatency?: Partial<Record<PhaseName, OperationLatency>>;
+  /**
+   * CPU time per measured iteration (ms), beside the wall time of `latency`: the controller's
+   * (its process's CPU clock, every thread) and the executor's (its threads' scheduler run time,
+   * read from outside the process; null in-process). Integrity checks are left out. Samples are
+   * in the same order as the latency's.
+   */
+  cpu?: { controller: Stats; executor: Stats | null };
   /** `run` rows: whose linker linked the program. */
   linker?: LinkerName;
   /** `run` rows of llvm-jitlink out of process: its memory manager. */
@@ -131,9 +149,54 @@ export interface CellCounters {
   executor: ProcessCounters | null;
 }
 
+/** The distribution of one phase's operation durations over a cell's measured iterations (ms). */
+export interface OperationLatency {
+  /** Operations of this phase per iteration. */
+  perIteration: number;
+  mean: number;
+  p50: number;
+  p99: number;
+  max: number;
+  /** Operations measured in all. */
+  count: number;
+}
+
 export interface RoundSummary {
   samples: number;
   p50: number;
+  /** This cell's place (0-based) in the round's order: the cells of a group alternate forward and backward (A B C D, D C B A). */
+  position?: number;
+}
+
+/** How one workload/pattern/policy group was sampled (bench --precision). */
+export interface SamplingGroup {
+  workload: string;
+  pattern: string;
+  policy: string;
+  rounds: number;
+  elapsedMs: number;
+  /** Every speedup of the group reached the precision asked. */
+  converged: boolean;
+  /** The headline speedup (shared memory over RPC copy) with the widest interval, its 95% CI half-width in percent of the speedup: what the precision target stops on. */
+  widest?: { label: string; percent: number };
+  /** The widest interval among all the group's speedups. */
+  widestAny?: { label: string; percent: number };
+  /** Rounds and seconds the widest would need to reach the target (half-width shrinks as 1/sqrt(rounds)). */
+  roundsNeeded?: number;
+  secondsNeeded?: number;
+}
+
+/** The precision mode's target and budget, and how each group fared. */
+export interface SamplingSection {
+  /** The 95% CI half-width asked of every speedup, in percent; absent: a fixed number of rounds. */
+  precision?: number;
+  maxTimeMs?: number;
+  minRounds: number;
+  /** A full GC ran before each cell's round (outside the timed phases). */
+  gcBetweenRounds: boolean;
+  /** Unrecorded warm-up iterations each cell runs at the start of every round after the first. */
+  warmupPerRound: number;
+  groups: SamplingGroup[];
 }
 
 export interface RatioRow {
@@ -175,6 +238,20 @@ export interface BudgetRow {
   unit: string;
   /** Whether the value must stay at or below the budget (default) or reach at least it. */
   direction?: 'at-most' | 'at-least';
+  /**
+   * The value's 95% interval, where it is measured over paired rounds: `value` is then the
+   * estimate (mean of per-round differences, or geometric mean of per-round ratios) and the
+   * verdict is the interval's.
+   */
+  ci95?: [number, number];
+  /** Rounds the interval is taken over. */
+  rounds?: number;
+  /**
+   * With an interval: `ok` when all of it is within the budget, `over` when all of it is past
+   * it, `undecided` otherwise. Without one, the value alone decides (ok or over).
+   */
+  verdict?: 'ok' | 'over' | 'undecided';
+  /** False only when the verdict is `over` (ours; LLVM's rows are informational). */
   ok: boolean;
 }
 
@@ -209,11 +286,29 @@ export interface EndToEndHeadline {
   baseline: 'rpc' | 'generic' | 'simple-remote';
   /** jitmem's rows: from its warm controller or from a process per run. */
   controller?: 'warm' | 'process-per-run';
-  /** median time to exit over RPC copy / median over shared memory */
+  /**
+   * Time to exit over RPC copy / over shared memory: with rounds, the geometric mean of the
+   * paired per-round speedups (median RPC copy / median shared memory within round i) with a
+   * Student-t 95% interval over rounds on the log scale, as every ratio of the report; without
+   * (older reports), the ratio of medians with a bootstrap interval.
+   */
   speedup: number;
   ci95: [number, number];
+  /** The paired per-round speedups. */
+  rounds?: number[];
+  /**
+   * jitmem's rows: the transport phases' (reserve + write + initialize) share of time to exit,
+   * mean over rounds of each round's median share, with a Student-t 95% interval.
+   */
+  transportShare?: { shared: TransportShare; rpc: TransportShare };
   /** Where the difference comes from, in phase figures. */
   explanation: string;
+}
+
+export interface TransportShare {
+  share: number;
+  ci95: [number, number];
+  rounds: number;
 }
 
 export interface EndToEndSection {
@@ -240,6 +335,8 @@ export interface Report {
   budgets?: BudgetRow[];
   /** The `run` pattern's comparison of linkers, transports and executors. */
   endToEnd?: EndToEndSection;
+  /** How long each group was sampled and whether it reached the precision asked. */
+  sampling?: SamplingSection;
 }
 
 type Validator = ((data: unknown) => boolean) & { errors?: Array<{ instancePath: string; message?: string }> | null };

@@ -17,7 +17,10 @@ export interface ProgramAddresses {
   /** Offset of each graph section from the allocation base. */
   readonly sectionOffset: Float64Array;
   readonly sectionAddress: Float64Array;
-  /** By object slot: executor address of each of its sections (those placed in the graph); valid until the next assignAddresses of the plan. */
+  /**
+   * By object slot: executor address of each of its sections (those placed in the graph); valid
+   * until the next assignAddresses of the plan.
+   */
   readonly objectSections: readonly Float64Array[];
   /** By object slot: executor address of each of its symbols; valid until the next assignAddresses of the plan. */
   readonly objectSymbols: readonly Float64Array[];
@@ -33,14 +36,23 @@ function addressOf(section: PlannedSection | undefined, sectionAddress: Float64A
 }
 
 /** Where each graph section lies, from the allocation's layout. */
-function placeSections(plan: LinkPlan, base: number, layout: GraphLayout, workingMemory: readonly Uint8Array[] | undefined) {
+function placeSections(
+  plan: LinkPlan,
+  base: number,
+  layout: GraphLayout,
+  workingMemory: readonly Uint8Array[] | undefined,
+) {
   const count = plan.sections.length;
   const sectionSegment = new Int32Array(count).fill(-1);
   const sectionOffset = new Float64Array(count);
   const sectionAddress = new Float64Array(count);
   layout.segments.forEach((seg, si) => {
     if (workingMemory !== undefined && workingMemory[si]!.length < seg.contentSize) {
-      throw new JitmemError('ERR_WORKING_MEMORY_DETACHED', `relocate: the working memory of segment ${si} holds ${workingMemory[si]!.length} bytes; its content needs ${seg.contentSize}`, {});
+      throw new JitmemError(
+        'ERR_WORKING_MEMORY_DETACHED',
+        `relocate: the working memory of segment ${si} holds ${workingMemory[si]!.length} bytes; its content needs ${seg.contentSize}`,
+        {},
+      );
     }
     for (const p of seg.sections) {
       const serial = (p.section as PlannedSection).serial;
@@ -65,7 +77,12 @@ function localAddress(object: InputObject, sections: Float64Array, i: number): n
  * Pass 7a (relocate): every section and symbol gets its executor address, given the
  * allocation's base and layout.
  */
-export function assignAddresses(plan: LinkPlan, base: number, layout: GraphLayout, workingMemory: readonly Uint8Array[] | undefined): ProgramAddresses {
+export function assignAddresses(
+  plan: LinkPlan,
+  base: number,
+  layout: GraphLayout,
+  workingMemory: readonly Uint8Array[] | undefined,
+): ProgramAddresses {
   const { sectionSegment, sectionOffset, sectionAddress } = placeSections(plan, base, layout, workingMemory);
   const objects = plan.table.objects;
   // The per-object arrays are the plan's scratch, filled anew by every call: only `globals`,
@@ -91,14 +108,19 @@ export function assignAddresses(plan: LinkPlan, base: number, layout: GraphLayou
       case SYM_DEFINED: {
         const o = g.object!;
         const shndx = o.symbolSection[g.index]!;
-        address = shndx === SHN_ABS ? o.symbolValue[g.index]! : objectSections[o.slot]![shndx]! + o.symbolValue[g.index]!;
+        address =
+          shndx === SHN_ABS ? o.symbolValue[g.index]! : objectSections[o.slot]![shndx]! + o.symbolValue[g.index]!;
         break;
       }
       case SYM_COMMON:
         address = dataAddress + g.dataOffset;
         break;
       case SYM_SYNTHETIC:
-        address = g.boundary ? sectionAddress[g.boundary.serial]! + (g.boundary.end ? g.boundary.size : 0) : g.name === GOT_SYMBOL ? gotAddress : dataAddress + g.dataOffset;
+        address = g.boundary
+          ? sectionAddress[g.boundary.serial]! + (g.boundary.end ? g.boundary.size : 0)
+          : g.name === GOT_SYMBOL
+            ? gotAddress
+            : dataAddress + g.dataOffset;
         break;
       case SYM_EXTERNAL:
       case SYM_NULL:

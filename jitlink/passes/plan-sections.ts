@@ -1,6 +1,15 @@
+import { alignUp } from '../../core/checks.js';
 import { JitmemError } from '../../core/errors.js';
 import { allocGroup, R, W, X, type AllocGroup } from '../../graph/alloc-group.js';
-import { ELF64_RELA_SIZE, SHF_EXECINSTR, SHF_WRITE, SHN_ABS, SHT_NOBITS, SHT_REL, SHT_RELA } from '../../objects/elf-constants.js';
+import {
+  ELF64_RELA_SIZE,
+  SHF_EXECINSTR,
+  SHF_WRITE,
+  SHN_ABS,
+  SHT_NOBITS,
+  SHT_REL,
+  SHT_RELA,
+} from '../../objects/elf-constants.js';
 import { formatError } from '../../objects/format-error.js';
 import { SECTION_ALLOC, SECTION_TLS, type InputObject } from '../input-object.js';
 import type { ArraySection, LinkPlan, PlannedSection } from '../link-plan.js';
@@ -21,10 +30,23 @@ export function groupOf(groups: SectionGroups, flags: number): AllocGroup {
   return groups[(flags & SHF_WRITE ? 1 : 0) | (flags & SHF_EXECINSTR ? 2 : 0)]!;
 }
 
-/** Adds a section to the plan's graph. Built field by field: a spread copies through the generic path, and there are thousands. */
-export function addSection(plan: LinkPlan, name: string, group: AllocGroup, alignment: number, size: number, content: Uint8Array | undefined): PlannedSection {
+/**
+ * Adds a section to the plan's graph. Built field by field: a spread copies through the generic
+ * path, and there are thousands.
+ */
+export function addSection(
+  plan: LinkPlan,
+  name: string,
+  group: AllocGroup,
+  alignment: number,
+  size: number,
+  content: Uint8Array | undefined,
+): PlannedSection {
   const sections = plan.sections;
-  const planned: PlannedSection = content === undefined ? { name, group, alignment, size, serial: sections.length } : { name, group, alignment, size, content, serial: sections.length };
+  const planned: PlannedSection =
+    content === undefined
+      ? { name, group, alignment, size, serial: sections.length }
+      : { name, group, alignment, size, content, serial: sections.length };
   sections.push(planned);
   return planned;
 }
@@ -78,7 +100,14 @@ export function planSections(plan: LinkPlan, groups: SectionGroups, pageSize: nu
         m.content ||= s.type !== SHT_NOBITS;
         continue;
       }
-      const planned = addSection(plan, s.name, groupOf(groups, s.flags), s.addressAlignment <= 1 ? 1 : s.addressAlignment, s.size, s.type === SHT_NOBITS ? undefined : s.content!);
+      const planned = addSection(
+        plan,
+        s.name,
+        groupOf(groups, s.flags),
+        s.addressAlignment <= 1 ? 1 : s.addressAlignment,
+        s.size,
+        s.type === SHT_NOBITS ? undefined : s.content!,
+      );
       object.placeSection[s.index] = planned.serial;
       const array = arrayPriority(s.name);
       if (array) plan.arrays.push({ object, section: s.index, ...array });
@@ -87,7 +116,7 @@ export function planSections(plan: LinkPlan, groups: SectionGroups, pageSize: nu
   }
   if (ehFrame.pieces.length > 0) {
     // Ends with a zero-length terminator record.
-    const content = mergedContent(ehFrame, Math.ceil(ehFrame.size / 4) * 4 + 4);
+    const content = mergedContent(ehFrame, alignUp(ehFrame.size, 4) + 4);
     plan.ehFrame = addSection(plan, EH_FRAME, groups[0]!, 8, content.length, content);
     for (const p of ehFrame.pieces) p.object.placeSection[p.section] = plan.ehFrame.serial;
   }
@@ -99,14 +128,15 @@ export function planSections(plan: LinkPlan, groups: SectionGroups, pageSize: nu
       const array = arrayPriority(name);
       if (array) plan.arrays.push({ object: p.object, section: p.section, ...array });
     }
-    for (const g of plan.boundaries.get(name)!) g.boundary = { serial: section.serial, size: m.size, end: g.name.startsWith('__stop_') };
+    for (const g of plan.boundaries.get(name)!)
+      g.boundary = { serial: section.serial, size: m.size, end: g.name.startsWith('__stop_') };
   }
   planLinkerData(plan, groups, pageSize);
   copyRelocationWords(plan);
 }
 
 function addPiece(m: MergedSection, object: InputObject, section: number, alignment: number, size: number): void {
-  m.size = Math.ceil(m.size / alignment) * alignment;
+  m.size = alignUp(m.size, alignment);
   object.placeOffset[section] = m.size;
   m.size += size;
   m.alignment = Math.max(m.alignment, alignment);
@@ -130,34 +160,56 @@ function listRelocations(plan: LinkPlan, object: InputObject): void {
     const kind = object.sectionKind[target];
     if (kind !== SECTION_ALLOC && kind !== SECTION_TLS) continue;
     if (rs.type === SHT_REL) {
-      throw formatError('ERR_LINK_UNSUPPORTED_RELOCATION', object.elf.origin, rs.headerOffset, `section [${rs.index}] ${JSON.stringify(rs.name)} holds SHT_REL relocations (no addends); x86-64 objects use SHT_RELA`);
+      throw formatError(
+        'ERR_LINK_UNSUPPORTED_RELOCATION',
+        object.elf.origin,
+        rs.headerOffset,
+        `section [${rs.index}] ${JSON.stringify(rs.name)} holds SHT_REL relocations (no addends); x86-64 objects use SHT_RELA`,
+      );
     }
     if (rs.type !== SHT_RELA) continue;
     if (rs.link !== object.elf.symbolTable?.index) {
-      throw formatError('ERR_ELF_BAD_SECTION_INDEX', object.elf.origin, rs.headerOffset + 40, `relocation section [${rs.index}] uses symbol table ${rs.link}, not the object's symbol table`);
+      throw formatError(
+        'ERR_ELF_BAD_SECTION_INDEX',
+        object.elf.origin,
+        rs.headerOffset + 40,
+        `relocation section [${rs.index}] uses symbol table ${rs.link}, not the object's symbol table`,
+      );
     }
     const targetSection = elfSections[target]!;
     const count = rs.size / ELF64_RELA_SIZE;
-    const list = { object, offset: rs.offset, first: plan.relocationCount, count, target, targetSize: targetSection.size, name: targetSection.name, inEhFrame: targetSection.name === EH_FRAME };
+    const list = {
+      object,
+      offset: rs.offset,
+      first: plan.relocationCount,
+      count,
+      target,
+      targetSize: targetSection.size,
+      name: targetSection.name,
+      inEhFrame: targetSection.name === EH_FRAME,
+    };
     // The TLS image's own relocations are applied to its template (plan-tls.ts), not to the graph.
     (kind === SECTION_TLS ? plan.tls.templateLists : plan.relocationLists).push(list);
     plan.relocationCount += count;
   }
 }
 
-/** The linker's own data: COMMON symbols and __dso_handle, zero-filled. Also marks which defined symbols lie in the graph. */
+/**
+ * The linker's own data: COMMON symbols and __dso_handle, zero-filled. Also marks which defined
+ * symbols lie in the graph.
+ */
 function planLinkerData(plan: LinkPlan, groups: SectionGroups, pageSize: number): void {
   let dataSize = 0;
   let dataAlignment = 8;
   for (const g of plan.table.symbols.values()) {
     if (g.state === SYM_COMMON) {
-      dataSize = Math.ceil(dataSize / g.commonAlignment) * g.commonAlignment;
+      dataSize = alignUp(dataSize, g.commonAlignment);
       g.dataOffset = dataSize;
       dataSize += Math.max(g.commonSize, 1);
       dataAlignment = Math.max(dataAlignment, g.commonAlignment);
       g.inGraph = true;
     } else if (g.state === SYM_SYNTHETIC && g.name === DSO_HANDLE) {
-      dataSize = Math.ceil(dataSize / 8) * 8;
+      dataSize = alignUp(dataSize, 8);
       g.dataOffset = dataSize;
       dataSize += 8;
       g.inGraph = true;
@@ -166,13 +218,30 @@ function planLinkerData(plan: LinkPlan, groups: SectionGroups, pageSize: number)
       g.inGraph = o.symbolSection[g.index] !== SHN_ABS && o.definesAt(g.index);
     }
   }
-  if (dataSize > 0) plan.dataSection = addSection(plan, '$__jitmem_data', groups[1]!, Math.min(dataAlignment, pageSize), dataSize, undefined);
+  if (dataSize > 0)
+    plan.dataSection = addSection(
+      plan,
+      '$__jitmem_data',
+      groups[1]!,
+      Math.min(dataAlignment, pageSize),
+      dataSize,
+      undefined,
+    );
 }
 
 /** Every relocation entry, copied once into aligned words (a memcpy per section). */
 function copyRelocationWords(plan: LinkPlan): void {
-  if (!LITTLE_ENDIAN_HOST) throw new JitmemError('ERR_LINK_UNSUPPORTED_HOST', "jitmem's linker links x86-64 objects on a little-endian host only", {});
+  if (!LITTLE_ENDIAN_HOST)
+    throw new JitmemError(
+      'ERR_LINK_UNSUPPORTED_HOST',
+      "jitmem's linker links x86-64 objects on a little-endian host only",
+      {},
+    );
   plan.relocationWords = new Uint32Array(plan.relocationCount * RELOCATION_WORDS);
   const wordBytes = new Uint8Array(plan.relocationWords.buffer);
-  for (const list of [...plan.relocationLists, ...plan.tls.templateLists]) wordBytes.set(list.object.bytes.subarray(list.offset, list.offset + list.count * ELF64_RELA_SIZE), list.first * ELF64_RELA_SIZE);
+  for (const list of [...plan.relocationLists, ...plan.tls.templateLists])
+    wordBytes.set(
+      list.object.bytes.subarray(list.offset, list.offset + list.count * ELF64_RELA_SIZE),
+      list.first * ELF64_RELA_SIZE,
+    );
 }

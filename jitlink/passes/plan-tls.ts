@@ -1,3 +1,4 @@
+import { alignUp } from '../../core/checks.js';
 import { SHN_LORESERVE, SHN_UNDEF, SHT_NOBITS } from '../../objects/elf-constants.js';
 import { SECTION_TLS, type InputObject } from '../input-object.js';
 import type { LinkPlan, PlannedSection } from '../link-plan.js';
@@ -55,7 +56,10 @@ export class TlsPlan {
   readonly externals = new Map<string, ExternalTls>();
   words = 0;
   gotSection: PlannedSection | undefined;
-  /** By relocation index (RelocationList.first + i): the relaxation the scan chose (x86-64/tls-relaxation.ts), 0 for none. */
+  /**
+   * By relocation index (RelocationList.first + i): the relaxation the scan chose
+   * (x86-64/tls-relaxation.ts), 0 for none.
+   */
   relax: Uint8Array | undefined;
 
   get empty(): boolean {
@@ -85,7 +89,9 @@ export class TlsPlan {
 
   /** The entry made for `model` and the symbol (relocate's look-up). */
   find(model: TlsEntry['model'], object: InputObject, sym: number, g: GlobalSymbol | undefined): TlsEntry | undefined {
-    return this.byKey.get(model === 'ld' ? 'ld' : `${model}:${g !== undefined ? `g${g.serial}` : `${object.slot}:${sym}`}`);
+    return this.byKey.get(
+      model === 'ld' ? 'ld' : `${model}:${g !== undefined ? `g${g.serial}` : `${object.slot}:${sym}`}`,
+    );
   }
 }
 
@@ -116,7 +122,7 @@ export function planTlsImage(plan: LinkPlan): void {
   const place = (object: InputObject, index: number): void => {
     const s = object.elf.sections[index]!;
     const alignment = Math.max(1, s.addressAlignment);
-    tls.size = Math.ceil(tls.size / alignment) * alignment;
+    tls.size = alignUp(tls.size, alignment);
     object.placeOffset[index] = tls.size;
     tls.size += s.size;
     tls.alignment = Math.max(tls.alignment, alignment);

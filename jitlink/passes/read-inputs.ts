@@ -15,7 +15,12 @@ function readInput(input: LinkInput): { path: string; bytes: Uint8Array } {
     return { path: input, bytes: readFileSync(input) };
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new JitmemError('ERR_LINK_INPUT', `cannot read ${input}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { file: input, errno: e.code }, { cause: err });
+    throw new JitmemError(
+      'ERR_LINK_INPUT',
+      `cannot read ${input}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`,
+      { file: input, errno: e.code },
+      { cause: err },
+    );
   }
 }
 
@@ -37,12 +42,21 @@ export function readInputs(inputs: readonly LinkInput[], table: SymbolTable): In
       table.addArchive(file, readArArchive(bytes, { file, base: 0 }));
     } else if (isElf(bytes)) {
       if (bytes.length >= E_TYPE + 2 && bytes[EI_DATA] === 1 && bytes[E_TYPE] === ET_DYN && bytes[E_TYPE + 1] === 0) {
-        throw new JitmemError('ERR_LINK_SHARED_OBJECT', `${file} is a shared library, not a relocatable object: load it into the executor with --preload ${file}`, { file });
+        throw new JitmemError(
+          'ERR_LINK_SHARED_OBJECT',
+          `${file} is a shared library, not a relocatable object: load it into the executor with --preload ${file}`,
+          { file },
+        );
       }
       plain.push(new InputObject(readElfObject(bytes, { file, base: 0 }), plain.length));
     } else {
       const seen = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
-      throw formatError('ERR_OBJECT_UNKNOWN_FORMAT', { file, base: 0 }, 0, `neither an ELF object (7f 45 4c 46) nor an ar archive ("!<arch>\\n"); it starts with ${seen || 'nothing (the file is empty)'}`);
+      throw formatError(
+        'ERR_OBJECT_UNKNOWN_FORMAT',
+        { file, base: 0 },
+        0,
+        `neither an ELF object (7f 45 4c 46) nor an ar archive ("!<arch>\\n"); it starts with ${seen || 'nothing (the file is empty)'}`,
+      );
     }
   }
   return plain;

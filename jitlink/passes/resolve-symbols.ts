@@ -4,7 +4,18 @@ import type { ArMember } from '../../objects/ar-archive.js';
 import { readElfObject } from '../../objects/elf-object.js';
 import { InputObject, SECTION_ALLOC } from '../input-object.js';
 import type { LinkPlan } from '../link-plan.js';
-import { DSO_HANDLE, GOT_SYMBOL, SYM_COMMON, SYM_DEFINED, SYM_EXTERNAL, SYM_NULL, SYM_SYNTHETIC, SYM_UNDEFINED, type GlobalSymbol, type SymbolTable } from '../symbol-table.js';
+import {
+  DSO_HANDLE,
+  GOT_SYMBOL,
+  SYM_COMMON,
+  SYM_DEFINED,
+  SYM_EXTERNAL,
+  SYM_NULL,
+  SYM_SYNTHETIC,
+  SYM_UNDEFINED,
+  type GlobalSymbol,
+  type SymbolTable,
+} from '../symbol-table.js';
 
 export interface ResolveOptions {
   readonly entry: string;
@@ -19,7 +30,8 @@ const BOUNDARY = /^__(start|stop)_([A-Za-z_][A-Za-z0-9_]*)$/;
 /** Names of the allocated sections of the objects loaded so far. */
 function allocatedSectionNames(table: SymbolTable): Set<string> {
   const names = new Set<string>();
-  for (const o of table.objects) for (const s of o.elf.sections) if (o.sectionKind[s.index] === SECTION_ALLOC) names.add(s.name);
+  for (const o of table.objects)
+    for (const s of o.elf.sections) if (o.sectionKind[s.index] === SECTION_ALLOC) names.add(s.name);
   return names;
 }
 
@@ -35,7 +47,10 @@ export function loadObjects(plan: LinkPlan, plain: readonly InputObject[]): numb
   let order = plain.length;
   table.pullArchiveMembers((file: string, member: ArMember) => {
     const m0 = performance.now();
-    const object = new InputObject(readElfObject(member.data, { file, member: member.name, base: member.dataOffset }), order++);
+    const object = new InputObject(
+      readElfObject(member.data, { file, member: member.name, base: member.dataOffset }),
+      order++,
+    );
     memberTime += performance.now() - m0;
     return object;
   });
@@ -53,9 +68,13 @@ export async function resolveSymbols(plan: LinkPlan, options: ResolveOptions): P
   plan.entryName = options.entry;
   const entry = symbols.get(options.entry);
   if (!entry || (entry.state !== SYM_DEFINED && entry.state !== SYM_COMMON)) {
-    throw new JitmemError('ERR_LINK_NO_ENTRY', `no object defines the entry symbol ${JSON.stringify(options.entry)}${options.entry === 'main' ? ' (is a main() among the inputs? name another with --entry)' : ''}`, {
-      symbol: options.entry,
-    });
+    throw new JitmemError(
+      'ERR_LINK_NO_ENTRY',
+      `no object defines the entry symbol ${JSON.stringify(options.entry)}${options.entry === 'main' ? ' (is a main() among the inputs? name another with --entry)' : ''}`,
+      {
+        symbol: options.entry,
+      },
+    );
   }
   const wanted = bindLocally(plan, options.runtimeSymbols);
   const found = wanted.length > 0 ? await options.lookup(wanted.map((g) => g.name)) : [];
@@ -118,7 +137,9 @@ function bindLocally(plan: LinkPlan, runtime: ReadonlyMap<string, number>): Glob
 }
 
 function undefinedSymbols(missing: readonly GlobalSymbol[]): JitmemError {
-  const shown = missing.slice(0, 20).map((g) => `${JSON.stringify(g.name)} (referenced by ${g.referrer?.name ?? 'an object'})`);
+  const shown = missing
+    .slice(0, 20)
+    .map((g) => `${JSON.stringify(g.name)} (referenced by ${g.referrer?.name ?? 'an object'})`);
   return new JitmemError(
     'ERR_LINK_UNDEFINED_SYMBOL',
     `undefined symbol${missing.length > 1 ? 's' : ''}: ${shown.join(', ')}${missing.length > 20 ? ` and ${missing.length - 20} more` : ''}; no input object defines ${missing.length > 1 ? 'them' : 'it'} and the executor does not provide ${missing.length > 1 ? 'them' : 'it'} (load a library with --preload)`,

@@ -5,9 +5,40 @@ import { SECTION_ALLOC, SECTION_DISCARDED, SECTION_TLS, type InputObject } from 
 import type { GotTarget, LinkPlan } from '../link-plan.js';
 import { isRelaxable, type RelocationList } from '../relocation-list.js';
 import { SYM_DEFINED, SYM_EXTERNAL, type GlobalSymbol } from '../symbol-table.js';
-import { KIND_BRANCH, KIND_DYNAMIC, KIND_GOT, KIND_GOT_BASE, KIND_RELAXABLE, KIND_SUPPORTED, KIND_TLS, KIND_TLS_ACCESS, R_X86_64_32, R_X86_64_32S, R_X86_64_64, R_X86_64_NONE, R_X86_64_DTPOFF32, R_X86_64_DTPOFF64, R_X86_64_PC32, R_X86_64_PLT32, R_X86_64_TLSGD, R_X86_64_TLSLD, R_X86_64_GOTTPOFF, relocationKinds, relocationName } from '../x86-64/relocation-types.js';
+import {
+  KIND_BRANCH,
+  KIND_DYNAMIC,
+  KIND_GOT,
+  KIND_GOT_BASE,
+  KIND_RELAXABLE,
+  KIND_SUPPORTED,
+  KIND_TLS,
+  KIND_TLS_ACCESS,
+  R_X86_64_32,
+  R_X86_64_32S,
+  R_X86_64_64,
+  R_X86_64_NONE,
+  R_X86_64_DTPOFF32,
+  R_X86_64_DTPOFF64,
+  R_X86_64_PC32,
+  R_X86_64_PLT32,
+  R_X86_64_TLSGD,
+  R_X86_64_TLSLD,
+  R_X86_64_GOTTPOFF,
+  relocationKinds,
+  relocationName,
+} from '../x86-64/relocation-types.js';
 import { ownTls, type TlsPlan } from './plan-tls.js';
-import { isRelaxableGd, isRelaxableIe, isRelaxableLd, RELAX_CALL_GONE, RELAX_DTPOFF_TO_TPOFF, RELAX_GD_TO_LE, RELAX_IE_TO_LE, RELAX_LD_TO_LE } from '../x86-64/tls-relaxation.js';
+import {
+  isRelaxableGd,
+  isRelaxableIe,
+  isRelaxableLd,
+  RELAX_CALL_GONE,
+  RELAX_DTPOFF_TO_TPOFF,
+  RELAX_GD_TO_LE,
+  RELAX_IE_TO_LE,
+  RELAX_LD_TO_LE,
+} from '../x86-64/tls-relaxation.js';
 import type { NearReferences } from './placement.js';
 
 const TWO_32 = 2 ** 32;
@@ -57,7 +88,12 @@ function relaxObjectLocalDynamic(plan: LinkPlan, lists: readonly RelocationList[
         const offset = words[k]!;
         const next = i + 1 < list.count ? k + 6 : -1;
         const field = object.elf.sections[list.target]!.offset + offset;
-        if (next < 0 || !callsTlsGetAddr(object, words, next) || !isRelaxableLd(object.bytes, field, offset, list.targetSize, words[next])) return;
+        if (
+          next < 0 ||
+          !callsTlsGetAddr(object, words, next) ||
+          !isRelaxableLd(object.bytes, field, offset, list.targetSize, words[next])
+        )
+          return;
         sites.push(k / 6, -(k / 6 + 1) - 1);
       }
     }
@@ -74,7 +110,12 @@ function relaxObjectLocalDynamic(plan: LinkPlan, lists: readonly RelocationList[
 function callsTlsGetAddr(object: InputObject, words: Uint32Array, k: number): boolean {
   const type = words[k + 2];
   const sym = words[k + 3]!;
-  return (type === R_X86_64_PLT32 || type === R_X86_64_PC32) && sym >= object.firstGlobal && sym < object.symbolCount && object.globalNames[sym - object.firstGlobal] === '__tls_get_addr';
+  return (
+    (type === R_X86_64_PLT32 || type === R_X86_64_PC32) &&
+    sym >= object.firstGlobal &&
+    sym < object.symbolCount &&
+    object.globalNames[sym - object.firstGlobal] === '__tls_get_addr'
+  );
 }
 
 /** Per-symbol facts the scan needs, as bits. */
@@ -97,7 +138,14 @@ function localTargetFlags(object: InputObject): Uint8Array {
     }
     if (shndx >= SHN_LORESERVE) continue;
     const k = kinds[shndx];
-    flags[i] = k === SECTION_ALLOC ? TARGET_IN_GRAPH : k === SECTION_DISCARDED ? TARGET_DISCARDED : k === SECTION_TLS ? TARGET_TLS : 0;
+    flags[i] =
+      k === SECTION_ALLOC
+        ? TARGET_IN_GRAPH
+        : k === SECTION_DISCARDED
+          ? TARGET_DISCARDED
+          : k === SECTION_TLS
+            ? TARGET_TLS
+            : 0;
   }
   return flags;
 }
@@ -146,7 +194,8 @@ export class RelocationScanner implements NearReferences {
       const type = words[k + 2]!;
       const sym = words[k + 3]!;
       const kind = type < 64 ? relocationKinds[type]! : 0;
-      if (!(kind & KIND_SUPPORTED) || sym >= symbolCount || words[k + 1] !== 0 || offset >= targetSize) this.refuse(list, at, i);
+      if (!(kind & KIND_SUPPORTED) || sym >= symbolCount || words[k + 1] !== 0 || offset >= targetSize)
+        this.refuse(list, at, i);
       if (type === 0) continue;
       if (kind & KIND_TLS_ACCESS) {
         this.scanTls(list, at, i, type, sym, words, k);
@@ -160,11 +209,13 @@ export class RelocationScanner implements NearReferences {
         if (g.state === SYM_DEFINED && flagsOfDefinition(g) & TARGET_TLS) this.refuse(list, at, i);
       } else {
         target = flags[sym]!;
-        if (target & (TARGET_TLS | TARGET_LOCAL_COMMON) || (target & TARGET_DISCARDED && !list.inEhFrame)) this.refuse(list, at, i);
+        if (target & (TARGET_TLS | TARGET_LOCAL_COMMON) || (target & TARGET_DISCARDED && !list.inEhFrame))
+          this.refuse(list, at, i);
       }
       const inGraph = (target & TARGET_IN_GRAPH) !== 0;
       if (type === R_X86_64_PC32 && !inGraph && g !== undefined && g.address !== 0) this.near(g);
-      else if ((type === R_X86_64_32 || type === R_X86_64_32S) && inGraph && this.absolute32 === undefined) this.absolute32 = `${relocationName(type)} at ${object.where(list.target, offset)}`;
+      else if ((type === R_X86_64_32 || type === R_X86_64_32S) && inGraph && this.absolute32 === undefined)
+        this.absolute32 = `${relocationName(type)} at ${object.where(list.target, offset)}`;
       if ((kind & (KIND_GOT | KIND_BRANCH | KIND_GOT_BASE)) === 0) continue;
       if (kind & KIND_GOT_BASE) this.needGot = true;
       if (kind & KIND_GOT) {
@@ -186,7 +237,15 @@ export class RelocationScanner implements NearReferences {
    * executor's; the local-dynamic and local-exec models reach the program's own only. Makes the
    * TLS GOT entry the model needs.
    */
-  private scanTls(list: RelocationList, at: number, i: number, type: number, sym: number, words: Uint32Array, k: number): void {
+  private scanTls(
+    list: RelocationList,
+    at: number,
+    i: number,
+    type: number,
+    sym: number,
+    words: Uint32Array,
+    k: number,
+  ): void {
     const object = list.object;
     const g = sym >= object.firstGlobal ? object.globals[sym - object.firstGlobal] : undefined;
     const own = ownTls(object, sym, g);
@@ -194,7 +253,13 @@ export class RelocationScanner implements NearReferences {
     if (!own && !external) this.refuseTls(list, at, i, 'names a symbol that is not thread-local');
     const decided = this.tls.relax?.[k / 6];
     if (decided === RELAX_LD_TO_LE || decided === RELAX_DTPOFF_TO_TPOFF) {
-      if (!own) this.refuseTls(list, at, i, 'reaches a thread-local of the executor with a model only a thread-local of the program itself may use (local dynamic or local exec)');
+      if (!own)
+        this.refuseTls(
+          list,
+          at,
+          i,
+          'reaches a thread-local of the executor with a model only a thread-local of the program itself may use (local dynamic or local exec)',
+        );
       return;
     }
     const offset = words[k]!;
@@ -213,7 +278,13 @@ export class RelocationScanner implements NearReferences {
     }
     if (type === R_X86_64_TLSGD) this.tls.entry('gd', object, sym, g);
     else if (type === R_X86_64_GOTTPOFF) this.tls.entry('ie', object, sym, g);
-    else if (!own) this.refuseTls(list, at, i, 'reaches a thread-local of the executor with a model only a thread-local of the program itself may use (local dynamic or local exec)');
+    else if (!own)
+      this.refuseTls(
+        list,
+        at,
+        i,
+        'reaches a thread-local of the executor with a model only a thread-local of the program itself may use (local dynamic or local exec)',
+      );
     else if (type === R_X86_64_TLSLD) this.tls.entry('ld', object, sym, g);
   }
 
@@ -224,9 +295,21 @@ export class RelocationScanner implements NearReferences {
       const type = words[k + 2]!;
       const sym = words[k + 3]!;
       if (type === R_X86_64_NONE) continue;
-      if (sym >= object.symbolCount || words[k + 1] !== 0 || words[k]! >= list.targetSize || object.isNoBits(list.target)) this.refuse(list, at, i);
+      if (
+        sym >= object.symbolCount ||
+        words[k + 1] !== 0 ||
+        words[k]! >= list.targetSize ||
+        object.isNoBits(list.target)
+      )
+        this.refuse(list, at, i);
       const g = sym >= object.firstGlobal ? object.globals[sym - object.firstGlobal] : undefined;
-      if (type !== R_X86_64_64 || ownTls(object, sym, g)) this.refuseTls(list, at, i, 'patches the initial value of a thread-local with something other than the 64-bit address of a symbol that is not thread-local');
+      if (type !== R_X86_64_64 || ownTls(object, sym, g))
+        this.refuseTls(
+          list,
+          at,
+          i,
+          'patches the initial value of a thread-local with something other than the 64-bit address of a symbol that is not thread-local',
+        );
       if (g === undefined && object.isCommon(sym)) this.refuse(list, at, i);
     }
   }
@@ -236,12 +319,16 @@ export class RelocationScanner implements NearReferences {
     const type = object.view.getUint32(at + 8, true);
     const sym = object.view.getUint32(at + 12, true);
     const offset = object.view.getUint32(at, true);
-    throw new JitmemError('ERR_LINK_TLS_MODEL', `${relocationName(type)} at ${object.where(list.target, offset)} against ${JSON.stringify(object.symbolName(sym))} ${why}`, {
-      relocation: relocationName(type),
-      symbol: object.symbolName(sym),
-      object: object.name,
-      index: i,
-    });
+    throw new JitmemError(
+      'ERR_LINK_TLS_MODEL',
+      `${relocationName(type)} at ${object.where(list.target, offset)} against ${JSON.stringify(object.symbolName(sym))} ${why}`,
+      {
+        relocation: relocationName(type),
+        symbol: object.symbolName(sym),
+        object: object.name,
+        index: i,
+      },
+    );
   }
 
   private near(g: GlobalSymbol): void {
@@ -283,12 +370,16 @@ export class RelocationScanner implements NearReferences {
     const symbolName = () => JSON.stringify(object.symbolName(sym));
     if (!(kind & KIND_SUPPORTED)) {
       if (kind & KIND_TLS) {
-        throw new JitmemError('ERR_LINK_TLS_UNSUPPORTED', `${name} ${where} against ${sym < object.symbolCount ? symbolName() : `symbol ${sym}`}: jitmem's linker implements the four TLS models of the traditional dialect (general and local dynamic, initial and local exec), not TLS descriptors (-mtls-dialect=gnu2): rebuild with -mtls-dialect=gnu`, {
-          relocation: name,
-          object: object.name,
-          section: list.name,
-          offset,
-        });
+        throw new JitmemError(
+          'ERR_LINK_TLS_UNSUPPORTED',
+          `${name} ${where} against ${sym < object.symbolCount ? symbolName() : `symbol ${sym}`}: jitmem's linker implements the four TLS models of the traditional dialect (general and local dynamic, initial and local exec), not TLS descriptors (-mtls-dialect=gnu2): rebuild with -mtls-dialect=gnu`,
+          {
+            relocation: name,
+            object: object.name,
+            section: list.name,
+            offset,
+          },
+        );
       }
       throw new JitmemError(
         'ERR_LINK_UNSUPPORTED_RELOCATION',
@@ -297,23 +388,46 @@ export class RelocationScanner implements NearReferences {
       );
     }
     if (sym >= object.symbolCount) {
-      throw formatError('ERR_ELF_BAD_RELOCATION', object.elf.origin, at + 12, `relocation ${i} of ${list.name} names symbol ${sym}; the symbol table has ${object.symbolCount}`);
+      throw formatError(
+        'ERR_ELF_BAD_RELOCATION',
+        object.elf.origin,
+        at + 12,
+        `relocation ${i} of ${list.name} names symbol ${sym}; the symbol table has ${object.symbolCount}`,
+      );
     }
     if (object.isNoBits(list.target) || offset >= list.targetSize) {
-      throw formatError('ERR_ELF_BAD_RELOCATION', object.elf.origin, at, `relocation ${i} patches offset ${offset} of ${list.name}, which has ${object.isNoBits(list.target) ? 'no content' : `${list.targetSize} bytes`}`);
+      throw formatError(
+        'ERR_ELF_BAD_RELOCATION',
+        object.elf.origin,
+        at,
+        `relocation ${i} patches offset ${offset} of ${list.name}, which has ${object.isNoBits(list.target) ? 'no content' : `${list.targetSize} bytes`}`,
+      );
     }
     const flags = localTargetFlags(object)[sym]!;
     const g = sym >= object.firstGlobal ? object.globals[sym - object.firstGlobal] : undefined;
     if (g !== undefined || flags & TARGET_TLS) {
-      throw new JitmemError('ERR_LINK_TLS_MODEL', `${name} ${where} refers to thread-local ${symbolName()}, but it is not a thread-local access (TLSGD, TLSLD, DTPOFF, GOTTPOFF or TPOFF): a thread-local has no single address`, { relocation: name, symbol: object.symbolName(sym) });
+      throw new JitmemError(
+        'ERR_LINK_TLS_MODEL',
+        `${name} ${where} refers to thread-local ${symbolName()}, but it is not a thread-local access (TLSGD, TLSLD, DTPOFF, GOTTPOFF or TPOFF): a thread-local has no single address`,
+        { relocation: name, symbol: object.symbolName(sym) },
+      );
     }
     if (flags & TARGET_LOCAL_COMMON) {
-      throw formatError('ERR_ELF_BAD_RELOCATION', object.elf.origin, at + 12, `relocation ${i} refers to local COMMON symbol ${sym}`);
+      throw formatError(
+        'ERR_ELF_BAD_RELOCATION',
+        object.elf.origin,
+        at + 12,
+        `relocation ${i} refers to local COMMON symbol ${sym}`,
+      );
     }
-    throw new JitmemError('ERR_LINK_DISCARDED_SECTION', `${name} ${where} refers to ${symbolName()} in a COMDAT group whose copy from another object was kept`, {
-      relocation: name,
-      object: object.name,
-    });
+    throw new JitmemError(
+      'ERR_LINK_DISCARDED_SECTION',
+      `${name} ${where} refers to ${symbolName()} in a COMDAT group whose copy from another object was kept`,
+      {
+        relocation: name,
+        object: object.name,
+      },
+    );
   }
 }
 

@@ -6,9 +6,30 @@ import type { ProgramAddresses } from '../passes/assign-addresses.js';
 import { imageOffset, type TlsPlan } from '../passes/plan-tls.js';
 import { isRelaxable, RELOCATION_WORDS, type RelocationList } from '../relocation-list.js';
 import { SYM_COMMON, SYM_DEFINED, type GlobalSymbol } from '../symbol-table.js';
-import { FIELD_16, FIELD_64, FIELD_8, FIELD_S16, FIELD_S32, FIELD_S8, FIELD_U32, signedHex, write64, writeField, type FieldSite } from './fields.js';
+import {
+  FIELD_16,
+  FIELD_64,
+  FIELD_8,
+  FIELD_S16,
+  FIELD_S32,
+  FIELD_S8,
+  FIELD_U32,
+  signedHex,
+  write64,
+  writeField,
+  type FieldSite,
+} from './fields.js';
 import { mayRelax, relaxGotLoad } from './relaxation.js';
-import { RELAX_CALL_GONE, RELAX_DTPOFF_TO_TPOFF, RELAX_GD_TO_LE, RELAX_IE_TO_LE, RELAX_LD_TO_LE, relaxGdToLe, relaxIeToLe, relaxLdToLe } from './tls-relaxation.js';
+import {
+  RELAX_CALL_GONE,
+  RELAX_DTPOFF_TO_TPOFF,
+  RELAX_GD_TO_LE,
+  RELAX_IE_TO_LE,
+  RELAX_LD_TO_LE,
+  relaxGdToLe,
+  relaxIeToLe,
+  relaxLdToLe,
+} from './tls-relaxation.js';
 import * as T from './relocation-types.js';
 import { STUB_SIZE } from './stubs.js';
 
@@ -34,10 +55,32 @@ const I32_MAX = 2 ** 31 - 1;
 
 /** The field each supported type writes. */
 const FIELD_OF = new Uint8Array(64);
-for (const t of [T.R_X86_64_PC32, T.R_X86_64_PLT32, T.R_X86_64_GOTPCREL, T.R_X86_64_GOTPCRELX, T.R_X86_64_REX_GOTPCRELX, T.R_X86_64_32S, T.R_X86_64_GOTPC32, T.R_X86_64_GOT32]) FIELD_OF[t] = FIELD_S32;
+for (const t of [
+  T.R_X86_64_PC32,
+  T.R_X86_64_PLT32,
+  T.R_X86_64_GOTPCREL,
+  T.R_X86_64_GOTPCRELX,
+  T.R_X86_64_REX_GOTPCRELX,
+  T.R_X86_64_32S,
+  T.R_X86_64_GOTPC32,
+  T.R_X86_64_GOT32,
+])
+  FIELD_OF[t] = FIELD_S32;
 for (const t of [T.R_X86_64_32, T.R_X86_64_SIZE32]) FIELD_OF[t] = FIELD_U32;
-for (const t of [T.R_X86_64_64, T.R_X86_64_PC64, T.R_X86_64_GOTOFF64, T.R_X86_64_GOTPC64, T.R_X86_64_GOT64, T.R_X86_64_GOTPLT64, T.R_X86_64_GOTPCREL64, T.R_X86_64_PLTOFF64, T.R_X86_64_SIZE64]) FIELD_OF[t] = FIELD_64;
-for (const t of [T.R_X86_64_TLSGD, T.R_X86_64_TLSLD, T.R_X86_64_GOTTPOFF, T.R_X86_64_DTPOFF32, T.R_X86_64_TPOFF32]) FIELD_OF[t] = FIELD_S32;
+for (const t of [
+  T.R_X86_64_64,
+  T.R_X86_64_PC64,
+  T.R_X86_64_GOTOFF64,
+  T.R_X86_64_GOTPC64,
+  T.R_X86_64_GOT64,
+  T.R_X86_64_GOTPLT64,
+  T.R_X86_64_GOTPCREL64,
+  T.R_X86_64_PLTOFF64,
+  T.R_X86_64_SIZE64,
+])
+  FIELD_OF[t] = FIELD_64;
+for (const t of [T.R_X86_64_TLSGD, T.R_X86_64_TLSLD, T.R_X86_64_GOTTPOFF, T.R_X86_64_DTPOFF32, T.R_X86_64_TPOFF32])
+  FIELD_OF[t] = FIELD_S32;
 for (const t of [T.R_X86_64_DTPOFF64, T.R_X86_64_TPOFF64]) FIELD_OF[t] = FIELD_64;
 FIELD_OF[T.R_X86_64_16] = FIELD_16;
 FIELD_OF[T.R_X86_64_PC16] = FIELD_S16;
@@ -123,7 +166,11 @@ function applyList(list: RelocationList, ctx: FixupContext): void {
     const field = FIELD_OF[type]!;
     if (field === 0) {
       // The scan pass refused every other type before anything was allocated.
-      throw new JitmemError('ERR_LINK_UNSUPPORTED_RELOCATION', `${T.relocationName(type)} at ${object.where(list.target, offset)} is not supported`, { relocation: T.relocationName(type) });
+      throw new JitmemError(
+        'ERR_LINK_UNSUPPORTED_RELOCATION',
+        `${T.relocationName(type)} at ${object.where(list.target, offset)} is not supported`,
+        { relocation: T.relocationName(type) },
+      );
     }
     const loc = at0 + offset;
     if (mayRelax(type) && targetInGraph(object, sym) && isRelaxable(list, offset, type)) {
@@ -182,7 +229,15 @@ function valueOf(site: Fixup, ctx: FixupContext, s: number, addend: number, p: n
 }
 
 /** A thread-local access the scan relaxed to local exec: rewrite the instructions, write the offset. */
-function relaxTls(site: Fixup, ctx: FixupContext, view: DataView, at0: number, how: number, i: number, k: number): void {
+function relaxTls(
+  site: Fixup,
+  ctx: FixupContext,
+  view: DataView,
+  at0: number,
+  how: number,
+  i: number,
+  k: number,
+): void {
   if (how === RELAX_CALL_GONE) return;
   const words = ctx.words;
   const object = site.list.object;
@@ -192,9 +247,15 @@ function relaxTls(site: Fixup, ctx: FixupContext, view: DataView, at0: number, h
   site.sym = sym;
   site.index = i;
   const binding = ctx.tls.binding;
-  if (binding === undefined) throw new JitmemError('ERR_LINK_TLS_UNBOUND', `${T.relocationName(site.type)} at ${object.where(site.list.target, site.offset)}: the program uses thread-local storage, and relocate() was given no TLS binding`, {});
+  if (binding === undefined)
+    throw new JitmemError(
+      'ERR_LINK_TLS_UNBOUND',
+      `${T.relocationName(site.type)} at ${object.where(site.list.target, site.offset)}: the program uses thread-local storage, and relocate() was given no TLS binding`,
+      {},
+    );
   const tpOffset = binding.tpOffset + imageOffset(object, sym, globalOf(object, sym));
-  if (how !== RELAX_DTPOFF_TO_TPOFF && (tpOffset < I32_MIN || tpOffset > I32_MAX)) throw site.overflow(tpOffset, 'a signed 32-bit field');
+  if (how !== RELAX_DTPOFF_TO_TPOFF && (tpOffset < I32_MIN || tpOffset > I32_MAX))
+    throw site.overflow(tpOffset, 'a signed 32-bit field');
   if (how === RELAX_GD_TO_LE) relaxGdToLe(view, at0 + site.offset, tpOffset);
   else if (how === RELAX_IE_TO_LE) relaxIeToLe(view, at0 + site.offset, tpOffset);
   else if (how === RELAX_LD_TO_LE) relaxLdToLe(view, at0 + site.offset);
@@ -211,11 +272,28 @@ function tlsValue(site: Fixup, ctx: FixupContext, addend: number, p: number): nu
   const object = list.object;
   const g = globalOf(object, sym);
   const { plan, binding, gotAddress } = ctx.tls;
-  if (binding === undefined) throw new JitmemError('ERR_LINK_TLS_UNBOUND', `${T.relocationName(type)} at ${object.where(list.target, site.offset)}: the program uses thread-local storage, and relocate() was given no TLS binding`, {});
-  const model = type === T.R_X86_64_TLSGD ? 'gd' : type === T.R_X86_64_TLSLD ? 'ld' : type === T.R_X86_64_GOTTPOFF ? 'ie' : undefined;
+  if (binding === undefined)
+    throw new JitmemError(
+      'ERR_LINK_TLS_UNBOUND',
+      `${T.relocationName(type)} at ${object.where(list.target, site.offset)}: the program uses thread-local storage, and relocate() was given no TLS binding`,
+      {},
+    );
+  const model =
+    type === T.R_X86_64_TLSGD
+      ? 'gd'
+      : type === T.R_X86_64_TLSLD
+        ? 'ld'
+        : type === T.R_X86_64_GOTTPOFF
+          ? 'ie'
+          : undefined;
   if (model !== undefined) {
     const entry = plan.find(model, object, sym, g);
-    if (entry === undefined) throw new JitmemError('ERR_LINK_INTERNAL', `no TLS GOT entry was made for ${JSON.stringify(object.symbolName(sym))} of ${object.name}`, {});
+    if (entry === undefined)
+      throw new JitmemError(
+        'ERR_LINK_INTERNAL',
+        `no TLS GOT entry was made for ${JSON.stringify(object.symbolName(sym))} of ${object.name}`,
+        {},
+      );
     return gotAddress + entry.word * 8 + addend - p;
   }
   // DTPOFF and TPOFF: the scan let only the program's own thread-locals through.
@@ -229,7 +307,9 @@ function globalOf(object: InputObject, sym: number): GlobalSymbol | undefined {
 
 function targetInGraph(object: InputObject, sym: number): boolean {
   const g = globalOf(object, sym);
-  return g !== undefined ? g.inGraph : object.symbolSection[sym] !== SHN_UNDEF && object.symbolSection[sym] !== SHN_ABS && object.definesAt(sym);
+  return g !== undefined
+    ? g.inGraph
+    : object.symbolSection[sym] !== SHN_UNDEF && object.symbolSection[sym] !== SHN_ABS && object.definesAt(sym);
 }
 
 /** L: the stub of a function outside the graph, or the function itself. */
@@ -242,11 +322,22 @@ function symbolSize(site: Fixup): number {
   const { list, type, sym, offset } = site;
   const object = list.object;
   const g = globalOf(object, sym);
-  const z = g === undefined ? object.symbolSize[sym] : g.state === SYM_DEFINED ? g.object!.symbolSize[g.index] : g.state === SYM_COMMON ? g.commonSize : undefined;
+  const z =
+    g === undefined
+      ? object.symbolSize[sym]
+      : g.state === SYM_DEFINED
+        ? g.object!.symbolSize[g.index]
+        : g.state === SYM_COMMON
+          ? g.commonSize
+          : undefined;
   if (z === undefined) {
-    throw new JitmemError('ERR_LINK_UNSUPPORTED_RELOCATION', `${T.relocationName(type)} at ${object.where(list.target, offset)} asks for the size of ${JSON.stringify(object.symbolName(sym))}, which lives in the executor and has no known size`, {
-      relocation: T.relocationName(type),
-    });
+    throw new JitmemError(
+      'ERR_LINK_UNSUPPORTED_RELOCATION',
+      `${T.relocationName(type)} at ${object.where(list.target, offset)} asks for the size of ${JSON.stringify(object.symbolName(sym))}, which lives in the executor and has no known size`,
+      {
+        relocation: T.relocationName(type),
+      },
+    );
   }
   return z;
 }
@@ -261,7 +352,11 @@ function gotEntry(object: InputObject, sym: number, gotAddress: number): number 
   const g = globalOf(object, sym);
   const index = g !== undefined ? g.got : object.localGot?.get(sym);
   if (index === undefined || index < 0) {
-    throw new JitmemError('ERR_LINK_INTERNAL', `no GOT entry was made for ${JSON.stringify(object.symbolName(sym))} of ${object.name}`, {});
+    throw new JitmemError(
+      'ERR_LINK_INTERNAL',
+      `no GOT entry was made for ${JSON.stringify(object.symbolName(sym))} of ${object.name}`,
+      {},
+    );
   }
   return gotAddress + index * 8;
 }
@@ -284,6 +379,14 @@ function overflow(site: Fixup, value: number, field: string): JitmemError {
   return new JitmemError(
     'ERR_LINK_RELOCATION_OVERFLOW',
     `${T.relocationName(type)} at ${object.where(list.target, offset)} against ${JSON.stringify(symbol)}: the value ${signedHex(value)} does not fit in ${field}${hint}`,
-    { relocation: T.relocationName(type), symbol, object: object.name, section: list.name, offset, value, index: site.index },
+    {
+      relocation: T.relocationName(type),
+      symbol,
+      object: object.name,
+      section: list.name,
+      offset,
+      value,
+      index: site.index,
+    },
   );
 }

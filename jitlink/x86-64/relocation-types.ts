@@ -117,7 +117,19 @@ export const KIND_DYNAMIC = 64;
 export const KIND_TLS_ACCESS = 128;
 
 export const relocationKinds = new Uint8Array(64);
-for (const t of [R_X86_64_64, R_X86_64_PC32, R_X86_64_32, R_X86_64_32S, R_X86_64_16, R_X86_64_PC16, R_X86_64_8, R_X86_64_PC8, R_X86_64_PC64, R_X86_64_SIZE32, R_X86_64_SIZE64]) {
+for (const t of [
+  R_X86_64_64,
+  R_X86_64_PC32,
+  R_X86_64_32,
+  R_X86_64_32S,
+  R_X86_64_16,
+  R_X86_64_PC16,
+  R_X86_64_8,
+  R_X86_64_PC8,
+  R_X86_64_PC64,
+  R_X86_64_SIZE32,
+  R_X86_64_SIZE64,
+]) {
   relocationKinds[t] = KIND_SUPPORTED;
 }
 relocationKinds[R_X86_64_NONE] = KIND_SUPPORTED;
@@ -151,9 +163,24 @@ for (const t of [
   relocationKinds[t] = KIND_TLS;
 }
 // The TLS descriptor dialect (-mtls-dialect=gnu2) and DTPMOD64 (a dynamic linker's) stay refused.
-for (const t of [R_X86_64_TLSGD, R_X86_64_TLSLD, R_X86_64_DTPOFF32, R_X86_64_DTPOFF64, R_X86_64_GOTTPOFF, R_X86_64_TPOFF32, R_X86_64_TPOFF64]) {
+for (const t of [
+  R_X86_64_TLSGD,
+  R_X86_64_TLSLD,
+  R_X86_64_DTPOFF32,
+  R_X86_64_DTPOFF64,
+  R_X86_64_GOTTPOFF,
+  R_X86_64_TPOFF32,
+  R_X86_64_TPOFF64,
+]) {
   relocationKinds[t] = KIND_SUPPORTED | KIND_TLS | KIND_TLS_ACCESS;
 }
-for (const t of [R_X86_64_COPY, R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT, R_X86_64_RELATIVE, R_X86_64_IRELATIVE, R_X86_64_RELATIVE64]) {
+for (const t of [
+  R_X86_64_COPY,
+  R_X86_64_GLOB_DAT,
+  R_X86_64_JUMP_SLOT,
+  R_X86_64_RELATIVE,
+  R_X86_64_IRELATIVE,
+  R_X86_64_RELATIVE64,
+]) {
   relocationKinds[t] = KIND_DYNAMIC;
 }

@@ -17,7 +17,13 @@ export function stubSectionContent(count: number): Uint8Array {
 }
 
 /** Points stub `index` (at `stubAddress`, written at `at` of `view`) at the GOT entry at `gotEntryAddress`. */
-export function writeStub(view: DataView, at: number, stubAddress: number, index: number, gotEntryAddress: number): void {
+export function writeStub(
+  view: DataView,
+  at: number,
+  stubAddress: number,
+  index: number,
+  gotEntryAddress: number,
+): void {
   const disp = gotEntryAddress - (stubAddress + index * STUB_SIZE + JMP_LENGTH);
   view.setInt32(at + index * STUB_SIZE + 2, disp, true);
 }

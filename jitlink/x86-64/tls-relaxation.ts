@@ -48,16 +48,34 @@ const ALU_IMM = 0x81;
  * bytes) heads the standard 16-byte sequence, its call patched by the next relocation (at
  * `callOffset`, against __tls_get_addr).
  */
-export function isRelaxableGd(bytes: Uint8Array, field: number, offset: number, size: number, callOffset: number | undefined): boolean {
+export function isRelaxableGd(
+  bytes: Uint8Array,
+  field: number,
+  offset: number,
+  size: number,
+  callOffset: number | undefined,
+): boolean {
   if (offset < 4 || offset + 12 > size || callOffset !== offset + 8) return false;
-  for (let i = 0; i < 4; i++) if (bytes[field - 4 + i] !== GD_LEA[i] || bytes[field + 4 + i] !== GD_CALL[i]) return false;
+  for (let i = 0; i < 4; i++)
+    if (bytes[field - 4 + i] !== GD_LEA[i] || bytes[field + 4 + i] !== GD_CALL[i]) return false;
   return true;
 }
 
 /** Whether the TLSLD field at `field` heads the standard 12-byte sequence, its call patched at `callOffset`. */
-export function isRelaxableLd(bytes: Uint8Array, field: number, offset: number, size: number, callOffset: number | undefined): boolean {
+export function isRelaxableLd(
+  bytes: Uint8Array,
+  field: number,
+  offset: number,
+  size: number,
+  callOffset: number | undefined,
+): boolean {
   if (offset < 3 || offset + 9 > size || callOffset !== offset + 5) return false;
-  return bytes[field - 3] === LD_LEA[0] && bytes[field - 2] === LD_LEA[1] && bytes[field - 1] === LD_LEA[2] && bytes[field + 4] === CALL;
+  return (
+    bytes[field - 3] === LD_LEA[0] &&
+    bytes[field - 2] === LD_LEA[1] &&
+    bytes[field - 1] === LD_LEA[2] &&
+    bytes[field + 4] === CALL
+  );
 }
 
 /** Rewrites an LD sequence (its TLSLD field at `at`) into `mov %fs:0, %rax`. */

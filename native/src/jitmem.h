@@ -96,11 +96,15 @@ inline int64_t I64(const Napi::CallbackInfo &info, const Napi::Value &v, const c
   return v.As<Napi::Number>().Int64Value();
 }
 
+// LLVM's MemProt bits, as the TypeScript side passes protections (graph/alloc-group.ts's R, W, X).
+constexpr uint64_t kMemProtRead = 1, kMemProtWrite = 2, kMemProtExec = 4;
+
+// mmap/mprotect's flags for a MemProt mask.
 inline int Prot(uint64_t p) {
   int prot = PROT_NONE;
-  if (p & 1) prot |= PROT_READ;
-  if (p & 2) prot |= PROT_WRITE;
-  if (p & 4) prot |= PROT_EXEC;
+  if (p & kMemProtRead) prot |= PROT_READ;
+  if (p & kMemProtWrite) prot |= PROT_WRITE;
+  if (p & kMemProtExec) prot |= PROT_EXEC;
   return prot;
 }
 

@@ -141,15 +141,13 @@ Napi::Value ThrowPlacement(Napi::Env env, const char *what, uint64_t length, uin
   return env.Undefined();
 }
 
-int ProtFlags(uint64_t p) { return (p & 1 ? PROT_READ : 0) | (p & 2 ? PROT_WRITE : 0) | (p & 4 ? PROT_EXEC : 0); }
-
 // reserveWithin(length, prot, lo, hi) -> address of anonymous memory (MAP_NORESERVE).
 Napi::Value ReserveWithin(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   uint64_t length = Address(env, info[0], "length"), prot = Address(env, info[1], "prot");
   uint64_t lo = Address(env, info[2], "lo"), hi = Address(env, info[3], "hi");
   JITMEM_ARGS_OK(info);
-  void *p = jitmem::MapWithin(length, ProtFlags(prot), MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, lo, hi);
+  void *p = jitmem::MapWithin(length, jitmem::Prot(prot), MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, lo, hi);
   if (p == MAP_FAILED) return ThrowPlacement(env, "reserveWithin", length, lo, hi);
   return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(p)));
 }
@@ -161,7 +159,7 @@ Napi::Value MapSharedWithin(const Napi::CallbackInfo &info) {
   uint64_t length = Address(env, info[1], "length"), prot = Address(env, info[2], "prot");
   uint64_t lo = Address(env, info[3], "lo"), hi = Address(env, info[4], "hi");
   JITMEM_ARGS_OK(info);
-  void *p = jitmem::MapWithin(length, ProtFlags(prot), MAP_SHARED, fd, lo, hi);
+  void *p = jitmem::MapWithin(length, jitmem::Prot(prot), MAP_SHARED, fd, lo, hi);
   if (p == MAP_FAILED) return ThrowPlacement(env, "mapSharedWithin", length, lo, hi);
   return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(p)));
 }

@@ -52,7 +52,9 @@ export function spawnRawExecutor(extraArgs: readonly string[] = []): RawExecutor
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
   child.stdout!.resume();
   // 'close', not 'exit': it comes after the child's stderr has been read to the end.
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('close', (code, signal) => resolve({ code, signal })),
+  );
   const parser = new FrameParser(1 << 30);
   const frames: Frame[] = [];
   const waiters: Array<(f: Frame | null) => void> = [];

@@ -3,9 +3,9 @@ import path from 'node:path';
 
 /**
  * The house rule, as code: every import in the non-test sources points down the layers of
- * DESIGN.md §1. Imports are read with a small lexer (comments, strings, template literals and
- * regular expressions skipped), not by regular expression over the text, so a specifier inside
- * a comment or a string is not taken for an import and a multi-line import is.
+ * docs/design.md §1. Imports are read with a small lexer (comments, strings, template literals and
+ * regular expressions skipped), not by regular expression over the text, so a specifier inside a
+ * comment or a string is not taken for an import and a multi-line import is.
  */
 
 /** The floors, lowest first. Folders on one floor may not import each other (but see SIDEWAYS_ALLOWED). */
@@ -78,7 +78,22 @@ type Token =
 const WORD_START = /[A-Za-z_$]/;
 const WORD_PART = /[A-Za-z0-9_$]/;
 /** After these words a `/` opens a regular expression; after any other word or a number it divides. */
-const KEYWORDS_BEFORE_EXPRESSION = new Set(['return', 'typeof', 'instanceof', 'in', 'of', 'new', 'delete', 'void', 'throw', 'case', 'do', 'else', 'yield', 'await']);
+const KEYWORDS_BEFORE_EXPRESSION = new Set([
+  'return',
+  'typeof',
+  'instanceof',
+  'in',
+  'of',
+  'new',
+  'delete',
+  'void',
+  'throw',
+  'case',
+  'do',
+  'else',
+  'yield',
+  'await',
+]);
 
 /** Tokens of TypeScript source, enough to find imports: words, string literals, punctuation. */
 function tokenize(text: string): Token[] {
@@ -149,8 +164,7 @@ function tokenize(text: string): Token[] {
         else if (text[i] === '[' || text[i] === ']') {
           inClass = text[i] === '[';
           i++;
-        }
-        else if (text[i] === '/' && !inClass) {
+        } else if (text[i] === '/' && !inClass) {
           i++;
           break;
         } else i++;
@@ -220,7 +234,10 @@ export function readImports(text: string): ImportSite[] {
         sites.push({ specifier: arg.value, line: lineOf(arg.pos), kind: 'dynamic' });
       }
     } else if (t.type === 'word' && t.value === 'new' && next?.type === 'word' && next.value === 'URL') {
-      const shape = tokens.slice(k + 2, k + 10).map((x) => (x.type === 'string' ? '<string>' : x.value)).join(' ');
+      const shape = tokens
+        .slice(k + 2, k + 10)
+        .map((x) => (x.type === 'string' ? '<string>' : x.value))
+        .join(' ');
       const arg = tokens[k + 3];
       if (shape === '( <string> , import . meta . url' && arg?.type === 'string' && /\.m?js$/.test(arg.value)) {
         sites.push({ specifier: arg.value, line: lineOf(arg.pos), kind: 'url' });
@@ -228,7 +245,12 @@ export function readImports(text: string): ImportSite[] {
     } else if (t.type === 'word' && t.value === 'from' && next?.type === 'string') {
       // Walk back over the import clause to the keyword that opens the statement.
       let j = k - 1;
-      while (j >= 0 && isImportClausePart(tokens[j]!) && !(tokens[j]!.type === 'word' && (tokens[j]!.value === 'import' || tokens[j]!.value === 'export'))) j--;
+      while (
+        j >= 0 &&
+        isImportClausePart(tokens[j]!) &&
+        !(tokens[j]!.type === 'word' && (tokens[j]!.value === 'import' || tokens[j]!.value === 'export'))
+      )
+        j--;
       const opener = tokens[j];
       if (opener?.type === 'word' && (opener.value === 'import' || opener.value === 'export')) {
         sites.push({ specifier: next.value, line: lineOf(next.pos), kind: opener.value });
@@ -312,7 +334,8 @@ export function danglingReferences(files: readonly SourceFile[]): LayerViolation
     for (const { specifier, line } of readImports(file.text)) {
       if (!specifier.startsWith('.')) continue;
       const target = resolveSpecifier(file.path, specifier);
-      if (!known.has(target)) dangling.push({ file: file.path, line, specifier, target, reason: 'names a module that does not exist' });
+      if (!known.has(target))
+        dangling.push({ file: file.path, line, specifier, target, reason: 'names a module that does not exist' });
     }
   }
   return dangling;
@@ -325,7 +348,12 @@ export function listSources(root: string, options: { includeTests?: boolean } = 
     for (const entry of readdirSync(path.join(root, dir), { withFileTypes: true })) {
       const rel = dir ? `${dir}/${entry.name}` : entry.name;
       if (entry.isDirectory()) {
-        if (!dir && (NOT_SOURCES.has(entry.name) || entry.name.startsWith('.')) && !(options.includeTests && entry.name === 'test')) continue;
+        if (
+          !dir &&
+          (NOT_SOURCES.has(entry.name) || entry.name.startsWith('.')) &&
+          !(options.includeTests && entry.name === 'test')
+        )
+          continue;
         if (entry.name === 'node_modules') continue;
         walk(rel);
       } else if (/\.(m?ts|tsx)$/.test(entry.name) && !entry.name.endsWith('.d.ts')) {

@@ -33,7 +33,11 @@ const packageRoot = [path.resolve(here, '../../..'), path.resolve(here, '../..')
 
 export function craySourceDir(): string {
   if (!packageRoot) {
-    throw new JitmemError('ERR_CRAY_SOURCE_MISSING', `cray's source (workloads/cray/cray.c) is not beside jitmem's code (looked from ${here})`, { from: here });
+    throw new JitmemError(
+      'ERR_CRAY_SOURCE_MISSING',
+      `cray's source (workloads/cray/cray.c) is not beside jitmem's code (looked from ${here})`,
+      { from: here },
+    );
   }
   return path.join(packageRoot, 'workloads', 'cray');
 }
@@ -48,13 +52,21 @@ function runCompiler(compiler: string, args: string[]): string {
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string; status?: number };
     if (e.code === 'ENOENT') {
-      throw new JitmemError('ERR_CC_NOT_FOUND', `building cray needs a C compiler; '${compiler}' is not on PATH (set CC, or install gcc or clang)`, { compiler });
+      throw new JitmemError(
+        'ERR_CC_NOT_FOUND',
+        `building cray needs a C compiler; '${compiler}' is not on PATH (set CC, or install gcc or clang)`,
+        { compiler },
+      );
     }
-    throw new JitmemError('ERR_CC_FAILED', `'${compiler} ${args.join(' ')}' failed (status ${e.status ?? e.code}): ${(e.stderr ?? '').trim() || e.message}`, {
-      compiler,
-      args,
-      status: e.status,
-    });
+    throw new JitmemError(
+      'ERR_CC_FAILED',
+      `'${compiler} ${args.join(' ')}' failed (status ${e.status ?? e.code}): ${(e.stderr ?? '').trim() || e.message}`,
+      {
+        compiler,
+        args,
+        status: e.status,
+      },
+    );
   }
 }
 
@@ -91,7 +103,10 @@ export function buildCray(env: NodeJS.ProcessEnv = process.env): CrayBuild {
   return { source, scene, object, program };
 }
 
-/** Runs the native cray on a scene (the committed one by default), with options such as `-s WxH` before it, and returns the PPM it writes. */
+/**
+ * Runs the native cray on a scene (the committed one by default), with options such as `-s WxH`
+ * before it, and returns the PPM it writes.
+ */
 export function renderNativeCray(build: CrayBuild, scene = build.scene, options: readonly string[] = []): Buffer {
   return execFileSync(build.program, [...options, scene], { maxBuffer: 64 * 1024 * 1024, timeout: 60_000 });
 }

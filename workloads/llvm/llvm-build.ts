@@ -36,17 +36,33 @@ export interface LlvmBuild {
 
 function run(command: string, args: readonly string[], what: string): string {
   try {
-    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000, maxBuffer: 64 << 20 });
+    return execFileSync(command, args, {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 300_000,
+      maxBuffer: 64 << 20,
+    });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string; status?: number };
     if (e.code === 'ENOENT') {
-      throw new JitmemError('ERR_LLVM_WORKLOAD_TOOLS', `the llvm workload needs ${command} (${what}); install Debian's llvm-22-dev and g++, or set LLVM_CONFIG / CXX`, { command });
+      throw new JitmemError(
+        'ERR_LLVM_WORKLOAD_TOOLS',
+        `the llvm workload needs ${command} (${what}); install Debian's llvm-22-dev and g++, or set LLVM_CONFIG / CXX`,
+        { command },
+      );
     }
-    throw new JitmemError('ERR_LLVM_WORKLOAD_BUILD', `'${command} ${args.join(' ')}' failed (status ${e.status ?? e.code}): ${(e.stderr ?? '').trim().slice(0, 2000) || e.message}`, { command, status: e.status });
+    throw new JitmemError(
+      'ERR_LLVM_WORKLOAD_BUILD',
+      `'${command} ${args.join(' ')}' failed (status ${e.status ?? e.code}): ${(e.stderr ?? '').trim().slice(0, 2000) || e.message}`,
+      { command, status: e.status },
+    );
   }
 }
 
-/** The system libraries of llvm-config's list, as files the linker can open (Debian ships some without their -dev symlink). */
+/**
+ * The system libraries of llvm-config's list, as files the linker can open (Debian ships some
+ * without their -dev symlink).
+ */
 function systemLibraries(llvmConfig: string): string[] {
   return run(llvmConfig, ['--link-static', '--system-libs'], "LLVM's configuration")
     .trim()
@@ -96,7 +112,10 @@ function buildDriver(spec: DriverSpec, env: NodeJS.ProcessEnv): BuiltDriver {
   const identity = run(compiler, ['--version'], 'a C++ compiler').split('\n')[0] ?? compiler;
   const hash = createHash('sha256').update(readFileSync(spec.source));
   for (const input of spec.inputs) hash.update(readFileSync(input));
-  const key = hash.update(['', flags.join(' '), compiler, identity, version, spec.archives.join(' '), spec.args.join(' ')].join('\0')).digest('hex').slice(0, 16);
+  const key = hash
+    .update(['', flags.join(' '), compiler, identity, version, spec.archives.join(' '), spec.args.join(' ')].join('\0'))
+    .digest('hex')
+    .slice(0, 16);
   const outDir = path.join(craySourceDir(), '..', '..', 'build', 'workloads', spec.name, key);
   const object = path.join(outDir, `${spec.name}-driver.o`);
   const program = path.join(outDir, `${spec.name}-driver`);
@@ -109,7 +128,14 @@ function buildDriver(spec: DriverSpec, env: NodeJS.ProcessEnv): BuiltDriver {
     try {
       run(compiler, [...flags, '-c', spec.source, '-o', object + tag], 'a C++ compiler');
       run(compiler, [object + tag, ...nativeLink.slice(2), '-o', program + tag], 'a C++ compiler');
-      writeFileSync(output + tag, execFileSync(program + tag, [...spec.args], { stdio: ['ignore', 'pipe', 'ignore'], timeout: 300_000, maxBuffer: 64 << 20 }));
+      writeFileSync(
+        output + tag,
+        execFileSync(program + tag, [...spec.args], {
+          stdio: ['ignore', 'pipe', 'ignore'],
+          timeout: 300_000,
+          maxBuffer: 64 << 20,
+        }),
+      );
       renameSync(object + tag, object);
       renameSync(program + tag, program);
       renameSync(output + tag, output);
@@ -122,7 +148,13 @@ function buildDriver(spec: DriverSpec, env: NodeJS.ProcessEnv): BuiltDriver {
 
 /** Builds the llvm driver and its native program if the cached ones are missing or stale. */
 export function buildLlvmDriver(env: NodeJS.ProcessEnv = process.env): LlvmBuild {
-  const archives = run(llvmConfigOf(env), ['--link-static', '--libfiles', ...COMPONENTS], "LLVM's static archives (llvm-22-dev)").trim().split(/\s+/);
+  const archives = run(
+    llvmConfigOf(env),
+    ['--link-static', '--libfiles', ...COMPONENTS],
+    "LLVM's static archives (llvm-22-dev)",
+  )
+    .trim()
+    .split(/\s+/);
   const source = path.join(craySourceDir(), '..', 'llvm', 'llvm-driver.cpp');
   const built = buildDriver({ name: 'llvm', source, archives, linkArgs: (a) => [...a], args: [], inputs: [] }, env);
   return { ...built, archives, output: built.output.toString('utf8') };
@@ -154,16 +186,32 @@ export function buildClangDriver(env: NodeJS.ProcessEnv = process.env): ClangBui
     .filter((f) => /^libclang[A-Z]\w*\.a$/.test(f) && !/^libclangHandle/.test(f))
     .sort()
     .map((f) => path.join(libdir, f));
-  const llvm = run(llvmConfig, ['--link-static', '--libfiles', 'all'], "LLVM's static archives (llvm-22-dev)").trim().split(/\s+/);
+  const llvm = run(llvmConfig, ['--link-static', '--libfiles', 'all'], "LLVM's static archives (llvm-22-dev)")
+    .trim()
+    .split(/\s+/);
   const archives = [...clang, ...llvm];
   const missing = archives.filter((a) => !existsSync(a));
   if (clang.length === 0 || missing.length > 0) {
-    throw new JitmemError('ERR_LLVM_WORKLOAD_TOOLS', `the clang workload needs the static archives of libclang-22-dev, llvm-22-dev and libpolly-22-dev; missing: ${clang.length === 0 ? 'every libclang*.a' : missing.slice(0, 5).join(', ')}`, { missing });
+    throw new JitmemError(
+      'ERR_LLVM_WORKLOAD_TOOLS',
+      `the clang workload needs the static archives of libclang-22-dev, llvm-22-dev and libpolly-22-dev; missing: ${clang.length === 0 ? 'every libclang*.a' : missing.slice(0, 5).join(', ')}`,
+      { missing },
+    );
   }
   const cray = path.join(craySourceDir(), 'cray.c');
   const args = [path.join(libdir, 'clang', major), cray];
   const source = path.join(craySourceDir(), '..', 'llvm', 'clang-driver.cpp');
   // Natively the archives depend on each other in circles: one group. jitmem's linker pulls members in any order.
-  const built = buildDriver({ name: 'clang', source, archives, linkArgs: (a) => ['-Wl,--start-group', ...a, '-Wl,--end-group', '-lpthread'], args, inputs: [cray] }, env);
+  const built = buildDriver(
+    {
+      name: 'clang',
+      source,
+      archives,
+      linkArgs: (a) => ['-Wl,--start-group', ...a, '-Wl,--end-group', '-lpthread'],
+      args,
+      inputs: [cray],
+    },
+    env,
+  );
   return { ...built, archives, args };
 }

@@ -1,4 +1,5 @@
 import { JitmemError } from '../../core/errors.js';
+import { X } from '../../graph/alloc-group.js';
 import type { LinkGraph } from '../../graph/link-graph.js';
 import { checkCount, pickModule } from './pattern-options.js';
 import type { Plan, Step } from './plan.js';
@@ -39,8 +40,11 @@ export function patchPlan(graphs: readonly LinkGraph[], options: PatchOptions): 
   const batch = checkCount('patch batch', options.batch ?? 10, 1);
   const codeRunning = options.codeRunning ?? false;
   const graph = pickModule('patch', graphs, options.module);
-  const code = graph.sections.filter((s) => s.group.prot & 4 && s.content !== undefined && s.size > 0);
-  const section = options.section === undefined ? code.reduce<(typeof code)[number] | undefined>((a, s) => (a && a.size >= s.size ? a : s), undefined) : code.find((s) => s.name === options.section);
+  const code = graph.sections.filter((s) => s.group.prot & X && s.content !== undefined && s.size > 0);
+  const section =
+    options.section === undefined
+      ? code.reduce<(typeof code)[number] | undefined>((a, s) => (a && a.size >= s.size ? a : s), undefined)
+      : code.find((s) => s.name === options.section);
   if (!section) {
     throw new JitmemError(
       'ERR_INVALID_PATTERN_OPTION',

@@ -9,7 +9,11 @@ import type { LinkGraph } from '../../graph/link-graph.js';
 
 function checkValue(value: number): number {
   if (!Number.isInteger(value) || value < 0 || value > 0x7fffffff) {
-    throw new JitmemError('ERR_INVALID_ARGUMENT', `a returned constant must be an integer in 0..2^31-1; got ${String(value)}`, { value });
+    throw new JitmemError(
+      'ERR_INVALID_ARGUMENT',
+      `a returned constant must be an integer in 0..2^31-1; got ${String(value)}`,
+      { value },
+    );
   }
   return value;
 }
@@ -32,7 +36,11 @@ export function returnConstantCode(value: number, arch: string = process.arch): 
     words.setUint32(8, 0xd65f03c0, true);
     return code;
   }
-  throw new JitmemError('ERR_UNSUPPORTED_ARCH', `returnConstantCode knows x64 and arm64 machine code; this is ${arch}`, { arch });
+  throw new JitmemError(
+    'ERR_UNSUPPORTED_ARCH',
+    `returnConstantCode knows x64 and arm64 machine code; this is ${arch}`,
+    { arch },
+  );
 }
 
 /** A graph whose `.text` is `return value;`, and a 4 KiB `.data` beside it so that it has more than code. */

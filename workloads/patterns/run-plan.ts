@@ -1,7 +1,8 @@
+import { joinErrors, runAll } from '../../core/cleanup.js';
 import { JitmemError } from '../../core/errors.js';
 import type { LinkGraph } from '../../graph/link-graph.js';
 import type { CodePatcher } from '../../mappers/memory-mapper.js';
-import type { AllocateStep, Plan, Step } from './plan.js';
+import type { AllocateStep, PatchStep, Plan, Step } from './plan.js';
 
 /**
  * Carries out a plan against a memory manager: the slab memory manager over any mapper, or
@@ -81,7 +82,11 @@ export interface PlanRunResult {
 }
 
 function planError(plan: Plan, index: number, what: string, extra: Record<string, unknown> = {}): JitmemError {
-  return new JitmemError('ERR_INVALID_PLAN', `step ${index} of the ${plan.pattern} plan: ${what}`, { pattern: plan.pattern, step: index, ...extra });
+  return new JitmemError('ERR_INVALID_PLAN', `step ${index} of the ${plan.pattern} plan: ${what}`, {
+    pattern: plan.pattern,
+    step: index,
+    ...extra,
+  });
 }
 
 const untimed = <T>(_op: PlanOperation, call: () => Promise<T>): Promise<T> => call();
@@ -129,97 +134,154 @@ class InFlight {
   }
 }
 
-export async function runPlan<F extends PlanFinalizedAllocation>(plan: Plan, manager: PlanMemoryManager<F>, options: RunPlanOptions<F> = {}): Promise<PlanRunResult> {
-  const hooks = options.hooks ?? {};
-  const time = hooks.time ? hooks.time.bind(hooks) : untimed;
-  const limit = options.inFlight ?? 1;
-  if (!Number.isSafeInteger(limit) || limit < 1) {
-    throw new JitmemError('ERR_INVALID_ARGUMENT', `runPlan: inFlight must be a positive integer; got ${String(options.inFlight)}`, { inFlight: options.inFlight });
-  }
-  const inFlight = new InFlight(limit);
+/** One run of a plan: the allocations it holds and what it has counted so far. */
+class PlanRun<F extends PlanFinalizedAllocation> {
+  private readonly hooks: PlanHooks<F>;
+  private readonly time: NonNullable<PlanHooks<F>['time']>;
+  private readonly inFlight: InFlight;
   /** Finalized allocations by plan id. */
-  const live = new Map<number, F>();
+  private readonly live = new Map<number, F>();
   /** Every allocation the plan holds, finalized or on its way, by plan id. */
-  const held = new Map<number, Promise<F>>();
-  let index = 0;
-  let allocations = 0;
-  let frees = 0;
-  let patches = 0;
-  let peakLive = 0;
-  const free = (ids: readonly number[], last: boolean): Promise<void> => {
+  private readonly held = new Map<number, Promise<F>>();
+  private index = 0;
+  private allocations = 0;
+  private frees = 0;
+  private patches = 0;
+  private peakLive = 0;
+
+  constructor(
+    private readonly plan: Plan,
+    private readonly manager: PlanMemoryManager<F>,
+    private readonly options: RunPlanOptions<F>,
+    private readonly limit: number,
+  ) {
+    this.hooks = options.hooks ?? {};
+    this.time = this.hooks.time ? this.hooks.time.bind(this.hooks) : untimed;
+    this.inFlight = new InFlight(limit);
+  }
+
+  /** Every step in order; on a failure, frees what is live before the error goes on. */
+  async run(): Promise<PlanRunResult> {
+    try {
+      for (const step of this.plan.steps()) {
+        await this.step(step);
+        await this.options.afterStep?.(step, this.index, this.live);
+        this.index++;
+      }
+      await this.inFlight.settle();
+      if (this.options.freeAtEnd && this.held.size > 0) await this.free([...this.held.keys()], true);
+    } catch (err) {
+      throw joinErrors(err, await this.cleanUpAfter(err));
+    }
+    const { index: steps, allocations, frees, patches, peakLive } = this;
+    return { steps, allocations, frees, patches, peakLive };
+  }
+
+  private async step(step: Step): Promise<void> {
+    switch (step.op) {
+      case 'allocate':
+        return this.allocate(step);
+      case 'free':
+        return this.issue(this.free(step.ids, false));
+      case 'patch':
+        return this.patch(step);
+      case 'phase':
+        return;
+    }
+  }
+
+  /** Allocates and writes the step's graph, then issues its finalize. */
+  private async allocate(step: AllocateStep): Promise<void> {
+    const { plan, index, hooks, held, live } = this;
+    if (held.has(step.id)) throw planError(plan, index, `allocation id ${step.id} is already live`, { id: step.id });
+    const alloc = await this.time('allocate', () => this.manager.allocate(step.graph));
+    if (hooks.timeWrite) hooks.timeWrite(() => alloc.writeContent());
+    else alloc.writeContent();
+    const finalized = this.time('finalize', () => alloc.finalize()).then((fin) => {
+      live.set(step.id, fin);
+      hooks.finalized?.(step, fin);
+      this.peakLive = Math.max(this.peakLive, live.size);
+      return fin;
+    });
+    held.set(step.id, finalized);
+    this.allocations++;
+    await this.issue(finalized);
+  }
+
+  /** Frees the allocations `ids` once their finalizes are done (the promise of the free). */
+  private free(ids: readonly number[], last: boolean): Promise<void> {
     const waits = ids.map((id) => {
-      const alloc = held.get(id);
-      if (!alloc) throw planError(plan, index, `frees allocation id ${id}, which is not live`, { id });
+      const alloc = this.held.get(id);
+      if (!alloc) throw planError(this.plan, this.index, `frees allocation id ${id}, which is not live`, { id });
       return alloc;
     });
-    for (const id of ids) held.delete(id);
+    for (const id of ids) this.held.delete(id);
     // What was issued before this free, which a check of its allocations may wait for (the
     // free itself joins the operations in flight, so it must not wait for all of them).
-    const earlier = inFlight.settleCurrent();
+    const earlier = this.inFlight.settleCurrent();
+    // Only beforeFree's drain() awaits `earlier`, and maybe not at all: its failure is the first
+    // failure InFlight keeps and settle() throws, so it is not lost here.
     earlier.catch(() => {});
     return (async () => {
       const allocs = await Promise.all(waits);
-      await hooks.beforeFree?.(allocs, { last, drain: () => earlier });
-      for (const id of ids) live.delete(id);
-      await time('free', () => manager.deallocate(allocs));
-      frees += allocs.length;
+      await this.hooks.beforeFree?.(allocs, { last, drain: () => earlier });
+      for (const id of ids) this.live.delete(id);
+      await this.time('free', () => this.manager.deallocate(allocs));
+      this.frees += allocs.length;
     })();
-  };
-  const run = async <T>(op: Promise<T>): Promise<void> => {
-    if (limit === 1) {
+  }
+
+  /** Patches finalized code, after every operation before it. */
+  private async patch(step: PatchStep): Promise<void> {
+    const { plan, index } = this;
+    await this.inFlight.settle();
+    const alloc = this.live.get(step.id);
+    if (!alloc) throw planError(plan, index, `patches allocation id ${step.id}, which is not live`, { id: step.id });
+    const patcher = this.options.patcher;
+    if (!patcher) {
+      throw planError(plan, index, 'patch steps need a code patcher (runPlan option "patcher") for this mapper');
+    }
+    const batch = step.patches.map((p) => ({ address: alloc.sectionAddress(p.section) + p.offset, bytes: p.bytes }));
+    await this.time('patch', () => patcher.patchCode(batch, { codeRunning: step.codeRunning ?? true }));
+    for (const p of batch) this.hooks.patched?.(alloc, p.address, p.bytes);
+    this.patches += batch.length;
+  }
+
+  /** Waits for `op` (one at a time), or adds it to those in flight and waits for room. */
+  private async issue<T>(op: Promise<T>): Promise<void> {
+    if (this.limit === 1) {
       await op;
       return;
     }
-    inFlight.add(op);
-    await inFlight.room();
-  };
-  try {
-    for (const step of plan.steps()) {
-      switch (step.op) {
-        case 'allocate': {
-          if (held.has(step.id)) throw planError(plan, index, `allocation id ${step.id} is already live`, { id: step.id });
-          const alloc = await time('allocate', () => manager.allocate(step.graph));
-          if (hooks.timeWrite) hooks.timeWrite(() => alloc.writeContent());
-          else alloc.writeContent();
-          const finalized = time('finalize', () => alloc.finalize()).then((fin) => {
-            live.set(step.id, fin);
-            hooks.finalized?.(step, fin);
-            peakLive = Math.max(peakLive, live.size);
-            return fin;
-          });
-          held.set(step.id, finalized);
-          allocations++;
-          await run(finalized);
-          break;
-        }
-        case 'free':
-          await run(free(step.ids, false));
-          break;
-        case 'patch': {
-          // A patch goes into finalized code and must come after everything before it.
-          await inFlight.settle();
-          const alloc = live.get(step.id);
-          if (!alloc) throw planError(plan, index, `patches allocation id ${step.id}, which is not live`, { id: step.id });
-          const patcher = options.patcher;
-          if (!patcher) throw planError(plan, index, 'patch steps need a code patcher (runPlan option "patcher") for this mapper');
-          const batch = step.patches.map((p) => ({ address: alloc.sectionAddress(p.section) + p.offset, bytes: p.bytes }));
-          await time('patch', () => patcher.patchCode(batch, { codeRunning: step.codeRunning ?? true }));
-          for (const p of batch) hooks.patched?.(alloc, p.address, p.bytes);
-          patches += batch.length;
-          break;
-        }
-        case 'phase':
-          break;
-      }
-      await options.afterStep?.(step, index, live);
-      index++;
-    }
-    await inFlight.settle();
-    if (options.freeAtEnd && held.size > 0) await free([...held.keys()], true);
-  } catch (err) {
-    await inFlight.settle().catch(() => {});
-    if (live.size > 0) await manager.deallocate([...live.values()]).catch(() => {});
-    throw err;
+    this.inFlight.add(op);
+    await this.inFlight.room();
   }
-  return { steps: index, allocations, frees, patches, peakLive };
+
+  /**
+   * After a failure: waits for what is in flight and frees what is live. Returns the failures of
+   * that cleanup other than `primary` itself (an operation in flight may be what failed).
+   */
+  private async cleanUpAfter(primary: unknown): Promise<unknown[]> {
+    const errors = await runAll([
+      () => this.inFlight.settle(),
+      () => (this.live.size > 0 ? this.manager.deallocate([...this.live.values()]) : undefined),
+    ]);
+    return errors.filter((e) => e !== primary);
+  }
+}
+
+export async function runPlan<F extends PlanFinalizedAllocation>(
+  plan: Plan,
+  manager: PlanMemoryManager<F>,
+  options: RunPlanOptions<F> = {},
+): Promise<PlanRunResult> {
+  const limit = options.inFlight ?? 1;
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new JitmemError(
+      'ERR_INVALID_ARGUMENT',
+      `runPlan: inFlight must be a positive integer; got ${String(options.inFlight)}`,
+      { inFlight: options.inFlight },
+    );
+  }
+  return new PlanRun(plan, manager, options, limit).run();
 }

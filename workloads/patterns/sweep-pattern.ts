@@ -30,7 +30,10 @@ export const SWEEP_MAX_SIZE = 64 * 1024 * 1024;
 function checkPowerOfTwo(name: string, value: number): number {
   checkCount(name, value, 1);
   if (!Number.isInteger(Math.log2(value))) {
-    throw new JitmemError('ERR_INVALID_PATTERN_OPTION', `${name} must be a power of two; got ${value}`, { option: name, value });
+    throw new JitmemError('ERR_INVALID_PATTERN_OPTION', `${name} must be a power of two; got ${value}`, {
+      option: name,
+      value,
+    });
   }
   return value;
 }
@@ -39,7 +42,11 @@ function checkPowerOfTwo(name: string, value: number): number {
 export function sweepSizes(minSize = SWEEP_MIN_SIZE, maxSize = SWEEP_MAX_SIZE): number[] {
   checkPowerOfTwo('sweep minSize', minSize);
   checkPowerOfTwo('sweep maxSize', maxSize);
-  if (minSize > maxSize) throw new JitmemError('ERR_INVALID_PATTERN_OPTION', `sweep minSize ${minSize} is above maxSize ${maxSize}`, { minSize, maxSize });
+  if (minSize > maxSize)
+    throw new JitmemError('ERR_INVALID_PATTERN_OPTION', `sweep minSize ${minSize} is above maxSize ${maxSize}`, {
+      minSize,
+      maxSize,
+    });
   const sizes: number[] = [];
   for (let size = minSize; size <= maxSize; size *= 2) sizes.push(size);
   return sizes;

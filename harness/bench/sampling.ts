@@ -1,0 +1,154 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import type { RatioRow, ResultRow, RoundSummary, SamplingGroup } from '../report/report.js';
+import { median } from '../statistics.js';
+import { computeRatios } from './ratios.js';
+
+/**
+ * How long the bench samples: a fixed number of interleaved rounds, or, with a precision target,
+ * rounds added to each workload/pattern/policy group until every speedup of the group is known
+ * to the asked width (or its share of the time budget is spent).
+ */
+
+/**
+ * The row with its per-round medians: `ends[i]` is the number of samples measured by the end
+ * of round i, `positions[i]` the row's place in round i's order. Rounds that measured nothing
+ * are kept with 0 samples (ratios pair rounds by index and skip a pair with an empty side).
+ */
+export function withRounds(row: ResultRow, ends: readonly number[], positions?: readonly number[]): ResultRow {
+  const samples = row.latency.samples;
+  if (ends.length < 2 || ends[ends.length - 1] !== samples.length) return row;
+  const rounds: RoundSummary[] = [];
+  let start = 0;
+  for (const [i, end] of ends.entries()) {
+    rounds.push({ samples: end - start, p50: end > start ? median(samples.slice(start, end)) : 0, ...(positions?.[i] !== undefined ? { position: positions[i] } : {}) });
+    start = end;
+  }
+  return { ...row, rounds };
+}
+
+/**
+ * The relative half-width of a speedup's 95% interval, in percent of the speedup: what
+ * `--precision` bounds. The interval is taken on the log scale, so it is not symmetric; half
+ * its whole width is the figure.
+ */
+export function halfWidthPercent(r: Pick<RatioRow, 'speedup' | 'ci95'>): number {
+  const w = ((r.ci95[1] - r.ci95[0]) / 2 / r.speedup) * 100;
+  return Number.isFinite(w) ? w : Infinity;
+}
+
+/**
+ * The order of a group's cells in round `round`: forward in even rounds, backward in odd ones
+ * (A B C D, D C B A, ...), so that a drift of the machine's speed within a round falls on each
+ * cell as often early as late and cancels over pairs of rounds.
+ */
+export function roundOrder(cells: number, round: number): number[] {
+  const order = Array.from({ length: cells }, (_, i) => i);
+  return round % 2 === 0 ? order : order.reverse();
+}
+
+let gcFunction: (() => void) | null | undefined;
+
+/**
+ * A full garbage collection, between rounds: garbage one cell left would otherwise be
+ * collected inside the next cell's timed phases. Node exposes gc() only with --expose-gc;
+ * the flag can be set at run time and the function taken from a fresh context.
+ */
+export function collectGarbage(): boolean {
+  if (gcFunction === undefined) {
+    const g = (globalThis as { gc?: () => void }).gc;
+    if (g) gcFunction = g;
+    else {
+      try {
+        setFlagsFromString('--expose-gc');
+        gcFunction = runInNewContext('gc') as () => void;
+      } catch {
+        gcFunction = null;
+      }
+    }
+  }
+  if (!gcFunction) return false;
+  gcFunction();
+  return true;
+}
+
+/** The rows a group has measured so far, enough for its ratios: latency samples cut into rounds. */
+export interface PartialRow {
+  readonly row: Pick<ResultRow, 'workload' | 'pattern' | 'mapper' | 'executor' | 'policy'>;
+  readonly samples: readonly number[];
+  /** Samples measured by the end of each round. */
+  readonly roundEnds: readonly number[];
+}
+
+/**
+ * The speedups a precision run waits for: the headlines, shared memory over RPC copy (over each
+ * executor), as the summary states them; a group without one (no remote mapper) waits for all
+ * of its speedups.
+ */
+export function isHeadlineRatio(r: Pick<RatioRow, 'mapper' | 'baseline'>): boolean {
+  return r.mapper === 'shared' && r.baseline === 'rpc';
+}
+
+/**
+ * The speedups of a group's rows so far: the widest interval (percent) among its headlines,
+ * which the precision target stops on, and the widest among all its speedups.
+ */
+export function groupWidths(rows: readonly PartialRow[], seed: number): { ratios: RatioRow[]; widest: { label: string; percent: number } | undefined; widestAny: { label: string; percent: number } | undefined } {
+  const full = rows.map((p) =>
+    withRounds(
+      {
+        ...p.row,
+        latency: { samples: [...p.samples], samplesCount: p.samples.length, mean: 0, p50: 0, p75: 0, p99: 0, min: 0, max: 0, rme: 0 },
+        phases: {},
+        bytes: { content: 0, zeroFill: 0, moved: 0 },
+        roundTrips: 0,
+      },
+      p.roundEnds,
+    ),
+  );
+  const ratios = computeRatios(full, seed);
+  const widestOf = (list: readonly RatioRow[]) => {
+    let widest: { label: string; percent: number } | undefined;
+    for (const r of list) {
+      const percent = halfWidthPercent(r);
+      if (!widest || percent > widest.percent) widest = { label: ratioLabel(r), percent };
+    }
+    return widest;
+  };
+  const headlines = ratios.filter(isHeadlineRatio);
+  return { ratios, widest: widestOf(headlines.length ? headlines : ratios), widestAny: widestOf(ratios) };
+}
+
+export function ratioLabel(r: Pick<RatioRow, 'workload' | 'pattern' | 'policy' | 'mapper' | 'executor' | 'baseline'>): string {
+  const mapper = r.executor === 'llvm' && r.mapper !== 'inprocess' && r.mapper !== 'dualmap' ? `${r.mapper}@llvm` : r.mapper;
+  return `${r.workload}/${r.pattern} ${mapper} over ${r.baseline === 'rpc' ? 'RPC copy' : 'in-process'} (${r.policy})`;
+}
+
+/**
+ * Rounds a group would need for its widest interval to reach `target` percent: an interval's
+ * width shrinks as one over the square root of the rounds.
+ */
+export function roundsNeeded(rounds: number, widest: number, target: number): number {
+  if (!(widest > 0) || !Number.isFinite(widest)) return Infinity;
+  return Math.ceil(rounds * (widest / target) ** 2);
+}
+
+/** One line per group that did not reach the precision asked, with the width it reached and what it would need. */
+export function samplingLines(groups: readonly SamplingGroup[], target: number | undefined): string[] {
+  if (target === undefined) return [];
+  const out: string[] = [];
+  const open = groups.filter((g) => !g.converged);
+  const done = groups.length - open.length;
+  out.push(`precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on their headline speedups (shared memory over RPC copy)${open.length ? '; not converged:' : '.'}`);
+  for (const g of open) {
+    const needs = Number.isFinite(g.secondsNeeded ?? Infinity) ? `; about ${Math.ceil(g.secondsNeeded!)} s (${g.roundsNeeded} rounds) would reach it` : '';
+    out.push(`  NOT CONVERGED ${g.workload}/${g.pattern} (${g.policy}): widest ${g.widest ? `${g.widest.label} ±${g.widest.percent.toFixed(1)}%` : 'no speedup'} after ${g.rounds} rounds, ${(g.elapsedMs / 1000).toFixed(1)} s${needs}`);
+  }
+  // The other speedups are measured in the same rounds; those still wider than the target are named, not waited for.
+  const wider = groups.filter((g) => g.widestAny && g.widestAny.percent > target);
+  if (wider.length) {
+    const widest = wider.reduce((a, g) => (g.widestAny!.percent > a.widestAny!.percent ? g : a));
+    out.push(`  other speedups wider than ${target}% (not waited for) in ${wider.length} group${wider.length === 1 ? '' : 's'}; the widest: ${widest.widestAny!.label} ±${widest.widestAny!.percent.toFixed(1)}%`);
+  }
+  return out;
+}

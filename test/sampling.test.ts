@@ -1,0 +1,128 @@
+import test from 'ava';
+import {
+  groupWidths,
+  halfWidthPercent,
+  isHeadlineRatio,
+  roundOrder,
+  roundsNeeded,
+  samplingLines,
+  withRounds,
+} from '../harness/bench/sampling.js';
+import type { ResultRow } from '../harness/report/report.js';
+
+test("rounds alternate the order of a group's cells, forward then backward", (t) => {
+  t.deepEqual(roundOrder(4, 0), [0, 1, 2, 3]);
+  t.deepEqual(roundOrder(4, 1), [3, 2, 1, 0]);
+  t.deepEqual(roundOrder(4, 2), [0, 1, 2, 3]);
+  t.deepEqual(roundOrder(1, 7), [0]);
+  t.deepEqual(roundOrder(0, 0), []);
+});
+
+test('the precision asked of a speedup is half its 95% interval in percent of the speedup; rounds needed grow with the square of the ratio of widths', (t) => {
+  t.is(halfWidthPercent({ speedup: 2, ci95: [1.9, 2.1] }).toFixed(9), '5.000000000');
+  t.is(halfWidthPercent({ speedup: 1, ci95: [0.97, 1.03] }).toFixed(6), '3.000000');
+  t.is(halfWidthPercent({ speedup: 1, ci95: [Number.NaN, 1] }), Infinity);
+  t.is(roundsNeeded(10, 6, 3), 40);
+  t.is(roundsNeeded(10, 3, 3), 10);
+  t.is(roundsNeeded(10, Infinity, 3), Infinity);
+});
+
+test("per-round medians and each cell's place in its round go into the row", (t) => {
+  const row = { latency: { samples: [1, 2, 3, 10, 20, 30, 5] } } as unknown as ResultRow;
+  const out = withRounds(row, [3, 6, 7], [0, 1, 0]);
+  t.deepEqual(out.rounds, [
+    { samples: 3, p50: 2, position: 0 },
+    { samples: 3, p50: 20, position: 1 },
+    { samples: 1, p50: 5, position: 0 },
+  ]);
+  // Ends that do not account for every sample leave the row as it was.
+  t.is(withRounds(row, [3, 6]), row);
+});
+
+test('the summary names every group that did not reach the precision, the width it reached and the time it would need', (t) => {
+  const lines = samplingLines(
+    [
+      {
+        workload: 'cray',
+        pattern: 'load',
+        policy: 'first-fit',
+        rounds: 40,
+        elapsedMs: 20_000,
+        converged: true,
+        widest: { label: 'cray/load shared over RPC copy (first-fit)', percent: 2.5 },
+        widestAny: { label: 'cray/load dualmap over in-process (first-fit)', percent: 4 },
+      },
+      {
+        workload: 'python',
+        pattern: 'load',
+        policy: 'first-fit',
+        rounds: 20,
+        elapsedMs: 25_000,
+        converged: false,
+        widest: { label: 'python/load shared over RPC copy (first-fit)', percent: 9.5 },
+        widestAny: { label: 'python/load dualmap over in-process (first-fit)', percent: 14 },
+        roundsNeeded: 201,
+        secondsNeeded: 252,
+      },
+    ],
+    3,
+  );
+  t.deepEqual(lines, [
+    'precision: 1 of 2 groups reached 95% CI half-width <= 3% on their headline speedups (shared memory over RPC copy); not converged:',
+    '  NOT CONVERGED python/load (first-fit): widest python/load shared over RPC copy (first-fit) ±9.5% after 20 rounds, 25.0 s; about 252 s (201 rounds) would reach it',
+    '  other speedups wider than 3% (not waited for) in 2 groups; the widest: python/load dualmap over in-process (first-fit) ±14.0%',
+  ]);
+  t.deepEqual(samplingLines([], undefined), []);
+});
+
+test('the precision target waits for the headline speedups, shared memory over RPC copy; a group without one waits for all', (t) => {
+  t.true(isHeadlineRatio({ mapper: 'shared', baseline: 'rpc' }));
+  t.false(isHeadlineRatio({ mapper: 'shared', baseline: 'inprocess' }));
+  t.false(isHeadlineRatio({ mapper: 'dualmap', baseline: 'rpc' }));
+  // Three rounds of a group: shared over RPC copy steady (2x in every round), dualmap over RPC copy not.
+  const rows = [
+    {
+      row: {
+        workload: 'w',
+        pattern: 'load' as const,
+        mapper: 'rpc' as const,
+        executor: 'jitmem' as const,
+        policy: 'first-fit' as const,
+      },
+      samples: [4, 4, 4, 4, 4, 4],
+      roundEnds: [2, 4, 6],
+    },
+    {
+      row: {
+        workload: 'w',
+        pattern: 'load' as const,
+        mapper: 'shared' as const,
+        executor: 'jitmem' as const,
+        policy: 'first-fit' as const,
+      },
+      samples: [2, 2, 2, 2, 2, 2],
+      roundEnds: [2, 4, 6],
+    },
+    {
+      row: {
+        workload: 'w',
+        pattern: 'load' as const,
+        mapper: 'dualmap' as const,
+        executor: 'none' as const,
+        policy: 'first-fit' as const,
+      },
+      samples: [1, 1, 3, 3, 1, 1],
+      roundEnds: [2, 4, 6],
+    },
+  ];
+  const { widest, widestAny } = groupWidths(rows, 1);
+  t.is(widest!.label, 'w/load shared over RPC copy (first-fit)');
+  t.is(widest!.percent, 0);
+  t.true(widestAny!.percent > 10, JSON.stringify(widestAny));
+  // Without a remote pair, every speedup counts.
+  const local = groupWidths(
+    [rows[2]!, { ...rows[2]!, row: { ...rows[2]!.row, mapper: 'inprocess' as const }, samples: [1, 1, 1, 1, 1, 1] }],
+    1,
+  );
+  t.deepEqual(local.widest, local.widestAny);
+});
