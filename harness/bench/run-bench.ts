@@ -13,6 +13,7 @@ import { openHandle, llvmExecutorAvailable, type HandleOptions } from './mapper-
 import { planCells, type MatrixSelection, type Preset, type SkippedCell } from './matrix.js';
 import { computeRatios, extraTimeBudgets, transportRatioBudgets } from './ratios.js';
 import { probeRoundTrip, roundTripBudget } from './round-trip-probe.js';
+import { speedBudgets } from './speed-budgets.js';
 import { runEndToEnd, type RunSkip } from './run-cells.js';
 import { endToEndBudgets, endToEndHeadlines } from './end-to-end.js';
 import type { EndToEndSection } from '../report/report.js';
@@ -295,6 +296,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
   const budgets: BudgetRow[] = [
     ...extraTimeBudgets(rows),
     ...transportRatioBudgets(rows),
+    ...speedBudgets(rows),
     ...(probe ? [roundTripBudget(probe)] : []),
     ...(endToEnd ? endToEndBudgets(rows, endToEnd) : []),
   ];
