@@ -326,7 +326,10 @@ test('finalize sets protections by runs of adjacent pages with one protection: o
   const finalized = await mprotects();
   t.is(await x.deinitialize([base]), null);
   t.is((await mprotects()) - finalized, 1);
-  t.deepEqual(await x.initialize([{ group: 3, addr: base + 5 * PAGE, size: PAGE, content: new Uint8Array([1, 2, 3]) }]), { ok: true, value: base + 5 * PAGE });
+  t.deepEqual(
+    await x.initialize([{ group: 3, addr: base + 5 * PAGE, size: PAGE, content: new Uint8Array([1, 2, 3]) }]),
+    { ok: true, value: base + 5 * PAGE },
+  );
 });
 
 test("the executor's own SHA-256 and HMAC-SHA256 give the published answers (FIPS 180-4 examples, RFC 4231)", (t) => {
