@@ -47,6 +47,12 @@ export interface ProcessCostCounters extends OsCounts {
   wireBytesIn: number;
   minorFaults: number;
   voluntarySwitches: number;
+  /**
+   * Nanoseconds spent inside call handlers: the executor's time from a call's frame read to its
+   * result written. The controller handles no calls of its own (0); LLVM's executor has no
+   * counters at all. Last in the wire order, so an executor that sends eleven values is still read.
+   */
+  handlerNs: number;
 }
 
 /** The names of ProcessCostCounters in the order the executor's counter service sends them. */
@@ -62,6 +68,7 @@ export const PROCESS_COST_COUNTER_NAMES: ReadonlyArray<keyof ProcessCostCounters
   'icacheFlushes',
   'minorFaults',
   'voluntarySwitches',
+  'handlerNs',
 ];
 
 /** This process's counters now, given its wire traffic (zeros for a process with no channel). */
@@ -76,6 +83,7 @@ export function processCostCounters(
     wireBytesIn: wire.bytesIn,
     minorFaults: usage.minorPageFault,
     voluntarySwitches: usage.voluntaryContextSwitches,
+    handlerNs: 0,
   };
 }
 

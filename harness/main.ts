@@ -1,6 +1,6 @@
 import type { Command, CommandIO } from './commands/command.js';
-import { JitmemError } from '../core/errors.js';
 import { closestName } from './commands/flags.js';
+import { reportCommandFailure } from './command-failure.js';
 
 /**
  * The `jitmem` command line. Subcommands are loaded on demand so that `jitmem executor` starts
@@ -45,7 +45,9 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   },
   run: {
     summary: 'link x86-64 ELF objects and archives and run them in the executor through a mapper',
-    load: async () => (await import('./commands/run.js')).runCommand,
+    // One bundled script when it is fresh (run-bundle.ts): loading ~80 modules one by one is most of run's start-up.
+    load: async () =>
+      (await import('./run-bundle.js')).loadRunBundle() ?? (await import('./commands/run.js')).runCommand,
   },
   workloads: {
     summary: 'list workloads: link graphs, bytes by AllocGroup, pages',
@@ -97,11 +99,6 @@ export async function main(
     const command = await entry.load();
     return await command.run(rest, io);
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (err instanceof JitmemError || (code && /^(ERR_|E[A-Z])/.test(code))) {
-      io.stderr.write(`jitmem ${name}: ${(err as Error).message}${code ? ` [${code}]` : ''}\n`);
-      return 2;
-    }
-    throw err;
+    return reportCommandFailure(name, err, io);
   }
 }

@@ -44,7 +44,12 @@ export async function loadTls(target: ProgramTarget, image: TlsImage): Promise<L
   }
   try {
     const [word] = await target.symbolsIn(handle, [TLS_WORD_FUNCTION]);
-    if (!word) throw new JitmemError('ERR_LINK_TLS_LOAD', `the program's TLS library opened, but ${TLS_WORD_FUNCTION} is not found in it`, {});
+    if (!word)
+      throw new JitmemError(
+        'ERR_LINK_TLS_LOAD',
+        `the program's TLS library opened, but ${TLS_WORD_FUNCTION} is not found in it`,
+        {},
+      );
     const binding = await readTlsWords((i) => target.callInt32(word, i), image);
     return { binding, close: () => target.closeLibrary(handle) };
   } catch (err) {

@@ -3,7 +3,14 @@ import * as native from '../native/index.js';
 import { JitmemError, hasCode } from '../core/errors.js';
 import { HEADER_SIZE } from '../protocol/frame.js';
 import { remoteError } from '../protocol/remote-error.js';
-import { DYLIB_CLOSE_SYMBOL, PROGRAM_RUNTIME_SYMBOLS, RUN_PROGRAM_SYMBOL, encodeRunProgramRequest, readRunProgramResult, type ProgramOutcome } from '../protocol/run-program.js';
+import {
+  DYLIB_CLOSE_SYMBOL,
+  PROGRAM_RUNTIME_SYMBOLS,
+  RUN_PROGRAM_SYMBOL,
+  encodeRunProgramRequest,
+  readRunProgramResult,
+  type ProgramOutcome,
+} from '../protocol/run-program.js';
 import { Sym } from '../protocol/setup.js';
 import { SpsWriter } from '../protocol/sps.js';
 import { decodeResult, expectAddr, expectSuccess, type ExecutorSession } from '../session/executor-session.js';
@@ -62,11 +69,21 @@ export interface ProgramTarget {
   /** Calls `fn` in the executor as int32_t fn(int32_t). */
   callInt32(fn: number, arg: number): Promise<number>;
   /** Runs init functions, main with `argv` (argv[0] is the program name), exit handlers and fini functions. */
-  run(main: number, argv: readonly string[], init: readonly number[], fini: readonly number[]): Promise<ProgramRunResult>;
+  run(
+    main: number,
+    argv: readonly string[],
+    init: readonly number[],
+    fini: readonly number[],
+  ): Promise<ProgramRunResult>;
 }
 
 function preloadError(path: string, err: unknown): JitmemError {
-  return new JitmemError('ERR_PRELOAD_FAILED', `cannot open the library ${JSON.stringify(path)} in the executor: ${(err as Error).message}`, { path }, { cause: err });
+  return new JitmemError(
+    'ERR_PRELOAD_FAILED',
+    `cannot open the library ${JSON.stringify(path)} in the executor: ${(err as Error).message}`,
+    { path },
+    { cause: err },
+  );
 }
 
 /** 0 for a symbol that only an earlier, finished program's export library provides. */
@@ -149,7 +166,12 @@ export class InProcessTarget implements ProgramTarget {
     return { register: a.registerEHFrame, deregister: a.deregisterEHFrame };
   }
 
-  async run(main: number, argv: readonly string[], init: readonly number[], fini: readonly number[]): Promise<ProgramRunResult> {
+  async run(
+    main: number,
+    argv: readonly string[],
+    init: readonly number[],
+    fini: readonly number[],
+  ): Promise<ProgramRunResult> {
     const restore = this.inheritableStdio();
     try {
       const r = await native.runProgram(main, argv, init, fini);
@@ -202,7 +224,10 @@ export class SessionTarget implements ProgramTarget {
   }
 
   private async open(path: string): Promise<number> {
-    const bytes = await this.session.call(Sym.dylibOpen, writer().addr(this.session.symbol(Sym.dylibInstance)).string(path).u64(0));
+    const bytes = await this.session.call(
+      Sym.dylibOpen,
+      writer().addr(this.session.symbol(Sym.dylibInstance)).string(path).u64(0),
+    );
     return expectAddr(bytes, path === '' ? 'open (the process)' : `open ${path}`);
   }
 
@@ -262,11 +287,22 @@ export class SessionTarget implements ProgramTarget {
   }
 
   private async resolve(handle: number, names: readonly string[]): Promise<number[]> {
-    const bytes = await this.session.call(Sym.dylibResolve, writer().addr(handle).lookupSet(names.map((name) => ({ name, required: false }))));
-    const r = decodeResult(bytes, 'resolve', (r) => r.expected((r) => r.sequence(1, (r) => r.optional((r) => r.symbolDef()))));
+    const bytes = await this.session.call(
+      Sym.dylibResolve,
+      writer()
+        .addr(handle)
+        .lookupSet(names.map((name) => ({ name, required: false }))),
+    );
+    const r = decodeResult(bytes, 'resolve', (r) =>
+      r.expected((r) => r.sequence(1, (r) => r.optional((r) => r.symbolDef()))),
+    );
     if (!r.ok) throw remoteError('resolve', r.error);
     if (r.value.length !== names.length) {
-      throw new JitmemError('ERR_SPS_MALFORMED', `resolve answered ${r.value.length} symbols for ${names.length} names`, {});
+      throw new JitmemError(
+        'ERR_SPS_MALFORMED',
+        `resolve answered ${r.value.length} symbols for ${names.length} names`,
+        {},
+      );
     }
     return r.value.map((d) => d?.addr ?? 0);
   }
@@ -295,10 +331,18 @@ export class SessionTarget implements ProgramTarget {
     return register !== undefined && deregister !== undefined ? { register, deregister } : undefined;
   }
 
-  async run(main: number, argv: readonly string[], init: readonly number[], fini: readonly number[]): Promise<ProgramRunResult> {
+  async run(
+    main: number,
+    argv: readonly string[],
+    init: readonly number[],
+    fini: readonly number[],
+  ): Promise<ProgramRunResult> {
     try {
       if (this.session.hasSymbol(RUN_PROGRAM_SYMBOL)) {
-        const bytes = await this.session.call(RUN_PROGRAM_SYMBOL, encodeRunProgramRequest(writer(), { main, argv, init, fini }));
+        const bytes = await this.session.call(
+          RUN_PROGRAM_SYMBOL,
+          encodeRunProgramRequest(writer(), { main, argv, init, fini }),
+        );
         const r = decodeResult(bytes, 'run_program', readRunProgramResult);
         if (!r.ok) throw remoteError('run_program', r.error);
         const v = r.value;

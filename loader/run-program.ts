@@ -6,7 +6,12 @@ import { performance } from 'node:perf_hooks';
 import { JitmemError } from '../core/errors.js';
 import { alignUp } from '../core/checks.js';
 import type { MemoryMapper } from '../mappers/memory-mapper.js';
-import { SlabMemoryManager, type FinalizedAllocation, type SlabMemoryManagerOptions } from '../mappers/slab/slab-memory-manager.js';
+import {
+  SlabMemoryManager,
+  type FinalizedAllocation,
+  type SlabMemoryManagerOptions,
+} from '../mappers/slab/slab-memory-manager.js';
+import type { SlabKeeper } from '../mappers/slab/slab-keeper.js';
 import { SpsWriter } from '../protocol/sps.js';
 import { linkObjects, type LinkInput, type LinkStats, type RelocatedProgram } from '../jitlink/link.js';
 import type { ProgramRunResult, ProgramTarget } from './program-target.js';
@@ -63,6 +68,14 @@ export interface RunProgramOptions {
    */
   readonly mapper: MemoryMapper;
   readonly slab?: SlabMemoryManagerOptions;
+  /**
+   * Where the program's slab comes from and goes back to, for a controller that runs program
+   * after program over one mapper: the next program lands on pages the executor has already
+   * faulted in (no new reservation, no new shm object). Without it each program gets a slab of
+   * its own, closed when the program has ended. A slab is closed, not given back, when linking
+   * or running failed.
+   */
+  readonly keeper?: SlabKeeper;
   /** argv[0]; default: the first input's path. */
   readonly programName?: string;
   readonly args?: readonly string[];
@@ -111,6 +124,13 @@ export async function linkIntoExecutor(
   times: PhaseTimes = emptyTimes(),
 ): Promise<LinkedAllocation> {
   const { target } = options;
+  if (options.keeper && options.keeper.mapper !== options.mapper) {
+    throw new JitmemError(
+      'ERR_INVALID_ARGUMENT',
+      "runProgram: the slab keeper's mapper is not the mapper given; a kept slab would move the program through another transport",
+      {},
+    );
+  }
   let t = performance.now();
   for (const lib of options.preload ?? []) await target.preload(lib);
   times.preload = performance.now() - t;
@@ -127,10 +147,12 @@ export async function linkIntoExecutor(
 
   // A program whose 32-bit references must reach some data, or the low 2 GiB, gets a slab of
   // its own size placed there.
-  const memory = new SlabMemoryManager(
-    options.mapper,
-    linked.placement ? { ...options.slab, placement: linked.placement, granularity: alignUp(linked.layout.size, 1 << 20) } : options.slab,
-  );
+  const slabOptions = linked.placement
+    ? { ...options.slab, placement: linked.placement, granularity: alignUp(linked.layout.size, 1 << 20) }
+    : options.slab;
+  const memory = options.keeper
+    ? options.keeper.acquire(slabOptions)
+    : new SlabMemoryManager(options.mapper, slabOptions);
   t = performance.now();
   let allocation;
   try {
@@ -200,7 +222,19 @@ async function closeTls(tls: LoadedTls | undefined): Promise<void> {
 }
 
 export function emptyTimes(): PhaseTimes {
-  return { preload: 0, readObjects: 0, resolve: 0, layout: 0, reserve: 0, write: 0, applyRelocations: 0, initialize: 0, exportSymbols: 0, run: 0, deallocate: 0 };
+  return {
+    preload: 0,
+    readObjects: 0,
+    resolve: 0,
+    layout: 0,
+    reserve: 0,
+    write: 0,
+    applyRelocations: 0,
+    initialize: 0,
+    exportSymbols: 0,
+    run: 0,
+    deallocate: 0,
+  };
 }
 
 async function exportProgramSymbols(target: ProgramTarget, program: RelocatedProgram): Promise<Map<string, number>> {
@@ -221,7 +255,8 @@ async function exportProgramSymbols(target: ProgramTarget, program: RelocatedPro
 export async function runProgram(options: RunProgramOptions): Promise<ProgramRun> {
   const times = emptyTimes();
   const first = options.inputs[0];
-  if (first === undefined) throw new JitmemError('ERR_LINK_NO_INPUT', 'nothing to link: give at least one object file or archive', {});
+  if (first === undefined)
+    throw new JitmemError('ERR_LINK_NO_INPUT', 'nothing to link: give at least one object file or archive', {});
   const { memory, exported, allocation, program, stats, tls } = await linkIntoExecutor(options, times);
   const argv = [options.programName ?? (typeof first === 'string' ? first : first.path), ...(options.args ?? [])];
   let t = performance.now();
@@ -255,7 +290,7 @@ export async function runProgram(options: RunProgramOptions): Promise<ProgramRun
     await cleanUp(
       () => (exported.size > 0 ? options.target.retireExports(exported) : Promise.resolve()),
       () => closeTls(tls),
-      () => memory.close(),
+      () => (options.keeper ? options.keeper.giveBack(memory) : memory.close()),
     );
   }
   return { result, times, stats, program };

@@ -146,7 +146,15 @@ export function buildTlsLibrary(soname: string, image: TlsImage): Uint8Array {
   view.setUint16(54, PHDR, true);
   view.setUint16(56, phnum, true);
   view.setUint16(58, 64, true);
-  const ph = (at: number, type: number, flags: number, offset: number, filesz: number, memsz: number, alignment: number) => {
+  const ph = (
+    at: number,
+    type: number,
+    flags: number,
+    offset: number,
+    filesz: number,
+    memsz: number,
+    alignment: number,
+  ) => {
     view.setUint32(at, type, true);
     view.setUint32(at + 4, flags, true);
     set64(view, at + 8, offset);
@@ -186,7 +194,14 @@ export function buildTlsLibrary(soname: string, image: TlsImage): Uint8Array {
  * Reads the words the dynamic linker wrote, through `half(i)` (a call of jitmem_tls_word: the
  * i-th 32-bit half, signed). Thread-pointer offsets are negative.
  */
-export async function readTlsWords(half: (i: number) => Promise<number>, image: TlsImage): Promise<{ module: number; tpOffset: number; externals: Map<string, { module: number; offset: number; tpOffset: number }> }> {
+export async function readTlsWords(
+  half: (i: number) => Promise<number>,
+  image: TlsImage,
+): Promise<{
+  module: number;
+  tpOffset: number;
+  externals: Map<string, { module: number; offset: number; tpOffset: number }>;
+}> {
   const values: number[] = [];
   for (let i = 0; i < tlsWordCount(image); i++) {
     const lo = (await half(2 * i)) >>> 0;
@@ -194,12 +209,22 @@ export async function readTlsWords(half: (i: number) => Promise<number>, image: 
     values.push(hi * 2 ** 32 + lo);
   }
   const externals = new Map<string, { module: number; offset: number; tpOffset: number }>();
-  image.externals.forEach((x, i) => externals.set(x.name, { module: values[2 + 3 * i]!, offset: values[3 + 3 * i]!, tpOffset: values[4 + 3 * i]! }));
+  image.externals.forEach((x, i) =>
+    externals.set(x.name, { module: values[2 + 3 * i]!, offset: values[3 + 3 * i]!, tpOffset: values[4 + 3 * i]! }),
+  );
   return { module: values[0]!, tpOffset: values[1]!, externals };
 }
 
-/** .dynsym: the null symbol, the word function (defined here), then the executor's thread-locals (undefined, STT_TLS). */
-function writeSymbols(view: DataView, symAt: number, nameOffsets: readonly number[], fn: { value: number; size: number }): void {
+/**
+ * .dynsym: the null symbol, the word function (defined here), then the executor's thread-locals
+ * (undefined, STT_TLS).
+ */
+function writeSymbols(
+  view: DataView,
+  symAt: number,
+  nameOffsets: readonly number[],
+  fn: { value: number; size: number },
+): void {
   nameOffsets.forEach((name, i) => {
     const at = symAt + (i + 1) * SYM;
     view.setUint32(at, name, true);

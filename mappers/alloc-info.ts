@@ -10,14 +10,24 @@ import type { AllocInfo } from './memory-mapper.js';
  */
 export function checkAllocInfo(info: AllocInfo, pageSize: number): { key: number; end: number } {
   if (typeof info !== 'object' || info === null || !Array.isArray(info.segments) || !Array.isArray(info.actions)) {
-    throw new JitmemError('ERR_INVALID_ALLOC_INFO', 'initialize: allocInfo must have mappingBase, a segments array and an actions array', {});
+    throw new JitmemError(
+      'ERR_INVALID_ALLOC_INFO',
+      'initialize: allocInfo must have mappingBase, a segments array and an actions array',
+      {},
+    );
   }
   const base = checkAddress('mappingBase', info.mappingBase);
   if (base % pageSize !== 0) {
-    throw new JitmemError('ERR_UNALIGNED_ADDRESS', `initialize: mappingBase ${hex(base)} is not page-aligned (page size ${pageSize})`, { mappingBase: base });
+    throw new JitmemError(
+      'ERR_UNALIGNED_ADDRESS',
+      `initialize: mappingBase ${hex(base)} is not page-aligned (page size ${pageSize})`,
+      { mappingBase: base },
+    );
   }
   if (info.segments.length === 0) {
-    throw new JitmemError('ERR_EMPTY_ALLOCATION', `initialize: the allocation at ${hex(base)} has no segments`, { mappingBase: base });
+    throw new JitmemError('ERR_EMPTY_ALLOCATION', `initialize: the allocation at ${hex(base)} has no segments`, {
+      mappingBase: base,
+    });
   }
   let key = Number.POSITIVE_INFINITY;
   let end = 0;
@@ -30,13 +40,21 @@ export function checkAllocInfo(info: AllocInfo, pageSize: number): { key: number
       if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) checkSize(`${where()}: ${field}`, v);
     }
     if (seg.offset % pageSize !== 0) {
-      throw new JitmemError('ERR_UNALIGNED_SEGMENT', `${where()}: offset ${hex(seg.offset)} is not a multiple of the page size ${pageSize}`, {
-        offset: seg.offset,
-      });
+      throw new JitmemError(
+        'ERR_UNALIGNED_SEGMENT',
+        `${where()}: offset ${hex(seg.offset)} is not a multiple of the page size ${pageSize}`,
+        {
+          offset: seg.offset,
+        },
+      );
     }
     const id = seg.group ? allocGroupId(seg.group) : NaN;
     if (!Number.isInteger(id) || id < 0 || id > 15) {
-      throw new JitmemError('ERR_INVALID_ALLOC_GROUP', `${where()}: group must be an AllocGroup {prot 0..7, lifetime}`, {});
+      throw new JitmemError(
+        'ERR_INVALID_ALLOC_GROUP',
+        `${where()}: group must be an AllocGroup {prot 0..7, lifetime}`,
+        {},
+      );
     }
     if (seg.workingMemory !== undefined && seg.workingMemory.length > 0 && seg.workingMemory.length < seg.contentSize) {
       throw new JitmemError(
@@ -52,9 +70,13 @@ export function checkAllocInfo(info: AllocInfo, pageSize: number): { key: number
     }
     for (const [s, e] of spans) {
       if (start < e && segEnd > s) {
-        throw new JitmemError('ERR_SEGMENT_OVERLAP', `${where()}: [${hex(start)}, ${hex(segEnd)}) overlaps another segment [${hex(s)}, ${hex(e)})`, {
-          start,
-        });
+        throw new JitmemError(
+          'ERR_SEGMENT_OVERLAP',
+          `${where()}: [${hex(start)}, ${hex(segEnd)}) overlaps another segment [${hex(s)}, ${hex(e)})`,
+          {
+            start,
+          },
+        );
       }
     }
     spans.push([start, segEnd]);
@@ -68,7 +90,9 @@ export function checkAllocInfo(info: AllocInfo, pageSize: number): { key: number
 export function checkReserveSize(bytes: unknown, pageSize: number): number {
   const n = checkSize('bytes', bytes, 1);
   if (n % pageSize !== 0) {
-    throw new JitmemError('ERR_INVALID_SIZE', `reserve: ${n} bytes is not a multiple of the page size ${pageSize}`, { bytes: n });
+    throw new JitmemError('ERR_INVALID_SIZE', `reserve: ${n} bytes is not a multiple of the page size ${pageSize}`, {
+      bytes: n,
+    });
   }
   return n;
 }

@@ -33,16 +33,28 @@ export const COHERENT_ICACHE = process.arch === 'x64' || process.arch === 'ia32'
 /** Checks the shape of a batch: a non-empty array of {address, non-empty bytes}. */
 export function checkPatchBatch(patches: unknown): readonly CodePatch[] {
   if (!Array.isArray(patches) || patches.length === 0) {
-    throw new JitmemError('ERR_INVALID_PATCH', `patchCode takes a non-empty array of {address, bytes} patches; got ${Array.isArray(patches) ? 'an empty array' : typeof patches}`, {});
+    throw new JitmemError(
+      'ERR_INVALID_PATCH',
+      `patchCode takes a non-empty array of {address, bytes} patches; got ${Array.isArray(patches) ? 'an empty array' : typeof patches}`,
+      {},
+    );
   }
   for (const [i, p] of (patches as unknown[]).entries()) {
     if (typeof p !== 'object' || p === null) {
-      throw new JitmemError('ERR_INVALID_PATCH', `patchCode: patch ${i} must be an object {address, bytes}; got ${p === null ? 'null' : typeof p}`, { index: i });
+      throw new JitmemError(
+        'ERR_INVALID_PATCH',
+        `patchCode: patch ${i} must be an object {address, bytes}; got ${p === null ? 'null' : typeof p}`,
+        { index: i },
+      );
     }
     const { address, bytes } = p as { address?: unknown; bytes?: unknown };
     checkAddress(`patch ${i}: address`, address);
     if (!(bytes instanceof Uint8Array) || bytes.length === 0) {
-      throw new JitmemError('ERR_INVALID_PATCH', `patchCode: patch ${i} at ${hex(address as number)} needs at least one byte to write`, { index: i, address });
+      throw new JitmemError(
+        'ERR_INVALID_PATCH',
+        `patchCode: patch ${i} at ${hex(address as number)} needs at least one byte to write`,
+        { index: i, address },
+      );
     }
   }
   return patches as readonly CodePatch[];
@@ -81,10 +93,16 @@ export function segmentHolding<S extends PatchableSegment>(
     }
     return segment;
   }
-  throw new JitmemError('ERR_NOT_INITIALIZED', `patchCode: ${hex(address)} is not inside an initialized segment`, { address, size });
+  throw new JitmemError('ERR_NOT_INITIALIZED', `patchCode: ${hex(address)} is not inside an initialized segment`, {
+    address,
+    size,
+  });
 }
 
-/** The patches of a batch grouped by the segment `find` says holds each (every patch is found before the first group is returned). */
+/**
+ * The patches of a batch grouped by the segment `find` says holds each (every patch is found
+ * before the first group is returned).
+ */
 export function groupBySegment<S>(patches: readonly CodePatch[], find: (p: CodePatch) => S): Map<S, CodePatch[]> {
   const groups = new Map<S, CodePatch[]>();
   for (const p of patches) {

@@ -82,7 +82,8 @@ export class DualMappedMemoryMapper extends LocalMemoryMapper {
       return segmentHolding(r.regions.values(), p.address, p.bytes.length);
     });
     for (const p of patches) native.copyIn(this.writableAddress(holders.get(p)!, p.address), p.bytes);
-    for (const [segment, group] of groups) if (segment.prot & native.PROT_X) for (const p of group) native.flushICache(p.address, p.bytes.length);
+    for (const [segment, group] of groups)
+      if (segment.prot & native.PROT_X) for (const p of group) native.flushICache(p.address, p.bytes.length);
   }
 
   /** The writing view's address of target address `addr` of reservation `r`. */

@@ -52,7 +52,9 @@ export class InProcessMemoryMapper extends LocalMemoryMapper {
     this.checkOpen();
     checkPatchBatch(patches);
     this.settle();
-    const groups = groupBySegment(patches, (p) => segmentHolding(this.table.of(p.address, p.bytes.length, 'patchCode').regions.values(), p.address, p.bytes.length));
+    const groups = groupBySegment(patches, (p) =>
+      segmentHolding(this.table.of(p.address, p.bytes.length, 'patchCode').regions.values(), p.address, p.bytes.length),
+    );
     for (const [segment, group] of groups) native.patchInPlace(group, segment.prot);
   }
 

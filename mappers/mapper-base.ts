@@ -57,7 +57,10 @@ export abstract class MapperBase<R extends RegionRecord = RegionRecord> implemen
   protected reservationAt(base: number): Reservation<R> {
     checkAddress('base', base);
     const r = this.table.byStart.get(base);
-    if (!r) throw new JitmemError('ERR_UNKNOWN_RESERVATION', `release: ${hex(base)} is not the start of a reservation`, { base });
+    if (!r)
+      throw new JitmemError('ERR_UNKNOWN_RESERVATION', `release: ${hex(base)} is not the start of a reservation`, {
+        base,
+      });
     return r;
   }
 

@@ -5,7 +5,7 @@ export type { CodePatch, PatchOptions } from './code-patch.js';
 /**
  * The transport contract between the memory manager (which decides where things go) and the
  * executor's memory (where they end up), as LLVM ORC's MemoryMapper. Three implementations:
- * in-process, shared memory, RPC copy. DESIGN.md §3.
+ * in-process, shared memory, RPC copy. docs/design.md §3.
  */
 
 /** An executor address range; `end` is exclusive. */

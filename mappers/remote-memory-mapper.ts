@@ -35,7 +35,11 @@ export abstract class RemoteMemoryMapper extends MapperBase {
   protected readonly instance: number;
 
   private readonly calls: { readonly deinitialize: string; readonly release: string };
-  private pendingDeinits: Array<{ readonly keys: readonly number[]; readonly resolve: () => void; readonly reject: (err: unknown) => void }> = [];
+  private pendingDeinits: Array<{
+    readonly keys: readonly number[];
+    readonly resolve: () => void;
+    readonly reject: (err: unknown) => void;
+  }> = [];
   private readonly deinitializes = new CallCoalescer(
     () => this.settleDeinitializes(),
     () => this.pendingDeinits.length,
@@ -49,7 +53,8 @@ export abstract class RemoteMemoryMapper extends MapperBase {
   ) {
     super();
     this.pageSize = session.pageSize;
-    for (const call of ['Reserve', 'Initialize', 'Deinitialize', 'Release'] as const) session.symbol(Sym[`${service}${call}`]);
+    for (const call of ['Reserve', 'Initialize', 'Deinitialize', 'Release'] as const)
+      session.symbol(Sym[`${service}${call}`]);
     this.instance = session.symbol(Sym[`${service}Instance`]);
     this.calls = { deinitialize: Sym[`${service}Deinitialize`], release: Sym[`${service}Release`] };
   }
@@ -66,7 +71,11 @@ export abstract class RemoteMemoryMapper extends MapperBase {
    * Rewrites code of initialized regions in the executor: a batch whose every patch is already
    * checked, each with the reservation that holds it.
    */
-  protected abstract patchRemote(patches: readonly CodePatch[], holders: readonly Reservation[], options: PatchOptions): Promise<void>;
+  protected abstract patchRemote(
+    patches: readonly CodePatch[],
+    holders: readonly Reservation[],
+    options: PatchOptions,
+  ): Promise<void>;
 
   async initialize(info: AllocInfo): Promise<number> {
     const { r, key, end } = this.beginInitialize(info);
@@ -136,7 +145,13 @@ export abstract class RemoteMemoryMapper extends MapperBase {
       return;
     }
     this.deinitializing = sendDeinitialize(this.table, remote, async (keys) => {
-      expectSuccess(await this.session.call(this.calls.deinitialize, this.args().sequence(keys, (w, k) => w.addr(k))), SERVICES[this.service].deinitialize);
+      expectSuccess(
+        await this.session.call(
+          this.calls.deinitialize,
+          this.args().sequence(keys, (w, k) => w.addr(k)),
+        ),
+        SERVICES[this.service].deinitialize,
+      );
     }).then(finish);
   }
 
@@ -170,7 +185,13 @@ export abstract class RemoteMemoryMapper extends MapperBase {
 
   /** Asks the executor to give reservations back. */
   protected async releaseRemote(starts: readonly number[]): Promise<void> {
-    expectSuccess(await this.session.call(this.calls.release, this.args().sequence(starts, (w, s) => w.addr(s))), SERVICES[this.service].release);
+    expectSuccess(
+      await this.session.call(
+        this.calls.release,
+        this.args().sequence(starts, (w, s) => w.addr(s)),
+      ),
+      SERVICES[this.service].release,
+    );
   }
 
   /** Drops this side's record of a reservation: its working memory, and whatever a subclass holds. */

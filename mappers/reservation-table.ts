@@ -35,26 +35,38 @@ export class ReservationTable<R extends RegionRecord = RegionRecord> {
     for (const r of this.byStart.values()) {
       if (addr >= r.start && addr < r.end) {
         if (addr + size > r.end) {
-          throw new JitmemError('ERR_OUT_OF_RESERVATION', `${op}: [${hex(addr)}, ${hex(addr + size)}) runs past the end of its reservation [${hex(r.start)}, ${hex(r.end)})`, {
-            addr,
-            size,
-            reservation: r.start,
-          });
+          throw new JitmemError(
+            'ERR_OUT_OF_RESERVATION',
+            `${op}: [${hex(addr)}, ${hex(addr + size)}) runs past the end of its reservation [${hex(r.start)}, ${hex(r.end)})`,
+            {
+              addr,
+              size,
+              reservation: r.start,
+            },
+          );
         }
         return r;
       }
     }
-    throw new JitmemError('ERR_OUT_OF_RESERVATION', `${op}: ${hex(addr)} is not inside any reservation of this mapper`, { addr, size });
+    throw new JitmemError(
+      'ERR_OUT_OF_RESERVATION',
+      `${op}: ${hex(addr)} is not inside any reservation of this mapper`,
+      { addr, size },
+    );
   }
 
   checkPrepare(r: Reservation<R>, addr: number, size: number): void {
     for (const [key, { end }] of r.regions) {
       if (addr < end && addr + size > key) {
-        throw new JitmemError('ERR_RANGE_INITIALIZED', `prepare: [${hex(addr)}, ${hex(addr + size)}) overlaps the initialized region at ${hex(key)}; deinitialize it first`, {
-          addr,
-          size,
-          region: key,
-        });
+        throw new JitmemError(
+          'ERR_RANGE_INITIALIZED',
+          `prepare: [${hex(addr)}, ${hex(addr + size)}) overlaps the initialized region at ${hex(key)}; deinitialize it first`,
+          {
+            addr,
+            size,
+            region: key,
+          },
+        );
       }
     }
   }
@@ -62,11 +74,15 @@ export class ReservationTable<R extends RegionRecord = RegionRecord> {
   checkInitialize(r: Reservation<R>, key: number, end: number): void {
     for (const [k, { end: e }] of r.regions) {
       if (key < e && end > k) {
-        throw new JitmemError('ERR_REGION_OVERLAP', `initialize: region [${hex(key)}, ${hex(end)}) overlaps the initialized region [${hex(k)}, ${hex(e)})`, {
-          key,
-          end,
-          other: k,
-        });
+        throw new JitmemError(
+          'ERR_REGION_OVERLAP',
+          `initialize: region [${hex(key)}, ${hex(end)}) overlaps the initialized region [${hex(k)}, ${hex(e)})`,
+          {
+            key,
+            end,
+            other: k,
+          },
+        );
       }
     }
   }
@@ -101,7 +117,11 @@ export function checkPatchTarget(table: ReservationTable, address: number, size:
   for (const [key, { end }] of r.regions) {
     if (address >= key && address + size <= end) return;
   }
-  throw new JitmemError('ERR_NOT_INITIALIZED', `patchCode: [${hex(address)}, ${hex(address + size)}) is not inside an initialized region`, { address, size });
+  throw new JitmemError(
+    'ERR_NOT_INITIALIZED',
+    `patchCode: [${hex(address)}, ${hex(address + size)}) is not inside an initialized region`,
+    { address, size },
+  );
 }
 
 /**
@@ -109,7 +129,11 @@ export function checkPatchTarget(table: ReservationTable, address: number, size:
  * working memory that was only prepared (an abandoned allocation: dropped here at once) and
  * errors (unknown keys, or keys `claimed` already by an earlier deinitialize sent with this one).
  */
-export function sortKeys(table: ReservationTable, keys: readonly number[], claimed?: Set<number>): { remote: number[]; errors: unknown[] } {
+export function sortKeys(
+  table: ReservationTable,
+  keys: readonly number[],
+  claimed?: Set<number>,
+): { remote: number[]; errors: unknown[] } {
   const errors: unknown[] = [];
   const remote: number[] = [];
   for (const key of keys) {
@@ -120,7 +144,11 @@ export function sortKeys(table: ReservationTable, keys: readonly number[], claim
         remote.push(key);
         claimed?.add(key);
       } else if (!table.dropViewsAt(r, key)) {
-        throw new JitmemError('ERR_UNKNOWN_KEY', `deinitialize: ${hex(key)} is neither an initialized region nor prepared working memory`, { key });
+        throw new JitmemError(
+          'ERR_UNKNOWN_KEY',
+          `deinitialize: ${hex(key)} is neither an initialized region nor prepared working memory`,
+          { key },
+        );
       }
     } catch (err) {
       errors.push(err);
@@ -135,7 +163,11 @@ export function sortKeys(table: ReservationTable, keys: readonly number[], claim
  * (unknown key, code still running) leaves every region as it was. Resolves with the error, or
  * null.
  */
-export async function sendDeinitialize(table: ReservationTable, remote: readonly number[], send: (remote: readonly number[]) => Promise<void>): Promise<unknown> {
+export async function sendDeinitialize(
+  table: ReservationTable,
+  remote: readonly number[],
+  send: (remote: readonly number[]) => Promise<void>,
+): Promise<unknown> {
   let forget = true;
   let error: unknown = null;
   try {

@@ -17,10 +17,17 @@ export async function reserveInWindow(
 ): Promise<ExecutorAddrRange | null> {
   if (!session.hasSymbol(RESERVE_WINDOW_SYMBOL)) return null;
   if (!(window.end > window.start)) {
-    throw new JitmemError('ERR_INVALID_WINDOW', `reserveWithin: the window [${hex(window.start)}, ${hex(window.end)}) is empty`, { ...window });
+    throw new JitmemError(
+      'ERR_INVALID_WINDOW',
+      `reserveWithin: the window [${hex(window.start)}, ${hex(window.end)}) is empty`,
+      { ...window },
+    );
   }
   const set = async (start: number, end: number) =>
-    expectSuccess(await session.call(RESERVE_WINDOW_SYMBOL, new SpsWriter(16, HEADER_SIZE).addr(start).addr(end)), 'set_reserve_window');
+    expectSuccess(
+      await session.call(RESERVE_WINDOW_SYMBOL, new SpsWriter(16, HEADER_SIZE).addr(start).addr(end)),
+      'set_reserve_window',
+    );
   await set(window.start, window.end);
   try {
     return await reserve();

@@ -53,11 +53,20 @@ export class RpcCopyMapper extends RemoteMemoryMapper {
       const addr = info.mappingBase + seg.offset;
       const working = seg.workingMemory ?? r.views.get(addr)?.[0];
       if (seg.contentSize > 0 && (!working || working.length < seg.contentSize)) {
-        throw new JitmemError('ERR_NO_WORKING_MEMORY', `initialize: segment at ${hex(addr)} has ${seg.contentSize} bytes of content but no working memory that holds them (prepare it first)`, {
-          addr,
-        });
+        throw new JitmemError(
+          'ERR_NO_WORKING_MEMORY',
+          `initialize: segment at ${hex(addr)} has ${seg.contentSize} bytes of content but no working memory that holds them (prepare it first)`,
+          {
+            addr,
+          },
+        );
       }
-      return { group: allocGroupId(seg.group), addr, size: seg.contentSize + seg.zeroFillSize, content: working?.subarray(0, seg.contentSize) };
+      return {
+        group: allocGroupId(seg.group),
+        addr,
+        size: seg.contentSize + seg.zeroFillSize,
+        content: working?.subarray(0, seg.contentSize),
+      };
     });
     // The content is referenced, not copied: the frame leaves as header and metadata pieces
     // around views of the staging pages.
@@ -78,9 +87,15 @@ export class RpcCopyMapper extends RemoteMemoryMapper {
    */
   protected async patchRemote(patches: readonly CodePatch[]): Promise<void> {
     if (!this.session.hasSymbol(JitmemSym.patchCode)) {
-      throw new JitmemError('ERR_UNSUPPORTED_BY_EXECUTOR', `patchCode needs an executor that provides ${JitmemSym.patchCode} (a jitmem executor); this one does not`, {});
+      throw new JitmemError(
+        'ERR_UNSUPPORTED_BY_EXECUTOR',
+        `patchCode needs an executor that provides ${JitmemSym.patchCode} (a jitmem executor); this one does not`,
+        {},
+      );
     }
-    const w = callArgs(16 + patches.length * 16 + patchBytes(patches)).sequence(patches, (w, p) => w.addr(p.address).bytes(p.bytes));
+    const w = callArgs(16 + patches.length * 16 + patchBytes(patches)).sequence(patches, (w, p) =>
+      w.addr(p.address).bytes(p.bytes),
+    );
     expectSuccess(await this.session.call(JitmemSym.patchCode, w), 'patchCode');
   }
 

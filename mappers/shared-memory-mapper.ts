@@ -34,7 +34,10 @@ export class SharedMemoryMapper extends RemoteMemoryMapper {
     // (with its pid, when we started it) may be, or the far end could have us delete any
     // shm object of this user.
     try {
-      checkExecutorShmName(name, { kind: this.session.isJitmem ? 'jitmem' : 'llvm', ...(this.session.pid !== undefined ? { pid: this.session.pid } : {}) });
+      checkExecutorShmName(name, {
+        kind: this.session.isJitmem ? 'jitmem' : 'llvm',
+        ...(this.session.pid !== undefined ? { pid: this.session.pid } : {}),
+      });
     } catch (err) {
       await this.releaseRemote([start]).catch(() => undefined);
       throw err;
@@ -64,7 +67,11 @@ export class SharedMemoryMapper extends RemoteMemoryMapper {
       }
       const size = native.fdSize(fd);
       if (size < bytes) {
-        throw new JitmemError('ERR_SHM_TOO_SMALL', `reserve: the executor's shared-memory object ${JSON.stringify(name)} has ${size} bytes; expected at least ${bytes}`, { name, size, bytes });
+        throw new JitmemError(
+          'ERR_SHM_TOO_SMALL',
+          `reserve: the executor's shared-memory object ${JSON.stringify(name)} has ${size} bytes; expected at least ${bytes}`,
+          { name, size, bytes },
+        );
       }
       address = native.mapShared(fd, bytes, native.PROT_RW);
     } catch (err) {
@@ -88,7 +95,9 @@ export class SharedMemoryMapper extends RemoteMemoryMapper {
       if (seg.zeroFillSize > 0) native.fill(this.localAddress(r.start, addr) + seg.contentSize, seg.zeroFillSize, 0);
       return { group: allocGroupId(seg.group), addr, size: seg.contentSize + seg.zeroFillSize };
     });
-    const w = this.args().addr(r.start).sharedMemoryFinalizeRequest({ segments, actions: toWireActions(info.actions) });
+    const w = this.args()
+      .addr(r.start)
+      .sharedMemoryFinalizeRequest({ segments, actions: toWireActions(info.actions) });
     return expectAddr(await this.session.call(Sym.shmInitialize, w), 'Initialize');
   }
 
@@ -101,14 +110,24 @@ export class SharedMemoryMapper extends RemoteMemoryMapper {
    * context switch. LLVM's executor has no barrier service; on x86-64 its threads see the bytes
    * at their next context switch, elsewhere patching needs a jitmem executor.
    */
-  protected async patchRemote(patches: readonly CodePatch[], holders: readonly Reservation[], options: PatchOptions): Promise<void> {
+  protected async patchRemote(
+    patches: readonly CodePatch[],
+    holders: readonly Reservation[],
+    options: PatchOptions,
+  ): Promise<void> {
     const barrier = this.session.hasSymbol(JitmemSym.codeBarrier);
     if (!barrier && !COHERENT_ICACHE) {
-      throw new JitmemError('ERR_UNSUPPORTED_BY_EXECUTOR', `patchCode on ${process.arch} needs an executor that provides ${JitmemSym.codeBarrier} (a jitmem executor)`, {});
+      throw new JitmemError(
+        'ERR_UNSUPPORTED_BY_EXECUTOR',
+        `patchCode on ${process.arch} needs an executor that provides ${JitmemSym.codeBarrier} (a jitmem executor)`,
+        {},
+      );
     }
     patches.forEach((p, i) => native.copyIn(this.localAddress(holders[i]!.start, p.address), p.bytes));
     if (!barrier || (COHERENT_ICACHE && options.codeRunning === false)) return;
-    const w = callArgs(16 + patches.length * 16).sequence(patches, (w, p) => w.addrRange({ start: p.address, end: p.address + p.bytes.length }));
+    const w = callArgs(16 + patches.length * 16).sequence(patches, (w, p) =>
+      w.addrRange({ start: p.address, end: p.address + p.bytes.length }),
+    );
     expectSuccess(await this.session.call(JitmemSym.codeBarrier, w), 'patchCode');
   }
 

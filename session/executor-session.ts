@@ -11,6 +11,7 @@ import { remoteError } from '../protocol/remote-error.js';
 import { AUTH_MAGIC, answerChallenge, checkToken, readExactly } from '../protocol/auth.js';
 import { JitmemSym, Sym, decodeSetup, type SetupInfo } from '../protocol/setup.js';
 import { SpsReader, SpsWriter, decode, type WireAddrRange } from '../protocol/sps.js';
+import { DEFAULT_LLVM_EXECUTOR } from './llvm-executor-path.js';
 
 /**
  * The controller's end of one executor (LLVM's ExecutorProcessControl): spawns `jitmem-executor` (or LLVM's
@@ -45,7 +46,7 @@ export interface ConnectOptions {
 /** How long the controller waits for the executor's first bytes (its challenge or its Setup). */
 const FIRST_BYTES_TIMEOUT_MS = 60_000;
 
-export const DEFAULT_LLVM_EXECUTOR = '/usr/lib/llvm-22/bin/llvm-jitlink-executor';
+export { DEFAULT_LLVM_EXECUTOR };
 
 const childClosed = new WeakMap<ChildProcess, Promise<{ code: number | null; signal: NodeJS.Signals | null }>>();
 
@@ -464,13 +465,14 @@ export class ExecutorSession {
 
   /**
    * The executor's cost counters (cumulative, its own process): calls handled, wire bytes, bytes
-   * copied, mmap/mprotect/munmap, shm objects, I-cache flushes, minor faults, voluntary switches.
-   * The call itself is counted too, on both sides.
+   * copied, mmap/mprotect/munmap, shm objects, I-cache flushes, minor faults, voluntary switches,
+   * nanoseconds in handlers. The call itself is counted too, on both sides.
    */
   async executorCostCounters(): Promise<ProcessCostCounters> {
     const out = await this.call(JitmemSym.costCounters, new Uint8Array(0));
     const values = decode(out, 'cost_counters', (r) => r.sequence(8, (r) => r.u64()));
-    if (values.length < PROCESS_COST_COUNTER_NAMES.length) {
+    // handlerNs, the last, came after the others: an executor without it reports 0 there.
+    if (values.length < PROCESS_COST_COUNTER_NAMES.length - 1) {
       throw new JitmemError(
         'ERR_SPS_MALFORMED',
         `the executor sent ${values.length} cost counters; expected ${PROCESS_COST_COUNTER_NAMES.length}`,
@@ -478,7 +480,7 @@ export class ExecutorSession {
       );
     }
     const counters = {} as ProcessCostCounters;
-    PROCESS_COST_COUNTER_NAMES.forEach((name, i) => (counters[name] = values[i]!));
+    PROCESS_COST_COUNTER_NAMES.forEach((name, i) => (counters[name] = values[i] ?? 0));
     return counters;
   }
 

@@ -12,6 +12,8 @@ import type { compareReports } from '../harness/compare/judge.js';
 import type { AllocInfo, MemoryMapper } from '../mappers/memory-mapper.js';
 import { loadPlan } from '../workloads/patterns/load-pattern.js';
 import { incGraph } from './helpers/graphs.js';
+import { ExecutorSession } from '../session/executor-session.js';
+import { PROCESS_COST_COUNTER_NAMES } from '../core/cost-counters.js';
 import { runCli } from './helpers/run-cli.js';
 
 const repoDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -35,8 +37,10 @@ const repoDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../.
  * - in-process: pages start RW, so only R and R-X change (2, the RW run already has its
  *   protection), then one call gives the three contiguous pages back RW: 3; one I-cache flush
  *   for the R-X run.
- * - executor, RPC copy: its pages start RW, so only R and R-X change (2), and change back (2): 4.
- * - executor, shared memory: its pages start with no access: all three change (3) and back (3): 6.
+ * - executor, RPC copy: its pages start RW, so only R and R-X change (2), and change back in
+ *   one call over the region's three pages (1): 3.
+ * - executor, shared memory: its pages start with no access: all three change (3) and go back in
+ *   one call (1): 4.
  * No mmap, munmap or shm object in a warm iteration.
  */
 interface Expected {
@@ -58,7 +62,7 @@ const EXPECTED: Record<'inprocess' | 'shared' | 'rpc', Expected> = {
       icacheFlushes: 0,
       ...quiet,
     },
-    executor: { roundTrips: 2, wireBytesIn: 167 + 56, wireBytesOut: 41 + 33, mprotect: 4, icacheFlushes: 1, ...quiet },
+    executor: { roundTrips: 2, wireBytesIn: 167 + 56, wireBytesOut: 41 + 33, mprotect: 3, icacheFlushes: 1, ...quiet },
   },
   shared: {
     controller: {
@@ -69,7 +73,7 @@ const EXPECTED: Record<'inprocess' | 'shared' | 'rpc', Expected> = {
       icacheFlushes: 0,
       ...quiet,
     },
-    executor: { roundTrips: 2, wireBytesIn: 115 + 56, wireBytesOut: 41 + 33, mprotect: 6, icacheFlushes: 1, ...quiet },
+    executor: { roundTrips: 2, wireBytesIn: 115 + 56, wireBytesOut: 41 + 33, mprotect: 4, icacheFlushes: 1, ...quiet },
   },
 };
 
@@ -192,4 +196,17 @@ test('one extra round trip per finalize is flagged by the counters of a single r
   // The text output lists the changed counters.
   const text = runCli(['compare', base, head, '--ratios-only'], { ...process.env, GITHUB_STEP_SUMMARY: '' }).stdout;
   t.regex(text, /^cray\/load\/shared\/jitmem\/first-fit\/controller\.roundTrips +2 +3 +\+50\.0% +REGRESSION$/m);
+});
+
+test("the executor's twelfth counter, nanoseconds in handlers, is read by name; the controller has none", async (t) => {
+  t.is(PROCESS_COST_COUNTER_NAMES.at(-1), 'handlerNs');
+  const session = await ExecutorSession.spawn();
+  t.teardown(() => session.close());
+  const before = await session.executorCostCounters();
+  for (let i = 0; i < 50; i++) await session.noop();
+  const after = await session.executorCostCounters();
+  // 50 no-ops and one counter call were handled since; each handler takes at least a nanosecond.
+  t.is(after.roundTrips - before.roundTrips, 51);
+  t.true(after.handlerNs - before.handlerNs >= 51, `${before.handlerNs} -> ${after.handlerNs}`);
+  t.is(session.controllerCostCounters().handlerNs, 0);
 });

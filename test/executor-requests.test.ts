@@ -322,6 +322,14 @@ test('finalize sets protections by runs of adjacent pages with one protection: o
   t.deepEqual(r, { ok: true, value: base });
   t.is((await mprotects()) - before, 3, 'three runs: pages 0-2 R-X, page 3 R--, page 6 R-X');
   t.is(await x.runInc(base, 41), 42);
+  // Back to RW-: one call over pages 0-6, the region's alone (page 4 is RW- already, page 5 a gap).
+  const finalized = await mprotects();
+  t.is(await x.deinitialize([base]), null);
+  t.is((await mprotects()) - finalized, 1);
+  t.deepEqual(
+    await x.initialize([{ group: 3, addr: base + 5 * PAGE, size: PAGE, content: new Uint8Array([1, 2, 3]) }]),
+    { ok: true, value: base + 5 * PAGE },
+  );
 });
 
 test("the executor's own SHA-256 and HMAC-SHA256 give the published answers (FIPS 180-4 examples, RFC 4231)", (t) => {

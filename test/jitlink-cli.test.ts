@@ -2,7 +2,7 @@ import test from 'ava';
 import { parseRunArgs } from '../harness/commands/run.js';
 import { parseLlvmTimes } from '../harness/component-benches/link-bench.js';
 import { JitmemError } from '../core/errors.js';
-import { jitmemRun } from './helpers/jitlink-run.js';
+import { compile, jitmemRun, tempDir } from './helpers/jitlink-run.js';
 
 /** `jitmem run`'s command line: help, flag checks with typed errors, exit statuses. */
 
@@ -74,4 +74,19 @@ test("parseLlvmTimes reads llvm-jitlink's -show-times table", (t) => {
   t.is(Math.round(s.cpu * 10), 1187);
   t.is(Math.round(s.loadWall * 10), 46);
   t.throws(() => parseLlvmTimes('nothing here'));
+});
+
+test('--show-times says how start-up went: to the command, to the modules, and the executor spawn to Setup', async (t) => {
+  const object = compile(tempDir(t), 'seven.c', 'int main(void) { return 7; }\n', ['-O2']);
+  const number = String.raw`\s+\d+\.\d\d ms`;
+  for (const mapper of ['inprocess', 'shared', 'rpc']) {
+    const r = await jitmemRun(['--show-times', '--mapper', mapper, object]);
+    t.is(r.status, 7, mapper);
+    t.regex(r.stderr, new RegExp(`start: process start to command ready${number}`), mapper);
+    t.regex(r.stderr, new RegExp(`start: command ready to modules loaded${number}`), mapper);
+    const spawnLine = new RegExp(`start: executor spawn to Setup${number} \\(while the modules load\\)`);
+    if (mapper === 'inprocess') t.notRegex(r.stderr, spawnLine);
+    else t.regex(r.stderr, spawnLine, mapper);
+    t.regex(r.stderr, /read objects/);
+  }
 });

@@ -248,3 +248,47 @@ test('a TLS image larger than the static TLS the executor can give is refused wi
   const r = await runProgram({ inputs: [small], target, mapper });
   t.is(r.result.status, 42);
 });
+
+// exit() runs the calling thread's thread_local destructors first, then the atexit handlers and
+// static destructors, newest first; returning from main is exit(). The thread_local's destructor
+// reads a static that is still alive then.
+const CXX_MAIN_THREAD_LOCAL = `
+#include <cstdio>
+#include <cstdlib>
+struct Static {
+  const char *name;
+  ~Static() { std::printf("static dtor %s\\n", name); name = "destroyed"; }
+};
+static Static early{"early"};
+struct Local {
+  int uses = 0;
+  Local() { std::printf("thread_local ctor\\n"); }
+  ~Local() { std::printf("thread_local dtor uses=%d static=%s\\n", uses, early.name); }
+};
+thread_local Local local;
+static void handler() { std::printf("atexit handler\\n"); }
+int main(int argc, char **argv) {
+  std::atexit(handler);
+  local.uses = argc;
+  std::printf("main\\n");
+  if (argc > 1) std::exit(4);
+  return 0;
+}
+`;
+
+for (const how of ['returns', 'calls exit'] as const) {
+  test(`a C++ thread_local of the main thread is destroyed before the atexit handlers and statics when main ${how}, as natively`, async (t) => {
+    const dir = tempDir(t);
+    const object = compile(dir, 'main-tls.cc', CXX_MAIN_THREAD_LOCAL, ['-O1']);
+    const args = how === 'returns' ? [] : ['exit'];
+    const native = runNative(dir, 'main-tls', [object], true, false, args);
+    const thread = how === 'returns' ? 1 : 2;
+    t.is(native.stdout.toString(), `thread_local ctor\nmain\nthread_local dtor uses=${thread} static=early\natexit handler\nstatic dtor early\n`);
+    for (const mapper of MAPPERS) {
+      const r = await jitmemRun(['--mapper', mapper, object, ...(args.length > 0 ? ['--', ...args] : [])]);
+      t.is(r.stderr, '', mapper);
+      t.is(r.stdout.toString(), native.stdout.toString(), mapper);
+      t.is(r.status, native.status, mapper);
+    }
+  });
+}

@@ -13,6 +13,7 @@ import { SpsWriter } from '../protocol/sps.js';
 import { INC_CODE, RW, incGraph } from './helpers/graphs.js';
 import { EXECUTOR, LLVM_EXECUTOR, LLVM_JITLINK, llvmInstalled, shmObjects } from './helpers/executor-process.js';
 import { sha256Hex } from './helpers/mapper-targets.js';
+import { describeProcessTree } from '../harness/bench/process-state.js';
 
 /**
  * Interoperability with LLVM 22 itself: our mappers drive llvm-jitlink-executor, and
@@ -212,6 +213,42 @@ llvmTest(
     t.is(r.stdout, 'hello from jitmem: 5\n');
   },
 );
+
+// Many sessions in a row, as the bench's llvm-jitlink cells run them (a fresh executor over
+// two pipes for each run, each memory manager in turn), each under a watchdog: every run must end
+// with the program's status and output. A run that does not end fails the test with what every
+// thread of llvm-jitlink and of the executor was waiting on, instead of hanging it.
+const SESSIONS_PER_MODE = 12;
+llvmTest(`llvm-jitlink --oop-executor=<jitmem executor> ends every one of ${SESSIONS_PER_MODE} sessions per memory manager with the program's status${installed ? '' : ` (${skipNote})`}`, async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'jitmem-interop-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(path.join(dir, 'hello.c'), program);
+  t.is(spawnSync('cc', ['-O1', '-fPIC', '-c', 'hello.c', '-o', 'hello.o'], { cwd: dir }).status, 0);
+  const wrapper = path.join(dir, 'jitmem-executor');
+  writeFileSync(wrapper, `#!/bin/sh\nexec "${EXECUTOR}" "$@"\n`, { mode: 0o755 });
+  const watchdogMs = 60_000;
+  for (const memmgr of ['generic', 'simple-remote', 'shared']) {
+    for (let i = 0; i < SESSIONS_PER_MODE; i++) {
+      const jitlink = spawn(LLVM_JITLINK, [`--oop-executor=${wrapper}`, `--use-memmgr=${memmgr}`, 'hello.o'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      jitlink.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
+      jitlink.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
+      let stuck = '';
+      const watchdog = setTimeout(() => {
+        stuck = describeProcessTree(jitlink.pid!);
+        jitlink.kill('SIGKILL');
+      }, watchdogMs);
+      // 'close': llvm-jitlink has exited and so has every holder of its stdout, the executor included.
+      const status = await new Promise<number | null>((resolve) => jitlink.once('close', (code) => resolve(code)));
+      clearTimeout(watchdog);
+      t.is(stuck, '', `${memmgr} session ${i} did not end; its threads (tid state wait-channel [syscall fd]):\n${stuck}`);
+      t.is(status, 7, `${memmgr} session ${i}: ${err}`);
+      t.is(out, 'hello from jitmem: 5\n', `${memmgr} session ${i}`);
+      if (stuck || status !== 7) return;
+    }
+  }
+});
 
 const throwingProgram = `#include <cstdio>
 #include <stdexcept>

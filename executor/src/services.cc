@@ -45,12 +45,21 @@ void FlushICache(uint64_t addr, uint64_t size) {
   gCounts.icacheFlushes++;
 }
 
+// Gives a region's pages back the reservation's protection with one mprotect over the pages from
+// its first changed segment to the end of its last: every page in between belongs to the region
+// alone (segments start on page boundaries and regions do not overlap, so the next region starts
+// at or after the page where this one ends) and ends with that protection, those already there
+// included (the kernel leaves them as they are). One call where there was one per segment.
 void RestoreProt(Reservation &r, const std::vector<LiveSegment> &segments) {
+  static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  uint64_t start = UINT64_MAX, end = 0;
   for (const LiveSegment &s : segments) {
     if (s.size == 0 || s.prot == r.defaultProt) continue;
-    // Only fails when the kernel is out of memory for VMAs; the access checks never assumed more.
-    Protect(s.addr, s.size, r.defaultProt);
+    start = std::min(start, s.addr);
+    end = std::max(end, AlignUp(s.addr + s.size, page));
   }
+  // Only fails when the kernel is out of memory for VMAs; the access checks never assumed more.
+  if (start < end) Protect(start, end - start, r.defaultProt);
 }
 
 // Maximal runs of adjacent pages that get the same protection: one mprotect each.

@@ -81,8 +81,10 @@ uint64_t NowNs() {
 
 // Threads of the executor itself (the session's and those running code for a call): any other
 // thread of this process belongs to the program.
-std::mutex gOwnMutex;
-std::set<pid_t> gOwnThreads;
+// Never destroyed: a code thread that has sent its Result still leaves this set while the main
+// thread may already be in exit(), running static destructors.
+std::mutex &gOwnMutex = *new std::mutex;
+std::set<pid_t> &gOwnThreads = *new std::set<pid_t>;
 // Threads of ours created but not yet in gOwnThreads: until they are, no thread is stopped.
 std::atomic<int> gStartingThreads{0};
 
@@ -209,6 +211,7 @@ class Session {
   void shutdown();
   // Called in a forked child of the program: the child's memory must be its own.
   void privatizeForChild();
+  void closeChannel();
   bool dispatch(uint64_t tag, const char *data, size_t size, DispatchWait &wait);
   int runningCode() const { return running_.load(); }
   const Err &fatalError() const { return fatal_; }
@@ -265,6 +268,7 @@ class Session {
   MemoryServices mem_;
   uint64_t tokenPage_;
   bool outIsSocket_ = false;
+  bool channelClosed_ = false;  // under writeMutex_
   std::map<std::string, uint64_t> tokens_;
   std::vector<std::string> tokenOrder_;
   std::map<uint64_t, Service> services_;
@@ -351,6 +355,7 @@ bool Session::sendFrame(uint64_t opcode, uint64_t seq, uint64_t tag, std::vector
   uint64_t header[4] = {frame.size(), opcode, seq, tag};
   memcpy(frame.data(), header, kHeader);
   std::lock_guard<std::mutex> lock(writeMutex_);
+  if (channelClosed_) return false;  // its descriptors may name other files by now
   const uint8_t *p = frame.data();
   size_t left = frame.size();
   bytesSent_ += left;
@@ -1271,6 +1276,22 @@ bool Session::dispatch(uint64_t tag, const char *data, size_t size, DispatchWait
   return true;
 }
 
+// Over pipes, the session's end is made visible to the controller before the teardown: its
+// reader gets end of file now, not once this process has run the dealloc actions, unmapped,
+// and exited. llvm-jitlink 22 closes its ends and then waits for that end of file (closing a
+// pipe does not wake its own reader blocked in read()), so its exit must not hang on anything
+// this process does afterwards: teardown, exit handlers, a thread of the program. Sockets stay
+// open until the teardown is done (the caller closes them): a jitmem controller takes their
+// close as "everything is given back", and llvm-jitlink over TCP is answered by the idle close.
+void Session::closeChannel() {
+  if (outIsSocket_) return;
+  std::lock_guard<std::mutex> lock(writeMutex_);
+  if (channelClosed_) return;
+  channelClosed_ = true;
+  close(in_);
+  if (out_ != in_) close(out_);
+}
+
 // Runs every pending dealloc action, unmaps every reservation and unlinks every shm name.
 void Session::shutdown() {
   if (shutDown_) return;
@@ -1294,8 +1315,10 @@ void Session::shutdown() {
 // child's writes to its globals stay its own (as a forked process's do), and the session's
 // channel is closed, so that a child that outlives the program holds nothing of its controller.
 void Session::privatizeForChild() {
-  close(in_);
-  if (out_ != in_) close(out_);
+  if (!channelClosed_) {
+    close(in_);
+    if (out_ != in_) close(out_);
+  }
   uint64_t page = space_.pageSize;
   for (auto &kv : space_.list) {
     Reservation &r = kv.second;
@@ -1370,6 +1393,7 @@ int ServeSession(int in, int out, const SessionOptions &options) {
     const Err &e = session->fatalError();
     fprintf(stderr, "jitmem executor: session ended: %s [%s]\n", e.message.c_str(), e.code.c_str());
   }
+  session->closeChannel();
   session->shutdown();
   if (session->runningCode() > 0) {
     // JIT'd code still runs on a thread of ours; the process ends with the session.

@@ -40,6 +40,12 @@ export interface MapperHandle {
    * Taking them may itself cost a call; the runner measures and subtracts that.
    */
   costCounters?(): Promise<CostSnapshot>;
+  /**
+   * The controller's side of costCounters, taken locally and at once (no call). Cells that take
+   * turns iteration by iteration share this process, so its counters are read around each
+   * iteration rather than around the round, or each cell would count the others' work.
+   */
+  controllerCounters?(): ProcessCostCounters;
   /** Rewrites code in finalized allocations in place, a batch at a time (the `patch` pattern). */
   readonly patch?: (patches: readonly CodePatch[], options?: PatchOptions) => Promise<void>;
   readonly executorPid?: number;
@@ -229,6 +235,8 @@ export class CellRunner {
 
   /** Counters at the start of the measured part of the current round (interleaved rounds). */
   private roundStart: { counters: { calls: number; bytesSent: number }; checks: { calls: number; bytesSent: number; bytesReceived: number }; cost: CostSnapshot | undefined } | undefined;
+  /** This process's counters summed over the current round's own iterations (see controllerCounters). */
+  private roundController: ProcessCostCounters | undefined;
 
   /**
    * Unrecorded iterations, at the start of a round measured a step at a time (see step()): the
@@ -251,12 +259,17 @@ export class CellRunner {
       this.snapshotCost = snapshotDelta(await costCounters(), a);
     }
     this.roundStart = { cost: costCounters ? await costCounters() : undefined, counters: this.handle.counters(), checks: { ...this.checkTraffic } };
+    this.roundController = this.handle.controllerCounters ? zeroCounters() : undefined;
     this.measured = true;
   }
 
   /** One measured iteration; returns its latency (ms). */
   async step(): Promise<number> {
+    const before = this.handle.controllerCounters?.();
     const total = await this.iteration(this.iterationsRun++, cellName(this.cell));
+    if (before && this.roundController) {
+      addInto(this.roundController, costCountersDelta(this.handle.controllerCounters!(), before));
+    }
     this.record(total);
     return total;
   }
@@ -271,7 +284,12 @@ export class CellRunner {
     this.transport.calls += after.calls - start.counters.calls - (this.checkTraffic.calls - start.checks.calls);
     this.transport.bytesSent += after.bytesSent - start.counters.bytesSent - (this.checkTraffic.bytesSent - start.checks.bytesSent);
     const costCounters = this.handle.costCounters?.bind(this.handle);
-    if (costCounters && start.cost && this.snapshotCost) this.addCost(snapshotDelta(await costCounters(), start.cost), start.checks);
+    const ownController = this.roundController;
+    this.roundController = undefined;
+    if (costCounters && start.cost && this.snapshotCost) {
+      const delta = snapshotDelta(await costCounters(), start.cost);
+      this.addCost(ownController ? { ...delta, controller: ownController } : delta, start.checks, ownController === undefined);
+    }
   }
 
   private record(total: number): void {
@@ -292,12 +310,17 @@ export class CellRunner {
    * traffic: the checks' calls and bytes as the controller counted them, and their mirror on
    * the executor (what one side sent, the other received).
    */
-  private addCost(delta: CostSnapshot, checksAtStart: { calls: number; bytesSent: number; bytesReceived: number }): void {
+  private addCost(
+    delta: CostSnapshot,
+    checksAtStart: { calls: number; bytesSent: number; bytesReceived: number },
+    controllerHoldsSnapshots = true,
+  ): void {
     const calls = this.checkTraffic.calls - checksAtStart.calls;
     const sent = this.checkTraffic.bytesSent - checksAtStart.bytesSent;
     const received = this.checkTraffic.bytesReceived - checksAtStart.bytesReceived;
     addInto(this.cost.controller, delta.controller);
-    addInto(this.cost.controller, this.snapshotCost!.controller, -1);
+    // Counted around each iteration, the controller's figures hold no snapshot of their own.
+    if (controllerHoldsSnapshots) addInto(this.cost.controller, this.snapshotCost!.controller, -1);
     this.cost.controller.roundTrips -= calls;
     this.cost.controller.wireBytesOut -= sent;
     this.cost.controller.wireBytesIn -= received;

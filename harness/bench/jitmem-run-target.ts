@@ -4,12 +4,13 @@ import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js
 import { RpcCopyMapper } from '../../mappers/rpc-copy-mapper.js';
 import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
 import type { MemoryMapper } from '../../mappers/memory-mapper.js';
+import { SlabKeeper } from '../../mappers/slab/slab-keeper.js';
 import { ExecutorSession } from '../../session/executor-session.js';
 import { InProcessTarget, SessionTarget, type ProgramTarget } from '../../loader/program-target.js';
 import { runProgram } from '../../loader/run-program.js';
 import type { MapperName } from '../report/report.js';
 import type { RunProgram } from '../../workloads/run-programs.js';
-import type { OpenRunTarget, RunClock, RunTarget } from './run-target.js';
+import type { MinorFaults, OpenRunTarget, RunClock, RunTarget } from './run-target.js';
 import { closeOrKill, joinErrors, runAll } from '../../core/cleanup.js';
 
 /**
@@ -24,17 +25,22 @@ import { closeOrKill, joinErrors, runAll } from '../../core/cleanup.js';
 const GRANULARITY = 1024 ** 3;
 
 class LinkerRunTarget implements RunTarget {
+  /** The mapper's release calls of the current run, ms: runProgram gives a slab back untimed. */
+  private releaseMs = 0;
+  private readonly mapper: MemoryMapper;
+  /**
+   * One slab kept across the programs this controller runs (the warm controller runs one after
+   * another), so each lands on pages the executor has already faulted in.
+   */
+  private readonly keeper: SlabKeeper;
+
   constructor(
     private readonly target: ProgramTarget,
-    private readonly mapper: MemoryMapper,
+    private readonly inner: MemoryMapper,
     private readonly session: ExecutorSession | undefined,
-  ) {}
-
-  async runToExit(program: RunProgram, clock: RunClock): Promise<number> {
-    // runProgram gives the slab back itself, untimed: time the mapper's release calls here.
-    let releaseMs = 0;
-    const inner = this.mapper;
-    const mapper = new Proxy(inner, {
+  ) {
+    const timeRelease = (ms: number): void => void (this.releaseMs += ms);
+    this.mapper = new Proxy(inner, {
       get(target, prop) {
         if (prop === 'release') {
           return async (bases: readonly number[]) => {
@@ -42,7 +48,7 @@ class LinkerRunTarget implements RunTarget {
             try {
               return await target.release(bases);
             } finally {
-              releaseMs += performance.now() - t0;
+              timeRelease(performance.now() - t0);
             }
           };
         }
@@ -50,11 +56,18 @@ class LinkerRunTarget implements RunTarget {
         return typeof value === 'function' ? value.bind(target) : value;
       },
     });
+    this.keeper = new SlabKeeper(this.mapper, { maxIdle: 1 });
+  }
+
+  async runToExit(program: RunProgram, clock: RunClock): Promise<number> {
+    this.releaseMs = 0;
+    const mapper = this.mapper;
     const t0 = performance.now();
     const run = await runProgram({
       inputs: program.files,
       target: this.target,
       mapper,
+      keeper: this.keeper,
       slab: { granularity: GRANULARITY, policy: 'first-fit' },
       programName: program.argv[0]!,
       args: program.argv.slice(1),
@@ -70,7 +83,7 @@ class LinkerRunTarget implements RunTarget {
       initialize: t.initialize,
       run: t.run,
       deinitialize: t.deallocate,
-      release: releaseMs,
+      release: this.releaseMs,
     } as const;
     let accounted = 0;
     for (const [phase, ms] of Object.entries(parts)) {
@@ -80,11 +93,21 @@ class LinkerRunTarget implements RunTarget {
     // What runProgram did between its timed steps (argv, bookkeeping) counts as link.
     clock.add('link', Math.max(0, elapsed - accounted));
     if (run.result.outcome === 'crashed') {
-      throw new JitmemError('ERR_PROGRAM_CRASHED', `${program.description}: the program crashed (signal ${run.result.signal}${run.result.faultAddress !== undefined ? ` at 0x${run.result.faultAddress.toString(16)}` : ''})`, {
-        signal: run.result.signal,
-      });
+      throw new JitmemError(
+        'ERR_PROGRAM_CRASHED',
+        `${program.description}: the program crashed (signal ${run.result.signal}${run.result.faultAddress !== undefined ? ` at 0x${run.result.faultAddress.toString(16)}` : ''})`,
+        {
+          signal: run.result.signal,
+        },
+      );
     }
     return run.result.status;
+  }
+
+  async minorFaults(): Promise<MinorFaults> {
+    const controller = process.resourceUsage().minorPageFault;
+    if (!this.session?.hasCostCounters) return { controller };
+    return { controller, executor: (await this.session.executorCostCounters()).minorFaults };
   }
 
   get executorPid(): number | undefined {
@@ -99,7 +122,8 @@ class LinkerRunTarget implements RunTarget {
 
   async close(): Promise<void> {
     try {
-      await this.mapper.close();
+      await this.keeper.close();
+      await this.inner.close();
     } finally {
       await this.session?.close();
     }
@@ -111,7 +135,8 @@ export const openRunTarget: OpenRunTarget = async (mapper: MapperName, executor:
   // The program's output is the executor's: it goes straight to this process's stdout.
   const session = await ExecutorSession.spawn({ kind: executor, stdio: 'inherit' });
   try {
-    const memoryMapper: MemoryMapper = mapper === 'shared' ? new SharedMemoryMapper(session) : new RpcCopyMapper(session);
+    const memoryMapper: MemoryMapper =
+      mapper === 'shared' ? new SharedMemoryMapper(session) : new RpcCopyMapper(session);
     return new LinkerRunTarget(new SessionTarget(session), memoryMapper, session);
   } catch (err) {
     throw joinErrors(err, await runAll([() => closeOrKill(session)]));

@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { JitmemError } from '../../core/errors.js';
 import { executorBinary } from '../../native/index.js';
 import { sha256Hex, type RunProgram } from '../../workloads/run-programs.js';
+import { describeProcessTree } from './process-state.js';
 
 /**
  * llvm-jitlink, the tool jitmem stands beside, run on the same objects and arguments as the
@@ -155,7 +156,13 @@ export function runLlvmJitlink(tools: LlvmTools, program: RunProgram, options: L
     const err: Buffer[] = [];
     const t0 = performance.now();
     const child = spawn(tools.jitlink, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    // A run that does not finish is described (each thread's wait channel and system call, its
+    // executor's too) before it is killed, so that the error says who waits on what.
+    let stuck = '';
+    const timer = setTimeout(() => {
+      if (child.pid !== undefined) stuck = describeProcessTree(child.pid);
+      child.kill('SIGKILL');
+    }, timeoutMs);
     let timedOut = false;
     timer.unref?.();
     child.stdout.on('data', (b: Buffer) => out.push(b));
@@ -177,7 +184,8 @@ export function runLlvmJitlink(tools: LlvmTools, program: RunProgram, options: L
         .slice(-20)
         .join('\n');
       if (timedOut || (signal === 'SIGKILL' && wholeMs >= timeoutMs)) {
-        reject(new JitmemError('ERR_LLVM_TIMEOUT', `llvm-jitlink ${args.join(' ')} did not finish in ${timeoutMs} ms`, { args }));
+        const state = stuck ? `; its threads then (tid state wait-channel [syscall fd]):\n${stuck}` : '';
+        reject(new JitmemError('ERR_LLVM_TIMEOUT', `llvm-jitlink ${args.join(' ')} did not finish in ${timeoutMs} ms${state}`, { args, stuck }));
         return;
       }
       let phases: LlvmPhases;

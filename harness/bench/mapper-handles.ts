@@ -47,6 +47,7 @@ function localHandle(mapper: 'inprocess' | 'dualmap'): MapperHandle {
     read: async (r) => native.view(r.start, r.length).slice(),
     counters: () => ({ calls: 0, bytesSent: 0, bytesReceived: 0 }),
     costCounters: async () => ({ controller: processCostCounters(), executor: null }),
+    controllerCounters: () => processCostCounters(),
     patch: (patches, options) => memoryMapper.patchCode(patches, options),
     close: () => memoryMapper.close(),
   };
@@ -81,6 +82,7 @@ async function remoteHandle(mapper: 'shared' | 'rpc', executor: 'jitmem' | 'llvm
         const executor = session.hasCostCounters ? await session.executorCostCounters() : null;
         return { controller: session.controllerCostCounters(), executor };
       },
+      controllerCounters: () => session.controllerCostCounters(),
       ...(memoryMapper.patchCode ? { patch: (patches: readonly CodePatch[], options?: PatchOptions) => memoryMapper.patchCode!(patches, options) } : {}),
       ...(session.pid !== undefined ? { executorPid: session.pid } : {}),
       close: async () => {

@@ -21,6 +21,7 @@ import { openHandle, llvmExecutorAvailable, type HandleOptions } from './mapper-
 import { planCells, type MatrixSelection, type Preset, type SkippedCell } from './matrix.js';
 import { computeRatios, extraTimeBudgets, transportRatioBudgets } from './ratios.js';
 import { probeRoundTrip, roundTripBudget } from './round-trip-probe.js';
+import { speedBudgets } from './speed-budgets.js';
 import { jitmemLinkerAvailable, planRunCells, runCellName, runEndToEnd, type RunSkip } from './run-cells.js';
 import { findLlvm } from './llvm-jitlink.js';
 import type { RunProgram } from '../../workloads/run-programs.js';
@@ -421,6 +422,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
   const budgets: BudgetRow[] = [
     ...extraTimeBudgets(rows),
     ...transportRatioBudgets(rows),
+    ...speedBudgets(rows),
     ...(probe ? [roundTripBudget(probe)] : []),
     ...(endToEnd ? endToEndBudgets(rows, endToEnd) : []),
   ];

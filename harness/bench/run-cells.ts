@@ -7,11 +7,28 @@ import { JitmemError } from '../../core/errors.js';
 import { ExecutorSession } from '../../session/executor-session.js';
 import { runPrograms, sha256Hex, type RunProgram } from '../../workloads/run-programs.js';
 import type { WorkloadOptions } from '../../workloads/workload-sources.js';
-import type { EndToEndSection, ExecutorName, LinkerName, LlvmMemmgr, MapperName, ResultRow, RunPhaseName, SamplingGroup } from '../report/report.js';
+import type {
+  EndToEndSection,
+  ExecutorName,
+  LinkerName,
+  LlvmMemmgr,
+  MapperName,
+  ResultRow,
+  RunPhaseName,
+  SamplingGroup,
+} from '../report/report.js';
 import { pairRoundMedians, roundMedians, summarizePaired } from './ratios.js';
 import { halfWidthPercent, roundOrder, roundsNeeded, withRounds } from './sampling.js';
-import { findLlvm, JitmemExecutorScript, LLVM_MAJOR, probeLlvmJitlink, runLlvmJitlink, type LlvmMode, type LlvmTools } from './llvm-jitlink.js';
-import { JITMEM_RUN_PHASES } from './run-target.js';
+import {
+  findLlvm,
+  JitmemExecutorScript,
+  LLVM_MAJOR,
+  probeLlvmJitlink,
+  runLlvmJitlink,
+  type LlvmMode,
+  type LlvmTools,
+} from './llvm-jitlink.js';
+import { JITMEM_RUN_PHASES, type MinorFaults } from './run-target.js';
 import { RESULT_FD, type RunWorkerRequest, type RunWorkerResult, type WarmIterationResult } from './run-worker.js';
 import { toStats } from './stats.js';
 import type { SkippedCell } from './matrix.js';
@@ -38,7 +55,8 @@ export interface RunCell {
 }
 
 export function runCellName(c: RunCell): string {
-  const where = c.mapper === 'inprocess' ? 'inprocess' : `${c.linker === 'llvm-jitlink' ? c.memmgr : c.mapper}@${c.executor}`;
+  const where =
+    c.mapper === 'inprocess' ? 'inprocess' : `${c.linker === 'llvm-jitlink' ? c.memmgr : c.mapper}@${c.executor}`;
   return `${c.program.name}/run/${where} [${c.linker}${c.controller === 'warm' ? ', warm controller' : ''}]`;
 }
 
@@ -89,7 +107,11 @@ const WARM_PASSES_PER_ROUND = 3;
 const MIN_WARM_ROUNDS = 5;
 
 /** The 95% CI half-width of the warm controllers' shared-over-RPC speedup so far (paired per round). */
-function warmHeadlineWidth(cells: readonly RunCell[], latencies: readonly number[][], roundEnds: ReadonlyMap<RunCell, number[]>): { label: string; percent: number } | undefined {
+function warmHeadlineWidth(
+  cells: readonly RunCell[],
+  latencies: readonly number[][],
+  roundEnds: ReadonlyMap<RunCell, number[]>,
+): { label: string; percent: number } | undefined {
   const at = (m: MapperName) => cells.findIndex((c) => c.mapper === m);
   const s = at('shared');
   const r = at('rpc');
@@ -100,7 +122,10 @@ function warmHeadlineWidth(cells: readonly RunCell[], latencies: readonly number
   const paired = pairRoundMedians(roundMedians(rpc, sizesOf(ends)), roundMedians(shared, sizesOf(ends)));
   if (!paired) return undefined;
   const est = summarizePaired(paired);
-  return { label: `${cells[s]!.program.name}/run shared over RPC copy (warm controller)`, percent: halfWidthPercent(est) };
+  return {
+    label: `${cells[s]!.program.name}/run shared over RPC copy (warm controller)`,
+    percent: halfWidthPercent(est),
+  };
 }
 
 function sizesOf(ends: readonly number[]): number[] {
@@ -115,26 +140,49 @@ export function jitmemLinkerAvailable(): boolean {
   return existsSync(targetPath);
 }
 
-const LLVM_MAPPER: Record<LlvmMode, MapperName> = { inprocess: 'inprocess', generic: 'rpc', 'simple-remote': 'rpc', shared: 'shared' };
-
+const LLVM_MAPPER: Record<LlvmMode, MapperName> = {
+  inprocess: 'inprocess',
+  generic: 'rpc',
+  'simple-remote': 'rpc',
+  shared: 'shared',
+};
 
 /** The cells of one program: jitmem's mappers; llvm-jitlink's modes over its own executor and over jitmem's. */
-export function planRunCells(program: RunProgram, mappers: readonly MapperName[], jitmem: boolean, llvm: boolean): RunCell[] {
+export function planRunCells(
+  program: RunProgram,
+  mappers: readonly MapperName[],
+  jitmem: boolean,
+  llvm: boolean,
+): RunCell[] {
   const cells: RunCell[] = [];
   if (jitmem) {
     for (const controller of ['warm', 'process-per-run'] as const) {
-      for (const mapper of mappers) cells.push({ program, linker: 'jitmem', mapper, executor: mapper === 'inprocess' ? 'none' : 'jitmem', controller });
+      for (const mapper of mappers)
+        cells.push({
+          program,
+          linker: 'jitmem',
+          mapper,
+          executor: mapper === 'inprocess' ? 'none' : 'jitmem',
+          controller,
+        });
     }
   }
   if (llvm) {
     for (const mode of ['inprocess', 'generic', 'simple-remote', 'shared'] as const) {
       if (!mappers.includes(LLVM_MAPPER[mode])) continue;
-      cells.push({ program, linker: 'llvm-jitlink', mapper: LLVM_MAPPER[mode], executor: mode === 'inprocess' ? 'none' : 'llvm', ...(mode === 'inprocess' ? {} : { memmgr: mode }) });
+      cells.push({
+        program,
+        linker: 'llvm-jitlink',
+        mapper: LLVM_MAPPER[mode],
+        executor: mode === 'inprocess' ? 'none' : 'llvm',
+        ...(mode === 'inprocess' ? {} : { memmgr: mode }),
+      });
     }
     // The fourth comparison: LLVM's linker with jitmem's executor (on one CPython program: the
     // script adds run time, not transport).
     for (const mode of program.name === 'python-script' ? [] : (['simple-remote', 'shared'] as const)) {
-      if (mappers.includes(LLVM_MAPPER[mode])) cells.push({ program, linker: 'llvm-jitlink', mapper: LLVM_MAPPER[mode], executor: 'jitmem', memmgr: mode });
+      if (mappers.includes(LLVM_MAPPER[mode]))
+        cells.push({ program, linker: 'llvm-jitlink', mapper: LLVM_MAPPER[mode], executor: 'jitmem', memmgr: mode });
     }
   }
   return cells;
@@ -148,24 +196,36 @@ export interface Sample {
   startup?: number;
   calls: number;
   bytesSent: number;
+  /** Warm controller: minor page faults during the iteration. */
+  minorFaults?: MinorFaults;
   /** CPU milliseconds of the iteration, controller and executor (jitmem's rows). */
   cpu?: { controller: number; executor: number | null };
 }
 
 function mismatch(cell: RunCell, iteration: number, what: string, stderr: string): JitmemError {
   const name = runCellName(cell);
-  return new JitmemError('ERR_RUN_MISMATCH', `${name}, iteration ${iteration}: ${what}${stderr.trim() ? `; stderr ends: ${stderr.trim().slice(-800)}` : ''}`, { cell: name, iteration });
+  return new JitmemError(
+    'ERR_RUN_MISMATCH',
+    `${name}, iteration ${iteration}: ${what}${stderr.trim() ? `; stderr ends: ${stderr.trim().slice(-800)}` : ''}`,
+    { cell: name, iteration },
+  );
 }
 
 /** One jitmem iteration: a worker process links, moves, runs and frees the program and reports its phases. */
 function jitmemIteration(cell: RunCell, iteration: number): Promise<Sample> {
-  const request: RunWorkerRequest = { program: cell.program, mapper: cell.mapper, executor: cell.executor === 'llvm' ? 'llvm' : 'jitmem' };
+  const request: RunWorkerRequest = {
+    program: cell.program,
+    mapper: cell.mapper,
+    executor: cell.executor === 'llvm' ? 'llvm' : 'jitmem',
+  };
   return new Promise((resolve, reject) => {
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const res: Buffer[] = [];
     const t0 = performance.now();
-    const child = spawn(process.execPath, [workerPath, JSON.stringify(request)], { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [workerPath, JSON.stringify(request)], {
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
     child.stdout!.on('data', (b: Buffer) => out.push(b));
     child.stderr!.on('data', (b: Buffer) => err.push(b));
@@ -180,27 +240,55 @@ function jitmemIteration(cell: RunCell, iteration: number): Promise<Sample> {
       const stderr = Buffer.concat(err).toString('utf8');
       const text = Buffer.concat(res).toString('utf8').trim();
       if (!text) {
-        reject(mismatch(cell, iteration, `the program ended its process (${signal ?? `status ${code}`}) before main returned, so its phases were not timed`, stderr));
+        reject(
+          mismatch(
+            cell,
+            iteration,
+            `the program ended its process (${signal ?? `status ${code}`}) before main returned, so its phases were not timed`,
+            stderr,
+          ),
+        );
         return;
       }
       const result = JSON.parse(text) as RunWorkerResult;
       if (!result.ok) {
-        reject(new JitmemError(result.code, `${runCellName(cell)}, iteration ${iteration}: ${result.message}`, { cell: runCellName(cell) }));
+        reject(
+          new JitmemError(result.code, `${runCellName(cell)}, iteration ${iteration}: ${result.message}`, {
+            cell: runCellName(cell),
+          }),
+        );
         return;
       }
       const expected = cell.program.expected;
       if (result.exitStatus !== expected.exitStatus) {
-        reject(mismatch(cell, iteration, `main returned ${result.exitStatus}, expected ${expected.exitStatus}`, stderr));
+        reject(
+          mismatch(cell, iteration, `main returned ${result.exitStatus}, expected ${expected.exitStatus}`, stderr),
+        );
         return;
       }
       const sha = sha256Hex(Buffer.concat(out));
       if (sha !== expected.stdoutSha256) {
-        reject(mismatch(cell, iteration, `stdout has sha256 ${sha}, expected ${expected.stdoutSha256} (${cell.program.description})`, stderr));
+        reject(
+          mismatch(
+            cell,
+            iteration,
+            `stdout has sha256 ${sha}, expected ${expected.stdoutSha256} (${cell.program.description})`,
+            stderr,
+          ),
+        );
         return;
       }
       let latency = 0;
       for (const p of JITMEM_RUN_PHASES) latency += result.phases[p];
-      resolve({ latency, whole, phases: { ...result.phases }, startup: result.startupMs, calls: result.calls, bytesSent: result.bytesSent, ...(result.cpu ? { cpu: result.cpu } : {}) });
+      resolve({
+        latency,
+        whole,
+        phases: { ...result.phases },
+        startup: result.startupMs,
+        calls: result.calls,
+        bytesSent: result.bytesSent,
+        ...(result.cpu ? { cpu: result.cpu } : {}),
+      });
     });
   });
 }
@@ -223,7 +311,12 @@ export function splitAtMarkers(out: Buffer, marker: Buffer): { parts: Buffer[]; 
  * verified (SteppedWarmCell): its exit status from its line on fd 3, its stdout as the bytes the
  * worker's fd 1 carried before that iteration's marker.
  */
-export async function jitmemWarmCell(cell: RunCell, warmup: number, iterations: number, onIteration?: (done: number) => void): Promise<Sample[]> {
+export async function jitmemWarmCell(
+  cell: RunCell,
+  warmup: number,
+  iterations: number,
+  onIteration?: (done: number) => void,
+): Promise<Sample[]> {
   const controller = new SteppedWarmCell(cell, warmup, warmup + iterations);
   try {
     for (let i = 0; i < warmup + iterations; i++) {
@@ -262,8 +355,15 @@ export class SteppedWarmCell {
     maxIterations: number,
   ) {
     this.marker = `\0jitmem-run-iteration-end:${randomBytes(16).toString('hex')}\0`;
-    const request: RunWorkerRequest = { program: cell.program, mapper: cell.mapper, executor: cell.executor === 'llvm' ? 'llvm' : 'jitmem', warm: { warmup, iterations: maxIterations, marker: this.marker, stepped: true } };
-    this.child = spawn(process.execPath, [workerPath, JSON.stringify(request)], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+    const request: RunWorkerRequest = {
+      program: cell.program,
+      mapper: cell.mapper,
+      executor: cell.executor === 'llvm' ? 'llvm' : 'jitmem',
+      warm: { warmup, iterations: maxIterations, marker: this.marker, stepped: true },
+    };
+    this.child = spawn(process.execPath, [workerPath, JSON.stringify(request)], {
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+    });
     this.child.stdout!.on('data', (b: Buffer) => this.out.push(b));
     this.child.stderr!.on('data', (b: Buffer) => this.err.push(b));
     this.child.stdin!.on('error', () => {});
@@ -277,7 +377,12 @@ export class SteppedWarmCell {
         try {
           this.lines.push(JSON.parse(line) as WarmIterationResult);
         } catch {
-          this.lines.push({ ok: false, index: this.lines.length, code: 'ERR_RUN_WORKER', message: `the warm controller reported ${JSON.stringify(line.slice(0, 200))}, not a result` });
+          this.lines.push({
+            ok: false,
+            index: this.lines.length,
+            code: 'ERR_RUN_WORKER',
+            message: `the warm controller reported ${JSON.stringify(line.slice(0, 200))}, not a result`,
+          });
         }
         this.wakeAll();
       }
@@ -304,7 +409,12 @@ export class SteppedWarmCell {
 
   private fail(what: string): JitmemError {
     const failed = this.lines.find((l) => !l.ok);
-    if (failed && !failed.ok) return new JitmemError(failed.code, `${runCellName(this.cell)}, iteration ${'index' in failed ? failed.index - this.warmup : '(opening the transport)'}: ${failed.message}`, { cell: runCellName(this.cell) });
+    if (failed && !failed.ok)
+      return new JitmemError(
+        failed.code,
+        `${runCellName(this.cell)}, iteration ${'index' in failed ? failed.index - this.warmup : '(opening the transport)'}: ${failed.message}`,
+        { cell: runCellName(this.cell) },
+      );
     return mismatch(this.cell, this.ran - this.warmup, what, Buffer.concat(this.err).toString('utf8'));
   }
 
@@ -315,12 +425,16 @@ export class SteppedWarmCell {
     // A watchdog per iteration (the first one opens the transport too): a worker that hangs is killed, never waited on forever.
     const watchdog = setTimeout(() => this.child.kill('SIGKILL'), WARM_ITERATION_TIMEOUT_MS);
     try {
-      while (this.lines.length <= index && !this.closedStatus) await new Promise<void>((resolve) => this.waiting.push(resolve));
+      while (this.lines.length <= index && !this.closedStatus)
+        await new Promise<void>((resolve) => this.waiting.push(resolve));
     } finally {
       clearTimeout(watchdog);
     }
     const line = this.lines[index];
-    if (!line || !line.ok) throw this.fail(`the warm controller ended (${this.closedStatus?.signal ?? `status ${this.closedStatus?.code}`}) after ${this.lines.length} iterations; the program may have ended its process`);
+    if (!line || !line.ok)
+      throw this.fail(
+        `the warm controller ended (${this.closedStatus?.signal ?? `status ${this.closedStatus?.code}`}) after ${this.lines.length} iterations; the program may have ended its process`,
+      );
     return line;
   }
 
@@ -330,22 +444,52 @@ export class SteppedWarmCell {
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 60_000);
     await this.closed;
     clearTimeout(timer);
-    if (this.lines.some((l) => !l.ok) || this.lines.length !== this.ran) throw this.fail(`the warm controller ended (${this.closedStatus?.signal ?? `status ${this.closedStatus?.code}`}) after ${this.lines.length} of ${this.ran} iterations`);
+    if (this.lines.some((l) => !l.ok) || this.lines.length !== this.ran)
+      throw this.fail(
+        `the warm controller ended (${this.closedStatus?.signal ?? `status ${this.closedStatus?.code}`}) after ${this.lines.length} of ${this.ran} iterations`,
+      );
     const { parts, rest } = splitAtMarkers(Buffer.concat(this.out), Buffer.from(this.marker, 'latin1'));
     const stderr = Buffer.concat(this.err).toString('utf8');
-    if (parts.length !== this.lines.length || rest.length > 0) throw mismatch(this.cell, 0, `the warm controller's stdout holds ${parts.length} iteration markers for ${this.lines.length} iterations and ${rest.length} bytes after the last`, stderr);
+    if (parts.length !== this.lines.length || rest.length > 0)
+      throw mismatch(
+        this.cell,
+        0,
+        `the warm controller's stdout holds ${parts.length} iteration markers for ${this.lines.length} iterations and ${rest.length} bytes after the last`,
+        stderr,
+      );
     const expected = this.cell.program.expected;
     const samples: Sample[] = [];
     for (const [i, line] of (this.lines as Array<WarmIterationResult & { ok: true }>).entries()) {
       const iteration = i - this.warmup;
-      if (line.exitStatus !== expected.exitStatus) throw mismatch(this.cell, iteration, `main returned ${line.exitStatus}, expected ${expected.exitStatus}`, stderr);
+      if (line.exitStatus !== expected.exitStatus)
+        throw mismatch(
+          this.cell,
+          iteration,
+          `main returned ${line.exitStatus}, expected ${expected.exitStatus}`,
+          stderr,
+        );
       const sha = sha256Hex(parts[i]!);
-      if (sha !== expected.stdoutSha256) throw mismatch(this.cell, iteration, `stdout has sha256 ${sha}, expected ${expected.stdoutSha256} (${this.cell.program.description})`, stderr);
+      if (sha !== expected.stdoutSha256)
+        throw mismatch(
+          this.cell,
+          iteration,
+          `stdout has sha256 ${sha}, expected ${expected.stdoutSha256} (${this.cell.program.description})`,
+          stderr,
+        );
       if (iteration < 0) continue;
       let latency = 0;
       for (const p of JITMEM_RUN_PHASES) latency += line.phases[p];
       const startup = iteration === 0 ? (this.lines[0] as WarmIterationResult & { ok: true }).startupMs : undefined;
-      samples.push({ latency, whole: line.wallMs, phases: { ...line.phases }, ...(startup ? { startup } : {}), calls: line.calls, bytesSent: line.bytesSent, ...(line.cpu ? { cpu: line.cpu } : {}) });
+      samples.push({
+        latency,
+        whole: line.wallMs,
+        phases: { ...line.phases },
+        ...(startup ? { startup } : {}),
+        calls: line.calls,
+        bytesSent: line.bytesSent,
+        ...(line.cpu ? { cpu: line.cpu } : {}),
+        ...(line.minorFaults ? { minorFaults: line.minorFaults } : {}),
+      });
     }
     return samples;
   }
@@ -357,14 +501,41 @@ export class SteppedWarmCell {
 }
 
 /** One llvm-jitlink iteration: its whole process timed, its phases read from --show-times. */
-async function llvmIteration(tools: LlvmTools, script: JitmemExecutorScript | undefined, cell: RunCell, iteration: number): Promise<Sample> {
+async function llvmIteration(
+  tools: LlvmTools,
+  script: JitmemExecutorScript | undefined,
+  cell: RunCell,
+  iteration: number,
+): Promise<Sample> {
   const mode: LlvmMode = cell.memmgr ?? 'inprocess';
-  const r = await runLlvmJitlink(tools, cell.program, { mode, executor: cell.executor === 'jitmem' ? 'jitmem' : 'llvm', ...(script ? { jitmemExecutor: script } : {}) });
+  const r = await runLlvmJitlink(tools, cell.program, {
+    mode,
+    executor: cell.executor === 'jitmem' ? 'jitmem' : 'llvm',
+    ...(script ? { jitmemExecutor: script } : {}),
+  });
   const expected = cell.program.expected;
-  if (r.exitStatus !== expected.exitStatus) throw mismatch(cell, iteration, `llvm-jitlink exited with ${r.signal ?? `status ${r.exitStatus}`}, expected ${expected.exitStatus}`, r.stderrTail);
-  if (r.stdoutSha256 !== expected.stdoutSha256) throw mismatch(cell, iteration, `stdout has sha256 ${r.stdoutSha256}, expected ${expected.stdoutSha256} (${cell.program.description})`, r.stderrTail);
+  if (r.exitStatus !== expected.exitStatus)
+    throw mismatch(
+      cell,
+      iteration,
+      `llvm-jitlink exited with ${r.signal ?? `status ${r.exitStatus}`}, expected ${expected.exitStatus}`,
+      r.stderrTail,
+    );
+  if (r.stdoutSha256 !== expected.stdoutSha256)
+    throw mismatch(
+      cell,
+      iteration,
+      `stdout has sha256 ${r.stdoutSha256}, expected ${expected.stdoutSha256} (${cell.program.description})`,
+      r.stderrTail,
+    );
   const other = Math.max(0, r.wholeMs - r.phases.read - r.phases.link - r.phases.run);
-  return { latency: r.wholeMs, whole: r.wholeMs, phases: { read: r.phases.read, link: r.phases.link, run: r.phases.run, other }, calls: 0, bytesSent: 0 };
+  return {
+    latency: r.wholeMs,
+    whole: r.wholeMs,
+    phases: { read: r.phases.read, link: r.phases.link, run: r.phases.run, other },
+    calls: 0,
+    bytesSent: 0,
+  };
 }
 
 /**
@@ -372,8 +543,13 @@ async function llvmIteration(tools: LlvmTools, script: JitmemExecutorScript | un
  * (interleaved) with the same pair of descriptors, read until its Setup message and closed.
  * Both are native programs: jitmem's (`jitmem-executor`) and LLVM's.
  */
-export async function measureStartup(samples: number, llvm: LlvmTools | undefined): Promise<{ startup: EndToEndSection['startup'] }> {
-  const kinds: Array<{ executor: 'jitmem' | 'llvm'; command: string; args: string[] }> = [{ executor: 'jitmem', command: executorBinary(), args: ['--fds', '3,4'] }];
+export async function measureStartup(
+  samples: number,
+  llvm: LlvmTools | undefined,
+): Promise<{ startup: EndToEndSection['startup'] }> {
+  const kinds: Array<{ executor: 'jitmem' | 'llvm'; command: string; args: string[] }> = [
+    { executor: 'jitmem', command: executorBinary(), args: ['--fds', '3,4'] },
+  ];
   if (llvm) kinds.push({ executor: 'llvm', command: llvm.executor, args: ['filedescs=3,4'] });
   const spawnToSetup = async (command: string, args: string[]): Promise<number> => {
     const t0 = performance.now();
@@ -382,7 +558,10 @@ export async function measureStartup(samples: number, llvm: LlvmTools | undefine
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     try {
-      const session = await ExecutorSession.over(child.stdio[4] as NodeJS.ReadableStream as never, child.stdio[3] as NodeJS.WritableStream as never);
+      const session = await ExecutorSession.over(
+        child.stdio[4] as NodeJS.ReadableStream as never,
+        child.stdio[3] as NodeJS.WritableStream as never,
+      );
       const ms = performance.now() - t0;
       await session.close();
       await closed;
@@ -390,7 +569,11 @@ export async function measureStartup(samples: number, llvm: LlvmTools | undefine
     } catch (err) {
       child.kill('SIGKILL');
       await closed;
-      throw new JitmemError('ERR_EXECUTOR_STARTUP', `${command} ${args.join(' ')} did not send Setup: ${(err as Error).message}${stderr ? `; stderr: ${stderr.trim().slice(-500)}` : ''}`, { command });
+      throw new JitmemError(
+        'ERR_EXECUTOR_STARTUP',
+        `${command} ${args.join(' ')} did not send Setup: ${(err as Error).message}${stderr ? `; stderr: ${stderr.trim().slice(-500)}` : ''}`,
+        { command },
+      );
     }
   };
   const times = kinds.map(() => [] as number[]);
@@ -422,20 +605,40 @@ function rowOf(cell: RunCell, samples: readonly Sample[]): ResultRow {
     program: cell.program.description,
     latency: toStats(samples.map((s) => s.latency)),
     phases,
-    ...(cell.controller === 'warm' ? { iteration: toStats(samples.map((s) => s.whole)) } : { wholeProcess: toStats(samples.map((s) => s.whole)) }),
+    ...(cell.controller === 'warm'
+      ? { iteration: toStats(samples.map((s) => s.whole)) }
+      : { wholeProcess: toStats(samples.map((s) => s.whole)) }),
     ...(startups.length ? { startup: toStats(startups) } : {}),
-    verified: { iterations: n, exitStatus: cell.program.expected.exitStatus, stdoutSha256: cell.program.expected.stdoutSha256 },
+    verified: {
+      iterations: n,
+      exitStatus: cell.program.expected.exitStatus,
+      stdoutSha256: cell.program.expected.stdoutSha256,
+    },
     bytes: { content: 0, zeroFill: 0, moved: Math.round(samples.reduce((a, s) => a + s.bytesSent, 0) / n) },
     roundTrips: samples.reduce((a, s) => a + s.calls, 0) / n,
+    ...meanMinorFaults(samples),
     ...(samples.every((s) => s.cpu)
       ? {
           cpu: {
             controller: toStats(samples.map((s) => Math.max(0, s.cpu!.controller))),
-            executor: samples.every((s) => s.cpu!.executor !== null) ? toStats(samples.map((s) => Math.max(0, s.cpu!.executor!))) : null,
+            executor: samples.every((s) => s.cpu!.executor !== null)
+              ? toStats(samples.map((s) => Math.max(0, s.cpu!.executor!)))
+              : null,
           },
         }
       : {}),
   };
+}
+
+/** Minor faults per iteration (mean), when every sample has them (warm controllers). */
+function meanMinorFaults(samples: readonly Sample[]): { minorFaults?: MinorFaults } {
+  if (samples.length === 0 || !samples.every((s) => s.minorFaults)) return {};
+  const n = samples.length;
+  const controller = samples.reduce((a, s) => a + s.minorFaults!.controller, 0) / n;
+  const executor = samples.every((s) => s.minorFaults!.executor !== undefined)
+    ? samples.reduce((a, s) => a + s.minorFaults!.executor!, 0) / n
+    : undefined;
+  return { minorFaults: { controller, ...(executor !== undefined ? { executor } : {}) } };
 }
 
 export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndResult> {
@@ -445,7 +648,9 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
   const llvmDir = tools?.dir ?? options.llvmDir ?? process.env.JITMEM_LLVM_DIR ?? '/usr/lib/llvm-22/bin';
   if (!tools) skipped.push({ cell: '*/run/* [llvm-jitlink]', code: 'llvm-jitlink-missing', reason: lookup.reason! });
   const jitmem = jitmemLinkerAvailable();
-  const jitmemReason = jitmem ? undefined : "jitmem's JIT linker (jitlink/) is not in this build, so the run pattern has only llvm-jitlink's rows";
+  const jitmemReason = jitmem
+    ? undefined
+    : "jitmem's JIT linker (jitlink/) is not in this build, so the run pattern has only llvm-jitlink's rows";
   if (!jitmem) skipped.push({ cell: '*/run/* [jitmem]', code: 'jitmem-run-unavailable', reason: jitmemReason! });
 
   const cells: RunCell[] = [];
@@ -453,12 +658,19 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
     for (const program of runPrograms(workload, options.workloadOptions)) {
       if (!options.withScript && program.name === 'python-script') continue;
       const refusal = tools ? await probeLlvmJitlink(tools, program) : undefined;
-      if (refusal !== undefined) skipped.push({ cell: `${program.name}/run/* [llvm-jitlink]`, code: 'llvm-jitlink-refuses', reason: `llvm-jitlink ${LLVM_MAJOR} refuses it: ${refusal}` });
+      if (refusal !== undefined)
+        skipped.push({
+          cell: `${program.name}/run/* [llvm-jitlink]`,
+          code: 'llvm-jitlink-refuses',
+          reason: `llvm-jitlink ${LLVM_MAJOR} refuses it: ${refusal}`,
+        });
       cells.push(...planRunCells(program, options.mappers, jitmem, tools !== undefined && refusal === undefined));
     }
   }
   const section: EndToEndSection = {
-    llvm: tools ? { available: true, version: tools.version, dir: tools.dir } : { available: false, dir: llvmDir, reason: lookup.reason! },
+    llvm: tools
+      ? { available: true, version: tools.version, dir: tools.dir }
+      : { available: false, dir: llvmDir, reason: lookup.reason! },
     jitmem: jitmem ? { available: true } : { available: false, reason: jitmemReason! },
     startup: [],
     headlines: [],
@@ -469,7 +681,10 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
   }
   if (cells.length === 0) return { rows: [], section, skipped, sampling: [] };
 
-  const script = tools && cells.some((c) => c.linker === 'llvm-jitlink' && c.executor === 'jitmem') ? new JitmemExecutorScript() : undefined;
+  const script =
+    tools && cells.some((c) => c.linker === 'llvm-jitlink' && c.executor === 'jitmem')
+      ? new JitmemExecutorScript()
+      : undefined;
   const samples = new Map<RunCell, Sample[]>(cells.map((c) => [c, []]));
   const roundEnds = new Map<RunCell, number[]>();
   const sampling: SamplingGroup[] = [];
@@ -493,14 +708,21 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
     // With a precision target these keep to the time budget too: past 30% of what is left for
     // the run pattern, they stop after three rounds (the fewest a paired interval takes), and the
     // warm controllers, whose speedups are the end-to-end headline, get the rest.
-    const perRunDeadline = options.precision !== undefined && options.deadline !== undefined ? performance.now() + (options.deadline - performance.now()) * PER_RUN_SHARE : Infinity;
+    const perRunDeadline =
+      options.precision !== undefined && options.deadline !== undefined
+        ? performance.now() + (options.deadline - performance.now()) * PER_RUN_SHARE
+        : Infinity;
     for (let round = 0; round < rounds; round++) {
       if (round >= 3 && performance.now() > perRunDeadline) break;
       for (const k of roundOrder(perRun.length, round)) {
         const cell = perRun[k]!;
         const list = samples.get(cell)!;
         for (let i = 0; i < perRound && list.length < options.iterations; i++) {
-          list.push(cell.linker === 'jitmem' ? await jitmemIteration(cell, list.length) : await llvmIteration(tools!, script, cell, list.length));
+          list.push(
+            cell.linker === 'jitmem'
+              ? await jitmemIteration(cell, list.length)
+              : await llvmIteration(tools!, script, cell, list.length),
+          );
           options.onProgress?.(runCellName(cell), list.length, options.iterations);
         }
         const ends = roundEnds.get(cell) ?? [];
@@ -516,7 +738,10 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
     for (const [pi, programName] of warmPrograms.entries()) {
       const group = cells.filter((c) => c.controller === 'warm' && c.program.name === programName);
       const groupStart = performance.now();
-      const budget = options.precision !== undefined ? Math.max(0, ((options.deadline ?? Infinity) - groupStart) / (warmPrograms.length - pi)) : Infinity;
+      const budget =
+        options.precision !== undefined
+          ? Math.max(0, ((options.deadline ?? Infinity) - groupStart) / (warmPrograms.length - pi))
+          : Infinity;
       const warmup = options.warmup ?? 5;
       const controllers: SteppedWarmCell[] = [];
       try {
@@ -526,7 +751,8 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
           controllers.push(c);
           await c.next();
         }
-        for (let i = 1; i < warmup; i++) for (const k of roundOrder(controllers.length, i)) await controllers[k]!.next();
+        for (let i = 1; i < warmup; i++)
+          for (const k of roundOrder(controllers.length, i)) await controllers[k]!.next();
         const measured = new Map<SteppedWarmCell, number[]>(controllers.map((c) => [c, []]));
         const passes = options.precision !== undefined ? WARM_PASSES_PER_ROUND : perRound;
         let round = 0;
@@ -543,7 +769,11 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
               // With a precision target the count of iterations is open: the total shown stays one
               // ahead until the controller is done (a log gets one line per cell, at its end).
               const done = measured.get(c)!.length;
-              options.onProgress?.(runCellName(c.cell), done, options.precision === undefined ? options.iterations : done + 1);
+              options.onProgress?.(
+                runCellName(c.cell),
+                done,
+                options.precision === undefined ? options.iterations : done + 1,
+              );
             }
           }
           round++;
@@ -557,14 +787,28 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
             continue;
           }
           // The least rounds, unless the budget is spent: then three, the fewest a paired interval takes.
-          if (round < Math.min(options.rounds, MIN_WARM_ROUNDS) && !(round >= 3 && performance.now() - groupStart >= budget)) continue;
-          widest = warmHeadlineWidth(group, controllers.map((c) => measured.get(c)!), roundEnds);
+          if (
+            round < Math.min(options.rounds, MIN_WARM_ROUNDS) &&
+            !(round >= 3 && performance.now() - groupStart >= budget)
+          )
+            continue;
+          widest = warmHeadlineWidth(
+            group,
+            controllers.map((c) => measured.get(c)!),
+            roundEnds,
+          );
           converged = widest === undefined || widest.percent <= options.precision;
-          if (converged || performance.now() - groupStart >= budget || measured.get(controllers[0]!)!.length + passes > MAX_WARM_ITERATIONS - warmup) break;
+          if (
+            converged ||
+            performance.now() - groupStart >= budget ||
+            measured.get(controllers[0]!)!.length + passes > MAX_WARM_ITERATIONS - warmup
+          )
+            break;
         }
         for (const c of controllers) {
           samples.set(c.cell, await c.finish());
-          if (options.precision !== undefined) options.onProgress?.(runCellName(c.cell), measured.get(c)!.length, measured.get(c)!.length);
+          if (options.precision !== undefined)
+            options.onProgress?.(runCellName(c.cell), measured.get(c)!.length, measured.get(c)!.length);
         }
         const elapsedMs = performance.now() - groupStart;
         if (options.precision !== undefined) {
@@ -577,7 +821,9 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
             elapsedMs: Math.round(elapsedMs),
             converged,
             ...(widest ? { widest: { label: widest.label, percent: Math.round(widest.percent * 100) / 100 } } : {}),
-            ...(needed !== undefined && Number.isFinite(needed) ? { roundsNeeded: needed, secondsNeeded: Math.round(((elapsedMs / round) * needed) / 1000) } : {}),
+            ...(needed !== undefined && Number.isFinite(needed)
+              ? { roundsNeeded: needed, secondsNeeded: Math.round(((elapsedMs / round) * needed) / 1000) }
+              : {}),
           });
         }
       } catch (err) {

@@ -9,7 +9,16 @@ import type { RunProgram } from '../../workloads/run-programs.js';
 
 /** The phases of one jitmem iteration, in the order they happen. */
 export type JitmemRunPhase = 'read' | 'link' | 'reserve' | 'write' | 'initialize' | 'run' | 'deinitialize' | 'release';
-export const JITMEM_RUN_PHASES: readonly JitmemRunPhase[] = ['read', 'link', 'reserve', 'write', 'initialize', 'run', 'deinitialize', 'release'];
+export const JITMEM_RUN_PHASES: readonly JitmemRunPhase[] = [
+  'read',
+  'link',
+  'reserve',
+  'write',
+  'initialize',
+  'run',
+  'deinitialize',
+  'release',
+];
 
 export interface RunClock {
   /** Adds the time `fn` takes to `phase`. */
@@ -23,6 +32,8 @@ export interface RunTarget {
   runToExit(program: RunProgram, clock: RunClock): Promise<number>;
   /** Controller→executor calls and bytes sent so far (zeros in-process). */
   counters(): { calls: number; bytesSent: number };
+  /** Minor page faults so far, of this process and of the executor (when it counts them). */
+  minorFaults?(): Promise<MinorFaults>;
   /** The executor's process id, out of process (its CPU time is read from outside). */
   readonly executorPid?: number;
   close(): Promise<void>;
@@ -30,3 +41,9 @@ export interface RunTarget {
 
 /** Opens a transport: for shared and rpc, spawns the executor (its start-up is timed apart from the phases). */
 export type OpenRunTarget = (mapper: MapperName, executor: 'jitmem' | 'llvm') => Promise<RunTarget>;
+
+/** Minor page faults of the controller and, when its executor counts them, of the executor. */
+export interface MinorFaults {
+  readonly controller: number;
+  readonly executor?: number;
+}

@@ -4,7 +4,13 @@ import { pathToFileURL } from 'node:url';
 import { JitmemError } from '../../core/errors.js';
 import type { MapperName } from '../report/report.js';
 import type { RunProgram } from '../../workloads/run-programs.js';
-import { JITMEM_RUN_PHASES, type JitmemRunPhase, type OpenRunTarget, type RunClock } from './run-target.js';
+import {
+  JITMEM_RUN_PHASES,
+  type JitmemRunPhase,
+  type MinorFaults,
+  type OpenRunTarget,
+  type RunClock,
+} from './run-target.js';
 import { CpuClock, cpuBetween } from './cpu-clock.js';
 
 /**
@@ -56,6 +62,8 @@ export type WarmIterationResult =
       readonly cpu?: { readonly controller: number; readonly executor: number | null };
       /** The executor's spawn to Setup, on the first iteration only (0 in-process). */
       readonly startupMs?: number;
+      /** Minor page faults during the iteration, the controller's and the executor's. */
+      readonly minorFaults?: MinorFaults;
     }
   | { readonly ok: false; readonly index: number; readonly code: string; readonly message: string };
 
@@ -104,7 +112,15 @@ export async function runWorkerIteration(request: RunWorkerRequest, open: OpenRu
     const exitStatus = await target.runToExit(request.program, clock);
     const used = cpuBetween(cpu.read(), cpuBefore);
     const after = target.counters();
-    return { ok: true, phases: clock.totals, startupMs, exitStatus, calls: after.calls - before.calls, bytesSent: after.bytesSent - before.bytesSent, cpu: used };
+    return {
+      ok: true,
+      phases: clock.totals,
+      startupMs,
+      exitStatus,
+      calls: after.calls - before.calls,
+      bytesSent: after.bytesSent - before.bytesSent,
+      cpu: used,
+    };
   } finally {
     await target.close();
   }
@@ -124,7 +140,16 @@ function writeAll(fd: number, data: Buffer): void {
 
 function errorFields(err: unknown): { code: string; message: string } {
   const e = err as { code?: string; message?: string };
-  return { code: err instanceof JitmemError || typeof e?.code === 'string' ? e.code! : 'ERR_RUN_WORKER', message: e?.message ?? String(err) };
+  return {
+    code: err instanceof JitmemError || typeof e?.code === 'string' ? e.code! : 'ERR_RUN_WORKER',
+    message: e?.message ?? String(err),
+  };
+}
+
+function faultDelta(after: MinorFaults, before: MinorFaults): MinorFaults {
+  const executor =
+    after.executor !== undefined && before.executor !== undefined ? after.executor - before.executor : undefined;
+  return { controller: after.controller - before.controller, ...(executor !== undefined ? { executor } : {}) };
 }
 
 /** A function that resolves true for each byte that arrives on fd 0 and false once fd 0 has ended. */
@@ -164,6 +189,8 @@ export async function runWarmController(request: RunWorkerRequest, open: OpenRun
       if (steps && !(await steps())) break;
       let line: WarmIterationResult;
       try {
+        // Read outside the iteration's window: the executor's counters cost a call of their own.
+        const faultsBefore = await target.minorFaults?.();
         const before = target.counters();
         const clock = new Clock();
         const cpuBefore = cpu.read();
@@ -172,7 +199,20 @@ export async function runWarmController(request: RunWorkerRequest, open: OpenRun
         const wallMs = performance.now() - start;
         const used = cpuBetween(cpu.read(), cpuBefore);
         const after = target.counters();
-        line = { ok: true, index, phases: clock.totals, wallMs, exitStatus, calls: after.calls - before.calls, bytesSent: after.bytesSent - before.bytesSent, cpu: used, ...(index === 0 ? { startupMs } : {}) };
+        const faultsAfter = await target.minorFaults?.();
+        const minorFaults = faultsBefore && faultsAfter ? faultDelta(faultsAfter, faultsBefore) : undefined;
+        line = {
+          ok: true,
+          index,
+          phases: clock.totals,
+          wallMs,
+          exitStatus,
+          calls: after.calls - before.calls,
+          bytesSent: after.bytesSent - before.bytesSent,
+          cpu: used,
+          ...(index === 0 ? { startupMs } : {}),
+          ...(minorFaults ? { minorFaults } : {}),
+        };
       } catch (err) {
         line = { ok: false, index, ...errorFields(err) };
       }

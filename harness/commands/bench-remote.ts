@@ -1,6 +1,7 @@
 import { flagCommand } from './command.js';
 import { booleanFlag, positiveInteger, valueFlag } from './flags.js';
 import { BUDGET_MS, runRemoteBench } from '../component-benches/remote-bench.js';
+import { STARTUP_BUDGET, runStartupBench } from '../component-benches/startup-bench.js';
 
 const SPEC = {
   name: 'bench-remote',
@@ -9,10 +10,16 @@ const SPEC = {
 controller and the executor on the same CPU and on different CPUs; (2) a CPython-shaped load
 (177 graphs, 6.66 MB of content, 0.28 MB zero-fill) through each mapper, sequential and
 pipelined, as extra time over in-process beside the budgets (shared memory <= ${BUDGET_MS.shared} ms,
-RPC copy <= ${BUDGET_MS.rpc} ms). Run it on a quiet machine; it takes about a minute.`,
+RPC copy <= ${BUDGET_MS.rpc} ms); (3) \`jitmem run\` of a trivial object in process and through shared
+memory beside \`node -e 0\`, whole processes in turn (budgets ${STARTUP_BUDGET.inprocess}x and ${STARTUP_BUDGET.shared}x). Run it on a
+quiet machine; it takes about a minute.`,
   flags: {
     iterations: valueFlag(
       { value: 'N', help: 'loads per mapper and mode, after 8 warm-up loads (default 9)' },
+      positiveInteger,
+    ),
+    'startup-rounds': valueFlag(
+      { value: 'N', help: 'rounds of the three start-up commands, each round in turn (default 15)' },
       positiveInteger,
     ),
     calls: valueFlag({ value: 'N', help: 'no-op calls per CPU placement (default 5000)' }, positiveInteger),
@@ -32,7 +39,16 @@ export const benchRemoteCommand = flagCommand(SPEC, async ({ values }, io) => {
     ...(latencyCalls ? { latencyCalls } : {}),
     write: (line) => out.write(line + '\n'),
   });
-  if (values.json) io.stdout.write(JSON.stringify({ ...result, budgetsMs: BUDGET_MS }, null, 2) + '\n');
+  out.write('\n');
+  const startupRounds = values['startup-rounds'];
+  const startup = await runStartupBench({
+    ...(startupRounds ? { rounds: startupRounds } : {}),
+    write: (line) => out.write(line + '\n'),
+  });
+  if (values.json)
+    io.stdout.write(
+      JSON.stringify({ ...result, budgetsMs: BUDGET_MS, startup, startupBudget: STARTUP_BUDGET }, null, 2) + '\n',
+    );
   const over = result.extraMs.shared > BUDGET_MS.shared || result.extraMs.rpc > BUDGET_MS.rpc;
   return values['check-budgets'] && over ? 1 : 0;
 });

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { constants as osConstants } from 'node:os';
 import type { Command, CommandIO } from './command.js';
 import {
@@ -11,23 +12,16 @@ import {
   repeatedFlag,
   valueFlag,
 } from './flags.js';
-import * as native from '../../native/index.js';
 import { JitmemError, hex } from '../../core/errors.js';
 import { checkRegularFile } from '../../core/files.js';
 import { checkObjectInput } from '../../core/object-kind.js';
 import { runAll } from '../../core/cleanup.js';
-import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js';
-import { RpcCopyMapper } from '../../mappers/rpc-copy-mapper.js';
-import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
 import type { MemoryMapper } from '../../mappers/memory-mapper.js';
-import { DEFAULT_LLVM_EXECUTOR, ExecutorSession } from '../../session/executor-session.js';
-import {
-  InProcessTarget,
-  SessionTarget,
-  type ProgramRunResult,
-  type ProgramTarget,
-} from '../../loader/program-target.js';
-import { PHASE_NAMES, runProgram, type PhaseTimes } from '../../loader/run-program.js';
+import type { ExecutorSession } from '../../session/executor-session.js';
+import type { ProgramRunResult, ProgramTarget } from '../../loader/program-target.js';
+import type { PhaseTimes } from '../../loader/run-program.js';
+
+import { DEFAULT_LLVM_EXECUTOR } from '../../session/llvm-executor-path.js';
 
 /** Exit statuses are one byte: exit(257) is status 1. */
 const EXIT_STATUS_MASK = 0xff;
@@ -159,17 +153,97 @@ export function describeCrash(r: ProgramRunResult): string {
   return `the program was killed by ${sig}${r.executorEnded ? ' (the executor process ended with it; it cannot say where)' : ''}`;
 }
 
-export function formatTimes(times: PhaseTimes, heading: string): string {
-  const width = Math.max(...PHASE_NAMES.map(([, n]) => n.length));
+/** When start-up steps ended, in ms since the process started (performance.now()). */
+export interface StartTimes {
+  /** Node started, the CLI loaded and the run command's flags parsed. */
+  readonly commandReady: number;
+  /** The executor process spawned until its Setup arrived; absent in process. */
+  readonly executorSetup?: number;
+  /** The loader, linker and mapper modules loaded (while the executor started). */
+  readonly modulesLoaded: number;
+}
+
+export function formatTimes(
+  times: PhaseTimes,
+  heading: string,
+  phaseNames: ReadonlyArray<readonly [keyof PhaseTimes, string]>,
+  start?: StartTimes,
+): string {
+  const width = Math.max(...phaseNames.map(([, n]) => n.length));
   const link = times.readObjects + times.resolve + times.layout + times.applyRelocations;
-  const lines = PHASE_NAMES.map(([key, name]) => `  ${name.padEnd(width)}  ${times[key].toFixed(2).padStart(9)} ms`);
+  const lines = phaseNames.map(([key, name]) => `  ${name.padEnd(width)}  ${times[key].toFixed(2).padStart(9)} ms`);
   lines.push(`  ${'link (read+resolve+layout+relocate)'}  ${link.toFixed(2)} ms`);
+  if (start) {
+    const ms = (v: number): string => `${v.toFixed(2).padStart(9)} ms`;
+    lines.unshift(
+      `  start: process start to command ready    ${ms(start.commandReady)}`,
+      `  start: command ready to modules loaded   ${ms(start.modulesLoaded - start.commandReady)}`,
+      ...(start.executorSetup !== undefined
+        ? [`  start: executor spawn to Setup           ${ms(start.executorSetup)} (while the modules load)`]
+        : []),
+    );
+  }
   return `${heading}\n${lines.join('\n')}\n`;
+}
+
+/** The modules a run needs, loaded once the executor (if any) is starting. */
+async function loadRunModules(mapper: RunArgs['mapper']) {
+  const [loader, targets, mapperModule] = await Promise.all([
+    import('../../loader/run-program.js'),
+    import('../../loader/program-target.js'),
+    mapper === 'inprocess'
+      ? import('../../mappers/in-process-memory-mapper.js').then((m) => ({ make: () => new m.InProcessMemoryMapper() }))
+      : mapper === 'shared'
+        ? import('../../mappers/shared-memory-mapper.js').then((m) => ({
+            make: (s: ExecutorSession) => new m.SharedMemoryMapper(s),
+          }))
+        : import('../../mappers/rpc-copy-mapper.js').then((m) => ({ make: (s: ExecutorSession) => new m.RpcCopyMapper(s) })),
+  ]);
+  return { loader, targets, makeMapper: mapperModule.make as (s?: ExecutorSession) => MemoryMapper };
+}
+
+/**
+ * Starts the executor first, then loads the linker and loader while it starts (Node's module
+ * loading is most of the start-up; the executor's spawn to Setup is a few ms that now hide in it).
+ */
+async function startRun(args: RunArgs) {
+  let spawning: Promise<ExecutorSession> | undefined;
+  let spawnedAt = 0;
+  if (args.mapper !== 'inprocess') {
+    const { ExecutorSession } = await import('../../session/executor-session.js');
+    spawnedAt = performance.now();
+    spawning = ExecutorSession.spawn({
+      kind: args.executor,
+      llvmExecutor: args.llvmExecutor,
+      stdio: 'inherit',
+      stdin: 'inherit',
+    });
+  }
+  let setupAt = 0;
+  const started = spawning?.then((s) => {
+    setupAt = performance.now();
+    return s;
+  });
+  // Settled together so that a failed import still closes an executor that did start.
+  const [modules, session] = await Promise.allSettled([loadRunModules(args.mapper), started]);
+  const modulesLoaded = performance.now();
+  if (modules.status === 'rejected') {
+    if (session.status === 'fulfilled' && session.value) await session.value.close().catch(() => {});
+    throw modules.reason;
+  }
+  if (session.status === 'rejected') throw session.reason;
+  return {
+    ...modules.value,
+    session: session.value,
+    modulesLoaded,
+    executorSetup: session.value ? setupAt - spawnedAt : undefined,
+  };
 }
 
 export const runCommand: Command = {
   name: 'run',
   async run(argv: string[], io: CommandIO): Promise<number> {
+    const commandReady = performance.now();
     const args = parseRunArgs(argv);
     if (args === 'help') return printHelp(RUN_SPEC, io);
     // Every input checked before an executor starts: a FIFO, a device, source code, a shared
@@ -184,6 +258,7 @@ export const runCommand: Command = {
         { path: args.llvmExecutor },
       );
     }
+    const native = await import('../../native/index.js');
     // A program expects blocking stdio; Node leaves pipes it touched non-blocking, and the flag
     // belongs to the open file, which the executor shares.
     for (const fd of [0, 1, 2]) {
@@ -193,31 +268,25 @@ export const runCommand: Command = {
         // Not open: the program finds it closed, as it would natively.
       }
     }
-    let session: ExecutorSession | undefined;
+    const started = await startRun(args);
+    const { session, loader } = started;
     let forward: ((signal: NodeJS.Signals) => void) | undefined;
     let target: ProgramTarget;
     let mapper: MemoryMapper;
-    if (args.mapper === 'inprocess') {
-      target = new InProcessTarget();
-      mapper = new InProcessMemoryMapper();
+    if (session === undefined) {
+      target = new started.targets.InProcessTarget();
+      mapper = started.makeMapper();
     } else {
-      session = await ExecutorSession.spawn({
-        kind: args.executor,
-        llvmExecutor: args.llvmExecutor,
-        stdio: 'inherit',
-        stdin: 'inherit',
-      });
       // SIGINT, SIGTERM and SIGHUP go to the program, in the executor: it ends as it would
       // natively (or handles them), and this command exits with its status.
-      const spawned = session;
-      forward = (signal: NodeJS.Signals): void => spawned.kill(signal);
+      forward = (signal: NodeJS.Signals): void => session.kill(signal);
       for (const signal of FORWARDED_SIGNALS) process.on(signal, forward);
-      target = new SessionTarget(session);
-      mapper = args.mapper === 'shared' ? new SharedMemoryMapper(session) : new RpcCopyMapper(session);
+      target = new started.targets.SessionTarget(session);
+      mapper = started.makeMapper(session);
     }
     let crashed = false;
     try {
-      const run = await runProgram({
+      const run = await loader.runProgram({
         inputs: args.files,
         target,
         mapper,
@@ -232,6 +301,12 @@ export const runCommand: Command = {
           formatTimes(
             run.times,
             `jitmem run: phases (mapper ${args.mapper}${args.mapper === 'inprocess' ? '' : `, executor ${args.executor}`}; ${run.stats.objects} objects, ${run.stats.relocations} relocations):`,
+            loader.PHASE_NAMES,
+            {
+              commandReady,
+              modulesLoaded: started.modulesLoaded,
+              ...(started.executorSetup !== undefined ? { executorSetup: started.executorSetup } : {}),
+            },
           ),
         );
       }

@@ -156,6 +156,8 @@ function compareCounters(base: Report, head: Report, tolerance: number, keep: (l
         }
         const bv = bs[counter];
         const hv = hs[counter];
+        // A counter newer than one of the reports (handlerNs): nothing to compare.
+        if (bv === undefined || hv === undefined) continue;
         const change = bv === hv ? 0 : bv === 0 ? Infinity : hv / bv - 1;
         const gated = !UNGATED_COUNTERS.has(counter);
         const beyond = Math.abs(hv - bv) > Math.max(tolerance * bv, 0.5);

@@ -19,7 +19,7 @@ import { median } from '../statistics.js';
  * measured in the same run, rounds interleaved so that both see the same machine load.
  */
 
-/** llvm-jitlink 22 in-process, CPython 3.11, on the reference machine (DESIGN §9). */
+/** llvm-jitlink 22 in-process, CPython 3.11, on the reference machine (docs/design.md §9). */
 export const LINK_BUDGET_MS = 86;
 
 export const DEFAULT_LLVM_JITLINK = '/usr/lib/llvm-22/bin/llvm-jitlink';

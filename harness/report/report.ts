@@ -116,6 +116,8 @@ export interface ResultRow {
   startup?: Stats;
   bytes: { content: number; zeroFill: number; moved: number };
   roundTrips: number;
+  /** `run` rows of jitmem's warm controller: minor page faults per iteration (mean), of the controller and the executor. */
+  minorFaults?: { controller: number; executor?: number };
   /**
    * Each measurement round's sample count and median latency (ms), in the order run. The
    * rounds of a group run every mapper back to back, so round i of two mappers pair up.
@@ -135,7 +137,11 @@ export type ProcessCounters = ProcessCostCounters;
 export const PROCESS_COUNTER_NAMES = PROCESS_COST_COUNTER_NAMES;
 
 /** Counters that depend on the scheduler, the allocator of V8 and the GC as much as on the code: shown, never gated. */
-export const UNGATED_COUNTERS: ReadonlySet<keyof ProcessCounters> = new Set(['minorFaults', 'voluntarySwitches']);
+export const UNGATED_COUNTERS: ReadonlySet<keyof ProcessCounters> = new Set([
+  'minorFaults',
+  'voluntarySwitches',
+  'handlerNs',
+]);
 
 export interface CellCounters {
   controller: ProcessCounters;

@@ -30,7 +30,11 @@ const SIZE = 1;
 
 export function checkFitPolicy(policy: unknown): FitPolicy {
   if (policy !== 'first-fit' && policy !== 'best-fit') {
-    throw new JitmemError('ERR_INVALID_POLICY', `the fit policy must be "first-fit" or "best-fit"; got ${JSON.stringify(policy)}`, { policy });
+    throw new JitmemError(
+      'ERR_INVALID_POLICY',
+      `the fit policy must be "first-fit" or "best-fit"; got ${JSON.stringify(policy)}`,
+      { policy },
+    );
   }
   return policy;
 }

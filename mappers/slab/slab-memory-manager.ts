@@ -87,10 +87,14 @@ function sectionOffsets(layout: GraphLayout, graphName: string): (name: string) 
     for (const seg of layout.segments) {
       for (const p of seg.sections) if (p.section.name === name) return seg.offset + p.offset;
     }
-    throw new JitmemError('ERR_UNKNOWN_SECTION', `graph ${JSON.stringify(graphName)} has no allocated section named ${JSON.stringify(name)}`, {
-      graph: graphName,
-      section: name,
-    });
+    throw new JitmemError(
+      'ERR_UNKNOWN_SECTION',
+      `graph ${JSON.stringify(graphName)} has no allocated section named ${JSON.stringify(name)}`,
+      {
+        graph: graphName,
+        section: name,
+      },
+    );
   };
 }
 
@@ -140,9 +144,13 @@ export class InFlightAllocation {
         }
       }
     }
-    throw new JitmemError('ERR_UNKNOWN_SECTION', `graph ${JSON.stringify(this.graph.name)} has no content section named ${JSON.stringify(name)}`, {
-      section: name,
-    });
+    throw new JitmemError(
+      'ERR_UNKNOWN_SECTION',
+      `graph ${JSON.stringify(this.graph.name)} has no content section named ${JSON.stringify(name)}`,
+      {
+        section: name,
+      },
+    );
   }
 
   /**
@@ -153,9 +161,13 @@ export class InFlightAllocation {
     for (const [i, seg] of this.layout.segments.entries()) {
       const wm = this.segments[i]!.workingMemory;
       if (wm.length < seg.contentSize) {
-        throw new JitmemError('ERR_WORKING_MEMORY_DETACHED', `working memory of segment ${i} at ${hex(this.segments[i]!.address)} is no longer writable (finalized or abandoned)`, {
-          address: this.segments[i]!.address,
-        });
+        throw new JitmemError(
+          'ERR_WORKING_MEMORY_DETACHED',
+          `working memory of segment ${i} at ${hex(this.segments[i]!.address)} is no longer writable (finalized or abandoned)`,
+          {
+            address: this.segments[i]!.address,
+          },
+        );
       }
       let cursor = 0;
       for (const p of seg.sections) {
@@ -239,9 +251,13 @@ export class SlabMemoryManager {
     const granularity = options.granularity ?? 1024 ** 3;
     checkSize('granularity', granularity, 1);
     if (granularity % mapper.pageSize !== 0) {
-      throw new JitmemError('ERR_INVALID_GRANULARITY', `the reservation granularity ${granularity} is not a multiple of the page size ${mapper.pageSize}`, {
-        granularity,
-      });
+      throw new JitmemError(
+        'ERR_INVALID_GRANULARITY',
+        `the reservation granularity ${granularity} is not a multiple of the page size ${mapper.pageSize}`,
+        {
+          granularity,
+        },
+      );
     }
     this.granularity = granularity;
     this.index = new FreeRangeIndex(this.policy);
@@ -347,10 +363,14 @@ export class SlabMemoryManager {
     const seen = new Set<number>();
     const entries = allocs.map((a, i) => {
       if (!(a instanceof FinalizedAllocation)) {
-        throw new JitmemError('ERR_NOT_AN_ALLOCATION', `deallocate: element ${i} is not a FinalizedAllocation`, { index: i });
+        throw new JitmemError('ERR_NOT_AN_ALLOCATION', `deallocate: element ${i} is not a FinalizedAllocation`, {
+          index: i,
+        });
       }
       if (seen.has(a.base)) {
-        throw new JitmemError('ERR_DOUBLE_FREE', `deallocate: the allocation at ${hex(a.base)} is listed twice`, { base: a.base });
+        throw new JitmemError('ERR_DOUBLE_FREE', `deallocate: the allocation at ${hex(a.base)} is listed twice`, {
+          base: a.base,
+        });
       }
       seen.add(a.base);
       return this.expect(a, ['finalized'], 'deallocate');
@@ -393,9 +413,7 @@ export class SlabMemoryManager {
 
   /** The reservations taken from the mapper, in address order. */
   reservationRanges(): Array<{ start: number; end: number }> {
-    return [...this.reservations]
-      .sort(([a], [b]) => a - b)
-      .map(([start, size]) => ({ start, end: start + size }));
+    return [...this.reservations].sort(([a], [b]) => a - b).map(([start, size]) => ({ start, end: start + size }));
   }
 
   /** Gives every reservation back to the mapper; whatever is still live goes with it. */
@@ -420,10 +438,15 @@ export class SlabMemoryManager {
 
   private async reserveFor(size: number): Promise<void> {
     const bytes = alignUp(size, this.granularity);
-    const placed = this.placement && this.mapper.reserveWithin ? await this.mapper.reserveWithin(bytes, this.placement) : null;
+    const placed =
+      this.placement && this.mapper.reserveWithin ? await this.mapper.reserveWithin(bytes, this.placement) : null;
     const range = placed ?? (await this.mapper.reserve(bytes));
     if (range.end - range.start !== bytes) {
-      throw new JitmemError('ERR_MAPPER_CONTRACT', `the mapper reserved ${range.end - range.start} bytes when asked for ${bytes}`, { bytes });
+      throw new JitmemError(
+        'ERR_MAPPER_CONTRACT',
+        `the mapper reserved ${range.end - range.start} bytes when asked for ${bytes}`,
+        { bytes },
+      );
     }
     this.reservations.set(range.start, bytes);
     this.reservedBytes += bytes;
@@ -437,19 +460,30 @@ export class SlabMemoryManager {
     const entry = alloc.ticket;
     if (alloc.manager !== this || this.live.get(entry.base) !== entry) {
       if (alloc.manager === this && entry.state === 'gone') {
-        throw new JitmemError('ERR_ALREADY_FREED', `${op}: the allocation at ${hex(entry.base)} was already freed`, { base: entry.base });
+        throw new JitmemError('ERR_ALREADY_FREED', `${op}: the allocation at ${hex(entry.base)} was already freed`, {
+          base: entry.base,
+        });
       }
-      throw new JitmemError('ERR_UNKNOWN_ALLOCATION', `${op}: ${hex(entry.base)} is not a live allocation of this memory manager`, {
-        base: entry.base,
-      });
+      throw new JitmemError(
+        'ERR_UNKNOWN_ALLOCATION',
+        `${op}: ${hex(entry.base)} is not a live allocation of this memory manager`,
+        {
+          base: entry.base,
+        },
+      );
     }
     const base = entry.base;
     if (!states.includes(entry.state)) {
-      const code = entry.state === 'finalized' || entry.state === 'finalizing' ? 'ERR_ALREADY_FINALIZED' : 'ERR_INVALID_STATE';
-      throw new JitmemError(code, `${op}: the allocation at ${hex(base)} is ${entry.state}; ${op} needs it ${states.join(' or ')}`, {
-        base,
-        state: entry.state,
-      });
+      const code =
+        entry.state === 'finalized' || entry.state === 'finalizing' ? 'ERR_ALREADY_FINALIZED' : 'ERR_INVALID_STATE';
+      throw new JitmemError(
+        code,
+        `${op}: the allocation at ${hex(base)} is ${entry.state}; ${op} needs it ${states.join(' or ')}`,
+        {
+          base,
+          state: entry.state,
+        },
+      );
     }
     return entry;
   }

@@ -156,6 +156,18 @@ void InstallFaultHandlers() {
 using InitFn = void (*)(int, char **, char **);
 using MainFn = int (*)(int, char **, char **);
 
+// glibc's exit() first runs the destructors of the calling thread's C++ thread_locals
+// (__call_tls_dtors), then the atexit handlers and static destructors. The program's handlers
+// are kept here, not in libc's list, so the runner does the same: a thread_local on the
+// program's main thread is destroyed before the statics it may use, as natively, and not at
+// the thread's end, after them. The function is GLIBC_PRIVATE, hence looked up, not linked:
+// without it (another libc) thread_locals are destroyed when the thread ends.
+void CallThreadLocalDestructors() {
+  using CallTlsDtors = void (*)();
+  static const CallTlsDtors call = reinterpret_cast<CallTlsDtors>(dlsym(RTLD_DEFAULT, "__call_tls_dtors"));
+  if (call != nullptr) call();
+}
+
 // Runs the exit handlers registered so far, newest first; handlers may register more.
 void RunExitHandlers() {
   for (;;) {
@@ -201,6 +213,7 @@ void *ProgramThread(void *arg) {
     volatile int status = run->status;
     volatile ProgramOutcome outcome = run->outcome;
     if (sigsetjmp(run->jump, 1) == 0) {
+      CallThreadLocalDestructors();
       RunExitHandlers();
       for (uint64_t fn : run->fini) reinterpret_cast<void (*)()>(static_cast<uintptr_t>(fn))();
     }
@@ -354,6 +367,7 @@ extern "C" {
   // Another thread of the program: exit() ends the process, as it would natively, after the
   // program's own atexit handlers and finalisers (kept here, not in libc's list).
   if (run != nullptr) {
+    jitmem::CallThreadLocalDestructors();
     jitmem::RunExitHandlers();
     for (uint64_t fn : run->fini) reinterpret_cast<void (*)()>(static_cast<uintptr_t>(fn))();
   }

@@ -1,0 +1,93 @@
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import vm from 'node:vm';
+import type { Command } from './commands/command.js';
+
+/**
+ * `jitmem run` from one file, compiled from V8's code cache. Node 20 loads an ES module graph
+ * file by file (resolve, read, compile, link each of ~80 modules), which was most of what
+ * `jitmem run` added to Node's own start; one bundled script of the same compiled modules,
+ * compiled with the code cache made when it was built, loads in a fraction of that
+ * (bench-remote's start-up lines measure it). build-run-bundle.ts makes the bundle after tsc
+ * (npm run build:ts, prepare, prepack); it is used only while no module it was made from is
+ * newer than it, so a tsc run alone never leaves the CLI on stale code. A code cache V8 rejects
+ * (another Node) only costs the compile it would have saved.
+ */
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const RUN_BUNDLE = path.join(here, 'run-bundle.cjs');
+/** V8's code cache for RUN_BUNDLE, made when it was built. */
+export const RUN_BUNDLE_CACHE = path.join(here, 'run-bundle.cache');
+/**
+ * The compiled modules the bundle holds, one a line: the SHA-1 of its content, a space, its path
+ * relative to this folder.
+ */
+export const RUN_BUNDLE_INPUTS = path.join(here, 'run-bundle.inputs');
+
+/**
+ * The bundle as a function of CommonJS's arguments plus the URL its import.meta.url stood for
+ * (the addon's paths are relative to it; the bundle sits as deep as dist/native/). Build and use
+ * must wrap it identically for V8 to take the cache.
+ */
+export function wrapRunBundle(source: string): string {
+  return `(function (exports, require, module, jitmemBundleUrl) {${source}\n})`;
+}
+
+/** Compiles and runs the bundle; returns the script (for its code cache) and the run command. */
+export function evaluateRunBundle(source: string, cachedData?: Buffer): { script: vm.Script; runCommand: Command } {
+  const script = new vm.Script(wrapRunBundle(source), { filename: RUN_BUNDLE, ...(cachedData ? { cachedData } : {}) });
+  const init = script.runInThisContext() as (e: object, r: NodeJS.Require, m: { exports: object }, url: string) => void;
+  const module = { exports: {} as { runCommand?: Command } };
+  init(module.exports, createRequire(RUN_BUNDLE), module, pathToFileURL(RUN_BUNDLE).href);
+  if (!module.exports.runCommand) throw new Error(`${RUN_BUNDLE} does not export runCommand`);
+  return { script, runCommand: module.exports.runCommand };
+}
+
+/** The SHA-1 of a file's content, hex. */
+export function contentDigest(file: string): string {
+  return createHash('sha1').update(readFileSync(file)).digest('hex');
+}
+
+/**
+ * True when the bundle exists and holds every module as it is now: each is older than the
+ * bundle (the usual case after a build), or has the content it had when the bundle was made
+ * (an installed package, whose files all get the time they were unpacked; or tsc rewriting
+ * the same output).
+ */
+export function runBundleIsFresh(): boolean {
+  if (process.env.JITMEM_RUN_BUNDLE === '0') return false;
+  try {
+    const made = statSync(RUN_BUNDLE).mtimeMs;
+    const lines = readFileSync(RUN_BUNDLE_INPUTS, 'utf8').split('\n').filter(Boolean);
+    for (const line of lines) {
+      const space = line.indexOf(' ');
+      const file = path.join(here, line.slice(space + 1));
+      if (statSync(file).mtimeMs > made && contentDigest(file) !== line.slice(0, space)) return false;
+    }
+    return lines.length > 0;
+  } catch {
+    // No bundle (esbuild was not installed when it was built), or a module it held is gone.
+    return false;
+  }
+}
+
+/** The run command from the fresh bundle, or undefined (then the caller imports its modules). */
+export function loadRunBundle(): Command | undefined {
+  if (!runBundleIsFresh()) return undefined;
+  let cachedData: Buffer | undefined;
+  try {
+    cachedData = readFileSync(RUN_BUNDLE_CACHE);
+  } catch {
+    // No cache: the bundle compiles as any script does.
+  }
+  try {
+    return evaluateRunBundle(readFileSync(RUN_BUNDLE, 'utf8'), cachedData).runCommand;
+  } catch {
+    // A bundle that does not evaluate (cut short, made for another Node) is only a lost speed-up:
+    // the modules it was made from are there.
+    return undefined;
+  }
+}
