@@ -194,7 +194,9 @@ test('one extra round trip per finalize is flagged by the counters of a single r
     JSON.stringify(json.counters.filter((c) => c.key.mapper === 'rpc' && c.base !== c.head)),
   );
   // The text output lists the changed counters.
-  const text = runCli(['compare', base, head, '--ratios-only'], { ...process.env, GITHUB_STEP_SUMMARY: '' }).stdout;
+  // Wide enough that no column (base, head) is left out of the table the assertion reads.
+  const wide = { ...process.env, GITHUB_STEP_SUMMARY: '', COLUMNS: '300' };
+  const text = runCli(['compare', base, head, '--ratios-only'], wide).stdout;
   t.regex(text, /^cray\/load\/shared\/jitmem\/first-fit\/controller\.roundTrips +2 +3 +\+50\.0% +REGRESSION$/m);
 });
 
