@@ -194,7 +194,8 @@ export function benchPlan(
       // One unrecorded warm-up process per program and linker.
       setupMs += perProcess * new Set(cells.map((c) => c.linker)).size;
       for (const c of cells) {
-        // llvm-jitlink and a warm controller skip the Node start a process per run pays; the warm controller also warms up 5 iterations.
+        // llvm-jitlink and a warm controller skip the Node start a process per run pays; the warm controller also warms
+        // up 5 iterations.
         const each =
           c.controller === 'warm' ? perProcess / 5 : c.linker === 'llvm-jitlink' ? perProcess / 2 : perProcess;
         run.push({
@@ -249,7 +250,12 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
   const started = performance.now();
   const maxTimeMs = options.maxTimeMs ?? Infinity;
   // The run pattern gets its share of the budget after the matrix's groups.
-  const runShare = options.selection.patterns.includes('run') && cells.length > 0 ? RUN_SHARE : options.selection.patterns.includes('run') ? 1 : 0;
+  const runShare =
+    options.selection.patterns.includes('run') && cells.length > 0
+      ? RUN_SHARE
+      : options.selection.patterns.includes('run')
+        ? 1
+        : 0;
   const matrixDeadline = started + maxTimeMs * (1 - runShare);
   const gcBetweenRounds = options.gcBetweenRounds !== false;
   const samplingGroups: SamplingGroup[] = [];
@@ -334,7 +340,11 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
           }
           for (const a of active) await a.runner.beginMeasuring();
           const until = performance.now() + roundTime * active.length;
-          for (let pass = 0; active.length && pass < MAX_PASSES_PER_ROUND && (pass < roundIterations || performance.now() < until); pass++) {
+          for (
+            let pass = 0;
+            active.length && pass < MAX_PASSES_PER_ROUND && (pass < roundIterations || performance.now() < until);
+            pass++
+          ) {
             for (const k of roundOrder(active.length, round + pass)) await active[k]!.runner.step();
           }
           for (const [position, k] of roundOrder(active.length, round).entries()) {
@@ -359,7 +369,10 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
         if (active.length) {
           const first = active[0]!.cell;
           const elapsedMs = performance.now() - groupStart;
-          const needed = precision !== undefined && widest && !converged ? roundsNeeded(round, widest.percent, precision) : undefined;
+          const needed =
+            precision !== undefined && widest && !converged
+              ? roundsNeeded(round, widest.percent, precision)
+              : undefined;
           samplingGroups.push({
             workload: first.workload,
             pattern: first.pattern,
@@ -368,8 +381,12 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
             elapsedMs: Math.round(elapsedMs),
             converged,
             ...(widest ? { widest: { label: widest.label, percent: Math.round(widest.percent * 100) / 100 } } : {}),
-            ...(widestAny ? { widestAny: { label: widestAny.label, percent: Math.round(widestAny.percent * 100) / 100 } } : {}),
-            ...(needed !== undefined && Number.isFinite(needed) ? { roundsNeeded: needed, secondsNeeded: Math.round((elapsedMs / round) * needed / 1000) } : {}),
+            ...(widestAny
+              ? { widestAny: { label: widestAny.label, percent: Math.round(widestAny.percent * 100) / 100 } }
+              : {}),
+            ...(needed !== undefined && Number.isFinite(needed)
+              ? { roundsNeeded: needed, secondsNeeded: Math.round(((elapsedMs / round) * needed) / 1000) }
+              : {}),
           });
         }
         groupsDone++;

@@ -78,9 +78,15 @@ export interface EndToEndOptions {
   readonly withoutLlvm?: boolean;
   /** Python runs its short script beside `-c pass`. */
   readonly withScript: boolean;
-  /** Unrecorded iterations a warm controller runs before its measured ones (default 5: CPython's link is still getting faster after 3). */
+  /**
+   * Unrecorded iterations a warm controller runs before its measured ones (default 5: CPython's link is still getting
+   * faster after 3).
+   */
   readonly warmup?: number;
-  /** With a precision target (percent): warm controllers run rounds until the shared-over-RPC speedup's 95% CI half-width is within it, or `deadline` (performance.now() ms) comes. */
+  /**
+   * With a precision target (percent): warm controllers run rounds until the shared-over-RPC speedup's 95% CI
+   * half-width is within it, or `deadline` (performance.now() ms) comes.
+   */
   readonly precision?: number;
   readonly deadline?: number;
   readonly onProgress?: (cell: string, done: number, total: number) => void;
@@ -293,7 +299,9 @@ function jitmemIteration(cell: RunCell, iteration: number): Promise<Sample> {
   });
 }
 
-/** Splits a warm controller's stdout at its markers: one buffer per iteration, the bytes after the last marker apart. */
+/**
+ * Splits a warm controller's stdout at its markers: one buffer per iteration, the bytes after the last marker apart.
+ */
 export function splitAtMarkers(out: Buffer, marker: Buffer): { parts: Buffer[]; rest: Buffer } {
   const parts: Buffer[] = [];
   let from = 0;
@@ -422,7 +430,8 @@ export class SteppedWarmCell {
   async next(): Promise<WarmIterationResult & { ok: true }> {
     const index = this.ran++;
     this.child.stdin!.write('\n');
-    // A watchdog per iteration (the first one opens the transport too): a worker that hangs is killed, never waited on forever.
+    // A watchdog per iteration (the first one opens the transport too): a worker that hangs is killed, never waited on
+    // forever.
     const watchdog = setTimeout(() => this.child.kill('SIGKILL'), WARM_ITERATION_TIMEOUT_MS);
     try {
       while (this.lines.length <= index && !this.closedStatus)

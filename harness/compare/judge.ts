@@ -60,7 +60,13 @@ import { thresholdFor } from './thresholds.js';
  */
 
 function identity(report: Report): ReportIdentity {
-  return { createdAt: report.createdAt, commit: report.env.commit, dirty: report.env.dirty, node: report.env.node, cpuModel: report.env.cpuModel };
+  return {
+    createdAt: report.createdAt,
+    commit: report.env.commit,
+    dirty: report.env.dirty,
+    node: report.env.node,
+    cpuModel: report.env.cpuModel,
+  };
 }
 
 function geometricMeanRow(changes: readonly number[]): GeometricMeanRow | null {
@@ -90,7 +96,9 @@ function moveGroupOf(key: RowKey): string {
  * not affected. With three or more rows, one mapper's own change leaves the median where the
  * others are. Over runs the spread between runs already holds such spells; no move is taken.
  */
-function commonMoves(rows: ReadonlyArray<{ kind: 'time' | 'ratio'; key: RowKey; test: RowTest | null }>): Map<string, { move: number; rows: number }> {
+function commonMoves(
+  rows: ReadonlyArray<{ kind: 'time' | 'ratio'; key: RowKey; test: RowTest | null }>,
+): Map<string, { move: number; rows: number }> {
   const diffs = new Map<string, number[]>();
   for (const row of rows) {
     if (row.kind !== 'time' || !row.test || row.test.evidence !== 'rounds') continue;
@@ -98,7 +106,8 @@ function commonMoves(rows: ReadonlyArray<{ kind: 'time' | 'ratio'; key: RowKey; 
     diffs.set(group, [...(diffs.get(group) ?? []), row.test.diff]);
   }
   const out = new Map<string, { move: number; rows: number }>();
-  for (const [group, ds] of diffs) if (ds.length >= MIN_COMMON_MOVE_ROWS) out.set(group, { move: median(ds), rows: ds.length });
+  for (const [group, ds] of diffs)
+    if (ds.length >= MIN_COMMON_MOVE_ROWS) out.set(group, { move: median(ds), rows: ds.length });
   return out;
 }
 
@@ -108,17 +117,25 @@ export const REFUSAL =
 function settingsWarnings(base: Report, head: Report): string[] {
   const warnings: string[] = [];
   if (base.options.preset !== head.options.preset) {
-    warnings.push(`different presets (base: ${base.options.preset}; head: ${head.options.preset}): sampling and plans differ, times are not comparable and ratios only roughly`);
+    warnings.push(
+      `different presets (base: ${base.options.preset}; head: ${head.options.preset}): sampling and plans differ, times are not comparable and ratios only roughly`,
+    );
   }
   if (base.options.time !== head.options.time || base.options.iterations !== head.options.iterations) {
-    warnings.push(`different sampling (base: --time ${base.options.time ?? '?'} --iterations ${base.options.iterations ?? '?'}; head: --time ${head.options.time ?? '?'} --iterations ${head.options.iterations ?? '?'})`);
+    warnings.push(
+      `different sampling (base: --time ${base.options.time ?? '?'} --iterations ${base.options.iterations ?? '?'}; head: --time ${head.options.time ?? '?'} --iterations ${head.options.iterations ?? '?'})`,
+    );
   }
   const workloads = (r: Report) => [...new Set(r.results.map((x) => x.workload))].sort().join(', ');
-  if (workloads(base) !== workloads(head)) warnings.push(`different workload sets (base: ${workloads(base) || 'none'}; head: ${workloads(head) || 'none'})`);
+  if (workloads(base) !== workloads(head))
+    warnings.push(`different workload sets (base: ${workloads(base) || 'none'}; head: ${workloads(head) || 'none'})`);
   if (base.env.cpuModel !== head.env.cpuModel) {
-    warnings.push(`different CPU models (base: ${base.env.cpuModel}; head: ${head.env.cpuModel}): absolute times are not comparable, speedup ratios are more so`);
+    warnings.push(
+      `different CPU models (base: ${base.env.cpuModel}; head: ${head.env.cpuModel}): absolute times are not comparable, speedup ratios are more so`,
+    );
   }
-  if (base.env.node !== head.env.node) warnings.push(`different Node versions (base: ${base.env.node}; head: ${head.env.node})`);
+  if (base.env.node !== head.env.node)
+    warnings.push(`different Node versions (base: ${base.env.node}; head: ${head.env.node})`);
   return warnings;
 }
 
@@ -126,7 +143,13 @@ function settingsWarnings(base: Report, head: Report): string[] {
  * The counters of the cells both reports measured them in, process by process. Exact: a gated
  * counter regresses when head - base exceeds both tolerance * base and half a count.
  */
-function compareCounters(base: Report, head: Report, tolerance: number, keep: (label: string) => boolean, unmatched: UnmatchedRow[]): CounterComparison[] {
+function compareCounters(
+  base: Report,
+  head: Report,
+  tolerance: number,
+  keep: (label: string) => boolean,
+  unmatched: UnmatchedRow[],
+): CounterComparison[] {
   const index = (r: Report) => {
     const out = new Map<string, { row: ResultRow; counters: NonNullable<ResultRow['counters']> }>();
     for (const row of r.results) {
@@ -151,7 +174,8 @@ function compareCounters(base: Report, head: Report, tolerance: number, keep: (l
         if (!keep(label)) continue;
         if (!hs) {
           // A cell of the base without counters in the head (or gone): listed once, by its round trips.
-          if (counter === 'roundTrips' && (!hc || hc.counters[side] === null)) unmatched.push({ kind: 'counter', key, label, only: 'base' });
+          if (counter === 'roundTrips' && (!hc || hc.counters[side] === null))
+            unmatched.push({ kind: 'counter', key, label, only: 'base' });
           continue;
         }
         const bv = bs[counter];
@@ -181,7 +205,8 @@ interface PendingRow {
 
 export function compareReports(base: Report, head: Report, options: CompareOptions = {}): Comparison {
   const alpha = options.alpha ?? DEFAULT_ALPHA;
-  if (!(alpha > 0 && alpha < 1)) throw new JitmemError('ERR_INVALID_ARGUMENT', `alpha must be between 0 and 1 (exclusive); got ${alpha}`, { alpha });
+  if (!(alpha > 0 && alpha < 1))
+    throw new JitmemError('ERR_INVALID_ARGUMENT', `alpha must be between 0 and 1 (exclusive); got ${alpha}`, { alpha });
   const threshold = options.threshold ?? DEFAULT_THRESHOLD;
   const warnings = settingsWarnings(base, head);
   const noiseReports = options.noiseReports ?? [];
@@ -197,7 +222,11 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
 
   const unmatched: UnmatchedRow[] = [];
   const pending: Array<Omit<PendingRow, 'test'> & { bs: RowRun[]; hs: RowRun[] }> = [];
-  const collect = (kind: 'time' | 'ratio', of: (r: Report) => Map<string, RowRun>, ofBase: (r: Report) => Map<string, RowRun> = of) => {
+  const collect = (
+    kind: 'time' | 'ratio',
+    of: (r: Report) => Map<string, RowRun>,
+    ofBase: (r: Report) => Map<string, RowRun> = of,
+  ) => {
     const baseRows = ofBase(base);
     const headRows = of(head);
     const extraBase = baseRuns.map(of);
@@ -214,12 +243,19 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
       pending.push({ kind, label, key: b.key, b, h, bs, hs, threshold: thresholdFor(b.key, options) });
     }
     // A phase row the base left out as immaterial (MIN_PHASE_SHARE) is not a row HEAD added.
-    for (const [label, h] of headRows) if (keep(label) && !baseRows.has(label) && !(kind === 'ratio' && h.key.measure.includes('.'))) unmatched.push({ kind, key: h.key, label, only: 'head' });
+    for (const [label, h] of headRows)
+      if (keep(label) && !baseRows.has(label) && !(kind === 'ratio' && h.key.measure.includes('.')))
+        unmatched.push({ kind, key: h.key, label, only: 'head' });
   };
-  if (!options.ratiosOnly || options.cpu) collect('time', (r) => timeRuns(r, phases && !options.ratiosOnly, options.cpu ?? false, !options.ratiosOnly));
+  if (!options.ratiosOnly || options.cpu)
+    collect('time', (r) => timeRuns(r, phases && !options.ratiosOnly, options.cpu ?? false, !options.ratiosOnly));
   // Phase speedups beside the whole iteration's only with --phases: each is one more row a
   // spell of load can move, and the whole-iteration rows are the default gate.
-  collect('ratio', (r) => ratioRuns(r, false, phases), (r) => ratioRuns(r, true, phases));
+  collect(
+    'ratio',
+    (r) => ratioRuns(r, false, phases),
+    (r) => ratioRuns(r, true, phases),
+  );
 
   const ctx: TestContext = { alpha, rows: pending.length };
   const tested: PendingRow[] = pending.map((row) => {
@@ -231,12 +267,16 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
   const pOf = (row: PendingRow): number => {
     if (row.test) return row.test.p;
     if (row.kind === 'ratio' && row.b.ratio && row.h.ratio) {
-      const { p } = intervalEstimateTest({ value: row.b.ratio.speedup, ci95: row.b.ratio.ci95 }, { value: row.h.ratio.speedup, ci95: row.h.ratio.ci95 });
+      const { p } = intervalEstimateTest(
+        { value: row.b.ratio.speedup, ci95: row.b.ratio.ci95 },
+        { value: row.h.ratio.speedup, ci95: row.h.ratio.ci95 },
+      );
       return Number.isNaN(p) ? 1 : p;
     }
     return 1;
   };
-  const refusedOf = (row: PendingRow): boolean => row.test?.noise !== null && row.test?.noise !== undefined && Math.expm1(row.test.noise) > 1;
+  const refusedOf = (row: PendingRow): boolean =>
+    row.test?.noise !== null && row.test?.noise !== undefined && Math.expm1(row.test.noise) > 1;
   const ps = tested.map((row) => (refusedOf(row) ? Number.NaN : pOf(row)));
   // Each verdict is a one-sided question, asked in the direction the change went: did this row
   // regress (the gate's only question), or improve? Half the two-sided p answers it, and Holm
@@ -276,8 +316,17 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
     // not thereby known to be unchanged.
     const asked = move === undefined ? row.threshold : Math.expm1(Math.log1p(row.threshold) + Math.abs(move));
     if (row.kind === 'time') {
-      const change = t ? Math.expm1(t.diff) : row.b.median === 0 && row.h.median === 0 ? 0 : row.h.median / row.b.median - 1;
-      const verdict: Verdict = !refused && common.significant && Math.abs(change) > rowThreshold ? (change > 0 ? 'regression' : 'improvement') : 'same';
+      const change = t
+        ? Math.expm1(t.diff)
+        : row.b.median === 0 && row.h.median === 0
+          ? 0
+          : row.h.median / row.b.median - 1;
+      const verdict: Verdict =
+        !refused && common.significant && Math.abs(change) > rowThreshold
+          ? change > 0
+            ? 'regression'
+            : 'improvement'
+          : 'same';
       const reach = t ? Math.expm1(t.high) : change;
       const undecided = undecidedWhy(refused, verdict, reach, asked, t, byRuns, 1);
       times.push({
@@ -300,7 +349,12 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
       const headSpeedup = t ? Math.exp(t.headValue) : Math.exp(row.h.value);
       const change = t ? Math.expm1(t.diff) : h.speedup / b.speedup - 1;
       const [low, high] = b.ci95;
-      const verdict: Verdict = !refused && common.significant && Math.abs(change) > rowThreshold ? (change < 0 ? 'regression' : 'improvement') : 'same';
+      const verdict: Verdict =
+        !refused && common.significant && Math.abs(change) > rowThreshold
+          ? change < 0
+            ? 'regression'
+            : 'improvement'
+          : 'same';
       // A lower speedup is the regression direction: the interval's low end must stay within it.
       const reach = t ? -Math.expm1(t.low) : -change;
       const undecided = undecidedWhy(refused, verdict, reach, asked, t, byRuns, -1);
@@ -362,7 +416,15 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
  * enough: an interval's half-width shrinks as one over the square root of the rounds (one run
  * against one) or of the runs.
  */
-function undecidedWhy(refused: boolean, verdict: Verdict, reach: number, asked: number, t: RowTest | null, byRuns: boolean, regressionSign: 1 | -1): string | undefined {
+function undecidedWhy(
+  refused: boolean,
+  verdict: Verdict,
+  reach: number,
+  asked: number,
+  t: RowTest | null,
+  byRuns: boolean,
+  regressionSign: 1 | -1,
+): string | undefined {
   if (refused) return `${REFUSAL}`;
   if (verdict !== 'same' || reach <= asked) return undefined;
   const reachText = `the 95% interval of its change reaches a ${(reach * 100).toFixed(1)}% regression, past its threshold ${(asked * 100).toFixed(1)}%`;
@@ -371,7 +433,8 @@ function undecidedWhy(refused: boolean, verdict: Verdict, reach: number, asked: 
   // How far the estimate sits from a regression of the asked size (log scale): the interval's
   // half-width must shrink below that to rule one out.
   const room = Math.log1p(asked) - regressionSign * t.diff;
-  if (!(room > 0)) return `${reachText}; its change is itself a regression beyond the threshold, not a significant one: more rounds or runs would tell`;
+  if (!(room > 0))
+    return `${reachText}; its change is itself a regression beyond the threshold, not a significant one: more rounds or runs would tell`;
   const factor = Math.ceil((half / room) ** 2 * 10) / 10;
   return byRuns
     ? `${reachText}; about ${factor}x as many runs (--noise / --base-run) would rule it out`
