@@ -112,45 +112,19 @@ const SPEEDUP_TICKS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100
 /** Ticks of the millisecond log axes: 1-2-5 steps from a microsecond to 100 s. */
 const MS_TICKS = [-3, -2, -1, 0, 1, 2, 3, 4, 5].flatMap((e) => [1, 2, 5].map((m) => +(m * 10 ** e).toPrecision(1)));
 
-function speedupChart(report: Report): ChartSpec | SkippedChart {
-  const rows = report.ratios.filter((r) => r.baseline === 'rpc' && !(r.mapper === 'rpc'));
-  if (rows.length === 0) return { name: 'speedup', reason: 'the report has no speedup ratios over RPC copy' };
-  // Ratios carry no content size: a sweep ratio's size is its row's.
-  const sizeOf = new Map(report.results.filter((r) => r.pattern === 'sweep').map((r) => [r.workload, r.contentBytes]));
-  const keyed = rows.map((r) => ({ ...r, contentBytes: r.pattern === 'sweep' ? sizeOf.get(r.workload) : undefined }));
-  const keys = keyed.map((r) => mapperKey(r.mapper, r.executor));
-  const values = keyed.map((r) => {
-    const low = Math.min(...r.ci95);
-    const high = Math.max(...r.ci95);
-    const mapper = mapperLabel(r.mapper, r.executor);
-    const group = groupLabel(r);
-    return {
-      group,
-      mapper,
-      speedup: r.speedup,
-      low,
-      high,
-      label: times(r.speedup),
-      tip: `${group}, ${mapper}${r.executor === 'llvm' ? ' over RPC copy (LLVM executor)' : ''}: ${times(r.speedup)} the speed of RPC copy (95% CI ${times(low)}–${times(high)}${r.rounds ? `, ${r.rounds.length} rounds` : ''})`,
-    };
-  });
-  const xTitle = 'speedup over RPC copy (×, log scale; right of the dashed rule is faster)';
-  const domain = logDomain(
-    values.flatMap((v) => [v.low, v.high, 1]),
-    1.6,
-  );
-  // The same label width in every panel, so that the panels' titles and plots line up.
-  const labelWidth = Math.ceil(Math.max(...values.map((v) => v.mapper.length)) * 7.2) + 6;
-  const y = {
-    field: 'mapper',
-    type: 'nominal',
-    title: null,
-    sort: mapperOrder(keys),
-    axis: { labelLimit: 0, ticks: false, domain: false, minExtent: labelWidth, maxExtent: labelWidth },
-  };
-  const colour = { field: 'mapper', type: 'nominal', title: 'mapper', scale: mapperColourScale(keys), legend: null };
-  const groups = groupSort(keyed);
-  const panel = (group: string, last: boolean) => ({
+/** The speedup chart's scales and axes, shared by every panel so that the panels read as one chart. */
+interface SpeedupAxes {
+  readonly domain: [number, number];
+  readonly labelWidth: number;
+  readonly xTitle: string;
+  readonly y: object;
+  readonly colour: object;
+}
+
+/** One workload and pattern's panel of the speedup chart; only the `last` one draws the x axis. */
+function speedupPanel(group: string, last: boolean, axes: SpeedupAxes): object {
+  const { domain, labelWidth, xTitle, y, colour } = axes;
+  return {
     width: 560,
     height: { step: 15 },
     // Anchored to the plot and moved left by the label column, so every panel's title starts at the same x.
@@ -206,7 +180,47 @@ function speedupChart(report: Report): ChartSpec | SkippedChart {
         encoding: { x: { field: 'high', type: 'quantitative' }, y, text: { field: 'label' } },
       },
     ],
+  };
+}
+
+function speedupChart(report: Report): ChartSpec | SkippedChart {
+  const rows = report.ratios.filter((r) => r.baseline === 'rpc' && !(r.mapper === 'rpc'));
+  if (rows.length === 0) return { name: 'speedup', reason: 'the report has no speedup ratios over RPC copy' };
+  // Ratios carry no content size: a sweep ratio's size is its row's.
+  const sizeOf = new Map(report.results.filter((r) => r.pattern === 'sweep').map((r) => [r.workload, r.contentBytes]));
+  const keyed = rows.map((r) => ({ ...r, contentBytes: r.pattern === 'sweep' ? sizeOf.get(r.workload) : undefined }));
+  const keys = keyed.map((r) => mapperKey(r.mapper, r.executor));
+  const values = keyed.map((r) => {
+    const low = Math.min(...r.ci95);
+    const high = Math.max(...r.ci95);
+    const mapper = mapperLabel(r.mapper, r.executor);
+    const group = groupLabel(r);
+    return {
+      group,
+      mapper,
+      speedup: r.speedup,
+      low,
+      high,
+      label: times(r.speedup),
+      tip: `${group}, ${mapper}${r.executor === 'llvm' ? ' over RPC copy (LLVM executor)' : ''}: ${times(r.speedup)} the speed of RPC copy (95% CI ${times(low)}–${times(high)}${r.rounds ? `, ${r.rounds.length} rounds` : ''})`,
+    };
   });
+  const xTitle = 'speedup over RPC copy (×, log scale; right of the dashed rule is faster)';
+  const domain = logDomain(
+    values.flatMap((v) => [v.low, v.high, 1]),
+    1.6,
+  );
+  // The same label width in every panel, so that the panels' titles and plots line up.
+  const labelWidth = Math.ceil(Math.max(...values.map((v) => v.mapper.length)) * 7.2) + 6;
+  const y = {
+    field: 'mapper',
+    type: 'nominal',
+    title: null,
+    sort: mapperOrder(keys),
+    axis: { labelLimit: 0, ticks: false, domain: false, minExtent: labelWidth, maxExtent: labelWidth },
+  };
+  const colour = { field: 'mapper', type: 'nominal', title: 'mapper', scale: mapperColourScale(keys), legend: null };
+  const groups = groupSort(keyed);
   return {
     name: 'speedup',
     title: 'Speedup over RPC copy',
@@ -219,7 +233,9 @@ function speedupChart(report: Report): ChartSpec | SkippedChart {
       data: { values },
       // One small layered chart per workload and pattern, stacked: each shows only the mappers
       // it has (no empty slots), and all share the explicit log domain, so they read as one axis.
-      vconcat: groups.map((group, i) => panel(group, i === groups.length - 1)),
+      vconcat: groups.map((group, i) =>
+        speedupPanel(group, i === groups.length - 1, { domain, labelWidth, xTitle, y, colour }),
+      ),
       spacing: 6,
       resolve: { scale: { color: 'shared' } },
     },
@@ -433,13 +449,13 @@ function latencyChart(report: Report): ChartSpec | SkippedChart {
 /** Points per line of the churn chart at most: longer runs are drawn in windows of steps. */
 const CHURN_POINTS = 80;
 
-function churnChart(report: Report): ChartSpec | SkippedChart {
-  const rows = report.results.filter((r) => r.slabSeries && r.slabSeries.length > 0);
-  if (rows.length === 0) return { name: 'churn', reason: 'no result row has a slabSeries (run the churn pattern)' };
-  // Runs of one workload and policy replay the same seeded plan, whatever the mapper: they
-  // overlap. Steps are taken in windows of at most CHURN_POINTS per line (a series that flips
-  // between two values every step would otherwise fill its panel solid): the line is the mean
-  // over the window and the runs, the band spans the lowest to the highest value in it.
+/**
+ * The churn chart's points: runs of one workload and policy replay the same seeded plan,
+ * whatever the mapper: they overlap. Steps are taken in windows of at most CHURN_POINTS per line
+ * (a series that flips between two values every step would otherwise fill its panel solid): the
+ * line is the mean over the window and the runs, the band spans the lowest to the highest value in it.
+ */
+function churnWindows(rows: readonly ResultRow[]) {
   const maxSteps = Math.max(...rows.map((r) => r.slabSeries!.length));
   const window = Math.max(1, Math.ceil(maxSteps / CHURN_POINTS));
   const cells = new Map<
@@ -458,7 +474,7 @@ function churnChart(report: Report): ChartSpec | SkippedChart {
       c.fragmentation.push(p.fragmentation);
     }
   }
-  const values = [...cells.values()].map((c) => {
+  return [...cells.values()].map((c) => {
     const n = runs.get(`${c.workload}\0${c.policy}`) ?? 1;
     return {
       workload: `${c.workload} (${n} run${n === 1 ? '' : 's'} per policy)`,
@@ -472,6 +488,12 @@ function churnChart(report: Report): ChartSpec | SkippedChart {
       fragmentationHigh: Math.max(...c.fragmentation),
     };
   });
+}
+
+function churnChart(report: Report): ChartSpec | SkippedChart {
+  const rows = report.results.filter((r) => r.slabSeries && r.slabSeries.length > 0);
+  if (rows.length === 0) return { name: 'churn', reason: 'no result row has a slabSeries (run the churn pattern)' };
+  const values = churnWindows(rows);
   const policies = fixedScale(POLICY_COLOURS, new Set(values.map((v) => v.policy)));
   const workloads = [...new Set(values.map((v) => v.workload))];
   const maxStep = (workload: string) => Math.max(...values.filter((v) => v.workload === workload).map((v) => v.step));
