@@ -37,8 +37,12 @@ export type OpenHandle = (mapper: MapperName, executor: ExecutorName, options: H
 
 /** What the bench expects to measure, before the first cell: the opening line's count and estimate. */
 export interface BenchPlan {
-  /** Expected milliseconds of each matrix cell, by cell index (sampling time, warm-up, opening its transport). */
-  readonly cells: ReadonlyArray<{ readonly name: string; readonly expectedMs: number }>;
+  /**
+   * Expected milliseconds of each matrix cell, by cell index (sampling time, warm-up, opening its
+   * transport). With a precision target, `budgetMs` is the cell's part of its group's share of
+   * the time budget: its group runs rounds until that is spent (or its speedups are known).
+   */
+  readonly cells: ReadonlyArray<{ readonly name: string; readonly expectedMs: number; readonly budgetMs?: number }>;
   /** Measurement rounds per cell. */
   readonly rounds: number;
   /**
@@ -162,19 +166,21 @@ function warmupTimeOf(time: number): number {
  * run pattern: a process per iteration, cray's a fraction of CPython's.
  */
 export function benchPlan(
-  options: Pick<BenchRunOptions, 'selection' | 'llvmDir' | 'runLlvm'>,
+  options: Pick<BenchRunOptions, 'selection' | 'llvmDir' | 'runLlvm' | 'precision' | 'maxTimeMs'>,
   cells: readonly PlannedCell[],
   rounds: number,
 ): BenchPlan {
   const time = options.selection.time;
-  const planned = cells.map((cell) => ({
-    name: cellName(cell),
-    expectedMs:
-      time +
-      warmupTimeOf(time) +
-      (cell.executor === 'none' ? 20 : 150) +
-      (cell.pattern === 'sweep' ? cell.contentHint / (64 << 10) : 0),
-  }));
+  const budgets = cellBudgets(options, cells);
+  const planned = cells.map((cell, i) => {
+    const open = (cell.executor === 'none' ? 20 : 150) + (cell.pattern === 'sweep' ? cell.contentHint / (64 << 10) : 0);
+    const fixed = time + warmupTimeOf(time) + open;
+    const budgetMs = budgets[i];
+    // A group's budget starts once its transports are open, and it runs its least rounds even past it.
+    return budgetMs === undefined
+      ? { name: cellName(cell), expectedMs: fixed }
+      : { name: cellName(cell), expectedMs: Math.max(fixed, budgetMs + open), budgetMs };
+  });
   if (!options.selection.patterns.includes('run')) return { cells: planned, rounds };
   const llvm = options.runLlvm !== false && findLlvm(options.llvmDir).tools !== undefined;
   const mappers = options.selection.mappers.filter((m) => m !== 'dualmap');
@@ -208,6 +214,26 @@ export function benchPlan(
     }
   }
   return { cells: planned, rounds, run: { setupMs, cells: run } };
+}
+
+/**
+ * With a precision target and a time budget: each matrix cell's part of its group's share of the
+ * matrix's budget (the groups share it equally, as runBench gives each group its share of the
+ * time left; the cells of a group run side by side). Undefined entries without a target.
+ */
+function cellBudgets(
+  options: Pick<BenchRunOptions, 'selection' | 'precision' | 'maxTimeMs'>,
+  cells: readonly PlannedCell[],
+): Array<number | undefined> {
+  const maxTimeMs = options.maxTimeMs ?? Infinity;
+  if (options.precision === undefined || !Number.isFinite(maxTimeMs) || cells.length === 0)
+    return cells.map(() => undefined);
+  const groups = groupForRatios(cells);
+  const matrixMs = matrixDeadlineOf(options, cells.length, 0, maxTimeMs);
+  const budgets: Array<number | undefined> = cells.map(() => undefined);
+  for (const group of groups.values())
+    for (const { index } of group) budgets[index] = matrixMs / groups.size / group.length;
+  return budgets;
 }
 
 /** One cell of the group being measured, with its open transport and its runner. */
@@ -261,7 +287,12 @@ function groupForRatios(cells: readonly PlannedCell[]): Map<string, Array<{ cell
 }
 
 /** The run pattern gets its share of the budget after the matrix's groups: when the matrix's share ends. */
-function matrixDeadlineOf(options: BenchRunOptions, cellCount: number, started: number, maxTimeMs: number): number {
+function matrixDeadlineOf(
+  options: Pick<BenchRunOptions, 'selection'>,
+  cellCount: number,
+  started: number,
+  maxTimeMs: number,
+): number {
   const withRun = options.selection.patterns.includes('run');
   const runShare = withRun && cellCount > 0 ? RUN_SHARE : withRun ? 1 : 0;
   return started + maxTimeMs * (1 - runShare);
