@@ -6,26 +6,6 @@
 // TypeScript 7 as `@typescript/native`, whose `tsc` is the one `npm run build` and `npx tsc` run.
 import tseslint from 'typescript-eslint';
 
-/**
- * Files other branches are editing too, in folders that are linted: every rule applies to them
- * except the two that reformatting would satisfy (line length, function length), so that the
- * merge is not a wall of conflicts. After merging, the lead runs
- *   npx prettier --write <these files>
- * splits what is still over 100 lines, and empties this list.
- */
-const FORMATTED_AFTER_MERGE = [
-  // precision (issue 18): bench sampling, the gate's statistics and judging
-  'harness/bench/**',
-  'harness/compare/**',
-  'harness/charts/chart-specs.ts',
-  'harness/commands/bench.ts',
-  'harness/report/report.ts',
-  'test/bench.test.ts',
-  'test/compare.test.ts',
-  'test/helpers/power.ts',
-  'test/phase-clock.test.ts',
-];
-
 export default tseslint.config(
   { ignores: ['dist/**', 'build/**', 'node_modules/**', '**/*.js', '**/*.mjs'] },
   {
@@ -41,7 +21,13 @@ export default tseslint.config(
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/no-unused-vars': [
         'error',
-        { args: 'after-used', argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none', ignoreRestSiblings: true },
+        {
+          args: 'after-used',
+          argsIgnorePattern: '^_',
+          varsIgnorePattern: '^_',
+          caughtErrors: 'none',
+          ignoreRestSiblings: true,
+        },
       ],
       '@typescript-eslint/no-unused-expressions': 'error',
       '@typescript-eslint/no-explicit-any': 'error',
@@ -64,9 +50,5 @@ export default tseslint.config(
     // A test file's top level is its list of tests, not one function.
     files: ['test/**/*.ts'],
     rules: { 'max-lines-per-function': ['error', { max: 100, skipBlankLines: true, skipComments: true }] },
-  },
-  {
-    files: FORMATTED_AFTER_MERGE,
-    rules: { 'max-len': 'off', 'max-lines-per-function': 'off' },
   },
 );

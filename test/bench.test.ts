@@ -39,10 +39,16 @@ test('jitmem bench writes a report that validates against schema 1, with every p
   const { stdout } = await bench(['--quick', '--time', '50', '--iterations', '3', '--out', out]);
   const report = validateReport(JSON.parse(readFileSync(out, 'utf8')), out);
   t.is(report.schema, 1);
-  t.deepEqual(
-    [...new Set(report.results.map((r) => `${r.workload}/${r.mapper}`))].sort(),
-    ['cray/dualmap', 'cray/inprocess', 'cray/rpc', 'cray/shared', 'python/dualmap', 'python/inprocess', 'python/rpc', 'python/shared'],
-  );
+  t.deepEqual([...new Set(report.results.map((r) => `${r.workload}/${r.mapper}`))].sort(), [
+    'cray/dualmap',
+    'cray/inprocess',
+    'cray/rpc',
+    'cray/shared',
+    'python/dualmap',
+    'python/inprocess',
+    'python/rpc',
+    'python/shared',
+  ]);
   for (const r of report.results) {
     t.deepEqual(Object.keys(r.phases).sort(), ['deinitialize', 'initialize', 'prepare', 'release', 'reserve', 'write']);
     t.true(r.latency.samplesCount >= 3);
@@ -50,14 +56,24 @@ test('jitmem bench writes a report that validates against schema 1, with every p
     t.true(r.bytes.content > 0);
     // Phases are shares of the iteration: their means sum to the latency's mean (to rounding).
     const phaseMeans = Object.values(r.phases).reduce((a, st) => a + st!.mean, 0);
-    t.true(Math.abs(phaseMeans - r.latency.mean) <= 0.02 * r.latency.mean, `${r.workload}/${r.mapper}: phases sum to ${phaseMeans} ms, iteration ${r.latency.mean} ms`);
+    t.true(
+      Math.abs(phaseMeans - r.latency.mean) <= 0.02 * r.latency.mean,
+      `${r.workload}/${r.mapper}: phases sum to ${phaseMeans} ms, iteration ${r.latency.mean} ms`,
+    );
     // The per-operation latency is a figure of its own: python keeps ~180 finalizes per iteration.
     // CPU time beside wall time, one sample per iteration, in both processes out of process.
     t.is(r.cpu!.controller.samplesCount, r.latency.samplesCount);
     t.true(r.cpu!.controller.mean > 0);
     if (r.executor === 'none') t.is(r.cpu!.executor, null);
-    else t.true(r.cpu!.executor!.samplesCount === r.latency.samplesCount && r.cpu!.executor!.mean > 0, `${r.workload}/${r.mapper}: executor cpu ${JSON.stringify(r.cpu!.executor?.mean)}`);
-    t.true(r.operationLatency!.initialize!.perIteration >= 1 && r.operationLatency!.initialize!.count >= r.latency.samplesCount);
+    else
+      t.true(
+        r.cpu!.executor!.samplesCount === r.latency.samplesCount && r.cpu!.executor!.mean > 0,
+        `${r.workload}/${r.mapper}: executor cpu ${JSON.stringify(r.cpu!.executor?.mean)}`,
+      );
+    t.true(
+      r.operationLatency!.initialize!.perIteration >= 1 &&
+        r.operationLatency!.initialize!.count >= r.latency.samplesCount,
+    );
   }
   t.true(py0(report, 'shared').operationLatency!.initialize!.perIteration > 100);
   // RPC copy moves the content across the process boundary; shared memory does not.
@@ -67,7 +83,16 @@ test('jitmem bench writes a report that validates against schema 1, with every p
   t.is(py('inprocess').bytes.moved, 0);
   t.is(py('dualmap').bytes.moved, 0);
   t.is(py('dualmap').executor, 'none');
-  t.true(report.ratios.some((r) => r.workload === 'python' && r.mapper === 'shared' && r.baseline === 'rpc' && r.ci95[0] <= r.speedup && r.speedup <= r.ci95[1]));
+  t.true(
+    report.ratios.some(
+      (r) =>
+        r.workload === 'python' &&
+        r.mapper === 'shared' &&
+        r.baseline === 'rpc' &&
+        r.ci95[0] <= r.speedup &&
+        r.speedup <= r.ci95[1],
+    ),
+  );
   t.regex(stdout, /report: .*report\.json/);
   t.regex(stdout, /extra time of shared memory over in-process.*budget <= 8 ms/);
   t.regex(stdout, /extra time of RPC copy over in-process.*budget <= 8 ms/);
@@ -75,7 +100,9 @@ test('jitmem bench writes a report that validates against schema 1, with every p
 });
 
 function py0(report: { results: Array<{ workload: string; mapper: string }> }, mapper: string) {
-  return report.results.find((r) => r.workload === 'python' && r.mapper === mapper) as import('../harness/report/report.js').ResultRow;
+  return report.results.find(
+    (r) => r.workload === 'python' && r.mapper === mapper,
+  ) as import('../harness/report/report.js').ResultRow;
 }
 
 /** Flips one byte of the first segment after the content was written, before initialize. */
@@ -120,7 +147,24 @@ for (const mapper of ['inprocess', 'dualmap', 'shared', 'rpc'] as const) {
 
 test('a churn run on python shows both fit policies: peak reserved, peak live and fragmentation side by side', async (t) => {
   const out = path.join(tmp(t), 'churn.json');
-  const { stdout } = await bench(['--workload', 'python', '--pattern', 'churn', '--mapper', 'inprocess', '--policy', 'first-fit,best-fit', '--time', '50', '--iterations', '2', '--granularity', String(16 << 20), '--out', out]);
+  const { stdout } = await bench([
+    '--workload',
+    'python',
+    '--pattern',
+    'churn',
+    '--mapper',
+    'inprocess',
+    '--policy',
+    'first-fit,best-fit',
+    '--time',
+    '50',
+    '--iterations',
+    '2',
+    '--granularity',
+    String(16 << 20),
+    '--out',
+    out,
+  ]);
   const report = validateReport(JSON.parse(readFileSync(out, 'utf8')));
   t.deepEqual(report.results.map((r) => r.policy).sort(), ['best-fit', 'first-fit']);
   for (const r of report.results) {

@@ -295,7 +295,8 @@ test('phase speedups are judged only for phases that take at least MIN_PHASE_SHA
 });
 
 test('a report compared with itself: every change ~, exit 0 once every row is judged, and the text table says so', (t) => {
-  // Measured rounds: each row is judged, or the verdict is INCONCLUSIVE on the first line (exit 3), never a pass by default.
+  // Measured rounds: each row is judged, or the verdict is INCONCLUSIVE on the first line (exit 3), never a pass by
+  // default.
   const measured = save(base);
   const honest = runCli(['compare', measured, measured, '--phases'], cleanEnv());
   t.true(honest.status === 0 || honest.status === 3, honest.stderr);
@@ -456,7 +457,10 @@ test('unusable input exits 2 with a message naming it', (t) => {
   const other = withRowsScaled(base, slowRow, 1.3);
   r = runCli(['compare', good, save({ ...base, ratios: other.ratios })], cleanEnv());
   t.is(r.status, 2);
-  t.regex(r.stderr, /ratios\[\d+\] \(python\/load\/shared over (rpc|inprocess), first-fit\) holds per-round speedups that its results' rounds do not give.*\[ERR_REPORT_UNUSABLE\]/);
+  t.regex(
+    r.stderr,
+    /ratios\[\d+\] \(python\/load\/shared over (rpc|inprocess), first-fit\) holds per-round speedups that its results' rounds do not give.*\[ERR_REPORT_UNUSABLE\]/,
+  );
 });
 
 test('bad flags exit 2 and name the value and what was expected', (t) => {

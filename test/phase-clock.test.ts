@@ -20,7 +20,10 @@ test('overlapping operations: the phases split each instant and sum to the busy 
   await Promise.all([...inits, free]);
   const total = clock.total();
   t.true(total > 0);
-  t.true(Math.abs(sumOfShares(clock) - total) < 1e-9 * Math.max(1, total), `shares ${sumOfShares(clock)} vs total ${total}`);
+  t.true(
+    Math.abs(sumOfShares(clock) - total) < 1e-9 * Math.max(1, total),
+    `shares ${sumOfShares(clock)} vs total ${total}`,
+  );
   // Every operation's own duration is kept apart, per phase: 16 overlapping finalizes sum to more than the iteration.
   t.is(clock.operations.initialize.length, 16);
   t.is(clock.operations.deinitialize.length, 1);
@@ -48,7 +51,10 @@ test('a reservation inside an allocate takes its place: prepare and reserve shar
   t.is(clock.operations.prepare.length, 1);
   // The enclosing operation's own duration leaves the nested one out; the shares add up to the wall time.
   t.true(Math.abs(sumOfShares(clock) - clock.total()) < 1e-9 * Math.max(1, clock.total()));
-  t.true(Math.abs(clock.operations.prepare[0]! + clock.operations.reserve[0]! - clock.total()) < 1e-6 * Math.max(1, clock.total()));
+  t.true(
+    Math.abs(clock.operations.prepare[0]! + clock.operations.reserve[0]! - clock.total()) <
+      1e-6 * Math.max(1, clock.total()),
+  );
   t.true(Math.abs(clock.totals.reserve - clock.operations.reserve[0]!) < 1e-9 * Math.max(1, clock.total()));
   await mapper.release([range.start]);
 });
@@ -64,7 +70,19 @@ test('ReserveTimingMapper forwards every call, and the optional ones only when t
   const range = await mapper.reserve(inner.pageSize);
   const view = mapper.prepare(range.start, inner.pageSize);
   view[0] = 0xc3;
-  const key = await mapper.initialize({ mappingBase: range.start, segments: [{ offset: 0, contentSize: 1, zeroFillSize: inner.pageSize - 1, group: { prot: 5, lifetime: 'standard' }, workingMemory: view }], actions: [] } as never);
+  const key = await mapper.initialize({
+    mappingBase: range.start,
+    segments: [
+      {
+        offset: 0,
+        contentSize: 1,
+        zeroFillSize: inner.pageSize - 1,
+        group: { prot: 5, lifetime: 'standard' },
+        workingMemory: view,
+      },
+    ],
+    actions: [],
+  } as never);
   t.is(key, range.start);
   await mapper.deinitialize([key]);
   await mapper.release([range.start]);

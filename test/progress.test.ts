@@ -6,7 +6,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { BenchProgressView, clockTime } from '../harness/bench/progress.js';
-import { validateReport, type ResultRow } from '../harness/report/report.js';
+import { validateReport, type PatternName, type ResultRow } from '../harness/report/report.js';
+import { planCells, presetSelection } from '../harness/bench/matrix.js';
+import { benchPlan } from '../harness/bench/run-bench.js';
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL('../harness/cli.js', import.meta.url));
@@ -261,6 +263,65 @@ test('with a plan, the estimate counts down between events, follows the rounds m
   for (const i of [40, 50, 60, 70])
     t.true(Math.abs(etas[i]! - real(i)) <= 0.3 * real(i), `step ${i}: estimate ${etas[i]} s, real ${real(i)} s`);
   t.regex(writes.at(-1)!, /^\[4\/4\] c3: p50 1\.00 ms, n=10 \(at 0:08, ~0:00 left\)\n$/);
+});
+
+test('with a precision target, each cell takes its part of the time budget: the estimate is the budget, whatever the rounds', (t) => {
+  let now = 0;
+  const writes: string[] = [];
+  const view = new BenchProgressView({
+    stream: { write: (text: string) => writes.push(text) },
+    tty: false,
+    now: () => now,
+    heartbeatMs: 1e9,
+  });
+  const row = { latency: { p50: 1, samplesCount: 10 } } as unknown as ResultRow;
+  // Two groups of two cells, 6 s of budget per group: 3 s per cell, where 8 fixed rounds would take 1 s.
+  const cells = [0, 1, 2, 3].map((i) => ({ name: `c${i}`, expectedMs: 3000, budgetMs: 3000 }));
+  view.onProgress({ kind: 'plan', plan: { cells, rounds: 8 } });
+  t.is(writes[0], 'bench: 4 cells, expected to take about 0:12 (4 in 8 interleaved rounds)\n');
+  const etas: number[] = [];
+  for (const group of [
+    [0, 1],
+    [2, 3],
+  ]) {
+    for (const index of group) view.onProgress({ kind: 'cell-start', index, total: 4, cell: `c${index}` });
+    // Rounds of 100 ms per cell, past the least 8, until the group's 6 s are spent.
+    for (let round = 0; round < 30; round++) {
+      for (const index of group) {
+        view.onProgress({ kind: 'iteration', index, total: 4, cell: `c${index}`, iterations: round, round, rounds: 8 });
+        now += 100;
+        etas.push(view.etaSeconds()!);
+      }
+    }
+    for (const index of group) view.onProgress({ kind: 'cell-done', index, total: 4, cell: `c${index}`, row });
+  }
+  t.is(view.etaSeconds(), 0);
+  for (const eta of etas) t.true(eta >= 0);
+  // Never stuck, and the real time left (within 10%) all along: the rounds past the least 8 do not surprise it.
+  for (let i = 10; i < etas.length; i++)
+    t.true(etas[i]! < etas[i - 10]!, `estimate stuck at ${etas[i]} s at step ${i}`);
+  const real = (i: number) => (etas.length - 1 - i) / 10;
+  for (const i of [0, 30, 60, 90])
+    t.true(Math.abs(etas[i]! - real(i)) <= 0.1 * real(i), `step ${i}: estimate ${etas[i]} s, real ${real(i)} s`);
+});
+
+test('with a precision target, the plan gives each group an equal share of --max-time, split among its cells', (t) => {
+  const selection = { ...presetSelection('quick'), workloads: ['cray'], patterns: ['load', 'churn'] as PatternName[] };
+  const { cells } = planCells(selection, 1, false, {});
+  const fixed = benchPlan({ selection }, cells, 8);
+  t.true(fixed.cells.every((c) => c.budgetMs === undefined));
+  const plan = benchPlan({ selection, precision: 5, maxTimeMs: 60_000 }, cells, 8);
+  const groups = new Set(cells.map((c) => `${c.workload}/${c.pattern}/${c.policy}`));
+  t.true(groups.size > 1);
+  // No run pattern: the matrix has the whole budget, and its cells' parts add up to it.
+  t.is(Math.round(plan.cells.reduce((a, c) => a + c.budgetMs!, 0)), 60_000);
+  for (const [i, c] of plan.cells.entries()) {
+    const group = cells.filter(
+      (d) => d.workload === cells[i]!.workload && d.pattern === cells[i]!.pattern && d.policy === cells[i]!.policy,
+    );
+    t.is(c.budgetMs, 60_000 / groups.size / group.length);
+    t.true(c.expectedMs >= c.budgetMs! && c.expectedMs >= fixed.cells[i]!.expectedMs);
+  }
 });
 
 test('the run pattern after the matrix: its plan scaled as the matrix ran, then paced by its own processes; counted in the cells', (t) => {

@@ -6,7 +6,18 @@ import type { LinkGraph } from '../../graph/link-graph.js';
 import type { CodePatch, MemoryMapper, PatchOptions } from '../../mappers/memory-mapper.js';
 import type { FitPolicy } from '../../mappers/slab/free-range-index.js';
 import { SlabMemoryManager, type FinalizedAllocation } from '../../mappers/slab/slab-memory-manager.js';
-import type { CellCounters, OperationLatency, ExecutorName, MapperName, PatternName, PhaseName, ProcessCounters, ResultRow, SlabPoint, Stats } from '../report/report.js';
+import type {
+  CellCounters,
+  OperationLatency,
+  ExecutorName,
+  MapperName,
+  PatternName,
+  PhaseName,
+  ProcessCounters,
+  ResultRow,
+  SlabPoint,
+  Stats,
+} from '../report/report.js';
 import { PROCESS_COST_COUNTER_NAMES, costCountersDelta, type ProcessCostCounters } from '../../core/cost-counters.js';
 import { PHASES } from '../report/report.js';
 import { PhaseClock, ReserveTimingMapper } from './phase-clock.js';
@@ -115,7 +126,11 @@ interface Checked {
  */
 const IN_FLIGHT = 64;
 
-const PHASE_OF: Record<Exclude<PlanOperation, 'allocate'>, PhaseName> = { finalize: 'initialize', patch: 'initialize', free: 'deinitialize' };
+const PHASE_OF: Record<Exclude<PlanOperation, 'allocate'>, PhaseName> = {
+  finalize: 'initialize',
+  patch: 'initialize',
+  free: 'deinitialize',
+};
 
 export class CellRunner {
   private readonly clock = new PhaseClock();
@@ -130,8 +145,22 @@ export class CellRunner {
     release: [],
   };
   /** Every measured operation's own duration, per phase (the per-operation latency; they overlap). */
-  private readonly operationSamples: Record<PhaseName, number[]> = { reserve: [], prepare: [], write: [], initialize: [], deinitialize: [], release: [] };
-  private readonly operationCounts: Record<PhaseName, number> = { reserve: 0, prepare: 0, write: 0, initialize: 0, deinitialize: 0, release: 0 };
+  private readonly operationSamples: Record<PhaseName, number[]> = {
+    reserve: [],
+    prepare: [],
+    write: [],
+    initialize: [],
+    deinitialize: [],
+    release: [],
+  };
+  private readonly operationCounts: Record<PhaseName, number> = {
+    reserve: 0,
+    prepare: 0,
+    write: 0,
+    initialize: 0,
+    deinitialize: 0,
+    release: 0,
+  };
   private readonly latencySamples: number[] = [];
   /** CPU milliseconds per measured iteration, of the controller and of the executor (integrity checks left out). */
   private readonly cpuSamples = { controller: [] as number[], executor: [] as number[] };
@@ -229,12 +258,20 @@ export class CellRunner {
     await bench.run();
     const after = this.handle.counters();
     this.transport.calls += after.calls - countersAtStart.calls - (this.checkTraffic.calls - checksAtStart.calls);
-    this.transport.bytesSent += after.bytesSent - countersAtStart.bytesSent - (this.checkTraffic.bytesSent - checksAtStart.bytesSent);
-    if (costCounters && costAtStart && this.snapshotCost) this.addCost(snapshotDelta(await costCounters(), costAtStart), checksAtStart);
+    this.transport.bytesSent +=
+      after.bytesSent - countersAtStart.bytesSent - (this.checkTraffic.bytesSent - checksAtStart.bytesSent);
+    if (costCounters && costAtStart && this.snapshotCost)
+      this.addCost(snapshotDelta(await costCounters(), costAtStart), checksAtStart);
   }
 
   /** Counters at the start of the measured part of the current round (interleaved rounds). */
-  private roundStart: { counters: { calls: number; bytesSent: number }; checks: { calls: number; bytesSent: number; bytesReceived: number }; cost: CostSnapshot | undefined } | undefined;
+  private roundStart:
+    | {
+        counters: { calls: number; bytesSent: number };
+        checks: { calls: number; bytesSent: number; bytesReceived: number };
+        cost: CostSnapshot | undefined;
+      }
+    | undefined;
   /** This process's counters summed over the current round's own iterations (see controllerCounters). */
   private roundController: ProcessCostCounters | undefined;
 
@@ -251,14 +288,21 @@ export class CellRunner {
     for (let i = 0; i < count || performance.now() < until; i++) await this.iteration(this.iterationsRun++, name);
   }
 
-  /** Starts the measured part of a round that the caller drives a step (one iteration) at a time, interleaved with other cells. */
+  /**
+   * Starts the measured part of a round that the caller drives a step (one iteration) at a time, interleaved with other
+   * cells.
+   */
   async beginMeasuring(): Promise<void> {
     const costCounters = this.handle.costCounters?.bind(this.handle);
     if (costCounters && !this.snapshotCost) {
       const a = await costCounters();
       this.snapshotCost = snapshotDelta(await costCounters(), a);
     }
-    this.roundStart = { cost: costCounters ? await costCounters() : undefined, counters: this.handle.counters(), checks: { ...this.checkTraffic } };
+    this.roundStart = {
+      cost: costCounters ? await costCounters() : undefined,
+      counters: this.handle.counters(),
+      checks: { ...this.checkTraffic },
+    };
     this.roundController = this.handle.controllerCounters ? zeroCounters() : undefined;
     this.measured = true;
   }
@@ -282,13 +326,18 @@ export class CellRunner {
     if (!start) return;
     const after = this.handle.counters();
     this.transport.calls += after.calls - start.counters.calls - (this.checkTraffic.calls - start.checks.calls);
-    this.transport.bytesSent += after.bytesSent - start.counters.bytesSent - (this.checkTraffic.bytesSent - start.checks.bytesSent);
+    this.transport.bytesSent +=
+      after.bytesSent - start.counters.bytesSent - (this.checkTraffic.bytesSent - start.checks.bytesSent);
     const costCounters = this.handle.costCounters?.bind(this.handle);
     const ownController = this.roundController;
     this.roundController = undefined;
     if (costCounters && start.cost && this.snapshotCost) {
       const delta = snapshotDelta(await costCounters(), start.cost);
-      this.addCost(ownController ? { ...delta, controller: ownController } : delta, start.checks, ownController === undefined);
+      this.addCost(
+        ownController ? { ...delta, controller: ownController } : delta,
+        start.checks,
+        ownController === undefined,
+      );
     }
   }
 
@@ -356,7 +405,8 @@ export class CellRunner {
     const phases: Partial<Record<PhaseName, Stats>> = {};
     for (const p of PHASES) phases[p] = toStats(this.phaseSamples[p]);
     const operationLatency: Partial<Record<PhaseName, OperationLatency>> = {};
-    for (const p of PHASES) if (this.operationCounts[p] > 0) operationLatency[p] = operationLatencyOf(this.operationSamples[p], n);
+    for (const p of PHASES)
+      if (this.operationCounts[p] > 0) operationLatency[p] = operationLatencyOf(this.operationSamples[p], n);
     const slab = this.lastManager!.stats();
     return {
       ...this.cell,
@@ -393,9 +443,15 @@ export class CellRunner {
 
   private manager(): SlabMemoryManager {
     if (this.options.cold) {
-      return new SlabMemoryManager(this.timedMapper, { granularity: this.options.granularity, policy: this.cell.policy });
+      return new SlabMemoryManager(this.timedMapper, {
+        granularity: this.options.granularity,
+        policy: this.cell.policy,
+      });
     }
-    return (this.warm ??= new SlabMemoryManager(this.timedMapper, { granularity: this.options.granularity, policy: this.cell.policy }));
+    return (this.warm ??= new SlabMemoryManager(this.timedMapper, {
+      granularity: this.options.granularity,
+      policy: this.cell.policy,
+    }));
   }
 
   /** One iteration; returns its latency (sum of phases) in milliseconds. */
@@ -414,7 +470,14 @@ export class CellRunner {
     let checksCpu: CpuReading = { controller: 0, executor: 0 };
     const patchCode =
       this.handle.patch ??
-      (() => Promise.reject(new JitmemError('ERR_PATCH_UNSUPPORTED', `cell ${name}: the ${this.cell.mapper} mapper cannot patch finalized code`, { cell: name })));
+      (() =>
+        Promise.reject(
+          new JitmemError(
+            'ERR_PATCH_UNSUPPORTED',
+            `cell ${name}: the ${this.cell.mapper} mapper cannot patch finalized code`,
+            { cell: name },
+          ),
+        ));
     // Plans are stateless: each iteration replays the same steps from the start.
     await runPlan(this.plan, manager, {
       inFlight: IN_FLIGHT,
@@ -445,14 +508,23 @@ export class CellRunner {
           const before = this.cpu.read();
           await this.verify(name, allocs, checked);
           const used = cpuBetween(this.cpu.read(), before);
-          checksCpu = { controller: checksCpu.controller + used.controller, executor: checksCpu.executor !== null && used.executor !== null ? checksCpu.executor + used.executor : null };
+          checksCpu = {
+            controller: checksCpu.controller + used.controller,
+            executor: checksCpu.executor !== null && used.executor !== null ? checksCpu.executor + used.executor : null,
+          };
         },
       },
       afterStep: record
         ? (step) => {
             if (step.op === 'phase') return;
             const s = manager.stats();
-            record.push({ step: record.length, freeRanges: s.freeRanges, fragmentation: s.fragmentation, liveBytes: s.liveBytes, reservedBytes: s.reservedBytes });
+            record.push({
+              step: record.length,
+              freeRanges: s.freeRanges,
+              fragmentation: s.fragmentation,
+              liveBytes: s.liveBytes,
+              reservedBytes: s.reservedBytes,
+            });
           }
         : undefined,
     });
@@ -460,16 +532,28 @@ export class CellRunner {
     this.contentBytes = content;
     this.zeroFillBytes = zeroFill;
     const used = cpuBetween(this.cpu.read(), cpuStart);
-    this.lastCpu = { controller: used.controller - checksCpu.controller, executor: used.executor !== null && checksCpu.executor !== null ? used.executor - checksCpu.executor : null };
+    this.lastCpu = {
+      controller: used.controller - checksCpu.controller,
+      executor: used.executor !== null && checksCpu.executor !== null ? used.executor - checksCpu.executor : null,
+    };
     return clock.total();
   }
 
   /** Verifies the executor's memory of allocations about to be freed; its traffic is not the transport's. */
-  private async verify(name: string, allocs: readonly FinalizedAllocation[], checked: ReadonlyMap<FinalizedAllocation, Checked>): Promise<void> {
+  private async verify(
+    name: string,
+    allocs: readonly FinalizedAllocation[],
+    checked: ReadonlyMap<FinalizedAllocation, Checked>,
+  ): Promise<void> {
     const before = this.handle.counters();
     await verifyLive(
       name,
-      allocs.map((fin) => ({ graph: checked.get(fin)!.graph, layout: fin.layout, base: fin.base, patches: checked.get(fin)!.patches })),
+      allocs.map((fin) => ({
+        graph: checked.get(fin)!.graph,
+        layout: fin.layout,
+        base: fin.base,
+        patches: checked.get(fin)!.patches,
+      })),
       this.handle.digest,
       this.handle.read,
     );

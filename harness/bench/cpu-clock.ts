@@ -33,7 +33,9 @@ export class CpuClock {
   private executorMs(): number | null {
     if (this.executorPid === undefined) return null;
     try {
-      this.tasks ??= readdirSync(`/proc/${this.executorPid}/task`).map((tid) => `/proc/${this.executorPid}/task/${tid}/schedstat`);
+      this.tasks ??= readdirSync(`/proc/${this.executorPid}/task`).map(
+        (tid) => `/proc/${this.executorPid}/task/${tid}/schedstat`,
+      );
       let ns = 0;
       for (const file of this.tasks) {
         try {
@@ -52,5 +54,8 @@ export class CpuClock {
 
 /** The CPU each process used between two readings, in milliseconds. */
 export function cpuBetween(after: CpuReading, before: CpuReading): CpuReading {
-  return { controller: after.controller - before.controller, executor: after.executor !== null && before.executor !== null ? after.executor - before.executor : null };
+  return {
+    controller: after.controller - before.controller,
+    executor: after.executor !== null && before.executor !== null ? after.executor - before.executor : null,
+  };
 }

@@ -29,7 +29,9 @@ function p50(row: ResultRow, phase: RunPhaseName): number {
   return row.phases[phase] ? median(row.phases[phase]!.samples) : 0;
 }
 
-/** Per-iteration sum of some phases, then its median: the medians of the parts do not add up to the median of the whole. */
+/**
+ * Per-iteration sum of some phases, then its median: the medians of the parts do not add up to the median of the whole.
+ */
 function medianOfSum(row: ResultRow, phases: readonly RunPhaseName[]): number {
   const n = row.latency.samples.length;
   const sums = new Array<number>(n).fill(0);
@@ -45,9 +47,14 @@ function medianOfSum(row: ResultRow, phases: readonly RunPhaseName[]): number {
 export function transportShare(row: ResultRow): { share: number; ci95: [number, number]; rounds: number } | undefined {
   const n = row.latency.samples.length;
   if (n === 0 || !JITMEM_TRANSPORT.every((p) => row.phases[p]?.samples.length === n)) return undefined;
-  const shares = row.latency.samples.map((total, i) => (total > 0 ? JITMEM_TRANSPORT.reduce((a, p) => a + row.phases[p]!.samples[i]!, 0) / total : 0));
+  const shares = row.latency.samples.map((total, i) =>
+    total > 0 ? JITMEM_TRANSPORT.reduce((a, p) => a + row.phases[p]!.samples[i]!, 0) / total : 0,
+  );
   const sizes = row.rounds?.map((r) => r.samples);
-  const perRound = sizes && sizes.reduce((a, b) => a + b, 0) === n ? roundMedians(shares, sizes).filter((x) => Number.isFinite(x)) : shares;
+  const perRound =
+    sizes && sizes.reduce((a, b) => a + b, 0) === n
+      ? roundMedians(shares, sizes).filter((x) => Number.isFinite(x))
+      : shares;
   const est = meanInterval(perRound.length >= 2 ? perRound : shares);
   if (!Number.isFinite(est.low)) return undefined;
   return { share: est.mean, ci95: [est.low, est.high], rounds: perRound.length };
@@ -64,15 +71,25 @@ function roundMediansOfSum(row: ResultRow, phases: readonly RunPhaseName[]): num
 }
 
 /** The mean over rounds of a row's per-round median of `phases` summed, with a Student-t 95% interval. */
-function roundsInterval(row: ResultRow, phases: readonly RunPhaseName[]): { mean: number; ci95: [number, number]; rounds: number } | null {
+function roundsInterval(
+  row: ResultRow,
+  phases: readonly RunPhaseName[],
+): { mean: number; ci95: [number, number]; rounds: number } | null {
   const medians = roundMediansOfSum(row, phases)?.filter((x) => Number.isFinite(x));
   if (!medians || medians.length < 3) return null;
   const est = meanInterval(medians);
   return { mean: est.mean, ci95: [est.low, est.high], rounds: medians.length };
 }
 
-/** Paired per-round differences (candidate − baseline) of two rows' per-round medians of `phases` summed, with a Student-t 95% interval. */
-function pairedRoundsDifference(baseline: ResultRow, candidate: ResultRow, phases: readonly RunPhaseName[]): { mean: number; ci95: [number, number]; rounds: number } | null {
+/**
+ * Paired per-round differences (candidate − baseline) of two rows' per-round medians of `phases` summed, with a
+ * Student-t 95% interval.
+ */
+function pairedRoundsDifference(
+  baseline: ResultRow,
+  candidate: ResultRow,
+  phases: readonly RunPhaseName[],
+): { mean: number; ci95: [number, number]; rounds: number } | null {
   const a = roundMediansOfSum(baseline, phases);
   const b = roundMediansOfSum(candidate, phases);
   if (!a || !b || a.length !== b.length) return null;
@@ -84,7 +101,11 @@ function pairedRoundsDifference(baseline: ResultRow, candidate: ResultRow, phase
 
 /** A budget row whose verdict is its interval's (ratios.ts budgetVerdict), or its value's without one. */
 function judgedBudget(row: Omit<BudgetRow, 'ok' | 'verdict'>): BudgetRow {
-  const verdict = row.ci95 ? budgetVerdict(row.ci95, row.budget, row.direction) : row.value <= row.budget ? 'ok' : 'over';
+  const verdict = row.ci95
+    ? budgetVerdict(row.ci95, row.budget, row.direction)
+    : row.value <= row.budget
+      ? 'ok'
+      : 'over';
   return { ...row, verdict, ok: verdict !== 'over' };
 }
 
@@ -305,7 +326,8 @@ export function endToEndBudgets(rows: readonly ResultRow[], section: EndToEndSec
       const budget = (untilRun(l) - untilRun(lIn)) / 2;
       const jOther = find(rows, w, 'jitmem', 'jitmem', mapper, undefined, other);
       const extraOther = jOther && jInOther ? untilRun(jOther) - untilRun(jInOther) : undefined;
-      const beside = extraOther !== undefined ? `; ${named(other)}: ${extraOther >= 0 ? '+' : ''}${ms(extraOther)} ms` : '';
+      const beside =
+        extraOther !== undefined ? `; ${named(other)}: ${extraOther >= 0 ? '+' : ''}${ms(extraOther)} ms` : '';
       out.push(
         judgedBudget({
           label: `python: jitmem ${mapper === 'rpc' ? 'RPC copy' : 'shared memory'} extra over in-process for link and transport (${named(controller)}${beside}) vs half llvm-jitlink ${memmgr}'s extra, same run`,
@@ -322,7 +344,14 @@ export function endToEndBudgets(rows: readonly ResultRow[], section: EndToEndSec
   if (js && ls) {
     const value = median(js.stats.samples);
     const budget = 3 * median(ls.stats.samples);
-    out.push(judgedBudget({ label: "executor start-up (spawn to Setup): jitmem-executor's vs 3x llvm-jitlink-executor's, same run", value, budget, unit: 'ms' }));
+    out.push(
+      judgedBudget({
+        label: "executor start-up (spawn to Setup): jitmem-executor's vs 3x llvm-jitlink-executor's, same run",
+        value,
+        budget,
+        unit: 'ms',
+      }),
+    );
   }
   return out;
 }
@@ -336,7 +365,8 @@ export function endToEndTable(rows: readonly ResultRow[], width = Infinity): str
     let groups = phaseGroups(r)
       .map((g) => `${g.group} ${ms(medianOfSum(r, g.phases))}`)
       .join(', ');
-    // llvm-jitlink does not time its transport apart: out of process, its link less its in-process link says what moving the program added.
+    // llvm-jitlink does not time its transport apart: out of process, its link less its in-process link says what
+    // moving the program added.
     const own =
       r.linker === 'llvm-jitlink' && r.mapper !== 'inprocess'
         ? find(rows, r.workload, 'llvm-jitlink', 'none', 'inprocess')

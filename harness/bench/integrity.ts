@@ -74,7 +74,12 @@ function expectedDigest(g: LiveGraph, index: number): string {
  * the cell, the graph, the segment and the first address whose byte is wrong (when the memory
  * can be read back), with the expected and actual bytes there.
  */
-export async function verifyLive(cell: string, live: readonly LiveGraph[], digest: MemoryDigester, read?: MemoryReader): Promise<void> {
+export async function verifyLive(
+  cell: string,
+  live: readonly LiveGraph[],
+  digest: MemoryDigester,
+  read?: MemoryReader,
+): Promise<void> {
   const ranges: AddressRange[] = [];
   const owners: Array<{ g: LiveGraph; seg: number }> = [];
   for (const g of live) {
@@ -96,7 +101,8 @@ export async function verifyLive(cell: string, live: readonly LiveGraph[], diges
       const got = await read(r);
       const image = liveImage(g, seg);
       const at = image.findIndex((b, k) => got[k] !== b);
-      if (at >= 0) where = `address ${hex(r.start + at)} (offset ${at} of segment ${segName} at ${hex(r.start)}): expected byte ${hex(image[at]!)}, found ${hex(got[at]!)}`;
+      if (at >= 0)
+        where = `address ${hex(r.start + at)} (offset ${at} of segment ${segName} at ${hex(r.start)}): expected byte ${hex(image[at]!)}, found ${hex(got[at]!)}`;
     }
     throw new JitmemError(
       'ERR_INTEGRITY',

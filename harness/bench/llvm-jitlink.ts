@@ -31,7 +31,8 @@ export interface LlvmTools {
   readonly version: string;
 }
 
-export type LlvmLookup = { readonly tools: LlvmTools; readonly reason?: undefined } | { readonly tools?: undefined; readonly reason: string };
+export type LlvmLookup =
+  { readonly tools: LlvmTools; readonly reason?: undefined } | { readonly tools?: undefined; readonly reason: string };
 
 /** Finds llvm-jitlink and llvm-jitlink-executor of LLVM 22 in `dir`, or says why they cannot be used. */
 export function findLlvm(dir: string = process.env[LLVM_DIR_ENV] || DEFAULT_LLVM_DIR): LlvmLookup {
@@ -39,13 +40,20 @@ export function findLlvm(dir: string = process.env[LLVM_DIR_ENV] || DEFAULT_LLVM
   const executor = path.join(dir, 'llvm-jitlink-executor');
   const missing = [jitlink, executor].filter((f) => !existsSync(f));
   if (missing.length > 0) {
-    return { reason: `LLVM ${LLVM_MAJOR}'s ${missing.map((f) => path.basename(f)).join(' and ')} not found in ${dir} (install Debian's llvm-${LLVM_MAJOR} package, or point --llvm-dir / ${LLVM_DIR_ENV} at its bin directory)` };
+    return {
+      reason: `LLVM ${LLVM_MAJOR}'s ${missing.map((f) => path.basename(f)).join(' and ')} not found in ${dir} (install Debian's llvm-${LLVM_MAJOR} package, or point --llvm-dir / ${LLVM_DIR_ENV} at its bin directory)`,
+    };
   }
   const probe = spawnSync(jitlink, ['--version'], { encoding: 'utf8', timeout: 10_000 });
   const version = /LLVM version (\d+)\.(\d+)\.(\d+)/.exec(probe.stdout ?? '');
-  if (!version) return { reason: `${jitlink} --version did not say which LLVM it is (${(probe.error?.message ?? probe.stderr ?? '').trim() || 'no output'})` };
+  if (!version)
+    return {
+      reason: `${jitlink} --version did not say which LLVM it is (${(probe.error?.message ?? probe.stderr ?? '').trim() || 'no output'})`,
+    };
   if (Number(version[1]) !== LLVM_MAJOR) {
-    return { reason: `${jitlink} is LLVM ${version[1]}; the comparison is made with LLVM ${LLVM_MAJOR}, whose wire protocol jitmem speaks` };
+    return {
+      reason: `${jitlink} is LLVM ${version[1]}; the comparison is made with LLVM ${LLVM_MAJOR}, whose wire protocol jitmem speaks`,
+    };
   }
   return { tools: { dir, jitlink, executor, version: `${version[1]}.${version[2]}.${version[3]}` } };
 }
@@ -84,9 +92,15 @@ export function parseShowTimes(stderr: string): LlvmPhases {
     // Printed to 0.1 ms: rounded so that 0.0331 s reads 33.1 ms, not 33.099999999999994.
     found[key] = Math.round(seconds[seconds.length - 1]! * 1e6) / 1e3;
   }
-  const absent = (Object.keys(TIMER_NAMES) as Array<keyof LlvmPhases>).filter((k) => found[k] === undefined && k !== 'run');
+  const absent = (Object.keys(TIMER_NAMES) as Array<keyof LlvmPhases>).filter(
+    (k) => found[k] === undefined && k !== 'run',
+  );
   if (absent.length > 0) {
-    throw new JitmemError('ERR_LLVM_TIMES', `llvm-jitlink --show-times printed no ${absent.map((k) => JSON.stringify(TIMER_NAMES[k])).join(' or ')} row`, { stderr: stderr.slice(-2000) });
+    throw new JitmemError(
+      'ERR_LLVM_TIMES',
+      `llvm-jitlink --show-times printed no ${absent.map((k) => JSON.stringify(TIMER_NAMES[k])).join(' or ')} row`,
+      { stderr: stderr.slice(-2000) },
+    );
   }
   // A program that ends with exit() never returns to llvm-jitlink, which then has no run timer.
   return { read: found.read!, link: found.link!, run: found.run ?? 0 };
@@ -139,7 +153,12 @@ export function llvmJitlinkArgs(tools: LlvmTools, program: RunProgram, options: 
   const args = ['--show-times'];
   if (options.mode !== 'inprocess') {
     const executor = options.executor === 'jitmem' ? options.jitmemExecutor?.path : tools.executor;
-    if (!executor) throw new JitmemError('ERR_INVALID_ARGUMENT', 'llvm-jitlink driving jitmem\'s executor needs its script (JitmemExecutorScript)', {});
+    if (!executor)
+      throw new JitmemError(
+        'ERR_INVALID_ARGUMENT',
+        "llvm-jitlink driving jitmem's executor needs its script (JitmemExecutorScript)",
+        {},
+      );
     args.push(`--oop-executor=${executor}`, `--use-memmgr=${options.mode}`);
   }
   for (const lib of program.preload) args.push(`--preload=${lib}`);
@@ -169,7 +188,14 @@ export function runLlvmJitlink(tools: LlvmTools, program: RunProgram, options: L
     child.stderr.on('data', (b: Buffer) => err.push(b));
     child.once('error', (e) => {
       clearTimeout(timer);
-      reject(new JitmemError('ERR_LLVM_SPAWN', `cannot run ${tools.jitlink}: ${e.message}`, { command: tools.jitlink }, { cause: e }));
+      reject(
+        new JitmemError(
+          'ERR_LLVM_SPAWN',
+          `cannot run ${tools.jitlink}: ${e.message}`,
+          { command: tools.jitlink },
+          { cause: e },
+        ),
+      );
     });
     child.once('exit', () => {
       timedOut = performance.now() - t0 >= timeoutMs;
@@ -180,12 +206,21 @@ export function runLlvmJitlink(tools: LlvmTools, program: RunProgram, options: L
       const stderr = Buffer.concat(err).toString('utf8');
       const stderrTail = stderr
         .split('\n')
-        .filter((l) => !/^\s*(=|-{3}|timers for|Total Execution|\d+\.\d+ \(|--)/.test(l) && !/time to /.test(l) && l.trim() !== '')
+        .filter(
+          (l) =>
+            !/^\s*(=|-{3}|timers for|Total Execution|\d+\.\d+ \(|--)/.test(l) && !/time to /.test(l) && l.trim() !== '',
+        )
         .slice(-20)
         .join('\n');
       if (timedOut || (signal === 'SIGKILL' && wholeMs >= timeoutMs)) {
         const state = stuck ? `; its threads then (tid state wait-channel [syscall fd]):\n${stuck}` : '';
-        reject(new JitmemError('ERR_LLVM_TIMEOUT', `llvm-jitlink ${args.join(' ')} did not finish in ${timeoutMs} ms${state}`, { args, stuck }));
+        reject(
+          new JitmemError(
+            'ERR_LLVM_TIMEOUT',
+            `llvm-jitlink ${args.join(' ')} did not finish in ${timeoutMs} ms${state}`,
+            { args, stuck },
+          ),
+        );
         return;
       }
       let phases: LlvmPhases;
@@ -193,7 +228,12 @@ export function runLlvmJitlink(tools: LlvmTools, program: RunProgram, options: L
         phases = parseShowTimes(stderr);
       } catch (e) {
         reject(
-          new JitmemError('ERR_LLVM_RUN', `llvm-jitlink ${args.join(' ')} ended with ${signal ?? `status ${code}`} and printed no timers: ${stderrTail || '(nothing on stderr)'}`, { args, code, signal }, { cause: e }),
+          new JitmemError(
+            'ERR_LLVM_RUN',
+            `llvm-jitlink ${args.join(' ')} ended with ${signal ?? `status ${code}`} and printed no timers: ${stderrTail || '(nothing on stderr)'}`,
+            { args, code, signal },
+            { cause: e },
+          ),
         );
         return;
       }
@@ -207,7 +247,11 @@ export function runLlvmJitlink(tools: LlvmTools, program: RunProgram, options: L
  * else its own error lines. Run once per program before its cells, so that a refusal is a row
  * of the report with llvm-jitlink's reason, not a failed bench.
  */
-export function probeLlvmJitlink(tools: LlvmTools, program: RunProgram, timeoutMs = 120_000): Promise<string | undefined> {
+export function probeLlvmJitlink(
+  tools: LlvmTools,
+  program: RunProgram,
+  timeoutMs = 120_000,
+): Promise<string | undefined> {
   const args = ['-noexec', ...program.preload.map((lib) => `--preload=${lib}`), ...program.files];
   return new Promise((resolve) => {
     const err: Buffer[] = [];

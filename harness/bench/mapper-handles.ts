@@ -53,7 +53,11 @@ function localHandle(mapper: 'inprocess' | 'dualmap'): MapperHandle {
   };
 }
 
-async function remoteHandle(mapper: 'shared' | 'rpc', executor: 'jitmem' | 'llvm', options: HandleOptions): Promise<MapperHandle> {
+async function remoteHandle(
+  mapper: 'shared' | 'rpc',
+  executor: 'jitmem' | 'llvm',
+  options: HandleOptions,
+): Promise<MapperHandle> {
   if (executor === 'llvm' && !llvmExecutorAvailable(options.llvmExecutor)) {
     throw new JitmemError(
       'ERR_LLVM_EXECUTOR_MISSING',
@@ -61,13 +65,19 @@ async function remoteHandle(mapper: 'shared' | 'rpc', executor: 'jitmem' | 'llvm
       { path: options.llvmExecutor ?? DEFAULT_LLVM_EXECUTOR },
     );
   }
-  const session = await ExecutorSession.spawn({ kind: executor, ...(options.llvmExecutor ? { llvmExecutor: options.llvmExecutor } : {}) });
+  const session = await ExecutorSession.spawn({
+    kind: executor,
+    ...(options.llvmExecutor ? { llvmExecutor: options.llvmExecutor } : {}),
+  });
   try {
     if (options.executorCpus && session.pid !== undefined) native.setAffinity(session.pid, options.executorCpus);
-    const memoryMapper: MemoryMapper = mapper === 'shared' ? new SharedMemoryMapper(session) : new RpcCopyMapper(session);
-    const toWire = (ranges: readonly AddressRange[]) => ranges.map((r) => ({ start: r.start, end: r.start + r.length }));
+    const memoryMapper: MemoryMapper =
+      mapper === 'shared' ? new SharedMemoryMapper(session) : new RpcCopyMapper(session);
+    const toWire = (ranges: readonly AddressRange[]) =>
+      ranges.map((r) => ({ start: r.start, end: r.start + r.length }));
     const digest = session.isJitmem
-      ? async (ranges: readonly AddressRange[]) => (await session.checksum(toWire(ranges))).map((d) => Buffer.from(d).toString('hex'))
+      ? async (ranges: readonly AddressRange[]) =>
+          (await session.checksum(toWire(ranges))).map((d) => Buffer.from(d).toString('hex'))
       : // LLVM's executor has no checksum service: read the bytes back and hash them here.
         async (ranges: readonly AddressRange[]) => (await session.readBuffers(toWire(ranges))).map(sha256);
     return {
@@ -83,7 +93,11 @@ async function remoteHandle(mapper: 'shared' | 'rpc', executor: 'jitmem' | 'llvm
         return { controller: session.controllerCostCounters(), executor };
       },
       controllerCounters: () => session.controllerCostCounters(),
-      ...(memoryMapper.patchCode ? { patch: (patches: readonly CodePatch[], options?: PatchOptions) => memoryMapper.patchCode!(patches, options) } : {}),
+      ...(memoryMapper.patchCode
+        ? {
+            patch: (patches: readonly CodePatch[], options?: PatchOptions) => memoryMapper.patchCode!(patches, options),
+          }
+        : {}),
       ...(session.pid !== undefined ? { executorPid: session.pid } : {}),
       close: async () => {
         try {
@@ -98,8 +112,13 @@ async function remoteHandle(mapper: 'shared' | 'rpc', executor: 'jitmem' | 'llvm
   }
 }
 
-export async function openHandle(mapper: MapperName, executor: ExecutorName, options: HandleOptions): Promise<MapperHandle> {
+export async function openHandle(
+  mapper: MapperName,
+  executor: ExecutorName,
+  options: HandleOptions,
+): Promise<MapperHandle> {
   if (mapper === 'inprocess' || mapper === 'dualmap') return localHandle(mapper);
-  if (executor === 'none') throw new JitmemError('ERR_INVALID_CELL', `the ${mapper} mapper needs an executor (jitmem or llvm)`, { mapper });
+  if (executor === 'none')
+    throw new JitmemError('ERR_INVALID_CELL', `the ${mapper} mapper needs an executor (jitmem or llvm)`, { mapper });
   return remoteHandle(mapper, executor, options);
 }

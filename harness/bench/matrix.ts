@@ -41,7 +41,10 @@ export interface MatrixSelection {
    * or a debugger command rewrites at once.
    */
   readonly patchBatch: number;
-  /** The run pattern: measured iterations per cell (each a process of its own), and executor spawns for the start-up figure. */
+  /**
+   * The run pattern: measured iterations per cell (each a process of its own), and executor spawns for the start-up
+   * figure.
+   */
   readonly runIterations: number;
   readonly startupSamples: number;
   /** The run pattern also runs python's short script beside `-c pass`. */
@@ -181,7 +184,11 @@ export function planCells(
     return selection.executors.filter((e) => {
       if (e !== 'llvm') return true;
       if (!llvmInstalled) {
-        skipped.push({ cell: `*/${pattern}/${mapper}@llvm`, code: 'llvm-executor-missing', reason: "LLVM 22's llvm-jitlink-executor is not installed (Debian package llvm-22)" });
+        skipped.push({
+          cell: `*/${pattern}/${mapper}@llvm`,
+          code: 'llvm-executor-missing',
+          reason: "LLVM 22's llvm-jitlink-executor is not installed (Debian package llvm-22)",
+        });
         return false;
       }
       if (pattern !== 'load') {
@@ -195,7 +202,8 @@ export function planCells(
   for (const pattern of selection.patterns) {
     // The run pattern links and runs programs rather than replaying a plan: run-cells.ts runs it.
     if (pattern === 'run') continue;
-    const workloads = pattern === 'sweep' ? selection.sweepSizes.map((s) => `synthetic-${sizeLabel(s)}`) : selection.workloads;
+    const workloads =
+      pattern === 'sweep' ? selection.sweepSizes.map((s) => `synthetic-${sizeLabel(s)}`) : selection.workloads;
     for (const [wi, workload] of workloads.entries()) {
       let plan: Plan;
       let contentHint = 0;
@@ -214,14 +222,27 @@ export function planCells(
         for (const executor of executorsFor(mapper, pattern)) {
           for (const [pi, policy] of selection.policies.entries()) {
             if (selection.extraPoliciesOnlyUnderChurn && pi > 0 && pattern !== 'churn') continue;
-            cells.push({ workload, pattern, mapper, executor, policy, plan, contentHint, forceCold: executor === 'llvm' && mapper === 'rpc' });
+            cells.push({
+              workload,
+              pattern,
+              mapper,
+              executor,
+              policy,
+              plan,
+              contentHint,
+              forceCold: executor === 'llvm' && mapper === 'rpc',
+            });
           }
         }
       }
     }
   }
   if (cells.length === 0 && !selection.patterns.includes('run')) {
-    throw new JitmemError('ERR_EMPTY_MATRIX', `the selection leaves no cell to run${skipped.length ? ` (${skipped.map((s) => `${s.cell}: ${s.reason}`).join('; ')})` : ''}`, {});
+    throw new JitmemError(
+      'ERR_EMPTY_MATRIX',
+      `the selection leaves no cell to run${skipped.length ? ` (${skipped.map((s) => `${s.cell}: ${s.reason}`).join('; ')})` : ''}`,
+      {},
+    );
   }
   // One line per skipped combination, not one per workload.
   const unique = new Map(skipped.map((s) => [`${s.cell}\0${s.reason}`, s]));

@@ -29,11 +29,32 @@ interface Operation {
  *   iteration; they say how long one operation waits, never what share of the time it takes.
  */
 export class PhaseClock {
-  readonly totals: Record<PhaseName, number> = { reserve: 0, prepare: 0, write: 0, initialize: 0, deinitialize: 0, release: 0 };
+  readonly totals: Record<PhaseName, number> = {
+    reserve: 0,
+    prepare: 0,
+    write: 0,
+    initialize: 0,
+    deinitialize: 0,
+    release: 0,
+  };
   /** Durations (ms) of the operations that ended since the last reset, per phase. */
-  readonly operations: Record<PhaseName, number[]> = { reserve: [], prepare: [], write: [], initialize: [], deinitialize: [], release: [] };
+  readonly operations: Record<PhaseName, number[]> = {
+    reserve: [],
+    prepare: [],
+    write: [],
+    initialize: [],
+    deinitialize: [],
+    release: [],
+  };
   /** Operations under way per phase, not counting suspended ones. */
-  private readonly running: Record<PhaseName, number> = { reserve: 0, prepare: 0, write: 0, initialize: 0, deinitialize: 0, release: 0 };
+  private readonly running: Record<PhaseName, number> = {
+    reserve: 0,
+    prepare: 0,
+    write: 0,
+    initialize: 0,
+    deinitialize: 0,
+    release: 0,
+  };
   private underway = 0;
   private lastEvent = 0;
   private busy = 0;
@@ -153,7 +174,8 @@ export class ReserveTimingMapper extends ForwardingMapper {
     private readonly clock: PhaseClock,
   ) {
     super(inner);
-    if (inner.reserveWithin) this.reserveWithin = (bytes, window) => this.clock.nested('reserve', () => inner.reserveWithin!(bytes, window));
+    if (inner.reserveWithin)
+      this.reserveWithin = (bytes, window) => this.clock.nested('reserve', () => inner.reserveWithin!(bytes, window));
   }
 
   override reserve(bytes: number): Promise<ExecutorAddrRange> {

@@ -78,6 +78,11 @@ interface RunCellState {
 
 interface CellState {
   readonly expectedMs: number;
+  /**
+   * With a precision target: the cell's part of its group's time budget. The group runs rounds
+   * until it is spent, so the cell takes its expected time whatever the pace of its rounds.
+   */
+  readonly budgetMs: number | undefined;
   /** Wall time spent on this cell so far (ms), and at the start of its latest round. */
   spent: number;
   spentAtRound: number;
@@ -171,6 +176,7 @@ export class BenchProgressView {
       e.plan.cells.forEach((c, i) =>
         this.cells.set(i, {
           expectedMs: c.expectedMs,
+          budgetMs: c.budgetMs,
           spent: 0,
           spentAtRound: 0,
           round: 0,
@@ -284,6 +290,8 @@ export class BenchProgressView {
     let spent = PRIOR_MS;
     let expected = PRIOR_MS;
     for (const c of this.cells.values()) {
+      // A cell sampled to a time budget takes its budget on any machine: it says nothing of the pace.
+      if (c.budgetMs !== undefined) continue;
       if (c.done) {
         spent += c.spent;
         expected += c.expectedMs;
@@ -303,8 +311,14 @@ export class BenchProgressView {
     for (const [index, c] of this.cells) {
       if (c.done) continue;
       const spent = c.spent + (this.active === index ? since : 0);
-      // Its own rounds, once it has measured one; otherwise its plan, scaled.
-      const whole = c.round > 0 ? (c.spentAtRound / c.round) * this.rounds : c.expectedMs * scale;
+      // Its time budget (wall time: not scaled), or its own rounds once it has measured one; otherwise its
+      // plan, scaled.
+      const whole =
+        c.budgetMs !== undefined
+          ? c.expectedMs
+          : c.round > 0
+            ? (c.spentAtRound / c.round) * this.rounds
+            : c.expectedMs * scale;
       // A cell past its estimate still has something left: a tenth of a round.
       left += Math.max(whole / this.rounds / 10, whole - spent);
     }

@@ -1,5 +1,12 @@
 import { bootstrapRatioOfMedians, meanInterval, median, wilcoxonSignedRank } from '../statistics.js';
-import { PHASES, type BudgetRow, type PhaseName, type PhaseSpeedup, type RatioRow, type ResultRow } from '../report/report.js';
+import {
+  PHASES,
+  type BudgetRow,
+  type PhaseName,
+  type PhaseSpeedup,
+  type RatioRow,
+  type ResultRow,
+} from '../report/report.js';
 
 /**
  * Per-round (paired) speedups of `candidate` over `baseline`: round i ran both back to back,
@@ -52,7 +59,12 @@ export function pairRoundMedians(baseline: readonly number[], candidate: readonl
 export function summarizePaired(paired: number[]): PhaseSpeedup {
   const logs = paired.map(Math.log);
   const est = meanInterval(logs);
-  return { speedup: Math.exp(est.mean), ci95: [Math.exp(est.low), Math.exp(est.high)], rounds: paired, p: wilcoxonSignedRank(logs).p };
+  return {
+    speedup: Math.exp(est.mean),
+    ci95: [Math.exp(est.low), Math.exp(est.high)],
+    rounds: paired,
+    p: wilcoxonSignedRank(logs).p,
+  };
 }
 
 /**
@@ -60,7 +72,10 @@ export function summarizePaired(paired: number[]): PhaseSpeedup {
  * samples are taken in the same iterations as the latency's, so the recorded rounds' sample
  * counts cut them into the same rounds.
  */
-export function phaseSpeedups(baseline: ResultRow, candidate: ResultRow): Partial<Record<PhaseName, PhaseSpeedup>> | undefined {
+export function phaseSpeedups(
+  baseline: ResultRow,
+  candidate: ResultRow,
+): Partial<Record<PhaseName, PhaseSpeedup>> | undefined {
   const sizesA = baseline.rounds?.map((r) => r.samples);
   const sizesB = candidate.rounds?.map((r) => r.samples);
   if (!sizesA || !sizesB || sizesA.length !== sizesB.length) return undefined;
@@ -68,7 +83,13 @@ export function phaseSpeedups(baseline: ResultRow, candidate: ResultRow): Partia
   for (const phase of PHASES) {
     const a = baseline.phases[phase];
     const b = candidate.phases[phase];
-    if (!a || !b || a.samples.length !== sizesA.reduce((x, y) => x + y, 0) || b.samples.length !== sizesB.reduce((x, y) => x + y, 0)) continue;
+    if (
+      !a ||
+      !b ||
+      a.samples.length !== sizesA.reduce((x, y) => x + y, 0) ||
+      b.samples.length !== sizesB.reduce((x, y) => x + y, 0)
+    )
+      continue;
     const paired = pairRoundMedians(roundMedians(a.samples, sizesA), roundMedians(b.samples, sizesB));
     if (paired) out[phase] = summarizePaired(paired);
   }
@@ -81,7 +102,11 @@ export function phaseSpeedups(baseline: ResultRow, candidate: ResultRow): Partia
  * against "no difference"; without, median(baseline) / median(mapper) with a bootstrap interval
  * over samples (reports of older versions).
  */
-export function speedupOf(baseline: ResultRow, candidate: ResultRow, seed: number): Pick<RatioRow, 'speedup' | 'ci95' | 'rounds' | 'p' | 'phases'> | null {
+export function speedupOf(
+  baseline: ResultRow,
+  candidate: ResultRow,
+  seed: number,
+): Pick<RatioRow, 'speedup' | 'ci95' | 'rounds' | 'p' | 'phases'> | null {
   const paired = pairedRoundRatios(baseline, candidate);
   if (paired) {
     const { speedup, ci95, p } = summarizePaired(paired);
@@ -150,14 +175,24 @@ export const EXTRA_MS_BUDGETS = { shared: 8, rpc: 8 } as const;
  * over when all of it is past it, undecided when it straddles the budget. One run of a commit
  * cannot flip between ok and over on noise alone: a run whose interval straddles says so.
  */
-export function budgetVerdict(ci95: readonly [number, number], budget: number, direction: 'at-most' | 'at-least' = 'at-most'): 'ok' | 'over' | 'undecided' {
+export function budgetVerdict(
+  ci95: readonly [number, number],
+  budget: number,
+  direction: 'at-most' | 'at-least' = 'at-most',
+): 'ok' | 'over' | 'undecided' {
   const [lo, hi] = ci95;
   if (direction === 'at-most') return hi <= budget ? 'ok' : lo > budget ? 'over' : 'undecided';
   return lo >= budget ? 'ok' : hi < budget ? 'over' : 'undecided';
 }
 
-/** Paired per-round differences of two rows' round medians (candidate − baseline), with their mean and Student-t 95% interval; null without 3 paired rounds. */
-export function pairedDifference(baseline: ResultRow, candidate: ResultRow): { mean: number; ci95: [number, number]; rounds: number } | null {
+/**
+ * Paired per-round differences of two rows' round medians (candidate − baseline), with their mean and Student-t 95%
+ * interval; null without 3 paired rounds.
+ */
+export function pairedDifference(
+  baseline: ResultRow,
+  candidate: ResultRow,
+): { mean: number; ci95: [number, number]; rounds: number } | null {
   const a = baseline.rounds;
   const b = candidate.rounds;
   if (!a || !b || a.length !== b.length) return null;
@@ -187,7 +222,9 @@ function judged(row: Omit<BudgetRow, 'ok' | 'verdict'>, informational = false): 
 export function extraTimeBudgets(rows: readonly ResultRow[]): BudgetRow[] {
   const out: BudgetRow[] = [];
   for (const policy of new Set(rows.map((r) => r.policy))) {
-    const base = rows.find((r) => r.workload === 'python' && r.pattern === 'load' && r.policy === policy && r.mapper === 'inprocess');
+    const base = rows.find(
+      (r) => r.workload === 'python' && r.pattern === 'load' && r.policy === policy && r.mapper === 'inprocess',
+    );
     if (!base) continue;
     const baseMs = median(base.latency.samples);
     for (const r of rows) {
@@ -221,7 +258,14 @@ export function extraTimeBudgets(rows: readonly ResultRow[]): BudgetRow[] {
 export function transportRatioBudgets(rows: readonly ResultRow[]): BudgetRow[] {
   const out: BudgetRow[] = [];
   const find = (pattern: string, policy: string, mapper: string) =>
-    rows.find((r) => r.workload === 'python' && r.pattern === pattern && r.policy === policy && r.mapper === mapper && (r.executor === 'jitmem' || r.executor === 'none'));
+    rows.find(
+      (r) =>
+        r.workload === 'python' &&
+        r.pattern === pattern &&
+        r.policy === policy &&
+        r.mapper === mapper &&
+        (r.executor === 'jitmem' || r.executor === 'none'),
+    );
   for (const policy of new Set(rows.map((r) => r.policy))) {
     for (const pattern of ['patch', 'churn', 'update'] as const) {
       const shared = find(pattern, policy, 'shared');
@@ -231,7 +275,14 @@ export function transportRatioBudgets(rows: readonly ResultRow[]): BudgetRow[] {
       const over = speedupOf(shared, inprocess, 1);
       if (over) {
         out.push(
-          judged({ label: `python/${pattern} ${policy}: shared memory time over in-process`, value: over.speedup, budget: 2, unit: 'x', direction: 'at-most', ...(over.rounds ? { ci95: over.ci95, rounds: over.rounds.length } : {}) }),
+          judged({
+            label: `python/${pattern} ${policy}: shared memory time over in-process`,
+            value: over.speedup,
+            budget: 2,
+            unit: 'x',
+            direction: 'at-most',
+            ...(over.rounds ? { ci95: over.ci95, rounds: over.rounds.length } : {}),
+          }),
         );
       }
       if (pattern !== 'patch') continue;
@@ -240,7 +291,14 @@ export function transportRatioBudgets(rows: readonly ResultRow[]): BudgetRow[] {
       const speedup = speedupOf(rpc, shared, 1);
       if (speedup) {
         out.push(
-          judged({ label: `python/patch ${policy}: shared memory speedup over RPC copy`, value: speedup.speedup, budget: 10, unit: 'x', direction: 'at-least', ...(speedup.rounds ? { ci95: speedup.ci95, rounds: speedup.rounds.length } : {}) }),
+          judged({
+            label: `python/patch ${policy}: shared memory speedup over RPC copy`,
+            value: speedup.speedup,
+            budget: 10,
+            unit: 'x',
+            direction: 'at-least',
+            ...(speedup.rounds ? { ci95: speedup.ci95, rounds: speedup.rounds.length } : {}),
+          }),
         );
       }
     }

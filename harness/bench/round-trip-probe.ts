@@ -34,10 +34,15 @@ export interface RoundTripProbe {
 function onePageGraph(pageSize: number): LinkGraph {
   const code = new Uint8Array(Math.min(256, pageSize)).fill(0xcc);
   code.set([0xb8, 0x07, 0x00, 0x00, 0x00, 0xc3]);
-  return { name: 'one-page', sections: [{ name: '.text', group: allocGroup(R | X), alignment: 16, size: code.length, content: code }] };
+  return {
+    name: 'one-page',
+    sections: [{ name: '.text', group: allocGroup(R | X), alignment: 16, size: code.length, content: code }],
+  };
 }
 
-export async function probeRoundTrip(options: { samples?: number; executorCpus?: readonly number[] | null } = {}): Promise<RoundTripProbe> {
+export async function probeRoundTrip(
+  options: { samples?: number; executorCpus?: readonly number[] | null } = {},
+): Promise<RoundTripProbe> {
   const samples = options.samples ?? 1000;
   const session = await ExecutorSession.spawn();
   return withCleanup(async () => {
@@ -65,7 +70,9 @@ export async function probeRoundTrip(options: { samples?: number; executorCpus?:
       finalize.push((t3 - t2) * 1000);
       controllerFinalize.push((t2s - t2) * 1000);
     }
-    const executorHandlerUs = session.hasCostCounters ? await handlerTimes(session, manager, graph, Math.min(samples, 500)) : undefined;
+    const executorHandlerUs = session.hasCostCounters
+      ? await handlerTimes(session, manager, graph, Math.min(samples, 500))
+      : undefined;
     await manager.close();
     await mapper.close();
     return {

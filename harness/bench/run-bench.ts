@@ -37,8 +37,12 @@ export type OpenHandle = (mapper: MapperName, executor: ExecutorName, options: H
 
 /** What the bench expects to measure, before the first cell: the opening line's count and estimate. */
 export interface BenchPlan {
-  /** Expected milliseconds of each matrix cell, by cell index (sampling time, warm-up, opening its transport). */
-  readonly cells: ReadonlyArray<{ readonly name: string; readonly expectedMs: number }>;
+  /**
+   * Expected milliseconds of each matrix cell, by cell index (sampling time, warm-up, opening its
+   * transport). With a precision target, `budgetMs` is the cell's part of its group's share of
+   * the time budget: its group runs rounds until that is spent (or its speedups are known).
+   */
+  readonly cells: ReadonlyArray<{ readonly name: string; readonly expectedMs: number; readonly budgetMs?: number }>;
   /** Measurement rounds per cell. */
   readonly rounds: number;
   /**
@@ -162,19 +166,21 @@ function warmupTimeOf(time: number): number {
  * run pattern: a process per iteration, cray's a fraction of CPython's.
  */
 export function benchPlan(
-  options: Pick<BenchRunOptions, 'selection' | 'llvmDir' | 'runLlvm'>,
+  options: Pick<BenchRunOptions, 'selection' | 'llvmDir' | 'runLlvm' | 'precision' | 'maxTimeMs'>,
   cells: readonly PlannedCell[],
   rounds: number,
 ): BenchPlan {
   const time = options.selection.time;
-  const planned = cells.map((cell) => ({
-    name: cellName(cell),
-    expectedMs:
-      time +
-      warmupTimeOf(time) +
-      (cell.executor === 'none' ? 20 : 150) +
-      (cell.pattern === 'sweep' ? cell.contentHint / (64 << 10) : 0),
-  }));
+  const budgets = cellBudgets(options, cells);
+  const planned = cells.map((cell, i) => {
+    const open = (cell.executor === 'none' ? 20 : 150) + (cell.pattern === 'sweep' ? cell.contentHint / (64 << 10) : 0);
+    const fixed = time + warmupTimeOf(time) + open;
+    const budgetMs = budgets[i];
+    // A group's budget starts once its transports are open, and it runs its least rounds even past it.
+    return budgetMs === undefined
+      ? { name: cellName(cell), expectedMs: fixed }
+      : { name: cellName(cell), expectedMs: Math.max(fixed, budgetMs + open), budgetMs };
+  });
   if (!options.selection.patterns.includes('run')) return { cells: planned, rounds };
   const llvm = options.runLlvm !== false && findLlvm(options.llvmDir).tools !== undefined;
   const mappers = options.selection.mappers.filter((m) => m !== 'dualmap');
@@ -194,7 +200,8 @@ export function benchPlan(
       // One unrecorded warm-up process per program and linker.
       setupMs += perProcess * new Set(cells.map((c) => c.linker)).size;
       for (const c of cells) {
-        // llvm-jitlink and a warm controller skip the Node start a process per run pays; the warm controller also warms up 5 iterations.
+        // llvm-jitlink and a warm controller skip the Node start a process per run pays; the warm controller also warms
+        // up 5 iterations.
         const each =
           c.controller === 'warm' ? perProcess / 5 : c.linker === 'llvm-jitlink' ? perProcess / 2 : perProcess;
         run.push({
@@ -209,23 +216,66 @@ export function benchPlan(
   return { cells: planned, rounds, run: { setupMs, cells: run } };
 }
 
-export async function runBench(options: BenchRunOptions): Promise<BenchRunResult> {
-  const llvmInstalled = llvmExecutorAvailable(options.llvmExecutor);
-  const { cells, skipped: plannedSkips } = planCells(
-    options.selection,
-    options.seed,
-    llvmInstalled,
-    options.workloadOptions,
-  );
-  const cpus = cpuPlan(options.pin);
-  const originalAffinity = native.getAffinity(0);
-  if (cpus.controller) native.setAffinity(0, cpus.controller);
-  const open = options.openHandle ?? openHandle;
-  const rows: ResultRow[] = [];
-  const skipped: SkippedCell[] = [...plannedSkips];
-  const seen = new Set<number>();
-  // Cells whose ratios are taken (same workload, pattern and policy) are measured together, in
-  // interleaved rounds; each group's transports are open for its whole measurement.
+/**
+ * With a precision target and a time budget: each matrix cell's part of its group's share of the
+ * matrix's budget (the groups share it equally, as runBench gives each group its share of the
+ * time left; the cells of a group run side by side). Undefined entries without a target.
+ */
+function cellBudgets(
+  options: Pick<BenchRunOptions, 'selection' | 'precision' | 'maxTimeMs'>,
+  cells: readonly PlannedCell[],
+): Array<number | undefined> {
+  const maxTimeMs = options.maxTimeMs ?? Infinity;
+  if (options.precision === undefined || !Number.isFinite(maxTimeMs) || cells.length === 0)
+    return cells.map(() => undefined);
+  const groups = groupForRatios(cells);
+  const matrixMs = matrixDeadlineOf(options, cells.length, 0, maxTimeMs);
+  const budgets: Array<number | undefined> = cells.map(() => undefined);
+  for (const group of groups.values())
+    for (const { index } of group) budgets[index] = matrixMs / groups.size / group.length;
+  return budgets;
+}
+
+/** One cell of the group being measured, with its open transport and its runner. */
+interface ActiveCell {
+  readonly cell: PlannedCell;
+  readonly index: number;
+  readonly name: string;
+  readonly handle: MapperHandle;
+  readonly runner: CellRunner;
+}
+
+/** What the matrix's groups record as they run, by cell index: the steps below read it or add to it. */
+interface MatrixRecord {
+  readonly total: number;
+  readonly rounds: number;
+  readonly skipped: SkippedCell[];
+  /** CPUs the controller was seen on. */
+  readonly seen: Set<number>;
+  readonly rowAt: Map<number, ResultRow>;
+  readonly roundOf: Map<number, number>;
+  /**
+   * Measured iterations of each cell so far, and where each round ended: the rounds of a group
+   * run its mappers back to back, so per-round medians pair up into per-round ratios.
+   */
+  readonly iterationsDone: Map<number, number>;
+  readonly roundEnds: Map<number, number[]>;
+  readonly positions: Map<number, number[]>;
+}
+
+/** How a group's rounds ended: how many ran, and the widest speedup intervals when a precision target was set. */
+interface RoundsOutcome {
+  readonly round: number;
+  readonly widest: { label: string; percent: number } | undefined;
+  readonly widestAny: { label: string; percent: number } | undefined;
+  readonly converged: boolean;
+}
+
+/**
+ * Cells whose ratios are taken (same workload, pattern and policy) are measured together, in
+ * interleaved rounds; each group's transports are open for its whole measurement.
+ */
+function groupForRatios(cells: readonly PlannedCell[]): Map<string, Array<{ cell: PlannedCell; index: number }>> {
   const groups = new Map<string, Array<{ cell: PlannedCell; index: number }>>();
   cells.forEach((cell, index) => {
     const key = `${cell.workload}\0${cell.pattern}\0${cell.policy}`;
@@ -233,191 +283,247 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
     if (!g) groups.set(key, (g = []));
     g.push({ cell, index });
   });
-  const rounds = Math.max(1, options.rounds ?? DEFAULT_ROUNDS);
-  options.onProgress?.({ kind: 'plan', plan: benchPlan(options, cells, rounds) });
-  let endToEnd: EndToEndSection | undefined;
-  const runSkips: RunSkip[] = [];
-  const rowAt = new Map<number, ResultRow>();
-  let probe: Awaited<ReturnType<typeof probeRoundTrip>> | undefined;
-  const roundOf = new Map<number, number>();
-  // Measured iterations of each cell so far, and where each round ended: the rounds of a group
-  // run its mappers back to back, so per-round medians pair up into per-round ratios.
-  const iterationsDone = new Map<number, number>();
-  const roundEnds = new Map<number, number[]>();
-  const positions = new Map<number, number[]>();
-  const precision = options.precision;
-  const started = performance.now();
-  const maxTimeMs = options.maxTimeMs ?? Infinity;
-  // The run pattern gets its share of the budget after the matrix's groups.
-  const runShare = options.selection.patterns.includes('run') && cells.length > 0 ? RUN_SHARE : options.selection.patterns.includes('run') ? 1 : 0;
-  const matrixDeadline = started + maxTimeMs * (1 - runShare);
-  const gcBetweenRounds = options.gcBetweenRounds !== false;
-  const samplingGroups: SamplingGroup[] = [];
-  let groupsDone = 0;
-  try {
-    for (const group of groups.values()) {
-      const active: Array<{
-        cell: PlannedCell;
-        index: number;
-        name: string;
-        handle: MapperHandle;
-        runner: CellRunner;
-      }> = [];
-      try {
-        for (const { cell, index } of group) {
-          const name = cellName(cell);
-          options.onProgress?.({ kind: 'cell-start', index, total: cells.length, cell: name });
-          const handle = await open(cell.mapper, cell.executor, {
-            executorCpus: cpus.executor,
-            cell: {
-              workload: cell.workload,
-              pattern: cell.pattern,
-              mapper: cell.mapper,
-              executor: cell.executor,
-              policy: cell.policy,
-            },
-            ...(options.llvmExecutor ? { llvmExecutor: options.llvmExecutor } : {}),
-          });
-          if (cell.pattern === 'patch' && !handle.patch) {
-            skipped.push({
-              cell: name,
-              code: 'no-patch-in-place',
-              reason: `the ${cell.mapper} mapper${cell.executor === 'llvm' ? " over LLVM's executor" : ''} cannot patch finalized code in place`,
-            });
-            await handle.close();
-            continue;
-          }
-          const runner = new CellRunner(cell, handle, cell.plan, {
-            time: options.selection.time,
-            iterations: options.selection.iterations,
-            warmupIterations: 2,
-            // JIT tiers settle over the first few hundred milliseconds of a cell: measured rounds
-            // before that would drift, and the ratio of a pair of mappers with them.
-            warmupTime: warmupTimeOf(options.selection.time),
-            cold: options.cold || cell.forceCold,
-            granularity:
-              cell.pattern === 'churn' ? (options.churnGranularity ?? options.granularity) : options.granularity,
-            onIteration: (iterations) => {
-              iterationsDone.set(index, iterations);
-              options.onProgress?.({
-                kind: 'iteration',
-                index,
-                total: cells.length,
-                cell: name,
-                iterations,
-                round: roundOf.get(index) ?? 0,
-                rounds,
-              });
-            },
-          });
-          active.push({ cell, index, name, handle, runner });
-        }
-        // Rounds: at least `rounds`; with a precision target, more until every speedup of the
-        // group is known to it or the group's share of the time left is spent.
-        const groupStart = performance.now();
-        const groupsLeft = groups.size - groupsDone;
-        const budget = precision !== undefined ? Math.max(0, (matrixDeadline - groupStart) / groupsLeft) : Infinity;
-        const roundTime = options.selection.time / rounds;
-        const roundIterations = Math.ceil(options.selection.iterations / rounds);
-        let round = 0;
-        let widest: { label: string; percent: number } | undefined;
-        let widestAny: { label: string; percent: number } | undefined;
-        let converged = precision === undefined;
-        for (;;) {
-          // Each cell warms up, then the cells run one iteration each in turn, forward and backward
-          // by turns (A B C D D C B A ...), until the round's time is spent: a drift of the
-          // machine's speed falls on every cell of the round alike, iteration by iteration.
-          if (gcBetweenRounds) collectGarbage();
-          for (const a of active) {
-            roundOf.set(a.index, round);
-            await a.runner.warmup(round === 0, WARMUP_PER_ROUND);
-          }
-          for (const a of active) await a.runner.beginMeasuring();
-          const until = performance.now() + roundTime * active.length;
-          for (let pass = 0; active.length && pass < MAX_PASSES_PER_ROUND && (pass < roundIterations || performance.now() < until); pass++) {
-            for (const k of roundOrder(active.length, round + pass)) await active[k]!.runner.step();
-          }
-          for (const [position, k] of roundOrder(active.length, round).entries()) {
-            const a = active[k]!;
-            await a.runner.endMeasuring();
-            roundEnds.set(a.index, [...(roundEnds.get(a.index) ?? []), iterationsDone.get(a.index) ?? 0]);
-            positions.set(a.index, [...(positions.get(a.index) ?? []), position]);
-          }
-          round++;
-          // With a precision target the time budget wins over the least rounds, down to the three
-          // a paired interval needs: a loaded machine must not push the run past its budget.
-          const overBudget = precision !== undefined && round >= 3 && performance.now() - groupStart >= budget;
-          if (round < rounds && !overBudget) continue;
-          if (precision === undefined) break;
-          ({ widest, widestAny } = groupWidths(
-            active.map((a) => ({ row: a.cell, samples: a.runner.latencies, roundEnds: roundEnds.get(a.index) ?? [] })),
-            options.seed,
-          ));
-          converged = !widest || widest.percent <= precision;
-          if (converged || performance.now() - groupStart >= budget || round >= MAX_ROUNDS) break;
-        }
-        if (active.length) {
-          const first = active[0]!.cell;
-          const elapsedMs = performance.now() - groupStart;
-          const needed = precision !== undefined && widest && !converged ? roundsNeeded(round, widest.percent, precision) : undefined;
-          samplingGroups.push({
-            workload: first.workload,
-            pattern: first.pattern,
-            policy: first.policy,
-            rounds: round,
-            elapsedMs: Math.round(elapsedMs),
-            converged,
-            ...(widest ? { widest: { label: widest.label, percent: Math.round(widest.percent * 100) / 100 } } : {}),
-            ...(widestAny ? { widestAny: { label: widestAny.label, percent: Math.round(widestAny.percent * 100) / 100 } } : {}),
-            ...(needed !== undefined && Number.isFinite(needed) ? { roundsNeeded: needed, secondsNeeded: Math.round((elapsedMs / round) * needed / 1000) } : {}),
-          });
-        }
-        groupsDone++;
-        for (const a of active) {
-          const row = withRounds(await a.runner.finish(), roundEnds.get(a.index) ?? [], positions.get(a.index));
-          for (const c of a.runner.controllerCpus) seen.add(c);
-          rowAt.set(a.index, row);
-          options.onProgress?.({ kind: 'cell-done', index: a.index, total: cells.length, cell: a.name, row });
-        }
-      } finally {
-        for (const a of active) await a.handle.close();
-      }
-    }
-    for (const [index] of cells.entries()) {
-      const row = rowAt.get(index);
-      if (row) rows.push(row);
-    }
-    if (options.selection.patterns.includes('run')) {
-      const run = await runEndToEnd({
-        workloads: options.selection.workloads,
-        workloadOptions: options.workloadOptions,
-        // The run pattern links through jitlink's program targets (in-process, shared memory, RPC
-        // copy); the dual mapping is not one of them.
-        mappers: options.selection.mappers.filter((m) => m !== 'dualmap'),
-        iterations: options.selection.runIterations,
-        rounds,
-        startupSamples: options.selection.startupSamples,
-        withScript: options.selection.runScript,
-        withoutLlvm: options.runLlvm === false,
-        ...(options.llvmDir ? { llvmDir: options.llvmDir } : {}),
-        onProgress: (cell, done, total) => options.onProgress?.({ kind: 'run', cell, done, total }),
-        ...(precision !== undefined ? { precision, deadline: started + maxTimeMs } : {}),
+  return groups;
+}
+
+/** The run pattern gets its share of the budget after the matrix's groups: when the matrix's share ends. */
+function matrixDeadlineOf(
+  options: Pick<BenchRunOptions, 'selection'>,
+  cellCount: number,
+  started: number,
+  maxTimeMs: number,
+): number {
+  const withRun = options.selection.patterns.includes('run');
+  const runShare = withRun && cellCount > 0 ? RUN_SHARE : withRun ? 1 : 0;
+  return started + maxTimeMs * (1 - runShare);
+}
+
+/**
+ * Opens each cell's transport and its runner into `active` (the caller closes them, also when
+ * one fails to open); a patch cell whose mapper cannot patch in place is skipped with the reason.
+ */
+async function openGroup(
+  group: ReadonlyArray<{ cell: PlannedCell; index: number }>,
+  active: ActiveCell[],
+  options: BenchRunOptions,
+  record: MatrixRecord,
+  executorCpus: number[] | null,
+): Promise<void> {
+  const open = options.openHandle ?? openHandle;
+  for (const { cell, index } of group) {
+    const name = cellName(cell);
+    options.onProgress?.({ kind: 'cell-start', index, total: record.total, cell: name });
+    const handle = await open(cell.mapper, cell.executor, {
+      executorCpus,
+      cell: {
+        workload: cell.workload,
+        pattern: cell.pattern,
+        mapper: cell.mapper,
+        executor: cell.executor,
+        policy: cell.policy,
+      },
+      ...(options.llvmExecutor ? { llvmExecutor: options.llvmExecutor } : {}),
+    });
+    if (cell.pattern === 'patch' && !handle.patch) {
+      record.skipped.push({
+        cell: name,
+        code: 'no-patch-in-place',
+        reason: `the ${cell.mapper} mapper${cell.executor === 'llvm' ? " over LLVM's executor" : ''} cannot patch finalized code in place`,
       });
-      samplingGroups.push(...run.sampling);
-      rows.push(...run.rows);
-      endToEnd = run.section;
-      runSkips.push(...run.skipped);
+      await handle.close();
+      continue;
     }
-    if (options.probeRoundTrip) probe = await probeRoundTrip({ executorCpus: cpus.executor });
-  } finally {
-    if (cpus.controller) native.setAffinity(0, originalAffinity);
+    const runner = new CellRunner(cell, handle, cell.plan, {
+      time: options.selection.time,
+      iterations: options.selection.iterations,
+      warmupIterations: 2,
+      // JIT tiers settle over the first few hundred milliseconds of a cell: measured rounds
+      // before that would drift, and the ratio of a pair of mappers with them.
+      warmupTime: warmupTimeOf(options.selection.time),
+      cold: options.cold || cell.forceCold,
+      granularity: cell.pattern === 'churn' ? (options.churnGranularity ?? options.granularity) : options.granularity,
+      onIteration: (iterations) => {
+        record.iterationsDone.set(index, iterations);
+        options.onProgress?.({
+          kind: 'iteration',
+          index,
+          total: record.total,
+          cell: name,
+          iterations,
+          round: record.roundOf.get(index) ?? 0,
+          rounds: record.rounds,
+        });
+      },
+    });
+    active.push({ cell, index, name, handle, runner });
   }
-  const placement: Placement = {
-    pin: options.pin,
-    controllerCpus: cpus.controller ?? originalAffinity,
-    executorCpus: cpus.executor ?? originalAffinity,
-    controllerSeenOn: [...seen].sort((a, b) => a - b),
+}
+
+/**
+ * One round of a group: each cell warms up, then the cells run one iteration each in turn,
+ * forward and backward by turns (A B C D D C B A ...), until the round's time is spent: a drift
+ * of the machine's speed falls on every cell of the round alike, iteration by iteration.
+ */
+async function runRound(
+  active: readonly ActiveCell[],
+  round: number,
+  options: BenchRunOptions,
+  record: MatrixRecord,
+): Promise<void> {
+  const roundTime = options.selection.time / record.rounds;
+  const roundIterations = Math.ceil(options.selection.iterations / record.rounds);
+  if (options.gcBetweenRounds !== false) collectGarbage();
+  for (const a of active) {
+    record.roundOf.set(a.index, round);
+    await a.runner.warmup(round === 0, WARMUP_PER_ROUND);
+  }
+  for (const a of active) await a.runner.beginMeasuring();
+  const until = performance.now() + roundTime * active.length;
+  for (
+    let pass = 0;
+    active.length && pass < MAX_PASSES_PER_ROUND && (pass < roundIterations || performance.now() < until);
+    pass++
+  ) {
+    for (const k of roundOrder(active.length, round + pass)) await active[k]!.runner.step();
+  }
+  for (const [position, k] of roundOrder(active.length, round).entries()) {
+    const a = active[k]!;
+    await a.runner.endMeasuring();
+    record.roundEnds.set(a.index, [...(record.roundEnds.get(a.index) ?? []), record.iterationsDone.get(a.index) ?? 0]);
+    record.positions.set(a.index, [...(record.positions.get(a.index) ?? []), position]);
+  }
+}
+
+/**
+ * Rounds: at least `rounds`; with a precision target, more until every speedup of the group is
+ * known to it or the group's time `budget` (from `groupStart`) is spent.
+ */
+async function measureRounds(
+  active: readonly ActiveCell[],
+  options: BenchRunOptions,
+  record: MatrixRecord,
+  groupStart: number,
+  budget: number,
+): Promise<RoundsOutcome> {
+  const precision = options.precision;
+  let round = 0;
+  let widest: { label: string; percent: number } | undefined;
+  let widestAny: { label: string; percent: number } | undefined;
+  let converged = precision === undefined;
+  for (;;) {
+    await runRound(active, round, options, record);
+    round++;
+    // With a precision target the time budget wins over the least rounds, down to the three
+    // a paired interval needs: a loaded machine must not push the run past its budget.
+    const overBudget = precision !== undefined && round >= 3 && performance.now() - groupStart >= budget;
+    if (round < record.rounds && !overBudget) continue;
+    if (precision === undefined) break;
+    ({ widest, widestAny } = groupWidths(
+      active.map((a) => ({ row: a.cell, samples: a.runner.latencies, roundEnds: record.roundEnds.get(a.index) ?? [] })),
+      options.seed,
+    ));
+    converged = !widest || widest.percent <= precision;
+    if (converged || performance.now() - groupStart >= budget || round >= MAX_ROUNDS) break;
+  }
+  return { round, widest, widestAny, converged };
+}
+
+/** The report's account of a group's sampling: rounds, time, and how far from its precision target it ended. */
+function samplingGroupOf(
+  first: PlannedCell,
+  outcome: RoundsOutcome,
+  elapsedMs: number,
+  precision: number | undefined,
+): SamplingGroup {
+  const { round, widest, widestAny, converged } = outcome;
+  const needed =
+    precision !== undefined && widest && !converged ? roundsNeeded(round, widest.percent, precision) : undefined;
+  return {
+    workload: first.workload,
+    pattern: first.pattern,
+    policy: first.policy,
+    rounds: round,
+    elapsedMs: Math.round(elapsedMs),
+    converged,
+    ...(widest ? { widest: { label: widest.label, percent: Math.round(widest.percent * 100) / 100 } } : {}),
+    ...(widestAny ? { widestAny: { label: widestAny.label, percent: Math.round(widestAny.percent * 100) / 100 } } : {}),
+    ...(needed !== undefined && Number.isFinite(needed)
+      ? { roundsNeeded: needed, secondsNeeded: Math.round(((elapsedMs / round) * needed) / 1000) }
+      : {}),
   };
+}
+
+/** Each measured cell's row, with its rounds, recorded and announced. */
+async function finishGroup(active: readonly ActiveCell[], options: BenchRunOptions, record: MatrixRecord) {
+  for (const a of active) {
+    const row = withRounds(await a.runner.finish(), record.roundEnds.get(a.index) ?? [], record.positions.get(a.index));
+    for (const c of a.runner.controllerCpus) record.seen.add(c);
+    record.rowAt.set(a.index, row);
+    options.onProgress?.({ kind: 'cell-done', index: a.index, total: record.total, cell: a.name, row });
+  }
+}
+
+/**
+ * Measures one group of cells (open, rounds, rows) with its share `budget` of the time left;
+ * its transports are closed whatever happens. Returns its sampling account, none when no cell ran.
+ */
+async function runGroup(
+  group: ReadonlyArray<{ cell: PlannedCell; index: number }>,
+  options: BenchRunOptions,
+  record: MatrixRecord,
+  executorCpus: number[] | null,
+  budgetOf: (groupStart: number) => number,
+): Promise<SamplingGroup | undefined> {
+  const active: ActiveCell[] = [];
+  try {
+    await openGroup(group, active, options, record, executorCpus);
+    const groupStart = performance.now();
+    const outcome = await measureRounds(active, options, record, groupStart, budgetOf(groupStart));
+    const sampling = active.length
+      ? samplingGroupOf(active[0]!.cell, outcome, performance.now() - groupStart, options.precision)
+      : undefined;
+    await finishGroup(active, options, record);
+    return sampling;
+  } finally {
+    for (const a of active) await a.handle.close();
+  }
+}
+
+/** The run pattern (end to end) after the matrix, with what is left of the time budget until `deadline`. */
+function runPatternAfterMatrix(options: BenchRunOptions, rounds: number, deadline: number) {
+  const precision = options.precision;
+  return runEndToEnd({
+    workloads: options.selection.workloads,
+    workloadOptions: options.workloadOptions,
+    // The run pattern links through jitlink's program targets (in-process, shared memory, RPC
+    // copy); the dual mapping is not one of them.
+    mappers: options.selection.mappers.filter((m) => m !== 'dualmap'),
+    iterations: options.selection.runIterations,
+    rounds,
+    startupSamples: options.selection.startupSamples,
+    withScript: options.selection.runScript,
+    withoutLlvm: options.runLlvm === false,
+    ...(options.llvmDir ? { llvmDir: options.llvmDir } : {}),
+    onProgress: (cell, done, total) => options.onProgress?.({ kind: 'run', cell, done, total }),
+    ...(precision !== undefined ? { precision, deadline } : {}),
+  });
+}
+
+/** Everything a run measured, for the report. */
+interface Measured {
+  readonly rows: ResultRow[];
+  readonly placement: Placement;
+  readonly rounds: number;
+  readonly maxTimeMs: number;
+  readonly samplingGroups: SamplingGroup[];
+  readonly endToEnd: EndToEndSection | undefined;
+  readonly probe: Awaited<ReturnType<typeof probeRoundTrip>> | undefined;
+}
+
+/** The report: the rows, the ratios and budgets computed from them, the environment and how sampling went. */
+function assembleReport(options: BenchRunOptions, measured: Measured): Report {
+  const { rows, placement, rounds, maxTimeMs, samplingGroups, endToEnd, probe } = measured;
+  const precision = options.precision;
   if (endToEnd) endToEnd.headlines = endToEndHeadlines(rows, options.seed);
   const budgets: BudgetRow[] = [
     ...extraTimeBudgets(rows),
@@ -426,7 +532,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
     ...(probe ? [roundTripBudget(probe)] : []),
     ...(endToEnd ? endToEndBudgets(rows, endToEnd) : []),
   ];
-  const report: Report = {
+  return {
     schema: 1,
     tool: { name: 'jitmem', version: toolVersion() },
     createdAt: new Date().toISOString(),
@@ -452,12 +558,82 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
       ...(precision !== undefined ? { precision } : {}),
       ...(Number.isFinite(maxTimeMs) ? { maxTimeMs } : {}),
       minRounds: rounds,
-      gcBetweenRounds,
+      gcBetweenRounds: options.gcBetweenRounds !== false,
       warmupPerRound: WARMUP_PER_ROUND,
       groups: samplingGroups,
     },
   };
+}
+
+export async function runBench(options: BenchRunOptions): Promise<BenchRunResult> {
+  const llvmInstalled = llvmExecutorAvailable(options.llvmExecutor);
+  const { cells, skipped: plannedSkips } = planCells(
+    options.selection,
+    options.seed,
+    llvmInstalled,
+    options.workloadOptions,
+  );
+  const cpus = cpuPlan(options.pin);
+  const originalAffinity = native.getAffinity(0);
+  if (cpus.controller) native.setAffinity(0, cpus.controller);
+  const rounds = Math.max(1, options.rounds ?? DEFAULT_ROUNDS);
+  const record: MatrixRecord = {
+    total: cells.length,
+    rounds,
+    skipped: [...plannedSkips],
+    seen: new Set<number>(),
+    rowAt: new Map(),
+    roundOf: new Map(),
+    iterationsDone: new Map(),
+    roundEnds: new Map(),
+    positions: new Map(),
+  };
+  const groups = groupForRatios(cells);
+  options.onProgress?.({ kind: 'plan', plan: benchPlan(options, cells, rounds) });
+  const rows: ResultRow[] = [];
+  let endToEnd: EndToEndSection | undefined;
+  const runSkips: RunSkip[] = [];
+  let probe: Awaited<ReturnType<typeof probeRoundTrip>> | undefined;
+  const started = performance.now();
+  const maxTimeMs = options.maxTimeMs ?? Infinity;
+  const matrixDeadline = matrixDeadlineOf(options, cells.length, started, maxTimeMs);
+  const samplingGroups: SamplingGroup[] = [];
+  try {
+    let groupsDone = 0;
+    for (const group of groups.values()) {
+      // With a precision target, each group gets its share of the matrix's time left.
+      const budgetOf = (groupStart: number) =>
+        options.precision !== undefined
+          ? Math.max(0, (matrixDeadline - groupStart) / (groups.size - groupsDone))
+          : Infinity;
+      const sampling = await runGroup(group, options, record, cpus.executor, budgetOf);
+      if (sampling) samplingGroups.push(sampling);
+      groupsDone++;
+    }
+    for (const [index] of cells.entries()) {
+      const row = record.rowAt.get(index);
+      if (row) rows.push(row);
+    }
+    if (options.selection.patterns.includes('run')) {
+      const run = await runPatternAfterMatrix(options, rounds, started + maxTimeMs);
+      samplingGroups.push(...run.sampling);
+      rows.push(...run.rows);
+      endToEnd = run.section;
+      runSkips.push(...run.skipped);
+    }
+    if (options.probeRoundTrip) probe = await probeRoundTrip({ executorCpus: cpus.executor });
+  } finally {
+    if (cpus.controller) native.setAffinity(0, originalAffinity);
+  }
+  const placement: Placement = {
+    pin: options.pin,
+    controllerCpus: cpus.controller ?? originalAffinity,
+    executorCpus: cpus.executor ?? originalAffinity,
+    controllerSeenOn: [...record.seen].sort((a, b) => a - b),
+  };
+  const report = assembleReport(options, { rows, placement, rounds, maxTimeMs, samplingGroups, endToEnd, probe });
   // LLVM missing is said once: the matrix's cells over LLVM's executor take the run pattern's reason.
+  const skipped = record.skipped;
   if (endToEnd && !endToEnd.llvm.available && endToEnd.llvm.reason) {
     for (const [i, s] of skipped.entries())
       if (s.code === 'llvm-executor-missing') skipped[i] = { ...s, reason: endToEnd.llvm.reason };

@@ -78,9 +78,15 @@ export interface EndToEndOptions {
   readonly withoutLlvm?: boolean;
   /** Python runs its short script beside `-c pass`. */
   readonly withScript: boolean;
-  /** Unrecorded iterations a warm controller runs before its measured ones (default 5: CPython's link is still getting faster after 3). */
+  /**
+   * Unrecorded iterations a warm controller runs before its measured ones (default 5: CPython's link is still getting
+   * faster after 3).
+   */
   readonly warmup?: number;
-  /** With a precision target (percent): warm controllers run rounds until the shared-over-RPC speedup's 95% CI half-width is within it, or `deadline` (performance.now() ms) comes. */
+  /**
+   * With a precision target (percent): warm controllers run rounds until the shared-over-RPC speedup's 95% CI
+   * half-width is within it, or `deadline` (performance.now() ms) comes.
+   */
   readonly precision?: number;
   readonly deadline?: number;
   readonly onProgress?: (cell: string, done: number, total: number) => void;
@@ -293,7 +299,9 @@ function jitmemIteration(cell: RunCell, iteration: number): Promise<Sample> {
   });
 }
 
-/** Splits a warm controller's stdout at its markers: one buffer per iteration, the bytes after the last marker apart. */
+/**
+ * Splits a warm controller's stdout at its markers: one buffer per iteration, the bytes after the last marker apart.
+ */
 export function splitAtMarkers(out: Buffer, marker: Buffer): { parts: Buffer[]; rest: Buffer } {
   const parts: Buffer[] = [];
   let from = 0;
@@ -422,7 +430,8 @@ export class SteppedWarmCell {
   async next(): Promise<WarmIterationResult & { ok: true }> {
     const index = this.ran++;
     this.child.stdin!.write('\n');
-    // A watchdog per iteration (the first one opens the transport too): a worker that hangs is killed, never waited on forever.
+    // A watchdog per iteration (the first one opens the transport too): a worker that hangs is killed, never waited on
+    // forever.
     const watchdog = setTimeout(() => this.child.kill('SIGKILL'), WARM_ITERATION_TIMEOUT_MS);
     try {
       while (this.lines.length <= index && !this.closedStatus)
@@ -641,7 +650,19 @@ function meanMinorFaults(samples: readonly Sample[]): { minorFaults?: MinorFault
   return { minorFaults: { controller, ...(executor !== undefined ? { executor } : {}) } };
 }
 
-export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndResult> {
+/** What the run pattern found it can run: its cells, the section's linker availability, and what it leaves out. */
+interface EndToEndPlan {
+  readonly cells: RunCell[];
+  readonly section: EndToEndSection;
+  readonly skipped: RunSkip[];
+  readonly tools: LlvmTools | undefined;
+}
+
+/**
+ * Finds the linkers (llvm-jitlink, jitmem's own) and plans a cell per program, linker and
+ * transport that can run, saying why the others cannot.
+ */
+async function planEndToEnd(options: EndToEndOptions): Promise<EndToEndPlan> {
   const skipped: RunSkip[] = [];
   const lookup = options.withoutLlvm ? { reason: 'left out (--executor without llvm)' } : findLlvm(options.llvmDir);
   const tools = lookup.tools;
@@ -675,6 +696,209 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
     startup: [],
     headlines: [],
   };
+  return { cells, section, skipped, tools };
+}
+
+/** What the run pattern's measuring steps share: the linkers, and the samples and round ends they add to. */
+interface EndToEndRun {
+  readonly options: EndToEndOptions;
+  readonly tools: LlvmTools | undefined;
+  readonly script: JitmemExecutorScript | undefined;
+  readonly samples: Map<RunCell, Sample[]>;
+  readonly roundEnds: Map<RunCell, number[]>;
+  readonly rounds: number;
+  /** Iterations of a cell per round. */
+  readonly perRound: number;
+}
+
+/**
+ * A warm-up iteration per program and linker, unrecorded: the objects into the page cache, the
+ * dynamic loader's and the compiler's caches warm. Each iteration is a fresh process, so nothing
+ * else carries over from one to the next.
+ */
+async function warmUpPerRunLinkers(cells: readonly RunCell[], run: EndToEndRun): Promise<void> {
+  const warmed = new Set<string>();
+  for (const cell of cells) {
+    if (cell.controller === 'warm') continue;
+    const key = `${cell.program.name}\0${cell.linker}`;
+    if (warmed.has(key)) continue;
+    warmed.add(key);
+    if (cell.linker === 'jitmem') await jitmemIteration(cell, -1);
+    else await llvmIteration(run.tools!, run.script, cell, -1);
+  }
+}
+
+/**
+ * Processes per run and llvm-jitlink: a fixed number of iterations in interleaved rounds. With a
+ * precision target these keep to the time budget too: past 30% of what is left for the run
+ * pattern, they stop after three rounds (the fewest a paired interval takes), and the warm
+ * controllers, whose speedups are the end-to-end headline, get the rest.
+ */
+async function runPerRunRounds(perRun: readonly RunCell[], run: EndToEndRun): Promise<void> {
+  const { options, samples, roundEnds } = run;
+  const perRunDeadline =
+    options.precision !== undefined && options.deadline !== undefined
+      ? performance.now() + (options.deadline - performance.now()) * PER_RUN_SHARE
+      : Infinity;
+  for (let round = 0; round < run.rounds; round++) {
+    if (round >= 3 && performance.now() > perRunDeadline) break;
+    for (const k of roundOrder(perRun.length, round)) {
+      const cell = perRun[k]!;
+      const list = samples.get(cell)!;
+      for (let i = 0; i < run.perRound && list.length < options.iterations; i++) {
+        list.push(
+          cell.linker === 'jitmem'
+            ? await jitmemIteration(cell, list.length)
+            : await llvmIteration(run.tools!, run.script, cell, list.length),
+        );
+        options.onProgress?.(runCellName(cell), list.length, options.iterations);
+      }
+      const ends = roundEnds.get(cell) ?? [];
+      ends.push(list.length);
+      roundEnds.set(cell, ends);
+    }
+  }
+}
+
+/**
+ * Starts a program's warm controllers one after another (each its first warm-up iteration), so
+ * that no executor start overlaps another's, into `controllers` (the caller kills them on a
+ * failure); then the rest of their warm-up, in turns.
+ */
+async function startWarmControllers(
+  group: readonly RunCell[],
+  warmup: number,
+  controllers: SteppedWarmCell[],
+): Promise<void> {
+  for (const cell of group) {
+    const c = new SteppedWarmCell(cell, warmup, MAX_WARM_ITERATIONS);
+    controllers.push(c);
+    await c.next();
+  }
+  for (let i = 1; i < warmup; i++) for (const k of roundOrder(controllers.length, i)) await controllers[k]!.next();
+}
+
+/** One pass over a program's warm controllers in round order, an iteration each, its latency recorded. */
+async function warmPass(
+  controllers: readonly SteppedWarmCell[],
+  order: number,
+  measured: Map<SteppedWarmCell, number[]>,
+  options: EndToEndOptions,
+): Promise<void> {
+  for (const k of roundOrder(controllers.length, order)) {
+    const c = controllers[k]!;
+    const line = await c.next();
+    let latency = 0;
+    for (const p of JITMEM_RUN_PHASES) latency += line.phases[p];
+    measured.get(c)!.push(latency);
+    // With a precision target the count of iterations is open: the total shown stays one
+    // ahead until the controller is done (a log gets one line per cell, at its end).
+    const done = measured.get(c)!.length;
+    options.onProgress?.(runCellName(c.cell), done, options.precision === undefined ? options.iterations : done + 1);
+  }
+}
+
+/**
+ * A program's warm controllers, measured side by side in rounds until they have their
+ * iterations, or with a precision target until the shared-over-RPC speedup is known to it or
+ * `budget` (from `groupStart`) is spent.
+ */
+async function measureWarmRounds(
+  group: readonly RunCell[],
+  controllers: readonly SteppedWarmCell[],
+  run: EndToEndRun,
+  groupStart: number,
+  budget: number,
+): Promise<{
+  round: number;
+  converged: boolean;
+  widest: { label: string; percent: number } | undefined;
+  measured: Map<SteppedWarmCell, number[]>;
+}> {
+  const { options, roundEnds } = run;
+  const warmup = options.warmup ?? 5;
+  const measured = new Map<SteppedWarmCell, number[]>(controllers.map((c) => [c, []]));
+  const passes = options.precision !== undefined ? WARM_PASSES_PER_ROUND : run.perRound;
+  let round = 0;
+  let converged = options.precision === undefined;
+  let widest: { label: string; percent: number } | undefined;
+  for (;;) {
+    for (let pass = 0; pass < passes; pass++) await warmPass(controllers, round + pass, measured, options);
+    round++;
+    for (const c of controllers) {
+      const ends = roundEnds.get(c.cell) ?? [];
+      ends.push(measured.get(c)!.length);
+      roundEnds.set(c.cell, ends);
+    }
+    if (options.precision === undefined) {
+      if (measured.get(controllers[0]!)!.length >= options.iterations) break;
+      continue;
+    }
+    // The least rounds, unless the budget is spent: then three, the fewest a paired interval takes.
+    if (round < Math.min(options.rounds, MIN_WARM_ROUNDS) && !(round >= 3 && performance.now() - groupStart >= budget))
+      continue;
+    widest = warmHeadlineWidth(
+      group,
+      controllers.map((c) => measured.get(c)!),
+      roundEnds,
+    );
+    converged = widest === undefined || widest.percent <= options.precision;
+    if (
+      converged ||
+      performance.now() - groupStart >= budget ||
+      measured.get(controllers[0]!)!.length + passes > MAX_WARM_ITERATIONS - warmup
+    )
+      break;
+  }
+  return { round, converged, widest, measured };
+}
+
+/**
+ * Warm controllers of one program: they run side by side, an iteration of each in turn (forward
+ * and backward by turns), in rounds, with the program's share `budget` of the time left. Returns
+ * the program's sampling account with a precision target.
+ */
+async function runWarmProgram(
+  programName: string,
+  group: readonly RunCell[],
+  run: EndToEndRun,
+  budgetOf: (groupStart: number) => number,
+): Promise<SamplingGroup | undefined> {
+  const { options } = run;
+  const groupStart = performance.now();
+  const budget = budgetOf(groupStart);
+  const controllers: SteppedWarmCell[] = [];
+  try {
+    await startWarmControllers(group, options.warmup ?? 5, controllers);
+    const { round, converged, widest, measured } = await measureWarmRounds(group, controllers, run, groupStart, budget);
+    for (const c of controllers) {
+      run.samples.set(c.cell, await c.finish());
+      const done = measured.get(c)!.length;
+      if (options.precision !== undefined) options.onProgress?.(runCellName(c.cell), done, done);
+    }
+    const elapsedMs = performance.now() - groupStart;
+    if (options.precision === undefined) return undefined;
+    const needed = widest && !converged ? roundsNeeded(round, widest.percent, options.precision) : undefined;
+    return {
+      workload: programName,
+      pattern: 'run',
+      policy: 'warm controller',
+      rounds: round,
+      elapsedMs: Math.round(elapsedMs),
+      converged,
+      ...(widest ? { widest: { label: widest.label, percent: Math.round(widest.percent * 100) / 100 } } : {}),
+      ...(needed !== undefined && Number.isFinite(needed)
+        ? { roundsNeeded: needed, secondsNeeded: Math.round(((elapsedMs / round) * needed) / 1000) }
+        : {}),
+    };
+  } catch (err) {
+    for (const c of controllers) c.kill();
+    throw err;
+  }
+}
+
+export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndResult> {
+  const { cells, section, skipped, tools } = await planEndToEnd(options);
   if (options.startupSamples > 0) {
     const s = await measureStartup(options.startupSamples, tools);
     section.startup = s.startup;
@@ -685,155 +909,36 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
     tools && cells.some((c) => c.linker === 'llvm-jitlink' && c.executor === 'jitmem')
       ? new JitmemExecutorScript()
       : undefined;
-  const samples = new Map<RunCell, Sample[]>(cells.map((c) => [c, []]));
-  const roundEnds = new Map<RunCell, number[]>();
-  const sampling: SamplingGroup[] = [];
   const rounds = Math.max(1, Math.min(options.rounds, options.iterations));
-  const perRound = Math.ceil(options.iterations / rounds);
+  const run: EndToEndRun = {
+    options,
+    tools,
+    script,
+    samples: new Map<RunCell, Sample[]>(cells.map((c) => [c, []])),
+    roundEnds: new Map<RunCell, number[]>(),
+    rounds,
+    perRound: Math.ceil(options.iterations / rounds),
+  };
+  const sampling: SamplingGroup[] = [];
   try {
-    // A warm-up iteration per program and linker, unrecorded: the objects into the page cache,
-    // the dynamic loader's and the compiler's caches warm. Each iteration is a fresh process, so
-    // nothing else carries over from one to the next.
-    const warmed = new Set<string>();
-    for (const cell of cells) {
-      if (cell.controller === 'warm') continue;
-      const key = `${cell.program.name}\0${cell.linker}`;
-      if (warmed.has(key)) continue;
-      warmed.add(key);
-      if (cell.linker === 'jitmem') await jitmemIteration(cell, -1);
-      else await llvmIteration(tools!, script, cell, -1);
-    }
-    // Processes per run and llvm-jitlink: a fixed number of iterations in interleaved rounds.
-    const perRun = cells.filter((c) => c.controller !== 'warm');
-    // With a precision target these keep to the time budget too: past 30% of what is left for
-    // the run pattern, they stop after three rounds (the fewest a paired interval takes), and the
-    // warm controllers, whose speedups are the end-to-end headline, get the rest.
-    const perRunDeadline =
-      options.precision !== undefined && options.deadline !== undefined
-        ? performance.now() + (options.deadline - performance.now()) * PER_RUN_SHARE
-        : Infinity;
-    for (let round = 0; round < rounds; round++) {
-      if (round >= 3 && performance.now() > perRunDeadline) break;
-      for (const k of roundOrder(perRun.length, round)) {
-        const cell = perRun[k]!;
-        const list = samples.get(cell)!;
-        for (let i = 0; i < perRound && list.length < options.iterations; i++) {
-          list.push(
-            cell.linker === 'jitmem'
-              ? await jitmemIteration(cell, list.length)
-              : await llvmIteration(tools!, script, cell, list.length),
-          );
-          options.onProgress?.(runCellName(cell), list.length, options.iterations);
-        }
-        const ends = roundEnds.get(cell) ?? [];
-        ends.push(list.length);
-        roundEnds.set(cell, ends);
-      }
-    }
-    // Warm controllers: those of one program run side by side, an iteration of each in turn
-    // (forward and backward by turns), in rounds; with a precision target, rounds are added
-    // until the shared-over-RPC speedup is known to it or the program's share of the time left
-    // is spent.
+    await warmUpPerRunLinkers(cells, run);
+    await runPerRunRounds(
+      cells.filter((c) => c.controller !== 'warm'),
+      run,
+    );
     const warmPrograms = [...new Set(cells.filter((c) => c.controller === 'warm').map((c) => c.program.name))];
     for (const [pi, programName] of warmPrograms.entries()) {
       const group = cells.filter((c) => c.controller === 'warm' && c.program.name === programName);
-      const groupStart = performance.now();
-      const budget =
+      const budgetOf = (groupStart: number) =>
         options.precision !== undefined
           ? Math.max(0, ((options.deadline ?? Infinity) - groupStart) / (warmPrograms.length - pi))
           : Infinity;
-      const warmup = options.warmup ?? 5;
-      const controllers: SteppedWarmCell[] = [];
-      try {
-        // Started one after another (each its first warm-up iteration), so that no executor start overlaps another's.
-        for (const cell of group) {
-          const c = new SteppedWarmCell(cell, warmup, MAX_WARM_ITERATIONS);
-          controllers.push(c);
-          await c.next();
-        }
-        for (let i = 1; i < warmup; i++)
-          for (const k of roundOrder(controllers.length, i)) await controllers[k]!.next();
-        const measured = new Map<SteppedWarmCell, number[]>(controllers.map((c) => [c, []]));
-        const passes = options.precision !== undefined ? WARM_PASSES_PER_ROUND : perRound;
-        let round = 0;
-        let converged = options.precision === undefined;
-        let widest: { label: string; percent: number } | undefined;
-        for (;;) {
-          for (let pass = 0; pass < passes; pass++) {
-            for (const k of roundOrder(controllers.length, round + pass)) {
-              const c = controllers[k]!;
-              const line = await c.next();
-              let latency = 0;
-              for (const p of JITMEM_RUN_PHASES) latency += line.phases[p];
-              measured.get(c)!.push(latency);
-              // With a precision target the count of iterations is open: the total shown stays one
-              // ahead until the controller is done (a log gets one line per cell, at its end).
-              const done = measured.get(c)!.length;
-              options.onProgress?.(
-                runCellName(c.cell),
-                done,
-                options.precision === undefined ? options.iterations : done + 1,
-              );
-            }
-          }
-          round++;
-          for (const c of controllers) {
-            const ends = roundEnds.get(c.cell) ?? [];
-            ends.push(measured.get(c)!.length);
-            roundEnds.set(c.cell, ends);
-          }
-          if (options.precision === undefined) {
-            if (measured.get(controllers[0]!)!.length >= options.iterations) break;
-            continue;
-          }
-          // The least rounds, unless the budget is spent: then three, the fewest a paired interval takes.
-          if (
-            round < Math.min(options.rounds, MIN_WARM_ROUNDS) &&
-            !(round >= 3 && performance.now() - groupStart >= budget)
-          )
-            continue;
-          widest = warmHeadlineWidth(
-            group,
-            controllers.map((c) => measured.get(c)!),
-            roundEnds,
-          );
-          converged = widest === undefined || widest.percent <= options.precision;
-          if (
-            converged ||
-            performance.now() - groupStart >= budget ||
-            measured.get(controllers[0]!)!.length + passes > MAX_WARM_ITERATIONS - warmup
-          )
-            break;
-        }
-        for (const c of controllers) {
-          samples.set(c.cell, await c.finish());
-          if (options.precision !== undefined)
-            options.onProgress?.(runCellName(c.cell), measured.get(c)!.length, measured.get(c)!.length);
-        }
-        const elapsedMs = performance.now() - groupStart;
-        if (options.precision !== undefined) {
-          const needed = widest && !converged ? roundsNeeded(round, widest.percent, options.precision) : undefined;
-          sampling.push({
-            workload: programName,
-            pattern: 'run',
-            policy: 'warm controller',
-            rounds: round,
-            elapsedMs: Math.round(elapsedMs),
-            converged,
-            ...(widest ? { widest: { label: widest.label, percent: Math.round(widest.percent * 100) / 100 } } : {}),
-            ...(needed !== undefined && Number.isFinite(needed)
-              ? { roundsNeeded: needed, secondsNeeded: Math.round(((elapsedMs / round) * needed) / 1000) }
-              : {}),
-          });
-        }
-      } catch (err) {
-        for (const c of controllers) c.kill();
-        throw err;
-      }
+      const account = await runWarmProgram(programName, group, run, budgetOf);
+      if (account) sampling.push(account);
     }
   } finally {
     script?.dispose();
   }
-  const rows = cells.map((c) => withRounds(rowOf(c, samples.get(c)!), roundEnds.get(c) ?? []));
+  const rows = cells.map((c) => withRounds(rowOf(c, run.samples.get(c)!), run.roundEnds.get(c) ?? []));
   return { rows, section, skipped, sampling };
 }

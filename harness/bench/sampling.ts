@@ -21,7 +21,11 @@ export function withRounds(row: ResultRow, ends: readonly number[], positions?: 
   const rounds: RoundSummary[] = [];
   let start = 0;
   for (const [i, end] of ends.entries()) {
-    rounds.push({ samples: end - start, p50: end > start ? median(samples.slice(start, end)) : 0, ...(positions?.[i] !== undefined ? { position: positions[i] } : {}) });
+    rounds.push({
+      samples: end - start,
+      p50: end > start ? median(samples.slice(start, end)) : 0,
+      ...(positions?.[i] !== undefined ? { position: positions[i] } : {}),
+    });
     start = end;
   }
   return { ...row, rounds };
@@ -93,12 +97,29 @@ export function isHeadlineRatio(r: Pick<RatioRow, 'mapper' | 'baseline'>): boole
  * The speedups of a group's rows so far: the widest interval (percent) among its headlines,
  * which the precision target stops on, and the widest among all its speedups.
  */
-export function groupWidths(rows: readonly PartialRow[], seed: number): { ratios: RatioRow[]; widest: { label: string; percent: number } | undefined; widestAny: { label: string; percent: number } | undefined } {
+export function groupWidths(
+  rows: readonly PartialRow[],
+  seed: number,
+): {
+  ratios: RatioRow[];
+  widest: { label: string; percent: number } | undefined;
+  widestAny: { label: string; percent: number } | undefined;
+} {
   const full = rows.map((p) =>
     withRounds(
       {
         ...p.row,
-        latency: { samples: [...p.samples], samplesCount: p.samples.length, mean: 0, p50: 0, p75: 0, p99: 0, min: 0, max: 0, rme: 0 },
+        latency: {
+          samples: [...p.samples],
+          samplesCount: p.samples.length,
+          mean: 0,
+          p50: 0,
+          p75: 0,
+          p99: 0,
+          min: 0,
+          max: 0,
+          rme: 0,
+        },
         phases: {},
         bytes: { content: 0, zeroFill: 0, moved: 0 },
         roundTrips: 0,
@@ -119,8 +140,11 @@ export function groupWidths(rows: readonly PartialRow[], seed: number): { ratios
   return { ratios, widest: widestOf(headlines.length ? headlines : ratios), widestAny: widestOf(ratios) };
 }
 
-export function ratioLabel(r: Pick<RatioRow, 'workload' | 'pattern' | 'policy' | 'mapper' | 'executor' | 'baseline'>): string {
-  const mapper = r.executor === 'llvm' && r.mapper !== 'inprocess' && r.mapper !== 'dualmap' ? `${r.mapper}@llvm` : r.mapper;
+export function ratioLabel(
+  r: Pick<RatioRow, 'workload' | 'pattern' | 'policy' | 'mapper' | 'executor' | 'baseline'>,
+): string {
+  const mapper =
+    r.executor === 'llvm' && r.mapper !== 'inprocess' && r.mapper !== 'dualmap' ? `${r.mapper}@llvm` : r.mapper;
   return `${r.workload}/${r.pattern} ${mapper} over ${r.baseline === 'rpc' ? 'RPC copy' : 'in-process'} (${r.policy})`;
 }
 
@@ -139,16 +163,24 @@ export function samplingLines(groups: readonly SamplingGroup[], target: number |
   const out: string[] = [];
   const open = groups.filter((g) => !g.converged);
   const done = groups.length - open.length;
-  out.push(`precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on their headline speedups (shared memory over RPC copy)${open.length ? '; not converged:' : '.'}`);
+  out.push(
+    `precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on their headline speedups (shared memory over RPC copy)${open.length ? '; not converged:' : '.'}`,
+  );
   for (const g of open) {
-    const needs = Number.isFinite(g.secondsNeeded ?? Infinity) ? `; about ${Math.ceil(g.secondsNeeded!)} s (${g.roundsNeeded} rounds) would reach it` : '';
-    out.push(`  NOT CONVERGED ${g.workload}/${g.pattern} (${g.policy}): widest ${g.widest ? `${g.widest.label} ±${g.widest.percent.toFixed(1)}%` : 'no speedup'} after ${g.rounds} rounds, ${(g.elapsedMs / 1000).toFixed(1)} s${needs}`);
+    const needs = Number.isFinite(g.secondsNeeded ?? Infinity)
+      ? `; about ${Math.ceil(g.secondsNeeded!)} s (${g.roundsNeeded} rounds) would reach it`
+      : '';
+    out.push(
+      `  NOT CONVERGED ${g.workload}/${g.pattern} (${g.policy}): widest ${g.widest ? `${g.widest.label} ±${g.widest.percent.toFixed(1)}%` : 'no speedup'} after ${g.rounds} rounds, ${(g.elapsedMs / 1000).toFixed(1)} s${needs}`,
+    );
   }
   // The other speedups are measured in the same rounds; those still wider than the target are named, not waited for.
   const wider = groups.filter((g) => g.widestAny && g.widestAny.percent > target);
   if (wider.length) {
     const widest = wider.reduce((a, g) => (g.widestAny!.percent > a.widestAny!.percent ? g : a));
-    out.push(`  other speedups wider than ${target}% (not waited for) in ${wider.length} group${wider.length === 1 ? '' : 's'}; the widest: ${widest.widestAny!.label} ±${widest.widestAny!.percent.toFixed(1)}%`);
+    out.push(
+      `  other speedups wider than ${target}% (not waited for) in ${wider.length} group${wider.length === 1 ? '' : 's'}; the widest: ${widest.widestAny!.label} ±${widest.widestAny!.percent.toFixed(1)}%`,
+    );
   }
   return out;
 }

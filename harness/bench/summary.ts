@@ -224,8 +224,13 @@ export function budgetItems(report: Report): BudgetLine[] {
     // Reports from before verdicts: ok decides.
     const verdict = b.verdict ?? (b.ok ? 'ok' : 'over');
     const digits = b.unit === 'ms' ? 2 : 2;
-    const ci = b.ci95 ? ` (95% CI ${b.ci95[0].toFixed(digits)}–${b.ci95[1].toFixed(digits)}${b.rounds ? `, ${b.rounds} rounds` : ''})` : '';
-    const undecided = verdict === 'undecided' && b.ci95 ? `: undecided (CI ${b.ci95[0].toFixed(digits)}–${b.ci95[1].toFixed(digits)} ${b.unit === 'x' ? 'x ' : 'ms '}straddles the budget)` : '';
+    const ci = b.ci95
+      ? ` (95% CI ${b.ci95[0].toFixed(digits)}–${b.ci95[1].toFixed(digits)}${b.rounds ? `, ${b.rounds} rounds` : ''})`
+      : '';
+    const undecided =
+      verdict === 'undecided' && b.ci95
+        ? `: undecided (CI ${b.ci95[0].toFixed(digits)}–${b.ci95[1].toFixed(digits)} ${b.unit === 'x' ? 'x ' : 'ms '}straddles the budget)`
+        : '';
     if (b.unit !== 'ms') {
       // Ratios (x): the value beside its bound.
       const bound = b.direction === 'at-least' ? '>=' : '<=';
@@ -322,7 +327,10 @@ export interface SummaryOptions {
   readonly colour?: boolean;
   /** --check-budgets was given: an OVER BUDGET line makes the exit status 1. */
   readonly checkBudgets?: boolean;
-  /** Characters per line (outputWidth: the terminal's, COLUMNS, or 100); tables fit it, prose wraps to it. Default: no limit. */
+  /**
+   * Characters per line (outputWidth: the terminal's, COLUMNS, or 100); tables fit it, prose wraps to it. Default: no
+   * limit.
+   */
   readonly width?: number;
 }
 

@@ -299,7 +299,10 @@ export const benchCommand = flagCommand(SPEC, async ({ values }, io, argv) => {
   const rounds = values.rounds ?? DEFAULT_ROUNDS;
   // Fixed sampling asked for (--time, --iterations, --rounds): no precision target unless --precision says so.
   const fixedSampling = values.time !== undefined || values.iterations !== undefined || values.rounds !== undefined;
-  const precision = values.precision === 'off' ? undefined : (values.precision ?? (fixedSampling ? undefined : PRESET_PRECISION[preset]));
+  const precision =
+    values.precision === 'off'
+      ? undefined
+      : (values.precision ?? (fixedSampling ? undefined : PRESET_PRECISION[preset]));
   const maxTimeMs = (values['max-time'] ?? PRESET_MAX_TIME_S[preset]) * 1000;
   const granularity = values.granularity ?? 1024 ** 3;
   const outFile =

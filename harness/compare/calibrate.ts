@@ -35,7 +35,10 @@ export const MIN_CALIBRATION_RUNS = 3;
  * works on (the per-round mean log median for times, the per-round mean log speedup for
  * ratios). Needs three or more reports.
  */
-export function calibrateThresholds(reports: readonly Report[], options: { phases?: boolean; ratiosOnly?: boolean; alpha?: number } = {}): CalibratedRow[] {
+export function calibrateThresholds(
+  reports: readonly Report[],
+  options: { phases?: boolean; ratiosOnly?: boolean; alpha?: number } = {},
+): CalibratedRow[] {
   if (reports.length < MIN_CALIBRATION_RUNS) {
     throw new JitmemError(
       'ERR_INVALID_ARGUMENT',
@@ -52,7 +55,8 @@ export function calibrateThresholds(reports: readonly Report[], options: { phase
     row.values.push(value);
   };
   for (const report of reports) {
-    if (!options.ratiosOnly) for (const run of timeRuns(report, options.phases ?? false).values()) put(run.key, 'time', run.value);
+    if (!options.ratiosOnly)
+      for (const run of timeRuns(report, options.phases ?? false).values()) put(run.key, 'time', run.value);
     for (const run of ratioRuns(report, true, options.phases ?? false).values()) put(run.key, 'ratio', run.value);
   }
   const out: CalibratedRow[] = [];

@@ -5,7 +5,10 @@ import type { PhaseName, ProcessCounters, Report } from '../report/report.js';
  * what a row is, what each kind of row carries, and the options a comparison takes.
  */
 
-/** What a compared row measures: the whole iteration, one phase, a speedup over a baseline mapper, or a cost counter of one process. */
+/**
+ * What a compared row measures: the whole iteration, one phase, a speedup over a baseline mapper, or a cost counter of
+ * one process.
+ */
 export type Measure =
   | 'latency'
   | PhaseName
@@ -43,7 +46,10 @@ interface RowVerdictFields {
   readonly evidence: Evidence;
   /** Runs on each side (1 and 1 without noise or base runs). */
   readonly runs: { readonly base: number; readonly head: number };
-  /** The threshold the change was held to: the row's threshold, raised to `noise` for rows compared round by round (and for time rows by their group's `commonMove`). */
+  /**
+   * The threshold the change was held to: the row's threshold, raised to `noise` for rows compared round by round (and
+   * for time rows by their group's `commonMove`).
+   */
   readonly threshold: number;
   /**
    * Noise bound of the row: for rows compared round by round, the change two single rounds
@@ -138,7 +144,10 @@ export interface CompareOptions {
   readonly threshold?: number;
   /** Per-row thresholds; the last rule whose pattern matches a row wins. */
   readonly thresholdRules?: readonly ThresholdRule[];
-  /** Compare phase times as well as whole-iteration times, and each mapper phase's paired speedup beside the whole iteration's. */
+  /**
+   * Compare phase times as well as whole-iteration times, and each mapper phase's paired speedup beside the whole
+   * iteration's.
+   */
   readonly phases?: boolean;
   /** Compare only the speedup ratios (what CI does across machines). */
   readonly ratiosOnly?: boolean;
@@ -154,7 +163,10 @@ export interface CompareOptions {
   readonly baseRuns?: readonly Report[];
   /** Only the rows whose labels this returns true for are compared (the gate's headline rows, say). */
   readonly rowFilter?: (label: string) => boolean;
-  /** Relative increase of a gated counter that fails (default 1%); an increase must also exceed half a count per iteration. */
+  /**
+   * Relative increase of a gated counter that fails (default 1%); an increase must also exceed half a count per
+   * iteration.
+   */
   readonly counterTolerance?: number;
 }
 
@@ -206,4 +218,3 @@ export const DEFAULT_THRESHOLD = 0.05;
 export function labelOf(key: RowKey): string {
   return `${key.workload}/${key.pattern}/${key.mapper}/${key.executor}/${key.policy}/${key.measure}`;
 }
-

@@ -298,7 +298,11 @@ function markdownTable(header: readonly string[], cells: ReadonlyArray<readonly 
 export function formatMarkdown(c: Comparison, baseFile: string, headFile: string): string {
   // The verdict first: what a reviewer of the pull request reads before anything else.
   const marks = { regression: ':x: ', inconclusive: ':grey_question: ', pass: ':white_check_mark: ' };
-  const out: string[] = ['## jitmem compare', '', ...verdictLines(c).flatMap((v) => [`**${marks[v.mark]}${v.text}**`, ''])];
+  const out: string[] = [
+    '## jitmem compare',
+    '',
+    ...verdictLines(c).flatMap((v) => [`**${marks[v.mark]}${v.text}**`, '']),
+  ];
   for (const w of c.warnings) out.push(`> **warning:** ${w}`, '');
   out.push(
     `- ${identityLine('base', `\`${baseFile}\``, c.base)}`,

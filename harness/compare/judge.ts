@@ -60,7 +60,13 @@ import { thresholdFor } from './thresholds.js';
  */
 
 function identity(report: Report): ReportIdentity {
-  return { createdAt: report.createdAt, commit: report.env.commit, dirty: report.env.dirty, node: report.env.node, cpuModel: report.env.cpuModel };
+  return {
+    createdAt: report.createdAt,
+    commit: report.env.commit,
+    dirty: report.env.dirty,
+    node: report.env.node,
+    cpuModel: report.env.cpuModel,
+  };
 }
 
 function geometricMeanRow(changes: readonly number[]): GeometricMeanRow | null {
@@ -90,7 +96,9 @@ function moveGroupOf(key: RowKey): string {
  * not affected. With three or more rows, one mapper's own change leaves the median where the
  * others are. Over runs the spread between runs already holds such spells; no move is taken.
  */
-function commonMoves(rows: ReadonlyArray<{ kind: 'time' | 'ratio'; key: RowKey; test: RowTest | null }>): Map<string, { move: number; rows: number }> {
+function commonMoves(
+  rows: ReadonlyArray<{ kind: 'time' | 'ratio'; key: RowKey; test: RowTest | null }>,
+): Map<string, { move: number; rows: number }> {
   const diffs = new Map<string, number[]>();
   for (const row of rows) {
     if (row.kind !== 'time' || !row.test || row.test.evidence !== 'rounds') continue;
@@ -98,7 +106,8 @@ function commonMoves(rows: ReadonlyArray<{ kind: 'time' | 'ratio'; key: RowKey; 
     diffs.set(group, [...(diffs.get(group) ?? []), row.test.diff]);
   }
   const out = new Map<string, { move: number; rows: number }>();
-  for (const [group, ds] of diffs) if (ds.length >= MIN_COMMON_MOVE_ROWS) out.set(group, { move: median(ds), rows: ds.length });
+  for (const [group, ds] of diffs)
+    if (ds.length >= MIN_COMMON_MOVE_ROWS) out.set(group, { move: median(ds), rows: ds.length });
   return out;
 }
 
@@ -108,17 +117,25 @@ export const REFUSAL =
 function settingsWarnings(base: Report, head: Report): string[] {
   const warnings: string[] = [];
   if (base.options.preset !== head.options.preset) {
-    warnings.push(`different presets (base: ${base.options.preset}; head: ${head.options.preset}): sampling and plans differ, times are not comparable and ratios only roughly`);
+    warnings.push(
+      `different presets (base: ${base.options.preset}; head: ${head.options.preset}): sampling and plans differ, times are not comparable and ratios only roughly`,
+    );
   }
   if (base.options.time !== head.options.time || base.options.iterations !== head.options.iterations) {
-    warnings.push(`different sampling (base: --time ${base.options.time ?? '?'} --iterations ${base.options.iterations ?? '?'}; head: --time ${head.options.time ?? '?'} --iterations ${head.options.iterations ?? '?'})`);
+    warnings.push(
+      `different sampling (base: --time ${base.options.time ?? '?'} --iterations ${base.options.iterations ?? '?'}; head: --time ${head.options.time ?? '?'} --iterations ${head.options.iterations ?? '?'})`,
+    );
   }
   const workloads = (r: Report) => [...new Set(r.results.map((x) => x.workload))].sort().join(', ');
-  if (workloads(base) !== workloads(head)) warnings.push(`different workload sets (base: ${workloads(base) || 'none'}; head: ${workloads(head) || 'none'})`);
+  if (workloads(base) !== workloads(head))
+    warnings.push(`different workload sets (base: ${workloads(base) || 'none'}; head: ${workloads(head) || 'none'})`);
   if (base.env.cpuModel !== head.env.cpuModel) {
-    warnings.push(`different CPU models (base: ${base.env.cpuModel}; head: ${head.env.cpuModel}): absolute times are not comparable, speedup ratios are more so`);
+    warnings.push(
+      `different CPU models (base: ${base.env.cpuModel}; head: ${head.env.cpuModel}): absolute times are not comparable, speedup ratios are more so`,
+    );
   }
-  if (base.env.node !== head.env.node) warnings.push(`different Node versions (base: ${base.env.node}; head: ${head.env.node})`);
+  if (base.env.node !== head.env.node)
+    warnings.push(`different Node versions (base: ${base.env.node}; head: ${head.env.node})`);
   return warnings;
 }
 
@@ -126,7 +143,13 @@ function settingsWarnings(base: Report, head: Report): string[] {
  * The counters of the cells both reports measured them in, process by process. Exact: a gated
  * counter regresses when head - base exceeds both tolerance * base and half a count.
  */
-function compareCounters(base: Report, head: Report, tolerance: number, keep: (label: string) => boolean, unmatched: UnmatchedRow[]): CounterComparison[] {
+function compareCounters(
+  base: Report,
+  head: Report,
+  tolerance: number,
+  keep: (label: string) => boolean,
+  unmatched: UnmatchedRow[],
+): CounterComparison[] {
   const index = (r: Report) => {
     const out = new Map<string, { row: ResultRow; counters: NonNullable<ResultRow['counters']> }>();
     for (const row of r.results) {
@@ -151,7 +174,8 @@ function compareCounters(base: Report, head: Report, tolerance: number, keep: (l
         if (!keep(label)) continue;
         if (!hs) {
           // A cell of the base without counters in the head (or gone): listed once, by its round trips.
-          if (counter === 'roundTrips' && (!hc || hc.counters[side] === null)) unmatched.push({ kind: 'counter', key, label, only: 'base' });
+          if (counter === 'roundTrips' && (!hc || hc.counters[side] === null))
+            unmatched.push({ kind: 'counter', key, label, only: 'base' });
           continue;
         }
         const bv = bs[counter];
@@ -179,29 +203,51 @@ interface PendingRow {
   readonly threshold: number;
 }
 
-export function compareReports(base: Report, head: Report, options: CompareOptions = {}): Comparison {
-  const alpha = options.alpha ?? DEFAULT_ALPHA;
-  if (!(alpha > 0 && alpha < 1)) throw new JitmemError('ERR_INVALID_ARGUMENT', `alpha must be between 0 and 1 (exclusive); got ${alpha}`, { alpha });
-  const threshold = options.threshold ?? DEFAULT_THRESHOLD;
-  const warnings = settingsWarnings(base, head);
-  const noiseReports = options.noiseReports ?? [];
-  const baseRuns = options.baseRuns ?? [];
-  if (noiseReports.length > 0 && noiseReports.length < 3) {
-    warnings.push(
-      `${noiseReports.length} noise run${noiseReports.length === 1 ? '' : 's'}: fewer than 3 measure run-to-run noise too loosely to judge by (the bound rests on ${noiseReports.length + baseRuns.length} degree${noiseReports.length + baseRuns.length === 1 ? '' : 's'} of freedom); give at least 3 --noise runs`,
-    );
-  }
-  const byRuns = noiseReports.length > 0 || baseRuns.length > 0;
+/** A matched row before its test: its runs on each side (the report's own first). */
+type CollectedRow = Omit<PendingRow, 'test'> & { bs: RowRun[]; hs: RowRun[] };
+
+/** The fields every judged row carries, time or ratio, apart from its change and verdict. */
+interface JudgedFields {
+  readonly p: number;
+  readonly significant: boolean;
+  readonly evidence: Evidence;
+  readonly runs: { readonly base: number; readonly head: number };
+  readonly threshold: number;
+  readonly noise: number | null;
+  readonly refused?: string;
+}
+
+/** How a comparison judges: over runs or round by round, at which alpha, with which extra reports. */
+interface JudgeSettings {
+  readonly alpha: number;
+  readonly byRuns: boolean;
+  readonly noiseReports: readonly Report[];
+  readonly baseRuns: readonly Report[];
+}
+
+/**
+ * Rows of base and head matched by label (with the extra runs of each side), and those only one
+ * side has. Phase speedups beside the whole iteration's only with --phases: each is one more row
+ * a spell of load can move, and the whole-iteration rows are the default gate.
+ */
+function matchRows(
+  base: Report,
+  head: Report,
+  options: CompareOptions,
+): { pending: CollectedRow[]; unmatched: UnmatchedRow[] } {
   const phases = options.phases ?? false;
   const keep = options.rowFilter ?? (() => true);
-
   const unmatched: UnmatchedRow[] = [];
-  const pending: Array<Omit<PendingRow, 'test'> & { bs: RowRun[]; hs: RowRun[] }> = [];
-  const collect = (kind: 'time' | 'ratio', of: (r: Report) => Map<string, RowRun>, ofBase: (r: Report) => Map<string, RowRun> = of) => {
+  const pending: CollectedRow[] = [];
+  const collect = (
+    kind: 'time' | 'ratio',
+    of: (r: Report) => Map<string, RowRun>,
+    ofBase: (r: Report) => Map<string, RowRun> = of,
+  ) => {
     const baseRows = ofBase(base);
     const headRows = of(head);
-    const extraBase = baseRuns.map(of);
-    const extraHead = noiseReports.map(of);
+    const extraBase = (options.baseRuns ?? []).map(of);
+    const extraHead = (options.noiseReports ?? []).map(of);
     for (const [label, b] of baseRows) {
       if (!keep(label)) continue;
       const h = headRows.get(label);
@@ -214,124 +260,217 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
       pending.push({ kind, label, key: b.key, b, h, bs, hs, threshold: thresholdFor(b.key, options) });
     }
     // A phase row the base left out as immaterial (MIN_PHASE_SHARE) is not a row HEAD added.
-    for (const [label, h] of headRows) if (keep(label) && !baseRows.has(label) && !(kind === 'ratio' && h.key.measure.includes('.'))) unmatched.push({ kind, key: h.key, label, only: 'head' });
+    for (const [label, h] of headRows)
+      if (keep(label) && !baseRows.has(label) && !(kind === 'ratio' && h.key.measure.includes('.')))
+        unmatched.push({ kind, key: h.key, label, only: 'head' });
   };
-  if (!options.ratiosOnly || options.cpu) collect('time', (r) => timeRuns(r, phases && !options.ratiosOnly, options.cpu ?? false, !options.ratiosOnly));
-  // Phase speedups beside the whole iteration's only with --phases: each is one more row a
-  // spell of load can move, and the whole-iteration rows are the default gate.
-  collect('ratio', (r) => ratioRuns(r, false, phases), (r) => ratioRuns(r, true, phases));
+  if (!options.ratiosOnly || options.cpu)
+    collect('time', (r) => timeRuns(r, phases && !options.ratiosOnly, options.cpu ?? false, !options.ratiosOnly));
+  collect(
+    'ratio',
+    (r) => ratioRuns(r, false, phases),
+    (r) => ratioRuns(r, true, phases),
+  );
+  return { pending, unmatched };
+}
 
-  const ctx: TestContext = { alpha, rows: pending.length };
-  const tested: PendingRow[] = pending.map((row) => {
+/** Each matched row's test: over runs, or round by round; none for a time row that is zero on both sides. */
+function testRows(pending: readonly CollectedRow[], settings: JudgeSettings): PendingRow[] {
+  const ctx: TestContext = { alpha: settings.alpha, rows: pending.length };
+  return pending.map((row) => {
     const bothZeroTime = row.kind === 'time' && row.b.median === 0 && row.h.median === 0;
-    const test = bothZeroTime ? null : byRuns ? runsTest(row.bs, row.hs, ctx) : roundTest(row.b, row.h, row.kind, ctx);
+    const test = bothZeroTime
+      ? null
+      : settings.byRuns
+        ? runsTest(row.bs, row.hs, ctx)
+        : roundTest(row.b, row.h, row.kind, ctx);
     return { kind: row.kind, label: row.label, key: row.key, b: row.b, h: row.h, test, threshold: row.threshold };
   });
-  // Rows without a usable test: ratios of reports without rounds fall back to their intervals.
-  const pOf = (row: PendingRow): number => {
-    if (row.test) return row.test.p;
-    if (row.kind === 'ratio' && row.b.ratio && row.h.ratio) {
-      const { p } = intervalEstimateTest({ value: row.b.ratio.speedup, ci95: row.b.ratio.ci95 }, { value: row.h.ratio.speedup, ci95: row.h.ratio.ci95 });
-      return Number.isNaN(p) ? 1 : p;
-    }
-    return 1;
-  };
-  const refusedOf = (row: PendingRow): boolean => row.test?.noise !== null && row.test?.noise !== undefined && Math.expm1(row.test.noise) > 1;
-  const ps = tested.map((row) => (refusedOf(row) ? Number.NaN : pOf(row)));
-  // Each verdict is a one-sided question, asked in the direction the change went: did this row
-  // regress (the gate's only question), or improve? Half the two-sided p answers it, and Holm
-  // keeps the chance of any false regression at alpha (and of any false improvement at alpha).
-  const significant = holmSignificant(
-    ps.map((p) => p / 2),
-    alpha,
-  );
+}
 
-  const moves = byRuns ? new Map<string, { move: number; rows: number }>() : commonMoves(tested);
+/** A row's p-value; rows without a usable test: ratios of reports without rounds fall back to their intervals. */
+function pOf(row: PendingRow): number {
+  if (row.test) return row.test.p;
+  if (row.kind === 'ratio' && row.b.ratio && row.h.ratio) {
+    const { p } = intervalEstimateTest(
+      { value: row.b.ratio.speedup, ci95: row.b.ratio.ci95 },
+      { value: row.h.ratio.speedup, ci95: row.h.ratio.ci95 },
+    );
+    return Number.isNaN(p) ? 1 : p;
+  }
+  return 1;
+}
+
+/** A row whose noise bound exceeds 100% is not judged. */
+function refusedOf(row: PendingRow): boolean {
+  return row.test?.noise !== null && row.test?.noise !== undefined && Math.expm1(row.test.noise) > 1;
+}
+
+/** Warns of each group whose mappers' times all moved together beyond the threshold. */
+function commonMoveWarnings(moves: Map<string, { move: number; rows: number }>, threshold: number): string[] {
+  const warnings: string[] = [];
   for (const [group, { move, rows }] of moves) {
     if (Math.abs(Math.expm1(move)) <= threshold) continue;
     warnings.push(
       `${group}: all ${rows} mappers' times moved ${signedPercent(Math.expm1(move))} together (median): one run against one cannot tell a slower or faster spell of the machine from a change common to every mapper, so each of these rows is held to its threshold plus that move (the speedup ratios are paired within rounds and unaffected); judge it over runs with --noise`,
     );
   }
+  return warnings;
+}
+
+/** The verdict of a change past `threshold` in the given direction (+1: larger is worse, -1: smaller is worse). */
+function verdictOf(fields: JudgedFields, change: number, worse: 1 | -1): Verdict {
+  if (!fields.refused && fields.significant && Math.abs(change) > fields.threshold)
+    return change * worse > 0 ? 'regression' : 'improvement';
+  return 'same';
+}
+
+/** A time row judged: its change (positive is slower), verdict, and why it is undecided if it is. */
+function judgeTime(
+  row: PendingRow,
+  fields: JudgedFields,
+  move: number | undefined,
+  asked: number,
+  byRuns: boolean,
+): TimeComparison {
+  const t = row.test;
+  const change = t
+    ? Math.expm1(t.diff)
+    : row.b.median === 0 && row.h.median === 0
+      ? 0
+      : row.h.median / row.b.median - 1;
+  const verdict = verdictOf(fields, change, 1);
+  const reach = t ? Math.expm1(t.high) : change;
+  const undecided = undecidedWhy(fields.refused !== undefined, verdict, reach, asked, t, byRuns, 1);
+  return {
+    kind: 'time',
+    key: row.key,
+    label: row.label,
+    base: { median: row.b.median, samples: row.b.samples },
+    head: { median: row.h.median, samples: row.h.samples },
+    change,
+    ci95: t ? [Math.expm1(t.low), Math.expm1(t.high)] : [change, change],
+    ...fields,
+    ...(move === undefined ? {} : { commonMove: Math.expm1(move) }),
+    ...(undecided ? { undecided } : {}),
+    verdict,
+  };
+}
+
+/** A speedup row judged: its change (negative is a loss of speedup), verdict, and why it is undecided if it is. */
+function judgeRatio(row: PendingRow, fields: JudgedFields, asked: number, byRuns: boolean): RatioComparison {
+  const t = row.test;
+  const b = row.b.ratio!;
+  const h = row.h.ratio!;
+  const baseSpeedup = Math.exp(t?.baseValue ?? row.b.value);
+  const headSpeedup = t ? Math.exp(t.headValue) : Math.exp(row.h.value);
+  const change = t ? Math.expm1(t.diff) : h.speedup / b.speedup - 1;
+  const [low, high] = b.ci95;
+  const verdict = verdictOf(fields, change, -1);
+  // A lower speedup is the regression direction: the interval's low end must stay within it.
+  const reach = t ? -Math.expm1(t.low) : -change;
+  const undecided = undecidedWhy(fields.refused !== undefined, verdict, reach, asked, t, byRuns, -1);
+  return {
+    kind: 'ratio',
+    key: row.key,
+    label: row.label,
+    base: { speedup: baseSpeedup, ci95: t?.baseCi ? [Math.exp(t.baseCi[0]), Math.exp(t.baseCi[1])] : b.ci95 },
+    head: { speedup: headSpeedup, ci95: t?.headCi ? [Math.exp(t.headCi[0]), Math.exp(t.headCi[1])] : h.ci95 },
+    change,
+    ci95: t ? [Math.expm1(t.low), Math.expm1(t.high)] : [change, change],
+    outsideBaseCi: headSpeedup < Math.min(low, high) || headSpeedup > Math.max(low, high),
+    ...fields,
+    ...(undecided ? { undecided } : {}),
+    verdict,
+  };
+}
+
+/**
+ * Every tested row judged against its threshold. Each verdict is a one-sided question, asked in
+ * the direction the change went: did this row regress (the gate's only question), or improve?
+ * Half the two-sided p answers it, and Holm keeps the chance of any false regression at alpha
+ * (and of any false improvement at alpha).
+ */
+function judgeRows(
+  tested: readonly PendingRow[],
+  moves: Map<string, { move: number; rows: number }>,
+  settings: JudgeSettings,
+): { times: TimeComparison[]; ratios: RatioComparison[] } {
+  const { byRuns } = settings;
+  const ps = tested.map((row) => (refusedOf(row) ? Number.NaN : pOf(row)));
+  const significant = holmSignificant(
+    ps.map((p) => p / 2),
+    settings.alpha,
+  );
   const times: TimeComparison[] = [];
   const ratios: RatioComparison[] = [];
   tested.forEach((row, i) => {
     const t = row.test;
-    const refused = refusedOf(row);
     const noise = t?.noise === null || t?.noise === undefined ? null : Math.expm1(t.noise);
     const move = row.kind === 'time' ? moves.get(moveGroupOf(row.key))?.move : undefined;
     const floor = t?.noiseRaisesThreshold && noise !== null ? Math.max(row.threshold, noise) : row.threshold;
-    const rowThreshold = move === undefined ? floor : Math.expm1(Math.log1p(floor) + Math.abs(move));
-    const common = {
+    const fields: JudgedFields = {
       p: Number.isNaN(ps[i]!) ? pOf(row) : ps[i]!,
       significant: significant[i]!,
       evidence: t?.evidence ?? ('intervals' as Evidence),
-      runs: { base: byRuns ? 1 + baseRuns.length : 1, head: byRuns ? 1 + noiseReports.length : 1 },
-      threshold: rowThreshold,
+      runs: {
+        base: byRuns ? 1 + settings.baseRuns.length : 1,
+        head: byRuns ? 1 + settings.noiseReports.length : 1,
+      },
+      threshold: move === undefined ? floor : Math.expm1(Math.log1p(floor) + Math.abs(move)),
       noise,
-      ...(refused ? { refused: REFUSAL } : {}),
+      ...(refusedOf(row) ? { refused: REFUSAL } : {}),
     };
     // The threshold a 'same' must be known to stay within: the row's own (with the common move of
     // its group, which is the machine's), never one raised by the row's noise: a noisy row is
     // not thereby known to be unchanged.
     const asked = move === undefined ? row.threshold : Math.expm1(Math.log1p(row.threshold) + Math.abs(move));
-    if (row.kind === 'time') {
-      const change = t ? Math.expm1(t.diff) : row.b.median === 0 && row.h.median === 0 ? 0 : row.h.median / row.b.median - 1;
-      const verdict: Verdict = !refused && common.significant && Math.abs(change) > rowThreshold ? (change > 0 ? 'regression' : 'improvement') : 'same';
-      const reach = t ? Math.expm1(t.high) : change;
-      const undecided = undecidedWhy(refused, verdict, reach, asked, t, byRuns, 1);
-      times.push({
-        kind: 'time',
-        key: row.key,
-        label: row.label,
-        base: { median: row.b.median, samples: row.b.samples },
-        head: { median: row.h.median, samples: row.h.samples },
-        change,
-        ci95: t ? [Math.expm1(t.low), Math.expm1(t.high)] : [change, change],
-        ...common,
-        ...(move === undefined ? {} : { commonMove: Math.expm1(move) }),
-        ...(undecided ? { undecided } : {}),
-        verdict,
-      });
-    } else {
-      const b = row.b.ratio!;
-      const h = row.h.ratio!;
-      const baseSpeedup = Math.exp(t?.baseValue ?? row.b.value);
-      const headSpeedup = t ? Math.exp(t.headValue) : Math.exp(row.h.value);
-      const change = t ? Math.expm1(t.diff) : h.speedup / b.speedup - 1;
-      const [low, high] = b.ci95;
-      const verdict: Verdict = !refused && common.significant && Math.abs(change) > rowThreshold ? (change < 0 ? 'regression' : 'improvement') : 'same';
-      // A lower speedup is the regression direction: the interval's low end must stay within it.
-      const reach = t ? -Math.expm1(t.low) : -change;
-      const undecided = undecidedWhy(refused, verdict, reach, asked, t, byRuns, -1);
-      ratios.push({
-        kind: 'ratio',
-        key: row.key,
-        label: row.label,
-        base: { speedup: baseSpeedup, ci95: t?.baseCi ? [Math.exp(t.baseCi[0]), Math.exp(t.baseCi[1])] : b.ci95 },
-        head: { speedup: headSpeedup, ci95: t?.headCi ? [Math.exp(t.headCi[0]), Math.exp(t.headCi[1])] : h.ci95 },
-        change,
-        ci95: t ? [Math.expm1(t.low), Math.expm1(t.high)] : [change, change],
-        outsideBaseCi: headSpeedup < Math.min(low, high) || headSpeedup > Math.max(low, high),
-        ...common,
-        ...(undecided ? { undecided } : {}),
-        verdict,
-      });
-    }
+    if (row.kind === 'time') times.push(judgeTime(row, fields, move, asked, byRuns));
+    else ratios.push(judgeRatio(row, fields, asked, byRuns));
   });
+  return { times, ratios };
+}
 
-  const counterTolerance = options.counterTolerance ?? DEFAULT_COUNTER_TOLERANCE;
-  const counters = compareCounters(base, head, counterTolerance, keep, unmatched);
-  const all = [...times, ...ratios, ...counters];
-  const refusedRows = [...times, ...ratios].filter((r) => r.refused);
-  if (refusedRows.length) {
+/** Warns of the rows not judged because of their noise, naming the first three. */
+function refusalWarning(refusedRows: ReadonlyArray<TimeComparison | RatioComparison>): string[] {
+  if (!refusedRows.length) return [];
+  return [
+    `${refusedRows.length} row${refusedRows.length === 1 ? '' : 's'} not judged: ${REFUSAL} (${refusedRows
+      .slice(0, 3)
+      .map((r) => `${r.label}: ${((r.noise ?? 0) * 100).toFixed(0)}%`)
+      .join('; ')}${refusedRows.length > 3 ? '; ...' : ''})`,
+  ];
+}
+
+export function compareReports(base: Report, head: Report, options: CompareOptions = {}): Comparison {
+  const alpha = options.alpha ?? DEFAULT_ALPHA;
+  if (!(alpha > 0 && alpha < 1))
+    throw new JitmemError('ERR_INVALID_ARGUMENT', `alpha must be between 0 and 1 (exclusive); got ${alpha}`, { alpha });
+  const threshold = options.threshold ?? DEFAULT_THRESHOLD;
+  const warnings = settingsWarnings(base, head);
+  const noiseReports = options.noiseReports ?? [];
+  const baseRuns = options.baseRuns ?? [];
+  if (noiseReports.length > 0 && noiseReports.length < 3) {
     warnings.push(
-      `${refusedRows.length} row${refusedRows.length === 1 ? '' : 's'} not judged: ${REFUSAL} (${refusedRows
-        .slice(0, 3)
-        .map((r) => `${r.label}: ${((r.noise ?? 0) * 100).toFixed(0)}%`)
-        .join('; ')}${refusedRows.length > 3 ? '; ...' : ''})`,
+      `${noiseReports.length} noise run${noiseReports.length === 1 ? '' : 's'}: fewer than 3 measure run-to-run noise too loosely to judge by (the bound rests on ${noiseReports.length + baseRuns.length} degree${noiseReports.length + baseRuns.length === 1 ? '' : 's'} of freedom); give at least 3 --noise runs`,
     );
   }
+  const settings: JudgeSettings = {
+    alpha,
+    byRuns: noiseReports.length > 0 || baseRuns.length > 0,
+    noiseReports,
+    baseRuns,
+  };
+  const { pending, unmatched } = matchRows(base, head, options);
+  const tested = testRows(pending, settings);
+  const moves = settings.byRuns ? new Map<string, { move: number; rows: number }>() : commonMoves(tested);
+  warnings.push(...commonMoveWarnings(moves, threshold));
+  const { times, ratios } = judgeRows(tested, moves, settings);
+  const counterTolerance = options.counterTolerance ?? DEFAULT_COUNTER_TOLERANCE;
+  const counters = compareCounters(base, head, counterTolerance, options.rowFilter ?? (() => true), unmatched);
+  const all = [...times, ...ratios, ...counters];
+  const refusedRows = [...times, ...ratios].filter((r) => r.refused);
+  warnings.push(...refusalWarning(refusedRows));
   return {
     base: identity(base),
     head: identity(head),
@@ -362,7 +501,15 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
  * enough: an interval's half-width shrinks as one over the square root of the rounds (one run
  * against one) or of the runs.
  */
-function undecidedWhy(refused: boolean, verdict: Verdict, reach: number, asked: number, t: RowTest | null, byRuns: boolean, regressionSign: 1 | -1): string | undefined {
+function undecidedWhy(
+  refused: boolean,
+  verdict: Verdict,
+  reach: number,
+  asked: number,
+  t: RowTest | null,
+  byRuns: boolean,
+  regressionSign: 1 | -1,
+): string | undefined {
   if (refused) return `${REFUSAL}`;
   if (verdict !== 'same' || reach <= asked) return undefined;
   const reachText = `the 95% interval of its change reaches a ${(reach * 100).toFixed(1)}% regression, past its threshold ${(asked * 100).toFixed(1)}%`;
@@ -371,7 +518,8 @@ function undecidedWhy(refused: boolean, verdict: Verdict, reach: number, asked: 
   // How far the estimate sits from a regression of the asked size (log scale): the interval's
   // half-width must shrink below that to rule one out.
   const room = Math.log1p(asked) - regressionSign * t.diff;
-  if (!(room > 0)) return `${reachText}; its change is itself a regression beyond the threshold, not a significant one: more rounds or runs would tell`;
+  if (!(room > 0))
+    return `${reachText}; its change is itself a regression beyond the threshold, not a significant one: more rounds or runs would tell`;
   const factor = Math.ceil((half / room) ** 2 * 10) / 10;
   return byRuns
     ? `${reachText}; about ${factor}x as many runs (--noise / --base-run) would rule it out`

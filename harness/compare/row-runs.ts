@@ -16,11 +16,25 @@ export function timeKey(row: ResultRow, measure: Measure): RowKey {
   const linker = row.linker === 'llvm-jitlink' ? `+llvm-jitlink${row.memmgr ? `:${row.memmgr}` : ''}` : '';
   // jitmem's warm controller and its process per run are different measurements (cold rows keep their old key).
   const controller = row.controller === 'warm' ? '+warm' : '';
-  return { workload: row.workload, pattern: pattern + linker + controller, mapper: row.mapper, executor: row.executor, policy: row.policy, measure };
+  return {
+    workload: row.workload,
+    pattern: pattern + linker + controller,
+    mapper: row.mapper,
+    executor: row.executor,
+    policy: row.policy,
+    measure,
+  };
 }
 
 function ratioKey(row: RatioRow): RowKey {
-  return { workload: row.workload, pattern: row.pattern, mapper: row.mapper, executor: row.executor, policy: row.policy, measure: `speedup-vs-${row.baseline}` };
+  return {
+    workload: row.workload,
+    pattern: row.pattern,
+    mapper: row.mapper,
+    executor: row.executor,
+    policy: row.policy,
+    measure: `speedup-vs-${row.baseline}`,
+  };
 }
 
 /** Blocks a report without recorded rounds is cut into: contiguous runs of samples, in the order measured. */
@@ -102,15 +116,25 @@ export function timeRuns(report: Report, phases: boolean, cpu = false, latency =
     const label = labelOf(key);
     if (out.has(label)) return;
     // The latency's per-round medians were recorded from every sample; use them as they are.
-    const rounds = recorded && recorded.length >= 2 ? recorded.filter((r) => r.samples > 0 && r.p50 > 0).map((r) => Math.log(r.p50)) : roundLogMedians(samples, sizes);
+    const rounds =
+      recorded && recorded.length >= 2
+        ? recorded.filter((r) => r.samples > 0 && r.p50 > 0).map((r) => Math.log(r.p50))
+        : roundLogMedians(samples, sizes);
     const m = median(samples);
-    out.set(label, { key, rounds, value: rounds.length ? runCenter(rounds) : Math.log(m), median: m, samples: samples.length });
+    out.set(label, {
+      key,
+      rounds,
+      value: rounds.length ? runCenter(rounds) : Math.log(m),
+      median: m,
+      samples: samples.length,
+    });
   };
   for (const row of report.results) {
     if (cpu && row.cpu) {
       // CPU samples are taken in the same iterations as the latency's: the same rounds cut them.
       put(timeKey(row, 'cpu-controller'), row.cpu.controller.samples, roundSizes(row, row.cpu.controller));
-      if (row.cpu.executor) put(timeKey(row, 'cpu-executor'), row.cpu.executor.samples, roundSizes(row, row.cpu.executor));
+      if (row.cpu.executor)
+        put(timeKey(row, 'cpu-executor'), row.cpu.executor.samples, roundSizes(row, row.cpu.executor));
     }
     if (!latency) continue;
     put(timeKey(row, 'latency'), row.latency.samples, roundSizes(row), row.rounds);
@@ -136,13 +160,23 @@ function phaseRatioRounds(report: Report, row: RatioRow, phase: PhaseName): numb
   if (recorded) return recorded;
   if (row.phases) return null;
   const same = (r: ResultRow) => r.workload === row.workload && r.pattern === row.pattern && r.policy === row.policy;
-  const baseline = report.results.find((r) => same(r) && r.mapper === row.baseline && (row.baseline === 'inprocess' ? r.executor === 'none' : r.executor === row.executor));
-  const candidate = report.results.find((r) => same(r) && r.mapper === row.mapper && (r.executor === row.executor || r.executor === 'none'));
+  const baseline = report.results.find(
+    (r) =>
+      same(r) &&
+      r.mapper === row.baseline &&
+      (row.baseline === 'inprocess' ? r.executor === 'none' : r.executor === row.executor),
+  );
+  const candidate = report.results.find(
+    (r) => same(r) && r.mapper === row.mapper && (r.executor === row.executor || r.executor === 'none'),
+  );
   if (!baseline || !candidate || !baseline.rounds || !candidate.rounds) return null;
   const a = baseline.phases[phase];
   const b = candidate.phases[phase];
   if (!a || !b) return null;
-  return pairRoundMedians(roundMedians(a.samples, roundSizes(baseline, a)), roundMedians(b.samples, roundSizes(candidate, b)));
+  return pairRoundMedians(
+    roundMedians(a.samples, roundSizes(baseline, a)),
+    roundMedians(b.samples, roundSizes(candidate, b)),
+  );
 }
 
 /**
@@ -163,9 +197,21 @@ function phaseShare(row: ResultRow, phase: PhaseName): number {
 
 function materialPhase(report: Report, row: RatioRow, phase: PhaseName): boolean {
   const same = (r: ResultRow) => r.workload === row.workload && r.pattern === row.pattern && r.policy === row.policy;
-  const baseline = report.results.find((r) => same(r) && r.mapper === row.baseline && (row.baseline === 'inprocess' ? r.executor === 'none' : r.executor === row.executor));
-  const candidate = report.results.find((r) => same(r) && r.mapper === row.mapper && (r.executor === row.executor || r.executor === 'none'));
-  return !!baseline && !!candidate && phaseShare(baseline, phase) >= MIN_PHASE_SHARE && phaseShare(candidate, phase) >= MIN_PHASE_SHARE;
+  const baseline = report.results.find(
+    (r) =>
+      same(r) &&
+      r.mapper === row.baseline &&
+      (row.baseline === 'inprocess' ? r.executor === 'none' : r.executor === row.executor),
+  );
+  const candidate = report.results.find(
+    (r) => same(r) && r.mapper === row.mapper && (r.executor === row.executor || r.executor === 'none'),
+  );
+  return (
+    !!baseline &&
+    !!candidate &&
+    phaseShare(baseline, phase) >= MIN_PHASE_SHARE &&
+    phaseShare(candidate, phase) >= MIN_PHASE_SHARE
+  );
 }
 
 /**
@@ -179,7 +225,14 @@ export function ratioRuns(report: Report, phaseFilter = false, withPhases = true
     const label = labelOf(key);
     if (out.has(label)) return;
     const rounds = (perRound ?? []).filter((r) => r > 0).map(Math.log);
-    out.set(label, { key, rounds: rounds.length >= 2 ? rounds : [], value: rounds.length >= 2 ? runCenter(rounds) : Math.log(whole), median: Number.NaN, samples: 0, ratio: row });
+    out.set(label, {
+      key,
+      rounds: rounds.length >= 2 ? rounds : [],
+      value: rounds.length >= 2 ? runCenter(rounds) : Math.log(whole),
+      median: Number.NaN,
+      samples: 0,
+      ratio: row,
+    });
   };
   for (const row of report.ratios) {
     const key = ratioKey(row);
@@ -191,7 +244,12 @@ export function ratioRuns(report: Report, phaseFilter = false, withPhases = true
       // The row's figures (speedup, interval) are the phase's own, for display and fallbacks.
       const { speedup, ci95, p } = row.phases?.[phase] ?? summarizePaired(rounds);
       const { phases: _whole, ...rest } = row;
-      put({ ...key, measure: `${phase}.speedup-vs-${row.baseline}` }, { ...rest, speedup, ci95, rounds, p }, rounds, speedup);
+      put(
+        { ...key, measure: `${phase}.speedup-vs-${row.baseline}` },
+        { ...rest, speedup, ci95, rounds, p },
+        rounds,
+        speedup,
+      );
     }
   }
   return out;

@@ -45,7 +45,16 @@ export function roundTest(b: RowRun, h: RowRun, kind: 'time' | 'ratio', ctx: Tes
   const sb = sampleSd(b.rounds);
   const sh = sampleSd(h.rounds);
   const noise = studentTQuantile(1 - ctx.alpha / 2, sb.df + sh.df) * Math.hypot(sb.sd, sh.sd);
-  return { diff: w.diff, low: w.low, high: w.high, p: Number.isNaN(w.p) ? 1 : w.p, evidence: 'rounds', noise, noiseRaisesThreshold: true, headValue: h.value };
+  return {
+    diff: w.diff,
+    low: w.low,
+    high: w.high,
+    p: Number.isNaN(w.p) ? 1 : w.p,
+    evidence: 'rounds',
+    noise,
+    noiseRaisesThreshold: true,
+    headValue: h.value,
+  };
 }
 
 /**

@@ -9,7 +9,11 @@ export function parsePercent(flag: string, text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*%?\s*$/.exec(text);
   const value = m ? Number(m[1]) : Number.NaN;
   if (!Number.isFinite(value)) {
-    throw new JitmemError('ERR_INVALID_OPTION_VALUE', `${flag} must be a percentage such as 5% or 2.5; got ${JSON.stringify(text)}`, { option: flag, value: text });
+    throw new JitmemError(
+      'ERR_INVALID_OPTION_VALUE',
+      `${flag} must be a percentage such as 5% or 2.5; got ${JSON.stringify(text)}`,
+      { option: flag, value: text },
+    );
   }
   return value / 100;
 }
@@ -23,7 +27,11 @@ export function parseThresholdRule(text: string): ThresholdRule {
   const eq = text.lastIndexOf('=');
   const pattern = eq > 0 ? text.slice(0, eq).trim() : '';
   if (eq <= 0 || pattern === '') {
-    throw new JitmemError('ERR_INVALID_OPTION_VALUE', `--threshold-for expects PATTERN=PERCENT such as 'python/churn/*=10%'; got ${JSON.stringify(text)}`, { option: '--threshold-for', value: text });
+    throw new JitmemError(
+      'ERR_INVALID_OPTION_VALUE',
+      `--threshold-for expects PATTERN=PERCENT such as 'python/churn/*=10%'; got ${JSON.stringify(text)}`,
+      { option: '--threshold-for', value: text },
+    );
   }
   const segments = pattern.split('/');
   if (segments.length > 6 || segments.some((s) => s === '')) {
@@ -37,7 +45,14 @@ export function parseThresholdRule(text: string): ThresholdRule {
 }
 
 function globSegment(glob: string, value: string): boolean {
-  const re = new RegExp('^' + glob.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$');
+  const re = new RegExp(
+    '^' +
+      glob
+        .split('*')
+        .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*') +
+      '$',
+  );
   return re.test(value);
 }
 

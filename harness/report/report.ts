@@ -25,10 +25,23 @@ export type PatternName = 'load' | 'churn' | 'update' | 'patch' | 'sweep' | 'run
  * hold the phases its --show-times prints (read, link, run) and `other`: the rest of its
  * process's life (process and executor start, exit).
  */
-export type RunPhaseName = 'read' | 'link' | 'reserve' | 'write' | 'initialize' | 'run' | 'deinitialize' | 'release' | 'other';
-export const RUN_PHASES: readonly RunPhaseName[] = ['read', 'link', 'reserve', 'write', 'initialize', 'run', 'deinitialize', 'release', 'other'];
+export type RunPhaseName =
+  'read' | 'link' | 'reserve' | 'write' | 'initialize' | 'run' | 'deinitialize' | 'release' | 'other';
+export const RUN_PHASES: readonly RunPhaseName[] = [
+  'read',
+  'link',
+  'reserve',
+  'write',
+  'initialize',
+  'run',
+  'deinitialize',
+  'release',
+  'other',
+];
 export type LinkerName = 'jitmem' | 'llvm-jitlink';
-/** llvm-jitlink's --use-memmgr out of process (generic and simple-remote both copy the bytes over the wire: RPC copy). */
+/**
+ * llvm-jitlink's --use-memmgr out of process (generic and simple-remote both copy the bytes over the wire: RPC copy).
+ */
 export type LlvmMemmgr = 'generic' | 'simple-remote' | 'shared';
 
 /** tinybench's statistics of one sample set, in milliseconds. */
@@ -108,7 +121,10 @@ export interface ResultRow {
    * cell ran warm-up iterations, then all measured ones, over one executor session.
    */
   controller?: 'warm' | 'process-per-run';
-  /** `run` rows: the linker's whole process (llvm-jitlink) or the iteration's worker process (jitmem, process per run), spawn to exit. */
+  /**
+   * `run` rows: the linker's whole process (llvm-jitlink) or the iteration's worker process (jitmem, process per run),
+   * spawn to exit.
+   */
   wholeProcess?: Stats;
   /** `run` rows of jitmem's warm controller: each iteration's wall time in the controller (its phases sum to it). */
   iteration?: Stats;
@@ -116,7 +132,9 @@ export interface ResultRow {
   startup?: Stats;
   bytes: { content: number; zeroFill: number; moved: number };
   roundTrips: number;
-  /** `run` rows of jitmem's warm controller: minor page faults per iteration (mean), of the controller and the executor. */
+  /**
+   * `run` rows of jitmem's warm controller: minor page faults per iteration (mean), of the controller and the executor.
+   */
   minorFaults?: { controller: number; executor?: number };
   /**
    * Each measurement round's sample count and median latency (ms), in the order run. The
@@ -164,7 +182,10 @@ export interface OperationLatency {
 export interface RoundSummary {
   samples: number;
   p50: number;
-  /** This cell's place (0-based) in the round's order: the cells of a group alternate forward and backward (A B C D, D C B A). */
+  /**
+   * This cell's place (0-based) in the round's order: the cells of a group alternate forward and backward (A B C D, D C
+   * B A).
+   */
   position?: number;
 }
 
@@ -177,7 +198,10 @@ export interface SamplingGroup {
   elapsedMs: number;
   /** Every speedup of the group reached the precision asked. */
   converged: boolean;
-  /** The headline speedup (shared memory over RPC copy) with the widest interval, its 95% CI half-width in percent of the speedup: what the precision target stops on. */
+  /**
+   * The headline speedup (shared memory over RPC copy) with the widest interval, its 95% CI half-width in percent of
+   * the speedup: what the precision target stops on.
+   */
   widest?: { label: string; percent: number };
   /** The widest interval among all the group's speedups. */
   widestAny?: { label: string; percent: number };
@@ -317,7 +341,11 @@ export interface EndToEndSection {
   /** jitmem's linker, or why its rows are absent. */
   jitmem: { available: boolean; reason?: string };
   /** Executor spawn to its Setup message, per executor, measured alike in interleaved rounds. */
-  startup: Array<{ executor: 'jitmem' | 'llvm'; /** jitmem's: started from its entry file or from its startup snapshot. */ from?: 'entry file' | 'snapshot'; stats: Stats }>;
+  startup: Array<{
+    executor: 'jitmem' | 'llvm';
+    /** jitmem's: started from its entry file or from its startup snapshot. */ from?: 'entry file' | 'snapshot';
+    stats: Stats;
+  }>;
   /** Spawn to exit of `node -e 0`: the floor under any Node executor's start-up. */
   nodeFloor?: Stats;
   headlines: EndToEndHeadline[];
@@ -328,7 +356,14 @@ export interface Report {
   tool: { name: 'jitmem'; version: string };
   createdAt: string;
   command?: string[];
-  options: { preset: 'default' | 'quick' | 'full' | 'custom'; seed: number; cold: boolean; pin: Placement['pin']; time?: number; iterations?: number };
+  options: {
+    preset: 'default' | 'quick' | 'full' | 'custom';
+    seed: number;
+    cold: boolean;
+    pin: Placement['pin'];
+    time?: number;
+    iterations?: number;
+  };
   env: ReportEnv;
   results: ResultRow[];
   ratios: RatioRow[];
@@ -346,7 +381,9 @@ function schemaValidator(): Validator {
   if (validator) return validator;
   const require = createRequire(import.meta.url);
   const Ajv = require('ajv') as new (opts: object) => { compile(schema: object): Validator };
-  const schema = JSON.parse(readFileSync(new URL('../../../reports/schema-v1.json', import.meta.url), 'utf8')) as object;
+  const schema = JSON.parse(
+    readFileSync(new URL('../../../reports/schema-v1.json', import.meta.url), 'utf8'),
+  ) as object;
   validator = new Ajv({ allErrors: true, strict: false, validateFormats: false }).compile(schema);
   return validator;
 }
@@ -357,7 +394,11 @@ function schemaValidator(): Validator {
  */
 export function validateReport(data: unknown, source = 'report'): Report {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-    throw new JitmemError('ERR_REPORT_INVALID', `${source} is not a jitmem report: expected a JSON object, got ${Array.isArray(data) ? 'an array' : data === null ? 'null' : typeof data}`, { source });
+    throw new JitmemError(
+      'ERR_REPORT_INVALID',
+      `${source} is not a jitmem report: expected a JSON object, got ${Array.isArray(data) ? 'an array' : data === null ? 'null' : typeof data}`,
+      { source },
+    );
   }
   const version = (data as { schema?: unknown }).schema;
   // No schema field at all: some other JSON file (a package.json), not an old report.
@@ -377,8 +418,13 @@ export function validateReport(data: unknown, source = 'report'): Report {
   }
   const validate = schemaValidator();
   if (!validate(data)) {
-    const problems = (validate.errors ?? []).slice(0, 5).map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}`);
-    throw new JitmemError('ERR_REPORT_INVALID', `${source} does not match report schema 1: ${problems.join('; ')}`, { source, problems });
+    const problems = (validate.errors ?? [])
+      .slice(0, 5)
+      .map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}`);
+    throw new JitmemError('ERR_REPORT_INVALID', `${source} does not match report schema 1: ${problems.join('; ')}`, {
+      source,
+      problems,
+    });
   }
   return data as Report;
 }
@@ -407,7 +453,12 @@ export function readReport(file: string): Report {
   try {
     data = JSON.parse(bytes.toString('utf8'));
   } catch (err) {
-    throw new JitmemError('ERR_REPORT_INVALID', `${file} is not valid JSON: ${(err as Error).message}`, { file }, { cause: err });
+    throw new JitmemError(
+      'ERR_REPORT_INVALID',
+      `${file} is not valid JSON: ${(err as Error).message}`,
+      { file },
+      { cause: err },
+    );
   }
   return subsampleReport(validateReport(data, file));
 }

@@ -90,9 +90,15 @@ export function extraInitializeMs(report: Report, fraction = 0.3): ExtraWork {
   return out;
 }
 
-/** One quick bench in a fresh process; with `extraMs`, the shared mapper's initialize does that much more hashing per iteration. */
+/**
+ * One quick bench in a fresh process; with `extraMs`, the shared mapper's initialize does that much more hashing per
+ * iteration.
+ */
 export function quickBench(out: string, extraMs?: ExtraWork): void {
-  const r = spawnSync(process.execPath, [benchEntry, out, JSON.stringify(extraMs ?? {})], { encoding: 'utf8', timeout: 10 * 60_000 });
+  const r = spawnSync(process.execPath, [benchEntry, out, JSON.stringify(extraMs ?? {})], {
+    encoding: 'utf8',
+    timeout: 10 * 60_000,
+  });
   if (r.status !== 0) throw new Error(`quick bench failed (${r.status}): ${r.stderr}`);
 }
 
@@ -132,16 +138,39 @@ export function detectionTry(dir: string, tag: string): DetectionTry {
       without.push(plain);
     }
   }
-  const r = runCli(['compare', without[0]!, withExtra[0]!, ...GATE_FLAGS, ...without.slice(1).flatMap((f) => ['--base-run', f]), ...withExtra.slice(1).flatMap((f) => ['--noise', f]), '--format', 'json'], {
-    ...process.env,
-    GITHUB_STEP_SUMMARY: '',
-  });
+  const r = runCli(
+    [
+      'compare',
+      without[0]!,
+      withExtra[0]!,
+      ...GATE_FLAGS,
+      ...without.slice(1).flatMap((f) => ['--base-run', f]),
+      ...withExtra.slice(1).flatMap((f) => ['--noise', f]),
+      '--format',
+      'json',
+    ],
+    {
+      ...process.env,
+      GITHUB_STEP_SUMMARY: '',
+    },
+  );
   // 3 is INCONCLUSIVE (rows too noisy to judge): not a detection, and not an error of compare.
   if (r.status !== 0 && r.status !== 1 && r.status !== 3) throw new Error(`compare failed (${r.status}): ${r.stderr}`);
-  const json = JSON.parse(r.stdout) as { ratios: Array<{ label: string; key: { mapper: string }; change: number; noise: number | null; p: number; verdict: string }> };
+  const json = JSON.parse(r.stdout) as {
+    ratios: Array<{
+      label: string;
+      key: { mapper: string };
+      change: number;
+      noise: number | null;
+      p: number;
+      verdict: string;
+    }>;
+  };
   return {
     status: r.status,
-    shared: json.ratios.filter((x) => x.key.mapper === 'shared').map(({ label, change, noise, p, verdict }) => ({ label, change, noise, p, verdict })),
+    shared: json.ratios
+      .filter((x) => x.key.mapper === 'shared')
+      .map(({ label, change, noise, p, verdict }) => ({ label, change, noise, p, verdict })),
     extraMs,
   };
 }
