@@ -32,6 +32,17 @@ function otherUserAvailable(): string | null {
   return r.status === 0 ? null : `setpriv cannot switch to uid ${OTHER_UID}: ${r.stderr?.toString().trim()}`;
 }
 
+/**
+ * A folder the other uid can reach: the temp directory when every folder above it lets others
+ * through, else /tmp (CI gives the tests a private 0700 TMPDIR, which the impostor cannot enter).
+ */
+function folderOthersCanReach(): string {
+  for (let dir = tmpdir(); ; dir = path.dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) return '/tmp';
+    if (dir === path.dirname(dir)) return tmpdir();
+  }
+}
+
 function listen(socketPath: string): {
   line: Promise<string>;
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -55,7 +66,7 @@ test('a controller refuses a socket another uid listens on, and sends it nothing
   const why = otherUserAvailable();
   if (why) return t.pass(`SKIPPED: ${why}`);
   // A directory both users can write, as a shared /tmp path would be.
-  const dir = mkdtempSync(path.join(tmpdir(), 'jitmem-hijack-'));
+  const dir = mkdtempSync(path.join(folderOthersCanReach(), 'jitmem-hijack-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   chmodSync(dir, 0o777);
   const socketPath = path.join(dir, 'executor.sock');
