@@ -54,7 +54,8 @@ test.serial(
   'no false alarms: ten pairs of independently measured reports of the same code pass the CI gate in at least nine',
   async (t) => {
     // Each pair is two separate measurements of the same code, like two quick runs of one
-    // commit; the noise runs are the heads of the next four pairs, other runs of the same code.
+    // commit; the noise runs are the heads of the next three pairs and the base runs the bases
+    // of the next two, other runs of the same code.
     // Separate bench runs each start equally cold; reports measured one after another in one
     // process do not: the first would meet code that later ones find compiled. One throwaway
     // measurement puts every report of the ten pairs in the same state.
@@ -67,9 +68,12 @@ test.serial(
     }
     const statuses: number[] = [];
     for (let i = 0; i < 10; i++) {
-      const noise = [1, 2, 3, 4].map((k) => heads[(i + k) % 10]!);
+      // As CI compares: a baseline of three runs (BASE and two --base-run) against HEAD and
+      // three --noise runs, all of the same code.
+      const noise = [1, 2, 3].map((k) => heads[(i + k) % 10]!);
+      const baseRuns = [1, 2].flatMap((k) => ['--base-run', bases[(i + k) % 10]!]);
       const { status, stderr } = runCli(
-        ['compare', bases[i]!, heads[i]!, ...gate(noise), '--format', 'json'],
+        ['compare', bases[i]!, heads[i]!, ...baseRuns, ...gate(noise), '--format', 'json'],
         cleanEnv(),
       );
       t.true(status === 0 || status === 1 || status === 3, stderr);
