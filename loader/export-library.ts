@@ -9,47 +9,36 @@
  * .hash (SysV), .dynsym, .dynstr and .dynamic. No section headers, no relocations.
  */
 
+import { alignUp } from '../core/checks.js';
 import type { ExportedSymbol } from '../jitlink/link.js';
+import {
+  DT_HASH,
+  DT_NULL,
+  DT_SONAME,
+  DT_STRSZ,
+  DT_STRTAB,
+  DT_SYMENT,
+  DT_SYMTAB,
+  EHDR,
+  hashSize,
+  PF_R,
+  PF_W,
+  PHDR,
+  PT_DYNAMIC,
+  PT_LOAD,
+  set64,
+  STB_GLOBAL,
+  SYM,
+  writeDynamic,
+  writeElfHeader,
+  writeHash,
+  writeProgramHeader,
+} from './shared-object.js';
 
 export type { ExportedSymbol } from '../jitlink/link.js';
+export { elfHash } from './shared-object.js';
 
-const EHDR = 64;
-const PHDR = 56;
-const SYM = 24;
 const SHN_ABS = 0xfff1;
-const STB_GLOBAL = 1;
-const PT_LOAD = 1;
-const PT_DYNAMIC = 2;
-const PF_R = 4;
-const PF_W = 2;
-const DT_NULL = 0;
-const DT_HASH = 4;
-const DT_STRTAB = 5;
-const DT_SYMTAB = 6;
-const DT_STRSZ = 10;
-const DT_SYMENT = 11;
-const DT_SONAME = 14;
-
-/** The SysV ELF hash of a symbol name. */
-export function elfHash(name: Uint8Array): number {
-  let h = 0;
-  for (let i = 0; i < name.length; i++) {
-    h = ((h << 4) + name[i]!) >>> 0;
-    const g = h & 0xf0000000;
-    if (g !== 0) h ^= g >>> 24;
-    h = (h & ~g) >>> 0;
-  }
-  return h >>> 0;
-}
-
-function align(n: number, a: number): number {
-  return Math.ceil(n / a) * a;
-}
-
-function set64(view: DataView, at: number, value: number): void {
-  view.setUint32(at, value >>> 0, true);
-  view.setUint32(at + 4, Math.floor(value / 2 ** 32) >>> 0, true);
-}
 
 export function buildExportLibrary(soname: string, symbols: readonly ExportedSymbol[]): Uint8Array {
   const encoder = new TextEncoder();
@@ -66,10 +55,9 @@ export function buildExportLibrary(soname: string, symbols: readonly ExportedSym
   const nbucket = Math.max(1, Math.floor(count / 2) | 1);
 
   const hashAt = EHDR + 2 * PHDR;
-  const hashSize = 4 * (2 + nbucket + count);
-  const symAt = align(hashAt + hashSize, 8);
+  const symAt = alignUp(hashAt + hashSize(nbucket, count), 8);
   const strAt = symAt + count * SYM;
-  const dynAt = align(strAt + strSize, 8);
+  const dynAt = alignUp(strAt + strSize, 8);
   const dynamic: Array<[number, number]> = [
     [DT_HASH, hashAt],
     [DT_STRTAB, strAt],
@@ -83,30 +71,19 @@ export function buildExportLibrary(soname: string, symbols: readonly ExportedSym
   const bytes = new Uint8Array(size);
   const view = new DataView(bytes.buffer);
 
-  // ELF header.
-  bytes.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]);
-  view.setUint16(16, 3, true); // ET_DYN
-  view.setUint16(18, 62, true); // EM_X86_64
-  view.setUint32(20, 1, true);
-  set64(view, 32, EHDR); // e_phoff
-  view.setUint16(52, EHDR, true);
-  view.setUint16(54, PHDR, true);
-  view.setUint16(56, 2, true);
-  view.setUint16(58, 64, true);
-
+  writeElfHeader(bytes, view, 2);
   // PT_LOAD over everything (writable: the dynamic loader may update .dynamic in place), PT_DYNAMIC.
-  const ph = (at: number, type: number, offset: number, filesz: number, alignment: number) => {
-    view.setUint32(at, type, true);
-    view.setUint32(at + 4, PF_R | PF_W, true);
-    set64(view, at + 8, offset);
-    set64(view, at + 16, offset);
-    set64(view, at + 24, offset);
-    set64(view, at + 32, filesz);
-    set64(view, at + 40, filesz);
-    set64(view, at + 48, alignment);
-  };
-  ph(EHDR, PT_LOAD, 0, size, 0x1000);
-  ph(EHDR + PHDR, PT_DYNAMIC, dynAt, dynamic.length * 16, 8);
+  const rw = PF_R | PF_W;
+  writeProgramHeader(view, 0, { type: PT_LOAD, flags: rw, offset: 0, filesz: size, memsz: size, align: 0x1000 });
+  const dynSize = dynamic.length * 16;
+  writeProgramHeader(view, 1, {
+    type: PT_DYNAMIC,
+    flags: rw,
+    offset: dynAt,
+    filesz: dynSize,
+    memsz: dynSize,
+    align: 8,
+  });
 
   // .dynstr
   bytes.set(sonameBytes, strAt + 1);
@@ -122,20 +99,7 @@ export function buildExportLibrary(soname: string, symbols: readonly ExportedSym
     set64(view, at + 16, s.size);
   });
 
-  // .hash: nbucket, nchain, buckets, chains; each bucket's chain links through the chain array.
-  view.setUint32(hashAt, nbucket, true);
-  view.setUint32(hashAt + 4, count, true);
-  const buckets = hashAt + 8;
-  const chains = buckets + 4 * nbucket;
-  for (let i = count - 1; i >= 1; i--) {
-    const b = elfHash(names[i - 1]!) % nbucket;
-    view.setUint32(chains + 4 * i, view.getUint32(buckets + 4 * b, true), true);
-    view.setUint32(buckets + 4 * b, i, true);
-  }
-
-  dynamic.forEach(([tag, value], i) => {
-    set64(view, dynAt + 16 * i, tag);
-    set64(view, dynAt + 16 * i + 8, value);
-  });
+  writeHash(view, hashAt, nbucket, names);
+  writeDynamic(view, dynAt, dynamic);
   return bytes;
 }

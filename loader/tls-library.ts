@@ -1,5 +1,33 @@
 import type { TlsImage } from '../jitlink/link.js';
-import { elfHash } from './export-library.js';
+import { alignUp } from '../core/checks.js';
+import {
+  DT_HASH,
+  DT_NULL,
+  DT_RELA,
+  DT_RELAENT,
+  DT_RELASZ,
+  DT_SONAME,
+  DT_STRSZ,
+  DT_STRTAB,
+  DT_SYMENT,
+  DT_SYMTAB,
+  EHDR,
+  hashSize,
+  PF_R,
+  PF_W,
+  PF_X,
+  PHDR,
+  PT_DYNAMIC,
+  PT_LOAD,
+  PT_TLS,
+  set64,
+  STB_GLOBAL,
+  SYM,
+  writeDynamic,
+  writeElfHeader,
+  writeHash,
+  writeProgramHeader,
+} from './shared-object.js';
 
 /**
  * The program's thread-local storage, handed to the executor's own dynamic linker: a
@@ -34,17 +62,7 @@ import { elfHash } from './export-library.js';
 
 export const TLS_WORD_FUNCTION = 'jitmem_tls_word';
 
-const EHDR = 64;
-const PHDR = 56;
-const SYM = 24;
 const RELA = 24;
-const PT_LOAD = 1;
-const PT_DYNAMIC = 2;
-const PT_TLS = 7;
-const PF_X = 1;
-const PF_W = 2;
-const PF_R = 4;
-const STB_GLOBAL = 1;
 const STT_FUNC = 2;
 const STT_TLS = 6;
 /** Any section index that is not special: the words are defined in the library. */
@@ -52,16 +70,6 @@ const DEFINED_HERE = 1;
 const R_X86_64_DTPMOD64 = 16;
 const R_X86_64_DTPOFF64 = 17;
 const R_X86_64_TPOFF64 = 18;
-const DT_NULL = 0;
-const DT_HASH = 4;
-const DT_STRTAB = 5;
-const DT_SYMTAB = 6;
-const DT_RELA = 7;
-const DT_RELASZ = 8;
-const DT_RELAENT = 9;
-const DT_STRSZ = 10;
-const DT_SYMENT = 11;
-const DT_SONAME = 14;
 const DT_FLAGS = 30;
 const DF_STATIC_TLS = 0x10;
 
@@ -74,15 +82,6 @@ const PAGE = 0x1000;
  *   c3                    ret
  */
 const WORD_FUNCTION = Uint8Array.of(0x48, 0x63, 0xff, 0x48, 0x8d, 0x05, 0, 0, 0, 0, 0x8b, 0x04, 0xb8, 0xc3);
-
-function align(n: number, a: number): number {
-  return Math.ceil(n / a) * a;
-}
-
-function set64(view: DataView, at: number, value: number): void {
-  view.setUint32(at, value >>> 0, true);
-  view.setUint32(at + 4, Math.floor(value / 2 ** 32) >>> 0, true);
-}
 
 /** How many 8-byte words the library's table has for `image`. */
 export function tlsWordCount(image: TlsImage): number {
@@ -112,13 +111,13 @@ export function buildTlsLibrary(soname: string, image: TlsImage): Uint8Array {
 
   const phnum = own ? 4 : 3;
   const hashAt = EHDR + phnum * PHDR;
-  const symAt = align(hashAt + 4 * (2 + nbucket + count), 8);
+  const symAt = alignUp(hashAt + hashSize(nbucket, count), 8);
   const strAt = symAt + count * SYM;
-  const relaAt = align(strAt + strSize, 8);
-  const codeAt = align(relaAt + relocations.length * RELA, 16);
-  const wordsAt = align(codeAt + WORD_FUNCTION.length, PAGE);
+  const relaAt = alignUp(strAt + strSize, 8);
+  const codeAt = alignUp(relaAt + relocations.length * RELA, 16);
+  const wordsAt = alignUp(codeAt + WORD_FUNCTION.length, PAGE);
   const tlsAlign = Math.max(8, image.alignment);
-  const templateAt = align(wordsAt + tlsWordCount(image) * 8, tlsAlign);
+  const templateAt = alignUp(wordsAt + tlsWordCount(image) * 8, tlsAlign);
   const dynamic: Array<[number, number]> = [
     [DT_HASH, hashAt],
     [DT_STRTAB, strAt],
@@ -132,42 +131,19 @@ export function buildTlsLibrary(soname: string, image: TlsImage): Uint8Array {
     ...(own ? ([[DT_FLAGS, DF_STATIC_TLS]] as Array<[number, number]>) : []),
     [DT_NULL, 0],
   ];
-  const dynAt = align(templateAt + image.template.length, 8);
+  const dynAt = alignUp(templateAt + image.template.length, 8);
   const size = dynAt + dynamic.length * 16;
   const bytes = new Uint8Array(size);
   const view = new DataView(bytes.buffer);
 
-  bytes.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]);
-  view.setUint16(16, 3, true); // ET_DYN
-  view.setUint16(18, 62, true); // EM_X86_64
-  view.setUint32(20, 1, true);
-  set64(view, 32, EHDR);
-  view.setUint16(52, EHDR, true);
-  view.setUint16(54, PHDR, true);
-  view.setUint16(56, phnum, true);
-  view.setUint16(58, 64, true);
-  const ph = (
-    at: number,
-    type: number,
-    flags: number,
-    offset: number,
-    filesz: number,
-    memsz: number,
-    alignment: number,
-  ) => {
-    view.setUint32(at, type, true);
-    view.setUint32(at + 4, flags, true);
-    set64(view, at + 8, offset);
-    set64(view, at + 16, offset);
-    set64(view, at + 24, offset);
-    set64(view, at + 32, filesz);
-    set64(view, at + 40, memsz);
-    set64(view, at + 48, alignment);
-  };
-  ph(EHDR, PT_LOAD, PF_R | PF_X, 0, wordsAt, wordsAt, PAGE);
-  ph(EHDR + PHDR, PT_LOAD, PF_R | PF_W, wordsAt, size - wordsAt, size - wordsAt, PAGE);
-  ph(EHDR + 2 * PHDR, PT_DYNAMIC, PF_R | PF_W, dynAt, dynamic.length * 16, dynamic.length * 16, 8);
-  if (own) ph(EHDR + 3 * PHDR, PT_TLS, PF_R, templateAt, image.template.length, image.size, tlsAlign);
+  writeElfHeader(bytes, view, phnum);
+  const ph = (index: number, type: number, flags: number, offset: number, filesz: number, memsz: number, al: number) =>
+    writeProgramHeader(view, index, { type, flags, offset, filesz, memsz, align: al });
+  const dynSize = dynamic.length * 16;
+  ph(0, PT_LOAD, PF_R | PF_X, 0, wordsAt, wordsAt, PAGE);
+  ph(1, PT_LOAD, PF_R | PF_W, wordsAt, size - wordsAt, size - wordsAt, PAGE);
+  ph(2, PT_DYNAMIC, PF_R | PF_W, dynAt, dynSize, dynSize, 8);
+  if (own) ph(3, PT_TLS, PF_R, templateAt, image.template.length, image.size, tlsAlign);
   bytes.set(WORD_FUNCTION, codeAt);
   // lea disp32(%rip): the displacement counts from the end of the lea (3 + 7 bytes in).
   view.setInt32(codeAt + 6, wordsAt - (codeAt + 10), true);
@@ -183,10 +159,7 @@ export function buildTlsLibrary(soname: string, image: TlsImage): Uint8Array {
     view.setUint32(at + 12, sym, true);
   });
   bytes.set(image.template, templateAt);
-  dynamic.forEach(([tag, value], i) => {
-    set64(view, dynAt + 16 * i, tag);
-    set64(view, dynAt + 16 * i + 8, value);
-  });
+  writeDynamic(view, dynAt, dynamic);
   return bytes;
 }
 
@@ -237,18 +210,4 @@ function writeSymbols(
       view.setUint8(at + 4, (STB_GLOBAL << 4) | STT_TLS);
     }
   });
-}
-
-/** .hash (SysV): nbucket, nchain, buckets, chains; each bucket's chain links through the chain array. */
-function writeHash(view: DataView, hashAt: number, nbucket: number, names: readonly Uint8Array[]): void {
-  const count = names.length + 1;
-  view.setUint32(hashAt, nbucket, true);
-  view.setUint32(hashAt + 4, count, true);
-  const buckets = hashAt + 8;
-  const chains = buckets + 4 * nbucket;
-  for (let i = count - 1; i >= 1; i--) {
-    const b = elfHash(names[i - 1]!) % nbucket;
-    view.setUint32(chains + 4 * i, view.getUint32(buckets + 4 * b, true), true);
-    view.setUint32(buckets + 4 * b, i, true);
-  }
 }
