@@ -27,5 +27,5 @@ export const RELOCATION_WORDS = 6;
 /** Whether the GOT load at `offset` of the list's target section can become a direct reference. */
 export function isRelaxable(list: RelocationList, offset: number, type: number): boolean {
   const object = list.object;
-  return isRelaxableGotLoad(object.bytes, object.elf.sections[list.target]!.offset + offset, offset, type);
+  return isRelaxableGotLoad(object.bytes, object.elf.sectionOffset(list.target) + offset, offset, type);
 }
