@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import { JitmemError, hex } from '../core/errors.js';
 import {
   EM_X86_64,
@@ -39,7 +40,6 @@ export const SECTION_TLS = 3;
 
 const GRP_COMDAT = 1;
 const SHN_X86_64_LCOMMON = 0xff02;
-const NON_ASCII = /[^\x00-\x7f]/;
 const TWO_32 = 2 ** 32;
 
 export class InputObject {
@@ -80,8 +80,8 @@ export class InputObject {
   localGot: Map<number, number> | undefined;
 
   private readonly strings: Buffer;
-  /** The string table decoded once, when it is all ASCII (names are then slices of it). */
-  private stringsText: string | null | undefined;
+  /** The string table is all ASCII (the usual case): names are read as latin1, the fastest. */
+  private stringsAscii: boolean | undefined;
 
   constructor(elf: ElfObject, order: number) {
     this.elf = elf;
@@ -200,12 +200,7 @@ export class InputObject {
         { symbol },
       );
     }
-    if (this.stringsText === undefined) {
-      const whole = strings.toString('latin1');
-      this.stringsText = NON_ASCII.test(whole) ? null : whole;
-    }
-    const text = this.stringsText;
-    const end = text !== null ? text.indexOf('\0', offset) : strings.indexOf(0, offset);
+    const end = strings.indexOf(0, offset);
     if (end < 0)
       throw this.corrupt(
         'ERR_ELF_BAD_STRING',
@@ -213,7 +208,11 @@ export class InputObject {
         `the name of symbol ${symbol} runs past the end of its string table without a NUL`,
         { symbol },
       );
-    return text !== null ? text.slice(offset, end) : strings.toString('utf8', offset, end);
+    // Each name is its own string (not a slice of the whole table decoded, which would keep
+    // every local name of every object alive for as long as one global name is): a link of
+    // LLVM keeps a quarter of a million of them.
+    this.stringsAscii ??= isAscii(strings);
+    return this.stringsAscii ? strings.toString('latin1', offset, end) : strings.toString('utf8', offset, end);
   }
 
   /** A symbol's name for messages: its own, or for a section symbol its section's. */
@@ -288,8 +287,7 @@ export class InputObject {
       const type = elf.sectionType(index);
       if (!(flags & SHF_ALLOC) || flags & SHF_EXCLUDE || type === SHT_NULL) continue;
       if (type === SHT_GROUP || type === SHT_RELA || type === SHT_REL) continue;
-      const name = elf.sectionName(index);
-      if (name === '.note.GNU-stack' || name === '.note.gnu.property') continue;
+      if (elf.sectionNameIs(index, '.note.GNU-stack') || elf.sectionNameIs(index, '.note.gnu.property')) continue;
       this.sectionKind[index] = flags & SHF_TLS ? SECTION_TLS : SECTION_ALLOC;
       if (flags & SHF_TLS) this.hasTls = true;
     }

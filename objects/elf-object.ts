@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import { formatError, type ByteOrigin } from './format-error.js';
 import {
   ELF64_EHDR_SIZE,
@@ -305,6 +306,9 @@ export class ElfObject {
   /** The section-name table (e_shstrndx) and its index; undefined when the object has none. */
   private readonly sectionNames: Uint8Array | undefined;
   private readonly sectionNamesIndex: number;
+  /** The same bytes as a Buffer (no copy), for its latin1 decoding of one name. */
+  private readonly sectionNamesBuffer: Buffer | undefined;
+  private sectionNamesAscii: boolean | undefined;
   private cachedSections: readonly ElfSection[] | undefined;
   private cachedSymbols: readonly ElfSymbol[] | undefined;
   /** Decoded string tables, or null for those that are not all ASCII. */
@@ -370,6 +374,8 @@ export class ElfObject {
     this.headers = table.headers;
     this.sectionNamesIndex = table.namesIndex;
     this.sectionNames = this.sectionNameTable(table.namesIndex);
+    this.sectionNamesBuffer =
+      this.sectionNames && Buffer.from(this.sectionNames.buffer, this.sectionNames.byteOffset, this.sectionNames.length);
     this.checkSectionNames();
     let symbolTable = -1;
     for (let index = 0; index < this.sectionCount; index++) {
@@ -429,15 +435,39 @@ export class ElfObject {
 
   /** The section's name (checked when the object was read). */
   sectionName(index: number): string {
-    const names = this.sectionNames;
+    const names = this.sectionNamesBuffer;
     if (names === undefined) return '';
-    return this.string(
-      names,
-      this.sectionNamesIndex,
-      this.headers[index * SECTION_FIELDS + HEADER_FIELDS.nameOffset]!,
-      this.sectionHeaderOffset(index),
-      () => `the name of section [${index}]`,
-    );
+    const nameOffset = this.headers[index * SECTION_FIELDS + HEADER_FIELDS.nameOffset]!;
+    const end = names.indexOf(0, nameOffset);
+    if (nameOffset >= names.length || end < 0) {
+      // string() throws the error that says which.
+      return this.string(
+        names,
+        this.sectionNamesIndex,
+        nameOffset,
+        this.sectionHeaderOffset(index),
+        () => `the name of section [${index}]`,
+      );
+    }
+    // Each name its own string, not a slice of the whole table decoded: a slice would keep the
+    // table alive, and LLVM's tables hold thousands of names of sections a link never keeps.
+    if (end === nameOffset) return '';
+    this.sectionNamesAscii ??= isAscii(names);
+    return this.sectionNamesAscii ? names.toString('latin1', nameOffset, end) : utf8.decode(names.subarray(nameOffset, end));
+  }
+
+  /**
+   * Whether the section is named `name` (an ASCII name), compared in place: no string is made
+   * for the many sections whose names a link only tests.
+   */
+  sectionNameIs(index: number, name: string): boolean {
+    const names = this.sectionNames;
+    if (names === undefined) return name === '';
+    const nameOffset = this.headers[index * SECTION_FIELDS + HEADER_FIELDS.nameOffset]!;
+    const length = name.length;
+    if (nameOffset + length >= names.length || names[nameOffset + length] !== 0) return false;
+    for (let i = 0; i < length; i++) if (names[nameOffset + i] !== name.charCodeAt(i)) return false;
+    return true;
   }
 
   /** The section's bytes, a view of the input; undefined for NOBITS and NULL sections. */

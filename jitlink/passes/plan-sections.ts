@@ -13,7 +13,7 @@ import {
 import { formatError } from '../../objects/format-error.js';
 import { SECTION_ALLOC, SECTION_TLS, type InputObject } from '../input-object.js';
 import type { ArraySection, LinkPlan, PlannedSection } from '../link-plan.js';
-import { RELOCATION_WORDS } from '../relocation-list.js';
+import { RELOCATION_WORDS, RelocationList } from '../relocation-list.js';
 import { DSO_HANDLE, SYM_COMMON, SYM_DEFINED, SYM_SYNTHETIC } from '../symbol-table.js';
 
 export const EH_FRAME = '.eh_frame';
@@ -185,17 +185,15 @@ function listRelocations(plan: LinkPlan, object: InputObject): void {
       );
     }
     const count = elf.sectionSize(rs) / ELF64_RELA_SIZE;
-    const name = elf.sectionName(target);
-    const list = {
+    const list = new RelocationList(
       object,
-      offset: elf.sectionOffset(rs),
-      first: plan.relocationCount,
+      elf.sectionOffset(rs),
+      plan.relocationCount,
       count,
       target,
-      targetSize: elf.sectionSize(target),
-      name,
-      inEhFrame: name === EH_FRAME,
-    };
+      elf.sectionSize(target),
+      elf.sectionNameIs(target, EH_FRAME),
+    );
     // The TLS image's own relocations are applied to its template (plan-tls.ts), not to the graph.
     (kind === SECTION_TLS ? plan.tls.templateLists : plan.relocationLists).push(list);
     plan.relocationCount += count;
