@@ -373,9 +373,8 @@ export class ElfObject {
     this.sectionCount = table.count;
     this.headers = table.headers;
     this.sectionNamesIndex = table.namesIndex;
-    this.sectionNames = this.sectionNameTable(table.namesIndex);
-    this.sectionNamesBuffer =
-      this.sectionNames && Buffer.from(this.sectionNames.buffer, this.sectionNames.byteOffset, this.sectionNames.length);
+    const names = (this.sectionNames = this.sectionNameTable(table.namesIndex));
+    this.sectionNamesBuffer = names && Buffer.from(names.buffer, names.byteOffset, names.length);
     this.checkSectionNames();
     let symbolTable = -1;
     for (let index = 0; index < this.sectionCount; index++) {
