@@ -70,6 +70,10 @@ const packageRoot =
  * (prebuilds/linux-x64/, made by prebuildify; one Node-API build serves every Node >= 20).
  */
 function addonFile(): string {
+  // The build from source, checked directly: node-gyp-build's own module and its folder scans
+  // cost ~1 ms of every `jitmem run`; it still decides everything else (prebuilds, PREBUILDS_ONLY).
+  const built = path.join(packageRoot, 'build', 'Release', 'jitmem_native.node');
+  if (!process.env.PREBUILDS_ONLY && existsSync(built)) return built;
   try {
     const nodeGypBuild = createRequire(import.meta.url)('node-gyp-build') as { resolve(dir: string): string };
     return nodeGypBuild.resolve(packageRoot);

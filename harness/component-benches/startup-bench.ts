@@ -13,7 +13,8 @@ import { performance } from 'node:perf_hooks';
 
 export const STARTUP_BUDGET = { inprocess: 1.3, shared: 1.6 } as const;
 
-const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
+// The CLI as users start it: package.json's bin.
+const CLI = fileURLToPath(new URL('../cli.cjs', import.meta.url));
 
 export interface StartupBenchResult {
   readonly rounds: number;
