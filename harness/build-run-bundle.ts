@@ -56,7 +56,9 @@ const lazyBuiltins = {
     const filter = new RegExp(`^(${Object.keys(LAZY_BUILTINS).join('|')})$`);
     build.onResolve({ filter }, (args) =>
       // The stand-in's own require is of the real module.
-      args.namespace === LAZY_NAMESPACE ? { path: args.path, external: true } : { path: args.path, namespace: LAZY_NAMESPACE },
+      args.namespace === LAZY_NAMESPACE
+        ? { path: args.path, external: true }
+        : { path: args.path, namespace: LAZY_NAMESPACE },
     );
     build.onLoad({ filter: /.*/, namespace: LAZY_NAMESPACE }, (args) => ({
       contents: lazyBuiltinSource(args.path, LAZY_BUILTINS[args.path] ?? []),

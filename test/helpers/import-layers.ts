@@ -272,7 +272,7 @@ function describe(l: { name: string; layer: number }): string {
   return Number.isFinite(l.layer) ? `${l.name} (${l.layer})` : `${l.name} (the public entry)`;
 }
 
-/** Resolves a relative specifier of `file` to a path from the root, `.js` naming its `.ts` source (`.cjs` its `.cts`). */
+/** A relative specifier of `file` as a path from the root: `.js` names its `.ts` source, `.cjs` its `.cts`. */
 function resolveSpecifier(file: string, specifier: string): string {
   const joined = path.posix.normalize(path.posix.join(path.posix.dirname(file), specifier));
   return joined.replace(/\.js$/, '.ts').replace(/\.mjs$/, '.mts').replace(/\.cjs$/, '.cts');
