@@ -22,7 +22,7 @@ const { report } = await runBench({
   preset: 'quick',
   seed: 1,
   cold: false,
-  pin: 'none',
+  pin: 'same',
   granularity: 1024 ** 3,
   churnGranularity: 4 << 20,
   rounds: DEFAULT_ROUNDS,
