@@ -104,7 +104,12 @@ test('jitmem bench writes a report that validates against schema 1, with every p
   t.deepEqual(p.executorCpus, p.controllerCpus);
   t.true(os.cpus().length > p.controllerCpus[0]!);
   t.deepEqual(p.controllerSeenOn, p.controllerCpus);
-  t.regex(stdout, new RegExp(`controller on CPU ${p.controllerCpus[0]}, executor allowed on CPU ${p.controllerCpus[0]} \\(--pin same\\)`));
+  t.regex(
+    stdout,
+    new RegExp(
+      `controller on CPU ${p.controllerCpus[0]}, executor allowed on CPU ${p.controllerCpus[0]} \\(--pin same\\)`,
+    ),
+  );
 });
 
 function py0(report: { results: Array<{ workload: string; mapper: string }> }, mapper: string) {

@@ -29,7 +29,8 @@ if (files.length === 0) {
 }
 const reports = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as Report);
 
-const fmt = (x: number): string => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2));
+const fmt = (x: number): string =>
+  Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2);
 const verdictOf = (ci: readonly [number, number]): string => (ci[0] > 1 ? 'faster' : ci[1] < 1 ? 'slower' : 'n.d.');
 
 function headlineCells(report: Report): Map<string, Cell> {
@@ -85,13 +86,17 @@ if (checks) {
       const half = ((Math.log(r.ci95[1]) - Math.log(r.ci95[0])) / 2) * 100;
       if (half <= precision) continue;
       if (unconverged.has(`${r.workload}/${r.pattern}/${r.policy}`)) named++;
-      else problems.push(`run ${i + 1}: ${r.workload}/${r.pattern} ${r.mapper}/${r.baseline} half-width ${half.toFixed(1)}% > ${precision}% and its group is not named as unconverged`);
+      else
+        problems.push(
+          `run ${i + 1}: ${r.workload}/${r.pattern} ${r.mapper}/${r.baseline} half-width ${half.toFixed(1)}% > ${precision}% and its group is not named as unconverged`,
+        );
     }
     console.log(`run ${i + 1}: ${named} speedup rows wider than ${precision}% in groups named as not converged`);
     if (named > 2) problems.push(`run ${i + 1}: ${named} rows not converged (at most 2)`);
   });
   // Overlap of every row's intervals across the runs.
-  const key = (r: Report['ratios'][number]) => `${r.workload}/${r.pattern}/${r.policy}/${r.executor}/${r.mapper}/${r.baseline}`;
+  const key = (r: Report['ratios'][number]) =>
+    `${r.workload}/${r.pattern}/${r.policy}/${r.executor}/${r.mapper}/${r.baseline}`;
   const rowKeys = new Set(reports.flatMap((rep) => rep.ratios.map(key)));
   let overlapping = 0;
   for (const k of rowKeys) {
@@ -99,7 +104,10 @@ if (checks) {
     const low = Math.max(...cis.map((c) => c[0]));
     const high = Math.min(...cis.map((c) => c[1]));
     if (low <= high) overlapping++;
-    else problems.push(`${k}: intervals do not overlap (${cis.map((c) => `${c[0].toFixed(3)}-${c[1].toFixed(3)}`).join(' vs ')})`);
+    else
+      problems.push(
+        `${k}: intervals do not overlap (${cis.map((c) => `${c[0].toFixed(3)}-${c[1].toFixed(3)}`).join(' vs ')})`,
+      );
   }
   console.log(`${overlapping} of ${rowKeys.size} speedup rows' intervals overlap across the runs`);
   // Phase means add up to the iteration mean.
@@ -112,7 +120,9 @@ if (checks) {
       const err = Math.abs(sum - row.latency.mean) / row.latency.mean;
       worst = Math.max(worst, err);
       if (err > 0.02)
-        problems.push(`${row.workload}/${row.pattern} ${row.mapper}: phases sum to ${sum.toFixed(4)} ms, iteration ${row.latency.mean.toFixed(4)} ms`);
+        problems.push(
+          `${row.workload}/${row.pattern} ${row.mapper}: phases sum to ${sum.toFixed(4)} ms, iteration ${row.latency.mean.toFixed(4)} ms`,
+        );
     }
   console.log(`phase means vs iteration mean: worst difference ${(worst * 100).toFixed(3)}% (criterion 2%)`);
   for (const p of problems) console.log(`FAIL ${p}`);
