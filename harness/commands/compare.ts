@@ -137,7 +137,10 @@ each row's gate threshold (for --thresholds): the reach a gate of these
 runs against N head runs stays within for an unchanged commit,
 (t(0.95, k+N-2) + z(0.99)) * s_u * sqrt(1/N + 1/k), s_u the 90% upper
 bound of the runs' spread; never below --threshold`),
-  'head-runs': valueFlag({ value: 'N', help: 'with --calibrate: the head runs the gate will compare (CI: 4)' }, positiveInteger),
+  'head-runs': valueFlag(
+    { value: 'N', help: 'with --calibrate: the head runs the gate will compare (CI: 4)' },
+    positiveInteger,
+  ),
   format: valueFlag(
     {
       value: 'text|markdown|json',
@@ -212,20 +215,18 @@ function calibrate(files: readonly string[], values: CompareFlags, io: CommandIO
   if (values.format === 'markdown') throw invalidValue('--format', 'text or json with --calibrate', values.format);
   const { threshold } = values;
   const reports = files.map((f) => readReport(f));
-  const rows = calibrateThresholds(
-    reports,
-    {
-      alpha: values.alpha,
-      phases: values.phases,
-      ratiosOnly: values['ratios-only'],
-      threshold,
-      ...(values['head-runs'] ? { headRuns: values['head-runs'] } : {}),
-    },
-  );
+  const rows = calibrateThresholds(reports, {
+    alpha: values.alpha,
+    phases: values.phases,
+    ratiosOnly: values['ratios-only'],
+    threshold,
+    ...(values['head-runs'] ? { headRuns: values['head-runs'] } : {}),
+  });
   const flags = rows
     .filter((r) => r.suggested !== null && r.suggested > threshold)
     .map((r) => `--threshold-for '${r.label}=${Math.round((r.suggested ?? 0) * 100)}%'`);
   const refused = rows.filter((r) => r.refused);
+  const gate = values['head-runs'] !== undefined;
   if (values.format === 'json') {
     const commits = [...new Set(reports.map((r) => r.env.commit ?? 'unknown'))];
     io.stdout.write(JSON.stringify({ runs: files, commits, threshold, rows, flags }, null, 2) + '\n');
@@ -236,14 +237,14 @@ function calibrate(files: readonly string[], values: CompareFlags, io: CommandIO
   );
   io.stdout.write(
     formatTable(
-      ['row', 'runs', 'worst change', 'noise bound', 'suggested threshold', 'gate threshold'],
+      ['row', 'runs', 'worst change', 'noise bound', 'suggested threshold', ...(gate ? ['gate threshold'] : [])],
       rows.map((r) => [
         r.label,
         String(r.runs),
         pct(r.worstChange).slice(1),
         pct(r.noiseBound).slice(1),
         r.suggested === null ? 'refused' : pct(r.suggested).slice(1),
-        r.gate ? `${pct(r.gate.threshold).slice(1)} (${r.gate.headRuns} head runs)` : '-',
+        ...(gate ? [r.gate ? `${pct(r.gate.threshold).slice(1)} (${r.gate.headRuns} head runs)` : '-'] : []),
       ]),
     ),
   );

@@ -57,7 +57,12 @@ const Z_99 = 2.3263478740408408;
  * 100. It is a threshold, decided from the base before any head is seen and printed per row;
  * the verdicts still come from the gate's own interval. Never below `asked`.
  */
-export function gateThreshold(values: readonly number[], headRuns: number, kind: 'time' | 'ratio', asked: number): GateThreshold {
+export function gateThreshold(
+  values: readonly number[],
+  headRuns: number,
+  kind: 'time' | 'ratio',
+  asked: number,
+): GateThreshold {
   const k = values.length;
   const { sd } = sampleSd(values);
   const spreadUpper = k >= 2 ? sd * Math.sqrt((k - 1) / chiSquareQuantile(0.1, k - 1)) : Infinity;

@@ -50,7 +50,8 @@ import { thresholdFor } from './thresholds.js';
  *   BASE's, e.g. the last N stored in a history directory): each run gives one value per row;
  *   base and head are the means of their runs, and a t-test with the between-run spread
  *   (pooled over both sides) decides; a 'same' verdict rests on the one-sided 95% bound of the
- *   change in the regression direction (row-tests.ts says why one-sided is honest). The smallest change that test could flag is shown as the row's `noise`; above 100%
+ *   change in the regression direction (row-tests.ts says why one-sided is honest). The
+ *   smallest change that test could flag is shown as the row's `noise`; above 100%
  *   the row is refused (no verdict) and a warning says why.
  *
  * Across rows, significance is Holm–Bonferroni at `alpha` on one-sided p-values (half the
@@ -493,7 +494,10 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
   };
 }
 
-/** How far the bound a 'same' verdict rests on reaches from the change (log scale): one-sided over runs, else half the 95% interval. */
+/**
+ * How far the bound a 'same' verdict rests on reaches from the change (log scale): one-sided
+ * over runs, else half the 95% interval.
+ */
 function boundHalf(t: RowTest): number {
   return t.oneSidedHalf ?? (t.high - t.low) / 2;
 }

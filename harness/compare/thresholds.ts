@@ -88,7 +88,10 @@ export function thresholdFor(key: RowKey, options: CompareOptions): number {
  */
 export function readThresholdFile(file: string): ThresholdRule[] {
   const bad = (why: string) =>
-    new JitmemError('ERR_INVALID_OPTION_VALUE', `--thresholds ${file}: ${why}`, { option: '--thresholds', value: file });
+    new JitmemError('ERR_INVALID_OPTION_VALUE', `--thresholds ${file}: ${why}`, {
+      option: '--thresholds',
+      value: file,
+    });
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(file, 'utf8'));
@@ -96,7 +99,8 @@ export function readThresholdFile(file: string): ThresholdRule[] {
     throw bad(`not a readable JSON file (${(e as Error).message})`);
   }
   const rows = (json as { rows?: unknown }).rows;
-  if (!Array.isArray(rows)) throw bad('no "rows" array: expected the output of compare --calibrate --head-runs N --format json');
+  if (!Array.isArray(rows))
+    throw bad('no "rows" array: expected the output of compare --calibrate --head-runs N --format json');
   const rules: ThresholdRule[] = [];
   for (const row of rows as Array<{ label?: unknown; gate?: { threshold?: unknown } }>) {
     const threshold = row.gate?.threshold;
