@@ -22,6 +22,7 @@ const { report } = await runBench({
   preset: 'quick',
   seed: 1,
   cold: false,
+  // As the CI gate's runs and the committed baseline its thresholds come from: one CPU for both processes.
   pin: 'same',
   granularity: 1024 ** 3,
   churnGranularity: 4 << 20,
