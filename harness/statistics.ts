@@ -378,6 +378,18 @@ export function sampleSd(xs: readonly number[]): { sd: number; df: number } {
   return { sd: Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1)), df: xs.length - 1 };
 }
 
+/**
+ * Quantile of the chi-square distribution with `df` degrees of freedom, by the Wilson–Hilferty
+ * cube-root approximation (within 2% of the exact quantile from 3 df on at the 5% and 10% tails,
+ * which is how the gate's calibration uses it).
+ */
+export function chiSquareQuantile(p: number, df: number): number {
+  if (!(p > 0 && p < 1) || !(df > 0)) return Number.NaN;
+  const z = studentTQuantile(p, 1e7);
+  const a = 2 / (9 * df);
+  return df * Math.max(0, 1 - a + z * Math.sqrt(a)) ** 3;
+}
+
 /** Holm–Bonferroni: which of the p-values are significant at family-wise level alpha. */
 export function holmSignificant(ps: readonly number[], alpha: number): boolean[] {
   const order = ps

@@ -587,6 +587,77 @@ test('--calibrate measures run-to-run noise per row and prints --threshold-for f
   }
 });
 
+test('--calibrate --head-runs gives each row the threshold a gate of its runs can judge; --thresholds holds each row to it', (t) => {
+  // The committed baseline: eight quick precision runs of one commit, and the thresholds CI uses.
+  const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+  const runs = ['reports/baseline.json', ...[2, 3, 4, 5, 6, 7, 8].map((i) => `reports/baseline-run-${i}.json`)].map(
+    (f) => path.join(repo, f),
+  );
+  const r = runCli(
+    ['compare', '--calibrate', ...runs, '--ratios-only', '--head-runs', '4', '--format', 'json'],
+    cleanEnv(),
+  );
+  t.is(r.status, 0, r.stderr);
+  const json = JSON.parse(r.stdout) as {
+    commits: string[];
+    rows: Array<{
+      label: string;
+      runs: number;
+      gate: { headRuns: number; spread: number; spreadUpper: number; threshold: number };
+    }>;
+  };
+  t.is(json.commits.length, 1);
+  t.is(json.rows.length, 12);
+  for (const row of json.rows) {
+    t.is(row.runs, 8);
+    t.is(row.gate.headRuns, 4);
+    // s_u = s * sqrt(7 / chi2(0.10, 7)), chi2(0.10, 7) = 2.833; T = (t(0.95, 10) + z(0.99)) * s_u * sqrt(1/4 + 1/8).
+    t.true(Math.abs(row.gate.spreadUpper / row.gate.spread - Math.sqrt(7 / 2.833)) < 0.01, JSON.stringify(row));
+    const reach = -Math.expm1(-(1.8125 + 2.3263) * row.gate.spreadUpper * Math.sqrt(1 / 4 + 1 / 8));
+    t.true(
+      row.gate.threshold >= 0.05 &&
+        row.gate.threshold >= reach - 1e-9 &&
+        row.gate.threshold < Math.max(0.05, reach) + 0.01,
+    );
+  }
+  // The committed file is this calibration.
+  const committed = JSON.parse(readFileSync(path.join(repo, 'reports/gate-thresholds.json'), 'utf8')) as typeof json;
+  t.deepEqual(
+    committed.rows.map((x) => [x.label, x.gate.threshold]),
+    json.rows.map((x) => [x.label, x.gate.threshold]),
+  );
+  // Applied: each ratio row's threshold column is the file's (a --threshold-for rule still wins).
+  const file = path.join(repo, 'reports/gate-thresholds.json');
+  const c = runCli(
+    [
+      'compare',
+      runs[0]!,
+      runs[1]!,
+      '--ratios-only',
+      '--thresholds',
+      file,
+      '--threshold-for',
+      'cray/load/shared=7%',
+      '--format',
+      'json',
+    ],
+    cleanEnv(),
+  );
+  t.true(c.status === 0 || c.status === 1 || c.status === 3, c.stderr);
+  const compared = JSON.parse(c.stdout) as ReturnType<typeof compareReports>;
+  for (const row of compared.ratios) {
+    const want = row.label.startsWith('cray/load/shared/')
+      ? 0.07
+      : json.rows.find((x) => x.label === row.label)!.gate.threshold;
+    t.true(row.threshold >= want - 1e-12, `${row.label}: ${row.threshold} vs ${want}`);
+  }
+  // A file that is not a calibration: exit 2, naming the flag and the file.
+  const bad = save(base);
+  const b = runCli(['compare', runs[0]!, runs[1]!, '--ratios-only', '--thresholds', bad], cleanEnv());
+  t.is(b.status, 2);
+  t.regex(b.stderr, /--thresholds .*: no "rows" array/);
+});
+
 test('fewer than 3 noise runs is a warning; bounds above 100% are refused with the reason, not silently raised', (t) => {
   const noisy = save(withRowsScaled(base, slowRow, 1.6));
   const r = runCli(['compare', save(base), save(base), '--noise', noisy, '--format', 'json'], cleanEnv());

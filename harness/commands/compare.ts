@@ -15,7 +15,7 @@ import {
 import { formatMarkdown, formatText, pct, plain, terminalPaint } from '../compare/format.js';
 import { outputWidth } from '../report/format-table.js';
 import { compareReports } from '../compare/judge.js';
-import { parsePercent, parseThresholdRule, patternMatches } from '../compare/thresholds.js';
+import { parsePercent, parseThresholdRule, patternMatches, readThresholdFile } from '../compare/thresholds.js';
 import {
   booleanFlag,
   invalidOperands,
@@ -71,6 +71,16 @@ ever compared with a cold one). Examples:
     },
     thresholdRule,
   ),
+  thresholds: valueFlag(
+    {
+      value: 'FILE',
+      help: `per-row thresholds calibrated from runs of the base's commit:
+the JSON of compare --calibrate RUN... --head-runs N --format json
+(CI's is reports/gate-thresholds.json); each row's is printed in its
+threshold column; --threshold-for rules still win`,
+    },
+    text,
+  ),
   rows: repeatedFlag(
     { value: 'PAT', help: 'compare only the rows PAT matches (same patterns); repeatable' },
     rowPattern,
@@ -122,7 +132,15 @@ row regressed)`),
 and print, per row, the worst change in the regression direction
 between any two of them, the noise bound t(1-alpha/2m, k-1) * s *
 sqrt(2), and --threshold-for flags for the rows whose noise exceeds
---threshold. A bound above 100% is refused.`),
+--threshold. A bound above 100% is refused. With --head-runs N, also
+each row's gate threshold (for --thresholds): the reach a gate of these
+runs against N head runs stays within for an unchanged commit,
+(t(0.95, k+N-2) + z(0.99)) * s_u * sqrt(1/N + 1/k), s_u the 90% upper
+bound of the runs' spread; never below --threshold`),
+  'head-runs': valueFlag(
+    { value: 'N', help: 'with --calibrate: the head runs the gate will compare (CI: 4)' },
+    positiveInteger,
+  ),
   format: valueFlag(
     {
       value: 'text|markdown|json',
@@ -196,16 +214,22 @@ function calibrate(files: readonly string[], values: CompareFlags, io: CommandIO
   }
   if (values.format === 'markdown') throw invalidValue('--format', 'text or json with --calibrate', values.format);
   const { threshold } = values;
-  const rows = calibrateThresholds(
-    files.map((f) => readReport(f)),
-    { alpha: values.alpha, phases: values.phases, ratiosOnly: values['ratios-only'] },
-  );
+  const reports = files.map((f) => readReport(f));
+  const rows = calibrateThresholds(reports, {
+    alpha: values.alpha,
+    phases: values.phases,
+    ratiosOnly: values['ratios-only'],
+    threshold,
+    ...(values['head-runs'] ? { headRuns: values['head-runs'] } : {}),
+  });
   const flags = rows
     .filter((r) => r.suggested !== null && r.suggested > threshold)
     .map((r) => `--threshold-for '${r.label}=${Math.round((r.suggested ?? 0) * 100)}%'`);
   const refused = rows.filter((r) => r.refused);
+  const gate = values['head-runs'] !== undefined;
   if (values.format === 'json') {
-    io.stdout.write(JSON.stringify({ runs: files, threshold, rows, flags }, null, 2) + '\n');
+    const commits = [...new Set(reports.map((r) => r.env.commit ?? 'unknown'))];
+    io.stdout.write(JSON.stringify({ runs: files, commits, threshold, rows, flags }, null, 2) + '\n');
     return 0;
   }
   io.stdout.write(
@@ -213,13 +237,14 @@ function calibrate(files: readonly string[], values: CompareFlags, io: CommandIO
   );
   io.stdout.write(
     formatTable(
-      ['row', 'runs', 'worst change', 'noise bound', 'suggested threshold'],
+      ['row', 'runs', 'worst change', 'noise bound', 'suggested threshold', ...(gate ? ['gate threshold'] : [])],
       rows.map((r) => [
         r.label,
         String(r.runs),
         pct(r.worstChange).slice(1),
         pct(r.noiseBound).slice(1),
         r.suggested === null ? 'refused' : pct(r.suggested).slice(1),
+        ...(gate ? [r.gate ? `${pct(r.gate.threshold).slice(1)} (${r.gate.headRuns} head runs)` : '-'] : []),
       ]),
     ),
   );
@@ -325,7 +350,7 @@ export const compareCommand = flagCommand(SPEC, async ({ values, operands }, io)
     counterTolerance: values['counter-tolerance'],
     alpha: values.alpha,
     threshold: values.threshold,
-    thresholdRules: values['threshold-for'],
+    thresholdRules: [...(values.thresholds ? readThresholdFile(values.thresholds) : []), ...values['threshold-for']],
     noiseReports: values.noise.map((f) => readComparable(f)),
     baseRuns,
     phases: values.phases,

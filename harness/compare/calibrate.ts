@@ -1,7 +1,7 @@
 import { JitmemError } from '../../core/errors.js';
 import type { Report } from '../report/report.js';
-import { sampleSd, studentTQuantile } from '../statistics.js';
-import { DEFAULT_ALPHA, labelOf, type RowKey } from './comparison.js';
+import { chiSquareQuantile, sampleSd, studentTQuantile } from '../statistics.js';
+import { DEFAULT_ALPHA, DEFAULT_THRESHOLD, labelOf, type RowKey } from './comparison.js';
 import { REFUSAL } from './judge.js';
 import { ratioRuns, timeRuns } from './row-runs.js';
 
@@ -25,6 +25,51 @@ export interface CalibratedRow {
   readonly suggested: number | null;
   /** Set when the noise bound exceeds 100%: no threshold is suggested, and why. */
   readonly refused?: string;
+  /** With `headRuns`: the threshold a gate of these runs against that many head runs can judge (see gateThreshold). */
+  readonly gate?: GateThreshold;
+}
+
+/** A row's threshold for the gate over runs, calibrated from runs of one commit (see gateThreshold). */
+export interface GateThreshold {
+  /** Head runs the gate will compare against these runs. */
+  readonly headRuns: number;
+  /** The runs' standard deviation on the log scale, and its 90% upper confidence bound. */
+  readonly spread: number;
+  readonly spreadUpper: number;
+  /** The threshold: the calibrated reach, never below the asked threshold, rounded up to a whole percent. */
+  readonly threshold: number;
+}
+
+/** z of the one-sided 1% tail: the margin for the change an unchanged commit shows. */
+const Z_99 = 2.3263478740408408;
+
+/**
+ * The smallest threshold the gate over runs (judge.ts, row-tests.ts runsTest) can be expected to
+ * judge an unchanged commit within, for a row whose k runs here have log standard deviation s,
+ * compared against `headRuns` runs:
+ *
+ *   T = (t(0.95, k + n - 2) + z(0.99)) * s_u * sqrt(1/n + 1/k)
+ *
+ * on the log scale, with s_u = s * sqrt((k - 1) / chi2(0.10, k - 1)) the 90% upper confidence
+ * bound of the runs' spread. For an unchanged commit the gate's one-sided bound reaches
+ * -d + t(0.95, df) * s^ * sqrt(1/n + 1/k), where the change d has standard deviation
+ * s * sqrt(1/n + 1/k): with s <= s_u (nine times in ten) it stays below T in about 99 rows of
+ * 100. It is a threshold, decided from the base before any head is seen and printed per row;
+ * the verdicts still come from the gate's own interval. Never below `asked`.
+ */
+export function gateThreshold(
+  values: readonly number[],
+  headRuns: number,
+  kind: 'time' | 'ratio',
+  asked: number,
+): GateThreshold {
+  const k = values.length;
+  const { sd } = sampleSd(values);
+  const spreadUpper = k >= 2 ? sd * Math.sqrt((k - 1) / chiSquareQuantile(0.1, k - 1)) : Infinity;
+  const reachLog = (studentTQuantile(0.95, k + headRuns - 2) + Z_99) * spreadUpper * Math.sqrt(1 / headRuns + 1 / k);
+  // Times regress upwards, speedups downwards: the regression of a log change x is e^x - 1 or 1 - e^-x.
+  const reach = kind === 'time' ? Math.expm1(reachLog) : -Math.expm1(-reachLog);
+  return { headRuns, spread: sd, spreadUpper, threshold: Math.max(asked, Math.ceil(reach * 100 - 1e-9) / 100) };
 }
 
 /** Fewest reports calibration accepts: with two, the bound rests on one degree of freedom and reaches absurd values. */
@@ -37,7 +82,7 @@ export const MIN_CALIBRATION_RUNS = 3;
  */
 export function calibrateThresholds(
   reports: readonly Report[],
-  options: { phases?: boolean; ratiosOnly?: boolean; alpha?: number } = {},
+  options: { phases?: boolean; ratiosOnly?: boolean; alpha?: number; headRuns?: number; threshold?: number } = {},
 ): CalibratedRow[] {
   if (reports.length < MIN_CALIBRATION_RUNS) {
     throw new JitmemError(
@@ -80,6 +125,9 @@ export function calibrateThresholds(
       noiseBound,
       suggested: refused ? null : Math.max(0.05, Math.ceil((worst * 100 - 1e-9) / 5) * 0.05),
       ...(refused ? { refused: REFUSAL } : {}),
+      ...(options.headRuns
+        ? { gate: gateThreshold(values, options.headRuns, kind, options.threshold ?? DEFAULT_THRESHOLD) }
+        : {}),
     });
   }
   return out;

@@ -48,9 +48,10 @@ import { thresholdFor } from './thresholds.js';
  *   times; their ratios fall back to a test on the two intervals.
  * - with further runs (`noiseReports`: other runs of HEAD's commit; `baseRuns`: other runs of
  *   BASE's, e.g. the last N stored in a history directory): each run gives one value per row;
- *   the base is the median of the base runs (as github-action-benchmark does), the head the
- *   mean of the head runs, and a t-test with the between-run spread (pooled over both sides)
- *   decides. The smallest change that test could flag is shown as the row's `noise`; above 100%
+ *   base and head are the means of their runs, and a t-test with the between-run spread
+ *   (pooled over both sides) decides; a 'same' verdict rests on the one-sided 95% bound of the
+ *   change in the regression direction (row-tests.ts says why one-sided is honest). The
+ *   smallest change that test could flag is shown as the row's `noise`; above 100%
  *   the row is refused (no verdict) and a warning says why.
  *
  * Across rows, significance is Holm–Bonferroni at `alpha` on one-sided p-values (half the
@@ -340,7 +341,7 @@ function judgeTime(
       ? 0
       : row.h.median / row.b.median - 1;
   const verdict = verdictOf(fields, change, 1);
-  const reach = t ? Math.expm1(t.high) : change;
+  const reach = t ? Math.expm1(t.diff + boundHalf(t)) : change;
   const undecided = undecidedWhy(fields.refused !== undefined, verdict, reach, asked, t, byRuns, 1);
   return {
     kind: 'time',
@@ -368,7 +369,7 @@ function judgeRatio(row: PendingRow, fields: JudgedFields, asked: number, byRuns
   const [low, high] = b.ci95;
   const verdict = verdictOf(fields, change, -1);
   // A lower speedup is the regression direction: the interval's low end must stay within it.
-  const reach = t ? -Math.expm1(t.low) : -change;
+  const reach = t ? -Math.expm1(t.diff - boundHalf(t)) : -change;
   const undecided = undecidedWhy(fields.refused !== undefined, verdict, reach, asked, t, byRuns, -1);
   return {
     kind: 'ratio',
@@ -494,6 +495,14 @@ export function compareReports(base: Report, head: Report, options: CompareOptio
 }
 
 /**
+ * How far the bound a 'same' verdict rests on reaches from the change (log scale): one-sided
+ * over runs, else half the 95% interval.
+ */
+function boundHalf(t: RowTest): number {
+  return t.oneSidedHalf ?? (t.high - t.low) / 2;
+}
+
+/**
  * Why a row could not be judged, or undefined when it was: a regression or an improvement
  * beyond its threshold is a verdict; 'same' is one only when the interval of the change stays
  * within the asked threshold in the regression direction (`reach`: how far towards a
@@ -512,9 +521,10 @@ function undecidedWhy(
 ): string | undefined {
   if (refused) return `${REFUSAL}`;
   if (verdict !== 'same' || reach <= asked) return undefined;
-  const reachText = `the 95% interval of its change reaches a ${(reach * 100).toFixed(1)}% regression, past its threshold ${(asked * 100).toFixed(1)}%`;
+  const bound = t?.oneSidedHalf !== undefined ? 'the one-sided 95% bound' : 'the 95% interval';
+  const reachText = `${bound} of its change reaches a ${(reach * 100).toFixed(1)}% regression, past its threshold ${(asked * 100).toFixed(1)}%`;
   if (!t) return `${reachText} (the reports have no rounds to judge it by)`;
-  const half = (t.high - t.low) / 2;
+  const half = boundHalf(t);
   // How far the estimate sits from a regression of the asked size (log scale): the interval's
   // half-width must shrink below that to rule one out.
   const room = Math.log1p(asked) - regressionSign * t.diff;

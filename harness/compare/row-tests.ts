@@ -1,4 +1,4 @@
-import { mean, meanInterval, median, sampleSd, studentTCdf, studentTQuantile, welchTTest } from '../statistics.js';
+import { mean, meanInterval, sampleSd, studentTCdf, studentTQuantile, welchTTest } from '../statistics.js';
 import type { Evidence } from './comparison.js';
 import type { RowRun } from './row-runs.js';
 
@@ -10,6 +10,14 @@ export interface RowTest {
   readonly diff: number;
   readonly low: number;
   readonly high: number;
+  /**
+   * Over runs: the half-width of the one-sided 95% bound of the change (log scale), which a
+   * 'same' verdict must keep within the threshold in the regression direction. One-sided because
+   * 'same' claims only "no regression beyond the threshold"; and the gate passes only when every
+   * row makes that claim, an intersection-union test, so each row at 5% keeps the whole claim at
+   * 5% without a correction across rows. Absent: the two-sided interval's half decides.
+   */
+  readonly oneSidedHalf?: number;
   readonly p: number;
   readonly evidence: Evidence;
   /** Noise bound on the log scale (see RowVerdictFields.noise), or null. */
@@ -58,11 +66,13 @@ export function roundTest(b: RowRun, h: RowRun, kind: 'time' | 'ratio', ctx: Tes
 }
 
 /**
- * Several runs on one side or both: each run's value is one observation. The base is the
- * median of the base runs (the mean with fewer than three), the head the mean of the head runs;
- * the spread between runs, pooled over both sides, gives the standard error (a median of k
- * values has about pi/2 times the variance of their mean). The noise bound is the smallest
- * change this test flags at alpha / rows (one-sided, as the verdicts are).
+ * Several runs on one side or both: each run's value is one observation. Base and head are each
+ * the mean of their runs; the spread between runs, pooled over both sides, gives the standard
+ * error. (The base was the median of three or more runs, as github-action-benchmark takes it,
+ * charged pi/2 times the variance of a mean: with the three to eight runs a gate has, that
+ * cost more width than an odd run could; base runs of a committed baseline are checked runs.)
+ * The noise bound is the smallest change this test flags at alpha / rows (one-sided, as the
+ * verdicts are).
  */
 export function runsTest(bs: readonly RowRun[], hs: readonly RowRun[], ctx: TestContext): RowTest | null {
   const bv = bs.map((r) => r.value).filter(Number.isFinite);
@@ -75,9 +85,9 @@ export function runsTest(bs: readonly RowRun[], hs: readonly RowRun[], ctx: Test
     return xs.reduce((a, x) => a + (x - m) ** 2, 0);
   };
   const s = Math.sqrt((ss(bv) + ss(hv)) / pooledDf);
-  const baseCenter = bv.length >= 3 ? median(bv) : mean(bv);
+  const baseCenter = mean(bv);
   const headCenter = mean(hv);
-  const se = s * Math.sqrt(1 / hv.length + (bv.length >= 3 ? Math.PI / 2 : 1) / bv.length);
+  const se = s * Math.sqrt(1 / hv.length + 1 / bv.length);
   const diff = headCenter - baseCenter;
   let p: number;
   if (se === 0) p = diff === 0 ? 1 : 0;
@@ -95,6 +105,7 @@ export function runsTest(bs: readonly RowRun[], hs: readonly RowRun[], ctx: Test
     diff,
     low: diff - half,
     high: diff + half,
+    oneSidedHalf: studentTQuantile(0.95, pooledDf) * se,
     p,
     evidence: 'runs',
     noise,

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { JitmemError } from '../../core/errors.js';
 import { DEFAULT_THRESHOLD, type CompareOptions, type RowKey, type ThresholdRule } from './comparison.js';
 
@@ -77,4 +78,35 @@ export function thresholdFor(key: RowKey, options: CompareOptions): number {
   let threshold = options.threshold ?? DEFAULT_THRESHOLD;
   for (const rule of options.thresholdRules ?? []) if (patternMatches(rule.pattern, key)) threshold = rule.threshold;
   return threshold;
+}
+
+/**
+ * The per-row thresholds of a calibration file (the JSON `jitmem compare --calibrate RUN...
+ * --head-runs N --format json` writes): one rule per row that has a gate threshold, each an
+ * exact row label. Throws ERR_INVALID_OPTION_VALUE naming the file when it cannot be read or
+ * holds no such row.
+ */
+export function readThresholdFile(file: string): ThresholdRule[] {
+  const bad = (why: string) =>
+    new JitmemError('ERR_INVALID_OPTION_VALUE', `--thresholds ${file}: ${why}`, {
+      option: '--thresholds',
+      value: file,
+    });
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw bad(`not a readable JSON file (${(e as Error).message})`);
+  }
+  const rows = (json as { rows?: unknown }).rows;
+  if (!Array.isArray(rows))
+    throw bad('no "rows" array: expected the output of compare --calibrate --head-runs N --format json');
+  const rules: ThresholdRule[] = [];
+  for (const row of rows as Array<{ label?: unknown; gate?: { threshold?: unknown } }>) {
+    const threshold = row.gate?.threshold;
+    if (typeof row.label !== 'string' || typeof threshold !== 'number' || !(threshold > 0)) continue;
+    rules.push({ pattern: row.label, threshold });
+  }
+  if (!rules.length) throw bad('no row with a gate threshold: calibrate with --head-runs N');
+  return rules;
 }

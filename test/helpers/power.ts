@@ -102,12 +102,18 @@ export function quickBench(out: string, extraMs?: ExtraWork): void {
   if (r.status !== 0) throw new Error(`quick bench failed (${r.status}): ${r.stderr}`);
 }
 
+/** The committed per-row thresholds the CI gate holds each speedup to (reports/gate-thresholds.json). */
+export const GATE_THRESHOLDS = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '../../../reports/gate-thresholds.json',
+);
+
 /**
- * The gate's flags over runs: what .ci/run passes besides the files (whole-iteration speedups;
- * `--phases` would add each phase's, which the change shows at full size, but the gate does
- * not judge them, so neither does its power check).
+ * The gate's flags over runs: what .ci/run passes besides the files (whole-iteration speedups,
+ * each held to its calibrated threshold; `--phases` would add each phase's, which the change
+ * shows at full size, but the gate does not judge them, so neither does its power check).
  */
-export const GATE_FLAGS = ['--ratios-only'] as const;
+export const GATE_FLAGS = ['--ratios-only', '--thresholds', GATE_THRESHOLDS] as const;
 
 export interface DetectionTry {
   readonly status: number | null;
