@@ -96,7 +96,20 @@ test('jitmem bench writes a report that validates against schema 1, with every p
   t.regex(stdout, /report: .*report\.json/);
   t.regex(stdout, /extra time of shared memory over in-process.*budget <= 8 ms/);
   t.regex(stdout, /extra time of RPC copy over in-process.*budget <= 8 ms/);
-  t.true(report.env.cpus >= 1 && report.env.pageSize === 4096 && typeof report.env.placement.pin === 'string');
+  t.true(report.env.cpus >= 1 && report.env.pageSize === 4096);
+  // By default controller and executor share one CPU, one the process may run on, and ran there.
+  const p = report.env.placement;
+  t.is(p.pin, 'same');
+  t.is(p.controllerCpus.length, 1);
+  t.deepEqual(p.executorCpus, p.controllerCpus);
+  t.true(os.cpus().length > p.controllerCpus[0]!);
+  t.deepEqual(p.controllerSeenOn, p.controllerCpus);
+  t.regex(
+    stdout,
+    new RegExp(
+      `controller on CPU ${p.controllerCpus[0]}, executor allowed on CPU ${p.controllerCpus[0]} \\(--pin same\\)`,
+    ),
+  );
 });
 
 function py0(report: { results: Array<{ workload: string; mapper: string }> }, mapper: string) {

@@ -1,4 +1,4 @@
-import { meanInterval, median } from '../statistics.js';
+import { meanInterval, median, studentTQuantile } from '../statistics.js';
 import { budgetVerdict, roundMedians, speedupOf } from './ratios.js';
 import type {
   BudgetRow,
@@ -89,14 +89,38 @@ function pairedRoundsDifference(
   baseline: ResultRow,
   candidate: ResultRow,
   phases: readonly RunPhaseName[],
-): { mean: number; ci95: [number, number]; rounds: number } | null {
+): RoundsDifference | null {
   const a = roundMediansOfSum(baseline, phases);
   const b = roundMediansOfSum(candidate, phases);
   if (!a || !b || a.length !== b.length) return null;
   const diffs = a.map((x, i) => b[i]! - x).filter((x) => Number.isFinite(x));
   if (diffs.length < 3) return null;
   const est = meanInterval(diffs);
-  return { mean: est.mean, ci95: [est.low, est.high], rounds: diffs.length };
+  return { mean: est.mean, ci95: [est.low, est.high], rounds: diffs.length, se: est.se, df: est.df };
+}
+
+interface RoundsDifference {
+  mean: number;
+  ci95: [number, number];
+  rounds: number;
+  se: number;
+  df: number;
+}
+
+/**
+ * ours − half of theirs, two independent estimates (jitmem's warm controllers and llvm-jitlink's
+ * processes are measured in rounds of their own), with a Welch–Satterthwaite Student-t 95%
+ * interval: a budget set by a figure measured in the same run is as uncertain as that figure,
+ * and judging against its point value alone let the verdict flip between runs of one commit.
+ */
+function minusHalfOf(ours: RoundsDifference, theirs: RoundsDifference): { mean: number; ci95: [number, number] } {
+  const a = ours.se;
+  const b = theirs.se / 2;
+  const mean = ours.mean - theirs.mean / 2;
+  const se = Math.hypot(a, b);
+  const df = se === 0 ? Math.max(1, ours.df + theirs.df) : se ** 4 / (a ** 4 / ours.df + b ** 4 / theirs.df);
+  const half = studentTQuantile(0.975, Math.max(1, df)) * se;
+  return { mean, ci95: [mean - half, mean + half] };
 }
 
 /** A budget row whose verdict is its interval's (ratios.ts budgetVerdict), or its value's without one. */
@@ -321,20 +345,35 @@ export function endToEndBudgets(rows: readonly ResultRow[], section: EndToEndSec
       const l = find(rows, w, 'llvm-jitlink', 'llvm', mapper, memmgr);
       if (!j || !l) continue;
       // Paired per round when both rows have the same rounds (the warm controllers of one program do).
-      const est = pairedRoundsDifference(jIn, j, ['read', 'link', ...JITMEM_TRANSPORT]);
-      const value = est ? est.mean : untilRun(j) - untilRun(jIn);
-      const budget = (untilRun(l) - untilRun(lIn)) / 2;
+      const ours = pairedRoundsDifference(jIn, j, ['read', 'link', ...JITMEM_TRANSPORT]);
+      const theirs = pairedRoundsDifference(lIn, l, ['read', 'link']);
       const jOther = find(rows, w, 'jitmem', 'jitmem', mapper, undefined, other);
       const extraOther = jOther && jInOther ? untilRun(jOther) - untilRun(jInOther) : undefined;
       const beside =
         extraOther !== undefined ? `; ${named(other)}: ${extraOther >= 0 ? '+' : ''}${ms(extraOther)} ms` : '';
+      const what = `python: jitmem ${mapper === 'rpc' ? 'RPC copy' : 'shared memory'} extra over in-process for link and transport (${named(controller)}${beside})`;
+      if (ours && theirs) {
+        // Both sides measured in rounds: the difference is judged with both uncertainties, against 0.
+        const d = minusHalfOf(ours, theirs);
+        out.push(
+          judgedBudget({
+            label: `${what} minus half llvm-jitlink ${memmgr}'s extra (ours ${ms(ours.mean)} ms, ${ours.rounds} rounds; half theirs ${ms(theirs.mean / 2)} ms, ${theirs.rounds} rounds), same run`,
+            value: d.mean,
+            budget: 0,
+            unit: 'ms',
+            ci95: d.ci95,
+            rounds: Math.min(ours.rounds, theirs.rounds),
+          }),
+        );
+        continue;
+      }
       out.push(
         judgedBudget({
-          label: `python: jitmem ${mapper === 'rpc' ? 'RPC copy' : 'shared memory'} extra over in-process for link and transport (${named(controller)}${beside}) vs half llvm-jitlink ${memmgr}'s extra, same run`,
-          value,
-          budget,
+          label: `${what} vs half llvm-jitlink ${memmgr}'s extra, same run`,
+          value: ours ? ours.mean : untilRun(j) - untilRun(jIn),
+          budget: (untilRun(l) - untilRun(lIn)) / 2,
           unit: 'ms',
-          ...(est ? { ci95: est.ci95, rounds: est.rounds } : {}),
+          ...(ours ? { ci95: ours.ci95, rounds: ours.rounds } : {}),
         }),
       );
     }

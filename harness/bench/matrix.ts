@@ -91,7 +91,10 @@ export function presetSelection(preset: Preset): MatrixSelection {
         updateTimes: 20,
         patchTimes: 100,
         patchBatch: 1,
-        runIterations: 5,
+        // Processes per run and llvm-jitlink's are fixed rounds of one process each: with five,
+        // a speedup a few percent from 1 read "faster" in one run and "not distinguishable" in
+        // the next; eight take about 8 s more.
+        runIterations: 8,
         startupSamples: 10,
         runScript: true,
       };

@@ -11,7 +11,7 @@ import type {
   ResultRow,
   SamplingGroup,
 } from '../report/report.js';
-import { collectGarbage, groupWidths, roundOrder, roundsNeeded, withRounds } from './sampling.js';
+import { collectGarbage, firstUnsettled, groupWidths, roundOrder, roundsNeeded, withRounds } from './sampling.js';
 
 export { withRounds };
 import { CellRunner, cellName, type MapperHandle } from './cell-runner.js';
@@ -269,6 +269,8 @@ interface RoundsOutcome {
   readonly widest: { label: string; percent: number } | undefined;
   readonly widestAny: { label: string; percent: number } | undefined;
   readonly converged: boolean;
+  /** A headline whose interval ended within the settle margin of 1 (see sampling.ts isSettled). */
+  readonly unsettled?: { label: string; edgePercent: number };
 }
 
 /**
@@ -410,6 +412,7 @@ async function measureRounds(
   let widest: { label: string; percent: number } | undefined;
   let widestAny: { label: string; percent: number } | undefined;
   let converged = precision === undefined;
+  let unsettled: { label: string; edgePercent: number } | undefined;
   for (;;) {
     await runRound(active, round, options, record);
     round++;
@@ -418,14 +421,17 @@ async function measureRounds(
     const overBudget = precision !== undefined && round >= 3 && performance.now() - groupStart >= budget;
     if (round < record.rounds && !overBudget) continue;
     if (precision === undefined) break;
-    ({ widest, widestAny } = groupWidths(
+    let ratios;
+    ({ ratios, widest, widestAny } = groupWidths(
       active.map((a) => ({ row: a.cell, samples: a.runner.latencies, roundEnds: record.roundEnds.get(a.index) ?? [] })),
       options.seed,
     ));
-    converged = !widest || widest.percent <= precision;
+    // Narrow enough, and no headline's interval ending so close to 1 that its verdict could go either way.
+    unsettled = firstUnsettled(ratios, precision);
+    converged = (!widest || widest.percent <= precision) && !unsettled;
     if (converged || performance.now() - groupStart >= budget || round >= MAX_ROUNDS) break;
   }
-  return { round, widest, widestAny, converged };
+  return { round, widest, widestAny, converged, ...(unsettled ? { unsettled } : {}) };
 }
 
 /** The report's account of a group's sampling: rounds, time, and how far from its precision target it ended. */
@@ -435,9 +441,11 @@ function samplingGroupOf(
   elapsedMs: number,
   precision: number | undefined,
 ): SamplingGroup {
-  const { round, widest, widestAny, converged } = outcome;
+  const { round, widest, widestAny, converged, unsettled } = outcome;
   const needed =
-    precision !== undefined && widest && !converged ? roundsNeeded(round, widest.percent, precision) : undefined;
+    precision !== undefined && widest && widest.percent > precision
+      ? roundsNeeded(round, widest.percent, precision)
+      : undefined;
   return {
     workload: first.workload,
     pattern: first.pattern,
@@ -447,6 +455,7 @@ function samplingGroupOf(
     converged,
     ...(widest ? { widest: { label: widest.label, percent: Math.round(widest.percent * 100) / 100 } } : {}),
     ...(widestAny ? { widestAny: { label: widestAny.label, percent: Math.round(widestAny.percent * 100) / 100 } } : {}),
+    ...(unsettled && !converged ? { unsettled } : {}),
     ...(needed !== undefined && Number.isFinite(needed)
       ? { roundsNeeded: needed, secondsNeeded: Math.round(((elapsedMs / round) * needed) / 1000) }
       : {}),

@@ -18,7 +18,7 @@ import type {
   SamplingGroup,
 } from '../report/report.js';
 import { pairRoundMedians, roundMedians, summarizePaired } from './ratios.js';
-import { halfWidthPercent, roundOrder, roundsNeeded, withRounds } from './sampling.js';
+import { edgePercent, halfWidthPercent, isSettled, roundOrder, roundsNeeded, withRounds } from './sampling.js';
 import {
   findLlvm,
   JitmemExecutorScript,
@@ -117,7 +117,7 @@ function warmHeadlineWidth(
   cells: readonly RunCell[],
   latencies: readonly number[][],
   roundEnds: ReadonlyMap<RunCell, number[]>,
-): { label: string; percent: number } | undefined {
+): { label: string; percent: number; settled: (precision: number) => boolean; edgePercent: number } | undefined {
   const at = (m: MapperName) => cells.findIndex((c) => c.mapper === m);
   const s = at('shared');
   const r = at('rpc');
@@ -131,6 +131,8 @@ function warmHeadlineWidth(
   return {
     label: `${cells[s]!.program.name}/run shared over RPC copy (warm controller)`,
     percent: halfWidthPercent(est),
+    settled: (precision: number) => isSettled(est, precision),
+    edgePercent: Math.round(edgePercent(est) * 100) / 100,
   };
 }
 
@@ -812,7 +814,7 @@ async function measureWarmRounds(
 ): Promise<{
   round: number;
   converged: boolean;
-  widest: { label: string; percent: number } | undefined;
+  widest: ReturnType<typeof warmHeadlineWidth>;
   measured: Map<SteppedWarmCell, number[]>;
 }> {
   const { options, roundEnds } = run;
@@ -821,7 +823,7 @@ async function measureWarmRounds(
   const passes = options.precision !== undefined ? WARM_PASSES_PER_ROUND : run.perRound;
   let round = 0;
   let converged = options.precision === undefined;
-  let widest: { label: string; percent: number } | undefined;
+  let widest: ReturnType<typeof warmHeadlineWidth>;
   for (;;) {
     for (let pass = 0; pass < passes; pass++) await warmPass(controllers, round + pass, measured, options);
     round++;
@@ -842,7 +844,8 @@ async function measureWarmRounds(
       controllers.map((c) => measured.get(c)!),
       roundEnds,
     );
-    converged = widest === undefined || widest.percent <= options.precision;
+    // Narrow enough, and its interval not ending so close to 1 that the verdict could go either way.
+    converged = widest === undefined || (widest.percent <= options.precision && widest.settled(options.precision));
     if (
       converged ||
       performance.now() - groupStart >= budget ||
@@ -878,7 +881,9 @@ async function runWarmProgram(
     }
     const elapsedMs = performance.now() - groupStart;
     if (options.precision === undefined) return undefined;
-    const needed = widest && !converged ? roundsNeeded(round, widest.percent, options.precision) : undefined;
+    const needed =
+      widest && widest.percent > options.precision ? roundsNeeded(round, widest.percent, options.precision) : undefined;
+    const unsettled = widest && !converged && !widest.settled(options.precision);
     return {
       workload: programName,
       pattern: 'run',
@@ -887,6 +892,7 @@ async function runWarmProgram(
       elapsedMs: Math.round(elapsedMs),
       converged,
       ...(widest ? { widest: { label: widest.label, percent: Math.round(widest.percent * 100) / 100 } } : {}),
+      ...(unsettled ? { unsettled: { label: widest.label, edgePercent: widest.edgePercent } } : {}),
       ...(needed !== undefined && Number.isFinite(needed)
         ? { roundsNeeded: needed, secondsNeeded: Math.round(((elapsedMs / round) * needed) / 1000) }
         : {}),

@@ -85,6 +85,41 @@ export interface PartialRow {
 }
 
 /**
+ * How close to 1 an interval's end may come, in percent on the log scale, before a verdict
+ * counts as settled: a quarter of the precision asked. An interval that ends this close to 1
+ * says "faster" in one run and "not distinguishable" in the next for the same code (measured:
+ * cray end to end, 95% CI 0.999-1.055 in one default run and 1.005-1.067 in the next).
+ */
+export function settleMarginPercent(precision: number): number {
+  return precision / 4;
+}
+
+/** How far the end of a speedup's interval nearest to 1 lies from 1, in percent (log scale). */
+export function edgePercent(r: Pick<RatioRow, 'ci95'>): number {
+  const [lo, hi] = r.ci95;
+  return Math.min(Math.abs(Math.log(lo)), Math.abs(Math.log(hi))) * 100;
+}
+
+/**
+ * Whether a speedup's verdict is settled at a precision target: its interval ends at least the
+ * margin away from 1 (above it, below it, or around it), or it is itself narrower than the
+ * margin (a change that small is where any verdict has its edge).
+ */
+export function isSettled(r: Pick<RatioRow, 'speedup' | 'ci95'>, precision: number): boolean {
+  const margin = settleMarginPercent(precision);
+  return edgePercent(r) >= margin || halfWidthPercent(r) <= margin;
+}
+
+/** The first of `ratios` whose verdict is not settled at `precision`, with how far its interval ends from 1. */
+export function firstUnsettled(
+  ratios: readonly RatioRow[],
+  precision: number,
+): { label: string; edgePercent: number } | undefined {
+  const r = ratios.find((x) => isHeadlineRatio(x) && !isSettled(x, precision));
+  return r ? { label: ratioLabel(r), edgePercent: Math.round(edgePercent(r) * 100) / 100 } : undefined;
+}
+
+/**
  * The speedups a precision run waits for: the headlines, shared memory over RPC copy (over each
  * executor), as the summary states them; a group without one (no remote mapper) waits for all
  * of its speedups.
@@ -164,9 +199,15 @@ export function samplingLines(groups: readonly SamplingGroup[], target: number |
   const open = groups.filter((g) => !g.converged);
   const done = groups.length - open.length;
   out.push(
-    `precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on their headline speedups (shared memory over RPC copy)${open.length ? '; not converged:' : '.'}`,
+    `precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on their headline speedups (shared memory over RPC copy), each interval ending at least ${settleMarginPercent(target)}% from 1 or narrower than that${open.length ? '; not converged:' : '.'}`,
   );
   for (const g of open) {
+    if (g.unsettled && (!g.widest || g.widest.percent <= target)) {
+      out.push(
+        `  NOT SETTLED ${g.workload}/${g.pattern} (${g.policy}): ${g.unsettled.label}: its interval ends ${g.unsettled.edgePercent.toFixed(2)}% from 1, within the ${settleMarginPercent(target)}% where the verdict could go either way, after ${g.rounds} rounds, ${(g.elapsedMs / 1000).toFixed(1)} s; more rounds would settle it`,
+      );
+      continue;
+    }
     const needs = Number.isFinite(g.secondsNeeded ?? Infinity)
       ? `; about ${Math.ceil(g.secondsNeeded!)} s (${g.roundsNeeded} rounds) would reach it`
       : '';

@@ -174,11 +174,13 @@ share of what is left`,
   pin: valueFlag(
     {
       value: 'same|split|none',
-      help: `controller and executor on the same CPU, on two CPUs, or unpinned
-(default none; where they ran is recorded either way)`,
+      help: `controller and executor on the same CPU (the idlest one), on two
+CPUs, or unpinned (default same: unpinned, the executor moves
+between CPUs from round to round and the rounds disagree two to four
+times more; where they ran is recorded either way)`,
     },
     oneOf(PINS),
-    'none',
+    'same',
   ),
   probe: booleanFlag(`after the cells, time a no-op round trip beside the finalize of a
 one-page graph through shared memory (default: on for the default and

@@ -205,6 +205,11 @@ export interface SamplingGroup {
   widest?: { label: string; percent: number };
   /** The widest interval among all the group's speedups. */
   widestAny?: { label: string; percent: number };
+  /**
+   * A headline whose interval ended within the settle margin of 1 (a quarter of the precision,
+   * percent on the log scale) when sampling stopped: its verdict could go either way.
+   */
+  unsettled?: { label: string; edgePercent: number };
   /** Rounds and seconds the widest would need to reach the target (half-width shrinks as 1/sqrt(rounds)). */
   roundsNeeded?: number;
   secondsNeeded?: number;

@@ -1,0 +1,132 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Report } from '../../harness/report/report.js';
+
+/**
+ * Do the verdicts of several runs of one commit agree? node dist/test/tools/verdict-table.js
+ * [--checks] REPORT... prints, as a markdown table, every headline of each report (each
+ * shared-memory-over-RPC-copy speedup, each end-to-end headline) with its verdict, as the
+ * summary states it (faster: the whole 95% interval above 1; slower: below 1; n.d.: it holds 1),
+ * and every budget's verdict, then how many rows kept one verdict in all runs.
+ *
+ * With --checks (the CPU-hog criteria of issue 18, for quick runs): every speedup row's 95%
+ * half-width is at most the precision asked or its group is named as not converged (at most two
+ * such rows), every row's intervals overlap across the runs, and every result row's phase means
+ * add up to its iteration mean within 2%. Exit 1 when a check fails.
+ */
+
+interface Cell {
+  verdict: string;
+  value: string;
+}
+
+const args = process.argv.slice(2);
+const checks = args.includes('--checks');
+const files = args.filter((a) => a !== '--checks');
+if (files.length === 0) {
+  console.error('usage: verdict-table [--checks] REPORT...');
+  process.exit(2);
+}
+const reports = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as Report);
+
+const fmt = (x: number): string =>
+  Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2);
+const verdictOf = (ci: readonly [number, number]): string => (ci[0] > 1 ? 'faster' : ci[1] < 1 ? 'slower' : 'n.d.');
+
+function headlineCells(report: Report): Map<string, Cell> {
+  const cells = new Map<string, Cell>();
+  for (const r of report.ratios) {
+    if (r.mapper !== 'shared' || r.baseline !== 'rpc') continue;
+    const size = (r as { contentHint?: number }).contentHint;
+    const label = `${r.workload}/${r.pattern}${size ? ` ${size}` : ''} (${r.policy}) ${r.executor} shared/RPC`;
+    cells.set(label, { verdict: verdictOf(r.ci95), value: r.speedup.toFixed(3) });
+  }
+  for (const h of report.endToEnd?.headlines ?? []) {
+    const label = `${h.workload} end to end, ${h.linker} ${h.executor}${h.controller ? ` ${h.controller}` : ''} shared/${h.baseline}`;
+    cells.set(label, { verdict: verdictOf(h.ci95), value: h.speedup.toFixed(3) });
+  }
+  // Some budget labels carry a measured figure ("median 22.5 us"): rows are matched with every
+  // number in the label blanked, and the figures shown beside the verdict.
+  for (const b of report.budgets ?? []) {
+    const value = b.ci95 ? `${fmt(b.value)} (${fmt(b.ci95[0])}-${fmt(b.ci95[1])})` : fmt(b.value);
+    cells.set(`budget: ${b.label.replace(/[-+]?\d+(\.\d+)?/g, '#')}`, {
+      verdict: b.verdict ?? (b.ok ? 'ok' : 'over'),
+      value: `${value}${b.unit.trim() ? ` ${b.unit.trim()}` : ''} / ${fmt(b.budget)}`,
+    });
+  }
+  return cells;
+}
+
+const perRun = reports.map(headlineCells);
+const labels = [...new Set(perRun.flatMap((m) => [...m.keys()]))];
+console.log(`| row | ${files.map((f, i) => `run ${i + 1} (${path.basename(f)})`).join(' | ')} | same verdict |`);
+console.log(`|---|${files.map(() => '---|').join('')}---|`);
+let same = 0;
+for (const label of labels) {
+  const cells = perRun.map((m) => m.get(label));
+  const verdicts = new Set(cells.map((c) => c?.verdict ?? 'absent'));
+  const agree = verdicts.size === 1;
+  if (agree) same++;
+  const shown = cells.map((c) => (c ? `${c.verdict}${c.value ? ` ${c.value}` : ''}` : 'absent'));
+  console.log(`| ${label} | ${shown.join(' | ')} | ${agree ? 'yes' : 'NO'} |`);
+}
+console.log(`\n${same} of ${labels.length} rows kept one verdict in all ${reports.length} runs.`);
+
+if (checks) {
+  let failed = 0;
+  const problems: string[] = [];
+  // Half-widths: every speedup row within the precision asked, or named as not converged.
+  reports.forEach((report, i) => {
+    const precision = report.sampling?.precision ?? 5;
+    const unconverged = new Set(
+      (report.sampling?.groups ?? []).filter((g) => !g.converged).map((g) => `${g.workload}/${g.pattern}/${g.policy}`),
+    );
+    let named = 0;
+    for (const r of report.ratios) {
+      const half = ((Math.log(r.ci95[1]) - Math.log(r.ci95[0])) / 2) * 100;
+      if (half <= precision) continue;
+      if (unconverged.has(`${r.workload}/${r.pattern}/${r.policy}`)) named++;
+      else
+        problems.push(
+          `run ${i + 1}: ${r.workload}/${r.pattern} ${r.mapper}/${r.baseline} half-width ${half.toFixed(1)}% > ${precision}% and its group is not named as unconverged`,
+        );
+    }
+    console.log(`run ${i + 1}: ${named} speedup rows wider than ${precision}% in groups named as not converged`);
+    if (named > 2) problems.push(`run ${i + 1}: ${named} rows not converged (at most 2)`);
+  });
+  // Overlap of every row's intervals across the runs.
+  const key = (r: Report['ratios'][number]) =>
+    `${r.workload}/${r.pattern}/${r.policy}/${r.executor}/${r.mapper}/${r.baseline}`;
+  const rowKeys = new Set(reports.flatMap((rep) => rep.ratios.map(key)));
+  let overlapping = 0;
+  for (const k of rowKeys) {
+    const cis = reports.map((rep) => rep.ratios.find((r) => key(r) === k)?.ci95).filter((c) => c !== undefined);
+    const low = Math.max(...cis.map((c) => c[0]));
+    const high = Math.min(...cis.map((c) => c[1]));
+    if (low <= high) overlapping++;
+    else
+      problems.push(
+        `${k}: intervals do not overlap (${cis.map((c) => `${c[0].toFixed(3)}-${c[1].toFixed(3)}`).join(' vs ')})`,
+      );
+  }
+  console.log(`${overlapping} of ${rowKeys.size} speedup rows' intervals overlap across the runs`);
+  // Phase means add up to the iteration mean.
+  let worst = 0;
+  for (const report of reports)
+    for (const row of report.results) {
+      const phases = Object.values(row.phases ?? {}) as Array<{ mean: number }>;
+      if (!phases.length || !(row.latency.mean > 0)) continue;
+      const sum = phases.reduce((a, p) => a + p.mean, 0);
+      const err = Math.abs(sum - row.latency.mean) / row.latency.mean;
+      worst = Math.max(worst, err);
+      if (err > 0.02)
+        problems.push(
+          `${row.workload}/${row.pattern} ${row.mapper}: phases sum to ${sum.toFixed(4)} ms, iteration ${row.latency.mean.toFixed(4)} ms`,
+        );
+    }
+  console.log(`phase means vs iteration mean: worst difference ${(worst * 100).toFixed(3)}% (criterion 2%)`);
+  for (const p of problems) console.log(`FAIL ${p}`);
+  failed = problems.length;
+  console.log(failed ? `${failed} check(s) failed` : 'all checks passed');
+  process.exitCode = failed ? 1 : 0;
+}
