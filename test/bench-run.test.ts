@@ -70,9 +70,15 @@ function checkRunRows(t: import('ava').ExecutionContext, report: Report): Result
       // phases stretched (a precision run has hundreds of them on a loaded machine).
       const sums = r.iteration!.samples.map((_, i) => phases.reduce((a, p) => a + p!.samples[i]!, 0));
       const meanSum = sums.reduce((a, b) => a + b, 0) / sums.length;
-      t.true(Math.abs(meanSum - r.iteration!.mean) <= 0.05 * r.iteration!.mean, `${name}: phase means sum to ${meanSum} ms, the iteration's mean is ${r.iteration!.mean} ms`);
+      t.true(
+        Math.abs(meanSum - r.iteration!.mean) <= 0.05 * r.iteration!.mean,
+        `${name}: phase means sum to ${meanSum} ms, the iteration's mean is ${r.iteration!.mean} ms`,
+      );
       const off = r.iteration!.samples.filter((wall, i) => Math.abs(sums[i]! - wall) > 0.05 * wall).length;
-      t.true(off <= Math.max(1, 0.05 * sums.length), `${name}: ${off} of ${sums.length} iterations' phases are more than 5% off their wall time`);
+      t.true(
+        off <= Math.max(1, 0.05 * sums.length),
+        `${name}: ${off} of ${sums.length} iterations' phases are more than 5% off their wall time`,
+      );
     }
   }
   return rows;
@@ -124,7 +130,7 @@ test('bench --pattern run --quick: every run row verified, phases add up, llvm-j
     t.regex(stdout, /python end to end, llvm-jitlink: shared memory over RPC copy \(simple-remote\) [\d.]+x \(95% CI/);
     t.regex(
       stdout,
-      /executor start-up \(spawn to Setup\): jitmem-executor's vs 3x llvm-jitlink-executor's, same run: [\d.]+ ms, budget <= [\d.]+ ms/,
+      /executor start-up \(spawn to Setup\): jitmem-executor's over llvm-jitlink-executor's, paired spawns \(medians [\d.]+ ms vs [\d.]+ ms\), same run: [\d.]+x \(95% CI [\d.]+–[\d.]+, \d+ rounds\), budget <= 3x/,
     );
     const html = readFileSync(path.join(dir, 'run-charts', 'index.html'), 'utf8');
     t.regex(html, /<section id="end-to-end">/);
@@ -183,7 +189,10 @@ test('without LLVM the llvm-jitlink rows are absent and the output says why once
   const dir = tmp(t);
   const out = path.join(dir, 'run.json');
   const missing = path.join(dir, 'no-llvm-here');
-  const { stdout } = await bench(['--pattern', 'run', '--quick', '--precision', 'off', '--workload', 'cray', '--out', out, '--no-charts'], { ...process.env, JITMEM_LLVM_DIR: missing });
+  const { stdout } = await bench(
+    ['--pattern', 'run', '--quick', '--precision', 'off', '--workload', 'cray', '--out', out, '--no-charts'],
+    { ...process.env, JITMEM_LLVM_DIR: missing },
+  );
   const report = validateReport(JSON.parse(readFileSync(out, 'utf8')));
   checkRunRows(t, report);
   t.is(report.results.filter((r) => r.linker === 'llvm-jitlink').length, 0);

@@ -7,7 +7,9 @@ import { detectionTry } from './helpers/power.js';
 /**
  * Power of the CI gate, one try: five quick benches with a shared-memory mapper whose
  * initialize costs 30% more (SHA-256 passes over the working memory, sized from a run without)
- * and five without, compared as the gate compares runs (--ratios-only, runs on both sides).
+ * and five without, compared as the gate compares runs (--ratios-only, runs on both sides,
+ * each row held to its threshold in reports/gate-thresholds.json; the benches pin controller
+ * and executor to one CPU, as the gate's runs and the baseline do).
  * The gate must flag a shared-memory speedup as a regression. About ten quick benches. The rate over ten
  * tries: node dist/test/tools/detection-rate.js.
  */

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { CompareOptions } from '../../harness/compare/comparison.js';
 import { compareReports } from '../../harness/compare/judge.js';
 import { setRunCenter } from '../../harness/compare/row-runs.js';
+import { readThresholdFile } from '../../harness/compare/thresholds.js';
 import type { Report } from '../../harness/report/report.js';
 
 /**
@@ -24,7 +25,13 @@ for (let i = 0; ; i++) {
     with: [0, 1, 2, 3, 4].map((k) => read(`try${i}-with-${k}.json`)),
   });
 }
-const gate: CompareOptions = { ratiosOnly: true };
+// GATE_THRESHOLDS=reports/gate-thresholds.json: each row held to its calibrated threshold, as CI's gate holds it.
+const thresholdsFile = process.env.GATE_THRESHOLDS;
+const gate: CompareOptions = {
+  ratiosOnly: true,
+  ...(thresholdsFile ? { thresholdRules: readThresholdFile(thresholdsFile) } : {}),
+};
+let inconclusive = 0;
 const over = (base: Report[], head: Report[], options: CompareOptions) =>
   compareReports(base[0]!, head[0]!, { ...options, baseRuns: base.slice(1), noiseReports: head.slice(1) });
 let detected = 0;
@@ -50,6 +57,7 @@ for (let i = 0; i < tries.length; i++) {
     if (i === j) continue;
     pairs++;
     const c = over(tries[i]!.without, tries[j]!.without, gate);
+    if (c.regressions === 0 && c.undecided > 0) inconclusive++;
     if (c.regressions > 0) {
       alarms++;
       console.log(
@@ -90,6 +98,6 @@ if (baselineFile) {
   );
 }
 console.log(
-  `gate over runs: detected ${detected} of ${tries.length}; false alarms ${alarms} of ${pairs} (unchanged code, five runs against five)`,
+  `gate over runs: detected ${detected} of ${tries.length}; false alarms ${alarms} of ${pairs}, inconclusive ${inconclusive} of ${pairs} (unchanged code, five runs against five)`,
 );
 console.log(`compare with default flags, one run against one: false alarms ${plainAlarms} of ${plainPairs} pairs`);
