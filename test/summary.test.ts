@@ -9,6 +9,7 @@ import {
   skippedLines,
 } from '../harness/bench/summary.js';
 import { budgetVerdict } from '../harness/bench/ratios.js';
+import { roundTripBudget } from '../harness/bench/round-trip-probe.js';
 import type { PatternName, Report } from '../harness/report/report.js';
 import { planCells, presetSelection } from '../harness/bench/matrix.js';
 import { defaultShapedReport } from './helpers/default-report.js';
@@ -132,14 +133,26 @@ test('the plan says why it leaves cells out with a code, which the bench acts on
 
 test('a budget is judged by its interval: ok when all of it is within, OVER BUDGET when all of it is past, undecided when it straddles', (t) => {
   const report = defaultShapedReport({ llvm: false });
-  const row = (ci95: [number, number], verdict: 'ok' | 'over' | 'undecided') => ({ label: 'python/load first-fit: extra time of shared memory over in-process, jitmem executor', value: (ci95[0] + ci95[1]) / 2, budget: 8, unit: 'ms', ci95, rounds: 12, verdict, ok: verdict !== 'over' });
+  const row = (ci95: [number, number], verdict: 'ok' | 'over' | 'undecided') => ({
+    label: 'python/load first-fit: extra time of shared memory over in-process, jitmem executor',
+    value: (ci95[0] + ci95[1]) / 2,
+    budget: 8,
+    unit: 'ms',
+    ci95,
+    rounds: 12,
+    verdict,
+    ok: verdict !== 'over',
+  });
   const lines = (budgets: ReturnType<typeof row>[]) => budgetItems({ ...report, budgets } as Report);
   const [ok, over, undecided] = lines([row([5, 7], 'ok'), row([8.5, 11], 'over'), row([6, 10], 'undecided')]);
   t.regex(ok!.text, /: \+6\.00 ms \(95% CI 5\.00–7\.00, 12 rounds\), budget <= 8 ms: ok/);
   t.false(ok!.over);
   t.regex(over!.text, /^OVER BUDGET: .*\+9\.75 ms \(95% CI 8\.50–11\.00, 12 rounds\), budget <= 8 ms/);
   t.true(over!.over);
-  t.regex(undecided!.text, /: \+8\.00 ms \(95% CI 6\.00–10\.00, 12 rounds\), budget <= 8 ms: undecided \(CI 6\.00–10\.00 ms straddles the budget\)/);
+  t.regex(
+    undecided!.text,
+    /: \+8\.00 ms \(95% CI 6\.00–10\.00, 12 rounds\), budget <= 8 ms: undecided \(CI 6\.00–10\.00 ms straddles the budget\)/,
+  );
   t.false(undecided!.over);
   t.is(budgetVerdict([5, 7], 8), 'ok');
   t.is(budgetVerdict([8.01, 9], 8), 'over');
@@ -147,4 +160,35 @@ test('a budget is judged by its interval: ok when all of it is within, OVER BUDG
   t.is(budgetVerdict([11, 12], 10, 'at-least'), 'ok');
   t.is(budgetVerdict([8, 9.9], 10, 'at-least'), 'over');
   t.is(budgetVerdict([9, 11], 10, 'at-least'), 'undecided');
+});
+
+test('the one-page finalize budget is judged by the interval of its per-block ratios', (t) => {
+  const probe = (blockRatios: number[]) => ({
+    noopUs: 10,
+    finalizeUs: 14,
+    samples: 50 * blockRatios.length,
+    controllerFinalizeUs: 3,
+    blockRatios,
+  });
+  // Geometric mean of the blocks, Student-t on their logs: all well under 1.5x is ok.
+  const ok = roundTripBudget(probe([1.2, 1.25, 1.3, 1.22, 1.28]));
+  t.is(ok.verdict, 'ok');
+  t.true(ok.ok);
+  t.is(ok.rounds, 5);
+  t.is(
+    Math.round(ok.value * 1000),
+    Math.round(Math.exp([1.2, 1.25, 1.3, 1.22, 1.28].map(Math.log).reduce((a, b) => a + b) / 5) * 1000),
+  );
+  t.true(ok.ci95![0] < ok.value && ok.value < ok.ci95![1] && ok.ci95![1] < 1.5);
+  // Around the budget: the interval straddles it, the verdict says so (a point value of 1.46 said "ok").
+  const near = roundTripBudget(probe([1.3, 1.6, 1.4, 1.55, 1.45]));
+  t.is(near.verdict, 'undecided');
+  t.true(near.ok);
+  t.is(roundTripBudget(probe([1.7, 1.75, 1.8, 1.72])).verdict, 'over');
+  t.false(roundTripBudget(probe([1.7, 1.75, 1.8, 1.72])).ok);
+  // Fewer than three blocks: the ratio of the medians alone decides, without an interval.
+  const bare = roundTripBudget(probe([1.2]));
+  t.is(bare.value, 1.4);
+  t.is(bare.ci95, undefined);
+  t.is(bare.verdict, 'ok');
 });

@@ -6,6 +6,7 @@ import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
 import { SlabMemoryManager } from '../../mappers/slab/slab-memory-manager.js';
 import { ExecutorSession } from '../../session/executor-session.js';
 import { median } from '../statistics.js';
+import { budgetVerdict, summarizePaired } from './ratios.js';
 import type { BudgetRow } from '../report/report.js';
 import { closeOrKill, withCleanup } from '../../core/cleanup.js';
 
@@ -28,6 +29,28 @@ export interface RoundTripProbe {
    * a no-op, and a finalize with the deinitialize that follows it (two calls).
    */
   readonly executorHandlerUs?: { readonly noop: number; readonly finalizeAndFree: number };
+  /**
+   * The finalize-over-no-op ratio of each block of PROBE_BLOCK consecutive pairs (median finalize
+   * over median no-op within the block): the rounds its interval is taken over.
+   */
+  readonly blockRatios: readonly number[];
+}
+
+/**
+ * Pairs per block of the probe's interval. The pairs alternate a no-op and a finalize, so each
+ * block sees one spell of the machine on both sides; 1000 pairs make 20 blocks.
+ */
+const PROBE_BLOCK = 50;
+
+/** Per block of PROBE_BLOCK pairs: median(finalize) / median(no-op). */
+function blockRatiosOf(noop: readonly number[], finalize: readonly number[]): number[] {
+  const out: number[] = [];
+  for (let start = 0; start + PROBE_BLOCK <= noop.length; start += PROBE_BLOCK) {
+    const n = median(noop.slice(start, start + PROBE_BLOCK));
+    const f = median(finalize.slice(start, start + PROBE_BLOCK));
+    if (n > 0 && f > 0) out.push(f / n);
+  }
+  return out;
 }
 
 /** One page of code: `mov eax, 7; ret`, padded with int3. */
@@ -81,6 +104,7 @@ export async function probeRoundTrip(
       samples,
       controllerFinalizeUs: median(controllerFinalize),
       ...(executorHandlerUs ? { executorHandlerUs } : {}),
+      blockRatios: blockRatiosOf(noop, finalize),
     };
   }, [() => closeOrKill(session)]);
 }
@@ -104,16 +128,26 @@ async function handlerTimes(session: ExecutorSession, manager: SlabMemoryManager
 /** One-page finalize over a no-op round trip (issue 23: the floor is a round trip plus an mprotect). */
 export const ROUND_TRIP_BUDGET = 1.5;
 
+/**
+ * The budget line: with blocks, the speedup statistic of every ratio of the report (geometric
+ * mean of the per-block ratios, Student-t 95% interval on their logs), judged ok / over /
+ * undecided by its interval; without (older probes), the ratio of the medians alone.
+ */
 export function roundTripBudget(probe: RoundTripProbe): BudgetRow {
-  const ratio = probe.finalizeUs / probe.noopUs;
+  const blocks = probe.blockRatios ?? [];
+  const est = blocks.length >= 3 ? summarizePaired([...blocks]) : undefined;
+  const ratio = est ? est.speedup : probe.finalizeUs / probe.noopUs;
+  const verdict = est ? budgetVerdict(est.ci95, ROUND_TRIP_BUDGET) : ratio <= ROUND_TRIP_BUDGET ? 'ok' : 'over';
   const h = probe.executorHandlerUs;
   const handlers = `; handler time: controller ${probe.controllerFinalizeUs.toFixed(1)} us to send a finalize${h ? `, executor ${h.noop.toFixed(1)} us a no-op, ${h.finalizeAndFree.toFixed(1)} us a finalize + free` : ''}`;
   return {
-    label: `sequential remote finalize of a one-page graph (shared memory, median ${probe.finalizeUs.toFixed(1)} us) over a no-op round trip (median ${probe.noopUs.toFixed(1)} us), ${probe.samples} each${handlers}`,
+    label: `sequential remote finalize of a one-page graph (shared memory, median ${probe.finalizeUs.toFixed(1)} us) over a no-op round trip (median ${probe.noopUs.toFixed(1)} us), ${probe.samples} each in blocks of ${PROBE_BLOCK}${handlers}`,
     value: ratio,
     budget: ROUND_TRIP_BUDGET,
     unit: 'x',
     direction: 'at-most',
-    ok: ratio <= ROUND_TRIP_BUDGET,
+    ...(est ? { ci95: est.ci95, rounds: blocks.length } : {}),
+    verdict,
+    ok: verdict !== 'over',
   };
 }
