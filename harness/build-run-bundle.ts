@@ -1,7 +1,11 @@
-import { renameSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, renameSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import { RUN_BUNDLE, RUN_BUNDLE_CACHE, RUN_BUNDLE_INPUTS, contentDigest, evaluateRunBundle } from './run-bundle.js';
+import type { Command } from './commands/command.js';
+import { RUN_BUNDLE, RUN_BUNDLE_CACHE, RUN_BUNDLE_INPUTS, contentDigest, evaluateRunBundle } from './run-bundle-loader.cjs';
 
 /**
  * Bundles the compiled `jitmem run` command (dist/harness/commands/run.js and every module it
@@ -14,9 +18,54 @@ import { RUN_BUNDLE, RUN_BUNDLE_CACHE, RUN_BUNDLE_INPUTS, contentDigest, evaluat
 interface EsbuildResult {
   metafile?: { inputs: Record<string, unknown> };
 }
+interface EsbuildPluginBuild {
+  onResolve(
+    options: { filter: RegExp },
+    callback: (args: { path: string; namespace: string }) => { path: string; namespace?: string; external?: boolean },
+  ): void;
+  onLoad(options: { filter: RegExp; namespace: string }, callback: (args: { path: string }) => { contents: string; loader: 'js' }): void;
+}
 interface Esbuild {
   build(options: Record<string, unknown>): Promise<EsbuildResult>;
 }
+
+/**
+ * Node modules the bundle loads when first used rather than when it starts: in process, `jitmem
+ * run` never spawns an executor (child_process, net) and seldom makes a random name (crypto), and
+ * loading them costs ~3.5 ms of its start. Each stands in for the module with the names listed,
+ * functions that load it on their first call; its default export reads any member through. A
+ * module in the bundle importing a name not listed fails the bundle's build (esbuild: no such
+ * export), so a new use is added here rather than broken.
+ */
+const LAZY_BUILTINS: Record<string, readonly string[]> = {
+  'node:crypto': ['createHash', 'createHmac', 'randomBytes', 'timingSafeEqual'],
+  'node:child_process': ['execFileSync', 'spawn', 'spawnSync'],
+  'node:net': ['connect', 'createConnection', 'createServer'],
+};
+const LAZY_NAMESPACE = 'jitmem-lazy-builtin';
+
+function lazyBuiltinSource(name: string, exports: readonly string[]): string {
+  const load = `let loaded;\nconst load = () => (loaded ??= require(${JSON.stringify(name)}));\n`;
+  const named = exports.map((e) => `export function ${e}(...args) { return load().${e}(...args); }\n`).join('');
+  return `${load}${named}export default new Proxy({}, { get: (_, key) => load()[key] });\n`;
+}
+
+const lazyBuiltins = {
+  name: 'lazy-builtins',
+  setup(build: EsbuildPluginBuild): void {
+    const filter = new RegExp(`^(${Object.keys(LAZY_BUILTINS).join('|')})$`);
+    build.onResolve({ filter }, (args) =>
+      // The stand-in's own require is of the real module.
+      args.namespace === LAZY_NAMESPACE
+        ? { path: args.path, external: true }
+        : { path: args.path, namespace: LAZY_NAMESPACE },
+    );
+    build.onLoad({ filter: /.*/, namespace: LAZY_NAMESPACE }, (args) => ({
+      contents: lazyBuiltinSource(args.path, LAZY_BUILTINS[args.path] ?? []),
+      loader: 'js',
+    }));
+  },
+};
 
 /**
  * Writes `data` beside `file` and renames it into place: a jitmem run starting meanwhile sees
@@ -26,6 +75,32 @@ function replaceFile(file: string, data: string | Uint8Array): void {
   const temporary = `${file}.${process.pid}.tmp`;
   writeFileSync(temporary, data);
   renameSync(temporary, file);
+}
+
+/**
+ * Runs a trivial program (`int main(void) { return 7; }`, compiled with CC or cc) through the
+ * bundle's run command in process and through shared memory, so that the code cache made next
+ * holds what a run compiles. Without a C compiler or an executor, says so: the cache then holds
+ * what ran (at least the top level), which only costs those compiles at run time.
+ */
+async function exerciseRunCommand(runCommand: Command): Promise<void> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'jitmem-run-bundle-'));
+  const discard = new Writable({ write: (_chunk, _encoding, done) => done() });
+  try {
+    const object = path.join(dir, 'trivial.o');
+    execFileSync(process.env.CC?.trim() || 'cc', ['-O2', '-c', '-x', 'c', '-', '-o', object], {
+      input: 'int main(void) { return 7; }\n',
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
+    for (const mapper of ['inprocess', 'shared']) {
+      const status = await runCommand.run(['--mapper', mapper, object], { stdout: discard, stderr: discard });
+      if (status !== 7) throw new Error(`the trivial program through ${mapper} exited ${status}, not 7`);
+    }
+  } catch (err) {
+    process.stderr.write(`build-run-bundle: the code cache holds less than a run (${(err as Error).message})\n`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export async function buildRunBundle(): Promise<boolean> {
@@ -47,17 +122,22 @@ export async function buildRunBundle(): Promise<boolean> {
     target: 'node20',
     outfile: temporary,
     external: ['*.node'],
-    // The addon's paths are relative to its module's URL: the bundle's own, passed in by run-bundle.ts.
+    // The addon's paths are relative to its module's URL: the bundle's own, passed in by run-bundle-loader.cts.
     define: { 'import.meta.url': 'jitmemBundleUrl' },
+    plugins: [lazyBuiltins],
     metafile: true,
     logLevel: 'warning',
     absWorkingDir: here,
   });
   const source = readFileSync(temporary, 'utf8');
-  // The cache of the compiled top level; functions compiled later are V8's lazy compile as usual.
-  const { script } = evaluateRunBundle(source);
+  const { script, runCommand } = evaluateRunBundle(source);
+  // Made after real runs, the cache holds every function they compiled, not only the top level:
+  // V8 compiles a function when it is first called, and those compiles were the rest of the start.
+  await exerciseRunCommand(runCommand);
   replaceFile(RUN_BUNDLE_CACHE, script.createCachedData());
-  const inputs = Object.keys(result.metafile?.inputs ?? {}).map((p) => path.relative(here, path.resolve(here, p)));
+  const inputs = Object.keys(result.metafile?.inputs ?? {})
+    .filter((p) => !p.startsWith(`${LAZY_NAMESPACE}:`))
+    .map((p) => path.relative(here, path.resolve(here, p)));
   const lines = inputs.map((input) => `${contentDigest(path.join(here, input))} ${input}`);
   replaceFile(RUN_BUNDLE_INPUTS, lines.join('\n') + '\n');
   renameSync(temporary, RUN_BUNDLE);

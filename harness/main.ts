@@ -45,9 +45,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   },
   run: {
     summary: 'link x86-64 ELF objects and archives and run them in the executor through a mapper',
-    // One bundled script when it is fresh (run-bundle.ts): loading ~80 modules one by one is most of run's start-up.
+    // One bundled script when it is fresh (run-bundle-loader.cts): loading ~80 modules one by one
+    // is most of run's start-up.
     load: async () =>
-      (await import('./run-bundle.js')).loadRunBundle() ?? (await import('./commands/run.js')).runCommand,
+      (await import('./run-bundle-loader.cjs')).loadRunBundle() ?? (await import('./commands/run.js')).runCommand,
   },
   workloads: {
     summary: 'list workloads: link graphs, bytes by AllocGroup, pages',

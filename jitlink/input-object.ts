@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import { JitmemError, hex } from '../core/errors.js';
 import {
   EM_X86_64,
@@ -14,7 +15,6 @@ import {
   SHT_NULL,
   SHT_REL,
   SHT_RELA,
-  SHT_SYMTAB_SHNDX,
   STB_LOCAL,
   STT_SECTION,
   machineName,
@@ -40,8 +40,9 @@ export const SECTION_TLS = 3;
 
 const GRP_COMDAT = 1;
 const SHN_X86_64_LCOMMON = 0xff02;
-const NON_ASCII = /[^\x00-\x7f]/;
 const TWO_32 = 2 ** 32;
+/** The symbol and relocation words are read as host words: x86-64's byte order. */
+const LITTLE_ENDIAN_HOST = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 
 export class InputObject {
   readonly elf: ElfObject;
@@ -81,8 +82,8 @@ export class InputObject {
   localGot: Map<number, number> | undefined;
 
   private readonly strings: Buffer;
-  /** The string table decoded once, when it is all ASCII (names are then slices of it). */
-  private stringsText: string | null | undefined;
+  /** The string table is all ASCII (the usual case): names are read as latin1, the fastest. */
+  private stringsAscii: boolean | undefined;
 
   constructor(elf: ElfObject, order: number) {
     this.elf = elf;
@@ -97,7 +98,13 @@ export class InputObject {
         { file: elf.origin.file, machine: elf.machine },
       );
     }
-    const sectionCount = elf.sections.length;
+    if (!LITTLE_ENDIAN_HOST)
+      throw new JitmemError(
+        'ERR_LINK_UNSUPPORTED_HOST',
+        "jitmem's linker links x86-64 objects on a little-endian host only",
+        {},
+      );
+    const sectionCount = elf.sectionCount;
     this.sectionKind = new Uint8Array(sectionCount);
     this.placeSection = new Int32Array(sectionCount).fill(-1);
     this.placeOffset = new Float64Array(sectionCount);
@@ -110,7 +117,7 @@ export class InputObject {
     } else {
       this.symbolCount = table.size / 24;
       this.firstGlobal = Math.min(table.info, this.symbolCount);
-      const strtab = elf.sections[table.link]!.content!;
+      const strtab = elf.sectionContent(table.link)!;
       this.strings = Buffer.from(strtab.buffer, strtab.byteOffset, strtab.length);
     }
     const n = this.symbolCount;
@@ -130,13 +137,21 @@ export class InputObject {
 
   private readSymbols(table: ElfSection): void {
     const view = this.view;
-    const sectionCount = this.elf.sections.length;
-    const extended = this.elf.sections.find((s) => s.type === SHT_SYMTAB_SHNDX && s.link === table.index);
-    for (let i = 0, at = table.offset; i < this.symbolCount; i++, at += 24) {
-      const info = view.getUint8(at + 4);
-      let shndx = view.getUint16(at + 6, true);
+    const sectionCount = this.elf.sectionCount;
+    const extendedIndex = this.elf.extendedIndexSection(table.index);
+    const extendedOffset = extendedIndex < 0 ? 0 : this.elf.sectionOffset(extendedIndex);
+    const extendedSize = extendedIndex < 0 ? -1 : this.elf.sectionSize(extendedIndex);
+    // The table copied once into aligned words (a memcpy; archive members are only 2-byte
+    // aligned), read by index: a process's first link runs this loop in V8's interpreter, where
+    // an element load costs a fraction of a DataView call.
+    const words = new Uint32Array(this.symbolCount * 6);
+    new Uint8Array(words.buffer).set(this.bytes.subarray(table.offset, table.offset + this.symbolCount * 24));
+    for (let i = 0, at = table.offset, k = 0; i < this.symbolCount; i++, at += 24, k += 6) {
+      const infoWord = words[k + 1]!;
+      const info = infoWord & 0xff;
+      let shndx = infoWord >>> 16;
       if (shndx === SHN_XINDEX) {
-        if (!extended || i * 4 + 4 > extended.size) {
+        if (i * 4 + 4 > extendedSize) {
           throw this.corrupt(
             'ERR_ELF_BAD_SECTION_INDEX',
             at + 6,
@@ -144,11 +159,11 @@ export class InputObject {
             { symbol: i },
           );
         }
-        shndx = view.getUint32(extended.offset + i * 4, true);
+        shndx = view.getUint32(extendedOffset + i * 4, true);
         if (shndx >= sectionCount) {
           throw this.corrupt(
             'ERR_ELF_BAD_SECTION_INDEX',
-            extended.offset + i * 4,
+            extendedOffset + i * 4,
             `symbol ${i} is defined in section ${shndx}; the object has ${sectionCount} sections`,
             { symbol: i },
           );
@@ -170,8 +185,8 @@ export class InputObject {
           { symbol: i, value: shndx },
         );
       }
-      const valueHi = view.getUint32(at + 12, true);
-      const sizeHi = view.getUint32(at + 20, true);
+      const valueHi = words[k + 3]!;
+      const sizeHi = words[k + 5]!;
       // Absolute symbols may hold any 64-bit value; section offsets and sizes must be sane.
       if ((valueHi >= 0x200000 && shndx !== SHN_ABS) || sizeHi >= 0x200000) {
         throw this.corrupt('ERR_ELF_VALUE_TOO_LARGE', at + 8, `symbol ${i} has a value or size above 2^53`, {
@@ -179,13 +194,12 @@ export class InputObject {
         });
       }
       this.symbolInfo[i] = info;
-      this.symbolVisibility[i] = view.getUint8(at + 5) & 3;
+      this.symbolVisibility[i] = (infoWord >>> 8) & 3;
       this.symbolSection[i] = shndx;
       this.symbolValue[i] =
-        valueHi >= 0x200000 ? Number(view.getBigUint64(at + 8, true)) : valueHi * TWO_32 + view.getUint32(at + 8, true);
-      this.symbolSize[i] = sizeHi * TWO_32 + view.getUint32(at + 16, true);
-      if (i >= this.firstGlobal)
-        this.globalNames[i - this.firstGlobal] = this.stringAt(view.getUint32(at, true), at, i);
+        valueHi >= 0x200000 ? Number(view.getBigUint64(at + 8, true)) : valueHi * TWO_32 + words[k + 2]!;
+      this.symbolSize[i] = sizeHi * TWO_32 + words[k + 4]!;
+      if (i >= this.firstGlobal) this.globalNames[i - this.firstGlobal] = this.stringAt(words[k]!, at, i);
     }
   }
 
@@ -199,12 +213,7 @@ export class InputObject {
         { symbol },
       );
     }
-    if (this.stringsText === undefined) {
-      const whole = strings.toString('latin1');
-      this.stringsText = NON_ASCII.test(whole) ? null : whole;
-    }
-    const text = this.stringsText;
-    const end = text !== null ? text.indexOf('\0', offset) : strings.indexOf(0, offset);
+    const end = strings.indexOf(0, offset);
     if (end < 0)
       throw this.corrupt(
         'ERR_ELF_BAD_STRING',
@@ -212,15 +221,19 @@ export class InputObject {
         `the name of symbol ${symbol} runs past the end of its string table without a NUL`,
         { symbol },
       );
-    return text !== null ? text.slice(offset, end) : strings.toString('utf8', offset, end);
+    // Each name is its own string (not a slice of the whole table decoded, which would keep
+    // every local name of every object alive for as long as one global name is): a link of
+    // LLVM keeps a quarter of a million of them.
+    this.stringsAscii ??= isAscii(strings);
+    return this.stringsAscii ? strings.toString('latin1', offset, end) : strings.toString('utf8', offset, end);
   }
 
   /** A symbol's name for messages: its own, or for a section symbol its section's. */
   symbolName(index: number): string {
     if (index >= this.firstGlobal) return this.globalNames[index - this.firstGlobal]!;
     if ((this.symbolInfo[index]! & 0xf) === STT_SECTION) {
-      const s = this.elf.sections[this.symbolSection[index]!];
-      return s ? s.name : `section symbol ${index}`;
+      const section = this.symbolSection[index]!;
+      return section < this.elf.sectionCount ? this.elf.sectionName(section) : `section symbol ${index}`;
     }
     const at = this.elf.symbolTable!.offset + index * 24;
     try {
@@ -238,52 +251,58 @@ export class InputObject {
    * The COMDAT groups of this object: signature and member sections. Called before the
    * symbols are entered, so that a group already seen discards its members first.
    */
-  comdatGroups(): Array<{ signature: string; members: number[]; section: ElfSection }> {
-    const groups: Array<{ signature: string; members: number[]; section: ElfSection }> = [];
-    for (const s of this.elf.sections) {
-      if (s.type !== SHT_GROUP) continue;
-      const content = s.content!;
-      if (content.length < 4)
+  comdatGroups(): Array<{ signature: string; members: number[]; section: number }> {
+    const groups: Array<{ signature: string; members: number[]; section: number }> = [];
+    const elf = this.elf;
+    const sectionCount = elf.sectionCount;
+    for (let s = 0; s < sectionCount; s++) {
+      if (elf.sectionType(s) !== SHT_GROUP) continue;
+      const size = elf.sectionSize(s);
+      if (size < 4)
         throw this.corrupt(
           'ERR_ELF_BAD_SECTION',
-          s.headerOffset,
-          `group section [${s.index}] has ${content.length} bytes; it needs a 4-byte flags word`,
+          elf.sectionHeaderOffset(s),
+          `group section [${s}] has ${size} bytes; it needs a 4-byte flags word`,
         );
-      const at = s.offset;
+      const at = elf.sectionOffset(s);
       if ((this.view.getUint32(at, true) & GRP_COMDAT) === 0) continue;
-      if (s.info >= this.symbolCount) {
+      const info = elf.sectionInfo(s);
+      if (info >= this.symbolCount) {
         throw this.corrupt(
           'ERR_ELF_BAD_SECTION_INDEX',
-          s.headerOffset + 44,
-          `group section [${s.index}] names signature symbol ${s.info}; the symbol table has ${this.symbolCount}`,
+          elf.sectionHeaderOffset(s) + 44,
+          `group section [${s}] names signature symbol ${info}; the symbol table has ${this.symbolCount}`,
         );
       }
       const members: number[] = [];
-      for (let p = 4; p + 4 <= content.length; p += 4) {
+      for (let p = 4; p + 4 <= size; p += 4) {
         const m = this.view.getUint32(at + p, true);
-        if (m === 0 || m >= this.elf.sections.length) {
+        if (m === 0 || m >= sectionCount) {
           throw this.corrupt(
             'ERR_ELF_BAD_SECTION_INDEX',
             at + p,
-            `group section [${s.index}] lists section ${m}; the object has ${this.elf.sections.length}`,
+            `group section [${s}] lists section ${m}; the object has ${sectionCount}`,
           );
         }
         members.push(m);
       }
-      groups.push({ signature: this.symbolName(s.info), members, section: s });
+      groups.push({ signature: this.symbolName(info), members, section: s });
     }
     return groups;
   }
 
   /** Sorts the sections into allocated, discarded (set beforehand), TLS and skipped ones. */
   classifySections(): void {
-    for (const s of this.elf.sections) {
-      if (this.sectionKind[s.index] === SECTION_DISCARDED) continue;
-      if (!(s.flags & SHF_ALLOC) || s.flags & SHF_EXCLUDE || s.type === SHT_NULL) continue;
-      if (s.type === SHT_GROUP || s.type === SHT_RELA || s.type === SHT_REL) continue;
-      if (s.name === '.note.GNU-stack' || s.name === '.note.gnu.property') continue;
-      this.sectionKind[s.index] = s.flags & SHF_TLS ? SECTION_TLS : SECTION_ALLOC;
-      if (s.flags & SHF_TLS) this.hasTls = true;
+    const elf = this.elf;
+    for (let index = 0; index < elf.sectionCount; index++) {
+      if (this.sectionKind[index] === SECTION_DISCARDED) continue;
+      const flags = elf.sectionFlags(index);
+      const type = elf.sectionType(index);
+      if (!(flags & SHF_ALLOC) || flags & SHF_EXCLUDE || type === SHT_NULL) continue;
+      if (type === SHT_GROUP || type === SHT_RELA || type === SHT_REL) continue;
+      if (elf.sectionNameIs(index, '.note.GNU-stack') || elf.sectionNameIs(index, '.note.gnu.property')) continue;
+      this.sectionKind[index] = flags & SHF_TLS ? SECTION_TLS : SECTION_ALLOC;
+      if (flags & SHF_TLS) this.hasTls = true;
     }
   }
 
@@ -300,12 +319,12 @@ export class InputObject {
   }
 
   isNoBits(sectionIndex: number): boolean {
-    return this.elf.sections[sectionIndex]!.type === SHT_NOBITS;
+    return this.elf.sectionType(sectionIndex) === SHT_NOBITS;
   }
 
   /** "section .text+0x1c of foo.o", for messages. */
   where(sectionIndex: number, offset: number): string {
-    const s = this.elf.sections[sectionIndex];
-    return `${s ? s.name : `section ${sectionIndex}`}+${hex(offset)} in ${this.name}`;
+    const name = sectionIndex < this.elf.sectionCount ? this.elf.sectionName(sectionIndex) : `section ${sectionIndex}`;
+    return `${name}+${hex(offset)} in ${this.name}`;
   }
 }

@@ -113,7 +113,7 @@ export class LinkedProgram {
     const tls = this.plan.tls;
     const template = new Uint8Array(tls.templateSize);
     for (const { object, section } of tls.pieces) {
-      const content = object.elf.sections[section]!.content;
+      const content = object.elf.sectionContent(section);
       if (content !== undefined && object.placeOffset[section]! < tls.templateSize)
         template.set(content, object.placeOffset[section]!);
     }
@@ -287,7 +287,7 @@ export class LinkedProgram {
       if (si < 0) return [];
       const view = views[si]!;
       const at = a.sectionOffset[place]! - a.segmentOffsets[si]! + s.object.placeOffset[s.section]!;
-      const size = s.object.elf.sections[s.section]!.size;
+      const size = s.object.elf.sectionSize(s.section);
       const out: number[] = [];
       for (let p = 0; p + 8 <= size; p += 8) {
         const lo = view.getUint32(at + p, true);

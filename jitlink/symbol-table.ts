@@ -130,6 +130,9 @@ export class SymbolTable {
     if (g === undefined) {
       g = new GlobalSymbol(name, this.symbols.size);
       this.symbols.set(name, g);
+    } else {
+      // One string per name for the whole link: this object's copy can go.
+      object.globalNames[i - object.firstGlobal] = g.name;
     }
     object.globals[i - object.firstGlobal] = g;
     const shndx = object.symbolSection[i]!;

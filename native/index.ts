@@ -18,6 +18,7 @@ interface RawAddon {
   reserve(length: number, prot: number): number;
   protect(address: number, length: number, prot: number): void;
   unmap(address: number, length: number): void;
+  advise(address: number, length: number, advice: number): void;
   view(address: number, length: number): Uint8Array;
   detach(view: Uint8Array | ArrayBuffer): void;
   copyIn(address: number, source: Uint8Array): void;
@@ -70,6 +71,10 @@ const packageRoot =
  * (prebuilds/linux-x64/, made by prebuildify; one Node-API build serves every Node >= 20).
  */
 function addonFile(): string {
+  // The build from source, checked directly: node-gyp-build's own module and its folder scans
+  // cost ~1 ms of every `jitmem run`; it still decides everything else (prebuilds, PREBUILDS_ONLY).
+  const built = path.join(packageRoot, 'build', 'Release', 'jitmem_native.node');
+  if (!process.env.PREBUILDS_ONLY && existsSync(built)) return built;
   try {
     const nodeGypBuild = createRequire(import.meta.url)('node-gyp-build') as { resolve(dir: string): string };
     return nodeGypBuild.resolve(packageRoot);
@@ -185,6 +190,42 @@ export function unmap(address: number, length: number): void {
   checkSize('length', length, 1);
   raw().unmap(address, length);
   osCounts.munmap++;
+}
+
+/** madvise(2) advice a slab may give for pages it no longer uses (Linux's values). */
+export const MADV = {
+  /** Drop the pages from this mapping: private anonymous pages read back as zeros; shared ones
+   * keep their content in the object and come back with a minor fault. */
+  DONTNEED: 4,
+  /** Private anonymous pages only: the kernel may take them back under memory pressure; until
+   * then they stay (EINVAL on a shared mapping). */
+  FREE: 8,
+  /** Shared memory: free the object's pages (they read back as zeros). */
+  REMOVE: 9,
+} as const;
+export type Advice = (typeof MADV)[keyof typeof MADV];
+
+/** madvise(address, length, advice) over page-aligned [address, address+length). */
+export function advise(address: number, length: number, advice: Advice): void {
+  checkAddress('address', address);
+  checkSize('length', length, 1);
+  if (!(Object.values(MADV) as number[]).includes(advice)) {
+    throw new JitmemError(
+      'ERR_INVALID_ARGUMENT',
+      `advise: advice ${String(advice)} is not one of ${Object.entries(MADV)
+        .map(([k, v]) => `MADV_${k} (${v})`)
+        .join(', ')}`,
+      { advice },
+    );
+  }
+  if (address % pageSize() !== 0) {
+    throw new JitmemError(
+      'ERR_UNALIGNED_ADDRESS',
+      `advise: address 0x${address.toString(16)} is not page-aligned (page size ${pageSize()})`,
+      { address },
+    );
+  }
+  raw().advise(address, length, advice);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import { formatError, type ByteOrigin } from './format-error.js';
 import {
   ELF64_EHDR_SIZE,
@@ -264,10 +265,25 @@ function checkIdentification(bytes: Uint8Array, origin: ByteOrigin): number {
   return encoding;
 }
 
-/** A section header as read, before its name is looked up. */
-interface RawHeader extends Omit<ElfSection, 'name' | 'content'> {
-  nameOffset: number;
-}
+/**
+ * The section headers, held as numbers in one Float64Array (SECTION_FIELDS per section) rather
+ * than one object per section: an LLVM archive member has hundreds of sections (a COMDAT group
+ * per inline function), a link of LLVM reads a quarter of a million, and the linker looks at
+ * most of them once. Names and content views are made when asked for.
+ */
+const HEADER_FIELDS = {
+  type: 0,
+  flags: 1,
+  address: 2,
+  offset: 3,
+  size: 4,
+  link: 5,
+  info: 6,
+  addressAlignment: 7,
+  entrySize: 8,
+  nameOffset: 9,
+} as const;
+const SECTION_FIELDS = 10;
 
 export class ElfObject {
   readonly origin: ByteOrigin;
@@ -278,10 +294,22 @@ export class ElfObject {
   readonly machine: number;
   /** e_flags (machine-specific). */
   readonly flags: number;
-  readonly sections: readonly ElfSection[];
+  /** e_shnum (or section 0's sh_size under extended numbering). */
+  readonly sectionCount: number;
   /** The SHT_SYMTAB section, if the object has one. */
   readonly symbolTable: ElfSection | undefined;
   private readonly fields: Fields;
+  /** e_shoff: where section header i starts is sectionTableOffset + 64 * i. */
+  private readonly sectionTableOffset: number;
+  /** SECTION_FIELDS numbers per section (HEADER_FIELDS), checked when read. */
+  private readonly headers: Float64Array;
+  /** The section-name table (e_shstrndx) and its index; undefined when the object has none. */
+  private readonly sectionNames: Uint8Array | undefined;
+  private readonly sectionNamesIndex: number;
+  /** The same bytes as a Buffer (no copy), for its latin1 decoding of one name. */
+  private readonly sectionNamesBuffer: Buffer | undefined;
+  private sectionNamesAscii: boolean | undefined;
+  private cachedSections: readonly ElfSection[] | undefined;
   private cachedSymbols: readonly ElfSymbol[] | undefined;
   /** Decoded string tables, or null for those that are not all ASCII. */
   private readonly tableTexts = new WeakMap<Uint8Array, string | null>();
@@ -340,24 +368,161 @@ export class ElfObject {
       );
     }
 
-    this.sections = this.readSectionHeaders(length);
-    let symbolTable: ElfSection | undefined;
-    for (const section of this.sections) {
-      if (section.type !== SHT_SYMTAB) continue;
-      if (symbolTable) {
+    const table = this.readSectionTable(length);
+    this.sectionTableOffset = table.offset;
+    this.sectionCount = table.count;
+    this.headers = table.headers;
+    this.sectionNamesIndex = table.namesIndex;
+    const names = (this.sectionNames = this.sectionNameTable(table.namesIndex));
+    this.sectionNamesBuffer = names && Buffer.from(names.buffer, names.byteOffset, names.length);
+    this.checkSectionNames();
+    let symbolTable = -1;
+    for (let index = 0; index < this.sectionCount; index++) {
+      const sectionType = this.sectionType(index);
+      if (TABLE_ENTRY_SIZES.has(sectionType)) this.checkLinks(index);
+    }
+    for (let index = 0; index < this.sectionCount; index++) {
+      if (this.sectionType(index) !== SHT_SYMTAB) continue;
+      if (symbolTable >= 0) {
         throw formatError(
           'ERR_ELF_BAD_SECTION',
           origin,
-          section.headerOffset + SHDR.type,
-          `section [${section.index}] is a second symbol table (the first is [${symbolTable.index}]); an object has at most one`,
+          this.sectionHeaderOffset(index) + SHDR.type,
+          `section [${index}] is a second symbol table (the first is [${symbolTable}]); an object has at most one`,
         );
       }
-      symbolTable = section;
+      symbolTable = index;
     }
-    this.symbolTable = symbolTable;
+    this.symbolTable = symbolTable >= 0 ? this.section(symbolTable) : undefined;
   }
 
-  private readSectionHeaders(length: number): ElfSection[] {
+  /** sh_type of section `index` (an index below sectionCount, as every accessor below takes). */
+  sectionType(index: number): number {
+    return this.headers[index * SECTION_FIELDS + HEADER_FIELDS.type]!;
+  }
+
+  sectionFlags(index: number): number {
+    return this.headers[index * SECTION_FIELDS + HEADER_FIELDS.flags]!;
+  }
+
+  /** sh_offset: where the content starts, counted from the start of the object. */
+  sectionOffset(index: number): number {
+    return this.headers[index * SECTION_FIELDS + HEADER_FIELDS.offset]!;
+  }
+
+  sectionSize(index: number): number {
+    return this.headers[index * SECTION_FIELDS + HEADER_FIELDS.size]!;
+  }
+
+  sectionLink(index: number): number {
+    return this.headers[index * SECTION_FIELDS + HEADER_FIELDS.link]!;
+  }
+
+  sectionInfo(index: number): number {
+    return this.headers[index * SECTION_FIELDS + HEADER_FIELDS.info]!;
+  }
+
+  /** sh_addralign as the file has it: 0 or a power of two. */
+  sectionAlignment(index: number): number {
+    return this.headers[index * SECTION_FIELDS + HEADER_FIELDS.addressAlignment]!;
+  }
+
+  /** Where section `index`'s header starts, counted from the start of the object. */
+  sectionHeaderOffset(index: number): number {
+    return this.sectionTableOffset + index * ELF64_SHDR_SIZE;
+  }
+
+  /** The section's name (checked when the object was read). */
+  sectionName(index: number): string {
+    const names = this.sectionNamesBuffer;
+    if (names === undefined) return '';
+    const nameOffset = this.headers[index * SECTION_FIELDS + HEADER_FIELDS.nameOffset]!;
+    const end = names.indexOf(0, nameOffset);
+    if (nameOffset >= names.length || end < 0) {
+      // string() throws the error that says which.
+      return this.string(
+        names,
+        this.sectionNamesIndex,
+        nameOffset,
+        this.sectionHeaderOffset(index),
+        () => `the name of section [${index}]`,
+      );
+    }
+    // Each name its own string, not a slice of the whole table decoded: a slice would keep the
+    // table alive, and LLVM's tables hold thousands of names of sections a link never keeps.
+    if (end === nameOffset) return '';
+    this.sectionNamesAscii ??= isAscii(names);
+    return this.sectionNamesAscii ? names.toString('latin1', nameOffset, end) : utf8.decode(names.subarray(nameOffset, end));
+  }
+
+  /**
+   * Whether the section is named `name` (an ASCII name), compared in place: no string is made
+   * for the many sections whose names a link only tests.
+   */
+  sectionNameIs(index: number, name: string): boolean {
+    const names = this.sectionNames;
+    if (names === undefined) return name === '';
+    const nameOffset = this.headers[index * SECTION_FIELDS + HEADER_FIELDS.nameOffset]!;
+    const length = name.length;
+    if (nameOffset + length >= names.length || names[nameOffset + length] !== 0) return false;
+    for (let i = 0; i < length; i++) if (names[nameOffset + i] !== name.charCodeAt(i)) return false;
+    return true;
+  }
+
+  /** The section's bytes, a view of the input; undefined for NOBITS and NULL sections. */
+  sectionContent(index: number): Uint8Array | undefined {
+    const type = this.sectionType(index);
+    if (type === SHT_NOBITS || type === SHT_NULL) return undefined;
+    const offset = this.sectionOffset(index);
+    return this.bytes.subarray(offset, offset + this.sectionSize(index));
+  }
+
+  /** Section `index` as one object (made on each call unless `sections` was asked for). */
+  section(index: number): ElfSection {
+    const cached = this.cachedSections?.[index];
+    if (cached !== undefined) return cached;
+    const at = index * SECTION_FIELDS;
+    const h = this.headers;
+    const section: { -readonly [K in keyof ElfSection]: ElfSection[K] } = {
+      index,
+      type: h[at + HEADER_FIELDS.type]!,
+      flags: h[at + HEADER_FIELDS.flags]!,
+      address: h[at + HEADER_FIELDS.address]!,
+      offset: h[at + HEADER_FIELDS.offset]!,
+      size: h[at + HEADER_FIELDS.size]!,
+      link: h[at + HEADER_FIELDS.link]!,
+      info: h[at + HEADER_FIELDS.info]!,
+      addressAlignment: h[at + HEADER_FIELDS.addressAlignment]!,
+      entrySize: h[at + HEADER_FIELDS.entrySize]!,
+      headerOffset: this.sectionHeaderOffset(index),
+      name: this.sectionName(index),
+    };
+    const content = this.sectionContent(index);
+    if (content !== undefined) section.content = content;
+    return section;
+  }
+
+  /**
+   * Every section as an object, made on first use and kept: for readers that want them all.
+   * The linker uses the per-field accessors above, which make no object per section.
+   */
+  get sections(): readonly ElfSection[] {
+    if (this.cachedSections === undefined) {
+      const sections: ElfSection[] = new Array(this.sectionCount);
+      const symbolTable = this.symbolTable;
+      for (let index = 0; index < this.sectionCount; index++)
+        sections[index] = index === symbolTable?.index ? symbolTable : this.section(index);
+      this.cachedSections = sections;
+    }
+    return this.cachedSections;
+  }
+
+  private readSectionTable(length: number): {
+    offset: number;
+    count: number;
+    namesIndex: number;
+    headers: Float64Array;
+  } {
     const { origin } = this;
     const f = this.fields;
     const tableOffset = f.u64(EHDR.shoff, 'e_shoff');
@@ -372,7 +537,7 @@ export class ElfObject {
           `e_shnum is ${count} but e_shoff is 0 (no section header table)`,
           { value: count },
         );
-      return [];
+      return { offset: 0, count: 0, namesIndex, headers: new Float64Array(0) };
     }
     const entrySize = f.u16(EHDR.shentsize);
     if (entrySize !== ELF64_SHDR_SIZE) {
@@ -407,165 +572,154 @@ export class ElfObject {
         { value: count },
       );
     }
-
-    const raw: RawHeader[] = [];
+    const headers = new Float64Array(count * SECTION_FIELDS);
     for (let index = 0; index < count; index++) {
-      raw.push(this.readRawHeader(tableOffset + index * ELF64_SHDR_SIZE, index, length));
+      this.readHeader(headers, tableOffset + index * ELF64_SHDR_SIZE, index, length);
     }
-
-    const names = this.sectionNameTable(namesIndex, raw);
-    // Built field by field: rest and spread copy through the generic path, and a link reads
-    // thousands of section headers.
-    const sections: ElfSection[] = raw.map((h) => {
-      const name =
-        names === undefined
-          ? ''
-          : this.string(names, namesIndex, h.nameOffset, h.headerOffset, () => `the name of section [${h.index}]`);
-      const section: { -readonly [K in keyof ElfSection]: ElfSection[K] } = {
-        index: h.index,
-        type: h.type,
-        flags: h.flags,
-        address: h.address,
-        offset: h.offset,
-        size: h.size,
-        link: h.link,
-        info: h.info,
-        addressAlignment: h.addressAlignment,
-        entrySize: h.entrySize,
-        headerOffset: h.headerOffset,
-        name,
-      };
-      if (h.type !== SHT_NOBITS && h.type !== SHT_NULL)
-        section.content = this.bytes.subarray(h.offset, h.offset + h.size);
-      return section;
-    });
-    for (const section of sections) this.checkLinks(section, sections);
-    return sections;
+    return { offset: tableOffset, count, namesIndex, headers };
   }
 
   /** The section-name table (e_shstrndx), checked; undefined when the object has none. */
-  private sectionNameTable(namesIndex: number, raw: readonly RawHeader[]): Uint8Array | undefined {
+  private sectionNameTable(namesIndex: number): Uint8Array | undefined {
     const { origin } = this;
-    if (namesIndex >= raw.length) {
+    if (namesIndex >= this.sectionCount) {
       throw formatError(
         'ERR_ELF_BAD_SECTION_INDEX',
         origin,
         EHDR.shstrndx,
-        `the section-name table index (e_shstrndx) is ${namesIndex}; the object has ${raw.length} sections`,
+        `the section-name table index (e_shstrndx) is ${namesIndex}; the object has ${this.sectionCount} sections`,
         {
           value: namesIndex,
         },
       );
     }
-    const namesHeader = namesIndex === 0 ? undefined : raw[namesIndex]!;
-    if (namesHeader && namesHeader.type !== SHT_STRTAB) {
+    if (namesIndex === 0) return undefined;
+    const namesType = this.sectionType(namesIndex);
+    if (namesType !== SHT_STRTAB) {
       throw formatError(
         'ERR_ELF_BAD_SECTION',
         origin,
-        namesHeader.headerOffset + SHDR.type,
-        `the section-name table [${namesIndex}] has type ${namesHeader.type}; expected SHT_STRTAB (3)`,
+        this.sectionHeaderOffset(namesIndex) + SHDR.type,
+        `the section-name table [${namesIndex}] has type ${namesType}; expected SHT_STRTAB (3)`,
         {
           section: namesIndex,
         },
       );
     }
-    return namesHeader && this.bytes.subarray(namesHeader.offset, namesHeader.offset + namesHeader.size);
+    const offset = this.sectionOffset(namesIndex);
+    return this.bytes.subarray(offset, offset + this.sectionSize(namesIndex));
+  }
+
+  /**
+   * Checks every section's name (inside the table, NUL-terminated) as the object is read, so
+   * that a bad one is refused up front although names are made only when asked for.
+   */
+  private checkSectionNames(): void {
+    const names = this.sectionNames;
+    if (names === undefined) return;
+    const lastNul = names.lastIndexOf(0);
+    for (let index = 0; index < this.sectionCount; index++) {
+      const nameOffset = this.headers[index * SECTION_FIELDS + HEADER_FIELDS.nameOffset]!;
+      // Out of range or unterminated: string() throws the error that says which.
+      if (nameOffset >= names.length || nameOffset > lastNul) this.sectionName(index);
+    }
   }
 
   /** One section header, checked: its content lies inside the object, its alignment is 0 or a power of two. */
-  private readRawHeader(at: number, index: number, length: number): RawHeader {
+  private readHeader(headers: Float64Array, at: number, index: number, length: number): void {
     const { origin } = this;
     const f = this.fields;
     const type = f.u32(at + SHDR.type);
-    const header: RawHeader = {
-      index,
-      nameOffset: f.u32(at + SHDR.name),
-      type,
-      flags: f.u64(at + SHDR.flags, 'sh_flags'),
-      address: f.u64(at + SHDR.addr, 'sh_addr'),
-      offset: f.u64(at + SHDR.offset, 'sh_offset'),
-      size: f.u64(at + SHDR.size, 'sh_size'),
-      link: f.u32(at + SHDR.link),
-      info: f.u32(at + SHDR.info),
-      addressAlignment: f.u64(at + SHDR.addralign, 'sh_addralign'),
-      entrySize: f.u64(at + SHDR.entsize, 'sh_entsize'),
-      headerOffset: at,
-    };
-    if (type !== SHT_NOBITS && type !== SHT_NULL && (header.offset > length || header.size > length - header.offset)) {
+    const offset = f.u64(at + SHDR.offset, 'sh_offset');
+    const size = f.u64(at + SHDR.size, 'sh_size');
+    const h = index * SECTION_FIELDS;
+    headers[h + HEADER_FIELDS.nameOffset] = f.u32(at + SHDR.name);
+    headers[h + HEADER_FIELDS.type] = type;
+    headers[h + HEADER_FIELDS.flags] = f.u64(at + SHDR.flags, 'sh_flags');
+    headers[h + HEADER_FIELDS.address] = f.u64(at + SHDR.addr, 'sh_addr');
+    headers[h + HEADER_FIELDS.offset] = offset;
+    headers[h + HEADER_FIELDS.size] = size;
+    headers[h + HEADER_FIELDS.link] = f.u32(at + SHDR.link);
+    headers[h + HEADER_FIELDS.info] = f.u32(at + SHDR.info);
+    const addressAlignment = f.u64(at + SHDR.addralign, 'sh_addralign');
+    headers[h + HEADER_FIELDS.addressAlignment] = addressAlignment;
+    headers[h + HEADER_FIELDS.entrySize] = f.u64(at + SHDR.entsize, 'sh_entsize');
+    if (type !== SHT_NOBITS && type !== SHT_NULL && (offset > length || size > length - offset)) {
       throw formatError(
         'ERR_ELF_TRUNCATED',
         origin,
         at + SHDR.offset,
-        `section [${index}] claims ${header.size} bytes at offset ${header.offset}, past the end of the object (${length} bytes)`,
-        { section: index, sectionOffset: header.offset, size: header.size },
+        `section [${index}] claims ${size} bytes at offset ${offset}, past the end of the object (${length} bytes)`,
+        { section: index, sectionOffset: offset, size },
       );
     }
-    if (!isPowerOfTwoOrZero(header.addressAlignment)) {
+    if (!isPowerOfTwoOrZero(addressAlignment)) {
       throw formatError(
         'ERR_ELF_BAD_ALIGNMENT',
         origin,
         at + SHDR.addralign,
-        `section [${index}] has sh_addralign ${header.addressAlignment}; expected 0 or a power of two`,
+        `section [${index}] has sh_addralign ${addressAlignment}; expected 0 or a power of two`,
         {
           section: index,
-          value: header.addressAlignment,
+          value: addressAlignment,
         },
       );
     }
-    return header;
   }
 
   /** Checks the fixed entry sizes and the sh_link/sh_info indices of tables the linker will read. */
-  private checkLinks(section: ElfSection, sections: readonly ElfSection[]): void {
-    const entrySize = TABLE_ENTRY_SIZES.get(section.type);
-    if (entrySize === undefined) return;
+  private checkLinks(index: number): void {
+    const type = this.sectionType(index);
+    const entrySize = TABLE_ENTRY_SIZES.get(type)!;
     const { origin } = this;
-    const at = section.headerOffset;
-    if (section.entrySize !== entrySize) {
+    const at = this.sectionHeaderOffset(index);
+    const sectionEntrySize = this.headers[index * SECTION_FIELDS + HEADER_FIELDS.entrySize]!;
+    const size = this.sectionSize(index);
+    const quotedName = () => JSON.stringify(this.sectionName(index));
+    if (sectionEntrySize !== entrySize) {
       throw formatError(
         'ERR_ELF_BAD_ENTRY_SIZE',
         origin,
         at + SHDR.entsize,
-        `section [${section.index}] ${JSON.stringify(section.name)} has sh_entsize ${section.entrySize}; expected ${entrySize}`,
+        `section [${index}] ${quotedName()} has sh_entsize ${sectionEntrySize}; expected ${entrySize}`,
         {
-          section: section.index,
-          value: section.entrySize,
+          section: index,
+          value: sectionEntrySize,
         },
       );
     }
-    if (section.size % entrySize !== 0) {
+    if (size % entrySize !== 0) {
       throw formatError(
         'ERR_ELF_BAD_SECTION',
         origin,
         at + SHDR.size,
-        `section [${section.index}] ${JSON.stringify(section.name)} has size ${section.size}, not a multiple of its entry size ${entrySize}`,
+        `section [${index}] ${quotedName()} has size ${size}, not a multiple of its entry size ${entrySize}`,
         {
-          section: section.index,
-          value: section.size,
+          section: index,
+          value: size,
         },
       );
     }
-    const linkType = section.type === SHT_SYMTAB ? SHT_STRTAB : SHT_SYMTAB;
-    const linked = sections[section.link];
-    if (linked === undefined || linked.type !== linkType) {
+    const linkType = type === SHT_SYMTAB ? SHT_STRTAB : SHT_SYMTAB;
+    const link = this.sectionLink(index);
+    const linkedType = link < this.sectionCount ? this.sectionType(link) : undefined;
+    if (linkedType !== linkType) {
       throw formatError(
         'ERR_ELF_BAD_SECTION_INDEX',
         origin,
         at + SHDR.link,
-        `section [${section.index}] ${JSON.stringify(section.name)} links to section ${section.link}, which is ${linked ? `of type ${linked.type}` : 'missing'}; expected ${linkType === SHT_STRTAB ? 'a string table' : 'the symbol table'}`,
-        { section: section.index, value: section.link },
+        `section [${index}] ${quotedName()} links to section ${link}, which is ${linkedType !== undefined ? `of type ${linkedType}` : 'missing'}; expected ${linkType === SHT_STRTAB ? 'a string table' : 'the symbol table'}`,
+        { section: index, value: link },
       );
     }
-    if (
-      (section.type === SHT_RELA || section.type === SHT_REL) &&
-      (section.info === 0 || section.info >= sections.length)
-    ) {
+    const info = this.sectionInfo(index);
+    if ((type === SHT_RELA || type === SHT_REL) && (info === 0 || info >= this.sectionCount)) {
       throw formatError(
         'ERR_ELF_BAD_SECTION_INDEX',
         origin,
         at + SHDR.info,
-        `relocation section [${section.index}] ${JSON.stringify(section.name)} applies to section ${section.info}; expected 1..${sections.length - 1}`,
-        { section: section.index, value: section.info },
+        `relocation section [${index}] ${quotedName()} applies to section ${info}; expected 1..${this.sectionCount - 1}`,
+        { section: index, value: info },
       );
     }
   }
@@ -622,10 +776,11 @@ export class ElfObject {
     const table = this.symbolTable;
     if (!table) return [];
     const f = this.fields;
-    const strings = this.sections[table.link]!;
-    const names = strings.content!;
+    const stringsIndex = table.link;
+    const names = this.sectionContent(stringsIndex)!;
     const count = table.size / ELF64_SYM_SIZE;
-    const extended = this.sections.find((s) => s.type === SHT_SYMTAB_SHNDX && s.link === table.index);
+    const extended = this.extendedIndexSection(table.index);
+    const sectionCount = this.sectionCount;
     const symbols: ElfSymbol[] = new Array(count);
     for (let index = 0; index < count; index++) {
       const at = table.offset + index * ELF64_SYM_SIZE;
@@ -633,7 +788,7 @@ export class ElfObject {
       let sectionIndex = f.u16(at + SYM.shndx);
       let indexField = at + SYM.shndx;
       if (sectionIndex === SHN_XINDEX) {
-        if (!extended || (index + 1) * WORD_SIZE > extended.size) {
+        if (extended < 0 || (index + 1) * WORD_SIZE > this.sectionSize(extended)) {
           throw formatError(
             'ERR_ELF_BAD_SECTION_INDEX',
             this.origin,
@@ -644,26 +799,26 @@ export class ElfObject {
             },
           );
         }
-        indexField = extended.offset + index * WORD_SIZE;
+        indexField = this.sectionOffset(extended) + index * WORD_SIZE;
         sectionIndex = f.u32(indexField);
-        if (sectionIndex >= this.sections.length) {
+        if (sectionIndex >= sectionCount) {
           throw formatError(
             'ERR_ELF_BAD_SECTION_INDEX',
             this.origin,
             indexField,
-            `symbol ${index} is defined in section ${sectionIndex}; the object has ${this.sections.length} sections`,
+            `symbol ${index} is defined in section ${sectionIndex}; the object has ${sectionCount} sections`,
             {
               symbol: index,
               value: sectionIndex,
             },
           );
         }
-      } else if (sectionIndex < SHN_LORESERVE && sectionIndex >= this.sections.length) {
+      } else if (sectionIndex < SHN_LORESERVE && sectionIndex >= sectionCount) {
         throw formatError(
           'ERR_ELF_BAD_SECTION_INDEX',
           this.origin,
           indexField,
-          `symbol ${index} is defined in section ${sectionIndex}; the object has ${this.sections.length} sections`,
+          `symbol ${index} is defined in section ${sectionIndex}; the object has ${sectionCount} sections`,
           {
             symbol: index,
             value: sectionIndex,
@@ -672,7 +827,7 @@ export class ElfObject {
       }
       symbols[index] = {
         index,
-        name: this.string(names, strings.index, f.u32(at + SYM.name), at, () => `the name of symbol ${index}`),
+        name: this.string(names, stringsIndex, f.u32(at + SYM.name), at, () => `the name of symbol ${index}`),
         value: f.u64(at + SYM.value, `the value of symbol ${index}`),
         size: f.u64(at + SYM.size, `the size of symbol ${index}`),
         binding: info >> 4,
@@ -682,6 +837,13 @@ export class ElfObject {
       };
     }
     return symbols;
+  }
+
+  /** The SHT_SYMTAB_SHNDX section holding extended indices for symbol table `table`, or -1. */
+  extendedIndexSection(table: number): number {
+    for (let index = 0; index < this.sectionCount; index++)
+      if (this.sectionType(index) === SHT_SYMTAB_SHNDX && this.sectionLink(index) === table) return index;
+    return -1;
   }
 
   /** The SHT_RELA and SHT_REL sections, each applying to the section `info` names. */

@@ -10,7 +10,7 @@ import {
   RUN_BUNDLE_INPUTS,
   contentDigest,
   runBundleIsFresh,
-} from '../harness/run-bundle.js';
+} from '../harness/run-bundle-loader.cjs';
 import { CLI } from './helpers/executor-process.js';
 import { compile, tempDir } from './helpers/jitlink-run.js';
 
@@ -66,8 +66,9 @@ test('with a fresh bundle jitmem run loads one file for the command; a module wi
   const object = compile(tempDir(t), 'seven.c', 'int main(void) { return 7; }\n', ['-O2']);
   const r = loadedModules(t, ['--mapper', 'shared', object]);
   t.is(r.status, 7, r.stderr);
-  // The command runs from the bundle, read and compiled as one script: no command table, no modules of its own.
-  t.deepEqual(r.ours, ['harness/cli.js', 'harness/command-failure.js', 'harness/run-bundle.js']);
+  // The command runs from the bundle, read and compiled as one script: no command table, no
+  // modules of its own; the entry and the bundle's loader are CommonJS (no ES module loader needed).
+  t.deepEqual(r.ours, ['harness/cli.cjs', 'harness/cli.js', 'harness/run-bundle-loader.cjs']);
   // Every module the bundle holds is listed with its content's digest, and exists.
   const listed = readFileSync(RUN_BUNDLE_INPUTS, 'utf8');
   const inputs = listed

@@ -98,6 +98,9 @@ export function formatLinkBench(r: LinkBenchResult, inputs: readonly string[]): 
     lines.push(
       `  cold (a process's first link, while V8 still compiles the linker): wall ${coldRatio.toFixed(2)}x; CPU ${(r.cold.cpu / cpu).toFixed(2)}x -> ${coldRatio <= 1 ? 'within budget' : 'OVER BUDGET'}`,
     );
+    lines.push(
+      "  (like for like: neither side counts its process's start or loading its own code; llvm-jitlink's figure is its link step, objects already added; jitmem's is read, resolve, lay out and relocate, transport excluded)",
+    );
   } else {
     lines.push(`llvm-jitlink: not measured (${r.llvmSkipped ?? 'unavailable'})`);
     // The reference figure is CPython's: it says nothing of other inputs.

@@ -203,6 +203,23 @@ async function loadRunModules(mapper: RunArgs['mapper']) {
 }
 
 /**
+ * A program expects blocking stdio; Node leaves pipes it touched non-blocking, and the flag
+ * belongs to the open file, which the executor shares. Set once the executor is spawned (the
+ * addon's load then overlaps its start), before the program runs.
+ */
+async function withBlockingStdio<T>(modules: T): Promise<T> {
+  const native = await import('../../native/index.js');
+  for (const fd of [0, 1, 2]) {
+    try {
+      native.setBlocking(fd);
+    } catch {
+      // Not open: the program finds it closed, as it would natively.
+    }
+  }
+  return modules;
+}
+
+/**
  * Starts the executor first, then loads the linker and loader while it starts (Node's module
  * loading is most of the start-up; the executor's spawn to Setup is a few ms that now hide in it).
  */
@@ -225,7 +242,7 @@ async function startRun(args: RunArgs) {
     return s;
   });
   // Settled together so that a failed import still closes an executor that did start.
-  const [modules, session] = await Promise.allSettled([loadRunModules(args.mapper), started]);
+  const [modules, session] = await Promise.allSettled([loadRunModules(args.mapper).then(withBlockingStdio), started]);
   const modulesLoaded = performance.now();
   if (modules.status === 'rejected') {
     if (session.status === 'fulfilled' && session.value) await session.value.close().catch(() => {});
@@ -257,16 +274,6 @@ export const runCommand: Command = {
         `LLVM's executor is not at ${args.llvmExecutor}; install llvm-22 or name it with --llvm-executor`,
         { path: args.llvmExecutor },
       );
-    }
-    const native = await import('../../native/index.js');
-    // A program expects blocking stdio; Node leaves pipes it touched non-blocking, and the flag
-    // belongs to the open file, which the executor shares.
-    for (const fd of [0, 1, 2]) {
-      try {
-        native.setBlocking(fd);
-      } catch {
-        // Not open: the program finds it closed, as it would natively.
-      }
     }
     const started = await startRun(args);
     const { session, loader } = started;

@@ -13,7 +13,8 @@ import { performance } from 'node:perf_hooks';
 
 export const STARTUP_BUDGET = { inprocess: 1.3, shared: 1.6 } as const;
 
-const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
+// The CLI as users start it: package.json's bin.
+const CLI = fileURLToPath(new URL('../cli.cjs', import.meta.url));
 
 export interface StartupBenchResult {
   readonly rounds: number;
@@ -22,6 +23,37 @@ export interface StartupBenchResult {
   readonly inprocessMs: number;
   readonly sharedMs: number;
   readonly ratio: { inprocess: number; shared: number };
+  /** 95% interval of each ratio (ratioInterval). */
+  readonly interval: { inprocess: [number, number]; shared: [number, number] };
+}
+
+/**
+ * The 95% interval of median(b) / median(a) for rounds taken in turn: a percentile bootstrap
+ * resampling whole rounds (both commands of a round stay together), 2,000 resamples from a fixed
+ * seed so the same samples give the same interval.
+ */
+export function ratioInterval(a: readonly number[], b: readonly number[]): [number, number] {
+  let seed = 0x9e3779b9;
+  const random = (): number => {
+    // xorshift32: enough to pick indices, and repeatable.
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) / 2 ** 32;
+  };
+  const ratios: number[] = [];
+  for (let r = 0; r < 2000; r++) {
+    const ra: number[] = [];
+    const rb: number[] = [];
+    for (let i = 0; i < a.length; i++) {
+      const k = Math.floor(random() * a.length);
+      ra.push(a[k]!);
+      rb.push(b[k]!);
+    }
+    ratios.push(median(rb) / median(ra));
+  }
+  ratios.sort((x, y) => x - y);
+  return [ratios[Math.floor(0.025 * ratios.length)]!, ratios[Math.ceil(0.975 * ratios.length) - 1]!];
 }
 
 function median(xs: readonly number[]): number {
@@ -80,16 +112,21 @@ export async function runStartupBench(options: {
     const inprocessMs = median(samples.inprocess!);
     const sharedMs = median(samples.shared!);
     const ratio = { inprocess: inprocessMs / nodeMs, shared: sharedMs / nodeMs };
+    const interval = {
+      inprocess: ratioInterval(samples.node!, samples.inprocess!),
+      shared: ratioInterval(samples.node!, samples.shared!),
+    };
+    const within = (i: [number, number]): string => `95% interval ${i[0].toFixed(2)}-${i[1].toFixed(2)}x`;
     const verdict = (r: number, budget: number): string => (r <= budget ? 'within budget' : 'OVER BUDGET');
-    options.write(`jitmem run of a trivial object beside node -e 0 (medians of ${rounds} rounds, the three in turn):`);
+    options.write(`jitmem run of a trivial object beside node -e 0 (medians of n = ${rounds} rounds, the three in turn; ratios of medians):`);
     options.write(`  node -e 0                   ${nodeMs.toFixed(1).padStart(7)} ms`);
     options.write(
-      `  jitmem run, in process      ${inprocessMs.toFixed(1).padStart(7)} ms   ${ratio.inprocess.toFixed(2)}x   budget <= ${STARTUP_BUDGET.inprocess}x   ${verdict(ratio.inprocess, STARTUP_BUDGET.inprocess)}`,
+      `  jitmem run, in process      ${inprocessMs.toFixed(1).padStart(7)} ms   ${ratio.inprocess.toFixed(2)}x (${within(interval.inprocess)})   budget <= ${STARTUP_BUDGET.inprocess}x   ${verdict(ratio.inprocess, STARTUP_BUDGET.inprocess)}`,
     );
     options.write(
-      `  jitmem run, shared memory   ${sharedMs.toFixed(1).padStart(7)} ms   ${ratio.shared.toFixed(2)}x   budget <= ${STARTUP_BUDGET.shared}x   ${verdict(ratio.shared, STARTUP_BUDGET.shared)}`,
+      `  jitmem run, shared memory   ${sharedMs.toFixed(1).padStart(7)} ms   ${ratio.shared.toFixed(2)}x (${within(interval.shared)})   budget <= ${STARTUP_BUDGET.shared}x   ${verdict(ratio.shared, STARTUP_BUDGET.shared)}`,
     );
-    return { rounds, nodeMs, inprocessMs, sharedMs, ratio };
+    return { rounds, nodeMs, inprocessMs, sharedMs, ratio, interval };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -13,7 +13,7 @@ import {
 import { formatError } from '../../objects/format-error.js';
 import { SECTION_ALLOC, SECTION_TLS, type InputObject } from '../input-object.js';
 import type { ArraySection, LinkPlan, PlannedSection } from '../link-plan.js';
-import { RELOCATION_WORDS } from '../relocation-list.js';
+import { RELOCATION_WORDS, RelocationList } from '../relocation-list.js';
 import { DSO_HANDLE, SYM_COMMON, SYM_DEFINED, SYM_SYNTHETIC } from '../symbol-table.js';
 
 export const EH_FRAME = '.eh_frame';
@@ -85,32 +85,38 @@ export function planSections(plan: LinkPlan, groups: SectionGroups, pageSize: nu
   const ehFrame: MergedSection = { pieces: [], size: 0, alignment: 8, flags: 0, content: true };
   const merged = new Map<string, MergedSection>();
   for (const object of plan.table.objects) {
-    for (const s of object.elf.sections) {
-      if (object.sectionKind[s.index] !== SECTION_ALLOC) continue;
-      if (s.name === EH_FRAME && s.content !== undefined) {
+    const elf = object.elf;
+    for (let index = 0; index < elf.sectionCount; index++) {
+      if (object.sectionKind[index] !== SECTION_ALLOC) continue;
+      const name = elf.sectionName(index);
+      const type = elf.sectionType(index);
+      const size = elf.sectionSize(index);
+      if (name === EH_FRAME && type !== SHT_NOBITS) {
         // One .eh_frame for the whole program, so that one registration covers it. Records are
         // 4-byte aligned; a gap would read as a terminator.
-        addPiece(ehFrame, object, s.index, 4, s.size);
+        addPiece(ehFrame, object, index, 4, size);
         continue;
       }
-      if (plan.boundaries.has(s.name)) {
-        let m = merged.get(s.name);
-        if (!m) merged.set(s.name, (m = { pieces: [], size: 0, alignment: 1, flags: s.flags, content: false }));
-        addPiece(m, object, s.index, Math.max(1, s.addressAlignment), s.size);
-        m.content ||= s.type !== SHT_NOBITS;
+      const alignment = elf.sectionAlignment(index);
+      if (plan.boundaries.has(name)) {
+        let m = merged.get(name);
+        if (!m)
+          merged.set(name, (m = { pieces: [], size: 0, alignment: 1, flags: elf.sectionFlags(index), content: false }));
+        addPiece(m, object, index, Math.max(1, alignment), size);
+        m.content ||= type !== SHT_NOBITS;
         continue;
       }
       const planned = addSection(
         plan,
-        s.name,
-        groupOf(groups, s.flags),
-        s.addressAlignment <= 1 ? 1 : s.addressAlignment,
-        s.size,
-        s.type === SHT_NOBITS ? undefined : s.content!,
+        name,
+        groupOf(groups, elf.sectionFlags(index)),
+        alignment <= 1 ? 1 : alignment,
+        size,
+        elf.sectionContent(index),
       );
-      object.placeSection[s.index] = planned.serial;
-      const array = arrayPriority(s.name);
-      if (array) plan.arrays.push({ object, section: s.index, ...array });
+      object.placeSection[index] = planned.serial;
+      const array = arrayPriority(name);
+      if (array) plan.arrays.push({ object, section: index, ...array });
     }
     listRelocations(plan, object);
   }
@@ -146,7 +152,7 @@ function addPiece(m: MergedSection, object: InputObject, section: number, alignm
 function mergedContent(m: MergedSection, size: number): Uint8Array {
   const content = new Uint8Array(size);
   for (const p of m.pieces) {
-    const c = p.object.elf.sections[p.section]!.content;
+    const c = p.object.elf.sectionContent(p.section);
     if (c) content.set(c, p.object.placeOffset[p.section]!);
   }
   return content;
@@ -154,40 +160,40 @@ function mergedContent(m: MergedSection, size: number): Uint8Array {
 
 /** The object's relocation sections that patch allocated memory (debug info and discarded groups are skipped). */
 function listRelocations(plan: LinkPlan, object: InputObject): void {
-  const elfSections = object.elf.sections;
-  for (const rs of object.elf.relocationSections()) {
-    const target = rs.info;
+  const elf = object.elf;
+  for (let rs = 0; rs < elf.sectionCount; rs++) {
+    const type = elf.sectionType(rs);
+    if (type !== SHT_RELA && type !== SHT_REL) continue;
+    const target = elf.sectionInfo(rs);
     const kind = object.sectionKind[target];
     if (kind !== SECTION_ALLOC && kind !== SECTION_TLS) continue;
-    if (rs.type === SHT_REL) {
+    if (type === SHT_REL) {
       throw formatError(
         'ERR_LINK_UNSUPPORTED_RELOCATION',
-        object.elf.origin,
-        rs.headerOffset,
-        `section [${rs.index}] ${JSON.stringify(rs.name)} holds SHT_REL relocations (no addends); x86-64 objects use SHT_RELA`,
+        elf.origin,
+        elf.sectionHeaderOffset(rs),
+        `section [${rs}] ${JSON.stringify(elf.sectionName(rs))} holds SHT_REL relocations (no addends); x86-64 objects use SHT_RELA`,
       );
     }
-    if (rs.type !== SHT_RELA) continue;
-    if (rs.link !== object.elf.symbolTable?.index) {
+    const link = elf.sectionLink(rs);
+    if (link !== elf.symbolTable?.index) {
       throw formatError(
         'ERR_ELF_BAD_SECTION_INDEX',
-        object.elf.origin,
-        rs.headerOffset + 40,
-        `relocation section [${rs.index}] uses symbol table ${rs.link}, not the object's symbol table`,
+        elf.origin,
+        elf.sectionHeaderOffset(rs) + 40,
+        `relocation section [${rs}] uses symbol table ${link}, not the object's symbol table`,
       );
     }
-    const targetSection = elfSections[target]!;
-    const count = rs.size / ELF64_RELA_SIZE;
-    const list = {
+    const count = elf.sectionSize(rs) / ELF64_RELA_SIZE;
+    const list = new RelocationList(
       object,
-      offset: rs.offset,
-      first: plan.relocationCount,
+      elf.sectionOffset(rs),
+      plan.relocationCount,
       count,
       target,
-      targetSize: targetSection.size,
-      name: targetSection.name,
-      inEhFrame: targetSection.name === EH_FRAME,
-    };
+      elf.sectionSize(target),
+      elf.sectionNameIs(target, EH_FRAME),
+    );
     // The TLS image's own relocations are applied to its template (plan-tls.ts), not to the graph.
     (kind === SECTION_TLS ? plan.tls.templateLists : plan.relocationLists).push(list);
     plan.relocationCount += count;

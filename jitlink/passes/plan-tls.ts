@@ -120,19 +120,19 @@ export function planTlsImage(plan: LinkPlan): void {
   const tls = plan.tls;
   const nobits: Array<{ object: InputObject; section: number }> = [];
   const place = (object: InputObject, index: number): void => {
-    const s = object.elf.sections[index]!;
-    const alignment = Math.max(1, s.addressAlignment);
+    const alignment = Math.max(1, object.elf.sectionAlignment(index));
     tls.size = alignUp(tls.size, alignment);
     object.placeOffset[index] = tls.size;
-    tls.size += s.size;
+    tls.size += object.elf.sectionSize(index);
     tls.alignment = Math.max(tls.alignment, alignment);
     tls.pieces.push({ object, section: index });
   };
   for (const object of plan.table.objects) {
-    for (const s of object.elf.sections) {
-      if (object.sectionKind[s.index] !== SECTION_TLS) continue;
-      if (s.type === SHT_NOBITS) nobits.push({ object, section: s.index });
-      else place(object, s.index);
+    if (!object.hasTls) continue;
+    for (let index = 0; index < object.elf.sectionCount; index++) {
+      if (object.sectionKind[index] !== SECTION_TLS) continue;
+      if (object.elf.sectionType(index) === SHT_NOBITS) nobits.push({ object, section: index });
+      else place(object, index);
     }
   }
   tls.templateSize = tls.size;

@@ -31,7 +31,8 @@ const BOUNDARY = /^__(start|stop)_([A-Za-z_][A-Za-z0-9_]*)$/;
 function allocatedSectionNames(table: SymbolTable): Set<string> {
   const names = new Set<string>();
   for (const o of table.objects)
-    for (const s of o.elf.sections) if (o.sectionKind[s.index] === SECTION_ALLOC) names.add(s.name);
+    for (let index = 0; index < o.elf.sectionCount; index++)
+      if (o.sectionKind[index] === SECTION_ALLOC) names.add(o.elf.sectionName(index));
   return names;
 }
 

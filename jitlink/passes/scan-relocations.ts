@@ -87,7 +87,7 @@ function relaxObjectLocalDynamic(plan: LinkPlan, lists: readonly RelocationList[
       } else if (type === R_X86_64_TLSLD) {
         const offset = words[k]!;
         const next = i + 1 < list.count ? k + 6 : -1;
-        const field = object.elf.sections[list.target]!.offset + offset;
+        const field = object.elf.sectionOffset(list.target) + offset;
         if (
           next < 0 ||
           !callsTlsGetAddr(object, words, next) ||
@@ -263,7 +263,7 @@ export class RelocationScanner implements NearReferences {
       return;
     }
     const offset = words[k]!;
-    const field = object.elf.sections[list.target]!.offset + offset;
+    const field = object.elf.sectionOffset(list.target) + offset;
     if (own && type === R_X86_64_TLSGD && i + 1 < list.count && callsTlsGetAddr(object, words, k + 6)) {
       if (isRelaxableGd(object.bytes, field, offset, list.targetSize, words[k + 6])) {
         const relax = (this.tls.relax ??= new Uint8Array(words.length / 6));

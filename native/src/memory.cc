@@ -43,6 +43,17 @@ Napi::Value Unmap(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// madvise(addr, len, advice): what the kernel may do with pages a slab no longer uses (advice
+// checked by the caller: MADV_DONTNEED, MADV_FREE or MADV_REMOVE).
+Napi::Value Advise(const Napi::CallbackInfo &info) {
+  uint64_t addr = U64(info, 0, "address"), len = U64(info, 1, "length"), advice = U64(info, 2, "advice");
+  JITMEM_ARGS_OK(info);
+  if (madvise(Ptr(addr), len, static_cast<int>(advice)) != 0)
+    return ThrowErrno(info.Env(), "madvise",
+               "address=" + Hex(addr) + ", length=" + std::to_string(len) + ", advice=" + std::to_string(advice), errno);
+  return info.Env().Undefined();
+}
+
 // A Uint8Array over [addr, addr+len) with no copy. The memory is not owned by V8: callers
 // detach every view before the pages change protection or go away.
 Napi::Value View(const Napi::CallbackInfo &info) {
@@ -129,6 +140,7 @@ void RegisterMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("reserve", Napi::Function::New(env, Reserve));
   exports.Set("protect", Napi::Function::New(env, Protect));
   exports.Set("unmap", Napi::Function::New(env, Unmap));
+  exports.Set("advise", Napi::Function::New(env, Advise));
   exports.Set("view", Napi::Function::New(env, View));
   exports.Set("detach", Napi::Function::New(env, Detach));
   exports.Set("copyIn", Napi::Function::New(env, CopyIn));

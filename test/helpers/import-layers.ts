@@ -272,10 +272,10 @@ function describe(l: { name: string; layer: number }): string {
   return Number.isFinite(l.layer) ? `${l.name} (${l.layer})` : `${l.name} (the public entry)`;
 }
 
-/** Resolves a relative specifier of `file` to a path from the root, `.js` naming its `.ts` source. */
+/** A relative specifier of `file` as a path from the root: `.js` names its `.ts` source, `.cjs` its `.cts`. */
 function resolveSpecifier(file: string, specifier: string): string {
   const joined = path.posix.normalize(path.posix.join(path.posix.dirname(file), specifier));
-  return joined.replace(/\.js$/, '.ts').replace(/\.mjs$/, '.mts');
+  return joined.replace(/\.js$/, '.ts').replace(/\.mjs$/, '.mts').replace(/\.cjs$/, '.cts');
 }
 
 /** Every arrow of `files` that points up or sideways against the layers. */
@@ -356,7 +356,7 @@ export function listSources(root: string, options: { includeTests?: boolean } = 
           continue;
         if (entry.name === 'node_modules') continue;
         walk(rel);
-      } else if (/\.(m?ts|tsx)$/.test(entry.name) && !entry.name.endsWith('.d.ts')) {
+      } else if (/\.([mc]?ts|tsx)$/.test(entry.name) && !/\.d\.[mc]?ts$/.test(entry.name)) {
         files.push({ path: rel, text: readFileSync(path.join(root, rel), 'utf8') });
       }
     }

@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import vm from 'node:vm';
 import type { Command } from './commands/command.js';
 
@@ -15,17 +14,20 @@ import type { Command } from './commands/command.js';
  * (npm run build:ts, prepare, prepack); it is used only while no module it was made from is
  * newer than it, so a tsc run alone never leaves the CLI on stale code. A code cache V8 rejects
  * (another Node) only costs the compile it would have saved.
+ *
+ * This module is CommonJS, as is the CLI's entry (cli.cts): an ES module entry starts Node's ES
+ * module loader (a dozen internal modules, fs/promises and streams with it), a few ms of every
+ * `jitmem run` that the bundle, a script, does not need.
  */
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-export const RUN_BUNDLE = path.join(here, 'run-bundle.cjs');
+export const RUN_BUNDLE = path.join(__dirname, 'run-bundle.cjs');
 /** V8's code cache for RUN_BUNDLE, made when it was built. */
-export const RUN_BUNDLE_CACHE = path.join(here, 'run-bundle.cache');
+export const RUN_BUNDLE_CACHE = path.join(__dirname, 'run-bundle.cache');
 /**
  * The compiled modules the bundle holds, one a line: the SHA-1 of its content, a space, its path
  * relative to this folder.
  */
-export const RUN_BUNDLE_INPUTS = path.join(here, 'run-bundle.inputs');
+export const RUN_BUNDLE_INPUTS = path.join(__dirname, 'run-bundle.inputs');
 
 /**
  * The bundle as a function of CommonJS's arguments plus the URL its import.meta.url stood for
@@ -48,6 +50,9 @@ export function evaluateRunBundle(source: string, cachedData?: Buffer): { script
 
 /** The SHA-1 of a file's content, hex. */
 export function contentDigest(file: string): string {
+  // Loaded here, not at the top: node:crypto costs ~2 ms to load, and a fresh bundle after a
+  // build never needs it (every module is older than the bundle).
+  const { createHash } = require('node:crypto') as typeof import('node:crypto');
   return createHash('sha1').update(readFileSync(file)).digest('hex');
 }
 
@@ -64,7 +69,7 @@ export function runBundleIsFresh(): boolean {
     const lines = readFileSync(RUN_BUNDLE_INPUTS, 'utf8').split('\n').filter(Boolean);
     for (const line of lines) {
       const space = line.indexOf(' ');
-      const file = path.join(here, line.slice(space + 1));
+      const file = path.join(__dirname, line.slice(space + 1));
       if (statSync(file).mtimeMs > made && contentDigest(file) !== line.slice(0, space)) return false;
     }
     return lines.length > 0;
