@@ -603,7 +603,7 @@ test('--calibrate --head-runs gives each row the threshold a gate of its runs ca
     rows: Array<{
       label: string;
       runs: number;
-      gate: { headRuns: number; spread: number; spreadUpper: number; threshold: number };
+      gate: { headRuns: number; spread: number; spreadUpper: number; threshold: number; gated: boolean };
     }>;
   };
   t.is(json.commits.length, 1);
@@ -646,12 +646,22 @@ test('--calibrate --head-runs gives each row the threshold a gate of its runs ca
   t.true(c.status === 0 || c.status === 1 || c.status === 3, c.stderr);
   const compared = JSON.parse(c.stdout) as ReturnType<typeof compareReports>;
   for (const row of compared.ratios) {
-    const want = row.label.startsWith('cray/load/shared/')
-      ? 0.07
-      : json.rows.find((x) => x.label === row.label)!.gate.threshold;
-    t.true(row.threshold >= want - 1e-12, `${row.label}: ${row.threshold} vs ${want}`);
+    const calibrated = json.rows.find((x) => x.label === row.label)!.gate;
+    if (row.label.startsWith('cray/load/shared/')) t.true(row.threshold >= 0.07 - 1e-12, row.label);
+    // A row whose calibrated threshold is above 10% is shown, not gated: an infinite threshold (null in
+    // JSON), never a verdict.
+    else if (calibrated.threshold > 0.1)
+      t.true(row.threshold === null && row.verdict === 'same' && !row.undecided, row.label);
+    else
+      t.true(
+        row.threshold >= calibrated.threshold - 1e-12,
+        `${row.label}: ${row.threshold} vs ${calibrated.threshold}`,
+      );
   }
-  // A file that is not a calibration: exit 2, naming the flag and the file.
+  t.regex(
+    runCli(['compare', runs[0]!, runs[1]!, '--ratios-only', '--thresholds', file], cleanEnv()).stdout,
+    /rows shown, not\s+gated \(calibrated threshold above 10%\)[\s\S]*cray\/load\/inprocess\/jitmem\/first-fit\/speedup-vs-rpc .* not gated/,
+  ); // A file that is not a calibration: exit 2, naming the flag and the file.
   const bad = save(base);
   const b = runCli(['compare', runs[0]!, runs[1]!, '--ratios-only', '--thresholds', bad], cleanEnv());
   t.is(b.status, 2);

@@ -378,40 +378,33 @@ export function endToEndBudgets(rows: readonly ResultRow[], section: EndToEndSec
       );
     }
   }
+  const startup = startupBudget(section);
+  if (startup) out.push(startup);
+  return out;
+}
+
+/**
+ * Executor start-up against 3x llvm-jitlink-executor's. measureStartup spawns the two in turn, so
+ * spawn i of each is a pair the machine's state at that moment falls on alike: the paired ratio,
+ * as every speedup here (geometric mean, Student-t on the log scale), judged with its interval.
+ */
+function startupBudget(section: EndToEndSection): BudgetRow | undefined {
   const js = section.startup.find((s) => s.executor === 'jitmem');
   const ls = section.startup.find((s) => s.executor === 'llvm');
-  if (js && ls) {
-    // measureStartup spawns the two in turn, so spawn i of each is a pair the machine's state at
-    // that moment falls on alike: the paired ratio, as every speedup here (geometric mean,
-    // Student-t on the log scale), judged with its interval against 3x.
-    const n = Math.min(js.stats.samples.length, ls.stats.samples.length);
-    const pairs: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const j = js.stats.samples[i]!;
-      const l = ls.stats.samples[i]!;
-      if (j > 0 && l > 0) pairs.push(j / l);
-    }
-    const medians = `medians ${ms(median(js.stats.samples))} ms vs ${ms(median(ls.stats.samples))} ms`;
-    const label = `executor start-up (spawn to Setup): jitmem-executor's over llvm-jitlink-executor's, paired spawns (${medians}), same run`;
-    if (pairs.length >= 3) {
-      const paired = summarizePaired(pairs);
-      out.push(
-        judgedBudget({
-          label,
-          value: paired.speedup,
-          budget: 3,
-          unit: 'x',
-          ci95: paired.ci95,
-          rounds: pairs.length,
-        }),
-      );
-    } else {
-      out.push(
-        judgedBudget({ label, value: median(js.stats.samples) / median(ls.stats.samples), budget: 3, unit: 'x' }),
-      );
-    }
+  if (!js || !ls) return undefined;
+  const n = Math.min(js.stats.samples.length, ls.stats.samples.length);
+  const pairs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const j = js.stats.samples[i]!;
+    const l = ls.stats.samples[i]!;
+    if (j > 0 && l > 0) pairs.push(j / l);
   }
-  return out;
+  const medians = `medians ${ms(median(js.stats.samples))} ms vs ${ms(median(ls.stats.samples))} ms`;
+  const label = `executor start-up (spawn to Setup): jitmem-executor's over llvm-jitlink-executor's, paired spawns (${medians}), same run`;
+  if (pairs.length < 3)
+    return judgedBudget({ label, value: median(js.stats.samples) / median(ls.stats.samples), budget: 3, unit: 'x' });
+  const paired = summarizePaired(pairs);
+  return judgedBudget({ label, value: paired.speedup, budget: 3, unit: 'x', ci95: paired.ci95, rounds: pairs.length });
 }
 
 /** The run rows as a table: time to exit, time to link, and the phase groups, medians in ms. */

@@ -38,7 +38,17 @@ export interface GateThreshold {
   readonly spreadUpper: number;
   /** The threshold: the calibrated reach, never below the asked threshold, rounded up to a whole percent. */
   readonly threshold: number;
+  /**
+   * Whether the gate judges the row: only when its threshold is at most MAX_GATED_THRESHOLD.
+   * A row whose runs spread so much that only a larger change could be told from them is shown
+   * with its change and interval, not gated: a gate at 16-32% would pass a real loss as "same",
+   * and such rows moved by 18-40% under a CPU hog on one core while the headlines held.
+   */
+  readonly gated: boolean;
 }
+
+/** The largest calibrated threshold a gated row may have. */
+export const MAX_GATED_THRESHOLD = 0.1;
 
 /** z of the one-sided 1% tail: the margin for the change an unchanged commit shows. */
 const Z_99 = 2.3263478740408408;
@@ -69,7 +79,8 @@ export function gateThreshold(
   const reachLog = (studentTQuantile(0.95, k + headRuns - 2) + Z_99) * spreadUpper * Math.sqrt(1 / headRuns + 1 / k);
   // Times regress upwards, speedups downwards: the regression of a log change x is e^x - 1 or 1 - e^-x.
   const reach = kind === 'time' ? Math.expm1(reachLog) : -Math.expm1(-reachLog);
-  return { headRuns, spread: sd, spreadUpper, threshold: Math.max(asked, Math.ceil(reach * 100 - 1e-9) / 100) };
+  const threshold = Math.max(asked, Math.ceil(reach * 100 - 1e-9) / 100);
+  return { headRuns, spread: sd, spreadUpper, threshold, gated: threshold <= MAX_GATED_THRESHOLD + 1e-12 };
 }
 
 /** Fewest reports calibration accepts: with two, the bound rests on one degree of freedom and reaches absurd values. */

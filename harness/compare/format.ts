@@ -1,5 +1,6 @@
 import { styleText } from 'node:util';
 import { fitTable, tableLegend, wrapText, type Column } from '../report/format-table.js';
+import { MAX_GATED_THRESHOLD } from './calibrate.js';
 import type { Comparison, GeometricMeanRow, RatioComparison, TimeComparison } from './comparison.js';
 
 /** A comparison as text (for a terminal), as Markdown (for a CI summary), and the pieces both share. */
@@ -11,6 +12,11 @@ export function pct(x: number): string {
   // A change that rounds to zero is +0.0%, whichever side of zero the float fell on.
   return text === '-0.0' || text === '0.0' ? '+0.0%' : `${x > 0 ? '+' : ''}${text}%`;
 }
+/** A row's threshold as its column shows it: 'not gated' for a row a calibration leaves out of the gate. */
+export function thresholdText(x: number): string {
+  return x === Infinity ? 'not gated' : pct(x).slice(1);
+}
+
 /** A time in the table's one unit, to three significant figures or more. */
 const inUnit = (x: number, unit: 'ms' | 'us') => {
   const v = unit === 'us' ? x * 1000 : x;
@@ -76,7 +82,7 @@ function timeTable(
     changeText(r),
     `[${pct(r.ci95[0])}, ${pct(r.ci95[1])}]`,
     pValue(r.p),
-    pct(r.threshold).slice(1),
+    thresholdText(r.threshold),
     verdictText(r),
   ]);
   if (geo) cells.push(['geometric mean', '', '', pct(geo.change), '', '', '', `${geo.rows} rows`]);
@@ -96,7 +102,7 @@ function ratioTable(
     `[${times(r.head.ci95[0])}, ${times(r.head.ci95[1])}]`,
     changeText(r),
     pValue(r.p),
-    pct(r.threshold).slice(1),
+    thresholdText(r.threshold),
     verdictText(r),
   ]);
   if (geo) cells.push(['geometric mean', '', '', '', '', pct(geo.change), '', '', `${geo.rows} rows`]);
@@ -192,7 +198,11 @@ function methodNote(c: Comparison): string {
     c.noiseRuns || c.baseRuns > 1
       ? `; judged over runs (base ${c.baseRuns}, head ${Math.max(1, c.noiseRuns)})`
       : '; judged round by round';
-  return `Holm-Bonferroni alpha ${c.alpha} over ${c.times.length + c.ratios.length} rows, threshold ${pct(c.threshold).slice(1)}${runs}`;
+  const ungated = [...c.times, ...c.ratios].filter((r) => r.threshold === Infinity).length;
+  const shown = ungated
+    ? `; ${ungated} row${ungated === 1 ? '' : 's'} shown, not gated (calibrated threshold above ${MAX_GATED_THRESHOLD * 100}%)`
+    : '';
+  return `Holm-Bonferroni alpha ${c.alpha} over ${c.times.length + c.ratios.length} rows, threshold ${pct(c.threshold).slice(1)}${runs}${shown}`;
 }
 
 /** The rows that could not be judged, named (the first few) with why. */

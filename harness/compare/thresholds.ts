@@ -83,7 +83,8 @@ export function thresholdFor(key: RowKey, options: CompareOptions): number {
 /**
  * The per-row thresholds of a calibration file (the JSON `jitmem compare --calibrate RUN...
  * --head-runs N --format json` writes): one rule per row that has a gate threshold, each an
- * exact row label. Throws ERR_INVALID_OPTION_VALUE naming the file when it cannot be read or
+ * exact row label; a row it marks not gated gets an infinite threshold (shown, never judged
+ * a regression or undecided). Throws ERR_INVALID_OPTION_VALUE naming the file when it cannot be read or
  * holds no such row.
  */
 export function readThresholdFile(file: string): ThresholdRule[] {
@@ -102,10 +103,11 @@ export function readThresholdFile(file: string): ThresholdRule[] {
   if (!Array.isArray(rows))
     throw bad('no "rows" array: expected the output of compare --calibrate --head-runs N --format json');
   const rules: ThresholdRule[] = [];
-  for (const row of rows as Array<{ label?: unknown; gate?: { threshold?: unknown } }>) {
+  for (const row of rows as Array<{ label?: unknown; gate?: { threshold?: unknown; gated?: unknown } }>) {
     const threshold = row.gate?.threshold;
     if (typeof row.label !== 'string' || typeof threshold !== 'number' || !(threshold > 0)) continue;
-    rules.push({ pattern: row.label, threshold });
+    // A row the calibration does not gate: shown with its change, never a verdict (an infinite threshold).
+    rules.push({ pattern: row.label, threshold: row.gate?.gated === false ? Infinity : threshold });
   }
   if (!rules.length) throw bad('no row with a gate threshold: calibrate with --head-runs N');
   return rules;
