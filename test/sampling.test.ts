@@ -1,8 +1,11 @@
 import test from 'ava';
 import {
+  edgePercent,
+  firstUnsettled,
   groupWidths,
   halfWidthPercent,
   isHeadlineRatio,
+  isSettled,
   roundOrder,
   roundsNeeded,
   samplingLines,
@@ -68,7 +71,7 @@ test('the summary names every group that did not reach the precision, the width 
     3,
   );
   t.deepEqual(lines, [
-    'precision: 1 of 2 groups reached 95% CI half-width <= 3% on their headline speedups (shared memory over RPC copy); not converged:',
+    'precision: 1 of 2 groups reached 95% CI half-width <= 3% on their headline speedups (shared memory over RPC copy), each interval ending at least 0.75% from 1 or narrower than that; not converged:',
     '  NOT CONVERGED python/load (first-fit): widest python/load shared over RPC copy (first-fit) ±9.5% after 20 rounds, 25.0 s; about 252 s (201 rounds) would reach it',
     '  other speedups wider than 3% (not waited for) in 2 groups; the widest: python/load dualmap over in-process (first-fit) ±14.0%',
   ]);
@@ -125,4 +128,71 @@ test('the precision target waits for the headline speedups, shared memory over R
     1,
   );
   t.deepEqual(local.widest, local.widestAny);
+});
+
+test('a headline is settled when its interval ends a quarter of the precision from 1, or is narrower than that', (t) => {
+  const r = (lo: number, hi: number) => ({ speedup: Math.sqrt(lo * hi), ci95: [lo, hi] as [number, number] });
+  // The two same-commit default runs that disagreed: both end within 0.75% of 1 at precision 3.
+  t.true(edgePercent(r(0.999, 1.055)) < 0.75);
+  t.false(isSettled(r(0.999, 1.055), 3));
+  t.false(isSettled(r(1.005, 1.067), 3));
+  // Clear of 1 above, below, or around it.
+  t.true(isSettled(r(1.015, 1.045), 3));
+  t.true(isSettled(r(0.95, 0.98), 3));
+  t.true(isSettled(r(0.98, 1.02), 3));
+  // Narrower than the margin: settled wherever it lies.
+  t.true(isSettled(r(1.001, 1.011), 3));
+  t.true(isSettled(r(0.999, 1.055), 20));
+  const rows = [
+    {
+      workload: 'cray',
+      pattern: 'run',
+      policy: 'first-fit',
+      executor: 'jitmem',
+      mapper: 'shared',
+      baseline: 'rpc' as const,
+    },
+    {
+      workload: 'cray',
+      pattern: 'run',
+      policy: 'first-fit',
+      executor: 'jitmem',
+      mapper: 'inprocess',
+      baseline: 'rpc' as const,
+    },
+  ];
+  // Only headlines count: an unsettled in-process row does not hold the group.
+  t.is(
+    firstUnsettled(
+      [
+        { ...rows[1]!, ...r(0.999, 1.055) },
+        { ...rows[0]!, ...r(1.1, 1.2) },
+      ],
+      3,
+    ),
+    undefined,
+  );
+  t.deepEqual(firstUnsettled([{ ...rows[0]!, ...r(1.005, 1.067) }], 3), {
+    label: 'cray/run shared over RPC copy (first-fit)',
+    edgePercent: 0.5,
+  });
+  const lines = samplingLines(
+    [
+      {
+        workload: 'cray',
+        pattern: 'run',
+        policy: 'warm controller',
+        rounds: 90,
+        elapsedMs: 12_000,
+        converged: false,
+        widest: { label: 'cray/run shared over RPC copy (warm controller)', percent: 2.1 },
+        unsettled: { label: 'cray/run shared over RPC copy (warm controller)', edgePercent: 0.4 },
+      },
+    ],
+    3,
+  );
+  t.is(
+    lines[1],
+    '  NOT SETTLED cray/run (warm controller): cray/run shared over RPC copy (warm controller): its interval ends 0.40% from 1, within the 0.75% where the verdict could go either way, after 90 rounds, 12.0 s; more rounds would settle it',
+  );
 });

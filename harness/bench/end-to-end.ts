@@ -298,6 +298,45 @@ export function headlineLines(section: EndToEndSection): string[] {
   });
 }
 
+/** Time until the program runs: read and link, and for jitmem's rows its transport. */
+function untilRun(r: ResultRow): number {
+  return medianOfSum(r, r.linker === 'jitmem' ? ['read', 'link', ...JITMEM_TRANSPORT] : ['read', 'link']);
+}
+
+/**
+ * jitmem's extra out of process over in-process against half of llvm-jitlink's, same run. Both
+ * sides measured in rounds: the difference, ours minus half theirs, is judged with both
+ * uncertainties against 0; otherwise (older reports) ours against half their medians.
+ */
+function extraBudget(
+  what: string,
+  memmgr: string,
+  rows: { jIn: ResultRow; j: ResultRow; lIn: ResultRow; l: ResultRow },
+): BudgetRow {
+  const { jIn, j, lIn, l } = rows;
+  // Paired per round when both rows have the same rounds (the warm controllers of one program do).
+  const ours = pairedRoundsDifference(jIn, j, ['read', 'link', ...JITMEM_TRANSPORT]);
+  const theirs = pairedRoundsDifference(lIn, l, ['read', 'link']);
+  if (ours && theirs) {
+    const d = minusHalfOf(ours, theirs);
+    return judgedBudget({
+      label: `${what} minus half llvm-jitlink ${memmgr}'s extra (ours ${ms(ours.mean)} ms, ${ours.rounds} rounds; half theirs ${ms(theirs.mean / 2)} ms, ${theirs.rounds} rounds), same run`,
+      value: d.mean,
+      budget: 0,
+      unit: 'ms',
+      ci95: d.ci95,
+      rounds: Math.min(ours.rounds, theirs.rounds),
+    });
+  }
+  return judgedBudget({
+    label: `${what} vs half llvm-jitlink ${memmgr}'s extra, same run`,
+    value: ours ? ours.mean : untilRun(j) - untilRun(jIn),
+    budget: (untilRun(l) - untilRun(lIn)) / 2,
+    unit: 'ms',
+    ...(ours ? { ci95: ours.ci95, rounds: ours.rounds } : {}),
+  });
+}
+
 /**
  * The budgets of the end-to-end comparison, each against llvm-jitlink measured in this run (on
  * CPython, `-c pass`): time to link, the extra of link-and-transport out of process over
@@ -334,8 +373,6 @@ export function endToEndBudgets(rows: readonly ResultRow[], section: EndToEndSec
       }),
     );
   }
-  const untilRun = (r: ResultRow) =>
-    medianOfSum(r, r.linker === 'jitmem' ? ['read', 'link', ...JITMEM_TRANSPORT] : ['read', 'link']);
   if (jIn && lIn) {
     for (const [mapper, memmgr] of [
       ['shared', 'shared'],
@@ -344,38 +381,12 @@ export function endToEndBudgets(rows: readonly ResultRow[], section: EndToEndSec
       const j = find(rows, w, 'jitmem', 'jitmem', mapper, undefined, controller);
       const l = find(rows, w, 'llvm-jitlink', 'llvm', mapper, memmgr);
       if (!j || !l) continue;
-      // Paired per round when both rows have the same rounds (the warm controllers of one program do).
-      const ours = pairedRoundsDifference(jIn, j, ['read', 'link', ...JITMEM_TRANSPORT]);
-      const theirs = pairedRoundsDifference(lIn, l, ['read', 'link']);
       const jOther = find(rows, w, 'jitmem', 'jitmem', mapper, undefined, other);
       const extraOther = jOther && jInOther ? untilRun(jOther) - untilRun(jInOther) : undefined;
       const beside =
         extraOther !== undefined ? `; ${named(other)}: ${extraOther >= 0 ? '+' : ''}${ms(extraOther)} ms` : '';
       const what = `python: jitmem ${mapper === 'rpc' ? 'RPC copy' : 'shared memory'} extra over in-process for link and transport (${named(controller)}${beside})`;
-      if (ours && theirs) {
-        // Both sides measured in rounds: the difference is judged with both uncertainties, against 0.
-        const d = minusHalfOf(ours, theirs);
-        out.push(
-          judgedBudget({
-            label: `${what} minus half llvm-jitlink ${memmgr}'s extra (ours ${ms(ours.mean)} ms, ${ours.rounds} rounds; half theirs ${ms(theirs.mean / 2)} ms, ${theirs.rounds} rounds), same run`,
-            value: d.mean,
-            budget: 0,
-            unit: 'ms',
-            ci95: d.ci95,
-            rounds: Math.min(ours.rounds, theirs.rounds),
-          }),
-        );
-        continue;
-      }
-      out.push(
-        judgedBudget({
-          label: `${what} vs half llvm-jitlink ${memmgr}'s extra, same run`,
-          value: ours ? ours.mean : untilRun(j) - untilRun(jIn),
-          budget: (untilRun(l) - untilRun(lIn)) / 2,
-          unit: 'ms',
-          ...(ours ? { ci95: ours.ci95, rounds: ours.rounds } : {}),
-        }),
-      );
+      out.push(extraBudget(what, memmgr, { jIn, j, lIn, l }));
     }
   }
   const startup = startupBudget(section);
