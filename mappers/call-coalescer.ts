@@ -46,3 +46,41 @@ export class CallCoalescer {
     }
   }
 }
+
+/** One gathered call and the promise of whoever issued it. */
+export interface PendingCall<T> {
+  readonly call: T;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/**
+ * Calls of one kind a mapper gathers until its CallCoalescer says to carry them out: `add`
+ * queues a call and returns its caller's promise, `take` hands the mapper everything queued so
+ * far to settle together.
+ */
+export class PendingCalls<T> {
+  private list: Array<PendingCall<T>> = [];
+  private readonly coalescer: CallCoalescer;
+
+  constructor(settle: () => void) {
+    this.coalescer = new CallCoalescer(settle, () => this.list.length);
+  }
+
+  get length(): number {
+    return this.list.length;
+  }
+
+  add(call: T): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.list.push({ call, resolve, reject });
+      this.coalescer.schedule();
+    });
+  }
+
+  take(): Array<PendingCall<T>> {
+    const batch = this.list;
+    this.list = [];
+    return batch;
+  }
+}

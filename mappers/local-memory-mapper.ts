@@ -3,7 +3,7 @@ import { JitmemError, eachCollected, hasCode, hex, throwCollected } from '../cor
 import { alignUp, checkAddress } from '../core/checks.js';
 import type { AllocActionCallPair, AllocInfo, WrapperCall } from './memory-mapper.js';
 import { MapperBase } from './mapper-base.js';
-import { CallCoalescer } from './call-coalescer.js';
+import { CallCoalescer, PendingCalls } from './call-coalescer.js';
 import { PageProtectionRuns, type ProtectionRange } from './page-protection-runs.js';
 import { runDeallocActions, runFinalizeActions, type ActionCallSite } from '../protocol/alloc-actions.js';
 import type { Reservation } from './reservation-table.js';
@@ -42,12 +42,6 @@ export interface LocalRegion {
   deallocs: readonly WrapperCall[];
 }
 
-interface PendingDeinitialize {
-  readonly keys: readonly number[];
-  readonly resolve: () => void;
-  readonly reject: (err: unknown) => void;
-}
-
 interface PendingInitialize {
   readonly r: Reservation<LocalRegion>;
   readonly region: LocalRegion;
@@ -72,16 +66,12 @@ export abstract class LocalMemoryMapper extends MapperBase<LocalRegion> {
   /** Page protections of each reservation, by its start. */
   private readonly protections = new Map<number, PageProtectionRuns>();
   private pending: PendingInitialize[] = [];
-  private pendingDeinits: PendingDeinitialize[] = [];
-  /** One per kind of call: a caller may issue its finalizes together and its frees one at a time. */
+  /** One coalescer per kind of call: a caller may issue its finalizes together and its frees one at a time. */
   private readonly initializes = new CallCoalescer(
     () => this.settle(),
     () => this.pending.length,
   );
-  private readonly deinitializes = new CallCoalescer(
-    () => this.settle(),
-    () => this.pendingDeinits.length,
-  );
+  protected readonly deinitializes = new PendingCalls<readonly number[]>(() => this.settle());
 
   /** Writes `length` zero bytes at target address `addr` of reservation `r`. */
   protected abstract zeroFill(r: Reservation<LocalRegion>, addr: number, length: number): void;
@@ -109,7 +99,7 @@ export abstract class LocalMemoryMapper extends MapperBase<LocalRegion> {
         ({ r, key, end } = this.beginInitialize(info));
       } catch (err) {
         // A region deinitialized but not yet settled still holds its range: settle and look again.
-        if (this.pendingDeinits.length === 0 || !hasCode(err, 'ERR_REGION_OVERLAP')) throw err;
+        if (this.deinitializes.length === 0 || !hasCode(err, 'ERR_REGION_OVERLAP')) throw err;
         this.settle();
         ({ r, key, end } = this.beginInitialize(info));
       }
@@ -140,7 +130,7 @@ export abstract class LocalMemoryMapper extends MapperBase<LocalRegion> {
     try {
       return super.prepare(addr, size);
     } catch (err) {
-      if (this.pendingDeinits.length === 0 || !hasCode(err, 'ERR_RANGE_INITIALIZED')) throw err;
+      if (this.deinitializes.length === 0 || !hasCode(err, 'ERR_RANGE_INITIALIZED')) throw err;
       this.settle();
       return super.prepare(addr, size);
     }
@@ -239,34 +229,19 @@ export abstract class LocalMemoryMapper extends MapperBase<LocalRegion> {
   }
 
   /**
-   * Queues the teardown of each key's region; deinitializes issued together (the frees of a
-   * JIT's old versions) run their dealloc actions in the order they were issued, each one's
-   * keys newest first as LLVM does, and then put all their pages back in one pass.
+   * Deinitializes issued together (the frees of a JIT's old versions) run their dealloc actions
+   * in the order they were issued, each one's keys newest first as LLVM does, and then put all
+   * their pages back in one pass.
    */
-  deinitialize(keys: readonly number[]): Promise<void> {
-    let list: number[];
-    try {
-      this.checkOpen();
-      list = [...keys];
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return new Promise<void>((resolve, reject) => {
-      this.pendingDeinits.push({ keys: list, resolve, reject });
-      this.deinitializes.schedule();
-    });
-  }
-
   private settleDeinitializes(): void {
-    if (this.pendingDeinits.length === 0) return;
-    const batch = this.pendingDeinits;
-    this.pendingDeinits = [];
+    if (this.deinitializes.length === 0) return;
+    const batch = this.deinitializes.take();
     const errors = batch.map((): unknown[] => []);
     /** Ranges to put back per reservation, and the calls (by batch index) they came from. */
     const restore = new Map<number, { ranges: ProtectionRange[]; from: Set<number> }>();
     batch.forEach((entry, i) => {
       // Reverse order, as LLVM: the last region initialized is the first torn down.
-      for (const key of [...entry.keys].reverse()) {
+      for (const key of [...entry.call].reverse()) {
         try {
           checkAddress('key', key);
           const r = this.table.of(key, 0, 'deinitialize');

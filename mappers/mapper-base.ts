@@ -2,12 +2,14 @@ import { JitmemError, hex } from '../core/errors.js';
 import { checkAddress, checkSize } from '../core/checks.js';
 import { checkAllocInfo, checkReserveSize } from './alloc-info.js';
 import type { AllocInfo, ExecutorAddrRange, MemoryMapper } from './memory-mapper.js';
+import type { PendingCalls } from './call-coalescer.js';
 import { ReservationTable, type RegionRecord, type Reservation } from './reservation-table.js';
 
 /**
  * What the three mappers do alike: the reservation table, the checks every call starts with,
  * reserve's and prepare's bookkeeping. A mapper supplies where a reservation comes from and
- * what working memory is; initialize and the teardown calls stay its own.
+ * what working memory is; initialize and the teardown calls stay its own, but for the queue
+ * every deinitialize waits in until the mapper carries those issued together out at once.
  */
 export abstract class MapperBase<R extends RegionRecord = RegionRecord> implements MemoryMapper {
   abstract readonly pageSize: number;
@@ -20,8 +22,20 @@ export abstract class MapperBase<R extends RegionRecord = RegionRecord> implemen
   /** Working memory for [addr, addr+size) of reservation `r`, already checked. */
   protected abstract workingMemory(r: Reservation<R>, addr: number, size: number): Uint8Array;
 
+  /** Deinitializes issued and not yet carried out: each call's keys, settled by the mapper in one pass. */
+  protected abstract readonly deinitializes: PendingCalls<readonly number[]>;
+
   abstract initialize(info: AllocInfo): Promise<number>;
-  abstract deinitialize(keys: readonly number[]): Promise<void>;
+
+  /** Queues the teardown of each key's region (see `deinitializes`); a closed mapper refuses at once. */
+  deinitialize(keys: readonly number[]): Promise<void> {
+    try {
+      this.checkOpen();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.deinitializes.add([...keys]);
+  }
   abstract release(bases: readonly number[]): Promise<void>;
   abstract close(): Promise<void>;
 

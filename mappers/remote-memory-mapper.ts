@@ -8,7 +8,7 @@ import type { AllocInfo, ExecutorAddrRange } from './memory-mapper.js';
 import { reserveInWindow } from './reserve-window.js';
 import { MapperBase } from './mapper-base.js';
 import { checkPatchTarget, sendDeinitialize, sortKeys, type Reservation } from './reservation-table.js';
-import { CallCoalescer } from './call-coalescer.js';
+import { PendingCalls } from './call-coalescer.js';
 import { throwCollected } from '../core/errors.js';
 
 /**
@@ -35,15 +35,7 @@ export abstract class RemoteMemoryMapper extends MapperBase {
   protected readonly instance: number;
 
   private readonly calls: { readonly deinitialize: string; readonly release: string };
-  private pendingDeinits: Array<{
-    readonly keys: readonly number[];
-    readonly resolve: () => void;
-    readonly reject: (err: unknown) => void;
-  }> = [];
-  private readonly deinitializes = new CallCoalescer(
-    () => this.settleDeinitializes(),
-    () => this.pendingDeinits.length,
-  );
+  protected readonly deinitializes = new PendingCalls<readonly number[]>(() => this.settleDeinitializes());
   /** The last deinitialize call sent, answered or not. */
   private deinitializing: Promise<void> = Promise.resolve();
 
@@ -102,29 +94,13 @@ export abstract class RemoteMemoryMapper extends MapperBase {
    * the later calls first, so that the executor, which tears a list down from its end, runs
    * them in the order they were issued, each call's newest region first. A failure of that one
    * call is every one of its callers' failure; a key named twice is unknown the second time, as
-   * it would be one call after another.
+   * it would be one call after another. Their promises settle when the call is answered.
    */
-  deinitialize(keys: readonly number[]): Promise<void> {
-    let list: number[];
-    try {
-      this.checkOpen();
-      list = [...keys];
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return new Promise<void>((resolve, reject) => {
-      this.pendingDeinits.push({ keys: list, resolve, reject });
-      this.deinitializes.schedule();
-    });
-  }
-
-  /** Sends the pending deinitializes in one call; their promises settle when it is answered. */
   protected settleDeinitializes(): void {
-    if (this.pendingDeinits.length === 0) return;
-    const batch = this.pendingDeinits;
-    this.pendingDeinits = [];
+    if (this.deinitializes.length === 0) return;
+    const batch = this.deinitializes.take();
     const claimed = new Set<number>();
-    const sorted = batch.map((entry) => sortKeys(this.table, entry.keys, claimed));
+    const sorted = batch.map((entry) => sortKeys(this.table, entry.call, claimed));
     const remote = sorted
       .map((s) => s.remote)
       .reverse()

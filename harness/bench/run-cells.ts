@@ -13,6 +13,7 @@ import type {
   LinkerName,
   LlvmMemmgr,
   MapperName,
+  PhaseSpeedup,
   ResultRow,
   RunPhaseName,
   SamplingGroup,
@@ -117,7 +118,7 @@ function warmHeadlineWidth(
   cells: readonly RunCell[],
   latencies: readonly number[][],
   roundEnds: ReadonlyMap<RunCell, number[]>,
-): { label: string; percent: number; settled: (precision: number) => boolean; edgePercent: number } | undefined {
+): { label: string; percent: number; interval: PhaseSpeedup } | undefined {
   const at = (m: MapperName) => cells.findIndex((c) => c.mapper === m);
   const s = at('shared');
   const r = at('rpc');
@@ -131,8 +132,7 @@ function warmHeadlineWidth(
   return {
     label: `${cells[s]!.program.name}/run shared over RPC copy (warm controller)`,
     percent: halfWidthPercent(est),
-    settled: (precision: number) => isSettled(est, precision),
-    edgePercent: Math.round(edgePercent(est) * 100) / 100,
+    interval: est,
   };
 }
 
@@ -845,7 +845,8 @@ async function measureWarmRounds(
       roundEnds,
     );
     // Narrow enough, and its interval not ending so close to 1 that the verdict could go either way.
-    converged = widest === undefined || (widest.percent <= options.precision && widest.settled(options.precision));
+    converged =
+      widest === undefined || (widest.percent <= options.precision && isSettled(widest.interval, options.precision));
     if (
       converged ||
       performance.now() - groupStart >= budget ||
@@ -883,7 +884,7 @@ async function runWarmProgram(
     if (options.precision === undefined) return undefined;
     const needed =
       widest && widest.percent > options.precision ? roundsNeeded(round, widest.percent, options.precision) : undefined;
-    const unsettled = widest && !converged && !widest.settled(options.precision);
+    const unsettled = widest && !converged && !isSettled(widest.interval, options.precision);
     return {
       workload: programName,
       pattern: 'run',
@@ -892,7 +893,9 @@ async function runWarmProgram(
       elapsedMs: Math.round(elapsedMs),
       converged,
       ...(widest ? { widest: { label: widest.label, percent: Math.round(widest.percent * 100) / 100 } } : {}),
-      ...(unsettled ? { unsettled: { label: widest.label, edgePercent: widest.edgePercent } } : {}),
+      ...(unsettled
+        ? { unsettled: { label: widest.label, edgePercent: Math.round(edgePercent(widest.interval) * 100) / 100 } }
+        : {}),
       ...(needed !== undefined && Number.isFinite(needed)
         ? { roundsNeeded: needed, secondsNeeded: Math.round(((elapsedMs / round) * needed) / 1000) }
         : {}),
