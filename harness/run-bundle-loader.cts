@@ -38,14 +38,32 @@ export function wrapRunBundle(source: string): string {
   return `(function (exports, require, module, jitmemBundleUrl) {${source}\n})`;
 }
 
-/** Compiles and runs the bundle; returns the script (for its code cache) and the run command. */
-export function evaluateRunBundle(source: string, cachedData?: Buffer): { script: vm.Script; runCommand: Command } {
+/**
+ * What the bundle exports: the run command, and the linker's parts, so that bench-link can time
+ * a fresh process's first link from the code `jitmem run` runs (component-benches/first-link-probe.ts).
+ */
+export interface RunBundleExports {
+  readonly runCommand: Command;
+  readonly linkObjects?: unknown;
+  readonly loadTls?: unknown;
+  readonly InProcessTarget?: unknown;
+  readonly InProcessMemoryMapper?: unknown;
+  readonly SlabMemoryManager?: unknown;
+}
+
+/** Compiles and runs the bundle; returns the script (for its code cache), the run command and every export. */
+export function evaluateRunBundle(
+  source: string,
+  cachedData?: Buffer,
+): { script: vm.Script; runCommand: Command; exports: RunBundleExports } {
   const script = new vm.Script(wrapRunBundle(source), { filename: RUN_BUNDLE, ...(cachedData ? { cachedData } : {}) });
   const init = script.runInThisContext() as (e: object, r: NodeJS.Require, m: { exports: object }, url: string) => void;
-  const module = { exports: {} as { runCommand?: Command } };
+  const module = { exports: {} as Partial<RunBundleExports> };
   init(module.exports, createRequire(RUN_BUNDLE), module, pathToFileURL(RUN_BUNDLE).href);
-  if (!module.exports.runCommand) throw new Error(`${RUN_BUNDLE} does not export runCommand`);
-  return { script, runCommand: module.exports.runCommand };
+  // (not named `exports`: this module's own CommonJS exports hold RUN_BUNDLE)
+  const bundleExports = module.exports;
+  if (!bundleExports.runCommand) throw new Error(`${RUN_BUNDLE} does not export runCommand`);
+  return { script, runCommand: bundleExports.runCommand, exports: bundleExports as RunBundleExports };
 }
 
 /** The SHA-1 of a file's content, hex. */
@@ -79,8 +97,14 @@ export function runBundleIsFresh(): boolean {
   }
 }
 
-/** The run command from the fresh bundle, or undefined (then the caller imports its modules). */
-export function loadRunBundle(): Command | undefined {
+/** How the bundle was compiled: from its code cache, or from source (no cache, or V8 rejected it). */
+export type CodeCacheUse = 'used' | 'rejected' | 'absent';
+
+/**
+ * The fresh bundle's exports and whether its code cache was taken, or undefined (no fresh bundle,
+ * or one that does not evaluate: then the caller imports the modules).
+ */
+export function loadRunBundleExports(): { exports: RunBundleExports; codeCache: CodeCacheUse } | undefined {
   if (!runBundleIsFresh()) return undefined;
   let cachedData: Buffer | undefined;
   try {
@@ -89,10 +113,19 @@ export function loadRunBundle(): Command | undefined {
     // No cache: the bundle compiles as any script does.
   }
   try {
-    return evaluateRunBundle(readFileSync(RUN_BUNDLE, 'utf8'), cachedData).runCommand;
+    const bundle = evaluateRunBundle(readFileSync(RUN_BUNDLE, 'utf8'), cachedData);
+    return {
+      exports: bundle.exports,
+      codeCache: cachedData === undefined ? 'absent' : bundle.script.cachedDataRejected ? 'rejected' : 'used',
+    };
   } catch {
     // A bundle that does not evaluate (cut short, made for another Node) is only a lost speed-up:
     // the modules it was made from are there.
     return undefined;
   }
+}
+
+/** The run command from the fresh bundle, or undefined (then the caller imports its modules). */
+export function loadRunBundle(): Command | undefined {
+  return loadRunBundleExports()?.exports.runCommand;
 }

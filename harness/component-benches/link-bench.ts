@@ -4,13 +4,19 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { linkObjects } from '../../jitlink/link.js';
 import { loadTls } from '../../loader/load-tls.js';
 import { InProcessTarget } from '../../loader/program-target.js';
 import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js';
 import { SlabMemoryManager } from '../../mappers/slab/slab-memory-manager.js';
-import { median } from '../statistics.js';
+import { budgetVerdict } from '../bench/ratios.js';
+import { meanInterval, median } from '../statistics.js';
+import type { FirstLinkProbeResult, FirstLinkSource } from './first-link-probe.js';
+import { timeOneLink, type LinkerParts, type LinkSample, type LinkStatsLine } from './time-one-link.js';
+
+export type { LinkSample } from './time-one-link.js';
 
 /**
  * The linker's benchmark: the time jitmem's linker takes to link a program (read objects,
@@ -23,17 +29,6 @@ import { median } from '../statistics.js';
 export const LINK_BUDGET_MS = 86;
 
 export const DEFAULT_LLVM_JITLINK = '/usr/lib/llvm-22/bin/llvm-jitlink';
-
-export interface LinkSample {
-  readObjects: number;
-  resolve: number;
-  layout: number;
-  applyRelocations: number;
-  /** The four phases together (wall clock). */
-  total: number;
-  /** CPU time (user + system) of this process over the four phases. */
-  cpu: number;
-}
 
 export interface LlvmSample {
   /** "time to link object files", wall clock and user + system. */
@@ -50,6 +45,11 @@ export interface LinkBenchOptions {
   readonly iterations: number;
   /** llvm-jitlink runs (0 to skip it). */
   readonly llvmRuns: number;
+  /**
+   * First links, each in a fresh process started for it (first-link-probe.ts), one per round
+   * beside that round's llvm-jitlink run (0: only this process's own first link).
+   */
+  readonly coldRuns?: number;
   readonly llvmJitlink?: string;
   /**
    * The system linker's link of the same files into a native program (the compiler driver and
@@ -60,21 +60,34 @@ export interface LinkBenchOptions {
   readonly progress?: (what: string) => void;
 }
 
+/** First links in fresh processes, paired by round with llvm-jitlink's runs. */
+export interface FirstLinks {
+  readonly samples: readonly LinkSample[];
+  /** Where each process took the linker's code from (what its figure includes). */
+  readonly sources: readonly FirstLinkSource[];
+  /**
+   * The geometric mean over rounds of first link / llvm-jitlink's time to link (wall), its
+   * Student-t 95% interval on the log scale, the rounds it is over, and the budget's verdict
+   * (at most 1.0x): ok when the whole interval is within, over when the whole interval is past,
+   * undecided otherwise. Absent without llvm-jitlink or with fewer than 2 rounds.
+   */
+  readonly ratio?: { geomean: number; ci95: [number, number]; n: number; verdict: 'ok' | 'over' | 'undecided' };
+  /** The same over CPU times. */
+  readonly cpuRatio?: { geomean: number; ci95: [number, number]; n: number };
+}
+
 export interface LinkBenchResult {
+  /** This process's own first link (the linker imported from its modules, as bench-link is). */
   readonly cold: LinkSample;
+  /** First links in fresh processes (coldRuns > 0). */
+  readonly firstLinks?: FirstLinks;
+  /** llvm-jitlink runs that refused once and linked when run again (a race inside llvm-jitlink). */
+  readonly llvmRetried?: number;
   readonly samples: readonly LinkSample[];
   readonly llvm: readonly LlvmSample[] | null;
   /** Why llvm-jitlink was not measured, when it was not. */
   readonly llvmSkipped?: string;
-  readonly stats: {
-    objects: number;
-    sections: number;
-    relocations: number;
-    gotEntries: number;
-    stubs: number;
-    externals: number;
-    bytes: number;
-  };
+  readonly stats: LinkStatsLine;
   readonly loadAverage: readonly number[];
   /** Wall-clock milliseconds of each native link (nativeLink), when asked for. */
   readonly native?: readonly number[];
@@ -110,59 +123,138 @@ export function parseLlvmTimes(text: string): LlvmSample {
   return { wall: link.wall, cpu: link.cpu, loadWall: row('time to load/add object files')?.wall ?? 0 };
 }
 
-function cpuMs(start: NodeJS.CpuUsage): number {
-  const d = process.cpuUsage(start);
-  return (d.user + d.system) / 1000;
+const MODULE_PARTS: LinkerParts = { linkObjects, loadTls, InProcessTarget, InProcessMemoryMapper, SlabMemoryManager };
+
+const FIRST_LINK_PROBE = fileURLToPath(new URL('./first-link-probe.js', import.meta.url));
+
+/** One fresh process's first link (first-link-probe.ts). */
+async function probeFirstLink(inputs: readonly string[], preload: readonly string[]): Promise<FirstLinkProbeResult> {
+  const args = [FIRST_LINK_PROBE, ...preload.flatMap((p) => ['--preload', p]), ...inputs];
+  const { stdout } = await run(process.execPath, args, { maxBuffer: 1 << 20, timeout: 120_000 });
+  return JSON.parse(stdout.trim().split('\n').pop()!) as FirstLinkProbeResult;
+}
+
+/** Geometric mean of paired ratios with its Student-t 95% interval (log scale). */
+function pairedRatio(
+  a: readonly number[],
+  b: readonly number[],
+): { geomean: number; ci95: [number, number]; n: number } | undefined {
+  const n = Math.min(a.length, b.length);
+  if (n < 2) return undefined;
+  const est = meanInterval(Array.from({ length: n }, (_, i) => Math.log(a[i]! / b[i]!)));
+  return { geomean: Math.exp(est.mean), ci95: [Math.exp(est.low), Math.exp(est.high)], n };
+}
+
+/** First links in fresh processes beside llvm-jitlink's runs of the same rounds, judged against the budget (1.0x). */
+export function judgeFirstLinks(
+  samples: readonly LinkSample[],
+  sources: readonly FirstLinkSource[],
+  llvm: readonly LlvmSample[] | null,
+): FirstLinks {
+  if (!llvm) return { samples, sources };
+  const ratio = pairedRatio(
+    samples.map((s) => s.total),
+    llvm.map((s) => s.wall),
+  );
+  const cpuRatio = pairedRatio(
+    samples.map((s) => s.cpu),
+    llvm.map((s) => s.cpu),
+  );
+  return {
+    samples,
+    sources,
+    ...(ratio ? { ratio: { ...ratio, verdict: budgetVerdict(ratio.ci95, 1) } } : {}),
+    ...(cpuRatio ? { cpuRatio } : {}),
+  };
 }
 
 /**
- * One link of `inputs`, timed: read, resolve, lay out (in linkObjects), then the relocation into
- * a slab allocation, which is given back. The allocation and the content copy are transport and
- * not measured; binding thread-locals through the executor's dynamic linker is part of linking.
+ * One llvm-jitlink run. A refusal is run again once: llvm-jitlink 22 now and then refuses
+ * CPython ("duplicate definition of symbol 'confstr'" in its absolute symbols), a race of its own.
  */
-async function timeOneLink(
+async function llvmJitlinkOnce(
+  binary: string,
   inputs: readonly string[],
-  target: InProcessTarget,
-  memory: SlabMemoryManager,
-): Promise<{ sample: LinkSample; linkStats: LinkBenchResult['stats'] }> {
-  const cpu0 = process.cpuUsage();
-  const linked = await linkObjects(inputs, {
-    pageSize: target.pageSize,
-    lookup: (names) => target.lookup(names),
-    runtimeSymbols: target.runtimeSymbols(),
-  });
-  const linkCpu = cpuMs(cpu0);
-  const allocation = await memory.allocate(linked.graph);
-  let tls: Awaited<ReturnType<typeof loadTls>> | undefined;
+  preload: readonly string[],
+): Promise<{ sample: LlvmSample; retried: boolean }> {
   try {
-    allocation.writeContent();
-    const cpu1 = process.cpuUsage();
-    const t = performance.now();
-    if (linked.usesTls) tls = await loadTls(target, linked.tlsImage(allocation.base, allocation.layout));
-    linked.relocate(
-      allocation.base,
-      allocation.segments.map((s) => s.workingMemory),
-      allocation.layout,
-      tls?.binding,
-    );
-    const applyRelocations = performance.now() - t;
-    const relocateCpu = cpuMs(cpu1);
-    const { readObjects, resolve, layout } = linked.times;
-    return {
-      sample: {
-        readObjects,
-        resolve,
-        layout,
-        applyRelocations,
-        total: readObjects + resolve + layout + applyRelocations,
-        cpu: linkCpu + relocateCpu,
-      },
-      linkStats: { ...linked.stats, bytes: linked.layout.size },
-    };
-  } finally {
-    await allocation.abandon();
-    await tls?.close();
+    return { sample: await measureLlvmJitlink(binary, inputs, preload), retried: false };
+  } catch {
+    return { sample: await measureLlvmJitlink(binary, inputs, preload), retried: true };
   }
+}
+
+/** What the rounds gather. */
+interface RoundsState {
+  readonly samples: LinkSample[];
+  readonly llvm: LlvmSample[];
+  readonly native: number[];
+  readonly firstLinks: LinkSample[];
+  readonly sources: FirstLinkSource[];
+  llvmRefusal: string | undefined;
+  llvmRetried: number;
+}
+
+/**
+ * One round: a fresh process's first link, a warm link here, llvm-jitlink, the native link, each
+ * while its count lasts. Interleaved, so that a burst of load hits every side.
+ */
+async function runRound(
+  r: number,
+  options: LinkBenchOptions,
+  state: RoundsState,
+  linkOnce: () => Promise<LinkSample>,
+  llvmJitlink: string | undefined,
+  nativeDir: string | undefined,
+): Promise<void> {
+  if (r < (options.coldRuns ?? 0)) {
+    const { sample, source } = await probeFirstLink(options.inputs, options.preload);
+    state.firstLinks.push(sample);
+    state.sources.push(source);
+    options.progress?.(
+      `first link in a fresh process ${r + 1}/${options.coldRuns}: ${sample.total.toFixed(1)} ms (${source})`,
+    );
+  }
+  if (r < options.iterations) {
+    const s = await linkOnce();
+    state.samples.push(s);
+    options.progress?.(`jitmem link ${r + 1}/${options.iterations}: ${s.total.toFixed(1)} ms`);
+  }
+  if (llvmJitlink !== undefined && state.llvmRefusal === undefined && r < options.llvmRuns) {
+    try {
+      const { sample, retried } = await llvmJitlinkOnce(llvmJitlink, options.inputs, options.preload);
+      state.llvm.push(sample);
+      if (retried) state.llvmRetried++;
+      options.progress?.(
+        `llvm-jitlink ${r + 1}/${options.llvmRuns}: ${sample.wall.toFixed(1)} ms${retried ? ' (refused once, linked when run again)' : ''}`,
+      );
+    } catch (err) {
+      // A refusal is a result: said, not skipped in silence.
+      state.llvmRefusal = refusalOf(err);
+      options.progress?.(`llvm-jitlink refused: ${state.llvmRefusal}`);
+    }
+  }
+  if (nativeDir !== undefined && r < options.llvmRuns) {
+    const t = performance.now();
+    const [linker, ...linkArgs] = options.nativeLink!;
+    await run(linker!, [...linkArgs, '-o', path.join(nativeDir, 'program')], {
+      maxBuffer: 16 << 20,
+      timeout: 300_000,
+    });
+    state.native.push(performance.now() - t);
+    options.progress?.(`native link ${state.native.length}: ${state.native[state.native.length - 1]!.toFixed(1)} ms`);
+  }
+}
+
+function llvmSkipped(
+  llvmRuns: number,
+  llvmJitlink: string,
+  available: boolean,
+  refusal: string | undefined,
+): { llvmSkipped?: string } {
+  if (refusal !== undefined) return { llvmSkipped: `refused the link: ${refusal}` };
+  if (available) return {};
+  return { llvmSkipped: llvmRuns === 0 ? 'not asked for (--llvm-runs 0)' : `${llvmJitlink} is not installed` };
 }
 
 export async function runLinkBench(options: LinkBenchOptions): Promise<LinkBenchResult> {
@@ -172,65 +264,39 @@ export async function runLinkBench(options: LinkBenchOptions): Promise<LinkBench
   const llvmJitlink = options.llvmJitlink ?? DEFAULT_LLVM_JITLINK;
   const llvmAvailable = options.llvmRuns > 0 && existsSync(llvmJitlink);
   let stats: LinkBenchResult['stats'] | undefined;
-
   const linkOnce = async (): Promise<LinkSample> => {
-    const { sample, linkStats } = await timeOneLink(options.inputs, target, memory);
+    const { sample, linkStats } = await timeOneLink(MODULE_PARTS, options.inputs, target, memory);
     stats ??= linkStats;
     return sample;
   };
-  let llvmRefusal: string | undefined;
   const nativeDir = options.nativeLink ? mkdtempSync(path.join(tmpdir(), 'jitmem-native-link-')) : undefined;
-
+  const state: RoundsState = {
+    samples: [],
+    llvm: [],
+    native: [],
+    firstLinks: [],
+    sources: [],
+    llvmRefusal: undefined,
+    llvmRetried: 0,
+  };
   try {
     const cold = await linkOnce();
     options.progress?.(`cold link ${cold.total.toFixed(1)} ms`);
-    const samples: LinkSample[] = [];
-    const llvm: LlvmSample[] = [];
-    const native: number[] = [];
-    // Rounds interleave the two linkers, so that a burst of load hits both.
-    const rounds = Math.max(options.iterations, llvmAvailable ? options.llvmRuns : 0);
-    for (let r = 0; r < rounds; r++) {
-      if (r < options.iterations) {
-        const s = await linkOnce();
-        samples.push(s);
-        options.progress?.(`jitmem link ${r + 1}/${options.iterations}: ${s.total.toFixed(1)} ms`);
-      }
-      if (llvmAvailable && llvmRefusal === undefined && r < options.llvmRuns) {
-        try {
-          const s = await measureLlvmJitlink(llvmJitlink, options.inputs, options.preload);
-          llvm.push(s);
-          options.progress?.(`llvm-jitlink ${r + 1}/${options.llvmRuns}: ${s.wall.toFixed(1)} ms`);
-        } catch (err) {
-          // A refusal is a result: said, not skipped in silence.
-          llvmRefusal = refusalOf(err);
-          options.progress?.(`llvm-jitlink refused: ${llvmRefusal}`);
-        }
-      }
-      if (nativeDir !== undefined && r < options.llvmRuns) {
-        const t = performance.now();
-        const [linker, ...linkArgs] = options.nativeLink!;
-        await run(linker!, [...linkArgs, '-o', path.join(nativeDir, 'program')], {
-          maxBuffer: 16 << 20,
-          timeout: 300_000,
-        });
-        native.push(performance.now() - t);
-        options.progress?.(`native link ${native.length}: ${native[native.length - 1]!.toFixed(1)} ms`);
-      }
-    }
+    const coldRuns = options.coldRuns ?? 0;
+    const rounds = Math.max(options.iterations, llvmAvailable ? options.llvmRuns : 0, coldRuns);
+    for (let r = 0; r < rounds; r++)
+      await runRound(r, options, state, linkOnce, llvmAvailable ? llvmJitlink : undefined, nativeDir);
+    const llvm = llvmAvailable && state.llvmRefusal === undefined ? state.llvm : null;
     return {
       cold,
-      samples,
-      llvm: llvmAvailable && llvmRefusal === undefined ? llvm : null,
-      ...(llvmRefusal !== undefined
-        ? { llvmSkipped: `refused the link: ${llvmRefusal}` }
-        : llvmAvailable
-          ? {}
-          : {
-              llvmSkipped: options.llvmRuns === 0 ? 'not asked for (--llvm-runs 0)' : `${llvmJitlink} is not installed`,
-            }),
+      ...(coldRuns > 0 ? { firstLinks: judgeFirstLinks(state.firstLinks, state.sources, llvm) } : {}),
+      ...(state.llvmRetried > 0 ? { llvmRetried: state.llvmRetried } : {}),
+      samples: state.samples,
+      llvm,
+      ...llvmSkipped(options.llvmRuns, llvmJitlink, llvmAvailable, state.llvmRefusal),
       stats: stats!,
       loadAverage: loadavg(),
-      ...(nativeDir !== undefined ? { native } : {}),
+      ...(nativeDir !== undefined ? { native: state.native } : {}),
       peakRss: process.resourceUsage().maxRSS * 1024,
       inputBytes: options.inputs.reduce((n, f) => n + statSync(f).size, 0),
     };
