@@ -63,8 +63,14 @@ export class InputObject {
   readonly symbolInfo: Uint8Array;
   /** STV_*: the low two bits of st_other. */
   readonly symbolVisibility: Uint8Array;
-  /** Names of the global symbols (index - firstGlobal); locals are named on demand, for messages. */
+  /**
+   * Names of the global symbols (index - firstGlobal); locals are named on demand, for messages.
+   * Until the object is entered in the symbol table a name may be a slice of the whole string
+   * table decoded at once; entering replaces each with the table's own string (ownGlobalName).
+   */
   readonly globalNames: string[];
+  /** Offset of each global's name in the string table (index - firstGlobal). */
+  private readonly globalNameOffset: Uint32Array;
   /** The table entry each global symbol of this object resolved to (index - firstGlobal). */
   readonly globals: GlobalSymbol[];
 
@@ -127,6 +133,7 @@ export class InputObject {
     this.symbolInfo = new Uint8Array(n);
     this.symbolVisibility = new Uint8Array(n);
     this.globalNames = new Array(n - this.firstGlobal);
+    this.globalNameOffset = new Uint32Array(n - this.firstGlobal);
     this.globals = new Array(n - this.firstGlobal);
     if (table) this.readSymbols(table);
   }
@@ -146,6 +153,10 @@ export class InputObject {
     // an element load costs a fraction of a DataView call.
     const words = new Uint32Array(this.symbolCount * 6);
     new Uint8Array(words.buffer).set(this.bytes.subarray(table.offset, table.offset + this.symbolCount * 24));
+    // An all-ASCII string table (the usual case) is decoded once and the names sliced from it:
+    // one native call per object rather than two per name.
+    this.stringsAscii ??= isAscii(this.strings);
+    const text = this.stringsAscii && this.symbolCount > this.firstGlobal ? this.strings.toString('latin1') : undefined;
     for (let i = 0, at = table.offset, k = 0; i < this.symbolCount; i++, at += 24, k += 6) {
       const infoWord = words[k + 1]!;
       const info = infoWord & 0xff;
@@ -199,8 +210,31 @@ export class InputObject {
       this.symbolValue[i] =
         valueHi >= 0x200000 ? Number(view.getBigUint64(at + 8, true)) : valueHi * TWO_32 + words[k + 2]!;
       this.symbolSize[i] = sizeHi * TWO_32 + words[k + 4]!;
-      if (i >= this.firstGlobal) this.globalNames[i - this.firstGlobal] = this.stringAt(words[k]!, at, i);
+      if (i >= this.firstGlobal) {
+        const nameAt = words[k]!;
+        this.globalNameOffset[i - this.firstGlobal] = nameAt;
+        this.globalNames[i - this.firstGlobal] =
+          text === undefined ? this.stringAt(nameAt, at, i) : this.sliceName(text, nameAt, at, i);
+      }
     }
+  }
+
+  /** The NUL-terminated name at `offset` of the decoded (ASCII) string table, checked as stringAt checks. */
+  private sliceName(text: string, offset: number, fieldAt: number, symbol: number): string {
+    const end = offset < text.length ? text.indexOf('\0', offset) : -1;
+    return end < 0 ? this.stringAt(offset, fieldAt, symbol) : text.slice(offset, end);
+  }
+
+  /**
+   * Global `index`'s name as a string of its own: a slice of the decoded string table would
+   * keep the whole table (every local name) alive for as long as the symbol table keeps the
+   * name, and a link of LLVM keeps a quarter of a million of them.
+   */
+  ownGlobalName(index: number): string {
+    const name = this.globalNames[index - this.firstGlobal]!;
+    if (!this.stringsAscii || name.length < 13) return name; // V8 copies slices under 13 characters
+    const offset = this.globalNameOffset[index - this.firstGlobal]!;
+    return this.strings.toString('latin1', offset, offset + name.length);
   }
 
   private stringAt(offset: number, fieldAt: number, symbol: number): string {

@@ -110,7 +110,7 @@ export class SymbolTable {
         for (let i = probe.firstGlobal; i < probe.symbolCount; i++) {
           const shndx = probe.symbolSection[i]!;
           if (shndx !== SHN_UNDEF && shndx !== SHN_COMMON && probe.symbolInfo[i]! >> 4 !== STB_LOCAL) {
-            const name = probe.globalNames[i - probe.firstGlobal]!;
+            const name = probe.ownGlobalName(i);
             if (!index.has(name)) index.set(name, member);
           }
         }
@@ -124,16 +124,18 @@ export class SymbolTable {
   private enter(object: InputObject, i: number): void {
     const info = object.symbolInfo[i]!;
     const binding = info >> 4;
-    if (binding === STB_LOCAL) return;
+    if (binding === STB_LOCAL) {
+      object.globalNames[i - object.firstGlobal] = object.ownGlobalName(i);
+      return;
+    }
     const name = object.globalNames[i - object.firstGlobal]!;
     let g = this.symbols.get(name);
     if (g === undefined) {
-      g = new GlobalSymbol(name, this.symbols.size);
-      this.symbols.set(name, g);
-    } else {
-      // One string per name for the whole link: this object's copy can go.
-      object.globalNames[i - object.firstGlobal] = g.name;
+      g = new GlobalSymbol(object.ownGlobalName(i), this.symbols.size);
+      this.symbols.set(g.name, g);
     }
+    // One string per name for the whole link, of its own: this object's copy can go.
+    object.globalNames[i - object.firstGlobal] = g.name;
     object.globals[i - object.firstGlobal] = g;
     const shndx = object.symbolSection[i]!;
     const weak = binding === STB_WEAK;

@@ -107,7 +107,8 @@ function bindLocally(plan: LinkPlan, runtime: ReadonlyMap<string, number>): Glob
       g.state = SYM_SYNTHETIC;
       continue;
     }
-    const bound = BOUNDARY.exec(g.name);
+    // (the regular expression only for names that can match: most are not __start_X or __stop_X)
+    const bound = g.name.startsWith('__st') ? BOUNDARY.exec(g.name) : null;
     if (bound && (sectionNames ??= allocatedSectionNames(plan.table)).has(bound[2]!)) {
       // __start_X / __stop_X: the ends of the sections named X, which are laid out as one.
       g.state = SYM_SYNTHETIC;

@@ -206,7 +206,8 @@ export class RelocationScanner implements NearReferences {
       let target: number;
       if (sym >= first && (g = globals[sym - first]) !== undefined) {
         target = g.inGraph ? TARGET_IN_GRAPH : 0;
-        if (g.state === SYM_DEFINED && flagsOfDefinition(g) & TARGET_TLS) this.refuse(list, at, i);
+        // (an object without thread-local sections defines no thread-local: the usual case, one load)
+        if (g.state === SYM_DEFINED && g.object!.hasTls && flagsOfDefinition(g) & TARGET_TLS) this.refuse(list, at, i);
       } else {
         target = flags[sym]!;
         if (target & (TARGET_TLS | TARGET_LOCAL_COMMON) || (target & TARGET_DISCARDED && !list.inEhFrame))
