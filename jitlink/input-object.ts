@@ -207,9 +207,14 @@ export class InputObject {
       this.symbolInfo[i] = info;
       this.symbolVisibility[i] = (infoWord >>> 8) & 3;
       this.symbolSection[i] = shndx;
+      // (a high word of 0 stored as is: in V8's interpreter the sum would be a heap number each time)
       this.symbolValue[i] =
-        valueHi >= 0x200000 ? Number(view.getBigUint64(at + 8, true)) : valueHi * TWO_32 + words[k + 2]!;
-      this.symbolSize[i] = sizeHi * TWO_32 + words[k + 4]!;
+        valueHi === 0
+          ? words[k + 2]!
+          : valueHi >= 0x200000
+            ? Number(view.getBigUint64(at + 8, true))
+            : valueHi * TWO_32 + words[k + 2]!;
+      this.symbolSize[i] = sizeHi === 0 ? words[k + 4]! : sizeHi * TWO_32 + words[k + 4]!;
       if (i >= this.firstGlobal) {
         const nameAt = words[k]!;
         this.globalNameOffset[i - this.firstGlobal] = nameAt;

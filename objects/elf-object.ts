@@ -268,10 +268,17 @@ function checkIdentification(bytes: Uint8Array, origin: ByteOrigin): number {
 }
 
 /**
- * The section headers, held as numbers in one Float64Array (SECTION_FIELDS per section) rather
+ * The section headers, held as numbers in one typed array (SECTION_FIELDS per section) rather
  * than one object per section: an LLVM archive member has hundreds of sections (a COMDAT group
  * per inline function), a link of LLVM reads a quarter of a million, and the linker looks at
  * most of them once. Names and content views are made when asked for.
+ *
+ * The array is a Uint32Array when every 64-bit field of the object fits in 32 bits (every
+ * relocatable object short of 4 GB), a Float64Array otherwise. The difference matters in a
+ * process's first link, which runs in V8's interpreter: a value read from a Float64Array is a
+ * new heap number there, and so is every sum made from it, and a field that is ever given one
+ * (a section's size, say) boxes every later read of it; a Uint32Array's values under 2^31 are
+ * small integers, which allocate nothing.
  */
 const HEADER_FIELDS = {
   type: 0,
@@ -304,7 +311,7 @@ export class ElfObject {
   /** e_shoff: where section header i starts is sectionTableOffset + 64 * i. */
   private readonly sectionTableOffset: number;
   /** SECTION_FIELDS numbers per section (HEADER_FIELDS), checked when read. */
-  private readonly headers: Float64Array;
+  private readonly headers: Float64Array | Uint32Array;
   /** The section-name table (e_shstrndx) and its index; undefined when the object has none. */
   private readonly sectionNames: Uint8Array | undefined;
   private readonly sectionNamesIndex: number;
@@ -525,7 +532,7 @@ export class ElfObject {
     offset: number;
     count: number;
     namesIndex: number;
-    headers: Float64Array;
+    headers: Float64Array | Uint32Array;
   } {
     const { origin } = this;
     const f = this.fields;
@@ -541,7 +548,7 @@ export class ElfObject {
           `e_shnum is ${count} but e_shoff is 0 (no section header table)`,
           { value: count },
         );
-      return { offset: 0, count: 0, namesIndex, headers: new Float64Array(0) };
+      return { offset: 0, count: 0, namesIndex, headers: new Uint32Array(0) };
     }
     const entrySize = f.u16(EHDR.shentsize);
     if (entrySize !== ELF64_SHDR_SIZE) {
@@ -576,46 +583,45 @@ export class ElfObject {
         { value: count },
       );
     }
+    const words =
+      this.littleEndian && LITTLE_ENDIAN_HOST ? this.readHeadersAsWords(tableOffset, count, length) : undefined;
+    if (words !== undefined) return { offset: tableOffset, count, namesIndex, headers: words };
     const headers = new Float64Array(count * SECTION_FIELDS);
-    if (this.littleEndian && LITTLE_ENDIAN_HOST) this.readHeadersAsWords(headers, tableOffset, count, length);
-    else
-      for (let index = 0; index < count; index++)
-        this.readHeader(headers, tableOffset + index * ELF64_SHDR_SIZE, index, length);
+    for (let index = 0; index < count; index++)
+      this.readHeader(headers, tableOffset + index * ELF64_SHDR_SIZE, index, length);
     return { offset: tableOffset, count, namesIndex, headers };
   }
 
   /**
-   * readHeader for every section of a little-endian object on a little-endian host: the table
-   * copied once into aligned words (a memcpy; archive members are only 2-byte aligned) and read
-   * by index, which a process's first read runs in V8's interpreter at a fraction of the cost
-   * of ten DataView calls a header. A header with a 64-bit field above 2^53 goes through
-   * readHeader, which refuses it as before.
+   * The section headers of a little-endian object on a little-endian host, when every 64-bit
+   * field fits in 32 bits: the table copied once into aligned words (a memcpy; archive members
+   * are only 2-byte aligned), read by index into a Uint32Array, and checked as readHeader checks
+   * them. Undefined otherwise: then readHeader reads them all (and refuses a value above 2^53).
    */
-  private readHeadersAsWords(headers: Float64Array, tableOffset: number, count: number, length: number): void {
-    const words = new Uint32Array(count * (ELF64_SHDR_SIZE / 4));
+  private readHeadersAsWords(tableOffset: number, count: number, length: number): Uint32Array | undefined {
+    const wordsPerHeader = ELF64_SHDR_SIZE / 4;
+    const words = new Uint32Array(count * wordsPerHeader);
     new Uint8Array(words.buffer).set(this.bytes.subarray(tableOffset, tableOffset + count * ELF64_SHDR_SIZE));
-    for (let index = 0, w = 0, h = 0; index < count; index++, w += ELF64_SHDR_SIZE / 4, h += SECTION_FIELDS) {
-      const at = tableOffset + index * ELF64_SHDR_SIZE;
-      // The high words of sh_flags, sh_addr, sh_offset, sh_size, sh_addralign and sh_entsize.
-      if (
-        (words[w + 3]! | words[w + 5]! | words[w + 7]! | words[w + 9]! | words[w + 13]! | words[w + 15]!) >>> 0 >=
-        0x200000
-      ) {
-        this.readHeader(headers, at, index, length);
-        continue;
-      }
+    let high = 0;
+    // The high words of sh_flags, sh_addr, sh_offset, sh_size, sh_addralign and sh_entsize.
+    for (let w = 0; w < words.length; w += wordsPerHeader)
+      high |= words[w + 3]! | words[w + 5]! | words[w + 7]! | words[w + 9]! | words[w + 13]! | words[w + 15]!;
+    if (high !== 0) return undefined;
+    const headers = new Uint32Array(count * SECTION_FIELDS);
+    for (let index = 0, w = 0, h = 0; index < count; index++, w += wordsPerHeader, h += SECTION_FIELDS) {
       headers[h + HEADER_FIELDS.nameOffset] = words[w]!;
       headers[h + HEADER_FIELDS.type] = words[w + 1]!;
-      headers[h + HEADER_FIELDS.flags] = words[w + 3]! * TWO_POW_32 + words[w + 2]!;
-      headers[h + HEADER_FIELDS.address] = words[w + 5]! * TWO_POW_32 + words[w + 4]!;
-      headers[h + HEADER_FIELDS.offset] = words[w + 7]! * TWO_POW_32 + words[w + 6]!;
-      headers[h + HEADER_FIELDS.size] = words[w + 9]! * TWO_POW_32 + words[w + 8]!;
+      headers[h + HEADER_FIELDS.flags] = words[w + 2]!;
+      headers[h + HEADER_FIELDS.address] = words[w + 4]!;
+      headers[h + HEADER_FIELDS.offset] = words[w + 6]!;
+      headers[h + HEADER_FIELDS.size] = words[w + 8]!;
       headers[h + HEADER_FIELDS.link] = words[w + 10]!;
       headers[h + HEADER_FIELDS.info] = words[w + 11]!;
-      headers[h + HEADER_FIELDS.addressAlignment] = words[w + 13]! * TWO_POW_32 + words[w + 12]!;
-      headers[h + HEADER_FIELDS.entrySize] = words[w + 15]! * TWO_POW_32 + words[w + 14]!;
-      this.checkHeader(headers, at, index, length);
+      headers[h + HEADER_FIELDS.addressAlignment] = words[w + 12]!;
+      headers[h + HEADER_FIELDS.entrySize] = words[w + 14]!;
+      this.checkHeader(headers, tableOffset + index * ELF64_SHDR_SIZE, index, length);
     }
+    return headers;
   }
 
   /** The section-name table (e_shstrndx), checked; undefined when the object has none. */
@@ -686,7 +692,7 @@ export class ElfObject {
   }
 
   /** The checks of a header read into `headers`: its content inside the object, a sane alignment. */
-  private checkHeader(headers: Float64Array, at: number, index: number, length: number): void {
+  private checkHeader(headers: Float64Array | Uint32Array, at: number, index: number, length: number): void {
     const { origin } = this;
     const h = index * SECTION_FIELDS;
     const type = headers[h + HEADER_FIELDS.type]!;

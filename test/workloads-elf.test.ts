@@ -198,6 +198,18 @@ test('malformed objects name the code, the file and the byte offset', (t) => {
   throwsFormatError(t, () => readElfObject(patched((v) => v.setUint32(shoff + 64, 0x7fffffff, true)), origin), 'ERR_ELF_BAD_STRING', shoff + 64, 'cray.o');
   throwsFormatError(t, () => readElfObject(patched((v) => v.setUint16(62, 999, true)), origin), 'ERR_ELF_BAD_SECTION_INDEX', 62, 'cray.o');
 
+  // A 64-bit field above 2^32 (section 1's sh_addr) is read exactly (the headers are then not
+  // held as 32-bit words), and every other field as in the object without it.
+  const wide = readElfObject(patched((v) => v.setBigUint64(shoff + 64 + 16, (1n << 40n) + 5n, true)), origin);
+  const plain = readElfObject(good, origin);
+  t.is(wide.sections[1]!.address, 2 ** 40 + 5);
+  t.deepEqual(
+    wide.sections.map((s) => ({ ...s, address: 0, content: undefined })),
+    plain.sections.map((s) => ({ ...s, address: 0, content: undefined })),
+  );
+  t.is(wide.sectionOffset(1), plain.sectionOffset(1));
+  t.is(wide.sectionSize(1), plain.sectionSize(1));
+
   // A relocation naming a symbol past the table's end is found when relocations are read.
   const object = readElfObject(good, origin);
   const rela = object.relocationSections()[0]!;
