@@ -264,7 +264,8 @@ export class LinkedProgram {
   /** The program's global symbols as a natively linked program exports them (not hidden, not thread-local). */
   private exportedSymbols(globals: Float64Array): ExportedSymbol[] {
     const out: ExportedSymbol[] = [];
-    for (const g of this.plan.table.symbols.values()) {
+    for (let serial = 0, all = this.plan.table.list; serial < all.length; serial++) {
+      const g = all[serial]!;
       if (g.state === SYM_COMMON) {
         out.push({ name: g.name, address: globals[g.serial]!, size: g.commonSize, type: 1 });
         continue;

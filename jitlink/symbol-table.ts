@@ -79,6 +79,12 @@ interface ArchiveInput {
 
 export class SymbolTable {
   readonly symbols = new Map<string, GlobalSymbol>();
+  /**
+   * The same symbols by serial (order of first appearance), for the passes that visit them all:
+   * an index loop, where iterating the map would make an iterator result per symbol in a
+   * process's first link, which runs in V8's interpreter.
+   */
+  readonly list: GlobalSymbol[] = [];
   readonly objects: InputObject[] = [];
   private readonly archives: ArchiveInput[] = [];
   private readonly comdats = new Map<string, InputObject>();
@@ -101,7 +107,11 @@ export class SymbolTable {
   addArchive(file: string, archive: ArArchive): void {
     const index = new Map<string, ArMember>();
     if (archive.symbols.length > 0) {
-      for (const s of archive.symbols) if (!index.has(s.name)) index.set(s.name, s.member);
+      const symbols = archive.symbols;
+      for (let i = 0; i < symbols.length; i++) {
+        const s = symbols[i]!;
+        if (!index.has(s.name)) index.set(s.name, s.member);
+      }
     } else {
       // No symbol index (built with `ar q` and no ranlib): read the members' own tables.
       for (const member of archive.members) {
@@ -133,6 +143,7 @@ export class SymbolTable {
     if (g === undefined) {
       g = new GlobalSymbol(object.ownGlobalName(i), this.symbols.size);
       this.symbols.set(g.name, g);
+      this.list.push(g);
     }
     // One string per name for the whole link, of its own: this object's copy can go.
     object.globalNames[i - object.firstGlobal] = g.name;

@@ -102,7 +102,8 @@ export function assignAddresses(
   const dataAddress = addressOf(plan.dataSection, sectionAddress);
   const gotAddress = addressOf(plan.gotSection, sectionAddress);
   const globals = new Float64Array(plan.table.symbols.size);
-  for (const g of plan.table.symbols.values()) {
+  for (let serial = 0, all = plan.table.list; serial < all.length; serial++) {
+    const g = all[serial]!;
     let address: number;
     switch (g.state) {
       case SYM_DEFINED: {

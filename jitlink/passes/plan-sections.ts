@@ -207,7 +207,8 @@ function listRelocations(plan: LinkPlan, object: InputObject): void {
 function planLinkerData(plan: LinkPlan, groups: SectionGroups, pageSize: number): void {
   let dataSize = 0;
   let dataAlignment = 8;
-  for (const g of plan.table.symbols.values()) {
+  for (let serial = 0, all = plan.table.list; serial < all.length; serial++) {
+    const g = all[serial]!;
     if (g.state === SYM_COMMON) {
       dataSize = alignUp(dataSize, g.commonAlignment);
       g.dataOffset = dataSize;

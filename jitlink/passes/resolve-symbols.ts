@@ -101,7 +101,8 @@ export async function resolveSymbols(plan: LinkPlan, options: ResolveOptions): P
 function bindLocally(plan: LinkPlan, runtime: ReadonlyMap<string, number>): GlobalSymbol[] {
   const wanted: GlobalSymbol[] = [];
   let sectionNames: Set<string> | undefined;
-  for (const g of plan.table.symbols.values()) {
+  for (let serial = 0, all = plan.table.list; serial < all.length; serial++) {
+    const g = all[serial]!;
     if (g.state !== SYM_UNDEFINED || g.name === '') continue;
     if (g.name === DSO_HANDLE || g.name === GOT_SYMBOL) {
       g.state = SYM_SYNTHETIC;
