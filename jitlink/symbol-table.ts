@@ -52,8 +52,13 @@ export class GlobalSymbol {
   /**
    * Executor address of an EXTERNAL symbol (or 0 for NULL), set when resolving. Addresses inside
    * the graph are not kept here: each relocate() computes its own (see assignAddresses).
+   *
+   * It starts as -0 (=== 0) rather than 0: a field first given a small integer and later an
+   * address (not a small integer) changes every symbol's hidden class, and V8 then migrates each
+   * of the thousands of symbols one by one when it next touches it, in a process's first link
+   * in its interpreter. Started as a double, the field is a double from the start.
    */
-  address = 0;
+  address = -0;
   /** Index of its GOT entry, -1 for none. */
   got = -1;
   /** Index of its PLT stub, -1 for none. */

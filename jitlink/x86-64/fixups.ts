@@ -88,7 +88,10 @@ FIELD_OF[T.R_X86_64_8] = FIELD_8;
 FIELD_OF[T.R_X86_64_PC8] = FIELD_S8;
 
 export function applyRelocations(lists: readonly RelocationList[], ctx: FixupContext): void {
-  for (const list of lists) applyList(list, ctx);
+  // The same words read as signed: an addend's high word is then 0 or -1 (a small integer), not
+  // 0xffffffff, which V8's interpreter (a process's first link) boxes as a heap number.
+  const signed = new Int32Array(ctx.words.buffer, ctx.words.byteOffset, ctx.words.length);
+  for (let i = 0; i < lists.length; i++) applyList(lists[i]!, ctx, signed);
 }
 
 /** One relocation being applied: its place, and the site its errors name. */
@@ -117,7 +120,7 @@ class Fixup implements FieldSite {
   }
 }
 
-function applyList(list: RelocationList, ctx: FixupContext): void {
+function applyList(list: RelocationList, ctx: FixupContext, signed: Int32Array): void {
   const object = list.object;
   const words = ctx.words;
   const a = ctx.addresses;
@@ -144,7 +147,11 @@ function applyList(list: RelocationList, ctx: FixupContext): void {
     const type = words[k + 2]!;
     if (type === T.R_X86_64_NONE) continue;
     const sym = words[k + 3]!;
-    const addend = (words[k + 5]! | 0) * TWO_32 + words[k + 4]!;
+    const addendLow = signed[k + 4]!;
+    const addendHigh = signed[k + 5]!;
+    // An addend that is its low word sign-extended (nearly all) is that word: no arithmetic on
+    // numbers that are not small integers.
+    const addend = addendHigh === addendLow >> 31 ? addendLow : addendHigh * TWO_32 + (addendLow >>> 0);
     // The common cases first, written directly; anything out of range falls through to the
     // checked path below, which says why.
     if (type === T.R_X86_64_PC32 || type === T.R_X86_64_PLT32) {
