@@ -111,10 +111,6 @@ export class InputObject {
         {},
       );
     const sectionCount = elf.sectionCount;
-    this.sectionKind = new Uint8Array(sectionCount);
-    this.placeSection = new Int32Array(sectionCount).fill(-1);
-    this.placeOffset = new Float64Array(sectionCount);
-
     const table = elf.symbolTable;
     if (!table) {
       this.symbolCount = 0;
@@ -127,14 +123,24 @@ export class InputObject {
       this.strings = Buffer.from(strtab.buffer, strtab.byteOffset, strtab.length);
     }
     const n = this.symbolCount;
-    this.symbolSection = new Uint32Array(n);
-    this.symbolValue = new Float64Array(n);
-    this.symbolSize = new Float64Array(n);
-    this.symbolInfo = new Uint8Array(n);
-    this.symbolVisibility = new Uint8Array(n);
-    this.globalNames = new Array(n - this.firstGlobal);
-    this.globalNameOffset = new Uint32Array(n - this.firstGlobal);
-    this.globals = new Array(n - this.firstGlobal);
+    const globalCount = n - this.firstGlobal;
+    // The per-symbol and per-section arrays are views of one buffer: one allocation per object
+    // rather than nine (a process's first link makes them in V8's interpreter, a few each ms).
+    const buffer = new ArrayBuffer(
+      8 * (2 * n + sectionCount) + 4 * (n + globalCount + sectionCount) + 2 * n + sectionCount,
+    );
+    let at = 0;
+    this.symbolValue = new Float64Array(buffer, at, n);
+    this.symbolSize = new Float64Array(buffer, (at += 8 * n), n);
+    this.placeOffset = new Float64Array(buffer, (at += 8 * n), sectionCount);
+    this.symbolSection = new Uint32Array(buffer, (at += 8 * sectionCount), n);
+    this.globalNameOffset = new Uint32Array(buffer, (at += 4 * n), globalCount);
+    this.placeSection = new Int32Array(buffer, (at += 4 * globalCount), sectionCount).fill(-1);
+    this.symbolInfo = new Uint8Array(buffer, (at += 4 * sectionCount), n);
+    this.symbolVisibility = new Uint8Array(buffer, (at += n), n);
+    this.sectionKind = new Uint8Array(buffer, (at += n), sectionCount);
+    this.globalNames = new Array(globalCount);
+    this.globals = new Array(globalCount);
     if (table) this.readSymbols(table);
   }
 
