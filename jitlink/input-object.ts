@@ -158,7 +158,11 @@ export class InputObject {
     // aligned), read by index: a process's first link runs this loop in V8's interpreter, where
     // an element load costs a fraction of a DataView call.
     const words = new Uint32Array(this.symbolCount * 6);
-    new Uint8Array(words.buffer).set(this.bytes.subarray(table.offset, table.offset + this.symbolCount * 24));
+    // (a plain view, not the Buffer's subarray: a Buffer's views are made by a JS constructor)
+    const bytes = this.bytes;
+    new Uint8Array(words.buffer).set(
+      new Uint8Array(bytes.buffer, bytes.byteOffset + table.offset, this.symbolCount * 24),
+    );
     // An all-ASCII string table (the usual case) is decoded once and the names sliced from it:
     // one native call per object rather than two per name.
     this.stringsAscii ??= isAscii(this.strings);

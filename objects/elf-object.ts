@@ -601,7 +601,11 @@ export class ElfObject {
   private readHeadersAsWords(tableOffset: number, count: number, length: number): Uint32Array | undefined {
     const wordsPerHeader = ELF64_SHDR_SIZE / 4;
     const words = new Uint32Array(count * wordsPerHeader);
-    new Uint8Array(words.buffer).set(this.bytes.subarray(tableOffset, tableOffset + count * ELF64_SHDR_SIZE));
+    // (a plain view, not the Buffer's subarray: a Buffer's views are made by a JS constructor)
+    const bytes = this.bytes;
+    new Uint8Array(words.buffer).set(
+      new Uint8Array(bytes.buffer, bytes.byteOffset + tableOffset, count * ELF64_SHDR_SIZE),
+    );
     let high = 0;
     // The high words of sh_flags, sh_addr, sh_offset, sh_size, sh_addralign and sh_entsize.
     for (let w = 0; w < words.length; w += wordsPerHeader)

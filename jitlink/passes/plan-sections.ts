@@ -246,9 +246,17 @@ function copyRelocationWords(plan: LinkPlan): void {
     );
   plan.relocationWords = new Uint32Array(plan.relocationCount * RELOCATION_WORDS);
   const wordBytes = new Uint8Array(plan.relocationWords.buffer);
-  for (const list of [...plan.relocationLists, ...plan.tls.templateLists])
-    wordBytes.set(
-      list.object.bytes.subarray(list.offset, list.offset + list.count * ELF64_RELA_SIZE),
-      list.first * ELF64_RELA_SIZE,
-    );
+  for (const lists of [plan.relocationLists, plan.tls.templateLists])
+    for (let i = 0; i < lists.length; i++) {
+      const list = lists[i]!;
+      wordBytes.set(
+        // (a plain view, not the Buffer's subarray: a Buffer's views are made by a JS constructor)
+        new Uint8Array(
+          list.object.bytes.buffer,
+          list.object.bytes.byteOffset + list.offset,
+          list.count * ELF64_RELA_SIZE,
+        ),
+        list.first * ELF64_RELA_SIZE,
+      );
+    }
 }
