@@ -151,9 +151,10 @@ export class InputObject {
   private readSymbols(table: ElfSection): void {
     const view = this.view;
     const sectionCount = this.elf.sectionCount;
-    const extendedIndex = this.elf.extendedIndexSection(table.index);
-    const extendedOffset = extendedIndex < 0 ? 0 : this.elf.sectionOffset(extendedIndex);
-    const extendedSize = extendedIndex < 0 ? -1 : this.elf.sectionSize(extendedIndex);
+    // The SHT_SYMTAB_SHNDX section, looked for only when a symbol needs it (objects of more than
+    // 65,280 sections): a search of every section header per object otherwise.
+    let extendedOffset = 0;
+    let extendedSize = -2;
     // The table copied once into aligned words (a memcpy; archive members are only 2-byte
     // aligned), read by index: a process's first link runs this loop in V8's interpreter, where
     // an element load costs a fraction of a DataView call.
@@ -172,6 +173,11 @@ export class InputObject {
       const info = infoWord & 0xff;
       let shndx = infoWord >>> 16;
       if (shndx === SHN_XINDEX) {
+        if (extendedSize === -2) {
+          const extendedIndex = this.elf.extendedIndexSection(table.index);
+          extendedOffset = extendedIndex < 0 ? 0 : this.elf.sectionOffset(extendedIndex);
+          extendedSize = extendedIndex < 0 ? -1 : this.elf.sectionSize(extendedIndex);
+        }
         if (i * 4 + 4 > extendedSize) {
           throw this.corrupt(
             'ERR_ELF_BAD_SECTION_INDEX',

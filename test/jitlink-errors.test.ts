@@ -5,6 +5,7 @@ import { JitmemError } from '../core/errors.js';
 import { SharedMemoryMapper } from '../mappers/shared-memory-mapper.js';
 import { RpcCopyMapper } from '../mappers/rpc-copy-mapper.js';
 import { readElfObject } from '../objects/elf-object.js';
+import { linkObjects } from '../jitlink/link.js';
 import { ExecutorSession } from '../session/executor-session.js';
 import { SessionTarget } from '../loader/program-target.js';
 import { runProgram } from '../loader/run-program.js';
@@ -259,4 +260,24 @@ test("a finished program's exported symbols do not satisfy the next program's un
     code: 'ERR_LINK_UNDEFINED_SYMBOL',
   });
   t.regex(err!.message, /"jitmem_stale_probe" \(referenced by .*second\.o\)/);
+});
+
+test('a symbol with an extended section index (SHN_XINDEX) but no SHT_SYMTAB_SHNDX section is refused, naming the symbol and the byte', async (t) => {
+  const dir = tempDir(t);
+  const file = compile(dir, 'answer.c', 'int answer = 42;\nint main(void) { return answer; }\n', ['-O2']);
+  const bytes = readFileSync(file);
+  const symtab = readElfObject(bytes, { file, base: 0 }).symbolTable!;
+  const index = symtab.info; // the first global symbol
+  bytes.writeUInt16LE(0xffff, symtab.offset + index * 24 + 6);
+  writeFileSync(file, bytes);
+  const err = (await t.throwsAsync(
+    linkObjects([file], { pageSize: 4096, lookup: async (names) => names.map(() => 0) }),
+  )) as JitmemError;
+  t.true(err instanceof JitmemError);
+  t.is(err.code, 'ERR_ELF_BAD_SECTION_INDEX');
+  t.regex(
+    err.message,
+    new RegExp(`symbol ${index} uses an extended section index but no SHT_SYMTAB_SHNDX entry holds it`),
+  );
+  t.is(err.details.offset, symtab.offset + index * 24 + 6);
 });
