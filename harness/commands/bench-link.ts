@@ -97,7 +97,7 @@ function verdictText(v: 'ok' | 'over' | 'undecided', ci: readonly [number, numbe
     ? 'within budget'
     : v === 'over'
       ? 'OVER BUDGET'
-      : `undecided (CI ${ci[0].toFixed(2)}-${ci[1].toFixed(2)}x)`;
+      : `undecided (CI ${ci[0].toFixed(3)}-${ci[1].toFixed(3)}x)`;
 }
 
 /** The budget lines against llvm-jitlink: warm, and the first link judged on its interval. */
@@ -113,7 +113,7 @@ function llvmBudgetLines(r: LinkBenchResult, wall: number, cpu: number): string[
     const x = f.ratio;
     const c = f.cpuRatio;
     lines.push(
-      `  first link (a fresh process each, paired with the same round's llvm-jitlink run; geometric mean, 95% CI, n ${x.n}): wall ${x.geomean.toFixed(2)}x (CI ${x.ci95[0].toFixed(2)}-${x.ci95[1].toFixed(2)})${c ? `; CPU ${c.geomean.toFixed(2)}x (CI ${c.ci95[0].toFixed(2)}-${c.ci95[1].toFixed(2)})` : ''} -> ${verdictText(x.verdict, x.ci95)}`,
+      `  first link (a fresh process each, paired with the same round's llvm-jitlink run; geometric mean, 95% CI, n ${x.n}): wall ${x.geomean.toFixed(3)}x (CI ${x.ci95[0].toFixed(3)}-${x.ci95[1].toFixed(3)})${c ? `; CPU ${c.geomean.toFixed(3)}x (CI ${c.ci95[0].toFixed(3)}-${c.ci95[1].toFixed(3)})` : ''} -> ${verdictText(x.verdict, x.ci95)}`,
     );
   } else {
     const coldRatio = r.cold.total / wall;
