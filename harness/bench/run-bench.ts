@@ -22,7 +22,14 @@ import { planCells, type MatrixSelection, type Preset, type SkippedCell } from '
 import { computeRatios, extraTimeBudgets, transportRatioBudgets } from './ratios.js';
 import { probeRoundTrip, roundTripBudget } from './round-trip-probe.js';
 import { speedBudgets } from './speed-budgets.js';
-import { jitmemLinkerAvailable, planRunCells, runCellName, runEndToEnd, type RunSkip } from './run-cells.js';
+import {
+  jitmemLinkerAvailable,
+  planRunCells,
+  runCellName,
+  runEndToEnd,
+  WARM_CONTROLLER_V8_FLAGS,
+  type RunSkip,
+} from './run-cells.js';
 import { findLlvm } from './llvm-jitlink.js';
 import type { RunProgram } from '../../workloads/run-programs.js';
 import { endToEndBudgets, endToEndHeadlines } from './end-to-end.js';
@@ -270,7 +277,7 @@ interface RoundsOutcome {
   readonly widestAny: { label: string; percent: number } | undefined;
   readonly converged: boolean;
   /** A headline whose interval ended within the settle margin of 1 (see sampling.ts isSettled). */
-  readonly unsettled?: { label: string; edgePercent: number };
+  readonly unsettled?: { label: string; edgePercent: number; marginPercent: number };
 }
 
 /**
@@ -412,7 +419,7 @@ async function measureRounds(
   let widest: { label: string; percent: number } | undefined;
   let widestAny: { label: string; percent: number } | undefined;
   let converged = precision === undefined;
-  let unsettled: { label: string; edgePercent: number } | undefined;
+  let unsettled: { label: string; edgePercent: number; marginPercent: number } | undefined;
   for (;;) {
     await runRound(active, round, options, record);
     round++;
@@ -624,10 +631,18 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
       if (row) rows.push(row);
     }
     if (options.selection.patterns.includes('run')) {
+      // End to end, processes run where the scheduler puts them (the controller's CPUs before
+      // --pin): a program's run is milliseconds, not a round trip, and the linkers (llvm-jitlink
+      // links on several threads) use the machine as a user's would (docs/measurement.md).
+      if (cpus.controller) native.setAffinity(0, originalAffinity);
       const run = await runPatternAfterMatrix(options, rounds, started + maxTimeMs);
+      if (cpus.controller) native.setAffinity(0, cpus.controller);
       samplingGroups.push(...run.sampling);
       rows.push(...run.rows);
-      endToEnd = run.section;
+      endToEnd = {
+        ...run.section,
+        placement: { allowedCpus: originalAffinity, warmControllerV8Flags: [...WARM_CONTROLLER_V8_FLAGS] },
+      };
       runSkips.push(...run.skipped);
     }
     if (options.probeRoundTrip) probe = await probeRoundTrip({ executorCpus: cpus.executor });

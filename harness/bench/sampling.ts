@@ -86,12 +86,15 @@ export interface PartialRow {
 
 /**
  * How close to 1 an interval's end may come, in percent on the log scale, before a verdict
- * counts as settled: a quarter of the precision asked. An interval that ends this close to 1
- * says "faster" in one run and "not distinguishable" in the next for the same code (measured:
- * cray end to end, 95% CI 0.999-1.055 in one default run and 1.005-1.067 in the next).
+ * counts as settled: a quarter of the precision asked, and no less than half the interval's own
+ * half-width. An interval that ends this close to 1 says "faster" in one run and "not
+ * distinguishable" in the next for the same code: a repeat run's interval end moves by about one
+ * standard error, half a 95% half-width, so an end nearer 1 than that lands on the other side in
+ * about one repeat in six (measured: cray end to end, 95% CI 0.999-1.055 in one default run and
+ * 1.005-1.067 in the next; python end to end 0.990-1.055, then 1.002-1.056).
  */
-export function settleMarginPercent(precision: number): number {
-  return precision / 4;
+export function settleMarginPercent(precision: number, halfWidthPercent = 0): number {
+  return Math.max(precision / 4, halfWidthPercent / 2);
 }
 
 /** How far the end of a speedup's interval nearest to 1 lies from 1, in percent (log scale). */
@@ -102,21 +105,35 @@ export function edgePercent(r: Pick<RatioRow, 'ci95'>): number {
 
 /**
  * Whether a speedup's verdict is settled at a precision target: its interval ends at least the
- * margin away from 1 (above it, below it, or around it), or it is itself narrower than the
- * margin (a change that small is where any verdict has its edge).
+ * settle margin away from 1 (above it, below it, or around it), or it is itself narrower than a
+ * quarter of the precision (a change that small is where any verdict has its edge).
  */
 export function isSettled(r: Pick<RatioRow, 'speedup' | 'ci95'>, precision: number): boolean {
-  const margin = settleMarginPercent(precision);
-  return edgePercent(r) >= margin || halfWidthPercent(r) <= margin;
+  const halfWidth = halfWidthPercent(r);
+  return edgePercent(r) >= settleMarginPercent(precision, halfWidth) || halfWidth <= precision / 4;
 }
 
-/** The first of `ratios` whose verdict is not settled at `precision`, with how far its interval ends from 1. */
+/** The first headline of `ratios` not settled at `precision`: how far it ends from 1, and the margin it needed. */
 export function firstUnsettled(
   ratios: readonly RatioRow[],
   precision: number,
-): { label: string; edgePercent: number } | undefined {
+): { label: string; edgePercent: number; marginPercent: number } | undefined {
   const r = ratios.find((x) => isHeadlineRatio(x) && !isSettled(x, precision));
-  return r ? { label: ratioLabel(r), edgePercent: Math.round(edgePercent(r) * 100) / 100 } : undefined;
+  return r ? unsettledOf(ratioLabel(r), r, precision) : undefined;
+}
+
+/** How an unsettled interval is recorded: how far it ends from 1 and the margin it needed, rounded to 0.01%. */
+export function unsettledOf(
+  label: string,
+  r: Pick<RatioRow, 'speedup' | 'ci95'>,
+  precision: number,
+): { label: string; edgePercent: number; marginPercent: number } {
+  const round = (x: number) => Math.round(x * 100) / 100;
+  return {
+    label,
+    edgePercent: round(edgePercent(r)),
+    marginPercent: round(settleMarginPercent(precision, halfWidthPercent(r))),
+  };
 }
 
 /**
@@ -199,12 +216,12 @@ export function samplingLines(groups: readonly SamplingGroup[], target: number |
   const open = groups.filter((g) => !g.converged);
   const done = groups.length - open.length;
   out.push(
-    `precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on their headline speedups (shared memory over RPC copy), each interval ending at least ${settleMarginPercent(target)}% from 1 or narrower than that${open.length ? '; not converged:' : '.'}`,
+    `precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on their headline speedups (shared memory over RPC copy), each interval ending at least ${settleMarginPercent(target)}% (and half its own half-width) from 1, or narrower than ${settleMarginPercent(target)}%${open.length ? '; not converged:' : '.'}`,
   );
   for (const g of open) {
     if (g.unsettled && (!g.widest || g.widest.percent <= target)) {
       out.push(
-        `  NOT SETTLED ${g.workload}/${g.pattern} (${g.policy}): ${g.unsettled.label}: its interval ends ${g.unsettled.edgePercent.toFixed(2)}% from 1, within the ${settleMarginPercent(target)}% where the verdict could go either way, after ${g.rounds} rounds, ${(g.elapsedMs / 1000).toFixed(1)} s; more rounds would settle it`,
+        `  NOT SETTLED ${g.workload}/${g.pattern} (${g.policy}): ${g.unsettled.label}: its interval ends ${g.unsettled.edgePercent.toFixed(2)}% from 1, within the ${(g.unsettled.marginPercent ?? settleMarginPercent(target)).toFixed(2)}% where the verdict could go either way, after ${g.rounds} rounds, ${(g.elapsedMs / 1000).toFixed(1)} s; more rounds would settle it`,
       );
       continue;
     }

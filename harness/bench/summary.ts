@@ -370,7 +370,7 @@ export function renderSummary(report: Report, reportPath: string, extra: Summary
     );
   const p = report.env.placement;
   out.push(
-    `controller on CPU ${p.controllerSeenOn?.join(',') || p.controllerCpus.join(',')}${p.pin === 'none' ? ' (not pinned)' : ''}, executor allowed on CPU ${p.executorCpus.join(',')} (--pin ${p.pin}); ${report.env.cpuModel}, ${report.env.cpus} CPUs, Node ${report.env.node}.\n`,
+    `controller on CPU ${p.controllerSeenOn?.join(',') || p.controllerCpus.join(',')}${p.pin === 'none' ? ' (not pinned)' : ''}, executor allowed on CPU ${p.executorCpus.join(',')} (--pin ${p.pin}); ${report.env.cpuModel}, ${report.env.cpus} CPUs, Node ${report.env.node}.${endToEndPlacement(report)}\n`,
   );
   const skipped = skippedLines(extra.skipped);
   if (skipped.length) out.push(skipped.join('\n') + '\n');
@@ -382,6 +382,16 @@ export function renderSummary(report: Report, reportPath: string, extra: Summary
     .split('\n')
     .flatMap((line) => (line.includes('\x1b') ? [line] : wrapText(line, width, '  ')))
     .join('\n');
+}
+
+/** Where the run pattern's processes ran, when the report says. */
+function endToEndPlacement(report: Report): string {
+  const e = report.endToEnd?.placement;
+  if (!e) return '';
+  const flags = e.warmControllerV8Flags.length
+    ? `; jitmem's warm controllers run with ${e.warmControllerV8Flags.join(' ')}`
+    : '';
+  return ` End to end: not pinned (CPU ${e.allowedCpus.join(',')})${flags}.`;
 }
 
 /** Whether any of our budgets is exceeded (LLVM's rows are for comparison only). */
