@@ -86,15 +86,22 @@ export interface PartialRow {
 
 /**
  * How close to 1 an interval's end may come, in percent on the log scale, before a verdict
- * counts as settled: a quarter of the precision asked, and no less than half the interval's own
- * half-width. An interval that ends this close to 1 says "faster" in one run and "not
- * distinguishable" in the next for the same code: a repeat run's interval end moves by about one
- * standard error, half a 95% half-width, so an end nearer 1 than that lands on the other side in
- * about one repeat in six (measured: cray end to end, 95% CI 0.999-1.055 in one default run and
- * 1.005-1.067 in the next; python end to end 0.990-1.055, then 1.002-1.056).
+ * counts as settled. An interval around 1 ("not distinguishable") must end at least a quarter of
+ * the precision asked from 1 on both sides. An interval clear of 1 ("faster", "slower") must end
+ * at least that far and at least its own half-width from 1: its estimate then lies two
+ * half-widths (about four standard errors) from 1, and a repeat run, whose interval end moves by
+ * about one standard error, says the same in about 39 of 40. Nearer, the same code read "faster"
+ * in one run and "not distinguishable" in the next (cray end to end, 95% CI 1.005-1.067, then
+ * 0.999-1.055; python-script end to end 1.014-1.066, then 0.980-1.039), and a difference of 1-2%
+ * read "slower" in one run of five (cray, processes per run, 0.963-0.989).
  */
-export function settleMarginPercent(precision: number, halfWidthPercent = 0): number {
-  return Math.max(precision / 4, halfWidthPercent / 2);
+export function settleMarginPercent(precision: number, halfWidthPercent = 0, clearOfOne = false): number {
+  return clearOfOne ? Math.max(precision / 4, halfWidthPercent) : precision / 4;
+}
+
+/** Whether a speedup's interval lies wholly above or below 1. */
+export function clearOfOne(r: Pick<RatioRow, 'ci95'>): boolean {
+  return r.ci95[0] > 1 || r.ci95[1] < 1;
 }
 
 /** How far the end of a speedup's interval nearest to 1 lies from 1, in percent (log scale). */
@@ -104,13 +111,27 @@ export function edgePercent(r: Pick<RatioRow, 'ci95'>): number {
 }
 
 /**
- * Whether a speedup's verdict is settled at a precision target: its interval ends at least the
- * settle margin away from 1 (above it, below it, or around it), or it is itself narrower than a
+ * Whether a speedup's verdict is settled at a precision target (0 for a fixed number of rounds):
+ * its interval ends at least the settle margin away from 1, or it is itself narrower than a
  * quarter of the precision (a change that small is where any verdict has its edge).
  */
 export function isSettled(r: Pick<RatioRow, 'speedup' | 'ci95'>, precision: number): boolean {
   const halfWidth = halfWidthPercent(r);
-  return edgePercent(r) >= settleMarginPercent(precision, halfWidth) || halfWidth <= precision / 4;
+  if (precision > 0 && halfWidth <= precision / 4) return true;
+  return edgePercent(r) >= settleMarginPercent(precision, halfWidth, clearOfOne(r));
+}
+
+/** A speedup's verdict as every view states it. */
+export type Verdict = 'faster' | 'slower' | 'not distinguishable' | 'not settled';
+
+/**
+ * The verdict on a speedup: faster (its whole 95% interval above 1), slower (below), not
+ * distinguishable (it holds 1), each only when settled (isSettled at the run's precision, 0 for
+ * fixed rounds); otherwise "not settled", with the interval shown and no claim made.
+ */
+export function verdictOf(r: Pick<RatioRow, 'speedup' | 'ci95'>, precision: number | undefined): Verdict {
+  if (!isSettled(r, precision ?? 0)) return 'not settled';
+  return r.ci95[0] > 1 ? 'faster' : r.ci95[1] < 1 ? 'slower' : 'not distinguishable';
 }
 
 /** The first headline of `ratios` not settled at `precision`: how far it ends from 1, and the margin it needed. */
@@ -132,7 +153,7 @@ export function unsettledOf(
   return {
     label,
     edgePercent: round(edgePercent(r)),
-    marginPercent: round(settleMarginPercent(precision, halfWidthPercent(r))),
+    marginPercent: round(settleMarginPercent(precision, halfWidthPercent(r), clearOfOne(r))),
   };
 }
 
@@ -216,7 +237,7 @@ export function samplingLines(groups: readonly SamplingGroup[], target: number |
   const open = groups.filter((g) => !g.converged);
   const done = groups.length - open.length;
   out.push(
-    `precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on their headline speedups (shared memory over RPC copy), each interval ending at least ${settleMarginPercent(target)}% (and half its own half-width) from 1, or narrower than ${settleMarginPercent(target)}%${open.length ? '; not converged:' : '.'}`,
+    `precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on their headline speedups (shared memory over RPC copy), each verdict settled (an interval around 1 ending at least ${settleMarginPercent(target)}% from it; one clear of 1 at least its own half-width from it)${open.length ? '; not converged:' : '.'}`,
   );
   for (const g of open) {
     if (g.unsettled && (!g.widest || g.widest.percent <= target)) {

@@ -2,7 +2,7 @@ import { median } from '../statistics.js';
 import type { Report, ResultRow } from '../report/report.js';
 import { fitTable, tableLegend, wrapText, type Column } from '../report/format-table.js';
 import { endToEndSummary } from './end-to-end.js';
-import { samplingLines } from './sampling.js';
+import { samplingLines, verdictOf, type Verdict } from './sampling.js';
 
 /**
  * What a person reads at the end of a bench run: one table of cells, the headline speedups
@@ -181,8 +181,22 @@ export function resultsTable(rows: readonly ResultRow[], width = Infinity): { ta
 
 export interface Headline {
   readonly text: string;
-  /** The interval excludes 1: shared memory is measurably faster or slower. */
+  /** Settled and clear of 1: shared memory is measurably faster or slower (sampling.ts verdictOf). */
   readonly significant: boolean;
+}
+
+/** A matrix headline's verdict in words (sampling.ts verdictOf). */
+function verdictWords(verdict: Verdict, speedup: number): string {
+  switch (verdict) {
+    case 'faster':
+      return `shared memory is ${speedup.toFixed(2)}x faster than RPC copy`;
+    case 'slower':
+      return `shared memory is ${(1 / speedup).toFixed(2)}x slower than RPC copy`;
+    case 'not distinguishable':
+      return 'shared memory and RPC copy: no measurable difference';
+    case 'not settled':
+      return 'shared memory over RPC copy: not settled (its interval ends too near 1 for a verdict)';
+  }
 }
 
 /** Shared memory against RPC copy, per workload/pattern/policy/executor, in words, from the report's ratios. */
@@ -193,12 +207,9 @@ export function headlineItems(report: Report): Headline[] {
     const lo = r.ci95[0].toFixed(2);
     const hi = r.ci95[1].toFixed(2);
     const exec = r.executor === 'llvm' ? " with LLVM's executor" : '';
-    const significant = r.ci95[0] > 1 || r.ci95[1] < 1;
-    const verdict = !significant
-      ? 'shared memory and RPC copy: no measurable difference'
-      : r.speedup >= 1
-        ? `shared memory is ${r.speedup.toFixed(2)}x faster than RPC copy`
-        : `shared memory is ${(1 / r.speedup).toFixed(2)}x slower than RPC copy`;
+    const judged = verdictOf(r, report.sampling?.precision);
+    const significant = judged === 'faster' || judged === 'slower';
+    const verdict = verdictWords(judged, r.speedup);
     const n = r.rounds ? `, ${r.rounds.length} rounds` : '';
     out.push({
       text: `${r.workload}/${r.pattern} (${r.policy})${exec}: ${verdict} (speedup ${r.speedup.toFixed(2)}, 95% CI ${lo}–${hi}${n}).`,
