@@ -86,17 +86,20 @@ export interface PartialRow {
 
 /**
  * How close to 1 an interval's end may come, in percent on the log scale, before a verdict
- * counts as settled. An interval around 1 ("not distinguishable") must end at least a quarter of
- * the precision asked from 1 on both sides. An interval clear of 1 ("faster", "slower") must end
- * at least that far and at least its own half-width from 1: its estimate then lies two
- * half-widths (about four standard errors) from 1, and a repeat run, whose interval end moves by
- * about one standard error, says the same in about 39 of 40. Nearer, the same code read "faster"
- * in one run and "not distinguishable" in the next (cray end to end, 95% CI 1.005-1.067, then
- * 0.999-1.055; python-script end to end 1.014-1.066, then 0.980-1.039), and a difference of 1-2%
- * read "slower" in one run of five (cray, processes per run, 0.963-0.989).
+ * counts as settled: at least a quarter of the precision asked, and
+ * - for an interval clear of 1 ("faster", "slower"), its own half-width: the estimate then lies
+ *   two half-widths (about four standard errors) from 1, and a repeat run, whose interval end
+ *   moves by about one standard error, says the same about 39 times in 40;
+ * - for an interval around 1 ("not distinguishable"), a quarter of its half-width on both sides.
+ * Nearer, the same code read "faster" in one run and "not distinguishable" in the next (cray end
+ * to end, 95% CI 1.005-1.067, then 0.999-1.055; python-script end to end 1.014-1.066, then
+ * 0.980-1.039), and a difference of 1-2% read "slower" in one run of five (cray, processes per
+ * run, 0.963-0.989). The quarter for intervals around 1 was chosen on ten default runs of two
+ * commits: with it, one row of 30 had settled verdicts that contradicted each other in five
+ * runs; with none, two to three (docs/measurement.md).
  */
 export function settleMarginPercent(precision: number, halfWidthPercent = 0, clearOfOne = false): number {
-  return clearOfOne ? Math.max(precision / 4, halfWidthPercent) : precision / 4;
+  return Math.max(precision / 4, clearOfOne ? halfWidthPercent : halfWidthPercent / 4);
 }
 
 /** Whether a speedup's interval lies wholly above or below 1. */
@@ -112,13 +115,10 @@ export function edgePercent(r: Pick<RatioRow, 'ci95'>): number {
 
 /**
  * Whether a speedup's verdict is settled at a precision target (0 for a fixed number of rounds):
- * its interval ends at least the settle margin away from 1, or it is itself narrower than a
- * quarter of the precision (a change that small is where any verdict has its edge).
+ * its interval ends at least the settle margin away from 1.
  */
 export function isSettled(r: Pick<RatioRow, 'speedup' | 'ci95'>, precision: number): boolean {
-  const halfWidth = halfWidthPercent(r);
-  if (precision > 0 && halfWidth <= precision / 4) return true;
-  return edgePercent(r) >= settleMarginPercent(precision, halfWidth, clearOfOne(r));
+  return edgePercent(r) >= settleMarginPercent(precision, halfWidthPercent(r), clearOfOne(r));
 }
 
 /** A speedup's verdict as every view states it. */
@@ -237,7 +237,7 @@ export function samplingLines(groups: readonly SamplingGroup[], target: number |
   const open = groups.filter((g) => !g.converged);
   const done = groups.length - open.length;
   out.push(
-    `precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on their headline speedups (shared memory over RPC copy), each verdict settled (an interval around 1 ending at least ${settleMarginPercent(target)}% from it; one clear of 1 at least its own half-width from it)${open.length ? '; not converged:' : '.'}`,
+    `precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on their headline speedups (shared memory over RPC copy), each verdict settled (an interval around 1 ending at least ${settleMarginPercent(target)}% and a quarter of its half-width from it; one clear of 1, ${settleMarginPercent(target)}% and its own half-width)${open.length ? '; not converged:' : '.'}`,
   );
   for (const g of open) {
     if (g.unsettled && (!g.widest || g.widest.percent <= target)) {
