@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -84,6 +84,32 @@ function checkRunRows(t: import('ava').ExecutionContext, report: Report): Result
   return rows;
 }
 
+/**
+ * The run pattern ran unpinned, whatever --pin said for the matrix, and says so; its processes
+ * per run and llvm-jitlink are sampled in rounds too, program by program, each a group of the
+ * precision account, and a program's cells ran the same rounds, so that they pair.
+ */
+function checkRunPlacementAndSampling(
+  t: ExecutionContext,
+  report: Report,
+  rows: readonly ResultRow[],
+  stdout: string,
+): void {
+  t.deepEqual(report.endToEnd!.placement?.warmControllerV8Flags, ['--single-threaded-gc']);
+  t.true(report.endToEnd!.placement!.allowedCpus.length >= 1);
+  t.regex(stdout, /End to end: not pinned \(CPU [\d,]+\); jitmem's warm controllers run with --single-threaded-gc\./);
+  for (const workload of ['cray', 'python']) {
+    const group = report.sampling?.groups.find((g) => g.workload === workload && g.policy === 'processes per run');
+    if (!group) {
+      t.fail(`no sampling group for ${workload}'s processes per run`);
+      continue;
+    }
+    t.true(group.rounds >= 3, `${workload}: ${group.rounds} rounds`);
+    const perRun = rows.filter((r) => r.workload === workload && r.controller !== 'warm');
+    t.deepEqual(new Set(perRun.map((r) => r.rounds?.length)), new Set([group.rounds]), workload);
+  }
+}
+
 test('bench --pattern run --quick: every run row verified, phases add up, llvm-jitlink beside jitmem in every mode, the end-to-end chart drawn', async (t) => {
   const dir = tmp(t);
   const out = path.join(dir, 'run.json');
@@ -92,6 +118,7 @@ test('bench --pattern run --quick: every run row verified, phases add up, llvm-j
   const report = validateReport(JSON.parse(readFileSync(out, 'utf8')));
   const rows = checkRunRows(t, report);
   t.truthy(report.endToEnd);
+  checkRunPlacementAndSampling(t, report, rows, stdout);
   const expectedRows = (llvm ? 12 : 0) + (jitmemLinkerAvailable() ? 12 : 0);
   t.is(rows.length, expectedRows);
   // cray's image and python's (empty) output are what their programs must print.

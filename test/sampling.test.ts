@@ -9,6 +9,8 @@ import {
   roundOrder,
   roundsNeeded,
   samplingLines,
+  settleMarginPercent,
+  verdictOf,
   withRounds,
 } from '../harness/bench/sampling.js';
 import type { ResultRow } from '../harness/report/report.js';
@@ -71,7 +73,7 @@ test('the summary names every group that did not reach the precision, the width 
     3,
   );
   t.deepEqual(lines, [
-    'precision: 1 of 2 groups reached 95% CI half-width <= 3% on their headline speedups (shared memory over RPC copy), each interval ending at least 0.75% from 1 or narrower than that; not converged:',
+    'precision: 1 of 2 groups reached 95% CI half-width <= 3% on their headline speedups (shared memory over RPC copy), each verdict settled (an interval around 1 ending at least 0.75% and a quarter of its half-width from it; one clear of 1, 0.75% and its own half-width); not converged:',
     '  NOT CONVERGED python/load (first-fit): widest python/load shared over RPC copy (first-fit) ±9.5% after 20 rounds, 25.0 s; about 252 s (201 rounds) would reach it',
     '  other speedups wider than 3% (not waited for) in 2 groups; the widest: python/load dualmap over in-process (first-fit) ±14.0%',
   ]);
@@ -130,19 +132,40 @@ test('the precision target waits for the headline speedups, shared memory over R
   t.deepEqual(local.widest, local.widestAny);
 });
 
-test('a headline is settled when its interval ends a quarter of the precision from 1, or is narrower than that', (t) => {
+test('a verdict is settled when its interval ends a quarter of the precision from 1, and its own half-width when clear of 1 or a quarter of it around 1', (t) => {
   const r = (lo: number, hi: number) => ({ speedup: Math.sqrt(lo * hi), ci95: [lo, hi] as [number, number] });
   // The two same-commit default runs that disagreed: both end within 0.75% of 1 at precision 3.
   t.true(edgePercent(r(0.999, 1.055)) < 0.75);
   t.false(isSettled(r(0.999, 1.055), 3));
   t.false(isSettled(r(1.005, 1.067), 3));
-  // Clear of 1 above, below, or around it.
+  // Clear of 1, above or below, by more than its half-width; around 1, by a quarter of it.
   t.true(isSettled(r(1.015, 1.045), 3));
   t.true(isSettled(r(0.95, 0.98), 3));
   t.true(isSettled(r(0.98, 1.02), 3));
-  // Narrower than the margin: settled wherever it lies.
-  t.true(isSettled(r(1.001, 1.011), 3));
-  t.true(isSettled(r(0.999, 1.055), 20));
+  // Clear of 1 is settled only when the interval ends its own half-width from 1: python end to
+  // end read 1.004-1.061 and 1.011-1.051 in two runs, python-script 1.014-1.066, then 0.980-1.039.
+  t.false(isSettled(r(1.004, 1.061), 3));
+  t.false(isSettled(r(1.014, 1.066), 3));
+  t.false(isSettled(r(0.963, 0.989), 3));
+  t.true(isSettled(r(1.03, 1.09), 3));
+  t.true(isSettled(r(0.98, 1.039), 3));
+  // A wide interval around 1 must end a quarter of its half-width from it (here 2.5%).
+  t.false(isSettled(r(0.985, 1.2), 3));
+  t.is(settleMarginPercent(3, 5), 1.25);
+  t.is(settleMarginPercent(3, 2), 0.75);
+  t.is(settleMarginPercent(3, 5, true), 5);
+  t.is(settleMarginPercent(3, 0.5, true), 0.75);
+  // However narrow, an interval ending nearer 1 than the margin claims nothing.
+  t.false(isSettled(r(1.001, 1.011), 3));
+  t.false(isSettled(r(0.999, 1.055), 20));
+  // Fixed rounds (no precision): the half-width rules alone.
+  t.false(isSettled(r(1.004, 1.061), 0));
+  t.true(isSettled(r(0.99, 1.055), 0));
+  t.is(verdictOf(r(1.03, 1.09), 3), 'faster');
+  t.is(verdictOf(r(0.9, 0.95), 3), 'slower');
+  t.is(verdictOf(r(0.98, 1.039), 3), 'not distinguishable');
+  t.is(verdictOf(r(1.004, 1.061), 3), 'not settled');
+  t.is(verdictOf(r(1.004, 1.061), undefined), 'not settled');
   const rows = [
     {
       workload: 'cray',
@@ -175,6 +198,7 @@ test('a headline is settled when its interval ends a quarter of the precision fr
   t.deepEqual(firstUnsettled([{ ...rows[0]!, ...r(1.005, 1.067) }], 3), {
     label: 'cray/run shared over RPC copy (first-fit)',
     edgePercent: 0.5,
+    marginPercent: 2.99,
   });
   const lines = samplingLines(
     [

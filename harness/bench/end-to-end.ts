@@ -1,5 +1,6 @@
 import { meanInterval, median, studentTQuantile } from '../statistics.js';
 import { budgetVerdict, roundMedians, speedupOf, summarizePaired } from './ratios.js';
+import { verdictOf } from './sampling.js';
 import type {
   BudgetRow,
   EndToEndHeadline,
@@ -279,7 +280,11 @@ export function endToEndHeadlines(rows: readonly ResultRow[], seed: number): End
   return out;
 }
 
-export function headlineLines(section: EndToEndSection): string[] {
+/**
+ * The end-to-end headlines in words; `precision` is the run's target (report.sampling), which
+ * decides whether a verdict is settled (sampling.ts verdictOf).
+ */
+export function headlineLines(section: EndToEndSection, precision?: number): string[] {
   return section.headlines.map((h) => {
     const who =
       h.linker === 'jitmem'
@@ -288,13 +293,19 @@ export function headlineLines(section: EndToEndSection): string[] {
           : 'jitmem (process per run)'
         : `llvm-jitlink${h.executor === 'jitmem' ? " driving jitmem's executor" : ''}`;
     const base = h.baseline === 'rpc' ? 'RPC copy' : `RPC copy (${h.baseline})`;
-    const significant = h.ci95[0] > 1 || h.ci95[1] < 1;
+    const verdict = verdictOf(h, precision);
+    const said =
+      verdict === 'not distinguishable'
+        ? ': not distinguishable'
+        : verdict === 'not settled'
+          ? ': not settled, its interval ends too near 1 for a verdict'
+          : '';
     const n = h.rounds ? `, ${h.rounds.length} rounds` : '';
     const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
     const share = h.transportShare
       ? ` Transport (reserve + write + initialize) share of time to exit: shared memory ${pct(h.transportShare.shared.share)} (95% CI ${pct(h.transportShare.shared.ci95[0])}–${pct(h.transportShare.shared.ci95[1])}), ${base} ${pct(h.transportShare.rpc.share)} (95% CI ${pct(h.transportShare.rpc.ci95[0])}–${pct(h.transportShare.rpc.ci95[1])}).`
       : '';
-    return `${h.workload} end to end, ${who}: shared memory over ${base} ${h.speedup.toFixed(3)}x (95% CI ${h.ci95[0].toFixed(3)}–${h.ci95[1].toFixed(3)}${n}${significant ? '' : ': not distinguishable'}).${share} ${h.explanation}`;
+    return `${h.workload} end to end, ${who}: shared memory over ${base} ${h.speedup.toFixed(3)}x (95% CI ${h.ci95[0].toFixed(3)}–${h.ci95[1].toFixed(3)}${n}${said}).${share} ${h.explanation}`;
   });
 }
 
@@ -527,7 +538,7 @@ export function endToEndSummary(report: Report, width = Infinity): string | unde
       'end to end (pattern run): time to exit by transport and linker; every iteration verified (exit status, stdout sha256)\n\n' +
         table,
     );
-  const h = headlineLines(section);
+  const h = headlineLines(section, report.sampling?.precision);
   if (h.length) out.push(h.join('\n') + '\n');
   const s = startupLines(section);
   if (s.length) out.push(s.join('\n') + '\n');

@@ -19,7 +19,8 @@ import type {
   SamplingGroup,
 } from '../report/report.js';
 import { pairRoundMedians, roundMedians, summarizePaired } from './ratios.js';
-import { edgePercent, halfWidthPercent, isSettled, roundOrder, roundsNeeded, withRounds } from './sampling.js';
+import { endToEndHeadlines } from './end-to-end.js';
+import { halfWidthPercent, isSettled, roundOrder, roundsNeeded, unsettledOf, withRounds } from './sampling.js';
 import {
   findLlvm,
   JitmemExecutorScript,
@@ -101,8 +102,24 @@ export interface EndToEndResult {
   readonly sampling: SamplingGroup[];
 }
 
-/** With a precision target, the share of the run pattern's time after which processes per run stop at three rounds. */
-const PER_RUN_SHARE = 0.3;
+/**
+ * With a precision target, the share of the run pattern's time the processes per run and
+ * llvm-jitlink may take: since the warm controllers collect on their main thread (see
+ * WARM_CONTROLLER_V8_FLAGS) they need about half the rounds they did, and the per-process rows,
+ * fixed rounds of one process each before, get the time to settle.
+ */
+const PER_RUN_SHARE = 0.45;
+
+/**
+ * V8 flags of a warm controller's process: its garbage collector works on its main thread.
+ * With V8's helper threads marking and sweeping beside it, what a link left to collect was
+ * collected while the program ran, on the CPU the program (in process) or its executor (out of
+ * process) needed: python -c pass ran either about 6.5 or 13-20 ms, iteration by iteration, and
+ * one controller could stay in the slow mode for a whole run, so that same-commit runs read
+ * 0.87x and 1.06x. On the main thread the collection falls in the controller's own phases (link),
+ * where it is spent (docs/measurement.md).
+ */
+export const WARM_CONTROLLER_V8_FLAGS: readonly string[] = ['--single-threaded-gc'];
 
 /** How long one warm iteration (the first: with the transport's opening) may take before its worker is killed. */
 const WARM_ITERATION_TIMEOUT_MS = 120_000;
@@ -371,7 +388,7 @@ export class SteppedWarmCell {
       executor: cell.executor === 'llvm' ? 'llvm' : 'jitmem',
       warm: { warmup, iterations: maxIterations, marker: this.marker, stepped: true },
     };
-    this.child = spawn(process.execPath, [workerPath, JSON.stringify(request)], {
+    this.child = spawn(process.execPath, [...WARM_CONTROLLER_V8_FLAGS, workerPath, JSON.stringify(request)], {
       stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
     });
     this.child.stdout!.on('data', (b: Buffer) => this.out.push(b));
@@ -730,36 +747,117 @@ async function warmUpPerRunLinkers(cells: readonly RunCell[], run: EndToEndRun):
   }
 }
 
+/** The run pattern's rows of `cells` so far, each with its rounds. */
+function rowsSoFar(cells: readonly RunCell[], run: EndToEndRun): ResultRow[] {
+  return cells.map((c) => withRounds(rowOf(c, run.samples.get(c)!), run.roundEnds.get(c) ?? []));
+}
+
 /**
- * Processes per run and llvm-jitlink: a fixed number of iterations in interleaved rounds. With a
- * precision target these keep to the time budget too: past 30% of what is left for the run
- * pattern, they stop after three rounds (the fewest a paired interval takes), and the warm
- * controllers, whose speedups are the end-to-end headline, get the rest.
+ * The widest of a program's per-process speedups (jitmem's processes per run, llvm-jitlink's),
+ * and the first whose verdict is not settled at `precision`; undefined when it has none yet.
  */
-async function runPerRunRounds(perRun: readonly RunCell[], run: EndToEndRun): Promise<void> {
+function perRunHeadlineState(
+  programName: string,
+  cells: readonly RunCell[],
+  run: EndToEndRun,
+  precision: number,
+): { widest: { label: string; percent: number }; unsettled?: ReturnType<typeof unsettledOf> } | undefined {
+  const headlines = endToEndHeadlines(rowsSoFar(cells, run), 1).filter((h) => h.controller !== 'warm');
+  let widest: { label: string; percent: number } | undefined;
+  let unsettled: ReturnType<typeof unsettledOf> | undefined;
+  for (const h of headlines) {
+    const label = `${programName}/run shared over ${h.baseline === 'rpc' ? 'RPC copy' : h.baseline} (${h.linker === 'jitmem' ? 'process per run' : `llvm-jitlink, ${h.executor === 'jitmem' ? "jitmem's" : "LLVM's"} executor`})`;
+    const percent = halfWidthPercent(h);
+    if (!widest || percent > widest.percent) widest = { label, percent };
+    if (!unsettled && !isSettled(h, precision)) unsettled = unsettledOf(label, h, precision);
+  }
+  return widest ? { widest, ...(unsettled ? { unsettled } : {}) } : undefined;
+}
+
+/**
+ * Processes per run and llvm-jitlink: iterations in interleaved rounds, each a process of its
+ * own. Without a precision target, a fixed number. With one, a program's cells go on past the
+ * least rounds until each of its per-process speedups is within the precision and its verdict
+ * settled (sampling.ts isSettled), while their share of what is left for the run pattern lasts
+ * (three rounds at least, the fewest a paired interval takes); a program that is done leaves
+ * the rounds to the others. The warm controllers, whose speedups are the end-to-end headline,
+ * get the rest. Returns each program's sampling account with a precision target.
+ */
+async function runPerRunRounds(perRun: readonly RunCell[], run: EndToEndRun): Promise<SamplingGroup[]> {
   const { options, samples, roundEnds } = run;
+  const precision = options.precision;
+  const started = performance.now();
   const perRunDeadline =
-    options.precision !== undefined && options.deadline !== undefined
-      ? performance.now() + (options.deadline - performance.now()) * PER_RUN_SHARE
+    precision !== undefined && options.deadline !== undefined
+      ? started + (options.deadline - started) * PER_RUN_SHARE
       : Infinity;
-  for (let round = 0; round < run.rounds; round++) {
-    if (round >= 3 && performance.now() > perRunDeadline) break;
-    for (const k of roundOrder(perRun.length, round)) {
-      const cell = perRun[k]!;
+  const programs = [...new Set(perRun.map((c) => c.program.name))];
+  const cellsOf = new Map(programs.map((p) => [p, perRun.filter((c) => c.program.name === p)]));
+  const state = new Map<string, ReturnType<typeof perRunHeadlineState>>();
+  const roundsOf = new Map<string, number>(programs.map((p) => [p, 0]));
+  let active = programs;
+  for (let round = 0; active.length > 0; round++) {
+    if (precision === undefined ? round >= run.rounds : round >= 3 && performance.now() > perRunDeadline) break;
+    if (precision !== undefined && round >= run.rounds) {
+      for (const p of active) state.set(p, perRunHeadlineState(p, cellsOf.get(p)!, run, precision));
+      active = active.filter((p) => {
+        const s = state.get(p);
+        return s !== undefined && (s.widest.percent > precision || s.unsettled !== undefined);
+      });
+      if (active.length === 0) break;
+    }
+    const cells = active.flatMap((p) => cellsOf.get(p)!);
+    for (const k of roundOrder(cells.length, round)) {
+      const cell = cells[k]!;
       const list = samples.get(cell)!;
-      for (let i = 0; i < run.perRound && list.length < options.iterations; i++) {
+      for (let i = 0; i < run.perRound && (precision !== undefined || list.length < options.iterations); i++) {
         list.push(
           cell.linker === 'jitmem'
             ? await jitmemIteration(cell, list.length)
             : await llvmIteration(run.tools!, run.script, cell, list.length),
         );
-        options.onProgress?.(runCellName(cell), list.length, options.iterations);
+        options.onProgress?.(
+          runCellName(cell),
+          list.length,
+          Math.max(options.iterations, list.length + (precision === undefined ? 0 : 1)),
+        );
       }
       const ends = roundEnds.get(cell) ?? [];
       ends.push(list.length);
       roundEnds.set(cell, ends);
     }
+    for (const p of active) roundsOf.set(p, roundsOf.get(p)! + 1);
   }
+  if (precision === undefined) return [];
+  const elapsedMs = performance.now() - started;
+  return programs.map((p) =>
+    perRunAccount(p, perRunHeadlineState(p, cellsOf.get(p)!, run, precision), roundsOf.get(p)!, elapsedMs, precision),
+  );
+}
+
+/** A program's processes per run as a sampling group of the report (its time: the whole per-run stage's). */
+function perRunAccount(
+  programName: string,
+  s: ReturnType<typeof perRunHeadlineState>,
+  rounds: number,
+  elapsedMs: number,
+  precision: number,
+): SamplingGroup {
+  const converged = s === undefined || (s.widest.percent <= precision && s.unsettled === undefined);
+  const needed = s && s.widest.percent > precision ? roundsNeeded(rounds, s.widest.percent, precision) : undefined;
+  return {
+    workload: programName,
+    pattern: 'run',
+    policy: 'processes per run',
+    rounds,
+    elapsedMs: Math.round(elapsedMs),
+    converged,
+    ...(s ? { widest: { label: s.widest.label, percent: Math.round(s.widest.percent * 100) / 100 } } : {}),
+    ...(s?.unsettled && !converged ? { unsettled: s.unsettled } : {}),
+    ...(needed !== undefined && Number.isFinite(needed)
+      ? { roundsNeeded: needed, secondsNeeded: Math.round(((elapsedMs / Math.max(1, rounds)) * needed) / 1000) }
+      : {}),
+  };
 }
 
 /**
@@ -893,9 +991,7 @@ async function runWarmProgram(
       elapsedMs: Math.round(elapsedMs),
       converged,
       ...(widest ? { widest: { label: widest.label, percent: Math.round(widest.percent * 100) / 100 } } : {}),
-      ...(unsettled
-        ? { unsettled: { label: widest.label, edgePercent: Math.round(edgePercent(widest.interval) * 100) / 100 } }
-        : {}),
+      ...(unsettled ? { unsettled: unsettledOf(widest.label, widest.interval, options.precision) } : {}),
       ...(needed !== undefined && Number.isFinite(needed)
         ? { roundsNeeded: needed, secondsNeeded: Math.round(((elapsedMs / round) * needed) / 1000) }
         : {}),
@@ -931,9 +1027,11 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
   const sampling: SamplingGroup[] = [];
   try {
     await warmUpPerRunLinkers(cells, run);
-    await runPerRunRounds(
-      cells.filter((c) => c.controller !== 'warm'),
-      run,
+    sampling.push(
+      ...(await runPerRunRounds(
+        cells.filter((c) => c.controller !== 'warm'),
+        run,
+      )),
     );
     const warmPrograms = [...new Set(cells.filter((c) => c.controller === 'warm').map((c) => c.program.name))];
     for (const [pi, programName] of warmPrograms.entries()) {

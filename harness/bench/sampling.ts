@@ -86,12 +86,25 @@ export interface PartialRow {
 
 /**
  * How close to 1 an interval's end may come, in percent on the log scale, before a verdict
- * counts as settled: a quarter of the precision asked. An interval that ends this close to 1
- * says "faster" in one run and "not distinguishable" in the next for the same code (measured:
- * cray end to end, 95% CI 0.999-1.055 in one default run and 1.005-1.067 in the next).
+ * counts as settled: at least a quarter of the precision asked, and
+ * - for an interval clear of 1 ("faster", "slower"), its own half-width: the estimate then lies
+ *   two half-widths (about four standard errors) from 1, and a repeat run, whose interval end
+ *   moves by about one standard error, says the same about 39 times in 40;
+ * - for an interval around 1 ("not distinguishable"), a quarter of its half-width on both sides.
+ * Nearer, the same code read "faster" in one run and "not distinguishable" in the next (cray end
+ * to end, 95% CI 1.005-1.067, then 0.999-1.055; python-script end to end 1.014-1.066, then
+ * 0.980-1.039), and a difference of 1-2% read "slower" in one run of five (cray, processes per
+ * run, 0.963-0.989). The quarter for intervals around 1 was chosen on ten default runs of two
+ * commits: with it, one row of 30 had settled verdicts that contradicted each other in five
+ * runs; with none, two to three (docs/measurement.md).
  */
-export function settleMarginPercent(precision: number): number {
-  return precision / 4;
+export function settleMarginPercent(precision: number, halfWidthPercent = 0, clearOfOne = false): number {
+  return Math.max(precision / 4, clearOfOne ? halfWidthPercent : halfWidthPercent / 4);
+}
+
+/** Whether a speedup's interval lies wholly above or below 1. */
+export function clearOfOne(r: Pick<RatioRow, 'ci95'>): boolean {
+  return r.ci95[0] > 1 || r.ci95[1] < 1;
 }
 
 /** How far the end of a speedup's interval nearest to 1 lies from 1, in percent (log scale). */
@@ -101,22 +114,47 @@ export function edgePercent(r: Pick<RatioRow, 'ci95'>): number {
 }
 
 /**
- * Whether a speedup's verdict is settled at a precision target: its interval ends at least the
- * margin away from 1 (above it, below it, or around it), or it is itself narrower than the
- * margin (a change that small is where any verdict has its edge).
+ * Whether a speedup's verdict is settled at a precision target (0 for a fixed number of rounds):
+ * its interval ends at least the settle margin away from 1.
  */
 export function isSettled(r: Pick<RatioRow, 'speedup' | 'ci95'>, precision: number): boolean {
-  const margin = settleMarginPercent(precision);
-  return edgePercent(r) >= margin || halfWidthPercent(r) <= margin;
+  return edgePercent(r) >= settleMarginPercent(precision, halfWidthPercent(r), clearOfOne(r));
 }
 
-/** The first of `ratios` whose verdict is not settled at `precision`, with how far its interval ends from 1. */
+/** A speedup's verdict as every view states it. */
+export type Verdict = 'faster' | 'slower' | 'not distinguishable' | 'not settled';
+
+/**
+ * The verdict on a speedup: faster (its whole 95% interval above 1), slower (below), not
+ * distinguishable (it holds 1), each only when settled (isSettled at the run's precision, 0 for
+ * fixed rounds); otherwise "not settled", with the interval shown and no claim made.
+ */
+export function verdictOf(r: Pick<RatioRow, 'speedup' | 'ci95'>, precision: number | undefined): Verdict {
+  if (!isSettled(r, precision ?? 0)) return 'not settled';
+  return r.ci95[0] > 1 ? 'faster' : r.ci95[1] < 1 ? 'slower' : 'not distinguishable';
+}
+
+/** The first headline of `ratios` not settled at `precision`: how far it ends from 1, and the margin it needed. */
 export function firstUnsettled(
   ratios: readonly RatioRow[],
   precision: number,
-): { label: string; edgePercent: number } | undefined {
+): { label: string; edgePercent: number; marginPercent: number } | undefined {
   const r = ratios.find((x) => isHeadlineRatio(x) && !isSettled(x, precision));
-  return r ? { label: ratioLabel(r), edgePercent: Math.round(edgePercent(r) * 100) / 100 } : undefined;
+  return r ? unsettledOf(ratioLabel(r), r, precision) : undefined;
+}
+
+/** How an unsettled interval is recorded: how far it ends from 1 and the margin it needed, rounded to 0.01%. */
+export function unsettledOf(
+  label: string,
+  r: Pick<RatioRow, 'speedup' | 'ci95'>,
+  precision: number,
+): { label: string; edgePercent: number; marginPercent: number } {
+  const round = (x: number) => Math.round(x * 100) / 100;
+  return {
+    label,
+    edgePercent: round(edgePercent(r)),
+    marginPercent: round(settleMarginPercent(precision, halfWidthPercent(r), clearOfOne(r))),
+  };
 }
 
 /**
@@ -199,12 +237,12 @@ export function samplingLines(groups: readonly SamplingGroup[], target: number |
   const open = groups.filter((g) => !g.converged);
   const done = groups.length - open.length;
   out.push(
-    `precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on their headline speedups (shared memory over RPC copy), each interval ending at least ${settleMarginPercent(target)}% from 1 or narrower than that${open.length ? '; not converged:' : '.'}`,
+    `precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on their headline speedups (shared memory over RPC copy), each verdict settled (an interval around 1 ending at least ${settleMarginPercent(target)}% and a quarter of its half-width from it; one clear of 1, ${settleMarginPercent(target)}% and its own half-width)${open.length ? '; not converged:' : '.'}`,
   );
   for (const g of open) {
     if (g.unsettled && (!g.widest || g.widest.percent <= target)) {
       out.push(
-        `  NOT SETTLED ${g.workload}/${g.pattern} (${g.policy}): ${g.unsettled.label}: its interval ends ${g.unsettled.edgePercent.toFixed(2)}% from 1, within the ${settleMarginPercent(target)}% where the verdict could go either way, after ${g.rounds} rounds, ${(g.elapsedMs / 1000).toFixed(1)} s; more rounds would settle it`,
+        `  NOT SETTLED ${g.workload}/${g.pattern} (${g.policy}): ${g.unsettled.label}: its interval ends ${g.unsettled.edgePercent.toFixed(2)}% from 1, within the ${(g.unsettled.marginPercent ?? settleMarginPercent(target)).toFixed(2)}% where the verdict could go either way, after ${g.rounds} rounds, ${(g.elapsedMs / 1000).toFixed(1)} s; more rounds would settle it`,
       );
       continue;
     }

@@ -2,7 +2,7 @@ import { median } from '../statistics.js';
 import type { Report, ResultRow } from '../report/report.js';
 import { fitTable, tableLegend, wrapText, type Column } from '../report/format-table.js';
 import { endToEndSummary } from './end-to-end.js';
-import { samplingLines } from './sampling.js';
+import { samplingLines, verdictOf, type Verdict } from './sampling.js';
 
 /**
  * What a person reads at the end of a bench run: one table of cells, the headline speedups
@@ -181,8 +181,22 @@ export function resultsTable(rows: readonly ResultRow[], width = Infinity): { ta
 
 export interface Headline {
   readonly text: string;
-  /** The interval excludes 1: shared memory is measurably faster or slower. */
+  /** Settled and clear of 1: shared memory is measurably faster or slower (sampling.ts verdictOf). */
   readonly significant: boolean;
+}
+
+/** A matrix headline's verdict in words (sampling.ts verdictOf). */
+function verdictWords(verdict: Verdict, speedup: number): string {
+  switch (verdict) {
+    case 'faster':
+      return `shared memory is ${speedup.toFixed(2)}x faster than RPC copy`;
+    case 'slower':
+      return `shared memory is ${(1 / speedup).toFixed(2)}x slower than RPC copy`;
+    case 'not distinguishable':
+      return 'shared memory and RPC copy: no measurable difference';
+    case 'not settled':
+      return 'shared memory over RPC copy: not settled (its interval ends too near 1 for a verdict)';
+  }
 }
 
 /** Shared memory against RPC copy, per workload/pattern/policy/executor, in words, from the report's ratios. */
@@ -193,12 +207,9 @@ export function headlineItems(report: Report): Headline[] {
     const lo = r.ci95[0].toFixed(2);
     const hi = r.ci95[1].toFixed(2);
     const exec = r.executor === 'llvm' ? " with LLVM's executor" : '';
-    const significant = r.ci95[0] > 1 || r.ci95[1] < 1;
-    const verdict = !significant
-      ? 'shared memory and RPC copy: no measurable difference'
-      : r.speedup >= 1
-        ? `shared memory is ${r.speedup.toFixed(2)}x faster than RPC copy`
-        : `shared memory is ${(1 / r.speedup).toFixed(2)}x slower than RPC copy`;
+    const judged = verdictOf(r, report.sampling?.precision);
+    const significant = judged === 'faster' || judged === 'slower';
+    const verdict = verdictWords(judged, r.speedup);
     const n = r.rounds ? `, ${r.rounds.length} rounds` : '';
     out.push({
       text: `${r.workload}/${r.pattern} (${r.policy})${exec}: ${verdict} (speedup ${r.speedup.toFixed(2)}, 95% CI ${lo}–${hi}${n}).`,
@@ -370,7 +381,7 @@ export function renderSummary(report: Report, reportPath: string, extra: Summary
     );
   const p = report.env.placement;
   out.push(
-    `controller on CPU ${p.controllerSeenOn?.join(',') || p.controllerCpus.join(',')}${p.pin === 'none' ? ' (not pinned)' : ''}, executor allowed on CPU ${p.executorCpus.join(',')} (--pin ${p.pin}); ${report.env.cpuModel}, ${report.env.cpus} CPUs, Node ${report.env.node}.\n`,
+    `controller on CPU ${p.controllerSeenOn?.join(',') || p.controllerCpus.join(',')}${p.pin === 'none' ? ' (not pinned)' : ''}, executor allowed on CPU ${p.executorCpus.join(',')} (--pin ${p.pin}); ${report.env.cpuModel}, ${report.env.cpus} CPUs, Node ${report.env.node}.${endToEndPlacement(report)}\n`,
   );
   const skipped = skippedLines(extra.skipped);
   if (skipped.length) out.push(skipped.join('\n') + '\n');
@@ -382,6 +393,16 @@ export function renderSummary(report: Report, reportPath: string, extra: Summary
     .split('\n')
     .flatMap((line) => (line.includes('\x1b') ? [line] : wrapText(line, width, '  ')))
     .join('\n');
+}
+
+/** Where the run pattern's processes ran, when the report says. */
+function endToEndPlacement(report: Report): string {
+  const e = report.endToEnd?.placement;
+  if (!e) return '';
+  const flags = e.warmControllerV8Flags.length
+    ? `; jitmem's warm controllers run with ${e.warmControllerV8Flags.join(' ')}`
+    : '';
+  return ` End to end: not pinned (CPU ${e.allowedCpus.join(',')})${flags}.`;
 }
 
 /** Whether any of our budgets is exceeded (LLVM's rows are for comparison only). */

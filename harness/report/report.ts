@@ -206,10 +206,11 @@ export interface SamplingGroup {
   /** The widest interval among all the group's speedups. */
   widestAny?: { label: string; percent: number };
   /**
-   * A headline whose interval ended within the settle margin of 1 (a quarter of the precision,
-   * percent on the log scale) when sampling stopped: its verdict could go either way.
+   * A headline whose interval ended within the settle margin of 1 (a quarter of the precision and
+   * at least half its own half-width, percent on the log scale; `marginPercent`, absent in older
+   * reports) when sampling stopped: its verdict could go either way.
    */
-  unsettled?: { label: string; edgePercent: number };
+  unsettled?: { label: string; edgePercent: number; marginPercent?: number };
   /** Rounds and seconds the widest would need to reach the target (half-width shrinks as 1/sqrt(rounds)). */
   roundsNeeded?: number;
   secondsNeeded?: number;
@@ -354,6 +355,12 @@ export interface EndToEndSection {
   /** Spawn to exit of `node -e 0`: the floor under any Node executor's start-up. */
   nodeFloor?: Stats;
   headlines: EndToEndHeadline[];
+  /**
+   * Where the run pattern's processes ran: not pinned (any of `allowedCpus`, whatever --pin said
+   * for the matrix), and the V8 flags of jitmem's warm controllers. Absent in older reports, whose
+   * run pattern inherited the matrix's pinning.
+   */
+  placement?: { allowedCpus: number[]; warmControllerV8Flags: string[] };
 }
 
 export interface Report {

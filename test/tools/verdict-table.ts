@@ -1,13 +1,16 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Report } from '../../harness/report/report.js';
+import { verdictOf } from '../../harness/bench/sampling.js';
 
 /**
  * Do the verdicts of several runs of one commit agree? node dist/test/tools/verdict-table.js
  * [--checks] REPORT... prints, as a markdown table, every headline of each report (each
  * shared-memory-over-RPC-copy speedup, each end-to-end headline) with its verdict, as the
- * summary states it (faster: the whole 95% interval above 1; slower: below 1; n.d.: it holds 1),
- * and every budget's verdict, then how many rows kept one verdict in all runs.
+ * summary states it (sampling.ts verdictOf: faster, the whole 95% interval above 1; slower, below
+ * 1; n.d., it holds 1; each only when settled at the report's precision, else "not settled"),
+ * and every budget's verdict, then how many rows kept one verdict in all runs and how many had
+ * settled verdicts that contradict each other (faster in one run, n.d. in another).
  *
  * With --checks (the CPU-hog criteria of issue 18, for quick runs): every speedup row's 95%
  * half-width is at most the precision asked or its group is named as not converged (at most two
@@ -31,19 +34,25 @@ const reports = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as Report);
 
 const fmt = (x: number): string =>
   Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2);
-const verdictOf = (ci: readonly [number, number]): string => (ci[0] > 1 ? 'faster' : ci[1] < 1 ? 'slower' : 'n.d.');
+const SHORT: Record<ReturnType<typeof verdictOf>, string> = {
+  faster: 'faster',
+  slower: 'slower',
+  'not distinguishable': 'n.d.',
+  'not settled': 'not settled',
+};
 
 function headlineCells(report: Report): Map<string, Cell> {
   const cells = new Map<string, Cell>();
+  const precision = report.sampling?.precision;
   for (const r of report.ratios) {
     if (r.mapper !== 'shared' || r.baseline !== 'rpc') continue;
     const size = (r as { contentHint?: number }).contentHint;
     const label = `${r.workload}/${r.pattern}${size ? ` ${size}` : ''} (${r.policy}) ${r.executor} shared/RPC`;
-    cells.set(label, { verdict: verdictOf(r.ci95), value: r.speedup.toFixed(3) });
+    cells.set(label, { verdict: SHORT[verdictOf(r, precision)], value: r.speedup.toFixed(3) });
   }
   for (const h of report.endToEnd?.headlines ?? []) {
     const label = `${h.workload} end to end, ${h.linker} ${h.executor}${h.controller ? ` ${h.controller}` : ''} shared/${h.baseline}`;
-    cells.set(label, { verdict: verdictOf(h.ci95), value: h.speedup.toFixed(3) });
+    cells.set(label, { verdict: SHORT[verdictOf(h, precision)], value: h.speedup.toFixed(3) });
   }
   // Some budget labels carry a measured figure ("median 22.5 us"): rows are matched with every
   // number in the label blanked, and the figures shown beside the verdict.
@@ -62,15 +71,21 @@ const labels = [...new Set(perRun.flatMap((m) => [...m.keys()]))];
 console.log(`| row | ${files.map((f, i) => `run ${i + 1} (${path.basename(f)})`).join(' | ')} | same verdict |`);
 console.log(`|---|${files.map(() => '---|').join('')}---|`);
 let same = 0;
+let contradicting = 0;
 for (const label of labels) {
   const cells = perRun.map((m) => m.get(label));
   const verdicts = new Set(cells.map((c) => c?.verdict ?? 'absent'));
   const agree = verdicts.size === 1;
   if (agree) same++;
+  const settled = new Set([...verdicts].filter((v) => v !== 'not settled' && v !== 'absent' && v !== 'undecided'));
+  if (settled.size > 1) contradicting++;
   const shown = cells.map((c) => (c ? `${c.verdict}${c.value ? ` ${c.value}` : ''}` : 'absent'));
   console.log(`| ${label} | ${shown.join(' | ')} | ${agree ? 'yes' : 'NO'} |`);
 }
 console.log(`\n${same} of ${labels.length} rows kept one verdict in all ${reports.length} runs.`);
+console.log(
+  `${contradicting} of ${labels.length} rows had settled verdicts that contradict each other (not settled and undecided set aside).`,
+);
 
 if (checks) {
   let failed = 0;
