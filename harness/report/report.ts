@@ -206,6 +206,13 @@ export interface SamplingGroup {
   /** The widest interval among all the group's speedups. */
   widestAny?: { label: string; percent: number };
   /**
+   * With a precision target: every speedup of the group (label as the summary names it, 95% CI
+   * half-width in percent) still wider than the precision when sampling stopped, widest first;
+   * empty when all reached it. The precision mode waits for all of them. Absent in reports of
+   * older versions, whose precision mode waited for the headlines only.
+   */
+  notConverged?: Array<{ label: string; percent: number }>;
+  /**
    * A headline whose interval ended within the settle margin of 1 (a quarter of the precision,
    * percent on the log scale) when sampling stopped: its verdict could go either way.
    */
@@ -221,7 +228,10 @@ export interface SamplingSection {
   precision?: number;
   maxTimeMs?: number;
   minRounds: number;
-  /** A full GC ran before each cell's round (outside the timed phases). */
+  /**
+   * A garbage collection ran before each round, outside the timed phases (a young-generation
+   * one; a full one in older versions).
+   */
   gcBetweenRounds: boolean;
   /** Unrecorded warm-up iterations each cell runs at the start of every round after the first. */
   warmupPerRound: number;
