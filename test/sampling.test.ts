@@ -55,6 +55,7 @@ test('the summary names every speedup that did not reach the precision, with the
         converged: true,
         widest: { label: 'cray/load rpc over in-process (first-fit)', percent: 2.5 },
         widestAny: { label: 'cray/load rpc over in-process (first-fit)', percent: 2.5 },
+        waitedFor: 'every',
         notConverged: [],
       },
       {
@@ -66,6 +67,7 @@ test('the summary names every speedup that did not reach the precision, with the
         converged: false,
         widest: { label: 'python/load dualmap over in-process (first-fit)', percent: 6.2 },
         widestAny: { label: 'python/load dualmap over in-process (first-fit)', percent: 6.2 },
+        waitedFor: 'every',
         notConverged: [
           { label: 'python/load dualmap over in-process (first-fit)', percent: 6.2 },
           { label: 'python/load dualmap over RPC copy (first-fit)', percent: 5.31 },
@@ -113,7 +115,7 @@ test('reports of older versions, whose precision mode waited for the headlines o
     3,
   );
   t.deepEqual(lines, [
-    'precision: 1 of 2 groups reached 95% CI half-width <= 3% on every speedup, each headline (shared memory over RPC copy) ending at least 0.75% from 1 or narrower than that; not converged:',
+    'precision: 1 of 2 groups reached 95% CI half-width <= 3% on their headline speedups (shared memory over RPC copy), each interval ending at least 0.75% from 1 or narrower than that; not converged:',
     '  NOT CONVERGED python/load (first-fit) after 20 rounds, 25.0 s; about 252 s (201 rounds) would reach it:',
     '    python/load shared over RPC copy (first-fit) ±9.5%',
     '  other speedups wider than 3% (not waited for) in 2 groups; the widest: python/load dualmap over in-process (first-fit) ±14.0%',
@@ -172,6 +174,46 @@ test('the precision target waits for every speedup of a group, those with an in-
   const wide = widerThan(ratios, 5);
   t.deepEqual(wide, [{ label: 'w/load dualmap over RPC copy (first-fit)', percent: widest!.percent }]);
   t.deepEqual(widerThan(ratios, 1000), []);
+  t.deepEqual(
+    widerThan(ratios, -1).map((w) => [w.label, w.headline ?? false]),
+    [
+      ['w/load dualmap over RPC copy (first-fit)', false],
+      ['w/load shared over RPC copy (first-fit)', true],
+    ],
+  );
+  // The default preset waits for the headlines only: the widest it stops on is the headline's.
+  const headlinesOnly = groupWidths(rows, 1, 'headlines');
+  t.is(headlinesOnly.widest!.label, 'w/load shared over RPC copy (first-fit)');
+  t.deepEqual(headlinesOnly.widestAny, widest);
+});
+
+test('a group that waits for the headlines only names each other speedup wider than the precision, as not waited for', (t) => {
+  const lines = samplingLines(
+    [
+      {
+        workload: 'cray',
+        pattern: 'load',
+        policy: 'first-fit',
+        rounds: 8,
+        elapsedMs: 3_000,
+        converged: true,
+        widest: { label: 'cray/load shared over RPC copy (first-fit)', percent: 1.5 },
+        widestAny: { label: 'cray/load rpc over in-process (first-fit)', percent: 4.1 },
+        waitedFor: 'headlines',
+        notConverged: [
+          { label: 'cray/load rpc over in-process (first-fit)', percent: 4.1 },
+          { label: 'cray/load inprocess over RPC copy (first-fit)', percent: 3.46 },
+        ],
+      },
+    ],
+    3,
+  );
+  t.deepEqual(lines, [
+    'precision: 1 of 1 groups reached 95% CI half-width <= 3% on their headline speedups (shared memory over RPC copy), each interval ending at least 0.75% from 1 or narrower than that.',
+    '  other speedups wider than 3% (not waited for):',
+    '    cray/load rpc over in-process (first-fit) ±4.1%',
+    '    cray/load inprocess over RPC copy (first-fit) ±3.5%',
+  ]);
 });
 
 test('a headline is settled when its interval ends a quarter of the precision from 1, or is narrower than that', (t) => {

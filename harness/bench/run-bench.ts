@@ -288,8 +288,8 @@ interface RoundsOutcome {
   readonly widest: { label: string; percent: number } | undefined;
   readonly widestAny: { label: string; percent: number } | undefined;
   readonly converged: boolean;
-  /** Every speedup still wider than the precision when sampling stopped, widest first. */
-  readonly wide: ReadonlyArray<{ label: string; percent: number }>;
+  /** Every speedup still wider than the precision when sampling stopped, widest first (waited for or not). */
+  readonly wide: ReadonlyArray<{ label: string; percent: number; headline?: true }>;
   /** A headline whose interval ended within the settle margin of 1 (see sampling.ts isSettled). */
   readonly unsettled?: { label: string; edgePercent: number };
 }
@@ -441,10 +441,10 @@ async function runRound(
 }
 
 /**
- * Rounds: at least `rounds`; with a precision target, more until every speedup of the group (all
- * of its ratios, the headlines and those with an in-process or dual-mapped side) is known to it
- * and every headline's verdict is settled, or the group's time `budget` (from `groupStart`) is
- * spent.
+ * Rounds: at least `rounds`; with a precision target, more until every speedup the selection
+ * waits for (`precisionWaitsFor`: all of the group's ratios, the headlines and those with an
+ * in-process or dual-mapped side, or the headlines only) is known to it and every headline's
+ * verdict is settled, or the group's time `budget` (from `groupStart`) is spent.
  */
 async function measureRounds(
   active: readonly ActiveCell[],
@@ -459,7 +459,7 @@ async function measureRounds(
   let widestAny: { label: string; percent: number } | undefined;
   let converged = precision === undefined;
   let unsettled: { label: string; edgePercent: number } | undefined;
-  let wide: Array<{ label: string; percent: number }> = [];
+  let wide: Array<{ label: string; percent: number; headline?: true }> = [];
   for (;;) {
     await runRound(active, round, options, record);
     round++;
@@ -472,11 +472,12 @@ async function measureRounds(
     ({ ratios, widest, widestAny } = groupWidths(
       active.map((a) => ({ row: a.cell, samples: a.runner.latencies, roundEnds: record.roundEnds.get(a.index) ?? [] })),
       options.seed,
+      options.selection.precisionWaitsFor,
     ));
     // Every speedup narrow enough, and no headline ending so close to 1 that its verdict could go either way.
     unsettled = firstUnsettled(ratios, precision);
     wide = widerThan(ratios, precision);
-    converged = wide.length === 0 && !unsettled;
+    converged = (!widest || widest.percent <= precision) && !unsettled;
     if (converged || performance.now() - groupStart >= budget || round >= MAX_ROUNDS) break;
   }
   return { round, widest, widestAny, converged, wide, ...(unsettled ? { unsettled } : {}) };
@@ -488,6 +489,7 @@ function samplingGroupOf(
   outcome: RoundsOutcome,
   elapsedMs: number,
   precision: number | undefined,
+  waitsFor: 'every' | 'headlines',
 ): SamplingGroup {
   const { round, widest, widestAny, converged, unsettled, wide } = outcome;
   const percent = (x: number) => Math.round(x * 100) / 100;
@@ -505,7 +507,14 @@ function samplingGroupOf(
     ...(widest ? { widest: { label: widest.label, percent: percent(widest.percent) } } : {}),
     ...(widestAny ? { widestAny: { label: widestAny.label, percent: percent(widestAny.percent) } } : {}),
     ...(precision !== undefined
-      ? { notConverged: wide.map((w) => ({ label: w.label, percent: percent(w.percent) })) }
+      ? {
+          waitedFor: waitsFor,
+          notConverged: wide.map((w) => ({
+            label: w.label,
+            percent: percent(w.percent),
+            ...(w.headline ? { headline: true } : {}),
+          })),
+        }
       : {}),
     ...(unsettled && !converged ? { unsettled } : {}),
     ...(needed !== undefined && Number.isFinite(needed)
@@ -547,7 +556,13 @@ async function runGroup(
     const groupStart = performance.now();
     const outcome = await measureRounds(active, options, record, groupStart, budgetOf(groupStart));
     const sampling = active.length
-      ? samplingGroupOf(active[0]!.cell, outcome, performance.now() - groupStart, options.precision)
+      ? samplingGroupOf(
+          active[0]!.cell,
+          outcome,
+          performance.now() - groupStart,
+          options.precision,
+          options.selection.precisionWaitsFor,
+        )
       : undefined;
     await finishGroup(active, options, record);
     return sampling;

@@ -126,20 +126,22 @@ export function firstUnsettled(
 
 /**
  * The headlines, shared memory over RPC copy (over each executor), as the summary states them:
- * a precision run waits for every speedup to reach its width, and for the headlines' verdicts
- * to be settled besides.
+ * a precision run waits for their verdicts to be settled and for their width (with `--quick`
+ * and `--full`, for every speedup's width).
  */
 export function isHeadlineRatio(r: Pick<RatioRow, 'mapper' | 'baseline'>): boolean {
   return r.mapper === 'shared' && r.baseline === 'rpc';
 }
 
 /**
- * The speedups of a group's rows so far and the widest interval (percent) among them, which the
- * precision target stops on (`widestAny`, the same since every speedup is waited for).
+ * The speedups of a group's rows so far: the widest interval (percent) among those the precision
+ * target waits for (every speedup, or the headlines only; a group without a headline waits for
+ * all), which it stops on, and the widest among all its speedups.
  */
 export function groupWidths(
   rows: readonly PartialRow[],
   seed: number,
+  waitsFor: 'every' | 'headlines' = 'every',
 ): {
   ratios: RatioRow[];
   widest: { label: string; percent: number } | undefined;
@@ -176,14 +178,22 @@ export function groupWidths(
     }
     return widest;
   };
-  const widest = widestOf(ratios);
-  return { ratios, widest, widestAny: widest };
+  const headlines = ratios.filter(isHeadlineRatio);
+  const waited = waitsFor === 'headlines' && headlines.length ? headlines : ratios;
+  return { ratios, widest: widestOf(waited), widestAny: widestOf(ratios) };
 }
 
-/** Every speedup whose 95% CI half-width is above `precision` percent, widest first, by label. */
-export function widerThan(ratios: readonly RatioRow[], precision: number): Array<{ label: string; percent: number }> {
+/** Every speedup whose 95% CI half-width is above `precision` percent, widest first, by label; headlines marked. */
+export function widerThan(
+  ratios: readonly RatioRow[],
+  precision: number,
+): Array<{ label: string; percent: number; headline?: true }> {
   return ratios
-    .map((r) => ({ label: ratioLabel(r), percent: halfWidthPercent(r) }))
+    .map((r) => ({
+      label: ratioLabel(r),
+      percent: halfWidthPercent(r),
+      ...(isHeadlineRatio(r) ? { headline: true as const } : {}),
+    }))
     .filter((w) => w.percent > precision)
     .sort((a, b) => b.percent - a.percent);
 }
@@ -207,19 +217,24 @@ export function roundsNeeded(rounds: number, widest: number, target: number): nu
 
 /**
  * The precision lines of the summary and the HTML page: how many groups reached the precision
- * asked, then, for each that did not, every speedup still wider than it (label and half-width,
- * as the report's `sampling.groups[].notConverged` lists them) and a headline whose verdict is
- * not settled. Reports of older versions waited for the headlines only (no `notConverged`):
- * their widest headline is named, and the widest of the other speedups.
+ * asked, then, for each that did not, every speedup it waited for still wider than it (label and
+ * half-width, as the report's `sampling.groups[].notConverged` lists them) and a headline whose
+ * verdict is not settled; then the speedups wider than it that were not waited for (groups that
+ * wait for the headlines only), each named. Reports of older versions (no `notConverged`) waited
+ * for the headlines: their widest headline is named, and the widest of the other speedups.
  */
 export function samplingLines(groups: readonly SamplingGroup[], target: number | undefined): string[] {
   if (target === undefined) return [];
   const out: string[] = [];
   const open = groups.filter((g) => !g.converged);
   const done = groups.length - open.length;
-  const rows = open.reduce((n, g) => n + (g.notConverged?.length ?? 0), 0);
+  const waited = (g: SamplingGroup) =>
+    g.notConverged?.filter((w) => g.waitedFor !== 'headlines' || w.headline) ??
+    (g.widest && g.widest.percent > target ? [g.widest] : []);
+  const rows = open.reduce((n, g) => n + (g.notConverged ? waited(g).length : 0), 0);
+  const every = groups.some((g) => g.waitedFor === 'every');
   out.push(
-    `precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on every speedup, each headline (shared memory over RPC copy) ending at least ${settleMarginPercent(target)}% from 1 or narrower than that${open.length ? `; not converged${rows ? ` (${rows} speedup${rows === 1 ? '' : 's'} wider than ${target}%)` : ''}:` : '.'}`,
+    `precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on ${every ? 'every speedup, each headline' : 'their headline speedups'} (shared memory over RPC copy)${every ? '' : ', each interval'} ending at least ${settleMarginPercent(target)}% from 1 or narrower than that${open.length ? `; not converged${rows ? ` (${rows} speedup${rows === 1 ? '' : 's'} wider than ${target}%)` : ''}:` : '.'}`,
   );
   for (const g of open) {
     const where = `${g.workload}/${g.pattern} (${g.policy})`;
@@ -227,7 +242,7 @@ export function samplingLines(groups: readonly SamplingGroup[], target: number |
     const needs = Number.isFinite(g.secondsNeeded ?? Infinity)
       ? `; about ${Math.ceil(g.secondsNeeded!)} s (${g.roundsNeeded} rounds) would reach it`
       : '';
-    const wide = g.notConverged ?? (g.widest && g.widest.percent > target ? [g.widest] : []);
+    const wide = waited(g);
     if (wide.length) {
       out.push(`  NOT CONVERGED ${where} ${after}${needs}:`);
       for (const w of wide) out.push(`    ${w.label} ±${w.percent.toFixed(1)}%`);
@@ -242,7 +257,15 @@ export function samplingLines(groups: readonly SamplingGroup[], target: number |
       );
     }
   }
-  // Older reports: the other speedups were measured in the same rounds but not waited for.
+  // Groups that wait for the headlines: the other speedups, measured in the same rounds, named when wider.
+  const notWaited = groups.flatMap((g) =>
+    g.waitedFor === 'headlines' ? (g.notConverged ?? []).filter((w) => !w.headline) : [],
+  );
+  if (notWaited.length) {
+    out.push(`  other speedups wider than ${target}% (not waited for):`);
+    for (const w of notWaited) out.push(`    ${w.label} ±${w.percent.toFixed(1)}%`);
+  }
+  // Older reports: only the widest of the other speedups was recorded.
   const wider = groups.filter((g) => !g.notConverged && g.widestAny && g.widestAny.percent > target);
   if (wider.length) {
     const widest = wider.reduce((a, g) => (g.widestAny!.percent > a.widestAny!.percent ? g : a));

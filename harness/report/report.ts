@@ -206,12 +206,15 @@ export interface SamplingGroup {
   /** The widest interval among all the group's speedups. */
   widestAny?: { label: string; percent: number };
   /**
-   * With a precision target: every speedup of the group (label as the summary names it, 95% CI
-   * half-width in percent) still wider than the precision when sampling stopped, widest first;
-   * empty when all reached it. The precision mode waits for all of them. Absent in reports of
-   * older versions, whose precision mode waited for the headlines only.
+   * With a precision target: what the group waited for, `every` speedup (`--quick`, `--full`) or
+   * the `headlines` (shared memory over RPC copy; the default preset), and every speedup of the
+   * group (label as the summary names it, 95% CI half-width in percent, `headline` for shared
+   * memory over RPC copy) still wider than the precision when sampling stopped, waited for or
+   * not, widest first; empty when all reached it. The summary names each. Absent in reports of
+   * older versions (which waited for the headlines) and in the run pattern's groups.
    */
-  notConverged?: Array<{ label: string; percent: number }>;
+  waitedFor?: 'every' | 'headlines';
+  notConverged?: Array<{ label: string; percent: number; headline?: boolean }>;
   /**
    * A headline whose interval ended within the settle margin of 1 (a quarter of the precision,
    * percent on the log scale) when sampling stopped: its verdict could go either way.
