@@ -28,7 +28,8 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     load: async () => (await import('./commands/charts.js')).chartsCommand,
   },
   compare: {
-    summary: 'compare bench reports: per-row change over measurement rounds or runs; exit 1 on a regression, 3 when rows are too noisy to judge',
+    summary:
+      'compare bench reports: per-row change over measurement rounds or runs; exit 1 on a regression, 3 when rows are too noisy to judge',
     load: async () => (await import('./commands/compare.js')).compareCommand,
   },
   executor: {

@@ -658,9 +658,10 @@ test('--calibrate --head-runs gives each row the threshold a gate of its runs ca
         `${row.label}: ${row.threshold} vs ${calibrated.threshold}`,
       );
   }
+  // Wide enough for the threshold column, which says "not gated".
   t.regex(
-    runCli(['compare', runs[0]!, runs[1]!, '--ratios-only', '--thresholds', file], cleanEnv()).stdout,
-    /rows shown, not\s+gated \(calibrated threshold above 10%\)[\s\S]*cray\/load\/inprocess\/jitmem\/first-fit\/speedup-vs-rpc .* not gated/,
+    runCli(['compare', runs[0]!, runs[1]!, '--ratios-only', '--thresholds', file], cleanEnv({ COLUMNS: '300' })).stdout,
+    /rows shown, not\s+gated \(calibrated threshold above 10%\)[\s\S]*cray\/load\/shared\/jitmem\/first-fit\/speedup-vs-inprocess .* not gated/,
   ); // A file that is not a calibration: exit 2, naming the flag and the file.
   const bad = save(base);
   const b = runCli(['compare', runs[0]!, runs[1]!, '--ratios-only', '--thresholds', bad], cleanEnv());

@@ -11,6 +11,7 @@ import {
   samplingLines,
   settleMarginPercent,
   verdictOf,
+  widerThan,
   withRounds,
 } from '../harness/bench/sampling.js';
 import type { ResultRow } from '../harness/report/report.js';
@@ -44,7 +45,50 @@ test("per-round medians and each cell's place in its round go into the row", (t)
   t.is(withRounds(row, [3, 6]), row);
 });
 
-test('the summary names every group that did not reach the precision, the width it reached and the time it would need', (t) => {
+test('the summary names every speedup that did not reach the precision, with the width it reached, and the time its group would need', (t) => {
+  const lines = samplingLines(
+    [
+      {
+        workload: 'cray',
+        pattern: 'load',
+        policy: 'first-fit',
+        rounds: 40,
+        elapsedMs: 20_000,
+        converged: true,
+        widest: { label: 'cray/load rpc over in-process (first-fit)', percent: 2.5 },
+        widestAny: { label: 'cray/load rpc over in-process (first-fit)', percent: 2.5 },
+        waitedFor: 'every',
+        notConverged: [],
+      },
+      {
+        workload: 'python',
+        pattern: 'load',
+        policy: 'first-fit',
+        rounds: 20,
+        elapsedMs: 25_000,
+        converged: false,
+        widest: { label: 'python/load dualmap over in-process (first-fit)', percent: 6.2 },
+        widestAny: { label: 'python/load dualmap over in-process (first-fit)', percent: 6.2 },
+        waitedFor: 'every',
+        notConverged: [
+          { label: 'python/load dualmap over in-process (first-fit)', percent: 6.2 },
+          { label: 'python/load dualmap over RPC copy (first-fit)', percent: 5.31 },
+        ],
+        roundsNeeded: 31,
+        secondsNeeded: 39,
+      },
+    ],
+    5,
+  );
+  t.deepEqual(lines, [
+    "precision: 1 of 2 groups reached 95% CI half-width <= 5% on every speedup, each headline's (shared memory over RPC copy) verdict settled (an interval around 1 ending at least 1.25% and a quarter of its half-width from it; one clear of 1, 1.25% and its own half-width); not converged (2 speedups wider than 5%):",
+    '  NOT CONVERGED python/load (first-fit) after 20 rounds, 25.0 s; about 39 s (31 rounds) would reach it:',
+    '    python/load dualmap over in-process (first-fit) ±6.2%',
+    '    python/load dualmap over RPC copy (first-fit) ±5.3%',
+  ]);
+});
+
+test('reports of older versions, whose precision mode waited for the headlines only: the widest headline is named, and the widest other speedup', (t) => {
   const lines = samplingLines(
     [
       {
@@ -73,14 +117,15 @@ test('the summary names every group that did not reach the precision, the width 
     3,
   );
   t.deepEqual(lines, [
-    'precision: 1 of 2 groups reached 95% CI half-width <= 3% on their headline speedups (shared memory over RPC copy), each verdict settled (an interval around 1 ending at least 0.75% and a quarter of its half-width from it; one clear of 1, 0.75% and its own half-width); not converged:',
-    '  NOT CONVERGED python/load (first-fit): widest python/load shared over RPC copy (first-fit) ±9.5% after 20 rounds, 25.0 s; about 252 s (201 rounds) would reach it',
+    "precision: 1 of 2 groups reached 95% CI half-width <= 3% on their headline speedups (shared memory over RPC copy), each headline's verdict settled (an interval around 1 ending at least 0.75% and a quarter of its half-width from it; one clear of 1, 0.75% and its own half-width); not converged:",
+    '  NOT CONVERGED python/load (first-fit) after 20 rounds, 25.0 s; about 252 s (201 rounds) would reach it:',
+    '    python/load shared over RPC copy (first-fit) ±9.5%',
     '  other speedups wider than 3% (not waited for) in 2 groups; the widest: python/load dualmap over in-process (first-fit) ±14.0%',
   ]);
   t.deepEqual(samplingLines([], undefined), []);
 });
 
-test('the precision target waits for the headline speedups, shared memory over RPC copy; a group without one waits for all', (t) => {
+test('the precision target waits for every speedup of a group, those with an in-process or dual-mapped side too', (t) => {
   t.true(isHeadlineRatio({ mapper: 'shared', baseline: 'rpc' }));
   t.false(isHeadlineRatio({ mapper: 'shared', baseline: 'inprocess' }));
   t.false(isHeadlineRatio({ mapper: 'dualmap', baseline: 'rpc' }));
@@ -120,16 +165,57 @@ test('the precision target waits for the headline speedups, shared memory over R
       roundEnds: [2, 4, 6],
     },
   ];
-  const { widest, widestAny } = groupWidths(rows, 1);
-  t.is(widest!.label, 'w/load shared over RPC copy (first-fit)');
-  t.is(widest!.percent, 0);
-  t.true(widestAny!.percent > 10, JSON.stringify(widestAny));
-  // Without a remote pair, every speedup counts.
-  const local = groupWidths(
-    [rows[2]!, { ...rows[2]!, row: { ...rows[2]!.row, mapper: 'inprocess' as const }, samples: [1, 1, 1, 1, 1, 1] }],
-    1,
+  const { ratios, widest, widestAny } = groupWidths(rows, 1);
+  // The widest is the dual mapping's (its rounds 1, 3, 1), not the steady headline's.
+  t.is(widest!.label, 'w/load dualmap over RPC copy (first-fit)');
+  t.true(widest!.percent > 10, JSON.stringify(widest));
+  t.deepEqual(widestAny, widest);
+  const headline = ratios.find(isHeadlineRatio)!;
+  t.is(halfWidthPercent(headline), 0);
+  // Every speedup above the precision is named, widest first; the steady headline is not.
+  const wide = widerThan(ratios, 5);
+  t.deepEqual(wide, [{ label: 'w/load dualmap over RPC copy (first-fit)', percent: widest!.percent }]);
+  t.deepEqual(widerThan(ratios, 1000), []);
+  t.deepEqual(
+    widerThan(ratios, -1).map((w) => [w.label, w.headline ?? false]),
+    [
+      ['w/load dualmap over RPC copy (first-fit)', false],
+      ['w/load shared over RPC copy (first-fit)', true],
+    ],
   );
-  t.deepEqual(local.widest, local.widestAny);
+  // The default preset waits for the headlines only: the widest it stops on is the headline's.
+  const headlinesOnly = groupWidths(rows, 1, 'headlines');
+  t.is(headlinesOnly.widest!.label, 'w/load shared over RPC copy (first-fit)');
+  t.deepEqual(headlinesOnly.widestAny, widest);
+});
+
+test('a group that waits for the headlines only names each other speedup wider than the precision, as not waited for', (t) => {
+  const lines = samplingLines(
+    [
+      {
+        workload: 'cray',
+        pattern: 'load',
+        policy: 'first-fit',
+        rounds: 8,
+        elapsedMs: 3_000,
+        converged: true,
+        widest: { label: 'cray/load shared over RPC copy (first-fit)', percent: 1.5 },
+        widestAny: { label: 'cray/load rpc over in-process (first-fit)', percent: 4.1 },
+        waitedFor: 'headlines',
+        notConverged: [
+          { label: 'cray/load rpc over in-process (first-fit)', percent: 4.1 },
+          { label: 'cray/load inprocess over RPC copy (first-fit)', percent: 3.46 },
+        ],
+      },
+    ],
+    3,
+  );
+  t.deepEqual(lines, [
+    "precision: 1 of 1 groups reached 95% CI half-width <= 3% on their headline speedups (shared memory over RPC copy), each headline's verdict settled (an interval around 1 ending at least 0.75% and a quarter of its half-width from it; one clear of 1, 0.75% and its own half-width).",
+    '  other speedups wider than 3% (not waited for):',
+    '    cray/load rpc over in-process (first-fit) ±4.1%',
+    '    cray/load inprocess over RPC copy (first-fit) ±3.5%',
+  ]);
 });
 
 test('a verdict is settled when its interval ends a quarter of the precision from 1, and its own half-width when clear of 1 or a quarter of it around 1', (t) => {

@@ -307,8 +307,21 @@ export class CellRunner {
     this.measured = true;
   }
 
-  /** One measured iteration; returns its latency (ms). */
-  async step(): Promise<number> {
+  /**
+   * One iteration as a measured one runs (the integrity checks at its end only); returns its
+   * latency (ms). `record: false`: a warm-up that runs the measured code paths, interleaved with
+   * other cells as the measured iterations will be, and is neither recorded nor counted.
+   */
+  async step(options: { record?: boolean } = {}): Promise<number> {
+    if (options.record === false) {
+      const measured = this.measured;
+      this.measured = true;
+      try {
+        return await this.iteration(this.iterationsRun++, cellName(this.cell));
+      } finally {
+        this.measured = measured;
+      }
+    }
     const before = this.handle.controllerCounters?.();
     const total = await this.iteration(this.iterationsRun++, cellName(this.cell));
     if (before && this.roundController) {

@@ -11,9 +11,18 @@ import type {
   ResultRow,
   SamplingGroup,
 } from '../report/report.js';
-import { collectGarbage, firstUnsettled, groupWidths, roundOrder, roundsNeeded, withRounds } from './sampling.js';
+import {
+  collectGarbage,
+  firstUnsettled,
+  groupWidths,
+  roundOrder,
+  roundsNeeded,
+  widerThan,
+  withRounds,
+} from './sampling.js';
 
 export { withRounds };
+import { pinAllThreads } from './thread-affinity.js';
 import { CellRunner, cellName, type MapperHandle } from './cell-runner.js';
 import type { PlannedCell } from './matrix.js';
 import { captureEnvironment, cpuPlan } from './environment.js';
@@ -108,7 +117,7 @@ export interface BenchRunOptions {
   readonly precision?: number;
   /** The whole run's time budget with a precision target, in ms (each group gets its share of what is left). */
   readonly maxTimeMs?: number;
-  /** A full GC before each cell's round, outside the timed phases (default true). */
+  /** A young-generation GC before each round, outside the timed phases (default true). */
   readonly gcBetweenRounds?: boolean;
   readonly workloadOptions: WorkloadOptions;
   readonly llvmExecutor?: string;
@@ -153,7 +162,17 @@ export const WARMUP_PER_ROUND = 1;
  * Iterations of each cell in one round at most: past a few hundred, a round's median is as
  * good as it gets, and the time goes further spent on more rounds (more pairs).
  */
-export const MAX_PASSES_PER_ROUND = 256;
+export const MAX_ITERATIONS_PER_ROUND = 256;
+
+/**
+ * Iterations a cell runs back to back each time its turn comes within a round. A cell's first
+ * iteration after another cell's finds the caches and TLB as the other left them: measured under
+ * a CPU hog, python's dual-mapped iteration took 4.2 ms after in-process and 5.9 ms after shared
+ * memory, so with one iteration per turn its samples alternated between two modes and a round's
+ * median fell on either (the dual-mapped speedups spread ±8-15% over 8 rounds). With four, three
+ * in four iterations follow their own cell and the median lies among them (±1-6%).
+ */
+export const ITERATIONS_PER_TURN = 4;
 
 /** Rounds a group stops at even short of its precision (a bound on the report's size). */
 export const MAX_ROUNDS = 400;
@@ -276,6 +295,8 @@ interface RoundsOutcome {
   readonly widest: { label: string; percent: number } | undefined;
   readonly widestAny: { label: string; percent: number } | undefined;
   readonly converged: boolean;
+  /** Every speedup still wider than the precision when sampling stopped, widest first (waited for or not). */
+  readonly wide: ReadonlyArray<{ label: string; percent: number; headline?: true }>;
   /** A headline whose interval ended within the settle margin of 1 (see sampling.ts isSettled). */
   readonly unsettled?: { label: string; edgePercent: number; marginPercent: number };
 }
@@ -365,9 +386,9 @@ async function openGroup(
       time: options.selection.time,
       iterations: options.selection.iterations,
       warmupIterations: 2,
-      // JIT tiers settle over the first few hundred milliseconds of a cell: measured rounds
-      // before that would drift, and the ratio of a pair of mappers with them.
-      warmupTime: warmupTimeOf(options.selection.time),
+      // JIT tiers settle over the first few hundred milliseconds of a cell: runRound warms the
+      // cells up interleaved for that long before the first round (runRound), not one by one here.
+      warmupTime: 0,
       cold: options.cold || cell.forceCold,
       granularity: cell.pattern === 'churn' ? (options.churnGranularity ?? options.granularity) : options.granularity,
       onIteration: (iterations) => {
@@ -388,9 +409,34 @@ async function openGroup(
 }
 
 /**
- * One round of a group: each cell warms up, then the cells run one iteration each in turn,
- * forward and backward by turns (A B C D D C B A ...), until the round's time is spent: a drift
- * of the machine's speed falls on every cell of the round alike, iteration by iteration.
+ * Turns of the cells of a round, forward and backward by passes (A B C D D C B A ...), each turn
+ * ITERATIONS_PER_TURN iterations of one cell, until `until` (ms) and at least `passes` passes,
+ * at most `maxIterations` of each cell: a drift of the machine's speed falls on every cell of
+ * the round alike.
+ */
+async function interleave(
+  active: readonly ActiveCell[],
+  round: number,
+  passes: number,
+  until: number,
+  maxIterations: number,
+  step: (a: ActiveCell) => Promise<unknown>,
+): Promise<void> {
+  for (
+    let pass = 0;
+    active.length && (pass + 1) * ITERATIONS_PER_TURN <= maxIterations && (pass < passes || performance.now() < until);
+    pass++
+  ) {
+    for (const k of roundOrder(active.length, round + pass))
+      for (let i = 0; i < ITERATIONS_PER_TURN; i++) await step(active[k]!);
+  }
+}
+
+/**
+ * One round of a group: a young-generation GC, each cell's warm-up, then the cells' interleaved
+ * turns until the round's time is spent. The first round warms up as it will measure, the cells
+ * interleaved, for the warm-up time of each: warmed up one after the other, python's first
+ * measured iterations still ran 2-3x slower than the rest of the round.
  */
 async function runRound(
   active: readonly ActiveCell[],
@@ -399,21 +445,19 @@ async function runRound(
   record: MatrixRecord,
 ): Promise<void> {
   const roundTime = options.selection.time / record.rounds;
-  const roundIterations = Math.ceil(options.selection.iterations / record.rounds);
-  if (options.gcBetweenRounds !== false) collectGarbage();
+  const passes = Math.ceil(options.selection.iterations / record.rounds / ITERATIONS_PER_TURN);
+  if (options.gcBetweenRounds !== false) collectGarbage('minor');
   for (const a of active) {
     record.roundOf.set(a.index, round);
     await a.runner.warmup(round === 0, WARMUP_PER_ROUND);
   }
+  if (round === 0) {
+    const warmup = warmupTimeOf(options.selection.time) * active.length;
+    await interleave(active, round, 1, performance.now() + warmup, Infinity, (a) => a.runner.step({ record: false }));
+  }
   for (const a of active) await a.runner.beginMeasuring();
   const until = performance.now() + roundTime * active.length;
-  for (
-    let pass = 0;
-    active.length && pass < MAX_PASSES_PER_ROUND && (pass < roundIterations || performance.now() < until);
-    pass++
-  ) {
-    for (const k of roundOrder(active.length, round + pass)) await active[k]!.runner.step();
-  }
+  await interleave(active, round, passes, until, MAX_ITERATIONS_PER_ROUND, (a) => a.runner.step());
   for (const [position, k] of roundOrder(active.length, round).entries()) {
     const a = active[k]!;
     await a.runner.endMeasuring();
@@ -423,8 +467,10 @@ async function runRound(
 }
 
 /**
- * Rounds: at least `rounds`; with a precision target, more until every speedup of the group is
- * known to it or the group's time `budget` (from `groupStart`) is spent.
+ * Rounds: at least `rounds`; with a precision target, more until every speedup the selection
+ * waits for (`precisionWaitsFor`: all of the group's ratios, the headlines and those with an
+ * in-process or dual-mapped side, or the headlines only) is known to it and every headline's
+ * verdict is settled, or the group's time `budget` (from `groupStart`) is spent.
  */
 async function measureRounds(
   active: readonly ActiveCell[],
@@ -439,6 +485,7 @@ async function measureRounds(
   let widestAny: { label: string; percent: number } | undefined;
   let converged = precision === undefined;
   let unsettled: { label: string; edgePercent: number; marginPercent: number } | undefined;
+  let wide: Array<{ label: string; percent: number; headline?: true }> = [];
   for (;;) {
     await runRound(active, round, options, record);
     round++;
@@ -451,13 +498,15 @@ async function measureRounds(
     ({ ratios, widest, widestAny } = groupWidths(
       active.map((a) => ({ row: a.cell, samples: a.runner.latencies, roundEnds: record.roundEnds.get(a.index) ?? [] })),
       options.seed,
+      options.selection.precisionWaitsFor,
     ));
-    // Narrow enough, and no headline's interval ending so close to 1 that its verdict could go either way.
+    // Every speedup narrow enough, and no headline ending so close to 1 that its verdict could go either way.
     unsettled = firstUnsettled(ratios, precision);
+    wide = widerThan(ratios, precision);
     converged = (!widest || widest.percent <= precision) && !unsettled;
     if (converged || performance.now() - groupStart >= budget || round >= MAX_ROUNDS) break;
   }
-  return { round, widest, widestAny, converged, ...(unsettled ? { unsettled } : {}) };
+  return { round, widest, widestAny, converged, wide, ...(unsettled ? { unsettled } : {}) };
 }
 
 /** The report's account of a group's sampling: rounds, time, and how far from its precision target it ended. */
@@ -466,8 +515,10 @@ function samplingGroupOf(
   outcome: RoundsOutcome,
   elapsedMs: number,
   precision: number | undefined,
+  waitsFor: 'every' | 'headlines',
 ): SamplingGroup {
-  const { round, widest, widestAny, converged, unsettled } = outcome;
+  const { round, widest, widestAny, converged, unsettled, wide } = outcome;
+  const percent = (x: number) => Math.round(x * 100) / 100;
   const needed =
     precision !== undefined && widest && widest.percent > precision
       ? roundsNeeded(round, widest.percent, precision)
@@ -479,8 +530,18 @@ function samplingGroupOf(
     rounds: round,
     elapsedMs: Math.round(elapsedMs),
     converged,
-    ...(widest ? { widest: { label: widest.label, percent: Math.round(widest.percent * 100) / 100 } } : {}),
-    ...(widestAny ? { widestAny: { label: widestAny.label, percent: Math.round(widestAny.percent * 100) / 100 } } : {}),
+    ...(widest ? { widest: { label: widest.label, percent: percent(widest.percent) } } : {}),
+    ...(widestAny ? { widestAny: { label: widestAny.label, percent: percent(widestAny.percent) } } : {}),
+    ...(precision !== undefined
+      ? {
+          waitedFor: waitsFor,
+          notConverged: wide.map((w) => ({
+            label: w.label,
+            percent: percent(w.percent),
+            ...(w.headline ? { headline: true } : {}),
+          })),
+        }
+      : {}),
     ...(unsettled && !converged ? { unsettled } : {}),
     ...(needed !== undefined && Number.isFinite(needed)
       ? { roundsNeeded: needed, secondsNeeded: Math.round(((elapsedMs / round) * needed) / 1000) }
@@ -506,20 +567,33 @@ async function runGroup(
   group: ReadonlyArray<{ cell: PlannedCell; index: number }>,
   options: BenchRunOptions,
   record: MatrixRecord,
-  executorCpus: number[] | null,
+  cpus: { controller: number[] | null; executor: number[] | null },
   budgetOf: (groupStart: number) => number,
 ): Promise<SamplingGroup | undefined> {
   const active: ActiveCell[] = [];
+  // Pinned, every thread of both processes is (thread-affinity.ts says why), for the group's
+  // measurement; this process's helper threads are set free again after it.
+  let unpin: (() => void) | undefined;
   try {
-    await openGroup(group, active, options, record, executorCpus);
+    await openGroup(group, active, options, record, cpus.executor);
+    if (cpus.controller) unpin = pinAllThreads(cpus.controller);
+    for (const a of active)
+      if (cpus.executor && a.handle.executorPid) pinAllThreads(cpus.executor, a.handle.executorPid);
     const groupStart = performance.now();
     const outcome = await measureRounds(active, options, record, groupStart, budgetOf(groupStart));
     const sampling = active.length
-      ? samplingGroupOf(active[0]!.cell, outcome, performance.now() - groupStart, options.precision)
+      ? samplingGroupOf(
+          active[0]!.cell,
+          outcome,
+          performance.now() - groupStart,
+          options.precision,
+          options.selection.precisionWaitsFor,
+        )
       : undefined;
     await finishGroup(active, options, record);
     return sampling;
   } finally {
+    unpin?.();
     for (const a of active) await a.handle.close();
   }
 }
@@ -641,7 +715,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
         options.precision !== undefined
           ? Math.max(0, (matrixDeadline - groupStart) / (groups.size - groupsDone))
           : Infinity;
-      const sampling = await runGroup(group, options, record, cpus.executor, budgetOf);
+      const sampling = await runGroup(group, options, record, cpus, budgetOf);
       if (sampling) samplingGroups.push(sampling);
       groupsDone++;
     }

@@ -51,14 +51,18 @@ export function roundOrder(cells: number, round: number): number[] {
   return round % 2 === 0 ? order : order.reverse();
 }
 
-let gcFunction: (() => void) | null | undefined;
+let gcFunction: ((options?: { type: 'minor' | 'major' }) => void) | null | undefined;
 
 /**
- * A full garbage collection, between rounds: garbage one cell left would otherwise be
- * collected inside the next cell's timed phases. Node exposes gc() only with --expose-gc;
- * the flag can be set at run time and the function taken from a fresh context.
+ * A garbage collection, between rounds, outside the timed phases: garbage one round left would
+ * otherwise be collected inside the next round's. `minor` (what the bench runs) collects the
+ * young generation. A full collection there cost more than it saved: after it V8 shrinks the
+ * young generation, and the first 2-5 iterations of every round ran 1.5-3x slower while it grew
+ * back (python under a CPU hog; four warm-up iterations or a 60 ms pause after it did not help).
+ * Node exposes gc() only with --expose-gc; the flag can be set at run time and the function
+ * taken from a fresh context.
  */
-export function collectGarbage(): boolean {
+export function collectGarbage(kind: 'minor' | 'full' = 'full'): boolean {
   if (gcFunction === undefined) {
     const g = (globalThis as { gc?: () => void }).gc;
     if (g) gcFunction = g;
@@ -72,7 +76,8 @@ export function collectGarbage(): boolean {
     }
   }
   if (!gcFunction) return false;
-  gcFunction();
+  if (kind === 'minor') gcFunction({ type: 'minor' });
+  else gcFunction();
   return true;
 }
 
@@ -158,21 +163,23 @@ export function unsettledOf(
 }
 
 /**
- * The speedups a precision run waits for: the headlines, shared memory over RPC copy (over each
- * executor), as the summary states them; a group without one (no remote mapper) waits for all
- * of its speedups.
+ * The headlines, shared memory over RPC copy (over each executor), as the summary states them:
+ * a precision run waits for their verdicts to be settled and for their width (with `--quick`
+ * and `--full`, for every speedup's width).
  */
 export function isHeadlineRatio(r: Pick<RatioRow, 'mapper' | 'baseline'>): boolean {
   return r.mapper === 'shared' && r.baseline === 'rpc';
 }
 
 /**
- * The speedups of a group's rows so far: the widest interval (percent) among its headlines,
- * which the precision target stops on, and the widest among all its speedups.
+ * The speedups of a group's rows so far: the widest interval (percent) among those the precision
+ * target waits for (every speedup, or the headlines only; a group without a headline waits for
+ * all), which it stops on, and the widest among all its speedups.
  */
 export function groupWidths(
   rows: readonly PartialRow[],
   seed: number,
+  waitsFor: 'every' | 'headlines' = 'every',
 ): {
   ratios: RatioRow[];
   widest: { label: string; percent: number } | undefined;
@@ -210,7 +217,23 @@ export function groupWidths(
     return widest;
   };
   const headlines = ratios.filter(isHeadlineRatio);
-  return { ratios, widest: widestOf(headlines.length ? headlines : ratios), widestAny: widestOf(ratios) };
+  const waited = waitsFor === 'headlines' && headlines.length ? headlines : ratios;
+  return { ratios, widest: widestOf(waited), widestAny: widestOf(ratios) };
+}
+
+/** Every speedup whose 95% CI half-width is above `precision` percent, widest first, by label; headlines marked. */
+export function widerThan(
+  ratios: readonly RatioRow[],
+  precision: number,
+): Array<{ label: string; percent: number; headline?: true }> {
+  return ratios
+    .map((r) => ({
+      label: ratioLabel(r),
+      percent: halfWidthPercent(r),
+      ...(isHeadlineRatio(r) ? { headline: true as const } : {}),
+    }))
+    .filter((w) => w.percent > precision)
+    .sort((a, b) => b.percent - a.percent);
 }
 
 export function ratioLabel(
@@ -230,31 +253,58 @@ export function roundsNeeded(rounds: number, widest: number, target: number): nu
   return Math.ceil(rounds * (widest / target) ** 2);
 }
 
-/** One line per group that did not reach the precision asked, with the width it reached and what it would need. */
+/**
+ * The precision lines of the summary and the HTML page: how many groups reached the precision
+ * asked, then, for each that did not, every speedup it waited for still wider than it (label and
+ * half-width, as the report's `sampling.groups[].notConverged` lists them) and a headline whose
+ * verdict is not settled; then the speedups wider than it that were not waited for (groups that
+ * wait for the headlines only), each named. Reports of older versions (no `notConverged`) waited
+ * for the headlines: their widest headline is named, and the widest of the other speedups.
+ */
 export function samplingLines(groups: readonly SamplingGroup[], target: number | undefined): string[] {
   if (target === undefined) return [];
   const out: string[] = [];
   const open = groups.filter((g) => !g.converged);
   const done = groups.length - open.length;
+  const waited = (g: SamplingGroup) =>
+    g.notConverged?.filter((w) => g.waitedFor !== 'headlines' || w.headline) ??
+    (g.widest && g.widest.percent > target ? [g.widest] : []);
+  const rows = open.reduce((n, g) => n + (g.notConverged ? waited(g).length : 0), 0);
+  const every = groups.some((g) => g.waitedFor === 'every');
   out.push(
-    `precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on their headline speedups (shared memory over RPC copy), each verdict settled (an interval around 1 ending at least ${settleMarginPercent(target)}% and a quarter of its half-width from it; one clear of 1, ${settleMarginPercent(target)}% and its own half-width)${open.length ? '; not converged:' : '.'}`,
+    `precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on ${every ? "every speedup, each headline's (shared memory over RPC copy)" : "their headline speedups (shared memory over RPC copy), each headline's"} verdict settled (an interval around 1 ending at least ${settleMarginPercent(target)}% and a quarter of its half-width from it; one clear of 1, ${settleMarginPercent(target)}% and its own half-width)${open.length ? `; not converged${rows ? ` (${rows} speedup${rows === 1 ? '' : 's'} wider than ${target}%)` : ''}:` : '.'}`,
   );
   for (const g of open) {
-    if (g.unsettled && (!g.widest || g.widest.percent <= target)) {
-      out.push(
-        `  NOT SETTLED ${g.workload}/${g.pattern} (${g.policy}): ${g.unsettled.label}: its interval ends ${g.unsettled.edgePercent.toFixed(2)}% from 1, within the ${(g.unsettled.marginPercent ?? settleMarginPercent(target)).toFixed(2)}% where the verdict could go either way, after ${g.rounds} rounds, ${(g.elapsedMs / 1000).toFixed(1)} s; more rounds would settle it`,
-      );
-      continue;
-    }
+    const where = `${g.workload}/${g.pattern} (${g.policy})`;
+    const after = `after ${g.rounds} rounds, ${(g.elapsedMs / 1000).toFixed(1)} s`;
     const needs = Number.isFinite(g.secondsNeeded ?? Infinity)
       ? `; about ${Math.ceil(g.secondsNeeded!)} s (${g.roundsNeeded} rounds) would reach it`
       : '';
-    out.push(
-      `  NOT CONVERGED ${g.workload}/${g.pattern} (${g.policy}): widest ${g.widest ? `${g.widest.label} ±${g.widest.percent.toFixed(1)}%` : 'no speedup'} after ${g.rounds} rounds, ${(g.elapsedMs / 1000).toFixed(1)} s${needs}`,
-    );
+    const wide = waited(g);
+    if (wide.length) {
+      out.push(`  NOT CONVERGED ${where} ${after}${needs}:`);
+      for (const w of wide) out.push(`    ${w.label} ±${w.percent.toFixed(1)}%`);
+    }
+    if (g.unsettled) {
+      out.push(
+        `  NOT SETTLED ${where}: ${g.unsettled.label}: its interval ends ${g.unsettled.edgePercent.toFixed(2)}% from 1, within the ${(g.unsettled.marginPercent ?? settleMarginPercent(target)).toFixed(2)}% where the verdict could go either way, ${after}; more rounds would settle it`,
+      );
+    } else if (!wide.length) {
+      out.push(
+        `  NOT CONVERGED ${where}: widest ${g.widest ? `${g.widest.label} ±${g.widest.percent.toFixed(1)}%` : 'no speedup'} ${after}${needs}`,
+      );
+    }
   }
-  // The other speedups are measured in the same rounds; those still wider than the target are named, not waited for.
-  const wider = groups.filter((g) => g.widestAny && g.widestAny.percent > target);
+  // Groups that wait for the headlines: the other speedups, measured in the same rounds, named when wider.
+  const notWaited = groups.flatMap((g) =>
+    g.waitedFor === 'headlines' ? (g.notConverged ?? []).filter((w) => !w.headline) : [],
+  );
+  if (notWaited.length) {
+    out.push(`  other speedups wider than ${target}% (not waited for):`);
+    for (const w of notWaited) out.push(`    ${w.label} ±${w.percent.toFixed(1)}%`);
+  }
+  // Older reports: only the widest of the other speedups was recorded.
+  const wider = groups.filter((g) => !g.notConverged && g.widestAny && g.widestAny.percent > target);
   if (wider.length) {
     const widest = wider.reduce((a, g) => (g.widestAny!.percent > a.widestAny!.percent ? g : a));
     out.push(

@@ -98,11 +98,13 @@ function compareSection(c: Comparison): string {
   const timeRows = c.times.map(cells);
   const counted = [...c.ratios, ...c.times].filter((r) => r.verdict !== 'same');
   // As compare says it: no "no regression" unless every row was judged.
-  const inconclusive = c.undecided > 0 ? `INCONCLUSIVE: ${c.undecided} row${c.undecided === 1 ? '' : 's'} too noisy to judge` : '';
+  const inconclusive =
+    c.undecided > 0 ? `INCONCLUSIVE: ${c.undecided} row${c.undecided === 1 ? '' : 's'} too noisy to judge` : '';
   const summary =
     c.regressions > 0
       ? `${c.regressions} significant regression${c.regressions === 1 ? '' : 's'} beyond the threshold${inconclusive ? `; ${inconclusive}` : ''}`
-      : inconclusive || `no significant regression beyond the threshold, every row judged${c.improvements ? ` (${c.improvements} significant improvement${c.improvements === 1 ? '' : 's'})` : ''}`;
+      : inconclusive ||
+        `no significant regression beyond the threshold, every row judged${c.improvements ? ` (${c.improvements} significant improvement${c.improvements === 1 ? '' : 's'})` : ''}`;
   const cls = (rows: ReadonlyArray<readonly string[]>) => (i: number) =>
     rows[i]![5] === 'REGRESSION' ? 'over' : rows[i]![5] === 'improvement' ? 'better' : '';
   const countedRows = counted.map(cells);

@@ -5,7 +5,9 @@
  * one, not axes or legends.
  */
 export function withTitles(svg: string): string {
-  return svg.replace(/<([a-z]+)(\s[^>]*?\baria-label="([^"]*)"[^>]*?\brole="graphics-symbol"[^>]*?)(\/?)>/g, (_m, tag: string, attrs: string, label: string, selfClosing: string) =>
-    selfClosing ? `<${tag}${attrs}><title>${label}</title></${tag}>` : `<${tag}${attrs}><title>${label}</title>`,
+  return svg.replace(
+    /<([a-z]+)(\s[^>]*?\baria-label="([^"]*)"[^>]*?\brole="graphics-symbol"[^>]*?)(\/?)>/g,
+    (_m, tag: string, attrs: string, label: string, selfClosing: string) =>
+      selfClosing ? `<${tag}${attrs}><title>${label}</title></${tag}>` : `<${tag}${attrs}><title>${label}</title>`,
   );
 }

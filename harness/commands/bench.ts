@@ -152,12 +152,12 @@ per round (paired) and compare judges them over rounds (default ${DEFAULT_ROUNDS
     {
       value: 'PCT|off',
       help: `keep adding rounds to each workload/pattern/policy until every
-headline speedup (shared memory over RPC copy; every speedup in a
-group without one) has a 95% CI half-width of at most PCT% of the
-speedup (default 3; --quick 5; off when --time, --iterations or
---rounds is given without it); the summary names each group that did
-not get there, the width it reached and how long it would need, and
-the other speedups still wider than PCT%`,
+speedup (--quick, --full: the headlines, shared memory over RPC copy,
+and those with an in-process or dual-mapped side; default: the
+headlines) has a 95% CI half-width of at most PCT% of the speedup
+(default 3; --quick 5; off when --time, --iterations or --rounds is
+given without it); the summary names each speedup that did not get
+there with the width it reached, and how long its group would need`,
     },
     precisionValue,
   ),

@@ -197,7 +197,9 @@ async function loadRunModules(mapper: RunArgs['mapper']) {
         ? import('../../mappers/shared-memory-mapper.js').then((m) => ({
             make: (s: ExecutorSession) => new m.SharedMemoryMapper(s),
           }))
-        : import('../../mappers/rpc-copy-mapper.js').then((m) => ({ make: (s: ExecutorSession) => new m.RpcCopyMapper(s) })),
+        : import('../../mappers/rpc-copy-mapper.js').then((m) => ({
+            make: (s: ExecutorSession) => new m.RpcCopyMapper(s),
+          })),
   ]);
   return { loader, targets, makeMapper: mapperModule.make as (s?: ExecutorSession) => MemoryMapper };
 }

@@ -117,12 +117,23 @@ export function allocBudgets(rows: readonly AllocBenchRow[]): AllocBenchBudget[]
   for (const policy of new Set(rows.map((r) => r.policy))) {
     const at = (n: number) => rows.find((r) => r.policy === policy && r.freeRanges === n);
     const r10k = at(10_000);
-    if (r10k) out.push({ label: `${policy}: p50 at 10k free ranges`, figure: `${r10k.p50.toFixed(3)} us`, budget: '<= 1 us', ok: r10k.p50 <= 1 });
+    if (r10k)
+      out.push({
+        label: `${policy}: p50 at 10k free ranges`,
+        figure: `${r10k.p50.toFixed(3)} us`,
+        budget: '<= 1 us',
+        ok: r10k.p50 <= 1,
+      });
     const r1k = at(1_000);
     const r100k = at(100_000);
     if (r1k && r100k) {
       const ratio = r100k.p50 / r1k.p50;
-      out.push({ label: `${policy}: p50 at 100k / p50 at 1k`, figure: `${ratio.toFixed(2)}x`, budget: '<= 2x', ok: ratio <= 2 });
+      out.push({
+        label: `${policy}: p50 at 100k / p50 at 1k`,
+        figure: `${ratio.toFixed(2)}x`,
+        budget: '<= 2x',
+        ok: ratio <= 2,
+      });
     }
   }
   return out;

@@ -118,7 +118,9 @@ export async function runStartupBench(options: {
     };
     const within = (i: [number, number]): string => `95% interval ${i[0].toFixed(2)}-${i[1].toFixed(2)}x`;
     const verdict = (r: number, budget: number): string => (r <= budget ? 'within budget' : 'OVER BUDGET');
-    options.write(`jitmem run of a trivial object beside node -e 0 (medians of n = ${rounds} rounds, the three in turn; ratios of medians):`);
+    options.write(
+      `jitmem run of a trivial object beside node -e 0 (medians of n = ${rounds} rounds, the three in turn; ratios of medians):`,
+    );
     options.write(`  node -e 0                   ${nodeMs.toFixed(1).padStart(7)} ms`);
     options.write(
       `  jitmem run, in process      ${inprocessMs.toFixed(1).padStart(7)} ms   ${ratio.inprocess.toFixed(2)}x (${within(interval.inprocess)})   budget <= ${STARTUP_BUDGET.inprocess}x   ${verdict(ratio.inprocess, STARTUP_BUDGET.inprocess)}`,

@@ -108,7 +108,6 @@ async function runClinicNow(
   return html;
 }
 
-
 async function runCpuProf(outDir: string, command: string[]): Promise<{ file: string; exitStatus: number | null }> {
   const before = new Set(existsSync(outDir) ? readdirSync(outDir) : []);
   const [node, ...rest] = command;

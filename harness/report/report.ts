@@ -206,9 +206,19 @@ export interface SamplingGroup {
   /** The widest interval among all the group's speedups. */
   widestAny?: { label: string; percent: number };
   /**
-   * A headline whose interval ended within the settle margin of 1 (a quarter of the precision and
-   * at least half its own half-width, percent on the log scale; `marginPercent`, absent in older
-   * reports) when sampling stopped: its verdict could go either way.
+   * With a precision target: what the group waited for, `every` speedup (`--quick`, `--full`) or
+   * the `headlines` (shared memory over RPC copy; the default preset), and every speedup of the
+   * group (label as the summary names it, 95% CI half-width in percent, `headline` for shared
+   * memory over RPC copy) still wider than the precision when sampling stopped, waited for or
+   * not, widest first; empty when all reached it. The summary names each. Absent in reports of
+   * older versions (which waited for the headlines) and in the run pattern's groups.
+   */
+  waitedFor?: 'every' | 'headlines';
+  notConverged?: Array<{ label: string; percent: number; headline?: boolean }>;
+  /**
+   * A headline whose interval ended within the settle margin of 1 when sampling stopped (percent
+   * on the log scale; `marginPercent`, the margin it needed, sampling.ts settleMarginPercent;
+   * absent in older reports): its verdict could go either way.
    */
   unsettled?: { label: string; edgePercent: number; marginPercent?: number };
   /** Rounds and seconds the widest would need to reach the target (half-width shrinks as 1/sqrt(rounds)). */
@@ -222,7 +232,10 @@ export interface SamplingSection {
   precision?: number;
   maxTimeMs?: number;
   minRounds: number;
-  /** A full GC ran before each cell's round (outside the timed phases). */
+  /**
+   * A garbage collection ran before each round, outside the timed phases (a young-generation
+   * one; a full one in older versions).
+   */
   gcBetweenRounds: boolean;
   /** Unrecorded warm-up iterations each cell runs at the start of every round after the first. */
   warmupPerRound: number;

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Report } from '../../harness/report/report.js';
-import { verdictOf } from '../../harness/bench/sampling.js';
+import { halfWidthPercent, ratioLabel, verdictOf } from '../../harness/bench/sampling.js';
 
 /**
  * Do the verdicts of several runs of one commit agree? node dist/test/tools/verdict-table.js
@@ -13,9 +13,11 @@ import { verdictOf } from '../../harness/bench/sampling.js';
  * settled verdicts that contradict each other (faster in one run, n.d. in another).
  *
  * With --checks (the CPU-hog criteria of issue 18, for quick runs): every speedup row's 95%
- * half-width is at most the precision asked or its group is named as not converged (at most two
+ * half-width is at most the precision asked or the row is named as not converged (at most two
  * such rows), every row's intervals overlap across the runs, and every result row's phase means
- * add up to its iteration mean within 2%. Exit 1 when a check fails.
+ * add up to its iteration mean within 2%. Exit 1 when a check fails. A row is named when its
+ * group's `sampling.groups[].notConverged` lists it, as the summary's precision lines do
+ * (reports of older versions, without that list: when its group is not converged).
  */
 
 interface Cell {
@@ -93,17 +95,20 @@ if (checks) {
   // Half-widths: every speedup row within the precision asked, or named as not converged.
   reports.forEach((report, i) => {
     const precision = report.sampling?.precision ?? 5;
+    const groups = report.sampling?.groups ?? [];
+    const namedRows = new Set(groups.flatMap((g) => (g.notConverged ?? []).map((w) => w.label)));
     const unconverged = new Set(
-      (report.sampling?.groups ?? []).filter((g) => !g.converged).map((g) => `${g.workload}/${g.pattern}/${g.policy}`),
+      groups.filter((g) => !g.converged && !g.notConverged).map((g) => `${g.workload}/${g.pattern}/${g.policy}`),
     );
     let named = 0;
     for (const r of report.ratios) {
-      const half = ((Math.log(r.ci95[1]) - Math.log(r.ci95[0])) / 2) * 100;
+      // The summary's measure: half the interval's width in percent of the speedup.
+      const half = halfWidthPercent(r);
       if (half <= precision) continue;
-      if (unconverged.has(`${r.workload}/${r.pattern}/${r.policy}`)) named++;
+      if (namedRows.has(ratioLabel(r)) || unconverged.has(`${r.workload}/${r.pattern}/${r.policy}`)) named++;
       else
         problems.push(
-          `run ${i + 1}: ${r.workload}/${r.pattern} ${r.mapper}/${r.baseline} half-width ${half.toFixed(1)}% > ${precision}% and its group is not named as unconverged`,
+          `run ${i + 1}: ${ratioLabel(r)} half-width ${half.toFixed(1)}% > ${precision}% and not named as not converged`,
         );
     }
     console.log(`run ${i + 1}: ${named} speedup rows wider than ${precision}% in groups named as not converged`);
