@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { validateReport, type Report, type ResultRow } from '../harness/report/report.js';
 import {
   findLlvm,
+  isLlvmJitlinkRace,
   llvmJitlinkArgs,
   parseShowTimes,
   DEFAULT_LLVM_DIR,
@@ -355,4 +356,16 @@ test('llvm-jitlink gets the same objects, libraries and arguments as jitmem, in 
   t.throws(() => llvmJitlinkArgs(tools, program, { mode: 'shared', executor: 'jitmem' }), {
     code: 'ERR_INVALID_ARGUMENT',
   });
+});
+
+test("llvm-jitlink's own race (a duplicate absolute symbol) is told apart from a refusal that stands", (t) => {
+  t.true(isLlvmJitlinkRace("llvm-jitlink error: In <Absolute Symbols>, duplicate definition of symbol 'confstr'"));
+  t.true(
+    isLlvmJitlinkRace(
+      "llvm-jitlink error: In <Absolute Symbols>, duplicate definition of symbol '__explicit_bzero_chk'\nllvm-jitlink error: Resource tracker 0x55766a7ec650 became defunct",
+    ),
+  );
+  t.false(isLlvmJitlinkRace('llvm-jitlink error: Unsupported x86-64 relocation type R_X86_64_TLSLD'));
+  t.false(isLlvmJitlinkRace("llvm-jitlink error: In main.o, duplicate definition of symbol 'main'"));
+  t.false(isLlvmJitlinkRace('Symbols not found: [ __dso_handle ]'));
 });

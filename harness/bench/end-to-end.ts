@@ -540,6 +540,11 @@ export function endToEndSummary(report: Report, width = Infinity): string | unde
     );
   const h = headlineLines(section, report.sampling?.precision);
   if (h.length) out.push(h.join('\n') + '\n');
+  const rerun = section.llvm.rerun ?? 0;
+  if (rerun > 0)
+    out.push(
+      `llvm-jitlink ${section.llvm.version ?? ''} refused ${rerun} run${rerun === 1 ? '' : 's'} with "In <Absolute Symbols>, duplicate definition of symbol" (a race among its own threads) and linked when run again; ${rerun === 1 ? 'that run is' : 'those runs are'} timed from the second try.\n`,
+    );
   const s = startupLines(section);
   if (s.length) out.push(s.join('\n') + '\n');
   return out.join('\n');

@@ -25,6 +25,7 @@ import {
   findLlvm,
   JitmemExecutorScript,
   LLVM_MAJOR,
+  isLlvmJitlinkRace,
   probeLlvmJitlink,
   runLlvmJitlink,
   type LlvmMode,
@@ -534,14 +535,21 @@ async function llvmIteration(
   script: JitmemExecutorScript | undefined,
   cell: RunCell,
   iteration: number,
+  onRerun?: () => void,
 ): Promise<Sample> {
   const mode: LlvmMode = cell.memmgr ?? 'inprocess';
-  const r = await runLlvmJitlink(tools, cell.program, {
-    mode,
-    executor: cell.executor === 'jitmem' ? 'jitmem' : 'llvm',
-    ...(script ? { jitmemExecutor: script } : {}),
-  });
+  const once = () =>
+    runLlvmJitlink(tools, cell.program, {
+      mode,
+      executor: cell.executor === 'jitmem' ? 'jitmem' : 'llvm',
+      ...(script ? { jitmemExecutor: script } : {}),
+    });
+  let r = await once();
   const expected = cell.program.expected;
+  if (r.exitStatus !== expected.exitStatus && isLlvmJitlinkRace(r.stderrTail)) {
+    onRerun?.();
+    r = await once();
+  }
   if (r.exitStatus !== expected.exitStatus)
     throw mismatch(
       cell,
@@ -728,6 +736,8 @@ interface EndToEndRun {
   readonly rounds: number;
   /** Iterations of a cell per round. */
   readonly perRound: number;
+  /** Counts an llvm-jitlink run refused by its own race and run again (isLlvmJitlinkRace). */
+  readonly onLlvmRerun: () => void;
 }
 
 /**
@@ -743,7 +753,7 @@ async function warmUpPerRunLinkers(cells: readonly RunCell[], run: EndToEndRun):
     if (warmed.has(key)) continue;
     warmed.add(key);
     if (cell.linker === 'jitmem') await jitmemIteration(cell, -1);
-    else await llvmIteration(run.tools!, run.script, cell, -1);
+    else await llvmIteration(run.tools!, run.script, cell, -1, run.onLlvmRerun);
   }
 }
 
@@ -814,7 +824,7 @@ async function runPerRunRounds(perRun: readonly RunCell[], run: EndToEndRun): Pr
         list.push(
           cell.linker === 'jitmem'
             ? await jitmemIteration(cell, list.length)
-            : await llvmIteration(run.tools!, run.script, cell, list.length),
+            : await llvmIteration(run.tools!, run.script, cell, list.length, run.onLlvmRerun),
         );
         options.onProgress?.(
           runCellName(cell),
@@ -1023,6 +1033,7 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndRes
     roundEnds: new Map<RunCell, number[]>(),
     rounds,
     perRound: Math.ceil(options.iterations / rounds),
+    onLlvmRerun: () => void (section.llvm.rerun = (section.llvm.rerun ?? 0) + 1),
   };
   const sampling: SamplingGroup[] = [];
   try {

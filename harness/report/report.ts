@@ -356,7 +356,11 @@ export interface TransportShare {
 
 export interface EndToEndSection {
   /** LLVM's tools, or why their rows are absent. */
-  llvm: { available: boolean; version?: string; dir: string; reason?: string };
+  /**
+   * `rerun`: llvm-jitlink runs refused by a race of its own ("In <Absolute Symbols>, duplicate
+   * definition of symbol") and run again once; the sample is the second run's.
+   */
+  llvm: { available: boolean; version?: string; dir: string; reason?: string; rerun?: number };
   /** jitmem's linker, or why its rows are absent. */
   jitmem: { available: boolean; reason?: string };
   /** Executor spawn to its Setup message, per executor, measured alike in interleaved rounds. */
