@@ -4,7 +4,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { compareReports } from '../harness/compare/judge.js';
 import { MIN_PHASE_SHARE } from '../harness/compare/row-runs.js';
-import { parseThresholdRule, patternMatches } from '../harness/compare/thresholds.js';
+import {
+  IN_PROCESS_THRESHOLD_FLOOR,
+  parseThresholdRule,
+  patternMatches,
+  thresholdFor,
+} from '../harness/compare/thresholds.js';
+import type { RowKey } from '../harness/compare/comparison.js';
 import type { Report } from '../harness/report/report.js';
 import { runCli } from './helpers/run-cli.js';
 import { measuredReport, statsOf, withPhaseScaled, withRowsScaled, withSteadyRounds } from './helpers/reports.js';
@@ -318,7 +324,10 @@ test('a report compared with itself: every change ~, exit 0 once every row is ju
   t.regex(stdout, /^row +base p50 (ms|us) +head p50 (ms|us) +change +95% CI +p +noise +threshold +verdict$/m);
   t.regex(stdout, /^python\/load\/shared\/jitmem\/first-fit\/latency .* ~ /m);
   t.regex(stdout, /^geometric mean +\+0\.0%/m);
-  t.regex(stdout, /Holm-Bonferroni alpha 0\.05 over \d+ rows, threshold 5\.0%; judged round by round/);
+  t.regex(
+    stdout,
+    /Holm-Bonferroni alpha 0\.05 over \d+ rows, threshold 5\.0% \(rows with an in-process side 15\.0%\); judged round by round/,
+  );
   // Beside each whole-iteration speedup, its mapper phases' paired speedups.
   t.regex(stdout, /^python\/load\/shared\/jitmem\/first-fit\/initialize\.speedup-vs-rpc .* ~ /m);
   t.regex(stdout, /No significant regression beyond the threshold; every gated row was judged\./);
@@ -743,4 +752,29 @@ test('a report cut down on load (issue 15: at most MAX_SAMPLES_PER_ROW a set) is
   const phases = c.times.filter((r) => r.key.measure === 'initialize');
   t.true(phases.length > 0 && phases.every((r) => r.evidence === 'rounds' && r.verdict === 'same'));
   t.is(c.regressions, 0);
+});
+
+test('rows with an in-process side hold at least 15% unless a rule says otherwise; other rows the threshold asked', (t) => {
+  const key = (mapper: string, measure: RowKey['measure']): RowKey => ({
+    workload: 'cray',
+    pattern: 'load',
+    mapper,
+    executor: 'jitmem',
+    policy: 'first-fit',
+    measure,
+  });
+  t.is(thresholdFor(key('shared', 'speedup-vs-rpc'), { threshold: 0.05 }), 0.05);
+  t.is(thresholdFor(key('inprocess', 'speedup-vs-rpc'), { threshold: 0.05 }), IN_PROCESS_THRESHOLD_FLOOR);
+  t.is(thresholdFor(key('dualmap', 'speedup-vs-inprocess'), { threshold: 0.05 }), IN_PROCESS_THRESHOLD_FLOOR);
+  t.is(thresholdFor(key('inprocess', 'latency'), {}), IN_PROCESS_THRESHOLD_FLOOR);
+  t.is(thresholdFor(key('shared', 'latency'), { threshold: 0.2 }), 0.2);
+  t.is(thresholdFor(key('inprocess', 'latency'), { threshold: 0.2 }), 0.2);
+  // A rule (--threshold-for, a calibration file) says otherwise.
+  t.is(
+    thresholdFor(key('dualmap', 'speedup-vs-inprocess'), {
+      threshold: 0.05,
+      thresholdRules: [{ pattern: 'cray/load/dualmap', threshold: 0.04 }],
+    }),
+    0.04,
+  );
 });

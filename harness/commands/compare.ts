@@ -15,7 +15,13 @@ import {
 import { formatMarkdown, formatText, pct, plain, terminalPaint } from '../compare/format.js';
 import { outputWidth } from '../report/format-table.js';
 import { compareReports } from '../compare/judge.js';
-import { parsePercent, parseThresholdRule, patternMatches, readThresholdFile } from '../compare/thresholds.js';
+import {
+  IN_PROCESS_THRESHOLD_FLOOR,
+  parsePercent,
+  parseThresholdRule,
+  patternMatches,
+  readThresholdFile,
+} from '../compare/thresholds.js';
 import {
   booleanFlag,
   invalidOperands,
@@ -49,7 +55,14 @@ const FLAGS = {
     DEFAULT_ALPHA,
   ),
   threshold: valueFlag(
-    { value: 'PCT', help: `threshold, e.g. 5% or 2.5 (default ${DEFAULT_THRESHOLD * 100}%)` },
+    {
+      value: 'PCT',
+      help: `threshold, e.g. 5% or 2.5 (default ${DEFAULT_THRESHOLD * 100}%); rows with an
+in-process side (its time, speedups over or of it) hold at least
+${IN_PROCESS_THRESHOLD_FLOOR * 100}% unless a --threshold-for or --thresholds rule says
+otherwise: the in-process cell runs in the bench's own process, and
+its time moves up to 12% between processes of one commit`,
+    },
     percent,
     DEFAULT_THRESHOLD,
   ),

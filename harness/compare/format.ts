@@ -1,6 +1,7 @@
 import { styleText } from 'node:util';
 import { fitTable, tableLegend, wrapText, type Column } from '../report/format-table.js';
 import { MAX_GATED_THRESHOLD } from './calibrate.js';
+import { IN_PROCESS_THRESHOLD_FLOOR } from './thresholds.js';
 import type { Comparison, GeometricMeanRow, RatioComparison, TimeComparison } from './comparison.js';
 
 /** A comparison as text (for a terminal), as Markdown (for a CI summary), and the pieces both share. */
@@ -202,7 +203,7 @@ function methodNote(c: Comparison): string {
   const shown = ungated
     ? `; ${ungated} row${ungated === 1 ? '' : 's'} shown, not gated (calibrated threshold above ${MAX_GATED_THRESHOLD * 100}%)`
     : '';
-  return `Holm-Bonferroni alpha ${c.alpha} over ${c.times.length + c.ratios.length} rows, threshold ${pct(c.threshold).slice(1)}${runs}${shown}`;
+  return `Holm-Bonferroni alpha ${c.alpha} over ${c.times.length + c.ratios.length} rows, threshold ${pct(c.threshold).slice(1)}${c.threshold < IN_PROCESS_THRESHOLD_FLOOR ? ` (rows with an in-process side ${pct(IN_PROCESS_THRESHOLD_FLOOR).slice(1)})` : ''}${runs}${shown}`;
 }
 
 /** The rows that could not be judged, named (the first few) with why. */
