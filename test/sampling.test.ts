@@ -14,7 +14,12 @@ import {
   widerThan,
   withRounds,
 } from '../harness/bench/sampling.js';
-import type { ResultRow } from '../harness/report/report.js';
+import type { ResultRow, SamplingGroup } from '../harness/report/report.js';
+
+/** A converged cray/load sampling group with the given figures. */
+function crayLoadGroup(figures: Pick<SamplingGroup, 'rounds' | 'elapsedMs'> & Partial<SamplingGroup>): SamplingGroup {
+  return { workload: 'cray', pattern: 'load', policy: 'first-fit', converged: true, ...figures };
+}
 
 test("rounds alternate the order of a group's cells, forward then backward", (t) => {
   t.deepEqual(roundOrder(4, 0), [0, 1, 2, 3]);
@@ -91,16 +96,12 @@ test('the summary names every speedup that did not reach the precision, with the
 test('reports of older versions, whose precision mode waited for the headlines only: the widest headline is named, and the widest other speedup', (t) => {
   const lines = samplingLines(
     [
-      {
-        workload: 'cray',
-        pattern: 'load',
-        policy: 'first-fit',
+      crayLoadGroup({
         rounds: 40,
         elapsedMs: 20_000,
-        converged: true,
         widest: { label: 'cray/load shared over RPC copy (first-fit)', percent: 2.5 },
         widestAny: { label: 'cray/load dualmap over in-process (first-fit)', percent: 4 },
-      },
+      }),
       {
         workload: 'python',
         pattern: 'load',
@@ -192,13 +193,9 @@ test('the precision target waits for every speedup of a group, those with an in-
 test('a group that waits for the headlines only names each other speedup wider than the precision, as not waited for', (t) => {
   const lines = samplingLines(
     [
-      {
-        workload: 'cray',
-        pattern: 'load',
-        policy: 'first-fit',
+      crayLoadGroup({
         rounds: 8,
         elapsedMs: 3_000,
-        converged: true,
         widest: { label: 'cray/load shared over RPC copy (first-fit)', percent: 1.5 },
         widestAny: { label: 'cray/load rpc over in-process (first-fit)', percent: 4.1 },
         waitedFor: 'headlines',
@@ -206,7 +203,7 @@ test('a group that waits for the headlines only names each other speedup wider t
           { label: 'cray/load rpc over in-process (first-fit)', percent: 4.1 },
           { label: 'cray/load inprocess over RPC copy (first-fit)', percent: 3.46 },
         ],
-      },
+      }),
     ],
     3,
   );
