@@ -13,6 +13,7 @@ import { roundTripBudget } from '../harness/bench/round-trip-probe.js';
 import type { PatternName, Report } from '../harness/report/report.js';
 import { planCells, presetSelection } from '../harness/bench/matrix.js';
 import { defaultShapedReport } from './helpers/default-report.js';
+import { wrapText } from '../harness/report/format-table.js';
 
 const skippedCells = ['churn', 'update', 'patch', 'sweep'].flatMap((pattern) =>
   ['shared', 'rpc'].map((mapper) => ({
@@ -198,4 +199,16 @@ test('the one-page finalize budget is judged by the interval of its per-block ra
   t.is(bare.value, 1.4);
   t.is(bare.ci95, undefined);
   t.is(bare.verdict, 'ok');
+});
+
+test('a wrapped line keeps its own indentation, and its continuation lines are indented under it', (t) => {
+  const line =
+    '  NOT CONVERGED python/patch (first-fit) after 24 rounds, 5.7 s; about 22 s (90 rounds) would reach it:';
+  const wrapped = wrapText(line, 60, '  ');
+  t.deepEqual(wrapped, [
+    '  NOT CONVERGED python/patch (first-fit) after 24 rounds,',
+    '    5.7 s; about 22 s (90 rounds) would reach it:',
+  ]);
+  t.is(wrapped.join(' ').replace(/ +/g, ' ').trim(), line.trim());
+  t.deepEqual(wrapText('short', 60, '  '), ['short']);
 });

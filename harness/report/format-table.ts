@@ -138,17 +138,19 @@ export function formatTable(
  */
 export function wrapText(text: string, width: number, indent = ''): string[] {
   if (!Number.isFinite(width) || text.length <= width) return [text];
-  const words = text.split(' ');
+  // A line's own indentation stays, and its continuation lines are indented under it.
+  const lead = /^ */.exec(text)![0];
+  const words = text.slice(lead.length).split(' ');
   const lines: string[] = [];
-  let line = '';
+  let line = lead;
   for (const word of words) {
-    const candidate = line ? `${line} ${word}` : word;
+    const candidate = line.trim() ? `${line} ${word}` : line + word;
     if (candidate.length <= width || !line.trim()) line = candidate;
     else {
       lines.push(line);
-      line = indent + word;
+      line = lead + indent + word;
     }
   }
-  if (line) lines.push(line);
+  if (line.trim()) lines.push(line);
   return lines;
 }
