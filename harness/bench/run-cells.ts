@@ -784,6 +784,11 @@ function perRunHeadlineState(
   return widest ? { widest, ...(unsettled ? { unsettled } : {}) } : undefined;
 }
 
+/** Whether a program's per-process speedups still need rounds: one wider than the precision, or one not settled. */
+function needsRounds(state: NonNullable<ReturnType<typeof perRunHeadlineState>>, precision: number): boolean {
+  return state.widest.percent > precision || state.unsettled !== undefined;
+}
+
 /**
  * Processes per run and llvm-jitlink: iterations in interleaved rounds, each a process of its
  * own. Without a precision target, a fixed number. With one, a program's cells go on past the
@@ -803,16 +808,14 @@ async function runPerRunRounds(perRun: readonly RunCell[], run: EndToEndRun): Pr
       : Infinity;
   const programs = [...new Set(perRun.map((c) => c.program.name))];
   const cellsOf = new Map(programs.map((p) => [p, perRun.filter((c) => c.program.name === p)]));
-  const state = new Map<string, ReturnType<typeof perRunHeadlineState>>();
   const roundsOf = new Map<string, number>(programs.map((p) => [p, 0]));
   let active = programs;
   for (let round = 0; active.length > 0; round++) {
     if (precision === undefined ? round >= run.rounds : round >= 3 && performance.now() > perRunDeadline) break;
     if (precision !== undefined && round >= run.rounds) {
-      for (const p of active) state.set(p, perRunHeadlineState(p, cellsOf.get(p)!, run, precision));
       active = active.filter((p) => {
-        const s = state.get(p);
-        return s !== undefined && (s.widest.percent > precision || s.unsettled !== undefined);
+        const state = perRunHeadlineState(p, cellsOf.get(p)!, run, precision);
+        return state !== undefined && needsRounds(state, precision);
       });
       if (active.length === 0) break;
     }
@@ -840,30 +843,46 @@ async function runPerRunRounds(perRun: readonly RunCell[], run: EndToEndRun): Pr
   }
   if (precision === undefined) return [];
   const elapsedMs = performance.now() - started;
-  return programs.map((p) =>
-    perRunAccount(p, perRunHeadlineState(p, cellsOf.get(p)!, run, precision), roundsOf.get(p)!, elapsedMs, precision),
-  );
+  return programs.map((p) => {
+    const state = perRunHeadlineState(p, cellsOf.get(p)!, run, precision);
+    return runAccount(p, 'processes per run', {
+      rounds: roundsOf.get(p)!,
+      elapsedMs,
+      converged: state === undefined || !needsRounds(state, precision),
+      precision,
+      ...state,
+    });
+  });
 }
 
-/** A program's processes per run as a sampling group of the report (its time: the whole per-run stage's). */
-function perRunAccount(
+/**
+ * A program's sampling account in the run pattern (its warm controllers, or its processes per
+ * run): the widest speedup with its half-width, the headline left unsettled, and the rounds and
+ * seconds the widest would need at the spread it saw.
+ */
+function runAccount(
   programName: string,
-  s: ReturnType<typeof perRunHeadlineState>,
-  rounds: number,
-  elapsedMs: number,
-  precision: number,
+  policy: 'warm controller' | 'processes per run',
+  figures: {
+    rounds: number;
+    elapsedMs: number;
+    converged: boolean;
+    precision: number;
+    widest?: { label: string; percent: number };
+    unsettled?: ReturnType<typeof unsettledOf>;
+  },
 ): SamplingGroup {
-  const converged = s === undefined || (s.widest.percent <= precision && s.unsettled === undefined);
-  const needed = s && s.widest.percent > precision ? roundsNeeded(rounds, s.widest.percent, precision) : undefined;
+  const { rounds, elapsedMs, converged, precision, widest, unsettled } = figures;
+  const needed = widest && widest.percent > precision ? roundsNeeded(rounds, widest.percent, precision) : undefined;
   return {
     workload: programName,
     pattern: 'run',
-    policy: 'processes per run',
+    policy,
     rounds,
     elapsedMs: Math.round(elapsedMs),
     converged,
-    ...(s ? { widest: { label: s.widest.label, percent: Math.round(s.widest.percent * 100) / 100 } } : {}),
-    ...(s?.unsettled && !converged ? { unsettled: s.unsettled } : {}),
+    ...(widest ? { widest: { label: widest.label, percent: Math.round(widest.percent * 100) / 100 } } : {}),
+    ...(unsettled && !converged ? { unsettled } : {}),
     ...(needed !== undefined && Number.isFinite(needed)
       ? { roundsNeeded: needed, secondsNeeded: Math.round(((elapsedMs / Math.max(1, rounds)) * needed) / 1000) }
       : {}),
@@ -990,22 +1009,18 @@ async function runWarmProgram(
     }
     const elapsedMs = performance.now() - groupStart;
     if (options.precision === undefined) return undefined;
-    const needed =
-      widest && widest.percent > options.precision ? roundsNeeded(round, widest.percent, options.precision) : undefined;
-    const unsettled = widest && !converged && !isSettled(widest.interval, options.precision);
-    return {
-      workload: programName,
-      pattern: 'run',
-      policy: 'warm controller',
+    const unsettled =
+      widest && !isSettled(widest.interval, options.precision)
+        ? unsettledOf(widest.label, widest.interval, options.precision)
+        : undefined;
+    return runAccount(programName, 'warm controller', {
       rounds: round,
-      elapsedMs: Math.round(elapsedMs),
+      elapsedMs,
       converged,
-      ...(widest ? { widest: { label: widest.label, percent: Math.round(widest.percent * 100) / 100 } } : {}),
-      ...(unsettled ? { unsettled: unsettledOf(widest.label, widest.interval, options.precision) } : {}),
-      ...(needed !== undefined && Number.isFinite(needed)
-        ? { roundsNeeded: needed, secondsNeeded: Math.round(((elapsedMs / round) * needed) / 1000) }
-        : {}),
-    };
+      precision: options.precision,
+      ...(widest ? { widest: { label: widest.label, percent: widest.percent } } : {}),
+      ...(unsettled ? { unsettled } : {}),
+    });
   } catch (err) {
     for (const c of controllers) c.kill();
     throw err;
