@@ -108,6 +108,13 @@ function checkRunPlacementAndSampling(
     t.true(group.rounds >= 3, `${workload}: ${group.rounds} rounds`);
     const perRun = rows.filter((r) => r.workload === workload && r.controller !== 'warm');
     t.deepEqual(new Set(perRun.map((r) => r.rounds?.length)), new Set([group.rounds]), workload);
+    // The warm controllers' rounds are generations of them: every warm row of the program has one per round.
+    const warm = report.sampling?.groups.find((g) => g.workload === workload && g.policy === 'warm controller');
+    const warmRows = rows.filter((r) => r.workload === workload && r.controller === 'warm');
+    if (warm && warmRows.length) {
+      t.true(warm.rounds >= 3, `${workload}: ${warm.rounds} warm rounds`);
+      t.deepEqual(new Set(warmRows.map((r) => r.rounds?.length)), new Set([warm.rounds]), `${workload} warm`);
+    }
   }
 }
 
@@ -191,9 +198,10 @@ test('bench --pattern run --quick: every run row verified, phases add up, llvm-j
             'write',
           ]);
           if (r.mapper !== 'inprocess') t.true(r.startup!.p50 > 0);
-          // One executor session per warm cell: one start-up; a process per run starts one per iteration.
+          // A warm cell starts one executor session per round (each round is a generation of controllers of its
+          // own); a process per run starts one per iteration.
           if (r.mapper !== 'inprocess')
-            t.is(r.startup!.samplesCount, controller === 'warm' ? 1 : r.latency.samplesCount);
+            t.is(r.startup!.samplesCount, controller === 'warm' ? r.rounds!.length : r.latency.samplesCount);
           t.is(r.wholeProcess === undefined, controller === 'warm');
         }
       }

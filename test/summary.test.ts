@@ -32,7 +32,7 @@ test('skipped cells are said once per reason, listing the cells', (t) => {
   t.is(lines[1], 'skipped */load/shared@llvm: not installed');
 });
 
-test('a speedup whose interval holds 1 reads "no measurable difference"; one outside it says faster or slower, and one too near 1 for a settled verdict says so', (t) => {
+test('a headline is read against ±precision around 1: within it "no difference beyond", outside it faster or slower, across an edge not settled; with fixed rounds, against 1', (t) => {
   const report = defaultShapedReport({ llvm: false });
   const ratio = (speedup: number, ci95: [number, number]) => ({
     workload: 'cray',
@@ -44,22 +44,33 @@ test('a speedup whose interval holds 1 reads "no measurable difference"; one out
     speedup,
     ci95,
   });
-  const texts = headlineItems({
-    ...report,
-    ratios: [
-      ratio(1.0, [0.97, 1.04]),
-      ratio(0.8, [0.75, 0.85]),
-      ratio(2.5, [2.1, 2.9]),
-      // Clear of 1, but nearer it than its own half-width: no verdict is claimed.
-      ratio(1.03, [1.004, 1.061]),
+  const ratios = [
+    ratio(1.0, [0.98, 1.02]),
+    ratio(0.8, [0.75, 0.85]),
+    ratio(2.5, [2.1, 2.9]),
+    // Across the edge at 1.03: no verdict is claimed.
+    ratio(1.03, [1.004, 1.061]),
+  ];
+  const at = (sampling: Report['sampling']) =>
+    headlineItems({ ...report, ratios, ...(sampling ? { sampling } : {}) } as Report).map((h) => h.text);
+  t.deepEqual(
+    at({ precision: 3, maxTimeMs: 125_000, minRounds: 8, gcBetweenRounds: true, warmupPerRound: 0, groups: [] }),
+    [
+      'cray/load (first-fit): shared memory and RPC copy: no difference beyond ±3% (speedup 1.00, 95% CI 0.98–1.02).',
+      'cray/load (first-fit): shared memory is 1.25x slower than RPC copy (speedup 0.80, 95% CI 0.75–0.85).',
+      'cray/load (first-fit): shared memory is 2.50x faster than RPC copy (speedup 2.50, 95% CI 2.10–2.90).',
+      'cray/load (first-fit): shared memory over RPC copy: not settled (its interval crosses an edge of ±3% around 1) (speedup 1.03, 95% CI 1.00–1.06).',
     ],
-  } as Report).map((h) => h.text);
-  t.deepEqual(texts, [
-    'cray/load (first-fit): shared memory and RPC copy: no measurable difference (speedup 1.00, 95% CI 0.97–1.04).',
-    'cray/load (first-fit): shared memory is 1.25x slower than RPC copy (speedup 0.80, 95% CI 0.75–0.85).',
-    'cray/load (first-fit): shared memory is 2.50x faster than RPC copy (speedup 2.50, 95% CI 2.10–2.90).',
-    'cray/load (first-fit): shared memory over RPC copy: not settled (its interval ends too near 1 for a verdict) (speedup 1.03, 95% CI 1.00–1.06).',
-  ]);
+  );
+  const fixed = at(undefined);
+  t.is(
+    fixed[0],
+    'cray/load (first-fit): shared memory and RPC copy: no measurable difference (speedup 1.00, 95% CI 0.98–1.02).',
+  );
+  t.is(
+    fixed[3],
+    'cray/load (first-fit): shared memory is 1.03x faster than RPC copy (speedup 1.03, 95% CI 1.00–1.06).',
+  );
 });
 
 test('the summary explains rme, calls and (cold) under the table, and an exceeded budget is marked and explained', (t) => {

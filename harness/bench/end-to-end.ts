@@ -281,8 +281,8 @@ export function endToEndHeadlines(rows: readonly ResultRow[], seed: number): End
 }
 
 /**
- * The end-to-end headlines in words; `precision` is the run's target (report.sampling), which
- * decides whether a verdict is settled (sampling.ts verdictOf).
+ * The end-to-end headlines in words; `precision` is the run's target (report.sampling), the
+ * band their verdicts are read against (sampling.ts verdictOf).
  */
 export function headlineLines(section: EndToEndSection, precision?: number): string[] {
   return section.headlines.map((h) => {
@@ -296,9 +296,11 @@ export function headlineLines(section: EndToEndSection, precision?: number): str
     const verdict = verdictOf(h, precision);
     const said =
       verdict === 'not distinguishable'
-        ? ': not distinguishable'
+        ? precision
+          ? `: not distinguishable, no difference beyond ±${precision}%`
+          : ': not distinguishable'
         : verdict === 'not settled'
-          ? ': not settled, its interval ends too near 1 for a verdict'
+          ? `: not settled, its interval crosses an edge of ±${precision}% around 1`
           : '';
     const n = h.rounds ? `, ${h.rounds.length} rounds` : '';
     const pct = (x: number) => `${(x * 100).toFixed(1)}%`;

@@ -14,6 +14,7 @@ import type {
 import {
   collectGarbage,
   firstUnsettled,
+  type Unsettled,
   groupWidths,
   roundOrder,
   roundsNeeded,
@@ -297,8 +298,8 @@ interface RoundsOutcome {
   readonly converged: boolean;
   /** Every speedup still wider than the precision when sampling stopped, widest first (waited for or not). */
   readonly wide: ReadonlyArray<{ label: string; percent: number; headline?: true }>;
-  /** A headline whose interval ended within the settle margin of 1 (see sampling.ts isSettled). */
-  readonly unsettled?: { label: string; edgePercent: number; marginPercent: number };
+  /** A headline whose verdict is not settled (see sampling.ts verdictOf). */
+  readonly unsettled?: Unsettled;
 }
 
 /**
@@ -484,7 +485,7 @@ async function measureRounds(
   let widest: { label: string; percent: number } | undefined;
   let widestAny: { label: string; percent: number } | undefined;
   let converged = precision === undefined;
-  let unsettled: { label: string; edgePercent: number; marginPercent: number } | undefined;
+  let unsettled: Unsettled | undefined;
   let wide: Array<{ label: string; percent: number; headline?: true }> = [];
   for (;;) {
     await runRound(active, round, options, record);

@@ -20,7 +20,15 @@ import type {
 } from '../report/report.js';
 import { pairRoundMedians, roundMedians, summarizePaired } from './ratios.js';
 import { endToEndHeadlines } from './end-to-end.js';
-import { halfWidthPercent, isSettled, roundOrder, roundsNeeded, unsettledOf, withRounds } from './sampling.js';
+import {
+  halfWidthPercent,
+  isSettled,
+  roundOrder,
+  roundsNeeded,
+  roundsToSettle,
+  unsettledOf,
+  withRounds,
+} from './sampling.js';
 import {
   findLlvm,
   JitmemExecutorScript,
@@ -105,11 +113,11 @@ export interface EndToEndResult {
 
 /**
  * With a precision target, the share of the run pattern's time the processes per run and
- * llvm-jitlink may take: since the warm controllers collect on their main thread (see
- * WARM_CONTROLLER_V8_FLAGS) they need about half the rounds they did, and the per-process rows,
- * fixed rounds of one process each before, get the time to settle.
+ * llvm-jitlink may take. The warm controllers, the end-to-end headline, get the rest: each of
+ * their rounds starts a generation of controllers (runWarmProgram), about 2 s for CPython's three,
+ * and the spread between generations (about 4% for python) takes some ten of them to resolve.
  */
-const PER_RUN_SHARE = 0.45;
+const PER_RUN_SHARE = 0.3;
 
 /**
  * V8 flags of a warm controller's process: its garbage collector works on its main thread.
@@ -127,8 +135,13 @@ const WARM_ITERATION_TIMEOUT_MS = 120_000;
 
 /** Warm iterations a controller runs at most (a bound for its request; the bench stops it sooner). */
 const MAX_WARM_ITERATIONS = 100_000;
-/** With a precision target: passes (an iteration of each warm controller) per round, and the least rounds. */
-const WARM_PASSES_PER_ROUND = 3;
+/**
+ * With a precision target: passes (an iteration of each warm controller) per round, and the least
+ * rounds. A round is a generation of the program's controllers (see runWarmProgram), so a few
+ * passes each: starting three CPython controllers and warming them up costs about as much as twenty
+ * passes over them, and a round's median needs a few iterations past the one in two a collection slows.
+ */
+const WARM_PASSES_PER_ROUND = 10;
 const MIN_WARM_ROUNDS = 5;
 
 /** The 95% CI half-width of the warm controllers' shared-over-RPC speedup so far (paired per round). */
@@ -890,104 +903,80 @@ function runAccount(
 }
 
 /**
- * Starts a program's warm controllers one after another (each its first warm-up iteration), so
- * that no executor start overlaps another's, into `controllers` (the caller kills them on a
- * failure); then the rest of their warm-up, in turns.
+ * Starts a generation of a program's warm controllers one after another (each its first warm-up
+ * iteration), so that no executor start overlaps another's, into `controllers` (the caller kills
+ * them on a failure); then the rest of their warm-up, in turns. Generations start the cells in
+ * alternate orders, so that being started first or last falls on each alike.
  */
 async function startWarmControllers(
   group: readonly RunCell[],
   warmup: number,
+  generation: number,
   controllers: SteppedWarmCell[],
 ): Promise<void> {
-  for (const cell of group) {
-    const c = new SteppedWarmCell(cell, warmup, MAX_WARM_ITERATIONS);
+  for (const k of roundOrder(group.length, generation)) {
+    const c = new SteppedWarmCell(group[k]!, warmup, MAX_WARM_ITERATIONS);
     controllers.push(c);
     await c.next();
   }
   for (let i = 1; i < warmup; i++) for (const k of roundOrder(controllers.length, i)) await controllers[k]!.next();
 }
 
-/** One pass over a program's warm controllers in round order, an iteration each, its latency recorded. */
+/** One pass over a generation's warm controllers in round order, an iteration each; counts them in `done`. */
 async function warmPass(
   controllers: readonly SteppedWarmCell[],
   order: number,
-  measured: Map<SteppedWarmCell, number[]>,
+  done: Map<RunCell, number>,
   options: EndToEndOptions,
 ): Promise<void> {
   for (const k of roundOrder(controllers.length, order)) {
     const c = controllers[k]!;
-    const line = await c.next();
-    let latency = 0;
-    for (const p of JITMEM_RUN_PHASES) latency += line.phases[p];
-    measured.get(c)!.push(latency);
+    await c.next();
+    const n = (done.get(c.cell) ?? 0) + 1;
+    done.set(c.cell, n);
     // With a precision target the count of iterations is open: the total shown stays one
-    // ahead until the controller is done (a log gets one line per cell, at its end).
-    const done = measured.get(c)!.length;
-    options.onProgress?.(runCellName(c.cell), done, options.precision === undefined ? options.iterations : done + 1);
+    // ahead until the program is done (a log gets one line per cell, at its end).
+    options.onProgress?.(runCellName(c.cell), n, options.precision === undefined ? options.iterations : n + 1);
   }
 }
 
 /**
- * A program's warm controllers, measured side by side in rounds until they have their
- * iterations, or with a precision target until the shared-over-RPC speedup is known to it or
- * `budget` (from `groupStart`) is spent.
+ * One round of a program's warm controllers: a generation of them started, warmed up, measured
+ * for `passes` passes side by side, then ended and every iteration verified; their measured
+ * samples go to `run.samples`, and the round's end to `run.roundEnds`.
  */
-async function measureWarmRounds(
+async function warmGeneration(
   group: readonly RunCell[],
-  controllers: readonly SteppedWarmCell[],
   run: EndToEndRun,
-  groupStart: number,
-  budget: number,
-): Promise<{
-  round: number;
-  converged: boolean;
-  widest: ReturnType<typeof warmHeadlineWidth>;
-  measured: Map<SteppedWarmCell, number[]>;
-}> {
-  const { options, roundEnds } = run;
-  const warmup = options.warmup ?? 5;
-  const measured = new Map<SteppedWarmCell, number[]>(controllers.map((c) => [c, []]));
-  const passes = options.precision !== undefined ? WARM_PASSES_PER_ROUND : run.perRound;
-  let round = 0;
-  let converged = options.precision === undefined;
-  let widest: ReturnType<typeof warmHeadlineWidth>;
-  for (;;) {
-    for (let pass = 0; pass < passes; pass++) await warmPass(controllers, round + pass, measured, options);
-    round++;
-    for (const c of controllers) {
-      const ends = roundEnds.get(c.cell) ?? [];
-      ends.push(measured.get(c)!.length);
-      roundEnds.set(c.cell, ends);
-    }
-    if (options.precision === undefined) {
-      if (measured.get(controllers[0]!)!.length >= options.iterations) break;
-      continue;
-    }
-    // The least rounds, unless the budget is spent: then three, the fewest a paired interval takes.
-    if (round < Math.min(options.rounds, MIN_WARM_ROUNDS) && !(round >= 3 && performance.now() - groupStart >= budget))
-      continue;
-    widest = warmHeadlineWidth(
-      group,
-      controllers.map((c) => measured.get(c)!),
-      roundEnds,
-    );
-    // Narrow enough, and its interval not ending so close to 1 that the verdict could go either way.
-    converged =
-      widest === undefined || (widest.percent <= options.precision && isSettled(widest.interval, options.precision));
-    if (
-      converged ||
-      performance.now() - groupStart >= budget ||
-      measured.get(controllers[0]!)!.length + passes > MAX_WARM_ITERATIONS - warmup
-    )
-      break;
+  generation: number,
+  passes: number,
+  done: Map<RunCell, number>,
+): Promise<void> {
+  const controllers: SteppedWarmCell[] = [];
+  try {
+    await startWarmControllers(group, run.options.warmup ?? 5, generation, controllers);
+    for (let pass = 0; pass < passes; pass++) await warmPass(controllers, generation + pass, done, run.options);
+    for (const c of controllers) run.samples.get(c.cell)!.push(...(await c.finish()));
+  } catch (err) {
+    for (const c of controllers) c.kill();
+    throw err;
   }
-  return { round, converged, widest, measured };
+  for (const cell of group) {
+    const ends = run.roundEnds.get(cell) ?? [];
+    ends.push(run.samples.get(cell)!.length);
+    run.roundEnds.set(cell, ends);
+  }
 }
 
 /**
- * Warm controllers of one program: they run side by side, an iteration of each in turn (forward
- * and backward by turns), in rounds, with the program's share `budget` of the time left. Returns
- * the program's sampling account with a precision target.
+ * Warm controllers of one program, in rounds until they have their iterations, or with a
+ * precision target until the shared-over-RPC speedup is known to it and its verdict settled, or
+ * the program's share `budget` of the time left is spent. Each round is a generation of
+ * controllers of its own: what a process happens to get for its whole life (where its heap and
+ * code land, its executor's pages) moved a whole run's warm figures by 3-5% (python's `read`
+ * phase 3.6 ms in one shared-memory controller, 7.2 ms in the next run's), which rounds inside
+ * one process cannot show; over generations the interval holds it. Returns the program's
+ * sampling account with a precision target.
  */
 async function runWarmProgram(
   programName: string,
@@ -998,33 +987,54 @@ async function runWarmProgram(
   const { options } = run;
   const groupStart = performance.now();
   const budget = budgetOf(groupStart);
-  const controllers: SteppedWarmCell[] = [];
-  try {
-    await startWarmControllers(group, options.warmup ?? 5, controllers);
-    const { round, converged, widest, measured } = await measureWarmRounds(group, controllers, run, groupStart, budget);
-    for (const c of controllers) {
-      run.samples.set(c.cell, await c.finish());
-      const done = measured.get(c)!.length;
-      if (options.precision !== undefined) options.onProgress?.(runCellName(c.cell), done, done);
+  const precision = options.precision;
+  const passes = precision !== undefined ? WARM_PASSES_PER_ROUND : run.perRound;
+  const done = new Map<RunCell, number>();
+  let round = 0;
+  let converged = precision === undefined;
+  let widest: ReturnType<typeof warmHeadlineWidth>;
+  for (let longest = 0; ;) {
+    const roundStart = performance.now();
+    await warmGeneration(group, run, round, passes, done);
+    round++;
+    longest = Math.max(longest, performance.now() - roundStart);
+    if (precision === undefined) {
+      if (round >= run.rounds) break;
+      continue;
     }
-    const elapsedMs = performance.now() - groupStart;
-    if (options.precision === undefined) return undefined;
-    const unsettled =
-      widest && !isSettled(widest.interval, options.precision)
-        ? unsettledOf(widest.label, widest.interval, options.precision)
-        : undefined;
-    return runAccount(programName, 'warm controller', {
-      rounds: round,
-      elapsedMs,
-      converged,
-      precision: options.precision,
-      ...(widest ? { widest: { label: widest.label, percent: widest.percent } } : {}),
-      ...(unsettled ? { unsettled } : {}),
-    });
-  } catch (err) {
-    for (const c of controllers) c.kill();
-    throw err;
+    // Would one more round end past the budget? Then the least rounds only, or three (the fewest a paired interval
+    // takes) once the budget is spent.
+    const over = performance.now() + longest - groupStart > budget;
+    if (round < Math.min(options.rounds, MIN_WARM_ROUNDS) && !(round >= 3 && over)) continue;
+    widest = warmHeadlineWidth(
+      group,
+      group.map((c) => run.samples.get(c)!.map((s) => s.latency)),
+      run.roundEnds,
+    );
+    // Narrow enough, and its interval not ending so close to 1 that the verdict could go either way.
+    converged = widest === undefined || (widest.percent <= precision && isSettled(widest.interval, precision));
+    if (converged || over) break;
+    // Narrow enough but not settled, and the rounds settling would take do not fit in the budget (or none would: a
+    // difference within a quarter of the precision): the time goes to the programs after this one.
+    if (widest && widest.percent <= precision) {
+      const settleIn = roundsToSettle(widest.interval, precision, round);
+      if (performance.now() + (settleIn - round) * longest - groupStart > budget) break;
+    }
   }
+  if (precision === undefined) return undefined;
+  for (const cell of group) options.onProgress?.(runCellName(cell), done.get(cell) ?? 0, done.get(cell) ?? 0);
+  const unsettled =
+    widest && !isSettled(widest.interval, precision)
+      ? unsettledOf(widest.label, widest.interval, precision)
+      : undefined;
+  return runAccount(programName, 'warm controller', {
+    rounds: round,
+    elapsedMs: performance.now() - groupStart,
+    converged,
+    precision,
+    ...(widest ? { widest: { label: widest.label, percent: widest.percent } } : {}),
+    ...(unsettled ? { unsettled } : {}),
+  });
 }
 
 export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndResult> {

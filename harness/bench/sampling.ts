@@ -90,75 +90,83 @@ export interface PartialRow {
 }
 
 /**
- * How close to 1 an interval's end may come, in percent on the log scale, before a verdict
- * counts as settled: at least a quarter of the precision asked, and
- * - for an interval clear of 1 ("faster", "slower"), its own half-width: the estimate then lies
- *   two half-widths (about four standard errors) from 1, and a repeat run, whose interval end
- *   moves by about one standard error, says the same about 39 times in 40;
- * - for an interval around 1 ("not distinguishable"), a quarter of its half-width on both sides.
- * Nearer, the same code read "faster" in one run and "not distinguishable" in the next (cray end
- * to end, 95% CI 1.005-1.067, then 0.999-1.055; python-script end to end 1.014-1.066, then
- * 0.980-1.039), and a difference of 1-2% read "slower" in one run of five (cray, processes per
- * run, 0.963-0.989). The quarter for intervals around 1 was chosen on ten default runs of two
- * commits: with it, one row of 30 had settled verdicts that contradicted each other in five
- * runs; with none, two to three (docs/measurement.md).
+ * A speedup's verdict as every view states it, at the run's precision target p (percent; none
+ * for a fixed number of rounds). The verdict is read against a band of ±p around 1 (on the log
+ * scale), the difference the run was asked to resolve:
+ * - "faster" when the whole 95% interval lies above 1 + p, "slower" when below 1 / (1 + p);
+ * - "not distinguishable" when it lies within the band: whatever difference there is, is smaller
+ *   than the precision asked;
+ * - "not settled" when it crosses an edge of the band: the run cannot say which side the
+ *   difference lies on, and no verdict is claimed.
+ * A verdict is thus a claim about a difference of the size asked, which a repeat run can only
+ * contradict by an interval moving across a whole edge of the band. Read against 1 instead (with
+ * a margin near 1: the rule of the previous version), the rows whose difference is near zero
+ * flipped between "not distinguishable" and "not settled" as their intervals' ends wandered near
+ * 1: on five default runs of one commit, 21 of 30 headlines kept one verdict, against 26 of 30 on
+ * the same reports read against the band (docs/measurement.md). Without a target, the classic
+ * reading: faster or slower when the interval is clear of 1, otherwise not distinguishable.
  */
-export function settleMarginPercent(precision: number, halfWidthPercent = 0, clearOfOne = false): number {
-  return Math.max(precision / 4, clearOfOne ? halfWidthPercent : halfWidthPercent / 4);
-}
-
-/** Whether a speedup's interval lies wholly above or below 1. */
-export function clearOfOne(r: Pick<RatioRow, 'ci95'>): boolean {
-  return r.ci95[0] > 1 || r.ci95[1] < 1;
-}
-
-/** How far the end of a speedup's interval nearest to 1 lies from 1, in percent (log scale). */
-export function edgePercent(r: Pick<RatioRow, 'ci95'>): number {
-  const [lo, hi] = r.ci95;
-  return Math.min(Math.abs(Math.log(lo)), Math.abs(Math.log(hi))) * 100;
-}
-
-/**
- * Whether a speedup's verdict is settled at a precision target (0 for a fixed number of rounds):
- * its interval ends at least the settle margin away from 1.
- */
-export function isSettled(r: Pick<RatioRow, 'speedup' | 'ci95'>, precision: number): boolean {
-  return edgePercent(r) >= settleMarginPercent(precision, halfWidthPercent(r), clearOfOne(r));
-}
-
-/** A speedup's verdict as every view states it. */
 export type Verdict = 'faster' | 'slower' | 'not distinguishable' | 'not settled';
 
-/**
- * The verdict on a speedup: faster (its whole 95% interval above 1), slower (below), not
- * distinguishable (it holds 1), each only when settled (isSettled at the run's precision, 0 for
- * fixed rounds); otherwise "not settled", with the interval shown and no claim made.
- */
-export function verdictOf(r: Pick<RatioRow, 'speedup' | 'ci95'>, precision: number | undefined): Verdict {
-  if (!isSettled(r, precision ?? 0)) return 'not settled';
-  return r.ci95[0] > 1 ? 'faster' : r.ci95[1] < 1 ? 'slower' : 'not distinguishable';
+/** The edge of the band, ln(1 + p/100): the log-scale distance from 1 a verdict is read against. */
+function bandEdge(precision: number | undefined): number {
+  return Math.log1p(Math.max(0, precision ?? 0) / 100);
 }
 
-/** The first headline of `ratios` not settled at `precision`: how far it ends from 1, and the margin it needed. */
-export function firstUnsettled(
-  ratios: readonly RatioRow[],
-  precision: number,
-): { label: string; edgePercent: number; marginPercent: number } | undefined {
+export function verdictOf(r: Pick<RatioRow, 'ci95'>, precision: number | undefined): Verdict {
+  const edge = bandEdge(precision);
+  const lo = Math.log(r.ci95[0]);
+  const hi = Math.log(r.ci95[1]);
+  if (lo > edge) return 'faster';
+  if (hi < -edge) return 'slower';
+  if (edge === 0 || (lo >= -edge && hi <= edge)) return 'not distinguishable';
+  return 'not settled';
+}
+
+/** Whether a speedup's verdict is settled at a precision target: its interval does not cross an edge of the band. */
+export function isSettled(r: Pick<RatioRow, 'ci95'>, precision: number | undefined): boolean {
+  return verdictOf(r, precision) !== 'not settled';
+}
+
+/**
+ * The rounds an unsettled speedup would need before its verdict settles, at the spread its
+ * rounds show (the half-width falls as one over the root of the rounds): its half-width must fall
+ * below its estimate's distance from the edge of the band it crosses. Infinity when the estimate
+ * lies on an edge: no number of rounds settles a difference of exactly the precision asked.
+ */
+export function roundsToSettle(r: Pick<RatioRow, 'speedup' | 'ci95'>, precision: number, rounds: number): number {
+  const edge = bandEdge(precision) * 100;
+  const estimate = Math.log(r.speedup) * 100;
+  const distance = Math.min(Math.abs(estimate - edge), Math.abs(estimate + edge));
+  const half = halfWidthPercent(r);
+  if (!(distance > 1e-9) || !(half > 0) || !Number.isFinite(half)) return Infinity;
+  return Math.max(rounds + 1, Math.ceil(rounds * (half / distance) ** 2));
+}
+
+/** The first headline of `ratios` not settled at `precision`. */
+export function firstUnsettled(ratios: readonly RatioRow[], precision: number): Unsettled | undefined {
   const r = ratios.find((x) => isHeadlineRatio(x) && !isSettled(x, precision));
   return r ? unsettledOf(ratioLabel(r), r, precision) : undefined;
 }
 
-/** How an unsettled interval is recorded: how far it ends from 1 and the margin it needed, rounded to 0.01%. */
+/** A headline left unsettled, as the report's sampling groups record it (SamplingGroup.unsettled). */
+export type Unsettled = NonNullable<SamplingGroup['unsettled']>;
+
+/**
+ * How an unsettled speedup is recorded: its label, its 95% interval (rounded to 0.0001), and the
+ * rounds that would settle it at the spread its rounds show (absent when none would).
+ */
 export function unsettledOf(
   label: string,
-  r: Pick<RatioRow, 'speedup' | 'ci95'>,
+  r: Pick<RatioRow, 'speedup' | 'ci95' | 'rounds'>,
   precision: number,
-): { label: string; edgePercent: number; marginPercent: number } {
-  const round = (x: number) => Math.round(x * 100) / 100;
+): Unsettled {
+  const round = (x: number) => Math.round(x * 10_000) / 10_000;
+  const settleIn = r.rounds?.length ? roundsToSettle(r, precision, r.rounds.length) : Infinity;
   return {
     label,
-    edgePercent: round(edgePercent(r)),
-    marginPercent: round(settleMarginPercent(precision, halfWidthPercent(r), clearOfOne(r))),
+    ci95: [round(r.ci95[0]), round(r.ci95[1])],
+    ...(Number.isFinite(settleIn) ? { roundsToSettle: settleIn } : {}),
   };
 }
 
@@ -253,6 +261,21 @@ export function roundsNeeded(rounds: number, widest: number, target: number): nu
   return Math.ceil(rounds * (widest / target) ** 2);
 }
 
+/** An unsettled headline in words: its interval, the band edge it crosses, and the time settling would take. */
+function unsettledWords(g: SamplingGroup, target: number): string {
+  const u = g.unsettled!;
+  // Reports of the previous version recorded how near 1 the interval ended instead.
+  if (!('ci95' in u) || !u.ci95)
+    return `${u.label}: its interval ended too near 1 for a verdict (the previous version's rule)`;
+  const [lo, hi] = u.ci95;
+  const band = `${(1 / (1 + target / 100)).toFixed(3)}–${(1 + target / 100).toFixed(3)}`;
+  const settle =
+    u.roundsToSettle !== undefined && g.rounds > 0
+      ? `; about ${Math.ceil(((g.elapsedMs / g.rounds) * u.roundsToSettle) / 1000)} s (${u.roundsToSettle} rounds) would settle it`
+      : '; its estimate lies on an edge of the band: no number of rounds would settle it';
+  return `${u.label}: its 95% CI ${lo.toFixed(3)}–${hi.toFixed(3)} crosses an edge of ±${target}% around 1 (${band}), so neither a difference nor its absence at that size can be claimed${settle}`;
+}
+
 /**
  * The precision lines of the summary and the HTML page: how many groups reached the precision
  * asked, then, for each that did not, every speedup it waited for still wider than it (label and
@@ -272,7 +295,7 @@ export function samplingLines(groups: readonly SamplingGroup[], target: number |
   const rows = open.reduce((n, g) => n + (g.notConverged ? waited(g).length : 0), 0);
   const every = groups.some((g) => g.waitedFor === 'every');
   out.push(
-    `precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on ${every ? "every speedup, each headline's (shared memory over RPC copy)" : "their headline speedups (shared memory over RPC copy), each headline's"} verdict settled (an interval around 1 ending at least ${settleMarginPercent(target)}% and a quarter of its half-width from it; one clear of 1, ${settleMarginPercent(target)}% and its own half-width)${open.length ? `; not converged${rows ? ` (${rows} speedup${rows === 1 ? '' : 's'} wider than ${target}%)` : ''}:` : '.'}`,
+    `precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on ${every ? "every speedup, each headline's (shared memory over RPC copy)" : "their headline speedups (shared memory over RPC copy), each headline's"} verdict settled (its interval clear of the edges of ±${target}% around 1)${open.length ? `; not converged${rows ? ` (${rows} speedup${rows === 1 ? '' : 's'} wider than ${target}%)` : ''}:` : '.'}`,
   );
   for (const g of open) {
     const where = `${g.workload}/${g.pattern} (${g.policy})`;
@@ -285,11 +308,8 @@ export function samplingLines(groups: readonly SamplingGroup[], target: number |
       out.push(`  NOT CONVERGED ${where} ${after}${needs}:`);
       for (const w of wide) out.push(`    ${w.label} ±${w.percent.toFixed(1)}%`);
     }
-    if (g.unsettled) {
-      out.push(
-        `  NOT SETTLED ${where}: ${g.unsettled.label}: its interval ends ${g.unsettled.edgePercent.toFixed(2)}% from 1, within the ${(g.unsettled.marginPercent ?? settleMarginPercent(target)).toFixed(2)}% where the verdict could go either way, ${after}; more rounds would settle it`,
-      );
-    } else if (!wide.length) {
+    if (g.unsettled) out.push(`  NOT SETTLED ${where}: ${unsettledWords(g, target)}, ${after}`);
+    else if (!wide.length) {
       out.push(
         `  NOT CONVERGED ${where}: widest ${g.widest ? `${g.widest.label} ±${g.widest.percent.toFixed(1)}%` : 'no speedup'} ${after}${needs}`,
       );

@@ -185,17 +185,19 @@ export interface Headline {
   readonly significant: boolean;
 }
 
-/** A matrix headline's verdict in words (sampling.ts verdictOf). */
-function verdictWords(verdict: Verdict, speedup: number): string {
+/** A matrix headline's verdict in words (sampling.ts verdictOf), at the run's precision (none: fixed rounds). */
+function verdictWords(verdict: Verdict, speedup: number, precision: number | undefined): string {
   switch (verdict) {
     case 'faster':
       return `shared memory is ${speedup.toFixed(2)}x faster than RPC copy`;
     case 'slower':
       return `shared memory is ${(1 / speedup).toFixed(2)}x slower than RPC copy`;
     case 'not distinguishable':
-      return 'shared memory and RPC copy: no measurable difference';
+      return precision
+        ? `shared memory and RPC copy: no difference beyond ±${precision}%`
+        : 'shared memory and RPC copy: no measurable difference';
     case 'not settled':
-      return 'shared memory over RPC copy: not settled (its interval ends too near 1 for a verdict)';
+      return `shared memory over RPC copy: not settled (its interval crosses an edge of ±${precision}% around 1)`;
   }
 }
 
@@ -209,7 +211,7 @@ export function headlineItems(report: Report): Headline[] {
     const exec = r.executor === 'llvm' ? " with LLVM's executor" : '';
     const judged = verdictOf(r, report.sampling?.precision);
     const significant = judged === 'faster' || judged === 'slower';
-    const verdict = verdictWords(judged, r.speedup);
+    const verdict = verdictWords(judged, r.speedup, report.sampling?.precision);
     const n = r.rounds ? `, ${r.rounds.length} rounds` : '';
     out.push({
       text: `${r.workload}/${r.pattern} (${r.policy})${exec}: ${verdict} (speedup ${r.speedup.toFixed(2)}, 95% CI ${lo}–${hi}${n}).`,

@@ -216,11 +216,18 @@ export interface SamplingGroup {
   waitedFor?: 'every' | 'headlines';
   notConverged?: Array<{ label: string; percent: number; headline?: boolean }>;
   /**
-   * A headline whose interval ended within the settle margin of 1 when sampling stopped (percent
-   * on the log scale; `marginPercent`, the margin it needed, sampling.ts settleMarginPercent;
-   * absent in older reports): its verdict could go either way.
+   * A headline whose verdict was not settled when sampling stopped: its 95% interval crossed an
+   * edge of the band of ±precision around 1 (sampling.ts verdictOf), and the rounds that would
+   * settle it at the spread its rounds showed (absent when none would). Reports of the previous
+   * version recorded `edgePercent` and `marginPercent` (how near 1 the interval ended) instead.
    */
-  unsettled?: { label: string; edgePercent: number; marginPercent?: number };
+  unsettled?: {
+    label: string;
+    ci95?: [number, number];
+    roundsToSettle?: number;
+    edgePercent?: number;
+    marginPercent?: number;
+  };
   /** Rounds and seconds the widest would need to reach the target (half-width shrinks as 1/sqrt(rounds)). */
   roundsNeeded?: number;
   secondsNeeded?: number;
