@@ -147,7 +147,9 @@ test("run-as and memory access outside the executor's own memory end the session
   const a = await reserveRaw(s, PAGE);
   // Data pages are not code: run_as_int refuses to jump there.
   await t.throwsAsync(s.runAsInt(a, 1), { code: 'ERR_EXECUTOR_LOST' });
-  t.is((await s.closed).reason, 'eof');
+  // The executor ended it: the socket's EOF, or, on a loaded machine, the child's exit seen first
+  // (the session then closes the channel itself without waiting for the EOF); never a hangup.
+  t.true(['eof', 'closed'].includes((await s.closed).reason), (await s.closed).reason);
   t.deepEqual(await s.exited(), { code: 1, signal: null });
   t.regex(s.stderr, /run_as_int_function: function .* needs --x access/);
 });
