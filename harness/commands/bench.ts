@@ -103,9 +103,10 @@ full 2000)`,
       section: `pattern run (end to end): each iteration links a program, moves it through the mapper, runs it
 to exit and frees it, in a process of its own; cray renders its scene, python runs -c pass (and,
 outside --quick, a short script); exit status and stdout are checked every iteration. jitmem's
-linker is measured twice: a process per run (cold JS, a fresh executor each time) and a warm
-controller (one process per cell: 5 warm-up iterations, then the measured ones over one executor
-session); its budgets use the warm controller. llvm-jitlink
+linker is measured twice: a process per run (cold JS, a fresh executor each time) and warm
+controllers (a round starts a controller per cell, each over one executor session: 5 warm-up
+iterations, then the measured ones; the next round starts new ones, so that the interval holds
+what differs from one process to the next); its budgets use the warm controllers. llvm-jitlink
 runs the same objects and arguments in-process and with --use-memmgr generic, simple-remote and
 shared, through LLVM's executor and through jitmem's, in the same interleaved rounds.
 
