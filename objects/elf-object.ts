@@ -484,8 +484,10 @@ export class ElfObject {
   sectionContent(index: number): Uint8Array | undefined {
     const type = this.sectionType(index);
     if (type === SHT_NOBITS || type === SHT_NULL) return undefined;
-    const offset = this.sectionOffset(index);
-    return this.bytes.subarray(offset, offset + this.sectionSize(index));
+    // A plain view, not the Buffer's subarray: a Buffer's views are made by a JS constructor, run
+    // in V8's interpreter for each of a first link's sections.
+    const bytes = this.bytes;
+    return new Uint8Array(bytes.buffer, bytes.byteOffset + this.sectionOffset(index), this.sectionSize(index));
   }
 
   /** Section `index` as one object (made on each call unless `sections` was asked for). */

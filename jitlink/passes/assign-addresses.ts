@@ -54,7 +54,9 @@ function placeSections(
         {},
       );
     }
-    for (const p of seg.sections) {
+    // (index loops: a process's first link runs this in V8's interpreter, where a for-of step allocates)
+    for (let i = 0; i < seg.sections.length; i++) {
+      const p = seg.sections[i]!;
       const serial = (p.section as PlannedSection).serial;
       sectionSegment[serial] = si;
       sectionOffset[serial] = seg.offset + p.offset;

@@ -51,7 +51,9 @@ const TWO_32 = 2 ** 32;
 export function scanRelocations(plan: LinkPlan, needGot: boolean): RelocationScanner {
   const scanner = new RelocationScanner(needGot, plan.gotTargets, plan.stubTargets, plan.tls);
   relaxLocalDynamic(plan);
-  for (const list of plan.relocationLists) scanner.scan(list, plan.relocationWords);
+  // (index loops: in a process's first link, V8's interpreter, a for-of step allocates)
+  const lists = plan.relocationLists;
+  for (let i = 0; i < lists.length; i++) scanner.scan(lists[i]!, plan.relocationWords);
   for (const list of plan.tls.templateLists) scanner.scanTemplate(list, plan.relocationWords);
   plan.relaxable = scanner.relaxable;
   return scanner;
@@ -69,7 +71,8 @@ function relaxLocalDynamic(plan: LinkPlan): void {
     if (lists.length > 0) relaxObjectLocalDynamic(plan, lists, words);
     lists = [];
   };
-  for (const list of plan.relocationLists) {
+  for (let i = 0; i < plan.relocationLists.length; i++) {
+    const list = plan.relocationLists[i]!;
     if (lists.length > 0 && lists[0]!.object !== list.object) flush();
     if (list.object.hasTls) lists.push(list);
   }
