@@ -80,11 +80,15 @@ export class InputObject {
   /** STV_*: the low two bits of st_other. */
   readonly symbolVisibility: Uint8Array;
   /**
-   * Names of the global symbols (index - firstGlobal); locals are named on demand, for messages.
-   * Until the object is entered in the symbol table a name may be a slice of the whole string
-   * table decoded at once; entering replaces each with the table's own string (ownGlobalName).
+   * Names of the global symbols (index - firstGlobal) while the object is being entered in the
+   * symbol table: until then a name may be a slice of the whole string table decoded at once;
+   * entering replaces each with the table's own string (ownGlobalName). Once entered
+   * (namesEntered) the list goes, since each entry's name is then its table entry's (`globals`):
+   * a list per object kept for the whole link is what a process's first link copies through its
+   * young generation and promotes; a local symbol past sh_info is named from the string table.
    */
-  readonly globalNames: string[];
+  globalNames: string[];
+  private entered = false;
   /** Offset of each global's name in the string table (index - firstGlobal). */
   private readonly globalNameOffset: Uint32Array;
   /** The table entry each global symbol of this object resolved to (index - firstGlobal). */
@@ -299,9 +303,21 @@ export class InputObject {
     return this.stringsAscii ? strings.toString('latin1', offset, end) : strings.toString('utf8', offset, end);
   }
 
+  /** Called once every global of the object is in the symbol table: see globalNames. */
+  namesEntered(): void {
+    this.globalNames = [];
+    this.entered = true;
+  }
+
   /** A symbol's name for messages: its own, or for a section symbol its section's. */
   symbolName(index: number): string {
-    if (index >= this.firstGlobal) return this.globalNames[index - this.firstGlobal]!;
+    if (index >= this.firstGlobal) {
+      if (!this.entered) return this.globalNames[index - this.firstGlobal]!;
+      const g = this.globals[index - this.firstGlobal];
+      if (g !== undefined) return g.name;
+      const at = this.elf.symbolTable!.offset + index * 24;
+      return this.stringAt(this.view.getUint32(at, true), at, index);
+    }
     if ((this.symbolInfo[index]! & 0xf) === STT_SECTION) {
       const section = this.symbolSection[index]!;
       return section < this.elf.sectionCount ? this.elf.sectionName(section) : `section symbol ${index}`;

@@ -107,6 +107,7 @@ export class SymbolTable {
     }
     object.classifySections();
     for (let i = object.firstGlobal; i < object.symbolCount; i++) this.enter(object, i);
+    object.namesEntered();
   }
 
   addArchive(file: string, archive: ArArchive): void {

@@ -117,7 +117,7 @@ function callsTlsGetAddr(object: InputObject, words: Uint32Array, k: number): bo
     (type === R_X86_64_PLT32 || type === R_X86_64_PC32) &&
     sym >= object.firstGlobal &&
     sym < object.symbolCount &&
-    object.globalNames[sym - object.firstGlobal] === '__tls_get_addr'
+    object.symbolName(sym) === '__tls_get_addr'
   );
 }
 
