@@ -320,8 +320,12 @@ export class ElfObject {
   private sectionNamesAscii: boolean | undefined;
   private cachedSections: readonly ElfSection[] | undefined;
   private cachedSymbols: readonly ElfSymbol[] | undefined;
-  /** Decoded string tables, or null for those that are not all ASCII. */
-  private readonly tableTexts = new WeakMap<Uint8Array, string | null>();
+  /**
+   * Decoded string tables, or null for those that are not all ASCII; made on first use (a link
+   * reads names through its own tables, and a WeakMap per object is an allocation and work for
+   * every mark-compact).
+   */
+  private tableTexts: WeakMap<Uint8Array, string | null> | undefined;
 
   /** Reads the header and section headers of `bytes`; throws ERR_ELF_* on malformed input. */
   constructor(bytes: Uint8Array, origin: ByteOrigin) {
@@ -806,11 +810,12 @@ export class ElfObject {
     }
     // An all-ASCII table (the usual case) is decoded once and names are slices of it: one
     // decoder call per table instead of one per name.
-    let text = this.tableTexts.get(table);
+    const texts = (this.tableTexts ??= new WeakMap());
+    let text = texts.get(table);
     if (text === undefined) {
       const whole = latin1.decode(table);
       text = NON_ASCII.test(whole) ? null : whole;
-      this.tableTexts.set(table, text);
+      texts.set(table, text);
     }
     const end = text !== null ? text.indexOf('\0', nameOffset) : table.indexOf(0, nameOffset);
     if (end < 0) {
