@@ -3,7 +3,8 @@ import { SHN_ABS, SHN_COMMON, SHN_LORESERVE, SHN_UNDEF } from '../../objects/elf
 import { formatError } from '../../objects/format-error.js';
 import { SECTION_ALLOC, SECTION_DISCARDED, SECTION_TLS, type InputObject } from '../input-object.js';
 import type { GotTarget, LinkPlan } from '../link-plan.js';
-import { isRelaxable, type RelocationList } from '../relocation-list.js';
+import type { RelocationList } from '../relocation-list.js';
+import { isRelaxableGotLoad } from '../x86-64/relaxation.js';
 import { SYM_DEFINED, SYM_EXTERNAL, type GlobalSymbol } from '../symbol-table.js';
 import {
   KIND_BRANCH,
@@ -49,13 +50,14 @@ const TWO_32 = 2 ** 32;
  * what constrains the graph's placement.
  */
 export function scanRelocations(plan: LinkPlan, needGot: boolean): RelocationScanner {
-  const scanner = new RelocationScanner(needGot, plan.gotTargets, plan.stubTargets, plan.tls);
+  const scanner = new RelocationScanner(needGot, plan.gotTargets, plan.stubTargets, plan.tls, plan.relocationCount);
   relaxLocalDynamic(plan);
   // (index loops: in a process's first link, V8's interpreter, a for-of step allocates)
   const lists = plan.relocationLists;
   for (let i = 0; i < lists.length; i++) scanner.scan(lists[i]!, plan.relocationWords);
   for (const list of plan.tls.templateLists) scanner.scanTemplate(list, plan.relocationWords);
   plan.relaxable = scanner.relaxable;
+  plan.relaxedGotLoads = scanner.relaxedGotLoads;
   return scanner;
 }
 
@@ -177,6 +179,8 @@ function localTargetFlags(object: InputObject): Uint8Array {
  */
 export class RelocationScanner implements NearReferences {
   relaxable = 0;
+  /** See LinkPlan.relaxedGotLoads. */
+  relaxedGotLoads: Uint8Array | undefined;
   /** Lowest and highest executor address reached by a 32-bit PC-relative reference from the graph. */
   nearLowest = Number.POSITIVE_INFINITY;
   nearHighest = Number.NEGATIVE_INFINITY;
@@ -192,6 +196,8 @@ export class RelocationScanner implements NearReferences {
     readonly gotTargets: GotTarget[],
     readonly stubTargets: GlobalSymbol[],
     private readonly tls: TlsPlan,
+    /** Relocations in the link: the size of relaxedGotLoads. */
+    private readonly relocationCount: number,
   ) {}
 
   scan(list: RelocationList, words: Uint32Array): void {
@@ -206,6 +212,8 @@ export class RelocationScanner implements NearReferences {
     }
     const flags = this.flags;
     const targetSize = list.targetSize;
+    // Where the target section's bytes start in the object, for the GOT loads' instructions.
+    const targetAt = object.elf.sectionOffset(list.target);
     if (object.isNoBits(list.target)) {
       if (list.count > 0) this.refuse(list, list.offset, 0);
     }
@@ -240,8 +248,9 @@ export class RelocationScanner implements NearReferences {
       if ((kind & (KIND_GOT | KIND_BRANCH | KIND_GOT_BASE)) === 0) continue;
       if (kind & KIND_GOT_BASE) this.needGot = true;
       if (kind & KIND_GOT) {
-        if (kind & KIND_RELAXABLE && inGraph && isRelaxable(list, offset, type)) {
+        if (kind & KIND_RELAXABLE && inGraph && isRelaxableGotLoad(object.bytes, targetAt + offset, offset, type)) {
           this.relaxable++;
+          (this.relaxedGotLoads ??= new Uint8Array(this.relocationCount))[list.first + i] = 1;
           continue;
         }
         this.addGot(object, sym, g);
