@@ -37,19 +37,28 @@ export interface GraphLayout {
   readonly size: number;
 }
 
+/**
+ * Names a section for a message. Made only when one is thrown: a graph of CPython has 1,400
+ * sections, and a process's first link runs this check in V8's interpreter, where a closure per
+ * section (or the string itself) is an allocation each time.
+ */
+function sectionWhere(graph: LinkGraph, section: Section, index: number): string {
+  return `section ${index} (${JSON.stringify(section?.name)}) of graph ${JSON.stringify(graph.name)}`;
+}
+
 function checkSection(graph: LinkGraph, section: Section, index: number, pageSize: number): void {
-  // Made only for a message: a graph of CPython has 1,400 sections, and a process's first link
-  // builds every string it asks for in V8's interpreter.
-  const where = () => `section ${index} (${JSON.stringify(section?.name)}) of graph ${JSON.stringify(graph.name)}`;
   if (typeof section !== 'object' || section === null) {
-    throw new JitmemError('ERR_INVALID_SECTION', `${where()} is not a section object`, { graph: graph.name, index });
+    throw new JitmemError('ERR_INVALID_SECTION', `${sectionWhere(graph, section, index)} is not a section object`, {
+      graph: graph.name,
+      index,
+    });
   }
   try {
     checkSize('size', section.size);
     checkAlignment('alignment', section.alignment);
   } catch (err) {
     const e = err as JitmemError;
-    throw new JitmemError(e.code, `${where()}: ${e.message}`, {
+    throw new JitmemError(e.code, `${sectionWhere(graph, section, index)}: ${e.message}`, {
       graph: graph.name,
       section: section.name,
       ...e.details,
@@ -58,7 +67,7 @@ function checkSection(graph: LinkGraph, section: Section, index: number, pageSiz
   if (section.alignment > pageSize) {
     throw new JitmemError(
       'ERR_ALIGNMENT_ABOVE_PAGE_SIZE',
-      `${where()} asks for alignment ${section.alignment}, above the page size ${pageSize}; segments start on page boundaries, so no larger alignment can be honoured (LLVM refuses it too)`,
+      `${sectionWhere(graph, section, index)} asks for alignment ${section.alignment}, above the page size ${pageSize}; segments start on page boundaries, so no larger alignment can be honoured (LLVM refuses it too)`,
       { graph: graph.name, section: section.name, alignment: section.alignment, pageSize },
     );
   }
@@ -68,16 +77,20 @@ function checkSection(graph: LinkGraph, section: Section, index: number, pageSiz
   ) {
     throw new JitmemError(
       'ERR_CONTENT_SIZE_MISMATCH',
-      `${where()} has size ${section.size} but ${section.content instanceof Uint8Array ? `${section.content.length} bytes of content` : 'content that is not a Uint8Array'}`,
+      `${sectionWhere(graph, section, index)} has size ${section.size} but ${section.content instanceof Uint8Array ? `${section.content.length} bytes of content` : 'content that is not a Uint8Array'}`,
       { graph: graph.name, section: section.name, size: section.size },
     );
   }
   const id = allocGroupId(section.group);
   if (!Number.isInteger(id) || id < 0 || id > 15) {
-    throw new JitmemError('ERR_INVALID_ALLOC_GROUP', `${where()} has an invalid AllocGroup`, {
-      graph: graph.name,
-      section: section.name,
-    });
+    throw new JitmemError(
+      'ERR_INVALID_ALLOC_GROUP',
+      `${sectionWhere(graph, section, index)} has an invalid AllocGroup`,
+      {
+        graph: graph.name,
+        section: section.name,
+      },
+    );
   }
 }
 
@@ -90,14 +103,18 @@ export function layoutGraph(graph: LinkGraph, pageSize: number): GraphLayout {
     );
   }
   const byGroup = new Map<number, Section[]>();
-  graph.sections.forEach((section, index) => {
+  // Index loops, here and below: a process's first link runs them in V8's interpreter, where a
+  // for-of step or a callback per section costs an allocation or a call.
+  const all = graph.sections;
+  for (let index = 0; index < all.length; index++) {
+    const section = all[index]!;
     checkSection(graph, section, index, pageSize);
-    if (section.size === 0) return; // empty sections take no space, as in LLVM
+    if (section.size === 0) continue; // empty sections take no space, as in LLVM
     const id = allocGroupId(section.group);
     let list = byGroup.get(id);
     if (!list) byGroup.set(id, (list = []));
     list.push(section);
-  });
+  }
   if (byGroup.size === 0) {
     throw new JitmemError(
       'ERR_EMPTY_GRAPH',
@@ -113,7 +130,8 @@ export function layoutGraph(graph: LinkGraph, pageSize: number): GraphLayout {
     const placed: PlacedSection[] = [];
     let end = 0;
     let alignment = 1;
-    for (const section of sections) {
+    for (let i = 0; i < sections.length; i++) {
+      const section = sections[i]!;
       if (section.content === undefined) continue;
       const offset = alignUp(end, section.alignment);
       placed.push({ section, offset });
@@ -121,7 +139,8 @@ export function layoutGraph(graph: LinkGraph, pageSize: number): GraphLayout {
       alignment = Math.max(alignment, section.alignment);
     }
     const contentSize = end;
-    for (const section of sections) {
+    for (let i = 0; i < sections.length; i++) {
+      const section = sections[i]!;
       if (section.content !== undefined) continue;
       const offset = alignUp(end, section.alignment);
       placed.push({ section, offset });

@@ -44,6 +44,22 @@ const TWO_32 = 2 ** 32;
 /** The symbol and relocation words are read as host words: x86-64's byte order. */
 const LITTLE_ENDIAN_HOST = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 
+/**
+ * Scratch words for the symbol table being read (readSymbols), shared by every object: the copy
+ * lives only while one table is read, and a memory of its own per object (177 of them for
+ * CPython) is an allocation, a page-faulted block and an entry for V8's array-buffer sweeping
+ * each. Tables above the cap get words of their own, so that no link keeps a huge one alive.
+ */
+let scratchWords = new Uint32Array(0);
+const SCRATCH_WORDS_CAP = 1 << 18;
+
+function symbolWords(count: number): Uint32Array {
+  if (count <= scratchWords.length) return scratchWords;
+  if (count > SCRATCH_WORDS_CAP) return new Uint32Array(count);
+  scratchWords = new Uint32Array(Math.min(SCRATCH_WORDS_CAP, Math.max(count, 2 * scratchWords.length, 4096)));
+  return scratchWords;
+}
+
 export class InputObject {
   readonly elf: ElfObject;
   /** file or file(member), as messages show it. */
@@ -64,11 +80,15 @@ export class InputObject {
   /** STV_*: the low two bits of st_other. */
   readonly symbolVisibility: Uint8Array;
   /**
-   * Names of the global symbols (index - firstGlobal); locals are named on demand, for messages.
-   * Until the object is entered in the symbol table a name may be a slice of the whole string
-   * table decoded at once; entering replaces each with the table's own string (ownGlobalName).
+   * Names of the global symbols (index - firstGlobal) while the object is being entered in the
+   * symbol table: until then a name may be a slice of the whole string table decoded at once;
+   * entering replaces each with the table's own string (ownGlobalName). Once entered
+   * (namesEntered) the list goes, since each entry's name is then its table entry's (`globals`):
+   * a list per object kept for the whole link is what a process's first link copies through its
+   * young generation and promotes; a local symbol past sh_info is named from the string table.
    */
-  readonly globalNames: string[];
+  globalNames: string[];
+  private entered = false;
   /** Offset of each global's name in the string table (index - firstGlobal). */
   private readonly globalNameOffset: Uint32Array;
   /** The table entry each global symbol of this object resolved to (index - firstGlobal). */
@@ -158,10 +178,10 @@ export class InputObject {
     // The table copied once into aligned words (a memcpy; archive members are only 2-byte
     // aligned), read by index: a process's first link runs this loop in V8's interpreter, where
     // an element load costs a fraction of a DataView call.
-    const words = new Uint32Array(this.symbolCount * 6);
+    const words = symbolWords(this.symbolCount * 6);
     // (a plain view, not the Buffer's subarray: a Buffer's views are made by a JS constructor)
     const bytes = this.bytes;
-    new Uint8Array(words.buffer).set(
+    new Uint8Array(words.buffer, 0, this.symbolCount * 24).set(
       new Uint8Array(bytes.buffer, bytes.byteOffset + table.offset, this.symbolCount * 24),
     );
     // An all-ASCII string table (the usual case) is decoded once and the names sliced from it:
@@ -283,9 +303,21 @@ export class InputObject {
     return this.stringsAscii ? strings.toString('latin1', offset, end) : strings.toString('utf8', offset, end);
   }
 
+  /** Called once every global of the object is in the symbol table: see globalNames. */
+  namesEntered(): void {
+    this.globalNames = [];
+    this.entered = true;
+  }
+
   /** A symbol's name for messages: its own, or for a section symbol its section's. */
   symbolName(index: number): string {
-    if (index >= this.firstGlobal) return this.globalNames[index - this.firstGlobal]!;
+    if (index >= this.firstGlobal) {
+      if (!this.entered) return this.globalNames[index - this.firstGlobal]!;
+      const g = this.globals[index - this.firstGlobal];
+      if (g !== undefined) return g.name;
+      const at = this.elf.symbolTable!.offset + index * 24;
+      return this.stringAt(this.view.getUint32(at, true), at, index);
+    }
     if ((this.symbolInfo[index]! & 0xf) === STT_SECTION) {
       const section = this.symbolSection[index]!;
       return section < this.elf.sectionCount ? this.elf.sectionName(section) : `section symbol ${index}`;

@@ -82,6 +82,11 @@ export class LinkPlan {
   readonly gotTargets: GotTarget[] = [];
   readonly stubTargets: GlobalSymbol[] = [];
   relaxable = 0;
+  /**
+   * 1 for each GOT load the scan relaxed (by index among the link's relocations; undefined when
+   * none was): the fixups rewrite exactly those, without deciding again.
+   */
+  relaxedGotLoads: Uint8Array | undefined = undefined;
   gotSection: PlannedSection | undefined;
   stubSection: PlannedSection | undefined;
   /** The TLS image and the TLS GOT (plan-tls.ts). */

@@ -181,6 +181,7 @@ export class LinkedProgram {
       words: this.plan.relocationWords,
       views,
       addresses,
+      relaxedGotLoads: this.plan.relaxedGotLoads,
       tls: { plan: this.plan.tls, binding: tls, gotAddress: tlsGotAddress },
     });
     return this.result(addresses, views);

@@ -1,5 +1,4 @@
 import type { InputObject } from './input-object.js';
-import { isRelaxableGotLoad } from './x86-64/relaxation.js';
 
 /** A relocation section whose target is allocated: what the scan and fixup passes walk. */
 export class RelocationList {
@@ -29,9 +28,3 @@ export class RelocationList {
 
 /** Words per relocation entry in the link's relocation words (an Elf64_Rela is 24 bytes). */
 export const RELOCATION_WORDS = 6;
-
-/** Whether the GOT load at `offset` of the list's target section can become a direct reference. */
-export function isRelaxable(list: RelocationList, offset: number, type: number): boolean {
-  const object = list.object;
-  return isRelaxableGotLoad(object.bytes, object.elf.sectionOffset(list.target) + offset, offset, type);
-}

@@ -107,6 +107,7 @@ export class SymbolTable {
     }
     object.classifySections();
     for (let i = object.firstGlobal; i < object.symbolCount; i++) this.enter(object, i);
+    object.namesEntered();
   }
 
   addArchive(file: string, archive: ArArchive): void {
@@ -211,7 +212,8 @@ export class SymbolTable {
     while (this.pending.length > 0) {
       const g = this.pending.pop()!;
       if (g.state !== SYM_UNDEFINED) continue;
-      for (const a of this.archives) {
+      for (let i = 0; i < this.archives.length; i++) {
+        const a = this.archives[i]!;
         const member = a.index.get(g.name);
         if (member === undefined || a.loaded.has(member)) continue;
         a.loaded.add(member);

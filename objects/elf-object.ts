@@ -320,8 +320,12 @@ export class ElfObject {
   private sectionNamesAscii: boolean | undefined;
   private cachedSections: readonly ElfSection[] | undefined;
   private cachedSymbols: readonly ElfSymbol[] | undefined;
-  /** Decoded string tables, or null for those that are not all ASCII. */
-  private readonly tableTexts = new WeakMap<Uint8Array, string | null>();
+  /**
+   * Decoded string tables, or null for those that are not all ASCII; made on first use (a link
+   * reads names through its own tables, and a WeakMap per object is an allocation and work for
+   * every mark-compact).
+   */
+  private tableTexts: WeakMap<Uint8Array, string | null> | undefined;
 
   /** Reads the header and section headers of `bytes`; throws ERR_ELF_* on malformed input. */
   constructor(bytes: Uint8Array, origin: ByteOrigin) {
@@ -484,8 +488,10 @@ export class ElfObject {
   sectionContent(index: number): Uint8Array | undefined {
     const type = this.sectionType(index);
     if (type === SHT_NOBITS || type === SHT_NULL) return undefined;
-    const offset = this.sectionOffset(index);
-    return this.bytes.subarray(offset, offset + this.sectionSize(index));
+    // A plain view, not the Buffer's subarray: a Buffer's views are made by a JS constructor, run
+    // in V8's interpreter for each of a first link's sections.
+    const bytes = this.bytes;
+    return new Uint8Array(bytes.buffer, bytes.byteOffset + this.sectionOffset(index), this.sectionSize(index));
   }
 
   /** Section `index` as one object (made on each call unless `sections` was asked for). */
@@ -804,11 +810,12 @@ export class ElfObject {
     }
     // An all-ASCII table (the usual case) is decoded once and names are slices of it: one
     // decoder call per table instead of one per name.
-    let text = this.tableTexts.get(table);
+    const texts = (this.tableTexts ??= new WeakMap());
+    let text = texts.get(table);
     if (text === undefined) {
       const whole = latin1.decode(table);
       text = NON_ASCII.test(whole) ? null : whole;
-      this.tableTexts.set(table, text);
+      texts.set(table, text);
     }
     const end = text !== null ? text.indexOf('\0', nameOffset) : table.indexOf(0, nameOffset);
     if (end < 0) {

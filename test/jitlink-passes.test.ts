@@ -96,3 +96,49 @@ test('relocating one link twice leaves the first result unchanged', async (t) =>
   t.is(readPointer(first, whereAddress), snapshot.counter!);
   t.true(Object.isFrozen(one) && Object.isFrozen(one.init));
 });
+
+// A table of pointers into code and data on both sides of where the base's low word wraps, and
+// PC-relative references across the same boundary: 64-bit fields carry into their high word.
+const POINTERS = `
+static char before[64] = { 1 };
+char pad[0x3000];
+static char after[64] = { 2 };
+char *const table[] = { before, before + 63, after, after + 1, (char *)pad - 8, (char *)0 + 5 };
+char *reach(int i) { return i ? after : before; }
+int main(void) { return reach(0)[0] + table[2][0]; }
+`;
+
+test('pointers written at a base whose low word wraps inside the allocation carry into the high word', async (t) => {
+  const dir = tempDir(t);
+  const object = compile(dir, 'pointers.c', POINTERS, ['-O1', '-fPIC']);
+  const linked = await linkObjects([object], { pageSize: 4096, lookup: async (names) => names.map(() => 0) });
+  const { layout } = linked;
+  // Plain memory standing in for an allocation: relocate() writes only into what it is given.
+  const memory = layout.segments.map((s) => new Uint8Array(s.pageRoundedSize));
+  layout.segments.forEach((seg, i) => {
+    for (const p of seg.sections) if (p.section.content) memory[i]!.set(p.section.content, p.offset);
+  });
+  const read64 = (address: number, base: number): number => {
+    const offset = address - base;
+    const i = layout.segments.findIndex((s) => offset >= s.offset && offset < s.offset + s.pageRoundedSize);
+    const view = new DataView(memory[i]!.buffer);
+    const at = offset - layout.segments[i]!.offset;
+    return view.getUint32(at, true) + view.getUint32(at + 4, true) * 2 ** 32;
+  };
+  // Low words just under 2^32 and just under 2^31: every segment after the first lies past the wrap.
+  for (const base of [0x7f12_ffff_f000, 0x7f12_7fff_f000, 0x5555_0000_0000]) {
+    const program = linked.relocate(base, memory, layout);
+    const table = program.symbol('table')!;
+    const pad = program.symbol('pad')!;
+    const before = read64(table, base);
+    const after = read64(table + 16, base);
+    t.is(read64(table + 8, base), before + 63, `base ${base.toString(16)}`);
+    t.is(read64(table + 24, base), after + 1);
+    t.is(read64(table + 32, base), pad - 8);
+    t.is(read64(table + 40, base), 5);
+    t.true(before > base && before < base + layout.size && after > base && after < base + layout.size);
+    // The data does lie past the wrap: of the low word (first base), of its sign bit (second).
+    if (base === 0x7f12_ffff_f000) t.is(Math.floor(after / 2 ** 32), Math.floor(base / 2 ** 32) + 1);
+    if (base === 0x7f12_7fff_f000) t.true(after % 2 ** 32 >= 2 ** 31);
+  }
+});

@@ -84,7 +84,10 @@ interface MergedSection {
 export function planSections(plan: LinkPlan, groups: SectionGroups, pageSize: number): void {
   const ehFrame: MergedSection = { pieces: [], size: 0, alignment: 8, flags: 0, content: true };
   const merged = new Map<string, MergedSection>();
-  for (const object of plan.table.objects) {
+  // Index loops, here and below: in a process's first link (V8's interpreter) a for-of step allocates.
+  const objects = plan.table.objects;
+  for (let o = 0; o < objects.length; o++) {
+    const object = objects[o]!;
     const elf = object.elf;
     for (let index = 0; index < elf.sectionCount; index++) {
       if (object.sectionKind[index] !== SECTION_ALLOC) continue;
@@ -124,14 +127,18 @@ export function planSections(plan: LinkPlan, groups: SectionGroups, pageSize: nu
     // Ends with a zero-length terminator record.
     const content = mergedContent(ehFrame, alignUp(ehFrame.size, 4) + 4);
     plan.ehFrame = addSection(plan, EH_FRAME, groups[0]!, 8, content.length, content);
-    for (const p of ehFrame.pieces) p.object.placeSection[p.section] = plan.ehFrame.serial;
+    for (let i = 0; i < ehFrame.pieces.length; i++) {
+      const p = ehFrame.pieces[i]!;
+      p.object.placeSection[p.section] = plan.ehFrame.serial;
+    }
   }
   for (const [name, m] of merged) {
     const content = m.content ? mergedContent(m, m.size) : undefined;
     const section = addSection(plan, name, groupOf(groups, m.flags), Math.min(m.alignment, pageSize), m.size, content);
-    for (const p of m.pieces) {
+    const array = arrayPriority(name);
+    for (let i = 0; i < m.pieces.length; i++) {
+      const p = m.pieces[i]!;
       p.object.placeSection[p.section] = section.serial;
-      const array = arrayPriority(name);
       if (array) plan.arrays.push({ object: p.object, section: p.section, ...array });
     }
     for (const g of plan.boundaries.get(name)!)
@@ -151,7 +158,8 @@ function addPiece(m: MergedSection, object: InputObject, section: number, alignm
 
 function mergedContent(m: MergedSection, size: number): Uint8Array {
   const content = new Uint8Array(size);
-  for (const p of m.pieces) {
+  for (let i = 0; i < m.pieces.length; i++) {
+    const p = m.pieces[i]!;
     const c = p.object.elf.sectionContent(p.section);
     if (c) content.set(c, p.object.placeOffset[p.section]!);
   }

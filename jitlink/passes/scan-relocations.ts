@@ -3,7 +3,8 @@ import { SHN_ABS, SHN_COMMON, SHN_LORESERVE, SHN_UNDEF } from '../../objects/elf
 import { formatError } from '../../objects/format-error.js';
 import { SECTION_ALLOC, SECTION_DISCARDED, SECTION_TLS, type InputObject } from '../input-object.js';
 import type { GotTarget, LinkPlan } from '../link-plan.js';
-import { isRelaxable, type RelocationList } from '../relocation-list.js';
+import type { RelocationList } from '../relocation-list.js';
+import { isRelaxableGotLoad } from '../x86-64/relaxation.js';
 import { SYM_DEFINED, SYM_EXTERNAL, type GlobalSymbol } from '../symbol-table.js';
 import {
   KIND_BRANCH,
@@ -49,11 +50,14 @@ const TWO_32 = 2 ** 32;
  * what constrains the graph's placement.
  */
 export function scanRelocations(plan: LinkPlan, needGot: boolean): RelocationScanner {
-  const scanner = new RelocationScanner(needGot, plan.gotTargets, plan.stubTargets, plan.tls);
+  const scanner = new RelocationScanner(needGot, plan.gotTargets, plan.stubTargets, plan.tls, plan.relocationCount);
   relaxLocalDynamic(plan);
-  for (const list of plan.relocationLists) scanner.scan(list, plan.relocationWords);
+  // (index loops: in a process's first link, V8's interpreter, a for-of step allocates)
+  const lists = plan.relocationLists;
+  for (let i = 0; i < lists.length; i++) scanner.scan(lists[i]!, plan.relocationWords);
   for (const list of plan.tls.templateLists) scanner.scanTemplate(list, plan.relocationWords);
   plan.relaxable = scanner.relaxable;
+  plan.relaxedGotLoads = scanner.relaxedGotLoads;
   return scanner;
 }
 
@@ -69,7 +73,8 @@ function relaxLocalDynamic(plan: LinkPlan): void {
     if (lists.length > 0) relaxObjectLocalDynamic(plan, lists, words);
     lists = [];
   };
-  for (const list of plan.relocationLists) {
+  for (let i = 0; i < plan.relocationLists.length; i++) {
+    const list = plan.relocationLists[i]!;
     if (lists.length > 0 && lists[0]!.object !== list.object) flush();
     if (list.object.hasTls) lists.push(list);
   }
@@ -114,7 +119,7 @@ function callsTlsGetAddr(object: InputObject, words: Uint32Array, k: number): bo
     (type === R_X86_64_PLT32 || type === R_X86_64_PC32) &&
     sym >= object.firstGlobal &&
     sym < object.symbolCount &&
-    object.globalNames[sym - object.firstGlobal] === '__tls_get_addr'
+    object.symbolName(sym) === '__tls_get_addr'
   );
 }
 
@@ -124,9 +129,26 @@ const TARGET_DISCARDED = 2;
 const TARGET_TLS = 4;
 const TARGET_LOCAL_COMMON = 8;
 
+/**
+ * Scratch for localTargetFlags, shared by every object of every link: the scan needs one
+ * object's flags at a time, and an array of its own per object is an allocation and an entry
+ * for V8's array-buffer sweeping each (a first link's collections run during the link).
+ */
+let scratchFlags = new Uint8Array(0);
+const SCRATCH_FLAGS_CAP = 1 << 20;
+
 /** The facts about each local symbol of an object (and the globals it holds, by their table entry). */
 function localTargetFlags(object: InputObject): Uint8Array {
-  const flags = new Uint8Array(object.symbolCount);
+  const n = object.symbolCount;
+  let flags: Uint8Array;
+  if (n > SCRATCH_FLAGS_CAP) {
+    flags = new Uint8Array(n);
+  } else {
+    if (n > scratchFlags.length)
+      scratchFlags = new Uint8Array(Math.min(SCRATCH_FLAGS_CAP, Math.max(n, 2 * scratchFlags.length, 4096)));
+    flags = scratchFlags;
+    flags.fill(0, 0, n);
+  }
   const sections = object.symbolSection;
   const kinds = object.sectionKind;
   for (let i = 0; i < object.symbolCount; i++) {
@@ -157,6 +179,8 @@ function localTargetFlags(object: InputObject): Uint8Array {
  */
 export class RelocationScanner implements NearReferences {
   relaxable = 0;
+  /** See LinkPlan.relaxedGotLoads. */
+  relaxedGotLoads: Uint8Array | undefined;
   /** Lowest and highest executor address reached by a 32-bit PC-relative reference from the graph. */
   nearLowest = Number.POSITIVE_INFINITY;
   nearHighest = Number.NEGATIVE_INFINITY;
@@ -172,6 +196,8 @@ export class RelocationScanner implements NearReferences {
     readonly gotTargets: GotTarget[],
     readonly stubTargets: GlobalSymbol[],
     private readonly tls: TlsPlan,
+    /** Relocations in the link: the size of relaxedGotLoads. */
+    private readonly relocationCount: number,
   ) {}
 
   scan(list: RelocationList, words: Uint32Array): void {
@@ -186,6 +212,8 @@ export class RelocationScanner implements NearReferences {
     }
     const flags = this.flags;
     const targetSize = list.targetSize;
+    // Where the target section's bytes start in the object, for the GOT loads' instructions.
+    const targetAt = object.elf.sectionOffset(list.target);
     if (object.isNoBits(list.target)) {
       if (list.count > 0) this.refuse(list, list.offset, 0);
     }
@@ -220,8 +248,9 @@ export class RelocationScanner implements NearReferences {
       if ((kind & (KIND_GOT | KIND_BRANCH | KIND_GOT_BASE)) === 0) continue;
       if (kind & KIND_GOT_BASE) this.needGot = true;
       if (kind & KIND_GOT) {
-        if (kind & KIND_RELAXABLE && inGraph && isRelaxable(list, offset, type)) {
+        if (kind & KIND_RELAXABLE && inGraph && isRelaxableGotLoad(object.bytes, targetAt + offset, offset, type)) {
           this.relaxable++;
+          (this.relaxedGotLoads ??= new Uint8Array(this.relocationCount))[list.first + i] = 1;
           continue;
         }
         this.addGot(object, sym, g);

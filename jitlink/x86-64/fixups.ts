@@ -1,10 +1,10 @@
 import { JitmemError, hex } from '../../core/errors.js';
-import { SHN_ABS, SHN_LORESERVE, SHN_UNDEF } from '../../objects/elf-constants.js';
+import { SHN_LORESERVE, SHN_UNDEF } from '../../objects/elf-constants.js';
 import { SECTION_DISCARDED, type InputObject } from '../input-object.js';
 import type { TlsBinding } from '../link-plan.js';
 import type { ProgramAddresses } from '../passes/assign-addresses.js';
 import { imageOffset, type TlsPlan } from '../passes/plan-tls.js';
-import { isRelaxable, RELOCATION_WORDS, type RelocationList } from '../relocation-list.js';
+import { RELOCATION_WORDS, type RelocationList } from '../relocation-list.js';
 import { SYM_COMMON, SYM_DEFINED, type GlobalSymbol } from '../symbol-table.js';
 import {
   FIELD_16,
@@ -15,11 +15,10 @@ import {
   FIELD_S8,
   FIELD_U32,
   signedHex,
-  write64,
   writeField,
   type FieldSite,
 } from './fields.js';
-import { mayRelax, relaxGotLoad } from './relaxation.js';
+import { relaxGotLoad } from './relaxation.js';
 import {
   RELAX_CALL_GONE,
   RELAX_DTPOFF_TO_TPOFF,
@@ -45,6 +44,8 @@ export interface FixupContext {
   /** One view per segment of working memory. */
   readonly views: readonly DataView[];
   readonly addresses: ProgramAddresses;
+  /** The GOT loads the scan relaxed (LinkPlan.relaxedGotLoads). */
+  readonly relaxedGotLoads: Uint8Array | undefined;
   /** The program's TLS plan, where its module lies, and the TLS GOT's address. */
   readonly tls: { readonly plan: TlsPlan; readonly binding: TlsBinding | undefined; readonly gotAddress: number };
 }
@@ -137,6 +138,7 @@ function applyList(list: RelocationList, ctx: FixupContext, signed: Int32Array):
   const stubAddress = a.stubAddress;
   const size = list.targetSize;
   const inEhFrame = list.inEhFrame;
+  const relaxed = ctx.relaxedGotLoads;
   for (let i = 0, k = list.first * RELOCATION_WORDS; i < list.count; i++, k += RELOCATION_WORDS) {
     if (relax !== undefined && relax[list.first + i] !== 0) {
       relaxTls(site, ctx, view, at0, relax[list.first + i]!, i, k);
@@ -163,7 +165,10 @@ function applyList(list: RelocationList, ctx: FixupContext, signed: Int32Array):
         continue;
       }
     } else if (type === T.R_X86_64_64 && offset + 8 <= size && !(inEhFrame && addresses[sym] === 0)) {
-      write64(view, at0 + offset, addresses[sym]! + addend);
+      // write64, inline: a call per entry costs a first link's interpreter (38,000 of these in CPython)
+      const value = addresses[sym]! + addend;
+      view.setUint32(at0 + offset, value >>> 0, true);
+      view.setUint32(at0 + offset + 4, Math.floor(value / TWO_32) >>> 0, true);
       continue;
     }
     site.offset = offset;
@@ -180,7 +185,7 @@ function applyList(list: RelocationList, ctx: FixupContext, signed: Int32Array):
       );
     }
     const loc = at0 + offset;
-    if (mayRelax(type) && targetInGraph(object, sym) && isRelaxable(list, offset, type)) {
+    if (relaxed !== undefined && relaxed[list.first + i] === 1) {
       if (offset + 4 > list.targetSize) throw site.outside(4);
       relaxGotLoad(view, loc);
       writeField(view, loc, field, addresses[sym]! + addend - (p0 + offset), site);
@@ -310,13 +315,6 @@ function tlsValue(site: Fixup, ctx: FixupContext, addend: number, p: number): nu
 
 function globalOf(object: InputObject, sym: number): GlobalSymbol | undefined {
   return sym >= object.firstGlobal ? object.globals[sym - object.firstGlobal] : undefined;
-}
-
-function targetInGraph(object: InputObject, sym: number): boolean {
-  const g = globalOf(object, sym);
-  return g !== undefined
-    ? g.inGraph
-    : object.symbolSection[sym] !== SHN_UNDEF && object.symbolSection[sym] !== SHN_ABS && object.definesAt(sym);
 }
 
 /** L: the stub of a function outside the graph, or the function itself. */

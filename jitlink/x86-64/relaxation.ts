@@ -37,8 +37,3 @@ export function relaxGotLoad(view: DataView, at: number): void {
     view.setUint8(at - 1, ADDR32_CALL[1]);
   }
 }
-
-/** The GOTPCRELX types that may be relaxed. */
-export function mayRelax(type: number): boolean {
-  return type === R_X86_64_GOTPCRELX || type === R_X86_64_REX_GOTPCRELX;
-}
