@@ -2,7 +2,7 @@ import { HEADER_SIZE } from '../protocol/frame.js';
 import { Sym } from '../protocol/setup.js';
 import { SpsWriter } from '../protocol/sps.js';
 import type { ExecutorSession } from '../session/executor-session.js';
-import { expectSuccess } from '../session/executor-session.js';
+import { expectAddr, expectSuccess } from '../session/executor-session.js';
 import { checkPatchBatch, type CodePatch, type PatchOptions } from './code-patch.js';
 import type { AllocInfo, ExecutorAddrRange } from './memory-mapper.js';
 import { reserveInWindow } from './reserve-window.js';
@@ -17,8 +17,8 @@ import { throwCollected } from '../core/errors.js';
  * the service does (LLVM spells the two differently).
  */
 const SERVICES = {
-  memMgr: { deinitialize: 'deinitialize', release: 'release' },
-  shm: { deinitialize: 'Deinitialize', release: 'Release' },
+  memMgr: { initialize: 'initialize', deinitialize: 'deinitialize', release: 'release' },
+  shm: { initialize: 'Initialize', deinitialize: 'Deinitialize', release: 'Release' },
 } as const;
 
 export type RemoteServiceName = keyof typeof SERVICES;
@@ -56,8 +56,11 @@ export abstract class RemoteMemoryMapper extends MapperBase {
     return reserveInWindow(this.session, window, () => this.reserve(bytes));
   }
 
-  /** Sends the finalize request for a checked region of `r`; returns the key the executor answers. */
-  protected abstract sendInitialize(info: AllocInfo, r: Reservation, key: number, end: number): Promise<number>;
+  /**
+   * Sends the finalize request for a checked region of `r`; resolves with the executor's answer
+   * (an SPSExpected<addr>), which initialize decodes.
+   */
+  protected abstract sendInitialize(info: AllocInfo, r: Reservation, key: number, end: number): Promise<Uint8Array>;
 
   /**
    * Rewrites code of initialized regions in the executor: a batch whose every patch is already
@@ -69,11 +72,28 @@ export abstract class RemoteMemoryMapper extends MapperBase {
     options: PatchOptions,
   ): Promise<void>;
 
-  async initialize(info: AllocInfo): Promise<number> {
-    const { r, key, end } = this.beginInitialize(info);
-    const result = await this.sendInitialize(info, r, key, end);
-    r.regions.set(result, { end });
-    return result;
+  /**
+   * The answer is decoded and the region recorded in one step after the call, not in an async
+   * function per layer: a sequential finalize waits for each of those steps in turn.
+   */
+  initialize(info: AllocInfo): Promise<number> {
+    let sent: Promise<Uint8Array>;
+    let r: Reservation;
+    let end: number;
+    try {
+      const begun = this.beginInitialize(info);
+      r = begun.r;
+      end = begun.end;
+      sent = this.sendInitialize(info, r, begun.key, end);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const what = SERVICES[this.service].initialize;
+    return sent.then((answer) => {
+      const key = expectAddr(answer, what);
+      r.regions.set(key, { end });
+      return key;
+    });
   }
 
   async patchCode(patches: readonly CodePatch[], options: PatchOptions = {}): Promise<void> {
