@@ -92,13 +92,14 @@ export class SharedMemoryMapper extends RemoteMemoryMapper {
   protected sendInitialize(info: AllocInfo, r: Reservation, key: number, end: number): Promise<Uint8Array> {
     this.table.detachViews(r, key, end);
     const local = this.local.get(r.start)!.address - r.start;
+    const base = info.mappingBase;
     const segments: WireSegment[] = [];
     for (const seg of info.segments) {
-      const addr = info.mappingBase + seg.offset;
+      const addr = base + seg.offset;
       if (seg.zeroFillSize > 0) native.fill(local + addr + seg.contentSize, seg.zeroFillSize, 0);
       segments.push({ group: allocGroupId(seg.group), addr, size: seg.contentSize + seg.zeroFillSize });
     }
-    const actions = toWireActions(info.actions);
+    const actions = info.actions.length === 0 ? NO_ACTIONS : toWireActions(info.actions);
     // Sized to fit, so the request is encoded where the writer starts (a small one in the
     // writers' shared pool) and never copied to a larger buffer.
     const w = callArgs(sharedMemoryFinalizeRequestSize(segments.length, actions))
@@ -159,6 +160,12 @@ export class SharedMemoryMapper extends RemoteMemoryMapper {
  */
 function sharedMemoryFinalizeRequestSize(segments: number, actions: readonly AllocActionCallPair[]): number {
   let n = 8 + 8 + 8 + segments * 17 + 8;
-  for (const a of actions) n += 32 + (a.finalize?.args.length ?? 0) + (a.dealloc?.args.length ?? 0);
+  for (let i = 0; i < actions.length; i++) {
+    const a = actions[i]!;
+    n += 32 + (a.finalize?.args.length ?? 0) + (a.dealloc?.args.length ?? 0);
+  }
   return n;
 }
+
+/** The actions of a graph that has none, as the wire takes them (never written to). */
+const NO_ACTIONS: AllocActionCallPair[] = [];

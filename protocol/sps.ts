@@ -379,12 +379,21 @@ export class SpsWriter {
     return this.sequence(fr.actions, (w, a) => w.allocActionCallPair(a));
   }
 
-  /** SPSSharedMemoryFinalizeRequest: segments without content. */
+  /**
+   * SPSSharedMemoryFinalizeRequest: segments without content. Every shared-memory finalize is
+   * one, so it is written with plain loops (no closure per sequence).
+   */
   sharedMemoryFinalizeRequest(fr: WireFinalizeRequest): this {
-    this.sequence(fr.segments, (w, s) => {
-      w.remoteAllocGroup(s.group).addr(s.addr).u64(s.size);
-    });
-    return this.sequence(fr.actions, (w, a) => w.allocActionCallPair(a));
+    const segments = fr.segments;
+    this.u64(segments.length);
+    for (let i = 0; i < segments.length; i++) {
+      const s = segments[i]!;
+      this.u8(s.group).u64(s.addr).u64(s.size);
+    }
+    const actions = fr.actions;
+    this.u64(actions.length);
+    for (let i = 0; i < actions.length; i++) this.allocActionCallPair(actions[i]!);
+    return this;
   }
 }
 
