@@ -33,8 +33,12 @@ export type RemoteServiceName = keyof typeof SERVICES;
 export abstract class RemoteMemoryMapper extends MapperBase {
   readonly pageSize: number;
   protected readonly instance: number;
+  /** The executor address of the service's initialize call (a call by address skips the name lookup). */
+  protected readonly initializeTag: number;
 
   private readonly calls: { readonly deinitialize: string; readonly release: string };
+  /** What the service calls initialize, for its errors. */
+  private readonly initializeName: string;
   protected readonly deinitializes = new PendingCalls<readonly number[]>(() => this.settleDeinitializes());
   /** The last deinitialize call sent, answered or not. */
   private deinitializing: Promise<void> = Promise.resolve();
@@ -48,7 +52,9 @@ export abstract class RemoteMemoryMapper extends MapperBase {
     for (const call of ['Reserve', 'Initialize', 'Deinitialize', 'Release'] as const)
       session.symbol(Sym[`${service}${call}`]);
     this.instance = session.symbol(Sym[`${service}Instance`]);
+    this.initializeTag = session.symbol(Sym[`${service}Initialize`]);
     this.calls = { deinitialize: Sym[`${service}Deinitialize`], release: Sym[`${service}Release`] };
+    this.initializeName = SERVICES[service].initialize;
   }
 
   /** reserve(), inside `window`, when the executor can place reservations (jitmem's can); else null. */
@@ -88,7 +94,7 @@ export abstract class RemoteMemoryMapper extends MapperBase {
     } catch (err) {
       return Promise.reject(err);
     }
-    const what = SERVICES[this.service].initialize;
+    const what = this.initializeName;
     return sent.then((answer) => {
       const key = expectAddr(answer, what);
       r.regions.set(key, { end });

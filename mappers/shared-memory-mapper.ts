@@ -106,7 +106,7 @@ export class SharedMemoryMapper extends RemoteMemoryMapper {
       .addr(this.instance)
       .addr(r.start)
       .sharedMemoryFinalizeRequest({ segments, actions });
-    return this.session.call(Sym.shmInitialize, w);
+    return this.session.callAddress(this.initializeTag, w);
   }
 
   /**

@@ -176,7 +176,8 @@ export class SpsWriter {
         'ERR_INTERNAL',
         'SpsWriter: a writer with bytes spliced in by reference goes out in pieces (finishPieces)',
       );
-    return this.buf.subarray(0, this.pos);
+    // A view made directly (subarray looks up a species constructor each time).
+    return new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.pos);
   }
 
   /**
@@ -197,7 +198,7 @@ export class SpsWriter {
   }
 
   u8(v: number): this {
-    this.ensure(1);
+    if (this.pos + 1 > this.buf.length) this.ensure(1);
     this.buf[this.pos++] = v & 0xff;
     return this;
   }
@@ -235,22 +236,26 @@ export class SpsWriter {
     return this;
   }
 
-  /** A u64 from a non-negative safe integer or any bigint (taken modulo 2^64). */
+  /**
+   * A u64 from a non-negative safe integer or any bigint (taken modulo 2^64). Addresses, sizes
+   * and counts of every call go through here, often before the code is optimized: the common
+   * case takes no call but the two stores (`>>> 0` is the low 32 bits of any safe integer).
+   */
   u64(v: number | bigint): this {
-    this.ensure(8);
-    if (typeof v === 'bigint') {
-      this.dv.setBigUint64(this.dvAt + this.pos, BigInt.asUintN(64, v), true);
+    if (this.pos + 8 > this.buf.length) this.ensure(8);
+    const at = this.dvAt + this.pos;
+    if (typeof v === 'number' && v >= 0 && v <= Number.MAX_SAFE_INTEGER && v % 1 === 0) {
+      const lo = v >>> 0;
+      this.dv.setUint32(at, lo, true);
+      this.dv.setUint32(at + 4, (v - lo) / TWO_32, true);
+    } else if (typeof v === 'bigint') {
+      this.dv.setBigUint64(at, BigInt.asUintN(64, v), true);
     } else {
-      if (!Number.isSafeInteger(v) || v < 0) {
-        throw new JitmemError(
-          'ERR_SPS_VALUE',
-          `an SPS u64 must be a non-negative safe integer or a bigint; got ${String(v)}`,
-          { value: v },
-        );
-      }
-      const at = this.dvAt + this.pos;
-      this.dv.setUint32(at, v % TWO_32, true);
-      this.dv.setUint32(at + 4, Math.floor(v / TWO_32), true);
+      throw new JitmemError(
+        'ERR_SPS_VALUE',
+        `an SPS u64 must be a non-negative safe integer or a bigint; got ${String(v)}`,
+        { value: v },
+      );
     }
     this.pos += 8;
     return this;

@@ -313,34 +313,49 @@ export class SlabMemoryManager {
     return new InFlightAllocation(this, ticket, graph, layout, base, segments);
   }
 
-  /** @internal */
-  async finalizeAllocation(alloc: InFlightAllocation): Promise<FinalizedAllocation> {
-    this.checkOpen();
-    const entry = this.expect(alloc, IN_FLIGHT, 'finalize');
-    entry.state = 'finalizing';
-    const layoutSegments = alloc.layout.segments;
-    const segments: SegmentInfo[] = [];
-    for (let i = 0; i < layoutSegments.length; i++) {
-      const seg = layoutSegments[i]!;
-      segments.push({
-        offset: seg.offset,
-        contentSize: seg.contentSize,
-        zeroFillSize: seg.zeroFillSize,
-        group: seg.group,
-        workingMemory: alloc.segments[i]!.workingMemory,
-      });
-    }
-    const info: AllocInfo = { mappingBase: alloc.base, segments, actions: alloc.actions };
-    let key: number;
+  /**
+   * @internal
+   * A promise chain rather than an async function: a sequential finalize waits for every step
+   * after the executor's answer, and this is one step less than resuming a suspended function.
+   */
+  finalizeAllocation(alloc: InFlightAllocation): Promise<FinalizedAllocation> {
+    let entry: AllocationTicket;
+    let info: AllocInfo;
     try {
-      key = await this.mapper.initialize(info);
+      this.checkOpen();
+      entry = this.expect(alloc, IN_FLIGHT, 'finalize');
+      const layoutSegments = alloc.layout.segments;
+      const segments: SegmentInfo[] = [];
+      for (let i = 0; i < layoutSegments.length; i++) {
+        const seg = layoutSegments[i]!;
+        segments.push({
+          offset: seg.offset,
+          contentSize: seg.contentSize,
+          zeroFillSize: seg.zeroFillSize,
+          group: seg.group,
+          workingMemory: alloc.segments[i]!.workingMemory,
+        });
+      }
+      info = { mappingBase: alloc.base, segments, actions: alloc.actions };
     } catch (err) {
-      // The executor may hold part of the region; never hand the range out again.
+      return Promise.reject(err);
+    }
+    entry.state = 'finalizing';
+    // The executor may hold part of the region after a failure: the range is never handed out again.
+    const failed = (err: unknown): never => {
       this.burn(alloc.base, entry);
       throw err;
+    };
+    let pending: Promise<number>;
+    try {
+      pending = this.mapper.initialize(info);
+    } catch (err) {
+      return Promise.reject(err).catch(failed);
     }
-    entry.state = 'finalized';
-    return new FinalizedAllocation(this, entry, alloc.graph.name, alloc.layout, alloc.base, key);
+    return pending.then((key) => {
+      entry.state = 'finalized';
+      return new FinalizedAllocation(this, entry, alloc.graph.name, alloc.layout, alloc.base, key);
+    }, failed);
   }
 
   /** @internal */
