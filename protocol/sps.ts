@@ -108,7 +108,8 @@ export class SpsWriter {
     const size = Math.max(initialCapacity + headroom, 16);
     if (size <= POOLED_WRITER_MAX) {
       const slot = (size + 7) & ~7;
-      if (writerPoolUsed + slot > WRITER_POOL_SIZE) {
+      // A full pool, or one someone detached (transferred a finished writer's buffer), is replaced.
+      if (writerPoolUsed + slot > WRITER_POOL_SIZE || writerPool.byteLength === 0) {
         writerPool = new ArrayBuffer(WRITER_POOL_SIZE);
         writerPoolView = new DataView(writerPool);
         writerPoolUsed = 0;
