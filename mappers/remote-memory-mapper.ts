@@ -2,7 +2,7 @@ import { HEADER_SIZE } from '../protocol/frame.js';
 import { Sym } from '../protocol/setup.js';
 import { SpsWriter } from '../protocol/sps.js';
 import type { ExecutorSession } from '../session/executor-session.js';
-import { expectSuccess } from '../session/executor-session.js';
+import { expectAddr, expectSuccess } from '../session/executor-session.js';
 import { checkPatchBatch, type CodePatch, type PatchOptions } from './code-patch.js';
 import type { AllocInfo, ExecutorAddrRange } from './memory-mapper.js';
 import { reserveInWindow } from './reserve-window.js';
@@ -17,8 +17,8 @@ import { throwCollected } from '../core/errors.js';
  * the service does (LLVM spells the two differently).
  */
 const SERVICES = {
-  memMgr: { deinitialize: 'deinitialize', release: 'release' },
-  shm: { deinitialize: 'Deinitialize', release: 'Release' },
+  memMgr: { initialize: 'initialize', deinitialize: 'deinitialize', release: 'release' },
+  shm: { initialize: 'Initialize', deinitialize: 'Deinitialize', release: 'Release' },
 } as const;
 
 export type RemoteServiceName = keyof typeof SERVICES;
@@ -33,8 +33,12 @@ export type RemoteServiceName = keyof typeof SERVICES;
 export abstract class RemoteMemoryMapper extends MapperBase {
   readonly pageSize: number;
   protected readonly instance: number;
+  /** The executor address of the service's initialize call (a call by address skips the name lookup). */
+  protected readonly initializeTag: number;
 
   private readonly calls: { readonly deinitialize: string; readonly release: string };
+  /** What the service calls initialize, for its errors. */
+  private readonly initializeName: string;
   protected readonly deinitializes = new PendingCalls<readonly number[]>(() => this.settleDeinitializes());
   /** The last deinitialize call sent, answered or not. */
   private deinitializing: Promise<void> = Promise.resolve();
@@ -48,7 +52,9 @@ export abstract class RemoteMemoryMapper extends MapperBase {
     for (const call of ['Reserve', 'Initialize', 'Deinitialize', 'Release'] as const)
       session.symbol(Sym[`${service}${call}`]);
     this.instance = session.symbol(Sym[`${service}Instance`]);
+    this.initializeTag = session.symbol(Sym[`${service}Initialize`]);
     this.calls = { deinitialize: Sym[`${service}Deinitialize`], release: Sym[`${service}Release`] };
+    this.initializeName = SERVICES[service].initialize;
   }
 
   /** reserve(), inside `window`, when the executor can place reservations (jitmem's can); else null. */
@@ -56,8 +62,11 @@ export abstract class RemoteMemoryMapper extends MapperBase {
     return reserveInWindow(this.session, window, () => this.reserve(bytes));
   }
 
-  /** Sends the finalize request for a checked region of `r`; returns the key the executor answers. */
-  protected abstract sendInitialize(info: AllocInfo, r: Reservation, key: number, end: number): Promise<number>;
+  /**
+   * Sends the finalize request for a checked region of `r`; resolves with the executor's answer
+   * (an SPSExpected<addr>), which initialize decodes.
+   */
+  protected abstract sendInitialize(info: AllocInfo, r: Reservation, key: number, end: number): Promise<Uint8Array>;
 
   /**
    * Rewrites code of initialized regions in the executor: a batch whose every patch is already
@@ -69,11 +78,28 @@ export abstract class RemoteMemoryMapper extends MapperBase {
     options: PatchOptions,
   ): Promise<void>;
 
-  async initialize(info: AllocInfo): Promise<number> {
-    const { r, key, end } = this.beginInitialize(info);
-    const result = await this.sendInitialize(info, r, key, end);
-    r.regions.set(result, { end });
-    return result;
+  /**
+   * The answer is decoded and the region recorded in one step after the call, not in an async
+   * function per layer: a sequential finalize waits for each of those steps in turn.
+   */
+  initialize(info: AllocInfo): Promise<number> {
+    let sent: Promise<Uint8Array>;
+    let r: Reservation;
+    let end: number;
+    try {
+      const begun = this.beginInitialize(info);
+      r = begun.r;
+      end = begun.end;
+      sent = this.sendInitialize(info, r, begun.key, end);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const what = this.initializeName;
+    return sent.then((answer) => {
+      const key = expectAddr(answer, what);
+      r.regions.set(key, { end });
+      return key;
+    });
   }
 
   async patchCode(patches: readonly CodePatch[], options: PatchOptions = {}): Promise<void> {

@@ -24,6 +24,8 @@ export interface Reservation<R extends RegionRecord = RegionRecord> {
  */
 export class ReservationTable<R extends RegionRecord = RegionRecord> {
   readonly byStart = new Map<number, Reservation<R>>();
+  /** The reservation `of` found last (checked against byStart before it is trusted again). */
+  private last: Reservation<R> | undefined;
 
   add(start: number, size: number): Reservation<R> {
     const r: Reservation<R> = { start, end: start + size, views: new Map(), regions: new Map() };
@@ -32,6 +34,12 @@ export class ReservationTable<R extends RegionRecord = RegionRecord> {
   }
 
   of(addr: number, size: number, op: string): Reservation<R> {
+    // Calls come in runs on one reservation (a slab's allocations): the last one found is
+    // tried first, if it is still held.
+    const last = this.last;
+    if (last !== undefined && addr >= last.start && addr < last.end && addr + size <= last.end) {
+      if (this.byStart.get(last.start) === last) return last;
+    }
     for (const r of this.byStart.values()) {
       if (addr >= r.start && addr < r.end) {
         if (addr + size > r.end) {
@@ -45,6 +53,7 @@ export class ReservationTable<R extends RegionRecord = RegionRecord> {
             },
           );
         }
+        this.last = r;
         return r;
       }
     }
@@ -72,6 +81,7 @@ export class ReservationTable<R extends RegionRecord = RegionRecord> {
   }
 
   checkInitialize(r: Reservation<R>, key: number, end: number): void {
+    if (r.regions.size === 0) return;
     for (const [k, { end: e }] of r.regions) {
       if (key < e && end > k) {
         throw new JitmemError(
@@ -94,10 +104,14 @@ export class ReservationTable<R extends RegionRecord = RegionRecord> {
   }
 
   detachViews(r: Reservation<R>, start: number, end: number): void {
-    for (const [addr, list] of r.views) {
+    const views = r.views;
+    if (views.size === 0) return;
+    // Keys only, and each list looked up where it is detached (most views lie elsewhere).
+    for (const addr of views.keys()) {
       if (addr >= start && addr < end) {
-        for (const v of list) native.detach(v);
-        r.views.delete(addr);
+        const list = views.get(addr)!;
+        for (let i = 0; i < list.length; i++) native.detach(list[i]!);
+        views.delete(addr);
       }
     }
   }

@@ -48,7 +48,7 @@ export class RpcCopyMapper extends RemoteMemoryMapper {
     return native.view(this.staging.get(r.start)! + (addr - r.start), size);
   }
 
-  protected async sendInitialize(info: AllocInfo, r: Reservation, key: number, end: number): Promise<number> {
+  protected async sendInitialize(info: AllocInfo, r: Reservation, key: number, end: number): Promise<Uint8Array> {
     const segments = info.segments.map((seg) => {
       const addr = info.mappingBase + seg.offset;
       const working = seg.workingMemory ?? r.views.get(addr)?.[0];
@@ -73,7 +73,7 @@ export class RpcCopyMapper extends RemoteMemoryMapper {
     const w = new SpsWriter(64 + segments.length * 40 + info.actions.length * 64, HEADER_SIZE);
     w.addr(this.instance).finalizeRequest({ segments, actions: toWireActions(info.actions) }, true);
     try {
-      return expectAddr(await this.session.call(Sym.memMgrInitialize, w), 'initialize');
+      return await this.session.call(Sym.memMgrInitialize, w);
     } finally {
       // Answered (or the session is gone, and the socket with it): the views may go.
       this.table.detachViews(r, key, end);

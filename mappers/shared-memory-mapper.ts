@@ -3,11 +3,12 @@ import { JitmemError } from '../core/errors.js';
 import { remoteError } from '../protocol/remote-error.js';
 import { checkExecutorShmName } from '../protocol/shm-names.js';
 import { JitmemSym, Sym } from '../protocol/setup.js';
-import { toWireActions } from '../protocol/alloc-actions.js';
+import { toWireActions, type AllocActionCallPair } from '../protocol/alloc-actions.js';
+import type { WireSegment } from '../protocol/sps.js';
 import { allocGroupId } from '../graph/alloc-group.js';
 import type { AllocInfo } from './memory-mapper.js';
 import { COHERENT_ICACHE, type CodePatch, type PatchOptions } from './code-patch.js';
-import { ExecutorSession, decodeResult, expectAddr, expectSuccess } from '../session/executor-session.js';
+import { ExecutorSession, decodeResult, expectSuccess } from '../session/executor-session.js';
 import type { Reservation } from './reservation-table.js';
 import { RemoteMemoryMapper, callArgs } from './remote-memory-mapper.js';
 
@@ -88,17 +89,24 @@ export class SharedMemoryMapper extends RemoteMemoryMapper {
     return native.view(this.localAddress(r.start, addr), size);
   }
 
-  protected async sendInitialize(info: AllocInfo, r: Reservation, key: number, end: number): Promise<number> {
+  protected sendInitialize(info: AllocInfo, r: Reservation, key: number, end: number): Promise<Uint8Array> {
     this.table.detachViews(r, key, end);
-    const segments = info.segments.map((seg) => {
-      const addr = info.mappingBase + seg.offset;
-      if (seg.zeroFillSize > 0) native.fill(this.localAddress(r.start, addr) + seg.contentSize, seg.zeroFillSize, 0);
-      return { group: allocGroupId(seg.group), addr, size: seg.contentSize + seg.zeroFillSize };
-    });
-    const w = this.args()
+    const local = this.local.get(r.start)!.address - r.start;
+    const base = info.mappingBase;
+    const segments: WireSegment[] = [];
+    for (const seg of info.segments) {
+      const addr = base + seg.offset;
+      if (seg.zeroFillSize > 0) native.fill(local + addr + seg.contentSize, seg.zeroFillSize, 0);
+      segments.push({ group: allocGroupId(seg.group), addr, size: seg.contentSize + seg.zeroFillSize });
+    }
+    const actions = info.actions.length === 0 ? NO_ACTIONS : toWireActions(info.actions);
+    // Sized to fit, so the request is encoded where the writer starts (a small one in the
+    // writers' shared pool) and never copied to a larger buffer.
+    const w = callArgs(sharedMemoryFinalizeRequestSize(segments.length, actions))
+      .addr(this.instance)
       .addr(r.start)
-      .sharedMemoryFinalizeRequest({ segments, actions: toWireActions(info.actions) });
-    return expectAddr(await this.session.call(Sym.shmInitialize, w), 'Initialize');
+      .sharedMemoryFinalizeRequest({ segments, actions });
+    return this.session.callAddress(this.initializeTag, w);
   }
 
   /**
@@ -145,3 +153,19 @@ export class SharedMemoryMapper extends RemoteMemoryMapper {
     return this.local.get(reservationStart)!.address + (addr - reservationStart);
   }
 }
+
+/**
+ * Bytes of an Initialize call's arguments: instance and reservation, the segments (group, address,
+ * size) and the action pairs (address and counted arguments, twice).
+ */
+function sharedMemoryFinalizeRequestSize(segments: number, actions: readonly AllocActionCallPair[]): number {
+  let n = 8 + 8 + 8 + segments * 17 + 8;
+  for (let i = 0; i < actions.length; i++) {
+    const a = actions[i]!;
+    n += 32 + (a.finalize?.args.length ?? 0) + (a.dealloc?.args.length ?? 0);
+  }
+  return n;
+}
+
+/** The actions of a graph that has none, as the wire takes them (never written to). */
+const NO_ACTIONS: AllocActionCallPair[] = [];

@@ -6,7 +6,7 @@ import {
   HEADER_SIZE,
   OpCode,
   encodeFrame,
-  writeHeader,
+  writeHeaderAt,
   type Frame,
 } from './frame.js';
 import { SpsWriter } from './sps.js';
@@ -239,7 +239,7 @@ export class Channel {
         );
       const pieces = payload.finishPieces();
       const size = HEADER_SIZE + payload.length;
-      writeHeader(pieces[0]!, opcode, seq, tag, size);
+      writeHeaderAt(payload.dataView, payload.dataViewOffset, opcode, seq, tag, size);
       this.stats.bytesSent += size;
       this.corkForThisTurn();
       for (const piece of pieces) this.output.write(piece);
@@ -248,7 +248,7 @@ export class Channel {
     if (payload instanceof SpsWriter) {
       if (payload.headroom === HEADER_SIZE) {
         frame = payload.finishWithHeadroom();
-        writeHeader(frame, opcode, seq, tag);
+        writeHeaderAt(payload.dataView, payload.dataViewOffset, opcode, seq, tag, frame.length);
       } else {
         frame = encodeFrame(opcode, seq, tag, payload.finish());
       }

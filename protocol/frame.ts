@@ -67,11 +67,18 @@ const TWO_32 = 2 ** 32;
  * frame sent in several pieces of which `frame` is the first.
  */
 export function writeHeader(frame: Uint8Array, opcode: number, seq: number, tag: number, size = frame.length): void {
-  const dv = new DataView(frame.buffer, frame.byteOffset, HEADER_SIZE);
-  putU64(dv, 0, size);
-  putU64(dv, 8, opcode);
-  putU64(dv, 16, seq);
-  putU64(dv, 24, tag);
+  writeHeaderAt(new DataView(frame.buffer, frame.byteOffset, HEADER_SIZE), 0, opcode, seq, tag, size);
+}
+
+/**
+ * Writes a header of MsgSize `size` at byte `at` of `dv`: for a sender that already holds a
+ * DataView over the frame's buffer (an SpsWriter's), which saves making one per frame.
+ */
+export function writeHeaderAt(dv: DataView, at: number, opcode: number, seq: number, tag: number, size: number): void {
+  putU64(dv, at, size);
+  putU64(dv, at + 8, opcode);
+  putU64(dv, at + 16, seq);
+  putU64(dv, at + 24, tag);
 }
 
 /** A whole frame in one buffer (header + copy of the payload). */

@@ -69,16 +69,35 @@ export interface WireLookupElement {
 /** A value or an error message, as SPSExpected carries it. */
 export type WireExpected<T> = { ok: true; value: T } | { ok: false; error: string };
 
+/**
+ * Writers of up to this many bytes (headroom included) take their buffer from a shared pool
+ * instead of allocating one: a call's arguments are tens of bytes, and a buffer of their own
+ * costs more than encoding them (a backing store outside the heap, and a DataView over it).
+ */
+const POOLED_WRITER_MAX = 1024;
+const WRITER_POOL_SIZE = 64 * 1024;
+
+/**
+ * The pool: one ArrayBuffer and one DataView, handed out front to back in 8-byte-aligned slots
+ * and never reused (a full pool is replaced by a new one), so the bytes of a finished writer,
+ * which a stream may still be about to send, stay as they are for as long as anyone holds them.
+ */
+let writerPool = new ArrayBuffer(WRITER_POOL_SIZE);
+let writerPoolView = new DataView(writerPool);
+let writerPoolUsed = 0;
+
 export class SpsWriter {
   private buf: Uint8Array;
   private dv: DataView;
+  /** Where buf[0] lies in dv (a pooled buffer is a slot of the pool's view). */
+  private dvAt: number;
   private pos: number;
   private readonly start: number;
   /**
    * Bytes referenced rather than copied (bytesByReference): each goes on the wire after the
-   * first `at` bytes of buf.
+   * first `at` bytes of buf. Made on the first one.
    */
-  private readonly spliced: Array<{ readonly at: number; readonly bytes: Uint8Array }> = [];
+  private spliced: Array<{ readonly at: number; readonly bytes: Uint8Array }> | null = null;
   private splicedBytes = 0;
 
   /**
@@ -86,8 +105,24 @@ export class SpsWriter {
    * written there and the whole frame sent without another copy.
    */
   constructor(initialCapacity = 256, headroom = 0) {
-    this.buf = new Uint8Array(Math.max(initialCapacity + headroom, 16));
-    this.dv = new DataView(this.buf.buffer);
+    const size = Math.max(initialCapacity + headroom, 16);
+    if (size <= POOLED_WRITER_MAX) {
+      const slot = (size + 7) & ~7;
+      // A full pool, or one someone detached (transferred a finished writer's buffer), is replaced.
+      if (writerPoolUsed + slot > WRITER_POOL_SIZE || writerPool.byteLength === 0) {
+        writerPool = new ArrayBuffer(WRITER_POOL_SIZE);
+        writerPoolView = new DataView(writerPool);
+        writerPoolUsed = 0;
+      }
+      this.buf = new Uint8Array(writerPool, writerPoolUsed, size);
+      this.dv = writerPoolView;
+      this.dvAt = writerPoolUsed;
+      writerPoolUsed += slot;
+    } else {
+      this.buf = new Uint8Array(size);
+      this.dv = new DataView(this.buf.buffer);
+      this.dvAt = 0;
+    }
     this.pos = headroom;
     this.start = headroom;
   }
@@ -99,11 +134,23 @@ export class SpsWriter {
 
   /** True when some bytes are referenced rather than copied: send the pieces (finishPieces). */
   get gathered(): boolean {
-    return this.spliced.length > 0;
+    return this.spliced !== null;
   }
 
   get headroom(): number {
     return this.start;
+  }
+
+  /**
+   * A DataView over this writer's buffer and the offset of its first byte (headroom included)
+   * in it: where a frame header goes (writeHeaderAt), with no DataView made for it.
+   */
+  get dataView(): DataView {
+    return this.dv;
+  }
+
+  get dataViewOffset(): number {
+    return this.dvAt;
   }
 
   private ensure(n: number): void {
@@ -115,6 +162,7 @@ export class SpsWriter {
     next.set(this.buf.subarray(0, this.pos));
     this.buf = next;
     this.dv = new DataView(next.buffer);
+    this.dvAt = 0;
   }
 
   /** The payload (a view, no copy). */
@@ -124,12 +172,13 @@ export class SpsWriter {
 
   /** Headroom plus payload (a view, no copy): what a frame writer fills in and sends. */
   finishWithHeadroom(): Uint8Array {
-    if (this.spliced.length > 0)
+    if (this.spliced !== null)
       throw new JitmemError(
         'ERR_INTERNAL',
         'SpsWriter: a writer with bytes spliced in by reference goes out in pieces (finishPieces)',
       );
-    return this.buf.subarray(0, this.pos);
+    // A view made directly (subarray looks up a species constructor each time).
+    return new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.pos);
   }
 
   /**
@@ -140,7 +189,7 @@ export class SpsWriter {
   finishPieces(): Uint8Array[] {
     const pieces: Uint8Array[] = [];
     let from = 0;
-    for (const s of this.spliced) {
+    for (const s of this.spliced ?? []) {
       if (s.at > from) pieces.push(this.buf.subarray(from, s.at));
       pieces.push(s.bytes);
       from = s.at;
@@ -150,7 +199,7 @@ export class SpsWriter {
   }
 
   u8(v: number): this {
-    this.ensure(1);
+    if (this.pos + 1 > this.buf.length) this.ensure(1);
     this.buf[this.pos++] = v & 0xff;
     return this;
   }
@@ -169,40 +218,45 @@ export class SpsWriter {
 
   u16(v: number): this {
     this.ensure(2);
-    this.dv.setUint16(this.pos, v & 0xffff, true);
+    this.dv.setUint16(this.dvAt + this.pos, v & 0xffff, true);
     this.pos += 2;
     return this;
   }
 
   u32(v: number): this {
     this.ensure(4);
-    this.dv.setUint32(this.pos, v >>> 0, true);
+    this.dv.setUint32(this.dvAt + this.pos, v >>> 0, true);
     this.pos += 4;
     return this;
   }
 
   i32(v: number): this {
     this.ensure(4);
-    this.dv.setInt32(this.pos, v | 0, true);
+    this.dv.setInt32(this.dvAt + this.pos, v | 0, true);
     this.pos += 4;
     return this;
   }
 
-  /** A u64 from a non-negative safe integer or any bigint (taken modulo 2^64). */
+  /**
+   * A u64 from a non-negative safe integer or any bigint (taken modulo 2^64). Addresses, sizes
+   * and counts of every call go through here, often before the code is optimized: the common
+   * case takes no call but the two stores (`>>> 0` is the low 32 bits of any safe integer).
+   */
   u64(v: number | bigint): this {
-    this.ensure(8);
-    if (typeof v === 'bigint') {
-      this.dv.setBigUint64(this.pos, BigInt.asUintN(64, v), true);
+    if (this.pos + 8 > this.buf.length) this.ensure(8);
+    const at = this.dvAt + this.pos;
+    if (typeof v === 'number' && v >= 0 && v <= Number.MAX_SAFE_INTEGER && v % 1 === 0) {
+      const lo = v >>> 0;
+      this.dv.setUint32(at, lo, true);
+      this.dv.setUint32(at + 4, (v - lo) / TWO_32, true);
+    } else if (typeof v === 'bigint') {
+      this.dv.setBigUint64(at, BigInt.asUintN(64, v), true);
     } else {
-      if (!Number.isSafeInteger(v) || v < 0) {
-        throw new JitmemError(
-          'ERR_SPS_VALUE',
-          `an SPS u64 must be a non-negative safe integer or a bigint; got ${String(v)}`,
-          { value: v },
-        );
-      }
-      this.dv.setUint32(this.pos, v % TWO_32, true);
-      this.dv.setUint32(this.pos + 4, Math.floor(v / TWO_32), true);
+      throw new JitmemError(
+        'ERR_SPS_VALUE',
+        `an SPS u64 must be a non-negative safe integer or a bigint; got ${String(v)}`,
+        { value: v },
+      );
     }
     this.pos += 8;
     return this;
@@ -210,7 +264,7 @@ export class SpsWriter {
 
   i64(v: number | bigint): this {
     this.ensure(8);
-    this.dv.setBigInt64(this.pos, BigInt.asIntN(64, BigInt(v)), true);
+    this.dv.setBigInt64(this.dvAt + this.pos, BigInt.asIntN(64, BigInt(v)), true);
     this.pos += 8;
     return this;
   }
@@ -244,7 +298,7 @@ export class SpsWriter {
   bytesByReference(bytes: Uint8Array): this {
     this.u64(bytes.length);
     if (bytes.length > 0) {
-      this.spliced.push({ at: this.pos, bytes });
+      (this.spliced ??= []).push({ at: this.pos, bytes });
       this.splicedBytes += bytes.length;
     }
     return this;
@@ -331,12 +385,21 @@ export class SpsWriter {
     return this.sequence(fr.actions, (w, a) => w.allocActionCallPair(a));
   }
 
-  /** SPSSharedMemoryFinalizeRequest: segments without content. */
+  /**
+   * SPSSharedMemoryFinalizeRequest: segments without content. Every shared-memory finalize is
+   * one, so it is written with plain loops (no closure per sequence).
+   */
   sharedMemoryFinalizeRequest(fr: WireFinalizeRequest): this {
-    this.sequence(fr.segments, (w, s) => {
-      w.remoteAllocGroup(s.group).addr(s.addr).u64(s.size);
-    });
-    return this.sequence(fr.actions, (w, a) => w.allocActionCallPair(a));
+    const segments = fr.segments;
+    this.u64(segments.length);
+    for (let i = 0; i < segments.length; i++) {
+      const s = segments[i]!;
+      this.u8(s.group).u64(s.addr).u64(s.size);
+    }
+    const actions = fr.actions;
+    this.u64(actions.length);
+    for (let i = 0; i < actions.length; i++) this.allocActionCallPair(actions[i]!);
+    return this;
   }
 }
 

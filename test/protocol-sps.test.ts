@@ -1,6 +1,6 @@
 import test from 'ava';
 import { SpsReader, SpsWriter, decode, sps } from '../protocol/sps.js';
-import { FrameParser, OpCode, encodeFrame } from '../protocol/frame.js';
+import { FrameParser, OpCode, encodeFrame, writeHeaderAt } from '../protocol/frame.js';
 import { LLVM22_BOOTSTRAP_SYMBOLS, decodeSetup, encodeSetup } from '../protocol/setup.js';
 
 const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -239,4 +239,53 @@ test('the frame parser refuses sizes below 32 and above its limit, and unknown o
     code: 'ERR_UNKNOWN_OPCODE',
     message: /unknown opcode 4/,
   });
+});
+
+test('small writers share a pool: each keeps its own bytes, a full or detached pool is replaced, a large writer has its own buffer', (t) => {
+  // Two thousand small writers fill several 64 KiB pools; each must still hold what it wrote.
+  const finished = Array.from({ length: 2000 }, (_, i) => new SpsWriter(40, 32).u64(i).u64(2 ** 53 - 1 - i));
+  finished.forEach((w, i) => {
+    const frame = w.finishWithHeadroom();
+    t.is(frame.length, 48);
+    t.is(hexOf(frame.subarray(32)), hexOf(sps((x) => x.u64(i).u64(2 ** 53 - 1 - i))));
+  });
+  // Small writers share one buffer; one above the pooled size has a buffer of its own.
+  const [a, b] = [new SpsWriter(8).u64(1).finish(), new SpsWriter(8).u64(2).finish()];
+  t.is(a.buffer, b.buffer);
+  t.not(b.byteOffset, a.byteOffset);
+  t.is(new SpsWriter(4096).u64(3).finish().buffer.byteLength, 4096);
+  // A writer that outgrows its slot moves to a buffer of its own with everything written so far.
+  const grown = new SpsWriter(8).u64(1).u64(2).u64(3);
+  t.is(hexOf(grown.finish()), '010000000000000002000000000000000300000000000000');
+  // A finished writer's buffer that someone detaches takes the pool with it: the next writer gets another.
+  const detached = new SpsWriter(8).u64(5).finish();
+  const pool = detached.buffer as ArrayBuffer;
+  structuredClone(pool, { transfer: [pool] });
+  t.is(detached.length, 0);
+  t.is(hexOf(new SpsWriter(8).u64(7).finish()), '0700000000000000');
+  // The header goes in through the writer's own view, at its slot.
+  const w = new SpsWriter(16, 32).u64(9);
+  const frame = w.finishWithHeadroom();
+  writeHeaderAt(w.dataView, w.dataViewOffset, OpCode.CallWrapper, 3, 0x1234, frame.length);
+  t.is(
+    hexOf(frame),
+    hexOf(
+      encodeFrame(
+        OpCode.CallWrapper,
+        3,
+        0x1234,
+        sps((x) => x.u64(9)),
+      ),
+    ),
+  );
+});
+
+test('u64 writes every safe integer exactly and refuses what is not one', (t) => {
+  for (const v of [0, 1, 0xffff_ffff, 2 ** 32, 2 ** 32 + 1, 0x7f76_93a9_8000, 2 ** 53 - 1]) {
+    const r = new SpsReader(sps((w) => w.u64(v)));
+    t.is(r.u64(), v);
+  }
+  t.is(hexOf(sps((w) => w.u64(2n ** 64n - 1n))), 'ffffffffffffffff');
+  for (const bad of [-1, 0.5, 2 ** 53, Number.NaN, Number.POSITIVE_INFINITY])
+    t.throws(() => new SpsWriter(8).u64(bad), { code: 'ERR_SPS_VALUE' });
 });

@@ -62,9 +62,9 @@ void RestoreProt(Reservation &r, const std::vector<LiveSegment> &segments) {
   if (start < end) Protect(start, end - start, r.defaultProt);
 }
 
-// Maximal runs of adjacent pages that get the same protection: one mprotect each.
+// Maximal runs of adjacent pages that get the same protection: one mprotect each. Sorts `segs`.
 template <typename F>
-void ForEachProtRun(std::vector<LiveSegment> segs, uint64_t page, F f) {
+void ForEachProtRun(std::vector<LiveSegment> &segs, uint64_t page, F f) {
   std::sort(segs.begin(), segs.end(), [](const LiveSegment &a, const LiveSegment &b) { return a.addr < b.addr; });
   size_t i = 0;
   while (i < segs.size()) {
@@ -122,11 +122,14 @@ bool InitializeRegion(AddressSpace &space, ActionSite &actions, const FinalizeRe
   }
   Reservation &reservation = *res;
   uint64_t start = sorted.front()->addr, end = sorted.back()->addr + sorted.back()->size;
-  for (auto &kv : reservation.regions) {
-    const Region &other = kv.second;
-    if (start < other.end && other.start < end)
-      return e.fail("ERR_REGION_OVERLAP", "in initialize, region [" + Hex(start) + ", " + Hex(end) + ") overlaps previous region [" + Hex(other.start) + ", " +
-                                              Hex(other.end) + ")");
+  // Live regions are disjoint and kept by start: the first one [start, end) could meet is the one
+  // just below start, else the first at or above it (one lookup, not a pass over every region).
+  auto near = reservation.regions.lower_bound(start);
+  if (near != reservation.regions.begin() && std::prev(near)->second.end > start) --near;
+  if (near != reservation.regions.end() && near->second.start < end && start < near->second.end) {
+    const Region &other = near->second;
+    return e.fail("ERR_REGION_OVERLAP", "in initialize, region [" + Hex(start) + ", " + Hex(end) + ") overlaps previous region [" + Hex(other.start) + ", " +
+                                            Hex(other.end) + ")");
   }
   // Pages the region covers must be writable now: a page still protected by a region that
   // shares it would fault on the copy.
@@ -139,10 +142,12 @@ bool InitializeRegion(AddressSpace &space, ActionSite &actions, const FinalizeRe
   for (const Segment *s : segments) region.segments.push_back({s->addr, s->size, s->group & PROT_MASK_});
   // The actions, against the memory as it will be: the region is in the record for the length
   // of the check (nothing is read or written meanwhile), then out again.
-  reservation.regions[start] = region;
-  bool actionsOk = actions.checkRequest(fr.actions, e);
-  reservation.regions.erase(start);
-  if (!actionsOk) return false;
+  if (!fr.actions.empty()) {
+    reservation.regions[start] = region;
+    bool actionsOk = actions.checkRequest(fr.actions, e);
+    reservation.regions.erase(start);
+    if (!actionsOk) return false;
+  }
 
   // Planned: now the memory changes.
   for (const Segment *s : segments) {
@@ -174,12 +179,13 @@ bool InitializeRegion(AddressSpace &space, ActionSite &actions, const FinalizeRe
     if (s.prot & PROT_X_) FlushICache(s.addr, s.size);
 
   // The region is live before its actions run: they may need to reach its memory.
-  Region &live = reservation.regions[start] = region;
+  Region &live = reservation.regions[start] = std::move(region);
   std::vector<WrapperCall> deallocs;
   if (!actions.runFinalize(fr.actions, deallocs, e)) {
     actions.frames.releaseWithin(start, end);
+    std::vector<LiveSegment> segments = std::move(live.segments);
     reservation.regions.erase(start);
-    RestoreProt(reservation, region.segments);
+    RestoreProt(reservation, segments);
     return false;
   }
   live.deallocs = std::move(deallocs);

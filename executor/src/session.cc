@@ -46,6 +46,12 @@ constexpr size_t kHeader = 32;
 constexpr uint64_t kMaxChecksumBytes = 1ull << 30;
 enum OpCode : uint64_t { kSetup = 0, kHangup = 1, kResult = 2, kCallWrapper = 3 };
 
+// The service instances' names (their tokens are checked by identity of these pointers, see
+// Session::instanceToken).
+const char *const kMemMgrInstance = "__llvm_orc_SimpleExecutorMemoryManager_Instance";
+const char *const kShmInstance = "__llvm_orc_ExecutorSharedMemoryMapperService_Instance";
+const char *const kDylibInstance = "__llvm_orc_SimpleExecutorDylibManager_Instance";
+
 const char *const kTriple =
 #if defined(__x86_64__)
     "x86_64-pc-linux-gnu";
@@ -239,8 +245,17 @@ class Session {
   bool handleCall(uint64_t seq, uint64_t tag, std::vector<uint8_t> &payload);
   bool handle(Service s, uint64_t seq, Reader &r, Writer &w);
   bool checkInstance(const char *name, uint64_t addr, Err &e) {
-    if (addr != tokens_[name]) return e.fail("ERR_UNKNOWN_INSTANCE", Hex(addr) + " is not the address of " + name);
+    if (addr != instanceToken(name)) return e.fail("ERR_UNKNOWN_INSTANCE", Hex(addr) + " is not the address of " + name);
     return true;
+  }
+  // Every memory call names its service's instance: the three tokens are kept as numbers, so
+  // that checking one is not a string built and looked up in the token map per call.
+  uint64_t instanceToken(const char *name) {
+    if (name == kMemMgrInstance) return memMgrInstance_;
+    if (name == kShmInstance) return shmInstance_;
+    if (name == kDylibInstance) return dylibInstance_;
+    auto it = tokens_.find(name);
+    return it == tokens_.end() ? 0 : it->second;
   }
   bool requireNoCodeRunning(const char *what, Err &e) {
     int n = running_.load();
@@ -270,6 +285,7 @@ class Session {
   bool outIsSocket_ = false;
   bool channelClosed_ = false;  // under writeMutex_
   std::map<std::string, uint64_t> tokens_;
+  uint64_t memMgrInstance_ = 0, shmInstance_ = 0, dylibInstance_ = 0;
   std::vector<std::string> tokenOrder_;
   std::map<uint64_t, Service> services_;
   std::set<uint64_t> jitmemTags_;
@@ -306,9 +322,10 @@ struct CodeJob {
 
 void Session::registerServices() {
   // Token order: instances first, then each service (the Setup map lists them all).
-  for (const char *n : {"__llvm_orc_SimpleRemoteEPC_dispatch_ctx", "__llvm_orc_SimpleExecutorMemoryManager_Instance", "__llvm_orc_ExecutorSharedMemoryMapperService_Instance",
-                        "__llvm_orc_SimpleExecutorDylibManager_Instance"})
-    token(n);
+  token("__llvm_orc_SimpleRemoteEPC_dispatch_ctx");
+  memMgrInstance_ = token(kMemMgrInstance);
+  shmInstance_ = token(kShmInstance);
+  dylibInstance_ = token(kDylibInstance);
   actions_.ignored.insert(token("llvm_orc_registerJITLoaderGDBAllocAction"));
   on("__llvm_orc_SimpleExecutorMemoryManager_reserve_wrapper", Service::MemReserve);
   on("__llvm_orc_SimpleExecutorMemoryManager_initialize_wrapper", Service::MemInitialize);
@@ -763,7 +780,7 @@ bool Session::handle(Service s, uint64_t seq, Reader &r, Writer &w) {
       uint64_t inst = r.addr(), size = r.u64("the size");
       DECODED(r, "reserve arguments");
       uint64_t base = 0;
-      bool ok = checkInstance("__llvm_orc_SimpleExecutorMemoryManager_Instance", inst, e) && mem_.reserve(size, base, e);
+      bool ok = checkInstance(kMemMgrInstance, inst, e) && mem_.reserve(size, base, e);
       PutExpectedAddr(w, ok, base, e);
       return false;
     }
@@ -773,7 +790,7 @@ bool Session::handle(Service s, uint64_t seq, Reader &r, Writer &w) {
       readFinalizeRequest(r, true, fr);
       DECODED(r, "initialize arguments");
       uint64_t key = 0;
-      bool ok = checkInstance("__llvm_orc_SimpleExecutorMemoryManager_Instance", inst, e) && mem_.initialize(fr, key, e);
+      bool ok = checkInstance(kMemMgrInstance, inst, e) && mem_.initialize(fr, key, e);
       PutExpectedAddr(w, ok, key, e);
       return false;
     }
@@ -782,7 +799,7 @@ bool Session::handle(Service s, uint64_t seq, Reader &r, Writer &w) {
       DECODED(r, "Reserve arguments");
       uint64_t base = 0;
       std::string name;
-      bool ok = checkInstance("__llvm_orc_ExecutorSharedMemoryMapperService_Instance", inst, e) && mem_.shmReserve(size, base, name, e);
+      bool ok = checkInstance(kShmInstance, inst, e) && mem_.shmReserve(size, base, name, e);
       if (ok) {
         w.boolean(true).u64(base).string(name);
       } else {
@@ -796,7 +813,7 @@ bool Session::handle(Service s, uint64_t seq, Reader &r, Writer &w) {
       readFinalizeRequest(r, false, fr);
       DECODED(r, "Initialize arguments");
       uint64_t key = 0;
-      bool ok = checkInstance("__llvm_orc_ExecutorSharedMemoryMapperService_Instance", inst, e) && mem_.shmInitialize(base, fr, key, e);
+      bool ok = checkInstance(kShmInstance, inst, e) && mem_.shmInitialize(base, fr, key, e);
       PutExpectedAddr(w, ok, key, e);
       return false;
     }
@@ -812,7 +829,7 @@ bool Session::handle(Service s, uint64_t seq, Reader &r, Writer &w) {
       std::vector<uint64_t> addrs;
       for (uint64_t i = 0; i < n && r.ok(); i++) addrs.push_back(r.addr());
       DECODED(r, std::string(op) + " arguments");
-      bool ok = checkInstance(shm ? "__llvm_orc_ExecutorSharedMemoryMapperService_Instance" : "__llvm_orc_SimpleExecutorMemoryManager_Instance", inst, e) &&
+      bool ok = checkInstance(shm ? kShmInstance : kMemMgrInstance, inst, e) &&
                 requireNoCodeRunning(op, e);
       if (ok) {
         if (s == Service::MemDeinitialize) ok = mem_.deinitialize(addrs, e);
@@ -830,7 +847,7 @@ bool Session::handle(Service s, uint64_t seq, Reader &r, Writer &w) {
       uint64_t mode = r.u64Big();
       DECODED(r, "open arguments");
       uint64_t handle = 0;
-      bool ok = checkInstance("__llvm_orc_SimpleExecutorDylibManager_Instance", inst, e);
+      bool ok = checkInstance(kDylibInstance, inst, e);
       if (ok && mode != 0) ok = e.fail("ERR_UNSUPPORTED_MODE", "open: non-zero mode bits not yet supported");
       if (ok) {
         dlerror();

@@ -3,7 +3,7 @@ import { alignUp, checkSize } from '../../core/checks.js';
 import { osCounts } from '../../core/cost-counters.js';
 import type { AllocGroup } from '../../graph/alloc-group.js';
 import type { LinkGraph } from '../../graph/link-graph.js';
-import type { AllocActionCallPair, AllocInfo, ExecutorAddrRange, MemoryMapper } from '../memory-mapper.js';
+import type { AllocActionCallPair, AllocInfo, ExecutorAddrRange, MemoryMapper, SegmentInfo } from '../memory-mapper.js';
 import { FreeRangeIndex, checkFitPolicy, type FitPolicy } from './free-range-index.js';
 import { layoutGraph, reverseLayout, type GraphLayout } from '../../graph/layout.js';
 
@@ -194,7 +194,8 @@ export class InFlightAllocation {
 
 /** Memory that is live in the executor until deallocated. */
 export class FinalizedAllocation {
-  private readonly offsetOf: (name: string) => number;
+  /** Made on the first sectionAddress: many allocations are freed without one. */
+  private offsetOf: ((name: string) => number) | undefined;
 
   /** @internal Created by InFlightAllocation.finalize. */
   constructor(
@@ -205,18 +206,21 @@ export class FinalizedAllocation {
     readonly base: number,
     /** The key initialize returned (the lowest segment address). */
     readonly key: number,
-  ) {
-    this.offsetOf = sectionOffsets(layout, graphName);
-  }
+  ) {}
 
   get size(): number {
     return this.layout.size;
   }
 
   sectionAddress(name: string): number {
+    this.offsetOf ??= sectionOffsets(this.layout, this.graphName);
     return this.base + this.offsetOf(name);
   }
 }
+
+// The states each operation accepts (expect), made once rather than per call.
+const IN_FLIGHT: readonly State[] = ['in-flight'];
+const FINALIZED: readonly State[] = ['finalized'];
 
 export class SlabMemoryManager {
   readonly mapper: MemoryMapper;
@@ -309,38 +313,55 @@ export class SlabMemoryManager {
     return new InFlightAllocation(this, ticket, graph, layout, base, segments);
   }
 
-  /** @internal */
-  async finalizeAllocation(alloc: InFlightAllocation): Promise<FinalizedAllocation> {
-    this.checkOpen();
-    const entry = this.expect(alloc, ['in-flight'], 'finalize');
-    entry.state = 'finalizing';
-    const info: AllocInfo = {
-      mappingBase: alloc.base,
-      segments: alloc.layout.segments.map((seg, i) => ({
-        offset: seg.offset,
-        contentSize: seg.contentSize,
-        zeroFillSize: seg.zeroFillSize,
-        group: seg.group,
-        workingMemory: alloc.segments[i]!.workingMemory,
-      })),
-      actions: alloc.actions,
-    };
-    let key: number;
+  /**
+   * @internal
+   * A promise chain rather than an async function: a sequential finalize waits for every step
+   * after the executor's answer, and this is one step less than resuming a suspended function.
+   */
+  finalizeAllocation(alloc: InFlightAllocation): Promise<FinalizedAllocation> {
+    let entry: AllocationTicket;
+    let info: AllocInfo;
     try {
-      key = await this.mapper.initialize(info);
+      this.checkOpen();
+      entry = this.expect(alloc, IN_FLIGHT, 'finalize');
+      const layoutSegments = alloc.layout.segments;
+      const segments: SegmentInfo[] = [];
+      for (let i = 0; i < layoutSegments.length; i++) {
+        const seg = layoutSegments[i]!;
+        segments.push({
+          offset: seg.offset,
+          contentSize: seg.contentSize,
+          zeroFillSize: seg.zeroFillSize,
+          group: seg.group,
+          workingMemory: alloc.segments[i]!.workingMemory,
+        });
+      }
+      info = { mappingBase: alloc.base, segments, actions: alloc.actions };
     } catch (err) {
-      // The executor may hold part of the region; never hand the range out again.
+      return Promise.reject(err);
+    }
+    entry.state = 'finalizing';
+    // The executor may hold part of the region after a failure: the range is never handed out again.
+    const failed = (err: unknown): never => {
       this.burn(alloc.base, entry);
       throw err;
+    };
+    let pending: Promise<number>;
+    try {
+      pending = this.mapper.initialize(info);
+    } catch (err) {
+      return Promise.reject(err).catch(failed);
     }
-    entry.state = 'finalized';
-    return new FinalizedAllocation(this, entry, alloc.graph.name, alloc.layout, alloc.base, key);
+    return pending.then((key) => {
+      entry.state = 'finalized';
+      return new FinalizedAllocation(this, entry, alloc.graph.name, alloc.layout, alloc.base, key);
+    }, failed);
   }
 
   /** @internal */
   async abandonAllocation(alloc: InFlightAllocation): Promise<void> {
     this.checkOpen();
-    const entry = this.expect(alloc, ['in-flight'], 'abandon');
+    const entry = this.expect(alloc, IN_FLIGHT, 'abandon');
     entry.state = 'deallocating';
     try {
       await this.mapper.deinitialize(alloc.segments.map((s) => s.address));
@@ -373,7 +394,7 @@ export class SlabMemoryManager {
         });
       }
       seen.add(a.base);
-      return this.expect(a, ['finalized'], 'deallocate');
+      return this.expect(a, FINALIZED, 'deallocate');
     });
     for (const e of entries) e.state = 'deallocating';
     try {
@@ -456,7 +477,11 @@ export class SlabMemoryManager {
     this.index.add(range.start, bytes);
   }
 
-  private expect(alloc: InFlightAllocation | FinalizedAllocation, states: State[], op: string): AllocationTicket {
+  private expect(
+    alloc: InFlightAllocation | FinalizedAllocation,
+    states: readonly State[],
+    op: string,
+  ): AllocationTicket {
     const entry = alloc.ticket;
     if (alloc.manager !== this || this.live.get(entry.base) !== entry) {
       if (alloc.manager === this && entry.state === 'gone') {
