@@ -22,6 +22,7 @@ import {
 import type { ElfObject, ElfSection } from '../objects/elf-object.js';
 import { formatError, originName } from '../objects/format-error.js';
 import type { GlobalSymbol } from './symbol-table.js';
+import { ScratchArray } from './scratch-array.js';
 
 /**
  * One relocatable object taking part in a link, with its symbol table decoded into typed
@@ -44,21 +45,8 @@ const TWO_32 = 2 ** 32;
 /** The symbol and relocation words are read as host words: x86-64's byte order. */
 const LITTLE_ENDIAN_HOST = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 
-/**
- * Scratch words for the symbol table being read (readSymbols), shared by every object: the copy
- * lives only while one table is read, and a memory of its own per object (177 of them for
- * CPython) is an allocation, a page-faulted block and an entry for V8's array-buffer sweeping
- * each. Tables above the cap get words of their own, so that no link keeps a huge one alive.
- */
-let scratchWords = new Uint32Array(0);
-const SCRATCH_WORDS_CAP = 1 << 18;
-
-function symbolWords(count: number): Uint32Array {
-  if (count <= scratchWords.length) return scratchWords;
-  if (count > SCRATCH_WORDS_CAP) return new Uint32Array(count);
-  scratchWords = new Uint32Array(Math.min(SCRATCH_WORDS_CAP, Math.max(count, 2 * scratchWords.length, 4096)));
-  return scratchWords;
-}
+/** Scratch words for the symbol table being read (readSymbols): the copy lives only while one table is read. */
+const symbolWords = new ScratchArray((n) => new Uint32Array(n), 1 << 18);
 
 export class InputObject {
   readonly elf: ElfObject;
@@ -178,7 +166,7 @@ export class InputObject {
     // The table copied once into aligned words (a memcpy; archive members are only 2-byte
     // aligned), read by index: a process's first link runs this loop in V8's interpreter, where
     // an element load costs a fraction of a DataView call.
-    const words = symbolWords(this.symbolCount * 6);
+    const words = symbolWords.take(this.symbolCount * 6);
     // (a plain view, not the Buffer's subarray: a Buffer's views are made by a JS constructor)
     const bytes = this.bytes;
     new Uint8Array(words.buffer, 0, this.symbolCount * 24).set(

@@ -73,7 +73,7 @@ export class RpcCopyMapper extends RemoteMemoryMapper {
     const w = new SpsWriter(64 + segments.length * 40 + info.actions.length * 64, HEADER_SIZE);
     w.addr(this.instance).finalizeRequest({ segments, actions: toWireActions(info.actions) }, true);
     try {
-      return await this.session.call(Sym.memMgrInitialize, w);
+      return await this.session.callAddress(this.initializeTag, w);
     } finally {
       // Answered (or the session is gone, and the socket with it): the views may go.
       this.table.detachViews(r, key, end);

@@ -4,7 +4,7 @@ import { remoteError } from '../protocol/remote-error.js';
 import { checkExecutorShmName } from '../protocol/shm-names.js';
 import { JitmemSym, Sym } from '../protocol/setup.js';
 import { toWireActions, type AllocActionCallPair } from '../protocol/alloc-actions.js';
-import type { WireSegment } from '../protocol/sps.js';
+import { sharedMemoryFinalizeRequestSize, type WireSegment } from '../protocol/sps.js';
 import { allocGroupId } from '../graph/alloc-group.js';
 import type { AllocInfo } from './memory-mapper.js';
 import { COHERENT_ICACHE, type CodePatch, type PatchOptions } from './code-patch.js';
@@ -100,9 +100,9 @@ export class SharedMemoryMapper extends RemoteMemoryMapper {
       segments.push({ group: allocGroupId(seg.group), addr, size: seg.contentSize + seg.zeroFillSize });
     }
     const actions = info.actions.length === 0 ? NO_ACTIONS : toWireActions(info.actions);
-    // Sized to fit, so the request is encoded where the writer starts (a small one in the
-    // writers' shared pool) and never copied to a larger buffer.
-    const w = callArgs(sharedMemoryFinalizeRequestSize(segments.length, actions))
+    // Sized to fit (instance, reservation and the request), so the request is encoded where the
+    // writer starts (a small one in the writers' shared pool) and never copied to a larger buffer.
+    const w = callArgs(16 + sharedMemoryFinalizeRequestSize(segments.length, actions))
       .addr(this.instance)
       .addr(r.start)
       .sharedMemoryFinalizeRequest({ segments, actions });
@@ -152,19 +152,6 @@ export class SharedMemoryMapper extends RemoteMemoryMapper {
   private localAddress(reservationStart: number, addr: number): number {
     return this.local.get(reservationStart)!.address + (addr - reservationStart);
   }
-}
-
-/**
- * Bytes of an Initialize call's arguments: instance and reservation, the segments (group, address,
- * size) and the action pairs (address and counted arguments, twice).
- */
-function sharedMemoryFinalizeRequestSize(segments: number, actions: readonly AllocActionCallPair[]): number {
-  let n = 8 + 8 + 8 + segments * 17 + 8;
-  for (let i = 0; i < actions.length; i++) {
-    const a = actions[i]!;
-    n += 32 + (a.finalize?.args.length ?? 0) + (a.dealloc?.args.length ?? 0);
-  }
-  return n;
 }
 
 /** The actions of a graph that has none, as the wire takes them (never written to). */

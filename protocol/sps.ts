@@ -403,6 +403,21 @@ export class SpsWriter {
   }
 }
 
+/**
+ * Bytes SpsWriter.sharedMemoryFinalizeRequest writes for `segments` segments and `actions`: the
+ * two counts, a group, address and size per segment, and per action pair two wrapper calls
+ * (address and counted arguments). A caller sizes its writer with it, so that the request is
+ * encoded where the writer starts and never copied to a larger buffer.
+ */
+export function sharedMemoryFinalizeRequestSize(segments: number, actions: readonly AllocActionCallPair[]): number {
+  let n = 8 + segments * 17 + 8;
+  for (let i = 0; i < actions.length; i++) {
+    const a = actions[i]!;
+    n += 32 + (a.finalize?.args.length ?? 0) + (a.dealloc?.args.length ?? 0);
+  }
+  return n;
+}
+
 /** Encodes with a fresh writer and returns the payload. */
 export function sps(build: (w: SpsWriter) => void, capacity = 64): Uint8Array {
   const w = new SpsWriter(capacity);

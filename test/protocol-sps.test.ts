@@ -1,5 +1,5 @@
 import test from 'ava';
-import { SpsReader, SpsWriter, decode, sps } from '../protocol/sps.js';
+import { SpsReader, SpsWriter, decode, sharedMemoryFinalizeRequestSize, sps } from '../protocol/sps.js';
 import { FrameParser, OpCode, encodeFrame, writeHeaderAt } from '../protocol/frame.js';
 import { LLVM22_BOOTSTRAP_SYMBOLS, decodeSetup, encodeSetup } from '../protocol/setup.js';
 
@@ -288,4 +288,26 @@ test('u64 writes every safe integer exactly and refuses what is not one', (t) =>
   t.is(hexOf(sps((w) => w.u64(2n ** 64n - 1n))), 'ffffffffffffffff');
   for (const bad of [-1, 0.5, 2 ** 53, Number.NaN, Number.POSITIVE_INFINITY])
     t.throws(() => new SpsWriter(8).u64(bad), { code: 'ERR_SPS_VALUE' });
+});
+
+test('sharedMemoryFinalizeRequestSize is the length of what sharedMemoryFinalizeRequest writes', (t) => {
+  const call = (args: number[]) => ({ fn: 0x7f0000001000, args: Uint8Array.from(args) });
+  const segments = [
+    { group: 5, addr: 0x7f0000000000, size: 4096 },
+    { group: 3, addr: 0x7f0000001000, size: 8192 },
+  ];
+  for (const actions of [
+    [],
+    [{ finalize: call([1, 2, 3]), dealloc: null }],
+    [
+      { finalize: call([]), dealloc: call([9, 9, 9, 9, 9]) },
+      { finalize: null, dealloc: null },
+    ],
+  ]) {
+    for (const n of [0, 1, 2]) {
+      const fr = { segments: segments.slice(0, n), actions };
+      const w = new SpsWriter(8).sharedMemoryFinalizeRequest(fr);
+      t.is(w.length, sharedMemoryFinalizeRequestSize(n, actions), `${n} segments, ${actions.length} actions`);
+    }
+  }
 });

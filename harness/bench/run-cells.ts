@@ -1011,11 +1011,11 @@ async function runWarmProgram(
       group.map((c) => run.samples.get(c)!.map((s) => s.latency)),
       run.roundEnds,
     );
-    // Narrow enough, and its interval not ending so close to 1 that the verdict could go either way.
+    // Narrow enough, and its interval clear of the edges of the verdict's band (sampling.ts verdictOf).
     converged = widest === undefined || (widest.percent <= precision && isSettled(widest.interval, precision));
     if (converged || over) break;
-    // Narrow enough but not settled, and the rounds settling would take do not fit in the budget (or none would: a
-    // difference within a quarter of the precision): the time goes to the programs after this one.
+    // Narrow enough but not settled, and the rounds settling would take do not fit in the budget (or none would: an
+    // estimate on an edge of the band): the time goes to the programs after this one.
     if (widest && widest.percent <= precision) {
       const settleIn = roundsToSettle(widest.interval, precision, round);
       if (performance.now() + (settleIn - round) * longest - groupStart > budget) break;

@@ -41,6 +41,7 @@ import {
   RELAX_LD_TO_LE,
 } from '../x86-64/tls-relaxation.js';
 import type { NearReferences } from './placement.js';
+import { ScratchArray } from '../scratch-array.js';
 
 const TWO_32 = 2 ** 32;
 
@@ -129,26 +130,12 @@ const TARGET_DISCARDED = 2;
 const TARGET_TLS = 4;
 const TARGET_LOCAL_COMMON = 8;
 
-/**
- * Scratch for localTargetFlags, shared by every object of every link: the scan needs one
- * object's flags at a time, and an array of its own per object is an allocation and an entry
- * for V8's array-buffer sweeping each (a first link's collections run during the link).
- */
-let scratchFlags = new Uint8Array(0);
-const SCRATCH_FLAGS_CAP = 1 << 20;
+/** Scratch for localTargetFlags: the scan needs one object's flags at a time. */
+const targetFlags = new ScratchArray((n) => new Uint8Array(n), 1 << 20);
 
 /** The facts about each local symbol of an object (and the globals it holds, by their table entry). */
 function localTargetFlags(object: InputObject): Uint8Array {
-  const n = object.symbolCount;
-  let flags: Uint8Array;
-  if (n > SCRATCH_FLAGS_CAP) {
-    flags = new Uint8Array(n);
-  } else {
-    if (n > scratchFlags.length)
-      scratchFlags = new Uint8Array(Math.min(SCRATCH_FLAGS_CAP, Math.max(n, 2 * scratchFlags.length, 4096)));
-    flags = scratchFlags;
-    flags.fill(0, 0, n);
-  }
+  const flags = targetFlags.take(object.symbolCount).fill(0, 0, object.symbolCount);
   const sections = object.symbolSection;
   const kinds = object.sectionKind;
   for (let i = 0; i < object.symbolCount; i++) {
