@@ -54,6 +54,8 @@ const LAZY_BUILTINS: Record<string, readonly string[]> = {
   'node:crypto': ['createHash', 'createHmac', 'randomBytes', 'timingSafeEqual'],
   'node:child_process': ['execFileSync', 'spawn', 'spawnSync'],
   'node:net': ['connect', 'createConnection', 'createServer'],
+  // Only a large link raises a V8 flag (young-generation.ts).
+  'node:v8': ['setFlagsFromString'],
 };
 const LAZY_NAMESPACE = 'jitmem-lazy-builtin';
 

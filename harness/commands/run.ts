@@ -22,6 +22,7 @@ import type { ProgramRunResult, ProgramTarget } from '../../loader/program-targe
 import type { PhaseTimes } from '../../loader/run-program.js';
 
 import { DEFAULT_LLVM_EXECUTOR } from '../../session/llvm-executor-path.js';
+import { inputBytes, withYoungGenerationFor } from '../young-generation.js';
 
 /** Exit statuses are one byte: exit(257) is status 1. */
 const EXIT_STATUS_MASK = 0xff;
@@ -295,15 +296,17 @@ export const runCommand: Command = {
     }
     let crashed = false;
     try {
-      const run = await loader.runProgram({
-        inputs: args.files,
-        target,
-        mapper,
-        args: args.args,
-        preload: args.preload,
-        ...(args.entry !== undefined ? { entry: args.entry } : {}),
-        ...(args.argv0 !== undefined ? { programName: args.argv0 } : {}),
-      });
+      const run = await withYoungGenerationFor(inputBytes(args.files), () =>
+        loader.runProgram({
+          inputs: args.files,
+          target,
+          mapper,
+          args: args.args,
+          preload: args.preload,
+          ...(args.entry !== undefined ? { entry: args.entry } : {}),
+          ...(args.argv0 !== undefined ? { programName: args.argv0 } : {}),
+        }),
+      );
       const r = run.result;
       if (args.showTimes) {
         io.stderr.write(

@@ -1,5 +1,6 @@
 import { pathToFileURL } from 'node:url';
 import { loadRunBundleExports } from '../run-bundle-loader.cjs';
+import { inputBytes, withYoungGenerationFor } from '../young-generation.js';
 import { linkOnceIn, type LinkerParts, type LinkSample } from './time-one-link.js';
 
 /**
@@ -59,7 +60,8 @@ export async function probeFirstLink(argv: readonly string[]): Promise<FirstLink
     else inputs.push(argv[i]!);
   }
   const { parts, source } = await linkerParts();
-  const { sample } = await linkOnceIn(parts, inputs, preload);
+  // The young generation as `jitmem run` gives a link of these inputs (run.ts).
+  const { sample } = await withYoungGenerationFor(inputBytes(inputs), () => linkOnceIn(parts, inputs, preload));
   return { source, sample };
 }
 
