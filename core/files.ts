@@ -48,12 +48,11 @@ export interface ReadLimits {
 }
 
 /**
- * Reads a whole regular file of at most `maxBytes` bytes. The file is opened without blocking
- * (a FIFO's open would wait for a writer) and checked through the descriptor, so what is
- * checked is what is read; exactly the size fstat gave is read, so a file that grows meanwhile
- * cannot push past the limit.
+ * Opens a regular file of at most `maxBytes` bytes for reading and returns its descriptor (the
+ * caller closes it) and size. The file is opened without blocking (a FIFO's open would wait for a
+ * writer) and checked through the descriptor, so what is checked is what is then read or mapped.
  */
-export function readRegularFile(file: string, limits: ReadLimits): Buffer {
+export function openRegularFile(file: string, limits: ReadLimits): { fd: number; size: number } {
   let fd: number;
   try {
     fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
@@ -88,14 +87,34 @@ export function readRegularFile(file: string, limits: ReadLimits): Buffer {
         { file, size: st.size, limit: limits.maxBytes },
       );
     }
-    const out = Buffer.allocUnsafe(st.size);
+    return { fd, size: st.size };
+  } catch (err) {
+    closeSync(fd);
+    if (err instanceof JitmemError) throw err;
+    throw new JitmemError(
+      limits.unreadableCode,
+      `cannot read ${limits.what} ${file}: ${(err as Error).message}`,
+      { file },
+      { cause: err },
+    );
+  }
+}
+
+/**
+ * Reads a whole regular file (openRegularFile's checks); exactly the size fstat gave is read, so
+ * a file that grows meanwhile cannot push past the limit.
+ */
+export function readRegularFile(file: string, limits: ReadLimits): Buffer {
+  const { fd, size } = openRegularFile(file, limits);
+  try {
+    const out = Buffer.allocUnsafe(size);
     let at = 0;
-    while (at < st.size) {
-      const n = readSync(fd, out, at, st.size - at, at);
+    while (at < size) {
+      const n = readSync(fd, out, at, size - at, at);
       if (n === 0) break;
       at += n;
     }
-    return at === st.size ? out : out.subarray(0, at);
+    return at === size ? out : out.subarray(0, at);
   } catch (err) {
     if (err instanceof JitmemError) throw err;
     throw new JitmemError(

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { JitmemError } from './errors.js';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { readRegularFile } from './files.js';
+import { readRegularFile, type ReadLimits } from './files.js';
 
 /**
  * What a file given as an object is, from its first bytes, so that every command that takes
@@ -205,15 +205,18 @@ export function checkObjectKind(bytes: Uint8Array, file: string, use: ObjectUse 
  * checkObjectKind accepts.
  */
 export function readObjectInput(file: string, use: ObjectUse = 'link'): { bytes: Buffer; kind: ObjectKind } {
-  const bytes = readRegularFile(file, {
-    what: 'object file',
-    maxBytes: MAX_OBJECT_BYTES,
-    limitText: '2 GiB - 1',
-    unreadableCode: 'ERR_OBJECT_UNREADABLE',
-    tooLargeCode: 'ERR_OBJECT_TOO_LARGE',
-  });
+  const bytes = readRegularFile(file, OBJECT_READ_LIMITS);
   return { bytes, kind: checkObjectKind(bytes, file, use) };
 }
+
+/** What an object input may be (readRegularFile's limits), for every way of reading one. */
+export const OBJECT_READ_LIMITS: ReadLimits = {
+  what: 'object file',
+  maxBytes: MAX_OBJECT_BYTES,
+  limitText: '2 GiB - 1',
+  unreadableCode: 'ERR_OBJECT_UNREADABLE',
+  tooLargeCode: 'ERR_OBJECT_TOO_LARGE',
+};
 
 /**
  * Checks an object input before any work starts (an executor spawned, a bench planned): the

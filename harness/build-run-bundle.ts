@@ -143,6 +143,7 @@ async function exerciseLinker(exports: RunBundleExports): Promise<void> {
 const BUNDLE_ENTRY = `export { runCommand } from './commands/run.js';
 export { linkObjects } from '../jitlink/link.js';
 export { loadTls } from '../loader/load-tls.js';
+export { MappedInputs } from '../loader/mapped-inputs.js';
 export { InProcessTarget } from '../loader/program-target.js';
 export { InProcessMemoryMapper } from '../mappers/in-process-memory-mapper.js';
 export { SlabMemoryManager } from '../mappers/slab/slab-memory-manager.js';

@@ -45,6 +45,7 @@ export function wrapRunBundle(source: string): string {
 export interface RunBundleExports {
   readonly runCommand: Command;
   readonly linkObjects?: unknown;
+  readonly MappedInputs?: unknown;
   readonly loadTls?: unknown;
   readonly InProcessTarget?: unknown;
   readonly InProcessMemoryMapper?: unknown;

@@ -8,7 +8,7 @@ import { buildEntries } from './passes/build-entries.js';
 import { layOut } from './passes/lay-out.js';
 import { planSections, sectionGroups } from './passes/plan-sections.js';
 import { planTlsImage } from './passes/plan-tls.js';
-import { readInputs, type LinkInput } from './passes/read-inputs.js';
+import { readInputs, type InputReader, type LinkInput } from './passes/read-inputs.js';
 import { loadObjects, resolveSymbols } from './passes/resolve-symbols.js';
 import { scanRelocations } from './passes/scan-relocations.js';
 import { GOT_SYMBOL, SYM_SYNTHETIC, SymbolTable } from './symbol-table.js';
@@ -38,7 +38,7 @@ import { GOT_SYMBOL, SYM_SYNTHETIC, SymbolTable } from './symbol-table.js';
  * x86-64 knowledge (relocation types, relaxations, stubs, field writes) is in x86-64/.
  */
 
-export type { LinkInput } from './passes/read-inputs.js';
+export type { InputReader, LinkInput } from './passes/read-inputs.js';
 export type { LinkStats, LinkTimes, TlsBinding, TlsImage } from './link-plan.js';
 export { LinkedProgram, type ExportedSymbol, type RelocatedProgram } from './linked-program.js';
 
@@ -58,6 +58,8 @@ export interface LinkOptions {
    * rather than the executor).
    */
   readonly runtimeSymbols?: ReadonlyMap<string, number>;
+  /** How an input given by path becomes bytes (default: read into memory). */
+  readonly readFile?: InputReader;
 }
 
 /** Reads, resolves and lays out a program; see LinkedProgram.relocate for the rest. */
@@ -66,7 +68,7 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
     throw new JitmemError('ERR_LINK_NO_INPUT', 'nothing to link: give at least one object file or archive', {});
   const plan = new LinkPlan(new SymbolTable());
   const t0 = performance.now();
-  const plain = readInputs(inputs, plan.table);
+  const plain = readInputs(inputs, plan.table, options.readFile);
   const t1 = performance.now();
   const memberTime = loadObjects(plan, plain);
   await resolveSymbols(plan, {
@@ -96,6 +98,6 @@ export async function linkObjects(inputs: readonly LinkInput[], options: LinkOpt
  */
 export function objectsOfLink(inputs: readonly LinkInput[]): ElfObject[] {
   const plan = new LinkPlan(new SymbolTable());
-  loadObjects(plan, readInputs(inputs, plan.table));
+  loadObjects(plan, readInputs(inputs, plan.table, undefined));
   return plan.table.objects.map((o) => o.elf);
 }

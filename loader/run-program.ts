@@ -13,7 +13,14 @@ import {
 } from '../mappers/slab/slab-memory-manager.js';
 import type { SlabKeeper } from '../mappers/slab/slab-keeper.js';
 import { SpsWriter } from '../protocol/sps.js';
-import { linkObjects, type LinkInput, type LinkStats, type RelocatedProgram } from '../jitlink/link.js';
+import {
+  linkObjects,
+  type LinkedProgram,
+  type LinkInput,
+  type LinkStats,
+  type RelocatedProgram,
+} from '../jitlink/link.js';
+import { MappedInputs } from './mapped-inputs.js';
 import type { ProgramRunResult, ProgramTarget } from './program-target.js';
 import { buildExportLibrary } from './export-library.js';
 import { cleanUp, failAfterCleanup } from './cleanup.js';
@@ -123,6 +130,20 @@ export async function linkIntoExecutor(
   options: Omit<RunProgramOptions, 'args' | 'programName'>,
   times: PhaseTimes = emptyTimes(),
 ): Promise<LinkedAllocation> {
+  const inputs = new MappedInputs();
+  try {
+    return await linkMappedIntoExecutor(options, times, inputs);
+  } finally {
+    inputs.close();
+  }
+}
+
+/** Preloads the libraries and reads, resolves and lays out the inputs (mapped), timed into `times`. */
+async function linkInputs(
+  options: Omit<RunProgramOptions, 'args' | 'programName'>,
+  times: PhaseTimes,
+  inputs: MappedInputs,
+): Promise<LinkedProgram> {
   const { target } = options;
   if (options.keeper && options.keeper.mapper !== options.mapper) {
     throw new JitmemError(
@@ -131,7 +152,7 @@ export async function linkIntoExecutor(
       {},
     );
   }
-  let t = performance.now();
+  const t = performance.now();
   for (const lib of options.preload ?? []) await target.preload(lib);
   times.preload = performance.now() - t;
 
@@ -140,10 +161,22 @@ export async function linkIntoExecutor(
     ...(options.entry !== undefined ? { entry: options.entry } : {}),
     lookup: (names) => target.lookup(names),
     runtimeSymbols: target.runtimeSymbols(),
+    readFile: inputs.read,
   });
   times.readObjects = linked.times.readObjects;
   times.resolve = linked.times.resolve;
   times.layout = linked.times.layout;
+  return linked;
+}
+
+async function linkMappedIntoExecutor(
+  options: Omit<RunProgramOptions, 'args' | 'programName'>,
+  times: PhaseTimes,
+  inputs: MappedInputs,
+): Promise<LinkedAllocation> {
+  const { target } = options;
+  const linked = await linkInputs(options, times, inputs);
+  let t: number;
 
   // A program whose 32-bit references must reach some data, or the low 2 GiB, gets a slab of
   // its own size placed there.
@@ -177,6 +210,8 @@ export async function linkIntoExecutor(
       tls?.binding,
     );
     times.applyRelocations = performance.now() - t;
+    // The inputs' bytes have all been read (content copied, relocations applied).
+    inputs.checkUnchanged();
   } catch (err) {
     return failAfterCleanup(
       err,

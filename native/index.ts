@@ -30,6 +30,8 @@ interface RawAddon {
   shmUnlink(name: string): void;
   fdSize(fd: number): number;
   mapShared(fd: number, length: number, prot: number): number;
+  mapFile(fd: number, length: number): Uint8Array | undefined;
+  mappedFileFaulted(view: Uint8Array): boolean;
   closeFd(fd: number): void;
   flushICache(address: number, length: number): void;
   syncCore(): boolean;
@@ -318,6 +320,25 @@ export function mapShared(fd: number, length: number, prot: number = PROT_RW): n
   const address = raw().mapShared(fd, length, prot);
   osCounts.mmap++;
   return address;
+}
+
+/**
+ * The first `length` bytes of an open file as a Uint8Array over a private read-only mapping,
+ * unmapped when the array is collected (mapped_file.cc); undefined when the addon guards as many
+ * mappings as it can (read the file instead). A page the file no longer has (it was truncated)
+ * reads as zeros instead of raising SIGBUS, and mappedFileFaulted says so.
+ */
+export function mapFile(fd: number, length: number): Uint8Array | undefined {
+  checkSize('fd', fd);
+  checkSize('length', length, 1);
+  const view = raw().mapFile(fd, length);
+  if (view !== undefined) osCounts.mmap++;
+  return view;
+}
+
+/** Whether the file under a mapFile view lost pages under the mapping (they read as zeros since). */
+export function mappedFileFaulted(view: Uint8Array): boolean {
+  return raw().mappedFileFaulted(view);
 }
 
 export function closeFd(fd: number): void {

@@ -33,8 +33,9 @@ async function linkerParts(): Promise<{ parts: LinkerParts; source: FirstLinkSou
           : 'bundle, no code cache';
     return { parts: bundle.exports as unknown as LinkerParts, source };
   }
-  const [link, tls, target, mapper, slab] = await Promise.all([
+  const [link, mapped, tls, target, mapper, slab] = await Promise.all([
     import('../../jitlink/link.js'),
+    import('../../loader/mapped-inputs.js'),
     import('../../loader/load-tls.js'),
     import('../../loader/program-target.js'),
     import('../../mappers/in-process-memory-mapper.js'),
@@ -43,6 +44,7 @@ async function linkerParts(): Promise<{ parts: LinkerParts; source: FirstLinkSou
   return {
     parts: {
       linkObjects: link.linkObjects,
+      MappedInputs: mapped.MappedInputs,
       loadTls: tls.loadTls,
       InProcessTarget: target.InProcessTarget,
       InProcessMemoryMapper: mapper.InProcessMemoryMapper,

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { linkObjects } from '../../jitlink/link.js';
 import { loadTls } from '../../loader/load-tls.js';
+import { MappedInputs } from '../../loader/mapped-inputs.js';
 import { InProcessTarget } from '../../loader/program-target.js';
 import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js';
 import { SlabMemoryManager } from '../../mappers/slab/slab-memory-manager.js';
@@ -123,7 +124,14 @@ export function parseLlvmTimes(text: string): LlvmSample {
   return { wall: link.wall, cpu: link.cpu, loadWall: row('time to load/add object files')?.wall ?? 0 };
 }
 
-const MODULE_PARTS: LinkerParts = { linkObjects, loadTls, InProcessTarget, InProcessMemoryMapper, SlabMemoryManager };
+const MODULE_PARTS: LinkerParts = {
+  linkObjects,
+  MappedInputs,
+  loadTls,
+  InProcessTarget,
+  InProcessMemoryMapper,
+  SlabMemoryManager,
+};
 
 const FIRST_LINK_PROBE = fileURLToPath(new URL('./first-link-probe.js', import.meta.url));
 

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { linkObjects } from '../../jitlink/link.js';
 import type { loadTls } from '../../loader/load-tls.js';
+import type { MappedInputs } from '../../loader/mapped-inputs.js';
 import type { InProcessTarget } from '../../loader/program-target.js';
 import type { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js';
 import type { SlabMemoryManager } from '../../mappers/slab/slab-memory-manager.js';
@@ -15,6 +16,7 @@ import type { SlabMemoryManager } from '../../mappers/slab/slab-memory-manager.j
 /** The linker and what it links into, from the modules or from the run bundle. */
 export interface LinkerParts {
   readonly linkObjects: typeof linkObjects;
+  readonly MappedInputs: typeof MappedInputs;
   readonly loadTls: typeof loadTls;
   readonly InProcessTarget: typeof InProcessTarget;
   readonly InProcessMemoryMapper: typeof InProcessMemoryMapper;
@@ -58,11 +60,28 @@ export async function timeOneLink(
   target: InProcessTarget,
   memory: SlabMemoryManager,
 ): Promise<{ sample: LinkSample; linkStats: LinkStatsLine }> {
+  const files = new parts.MappedInputs();
+  try {
+    return await timeLinkOf(parts, inputs, target, memory, files);
+  } finally {
+    files.close();
+  }
+}
+
+async function timeLinkOf(
+  parts: LinkerParts,
+  inputs: readonly string[],
+  target: InProcessTarget,
+  memory: SlabMemoryManager,
+  files: MappedInputs,
+): Promise<{ sample: LinkSample; linkStats: LinkStatsLine }> {
   const cpu0 = process.cpuUsage();
+  // The inputs mapped as `jitmem run` maps them (loader/run-program.ts).
   const linked = await parts.linkObjects(inputs, {
     pageSize: target.pageSize,
     lookup: (names) => target.lookup(names),
     runtimeSymbols: target.runtimeSymbols(),
+    readFile: files.read,
   });
   const linkCpu = cpuMs(cpu0);
   const allocation = await memory.allocate(linked.graph);
@@ -80,6 +99,7 @@ export async function timeOneLink(
     );
     const applyRelocations = performance.now() - t;
     const relocateCpu = cpuMs(cpu1);
+    files.checkUnchanged();
     const { readObjects, resolve, layout } = linked.times;
     return {
       sample: {

@@ -9,10 +9,22 @@ import type { SymbolTable } from '../symbol-table.js';
 /** Bytes of a file already in memory, or a path to read. */
 export type LinkInput = string | { readonly path: string; readonly bytes: Uint8Array };
 
-function readInput(input: LinkInput): { path: string; bytes: Uint8Array } {
-  // A FIFO, a device or a file of the wrong kind (source, a shared library, another machine's
-  // object) is refused here as in every other command that takes objects.
-  if (typeof input === 'string') return { path: input, bytes: readObjectInput(input).bytes };
+/**
+ * How a path given to the linker becomes bytes: the loader maps files (loader/mapped-inputs.ts);
+ * by default they are read into memory. Either way a FIFO, a device or a file too large is
+ * refused before anything is read.
+ */
+export type InputReader = (file: string) => Uint8Array;
+
+function readInput(input: LinkInput, readFile: InputReader | undefined): { path: string; bytes: Uint8Array } {
+  // A file of the wrong kind (source, a shared library, another machine's object) is refused
+  // here as in every other command that takes objects.
+  if (typeof input === 'string') {
+    if (readFile === undefined) return { path: input, bytes: readObjectInput(input).bytes };
+    const bytes = readFile(input);
+    checkObjectKind(bytes, input);
+    return { path: input, bytes };
+  }
   checkObjectKind(input.bytes, input.path);
   return input;
 }
@@ -27,10 +39,14 @@ const E_TYPE = 16;
  * ELF headers and symbol tables. Returns the plain objects in command-line order; the archives
  * go into the table.
  */
-export function readInputs(inputs: readonly LinkInput[], table: SymbolTable): InputObject[] {
+export function readInputs(
+  inputs: readonly LinkInput[],
+  table: SymbolTable,
+  readFile: InputReader | undefined,
+): InputObject[] {
   const plain: InputObject[] = [];
   for (const input of inputs) {
-    const { path: file, bytes } = readInput(input);
+    const { path: file, bytes } = readInput(input, readFile);
     if (isArArchive(bytes)) {
       table.addArchive(file, readArArchive(bytes, { file, base: 0 }));
     } else if (isElf(bytes)) {

@@ -1,6 +1,6 @@
 // jitmem's native addon: OS primitives, plus the C ABI shims that must be C and nothing else.
 //
-// What is here: syscall wrappers (memory.cc, shm.cc, process.cc, dylib.cc) and the places where
+// What is here: syscall wrappers (memory.cc, mapped_file.cc, shm.cc, process.cc, dylib.cc) and the places where
 // C code has to call or be called with a C ABI (calls.cc: direct calls, LLVM's wrapper-function
 // ABI and run-as calls; actions.cc: alloc actions as real wrapper functions; dispatch.cc: JIT
 // dispatch from JIT'd code back to the controller). Everything else, including every argument
@@ -19,6 +19,7 @@ namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterRunProgram(env, exports);  // run_program.cc
   jitmem::RegisterMemory(env, exports);
+  jitmem::RegisterMappedFile(env, exports);
   jitmem::RegisterShm(env, exports);
   jitmem::RegisterCalls(env, exports);
   jitmem::RegisterActions(env, exports);

@@ -129,6 +129,7 @@ using CWrapperFunctionBuffer = JitmemWrapperResult;
 
 // Each source file adds its functions to the module's exports.
 void RegisterMemory(Napi::Env env, Napi::Object exports);
+void RegisterMappedFile(Napi::Env env, Napi::Object exports);
 void RegisterShm(Napi::Env env, Napi::Object exports);
 void RegisterCalls(Napi::Env env, Napi::Object exports);
 void RegisterActions(Napi::Env env, Napi::Object exports);
