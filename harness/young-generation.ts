@@ -6,7 +6,7 @@ import { setFlagsFromString } from 'node:v8';
  * allocates about 30 MB and keeps most of it to the end (symbol tables, sections, fixup lists).
  * V8's young generation starts at 1 MB and doubles only after a scavenge finds much of it
  * alive, so the same survivors were copied by five or more scavenges and then promoted, and the
- * promoted megabytes set off a mark-compact: about 8 ms of a process's first link, inside it.
+ * promoted megabytes set off a mark-compact: about 7 ms of a 69 ms first link, inside it.
  * Let grow 16-fold at its first expansion, the young generation reaches its maximum (16 MB
  * semi-spaces) after one scavenge and the link runs without another.
  *
