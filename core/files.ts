@@ -90,14 +90,19 @@ export function openRegularFile(file: string, limits: ReadLimits): { fd: number;
     return { fd, size: st.size };
   } catch (err) {
     closeSync(fd);
-    if (err instanceof JitmemError) throw err;
-    throw new JitmemError(
-      limits.unreadableCode,
-      `cannot read ${limits.what} ${file}: ${(err as Error).message}`,
-      { file },
-      { cause: err },
-    );
+    throw asReadError(err, file, limits);
   }
+}
+
+/** A failure while reading `file`: our own errors as they are, any other as its unreadable code. */
+function asReadError(err: unknown, file: string, limits: ReadLimits): JitmemError {
+  if (err instanceof JitmemError) return err;
+  return new JitmemError(
+    limits.unreadableCode,
+    `cannot read ${limits.what} ${file}: ${(err as Error).message}`,
+    { file },
+    { cause: err },
+  );
 }
 
 /**
@@ -116,13 +121,7 @@ export function readRegularFile(file: string, limits: ReadLimits): Buffer {
     }
     return at === size ? out : out.subarray(0, at);
   } catch (err) {
-    if (err instanceof JitmemError) throw err;
-    throw new JitmemError(
-      limits.unreadableCode,
-      `cannot read ${limits.what} ${file}: ${(err as Error).message}`,
-      { file },
-      { cause: err },
-    );
+    throw asReadError(err, file, limits);
   } finally {
     closeSync(fd);
   }
