@@ -15,8 +15,7 @@ import { setFlagsFromString } from 'node:v8';
  * smallest too, about 3 ms of start (V8 commits each 256 KB page of them with system calls of its
  * own), and V8 hashes every flag into the code caches it makes and takes, so a flag left changed
  * would turn away the bundle's cache where it is made (build-run-bundle.ts, after a run).
- * Smaller inputs never get this far before they end; they keep V8's default and do not load
- * node:v8 (build-run-bundle.ts loads it lazily).
+ * Smaller inputs keep V8's default and do not load node:v8 (build-run-bundle.ts loads it lazily).
  */
 
 /** Inputs of this many bytes or more (the files' sizes summed) get the fast-growing young generation. */
@@ -27,10 +26,16 @@ const GROWTH_FLAG = '--semi-space-growth-factor';
 const DEFAULT_GROWTH = 2;
 const FAST_GROWTH = 16;
 
-/** The files' sizes summed, bytes. */
+/** The files' sizes summed, bytes; a file that cannot be looked at counts 0 (reading it says why). */
 export function inputBytes(files: readonly string[]): number {
   let bytes = 0;
-  for (const file of files) bytes += statSync(file).size;
+  for (const file of files) {
+    try {
+      bytes += statSync(file).size;
+    } catch {
+      // Not there (or not reachable) any more: the link's own read gives the typed error.
+    }
+  }
   return bytes;
 }
 

@@ -130,51 +130,8 @@ export async function linkIntoExecutor(
   options: Omit<RunProgramOptions, 'args' | 'programName'>,
   times: PhaseTimes = emptyTimes(),
 ): Promise<LinkedAllocation> {
+  const { target } = options;
   const inputs = new MappedInputs();
-  try {
-    return await linkMappedIntoExecutor(options, times, inputs);
-  } finally {
-    inputs.close();
-  }
-}
-
-/** Preloads the libraries and reads, resolves and lays out the inputs (mapped), timed into `times`. */
-async function linkInputs(
-  options: Omit<RunProgramOptions, 'args' | 'programName'>,
-  times: PhaseTimes,
-  inputs: MappedInputs,
-): Promise<LinkedProgram> {
-  const { target } = options;
-  if (options.keeper && options.keeper.mapper !== options.mapper) {
-    throw new JitmemError(
-      'ERR_INVALID_ARGUMENT',
-      "runProgram: the slab keeper's mapper is not the mapper given; a kept slab would move the program through another transport",
-      {},
-    );
-  }
-  const t = performance.now();
-  for (const lib of options.preload ?? []) await target.preload(lib);
-  times.preload = performance.now() - t;
-
-  const linked = await linkObjects(options.inputs, {
-    pageSize: target.pageSize,
-    ...(options.entry !== undefined ? { entry: options.entry } : {}),
-    lookup: (names) => target.lookup(names),
-    runtimeSymbols: target.runtimeSymbols(),
-    readFile: inputs.read,
-  });
-  times.readObjects = linked.times.readObjects;
-  times.resolve = linked.times.resolve;
-  times.layout = linked.times.layout;
-  return linked;
-}
-
-async function linkMappedIntoExecutor(
-  options: Omit<RunProgramOptions, 'args' | 'programName'>,
-  times: PhaseTimes,
-  inputs: MappedInputs,
-): Promise<LinkedAllocation> {
-  const { target } = options;
   const linked = await linkInputs(options, times, inputs);
   let t: number;
 
@@ -250,6 +207,37 @@ async function linkMappedIntoExecutor(
     times.exportSymbols = performance.now() - t;
   }
   return { memory, exported, allocation: finalized, program, stats: linked.stats, tls };
+}
+
+/** Preloads the libraries and reads, resolves and lays out the inputs (mapped), timed into `times`. */
+async function linkInputs(
+  options: Omit<RunProgramOptions, 'args' | 'programName'>,
+  times: PhaseTimes,
+  inputs: MappedInputs,
+): Promise<LinkedProgram> {
+  const { target } = options;
+  if (options.keeper && options.keeper.mapper !== options.mapper) {
+    throw new JitmemError(
+      'ERR_INVALID_ARGUMENT',
+      "runProgram: the slab keeper's mapper is not the mapper given; a kept slab would move the program through another transport",
+      {},
+    );
+  }
+  const t = performance.now();
+  for (const lib of options.preload ?? []) await target.preload(lib);
+  times.preload = performance.now() - t;
+
+  const linked = await linkObjects(options.inputs, {
+    pageSize: target.pageSize,
+    ...(options.entry !== undefined ? { entry: options.entry } : {}),
+    lookup: (names) => target.lookup(names),
+    runtimeSymbols: target.runtimeSymbols(),
+    readFile: inputs.read,
+  });
+  times.readObjects = linked.times.readObjects;
+  times.resolve = linked.times.resolve;
+  times.layout = linked.times.layout;
+  return linked;
 }
 
 async function closeTls(tls: LoadedTls | undefined): Promise<void> {

@@ -1,6 +1,16 @@
 import test from 'ava';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { appendFileSync, closeSync, existsSync, openSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { JitmemError } from '../core/errors.js';
 import { MappedInputs } from '../loader/mapped-inputs.js';
@@ -67,7 +77,6 @@ test('MappedInputs maps an object; checkUnchanged passes while the file stays as
   const dir = tempDir(t);
   const object = compile(dir, 'main.c', 'int main(void) { return 3; }\n', ['-O2']);
   const inputs = new MappedInputs();
-  t.teardown(() => inputs.close());
   const bytes = inputs.read(object);
   t.deepEqual(Buffer.from(bytes), readFileSync(object));
   t.notThrows(() => inputs.checkUnchanged());
@@ -110,7 +119,6 @@ test('checkUnchanged refuses a file written, grown or cut short since it was map
       new RegExp(`${path.basename(object).replace('.', '\\.')} changed while it was being linked`),
     );
     t.regex(err?.message ?? '', c.why, c.name);
-    inputs.close();
   }
 });
 
@@ -119,7 +127,6 @@ test('MappedInputs refuses what reading refuses, with the same errors (no such f
   const fifo = path.join(dir, 'fifo');
   execFileSync('mkfifo', [fifo]);
   const inputs = new MappedInputs();
-  t.teardown(() => inputs.close());
   for (const [file, message] of [
     [path.join(dir, 'missing.o'), /cannot read object file .*missing\.o: no such file/],
     [fifo, /object file .*fifo is a FIFO/],
@@ -136,7 +143,6 @@ test('an empty input is read, not mapped, and refused as reading refuses it', (t
   const empty = path.join(dir, 'empty.o');
   writeFileSync(empty, '');
   const inputs = new MappedInputs();
-  t.teardown(() => inputs.close());
   const err = t.throws(() => inputs.read(empty), { instanceOf: JitmemError });
   t.is(err?.code, 'ERR_OBJECT_UNKNOWN_FORMAT');
   t.regex(err?.message ?? '', /the file is empty/);
@@ -170,4 +176,66 @@ test('a link whose input changes while it links is refused (ERR_INPUT_CHANGED) a
   const fresh = compile(dir, 'again.c', `int main(void) { return 7; }\n`, ['-O2']);
   const run = await runProgram({ inputs: [fresh], target: new InProcessTarget(), mapper: new InProcessMemoryMapper() });
   t.is(run.result.status, 7);
+});
+
+test('a file replaced or removed under its path since it was mapped is refused too', (t) => {
+  const dir = tempDir(t);
+  const replaced = compile(dir, 'replaced.c', 'int f(void) { return 1; }\n', ['-O0']);
+  const removed = compile(dir, 'removed.c', 'int g(void) { return 2; }\n', ['-O0']);
+  for (const [file, change, why] of [
+    [
+      replaced,
+      () => renameSync(compile(dir, 'other.c', 'int h(void) { return 3; }\n', ['-O0']), replaced),
+      /its path names another file now/,
+    ],
+    [removed, () => rmSync(removed), /it was removed/],
+  ] as const) {
+    const inputs = new MappedInputs();
+    const bytes = inputs.read(file);
+    change();
+    t.is(bytes[0], 0x7f, 'the mapped bytes stay what was mapped');
+    const err = t.throws(() => inputs.checkUnchanged(), { instanceOf: JitmemError });
+    t.is(err?.code, 'ERR_INPUT_CHANGED');
+    t.regex(err?.message ?? '', why);
+  }
+});
+
+const MAPPED_INPUTS = new URL('../loader/mapped-inputs.js', import.meta.url).href;
+
+test('no descriptor is kept per input: 300 inputs map under a limit of 64 open files', (t) => {
+  const dir = tempDir(t);
+  const object = compile(dir, 'one.c', 'int one(void) { return 1; }\n', ['-O2']);
+  const script = `
+    const { MappedInputs } = await import(${JSON.stringify(MAPPED_INPUTS)});
+    const inputs = new MappedInputs();
+    const views = [];
+    for (let i = 0; i < 300; i++) views.push(inputs.read(${JSON.stringify(object)}));
+    inputs.checkUnchanged();
+    console.log(views.length, views.every((v) => !Buffer.isBuffer(v) && v[0] === 0x7f));
+  `;
+  const r = spawnSync(
+    'bash',
+    ['-c', 'ulimit -n 64 && exec "$0" --input-type=module -e "$1"', process.execPath, script],
+    {
+      encoding: 'utf8',
+    },
+  );
+  t.is(r.status, 0, r.stderr);
+  t.is(r.stdout.trim(), '300 true');
+});
+
+test('past the 4,096 mappings the guard holds, an input is read instead, with the same bytes', (t) => {
+  const dir = tempDir(t);
+  const object = compile(dir, 'one.c', 'int one(void) { return 1; }\n', ['-O2']);
+  const script = `
+    const { MappedInputs } = await import(${JSON.stringify(MAPPED_INPUTS)});
+    const inputs = new MappedInputs();
+    const views = [];
+    for (let i = 0; i < 4100; i++) views.push(inputs.read(${JSON.stringify(object)}));
+    const read = views.map((v) => Buffer.isBuffer(v));
+    console.log(read.indexOf(true), read.filter(Boolean).length, views.every((v) => Buffer.compare(v, views[0]) === 0));
+  `;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  t.is(r.status, 0, r.stderr);
+  t.is(r.stdout.trim(), '4096 4 true');
 });

@@ -61,20 +61,6 @@ export async function timeOneLink(
   memory: SlabMemoryManager,
 ): Promise<{ sample: LinkSample; linkStats: LinkStatsLine }> {
   const files = new parts.MappedInputs();
-  try {
-    return await timeLinkOf(parts, inputs, target, memory, files);
-  } finally {
-    files.close();
-  }
-}
-
-async function timeLinkOf(
-  parts: LinkerParts,
-  inputs: readonly string[],
-  target: InProcessTarget,
-  memory: SlabMemoryManager,
-  files: MappedInputs,
-): Promise<{ sample: LinkSample; linkStats: LinkStatsLine }> {
   const cpu0 = process.cpuUsage();
   // The inputs mapped as `jitmem run` maps them (loader/run-program.ts).
   const linked = await parts.linkObjects(inputs, {
