@@ -202,40 +202,34 @@ test('a file replaced or removed under its path since it was mapped is refused t
 
 const MAPPED_INPUTS = new URL('../loader/mapped-inputs.js', import.meta.url).href;
 
-test('no descriptor is kept per input: 300 inputs map under a limit of 64 open files', (t) => {
-  const dir = tempDir(t);
-  const object = compile(dir, 'one.c', 'int one(void) { return 1; }\n', ['-O2']);
+/**
+ * `count` reads of one object through one MappedInputs in a fresh process (its own guard table),
+ * under `ulimit -n openFiles`; then `report`, a JS expression over `views`, printed.
+ */
+function readManyTimes(t: Parameters<typeof tempDir>[0], count: number, openFiles: number, report: string): string {
+  const object = compile(tempDir(t), 'one.c', 'int one(void) { return 1; }\n', ['-O2']);
   const script = `
     const { MappedInputs } = await import(${JSON.stringify(MAPPED_INPUTS)});
     const inputs = new MappedInputs();
     const views = [];
-    for (let i = 0; i < 300; i++) views.push(inputs.read(${JSON.stringify(object)}));
+    for (let i = 0; i < ${count}; i++) views.push(inputs.read(${JSON.stringify(object)}));
     inputs.checkUnchanged();
-    console.log(views.length, views.every((v) => !Buffer.isBuffer(v) && v[0] === 0x7f));
+    console.log(${report});
   `;
-  const r = spawnSync(
-    'bash',
-    ['-c', 'ulimit -n 64 && exec "$0" --input-type=module -e "$1"', process.execPath, script],
-    {
-      encoding: 'utf8',
-    },
-  );
-  t.is(r.status, 0, r.stderr);
-  t.is(r.stdout.trim(), '300 true');
+  const shell = `ulimit -n ${openFiles} && exec "$0" --input-type=module -e "$1"`;
+  const r = spawnSync('bash', ['-c', shell, process.execPath, script], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`the reading process exited ${r.status}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+test('no descriptor is kept per input: 300 inputs map under a limit of 64 open files', (t) => {
+  const mapped = '!Buffer.isBuffer(v) && v[0] === 0x7f';
+  t.is(readManyTimes(t, 300, 64, `views.length, views.every((v) => ${mapped})`), '300 true');
 });
 
 test('past the 4,096 mappings the guard holds, an input is read instead, with the same bytes', (t) => {
-  const dir = tempDir(t);
-  const object = compile(dir, 'one.c', 'int one(void) { return 1; }\n', ['-O2']);
-  const script = `
-    const { MappedInputs } = await import(${JSON.stringify(MAPPED_INPUTS)});
-    const inputs = new MappedInputs();
-    const views = [];
-    for (let i = 0; i < 4100; i++) views.push(inputs.read(${JSON.stringify(object)}));
-    const read = views.map((v) => Buffer.isBuffer(v));
-    console.log(read.indexOf(true), read.filter(Boolean).length, views.every((v) => Buffer.compare(v, views[0]) === 0));
-  `;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
-  t.is(r.status, 0, r.stderr);
-  t.is(r.stdout.trim(), '4096 4 true');
+  const report =
+    'views.findIndex((v) => Buffer.isBuffer(v)), views.filter((v) => Buffer.isBuffer(v)).length, ' +
+    'views.every((v) => Buffer.compare(v, views[0]) === 0)';
+  t.is(readManyTimes(t, 4100, 1024, report), '4096 4 true');
 });
