@@ -6,6 +6,7 @@ import {
   isHeadlineRatio,
   isSettled,
   roundsToSettle,
+  roundsToSettleAtBest,
   roundOrder,
   roundsNeeded,
   samplingLines,
@@ -247,6 +248,15 @@ test('a verdict is read against a band of the precision around 1: beyond it fast
   // An estimate on the edge: no number of rounds settles it.
   const onEdge = { speedup: 1.03, ci95: [1.01, 1.05] as [number, number] };
   t.is(roundsToSettle(onEdge, 3, 10), Infinity);
+  // Whether rounds are worth spending: judged at the value of the interval farthest from the
+  // edges. A warm cray group read 0.979 (0.952-1.007) after 7 rounds: 80 rounds on its estimate,
+  // 8 were it 1 (which its interval holds), so it goes on instead of giving its time away.
+  const nearOne = { speedup: 0.979, ci95: [0.952, 1.007] as [number, number] };
+  t.is(roundsToSettle(nearOne, 3, 7), 80);
+  t.is(roundsToSettleAtBest(nearOne, 3, 7), 8);
+  // Clear of 1 and crossing the upper edge: at best the upper end, 3.0% beyond the edge.
+  t.is(roundsToSettleAtBest(crossing, 3, 10), 11);
+  t.is(roundsToSettleAtBest(onEdge, 3, 10), 11);
   const rows = [
     {
       workload: 'cray',

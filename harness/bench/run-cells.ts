@@ -25,7 +25,7 @@ import {
   isSettled,
   roundOrder,
   roundsNeeded,
-  roundsToSettle,
+  roundsToSettleAtBest,
   unsettledOf,
   withRounds,
 } from './sampling.js';
@@ -1014,10 +1014,10 @@ async function runWarmProgram(
     // Narrow enough, and its interval clear of the edges of the verdict's band (sampling.ts verdictOf).
     converged = widest === undefined || (widest.percent <= precision && isSettled(widest.interval, precision));
     if (converged || over) break;
-    // Narrow enough but not settled, and the rounds settling would take do not fit in the budget (or none would: an
-    // estimate on an edge of the band): the time goes to the programs after this one.
+    // Narrow enough but not settled, and the rounds settling would take, even were the speedup the value of its
+    // interval farthest from the band's edges, do not fit in the budget: the time goes to the programs after this one.
     if (widest && widest.percent <= precision) {
-      const settleIn = roundsToSettle(widest.interval, precision, round);
+      const settleIn = roundsToSettleAtBest(widest.interval, precision, round);
       if (performance.now() + (settleIn - round) * longest - groupStart > budget) break;
     }
   }

@@ -143,6 +143,24 @@ export function roundsToSettle(r: Pick<RatioRow, 'speedup' | 'ci95'>, precision:
   return Math.max(rounds + 1, Math.ceil(rounds * (half / distance) ** 2));
 }
 
+/**
+ * The fewest rounds after which a speedup's verdict could settle: roundsToSettle, were the
+ * speedup the value in its interval farthest from the band's edges (1 itself, when the interval
+ * holds it). What decides whether rounds are worth spending on an unsettled group: an estimate
+ * near an edge is as often a spell of the machine as the speedup itself, and judged on it alone
+ * a group whose speedup is 1 gave up after a few rounds that happened to read 0.98.
+ */
+export function roundsToSettleAtBest(r: Pick<RatioRow, 'speedup' | 'ci95'>, precision: number, rounds: number): number {
+  const edge = bandEdge(precision) * 100;
+  const low = Math.log(r.ci95[0]) * 100;
+  const high = Math.log(r.ci95[1]) * 100;
+  const fromEdges = (x: number) => Math.min(Math.abs(x - edge), Math.abs(x + edge));
+  const best = Math.max(fromEdges(low), fromEdges(high), low < 0 && high > 0 ? edge : 0);
+  const half = halfWidthPercent(r);
+  if (!(best > 1e-9) || !(half > 0) || !Number.isFinite(half)) return Infinity;
+  return Math.max(rounds + 1, Math.ceil(rounds * (half / best) ** 2));
+}
+
 /** The first headline of `ratios` not settled at `precision`. */
 export function firstUnsettled(ratios: readonly RatioRow[], precision: number): Unsettled | undefined {
   const r = ratios.find((x) => isHeadlineRatio(x) && !isSettled(x, precision));
