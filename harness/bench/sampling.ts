@@ -137,7 +137,11 @@ export function isSettled(r: Pick<RatioRow, 'ci95'>, precision: number | undefin
 export function roundsToSettle(r: Pick<RatioRow, 'speedup' | 'ci95'>, precision: number, rounds: number): number {
   const edge = bandEdge(precision) * 100;
   const estimate = Math.log(r.speedup) * 100;
-  const distance = Math.min(Math.abs(estimate - edge), Math.abs(estimate + edge));
+  return roundsToNarrow(r, Math.min(Math.abs(estimate - edge), Math.abs(estimate + edge)), rounds);
+}
+
+/** The rounds after which the half-width falls below `distance` (both percent), at one over the root of the rounds. */
+function roundsToNarrow(r: Pick<RatioRow, 'speedup' | 'ci95'>, distance: number, rounds: number): number {
   const half = halfWidthPercent(r);
   if (!(distance > 1e-9) || !(half > 0) || !Number.isFinite(half)) return Infinity;
   return Math.max(rounds + 1, Math.ceil(rounds * (half / distance) ** 2));
@@ -155,10 +159,7 @@ export function roundsToSettleAtBest(r: Pick<RatioRow, 'speedup' | 'ci95'>, prec
   const low = Math.log(r.ci95[0]) * 100;
   const high = Math.log(r.ci95[1]) * 100;
   const fromEdges = (x: number) => Math.min(Math.abs(x - edge), Math.abs(x + edge));
-  const best = Math.max(fromEdges(low), fromEdges(high), low < 0 && high > 0 ? edge : 0);
-  const half = halfWidthPercent(r);
-  if (!(best > 1e-9) || !(half > 0) || !Number.isFinite(half)) return Infinity;
-  return Math.max(rounds + 1, Math.ceil(rounds * (half / best) ** 2));
+  return roundsToNarrow(r, Math.max(fromEdges(low), fromEdges(high), low < 0 && high > 0 ? edge : 0), rounds);
 }
 
 /** The first headline of `ratios` not settled at `precision`. */
