@@ -96,8 +96,20 @@ test('the summary explains rme, calls and (cold) under the table, and an exceede
   t.regex(renderSummary(report, 'r.json', { skipped: [], colour: true }), /\x1b\[1;31mOVER BUDGET: /);
   t.notRegex(renderSummary(report, 'r.json', { skipped: [] }), /\x1b/);
   t.is(text.match(/^skipped /gm)?.length, 1);
-  // LLVM's rows are for comparison: never over budget, never highlighted.
+  // LLVM's rows are for comparison: never over budget, never highlighted, and the report gives
+  // them no verdict to read either.
   t.regex(text, /LLVM's executor: \+\d+\.\d\d ms( \(95% CI [^)]*\))?, budget <= 8 ms \(measured for comparison\)/);
+  const theirs = report.budgets!.filter((b) => b.label.includes("LLVM's executor"));
+  t.true(theirs.length > 0);
+  for (const b of theirs) {
+    t.true(b.informational, b.label);
+    t.is(b.verdict, undefined, b.label);
+    t.true(b.ok, b.label);
+  }
+  for (const b of report.budgets!.filter((x) => !x.label.includes("LLVM's executor"))) {
+    t.is(b.informational, undefined, b.label);
+    t.truthy(b.verdict, b.label);
+  }
 });
 
 test('at 100 columns the table leaves out its least important columns and says so, every shown column is defined, and no line is longer', (t) => {

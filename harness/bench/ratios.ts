@@ -203,14 +203,19 @@ export function pairedDifference(
   return { mean: est.mean, ci95: [est.low, est.high], rounds: diffs.length };
 }
 
-/** A budget row with its interval's verdict, or the value's alone when there is no interval. */
+/**
+ * A budget row with its interval's verdict, or the value's alone when there is no interval. A row
+ * measured only to stand beside ours (LLVM's executor's) gets no verdict: the budget is not its to
+ * meet, and the summary never states one for it.
+ */
 function judged(row: Omit<BudgetRow, 'ok' | 'verdict'>, informational = false): BudgetRow {
+  if (informational) return { ...row, informational: true, ok: true };
   const verdict = row.ci95
     ? budgetVerdict(row.ci95, row.budget, row.direction)
     : (row.direction === 'at-least' ? row.value >= row.budget : row.value <= row.budget)
       ? 'ok'
       : 'over';
-  return { ...row, verdict, ok: informational || verdict !== 'over' };
+  return { ...row, verdict, ok: verdict !== 'over' };
 }
 
 /**

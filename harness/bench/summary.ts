@@ -253,7 +253,8 @@ export function budgetItems(report: Report): BudgetLine[] {
         over,
       };
     }
-    const llvm = b.label.includes("LLVM's executor");
+    // Reports from before `informational` carried a verdict on LLVM's executor's rows: the label tells them.
+    const llvm = b.informational ?? b.label.includes("LLVM's executor");
     let ref = '';
     if (b.label.includes('jitmem executor')) {
       // Beside our extra time, LLVM's executor on the same load, measured in this run or said to be missing.

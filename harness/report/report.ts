@@ -301,7 +301,12 @@ export interface BudgetRow {
    * it, `undecided` otherwise. Without one, the value alone decides (ok or over).
    */
   verdict?: 'ok' | 'over' | 'undecided';
-  /** False only when the verdict is `over` (ours; LLVM's rows are informational). */
+  /**
+   * Measured to stand beside one of ours (LLVM's executor on the same load), not judged: no
+   * verdict. Reports from before it carried a verdict on such rows, which readers ignore.
+   */
+  informational?: boolean;
+  /** False only when the verdict is `over` (ours; informational rows are always true). */
   ok: boolean;
 }
 
