@@ -47,12 +47,19 @@ export interface ReadLimits {
   readonly tooLargeCode: string;
 }
 
+/** A regular file opened for reading: its descriptor (the caller closes it), size and fstat. */
+export interface OpenedFile {
+  readonly fd: number;
+  readonly size: number;
+  readonly stats: Stats;
+}
+
 /**
- * Opens a regular file of at most `maxBytes` bytes for reading and returns its descriptor (the
- * caller closes it) and size. The file is opened without blocking (a FIFO's open would wait for a
+ * Opens a regular file of at most `maxBytes` bytes for reading and returns its descriptor, size
+ * and fstat. The file is opened without blocking (a FIFO's open would wait for a
  * writer) and checked through the descriptor, so what is checked is what is then read or mapped.
  */
-export function openRegularFile(file: string, limits: ReadLimits): { fd: number; size: number } {
+export function openRegularFile(file: string, limits: ReadLimits): OpenedFile {
   let fd: number;
   try {
     fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
@@ -87,7 +94,7 @@ export function openRegularFile(file: string, limits: ReadLimits): { fd: number;
         { file, size: st.size, limit: limits.maxBytes },
       );
     }
-    return { fd, size: st.size };
+    return { fd, size: st.size, stats: st };
   } catch (err) {
     closeSync(fd);
     throw asReadError(err, file, limits);
@@ -110,7 +117,16 @@ function asReadError(err: unknown, file: string, limits: ReadLimits): JitmemErro
  * a file that grows meanwhile cannot push past the limit.
  */
 export function readRegularFile(file: string, limits: ReadLimits): Buffer {
-  const { fd, size } = openRegularFile(file, limits);
+  const opened = openRegularFile(file, limits);
+  try {
+    return readOpenedFile(file, opened, limits);
+  } finally {
+    closeSync(opened.fd);
+  }
+}
+
+/** The whole of a file openRegularFile opened (its descriptor stays open), as many bytes as fstat gave. */
+export function readOpenedFile(file: string, { fd, size }: OpenedFile, limits: ReadLimits): Buffer {
   try {
     const out = Buffer.allocUnsafe(size);
     let at = 0;
@@ -122,8 +138,6 @@ export function readRegularFile(file: string, limits: ReadLimits): Buffer {
     return at === size ? out : out.subarray(0, at);
   } catch (err) {
     throw asReadError(err, file, limits);
-  } finally {
-    closeSync(fd);
   }
 }
 

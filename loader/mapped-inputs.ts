@@ -1,7 +1,7 @@
-import { closeSync, fstatSync, statSync, type BigIntStats } from 'node:fs';
+import { closeSync, statSync, type Stats } from 'node:fs';
 import { JitmemError } from '../core/errors.js';
-import { openRegularFile } from '../core/files.js';
-import { OBJECT_READ_LIMITS, readObjectInput } from '../core/object-kind.js';
+import { openRegularFile, readOpenedFile } from '../core/files.js';
+import { OBJECT_READ_LIMITS, checkObjectKind } from '../core/object-kind.js';
 import type { InputReader } from '../jitlink/link.js';
 import { mapFile, mappedFileFaulted } from '../native/index.js';
 
@@ -20,35 +20,38 @@ import { mapFile, mappedFileFaulted } from '../native/index.js';
  * (ERR_INPUT_CHANGED), so nothing built from a file half rewritten runs.
  */
 export class MappedInputs {
-  private readonly mapped: {
-    readonly file: string;
-    readonly identity: BigIntStats;
-    readonly view: Uint8Array;
-  }[] = [];
+  private readonly mapped: { readonly file: string; readonly identity: Stats; readonly view: Uint8Array }[] = [];
 
-  /** The linker's InputReader: the file mapped, or read when it cannot be (empty, or no mapping to be had). */
+  /**
+   * The linker's InputReader: the file mapped, or read from the same descriptor when it cannot be
+   * (empty, or no mapping to be had), and then checked as reading checks it.
+   */
   readonly read: InputReader = (file) => {
-    const { fd, size } = openRegularFile(file, OBJECT_READ_LIMITS);
-    let view: Uint8Array | undefined;
-    let identity: BigIntStats | undefined;
+    const opened = openRegularFile(file, OBJECT_READ_LIMITS);
     try {
-      identity = fstatSync(fd, { bigint: true });
-      view = size > 0 ? mapFile(fd, size) : undefined;
-    } catch {
-      // A file system that does not map files: read it.
-      view = undefined;
+      let view: Uint8Array | undefined;
+      try {
+        view = opened.size > 0 ? mapFile(opened.fd, opened.size) : undefined;
+      } catch {
+        // A file system that does not map files: read it.
+        view = undefined;
+      }
+      if (view === undefined) {
+        const bytes = readOpenedFile(file, opened, OBJECT_READ_LIMITS);
+        checkObjectKind(bytes, file);
+        return bytes;
+      }
+      this.mapped.push({ file, identity: opened.stats, view });
+      return view;
     } finally {
-      closeSync(fd);
+      closeSync(opened.fd);
     }
-    if (view === undefined || identity === undefined) return readObjectInput(file).bytes;
-    this.mapped.push({ file, identity, view });
-    return view;
   };
 
   /** ERR_INPUT_CHANGED when a mapped file lost pages, was replaced, or changed size or time since it was mapped. */
   checkUnchanged(): void {
     for (const { file, identity, view } of this.mapped) {
-      const now = statSync(file, { bigint: true, throwIfNoEntry: false });
+      const now = statSync(file, { throwIfNoEntry: false });
       const what = mappedFileFaulted(view)
         ? 'pages of it were cut off'
         : now === undefined
@@ -57,7 +60,7 @@ export class MappedInputs {
             ? 'its path names another file now'
             : now.size !== identity.size
               ? `its size went from ${identity.size} to ${now.size} bytes`
-              : now.mtimeNs !== identity.mtimeNs
+              : now.mtimeMs !== identity.mtimeMs
                 ? 'it was written'
                 : undefined;
       if (what !== undefined) {

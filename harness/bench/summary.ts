@@ -1,5 +1,5 @@
 import { median } from '../statistics.js';
-import type { Report, ResultRow } from '../report/report.js';
+import { isInformationalBudget, type Report, type ResultRow } from '../report/report.js';
 import { fitTable, tableLegend, wrapText, type Column } from '../report/format-table.js';
 import { endToEndSummary } from './end-to-end.js';
 import { samplingLines, verdictOf, type Verdict } from './sampling.js';
@@ -253,8 +253,7 @@ export function budgetItems(report: Report): BudgetLine[] {
         over,
       };
     }
-    // Reports from before `informational` carried a verdict on LLVM's executor's rows: the label tells them.
-    const llvm = b.informational ?? b.label.includes("LLVM's executor");
+    const llvm = isInformationalBudget(b);
     let ref = '';
     if (b.label.includes('jitmem executor')) {
       // Beside our extra time, LLVM's executor on the same load, measured in this run or said to be missing.

@@ -310,6 +310,14 @@ export interface BudgetRow {
   ok: boolean;
 }
 
+/**
+ * Whether a budget row was measured only to stand beside one of ours (no verdict of its own).
+ * Reports from before `informational` carried a verdict on LLVM's executor's rows: the label tells them.
+ */
+export function isInformationalBudget(b: Pick<BudgetRow, 'label' | 'informational'>): boolean {
+  return b.informational ?? b.label.includes("LLVM's executor");
+}
+
 export interface Placement {
   pin: 'same' | 'split' | 'none';
   controllerCpus: number[];

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Report } from '../../harness/report/report.js';
+import { isInformationalBudget, type Report } from '../../harness/report/report.js';
 import { halfWidthPercent, ratioLabel, verdictOf } from '../../harness/bench/sampling.js';
 
 /**
@@ -59,8 +59,8 @@ function headlineCells(report: Report): Map<string, Cell> {
   // Some budget labels carry a measured figure ("median 22.5 us"): rows are matched with every
   // number in the label blanked, and the figures shown beside the verdict.
   for (const b of report.budgets ?? []) {
-    // Rows measured for comparison have no verdict (older reports carried one; the label tells them).
-    if (b.informational ?? b.label.includes("LLVM's executor")) continue;
+    // Rows measured for comparison have no verdict.
+    if (isInformationalBudget(b)) continue;
     const value = b.ci95 ? `${fmt(b.value)} (${fmt(b.ci95[0])}-${fmt(b.ci95[1])})` : fmt(b.value);
     cells.set(`budget: ${b.label.replace(/[-+]?\d+(\.\d+)?/g, '#')}`, {
       verdict: b.verdict ?? (b.ok ? 'ok' : 'over'),
