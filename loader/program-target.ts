@@ -231,12 +231,21 @@ export class SessionTarget implements ProgramTarget {
     return expectAddr(bytes, path === '' ? 'open (the process)' : `open ${path}`);
   }
 
+  /**
+   * Libraries preloaded in this executor, by the path they were opened with. Nothing closes a
+   * preloaded library, so the next program over the same session finds it open: opening it
+   * again would be a round trip that only counts one more reference (a warm controller's links).
+   */
+  private readonly preloaded = new Set<string>();
+
   async preload(path: string): Promise<void> {
+    if (this.preloaded.has(path)) return;
     try {
       await this.open(path);
     } catch (err) {
       throw preloadError(path, err);
     }
+    this.preloaded.add(path);
   }
 
   private readonly retired = new Map<string, number>();

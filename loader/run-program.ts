@@ -9,6 +9,7 @@ import type { MemoryMapper } from '../mappers/memory-mapper.js';
 import {
   SlabMemoryManager,
   type FinalizedAllocation,
+  type InFlightAllocation,
   type SlabMemoryManagerOptions,
 } from '../mappers/slab/slab-memory-manager.js';
 import type { SlabKeeper } from '../mappers/slab/slab-keeper.js';
@@ -24,6 +25,7 @@ import { MappedInputs } from './mapped-inputs.js';
 import type { ProgramRunResult, ProgramTarget } from './program-target.js';
 import { buildExportLibrary } from './export-library.js';
 import { cleanUp, failAfterCleanup } from './cleanup.js';
+import { joinErrors } from '../core/cleanup.js';
 import { loadTls, type LoadedTls } from './load-tls.js';
 
 /**
@@ -45,7 +47,11 @@ export interface PhaseTimes {
   applyRelocations: number;
   /** finalize: the mapper's initialize, with the alloc actions (EH frames) (transport). */
   initialize: number;
-  /** Making the program's symbols visible to the libraries it loads (programs that call dlopen). */
+  /**
+   * Making the program's symbols visible to the libraries it loads (programs that call dlopen):
+   * building the export library, and what opening it took after the finalize was answered (it
+   * travels beside the finalize; the time they overlap counts once, as building).
+   */
   exportSymbols: number;
   run: number;
   /** Deallocation after the run (transport). */
@@ -179,34 +185,77 @@ export async function linkIntoExecutor(
   }
   const eh = target.ehFrameActions();
   if (program.ehFrame && eh) allocation.actions.push(ehFrameActionPair(eh.register, eh.deregister, program.ehFrame));
-  t = performance.now();
-  let finalized: FinalizedAllocation;
-  try {
-    finalized = await allocation.finalize();
-  } catch (err) {
+  const { finalized, exported } = await finalizeAndExport(
+    target,
+    allocation,
+    program,
+    options.exportSymbols ?? linked.loadsLibraries,
+    times,
+    { memory, tls },
+  );
+  return { memory, exported, allocation: finalized, program, stats: linked.stats, tls };
+}
+
+/**
+ * Finalizes a program's allocation and, for a program that loads libraries, opens its export
+ * library. The export library is built and sent while the executor finalizes: its building
+ * overlaps the executor's work, and its open follows the finalize on the wire instead of a round
+ * trip after it. An executor opens it after the finalize (or beside it, LLVM's, which handles
+ * calls on threads): it holds only absolute symbols, so nothing of it runs before the program
+ * does. On failure nothing of the program stays: the export library is closed again, the
+ * allocation given back, its TLS closed and the slab closed.
+ */
+async function finalizeAndExport(
+  target: ProgramTarget,
+  allocation: InFlightAllocation,
+  program: RelocatedProgram,
+  exportSymbols: boolean,
+  times: PhaseTimes,
+  owned: { readonly memory: SlabMemoryManager; readonly tls: LoadedTls | undefined },
+): Promise<{ finalized: FinalizedAllocation; exported: Map<string, number> }> {
+  const { memory, tls } = owned;
+  const t0 = performance.now();
+  let finalizedAt = t0;
+  const finalizing = allocation.finalize().finally(() => void (finalizedAt = performance.now()));
+  let exporting: Promise<Map<string, number>> | undefined;
+  let builtAt = t0;
+  let buildMs = 0;
+  if (exportSymbols) {
+    // The channel sends what a turn queued when the turn ends: the finalize leaves now, before the building.
+    await nextTurn();
+    const b = performance.now();
+    try {
+      exporting = loadPreparedExports(target, prepareExports(program));
+    } catch (err) {
+      exporting = Promise.reject(err);
+    }
+    builtAt = performance.now();
+    buildMs = builtAt - b;
+  }
+  const [fin, exp] = await Promise.allSettled([finalizing, exporting ?? Promise.resolve(new Map<string, number>())]);
+  const ended = performance.now();
+  // Phases that add up to the wall time: the export library's are its building and what its open
+  // took after the finalize was answered; the rest is the finalize's.
+  times.exportSymbols = exporting ? buildMs + Math.max(0, ended - Math.max(finalizedAt, builtAt)) : 0;
+  times.initialize = ended - t0 - times.exportSymbols;
+  if (fin.status === 'rejected') {
     return failAfterCleanup(
-      err,
+      exp.status === 'rejected' ? joinErrors(fin.reason, [exp.reason]) : fin.reason,
+      () => (exp.status === 'fulfilled' && exp.value.size > 0 ? target.retireExports(exp.value) : Promise.resolve()),
       () => closeTls(tls),
       () => memory.close(),
     );
   }
-  times.initialize = performance.now() - t;
-  let exported = new Map<string, number>();
-  if (options.exportSymbols ?? linked.loadsLibraries) {
-    t = performance.now();
-    try {
-      exported = await exportProgramSymbols(target, program);
-    } catch (err) {
-      return failAfterCleanup(
-        err,
-        () => memory.deallocate([finalized]),
-        () => closeTls(tls),
-        () => memory.close(),
-      );
-    }
-    times.exportSymbols = performance.now() - t;
+  const finalized = fin.value;
+  if (exp.status === 'rejected') {
+    return failAfterCleanup(
+      exp.reason,
+      () => memory.deallocate([finalized]),
+      () => closeTls(tls),
+      () => memory.close(),
+    );
   }
-  return { memory, exported, allocation: finalized, program, stats: linked.stats, tls };
+  return { finalized, exported: exp.value };
 }
 
 /** Preloads the libraries and reads, resolves and lays out the inputs (mapped), timed into `times`. */
@@ -260,18 +309,33 @@ export function emptyTimes(): PhaseTimes {
   };
 }
 
-async function exportProgramSymbols(target: ProgramTarget, program: RelocatedProgram): Promise<Map<string, number>> {
+/** Resolves after the callbacks queued for the end of this turn (a channel's send of its queued frames). */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => process.nextTick(resolve));
+}
+
+/** A program's export library, written to a temporary file, with the symbols it holds. */
+interface PreparedExports {
+  readonly file: string;
+  readonly exported: Map<string, number>;
+}
+
+function prepareExports(program: RelocatedProgram): PreparedExports {
   const tag = `${process.pid}-${randomBytes(6).toString('hex')}`;
   const file = path.join(tmpdir(), `jitmem-exports-${tag}.so`);
   const symbols = program.exports();
-  const exported = new Map(symbols.map((s) => [s.name, s.address]));
   writeFileSync(file, buildExportLibrary(`jitmem-exports-${tag}.so`, symbols), { mode: 0o600 });
+  return { file, exported: new Map(symbols.map((s) => [s.name, s.address])) };
+}
+
+/** Opens the export library in the executor, and removes its file once it has been opened (or refused). */
+async function loadPreparedExports(target: ProgramTarget, prepared: PreparedExports): Promise<Map<string, number>> {
   try {
-    await target.loadExports(file, exported);
+    await target.loadExports(prepared.file, prepared.exported);
   } finally {
-    rmSync(file, { force: true });
+    rmSync(prepared.file, { force: true });
   }
-  return exported;
+  return prepared.exported;
 }
 
 /** Links, loads, runs and unloads a program; resolves with how it ended and the phase times. */

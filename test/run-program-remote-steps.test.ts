@@ -1,0 +1,108 @@
+import test from 'ava';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { JitmemError } from '../core/errors.js';
+import { SharedMemoryMapper } from '../mappers/shared-memory-mapper.js';
+import { RpcCopyMapper } from '../mappers/rpc-copy-mapper.js';
+import { readElfObject } from '../objects/elf-object.js';
+import { ExecutorSession } from '../session/executor-session.js';
+import { SessionTarget } from '../loader/program-target.js';
+import { runProgram } from '../loader/run-program.js';
+import { compile, tempDir } from './helpers/jitlink-run.js';
+
+/**
+ * The remote steps of a link into an executor process: a library preloaded for one program is
+ * not opened again for the next over the same session, and a program's export library travels
+ * beside its finalize (built while the executor finalizes, opened right after it), so a
+ * finalize that fails must take the export library back with it.
+ */
+
+/** This process's export-library files in the temporary directory. */
+function exportFiles(): string[] {
+  return readdirSync(tmpdir()).filter((f) => f.startsWith(`jitmem-exports-${process.pid}-`));
+}
+
+/** The lines of the executor's maps that name a jitmem export library. */
+function exportMappings(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/maps`, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('jitmem-exports-'));
+}
+
+test('a library preloaded once is not opened again over the same session; a failed preload is tried again', async (t) => {
+  const session = await ExecutorSession.spawn();
+  t.teardown(() => session.close());
+  const target = new SessionTarget(session);
+  const calls = () => session.counters().calls;
+  const c0 = calls();
+  await target.preload('libz.so.1');
+  const c1 = calls();
+  await target.preload('libz.so.1');
+  t.is(c1 - c0, 1, 'the first preload opens the library');
+  t.is(calls() - c1, 0, 'the second finds it open');
+  const [zlibVersion] = await target.lookup(['zlibVersion']);
+  t.not(zlibVersion, 0);
+
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const before = calls();
+    const err = await t.throwsAsync(target.preload('libjitmem-no-such-library.so'), {
+      instanceOf: JitmemError,
+      code: 'ERR_PRELOAD_FAILED',
+    });
+    t.regex(err!.message, /"libjitmem-no-such-library\.so"/);
+    t.is(calls() - before, 1, `attempt ${attempt + 1} asks the executor`);
+  }
+});
+
+for (const [name, Mapper] of [
+  ['shared memory', SharedMemoryMapper],
+  ['RPC copy', RpcCopyMapper],
+] as const) {
+  test(`${name}: a finalize the executor refuses takes the export library sent beside it back, and leaves no file`, async (t) => {
+    const dir = tempDir(t);
+    const session = await ExecutorSession.spawn();
+    const mapper = new Mapper(session);
+    t.teardown(async () => {
+      await mapper.close().catch(() => undefined);
+      await session.close();
+    });
+    const target = new SessionTarget(session);
+    // It calls dlopen, so its symbols go to an export library; its .eh_frame names a pointer
+    // format the unwinder does not know, which the linker copies as it is and the executor
+    // refuses at finalize.
+    const object = compile(
+      dir,
+      'orphan.c',
+      '#include <dlfcn.h>\nint jitmem_orphan_probe(void) { return 9; }\nint main(void) { return dlopen(0, RTLD_NOW) ? jitmem_orphan_probe() : 1; }',
+      ['-O2', '-fPIC'],
+    );
+    const bytes = readFileSync(object);
+    const ehFrame = readElfObject(bytes, { file: object, base: 0 }).sections.find((s) => s.name === '.eh_frame')!;
+    // The first CIE: length, CIE id 0, version 1, augmentation "zR", alignments, return
+    // register, augmentation data length, then the FDE pointer encoding.
+    const cie = ehFrame.offset;
+    t.is(bytes.readUInt32LE(cie + 4), 0);
+    t.is(bytes.toString('latin1', cie + 9, cie + 12), 'zR\0');
+    t.is(bytes[cie + 16], 0x1b, 'pcrel | sdata4');
+    bytes[cie + 16] = 0x1d;
+    writeFileSync(object, bytes);
+
+    const filesBefore = exportFiles();
+    const err = await t.throwsAsync(runProgram({ inputs: [object], target, mapper }), {
+      instanceOf: JitmemError,
+      code: 'ERR_INVALID_EH_FRAME',
+    });
+    t.regex(err!.message, /pointer format the unwinder does not know/);
+    t.deepEqual(await target.lookup(['jitmem_orphan_probe']), [0], 'the export library is closed');
+    t.deepEqual(exportMappings(session.pid!), []);
+    t.deepEqual(exportFiles(), filesBefore);
+
+    // The session goes on: the same program, mended, runs and exports its symbols.
+    bytes[cie + 16] = 0x1b;
+    writeFileSync(object, bytes);
+    const ran = await runProgram({ inputs: [object], target, mapper });
+    t.is(ran.result.status, 9);
+    t.true(ran.times.exportSymbols > 0);
+    t.deepEqual(exportFiles(), filesBefore);
+  });
+}
