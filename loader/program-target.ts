@@ -14,6 +14,7 @@ import {
 import { Sym } from '../protocol/setup.js';
 import { SpsWriter } from '../protocol/sps.js';
 import { decodeResult, expectAddr, expectSuccess, type ExecutorSession } from '../session/executor-session.js';
+import { GlobalScopeSymbols } from './global-scope-symbols.js';
 
 /**
  * Where a linked program runs and finds what it does not define: this process (the
@@ -101,7 +102,11 @@ export class InProcessTarget implements ProgramTarget {
   readonly pageSize = native.pageSize();
   private processHandle: number | undefined;
 
+  /** What lookups found, kept for the next program (global-scope-symbols.ts). */
+  private readonly scope = new GlobalScopeSymbols();
+
   async preload(path: string): Promise<void> {
+    this.scope.permanentOpening();
     try {
       native.dlopen(path);
     } catch (err) {
@@ -113,9 +118,11 @@ export class InProcessTarget implements ProgramTarget {
   private readonly exportHandles = new Map<ReadonlyMap<string, number>, number>();
 
   async loadExports(path: string, exports: ReadonlyMap<string, number>): Promise<void> {
+    this.scope.closableEntering();
     try {
       this.exportHandles.set(exports, native.dlopen(path));
     } catch (err) {
+      this.scope.closableGone();
       throw preloadError(path, err);
     }
   }
@@ -128,13 +135,17 @@ export class InProcessTarget implements ProgramTarget {
       native.dlclose(handle);
     } catch {
       for (const [name, address] of exports) this.retired.set(name, address);
+    } finally {
+      this.scope.closableGone();
     }
   }
 
   async openLibrary(path: string): Promise<number> {
+    this.scope.closableEntering();
     try {
       return native.dlopen(path);
     } catch (err) {
+      this.scope.closableGone();
       throw preloadError(path, err);
     }
   }
@@ -145,6 +156,7 @@ export class InProcessTarget implements ProgramTarget {
 
   async closeLibrary(handle: number): Promise<boolean> {
     native.dlclose(handle);
+    this.scope.closableGone();
     return true;
   }
 
@@ -153,8 +165,10 @@ export class InProcessTarget implements ProgramTarget {
   }
 
   async lookup(names: readonly string[]): Promise<number[]> {
-    const process = (this.processHandle ??= native.dlopen(''));
-    return names.map((name) => withoutRetired(this.retired, name, native.dlsym(process, name)));
+    return this.scope.lookup(names, async (missing) => {
+      const process = (this.processHandle ??= native.dlopen(''));
+      return missing.map((name) => withoutRetired(this.retired, name, native.dlsym(process, name)));
+    });
   }
 
   runtimeSymbols(): ReadonlyMap<string, number> {
@@ -173,10 +187,12 @@ export class InProcessTarget implements ProgramTarget {
     fini: readonly number[],
   ): Promise<ProgramRunResult> {
     const restore = this.inheritableStdio();
+    this.scope.closableEntering();
     try {
       const r = await native.runProgram(main, argv, init, fini);
       return r.outcome === 'crashed' ? { ...r, status: 128 + r.signal } : { status: r.status, outcome: r.outcome };
     } finally {
+      this.scope.closableGone();
       restore();
     }
   }
@@ -240,6 +256,7 @@ export class SessionTarget implements ProgramTarget {
 
   async preload(path: string): Promise<void> {
     if (this.preloaded.has(path)) return;
+    this.scope.permanentOpening();
     try {
       await this.open(path);
     } catch (err) {
@@ -252,9 +269,11 @@ export class SessionTarget implements ProgramTarget {
   private readonly exportHandles = new Map<ReadonlyMap<string, number>, number>();
 
   async loadExports(path: string, exports: ReadonlyMap<string, number>): Promise<void> {
+    this.scope.closableEntering();
     try {
       this.exportHandles.set(exports, await this.open(path));
     } catch (err) {
+      this.scope.closableGone();
       throw preloadError(path, err);
     }
   }
@@ -262,21 +281,28 @@ export class SessionTarget implements ProgramTarget {
   async retireExports(exports: ReadonlyMap<string, number>): Promise<void> {
     const handle = this.exportHandles.get(exports);
     this.exportHandles.delete(exports);
-    if (handle !== undefined && this.session.hasSymbol(DYLIB_CLOSE_SYMBOL)) {
-      try {
-        expectSuccess(await this.session.call(DYLIB_CLOSE_SYMBOL, writer().addr(handle)), 'dylib_close');
-        return;
-      } catch {
-        // Not closed: its symbols stay in the executor's global scope; ignore them from now on.
+    try {
+      if (handle !== undefined && this.session.hasSymbol(DYLIB_CLOSE_SYMBOL)) {
+        try {
+          expectSuccess(await this.session.call(DYLIB_CLOSE_SYMBOL, writer().addr(handle)), 'dylib_close');
+          return;
+        } catch {
+          // Not closed: its symbols stay in the executor's global scope; ignore them from now on.
+        }
       }
+      for (const [name, address] of exports) this.retired.set(name, address);
+    } finally {
+      // Closed, or its symbols ignored from now on: either way no lookup can answer with them.
+      if (handle !== undefined) this.scope.closableGone();
     }
-    for (const [name, address] of exports) this.retired.set(name, address);
   }
 
   async openLibrary(path: string): Promise<number> {
+    this.scope.closableEntering();
     try {
       return await this.open(path);
     } catch (err) {
+      this.scope.closableGone();
       throw preloadError(path, err);
     }
   }
@@ -288,6 +314,7 @@ export class SessionTarget implements ProgramTarget {
   async closeLibrary(handle: number): Promise<boolean> {
     if (!this.session.hasSymbol(DYLIB_CLOSE_SYMBOL)) return false;
     expectSuccess(await this.session.call(DYLIB_CLOSE_SYMBOL, writer().addr(handle)), 'dylib_close');
+    this.scope.closableGone();
     return true;
   }
 
@@ -316,13 +343,18 @@ export class SessionTarget implements ProgramTarget {
     return r.value.map((d) => d?.addr ?? 0);
   }
 
+  /** What lookups found, kept for the next program (global-scope-symbols.ts). */
+  private readonly scope = new GlobalScopeSymbols();
+
   async lookup(names: readonly string[]): Promise<number[]> {
-    // One resolve in the process's global scope, which holds the executable, its libraries
-    // and every library opened RTLD_GLOBAL (--preload), in that order, as the dynamic linker
-    // would search them.
-    const process = await (this.processHandle ??= this.open(''));
-    const found = await this.resolve(process, names);
-    return this.retired.size === 0 ? found : found.map((a, i) => withoutRetired(this.retired, names[i]!, a));
+    return this.scope.lookup(names, async (missing) => {
+      // One resolve in the process's global scope, which holds the executable, its libraries
+      // and every library opened RTLD_GLOBAL (--preload), in that order, as the dynamic linker
+      // would search them.
+      const process = await (this.processHandle ??= this.open(''));
+      const found = await this.resolve(process, missing);
+      return this.retired.size === 0 ? found : found.map((a, i) => withoutRetired(this.retired, missing[i]!, a));
+    });
   }
 
   runtimeSymbols(): ReadonlyMap<string, number> {
@@ -341,6 +373,20 @@ export class SessionTarget implements ProgramTarget {
   }
 
   async run(
+    main: number,
+    argv: readonly string[],
+    init: readonly number[],
+    fini: readonly number[],
+  ): Promise<ProgramRunResult> {
+    this.scope.closableEntering();
+    try {
+      return await this.runProgram(main, argv, init, fini);
+    } finally {
+      this.scope.closableGone();
+    }
+  }
+
+  private async runProgram(
     main: number,
     argv: readonly string[],
     init: readonly number[],

@@ -1,18 +1,23 @@
 import test from 'ava';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { JitmemError } from '../core/errors.js';
 import { SharedMemoryMapper } from '../mappers/shared-memory-mapper.js';
 import { RpcCopyMapper } from '../mappers/rpc-copy-mapper.js';
 import { readElfObject } from '../objects/elf-object.js';
 import { ExecutorSession } from '../session/executor-session.js';
-import { SessionTarget } from '../loader/program-target.js';
+import { InProcessTarget, SessionTarget, type ProgramTarget } from '../loader/program-target.js';
 import { runProgram } from '../loader/run-program.js';
+import { buildExportLibrary } from '../loader/export-library.js';
 import { compile, tempDir } from './helpers/jitlink-run.js';
 
 /**
  * The remote steps of a link into an executor process: a library preloaded for one program is
- * not opened again for the next over the same session, and a program's export library travels
+ * not opened again for the next over the same session, a symbol found in the executor is not
+ * looked up again (unless a library that will be closed could have given it), and a program's
+ * export library travels
  * beside its finalize (built while the executor finalizes, opened right after it), so a
  * finalize that fails must take the export library back with it.
  */
@@ -104,5 +109,87 @@ for (const [name, Mapper] of [
     t.is(ran.result.status, 9);
     t.true(ran.times.exportSymbols > 0);
     t.deepEqual(exportFiles(), filesBefore);
+  });
+}
+
+test('a symbol is looked up in the executor once per session; one not found, again after a library opens', async (t) => {
+  const session = await ExecutorSession.spawn();
+  t.teardown(() => session.close());
+  const target = new SessionTarget(session);
+  const calls = () => session.counters().calls;
+  await target.lookup(['printf']); // opens the process's scope too
+  let c = calls();
+  const first = await target.lookup(['malloc', 'free']);
+  t.is(calls() - c, 1);
+  t.true(first.every((a) => a !== 0));
+  c = calls();
+  t.deepEqual(await target.lookup(['free', 'malloc', 'printf']), [
+    first[1]!,
+    first[0]!,
+    (await target.lookup(['printf']))[0]!,
+  ]);
+  t.is(calls() - c, 0, 'every name was found before: no round trip');
+
+  c = calls();
+  t.deepEqual(await target.lookup(['jitmem_no_such_symbol']), [0]);
+  t.deepEqual(await target.lookup(['jitmem_no_such_symbol']), [0]);
+  t.is(calls() - c, 1, 'a name not found is not asked again while no library opens');
+  // Not found until a preload defines it: the preload makes every name not found be asked again.
+  t.deepEqual(await target.lookup(['zlibVersion']), [0]);
+  await target.preload('libz.so.1');
+  c = calls();
+  const [zlibVersion] = await target.lookup(['zlibVersion']);
+  t.not(zlibVersion, 0);
+  t.deepEqual(await target.lookup(['jitmem_no_such_symbol']), [0]);
+  t.is(calls() - c, 2);
+});
+
+for (const where of ['executor process', 'in process'] as const) {
+  test(`${where}: an address a library that will be closed gave is never kept: a library openLibrary opened, an export library`, async (t) => {
+    const dir = tempDir(t);
+    let target: ProgramTarget;
+    let calls: () => number;
+    if (where === 'executor process') {
+      const session = await ExecutorSession.spawn();
+      t.teardown(() => session.close());
+      target = new SessionTarget(session);
+      calls = () => session.counters().calls;
+    } else {
+      target = new InProcessTarget();
+      // In process a lookup is no call: the answers are what is checked.
+      calls = () => 0;
+    }
+    const src = path.join(dir, 'probe.c');
+    const lib = path.join(dir, 'libjitmemprobe.so');
+    writeFileSync(src, 'int jitmem_scope_probe(void) { return 5; }\n');
+    execFileSync('gcc', ['-shared', '-fPIC', '-o', lib, src], { stdio: ['ignore', 'ignore', 'pipe'] });
+    t.deepEqual(await target.lookup(['jitmem_scope_probe']), [0]);
+    const handle = await target.openLibrary(lib);
+    const [probe] = await target.lookup(['jitmem_scope_probe']);
+    t.not(probe, 0, 'a library opened is searched, though a lookup had not found the name before');
+    t.true(await target.closeLibrary(handle));
+    let c = calls();
+    t.deepEqual(await target.lookup(['jitmem_scope_probe']), [0], 'closed: not found, not remembered');
+    if (where === 'executor process') t.is(calls() - c, 1);
+
+    const address = 0x7000_1234_5000;
+    const exports = new Map([['jitmem_export_probe', address]]);
+    const file = path.join(dir, 'libjitmem-exports-probe.so');
+    writeFileSync(
+      file,
+      buildExportLibrary('libjitmem-exports-probe.so', [{ name: 'jitmem_export_probe', address, size: 16, type: 2 }]),
+    );
+    await target.loadExports(file, exports);
+    t.deepEqual(await target.lookup(['jitmem_export_probe']), [address]);
+    await target.retireExports(exports);
+    c = calls();
+    t.deepEqual(await target.lookup(['jitmem_export_probe']), [0], 'retired: not found, not remembered');
+    if (where === 'executor process') t.is(calls() - c, 1);
+
+    // With nothing closable open again, what is found is kept (out of process: no round trip).
+    const [malloc] = await target.lookup(['malloc']);
+    c = calls();
+    t.deepEqual(await target.lookup(['malloc']), [malloc!]);
+    if (where === 'executor process') t.is(calls() - c, 0);
   });
 }
