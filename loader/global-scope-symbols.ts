@@ -11,9 +11,12 @@
  * executor's own libraries and the --preload ones, which stay open for the session, and a
  * library opened later comes after them in the search order, so it cannot change an address
  * found in them. A name not found is kept as such until the next library opens, which may
- * define it.
+ * define it. One per process: every target over an executor (or over this process) shares it,
+ * as they share the scope.
  */
 export class GlobalScopeSymbols {
+  /** Libraries opened for good (--preload), by the path they were opened with: nothing closes them. */
+  private readonly permanent = new Set<string>();
   private readonly found = new Map<string, number>();
   private readonly notFound = new Set<string>();
   /** Programs running, and libraries open (or on their way) that will be closed again. */
@@ -42,10 +45,20 @@ export class GlobalScopeSymbols {
     return names.map((name) => this.found.get(name) ?? asked.get(name) ?? 0);
   }
 
+  /** Whether the library at `path` was opened for good already: opening it again would only count a reference. */
+  isOpenForGood(path: string): boolean {
+    return this.permanent.has(path);
+  }
+
   /** A library that stays open (a --preload) is opening: names not found so far are asked again. */
   permanentOpening(): void {
     this.entered++;
     this.notFound.clear();
+  }
+
+  /** The library at `path` is open for good. */
+  permanentOpened(path: string): void {
+    this.permanent.add(path);
   }
 
   /** A library that will be closed again, or a program, is entering the scope; closableGone() when it has left. */
@@ -61,4 +74,13 @@ export class GlobalScopeSymbols {
   closableGone(): void {
     this.closable--;
   }
+}
+
+const sessionScopes = new WeakMap<object, GlobalScopeSymbols>();
+
+/** The scope of the executor behind `session` (this process's: `process`), shared by every target over it. */
+export function globalScopeOf(session: object): GlobalScopeSymbols {
+  let scope = sessionScopes.get(session);
+  if (!scope) sessionScopes.set(session, (scope = new GlobalScopeSymbols()));
+  return scope;
 }

@@ -14,7 +14,7 @@ import {
 import { Sym } from '../protocol/setup.js';
 import { SpsWriter } from '../protocol/sps.js';
 import { decodeResult, expectAddr, expectSuccess, type ExecutorSession } from '../session/executor-session.js';
-import { GlobalScopeSymbols } from './global-scope-symbols.js';
+import { globalScopeOf, type GlobalScopeSymbols } from './global-scope-symbols.js';
 
 /**
  * Where a linked program runs and finds what it does not define: this process (the
@@ -102,8 +102,8 @@ export class InProcessTarget implements ProgramTarget {
   readonly pageSize = native.pageSize();
   private processHandle: number | undefined;
 
-  /** What lookups found, kept for the next program (global-scope-symbols.ts). */
-  private readonly scope = new GlobalScopeSymbols();
+  /** This process's global scope, shared with every other in-process target (global-scope-symbols.ts). */
+  private readonly scope = globalScopeOf(process);
 
   async preload(path: string): Promise<void> {
     this.scope.permanentOpening();
@@ -112,6 +112,7 @@ export class InProcessTarget implements ProgramTarget {
     } catch (err) {
       throw preloadError(path, err);
     }
+    this.scope.permanentOpened(path);
   }
 
   private readonly retired = new Map<string, number>();
@@ -228,8 +229,12 @@ function writer(): SpsWriter {
 /** An executor process behind a session: its dylib service, run-program service or run_as_* calls. */
 export class SessionTarget implements ProgramTarget {
   private processHandle: Promise<number> | undefined;
+  /** The executor's global scope, shared with every other target over the session (global-scope-symbols.ts). */
+  private readonly scope: GlobalScopeSymbols;
 
-  constructor(readonly session: ExecutorSession) {}
+  constructor(readonly session: ExecutorSession) {
+    this.scope = globalScopeOf(session);
+  }
 
   get kind(): 'jitmem' | 'llvm' {
     return this.session.isJitmem ? 'jitmem' : 'llvm';
@@ -248,21 +253,19 @@ export class SessionTarget implements ProgramTarget {
   }
 
   /**
-   * Libraries preloaded in this executor, by the path they were opened with. Nothing closes a
-   * preloaded library, so the next program over the same session finds it open: opening it
-   * again would be a round trip that only counts one more reference (a warm controller's links).
+   * Nothing closes a preloaded library, so the next program over the same executor finds it
+   * open: opening it again would be a round trip that only counts one more reference (a warm
+   * controller's links).
    */
-  private readonly preloaded = new Set<string>();
-
   async preload(path: string): Promise<void> {
-    if (this.preloaded.has(path)) return;
+    if (this.scope.isOpenForGood(path)) return;
     this.scope.permanentOpening();
     try {
       await this.open(path);
     } catch (err) {
       throw preloadError(path, err);
     }
-    this.preloaded.add(path);
+    this.scope.permanentOpened(path);
   }
 
   private readonly retired = new Map<string, number>();
@@ -342,9 +345,6 @@ export class SessionTarget implements ProgramTarget {
     }
     return r.value.map((d) => d?.addr ?? 0);
   }
-
-  /** What lookups found, kept for the next program (global-scope-symbols.ts). */
-  private readonly scope = new GlobalScopeSymbols();
 
   async lookup(names: readonly string[]): Promise<number[]> {
     return this.scope.lookup(names, async (missing) => {

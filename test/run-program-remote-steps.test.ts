@@ -193,3 +193,31 @@ for (const where of ['executor process', 'in process'] as const) {
     if (where === 'executor process') t.is(calls() - c, 0);
   });
 }
+
+test('two targets over one executor share its scope: what one opens to close again, the other never keeps', async (t) => {
+  const dir = tempDir(t);
+  const session = await ExecutorSession.spawn();
+  t.teardown(() => session.close());
+  const a = new SessionTarget(session);
+  const b = new SessionTarget(session);
+  const calls = () => session.counters().calls;
+  const address = 0x7000_4321_5000;
+  const exports = new Map([['jitmem_shared_scope_probe', address]]);
+  const file = path.join(dir, 'libjitmem-exports-shared.so');
+  writeFileSync(
+    file,
+    buildExportLibrary('libjitmem-exports-shared.so', [
+      { name: 'jitmem_shared_scope_probe', address, size: 16, type: 2 },
+    ]),
+  );
+  await b.loadExports(file, exports);
+  t.deepEqual(await a.lookup(['jitmem_shared_scope_probe']), [address]);
+  await b.retireExports(exports);
+  t.deepEqual(await a.lookup(['jitmem_shared_scope_probe']), [0], "b's retired export library is not answered by a");
+
+  // A library b preloaded is open for a too.
+  await b.preload('libz.so.1');
+  const c = calls();
+  await a.preload('libz.so.1');
+  t.is(calls() - c, 0);
+});
