@@ -7,10 +7,10 @@ import { RpcCopyMapper } from '../mappers/rpc-copy-mapper.js';
 import { readElfObject } from '../objects/elf-object.js';
 import { linkObjects } from '../jitlink/link.js';
 import { ExecutorSession } from '../session/executor-session.js';
-import { SessionTarget } from '../loader/program-target.js';
 import { runProgram } from '../loader/run-program.js';
 import { llvmInstalled, shmObjects } from './helpers/executor-process.js';
 import { compile, tempDir } from './helpers/jitlink-run.js';
+import { openExecutorTarget } from './helpers/executor-target.js';
 
 /**
  * Everything the linker refuses gets a typed error naming what and where, before the program
@@ -135,13 +135,7 @@ for (const [mapperName, makeMapper] of [
 ] as const) {
   test(`link errors are typed, name what and where, and the same ${mapperName} session runs the next program`, async (t) => {
     const dir = tempDir(t);
-    const session = await ExecutorSession.spawn();
-    const mapper = makeMapper(session);
-    t.teardown(async () => {
-      await mapper.close().catch(() => undefined);
-      await session.close();
-    });
-    const target = new SessionTarget(session);
+    const { session, mapper, target } = await openExecutorTarget(t, makeMapper);
     const hello = compile(dir, 'hello.c', HELLO, ['-O2', '-fPIC']);
     const runHello = async (after: string) => {
       const before = session.stdout.length;
@@ -171,13 +165,7 @@ for (const [mapperName, makeMapper] of [
 
 test('-fno-pic code is placed in the low 2 GiB; where that cannot be done it is refused naming the relocation, the symbol and a way out', async (t) => {
   const dir = tempDir(t);
-  const session = await ExecutorSession.spawn();
-  const mapper = new SharedMemoryMapper(session);
-  t.teardown(async () => {
-    await mapper.close().catch(() => undefined);
-    await session.close();
-  });
-  const target = new SessionTarget(session);
+  const { mapper, target } = await openExecutorTarget(t, (s) => new SharedMemoryMapper(s));
   const nopic = compile(
     dir,
     'nopic.c',
@@ -210,19 +198,14 @@ test('-fno-pic code is placed in the low 2 GiB; where that cannot be done it is 
 const llvmTest = llvmInstalled() ? test : test.skip;
 llvmTest("LLVM's executor cannot place reservations: -fno-pic code is refused there, saying so", async (t) => {
   const dir = tempDir(t);
-  const session = await ExecutorSession.spawn({ kind: 'llvm' });
-  const mapper = new RpcCopyMapper(session);
-  t.teardown(async () => {
-    await mapper.close().catch(() => undefined);
-    await session.close();
-  });
+  const { mapper, target } = await openExecutorTarget(t, (s) => new RpcCopyMapper(s), { kind: 'llvm' });
   const nopic = compile(
     dir,
     'nopic.c',
     'static int table[4] = {1, 2, 3, 4}; int *p(int i) { return &table[i]; } int main(void) { return *p(2) + 40; }',
     ['-O0', '-fno-pic'],
   );
-  const err = await t.throwsAsync(runProgram({ inputs: [nopic], target: new SessionTarget(session), mapper }), {
+  const err = await t.throwsAsync(runProgram({ inputs: [nopic], target, mapper }), {
     instanceOf: JitmemError,
     code: 'ERR_LINK_RELOCATION_OVERFLOW',
   });
@@ -232,13 +215,7 @@ llvmTest("LLVM's executor cannot place reservations: -fno-pic code is refused th
 
 test("a finished program's exported symbols do not satisfy the next program's undefined ones", async (t) => {
   const dir = tempDir(t);
-  const session = await ExecutorSession.spawn();
-  const mapper = new SharedMemoryMapper(session);
-  t.teardown(async () => {
-    await mapper.close().catch(() => undefined);
-    await session.close();
-  });
-  const target = new SessionTarget(session);
+  const { mapper, target } = await openExecutorTarget(t, (s) => new SharedMemoryMapper(s));
   // It calls dlopen, so its symbols are exported for the libraries it might load.
   const first = compile(
     dir,

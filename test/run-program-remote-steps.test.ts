@@ -12,6 +12,7 @@ import { InProcessTarget, SessionTarget, type ProgramTarget } from '../loader/pr
 import { runProgram } from '../loader/run-program.js';
 import { buildExportLibrary } from '../loader/export-library.js';
 import { compile, tempDir } from './helpers/jitlink-run.js';
+import { openExecutorTarget } from './helpers/executor-target.js';
 
 /**
  * The remote steps of a link into an executor process: a library preloaded for one program is
@@ -65,13 +66,7 @@ for (const [name, Mapper] of [
 ] as const) {
   test(`${name}: a finalize the executor refuses takes the export library sent beside it back, and leaves no file`, async (t) => {
     const dir = tempDir(t);
-    const session = await ExecutorSession.spawn();
-    const mapper = new Mapper(session);
-    t.teardown(async () => {
-      await mapper.close().catch(() => undefined);
-      await session.close();
-    });
-    const target = new SessionTarget(session);
+    const { session, mapper, target } = await openExecutorTarget(t, (s) => new Mapper(s));
     // It calls dlopen, so its symbols go to an export library; its .eh_frame names a pointer
     // format the unwinder does not know, which the linker copies as it is and the executor
     // refuses at finalize.
