@@ -217,6 +217,8 @@ async function finalizeAndExport(
   const t0 = performance.now();
   let finalizedAt = t0;
   const finalizing = allocation.finalize().finally(() => void (finalizedAt = performance.now()));
+  // Settled below, after a turn: a failure meanwhile is not an unhandled rejection.
+  finalizing.catch(() => undefined);
   let exporting: Promise<Map<string, number>> | undefined;
   let builtAt = t0;
   let buildMs = 0;
@@ -225,7 +227,8 @@ async function finalizeAndExport(
     await nextTurn();
     const b = performance.now();
     try {
-      exporting = loadPreparedExports(target, prepareExports(program));
+      const prepared = prepareExports(program);
+      if (prepared) exporting = loadPreparedExports(target, prepared);
     } catch (err) {
       exporting = Promise.reject(err);
     }
@@ -236,12 +239,12 @@ async function finalizeAndExport(
   const ended = performance.now();
   // Phases that add up to the wall time: the export library's are its building and what its open
   // took after the finalize was answered; the rest is the finalize's.
-  times.exportSymbols = exporting ? buildMs + Math.max(0, ended - Math.max(finalizedAt, builtAt)) : 0;
+  times.exportSymbols = buildMs + (exporting ? Math.max(0, ended - Math.max(finalizedAt, builtAt)) : 0);
   times.initialize = ended - t0 - times.exportSymbols;
   if (fin.status === 'rejected') {
     return failAfterCleanup(
       exp.status === 'rejected' ? joinErrors(fin.reason, [exp.reason]) : fin.reason,
-      () => (exp.status === 'fulfilled' && exp.value.size > 0 ? target.retireExports(exp.value) : Promise.resolve()),
+      () => (exp.status === 'fulfilled' && exporting ? target.retireExports(exp.value) : Promise.resolve()),
       () => closeTls(tls),
       () => memory.close(),
     );
@@ -320,10 +323,12 @@ interface PreparedExports {
   readonly exported: Map<string, number>;
 }
 
-function prepareExports(program: RelocatedProgram): PreparedExports {
+/** The program's export library, or undefined when it has no symbol to export (then no library is opened). */
+function prepareExports(program: RelocatedProgram): PreparedExports | undefined {
+  const symbols = program.exports();
+  if (symbols.length === 0) return undefined;
   const tag = `${process.pid}-${randomBytes(6).toString('hex')}`;
   const file = path.join(tmpdir(), `jitmem-exports-${tag}.so`);
-  const symbols = program.exports();
   writeFileSync(file, buildExportLibrary(`jitmem-exports-${tag}.so`, symbols), { mode: 0o600 });
   return { file, exported: new Map(symbols.map((s) => [s.name, s.address])) };
 }
