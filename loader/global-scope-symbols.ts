@@ -11,8 +11,8 @@
  * executor's own libraries and the --preload ones, which stay open for the session, and a
  * library opened later comes after them in the search order, so it cannot change an address
  * found in them. A name not found is kept as such until the next library opens, which may
- * define it. One per process: every target over an executor (or over this process) shares it,
- * as they share the scope.
+ * define it. One per executor process (this process, for the in-process targets): every target
+ * over it shares it, as they share the scope.
  */
 export class GlobalScopeSymbols {
   /** Libraries opened for good (--preload), by the path they were opened with: nothing closes them. */
