@@ -45,34 +45,53 @@ export class GlobalScopeSymbols {
     return names.map((name) => this.found.get(name) ?? asked.get(name) ?? 0);
   }
 
-  /** Whether the library at `path` was opened for good already: opening it again would only count a reference. */
-  isOpenForGood(path: string): boolean {
-    return this.permanent.has(path);
+  /**
+   * Opens a library for good (a --preload) unless it already is: nothing closes it, so opening
+   * it again would only count a reference (and out of process cost a round trip). Names not
+   * found so far are asked again: it may define them.
+   */
+  async openForGood(path: string, open: () => unknown): Promise<void> {
+    if (this.permanent.has(path)) return;
+    this.entering();
+    await open();
+    this.permanent.add(path);
   }
 
-  /** A library that stays open (a --preload) is opening: names not found so far are asked again. */
-  permanentOpening(): void {
+  /**
+   * Opens a library that will be closed again (an export library, a thread-locals library):
+   * no answer is kept from now until closed() says it is gone (or it fails to open).
+   */
+  async openClosable<T>(open: () => T | Promise<T>): Promise<T> {
+    this.closable++;
+    this.entering();
+    try {
+      return await open();
+    } catch (err) {
+      this.closable--;
+      throw err;
+    }
+  }
+
+  /** Something enters the scope: an answer asked before is not kept, and a name not found may be found now. */
+  private entering(): void {
     this.entered++;
     this.notFound.clear();
   }
 
-  /** The library at `path` is open for good. */
-  permanentOpened(path: string): void {
-    this.permanent.add(path);
-  }
-
-  /** A library that will be closed again, or a program, is entering the scope; closableGone() when it has left. */
-  closableEntering(): void {
-    this.closable++;
-    this.permanentOpening();
-  }
-
-  /**
-   * A library closableEntering() announced was closed (or its symbols are ignored from now on) or
-   * did not open; a program ended.
-   */
-  closableGone(): void {
+  /** A library openClosable() opened was closed, or its symbols are ignored from now on. */
+  closed(): void {
     this.closable--;
+  }
+
+  /** Runs a program: it may open libraries of its own, so no answer is kept while it runs. */
+  async during<T>(run: () => Promise<T>): Promise<T> {
+    this.closable++;
+    this.entering();
+    try {
+      return await run();
+    } finally {
+      this.closable--;
+    }
   }
 }
 

@@ -106,24 +106,20 @@ export class InProcessTarget implements ProgramTarget {
   private readonly scope = globalScopeOf(process);
 
   async preload(path: string): Promise<void> {
-    this.scope.permanentOpening();
     try {
-      native.dlopen(path);
+      await this.scope.openForGood(path, () => native.dlopen(path));
     } catch (err) {
       throw preloadError(path, err);
     }
-    this.scope.permanentOpened(path);
   }
 
   private readonly retired = new Map<string, number>();
   private readonly exportHandles = new Map<ReadonlyMap<string, number>, number>();
 
   async loadExports(path: string, exports: ReadonlyMap<string, number>): Promise<void> {
-    this.scope.closableEntering();
     try {
-      this.exportHandles.set(exports, native.dlopen(path));
+      this.exportHandles.set(exports, await this.scope.openClosable(() => native.dlopen(path)));
     } catch (err) {
-      this.scope.closableGone();
       throw preloadError(path, err);
     }
   }
@@ -137,16 +133,14 @@ export class InProcessTarget implements ProgramTarget {
     } catch {
       for (const [name, address] of exports) this.retired.set(name, address);
     } finally {
-      this.scope.closableGone();
+      this.scope.closed();
     }
   }
 
   async openLibrary(path: string): Promise<number> {
-    this.scope.closableEntering();
     try {
-      return native.dlopen(path);
+      return await this.scope.openClosable(() => native.dlopen(path));
     } catch (err) {
-      this.scope.closableGone();
       throw preloadError(path, err);
     }
   }
@@ -157,7 +151,7 @@ export class InProcessTarget implements ProgramTarget {
 
   async closeLibrary(handle: number): Promise<boolean> {
     native.dlclose(handle);
-    this.scope.closableGone();
+    this.scope.closed();
     return true;
   }
 
@@ -188,12 +182,10 @@ export class InProcessTarget implements ProgramTarget {
     fini: readonly number[],
   ): Promise<ProgramRunResult> {
     const restore = this.inheritableStdio();
-    this.scope.closableEntering();
     try {
-      const r = await native.runProgram(main, argv, init, fini);
+      const r = await this.scope.during(() => native.runProgram(main, argv, init, fini));
       return r.outcome === 'crashed' ? { ...r, status: 128 + r.signal } : { status: r.status, outcome: r.outcome };
     } finally {
-      this.scope.closableGone();
       restore();
     }
   }
@@ -252,31 +244,21 @@ export class SessionTarget implements ProgramTarget {
     return expectAddr(bytes, path === '' ? 'open (the process)' : `open ${path}`);
   }
 
-  /**
-   * Nothing closes a preloaded library, so the next program over the same executor finds it
-   * open: opening it again would be a round trip that only counts one more reference (a warm
-   * controller's links).
-   */
   async preload(path: string): Promise<void> {
-    if (this.scope.isOpenForGood(path)) return;
-    this.scope.permanentOpening();
     try {
-      await this.open(path);
+      await this.scope.openForGood(path, () => this.open(path));
     } catch (err) {
       throw preloadError(path, err);
     }
-    this.scope.permanentOpened(path);
   }
 
   private readonly retired = new Map<string, number>();
   private readonly exportHandles = new Map<ReadonlyMap<string, number>, number>();
 
   async loadExports(path: string, exports: ReadonlyMap<string, number>): Promise<void> {
-    this.scope.closableEntering();
     try {
-      this.exportHandles.set(exports, await this.open(path));
+      this.exportHandles.set(exports, await this.scope.openClosable(() => this.open(path)));
     } catch (err) {
-      this.scope.closableGone();
       throw preloadError(path, err);
     }
   }
@@ -296,16 +278,14 @@ export class SessionTarget implements ProgramTarget {
       for (const [name, address] of exports) this.retired.set(name, address);
     } finally {
       // Closed, or its symbols ignored from now on: either way no lookup can answer with them.
-      if (handle !== undefined) this.scope.closableGone();
+      if (handle !== undefined) this.scope.closed();
     }
   }
 
   async openLibrary(path: string): Promise<number> {
-    this.scope.closableEntering();
     try {
-      return await this.open(path);
+      return await this.scope.openClosable(() => this.open(path));
     } catch (err) {
-      this.scope.closableGone();
       throw preloadError(path, err);
     }
   }
@@ -317,7 +297,7 @@ export class SessionTarget implements ProgramTarget {
   async closeLibrary(handle: number): Promise<boolean> {
     if (!this.session.hasSymbol(DYLIB_CLOSE_SYMBOL)) return false;
     expectSuccess(await this.session.call(DYLIB_CLOSE_SYMBOL, writer().addr(handle)), 'dylib_close');
-    this.scope.closableGone();
+    this.scope.closed();
     return true;
   }
 
@@ -378,12 +358,7 @@ export class SessionTarget implements ProgramTarget {
     init: readonly number[],
     fini: readonly number[],
   ): Promise<ProgramRunResult> {
-    this.scope.closableEntering();
-    try {
-      return await this.runProgram(main, argv, init, fini);
-    } finally {
-      this.scope.closableGone();
-    }
+    return this.scope.during(() => this.runProgram(main, argv, init, fini));
   }
 
   private async runProgram(
