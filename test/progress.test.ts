@@ -363,6 +363,26 @@ test('the run pattern after the matrix: its plan scaled as the matrix ran, then 
   t.is(view.line(100).match(/ (\d+)\/(\d+) cells/)![0], ' 3/3 cells');
 });
 
+test("with a precision target a run cell's count stays one ahead until it is done; then it is counted, and its line printed, once", (t) => {
+  const lines: string[] = [];
+  const view = new BenchProgressView({
+    stream: { write: (s: string) => void lines.push(s) },
+    tty: false,
+    now: () => 0,
+    heartbeatMs: 1e9,
+  });
+  const run = [0, 1].map((i) => ({ name: `r${i}`, iterations: 8, expectedMs: 800 }));
+  view.onProgress({ kind: 'plan', plan: { cells: [], rounds: 1, run: { setupMs: 0, cells: run } } });
+  for (let i = 1; i <= 4; i++) view.onProgress({ kind: 'run', cell: 'r0', done: i, total: i + 1 });
+  view.onProgress({ kind: 'run', cell: 'r0', done: 4, total: 4 });
+  view.onProgress({ kind: 'run', cell: 'r0', done: 4, total: 4 });
+  t.is(view.line(100).match(/ (\d+)\/(\d+) cells/)![0], ' 1/2 cells');
+  t.deepEqual(
+    lines.filter((l) => l.includes('verified')).map((l) => l.slice(0, l.indexOf(' ('))),
+    ['[1/2] r0: 4 verified'],
+  );
+});
+
 test("a warm controller's fast iterations do not set the pace of the fresh processes of another kind", (t) => {
   let now = 0;
   const view = new BenchProgressView({

@@ -47,7 +47,7 @@ export interface ProgressViewOptions {
 const DEFAULT_MIN_REDRAW_MS = 100;
 
 function newRunCell(expectedMs: number, iterations: number): RunCellState {
-  return { expectedMs, iterations, done: 0, firstSpent: 0, laterSpent: 0, laterDone: 0 };
+  return { expectedMs, iterations, done: 0, finished: false, firstSpent: 0, laterSpent: 0, laterDone: 0 };
 }
 const BAR_WIDTH = 16;
 
@@ -70,6 +70,11 @@ interface RunCellState {
   readonly expectedMs: number;
   readonly iterations: number;
   done: number;
+  /**
+   * Reported done (done of done): counted once among the finished cells. With a precision target
+   * a cell's count of iterations is open until then, so `done` reaches its last value first.
+   */
+  finished: boolean;
   /** Time of the first reported iteration(s), and of those after it, with how many. */
   firstSpent: number;
   laterSpent: number;
@@ -154,6 +159,40 @@ export class BenchProgressView {
     this.lastLine = this.started;
   }
 
+  /** A run-pattern cell's progress (the run pattern comes after the matrix's cells): its cell by name, its iterations. */
+  private onRunProgress(e: Extract<BenchProgress, { kind: 'run' }>): void {
+    this.active = 'run';
+    this.current = `${e.cell} ${e.done}/${e.total}`;
+    let finishedNow = e.done === e.total;
+    if (this.run) {
+      const r = this.run;
+      const cell = r.cells.get(e.cell) ?? r.cells.set(e.cell, newRunCell(0, e.total)).get(e.cell)!;
+      const before = cell.done;
+      cell.done = Math.max(cell.done, e.done);
+      if (!r.started) {
+        // What came before the first report was set-up (with that report's own iteration).
+        r.started = true;
+        r.setupSpent = r.unattributed;
+      } else if (before === 0) cell.firstSpent += r.unattributed;
+      else {
+        cell.laterSpent += r.unattributed;
+        cell.laterDone += cell.done - before;
+      }
+      r.unattributed = 0;
+      finishedNow &&= !cell.finished;
+      if (finishedNow) {
+        cell.finished = true;
+        this.done++;
+      }
+    }
+    if (this.tty) this.schedule();
+    else if (finishedNow)
+      this.printLine(
+        `[${this.run ? `${this.done}/${this.total}` : 'run'}] ${e.cell}: ${e.done} verified (${this.times()})`,
+      );
+    else this.heartbeat();
+  }
+
   /** Gives the time since the last event to what was running then. */
   private account(): void {
     const t = this.now();
@@ -206,32 +245,7 @@ export class BenchProgressView {
       return;
     }
     if (e.kind === 'run') {
-      // The run pattern comes after the matrix's cells: its cell by name and its iterations.
-      this.active = 'run';
-      this.current = `${e.cell} ${e.done}/${e.total}`;
-      if (this.run) {
-        const r = this.run;
-        const cell = r.cells.get(e.cell) ?? r.cells.set(e.cell, newRunCell(0, e.total)).get(e.cell)!;
-        const before = cell.done;
-        cell.done = Math.max(cell.done, e.done);
-        if (!r.started) {
-          // What came before the first report was set-up (with that report's own iteration).
-          r.started = true;
-          r.setupSpent = r.unattributed;
-        } else if (before === 0) cell.firstSpent += r.unattributed;
-        else {
-          cell.laterSpent += r.unattributed;
-          cell.laterDone += cell.done - before;
-        }
-        r.unattributed = 0;
-        if (e.done === e.total && before < e.total) this.done++;
-      }
-      if (this.tty) this.schedule();
-      else if (e.done === e.total)
-        this.printLine(
-          `[${this.run ? `${this.done}/${this.total}` : 'run'}] ${e.cell}: ${e.done} verified (${this.times()})`,
-        );
-      else this.heartbeat();
+      this.onRunProgress(e);
       return;
     }
     if (!this.plan) this.total = e.total;
