@@ -159,7 +159,7 @@ export class BenchProgressView {
     this.lastLine = this.started;
   }
 
-  /** A run-pattern cell's progress (the run pattern comes after the matrix's cells): its cell by name, its iterations. */
+  /** A run-pattern cell's progress (the run pattern comes after the matrix's cells): its cell by name, its count. */
   private onRunProgress(e: Extract<BenchProgress, { kind: 'run' }>): void {
     this.active = 'run';
     this.current = `${e.cell} ${e.done}/${e.total}`;
