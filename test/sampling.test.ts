@@ -332,7 +332,7 @@ test('a verdict is read against a band of the precision around 1: beyond it fast
   );
 });
 
-test('a comparison of processes per run goes on while a verdict of it not settled could be in the rounds the time affords, judged a standard error from its estimate', (t) => {
+test('a comparison of processes per run goes on while a verdict of it not settled could be, twice over, in the rounds the time affords, judged a standard error from its estimate', (t) => {
   // On the log scale: an estimate, a 95% half-width, and the rounds it came from (t quantile for rounds - 1).
   const at = (estimate: number, half: number) => ({
     speedup: Math.exp(estimate),
@@ -354,11 +354,16 @@ test('a comparison of processes per run goes on while a verdict of it not settle
   // Every verdict settled (faster, not distinguishable): it leaves, whatever its widths.
   t.deepEqual(perRunStanding([at(Math.log(1.12), 0.06), at(0, 0.02)], 3, 8, 100), { reason: 'settled' });
   t.deepEqual(perRunStanding([], 3, 4, 10), { reason: 'settled' });
-  // One not settled that could be in the rounds left: it goes on (the other, on the edge, does not hold it back).
-  t.is(perRunStanding([onEdge, at(Math.log(1.1), 0.08)], 3, 4, 2), undefined);
-  // Only the one on the edge: 29 rounds it cannot have in 4 + 24; it can in 4 + 25.
-  t.deepEqual(perRunStanding([onEdge], 3, 4, 24), { reason: 'out of reach', roundsNeeded: 29 });
-  t.is(perRunStanding([onEdge], 3, 4, 25), undefined);
+  // One not settled that could be, twice over, in the rounds left (5: 4 + 6 >= 2 x 5): it goes on
+  // (the other, on the edge, does not hold it back); with 5 left it would settle only just, and does not.
+  t.is(perRunStanding([onEdge, at(Math.log(1.1), 0.08)], 3, 4, 6), undefined);
+  t.deepEqual(perRunStanding([onEdge, at(Math.log(1.1), 0.08)], 3, 4, 5), {
+    reason: 'out of reach',
+    roundsNeeded: 5,
+  });
+  // Only the one on the edge: 29 rounds, twice over, it cannot have in 4 + 53; it can in 4 + 54.
+  t.deepEqual(perRunStanding([onEdge], 3, 4, 53), { reason: 'out of reach', roundsNeeded: 29 });
+  t.is(perRunStanding([onEdge], 3, 4, 54), undefined);
   // No time bound: it goes on while one could settle at all; one round has no spread to judge by.
   t.is(perRunStanding([onEdge], 3, 4, Infinity), undefined);
   t.deepEqual(perRunStanding([onEdge], 3, 1, Infinity), { reason: 'out of reach' });

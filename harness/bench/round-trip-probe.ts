@@ -31,7 +31,8 @@ export interface RoundTripProbe {
   readonly executorHandlerUs?: { readonly noop: number; readonly finalizeAndFree: number };
   /**
    * The finalize-over-no-op ratio of each block of PROBE_BLOCK consecutive pairs (median finalize
-   * over median no-op within the block): the rounds its interval is taken over.
+   * over median no-op within the block): the rounds its interval is taken over. The bench takes
+   * its blocks at moments spread over the run (RoundTripProbeSession).
    */
   readonly blockRatios: readonly number[];
 }
@@ -41,17 +42,13 @@ export interface RoundTripProbe {
  * block sees one spell of the machine on both sides; 1000 pairs make 20 blocks.
  */
 const PROBE_BLOCK = 50;
-
-/** Per block of PROBE_BLOCK pairs: median(finalize) / median(no-op). */
-function blockRatiosOf(noop: readonly number[], finalize: readonly number[]): number[] {
-  const out: number[] = [];
-  for (let start = 0; start + PROBE_BLOCK <= noop.length; start += PROBE_BLOCK) {
-    const n = median(noop.slice(start, start + PROBE_BLOCK));
-    const f = median(finalize.slice(start, start + PROBE_BLOCK));
-    if (n > 0 && f > 0) out.push(f / n);
-  }
-  return out;
-}
+const PROBE_BLOCKS = 20;
+/**
+ * Unrecorded pairs before each block: the executor has been idle since the last, and the first
+ * call to an idle executor costs 0.6-2.6 ms on this VM (its CPU woken), JIT tiers and page faults
+ * come with the first block.
+ */
+const BLOCK_WARMUP = 20;
 
 /** One page of code: `mov eax, 7; ret`, padded with int3. */
 function onePageGraph(pageSize: number): LinkGraph {
@@ -63,50 +60,104 @@ function onePageGraph(pageSize: number): LinkGraph {
   };
 }
 
-export async function probeRoundTrip(
-  options: { samples?: number; executorCpus?: readonly number[] | null } = {},
-): Promise<RoundTripProbe> {
-  const samples = options.samples ?? 1000;
-  const session = await ExecutorSession.spawn();
-  return withCleanup(async () => {
-    if (options.executorCpus && session.pid !== undefined) native.setAffinity(session.pid, options.executorCpus);
-    const mapper = new SharedMemoryMapper(session);
-    const manager = new SlabMemoryManager(mapper, { granularity: 1 << 20 });
-    const graph = onePageGraph(mapper.pageSize);
+/**
+ * The probe over one jitmem executor, its blocks taken at moments the bench chooses (between the
+ * matrix's groups, then after the run pattern), so that its interval holds the machine's spells
+ * over the run: taken all at once, in 0.1 s, a spell that slowed every call (a no-op 23.5 us where
+ * it took 15.6, the controller's finalize 10.9 us where it took 4.2) read 1.66x (95% CI 1.57-1.74)
+ * "over budget" in one of five runs of a commit that read 1.32-1.33x in the other four.
+ */
+export class RoundTripProbeSession {
+  private readonly noop: number[] = [];
+  private readonly finalize: number[] = [];
+  private readonly controllerFinalize: number[] = [];
+  private readonly blockRatios: number[] = [];
+
+  private constructor(
+    private readonly session: ExecutorSession,
+    private readonly mapper: SharedMemoryMapper,
+    private readonly manager: SlabMemoryManager,
+    private readonly graph: LinkGraph,
+  ) {}
+
+  /** Spawns the probe's executor (on `executorCpus` when given). */
+  static async open(options: { executorCpus?: readonly number[] | null } = {}): Promise<RoundTripProbeSession> {
+    const session = await ExecutorSession.spawn();
+    try {
+      if (options.executorCpus && session.pid !== undefined) native.setAffinity(session.pid, options.executorCpus);
+      const mapper = new SharedMemoryMapper(session);
+      const manager = new SlabMemoryManager(mapper, { granularity: 1 << 20 });
+      return new RoundTripProbeSession(session, mapper, manager, onePageGraph(mapper.pageSize));
+    } catch (err) {
+      session.kill();
+      throw err;
+    }
+  }
+
+  /** Blocks the probe takes. */
+  static readonly BLOCKS = PROBE_BLOCKS;
+
+  /** The probe's executor process. */
+  get executorPid(): number | undefined {
+    return this.session.pid;
+  }
+
+  /** Blocks taken so far. */
+  get blocks(): number {
+    return this.blockRatios.length;
+  }
+
+  /** One block: BLOCK_WARMUP unrecorded pairs, then PROBE_BLOCK measured ones, a no-op then a finalize each. */
+  async block(): Promise<void> {
     const noop: number[] = [];
     const finalize: number[] = [];
-    const controllerFinalize: number[] = [];
-    for (let i = -50; i < samples; i++) {
+    for (let i = -BLOCK_WARMUP; i < PROBE_BLOCK; i++) {
       const t0 = performance.now();
-      await session.noop();
+      await this.session.noop();
       const t1 = performance.now();
-      const alloc = await manager.allocate(graph);
+      const alloc = await this.manager.allocate(this.graph);
       alloc.writeContent();
       const t2 = performance.now();
       const pending = alloc.finalize();
       const t2s = performance.now();
       const fin = await pending;
       const t3 = performance.now();
-      await manager.deallocate([fin]);
-      if (i < 0) continue; // warm-up: JIT tiers, first page faults
+      await this.manager.deallocate([fin]);
+      if (i < 0) continue;
       noop.push((t1 - t0) * 1000);
       finalize.push((t3 - t2) * 1000);
-      controllerFinalize.push((t2s - t2) * 1000);
+      this.controllerFinalize.push((t2s - t2) * 1000);
     }
-    const executorHandlerUs = session.hasCostCounters
-      ? await handlerTimes(session, manager, graph, Math.min(samples, 500))
-      : undefined;
-    await manager.close();
-    await mapper.close();
-    return {
-      noopUs: median(noop),
-      finalizeUs: median(finalize),
-      samples,
-      controllerFinalizeUs: median(controllerFinalize),
-      ...(executorHandlerUs ? { executorHandlerUs } : {}),
-      blockRatios: blockRatiosOf(noop, finalize),
-    };
-  }, [() => closeOrKill(session)]);
+    this.noop.push(...noop);
+    this.finalize.push(...finalize);
+    const n = median(noop);
+    const f = median(finalize);
+    if (n > 0 && f > 0) this.blockRatios.push(f / n);
+  }
+
+  /** The figures of the blocks taken, with the executor's handler times; closes the executor. */
+  async finish(): Promise<RoundTripProbe> {
+    return withCleanup(async () => {
+      const executorHandlerUs = this.session.hasCostCounters
+        ? await handlerTimes(this.session, this.manager, this.graph, Math.min(this.noop.length, 500))
+        : undefined;
+      await this.manager.close();
+      await this.mapper.close();
+      return {
+        noopUs: median(this.noop),
+        finalizeUs: median(this.finalize),
+        samples: this.noop.length,
+        controllerFinalizeUs: median(this.controllerFinalize),
+        ...(executorHandlerUs ? { executorHandlerUs } : {}),
+        blockRatios: [...this.blockRatios],
+      };
+    }, [() => closeOrKill(this.session)]);
+  }
+
+  /** Ends the executor at once (a bench that failed). */
+  kill(): void {
+    this.session.kill();
+  }
 }
 
 /** The executor's mean handler time per no-op, and per finalize + deinitialize, from its counters. */
@@ -141,7 +192,7 @@ export function roundTripBudget(probe: RoundTripProbe): BudgetRow {
   const h = probe.executorHandlerUs;
   const handlers = `; handler time: controller ${probe.controllerFinalizeUs.toFixed(1)} us to send a finalize${h ? `, executor ${h.noop.toFixed(1)} us a no-op, ${h.finalizeAndFree.toFixed(1)} us a finalize + free` : ''}`;
   return {
-    label: `sequential remote finalize of a one-page graph (shared memory, median ${probe.finalizeUs.toFixed(1)} us) over a no-op round trip (median ${probe.noopUs.toFixed(1)} us), ${probe.samples} each in blocks of ${PROBE_BLOCK}${handlers}`,
+    label: `sequential remote finalize of a one-page graph (shared memory, median ${probe.finalizeUs.toFixed(1)} us) over a no-op round trip (median ${probe.noopUs.toFixed(1)} us), ${probe.samples} each in blocks of ${PROBE_BLOCK} taken through the run${handlers}`,
     value: ratio,
     budget: ROUND_TRIP_BUDGET,
     unit: 'x',

@@ -30,7 +30,7 @@ import { captureEnvironment, cpuPlan } from './environment.js';
 import { openHandle, llvmExecutorAvailable, type HandleOptions } from './mapper-handles.js';
 import { planCells, type MatrixSelection, type Preset, type SkippedCell } from './matrix.js';
 import { computeRatios, extraTimeBudgets, transportRatioBudgets } from './ratios.js';
-import { probeRoundTrip, roundTripBudget } from './round-trip-probe.js';
+import { RoundTripProbeSession, roundTripBudget, type RoundTripProbe } from './round-trip-probe.js';
 import { speedBudgets } from './speed-budgets.js';
 import {
   jitmemLinkerAvailable,
@@ -624,6 +624,12 @@ function runPatternAfterMatrix(options: BenchRunOptions, rounds: number, deadlin
   });
 }
 
+/**
+ * Blocks of the round-trip probe taken between the matrix's groups, at most (one after each): the
+ * rest come after the run pattern, so that the probe sees the machine at both ends of the run.
+ */
+const PROBE_BLOCKS_IN_MATRIX = RoundTripProbeSession.BLOCKS - 4;
+
 /** Everything a run measured, for the report. */
 interface Measured {
   readonly rows: ResultRow[];
@@ -632,7 +638,7 @@ interface Measured {
   readonly maxTimeMs: number;
   readonly samplingGroups: SamplingGroup[];
   readonly endToEnd: EndToEndSection | undefined;
-  readonly probe: Awaited<ReturnType<typeof probeRoundTrip>> | undefined;
+  readonly probe: RoundTripProbe | undefined;
 }
 
 /** The report: the rows, the ratios and budgets computed from them, the environment and how sampling went. */
@@ -708,12 +714,14 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
   const rows: ResultRow[] = [];
   let endToEnd: EndToEndSection | undefined;
   const runSkips: RunSkip[] = [];
-  let probe: Awaited<ReturnType<typeof probeRoundTrip>> | undefined;
+  let probe: RoundTripProbe | undefined;
+  let probeSession: RoundTripProbeSession | undefined;
   const started = performance.now();
   const maxTimeMs = options.maxTimeMs ?? Infinity;
   const matrixDeadline = matrixDeadlineOf(options, cells.length, started, maxTimeMs);
   const samplingGroups: SamplingGroup[] = [];
   try {
+    if (options.probeRoundTrip) probeSession = await RoundTripProbeSession.open({ executorCpus: cpus.executor });
     let groupsDone = 0;
     for (const group of measuringOrder(groups.values())) {
       // With a precision target, each group gets its share of the matrix's time left.
@@ -724,6 +732,8 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
       const sampling = await runGroup(group, options, record, cpus, budgetOf);
       if (sampling) samplingGroups.push(sampling);
       groupsDone++;
+      // The round-trip probe's blocks are taken between the groups, and the rest after the run pattern.
+      if (probeSession && probeSession.blocks < PROBE_BLOCKS_IN_MATRIX) await probeSession.block();
     }
     for (const [index] of cells.entries()) {
       const row = record.rowAt.get(index);
@@ -744,8 +754,14 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
       };
       runSkips.push(...run.skipped);
     }
-    if (options.probeRoundTrip) probe = await probeRoundTrip({ executorCpus: cpus.executor });
+    if (probeSession) {
+      while (probeSession.blocks < RoundTripProbeSession.BLOCKS) await probeSession.block();
+      const session = probeSession;
+      probeSession = undefined;
+      probe = await session.finish();
+    }
   } finally {
+    probeSession?.kill();
     if (cpus.controller) native.setAffinity(0, originalAffinity);
   }
   const placement: Placement = {

@@ -852,10 +852,13 @@ function perRunComparisons(perRun: readonly RunCell[]): PerRunComparison[] {
 }
 
 /**
- * Rounds every comparison of processes per run runs before one may leave the others the time
- * (with a precision target): its speedups' estimates are then near enough to judge whether more
- * rounds could settle them, and a row that leaves keeps an interval of a few rounds. One whose
- * rows a budget reads runs the rounds the preset asks (EndToEndRun.rounds) first.
+ * Rounds every comparison of processes per run runs before one whose verdicts are out of reach
+ * may leave the others the time (with a precision target): its speedups' estimates are then near
+ * enough to judge, and a row that leaves keeps an interval of a few rounds. One whose verdicts are
+ * all settled runs the rounds the preset asks (EndToEndRun.rounds) first: after four, one in a few
+ * runs had settled a speedup near 1 as "not distinguishable" on an interval that happened to be
+ * narrow (0.985-1.010 where the others read ±5%), which the next rounds would have widened. So
+ * does one whose rows a budget reads, whatever its verdicts.
  */
 const PER_RUN_LEAST_ROUNDS = 4;
 
@@ -863,9 +866,10 @@ const PER_RUN_LEAST_ROUNDS = 4;
  * Processes per run and llvm-jitlink: iterations in interleaved rounds, each a process of its
  * own. Without a precision target, a fixed number. With one, while the run pattern's share for
  * them lasts (three rounds at least, the fewest a paired interval takes), and past the least
- * rounds a comparison (the cells its speedups pair) leaves the others its time once its verdicts
- * are settled, or none that is not could be in the time left (perRunStanding); one whose rows a
- * budget reads runs the preset's rounds first. The
+ * rounds a comparison (the cells its speedups pair) leaves the others its time once none of its
+ * verdicts not settled could be in the time left, or, after the preset's rounds, once all are
+ * (perRunStanding, PER_RUN_LEAST_ROUNDS); one whose rows a budget reads runs the preset's rounds
+ * first. The
  * warm controllers, whose speedups are the end-to-end headline, get the rest of the run
  * pattern's time. Returns each program's sampling account with a precision target.
  */
@@ -964,7 +968,8 @@ function comparisonsStaying(
   const judge = (c: PerRunComparison, cost: number) => {
     const s = perRunStanding(perRunHeadlines(c.cells, run), precision, c.rounds, affordable(cost));
     standing.set(c, s);
-    return s === undefined;
+    // Settled verdicts are kept to the preset's rounds (PER_RUN_LEAST_ROUNDS).
+    return s === undefined || (s.reason === 'settled' && c.rounds < run.rounds);
   };
   const hopeful = active.filter(
     (c) => owed(c) || judge(c, roundCost(budgeted.includes(c) ? budgeted : [...budgeted, c])),

@@ -177,19 +177,27 @@ export function roundsToSettleNear(r: Pick<RatioRow, 'speedup' | 'ci95'>, precis
 export type PerRunLeave = NonNullable<SamplingGroup['leftEarly']>[number];
 
 /**
+ * How many times the rounds a verdict would need to settle the time left must afford before a
+ * comparison of processes per run goes on for it (perRunStanding): twice, so that its half-width
+ * would end at most 0.7 of its distance from the edge. Pursued to just the rounds it needs, a
+ * verdict ends where the time runs out: a speedup near 1 settled "not distinguishable" in the run
+ * whose last round narrowed its interval enough and stayed "not settled" in the next.
+ */
+const SETTLE_MARGIN = 2;
+
+/**
  * Whether a comparison of processes per run is worth more rounds after `rounds` of them, with
  * `affordable` more in the time left: while the verdict of one of its speedups is not settled and
- * could be within them, judged at the value within a standard error of its estimate farthest from
- * the band's edges (roundsToSettleNear). Undefined while so; otherwise why it leaves:
- * every verdict settled, or none that is not could be in time (`out of reach`, with the rounds the
- * nearest would need). Such a speedup is a difference within a few percent of an edge of the band
- * (python's processes per run, shared memory over RPC copy, 1.01-1.07 against an edge at 1.03),
- * or one near 1 whose spread takes a hundred rounds to narrow (cray's, ±9-20% after 7 rounds): its
- * verdict stays "not settled" whatever the default run spends, while llvm-jitlink's shared memory
- * over generic (1.08-1.19) settles in 4-12 rounds. Verdicts, not widths: the rounds a width of a
- * few percent takes go to the warm controllers, the end-to-end headline, and a speedup near 1
- * given rounds until its interval is about as wide as the band reads "not distinguishable" in one
- * run and "not settled" in the next.
+ * could be, with a margin (SETTLE_MARGIN), within them, judged at the value within a standard error
+ * of its estimate farthest from the band's edges (roundsToSettleNear). Undefined while so;
+ * otherwise why it would leave: every verdict settled, or none that is not could be in time (`out
+ * of reach`, with the rounds the nearest would need). Such a speedup is a difference within a few
+ * percent of an edge of the band (python's processes per run, shared memory over RPC copy,
+ * 1.01-1.07 against an edge at 1.03), or one near 1 whose spread takes a hundred rounds to narrow
+ * (cray's, ±9-20% after 7 rounds): its verdict stays "not settled" whatever the default run
+ * spends, while llvm-jitlink's shared memory over generic (1.08-1.19) settles in 4-12 rounds.
+ * Verdicts, not widths: the rounds a width of a few percent takes go to the warm controllers, the
+ * end-to-end headline.
  */
 export function perRunStanding(
   speedups: ReadonlyArray<Pick<RatioRow, 'speedup' | 'ci95'>>,
@@ -203,7 +211,7 @@ export function perRunStanding(
     if (isSettled(s, precision)) continue;
     open++;
     const need = roundsToSettleNear(s, precision, rounds);
-    if (Number.isFinite(need) && need <= rounds + affordable) return undefined;
+    if (Number.isFinite(need) && need * SETTLE_MARGIN <= rounds + affordable) return undefined;
     nearest = Math.min(nearest, need);
   }
   if (open === 0) return { reason: 'settled' };
