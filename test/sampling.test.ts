@@ -373,12 +373,10 @@ test('the summary says which comparisons of processes per run stopped before the
   const lines = samplingLines(
     [
       {
+        ...crayLoadGroup({ rounds: 11, elapsedMs: 20_500, converged: false }),
         workload: 'python',
         pattern: 'run',
         policy: 'processes per run',
-        rounds: 11,
-        elapsedMs: 20_500,
-        converged: false,
         leftEarly: [
           { label: "jitmem's processes per run", rounds: 4, reason: 'out of reach', roundsNeeded: 29 },
           { label: "llvm-jitlink over jitmem's executor", rounds: 6, reason: 'settled' },

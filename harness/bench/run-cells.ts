@@ -115,11 +115,25 @@ export interface EndToEndResult {
 
 /**
  * With a precision target, the share of the run pattern's time the processes per run and
- * llvm-jitlink may take. The warm controllers, the end-to-end headline, get the rest: each of
- * their rounds starts a generation of controllers (runWarmProgram), about 2 s for CPython's three,
- * and the spread between generations (about 4% for python) takes some ten of them to resolve.
+ * llvm-jitlink may take. The warm controllers, the end-to-end headline, get the rest, and what
+ * the processes per run leave (runPerRunRounds): each of their rounds starts a generation of
+ * controllers (runWarmProgram), about 2 s for CPython's three, and the spread between generations
+ * (about 4% for python) takes some ten of them to resolve. Four rounds of every process per run
+ * take about 13 s of a default run's 26; the rest goes to the verdicts that can still settle and
+ * the rows the budgets read (BUDGETED_ROUNDS).
  */
-const PER_RUN_SHARE = 0.3;
+const PER_RUN_SHARE = 0.4;
+
+/**
+ * Rounds, in multiples of the preset's, of the comparison whose rows the end-to-end budgets read
+ * (llvm-jitlink in process and over LLVM's executor, on python). A budget "jitmem's extra minus
+ * half llvm-jitlink's" is as wide as llvm-jitlink's spread from process to process: after the
+ * preset's 8 rounds it read undecided in two runs of five (-1.69 ms, 95% CI -5.64 to 2.26) where
+ * the others read ok by 4-5 ms. Twice as many halve its variance, and stop short of where the
+ * comparison's speedup near 1 (shared memory over simple-remote, 0.99-1.00) would narrow to about
+ * the band's width: given 22 rounds it read 0.970-1.021, a hair from "not distinguishable".
+ */
+const BUDGETED_ROUNDS = 2;
 
 /**
  * V8 flags of a warm controller's process: its garbage collector works on its main thread.
@@ -817,7 +831,7 @@ interface PerRunComparison {
   readonly program: string;
   readonly label: string;
   readonly cells: RunCell[];
-  /** An end-to-end budget reads its rows (end-to-end.ts feedsEndToEndBudgets): it runs the preset's rounds. */
+  /** An end-to-end budget reads its rows (end-to-end.ts feedsEndToEndBudgets): it runs BUDGETED_ROUNDS. */
   readonly budgeted: boolean;
   rounds: number;
   /** Milliseconds its rounds took, processes and their checks. */
@@ -857,8 +871,8 @@ function perRunComparisons(perRun: readonly RunCell[]): PerRunComparison[] {
  * enough to judge, and a row that leaves keeps an interval of a few rounds. One whose verdicts are
  * all settled runs the rounds the preset asks (EndToEndRun.rounds) first: after four, one in a few
  * runs had settled a speedup near 1 as "not distinguishable" on an interval that happened to be
- * narrow (0.985-1.010 where the others read ±5%), which the next rounds would have widened. So
- * does one whose rows a budget reads, whatever its verdicts.
+ * narrow (0.985-1.010 where the others read ±5%), which the next rounds would have widened. One
+ * whose rows a budget reads runs BUDGETED_ROUNDS times the preset's, whatever its verdicts.
  */
 const PER_RUN_LEAST_ROUNDS = 4;
 
@@ -868,8 +882,8 @@ const PER_RUN_LEAST_ROUNDS = 4;
  * them lasts (three rounds at least, the fewest a paired interval takes), and past the least
  * rounds a comparison (the cells its speedups pair) leaves the others its time once none of its
  * verdicts not settled could be in the time left, or, after the preset's rounds, once all are
- * (perRunStanding, PER_RUN_LEAST_ROUNDS); one whose rows a budget reads runs the preset's rounds
- * first. The
+ * (perRunStanding, PER_RUN_LEAST_ROUNDS); one whose rows a budget reads runs twice the preset's
+ * rounds first (BUDGETED_ROUNDS). The
  * warm controllers, whose speedups are the end-to-end headline, get the rest of the run
  * pattern's time. Returns each program's sampling account with a precision target.
  */
@@ -961,8 +975,8 @@ function comparisonsStaying(
   const roundCost = (cs: readonly PerRunComparison[]) => cs.reduce((a, c) => a + c.spentMs / Math.max(1, c.rounds), 0);
   const affordable = (cost: number) =>
     Number.isFinite(left) ? Math.max(0, Math.floor(left / Math.max(1, cost))) : Infinity;
-  // A budget's interval is mostly the spread of llvm-jitlink's processes: the rows it reads get the preset's rounds.
-  const owed = (c: PerRunComparison) => c.budgeted && c.rounds < run.rounds;
+  // A budget's interval is mostly the spread of llvm-jitlink's processes: the rows it reads get BUDGETED_ROUNDS.
+  const owed = (c: PerRunComparison) => c.budgeted && c.rounds < BUDGETED_ROUNDS * run.rounds;
   const budgeted = active.filter(owed);
   const standing = new Map<PerRunComparison, ReturnType<typeof perRunStanding>>();
   const judge = (c: PerRunComparison, cost: number) => {
