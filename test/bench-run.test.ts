@@ -106,26 +106,8 @@ function checkRunPlacementAndSampling(
       continue;
     }
     t.true(group.rounds >= 3, `${workload}: ${group.rounds} rounds`);
-    // The cells a speedup pairs (a comparison) ran the same rounds; one that stopped before the
-    // others is named, with its rounds; the group's are the most any ran.
     const perRun = rows.filter((r) => r.workload === workload && r.controller !== 'warm');
-    const comparison = (r: ResultRow) =>
-      r.linker === 'jitmem'
-        ? "jitmem's processes per run"
-        : r.executor === 'jitmem'
-          ? "llvm-jitlink over jitmem's executor"
-          : "llvm-jitlink in process and over LLVM's executor";
-    const roundsOf = new Map<string, Set<number | undefined>>();
-    for (const r of perRun)
-      roundsOf.set(comparison(r), (roundsOf.get(comparison(r)) ?? new Set()).add(r.rounds?.length));
-    for (const [label, rounds] of roundsOf) {
-      t.is(rounds.size, 1, `${workload}, ${label}: rounds ${[...rounds].join(', ')}`);
-      const n = [...rounds][0]!;
-      const left: { rounds: number } | undefined = group.leftEarly?.find((l) => l.label === label);
-      if (n !== group.rounds) t.is(left?.rounds, n, `${workload}, ${label}: ${n} rounds of ${group.rounds}, not named`);
-      t.true(n! <= group.rounds, `${workload}, ${label}`);
-    }
-    t.is(Math.max(...[...roundsOf.values()].map((r) => [...r][0]!)), group.rounds, workload);
+    t.deepEqual(new Set(perRun.map((r) => r.rounds?.length)), new Set([group.rounds]), workload);
     // The warm controllers' rounds are generations of them: every warm row of the program has one per round.
     const warm = report.sampling?.groups.find((g) => g.workload === workload && g.policy === 'warm controller');
     const warmRows = rows.filter((r) => r.workload === workload && r.controller === 'warm');

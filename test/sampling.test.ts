@@ -6,9 +6,7 @@ import {
   isHeadlineRatio,
   isSettled,
   roundsToSettle,
-  perRunStanding,
   roundsToSettleAtBest,
-  roundsToSettleNear,
   roundOrder,
   roundsNeeded,
   samplingLines,
@@ -329,66 +327,5 @@ test('a verdict is read against a band of the precision around 1: beyond it fast
   t.is(
     lines[2],
     '  NOT SETTLED python/run (warm controller): python/run shared over RPC copy (warm controller): its 95% CI 1.020–1.040 crosses an edge of ±3% around 1 (0.971–1.030), so neither a difference nor its absence at that size can be claimed; its estimate lies on an edge of the band: no number of rounds would settle it, after 9 rounds, 20.0 s',
-  );
-});
-
-test('a comparison of processes per run goes on while a verdict of it not settled could be, twice over, in the rounds the time affords, judged a standard error from its estimate', (t) => {
-  // On the log scale: an estimate, a 95% half-width, and the rounds it came from (t quantile for rounds - 1).
-  const at = (estimate: number, half: number) => ({
-    speedup: Math.exp(estimate),
-    ci95: [Math.exp(estimate - half), Math.exp(estimate + half)] as [number, number],
-  });
-  // python's processes per run, shared memory over RPC copy, after 4 rounds: 1.035 ±8%, on the edge
-  // of ±3%. Within a standard error (8% / t(3) = 2.5%) of it the farthest from the edges is 1.061
-  // (3.0% past the edge): 29 rounds. By the whole interval's far end it would take one more.
-  const onEdge = at(Math.log(1.035), 0.08);
-  t.is(roundsToSettleNear(onEdge, 3, 4), 29);
-  t.is(roundsToSettleAtBest(onEdge, 3, 4), 5);
-  // Near 1 (the range holds 1): as if exactly 1, 3% inside each edge; ±15% takes about 100 rounds.
-  t.is(roundsToSettleNear(at(0, 0.15), 3, 4), 104);
-  // llvm-jitlink's shared memory over generic after 4 rounds, 1.10 ±8%: settles in the next.
-  t.is(roundsToSettleNear(at(Math.log(1.1), 0.08), 3, 4), 5);
-  // Fewer than two rounds: no standard error.
-  t.is(roundsToSettleNear(onEdge, 3, 1), Infinity);
-
-  // Every verdict settled (faster, not distinguishable): it leaves, whatever its widths.
-  t.deepEqual(perRunStanding([at(Math.log(1.12), 0.06), at(0, 0.02)], 3, 8, 100), { reason: 'settled' });
-  t.deepEqual(perRunStanding([], 3, 4, 10), { reason: 'settled' });
-  // One not settled that could be, twice over, in the rounds left (5: 4 + 6 >= 2 x 5): it goes on
-  // (the other, on the edge, does not hold it back); with 5 left it would settle only just, and does not.
-  t.is(perRunStanding([onEdge, at(Math.log(1.1), 0.08)], 3, 4, 6), undefined);
-  t.deepEqual(perRunStanding([onEdge, at(Math.log(1.1), 0.08)], 3, 4, 5), {
-    reason: 'out of reach',
-    roundsNeeded: 5,
-  });
-  // Only the one on the edge: 29 rounds, twice over, it cannot have in 4 + 53; it can in 4 + 54.
-  t.deepEqual(perRunStanding([onEdge], 3, 4, 53), { reason: 'out of reach', roundsNeeded: 29 });
-  t.is(perRunStanding([onEdge], 3, 4, 54), undefined);
-  // No time bound: it goes on while one could settle at all; one round has no spread to judge by.
-  t.is(perRunStanding([onEdge], 3, 4, Infinity), undefined);
-  t.deepEqual(perRunStanding([onEdge], 3, 1, Infinity), { reason: 'out of reach' });
-});
-
-test('the summary says which comparisons of processes per run stopped before the others, after how many rounds and why', (t) => {
-  const lines = samplingLines(
-    [
-      {
-        ...crayLoadGroup({ rounds: 11, elapsedMs: 20_500, converged: false }),
-        workload: 'python',
-        pattern: 'run',
-        policy: 'processes per run',
-        leftEarly: [
-          { label: "jitmem's processes per run", rounds: 4, reason: 'out of reach', roundsNeeded: 29 },
-          { label: "llvm-jitlink over jitmem's executor", rounds: 6, reason: 'settled' },
-        ],
-      },
-    ],
-    3,
-  );
-  t.true(
-    lines.includes(
-      "  python/run (processes per run): stopped before the others: jitmem's processes per run after 4 rounds (no verdict of it not settled could be in the time left; the nearest needed about 29 rounds); llvm-jitlink over jitmem's executor after 6 rounds (every verdict of it settled)",
-    ),
-    lines.join('\n'),
   );
 });

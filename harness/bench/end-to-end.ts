@@ -350,18 +350,6 @@ function extraBudget(
   });
 }
 
-/** The program the end-to-end budgets are judged on. */
-const BUDGETED_PROGRAM = 'python';
-
-/**
- * Whether an llvm-jitlink cell of the run pattern is one the end-to-end budgets read (llvm-jitlink
- * in process and over LLVM's executor, on the budgeted program): its processes per run keep their
- * rounds while the time lasts (run-cells.ts), as the budgets' intervals are mostly their spread.
- */
-export function feedsEndToEndBudgets(c: { workload: string; linker: string; executor: string }): boolean {
-  return c.workload === BUDGETED_PROGRAM && c.linker === 'llvm-jitlink' && c.executor !== 'jitmem';
-}
-
 /**
  * The budgets of the end-to-end comparison, each against llvm-jitlink measured in this run (on
  * CPython, `-c pass`): time to link, the extra of link-and-transport out of process over
@@ -371,7 +359,7 @@ export function feedsEndToEndBudgets(c: { workload: string; linker: string; exec
  */
 export function endToEndBudgets(rows: readonly ResultRow[], section: EndToEndSection): BudgetRow[] {
   const out: BudgetRow[] = [];
-  const w = BUDGETED_PROGRAM;
+  const w = 'python';
   const lIn = find(rows, w, 'llvm-jitlink', 'none', 'inprocess');
   // Warm when measured; otherwise (older reports) the process-per-run rows, said so.
   const controller: Controller = find(rows, w, 'jitmem', 'none', 'inprocess', undefined, 'warm')

@@ -13,20 +13,18 @@ import type {
   LinkerName,
   LlvmMemmgr,
   MapperName,
-  EndToEndHeadline,
   PhaseSpeedup,
   ResultRow,
   RunPhaseName,
   SamplingGroup,
 } from '../report/report.js';
 import { pairRoundMedians, roundMedians, summarizePaired } from './ratios.js';
-import { endToEndHeadlines, feedsEndToEndBudgets } from './end-to-end.js';
+import { endToEndHeadlines } from './end-to-end.js';
 import {
   halfWidthPercent,
   isSettled,
   roundOrder,
   roundsNeeded,
-  perRunStanding,
   roundsToSettleAtBest,
   unsettledOf,
   withRounds,
@@ -115,25 +113,11 @@ export interface EndToEndResult {
 
 /**
  * With a precision target, the share of the run pattern's time the processes per run and
- * llvm-jitlink may take. The warm controllers, the end-to-end headline, get the rest, and what
- * the processes per run leave (runPerRunRounds): each of their rounds starts a generation of
- * controllers (runWarmProgram), about 2 s for CPython's three, and the spread between generations
- * (about 4% for python) takes some ten of them to resolve. Four rounds of every process per run
- * take about 13 s of a default run's 26; the rest goes to the verdicts that can still settle and
- * the rows the budgets read (BUDGETED_ROUNDS).
+ * llvm-jitlink may take. The warm controllers, the end-to-end headline, get the rest: each of
+ * their rounds starts a generation of controllers (runWarmProgram), about 2 s for CPython's three,
+ * and the spread between generations (about 4% for python) takes some ten of them to resolve.
  */
-const PER_RUN_SHARE = 0.4;
-
-/**
- * Rounds, in multiples of the preset's, of the comparison whose rows the end-to-end budgets read
- * (llvm-jitlink in process and over LLVM's executor, on python). A budget "jitmem's extra minus
- * half llvm-jitlink's" is as wide as llvm-jitlink's spread from process to process: after the
- * preset's 8 rounds it read undecided in two runs of five (-1.69 ms, 95% CI -5.64 to 2.26) where
- * the others read ok by 4-5 ms. Twice as many halve its variance, and stop short of where the
- * comparison's speedup near 1 (shared memory over simple-remote, 0.99-1.00) would narrow to about
- * the band's width: given 22 rounds it read 0.970-1.021, a hair from "not distinguishable".
- */
-const BUDGETED_ROUNDS = 2;
+const PER_RUN_SHARE = 0.3;
 
 /**
  * V8 flags of a warm controller's process: its garbage collector works on its main thread.
@@ -801,9 +785,10 @@ function perRunHeadlineState(
   run: EndToEndRun,
   precision: number,
 ): { widest: { label: string; percent: number }; unsettled?: ReturnType<typeof unsettledOf> } | undefined {
+  const headlines = endToEndHeadlines(rowsSoFar(cells, run), 1).filter((h) => h.controller !== 'warm');
   let widest: { label: string; percent: number } | undefined;
   let unsettled: ReturnType<typeof unsettledOf> | undefined;
-  for (const h of perRunHeadlines(cells, run)) {
+  for (const h of headlines) {
     const label = `${programName}/run shared over ${h.baseline === 'rpc' ? 'RPC copy' : h.baseline} (${h.linker === 'jitmem' ? 'process per run' : `llvm-jitlink, ${h.executor === 'jitmem' ? "jitmem's" : "LLVM's"} executor`})`;
     const percent = halfWidthPercent(h);
     if (!widest || percent > widest.percent) widest = { label, percent };
@@ -812,80 +797,19 @@ function perRunHeadlineState(
   return widest ? { widest, ...(unsettled ? { unsettled } : {}) } : undefined;
 }
 
-/** The per-process speedups (not the warm controllers') of `cells` so far. */
-function perRunHeadlines(cells: readonly RunCell[], run: EndToEndRun): EndToEndHeadline[] {
-  return endToEndHeadlines(rowsSoFar(cells, run), 1).filter((h) => h.controller !== 'warm');
-}
-
 /** Whether a program's per-process speedups still need rounds: one wider than the precision, or one not settled. */
 function needsRounds(state: NonNullable<ReturnType<typeof perRunHeadlineState>>, precision: number): boolean {
   return state.widest.percent > precision || state.unsettled !== undefined;
 }
 
 /**
- * A program's cells per run that its speedups pair with each other: jitmem's processes per run;
- * llvm-jitlink in process and over LLVM's executor; llvm-jitlink over jitmem's executor. The
- * cells of one run the same rounds; two comparisons need not.
- */
-interface PerRunComparison {
-  readonly program: string;
-  readonly label: string;
-  readonly cells: RunCell[];
-  /** An end-to-end budget reads its rows (end-to-end.ts feedsEndToEndBudgets): it runs BUDGETED_ROUNDS. */
-  readonly budgeted: boolean;
-  rounds: number;
-  /** Milliseconds its rounds took, processes and their checks. */
-  spentMs: number;
-  left?: NonNullable<SamplingGroup['leftEarly']>[number];
-}
-
-function comparisonLabel(c: RunCell): string {
-  if (c.linker === 'jitmem') return "jitmem's processes per run";
-  return c.executor === 'jitmem'
-    ? "llvm-jitlink over jitmem's executor"
-    : "llvm-jitlink in process and over LLVM's executor";
-}
-
-function perRunComparisons(perRun: readonly RunCell[]): PerRunComparison[] {
-  const byKey = new Map<string, PerRunComparison>();
-  for (const cell of perRun) {
-    const label = comparisonLabel(cell);
-    const key = `${cell.program.name}\0${label}`;
-    let c = byKey.get(key);
-    if (!c) {
-      const budgeted = feedsEndToEndBudgets({
-        workload: cell.program.name,
-        linker: cell.linker,
-        executor: cell.executor,
-      });
-      byKey.set(key, (c = { program: cell.program.name, label, cells: [], budgeted, rounds: 0, spentMs: 0 }));
-    }
-    c.cells.push(cell);
-  }
-  return [...byKey.values()];
-}
-
-/**
- * Rounds every comparison of processes per run runs before one whose verdicts are out of reach
- * may leave the others the time (with a precision target): its speedups' estimates are then near
- * enough to judge, and a row that leaves keeps an interval of a few rounds. One whose verdicts are
- * all settled runs the rounds the preset asks (EndToEndRun.rounds) first: after four, one in a few
- * runs had settled a speedup near 1 as "not distinguishable" on an interval that happened to be
- * narrow (0.985-1.010 where the others read ±5%), which the next rounds would have widened. One
- * whose rows a budget reads runs BUDGETED_ROUNDS times the preset's, whatever its verdicts.
- */
-const PER_RUN_LEAST_ROUNDS = 4;
-
-/**
  * Processes per run and llvm-jitlink: iterations in interleaved rounds, each a process of its
- * own. Without a precision target, a fixed number. With one, while the run pattern's share for
- * them lasts (three rounds at least, the fewest a paired interval takes), and past the least
- * rounds a comparison (the cells its speedups pair) leaves the others its time once none of its
- * verdicts not settled could be in the time left, or, after the preset's rounds, once all are
- * (perRunStanding, PER_RUN_LEAST_ROUNDS); one whose rows a budget reads runs twice the preset's
- * rounds first (BUDGETED_ROUNDS). The
- * warm controllers, whose speedups are the end-to-end headline, get the rest of the run
- * pattern's time. Returns each program's sampling account with a precision target.
+ * own. Without a precision target, a fixed number. With one, a program's cells go on past the
+ * least rounds until each of its per-process speedups is within the precision and its verdict
+ * settled (sampling.ts isSettled), while their share of what is left for the run pattern lasts
+ * (three rounds at least, the fewest a paired interval takes); a program that is done leaves
+ * the rounds to the others. The warm controllers, whose speedups are the end-to-end headline,
+ * get the rest. Returns each program's sampling account with a precision target.
  */
 async function runPerRunRounds(perRun: readonly RunCell[], run: EndToEndRun): Promise<SamplingGroup[]> {
   const { options, samples, roundEnds } = run;
@@ -895,21 +819,23 @@ async function runPerRunRounds(perRun: readonly RunCell[], run: EndToEndRun): Pr
     precision !== undefined && options.deadline !== undefined
       ? started + (options.deadline - started) * PER_RUN_SHARE
       : Infinity;
-  const comparisons = perRunComparisons(perRun);
-  const comparisonOf = new Map(comparisons.flatMap((c) => c.cells.map((cell) => [cell, c] as const)));
-  const least = Math.min(run.rounds, PER_RUN_LEAST_ROUNDS);
-  let active = comparisons;
+  const programs = [...new Set(perRun.map((c) => c.program.name))];
+  const cellsOf = new Map(programs.map((p) => [p, perRun.filter((c) => c.program.name === p)]));
+  const roundsOf = new Map<string, number>(programs.map((p) => [p, 0]));
+  let active = programs;
   for (let round = 0; active.length > 0; round++) {
     if (precision === undefined ? round >= run.rounds : round >= 3 && performance.now() > perRunDeadline) break;
-    if (precision !== undefined && round >= least) {
-      active = comparisonsStaying(active, run, precision, perRunDeadline);
+    if (precision !== undefined && round >= run.rounds) {
+      active = active.filter((p) => {
+        const state = perRunHeadlineState(p, cellsOf.get(p)!, run, precision);
+        return state !== undefined && needsRounds(state, precision);
+      });
       if (active.length === 0) break;
     }
-    const cells = active.flatMap((c) => c.cells);
+    const cells = active.flatMap((p) => cellsOf.get(p)!);
     for (const k of roundOrder(cells.length, round)) {
       const cell = cells[k]!;
       const list = samples.get(cell)!;
-      const cellStart = performance.now();
       for (let i = 0; i < run.perRound && (precision !== undefined || list.length < options.iterations); i++) {
         list.push(
           cell.linker === 'jitmem'
@@ -922,79 +848,29 @@ async function runPerRunRounds(perRun: readonly RunCell[], run: EndToEndRun): Pr
           Math.max(options.iterations, list.length + (precision === undefined ? 0 : 1)),
         );
       }
-      comparisonOf.get(cell)!.spentMs += performance.now() - cellStart;
       const ends = roundEnds.get(cell) ?? [];
       ends.push(list.length);
       roundEnds.set(cell, ends);
     }
-    for (const c of active) c.rounds++;
+    for (const p of active) roundsOf.set(p, roundsOf.get(p)! + 1);
   }
   if (precision === undefined) return [];
-  // The count of a cell's iterations was open until its comparison stopped: now each is done.
+  // With a precision target a cell's count of iterations was open until the rounds stopped: now each is done.
   for (const cell of perRun) {
     const n = samples.get(cell)!.length;
     options.onProgress?.(runCellName(cell), n, n);
   }
   const elapsedMs = performance.now() - started;
-  const programs = [...new Set(perRun.map((c) => c.program.name))];
   return programs.map((p) => {
-    const own = comparisons.filter((c) => c.program === p);
-    const state = perRunHeadlineState(
-      p,
-      own.flatMap((c) => c.cells),
-      run,
+    const state = perRunHeadlineState(p, cellsOf.get(p)!, run, precision);
+    return runAccount(p, 'processes per run', {
+      rounds: roundsOf.get(p)!,
+      elapsedMs,
+      converged: state === undefined || !needsRounds(state, precision),
       precision,
-    );
-    const leftEarly = own.flatMap((c) => (c.left ? [c.left] : []));
-    return {
-      ...runAccount(p, 'processes per run', {
-        rounds: Math.max(...own.map((c) => c.rounds)),
-        elapsedMs,
-        converged: state === undefined || !needsRounds(state, precision),
-        precision,
-        ...state,
-      }),
-      ...(leftEarly.length ? { leftEarly } : {}),
-    };
+      ...state,
+    });
   });
-}
-
-/**
- * The comparisons of `active` that go on to the next round (perRunStanding), judged with the
- * rounds the time left until `deadline` affords: first each as if only it and those a budget
- * reads went on (what cannot settle then cannot at all), then the rest at what a round of them
- * all has cost. Those that stop are marked with why.
- */
-function comparisonsStaying(
-  active: readonly PerRunComparison[],
-  run: EndToEndRun,
-  precision: number,
-  deadline: number,
-): PerRunComparison[] {
-  const left = deadline - performance.now();
-  const roundCost = (cs: readonly PerRunComparison[]) => cs.reduce((a, c) => a + c.spentMs / Math.max(1, c.rounds), 0);
-  const affordable = (cost: number) =>
-    Number.isFinite(left) ? Math.max(0, Math.floor(left / Math.max(1, cost))) : Infinity;
-  // A budget's interval is mostly the spread of llvm-jitlink's processes: the rows it reads get BUDGETED_ROUNDS.
-  const owed = (c: PerRunComparison) => c.budgeted && c.rounds < BUDGETED_ROUNDS * run.rounds;
-  const budgeted = active.filter(owed);
-  const standing = new Map<PerRunComparison, ReturnType<typeof perRunStanding>>();
-  const judge = (c: PerRunComparison, cost: number) => {
-    const s = perRunStanding(perRunHeadlines(c.cells, run), precision, c.rounds, affordable(cost));
-    standing.set(c, s);
-    // Settled verdicts are kept to the preset's rounds (PER_RUN_LEAST_ROUNDS).
-    return s === undefined || (s.reason === 'settled' && c.rounds < run.rounds);
-  };
-  const hopeful = active.filter(
-    (c) => owed(c) || judge(c, roundCost(budgeted.includes(c) ? budgeted : [...budgeted, c])),
-  );
-  const cost = roundCost(hopeful);
-  const staying = hopeful.filter((c) => owed(c) || judge(c, cost));
-  for (const c of active) {
-    const s = standing.get(c);
-    if (!staying.includes(c) && s) c.left = { label: c.label, rounds: c.rounds, ...s };
-  }
-  return staying;
 }
 
 /**

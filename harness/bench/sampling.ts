@@ -1,7 +1,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { RatioRow, ResultRow, RoundSummary, SamplingGroup } from '../report/report.js';
-import { median, studentTQuantile } from '../statistics.js';
+import { median } from '../statistics.js';
 import { computeRatios } from './ratios.js';
 
 /**
@@ -155,79 +155,9 @@ function roundsToNarrow(r: Pick<RatioRow, 'speedup' | 'ci95'>, distance: number,
  * a group whose speedup is 1 gave up after a few rounds that happened to read 0.98.
  */
 export function roundsToSettleAtBest(r: Pick<RatioRow, 'speedup' | 'ci95'>, precision: number, rounds: number): number {
-  return roundsToSettleWithin(r, precision, rounds, Math.log(r.ci95[0]) * 100, Math.log(r.ci95[1]) * 100);
-}
-
-/**
- * The fewest rounds after which a speedup's verdict could settle were it the value within one
- * standard error of its estimate farthest from the band's edges (1 itself, when that range holds
- * it). Less hopeful than roundsToSettleAtBest, whose far end of a wide interval is always a
- * half-width from an edge, so that by it an estimate on an edge settles in one more round: what
- * decides whether a comparison of processes per run is worth more of the run pattern's rounds
- * (run-cells.ts), where a few rounds' estimate is still far from the edge when the speedup is.
- */
-export function roundsToSettleNear(r: Pick<RatioRow, 'speedup' | 'ci95'>, precision: number, rounds: number): number {
-  const half = (Math.log(r.ci95[1]) - Math.log(r.ci95[0])) / 2;
-  const se = rounds >= 2 ? (half / studentTQuantile(0.975, rounds - 1)) * 100 : Infinity;
-  const estimate = Math.log(r.speedup) * 100;
-  return roundsToSettleWithin(r, precision, rounds, estimate - se, estimate + se);
-}
-
-/** Why a comparison of processes per run stopped before the others (SamplingGroup.leftEarly). */
-export type PerRunLeave = NonNullable<SamplingGroup['leftEarly']>[number];
-
-/**
- * How many times the rounds a verdict would need to settle the time left must afford before a
- * comparison of processes per run goes on for it (perRunStanding): twice, so that its half-width
- * would end at most 0.7 of its distance from the edge. Pursued to just the rounds it needs, a
- * verdict ends where the time runs out: a speedup near 1 settled "not distinguishable" in the run
- * whose last round narrowed its interval enough and stayed "not settled" in the next.
- */
-const SETTLE_MARGIN = 2;
-
-/**
- * Whether a comparison of processes per run is worth more rounds after `rounds` of them, with
- * `affordable` more in the time left: while the verdict of one of its speedups is not settled and
- * could be, with a margin (SETTLE_MARGIN), within them, judged at the value within a standard error
- * of its estimate farthest from the band's edges (roundsToSettleNear). Undefined while so;
- * otherwise why it would leave: every verdict settled, or none that is not could be in time (`out
- * of reach`, with the rounds the nearest would need). Such a speedup is a difference within a few
- * percent of an edge of the band (python's processes per run, shared memory over RPC copy,
- * 1.01-1.07 against an edge at 1.03), or one near 1 whose spread takes a hundred rounds to narrow
- * (cray's, ±9-20% after 7 rounds): its verdict stays "not settled" whatever the default run
- * spends, while llvm-jitlink's shared memory over generic (1.08-1.19) settles in 4-12 rounds.
- * Verdicts, not widths: the rounds a width of a few percent takes go to the warm controllers, the
- * end-to-end headline.
- */
-export function perRunStanding(
-  speedups: ReadonlyArray<Pick<RatioRow, 'speedup' | 'ci95'>>,
-  precision: number,
-  rounds: number,
-  affordable: number,
-): Omit<PerRunLeave, 'label' | 'rounds'> | undefined {
-  let open = 0;
-  let nearest = Infinity;
-  for (const s of speedups) {
-    if (isSettled(s, precision)) continue;
-    open++;
-    const need = roundsToSettleNear(s, precision, rounds);
-    if (Number.isFinite(need) && need * SETTLE_MARGIN <= rounds + affordable) return undefined;
-    nearest = Math.min(nearest, need);
-  }
-  if (open === 0) return { reason: 'settled' };
-  return { reason: 'out of reach', ...(Number.isFinite(nearest) ? { roundsNeeded: nearest } : {}) };
-}
-
-/** roundsToNarrow to the distance from the band's edges of the value in [low, high] (log %) farthest from them. */
-function roundsToSettleWithin(
-  r: Pick<RatioRow, 'speedup' | 'ci95'>,
-  precision: number,
-  rounds: number,
-  low: number,
-  high: number,
-): number {
-  if (!Number.isFinite(low) || !Number.isFinite(high)) return Infinity;
   const edge = bandEdge(precision) * 100;
+  const low = Math.log(r.ci95[0]) * 100;
+  const high = Math.log(r.ci95[1]) * 100;
   const fromEdges = (x: number) => Math.min(Math.abs(x - edge), Math.abs(x + edge));
   return roundsToNarrow(r, Math.max(fromEdges(low), fromEdges(high), low < 0 && high > 0 ? edge : 0), rounds);
 }
@@ -411,18 +341,6 @@ export function samplingLines(groups: readonly SamplingGroup[], target: number |
   if (notWaited.length) {
     out.push(`  other speedups wider than ${target}% (not waited for):`);
     for (const w of notWaited) out.push(`    ${w.label} ±${w.percent.toFixed(1)}%`);
-  }
-  // The run pattern's processes per run: comparisons that left the others their rounds.
-  for (const g of groups) {
-    if (!g.leftEarly?.length) continue;
-    const said = g.leftEarly.map((l) => {
-      const why =
-        l.reason === 'settled'
-          ? 'every verdict of it settled'
-          : `no verdict of it not settled could be in the time left${l.roundsNeeded !== undefined ? `; the nearest needed about ${l.roundsNeeded} rounds` : ''}`;
-      return `${l.label} after ${l.rounds} rounds (${why})`;
-    });
-    out.push(`  ${g.workload}/${g.pattern} (${g.policy}): stopped before the others: ${said.join('; ')}`);
   }
   // Older reports: only the widest of the other speedups was recorded.
   const wider = groups.filter((g) => !g.notConverged && g.widestAny && g.widestAny.percent > target);

@@ -183,9 +183,10 @@ times more; where they ran is recorded either way)`,
     oneOf(PINS),
     'same',
   ),
-  probe: booleanFlag(`after the cells, time a no-op round trip beside the finalize of a
-one-page graph through shared memory (default: on for the default and
-full presets without selection flags, off otherwise)`),
+  probe: booleanFlag(`time a no-op round trip beside the finalize of a one-page
+graph through shared memory, in blocks taken between the groups and after
+them (default: on for the default and full presets without selection
+flags, off otherwise)`),
   'no-probe': booleanFlag('do not time the round trip and the one-page finalize'),
   out: valueFlag(
     {

@@ -231,15 +231,6 @@ export interface SamplingGroup {
   /** Rounds and seconds the widest would need to reach the target (half-width shrinks as 1/sqrt(rounds)). */
   roundsNeeded?: number;
   secondsNeeded?: number;
-  /**
-   * The run pattern's processes per run, with a precision target: each comparison of the
-   * program's cells (the cells its speedups pair: jitmem's processes per run; llvm-jitlink in
-   * process and over LLVM's executor; llvm-jitlink over jitmem's) that stopped before the group
-   * did, after how many rounds (its rows have that many), and why: the verdict of every speedup of
-   * it settled (`settled`), or none that was not could be in the time left (`out of reach`;
-   * `roundsNeeded`: what the nearest would have needed, run-cells.ts perRunStanding).
-   */
-  leftEarly?: Array<{ label: string; rounds: number; reason: 'settled' | 'out of reach'; roundsNeeded?: number }>;
 }
 
 /** The precision mode's target and budget, and how each group fared. */
