@@ -111,6 +111,7 @@ export class RoundTripProbeSession {
   async block(): Promise<void> {
     const noop: number[] = [];
     const finalize: number[] = [];
+    const controllerFinalize: number[] = [];
     for (let i = -BLOCK_WARMUP; i < PROBE_BLOCK; i++) {
       const t0 = performance.now();
       await this.session.noop();
@@ -126,10 +127,12 @@ export class RoundTripProbeSession {
       if (i < 0) continue;
       noop.push((t1 - t0) * 1000);
       finalize.push((t3 - t2) * 1000);
-      this.controllerFinalize.push((t2s - t2) * 1000);
+      controllerFinalize.push((t2s - t2) * 1000);
     }
+    // A block counts whole or not at all.
     this.noop.push(...noop);
     this.finalize.push(...finalize);
+    this.controllerFinalize.push(...controllerFinalize);
     const n = median(noop);
     const f = median(finalize);
     if (n > 0 && f > 0) this.blockRatios.push(f / n);
