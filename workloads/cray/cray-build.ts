@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { JitmemError } from '../../core/errors.js';
+import { placeBuildOutput } from '../build-cache.js';
 
 /**
  * Builds cray (workloads/cray/cray.c) with the system C compiler: a position-independent
@@ -87,14 +88,14 @@ export function buildCray(env: NodeJS.ProcessEnv = process.env): CrayBuild {
   const program = path.join(outDir, 'cray');
   if (!existsSync(object) || !existsSync(program)) {
     mkdirSync(outDir, { recursive: true });
-    // Build under names of our own and rename into place, so that two processes building at
-    // once (parallel test files) never see half-written outputs.
+    // Built under names of our own and put in place only where absent: two processes building at
+    // once (parallel test files) never see half-written outputs, nor one replaced while in use.
     const tag = `.${process.pid}.tmp`;
     try {
       runCompiler(compiler, [...CRAY_CFLAGS, '-c', source, '-o', object + tag]);
       runCompiler(compiler, [object + tag, '-o', program + tag, '-lm']);
-      renameSync(object + tag, object);
-      renameSync(program + tag, program);
+      placeBuildOutput(object + tag, object);
+      placeBuildOutput(program + tag, program);
     } finally {
       rmSync(object + tag, { force: true });
       rmSync(program + tag, { force: true });

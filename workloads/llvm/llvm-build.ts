@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { JitmemError } from '../../core/errors.js';
+import { placeBuildOutput } from '../build-cache.js';
 import { craySourceDir } from '../cray/cray-build.js';
 
 /**
@@ -123,7 +124,8 @@ function buildDriver(spec: DriverSpec, env: NodeJS.ProcessEnv): BuiltDriver {
   const nativeLink = [compiler, object, ...spec.linkArgs(spec.archives), ...systemLibraries(llvmConfig)];
   if (!existsSync(object) || !existsSync(program) || !existsSync(output)) {
     mkdirSync(outDir, { recursive: true });
-    // Built under names of our own and renamed into place: parallel test files never see half-written outputs.
+    // Built under names of our own and put in place only where absent: parallel test files never see
+    // half-written outputs, nor one replaced while in use.
     const tag = `.${process.pid}.tmp`;
     try {
       run(compiler, [...flags, '-c', spec.source, '-o', object + tag], 'a C++ compiler');
@@ -136,9 +138,9 @@ function buildDriver(spec: DriverSpec, env: NodeJS.ProcessEnv): BuiltDriver {
           maxBuffer: 64 << 20,
         }),
       );
-      renameSync(object + tag, object);
-      renameSync(program + tag, program);
-      renameSync(output + tag, output);
+      placeBuildOutput(object + tag, object);
+      placeBuildOutput(program + tag, program);
+      placeBuildOutput(output + tag, output);
     } finally {
       for (const f of [object, program, output]) rmSync(f + tag, { force: true });
     }
