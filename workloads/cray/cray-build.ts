@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { JitmemError } from '../../core/errors.js';
-import { placeBuildOutput } from '../build-cache.js';
+import { buildOutputsOnce } from '../build-cache.js';
 
 /**
  * Builds cray (workloads/cray/cray.c) with the system C compiler: a position-independent
@@ -86,21 +86,11 @@ export function buildCray(env: NodeJS.ProcessEnv = process.env): CrayBuild {
   const outDir = path.join(packageRoot!, 'build', 'workloads', 'cray', key);
   const object = path.join(outDir, 'cray.o');
   const program = path.join(outDir, 'cray');
-  if (!existsSync(object) || !existsSync(program)) {
-    mkdirSync(outDir, { recursive: true });
-    // Built under names of our own and put in place only where absent: two processes building at
-    // once (parallel test files) never see half-written outputs, nor one replaced while in use.
-    const tag = `.${process.pid}.tmp`;
-    try {
-      runCompiler(compiler, [...CRAY_CFLAGS, '-c', source, '-o', object + tag]);
-      runCompiler(compiler, [object + tag, '-o', program + tag, '-lm']);
-      placeBuildOutput(object + tag, object);
-      placeBuildOutput(program + tag, program);
-    } finally {
-      rmSync(object + tag, { force: true });
-      rmSync(program + tag, { force: true });
-    }
-  }
+  // Parallel test files build it at once: each writes its own, the first in place is kept.
+  buildOutputsOnce([object, program], ([objectTmp, programTmp]) => {
+    runCompiler(compiler, [...CRAY_CFLAGS, '-c', source, '-o', objectTmp!]);
+    runCompiler(compiler, [objectTmp!, '-o', programTmp!, '-lm']);
+  });
   return { source, scene, object, program };
 }
 

@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { JitmemError } from '../../core/errors.js';
-import { placeBuildOutput } from '../build-cache.js';
+import { buildOutputsOnce } from '../build-cache.js';
 import { craySourceDir } from '../cray/cray-build.js';
 
 /**
@@ -122,29 +122,19 @@ function buildDriver(spec: DriverSpec, env: NodeJS.ProcessEnv): BuiltDriver {
   const program = path.join(outDir, `${spec.name}-driver`);
   const output = path.join(outDir, 'output');
   const nativeLink = [compiler, object, ...spec.linkArgs(spec.archives), ...systemLibraries(llvmConfig)];
-  if (!existsSync(object) || !existsSync(program) || !existsSync(output)) {
-    mkdirSync(outDir, { recursive: true });
-    // Built under names of our own and put in place only where absent: parallel test files never see
-    // half-written outputs, nor one replaced while in use.
-    const tag = `.${process.pid}.tmp`;
-    try {
-      run(compiler, [...flags, '-c', spec.source, '-o', object + tag], 'a C++ compiler');
-      run(compiler, [object + tag, ...nativeLink.slice(2), '-o', program + tag], 'a C++ compiler');
-      writeFileSync(
-        output + tag,
-        execFileSync(program + tag, [...spec.args], {
-          stdio: ['ignore', 'pipe', 'ignore'],
-          timeout: 300_000,
-          maxBuffer: 64 << 20,
-        }),
-      );
-      placeBuildOutput(object + tag, object);
-      placeBuildOutput(program + tag, program);
-      placeBuildOutput(output + tag, output);
-    } finally {
-      for (const f of [object, program, output]) rmSync(f + tag, { force: true });
-    }
-  }
+  // Parallel test files build it at once: each writes its own, the first in place is kept.
+  buildOutputsOnce([object, program, output], ([objectTmp, programTmp, outputTmp]) => {
+    run(compiler, [...flags, '-c', spec.source, '-o', objectTmp!], 'a C++ compiler');
+    run(compiler, [objectTmp!, ...nativeLink.slice(2), '-o', programTmp!], 'a C++ compiler');
+    writeFileSync(
+      outputTmp!,
+      execFileSync(programTmp!, [...spec.args], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+        timeout: 300_000,
+        maxBuffer: 64 << 20,
+      }),
+    );
+  });
   return { nativeLink, object, program, output: readFileSync(output) };
 }
 
