@@ -14,7 +14,13 @@ import {
   DEFAULT_LLVM_DIR,
   JitmemExecutorScript,
 } from '../harness/bench/llvm-jitlink.js';
-import { jitmemLinkerAvailable, jitmemWarmCell, splitAtMarkers, type RunCell } from '../harness/bench/run-cells.js';
+import {
+  jitmemLinkerAvailable,
+  jitmemWarmCell,
+  splitAtMarkers,
+  WARM_CONTROLLER_WARMUP,
+  type RunCell,
+} from '../harness/bench/run-cells.js';
 import { runPrograms, sha256Hex } from '../workloads/run-programs.js';
 import { endToEndChart } from '../harness/charts/end-to-end-chart.js';
 import { renderSvg } from '../harness/charts/render-chart.js';
@@ -97,8 +103,12 @@ function checkRunPlacementAndSampling(
   stdout: string,
 ): void {
   t.deepEqual(report.endToEnd!.placement?.warmControllerV8Flags, ['--single-threaded-gc']);
+  t.is(report.endToEnd!.placement?.warmControllerWarmup, WARM_CONTROLLER_WARMUP);
   t.true(report.endToEnd!.placement!.allowedCpus.length >= 1);
-  t.regex(stdout, /End to end: not pinned \(CPU [\d,]+\); jitmem's warm controllers run with --single-threaded-gc\./);
+  t.regex(
+    stdout,
+    /End to end: not pinned \(CPU [\d,]+\); jitmem's warm controllers run with --single-threaded-gc, \d+ warm-up iterations each\./,
+  );
   for (const workload of ['cray', 'python']) {
     const group = report.sampling?.groups.find((g) => g.workload === workload && g.policy === 'processes per run');
     if (!group) {

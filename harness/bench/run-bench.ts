@@ -38,6 +38,7 @@ import {
   runCellName,
   runEndToEnd,
   WARM_CONTROLLER_V8_FLAGS,
+  WARM_CONTROLLER_WARMUP,
   type RunSkip,
 } from './run-cells.js';
 import { findLlvm } from './llvm-jitlink.js';
@@ -232,15 +233,15 @@ export function benchPlan(
       // One unrecorded warm-up process per program and linker.
       setupMs += perProcess * new Set(cells.map((c) => c.linker)).size;
       for (const c of cells) {
-        // llvm-jitlink and a warm controller skip the Node start a process per run pays; the warm controller also warms
-        // up 5 iterations.
+        // llvm-jitlink and a warm controller skip the Node start a process per run pays; the warm controller also runs
+        // its warm-up iterations.
         const each =
           c.controller === 'warm' ? perProcess / 5 : c.linker === 'llvm-jitlink' ? perProcess / 2 : perProcess;
+        const warmup = c.controller === 'warm' ? WARM_CONTROLLER_WARMUP : 0;
         run.push({
           name: runCellName(c),
           iterations,
-          expectedMs:
-            each * (iterations + (c.controller === 'warm' ? 5 : 0)) + (c.controller === 'warm' ? perProcess : 0),
+          expectedMs: each * (iterations + warmup) + (c.controller === 'warm' ? perProcess : 0),
         });
       }
     }
@@ -750,7 +751,11 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
       rows.push(...run.rows);
       endToEnd = {
         ...run.section,
-        placement: { allowedCpus: originalAffinity, warmControllerV8Flags: [...WARM_CONTROLLER_V8_FLAGS] },
+        placement: {
+          allowedCpus: originalAffinity,
+          warmControllerV8Flags: [...WARM_CONTROLLER_V8_FLAGS],
+          warmControllerWarmup: WARM_CONTROLLER_WARMUP,
+        },
       };
       runSkips.push(...run.skipped);
     }

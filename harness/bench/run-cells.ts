@@ -89,10 +89,7 @@ export interface EndToEndOptions {
   readonly withoutLlvm?: boolean;
   /** Python runs its short script beside `-c pass`. */
   readonly withScript: boolean;
-  /**
-   * Unrecorded iterations a warm controller runs before its measured ones (default 5: CPython's link is still getting
-   * faster after 3).
-   */
+  /** Unrecorded iterations a warm controller runs before its measured ones (default WARM_CONTROLLER_WARMUP). */
   readonly warmup?: number;
   /**
    * With a precision target (percent): warm controllers run rounds until the shared-over-RPC speedup's 95% CI
@@ -129,6 +126,16 @@ const PER_RUN_SHARE = 0.3;
  * where it is spent (docs/measurement.md).
  */
 export const WARM_CONTROLLER_V8_FLAGS: readonly string[] = ['--single-threaded-gc'];
+
+/**
+ * Unrecorded iterations each warm controller runs before its measured ones. CPython's link keeps
+ * getting faster for ten iterations of a fresh controller (V8 still compiling the linker): its
+ * mean by pairs of iterations, 18 controllers, was 52, 31, 22, 24 and 17 ms, then 12-14 ms from
+ * the eleventh on, and the time to exit 84-35 ms, then 25-27. With 5 (as before) half of every
+ * generation's measured passes fell in that descent, at times to exit 1.3-1.7x the warm ones'
+ * and spread as the controllers' compilation happened to go; cray's link is warm from its third.
+ */
+export const WARM_CONTROLLER_WARMUP = 12;
 
 /** How long one warm iteration (the first: with the transport's opening) may take before its worker is killed. */
 const WARM_ITERATION_TIMEOUT_MS = 120_000;
@@ -959,7 +966,7 @@ async function warmGeneration(
 ): Promise<void> {
   const controllers: SteppedWarmCell[] = [];
   try {
-    await startWarmControllers(group, run.options.warmup ?? 5, generation, controllers);
+    await startWarmControllers(group, run.options.warmup ?? WARM_CONTROLLER_WARMUP, generation, controllers);
     for (let pass = 0; pass < passes; pass++) await warmPass(controllers, generation + pass, done, run.options);
     for (const c of controllers) run.samples.get(c.cell)!.push(...(await c.finish()));
   } catch (err) {

@@ -401,10 +401,12 @@ export function renderSummary(report: Report, reportPath: string, extra: Summary
 function endToEndPlacement(report: Report): string {
   const e = report.endToEnd?.placement;
   if (!e) return '';
-  const flags = e.warmControllerV8Flags.length
-    ? `; jitmem's warm controllers run with ${e.warmControllerV8Flags.join(' ')}`
-    : '';
-  return ` End to end: not pinned (CPU ${e.allowedCpus.join(',')})${flags}.`;
+  const how = [
+    ...(e.warmControllerV8Flags.length ? [`with ${e.warmControllerV8Flags.join(' ')}`] : []),
+    ...(e.warmControllerWarmup !== undefined ? [`${e.warmControllerWarmup} warm-up iterations each`] : []),
+  ];
+  const warm = how.length ? `; jitmem's warm controllers run ${how.join(', ')}` : '';
+  return ` End to end: not pinned (CPU ${e.allowedCpus.join(',')})${warm}.`;
 }
 
 /** Whether any of our budgets is exceeded (LLVM's rows are for comparison only). */

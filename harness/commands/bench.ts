@@ -7,6 +7,7 @@ import { FIT_POLICIES } from '../../mappers/slab/free-range-index.js';
 import type { Report } from '../report/report.js';
 import { ALL_MAPPERS, ALL_PATTERNS, presetSelection, type MatrixSelection, type Preset } from '../bench/matrix.js';
 import { DEFAULT_ROUNDS, runBench } from '../bench/run-bench.js';
+import { WARM_CONTROLLER_WARMUP } from '../bench/run-cells.js';
 import { overBudget, renderSummary } from '../bench/summary.js';
 import { BenchProgressView } from '../bench/progress.js';
 import { formatReportJson } from '../report/report.js';
@@ -104,7 +105,7 @@ full 2000)`,
 to exit and frees it, in a process of its own; cray renders its scene, python runs -c pass (and,
 outside --quick, a short script); exit status and stdout are checked every iteration. jitmem's
 linker is measured twice: a process per run (cold JS, a fresh executor each time) and warm
-controllers (a round starts a controller per cell, each over one executor session: 5 warm-up
+controllers (a round starts a controller per cell, each over one executor session: ${WARM_CONTROLLER_WARMUP} warm-up
 iterations, then the measured ones; the next round starts new ones, so that the interval holds
 what differs from one process to the next); its budgets use the warm controllers. llvm-jitlink
 runs the same objects and arguments in-process and with --use-memmgr generic, simple-remote and

@@ -394,10 +394,12 @@ export interface EndToEndSection {
   headlines: EndToEndHeadline[];
   /**
    * Where the run pattern's processes ran: not pinned (any of `allowedCpus`, whatever --pin said
-   * for the matrix), and the V8 flags of jitmem's warm controllers. Absent in older reports, whose
-   * run pattern inherited the matrix's pinning.
+   * for the matrix), and how jitmem's warm controllers ran: their V8 flags, and the unrecorded
+   * iterations each ran before its measured ones (`warmControllerWarmup`; absent in reports from
+   * before it was recorded, which warmed up 5). Absent in older reports, whose run pattern
+   * inherited the matrix's pinning.
    */
-  placement?: { allowedCpus: number[]; warmControllerV8Flags: string[] };
+  placement?: { allowedCpus: number[]; warmControllerV8Flags: string[]; warmControllerWarmup?: number };
 }
 
 export interface Report {
