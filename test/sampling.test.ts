@@ -3,8 +3,10 @@ import {
   firstUnsettled,
   groupWidths,
   halfWidthPercent,
+  headlinesSettledToStop,
   isHeadlineRatio,
   isSettled,
+  isSettledToStop,
   roundsToSettle,
   roundsToSettleAtBest,
   roundOrder,
@@ -14,7 +16,7 @@ import {
   widerThan,
   withRounds,
 } from '../harness/bench/sampling.js';
-import type { ResultRow, SamplingGroup } from '../harness/report/report.js';
+import type { RatioRow, ResultRow, SamplingGroup } from '../harness/report/report.js';
 
 /** A converged cray/load sampling group with the given figures. */
 function crayLoadGroup(figures: Pick<SamplingGroup, 'rounds' | 'elapsedMs'> & Partial<SamplingGroup>): SamplingGroup {
@@ -328,4 +330,43 @@ test('a verdict is read against a band of the precision around 1: beyond it fast
     lines[2],
     '  NOT SETTLED python/run (warm controller): python/run shared over RPC copy (warm controller): its 95% CI 1.020–1.040 crosses an edge of ±3% around 1 (0.971–1.030), so neither a difference nor its absence at that size can be claimed; its estimate lies on an edge of the band: no number of rounds would settle it, after 9 rounds, 20.0 s',
   );
+});
+
+test('sampling stops early only on a verdict its 99% interval settles too; the verdict stated is the 95% one', (t) => {
+  // Around 1, five rounds: the 99% interval is 4.604 / 2.776 = 1.658 times the 95% one on the log
+  // scale, so a 95% half-width up to ln(1.03) / 1.658 = 0.01782 may stop; one of 0.0180 is
+  // settled ("not distinguishable") but not firmly enough to stop.
+  const around1 = (half: number) => ({ ci95: [Math.exp(-half), Math.exp(half)] as [number, number] });
+  t.true(isSettledToStop(around1(0.0177), 3, 5));
+  t.is(verdictOf(around1(0.018), 3), 'not distinguishable');
+  t.false(isSettledToStop(around1(0.018), 3, 5));
+  // More rounds, a t quantile nearer the normal one: 20 rounds widen by 2.861 / 2.093 = 1.367.
+  t.true(isSettledToStop(around1(0.018), 3, 20));
+  t.false(isSettledToStop(around1(0.0217), 3, 20));
+  // python-script's warm speedup in one of five runs, "not distinguishable" 1.010 (0.992-1.028) after
+  // five rounds where the other four read "not settled": its 99% interval crosses 1.03.
+  t.false(isSettledToStop({ ci95: [0.992, 1.028] }, 3, 5));
+  // Far from the edges a verdict stops at once; one not settled never does.
+  t.true(isSettledToStop({ ci95: [1.1, 1.2] }, 3, 3));
+  t.false(isSettledToStop({ ci95: [1.02, 1.04] }, 3, 50));
+  t.false(isSettledToStop({ ci95: [1.1, 1.2] }, 3, 1));
+  // A group's headlines (shared memory over RPC copy): every one must be settled so; other speedups do not count.
+  const row = (mapper: string, baseline: string, ci95: [number, number], rounds: number) =>
+    ({
+      workload: 'cray',
+      pattern: 'load',
+      policy: 'first-fit',
+      executor: 'jitmem',
+      mapper,
+      baseline,
+      speedup: Math.sqrt(ci95[0] * ci95[1]),
+      ci95,
+      rounds: Array.from({ length: rounds }, () => 1),
+    }) as unknown as RatioRow;
+  const other = row('inprocess', 'rpc', [0.99, 1.04], 5);
+  t.true(headlinesSettledToStop([row('shared', 'rpc', [1.1, 1.2], 8), other], 3));
+  // ±2% around 1: within the band; its 99% interval after 5 rounds is not (±3.3%), after 40 it is (±2.7%).
+  const twoPercent: [number, number] = [Math.exp(-0.02), Math.exp(0.02)];
+  t.false(headlinesSettledToStop([row('shared', 'rpc', twoPercent, 5), other], 3));
+  t.true(headlinesSettledToStop([row('shared', 'rpc', twoPercent, 40), other], 3));
 });

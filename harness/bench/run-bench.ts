@@ -14,6 +14,7 @@ import type {
 import {
   collectGarbage,
   firstUnsettled,
+  headlinesSettledToStop,
   type Unsettled,
   groupWidths,
   roundOrder,
@@ -511,7 +512,9 @@ async function measureRounds(
     unsettled = firstUnsettled(ratios, precision);
     wide = widerThan(ratios, precision);
     converged = (!widest || widest.percent <= precision) && !unsettled;
-    if (converged || performance.now() - groupStart >= budget || round >= MAX_ROUNDS) break;
+    // Stopping before the budget is spent asks more of the verdicts than reading them (sampling.ts isSettledToStop).
+    const stop = converged && headlinesSettledToStop(ratios, precision);
+    if (stop || performance.now() - groupStart >= budget || round >= MAX_ROUNDS) break;
   }
   return { round, widest, widestAny, converged, wide, ...(unsettled ? { unsettled } : {}) };
 }

@@ -23,6 +23,7 @@ import { endToEndHeadlines } from './end-to-end.js';
 import {
   halfWidthPercent,
   isSettled,
+  isSettledToStop,
   roundOrder,
   roundsNeeded,
   roundsToSettleAtBest,
@@ -791,22 +792,34 @@ function perRunHeadlineState(
   cells: readonly RunCell[],
   run: EndToEndRun,
   precision: number,
-): { widest: { label: string; percent: number }; unsettled?: ReturnType<typeof unsettledOf> } | undefined {
+):
+  | { widest: { label: string; percent: number }; unsettled?: ReturnType<typeof unsettledOf>; settledToStop: boolean }
+  | undefined {
   const headlines = endToEndHeadlines(rowsSoFar(cells, run), 1).filter((h) => h.controller !== 'warm');
   let widest: { label: string; percent: number } | undefined;
   let unsettled: ReturnType<typeof unsettledOf> | undefined;
+  let settledToStop = true;
   for (const h of headlines) {
     const label = `${programName}/run shared over ${h.baseline === 'rpc' ? 'RPC copy' : h.baseline} (${h.linker === 'jitmem' ? 'process per run' : `llvm-jitlink, ${h.executor === 'jitmem' ? "jitmem's" : "LLVM's"} executor`})`;
     const percent = halfWidthPercent(h);
     if (!widest || percent > widest.percent) widest = { label, percent };
     if (!unsettled && !isSettled(h, precision)) unsettled = unsettledOf(label, h, precision);
+    if (!h.rounds || !isSettledToStop(h, precision, h.rounds.length)) settledToStop = false;
   }
-  return widest ? { widest, ...(unsettled ? { unsettled } : {}) } : undefined;
+  return widest ? { widest, ...(unsettled ? { unsettled } : {}), settledToStop } : undefined;
 }
 
-/** Whether a program's per-process speedups still need rounds: one wider than the precision, or one not settled. */
+/** Whether a program's per-process speedups are within the precision and settled (what the report calls converged). */
+function perRunConverged(state: NonNullable<ReturnType<typeof perRunHeadlineState>>, precision: number): boolean {
+  return state.widest.percent <= precision && state.unsettled === undefined;
+}
+
+/**
+ * Whether a program's per-process speedups still need rounds: converged, and settled firmly
+ * enough to stop before the time is spent (sampling.ts isSettledToStop), or not.
+ */
 function needsRounds(state: NonNullable<ReturnType<typeof perRunHeadlineState>>, precision: number): boolean {
-  return state.widest.percent > precision || state.unsettled !== undefined;
+  return !(perRunConverged(state, precision) && state.settledToStop);
 }
 
 /**
@@ -873,7 +886,7 @@ async function runPerRunRounds(perRun: readonly RunCell[], run: EndToEndRun): Pr
     return runAccount(p, 'processes per run', {
       rounds: roundsOf.get(p)!,
       elapsedMs,
-      converged: state === undefined || !needsRounds(state, precision),
+      converged: state === undefined || perRunConverged(state, precision),
       precision,
       ...state,
     });
@@ -1031,7 +1044,8 @@ async function runWarmProgram(
     );
     // Narrow enough, and its interval clear of the edges of the verdict's band (sampling.ts verdictOf).
     converged = widest === undefined || (widest.percent <= precision && isSettled(widest.interval, precision));
-    if (converged || over) break;
+    // Stopping before the budget is spent asks more of the verdict than reading it (sampling.ts isSettledToStop).
+    if ((converged && (widest === undefined || isSettledToStop(widest.interval, precision, round))) || over) break;
     // Narrow enough but not settled, and the rounds settling would take, even were the speedup the value of its
     // interval farthest from the band's edges, do not fit in the budget: the time goes to the programs after this one.
     if (widest && widest.percent <= precision) {

@@ -1,7 +1,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { RatioRow, ResultRow, RoundSummary, SamplingGroup } from '../report/report.js';
-import { median } from '../statistics.js';
+import { median, studentTQuantile } from '../statistics.js';
 import { computeRatios } from './ratios.js';
 
 /**
@@ -160,6 +160,40 @@ export function roundsToSettleAtBest(r: Pick<RatioRow, 'speedup' | 'ci95'>, prec
   const high = Math.log(r.ci95[1]) * 100;
   const fromEdges = (x: number) => Math.min(Math.abs(x - edge), Math.abs(x + edge));
   return roundsToNarrow(r, Math.max(fromEdges(low), fromEdges(high), low < 0 && high > 0 ? edge : 0), rounds);
+}
+
+/**
+ * Whether sampling may stop before its budget is spent on a speedup's verdict: its interval at
+ * 99% (the 95% one, `rounds` rounds, widened by the ratio of Student-t quantiles on the log
+ * scale) is also clear of the band's edges. A group that stopped at the first look whose 95%
+ * interval settled would pick, among its looks, the one whose interval happened to be narrow:
+ * over repeated looks a verdict is claimed more often than 95% allows (optional stopping). An
+ * early stop is therefore judged more strictly, as group-sequential designs judge interim looks;
+ * the verdict stated is still read at 95%, at the look sampling stopped on.
+ */
+export function isSettledToStop(r: Pick<RatioRow, 'ci95'>, precision: number, rounds: number): boolean {
+  if (!isSettled(r, precision)) return false;
+  if (rounds < 2) return false;
+  const df = rounds - 1;
+  const widen = studentTQuantile(1 - EARLY_STOP_ALPHA / 2, df) / studentTQuantile(0.975, df);
+  const lo = Math.log(r.ci95[0]);
+  const hi = Math.log(r.ci95[1]);
+  const centre = (lo + hi) / 2;
+  const half = ((hi - lo) / 2) * widen;
+  return isSettled({ ci95: [Math.exp(centre - half), Math.exp(centre + half)] }, precision);
+}
+
+/** The two-sided error rate an early stop's verdict is judged at (isSettledToStop): 1%. */
+export const EARLY_STOP_ALPHA = 0.01;
+
+/** Whether every headline of `ratios` is settled firmly enough for its group to stop early (isSettledToStop). */
+export function headlinesSettledToStop(ratios: readonly RatioRow[], precision: number): boolean {
+  return ratios.every(
+    (r) =>
+      !isHeadlineRatio(r) ||
+      // Without per-round speedups (an interval of another kind) there is no t-interval to widen.
+      (r.rounds ? isSettledToStop(r, precision, r.rounds.length) : isSettled(r, precision)),
+  );
 }
 
 /** The first headline of `ratios` not settled at `precision`. */
