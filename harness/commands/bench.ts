@@ -157,9 +157,12 @@ per round (paired) and compare judges them over rounds (default ${DEFAULT_ROUNDS
 speedup (--quick, --full: the headlines, shared memory over RPC copy,
 and those with an in-process or dual-mapped side; default: the
 headlines) has a 95% CI half-width of at most PCT% of the speedup
-(default 3; --quick 5; off when --time, --iterations or --rounds is
-given without it); the summary names each speedup that did not get
-there with the width it reached, and how long its group would need`,
+and each headline's verdict is settled (its interval clear of the
+edges of ±PCT% around 1; to stop before its time is spent, its 99%
+interval too) (default 3; --quick 5; off when --time, --iterations or
+--rounds is given without it); the summary names each speedup that
+did not get there with the width it reached, and how long its group
+would need`,
     },
     precisionValue,
   ),
