@@ -162,6 +162,9 @@ export function roundsToSettleAtBest(r: Pick<RatioRow, 'speedup' | 'ci95'>, prec
   return roundsToNarrow(r, Math.max(fromEdges(low), fromEdges(high), low < 0 && high > 0 ? edge : 0), rounds);
 }
 
+/** The two-sided error rate an early stop's verdict is judged at (isSettledToStop): 1%. */
+const EARLY_STOP_ALPHA = 0.01;
+
 /**
  * Whether sampling may stop before its budget is spent on a speedup's verdict: its interval at
  * 99% (the 95% one, `rounds` rounds, widened by the ratio of Student-t quantiles on the log
@@ -182,9 +185,6 @@ export function isSettledToStop(r: Pick<RatioRow, 'ci95'>, precision: number, ro
   const half = ((hi - lo) / 2) * widen;
   return isSettled({ ci95: [Math.exp(centre - half), Math.exp(centre + half)] }, precision);
 }
-
-/** The two-sided error rate an early stop's verdict is judged at (isSettledToStop): 1%. */
-export const EARLY_STOP_ALPHA = 0.01;
 
 /** Whether every headline of `ratios` is settled firmly enough for its group to stop early (isSettledToStop). */
 export function headlinesSettledToStop(ratios: readonly RatioRow[], precision: number): boolean {
