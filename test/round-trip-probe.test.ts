@@ -1,12 +1,13 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { RoundTripProbeSession, roundTripBudget } from '../harness/bench/round-trip-probe.js';
 import { validateReport } from '../harness/report/report.js';
+import { shmObjects } from './helpers/executor-process.js';
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL('../harness/cli.js', import.meta.url));
@@ -25,10 +26,7 @@ async function exited(pid: number): Promise<boolean> {
   return !alive(pid);
 }
 
-const shmObjects = () => readdirSync('/dev/shm').filter((n) => n.startsWith('jitmem'));
-
 test('the round-trip probe takes its blocks when asked, over one executor, and ends it when done', async (t) => {
-  const before = shmObjects();
   const probe = await RoundTripProbeSession.open();
   const pid = probe.executorPid!;
   t.true(alive(pid));
@@ -44,7 +42,8 @@ test('the round-trip probe takes its blocks when asked, over one executor, and e
   for (const x of [figures.noopUs, figures.finalizeUs, figures.controllerFinalizeUs, ...figures.blockRatios])
     t.true(Number.isFinite(x) && x > 0, String(x));
   t.true(await exited(pid), `executor ${pid} still running`);
-  t.deepEqual(shmObjects(), before);
+  // Its executor's objects only: test files run side by side make and remove their own.
+  t.deepEqual(shmObjects(`jitmem_${pid}_`), []);
   // Its budget line: the statistic of every ratio over the blocks, with their count.
   const budget = roundTripBudget(figures);
   t.is(budget.rounds, 3);

@@ -64,7 +64,9 @@ for (const [name, Mapper] of [
   ['shared memory', SharedMemoryMapper],
   ['RPC copy', RpcCopyMapper],
 ] as const) {
-  test(`${name}: a finalize the executor refuses takes the export library sent beside it back, and leaves no file`, async (t) => {
+  // Serial: the files are told apart by this process's pid only, and the other mapper's test,
+  // run beside it, writes (and removes) its own export library while this one looks.
+  test.serial(`${name}: a finalize the executor refuses takes the export library sent beside it back, and leaves no file`, async (t) => {
     const dir = tempDir(t);
     const { session, mapper, target } = await openExecutorTarget(t, (s) => new Mapper(s));
     // It calls dlopen, so its symbols go to an export library; its .eh_frame names a pointer
