@@ -8,7 +8,7 @@ import { readElfObject } from '../objects/elf-object.js';
 import { linkObjects } from '../jitlink/link.js';
 import { ExecutorSession } from '../session/executor-session.js';
 import { runProgram } from '../loader/run-program.js';
-import { llvmInstalled, shmObjects } from './helpers/executor-process.js';
+import { llvmInstalled, shmObjects, stdoutAtLeast } from './helpers/executor-process.js';
 import { compile, tempDir } from './helpers/jitlink-run.js';
 import { openExecutorTarget } from './helpers/executor-target.js';
 
@@ -143,9 +143,9 @@ for (const [mapperName, makeMapper] of [
       t.is(r.result.status, 0);
       t.is(r.result.outcome, 'returned');
       // The program's stdout is the executor's, which this session collects.
-      await new Promise((resolve) => setTimeout(resolve, 50));
       // Each run is a fresh copy of the program: its static counter starts at 0 again.
-      t.is(session.stdout.slice(before), `hello from ${after}, run 1\n`, after);
+      const expected = `hello from ${after}, run 1\n`;
+      t.is((await stdoutAtLeast(session, before + expected.length)).slice(before), expected, after);
     };
     const refuse = async (what: string, inputs: string[], code: string, ...patterns: RegExp[]) => {
       const err = await t.throwsAsync(runProgram({ inputs, target, mapper }), { instanceOf: JitmemError, code }, what);

@@ -21,8 +21,9 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Polls until the process is gone, up to a generous watchdog (not a timing assertion: a hang fails here). */
 async function exited(pid: number): Promise<boolean> {
-  for (let i = 0; i < 200 && alive(pid); i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 2000 && alive(pid); i++) await new Promise((r) => setTimeout(r, 10));
   return !alive(pid);
 }
 

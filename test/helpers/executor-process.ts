@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import { FrameParser, type Frame } from '../../protocol/frame.js';
 import { executorBinary } from '../../native/index.js';
+import type { ExecutorSession } from '../../session/executor-session.js';
 
 /** Helpers for tests that drive executor processes by hand, byte by byte. */
 
@@ -21,6 +22,18 @@ export function llvmInstalled(): boolean {
 /** Shared-memory objects in /dev/shm whose name starts with `prefix`. */
 export function shmObjects(prefix = 'jitmem_'): string[] {
   return readdirSync('/dev/shm').filter((n) => n.startsWith(prefix));
+}
+
+/**
+ * A collected session's stdout once it holds at least `length` characters, or what it holds when a
+ * generous watchdog runs out (not a timing assertion: the caller's assertion fails on a hang). The
+ * executor's stdout is a pipe of its own, read apart from its socket, so a call's answer can
+ * arrive before what the program printed during it.
+ */
+export async function stdoutAtLeast(session: ExecutorSession, length: number, watchdogMs = 20_000): Promise<string> {
+  for (let waited = 0; session.stdout.length < length && waited < watchdogMs; waited += 10)
+    await new Promise((r) => setTimeout(r, 10));
+  return session.stdout;
 }
 
 /** True while a process with this pid exists (a zombie counts until reaped). */
