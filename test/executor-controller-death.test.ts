@@ -1,7 +1,7 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { CLI, shmObjects } from './helpers/executor-process.js';
+import { CLI, eventually, shmObjects } from './helpers/executor-process.js';
 import { compile, hasCompiler, tempDir } from './helpers/jitlink-run.js';
 
 /**
@@ -31,15 +31,6 @@ function gone(pid: number): boolean {
   } catch {
     return true;
   }
-}
-
-/** Polls until `done` or a generous watchdog (not a timing assertion: a hang would fail here). */
-async function eventually(done: () => boolean, watchdogMs = 20_000): Promise<boolean> {
-  for (let waited = 0; waited < watchdogMs; waited += 25) {
-    if (done()) return true;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return done();
 }
 
 const SIGNALS = [

@@ -10,7 +10,7 @@ import { ExecutorSession, decodeResult, expectAddr } from '../session/executor-s
 import { SharedMemoryMapper } from '../mappers/shared-memory-mapper.js';
 import { Sym } from '../protocol/setup.js';
 import { SpsWriter } from '../protocol/sps.js';
-import { processExists, shmObjects } from './helpers/executor-process.js';
+import { eventually, processExists, shmObjects } from './helpers/executor-process.js';
 import { traceArgs } from './helpers/graphs.js';
 
 /** When either process dies, the other notices, and nothing is left behind. */
@@ -22,15 +22,6 @@ async function shmReserveRaw(s: ExecutorSession, bytes: number): Promise<{ base:
   const r = decodeResult(out, 'Reserve', (r) => r.expected((r) => ({ base: r.addr(), name: r.string() })));
   if (!r.ok) throw new Error(r.error);
   return r.value;
-}
-
-async function waitUntil(cond: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return cond();
 }
 
 test('SIGKILL of the executor mid-stream: every pending call rejects with ERR_EXECUTOR_LOST, none hangs; no process, no /dev/shm object left', async (t) => {
@@ -64,7 +55,7 @@ test('SIGKILL of the executor mid-stream: every pending call rejects with ERR_EX
     }
   };
   const workers = Array.from({ length: 32 }, worker);
-  await waitUntil(() => answered >= 200, 30_000);
+  await eventually(() => answered >= 200, 30_000);
   killedAt = Date.now();
   s.kill('SIGKILL');
   let watchdog: NodeJS.Timeout | undefined;
@@ -123,7 +114,7 @@ setInterval(() => {}, 1000);
   controller.kill('SIGKILL');
   await controllerExit;
   t.true(
-    await waitUntil(() => !processExists(executorPid), 10_000),
+    await eventually(() => !processExists(executorPid), 10_000),
     'the executor is still running 10 s after its controller died',
   );
   t.deepEqual(shmObjects(`jitmem_${executorPid}_`), []);

@@ -7,30 +7,15 @@ import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { RoundTripProbeSession, roundTripBudget } from '../harness/bench/round-trip-probe.js';
 import { validateReport } from '../harness/report/report.js';
-import { shmObjects } from './helpers/executor-process.js';
+import { eventually, processExists, shmObjects } from './helpers/executor-process.js';
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL('../harness/cli.js', import.meta.url));
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}
-
-/** Polls until the process is gone, up to a generous watchdog (not a timing assertion: a hang fails here). */
-async function exited(pid: number): Promise<boolean> {
-  for (let i = 0; i < 2000 && alive(pid); i++) await new Promise((r) => setTimeout(r, 10));
-  return !alive(pid);
-}
-
 test('the round-trip probe takes its blocks when asked, over one executor, and ends it when done', async (t) => {
   const probe = await RoundTripProbeSession.open();
   const pid = probe.executorPid!;
-  t.true(alive(pid));
+  t.true(processExists(pid));
   // Three blocks at three moments, the executor idle between them.
   for (let i = 0; i < 3; i++) {
     await probe.block();
@@ -42,7 +27,7 @@ test('the round-trip probe takes its blocks when asked, over one executor, and e
   t.is(figures.blockRatios.length, 3);
   for (const x of [figures.noopUs, figures.finalizeUs, figures.controllerFinalizeUs, ...figures.blockRatios])
     t.true(Number.isFinite(x) && x > 0, String(x));
-  t.true(await exited(pid), `executor ${pid} still running`);
+  t.true(await eventually(() => !processExists(pid)), `executor ${pid} still running`);
   // Its executor's objects only: test files run side by side make and remove their own.
   t.deepEqual(shmObjects(`jitmem_${pid}_`), []);
   // Its budget line: the statistic of every ratio over the blocks, with their count.
@@ -56,7 +41,7 @@ test('a probe ended by kill() leaves no executor behind', async (t) => {
   const pid = probe.executorPid!;
   await probe.block();
   probe.kill();
-  t.true(await exited(pid), `executor ${pid} still running`);
+  t.true(await eventually(() => !processExists(pid)), `executor ${pid} still running`);
 });
 
 test('bench --probe: the round-trip budget judged over 20 blocks of 50 pairs, taken between the groups and after them', async (t) => {

@@ -24,15 +24,22 @@ export function shmObjects(prefix = 'jitmem_'): string[] {
   return readdirSync('/dev/shm').filter((n) => n.startsWith(prefix));
 }
 
+/** Polls until `done`, or until a generous watchdog runs out (no timing assertion: the caller's fails on a hang). */
+export async function eventually(done: () => boolean, watchdogMs = 20_000): Promise<boolean> {
+  for (let waited = 0; waited < watchdogMs; waited += 20) {
+    if (done()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return done();
+}
+
 /**
- * A collected session's stdout once it holds at least `length` characters, or what it holds when a
- * generous watchdog runs out (not a timing assertion: the caller's assertion fails on a hang). The
+ * A collected session's stdout once it holds at least `length` characters (eventually). The
  * executor's stdout is a pipe of its own, read apart from its socket, so a call's answer can
  * arrive before what the program printed during it.
  */
-export async function stdoutAtLeast(session: ExecutorSession, length: number, watchdogMs = 20_000): Promise<string> {
-  for (let waited = 0; session.stdout.length < length && waited < watchdogMs; waited += 10)
-    await new Promise((r) => setTimeout(r, 10));
+export async function stdoutAtLeast(session: ExecutorSession, length: number): Promise<string> {
+  await eventually(() => session.stdout.length >= length);
   return session.stdout;
 }
 
