@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { constants as osConstants } from 'node:os';
 import { JitmemError } from '../core/errors.js';
 import { osCounts } from '../core/cost-counters.js';
 import { alignDown, alignUp, checkAddress, checkProtection, checkSize } from '../core/checks.js';
@@ -58,6 +59,15 @@ interface RawAddon {
   setBlocking(fd: number): boolean;
   reserveWithin(length: number, prot: number, lo: number, hi: number): number;
   mapSharedWithin(fd: number, length: number, prot: number, lo: number, hi: number): number;
+  spawnChild(file: string, argv: string[], pipes: number[]): SpawnedChild;
+  waitChild(pid: number): Promise<RawChildExit>;
+}
+
+interface RawChildExit {
+  exitStatus: number | null;
+  signal: number | null;
+  userMs: number;
+  systemMs: number;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -462,6 +472,58 @@ export function setSendBuffer(fd: number, bytes: number): number {
   checkSize('fd', fd);
   checkSize('bytes', bytes, 1);
   return raw().setSendBuffer(fd, bytes);
+}
+
+/** A child of spawnChild: its pid, and this process's end of each of its pipes, in the order asked. */
+export interface SpawnedChild {
+  readonly pid: number;
+  readonly fds: readonly number[];
+}
+
+/** How a child of spawnChild ended, and the CPU time it (and its children it waited for) used. */
+export interface ChildExit {
+  readonly exitStatus: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly userMs: number;
+  readonly systemMs: number;
+}
+
+/**
+ * Starts `file` with `argv` (argv[0] included) by posix_spawn, which does not copy this process's
+ * page tables as libuv's fork() does (native/src/spawn.cc says what that cost the bench). Each
+ * child fd in `pipes` gets one end of a Unix socket pair, this process the other (returned in the
+ * same order); fds 0-2 not in `pipes` are /dev/null, every other fd is closed in the child. The
+ * caller must reap the child with waitChild, and owns the returned fds.
+ */
+export function spawnChild(file: string, argv: readonly string[], pipes: readonly number[]): SpawnedChild {
+  if (typeof file !== 'string' || file === '' || file.includes('\0'))
+    throw new JitmemError('ERR_INVALID_ARGUMENT', `spawnChild needs a file path; got ${JSON.stringify(file)}`, {});
+  if (!Array.isArray(argv) || argv.length === 0 || argv.some((a) => typeof a !== 'string' || a.includes('\0')))
+    throw new JitmemError('ERR_INVALID_ARGUMENT', 'spawnChild needs argv: one or more strings without NUL bytes', {
+      file,
+    });
+  for (const fd of pipes) checkSize('pipe fd', fd);
+  if (new Set(pipes).size !== pipes.length || pipes.some((fd) => fd > 1023))
+    throw new JitmemError('ERR_INVALID_ARGUMENT', `spawnChild pipes must be distinct fds 0-1023; got ${pipes.join(', ')}`, {
+      pipes: [...pipes],
+    });
+  try {
+    return raw().spawnChild(file, [...argv], [...pipes]);
+  } catch (e) {
+    const code = (e as { code?: string }).code ?? 'UNKNOWN';
+    throw new JitmemError('ERR_SPAWN', `cannot start ${file}: ${(e as Error).message}`, { file, errno: code }, { cause: e });
+  }
+}
+
+/** Waits (on a pool thread) for a child of spawnChild to end, and reaps it. */
+export async function waitChild(pid: number): Promise<ChildExit> {
+  checkSize('pid', pid, 1);
+  const r = await raw().waitChild(pid);
+  const signal =
+    r.signal === null
+      ? null
+      : ((Object.entries(osConstants.signals).find(([, n]) => n === r.signal)?.[0] ?? `SIG${r.signal}`) as NodeJS.Signals);
+  return { exitStatus: r.exitStatus, signal, userMs: r.userMs, systemMs: r.systemMs };
 }
 
 /** Pins process `pid` (0 = this one) to the given CPUs. */

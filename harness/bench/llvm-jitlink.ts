@@ -7,6 +7,7 @@ import { JitmemError } from '../../core/errors.js';
 import { executorBinary } from '../../native/index.js';
 import { sha256Hex, type RunProgram } from '../../workloads/run-programs.js';
 import { describeProcessTree } from './process-state.js';
+import { TimedChild } from './timed-child.js';
 
 /**
  * llvm-jitlink, the tool jitmem stands beside, run on the same objects and arguments as the
@@ -174,33 +175,34 @@ export function runLlvmJitlink(tools: LlvmTools, program: RunProgram, options: L
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const t0 = performance.now();
-    const child = spawn(tools.jitlink, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    // A run that does not finish is described (each thread's wait channel and system call, its
-    // executor's too) before it is killed, so that the error says who waits on what.
-    let stuck = '';
-    const timer = setTimeout(() => {
-      if (child.pid !== undefined) stuck = describeProcessTree(child.pid);
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    let timedOut = false;
-    timer.unref?.();
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.once('error', (e) => {
-      clearTimeout(timer);
+    let child: TimedChild;
+    try {
+      // Not child_process: its fork() would put the bench's own size into wholeMs (timed-child.ts).
+      child = new TimedChild(tools.jitlink, args, [1, 2]);
+    } catch (e) {
       reject(
         new JitmemError(
           'ERR_LLVM_SPAWN',
-          `cannot run ${tools.jitlink}: ${e.message}`,
+          `cannot run ${tools.jitlink}: ${(e as Error).message}`,
           { command: tools.jitlink },
           { cause: e },
         ),
       );
-    });
-    child.once('exit', () => {
-      timedOut = performance.now() - t0 >= timeoutMs;
-    });
-    child.once('close', (code, signal) => {
+      return;
+    }
+    // A run that does not finish is described (each thread's wait channel and system call, its
+    // executor's too) before it is killed, so that the error says who waits on what.
+    let stuck = '';
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stuck = describeProcessTree(child.pid);
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    timer.unref?.();
+    child.pipe(1).on('data', (b: Buffer) => out.push(b));
+    child.pipe(2).on('data', (b: Buffer) => err.push(b));
+    child.closed.then(({ exitStatus: code, signal }) => {
       const wholeMs = performance.now() - t0;
       clearTimeout(timer);
       const stderr = Buffer.concat(err).toString('utf8');
@@ -212,7 +214,7 @@ export function runLlvmJitlink(tools: LlvmTools, program: RunProgram, options: L
         )
         .slice(-20)
         .join('\n');
-      if (timedOut || (signal === 'SIGKILL' && wholeMs >= timeoutMs)) {
+      if (timedOut) {
         const state = stuck ? `; its threads then (tid state wait-channel [syscall fd]):\n${stuck}` : '';
         reject(
           new JitmemError(
@@ -238,6 +240,9 @@ export function runLlvmJitlink(tools: LlvmTools, program: RunProgram, options: L
         return;
       }
       resolve({ exitStatus: code, signal, stdoutSha256: sha256Hex(Buffer.concat(out)), wholeMs, phases, stderrTail });
+    }).catch((e: unknown) => {
+      clearTimeout(timer);
+      reject(e);
     });
   });
 }

@@ -41,6 +41,7 @@ import {
   type LlvmTools,
 } from './llvm-jitlink.js';
 import { JITMEM_RUN_PHASES, type MinorFaults } from './run-target.js';
+import { TimedChild } from './timed-child.js';
 import { RESULT_FD, type RunWorkerRequest, type RunWorkerResult, type WarmIterationResult } from './run-worker.js';
 import { toStats } from './stats.js';
 import type { SkippedCell } from './matrix.js';
@@ -270,18 +271,19 @@ function jitmemIteration(cell: RunCell, iteration: number): Promise<Sample> {
     const err: Buffer[] = [];
     const res: Buffer[] = [];
     const t0 = performance.now();
-    const child = spawn(process.execPath, [workerPath, JSON.stringify(request)], {
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-    });
+    let child: TimedChild;
+    try {
+      // Not child_process: its fork() would put the bench's own size into `whole` (timed-child.ts).
+      child = new TimedChild(process.execPath, [workerPath, JSON.stringify(request)], [1, 2, RESULT_FD]);
+    } catch (e) {
+      reject(new JitmemError('ERR_RUN_WORKER', `cannot start the run worker: ${(e as Error).message}`, {}, { cause: e }));
+      return;
+    }
     const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.stdout!.on('data', (b: Buffer) => out.push(b));
-    child.stderr!.on('data', (b: Buffer) => err.push(b));
-    (child.stdio[RESULT_FD] as NodeJS.ReadableStream).on('data', (b: Buffer) => res.push(b));
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      reject(new JitmemError('ERR_RUN_WORKER', `cannot start the run worker: ${e.message}`, {}, { cause: e }));
-    });
-    child.once('close', (code, signal) => {
+    child.pipe(1).on('data', (b: Buffer) => out.push(b));
+    child.pipe(2).on('data', (b: Buffer) => err.push(b));
+    child.pipe(RESULT_FD).on('data', (b: Buffer) => res.push(b));
+    child.closed.then(({ exitStatus: code, signal }) => {
       const whole = performance.now() - t0;
       clearTimeout(timer);
       const stderr = Buffer.concat(err).toString('utf8');
@@ -336,6 +338,9 @@ function jitmemIteration(cell: RunCell, iteration: number): Promise<Sample> {
         bytesSent: result.bytesSent,
         ...(result.cpu ? { cpu: result.cpu } : {}),
       });
+    }).catch((e: unknown) => {
+      clearTimeout(timer);
+      reject(e);
     });
   });
 }
@@ -610,15 +615,16 @@ export async function measureStartup(
   if (llvm) kinds.push({ executor: 'llvm', command: llvm.executor, args: ['filedescs=3,4'] });
   const spawnToSetup = async (command: string, args: string[]): Promise<number> => {
     const t0 = performance.now();
-    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
-    const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    // Not child_process: its fork() would put the bench's own size into the start-up (timed-child.ts).
+    const child = new TimedChild(command, args, [2, 3, 4]);
+    const closed = child.closed.then(
+      () => {},
+      () => {},
+    );
     let stderr = '';
-    child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.pipe(2).setEncoding('utf8').on('data', (s: string) => (stderr += s));
     try {
-      const session = await ExecutorSession.over(
-        child.stdio[4] as NodeJS.ReadableStream as never,
-        child.stdio[3] as NodeJS.WritableStream as never,
-      );
+      const session = await ExecutorSession.over(child.pipe(4) as never, child.pipe(3) as never);
       const ms = performance.now() - t0;
       await session.close();
       await closed;
