@@ -59,15 +59,13 @@ interface RawAddon {
   setBlocking(fd: number): boolean;
   reserveWithin(length: number, prot: number, lo: number, hi: number): number;
   mapSharedWithin(fd: number, length: number, prot: number, lo: number, hi: number): number;
-  spawnChild(file: string, argv: string[], pipes: number[]): SpawnedChild;
+  spawnChild(file: string, argv: string[], pipes: number[], inherit: number[]): SpawnedChild;
   waitChild(pid: number): Promise<RawChildExit>;
 }
 
 interface RawChildExit {
   exitStatus: number | null;
   signal: number | null;
-  userMs: number;
-  systemMs: number;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -480,22 +478,26 @@ export interface SpawnedChild {
   readonly fds: readonly number[];
 }
 
-/** How a child of spawnChild ended, and the CPU time it (and its children it waited for) used. */
+/** How a child of spawnChild ended: its exit status, or the signal that ended it. */
 export interface ChildExit {
   readonly exitStatus: number | null;
   readonly signal: NodeJS.Signals | null;
-  readonly userMs: number;
-  readonly systemMs: number;
 }
 
 /**
  * Starts `file` with `argv` (argv[0] included) by posix_spawn, which does not copy this process's
- * page tables as libuv's fork() does (native/src/spawn.cc says what that cost the bench). Each
- * child fd in `pipes` gets one end of a Unix socket pair, this process the other (returned in the
- * same order); fds 0-2 not in `pipes` are /dev/null, every other fd is closed in the child. The
- * caller must reap the child with waitChild, and owns the returned fds.
+ * page tables as libuv's fork() does (native/src/spawn.cc says what that cost). Each child fd in
+ * `pipes` gets one end of a Unix socket pair, this process the other (returned in the same
+ * order); fds 0-2 in `inherit` are this process's own, the other fds 0-2 not in `pipes` are
+ * /dev/null; other fds pass as through child_process (those without close-on-exec). The caller
+ * must reap the child with waitChild, and owns the returned fds.
  */
-export function spawnChild(file: string, argv: readonly string[], pipes: readonly number[]): SpawnedChild {
+export function spawnChild(
+  file: string,
+  argv: readonly string[],
+  pipes: readonly number[],
+  inherit: readonly number[] = [],
+): SpawnedChild {
   if (typeof file !== 'string' || file === '' || file.includes('\0'))
     throw new JitmemError('ERR_INVALID_ARGUMENT', `spawnChild needs a file path; got ${JSON.stringify(file)}`, {});
   if (!Array.isArray(argv) || argv.length === 0 || argv.some((a) => typeof a !== 'string' || a.includes('\0')))
@@ -504,26 +506,45 @@ export function spawnChild(file: string, argv: readonly string[], pipes: readonl
     });
   for (const fd of pipes) checkSize('pipe fd', fd);
   if (new Set(pipes).size !== pipes.length || pipes.some((fd) => fd > 1023))
-    throw new JitmemError('ERR_INVALID_ARGUMENT', `spawnChild pipes must be distinct fds 0-1023; got ${pipes.join(', ')}`, {
-      pipes: [...pipes],
-    });
+    throw new JitmemError(
+      'ERR_INVALID_ARGUMENT',
+      `spawnChild pipes must be distinct fds 0-1023; got ${pipes.join(', ')}`,
+      {
+        pipes: [...pipes],
+      },
+    );
+  if (inherit.some((fd) => ![0, 1, 2].includes(fd) || pipes.includes(fd)))
+    throw new JitmemError(
+      'ERR_INVALID_ARGUMENT',
+      `spawnChild inherits only fds 0, 1 and 2 that are not pipes; got ${inherit.join(', ')} with pipes ${pipes.join(', ')}`,
+      { inherit: [...inherit] },
+    );
   try {
-    return raw().spawnChild(file, [...argv], [...pipes]);
+    return raw().spawnChild(file, [...argv], [...pipes], [...inherit]);
   } catch (e) {
     const code = (e as { code?: string }).code ?? 'UNKNOWN';
-    throw new JitmemError('ERR_SPAWN', `cannot start ${file}: ${(e as Error).message}`, { file, errno: code }, { cause: e });
+    throw new JitmemError(
+      'ERR_SPAWN',
+      `cannot start ${file}: ${(e as Error).message}`,
+      { file, errno: code },
+      { cause: e },
+    );
   }
 }
 
-/** Waits (on a pool thread) for a child of spawnChild to end, and reaps it. */
+/**
+ * Settles once a child of spawnChild has ended and been reaped (by one thread of the addon for all
+ * of them, not libuv's pool); until then the child keeps the event loop alive.
+ */
 export async function waitChild(pid: number): Promise<ChildExit> {
   checkSize('pid', pid, 1);
   const r = await raw().waitChild(pid);
   const signal =
     r.signal === null
       ? null
-      : ((Object.entries(osConstants.signals).find(([, n]) => n === r.signal)?.[0] ?? `SIG${r.signal}`) as NodeJS.Signals);
-  return { exitStatus: r.exitStatus, signal, userMs: r.userMs, systemMs: r.systemMs };
+      : ((Object.entries(osConstants.signals).find(([, n]) => n === r.signal)?.[0] ??
+          `SIG${r.signal}`) as NodeJS.Signals);
+  return { exitStatus: r.exitStatus, signal };
 }
 
 /** Pins process `pid` (0 = this one) to the given CPUs. */

@@ -1,8 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import * as native from '../native/index.js';
+import { SpawnedProcess } from '../native/spawned-process.js';
 import { JitmemError } from '../core/errors.js';
 import { PROCESS_COST_COUNTER_NAMES, processCostCounters, type ProcessCostCounters } from '../core/cost-counters.js';
 import { Channel, type CallHandler, type ChannelEnd } from '../protocol/channel.js';
@@ -48,8 +48,6 @@ const FIRST_BYTES_TIMEOUT_MS = 60_000;
 
 export { DEFAULT_LLVM_EXECUTOR };
 
-const childClosed = new WeakMap<ChildProcess, Promise<{ code: number | null; signal: NodeJS.Signals | null }>>();
-
 /**
  * Content travels to the executor in bursts of megabytes (RPC copy's finalize requests). With
  * the default ~200 KiB socket buffer a burst needs dozens of writer/reader wake-ups, each a
@@ -84,17 +82,19 @@ export class ExecutorSession {
     private readonly channel: Channel,
     setupInfo: SetupInfo,
     /** The spawned executor, when this session started it. */
-    readonly child: ChildProcess | null,
+    readonly child: SpawnedProcess | null,
     private readonly socket: net.Socket | null,
     /** Handlers for calls the executor makes to us (JIT dispatch), by tag. */
     private readonly handlers: Map<number, CallHandler>,
   ) {
     this.setupInfo = setupInfo;
     if (child) {
-      this.exitStatus = childClosed.get(child)!;
+      // After the exit and after the child's output has been read to the end, so whoever awaits
+      // the exit status also sees all of stdout and stderr.
+      this.exitStatus = child.closed.then(({ exitStatus: code, signal }) => ({ code, signal }));
       // If the executor died without a chance to clean up (SIGKILL), its shm names are ours to remove.
       void this.exitStatus.then(({ signal }) => {
-        if (signal !== null && child.pid !== undefined) removeShmNamesOf(child.pid);
+        if (signal !== null) removeShmNamesOf(child.pid);
       });
     }
   }
@@ -107,27 +107,26 @@ export class ExecutorSession {
         ? [options.llvmExecutor ?? DEFAULT_LLVM_EXECUTOR, ['filedescs=3,4', ...(options.args ?? [])]]
         : [native.executorBinary(), ['--fds', '3,4', ...(options.args ?? [])]];
     const collect = (options.stdio ?? 'collect') === 'collect';
-    const child = spawn(command, args, {
-      stdio: [options.stdin ?? 'ignore', collect ? 'pipe' : 'inherit', collect ? 'pipe' : 'inherit', 'pipe', 'pipe'],
-    });
-    // 'close' comes after 'exit' and after the child's output has been read to the end, so
-    // whoever awaits the exit status also sees all of stdout and stderr.
-    childClosed.set(child, new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal }))));
-    const spawnError = new Promise<never>((_, reject) =>
-      child.once('error', (err) =>
-        reject(
-          new JitmemError(
-            'ERR_EXECUTOR_SPAWN_FAILED',
-            `cannot start the executor ${command}: ${err.message}`,
-            { command },
-            { cause: err },
-          ),
-        ),
-      ),
-    );
-    spawnError.catch(() => {});
-    const toChild = child.stdio[3] as Writable;
-    const fromChild = child.stdio[4] as Readable;
+    let child: SpawnedProcess;
+    try {
+      // posix_spawn, not child_process: a fork() of this process costs more the more it holds
+      // (9 ms from a controller of 200 MB against 1.7 ms; native/src/spawn.cc).
+      child = new SpawnedProcess(
+        command,
+        args,
+        collect ? [1, 2, 3, 4] : [3, 4],
+        [...(options.stdin === 'inherit' ? [0] : []), ...(collect ? [] : [1, 2])],
+      );
+    } catch (err) {
+      throw new JitmemError(
+        'ERR_EXECUTOR_SPAWN_FAILED',
+        `cannot start the executor ${command}: ${(err as Error).message}`,
+        { command },
+        { cause: err },
+      );
+    }
+    const toChild = child.pipe(3);
+    const fromChild = child.pipe(4);
     enlargeSendBuffer(toChild);
     const handlers = new Map<number, CallHandler>();
     const channel = new Channel(fromChild, toChild, {
@@ -142,16 +141,21 @@ export class ExecutorSession {
     const err: string[] = [];
     if (collect) {
       child
-        .stdout!.setEncoding('utf8')
+        .pipe(1)
+        .setEncoding('utf8')
         .on('data', (s: string) => (session ? (session.stdoutText = keep(session.stdoutText + s)) : out.push(s)));
       child
-        .stderr!.setEncoding('utf8')
+        .pipe(2)
+        .setEncoding('utf8')
         .on('data', (s: string) => (session ? (session.stderrText = keep(session.stderrText + s)) : err.push(s)));
     }
     // A child that dies takes its pipes with it, but say so at once rather than wait for EOF.
-    child.once('exit', () => setImmediate(() => channel.close()));
+    void child.exited.then(
+      () => setImmediate(() => channel.close()),
+      () => channel.close(),
+    );
     try {
-      const payload = await Promise.race([channel.setup, spawnError]);
+      const payload = await channel.setup;
       session = new ExecutorSession(channel, decodeSetup(payload), child, null, handlers);
       session.stdoutText = out.join('');
       session.stderrText = err.join('');
@@ -160,8 +164,7 @@ export class ExecutorSession {
       channel.close();
       child.kill('SIGKILL');
       // Its last words on stderr say why; they may still be on their way.
-      if (child.pid !== undefined)
-        await Promise.race([childClosed.get(child), new Promise((r) => setTimeout(r, 1000))]);
+      await Promise.race([child.closed.catch(() => {}), new Promise((r) => setTimeout(r, 1000))]);
       const detail = err.join('').trim();
       if (e instanceof JitmemError && e.code === 'ERR_EXECUTOR_LOST') {
         throw new JitmemError(

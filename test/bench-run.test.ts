@@ -9,6 +9,7 @@ import { validateReport, type Report, type ResultRow } from '../harness/report/r
 import {
   findLlvm,
   isLlvmJitlinkRace,
+  stderrForMessages,
   llvmJitlinkArgs,
   parseShowTimes,
   DEFAULT_LLVM_DIR,
@@ -386,4 +387,33 @@ test("llvm-jitlink's own race (a duplicate absolute symbol) is told apart from a
   t.false(isLlvmJitlinkRace('llvm-jitlink error: Unsupported x86-64 relocation type R_X86_64_TLSLD'));
   t.false(isLlvmJitlinkRace("llvm-jitlink error: In main.o, duplicate definition of symbol 'main'"));
   t.false(isLlvmJitlinkRace('Symbols not found: [ __dso_handle ]'));
+});
+
+/**
+ * A default bench failed once on the race: its message held the last 20 lines of stderr, all of
+ * them "Resource tracker ... became defunct", so neither the reader nor the rerun (which looked at
+ * those lines) saw the first, which says what happened. Shaped as that run's stderr was.
+ */
+test("a message keeps llvm-jitlink's first error lines when dozens of consequences follow", (t) => {
+  const cause = "llvm-jitlink error: In <Absolute Symbols>, duplicate definition of symbol 'confstr'";
+  const defunct = Array.from(
+    { length: 40 },
+    (_, i) => `llvm-jitlink error: Resource tracker 0x55ca8239e${i} became defunct`,
+  );
+  const stderr = [
+    cause,
+    ...defunct,
+    '===-----===',
+    '  Total Execution Time: 0.1 seconds',
+    'llvm-jitlink error: JITDylib main is defunct',
+  ].join('\n');
+  const shown = stderrForMessages(stderr).split('\n');
+  t.is(shown[0], cause);
+  t.deepEqual(shown.slice(1, 3), defunct.slice(0, 2));
+  t.is(shown[3], '[22 more lines]');
+  t.is(shown.length, 3 + 1 + 17);
+  t.is(shown.at(-1), 'llvm-jitlink error: JITDylib main is defunct');
+  t.false(shown.some((l) => l.includes('Total Execution')));
+  t.true(isLlvmJitlinkRace(stderr));
+  t.is(stderrForMessages('one\ntwo'), 'one\ntwo');
 });

@@ -7,7 +7,7 @@ import { JitmemError } from '../../core/errors.js';
 import { executorBinary } from '../../native/index.js';
 import { sha256Hex, type RunProgram } from '../../workloads/run-programs.js';
 import { describeProcessTree } from './process-state.js';
-import { TimedChild } from './timed-child.js';
+import { SpawnedProcess } from '../../native/spawned-process.js';
 
 /**
  * llvm-jitlink, the tool jitmem stands beside, run on the same objects and arguments as the
@@ -145,8 +145,34 @@ export interface LlvmRunResult {
   /** Spawn of llvm-jitlink to the end of its process, in ms. */
   readonly wholeMs: number;
   readonly phases: LlvmPhases;
-  /** The end of stderr without the timer tables, for messages. */
+  /** stderr without the timer tables, for messages: its first lines (the cause) and its last. */
   readonly stderrTail: string;
+  /** Whether stderr, all of it, shows llvm-jitlink's own race (isLlvmJitlinkRace). */
+  readonly raced: boolean;
+}
+
+/** Lines of a message kept from the start of stderr (where the cause is) and from its end. */
+const STDERR_HEAD_LINES = 3;
+const STDERR_LAST_LINES = 17;
+
+/**
+ * llvm-jitlink's stderr for a message: without --show-times' tables, its first lines (a failure's
+ * first line says why; what follows can be dozens of lines of its consequences, "Resource tracker
+ * ... became defunct") and its last, with the count of those left out between them.
+ */
+export function stderrForMessages(stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .filter(
+      (l) =>
+        !/^\s*(=|-{3}|timers for|Total Execution|\d+\.\d+ \(|--)/.test(l) && !/time to /.test(l) && l.trim() !== '',
+    );
+  if (lines.length <= STDERR_HEAD_LINES + STDERR_LAST_LINES) return lines.join('\n');
+  return [
+    ...lines.slice(0, STDERR_HEAD_LINES),
+    `[${lines.length - STDERR_HEAD_LINES - STDERR_LAST_LINES} more lines]`,
+    ...lines.slice(-STDERR_LAST_LINES),
+  ].join('\n');
 }
 
 /** The command line of one llvm-jitlink run of `program`. */
@@ -175,10 +201,10 @@ export function runLlvmJitlink(tools: LlvmTools, program: RunProgram, options: L
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const t0 = performance.now();
-    let child: TimedChild;
+    let child: SpawnedProcess;
     try {
-      // Not child_process: its fork() would put the bench's own size into wholeMs (timed-child.ts).
-      child = new TimedChild(tools.jitlink, args, [1, 2]);
+      // Not child_process: its fork() would put the bench's own size into wholeMs (native/spawned-process.ts).
+      child = new SpawnedProcess(tools.jitlink, args, [1, 2]);
     } catch (e) {
       reject(
         new JitmemError(
@@ -202,48 +228,51 @@ export function runLlvmJitlink(tools: LlvmTools, program: RunProgram, options: L
     timer.unref?.();
     child.pipe(1).on('data', (b: Buffer) => out.push(b));
     child.pipe(2).on('data', (b: Buffer) => err.push(b));
-    child.closed.then(({ exitStatus: code, signal }) => {
-      const wholeMs = performance.now() - t0;
-      clearTimeout(timer);
-      const stderr = Buffer.concat(err).toString('utf8');
-      const stderrTail = stderr
-        .split('\n')
-        .filter(
-          (l) =>
-            !/^\s*(=|-{3}|timers for|Total Execution|\d+\.\d+ \(|--)/.test(l) && !/time to /.test(l) && l.trim() !== '',
-        )
-        .slice(-20)
-        .join('\n');
-      if (timedOut) {
-        const state = stuck ? `; its threads then (tid state wait-channel [syscall fd]):\n${stuck}` : '';
-        reject(
-          new JitmemError(
-            'ERR_LLVM_TIMEOUT',
-            `llvm-jitlink ${args.join(' ')} did not finish in ${timeoutMs} ms${state}`,
-            { args, stuck },
-          ),
-        );
-        return;
-      }
-      let phases: LlvmPhases;
-      try {
-        phases = parseShowTimes(stderr);
-      } catch (e) {
-        reject(
-          new JitmemError(
-            'ERR_LLVM_RUN',
-            `llvm-jitlink ${args.join(' ')} ended with ${signal ?? `status ${code}`} and printed no timers: ${stderrTail || '(nothing on stderr)'}`,
-            { args, code, signal },
-            { cause: e },
-          ),
-        );
-        return;
-      }
-      resolve({ exitStatus: code, signal, stdoutSha256: sha256Hex(Buffer.concat(out)), wholeMs, phases, stderrTail });
-    }).catch((e: unknown) => {
-      clearTimeout(timer);
-      reject(e);
-    });
+    child.closed
+      .then(({ exitStatus: code, signal }) => {
+        const wholeMs = performance.now() - t0;
+        clearTimeout(timer);
+        const stderr = Buffer.concat(err).toString('utf8');
+        const stderrTail = stderrForMessages(stderr);
+        if (timedOut) {
+          const state = stuck ? `; its threads then (tid state wait-channel [syscall fd]):\n${stuck}` : '';
+          reject(
+            new JitmemError(
+              'ERR_LLVM_TIMEOUT',
+              `llvm-jitlink ${args.join(' ')} did not finish in ${timeoutMs} ms${state}`,
+              { args, stuck },
+            ),
+          );
+          return;
+        }
+        let phases: LlvmPhases;
+        try {
+          phases = parseShowTimes(stderr);
+        } catch (e) {
+          reject(
+            new JitmemError(
+              'ERR_LLVM_RUN',
+              `llvm-jitlink ${args.join(' ')} ended with ${signal ?? `status ${code}`} and printed no timers: ${stderrTail || '(nothing on stderr)'}`,
+              { args, code, signal },
+              { cause: e },
+            ),
+          );
+          return;
+        }
+        resolve({
+          exitStatus: code,
+          signal,
+          stdoutSha256: sha256Hex(Buffer.concat(out)),
+          wholeMs,
+          phases,
+          stderrTail,
+          raced: isLlvmJitlinkRace(stderr),
+        });
+      })
+      .catch((e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      });
   });
 }
 

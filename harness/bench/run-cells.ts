@@ -34,14 +34,13 @@ import {
   findLlvm,
   JitmemExecutorScript,
   LLVM_MAJOR,
-  isLlvmJitlinkRace,
   probeLlvmJitlink,
   runLlvmJitlink,
   type LlvmMode,
   type LlvmTools,
 } from './llvm-jitlink.js';
 import { JITMEM_RUN_PHASES, type MinorFaults } from './run-target.js';
-import { TimedChild } from './timed-child.js';
+import { SpawnedProcess } from '../../native/spawned-process.js';
 import { RESULT_FD, type RunWorkerRequest, type RunWorkerResult, type WarmIterationResult } from './run-worker.js';
 import { toStats } from './stats.js';
 import type { SkippedCell } from './matrix.js';
@@ -271,77 +270,81 @@ function jitmemIteration(cell: RunCell, iteration: number): Promise<Sample> {
     const err: Buffer[] = [];
     const res: Buffer[] = [];
     const t0 = performance.now();
-    let child: TimedChild;
+    let child: SpawnedProcess;
     try {
-      // Not child_process: its fork() would put the bench's own size into `whole` (timed-child.ts).
-      child = new TimedChild(process.execPath, [workerPath, JSON.stringify(request)], [1, 2, RESULT_FD]);
+      // Not child_process: its fork() would put the bench's own size into `whole` (native/spawned-process.ts).
+      child = new SpawnedProcess(process.execPath, [workerPath, JSON.stringify(request)], [1, 2, RESULT_FD]);
     } catch (e) {
-      reject(new JitmemError('ERR_RUN_WORKER', `cannot start the run worker: ${(e as Error).message}`, {}, { cause: e }));
+      reject(
+        new JitmemError('ERR_RUN_WORKER', `cannot start the run worker: ${(e as Error).message}`, {}, { cause: e }),
+      );
       return;
     }
     const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
     child.pipe(1).on('data', (b: Buffer) => out.push(b));
     child.pipe(2).on('data', (b: Buffer) => err.push(b));
     child.pipe(RESULT_FD).on('data', (b: Buffer) => res.push(b));
-    child.closed.then(({ exitStatus: code, signal }) => {
-      const whole = performance.now() - t0;
-      clearTimeout(timer);
-      const stderr = Buffer.concat(err).toString('utf8');
-      const text = Buffer.concat(res).toString('utf8').trim();
-      if (!text) {
-        reject(
-          mismatch(
-            cell,
-            iteration,
-            `the program ended its process (${signal ?? `status ${code}`}) before main returned, so its phases were not timed`,
-            stderr,
-          ),
-        );
-        return;
-      }
-      const result = JSON.parse(text) as RunWorkerResult;
-      if (!result.ok) {
-        reject(
-          new JitmemError(result.code, `${runCellName(cell)}, iteration ${iteration}: ${result.message}`, {
-            cell: runCellName(cell),
-          }),
-        );
-        return;
-      }
-      const expected = cell.program.expected;
-      if (result.exitStatus !== expected.exitStatus) {
-        reject(
-          mismatch(cell, iteration, `main returned ${result.exitStatus}, expected ${expected.exitStatus}`, stderr),
-        );
-        return;
-      }
-      const sha = sha256Hex(Buffer.concat(out));
-      if (sha !== expected.stdoutSha256) {
-        reject(
-          mismatch(
-            cell,
-            iteration,
-            `stdout has sha256 ${sha}, expected ${expected.stdoutSha256} (${cell.program.description})`,
-            stderr,
-          ),
-        );
-        return;
-      }
-      let latency = 0;
-      for (const p of JITMEM_RUN_PHASES) latency += result.phases[p];
-      resolve({
-        latency,
-        whole,
-        phases: { ...result.phases },
-        startup: result.startupMs,
-        calls: result.calls,
-        bytesSent: result.bytesSent,
-        ...(result.cpu ? { cpu: result.cpu } : {}),
+    child.closed
+      .then(({ exitStatus: code, signal }) => {
+        const whole = performance.now() - t0;
+        clearTimeout(timer);
+        const stderr = Buffer.concat(err).toString('utf8');
+        const text = Buffer.concat(res).toString('utf8').trim();
+        if (!text) {
+          reject(
+            mismatch(
+              cell,
+              iteration,
+              `the program ended its process (${signal ?? `status ${code}`}) before main returned, so its phases were not timed`,
+              stderr,
+            ),
+          );
+          return;
+        }
+        const result = JSON.parse(text) as RunWorkerResult;
+        if (!result.ok) {
+          reject(
+            new JitmemError(result.code, `${runCellName(cell)}, iteration ${iteration}: ${result.message}`, {
+              cell: runCellName(cell),
+            }),
+          );
+          return;
+        }
+        const expected = cell.program.expected;
+        if (result.exitStatus !== expected.exitStatus) {
+          reject(
+            mismatch(cell, iteration, `main returned ${result.exitStatus}, expected ${expected.exitStatus}`, stderr),
+          );
+          return;
+        }
+        const sha = sha256Hex(Buffer.concat(out));
+        if (sha !== expected.stdoutSha256) {
+          reject(
+            mismatch(
+              cell,
+              iteration,
+              `stdout has sha256 ${sha}, expected ${expected.stdoutSha256} (${cell.program.description})`,
+              stderr,
+            ),
+          );
+          return;
+        }
+        let latency = 0;
+        for (const p of JITMEM_RUN_PHASES) latency += result.phases[p];
+        resolve({
+          latency,
+          whole,
+          phases: { ...result.phases },
+          startup: result.startupMs,
+          calls: result.calls,
+          bytesSent: result.bytesSent,
+          ...(result.cpu ? { cpu: result.cpu } : {}),
+        });
+      })
+      .catch((e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
       });
-    }).catch((e: unknown) => {
-      clearTimeout(timer);
-      reject(e);
-    });
   });
 }
 
@@ -572,7 +575,7 @@ async function llvmIteration(
     });
   let r = await once();
   const expected = cell.program.expected;
-  if (r.exitStatus !== expected.exitStatus && isLlvmJitlinkRace(r.stderrTail)) {
+  if (r.exitStatus !== expected.exitStatus && r.raced) {
     onRerun?.();
     r = await once();
   }
@@ -615,14 +618,17 @@ export async function measureStartup(
   if (llvm) kinds.push({ executor: 'llvm', command: llvm.executor, args: ['filedescs=3,4'] });
   const spawnToSetup = async (command: string, args: string[]): Promise<number> => {
     const t0 = performance.now();
-    // Not child_process: its fork() would put the bench's own size into the start-up (timed-child.ts).
-    const child = new TimedChild(command, args, [2, 3, 4]);
+    // Not child_process: its fork() would put the bench's own size into the start-up (native/spawned-process.ts).
+    const child = new SpawnedProcess(command, args, [2, 3, 4]);
     const closed = child.closed.then(
       () => {},
       () => {},
     );
     let stderr = '';
-    child.pipe(2).setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child
+      .pipe(2)
+      .setEncoding('utf8')
+      .on('data', (s: string) => (stderr += s));
     try {
       const session = await ExecutorSession.over(child.pipe(4) as never, child.pipe(3) as never);
       const ms = performance.now() - t0;

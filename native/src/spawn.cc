@@ -14,11 +14,14 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/resource.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <mutex>
+#include <thread>
 #include <vector>
 
 extern char **environ;
@@ -48,16 +51,18 @@ struct SpawnSetup {
   }
 };
 
-// spawnChild(file, argv, pipes): each child fd in `pipes` gets one end of a Unix socket pair (as
-// libuv's 'pipe' stdio does), the parent the other, returned in the same order; fds 0-2 not in
-// `pipes` are /dev/null; every other fd of this process is closed in the child. Signal mask and
+// spawnChild(file, argv, pipes, inherit): each child fd in `pipes` gets one end of a Unix socket
+// pair (as libuv's 'pipe' stdio does), the parent the other, returned in the same order; fds 0-2
+// in `inherit` stay this process's, the others of 0-2 not in `pipes` are /dev/null. Of this
+// process's other fds the child gets those without close-on-exec, as from child_process or a
+// shell (Node opens none such; they are what this process was itself given). Signal mask and
 // dispositions start at their defaults (Node ignores SIGPIPE; the child must not inherit that).
 Napi::Value SpawnChild(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   std::string file = Str(info, 0, "file");
   JITMEM_ARGS_OK(info);
-  if (info.Length() < 3 || !info[1].IsArray() || !info[2].IsArray())
-    return ThrowType(env, "spawnChild(file, argv: string[], pipes: number[])");
+  if (info.Length() < 4 || !info[1].IsArray() || !info[2].IsArray() || !info[3].IsArray())
+    return ThrowType(env, "spawnChild(file, argv: string[], pipes: number[], inherit: number[])");
   Napi::Array a = info[1].As<Napi::Array>();
   std::vector<std::string> args;
   for (uint32_t i = 0; i < a.Length(); i++) {
@@ -74,6 +79,15 @@ Napi::Value SpawnChild(const Napi::CallbackInfo &info) {
     if (fd < 0 || fd > 1023) return ThrowType(env, "pipe fd " + std::to_string(fd) + " out of range 0-1023");
     targets.push_back(static_cast<int>(fd));
     if (fd > highest) highest = static_cast<int>(fd);
+  }
+
+  bool inherited[3] = {false, false, false};
+  Napi::Array inh = info[3].As<Napi::Array>();
+  for (uint32_t i = 0; i < inh.Length(); i++) {
+    int64_t fd = I64(info, inh.Get(i), "inherited fd");
+    JITMEM_ARGS_OK(info);
+    if (fd < 0 || fd > 2) return ThrowType(env, "inherited fd " + std::to_string(fd) + " is not 0, 1 or 2");
+    inherited[fd] = true;
   }
 
   FdList parentEnds, childEnds;
@@ -98,12 +112,21 @@ Napi::Value SpawnChild(const Napi::CallbackInfo &info) {
   for (int fd = 0; fd <= 2 && err == 0; fd++) {
     bool piped = false;
     for (int t : targets) piped = piped || t == fd;
-    if (!piped) err = posix_spawn_file_actions_addopen(&s.actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0);
+    if (!piped && !inherited[fd]) err = posix_spawn_file_actions_addopen(&s.actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0);
+  }
+  // An inherited fd is dup2'd onto itself, which clears its close-on-exec (libuv sets that on the
+  // stdio it reopens), and made blocking, as libuv makes a child's inherited stdio: the program's
+  // stdio expects that, and the open file description is shared, so the parent's is blocking too,
+  // as it is after child_process's 'inherit'.
+  for (int fd = 0; fd <= 2 && err == 0; fd++) {
+    if (!inherited[fd]) continue;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0 && (flags & O_NONBLOCK)) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    err = posix_spawn_file_actions_adddup2(&s.actions, fd, fd);
   }
   // dup2 clears close-on-exec on the target (glibc does so too when the two fds are equal).
   for (size_t i = 0; i < targets.size() && err == 0; i++)
     err = posix_spawn_file_actions_adddup2(&s.actions, childEnds.fds[i], targets[i]);
-  if (err == 0) err = posix_spawn_file_actions_addclosefrom_np(&s.actions, highest + 1);
   sigset_t none, all;
   sigemptyset(&none);
   sigfillset(&all);
@@ -130,58 +153,112 @@ Napi::Value SpawnChild(const Napi::CallbackInfo &info) {
   return out;
 }
 
-// Reaps a child of spawnChild on a pool thread (wait4), so that the event loop keeps reading its
-// pipes meanwhile. libuv reaps only the pids of its own process handles, never these.
-class WaitWorker : public Napi::AsyncWorker {
- public:
-  WaitWorker(Napi::Env env, pid_t pid)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), pid_(pid) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override {
-    pid_t r;
-    do r = wait4(pid_, &status_, 0, &usage_);
-    while (r < 0 && errno == EINTR);
-    if (r < 0) {
-      err_ = errno;
-      SetError("wait4");
-    }
-  }
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("exitStatus", WIFEXITED(status_) ? Napi::Number::New(env, WEXITSTATUS(status_)) : env.Null());
-    o.Set("signal", WIFSIGNALED(status_) ? Napi::Number::New(env, WTERMSIG(status_)) : env.Null());
-    auto ms = [](const timeval &t) { return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_usec) / 1e3; };
-    o.Set("userMs", Napi::Number::New(env, ms(usage_.ru_utime)));
-    o.Set("systemMs", Napi::Number::New(env, ms(usage_.ru_stime)));
-    deferred_.Resolve(o);
-  }
-  void OnError(const Napi::Error &) override {
-    Napi::Env env = Env();
-    Napi::Error e = Napi::Error::New(env, "wait4(pid=" + std::to_string(pid_) + ") failed: " + ErrnoName(err_) +
-                                              " (" + strerror(err_) + ")");
-    e.Set("code", Napi::String::New(env, ErrnoName(err_)));
-    e.Set("errno", Napi::Number::New(env, err_));
-    e.Set("syscall", Napi::String::New(env, "wait4"));
-    deferred_.Reject(e.Value());
-  }
+// Reaping. libuv reaps only the pids of its own process handles, never these. One thread of this
+// addon waits for every child at once (epoll over their pidfds) and reaps each as it ends; the
+// result comes back to the main thread through a thread-safe function. A wait per child on
+// libuv's pool would hold one of its four threads for the child's whole life: an executor session
+// lasts as long as its controller wants, and with four of them nothing else could use the pool.
 
- private:
-  Napi::Promise::Deferred deferred_;
-  pid_t pid_;
-  int status_ = 0;
-  int err_ = 0;
-  struct rusage usage_ = {};
+struct PendingChild {
+  pid_t pid;
+  int pidfd;
+  Napi::Promise::Deferred deferred;
+  int status = 0;
+  int err = 0;  // errno of a failed waitpid
 };
 
+void ResolveChild(Napi::Env env, Napi::Function, void *, PendingChild *c);
+using ReapedCall = Napi::TypedThreadSafeFunction<void, PendingChild, ResolveChild>;
+
+struct Reaper {
+  std::mutex m;
+  int epfd = -1;
+  ReapedCall reaped;
+  bool started = false;
+  size_t pending = 0;  // main thread only: children waited for and not yet resolved
+};
+Reaper gReaper;
+
+void ReaperLoop() {
+  for (;;) {
+    epoll_event events[16];
+    int n = epoll_wait(gReaper.epfd, events, 16, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    for (int i = 0; i < n; i++) {
+      auto *c = static_cast<PendingChild *>(events[i].data.ptr);
+      pid_t r;
+      do r = waitpid(c->pid, &c->status, WNOHANG);
+      while (r < 0 && errno == EINTR);
+      if (r == 0) {  // not ended yet (a pidfd is readable only once it has): wait on
+        epoll_event ev = {};
+        ev.events = EPOLLIN | EPOLLONESHOT;
+        ev.data.ptr = c;
+        epoll_ctl(gReaper.epfd, EPOLL_CTL_MOD, c->pidfd, &ev);
+        continue;
+      }
+      if (r < 0) c->err = errno;
+      epoll_ctl(gReaper.epfd, EPOLL_CTL_DEL, c->pidfd, nullptr);
+      close(c->pidfd);
+      c->pidfd = -1;
+      gReaper.reaped.BlockingCall(c);
+    }
+  }
+}
+
+void ResolveChild(Napi::Env env, Napi::Function, void *, PendingChild *c) {
+  if (env != nullptr) {
+    if (c->err != 0) {
+      Napi::Error e = Napi::Error::New(env, "waitpid(pid=" + std::to_string(c->pid) + ") failed: " +
+                                                ErrnoName(c->err) + " (" + strerror(c->err) + ")");
+      e.Set("code", Napi::String::New(env, ErrnoName(c->err)));
+      e.Set("syscall", Napi::String::New(env, "waitpid"));
+      c->deferred.Reject(e.Value());
+    } else {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("exitStatus", WIFEXITED(c->status) ? Napi::Number::New(env, WEXITSTATUS(c->status)) : env.Null());
+      o.Set("signal", WIFSIGNALED(c->status) ? Napi::Number::New(env, WTERMSIG(c->status)) : env.Null());
+      c->deferred.Resolve(o);
+    }
+    // As a child_process handle does, a child not yet ended keeps the event loop alive.
+    if (--gReaper.pending == 0) gReaper.reaped.Unref(env);
+  }
+  delete c;
+}
+
+// waitChild(pid): a promise of { exitStatus, signal }, settled once the child has ended and been reaped.
 Napi::Value WaitChild(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
   uint64_t pid = U64(info, 0, "pid");
   JITMEM_ARGS_OK(info);
-  if (pid == 0 || pid > 0x7fffffff) return ThrowType(info.Env(), "pid " + std::to_string(pid) + " out of range");
-  auto *w = new WaitWorker(info.Env(), static_cast<pid_t>(pid));
-  Napi::Promise p = w->Promise();
-  w->Queue();
-  return p;
+  if (pid == 0 || pid > 0x7fffffff) return ThrowType(env, "pid " + std::to_string(pid) + " out of range");
+  std::lock_guard<std::mutex> lock(gReaper.m);
+  if (!gReaper.started) {
+    gReaper.epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (gReaper.epfd < 0) return ThrowErrno(env, "epoll_create1", "EPOLL_CLOEXEC", errno);
+    gReaper.reaped = ReapedCall::New(env, "jitmem_reaper", 0, 1);
+    gReaper.reaped.Unref(env);
+    std::thread(ReaperLoop).detach();
+    gReaper.started = true;
+  }
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0));
+  if (pidfd < 0) return ThrowErrno(env, "pidfd_open", "pid=" + std::to_string(pid), errno);
+  auto *c = new PendingChild{static_cast<pid_t>(pid), pidfd, Napi::Promise::Deferred::New(env)};
+  Napi::Promise promise = c->deferred.Promise();
+  if (gReaper.pending++ == 0) gReaper.reaped.Ref(env);
+  epoll_event ev = {};
+  ev.events = EPOLLIN | EPOLLONESHOT;
+  ev.data.ptr = c;
+  if (epoll_ctl(gReaper.epfd, EPOLL_CTL_ADD, pidfd, &ev) != 0) {
+    int e = errno;
+    close(pidfd);
+    delete c;
+    if (--gReaper.pending == 0) gReaper.reaped.Unref(env);
+    return ThrowErrno(env, "epoll_ctl", "EPOLL_CTL_ADD pidfd of pid " + std::to_string(pid), e);
+  }
+  return promise;
 }
 
 }  // namespace

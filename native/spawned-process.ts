@@ -1,27 +1,31 @@
 import net from 'node:net';
-import { spawnChild, waitChild, type ChildExit } from '../../native/index.js';
+import { spawnChild, waitChild, type ChildExit } from './index.js';
 
 /**
- * A process the bench times from its spawn to its end: llvm-jitlink's runs, jitmem's processes
- * per run, executor start-ups. Started by posix_spawn (native spawnChild), not child_process:
- * libuv's fork() copied the bench's own page tables into every spawn, so the bench's size was in
- * every figure it took of another process (3-7 ms of an executor's start-up of 5-9 ms; native/src/
- * spawn.cc has the figures), varying as its heap grew and shrank, and it pulled every speedup
- * between two such processes towards 1. A shell starts a user's program without that cost; so
- * does this.
+ * A child process started by posix_spawn (native spawnChild), not child_process: libuv's fork()
+ * copies the parent's page tables before the exec and leaves its memory copy-on-write, so a spawn
+ * costs more the more the parent holds (native/src/spawn.cc has the figures). The bench times its
+ * processes from such a spawn, and the session starts its executor so.
  *
  * Its pipes are sockets on this process's event loop, keyed by the child's fd. `closed` settles
  * once the child has ended, been reaped, and every pipe has reached its end, as child_process's
  * 'close' does; pipes nobody reads are drained once the child has ended, as Node drains them.
  */
-export class TimedChild {
+export class SpawnedProcess {
   readonly pid: number;
   readonly pipes: ReadonlyMap<number, net.Socket>;
+  /** Settles once the child has ended and been reaped; its pipes may still hold output. */
+  readonly exited: Promise<ChildExit>;
+  /** Settles once the child has ended, been reaped, and every pipe has reached its end. */
   readonly closed: Promise<ChildExit>;
   private ended = false;
 
-  constructor(file: string, args: readonly string[], pipes: readonly number[]) {
-    const child = spawnChild(file, [file, ...args], pipes);
+  /**
+   * `pipes`: the child's fds that get a pipe; `inherit`: which of its fds 0-2 are this process's
+   * own (the rest of 0-2 are /dev/null).
+   */
+  constructor(file: string, args: readonly string[], pipes: readonly number[], inherit: readonly number[] = []) {
+    const child = spawnChild(file, [file, ...args], pipes, inherit);
     this.pid = child.pid;
     const sockets = new Map<number, net.Socket>();
     for (const [i, fd] of child.fds.entries()) {
@@ -31,13 +35,13 @@ export class TimedChild {
       sockets.set(pipes[i]!, socket);
     }
     this.pipes = sockets;
-    const exit = waitChild(this.pid).then((e) => {
+    this.exited = waitChild(this.pid).then((e) => {
       this.ended = true;
       for (const s of sockets.values()) s.resume();
       return e;
     });
     const ends = [...sockets.values()].map((s) => new Promise<void>((resolve) => s.once('close', () => resolve())));
-    this.closed = Promise.all([exit, ...ends]).then(([e]) => e);
+    this.closed = Promise.all([this.exited, ...ends]).then(([e]) => e);
   }
 
   /** This process's end of the child's fd `fd` (one of the pipes it was started with). */
