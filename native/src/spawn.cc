@@ -1,11 +1,12 @@
-// Child processes started without copying this process's page tables: the ones the bench times.
+// Child processes started without copying this process's page tables: the processes the bench
+// times, and the executor a session starts.
 //
 // libuv (1.46, Node 20's) starts a child with fork(), which copies the page tables of every
 // private mapping of the parent before the exec, and leaves each of its pages copy-on-write until
 // the parent next writes it. So a process timed from a spawn carried the spawning process's size:
 // from the bench's run pattern, executor start-up read 4.8-9.4 ms and llvm-jitlink's run of cray
-// 25-30 ms at the median (five default runs), where the same spawns without it take about 1.6-2.3
-// and 22 ms; from a Node process holding 500 MB, a spawn cost 27 ms more. posix_spawn (glibc:
+// 25-30 ms at the median (five default runs), 1.2-2.0 and 18-19 ms started as here; a session's
+// spawn to Setup took 9.3 ms from a controller holding 200 MB, 1.7 ms as here. posix_spawn (glibc:
 // clone with CLONE_VM | CLONE_VFORK) shares the address space until the exec, about 0.5 ms
 // whatever this process holds, as a shell starts a user's program.
 
