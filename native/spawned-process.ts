@@ -13,7 +13,7 @@ import { spawnChild, waitChild, type ChildExit } from './index.js';
  */
 export class SpawnedProcess {
   readonly pid: number;
-  readonly pipes: ReadonlyMap<number, net.Socket>;
+  private readonly pipes: ReadonlyMap<number, net.Socket>;
   /** Settles once the child has ended and been reaped; its pipes may still hold output. */
   readonly exited: Promise<ChildExit>;
   /** Settles once the child has ended, been reaped, and every pipe has reached its end. */

@@ -146,7 +146,7 @@ export interface LlvmRunResult {
   readonly wholeMs: number;
   readonly phases: LlvmPhases;
   /** stderr without the timer tables, for messages: its first lines (the cause) and its last. */
-  readonly stderrTail: string;
+  readonly stderrExcerpt: string;
   /** Whether stderr, all of it, shows llvm-jitlink's own race (isLlvmJitlinkRace). */
   readonly raced: boolean;
 }
@@ -233,7 +233,7 @@ export function runLlvmJitlink(tools: LlvmTools, program: RunProgram, options: L
         const wholeMs = performance.now() - t0;
         clearTimeout(timer);
         const stderr = Buffer.concat(err).toString('utf8');
-        const stderrTail = stderrForMessages(stderr);
+        const stderrExcerpt = stderrForMessages(stderr);
         if (timedOut) {
           const state = stuck ? `; its threads then (tid state wait-channel [syscall fd]):\n${stuck}` : '';
           reject(
@@ -252,7 +252,7 @@ export function runLlvmJitlink(tools: LlvmTools, program: RunProgram, options: L
           reject(
             new JitmemError(
               'ERR_LLVM_RUN',
-              `llvm-jitlink ${args.join(' ')} ended with ${signal ?? `status ${code}`} and printed no timers: ${stderrTail || '(nothing on stderr)'}`,
+              `llvm-jitlink ${args.join(' ')} ended with ${signal ?? `status ${code}`} and printed no timers: ${stderrExcerpt || '(nothing on stderr)'}`,
               { args, code, signal },
               { cause: e },
             ),
@@ -265,7 +265,7 @@ export function runLlvmJitlink(tools: LlvmTools, program: RunProgram, options: L
           stdoutSha256: sha256Hex(Buffer.concat(out)),
           wholeMs,
           phases,
-          stderrTail,
+          stderrExcerpt,
           raced: isLlvmJitlinkRace(stderr),
         });
       })

@@ -584,14 +584,14 @@ async function llvmIteration(
       cell,
       iteration,
       `llvm-jitlink exited with ${r.signal ?? `status ${r.exitStatus}`}, expected ${expected.exitStatus}`,
-      r.stderrTail,
+      r.stderrExcerpt,
     );
   if (r.stdoutSha256 !== expected.stdoutSha256)
     throw mismatch(
       cell,
       iteration,
       `stdout has sha256 ${r.stdoutSha256}, expected ${expected.stdoutSha256} (${cell.program.description})`,
-      r.stderrTail,
+      r.stderrExcerpt,
     );
   const other = Math.max(0, r.wholeMs - r.phases.read - r.phases.link - r.phases.run);
   return {
