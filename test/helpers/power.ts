@@ -109,7 +109,7 @@ export const GATE_THRESHOLDS = path.resolve(
 );
 
 /**
- * The gate's flags over runs: what .ci/run passes besides the files (whole-iteration speedups,
+ * The gate's flags over runs: what .ci/gate passes besides the files (whole-iteration speedups,
  * each held to its calibrated threshold; `--phases` would add each phase's, which the change
  * shows at full size, but the gate does not judge them, so neither does its power check).
  */
