@@ -7,6 +7,7 @@ import {
   isHeadlineRatio,
   isSettled,
   isSettledToStop,
+  speedupSettledToStop,
   roundsToSettle,
   roundsToSettleAtBest,
   roundOrder,
@@ -369,4 +370,9 @@ test('sampling stops early only on a verdict its 99% interval settles too; the v
   const twoPercent: [number, number] = [Math.exp(-0.02), Math.exp(0.02)];
   t.false(headlinesSettledToStop([row('shared', 'rpc', twoPercent, 5), other], 3));
   t.true(headlinesSettledToStop([row('shared', 'rpc', twoPercent, 40), other], 3));
+  // One rule for every speedup sampling may stop on (the matrix's headlines, the per-process ones):
+  // with per-round speedups, the widened interval; without, an interval of another kind, settled.
+  t.false(speedupSettledToStop({ ci95: twoPercent, rounds: [1, 1, 1, 1, 1] }, 3));
+  t.true(speedupSettledToStop({ ci95: twoPercent }, 3));
+  t.false(speedupSettledToStop({ ci95: [1.02, 1.04] }, 3));
 });

@@ -24,6 +24,7 @@ import {
   halfWidthPercent,
   isSettled,
   isSettledToStop,
+  speedupSettledToStop,
   roundOrder,
   roundsNeeded,
   roundsToSettleAtBest,
@@ -816,7 +817,7 @@ function perRunHeadlineState(
     const percent = halfWidthPercent(h);
     if (!widest || percent > widest.percent) widest = { label, percent };
     if (!unsettled && !isSettled(h, precision)) unsettled = unsettledOf(label, h, precision);
-    if (!h.rounds || !isSettledToStop(h, precision, h.rounds.length)) settledToStop = false;
+    if (!speedupSettledToStop(h, precision)) settledToStop = false;
   }
   return widest ? { widest, ...(unsettled ? { unsettled } : {}), settledToStop } : undefined;
 }

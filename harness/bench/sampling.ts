@@ -186,14 +186,21 @@ export function isSettledToStop(r: Pick<RatioRow, 'ci95'>, precision: number, ro
   return isSettled({ ci95: [Math.exp(centre - half), Math.exp(centre + half)] }, precision);
 }
 
-/** Whether every headline of `ratios` is settled firmly enough for its group to stop early (isSettledToStop). */
+/**
+ * Whether a speedup is settled firmly enough for sampling to stop early: isSettledToStop over its
+ * per-round speedups. Without them (an interval of another kind) there is no t-interval to
+ * widen, and settled is settled.
+ */
+export function speedupSettledToStop(
+  r: Pick<RatioRow, 'ci95'> & { readonly rounds?: readonly number[] },
+  precision: number,
+): boolean {
+  return r.rounds ? isSettledToStop(r, precision, r.rounds.length) : isSettled(r, precision);
+}
+
+/** Whether every headline of `ratios` is settled firmly enough for its group to stop early. */
 export function headlinesSettledToStop(ratios: readonly RatioRow[], precision: number): boolean {
-  return ratios.every(
-    (r) =>
-      !isHeadlineRatio(r) ||
-      // Without per-round speedups (an interval of another kind) there is no t-interval to widen.
-      (r.rounds ? isSettledToStop(r, precision, r.rounds.length) : isSettled(r, precision)),
-  );
+  return ratios.every((r) => !isHeadlineRatio(r) || speedupSettledToStop(r, precision));
 }
 
 /** The first headline of `ratios` not settled at `precision`. */
