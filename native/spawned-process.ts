@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { spawnChild, waitChild, type ChildExit } from './index.js';
 
 /**
@@ -60,4 +61,58 @@ export class SpawnedProcess {
       // It ended between the check and the signal: nothing left to stop.
     }
   }
+}
+
+/** What a child run to its end left: how it ended, all it wrote on each pipe, and the time it took. */
+export interface FinishedChild {
+  readonly exit: ChildExit;
+  /** Everything the child wrote, by the fd of its pipe. */
+  readonly output: ReadonlyMap<number, Buffer>;
+  /** From just before the spawn until the child was reaped and its pipes had all closed. */
+  readonly wholeMs: number;
+  /** Whether it was killed for outliving `timeoutMs`. */
+  readonly timedOut: boolean;
+}
+
+export interface RunToEndOptions {
+  /** After this long the child is killed (SIGKILL). */
+  readonly timeoutMs: number;
+  /** Called with the child's pid just before it is killed for its time (to describe what it waits on). */
+  readonly beforeKill?: (pid: number) => void;
+}
+
+/**
+ * Runs `file` to its end, gathering everything it writes on `pipes`, and times it from the spawn:
+ * what the bench does with each process it times (llvm-jitlink's runs, jitmem's processes per
+ * run). Throws at once (ERR_SPAWN) when the child cannot be started, so that the caller can say
+ * which process that was; the promise settles once it has ended and every pipe is read.
+ */
+export function runToEnd(
+  file: string,
+  args: readonly string[],
+  pipes: readonly number[],
+  options: RunToEndOptions,
+): Promise<FinishedChild> {
+  const t0 = performance.now();
+  const child = new SpawnedProcess(file, args, pipes);
+  const chunks = new Map<number, Buffer[]>(pipes.map((fd) => [fd, []]));
+  for (const [fd, list] of chunks) child.pipe(fd).on('data', (b: Buffer) => list.push(b));
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    options.beforeKill?.(child.pid);
+    child.kill('SIGKILL');
+  }, options.timeoutMs);
+  return child.closed.then(
+    (exit) => {
+      const wholeMs = performance.now() - t0;
+      clearTimeout(timer);
+      const output = new Map([...chunks].map(([fd, list]) => [fd, Buffer.concat(list)]));
+      return { exit, output, wholeMs, timedOut };
+    },
+    (e: unknown) => {
+      clearTimeout(timer);
+      throw e;
+    },
+  );
 }

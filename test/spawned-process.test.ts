@@ -4,7 +4,7 @@ import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import * as native from '../native/index.js';
-import { SpawnedProcess } from '../native/spawned-process.js';
+import { SpawnedProcess, runToEnd } from '../native/spawned-process.js';
 
 /**
  * The processes the bench times are started by posix_spawn (SpawnedProcess), not child_process:
@@ -113,6 +113,35 @@ test.serial(
     t.is(openFds(), before);
   },
 );
+
+test('runToEnd gathers every pipe to its end and the exit; a child past its time is described, then killed', async (t) => {
+  const done = await runToEnd(SH, ['-c', 'printf out; printf err >&2; printf result >&3; exit 5'], [1, 2, 3], {
+    timeoutMs: 60_000,
+  });
+  t.deepEqual(done.exit, { exitStatus: 5, signal: null });
+  t.deepEqual(
+    [...done.output].map(([fd, b]) => [fd, b.toString('utf8')]),
+    [
+      [1, 'out'],
+      [2, 'err'],
+      [3, 'result'],
+    ],
+  );
+  t.false(done.timedOut);
+
+  let seen = '';
+  const stuck = await runToEnd('/bin/sleep', ['30'], [1], {
+    timeoutMs: 200,
+    beforeKill: (pid) => (seen = readFileSync(`/proc/${pid}/comm`, 'utf8').trim()),
+  });
+  t.true(stuck.timedOut);
+  t.deepEqual(stuck.exit, { exitStatus: null, signal: 'SIGKILL' });
+  t.is(seen, 'sleep');
+  t.is(stuck.output.get(1)!.length, 0);
+
+  const e = t.throws(() => runToEnd('/nonexistent/jitmem-no-such-program', [], [1], { timeoutMs: 1000 }));
+  t.is((e as { code?: string }).code, 'ERR_SPAWN');
+});
 
 test('bad arguments are typed errors naming the value', (t) => {
   t.throws(() => native.spawnChild('', ['x'], []), { code: 'ERR_INVALID_ARGUMENT' });

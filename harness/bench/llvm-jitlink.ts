@@ -2,12 +2,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { JitmemError } from '../../core/errors.js';
 import { executorBinary } from '../../native/index.js';
 import { sha256Hex, type RunProgram } from '../../workloads/run-programs.js';
 import { describeProcessTree } from './process-state.js';
-import { SpawnedProcess } from '../../native/spawned-process.js';
+import { runToEnd, type FinishedChild } from '../../native/spawned-process.js';
 
 /**
  * llvm-jitlink, the tool jitmem stands beside, run on the same objects and arguments as the
@@ -194,86 +193,63 @@ export function llvmJitlinkArgs(tools: LlvmTools, program: RunProgram, options: 
 }
 
 /** Runs llvm-jitlink once on `program` and times it. Its exit status is the program's. */
-export function runLlvmJitlink(tools: LlvmTools, program: RunProgram, options: LlvmRunOptions): Promise<LlvmRunResult> {
+export async function runLlvmJitlink(
+  tools: LlvmTools,
+  program: RunProgram,
+  options: LlvmRunOptions,
+): Promise<LlvmRunResult> {
   const args = llvmJitlinkArgs(tools, program, options);
   const timeoutMs = options.timeoutMs ?? 120_000;
-  return new Promise((resolve, reject) => {
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const t0 = performance.now();
-    let child: SpawnedProcess;
-    try {
-      // Not child_process: its fork() would put the bench's own size into wholeMs (native/spawned-process.ts).
-      child = new SpawnedProcess(tools.jitlink, args, [1, 2]);
-    } catch (e) {
-      reject(
-        new JitmemError(
-          'ERR_LLVM_SPAWN',
-          `cannot run ${tools.jitlink}: ${(e as Error).message}`,
-          { command: tools.jitlink },
-          { cause: e },
-        ),
-      );
-      return;
-    }
-    // A run that does not finish is described (each thread's wait channel and system call, its
-    // executor's too) before it is killed, so that the error says who waits on what.
-    let stuck = '';
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      stuck = describeProcessTree(child.pid);
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    timer.unref?.();
-    child.pipe(1).on('data', (b: Buffer) => out.push(b));
-    child.pipe(2).on('data', (b: Buffer) => err.push(b));
-    child.closed
-      .then(({ exitStatus: code, signal }) => {
-        const wholeMs = performance.now() - t0;
-        clearTimeout(timer);
-        const stderr = Buffer.concat(err).toString('utf8');
-        const stderrExcerpt = stderrForMessages(stderr);
-        if (timedOut) {
-          const state = stuck ? `; its threads then (tid state wait-channel [syscall fd]):\n${stuck}` : '';
-          reject(
-            new JitmemError(
-              'ERR_LLVM_TIMEOUT',
-              `llvm-jitlink ${args.join(' ')} did not finish in ${timeoutMs} ms${state}`,
-              { args, stuck },
-            ),
-          );
-          return;
-        }
-        let phases: LlvmPhases;
-        try {
-          phases = parseShowTimes(stderr);
-        } catch (e) {
-          reject(
-            new JitmemError(
-              'ERR_LLVM_RUN',
-              `llvm-jitlink ${args.join(' ')} ended with ${signal ?? `status ${code}`} and printed no timers: ${stderrExcerpt || '(nothing on stderr)'}`,
-              { args, code, signal },
-              { cause: e },
-            ),
-          );
-          return;
-        }
-        resolve({
-          exitStatus: code,
-          signal,
-          stdoutSha256: sha256Hex(Buffer.concat(out)),
-          wholeMs,
-          phases,
-          stderrExcerpt,
-          raced: isLlvmJitlinkRace(stderr),
-        });
-      })
-      .catch((e: unknown) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-  });
+  // A run that does not finish is described (each thread's wait channel and system call, its
+  // executor's too) before it is killed, so that the error says who waits on what.
+  let stuck = '';
+  let run: Promise<FinishedChild>;
+  try {
+    // Not child_process: its fork() would put the bench's own size into wholeMs (native/spawned-process.ts).
+    run = runToEnd(tools.jitlink, args, [1, 2], { timeoutMs, beforeKill: (pid) => (stuck = describeProcessTree(pid)) });
+  } catch (e) {
+    throw new JitmemError(
+      'ERR_LLVM_SPAWN',
+      `cannot run ${tools.jitlink}: ${(e as Error).message}`,
+      { command: tools.jitlink },
+      { cause: e },
+    );
+  }
+  const { exit, output, wholeMs, timedOut } = await run;
+  const { exitStatus: code, signal } = exit;
+  const stderr = output.get(2)!.toString('utf8');
+  const stderrExcerpt = stderrForMessages(stderr);
+  if (timedOut) {
+    const state = stuck ? `; its threads then (tid state wait-channel [syscall fd]):\n${stuck}` : '';
+    throw new JitmemError(
+      'ERR_LLVM_TIMEOUT',
+      `llvm-jitlink ${args.join(' ')} did not finish in ${timeoutMs} ms${state}`,
+      {
+        args,
+        stuck,
+      },
+    );
+  }
+  let phases: LlvmPhases;
+  try {
+    phases = parseShowTimes(stderr);
+  } catch (e) {
+    throw new JitmemError(
+      'ERR_LLVM_RUN',
+      `llvm-jitlink ${args.join(' ')} ended with ${signal ?? `status ${code}`} and printed no timers: ${stderrExcerpt || '(nothing on stderr)'}`,
+      { args, code, signal },
+      { cause: e },
+    );
+  }
+  return {
+    exitStatus: code,
+    signal,
+    stdoutSha256: sha256Hex(output.get(1)!),
+    wholeMs,
+    phases,
+    stderrExcerpt,
+    raced: isLlvmJitlinkRace(stderr),
+  };
 }
 
 /**

@@ -41,7 +41,7 @@ import {
   type LlvmTools,
 } from './llvm-jitlink.js';
 import { JITMEM_RUN_PHASES, type MinorFaults } from './run-target.js';
-import { SpawnedProcess } from '../../native/spawned-process.js';
+import { SpawnedProcess, runToEnd, type FinishedChild } from '../../native/spawned-process.js';
 import { RESULT_FD, type RunWorkerRequest, type RunWorkerResult, type WarmIterationResult } from './run-worker.js';
 import { toStats } from './stats.js';
 import type { SkippedCell } from './matrix.js';
@@ -260,93 +260,58 @@ function mismatch(cell: RunCell, iteration: number, what: string, stderr: string
 }
 
 /** One jitmem iteration: a worker process links, moves, runs and frees the program and reports its phases. */
-function jitmemIteration(cell: RunCell, iteration: number): Promise<Sample> {
+async function jitmemIteration(cell: RunCell, iteration: number): Promise<Sample> {
   const request: RunWorkerRequest = {
     program: cell.program,
     mapper: cell.mapper,
     executor: cell.executor === 'llvm' ? 'llvm' : 'jitmem',
   };
-  return new Promise((resolve, reject) => {
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const res: Buffer[] = [];
-    const t0 = performance.now();
-    let child: SpawnedProcess;
-    try {
-      // Not child_process: its fork() would put the bench's own size into `whole` (native/spawned-process.ts).
-      child = new SpawnedProcess(process.execPath, [workerPath, JSON.stringify(request)], [1, 2, RESULT_FD]);
-    } catch (e) {
-      reject(
-        new JitmemError('ERR_RUN_WORKER', `cannot start the run worker: ${(e as Error).message}`, {}, { cause: e }),
-      );
-      return;
-    }
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.pipe(1).on('data', (b: Buffer) => out.push(b));
-    child.pipe(2).on('data', (b: Buffer) => err.push(b));
-    child.pipe(RESULT_FD).on('data', (b: Buffer) => res.push(b));
-    child.closed
-      .then(({ exitStatus: code, signal }) => {
-        const whole = performance.now() - t0;
-        clearTimeout(timer);
-        const stderr = Buffer.concat(err).toString('utf8');
-        const text = Buffer.concat(res).toString('utf8').trim();
-        if (!text) {
-          reject(
-            mismatch(
-              cell,
-              iteration,
-              `the program ended its process (${signal ?? `status ${code}`}) before main returned, so its phases were not timed`,
-              stderr,
-            ),
-          );
-          return;
-        }
-        const result = JSON.parse(text) as RunWorkerResult;
-        if (!result.ok) {
-          reject(
-            new JitmemError(result.code, `${runCellName(cell)}, iteration ${iteration}: ${result.message}`, {
-              cell: runCellName(cell),
-            }),
-          );
-          return;
-        }
-        const expected = cell.program.expected;
-        if (result.exitStatus !== expected.exitStatus) {
-          reject(
-            mismatch(cell, iteration, `main returned ${result.exitStatus}, expected ${expected.exitStatus}`, stderr),
-          );
-          return;
-        }
-        const sha = sha256Hex(Buffer.concat(out));
-        if (sha !== expected.stdoutSha256) {
-          reject(
-            mismatch(
-              cell,
-              iteration,
-              `stdout has sha256 ${sha}, expected ${expected.stdoutSha256} (${cell.program.description})`,
-              stderr,
-            ),
-          );
-          return;
-        }
-        let latency = 0;
-        for (const p of JITMEM_RUN_PHASES) latency += result.phases[p];
-        resolve({
-          latency,
-          whole,
-          phases: { ...result.phases },
-          startup: result.startupMs,
-          calls: result.calls,
-          bytesSent: result.bytesSent,
-          ...(result.cpu ? { cpu: result.cpu } : {}),
-        });
-      })
-      .catch((e: unknown) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-  });
+  let run: Promise<FinishedChild>;
+  try {
+    // Not child_process: its fork() would put the bench's own size into `whole` (native/spawned-process.ts).
+    run = runToEnd(process.execPath, [workerPath, JSON.stringify(request)], [1, 2, RESULT_FD], {
+      timeoutMs: 120_000,
+    });
+  } catch (e) {
+    throw new JitmemError('ERR_RUN_WORKER', `cannot start the run worker: ${(e as Error).message}`, {}, { cause: e });
+  }
+  const { exit, output, wholeMs: whole } = await run;
+  const stderr = output.get(2)!.toString('utf8');
+  const text = output.get(RESULT_FD)!.toString('utf8').trim();
+  if (!text)
+    throw mismatch(
+      cell,
+      iteration,
+      `the program ended its process (${exit.signal ?? `status ${exit.exitStatus}`}) before main returned, so its phases were not timed`,
+      stderr,
+    );
+  const result = JSON.parse(text) as RunWorkerResult;
+  if (!result.ok)
+    throw new JitmemError(result.code, `${runCellName(cell)}, iteration ${iteration}: ${result.message}`, {
+      cell: runCellName(cell),
+    });
+  const expected = cell.program.expected;
+  if (result.exitStatus !== expected.exitStatus)
+    throw mismatch(cell, iteration, `main returned ${result.exitStatus}, expected ${expected.exitStatus}`, stderr);
+  const sha = sha256Hex(output.get(1)!);
+  if (sha !== expected.stdoutSha256)
+    throw mismatch(
+      cell,
+      iteration,
+      `stdout has sha256 ${sha}, expected ${expected.stdoutSha256} (${cell.program.description})`,
+      stderr,
+    );
+  let latency = 0;
+  for (const p of JITMEM_RUN_PHASES) latency += result.phases[p];
+  return {
+    latency,
+    whole,
+    phases: { ...result.phases },
+    startup: result.startupMs,
+    calls: result.calls,
+    bytesSent: result.bytesSent,
+    ...(result.cpu ? { cpu: result.cpu } : {}),
+  };
 }
 
 /**
