@@ -1,6 +1,7 @@
 import test from 'ava';
 import { OpCode, encodeFrame } from '../protocol/frame.js';
-import { Sym, decodeSetup } from '../protocol/setup.js';
+import { JitmemSym, Sym, decodeSetup } from '../protocol/setup.js';
+import { SpsReader, SpsWriter } from '../protocol/sps.js';
 import { processExists, spawnRawExecutor } from './helpers/executor-process.js';
 
 /**
@@ -113,6 +114,18 @@ const cases: Case[] = [
     message: /initialize arguments at byte offset 0/,
   },
   {
+    name: 'a read_buffers range that ends before it starts',
+    bytes: (s) =>
+      encodeFrame(
+        OpCode.CallWrapper,
+        0,
+        s.get(Sym.readBuffers)!,
+        new SpsWriter().sequence([0], (w) => w.addrRange({ start: 0x2000, end: 0x1000 })).finish(),
+      ),
+    code: 'ERR_INVALID_RANGE',
+    message: /read_buffers: range \[0x2000, 0x1000\) ends before it starts/,
+  },
+  {
     name: 'a result for an unknown sequence number',
     bytes: () => encodeFrame(OpCode.Result, 99, 0, new Uint8Array(1)),
     code: 'ERR_UNKNOWN_SEQUENCE_NUMBER',
@@ -164,4 +177,29 @@ test('a Hangup ends the session with status 0, whatever its payload says', async
   await ex.nextFrame();
   ex.toExecutor.write(encodeFrame(OpCode.Hangup, 0, 0, Uint8Array.of(1, 1, 0, 0, 0, 0, 0, 0, 0, 0x41)));
   t.deepEqual(await ex.exit, { code: 0, signal: null });
+});
+
+test('a checksum or code barrier range that ends before it starts is refused in its answer; the session goes on', async (t) => {
+  const ex = spawnRawExecutor();
+  t.teardown(() => ex.child.kill('SIGKILL'));
+  const symbols = decodeSetup((await ex.nextFrame())!.payload).symbols;
+  const backwards = new SpsWriter().sequence([0], (w) => w.addrRange({ start: 0x5000, end: 0x4000 })).finish();
+  ex.toExecutor.write(encodeFrame(OpCode.CallWrapper, 1, symbols.get(JitmemSym.checksum)!, backwards));
+  const sum = await ex.nextFrame();
+  t.is(sum?.seq, 1);
+  const refused = new SpsReader(sum!.payload).expected((r) => r.u64());
+  t.false(refused.ok);
+  if (!refused.ok) {
+    t.regex(refused.error, /ERR_INVALID_RANGE/);
+    t.regex(refused.error, /checksum: range \[0x5000, 0x4000\) ends before it starts/);
+  }
+  ex.toExecutor.write(encodeFrame(OpCode.CallWrapper, 2, symbols.get(JitmemSym.codeBarrier)!, backwards));
+  const barrier = await ex.nextFrame();
+  t.is(barrier?.seq, 2);
+  const error = new SpsReader(barrier!.payload).error();
+  t.regex(error ?? '', /ERR_INVALID_RANGE/);
+  t.regex(error ?? '', /code_barrier: range \[0x5000, 0x4000\) ends before it starts/);
+  ex.toExecutor.end();
+  t.deepEqual(await ex.exit, { code: 0, signal: null });
+  t.is(ex.stderr(), '');
 });

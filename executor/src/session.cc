@@ -681,6 +681,24 @@ void PutError(Writer &w, bool ok, const Err &e) {
   else w.boolean(true).string(e.wire());
 }
 
+// [start, end) pairs, as read_buffers, checksum and code_barrier take them.
+using AddrRanges = std::vector<std::pair<uint64_t, uint64_t>>;
+
+AddrRanges ReadAddrRanges(Reader &r) {
+  uint64_t count = r.count(16);
+  AddrRanges ranges;
+  for (uint64_t i = 0; i < count && r.ok(); i++) {
+    uint64_t a = r.addr("a range start");
+    uint64_t b = r.addr("a range end");
+    ranges.emplace_back(a, b);
+  }
+  return ranges;
+}
+
+std::string RangeBackwards(const char *service, const std::pair<uint64_t, uint64_t> &rg) {
+  return std::string(service) + ": range [" + Hex(rg.first) + ", " + Hex(rg.second) + ") ends before it starts";
+}
+
 bool Session::segmentAt(uint64_t addr, uint64_t size, const char *what, uint64_t &segStart, int &prot, Err &e) {
   Reservation *res = space_.requireRange(addr, size, what, e);
   if (!res) return false;
@@ -959,17 +977,11 @@ bool Session::handle(Service s, uint64_t seq, Reader &r, Writer &w) {
       return false;
     }
     case Service::ReadBuffers: {
-      uint64_t count = r.count(16);
-      std::vector<std::pair<uint64_t, uint64_t>> ranges;
-      for (uint64_t i = 0; i < count && r.ok(); i++) {
-        uint64_t a = r.addr("a range start");
-        uint64_t b = r.addr("a range end");
-        ranges.emplace_back(a, b);
-      }
+      AddrRanges ranges = ReadAddrRanges(r);
       DECODED(r, "read_buffers arguments");
       uint64_t total = 8;
       for (auto &rg : ranges) {
-        if (rg.second < rg.first) return fatal("ERR_INVALID_RANGE", "read_buffers: range [" + Hex(rg.first) + ", " + Hex(rg.second) + ") ends before it starts");
+        if (rg.second < rg.first) return fatal("ERR_INVALID_RANGE", RangeBackwards("read_buffers", rg));
         if (!space_.requireAccess(rg.first, rg.second - rg.first, PROT_R_, "buffer read", e)) return fatal(e.code.c_str(), e.message);
         total += 8 + rg.second - rg.first;
       }
@@ -1092,13 +1104,7 @@ bool Session::handle(Service s, uint64_t seq, Reader &r, Writer &w) {
       return false;
     }
     case Service::Checksum: {
-      uint64_t count = r.count(16);
-      std::vector<std::pair<uint64_t, uint64_t>> ranges;
-      for (uint64_t i = 0; i < count && r.ok(); i++) {
-        uint64_t a = r.addr("a range start");
-        uint64_t b = r.addr("a range end");
-        ranges.emplace_back(a, b);
-      }
+      AddrRanges ranges = ReadAddrRanges(r);
       DECODED(r, "checksum arguments");
       uint64_t totalBytes = 0;
       std::vector<std::array<uint8_t, 32>> digests;
@@ -1110,7 +1116,7 @@ bool Session::handle(Service s, uint64_t seq, Reader &r, Writer &w) {
           break;
         }
         if (rg.second < rg.first) {
-          ok = e.fail("ERR_INVALID_RANGE", "checksum: range [" + Hex(rg.first) + ", " + Hex(rg.second) + ") ends before it starts");
+          ok = e.fail("ERR_INVALID_RANGE", RangeBackwards("checksum", rg));
           break;
         }
         if (!space_.requireAccess(rg.first, rg.second - rg.first, PROT_R_, "checksum range", e)) {
@@ -1138,19 +1144,13 @@ bool Session::handle(Service s, uint64_t seq, Reader &r, Writer &w) {
       return false;
     }
     case Service::CodeBarrier: {
-      uint64_t count = r.count(16);
-      std::vector<std::pair<uint64_t, uint64_t>> ranges;
-      for (uint64_t i = 0; i < count && r.ok(); i++) {
-        uint64_t a = r.addr("a range start");
-        uint64_t b = r.addr("a range end");
-        ranges.emplace_back(a, b);
-      }
+      AddrRanges ranges = ReadAddrRanges(r);
       DECODED(r, "code_barrier arguments");
       bool ok = true;
       // Every range is checked before anything is flushed.
       for (auto &rg : ranges) {
         if (rg.second < rg.first) {
-          ok = e.fail("ERR_INVALID_RANGE", "code_barrier: range [" + Hex(rg.first) + ", " + Hex(rg.second) + ") ends before it starts");
+          ok = e.fail("ERR_INVALID_RANGE", RangeBackwards("code_barrier", rg));
           break;
         }
         uint64_t seg;
