@@ -509,9 +509,7 @@ export function spawnChild(
     throw new JitmemError(
       'ERR_INVALID_ARGUMENT',
       `spawnChild pipes must be distinct fds 0-1023; got ${pipes.join(', ')}`,
-      {
-        pipes: [...pipes],
-      },
+      { pipes: [...pipes] },
     );
   if (inherit.some((fd) => ![0, 1, 2].includes(fd) || pipes.includes(fd)))
     throw new JitmemError(

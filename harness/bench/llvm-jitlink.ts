@@ -224,10 +224,7 @@ export async function runLlvmJitlink(
     throw new JitmemError(
       'ERR_LLVM_TIMEOUT',
       `llvm-jitlink ${args.join(' ')} did not finish in ${timeoutMs} ms${state}`,
-      {
-        args,
-        stuck,
-      },
+      { args, stuck },
     );
   }
   let phases: LlvmPhases;

@@ -596,7 +596,7 @@ export async function measureStartup(
       .setEncoding('utf8')
       .on('data', (s: string) => (stderr += s));
     try {
-      const session = await ExecutorSession.over(child.pipe(4) as never, child.pipe(3) as never);
+      const session = await ExecutorSession.over(child.pipe(4), child.pipe(3));
       const ms = performance.now() - t0;
       await session.close();
       await closed;
