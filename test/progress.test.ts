@@ -324,10 +324,11 @@ test('with a precision target, the plan gives each group an equal share of --max
   }
 });
 
-test('the run pattern after the matrix: its plan scaled as the matrix ran, then paced by its own processes; counted in the cells', (t) => {
+test('the run pattern first, paced by its own processes once they report, then the matrix; all counted in the cells', (t) => {
   let now = 0;
+  const lines: string[] = [];
   const view = new BenchProgressView({
-    stream: { write: () => undefined },
+    stream: { write: (s: string) => void lines.push(s) },
     tty: false,
     now: () => now,
     heartbeatMs: 1e9,
@@ -338,29 +339,66 @@ test('the run pattern after the matrix: its plan scaled as the matrix ran, then 
     kind: 'plan',
     plan: { cells: [{ name: 'c0', expectedMs: 1000 }], rounds: 1, run: { setupMs: 1000, cells: run } },
   });
+  t.is(lines[0], 'bench: 3 cells, expected to take about 0:10 (2 end to end, then 1 in 1 interleaved round)\n');
   t.is(view.etaSeconds(), 10);
-  // The matrix's one cell takes 3 s, three times its plan: the run pattern's 9 s of plan read as about 3x.
-  view.onProgress({ kind: 'cell-start', index: 0, total: 1, cell: 'c0' });
+  // Set-up and r0's processes take 3 s each where the plan said 1 s: r1's are paced by them.
   now = 3000;
-  view.onProgress({ kind: 'cell-done', index: 0, total: 1, cell: 'c0', row });
-  const scaled = view.etaSeconds()!;
-  t.true(scaled > 20 && scaled < 30, `${scaled} s`);
-  // Its processes then take 3 s each (the plan said 1 s): the rest is paced by them.
-  now += 3000;
   view.onProgress({ kind: 'run', cell: 'r0', done: 1, total: 4 });
   for (let i = 2; i <= 4; i++) {
     now += 3000;
     view.onProgress({ kind: 'run', cell: 'r0', done: i, total: 4 });
   }
-  // r1's 4 processes left, about 12 s.
+  // r1's 4 processes (the plan's 4 s at the pace measured, its own plan counted as a little evidence) and c0's 1 s.
   const paced = view.etaSeconds()!;
-  t.true(paced > 12 * 0.7 && paced < 12 * 1.3, `${paced} s`);
+  t.true(paced > 8 && paced < 14, `${paced} s`);
   for (let i = 1; i <= 4; i++) {
     now += 3000;
     view.onProgress({ kind: 'run', cell: 'r1', done: i, total: 4 });
   }
+  // What is left is the matrix's cell, at its plan.
+  t.is(view.etaSeconds(), 1);
+  view.onProgress({ kind: 'cell-start', index: 0, total: 1, cell: 'c0' });
+  now += 1000;
+  view.onProgress({ kind: 'cell-done', index: 0, total: 1, cell: 'c0', row });
   t.is(view.etaSeconds(), 0);
   t.is(view.line(100).match(/ (\d+)\/(\d+) cells/)![0], ' 3/3 cells');
+  t.deepEqual(
+    lines.slice(1).map((l) => l.slice(0, l.indexOf(' ('))),
+    ['[1/3] r0: 4 verified', '[2/3] r1: 4 verified', '[3/3] c0: p50 1.00 ms, n=10'],
+  );
+});
+
+test('with a precision target the run pattern takes its share of the time budget, whatever its plan of processes', (t) => {
+  let now = 0;
+  const lines: string[] = [];
+  const view = new BenchProgressView({
+    stream: { write: (s: string) => void lines.push(s) },
+    tty: false,
+    now: () => now,
+    heartbeatMs: 1e9,
+  });
+  const run = [0, 1].map((i) => ({ name: `r${i}`, iterations: 8, expectedMs: 60_000 }));
+  view.onProgress({
+    kind: 'plan',
+    plan: {
+      cells: [{ name: 'c0', expectedMs: 11_000, budgetMs: 10_000 }],
+      rounds: 8,
+      run: { setupMs: 5000, cells: run, budgetMs: 40_000 },
+    },
+  });
+  t.is(lines[0], 'bench: 3 cells, expected to take about 0:51 (2 end to end, then 1 in 8 interleaved rounds)\n');
+  // 25 s into the run pattern (set-up and r0's first processes): 15 s of its share left, and the matrix's cell.
+  now = 20_000;
+  view.onProgress({ kind: 'run', cell: 'r0', done: 1, total: 2 });
+  now = 25_000;
+  t.is(view.etaSeconds(), 15 + 11);
+  // Past its share (its least rounds run on): a twentieth of it, until its cells are done.
+  now = 45_000;
+  view.onProgress({ kind: 'run', cell: 'r0', done: 2, total: 3 });
+  t.is(view.etaSeconds(), 2 + 11);
+  view.onProgress({ kind: 'run', cell: 'r0', done: 2, total: 2 });
+  view.onProgress({ kind: 'run', cell: 'r1', done: 2, total: 2 });
+  t.is(view.etaSeconds(), 11);
 });
 
 test("with a precision target a run cell's count stays one ahead until it is done; then it is counted, and its line printed, once", (t) => {

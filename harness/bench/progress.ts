@@ -134,6 +134,8 @@ export class BenchProgressView {
   private run:
     | {
         setupMs: number;
+        /** With a precision target: the run pattern's share of the time budget, which it takes on any machine. */
+        budgetMs: number | undefined;
         setupSpent: number;
         unattributed: number;
         started: boolean;
@@ -159,7 +161,7 @@ export class BenchProgressView {
     this.lastLine = this.started;
   }
 
-  /** A run-pattern cell's progress (the run pattern comes after the matrix's cells): its cell by name, its count. */
+  /** A run-pattern cell's progress (the run pattern comes before the matrix's cells): its cell by name, its count. */
   private onRunProgress(e: Extract<BenchProgress, { kind: 'run' }>): void {
     this.active = 'run';
     this.current = `${e.cell} ${e.done}/${e.total}`;
@@ -227,6 +229,7 @@ export class BenchProgressView {
       if (run) {
         this.run = {
           setupMs: run.setupMs,
+          budgetMs: run.budgetMs,
           setupSpent: 0,
           unattributed: 0,
           started: false,
@@ -235,13 +238,18 @@ export class BenchProgressView {
       }
       this.total = e.plan.cells.length + (run?.cells.length ?? 0);
       // One short line (a log is read at 100 columns): the count, the estimate, then what the cells are.
-      const what = [`${e.plan.cells.length} in ${this.rounds} interleaved round${this.rounds === 1 ? '' : 's'}`];
-      if (run) what.push(`then ${run.cells.length} end to end`);
+      const matrix = `${e.plan.cells.length} in ${this.rounds} interleaved round${this.rounds === 1 ? '' : 's'}`;
+      const what = !run
+        ? [matrix]
+        : e.plan.cells.length === 0
+          ? [`${run.cells.length} end to end`]
+          : [`${run.cells.length} end to end`, `then ${matrix}`];
       this.stream.write(
         `bench: ${this.total} cells, expected to take about ${clockTime(this.remainingMs() / 1000)} (${what.join(', ')})\n`,
       );
       this.lastLine = this.now();
-      if (e.plan.cells.length === 0 && this.run) this.active = 'run';
+      // The run pattern goes first (its start-up figures and warm-up before its first cell).
+      if (this.run) this.active = 'run';
       return;
     }
     if (e.kind === 'run') {
@@ -266,8 +274,6 @@ export class BenchProgressView {
       this.inFlight.delete(e.index);
       this.done++;
       if (cell) cell.done = true;
-      // After the matrix's last cell, the time goes to the run pattern (its start-up figures and warm-up come first).
-      if (this.run && [...this.cells.values()].every((c) => c.done)) this.active = 'run';
       if (!this.tty) {
         this.printLine(
           `[${this.done}/${this.total}] ${e.cell}: p50 ${formatMs(e.row.latency.p50)} ms, n=${e.row.latency.samplesCount} (${this.times()})`,
@@ -343,10 +349,19 @@ export class BenchProgressView {
   /**
    * The run pattern's time left: a cell that has reported iterations after its first goes on at
    * their pace; the others take their plan at the pace of everything measured so far (the plan
-   * itself counted as RUN_PRIOR_MS of evidence at the matrix's scale: a machine that ran the
-   * matrix slower runs the processes slower too). `live` ms since the last report are under way.
+   * itself counted as RUN_PRIOR_MS of evidence at the scale of the matrix's cells measured so far,
+   * none when the run pattern goes first, as the bench runs it). `live` ms since the last report
+   * are under way.
    */
   private runRemainingMs(r: NonNullable<BenchProgressView['run']>, scale: number, live: number): number {
+    if (r.budgetMs !== undefined) {
+      // Sampled to a time budget: its budget, less what it spent (not less than a twentieth of it until it is done).
+      const cells = [...r.cells.values()];
+      if (cells.length > 0 && cells.every((c) => c.finished)) return 0;
+      let spent = r.setupSpent + r.unattributed + live;
+      for (const c of cells) spent += c.firstSpent + c.laterSpent;
+      return Math.max(r.budgetMs / 20, r.budgetMs - spent);
+    }
     const perIteration = (c: RunCellState) => c.expectedMs / Math.max(1, c.iterations);
     if (!r.started) {
       let planned = 0;

@@ -65,13 +65,15 @@ export interface BenchPlan {
   /** Measurement rounds per cell. */
   readonly rounds: number;
   /**
-   * The run pattern, after the matrix: its set-up (start-up figures, a warm-up process per
+   * The run pattern, before the matrix: its set-up (start-up figures, a warm-up process per
    * program and linker) and its cells by name (as its progress events name them), each with its
-   * iterations and expected milliseconds.
+   * iterations and expected milliseconds. With a precision target, `budgetMs` is its share of the
+   * time budget: it runs rounds until that is spent (or its speedups are known).
    */
   readonly run?: {
     readonly setupMs: number;
     readonly cells: ReadonlyArray<{ readonly name: string; readonly iterations: number; readonly expectedMs: number }>;
+    readonly budgetMs?: number;
   };
 }
 
@@ -247,13 +249,19 @@ export function benchPlan(
       }
     }
   }
-  return { cells: planned, rounds, run: { setupMs, cells: run } };
+  const maxTimeMs = options.maxTimeMs ?? Infinity;
+  const budgetMs =
+    options.precision !== undefined && Number.isFinite(maxTimeMs)
+      ? maxTimeMs * runShareOf(options, cells.length)
+      : undefined;
+  return { cells: planned, rounds, run: { setupMs, cells: run, ...(budgetMs !== undefined ? { budgetMs } : {}) } };
 }
 
 /**
- * With a precision target and a time budget: each matrix cell's part of its group's share of the
- * matrix's budget (the groups share it equally, as runBench gives each group its share of the
- * time left; the cells of a group run side by side). Undefined entries without a target.
+ * With a precision target and a time budget: each matrix cell's part of its group's share of
+ * what the run pattern's share leaves of the budget (the groups share it equally, as runBench
+ * gives each group its share of the time left; the cells of a group run side by side).
+ * Undefined entries without a target.
  */
 function cellBudgets(
   options: Pick<BenchRunOptions, 'selection' | 'precision' | 'maxTimeMs'>,
@@ -263,7 +271,7 @@ function cellBudgets(
   if (options.precision === undefined || !Number.isFinite(maxTimeMs) || cells.length === 0)
     return cells.map(() => undefined);
   const groups = groupForRatios(cells);
-  const matrixMs = matrixDeadlineOf(options, cells.length, 0, maxTimeMs);
+  const matrixMs = maxTimeMs * (1 - runShareOf(options, cells.length));
   const budgets: Array<number | undefined> = cells.map(() => undefined);
   for (const group of groups.values())
     for (const { index } of group) budgets[index] = matrixMs / groups.size / group.length;
@@ -343,16 +351,18 @@ function measuringOrder<T extends ReadonlyArray<{ cell: PlannedCell }>>(groups: 
   return [...groups].sort((a, b) => rank(a) - rank(b));
 }
 
-/** The run pattern gets its share of the budget after the matrix's groups: when the matrix's share ends. */
-function matrixDeadlineOf(
-  options: Pick<BenchRunOptions, 'selection'>,
-  cellCount: number,
-  started: number,
-  maxTimeMs: number,
-): number {
+/**
+ * The part of the time budget the run pattern is given, when it runs: it goes first, and the
+ * matrix's groups share what it left until the budget's end. Its least rounds are whole
+ * processes (three rounds of every process per run, three generations of each warm program) and
+ * run past its share on a slower machine; the matrix's groups, whose rounds take milliseconds,
+ * absorb that, so that a run ends near its budget on any machine. With the matrix first, on a
+ * 2-vCPU machine whose processes ran 1.5-2x slower than the reference figures, the run pattern's
+ * least rounds took 62-64 s of its 52 and the bench ended 13 s past its budget.
+ */
+function runShareOf(options: Pick<BenchRunOptions, 'selection'>, cellCount: number): number {
   const withRun = options.selection.patterns.includes('run');
-  const runShare = withRun && cellCount > 0 ? RUN_SHARE : withRun ? 1 : 0;
-  return started + maxTimeMs * (1 - runShare);
+  return withRun && cellCount > 0 ? RUN_SHARE : withRun ? 1 : 0;
 }
 
 /**
@@ -608,10 +618,22 @@ async function runGroup(
   }
 }
 
-/** The run pattern (end to end) after the matrix, with what is left of the time budget until `deadline`. */
-function runPatternAfterMatrix(options: BenchRunOptions, rounds: number, deadline: number) {
+/**
+ * The run pattern (end to end), before the matrix, with the time budget until `deadline` (see
+ * runShareOf). Its processes run where the scheduler puts them (the controller's CPUs before
+ * --pin): a program's run is milliseconds, not a round trip, and the linkers (llvm-jitlink links
+ * on several threads) use the machine as a user's would (docs/measurement.md); the controller is
+ * pinned again after it.
+ */
+async function runPatternFirst(
+  options: BenchRunOptions,
+  rounds: number,
+  deadline: number,
+  affinity: { pinned: number[] | null; allowed: number[] },
+) {
   const precision = options.precision;
-  return runEndToEnd({
+  if (affinity.pinned) native.setAffinity(0, affinity.allowed);
+  const run = await runEndToEnd({
     workloads: options.selection.workloads,
     workloadOptions: options.workloadOptions,
     // The run pattern links through jitlink's program targets (in-process, shared memory, RPC
@@ -626,13 +648,24 @@ function runPatternAfterMatrix(options: BenchRunOptions, rounds: number, deadlin
     onProgress: (cell, done, total) => options.onProgress?.({ kind: 'run', cell, done, total }),
     ...(precision !== undefined ? { precision, deadline } : {}),
   });
+  if (affinity.pinned) native.setAffinity(0, affinity.pinned);
+  const section: EndToEndSection = {
+    ...run.section,
+    placement: {
+      allowedCpus: affinity.allowed,
+      warmControllerV8Flags: [...WARM_CONTROLLER_V8_FLAGS],
+      warmControllerWarmup: WARM_CONTROLLER_WARMUP,
+    },
+  };
+  return { ...run, section };
 }
 
 /**
- * Blocks of the round-trip probe taken between the matrix's groups, at most (one after each): the
- * rest come after the run pattern, so that the probe sees the machine at both ends of the run.
+ * Blocks of the round-trip probe taken at each end of the run (before the run pattern, when it
+ * runs, and after the matrix's last group), so that the probe sees the machine at both; the rest
+ * are taken one after each of the matrix's groups.
  */
-const PROBE_BLOCKS_IN_MATRIX = RoundTripProbeSession.BLOCKS - 4;
+const PROBE_BLOCKS_AT_EACH_END = 4;
 
 /** Everything a run measured, for the report. */
 interface Measured {
@@ -722,44 +755,41 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
   let probeSession: RoundTripProbeSession | undefined;
   const started = performance.now();
   const maxTimeMs = options.maxTimeMs ?? Infinity;
-  const matrixDeadline = matrixDeadlineOf(options, cells.length, started, maxTimeMs);
   const samplingGroups: SamplingGroup[] = [];
+  let run: Awaited<ReturnType<typeof runPatternFirst>> | undefined;
   try {
     if (options.probeRoundTrip) probeSession = await RoundTripProbeSession.open({ executorCpus: cpus.executor });
+    if (options.selection.patterns.includes('run')) {
+      // The round-trip probe sees the machine at both ends of the run: blocks before the run pattern, between the
+      // matrix's groups and after them.
+      while (probeSession && probeSession.blocks < PROBE_BLOCKS_AT_EACH_END) await probeSession.block();
+      run = await runPatternFirst(options, rounds, started + maxTimeMs * runShareOf(options, cells.length), {
+        pinned: cpus.controller,
+        allowed: originalAffinity,
+      });
+    }
     let groupsDone = 0;
     for (const group of measuringOrder(groups.values())) {
-      // With a precision target, each group gets its share of the matrix's time left.
+      // With a precision target, each group gets its share of the time left.
       const budgetOf = (groupStart: number) =>
         options.precision !== undefined
-          ? Math.max(0, (matrixDeadline - groupStart) / (groups.size - groupsDone))
+          ? Math.max(0, (started + maxTimeMs - groupStart) / (groups.size - groupsDone))
           : Infinity;
       const sampling = await runGroup(group, options, record, cpus, budgetOf);
       if (sampling) samplingGroups.push(sampling);
       groupsDone++;
-      // The round-trip probe's blocks are taken between the groups, and the rest after the run pattern.
-      if (probeSession && probeSession.blocks < PROBE_BLOCKS_IN_MATRIX) await probeSession.block();
+      if (probeSession && probeSession.blocks < RoundTripProbeSession.BLOCKS - PROBE_BLOCKS_AT_EACH_END)
+        await probeSession.block();
     }
     for (const [index] of cells.entries()) {
       const row = record.rowAt.get(index);
       if (row) rows.push(row);
     }
-    if (options.selection.patterns.includes('run')) {
-      // End to end, processes run where the scheduler puts them (the controller's CPUs before
-      // --pin): a program's run is milliseconds, not a round trip, and the linkers (llvm-jitlink
-      // links on several threads) use the machine as a user's would (docs/measurement.md).
-      if (cpus.controller) native.setAffinity(0, originalAffinity);
-      const run = await runPatternAfterMatrix(options, rounds, started + maxTimeMs);
-      if (cpus.controller) native.setAffinity(0, cpus.controller);
+    // The report keeps the matrix's rows and groups first, as it shows them.
+    if (run) {
       samplingGroups.push(...run.sampling);
       rows.push(...run.rows);
-      endToEnd = {
-        ...run.section,
-        placement: {
-          allowedCpus: originalAffinity,
-          warmControllerV8Flags: [...WARM_CONTROLLER_V8_FLAGS],
-          warmControllerWarmup: WARM_CONTROLLER_WARMUP,
-        },
-      };
+      endToEnd = run.section;
       runSkips.push(...run.skipped);
     }
     if (probeSession) {
