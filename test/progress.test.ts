@@ -25,6 +25,19 @@ function counters(output: string): Array<[number, number]> {
   return [...output.matchAll(/\r\x1b\[K[█░]+ (\d+)\/(\d+) cells/g)].map((m) => [Number(m[1]), Number(m[2])]);
 }
 
+/** A view without a terminal on a fake clock (`clock.now`, ms), keeping the lines it writes. */
+function loggedView() {
+  const clock = { now: 0 };
+  const lines: string[] = [];
+  const view = new BenchProgressView({
+    stream: { write: (s: string) => void lines.push(s) },
+    tty: false,
+    now: () => clock.now,
+    heartbeatMs: 1e9,
+  });
+  return { view, lines, clock };
+}
+
 test('the terminal view redraws at most once per 100 ms of a fake clock, draws the last state, and its counter never goes back', (t) => {
   let now = 0;
   let timer: { fn: () => void; at: number } | undefined;
@@ -325,14 +338,7 @@ test('with a precision target, the plan gives each group an equal share of --max
 });
 
 test('the run pattern first, paced by its own processes once they report, then the matrix; all counted in the cells', (t) => {
-  let now = 0;
-  const lines: string[] = [];
-  const view = new BenchProgressView({
-    stream: { write: (s: string) => void lines.push(s) },
-    tty: false,
-    now: () => now,
-    heartbeatMs: 1e9,
-  });
+  const { view, lines, clock } = loggedView();
   const row = { latency: { p50: 1, samplesCount: 10 } } as unknown as ResultRow;
   const run = [0, 1].map((i) => ({ name: `r${i}`, iterations: 4, expectedMs: 4000 }));
   view.onProgress({
@@ -342,23 +348,23 @@ test('the run pattern first, paced by its own processes once they report, then t
   t.is(lines[0], 'bench: 3 cells, expected to take about 0:10 (2 end to end, then 1 in 1 interleaved round)\n');
   t.is(view.etaSeconds(), 10);
   // Set-up and r0's processes take 3 s each where the plan said 1 s: r1's are paced by them.
-  now = 3000;
+  clock.now = 3000;
   view.onProgress({ kind: 'run', cell: 'r0', done: 1, total: 4 });
   for (let i = 2; i <= 4; i++) {
-    now += 3000;
+    clock.now += 3000;
     view.onProgress({ kind: 'run', cell: 'r0', done: i, total: 4 });
   }
   // r1's 4 processes (the plan's 4 s at the pace measured, its own plan counted as a little evidence) and c0's 1 s.
   const paced = view.etaSeconds()!;
   t.true(paced > 8 && paced < 14, `${paced} s`);
   for (let i = 1; i <= 4; i++) {
-    now += 3000;
+    clock.now += 3000;
     view.onProgress({ kind: 'run', cell: 'r1', done: i, total: 4 });
   }
   // What is left is the matrix's cell, at its plan.
   t.is(view.etaSeconds(), 1);
   view.onProgress({ kind: 'cell-start', index: 0, total: 1, cell: 'c0' });
-  now += 1000;
+  clock.now += 1000;
   view.onProgress({ kind: 'cell-done', index: 0, total: 1, cell: 'c0', row });
   t.is(view.etaSeconds(), 0);
   t.is(view.line(100).match(/ (\d+)\/(\d+) cells/)![0], ' 3/3 cells');
@@ -369,14 +375,7 @@ test('the run pattern first, paced by its own processes once they report, then t
 });
 
 test('with a precision target the run pattern takes its share of the time budget, whatever its plan of processes', (t) => {
-  let now = 0;
-  const lines: string[] = [];
-  const view = new BenchProgressView({
-    stream: { write: (s: string) => void lines.push(s) },
-    tty: false,
-    now: () => now,
-    heartbeatMs: 1e9,
-  });
+  const { view, lines, clock } = loggedView();
   const run = [0, 1].map((i) => ({ name: `r${i}`, iterations: 8, expectedMs: 60_000 }));
   view.onProgress({
     kind: 'plan',
@@ -388,12 +387,12 @@ test('with a precision target the run pattern takes its share of the time budget
   });
   t.is(lines[0], 'bench: 3 cells, expected to take about 0:51 (2 end to end, then 1 in 8 interleaved rounds)\n');
   // 25 s into the run pattern (set-up and r0's first processes): 15 s of its share left, and the matrix's cell.
-  now = 20_000;
+  clock.now = 20_000;
   view.onProgress({ kind: 'run', cell: 'r0', done: 1, total: 2 });
-  now = 25_000;
+  clock.now = 25_000;
   t.is(view.etaSeconds(), 15 + 11);
   // Past its share (its least rounds run on): a twentieth of it, until its cells are done.
-  now = 45_000;
+  clock.now = 45_000;
   view.onProgress({ kind: 'run', cell: 'r0', done: 2, total: 3 });
   t.is(view.etaSeconds(), 2 + 11);
   view.onProgress({ kind: 'run', cell: 'r0', done: 2, total: 2 });
@@ -402,13 +401,7 @@ test('with a precision target the run pattern takes its share of the time budget
 });
 
 test("with a precision target a run cell's count stays one ahead until it is done; then it is counted, and its line printed, once", (t) => {
-  const lines: string[] = [];
-  const view = new BenchProgressView({
-    stream: { write: (s: string) => void lines.push(s) },
-    tty: false,
-    now: () => 0,
-    heartbeatMs: 1e9,
-  });
+  const { view, lines } = loggedView();
   const run = [0, 1].map((i) => ({ name: `r${i}`, iterations: 8, expectedMs: 800 }));
   view.onProgress({ kind: 'plan', plan: { cells: [], rounds: 1, run: { setupMs: 0, cells: run } } });
   for (let i = 1; i <= 4; i++) view.onProgress({ kind: 'run', cell: 'r0', done: i, total: i + 1 });
@@ -422,24 +415,18 @@ test("with a precision target a run cell's count stays one ahead until it is don
 });
 
 test("a warm controller's fast iterations do not set the pace of the fresh processes of another kind", (t) => {
-  let now = 0;
-  const view = new BenchProgressView({
-    stream: { write: () => undefined },
-    tty: false,
-    now: () => now,
-    heartbeatMs: 1e9,
-  });
+  const { view, clock } = loggedView();
   const run = [
     { name: 'cray/run/inprocess [jitmem, warm controller]', iterations: 4, expectedMs: 1000 },
     { name: 'cray/run/inprocess [jitmem]', iterations: 4, expectedMs: 4000 },
   ];
   view.onProgress({ kind: 'plan', plan: { cells: [], rounds: 1, run: { setupMs: 0, cells: run } } });
   for (let done = 1; done <= 4; done++) {
-    now += 100;
+    clock.now += 100;
     view.onProgress({ kind: 'run', cell: run[0]!.name, done, total: 4 });
   }
   // A fresh process took 3 s where 1 s was planned: the other three take about that, not the warm pace.
-  now += 3000;
+  clock.now += 3000;
   view.onProgress({ kind: 'run', cell: run[1]!.name, done: 1, total: 4 });
   const eta = view.etaSeconds()!;
   t.true(eta > 4 && eta < 9, `${eta} s`);
