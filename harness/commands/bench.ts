@@ -54,7 +54,7 @@ const positiveSeconds: ValueParser<number> = (value, flag) => {
 
 /** The precision each preset asks of every speedup (95% CI half-width, percent) and its time budget (s). */
 const PRESET_PRECISION: Record<Preset, number> = { default: 3, quick: 5, full: 2 };
-const PRESET_MAX_TIME_S: Record<Preset, number> = { default: 110, quick: 45, full: 900 };
+const PRESET_MAX_TIME_S: Record<Preset, number> = { default: 105, quick: 45, full: 900 };
 
 const FLAGS = {
   quick: booleanFlag('cray and python, pattern load, all four mappers, first-fit, few iterations', {
@@ -169,7 +169,7 @@ would need`,
   'max-time': valueFlag(
     {
       value: 'S',
-      help: `the precision mode's budget in seconds for the sampling (default 110;
+      help: `the precision mode's budget in seconds for the sampling (default 105;
 --quick 45; --full 900): each group gets its share of what is left.
 A group takes at least three rounds even past its share, and
 loading, charts and the summary come on top: on a 2-vCPU machine
