@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -274,28 +274,22 @@ export async function probeLlvmJitlink(
   return refusal !== undefined && isLlvmJitlinkRace(refusal) ? probeOnce(tools, program, timeoutMs) : refusal;
 }
 
-function probeOnce(tools: LlvmTools, program: RunProgram, timeoutMs = 120_000): Promise<string | undefined> {
+async function probeOnce(tools: LlvmTools, program: RunProgram, timeoutMs = 120_000): Promise<string | undefined> {
   const args = ['-noexec', ...program.preload.map((lib) => `--preload=${lib}`), ...program.files];
-  return new Promise((resolve) => {
-    const err: Buffer[] = [];
-    const child = spawn(tools.jitlink, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    timer.unref?.();
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      resolve(`cannot run ${tools.jitlink}: ${e.message}`);
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) return resolve(undefined);
-      const lines = Buffer.concat(err)
-        .toString('utf8')
-        .split('\n')
-        .filter((l) => l.startsWith('llvm-jitlink error:') && !l.includes('failed to materialize'))
-        .map((l) => l.replace(/^llvm-jitlink error: /, '').slice(0, 200));
-      const unique = [...new Set(lines)];
-      resolve(unique.length > 0 ? unique.slice(0, 3).join('; ') : `ended with ${signal ?? `status ${code}`}`);
-    });
-  });
+  let run: Promise<FinishedChild>;
+  try {
+    run = runToEnd(tools.jitlink, args, [2], { timeoutMs });
+  } catch (e) {
+    return `cannot run ${tools.jitlink}: ${(e as Error).message}`;
+  }
+  const { exit, output } = await run;
+  if (exit.exitStatus === 0) return undefined;
+  const lines = output
+    .get(2)!
+    .toString('utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('llvm-jitlink error:') && !l.includes('failed to materialize'))
+    .map((l) => l.replace(/^llvm-jitlink error: /, '').slice(0, 200));
+  const unique = [...new Set(lines)];
+  return unique.length > 0 ? unique.slice(0, 3).join('; ') : `ended with ${exit.signal ?? `status ${exit.exitStatus}`}`;
 }
