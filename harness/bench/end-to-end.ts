@@ -43,7 +43,9 @@ function medianOfSum(row: ResultRow, phases: readonly RunPhaseName[]): number {
 /**
  * The transport phases' (reserve, write, initialize) share of a jitmem row's time to exit: per
  * iteration their sum over the latency, the median of each round, then the mean over rounds
- * with a Student-t 95% interval (over iterations when the row has no rounds).
+ * with a Student-t 95% interval (over iterations when the row has no rounds), cut to [0, 1]:
+ * a share lies there, so the cut interval still covers it at 95%. Over three rounds, one round
+ * far from the others put the interval's low end below zero ("-20.3%-54.7%" in a default run).
  */
 export function transportShare(row: ResultRow): { share: number; ci95: [number, number]; rounds: number } | undefined {
   const n = row.latency.samples.length;
@@ -58,7 +60,7 @@ export function transportShare(row: ResultRow): { share: number; ci95: [number, 
       : shares;
   const est = meanInterval(perRound.length >= 2 ? perRound : shares);
   if (!Number.isFinite(est.low)) return undefined;
-  return { share: est.mean, ci95: [est.low, est.high], rounds: perRound.length };
+  return { share: est.mean, ci95: [Math.max(0, est.low), Math.min(1, est.high)], rounds: perRound.length };
 }
 
 /** Per-iteration sums of `phases`, cut into the row's rounds: each round's median (null without 3 rounds). */

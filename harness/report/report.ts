@@ -361,7 +361,7 @@ export interface EndToEndHeadline {
   rounds?: number[];
   /**
    * jitmem's rows: the transport phases' (reserve + write + initialize) share of time to exit,
-   * mean over rounds of each round's median share, with a Student-t 95% interval.
+   * mean over rounds of each round's median share, with a Student-t 95% interval cut to [0, 1].
    */
   transportShare?: { shared: TransportShare; rpc: TransportShare };
   /** Where the difference comes from, in phase figures. */
