@@ -18,6 +18,8 @@ import {
   withRounds,
 } from '../harness/bench/sampling.js';
 import type { RatioRow, ResultRow, SamplingGroup } from '../harness/report/report.js';
+import { htmlPage } from '../harness/charts/html-page.js';
+import { defaultShapedReport } from './helpers/default-report.js';
 
 /** A converged cray/load sampling group with the given figures. */
 function crayLoadGroup(figures: Pick<SamplingGroup, 'rounds' | 'elapsedMs'> & Partial<SamplingGroup>): SamplingGroup {
@@ -216,6 +218,54 @@ test('a group that waits for the headlines only names each other speedup wider t
     '    cray/load rpc over in-process (first-fit) ±4.1%',
     '    cray/load inprocess over RPC copy (first-fit) ±3.5%',
   ]);
+});
+
+test('the HTML page gives the precision account as the summary does: each group short of it in red with its speedups under it, the speedups not waited for folded under one line', (t) => {
+  const groups: SamplingGroup[] = [
+    crayLoadGroup({
+      rounds: 8,
+      elapsedMs: 3_000,
+      waitedFor: 'headlines',
+      notConverged: [
+        { label: 'cray/load rpc over in-process (first-fit)', percent: 4.1 },
+        { label: 'cray/load dualmap over RPC copy (first-fit)', percent: 3.46 },
+      ],
+    }),
+    {
+      workload: 'cray',
+      pattern: 'churn',
+      policy: 'best-fit',
+      rounds: 4,
+      elapsedMs: 2_700,
+      converged: false,
+      waitedFor: 'headlines',
+      notConverged: [{ label: 'cray/churn shared over RPC copy (best-fit)', percent: 46.5, headline: true }],
+      unsettled: { label: 'cray/churn shared over RPC copy (best-fit)', ci95: [0.672, 1.653], roundsToSettle: 1599 },
+      roundsNeeded: 961,
+      secondsNeeded: 637,
+    },
+  ];
+  const sampling = { precision: 3, minRounds: 8, gcBetweenRounds: true, warmupPerRound: 1, groups };
+  const report = { ...defaultShapedReport({ llvm: false }), sampling };
+  const page = htmlPage([report], [], []);
+  const lines = samplingLines(groups, 3);
+  const escaped = (s: string) =>
+    s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/'/g, '&#39;').replace(/"/g, '&quot;');
+  t.true(page.includes(`<h3>Precision</h3>\n<p>${escaped(lines[0]!)}</p>`));
+  t.true(
+    page.includes(
+      `<li><span class="over">${escaped(lines[1]!.trim())}</span><ul><li>cray/churn shared over RPC copy (best-fit) ±46.5%</li></ul></li>`,
+    ),
+  );
+  t.is(lines[2], '    cray/churn shared over RPC copy (best-fit) ±46.5%');
+  t.regex(lines[3]!, /^ {2}NOT SETTLED cray\/churn \(best-fit\)/);
+  t.true(page.includes(`<li><span class="over">${escaped(lines[3]!.trim())}</span></li>`));
+  t.is(lines[4], '  other speedups wider than 3% (not waited for):');
+  t.true(
+    page.includes(
+      '<li><details><summary>other speedups wider than 3% (not waited for): 2</summary><ul><li>cray/load rpc over in-process (first-fit) ±4.1%</li><li>cray/load dualmap over RPC copy (first-fit) ±3.5%</li></ul></details></li>',
+    ),
+  );
 });
 
 test('a verdict is read against a band of the precision around 1: beyond it faster or slower, within it not distinguishable, across an edge not settled', (t) => {

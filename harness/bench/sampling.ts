@@ -336,27 +336,39 @@ function unsettledWords(g: SamplingGroup, target: number): string {
   return `${u.label}: its 95% CI ${lo.toFixed(3)}–${hi.toFixed(3)} crosses an edge of ±${target}% around 1 (${band}), so neither a difference nor its absence at that size can be claimed${settle}`;
 }
 
+/** One entry of the precision account under its first line: a group's or the not-waited-for speedups'. */
+export interface SamplingEntry {
+  /** not-converged, not-settled: a group short of its target; not-waited: speedups no group waited for. */
+  readonly kind: 'not-converged' | 'not-settled' | 'not-waited';
+  readonly text: string;
+  /** The speedups it names, each with the half-width it reached. */
+  readonly rows: readonly string[];
+}
+
 /**
- * The precision lines of the summary and the HTML page: how many groups reached the precision
- * asked, then, for each that did not, every speedup it waited for still wider than it (label and
- * half-width, as the report's `sampling.groups[].notConverged` lists them) and a headline whose
- * verdict is not settled; then the speedups wider than it that were not waited for (groups that
- * wait for the headlines only), each named. Reports of older versions (no `notConverged`) waited
- * for the headlines: their widest headline is named, and the widest of the other speedups.
+ * The precision account of a run, for the summary and the HTML page: how many groups reached the
+ * precision asked, then, for each that did not, every speedup it waited for still wider than it
+ * (label and half-width, as the report's `sampling.groups[].notConverged` lists them) and a
+ * headline whose verdict is not settled; then the speedups wider than it that were not waited
+ * for (groups that wait for the headlines only), each named. Reports of older versions (no
+ * `notConverged`) waited for the headlines: their widest headline is named, and the widest of the
+ * other speedups. Undefined without a precision target.
  */
-export function samplingLines(groups: readonly SamplingGroup[], target: number | undefined): string[] {
-  if (target === undefined) return [];
-  const out: string[] = [];
+export function samplingOutline(
+  groups: readonly SamplingGroup[],
+  target: number | undefined,
+): { readonly head: string; readonly entries: readonly SamplingEntry[] } | undefined {
+  if (target === undefined) return undefined;
+  const entries: SamplingEntry[] = [];
   const open = groups.filter((g) => !g.converged);
   const done = groups.length - open.length;
   const waited = (g: SamplingGroup) =>
     g.notConverged?.filter((w) => g.waitedFor !== 'headlines' || w.headline) ??
     (g.widest && g.widest.percent > target ? [g.widest] : []);
+  const width = (w: { label: string; percent: number }) => `${w.label} ±${w.percent.toFixed(1)}%`;
   const rows = open.reduce((n, g) => n + (g.notConverged ? waited(g).length : 0), 0);
   const every = groups.some((g) => g.waitedFor === 'every');
-  out.push(
-    `precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on ${every ? "every speedup, each headline's (shared memory over RPC copy)" : "their headline speedups (shared memory over RPC copy), each headline's"} verdict settled (its interval clear of the edges of ±${target}% around 1)${open.length ? `; not converged${rows ? ` (${rows} speedup${rows === 1 ? '' : 's'} wider than ${target}%)` : ''}:` : '.'}`,
-  );
+  const head = `precision: ${done} of ${groups.length} groups reached 95% CI half-width <= ${target}% on ${every ? "every speedup, each headline's (shared memory over RPC copy)" : "their headline speedups (shared memory over RPC copy), each headline's"} verdict settled (its interval clear of the edges of ±${target}% around 1)${open.length ? `; not converged${rows ? ` (${rows} speedup${rows === 1 ? '' : 's'} wider than ${target}%)` : ''}:` : '.'}`;
   for (const g of open) {
     const where = `${g.workload}/${g.pattern} (${g.policy})`;
     const after = `after ${g.rounds} rounds, ${(g.elapsedMs / 1000).toFixed(1)} s`;
@@ -364,32 +376,48 @@ export function samplingLines(groups: readonly SamplingGroup[], target: number |
       ? `; about ${Math.ceil(g.secondsNeeded!)} s (${g.roundsNeeded} rounds) would reach it`
       : '';
     const wide = waited(g);
-    if (wide.length) {
-      out.push(`  NOT CONVERGED ${where} ${after}${needs}:`);
-      for (const w of wide) out.push(`    ${w.label} ±${w.percent.toFixed(1)}%`);
-    }
-    if (g.unsettled) out.push(`  NOT SETTLED ${where}: ${unsettledWords(g, target)}, ${after}`);
+    if (wide.length)
+      entries.push({ kind: 'not-converged', text: `NOT CONVERGED ${where} ${after}${needs}:`, rows: wide.map(width) });
+    if (g.unsettled)
+      entries.push({
+        kind: 'not-settled',
+        text: `NOT SETTLED ${where}: ${unsettledWords(g, target)}, ${after}`,
+        rows: [],
+      });
     else if (!wide.length) {
-      out.push(
-        `  NOT CONVERGED ${where}: widest ${g.widest ? `${g.widest.label} ±${g.widest.percent.toFixed(1)}%` : 'no speedup'} ${after}${needs}`,
-      );
+      entries.push({
+        kind: 'not-converged',
+        text: `NOT CONVERGED ${where}: widest ${g.widest ? width(g.widest) : 'no speedup'} ${after}${needs}`,
+        rows: [],
+      });
     }
   }
   // Groups that wait for the headlines: the other speedups, measured in the same rounds, named when wider.
   const notWaited = groups.flatMap((g) =>
     g.waitedFor === 'headlines' ? (g.notConverged ?? []).filter((w) => !w.headline) : [],
   );
-  if (notWaited.length) {
-    out.push(`  other speedups wider than ${target}% (not waited for):`);
-    for (const w of notWaited) out.push(`    ${w.label} ±${w.percent.toFixed(1)}%`);
-  }
+  if (notWaited.length)
+    entries.push({
+      kind: 'not-waited',
+      text: `other speedups wider than ${target}% (not waited for):`,
+      rows: notWaited.map(width),
+    });
   // Older reports: only the widest of the other speedups was recorded.
   const wider = groups.filter((g) => !g.notConverged && g.widestAny && g.widestAny.percent > target);
   if (wider.length) {
     const widest = wider.reduce((a, g) => (g.widestAny!.percent > a.widestAny!.percent ? g : a));
-    out.push(
-      `  other speedups wider than ${target}% (not waited for) in ${wider.length} group${wider.length === 1 ? '' : 's'}; the widest: ${widest.widestAny!.label} ±${widest.widestAny!.percent.toFixed(1)}%`,
-    );
+    entries.push({
+      kind: 'not-waited',
+      text: `other speedups wider than ${target}% (not waited for) in ${wider.length} group${wider.length === 1 ? '' : 's'}; the widest: ${width(widest.widestAny!)}`,
+      rows: [],
+    });
   }
-  return out;
+  return { head, entries };
+}
+
+/** The precision account as the summary prints it: its first line, then each entry and its speedups, indented. */
+export function samplingLines(groups: readonly SamplingGroup[], target: number | undefined): string[] {
+  const outline = samplingOutline(groups, target);
+  if (!outline) return [];
+  return [outline.head, ...outline.entries.flatMap((e) => [`  ${e.text}`, ...e.rows.map((r) => `    ${r}`)])];
 }

@@ -2,7 +2,7 @@ import type { Report } from '../report/report.js';
 import type { Comparison, RatioComparison, TimeComparison } from '../compare/comparison.js';
 import { pValue } from '../compare/format.js';
 import { budgetItems, headlineItems, PLAIN_RESULT_COLUMNS, resultCells } from '../bench/summary.js';
-import { samplingLines } from '../bench/sampling.js';
+import { samplingOutline, type SamplingEntry } from '../bench/sampling.js';
 import type { ChartSpec, SkippedChart } from './chart-types.js';
 
 /**
@@ -54,11 +54,28 @@ function table(
     .join('')}</tbody></table>`;
 }
 
+/**
+ * The precision account, as the terminal prints it: a group short of its target in red with the
+ * speedups it names under it; the speedups no group waited for (dozens in a default run) folded
+ * under one line, to open.
+ */
+function precisionSection(head: string, entries: readonly SamplingEntry[]): string {
+  const named = (rows: readonly string[]) =>
+    rows.length ? `<ul>${rows.map((r) => `<li>${escapeHtml(r)}</li>`).join('')}</ul>` : '';
+  const entry = (e: SamplingEntry) =>
+    e.kind === 'not-waited'
+      ? e.rows.length
+        ? `<li><details><summary>${escapeHtml(e.text.replace(/:$/, ''))}: ${e.rows.length}</summary>${named(e.rows)}</details></li>`
+        : `<li>${escapeHtml(e.text)}</li>`
+      : `<li><span class="over">${escapeHtml(e.text)}</span>${named(e.rows)}</li>`;
+  return `<h3>Precision</h3>\n<p>${escapeHtml(head)}</p>${entries.length ? `\n<ul class="sampling">${entries.map(entry).join('')}</ul>` : ''}`;
+}
+
 /** The run's summary, as the terminal prints it: headline speedups, budgets, the table of cells. */
 function summarySection(report: Report): string {
   const headlines = headlineItems(report);
   const budgets = budgetItems(report);
-  const sampling = samplingLines(report.sampling?.groups ?? [], report.sampling?.precision);
+  const sampling = samplingOutline(report.sampling?.groups ?? [], report.sampling?.precision);
   // The terminal's columns without counters; the legend defines exactly the columns shown.
   const columns = PLAIN_RESULT_COLUMNS;
   const rows = report.results.map((r) => resultCells(columns, r));
@@ -67,7 +84,7 @@ function summarySection(report: Report): string {
 <h2>Summary of the last report</h2>
 ${budgets.length ? `<h3>Budgets</h3>\n<ul class="budgets">${budgets.map((b) => `<li${b.over ? ' class="over"' : ''}>${escapeHtml(b.text)}</li>`).join('')}</ul>` : ''}
 ${headlines.length ? `<h3>Shared memory against RPC copy</h3>\n<ul class="headlines">${headlines.map((h) => `<li${h.significant ? ' class="significant"' : ''}>${escapeHtml(h.text)}</li>`).join('')}</ul>` : ''}
-${sampling.length ? `<h3>Precision</h3>\n<ul class="sampling">${sampling.map((l) => `<li${l.includes('NOT CONVERGED') ? ' class="over"' : ''}>${escapeHtml(l.trim())}</li>`).join('')}</ul>` : ''}
+${sampling ? precisionSection(sampling.head, sampling.entries) : ''}
 <h3>Cells</h3>
 <div class="wide">${table(
     columns.map((c) => c.header),
@@ -169,7 +186,7 @@ th { border-bottom: 1px solid #999; } .num { text-align: right; font-variant-num
 ul.headlines li:not(.significant) { color: #666; }
 .over { color: #a40000; font-weight: bold; background: #fde8e8; }
 .better { color: #1d5e1d; }
-li.over { padding: 0 0.3rem; }
+li.over, span.over { padding: 0 0.3rem; }
 .warning { color: #8a5a00; }
 </style>
 </head>
