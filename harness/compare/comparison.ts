@@ -48,9 +48,16 @@ interface RowVerdictFields {
   readonly runs: { readonly base: number; readonly head: number };
   /**
    * The threshold the change was held to: the row's threshold, raised to `noise` for rows compared round by round (and
-   * for time rows by their group's `commonMove`).
+   * by the row's group's `commonMove`).
    */
   readonly threshold: number;
+  /**
+   * One report against one: the move the row's group of time rows made together (same workload,
+   * pattern, policy and measure, every mapper, a speedup's the whole iteration's or its phase's;
+   * see judge.ts commonMoves), as a fraction. The threshold includes it. Absent when judged over
+   * runs or when the group has fewer than three rows.
+   */
+  readonly commonMove?: number;
   /**
    * Noise bound of the row: for rows compared round by round, the change two single rounds
    * of one commit exceed with probability alpha; with runs, the smallest change the between-run
@@ -77,12 +84,6 @@ export interface TimeComparison extends RowVerdictFields {
   readonly head: { readonly median: number; readonly samples: number };
   /** head / base - 1 (geometric means of per-round medians): positive is slower. */
   readonly change: number;
-  /**
-   * One report against one: the move the row's whole group made together (same workload,
-   * pattern, policy and measure, every mapper; see commonMoves), as a fraction. The threshold
-   * includes it. Absent when judged over runs or when the group has fewer than three rows.
-   */
-  readonly commonMove?: number;
 }
 
 export interface RatioComparison extends RowVerdictFields {

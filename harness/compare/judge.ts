@@ -1,5 +1,11 @@
 import { JitmemError } from '../../core/errors.js';
-import { PROCESS_COUNTER_NAMES, UNGATED_COUNTERS, type Report, type ResultRow } from '../report/report.js';
+import {
+  PROCESS_COUNTER_NAMES,
+  UNGATED_COUNTERS,
+  type PhaseName,
+  type Report,
+  type ResultRow,
+} from '../report/report.js';
 import { geometricMean, holmSignificant, intervalEstimateTest, median } from '../statistics.js';
 import {
   DEFAULT_ALPHA,
@@ -43,7 +49,8 @@ import { thresholdFor } from './thresholds.js';
  *   at level alpha (a run-wide shift of the machine's speed must look like more than a bad
  *   round). A time row's threshold also includes the move its whole group (every mapper of
  *   its workload, pattern and measure) made together: a slower spell of the machine moves them
- *   all, which one run against one cannot tell from a change common to every mapper.
+ *   all, which one run against one cannot tell from a change common to every mapper; so does a
+ *   speedup row's, its group's, since such a spell does not slow every mapper alike.
  *   Reports without rounds (older versions) are cut into contiguous blocks of samples for
  *   times; their ratios fall back to a test on the two intervals.
  * - with further runs (`noiseReports`: other runs of HEAD's commit; `baseRuns`: other runs of
@@ -81,9 +88,18 @@ const signedPercent = (x: number): string => `${x >= 0 ? '+' : ''}${(x * 100).to
 /** Fewest time rows a group needs before its common move is taken from them. */
 const MIN_COMMON_MOVE_ROWS = 3;
 
-/** The group of a time row: its label without mapper and executor. */
+/**
+ * The group of a time row: its label without mapper and executor (and a sweep's content size,
+ * which its workload, synthetic-<size>, names already, as a speedup row's does).
+ */
 function moveGroupOf(key: RowKey): string {
-  return `${key.workload}/${key.pattern}/${key.policy}/${key.measure}`;
+  return `${key.workload}/${key.pattern.replace(/@\d+/, '')}/${key.policy}/${key.measure}`;
+}
+
+/** The group of time rows a speedup row is held to the move of: the whole iteration's, or its phase's. */
+function ratioMoveGroupOf(key: RowKey): string {
+  const [phase, speedup] = key.measure.split('.');
+  return moveGroupOf({ ...key, measure: speedup === undefined ? 'latency' : (phase as PhaseName) });
 }
 
 /**
@@ -93,9 +109,13 @@ function moveGroupOf(key: RowKey): string {
  * workload alike: 6.2 to 11.4 ms for python/load in-process between quick runs of one commit
  * here, while the rounds inside each run agreed. Single runs cannot tell that from a change
  * common to every mapper, so each row is held to its threshold plus its group's common move,
- * and a large move is named in a warning; the speedup ratios, paired within each round, are
- * not affected. With three or more rows, one mapper's own change leaves the median where the
- * others are. Over runs the spread between runs already holds such spells; no move is taken.
+ * and a large move is named in a warning. The group's speedups are held to it too: paired within
+ * each round, they would not move were every mapper slowed alike, but a spell does not do that.
+ * Two quick runs of one commit in the false-alarm test, one of them in a slower spell: every
+ * cray/load mapper's time moved, -31% at the median (in process -38%, RPC copy -21%), and the
+ * speedups with an in-process side moved by 19-30%, read as regressions beyond their 15%. With
+ * three or more rows, one mapper's own change leaves the median where the others are. Over runs
+ * the spread between runs already holds such spells; no move is taken.
  */
 function commonMoves(
   rows: ReadonlyArray<{ kind: 'time' | 'ratio'; key: RowKey; test: RowTest | null }>,
@@ -313,7 +333,7 @@ function commonMoveWarnings(moves: Map<string, { move: number; rows: number }>, 
   for (const [group, { move, rows }] of moves) {
     if (Math.abs(Math.expm1(move)) <= threshold) continue;
     warnings.push(
-      `${group}: all ${rows} mappers' times moved ${signedPercent(Math.expm1(move))} together (median): one run against one cannot tell a slower or faster spell of the machine from a change common to every mapper, so each of these rows is held to its threshold plus that move (the speedup ratios are paired within rounds and unaffected); judge it over runs with --noise`,
+      `${group}: all ${rows} mappers' times moved ${signedPercent(Math.expm1(move))} together (median): one run against one cannot tell a slower or faster spell of the machine from a change common to every mapper, so each of these rows, and each speedup of the group, is held to its threshold plus that move (a spell does not slow every mapper alike, so even speedups paired within rounds move with it); judge it over runs with --noise`,
     );
   }
   return warnings;
@@ -359,7 +379,13 @@ function judgeTime(
 }
 
 /** A speedup row judged: its change (negative is a loss of speedup), verdict, and why it is undecided if it is. */
-function judgeRatio(row: PendingRow, fields: JudgedFields, asked: number, byRuns: boolean): RatioComparison {
+function judgeRatio(
+  row: PendingRow,
+  fields: JudgedFields,
+  move: number | undefined,
+  asked: number,
+  byRuns: boolean,
+): RatioComparison {
   const t = row.test;
   const b = row.b.ratio!;
   const h = row.h.ratio!;
@@ -381,6 +407,7 @@ function judgeRatio(row: PendingRow, fields: JudgedFields, asked: number, byRuns
     ci95: t ? [Math.expm1(t.low), Math.expm1(t.high)] : [change, change],
     outsideBaseCi: headSpeedup < Math.min(low, high) || headSpeedup > Math.max(low, high),
     ...fields,
+    ...(move === undefined ? {} : { commonMove: Math.expm1(move) }),
     ...(undecided ? { undecided } : {}),
     verdict,
   };
@@ -408,7 +435,7 @@ function judgeRows(
   tested.forEach((row, i) => {
     const t = row.test;
     const noise = t?.noise === null || t?.noise === undefined ? null : Math.expm1(t.noise);
-    const move = row.kind === 'time' ? moves.get(moveGroupOf(row.key))?.move : undefined;
+    const move = moves.get(row.kind === 'time' ? moveGroupOf(row.key) : ratioMoveGroupOf(row.key))?.move;
     const floor = t?.noiseRaisesThreshold && noise !== null ? Math.max(row.threshold, noise) : row.threshold;
     const fields: JudgedFields = {
       p: Number.isNaN(ps[i]!) ? pOf(row) : ps[i]!,
@@ -427,7 +454,7 @@ function judgeRows(
     // not thereby known to be unchanged.
     const asked = move === undefined ? row.threshold : Math.expm1(Math.log1p(row.threshold) + Math.abs(move));
     if (row.kind === 'time') times.push(judgeTime(row, fields, move, asked, byRuns));
-    else ratios.push(judgeRatio(row, fields, asked, byRuns));
+    else ratios.push(judgeRatio(row, fields, move, asked, byRuns));
   });
   return { times, ratios };
 }
