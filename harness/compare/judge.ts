@@ -236,6 +236,7 @@ interface JudgedFields {
   readonly threshold: number;
   readonly noise: number | null;
   readonly refused?: string;
+  readonly commonMove?: number;
 }
 
 /** How a comparison judges: over runs or round by round, at which alpha, with which extra reports. */
@@ -347,13 +348,7 @@ function verdictOf(fields: JudgedFields, change: number, worse: 1 | -1): Verdict
 }
 
 /** A time row judged: its change (positive is slower), verdict, and why it is undecided if it is. */
-function judgeTime(
-  row: PendingRow,
-  fields: JudgedFields,
-  move: number | undefined,
-  asked: number,
-  byRuns: boolean,
-): TimeComparison {
+function judgeTime(row: PendingRow, fields: JudgedFields, asked: number, byRuns: boolean): TimeComparison {
   const t = row.test;
   const change = t
     ? Math.expm1(t.diff)
@@ -372,20 +367,13 @@ function judgeTime(
     change,
     ci95: t ? [Math.expm1(t.low), Math.expm1(t.high)] : [change, change],
     ...fields,
-    ...(move === undefined ? {} : { commonMove: Math.expm1(move) }),
     ...(undecided ? { undecided } : {}),
     verdict,
   };
 }
 
 /** A speedup row judged: its change (negative is a loss of speedup), verdict, and why it is undecided if it is. */
-function judgeRatio(
-  row: PendingRow,
-  fields: JudgedFields,
-  move: number | undefined,
-  asked: number,
-  byRuns: boolean,
-): RatioComparison {
+function judgeRatio(row: PendingRow, fields: JudgedFields, asked: number, byRuns: boolean): RatioComparison {
   const t = row.test;
   const b = row.b.ratio!;
   const h = row.h.ratio!;
@@ -407,7 +395,6 @@ function judgeRatio(
     ci95: t ? [Math.expm1(t.low), Math.expm1(t.high)] : [change, change],
     outsideBaseCi: headSpeedup < Math.min(low, high) || headSpeedup > Math.max(low, high),
     ...fields,
-    ...(move === undefined ? {} : { commonMove: Math.expm1(move) }),
     ...(undecided ? { undecided } : {}),
     verdict,
   };
@@ -448,13 +435,14 @@ function judgeRows(
       threshold: move === undefined ? floor : Math.expm1(Math.log1p(floor) + Math.abs(move)),
       noise,
       ...(refusedOf(row) ? { refused: REFUSAL } : {}),
+      ...(move === undefined ? {} : { commonMove: Math.expm1(move) }),
     };
     // The threshold a 'same' must be known to stay within: the row's own (with the common move of
     // its group, which is the machine's), never one raised by the row's noise: a noisy row is
     // not thereby known to be unchanged.
     const asked = move === undefined ? row.threshold : Math.expm1(Math.log1p(row.threshold) + Math.abs(move));
-    if (row.kind === 'time') times.push(judgeTime(row, fields, move, asked, byRuns));
-    else ratios.push(judgeRatio(row, fields, move, asked, byRuns));
+    if (row.kind === 'time') times.push(judgeTime(row, fields, asked, byRuns));
+    else ratios.push(judgeRatio(row, fields, asked, byRuns));
   });
   return { times, ratios };
 }
