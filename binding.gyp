@@ -7,7 +7,7 @@
   "targets": [
     {
       "target_name": "jitmem_native",
-      "sources": ["native/src/addon.cc", "native/src/memory.cc", "native/src/mapped_file.cc", "native/src/shm.cc", "native/src/calls.cc", "native/src/actions.cc", "native/src/dispatch.cc", "native/src/process.cc", "native/src/spawn.cc", "native/src/dylib.cc", "native/src/run_program.cc", "<@(runtime_sources)"],
+      "sources": ["native/src/addon.cc", "native/src/memory.cc", "native/src/mapped_file.cc", "native/src/shm.cc", "native/src/calls.cc", "native/src/actions.cc", "native/src/dispatch.cc", "native/src/process.cc", "native/src/spawn.cc", "native/src/dylib.cc", "native/src/run_program.cc", "native/src/machine_speed.cc", "<@(runtime_sources)"],
       "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-fno-exceptions"],

@@ -6,7 +6,9 @@ import { readdirSync, readFileSync } from 'node:fs';
  * kernel's scheduler statistics of each of its threads (/proc/PID/task/TID/schedstat, first
  * field: nanoseconds on a CPU). That works for any executor process (jitmem's in Node, a
  * native one, LLVM's) without asking it anything, so reading it costs the executor nothing.
- * A slower spell of the machine moves wall time much more than CPU time.
+ * CPU time leaves out the time a process waited for a CPU another process had, which wall time
+ * counts; a spell in which the CPU itself runs slower (a VM whose host is busy) moves both alike
+ * (the report's machine speed, machine-speed.ts, tells the two apart).
  */
 export interface CpuReading {
   /** Milliseconds of CPU the controller has used. */

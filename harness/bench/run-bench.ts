@@ -5,6 +5,7 @@ import type { WorkloadOptions } from '../../workloads/workload-sources.js';
 import type {
   BudgetRow,
   ExecutorName,
+  MachineSpeed,
   MapperName,
   Placement,
   Report,
@@ -32,6 +33,7 @@ import { openHandle, llvmExecutorAvailable, type HandleOptions } from './mapper-
 import { planCells, type MatrixSelection, type Preset, type SkippedCell } from './matrix.js';
 import { computeRatios, extraTimeBudgets, transportRatioBudgets } from './ratios.js';
 import { RoundTripProbeSession, roundTripBudget, type RoundTripProbe } from './round-trip-probe.js';
+import { MachineSpeedMonitor } from './machine-speed.js';
 import { speedBudgets } from './speed-budgets.js';
 import {
   jitmemLinkerAvailable,
@@ -303,6 +305,8 @@ interface MatrixRecord {
   readonly iterationsDone: Map<number, number>;
   readonly roundEnds: Map<number, number[]>;
   readonly positions: Map<number, number[]>;
+  /** The fixed walk, timed before each round: how fast the machine itself ran. */
+  readonly machineSpeed: MachineSpeedMonitor;
 }
 
 /** How a group's rounds ended: how many ran, and the widest speedup intervals when a precision target was set. */
@@ -465,6 +469,8 @@ async function runRound(
   const roundTime = options.selection.time / record.rounds;
   const passes = Math.ceil(options.selection.iterations / record.rounds / ITERATIONS_PER_TURN);
   if (options.gcBetweenRounds !== false) collectGarbage('minor');
+  // On the CPU the round's cells run on, with nothing of theirs in flight.
+  record.machineSpeed.sample();
   for (const a of active) {
     record.roundOf.set(a.index, round);
     await a.runner.warmup(round === 0, WARMUP_PER_ROUND);
@@ -630,6 +636,7 @@ async function runPatternFirst(
   rounds: number,
   deadline: number,
   affinity: { pinned: number[] | null; allowed: number[] },
+  machineSpeed: MachineSpeedMonitor,
 ) {
   const precision = options.precision;
   if (affinity.pinned) native.setAffinity(0, affinity.allowed);
@@ -646,6 +653,7 @@ async function runPatternFirst(
     withoutLlvm: options.runLlvm === false,
     ...(options.llvmDir ? { llvmDir: options.llvmDir } : {}),
     onProgress: (cell, done, total) => options.onProgress?.({ kind: 'run', cell, done, total }),
+    beforeRound: () => machineSpeed.sample(),
     ...(precision !== undefined ? { precision, deadline } : {}),
   });
   if (affinity.pinned) native.setAffinity(0, affinity.pinned);
@@ -676,11 +684,12 @@ interface Measured {
   readonly samplingGroups: SamplingGroup[];
   readonly endToEnd: EndToEndSection | undefined;
   readonly probe: RoundTripProbe | undefined;
+  readonly machineSpeed: MachineSpeed | undefined;
 }
 
 /** The report: the rows, the ratios and budgets computed from them, the environment and how sampling went. */
 function assembleReport(options: BenchRunOptions, measured: Measured): Report {
-  const { rows, placement, rounds, maxTimeMs, samplingGroups, endToEnd, probe } = measured;
+  const { rows, placement, rounds, maxTimeMs, samplingGroups, endToEnd, probe, machineSpeed } = measured;
   const precision = options.precision;
   if (endToEnd) endToEnd.headlines = endToEndHeadlines(rows, options.seed);
   const budgets: BudgetRow[] = [
@@ -719,7 +728,23 @@ function assembleReport(options: BenchRunOptions, measured: Measured): Report {
       gcBetweenRounds: options.gcBetweenRounds !== false,
       warmupPerRound: WARMUP_PER_ROUND,
       groups: samplingGroups,
+      ...(machineSpeed ? { machineSpeed } : {}),
     },
+  };
+}
+
+/** Where the controller and the executor were allowed to run, and where the controller was seen. */
+function placementOf(
+  pin: BenchRunOptions['pin'],
+  cpus: { controller: number[] | null; executor: number[] | null },
+  originalAffinity: number[],
+  seen: ReadonlySet<number>,
+): Placement {
+  return {
+    pin,
+    controllerCpus: cpus.controller ?? originalAffinity,
+    executorCpus: cpus.executor ?? originalAffinity,
+    controllerSeenOn: [...seen].sort((a, b) => a - b),
   };
 }
 
@@ -745,6 +770,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
     iterationsDone: new Map(),
     roundEnds: new Map(),
     positions: new Map(),
+    machineSpeed: new MachineSpeedMonitor(),
   };
   const groups = groupForRatios(cells);
   options.onProgress?.({ kind: 'plan', plan: benchPlan(options, cells, rounds) });
@@ -763,10 +789,9 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
       // The round-trip probe sees the machine at both ends of the run: blocks before the run pattern, between the
       // matrix's groups and after them.
       while (probeSession && probeSession.blocks < PROBE_BLOCKS_AT_EACH_END) await probeSession.block();
-      run = await runPatternFirst(options, rounds, started + maxTimeMs * runShareOf(options, cells.length), {
-        pinned: cpus.controller,
-        allowed: originalAffinity,
-      });
+      const deadline = started + maxTimeMs * runShareOf(options, cells.length);
+      const affinity = { pinned: cpus.controller, allowed: originalAffinity };
+      run = await runPatternFirst(options, rounds, deadline, affinity, record.machineSpeed);
     }
     let groupsDone = 0;
     for (const group of measuringOrder(groups.values())) {
@@ -802,13 +827,10 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunResult
     probeSession?.kill();
     if (cpus.controller) native.setAffinity(0, originalAffinity);
   }
-  const placement: Placement = {
-    pin: options.pin,
-    controllerCpus: cpus.controller ?? originalAffinity,
-    executorCpus: cpus.executor ?? originalAffinity,
-    controllerSeenOn: [...record.seen].sort((a, b) => a - b),
-  };
-  const report = assembleReport(options, { rows, placement, rounds, maxTimeMs, samplingGroups, endToEnd, probe });
+  const placement = placementOf(options.pin, cpus, originalAffinity, record.seen);
+  const machineSpeed = record.machineSpeed.summary();
+  const measured = { rows, placement, rounds, maxTimeMs, samplingGroups, endToEnd, probe, machineSpeed };
+  const report = assembleReport(options, measured);
   // LLVM missing is said once: the matrix's cells over LLVM's executor take the run pattern's reason.
   const skipped = record.skipped;
   if (endToEnd && !endToEnd.llvm.available && endToEnd.llvm.reason) {

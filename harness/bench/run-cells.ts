@@ -100,6 +100,8 @@ export interface EndToEndOptions {
   readonly precision?: number;
   readonly deadline?: number;
   readonly onProgress?: (cell: string, done: number, total: number) => void;
+  /** Called before each round of the processes per run and each generation of warm controllers, none running. */
+  readonly beforeRound?: () => void;
 }
 
 export interface EndToEndResult {
@@ -831,6 +833,7 @@ async function runPerRunRounds(perRun: readonly RunCell[], run: EndToEndRun): Pr
       if (active.length === 0) break;
     }
     const cells = active.flatMap((p) => cellsOf.get(p)!);
+    options.beforeRound?.();
     for (const k of roundOrder(cells.length, round)) {
       const cell = cells[k]!;
       const list = samples.get(cell)!;
@@ -1003,6 +1006,7 @@ async function runWarmProgram(
   let converged = precision === undefined;
   let widest: ReturnType<typeof warmHeadlineWidth>;
   for (let longest = 0; ;) {
+    options.beforeRound?.();
     const roundStart = performance.now();
     await warmGeneration(group, run, round, passes, done);
     round++;

@@ -3,6 +3,7 @@ import { isInformationalBudget, type Report, type ResultRow } from '../report/re
 import { fitTable, tableLegend, wrapText, type Column } from '../report/format-table.js';
 import { endToEndSummary } from './end-to-end.js';
 import { samplingLines, verdictOf, type Verdict } from './sampling.js';
+import { machineSpeedLine } from './machine-speed.js';
 
 /**
  * What a person reads at the end of a bench run: one table of cells, the headline speedups
@@ -89,7 +90,7 @@ const TIME_COLUMNS: readonly ResultColumn[] = [
     priority: 4,
     cell: cpuCell,
     legend:
-      "mean CPU time per iteration of the controller/executor, in milliseconds (process CPU clock; the executor's threads' run time from the kernel; one figure: in-process; - for reports without it), integrity checks left out; beside the wall time, it moves much less with the machine's load.",
+      "mean CPU time per iteration of the controller/executor, in milliseconds (process CPU clock; the executor's threads' run time from the kernel; one figure: in-process; - for reports without it), integrity checks left out; beside the wall time, it leaves out waits for a CPU another process had, but not a CPU that runs slower (see machine speed).",
   },
 ];
 
@@ -360,6 +361,8 @@ export function renderSummary(report: Report, reportPath: string, extra: Summary
   if (h.length) out.push(h.join('\n') + '\n');
   const sampling = samplingLines(report.sampling?.groups ?? [], report.sampling?.precision);
   if (sampling.length) out.push(sampling.join('\n') + '\n');
+  // Right after the precision account: how far apart the rounds could be, whatever they measure.
+  if (report.sampling?.machineSpeed) out.push(machineSpeedLine(report.sampling.machineSpeed) + '\n');
   const e = endToEndSummary(report, width);
   if (e) out.push(e);
   const b = budgetItems(report);

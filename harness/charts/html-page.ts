@@ -3,6 +3,7 @@ import type { Comparison, RatioComparison, TimeComparison } from '../compare/com
 import { pValue } from '../compare/format.js';
 import { budgetItems, headlineItems, PLAIN_RESULT_COLUMNS, resultCells } from '../bench/summary.js';
 import { samplingOutline, type SamplingEntry } from '../bench/sampling.js';
+import { machineSpeedText } from '../bench/machine-speed.js';
 import type { ChartSpec, SkippedChart } from './chart-types.js';
 
 /**
@@ -85,6 +86,7 @@ function summarySection(report: Report): string {
 ${budgets.length ? `<h3>Budgets</h3>\n<ul class="budgets">${budgets.map((b) => `<li${b.over ? ' class="over"' : ''}>${escapeHtml(b.text)}</li>`).join('')}</ul>` : ''}
 ${headlines.length ? `<h3>Shared memory against RPC copy</h3>\n<ul class="headlines">${headlines.map((h) => `<li${h.significant ? ' class="significant"' : ''}>${escapeHtml(h.text)}</li>`).join('')}</ul>` : ''}
 ${sampling ? precisionSection(sampling.head, sampling.entries) : ''}
+${report.sampling?.machineSpeed ? `<h3>Machine speed</h3>\n<p>${escapeHtml(machineSpeedText(report.sampling.machineSpeed))}</p>` : ''}
 <h3>Cells</h3>
 <div class="wide">${table(
     columns.map((c) => c.header),

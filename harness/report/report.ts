@@ -247,6 +247,25 @@ export interface SamplingSection {
   /** Unrecorded warm-up iterations each cell runs at the start of every round after the first. */
   warmupPerRound: number;
   groups: SamplingGroup[];
+  /** How fast the machine itself ran: a fixed walk timed before each round (absent in older reports). */
+  machineSpeed?: MachineSpeed;
+}
+
+/** The timings of a fixed piece of work through a run (harness/bench/machine-speed.ts), milliseconds. */
+export interface MachineSpeed {
+  /** What was timed. */
+  work: string;
+  samples: number;
+  /** Its wall time: median, 5th and 95th percentiles, least and most. */
+  wallMs: { p50: number; p5: number; p95: number; min: number; max: number };
+  /** Its CPU time (the timing thread's) at the median. */
+  cpuMsP50: number;
+  /** The 95th percentile of the wall time over the 5th: how far apart the machine's fast and slow moments were. */
+  spread: number;
+  /** Timings whose CPU time was under 90% of their wall time: the thread waited for the CPU. */
+  waitedForCpu: number;
+  /** Every timing, in order: when (ms since the first), wall and CPU time. */
+  series: Array<{ atMs: number; wallMs: number; cpuMs: number }>;
 }
 
 export interface RatioRow {

@@ -137,5 +137,6 @@ void RegisterDispatch(Napi::Env env, Napi::Object exports);
 void RegisterProcess(Napi::Env env, Napi::Object exports);
 void RegisterDylib(Napi::Env env, Napi::Object exports);
 void RegisterSpawn(Napi::Env env, Napi::Object exports);
+void RegisterMachineSpeed(Napi::Env env, Napi::Object exports);
 
 }  // namespace jitmem
