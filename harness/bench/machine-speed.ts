@@ -60,6 +60,7 @@ const us = (ms: number) => Math.round(ms * 1000) / 1000;
 export function summarizeMachineSpeed(work: string, samples: readonly MachineSpeedSample[]): MachineSpeed | undefined {
   if (samples.length < MIN_SAMPLES) return undefined;
   const wall = samples.map((s) => s.wallMs);
+  const cpu = samples.map((s) => s.cpuMs);
   const p5 = quantile(wall, 0.05);
   const p95 = quantile(wall, 0.95);
   return {
@@ -72,12 +73,7 @@ export function summarizeMachineSpeed(work: string, samples: readonly MachineSpe
       min: us(Math.min(...wall)),
       max: us(Math.max(...wall)),
     },
-    cpuMsP50: us(
-      quantile(
-        samples.map((s) => s.cpuMs),
-        0.5,
-      ),
-    ),
+    cpuMsP50: us(quantile(cpu, 0.5)),
     spread: p95 / p5,
     waitedForCpu: samples.filter((s) => s.cpuMs < WAITED_BELOW * s.wallMs).length,
     series: samples.map((s) => ({ atMs: s.atMs, wallMs: us(s.wallMs), cpuMs: us(s.cpuMs) })),

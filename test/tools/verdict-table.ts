@@ -86,6 +86,16 @@ for (const label of labels) {
   const shown = cells.map((c) => (c ? `${c.verdict}${c.value ? ` ${c.value}` : ''}` : 'absent'));
   console.log(`| ${label} | ${shown.join(' | ')} | ${agree ? 'yes' : 'NO'} |`);
 }
+// The machine each run had: the fixed walk timed before its rounds (reports from before it have none).
+const speeds = reports.map((r) => r.sampling?.machineSpeed);
+if (speeds.some(Boolean)) {
+  const shown = speeds.map((m) =>
+    m
+      ? `${m.wallMs.p50.toFixed(2)} ms (${m.wallMs.p5.toFixed(2)}-${m.wallMs.p95.toFixed(2)}, n = ${m.samples})`
+      : 'absent',
+  );
+  console.log(`| machine speed: the walk's median (5th-95th percentile) | ${shown.join(' | ')} | |`);
+}
 console.log(`\n${same} of ${labels.length} rows kept one verdict in all ${reports.length} runs.`);
 console.log(
   `${contradicting} of ${labels.length} rows had settled verdicts that contradict each other (not settled and undecided set aside).`,
