@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import * as native from '../../native/index.js';
 import { quantile } from '../statistics.js';
-import type { MachineSpeed } from '../report/report.js';
+import type { MachineSpeed, MachineSpeedFigures } from '../report/report.js';
 
 /**
  * How fast the machine itself ran through a bench: a fixed piece of work (native.machineSpeedWalk,
@@ -17,12 +17,16 @@ import type { MachineSpeed } from '../report/report.js';
  * interval can be told apart from a noisy piece of code.
  */
 
+/** Where a timing was taken: before a round of the matrix, or of the run pattern. */
+export type MachineSpeedPart = 'matrix' | 'run';
+
 /** One timing of the walk, milliseconds. */
 export interface MachineSpeedSample {
   /** When, since the monitor started. */
   readonly atMs: number;
   readonly wallMs: number;
   readonly cpuMs: number;
+  readonly part: MachineSpeedPart;
 }
 
 /** A timing whose CPU time is less than this share of its wall time waited for the CPU (another thread had it). */
@@ -37,14 +41,15 @@ export class MachineSpeedMonitor {
   private readonly started = performance.now();
   private work: string | undefined;
 
-  /** Times the walk once. */
-  sample(): void {
+  /** Times the walk once, before a round of `part`. */
+  sample(part: MachineSpeedPart): void {
     const w = native.machineSpeedWalk();
     this.work ??= `a walk over ${w.bytes / (1 << 20)} MiB, one byte of each 64-byte line read and written, ${w.passes} passes`;
     this.samples.push({
       atMs: Math.round((performance.now() - this.started) * 10) / 10,
       wallMs: w.wallNs / 1e6,
       cpuMs: w.cpuNs / 1e6,
+      part,
     });
   }
 
@@ -56,15 +61,15 @@ export class MachineSpeedMonitor {
 
 const us = (ms: number) => Math.round(ms * 1000) / 1000;
 
-/** The report's figures of a run's timings of the walk (none under MIN_SAMPLES). */
-export function summarizeMachineSpeed(work: string, samples: readonly MachineSpeedSample[]): MachineSpeed | undefined {
+/** One part's figures, or none under MIN_SAMPLES timings. */
+function partFigures(part: MachineSpeedPart, samples: readonly MachineSpeedSample[]): MachineSpeedFigures | undefined {
   if (samples.length < MIN_SAMPLES) return undefined;
   const wall = samples.map((s) => s.wallMs);
   const cpu = samples.map((s) => s.cpuMs);
   const p5 = quantile(wall, 0.05);
   const p95 = quantile(wall, 0.95);
   return {
-    work,
+    part,
     samples: samples.length,
     wallMs: {
       p50: us(quantile(wall, 0.5)),
@@ -76,27 +81,50 @@ export function summarizeMachineSpeed(work: string, samples: readonly MachineSpe
     cpuMsP50: us(quantile(cpu, 0.5)),
     spread: p95 / p5,
     waitedForCpu: samples.filter((s) => s.cpuMs < WAITED_BELOW * s.wallMs).length,
-    series: samples.map((s) => ({ atMs: s.atMs, wallMs: us(s.wallMs), cpuMs: us(s.cpuMs) })),
   };
 }
+
+/**
+ * The report's figures of a run's timings of the walk, part by part in the order they ran (the
+ * run pattern's processes keep the other CPUs busy where the matrix's pinned rounds do not, so
+ * the two are stated apart); none when no part has MIN_SAMPLES timings.
+ */
+export function summarizeMachineSpeed(work: string, samples: readonly MachineSpeedSample[]): MachineSpeed | undefined {
+  const order = [...new Set(samples.map((s) => s.part))];
+  const parts = order.flatMap(
+    (part) =>
+      partFigures(
+        part,
+        samples.filter((s) => s.part === part),
+      ) ?? [],
+  );
+  if (parts.length === 0) return undefined;
+  return {
+    work,
+    parts,
+    series: samples.map((s) => ({ atMs: s.atMs, wallMs: us(s.wallMs), cpuMs: us(s.cpuMs), part: s.part })),
+  };
+}
+
+const PART_NAMES: Record<MachineSpeedPart, string> = { matrix: 'the matrix', run: 'the run pattern' };
 
 /** What the walk took, how far apart its times were, and what that means for the rounds (the page's paragraph). */
 export function machineSpeedText(m: MachineSpeed): string {
   const f = (x: number) => x.toFixed(2);
-  const waited = m.waitedForCpu
-    ? `; in ${m.waitedForCpu} of them the thread waited for the CPU (its CPU time under 90% of the wall time: another thread had it)`
-    : '';
+  const part = (p: MachineSpeedFigures) =>
+    `before the rounds of ${PART_NAMES[p.part]} (n = ${p.samples}) ${f(p.wallMs.p50)} ms at the median, ` +
+    `${f(p.wallMs.p5)}-${f(p.wallMs.p95)} ms from the 5th to the 95th percentile (${p.spread.toFixed(2)}x; ` +
+    `${f(p.wallMs.min)}-${f(p.wallMs.max)} ms in all), CPU time ${f(p.cpuMsP50)} ms at the median` +
+    (p.waitedForCpu
+      ? `, ${p.waitedForCpu} of them waiting for the CPU (CPU time under 90% of the wall time: another thread had it)`
+      : '');
+  const widest = Math.max(...m.parts.map((p) => p.spread));
   const reading =
-    m.spread <= STEADY_SPREAD
+    widest <= STEADY_SPREAD
       ? `the machine held still to within ${((STEADY_SPREAD - 1) * 100).toFixed(0)}%`
-      : `the speed a thread got from the machine moved that much during the run (the host, and the work on the other CPUs), so rounds can disagree by as much whatever they measure`;
-  return (
-    `${m.work[0]!.toUpperCase()}${m.work.slice(1)}, timed before each round (n = ${m.samples}): ${f(m.wallMs.p50)} ms at the median, ` +
-    `${f(m.wallMs.p5)}-${f(m.wallMs.p95)} ms from the 5th to the 95th percentile (${m.spread.toFixed(2)}x; ` +
-    `${f(m.wallMs.min)}-${f(m.wallMs.max)} ms in all), CPU time ${f(m.cpuMsP50)} ms at the median${waited}: ${reading}.`
-  );
+      : `the speed a thread got from the machine moved that much (the host, and the work on the other CPUs), so rounds can disagree by as much whatever they measure`;
+  return `${m.work[0]!.toUpperCase()}${m.work.slice(1)}, timed ${m.parts.map(part).join('; ')}: ${reading}.`;
 }
-
 /** The summary's line. */
 export function machineSpeedLine(m: MachineSpeed): string {
   const text = machineSpeedText(m);

@@ -470,7 +470,7 @@ async function runRound(
   const passes = Math.ceil(options.selection.iterations / record.rounds / ITERATIONS_PER_TURN);
   if (options.gcBetweenRounds !== false) collectGarbage('minor');
   // On the CPU the round's cells run on, with nothing of theirs in flight.
-  record.machineSpeed.sample();
+  record.machineSpeed.sample('matrix');
   for (const a of active) {
     record.roundOf.set(a.index, round);
     await a.runner.warmup(round === 0, WARMUP_PER_ROUND);
@@ -653,7 +653,7 @@ async function runPatternFirst(
     withoutLlvm: options.runLlvm === false,
     ...(options.llvmDir ? { llvmDir: options.llvmDir } : {}),
     onProgress: (cell, done, total) => options.onProgress?.({ kind: 'run', cell, done, total }),
-    beforeRound: () => machineSpeed.sample(),
+    beforeRound: () => machineSpeed.sample('run'),
     ...(precision !== undefined ? { precision, deadline } : {}),
   });
   if (affinity.pinned) native.setAffinity(0, affinity.pinned);

@@ -255,6 +255,15 @@ export interface SamplingSection {
 export interface MachineSpeed {
   /** What was timed. */
   work: string;
+  /** The figures of each part of the run that had five timings or more, in the order they ran. */
+  parts: MachineSpeedFigures[];
+  /** Every timing, in order: when (ms since the first), wall and CPU time, and before which part's round. */
+  series: Array<{ atMs: number; wallMs: number; cpuMs: number; part: 'matrix' | 'run' }>;
+}
+
+/** The walk's timings before the rounds of one part of the run: the matrix, or the run pattern. */
+export interface MachineSpeedFigures {
+  part: 'matrix' | 'run';
   samples: number;
   /** Its wall time: median, 5th and 95th percentiles, least and most. */
   wallMs: { p50: number; p5: number; p95: number; min: number; max: number };
@@ -264,8 +273,6 @@ export interface MachineSpeed {
   spread: number;
   /** Timings whose CPU time was under 90% of their wall time: the thread waited for the CPU. */
   waitedForCpu: number;
-  /** Every timing, in order: when (ms since the first), wall and CPU time. */
-  series: Array<{ atMs: number; wallMs: number; cpuMs: number }>;
 }
 
 export interface RatioRow {

@@ -88,13 +88,17 @@ for (const label of labels) {
 }
 // The machine each run had: the fixed walk timed before its rounds (reports from before it have none).
 const speeds = reports.map((r) => r.sampling?.machineSpeed);
-if (speeds.some(Boolean)) {
-  const shown = speeds.map((m) =>
-    m
-      ? `${m.wallMs.p50.toFixed(2)} ms (${m.wallMs.p5.toFixed(2)}-${m.wallMs.p95.toFixed(2)}, n = ${m.samples})`
+for (const part of ['run', 'matrix'] as const) {
+  const figures = speeds.map((m) => m?.parts.find((p) => p.part === part));
+  if (!figures.some(Boolean)) continue;
+  const shown = figures.map((p) =>
+    p
+      ? `${p.wallMs.p50.toFixed(2)} ms (${p.wallMs.p5.toFixed(2)}-${p.wallMs.p95.toFixed(2)}, n = ${p.samples})`
       : 'absent',
   );
-  console.log(`| machine speed: the walk's median (5th-95th percentile) | ${shown.join(' | ')} | |`);
+  console.log(
+    `| machine speed before the ${part} rounds: the walk's median (5th-95th percentile) | ${shown.join(' | ')} | |`,
+  );
 }
 console.log(`\n${same} of ${labels.length} rows kept one verdict in all ${reports.length} runs.`);
 console.log(
