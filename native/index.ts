@@ -576,8 +576,8 @@ export interface MachineSpeedWalk {
 }
 
 /**
- * Times a fixed walk over 4 MiB (read and write a byte of each cache line, 24 passes; 1.4-2.3 ms on an EPYC VM):
- * how fast this CPU runs at this moment, apart from any code of the caller's.
+ * Times a fixed walk over 4 MiB (read and write a byte of each cache line, 24 passes; 1.4-6 ms on a
+ * 2-vCPU EPYC VM): how fast this thread can run at this moment, apart from any code of the caller's.
  */
 export function machineSpeedWalk(): MachineSpeedWalk {
   return raw().machineSpeedWalk();

@@ -1,6 +1,6 @@
 // A fixed piece of work, timed: how fast the machine runs at this moment, apart from any code of
 // ours. A benchmark's rounds can disagree no less than this work's times do; on a VM whose host
-// is shared they do (the same walk took 8 and 11.7 ms in spells of tenths of a second).
+// is shared they do (a fixed loop took 8 ms in some spells of tenths of a second, 11.7 in others).
 
 #include <time.h>
 
@@ -17,7 +17,7 @@ namespace {
 // caches and memory a neighbour on the host also uses, as the cells' copies and page tables do.
 constexpr size_t kWalkBytes = 4u << 20;
 constexpr size_t kLine = 64;
-// 1.4-2.3 ms on an EPYC VM, as fast as the VM ran at the moment.
+// 1.4-6 ms on a 2-vCPU EPYC VM, as fast as the VM and the other CPU's load let it run.
 constexpr int kPasses = 24;
 
 uint8_t *WalkBuffer() {
