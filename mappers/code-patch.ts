@@ -74,16 +74,17 @@ export interface PatchableSegment {
   readonly prot: number;
 }
 
-/** The segment of these regions that holds all of [address, address + size), or a typed error. */
+/**
+ * The segment of `region` (the initialized region holding `address`, if one does) that holds all
+ * of [address, address + size), or a typed error.
+ */
 export function segmentHolding<S extends PatchableSegment>(
-  regions: Iterable<{ readonly key: number; readonly end: number; readonly segments: readonly S[] }>,
+  region: { readonly segments: readonly S[] } | undefined,
   address: number,
   size: number,
 ): S {
-  for (const region of regions) {
-    if (address < region.key || address >= region.end) continue;
-    const segment = region.segments.find((s) => address >= s.start && address < s.start + s.length);
-    if (!segment) break;
+  const segment = region?.segments.find((s) => address >= s.start && address < s.start + s.length);
+  if (segment) {
     if (address + size > segment.start + segment.length) {
       throw new JitmemError(
         'ERR_PATCH_OUT_OF_SEGMENT',

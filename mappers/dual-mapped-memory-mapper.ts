@@ -79,7 +79,7 @@ export class DualMappedMemoryMapper extends LocalMemoryMapper {
     const groups = groupBySegment(patches, (p) => {
       const r = this.table.of(p.address, p.bytes.length, 'patchCode');
       holders.set(p, r);
-      return segmentHolding(r.regions.values(), p.address, p.bytes.length);
+      return segmentHolding(r.regions.at(p.address), p.address, p.bytes.length);
     });
     for (const p of patches) native.copyIn(this.writableAddress(holders.get(p)!, p.address), p.bytes);
     for (const [segment, group] of groups)

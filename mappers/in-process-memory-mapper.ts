@@ -53,7 +53,11 @@ export class InProcessMemoryMapper extends LocalMemoryMapper {
     checkPatchBatch(patches);
     this.settle();
     const groups = groupBySegment(patches, (p) =>
-      segmentHolding(this.table.of(p.address, p.bytes.length, 'patchCode').regions.values(), p.address, p.bytes.length),
+      segmentHolding(
+        this.table.of(p.address, p.bytes.length, 'patchCode').regions.at(p.address),
+        p.address,
+        p.bytes.length,
+      ),
     );
     for (const [segment, group] of groups) native.patchInPlace(group, segment.prot);
   }

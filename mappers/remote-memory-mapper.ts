@@ -83,23 +83,35 @@ export abstract class RemoteMemoryMapper extends MapperBase {
    * function per layer: a sequential finalize waits for each of those steps in turn.
    */
   initialize(info: AllocInfo): Promise<number> {
-    let sent: Promise<Uint8Array>;
-    let r: Reservation;
-    let end: number;
+    let begun: { r: Reservation; key: number; end: number };
     try {
-      const begun = this.beginInitialize(info);
-      r = begun.r;
-      end = begun.end;
-      sent = this.sendInitialize(info, r, begun.key, end);
+      begun = this.beginInitialize(info);
     } catch (err) {
       return Promise.reject(err);
     }
+    const { r, key, end } = begun;
+    // Refuses an overlapping initialize until this one is answered and recorded (or refused).
+    r.initializing.set(key, { end });
+    let sent: Promise<Uint8Array>;
+    try {
+      sent = this.sendInitialize(info, r, key, end);
+    } catch (err) {
+      r.initializing.delete(key);
+      return Promise.reject(err);
+    }
     const what = this.initializeName;
-    return sent.then((answer) => {
-      const key = expectAddr(answer, what);
-      r.regions.set(key, { end });
-      return key;
-    });
+    return sent.then(
+      (answer) => {
+        r.initializing.delete(key);
+        const recorded = expectAddr(answer, what);
+        r.regions.set(recorded, { end });
+        return recorded;
+      },
+      (err: unknown) => {
+        r.initializing.delete(key);
+        throw err;
+      },
+    );
   }
 
   async patchCode(patches: readonly CodePatch[], options: PatchOptions = {}): Promise<void> {

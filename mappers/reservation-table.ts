@@ -1,12 +1,9 @@
 import * as native from '../native/index.js';
 import { JitmemError, hasCode, hex } from '../core/errors.js';
 import { checkAddress } from '../core/checks.js';
+import { RegionIndex, type RegionRecord } from './region-index.js';
 
-/** What a mapper records of an initialized region; mappers may keep more (its segments, actions). */
-export interface RegionRecord {
-  /** End of the region (exclusive); its key, the lowest segment address, is its start. */
-  readonly end: number;
-}
+export type { RegionRecord } from './region-index.js';
 
 export interface Reservation<R extends RegionRecord = RegionRecord> {
   readonly start: number;
@@ -14,7 +11,13 @@ export interface Reservation<R extends RegionRecord = RegionRecord> {
   /** Live working memory by address; detached when its pages are initialized or given back. */
   readonly views: Map<number, Uint8Array[]>;
   /** Regions initialized through this mapper, by key. */
-  readonly regions: Map<number, R>;
+  readonly regions: RegionIndex<R>;
+  /**
+   * Regions whose initialize was sent and not yet answered (remote mappers record a region when
+   * the executor answers): an initialize that overlaps one is refused as if it were recorded, so
+   * that recorded regions never overlap, whatever the executor checks.
+   */
+  readonly initializing: RegionIndex<RegionRecord>;
 }
 
 /**
@@ -28,7 +31,13 @@ export class ReservationTable<R extends RegionRecord = RegionRecord> {
   private last: Reservation<R> | undefined;
 
   add(start: number, size: number): Reservation<R> {
-    const r: Reservation<R> = { start, end: start + size, views: new Map(), regions: new Map() };
+    const r: Reservation<R> = {
+      start,
+      end: start + size,
+      views: new Map(),
+      regions: new RegionIndex<R>(),
+      initializing: new RegionIndex(),
+    };
     this.byStart.set(start, r);
     return r;
   }
@@ -65,35 +74,33 @@ export class ReservationTable<R extends RegionRecord = RegionRecord> {
   }
 
   checkPrepare(r: Reservation<R>, addr: number, size: number): void {
-    for (const [key, { end }] of r.regions) {
-      if (addr < end && addr + size > key) {
-        throw new JitmemError(
-          'ERR_RANGE_INITIALIZED',
-          `prepare: [${hex(addr)}, ${hex(addr + size)}) overlaps the initialized region at ${hex(key)}; deinitialize it first`,
-          {
-            addr,
-            size,
-            region: key,
-          },
-        );
-      }
+    const hit = r.regions.overlapping(addr, addr + size);
+    if (hit) {
+      throw new JitmemError(
+        'ERR_RANGE_INITIALIZED',
+        `prepare: [${hex(addr)}, ${hex(addr + size)}) overlaps the initialized region at ${hex(hit.key)}; deinitialize it first`,
+        {
+          addr,
+          size,
+          region: hit.key,
+        },
+      );
     }
   }
 
   checkInitialize(r: Reservation<R>, key: number, end: number): void {
-    if (r.regions.size === 0) return;
-    for (const [k, { end: e }] of r.regions) {
-      if (key < e && end > k) {
-        throw new JitmemError(
-          'ERR_REGION_OVERLAP',
-          `initialize: region [${hex(key)}, ${hex(end)}) overlaps the initialized region [${hex(k)}, ${hex(e)})`,
-          {
-            key,
-            end,
-            other: k,
-          },
-        );
-      }
+    const recorded = r.regions.overlapping(key, end);
+    const hit = recorded ?? r.initializing.overlapping(key, end);
+    if (hit) {
+      throw new JitmemError(
+        'ERR_REGION_OVERLAP',
+        `initialize: region [${hex(key)}, ${hex(end)}) overlaps the ${recorded ? 'initialized region' : 'region being initialized'} [${hex(hit.key)}, ${hex(hit.region.end)})`,
+        {
+          key,
+          end,
+          other: hit.key,
+        },
+      );
     }
   }
 
@@ -128,9 +135,7 @@ export class ReservationTable<R extends RegionRecord = RegionRecord> {
 /** A patch must lie inside one initialized region of one reservation of this mapper. */
 export function checkPatchTarget(table: ReservationTable, address: number, size: number): void {
   const r = table.of(address, size, 'patchCode');
-  for (const [key, { end }] of r.regions) {
-    if (address >= key && address + size <= end) return;
-  }
+  if (r.regions.holding(address, size)) return;
   throw new JitmemError(
     'ERR_NOT_INITIALIZED',
     `patchCode: [${hex(address)}, ${hex(address + size)}) is not inside an initialized region`,

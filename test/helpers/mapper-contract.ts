@@ -63,6 +63,7 @@ export function mapperContractSuite(kind: MapperKind): void {
   });
 
   actionContract(kind);
+  regionContract(kind);
   patchContract(kind);
 }
 
@@ -128,7 +129,64 @@ function actionContract(kind: MapperKind): void {
     text[0] = 0xcc; // reaches nothing
     t.is(await target.runInt(fin.sectionAddress('.text'), 1), 2);
   });
+}
 
+/** Ranges against the regions recorded: thousands of them in one reservation, and one under way. */
+function regionContract(kind: MapperKind): void {
+  test(`${kind}: with 2,000 regions in one reservation, prepare and initialize refuse exactly the ranges that overlap one, and one under way`, async (t) => {
+    const { target } = await fresh(t, kind);
+    const mapper = target.mapper;
+    const page = mapper.pageSize;
+    const n = 2000;
+    const { start } = await mapper.reserve((2 * n + 4) * page);
+    // Region i on page 2i, a free page after each: issued all at once, as a pipelined JIT does.
+    const keys = Array.from({ length: n }, (_, i) => start + 2 * i * page);
+    for (const k of keys) mapper.prepare(k, INC_CODE.length).set(INC_CODE);
+    const one = (k: number, size = INC_CODE.length) => ({
+      mappingBase: k,
+      segments: [{ offset: 0, contentSize: size, zeroFillSize: 0, group: RX }],
+      actions: [],
+    });
+    t.deepEqual(await Promise.all(keys.map((k) => mapper.initialize(one(k)))), keys);
+    const hex = (x: number) => x.toString(16);
+    for (const i of [0, 1, 999, n - 1]) {
+      const k = keys[i]!;
+      t.throws(() => mapper.prepare(k + 8, 8), { code: 'ERR_RANGE_INITIALIZED', message: new RegExp(hex(k)) });
+      // From the free page before region i + 1 into it: refused, naming that region.
+      if (i + 1 < n)
+        t.throws(() => mapper.prepare(k + page, page + 1), {
+          code: 'ERR_RANGE_INITIALIZED',
+          message: new RegExp(hex(keys[i + 1]!)),
+        });
+      await t.throwsAsync(mapper.initialize(one(k, 2 * page)), {
+        code: 'ERR_REGION_OVERLAP',
+        message: new RegExp(hex(k)),
+      });
+      // The free page itself is free, to the byte where the next region starts.
+      const free = mapper.prepare(k + page, page);
+      t.is(free.length, page);
+      await mapper.deinitialize([k + page]);
+    }
+    // Two initializes of one free page issued together: the second is refused while the first is
+    // under way (a remote mapper records a region when the executor answers), whatever the executor checks.
+    const gap = keys[500]! + page;
+    mapper.prepare(gap, INC_CODE.length).set(INC_CODE);
+    const first = mapper.initialize(one(gap));
+    const second = await t.throwsAsync(mapper.initialize(one(gap, 8)), { code: 'ERR_REGION_OVERLAP' });
+    t.regex(
+      second!.message,
+      new RegExp(
+        `overlaps the ${kind === 'in-process' ? 'initialized region' : 'region being initialized'} \\[0x${hex(gap)},`,
+      ),
+    );
+    t.is(await first, gap);
+    t.is(await target.runInt(gap, 41), 42);
+    t.is(await target.runInt(keys[n - 1]!, 1), 2);
+    await mapper.deinitialize([...keys, gap]);
+    // Every region gone: the whole reservation can be prepared again.
+    t.is(mapper.prepare(start, 2 * n * page).length, 2 * n * page);
+    await mapper.deinitialize([start]);
+  });
 }
 
 /** Patching finalized code in place, and the long cycle of reuse of one range. */
