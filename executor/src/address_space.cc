@@ -69,9 +69,15 @@ Reservation *AddressSpace::requireAccess(uint64_t addr, uint64_t size, int need,
     int prot;
   };
   std::vector<Piece> covered;
-  for (auto &kv : r->regions) {
-    const Region &region = kv.second;
-    if (region.start >= hi || AlignUp(region.end, pageSize) <= lo) continue;
+  // Regions start on page boundaries and never overlap, so by start they are in order of their
+  // page-rounded ends too: the one just below lo, then those starting before hi, are all that can
+  // cover [lo, hi). A pass over every region made each copying initialize linear in the regions
+  // live in the reservation (with 8,000, most of the executor's time).
+  auto it = r->regions.lower_bound(lo);
+  if (it != r->regions.begin()) --it;
+  for (; it != r->regions.end() && it->second.start < hi; ++it) {
+    const Region &region = it->second;
+    if (AlignUp(region.end, pageSize) <= lo) continue;
     for (const LiveSegment &s : region.segments) {
       uint64_t sEnd = AlignUp(s.addr + s.size, pageSize);
       if (s.size > 0 && s.addr < hi && sEnd > lo) covered.push_back({std::max(s.addr, lo), std::min(sEnd, hi), s.prot});

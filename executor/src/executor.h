@@ -194,8 +194,12 @@ class EHFrameRegistry {
   };
   void take(uint64_t start);
   bool read(uint64_t start, uint64_t end, const std::string &what, std::vector<uint8_t> &out, Err &e);
+  // The first registered frame that can reach past lo: none longer than longest_ was registered.
+  std::map<uint64_t, Registered>::const_iterator firstReaching(uint64_t lo) const;
   AddressSpace &space_;
   std::map<uint64_t, Registered> frames_;
+  // The longest frame ever registered (never lowered: a bound, not an exact maximum).
+  uint64_t longest_ = 0;
 };
 
 // ---- Alloc actions (actions.cc) -----------------------------------------------------------

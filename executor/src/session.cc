@@ -703,8 +703,11 @@ bool Session::segmentAt(uint64_t addr, uint64_t size, const char *what, uint64_t
   Reservation *res = space_.requireRange(addr, size, what, e);
   if (!res) return false;
   uint64_t page = space_.pageSize;
-  for (auto &kv : res->regions) {
-    for (const LiveSegment &s : kv.second.segments) {
+  // Regions are disjoint and kept by start: only the last one starting at or below addr can hold it.
+  auto holder = res->regions.upper_bound(addr);
+  if (holder != res->regions.begin()) {
+    const Region &region = std::prev(holder)->second;
+    for (const LiveSegment &s : region.segments) {
       uint64_t end = AlignUp(s.addr + s.size, page);
       if (s.size == 0 || addr < s.addr || addr >= end) continue;
       if (addr + size > end)
