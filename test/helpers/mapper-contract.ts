@@ -176,7 +176,7 @@ function regionContract(kind: MapperKind): void {
     t.regex(
       second!.message,
       new RegExp(
-        `overlaps the ${kind === 'in-process' ? 'initialized region' : 'region being initialized'} \\[0x${hex(gap)},`,
+        `overlaps the ${kind === 'in-process' || kind === 'dualmap' ? 'initialized region' : 'region being initialized'} \\[0x${hex(gap)},`,
       ),
     );
     t.is(await first, gap);
