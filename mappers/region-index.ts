@@ -11,8 +11,8 @@ export interface RegionRecord {
  * over the sorted starts: a slab kept warm holds thousands of regions, and a pass over all of
  * them per call made allocating into it quadratic (with 8,000 live, an allocate, write and
  * finalize of a two-section graph in process took 540 us, three quarters of it in those passes
- * and in collecting the garbage their entries left). Lookups by key and the order regions were recorded in (teardown goes in reverse) come
- * from a map beside it.
+ * and in collecting the garbage their entries left). Lookups by key and the order regions were
+ * recorded in (teardown goes in reverse) come from a map beside it.
  */
 export class RegionIndex<R extends RegionRecord> {
   private readonly byKey = new Map<number, R>();
