@@ -424,6 +424,8 @@ function judgeRows(
     const noise = t?.noise === null || t?.noise === undefined ? null : Math.expm1(t.noise);
     const move = moves.get(row.kind === 'time' ? moveGroupOf(row.key) : ratioMoveGroupOf(row.key))?.move;
     const floor = t?.noiseRaisesThreshold && noise !== null ? Math.max(row.threshold, noise) : row.threshold;
+    // A threshold widened by the group's common move, on the log scale (the move is the machine's).
+    const withMove = (x: number) => (move === undefined ? x : Math.expm1(Math.log1p(x) + Math.abs(move)));
     const fields: JudgedFields = {
       p: Number.isNaN(ps[i]!) ? pOf(row) : ps[i]!,
       significant: significant[i]!,
@@ -432,7 +434,7 @@ function judgeRows(
         base: byRuns ? 1 + settings.baseRuns.length : 1,
         head: byRuns ? 1 + settings.noiseReports.length : 1,
       },
-      threshold: move === undefined ? floor : Math.expm1(Math.log1p(floor) + Math.abs(move)),
+      threshold: withMove(floor),
       noise,
       ...(refusedOf(row) ? { refused: REFUSAL } : {}),
       ...(move === undefined ? {} : { commonMove: Math.expm1(move) }),
@@ -440,7 +442,7 @@ function judgeRows(
     // The threshold a 'same' must be known to stay within: the row's own (with the common move of
     // its group, which is the machine's), never one raised by the row's noise: a noisy row is
     // not thereby known to be unchanged.
-    const asked = move === undefined ? row.threshold : Math.expm1(Math.log1p(row.threshold) + Math.abs(move));
+    const asked = withMove(row.threshold);
     if (row.kind === 'time') times.push(judgeTime(row, fields, asked, byRuns));
     else ratios.push(judgeRatio(row, fields, asked, byRuns));
   });

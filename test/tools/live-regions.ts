@@ -1,14 +1,9 @@
 import { performance } from 'node:perf_hooks';
-import { InProcessMemoryMapper } from '../../mappers/in-process-memory-mapper.js';
-import { RpcCopyMapper } from '../../mappers/rpc-copy-mapper.js';
-import { SharedMemoryMapper } from '../../mappers/shared-memory-mapper.js';
-import type { MemoryMapper } from '../../mappers/memory-mapper.js';
-import { SlabMemoryManager } from '../../mappers/slab/slab-memory-manager.js';
-import type { FinalizedAllocation } from '../../mappers/slab/slab-memory-manager.js';
-import { ExecutorSession } from '../../session/executor-session.js';
+import { SlabMemoryManager, type FinalizedAllocation } from '../../mappers/slab/slab-memory-manager.js';
 import { budgetVerdict } from '../../harness/bench/ratios.js';
 import { meanInterval, welchTTest } from '../../harness/statistics.js';
 import { INC_CODE, RW, RX } from '../helpers/graphs.js';
+import { MAPPER_KINDS, openTarget, type MapperKind } from '../helpers/mapper-targets.js';
 
 /**
  * What one allocation costs as the regions live in one reservation grow: a long-running JIT keeps
@@ -35,24 +30,8 @@ const graph = (i: number) => ({
   ],
 });
 
-async function open(kind: string): Promise<{ mapper: MemoryMapper; close(): Promise<void> }> {
-  if (kind === 'in-process') {
-    const mapper = new InProcessMemoryMapper();
-    return { mapper, close: () => mapper.close() };
-  }
-  const session = await ExecutorSession.spawn();
-  const mapper = kind === 'shared' ? new SharedMemoryMapper(session) : new RpcCopyMapper(session);
-  return {
-    mapper,
-    close: async () => {
-      await mapper.close();
-      await session.close();
-    },
-  };
-}
-
-async function measure(kind: string): Promise<void> {
-  const target = await open(kind);
+async function measure(kind: MapperKind): Promise<void> {
+  const target = await openTarget(kind);
   const manager = new SlabMemoryManager(target.mapper, { granularity: 1 << 30 });
   const live: FinalizedAllocation[] = [];
   const blocksAt = new Map<number, number[]>();
@@ -95,10 +74,10 @@ async function measure(kind: string): Promise<void> {
 }
 
 const kinds = process.argv.slice(2);
-for (const kind of kinds.length ? kinds : ['in-process', 'shared', 'rpc-copy']) {
-  if (!['in-process', 'shared', 'rpc-copy'].includes(kind)) {
-    console.error(`live-regions: unknown mapper ${JSON.stringify(kind)}; expected in-process, shared or rpc-copy`);
+for (const kind of kinds.length ? kinds : MAPPER_KINDS) {
+  if (!(MAPPER_KINDS as readonly string[]).includes(kind)) {
+    console.error(`live-regions: unknown mapper ${JSON.stringify(kind)}; expected one of ${MAPPER_KINDS.join(', ')}`);
     process.exit(2);
   }
-  await measure(kind);
+  await measure(kind as MapperKind);
 }
