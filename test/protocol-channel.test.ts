@@ -1,9 +1,9 @@
 import test from 'ava';
 import net from 'node:net';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { Channel, type CallHandler } from '../protocol/channel.js';
-import { OpCode, encodeFrame } from '../protocol/frame.js';
-import { sps } from '../protocol/sps.js';
+import { FrameParser, HEADER_SIZE, OpCode, encodeFrame } from '../protocol/frame.js';
+import { SpsWriter, sps } from '../protocol/sps.js';
 
 /** Two channels joined by a pair of in-memory byte streams. */
 function pair(executorHandler?: CallHandler, controllerHandler?: CallHandler, maxFrameSize?: number) {
@@ -145,4 +145,60 @@ test('over a real socket a large payload arrives intact', async (t) => {
   t.deepEqual(await executor.closed, { reason: 'eof' });
   client.destroy();
   serverSide.destroy();
+});
+
+/** A byte sink that keeps what it is given, and how: the chunks of each write or writev. */
+class WriteRecorder extends Writable {
+  readonly batches: number[] = [];
+  readonly bytes: Uint8Array[] = [];
+  override _write(chunk: Uint8Array, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
+    this.batches.push(1);
+    this.bytes.push(chunk);
+    done();
+  }
+  override _writev(chunks: Array<{ chunk: Uint8Array }>, done: (err?: Error | null) => void): void {
+    this.batches.push(chunks.length);
+    for (const c of chunks) this.bytes.push(c.chunk);
+    done();
+  }
+}
+
+const endOfTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+test("a turn's first frame leaves at once, the frames after it in that turn together at its end, in the order sent", async (t) => {
+  const sink = new WriteRecorder();
+  const controller = new Channel(new PassThrough(), sink, { role: 'controller' });
+  controller.call(0x10, u32(1)).catch(() => undefined);
+  // Written before the caller's turn is over: a sequential call's request does not wait for it.
+  t.deepEqual(sink.batches, [1]);
+  controller.call(0x10, u32(2)).catch(() => undefined);
+  controller.call(0x10, u32(3)).catch(() => undefined);
+  t.deepEqual(sink.batches, [1]);
+  await endOfTurn();
+  t.deepEqual(sink.batches, [1, 2]);
+  // The next turn starts over: its first frame at once again.
+  controller.call(0x10, u32(4)).catch(() => undefined);
+  t.deepEqual(sink.batches, [1, 2, 1]);
+  await endOfTurn();
+  // A gathered frame first in its turn: its pieces at once, in one writev.
+  const content = Uint8Array.of(9, 8, 7, 6, 5);
+  const gathered = new SpsWriter(64, HEADER_SIZE).u32(5).bytesByReference(content).u32(6);
+  controller.call(0x20, gathered).catch(() => undefined);
+  t.deepEqual(sink.batches, [1, 2, 1, 3]);
+  await endOfTurn();
+  t.deepEqual(sink.batches, [1, 2, 1, 3]);
+  const frames = new FrameParser(1 << 20).push(Buffer.concat(sink.bytes));
+  t.deepEqual(
+    frames.map((f) => [f.seq, f.tag]),
+    [
+      [0, 0x10],
+      [1, 0x10],
+      [2, 0x10],
+      [3, 0x10],
+      [4, 0x20],
+    ],
+  );
+  t.deepEqual(frames.slice(0, 4).map((f) => readU32(f.payload!)), [1, 2, 3, 4]);
+  t.deepEqual([...frames[4]!.payload!], [5, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 9, 8, 7, 6, 5, 6, 0, 0, 0]);
+  controller.close();
 });
