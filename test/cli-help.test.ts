@@ -70,6 +70,30 @@ test('bench-alloc --sizes takes counts as the help writes them (10k)', (t) => {
   );
 });
 
+test('bench-alloc --rounds takes 3 to 1000 rounds, and names the value and what it takes otherwise', (t) => {
+  const few = runCli(['bench-alloc', '--rounds', '2']);
+  t.is(few.status, 2);
+  t.regex(few.stderr, /--rounds must be at least 3 rounds \(an interval needs them\); got "2" \[ERR_INVALID_OPTION_VALUE\]/);
+  const many = runCli(['bench-alloc', '--rounds', '1001']);
+  t.is(many.status, 2);
+  t.regex(many.stderr, /--rounds "1001" is above the limit of 1000 \[ERR_OPTION_VALUE_TOO_LARGE\]/);
+  const r = runCli(['bench-alloc', '--sizes', '1k,100k', '--policy', 'best-fit', '--rounds', '3', '--time', '30', '--json']);
+  t.is(r.status, 0, r.stderr);
+  const { rows, budgets } = JSON.parse(r.stdout) as {
+    rows: Array<{ roundP50s: number[] }>;
+    budgets: Array<{ label: string; rounds: number; verdict: string }>;
+  };
+  t.deepEqual(
+    rows.map((x) => x.roundP50s.length),
+    [3, 3],
+  );
+  t.deepEqual(
+    budgets.map((b) => [b.label, b.rounds]),
+    [['best-fit: round median at 100k over at 1k', 3]],
+  );
+  t.true(['ok', 'over', 'undecided'].includes(budgets[0]!.verdict));
+});
+
 test('bench-remote --json prints its figures as JSON on stdout and its commentary on stderr; flags are checked', (t) => {
   const r = runCli(['bench-remote', '--iterations', '1', '--calls', '200', '--json']);
   t.is(r.status, 0, r.stderr);

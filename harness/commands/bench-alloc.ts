@@ -12,6 +12,7 @@ import { formatTable } from '../report/format-table.js';
  */
 const MAX_FREE_RANGES = 2_000_000;
 const MAX_BATCH = 1_000_000;
+const MAX_ROUNDS = 1000;
 
 /** A value past a flag's limit: a code of its own, so a script can tell it from a malformed value. */
 function tooLarge(flag: string, text: string, limit: string): JitmemError {
@@ -36,8 +37,11 @@ const SPEC = {
   name: 'bench-alloc',
   usage: 'jitmem bench-alloc [options]',
   about: `Allocator microbenchmark: latency of one allocate+free pair in the slab allocator's
-free-range index holding 1k, 10k and 100k free ranges, for each fit policy. Each figure is
-printed beside its budget (p50 <= 1 us at 10k; 100k within 2x of 1k).`,
+free-range index holding 1k, 10k and 100k free ranges, for each fit policy. The sizes of a
+policy are measured in interleaved rounds (1k 10k 100k, 100k 10k 1k, ...), so that a slower
+spell of the machine falls on every size alike. Each budget (p50 <= 1 us at 10k; 100k within 2x
+of 1k) is judged by its 95% interval over the rounds: ok when the whole interval is within it,
+OVER when the whole interval is past it, otherwise undecided.`,
   flags: {
     policy: valueFlag(
       { value: 'LIST', help: 'fit policies, comma-separated (default first-fit,best-fit)' },
@@ -51,15 +55,29 @@ printed beside its budget (p50 <= 1 us at 10k; 100k within 2x of 1k).`,
       },
       counts,
     ),
-    time: valueFlag({ value: 'MS', help: 'sampling time per cell in milliseconds (default 500)' }, positiveInteger),
+    time: valueFlag(
+      { value: 'MS', help: 'sampling time per policy and size in milliseconds, over all rounds (default 500)' },
+      positiveInteger,
+    ),
+    rounds: valueFlag(
+      { value: 'N', help: 'interleaved rounds per policy, 3 to 1000 (default 10)' },
+      (text: string, flag: string) => {
+        const n = positiveInteger(text, flag);
+        if (n < 3) throw invalidValue(flag, 'at least 3 rounds (an interval needs them)', text);
+        if (n > MAX_ROUNDS) throw tooLarge(flag, text, String(MAX_ROUNDS));
+        return n;
+      },
+    ),
     batch: valueFlag({ value: 'N', help: 'allocate+free pairs per sample (default 1000, at most 1000000)' }, batchSize),
     seed: valueFlag({ value: 'N', help: 'seed of the free-range shapes (default 42)' }, positiveInteger),
     json: booleanFlag('print the rows as JSON instead of a table'),
-    check: booleanFlag('exit with status 1 when a figure is over its budget'),
+    check: booleanFlag(`exit with status 1 when a figure is over its budget, 3 when none is but
+one is undecided`),
   },
   operands: false,
-  footer: `exit status: 0 when measured (figures over budget or not, unless --check); 1 with --check
-when a figure is over its budget; 2 for bad flags.`,
+  footer: `exit status: 0 when measured (figures over budget or not, unless --check); with --check,
+1 when a figure is over its budget and 3 when none is but one is undecided (its interval holds
+the budget: more --time or --rounds may decide it); 2 for bad flags.`,
 };
 
 /** Counts as the help writes them, comma-separated: 1000, 10k, 1m. */
@@ -83,8 +101,9 @@ export const benchAllocCommand = flagCommand(SPEC, async ({ values }, io) => {
     ...(values.time ? { time: values.time } : {}),
     ...(values.batch ? { batch: values.batch } : {}),
     ...(values.seed ? { seed: values.seed } : {}),
-    onCell: (policy, n) => {
-      if (progress) io.stderr.write(`\r\x1b[Kmeasuring ${policy} at ${n} free ranges...`);
+    ...(values.rounds ? { rounds: values.rounds } : {}),
+    onRound: (policy, round, rounds) => {
+      if (progress) io.stderr.write(`\r\x1b[Kmeasuring ${policy}: round ${round + 1} of ${rounds}...`);
     },
   });
   if (progress) io.stderr.write('\r\x1b[K');
@@ -112,13 +131,32 @@ export const benchAllocCommand = flagCommand(SPEC, async ({ values }, io) => {
         ]),
       ),
     );
-    io.stdout.write('\nbudgets\n\n');
+    io.stdout.write(
+      '\nbudgets (a round median: the median sample of a size in one round; each figure the geometric mean\n' +
+        'over the rounds, of the round medians or of their per-round ratio, with its Student-t 95% interval)\n\n',
+    );
     io.stdout.write(
       formatTable(
-        ['figure', 'measured', 'budget', ''],
-        budgets.map((b) => [b.label, b.figure, b.budget, b.ok ? 'ok' : 'OVER']),
+        ['figure', 'measured', '95% CI', 'rounds', 'budget', ''],
+        budgets.map((b) => [
+          b.label,
+          figure(b.value, b.unit),
+          b.unit === 'x'
+            ? `${b.ci95[0].toFixed(2)}-${b.ci95[1].toFixed(2)}x`
+            : `${b.ci95[0].toFixed(3)}-${b.ci95[1].toFixed(3)} us`,
+          String(b.rounds),
+          `<= ${b.budget}${b.unit === 'x' ? 'x' : ' us'}`,
+          VERDICT_TEXT[b.verdict],
+        ]),
       ),
     );
   }
-  return values.check && budgets.some((b) => !b.ok) ? 1 : 0;
+  if (!values.check) return 0;
+  return budgets.some((b) => b.verdict === 'over') ? 1 : budgets.some((b) => b.verdict === 'undecided') ? 3 : 0;
 });
+
+const VERDICT_TEXT = { ok: 'ok', over: 'OVER', undecided: 'undecided' } as const;
+
+function figure(value: number, unit: 'us' | 'x'): string {
+  return unit === 'x' ? `${value.toFixed(2)}x` : `${value.toFixed(3)} us`;
+}
