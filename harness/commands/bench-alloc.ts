@@ -140,12 +140,10 @@ export const benchAllocCommand = flagCommand(SPEC, async ({ values }, io) => {
         ['figure', 'measured', '95% CI', 'rounds', 'budget', ''],
         budgets.map((b) => [
           b.label,
-          figure(b.value, b.unit),
-          b.unit === 'x'
-            ? `${b.ci95[0].toFixed(2)}-${b.ci95[1].toFixed(2)}x`
-            : `${b.ci95[0].toFixed(3)}-${b.ci95[1].toFixed(3)} us`,
+          withUnit(digits(b.value, b.unit), b.unit),
+          withUnit(`${digits(b.ci95[0], b.unit)}-${digits(b.ci95[1], b.unit)}`, b.unit),
           String(b.rounds),
-          `<= ${b.budget}${b.unit === 'x' ? 'x' : ' us'}`,
+          `<= ${withUnit(String(b.budget), b.unit)}`,
           VERDICT_TEXT[b.verdict],
         ]),
       ),
@@ -157,6 +155,10 @@ export const benchAllocCommand = flagCommand(SPEC, async ({ values }, io) => {
 
 const VERDICT_TEXT = { ok: 'ok', over: 'OVER', undecided: 'undecided' } as const;
 
-function figure(value: number, unit: 'us' | 'x'): string {
-  return unit === 'x' ? `${value.toFixed(2)}x` : `${value.toFixed(3)} us`;
+function digits(value: number, unit: 'us' | 'x'): string {
+  return value.toFixed(unit === 'x' ? 2 : 3);
+}
+
+function withUnit(text: string, unit: 'us' | 'x'): string {
+  return unit === 'x' ? `${text}x` : `${text} us`;
 }

@@ -115,9 +115,16 @@ class AllocCell {
     return us;
   }
 
-  /** A round's block: one batch unrecorded (this index's lines back in cache), then samples for `ms`. */
+  /** Batches for `ms`, at least one, none recorded: JIT tiers settle, this index's lines come back to cache. */
+  warmUp(ms: number): void {
+    const end = performance.now() + ms;
+    do this.sample();
+    while (performance.now() < end);
+  }
+
+  /** A round's block: one batch unrecorded, then samples for `ms`. */
   block(ms: number): void {
-    this.sample();
+    this.warmUp(0);
     const taken: number[] = [];
     const end = performance.now() + ms;
     while (taken.length < MIN_BLOCK_SAMPLES || performance.now() < end) taken.push(this.sample());
@@ -157,9 +164,7 @@ export async function runAllocBench(options: AllocBenchOptions = {}): Promise<Al
   const rows: AllocBenchRow[] = [];
   for (const policy of policies) {
     const cells = sizes.map((n) => new AllocCell(policy, n, seed, batch));
-    // JIT tiers settle before the first round, on every size.
-    for (const cell of cells) cell.block(Math.min(100, blockMs * 2));
-    for (const cell of cells) cell.samples.length = cell.roundP50s.length = 0;
+    for (const cell of cells) cell.warmUp(Math.min(100, blockMs * 2));
     for (let round = 0; round < rounds; round++) {
       options.onRound?.(policy, round, rounds);
       // Alternate the order, so that no size always follows the same one.
