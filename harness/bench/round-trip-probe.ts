@@ -22,7 +22,12 @@ export interface RoundTripProbe {
   readonly noopUs: number;
   readonly finalizeUs: number;
   readonly samples: number;
-  /** Median microseconds the controller spends in finalize() before the call is on the wire. */
+  /**
+   * Median microseconds the controller spends in finalize() until it returns, the call on the
+   * wire: the write included, since the channel writes a turn's first frame at once (and, the two
+   * processes on one CPU, the executor's run it wakes when the kernel switches to it there and
+   * then), where before it ended before the write.
+   */
   readonly controllerFinalizeUs: number;
   /**
    * The executor's handler time per call (its handlerNs counter over a run of each kind), us:
