@@ -27,11 +27,15 @@ function tooLarge(flag: string, text: string, limit: string): JitmemError {
   );
 }
 
-const batchSize = (text: string, flag: string): number => {
-  const n = positiveInteger(text, flag);
-  if (n > MAX_BATCH) throw tooLarge(flag, text, String(MAX_BATCH));
-  return n;
-};
+/** A flag's positive integer up to `max`; at least `least.min` when given, or refused with its reason. */
+function countUpTo(max: number, least?: { readonly min: number; readonly expected: string }) {
+  return (text: string, flag: string): number => {
+    const n = positiveInteger(text, flag);
+    if (least && n < least.min) throw invalidValue(flag, least.expected, text);
+    if (n > max) throw tooLarge(flag, text, String(max));
+    return n;
+  };
+}
 
 const SPEC = {
   name: 'bench-alloc',
@@ -61,14 +65,12 @@ OVER when the whole interval is past it, otherwise undecided.`,
     ),
     rounds: valueFlag(
       { value: 'N', help: 'interleaved rounds per policy, 3 to 1000 (default 10)' },
-      (text: string, flag: string) => {
-        const n = positiveInteger(text, flag);
-        if (n < 3) throw invalidValue(flag, 'at least 3 rounds (an interval needs them)', text);
-        if (n > MAX_ROUNDS) throw tooLarge(flag, text, String(MAX_ROUNDS));
-        return n;
-      },
+      countUpTo(MAX_ROUNDS, { min: 3, expected: 'at least 3 rounds (an interval needs them)' }),
     ),
-    batch: valueFlag({ value: 'N', help: 'allocate+free pairs per sample (default 1000, at most 1000000)' }, batchSize),
+    batch: valueFlag(
+      { value: 'N', help: 'allocate+free pairs per sample (default 1000, at most 1000000)' },
+      countUpTo(MAX_BATCH),
+    ),
     seed: valueFlag({ value: 'N', help: 'seed of the free-range shapes (default 42)' }, positiveInteger),
     json: booleanFlag('print the rows as JSON instead of a table'),
     check: booleanFlag(`exit with status 1 when a figure is over its budget, 3 when none is but
