@@ -8,6 +8,7 @@ import { churnPlan } from '../workloads/patterns/churn-pattern.js';
 import { updatePlan } from '../workloads/patterns/update-pattern.js';
 import { returnConstantGraph } from '../workloads/patterns/return-constant.js';
 import { runPlan } from '../workloads/patterns/run-plan.js';
+import type { Plan, Step } from '../workloads/patterns/plan.js';
 import { PhaseClock } from '../harness/bench/phase-clock.js';
 import { openTarget } from './helpers/mapper-targets.js';
 
@@ -199,4 +200,49 @@ test('the phase clock counts overlapping operations once and time with none unde
   t.true(Math.abs(clock.total() - (initialize + deinitialize)) < 1e-6, 'the shares sum to the total');
   t.true(clock.total() >= 35, `total ${ms(clock.total())}`);
   t.true(clock.total() <= wall + 1, `total ${ms(clock.total())} over wall ${ms(wall)}`);
+});
+
+test('beforeFree: `last` marks the free that ends the plan (its last operation, phase markers after it or not) and freeAtEnd\'s, no other', async (t) => {
+  const mapper = new InProcessMemoryMapper();
+  t.teardown(() => mapper.close());
+  const manager = new SlabMemoryManager(mapper, { granularity: 1 << 20 });
+  const g = returnConstantGraph(3);
+  const runWith = async (steps: Step[], freeAtEnd: boolean) => {
+    const seen: Array<{ ids: number; last: boolean }> = [];
+    const plan: Plan = { pattern: 'churn', description: 'test', steps: () => steps };
+    await runPlan(plan, manager, {
+      inFlight: 4,
+      freeAtEnd,
+      hooks: {
+        beforeFree: async (allocs, { last, drain }) => {
+          await drain();
+          seen.push({ ids: allocs.length, last });
+        },
+      },
+    });
+    return seen;
+  };
+  const alloc = (id: number): Step => ({ op: 'allocate', id, graph: g });
+  const phase = (name: string): Step => ({ op: 'phase', name });
+  // A churn's end: a phase marker, then the drain.
+  t.deepEqual(await runWith([alloc(0), alloc(1), { op: 'free', ids: [0] }, phase('drain'), { op: 'free', ids: [1] }], false), [
+    { ids: 1, last: false },
+    { ids: 1, last: true },
+  ]);
+  // Phase markers after the last free do not make it any less the last.
+  t.deepEqual(await runWith([alloc(0), { op: 'free', ids: [0] }, phase('a'), phase('b')], false), [{ ids: 1, last: true }]);
+  // An allocation after a free: the free was not the last; freeAtEnd's is.
+  t.deepEqual(await runWith([alloc(0), { op: 'free', ids: [0] }, alloc(1), phase('end')], true), [
+    { ids: 1, last: false },
+    { ids: 1, last: true },
+  ]);
+  // The bench's own plan: every free but the drain is in the middle.
+  const churn = churnPlan([g], { seed: 2, operations: 30, liveSet: 3 });
+  const flags = await runWith([...churn.steps()], true);
+  t.true(flags.length > 2);
+  t.deepEqual(
+    flags.map((f) => f.last),
+    flags.map((_, i) => i === flags.length - 1),
+  );
+  t.is(manager.stats().liveAllocations, 0);
 });

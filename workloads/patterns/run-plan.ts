@@ -41,8 +41,9 @@ export interface PlanHooks<F extends PlanFinalizedAllocation> {
   finalized?(step: AllocateStep, alloc: F): void;
   /**
    * These allocations are about to be freed (verification goes here, untimed). `last` is true
-   * for the free that ends the plan. With `inFlight` above 1 other operations may still be in
-   * flight; `drain` waits for those issued before this free (a check that needs them done
+   * for a free that ends the plan: the plan's own last operation when it is a free (only phase
+   * markers after it), and freeAtEnd's. With `inFlight` above 1 other operations may still be
+   * in flight; `drain` waits for those issued before this free (a check that needs them done
    * calls it first).
    */
   beforeFree?(allocs: readonly F[], context: { readonly last: boolean; drain(): Promise<void> }): Promise<void>;
@@ -134,6 +135,36 @@ class InFlight {
   }
 }
 
+/**
+ * The steps in order, the plan's last operation (allocate, free or patch; phase markers are not
+ * operations) marked `final`. Every plan ends by freeing what it holds, so its last free is the
+ * end of the iteration a benchmark checks; a plan's steps are a pure function of its options, so
+ * reading one operation ahead changes nothing.
+ */
+function* withFinalOperation(steps: Iterable<Step>): Generator<{ step: Step; final: boolean }> {
+  let operation: Step | undefined;
+  // Phase markers after `operation`, held back with it until the next operation (or the end)
+  // shows whether it was the last.
+  let markers: Step[] = [];
+  for (const step of steps) {
+    if (step.op === 'phase' && operation) {
+      markers.push(step);
+      continue;
+    }
+    if (operation) {
+      yield { step: operation, final: false };
+      for (const m of markers) yield { step: m, final: false };
+      markers = [];
+    }
+    if (step.op === 'phase') yield { step, final: false };
+    else operation = step;
+  }
+  if (operation) {
+    yield { step: operation, final: true };
+    for (const m of markers) yield { step: m, final: false };
+  }
+}
+
 /** One run of a plan: the allocations it holds and what it has counted so far. */
 class PlanRun<F extends PlanFinalizedAllocation> {
   private readonly hooks: PlanHooks<F>;
@@ -163,8 +194,8 @@ class PlanRun<F extends PlanFinalizedAllocation> {
   /** Every step in order; on a failure, frees what is live before the error goes on. */
   async run(): Promise<PlanRunResult> {
     try {
-      for (const step of this.plan.steps()) {
-        await this.step(step);
+      for (const { step, final } of withFinalOperation(this.plan.steps())) {
+        await this.step(step, final);
         await this.options.afterStep?.(step, this.index, this.live);
         this.index++;
       }
@@ -177,12 +208,12 @@ class PlanRun<F extends PlanFinalizedAllocation> {
     return { steps, allocations, frees, patches, peakLive };
   }
 
-  private async step(step: Step): Promise<void> {
+  private async step(step: Step, final: boolean): Promise<void> {
     switch (step.op) {
       case 'allocate':
         return this.allocate(step);
       case 'free':
-        return this.issue(this.free(step.ids, false));
+        return this.issue(this.free(step.ids, final));
       case 'patch':
         return this.patch(step);
       case 'phase':
