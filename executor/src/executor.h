@@ -262,12 +262,17 @@ class MemoryServices {
 
 class Sha256 {
  public:
-  Sha256();
+  // `portable`: the plain C++ rounds even on a CPU with SHA extensions (the self-test checks both).
+  explicit Sha256(bool portable = false);
   void update(const void *data, size_t n);
   void digest(uint8_t out[32]);
+  // Whether this CPU has the SHA extensions the hash uses unless told `portable`.
+  static bool shaExtensionsAvailable();
 
  private:
+  void blocks(const uint8_t *p, size_t n);
   void block(const uint8_t *p);
+  bool shaExtensions_;
   uint32_t h_[8];
   uint8_t buf_[64];
   size_t used_ = 0;

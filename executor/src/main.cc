@@ -479,17 +479,25 @@ int SelfTestCrypto() {
     }
     return s;
   };
-  auto sha = [&](const std::string &name, const std::string &msg, int repeat) {
-    Sha256 h;
-    for (int i = 0; i < repeat; i++) h.update(msg.data(), msg.size());
-    uint8_t d[32];
-    h.digest(d);
-    printf("%s %s\n", name.c_str(), hex(d).c_str());
-  };
-  sha("sha256-empty", "", 1);
-  sha("sha256-abc", "abc", 1);
-  sha("sha256-448", "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 1);
-  sha("sha256-million-a", "a", 1000000);
+  // The hash as the executor uses it (with the CPU's SHA extensions where it has them), then the
+  // portable rounds: "sha256-extensions" says which the first lines ran.
+  printf("sha256-extensions %s\n", Sha256::shaExtensionsAvailable() ? "yes" : "no");
+  for (bool portable : {false, true}) {
+    const std::string prefix = portable ? "portable-" : "";
+    auto sha = [&](const std::string &name, const std::string &msg, int repeat) {
+      Sha256 h(portable);
+      for (int i = 0; i < repeat; i++) h.update(msg.data(), msg.size());
+      uint8_t d[32];
+      h.digest(d);
+      printf("%s%s %s\n", prefix.c_str(), name.c_str(), hex(d).c_str());
+    };
+    sha("sha256-empty", "", 1);
+    sha("sha256-abc", "abc", 1);
+    sha("sha256-448", "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 1);
+    sha("sha256-million-a", "a", 1000000);
+    // The same million in one call: 15,625 blocks in one run of the rounds, as a check hashes memory.
+    sha("sha256-million-a-at-once", std::string(1000000, 'a'), 1);
+  }
   auto hmac = [&](const std::string &name, const std::string &key, const std::string &msg) {
     uint8_t d[32];
     HmacSha256(reinterpret_cast<const uint8_t *>(key.data()), key.size(), reinterpret_cast<const uint8_t *>(msg.data()), msg.size(), d);

@@ -3,6 +3,11 @@
 
 #include <cstring>
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
+
 #include "executor.h"
 
 namespace jitmem {
@@ -17,11 +22,79 @@ const uint32_t kK[64] = {
 
 inline uint32_t Rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 
+// x86-64's SHA extensions, with the SSSE3 and SSE4.1 shuffles and blends around them. The bench
+// checks the executor's memory by its hash: 6.5 MB for CPython, which the portable rounds below
+// take about 30 ms over on this machine's EPYC (0.23 GB/s) and these about 4 (1.5 GB/s).
+bool CpuHasShaExtensions() {
+#if defined(__x86_64__)
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+  const bool ssse3 = c & (1u << 9), sse41 = c & (1u << 19);
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  return ssse3 && sse41 && (b & (1u << 29));
+#else
+  return false;
+#endif
+}
+
+const bool kShaExtensions = CpuHasShaExtensions();
+
+#if defined(__x86_64__)
+// `n` 64-byte blocks into `h`. The rounds instruction keeps the eight state words as two
+// vectors, ABEF and CDGH, and takes the message words with their round constants added, two
+// rounds at a time; the message schedule extends four words at a time (msg1 and msg2 give
+// sigma0 and sigma1 of FIPS 180-4's recurrence).
+__attribute__((target("sha,ssse3,sse4.1"))) void ShaExtensionBlocks(uint32_t h[8], const uint8_t *p, size_t n) {
+  const __m128i bigEndianWords = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+  __m128i cdab = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(h)), 0xB1);
+  __m128i efgh = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(h + 4)), 0x1B);
+  __m128i abef = _mm_alignr_epi8(cdab, efgh, 8);
+  __m128i cdgh = _mm_blend_epi16(efgh, cdab, 0xF0);
+  for (; n > 0; n--, p += 64) {
+    const __m128i abefBefore = abef, cdghBefore = cdgh;
+    // w[g % 4]: message words 4g..4g+3 while group g's rounds run.
+    __m128i w[4];
+    for (int g = 0; g < 16; g++) {
+      __m128i &words = w[g & 3];
+      if (g < 4) {
+        words = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p + 16 * g)), bigEndianWords);
+      } else {
+        // W[t] = sigma1(W[t-2]) + W[t-7] + sigma0(W[t-15]) + W[t-16], for t = 4g..4g+3.
+        __m128i sum = _mm_sha256msg1_epu32(words, w[(g + 1) & 3]);
+        sum = _mm_add_epi32(sum, _mm_alignr_epi8(w[(g + 3) & 3], w[(g + 2) & 3], 4));
+        words = _mm_sha256msg2_epu32(sum, w[(g + 3) & 3]);
+      }
+      const __m128i wk = _mm_add_epi32(words, _mm_loadu_si128(reinterpret_cast<const __m128i *>(kK + 4 * g)));
+      cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk);
+      abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(wk, 0x0E));
+    }
+    abef = _mm_add_epi32(abef, abefBefore);
+    cdgh = _mm_add_epi32(cdgh, cdghBefore);
+  }
+  const __m128i feba = _mm_shuffle_epi32(abef, 0x1B);
+  const __m128i dchg = _mm_shuffle_epi32(cdgh, 0xB1);
+  _mm_storeu_si128(reinterpret_cast<__m128i *>(h), _mm_blend_epi16(feba, dchg, 0xF0));
+  _mm_storeu_si128(reinterpret_cast<__m128i *>(h + 4), _mm_alignr_epi8(dchg, feba, 8));
+}
+#endif
+
 }  // namespace
 
-Sha256::Sha256() {
+Sha256::Sha256(bool portable) : shaExtensions_(kShaExtensions && !portable) {
   const uint32_t init[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
   memcpy(h_, init, sizeof h_);
+}
+
+bool Sha256::shaExtensionsAvailable() { return kShaExtensions; }
+
+void Sha256::blocks(const uint8_t *p, size_t n) {
+#if defined(__x86_64__)
+  if (shaExtensions_) {
+    ShaExtensionBlocks(h_, p, n);
+    return;
+  }
+#endif
+  for (; n > 0; n--, p += 64) block(p);
 }
 
 void Sha256::block(const uint8_t *p) {
@@ -70,14 +143,12 @@ void Sha256::update(const void *data, size_t n) {
     p += take;
     n -= take;
     if (used_ < 64) return;
-    block(buf_);
+    blocks(buf_, 1);
     used_ = 0;
   }
-  while (n >= 64) {
-    block(p);
-    p += 64;
-    n -= 64;
-  }
+  blocks(p, n / 64);
+  p += n / 64 * 64;
+  n %= 64;
   if (n > 0) {
     memcpy(buf_, p, n);
     used_ = n;
