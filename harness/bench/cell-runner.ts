@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import { Bench } from 'tinybench';
 import * as native from '../../native/index.js';
 import { JitmemError } from '../../core/errors.js';
@@ -97,11 +96,27 @@ export function cellName(c: Cell): string {
   return `${c.workload}/${c.pattern}/${c.mapper}${c.executor === 'none' ? '' : `@${c.executor}`}/${c.policy}`;
 }
 
+/**
+ * Where an iteration checks that the executor's memory holds exactly the bytes written (the
+ * executor hashes it; LLVM's is read back): at 'every free', of what it frees, or at its 'end',
+ * of what is live before its last free, or 'none'. A free checked in the middle of an iteration
+ * stalls its pipeline (the check needs the operations before it done), so only warm-ups check:
+ * the first `warmupIterations` of each cell's first round every free, so that every free a plan
+ * makes in the middle of its pattern is checked in every cell, and the warm-up iteration that
+ * starts each later round its end, so that every round checks each cell on its warm slab.
+ * Measured iterations are not checked: on python/load the end check added 4-34 ms to iterations
+ * of 11-73 ms (30-50%), which a group's share would pay for with fewer rounds. Checked at every
+ * free, the later rounds' warm-ups took 380-650 ms of each python/churn round over its four
+ * cells, longer than the round's measured part.
+ */
+export type IntegrityChecks = 'every free' | 'end' | 'none';
+
 export interface CellRunOptions {
   /** Sampling time in milliseconds (tinybench `time`). */
   readonly time: number;
   /** Minimum iterations (tinybench `iterations`). */
   readonly iterations: number;
+  /** Warm-up iterations that check every free (tinybench's; interleaved, the first round's first). */
   readonly warmupIterations: number;
   /** Warm-up time in milliseconds before the first round (tinybench `warmupTime`; default 0). */
   readonly warmupTime?: number;
@@ -169,7 +184,15 @@ export class CellRunner {
   private series: SlabPoint[] | undefined;
   private contentBytes = 0;
   private zeroFillBytes = 0;
+  /** Whether tinybench is in its measured mode (see round()): its iterations are recorded. */
   private measured = false;
+  /**
+   * What the iteration running checks of the executor's memory (see IntegrityChecks): set by
+   * whoever runs it, 'none' unless they say otherwise.
+   */
+  private checks: IntegrityChecks = 'none';
+  /** Warm-up iterations of the first round that checked every free. */
+  private checkedWarmups = 0;
   private lastManager: SlabMemoryManager | undefined;
   private readonly cpusSeen = new Set<number>();
   /** Traffic of the integrity checks, which is not the transport's and is taken out of the counts. */
@@ -247,6 +270,7 @@ export class CellRunner {
       {
         beforeAll: async (mode) => {
           this.measured = mode === 'run';
+          this.checks = this.measured ? 'none' : 'every free';
           if (this.measured) {
             if (costCounters) costAtStart = await costCounters();
             countersAtStart = this.handle.counters();
@@ -276,16 +300,37 @@ export class CellRunner {
   private roundController: ProcessCostCounters | undefined;
 
   /**
-   * Unrecorded iterations, at the start of a round measured a step at a time (see step()): the
-   * first round's warm-up in full (iterations and time), later rounds' `iterations` alone.
+   * Unrecorded iterations at the start of a round measured a step at a time (see step()), after
+   * the first (see firstRoundWarmupStep), each checking what is live at its end.
    */
-  async warmup(first: boolean, iterations: number): Promise<void> {
-    this.measured = false;
+  async warmup(iterations: number): Promise<void> {
     this.cpu.refresh();
     const name = cellName(this.cell);
-    const until = first ? performance.now() + (this.options.warmupTime ?? 0) : 0;
-    const count = first ? this.options.warmupIterations : iterations;
-    for (let i = 0; i < count || performance.now() < until; i++) await this.iteration(this.iterationsRun++, name);
+    this.checks = 'end';
+    try {
+      for (let i = 0; i < iterations; i++) await this.iteration(this.iterationsRun++, name);
+    } finally {
+      this.checks = 'none';
+    }
+  }
+
+  /**
+   * One unrecorded iteration of the first round's warm-up, which the caller interleaves with the
+   * other cells' as the measured iterations will be: the cell's first `warmupIterations` check
+   * every free, the rest nothing, as measured iterations. Interleaved, the checked iterations
+   * count within the warm-up time instead of before it: python/churn's first round took 1.1 s of
+   * checked iterations, one cell after the other, and then 0.45 s interleaved.
+   */
+  async firstRoundWarmupStep(): Promise<number> {
+    if (this.checkedWarmups < this.options.warmupIterations) {
+      this.checkedWarmups++;
+      this.checks = 'every free';
+    }
+    try {
+      return await this.step({ record: false });
+    } finally {
+      this.checks = 'none';
+    }
   }
 
   /**
@@ -304,24 +349,16 @@ export class CellRunner {
       checks: { ...this.checkTraffic },
     };
     this.roundController = this.handle.controllerCounters ? zeroCounters() : undefined;
-    this.measured = true;
   }
 
   /**
-   * One iteration as a measured one runs (the integrity checks at its end only); returns its
-   * latency (ms). `record: false`: a warm-up that runs the measured code paths, interleaved with
-   * other cells as the measured iterations will be, and is neither recorded nor counted.
+   * One iteration as a measured one runs (its integrity checks as `checks` says: none, unless a
+   * warm-up asks); returns its latency (ms). `record: false`: a warm-up that runs the measured
+   * code paths, interleaved with other cells as the measured iterations will be, and is neither
+   * recorded nor counted.
    */
   async step(options: { record?: boolean } = {}): Promise<number> {
-    if (options.record === false) {
-      const measured = this.measured;
-      this.measured = true;
-      try {
-        return await this.iteration(this.iterationsRun++, cellName(this.cell));
-      } finally {
-        this.measured = measured;
-      }
-    }
+    if (options.record === false) return this.iteration(this.iterationsRun++, cellName(this.cell));
     const before = this.handle.controllerCounters?.();
     const total = await this.iteration(this.iterationsRun++, cellName(this.cell));
     if (before && this.roundController) {
@@ -334,7 +371,6 @@ export class CellRunner {
   /** Ends the measured part of the round: its transport traffic and cost counters go into the cell's. */
   async endMeasuring(): Promise<void> {
     const start = this.roundStart;
-    this.measured = false;
     this.roundStart = undefined;
     if (!start) return;
     const after = this.handle.counters();
@@ -512,11 +548,7 @@ export class CellRunner {
         },
         patched: (fin, address, bytes) => checked.get(fin)!.patches.push({ offset: address - fin.base, bytes }),
         beforeFree: async (allocs, { last, drain }) => {
-          // Measured iterations check what is live at the end; warm-up iterations check every
-          // free besides. Checking in the middle of a measured iteration would stall its
-          // pipeline (the check needs the operations before it done) and add the executor's
-          // hashing to the time of the operations still in flight.
-          if (this.measured && !last) return;
+          if (this.checks === 'none' || (this.checks === 'end' && !last)) return;
           await drain();
           const before = this.cpu.read();
           await this.verify(name, allocs, checked);

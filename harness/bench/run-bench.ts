@@ -457,8 +457,9 @@ async function interleave(
 /**
  * One round of a group: a young-generation GC, each cell's warm-up, then the cells' interleaved
  * turns until the round's time is spent. The first round warms up as it will measure, the cells
- * interleaved, for the warm-up time of each: warmed up one after the other, python's first
- * measured iterations still ran 2-3x slower than the rest of the round.
+ * interleaved, for the warm-up time of each (its first iterations also checking every free, see
+ * CellRunner.firstRoundWarmupStep): warmed up one after the other, python's first measured
+ * iterations still ran 2-3x slower than the rest of the round.
  */
 async function runRound(
   active: readonly ActiveCell[],
@@ -473,11 +474,11 @@ async function runRound(
   record.machineSpeed.sample('matrix');
   for (const a of active) {
     record.roundOf.set(a.index, round);
-    await a.runner.warmup(round === 0, WARMUP_PER_ROUND);
+    if (round > 0) await a.runner.warmup(WARMUP_PER_ROUND);
   }
   if (round === 0) {
     const warmup = warmupTimeOf(options.selection.time) * active.length;
-    await interleave(active, round, 1, performance.now() + warmup, Infinity, (a) => a.runner.step({ record: false }));
+    await interleave(active, round, 1, performance.now() + warmup, Infinity, (a) => a.runner.firstRoundWarmupStep());
   }
   for (const a of active) await a.runner.beginMeasuring();
   const until = performance.now() + roundTime * active.length;

@@ -227,9 +227,11 @@ const SPEC = {
   name: 'bench',
   usage: 'jitmem bench [options]',
   about: `Runs the matrix workload x pattern x mapper x fit policy, timing every phase of every
-iteration (reserve, prepare, write, initialize, deinitialize, release), checking after each
-iteration that the executor's memory holds exactly the bytes written, and writes one JSON
-report (schema 1, see reports/README.md).`,
+iteration (reserve, prepare, write, initialize, deinitialize, release), checking that the
+executor's memory holds exactly the bytes written (at every free of each cell's first two
+warm-up iterations, then at the end of the warm-up iteration each later round starts with; measured
+iterations are not slowed by checks), and writes one JSON report (schema 1, see
+reports/README.md).`,
   optionsHeading: '',
   flags: FLAGS,
   operands: false,
