@@ -5,12 +5,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import type { AllocInfo } from '../mappers/memory-mapper.js';
-import { ForwardingMapper } from '../mappers/forwarding-mapper.js';
 import { validateReport } from '../harness/report/report.js';
 import { openHandle } from '../harness/bench/mapper-handles.js';
 import { presetSelection } from '../harness/bench/matrix.js';
 import { runBench } from '../harness/bench/run-bench.js';
+import { CorruptingMapper } from './helpers/corrupting-mapper.js';
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL('../harness/cli.js', import.meta.url));
@@ -133,19 +132,6 @@ function py0(report: { results: Array<{ workload: string; mapper: string }> }, m
   return report.results.find(
     (r) => r.workload === 'python' && r.mapper === mapper,
   ) as import('../harness/report/report.js').ResultRow;
-}
-
-/** Flips one byte of the first segment after the content was written, before initialize. */
-class CorruptingMapper extends ForwardingMapper {
-  flipped: number | undefined;
-  override initialize(info: AllocInfo) {
-    const seg = info.segments.find((s) => s.contentSize > 0);
-    if (this.flipped === undefined && seg?.workingMemory) {
-      seg.workingMemory[seg.contentSize >> 1]! ^= 0x40;
-      this.flipped = info.mappingBase + seg.offset + (seg.contentSize >> 1);
-    }
-    return this.inner.initialize(info);
-  }
 }
 
 for (const mapper of ['inprocess', 'dualmap', 'shared', 'rpc'] as const) {

@@ -2,10 +2,9 @@ import test from 'ava';
 import { CellRunner, type Cell } from '../harness/bench/cell-runner.js';
 import type { AddressRange } from '../harness/bench/integrity.js';
 import { openHandle } from '../harness/bench/mapper-handles.js';
-import { ForwardingMapper } from '../mappers/forwarding-mapper.js';
-import type { AllocInfo } from '../mappers/memory-mapper.js';
 import { churnPlan } from '../workloads/patterns/churn-pattern.js';
 import type { Plan } from '../workloads/patterns/plan.js';
+import { CorruptingMapper } from './helpers/corrupting-mapper.js';
 import { incGraph } from './helpers/graphs.js';
 
 /**
@@ -63,19 +62,6 @@ test('the first round checks every free of its first warmupIterations warm-ups, 
   t.is(runner.latencies.length, 2);
 });
 
-/** Flips one byte of the content of the first allocation initialized, before its initialize. */
-class FirstAllocationCorrupter extends ForwardingMapper {
-  flipped: number | undefined;
-  override initialize(info: AllocInfo) {
-    const seg = info.segments.find((s) => s.contentSize > 0);
-    if (this.flipped === undefined && seg?.workingMemory) {
-      seg.workingMemory[0]! ^= 0x40;
-      this.flipped = info.mappingBase + seg.offset;
-    }
-    return this.inner.initialize(info);
-  }
-}
-
 test('a byte flipped in an allocation the churn frees mid-iteration: the first warm-up catches it at that free, naming the address', async (t) => {
   // The first allocation (id 0) must be freed before the drain, or the end-of-iteration check
   // would catch it anyway and the test would not tell the two checks apart.
@@ -84,7 +70,7 @@ test('a byte flipped in an allocation the churn frees mid-iteration: the first w
   t.true(freedAt >= 0 && freedAt < frees.length - 1, `id 0 freed by free step ${freedAt} of ${frees.length}`);
   const handle = await openHandle('inprocess', 'none', { executorCpus: null });
   t.teardown(() => handle.close());
-  const corrupter = new FirstAllocationCorrupter(handle.memoryMapper);
+  const corrupter = new CorruptingMapper(handle.memoryMapper);
   const runner = new CellRunner(cell, { ...handle, memoryMapper: corrupter }, plan, options);
   const err = await t.throwsAsync(runner.firstRoundWarmupStep(), { code: 'ERR_INTEGRITY' });
   t.truthy(corrupter.flipped);
@@ -98,7 +84,7 @@ test('a byte flipped in an allocation live at the end: a later round\'s warm-up 
   // Two allocations of one graph, both freed by the plan's last step.
   const endPlan = churnPlan([incGraph('a')], { seed: 1, operations: 0, liveSet: 2, band: 0 });
   t.deepEqual(freeSteps(endPlan), [[0, 1]]);
-  const corrupter = new FirstAllocationCorrupter(handle.memoryMapper);
+  const corrupter = new CorruptingMapper(handle.memoryMapper);
   const runner = new CellRunner(cell, { ...handle, memoryMapper: corrupter }, endPlan, options);
   await runner.beginMeasuring();
   await runner.step();
