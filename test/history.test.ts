@@ -160,13 +160,11 @@ test.serial(
     // The stored runs and the heads are measured alternately, so that a change of load while the
     // rest of the suite runs falls on both sides alike, as it would on two commits' CI runs.
     const stored: string[] = [];
-    const heads: string[] = [];
     const slowHeads: string[] = [];
     for (let i = 0; i < 5; i++) {
       stored.push(save(withCommit(await measuredReport({ samples: 80 }), commitA, `2026-01-01T00:0${i}:00.000Z`)));
       if (i === 4) break;
       const r = withCommit(await measuredReport({ samples: 80 }), commitB, `2026-01-02T00:0${i}:00.000Z`);
-      heads.push(save(r));
       slowHeads.push(save(withRowsScaled(r, slowRow, 1.3)));
     }
     for (const file of stored) t.is(runCli(['history', store, '--add', file, '--no-chart'], env()).status, 0);
@@ -191,8 +189,17 @@ test.serial(
     t.is(row.verdict, 'regression');
     t.is(row.evidence, 'runs');
     t.true(Math.abs(row.change - (1 / 1.3 - 1)) < 0.1, String(row.change));
-    // The same code is never a regression: it passes when every row is judged, and is
-    // INCONCLUSIVE (exit 3, rows named) when the machine's noise leaves some undecided.
+    // The same code is never a regression: the history's own runs, as commit b's, pass when
+    // every row is judged and are INCONCLUSIVE (exit 3, rows named) when the noise leaves some
+    // undecided. Runs of one commit measured apart, as the heads above, differ beyond the
+    // threshold now and then, as often as the gate's false-alarm budget allows (at most one pair
+    // in ten): compare's and compare-bench-runs' tests hold that budget over ten pairs; one pair
+    // here failed this test once in a CI run (cray's shared over RPC copy 5.2% apart).
+    const heads = stored
+      .slice(0, 4)
+      .map((f, i) =>
+        save(withCommit(JSON.parse(readFileSync(f, 'utf8')) as Report, commitB, `2026-01-02T00:1${i}:00.000Z`)),
+      );
     const same = runCli(gate(heads), env());
     t.true(same.status === 0 || same.status === 3, same.stdout);
     const sameJson = JSON.parse(same.stdout) as ReturnType<typeof compareReports>;
