@@ -191,8 +191,6 @@ export class CellRunner {
    * whoever runs it, 'none' unless they say otherwise.
    */
   private checks: IntegrityChecks = 'none';
-  /** Warm-up iterations of the first round that checked every free. */
-  private checkedWarmups = 0;
   private lastManager: SlabMemoryManager | undefined;
   private readonly cpusSeen = new Set<number>();
   /** Traffic of the integrity checks, which is not the transport's and is taken out of the counts. */
@@ -322,10 +320,8 @@ export class CellRunner {
    * checked iterations, one cell after the other, and then 0.45 s interleaved.
    */
   async firstRoundWarmupStep(): Promise<number> {
-    if (this.checkedWarmups < this.options.warmupIterations) {
-      this.checkedWarmups++;
-      this.checks = 'every free';
-    }
+    // The first round's warm-up is the first thing a cell runs: its first iterations are these.
+    if (this.iterationsRun < this.options.warmupIterations) this.checks = 'every free';
     try {
       return await this.step({ record: false });
     } finally {
