@@ -1,5 +1,5 @@
 import test from 'ava';
-import { createHash } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { HEADER_SIZE, FrameParser, OpCode, writeHeader } from '../protocol/frame.js';
 import { SpsWriter, decode, decodeFinalizeRequestPieces, type WireFinalizeRequest } from '../protocol/sps.js';
 import { SlabMemoryManager } from '../mappers/slab/slab-memory-manager.js';
@@ -145,6 +145,34 @@ test('rpc-copy: megabytes of content arrive byte for byte through the gather wri
     ]);
     t.is(textHash, createHash('sha256').update(text).digest('hex'));
     t.is(dataHash, createHash('sha256').update(data).digest('hex'));
+    await manager.deallocate([fin]);
+  }
+});
+
+test('rpc-copy: payloads that shrink, grow and pass the size the executor keeps a read buffer for (64 MiB) arrive byte for byte, and zero-fill stays zero', async (t) => {
+  const target = await openTarget('rpc-copy');
+  t.teardown(() => target.close());
+  const manager = new SlabMemoryManager(target.mapper, { granularity: 128 << 20 });
+  // The executor reads every payload into one buffer it keeps (neither zeroed nor given back)
+  // up to 64 MiB, and a larger one into a buffer of its own: each size after a larger one reads
+  // over what that left, and the 65 MiB one takes the other path.
+  for (const [i, size] of [4 << 20, 1 << 20, 65 << 20, 300_000, 8 << 20].entries()) {
+    const content = randomFillSync(new Uint8Array(size));
+    const alloc = await manager.allocate({
+      name: `payload${i}`,
+      sections: [
+        { name: '.data', group: RW, alignment: 16, size, content },
+        { name: '.bss', group: RW, alignment: 16, size: 70_000 },
+      ],
+    });
+    alloc.writeContent();
+    const fin = await alloc.finalize();
+    const [dataHash, bssHash] = await target.digest([
+      { start: fin.sectionAddress('.data'), length: size },
+      { start: fin.sectionAddress('.bss'), length: 70_000 },
+    ]);
+    t.is(dataHash, createHash('sha256').update(content).digest('hex'), `payload ${i} (${size} bytes)`);
+    t.is(bssHash, createHash('sha256').update(new Uint8Array(70_000)).digest('hex'), `zero-fill after payload ${i}`);
     await manager.deallocate([fin]);
   }
 });

@@ -32,7 +32,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
+#include <new>
 
 #include "executor.h"
 #include "runtime.h"
@@ -242,7 +244,8 @@ class Session {
   bool fatal(const char *code, const std::string &message) { return fatal_.fail(code, message); }
   bool readSome(uint8_t *dst, size_t n, size_t &got, bool &eof);
   // Returns false when the session is over (fatal_ says why, or clean EOF/hangup).
-  bool handleCall(uint64_t seq, uint64_t tag, std::vector<uint8_t> &payload);
+  bool handleCall(uint64_t seq, uint64_t tag, const uint8_t *payload, size_t size);
+  uint8_t *payloadSpace(size_t size);
   bool handle(Service s, uint64_t seq, Reader &r, Writer &w);
   bool checkInstance(const char *name, uint64_t addr, Err &e) {
     if (addr != instanceToken(name)) return e.fail("ERR_UNKNOWN_INSTANCE", Hex(addr) + " is not the address of " + name);
@@ -309,6 +312,13 @@ class Session {
   // Read buffer.
   std::vector<uint8_t> rbuf_ = std::vector<uint8_t>(1 << 16);
   size_t rpos_ = 0, rend_ = 0;
+  // Payloads are read into one buffer kept from frame to frame (up to kKeptPayload), neither
+  // zeroed nor given back: an RPC-copy finalize of CPython is 6.5 MB, and a buffer made per
+  // frame was zero-filled before the read wrote over it. Larger payloads get one of their own.
+  static constexpr size_t kKeptPayload = size_t(64) << 20;
+  std::unique_ptr<uint8_t[]> payload_;
+  size_t payloadCap_ = 0;
+  std::unique_ptr<uint8_t[]> oversized_;
 };
 
 struct CodeJob {
@@ -528,20 +538,25 @@ int Session::serve() {
       break;
     }
     // The payload.
-    std::vector<uint8_t> payload(size - kHeader);
+    const size_t payloadSize = size - kHeader;
+    uint8_t *payload = payloadSpace(payloadSize);
+    if (!payload) {
+      fatal("ERR_OUT_OF_MEMORY", "no memory for a frame payload of " + std::to_string(payloadSize) + " bytes");
+      break;
+    }
     size_t filled = 0;
-    while (filled < payload.size()) {
+    while (filled < payloadSize) {
       if (rpos_ < rend_) {
-        size_t take = std::min(payload.size() - filled, rend_ - rpos_);
-        memcpy(payload.data() + filled, rbuf_.data() + rpos_, take);
+        size_t take = std::min(payloadSize - filled, rend_ - rpos_);
+        memcpy(payload + filled, rbuf_.data() + rpos_, take);
         rpos_ += take;
         filled += take;
         continue;
       }
       size_t got;
       // Large payloads go straight into their buffer.
-      if (payload.size() - filled >= rbuf_.size()) {
-        if (!readSome(payload.data() + filled, payload.size() - filled, got, eof) || eof) break;
+      if (payloadSize - filled >= rbuf_.size()) {
+        if (!readSome(payload + filled, payloadSize - filled, got, eof) || eof) break;
         filled += got;
         continue;
       }
@@ -578,12 +593,14 @@ int Session::serve() {
         break;
       }
       std::lock_guard<std::mutex> lock(w->m);
-      w->result = std::move(payload);
+      w->result.assign(payload, payload + payloadSize);
       w->done = true;
       w->cv.notify_one();
       continue;
     }
-    if (!handleCall(seq, tag, payload)) break;
+    bool more = handleCall(seq, tag, payload, payloadSize);
+    oversized_.reset();
+    if (!more) break;
   }
   open_.store(false);
   // JIT'd code waiting for its controller learns that it is gone.
@@ -601,7 +618,24 @@ int Session::serve() {
   return fatal_.set ? 1 : 0;
 }
 
-bool Session::handleCall(uint64_t seq, uint64_t tag, std::vector<uint8_t> &payload) {
+uint8_t *Session::payloadSpace(size_t size) {
+  if (payload_ && size <= payloadCap_) return payload_.get();
+  if (size > kKeptPayload) {
+    oversized_.reset(new (std::nothrow) uint8_t[size]);
+    return oversized_.get();
+  }
+  // Grown to the next power of two, so that payloads growing a little at a time do not each
+  // allocate (and fault in) a buffer of their own.
+  size_t cap = 1 << 16;
+  while (cap < size) cap <<= 1;
+  payload_.reset();
+  payloadCap_ = 0;
+  payload_.reset(new (std::nothrow) uint8_t[cap]);
+  if (payload_) payloadCap_ = cap;
+  return payload_.get();
+}
+
+bool Session::handleCall(uint64_t seq, uint64_t tag, const uint8_t *payload, size_t size) {
   auto it = services_.find(tag);
   if (it == services_.end())
     return fatal("ERR_UNKNOWN_TAG", "call to unknown tag " + Hex(tag) + " (sequence number " + std::to_string(seq) + "): no service or function has that address");
@@ -611,7 +645,7 @@ bool Session::handleCall(uint64_t seq, uint64_t tag, std::vector<uint8_t> &paylo
   if (jitmemTags_.count(tag)) jitmemController_ = true;
   idleDeadlineNs_ = 0;
   uint64_t t0 = NowNs();
-  Reader r(payload.data(), payload.size(), "");
+  Reader r(payload, size, "");
   Writer w;
   bool sent = handle(it->second, seq, r, w);
   handlerNs_ += NowNs() - t0;
