@@ -332,6 +332,54 @@ test('finalize sets protections by runs of adjacent pages with one protection: o
   );
 });
 
+/** The protection the kernel gives the page at `addr` of process `pid` ('r-x', 'rw-', ...), from /proc/PID/maps. */
+function pageProtection(pid: number, addr: number): string {
+  for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S{3})/.exec(line);
+    if (m && parseInt(m[1]!, 16) <= addr && addr < parseInt(m[2]!, 16)) return m[3]!;
+  }
+  return 'unmapped';
+}
+
+test('regions freed in one deinitialize get their pages back with one mprotect per stretch no live region interrupts, and the live ones keep theirs', async (t) => {
+  const x = await open(t);
+  const pid = x.s.pid!;
+  const base = await x.reserve(16 * PAGE);
+  const mprotects = async (): Promise<number> => (await x.s.executorCostCounters()).mprotect;
+  // Six regions side by side, two pages each: code (R-X), then a page R--.
+  const keys: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    const at = base + 2 * i * PAGE;
+    const r = await x.initialize([
+      { group: R | X, addr: at, size: INC_CODE.length, content: INC_CODE },
+      { group: R, addr: at + PAGE, size: 64 },
+    ]);
+    t.deepEqual(r, { ok: true, value: at });
+    keys.push(at);
+  }
+  // Regions 0-2 and 4, 5 freed together, region 3 live between them: two calls, where there were five.
+  const before = await mprotects();
+  t.is(await x.deinitialize([keys[0]!, keys[1]!, keys[2]!, keys[4]!, keys[5]!]), null);
+  t.is((await mprotects()) - before, 2);
+  for (const i of [0, 1, 2, 4, 5]) {
+    t.is(pageProtection(pid, keys[i]!), 'rw-', `region ${i}'s code page`);
+    t.is(pageProtection(pid, keys[i]! + PAGE), 'rw-', `region ${i}'s second page`);
+  }
+  t.is(pageProtection(pid, keys[3]!), 'r-x');
+  t.is(pageProtection(pid, keys[3]! + PAGE), 'r--');
+  t.is(await x.runInc(keys[3]!, 6), 7);
+  // A region on freed pages, freed with region 3: the pages between them belong to no region,
+  // so one call covers both.
+  t.deepEqual(await x.initialize([{ group: R | X, addr: base, size: INC_CODE.length, content: INC_CODE }]), {
+    ok: true,
+    value: base,
+  });
+  const again = await mprotects();
+  t.is(await x.deinitialize([keys[3]!, base]), null);
+  t.is((await mprotects()) - again, 1, 'pages 0-7: the two regions and the free pages between them');
+  for (let page = 0; page < 12; page++) t.is(pageProtection(pid, base + page * PAGE), 'rw-', `page ${page}`);
+});
+
 test("the executor's own SHA-256 (with the CPU's SHA extensions and without) and HMAC-SHA256 give the published answers (FIPS 180-4 examples, RFC 4231)", (t) => {
   const out = execFileSync(EXECUTOR, ['--self-test-crypto'], { encoding: 'utf8' });
   const got = new Map(

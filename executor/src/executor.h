@@ -235,7 +235,16 @@ extern OsCounts gCounts;
 
 bool Protect(uint64_t addr, uint64_t size, int prot);
 bool InitializeRegion(AddressSpace &space, ActionSite &actions, const FinalizeRequest &fr, bool copyContent, Reservation *only, uint64_t &key, Err &e);
-std::string DeinitializeRegion(ActionSite &actions, Reservation &r, uint64_t key);
+// Page ranges [start, end) whose protection goes back to their reservation's.
+struct PageSpan {
+  uint64_t start, end;
+};
+// The pages each reservation's regions torn down in one call give back (RestorePages).
+using PagesToRestore = std::map<Reservation *, std::vector<PageSpan>>;
+// Runs the region's dealloc actions and forgets it; its pages join `restore`.
+std::string DeinitializeRegion(ActionSite &actions, Reservation &r, uint64_t key, PagesToRestore &restore);
+// Gives the pages back their reservation's protection, with the fewest mprotect calls.
+void RestorePages(PagesToRestore &restore);
 std::string ReleaseReservation(AddressSpace &space, ActionSite &actions, uint64_t base);
 void UnlinkName(Reservation &r);
 
