@@ -2,7 +2,9 @@ import test from 'ava';
 import { PassThrough } from 'node:stream';
 import { ExecutorSession } from '../session/executor-session.js';
 import { RpcCopyMapper } from '../mappers/rpc-copy-mapper.js';
-import { Sym } from '../protocol/setup.js';
+import { JitmemSym, Sym } from '../protocol/setup.js';
+import { decode } from '../protocol/sps.js';
+import { PROCESS_COST_COUNTER_NAMES } from '../core/cost-counters.js';
 import { Channel } from '../protocol/channel.js';
 import { LLVM22_BOOTSTRAP_SYMBOLS, encodeSetup } from '../protocol/setup.js';
 import { processExists } from './helpers/executor-process.js';
@@ -150,4 +152,31 @@ test("JIT'd code calls its controller through dispatch_fn and gets the answer; t
   // Once the code has returned, the same deinitialize goes through.
   await mapper.deinitialize([key]);
   await mapper.close();
+});
+
+
+/** The writes the executor has made to its channel: the cost counters' last value, after handlerNs (no report shows it). */
+async function executorWrites(s: ExecutorSession): Promise<number> {
+  const values = decode(await s.call(JitmemSym.costCounters, new Uint8Array(0)), 'cost_counters', (r) =>
+    r.sequence(8, (r) => r.u64()),
+  );
+  if (values.length !== PROCESS_COST_COUNTER_NAMES.length + 1) throw new Error(`${values.length} cost counters`);
+  return values[values.length - 1]!;
+}
+
+test('the executor answers calls that arrive together with one write, not one write per answer', async (t) => {
+  const s = await ExecutorSession.spawn();
+  t.teardown(() => s.close());
+  await s.noop();
+  // Each reading is a call answered with a write of its own (the last before the executor waits).
+  const before = await executorWrites(s);
+  // 200 calls sent in one turn: the channel writes the first at once and the other 199 together,
+  // so the executor finds them in a few reads and answers each read's calls in one write.
+  await Promise.all(Array.from({ length: 200 }, () => s.noop()));
+  const writes = (await executorWrites(s)) - before - 1;
+  t.true(writes >= 1 && writes <= 10, `${writes} writes for 200 answers`);
+  // Answers still leave when no more input comes: a lone call is answered, with one write.
+  const lone = await executorWrites(s);
+  await s.noop();
+  t.is((await executorWrites(s)) - lone - 1, 1);
 });
