@@ -391,9 +391,10 @@ bool Session::sendFrame(uint64_t opcode, uint64_t seq, uint64_t tag, std::vector
   return writeAll(frame.data(), frame.size());
 }
 
-// Answers that fit are kept (up to kAnswersKept bytes) while more input is there to read: a
-// controller that pipelines calls (a program's 176 finalizes of CPython) gets their results in
-// one write, and is woken once, where each took a write of its own and could wake it.
+// Answers that fit are kept (up to kAnswersKept bytes) until the calls read with them are
+// answered: a controller that pipelines calls (a program's 176 finalizes of CPython) gets their
+// results in one write, and is woken once, where each took a write of its own and could wake it.
+// A lone call's answer leaves at once, with no system call more.
 constexpr size_t kAnswersKept = 64 * 1024;
 
 void Session::answer(uint64_t seq, std::vector<uint8_t> &frame) {
@@ -479,7 +480,8 @@ bool Session::readSome(uint8_t *dst, size_t n, size_t &got, bool &eof) {
   got = 0;
   eof = false;
   for (;;) {
-    // Kept answers leave before anything could wait for input (the controller may be waiting for them).
+    // Kept answers leave before anything could wait for input (the controller may be waiting
+    // for them): here only when the rest of a frame is still to come.
     if (!answers_.empty()) {
       pollfd ready{in_, POLLIN, 0};
       if (poll(&ready, 1, 0) != 1) flushAnswers();
@@ -641,6 +643,8 @@ int Session::serve() {
     bool more = handleCall(seq, tag, payload, payloadSize);
     oversized_.reset();
     if (!more) break;
+    // The calls that came in one read are answered: their answers leave together.
+    if (rpos_ >= rend_) flushAnswers();
   }
   flushAnswers();
   open_.store(false);
