@@ -155,7 +155,7 @@ test("JIT'd code calls its controller through dispatch_fn and gets the answer; t
 });
 
 
-/** The writes the executor has made to its channel: the cost counters' last value, after handlerNs (no report shows it). */
+/** The writes the executor has made to its channel: the cost counters' last value (no report shows it). */
 async function executorWrites(s: ExecutorSession): Promise<number> {
   const values = decode(await s.call(JitmemSym.costCounters, new Uint8Array(0)), 'cost_counters', (r) =>
     r.sequence(8, (r) => r.u64()),

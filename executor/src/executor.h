@@ -234,7 +234,18 @@ struct OsCounts {
 extern OsCounts gCounts;
 
 bool Protect(uint64_t addr, uint64_t size, int prot);
-bool InitializeRegion(AddressSpace &space, ActionSite &actions, const FinalizeRequest &fr, bool copyContent, Reservation *only, uint64_t &key, Err &e);
+// One initialize call: its request in, its answer (key, or the error) out.
+struct InitializeJob {
+  FinalizeRequest fr;
+  uint64_t base = 0;  // the reservation a shared-memory Initialize names
+  bool ok = true;     // false: `e` says why
+  uint64_t key = 0;
+  Err e;
+  Reservation *only = nullptr;         // the reservation every segment must lie in, when one is named
+  Reservation *reservation = nullptr;  // where its region is, once planned
+};
+// Initializes the jobs' regions as if one after the other, their protections set together.
+void InitializeRegions(AddressSpace &space, ActionSite &actions, std::vector<InitializeJob> &jobs, bool copyContent);
 // Page ranges [start, end) whose protection goes back to their reservation's.
 struct PageSpan {
   uint64_t start, end;
@@ -252,11 +263,12 @@ class MemoryServices {
  public:
   MemoryServices(AddressSpace &space, ActionSite &actions, std::string shmPrefix) : space_(space), actions_(actions), prefix_(std::move(shmPrefix)) {}
   bool reserve(uint64_t size, uint64_t &base, Err &e);
-  bool initialize(const FinalizeRequest &fr, uint64_t &key, Err &e);
+  // Initializes read together (pipelined by the controller) are answered as one call each would be.
+  void initialize(std::vector<InitializeJob> &jobs);
   bool deinitialize(const std::vector<uint64_t> &keys, Err &e);
   bool release(const std::vector<uint64_t> &bases, Err &e);
   bool shmReserve(uint64_t size, uint64_t &base, std::string &name, Err &e);
-  bool shmInitialize(uint64_t base, const FinalizeRequest &fr, uint64_t &key, Err &e);
+  void shmInitialize(std::vector<InitializeJob> &jobs);
   bool shmDeinitialize(const std::vector<uint64_t> &keys, Err &e);
   bool shmRelease(const std::vector<uint64_t> &bases, Err &e);
 

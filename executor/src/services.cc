@@ -103,7 +103,12 @@ bool Protect(uint64_t addr, uint64_t size, int prot) {
   return mprotect(reinterpret_cast<void *>(addr), size, p) == 0;
 }
 
-bool InitializeRegion(AddressSpace &space, ActionSite &actions, const FinalizeRequest &fr, bool copyContent, Reservation *only, uint64_t &key, Err &e) {
+namespace {
+
+// Every check of one initialize, against the memory as it will be (the regions planned before
+// it in the same batch included); nothing is written. On success `region` is what will be live
+// and `where` its reservation.
+bool PlanRegion(AddressSpace &space, ActionSite &actions, const FinalizeRequest &fr, bool copyContent, Reservation *only, Region &region, Reservation *&where, Err &e) {
   if (fr.segments.empty())
     return e.fail("ERR_EMPTY_FINALIZE_REQUEST", fr.actions.empty() ? "finalization request is empty" : "finalization actions attached to an empty finalization request");
   uint64_t page = space.pageSize;
@@ -151,7 +156,6 @@ bool InitializeRegion(AddressSpace &space, ActionSite &actions, const FinalizeRe
   if (copyContent)
     for (const Segment *s : segments)
       if (!space.requireAccess(s->addr, s->size, PROT_W_, "segment at " + Hex(s->addr), e)) return false;
-  Region region;
   region.start = start;
   region.end = end;
   for (const Segment *s : segments) region.segments.push_back({s->addr, s->size, s->group & PROT_MASK_});
@@ -164,48 +168,99 @@ bool InitializeRegion(AddressSpace &space, ActionSite &actions, const FinalizeRe
     if (!actionsOk) return false;
   }
 
-  // Planned: now the memory changes.
-  for (const Segment *s : segments) {
-    if (copyContent) {
-      uint64_t n = s->content.size;
-      if (n > 0) memcpy(reinterpret_cast<void *>(s->addr), s->content.data, n);
-      gCounts.bytesCopied += n;
-      if (s->size > n) memset(reinterpret_cast<void *>(s->addr + n), 0, s->size - n);
-    }
-  }
-  // Pages of a region belong to it alone and start at the reservation's protection, so a run
-  // that keeps that protection needs no mprotect (nor one to restore it).
-  std::vector<LiveSegment> changed;
-  for (const LiveSegment &s : region.segments)
-    if (s.prot != reservation.defaultProt) changed.push_back(s);
-  bool protOk = true;
-  int protErr = 0;
-  ForEachProtRun(changed, page, [&](uint64_t addr, uint64_t size, int prot) {
-    if (protOk && !Protect(addr, size, prot)) {
-      protOk = false;
-      protErr = errno;
-    }
-  });
-  if (!protOk) {
-    RestoreProt(reservation, region.segments);
-    return e.fail("ERR_PROTECT_FAILED", "initialize of region [" + Hex(start) + ", " + Hex(end) + ") failed: mprotect: " + Errno(protErr));
-  }
-  for (const LiveSegment &s : region.segments)
-    if (s.prot & PROT_X_) FlushICache(s.addr, s.size);
-
-  // The region is live before its actions run: they may need to reach its memory.
-  Region &live = reservation.regions[start] = std::move(region);
-  std::vector<WrapperCall> deallocs;
-  if (!actions.runFinalize(fr.actions, deallocs, e)) {
-    actions.frames.releaseWithin(start, end);
-    std::vector<LiveSegment> segments = std::move(live.segments);
-    reservation.regions.erase(start);
-    RestoreProt(reservation, segments);
-    return false;
-  }
-  live.deallocs = std::move(deallocs);
-  key = start;
+  where = &reservation;
   return true;
+}
+
+// Sets the protections of the planned regions of one reservation: one mprotect per run of
+// adjacent pages that get one protection, across regions (the slab lays a program's graphs side by
+// side). Pages of a region start at the reservation's protection, so a run that keeps it needs no
+// call. When a call fails, every region goes back and each is protected alone (the one that fails
+// is refused, the others go on).
+void ProtectPlanned(Reservation &reservation, uint64_t page, std::vector<InitializeJob *> &jobs) {
+  auto changedOf = [&](const InitializeJob &j, std::vector<LiveSegment> &out) {
+    for (const LiveSegment &s : reservation.regions.at(j.key).segments)
+      if (s.prot != reservation.defaultProt) out.push_back(s);
+  };
+  auto protectRuns = [&](std::vector<LiveSegment> &changed, int &err) {
+    bool ok = true;
+    ForEachProtRun(changed, page, [&](uint64_t addr, uint64_t size, int prot) {
+      if (ok && !Protect(addr, size, prot)) {
+        ok = false;
+        err = errno;
+      }
+    });
+    return ok;
+  };
+  std::vector<LiveSegment> changed;
+  for (InitializeJob *j : jobs) changedOf(*j, changed);
+  int err = 0;
+  if (protectRuns(changed, err)) return;
+  for (InitializeJob *j : jobs) RestoreProt(reservation, reservation.regions.at(j->key).segments);
+  for (InitializeJob *j : jobs) {
+    std::vector<LiveSegment> own;
+    changedOf(*j, own);
+    if (protectRuns(own, err)) continue;
+    const Region &region = reservation.regions.at(j->key);
+    RestoreProt(reservation, region.segments);
+    j->e.fail("ERR_PROTECT_FAILED", "initialize of region [" + Hex(region.start) + ", " + Hex(region.end) + ") failed: mprotect: " + Errno(err));
+    reservation.regions.erase(j->key);
+    j->ok = false;
+  }
+}
+
+}  // namespace
+
+void InitializeRegions(AddressSpace &space, ActionSite &actions, std::vector<InitializeJob> &jobs, bool copyContent) {
+  // Planned in order: each region is in the record from its plan on, so that the checks of the
+  // ones after it see the memory as it will be (as if each had been initialized in turn).
+  std::map<Reservation *, std::vector<InitializeJob *>> planned;
+  for (InitializeJob &j : jobs) {
+    if (!j.ok) continue;
+    Region region;
+    Reservation *where = nullptr;
+    if (!PlanRegion(space, actions, j.fr, copyContent, j.only, region, where, j.e)) {
+      j.ok = false;
+      continue;
+    }
+    if (copyContent)
+      for (const Segment &s : j.fr.segments) {
+        if (s.size == 0) continue;
+        uint64_t n = s.content.size;
+        if (n > 0) memcpy(reinterpret_cast<void *>(s.addr), s.content.data, n);
+        gCounts.bytesCopied += n;
+        if (s.size > n) memset(reinterpret_cast<void *>(s.addr + n), 0, s.size - n);
+      }
+    j.key = region.start;
+    j.reservation = where;
+    where->regions[region.start] = std::move(region);
+    planned[where].push_back(&j);
+  }
+  for (auto &entry : planned) ProtectPlanned(*entry.first, space.pageSize, entry.second);
+  // The regions are live (in the record and protected) before their actions run, in order: an
+  // action may need to reach its region's memory, or a region initialized before it.
+  bool refused = false;
+  for (InitializeJob &j : jobs) {
+    if (!j.ok) continue;
+    Reservation &reservation = *j.reservation;
+    auto it = reservation.regions.find(j.key);
+    Region &live = it->second;
+    for (const LiveSegment &s : live.segments)
+      if (s.prot & PROT_X_) FlushICache(s.addr, s.size);
+    // Checked against regions of which one has since been refused: checked again as they are now.
+    std::vector<WrapperCall> deallocs;
+    bool ok = (!refused || actions.checkRequest(j.fr.actions, j.e)) && actions.runFinalize(j.fr.actions, deallocs, j.e);
+    if (!ok) {
+      actions.frames.releaseWithin(live.start, live.end);
+      std::vector<LiveSegment> segments = std::move(live.segments);
+      reservation.regions.erase(it);
+      RestoreProt(reservation, segments);
+      j.ok = false;
+      refused = true;
+      continue;
+    }
+    live.deallocs = std::move(deallocs);
+  }
 }
 
 std::string DeinitializeRegion(ActionSite &actions, Reservation &r, uint64_t key, PagesToRestore &restore) {
@@ -298,13 +353,18 @@ bool MemoryServices::reserve(uint64_t size, uint64_t &base, Err &e) {
   return true;
 }
 
-bool MemoryServices::initialize(const FinalizeRequest &fr, uint64_t &key, Err &e) {
-  for (const Segment &s : fr.segments) {
-    Reservation *r = space_.containing(s.addr);
-    if (r && r->shared)
-      return e.fail("ERR_WRONG_SERVICE", "segment at " + Hex(s.addr) + " lies in a shared-memory reservation; initialize it through the shared-memory mapper service");
+void MemoryServices::initialize(std::vector<InitializeJob> &jobs) {
+  for (InitializeJob &j : jobs) {
+    if (!j.ok) continue;
+    for (const Segment &s : j.fr.segments) {
+      Reservation *r = space_.containing(s.addr);
+      if (r && r->shared) {
+        j.ok = j.e.fail("ERR_WRONG_SERVICE", "segment at " + Hex(s.addr) + " lies in a shared-memory reservation; initialize it through the shared-memory mapper service");
+        break;
+      }
+    }
   }
-  return InitializeRegion(space_, actions_, fr, true, nullptr, key, e);
+  InitializeRegions(space_, actions_, jobs, true);
 }
 
 static bool RequireDistinct(const std::vector<uint64_t> &values, const char *op, const char *what, Err &e) {
@@ -407,12 +467,16 @@ bool MemoryServices::shmReserve(uint64_t size, uint64_t &base, std::string &name
   return true;
 }
 
-bool MemoryServices::shmInitialize(uint64_t base, const FinalizeRequest &fr, uint64_t &key, Err &e) {
-  Reservation *r = space_.byBase(base);
-  if (!r || !r->shared) return e.fail("ERR_UNKNOWN_RESERVATION", "in initialize, " + Hex(base) + " is not the base of any shared-memory reservation");
-  if (!InitializeRegion(space_, actions_, fr, false, r, key, e)) return false;
-  UnlinkName(*r);
-  return true;
+void MemoryServices::shmInitialize(std::vector<InitializeJob> &jobs) {
+  for (InitializeJob &j : jobs) {
+    if (!j.ok) continue;
+    j.only = space_.byBase(j.base);
+    if (!j.only || !j.only->shared)
+      j.ok = j.e.fail("ERR_UNKNOWN_RESERVATION", "in initialize, " + Hex(j.base) + " is not the base of any shared-memory reservation");
+  }
+  InitializeRegions(space_, actions_, jobs, false);
+  for (InitializeJob &j : jobs)
+    if (j.ok) UnlinkName(*j.only);
 }
 
 bool MemoryServices::shmDeinitialize(const std::vector<uint64_t> &keys, Err &e) {

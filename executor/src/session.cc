@@ -248,6 +248,15 @@ class Session {
   bool readSome(uint8_t *dst, size_t n, size_t &got, bool &eof);
   // Returns false when the session is over (fatal_ says why, or clean EOF/hangup).
   bool handleCall(uint64_t seq, uint64_t tag, const uint8_t *payload, size_t size);
+  // A call read whole: its payload stays where it was read until the next read.
+  struct CallIn {
+    uint64_t seq;
+    const uint8_t *payload;
+    size_t size;
+  };
+  void takeSameCalls(uint64_t tag, std::vector<CallIn> &calls);
+  bool decodeInitialize(Service s, Reader &r, InitializeJob &j);
+  bool handleInitializes(Service s, const std::vector<CallIn> &calls);
   uint8_t *payloadSpace(size_t size);
   bool handle(Service s, uint64_t seq, Reader &r, Writer &w);
   bool checkInstance(const char *name, uint64_t addr, Err &e) {
@@ -640,7 +649,15 @@ int Session::serve() {
       w->cv.notify_one();
       continue;
     }
-    bool more = handleCall(seq, tag, payload, payloadSize);
+    // Initializes pipelined by the controller (a program's graphs) are read together: they are
+    // handled together, their protections set with the fewest calls across them.
+    std::vector<CallIn> calls;
+    auto service = services_.find(tag);
+    if (service != services_.end() && (service->second == Service::MemInitialize || service->second == Service::ShmInitialize)) {
+      calls.push_back({seq, payload, payloadSize});
+      takeSameCalls(tag, calls);
+    }
+    bool more = calls.size() > 1 ? handleInitializes(service->second, calls) : handleCall(seq, tag, payload, payloadSize);
     oversized_.reset();
     if (!more) break;
     // The calls that came in one read are answered: their answers leave together.
@@ -661,6 +678,17 @@ int Session::serve() {
   }
   (void)closedByIdle;
   return fatal_.set ? 1 : 0;
+}
+
+void Session::takeSameCalls(uint64_t tag, std::vector<CallIn> &calls) {
+  while (rend_ - rpos_ >= kHeader) {
+    uint64_t h[4];  // size, opcode, seq, tag
+    memcpy(h, rbuf_.data() + rpos_, kHeader);
+    // Anything else, or a frame not whole yet, is read as every frame is.
+    if (h[1] != kCallWrapper || h[3] != tag || h[0] < kHeader || h[0] > options_.maxFrameSize || h[2] > kMaxSafe || h[0] > rend_ - rpos_) return;
+    calls.push_back({h[2], rbuf_.data() + rpos_ + kHeader, h[0] - kHeader});
+    rpos_ += h[0];
+  }
 }
 
 uint8_t *Session::payloadSpace(size_t size) {
@@ -872,6 +900,41 @@ void SyncCore() {
   if (registered > 0) syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0);
 }
 
+// Decodes an initialize call's arguments into `j`, its instance checked (a wrong one is the
+// call's error). False when they are malformed: the session ends (fatal_ says why).
+bool Session::decodeInitialize(Service s, Reader &r, InitializeJob &j) {
+  bool shm = s == Service::ShmInitialize;
+  uint64_t inst = r.addr();
+  if (shm) j.base = r.addr();
+  readFinalizeRequest(r, !shm, j.fr);
+  DECODED(r, shm ? "Initialize arguments" : "initialize arguments");
+  j.ok = checkInstance(shm ? kShmInstance : kMemMgrInstance, inst, j.e);
+  return true;
+}
+
+bool Session::handleInitializes(Service s, const std::vector<CallIn> &calls) {
+  callsHandled_ += calls.size();
+  idleDeadlineNs_ = 0;
+  uint64_t t0 = NowNs();
+  // Up to a malformed one, which ends the session once those before it are answered.
+  std::vector<InitializeJob> jobs(calls.size());
+  size_t decoded = 0;
+  for (; decoded < calls.size(); decoded++) {
+    Reader r(calls[decoded].payload, calls[decoded].size, "");
+    if (!decodeInitialize(s, r, jobs[decoded])) break;
+  }
+  jobs.resize(decoded);
+  if (s == Service::ShmInitialize) mem_.shmInitialize(jobs);
+  else mem_.initialize(jobs);
+  for (size_t i = 0; i < decoded; i++) {
+    Writer w;
+    PutExpectedAddr(w, jobs[i].ok, jobs[i].key, jobs[i].e);
+    answer(calls[i].seq, w.buffer());
+  }
+  handlerNs_ += NowNs() - t0;
+  return !fatal_.set;
+}
+
 // Returns true when the Result is sent later (code running on a thread of its own).
 bool Session::handle(Service s, uint64_t seq, Reader &r, Writer &w) {
   Err e;
@@ -884,14 +947,14 @@ bool Session::handle(Service s, uint64_t seq, Reader &r, Writer &w) {
       PutExpectedAddr(w, ok, base, e);
       return false;
     }
-    case Service::MemInitialize: {
-      uint64_t inst = r.addr();
-      FinalizeRequest fr;
-      readFinalizeRequest(r, true, fr);
-      DECODED(r, "initialize arguments");
-      uint64_t key = 0;
-      bool ok = checkInstance(kMemMgrInstance, inst, e) && mem_.initialize(fr, key, e);
-      PutExpectedAddr(w, ok, key, e);
+    case Service::MemInitialize:
+    case Service::ShmInitialize: {
+      // One alone; those read together go through handleInitializes.
+      std::vector<InitializeJob> jobs(1);
+      if (!decodeInitialize(s, r, jobs[0])) return false;
+      if (s == Service::ShmInitialize) mem_.shmInitialize(jobs);
+      else mem_.initialize(jobs);
+      PutExpectedAddr(w, jobs[0].ok, jobs[0].key, jobs[0].e);
       return false;
     }
     case Service::ShmReserve: {
@@ -905,16 +968,6 @@ bool Session::handle(Service s, uint64_t seq, Reader &r, Writer &w) {
       } else {
         w.boolean(false).string(e.wire());
       }
-      return false;
-    }
-    case Service::ShmInitialize: {
-      uint64_t inst = r.addr(), base = r.addr();
-      FinalizeRequest fr;
-      readFinalizeRequest(r, false, fr);
-      DECODED(r, "Initialize arguments");
-      uint64_t key = 0;
-      bool ok = checkInstance(kShmInstance, inst, e) && mem_.shmInitialize(base, fr, key, e);
-      PutExpectedAddr(w, ok, key, e);
       return false;
     }
     case Service::MemDeinitialize:
