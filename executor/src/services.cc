@@ -213,7 +213,10 @@ void ProtectPlanned(Reservation &reservation, uint64_t page, std::vector<Initial
 
 void InitializeRegions(AddressSpace &space, ActionSite &actions, std::vector<InitializeJob> &jobs, bool copyContent) {
   // Planned in order: each region is in the record from its plan on, so that the checks of the
-  // ones after it see the memory as it will be (as if each had been initialized in turn).
+  // ones after it see the memory as it will be (as if each had been initialized in turn). One
+  // difference: a request that overlaps a region read with it stays refused when that region's
+  // action then fails (one at a time it would have found the pages free again); no controller
+  // sends overlapping initializes unless it is broken.
   std::map<Reservation *, std::vector<InitializeJob *>> planned;
   for (InitializeJob &j : jobs) {
     if (!j.ok) continue;
@@ -236,10 +239,13 @@ void InitializeRegions(AddressSpace &space, ActionSite &actions, std::vector<Ini
     where->regions[region.start] = std::move(region);
     planned[where].push_back(&j);
   }
-  for (auto &entry : planned) ProtectPlanned(*entry.first, space.pageSize, entry.second);
+  bool refused = false;
+  for (auto &entry : planned) {
+    ProtectPlanned(*entry.first, space.pageSize, entry.second);
+    for (const InitializeJob *j : entry.second) refused = refused || !j->ok;
+  }
   // The regions are live (in the record and protected) before their actions run, in order: an
   // action may need to reach its region's memory, or a region initialized before it.
-  bool refused = false;
   for (InitializeJob &j : jobs) {
     if (!j.ok) continue;
     Reservation &reservation = *j.reservation;
