@@ -1,12 +1,11 @@
 import test from 'ava';
-import { readFileSync } from 'node:fs';
 import * as native from '../native/index.js';
 import { OpCode, encodeFrame } from '../protocol/frame.js';
 import { JitmemSym, Sym, decodeSetup } from '../protocol/setup.js';
 import { SpsReader, SpsWriter, type WireFinalizeRequest } from '../protocol/sps.js';
 import { PROCESS_COST_COUNTER_NAMES } from '../core/cost-counters.js';
 import { R, W, X } from '../graph/alloc-group.js';
-import { spawnRawExecutor, type RawExecutor } from './helpers/executor-process.js';
+import { pageProtection, spawnRawExecutor, type RawExecutor } from './helpers/executor-process.js';
 
 /**
  * Initializes the controller pipelines (a program's graphs) reach the executor in one read and
@@ -86,11 +85,7 @@ class Batch {
 
   /** The kernel's protection of the page at `addr` ('r-x', 'rw-', ...). */
   protection(addr: number): string {
-    for (const line of readFileSync(`/proc/${this.ex.child.pid}/maps`, 'utf8').split('\n')) {
-      const m = /^([0-9a-f]+)-([0-9a-f]+) (\S{3})/.exec(line);
-      if (m && parseInt(m[1]!, 16) <= addr && addr < parseInt(m[2]!, 16)) return m[3]!;
-    }
-    return 'unmapped';
+    return pageProtection(this.ex.child.pid!, addr);
   }
 }
 

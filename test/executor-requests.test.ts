@@ -7,7 +7,7 @@ import { SpsReader, SpsWriter } from '../protocol/sps.js';
 import { OpCode, encodeFrame } from '../protocol/frame.js';
 import { decodeSetup } from '../protocol/setup.js';
 import { ehFrameSection } from './helpers/eh-frames.js';
-import { EXECUTOR, shmObjects, spawnRawExecutor } from './helpers/executor-process.js';
+import { EXECUTOR, pageProtection, shmObjects, spawnRawExecutor } from './helpers/executor-process.js';
 import { execFileSync } from 'node:child_process';
 import { R, W, X } from '../graph/alloc-group.js';
 
@@ -331,15 +331,6 @@ test('finalize sets protections by runs of adjacent pages with one protection: o
     { ok: true, value: base + 5 * PAGE },
   );
 });
-
-/** The protection the kernel gives the page at `addr` of process `pid` ('r-x', 'rw-', ...), from /proc/PID/maps. */
-function pageProtection(pid: number, addr: number): string {
-  for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S{3})/.exec(line);
-    if (m && parseInt(m[1]!, 16) <= addr && addr < parseInt(m[2]!, 16)) return m[3]!;
-  }
-  return 'unmapped';
-}
 
 test('regions freed in one deinitialize get their pages back with one mprotect per stretch no live region interrupts, and the live ones keep theirs', async (t) => {
   const x = await open(t);

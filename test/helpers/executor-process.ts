@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import { FrameParser, type Frame } from '../../protocol/frame.js';
@@ -110,4 +110,13 @@ export function spawnRawExecutor(extraArgs: readonly string[] = []): RawExecutor
     exit,
     stderr: () => err,
   };
+}
+
+/** The protection the kernel gives the page at `addr` of process `pid` ('r-x', 'rw-', ...), from /proc/PID/maps. */
+export function pageProtection(pid: number, addr: number): string {
+  for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S{3})/.exec(line);
+    if (m && parseInt(m[1]!, 16) <= addr && addr < parseInt(m[2]!, 16)) return m[3]!;
+  }
+  return 'unmapped';
 }
