@@ -523,8 +523,44 @@ class Fuzzer {
   // --- Requests ------------------------------------------------------------------------------
 
   async initialize(kind: Reservation['kind']): Promise<void> {
+    const request = this.initializeRequest(kind);
+    if (!request) return;
+    const out = this.outcome(await this.call(request.name, request.args, request.what), 'addr');
+    await this.initialized(request, out);
+    if (!out.ok) await this.checkUnchanged(request.what);
+  }
+
+  /**
+   * Two to five initializes sent in one turn, as a linker pipelines a program's: the executor
+   * reads them together and handles them together (one protection pass across them); each must
+   * be answered as it would be alone. Their outcomes are recorded in order once all are in.
+   */
+  async initializeTogether(kind: Reservation['kind']): Promise<void> {
+    const requests = Array.from({ length: this.int(2, 5) }, () => this.initializeRequest(kind)).filter(
+      (q) => q !== null,
+    );
+    if (requests.length === 0) return;
+    const answers = await Promise.all(requests.map((q) => this.call(q.name, q.args, `${q.what} (sent together)`)));
+    const outs = answers.map((a) => this.outcome(a, 'addr'));
+    for (const [i, q] of requests.entries()) await this.initialized(q, outs[i]!);
+    if (outs.some((o) => !o.ok)) await this.checkUnchanged(`initialize among ${requests.length} sent together`);
+  }
+
+  private async initialized(
+    request: NonNullable<ReturnType<Fuzzer['initializeRequest']>>,
+    out: ReturnType<Fuzzer['outcome']>,
+  ): Promise<void> {
+    if (out.ok) {
+      if (request.registersFrames) this.framesRegistered++;
+      await this.track(request.r, out.value, request.segments);
+    } else {
+      this.refused(out.code);
+    }
+  }
+
+  private initializeRequest(kind: Reservation['kind']) {
     const candidates = this.reservations.filter((r) => r.kind === kind && r !== this.sentinelReservation);
-    if (candidates.length === 0) return;
+    if (candidates.length === 0) return null;
     const r = this.pick(candidates);
     const planned = this.segmentsFor(r);
     const { segments, eh, rw } = planned;
@@ -537,21 +573,14 @@ class Fuzzer {
     // Shared memory carries no content on the wire: the fuzzer has no mapping to write through,
     // so those segments hold what the object holds.
     const what = `${kind} initialize of ${segments.map((s) => `[0x${s.addr.toString(16)}+${s.size} g${s.group}]`).join(' ')} with ${actions.length} action pair(s)`;
-    const out = this.outcome(
-      await this.call(
-        kind === 'anonymous' ? Sym.memMgrInitialize : Sym.shmInitialize,
-        this.initializeArgs(kind, r, segments, actions),
-        what,
-      ),
-      'addr',
-    );
-    if (out.ok) {
-      if (actions.some((a) => a.finalize?.fn === this.sym.get(Sym.registerEHFrame))) this.framesRegistered++;
-      await this.track(r, out.value, segments);
-    } else {
-      this.refused(out.code);
-      await this.checkUnchanged(what);
-    }
+    return {
+      r,
+      segments,
+      what,
+      name: kind === 'anonymous' ? Sym.memMgrInitialize : Sym.shmInitialize,
+      args: this.initializeArgs(kind, r, segments, actions),
+      registersFrames: actions.some((a) => a.finalize?.fn === this.sym.get(Sym.registerEHFrame)),
+    };
   }
 
   /**
@@ -758,8 +787,10 @@ class Fuzzer {
     if (shared < 1) return void (await this.reserve('shared'));
     const x = this.random();
     if (x < 0.08) await this.ehProgram();
-    else if (x < 0.4) await this.initialize('anonymous');
-    else if (x < 0.5) await this.initialize('shared');
+    else if (x < 0.32) await this.initialize('anonymous');
+    else if (x < 0.4) await this.initializeTogether('anonymous');
+    else if (x < 0.46) await this.initialize('shared');
+    else if (x < 0.5) await this.initializeTogether('shared');
     else if (x < 0.65) await this.deinitialize('anonymous');
     else if (x < 0.7) await this.deinitialize('shared');
     else if (x < 0.74) await this.release('anonymous');
