@@ -60,6 +60,10 @@ export class DualMappedMemoryMapper extends LocalMemoryMapper {
     return native.view(this.writableAddress(r, addr), size);
   }
 
+  protected override localWorkingAddress(r: Reservation, addr: number): number {
+    return this.writableAddress(r, addr);
+  }
+
   protected zeroFill(r: Reservation, addr: number, length: number): void {
     native.fill(this.writableAddress(r, addr), length, 0);
   }

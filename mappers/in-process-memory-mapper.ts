@@ -39,6 +39,10 @@ export class InProcessMemoryMapper extends LocalMemoryMapper {
     return native.view(addr, size);
   }
 
+  protected override localWorkingAddress(_r: Reservation, addr: number): number {
+    return addr;
+  }
+
   protected zeroFill(_r: Reservation, addr: number, length: number): void {
     native.fill(addr, length, 0);
   }

@@ -127,12 +127,20 @@ export abstract class LocalMemoryMapper extends MapperBase<LocalRegion> {
 
   /** Working memory, once any deinitialize of the range that is still pending has been carried out. */
   override prepare(addr: number, size: number): Uint8Array {
+    return this.afterPendingFrees(() => super.prepare(addr, size));
+  }
+
+  override prepareLocal(addr: number, size: number): number | undefined {
+    return this.afterPendingFrees(() => super.prepareLocal(addr, size));
+  }
+
+  private afterPendingFrees<T>(prepare: () => T): T {
     try {
-      return super.prepare(addr, size);
+      return prepare();
     } catch (err) {
       if (this.deinitializes.length === 0 || !hasCode(err, 'ERR_RANGE_INITIALIZED')) throw err;
       this.settle();
-      return super.prepare(addr, size);
+      return prepare();
     }
   }
 

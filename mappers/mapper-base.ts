@@ -48,14 +48,31 @@ export abstract class MapperBase<R extends RegionRecord = RegionRecord> implemen
   }
 
   prepare(addr: number, size: number): Uint8Array {
+    const r = this.checkPrepare(addr, size);
+    const v = this.workingMemory(r, addr, size);
+    this.table.addView(r, addr, v);
+    return v;
+  }
+
+  prepareLocal(addr: number, size: number): number | undefined {
+    const r = this.checkPrepare(addr, size);
+    const local = this.localWorkingAddress(r, addr);
+    if (local !== undefined) this.table.markPrepared(r, addr);
+    return local;
+  }
+
+  /** Where the working memory of `addr` lies in this process, when the mapper writes it there (see prepareLocal). */
+  protected localWorkingAddress(_r: Reservation<R>, _addr: number): number | undefined {
+    return undefined;
+  }
+
+  private checkPrepare(addr: number, size: number): Reservation<R> {
     this.checkOpen();
     checkAddress('addr', addr);
     checkSize('size', size);
     const r = this.table.of(addr, size, 'prepare');
     this.table.checkPrepare(r, addr, size);
-    const v = this.workingMemory(r, addr, size);
-    this.table.addView(r, addr, v);
-    return v;
+    return r;
   }
 
   /** The checks initialize starts with; returns the reservation and the region's extent. */

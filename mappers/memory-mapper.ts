@@ -54,6 +54,15 @@ export interface MemoryMapper {
    */
   prepare(addr: number, size: number): Uint8Array;
   /**
+   * Optional: prepare() without the view. The same checks and the same record, and the address
+   * in this process where [addr, addr+size)'s working memory lies, for a writer that copies into
+   * it natively: one call per write, where a view costs an external ArrayBuffer made and then
+   * detached (2.3-2.9 us against 0.2-0.3 us for a 3 KB write here). Undefined, with nothing
+   * recorded, when the working memory is a buffer of the mapper's own (RPC copy): prepare() is
+   * the way there. prepare() can still give a view of the range until it is initialized.
+   */
+  prepareLocal?(addr: number, size: number): number | undefined;
+  /**
    * Moves the content into place (if the transport needs to), zeroes the zero-fill tails,
    * applies protections and runs the finalize actions in order. Every segment is checked
    * against its reservation before any byte is written. Returns the key: the lowest segment

@@ -104,6 +104,14 @@ export class ReservationTable<R extends RegionRecord = RegionRecord> {
     }
   }
 
+  /**
+   * Records working memory handed out at `addr` with no view yet (prepareLocal): initialize and
+   * deinitialize find it as they find views.
+   */
+  markPrepared(r: Reservation<R>, addr: number): void {
+    if (!r.views.has(addr)) r.views.set(addr, []);
+  }
+
   addView(r: Reservation<R>, addr: number, v: Uint8Array): void {
     const list = r.views.get(addr);
     if (list) list.push(v);

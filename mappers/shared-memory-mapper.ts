@@ -89,6 +89,10 @@ export class SharedMemoryMapper extends RemoteMemoryMapper {
     return native.view(this.localAddress(r.start, addr), size);
   }
 
+  protected override localWorkingAddress(r: Reservation, addr: number): number {
+    return this.localAddress(r.start, addr);
+  }
+
   protected sendInitialize(info: AllocInfo, r: Reservation, key: number, end: number): Promise<Uint8Array> {
     const local = this.local.get(r.start)!.address - r.start;
     const base = info.mappingBase;

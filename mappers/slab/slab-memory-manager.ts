@@ -1,6 +1,7 @@
 import { JitmemError, hex } from '../../core/errors.js';
 import { alignUp, checkSize } from '../../core/checks.js';
 import { osCounts } from '../../core/cost-counters.js';
+import * as native from '../../native/index.js';
 import type { AllocGroup } from '../../graph/alloc-group.js';
 import type { LinkGraph } from '../../graph/link-graph.js';
 import type { AllocActionCallPair, AllocInfo, ExecutorAddrRange, MemoryMapper, SegmentInfo } from '../memory-mapper.js';
@@ -71,6 +72,44 @@ export interface AllocationTicket {
   /** Protections of the lowest and the highest segment (how the allocation meets its neighbours). */
   readonly firstProt: number;
   readonly lastProt: number;
+}
+
+/**
+ * A segment of an allocation in flight. Where the mapper has its working memory in this process
+ * (MemoryMapper.prepareLocal: in-process, dual-mapped, shared memory), the view is made only when
+ * asked for, and writeContent copies the graph's bytes there natively: an allocation written
+ * that way makes no view, and its finalize detaches none (cray/churn in process spent 13% of its
+ * time making and detaching views). Elsewhere (RPC copy) the view is made at once, by prepare().
+ */
+class PreparedSegment implements AllocatedSegment {
+  private view: Uint8Array | undefined;
+
+  constructor(
+    private readonly mapper: MemoryMapper,
+    private readonly ticket: AllocationTicket,
+    readonly group: AllocGroup,
+    readonly address: number,
+    readonly contentSize: number,
+    readonly zeroFillSize: number,
+    readonly size: number,
+    /** Where the working memory lies in this process, when the mapper said (then no view yet). */
+    readonly local: number | undefined,
+  ) {
+    if (local === undefined) this.view = mapper.prepare(address, contentSize);
+  }
+
+  get workingMemory(): Uint8Array {
+    if (this.view) return this.view;
+    // Past its write window (finalized or abandoned) a segment's working memory is what a
+    // detached view is: empty, and writes reach nothing.
+    this.view = this.ticket.state === 'in-flight' ? this.mapper.prepare(this.address, this.contentSize) : new Uint8Array(0);
+    return this.view;
+  }
+
+  /** The view, if one was made (RPC copy sends the content from it). */
+  get madeView(): Uint8Array | undefined {
+    return this.view;
+  }
 }
 
 /** The segment at the lowest address (the layout's list is in AllocGroup order, not address order). */
@@ -159,23 +198,30 @@ export class InFlightAllocation {
    */
   writeContent(): void {
     for (const [i, seg] of this.layout.segments.entries()) {
-      const wm = this.segments[i]!.workingMemory;
-      if (wm.length < seg.contentSize) {
+      const prepared = this.segments[i] as PreparedSegment;
+      const view = prepared.madeView;
+      if (this.ticket.state !== 'in-flight' || (view !== undefined && view.length < seg.contentSize)) {
         throw new JitmemError(
           'ERR_WORKING_MEMORY_DETACHED',
-          `working memory of segment ${i} at ${hex(this.segments[i]!.address)} is no longer writable (finalized or abandoned)`,
+          `working memory of segment ${i} at ${hex(prepared.address)} is no longer writable (finalized or abandoned)`,
           {
-            address: this.segments[i]!.address,
+            address: prepared.address,
           },
         );
       }
+      const local = prepared.local;
       let cursor = 0;
       for (const p of seg.sections) {
         const content = p.section.content;
         if (content === undefined) continue;
-        if (p.offset > cursor) wm.fill(0, cursor, p.offset);
-        wm.set(content, p.offset);
-        osCounts.bytesCopied += content.length;
+        if (local !== undefined) {
+          if (p.offset > cursor) native.fill(local + cursor, p.offset - cursor, 0);
+          native.copyIn(local + p.offset, content);
+        } else {
+          if (p.offset > cursor) view!.fill(0, cursor, p.offset);
+          view!.set(content, p.offset);
+          osCounts.bytesCopied += content.length;
+        }
         cursor = p.offset + content.length;
       }
     }
@@ -281,24 +327,6 @@ export class SlabMemoryManager {
       base = this.index.take(standard.size);
     }
     const layout = this.orient(standard, base);
-    const segments: AllocatedSegment[] = [];
-    try {
-      for (const seg of layout.segments) {
-        const address = base + seg.offset;
-        segments.push({
-          group: seg.group,
-          address,
-          contentSize: seg.contentSize,
-          zeroFillSize: seg.zeroFillSize,
-          size: seg.pageRoundedSize,
-          workingMemory: this.mapper.prepare(address, seg.contentSize),
-        });
-      }
-    } catch (err) {
-      await this.mapper.deinitialize(segments.map((s) => s.address)).catch(() => undefined);
-      this.index.add(base, layout.size);
-      throw err;
-    }
     const ticket: AllocationTicket = {
       state: 'in-flight',
       base,
@@ -306,6 +334,31 @@ export class SlabMemoryManager {
       firstProt: lowestSegment(layout).group.prot,
       lastProt: highestSegment(layout).group.prot,
     };
+    const segments: PreparedSegment[] = [];
+    const prepared: number[] = [];
+    try {
+      for (const seg of layout.segments) {
+        const address = base + seg.offset;
+        const local = this.mapper.prepareLocal?.(address, seg.contentSize);
+        if (local !== undefined) prepared.push(address);
+        const segment = new PreparedSegment(
+          this.mapper,
+          ticket,
+          seg.group,
+          address,
+          seg.contentSize,
+          seg.zeroFillSize,
+          seg.pageRoundedSize,
+          local,
+        );
+        if (local === undefined) prepared.push(address);
+        segments.push(segment);
+      }
+    } catch (err) {
+      await this.mapper.deinitialize(prepared).catch(() => undefined);
+      this.index.add(base, layout.size);
+      throw err;
+    }
     this.live.set(base, ticket);
     this.byEnd.set(base + layout.size, ticket);
     this.liveBytes += layout.size;
@@ -333,7 +386,7 @@ export class SlabMemoryManager {
           contentSize: seg.contentSize,
           zeroFillSize: seg.zeroFillSize,
           group: seg.group,
-          workingMemory: alloc.segments[i]!.workingMemory,
+          workingMemory: (alloc.segments[i] as PreparedSegment).madeView,
         });
       }
       info = { mappingBase: alloc.base, segments, actions: alloc.actions };

@@ -1,0 +1,91 @@
+import test from 'ava';
+import { SlabMemoryManager } from '../mappers/slab/slab-memory-manager.js';
+import type { LinkGraph } from '../graph/link-graph.js';
+import { INC_CODE, RW, RX, incGraph } from './helpers/graphs.js';
+import { openTarget, sha256Hex, type MapperKind } from './helpers/mapper-targets.js';
+
+/**
+ * Working memory made only when asked for. Where a mapper has it in this process (in-process,
+ * dual-mapped, shared memory: MemoryMapper.prepareLocal), writeContent copies the graph's bytes
+ * there natively and no view is made; a view asked for is the same memory, and like every view
+ * it is detached at finalize. RPC copy's working memory is its own buffer, made at allocate.
+ * Either way the write window closes at finalize or abandon: writeContent is refused, a view
+ * asked for afterwards is empty, and the memory that went live is as written.
+ */
+
+/** Sections with gaps between them (alignment), so that the bytes between must be zeroed on a reused range. */
+function gappedGraph(name: string, fill: number): LinkGraph {
+  return {
+    name,
+    sections: [
+      { name: '.text', group: RX, alignment: 16, size: INC_CODE.length, content: INC_CODE },
+      { name: '.a', group: RW, alignment: 8, size: 3, content: new Uint8Array(3).fill(fill) },
+      { name: '.b', group: RW, alignment: 64, size: 100, content: new Uint8Array(100).fill(fill + 1) },
+    ],
+  };
+}
+
+for (const kind of ['in-process', 'dualmap', 'shared', 'rpc-copy'] as const satisfies readonly MapperKind[]) {
+  test(`${kind}: content written without a view goes live byte for byte, gaps zeroed on a reused range, and the window closes at finalize`, async (t) => {
+    const target = await openTarget(kind);
+    t.teardown(() => target.close());
+    const manager = new SlabMemoryManager(target.mapper, { granularity: 1 << 20 });
+    // Dirty the range first: every byte of the next allocation's pages is 0xee.
+    const dirt = await manager.allocate({
+      name: 'dirt',
+      sections: [{ name: '.d', group: RW, alignment: 8, size: 12288, content: new Uint8Array(12288).fill(0xee) }],
+    });
+    dirt.writeContent();
+    await manager.deallocate([await dirt.finalize()]);
+
+    const alloc = await manager.allocate(gappedGraph('gapped', 0x11));
+    alloc.writeContent();
+    const fin = await alloc.finalize();
+    t.is(await target.runInt(fin.sectionAddress('.text'), 41), 42);
+    const dataStart = fin.sectionAddress('.a');
+    const data = await target.read(dataStart, fin.sectionAddress('.b') + 100 - dataStart);
+    const expected = new Uint8Array(data.length);
+    expected.fill(0x11, 0, 3);
+    expected.fill(0x12, data.length - 100);
+    t.is(sha256Hex(data), sha256Hex(expected), 'the sections byte for byte, the gap between them zero');
+    // Closed: writeContent refused, a view asked for now is empty and reaches nothing.
+    t.throws(() => alloc.writeContent(), { code: 'ERR_WORKING_MEMORY_DETACHED' });
+    for (const s of alloc.segments) {
+      const wm = s.workingMemory;
+      t.is(wm.length, 0);
+      wm[0] = 0xcc;
+    }
+    t.is(await target.runInt(fin.sectionAddress('.text'), 1), 2);
+    t.deepEqual(await target.read(fin.sectionAddress('.text'), INC_CODE.length), INC_CODE);
+  });
+
+  test(`${kind}: a view asked for after writeContent holds what was written, and is detached at finalize`, async (t) => {
+    const target = await openTarget(kind);
+    t.teardown(() => target.close());
+    const manager = new SlabMemoryManager(target.mapper, { granularity: 1 << 20 });
+    const alloc = await manager.allocate(incGraph());
+    alloc.writeContent();
+    const text = alloc.sectionWorkingMemory('.text');
+    t.deepEqual([...text], [...INC_CODE]);
+    // A write through the view before finalize is what goes live: lea eax, [rdi+2].
+    text[2] = 0x02;
+    const fin = await alloc.finalize();
+    t.is(text.length, 0);
+    t.is(await target.runInt(fin.sectionAddress('.text'), 5), 7);
+  });
+
+  test(`${kind}: an allocation abandoned before any view was made gives its range back`, async (t) => {
+    const target = await openTarget(kind);
+    t.teardown(() => target.close());
+    const manager = new SlabMemoryManager(target.mapper, { granularity: 1 << 20 });
+    const first = await manager.allocate(incGraph('first'));
+    first.writeContent();
+    await first.abandon();
+    t.throws(() => first.writeContent(), { code: 'ERR_WORKING_MEMORY_DETACHED' });
+    const again = await manager.allocate(incGraph('again'));
+    t.is(again.base, first.base);
+    again.writeContent();
+    const fin = await again.finalize();
+    t.is(await target.runInt(fin.sectionAddress('.text'), 0), 1);
+  });
+}
