@@ -1,5 +1,6 @@
 import test from 'ava';
 import { SlabMemoryManager } from '../mappers/slab/slab-memory-manager.js';
+import { ForwardingMapper } from '../mappers/forwarding-mapper.js';
 import type { LinkGraph } from '../graph/link-graph.js';
 import { INC_CODE, RW, RX, incGraph } from './helpers/graphs.js';
 import { openTarget, sha256Hex, type MapperKind } from './helpers/mapper-targets.js';
@@ -89,3 +90,14 @@ for (const kind of ['in-process', 'dualmap', 'shared', 'rpc-copy'] as const sati
     t.is(await target.runInt(fin.sectionAddress('.text'), 0), 1);
   });
 }
+
+test("a forwarding mapper (the bench's reserve timer, for one) passes prepareLocal through: the address here in process, none for RPC copy", async (t) => {
+  for (const kind of ['in-process', 'rpc-copy'] as const) {
+    const target = await openTarget(kind);
+    t.teardown(() => target.close());
+    const wrapped = new ForwardingMapper(target.mapper);
+    const { start } = await wrapped.reserve(1 << 20);
+    t.is(typeof wrapped.prepareLocal, 'function');
+    t.is(wrapped.prepareLocal!(start, 100), kind === 'in-process' ? start : undefined, kind);
+  }
+});

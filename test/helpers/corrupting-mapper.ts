@@ -11,8 +11,10 @@ export class CorruptingMapper extends ForwardingMapper {
 
   override initialize(info: AllocInfo) {
     const seg = info.segments.find((s) => s.contentSize > 0);
-    if (this.flipped === undefined && seg?.workingMemory) {
-      seg.workingMemory[seg.contentSize >> 1]! ^= 0x40;
+    if (this.flipped === undefined && seg) {
+      // Content written without a view (prepareLocal) has none in the info: a view of it is asked for.
+      const memory = seg.workingMemory ?? this.inner.prepare(info.mappingBase + seg.offset, seg.contentSize);
+      memory[seg.contentSize >> 1]! ^= 0x40;
       this.flipped = info.mappingBase + seg.offset + (seg.contentSize >> 1);
     }
     return this.inner.initialize(info);
