@@ -61,7 +61,7 @@ export abstract class MapperBase<R extends RegionRecord = RegionRecord> implemen
     return local;
   }
 
-  /** Where the working memory of `addr` lies in this process, when the mapper writes it there (see prepareLocal). */
+  /** Where the working memory of `addr` lies in this process (see prepareLocal); undefined: nowhere. */
   protected localWorkingAddress(_r: Reservation<R>, _addr: number): number | undefined {
     return undefined;
   }

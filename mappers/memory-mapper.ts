@@ -58,8 +58,8 @@ export interface MemoryMapper {
    * in this process where [addr, addr+size)'s working memory lies, for a writer that copies into
    * it natively: one call per write, where a view costs an external ArrayBuffer made and then
    * detached (2.3-2.9 us against 0.2-0.3 us for a 3 KB write here). Undefined, with nothing
-   * recorded, when the working memory is a buffer of the mapper's own (RPC copy): prepare() is
-   * the way there. prepare() can still give a view of the range until it is initialized.
+   * recorded, when the mapper has no such address: prepare() is the way there. prepare() can
+   * still give a view of the range until it is initialized.
    */
   prepareLocal?(addr: number, size: number): number | undefined;
   /**

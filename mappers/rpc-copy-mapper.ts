@@ -18,8 +18,9 @@ import { RemoteMemoryMapper, callArgs } from './remote-memory-mapper.js';
  * TCP to another machine.
  *
  * One copy on this side: the staging area of a reservation is an anonymous mapping of its size
- * (address space only, until written), working memory is a zero-copy view of it, and the
- * finalize request goes out as a gather write whose content pieces are those views, so the
+ * (address space only, until written), working memory is written there natively (prepareLocal)
+ * or through a zero-copy view of it, and the finalize request goes out as a gather write whose
+ * content pieces are views of it (one for the region when its segments have none), so the
  * kernel's copy into the socket is the only one. The views are detached once the executor has
  * answered, which it does only after reading the whole request; warm staging pages are reused
  * by the next allocation of the same range, and no buffer is allocated per allocation, which
@@ -45,13 +46,30 @@ export class RpcCopyMapper extends RemoteMemoryMapper {
   }
 
   protected workingMemory(r: Reservation, addr: number, size: number): Uint8Array {
-    return native.view(this.staging.get(r.start)! + (addr - r.start), size);
+    return native.view(this.stagingAddress(r, addr), size);
+  }
+
+  /** Working memory is staging memory here: content written there natively needs no view until it is sent. */
+  protected override localWorkingAddress(r: Reservation, addr: number): number {
+    return this.stagingAddress(r, addr);
+  }
+
+  private stagingAddress(r: Reservation, addr: number): number {
+    return this.staging.get(r.start)! + (addr - r.start);
   }
 
   protected async sendInitialize(info: AllocInfo, r: Reservation, key: number, end: number): Promise<Uint8Array> {
+    // Segments prepared without a view (prepareLocal) are sent from one view of the region's
+    // staging pages, made for the write and detached with the others once answered.
+    let region: Uint8Array | undefined;
     const segments = info.segments.map((seg) => {
       const addr = info.mappingBase + seg.offset;
-      const working = seg.workingMemory ?? r.views.get(addr)?.[0];
+      const views = r.views.get(addr);
+      let working = seg.workingMemory ?? views?.[0];
+      if (working === undefined && views !== undefined && seg.contentSize > 0) {
+        region ??= native.view(this.stagingAddress(r, key), end - key);
+        working = region.subarray(addr - key, addr - key + seg.contentSize);
+      }
       if (seg.contentSize > 0 && (!working || working.length < seg.contentSize)) {
         throw new JitmemError(
           'ERR_NO_WORKING_MEMORY',
@@ -77,6 +95,7 @@ export class RpcCopyMapper extends RemoteMemoryMapper {
     } finally {
       // Answered (or the session is gone, and the socket with it): the views may go.
       this.table.detachViews(r, key, end);
+      if (region) native.detach(region);
     }
   }
 

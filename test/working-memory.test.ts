@@ -6,10 +6,10 @@ import { INC_CODE, RW, RX, incGraph } from './helpers/graphs.js';
 import { openTarget, sha256Hex, type MapperKind } from './helpers/mapper-targets.js';
 
 /**
- * Working memory made only when asked for. Where a mapper has it in this process (in-process,
- * dual-mapped, shared memory: MemoryMapper.prepareLocal), writeContent copies the graph's bytes
- * there natively and no view is made; a view asked for is the same memory, and like every view
- * it is detached at finalize. RPC copy's working memory is its own buffer, made at allocate.
+ * Working memory made only when asked for. Every mapper has it in this process (the target
+ * in process, the writing mapping, the shared mapping, RPC copy's staging pages:
+ * MemoryMapper.prepareLocal), so writeContent copies the graph's bytes there natively and no view
+ * is made; a view asked for is the same memory, and like every view it is detached at finalize.
  * Either way the write window closes at finalize or abandon: writeContent is refused, a view
  * asked for afterwards is empty, and the memory that went live is as written.
  */
@@ -91,13 +91,17 @@ for (const kind of ['in-process', 'dualmap', 'shared', 'rpc-copy'] as const sati
   });
 }
 
-test("a forwarding mapper (the bench's reserve timer, for one) passes prepareLocal through: the address here in process, none for RPC copy", async (t) => {
+test("a forwarding mapper (the bench's reserve timer, for one) passes prepareLocal through: the target address in process, the staging address for RPC copy", async (t) => {
   for (const kind of ['in-process', 'rpc-copy'] as const) {
     const target = await openTarget(kind);
     t.teardown(() => target.close());
     const wrapped = new ForwardingMapper(target.mapper);
     const { start } = await wrapped.reserve(1 << 20);
-    t.is(typeof wrapped.prepareLocal, 'function');
-    t.is(wrapped.prepareLocal!(start, 100), kind === 'in-process' ? start : undefined, kind);
+    const local = wrapped.prepareLocal!(start + 4096, 100);
+    const base = target.mapper.prepareLocal!(start, 100)!;
+    t.is(typeof local, 'number');
+    t.is(local! - base, 4096, kind);
+    if (kind === 'in-process') t.is(base, start);
+    else t.not(base, start);
   }
 });

@@ -76,10 +76,10 @@ export interface AllocationTicket {
 
 /**
  * A segment of an allocation in flight. Where the mapper has its working memory in this process
- * (MemoryMapper.prepareLocal: in-process, dual-mapped, shared memory), the view is made only when
- * asked for, and writeContent copies the graph's bytes there natively: an allocation written
- * that way makes no view, and its finalize detaches none (cray/churn in process spent 13% of its
- * time making and detaching views). Elsewhere (RPC copy) the view is made at once, by prepare().
+ * (MemoryMapper.prepareLocal: all four of ours), the view is made only when asked for, and
+ * writeContent copies the graph's bytes there natively: an allocation written that way makes no
+ * view, and its finalize detaches none (cray/churn in process spent 13% of its time making and
+ * detaching views). With a mapper that has no such address, the view is made at once by prepare().
  */
 class PreparedSegment implements AllocatedSegment {
   private view: Uint8Array | undefined;
