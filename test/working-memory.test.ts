@@ -105,3 +105,21 @@ test("a forwarding mapper (the bench's reserve timer, for one) passes prepareLoc
     else t.not(base, start);
   }
 });
+
+test('in-process: a section given larger content after allocate is refused by writeContent, and nothing past its segment is written', async (t) => {
+  const target = await openTarget('in-process');
+  t.teardown(() => target.close());
+  const manager = new SlabMemoryManager(target.mapper, { granularity: 1 << 20 });
+  const neighbour = await manager.allocate(incGraph('neighbour'));
+  const graph = gappedGraph('grown', 0x21);
+  const alloc = await manager.allocate(graph);
+  neighbour.writeContent();
+  const neighbourFin = await neighbour.finalize();
+  const before = await target.read(alloc.base, alloc.size + 4096);
+  // The graph is the caller's: its section now holds far more than its place.
+  (graph.sections[2] as { content: Uint8Array }).content = new Uint8Array(64 << 10).fill(0x99);
+  t.throws(() => alloc.writeContent(), { code: 'ERR_CONTENT_SIZE_MISMATCH', message: /"\.b" of graph "grown" has 65536 bytes/ });
+  const after = await target.read(alloc.base + alloc.size, 4096);
+  t.deepEqual(after, before.subarray(alloc.size));
+  t.is(await target.runInt(neighbourFin.sectionAddress('.text'), 1), 2);
+});

@@ -214,6 +214,15 @@ export class InFlightAllocation {
       for (const p of seg.sections) {
         const content = p.section.content;
         if (content === undefined) continue;
+        // The layout was made from the graph as it was at allocate: a section given other
+        // content since must still fit its place (a native copy has no view to stop it).
+        if (!(content instanceof Uint8Array) || p.offset + content.length > seg.contentSize) {
+          throw new JitmemError(
+            'ERR_CONTENT_SIZE_MISMATCH',
+            `section ${JSON.stringify(p.section.name)} of graph ${JSON.stringify(this.graph.name)} has ${content instanceof Uint8Array ? `${content.length} bytes of content` : 'content that is not a Uint8Array'}; from offset ${p.offset} its segment holds ${seg.contentSize - p.offset}`,
+            { section: p.section.name, offset: p.offset, contentSize: seg.contentSize },
+          );
+        }
         if (local !== undefined) {
           if (p.offset > cursor) native.fill(local + cursor, p.offset - cursor, 0);
           native.copyIn(local + p.offset, content);
