@@ -344,27 +344,26 @@ export class SlabMemoryManager {
       lastProt: highestSegment(layout).group.prot,
     };
     const segments: PreparedSegment[] = [];
-    const prepared: number[] = [];
     try {
       for (const seg of layout.segments) {
         const address = base + seg.offset;
+        // Either prepareLocal recorded the range, or the segment's prepare() does (or throws).
         const local = this.mapper.prepareLocal?.(address, seg.contentSize);
-        if (local !== undefined) prepared.push(address);
-        const segment = new PreparedSegment(
-          this.mapper,
-          ticket,
-          seg.group,
-          address,
-          seg.contentSize,
-          seg.zeroFillSize,
-          seg.pageRoundedSize,
-          local,
+        segments.push(
+          new PreparedSegment(
+            this.mapper,
+            ticket,
+            seg.group,
+            address,
+            seg.contentSize,
+            seg.zeroFillSize,
+            seg.pageRoundedSize,
+            local,
+          ),
         );
-        if (local === undefined) prepared.push(address);
-        segments.push(segment);
       }
     } catch (err) {
-      await this.mapper.deinitialize(prepared).catch(() => undefined);
+      await this.mapper.deinitialize(segments.map((s) => s.address)).catch(() => undefined);
       this.index.add(base, layout.size);
       throw err;
     }
