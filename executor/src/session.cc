@@ -650,14 +650,18 @@ int Session::serve() {
       continue;
     }
     // Initializes pipelined by the controller (a program's graphs) are read together: they are
-    // handled together, their protections set with the fewest calls across them.
-    std::vector<CallIn> calls;
+    // handled together, their protections set with the fewest calls across them. Every
+    // initialize goes that way, alone or not.
     auto service = services_.find(tag);
-    if (service != services_.end() && (service->second == Service::MemInitialize || service->second == Service::ShmInitialize)) {
-      calls.push_back({seq, payload, payloadSize});
+    bool initialize = service != services_.end() && (service->second == Service::MemInitialize || service->second == Service::ShmInitialize);
+    bool more;
+    if (initialize) {
+      std::vector<CallIn> calls{{seq, payload, payloadSize}};
       takeSameCalls(tag, calls);
+      more = handleInitializes(service->second, calls);
+    } else {
+      more = handleCall(seq, tag, payload, payloadSize);
     }
-    bool more = calls.size() > 1 ? handleInitializes(service->second, calls) : handleCall(seq, tag, payload, payloadSize);
     oversized_.reset();
     if (!more) break;
     // The calls that came in one read are answered: their answers leave together.
@@ -948,15 +952,9 @@ bool Session::handle(Service s, uint64_t seq, Reader &r, Writer &w) {
       return false;
     }
     case Service::MemInitialize:
-    case Service::ShmInitialize: {
-      // One alone; those read together go through handleInitializes.
-      std::vector<InitializeJob> jobs(1);
-      if (!decodeInitialize(s, r, jobs[0])) return false;
-      if (s == Service::ShmInitialize) mem_.shmInitialize(jobs);
-      else mem_.initialize(jobs);
-      PutExpectedAddr(w, jobs[0].ok, jobs[0].key, jobs[0].e);
-      return false;
-    }
+    case Service::ShmInitialize:
+      // serve() hands every initialize to handleInitializes; none reaches here.
+      return fatal("ERR_INTERNAL", "an initialize call reached the one-call handler");
     case Service::ShmReserve: {
       uint64_t inst = r.addr(), size = r.u64("the size");
       DECODED(r, "Reserve arguments");
